@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# bench/pair.sh - a ringmesh proxy pair under the PAIR_CMD contract of shared/bench/peer-bench.sh:
+#
+#   client --plain--> outbound proxy (explicit upstream listener, 127.0.0.1:$OUT_LISTEN)
+#          --mTLS 1.3, ALPN ringmesh/1--> inbound proxy (explicit inbound listener, 127.0.0.1:$IN_LISTEN)
+#          --plain--> $BACKEND
+#
+# Usage (from the repository root, after a build into build/):
+#   PAIR_CMD=bench/pair.sh bash ../shared/bench/peer-bench.sh
+# The environment (OUT_LISTEN IN_LISTEN BACKEND CA CERT_CLIENT KEY_CLIENT CERT_SERVER KEY_SERVER PAIR_WORKDIR) comes
+# from peer-bench.sh. Knobs: RM_PROXY (binary), RM_WORKERS (default 1), RINGMESH_IO_BACKEND (auto|io_uring|epoll).
+# Both proxies start in the background in this session and this script returns; peer-bench stops them by PID.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+proxy=${RM_PROXY:-$here/build/sidecar/ringmesh-proxy}
+workers=${RM_WORKERS:-1}
+work=${PAIR_WORKDIR:-$(mktemp -d)}
+: "${OUT_LISTEN:?}" "${IN_LISTEN:?}" "${BACKEND:?}" "${CA:?}" "${CERT_CLIENT:?}" "${KEY_CLIENT:?}" \
+  "${CERT_SERVER:?}" "${KEY_SERVER:?}"
+[ -x "$proxy" ] || { echo "pair.sh: $proxy not found: build first (scripts/test.sh or cmake --build build)" >&2; exit 1; }
+
+# The bench's certificates name spiffe://cluster.local/ns/default/sa/{client,server}.
+cat >"$work/outbound.yaml" <<YAML
+trustDomain: cluster.local
+tls: {certFile: "$CERT_CLIENT", keyFile: "$KEY_CLIENT", bundleFile: "$CA"}
+outbound: {enabled: false}
+inbound: {enabled: false}
+admin: {enabled: false}
+workers: $workers
+accessLog: false
+logLevel: warn
+listeners:
+  - name: bench-upstream
+    type: upstream
+    listen: "127.0.0.1:$OUT_LISTEN"
+    target: "127.0.0.1:$IN_LISTEN"
+    identities: ["spiffe://cluster.local/ns/default/sa/server"]
+YAML
+cat >"$work/inbound.yaml" <<YAML
+trustDomain: cluster.local
+tls: {certFile: "$CERT_SERVER", keyFile: "$KEY_SERVER", bundleFile: "$CA"}
+outbound: {enabled: false}
+inbound: {enabled: false}
+admin: {enabled: false}
+workers: $workers
+accessLog: false
+logLevel: warn
+listeners:
+  - name: bench-inbound
+    type: inbound
+    listen: "127.0.0.1:$IN_LISTEN"
+    target: "$BACKEND"
+    mode: STRICT
+YAML
+
+"$proxy" --config "$work/inbound.yaml" >"$work/inbound.log" 2>&1 &
+echo $! >>"${PAIR_PIDFILE:-/dev/null}"
+"$proxy" --config "$work/outbound.yaml" >"$work/outbound.log" 2>&1 &
+echo $! >>"${PAIR_PIDFILE:-/dev/null}"

@@ -1,0 +1,92 @@
+#include "ringmesh/error.h"
+
+#include <string.h>
+
+const char *rm_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "ok";
+    case RM_ERR_TLS_WANT_IO:
+        return "TLS needs more I/O";
+    case RM_ERR_TLS_HANDSHAKE:
+        return "TLS handshake failed";
+    case RM_ERR_TLS_NO_PEER_CERT:
+        return "peer presented no certificate";
+    case RM_ERR_TLS_UNTRUSTED:
+        return "peer certificate chain does not verify to the trust bundle";
+    case RM_ERR_TLS_EXPIRED:
+        return "peer certificate has expired";
+    case RM_ERR_TLS_NOT_YET_VALID:
+        return "peer certificate is not yet valid";
+    case RM_ERR_TLS_ALPN:
+        return "peer did not negotiate the mesh ALPN (ringmesh/1)";
+    case RM_ERR_TLS_CLOSED:
+        return "peer closed the TLS session";
+    case RM_ERR_TLS_PROTOCOL:
+        return "TLS record error";
+    case RM_ERR_TLS_CONFIG:
+        return "TLS certificate, key or bundle could not be loaded";
+    case RM_ERR_TLS_NO_MEMORY:
+        return "TLS out of memory";
+    case RM_ERR_SPIFFE_SCHEME:
+        return "SPIFFE ID must start with spiffe:// (lower case)";
+    case RM_ERR_SPIFFE_EMPTY_TD:
+        return "SPIFFE ID trust domain is empty";
+    case RM_ERR_SPIFFE_TD_CHARS:
+        return "SPIFFE ID trust domain may contain only a-z, 0-9, '.', '-' and '_'";
+    case RM_ERR_SPIFFE_TD_TOO_LONG:
+        return "SPIFFE ID trust domain is longer than 255 bytes";
+    case RM_ERR_SPIFFE_PATH_CHARS:
+        return "SPIFFE ID path may contain only A-Z, a-z, 0-9, '.', '-' and '_' between slashes";
+    case RM_ERR_SPIFFE_EMPTY_SEGMENT:
+        return "SPIFFE ID path has an empty segment";
+    case RM_ERR_SPIFFE_DOT_SEGMENT:
+        return "SPIFFE ID path has a '.' or '..' segment";
+    case RM_ERR_SPIFFE_QUERY_FRAGMENT:
+        return "SPIFFE ID must not have a query or fragment";
+    case RM_ERR_SPIFFE_TOO_LONG:
+        return "SPIFFE ID is longer than 2048 bytes";
+    case RM_ERR_SPIFFE_USERINFO_PORT:
+        return "SPIFFE ID authority must not have userinfo or a port";
+    case RM_ERR_SVID_PARSE:
+        return "certificate could not be parsed";
+    case RM_ERR_SVID_NO_URI_SAN:
+        return "X509-SVID leaf has no URI SAN";
+    case RM_ERR_SVID_MULTIPLE_URI_SANS:
+        return "X509-SVID leaf must have exactly one URI SAN";
+    case RM_ERR_SVID_LEAF_IS_CA:
+        return "X509-SVID leaf must not be a CA (basicConstraints cA=true)";
+    case RM_ERR_SVID_NO_DIGITAL_SIGNATURE:
+        return "X509-SVID leaf key usage must include digitalSignature";
+    case RM_ERR_SVID_KEY_CERT_SIGN:
+        return "X509-SVID leaf key usage must not include keyCertSign";
+    case RM_ERR_SVID_CRL_SIGN:
+        return "X509-SVID leaf key usage must not include cRLSign";
+    case RM_ERR_SVID_EXPIRED:
+        return "X509-SVID has expired (now is after notAfter)";
+    case RM_ERR_SVID_NOT_YET_VALID:
+        return "X509-SVID is not yet valid (now is before notBefore)";
+    case RM_ERR_SVID_UNTRUSTED:
+        return "X509-SVID chain does not verify to the trust bundle";
+    case RM_ERR_SVID_TRUST_DOMAIN:
+        return "SPIFFE ID is not in the expected trust domain";
+    case RM_ERR_SVID_UNEXPECTED_ID:
+        return "SPIFFE ID is not one of the identities expected for this destination";
+    case RM_ERR_SVID_NO_KEY_USAGE:
+        return "X509-SVID leaf has no key usage extension";
+    case RM_ERR_SVID_BAD_SAN_URI:
+        return "X509-SVID URI SAN is not a valid SPIFFE ID";
+    case RM_ERR_SVID_CA_NOT_CA:
+        return "signing certificate in the chain is not a CA with keyCertSign";
+    case RM_ERR_CONFIG_PARSE:
+        return "configuration could not be parsed";
+    case RM_ERR_CONFIG_VALUE:
+        return "configuration has an invalid value";
+    case RM_ERR_CONFIG_IO:
+        return "configuration file could not be read";
+    }
+    if (err < 0 && err > -4096)
+        return strerror(-err); /* glibc's strerror returns static text for every valid errno */
+    return "unknown error";
+}

@@ -1,0 +1,70 @@
+/* SPIFFE IDs and X.509-SVIDs, following the SPIFFE ID and X509-SVID specifications.
+ *
+ * The syntax rules live in spiffe_id.c and the leaf rules in svid_rules.c, both free of wolfSSL; X.509
+ * parsing, chain verification and issuance live in x509_wolfssl.c (the only one of these that includes
+ * wolfSSL headers). Every function returns 0 on success or one RM_ERR_SPIFFE_* / RM_ERR_SVID_* code that
+ * names the single rule that failed; rm_strerror() turns it into a sentence for logs and the CLI. */
+#ifndef RINGMESH_SVID_H
+#define RINGMESH_SVID_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define RM_SPIFFE_ID_MAX    2048 /* bytes, per the SPIFFE ID specification */
+#define RM_TRUST_DOMAIN_MAX 255
+
+/** A parsed SPIFFE ID. `str` is the NUL-terminated ID; the trust domain is str[9 .. 9+td_len). */
+typedef struct st_rm_spiffe_id_t {
+    char str[RM_SPIFFE_ID_MAX + 1];
+    size_t len;
+    size_t td_len;
+} rm_spiffe_id_t;
+
+/** Parses and validates `s` (length `len`, no NUL needed) as a SPIFFE ID. Returns 0 or RM_ERR_SPIFFE_*. */
+int rm_spiffe_id_parse(const char *s, size_t len, rm_spiffe_id_t *out);
+
+/** Validates a bare trust domain name. Returns 0 or RM_ERR_SPIFFE_*. */
+int rm_trust_domain_check(const char *td, size_t len);
+
+/** What a verifier expects of a peer's SVID. NULL/0 members are not checked. */
+typedef struct st_rm_svid_expect_t {
+    const char *trust_domain;         /* the ID's trust domain must equal this */
+    const char *const *ids;           /* the ID must equal one of these */
+    size_t num_ids;
+} rm_svid_expect_t;
+
+/** What the SVID rules need from a parsed leaf certificate. Filled by rm_x509_parse_der(). */
+#define RM_X509_MAX_URIS 4
+#define RM_KU_DIGITAL_SIGNATURE 0x80u /* bit values as in the DER KeyUsage first byte */
+#define RM_KU_KEY_CERT_SIGN     0x04u
+#define RM_KU_CRL_SIGN          0x02u
+typedef struct st_rm_x509_info_t {
+    int is_ca;                 /* basicConstraints cA */
+    int has_key_usage;         /* key usage extension present */
+    unsigned key_usage;        /* RM_KU_* bits */
+    time_t not_before, not_after;
+    size_t num_uris;           /* URI SANs seen (may exceed RM_X509_MAX_URIS; only that many are kept) */
+    char uris[RM_X509_MAX_URIS][RM_SPIFFE_ID_MAX + 1];
+} rm_x509_info_t;
+
+/** Parses a DER certificate into `info`. Returns 0 or RM_ERR_SVID_PARSE. */
+int rm_x509_parse_der(const uint8_t *der, size_t len, rm_x509_info_t *info);
+
+/** Applies the X509-SVID leaf rules (URI SAN count and syntax, not a CA, key usage, validity at `now`,
+ *  and `expect`) to a parsed leaf. On success fills `id` (may be NULL). Returns 0 or the failed rule. */
+int rm_svid_check_leaf(const rm_x509_info_t *leaf, time_t now, const rm_svid_expect_t *expect, rm_spiffe_id_t *id);
+
+/** A trust bundle: one or more root CA certificates. Opaque; owned by the caller of _load. */
+typedef struct st_rm_trust_bundle_t rm_trust_bundle_t;
+
+/** Loads every certificate of a PEM buffer as a trust anchor. Returns 0 or RM_ERR_SVID_PARSE. */
+int rm_trust_bundle_load_pem(rm_trust_bundle_t **out, const char *pem, size_t len);
+void rm_trust_bundle_free(rm_trust_bundle_t *b);
+
+/** Verifies a PEM chain (leaf first, then intermediates) against `bundle` at `now`, then applies the leaf rules.
+ *  On success fills `id` (may be NULL). Returns 0 or the failed rule. */
+int rm_svid_verify_pem(const rm_trust_bundle_t *bundle, const char *chain_pem, size_t len, time_t now,
+                       const rm_svid_expect_t *expect, rm_spiffe_id_t *id);
+
+#endif

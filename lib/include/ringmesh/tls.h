@@ -1,0 +1,96 @@
+/* The TLS backend: mutual TLS 1.3 with X.509-SVIDs, over caller-owned I/O.
+ *
+ * Only tls_wolfssl.c includes wolfSSL. A session never touches a socket: the caller receives ciphertext into the
+ * session's input window (rm_tls_in_space/rm_tls_in_commit) and sends what the session leaves in its output
+ * window (rm_tls_out_data/rm_tls_out_consume), so any event loop can drive it and it never blocks.
+ * Every function returns 0 or bytes on success, RM_ERR_TLS_WANT_IO when it needs more input or more output room,
+ * or another RM_ERR_TLS_* / RM_ERR_SVID_* code naming why the session failed. wolfSSL codes never escape. */
+#ifndef RINGMESH_TLS_H
+#define RINGMESH_TLS_H
+
+#include "ringmesh/svid.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RM_TLS_ALPN "ringmesh/1"
+
+typedef struct st_rm_tls_ctx_t rm_tls_ctx_t;
+typedef struct st_rm_tls_t rm_tls_t;
+
+typedef enum { RM_TLS_CLIENT = 0, RM_TLS_SERVER = 1 } rm_tls_role_t;
+
+/** What a context is made from. PEM buffers are copied; the caller may wipe its own copies after the call. */
+typedef struct st_rm_tls_ctx_config_t {
+    const char *cert_pem; /* chain, leaf first */
+    size_t cert_len;
+    const char *key_pem;
+    size_t key_len;
+    const char *bundle_pem; /* trust anchors */
+    size_t bundle_len;
+    const char *trust_domain; /* peers must be in this trust domain */
+} rm_tls_ctx_config_t;
+
+/** Initialises the library once per process. Returns 0 or RM_ERR_TLS_CONFIG. */
+int rm_tls_global_init(void);
+
+/** Makes an immutable context for one role. Checks that the certificate is a valid SVID for the bundle and
+ *  matches the key. On failure writes a sentence into `err` and returns RM_ERR_TLS_CONFIG or an RM_ERR_SVID_* code.
+ *  A context may be shared by every worker thread; it is reference-counted (starts at 1). */
+int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_config_t *cfg, char *err, size_t errlen);
+void rm_tls_ctx_ref(rm_tls_ctx_t *ctx);
+void rm_tls_ctx_unref(rm_tls_ctx_t *ctx);
+/** This context's own SPIFFE ID (from its certificate). */
+const rm_spiffe_id_t *rm_tls_ctx_id(const rm_tls_ctx_t *ctx);
+/** notAfter of this context's own certificate. */
+time_t rm_tls_ctx_not_after(const rm_tls_ctx_t *ctx);
+
+/** Starts a session. `expected_ids` (may be NULL; must outlive the session) are the IDs the peer may present:
+ *  a client passes the destination's identities. Returns 0, RM_ERR_TLS_NO_MEMORY. The session holds a ref on ctx. */
+int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_ids, size_t num_expected_ids);
+void rm_tls_free(rm_tls_t *tls);
+
+/** The free tail of the input window: receive ciphertext there, then commit what arrived. */
+void rm_tls_in_space(rm_tls_t *tls, uint8_t **p, size_t *len);
+void rm_tls_in_commit(rm_tls_t *tls, size_t n);
+/** Copies bytes already read elsewhere (sniffed) into the input window. Returns 0 or RM_ERR_TLS_PROTOCOL if they
+ *  do not fit. */
+int rm_tls_in_append(rm_tls_t *tls, const uint8_t *p, size_t len);
+/** Marks the transport as closed by the peer (TCP EOF): later reads fail instead of waiting. */
+void rm_tls_in_eof(rm_tls_t *tls);
+
+/** The ciphertext waiting to be sent. */
+void rm_tls_out_data(rm_tls_t *tls, const uint8_t **p, size_t *len);
+void rm_tls_out_consume(rm_tls_t *tls, size_t n);
+
+/** Advances the handshake. Returns 0 once it is complete and the peer's SVID is verified, RM_ERR_TLS_WANT_IO, or
+ *  the reason it failed (an alert for the peer may then be waiting in the output window). */
+int rm_tls_handshake(rm_tls_t *tls);
+/** The verified peer's SPIFFE ID (valid after rm_tls_handshake returned 0), else NULL. */
+const rm_spiffe_id_t *rm_tls_peer_id(const rm_tls_t *tls);
+/** The last alert received from the peer as text (e.g. "bad_certificate"), or NULL. */
+const char *rm_tls_peer_alert(const rm_tls_t *tls);
+/** Negotiated protocol version string, e.g. "TLSv1.3". */
+const char *rm_tls_version(const rm_tls_t *tls);
+
+/** Decrypts into buf. Returns bytes (>0), 0 when the peer sent close_notify or closed the transport after one,
+ *  RM_ERR_TLS_WANT_IO, or an error. */
+int rm_tls_read(rm_tls_t *tls, uint8_t *buf, size_t len);
+/** Encrypts up to len bytes into the output window. Returns bytes consumed (>0), RM_ERR_TLS_WANT_IO when the output
+ *  window has no room (send it, then call again with the same data), or an error. */
+int rm_tls_write(rm_tls_t *tls, const uint8_t *buf, size_t len);
+/** Queues a close_notify alert in the output window. Returns 0 or an error. */
+int rm_tls_close_notify(rm_tls_t *tls);
+
+/** Result of looking at the first bytes a client sent (PERMISSIVE ports). */
+typedef enum {
+    RM_TLS_SNIFF_NEED_MORE = 0, /* could be a ClientHello, not complete yet */
+    RM_TLS_SNIFF_PLAINTEXT,     /* not TLS */
+    RM_TLS_SNIFF_TLS_OTHER,     /* TLS, but not offering the mesh ALPN (the app's own TLS) */
+    RM_TLS_SNIFF_MESH,          /* a ClientHello offering ALPN ringmesh/1 */
+} rm_tls_sniff_t;
+
+/** Classifies the first bytes of a connection. Never reads past len. */
+rm_tls_sniff_t rm_tls_sniff(const uint8_t *p, size_t len);
+
+#endif

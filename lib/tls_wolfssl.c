@@ -1,0 +1,460 @@
+/* The TLS backend over wolfSSL. The only file of the proxy's path that includes wolfSSL headers. */
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
+#include "ringmesh/error.h"
+#include "ringmesh/tls.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One TLS 1.3 record can carry 2^14 bytes of plaintext plus at most 256 bytes of expansion and a 5-byte header;
+ * both windows hold one whole record so a write never stops half-way. */
+#define TLS_RECORD_MAX (16384 + 256 + 5)
+#define TLS_WINDOW     (TLS_RECORD_MAX + 256)
+/* Largest plaintext we hand wolfSSL_write, and what one record adds to it (header, type, tag, slack). */
+#define TLS_WRITE_CHUNK    16384
+#define TLS_WRITE_OVERHEAD 64
+
+struct st_rm_tls_ctx_t {
+    WOLFSSL_CTX *ctx;
+    rm_tls_role_t role;
+    atomic_int refs;
+    char trust_domain[RM_TRUST_DOMAIN_MAX + 1];
+    rm_spiffe_id_t id;
+    time_t not_after;
+};
+
+struct st_rm_tls_t {
+    WOLFSSL *ssl;
+    rm_tls_ctx_t *ctx;
+    const char *const *expected_ids;
+    size_t num_expected_ids;
+    uint8_t *in;        /* ciphertext received, not yet given to wolfSSL: in[in_off .. in_len) */
+    size_t in_off, in_len;
+    uint8_t *out;       /* ciphertext produced, not yet sent: out[out_off .. out_len) */
+    size_t out_off, out_len;
+    int in_eof;
+    int verify_err;     /* why our verify callback refused the peer */
+    int handshake_done;
+    int peer_closed;
+    rm_spiffe_id_t peer_id;
+};
+
+static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    rm_tls_t *tls = arg;
+    size_t avail = tls->in_len - tls->in_off;
+    (void)ssl;
+    if (avail == 0)
+        return tls->in_eof ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
+    if ((size_t)sz > avail)
+        sz = (int)avail;
+    memcpy(buf, tls->in + tls->in_off, (size_t)sz);
+    tls->in_off += (size_t)sz;
+    /* no compaction here: a receive may be in flight into the tail; rm_tls_in_space compacts before the next */
+    return sz;
+}
+
+static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    rm_tls_t *tls = arg;
+    size_t room;
+    (void)ssl;
+    /* Append only: bytes before out_len may be in flight in a send, so they never move. */
+    room = TLS_WINDOW - tls->out_len;
+    if (room == 0)
+        return WOLFSSL_CBIO_ERR_WANT_WRITE;
+    if ((size_t)sz > room)
+        sz = (int)room;
+    memcpy(tls->out + tls->out_len, buf, (size_t)sz);
+    tls->out_len += (size_t)sz;
+    return sz;
+}
+
+/* Converts a wolfSSL verification or handshake error to ours. */
+static int convert_error(int e)
+{
+    switch (e) {
+    case ASN_AFTER_DATE_E:
+        return RM_ERR_TLS_EXPIRED;
+    case ASN_BEFORE_DATE_E:
+        return RM_ERR_TLS_NOT_YET_VALID;
+    case ASN_NO_SIGNER_E:
+    case ASN_SELF_SIGNED_E:
+    case ASN_SIG_CONFIRM_E:
+    case ASN_PATHLEN_INV_E:
+    case ASN_PATHLEN_SIZE_E:
+        return RM_ERR_TLS_UNTRUSTED;
+    case NO_PEER_CERT:
+        return RM_ERR_TLS_NO_PEER_CERT;
+    case UNKNOWN_ALPN_PROTOCOL_NAME_E:
+        return RM_ERR_TLS_ALPN;
+    case MEMORY_E:
+        return RM_ERR_TLS_NO_MEMORY;
+    case ZERO_RETURN:
+    case SOCKET_PEER_CLOSED_E:
+        return RM_ERR_TLS_CLOSED;
+    }
+    return RM_ERR_TLS_HANDSHAKE;
+}
+
+/* Called for every certificate of the peer's chain (WOLFSSL_ALWAYS_VERIFY_CB): chain failures are recorded with
+ * their reason; at the leaf the X509-SVID rules and the expected identities are applied. */
+static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+    rm_tls_t *tls = store->userCtx;
+    WOLFSSL_X509 *x509;
+    const unsigned char *der;
+    int der_len, ret;
+    rm_svid_expect_t expect;
+
+    if (tls == NULL)
+        return 0;
+    if (!preverify) {
+        if (tls->verify_err == 0)
+            tls->verify_err = convert_error(store->error);
+        return 0;
+    }
+    if (store->error_depth != 0)
+        return 1;
+    if ((x509 = wolfSSL_X509_STORE_CTX_get_current_cert(store)) == NULL ||
+        (der = wolfSSL_X509_get_der(x509, &der_len)) == NULL) {
+        tls->verify_err = RM_ERR_SVID_PARSE;
+        return 0;
+    }
+    expect.trust_domain = tls->ctx->trust_domain;
+    expect.ids = tls->expected_ids;
+    expect.num_ids = tls->num_expected_ids;
+    if ((ret = rm_svid_check_peer_der(der, (size_t)der_len, time(NULL), &expect, &tls->peer_id)) != 0) {
+        tls->verify_err = ret;
+        /* keep the parsed ID for the log even though it was refused */
+        return 0;
+    }
+    return 1;
+}
+
+int rm_tls_global_init(void)
+{
+    return wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : RM_ERR_TLS_CONFIG;
+}
+
+int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_config_t *cfg, char *err, size_t errlen)
+{
+    rm_tls_ctx_t *c = NULL;
+    rm_trust_bundle_t *bundle = NULL;
+    rm_svid_expect_t expect = {0};
+    int ret;
+
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        ret = RM_ERR_TLS_NO_MEMORY;
+        goto Exit;
+    }
+    c->role = role;
+    atomic_init(&c->refs, 1);
+    if (cfg->trust_domain == NULL || strlen(cfg->trust_domain) > RM_TRUST_DOMAIN_MAX) {
+        snprintf(err, errlen, "trust domain missing or too long");
+        ret = RM_ERR_TLS_CONFIG;
+        goto Exit;
+    }
+    strcpy(c->trust_domain, cfg->trust_domain);
+
+    /* Our own certificate must itself be a valid SVID of our trust domain under the bundle we hand out. */
+    if ((ret = rm_trust_bundle_load_pem(&bundle, cfg->bundle_pem, cfg->bundle_len)) != 0) {
+        snprintf(err, errlen, "trust bundle: %s", rm_strerror(ret));
+        goto Exit;
+    }
+    expect.trust_domain = c->trust_domain;
+    if ((ret = rm_svid_verify_pem(bundle, cfg->cert_pem, cfg->cert_len, time(NULL), &expect, &c->id)) != 0) {
+        snprintf(err, errlen, "own certificate is not a valid SVID: %s", rm_strerror(ret));
+        goto Exit;
+    }
+    {
+        rm_x509_info_t *info = malloc(sizeof(*info));
+        unsigned char *der = malloc(cfg->cert_len);
+        int dlen;
+        if (info == NULL || der == NULL) {
+            free(info), free(der);
+            ret = RM_ERR_TLS_NO_MEMORY;
+            goto Exit;
+        }
+        dlen = wc_CertPemToDer((const unsigned char *)cfg->cert_pem, (int)cfg->cert_len, der, (int)cfg->cert_len,
+                               CERT_TYPE);
+        if (dlen > 0 && rm_x509_parse_der(der, (size_t)dlen, info) == 0)
+            c->not_after = info->not_after;
+        free(info), free(der);
+    }
+
+    if ((c->ctx = wolfSSL_CTX_new(role == RM_TLS_SERVER ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method())) ==
+        NULL) {
+        snprintf(err, errlen, "wolfSSL context could not be created");
+        ret = RM_ERR_TLS_CONFIG;
+        goto Exit;
+    }
+    if (wolfSSL_CTX_use_certificate_chain_buffer_format(c->ctx, (const unsigned char *)cfg->cert_pem,
+                                                        (long)cfg->cert_len, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "certificate chain could not be loaded");
+        ret = RM_ERR_TLS_CONFIG;
+        goto Exit;
+    }
+    if (wolfSSL_CTX_use_PrivateKey_buffer(c->ctx, (const unsigned char *)cfg->key_pem, (long)cfg->key_len,
+                                          WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_check_private_key(c->ctx) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "private key could not be loaded or does not match the certificate");
+        ret = RM_ERR_TLS_CONFIG;
+        goto Exit;
+    }
+    if (wolfSSL_CTX_load_verify_buffer(c->ctx, (const unsigned char *)cfg->bundle_pem, (long)cfg->bundle_len,
+                                       WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "trust bundle could not be loaded");
+        ret = RM_ERR_TLS_CONFIG;
+        goto Exit;
+    }
+    wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+    /* Every connection is a full handshake: no tickets, no session cache (nothing to steal, nothing to replay). */
+    wolfSSL_CTX_set_session_cache_mode(c->ctx, WOLFSSL_SESS_CACHE_OFF);
+    if (role == RM_TLS_SERVER)
+        wolfSSL_CTX_no_ticket_TLSv13(c->ctx);
+    wolfSSL_CTX_SetIORecv(c->ctx, io_recv);
+    wolfSSL_CTX_SetIOSend(c->ctx, io_send);
+    ret = 0;
+
+Exit:
+    rm_trust_bundle_free(bundle);
+    if (ret != 0) {
+        if (c != NULL && c->ctx != NULL)
+            wolfSSL_CTX_free(c->ctx);
+        free(c);
+    } else {
+        *out = c;
+    }
+    return ret;
+}
+
+void rm_tls_ctx_ref(rm_tls_ctx_t *ctx)
+{
+    atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+}
+
+void rm_tls_ctx_unref(rm_tls_ctx_t *ctx)
+{
+    if (ctx == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) == 1) {
+        wolfSSL_CTX_free(ctx->ctx);
+        free(ctx);
+    }
+}
+
+const rm_spiffe_id_t *rm_tls_ctx_id(const rm_tls_ctx_t *ctx)
+{
+    return &ctx->id;
+}
+
+time_t rm_tls_ctx_not_after(const rm_tls_ctx_t *ctx)
+{
+    return ctx->not_after;
+}
+
+int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_ids, size_t num_expected_ids)
+{
+    rm_tls_t *tls;
+
+    if ((tls = calloc(1, sizeof(*tls))) == NULL)
+        return RM_ERR_TLS_NO_MEMORY;
+    if ((tls->in = malloc(TLS_WINDOW)) == NULL || (tls->out = malloc(TLS_WINDOW)) == NULL ||
+        (tls->ssl = wolfSSL_new(ctx->ctx)) == NULL)
+        goto Fail;
+    tls->ctx = ctx;
+    tls->expected_ids = expected_ids;
+    tls->num_expected_ids = num_expected_ids;
+    wolfSSL_SetIOReadCtx(tls->ssl, tls);
+    wolfSSL_SetIOWriteCtx(tls->ssl, tls);
+    wolfSSL_SetCertCbCtx(tls->ssl, tls);
+    if (wolfSSL_UseALPN(tls->ssl, (char *)RM_TLS_ALPN, sizeof(RM_TLS_ALPN) - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
+        WOLFSSL_SUCCESS)
+        goto Fail;
+    if (ctx->role == RM_TLS_CLIENT && wolfSSL_UseKeyShare(tls->ssl, WOLFSSL_ECC_SECP256R1) != WOLFSSL_SUCCESS)
+        goto Fail;
+    rm_tls_ctx_ref(ctx);
+    *out = tls;
+    return 0;
+
+Fail:
+    if (tls->ssl != NULL)
+        wolfSSL_free(tls->ssl);
+    free(tls->in);
+    free(tls->out);
+    free(tls);
+    return RM_ERR_TLS_NO_MEMORY;
+}
+
+void rm_tls_free(rm_tls_t *tls)
+{
+    if (tls == NULL)
+        return;
+    wolfSSL_free(tls->ssl);
+    rm_tls_ctx_unref(tls->ctx);
+    free(tls->in);
+    free(tls->out);
+    free(tls);
+}
+
+void rm_tls_in_space(rm_tls_t *tls, uint8_t **p, size_t *len)
+{
+    if (tls->in_off > 0) {
+        memmove(tls->in, tls->in + tls->in_off, tls->in_len - tls->in_off);
+        tls->in_len -= tls->in_off;
+        tls->in_off = 0;
+    }
+    *p = tls->in + tls->in_len;
+    *len = TLS_WINDOW - tls->in_len;
+}
+
+void rm_tls_in_commit(rm_tls_t *tls, size_t n)
+{
+    tls->in_len += n;
+}
+
+int rm_tls_in_append(rm_tls_t *tls, const uint8_t *p, size_t len)
+{
+    uint8_t *dst;
+    size_t room;
+    rm_tls_in_space(tls, &dst, &room);
+    if (len > room)
+        return RM_ERR_TLS_PROTOCOL;
+    memcpy(dst, p, len);
+    tls->in_len += len;
+    return 0;
+}
+
+void rm_tls_in_eof(rm_tls_t *tls)
+{
+    tls->in_eof = 1;
+}
+
+void rm_tls_out_data(rm_tls_t *tls, const uint8_t **p, size_t *len)
+{
+    *p = tls->out + tls->out_off;
+    *len = tls->out_len - tls->out_off;
+}
+
+void rm_tls_out_consume(rm_tls_t *tls, size_t n)
+{
+    tls->out_off += n;
+    if (tls->out_off == tls->out_len)
+        tls->out_off = tls->out_len = 0;
+}
+
+int rm_tls_handshake(rm_tls_t *tls)
+{
+    int r, e;
+    char *proto = NULL;
+    unsigned short proto_len = 0;
+
+    if (tls->handshake_done)
+        return 0;
+    r = tls->ctx->role == RM_TLS_SERVER ? wolfSSL_accept(tls->ssl) : wolfSSL_connect(tls->ssl);
+    if (r != WOLFSSL_SUCCESS) {
+        e = wolfSSL_get_error(tls->ssl, r);
+        if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+            return RM_ERR_TLS_WANT_IO;
+        if (tls->verify_err != 0)
+            return tls->verify_err;
+        if (e == SOCKET_ERROR_E && tls->in_eof)
+            return RM_ERR_TLS_CLOSED;
+        return convert_error(e);
+    }
+    if (tls->verify_err != 0)
+        return tls->verify_err;
+    /* A server that does not know our ALPN would still finish the handshake with a client: refuse it here. */
+    if (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
+        proto_len != sizeof(RM_TLS_ALPN) - 1 || memcmp(proto, RM_TLS_ALPN, proto_len) != 0)
+        return RM_ERR_TLS_ALPN;
+    if (tls->peer_id.len == 0)
+        return RM_ERR_TLS_NO_PEER_CERT;
+    tls->handshake_done = 1;
+    return 0;
+}
+
+const rm_spiffe_id_t *rm_tls_peer_id(const rm_tls_t *tls)
+{
+    return tls->peer_id.len != 0 ? &tls->peer_id : NULL;
+}
+
+const char *rm_tls_peer_alert(const rm_tls_t *tls)
+{
+    WOLFSSL_ALERT_HISTORY h;
+    if (wolfSSL_get_alert_history(tls->ssl, &h) != WOLFSSL_SUCCESS || h.last_rx.code <= 0)
+        return NULL;
+    return wolfSSL_alert_desc_string_long(h.last_rx.code);
+}
+
+const char *rm_tls_version(const rm_tls_t *tls)
+{
+    return wolfSSL_get_version(tls->ssl);
+}
+
+int rm_tls_read(rm_tls_t *tls, uint8_t *buf, size_t len)
+{
+    int r, e;
+    if (tls->peer_closed)
+        return 0;
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    r = wolfSSL_read(tls->ssl, buf, (int)len);
+    if (r > 0)
+        return r;
+    e = wolfSSL_get_error(tls->ssl, r);
+    if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+        return RM_ERR_TLS_WANT_IO;
+    if (e == WOLFSSL_ERROR_ZERO_RETURN) {
+        tls->peer_closed = 1;
+        return 0;
+    }
+    if (tls->in_eof && (e == SOCKET_ERROR_E || e == SOCKET_PEER_CLOSED_E)) {
+        /* TCP FIN without close_notify: the stream ends here (a TCP proxy has no better answer) */
+        tls->peer_closed = 1;
+        return 0;
+    }
+    return RM_ERR_TLS_PROTOCOL;
+}
+
+int rm_tls_write(rm_tls_t *tls, const uint8_t *buf, size_t len)
+{
+    int r, e;
+    size_t room = TLS_WINDOW - tls->out_len;
+    /* Hand wolfSSL no more than fits as whole records in the free tail, so a write never half-completes. */
+    if (room < TLS_WRITE_OVERHEAD + 256)
+        return RM_ERR_TLS_WANT_IO;
+    room -= TLS_WRITE_OVERHEAD;
+    if (len > room)
+        len = room;
+    if (len > TLS_WRITE_CHUNK)
+        len = TLS_WRITE_CHUNK;
+    r = wolfSSL_write(tls->ssl, buf, (int)len);
+    if (r > 0)
+        return r;
+    e = wolfSSL_get_error(tls->ssl, r);
+    if (e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ)
+        return RM_ERR_TLS_WANT_IO;
+    return RM_ERR_TLS_PROTOCOL;
+}
+
+int rm_tls_close_notify(rm_tls_t *tls)
+{
+    int r = wolfSSL_shutdown(tls->ssl);
+    if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
+        return 0;
+    int e = wolfSSL_get_error(tls->ssl, r);
+    if (e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ)
+        return 0;
+    return RM_ERR_TLS_PROTOCOL;
+}

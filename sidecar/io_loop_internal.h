@@ -1,0 +1,36 @@
+/* Shared between io_loop.c and its two backends; not part of the loop's contract. */
+#ifndef RINGMESH_IO_LOOP_INTERNAL_H
+#define RINGMESH_IO_LOOP_INTERNAL_H
+
+#include "io_loop.h"
+
+#include <liburing.h>
+
+struct st_rm_loop_t {
+    rm_io_backend_t backend;
+    uint64_t now_ms;
+    /* io_uring */
+    struct io_uring ring;
+    unsigned sq_pending;
+    /* epoll */
+    int epfd;
+    rm_io_op_t *done_head, *done_tail; /* completions waiting for their callbacks */
+};
+
+void rm__loop_update_now(rm_loop_t *loop);
+
+int rm__uring_init(rm_loop_t *loop, unsigned entries);
+void rm__uring_dispose(rm_loop_t *loop);
+int rm__uring_submit(rm_loop_t *loop, rm_io_op_t *op);
+void rm__uring_cancel(rm_loop_t *loop, rm_io_op_t *op);
+int rm__uring_run_once(rm_loop_t *loop, int timeout_ms);
+
+int rm__epoll_init(rm_loop_t *loop);
+void rm__epoll_dispose(rm_loop_t *loop);
+int rm__epoll_add(rm_loop_t *loop, rm_io_handle_t *h);
+void rm__epoll_del(rm_loop_t *loop, rm_io_handle_t *h);
+int rm__epoll_submit(rm_loop_t *loop, rm_io_op_t *op);
+void rm__epoll_cancel(rm_loop_t *loop, rm_io_op_t *op);
+int rm__epoll_run_once(rm_loop_t *loop, int timeout_ms);
+
+#endif

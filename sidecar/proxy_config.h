@@ -1,0 +1,110 @@
+/* ringmesh-proxy's configuration: a YAML file (libcyaml) plus environment overrides.
+ *
+ * Field names are camelCase as in Kubernetes and Istio; durations are strings such as "500ms", "5s", "1h".
+ * rm_proxy_config_load() either returns a complete, validated configuration or an error message naming
+ * the file, line and field; it never returns a half-filled one. */
+#ifndef RINGMESH_PROXY_CONFIG_H
+#define RINGMESH_PROXY_CONFIG_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef enum { RM_MTLS_STRICT = 0, RM_MTLS_PERMISSIVE, RM_MTLS_DISABLE } rm_mtls_mode_t;
+typedef enum { RM_IO_AUTO = 0, RM_IO_URING, RM_IO_EPOLL } rm_io_backend_kind_t;
+typedef enum { RM_LISTENER_UPSTREAM = 0, RM_LISTENER_INBOUND } rm_listener_kind_t;
+
+#define RM_MAX_IDENTITIES 16
+
+/** A socket address with its length, as parsed from "ip:port", "[ip6]:port" or "port" (= 0.0.0.0:port). */
+typedef struct st_rm_sockaddr_t {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} rm_sockaddr_t;
+
+/** A mesh destination: connections to address:port are wrapped in mTLS and the server must present one
+ *  of `identities`. */
+typedef struct st_rm_destination_t {
+    rm_sockaddr_t addr;
+    char *identities[RM_MAX_IDENTITIES];
+    size_t num_identities;
+} rm_destination_t;
+
+/** Per-port inbound mTLS mode. */
+typedef struct st_rm_port_mode_t {
+    uint16_t port;
+    rm_mtls_mode_t mode;
+} rm_port_mode_t;
+
+/** An explicit listener (no iptables needed). UPSTREAM: plain TCP on `listen`, mTLS to `target`, which must
+ *  present one of `identities`. INBOUND: mTLS on `listen` (client SVID from the bundle required unless mode is
+ *  PERMISSIVE), plain TCP to `target`. */
+typedef struct st_rm_listener_config_t {
+    char *name;
+    rm_listener_kind_t kind;
+    rm_sockaddr_t listen;
+    rm_sockaddr_t target;
+    rm_mtls_mode_t mode;
+    char *identities[RM_MAX_IDENTITIES];
+    size_t num_identities;
+} rm_listener_config_t;
+
+typedef struct st_rm_proxy_config_t {
+    char *path;              /* the file it was loaded from */
+    char *trust_domain;      /* default "cluster.local" */
+    char *cert_file;         /* PEM chain, leaf first */
+    char *key_file;          /* PEM private key */
+    char *bundle_file;       /* PEM trust bundle (one or more roots) */
+
+    int outbound_enabled;    /* default 1 */
+    rm_sockaddr_t outbound_listen;  /* default [::]:15001 (dual stack) */
+    int inbound_enabled;     /* default 1 */
+    rm_sockaddr_t inbound_listen;   /* default [::]:15006 */
+    rm_mtls_mode_t inbound_mode;    /* default STRICT */
+    rm_port_mode_t *port_modes;
+    size_t num_port_modes;
+
+    rm_destination_t *destinations;
+    size_t num_destinations;
+    rm_listener_config_t *listeners;
+    size_t num_listeners;
+
+    int admin_enabled;       /* default 1 */
+    rm_sockaddr_t admin_listen;     /* default 127.0.0.1:15021 */
+
+    unsigned workers;        /* default 1, 1..64 */
+    rm_io_backend_kind_t io_backend; /* default AUTO */
+    unsigned max_connections;        /* per proxy, default 4096 */
+    uint32_t connect_timeout_ms;     /* default 5000 */
+    uint32_t idle_timeout_ms;        /* default 3600000; 0 = none */
+    uint32_t drain_timeout_ms;       /* default 5000 */
+    uint32_t handshake_timeout_ms;   /* default 10000 */
+    int access_log;                  /* default 1: one line per closed connection */
+    char *log_level;                 /* default "info" */
+} rm_proxy_config_t;
+
+/** Loads and validates `path`. On failure returns RM_ERR_CONFIG_* and writes a message naming the file, line
+ *  and field into `err` (always NUL-terminated); *out is untouched. On success *out owns a new config. */
+int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, size_t errlen);
+
+/** Applies environment overrides: RINGMESH_IO_BACKEND (auto|io_uring|epoll; "default" and "" are ignored),
+ *  RINGMESH_WORKERS, RINGMESH_LOG_LEVEL. Returns 0 or RM_ERR_CONFIG_VALUE with a message in `err`. */
+int rm_proxy_config_apply_env(rm_proxy_config_t *cfg, char *err, size_t errlen);
+
+/** Frees everything a config owns. NULL is fine. */
+void rm_proxy_config_free(rm_proxy_config_t *cfg);
+
+/** Parses "ip:port", "[ip6]:port" or a bare "port" (meaning 0.0.0.0:port). Returns 0 or -1. */
+int rm_sockaddr_parse(const char *s, rm_sockaddr_t *out);
+
+/** Parses "250ms", "5s", "2m", "1h" (and plain "0"). Returns 0 or -1. */
+int rm_duration_parse_ms(const char *s, uint32_t *out_ms);
+
+/** Returns the mode for inbound port `port` (port_modes first, then inbound_mode). */
+rm_mtls_mode_t rm_proxy_config_port_mode(const rm_proxy_config_t *cfg, uint16_t port);
+
+/** Finds the destination for an original destination address, or NULL when it is not in the mesh. */
+const rm_destination_t *rm_proxy_config_find_destination(const rm_proxy_config_t *cfg, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,986 @@
+/* The proxied connection: accept, original destination, connect, mTLS handshake, the two pipes, close.
+ *
+ * Every completion callback updates what it learned and calls conn_progress(), which looks at the whole state and
+ * submits whatever is missing (a receive where a pipe has room, a send where one has data, a shutdown where a
+ * direction has ended). Making progress a function of state, not of the event that arrived, keeps half-close,
+ * errors and timeouts in one place. */
+#include "proxy.h"
+#include "ringmesh/error.h"
+#include "ringmesh/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef enum { MODE_UNDECIDED = 0, MODE_MTLS, MODE_PLAINTEXT, MODE_PASSTHROUGH } conn_mode_t;
+typedef enum { DIR_OUTBOUND = 0, DIR_INBOUND } conn_dir_t;
+typedef enum {
+    CLOSE_NONE = 0,
+    CLOSE_EOF,
+    CLOSE_RESET,
+    CLOSE_TIMEOUT,
+    CLOSE_ERROR,
+    CLOSE_DRAIN,
+    CLOSE_REJECTED,
+} close_reason_t;
+
+static const char *const mode_names[] = {"undecided", "mtls", "plaintext", "passthrough"};
+static const char *const close_names[] = {"", "eof", "reset", "timeout", "error", "drain", "rejected"};
+
+typedef struct st_rm_side_t {
+    rm_io_handle_t h; /* h.fd < 0: not open */
+    rm_io_op_t rd_op, wr_op, conn_op;
+    rm_tls_t *tls;
+    uint8_t rd_eof;   /* the peer finished sending (FIN, or close_notify) */
+    uint8_t ready;    /* connected, and handshake done when TLS */
+    uint8_t wr_shut;  /* we shut down our write side */
+    uint8_t send_len_valid;
+    size_t send_len;  /* length of the send in flight */
+} rm_side_t;
+
+typedef struct st_rm_pipe_t {
+    uint8_t *buf; /* RM_PIPE_SIZE bytes; data is buf[off .. off+len) */
+    size_t off, len;
+    uint8_t src_eof;
+    uint64_t bytes;
+} rm_pipe_t;
+
+struct st_rm_conn_t {
+    rm_worker_t *w;
+    rm_conn_t *prev, *next;
+    rm_snapshot_t *snap;
+    conn_dir_t dir;
+    conn_mode_t mode;
+    rm_mtls_mode_t inbound_mode;
+    const rm_listener_config_t *explicit_cfg;
+    const char *const *expected_ids;
+    size_t num_expected_ids;
+    rm_side_t down, up;
+    rm_pipe_t d2u, u2d;
+    rm_sockaddr_t src, orig_dst, target;
+    uint64_t started_ms, last_active_ms, deadline_ms;
+    unsigned pending;
+    close_reason_t close_reason;
+    int closing;
+    int cancelled;
+    int counted; /* holds a slot of maxConnections */
+    int rejected_logged;
+    int up_connecting;
+};
+
+static void conn_progress(rm_conn_t *c);
+static rm_side_t *tls_side(rm_conn_t *c);
+static void refuse(rm_conn_t *c, const char *reason, int code);
+
+/* ------------------------------------------------------------------ helpers */
+
+static rm_proxy_config_t *cfg_of(rm_conn_t *c)
+{
+    return c->snap->cfg;
+}
+
+static void side_init(rm_side_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->h.fd = -1;
+}
+
+static int side_pending(const rm_side_t *s)
+{
+    return rm_io_busy(&s->rd_op) || rm_io_busy(&s->wr_op) || rm_io_busy(&s->conn_op);
+}
+
+static void log_conn_fields(rm_conn_t *c, rm_log_line_t *l)
+{
+    rm_log_str(l, "direction", c->dir == DIR_OUTBOUND ? "outbound" : "inbound");
+    if (c->explicit_cfg != NULL)
+        rm_log_str(l, "listener", c->explicit_cfg->name);
+    rm_log_addr(l, "src", (struct sockaddr *)&c->src.ss);
+    rm_log_addr(l, "dst", c->orig_dst.len != 0 ? (struct sockaddr *)&c->orig_dst.ss : NULL);
+}
+
+static const char *peer_id_of(rm_conn_t *c)
+{
+    rm_tls_t *tls = c->dir == DIR_OUTBOUND ? c->up.tls : c->down.tls;
+    const rm_spiffe_id_t *id = tls != NULL ? rm_tls_peer_id(tls) : NULL;
+    return id != NULL ? id->str : NULL;
+}
+
+static void log_rejected(rm_conn_t *c, const char *reason, int code)
+{
+    rm_log_line_t l;
+    if (c->rejected_logged)
+        return;
+    c->rejected_logged = 1;
+    rm_log_begin(&l, RM_LOG_WARN, "peer_rejected");
+    log_conn_fields(c, &l);
+    rm_log_str(&l, "reason", reason);
+    rm_log_int(&l, "code", code);
+    rm_tls_t *tls = c->dir == DIR_OUTBOUND ? c->up.tls : c->down.tls;
+    if (tls != NULL) {
+        /* the ID the peer presented, even when it was the reason for refusing it */
+        const rm_spiffe_id_t *id = rm_tls_peer_id(tls);
+        if (id != NULL)
+            rm_log_str(&l, "peer_id", id->str);
+        const char *alert = rm_tls_peer_alert(tls);
+        if (alert != NULL)
+            rm_log_str(&l, "peer_alert", alert);
+    }
+    if (c->num_expected_ids > 0) {
+        char exp[1024];
+        size_t o = 0;
+        for (size_t i = 0; i < c->num_expected_ids && o < sizeof(exp) - 1; i++) {
+            int n = snprintf(exp + o, sizeof(exp) - o, "%s%s", i ? "," : "", c->expected_ids[i]);
+            if (n < 0)
+                break;
+            o += (size_t)n;
+        }
+        rm_log_strn(&l, "expected", exp, o < sizeof(exp) ? o : sizeof(exp) - 1);
+    }
+    rm_log_end(&l);
+    atomic_fetch_add_explicit(&c->w->stats.rejected_peer, 1, memory_order_relaxed);
+}
+
+static void log_access(rm_conn_t *c)
+{
+    rm_log_line_t l;
+    if (!cfg_of(c)->access_log || c->close_reason == CLOSE_REJECTED)
+        return;
+    rm_log_begin(&l, RM_LOG_INFO, "connection");
+    log_conn_fields(c, &l);
+    rm_log_str(&l, "mode", mode_names[c->mode]);
+    if (c->target.len != 0 && c->dir == DIR_OUTBOUND)
+        rm_log_addr(&l, "upstream", (struct sockaddr *)&c->target.ss);
+    if (c->mode == MODE_MTLS) {
+        rm_tls_t *tls = c->dir == DIR_OUTBOUND ? c->up.tls : c->down.tls;
+        rm_log_str(&l, "peer_id", peer_id_of(c));
+        rm_log_str(&l, "tls_version", tls != NULL ? rm_tls_version(tls) : NULL);
+    }
+    /* sent/received from the point of view of the connection's originator (the downstream side) */
+    rm_log_uint(&l, "bytes_sent", c->d2u.bytes);
+    rm_log_uint(&l, "bytes_received", c->u2d.bytes);
+    rm_log_uint(&l, "duration_ms", rm_loop_now_ms(c->w->loop) - c->started_ms);
+    rm_log_str(&l, "close", close_names[c->close_reason]);
+    rm_log_end(&l);
+}
+
+/* Ends the connection. `reset` sends RST to both ends (an error or a reset to propagate). */
+static void conn_abort(rm_conn_t *c, close_reason_t why)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->close_reason == CLOSE_NONE)
+        c->close_reason = why;
+    if (why != CLOSE_EOF) {
+        /* RST, not FIN: the other end must not take a cut stream for a complete one */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        if (c->down.h.fd >= 0)
+            setsockopt(c->down.h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        if (c->up.h.fd >= 0)
+            setsockopt(c->up.h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+}
+
+static void pipe_consume(rm_pipe_t *p, size_t n)
+{
+    p->off += n;
+    p->len -= n;
+    if (p->len == 0)
+        p->off = 0;
+}
+
+static size_t pipe_room(const rm_pipe_t *p)
+{
+    return RM_PIPE_SIZE - (p->off + p->len);
+}
+
+/* ------------------------------------------------------------------ completions */
+
+#define SIDE_CONN(s, member) rm_container_of(s, rm_conn_t, member)
+
+static void side_recv_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
+{
+    c->pending--;
+    if (c->closing)
+        goto Progress;
+    if (res > 0) {
+        c->last_active_ms = rm_loop_now_ms(c->w->loop);
+        if (s->tls != NULL)
+            rm_tls_in_commit(s->tls, (size_t)res);
+        else
+            out_pipe->len += (size_t)res;
+    } else if (res == 0) {
+        s->rd_eof = 1;
+        if (s->tls != NULL)
+            rm_tls_in_eof(s->tls);
+        else
+            out_pipe->src_eof = 1;
+    } else if (res != -ECANCELED) {
+        /* a reset or error on one end resets the other */
+        conn_abort(c, res == -ECONNRESET ? CLOSE_RESET : CLOSE_ERROR);
+    }
+Progress:
+    conn_progress(c);
+}
+
+static void on_down_recv(rm_io_op_t *op, int res)
+{
+    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
+    rm_conn_t *c = SIDE_CONN(s, down);
+    side_recv_done(c, s, &c->d2u, res);
+}
+
+static void on_up_recv(rm_io_op_t *op, int res)
+{
+    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
+    rm_conn_t *c = SIDE_CONN(s, up);
+    side_recv_done(c, s, &c->u2d, res);
+}
+
+static void side_send_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *in_pipe, int res)
+{
+    c->pending--;
+    if (c->closing)
+        goto Progress;
+    if (res >= 0) {
+        c->last_active_ms = rm_loop_now_ms(c->w->loop);
+        if (s->tls != NULL) {
+            rm_tls_out_consume(s->tls, (size_t)res);
+        } else {
+            in_pipe->bytes += (size_t)res;
+            pipe_consume(in_pipe, (size_t)res);
+        }
+    } else if (res != -ECANCELED) {
+        conn_abort(c, res == -ECONNRESET || res == -EPIPE ? CLOSE_RESET : CLOSE_ERROR);
+    }
+Progress:
+    conn_progress(c);
+}
+
+static void on_down_send(rm_io_op_t *op, int res)
+{
+    rm_side_t *s = rm_container_of(op, rm_side_t, wr_op);
+    rm_conn_t *c = SIDE_CONN(s, down);
+    side_send_done(c, s, &c->u2d, res);
+}
+
+static void on_up_send(rm_io_op_t *op, int res)
+{
+    rm_side_t *s = rm_container_of(op, rm_side_t, wr_op);
+    rm_conn_t *c = SIDE_CONN(s, up);
+    side_send_done(c, s, &c->d2u, res);
+}
+
+static void on_up_connect(rm_io_op_t *op, int res)
+{
+    rm_side_t *s = rm_container_of(op, rm_side_t, conn_op);
+    rm_conn_t *c = SIDE_CONN(s, up);
+    c->pending--;
+    c->up_connecting = 0;
+    if (c->closing)
+        goto Progress;
+    if (res != 0) {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_WARN, "upstream_connect_failed");
+        log_conn_fields(c, &l);
+        rm_log_addr(&l, "upstream", (struct sockaddr *)&c->target.ss);
+        rm_log_err(&l, "error", res);
+        rm_log_end(&l);
+        atomic_fetch_add_explicit(&c->w->stats.connect_failed, 1, memory_order_relaxed);
+        conn_abort(c, CLOSE_ERROR);
+        goto Progress;
+    }
+    int one = 1;
+    setsockopt(s->h.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->last_active_ms = rm_loop_now_ms(c->w->loop);
+    if (s->tls == NULL)
+        s->ready = 1;
+    /* the connect deadline is over; a handshake still to come gets its own */
+    c->deadline_ms = tls_side(c)->tls != NULL && !tls_side(c)->ready
+                         ? c->last_active_ms + cfg_of(c)->handshake_timeout_ms
+                         : 0;
+    /* TLS on up: the handshake starts in conn_progress; until it is done the side is not ready */
+Progress:
+    conn_progress(c);
+}
+
+/* ------------------------------------------------------------------ progress */
+
+static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, rm_io_cb_t cb)
+{
+    uint8_t *p;
+    size_t n;
+    int ret;
+    if (s->h.fd < 0 || s->rd_eof || rm_io_busy(&s->rd_op))
+        return 0;
+    if (s->tls != NULL) {
+        rm_tls_in_space(s->tls, &p, &n);
+    } else {
+        p = out_pipe->buf + out_pipe->off + out_pipe->len;
+        n = pipe_room(out_pipe);
+    }
+    if (n == 0)
+        return 0;
+    if ((ret = rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, cb)) != 0)
+        return ret;
+    c->pending++;
+    return 0;
+}
+
+static int submit_send(rm_conn_t *c, rm_side_t *s, const uint8_t *p, size_t n, rm_io_cb_t cb)
+{
+    int ret;
+    if (n == 0 || rm_io_busy(&s->wr_op))
+        return 0;
+    if ((ret = rm_io_send(c->w->loop, &s->h, &s->wr_op, p, n, cb)) != 0)
+        return ret;
+    c->pending++;
+    return 0;
+}
+
+/* Sends whatever TLS output is waiting on a side (handshake messages, records, alerts). */
+static int flush_tls(rm_conn_t *c, rm_side_t *s, rm_io_cb_t send_cb)
+{
+    const uint8_t *p;
+    size_t n;
+    if (s->tls == NULL || s->h.fd < 0)
+        return 0;
+    rm_tls_out_data(s->tls, &p, &n);
+    return submit_send(c, s, p, n, send_cb);
+}
+
+static int tls_output_pending(rm_side_t *s)
+{
+    const uint8_t *p;
+    size_t n;
+    if (s->tls == NULL)
+        return 0;
+    rm_tls_out_data(s->tls, &p, &n);
+    return n != 0;
+}
+
+static rm_io_cb_t recv_cb_of(rm_conn_t *c, rm_side_t *s)
+{
+    return s == &c->up ? on_up_recv : on_down_recv;
+}
+
+static rm_io_cb_t send_cb_of(rm_conn_t *c, rm_side_t *s)
+{
+    return s == &c->up ? on_up_send : on_down_send;
+}
+
+/* Moves one direction along: src -> pipe -> dst. Returns 0 or an error that ends the connection. */
+static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
+{
+    rm_io_cb_t src_recv_cb = recv_cb_of(c, src), dst_send_cb = send_cb_of(c, dst);
+    int ret;
+
+    /* fill the pipe from src */
+    if (src->ready && !pipe->src_eof) {
+        if (src->tls != NULL) {
+            while (pipe_room(pipe) > 0) {
+                int r = rm_tls_read(src->tls, pipe->buf + pipe->off + pipe->len, pipe_room(pipe));
+                if (r > 0) {
+                    pipe->len += (size_t)r;
+                    continue;
+                }
+                if (r == 0) {
+                    pipe->src_eof = 1;
+                    break;
+                }
+                if (r == RM_ERR_TLS_WANT_IO) {
+                    if ((ret = submit_recv(c, src, NULL, src_recv_cb)) != 0)
+                        return ret;
+                    break;
+                }
+                return r;
+            }
+            /* reading may have produced protocol output (e.g. a KeyUpdate answer) */
+            if ((ret = flush_tls(c, src, send_cb_of(c, src))) != 0)
+                return ret;
+        } else if ((ret = submit_recv(c, src, pipe, src_recv_cb)) != 0) {
+            return ret;
+        }
+    }
+
+    /* drain the pipe into dst */
+    if (!dst->ready)
+        return 0;
+    if (dst->tls != NULL) {
+        while (pipe->len > 0) {
+            int r = rm_tls_write(dst->tls, pipe->buf + pipe->off, pipe->len);
+            if (r > 0) {
+                pipe->bytes += (size_t)r;
+                pipe_consume(pipe, (size_t)r);
+                continue;
+            }
+            if (r == RM_ERR_TLS_WANT_IO)
+                break;
+            return r;
+        }
+        if (pipe->len == 0 && pipe->src_eof && !dst->wr_shut) {
+            if ((ret = rm_tls_close_notify(dst->tls)) != 0)
+                return ret;
+            dst->wr_shut = 1; /* the TCP FIN follows once the alert is sent */
+        }
+        if ((ret = flush_tls(c, dst, dst_send_cb)) != 0)
+            return ret;
+        if (dst->wr_shut == 1 && !tls_output_pending(dst) && !rm_io_busy(&dst->wr_op)) {
+            shutdown(dst->h.fd, SHUT_WR);
+            dst->wr_shut = 2;
+        }
+    } else {
+        if (pipe->len > 0) {
+            if ((ret = submit_send(c, dst, pipe->buf + pipe->off, pipe->len, dst_send_cb)) != 0)
+                return ret;
+        } else if (pipe->src_eof && !dst->wr_shut && !rm_io_busy(&dst->wr_op)) {
+            shutdown(dst->h.fd, SHUT_WR);
+            dst->wr_shut = 2;
+        }
+    }
+    return 0;
+}
+
+static int direction_done(rm_side_t *dst, rm_pipe_t *pipe)
+{
+    return pipe->src_eof && pipe->len == 0 && dst->wr_shut == 2;
+}
+
+static int start_upstream_connect(rm_conn_t *c)
+{
+    int fd, ret;
+    fd = socket(c->target.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0)
+        return -errno;
+    if ((ret = rm_loop_add(c->w->loop, &c->up.h, fd)) != 0) {
+        close(fd);
+        return ret;
+    }
+    if ((ret = rm_io_connect(c->w->loop, &c->up.h, &c->up.conn_op, (struct sockaddr *)&c->target.ss, c->target.len,
+                             on_up_connect)) != 0) {
+        rm_loop_del(c->w->loop, &c->up.h);
+        close(fd);
+        c->up.h.fd = -1;
+        return ret;
+    }
+    c->pending++;
+    c->up_connecting = 1;
+    c->deadline_ms = rm_loop_now_ms(c->w->loop) + cfg_of(c)->connect_timeout_ms;
+    return 0;
+}
+
+/* The TLS side of the connection, and its callbacks. */
+static rm_side_t *tls_side(rm_conn_t *c)
+{
+    return c->dir == DIR_OUTBOUND ? &c->up : &c->down;
+}
+
+static int drive_handshake(rm_conn_t *c)
+{
+    rm_side_t *s = tls_side(c);
+    rm_io_cb_t recv_cb = recv_cb_of(c, s), send_cb = send_cb_of(c, s);
+    int r, ret;
+
+    r = rm_tls_handshake(s->tls);
+    if ((ret = flush_tls(c, s, send_cb)) != 0)
+        return ret;
+    if (r == 0) {
+        s->ready = 1;
+        c->mode = MODE_MTLS;
+        c->deadline_ms = 0;
+        atomic_fetch_add_explicit(&c->w->stats.handshakes, 1, memory_order_relaxed);
+        return 0;
+    }
+    if (r == RM_ERR_TLS_WANT_IO)
+        return submit_recv(c, s, NULL, recv_cb);
+    log_rejected(c, rm_strerror(r), r);
+    c->close_reason = CLOSE_REJECTED;
+    /* let a pending alert go out, then close: conn_progress sees closing with the send in flight */
+    c->closing = 1;
+    return 0;
+}
+
+/* PERMISSIVE inbound: decide mTLS or plaintext from what arrives first, never by waiting. */
+static int decide_mode(rm_conn_t *c)
+{
+    rm_tls_sniff_t k;
+    int ret;
+
+    if (c->u2d.len > 0 || c->u2d.src_eof) {
+        /* the app spoke first (server-first protocol): a TLS client never waits for the server */
+        c->mode = MODE_PLAINTEXT;
+    } else if (c->d2u.len > 0 || c->d2u.src_eof) {
+        k = rm_tls_sniff(c->d2u.buf + c->d2u.off, c->d2u.len);
+        if (k == RM_TLS_SNIFF_NEED_MORE && !c->d2u.src_eof && pipe_room(&c->d2u) > 0)
+            return 0;
+        if (k != RM_TLS_SNIFF_MESH && c->inbound_mode == RM_MTLS_STRICT) {
+            atomic_fetch_add_explicit(&c->w->stats.rejected_plaintext, 1, memory_order_relaxed);
+            refuse(c, k == RM_TLS_SNIFF_TLS_OTHER ? "TLS without the mesh ALPN (ringmesh/1) on a STRICT port"
+                                                  : "plaintext connection on a STRICT port",
+                   RM_ERR_TLS_ALPN);
+            return 0;
+        }
+        if (k == RM_TLS_SNIFF_MESH) {
+            if (c->snap->server_ctx == NULL)
+                return RM_ERR_TLS_CONFIG;
+            if ((ret = rm_tls_new(&c->down.tls, c->snap->server_ctx, NULL, 0)) != 0)
+                return ret;
+            if ((ret = rm_tls_in_append(c->down.tls, c->d2u.buf + c->d2u.off, c->d2u.len)) != 0)
+                return ret;
+            c->d2u.off = c->d2u.len = 0;
+            c->down.ready = 0;
+            c->mode = MODE_MTLS;
+            c->deadline_ms = rm_loop_now_ms(c->w->loop) + cfg_of(c)->handshake_timeout_ms;
+            return 0;
+        }
+        c->mode = MODE_PLAINTEXT;
+    } else {
+        return 0;
+    }
+    c->down.ready = 1;
+    return 0;
+}
+
+static void conn_free(rm_conn_t *c);
+
+static void conn_progress(rm_conn_t *c)
+{
+    int ret = 0;
+
+    if (c->closing) {
+        /* A rejected handshake may still have an alert in flight: let it finish, then cancel the rest. */
+        if (!c->cancelled) {
+            if (c->close_reason == CLOSE_REJECTED && rm_io_busy(&tls_side(c)->wr_op))
+                return;
+            c->cancelled = 1;
+            rm_io_cancel(c->w->loop, &c->down.rd_op);
+            rm_io_cancel(c->w->loop, &c->down.wr_op);
+            rm_io_cancel(c->w->loop, &c->up.rd_op);
+            rm_io_cancel(c->w->loop, &c->up.wr_op);
+            rm_io_cancel(c->w->loop, &c->up.conn_op);
+        }
+        if (c->pending == 0)
+            conn_free(c);
+        return;
+    }
+
+    if (c->dir == DIR_INBOUND && c->mode == MODE_UNDECIDED) {
+        /* sniffing: read from both ends as plaintext until one of them speaks; decide before reading on, so no
+         * receive into the pipe is in flight when its bytes move to the TLS session */
+        if ((ret = decide_mode(c)) != 0)
+            goto Error;
+        if (c->closing) {
+            conn_progress(c);
+            return;
+        }
+        if (c->mode == MODE_UNDECIDED) {
+            if ((ret = submit_recv(c, &c->down, &c->d2u, on_down_recv)) != 0)
+                goto Error;
+            if (c->up.ready && (ret = submit_recv(c, &c->up, &c->u2d, on_up_recv)) != 0)
+                goto Error;
+            return;
+        }
+    }
+
+    /* handshake on the TLS side once its transport is there */
+    {
+        rm_side_t *ts = tls_side(c);
+        if (ts->tls != NULL && !ts->ready && ts->h.fd >= 0 && !(ts == &c->up && c->up_connecting)) {
+            if ((ret = drive_handshake(c)) != 0)
+                goto Error;
+            if (c->closing) {
+                conn_progress(c);
+                return;
+            }
+        }
+    }
+
+    /* inbound: connect to the app once the peer is authenticated (STRICT) or at once (PERMISSIVE, sniffing) */
+    if (c->dir == DIR_INBOUND && c->up.h.fd < 0 && c->down.ready) {
+        if ((ret = start_upstream_connect(c)) != 0)
+            goto Error;
+    }
+
+    if ((ret = pump(c, &c->down, &c->d2u, &c->up)) != 0)
+        goto Error;
+    if ((ret = pump(c, &c->up, &c->u2d, &c->down)) != 0)
+        goto Error;
+
+    if (direction_done(&c->up, &c->d2u) && direction_done(&c->down, &c->u2d) && !side_pending(&c->down) &&
+        !side_pending(&c->up)) {
+        c->close_reason = CLOSE_EOF;
+        c->closing = 1;
+        conn_progress(c);
+    }
+    return;
+
+Error:
+    {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_DEBUG, "connection_error");
+        log_conn_fields(c, &l);
+        rm_log_err(&l, "error", ret);
+        rm_log_end(&l);
+    }
+    conn_abort(c, CLOSE_ERROR);
+    conn_progress(c);
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static rm_conn_t *conn_alloc(rm_worker_t *w)
+{
+    rm_conn_t *c = w->free_conns;
+    uint8_t *d2u, *u2d;
+    if (c != NULL) {
+        w->free_conns = c->next;
+        w->num_free--;
+        d2u = c->d2u.buf;
+        u2d = c->u2d.buf;
+    } else {
+        if ((c = malloc(sizeof(*c))) == NULL)
+            return NULL;
+        if ((d2u = malloc(2 * RM_PIPE_SIZE)) == NULL) {
+            free(c);
+            return NULL;
+        }
+        u2d = d2u + RM_PIPE_SIZE;
+    }
+    memset(c, 0, sizeof(*c));
+    c->d2u.buf = d2u;
+    c->u2d.buf = u2d;
+    side_init(&c->down);
+    side_init(&c->up);
+    c->w = w;
+    return c;
+}
+
+static void side_close(rm_loop_t *loop, rm_side_t *s)
+{
+    if (s->tls != NULL) {
+        rm_tls_free(s->tls);
+        s->tls = NULL;
+    }
+    if (s->h.fd >= 0) {
+        rm_loop_del(loop, &s->h);
+        close(s->h.fd);
+        s->h.fd = -1;
+    }
+}
+
+static void conn_free(rm_conn_t *c)
+{
+    rm_worker_t *w = c->w;
+    log_access(c);
+    side_close(w->loop, &c->down);
+    side_close(w->loop, &c->up);
+    if (c->counted)
+        atomic_fetch_sub_explicit(&w->proxy->num_conns, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->d2u.bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->u2d.bytes, memory_order_relaxed);
+    rm_snapshot_unref(c->snap);
+    c->snap = NULL;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    w->num_conns--;
+    atomic_fetch_sub_explicit(&w->stats.active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->stats.closed, 1, memory_order_relaxed);
+    /* keep a bounded number of objects (with their pipe buffers) for reuse */
+    if (w->num_free < 256) {
+        c->next = w->free_conns;
+        w->free_conns = c;
+        w->num_free++;
+    } else {
+        free(c->d2u.buf);
+        free(c);
+    }
+}
+
+rm_conn_t *rm__conn_next(rm_conn_t *c)
+{
+    return c->next;
+}
+
+void rm__conn_release(rm_conn_t *c)
+{
+    free(c->d2u.buf);
+    free(c);
+}
+
+static int get_original_dst(int fd, rm_sockaddr_t *out)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
+        return -errno;
+    out->len = sizeof(out->ss);
+    if (local.ss_family == AF_INET6) {
+        /* a v4-mapped peer on a dual-stack socket went through iptables, not ip6tables */
+        const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)&local;
+        if (IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr)) {
+            struct sockaddr_in sin;
+            socklen_t sl = sizeof(sin);
+            if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &sl) != 0)
+                return -errno;
+            memcpy(&out->ss, &sin, sizeof(sin));
+            out->len = sizeof(sin);
+            return 0;
+        }
+        if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &out->ss, &out->len) != 0)
+            return -errno;
+        return 0;
+    }
+    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &out->ss, &out->len) != 0)
+        return -errno;
+    return 0;
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return 0;
+}
+
+static int same_sockaddr(const rm_sockaddr_t *a, const struct sockaddr_storage *b)
+{
+    if (a->ss.ss_family != b->ss_family)
+        return 0;
+    if (b->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&a->ss, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (b->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->ss, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+    }
+    return 0;
+}
+
+/* Sets c->target to the loopback address of the app, on the original port. */
+static void set_app_target(rm_conn_t *c, uint16_t port)
+{
+    memset(&c->target, 0, sizeof(c->target));
+    if (c->orig_dst.ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->target.ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_addr = in6addr_loopback;
+        s6->sin6_port = htons(port);
+        c->target.len = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&c->target.ss;
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        s4->sin_port = htons(port);
+        c->target.len = sizeof(*s4);
+    }
+}
+
+static void refuse(rm_conn_t *c, const char *reason, int code)
+{
+    log_rejected(c, reason, code);
+    c->close_reason = CLOSE_REJECTED;
+    conn_abort(c, CLOSE_REJECTED);
+}
+
+static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
+{
+    rm_proxy_config_t *cfg = cfg_of(c);
+    const rm_destination_t *dest;
+    int ret;
+
+    c->dir = DIR_OUTBOUND;
+    if (l->kind == RM_LISTENER_KIND_EXPLICIT_UPSTREAM) {
+        c->explicit_cfg = l->explicit_cfg;
+        c->target = l->explicit_cfg->target;
+        c->orig_dst = l->explicit_cfg->target;
+        c->expected_ids = (const char *const *)l->explicit_cfg->identities;
+        c->num_expected_ids = l->explicit_cfg->num_identities;
+    } else {
+        if ((ret = get_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+            refuse(c, "no original destination (connection was not redirected by iptables)", ret);
+            return 0;
+        }
+        if (same_sockaddr(&l->addr, &c->orig_dst.ss) || sockaddr_port(&c->orig_dst.ss) == sockaddr_port(&l->addr.ss)) {
+            refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
+            return 0;
+        }
+        c->target = c->orig_dst;
+        if ((dest = rm_proxy_config_find_destination(cfg, (struct sockaddr *)&c->orig_dst.ss)) == NULL) {
+            c->mode = MODE_PASSTHROUGH;
+            c->down.ready = 1;
+            return start_upstream_connect(c);
+        }
+        c->expected_ids = (const char *const *)dest->identities;
+        c->num_expected_ids = dest->num_identities;
+    }
+    if (c->snap->client_ctx == NULL) {
+        refuse(c, "no SVID configured for mTLS", RM_ERR_TLS_CONFIG);
+        return 0;
+    }
+    if ((ret = rm_tls_new(&c->up.tls, c->snap->client_ctx, c->expected_ids, c->num_expected_ids)) != 0)
+        return ret;
+    c->mode = MODE_MTLS;
+    c->down.ready = 1;
+    return start_upstream_connect(c);
+}
+
+static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
+{
+    int ret;
+    uint16_t port;
+
+    c->dir = DIR_INBOUND;
+    if (l->kind == RM_LISTENER_KIND_EXPLICIT_INBOUND) {
+        c->explicit_cfg = l->explicit_cfg;
+        c->target = l->explicit_cfg->target;
+        c->orig_dst = l->addr;
+        c->inbound_mode = l->explicit_cfg->mode;
+    } else {
+        if ((ret = get_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+            refuse(c, "no original destination (connection was not redirected by iptables)", ret);
+            return 0;
+        }
+        port = sockaddr_port(&c->orig_dst.ss);
+        if (port == sockaddr_port(&l->addr.ss)) {
+            refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
+            return 0;
+        }
+        set_app_target(c, port);
+        c->inbound_mode = rm_proxy_config_port_mode(cfg_of(c), port);
+    }
+    switch (c->inbound_mode) {
+    case RM_MTLS_STRICT:
+        if (c->snap->server_ctx == NULL) {
+            refuse(c, "no SVID configured for mTLS", RM_ERR_TLS_CONFIG);
+            return 0;
+        }
+        /* look at the first bytes before handing them to TLS, so a plaintext client is refused with that reason;
+         * the app is connected only after the peer is authenticated */
+        c->mode = MODE_UNDECIDED;
+        c->deadline_ms = rm_loop_now_ms(c->w->loop) + cfg_of(c)->handshake_timeout_ms;
+        return 0;
+    case RM_MTLS_PERMISSIVE:
+        /* connect to the app at once so a server-first protocol is never kept waiting */
+        c->mode = MODE_UNDECIDED;
+        return start_upstream_connect(c);
+    case RM_MTLS_DISABLE:
+        c->mode = MODE_PLAINTEXT;
+        c->down.ready = 1;
+        return 0;
+    }
+    return 0;
+}
+
+void rm__conn_accepted(rm_listener_t *l, int fd)
+{
+    rm_worker_t *w = l->w;
+    rm_proxy_t *p = w->proxy;
+    rm_conn_t *c;
+    socklen_t sl;
+    int ret, one = 1;
+    unsigned n;
+
+    n = atomic_fetch_add_explicit(&p->num_conns, 1, memory_order_relaxed) + 1;
+    if ((c = conn_alloc(w)) == NULL) {
+        atomic_fetch_sub_explicit(&p->num_conns, 1, memory_order_relaxed);
+        close(fd);
+        return;
+    }
+    c->counted = 1;
+    c->snap = rm__proxy_snapshot(p);
+    c->started_ms = c->last_active_ms = rm_loop_now_ms(w->loop);
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->num_conns++;
+    atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->stats.active, 1, memory_order_relaxed);
+
+    sl = sizeof(c->src.ss);
+    getpeername(fd, (struct sockaddr *)&c->src.ss, &sl);
+    c->src.len = sl;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if ((ret = rm_loop_add(w->loop, &c->down.h, fd)) != 0) {
+        close(fd);
+        c->down.h.fd = -1;
+        conn_abort(c, CLOSE_ERROR);
+        conn_progress(c);
+        return;
+    }
+    if (n > cfg_of(c)->max_connections) {
+        atomic_fetch_add_explicit(&w->stats.rejected_limit, 1, memory_order_relaxed);
+        if (rm_loop_now_ms(w->loop) - w->limit_logged_ms >= 1000 || w->limit_logged_ms == 0) {
+            rm_log_line_t line;
+            w->limit_logged_ms = rm_loop_now_ms(w->loop);
+            rm_log_begin(&line, RM_LOG_WARN, "connection_limit");
+            rm_log_uint(&line, "max_connections", cfg_of(c)->max_connections);
+            rm_log_addr(&line, "src", (struct sockaddr *)&c->src.ss);
+            rm_log_str(&line, "msg", "maxConnections reached: refusing new connections (logged at most once a second)");
+            rm_log_end(&line);
+        }
+        c->close_reason = CLOSE_REJECTED;
+        conn_abort(c, CLOSE_REJECTED);
+        conn_progress(c);
+        return;
+    }
+
+    if (l->kind == RM_LISTENER_KIND_OUTBOUND || l->kind == RM_LISTENER_KIND_EXPLICIT_UPSTREAM)
+        ret = setup_outbound(c, l);
+    else
+        ret = setup_inbound(c, l);
+    if (ret != 0 && !c->closing) {
+        rm_log_line_t line;
+        rm_log_begin(&line, RM_LOG_WARN, "connection_setup_failed");
+        log_conn_fields(c, &line);
+        rm_log_err(&line, "error", ret);
+        rm_log_end(&line);
+        conn_abort(c, CLOSE_ERROR);
+    }
+    conn_progress(c);
+}
+
+void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
+{
+    rm_proxy_config_t *cfg = cfg_of(c);
+    if (c->closing)
+        return;
+    if (c->deadline_ms != 0 && now_ms >= c->deadline_ms) {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_WARN, c->up_connecting ? "upstream_connect_timeout" : "handshake_timeout");
+        log_conn_fields(c, &l);
+        rm_log_end(&l);
+        conn_abort(c, CLOSE_TIMEOUT);
+        conn_progress(c);
+        return;
+    }
+    if (cfg->idle_timeout_ms != 0 && now_ms - c->last_active_ms >= cfg->idle_timeout_ms) {
+        conn_abort(c, CLOSE_TIMEOUT);
+        conn_progress(c);
+    }
+}
+
+void rm__conn_drain_cut(rm_conn_t *c)
+{
+    if (c->closing)
+        return;
+    conn_abort(c, CLOSE_DRAIN);
+    conn_progress(c);
+}

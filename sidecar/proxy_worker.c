@@ -1,0 +1,364 @@
+/* Workers: one thread and one loop each, their own SO_REUSEPORT listening sockets, a periodic tick for timeouts,
+ * and an eventfd through which the main thread asks them to drain or stop. */
+#include "proxy.h"
+#include "ringmesh/error.h"
+#include "ringmesh/log.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TICK_MS      250
+#define RING_ENTRIES 4096
+
+void rm_snapshot_ref(rm_snapshot_t *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void rm_snapshot_unref(rm_snapshot_t *s)
+{
+    if (s == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        rm_tls_ctx_unref(s->client_ctx);
+        rm_tls_ctx_unref(s->server_ctx);
+        rm_proxy_config_free(s->cfg);
+        free(s);
+    }
+}
+
+rm_snapshot_t *rm__proxy_snapshot(rm_proxy_t *p)
+{
+    /* The main thread replaces the snapshot only after taking its own ref on the new one and drops the old one's
+     * publication ref after every worker has moved on (see rm_proxy_publish), so loading then ref'ing is safe. */
+    rm_snapshot_t *s = atomic_load_explicit(&p->snap, memory_order_acquire);
+    rm_snapshot_ref(s);
+    return s;
+}
+
+int rm_proxy_pick_backend(rm_proxy_t *p, rm_io_backend_kind_t want)
+{
+    rm_loop_t *probe;
+    int ret;
+
+    if (want == RM_IO_EPOLL) {
+        p->backend = RM_IO_BACKEND_EPOLL;
+        return 0;
+    }
+    ret = rm_loop_new(&probe, RM_IO_BACKEND_URING, 8);
+    if (ret == 0) {
+        rm_loop_free(probe);
+        p->backend = RM_IO_BACKEND_URING;
+        return 0;
+    }
+    if (want == RM_IO_URING) {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_ERROR, "io_backend_unavailable");
+        rm_log_str(&l, "io_backend", "io_uring");
+        rm_log_err(&l, "error", ret);
+        rm_log_str(&l, "msg", "ioBackend is io_uring but the kernel refused it; set ioBackend: auto or epoll");
+        rm_log_end(&l);
+        return ret;
+    }
+    {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_WARN, "io_backend_fallback");
+        rm_log_str(&l, "io_backend", "epoll");
+        rm_log_err(&l, "reason", ret);
+        rm_log_str(&l, "msg", "io_uring is not available (seccomp profile or kernel setting); using epoll");
+        rm_log_end(&l);
+    }
+    p->backend = RM_IO_BACKEND_EPOLL;
+    return 0;
+}
+
+static int open_listener(const rm_sockaddr_t *addr)
+{
+    int fd, one = 1, ret;
+    fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0)
+        return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        goto Fail;
+    if (addr->ss.ss_family == AF_INET6) {
+        /* "[::]:port" is dual stack: one listener catches both families' redirected connections */
+        int zero = 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
+    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0 || listen(fd, 4096) != 0)
+        goto Fail;
+    return fd;
+Fail:
+    ret = -errno;
+    close(fd);
+    return ret;
+}
+
+static void on_accept(rm_io_op_t *op, int res);
+
+static void listener_arm(rm_listener_t *l)
+{
+    int ret;
+    if (l->closed || rm_io_busy(&l->accept_op))
+        return;
+    if ((ret = rm_io_accept(l->w->loop, &l->h, &l->accept_op, on_accept)) != 0) {
+        rm_log_line_t line;
+        rm_log_begin(&line, RM_LOG_ERROR, "accept_submit_failed");
+        rm_log_addr(&line, "listen", (struct sockaddr *)&l->addr.ss);
+        rm_log_err(&line, "error", ret);
+        rm_log_end(&line);
+        l->retry_at_ms = rm_loop_now_ms(l->w->loop) + TICK_MS;
+    }
+}
+
+static void on_accept(rm_io_op_t *op, int res)
+{
+    rm_listener_t *l = rm_container_of(op, rm_listener_t, accept_op);
+    if (res >= 0) {
+        if (l->closed || l->w->draining) {
+            close(res);
+            return;
+        }
+        rm__conn_accepted(l, res);
+        listener_arm(l);
+        return;
+    }
+    if (res == -ECANCELED || l->closed)
+        return;
+    if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+        /* out of descriptors or memory: wait a tick instead of spinning */
+        rm_log_line_t line;
+        rm_log_begin(&line, RM_LOG_WARN, "accept_failed");
+        rm_log_addr(&line, "listen", (struct sockaddr *)&l->addr.ss);
+        rm_log_err(&line, "error", res);
+        rm_log_end(&line);
+        l->retry_at_ms = rm_loop_now_ms(l->w->loop) + TICK_MS;
+        return;
+    }
+    listener_arm(l); /* ECONNABORTED and friends: the next one may be fine */
+}
+
+static void listeners_close(rm_worker_t *w)
+{
+    for (size_t i = 0; i < w->num_listeners; i++) {
+        rm_listener_t *l = &w->listeners[i];
+        if (l->closed)
+            continue;
+        l->closed = 1;
+        rm_io_cancel(w->loop, &l->accept_op);
+    }
+}
+
+static void on_wake(rm_io_op_t *op, int res);
+
+static void wake_arm(rm_worker_t *w)
+{
+    rm_io_read(w->loop, &w->wake_h, &w->wake_op, &w->wake_buf, sizeof(w->wake_buf), on_wake);
+}
+
+static void on_wake(rm_io_op_t *op, int res)
+{
+    rm_worker_t *w = rm_container_of(op, rm_worker_t, wake_op);
+    uint64_t now = rm_loop_now_ms(w->loop);
+    if (atomic_load(&w->proxy->draining) && !w->draining) {
+        w->draining = 1;
+        w->drain_deadline_ms = now + atomic_load(&w->proxy->snap)->cfg->drain_timeout_ms;
+        listeners_close(w);
+    }
+    if (atomic_load(&w->proxy->stopping))
+        w->stopping = 1;
+    if (res != -ECANCELED && !w->stopping)
+        wake_arm(w);
+}
+
+static void worker_tick(rm_worker_t *w)
+{
+    uint64_t now = rm_loop_now_ms(w->loop);
+    rm_conn_t *c, *next;
+
+    for (size_t i = 0; i < w->num_listeners; i++) {
+        rm_listener_t *l = &w->listeners[i];
+        if (l->retry_at_ms != 0 && now >= l->retry_at_ms) {
+            l->retry_at_ms = 0;
+            listener_arm(l);
+        }
+    }
+    int cut = w->draining && now >= w->drain_deadline_ms;
+    for (c = w->conns; c != NULL; c = next) {
+        next = rm__conn_next(c); /* the callee may free c */
+        if (cut)
+            rm__conn_drain_cut(c);
+        else
+            rm__conn_tick(c, now);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    rm_worker_t *w = arg;
+    sigset_t all;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's */
+    for (size_t i = 0; i < w->num_listeners; i++)
+        listener_arm(&w->listeners[i]);
+    wake_arm(w);
+    w->next_tick_ms = rm_loop_now_ms(w->loop) + TICK_MS;
+
+    while (!w->stopping && !(w->draining && w->num_conns == 0)) {
+        uint64_t now = rm_loop_now_ms(w->loop);
+        int timeout = w->next_tick_ms > now ? (int)(w->next_tick_ms - now) : 0;
+        int r = rm_loop_run_once(w->loop, timeout);
+        if (r < 0) {
+            rm_log_line_t l;
+            rm_log_begin(&l, RM_LOG_ERROR, "loop_failed");
+            rm_log_uint(&l, "worker", w->index);
+            rm_log_err(&l, "error", r);
+            rm_log_end(&l);
+            break;
+        }
+        now = rm_loop_now_ms(w->loop);
+        if (now >= w->next_tick_ms) {
+            worker_tick(w);
+            w->next_tick_ms = now + TICK_MS;
+        }
+    }
+    /* Cut whatever is left and let every op complete before the loop goes away. */
+    listeners_close(w);
+    for (rm_conn_t *c = w->conns, *next; c != NULL; c = next) {
+        next = rm__conn_next(c);
+        rm__conn_drain_cut(c);
+    }
+    rm_io_cancel(w->loop, &w->wake_op);
+    for (int i = 0; i < 1000; i++) {
+        int busy = w->num_conns != 0 || rm_io_busy(&w->wake_op);
+        for (size_t j = 0; j < w->num_listeners; j++)
+            busy |= rm_io_busy(&w->listeners[j].accept_op);
+        if (!busy)
+            break;
+        rm_loop_run_once(w->loop, 10);
+    }
+    return NULL;
+}
+
+int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
+{
+    rm_proxy_config_t *cfg = snap->cfg;
+    int ret;
+
+    atomic_store(&p->snap, snap);
+    p->num_workers = cfg->workers;
+    if ((p->workers = calloc(p->num_workers, sizeof(*p->workers))) == NULL)
+        return -ENOMEM;
+    for (unsigned i = 0; i < p->num_workers; i++) {
+        rm_worker_t *w = &p->workers[i];
+        size_t n = 0;
+        int efd;
+        w->proxy = p;
+        w->index = i;
+        if ((ret = rm_loop_new(&w->loop, p->backend, RING_ENTRIES)) != 0)
+            return ret;
+        if ((efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+            return -errno;
+        if ((ret = rm_loop_add(w->loop, &w->wake_h, efd)) != 0)
+            return ret;
+        w->listeners = calloc(2 + cfg->num_listeners, sizeof(*w->listeners));
+        if (w->listeners == NULL)
+            return -ENOMEM;
+        if (cfg->outbound_enabled) {
+            w->listeners[n].kind = RM_LISTENER_KIND_OUTBOUND;
+            w->listeners[n++].addr = cfg->outbound_listen;
+        }
+        if (cfg->inbound_enabled) {
+            w->listeners[n].kind = RM_LISTENER_KIND_INBOUND;
+            w->listeners[n++].addr = cfg->inbound_listen;
+        }
+        for (size_t j = 0; j < cfg->num_listeners; j++) {
+            rm_listener_config_t *lc = &cfg->listeners[j];
+            w->listeners[n].kind =
+                lc->kind == RM_LISTENER_UPSTREAM ? RM_LISTENER_KIND_EXPLICIT_UPSTREAM : RM_LISTENER_KIND_EXPLICIT_INBOUND;
+            w->listeners[n].explicit_cfg = lc;
+            w->listeners[n++].addr = lc->listen;
+        }
+        w->num_listeners = n;
+        for (size_t j = 0; j < n; j++) {
+            rm_listener_t *l = &w->listeners[j];
+            int fd = open_listener(&l->addr);
+            l->w = w;
+            if (fd < 0) {
+                rm_log_line_t line;
+                rm_log_begin(&line, RM_LOG_ERROR, "listen_failed");
+                rm_log_addr(&line, "listen", (struct sockaddr *)&l->addr.ss);
+                rm_log_err(&line, "error", fd);
+                rm_log_end(&line);
+                l->closed = 1;
+                return fd;
+            }
+            if ((ret = rm_loop_add(w->loop, &l->h, fd)) != 0)
+                return ret;
+        }
+    }
+    return 0;
+}
+
+int rm_proxy_start(rm_proxy_t *p)
+{
+    for (unsigned i = 0; i < p->num_workers; i++) {
+        int ret = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
+        if (ret != 0)
+            return -ret;
+    }
+    return 0;
+}
+
+static void wake_all(rm_proxy_t *p)
+{
+    uint64_t one = 1;
+    for (unsigned i = 0; i < p->num_workers; i++) {
+        ssize_t r = write(p->workers[i].wake_h.fd, &one, sizeof(one));
+        (void)r; /* a full eventfd counter still wakes the reader */
+    }
+}
+
+void rm_proxy_drain(rm_proxy_t *p)
+{
+    atomic_store(&p->draining, 1);
+    wake_all(p);
+}
+
+unsigned rm_proxy_open_connections(rm_proxy_t *p)
+{
+    return atomic_load(&p->num_conns);
+}
+
+void rm_proxy_join(rm_proxy_t *p)
+{
+    for (unsigned i = 0; i < p->num_workers; i++) {
+        rm_worker_t *w = &p->workers[i];
+        pthread_join(w->thread, NULL);
+        for (size_t j = 0; j < w->num_listeners; j++) {
+            if (w->listeners[j].h.fd > 0) {
+                rm_loop_del(w->loop, &w->listeners[j].h);
+                close(w->listeners[j].h.fd);
+            }
+        }
+        free(w->listeners);
+        rm_loop_del(w->loop, &w->wake_h);
+        close(w->wake_h.fd);
+        while (w->free_conns != NULL) {
+            rm_conn_t *c = w->free_conns;
+            w->free_conns = rm__conn_next(c);
+            rm__conn_release(c);
+        }
+        rm_loop_free(w->loop);
+    }
+    free(p->workers);
+    p->workers = NULL;
+}
