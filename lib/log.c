@@ -88,6 +88,18 @@ static void put_escaped(rm_log_line_t *l, const char *s, size_t n)
     put_raw(l, tmp, o);
 }
 
+/* A field is written whole or not at all: on overflow the line goes back to where the field began. */
+static size_t field_begin(rm_log_line_t *l)
+{
+    return l->len;
+}
+
+static void field_end(rm_log_line_t *l, size_t start)
+{
+    if (l->truncated)
+        l->len = start;
+}
+
 static void put_key(rm_log_line_t *l, const char *key)
 {
     put_raw(l, ",\"", 2);
@@ -116,10 +128,12 @@ void rm_log_strn(rm_log_line_t *l, const char *key, const char *val, size_t len)
 {
     if (!l->active)
         return;
+    size_t start = field_begin(l);
     put_key(l, key);
     put_raw(l, "\"", 1);
     put_escaped(l, val, len);
     put_raw(l, "\"", 1);
+    field_end(l, start);
 }
 
 void rm_log_str(rm_log_line_t *l, const char *key, const char *val)
@@ -127,8 +141,10 @@ void rm_log_str(rm_log_line_t *l, const char *key, const char *val)
     if (val == NULL) {
         if (!l->active)
             return;
+        size_t start = field_begin(l);
         put_key(l, key);
         put_raw(l, "null", 4);
+        field_end(l, start);
         return;
     }
     rm_log_strn(l, key, val, strlen(val));
@@ -140,8 +156,10 @@ void rm_log_int(rm_log_line_t *l, const char *key, int64_t val)
         return;
     char tmp[32];
     int n = snprintf(tmp, sizeof(tmp), "%" PRId64, val);
+    size_t start = field_begin(l);
     put_key(l, key);
     put_raw(l, tmp, (size_t)n);
+    field_end(l, start);
 }
 
 void rm_log_uint(rm_log_line_t *l, const char *key, uint64_t val)
@@ -150,19 +168,23 @@ void rm_log_uint(rm_log_line_t *l, const char *key, uint64_t val)
         return;
     char tmp[32];
     int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, val);
+    size_t start = field_begin(l);
     put_key(l, key);
     put_raw(l, tmp, (size_t)n);
+    field_end(l, start);
 }
 
 void rm_log_bool(rm_log_line_t *l, const char *key, int val)
 {
     if (!l->active)
         return;
+    size_t start = field_begin(l);
     put_key(l, key);
     if (val)
         put_raw(l, "true", 4);
     else
         put_raw(l, "false", 5);
+    field_end(l, start);
 }
 
 void rm_log_err(rm_log_line_t *l, const char *key, int err)

@@ -86,6 +86,7 @@ struct st_rm_proxy_t {
     atomic_uint num_conns; /* across workers, for maxConnections */
     atomic_int draining;
     atomic_int stopping;
+    atomic_int workers_running;
 };
 
 /** Resolves the configured backend (AUTO tries io_uring, falls back to epoll and logs why). Returns 0 or -errno. */
@@ -97,6 +98,8 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap);
 int rm_proxy_start(rm_proxy_t *p);
 /** Asks every worker to stop accepting and drain (open connections finish, cut at drainTimeout). */
 void rm_proxy_drain(rm_proxy_t *p);
+/** Asks every worker to stop now, cutting open connections. */
+void rm_proxy_stop(rm_proxy_t *p);
 /** Waits for every worker to exit and frees them. */
 void rm_proxy_join(rm_proxy_t *p);
 /** Open connections across all workers. */

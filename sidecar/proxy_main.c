@@ -1,4 +1,5 @@
 /* ringmesh-proxy: load the configuration and the SVID, start the workers, drain on SIGTERM. */
+#include "admin_server.h"
 #include "proxy.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -161,6 +162,7 @@ int main(int argc, char **argv)
     rm_proxy_config_t *cfg = NULL;
     rm_snapshot_t *snap = NULL;
     rm_proxy_t proxy;
+    rm_admin_server_t *admin = NULL;
     rm_log_level_t level;
     sigset_t sigs;
 
@@ -251,22 +253,38 @@ int main(int argc, char **argv)
         rm_log_end(&l);
     }
 
-    for (;;) {
-        int sig;
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
-        if (!atomic_load(&proxy.draining)) {
-            rm_log_line_t l;
-            rm_log_begin(&l, RM_LOG_INFO, "drain_started");
-            rm_log_str(&l, "signal", sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGQUIT");
-            rm_log_uint(&l, "timeout_ms", cfg->drain_timeout_ms);
-            rm_log_uint(&l, "open_connections", rm_proxy_open_connections(&proxy));
-            rm_log_end(&l);
-            rm_proxy_drain(&proxy);
-            /* workers exit once drained (or cut at the deadline); wait for them off the signal path */
-            break;
-        }
+    if (cfg->admin_enabled && rm_admin_server_start(&admin, &proxy, &cfg->admin_listen) != 0) {
+        rm_proxy_stop(&proxy);
+        rm_proxy_join(&proxy);
+        return 1;
     }
+
+    /* SIGTERM/SIGINT (or POST /drain): drain. SIGQUIT (or POST /quitquitquit), or a second SIGTERM: stop now. */
+    for (;;) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig > 0) {
+            if (sig != SIGQUIT && !atomic_load(&proxy.draining)) {
+                rm_log_line_t l;
+                rm_log_begin(&l, RM_LOG_INFO, "drain_started");
+                rm_log_str(&l, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                rm_log_uint(&l, "timeout_ms", cfg->drain_timeout_ms);
+                rm_log_uint(&l, "open_connections", rm_proxy_open_connections(&proxy));
+                rm_log_end(&l);
+                rm_proxy_drain(&proxy);
+            } else {
+                rm_log_line_t l;
+                rm_log_begin(&l, RM_LOG_INFO, "stop_requested");
+                rm_log_str(&l, "signal", sig == SIGQUIT ? "SIGQUIT" : "repeated");
+                rm_log_uint(&l, "open_connections", rm_proxy_open_connections(&proxy));
+                rm_log_end(&l);
+                rm_proxy_stop(&proxy);
+            }
+        }
+        if (atomic_load(&proxy.workers_running) == 0)
+            break;
+    }
+    rm_admin_server_stop(admin);
     rm_proxy_join(&proxy);
     {
         rm_log_line_t l;

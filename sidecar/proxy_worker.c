@@ -245,6 +245,7 @@ static void *worker_main(void *arg)
             break;
         rm_loop_run_once(w->loop, 10);
     }
+    atomic_fetch_sub(&w->proxy->workers_running, 1);
     return NULL;
 }
 
@@ -311,9 +312,12 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
 int rm_proxy_start(rm_proxy_t *p)
 {
     for (unsigned i = 0; i < p->num_workers; i++) {
+        atomic_fetch_add(&p->workers_running, 1);
         int ret = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
-        if (ret != 0)
+        if (ret != 0) {
+            atomic_fetch_sub(&p->workers_running, 1);
             return -ret;
+        }
     }
     return 0;
 }
@@ -330,6 +334,12 @@ static void wake_all(rm_proxy_t *p)
 void rm_proxy_drain(rm_proxy_t *p)
 {
     atomic_store(&p->draining, 1);
+    wake_all(p);
+}
+
+void rm_proxy_stop(rm_proxy_t *p)
+{
+    atomic_store(&p->stopping, 1);
     wake_all(p);
 }
 
