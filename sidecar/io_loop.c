@@ -46,6 +46,11 @@ int rm_loop_new(rm_loop_t **out, rm_io_backend_t backend, unsigned entries)
     return 0;
 }
 
+int rm_loop_attach_thread(rm_loop_t *loop)
+{
+    return loop->backend == RM_IO_BACKEND_URING ? rm__uring_attach_thread(loop) : 0;
+}
+
 void rm_loop_free(rm_loop_t *loop)
 {
     if (loop == NULL)

@@ -58,6 +58,9 @@ struct st_rm_io_handle_t {
  *  -EPERM, -ENOSYS; the caller falls back to epoll). `entries` sizes the ring (ignored by epoll). */
 int rm_loop_new(rm_loop_t **out, rm_io_backend_t backend, unsigned entries);
 void rm_loop_free(rm_loop_t *loop);
+/** Makes the calling thread the loop's owner; call once from that thread before submitting anything (io_uring
+ *  rings are bound to one submitting task). Returns 0 or negative errno. */
+int rm_loop_attach_thread(rm_loop_t *loop);
 rm_io_backend_t rm_loop_backend(const rm_loop_t *loop);
 const char *rm_loop_backend_name(rm_io_backend_t b);
 

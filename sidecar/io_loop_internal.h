@@ -12,6 +12,7 @@ struct st_rm_loop_t {
     /* io_uring */
     struct io_uring ring;
     unsigned sq_pending;
+    int ring_disabled; /* created with IORING_SETUP_R_DISABLED, not yet enabled by its thread */
     /* epoll */
     int epfd;
     rm_io_op_t *done_head, *done_tail; /* completions waiting for their callbacks */
@@ -21,6 +22,7 @@ void rm__loop_update_now(rm_loop_t *loop);
 
 int rm__uring_init(rm_loop_t *loop, unsigned entries);
 void rm__uring_dispose(rm_loop_t *loop);
+int rm__uring_attach_thread(rm_loop_t *loop);
 int rm__uring_submit(rm_loop_t *loop, rm_io_op_t *op);
 void rm__uring_cancel(rm_loop_t *loop, rm_io_op_t *op);
 int rm__uring_run_once(rm_loop_t *loop, int timeout_ms);

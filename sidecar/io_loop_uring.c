@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define CANCEL_TAG 0
 
@@ -12,13 +14,18 @@ int rm__uring_init(rm_loop_t *loop, unsigned entries)
     int ret;
 
     memset(&p, 0, sizeof(p));
-    /* One thread submits and reaps; completions are run when we enter the kernel, not by IPIs. */
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN;
+    /* One thread submits and reaps; completions are run when we enter the kernel, not by IPIs. The ring starts
+     * disabled so that the worker thread that will own it can enable it (SINGLE_ISSUER binds the ring to the task
+     * that enables it, not to the one that created it). */
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN |
+              IORING_SETUP_R_DISABLED;
     ret = io_uring_queue_init_params(entries, &loop->ring, &p);
     if (ret == -EINVAL) {
-        /* older kernels: plain setup */
+        /* older kernels: plain setup, usable from any thread */
         memset(&p, 0, sizeof(p));
         ret = io_uring_queue_init_params(entries, &loop->ring, &p);
+    } else if (ret == 0) {
+        loop->ring_disabled = 1;
     }
     if (ret != 0)
         return ret;
@@ -26,6 +33,18 @@ int rm__uring_init(rm_loop_t *loop, unsigned entries)
         io_uring_queue_exit(&loop->ring);
         return -ENOSYS;
     }
+    return 0;
+}
+
+int rm__uring_attach_thread(rm_loop_t *loop)
+{
+    int ret;
+    if (!loop->ring_disabled)
+        return 0;
+    /* liburing 2.3 declares io_uring_enable_rings() but does not export it: register directly */
+    if ((ret = (int)syscall(__NR_io_uring_register, loop->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) != 0)
+        return -errno;
+    loop->ring_disabled = 0;
     return 0;
 }
 

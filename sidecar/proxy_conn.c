@@ -50,6 +50,7 @@ typedef struct st_rm_pipe_t {
     uint8_t *buf; /* RM_PIPE_SIZE bytes; data is buf[off .. off+len) */
     size_t off, len;
     uint8_t src_eof;
+    uint8_t recv_busy; /* a plain receive is writing into the tail: the data must not move until it completes */
     uint64_t bytes;
 } rm_pipe_t;
 
@@ -194,7 +195,7 @@ static void pipe_consume(rm_pipe_t *p, size_t n)
 {
     p->off += n;
     p->len -= n;
-    if (p->len == 0)
+    if (p->len == 0 && !p->recv_busy)
         p->off = 0;
 }
 
@@ -210,6 +211,8 @@ static size_t pipe_room(const rm_pipe_t *p)
 static void side_recv_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
 {
     c->pending--;
+    if (s->tls == NULL)
+        out_pipe->recv_busy = 0;
     if (c->closing)
         goto Progress;
     if (res > 0) {
@@ -332,6 +335,8 @@ static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, rm_io_cb
         return 0;
     if ((ret = rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, cb)) != 0)
         return ret;
+    if (s->tls == NULL)
+        out_pipe->recv_busy = 1;
     c->pending++;
     return 0;
 }

@@ -204,9 +204,19 @@ static void *worker_main(void *arg)
 {
     rm_worker_t *w = arg;
     sigset_t all;
+    int ret;
 
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's */
+    if ((ret = rm_loop_attach_thread(w->loop)) != 0) {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_ERROR, "loop_failed");
+        rm_log_uint(&l, "worker", w->index);
+        rm_log_err(&l, "error", ret);
+        rm_log_end(&l);
+        atomic_fetch_sub(&w->proxy->workers_running, 1);
+        return NULL;
+    }
     for (size_t i = 0; i < w->num_listeners; i++)
         listener_arm(&w->listeners[i]);
     wake_arm(w);

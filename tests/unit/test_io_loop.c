@@ -69,6 +69,7 @@ static void exercise(rm_io_backend_t backend)
         skip();
     }
     assert_int_equal(ret, 0);
+    assert_int_equal(rm_loop_attach_thread(loop), 0);
     assert_int_equal(rm_loop_backend(loop), backend);
 
     lfd = listen_loopback(&addr);
