@@ -44,6 +44,7 @@ struct st_rm_tls_t {
     int verify_err;     /* why our verify callback refused the peer */
     int handshake_done;
     int peer_closed;
+    unsigned flags;
     rm_spiffe_id_t peer_id;
 };
 
@@ -105,6 +106,32 @@ static int convert_error(int e)
     return RM_ERR_TLS_HANDSHAKE;
 }
 
+/* The store reports OpenSSL's X509_V_ERR_* numbers (positive) under OPENSSL_EXTRA, wolfSSL's own (negative) otherwise.
+ * 0 means "no opinion": the handshake's own error is used instead. */
+static int convert_verify_error(int e)
+{
+    if (e < 0) {
+        int r = convert_error(e);
+        return r == RM_ERR_TLS_HANDSHAKE ? 0 : r;
+    }
+    switch (e) {
+    case 9: /* X509_V_ERR_CERT_NOT_YET_VALID */
+        return RM_ERR_TLS_NOT_YET_VALID;
+    case 10: /* X509_V_ERR_CERT_HAS_EXPIRED */
+        return RM_ERR_TLS_EXPIRED;
+    case 2:  /* UNABLE_TO_GET_ISSUER_CERT */
+    case 7:  /* CERT_SIGNATURE_FAILURE */
+    case 18: /* DEPTH_ZERO_SELF_SIGNED_CERT */
+    case 19: /* SELF_SIGNED_CERT_IN_CHAIN */
+    case 20: /* UNABLE_TO_GET_ISSUER_CERT_LOCALLY */
+    case 21: /* UNABLE_TO_VERIFY_LEAF_SIGNATURE */
+    case 24: /* INVALID_CA */
+    case 25: /* PATH_LENGTH_EXCEEDED */
+        return RM_ERR_TLS_UNTRUSTED;
+    }
+    return 0;
+}
+
 /* Called for every certificate of the peer's chain (WOLFSSL_ALWAYS_VERIFY_CB): chain failures are recorded with
  * their reason; at the leaf the X509-SVID rules and the expected identities are applied. */
 static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
@@ -119,7 +146,7 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
         return 0;
     if (!preverify) {
         if (tls->verify_err == 0)
-            tls->verify_err = convert_error(store->error);
+            tls->verify_err = convert_verify_error(store->error);
         return 0;
     }
     if (store->error_depth != 0)
@@ -263,7 +290,8 @@ time_t rm_tls_ctx_not_after(const rm_tls_ctx_t *ctx)
     return ctx->not_after;
 }
 
-int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_ids, size_t num_expected_ids)
+int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_ids, size_t num_expected_ids,
+               unsigned flags)
 {
     rm_tls_t *tls;
 
@@ -275,6 +303,7 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
     tls->ctx = ctx;
     tls->expected_ids = expected_ids;
     tls->num_expected_ids = num_expected_ids;
+    tls->flags = flags;
     wolfSSL_SetIOReadCtx(tls->ssl, tls);
     wolfSSL_SetIOWriteCtx(tls->ssl, tls);
     wolfSSL_SetCertCbCtx(tls->ssl, tls);
@@ -374,9 +403,10 @@ int rm_tls_handshake(rm_tls_t *tls)
     }
     if (tls->verify_err != 0)
         return tls->verify_err;
-    /* A server that does not know our ALPN would still finish the handshake with a client: refuse it here. */
-    if (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
-        proto_len != sizeof(RM_TLS_ALPN) - 1 || memcmp(proto, RM_TLS_ALPN, proto_len) != 0)
+    /* A peer that does not know our ALPN still completes the handshake: refuse it here where it is required. */
+    if ((tls->flags & RM_TLS_REQUIRE_MESH_ALPN) &&
+        (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
+         proto_len != sizeof(RM_TLS_ALPN) - 1 || memcmp(proto, RM_TLS_ALPN, proto_len) != 0))
         return RM_ERR_TLS_ALPN;
     if (tls->peer_id.len == 0)
         return RM_ERR_TLS_NO_PEER_CERT;

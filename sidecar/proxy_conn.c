@@ -527,6 +527,9 @@ static int decide_mode(rm_conn_t *c)
         k = rm_tls_sniff(c->d2u.buf + c->d2u.off, c->d2u.len);
         if (k == RM_TLS_SNIFF_NEED_MORE && !c->d2u.src_eof && pipe_room(&c->d2u) > 0)
             return 0;
+        /* an explicit inbound listener is a TLS port by configuration: any mTLS client with an SVID may use it */
+        if (k == RM_TLS_SNIFF_TLS_OTHER && c->explicit_cfg != NULL)
+            k = RM_TLS_SNIFF_MESH;
         if (k != RM_TLS_SNIFF_MESH && c->inbound_mode == RM_MTLS_STRICT) {
             atomic_fetch_add_explicit(&c->w->stats.rejected_plaintext, 1, memory_order_relaxed);
             refuse(c, k == RM_TLS_SNIFF_TLS_OTHER ? "TLS without the mesh ALPN (ringmesh/1) on a STRICT port"
@@ -537,7 +540,8 @@ static int decide_mode(rm_conn_t *c)
         if (k == RM_TLS_SNIFF_MESH) {
             if (c->snap->server_ctx == NULL)
                 return RM_ERR_TLS_CONFIG;
-            if ((ret = rm_tls_new(&c->down.tls, c->snap->server_ctx, NULL, 0)) != 0)
+            if ((ret = rm_tls_new(&c->down.tls, c->snap->server_ctx, NULL, 0,
+                                  c->explicit_cfg != NULL ? 0 : RM_TLS_REQUIRE_MESH_ALPN)) != 0)
                 return ret;
             if ((ret = rm_tls_in_append(c->down.tls, c->d2u.buf + c->d2u.off, c->d2u.len)) != 0)
                 return ret;
@@ -630,10 +634,19 @@ static void conn_progress(rm_conn_t *c)
 
 Error:
     {
+        /* TLS failures after the handshake are mostly the peer refusing us (TLS 1.3 clients finish before the
+         * server has judged their certificate): worth a warning with the peer's alert. I/O errors are routine. */
+        int is_tls = ret <= RM_ERR_CLASS_TLS && ret > RM_ERR_CLASS_SVID;
+        rm_tls_t *tls = tls_side(c)->tls;
+        const char *alert = tls != NULL ? rm_tls_peer_alert(tls) : NULL;
         rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_DEBUG, "connection_error");
+        rm_log_begin(&l, is_tls ? RM_LOG_WARN : RM_LOG_DEBUG, is_tls ? "tls_error" : "connection_error");
         log_conn_fields(c, &l);
         rm_log_err(&l, "error", ret);
+        if (alert != NULL)
+            rm_log_str(&l, "peer_alert", alert);
+        if (peer_id_of(c) != NULL)
+            rm_log_str(&l, "peer_id", peer_id_of(c));
         rm_log_end(&l);
     }
     conn_abort(c, CLOSE_ERROR);
@@ -839,7 +852,8 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
         refuse(c, "no SVID configured for mTLS", RM_ERR_TLS_CONFIG);
         return 0;
     }
-    if ((ret = rm_tls_new(&c->up.tls, c->snap->client_ctx, c->expected_ids, c->num_expected_ids)) != 0)
+    if ((ret = rm_tls_new(&c->up.tls, c->snap->client_ctx, c->expected_ids, c->num_expected_ids,
+                          c->explicit_cfg != NULL ? 0 : RM_TLS_REQUIRE_MESH_ALPN)) != 0)
         return ret;
     c->mode = MODE_MTLS;
     c->down.ready = 1;

@@ -45,12 +45,19 @@ const rm_spiffe_id_t *rm_tls_ctx_id(const rm_tls_ctx_t *ctx);
 /** notAfter of this context's own certificate. */
 time_t rm_tls_ctx_not_after(const rm_tls_ctx_t *ctx);
 
+/** Session flags. */
+#define RM_TLS_REQUIRE_MESH_ALPN 0x1 /* fail unless ALPN ringmesh/1 was negotiated (proxy-to-proxy capture paths) */
+
 /** Starts a session. `expected_ids` (may be NULL; must outlive the session) are the IDs the peer may present:
- *  a client passes the destination's identities. Returns 0, RM_ERR_TLS_NO_MEMORY. The session holds a ref on ctx. */
-int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_ids, size_t num_expected_ids);
+ *  a client passes the destination's identities. The mesh ALPN is always offered; with RM_TLS_REQUIRE_MESH_ALPN it
+ *  must also be negotiated (explicit listeners interoperate with plain mTLS peers and leave it out).
+ *  Returns 0 or RM_ERR_TLS_NO_MEMORY. The session holds a ref on ctx. */
+int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_ids, size_t num_expected_ids,
+               unsigned flags);
 void rm_tls_free(rm_tls_t *tls);
 
-/** The free tail of the input window: receive ciphertext there, then commit what arrived. */
+/** The free tail of the input window: receive ciphertext there, then commit what arrived. Call it right before
+ *  submitting a receive, never while one is in flight (it may move buffered bytes to the front). */
 void rm_tls_in_space(rm_tls_t *tls, uint8_t **p, size_t *len);
 void rm_tls_in_commit(rm_tls_t *tls, size_t n);
 /** Copies bytes already read elsewhere (sniffed) into the input window. Returns 0 or RM_ERR_TLS_PROTOCOL if they
