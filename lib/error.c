@@ -79,6 +79,12 @@ const char *rm_strerror(int err)
         return "X509-SVID URI SAN is not a valid SPIFFE ID";
     case RM_ERR_SVID_CA_NOT_CA:
         return "signing certificate in the chain is not a CA with keyCertSign";
+    case RM_ERR_SVID_ISSUE:
+        return "certificate could not be issued (key generation or signing failed)";
+    case RM_ERR_SVID_CA_KEY:
+        return "CA private key could not be read or does not belong to the CA certificate";
+    case RM_ERR_SVID_KEY_TYPE:
+        return "key is not an ECDSA P-256 key";
     case RM_ERR_CONFIG_PARSE:
         return "configuration could not be parsed";
     case RM_ERR_CONFIG_VALUE:

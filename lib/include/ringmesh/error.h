@@ -51,6 +51,9 @@ enum {
     RM_ERR_SVID_NO_KEY_USAGE = RM_ERR_CLASS_SVID - 32,     /* leaf has no key usage extension */
     RM_ERR_SVID_BAD_SAN_URI = RM_ERR_CLASS_SVID - 33,      /* the URI SAN is not a valid SPIFFE ID */
     RM_ERR_SVID_CA_NOT_CA = RM_ERR_CLASS_SVID - 34,        /* an intermediate/root is not a CA or lacks keyCertSign */
+    RM_ERR_SVID_ISSUE = RM_ERR_CLASS_SVID - 40,            /* key generation or signing failed */
+    RM_ERR_SVID_CA_KEY = RM_ERR_CLASS_SVID - 41,           /* CA key unreadable or not the CA certificate's key */
+    RM_ERR_SVID_KEY_TYPE = RM_ERR_CLASS_SVID - 42,         /* key is not an ECDSA P-256 key */
 
     /* configuration */
     RM_ERR_CONFIG_PARSE = RM_ERR_CLASS_CONFIG - 1, /* YAML syntax or schema error (message has file/line/field) */

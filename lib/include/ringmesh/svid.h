@@ -48,22 +48,45 @@ typedef struct st_rm_x509_info_t {
     char uris[RM_X509_MAX_URIS][RM_SPIFFE_ID_MAX + 1];
 } rm_x509_info_t;
 
-/** Parses a DER certificate into `info`. Returns 0 or RM_ERR_SVID_PARSE. */
+/** Parses a DER certificate into `info` (no signature or date check). The first RM_X509_MAX_URIS URI SANs are
+ *  copied; one longer than RM_SPIFFE_ID_MAX or holding a NUL is stored as "" (never a valid SPIFFE ID).
+ *  Returns 0, RM_ERR_SVID_PARSE (then `info` is zeroed) or -ENOMEM. */
 int rm_x509_parse_der(const uint8_t *der, size_t len, rm_x509_info_t *info);
 
 /** Applies the X509-SVID leaf rules (URI SAN count and syntax, not a CA, key usage, validity at `now`,
- *  and `expect`) to a parsed leaf. On success fills `id` (may be NULL). Returns 0 or the failed rule. */
+ *  and `expect`) to a parsed leaf. On success fills `id` (may be NULL). Returns 0 or the failed rule.
+ *  `id` is also filled when the single URI SAN is a valid SPIFFE ID but a later rule fails (so a refusal can be
+ *  logged with the peer's identity); otherwise id->len is 0. Only a 0 return makes `id` an authenticated ID. */
 int rm_svid_check_leaf(const rm_x509_info_t *leaf, time_t now, const rm_svid_expect_t *expect, rm_spiffe_id_t *id);
+
+/** The rule for a certificate that signs others (a root in a bundle or an intermediate in a chain): basicConstraints
+ *  cA and a key usage extension with keyCertSign. Returns 0 or RM_ERR_SVID_CA_NOT_CA. */
+int rm_svid_check_signer(const rm_x509_info_t *ca);
+
+/** For the TLS backend, after wolfSSL has verified the peer's chain during the handshake: parses the peer's leaf
+ *  (DER) and applies rm_svid_check_leaf() at `now`. Does not look at the chain. Fills `id` as
+ *  rm_svid_check_leaf() does. Returns 0, RM_ERR_SVID_PARSE, another leaf rule, or -ENOMEM. */
+int rm_svid_check_peer_der(const uint8_t *leaf_der, size_t len, time_t now, const rm_svid_expect_t *expect,
+                           rm_spiffe_id_t *id);
 
 /** A trust bundle: one or more root CA certificates. Opaque; owned by the caller of _load. */
 typedef struct st_rm_trust_bundle_t rm_trust_bundle_t;
 
-/** Loads every certificate of a PEM buffer as a trust anchor. Returns 0 or RM_ERR_SVID_PARSE. */
+/** Loads every certificate of a PEM buffer as a trust anchor (other PEM blocks are ignored). The bundle is
+ *  immutable once loaded and may be used by several threads at once. Returns 0; RM_ERR_SVID_PARSE when there is no
+ *  certificate or one does not parse; RM_ERR_SVID_CA_NOT_CA when one is not a CA with keyCertSign; or -ENOMEM.
+ *  On failure *out is NULL. */
 int rm_trust_bundle_load_pem(rm_trust_bundle_t **out, const char *pem, size_t len);
+
+/** Frees a bundle from rm_trust_bundle_load_pem(). NULL is fine. */
 void rm_trust_bundle_free(rm_trust_bundle_t *b);
 
-/** Verifies a PEM chain (leaf first, then intermediates) against `bundle` at `now`, then applies the leaf rules.
- *  On success fills `id` (may be NULL). Returns 0 or the failed rule. */
+/** Verifies a PEM chain (leaf first, then intermediates in signing order) against `bundle` at `now`, then applies
+ *  the leaf rules. On success fills `id` (may be NULL; filled on leaf-rule failures as rm_svid_check_leaf() says).
+ *  Returns 0 or the failed rule: RM_ERR_SVID_PARSE; RM_ERR_SVID_UNTRUSTED (no path to a root, bad signature);
+ *  RM_ERR_SVID_CA_NOT_CA (an intermediate is not a signing CA); RM_ERR_SVID_EXPIRED / _NOT_YET_VALID when an
+ *  intermediate, the root the chain leads to, or the leaf is outside its validity at `now`; a leaf rule; or
+ *  -ENOMEM. */
 int rm_svid_verify_pem(const rm_trust_bundle_t *bundle, const char *chain_pem, size_t len, time_t now,
                        const rm_svid_expect_t *expect, rm_spiffe_id_t *id);
 

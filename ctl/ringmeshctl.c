@@ -1,0 +1,80 @@
+/* ringmeshctl: the operator CLI. This file dispatches to one function per top-level command. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+#define MAX_FILE_SIZE (16u << 20)
+
+static const char USAGE[] = "usage: ringmeshctl <command> [options]\n"
+                            "\n"
+                            "commands:\n"
+                            "  svid verify   check an X.509-SVID against a trust bundle\n"
+                            "  svid issue    make a root CA, or an X.509-SVID signed by a CA\n"
+                            "\n"
+                            "Run 'ringmeshctl <command> --help' for a command's options.\n"
+                            "Exit status: 0 ok, 1 invalid input (e.g. an invalid SVID), 2 usage or file error.\n";
+
+int rm__ctl_read_file(const char *path, char **data, size_t *len)
+{
+    char *buf = NULL, *grown;
+    size_t cap = 0, used = 0;
+    ssize_t n;
+    int fd, ret;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno;
+    for (;;) {
+        if (cap - used < 4096) {
+            cap = cap == 0 ? 8192 : cap * 2;
+            if (cap > MAX_FILE_SIZE + 1) {
+                ret = -EFBIG;
+                goto Exit;
+            }
+            if ((grown = realloc(buf, cap)) == NULL) {
+                ret = -ENOMEM;
+                goto Exit;
+            }
+            buf = grown;
+        }
+        if ((n = read(fd, buf + used, cap - used - 1)) < 0) {
+            if (errno == EINTR)
+                continue;
+            ret = -errno;
+            goto Exit;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    buf[used] = '\0';
+    *data = buf;
+    *len = used;
+    buf = NULL;
+    ret = 0;
+
+Exit:
+    free(buf);
+    close(fd);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return RM_CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(USAGE, stdout);
+        return RM_CTL_EXIT_OK;
+    }
+    if (strcmp(argv[1], "svid") == 0)
+        return rm__ctl_svid(argc - 1, argv + 1);
+    fprintf(stderr, "ringmeshctl: unknown command '%s'\n\n%s", argv[1], USAGE);
+    return RM_CTL_EXIT_USAGE;
+}

@@ -1,0 +1,385 @@
+/* `ringmeshctl svid verify|issue`.
+ *
+ * Flags are parsed strictly: each must be spelled out in full ("--flag VALUE" or "--flag=VALUE"); anything else is
+ * a usage error. Private keys are written with mode 0600 and never printed. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "ringmesh/error.h"
+#include "ringmesh/svid.h"
+#include "ringmesh/x509_issue.h"
+
+#define MAX_EXPECT 64
+
+static const char SVID_USAGE[] =
+    "usage: ringmeshctl svid verify --bundle CA.pem --cert SVID.pem [--trust-domain TD] [--expect SPIFFE_ID]...\n"
+    "       ringmeshctl svid issue --ca --trust-domain TD --cert OUT.pem --key OUT.key [--ttl 24h] [--backdate 5m]\n"
+    "       ringmeshctl svid issue --ca-cert CA.pem --ca-key CA.key --id SPIFFE_ID --cert OUT.pem --key OUT.key\n"
+    "                              [--ttl 1h] [--backdate 5m]\n"
+    "\n"
+    "verify   Verifies the chain in --cert (leaf first, then intermediates) against the roots in --bundle and the\n"
+    "         X509-SVID rules. Valid: prints the SPIFFE ID on stdout, exit 0. Invalid: prints\n"
+    "         'invalid SVID: <reason>' on stderr, exit 1. --expect may be repeated; the ID must equal one of them.\n"
+    "issue    --ca makes a self-signed root CA for a trust domain. Otherwise signs an X.509-SVID for --id with the\n"
+    "         CA in --ca-cert/--ca-key (PEM; the cert file may carry the CA's own chain after it); --cert gets the\n"
+    "         leaf followed by that chain without the root. Keys are ECDSA P-256; --key is written with mode 0600.\n"
+    "         NotBefore is now minus --backdate, NotAfter is NotBefore plus --ttl. Durations: 90s, 5m, 1h, 2d.\n"
+    "\n"
+    "Exit status: 0 ok, 1 invalid SVID, 2 usage or file error.\n";
+
+/* ---- flag parsing ------------------------------------------------------------------------------------------- */
+
+typedef struct st_flag_t {
+    const char *name; /* without the leading "--" */
+    int takes_value;
+    int repeatable;
+    const char *value; /* last value seen, or "" for a boolean flag that was given */
+    const char *values[MAX_EXPECT];
+    size_t count;
+} flag_t;
+
+static flag_t *find_flag(flag_t *flags, size_t num, const char *name, size_t name_len)
+{
+    size_t i;
+
+    for (i = 0; i != num; ++i)
+        if (strlen(flags[i].name) == name_len && memcmp(flags[i].name, name, name_len) == 0)
+            return &flags[i];
+    return NULL;
+}
+
+/* Parses argv[1..argc) into `flags`. Returns 0, 1 when --help was given, or -1 after printing the error. */
+static int parse_flags(const char *cmd, int argc, char **argv, flag_t *flags, size_t num)
+{
+    int i;
+
+    for (i = 1; i < argc; ++i) {
+        const char *arg = argv[i], *eq, *value = NULL;
+        size_t name_len;
+        flag_t *flag;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return 1;
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            fprintf(stderr, "ringmeshctl svid %s: unexpected argument '%s'\n", cmd, arg);
+            return -1;
+        }
+        eq = strchr(arg + 2, '=');
+        name_len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if ((flag = find_flag(flags, num, arg + 2, name_len)) == NULL) {
+            fprintf(stderr, "ringmeshctl svid %s: unknown flag '%.*s'\n", cmd, (int)(name_len + 2), arg);
+            return -1;
+        }
+        if (flag->takes_value) {
+            if (eq != NULL) {
+                value = eq + 1;
+            } else if (i + 1 < argc) {
+                value = argv[++i];
+            } else {
+                fprintf(stderr, "ringmeshctl svid %s: --%s needs a value\n", cmd, flag->name);
+                return -1;
+            }
+        } else if (eq != NULL) {
+            fprintf(stderr, "ringmeshctl svid %s: --%s takes no value\n", cmd, flag->name);
+            return -1;
+        } else {
+            value = "";
+        }
+        if (flag->count != 0 && !flag->repeatable) {
+            fprintf(stderr, "ringmeshctl svid %s: --%s given twice\n", cmd, flag->name);
+            return -1;
+        }
+        if (flag->count == MAX_EXPECT) {
+            fprintf(stderr, "ringmeshctl svid %s: --%s given more than %d times\n", cmd, flag->name, MAX_EXPECT);
+            return -1;
+        }
+        flag->values[flag->count++] = value;
+        flag->value = value;
+    }
+    return 0;
+}
+
+/* Parses "90s", "5m", "1h", "2d" or a bare number of seconds. Returns 0 or -1. */
+static int parse_duration(const char *s, int64_t *out)
+{
+    int64_t v = 0, unit = 1;
+    const char *p = s;
+
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; ++p) {
+        if (v > (INT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    switch (*p) {
+    case '\0':
+        break;
+    case 's':
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    default:
+        return -1;
+    }
+    if (*p != '\0' && p[1] != '\0')
+        return -1;
+    if (v > INT64_MAX / unit)
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
+static int file_error(const char *path, const char *what, int err)
+{
+    fprintf(stderr, "ringmeshctl: %s: %s%s%s\n", path, what != NULL ? what : "", what != NULL ? ": " : "",
+            rm_strerror(err));
+    return RM_CTL_EXIT_USAGE;
+}
+
+/* ---- verify ------------------------------------------------------------------------------------------------- */
+
+enum { V_BUNDLE, V_CERT, V_TRUST_DOMAIN, V_EXPECT, V_NUM };
+
+static int svid_verify(int argc, char **argv)
+{
+    flag_t flags[V_NUM] = {
+        [V_BUNDLE] = {.name = "bundle", .takes_value = 1},
+        [V_CERT] = {.name = "cert", .takes_value = 1},
+        [V_TRUST_DOMAIN] = {.name = "trust-domain", .takes_value = 1},
+        [V_EXPECT] = {.name = "expect", .takes_value = 1, .repeatable = 1},
+    };
+    rm_trust_bundle_t *bundle = NULL;
+    rm_svid_expect_t expect = {0};
+    rm_spiffe_id_t *id = NULL;
+    char *bundle_pem = NULL, *cert_pem = NULL;
+    size_t bundle_len, cert_len, i;
+    int ret, err;
+
+    if ((err = parse_flags("verify", argc, argv, flags, V_NUM)) != 0) {
+        fputs(err > 0 ? SVID_USAGE : "run 'ringmeshctl svid --help' for usage\n", err > 0 ? stdout : stderr);
+        ret = err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
+        goto Exit;
+    }
+    if (flags[V_BUNDLE].value == NULL || flags[V_CERT].value == NULL) {
+        fprintf(stderr, "ringmeshctl svid verify: --bundle and --cert are required\n");
+        ret = RM_CTL_EXIT_USAGE;
+        goto Exit;
+    }
+    if ((id = malloc(sizeof(*id))) == NULL) {
+        fprintf(stderr, "ringmeshctl: out of memory\n");
+        ret = RM_CTL_EXIT_USAGE;
+        goto Exit;
+    }
+    if (flags[V_TRUST_DOMAIN].value != NULL) {
+        expect.trust_domain = flags[V_TRUST_DOMAIN].value;
+        if ((err = rm_trust_domain_check(expect.trust_domain, strlen(expect.trust_domain))) != 0) {
+            fprintf(stderr, "ringmeshctl svid verify: --trust-domain '%s': %s\n", expect.trust_domain,
+                    rm_strerror(err));
+            ret = RM_CTL_EXIT_USAGE;
+            goto Exit;
+        }
+    }
+    for (i = 0; i != flags[V_EXPECT].count; ++i) {
+        const char *want = flags[V_EXPECT].values[i];
+        if ((err = rm_spiffe_id_parse(want, strlen(want), NULL)) != 0) {
+            fprintf(stderr, "ringmeshctl svid verify: --expect '%s': %s\n", want, rm_strerror(err));
+            ret = RM_CTL_EXIT_USAGE;
+            goto Exit;
+        }
+    }
+    expect.ids = flags[V_EXPECT].values;
+    expect.num_ids = flags[V_EXPECT].count;
+
+    if ((err = rm__ctl_read_file(flags[V_BUNDLE].value, &bundle_pem, &bundle_len)) != 0) {
+        ret = file_error(flags[V_BUNDLE].value, NULL, err);
+        goto Exit;
+    }
+    if ((err = rm__ctl_read_file(flags[V_CERT].value, &cert_pem, &cert_len)) != 0) {
+        ret = file_error(flags[V_CERT].value, NULL, err);
+        goto Exit;
+    }
+    if ((err = rm_trust_bundle_load_pem(&bundle, bundle_pem, bundle_len)) != 0) {
+        ret = file_error(flags[V_BUNDLE].value, "not a usable trust bundle", err);
+        goto Exit;
+    }
+    if ((err = rm_svid_verify_pem(bundle, cert_pem, cert_len, time(NULL), &expect, id)) != 0) {
+        if (err == -ENOMEM) {
+            fprintf(stderr, "ringmeshctl: out of memory\n");
+            ret = RM_CTL_EXIT_USAGE;
+        } else {
+            fprintf(stderr, "invalid SVID: %s\n", rm_strerror(err));
+            ret = RM_CTL_EXIT_INVALID;
+        }
+        goto Exit;
+    }
+    printf("%s\n", id->str);
+    ret = RM_CTL_EXIT_OK;
+
+Exit:
+    rm_trust_bundle_free(bundle);
+    free(bundle_pem);
+    free(cert_pem);
+    free(id);
+    return ret;
+}
+
+/* ---- issue -------------------------------------------------------------------------------------------------- */
+
+enum { I_CA, I_TRUST_DOMAIN, I_CA_CERT, I_CA_KEY, I_ID, I_CERT, I_KEY, I_TTL, I_BACKDATE, I_NUM };
+
+static int svid_issue(int argc, char **argv)
+{
+    flag_t flags[I_NUM] = {
+        [I_CA] = {.name = "ca"},
+        [I_TRUST_DOMAIN] = {.name = "trust-domain", .takes_value = 1},
+        [I_CA_CERT] = {.name = "ca-cert", .takes_value = 1},
+        [I_CA_KEY] = {.name = "ca-key", .takes_value = 1},
+        [I_ID] = {.name = "id", .takes_value = 1},
+        [I_CERT] = {.name = "cert", .takes_value = 1},
+        [I_KEY] = {.name = "key", .takes_value = 1},
+        [I_TTL] = {.name = "ttl", .takes_value = 1},
+        [I_BACKDATE] = {.name = "backdate", .takes_value = 1},
+    };
+    rm_x509_issue_opts_t opts;
+    rm_x509_ca_t *ca = NULL;
+    char *ca_cert_pem = NULL, *ca_key_pem = NULL, *cert_pem = NULL, *key_pem = NULL;
+    size_t ca_cert_len = 0, ca_key_len = 0, cert_len = 0, key_len = 0;
+    const char *cert_path, *key_path;
+    char until[32];
+    struct tm tm;
+    time_t not_after;
+    int is_ca, ret, err;
+
+    if ((err = parse_flags("issue", argc, argv, flags, I_NUM)) != 0) {
+        fputs(err > 0 ? SVID_USAGE : "run 'ringmeshctl svid --help' for usage\n", err > 0 ? stdout : stderr);
+        ret = err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
+        goto Exit;
+    }
+    is_ca = flags[I_CA].count != 0;
+    cert_path = flags[I_CERT].value;
+    key_path = flags[I_KEY].value;
+    ret = RM_CTL_EXIT_USAGE;
+    if (cert_path == NULL || key_path == NULL) {
+        fprintf(stderr, "ringmeshctl svid issue: --cert and --key are required\n");
+        goto Exit;
+    }
+    if (strcmp(cert_path, key_path) == 0) {
+        fprintf(stderr, "ringmeshctl svid issue: --cert and --key must be different files\n");
+        goto Exit;
+    }
+    if (is_ca) {
+        if (flags[I_TRUST_DOMAIN].value == NULL || flags[I_CA_CERT].count != 0 || flags[I_CA_KEY].count != 0 ||
+            flags[I_ID].count != 0) {
+            fprintf(stderr, "ringmeshctl svid issue: --ca takes --trust-domain, and not --ca-cert, --ca-key or --id\n");
+            goto Exit;
+        }
+    } else if (flags[I_CA_CERT].value == NULL || flags[I_CA_KEY].value == NULL || flags[I_ID].value == NULL ||
+               flags[I_TRUST_DOMAIN].count != 0) {
+        fprintf(stderr, "ringmeshctl svid issue: an SVID needs --ca-cert, --ca-key and --id (and no --trust-domain; "
+                        "the trust domain is part of --id)\n");
+        goto Exit;
+    }
+    rm_x509_issue_opts_init(&opts);
+    opts.now = time(NULL);
+    opts.ttl = is_ca ? 24 * 3600 : 3600;
+    if (flags[I_TTL].value != NULL && (parse_duration(flags[I_TTL].value, &opts.ttl) != 0 || opts.ttl == 0)) {
+        fprintf(stderr, "ringmeshctl svid issue: --ttl '%s' is not a positive duration (like 90s, 5m, 1h)\n",
+                flags[I_TTL].value);
+        goto Exit;
+    }
+    if (flags[I_BACKDATE].value != NULL && parse_duration(flags[I_BACKDATE].value, &opts.backdate) != 0) {
+        fprintf(stderr, "ringmeshctl svid issue: --backdate '%s' is not a duration (like 90s, 5m, 1h)\n",
+                flags[I_BACKDATE].value);
+        goto Exit;
+    }
+
+    if (is_ca) {
+        err = rm_x509_make_root_ca(flags[I_TRUST_DOMAIN].value, &opts, &cert_pem, &cert_len, &key_pem, &key_len);
+        if (err >= RM_ERR_SPIFFE_USERINFO_PORT && err <= RM_ERR_SPIFFE_SCHEME) {
+            fprintf(stderr, "ringmeshctl svid issue: --trust-domain '%s': %s\n", flags[I_TRUST_DOMAIN].value,
+                    rm_strerror(err));
+            goto Exit;
+        } else if (err != 0) {
+            fprintf(stderr, "ringmeshctl svid issue: %s\n", rm_strerror(err));
+            goto Exit;
+        }
+    } else {
+        if ((err = rm_spiffe_id_parse(flags[I_ID].value, strlen(flags[I_ID].value), NULL)) != 0) {
+            fprintf(stderr, "ringmeshctl svid issue: --id '%s': %s\n", flags[I_ID].value, rm_strerror(err));
+            goto Exit;
+        }
+        if ((err = rm__ctl_read_file(flags[I_CA_CERT].value, &ca_cert_pem, &ca_cert_len)) != 0) {
+            ret = file_error(flags[I_CA_CERT].value, NULL, err);
+            goto Exit;
+        }
+        if ((err = rm__ctl_read_file(flags[I_CA_KEY].value, &ca_key_pem, &ca_key_len)) != 0) {
+            ret = file_error(flags[I_CA_KEY].value, NULL, err);
+            goto Exit;
+        }
+        if ((err = rm_x509_ca_load_pem(&ca, ca_cert_pem, ca_cert_len, ca_key_pem, ca_key_len)) != 0) {
+            ret = file_error(err == RM_ERR_SVID_CA_KEY || err == RM_ERR_SVID_KEY_TYPE ? flags[I_CA_KEY].value
+                                                                                      : flags[I_CA_CERT].value,
+                             "cannot sign with this CA", err);
+            goto Exit;
+        }
+        if ((err = rm_x509_issue_svid(ca, flags[I_ID].value, &opts, &cert_pem, &cert_len, &key_pem, &key_len)) != 0) {
+            fprintf(stderr, "ringmeshctl svid issue: %s\n", rm_strerror(err));
+            goto Exit;
+        }
+    }
+
+    /* the key first: a certificate on disk without its key would be useless */
+    if ((err = rm_x509_write_file(key_path, key_pem, key_len, 1)) != 0) {
+        ret = file_error(key_path, NULL, err);
+        goto Exit;
+    }
+    if ((err = rm_x509_write_file(cert_path, cert_pem, cert_len, 0)) != 0) {
+        ret = file_error(cert_path, NULL, err);
+        goto Exit;
+    }
+    not_after = opts.now - (time_t)opts.backdate + (time_t)opts.ttl;
+    if (gmtime_r(&not_after, &tm) == NULL || strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        strcpy(until, "?");
+    printf("issued %s%s: certificate %s, key %s, valid until %s\n", is_ca ? "root CA for spiffe://" : "",
+           is_ca ? flags[I_TRUST_DOMAIN].value : flags[I_ID].value, cert_path, key_path, until);
+    ret = RM_CTL_EXIT_OK;
+
+Exit:
+    rm_x509_ca_free(ca);
+    rm_x509_free_secret(ca_key_pem, ca_key_len);
+    rm_x509_free_secret(key_pem, key_len);
+    free(ca_cert_pem);
+    free(cert_pem);
+    return ret;
+}
+
+int rm__ctl_svid(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(SVID_USAGE, stderr);
+        return RM_CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(SVID_USAGE, stdout);
+        return RM_CTL_EXIT_OK;
+    }
+    if (strcmp(argv[1], "verify") == 0)
+        return svid_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "issue") == 0)
+        return svid_issue(argc - 1, argv + 1);
+    fprintf(stderr, "ringmeshctl svid: unknown subcommand '%s'\n\n%s", argv[1], SVID_USAGE);
+    return RM_CTL_EXIT_USAGE;
+}
