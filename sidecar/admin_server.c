@@ -2,20 +2,35 @@
 #include "ringmesh/log.h"
 
 #include <errno.h>
-#include <microhttpd.h>
+#include <http_parser.h>
+#include <sys/socket.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-struct st_rm_admin_server_t {
-    struct MHD_Daemon *d;
-    rm_proxy_t *proxy;
-};
+#define METRICS_MAX     8192
+#define ADMIN_REQ_MAX   4096
+#define ADMIN_DEADLINE  5000
+#define ADMIN_MAX_CONNS 16
 
-#define METRICS_MAX 8192
+struct st_rm_admin_conn_t {
+    rm_worker_t *w;
+    struct st_rm_admin_conn_t *prev, *next;
+    rm_io_handle_t h;
+    rm_io_op_t rd_op, wr_op;
+    http_parser parser;
+    uint64_t deadline_ms;
+    size_t len;
+    char url[256];
+    int complete, closing;
+    char *resp;
+    size_t resp_len, sent;
+    char req[ADMIN_REQ_MAX];
+};
 
 static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...)
@@ -92,95 +107,182 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
     return o;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type, const char *body,
-                               size_t len)
+
+static int on_url(http_parser *p, const char *at, size_t len)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    enum MHD_Result ret;
-    if (r == NULL)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                              const char *version, const char *upload, size_t *upload_size, void **req_cls)
-{
-    rm_admin_server_t *s = cls;
-    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    int is_post = strcmp(method, "POST") == 0;
-
-    if (*req_cls == NULL) { /* first call for this request: headers only */
-        *req_cls = s;
-        return MHD_YES;
-    }
-    *upload_size = 0; /* bodies are ignored */
-
-    if (is_get && strcmp(url, "/healthz/live") == 0)
-        return respond(conn, 200, "text/plain", "live\n", 5);
-    if (is_get && strcmp(url, "/healthz/ready") == 0) {
-        if (atomic_load(&s->proxy->draining))
-            return respond(conn, 503, "text/plain", "draining\n", 9);
-        return respond(conn, 200, "text/plain", "ready\n", 6);
-    }
-    if (is_get && strcmp(url, "/metrics") == 0) {
-        char *buf = malloc(METRICS_MAX);
-        enum MHD_Result r;
-        if (buf == NULL)
-            return MHD_NO;
-        size_t n = rm_admin_metrics(s->proxy, buf, METRICS_MAX);
-        r = respond(conn, 200, "text/plain; version=0.0.4", buf, n);
-        free(buf);
-        return r;
-    }
-    if (is_post && (strcmp(url, "/drain") == 0 || strcmp(url, "/quitquitquit") == 0)) {
-        int quit = strcmp(url, "/quitquitquit") == 0;
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_INFO, "admin_request");
-        rm_log_str(&l, "path", url);
-        rm_log_end(&l);
-        /* the main thread owns shutdown: hand it the same signals an operator would send */
-        kill(getpid(), quit ? SIGQUIT : SIGTERM);
-        return respond(conn, 200, "text/plain", "OK\n", 3);
-    }
-    if ((is_get || is_post) && (strcmp(url, "/drain") == 0 || strcmp(url, "/quitquitquit") == 0 ||
-                                strncmp(url, "/healthz/", 9) == 0 || strcmp(url, "/metrics") == 0))
-        return respond(conn, 405, "text/plain", "method not allowed\n", 19);
-    return respond(conn, 404, "text/plain", "not found\n", 10);
-}
-
-int rm_admin_server_start(rm_admin_server_t **out, rm_proxy_t *proxy, const rm_sockaddr_t *addr)
-{
-    rm_admin_server_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return -ENOMEM;
-    s->proxy = proxy;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
-    if (addr->ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr->ss,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                            MHD_OPTION_END);
-    if (s->d == NULL) {
-        int err = errno ? -errno : -EADDRINUSE;
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_ERROR, "admin_listen_failed");
-        rm_log_addr(&l, "listen", (const struct sockaddr *)&addr->ss);
-        rm_log_err(&l, "error", err);
-        rm_log_end(&l);
-        free(s);
-        return err;
-    }
-    *out = s;
+    struct st_rm_admin_conn_t *c = p->data;
+    size_t have = strlen(c->url);
+    if (have + len >= sizeof(c->url))
+        return 1;
+    memcpy(c->url + have, at, len);
+    c->url[have + len] = '\0';
     return 0;
 }
 
-void rm_admin_server_stop(rm_admin_server_t *s)
+static int on_complete(http_parser *p)
 {
-    if (s == NULL)
+    struct st_rm_admin_conn_t *c = p->data;
+    c->complete = 1;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {.on_url = on_url, .on_message_complete = on_complete};
+
+static void admin_close(struct st_rm_admin_conn_t *c)
+{
+    rm_worker_t *w = c->w;
+    if (!c->closing) {
+        c->closing = 1;
+        rm_io_cancel(w->loop, &c->rd_op);
+        rm_io_cancel(w->loop, &c->wr_op);
+    }
+    if (rm_io_busy(&c->rd_op) || rm_io_busy(&c->wr_op))
+        return; /* the last callback comes back here */
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->admin_conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->num_admin_conns--;
+    rm_loop_del(w->loop, &c->h);
+    close(c->h.fd);
+    free(c->resp);
+    free(c);
+}
+
+static void on_sent(rm_io_op_t *op, int res)
+{
+    struct st_rm_admin_conn_t *c = rm_container_of(op, struct st_rm_admin_conn_t, wr_op);
+    if (c->closing || res <= 0) {
+        admin_close(c);
         return;
-    MHD_stop_daemon(s->d);
-    free(s);
+    }
+    c->sent += (size_t)res;
+    if (c->sent < c->resp_len &&
+        rm_io_send(c->w->loop, &c->h, &c->wr_op, c->resp + c->sent, c->resp_len - c->sent, on_sent) == 0)
+        return;
+    shutdown(c->h.fd, SHUT_WR);
+    admin_close(c);
+}
+
+static void respond(struct st_rm_admin_conn_t *c, unsigned status, const char *reason, const char *type,
+                    const char *body, size_t len)
+{
+    size_t cap = len + 256;
+    if ((c->resp = malloc(cap)) == NULL) {
+        admin_close(c);
+        return;
+    }
+    int n = snprintf(c->resp, cap,
+                     "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
+                     reason, type, len);
+    memcpy(c->resp + n, body, len);
+    c->resp_len = (size_t)n + len;
+    c->sent = 0;
+    if (rm_io_send(c->w->loop, &c->h, &c->wr_op, c->resp, c->resp_len, on_sent) != 0)
+        admin_close(c);
+}
+
+static void handle(struct st_rm_admin_conn_t *c)
+{
+    rm_proxy_t *p = c->w->proxy;
+    int is_get = c->parser.method == HTTP_GET || c->parser.method == HTTP_HEAD;
+    int is_post = c->parser.method == HTTP_POST;
+    char *q = strchr(c->url, '?');
+    if (q != NULL)
+        *q = '\0';
+
+    if (strcmp(c->url, "/healthz/live") == 0 && is_get) {
+        respond(c, 200, "OK", "text/plain", "live\n", 5);
+    } else if (strcmp(c->url, "/healthz/ready") == 0 && is_get) {
+        if (atomic_load(&p->draining))
+            respond(c, 503, "Service Unavailable", "text/plain", "draining\n", 9);
+        else
+            respond(c, 200, "OK", "text/plain", "ready\n", 6);
+    } else if (strcmp(c->url, "/metrics") == 0 && is_get) {
+        char *buf = malloc(METRICS_MAX);
+        if (buf == NULL) {
+            admin_close(c);
+            return;
+        }
+        size_t n = rm_admin_metrics(p, buf, METRICS_MAX);
+        respond(c, 200, "OK", "text/plain; version=0.0.4", buf, n);
+        free(buf);
+    } else if ((strcmp(c->url, "/drain") == 0 || strcmp(c->url, "/quitquitquit") == 0) && is_post) {
+        int quit = strcmp(c->url, "/quitquitquit") == 0;
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_INFO, "admin_request");
+        rm_log_str(&l, "path", c->url);
+        rm_log_end(&l);
+        respond(c, 200, "OK", "text/plain", "OK\n", 3);
+        /* the main thread owns shutdown: hand it the same signal an operator would send */
+        kill(getpid(), quit ? SIGQUIT : SIGTERM);
+    } else if (strcmp(c->url, "/drain") == 0 || strcmp(c->url, "/quitquitquit") == 0 ||
+               strcmp(c->url, "/metrics") == 0 || strncmp(c->url, "/healthz/", 9) == 0) {
+        respond(c, 405, "Method Not Allowed", "text/plain", "method not allowed\n", 19);
+    } else {
+        respond(c, 404, "Not Found", "text/plain", "not found\n", 10);
+    }
+}
+
+static void on_received(rm_io_op_t *op, int res)
+{
+    struct st_rm_admin_conn_t *c = rm_container_of(op, struct st_rm_admin_conn_t, rd_op);
+    size_t parsed;
+    if (c->closing || res <= 0) {
+        admin_close(c);
+        return;
+    }
+    parsed = http_parser_execute(&c->parser, &parser_settings, c->req + c->len, (size_t)res);
+    c->len += (size_t)res;
+    if (c->complete) {
+        handle(c);
+        return;
+    }
+    if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK || parsed != (size_t)res) {
+        respond(c, 400, "Bad Request", "text/plain", "bad request\n", 12);
+        return;
+    }
+    if (c->len == sizeof(c->req)) {
+        respond(c, 431, "Request Header Fields Too Large", "text/plain", "request too large\n", 18);
+        return;
+    }
+    if (rm_io_recv(c->w->loop, &c->h, &c->rd_op, c->req + c->len, sizeof(c->req) - c->len, on_received) != 0)
+        admin_close(c);
+}
+
+void rm__admin_accepted(rm_worker_t *w, int fd)
+{
+    struct st_rm_admin_conn_t *c;
+    if (w->num_admin_conns >= ADMIN_MAX_CONNS || (c = calloc(1, sizeof(*c))) == NULL) {
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->deadline_ms = rm_loop_now_ms(w->loop) + ADMIN_DEADLINE;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    if (rm_loop_add(w->loop, &c->h, fd) != 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = w->admin_conns;
+    if (c->next != NULL)
+        c->next->prev = c;
+    w->admin_conns = c;
+    w->num_admin_conns++;
+    if (rm_io_recv(w->loop, &c->h, &c->rd_op, c->req, sizeof(c->req), on_received) != 0)
+        admin_close(c);
+}
+
+void rm__admin_tick(rm_worker_t *w, uint64_t now_ms, int all)
+{
+    for (struct st_rm_admin_conn_t *c = w->admin_conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (all || now_ms >= c->deadline_ms)
+            admin_close(c);
+    }
 }

@@ -39,6 +39,7 @@ typedef enum {
     RM_LISTENER_KIND_INBOUND,
     RM_LISTENER_KIND_EXPLICIT_UPSTREAM,
     RM_LISTENER_KIND_EXPLICIT_INBOUND,
+    RM_LISTENER_KIND_ADMIN,
 } rm_listener_kind_internal_t;
 
 typedef struct st_rm_worker_t rm_worker_t;
@@ -74,6 +75,8 @@ struct st_rm_worker_t {
     uint64_t next_tick_ms;
     uint64_t drain_deadline_ms;
     uint64_t limit_logged_ms;
+    struct st_rm_admin_conn_t *admin_conns; /* worker 0 serves the admin port */
+    unsigned num_admin_conns;
     int draining, stopping;
     rm_worker_stats_t stats;
 };

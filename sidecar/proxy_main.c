@@ -1,5 +1,4 @@
 /* ringmesh-proxy: load the configuration and the SVID, start the workers, drain on SIGTERM. */
-#include "admin_server.h"
 #include "proxy.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -162,7 +161,6 @@ int main(int argc, char **argv)
     rm_proxy_config_t *cfg = NULL;
     rm_snapshot_t *snap = NULL;
     rm_proxy_t proxy;
-    rm_admin_server_t *admin = NULL;
     rm_log_level_t level;
     sigset_t sigs;
 
@@ -253,12 +251,6 @@ int main(int argc, char **argv)
         rm_log_end(&l);
     }
 
-    if (cfg->admin_enabled && rm_admin_server_start(&admin, &proxy, &cfg->admin_listen) != 0) {
-        rm_proxy_stop(&proxy);
-        rm_proxy_join(&proxy);
-        return 1;
-    }
-
     /* SIGTERM/SIGINT (or POST /drain): drain. SIGQUIT (or POST /quitquitquit), or a second SIGTERM: stop now. */
     for (;;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
@@ -284,7 +276,6 @@ int main(int argc, char **argv)
         if (atomic_load(&proxy.workers_running) == 0)
             break;
     }
-    rm_admin_server_stop(admin);
     rm_proxy_join(&proxy);
     {
         rm_log_line_t l;

@@ -1,5 +1,6 @@
 /* Workers: one thread and one loop each, their own SO_REUSEPORT listening sockets, a periodic tick for timeouts,
  * and an eventfd through which the main thread asks them to drain or stop. */
+#include "admin_server.h"
 #include "proxy.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -122,6 +123,11 @@ static void on_accept(rm_io_op_t *op, int res)
 {
     rm_listener_t *l = rm_container_of(op, rm_listener_t, accept_op);
     if (res >= 0) {
+        if (l->kind == RM_LISTENER_KIND_ADMIN) {
+            rm__admin_accepted(l->w, res);
+            listener_arm(l);
+            return;
+        }
         if (l->closed || l->w->draining) {
             close(res);
             return;
@@ -145,11 +151,13 @@ static void on_accept(rm_io_op_t *op, int res)
     listener_arm(l); /* ECONNABORTED and friends: the next one may be fine */
 }
 
-static void listeners_close(rm_worker_t *w)
+/* Closes the traffic listeners; the admin listener too when `with_admin` (at exit: while draining, readiness must
+ * still answer 503). */
+static void listeners_close(rm_worker_t *w, int with_admin)
 {
     for (size_t i = 0; i < w->num_listeners; i++) {
         rm_listener_t *l = &w->listeners[i];
-        if (l->closed)
+        if (l->closed || (l->kind == RM_LISTENER_KIND_ADMIN && !with_admin))
             continue;
         l->closed = 1;
         rm_io_cancel(w->loop, &l->accept_op);
@@ -170,7 +178,7 @@ static void on_wake(rm_io_op_t *op, int res)
     if (atomic_load(&w->proxy->draining) && !w->draining) {
         w->draining = 1;
         w->drain_deadline_ms = now + atomic_load(&w->proxy->snap)->cfg->drain_timeout_ms;
-        listeners_close(w);
+        listeners_close(w, 0);
     }
     if (atomic_load(&w->proxy->stopping))
         w->stopping = 1;
@@ -190,6 +198,7 @@ static void worker_tick(rm_worker_t *w)
             listener_arm(l);
         }
     }
+    rm__admin_tick(w, now, 0);
     int cut = w->draining && now >= w->drain_deadline_ms;
     for (c = w->conns; c != NULL; c = next) {
         next = rm__conn_next(c); /* the callee may free c */
@@ -241,14 +250,15 @@ static void *worker_main(void *arg)
         }
     }
     /* Cut whatever is left and let every op complete before the loop goes away. */
-    listeners_close(w);
+    listeners_close(w, 1);
+    rm__admin_tick(w, rm_loop_now_ms(w->loop), 1);
     for (rm_conn_t *c = w->conns, *next; c != NULL; c = next) {
         next = rm__conn_next(c);
         rm__conn_drain_cut(c);
     }
     rm_io_cancel(w->loop, &w->wake_op);
     for (int i = 0; i < 1000; i++) {
-        int busy = w->num_conns != 0 || rm_io_busy(&w->wake_op);
+        int busy = w->num_conns != 0 || w->num_admin_conns != 0 || rm_io_busy(&w->wake_op);
         for (size_t j = 0; j < w->num_listeners; j++)
             busy |= rm_io_busy(&w->listeners[j].accept_op);
         if (!busy)
@@ -280,7 +290,7 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
             return -errno;
         if ((ret = rm_loop_add(w->loop, &w->wake_h, efd)) != 0)
             return ret;
-        w->listeners = calloc(2 + cfg->num_listeners, sizeof(*w->listeners));
+        w->listeners = calloc(3 + cfg->num_listeners, sizeof(*w->listeners));
         if (w->listeners == NULL)
             return -ENOMEM;
         if (cfg->outbound_enabled) {
@@ -290,6 +300,10 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
         if (cfg->inbound_enabled) {
             w->listeners[n].kind = RM_LISTENER_KIND_INBOUND;
             w->listeners[n++].addr = cfg->inbound_listen;
+        }
+        if (cfg->admin_enabled && i == 0) {
+            w->listeners[n].kind = RM_LISTENER_KIND_ADMIN;
+            w->listeners[n++].addr = cfg->admin_listen;
         }
         for (size_t j = 0; j < cfg->num_listeners; j++) {
             rm_listener_config_t *lc = &cfg->listeners[j];
