@@ -89,6 +89,7 @@ static int submit(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_op_k
     op->buf = buf;
     op->len = len;
     op->cancelled = 0;
+    op->poll_first = 0;
     op->next = NULL;
     return loop->backend == RM_IO_BACKEND_URING ? rm__uring_submit(loop, op) : rm__epoll_submit(loop, op);
 }
@@ -116,6 +117,21 @@ int rm_io_recv(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, si
 int rm_io_send(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const void *buf, size_t len, rm_io_cb_t cb)
 {
     return submit(loop, h, op, RM_IO_OP_SEND, (void *)buf, len, cb);
+}
+
+int rm_io_recv_when_ready(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb)
+{
+    if (op->state != 0)
+        return -EBUSY;
+    op->cb = cb;
+    op->h = h;
+    op->kind = RM_IO_OP_RECV;
+    op->buf = buf;
+    op->len = len;
+    op->cancelled = 0;
+    op->poll_first = 1;
+    op->next = NULL;
+    return loop->backend == RM_IO_BACKEND_URING ? rm__uring_submit(loop, op) : rm__epoll_submit(loop, op);
 }
 
 int rm_io_read(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb)

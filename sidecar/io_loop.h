@@ -44,6 +44,7 @@ struct st_rm_io_op_t {
     uint8_t kind;
     uint8_t state; /* 0 idle, 1 in flight, 2 parked (epoll), 3 completed and queued */
     uint8_t cancelled;
+    uint8_t poll_first;
     rm_io_op_t *next; /* completion queue (epoll) */
 };
 
@@ -75,6 +76,9 @@ int rm_io_connect(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const stru
                   rm_io_cb_t cb);
 int rm_io_recv(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb);
 int rm_io_send(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const void *buf, size_t len, rm_io_cb_t cb);
+/** Like rm_io_recv, for a socket that was just read empty: io_uring waits for readiness before trying, instead of
+ *  failing a receive first (the epoll backend parks the op the same way). */
+int rm_io_recv_when_ready(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb);
 int rm_io_read(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb);
 /** Asks for an in-flight op to finish early; its callback then runs with -ECANCELED (or its real result if it had
  *  already finished). Does nothing for an idle op. */

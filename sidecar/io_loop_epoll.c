@@ -113,6 +113,12 @@ int rm__epoll_submit(rm_loop_t *loop, rm_io_op_t *op)
     if (*slot != NULL)
         return -EBUSY;
     op->state = 1;
+    if (op->poll_first) {
+        /* the socket was just read empty: wait for the next edge instead of a recv that would say EAGAIN */
+        op->state = 2;
+        *slot = op;
+        return 0;
+    }
     res = try_op(op);
     if (res == -EAGAIN || res == -EWOULDBLOCK) {
         op->state = 2;

@@ -80,6 +80,8 @@ int rm__uring_submit(rm_loop_t *loop, rm_io_op_t *op)
         break;
     case RM_IO_OP_RECV:
         io_uring_prep_recv(sqe, fd, op->buf, op->len, 0);
+        if (op->poll_first)
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
     case RM_IO_OP_SEND:
         io_uring_prep_send(sqe, fd, op->buf, op->len, MSG_NOSIGNAL);

@@ -42,8 +42,7 @@ typedef struct st_rm_side_t {
     uint8_t rd_eof;   /* the peer finished sending (FIN, or close_notify) */
     uint8_t ready;    /* connected, and handshake done when TLS */
     uint8_t wr_shut;  /* we shut down our write side */
-    uint8_t send_len_valid;
-    size_t send_len;  /* length of the send in flight */
+    uint8_t drained;  /* the last receive came back short: the socket is empty, wait for readiness first */
 } rm_side_t;
 
 typedef struct st_rm_pipe_t {
@@ -217,6 +216,7 @@ static void side_recv_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int 
         goto Progress;
     if (res > 0) {
         c->last_active_ms = rm_loop_now_ms(c->w->loop);
+        s->drained = (size_t)res < s->rd_op.len;
         if (s->tls != NULL)
             rm_tls_in_commit(s->tls, (size_t)res);
         else
@@ -333,7 +333,9 @@ static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, rm_io_cb
     }
     if (n == 0)
         return 0;
-    if ((ret = rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, cb)) != 0)
+    ret = s->drained ? rm_io_recv_when_ready(c->w->loop, &s->h, &s->rd_op, p, n, cb)
+                     : rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, cb);
+    if (ret != 0)
         return ret;
     if (s->tls == NULL)
         out_pipe->recv_busy = 1;

@@ -119,6 +119,17 @@ static void exercise(rm_io_backend_t backend)
     assert_int_equal(rcv.res, -ECANCELED);
     assert_false(rm_io_busy(&rcv.op));
 
+    /* a receive that waits for readiness first still completes when data arrives later, and only then */
+    rcv.calls = 0;
+    assert_int_equal(rm_io_recv_when_ready(loop, &sh, &rcv.op, buf, sizeof(buf), probe_cb), 0);
+    for (int i = 0; i < 3; i++)
+        rm_loop_run_once(loop, 5);
+    assert_int_equal(rcv.calls, 0);
+    assert_int_equal(send(cfd, "later", 5, 0), 5);
+    run_until(loop, &rcv);
+    assert_int_equal(rcv.res, 5);
+    assert_memory_equal(buf, "later", 5);
+
     /* EOF: the peer's shutdown gives a zero-byte receive */
     rcv.calls = 0;
     assert_int_equal(rm_io_recv(loop, &sh, &rcv.op, buf, sizeof(buf), probe_cb), 0);
