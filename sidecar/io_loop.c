@@ -67,6 +67,7 @@ int rm_loop_add(rm_loop_t *loop, rm_io_handle_t *h, int fd)
     h->fd = fd;
     h->rd = h->wr = NULL;
     h->registered = 0;
+    h->readable = 0;
     if (loop->backend == RM_IO_BACKEND_EPOLL)
         return rm__epoll_add(loop, h);
     return 0;

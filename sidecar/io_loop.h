@@ -53,6 +53,7 @@ struct st_rm_io_handle_t {
     /* private to the loop */
     rm_io_op_t *rd, *wr; /* parked ops (epoll) */
     uint8_t registered;
+    uint8_t readable; /* epoll: a read edge arrived since the socket was last seen empty */
 };
 
 /** Creates a loop on the given backend. Returns 0 or negative errno (io_uring refused by seccomp or a sysctl:

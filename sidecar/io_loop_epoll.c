@@ -85,6 +85,9 @@ static int try_op(rm_io_op_t *op)
         do
             r = (int)recv(fd, op->buf, op->len, 0);
         while (r < 0 && errno == EINTR);
+        /* Only EAGAIN proves the socket empty: a short read may leave a FIN queued, and its edge is already gone. */
+        if (r < 0 && errno == EAGAIN)
+            op->h->readable = 0;
         return r >= 0 ? r : -errno;
     case RM_IO_OP_SEND:
         do
@@ -113,8 +116,8 @@ int rm__epoll_submit(rm_loop_t *loop, rm_io_op_t *op)
     if (*slot != NULL)
         return -EBUSY;
     op->state = 1;
-    if (op->poll_first) {
-        /* the socket was just read empty: wait for the next edge instead of a recv that would say EAGAIN */
+    if (op->poll_first && !op->h->readable) {
+        /* drained and no edge since: wait for the next one instead of a recv that would say EAGAIN */
         op->state = 2;
         *slot = op;
         return 0;
@@ -183,8 +186,10 @@ int rm__epoll_run_once(rm_loop_t *loop, int timeout_ms)
     for (int i = 0; i < n; i++) {
         rm_io_handle_t *h = evs[i].data.ptr;
         uint32_t e = evs[i].events;
-        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            h->readable = 1;
             retry_parked(loop, &h->rd);
+        }
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             retry_parked(loop, &h->wr);
     }

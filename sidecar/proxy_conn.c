@@ -741,6 +741,21 @@ void rm__conn_release(rm_conn_t *c)
     free(c);
 }
 
+/* A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; logs and policy see them as the IPv4 they are. */
+static void unmap_v4(rm_sockaddr_t *a)
+{
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&a->ss;
+    struct sockaddr_in s4;
+    if (a->ss.ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+        return;
+    memset(&s4, 0, sizeof(s4));
+    s4.sin_family = AF_INET;
+    s4.sin_port = s6->sin6_port;
+    memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+    memcpy(&a->ss, &s4, sizeof(s4));
+    a->len = sizeof(s4);
+}
+
 static int get_original_dst(int fd, rm_sockaddr_t *out)
 {
     struct sockaddr_storage local;
@@ -938,6 +953,7 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
     sl = sizeof(c->src.ss);
     getpeername(fd, (struct sockaddr *)&c->src.ss, &sl);
     c->src.len = sl;
+    unmap_v4(&c->src);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if ((ret = rm_loop_add(w->loop, &c->down.h, fd)) != 0) {
         close(fd);

@@ -160,6 +160,9 @@ static void listeners_close(rm_worker_t *w, int with_admin)
         if (l->closed || (l->kind == RM_LISTENER_KIND_ADMIN && !with_admin))
             continue;
         l->closed = 1;
+        /* Stop listening now, not when the fd is closed: new connections are refused at once instead of
+         * waiting unserved in the backlog (shutdown moves a listening socket to CLOSE and wakes accept). */
+        shutdown(l->h.fd, SHUT_RDWR);
         rm_io_cancel(w->loop, &l->accept_op);
     }
 }

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# ringmesh in one command (run as root on Debian 12):
+#
+#   sudo scripts/demo.sh
+#
+# 1. scripts/bootstrap.sh installs what is missing and builds the accelerated wolfSSL (when the script exists);
+# 2. configures and builds ringmesh into build/ (or $RM_BUILD_DIR);
+# 3. brings up a small cluster made of network namespaces (tests/e2e/lib.sh): a node doing kube-proxy style
+#    DNAT for service VIPs, a meshed "frontend" pod, a meshed "orders" pod behind 198.19.0.10:8080, and an
+#    impostor pod with a valid SVID for another identity behind 198.19.0.11:8080;
+# 4. sends one request to each VIP from the frontend: the first succeeds over mTLS, the second is refused
+#    because the server's SPIFFE ID is not the one expected for that destination;
+# 5. prints the proxies' log lines for both and tears everything down.
+#
+# `scripts/demo.sh --no-build` skips steps 1 and 2 and uses what is already built.
+set -euo pipefail
+
+[ "$(id -u)" = 0 ] || {
+    echo "demo.sh needs root (network namespaces and iptables): sudo $0" >&2
+    exit 1
+}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${RM_BUILD_DIR:-$ROOT/build}
+
+bold() {
+    if [ -t 1 ]; then
+        printf '\n\033[1m%s\033[0m\n' "$*"
+    else
+        printf '\n%s\n' "$*"
+    fi
+}
+
+NO_BUILD=0
+case "${1:-}" in
+--no-build) NO_BUILD=1 ;;
+"") ;;
+*)
+    echo "usage: $0 [--no-build]" >&2
+    exit 2
+    ;;
+esac
+
+if [ $NO_BUILD = 0 ]; then
+    bold "==> preparing the machine and building into $BUILD"
+    if [ -f "$ROOT/scripts/bootstrap.sh" ]; then
+        bash "$ROOT/scripts/bootstrap.sh" "$BUILD"
+    fi
+    # The accelerated wolfSSL is what bootstrap builds; without it, fall back to Debian's library.
+    system_wolfssl=ON
+    [ -f "$BUILD/deps/wolfssl/lib/libwolfssl.a" ] && system_wolfssl=OFF
+    mkdir -p "$BUILD"
+    if ! cmake -S "$ROOT" -B "$BUILD" -DRINGMESH_SYSTEM_WOLFSSL=$system_wolfssl >"$BUILD/demo-build.log" 2>&1 ||
+        ! cmake --build "$BUILD" -j"$(nproc)" >>"$BUILD/demo-build.log" 2>&1; then
+        tail -n 40 "$BUILD/demo-build.log" >&2
+        echo "the build failed; the whole log is $BUILD/demo-build.log" >&2
+        exit 1
+    fi
+    echo "  built (log: $BUILD/demo-build.log)"
+fi
+[ -x "$BUILD/sidecar/ringmesh-proxy" ] || {
+    echo "the build did not produce $BUILD/sidecar/ringmesh-proxy" >&2
+    exit 1
+}
+
+bold "==> bringing up the namespace cluster"
+export RM_BUILD_DIR=$BUILD RM_SOURCE_DIR=$ROOT RINGMESH_IO_BACKEND=${RINGMESH_IO_BACKEND:-default}
+export RM_E2E_QUIET=1
+# shellcheck source-path=SCRIPTDIR/.. source=tests/e2e/lib.sh
+source "$ROOT/tests/e2e/lib.sh"
+started=$(date +%s)
+rm_setup
+
+ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
+ID_ORDERS="spiffe://cluster.local/ns/shop/sa/orders"
+ID_IMPOSTOR="spiffe://cluster.local/ns/shop/sa/payments"
+rm_ca_create mesh cluster.local
+rm_svid_issue frontend mesh "$ID_FRONTEND"
+rm_svid_issue orders mesh "$ID_ORDERS"
+rm_svid_issue impostor mesh "$ID_IMPOSTOR"
+rm_pod_create frontend
+rm_pod_create orders
+rm_pod_create impostor
+rm_service 198.19.0.10:8080 orders:8080
+rm_service 198.19.0.11:8080 impostor:8080
+rm_server orders orders 0.0.0.0:8080 echo
+rm_server impostor impostor 0.0.0.0:8080 echo
+rm_pod_mesh orders svid=orders bundle=mesh
+rm_pod_mesh impostor svid=impostor bundle=mesh
+rm_pod_mesh frontend svid=frontend bundle=mesh "dest=198.19.0.10:8080=$ID_ORDERS" "dest=198.19.0.11:8080=$ID_ORDERS"
+cat <<EOF
+  node       $RM_NODE_NS (routes between pods, DNATs the service VIPs)
+  frontend   ${RM_POD_IP[frontend]}  $ID_FRONTEND
+  orders     ${RM_POD_IP[orders]}  $ID_ORDERS        <- VIP 198.19.0.10:8080
+  impostor   ${RM_POD_IP[impostor]}  $ID_IMPOSTOR      <- VIP 198.19.0.11:8080
+  the frontend's proxy expects $ID_ORDERS behind both VIPs
+EOF
+
+pretty() {
+    # key fields first, one per line, in colour on a terminal
+    local color=-M
+    [ -t 1 ] && color=-C
+    jq -R $color 'fromjson? | {event, level, direction, mode, src, dst, peer_id, expected, reason, tls_version,
+        bytes_sent, bytes_received, close} | with_entries(select(.value != null))' | sed 's/^/    /'
+}
+status=0
+
+bold "==> request 1: frontend -> orders (198.19.0.10:8080)"
+REQUEST="GET /orders/42 HTTP/1.0"
+rm_client ok frontend --timeout 5000 --connect 198.19.0.10:8080 "send:$REQUEST" shutdown readeof
+if [ "$RM_RC" = 0 ] && [ "$(cat "$(rm_client_out ok)")" = "$REQUEST" ]; then
+    echo "  succeeded: the orders pod echoed \"$(cat "$(rm_client_out ok)")\""
+else
+    echo "  FAILED: $(rm_client_status ok)"
+    status=1
+fi
+rm_wait_log "$(rm_proxy_log frontend)" '.event == "connection" and .dst == "198.19.0.10:8080"' 5 >/dev/null || true
+rm_wait_log "$(rm_proxy_log orders)" '.event == "connection"' 5 >/dev/null || true
+echo "  frontend's proxy:"
+rm_log_select "$(rm_proxy_log frontend)" '.event == "connection" and .dst == "198.19.0.10:8080"' | pretty
+echo "  orders' proxy:"
+rm_log_select "$(rm_proxy_log orders)" '.event == "connection"' | pretty
+
+bold "==> request 2: frontend -> impostor (198.19.0.11:8080)"
+rm_client refused frontend --timeout 5000 --connect 198.19.0.11:8080 "send:$REQUEST" readeof
+if [ "$(jq -r .received <"$RM_TMP/logs/client-refused.status")" = 0 ]; then
+    case "$RM_RC" in
+    0) how="closed by its proxy" ;;
+    3) how="reset by its proxy" ;;
+    *) how="client exit $RM_RC" ;;
+    esac
+    got=$(rm_log_select "$(rm_server_log impostor)" '.event == "close"' | jq -s 'map(.received) | add // 0')
+    if [ "$got" = 0 ]; then
+        echo "  refused: the connection was $how; the impostor's application received nothing"
+    else
+        echo "  UNEXPECTED: the impostor's application received $got bytes"
+        status=1
+    fi
+else
+    echo "  UNEXPECTED: the client got an answer: $(cat "$(rm_client_out refused)")"
+    status=1
+fi
+rm_wait_log "$(rm_proxy_log frontend)" '.event == "peer_rejected"' 5 >/dev/null || true
+echo "  frontend's proxy:"
+rm_log_select "$(rm_proxy_log frontend)" '.event == "peer_rejected"' | pretty
+
+bold "==> tearing down ($(($(date +%s) - started)) s after the build)"
+exit $status
