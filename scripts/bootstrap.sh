@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 machine to build and test ringmesh.
+#
+#   scripts/bootstrap.sh [BUILD_DIR]
+#
+# 1. Installs the Debian packages the build and the tests need (only the missing ones; `apt-get update` runs only
+#    when something is missing).
+# 2. Builds the accelerated wolfSSL into BUILD_DIR/deps/wolfssl (scripts/build-wolfssl.sh, cached).
+#
+# BUILD_DIR is the first argument, else $RM_BUILD_DIR, else <repo>/build. Run as root. Safe to run again: when
+# everything is in place it only checks and returns.
+set -euo pipefail
+
+# What the build needs (CMake's pkg_check_modules/find_* calls; add a package here with the call that needs it).
+readonly BUILD_PACKAGES=(
+    build-essential cmake pkg-config dpkg-dev git ca-certificates
+    liburing-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev libcyaml-dev libyaml-dev libcmocka-dev
+    libnghttp2-dev libcurl4-openssl-dev libhttp-parser-dev
+    libwolfssl-dev
+)
+# What scripts/build-wolfssl.sh needs on top: apt-get source checks and unpacks with dpkg-dev (above), gpgv and
+# xz-utils; Debian's wolfssl source has no generated configure script, so autotools run as in dh_autoreconf.
+readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils binutils)
+# What the end-to-end tests drive: namespaces and veths (iproute2, util-linux), capture rules (iptables), test
+# certificates (openssl), traffic and log checks (socat, tcpdump, curl, jq), process control (procps).
+readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq)
+
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${1:-${RM_BUILD_DIR:-$repo_root/build}}
+[[ $build_dir == /* ]] || build_dir=$PWD/$build_dir
+start=$SECONDS
+
+[[ -r /etc/debian_version ]] || die "this script expects Debian 12 (bookworm)"
+if [[ $(cut -d. -f1 /etc/debian_version) != 12 ]]; then
+    log "warning: written for Debian 12, this is Debian $(cat /etc/debian_version)"
+fi
+
+# Prints the packages of "$@" that are not installed.
+missing_packages() {
+    local installed
+    # Unknown packages make dpkg-query fail and print nothing for them: both mean "missing".
+    installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null | awk '$2 == "ii" { print $1 }') ||
+        true
+    local pkg
+    for pkg in "$@"; do
+        grep -qxF -- "$pkg" <<<"$installed" || printf '%s\n' "$pkg"
+    done
+}
+
+all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+mapfile -t missing < <(missing_packages "${all_packages[@]}")
+if ((${#missing[@]} > 0)); then
+    [[ $(id -u) -eq 0 ]] || die "missing packages (${missing[*]}); run this script as root to install them"
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -q update >/dev/null
+    apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null
+    mapfile -t still_missing < <(missing_packages "${all_packages[@]}")
+    ((${#still_missing[@]} == 0)) || die "still missing after apt-get install: ${still_missing[*]}"
+else
+    log "all ${#all_packages[@]} packages are installed"
+fi
+
+bash "$repo_root/scripts/build-wolfssl.sh" "$build_dir/deps/wolfssl"
+
+log "done in $((SECONDS - start)) s (build directory: $build_dir)"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Build ringmesh and run its tests: the command the README gives.
+#
+#   sudo scripts/test.sh [CTEST ARGS...]      e.g.  sudo scripts/test.sh -L unit
+#
+# Runs scripts/bootstrap.sh (packages and the accelerated wolfSSL), configures build/ (or $RM_BUILD_DIR) as
+# RelWithDebInfo against the accelerated wolfSSL, builds with one job per CPU, then runs ctest with any extra
+# arguments. Exits with ctest's status. Root is required: bootstrap installs packages and the end-to-end tests create
+# network namespaces, veth pairs and iptables rules.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    printf 'test.sh: must be run as root (sudo %s): bootstrap installs Debian packages, and the end-to-end tests\n' "$0" >&2
+    printf 'test.sh: create network namespaces, veth pairs and iptables rules.\n' >&2
+    exit 2
+fi
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+build_dir=${RM_BUILD_DIR:-$repo_root/build}
+
+bash scripts/bootstrap.sh "$build_dir"
+
+# RINGMESH_SYSTEM_WOLFSSL is set explicitly so that a cache left by a fallback configure cannot keep the slow library.
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGMESH_SYSTEM_WOLFSSL=OFF \
+    -DRINGMESH_WOLFSSL_PREFIX="$build_dir/deps/wolfssl"
+cmake --build "$build_dir" -j"$(nproc)"
+
+status=0
+ctest --test-dir "$build_dir" --output-on-failure "$@" || status=$?
+exit "$status"
