@@ -4,6 +4,7 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
+#include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
 #include "ringmesh/tls.h"
 
@@ -15,9 +16,9 @@
 #include <time.h>
 
 /* One TLS 1.3 record can carry 2^14 bytes of plaintext plus at most 256 bytes of expansion and a 5-byte header;
- * both windows hold one whole record so a write never stops half-way. */
-#define TLS_RECORD_MAX (16384 + 256 + 5)
-#define TLS_WINDOW     (TLS_RECORD_MAX + 256)
+ * both windows hold one whole record so a write never stops half-way. They are pool buffers, held only while they
+ * hold bytes. */
+#define TLS_WINDOW RM_BUF_SIZE
 /* Largest plaintext we hand wolfSSL_write, and what one record adds to it (header, type, tag, slack). */
 #define TLS_WRITE_CHUNK    16384
 #define TLS_WRITE_OVERHEAD 64
@@ -36,9 +37,9 @@ struct st_rm_tls_t {
     rm_tls_ctx_t *ctx;
     const char *const *expected_ids;
     size_t num_expected_ids;
-    uint8_t *in;        /* ciphertext received, not yet given to wolfSSL: in[in_off .. in_len) */
+    uint8_t *in;        /* ciphertext received, not yet given to wolfSSL: in[in_off .. in_len); NULL when empty */
     size_t in_off, in_len;
-    uint8_t *out;       /* ciphertext produced, not yet sent: out[out_off .. out_len) */
+    uint8_t *out;       /* ciphertext produced, not yet sent: out[out_off .. out_len); NULL when empty */
     size_t out_off, out_len;
     int in_eof;
     int verify_err;     /* why our verify callback refused the peer */
@@ -68,6 +69,8 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
     rm_tls_t *tls = arg;
     size_t room;
     (void)ssl;
+    if (tls->out == NULL && (tls->out = rm_buf_get()) == NULL)
+        return WOLFSSL_CBIO_ERR_GENERAL;
     /* Append only: bytes before out_len may be in flight in a send, so they never move. */
     room = TLS_WINDOW - tls->out_len;
     if (room == 0)
@@ -297,8 +300,7 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
 
     if ((tls = calloc(1, sizeof(*tls))) == NULL)
         return RM_ERR_TLS_NO_MEMORY;
-    if ((tls->in = malloc(TLS_WINDOW)) == NULL || (tls->out = malloc(TLS_WINDOW)) == NULL ||
-        (tls->ssl = wolfSSL_new(ctx->ctx)) == NULL)
+    if ((tls->ssl = wolfSSL_new(ctx->ctx)) == NULL)
         goto Fail;
     tls->ctx = ctx;
     tls->expected_ids = expected_ids;
@@ -319,8 +321,6 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
 Fail:
     if (tls->ssl != NULL)
         wolfSSL_free(tls->ssl);
-    free(tls->in);
-    free(tls->out);
     free(tls);
     return RM_ERR_TLS_NO_MEMORY;
 }
@@ -331,20 +331,25 @@ void rm_tls_free(rm_tls_t *tls)
         return;
     wolfSSL_free(tls->ssl);
     rm_tls_ctx_unref(tls->ctx);
-    free(tls->in);
-    free(tls->out);
+    rm_buf_put(tls->in);
+    rm_buf_put(tls->out);
     free(tls);
 }
 
-void rm_tls_in_space(rm_tls_t *tls, uint8_t **p, size_t *len)
+int rm_tls_in_space(rm_tls_t *tls, uint8_t **p, size_t *len)
 {
-    if (tls->in_off > 0) {
+    if (tls->in == NULL) {
+        if ((tls->in = rm_buf_get()) == NULL)
+            return RM_ERR_TLS_NO_MEMORY;
+        tls->in_off = tls->in_len = 0;
+    } else if (tls->in_off > 0) {
         memmove(tls->in, tls->in + tls->in_off, tls->in_len - tls->in_off);
         tls->in_len -= tls->in_off;
         tls->in_off = 0;
     }
     *p = tls->in + tls->in_len;
     *len = TLS_WINDOW - tls->in_len;
+    return 0;
 }
 
 void rm_tls_in_commit(rm_tls_t *tls, size_t n)
@@ -356,12 +361,26 @@ int rm_tls_in_append(rm_tls_t *tls, const uint8_t *p, size_t len)
 {
     uint8_t *dst;
     size_t room;
-    rm_tls_in_space(tls, &dst, &room);
+    int ret;
+    if ((ret = rm_tls_in_space(tls, &dst, &room)) != 0)
+        return ret;
     if (len > room)
         return RM_ERR_TLS_PROTOCOL;
     memcpy(dst, p, len);
     tls->in_len += len;
     return 0;
+}
+
+int rm_tls_in_release(rm_tls_t *tls)
+{
+    if (tls->in == NULL)
+        return 1;
+    if (tls->in_off != tls->in_len)
+        return 0;
+    rm_buf_put(tls->in);
+    tls->in = NULL;
+    tls->in_off = tls->in_len = 0;
+    return 1;
 }
 
 void rm_tls_in_eof(rm_tls_t *tls)
@@ -371,15 +390,19 @@ void rm_tls_in_eof(rm_tls_t *tls)
 
 void rm_tls_out_data(rm_tls_t *tls, const uint8_t **p, size_t *len)
 {
-    *p = tls->out + tls->out_off;
+    *p = tls->out != NULL ? tls->out + tls->out_off : NULL;
     *len = tls->out_len - tls->out_off;
 }
 
 void rm_tls_out_consume(rm_tls_t *tls, size_t n)
 {
     tls->out_off += n;
-    if (tls->out_off == tls->out_len)
+    if (tls->out_off == tls->out_len) {
+        /* everything sent: nothing can be in flight from this buffer any more */
+        rm_buf_put(tls->out);
+        tls->out = NULL;
         tls->out_off = tls->out_len = 0;
+    }
 }
 
 int rm_tls_handshake(rm_tls_t *tls)
@@ -460,7 +483,7 @@ int rm_tls_read(rm_tls_t *tls, uint8_t *buf, size_t len)
 int rm_tls_write(rm_tls_t *tls, const uint8_t *buf, size_t len)
 {
     int r, e;
-    size_t room = TLS_WINDOW - tls->out_len;
+    size_t room = TLS_WINDOW - tls->out_len; /* out_len is 0 while no buffer is held */
     /* Hand wolfSSL no more than fits as whole records in the free tail, so a write never half-completes. */
     if (room < TLS_WRITE_OVERHEAD + 256)
         return RM_ERR_TLS_WANT_IO;

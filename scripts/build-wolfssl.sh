@@ -31,6 +31,7 @@ readonly EXTRA_FLAGS=(
     --enable-certgen --enable-certreq --enable-certext --enable-keygen
     --enable-opensslextra --enable-sessioncerts
     --enable-static --disable-shared --with-pic
+    --disable-fpecc
 )
 
 # Macros the installed options.h must define: the acceleration, and the features ringmesh uses (TLS 1.3, ALPN, SNI,
@@ -42,8 +43,10 @@ readonly REQUIRED_DEFINES=(
     WOLFSSL_CERT_GEN WOLFSSL_CERT_REQ WOLFSSL_CERT_EXT WOLFSSL_KEY_GEN
     HAVE_ECC OPENSSL_EXTRA WOLFSSL_ALT_NAMES SESSION_CERTS KEEP_PEER_CERT
 )
-# Macros that would remove something ringmesh needs.
-readonly FORBIDDEN_DEFINES=(NO_ECC256 WOLFSSL_NO_TLS12 NO_WOLFSSL_CLIENT NO_WOLFSSL_SERVER NO_SESSION_CACHE)
+# Macros that would remove something ringmesh needs, or cost memory it cannot afford: FP_ECC gives every thread
+# 1.4 MB of thread-local point caches (sp_cache_256..1024), a proxy worker's whole budget; P-256 runs on the SP
+# assembly code without them.
+readonly FORBIDDEN_DEFINES=(NO_ECC256 WOLFSSL_NO_TLS12 NO_WOLFSSL_CLIENT NO_WOLFSSL_SERVER NO_SESSION_CACHE FP_ECC)
 
 log() { printf 'build-wolfssl: %s\n' "$*" >&2; }
 die() {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 void rm__loop_update_now(rm_loop_t *loop)
@@ -90,7 +91,6 @@ static int submit(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_op_k
     op->buf = buf;
     op->len = len;
     op->cancelled = 0;
-    op->poll_first = 0;
     op->next = NULL;
     return loop->backend == RM_IO_BACKEND_URING ? rm__uring_submit(loop, op) : rm__epoll_submit(loop, op);
 }
@@ -120,19 +120,23 @@ int rm_io_send(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const void *b
     return submit(loop, h, op, RM_IO_OP_SEND, (void *)buf, len, cb);
 }
 
-int rm_io_recv_when_ready(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb)
+int rm_io_wait_readable(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_cb_t cb)
 {
-    if (op->state != 0)
-        return -EBUSY;
-    op->cb = cb;
-    op->h = h;
-    op->kind = RM_IO_OP_RECV;
-    op->buf = buf;
-    op->len = len;
-    op->cancelled = 0;
-    op->poll_first = 1;
-    op->next = NULL;
-    return loop->backend == RM_IO_BACKEND_URING ? rm__uring_submit(loop, op) : rm__epoll_submit(loop, op);
+    return submit(loop, h, op, RM_IO_OP_WAIT_READABLE, NULL, 0, cb);
+}
+
+int rm_io_try_recv(rm_loop_t *loop, rm_io_handle_t *h, void *buf, size_t len)
+{
+    ssize_t r;
+    do
+        r = recv(h->fd, buf, len, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        if (errno == EAGAIN)
+            h->readable = 0; /* epoll: the next arrival raises a new edge */
+        return -errno;
+    }
+    return (int)r;
 }
 
 int rm_io_read(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb)

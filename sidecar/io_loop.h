@@ -30,6 +30,7 @@ typedef enum {
     RM_IO_OP_RECV,
     RM_IO_OP_SEND,
     RM_IO_OP_READ,
+    RM_IO_OP_WAIT_READABLE,
 } rm_io_op_kind_t;
 
 struct st_rm_io_op_t {
@@ -44,7 +45,6 @@ struct st_rm_io_op_t {
     uint8_t kind;
     uint8_t state; /* 0 idle, 1 in flight, 2 parked (epoll), 3 completed and queued */
     uint8_t cancelled;
-    uint8_t poll_first;
     rm_io_op_t *next; /* completion queue (epoll) */
 };
 
@@ -77,9 +77,12 @@ int rm_io_connect(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const stru
                   rm_io_cb_t cb);
 int rm_io_recv(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb);
 int rm_io_send(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const void *buf, size_t len, rm_io_cb_t cb);
-/** Like rm_io_recv, for a socket that was just read empty: io_uring waits for readiness before trying, instead of
- *  failing a receive first (the epoll backend parks the op the same way). */
-int rm_io_recv_when_ready(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb);
+/** Completes (res 0) once the socket has something to read: data, EOF or an error. Holds no buffer while it waits,
+ *  so an idle connection costs no memory; follow it with rm_io_try_recv. A read-side op. */
+int rm_io_wait_readable(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_cb_t cb);
+/** Receives now, without waiting: bytes (0 at EOF) or negative errno, -EAGAIN when nothing is there. Only when no
+ *  read-side op is in flight on the handle. */
+int rm_io_try_recv(rm_loop_t *loop, rm_io_handle_t *h, void *buf, size_t len);
 int rm_io_read(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb);
 /** Asks for an in-flight op to finish early; its callback then runs with -ECANCELED (or its real result if it had
  *  already finished). Does nothing for an idle op. */

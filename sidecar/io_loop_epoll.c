@@ -89,6 +89,9 @@ static int try_op(rm_io_op_t *op)
         if (r < 0 && errno == EAGAIN)
             op->h->readable = 0;
         return r >= 0 ? r : -errno;
+    case RM_IO_OP_WAIT_READABLE:
+        /* ready unless the socket was last seen empty and no edge came since */
+        return op->h->readable ? 0 : -EAGAIN;
     case RM_IO_OP_SEND:
         do
             r = (int)send(fd, op->buf, op->len, MSG_NOSIGNAL);
@@ -116,12 +119,6 @@ int rm__epoll_submit(rm_loop_t *loop, rm_io_op_t *op)
     if (*slot != NULL)
         return -EBUSY;
     op->state = 1;
-    if (op->poll_first && !op->h->readable) {
-        /* drained and no edge since: wait for the next one instead of a recv that would say EAGAIN */
-        op->state = 2;
-        *slot = op;
-        return 0;
-    }
     res = try_op(op);
     if (res == -EAGAIN || res == -EWOULDBLOCK) {
         op->state = 2;

@@ -2,6 +2,7 @@
 #include "io_loop_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -80,8 +81,9 @@ int rm__uring_submit(rm_loop_t *loop, rm_io_op_t *op)
         break;
     case RM_IO_OP_RECV:
         io_uring_prep_recv(sqe, fd, op->buf, op->len, 0);
-        if (op->poll_first)
-            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+        break;
+    case RM_IO_OP_WAIT_READABLE:
+        io_uring_prep_poll_add(sqe, fd, POLLIN | POLLRDHUP);
         break;
     case RM_IO_OP_SEND:
         io_uring_prep_send(sqe, fd, op->buf, op->len, MSG_NOSIGNAL);
@@ -135,6 +137,8 @@ int rm__uring_run_once(rm_loop_t *loop, int timeout_ms)
         if (op == NULL)
             continue;
         int res = cqe->res;
+        if (op->kind == RM_IO_OP_WAIT_READABLE && res > 0)
+            res = 0; /* the poll mask: readable, at EOF or in error; the receive that follows tells which */
         op->state = 0;
         op->cb(op, res);
         ran++;

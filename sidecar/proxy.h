@@ -8,13 +8,14 @@
 
 #include "io_loop.h"
 #include "proxy_config.h"
+#include "ringmesh/buffer_pool.h"
 #include "ringmesh/tls.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define RM_PIPE_SIZE 16384
+#define RM_PIPE_SIZE RM_BUF_SIZE /* pipes hold pool buffers, see ringmesh/buffer_pool.h */
 
 /** Everything a connection needs that can change at run time, published as one immutable, reference-counted
  *  object: a connection keeps the snapshot it started with until it closes. */

@@ -5,6 +5,7 @@
  * direction has ended). Making progress a function of state, not of the event that arrived, keeps half-close,
  * errors and timeouts in one place. */
 #include "proxy.h"
+#include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 
@@ -42,11 +43,12 @@ typedef struct st_rm_side_t {
     uint8_t rd_eof;   /* the peer finished sending (FIN, or close_notify) */
     uint8_t ready;    /* connected, and handshake done when TLS */
     uint8_t wr_shut;  /* we shut down our write side */
-    uint8_t drained;  /* the last receive came back short: the socket is empty, wait for readiness first */
+    uint8_t drained;  /* the last receive came back short: wait for readiness, holding no buffer, before the next */
 } rm_side_t;
 
 typedef struct st_rm_pipe_t {
-    uint8_t *buf; /* RM_PIPE_SIZE bytes; data is buf[off .. off+len) */
+    uint8_t *buf; /* a pool buffer (RM_PIPE_SIZE bytes) while it holds data or a receive targets it, else NULL;
+                   * data is buf[off .. off+len) */
     size_t off, len;
     uint8_t src_eof;
     uint8_t recv_busy; /* a plain receive is writing into the tail: the data must not move until it completes */
@@ -190,38 +192,52 @@ static void conn_abort(rm_conn_t *c, close_reason_t why)
     }
 }
 
+/* Gives the pipe's buffer back when it holds nothing and no receive is writing into it. */
+static void pipe_release_if_empty(rm_pipe_t *p)
+{
+    if (p->buf != NULL && p->len == 0 && !p->recv_busy) {
+        rm_buf_put(p->buf);
+        p->buf = NULL;
+        p->off = 0;
+    }
+}
+
+static int pipe_reserve(rm_pipe_t *p)
+{
+    if (p->buf == NULL && (p->buf = rm_buf_get()) == NULL)
+        return -ENOMEM;
+    return 0;
+}
+
 static void pipe_consume(rm_pipe_t *p, size_t n)
 {
     p->off += n;
     p->len -= n;
-    if (p->len == 0 && !p->recv_busy)
-        p->off = 0;
+    pipe_release_if_empty(p);
 }
 
 static size_t pipe_room(const rm_pipe_t *p)
 {
-    return RM_PIPE_SIZE - (p->off + p->len);
+    return p->buf == NULL ? RM_PIPE_SIZE : RM_PIPE_SIZE - (p->off + p->len);
 }
 
 /* ------------------------------------------------------------------ completions */
 
 #define SIDE_CONN(s, member) rm_container_of(s, rm_conn_t, member)
 
-static void side_recv_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
+/* What a receive of `res` bytes (asked for `asked`) means for a side and the pipe it feeds. */
+static void recv_result(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res, size_t asked)
 {
-    c->pending--;
-    if (s->tls == NULL)
-        out_pipe->recv_busy = 0;
-    if (c->closing)
-        goto Progress;
     if (res > 0) {
         c->last_active_ms = rm_loop_now_ms(c->w->loop);
-        s->drained = (size_t)res < s->rd_op.len;
+        s->drained = (size_t)res < asked;
         if (s->tls != NULL)
             rm_tls_in_commit(s->tls, (size_t)res);
         else
             out_pipe->len += (size_t)res;
-    } else if (res == 0) {
+        return;
+    }
+    if (res == 0) {
         s->rd_eof = 1;
         if (s->tls != NULL)
             rm_tls_in_eof(s->tls);
@@ -231,6 +247,62 @@ static void side_recv_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int 
         /* a reset or error on one end resets the other */
         conn_abort(c, res == -ECONNRESET ? CLOSE_RESET : CLOSE_ERROR);
     }
+    if (s->tls == NULL)
+        pipe_release_if_empty(out_pipe);
+}
+
+static void side_recv_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
+{
+    c->pending--;
+    if (s->tls == NULL) {
+        out_pipe->recv_busy = 0;
+        if (c->closing)
+            pipe_release_if_empty(out_pipe);
+    }
+    if (!c->closing)
+        recv_result(c, s, out_pipe, res, s->rd_op.len);
+    conn_progress(c);
+}
+
+/* Where a side's received bytes go: the TLS input window, or the tail of the pipe it feeds. */
+static int recv_target(rm_side_t *s, rm_pipe_t *out_pipe, uint8_t **p, size_t *n)
+{
+    int ret;
+    if (s->tls != NULL)
+        return rm_tls_in_space(s->tls, p, n);
+    if ((ret = pipe_reserve(out_pipe)) != 0)
+        return ret;
+    *p = out_pipe->buf + out_pipe->off + out_pipe->len;
+    *n = pipe_room(out_pipe);
+    return 0;
+}
+
+/* The socket has something to read: take a buffer and read it now. */
+static void side_readable(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
+{
+    uint8_t *p;
+    size_t n;
+    int ret;
+
+    c->pending--;
+    if (c->closing)
+        goto Progress;
+    if (res < 0) {
+        recv_result(c, s, out_pipe, res, 0);
+        goto Progress;
+    }
+    if ((ret = recv_target(s, out_pipe, &p, &n)) != 0) {
+        conn_abort(c, CLOSE_ERROR);
+        goto Progress;
+    }
+    res = rm_io_try_recv(c->w->loop, &s->h, p, n);
+    if (res == -EAGAIN) {
+        s->drained = 1; /* a spurious wake-up: wait again, without the buffer */
+        if (s->tls == NULL)
+            pipe_release_if_empty(out_pipe);
+        goto Progress;
+    }
+    recv_result(c, s, out_pipe, res, n);
 Progress:
     conn_progress(c);
 }
@@ -247,6 +319,20 @@ static void on_up_recv(rm_io_op_t *op, int res)
     rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
     rm_conn_t *c = SIDE_CONN(s, up);
     side_recv_done(c, s, &c->u2d, res);
+}
+
+static void on_down_readable(rm_io_op_t *op, int res)
+{
+    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
+    rm_conn_t *c = SIDE_CONN(s, down);
+    side_readable(c, s, &c->d2u, res);
+}
+
+static void on_up_readable(rm_io_op_t *op, int res)
+{
+    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
+    rm_conn_t *c = SIDE_CONN(s, up);
+    side_readable(c, s, &c->u2d, res);
 }
 
 static void side_send_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *in_pipe, int res)
@@ -325,17 +411,23 @@ static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, rm_io_cb
     int ret;
     if (s->h.fd < 0 || s->rd_eof || rm_io_busy(&s->rd_op))
         return 0;
-    if (s->tls != NULL) {
-        rm_tls_in_space(s->tls, &p, &n);
-    } else {
-        p = out_pipe->buf + out_pipe->off + out_pipe->len;
-        n = pipe_room(out_pipe);
+    if (s->drained) {
+        /* nothing known to be there: wait for it without holding a buffer (idle connections cost none) */
+        if (s->tls != NULL)
+            rm_tls_in_release(s->tls);
+        else
+            pipe_release_if_empty(out_pipe);
+        if ((ret = rm_io_wait_readable(c->w->loop, &s->h, &s->rd_op,
+                                       s == &c->up ? on_up_readable : on_down_readable)) != 0)
+            return ret;
+        c->pending++;
+        return 0;
     }
+    if ((ret = recv_target(s, out_pipe, &p, &n)) != 0)
+        return ret;
     if (n == 0)
         return 0;
-    ret = s->drained ? rm_io_recv_when_ready(c->w->loop, &s->h, &s->rd_op, p, n, cb)
-                     : rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, cb);
-    if (ret != 0)
+    if ((ret = rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, cb)) != 0)
         return ret;
     if (s->tls == NULL)
         out_pipe->recv_busy = 1;
@@ -394,6 +486,8 @@ static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
     /* fill the pipe from src */
     if (src->ready && !pipe->src_eof) {
         if (src->tls != NULL) {
+            if ((ret = pipe_reserve(pipe)) != 0)
+                return ret;
             while (pipe_room(pipe) > 0) {
                 int r = rm_tls_read(src->tls, pipe->buf + pipe->off + pipe->len, pipe_room(pipe));
                 if (r > 0) {
@@ -411,6 +505,7 @@ static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
                 }
                 return r;
             }
+            pipe_release_if_empty(pipe);
             /* reading may have produced protocol output (e.g. a KeyUpdate answer) */
             if ((ret = flush_tls(c, src, send_cb_of(c, src))) != 0)
                 return ret;
@@ -548,6 +643,7 @@ static int decide_mode(rm_conn_t *c)
             if ((ret = rm_tls_in_append(c->down.tls, c->d2u.buf + c->d2u.off, c->d2u.len)) != 0)
                 return ret;
             c->d2u.off = c->d2u.len = 0;
+            pipe_release_if_empty(&c->d2u);
             c->down.ready = 0;
             c->mode = MODE_MTLS;
             c->deadline_ms = rm_loop_now_ms(c->w->loop) + cfg_of(c)->handshake_timeout_ms;
@@ -660,24 +756,13 @@ Error:
 static rm_conn_t *conn_alloc(rm_worker_t *w)
 {
     rm_conn_t *c = w->free_conns;
-    uint8_t *d2u, *u2d;
     if (c != NULL) {
         w->free_conns = c->next;
         w->num_free--;
-        d2u = c->d2u.buf;
-        u2d = c->u2d.buf;
-    } else {
-        if ((c = malloc(sizeof(*c))) == NULL)
-            return NULL;
-        if ((d2u = malloc(2 * RM_PIPE_SIZE)) == NULL) {
-            free(c);
-            return NULL;
-        }
-        u2d = d2u + RM_PIPE_SIZE;
+    } else if ((c = malloc(sizeof(*c))) == NULL) {
+        return NULL;
     }
     memset(c, 0, sizeof(*c));
-    c->d2u.buf = d2u;
-    c->u2d.buf = u2d;
     side_init(&c->down);
     side_init(&c->up);
     c->w = w;
@@ -707,6 +792,9 @@ static void conn_free(rm_conn_t *c)
         atomic_fetch_sub_explicit(&w->proxy->num_conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->d2u.bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->u2d.bytes, memory_order_relaxed);
+    rm_buf_put(c->d2u.buf);
+    rm_buf_put(c->u2d.buf);
+    c->d2u.buf = c->u2d.buf = NULL;
     rm_snapshot_unref(c->snap);
     c->snap = NULL;
     if (c->prev != NULL)
@@ -719,13 +807,12 @@ static void conn_free(rm_conn_t *c)
     w->num_conns--;
     atomic_fetch_sub_explicit(&w->stats.active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.closed, 1, memory_order_relaxed);
-    /* keep a bounded number of objects (with their pipe buffers) for reuse */
+    /* keep a bounded number of connection objects for reuse */
     if (w->num_free < 256) {
         c->next = w->free_conns;
         w->free_conns = c;
         w->num_free++;
     } else {
-        free(c->d2u.buf);
         free(c);
     }
 }
@@ -737,7 +824,6 @@ rm_conn_t *rm__conn_next(rm_conn_t *c)
 
 void rm__conn_release(rm_conn_t *c)
 {
-    free(c->d2u.buf);
     free(c);
 }
 

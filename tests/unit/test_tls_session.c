@@ -105,7 +105,7 @@ static void shuttle(rm_tls_t *a, rm_tls_t *b)
             rm_tls_out_data(pair[k][0], &p, &n);
             if (n == 0)
                 continue;
-            rm_tls_in_space(pair[k][1], &dst, &room);
+            assert_int_equal(rm_tls_in_space(pair[k][1], &dst, &room), 0);
             if (n > room)
                 n = room;
             memcpy(dst, p, n);

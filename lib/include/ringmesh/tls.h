@@ -56,17 +56,21 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
                unsigned flags);
 void rm_tls_free(rm_tls_t *tls);
 
-/** The free tail of the input window: receive ciphertext there, then commit what arrived. Call it right before
- *  submitting a receive, never while one is in flight (it may move buffered bytes to the front). */
-void rm_tls_in_space(rm_tls_t *tls, uint8_t **p, size_t *len);
+/** The free tail of the input window (a pool buffer, taken here when none is held): receive ciphertext there, then
+ *  commit what arrived. Call it right before submitting a receive, never while one is in flight (it may move
+ *  buffered bytes to the front). Returns 0 or RM_ERR_TLS_NO_MEMORY. */
+int rm_tls_in_space(rm_tls_t *tls, uint8_t **p, size_t *len);
 void rm_tls_in_commit(rm_tls_t *tls, size_t n);
-/** Copies bytes already read elsewhere (sniffed) into the input window. Returns 0 or RM_ERR_TLS_PROTOCOL if they
- *  do not fit. */
+/** Copies bytes already read elsewhere (sniffed) into the input window. Returns 0, RM_ERR_TLS_NO_MEMORY, or
+ *  RM_ERR_TLS_PROTOCOL if they do not fit. */
 int rm_tls_in_append(rm_tls_t *tls, const uint8_t *p, size_t len);
+/** Gives the input window back to the pool when wolfSSL has taken every byte of it; never while a receive into it
+ *  is in flight. Returns 1 when no window is held afterwards. */
+int rm_tls_in_release(rm_tls_t *tls);
 /** Marks the transport as closed by the peer (TCP EOF): later reads fail instead of waiting. */
 void rm_tls_in_eof(rm_tls_t *tls);
 
-/** The ciphertext waiting to be sent. */
+/** The ciphertext waiting to be sent. The output window goes back to the pool once all of it is consumed. */
 void rm_tls_out_data(rm_tls_t *tls, const uint8_t **p, size_t *len);
 void rm_tls_out_consume(rm_tls_t *tls, size_t n);
 
