@@ -183,10 +183,42 @@ int rm__x509_is_self_issued(const uint8_t *der, size_t len)
     return self;
 }
 
+/* A set of trust anchors for one verification. It lives in a WOLFSSL_CTX because that is where wolfSSL can load a
+ * CA while setting its wall-clock dates aside (WOLFSSL_LOAD_FLAG_DATE_ERR_OKAY): dates are judged against the
+ * caller's `now` here, and wolfSSL_CertManagerLoadCABuffer checks them unless the library happens to be built with
+ * OpenSSL-compatible defaults. Signatures are still verified on load. */
+typedef struct {
+    WOLFSSL_CTX *ctx;
+    WOLFSSL_CERT_MANAGER *cm;
+} anchors_t;
+
+static int anchors_init(anchors_t *a)
+{
+    if ((a->ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method())) == NULL)
+        return -ENOMEM;
+    a->cm = wolfSSL_CTX_GetCertManager(a->ctx);
+    return 0;
+}
+
+static int anchors_add(anchors_t *a, const uint8_t *der, size_t len)
+{
+    return wolfSSL_CTX_load_verify_buffer_ex(a->ctx, der, (long)len, WOLFSSL_FILETYPE_ASN1, 0,
+                                             WOLFSSL_LOAD_FLAG_DATE_ERR_OKAY) == WOLFSSL_SUCCESS
+               ? 0
+               : -1;
+}
+
+static void anchors_dispose(anchors_t *a)
+{
+    if (a->ctx != NULL)
+        wolfSSL_CTX_free(a->ctx);
+    a->ctx = NULL;
+}
+
 int rm_trust_bundle_load_pem(rm_trust_bundle_t **out, const char *pem, size_t len)
 {
     rm_trust_bundle_t *b;
-    WOLFSSL_CERT_MANAGER *cm = NULL;
+    anchors_t anchors = {NULL, NULL};
     size_t i;
     int ret;
 
@@ -200,17 +232,14 @@ int rm_trust_bundle_load_pem(rm_trust_bundle_t **out, const char *pem, size_t le
         goto Exit;
     }
     /* Every anchor must parse, be a signing CA, and be accepted by wolfSSL as one. */
-    if ((cm = wolfSSL_CertManagerNew()) == NULL) {
-        ret = -ENOMEM;
+    if ((ret = anchors_init(&anchors)) != 0)
         goto Exit;
-    }
     for (i = 0; i != b->num; ++i) {
         if ((ret = rm_x509_parse_der(b->roots[i].der, b->roots[i].len, &b->infos[i])) != 0)
             goto Exit;
         if ((ret = rm_svid_check_signer(&b->infos[i])) != 0)
             goto Exit;
-        if (wolfSSL_CertManagerLoadCABuffer(cm, b->roots[i].der, (long)b->roots[i].len, WOLFSSL_FILETYPE_ASN1) !=
-            WOLFSSL_SUCCESS) {
+        if (anchors_add(&anchors, b->roots[i].der, b->roots[i].len) != 0) {
             ret = RM_ERR_SVID_PARSE;
             goto Exit;
         }
@@ -220,8 +249,7 @@ int rm_trust_bundle_load_pem(rm_trust_bundle_t **out, const char *pem, size_t le
     ret = 0;
 
 Exit:
-    if (cm != NULL)
-        wolfSSL_CertManagerFree(cm);
+    anchors_dispose(&anchors);
     rm_trust_bundle_free(b);
     return ret;
 }
@@ -266,18 +294,19 @@ static int verify_one(WOLFSSL_CERT_MANAGER *cm, const rm__der_cert_t *cert)
 static int verify_chain(const rm_trust_bundle_t *bundle, const rm__der_cert_t *certs, const rm_x509_info_t *infos,
                         size_t n, time_t now, root_filter_t filter, size_t *num_roots)
 {
+    anchors_t anchors;
     WOLFSSL_CERT_MANAGER *cm;
     size_t i;
     int ret;
 
     *num_roots = 0;
-    if ((cm = wolfSSL_CertManagerNew()) == NULL)
-        return -ENOMEM;
+    if ((ret = anchors_init(&anchors)) != 0)
+        return ret;
+    cm = anchors.cm;
     for (i = 0; i != bundle->num; ++i) {
         if (!root_selected(&bundle->infos[i], now, filter))
             continue;
-        if (wolfSSL_CertManagerLoadCABuffer(cm, bundle->roots[i].der, (long)bundle->roots[i].len,
-                                            WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS) {
+        if (anchors_add(&anchors, bundle->roots[i].der, bundle->roots[i].len) != 0) {
             ret = RM_ERR_SVID_UNTRUSTED;
             goto Exit;
         }
@@ -290,8 +319,7 @@ static int verify_chain(const rm_trust_bundle_t *bundle, const rm__der_cert_t *c
             goto Exit;
         if ((ret = rm__x509_check_validity(&infos[i], now)) != 0)
             goto Exit;
-        if (wolfSSL_CertManagerLoadCABuffer(cm, certs[i].der, (long)certs[i].len, WOLFSSL_FILETYPE_ASN1) !=
-            WOLFSSL_SUCCESS) {
+        if (anchors_add(&anchors, certs[i].der, certs[i].len) != 0) {
             ret = RM_ERR_SVID_UNTRUSTED;
             goto Exit;
         }
@@ -299,7 +327,7 @@ static int verify_chain(const rm_trust_bundle_t *bundle, const rm__der_cert_t *c
     ret = verify_one(cm, &certs[0]);
 
 Exit:
-    wolfSSL_CertManagerFree(cm);
+    anchors_dispose(&anchors);
     return ret;
 }
 

@@ -29,9 +29,10 @@ readonly EXTRA_FLAGS=(
     --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
     --enable-tls13 --enable-alpn --enable-sni --enable-ecc
     --enable-certgen --enable-certreq --enable-certext --enable-keygen
-    --enable-opensslextra --enable-sessioncerts
+    --enable-opensslextra
     --enable-static --disable-shared --with-pic
-    --disable-fpecc
+    --disable-fpecc --disable-sessioncerts --disable-stunnel --disable-qt --disable-nginx --disable-psk
+    --disable-openvpn --disable-lighty --disable-net-snmp --disable-strongswan
 )
 
 # Macros the installed options.h must define: the acceleration, and the features ringmesh uses (TLS 1.3, ALPN, SNI,
@@ -41,12 +42,18 @@ readonly REQUIRED_DEFINES=(
     WOLFSSL_AESNI USE_INTEL_SPEEDUP WOLFSSL_SP_X86_64_ASM WOLFSSL_HAVE_SP_ECC
     WOLFSSL_TLS13 HAVE_ALPN HAVE_SNI
     WOLFSSL_CERT_GEN WOLFSSL_CERT_REQ WOLFSSL_CERT_EXT WOLFSSL_KEY_GEN
-    HAVE_ECC OPENSSL_EXTRA WOLFSSL_ALT_NAMES SESSION_CERTS KEEP_PEER_CERT
+    HAVE_ECC OPENSSL_EXTRA WOLFSSL_ALT_NAMES
 )
 # Macros that would remove something ringmesh needs, or cost memory it cannot afford: FP_ECC gives every thread
 # 1.4 MB of thread-local point caches (sp_cache_256..1024), a proxy worker's whole budget; P-256 runs on the SP
 # assembly code without them.
-readonly FORBIDDEN_DEFINES=(NO_ECC256 WOLFSSL_NO_TLS12 NO_WOLFSSL_CLIENT NO_WOLFSSL_SERVER NO_SESSION_CACHE FP_ECC)
+#
+# SESSION_CERTS keeps a copy of the peer's whole chain (and an alternate chain) in every session object: 37 KB per
+# connection that ringmesh never reads (peers are judged in the verify callback). The distro set's compatibility
+# layers for other programs (stunnel, Qt, nginx, OpenVPN, lighttpd, net-snmp, strongSwan) and TLS 1.3 PSK force it
+# back on, so they are turned off too: ringmesh uses none of them.
+readonly FORBIDDEN_DEFINES=(NO_ECC256 WOLFSSL_NO_TLS12 NO_WOLFSSL_CLIENT NO_WOLFSSL_SERVER NO_SESSION_CACHE FP_ECC
+    SESSION_CERTS)
 
 log() { printf 'build-wolfssl: %s\n' "$*" >&2; }
 die() {
@@ -285,8 +292,11 @@ log "Debian's configure flags: ${debian_flags[*]:-(none)}"
 log "added flags: $extra_flags_text"
 
 cd "$srcdir"
-# Debian's compiler flags (the rules file asks for hardening=+all).
+# Debian's compiler flags (the rules file asks for hardening=+all), plus one section per function and object so
+# that linking with --gc-sections keeps only the wolfSSL code ringmesh calls: a Debian "distro" build carries every
+# algorithm, and its unused text would otherwise sit in every proxy's resident set.
 eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
+export CFLAGS="$CFLAGS -ffunction-sections -fdata-sections"
 # dh_autoreconf: the Debian source ships configure.ac only.
 log "autoreconf"
 autoreconf -f -i >"$work/autoreconf.log" 2>&1 || {

@@ -1512,14 +1512,20 @@ static int read_file(const char *path, char **out, size_t *out_len, char *err, s
         ret = RM_ERR_CONFIG_IO;
         goto Exit;
     }
-    if ((buf = malloc(CONFIG_FILE_MAX + 1)) == NULL) {
+    if (st.st_size > CONFIG_FILE_MAX) {
+        set_err(err, errlen, "%s: larger than %u bytes", path, CONFIG_FILE_MAX);
+        ret = RM_ERR_CONFIG_IO;
+        goto Exit;
+    }
+    /* sized by fstat, plus one byte to notice a file that grew since (then it is refused, never cut short) */
+    size_t cap = (size_t)st.st_size + 1;
+    if ((buf = malloc(cap + 1)) == NULL) {
         set_err(err, errlen, "%s: out of memory", path);
         ret = RM_ERR_CONFIG_IO;
         goto Exit;
     }
-    /* read up to one byte past the limit, so that a file that grew after fstat is still caught */
-    while (len <= CONFIG_FILE_MAX) {
-        ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -1531,11 +1537,12 @@ static int read_file(const char *path, char **out, size_t *out_len, char *err, s
             break;
         len += (size_t)n;
     }
-    if (len > CONFIG_FILE_MAX) {
-        set_err(err, errlen, "%s: larger than %u bytes", path, CONFIG_FILE_MAX);
+    if (len == cap) {
+        set_err(err, errlen, "%s: changed while it was being read", path);
         ret = RM_ERR_CONFIG_IO;
         goto Exit;
     }
+    buf[len] = '\0';
     *out = buf;
     *out_len = len;
     buf = NULL;

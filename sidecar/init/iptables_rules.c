@@ -83,6 +83,8 @@ static int buf_reserve(rm_init_buf_t *buf, size_t extra)
 static int buf_append(rm_init_buf_t *buf, const char *s, size_t n)
 {
     int ret;
+    if (n == 0)
+        return 0; /* s may be NULL for an empty buffer, and memcpy must not see it */
     if ((ret = buf_reserve(buf, n)) != 0)
         return ret;
     memcpy(buf->base + buf->len, s, n);

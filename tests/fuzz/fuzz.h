@@ -1,0 +1,54 @@
+/* Shared by the fuzz targets (tests/fuzz/fuzz_<name>.c) and the corpus replayer (replay_main.c).
+ *
+ * A target defines LLVMFuzzerTestOneInput(), which libFuzzer calls with each generated input and replay_main.c
+ * calls with each committed corpus file. A target reports a broken invariant with RM_FUZZ_CHECK, which aborts:
+ * libFuzzer saves the input as a crash, and the replayer names the corpus file and fails its ctest test.
+ * Sanitizer reports (AddressSanitizer, UndefinedBehaviorSanitizer) end the process the same way. */
+#ifndef RINGMESH_FUZZ_H
+#define RINGMESH_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/** Runs one input through the target. Returns 0 (libFuzzer reserves other values). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/** Aborts with the failed condition and its place when `cond` is false. Active in every build type (unlike
+ *  assert(), which NDEBUG removes from release builds). */
+#define RM_FUZZ_CHECK(cond)                                                                                            \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond);                               \
+            abort();                                                                                                   \
+        }                                                                                                              \
+    } while (0)
+
+/** Returns a malloc'd copy of data[0..size) followed by a NUL, for APIs that take C strings. The copy is exactly
+ *  size + 1 bytes long, so reading past the NUL is a heap overflow under AddressSanitizer. Aborts when out of
+ *  memory. */
+static inline char *rm_fuzz_strndup(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+
+    RM_FUZZ_CHECK(s != NULL);
+    for (size_t i = 0; i != size; ++i)
+        s[i] = (char)data[i];
+    s[size] = '\0';
+    return s;
+}
+
+/** Returns a malloc'd copy of data[0..size) of exactly `size` bytes (at least one byte is allocated, so the result
+ *  is never NULL; the extra byte is never meant to be read). Aborts when out of memory. */
+static inline uint8_t *rm_fuzz_memdup(const uint8_t *data, size_t size)
+{
+    uint8_t *p = malloc(size != 0 ? size : 1);
+
+    RM_FUZZ_CHECK(p != NULL);
+    for (size_t i = 0; i != size; ++i)
+        p[i] = data[i];
+    return p;
+}
+
+#endif
