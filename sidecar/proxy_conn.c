@@ -93,6 +93,9 @@ static void side_init(rm_side_t *s)
 {
     memset(s, 0, sizeof(*s));
     s->h.fd = -1;
+    /* a new socket has nothing to read yet as far as we know: its first read waits for readability without a
+     * buffer, so a burst of handshakes holds buffers only for the bytes actually in flight */
+    s->drained = 1;
 }
 
 static int side_pending(const rm_side_t *s)
