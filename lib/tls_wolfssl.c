@@ -46,7 +46,7 @@ struct st_rm_tls_t {
     int handshake_done;
     int peer_closed;
     unsigned flags;
-    rm_spiffe_id_t peer_id;
+    char *peer_id; /* the SPIFFE ID the peer presented (exact size: an rm_spiffe_id_t is 2 KB), or NULL */
 };
 
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
@@ -144,6 +144,7 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     const unsigned char *der;
     int der_len, ret;
     rm_svid_expect_t expect;
+    rm_spiffe_id_t *id;
 
     if (tls == NULL)
         return 0;
@@ -162,9 +163,22 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     expect.trust_domain = tls->ctx->trust_domain;
     expect.ids = tls->expected_ids;
     expect.num_ids = tls->num_expected_ids;
-    if ((ret = rm_svid_check_peer_der(der, (size_t)der_len, time(NULL), &expect, &tls->peer_id)) != 0) {
+    if ((id = malloc(sizeof(*id))) == NULL) {
+        tls->verify_err = RM_ERR_TLS_NO_MEMORY;
+        return 0;
+    }
+    id->len = 0;
+    ret = rm_svid_check_peer_der(der, (size_t)der_len, time(NULL), &expect, id);
+    /* keep the ID even when it was refused: the log says who was refused */
+    free(tls->peer_id);
+    tls->peer_id = id->len != 0 ? strndup(id->str, id->len) : NULL;
+    free(id);
+    if (ret != 0) {
         tls->verify_err = ret;
-        /* keep the parsed ID for the log even though it was refused */
+        return 0;
+    }
+    if (tls->peer_id == NULL) {
+        tls->verify_err = RM_ERR_TLS_NO_MEMORY;
         return 0;
     }
     return 1;
@@ -333,6 +347,7 @@ void rm_tls_free(rm_tls_t *tls)
     rm_tls_ctx_unref(tls->ctx);
     rm_buf_put(tls->in);
     rm_buf_put(tls->out);
+    free(tls->peer_id);
     free(tls);
 }
 
@@ -431,15 +446,15 @@ int rm_tls_handshake(rm_tls_t *tls)
         (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
          proto_len != sizeof(RM_TLS_ALPN) - 1 || memcmp(proto, RM_TLS_ALPN, proto_len) != 0))
         return RM_ERR_TLS_ALPN;
-    if (tls->peer_id.len == 0)
+    if (tls->peer_id == NULL)
         return RM_ERR_TLS_NO_PEER_CERT;
     tls->handshake_done = 1;
     return 0;
 }
 
-const rm_spiffe_id_t *rm_tls_peer_id(const rm_tls_t *tls)
+const char *rm_tls_peer_id(const rm_tls_t *tls)
 {
-    return tls->peer_id.len != 0 ? &tls->peer_id : NULL;
+    return tls->peer_id;
 }
 
 const char *rm_tls_peer_alert(const rm_tls_t *tls)

@@ -115,8 +115,7 @@ static void log_conn_fields(rm_conn_t *c, rm_log_line_t *l)
 static const char *peer_id_of(rm_conn_t *c)
 {
     rm_tls_t *tls = c->dir == DIR_OUTBOUND ? c->up.tls : c->down.tls;
-    const rm_spiffe_id_t *id = tls != NULL ? rm_tls_peer_id(tls) : NULL;
-    return id != NULL ? id->str : NULL;
+    return tls != NULL ? rm_tls_peer_id(tls) : NULL;
 }
 
 static void log_rejected(rm_conn_t *c, const char *reason, int code)
@@ -132,9 +131,9 @@ static void log_rejected(rm_conn_t *c, const char *reason, int code)
     rm_tls_t *tls = c->dir == DIR_OUTBOUND ? c->up.tls : c->down.tls;
     if (tls != NULL) {
         /* the ID the peer presented, even when it was the reason for refusing it */
-        const rm_spiffe_id_t *id = rm_tls_peer_id(tls);
+        const char *id = rm_tls_peer_id(tls);
         if (id != NULL)
-            rm_log_str(&l, "peer_id", id->str);
+            rm_log_str(&l, "peer_id", id);
         const char *alert = rm_tls_peer_alert(tls);
         if (alert != NULL)
             rm_log_str(&l, "peer_alert", alert);

@@ -169,8 +169,8 @@ static void test_handshake_and_data(void **state)
     handshake(cli, srv, &cr, &sr);
     assert_int_equal(cr, 0);
     assert_int_equal(sr, 0);
-    assert_string_equal(rm_tls_peer_id(cli)->str, "spiffe://cluster.local/ns/b/sa/server");
-    assert_string_equal(rm_tls_peer_id(srv)->str, "spiffe://cluster.local/ns/a/sa/client");
+    assert_string_equal(rm_tls_peer_id(cli), "spiffe://cluster.local/ns/b/sa/server");
+    assert_string_equal(rm_tls_peer_id(srv), "spiffe://cluster.local/ns/a/sa/client");
     assert_string_equal(rm_tls_version(cli), "TLSv1.3");
 
     /* 100 kB through the client's writes, in as many records as the window allows, arrives intact */

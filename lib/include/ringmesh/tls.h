@@ -77,8 +77,9 @@ void rm_tls_out_consume(rm_tls_t *tls, size_t n);
 /** Advances the handshake. Returns 0 once it is complete and the peer's SVID is verified, RM_ERR_TLS_WANT_IO, or
  *  the reason it failed (an alert for the peer may then be waiting in the output window). */
 int rm_tls_handshake(rm_tls_t *tls);
-/** The verified peer's SPIFFE ID (valid after rm_tls_handshake returned 0), else NULL. */
-const rm_spiffe_id_t *rm_tls_peer_id(const rm_tls_t *tls);
+/** The SPIFFE ID the peer presented: verified once rm_tls_handshake returned 0; after a refusal, the ID that was
+ *  refused (for the log). NULL when the peer presented none that parsed. Owned by the session. */
+const char *rm_tls_peer_id(const rm_tls_t *tls);
 /** The last alert received from the peer as text (e.g. "bad_certificate"), or NULL. */
 const char *rm_tls_peer_alert(const rm_tls_t *tls);
 /** Negotiated protocol version string, e.g. "TLSv1.3". */
