@@ -42,6 +42,9 @@ struct st_rm_tls_t {
     uint8_t *out;       /* ciphertext produced, not yet sent: out[out_off .. out_len); NULL when empty */
     size_t out_off, out_len;
     int in_eof;
+    size_t rec_left;  /* bytes of the current record's body not yet given to wolfSSL; 0 at a header */
+    uint8_t hdr[5];   /* the header being passed through, hdr_have bytes of it so far */
+    uint8_t hdr_have;
     int verify_err;     /* why our verify callback refused the peer */
     int handshake_done;
     int peer_closed;
@@ -49,19 +52,41 @@ struct st_rm_tls_t {
     char *peer_id; /* the SPIFFE ID the peer presented (exact size: an rm_spiffe_id_t is 2 KB), or NULL */
 };
 
+/* Hands wolfSSL at most the rest of the current record. wolfSSL asks for as much as its input buffer holds; given
+ * more than one record it decrypts the first and then moves the rest down its buffer (ShrinkInputBuffer), a copy
+ * per record on a bulk stream. Stopping at record boundaries leaves nothing to move. The 5-byte record header is
+ * tracked as it passes through, so the boundary is known even when a header arrives split. */
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
 {
     rm_tls_t *tls = arg;
-    size_t avail = tls->in_len - tls->in_off;
+    const uint8_t *p = tls->in + tls->in_off;
+    size_t avail = tls->in_len - tls->in_off, n;
     (void)ssl;
     if (avail == 0)
         return tls->in_eof ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
-    if ((size_t)sz > avail)
-        sz = (int)avail;
-    memcpy(buf, tls->in + tls->in_off, (size_t)sz);
-    tls->in_off += (size_t)sz;
+    if (tls->rec_left == 0) {
+        /* at a record header: pass it through, remembering its length field (wolfSSL loops until it has all) */
+        n = 5u - tls->hdr_have;
+        if (n > avail)
+            n = avail;
+        if (n > (size_t)sz)
+            n = (size_t)sz;
+        memcpy(tls->hdr + tls->hdr_have, p, n);
+        tls->hdr_have += (uint8_t)n;
+        if (tls->hdr_have == 5) {
+            tls->rec_left = (size_t)tls->hdr[3] << 8 | tls->hdr[4];
+            tls->hdr_have = 0;
+        }
+    } else {
+        n = tls->rec_left < avail ? tls->rec_left : avail;
+        if (n > (size_t)sz)
+            n = (size_t)sz;
+        tls->rec_left -= n;
+    }
+    memcpy(buf, p, n);
+    tls->in_off += n;
     /* no compaction here: a receive may be in flight into the tail; rm_tls_in_space compacts before the next */
-    return sz;
+    return (int)n;
 }
 
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
