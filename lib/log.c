@@ -118,9 +118,9 @@ void rm_log_begin(rm_log_line_t *l, rm_log_level_t level, const char *event)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    l->len = (size_t)snprintf(l->buf, sizeof(l->buf), "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"level\":\"%s\"",
-                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                              ts.tv_nsec / 1000, level_names[level]);
+    l->len = (size_t)snprintf(
+        l->buf, sizeof(l->buf), "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"level\":\"%s\"", tm.tm_year + 1900,
+        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000, level_names[level]);
     rm_log_str(l, "event", event);
 }
 

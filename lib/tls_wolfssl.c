@@ -37,15 +37,15 @@ struct st_rm_tls_t {
     rm_tls_ctx_t *ctx;
     const char *const *expected_ids;
     size_t num_expected_ids;
-    uint8_t *in;        /* ciphertext received, not yet given to wolfSSL: in[in_off .. in_len); NULL when empty */
+    uint8_t *in; /* ciphertext received, not yet given to wolfSSL: in[in_off .. in_len); NULL when empty */
     size_t in_off, in_len;
-    uint8_t *out;       /* ciphertext produced, not yet sent: out[out_off .. out_len); NULL when empty */
+    uint8_t *out; /* ciphertext produced, not yet sent: out[out_off .. out_len); NULL when empty */
     size_t out_off, out_len;
     int in_eof;
-    size_t rec_left;  /* bytes of the current record's body not yet given to wolfSSL; 0 at a header */
-    uint8_t hdr[5];   /* the header being passed through, hdr_have bytes of it so far */
+    size_t rec_left; /* bytes of the current record's body not yet given to wolfSSL; 0 at a header */
+    uint8_t hdr[5];  /* the header being passed through, hdr_have bytes of it so far */
     uint8_t hdr_have;
-    int verify_err;     /* why our verify callback refused the peer */
+    int verify_err; /* why our verify callback refused the peer */
     int handshake_done;
     int peer_closed;
     unsigned flags;

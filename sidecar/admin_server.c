@@ -107,7 +107,6 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
     return o;
 }
 
-
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct st_rm_admin_conn_t *c = p->data;
@@ -175,9 +174,9 @@ static void respond(struct st_rm_admin_conn_t *c, unsigned status, const char *r
         admin_close(c);
         return;
     }
-    int n = snprintf(c->resp, cap,
-                     "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
-                     reason, type, len);
+    int n =
+        snprintf(c->resp, cap, "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                 status, reason, type, len);
     memcpy(c->resp + n, body, len);
     c->resp_len = (size_t)n + len;
     c->sent = 0;

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define rm_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define rm_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 typedef struct st_rm_loop_t rm_loop_t;
 typedef struct st_rm_io_op_t rm_io_op_t;

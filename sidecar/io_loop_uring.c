@@ -18,8 +18,8 @@ int rm__uring_init(rm_loop_t *loop, unsigned entries)
     /* One thread submits and reaps; completions are run when we enter the kernel, not by IPIs. The ring starts
      * disabled so that the worker thread that will own it can enable it (SINGLE_ISSUER binds the ring to the task
      * that enables it, not to the one that created it). */
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN |
-              IORING_SETUP_R_DISABLED;
+    p.flags =
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
     ret = io_uring_queue_init_params(entries, &loop->ring, &p);
     if (ret == -EINVAL) {
         /* older kernels: plain setup, usable from any thread */

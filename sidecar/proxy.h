@@ -66,7 +66,7 @@ struct st_rm_worker_t {
     rm_loop_t *loop;
     rm_listener_t *listeners;
     size_t num_listeners;
-    rm_conn_t *conns;     /* open connections, doubly linked */
+    rm_conn_t *conns;      /* open connections, doubly linked */
     rm_conn_t *free_conns; /* recycled connection objects (and their pipe buffers) */
     size_t num_free;
     size_t num_conns;

@@ -51,17 +51,17 @@ typedef struct st_rm_listener_config_t {
 } rm_listener_config_t;
 
 typedef struct st_rm_proxy_config_t {
-    char *path;              /* the file it was loaded from */
-    char *trust_domain;      /* default "cluster.local" */
-    char *cert_file;         /* PEM chain, leaf first */
-    char *key_file;          /* PEM private key */
-    char *bundle_file;       /* PEM trust bundle (one or more roots) */
+    char *path;         /* the file it was loaded from */
+    char *trust_domain; /* default "cluster.local" */
+    char *cert_file;    /* PEM chain, leaf first */
+    char *key_file;     /* PEM private key */
+    char *bundle_file;  /* PEM trust bundle (one or more roots) */
 
-    int outbound_enabled;    /* default 1 */
-    rm_sockaddr_t outbound_listen;  /* default [::]:15001 (dual stack) */
-    int inbound_enabled;     /* default 1 */
-    rm_sockaddr_t inbound_listen;   /* default [::]:15006 */
-    rm_mtls_mode_t inbound_mode;    /* default STRICT */
+    int outbound_enabled;          /* default 1 */
+    rm_sockaddr_t outbound_listen; /* default [::]:15001 (dual stack) */
+    int inbound_enabled;           /* default 1 */
+    rm_sockaddr_t inbound_listen;  /* default [::]:15006 */
+    rm_mtls_mode_t inbound_mode;   /* default STRICT */
     rm_port_mode_t *port_modes;
     size_t num_port_modes;
 
@@ -70,10 +70,10 @@ typedef struct st_rm_proxy_config_t {
     rm_listener_config_t *listeners;
     size_t num_listeners;
 
-    int admin_enabled;       /* default 1 */
-    rm_sockaddr_t admin_listen;     /* default 127.0.0.1:15021 */
+    int admin_enabled;          /* default 1 */
+    rm_sockaddr_t admin_listen; /* default 127.0.0.1:15021 */
 
-    unsigned workers;        /* default 1, 1..64 */
+    unsigned workers;                /* default 1, 1..64 */
     rm_io_backend_kind_t io_backend; /* default AUTO */
     unsigned max_connections;        /* per proxy, default 4096 */
     uint32_t connect_timeout_ms;     /* default 5000 */

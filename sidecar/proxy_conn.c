@@ -40,10 +40,10 @@ typedef struct st_rm_side_t {
     rm_io_handle_t h; /* h.fd < 0: not open */
     rm_io_op_t rd_op, wr_op, conn_op;
     rm_tls_t *tls;
-    uint8_t rd_eof;   /* the peer finished sending (FIN, or close_notify) */
-    uint8_t ready;    /* connected, and handshake done when TLS */
-    uint8_t wr_shut;  /* we shut down our write side */
-    uint8_t drained;  /* the last receive came back short: wait for readiness, holding no buffer, before the next */
+    uint8_t rd_eof;  /* the peer finished sending (FIN, or close_notify) */
+    uint8_t ready;   /* connected, and handshake done when TLS */
+    uint8_t wr_shut; /* we shut down our write side */
+    uint8_t drained; /* the last receive came back short: wait for readiness, holding no buffer, before the next */
 } rm_side_t;
 
 typedef struct st_rm_pipe_t {
@@ -396,9 +396,8 @@ static void on_up_connect(rm_io_op_t *op, int res)
     if (s->tls == NULL)
         s->ready = 1;
     /* the connect deadline is over; a handshake still to come gets its own */
-    c->deadline_ms = tls_side(c)->tls != NULL && !tls_side(c)->ready
-                         ? c->last_active_ms + cfg_of(c)->handshake_timeout_ms
-                         : 0;
+    c->deadline_ms =
+        tls_side(c)->tls != NULL && !tls_side(c)->ready ? c->last_active_ms + cfg_of(c)->handshake_timeout_ms : 0;
     /* TLS on up: the handshake starts in conn_progress; until it is done the side is not ready */
 Progress:
     conn_progress(c);
@@ -631,8 +630,9 @@ static int decide_mode(rm_conn_t *c)
             k = RM_TLS_SNIFF_MESH;
         if (k != RM_TLS_SNIFF_MESH && c->inbound_mode == RM_MTLS_STRICT) {
             atomic_fetch_add_explicit(&c->w->stats.rejected_plaintext, 1, memory_order_relaxed);
-            refuse(c, k == RM_TLS_SNIFF_TLS_OTHER ? "TLS without the mesh ALPN (ringmesh/1) on a STRICT port"
-                                                  : "plaintext connection on a STRICT port",
+            refuse(c,
+                   k == RM_TLS_SNIFF_TLS_OTHER ? "TLS without the mesh ALPN (ringmesh/1) on a STRICT port"
+                                               : "plaintext connection on a STRICT port",
                    RM_ERR_TLS_ALPN);
             return 0;
         }
@@ -732,23 +732,22 @@ static void conn_progress(rm_conn_t *c)
     }
     return;
 
-Error:
-    {
-        /* TLS failures after the handshake are mostly the peer refusing us (TLS 1.3 clients finish before the
-         * server has judged their certificate): worth a warning with the peer's alert. I/O errors are routine. */
-        int is_tls = ret <= RM_ERR_CLASS_TLS && ret > RM_ERR_CLASS_SVID;
-        rm_tls_t *tls = tls_side(c)->tls;
-        const char *alert = tls != NULL ? rm_tls_peer_alert(tls) : NULL;
-        rm_log_line_t l;
-        rm_log_begin(&l, is_tls ? RM_LOG_WARN : RM_LOG_DEBUG, is_tls ? "tls_error" : "connection_error");
-        log_conn_fields(c, &l);
-        rm_log_err(&l, "error", ret);
-        if (alert != NULL)
-            rm_log_str(&l, "peer_alert", alert);
-        if (peer_id_of(c) != NULL)
-            rm_log_str(&l, "peer_id", peer_id_of(c));
-        rm_log_end(&l);
-    }
+Error : {
+    /* TLS failures after the handshake are mostly the peer refusing us (TLS 1.3 clients finish before the
+     * server has judged their certificate): worth a warning with the peer's alert. I/O errors are routine. */
+    int is_tls = ret <= RM_ERR_CLASS_TLS && ret > RM_ERR_CLASS_SVID;
+    rm_tls_t *tls = tls_side(c)->tls;
+    const char *alert = tls != NULL ? rm_tls_peer_alert(tls) : NULL;
+    rm_log_line_t l;
+    rm_log_begin(&l, is_tls ? RM_LOG_WARN : RM_LOG_DEBUG, is_tls ? "tls_error" : "connection_error");
+    log_conn_fields(c, &l);
+    rm_log_err(&l, "error", ret);
+    if (alert != NULL)
+        rm_log_str(&l, "peer_alert", alert);
+    if (peer_id_of(c) != NULL)
+        rm_log_str(&l, "peer_id", peer_id_of(c));
+    rm_log_end(&l);
+}
     conn_abort(c, CLOSE_ERROR);
     conn_progress(c);
 }

@@ -153,8 +153,10 @@ Exit:
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check", no_argument, NULL, 'C'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
     const char *config_path = NULL;
     int check_only = 0, c, ret;
     char err[1024];

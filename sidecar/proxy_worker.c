@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TICK_MS      250
+#define TICK_MS 250
 /* Submissions are flushed when the SQ fills, and the CQ (twice as large) never drops (IORING_FEAT_NODROP), so the
  * ring bounds a batch, not the number of connections; a small ring keeps its pages out of the resident set. */
 #define RING_ENTRIES 512
@@ -312,8 +312,8 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
         }
         for (size_t j = 0; j < cfg->num_listeners; j++) {
             rm_listener_config_t *lc = &cfg->listeners[j];
-            w->listeners[n].kind =
-                lc->kind == RM_LISTENER_UPSTREAM ? RM_LISTENER_KIND_EXPLICIT_UPSTREAM : RM_LISTENER_KIND_EXPLICIT_INBOUND;
+            w->listeners[n].kind = lc->kind == RM_LISTENER_UPSTREAM ? RM_LISTENER_KIND_EXPLICIT_UPSTREAM
+                                                                    : RM_LISTENER_KIND_EXPLICIT_INBOUND;
             w->listeners[n].explicit_cfg = lc;
             w->listeners[n++].addr = lc->listen;
         }

@@ -13,7 +13,7 @@
 
 enum {
     /* TLS backend */
-    RM_ERR_TLS_WANT_IO = RM_ERR_CLASS_TLS - 1, /* not an error: the handshake or record needs more I/O */
+    RM_ERR_TLS_WANT_IO = RM_ERR_CLASS_TLS - 1,       /* not an error: the handshake or record needs more I/O */
     RM_ERR_TLS_HANDSHAKE = RM_ERR_CLASS_TLS - 2,     /* handshake failed (protocol or alert) */
     RM_ERR_TLS_NO_PEER_CERT = RM_ERR_CLASS_TLS - 3,  /* peer presented no certificate */
     RM_ERR_TLS_UNTRUSTED = RM_ERR_CLASS_TLS - 4,     /* chain does not lead to the trust bundle */
@@ -26,34 +26,34 @@ enum {
     RM_ERR_TLS_NO_MEMORY = RM_ERR_CLASS_TLS - 11,
 
     /* SPIFFE ID syntax and X.509-SVID rules (one code per rule, see svid.h) */
-    RM_ERR_SPIFFE_SCHEME = RM_ERR_CLASS_SVID - 1,          /* scheme is not "spiffe://" (lower case) */
-    RM_ERR_SPIFFE_EMPTY_TD = RM_ERR_CLASS_SVID - 2,        /* trust domain is empty */
-    RM_ERR_SPIFFE_TD_CHARS = RM_ERR_CLASS_SVID - 3,        /* trust domain has a character outside [a-z0-9.-_] */
-    RM_ERR_SPIFFE_TD_TOO_LONG = RM_ERR_CLASS_SVID - 4,     /* trust domain longer than 255 bytes */
-    RM_ERR_SPIFFE_PATH_CHARS = RM_ERR_CLASS_SVID - 5,      /* path has a character outside [A-Za-z0-9.-_] */
-    RM_ERR_SPIFFE_EMPTY_SEGMENT = RM_ERR_CLASS_SVID - 6,   /* path has an empty segment ("//" or trailing "/") */
-    RM_ERR_SPIFFE_DOT_SEGMENT = RM_ERR_CLASS_SVID - 7,     /* path has a "." or ".." segment */
-    RM_ERR_SPIFFE_QUERY_FRAGMENT = RM_ERR_CLASS_SVID - 8,  /* ID has a query or fragment */
-    RM_ERR_SPIFFE_TOO_LONG = RM_ERR_CLASS_SVID - 9,        /* ID longer than 2048 bytes */
-    RM_ERR_SPIFFE_USERINFO_PORT = RM_ERR_CLASS_SVID - 10,  /* authority has userinfo or a port */
-    RM_ERR_SVID_PARSE = RM_ERR_CLASS_SVID - 20,            /* certificate could not be parsed */
-    RM_ERR_SVID_NO_URI_SAN = RM_ERR_CLASS_SVID - 21,       /* leaf has no URI SAN */
-    RM_ERR_SVID_MULTIPLE_URI_SANS = RM_ERR_CLASS_SVID - 22, /* leaf has more than one URI SAN */
-    RM_ERR_SVID_LEAF_IS_CA = RM_ERR_CLASS_SVID - 23,       /* leaf has basicConstraints CA:TRUE */
+    RM_ERR_SPIFFE_SCHEME = RM_ERR_CLASS_SVID - 1,              /* scheme is not "spiffe://" (lower case) */
+    RM_ERR_SPIFFE_EMPTY_TD = RM_ERR_CLASS_SVID - 2,            /* trust domain is empty */
+    RM_ERR_SPIFFE_TD_CHARS = RM_ERR_CLASS_SVID - 3,            /* trust domain has a character outside [a-z0-9.-_] */
+    RM_ERR_SPIFFE_TD_TOO_LONG = RM_ERR_CLASS_SVID - 4,         /* trust domain longer than 255 bytes */
+    RM_ERR_SPIFFE_PATH_CHARS = RM_ERR_CLASS_SVID - 5,          /* path has a character outside [A-Za-z0-9.-_] */
+    RM_ERR_SPIFFE_EMPTY_SEGMENT = RM_ERR_CLASS_SVID - 6,       /* path has an empty segment ("//" or trailing "/") */
+    RM_ERR_SPIFFE_DOT_SEGMENT = RM_ERR_CLASS_SVID - 7,         /* path has a "." or ".." segment */
+    RM_ERR_SPIFFE_QUERY_FRAGMENT = RM_ERR_CLASS_SVID - 8,      /* ID has a query or fragment */
+    RM_ERR_SPIFFE_TOO_LONG = RM_ERR_CLASS_SVID - 9,            /* ID longer than 2048 bytes */
+    RM_ERR_SPIFFE_USERINFO_PORT = RM_ERR_CLASS_SVID - 10,      /* authority has userinfo or a port */
+    RM_ERR_SVID_PARSE = RM_ERR_CLASS_SVID - 20,                /* certificate could not be parsed */
+    RM_ERR_SVID_NO_URI_SAN = RM_ERR_CLASS_SVID - 21,           /* leaf has no URI SAN */
+    RM_ERR_SVID_MULTIPLE_URI_SANS = RM_ERR_CLASS_SVID - 22,    /* leaf has more than one URI SAN */
+    RM_ERR_SVID_LEAF_IS_CA = RM_ERR_CLASS_SVID - 23,           /* leaf has basicConstraints CA:TRUE */
     RM_ERR_SVID_NO_DIGITAL_SIGNATURE = RM_ERR_CLASS_SVID - 24, /* leaf key usage lacks digitalSignature */
-    RM_ERR_SVID_KEY_CERT_SIGN = RM_ERR_CLASS_SVID - 25,    /* leaf key usage has keyCertSign */
-    RM_ERR_SVID_CRL_SIGN = RM_ERR_CLASS_SVID - 26,         /* leaf key usage has cRLSign */
-    RM_ERR_SVID_EXPIRED = RM_ERR_CLASS_SVID - 27,          /* now is after notAfter */
-    RM_ERR_SVID_NOT_YET_VALID = RM_ERR_CLASS_SVID - 28,    /* now is before notBefore */
-    RM_ERR_SVID_UNTRUSTED = RM_ERR_CLASS_SVID - 29,        /* chain does not verify to the bundle */
-    RM_ERR_SVID_TRUST_DOMAIN = RM_ERR_CLASS_SVID - 30,     /* ID's trust domain is not the expected one */
-    RM_ERR_SVID_UNEXPECTED_ID = RM_ERR_CLASS_SVID - 31,    /* ID is not one of the expected IDs */
-    RM_ERR_SVID_NO_KEY_USAGE = RM_ERR_CLASS_SVID - 32,     /* leaf has no key usage extension */
-    RM_ERR_SVID_BAD_SAN_URI = RM_ERR_CLASS_SVID - 33,      /* the URI SAN is not a valid SPIFFE ID */
-    RM_ERR_SVID_CA_NOT_CA = RM_ERR_CLASS_SVID - 34,        /* an intermediate/root is not a CA or lacks keyCertSign */
-    RM_ERR_SVID_ISSUE = RM_ERR_CLASS_SVID - 40,            /* key generation or signing failed */
-    RM_ERR_SVID_CA_KEY = RM_ERR_CLASS_SVID - 41,           /* CA key unreadable or not the CA certificate's key */
-    RM_ERR_SVID_KEY_TYPE = RM_ERR_CLASS_SVID - 42,         /* key is not an ECDSA P-256 key */
+    RM_ERR_SVID_KEY_CERT_SIGN = RM_ERR_CLASS_SVID - 25,        /* leaf key usage has keyCertSign */
+    RM_ERR_SVID_CRL_SIGN = RM_ERR_CLASS_SVID - 26,             /* leaf key usage has cRLSign */
+    RM_ERR_SVID_EXPIRED = RM_ERR_CLASS_SVID - 27,              /* now is after notAfter */
+    RM_ERR_SVID_NOT_YET_VALID = RM_ERR_CLASS_SVID - 28,        /* now is before notBefore */
+    RM_ERR_SVID_UNTRUSTED = RM_ERR_CLASS_SVID - 29,            /* chain does not verify to the bundle */
+    RM_ERR_SVID_TRUST_DOMAIN = RM_ERR_CLASS_SVID - 30,         /* ID's trust domain is not the expected one */
+    RM_ERR_SVID_UNEXPECTED_ID = RM_ERR_CLASS_SVID - 31,        /* ID is not one of the expected IDs */
+    RM_ERR_SVID_NO_KEY_USAGE = RM_ERR_CLASS_SVID - 32,         /* leaf has no key usage extension */
+    RM_ERR_SVID_BAD_SAN_URI = RM_ERR_CLASS_SVID - 33,          /* the URI SAN is not a valid SPIFFE ID */
+    RM_ERR_SVID_CA_NOT_CA = RM_ERR_CLASS_SVID - 34, /* an intermediate/root is not a CA or lacks keyCertSign */
+    RM_ERR_SVID_ISSUE = RM_ERR_CLASS_SVID - 40,     /* key generation or signing failed */
+    RM_ERR_SVID_CA_KEY = RM_ERR_CLASS_SVID - 41,    /* CA key unreadable or not the CA certificate's key */
+    RM_ERR_SVID_KEY_TYPE = RM_ERR_CLASS_SVID - 42,  /* key is not an ECDSA P-256 key */
 
     /* configuration */
     RM_ERR_CONFIG_PARSE = RM_ERR_CLASS_CONFIG - 1, /* YAML syntax or schema error (message has file/line/field) */

@@ -29,22 +29,22 @@ int rm_trust_domain_check(const char *td, size_t len);
 
 /** What a verifier expects of a peer's SVID. NULL/0 members are not checked. */
 typedef struct st_rm_svid_expect_t {
-    const char *trust_domain;         /* the ID's trust domain must equal this */
-    const char *const *ids;           /* the ID must equal one of these */
+    const char *trust_domain; /* the ID's trust domain must equal this */
+    const char *const *ids;   /* the ID must equal one of these */
     size_t num_ids;
 } rm_svid_expect_t;
 
 /** What the SVID rules need from a parsed leaf certificate. Filled by rm_x509_parse_der(). */
-#define RM_X509_MAX_URIS 4
+#define RM_X509_MAX_URIS        4
 #define RM_KU_DIGITAL_SIGNATURE 0x80u /* bit values as in the DER KeyUsage first byte */
 #define RM_KU_KEY_CERT_SIGN     0x04u
 #define RM_KU_CRL_SIGN          0x02u
 typedef struct st_rm_x509_info_t {
-    int is_ca;                 /* basicConstraints cA */
-    int has_key_usage;         /* key usage extension present */
-    unsigned key_usage;        /* RM_KU_* bits */
+    int is_ca;          /* basicConstraints cA */
+    int has_key_usage;  /* key usage extension present */
+    unsigned key_usage; /* RM_KU_* bits */
     time_t not_before, not_after;
-    size_t num_uris;           /* URI SANs seen (may exceed RM_X509_MAX_URIS; only that many are kept) */
+    size_t num_uris; /* URI SANs seen (may exceed RM_X509_MAX_URIS; only that many are kept) */
     char uris[RM_X509_MAX_URIS][RM_SPIFFE_ID_MAX + 1];
 } rm_x509_info_t;
 
