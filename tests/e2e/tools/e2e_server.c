@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tool_addr.h"
+
 #define E2E_MAX_STORED (64u * 1024 * 1024) /* reply-after-eof keeps what it reads; more is an error */
 
 typedef enum { E2E_MODE_ECHO = 0, E2E_MODE_BANNER, E2E_MODE_REPLY_AFTER_EOF, E2E_MODE_RESET } e2e_mode_t;
@@ -73,44 +75,6 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t out
     } else {
         snprintf(out, outlen, "?");
     }
-}
-
-static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[128];
-    const char *colon;
-    char *end;
-    unsigned long port;
-    size_t hostlen;
-
-    memset(ss, 0, sizeof(*ss));
-    if ((colon = strrchr(s, ':')) == NULL)
-        return -1;
-    port = strtoul(colon + 1, &end, 10);
-    if (*end != '\0' || port == 0 || port > 65535)
-        return -1;
-    hostlen = (size_t)(colon - s);
-    if (s[0] == '[' && hostlen >= 2 && s[hostlen - 1] == ']') {
-        s++;
-        hostlen -= 2;
-    }
-    if (hostlen >= sizeof(host))
-        return -1;
-    memcpy(host, s, hostlen);
-    host[hostlen] = '\0';
-    if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-        ((struct sockaddr_in *)ss)->sin_family = AF_INET;
-        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-        *len = sizeof(struct sockaddr_in);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-        ((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-        *len = sizeof(struct sockaddr_in6);
-        return 0;
-    }
-    return -1;
 }
 
 static int write_all(int fd, const void *buf, size_t len)
