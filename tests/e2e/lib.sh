@@ -675,7 +675,7 @@ rm__write_config() {
             for d in "${RM_CFG_DEST[@]}"; do
                 addr=${d%%=*}
                 ids=${d#*=}
-                printf '  - address: %s\n    identities: [' "$addr"
+                printf '  - address: "%s"\n    identities: [' "$addr"
                 first=1
                 for id in ${ids//,/ }; do
                     [ $first = 1 ] || printf ', '
