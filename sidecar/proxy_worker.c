@@ -38,8 +38,9 @@ void rm_snapshot_unref(rm_snapshot_t *s)
 
 rm_snapshot_t *rm__proxy_snapshot(rm_proxy_t *p)
 {
-    /* The main thread replaces the snapshot only after taking its own ref on the new one and drops the old one's
-     * publication ref after every worker has moved on (see rm_proxy_publish), so loading then ref'ing is safe. */
+    /* Today the snapshot is published once, before the workers start, and its publication ref lives until exit,
+     * so loading then ref'ing is safe. Replacing it at run time (configuration from the control plane) must keep
+     * the old one's publication ref until every worker has passed a point where it holds no bare pointer to it. */
     rm_snapshot_t *s = atomic_load_explicit(&p->snap, memory_order_acquire);
     rm_snapshot_ref(s);
     return s;
