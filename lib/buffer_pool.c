@@ -37,6 +37,16 @@ void rm_buf_put(uint8_t *buf)
     num_idle++;
 }
 
+void rm_buf_trim(void)
+{
+    while (free_list != NULL) {
+        free_buf_t *b = free_list;
+        free_list = b->next;
+        free(b);
+    }
+    num_idle = 0;
+}
+
 rm_buf_stats_t rm_buf_stats(void)
 {
     rm_buf_stats_t s = {num_in_use, num_idle};

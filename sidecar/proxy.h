@@ -79,6 +79,7 @@ struct st_rm_worker_t {
     struct st_rm_admin_conn_t *admin_conns; /* worker 0 serves the admin port */
     unsigned num_admin_conns;
     int draining, stopping;
+    int trim_pending; /* connections closed since memory was last given back */
     rm_worker_stats_t stats;
 };
 

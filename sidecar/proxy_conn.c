@@ -806,6 +806,7 @@ static void conn_free(rm_conn_t *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     w->num_conns--;
+    w->trim_pending = 1;
     atomic_fetch_sub_explicit(&w->stats.active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.closed, 1, memory_order_relaxed);
     /* keep a bounded number of connection objects for reuse */

@@ -6,6 +6,7 @@
 #include "ringmesh/log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -205,6 +206,13 @@ static void worker_tick(rm_worker_t *w)
         }
     }
     rm__admin_tick(w, now, 0);
+    if (w->trim_pending && w->num_conns == 0) {
+        /* Nothing open on this worker: give idle buffers and free heap pages back to the kernel, so that a burst
+         * of connections does not stay in the resident set for the life of the process. */
+        rm_buf_trim();
+        malloc_trim(0);
+        w->trim_pending = 0;
+    }
     int cut = w->draining && now >= w->drain_deadline_ms;
     for (c = w->conns; c != NULL; c = next) {
         next = rm__conn_next(c); /* the callee may free c */

@@ -43,6 +43,19 @@ static void test_idle_cap(void **state)
     assert_int_equal(rm_buf_stats().in_use, 0);
 }
 
+static void test_trim_frees_idle_buffers(void **state)
+{
+    uint8_t *a = rm_buf_get(), *b = rm_buf_get();
+    rm_buf_put(a);
+    assert_true(rm_buf_stats().idle >= 1);
+    rm_buf_trim();
+    assert_int_equal(rm_buf_stats().idle, 0);
+    assert_int_equal(rm_buf_stats().in_use, 1); /* a buffer in use is not touched */
+    memset(b, 0x55, RM_BUF_SIZE);
+    rm_buf_put(b);
+    assert_int_equal(rm_buf_stats().idle, 1);
+}
+
 static void *other_thread(void *arg)
 {
     rm_buf_stats_t *out = arg;
@@ -70,6 +83,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reuse_and_counts),
         cmocka_unit_test(test_idle_cap),
+        cmocka_unit_test(test_trim_frees_idle_buffers),
         cmocka_unit_test(test_pools_are_per_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,9 @@ uint8_t *rm_buf_get(void);
 /** Returns a buffer to this thread's pool. NULL is fine. */
 void rm_buf_put(uint8_t *buf);
 
+/** Frees every idle buffer of this thread's pool (an event loop with nothing open calls this). */
+void rm_buf_trim(void);
+
 /** Buffers this thread has taken and not returned, and buffers idle in its pool. */
 typedef struct st_rm_buf_stats_t {
     size_t in_use, idle;
