@@ -11,7 +11,6 @@ struct st_rm_loop_t {
     uint64_t now_ms;
     /* io_uring */
     struct io_uring ring;
-    unsigned sq_pending;
     int ring_disabled; /* created with IORING_SETUP_R_DISABLED, not yet enabled by its thread */
     /* epoll */
     int epfd;

@@ -96,7 +96,6 @@ int rm__uring_submit(rm_loop_t *loop, rm_io_op_t *op)
     }
     io_uring_sqe_set_data(sqe, op);
     op->state = 1;
-    loop->sq_pending++;
     return 0;
 }
 
@@ -107,7 +106,6 @@ void rm__uring_cancel(rm_loop_t *loop, rm_io_op_t *op)
         return; /* the op still completes on its own once its fd is shut down */
     io_uring_prep_cancel(sqe, op, 0);
     io_uring_sqe_set_data64(sqe, CANCEL_TAG);
-    loop->sq_pending++;
 }
 
 int rm__uring_run_once(rm_loop_t *loop, int timeout_ms)
@@ -124,7 +122,6 @@ int rm__uring_run_once(rm_loop_t *loop, int timeout_ms)
     } else {
         ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, NULL, NULL);
     }
-    loop->sq_pending = 0;
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
         return ret;
     rm__loop_update_now(loop);

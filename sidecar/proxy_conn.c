@@ -79,7 +79,6 @@ struct st_rm_conn_t {
 };
 
 static void conn_progress(rm_conn_t *c);
-static rm_side_t *tls_side(rm_conn_t *c);
 static void refuse(rm_conn_t *c, const char *reason, int code);
 
 /* ------------------------------------------------------------------ helpers */
@@ -98,6 +97,12 @@ static void side_init(rm_side_t *s)
     s->drained = 1;
 }
 
+/* The side that carries TLS when the connection has any: up for outbound, down for inbound. */
+static rm_side_t *tls_side(rm_conn_t *c)
+{
+    return c->dir == DIR_OUTBOUND ? &c->up : &c->down;
+}
+
 static int side_pending(const rm_side_t *s)
 {
     return rm_io_busy(&s->rd_op) || rm_io_busy(&s->wr_op) || rm_io_busy(&s->conn_op);
@@ -114,7 +119,7 @@ static void log_conn_fields(rm_conn_t *c, rm_log_line_t *l)
 
 static const char *peer_id_of(rm_conn_t *c)
 {
-    rm_tls_t *tls = c->dir == DIR_OUTBOUND ? c->up.tls : c->down.tls;
+    rm_tls_t *tls = tls_side(c)->tls;
     return tls != NULL ? rm_tls_peer_id(tls) : NULL;
 }
 
@@ -128,7 +133,7 @@ static void log_rejected(rm_conn_t *c, const char *reason, int code)
     log_conn_fields(c, &l);
     rm_log_str(&l, "reason", reason);
     rm_log_int(&l, "code", code);
-    rm_tls_t *tls = c->dir == DIR_OUTBOUND ? c->up.tls : c->down.tls;
+    rm_tls_t *tls = tls_side(c)->tls;
     if (tls != NULL) {
         /* the ID the peer presented, even when it was the reason for refusing it */
         const char *id = rm_tls_peer_id(tls);
@@ -164,7 +169,7 @@ static void log_access(rm_conn_t *c)
     if (c->target.len != 0 && c->dir == DIR_OUTBOUND)
         rm_log_addr(&l, "upstream", (struct sockaddr *)&c->target.ss);
     if (c->mode == MODE_MTLS) {
-        rm_tls_t *tls = c->dir == DIR_OUTBOUND ? c->up.tls : c->down.tls;
+        rm_tls_t *tls = tls_side(c)->tls;
         rm_log_str(&l, "peer_id", peer_id_of(c));
         rm_log_str(&l, "tls_version", tls != NULL ? rm_tls_version(tls) : NULL);
     }
@@ -176,7 +181,7 @@ static void log_access(rm_conn_t *c)
     rm_log_end(&l);
 }
 
-/* Ends the connection. `reset` sends RST to both ends (an error or a reset to propagate). */
+/* Ends the connection. Any reason but EOF sends RST to both ends: a cut stream must not look complete. */
 static void conn_abort(rm_conn_t *c, close_reason_t why)
 {
     if (c->closing)
@@ -185,7 +190,6 @@ static void conn_abort(rm_conn_t *c, close_reason_t why)
     if (c->close_reason == CLOSE_NONE)
         c->close_reason = why;
     if (why != CLOSE_EOF) {
-        /* RST, not FIN: the other end must not take a cut stream for a complete one */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         if (c->down.h.fd >= 0)
             setsockopt(c->down.h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -394,18 +398,27 @@ static void on_up_connect(rm_io_op_t *op, int res)
     setsockopt(s->h.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->last_active_ms = rm_loop_now_ms(c->w->loop);
     if (s->tls == NULL)
-        s->ready = 1;
+        s->ready = 1; /* a TLS side is ready only after its handshake (conn_progress drives it) */
     /* the connect deadline is over; a handshake still to come gets its own */
     c->deadline_ms =
         tls_side(c)->tls != NULL && !tls_side(c)->ready ? c->last_active_ms + cfg_of(c)->handshake_timeout_ms : 0;
-    /* TLS on up: the handshake starts in conn_progress; until it is done the side is not ready */
 Progress:
     conn_progress(c);
 }
 
 /* ------------------------------------------------------------------ progress */
 
-static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, rm_io_cb_t cb)
+static rm_io_cb_t recv_cb_of(rm_conn_t *c, rm_side_t *s)
+{
+    return s == &c->up ? on_up_recv : on_down_recv;
+}
+
+static rm_io_cb_t send_cb_of(rm_conn_t *c, rm_side_t *s)
+{
+    return s == &c->up ? on_up_send : on_down_send;
+}
+
+static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe)
 {
     uint8_t *p;
     size_t n;
@@ -428,7 +441,7 @@ static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, rm_io_cb
         return ret;
     if (n == 0)
         return 0;
-    if ((ret = rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, cb)) != 0)
+    if ((ret = rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, recv_cb_of(c, s))) != 0)
         return ret;
     if (s->tls == NULL)
         out_pipe->recv_busy = 1;
@@ -436,26 +449,26 @@ static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, rm_io_cb
     return 0;
 }
 
-static int submit_send(rm_conn_t *c, rm_side_t *s, const uint8_t *p, size_t n, rm_io_cb_t cb)
+static int submit_send(rm_conn_t *c, rm_side_t *s, const uint8_t *p, size_t n)
 {
     int ret;
     if (n == 0 || rm_io_busy(&s->wr_op))
         return 0;
-    if ((ret = rm_io_send(c->w->loop, &s->h, &s->wr_op, p, n, cb)) != 0)
+    if ((ret = rm_io_send(c->w->loop, &s->h, &s->wr_op, p, n, send_cb_of(c, s))) != 0)
         return ret;
     c->pending++;
     return 0;
 }
 
 /* Sends whatever TLS output is waiting on a side (handshake messages, records, alerts). */
-static int flush_tls(rm_conn_t *c, rm_side_t *s, rm_io_cb_t send_cb)
+static int flush_tls(rm_conn_t *c, rm_side_t *s)
 {
     const uint8_t *p;
     size_t n;
     if (s->tls == NULL || s->h.fd < 0)
         return 0;
     rm_tls_out_data(s->tls, &p, &n);
-    return submit_send(c, s, p, n, send_cb);
+    return submit_send(c, s, p, n);
 }
 
 static int tls_output_pending(rm_side_t *s)
@@ -468,20 +481,9 @@ static int tls_output_pending(rm_side_t *s)
     return n != 0;
 }
 
-static rm_io_cb_t recv_cb_of(rm_conn_t *c, rm_side_t *s)
-{
-    return s == &c->up ? on_up_recv : on_down_recv;
-}
-
-static rm_io_cb_t send_cb_of(rm_conn_t *c, rm_side_t *s)
-{
-    return s == &c->up ? on_up_send : on_down_send;
-}
-
 /* Moves one direction along: src -> pipe -> dst. Returns 0 or an error that ends the connection. */
 static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
 {
-    rm_io_cb_t src_recv_cb = recv_cb_of(c, src), dst_send_cb = send_cb_of(c, dst);
     int ret;
 
     /* fill the pipe from src */
@@ -500,7 +502,7 @@ static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
                     break;
                 }
                 if (r == RM_ERR_TLS_WANT_IO) {
-                    if ((ret = submit_recv(c, src, NULL, src_recv_cb)) != 0)
+                    if ((ret = submit_recv(c, src, NULL)) != 0)
                         return ret;
                     break;
                 }
@@ -508,9 +510,9 @@ static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
             }
             pipe_release_if_empty(pipe);
             /* reading may have produced protocol output (e.g. a KeyUpdate answer) */
-            if ((ret = flush_tls(c, src, send_cb_of(c, src))) != 0)
+            if ((ret = flush_tls(c, src)) != 0)
                 return ret;
-        } else if ((ret = submit_recv(c, src, pipe, src_recv_cb)) != 0) {
+        } else if ((ret = submit_recv(c, src, pipe)) != 0) {
             return ret;
         }
     }
@@ -535,7 +537,7 @@ static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
                 return ret;
             dst->wr_shut = 1; /* the TCP FIN follows once the alert is sent */
         }
-        if ((ret = flush_tls(c, dst, dst_send_cb)) != 0)
+        if ((ret = flush_tls(c, dst)) != 0)
             return ret;
         if (dst->wr_shut == 1 && !tls_output_pending(dst) && !rm_io_busy(&dst->wr_op)) {
             shutdown(dst->h.fd, SHUT_WR);
@@ -543,7 +545,7 @@ static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
         }
     } else {
         if (pipe->len > 0) {
-            if ((ret = submit_send(c, dst, pipe->buf + pipe->off, pipe->len, dst_send_cb)) != 0)
+            if ((ret = submit_send(c, dst, pipe->buf + pipe->off, pipe->len)) != 0)
                 return ret;
         } else if (pipe->src_eof && !dst->wr_shut && !rm_io_busy(&dst->wr_op)) {
             shutdown(dst->h.fd, SHUT_WR);
@@ -581,20 +583,13 @@ static int start_upstream_connect(rm_conn_t *c)
     return 0;
 }
 
-/* The TLS side of the connection, and its callbacks. */
-static rm_side_t *tls_side(rm_conn_t *c)
-{
-    return c->dir == DIR_OUTBOUND ? &c->up : &c->down;
-}
-
 static int drive_handshake(rm_conn_t *c)
 {
     rm_side_t *s = tls_side(c);
-    rm_io_cb_t recv_cb = recv_cb_of(c, s), send_cb = send_cb_of(c, s);
     int r, ret;
 
     r = rm_tls_handshake(s->tls);
-    if ((ret = flush_tls(c, s, send_cb)) != 0)
+    if ((ret = flush_tls(c, s)) != 0)
         return ret;
     if (r == 0) {
         s->ready = 1;
@@ -604,7 +599,7 @@ static int drive_handshake(rm_conn_t *c)
         return 0;
     }
     if (r == RM_ERR_TLS_WANT_IO)
-        return submit_recv(c, s, NULL, recv_cb);
+        return submit_recv(c, s, NULL);
     log_rejected(c, rm_strerror(r), r);
     c->close_reason = CLOSE_REJECTED;
     /* let a pending alert go out, then close: conn_progress sees closing with the send in flight */
@@ -612,7 +607,7 @@ static int drive_handshake(rm_conn_t *c)
     return 0;
 }
 
-/* PERMISSIVE inbound: decide mTLS or plaintext from what arrives first, never by waiting. */
+/* Inbound: decide mTLS or plaintext from what arrives first, never by waiting (STRICT refuses all but mesh TLS). */
 static int decide_mode(rm_conn_t *c)
 {
     rm_tls_sniff_t k;
@@ -659,6 +654,25 @@ static int decide_mode(rm_conn_t *c)
     return 0;
 }
 
+/* A connection ended by an error. TLS failures after the handshake are mostly the peer refusing us (TLS 1.3
+ * clients finish before the server has judged their certificate): worth a warning with the peer's alert. I/O
+ * errors are routine. */
+static void log_conn_error(rm_conn_t *c, int err)
+{
+    int is_tls = err <= RM_ERR_CLASS_TLS && err > RM_ERR_CLASS_SVID;
+    rm_tls_t *tls = tls_side(c)->tls;
+    const char *alert = tls != NULL ? rm_tls_peer_alert(tls) : NULL;
+    rm_log_line_t l;
+    rm_log_begin(&l, is_tls ? RM_LOG_WARN : RM_LOG_DEBUG, is_tls ? "tls_error" : "connection_error");
+    log_conn_fields(c, &l);
+    rm_log_err(&l, "error", err);
+    if (alert != NULL)
+        rm_log_str(&l, "peer_alert", alert);
+    if (peer_id_of(c) != NULL)
+        rm_log_str(&l, "peer_id", peer_id_of(c));
+    rm_log_end(&l);
+}
+
 static void conn_free(rm_conn_t *c);
 
 static void conn_progress(rm_conn_t *c)
@@ -692,9 +706,9 @@ static void conn_progress(rm_conn_t *c)
             return;
         }
         if (c->mode == MODE_UNDECIDED) {
-            if ((ret = submit_recv(c, &c->down, &c->d2u, on_down_recv)) != 0)
+            if ((ret = submit_recv(c, &c->down, &c->d2u)) != 0)
                 goto Error;
-            if (c->up.ready && (ret = submit_recv(c, &c->up, &c->u2d, on_up_recv)) != 0)
+            if (c->up.ready && (ret = submit_recv(c, &c->up, &c->u2d)) != 0)
                 goto Error;
             return;
         }
@@ -732,22 +746,8 @@ static void conn_progress(rm_conn_t *c)
     }
     return;
 
-Error : {
-    /* TLS failures after the handshake are mostly the peer refusing us (TLS 1.3 clients finish before the
-     * server has judged their certificate): worth a warning with the peer's alert. I/O errors are routine. */
-    int is_tls = ret <= RM_ERR_CLASS_TLS && ret > RM_ERR_CLASS_SVID;
-    rm_tls_t *tls = tls_side(c)->tls;
-    const char *alert = tls != NULL ? rm_tls_peer_alert(tls) : NULL;
-    rm_log_line_t l;
-    rm_log_begin(&l, is_tls ? RM_LOG_WARN : RM_LOG_DEBUG, is_tls ? "tls_error" : "connection_error");
-    log_conn_fields(c, &l);
-    rm_log_err(&l, "error", ret);
-    if (alert != NULL)
-        rm_log_str(&l, "peer_alert", alert);
-    if (peer_id_of(c) != NULL)
-        rm_log_str(&l, "peer_id", peer_id_of(c));
-    rm_log_end(&l);
-}
+Error:
+    log_conn_error(c, ret);
     conn_abort(c, CLOSE_ERROR);
     conn_progress(c);
 }
