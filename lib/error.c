@@ -85,6 +85,32 @@ const char *rm_strerror(int err)
         return "CA private key could not be read or does not belong to the CA certificate";
     case RM_ERR_SVID_KEY_TYPE:
         return "key is not an ECDSA P-256 key";
+    case RM_ERR_CSR_PARSE:
+        return "certificate signing request could not be parsed";
+    case RM_ERR_CSR_SIGNATURE:
+        return "certificate signing request is not signed by its own key";
+    case RM_ERR_JWT_MALFORMED:
+        return "token is not a well-formed JWT";
+    case RM_ERR_JWT_ALG:
+        return "token's signature algorithm is missing or not accepted";
+    case RM_ERR_JWT_UNKNOWN_KEY:
+        return "token is signed by a key the JWKS does not hold";
+    case RM_ERR_JWT_SIGNATURE:
+        return "token signature does not verify";
+    case RM_ERR_JWT_EXPIRED:
+        return "token has expired or has no expiry";
+    case RM_ERR_JWT_NOT_YET_VALID:
+        return "token is not valid yet (nbf)";
+    case RM_ERR_JWT_ISSUER:
+        return "token issuer is not the expected one";
+    case RM_ERR_JWT_AUDIENCE:
+        return "token audience does not include the expected one";
+    case RM_ERR_JWT_CLAIMS:
+        return "token lacks valid namespace or service account claims";
+    case RM_ERR_JWKS:
+        return "JWKS document could not be read or holds no usable key";
+    case RM_ERR_AUTH_REVIEW:
+        return "token review failed or did not authenticate the token";
     case RM_ERR_CONFIG_PARSE:
         return "configuration could not be parsed";
     case RM_ERR_CONFIG_VALUE:

@@ -15,7 +15,7 @@ set -euo pipefail
 readonly BUILD_PACKAGES=(
     build-essential cmake pkg-config dpkg-dev git ca-certificates
     liburing-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev libcyaml-dev libyaml-dev libcmocka-dev
-    libnghttp2-dev libcurl4-openssl-dev libhttp-parser-dev
+    libnghttp2-dev libcurl4-openssl-dev libhttp-parser-dev libjansson-dev
     libwolfssl-dev
 )
 # What scripts/build-wolfssl.sh needs on top: apt-get source checks and unpacks with dpkg-dev (above), gpgv and
@@ -23,7 +23,10 @@ readonly BUILD_PACKAGES=(
 readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils binutils)
 # What the end-to-end tests drive: namespaces and veths (iproute2, util-linux), capture rules (iptables), test
 # certificates (openssl), traffic and log checks (socat, tcpdump, curl, jq), process control (procps).
-readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq)
+# A gRPC client that is not ours (Debian's python3-grpcio, messages from protoc's Python output) proves the control
+# plane speaks standard gRPC.
+readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
+    python3-minimal python3-grpcio python3-protobuf protobuf-compiler)
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() {

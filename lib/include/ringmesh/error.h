@@ -10,6 +10,7 @@
 #define RM_ERR_CLASS_SVID   (-0x20000)
 #define RM_ERR_CLASS_CONFIG (-0x30000)
 #define RM_ERR_CLASS_POLICY (-0x40000)
+#define RM_ERR_CLASS_AUTH   (-0x50000)
 
 enum {
     /* TLS backend */
@@ -54,11 +55,26 @@ enum {
     RM_ERR_SVID_ISSUE = RM_ERR_CLASS_SVID - 40,     /* key generation or signing failed */
     RM_ERR_SVID_CA_KEY = RM_ERR_CLASS_SVID - 41,    /* CA key unreadable or not the CA certificate's key */
     RM_ERR_SVID_KEY_TYPE = RM_ERR_CLASS_SVID - 42,  /* key is not an ECDSA P-256 key */
+    RM_ERR_CSR_PARSE = RM_ERR_CLASS_SVID - 50,      /* PKCS#10 request could not be parsed */
+    RM_ERR_CSR_SIGNATURE = RM_ERR_CLASS_SVID - 51,  /* PKCS#10 request is not signed by its own key */
 
     /* configuration */
     RM_ERR_CONFIG_PARSE = RM_ERR_CLASS_CONFIG - 1, /* YAML syntax or schema error (message has file/line/field) */
     RM_ERR_CONFIG_VALUE = RM_ERR_CLASS_CONFIG - 2, /* a field has an invalid value */
     RM_ERR_CONFIG_IO = RM_ERR_CLASS_CONFIG - 3,    /* file could not be read */
+
+    /* credentials (JWT / projected ServiceAccount tokens) and their attestation */
+    RM_ERR_JWT_MALFORMED = RM_ERR_CLASS_AUTH - 1,     /* not three base64url parts of JSON */
+    RM_ERR_JWT_ALG = RM_ERR_CLASS_AUTH - 2,           /* alg missing, "none" or not one we accept */
+    RM_ERR_JWT_UNKNOWN_KEY = RM_ERR_CLASS_AUTH - 3,   /* no key in the JWKS matches kid/alg */
+    RM_ERR_JWT_SIGNATURE = RM_ERR_CLASS_AUTH - 4,     /* signature does not verify */
+    RM_ERR_JWT_EXPIRED = RM_ERR_CLASS_AUTH - 5,       /* now is at or after exp (+ leeway), or exp missing */
+    RM_ERR_JWT_NOT_YET_VALID = RM_ERR_CLASS_AUTH - 6, /* now is before nbf (- leeway) */
+    RM_ERR_JWT_ISSUER = RM_ERR_CLASS_AUTH - 7,        /* iss is not the configured issuer */
+    RM_ERR_JWT_AUDIENCE = RM_ERR_CLASS_AUTH - 8,      /* aud does not contain the configured audience */
+    RM_ERR_JWT_CLAIMS = RM_ERR_CLASS_AUTH - 9,        /* namespace / service account claims missing or invalid */
+    RM_ERR_JWKS = RM_ERR_CLASS_AUTH - 10,             /* JWKS document unreadable or has no usable key */
+    RM_ERR_AUTH_REVIEW = RM_ERR_CLASS_AUTH - 11,      /* TokenReview call failed or was not authenticated */
 };
 
 /** Returns a static, human-readable name for any ringmesh error number (negative errno included). Never NULL. */
