@@ -17,17 +17,51 @@
 
 #define RM_PIPE_SIZE RM_BUF_SIZE /* pipes hold pool buffers, see ringmesh/buffer_pool.h */
 
+/** A destination map pushed by the control plane, shared by the snapshots that use it. */
+typedef struct st_rm_dest_table_t {
+    atomic_int refs;
+    rm_destination_t *dests; /* owned, with their identity strings */
+    size_t num;
+} rm_dest_table_t;
+
+void rm_dest_table_ref(rm_dest_table_t *t);
+void rm_dest_table_unref(rm_dest_table_t *t);
+
 /** Everything a connection needs that can change at run time, published as one immutable, reference-counted
- *  object: a connection keeps the snapshot it started with until it closes. */
+ *  object: a connection keeps the snapshot it started with until it closes.
+ *
+ *  The first snapshot owns the configuration loaded from the file. Later ones (SVID rotation, pushes from the
+ *  control plane) are derived from it: `cfg` then points at `derived_cfg`, a copy of the base's configuration
+ *  whose destinations and inbound settings are replaced, and `base` keeps the file's strings alive. */
 typedef struct st_rm_snapshot_t {
     atomic_int refs;
     rm_proxy_config_t *cfg;
-    rm_tls_ctx_t *client_ctx; /* NULL when no TLS material is configured */
+    rm_tls_ctx_t *client_ctx; /* NULL when no SVID is held (none configured yet, or expired) */
     rm_tls_ctx_t *server_ctx;
+    struct st_rm_snapshot_t *base; /* NULL for the first snapshot */
+    rm_proxy_config_t derived_cfg; /* used when base != NULL; its pointers are borrowed except port_modes */
+    rm_dest_table_t *dest_table;   /* derived: the pushed destinations, or NULL for the file's */
+    rm_port_mode_t *owned_port_modes;
+    const char *no_tls_reason; /* why client_ctx is NULL, for the refusal log ("svid_expired", ...) */
 } rm_snapshot_t;
 
 void rm_snapshot_ref(rm_snapshot_t *s);
 void rm_snapshot_unref(rm_snapshot_t *s);
+
+/** Makes a snapshot derived from `base` (a first snapshot): the file's configuration with `dests` (NULL: the
+ *  file's destinations), the given inbound settings and TLS contexts (references are taken; NULL allowed).
+ *  Returns NULL when out of memory. */
+typedef struct st_rm_snapshot_params_t {
+    rm_dest_table_t *dests;
+    int have_inbound_mode;
+    rm_mtls_mode_t inbound_mode;
+    uint32_t connect_timeout_ms; /* 0: the file's */
+    uint32_t idle_timeout_ms;    /* 0: the file's */
+    int access_log;              /* -1: the file's */
+    rm_tls_ctx_t *client_ctx, *server_ctx;
+    const char *no_tls_reason;
+} rm_snapshot_params_t;
+rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_t *params);
 
 /** Counters a worker keeps without locks; /metrics adds them up across workers. */
 typedef struct st_rm_worker_stats_t {
@@ -81,10 +115,28 @@ struct st_rm_worker_t {
     int draining, stopping;
     int trim_pending; /* connections closed since memory was last given back */
     rm_worker_stats_t stats;
+    atomic_uint_fast64_t epoch; /* loop iterations: a change means no bare snapshot pointer survives from before */
+    atomic_int exited;
 };
+
+/** What the control-plane client reports, for /metrics (written by the control thread, read by worker 0). */
+typedef struct st_rm_control_stats_t {
+    atomic_int enabled;
+    atomic_int connected;                   /* the discovery stream is up */
+    atomic_uint_fast64_t accepted[3];       /* pushes accepted, per resource type (ringmesh/xds.h order) */
+    atomic_uint_fast64_t rejected[3];       /* pushes NACKed */
+    atomic_uint_fast64_t svid_renewals;     /* SVIDs obtained */
+    atomic_uint_fast64_t svid_failures;     /* Sign calls that failed */
+    atomic_int_fast64_t svid_not_after;     /* of the SVID held, 0 when none */
+    atomic_int svid_expiring;               /* 1 while near expiry without a renewal */
+} rm_control_stats_t;
 
 struct st_rm_proxy_t {
     _Atomic(rm_snapshot_t *) snap;
+    rm_control_stats_t control;
+    rm_snapshot_t *base_snap; /* the first snapshot: explicit listeners point into its configuration */
+    pthread_mutex_t publish_lock;
+    atomic_int ready; /* 0 until the control plane has given an SVID and the first configuration */
     rm_worker_t *workers;
     unsigned num_workers;
     rm_io_backend_t backend;
@@ -96,8 +148,9 @@ struct st_rm_proxy_t {
 
 /** Resolves the configured backend (AUTO tries io_uring, falls back to epoll and logs why). Returns 0 or -errno. */
 int rm_proxy_pick_backend(rm_proxy_t *p, rm_io_backend_kind_t want);
-/** Creates the workers' loops and listening sockets (SO_REUSEPORT, one per worker per listener). Returns 0 or a
- *  negative errno after logging which address failed. */
+/** Creates the workers' loops and listening sockets (SO_REUSEPORT, one per worker per listener). Takes over the
+ *  caller's reference on `snap` (released by rm_proxy_join()). Returns 0 or a negative errno after logging which
+ *  address failed. */
 int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap);
 /** Starts the worker threads. */
 int rm_proxy_start(rm_proxy_t *p);
@@ -105,8 +158,12 @@ int rm_proxy_start(rm_proxy_t *p);
 void rm_proxy_drain(rm_proxy_t *p);
 /** Asks every worker to stop now, cutting open connections. */
 void rm_proxy_stop(rm_proxy_t *p);
-/** Waits for every worker to exit and frees them. */
+/** Waits for every worker to exit, frees them and drops the proxy's snapshots. */
 void rm_proxy_join(rm_proxy_t *p);
+/** Replaces the published snapshot (taking over the caller's reference) and drops the old one once every worker
+ *  has moved past any use of it. Connections keep the snapshot they started with. Call from one thread at a
+ *  time (serialised by publish_lock); may block for up to one worker tick. */
+void rm_proxy_publish(rm_proxy_t *p, rm_snapshot_t *snap);
 /** Open connections across all workers. */
 unsigned rm_proxy_open_connections(rm_proxy_t *p);
 

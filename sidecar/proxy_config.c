@@ -50,6 +50,23 @@ typedef struct st_raw_tls_t {
     char *bundle_file;
 } raw_tls_t;
 
+typedef struct st_raw_node_t {
+    char *id;
+    char *namespace_;
+    char *service_account;
+} raw_node_t;
+
+typedef struct st_raw_control_t {
+    char *address;
+    char *server_name;
+    char *bootstrap_bundle_file;
+    char *token_file;
+    char *state_dir;
+    char *renew_fraction;
+    char *svid_ttl;
+    raw_node_t *node;
+} raw_control_t;
+
 typedef struct st_raw_port_mode_t {
     char *port;
     char *mode;
@@ -84,6 +101,7 @@ typedef struct st_raw_listener_t {
 typedef struct st_raw_config_t {
     char *trust_domain;
     raw_tls_t *tls;
+    raw_control_t *control;
     raw_endpoint_t *outbound;
     raw_endpoint_t *inbound;
     raw_destination_t *destinations;
@@ -114,6 +132,25 @@ static const cyaml_schema_field_t tls_fields[] = {
     STR("certFile", raw_tls_t, cert_file),
     STR("keyFile", raw_tls_t, key_file),
     STR("bundleFile", raw_tls_t, bundle_file),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t node_fields[] = {
+    STR("id", raw_node_t, id),
+    STR("namespace", raw_node_t, namespace_),
+    STR("serviceAccount", raw_node_t, service_account),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t control_fields[] = {
+    STR("address", raw_control_t, address),
+    STR("serverName", raw_control_t, server_name),
+    STR("bootstrapBundleFile", raw_control_t, bootstrap_bundle_file),
+    STR("tokenFile", raw_control_t, token_file),
+    STR("stateDir", raw_control_t, state_dir),
+    STR("renewFraction", raw_control_t, renew_fraction),
+    STR("svidTTL", raw_control_t, svid_ttl),
+    CYAML_FIELD_MAPPING_PTR("node", OPT_NULL, raw_control_t, node, node_fields),
     CYAML_FIELD_END,
 };
 
@@ -171,6 +208,7 @@ static const cyaml_schema_value_t listener_entry = {
 static const cyaml_schema_field_t config_fields[] = {
     STR("trustDomain", raw_config_t, trust_domain),
     CYAML_FIELD_MAPPING_PTR("tls", OPT_NULL, raw_config_t, tls, tls_fields),
+    CYAML_FIELD_MAPPING_PTR("control", OPT_NULL, raw_config_t, control, control_fields),
     CYAML_FIELD_MAPPING_PTR("outbound", OPT_NULL, raw_config_t, outbound, outbound_fields),
     CYAML_FIELD_MAPPING_PTR("inbound", OPT_NULL, raw_config_t, inbound, inbound_fields),
     CYAML_FIELD_SEQUENCE("destinations", OPT_NULL, raw_config_t, destinations, &destination_entry, 0, CYAML_UNLIMITED),
@@ -866,50 +904,6 @@ int rm_sockaddr_parse(const char *s, rm_sockaddr_t *out)
     return 0;
 }
 
-int rm_duration_parse_ms(const char *s, uint32_t *out_ms)
-{
-    uint64_t total = 0;
-    const char *p = s;
-
-    if (s == NULL || out_ms == NULL || *s == '\0')
-        return -1;
-    if (strcmp(s, "0") == 0) {
-        *out_ms = 0;
-        return 0;
-    }
-    /* one or more <digits><unit> groups, as in Go's time.ParseDuration but without fractions: "1m30s" */
-    while (*p != '\0') {
-        uint64_t v = 0, unit;
-        size_t digits = 0;
-        for (; *p >= '0' && *p <= '9'; p++, digits++) {
-            if (digits >= 12)
-                return -1;
-            v = v * 10 + (uint64_t)(*p - '0');
-        }
-        if (digits == 0)
-            return -1;
-        if (strncmp(p, "ms", 2) == 0) {
-            unit = 1;
-            p += 2;
-        } else if (*p == 's') {
-            unit = 1000;
-            p++;
-        } else if (*p == 'm') {
-            unit = 60 * 1000;
-            p++;
-        } else if (*p == 'h') {
-            unit = 3600 * 1000;
-            p++;
-        } else {
-            return -1;
-        }
-        total += v * unit; /* v < 10^12 and unit <= 3.6e6: no 64-bit overflow before the check below */
-        if (total > UINT32_MAX)
-            return -1;
-    }
-    *out_ms = (uint32_t)total;
-    return 0;
-}
 
 static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
 {
@@ -1389,6 +1383,60 @@ static int conv_listeners(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_con
     return 0;
 }
 
+static int conv_control(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg)
+{
+    const raw_control_t *r = raw->control;
+    rm_control_config_t *c;
+    uint32_t ttl_ms = 0;
+    int ret;
+
+    if (r == NULL)
+        return 0;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return value_error(ctx, "control", "out of memory");
+    cfg->control = c;
+    c->renew_fraction = 0.5;
+    if ((ret = conv_string(ctx, "control.address", r->address, &c->address)) != 0 ||
+        (ret = conv_string(ctx, "control.serverName", r->server_name, &c->server_name)) != 0 ||
+        (ret = conv_string(ctx, "control.bootstrapBundleFile", r->bootstrap_bundle_file, &c->bootstrap_bundle_file)) !=
+            0 ||
+        (ret = conv_string(ctx, "control.tokenFile", r->token_file, &c->token_file)) != 0 ||
+        (ret = conv_string(ctx, "control.stateDir", r->state_dir, &c->state_dir)) != 0)
+        return ret;
+    if (r->node != NULL &&
+        ((ret = conv_string(ctx, "control.node.id", r->node->id, &c->node_id)) != 0 ||
+         (ret = conv_string(ctx, "control.node.namespace", r->node->namespace_, &c->node_namespace)) != 0 ||
+         (ret = conv_string(ctx, "control.node.serviceAccount", r->node->service_account, &c->node_service_account)) !=
+             0))
+        return ret;
+    if (c->address == NULL)
+        return value_error(ctx, "control.address", "is required (host:port of ringmesh-control)");
+    if (c->bootstrap_bundle_file == NULL)
+        return value_error(ctx, "control.bootstrapBundleFile", "is required (the roots that sign the control plane)");
+    if (c->token_file == NULL)
+        return value_error(ctx, "control.tokenFile", "is required (the projected ServiceAccount token)");
+    if (c->state_dir == NULL)
+        return value_error(ctx, "control.stateDir", "is required (where the last good SVID and configuration live)");
+    if (c->server_name == NULL && (c->server_name = strdup("ringmesh-control.ringmesh-system.svc")) == NULL)
+        return value_error(ctx, "control.serverName", "out of memory");
+    if (r->renew_fraction != NULL) {
+        char *end;
+        double f = strtod(r->renew_fraction, &end);
+        if (end == r->renew_fraction || *end != '\0' || !(f >= 0.1 && f <= 0.9))
+            return value_error(ctx, "control.renewFraction", "must be a number from 0.1 to 0.9 (got \"%s\")",
+                               r->renew_fraction);
+        c->renew_fraction = f;
+    }
+    if (r->svid_ttl != NULL) {
+        if ((ret = conv_duration(ctx, "control.svidTTL", r->svid_ttl, 1, &ttl_ms)) != 0)
+            return ret;
+        if (ttl_ms != 0 && ttl_ms < 300000)
+            return value_error(ctx, "control.svidTTL", "must be at least 5m (or 0 for the control plane's default)");
+        c->svid_ttl_s = ttl_ms / 1000;
+    }
+    return 0;
+}
+
 static int check_tls(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg)
 {
     static const char *const paths[] = {"tls.certFile", "tls.keyFile", "tls.bundleFile"};
@@ -1417,7 +1465,7 @@ static int check_tls(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t
             if (cfg->port_modes[i].mode != RM_MTLS_DISABLE)
                 why = "inbound capture has a port with mTLS";
     }
-    if (why == NULL)
+    if (why == NULL || cfg->control != NULL) /* with a control plane the SVID comes from it */
         return 0;
     for (size_t i = 0; i < 3; i++)
         if (*dst[i] == NULL)
@@ -1487,7 +1535,7 @@ static int convert(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *
         (ret = conv_duration(ctx, "handshakeTimeout", raw->handshake_timeout, 0, &cfg->handshake_timeout_ms)) != 0 ||
         (ret = conv_bool(ctx, "accessLog", raw->access_log, &cfg->access_log)) != 0 ||
         (ret = conv_log_level(ctx, "logLevel", raw->log_level, &cfg->log_level)) != 0 ||
-        (ret = check_tls(ctx, raw, cfg)) != 0 || (ret = check_listen_conflicts(ctx, cfg)) != 0)
+        (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = check_tls(ctx, raw, cfg)) != 0 || (ret = check_listen_conflicts(ctx, cfg)) != 0)
         return ret;
     return 0;
 }
@@ -1693,6 +1741,17 @@ void rm_proxy_config_free(rm_proxy_config_t *cfg)
     }
     free(cfg->listeners);
     free(cfg->log_level);
+    if (cfg->control != NULL) {
+        free(cfg->control->address);
+        free(cfg->control->server_name);
+        free(cfg->control->bootstrap_bundle_file);
+        free(cfg->control->token_file);
+        free(cfg->control->state_dir);
+        free(cfg->control->node_id);
+        free(cfg->control->node_namespace);
+        free(cfg->control->node_service_account);
+        free(cfg->control);
+    }
     free(cfg);
 }
 

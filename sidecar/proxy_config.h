@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ringmesh/duration.h"
+
 typedef enum { RM_MTLS_STRICT = 0, RM_MTLS_PERMISSIVE, RM_MTLS_DISABLE } rm_mtls_mode_t;
 typedef enum { RM_IO_AUTO = 0, RM_IO_URING, RM_IO_EPOLL } rm_io_backend_kind_t;
 typedef enum { RM_LISTENER_UPSTREAM = 0, RM_LISTENER_INBOUND } rm_listener_kind_t;
@@ -50,12 +52,27 @@ typedef struct st_rm_listener_config_t {
     size_t num_identities;
 } rm_listener_config_t;
 
+/** Where identity and configuration come from when a control plane is used (section `control`). */
+typedef struct st_rm_control_config_t {
+    char *address;               /* host:port of ringmesh-control */
+    char *server_name;           /* name checked in its certificate, default ringmesh-control.ringmesh-system.svc */
+    char *bootstrap_bundle_file; /* roots that verify the control plane before the first push */
+    char *token_file;            /* projected ServiceAccount token, re-read at every request */
+    char *state_dir;             /* last good SVID (key 0600), bundle and configuration */
+    double renew_fraction;       /* renew at this fraction of the lifetime, default 0.5 (with jitter) */
+    uint32_t svid_ttl_s;         /* lifetime asked for; 0 = the control plane's default */
+    char *node_id;               /* default: $RINGMESH_POD_NAME, else the host name */
+    char *node_namespace;        /* default: $RINGMESH_POD_NAMESPACE */
+    char *node_service_account;  /* default: $RINGMESH_SERVICE_ACCOUNT */
+} rm_control_config_t;
+
 typedef struct st_rm_proxy_config_t {
     char *path;         /* the file it was loaded from */
     char *trust_domain; /* default "cluster.local" */
     char *cert_file;    /* PEM chain, leaf first */
     char *key_file;     /* PEM private key */
     char *bundle_file;  /* PEM trust bundle (one or more roots) */
+    rm_control_config_t *control; /* NULL: static SVID and destinations from this file */
 
     int outbound_enabled;          /* default 1 */
     rm_sockaddr_t outbound_listen; /* default [::]:15001 (dual stack) */
@@ -98,8 +115,6 @@ void rm_proxy_config_free(rm_proxy_config_t *cfg);
 /** Parses "ip:port", "[ip6]:port" or a bare "port" (meaning 0.0.0.0:port). Returns 0 or -1. */
 int rm_sockaddr_parse(const char *s, rm_sockaddr_t *out);
 
-/** Parses "250ms", "5s", "2m", "1h" (and plain "0"). Returns 0 or -1. */
-int rm_duration_parse_ms(const char *s, uint32_t *out_ms);
 
 /** Returns the mode for inbound port `port` (port_modes first, then inbound_mode). */
 rm_mtls_mode_t rm_proxy_config_port_mode(const rm_proxy_config_t *cfg, uint16_t port);

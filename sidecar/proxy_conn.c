@@ -88,6 +88,17 @@ static rm_proxy_config_t *cfg_of(rm_conn_t *c)
     return c->snap->cfg;
 }
 
+/* Why this connection has no SVID to present, for its refusal line. */
+static const char *no_svid_reason(rm_conn_t *c)
+{
+    const char *r = c->snap->no_tls_reason;
+    if (r == NULL)
+        return "no SVID configured for mTLS";
+    if (strcmp(r, "svid_expired") == 0)
+        return "the SVID has expired and no new one could be obtained: refusing to present it";
+    return "no SVID yet: waiting for the control plane";
+}
+
 static void side_init(rm_side_t *s)
 {
     memset(s, 0, sizeof(*s));
@@ -954,7 +965,7 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
         c->num_expected_ids = dest->num_identities;
     }
     if (c->snap->client_ctx == NULL) {
-        refuse(c, "no SVID configured for mTLS", RM_ERR_TLS_CONFIG);
+        refuse(c, no_svid_reason(c), RM_ERR_TLS_CONFIG);
         return 0;
     }
     if ((ret = rm_tls_new(&c->up.tls, c->snap->client_ctx, c->expected_ids, c->num_expected_ids,
@@ -992,7 +1003,7 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
     switch (c->inbound_mode) {
     case RM_MTLS_STRICT:
         if (c->snap->server_ctx == NULL) {
-            refuse(c, "no SVID configured for mTLS", RM_ERR_TLS_CONFIG);
+            refuse(c, no_svid_reason(c), RM_ERR_TLS_CONFIG);
             return 0;
         }
         /* look at the first bytes before handing them to TLS, so a plaintext client is refused with that reason;

@@ -1,4 +1,5 @@
 /* ringmesh-proxy: load the configuration and the SVID, start the workers, drain on SIGTERM. */
+#include "control_client.h"
 #include "proxy.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -106,6 +107,8 @@ static int load_tls(rm_snapshot_t *snap)
     struct stat st;
     int ret;
 
+    if (cfg->control != NULL)
+        return 0; /* the SVID comes from the control plane (control_client.c) */
     if (cfg->cert_file == NULL || cfg->key_file == NULL || cfg->bundle_file == NULL) {
         if (!needs_tls(cfg))
             return 0;
@@ -163,6 +166,7 @@ int main(int argc, char **argv)
     rm_proxy_config_t *cfg = NULL;
     rm_snapshot_t *snap = NULL;
     rm_proxy_t proxy;
+    rm_control_client_t *control = NULL;
     rm_log_level_t level;
     sigset_t sigs;
 
@@ -227,6 +231,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     memset(&proxy, 0, sizeof(proxy));
+    atomic_store(&proxy.ready, cfg->control == NULL); /* with a control plane: once it has answered */
     if ((ret = rm_proxy_pick_backend(&proxy, cfg->io_backend)) != 0)
         return 1;
     if ((ret = rm_proxy_setup(&proxy, snap)) != 0) {
@@ -235,6 +240,12 @@ int main(int argc, char **argv)
     }
     if ((ret = rm_proxy_start(&proxy)) != 0) {
         log_fatal("proxy_setup_failed", "worker threads could not be started", NULL, ret);
+        return 1;
+    }
+    if (cfg->control != NULL && (ret = rm_control_client_start(&proxy, &control)) != 0) {
+        log_fatal("proxy_setup_failed", "the control-plane client could not be started", cfg->control->state_dir, ret);
+        rm_proxy_stop(&proxy);
+        rm_proxy_join(&proxy);
         return 1;
     }
     {
@@ -278,6 +289,7 @@ int main(int argc, char **argv)
         if (atomic_load(&proxy.workers_running) == 0)
             break;
     }
+    rm_control_client_stop(control);
     rm_proxy_join(&proxy);
     {
         rm_log_line_t l;
@@ -285,6 +297,5 @@ int main(int argc, char **argv)
         rm_log_uint(&l, "open_connections", rm_proxy_open_connections(&proxy));
         rm_log_end(&l);
     }
-    rm_snapshot_unref(snap);
     return 0;
 }

@@ -32,19 +32,95 @@ void rm_snapshot_unref(rm_snapshot_t *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
         rm_tls_ctx_unref(s->client_ctx);
         rm_tls_ctx_unref(s->server_ctx);
-        rm_proxy_config_free(s->cfg);
+        if (s->base != NULL) {
+            rm_dest_table_unref(s->dest_table);
+            free(s->owned_port_modes);
+            rm_snapshot_unref(s->base);
+        } else {
+            rm_proxy_config_free(s->cfg);
+        }
         free(s);
     }
 }
 
+void rm_dest_table_ref(rm_dest_table_t *t)
+{
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void rm_dest_table_unref(rm_dest_table_t *t)
+{
+    if (t == NULL || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < t->num; i++)
+        for (size_t j = 0; j < t->dests[i].num_identities; j++)
+            free(t->dests[i].identities[j]);
+    free(t->dests);
+    free(t);
+}
+
+rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_t *params)
+{
+    rm_snapshot_t *s;
+
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return NULL;
+    atomic_init(&s->refs, 1);
+    rm_snapshot_ref(base);
+    s->base = base;
+    s->derived_cfg = *base->cfg;
+    s->cfg = &s->derived_cfg;
+    if (params->dests != NULL) {
+        rm_dest_table_ref(params->dests);
+        s->dest_table = params->dests;
+        s->derived_cfg.destinations = params->dests->dests;
+        s->derived_cfg.num_destinations = params->dests->num;
+    }
+    if (params->have_inbound_mode) /* the pushed default; the file's per-port exceptions stay */
+        s->derived_cfg.inbound_mode = params->inbound_mode;
+    if (params->connect_timeout_ms != 0)
+        s->derived_cfg.connect_timeout_ms = params->connect_timeout_ms;
+    if (params->idle_timeout_ms != 0)
+        s->derived_cfg.idle_timeout_ms = params->idle_timeout_ms;
+    if (params->access_log >= 0)
+        s->derived_cfg.access_log = params->access_log;
+    if ((s->client_ctx = params->client_ctx) != NULL)
+        rm_tls_ctx_ref(s->client_ctx);
+    if ((s->server_ctx = params->server_ctx) != NULL)
+        rm_tls_ctx_ref(s->server_ctx);
+    s->no_tls_reason = params->no_tls_reason;
+    return s;
+}
+
 rm_snapshot_t *rm__proxy_snapshot(rm_proxy_t *p)
 {
-    /* Today the snapshot is published once, before the workers start, and its publication ref lives until exit,
-     * so loading then ref'ing is safe. Replacing it at run time (configuration from the control plane) must keep
-     * the old one's publication ref until every worker has passed a point where it holds no bare pointer to it. */
+    /* Safe without a lock: rm_proxy_publish() keeps the previous snapshot's publication reference until every
+     * worker has finished the loop iteration in which it might have loaded the old pointer. */
     rm_snapshot_t *s = atomic_load_explicit(&p->snap, memory_order_acquire);
     rm_snapshot_ref(s);
     return s;
+}
+
+void rm_proxy_publish(rm_proxy_t *p, rm_snapshot_t *snap)
+{
+    uint_fast64_t *seen;
+    rm_snapshot_t *old;
+
+    pthread_mutex_lock(&p->publish_lock);
+    old = atomic_exchange_explicit(&p->snap, snap, memory_order_acq_rel);
+    if ((seen = calloc(p->num_workers == 0 ? 1 : p->num_workers, sizeof(*seen))) != NULL) {
+        for (unsigned i = 0; i < p->num_workers; i++)
+            seen[i] = atomic_load(&p->workers[i].epoch);
+        /* A loop iteration lasts at most one tick (250 ms); a worker that has exited holds nothing. */
+        for (unsigned i = 0; i < p->num_workers; i++)
+            while (atomic_load(&p->workers[i].epoch) == seen[i] && !atomic_load(&p->workers[i].exited))
+                usleep(2000);
+        free(seen);
+    } else {
+        usleep(600 * 1000); /* no memory to track epochs: wait out more than two ticks instead */
+    }
+    pthread_mutex_unlock(&p->publish_lock);
+    rm_snapshot_unref(old); /* its publication reference */
 }
 
 int rm_proxy_pick_backend(rm_proxy_t *p, rm_io_backend_kind_t want)
@@ -249,6 +325,7 @@ static void *worker_main(void *arg)
         uint64_t now = rm_loop_now_ms(w->loop);
         int timeout = w->next_tick_ms > now ? (int)(w->next_tick_ms - now) : 0;
         int r = rm_loop_run_once(w->loop, timeout);
+        atomic_fetch_add_explicit(&w->epoch, 1, memory_order_release);
         if (r < 0) {
             rm_log_line_t l;
             rm_log_begin(&l, RM_LOG_ERROR, "loop_failed");
@@ -279,6 +356,7 @@ static void *worker_main(void *arg)
             break;
         rm_loop_run_once(w->loop, 10);
     }
+    atomic_store(&w->exited, 1);
     atomic_fetch_sub(&w->proxy->workers_running, 1);
     return NULL;
 }
@@ -288,7 +366,12 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
     rm_proxy_config_t *cfg = snap->cfg;
     int ret;
 
+    /* The proxy keeps the first snapshot for its whole life (explicit listeners point into its configuration);
+     * the published pointer holds a reference of its own. */
+    rm_snapshot_ref(snap);
+    p->base_snap = snap;
     atomic_store(&p->snap, snap);
+    pthread_mutex_init(&p->publish_lock, NULL);
     p->num_workers = cfg->workers;
     if ((p->workers = calloc(p->num_workers, sizeof(*p->workers))) == NULL)
         return -ENOMEM;
@@ -408,5 +491,10 @@ void rm_proxy_join(rm_proxy_t *p)
         rm_loop_free(w->loop);
     }
     free(p->workers);
+    p->workers = NULL;
+    p->num_workers = 0;
+    rm_snapshot_unref(atomic_exchange(&p->snap, NULL)); /* the publication reference */
+    rm_snapshot_unref(p->base_snap);
+    p->base_snap = NULL;
     p->workers = NULL;
 }

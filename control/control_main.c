@@ -1,0 +1,283 @@
+/* ringmesh-control: the control plane's entry point. Flags configure the process; the mesh itself is
+ * configured by the YAML directory given with --config-dir (docs/control-config.md). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "attest.h"
+#include "ca.h"
+#include "grpc_server.h"
+#include "ringmesh/duration.h"
+#include "ringmesh/error.h"
+#include "ringmesh/log.h"
+#include "ringmesh/x509_issue.h"
+#include "source.h"
+
+#define MAX_DNS_NAMES 16
+
+static const char USAGE[] =
+    "usage: ringmesh-control --config-dir DIR --jwks FILE [options]\n"
+    "\n"
+    "  --config-dir DIR        mesh configuration: YAML files (MeshConfig, Service), reloaded on change\n"
+    "  --listen ADDR           gRPC address (default [::]:15012)\n"
+    "  --state-dir DIR         where a generated root CA is kept and the trust bundle is published\n"
+    "                          (default /var/lib/ringmesh-control)\n"
+    "  --ca-cert FILE          signing CA certificate (then the chain above it); default: generated root\n"
+    "  --ca-key FILE           its private key\n"
+    "  --extra-roots FILE      more roots to trust (a root being rotated out)\n"
+    "  --max-svid-ttl DUR      longest SVID lifetime issued (default 24h)\n"
+    "  --jwks FILE             keys that sign ServiceAccount tokens (JWT attestation)\n"
+    "  --token-issuer ISS      required token issuer (default: any)\n"
+    "  --token-audience AUD    required token audience (default ringmesh)\n"
+    "  --namespace NS          the control plane's own namespace (default ringmesh-system)\n"
+    "  --dns-name NAME         a name sidecars dial, for the serving certificate (repeatable; default\n"
+    "                          ringmesh-control, ringmesh-control.<ns>.svc, localhost)\n"
+    "  --log-level LEVEL       debug, info, warn, error (default info)\n";
+
+typedef struct st_control_opts_t {
+    const char *listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer, *audience;
+    const char *namespace_, *log_level;
+    const char *dns_names[MAX_DNS_NAMES];
+    size_t num_dns_names;
+    uint32_t max_ttl_ms;
+} control_opts_t;
+
+typedef struct st_update_ctx_t {
+    rm_control_server_t *srv;
+    const char *trust_domain;
+} update_ctx_t;
+
+static void on_model(void *arg, rm_mesh_model_t *model)
+{
+    update_ctx_t *ctx = arg;
+
+    if (strcmp(model->settings.trust_domain, ctx->trust_domain) != 0) {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_ERROR, "config_rejected");
+        rm_log_str(&l, "version", model->version);
+        rm_log_str(&l, "field", "MeshConfig.spec.trustDomain");
+        rm_log_str(&l, "reason", "the trust domain cannot change while the control plane runs: its CA signs for "
+                                 "the old one; restart the control plane to change it");
+        rm_log_str(&l, "running", ctx->trust_domain);
+        rm_log_str(&l, "requested", model->settings.trust_domain);
+        rm_log_end(&l);
+        rm_mesh_model_unref(model);
+        return;
+    }
+    rm_control_server_update(ctx->srv, model);
+    rm_mesh_model_unref(model);
+}
+
+static int parse_opts(int argc, char **argv, control_opts_t *o)
+{
+    enum { O_LISTEN = 256, O_CONFIG, O_STATE, O_CACERT, O_CAKEY, O_EXTRA, O_TTL, O_JWKS, O_ISS, O_AUD, O_NS, O_DNS, O_LOG };
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},    {"config-dir", required_argument, NULL, O_CONFIG},
+        {"state-dir", required_argument, NULL, O_STATE},  {"ca-cert", required_argument, NULL, O_CACERT},
+        {"ca-key", required_argument, NULL, O_CAKEY},     {"extra-roots", required_argument, NULL, O_EXTRA},
+        {"max-svid-ttl", required_argument, NULL, O_TTL}, {"jwks", required_argument, NULL, O_JWKS},
+        {"token-issuer", required_argument, NULL, O_ISS}, {"token-audience", required_argument, NULL, O_AUD},
+        {"namespace", required_argument, NULL, O_NS},     {"dns-name", required_argument, NULL, O_DNS},
+        {"log-level", required_argument, NULL, O_LOG},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    o->listen = "[::]:15012";
+    o->state_dir = "/var/lib/ringmesh-control";
+    o->audience = "ringmesh";
+    o->namespace_ = "ringmesh-system";
+    o->log_level = "info";
+    o->max_ttl_ms = 24 * 3600 * 1000;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_LISTEN: o->listen = optarg; break;
+        case O_CONFIG: o->config_dir = optarg; break;
+        case O_STATE: o->state_dir = optarg; break;
+        case O_CACERT: o->ca_cert = optarg; break;
+        case O_CAKEY: o->ca_key = optarg; break;
+        case O_EXTRA: o->extra_roots = optarg; break;
+        case O_TTL:
+            if (rm_duration_parse_ms(optarg, &o->max_ttl_ms) != 0 || o->max_ttl_ms < RM_CA_MIN_TTL * 1000u) {
+                fprintf(stderr, "ringmesh-control: --max-svid-ttl %s: a duration of at least 5m, e.g. 24h\n", optarg);
+                return 2;
+            }
+            break;
+        case O_JWKS: o->jwks = optarg; break;
+        case O_ISS: o->issuer = optarg; break;
+        case O_AUD: o->audience = optarg; break;
+        case O_NS: o->namespace_ = optarg; break;
+        case O_DNS:
+            if (o->num_dns_names == MAX_DNS_NAMES) {
+                fprintf(stderr, "ringmesh-control: at most %d --dns-name\n", MAX_DNS_NAMES);
+                return 2;
+            }
+            o->dns_names[o->num_dns_names++] = optarg;
+            break;
+        case O_LOG: o->log_level = optarg; break;
+        case 'h': fputs(USAGE, stdout); exit(0);
+        default: fputs(USAGE, stderr); return 2;
+        }
+    }
+    if (optind != argc || o->config_dir == NULL || o->jwks == NULL) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    if ((o->ca_cert == NULL) != (o->ca_key == NULL)) {
+        fprintf(stderr, "ringmesh-control: --ca-cert and --ca-key go together\n");
+        return 2;
+    }
+    return 0;
+}
+
+static void log_fatal(const char *event, const char *what, int err, const char *msg)
+{
+    rm_log_line_t l;
+    rm_log_begin(&l, RM_LOG_ERROR, event);
+    rm_log_str(&l, "what", what);
+    if (err != 0)
+        rm_log_err(&l, "error", err);
+    rm_log_str(&l, "msg", msg);
+    rm_log_end(&l);
+}
+
+int main(int argc, char **argv)
+{
+    control_opts_t o;
+    rm_log_level_t level;
+    rm_source_t *src = NULL;
+    rm_mesh_model_t *model = NULL;
+    rm_ca_t *ca = NULL;
+    rm_attestor_t *attestor = NULL;
+    rm_control_server_t *srv = NULL;
+    char err[512], spiffe_id[512], dns_buf[2][300], path[4096];
+    char *cert_pem = NULL, *key_pem = NULL;
+    size_t cert_len = 0, key_len = 0, bundle_len;
+    const char *bundle;
+    sigset_t sigs;
+    int ret, sig, status = 1;
+
+    if ((ret = parse_opts(argc, argv, &o)) != 0)
+        return ret;
+    if (rm_log_level_parse(o.log_level, &level) != 0) {
+        fprintf(stderr, "ringmesh-control: --log-level %s: one of debug, info, warn, error\n", o.log_level);
+        return 2;
+    }
+    rm_log_configure(level, 1);
+    signal(SIGPIPE, SIG_IGN);
+    /* Block the stop signals before any thread starts, so that only sigwait() below sees them. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    if ((ret = rm_source_file_create(o.config_dir, &src, &model, err, sizeof(err))) != 0) {
+        log_fatal("config_invalid", o.config_dir, ret, err);
+        goto Exit;
+    }
+    rm_ca_config_t cac = {
+        .trust_domain = model->settings.trust_domain,
+        .cert_file = o.ca_cert,
+        .key_file = o.ca_key,
+        .extra_roots_file = o.extra_roots,
+        .state_dir = o.state_dir,
+        .default_ttl = model->settings.svid_ttl,
+        .max_ttl = o.max_ttl_ms / 1000,
+    };
+    if ((ret = rm_ca_open(&cac, &ca, err, sizeof(err))) != 0) {
+        log_fatal("ca_invalid", o.ca_cert != NULL ? o.ca_cert : o.state_dir, ret, err);
+        goto Exit;
+    }
+    /* Publish the bundle beside the CA, for bootstrapping sidecars on hosts without a ConfigMap. */
+    bundle = rm_ca_bundle_pem(ca, &bundle_len);
+    snprintf(path, sizeof(path), "%s/trust-bundle.pem", o.state_dir);
+    if (mkdir(o.state_dir, 0700) != 0 && errno != EEXIST) {
+        log_fatal("state_dir_invalid", o.state_dir, -errno, "cannot create the state directory");
+        goto Exit;
+    }
+    if ((ret = rm_x509_write_file(path, bundle, bundle_len, 0)) != 0) {
+        log_fatal("state_dir_invalid", path, ret, "cannot write the trust bundle");
+        goto Exit;
+    }
+    if ((ret = rm_attestor_jwt_create(o.jwks, o.issuer, o.audience, &attestor, err, sizeof(err))) != 0) {
+        log_fatal("attestation_invalid", o.jwks, ret, err);
+        goto Exit;
+    }
+
+    /* The serving certificate: an SVID of the control plane's own identity plus the names sidecars dial. Kept in
+     * memory only; a restart issues a new one. */
+    if (o.num_dns_names == 0) {
+        snprintf(dns_buf[0], sizeof(dns_buf[0]), "ringmesh-control.%s.svc", o.namespace_);
+        snprintf(dns_buf[1], sizeof(dns_buf[1]), "ringmesh-control.%s.svc.cluster.local", o.namespace_);
+        o.dns_names[o.num_dns_names++] = "ringmesh-control";
+        o.dns_names[o.num_dns_names++] = dns_buf[0];
+        o.dns_names[o.num_dns_names++] = dns_buf[1];
+        o.dns_names[o.num_dns_names++] = "localhost";
+    }
+    snprintf(spiffe_id, sizeof(spiffe_id), "spiffe://%s/ns/%s/sa/ringmesh-control", rm_ca_trust_domain(ca),
+             o.namespace_);
+    if ((ret = rm_ca_issue_serving(ca, spiffe_id, o.dns_names, o.num_dns_names, 30 * 24 * 3600, &cert_pem, &cert_len,
+                                   &key_pem, &key_len)) != 0) {
+        log_fatal("ca_invalid", spiffe_id, ret, "cannot issue the serving certificate");
+        goto Exit;
+    }
+
+    rm_control_server_config_t sc = {
+        .listen = o.listen,
+        .ca = ca,
+        .attestor = attestor,
+        .serving_cert_pem = cert_pem,
+        .serving_key_pem = key_pem,
+    };
+    if ((ret = rm_control_server_start(&sc, model, &srv, err, sizeof(err))) != 0) {
+        log_fatal("listen_failed", o.listen, ret, err);
+        goto Exit;
+    }
+    update_ctx_t uctx = {srv, rm_ca_trust_domain(ca)};
+    if ((ret = src->ops->start(src, on_model, &uctx)) != 0) {
+        log_fatal("config_watch_failed", o.config_dir, ret, "cannot watch the configuration directory");
+        goto Exit;
+    }
+    {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_INFO, "control_started");
+        rm_log_str(&l, "listen", o.listen);
+        rm_log_str(&l, "trustDomain", rm_ca_trust_domain(ca));
+        rm_log_str(&l, "spiffeId", spiffe_id);
+        rm_log_str(&l, "configDir", o.config_dir);
+        rm_log_str(&l, "configVersion", model->version);
+        rm_log_uint(&l, "services", model->num_services);
+        rm_log_str(&l, "ca", o.ca_cert != NULL ? o.ca_cert : "generated root in state directory");
+        rm_log_str(&l, "trustBundle", path);
+        rm_log_str(&l, "attestation", attestor->ops->name);
+        rm_log_end(&l);
+    }
+    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+        ;
+    {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_INFO, "control_stopping");
+        rm_log_str(&l, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        rm_log_end(&l);
+    }
+    status = 0;
+
+Exit:
+    if (src != NULL)
+        src->ops->destroy(src);
+    rm_control_server_stop(srv);
+    if (attestor != NULL)
+        attestor->ops->destroy(attestor);
+    rm_x509_free_secret(key_pem, key_len);
+    free(cert_pem);
+    rm_ca_free(ca);
+    rm_mesh_model_unref(model);
+    if (status == 0)
+        rm_log_msg(RM_LOG_INFO, "control_stopped", "bye");
+    return status;
+}

@@ -1,0 +1,251 @@
+#include "discovery_state.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringmesh/v1/discovery.pb-c.h"
+
+#define PEM_END "-----END CERTIFICATE-----"
+
+/* Splits a PEM bundle into its certificates (pointers into a copy the caller frees). */
+static int split_pem(const char *pem, char **copy, char ***certs, size_t *num)
+{
+    char *p, *end, **list = NULL, **grown;
+    size_t n = 0;
+
+    *copy = NULL;
+    *certs = NULL;
+    *num = 0;
+    if (pem == NULL)
+        return 0;
+    if ((*copy = strdup(pem)) == NULL)
+        return -ENOMEM;
+    p = *copy;
+    while ((p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL) {
+        if ((end = strstr(p, PEM_END)) == NULL)
+            break;
+        end += sizeof(PEM_END) - 1;
+        if ((grown = realloc(list, (n + 1) * sizeof(*list))) == NULL) {
+            free(list);
+            free(*copy);
+            *copy = NULL;
+            return -ENOMEM;
+        }
+        list = grown;
+        list[n++] = p;
+        if (*end != '\0')
+            *end++ = '\0';
+        p = end;
+    }
+    *certs = list;
+    *num = n;
+    return 0;
+}
+
+/* Serializes a resource message and wraps it in a DiscoveryResponse. */
+static int encode_push(rm_xds_push_t *push, rm_xds_type_t type, const char *name, const ProtobufCMessage *msg,
+                       uint64_t seq)
+{
+    Ringmesh__V1__DiscoveryResponse resp = RINGMESH__V1__DISCOVERY_RESPONSE__INIT;
+    Ringmesh__V1__Resource res = RINGMESH__V1__RESOURCE__INIT, *resp_list[1] = {&res};
+    uint8_t *value;
+    size_t value_len = protobuf_c_message_get_packed_size(msg);
+
+    if ((value = malloc(value_len == 0 ? 1 : value_len)) == NULL)
+        return -ENOMEM;
+    protobuf_c_message_pack(msg, value);
+    rm_xds_version_of(value, value_len, push->version);
+    snprintf(push->nonce, sizeof(push->nonce), "%s-%" PRIu64, rm_xds_type_name(type), seq);
+
+    res.name = (char *)name;
+    res.version = push->version;
+    res.value.data = value;
+    res.value.len = value_len;
+    resp.version_info = push->version;
+    resp.type_url = (char *)rm_xds_type_url(type);
+    resp.nonce = push->nonce;
+    resp.n_resources = 1;
+    resp.resources = resp_list;
+    push->response_len = ringmesh__v1__discovery_response__get_packed_size(&resp);
+    if ((push->response = malloc(push->response_len == 0 ? 1 : push->response_len)) == NULL) {
+        free(value);
+        return -ENOMEM;
+    }
+    ringmesh__v1__discovery_response__pack(&resp, push->response);
+    free(value);
+    return 0;
+}
+
+static int build_trust_bundle(rm_xds_push_t *push, const rm_mesh_model_t *model, const char *bundle_pem, uint64_t seq)
+{
+    Ringmesh__V1__TrustBundle tb = RINGMESH__V1__TRUST_BUNDLE__INIT;
+    char *copy, **certs;
+    size_t n;
+    int ret;
+
+    if ((ret = split_pem(bundle_pem, &copy, &certs, &n)) != 0)
+        return ret;
+    if (n == 0) {
+        ret = -EINVAL; /* a mesh without a root cannot verify anything: never push that */
+        goto Exit;
+    }
+    tb.trust_domain = model->settings.trust_domain;
+    tb.n_roots_pem = n;
+    tb.roots_pem = certs;
+    ret = encode_push(push, RM_XDS_TRUST_BUNDLE, model->settings.trust_domain, &tb.base, seq);
+Exit:
+    free(certs);
+    free(copy);
+    return ret;
+}
+
+static int build_destinations(rm_xds_push_t *push, const rm_mesh_model_t *model, uint64_t seq)
+{
+    Ringmesh__V1__DestinationMap map = RINGMESH__V1__DESTINATION_MAP__INIT;
+    Ringmesh__V1__Destination *dests = NULL, **list = NULL;
+    char **names = NULL;
+    size_t n = model->num_services;
+    int ret = -ENOMEM;
+
+    if (n > 0) {
+        if ((dests = calloc(n, sizeof(*dests))) == NULL || (list = calloc(n, sizeof(*list))) == NULL ||
+            (names = calloc(n, sizeof(*names))) == NULL)
+            goto Exit;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const rm_model_service_t *svc = &model->services[i];
+        size_t nlen = strlen(svc->namespace_) + strlen(svc->name) + 2;
+
+        if ((names[i] = malloc(nlen)) == NULL)
+            goto Exit;
+        snprintf(names[i], nlen, "%s/%s", svc->namespace_, svc->name);
+        ringmesh__v1__destination__init(&dests[i]);
+        dests[i].name = names[i];
+        dests[i].n_addresses = svc->num_addresses;
+        dests[i].addresses = svc->addresses;
+        dests[i].in_mesh = svc->in_mesh != 0;
+        dests[i].n_identities = svc->in_mesh ? svc->num_identities : 0;
+        dests[i].identities = svc->identities;
+        list[i] = &dests[i];
+    }
+    map.n_destinations = n;
+    map.destinations = list;
+    ret = encode_push(push, RM_XDS_DESTINATIONS, "destinations", &map.base, seq);
+Exit:
+    if (names != NULL)
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+    free(names);
+    free(list);
+    free(dests);
+    return ret;
+}
+
+static int build_mesh_settings(rm_xds_push_t *push, const rm_mesh_model_t *model, uint64_t seq)
+{
+    Ringmesh__V1__MeshSettings ms = RINGMESH__V1__MESH_SETTINGS__INIT;
+    const rm_mesh_settings_t *s = &model->settings;
+
+    ms.trust_domain = s->trust_domain;
+    ms.inbound_mode = (Ringmesh__V1__MtlsMode)s->inbound_mode;
+    ms.connect_timeout_ms = s->connect_timeout_ms;
+    ms.idle_timeout_ms = s->idle_timeout_ms;
+    ms.access_log = s->access_log != 0;
+    ms.svid_ttl_seconds = s->svid_ttl;
+    return encode_push(push, RM_XDS_MESH_SETTINGS, "mesh", &ms.base, seq);
+}
+
+int rm_xds_push_set_build(const rm_mesh_model_t *model, const char *bundle_pem, uint64_t seq, rm_xds_push_set_t **out)
+{
+    rm_xds_push_set_t *set;
+    int ret;
+
+    if ((set = calloc(1, sizeof(*set))) == NULL)
+        return -ENOMEM;
+    set->seq = seq;
+    set->refcnt = 1;
+    if ((ret = build_trust_bundle(&set->types[RM_XDS_TRUST_BUNDLE], model, bundle_pem, seq)) != 0 ||
+        (ret = build_destinations(&set->types[RM_XDS_DESTINATIONS], model, seq)) != 0 ||
+        (ret = build_mesh_settings(&set->types[RM_XDS_MESH_SETTINGS], model, seq)) != 0) {
+        rm_xds_push_set_unref(set);
+        return ret;
+    }
+    *out = set;
+    return 0;
+}
+
+rm_xds_push_set_t *rm_xds_push_set_ref(rm_xds_push_set_t *set)
+{
+    __atomic_add_fetch(&set->refcnt, 1, __ATOMIC_RELAXED);
+    return set;
+}
+
+void rm_xds_push_set_unref(rm_xds_push_set_t *set)
+{
+    if (set == NULL || __atomic_sub_fetch(&set->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
+        free(set->types[t].response);
+    free(set);
+}
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src != NULL ? src : "");
+}
+
+rm_xds_request_kind_t rm_xds_on_request(rm_xds_stream_state_t *st, const char *type_url, const char *version,
+                                        const char *nonce, int is_nack, int *type_out)
+{
+    int t = rm_xds_type_from_url(type_url);
+    rm_xds_type_state_t *ts;
+
+    *type_out = t;
+    if (t < 0)
+        return RM_XDS_REQ_UNKNOWN_TYPE;
+    ts = &st->types[t];
+    if (nonce == NULL || nonce[0] == '\0') {
+        /* A (re)subscription. What the sidecar says it runs counts as sent and accepted: a proxy that came back
+         * from its state directory with the current version gets no push at all. */
+        ts->subscribed = 1;
+        copy_str(ts->sent_version, sizeof(ts->sent_version), version);
+        copy_str(ts->acked_version, sizeof(ts->acked_version), version);
+        ts->sent_nonce[0] = '\0';
+        ts->awaiting_answer = 0;
+        return RM_XDS_REQ_SUBSCRIBE;
+    }
+    if (!ts->subscribed || strcmp(nonce, ts->sent_nonce) != 0)
+        return RM_XDS_REQ_STALE;
+    ts->awaiting_answer = 0;
+    copy_str(ts->acked_version, sizeof(ts->acked_version), version);
+    if (is_nack) {
+        ts->nacks++;
+        return RM_XDS_REQ_NACK;
+    }
+    ts->acks++;
+    return RM_XDS_REQ_ACK;
+}
+
+int rm_xds_next_push(const rm_xds_stream_state_t *st, const rm_xds_push_set_t *set)
+{
+    if (set == NULL)
+        return -1;
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
+        const rm_xds_type_state_t *ts = &st->types[t];
+        if (ts->subscribed && strcmp(ts->sent_version, set->types[t].version) != 0)
+            return t;
+    }
+    return -1;
+}
+
+void rm_xds_mark_sent(rm_xds_stream_state_t *st, int type, const rm_xds_push_set_t *set)
+{
+    rm_xds_type_state_t *ts = &st->types[type];
+
+    copy_str(ts->sent_version, sizeof(ts->sent_version), set->types[type].version);
+    copy_str(ts->sent_nonce, sizeof(ts->sent_nonce), set->types[type].nonce);
+    ts->awaiting_answer = 1;
+}

@@ -1,0 +1,54 @@
+/* ringmesh-control's gRPC server on the gRPC C core: Identity.Sign and Discovery.Stream over TLS (client
+ * certificates requested and, when presented, verified against the trust bundle; Discovery requires one).
+ *
+ * One thread drives one completion queue; every call's state lives on that thread, so nothing here takes a
+ * lock except the hand-over of a new model (rm_control_server_update) and the counters. */
+#ifndef RINGMESH_CONTROL_GRPC_SERVER_H
+#define RINGMESH_CONTROL_GRPC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attest.h"
+#include "ca.h"
+#include "mesh_model.h"
+
+typedef struct st_rm_control_server_config_t {
+    const char *listen;           /* "0.0.0.0:15012", "[::]:15012" */
+    const rm_ca_t *ca;            /* signs SVIDs; its bundle verifies client certificates */
+    rm_attestor_t *attestor;      /* attests Sign credentials */
+    const char *serving_cert_pem; /* the server's certificate chain */
+    const char *serving_key_pem;  /* and key (kept in memory only) */
+    unsigned max_streams;         /* 0: 16384 */
+} rm_control_server_config_t;
+
+typedef struct st_rm_control_server_t rm_control_server_t;
+
+/** Counters, for /metrics and tests. */
+typedef struct st_rm_control_stats_t {
+    uint64_t streams_active;
+    uint64_t streams_total;
+    uint64_t streams_refused;
+    uint64_t pushes[4];
+    uint64_t acks[4];
+    uint64_t nacks[4];
+    uint64_t sign_ok;
+    uint64_t sign_refused;
+    uint64_t model_updates;
+} rm_control_stats_t;
+
+/** Binds, starts the server thread and serves `model` (a reference is taken). On failure returns a negative
+ *  error with a sentence in `err`. */
+int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model_t *model,
+                            rm_control_server_t **out, char *err, size_t errlen);
+
+/** Hands a new model to the server (a reference is taken); every stream is pushed what changed. Thread-safe. */
+void rm_control_server_update(rm_control_server_t *srv, rm_mesh_model_t *model);
+
+/** Copies the counters. Thread-safe. */
+void rm_control_server_stats(rm_control_server_t *srv, rm_control_stats_t *out);
+
+/** Stops accepting, cancels open calls, joins the thread and frees the server. */
+void rm_control_server_stop(rm_control_server_t *srv);
+
+#endif

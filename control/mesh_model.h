@@ -1,0 +1,58 @@
+/* What the control plane knows about the mesh: settings and services, as read from its sources. Discovery turns
+ * a model into the resources each sidecar receives.
+ *
+ * A model is immutable and reference-counted: a source builds a new one for every accepted change and hands
+ * it over; streams keep the one they are pushing until they are done with it. */
+#ifndef RINGMESH_CONTROL_MESH_MODEL_H
+#define RINGMESH_CONTROL_MESH_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    RM_MODEL_MTLS_UNSPECIFIED = 0,
+    RM_MODEL_MTLS_STRICT = 1,
+    RM_MODEL_MTLS_PERMISSIVE = 2,
+    RM_MODEL_MTLS_DISABLE = 3,
+} rm_model_mtls_mode_t; /* same numbers as ringmesh.v1.MtlsMode */
+
+/** Mesh-wide settings (kind MeshConfig). Every field has a default, so a mesh with no MeshConfig works. */
+typedef struct st_rm_mesh_settings_t {
+    char *trust_domain;               /* default "cluster.local" */
+    rm_model_mtls_mode_t inbound_mode; /* default STRICT */
+    uint32_t connect_timeout_ms;      /* default 0: the proxies' own */
+    uint32_t idle_timeout_ms;         /* default 0: the proxies' own */
+    int access_log;                   /* default 1 */
+    int64_t svid_ttl;                 /* seconds, default 86400, at least 300 */
+} rm_mesh_settings_t;
+
+/** A service (kind Service): reachable at addresses x ports; in the mesh unless inMesh is false. */
+typedef struct st_rm_model_service_t {
+    char *namespace_;
+    char *name;
+    char **addresses; /* "198.18.100.1:8080" / "[2001:2::1]:8080", one per VIP x port, canonical form */
+    size_t num_addresses;
+    int in_mesh;
+    char **identities; /* SPIFFE IDs allowed to serve it: from serviceAccounts plus explicit identities */
+    size_t num_identities;
+    char *file; /* where it was defined, for messages */
+    unsigned line;
+} rm_model_service_t;
+
+typedef struct st_rm_mesh_model_t {
+    char *version; /* hex digest of the accepted content: equal content gives the same version on every
+                    * replica, so a sidecar moving between replicas is not pushed an identical config again */
+    rm_mesh_settings_t settings;
+    rm_model_service_t *services; /* sorted by namespace, then name */
+    size_t num_services;
+    /* private */
+    int refcnt;
+} rm_mesh_model_t;
+
+/** Takes a reference (atomic). Returns `m`. */
+rm_mesh_model_t *rm_mesh_model_ref(rm_mesh_model_t *m);
+
+/** Drops a reference; the last one frees the model. NULL is fine. */
+void rm_mesh_model_unref(rm_mesh_model_t *m);
+
+#endif

@@ -1,0 +1,242 @@
+/* Discovery without the transport: the push set's encoding (decoded back with protobuf-c) and the xDS
+ * ACK/NACK/versioning rules of a stream. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "discovery_state.h"
+#include "ringmesh/v1/discovery.pb-c.h"
+
+#define ROOT_A "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+#define ROOT_B "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n"
+
+static char *orders_addrs[] = {"198.18.100.1:8080", "[2001:2::1]:8080"};
+static char *orders_ids[] = {"spiffe://cluster.local/ns/shop/sa/orders"};
+static char *ext_addrs[] = {"198.18.200.9:443"};
+
+static void make_model(rm_mesh_model_t *m, rm_model_service_t svcs[2])
+{
+    memset(m, 0, sizeof(*m));
+    memset(svcs, 0, 2 * sizeof(*svcs));
+    m->version = "v-test";
+    m->settings.trust_domain = "cluster.local";
+    m->settings.inbound_mode = RM_MODEL_MTLS_STRICT;
+    m->settings.connect_timeout_ms = 2500;
+    m->settings.idle_timeout_ms = 60000;
+    m->settings.access_log = 1;
+    m->settings.svid_ttl = 3600;
+    svcs[0].namespace_ = "shop";
+    svcs[0].name = "orders";
+    svcs[0].addresses = orders_addrs;
+    svcs[0].num_addresses = 2;
+    svcs[0].in_mesh = 1;
+    svcs[0].identities = orders_ids;
+    svcs[0].num_identities = 1;
+    svcs[1].namespace_ = "shop";
+    svcs[1].name = "payments-gateway";
+    svcs[1].addresses = ext_addrs;
+    svcs[1].num_addresses = 1;
+    svcs[1].in_mesh = 0;
+    svcs[1].identities = orders_ids; /* ignored for a service outside the mesh */
+    svcs[1].num_identities = 1;
+    m->services = svcs;
+    m->num_services = 2;
+}
+
+static Ringmesh__V1__DiscoveryResponse *decode(const rm_xds_push_set_t *set, int type)
+{
+    Ringmesh__V1__DiscoveryResponse *r =
+        ringmesh__v1__discovery_response__unpack(NULL, set->types[type].response_len, set->types[type].response);
+    assert_non_null(r);
+    assert_string_equal(r->type_url, rm_xds_type_url(type));
+    assert_string_equal(r->version_info, set->types[type].version);
+    assert_string_equal(r->nonce, set->types[type].nonce);
+    assert_int_equal(r->n_resources, 1);
+    /* The version is the digest of the resource's bytes. */
+    char v[RM_XDS_VERSION_LEN + 1];
+    rm_xds_version_of(r->resources[0]->value.data, r->resources[0]->value.len, v);
+    assert_string_equal(v, r->version_info);
+    assert_string_equal(r->resources[0]->version, r->version_info);
+    return r;
+}
+
+static void test_push_set_encodes_every_type(void **state)
+{
+    rm_mesh_model_t m;
+    rm_model_service_t svcs[2];
+    rm_xds_push_set_t *set;
+
+    make_model(&m, svcs);
+    assert_int_equal(rm_xds_push_set_build(&m, ROOT_A ROOT_B, 7, &set), 0);
+
+    Ringmesh__V1__DiscoveryResponse *r = decode(set, RM_XDS_TRUST_BUNDLE);
+    Ringmesh__V1__TrustBundle *tb =
+        ringmesh__v1__trust_bundle__unpack(NULL, r->resources[0]->value.len, r->resources[0]->value.data);
+    assert_non_null(tb);
+    assert_string_equal(tb->trust_domain, "cluster.local");
+    assert_int_equal(tb->n_roots_pem, 2);
+    assert_non_null(strstr(tb->roots_pem[0], "AAAA"));
+    assert_null(strstr(tb->roots_pem[0], "BBBB"));
+    assert_non_null(strstr(tb->roots_pem[1], "BBBB"));
+    assert_string_equal(set->types[RM_XDS_TRUST_BUNDLE].nonce, "trust_bundle-7");
+    ringmesh__v1__trust_bundle__free_unpacked(tb, NULL);
+    ringmesh__v1__discovery_response__free_unpacked(r, NULL);
+
+    r = decode(set, RM_XDS_DESTINATIONS);
+    Ringmesh__V1__DestinationMap *dm =
+        ringmesh__v1__destination_map__unpack(NULL, r->resources[0]->value.len, r->resources[0]->value.data);
+    assert_non_null(dm);
+    assert_int_equal(dm->n_destinations, 2);
+    assert_string_equal(dm->destinations[0]->name, "shop/orders");
+    assert_true(dm->destinations[0]->in_mesh);
+    assert_int_equal(dm->destinations[0]->n_addresses, 2);
+    assert_string_equal(dm->destinations[0]->addresses[1], "[2001:2::1]:8080");
+    assert_int_equal(dm->destinations[0]->n_identities, 1);
+    assert_string_equal(dm->destinations[0]->identities[0], orders_ids[0]);
+    assert_false(dm->destinations[1]->in_mesh);
+    assert_int_equal(dm->destinations[1]->n_identities, 0);
+    ringmesh__v1__destination_map__free_unpacked(dm, NULL);
+    ringmesh__v1__discovery_response__free_unpacked(r, NULL);
+
+    r = decode(set, RM_XDS_MESH_SETTINGS);
+    Ringmesh__V1__MeshSettings *ms =
+        ringmesh__v1__mesh_settings__unpack(NULL, r->resources[0]->value.len, r->resources[0]->value.data);
+    assert_non_null(ms);
+    assert_string_equal(ms->trust_domain, "cluster.local");
+    assert_int_equal(ms->inbound_mode, RINGMESH__V1__MTLS_MODE__STRICT);
+    assert_int_equal(ms->connect_timeout_ms, 2500);
+    assert_int_equal(ms->idle_timeout_ms, 60000);
+    assert_true(ms->access_log);
+    assert_int_equal(ms->svid_ttl_seconds, 3600);
+    ringmesh__v1__mesh_settings__free_unpacked(ms, NULL);
+    ringmesh__v1__discovery_response__free_unpacked(r, NULL);
+    rm_xds_push_set_unref(set);
+}
+
+static void test_versions_follow_content(void **state)
+{
+    rm_mesh_model_t m;
+    rm_model_service_t svcs[2];
+    rm_xds_push_set_t *a, *b, *c, *d;
+
+    make_model(&m, svcs);
+    assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 1, &a), 0);
+    assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 2, &b), 0);
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
+        assert_string_equal(a->types[t].version, b->types[t].version); /* same content, same version */
+        assert_string_not_equal(a->types[t].nonce, b->types[t].nonce);
+    }
+    svcs[0].num_addresses = 1; /* a destination changes: only that type's version moves */
+    assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 3, &c), 0);
+    assert_string_not_equal(a->types[RM_XDS_DESTINATIONS].version, c->types[RM_XDS_DESTINATIONS].version);
+    assert_string_equal(a->types[RM_XDS_TRUST_BUNDLE].version, c->types[RM_XDS_TRUST_BUNDLE].version);
+    assert_string_equal(a->types[RM_XDS_MESH_SETTINGS].version, c->types[RM_XDS_MESH_SETTINGS].version);
+    assert_int_equal(rm_xds_push_set_build(&m, ROOT_A ROOT_B, 4, &d), 0); /* a root is added */
+    assert_string_not_equal(c->types[RM_XDS_TRUST_BUNDLE].version, d->types[RM_XDS_TRUST_BUNDLE].version);
+    rm_xds_push_set_unref(a);
+    rm_xds_push_set_unref(b);
+    rm_xds_push_set_unref(c);
+    rm_xds_push_set_unref(d);
+}
+
+static void test_no_root_no_push(void **state)
+{
+    rm_mesh_model_t m;
+    rm_model_service_t svcs[2];
+    rm_xds_push_set_t *set = NULL;
+
+    make_model(&m, svcs);
+    assert_int_equal(rm_xds_push_set_build(&m, "", 1, &set), -EINVAL);
+    assert_null(set);
+}
+
+static void test_ack_nack_and_versions(void **state)
+{
+    rm_mesh_model_t m;
+    rm_model_service_t svcs[2];
+    rm_xds_push_set_t *v1, *v2;
+    rm_xds_stream_state_t st;
+    int type;
+    const char *dest_url = rm_xds_type_url(RM_XDS_DESTINATIONS);
+
+    make_model(&m, svcs);
+    assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 1, &v1), 0);
+    memset(&st, 0, sizeof(st));
+
+    /* Nothing is pushed before a subscription. */
+    assert_int_equal(rm_xds_next_push(&st, v1), -1);
+    assert_int_equal(rm_xds_on_request(&st, dest_url, "", "", 0, &type), RM_XDS_REQ_SUBSCRIBE);
+    assert_int_equal(type, RM_XDS_DESTINATIONS);
+    assert_int_equal(rm_xds_next_push(&st, v1), RM_XDS_DESTINATIONS);
+    rm_xds_mark_sent(&st, RM_XDS_DESTINATIONS, v1);
+    assert_int_equal(rm_xds_next_push(&st, v1), -1); /* sent, not pushed twice */
+    assert_true(st.types[RM_XDS_DESTINATIONS].awaiting_answer);
+
+    /* An answer to a nonce that is not the last one is ignored. */
+    assert_int_equal(rm_xds_on_request(&st, dest_url, v1->types[1].version, "destinations-0", 0, &type),
+                     RM_XDS_REQ_STALE);
+    assert_true(st.types[RM_XDS_DESTINATIONS].awaiting_answer);
+    assert_int_equal(rm_xds_on_request(&st, dest_url, v1->types[1].version, v1->types[1].nonce, 0, &type),
+                     RM_XDS_REQ_ACK);
+    assert_string_equal(st.types[RM_XDS_DESTINATIONS].acked_version, v1->types[1].version);
+    assert_int_equal(st.types[RM_XDS_DESTINATIONS].acks, 1);
+    assert_false(st.types[RM_XDS_DESTINATIONS].awaiting_answer);
+
+    /* v2 is pushed, NACKed: the sidecar keeps v1 and v2 is not pushed again. */
+    svcs[0].num_addresses = 1;
+    assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 2, &v2), 0);
+    assert_int_equal(rm_xds_next_push(&st, v2), RM_XDS_DESTINATIONS);
+    rm_xds_mark_sent(&st, RM_XDS_DESTINATIONS, v2);
+    assert_int_equal(rm_xds_on_request(&st, dest_url, v1->types[1].version, v2->types[1].nonce, 1, &type),
+                     RM_XDS_REQ_NACK);
+    assert_string_equal(st.types[RM_XDS_DESTINATIONS].acked_version, v1->types[1].version);
+    assert_int_equal(st.types[RM_XDS_DESTINATIONS].nacks, 1);
+    assert_int_equal(rm_xds_next_push(&st, v2), -1);
+    /* Going back to v1's content is a change from what was last sent: it is pushed. */
+    assert_int_equal(rm_xds_next_push(&st, v1), RM_XDS_DESTINATIONS);
+
+    /* A reconnecting sidecar that already runs the current version is not pushed it again... */
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(rm_xds_on_request(&st, dest_url, v2->types[1].version, "", 0, &type), RM_XDS_REQ_SUBSCRIBE);
+    assert_int_equal(rm_xds_next_push(&st, v2), -1);
+    /* ... but one with an older version is. */
+    assert_int_equal(rm_xds_next_push(&st, v1), RM_XDS_DESTINATIONS);
+
+    /* Types are independent; unknown types are named as such. */
+    assert_int_equal(rm_xds_on_request(&st, rm_xds_type_url(RM_XDS_TRUST_BUNDLE), "", "", 0, &type),
+                     RM_XDS_REQ_SUBSCRIBE);
+    assert_int_equal(rm_xds_next_push(&st, v2), RM_XDS_TRUST_BUNDLE);
+    assert_int_equal(rm_xds_on_request(&st, "type.googleapis.com/envoy.config.cluster.v3.Cluster", "", "", 0, &type),
+                     RM_XDS_REQ_UNKNOWN_TYPE);
+    assert_int_equal(type, -1);
+
+    rm_xds_push_set_unref(v1);
+    rm_xds_push_set_unref(v2);
+}
+
+static void test_type_urls(void **state)
+{
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
+        assert_int_equal(rm_xds_type_from_url(rm_xds_type_url(t)), t);
+    assert_string_equal(rm_xds_type_url(RM_XDS_DESTINATIONS), "type.ringmesh.io/ringmesh.v1.DestinationMap");
+    assert_int_equal(rm_xds_type_from_url(NULL), -1);
+    assert_int_equal(rm_xds_type_from_url("type.ringmesh.io/ringmesh.v1."), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_push_set_encodes_every_type),
+        cmocka_unit_test(test_versions_follow_content),
+        cmocka_unit_test(test_no_root_no_push),
+        cmocka_unit_test(test_ack_nack_and_versions),
+        cmocka_unit_test(test_type_urls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
