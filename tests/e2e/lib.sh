@@ -39,6 +39,7 @@ export RINGMESH_IO_BACKEND
 RM_PROXY_BIN=${RM_PROXY_BIN:-$RM_BUILD_DIR/sidecar/ringmesh-proxy}
 RM_INIT_BIN=${RM_INIT_BIN:-$RM_BUILD_DIR/sidecar/ringmesh-init}
 RM_CTL_BIN=${RM_CTL_BIN:-$RM_BUILD_DIR/ctl/ringmeshctl}
+RM_CONTROL_BIN=${RM_CONTROL_BIN:-$RM_BUILD_DIR/control/ringmesh-control}
 RM_TOOLS=${RM_TOOLS:-$RM_BUILD_DIR/tests/tools}
 RM_PROXY_UID=1337
 RM_TRUST_DOMAIN=cluster.local
@@ -412,6 +413,66 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------------------------
+# the control plane
+
+# rm_control_init: a token signing key and its JWKS ($RM_TMP/control/token-key.pem, jwks.json) and an empty mesh
+# configuration directory ($RM_TMP/control/mesh) with a MeshConfig for $RM_TRUST_DOMAIN.
+rm_control_init() {
+    [ -x "$RM_CONTROL_BIN" ] || rm_skip "ringmesh-control is not built ($RM_CONTROL_BIN)"
+    [ -x "$RM_CTL_BIN" ] || rm_skip "ringmeshctl is not built ($RM_CTL_BIN)"
+    mkdir -p "$RM_TMP/control/mesh" "$RM_TMP/control/state"
+    "$RM_CTL_BIN" token keygen --key "$RM_TMP/control/token-key.pem" --jwks "$RM_TMP/control/jwks.json" --kid e2e \
+        >"$RM_TMP/control/keygen.log" 2>&1 || {
+        cat "$RM_TMP/control/keygen.log" >&2
+        rm_fail "ringmeshctl token keygen failed"
+    }
+    cat >"$RM_TMP/control/mesh/mesh.yaml" <<EOF
+apiVersion: ringmesh.io/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  trustDomain: $RM_TRUST_DOMAIN
+  mtls: {mode: STRICT}
+  svidTTL: 1h
+EOF
+}
+
+# rm_token NAMESPACE SA OUTFILE [ringmeshctl token mint args...]: a projected-ServiceAccount-style token
+rm_token() {
+    local ns=$1 sa=$2 out=$3
+    shift 3
+    "$RM_CTL_BIN" token mint --key "$RM_TMP/control/token-key.pem" --kid e2e --namespace "$ns" \
+        --service-account "$sa" "$@" >"$out" 2>"$out.stderr" || {
+        cat "$out.stderr" >&2
+        rm_fail "ringmeshctl token mint failed"
+    }
+}
+
+# rm_pod_gateway POD: the node-side address of POD's veth (where a control plane in the node namespace listens)
+rm_pod_gateway() {
+    echo "${RM_POD_IP[$1]%.2}.1"
+}
+
+# rm_wait_ready POD [TIMEOUT_S]: waits until POD's proxy logs proxy_ready (SVID and configuration in place)
+rm_wait_ready() {
+    rm_expect_log "$(rm_proxy_log "$1")" '.event == "proxy_ready"' "the proxy in pod $1 is ready" "${2:-20}"
+}
+
+# rm_control_start NAME POD|- LISTEN [ringmesh-control args...]: starts the control plane (log
+# $RM_TMP/logs/control-NAME.log) and waits for control_started
+rm_control_start() {
+    local name=$1 pod=$2 listen=$3
+    shift 3
+    rm_bg "control-$name" "$pod" "$RM_TMP/logs/control-$name.log" "$RM_CONTROL_BIN" --listen "$listen" \
+        --config-dir "$RM_TMP/control/mesh" --state-dir "$RM_TMP/control/state" --jwks "$RM_TMP/control/jwks.json" \
+        --log-level debug "$@"
+    rm_wait_log "$RM_TMP/logs/control-$name.log" '.event == "control_started"' 15 >/dev/null || {
+        cat "$RM_TMP/logs/control-$name.log" "$RM_TMP/logs/control-$name.log.stderr" >&2 || true
+        rm_fail "ringmesh-control $name did not start"
+    }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
 # processes
 
 # rm_bg NAME POD|- LOGFILE CMD...: starts CMD in the background (inside POD's namespace unless POD is "-"), stdout
@@ -660,8 +721,16 @@ rm__write_config() {
     local pod=$1 dir="$RM_TMP/pods/$1" d addr ids p first id
     {
         printf 'trustDomain: %s\n' "$RM_CFG_TD"
-        printf 'tls:\n  certFile: %s/svid.pem\n  keyFile: %s/svid.key\n  bundleFile: %s/bundle.pem\n' \
-            "$dir" "$dir" "$dir"
+        if [ -n "$RM_CFG_CONTROL" ]; then
+            printf 'control:\n  address: "%s"\n  bootstrapBundleFile: %s/bootstrap-bundle.pem\n' \
+                "$RM_CFG_CONTROL" "$dir"
+            printf '  tokenFile: %s/token\n  stateDir: %s/state\n  svidTTL: "%s"\n  renewFraction: "%s"\n' \
+                "$dir" "$dir" "$RM_CFG_CTL_TTL" "$RM_CFG_CTL_RENEW"
+            printf '  node: {id: %s, namespace: %s, serviceAccount: %s}\n' "$pod" "$RM_CFG_CTL_NS" "$RM_CFG_CTL_SA"
+        else
+            printf 'tls:\n  certFile: %s/svid.pem\n  keyFile: %s/svid.key\n  bundleFile: %s/bundle.pem\n' \
+                "$dir" "$dir" "$dir"
+        fi
         printf 'outbound:\n  listen: "[::]:15001"\n'
         printf 'inbound:\n  listen: "[::]:15006"\n  mode: %s\n' "$RM_CFG_MODE"
         if [ ${#RM_CFG_PERMISSIVE[@]} -gt 0 ]; then
@@ -694,6 +763,8 @@ rm__write_config() {
 
 # rm_pod_mesh POD svid=NAME bundle=CA[,CA...] [dest=VIP:PORT=ID[,ID...]]... [permissive=PORT]...
 #             [mode=STRICT|PERMISSIVE] [drain=DURATION] [td=TRUST_DOMAIN]
+# rm_pod_mesh POD control=ADDR ns=NAMESPACE sa=SERVICE_ACCOUNT [ttl=DURATION] [renew=FRACTION] ...
+#   (identity and destinations from the control plane at ADDR; rm_control_init first)
 # Puts the pod's SVID, key and bundle in its directory (owned by 1337, key 0600), writes its proxy.yaml
 # (rm_pod_config), installs the capture rules and starts the proxy (rm_proxy_start).
 rm_pod_mesh() {
@@ -711,8 +782,18 @@ rm_pod_config() {
     RM_CFG_MODE=STRICT
     RM_CFG_DRAIN=5s
     RM_CFG_TD=$RM_TRUST_DOMAIN
+    RM_CFG_CONTROL=""
+    RM_CFG_CTL_NS=""
+    RM_CFG_CTL_SA=""
+    RM_CFG_CTL_TTL=0
+    RM_CFG_CTL_RENEW=0.5
     for arg in "$@"; do
         case "$arg" in
+        control=*) RM_CFG_CONTROL=${arg#control=} ;;
+        ns=*) RM_CFG_CTL_NS=${arg#ns=} ;;
+        sa=*) RM_CFG_CTL_SA=${arg#sa=} ;;
+        ttl=*) RM_CFG_CTL_TTL=${arg#ttl=} ;;
+        renew=*) RM_CFG_CTL_RENEW=${arg#renew=} ;;
         svid=*) svid=${arg#svid=} ;;
         bundle=*) bundle=${arg#bundle=} ;;
         dest=*) RM_CFG_DEST+=("${arg#dest=}") ;;
@@ -723,6 +804,18 @@ rm_pod_config() {
         *) rm_fail "rm_pod_mesh: unknown argument $arg" ;;
         esac
     done
+    if [ -n "$RM_CFG_CONTROL" ]; then
+        # identity and configuration from the control plane: a token, the bootstrap bundle, a state directory
+        [ -n "$RM_CFG_CTL_NS" ] && [ -n "$RM_CFG_CTL_SA" ] || rm_fail "rm_pod_mesh $pod: control= needs ns= and sa="
+        rm_token "$RM_CFG_CTL_NS" "$RM_CFG_CTL_SA" "$dir/token" --pod "$pod" --pod-uid "00000000-0000-4000-8000-$(printf '%012d' "$RM_POD_COUNT")"
+        cp "$RM_TMP/control/state/trust-bundle.pem" "$dir/bootstrap-bundle.pem"
+        mkdir -p "$dir/state"
+        rm__write_config "$pod"
+        chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$dir"
+        chmod 0700 "$dir" "$dir/state"
+        chmod 0600 "$dir/token"
+        return 0
+    fi
     if [ -z "$svid" ] || [ -z "$bundle" ]; then
         rm_fail "rm_pod_mesh $pod: svid= and bundle= are required"
     fi

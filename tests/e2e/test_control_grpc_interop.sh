@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+#
+# ringmesh-control speaks standard gRPC: a client that is not ours (Debian's python3-grpcio, with messages that
+# protoc generates from proto/) gets an SVID from Identity.Sign for a CSR made by the openssl CLI, then opens
+# Discovery.Stream with mTLS using that SVID and receives the three resource types, ACKs and NACKs them; the
+# control plane logs the NACK. Refusals: a token signed by another key, a Discovery stream without a client
+# certificate, a node that claims another namespace than its SVID, an unknown method.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# Debian's interpreter, where python3-grpcio lives (not one earlier in PATH)
+PY=/usr/bin/python3
+rm_require_cmds protoc
+[ -x "$PY" ] && "$PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
+    rm_skip "Debian's python3-grpcio / python3-protobuf are not installed (scripts/bootstrap.sh installs them)"
+rm_setup_no_netns
+rm_control_init
+
+cat >"$RM_TMP/control/mesh/services.yaml" <<'EOF'
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: orders, namespace: shop}
+spec:
+  addresses: [198.19.0.10]
+  ports: [8080]
+  serviceAccounts: [orders]
+EOF
+
+PORT=$((20000 + $$ % 20000))
+ADDR=127.0.0.1:$PORT
+rm_control_start main - "$ADDR"
+CLOG=$RM_TMP/logs/control-main.log
+BUNDLE=$RM_TMP/control/state/trust-bundle.pem
+[ -s "$BUNDLE" ] || rm_fail "the control plane did not publish its trust bundle"
+
+PYOUT=$RM_TMP/py
+mkdir -p "$PYOUT"
+protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$PYOUT" ringmesh/v1/identity.proto ringmesh/v1/discovery.proto
+touch "$PYOUT/ringmesh/__init__.py" "$PYOUT/ringmesh/v1/__init__.py"
+interop() {
+    "$PY" "$RM_SOURCE_DIR/tests/e2e/tools/grpc_interop.py" "$PYOUT" "$@"
+}
+
+W=$RM_TMP/w
+mkdir -p "$W"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/key.pem" 2>/dev/null
+# The CSR asks for another identity: the control plane must ignore it and name the attested one.
+openssl req -new -key "$W/key.pem" -subj "/CN=not-me" -addext "subjectAltName=URI:spiffe://cluster.local/ns/kube-system/sa/admin" \
+    -out "$W/csr.pem" 2>/dev/null
+rm_token shop orders "$W/token" --pod orders-7d9f --pod-uid 3f1c2a4e-0000-4000-8000-000000000001 --audience ringmesh
+
+case_sign() {
+    local line
+    line=$(interop sign "$ADDR" "$BUNDLE" "$W/token" "$W/csr.pem" "$W/svid" 600)
+    rm_log "sign: $line"
+    rm_assert_eq "$(rm_json "$line" .ok)" true "Identity.Sign succeeds for a valid token"
+    rm_assert_eq "$(rm_json "$line" .spiffe_id)" "spiffe://cluster.local/ns/shop/sa/orders" \
+        "the SVID names the attested identity, not the CSR's"
+    rm_assert_eq "$(($(rm_json "$line" .not_after) - $(rm_json "$line" .not_before)))" 600 "the requested lifetime"
+    local san
+    san=$(openssl x509 -in "$W/svid-chain.pem" -noout -ext subjectAltName | tail -n +2 | tr -d ' ')
+    rm_assert_eq "$san" "URI:spiffe://cluster.local/ns/shop/sa/orders" "the certificate's only SAN"
+    rm_assert_eq "$(openssl x509 -in "$W/svid-chain.pem" -noout -pubkey | sha256sum)" \
+        "$(openssl pkey -in "$W/key.pem" -pubout | sha256sum)" "the SVID certifies the CSR's key"
+    openssl verify -CAfile "$W/svid-bundle.pem" "$W/svid-chain.pem" >/dev/null || rm_fail "the SVID does not verify"
+    rm_expect_log "$CLOG" '.event == "svid_issued" and .spiffeId == "spiffe://cluster.local/ns/shop/sa/orders"
+        and .pod == "orders-7d9f"' "the control plane logs the issuance"
+}
+
+case_sign_refused() {
+    local line
+    "$RM_CTL_BIN" token keygen --key "$W/other-key.pem" --jwks "$W/other.jwks" --kid e2e >/dev/null 2>&1
+    "$RM_CTL_BIN" token mint --key "$W/other-key.pem" --kid e2e --namespace shop --service-account orders \
+        >"$W/forged" 2>/dev/null
+    line=$(interop sign "$ADDR" "$BUNDLE" "$W/forged" "$W/csr.pem" "$W/forged-svid")
+    rm_assert_eq "$(rm_json "$line" .ok)" false "a token signed by another key gets no SVID"
+    rm_assert_eq "$(rm_json "$line" .code)" UNAUTHENTICATED "grpc-status for a forged token"
+    rm_expect_log "$CLOG" '.event == "sign_refused" and (.reason | test("signature"))' \
+        "the refusal is logged with its reason"
+    [ ! -e "$W/forged-svid-chain.pem" ] || rm_fail "a certificate was written for a forged token"
+}
+
+case_stream() {
+    local out
+    out=$(interop stream "$ADDR" "$BUNDLE" "$W/svid-chain.pem" "$W/key.pem" shop orders)
+    rm_log "stream: $out"
+    rm_assert_eq "$(printf '%s\n' "$out" | jq -s 'map(select(.step == "push")) | length')" 3 "three pushes"
+    rm_assert_eq "$(printf '%s\n' "$out" | jq -r 'select(.type == "TrustBundle") | .trust_domain')" cluster.local \
+        "the trust bundle's domain"
+    rm_assert_eq "$(printf '%s\n' "$out" | jq -c 'select(.type == "DestinationMap") | .destinations')" \
+        '[{"name":"shop/orders","addresses":["198.19.0.10:8080"],"in_mesh":true,"identities":["spiffe://cluster.local/ns/shop/sa/orders"]}]' \
+        "the destination map"
+    rm_assert_eq "$(printf '%s\n' "$out" | jq -r 'select(.type == "MeshSettings") | .inbound_mode')" STRICT \
+        "the mesh settings"
+    rm_assert_eq "$(printf '%s\n' "$out" | jq -r 'select(.step == "stream") | .ok')" true "the stream ends cleanly"
+    rm_expect_log "$CLOG" '.event == "config_acked" and .type == "destinations"' "the ACK reaches the control plane"
+}
+
+case_nack() {
+    local out
+    out=$(interop stream "$ADDR" "$BUNDLE" "$W/svid-chain.pem" "$W/key.pem" shop orders nack-destinations)
+    rm_expect_log "$CLOG" '.event == "config_nacked" and .type == "destinations"
+        and .reason == "interop test rejects this push"' "the NACK is logged with the sidecar's reason"
+}
+
+case_stream_refusals() {
+    local line
+    line=$(interop stream-nocert "$ADDR" "$BUNDLE")
+    rm_assert_eq "$(rm_json "$line" .code)" UNAUTHENTICATED "Discovery without a client certificate"
+    line=$(interop stream "$ADDR" "$BUNDLE" "$W/svid-chain.pem" "$W/key.pem" kube-system orders | tail -n 1)
+    rm_assert_eq "$(rm_json "$line" .code)" PERMISSION_DENIED "a node claiming another namespace than its SVID"
+    rm_expect_log "$CLOG" '.event == "stream_refused" and (.reason | test("kube-system"))' \
+        "the refusal names the claimed namespace"
+    line=$(interop call "$ADDR" "$BUNDLE" /ringmesh.v1.Identity/Nope)
+    rm_assert_eq "$(rm_json "$line" .code)" UNIMPLEMENTED "an unknown method"
+}
+
+rm_case "Identity.Sign from python3-grpcio" case_sign
+rm_case "a forged token is refused" case_sign_refused
+rm_case "Discovery.Stream from python3-grpcio" case_stream
+rm_case "a NACK is logged" case_nack
+rm_case "Discovery refusals" case_stream_refusals
+rm_finish
