@@ -13,6 +13,9 @@
 /** `ringmeshctl svid ...`. Returns an RM_CTL_EXIT_* status. */
 int rm__ctl_svid(int argc, char **argv);
 
+/** `ringmeshctl token ...`. Returns an RM_CTL_EXIT_* status. */
+int rm__ctl_token(int argc, char **argv);
+
 /** Reads a whole file (at most 16 MiB) into a NUL-terminated malloc'd buffer. Returns 0 or -errno (-EFBIG when
  *  too large). */
 int rm__ctl_read_file(const char *path, char **data, size_t *len);

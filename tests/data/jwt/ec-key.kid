@@ -1,0 +1,1 @@
+hsk-stx8Mcufcw8YJpdB_ckvFoszG64eFxvKreiVIT0
