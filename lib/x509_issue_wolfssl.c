@@ -410,6 +410,58 @@ void rm_x509_issue_opts_init(rm_x509_issue_opts_t *opts)
     opts->now = 0;
     opts->ttl = RM_X509_DEFAULT_TTL;
     opts->backdate = RM_X509_DEFAULT_BACKDATE;
+    opts->dns_names = NULL;
+    opts->num_dns_names = 0;
+}
+
+static int is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* An RFC 1123 host name as x509_issue.h spells the rule out. */
+static int dns_name_check(const char *name)
+{
+    size_t len, label = 0, i;
+    int all_digits = 1;
+
+    if (name == NULL || (len = strlen(name)) == 0 || len > RM_X509_DNS_NAME_MAX)
+        return -EINVAL;
+    for (i = 0; i <= len; ++i) {
+        char c = name[i];
+        if (c == '.' || c == '\0') {
+            /* a label ends: not empty, not too long, no hyphen at either end */
+            if (label == 0 || label > 63 || name[i - 1] == '-')
+                return -EINVAL;
+            if (c == '\0')
+                break;
+            label = 0;
+            all_digits = 1;
+            continue;
+        }
+        if (!is_alnum(c) && !(c == '-' && label != 0))
+            return -EINVAL;
+        if (c < '0' || c > '9')
+            all_digits = 0;
+        ++label;
+    }
+    /* "10.0.0.1" is an address, which belongs in an iPAddress SAN */
+    return all_digits ? -EINVAL : 0;
+}
+
+static int dns_names_check(const rm_x509_issue_opts_t *opts)
+{
+    size_t i;
+    int ret;
+
+    if (opts->num_dns_names == 0)
+        return 0;
+    if (opts->dns_names == NULL || opts->num_dns_names > RM_X509_MAX_DNS_NAMES)
+        return -EINVAL;
+    for (i = 0; i != opts->num_dns_names; ++i)
+        if ((ret = dns_name_check(opts->dns_names[i])) != 0)
+            return ret;
+    return 0;
 }
 
 static int validity(const rm_x509_issue_opts_t *opts, time_t *not_before, time_t *not_after)
@@ -436,6 +488,8 @@ typedef struct st_cert_plan_t {
     const uint8_t *skid; /* KEY_ID_LEN bytes */
     const uint8_t *akid; /* may be NULL */
     size_t akid_len;
+    const char *const *dns_names; /* after the URI, checked with dns_names_check() */
+    size_t num_dns_names;
     time_t not_before, not_after;
     const uint8_t *serial; /* SERIAL_LEN bytes */
 } cert_plan_t;
@@ -443,7 +497,7 @@ typedef struct st_cert_plan_t {
 static int encode_tbs(der_out_t *d, const cert_plan_t *plan)
 {
     static const uint8_t V3[] = {0x02};
-    size_t tbs, mark, exts, seq, m[2];
+    size_t tbs, mark, exts, seq, m[2], i;
     int ret;
 
     tbs = der_open(d, TAG_SEQUENCE);
@@ -483,10 +537,13 @@ static int encode_tbs(der_out_t *d, const cert_plan_t *plan)
         der_close(d, seq);
         der_ext_close(d, m);
     }
-    /* subjectAltName: the one URI (GeneralName uniformResourceIdentifier [6] IA5String) */
+    /* subjectAltName: the one URI (GeneralName uniformResourceIdentifier [6] IA5String), then any DNS names
+     * (dNSName [2] IA5String) */
     der_ext_open(d, OID_SAN, sizeof(OID_SAN), 0, m);
     seq = der_open(d, TAG_SEQUENCE);
     der_tlv(d, 0x86, plan->uri, strlen(plan->uri));
+    for (i = 0; i != plan->num_dns_names; ++i)
+        der_tlv(d, 0x82, plan->dns_names[i], strlen(plan->dns_names[i]));
     der_close(d, seq);
     der_ext_close(d, m);
     der_ext_open(d, OID_SKID, sizeof(OID_SKID), 0, m);
@@ -609,6 +666,10 @@ int rm_x509_make_root_ca(const char *trust_domain, const rm_x509_issue_opts_t *o
         goto Exit;
     if ((ret = validity(opts, &plan.not_before, &plan.not_after)) != 0)
         goto Exit;
+    if (opts->num_dns_names != 0) {
+        ret = -EINVAL;
+        goto Exit;
+    }
     if (wc_InitRng(&rng) != 0 || (have_rng = 1, wc_ecc_init(&key) != 0) ||
         (have_key = 1, wc_ecc_make_key_ex(&rng, 32, &key, ECC_SECP256R1) != 0)) {
         ret = RM_ERR_SVID_ISSUE;
@@ -802,7 +863,7 @@ int rm_x509_sign_svid(const rm_x509_ca_t *ca, const uint8_t *spki_der, size_t sp
     }
     if ((ret = rm_spiffe_id_parse(spiffe_id, strlen(spiffe_id), id)) != 0)
         goto Exit;
-    if ((ret = validity(opts, &plan.not_before, &plan.not_after)) != 0)
+    if ((ret = validity(opts, &plan.not_before, &plan.not_after)) != 0 || (ret = dns_names_check(opts)) != 0)
         goto Exit;
     if ((ret = read_ca_fields(ca->cert_der, ca->cert_len, &ca_fields)) != 0)
         goto Exit;
@@ -839,6 +900,8 @@ int rm_x509_sign_svid(const rm_x509_ca_t *ca, const uint8_t *spki_der, size_t sp
     }
     plan.is_ca = 0;
     plan.uri = id->str;
+    plan.dns_names = opts->dns_names;
+    plan.num_dns_names = opts->num_dns_names;
     plan.subject = name.base;
     plan.subject_len = name.len;
     plan.issuer = ca_fields.subject.p;
@@ -890,7 +953,7 @@ int rm_x509_issue_svid(const rm_x509_ca_t *ca, const char *spiffe_id, const rm_x
     *cert_pem = NULL;
     *key_pem = NULL;
     /* check what the caller controls before spending a key generation */
-    if ((ret = rm_spiffe_id_parse(spiffe_id, strlen(spiffe_id), NULL)) != 0)
+    if ((ret = rm_spiffe_id_parse(spiffe_id, strlen(spiffe_id), NULL)) != 0 || (ret = dns_names_check(opts)) != 0)
         goto Exit;
     if ((ret = rm_x509_generate_key(key_pem, key_len, &spki, &spki_len)) != 0)
         goto Exit;
