@@ -544,7 +544,8 @@ int rm_ca_sign_csr(const rm_ca_t *ca, const char *csr_pem, size_t csr_len, const
 
     rm_x509_issue_opts_init(&opts);
     opts.now = time(NULL);
-    opts.ttl = effective_ttl(ca, requested_ttl);
+    /* The lifetime counts from now: NotBefore is backdated for clock skew, NotAfter = now + ttl. */
+    opts.ttl = effective_ttl(ca, requested_ttl) + opts.backdate;
     if ((ret = rm_x509_sign_svid(ca->signer, spki, spki_len, spiffe_id, &opts, &out->chain_pem, &out->chain_len)) !=
         0) {
         ret = fail(err, errlen, ret, "cannot sign an SVID for %.300s: %s", spiffe_id, rm_strerror(ret));
@@ -571,8 +572,10 @@ int rm_ca_issue_serving(const rm_ca_t *ca, const char *spiffe_id, const char *co
         return ret;
     /* The control plane picks its own certificate's lifetime (it is not a workload's request): 0 means the default,
      * any other value is taken as it is, and max_ttl, a bound on what sidecars get, does not apply. */
+    if (ttl < 0)
+        return -EINVAL;
     rm_x509_issue_opts_init(&opts);
-    opts.ttl = ttl != 0 ? ttl : ca->default_ttl;
+    opts.ttl = (ttl != 0 ? ttl : ca->default_ttl) + opts.backdate; /* counted from now, as for SVIDs */
     opts.dns_names = dns_names;
     opts.num_dns_names = num_dns_names;
     return rm_x509_issue_svid(ca->signer, spiffe_id, &opts, cert_pem, cert_len, key_pem, key_len);

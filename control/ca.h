@@ -54,7 +54,8 @@ typedef struct st_rm_ca_issued_t {
 
 /** Checks `csr_pem` (rm_csr_parse_pem()) and signs an SVID for its key naming `spiffe_id` (the attested
  *  identity; the CSR's own subject and SANs are ignored). `requested_ttl` 0 means the default; any other value
- *  is clamped to [RM_CA_MIN_TTL, max_ttl]. Returns 0, RM_ERR_CSR_*, RM_ERR_SVID_KEY_TYPE, an RM_ERR_SPIFFE_*
+ *  is clamped to [RM_CA_MIN_TTL, max_ttl]. The lifetime counts from now (NotAfter = now + ttl); NotBefore is
+ *  backdated 5 minutes for clock skew. Returns 0, RM_ERR_CSR_*, RM_ERR_SVID_KEY_TYPE, an RM_ERR_SPIFFE_*
  *  code for a bad ID, RM_ERR_SVID_ISSUE or -ENOMEM, with a sentence in `err`. */
 int rm_ca_sign_csr(const rm_ca_t *ca, const char *csr_pem, size_t csr_len, const char *spiffe_id,
                    int64_t requested_ttl, rm_ca_issued_t *out, char *err, size_t errlen);

@@ -57,6 +57,8 @@ struct st_rm_control_client_t {
     char *cert_pem, *key_pem, *bundle_pem; /* the SVID held (key in memory only; the state file is 0600) */
     size_t cert_len, key_len, bundle_len;
     int64_t not_before, not_after;
+    int64_t issued_at;    /* when it was received: NotBefore is backdated for clock skew, so the lifetime that
+                           * counts for renewal runs from here */
     uint64_t renew_at_ms; /* monotonic */
     unsigned sign_failures;
     int expiring_logged, expired_published;
@@ -251,10 +253,10 @@ static int rebuild_tls(rm_control_client_t *cc, const char *bundle, size_t bundl
 
 static void schedule_renewal(rm_control_client_t *cc)
 {
-    int64_t life = cc->not_after - cc->not_before, now = (int64_t)time(NULL);
+    int64_t life = cc->not_after - cc->issued_at, now = (int64_t)time(NULL);
     /* renew at renewFraction of the lifetime, with up to 10 % of the lifetime of jitter either way so that a
      * fleet started together does not renew together */
-    int64_t at = cc->not_before + (int64_t)((double)life * cc->ccfg->renew_fraction);
+    int64_t at = cc->issued_at + (int64_t)((double)life * cc->ccfg->renew_fraction);
     int64_t jitter = life / 10 > 0 ? (int64_t)(rand32() % (uint32_t)(2 * (life / 10) + 1)) - life / 10 : 0;
     at += jitter;
     if (at > cc->not_after - 30)
@@ -478,16 +480,17 @@ static void restore_state(rm_control_client_t *cc)
         if (ret == 0 && (ret = rebuild_tls(cc, NULL, 0, err, sizeof(err))) == 0) {
             char *meta = NULL;
             size_t meta_len;
-            long long nb = 0, na = 0;
+            long long nb = 0, ia = 0, na = 0;
             /* the validity window, saved beside the SVID; without it, renew soon */
             state_path(cc, "svid.validity", path, sizeof(path));
-            if (read_file(path, &meta, &meta_len) == 0 && sscanf(meta, "%lld %lld", &nb, &na) == 2 && nb < na &&
-                na == (long long)rm_tls_ctx_not_after(cc->client_ctx)) {
+            if (read_file(path, &meta, &meta_len) == 0 && sscanf(meta, "%lld %lld %lld", &nb, &ia, &na) == 3 &&
+                nb <= ia && ia < na && na == (long long)rm_tls_ctx_not_after(cc->client_ctx)) {
                 cc->not_before = nb;
+                cc->issued_at = ia;
                 cc->not_after = na;
             } else {
-                cc->not_before = now - 3600;
                 cc->not_after = rm_tls_ctx_not_after(cc->client_ctx);
+                cc->not_before = cc->issued_at = now - (cc->not_after - now); /* renew at once at 50 % */
             }
             free(meta);
             atomic_store(&cc->proxy->control.svid_not_after, cc->not_after);
@@ -726,6 +729,9 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
     }
     cc->not_before = resp->not_before;
     cc->not_after = resp->not_after;
+    cc->issued_at = (int64_t)time(NULL);
+    if (cc->issued_at < cc->not_before || cc->issued_at >= cc->not_after)
+        cc->issued_at = cc->not_before; /* clocks apart: fall back to the certificate's own window */
     atomic_store(&cc->proxy->control.svid_not_after, cc->not_after);
     atomic_fetch_add(&cc->proxy->control.svid_renewals, 1);
     atomic_store(&cc->proxy->control.svid_expiring, 0);
@@ -734,7 +740,8 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
     save_state(cc, "bundle.pem", cc->bundle_pem, cc->bundle_len, 0);
     {
         char meta[64];
-        int n = snprintf(meta, sizeof(meta), "%lld %lld\n", (long long)cc->not_before, (long long)cc->not_after);
+        int n = snprintf(meta, sizeof(meta), "%lld %lld %lld\n", (long long)cc->not_before, (long long)cc->issued_at,
+                         (long long)cc->not_after);
         save_state(cc, "svid.validity", meta, (size_t)n, 0);
     }
     {
@@ -808,7 +815,7 @@ static void renew(rm_control_client_t *cc)
 /* Warns near expiry; after expiry stops presenting the SVID. */
 static void check_expiry(rm_control_client_t *cc)
 {
-    int64_t now = (int64_t)time(NULL), life = cc->not_after - cc->not_before;
+    int64_t now = (int64_t)time(NULL), life = cc->not_after - cc->issued_at;
 
     if (cc->client_ctx == NULL)
         return;

@@ -55,7 +55,8 @@ case_sign() {
     rm_assert_eq "$(rm_json "$line" .ok)" true "Identity.Sign succeeds for a valid token"
     rm_assert_eq "$(rm_json "$line" .spiffe_id)" "spiffe://cluster.local/ns/shop/sa/orders" \
         "the SVID names the attested identity, not the CSR's"
-    rm_assert_eq "$(($(rm_json "$line" .not_after) - $(rm_json "$line" .not_before)))" 600 "the requested lifetime"
+    rm_assert_eq "$(($(rm_json "$line" .not_after) - $(rm_json "$line" .not_before)))" 900 \
+        "the requested lifetime (600 s from now, NotBefore backdated 300 s)"
     local san
     san=$(openssl x509 -in "$W/svid-chain.pem" -noout -ext subjectAltName | tail -n +2 | tr -d ' ')
     rm_assert_eq "$san" "URI:spiffe://cluster.local/ns/shop/sa/orders" "the certificate's only SAN"

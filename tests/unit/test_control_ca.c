@@ -757,9 +757,11 @@ static void check_ttl(rm_ca_t *ca, const char *csr, size_t csr_len, int64_t requ
     assert_code(rm_ca_sign_csr(ca, csr, csr_len, LEAF_ID, requested, &issued, err, sizeof(err)), 0);
     after = time(NULL);
     parse_leaf(issued.chain_pem, &info, NULL);
-    if ((int64_t)(info.not_after - info.not_before) != want)
-        fail_msg("requested %lld s: lifetime %lld s, want %lld s", (long long)requested,
-                 (long long)(info.not_after - info.not_before), (long long)want);
+    /* the lifetime counts from the moment of signing; NotBefore is backdated on top of it */
+    if ((int64_t)(info.not_after - info.not_before) != want + BACKDATE)
+        fail_msg("requested %lld s: lifetime %lld s, want %lld s + %d s backdate", (long long)requested,
+                 (long long)(info.not_after - info.not_before), (long long)want, BACKDATE);
+    assert_true(info.not_after >= before + want && info.not_after <= after + want);
     assert_int_equal(issued.not_before, (int64_t)info.not_before);
     assert_int_equal(issued.not_after, (int64_t)info.not_after);
     /* backdated by 5 minutes from the moment of signing */
@@ -913,7 +915,7 @@ static void test_serving_certificate(void **state)
     parse_leaf(cert, &info, NULL);
     assert_int_equal(info.num_uris, 1); /* DNS names are not URIs: still one URI SAN */
     assert_string_equal(info.uris[0], SERVE_ID);
-    assert_int_equal(info.not_after - info.not_before, 3600);
+    assert_int_equal(info.not_after - info.not_before, 3600 + BACKDATE);
     assert_code(verify_with_bundle(rm_ca_bundle_pem(ca, NULL), cert, &id), 0);
     assert_string_equal(id.str, SERVE_ID);
 
@@ -941,13 +943,13 @@ static void test_serving_certificate(void **state)
     assert_code(rm_ca_issue_serving(ca, SERVE_ID, NULL, 0, 0, &cert, &cert_len, &key, &key_len), 0);
     parse_leaf(cert, &info, NULL);
     assert_int_equal(info.num_uris, 1);
-    assert_int_equal(info.not_after - info.not_before, 24 * 3600);
+    assert_int_equal(info.not_after - info.not_before, 24 * 3600 + BACKDATE);
     free(cert);
     rm_x509_free_secret(key, key_len);
     /* the control plane's own lifetime is not held to the sidecars' max_ttl (24 h here) */
     assert_code(rm_ca_issue_serving(ca, SERVE_ID, names, 3, 30 * 24 * 3600, &cert, &cert_len, &key, &key_len), 0);
     parse_leaf(cert, &info, NULL);
-    assert_int_equal(info.not_after - info.not_before, 30 * 24 * 3600);
+    assert_int_equal(info.not_after - info.not_before, 30 * 24 * 3600 + BACKDATE);
     free(cert);
     rm_x509_free_secret(key, key_len);
     assert_code(rm_ca_issue_serving(ca, SERVE_ID, names, 3, -1, &cert, &cert_len, &key, &key_len), -EINVAL);
