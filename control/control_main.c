@@ -1,6 +1,7 @@
 /* ringmesh-control: the control plane's entry point. Flags configure the process; the mesh itself is
  * configured by the YAML directory given with --config-dir (docs/control-config.md). */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "admin_http.h"
 #include "attest.h"
 #include "ca.h"
 #include "grpc_server.h"
@@ -24,6 +26,7 @@ static const char USAGE[] =
     "\n"
     "  --config-dir DIR        mesh configuration: YAML files (MeshConfig, Service), reloaded on change\n"
     "  --listen ADDR           gRPC address (default [::]:15012)\n"
+    "  --admin-listen ADDR     /metrics and /healthz (default [::]:15014; \"off\" for none)\n"
     "  --state-dir DIR         where a generated root CA is kept and the trust bundle is published\n"
     "                          (default /var/lib/ringmesh-control)\n"
     "  --ca-cert FILE          signing CA certificate (then the chain above it); default: generated root\n"
@@ -39,7 +42,7 @@ static const char USAGE[] =
     "  --log-level LEVEL       debug, info, warn, error (default info)\n";
 
 typedef struct st_control_opts_t {
-    const char *listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer, *audience;
+    const char *listen, *admin_listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer, *audience;
     const char *namespace_, *log_level;
     const char *dns_names[MAX_DNS_NAMES];
     size_t num_dns_names;
@@ -72,11 +75,78 @@ static void on_model(void *arg, rm_mesh_model_t *model)
     rm_mesh_model_unref(model);
 }
 
+static const char *const TYPE_NAMES[3] = {"trust_bundle", "destinations", "mesh_settings"};
+
+static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    if (o >= len)
+        return o;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + o, len - o, fmt, ap);
+    va_end(ap);
+    return n < 0 ? o : (o + (size_t)n < len ? o + (size_t)n : len);
+}
+
+static size_t control_metrics(void *arg, char *buf, size_t len)
+{
+    rm_control_stats_t st;
+    size_t o = 0;
+
+    rm_control_server_stats(arg, &st);
+    o = put(buf, len, o,
+            "# HELP ringmesh_control_discovery_streams Discovery streams open on this replica.\n"
+            "# TYPE ringmesh_control_discovery_streams gauge\nringmesh_control_discovery_streams %llu\n"
+            "# HELP ringmesh_control_discovery_streams_total Discovery streams opened.\n"
+            "# TYPE ringmesh_control_discovery_streams_total counter\nringmesh_control_discovery_streams_total %llu\n"
+            "# HELP ringmesh_control_discovery_streams_refused_total Streams ended with an error status.\n"
+            "# TYPE ringmesh_control_discovery_streams_refused_total counter\n"
+            "ringmesh_control_discovery_streams_refused_total %llu\n",
+            (unsigned long long)st.streams_active, (unsigned long long)st.streams_total,
+            (unsigned long long)st.streams_refused);
+    o = put(buf, len, o, "# HELP ringmesh_control_pushes_total Resources pushed to sidecars.\n"
+                         "# TYPE ringmesh_control_pushes_total counter\n");
+    for (int t = 0; t < 3; t++)
+        o = put(buf, len, o, "ringmesh_control_pushes_total{type=\"%s\"} %llu\n", TYPE_NAMES[t],
+                (unsigned long long)st.pushes[t]);
+    o = put(buf, len, o, "# HELP ringmesh_control_acks_total Pushes sidecars accepted.\n"
+                         "# TYPE ringmesh_control_acks_total counter\n");
+    for (int t = 0; t < 3; t++)
+        o = put(buf, len, o, "ringmesh_control_acks_total{type=\"%s\"} %llu\n", TYPE_NAMES[t],
+                (unsigned long long)st.acks[t]);
+    o = put(buf, len, o, "# HELP ringmesh_control_nacks_total Pushes sidecars rejected (see config_nacked logs).\n"
+                         "# TYPE ringmesh_control_nacks_total counter\n");
+    for (int t = 0; t < 3; t++)
+        o = put(buf, len, o, "ringmesh_control_nacks_total{type=\"%s\"} %llu\n", TYPE_NAMES[t],
+                (unsigned long long)st.nacks[t]);
+    o = put(buf, len, o,
+            "# HELP ringmesh_control_svids_issued_total X.509-SVIDs signed.\n"
+            "# TYPE ringmesh_control_svids_issued_total counter\nringmesh_control_svids_issued_total %llu\n"
+            "# HELP ringmesh_control_sign_refused_total Identity.Sign calls refused (see sign_refused logs).\n"
+            "# TYPE ringmesh_control_sign_refused_total counter\nringmesh_control_sign_refused_total %llu\n"
+            "# HELP ringmesh_control_config_updates_total Configurations put in service.\n"
+            "# TYPE ringmesh_control_config_updates_total counter\nringmesh_control_config_updates_total %llu\n"
+            "# HELP ringmesh_control_config_info The configuration being served.\n"
+            "# TYPE ringmesh_control_config_info gauge\nringmesh_control_config_info{version=\"%s\",services=\"%llu\"} 1\n",
+            (unsigned long long)st.sign_ok, (unsigned long long)st.sign_refused,
+            (unsigned long long)st.model_updates, st.version, (unsigned long long)st.num_services);
+    return o;
+}
+
+static int control_ready(void *arg)
+{
+    rm_control_stats_t st;
+    rm_control_server_stats(arg, &st);
+    return st.model_updates > 0;
+}
+
 static int parse_opts(int argc, char **argv, control_opts_t *o)
 {
-    enum { O_LISTEN = 256, O_CONFIG, O_STATE, O_CACERT, O_CAKEY, O_EXTRA, O_TTL, O_JWKS, O_ISS, O_AUD, O_NS, O_DNS, O_LOG };
+    enum { O_ADMIN = 255, O_LISTEN = 256, O_CONFIG, O_STATE, O_CACERT, O_CAKEY, O_EXTRA, O_TTL, O_JWKS, O_ISS, O_AUD, O_NS, O_DNS, O_LOG };
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, O_LISTEN},    {"config-dir", required_argument, NULL, O_CONFIG},
+        {"listen", required_argument, NULL, O_LISTEN},    {"admin-listen", required_argument, NULL, O_ADMIN},    {"config-dir", required_argument, NULL, O_CONFIG},
         {"state-dir", required_argument, NULL, O_STATE},  {"ca-cert", required_argument, NULL, O_CACERT},
         {"ca-key", required_argument, NULL, O_CAKEY},     {"extra-roots", required_argument, NULL, O_EXTRA},
         {"max-svid-ttl", required_argument, NULL, O_TTL}, {"jwks", required_argument, NULL, O_JWKS},
@@ -89,6 +159,7 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
 
     memset(o, 0, sizeof(*o));
     o->listen = "[::]:15012";
+    o->admin_listen = "[::]:15014";
     o->state_dir = "/var/lib/ringmesh-control";
     o->audience = "ringmesh";
     o->namespace_ = "ringmesh-system";
@@ -97,6 +168,7 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case O_LISTEN: o->listen = optarg; break;
+        case O_ADMIN: o->admin_listen = optarg; break;
         case O_CONFIG: o->config_dir = optarg; break;
         case O_STATE: o->state_dir = optarg; break;
         case O_CACERT: o->ca_cert = optarg; break;
@@ -155,6 +227,7 @@ int main(int argc, char **argv)
     rm_ca_t *ca = NULL;
     rm_attestor_t *attestor = NULL;
     rm_control_server_t *srv = NULL;
+    rm_admin_http_t *admin = NULL;
     char err[512], spiffe_id[512], dns_buf[2][300], path[4096];
     char *cert_pem = NULL, *key_pem = NULL;
     size_t cert_len = 0, key_len = 0, bundle_len;
@@ -186,7 +259,9 @@ int main(int argc, char **argv)
         .key_file = o.ca_key,
         .extra_roots_file = o.extra_roots,
         .state_dir = o.state_dir,
-        .default_ttl = model->settings.svid_ttl,
+        /* the mesh's svidTTL, held to --max-svid-ttl */
+        .default_ttl = model->settings.svid_ttl < (int64_t)(o.max_ttl_ms / 1000) ? model->settings.svid_ttl
+                                                                                  : (int64_t)(o.max_ttl_ms / 1000),
         .max_ttl = o.max_ttl_ms / 1000,
     };
     if ((ret = rm_ca_open(&cac, &ca, err, sizeof(err))) != 0) {
@@ -238,6 +313,12 @@ int main(int argc, char **argv)
         log_fatal("listen_failed", o.listen, ret, err);
         goto Exit;
     }
+    if (strcmp(o.admin_listen, "off") != 0 &&
+        (ret = rm_admin_http_start(o.admin_listen, control_metrics, control_ready, srv, &admin, err, sizeof(err))) !=
+            0) {
+        log_fatal("listen_failed", o.admin_listen, ret, err);
+        goto Exit;
+    }
     update_ctx_t uctx = {srv, rm_ca_trust_domain(ca)};
     if ((ret = src->ops->start(src, on_model, &uctx)) != 0) {
         log_fatal("config_watch_failed", o.config_dir, ret, "cannot watch the configuration directory");
@@ -247,6 +328,7 @@ int main(int argc, char **argv)
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "control_started");
         rm_log_str(&l, "listen", o.listen);
+        rm_log_str(&l, "adminListen", o.admin_listen);
         rm_log_str(&l, "trustDomain", rm_ca_trust_domain(ca));
         rm_log_str(&l, "spiffeId", spiffe_id);
         rm_log_str(&l, "configDir", o.config_dir);
@@ -270,6 +352,7 @@ int main(int argc, char **argv)
 Exit:
     if (src != NULL)
         src->ops->destroy(src);
+    rm_admin_http_stop(admin);
     rm_control_server_stop(srv);
     if (attestor != NULL)
         attestor->ops->destroy(attestor);

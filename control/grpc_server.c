@@ -668,7 +668,11 @@ static void install_model(rm_control_server_t *srv, rm_mesh_model_t *model)
     }
     rm_mesh_model_unref(srv->model);
     srv->model = model;
-    stats_add(srv, &srv->stats.model_updates, 1);
+    pthread_mutex_lock(&srv->mutex);
+    srv->stats.model_updates++;
+    snprintf(srv->stats.version, sizeof(srv->stats.version), "%s", model->version);
+    srv->stats.num_services = model->num_services;
+    pthread_mutex_unlock(&srv->mutex);
     {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "config_serving");

@@ -35,6 +35,8 @@ typedef struct st_rm_control_stats_t {
     uint64_t sign_ok;
     uint64_t sign_refused;
     uint64_t model_updates;
+    char version[64]; /* of the model being served */
+    uint64_t num_services;
 } rm_control_stats_t;
 
 /** Binds, starts the server thread and serves `model` (a reference is taken). On failure returns a negative

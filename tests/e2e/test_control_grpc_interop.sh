@@ -27,7 +27,8 @@ EOF
 
 PORT=$((20000 + $$ % 20000))
 ADDR=127.0.0.1:$PORT
-rm_control_start main - "$ADDR"
+ADMIN=127.0.0.1:$((PORT + 1))
+rm_control_start main - "$ADDR" --admin-listen "$ADMIN"
 CLOG=$RM_TMP/logs/control-main.log
 BUNDLE=$RM_TMP/control/state/trust-bundle.pem
 [ -s "$BUNDLE" ] || rm_fail "the control plane did not publish its trust bundle"
@@ -115,9 +116,26 @@ case_stream_refusals() {
     rm_assert_eq "$(rm_json "$line" .code)" UNIMPLEMENTED "an unknown method"
 }
 
+# /metrics counts what the cases above did; /healthz answers.
+case_metrics() {
+    local m
+    m=$(curl -sf "http://$ADMIN/metrics") || rm_fail "GET /metrics failed"
+    rm_assert_eq "$(grep -c '^# TYPE ringmesh_control_' <<<"$m")" 10 "metric families exposed"
+    rm_assert_eq "$(awk '$1 == "ringmesh_control_svids_issued_total" {print $2}' <<<"$m")" 1 "SVIDs issued"
+    rm_assert_eq "$(awk '$1 == "ringmesh_control_sign_refused_total" {print $2}' <<<"$m")" 1 "Sign refusals"
+    rm_assert_eq "$(awk '$1 == "ringmesh_control_nacks_total{type=\"destinations\"}" {print $2}' <<<"$m")" 1 \
+        "NACKs of destinations"
+    rm_assert_eq "$(awk '$1 == "ringmesh_control_discovery_streams_refused_total" {print $2}' <<<"$m")" 2 \
+        "refused streams"
+    rm_assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "http://$ADMIN/healthz/ready")" 200 "ready"
+    rm_assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "http://$ADMIN/nope")" 404 "unknown path"
+    rm_assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$ADMIN/metrics")" 405 "POST refused"
+}
+
 rm_case "Identity.Sign from python3-grpcio" case_sign
 rm_case "a forged token is refused" case_sign_refused
 rm_case "Discovery.Stream from python3-grpcio" case_stream
 rm_case "a NACK is logged" case_nack
 rm_case "Discovery refusals" case_stream_refusals
+rm_case "metrics and health" case_metrics
 rm_finish
