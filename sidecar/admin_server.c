@@ -100,6 +100,30 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                 "# TYPE ringmesh_proxy_svid_expiry_timestamp_seconds gauge\n"
                 "ringmesh_proxy_svid_expiry_timestamp_seconds %lld\n",
                 (long long)rm_tls_ctx_not_after(snap->client_ctx));
+    if (atomic_load(&p->control.enabled)) {
+        static const char *const types[3] = {"trust_bundle", "destinations", "mesh_settings"};
+        rm_control_stats_t *cs = &p->control;
+        o = put(buf, len, o,
+                "# HELP ringmesh_proxy_control_plane_connected 1 while the discovery stream is up.\n"
+                "# TYPE ringmesh_proxy_control_plane_connected gauge\nringmesh_proxy_control_plane_connected %d\n"
+                "# HELP ringmesh_proxy_svid_renewals_total SVIDs obtained from the control plane.\n"
+                "# TYPE ringmesh_proxy_svid_renewals_total counter\nringmesh_proxy_svid_renewals_total %llu\n"
+                "# HELP ringmesh_proxy_svid_renewal_failures_total Identity.Sign calls that failed.\n"
+                "# TYPE ringmesh_proxy_svid_renewal_failures_total counter\n"
+                "ringmesh_proxy_svid_renewal_failures_total %llu\n"
+                "# HELP ringmesh_proxy_svid_expiring 1 when the SVID is near expiry and could not be renewed.\n"
+                "# TYPE ringmesh_proxy_svid_expiring gauge\nringmesh_proxy_svid_expiring %d\n",
+                atomic_load(&cs->connected), (unsigned long long)atomic_load(&cs->svid_renewals),
+                (unsigned long long)atomic_load(&cs->svid_failures), atomic_load(&cs->svid_expiring));
+        o = put(buf, len, o, "# HELP ringmesh_proxy_config_pushes_total Pushes from the control plane, by outcome.\n"
+                             "# TYPE ringmesh_proxy_config_pushes_total counter\n");
+        for (int t = 0; t < 3; t++)
+            o = put(buf, len, o,
+                    "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"accepted\"} %llu\n"
+                    "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"rejected\"} %llu\n",
+                    types[t], (unsigned long long)atomic_load(&cs->accepted[t]), types[t],
+                    (unsigned long long)atomic_load(&cs->rejected[t]));
+    }
     o = put(buf, len, o,
             "# HELP ringmesh_proxy_info Static facts about this proxy.\n# TYPE ringmesh_proxy_info gauge\n"
             "ringmesh_proxy_info{io_backend=\"%s\",workers=\"%u\"} 1\n",

@@ -254,11 +254,12 @@ static int rebuild_tls(rm_control_client_t *cc, const char *bundle, size_t bundl
 static void schedule_renewal(rm_control_client_t *cc)
 {
     int64_t life = cc->not_after - cc->issued_at, now = (int64_t)time(NULL);
-    /* renew at renewFraction of the lifetime, with up to 10 % of the lifetime of jitter either way so that a
-     * fleet started together does not renew together */
-    int64_t at = cc->issued_at + (int64_t)((double)life * cc->ccfg->renew_fraction);
-    int64_t jitter = life / 10 > 0 ? (int64_t)(rand32() % (uint32_t)(2 * (life / 10) + 1)) - life / 10 : 0;
-    at += jitter;
+    /* renew at renewFraction of the lifetime, moved by up to 20 % of that either way, so that a fleet started
+     * together does not renew together */
+    int64_t interval = (int64_t)((double)life * cc->ccfg->renew_fraction);
+    int64_t spread = interval / 5;
+    int64_t at = cc->issued_at + interval + (spread > 0 ? (int64_t)(rand32() % (uint32_t)(2 * spread + 1)) - spread : 0);
+
     if (at > cc->not_after - 30)
         at = cc->not_after - 30;
     cc->renew_at_ms = now_ms() + (at > now ? (uint64_t)(at - now) * 1000 : 0);

@@ -1,0 +1,249 @@
+/* The mesh model: reference counting, canonical order and the content version. */
+#include "mesh_model_internal.h"
+
+#include "ringmesh/digest.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+rm_mesh_model_t *rm_mesh_model_ref(rm_mesh_model_t *m)
+{
+    __atomic_add_fetch(&m->refcnt, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
+void rm__model_service_clear(rm_model_service_t *s)
+{
+    free(s->namespace_);
+    free(s->name);
+    for (size_t i = 0; i < s->num_addresses; i++)
+        free(s->addresses[i]);
+    free(s->addresses);
+    for (size_t i = 0; i < s->num_identities; i++)
+        free(s->identities[i]);
+    free(s->identities);
+    free(s->file);
+    memset(s, 0, sizeof(*s));
+}
+
+static void model_free(rm_mesh_model_t *m)
+{
+    free(m->version);
+    free(m->settings.trust_domain);
+    for (size_t i = 0; i < m->num_services; i++)
+        rm__model_service_clear(&m->services[i]);
+    free(m->services);
+    free(m);
+}
+
+void rm_mesh_model_unref(rm_mesh_model_t *m)
+{
+    if (m == NULL)
+        return;
+    /* release: this thread's reads of the model happen before the free; acquire: the freeing thread sees them */
+    if (__atomic_sub_fetch(&m->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
+        model_free(m);
+}
+
+rm_mesh_model_t *rm__mesh_model_new(void)
+{
+    rm_mesh_model_t *m;
+
+    if ((m = calloc(1, sizeof(*m))) == NULL)
+        return NULL;
+    if ((m->settings.trust_domain = strdup(RM_MODEL_DEFAULT_TRUST_DOMAIN)) == NULL) {
+        free(m);
+        return NULL;
+    }
+    m->settings.inbound_mode = RM_MODEL_MTLS_STRICT;
+    m->settings.access_log = 1;
+    m->settings.svid_ttl = RM_MODEL_DEFAULT_SVID_TTL;
+    m->refcnt = 1;
+    return m;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Canonical order.
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct st_addr_key_t {
+    int family; /* AF_INET sorts before AF_INET6 */
+    uint8_t bytes[16];
+    unsigned port;
+} addr_key_t;
+
+/* Reads "ip:port" or "[ip6]:port" (the canonical forms); anything else sorts last, by its text. */
+static int addr_key_parse(const char *s, addr_key_t *k)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *port;
+    size_t n;
+
+    memset(k, 0, sizeof(*k));
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':' || (n = (size_t)(close - s - 1)) >= sizeof(host))
+            return -1;
+        memcpy(host, s + 1, n);
+        host[n] = '\0';
+        if (inet_pton(AF_INET6, host, k->bytes) != 1)
+            return -1;
+        k->family = AF_INET6;
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (colon == NULL || (n = (size_t)(colon - s)) >= sizeof(host))
+            return -1;
+        memcpy(host, s, n);
+        host[n] = '\0';
+        if (inet_pton(AF_INET, host, k->bytes) != 1)
+            return -1;
+        k->family = AF_INET;
+        port = colon + 1;
+    }
+    k->port = (unsigned)strtoul(port, NULL, 10);
+    return 0;
+}
+
+static int cmp_address(const void *x, const void *y)
+{
+    const char *a = *(const char *const *)x, *b = *(const char *const *)y;
+    addr_key_t ka, kb;
+    int pa = addr_key_parse(a, &ka), pb = addr_key_parse(b, &kb), c;
+
+    if (pa != 0 || pb != 0)
+        return pa != pb ? (pa != 0) - (pb != 0) : strcmp(a, b);
+    if (ka.family != kb.family)
+        return ka.family == AF_INET ? -1 : 1;
+    if ((c = memcmp(ka.bytes, kb.bytes, sizeof(ka.bytes))) != 0)
+        return c;
+    return ka.port < kb.port ? -1 : ka.port > kb.port;
+}
+
+static int cmp_string(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static int cmp_service(const void *x, const void *y)
+{
+    const rm_model_service_t *a = x, *b = y;
+    int c = strcmp(a->namespace_, b->namespace_);
+    return c != 0 ? c : strcmp(a->name, b->name);
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Canonical serialization and version.
+ * ------------------------------------------------------------------------------------------------------- */
+
+/* A growable byte buffer; the all-zero value is empty. `failed` sticks once an allocation fails. */
+typedef struct st_ser_buf_t {
+    char *base;
+    size_t len, cap;
+    int failed;
+} ser_buf_t;
+
+static void ser_raw(ser_buf_t *b, const void *p, size_t n)
+{
+    if (b->failed || n == 0)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap == 0 ? 1024 : b->cap;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *base = realloc(b->base, cap);
+        if (base == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->base = base;
+        b->cap = cap;
+    }
+    memcpy(b->base + b->len, p, n);
+    b->len += n;
+}
+
+/* "<tag>=<length>:<bytes>\n": the length makes every string unambiguous whatever bytes it holds. */
+static void ser_str(ser_buf_t *b, const char *tag, const char *s)
+{
+    char head[64];
+    size_t n = s != NULL ? strlen(s) : 0;
+    int h = snprintf(head, sizeof(head), "%s=%zu:", tag, n);
+    ser_raw(b, head, (size_t)h);
+    ser_raw(b, s, n);
+    ser_raw(b, "\n", 1);
+}
+
+static void ser_int(ser_buf_t *b, const char *tag, int64_t v)
+{
+    char tmp[64];
+    int n = snprintf(tmp, sizeof(tmp), "%s=%" PRId64 "\n", tag, v);
+    ser_raw(b, tmp, (size_t)n);
+}
+
+int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_len)
+{
+    ser_buf_t b = {NULL, 0, 0, 0};
+    const rm_mesh_settings_t *s = &m->settings;
+
+    ser_str(&b, "format", "ringmesh.mesh_model.v1");
+    ser_str(&b, "trustDomain", s->trust_domain);
+    ser_int(&b, "mtlsMode", (int64_t)s->inbound_mode);
+    ser_int(&b, "connectTimeoutMs", s->connect_timeout_ms);
+    ser_int(&b, "idleTimeoutMs", s->idle_timeout_ms);
+    ser_int(&b, "accessLog", s->access_log ? 1 : 0);
+    ser_int(&b, "svidTTL", s->svid_ttl);
+    ser_int(&b, "services", (int64_t)m->num_services);
+    for (size_t i = 0; i < m->num_services; i++) {
+        const rm_model_service_t *svc = &m->services[i];
+        ser_str(&b, "namespace", svc->namespace_);
+        ser_str(&b, "name", svc->name);
+        ser_int(&b, "inMesh", svc->in_mesh ? 1 : 0);
+        ser_int(&b, "addresses", (int64_t)svc->num_addresses);
+        for (size_t j = 0; j < svc->num_addresses; j++)
+            ser_str(&b, "address", svc->addresses[j]);
+        ser_int(&b, "identities", (int64_t)svc->num_identities);
+        for (size_t j = 0; j < svc->num_identities; j++)
+            ser_str(&b, "identity", svc->identities[j]);
+    }
+    if (b.failed) {
+        free(b.base);
+        return -ENOMEM;
+    }
+    *out = b.base;
+    *out_len = b.len;
+    return 0;
+}
+
+int rm__mesh_model_seal(rm_mesh_model_t *m)
+{
+    uint8_t digest[RM_SHA256_LEN];
+    char hex[2 * RM_SHA256_LEN + 1], *ser = NULL, *version;
+    size_t ser_len = 0;
+    int ret;
+
+    for (size_t i = 0; i < m->num_services; i++) {
+        rm_model_service_t *svc = &m->services[i];
+        if (svc->num_addresses > 1)
+            qsort(svc->addresses, svc->num_addresses, sizeof(svc->addresses[0]), cmp_address);
+        if (svc->num_identities > 1)
+            qsort(svc->identities, svc->num_identities, sizeof(svc->identities[0]), cmp_string);
+    }
+    if (m->num_services > 1)
+        qsort(m->services, m->num_services, sizeof(m->services[0]), cmp_service);
+
+    if ((ret = rm__mesh_model_serialize(m, &ser, &ser_len)) != 0)
+        return ret;
+    rm_sha256(ser, ser_len, digest);
+    free(ser);
+    rm_hex_encode(digest, sizeof(digest), hex);
+    if ((version = strndup(hex, RM_MODEL_VERSION_LEN)) == NULL)
+        return -ENOMEM;
+    free(m->version);
+    m->version = version;
+    return 0;
+}

@@ -1,0 +1,1011 @@
+/* Unit tests for the control plane's file source: loading a directory of YAML documents into a mesh model
+ * (control/source_file.c), the model's canonical order and version (control/mesh_model.c), and the watcher that
+ * reloads the directory when it changes.
+ *
+ * Data: tests/data/source/valid (several files, several documents per file, files that must be ignored),
+ * valid-reshuffled (the same content in other files, order and formatting), err-* (one broken rule each). The
+ * watcher tests work on copies in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mesh_model_internal.h"
+#include "source.h"
+
+#include "ringmesh/digest.h"
+#include "ringmesh/error.h"
+#include "ringmesh/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DATA_DIR     RM_TEST_DATA_DIR "/source/"
+#define WAIT_SECONDS 60 /* a correctness wait: how long an expected event may take before the test fails */
+
+/* ---- helpers ------------------------------------------------------------------------------------------------ */
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (strstr(haystack, needle) == NULL)
+        fail_msg("\"%s\"\n  does not contain \"%s\"", haystack, needle);
+}
+
+static rm_mesh_model_t *load_ok(const char *dir)
+{
+    rm_mesh_model_t *m = NULL;
+    char err[2048] = "unset";
+    int ret = rm_mesh_model_load_dir(dir, &m, err, sizeof(err));
+    if (ret != 0)
+        fail_msg("loading %s failed (%d): %s", dir, ret, err);
+    assert_non_null(m);
+    assert_int_equal(m->refcnt, 1);
+    return m;
+}
+
+/* Loads `dir`, which must fail with `code`; *out must stay untouched. */
+static void load_fail(const char *dir, int code, char *err, size_t errlen)
+{
+    rm_mesh_model_t *sentinel = (rm_mesh_model_t *)(uintptr_t)0x1, *m = sentinel;
+    int ret = rm_mesh_model_load_dir(dir, &m, err, errlen);
+    if (ret != code)
+        fail_msg("%s: want %d (%s), got %d: %s", dir, code, rm_strerror(code), ret, err);
+    assert_ptr_equal(m, sentinel);
+}
+
+static const rm_model_service_t *find_service(const rm_mesh_model_t *m, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < m->num_services; i++)
+        if (strcmp(m->services[i].namespace_, ns) == 0 && strcmp(m->services[i].name, name) == 0)
+            return &m->services[i];
+    fail_msg("service %s/%s is not in the model", ns, name);
+    return NULL;
+}
+
+static void assert_strings(char *const *got, size_t num, const char *const *want, size_t num_want)
+{
+    assert_int_equal(num, num_want);
+    for (size_t i = 0; i < num; i++)
+        assert_string_equal(got[i], want[i]);
+}
+
+static char tmp_root[64];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        fail_msg("cannot create %s: %s", path, strerror(errno));
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Writes `text` to dir/.name.tmp, then renames it over dir/name: how editors and tools replace a file. */
+static void replace_file(const char *dir, const char *name, const char *text)
+{
+    char tmp[512], path[512];
+    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    write_file(tmp, text);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Copies the regular files of `src` into `dst` (created); visible names get `prefix`. */
+static void copy_dir(const char *src, const char *dst, const char *prefix)
+{
+    DIR *d = opendir(src);
+    struct dirent *e;
+    assert_non_null(d);
+    mkdir(dst, 0755);
+    while ((e = readdir(d)) != NULL) {
+        char from[512], to[512];
+        struct stat st;
+        snprintf(from, sizeof(from), "%s/%s", src, e->d_name);
+        if (stat(from, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        snprintf(to, sizeof(to), "%s/%s%s", dst, e->d_name[0] == '.' ? "" : prefix, e->d_name);
+        char *text = read_text(from);
+        write_file(to, text);
+        free(text);
+    }
+    closedir(d);
+}
+
+/* Removes `path` and everything under it (symlinks are removed, not followed). */
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            char sub[512];
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+            remove_tree(sub);
+        }
+        if (d != NULL)
+            closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* A fresh directory under the test's temporary root. */
+static const char *tmp_dir(const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", tmp_root, name);
+    remove_tree(buf);
+    assert_int_equal(mkdir(buf, 0755), 0);
+    return buf;
+}
+
+/* ---- log capture -------------------------------------------------------------------------------------------- */
+
+static int log_pipe[2] = {-1, -1};
+static char log_buf[1 << 16];
+static size_t log_len;
+
+/* Drops what was logged so far. Every source of an earlier test has been destroyed (its thread joined), so
+ * nothing older can arrive after this. */
+static void log_drain(void)
+{
+    while (read(log_pipe[0], log_buf, sizeof(log_buf)) > 0)
+        ;
+    log_len = 0;
+}
+
+/* Waits for the next log line whose event is `event` and copies it to `line`; earlier lines are dropped. */
+static void wait_log_event(const char *event, char *line, size_t linelen)
+{
+    char needle[96];
+    struct timespec start, now;
+
+    snprintf(needle, sizeof(needle), "\"event\":\"%s\"", event);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        char *nl;
+        while ((nl = memchr(log_buf, '\n', log_len)) != NULL) {
+            size_t n = (size_t)(nl - log_buf) + 1;
+            int found = memmem(log_buf, n, needle, strlen(needle)) != NULL;
+            if (found) {
+                snprintf(line, linelen, "%.*s", (int)n - 1, log_buf);
+            }
+            memmove(log_buf, log_buf + n, log_len - n);
+            log_len -= n;
+            if (found)
+                return;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > WAIT_SECONDS)
+            fail_msg("no \"%s\" log line within %d s", event, WAIT_SECONDS);
+        struct pollfd pfd = {.fd = log_pipe[0], .events = POLLIN};
+        if (poll(&pfd, 1, 1000) > 0) {
+            ssize_t r = read(log_pipe[0], log_buf + log_len, sizeof(log_buf) - log_len);
+            if (r > 0)
+                log_len += (size_t)r;
+        }
+        if (log_len == sizeof(log_buf))
+            fail_msg("log line longer than the capture buffer");
+    }
+}
+
+/* ---- update collector --------------------------------------------------------------------------------------- */
+
+#define MAX_UPDATES 16
+
+typedef struct st_collector_t {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    rm_mesh_model_t *models[MAX_UPDATES];
+    size_t num;
+} collector_t;
+
+static void collector_init(collector_t *c)
+{
+    pthread_condattr_t attr;
+    memset(c, 0, sizeof(*c));
+    pthread_mutex_init(&c->mutex, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void collector_dispose(collector_t *c)
+{
+    for (size_t i = 0; i < c->num && i < MAX_UPDATES; i++)
+        rm_mesh_model_unref(c->models[i]);
+    pthread_mutex_destroy(&c->mutex);
+    pthread_cond_destroy(&c->cond);
+}
+
+static void on_update(void *arg, rm_mesh_model_t *model)
+{
+    collector_t *c = arg;
+    pthread_mutex_lock(&c->mutex);
+    if (c->num < MAX_UPDATES)
+        c->models[c->num] = model;
+    else
+        rm_mesh_model_unref(model);
+    c->num++;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mutex);
+}
+
+static size_t collector_count(collector_t *c)
+{
+    pthread_mutex_lock(&c->mutex);
+    size_t n = c->num;
+    pthread_mutex_unlock(&c->mutex);
+    return n;
+}
+
+/* Waits until the n-th update (1-based) has arrived and returns its model (owned by the collector). */
+static rm_mesh_model_t *wait_update(collector_t *c, size_t n)
+{
+    struct timespec deadline;
+    rm_mesh_model_t *m;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += WAIT_SECONDS;
+    pthread_mutex_lock(&c->mutex);
+    while (c->num < n)
+        if (pthread_cond_timedwait(&c->cond, &c->mutex, &deadline) == ETIMEDOUT)
+            break;
+    size_t got = c->num;
+    m = n <= MAX_UPDATES && got >= n ? c->models[n - 1] : NULL;
+    pthread_mutex_unlock(&c->mutex);
+    if (got < n)
+        fail_msg("update %zu did not arrive within %d s (got %zu)", n, WAIT_SECONDS, got);
+    return m;
+}
+
+static int group_setup(void **state)
+{
+    snprintf(tmp_root, sizeof(tmp_root), "/tmp/rm-test-source-XXXXXX");
+    if (mkdtemp(tmp_root) == NULL || pipe2(log_pipe, O_CLOEXEC) != 0)
+        return -1;
+    fcntl(log_pipe[0], F_SETFL, O_NONBLOCK);
+    fcntl(log_pipe[1], F_SETPIPE_SZ, 1 << 20);
+    rm_log_configure(RM_LOG_DEBUG, log_pipe[1]);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    rm_log_configure(RM_LOG_INFO, 1);
+    close(log_pipe[0]);
+    close(log_pipe[1]);
+    remove_tree(tmp_root);
+    return 0;
+}
+
+/* ---- loading ------------------------------------------------------------------------------------------------ */
+
+static void test_valid_directory(void **state)
+{
+    rm_mesh_model_t *m = load_ok(DATA_DIR "valid");
+    const rm_model_service_t *s;
+
+    assert_string_equal(m->settings.trust_domain, "mesh.example");
+    assert_int_equal(m->settings.inbound_mode, RM_MODEL_MTLS_PERMISSIVE);
+    assert_int_equal(m->settings.svid_ttl, 12 * 3600);
+    assert_int_equal(m->settings.connect_timeout_ms, 3000);
+    assert_int_equal(m->settings.idle_timeout_ms, 30 * 60 * 1000);
+    assert_int_equal(m->settings.access_log, 0);
+
+    /* four services from two files; .hidden.yaml, notes.txt and sub/extra.yaml (all invalid) are not read */
+    assert_int_equal(m->num_services, 4);
+    const char *order[][2] = {{"billing", "payments"}, {"default", "ledger"}, {"shop", "cart"}, {"shop", "orders"}};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(m->services[i].namespace_, order[i][0]);
+        assert_string_equal(m->services[i].name, order[i][1]);
+    }
+
+    s = find_service(m, "shop", "orders");
+    static const char *const orders_addrs[] = {"198.18.100.1:8080", "198.18.100.1:9090", "[2001:2::1]:8080",
+                                               "[2001:2::1]:9090"};
+    static const char *const orders_ids[] = {"spiffe://mesh.example/ns/shop/sa/legacy",
+                                             "spiffe://mesh.example/ns/shop/sa/orders"};
+    assert_strings(s->addresses, s->num_addresses, orders_addrs, 4);
+    assert_strings(s->identities, s->num_identities, orders_ids, 2);
+    assert_true(s->in_mesh);
+    assert_string_equal(s->file, DATA_DIR "valid/shop.yaml");
+    assert_int_equal(s->line, 1);
+
+    /* the second document of shop.yaml: its line counts the first document's */
+    s = find_service(m, "shop", "cart");
+    static const char *const cart_addrs[] = {"198.18.100.2:80"};
+    static const char *const cart_ids[] = {"spiffe://mesh.example/ns/shop/sa/cart",
+                                           "spiffe://mesh.example/ns/shop/sa/cart-canary"};
+    assert_strings(s->addresses, s->num_addresses, cart_addrs, 1);
+    assert_strings(s->identities, s->num_identities, cart_ids, 2);
+    assert_string_equal(s->file, DATA_DIR "valid/shop.yaml");
+    assert_int_equal(s->line, 12);
+
+    /* inMesh: false needs no identity; an IPv4-mapped IPv6 VIP is written as IPv4 */
+    s = find_service(m, "billing", "payments");
+    static const char *const payments_addrs[] = {"198.18.100.3:443"};
+    assert_strings(s->addresses, s->num_addresses, payments_addrs, 1);
+    assert_false(s->in_mesh);
+    assert_int_equal(s->num_identities, 0);
+    assert_string_equal(s->file, DATA_DIR "valid/payments.yml");
+
+    /* no namespace: "default"; an explicit identity alone is enough */
+    s = find_service(m, "default", "ledger");
+    static const char *const ledger_ids[] = {"spiffe://mesh.example/ledger"};
+    assert_strings(s->identities, s->num_identities, ledger_ids, 1);
+    assert_int_equal(s->line, 9);
+
+    assert_int_equal(strlen(m->version), 16);
+    assert_int_equal(strspn(m->version, "0123456789abcdef"), 16);
+    rm_mesh_model_unref(m);
+}
+
+static void test_defaults_without_meshconfig(void **state)
+{
+    rm_mesh_model_t *m = load_ok(DATA_DIR "no-meshconfig");
+
+    assert_string_equal(m->settings.trust_domain, "cluster.local");
+    assert_int_equal(m->settings.inbound_mode, RM_MODEL_MTLS_STRICT);
+    assert_int_equal(m->settings.svid_ttl, 86400);
+    assert_int_equal(m->settings.connect_timeout_ms, 0);
+    assert_int_equal(m->settings.idle_timeout_ms, 0);
+    assert_int_equal(m->settings.access_log, 1);
+    /* serviceAccounts become IDs in the default trust domain */
+    const rm_model_service_t *s = find_service(m, "shop", "orders");
+    static const char *const ids[] = {"spiffe://cluster.local/ns/shop/sa/orders"};
+    assert_strings(s->identities, s->num_identities, ids, 1);
+    rm_mesh_model_unref(m);
+}
+
+static void test_empty_directory(void **state)
+{
+    char dir[128], path[192];
+    tmp_dir("empty", dir, sizeof(dir));
+    rm_mesh_model_t *m = load_ok(dir);
+    assert_int_equal(m->num_services, 0);
+    rm_mesh_model_unref(m);
+
+    /* a file with only document separators and comments holds no document */
+    snprintf(path, sizeof(path), "%s/blank.yaml", dir);
+    write_file(path, "---\n# nothing yet\n---\n");
+    m = load_ok(dir);
+    assert_int_equal(m->num_services, 0);
+    assert_string_equal(m->settings.trust_domain, "cluster.local");
+    rm_mesh_model_unref(m);
+}
+
+static void test_bad_arguments_and_io(void **state)
+{
+    char err[512];
+    rm_mesh_model_t *m = NULL;
+
+    assert_int_equal(rm_mesh_model_load_dir(NULL, &m, err, sizeof(err)), RM_ERR_CONFIG_IO);
+    assert_null(m);
+    load_fail(DATA_DIR "does-not-exist", RM_ERR_CONFIG_IO, err, sizeof(err));
+    assert_contains(err, DATA_DIR "does-not-exist: cannot open the directory: ");
+    load_fail(DATA_DIR "valid/mesh.yaml", RM_ERR_CONFIG_IO, err, sizeof(err));
+    assert_contains(err, "cannot open the directory: ");
+}
+
+/* One broken rule per directory: the message's position and field (what an operator reads first) and the
+ * reason. `where` is relative to DATA_DIR. */
+typedef struct st_error_case_t {
+    const char *dir;
+    int code;
+    const char *where;
+    const char *reason;
+} error_case_t;
+
+static const error_case_t error_cases[] = {
+    /* unknown key in the second document: the field path, the key's own line */
+    {"err-unknown-key", RM_ERR_CONFIG_PARSE, "err-unknown-key/shop.yaml:19:3: spec.serviceAcounts: ",
+     "unknown key \"serviceAcounts\" (known keys: addresses, ports, inMesh, serviceAccounts, identities)"},
+    {"err-mtls-mode", RM_ERR_CONFIG_VALUE, "err-mtls-mode/mesh.yaml:6:11: spec.mtls.mode: ",
+     "\"STRICTER\" is not an mTLS mode (want STRICT, PERMISSIVE or DISABLE)"},
+    {"err-trust-domain", RM_ERR_CONFIG_VALUE,
+     "err-trust-domain/mesh.yaml:5:16: spec.trustDomain: ", "\"Cluster.Local\" is not a SPIFFE trust domain: "},
+    {"err-svid-ttl", RM_ERR_CONFIG_VALUE,
+     "err-svid-ttl/mesh.yaml:6:12: spec.svidTTL: ", "\"4m59s\" is shorter than the minimum of 5m"},
+    {"err-vip", RM_ERR_CONFIG_VALUE,
+     "err-vip/svc.yaml:7:29: spec.addresses[1]: ", "\"198.18.100.256\" is not an IP address"},
+    {"err-port-zero", RM_ERR_CONFIG_VALUE,
+     "err-port-zero/svc.yaml:8:17: spec.ports[1]: ", "\"0\" is not a port (want a whole number in 1..65535)"},
+    {"err-port-range", RM_ERR_CONFIG_VALUE,
+     "err-port-range/svc.yaml:10:7: spec.ports[1]: ", "\"70000\" is not a port (want a whole number in 1..65535)"},
+    /* across files: the second one read is reported, naming the first */
+    {"err-duplicate-service", RM_ERR_CONFIG_VALUE, "err-duplicate-service/b.yaml:5:9: metadata.name: ",
+     "service shop/orders is also defined at " DATA_DIR "err-duplicate-service/a.yaml:4"},
+    /* 2001:2:0::1 and 2001:2::1 are one address */
+    {"err-duplicate-vip-port", RM_ERR_CONFIG_VALUE, "err-duplicate-vip-port/b.yaml:7:29: spec.addresses[1]: ",
+     "[2001:2::1]:9090 is also an address of service shop/orders (" DATA_DIR
+     "err-duplicate-vip-port/a.yaml:7, spec.addresses[1])"},
+    {"err-no-identity", RM_ERR_CONFIG_VALUE,
+     "err-no-identity/svc.yaml:7:3: spec: ", "service shop/orders is in the mesh but has no identity"},
+    {"err-spiffe-id", RM_ERR_CONFIG_VALUE, "err-spiffe-id/svc.yaml:11:7: spec.identities[1]: ",
+     "\"spiffe://cluster.local/ns/shop/../sa/orders\" is not a SPIFFE ID: "},
+    {"err-two-meshconfigs", RM_ERR_CONFIG_VALUE, "err-two-meshconfigs/b.yaml:2:7: kind: ",
+     "a second MeshConfig (the first is at " DATA_DIR "err-two-meshconfigs/a.yaml:1)"},
+    /* the third document of a file, after comments and blank lines */
+    {"err-later-document", RM_ERR_CONFIG_VALUE,
+     "err-later-document/many.yaml:32:11: spec.inMesh: ", "\"maybe\" is not a boolean (want true or false)"},
+    /* the MeshConfig is in another file, read before this one */
+    {"err-foreign-identity", RM_ERR_CONFIG_VALUE, "err-foreign-identity/svc.yaml:10:16: spec.identities[0]: ",
+     "\"spiffe://cluster.local/ns/shop/sa/legacy\" is not in the mesh's trust domain \"mesh.example\""},
+    {"err-api-version", RM_ERR_CONFIG_VALUE, "err-api-version/svc.yaml:1:13: apiVersion: ",
+     "\"ringmesh.io/v1\" is not a version this source reads (want ringmesh.io/v1alpha1)"},
+    {"err-kind", RM_ERR_CONFIG_VALUE,
+     "err-kind/svc.yaml:2:7: kind: ", "\"Servce\" is not a kind this source reads (want MeshConfig or Service)"},
+    {"err-syntax", RM_ERR_CONFIG_PARSE, "err-syntax/svc.yaml:8:8: spec.addresses: ", "YAML syntax error: "},
+    {"err-duplicate-key", RM_ERR_CONFIG_PARSE,
+     "err-duplicate-key/svc.yaml:9:3: spec.ports: ", "duplicate key (first set at line 8)"},
+    {"err-namespace", RM_ERR_CONFIG_VALUE,
+     "err-namespace/svc.yaml:5:14: metadata.namespace: ", "\"Shop\" is not a DNS-1123 label"},
+    {"err-not-mapping", RM_ERR_CONFIG_PARSE, "err-not-mapping/list.yaml:2:1: (document): ",
+     "a document must be a mapping (apiVersion, kind, metadata, spec), not a sequence"},
+};
+
+static void test_error_case(void **state)
+{
+    const error_case_t *c = *state;
+    char dir[256], err[2048], want[512];
+
+    snprintf(dir, sizeof(dir), DATA_DIR "%s", c->dir);
+    load_fail(dir, c->code, err, sizeof(err));
+    snprintf(want, sizeof(want), DATA_DIR "%s", c->where);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("message \"%s\"\n  does not start with \"%s\"", err, want);
+    assert_contains(err + strlen(want), c->reason);
+}
+
+/* Values that only a generated file tests conveniently: one document each, the message's field and reason. */
+static void test_value_errors(void **state)
+{
+    static const struct {
+        const char *doc, *want;
+    } cases[] = {
+        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {svidTTL: 8761h}\n",
+         "spec.svidTTL: \"8761h\" is not a duration"},
+        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {svidTTL: 300001ms}\n",
+         "spec.svidTTL: \"300001ms\" is not a whole number of seconds"},
+        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {connectTimeout: 5}\n",
+         "spec.connectTimeout: \"5\" is not a duration"},
+        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {idleTimeout: 1.5h}\n",
+         "spec.idleTimeout: \"1.5h\" is not a duration"},
+        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {accessLog: yes}\n", "spec.accessLog: \"yes\" is not a boolean"},
+        {"kind: MeshConfig\nmetadata: {name: m, namespace: x}\n", "metadata.namespace: unknown key \"namespace\""},
+        {"kind: MeshConfig\nmetadata: {name: Mesh}\n", "metadata.name: \"Mesh\" is not a DNS-1123 subdomain"},
+        {"kind: MeshConfig\nspec: {}\n", "metadata: is required"},
+        {"kind: Service\nmetadata: {name: a}\n", "spec: is required"},
+        {"kind: Service\nmetadata: {namespace: a}\nspec: {}\n", "metadata.name: is required"},
+        {"kind: Service\nmetadata: {name: a.b}\nspec: {}\n", "metadata.name: \"a.b\" is not a DNS-1123 label"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {ports: [1], serviceAccounts: [a]}\n",
+         "spec.addresses: is required"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], serviceAccounts: [a]}\n",
+         "spec.ports: is required"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [\"10.0.0.1:80\"], ports: [1]}\n",
+         "spec.addresses[0]: \"10.0.0.1:80\" is not an IP address"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [\"[2001:2::1]\"], ports: [1]}\n",
+         "spec.addresses[0]: \"[2001:2::1]\" is not an IP address"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [\"::\"], ports: [1]}\n",
+         "spec.addresses[0]: \"::\" is the unspecified address"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1, \"::ffff:10.0.0.1\"], ports: [1]}\n",
+         "spec.addresses[1]: \"::ffff:10.0.0.1\" is the same address as spec.addresses[0]"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [80, 80]}\n",
+         "spec.ports[1]: port 80 is also spec.ports[0]"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [http]}\n",
+         "spec.ports[0]: \"http\" is not a port"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [1], serviceAccounts: [A]}\n",
+         "spec.serviceAccounts[0]: \"A\" is not a ServiceAccount name"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [1], serviceAccounts: [a, a]}\n",
+         "spec.serviceAccounts[1]: \"a\" is also spec.serviceAccounts[0]"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [1], identities: "
+         "[\"spiffe://cluster.local\"]}\n",
+         "spec.identities[0]: \"spiffe://cluster.local\" names a trust domain, not a workload"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [1], identities: "
+         "[\"spiffe://cluster.local/x\", \"spiffe://cluster.local/x\"]}\n",
+         "spec.identities[1]: \"spiffe://cluster.local/x\" is also spec.identities[0]"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [1], serviceAccounts: [a], "
+         "identities: "
+         "[\"spiffe://cluster.local/ns/default/sa/a\"]}\n",
+         "spec.identities[0]: \"spiffe://cluster.local/ns/default/sa/a\" is already given by spec.serviceAccounts[0]"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: 10.0.0.1, ports: [1]}\n",
+         "spec.addresses: want a sequence, got a scalar"},
+        {"kind: Service\nmetadata: {name: a}\nspec: {ports: [1], ports: [2]}\n", "spec.ports: duplicate key"},
+        {"kind: Service\nmetadata: &m {name: a}\nspec: *m\n", "spec: YAML aliases (*m) are not supported"},
+        {"kind: Service\nstatus: {}\n",
+         "status: unknown key \"status\" (known keys: apiVersion, kind, metadata, spec)"},
+        {"kind: [Service]\n", "kind: a collection is not a kind this source reads"},
+        {"metadata: {name: a}\n", "kind: is required (MeshConfig or Service)"},
+    };
+    char dir[128], file[160], err[2048], text[1024];
+
+    tmp_dir("values", dir, sizeof(dir));
+    snprintf(file, sizeof(file), "%s/doc.yaml", dir);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text), "apiVersion: ringmesh.io/v1alpha1\n%s", cases[i].doc);
+        write_file(file, text);
+        rm_mesh_model_t *sentinel = (rm_mesh_model_t *)(uintptr_t)0x1, *m = sentinel;
+        int ret = rm_mesh_model_load_dir(dir, &m, err, sizeof(err));
+        if (ret != RM_ERR_CONFIG_VALUE && ret != RM_ERR_CONFIG_PARSE)
+            fail_msg("case %zu: want an error, got %d: %s", i, ret, err);
+        assert_ptr_equal(m, sentinel);
+        assert_contains(err, file);
+        assert_contains(err, cases[i].want);
+    }
+    /* no apiVersion at all */
+    write_file(file, "kind: Service\nmetadata: {name: a}\n");
+    load_fail(dir, RM_ERR_CONFIG_VALUE, err, sizeof(err));
+    assert_contains(err, "doc.yaml:1:1: apiVersion: is required (ringmesh.io/v1alpha1)");
+}
+
+/* Hidden files are never read; a FIFO named *.yaml is not waited on; files must be UTF-8. */
+static void test_files_read_and_skipped(void **state)
+{
+    char dir[128], path[192], err[1024];
+
+    tmp_dir("files", dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/.editor-swap.yaml", dir);
+    write_file(path, "{{{ not yaml");
+    snprintf(path, sizeof(path), "%s/queue.yaml", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    rm_mesh_model_t *m = load_ok(dir);
+    assert_int_equal(m->num_services, 0);
+    rm_mesh_model_unref(m);
+
+    /* a UTF-8 byte order mark is fine; UTF-16 is refused */
+    snprintf(path, sizeof(path), "%s/bom.yaml", dir);
+    write_file(path, "\xef\xbb\xbf"
+                     "apiVersion: ringmesh.io/v1alpha1\nkind: Service\nmetadata: {name: bom}\n"
+                     "spec: {addresses: [10.0.0.1], ports: [80], serviceAccounts: [bom]}\n");
+    m = load_ok(dir);
+    assert_int_equal(m->num_services, 1);
+    assert_string_equal(m->services[0].name, "bom");
+    rm_mesh_model_unref(m);
+    snprintf(path, sizeof(path), "%s/utf16.yaml", dir);
+    write_file(path, "\xff\xfe"
+                     "k"); /* the UTF-16LE byte order mark is what is refused */
+    load_fail(dir, RM_ERR_CONFIG_PARSE, err, sizeof(err));
+    assert_contains(err, "utf16.yaml:1:1: (document): the file is UTF-16; write it in UTF-8");
+    assert_int_equal(unlink(path), 0);
+
+    snprintf(path, sizeof(path), "%s/latin1.yaml", dir);
+    write_file(path, "apiVersion: ringmesh.io/v1alpha1\nkind: Service\nmetadata: {name: caf\xe9}\n");
+    load_fail(dir, RM_ERR_CONFIG_PARSE, err, sizeof(err));
+    assert_contains(err, "latin1.yaml:3:");
+    assert_contains(err, "YAML syntax error: ");
+}
+
+/* The version depends on content only: other file names, document order, formatting, list order and equivalent
+ * spellings give the same one; any change of content gives another. */
+static void test_version(void **state)
+{
+    char dir[128], path[192];
+    rm_mesh_model_t *a = load_ok(DATA_DIR "valid"), *b = load_ok(DATA_DIR "valid-reshuffled"), *c;
+
+    assert_string_equal(a->version, b->version);
+
+    /* the same files under other names */
+    copy_dir(DATA_DIR "valid", tmp_dir("renamed", dir, sizeof(dir)), "renamed-");
+    c = load_ok(dir);
+    assert_string_equal(c->version, a->version);
+    assert_string_equal(c->services[0].file + strlen(dir), "/renamed-payments.yml");
+    rm_mesh_model_unref(c);
+
+    /* one port changed */
+    snprintf(path, sizeof(path), "%s/renamed-payments.yml", dir);
+    char *text = read_text(path), *p = strstr(text, "[443]");
+    assert_non_null(p);
+    memcpy(p, "[444]", 5);
+    write_file(path, text);
+    c = load_ok(dir);
+    assert_string_not_equal(c->version, a->version);
+    rm_mesh_model_unref(c);
+
+    /* a setting changed */
+    memcpy(p, "[443]", 5);
+    write_file(path, text);
+    free(text);
+    snprintf(path, sizeof(path), "%s/renamed-mesh.yaml", dir);
+    text = read_text(path);
+    assert_non_null(p = strstr(text, "accessLog: false"));
+    memcpy(p, "accessLog: true ", 16);
+    write_file(path, text);
+    free(text);
+    c = load_ok(dir);
+    assert_string_not_equal(c->version, a->version);
+    rm_mesh_model_unref(c);
+
+    rm_mesh_model_unref(a);
+    rm_mesh_model_unref(b);
+}
+
+/* The canonical serialization, written out, and the version as the first 16 hex digits of its SHA-256
+ * (pinned: replicas built from different commits must agree as long as the format does). */
+static void test_canonical_serialization(void **state)
+{
+    rm_mesh_model_t *m = rm__mesh_model_new();
+    static const char *const addrs[] = {"[2001:2::1]:80", "198.18.0.10:80", "198.18.0.9:8080", "198.18.0.9:80"};
+    static const char *const ids[] = {"spiffe://cluster.local/z", "spiffe://cluster.local/a"};
+    char *ser = NULL, hex[2 * RM_SHA256_LEN + 1];
+    size_t ser_len = 0;
+    uint8_t digest[RM_SHA256_LEN];
+
+    assert_non_null(m);
+    assert_non_null(m->services = calloc(2, sizeof(*m->services)));
+    m->num_services = 2;
+    m->services[0].namespace_ = strdup("shop");
+    m->services[0].name = strdup("orders");
+    m->services[0].in_mesh = 1;
+    m->services[0].addresses = calloc(4, sizeof(char *));
+    for (size_t i = 0; i < 4; i++)
+        m->services[0].addresses[i] = strdup(addrs[i]);
+    m->services[0].num_addresses = 4;
+    m->services[0].identities = calloc(2, sizeof(char *));
+    for (size_t i = 0; i < 2; i++)
+        m->services[0].identities[i] = strdup(ids[i]);
+    m->services[0].num_identities = 2;
+    m->services[0].file = strdup("where it came from is not content");
+    m->services[1].namespace_ = strdup("billing");
+    m->services[1].name = strdup("ledger");
+    m->services[1].addresses = calloc(1, sizeof(char *));
+    m->services[1].addresses[0] = strdup("10.0.0.1:5432");
+    m->services[1].num_addresses = 1;
+
+    assert_int_equal(rm__mesh_model_seal(m), 0);
+    assert_int_equal(rm__mesh_model_serialize(m, &ser, &ser_len), 0);
+    static const char want[] = "format=22:ringmesh.mesh_model.v1\n"
+                               "trustDomain=13:cluster.local\n"
+                               "mtlsMode=1\n"
+                               "connectTimeoutMs=0\n"
+                               "idleTimeoutMs=0\n"
+                               "accessLog=1\n"
+                               "svidTTL=86400\n"
+                               "services=2\n"
+                               "namespace=7:billing\n"
+                               "name=6:ledger\n"
+                               "inMesh=0\n"
+                               "addresses=1\n"
+                               "address=13:10.0.0.1:5432\n"
+                               "identities=0\n"
+                               "namespace=4:shop\n"
+                               "name=6:orders\n"
+                               "inMesh=1\n"
+                               "addresses=4\n"
+                               "address=13:198.18.0.9:80\n"
+                               "address=15:198.18.0.9:8080\n"
+                               "address=14:198.18.0.10:80\n"
+                               "address=14:[2001:2::1]:80\n"
+                               "identities=2\n"
+                               "identity=24:spiffe://cluster.local/a\n"
+                               "identity=24:spiffe://cluster.local/z\n";
+    assert_int_equal(ser_len, sizeof(want) - 1);
+    assert_memory_equal(ser, want, ser_len);
+    rm_sha256(ser, ser_len, digest);
+    rm_hex_encode(digest, sizeof(digest), hex);
+    hex[16] = '\0';
+    assert_string_equal(m->version, hex);
+    assert_string_equal(m->version, "1941d9376464a71b");
+    free(ser);
+
+    /* references: the last unref frees (checked by the sanitizer builds) */
+    assert_ptr_equal(rm_mesh_model_ref(m), m);
+    assert_int_equal(m->refcnt, 2);
+    rm_mesh_model_unref(m);
+    assert_int_equal(m->refcnt, 1);
+    rm_mesh_model_unref(m);
+    rm_mesh_model_unref(NULL);
+}
+
+/* ---- ConfigMap volumes ---------------------------------------------------------------------------------------- */
+
+/* Builds the layout kubelet writes: <dir>/<ts>/files, <dir>/..data -> <ts>, <dir>/<file> -> ..data/<file>. */
+static void configmap_version(const char *dir, const char *ts, const char *src)
+{
+    char path[512], target[512];
+    DIR *d;
+    struct dirent *e;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, ts);
+    copy_dir(src, path, "");
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        snprintf(target, sizeof(target), "..data/%s", e->d_name);
+        /* as kubelet does, a key's symlink is made once and left alone when the ConfigMap is updated, so an
+         * update is seen only through the "..data" swap */
+        if (symlink(target, path) != 0)
+            assert_int_equal(errno, EEXIST);
+    }
+    closedir(d);
+    snprintf(path, sizeof(path), "%s/..data_tmp", dir);
+    assert_int_equal(symlink(ts, path), 0);
+    snprintf(target, sizeof(target), "%s/..data", dir);
+    assert_int_equal(rename(path, target), 0);
+}
+
+static void test_configmap_layout(void **state)
+{
+    char dir[128], path[192];
+
+    tmp_dir("configmap-load", dir, sizeof(dir));
+    configmap_version(dir, "..2024_01_01_00_00_00.1", DATA_DIR "valid");
+    /* the files are read from where "..data" points: a stray file next to the symlinks is not part of the
+     * ConfigMap */
+    snprintf(path, sizeof(path), "%s/stray.yaml", dir);
+    write_file(path, "kind: Nonsense\n");
+    rm_mesh_model_t *a = load_ok(DATA_DIR "valid"), *b = load_ok(dir);
+    assert_string_equal(b->version, a->version);
+    /* messages name the file as it appears in the directory */
+    snprintf(path, sizeof(path), "%s/shop.yaml", dir);
+    assert_string_equal(find_service(b, "shop", "orders")->file, path);
+    rm_mesh_model_unref(a);
+    rm_mesh_model_unref(b);
+}
+
+/* ---- the watcher -------------------------------------------------------------------------------------------- */
+
+static const char SVC_A[] = "apiVersion: ringmesh.io/v1alpha1\n"
+                            "kind: Service\n"
+                            "metadata: {name: orders, namespace: shop}\n"
+                            "spec:\n"
+                            "  addresses: [198.18.100.1]\n"
+                            "  ports: [8080]\n"
+                            "  serviceAccounts: [orders]\n";
+
+static const char SVC_B[] = "apiVersion: ringmesh.io/v1alpha1\n"
+                            "kind: Service\n"
+                            "metadata: {name: orders, namespace: shop}\n"
+                            "spec:\n"
+                            "  addresses: [198.18.100.1]\n"
+                            "  ports: [8080, 8443]\n"
+                            "  serviceAccounts: [orders]\n";
+
+/* SVC_B with a bad port on line 6 */
+static const char SVC_BAD[] = "apiVersion: ringmesh.io/v1alpha1\n"
+                              "kind: Service\n"
+                              "metadata: {name: orders, namespace: shop}\n"
+                              "spec:\n"
+                              "  addresses: [198.18.100.1]\n"
+                              "  ports: [8080, 0]\n"
+                              "  serviceAccounts: [orders]\n";
+
+/* SVC_B written differently: the same content */
+static const char SVC_B_REFORMATTED[] =
+    "# the same service\n"
+    "apiVersion: ringmesh.io/v1alpha1\n"
+    "kind: Service\n"
+    "metadata:\n"
+    "  namespace: shop\n"
+    "  name: orders\n"
+    "spec: {ports: [8443, 8080], serviceAccounts: [orders], addresses: [198.18.100.1]}\n";
+
+static rm_source_t *create_source(const char *dir, rm_mesh_model_t **initial)
+{
+    rm_source_t *src = NULL;
+    char err[1024] = "unset";
+    int ret = rm_source_file_create(dir, &src, initial, err, sizeof(err));
+    if (ret != 0)
+        fail_msg("rm_source_file_create(%s): %d: %s", dir, ret, err);
+    assert_non_null(src);
+    assert_string_equal(src->ops->name, "file");
+    return src;
+}
+
+static void start_source(rm_source_t *src, collector_t *c)
+{
+    int ret = src->ops->start(src, on_update, c);
+    if (ret == -ENOSYS)
+        skip(); /* no inotify on this kernel */
+    assert_int_equal(ret, 0);
+}
+
+static void test_create_refuses_invalid(void **state)
+{
+    rm_source_t *sentinel = (rm_source_t *)(uintptr_t)0x1, *src = sentinel;
+    rm_mesh_model_t *msentinel = (rm_mesh_model_t *)(uintptr_t)0x1, *m = msentinel;
+    char err[1024];
+
+    assert_int_equal(rm_source_file_create(DATA_DIR "err-port-zero", &src, &m, err, sizeof(err)), RM_ERR_CONFIG_VALUE);
+    assert_ptr_equal(src, sentinel);
+    assert_ptr_equal(m, msentinel);
+    assert_contains(err, "err-port-zero/svc.yaml:8:17: spec.ports[1]: ");
+}
+
+static void test_watch_changes(void **state)
+{
+    char dir[128], line[RM_LOG_LINE_MAX], want[256];
+    rm_mesh_model_t *initial = NULL, *m;
+    collector_t c;
+
+    collector_init(&c);
+    log_drain();
+    tmp_dir("watch", dir, sizeof(dir));
+    snprintf(want, sizeof(want), "%s/orders.yaml", dir);
+    write_file(want, SVC_A);
+    rm_source_t *src = create_source(dir, &initial);
+    wait_log_event("config_accepted", line, sizeof(line));
+    assert_contains(line, "\"services\":1,\"files\":1");
+    assert_int_equal(initial->services[0].num_addresses, 1);
+    start_source(src, &c);
+    wait_log_event("config_unchanged", line, sizeof(line)); /* the read at start finds what create() read */
+
+    /* a valid change: the callback gets the new model */
+    replace_file(dir, "orders.yaml", SVC_B);
+    m = wait_update(&c, 1);
+    assert_int_equal(m->services[0].num_addresses, 2);
+    assert_string_equal(m->services[0].addresses[1], "198.18.100.1:8443");
+    assert_string_not_equal(m->version, initial->version);
+    wait_log_event("config_accepted", line, sizeof(line));
+    snprintf(want, sizeof(want), "\"version\":\"%s\",\"services\":1,\"files\":1", m->version);
+    assert_contains(line, want);
+
+    /* an invalid change (written in place): rejected and logged with file, line, field and reason; no callback */
+    snprintf(want, sizeof(want), "%s/orders.yaml", dir);
+    write_file(want, SVC_BAD);
+    wait_log_event("config_rejected", line, sizeof(line));
+    assert_contains(line, "\"level\":\"warn\"");
+    snprintf(want, sizeof(want), "\"file\":\"%s/orders.yaml\",\"line\":6,\"column\":17,\"field\":\"spec.ports[1]\"",
+             dir);
+    assert_contains(line, want);
+    assert_contains(line, "\"reason\":\"\\\"0\\\" is not a port (want a whole number in 1..65535)\"");
+    snprintf(want, sizeof(want), "\"version_in_force\":\"%s\"", m->version);
+    assert_contains(line, want);
+    assert_int_equal(collector_count(&c), 1);
+
+    /* restored to the content in force, written differently: the last good version was kept, so nothing changed */
+    replace_file(dir, "orders.yaml", SVC_B_REFORMATTED);
+    wait_log_event("config_unchanged", line, sizeof(line));
+    snprintf(want, sizeof(want), "\"version\":\"%s\"", m->version);
+    assert_contains(line, want);
+    assert_int_equal(collector_count(&c), 1);
+
+    /* a new file is read too */
+    snprintf(want, sizeof(want), "%s/cart.yaml", dir);
+    write_file(want, "apiVersion: ringmesh.io/v1alpha1\nkind: Service\nmetadata: {name: cart, namespace: shop}\n"
+                     "spec: {addresses: [198.18.100.2], ports: [80], serviceAccounts: [cart]}\n");
+    m = wait_update(&c, 2);
+    assert_int_equal(m->num_services, 2);
+    assert_string_equal(m->services[0].name, "cart");
+
+    /* a removed file too */
+    assert_int_equal(unlink(want), 0);
+    m = wait_update(&c, 3);
+    assert_int_equal(m->num_services, 1);
+    assert_string_equal(m->version, c.models[0]->version);
+
+    src->ops->stop(src);
+    src->ops->stop(src); /* twice is fine */
+    src->ops->destroy(src);
+    rm_mesh_model_unref(initial);
+    collector_dispose(&c);
+}
+
+/* A ConfigMap update: a new timestamped directory, then an atomic swap of the "..data" symlink. */
+static void test_watch_configmap_swap(void **state)
+{
+    char dir[128], src_dir[128], path[256], line[RM_LOG_LINE_MAX];
+    rm_mesh_model_t *initial = NULL, *m;
+    collector_t c;
+
+    collector_init(&c);
+    log_drain();
+    tmp_dir("configmap-v1", src_dir, sizeof(src_dir));
+    snprintf(path, sizeof(path), "%s/orders.yaml", src_dir);
+    write_file(path, SVC_A);
+    tmp_dir("configmap", dir, sizeof(dir));
+    configmap_version(dir, "..2024_01_01_00_00_00.1", src_dir);
+    rm_source_t *src = create_source(dir, &initial);
+    assert_int_equal(initial->services[0].num_addresses, 1);
+    start_source(src, &c);
+    /* the read at start is over before the swap, so only the swap's events can bring the update */
+    wait_log_event("config_unchanged", line, sizeof(line));
+
+    tmp_dir("configmap-v2", src_dir, sizeof(src_dir));
+    snprintf(path, sizeof(path), "%s/orders.yaml", src_dir);
+    write_file(path, SVC_B);
+    configmap_version(dir, "..2024_01_01_00_01_00.2", src_dir);
+    snprintf(path, sizeof(path), "%s/..2024_01_01_00_00_00.1", dir);
+    remove_tree(path);
+
+    m = wait_update(&c, 1);
+    assert_int_equal(m->services[0].num_addresses, 2);
+    snprintf(path, sizeof(path), "%s/orders.yaml", dir);
+    assert_string_equal(m->services[0].file, path);
+
+    src->ops->destroy(src); /* stops first */
+    rm_mesh_model_unref(initial);
+    collector_dispose(&c);
+}
+
+/* start() reads the directory at once: a change made before it (or while stopped) is not missed. */
+static void test_watch_catches_up_at_start(void **state)
+{
+    char dir[128], path[192];
+    rm_mesh_model_t *initial = NULL, *m;
+    collector_t c;
+
+    collector_init(&c);
+    tmp_dir("catch-up", dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/orders.yaml", dir);
+    write_file(path, SVC_A);
+    rm_source_t *src = create_source(dir, &initial);
+    write_file(path, SVC_B);
+    start_source(src, &c);
+    m = wait_update(&c, 1);
+    assert_int_equal(m->services[0].num_addresses, 2);
+    assert_int_equal(src->ops->start(src, on_update, &c), -EBUSY);
+
+    src->ops->stop(src);
+    write_file(path, SVC_A);
+    start_source(src, &c);
+    m = wait_update(&c, 2);
+    assert_int_equal(m->services[0].num_addresses, 1);
+    assert_string_equal(m->version, initial->version);
+
+    src->ops->destroy(src);
+    rm_mesh_model_unref(initial);
+    collector_dispose(&c);
+}
+
+int main(void)
+{
+    struct CMUnitTest tests[64];
+    size_t n = 0;
+
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_valid_directory);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_defaults_without_meshconfig);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_empty_directory);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_bad_arguments_and_io);
+    for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
+        tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_error_case, (void *)&error_cases[i]);
+        tests[n++].name = error_cases[i].dir;
+    }
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_value_errors);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_files_read_and_skipped);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_version);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_canonical_serialization);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_configmap_layout);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_create_refuses_invalid);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_watch_changes);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_watch_configmap_swap);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_watch_catches_up_at_start);
+    return _cmocka_run_group_tests("source_file", tests, n, group_setup, group_teardown);
+}
