@@ -371,7 +371,7 @@ static int check_chain(const rm_ca_t *ca, const char *source, char *err, size_t 
     }
     snprintf(id, sizeof(id), "spiffe://%s/ringmesh/ca-check", ca->trust_domain);
     rm_x509_issue_opts_init(&opts);
-    opts.ttl = RM_CA_MIN_TTL;
+    opts.ttl = RM_CA_MIN_TTL + opts.backdate; /* valid for 5 minutes from now, whatever the backdate */
     if ((ret = rm_x509_issue_svid(ca->signer, id, &opts, &cert, &cert_len, &key, &key_len)) != 0) {
         ret = fail(err, errlen, ret, "%s: cannot sign with this CA: %s", source, rm_strerror(ret));
         goto Exit;

@@ -6,11 +6,14 @@
 # 1. scripts/bootstrap.sh installs what is missing and builds the accelerated wolfSSL (when the script exists);
 # 2. configures and builds ringmesh into build/ (or $RM_BUILD_DIR);
 # 3. brings up a small cluster made of network namespaces (tests/e2e/lib.sh): a node doing kube-proxy style
-#    DNAT for service VIPs, a meshed "frontend" pod, a meshed "orders" pod behind 198.19.0.10:8080, and an
-#    impostor pod with a valid SVID for another identity behind 198.19.0.11:8080;
-# 4. sends one request to each VIP from the frontend: the first succeeds over mTLS, the second is refused
+#    DNAT for service VIPs and running ringmesh-control, a meshed "frontend" pod, a meshed "orders" pod behind
+#    198.19.0.10:8080, and an impostor pod (service account "payments") behind 198.19.0.11:8080, a VIP the mesh
+#    configuration says is served by "orders";
+# 4. each proxy gets its SVID from the control plane (its ServiceAccount token attested against a JWKS) and its
+#    destination map from the discovery stream; the demo prints those log lines;
+# 5. sends one request to each VIP from the frontend: the first succeeds over mTLS, the second is refused
 #    because the server's SPIFFE ID is not the one expected for that destination;
-# 5. prints the proxies' log lines for both and tears everything down.
+# 6. prints the proxies' log lines for both and tears everything down.
 #
 # `scripts/demo.sh --no-build` skips steps 1 and 2 and uses what is already built.
 set -euo pipefail
@@ -73,10 +76,24 @@ rm_setup
 ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
 ID_ORDERS="spiffe://cluster.local/ns/shop/sa/orders"
 ID_IMPOSTOR="spiffe://cluster.local/ns/shop/sa/payments"
-rm_ca_create mesh cluster.local
-rm_svid_issue frontend mesh "$ID_FRONTEND"
-rm_svid_issue orders mesh "$ID_ORDERS"
-rm_svid_issue impostor mesh "$ID_IMPOSTOR"
+rm_control_init
+cat >"$RM_TMP/control/mesh/shop.yaml" <<EOF
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: orders, namespace: shop}
+spec:
+  addresses: [198.19.0.10]
+  ports: [8080]
+  serviceAccounts: [orders]
+---
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: orders-canary, namespace: shop}
+spec:
+  addresses: [198.19.0.11]
+  ports: [8080]
+  serviceAccounts: [orders]
+EOF
 rm_pod_create frontend
 rm_pod_create orders
 rm_pod_create impostor
@@ -84,15 +101,19 @@ rm_service 198.19.0.10:8080 orders:8080
 rm_service 198.19.0.11:8080 impostor:8080
 rm_server orders orders 0.0.0.0:8080 echo
 rm_server impostor impostor 0.0.0.0:8080 echo
-rm_pod_mesh orders svid=orders bundle=mesh
-rm_pod_mesh impostor svid=impostor bundle=mesh
-rm_pod_mesh frontend svid=frontend bundle=mesh "dest=198.19.0.10:8080=$ID_ORDERS" "dest=198.19.0.11:8080=$ID_ORDERS"
+rm_control_start main node 0.0.0.0:15012 --log-level info
+rm_pod_mesh orders "control=$(rm_pod_gateway orders):15012" ns=shop sa=orders
+rm_pod_mesh impostor "control=$(rm_pod_gateway impostor):15012" ns=shop sa=payments
+rm_pod_mesh frontend "control=$(rm_pod_gateway frontend):15012" ns=shop sa=frontend
+for pod in orders impostor frontend; do
+    rm_wait_ready "$pod" >/dev/null
+done
 cat <<EOF
-  node       $RM_NODE_NS (routes between pods, DNATs the service VIPs)
+  node       $RM_NODE_NS (routes between pods, DNATs the service VIPs, runs ringmesh-control)
   frontend   ${RM_POD_IP[frontend]}  $ID_FRONTEND
-  orders     ${RM_POD_IP[orders]}  $ID_ORDERS        <- VIP 198.19.0.10:8080
-  impostor   ${RM_POD_IP[impostor]}  $ID_IMPOSTOR      <- VIP 198.19.0.11:8080
-  the frontend's proxy expects $ID_ORDERS behind both VIPs
+  orders     ${RM_POD_IP[orders]}  $ID_ORDERS        <- VIP 198.19.0.10:8080 (service orders)
+  impostor   ${RM_POD_IP[impostor]}  $ID_IMPOSTOR      <- VIP 198.19.0.11:8080 (service orders-canary)
+  the mesh configuration says both services are served by $ID_ORDERS
 EOF
 
 pretty() {
@@ -103,6 +124,16 @@ pretty() {
         bytes_sent, bytes_received, close} | with_entries(select(.value != null))' | sed 's/^/    /'
 }
 status=0
+
+bold "==> identities and configuration from the control plane"
+echo "  ringmesh-control:"
+rm_log_select "$RM_TMP/logs/control-main.log" '.event == "control_started" or .event == "svid_issued"' |
+    jq -R -M 'fromjson? | {event, spiffeId, pod, notAfter, trustDomain, services, attestation} |
+        with_entries(select(.value != null))' | sed 's/^/    /'
+echo "  frontend's proxy:"
+rm_log_select "$(rm_proxy_log frontend)" '.event == "svid_issued" or .event == "config_accepted" or
+    .event == "proxy_ready"' | jq -R -M 'fromjson? | {event, spiffe_id, not_after, type, version} |
+        with_entries(select(.value != null))' | sed 's/^/    /'
 
 bold "==> request 1: frontend -> orders (198.19.0.10:8080)"
 REQUEST="GET /orders/42 HTTP/1.0"
