@@ -832,7 +832,8 @@ rm_pod_config() {
     chmod 0644 "$dir/svid.pem" "$dir/bundle.pem" "$dir/proxy.yaml"
 }
 
-# rm_proxy_start POD: starts ringmesh-proxy in POD as UID 1337 (process name "proxy-POD"), stdout to
+# rm_proxy_start POD: starts ringmesh-proxy in POD as UID 1337 (process name "proxy-POD"; RM_PROXY_ENV, a list of
+# VAR=VALUE words, goes into its environment), stdout to
 # $RM_TMP/pods/POD/proxy.N.log (N counts restarts; RM_PROXY_LOG[POD] is the current one). Waits for
 # proxy_started and the capture ports, and checks that the requested I/O backend is the one in use.
 rm_proxy_start() {
@@ -841,8 +842,9 @@ rm_proxy_start() {
     RM_PROXY_STARTS[$pod]=$n
     log="$RM_TMP/pods/$pod/proxy.$n.log"
     RM_PROXY_LOG[$pod]=$log
+    # shellcheck disable=SC2086 # RM_PROXY_ENV is a list of VAR=VALUE words
     rm_bg "proxy-$pod" "$pod" "$log" setpriv --reuid "$RM_PROXY_UID" --regid "$RM_PROXY_UID" --clear-groups \
-        "$RM_PROXY_BIN" --config "$RM_TMP/pods/$pod/proxy.yaml"
+        env ${RM_PROXY_ENV:-} "$RM_PROXY_BIN" --config "$RM_TMP/pods/$pod/proxy.yaml"
     if ! line=$(rm_wait_log "$log" '.event == "proxy_started"' 10); then
         rm_alive "proxy-$pod" || rm_fail "the proxy in pod $pod exited before proxy_started: $(cat "$log.stderr")"
         rm_fail "the proxy in pod $pod logged no proxy_started within 10 s"
