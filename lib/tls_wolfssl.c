@@ -30,6 +30,7 @@ struct st_rm_tls_ctx_t {
     char trust_domain[RM_TRUST_DOMAIN_MAX + 1];
     rm_spiffe_id_t id;
     time_t not_after;
+    char alpn[32]; /* offered (and, with RM_TLS_REQUIRE_MESH_ALPN, required) */
 };
 
 struct st_rm_tls_t {
@@ -234,6 +235,12 @@ int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_conf
         goto Exit;
     }
     strcpy(c->trust_domain, cfg->trust_domain);
+    if (cfg->alpn != NULL && (cfg->alpn[0] == '\0' || strlen(cfg->alpn) >= sizeof(c->alpn))) {
+        snprintf(err, errlen, "ALPN protocol name empty or too long");
+        ret = RM_ERR_TLS_CONFIG;
+        goto Exit;
+    }
+    strcpy(c->alpn, cfg->alpn != NULL ? cfg->alpn : RM_TLS_ALPN);
 
     /* Our own certificate must itself be a valid SVID of our trust domain under the bundle we hand out. */
     if ((ret = rm_trust_bundle_load_pem(&bundle, cfg->bundle_pem, cfg->bundle_len)) != 0) {
@@ -241,11 +248,13 @@ int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_conf
         goto Exit;
     }
     expect.trust_domain = c->trust_domain;
-    if ((ret = rm_svid_verify_pem(bundle, cfg->cert_pem, cfg->cert_len, time(NULL), &expect, &c->id)) != 0) {
+    if (cfg->cert_pem == NULL && role == RM_TLS_CLIENT) {
+        /* a client without a certificate of its own: only to reach the control plane for its first SVID */
+    } else if ((ret = rm_svid_verify_pem(bundle, cfg->cert_pem, cfg->cert_len, time(NULL), &expect, &c->id)) != 0) {
         snprintf(err, errlen, "own certificate is not a valid SVID: %s", rm_strerror(ret));
         goto Exit;
     }
-    {
+    if (cfg->cert_pem != NULL) {
         rm_x509_info_t *info = malloc(sizeof(*info));
         unsigned char *der = malloc(cfg->cert_len);
         int dlen;
@@ -267,15 +276,17 @@ int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_conf
         ret = RM_ERR_TLS_CONFIG;
         goto Exit;
     }
-    if (wolfSSL_CTX_use_certificate_chain_buffer_format(c->ctx, (const unsigned char *)cfg->cert_pem,
+    if (cfg->cert_pem != NULL &&
+        wolfSSL_CTX_use_certificate_chain_buffer_format(c->ctx, (const unsigned char *)cfg->cert_pem,
                                                         (long)cfg->cert_len, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
         snprintf(err, errlen, "certificate chain could not be loaded");
         ret = RM_ERR_TLS_CONFIG;
         goto Exit;
     }
-    if (wolfSSL_CTX_use_PrivateKey_buffer(c->ctx, (const unsigned char *)cfg->key_pem, (long)cfg->key_len,
-                                          WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
-        wolfSSL_CTX_check_private_key(c->ctx) != WOLFSSL_SUCCESS) {
+    if (cfg->cert_pem != NULL &&
+        (wolfSSL_CTX_use_PrivateKey_buffer(c->ctx, (const unsigned char *)cfg->key_pem, (long)cfg->key_len,
+                                           WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
+         wolfSSL_CTX_check_private_key(c->ctx) != WOLFSSL_SUCCESS)) {
         snprintf(err, errlen, "private key could not be loaded or does not match the certificate");
         ret = RM_ERR_TLS_CONFIG;
         goto Exit;
@@ -348,7 +359,7 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
     wolfSSL_SetIOReadCtx(tls->ssl, tls);
     wolfSSL_SetIOWriteCtx(tls->ssl, tls);
     wolfSSL_SetCertCbCtx(tls->ssl, tls);
-    if (wolfSSL_UseALPN(tls->ssl, (char *)RM_TLS_ALPN, sizeof(RM_TLS_ALPN) - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
+    if (wolfSSL_UseALPN(tls->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn), WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
         WOLFSSL_SUCCESS)
         goto Fail;
     if (ctx->role == RM_TLS_CLIENT && wolfSSL_UseKeyShare(tls->ssl, WOLFSSL_ECC_SECP256R1) != WOLFSSL_SUCCESS)
@@ -469,7 +480,7 @@ int rm_tls_handshake(rm_tls_t *tls)
     /* A peer that does not know our ALPN still completes the handshake: refuse it here where it is required. */
     if ((tls->flags & RM_TLS_REQUIRE_MESH_ALPN) &&
         (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
-         proto_len != sizeof(RM_TLS_ALPN) - 1 || memcmp(proto, RM_TLS_ALPN, proto_len) != 0))
+         proto_len != strlen(tls->ctx->alpn) || memcmp(proto, tls->ctx->alpn, proto_len) != 0))
         return RM_ERR_TLS_ALPN;
     if (tls->peer_id == NULL)
         return RM_ERR_TLS_NO_PEER_CERT;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,13 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
-#include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/slice.h>
-#include <grpc/support/time.h>
-
+#include "grpc_h2.h"
 #include "ringmesh/csr.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -35,15 +30,6 @@
 #define BACKOFF_MAX_MS 30000
 #define FILE_MAX (1u << 20)
 #define EXPIRY_WARN_FRACTION 0.1 /* warn when less than this fraction of the lifetime is left */
-
-typedef struct st_cc_tag_t {
-    void (*cb)(rm_control_client_t *cc, int ok);
-} cc_tag_t;
-
-typedef struct st_pending_send_t {
-    struct st_pending_send_t *next;
-    grpc_byte_buffer *bb;
-} pending_send_t;
 
 struct st_rm_control_client_t {
     rm_proxy_t *proxy;
@@ -74,20 +60,13 @@ struct st_rm_control_client_t {
     int access_log;
 
     /* discovery stream */
-    grpc_completion_queue *cq;
-    grpc_channel *channel;
-    grpc_call *call;
-    int stream_up, stream_pending; /* stream_pending: batches in flight */
-    int sending;
-    pending_send_t *sendq, **sendq_tail;
-    grpc_byte_buffer *recv;
-    grpc_metadata_array md_initial, md_trailing;
-    grpc_status_code status;
-    grpc_slice status_details;
-    cc_tag_t t_start, t_recv_md, t_status, t_send, t_read;
-    grpc_byte_buffer *inflight_send;
+    rm_h2_conn_t *conn;
+    rm_h2_call_t *call;
+    int stream_up, stream_ended;
+    int end_status;
+    char end_message[256];
+    char control_id[600]; /* the SPIFFE ID the control plane must present */
     uint64_t reconnect_at_ms;
-    int status_done;
     unsigned stream_failures;
     int outage_logged;
     int received_any;
@@ -539,65 +518,37 @@ static void restore_state(rm_control_client_t *cc)
 
 /* ------------------------------------------------------------------ gRPC plumbing */
 
-static grpc_channel *make_channel(rm_control_client_t *cc, int with_svid)
+/* A TLS client context for the control plane: ALPN h2, the bootstrap roots plus the bundle held (a rotated root
+ * appears there first), and the SVID when `with_svid` and one is held. */
+static int make_control_ctx(rm_control_client_t *cc, int with_svid, rm_tls_ctx_t **out, char *err, size_t errlen)
 {
-    grpc_ssl_pem_key_cert_pair pair = {cc->key_pem, cc->cert_pem};
-    grpc_channel_credentials *creds;
-    grpc_channel *ch;
-    char *roots = NULL, *boot = NULL;
-    size_t boot_len = 0;
-    grpc_arg args[5];
-    grpc_channel_args chargs = {0, args};
+    char *boot = NULL, *roots;
+    size_t boot_len = 0, roots_len;
+    int ret;
 
-    /* Trust the bootstrap roots plus the bundle the control plane gave us (a rotated root appears there first). */
-    if (read_file(cc->ccfg->bootstrap_bundle_file, &boot, &boot_len) != 0)
-        boot = NULL;
-    if ((roots = malloc(boot_len + cc->bundle_len + 2)) == NULL) {
-        free(boot);
-        return NULL;
+    if ((ret = read_file(cc->ccfg->bootstrap_bundle_file, &boot, &boot_len)) != 0 && cc->bundle_pem == NULL) {
+        snprintf(err, errlen, "cannot read the bootstrap bundle %s: %s", cc->ccfg->bootstrap_bundle_file,
+                 rm_strerror(ret));
+        return ret;
     }
-    snprintf(roots, boot_len + cc->bundle_len + 2, "%s\n%s", boot != NULL ? boot : "",
-             cc->bundle_pem != NULL ? cc->bundle_pem : "");
-    free(boot);
-    creds = grpc_ssl_credentials_create_ex(roots, with_svid && cc->cert_pem != NULL ? &pair : NULL, NULL, NULL);
-    free(roots);
-    args[chargs.num_args].type = GRPC_ARG_STRING;
-    args[chargs.num_args].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-    args[chargs.num_args++].value.string = cc->ccfg->server_name;
-    args[chargs.num_args].type = GRPC_ARG_INTEGER;
-    args[chargs.num_args].key = GRPC_ARG_KEEPALIVE_TIME_MS;
-    args[chargs.num_args++].value.integer = 60000;
-    args[chargs.num_args].type = GRPC_ARG_INTEGER;
-    args[chargs.num_args].key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
-    args[chargs.num_args++].value.integer = 20000;
-    args[chargs.num_args].type = GRPC_ARG_INTEGER;
-    args[chargs.num_args].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
-    args[chargs.num_args++].value.integer = BACKOFF_MAX_MS;
-    args[chargs.num_args].type = GRPC_ARG_INTEGER;
-    args[chargs.num_args].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[chargs.num_args++].value.integer = 16 << 20;
-    ch = grpc_channel_create(cc->ccfg->address, creds, &chargs);
-    grpc_channel_credentials_release(creds);
-    return ch;
-}
-
-static int bb_read(grpc_byte_buffer *bb, uint8_t **data, size_t *len)
-{
-    grpc_byte_buffer_reader r;
-    grpc_slice all;
-
-    if (!grpc_byte_buffer_reader_init(&r, bb))
-        return -EINVAL;
-    all = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    *len = GRPC_SLICE_LENGTH(all);
-    if ((*data = malloc(*len == 0 ? 1 : *len)) == NULL) {
-        grpc_slice_unref(all);
+    roots_len = boot_len + cc->bundle_len + 1;
+    if ((roots = malloc(roots_len + 1)) == NULL) {
+        free(boot);
         return -ENOMEM;
     }
-    memcpy(*data, GRPC_SLICE_START_PTR(all), *len);
-    grpc_slice_unref(all);
-    return 0;
+    snprintf(roots, roots_len + 1, "%s\n%s", boot != NULL ? boot : "", cc->bundle_pem != NULL ? cc->bundle_pem : "");
+    free(boot);
+    rm_tls_ctx_config_t tc = {.cert_pem = with_svid ? cc->cert_pem : NULL,
+                              .cert_len = with_svid ? cc->cert_len : 0,
+                              .key_pem = with_svid ? cc->key_pem : NULL,
+                              .key_len = with_svid ? cc->key_len : 0,
+                              .bundle_pem = roots,
+                              .bundle_len = strlen(roots),
+                              .trust_domain = cc->cfg->trust_domain,
+                              .alpn = "h2"};
+    ret = rm_tls_ctx_new(out, RM_TLS_CLIENT, &tc, err, errlen);
+    free(roots);
+    return ret;
 }
 
 /* ------------------------------------------------------------------ Identity.Sign */
@@ -621,18 +572,11 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
     char *key = NULL, *csr = NULL, *token = NULL;
     uint8_t *spki = NULL, *packed = NULL, *rdata = NULL;
     size_t key_len = 0, spki_len, csr_len, tok_len = 0, plen, rlen;
-    grpc_channel *ch = NULL;
-    grpc_completion_queue *cq = NULL;
-    grpc_call *call = NULL;
-    grpc_byte_buffer *send_bb = NULL, *recv_bb = NULL;
-    grpc_metadata_array md_init, md_trail;
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice(), method, sl;
-    grpc_op ops[6];
+    rm_tls_ctx_t *ctx = NULL;
+    int status = 0;
+    char why[400];
     int ret;
 
-    grpc_metadata_array_init(&md_init);
-    grpc_metadata_array_init(&md_trail);
     if ((ret = read_token(cc, &token, &tok_len)) != 0) {
         snprintf(err, errlen, "cannot read the token file %s: %s", cc->ccfg->token_file, rm_strerror(ret));
         goto Exit;
@@ -651,48 +595,24 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
         goto Exit;
     }
     ringmesh__v1__sign_request__pack(&req, packed);
-    sl = grpc_slice_from_copied_buffer((const char *)packed, plen);
-    send_bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
 
     /* Sign goes over TLS without a client certificate: the credential is the token, and an expired SVID must not
      * stop a proxy from getting a new one. */
-    if ((ch = make_channel(cc, 0)) == NULL) {
-        ret = -ENOMEM;
+    if ((ret = make_control_ctx(cc, 0, &ctx, why, sizeof(why))) != 0) {
+        snprintf(err, errlen, "%s", why);
         goto Exit;
     }
-    cq = grpc_completion_queue_create_for_pluck(NULL);
-    method = grpc_slice_from_static_string(METHOD_SIGN);
-    call = grpc_channel_create_call(
-        ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
-        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(SIGN_DEADLINE_MS, GPR_TIMESPAN)), NULL);
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send_bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_init;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv_bb;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &md_trail;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    if (grpc_call_start_batch(call, ops, 6, (void *)1, NULL) != GRPC_CALL_OK) {
-        snprintf(err, errlen, "gRPC refused the call");
-        ret = -EIO;
+    if ((ret = rm_h2_unary(cc->ccfg->address, cc->ccfg->server_name, ctx, cc->control_id, METHOD_SIGN, packed, plen,
+                           SIGN_DEADLINE_MS, &rdata, &rlen, &status, why, sizeof(why))) != 0) {
+        snprintf(err, errlen, "Identity.Sign: %s", why);
         goto Exit;
     }
-    grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (status != GRPC_STATUS_OK || recv_bb == NULL) {
-        snprintf(err, errlen, "Identity.Sign failed: grpc-status %d: %.*s", (int)status,
-                 (int)GRPC_SLICE_LENGTH(details), (const char *)GRPC_SLICE_START_PTR(details));
-        ret = status == GRPC_STATUS_UNAUTHENTICATED ? RM_ERR_AUTH_REVIEW : -ECONNREFUSED;
+    if (status != 0) {
+        snprintf(err, errlen, "Identity.Sign failed: grpc-status %d: %s", status, why);
+        ret = status == 16 ? RM_ERR_AUTH_REVIEW : -ECONNREFUSED;
         goto Exit;
     }
-    if ((ret = bb_read(recv_bb, &rdata, &rlen)) != 0 ||
-        (resp = ringmesh__v1__sign_response__unpack(NULL, rlen, rdata)) == NULL) {
+    if ((resp = ringmesh__v1__sign_response__unpack(NULL, rlen, rdata)) == NULL) {
         snprintf(err, errlen, "SignResponse does not decode");
         ret = -EPROTO;
         goto Exit;
@@ -702,7 +622,7 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
     {
         char *old_cert = cc->cert_pem, *old_key = cc->key_pem, *old_bundle = cc->bundle_pem;
         size_t old_cert_len = cc->cert_len, old_key_len = cc->key_len, old_bundle_len = cc->bundle_len;
-        char why[256];
+        char reason[256];
         cc->cert_pem = strdup(resp->cert_chain_pem);
         cc->cert_len = strlen(resp->cert_chain_pem);
         cc->key_pem = key;
@@ -710,7 +630,7 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
         cc->bundle_pem = strdup(resp->trust_bundle_pem);
         cc->bundle_len = strlen(resp->trust_bundle_pem);
         if (cc->cert_pem == NULL || cc->bundle_pem == NULL ||
-            (ret = rebuild_tls(cc, NULL, 0, why, sizeof(why))) != 0) {
+            (ret = rebuild_tls(cc, NULL, 0, reason, sizeof(reason))) != 0) {
             free(cc->cert_pem);
             free(cc->bundle_pem);
             cc->cert_pem = old_cert;
@@ -719,7 +639,7 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
             cc->key_len = old_key_len;
             cc->bundle_pem = old_bundle;
             cc->bundle_len = old_bundle_len;
-            snprintf(err, errlen, "the control plane's SVID was refused: %s", why);
+            snprintf(err, errlen, "the control plane's SVID was refused: %s", reason);
             ret = ret != 0 ? ret : -ENOMEM;
             goto Exit; /* key is freed below: it was never taken */
         }
@@ -759,24 +679,7 @@ Exit:
     if (resp != NULL)
         ringmesh__v1__sign_response__free_unpacked(resp, NULL);
     free(rdata);
-    if (recv_bb != NULL)
-        grpc_byte_buffer_destroy(recv_bb);
-    if (send_bb != NULL)
-        grpc_byte_buffer_destroy(send_bb);
-    grpc_slice_unref(details);
-    grpc_metadata_array_destroy(&md_init);
-    grpc_metadata_array_destroy(&md_trail);
-    if (call != NULL)
-        grpc_call_unref(call);
-    if (cq != NULL) {
-        grpc_completion_queue_shutdown(cq);
-        while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN)
-            ;
-        grpc_completion_queue_destroy(cq);
-    }
-    if (ch != NULL)
-        grpc_channel_destroy(ch);
+    rm_tls_ctx_unref(ctx);
     free(packed);
     free(csr);
     free(spki);
@@ -849,18 +752,14 @@ static void check_expiry(rm_control_client_t *cc)
 
 /* ------------------------------------------------------------------ Discovery.Stream */
 
-static void stream_send_next(rm_control_client_t *cc);
-
 static void enqueue_request(rm_control_client_t *cc, int type, const char *version, const char *nonce,
                             const char *nack_reason, int with_node)
 {
     Ringmesh__V1__DiscoveryRequest req = RINGMESH__V1__DISCOVERY_REQUEST__INIT;
     Ringmesh__V1__Node node = RINGMESH__V1__NODE__INIT;
     Ringmesh__V1__ErrorDetail ed = RINGMESH__V1__ERROR_DETAIL__INIT;
-    pending_send_t *ps;
     uint8_t *buf;
     size_t len;
-    grpc_slice sl;
 
     if (with_node) {
         node.id = cc->node_id;
@@ -873,60 +772,20 @@ static void enqueue_request(rm_control_client_t *cc, int type, const char *versi
     req.version_info = (char *)version;
     req.response_nonce = (char *)nonce;
     if (nack_reason != NULL) {
-        ed.code = GRPC_STATUS_INVALID_ARGUMENT;
+        ed.code = 3; /* INVALID_ARGUMENT */
         ed.message = (char *)nack_reason;
         req.error_detail = &ed;
     }
+    if (cc->call == NULL)
+        return;
     len = ringmesh__v1__discovery_request__get_packed_size(&req);
-    if ((buf = malloc(len == 0 ? 1 : len)) == NULL || (ps = calloc(1, sizeof(*ps))) == NULL) {
-        free(buf);
+    if ((buf = malloc(len == 0 ? 1 : len)) == NULL)
         return;
-    }
     ringmesh__v1__discovery_request__pack(&req, buf);
-    sl = grpc_slice_from_copied_buffer((const char *)buf, len);
-    ps->bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
+    rm_h2_call_send(cc->call, buf, len);
     free(buf);
-    *cc->sendq_tail = ps;
-    cc->sendq_tail = &ps->next;
-    stream_send_next(cc);
 }
 
-static void on_send(rm_control_client_t *cc, int ok)
-{
-    cc->stream_pending--;
-    cc->sending = 0;
-    grpc_byte_buffer_destroy(cc->inflight_send);
-    cc->inflight_send = NULL;
-    if (ok)
-        stream_send_next(cc);
-}
-
-static void stream_send_next(rm_control_client_t *cc)
-{
-    pending_send_t *ps = cc->sendq;
-    grpc_op op;
-
-    if (cc->sending || ps == NULL || cc->call == NULL)
-        return;
-    if ((cc->sendq = ps->next) == NULL)
-        cc->sendq_tail = &cc->sendq;
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_SEND_MESSAGE;
-    op.data.send_message.send_message = ps->bb;
-    cc->inflight_send = ps->bb;
-    free(ps);
-    cc->t_send.cb = on_send;
-    if (grpc_call_start_batch(cc->call, &op, 1, &cc->t_send, NULL) == GRPC_CALL_OK) {
-        cc->sending = 1;
-        cc->stream_pending++;
-    } else {
-        grpc_byte_buffer_destroy(cc->inflight_send);
-        cc->inflight_send = NULL;
-    }
-}
-
-static void start_read(rm_control_client_t *cc);
 
 static void handle_response(rm_control_client_t *cc, const Ringmesh__V1__DiscoveryResponse *resp)
 {
@@ -973,48 +832,15 @@ static void handle_response(rm_control_client_t *cc, const Ringmesh__V1__Discove
     }
 }
 
-static void on_read(rm_control_client_t *cc, int ok)
+/* The control plane accepted the stream (it may have nothing to push: the versions we run may be current). */
+static void on_stream_accepted(void *arg, rm_h2_call_t *call)
 {
-    uint8_t *data = NULL;
-    size_t len = 0;
-    Ringmesh__V1__DiscoveryResponse *resp;
+    rm_control_client_t *cc = arg;
 
-    cc->stream_pending--;
-    if (!ok || cc->recv == NULL)
-        return; /* the stream is ending: the status tag says why */
+    (void)call;
     if (!cc->received_any) {
         cc->received_any = 1;
         cc->stream_failures = 0;
-    }
-    if (bb_read(cc->recv, &data, &len) == 0 &&
-        (resp = ringmesh__v1__discovery_response__unpack(NULL, len, data)) != NULL) {
-        handle_response(cc, resp);
-        ringmesh__v1__discovery_response__free_unpacked(resp, NULL);
-    } else {
-        rm_log_msg(RM_LOG_WARN, "config_rejected", "a push does not decode as ringmesh.v1.DiscoveryResponse");
-    }
-    free(data);
-    grpc_byte_buffer_destroy(cc->recv);
-    cc->recv = NULL;
-    start_read(cc);
-}
-
-static void start_read(rm_control_client_t *cc)
-{
-    grpc_op op;
-
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &cc->recv;
-    cc->t_read.cb = on_read;
-    if (grpc_call_start_batch(cc->call, &op, 1, &cc->t_read, NULL) == GRPC_CALL_OK)
-        cc->stream_pending++;
-}
-
-static void on_recv_md(rm_control_client_t *cc, int ok)
-{
-    cc->stream_pending--;
-    if (ok && !cc->stream_up) {
         cc->stream_up = 1;
         atomic_store(&cc->proxy->control.connected, 1);
         if (cc->outage_logged) {
@@ -1027,64 +853,33 @@ static void on_recv_md(rm_control_client_t *cc, int ok)
     }
 }
 
-static void on_start(rm_control_client_t *cc, int ok)
+static void on_stream_message(void *arg, rm_h2_call_t *call, const uint8_t *msg, size_t len)
 {
-    cc->stream_pending--;
-    (void)ok;
-}
+    rm_control_client_t *cc = arg;
+    Ringmesh__V1__DiscoveryResponse *resp;
 
-static void on_status(rm_control_client_t *cc, int ok)
-{
-    cc->stream_pending--;
-    cc->status_done = 1;
-    (void)ok;
-}
-
-static void stream_open(rm_control_client_t *cc)
-{
-    grpc_op ops[1];
-    grpc_slice method = grpc_slice_from_static_string(METHOD_STREAM);
-
-    if (cc->channel == NULL && (cc->channel = make_channel(cc, 1)) == NULL) {
-        cc->reconnect_at_ms = now_ms() + backoff_ms(++cc->stream_failures);
+    on_stream_accepted(arg, call);
+    if ((resp = ringmesh__v1__discovery_response__unpack(NULL, len, msg)) == NULL) {
+        rm_log_msg(RM_LOG_WARN, "config_rejected", "a push does not decode as ringmesh.v1.DiscoveryResponse");
         return;
     }
-    cc->call = grpc_channel_create_call(cc->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cc->cq, method, NULL,
-                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    grpc_metadata_array_init(&cc->md_initial);
-    grpc_metadata_array_init(&cc->md_trailing);
-    cc->status_details = grpc_empty_slice();
-    cc->status_done = 0;
-    cc->received_any = 0;
-
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    cc->t_start.cb = on_start;
-    if (grpc_call_start_batch(cc->call, ops, 1, &cc->t_start, NULL) == GRPC_CALL_OK)
-        cc->stream_pending++;
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[0].data.recv_initial_metadata.recv_initial_metadata = &cc->md_initial;
-    cc->t_recv_md.cb = on_recv_md;
-    if (grpc_call_start_batch(cc->call, ops, 1, &cc->t_recv_md, NULL) == GRPC_CALL_OK)
-        cc->stream_pending++;
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[0].data.recv_status_on_client.trailing_metadata = &cc->md_trailing;
-    ops[0].data.recv_status_on_client.status = &cc->status;
-    ops[0].data.recv_status_on_client.status_details = &cc->status_details;
-    cc->t_status.cb = on_status;
-    if (grpc_call_start_batch(cc->call, ops, 1, &cc->t_status, NULL) == GRPC_CALL_OK)
-        cc->stream_pending++;
-    /* Subscribe to every type, saying which version we run (restored or from the previous stream), so that a
-     * control plane already at that version has nothing to push. */
-    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        enqueue_request(cc, t, cc->versions[t], "", NULL, t == 0);
-    start_read(cc);
+    handle_response(cc, resp);
+    ringmesh__v1__discovery_response__free_unpacked(resp, NULL);
 }
 
-/* The stream has ended and every batch has completed: log, free, schedule the reconnection. */
-static void stream_closed(rm_control_client_t *cc)
+static void on_stream_close(void *arg, rm_h2_call_t *call, int status, const char *message)
+{
+    rm_control_client_t *cc = arg;
+
+    (void)call;
+    cc->call = NULL;
+    cc->stream_ended = 1;
+    cc->end_status = status;
+    snprintf(cc->end_message, sizeof(cc->end_message), "%s", message != NULL ? message : "");
+}
+
+/* The stream has ended (or could not start): log once per outage, schedule the reconnection. */
+static void stream_closed(rm_control_client_t *cc, int status, const char *details)
 {
     int was_up = cc->stream_up;
 
@@ -1097,34 +892,44 @@ static void stream_closed(rm_control_client_t *cc)
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_WARN, "control_plane_unreachable");
         rm_log_str(&l, "control_plane", cc->ccfg->address);
-        rm_log_int(&l, "grpc_status", cc->status);
-        rm_log_strn(&l, "details", (const char *)GRPC_SLICE_START_PTR(cc->status_details),
-                    GRPC_SLICE_LENGTH(cc->status_details));
+        rm_log_int(&l, "grpc_status", status);
+        rm_log_str(&l, "details", details);
         rm_log_bool(&l, "was_connected", was_up);
         rm_log_str(&l, "msg", "serving with the last good SVID and configuration; retrying with backoff");
         rm_log_end(&l);
     }
     cc->stream_up = 0;
+    cc->received_any = 0;
+    cc->stream_ended = 0;
     atomic_store(&cc->proxy->control.connected, 0);
-    grpc_call_unref(cc->call);
+    /* a new connection next time: it presents a rotated SVID and trusts the current bundle */
+    rm_h2_close(cc->conn);
+    cc->conn = NULL;
     cc->call = NULL;
-    grpc_slice_unref(cc->status_details);
-    grpc_metadata_array_destroy(&cc->md_initial);
-    grpc_metadata_array_destroy(&cc->md_trailing);
-    while (cc->sendq != NULL) {
-        pending_send_t *ps = cc->sendq;
-        cc->sendq = ps->next;
-        grpc_byte_buffer_destroy(ps->bb);
-        free(ps);
+}
+
+static void stream_open(rm_control_client_t *cc)
+{
+    static const rm_h2_call_cbs_t cbs = {on_stream_accepted, on_stream_message, on_stream_close};
+    rm_tls_ctx_t *ctx = NULL;
+    char err[512];
+    int ret;
+
+    if ((ret = make_control_ctx(cc, 1, &ctx, err, sizeof(err))) != 0 ||
+        (ret = rm_h2_connect(cc->ccfg->address, cc->ccfg->server_name, ctx, cc->control_id, 10000, &cc->conn, err,
+                             sizeof(err))) != 0 ||
+        (ret = rm_h2_call_start(cc->conn, METHOD_STREAM, &cbs, cc, &cc->call)) != 0) {
+        rm_tls_ctx_unref(ctx);
+        if (ret != 0 && err[0] == '\0')
+            snprintf(err, sizeof(err), "%s", rm_strerror(ret));
+        stream_closed(cc, RM_GRPC_UNAVAILABLE, err);
+        return;
     }
-    cc->sendq_tail = &cc->sendq;
-    if (cc->recv != NULL) {
-        grpc_byte_buffer_destroy(cc->recv);
-        cc->recv = NULL;
-    }
-    /* A new channel next time: it picks up a rotated SVID and the current bundle. */
-    grpc_channel_destroy(cc->channel);
-    cc->channel = NULL;
+    rm_tls_ctx_unref(ctx); /* the connection's session holds its own reference */
+    /* Subscribe to every type, saying which version we run (restored or from the previous stream), so that a
+     * control plane already at that version has nothing to push. */
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
+        enqueue_request(cc, t, cc->versions[t], "", NULL, t == 0);
 }
 
 static void *control_thread(void *arg)
@@ -1134,34 +939,36 @@ static void *control_thread(void *arg)
 
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
-    for (;;) {
-        uint64_t now = now_ms(), wake = now + 1000;
-        if (atomic_load(&cc->stop)) {
-            if (cc->call == NULL)
-                break;
-            grpc_call_cancel(cc->call, NULL);
-        } else {
-            if (cc->cert_pem == NULL || now >= cc->renew_at_ms) {
-                if (now >= cc->renew_at_ms)
-                    renew(cc);
-                now = now_ms();
-            }
-            check_expiry(cc);
-            if (cc->call == NULL && cc->cert_pem != NULL && now >= cc->reconnect_at_ms)
-                stream_open(cc);
-            if (cc->renew_at_ms < wake)
-                wake = cc->renew_at_ms > now ? cc->renew_at_ms : now;
-            if (cc->call == NULL && cc->reconnect_at_ms < wake)
-                wake = cc->reconnect_at_ms > now ? cc->reconnect_at_ms : now;
+    while (!atomic_load(&cc->stop)) {
+        uint64_t now = now_ms(), wake = now + 250; /* the stop flag is looked at 4 times a second */
+        if (cc->cert_pem == NULL || now >= cc->renew_at_ms) {
+            if (now >= cc->renew_at_ms)
+                renew(cc);
+            now = now_ms();
         }
-        uint64_t wait = wake > now ? wake - now : 0;
-        grpc_event ev = grpc_completion_queue_next(
-            cc->cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis((int64_t)wait, GPR_TIMESPAN)),
-            NULL);
-        if (ev.type == GRPC_OP_COMPLETE)
-            ((cc_tag_t *)ev.tag)->cb(cc, ev.success);
-        if (cc->call != NULL && cc->status_done && cc->stream_pending == 0)
-            stream_closed(cc);
+        check_expiry(cc);
+        if (cc->conn == NULL && cc->cert_pem != NULL && now >= cc->reconnect_at_ms)
+            stream_open(cc);
+        if (cc->renew_at_ms < wake)
+            wake = cc->renew_at_ms > now ? cc->renew_at_ms : now;
+        if (cc->conn == NULL && cc->reconnect_at_ms < wake)
+            wake = cc->reconnect_at_ms > now ? cc->reconnect_at_ms : now;
+        int wait = wake > now ? (int)(wake - now) : 0;
+        if (cc->conn != NULL) {
+            if (rm_h2_poll(cc->conn, wait) != 0 && !cc->stream_ended) {
+                cc->stream_ended = 1;
+                cc->end_status = RM_GRPC_UNAVAILABLE;
+                snprintf(cc->end_message, sizeof(cc->end_message), "%s", rm_h2_error(cc->conn));
+            }
+            if (cc->stream_ended)
+                stream_closed(cc, cc->end_status, cc->end_message);
+        } else if (wait > 0) {
+            poll(NULL, 0, wait);
+        }
+    }
+    if (cc->conn != NULL) {
+        rm_h2_close(cc->conn);
+        cc->conn = NULL;
     }
     return NULL;
 }
@@ -1186,7 +993,6 @@ int rm_control_client_start(rm_proxy_t *p, rm_control_client_t **out)
     cc->proxy = p;
     cc->cfg = cfg;
     cc->ccfg = cfg->control;
-    cc->sendq_tail = &cc->sendq;
     cc->access_log = cfg->access_log;
     gethostname(host, sizeof(host) - 1);
     copy_node_field(cc->node_id, sizeof(cc->node_id), cc->ccfg->node_id, "RINGMESH_POD_NAME", host);
@@ -1204,15 +1010,16 @@ int rm_control_client_start(rm_proxy_t *p, rm_control_client_t **out)
         free(cc);
         return ret;
     }
-    grpc_init();
+    if (cc->ccfg->identity != NULL)
+        snprintf(cc->control_id, sizeof(cc->control_id), "%s", cc->ccfg->identity);
+    else
+        snprintf(cc->control_id, sizeof(cc->control_id), "spiffe://%s/ns/ringmesh-system/sa/ringmesh-control",
+                 cfg->trust_domain);
     restore_state(cc);
     if (cc->client_ctx != NULL || cc->dests != NULL || cc->have_mesh)
         publish(cc);
-    cc->cq = grpc_completion_queue_create_for_next(NULL);
     if ((ret = pthread_create(&cc->thread, NULL, control_thread, cc)) != 0) {
-        grpc_completion_queue_destroy(cc->cq);
         free(cc);
-        grpc_shutdown();
         return -ret;
     }
     {
@@ -1220,6 +1027,7 @@ int rm_control_client_start(rm_proxy_t *p, rm_control_client_t **out)
         rm_log_begin(&l, RM_LOG_INFO, "control_client_started");
         rm_log_str(&l, "control_plane", cc->ccfg->address);
         rm_log_str(&l, "server_name", cc->ccfg->server_name);
+        rm_log_str(&l, "control_plane_id", cc->control_id);
         rm_log_str(&l, "node", cc->node_id);
         rm_log_str(&l, "namespace", cc->node_ns);
         rm_log_str(&l, "service_account", cc->node_sa);
@@ -1237,12 +1045,6 @@ void rm_control_client_stop(rm_control_client_t *cc)
         return;
     atomic_store(&cc->stop, 1);
     pthread_join(cc->thread, NULL);
-    grpc_completion_queue_shutdown(cc->cq);
-    while (grpc_completion_queue_next(cc->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cc->cq);
-    if (cc->channel != NULL)
-        grpc_channel_destroy(cc->channel);
     rm_tls_ctx_unref(cc->client_ctx);
     rm_tls_ctx_unref(cc->server_ctx);
     rm_dest_table_unref(cc->dests);
@@ -1250,5 +1052,4 @@ void rm_control_client_stop(rm_control_client_t *cc)
     free(cc->cert_pem);
     free(cc->bundle_pem);
     free(cc);
-    grpc_shutdown();
 }

@@ -59,6 +59,7 @@ typedef struct st_raw_node_t {
 typedef struct st_raw_control_t {
     char *address;
     char *server_name;
+    char *identity;
     char *bootstrap_bundle_file;
     char *token_file;
     char *state_dir;
@@ -145,6 +146,7 @@ static const cyaml_schema_field_t node_fields[] = {
 static const cyaml_schema_field_t control_fields[] = {
     STR("address", raw_control_t, address),
     STR("serverName", raw_control_t, server_name),
+    STR("identity", raw_control_t, identity),
     STR("bootstrapBundleFile", raw_control_t, bootstrap_bundle_file),
     STR("tokenFile", raw_control_t, token_file),
     STR("stateDir", raw_control_t, state_dir),
@@ -1398,6 +1400,7 @@ static int conv_control(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_confi
     c->renew_fraction = 0.5;
     if ((ret = conv_string(ctx, "control.address", r->address, &c->address)) != 0 ||
         (ret = conv_string(ctx, "control.serverName", r->server_name, &c->server_name)) != 0 ||
+        (ret = conv_string(ctx, "control.identity", r->identity, &c->identity)) != 0 ||
         (ret = conv_string(ctx, "control.bootstrapBundleFile", r->bootstrap_bundle_file, &c->bootstrap_bundle_file)) !=
             0 ||
         (ret = conv_string(ctx, "control.tokenFile", r->token_file, &c->token_file)) != 0 ||
@@ -1417,6 +1420,11 @@ static int conv_control(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_confi
         return value_error(ctx, "control.tokenFile", "is required (the projected ServiceAccount token)");
     if (c->state_dir == NULL)
         return value_error(ctx, "control.stateDir", "is required (where the last good SVID and configuration live)");
+    if (c->identity != NULL) {
+        rm_spiffe_id_t id;
+        if (rm_spiffe_id_parse(c->identity, strlen(c->identity), &id) != 0)
+            return value_error(ctx, "control.identity", "is not a SPIFFE ID");
+    }
     if (c->server_name == NULL && (c->server_name = strdup("ringmesh-control.ringmesh-system.svc")) == NULL)
         return value_error(ctx, "control.serverName", "out of memory");
     if (r->renew_fraction != NULL) {
@@ -1744,6 +1752,7 @@ void rm_proxy_config_free(rm_proxy_config_t *cfg)
     if (cfg->control != NULL) {
         free(cfg->control->address);
         free(cfg->control->server_name);
+        free(cfg->control->identity);
         free(cfg->control->bootstrap_bundle_file);
         free(cfg->control->token_file);
         free(cfg->control->state_dir);

@@ -55,7 +55,9 @@ typedef struct st_rm_listener_config_t {
 /** Where identity and configuration come from when a control plane is used (section `control`). */
 typedef struct st_rm_control_config_t {
     char *address;               /* host:port of ringmesh-control */
-    char *server_name;           /* name checked in its certificate, default ringmesh-control.ringmesh-system.svc */
+    char *server_name;           /* :authority and SNI, default ringmesh-control.ringmesh-system.svc */
+    char *identity;              /* SPIFFE ID the control plane must present, default
+                                  * spiffe://<trustDomain>/ns/ringmesh-system/sa/ringmesh-control */
     char *bootstrap_bundle_file; /* roots that verify the control plane before the first push */
     char *token_file;            /* projected ServiceAccount token, re-read at every request */
     char *state_dir;             /* last good SVID (key 0600), bundle and configuration */

@@ -82,7 +82,7 @@ static rm_tls_ctx_t *make_ctx(rm_tls_role_t role, const char *leaf, const char *
     snprintf(certf, sizeof(certf), "%s.pem", leaf);
     snprintf(keyf, sizeof(keyf), "%s.key", leaf);
     char *cert = slurp(certf, &cl), *key = slurp(keyf, &kl), *b = slurp(bundle, &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL};
     int ret = rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err));
     if (err_out != NULL)
         *err_out = ret;

@@ -29,13 +29,15 @@ typedef struct st_rm_tls_ctx_config_t {
     const char *bundle_pem; /* trust anchors */
     size_t bundle_len;
     const char *trust_domain; /* peers must be in this trust domain */
+    const char *alpn;         /* protocol offered; NULL means RM_TLS_ALPN ("h2" to reach the control plane) */
 } rm_tls_ctx_config_t;
 
 /** Initialises the library once per process. Returns 0 or RM_ERR_TLS_CONFIG. */
 int rm_tls_global_init(void);
 
 /** Makes an immutable context for one role. Checks that the certificate is a valid SVID for the bundle and
- *  matches the key. On failure writes a sentence into `err` and returns RM_ERR_TLS_CONFIG or an RM_ERR_SVID_* code.
+ *  matches the key. A client context may have no certificate (cert_pem NULL): it still verifies the server's SVID,
+ *  and serves only to reach the control plane before the first SVID. On failure writes a sentence into `err` and returns RM_ERR_TLS_CONFIG or an RM_ERR_SVID_* code.
  *  A context may be shared by every worker thread; it is reference-counted (starts at 1). */
 int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_config_t *cfg, char *err, size_t errlen);
 void rm_tls_ctx_ref(rm_tls_ctx_t *ctx);
@@ -46,7 +48,7 @@ const rm_spiffe_id_t *rm_tls_ctx_id(const rm_tls_ctx_t *ctx);
 time_t rm_tls_ctx_not_after(const rm_tls_ctx_t *ctx);
 
 /** Session flags. */
-#define RM_TLS_REQUIRE_MESH_ALPN 0x1 /* fail unless ALPN ringmesh/1 was negotiated (proxy-to-proxy capture paths) */
+#define RM_TLS_REQUIRE_MESH_ALPN 0x1 /* fail unless the context's ALPN (ringmesh/1 by default) was negotiated */
 
 /** Starts a session. `expected_ids` (may be NULL; must outlive the session) are the IDs the peer may present:
  *  a client passes the destination's identities. The mesh ALPN is always offered; with RM_TLS_REQUIRE_MESH_ALPN it

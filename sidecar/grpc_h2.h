@@ -1,0 +1,69 @@
+/* A gRPC client for the proxy's control thread: HTTP/2 from nghttp2, TLS from the proxy's own backend (rm_tls over
+ * wolfSSL, ALPN "h2", the server's SPIFFE ID checked), and gRPC's framing (a 5-byte prefix per message, status in
+ * the trailers) on top. It exists so that the proxy does not load the gRPC C core, whose libraries (gRPC, abseil,
+ * OpenSSL, libstdc++) would more than double its resident memory; the control plane itself serves with the gRPC
+ * C core, and the end-to-end tests run this client against it.
+ *
+ * One connection, driven by the calling thread with rm_h2_poll(); no other thread may touch it. Calls are
+ * streams on the connection; their callbacks run inside rm_h2_poll(). */
+#ifndef RINGMESH_GRPC_H2_H
+#define RINGMESH_GRPC_H2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmesh/tls.h"
+
+#define RM_GRPC_UNAVAILABLE 14 /* the status a call gets when the connection is lost */
+#define RM_GRPC_MAX_MESSAGE (16u << 20)
+
+typedef struct st_rm_h2_conn_t rm_h2_conn_t;
+typedef struct st_rm_h2_call_t rm_h2_call_t;
+
+typedef struct st_rm_h2_call_cbs_t {
+    /** The server accepted the call (response headers without end of stream). May be NULL. */
+    void (*on_accepted)(void *arg, rm_h2_call_t *call);
+    /** A whole message arrived. */
+    void (*on_message)(void *arg, rm_h2_call_t *call, const uint8_t *msg, size_t len);
+    /** The call ended: grpc-status (0 OK) and its message. The call is freed after this returns. */
+    void (*on_close)(void *arg, rm_h2_call_t *call, int status, const char *message);
+} rm_h2_call_cbs_t;
+
+/** Connects to `addr` ("host:port" with a numeric host, or "[ip6]:port"), completes TLS with `ctx` and checks that
+ *  the server presents `expected_id`, then starts HTTP/2. Blocks for at most `timeout_ms`. `authority` is sent as
+ *  :authority and SNI. Returns 0, or an error with a sentence in `err`. */
+int rm_h2_connect(const char *addr, const char *authority, rm_tls_ctx_t *ctx, const char *expected_id, int timeout_ms,
+                  rm_h2_conn_t **out, char *err, size_t errlen);
+
+/** Starts a call of `path` ("/package.Service/Method"). Returns 0 or an error. */
+int rm_h2_call_start(rm_h2_conn_t *c, const char *path, const rm_h2_call_cbs_t *cbs, void *arg, rm_h2_call_t **out);
+
+/** Queues one message on the call (sent by the next rm_h2_poll()). Returns 0 or -ENOMEM / -EPIPE (already
+ *  half-closed or ended). */
+int rm_h2_call_send(rm_h2_call_t *call, const uint8_t *msg, size_t len);
+
+/** Half-closes the call once what is queued has been sent. */
+void rm_h2_call_close_send(rm_h2_call_t *call);
+
+/** Sends what is queued, waits up to `timeout_ms` for input and processes it (running callbacks). Sends a PING
+ *  after 60 s without input and declares the connection dead 20 s later. Returns 0, or a negative error once the
+ *  connection is unusable; every open call has then been closed with RM_GRPC_UNAVAILABLE and a reason. */
+int rm_h2_poll(rm_h2_conn_t *c, int timeout_ms);
+
+/** Number of calls open on the connection. */
+size_t rm_h2_open_calls(const rm_h2_conn_t *c);
+
+/** Why the connection died, or "" while it is alive. */
+const char *rm_h2_error(const rm_h2_conn_t *c);
+
+/** Closes the connection and frees it with every call on it (no callback runs). NULL is fine. */
+void rm_h2_close(rm_h2_conn_t *c);
+
+/** One unary call on a new connection: connect, send `req`, wait for the answer (all within `timeout_ms`).
+ *  On success *resp (free()) holds the response message and *status is 0; on a gRPC error *status and `err` say
+ *  it; on a transport error returns a negative error. */
+int rm_h2_unary(const char *addr, const char *authority, rm_tls_ctx_t *ctx, const char *expected_id, const char *path,
+                const uint8_t *req, size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len, int *status,
+                char *err, size_t errlen);
+
+#endif
