@@ -339,6 +339,62 @@ static void test_client_from_untrusted_ca_refused_by_server(void **state)
     rm_tls_ctx_unref(sc);
 }
 
+/* A context with another ALPN, and a client context without a certificate (used to reach the control plane before
+ * the first SVID): it still checks the server's SVID, and a server that requires client certificates refuses it. */
+static rm_tls_ctx_t *ctx_with(rm_tls_role_t role, const char *leaf, const char *alpn)
+{
+    char certf[64], keyf[64], err[256];
+    size_t cl = 0, kl = 0, bl;
+    char *cert = NULL, *key = NULL, *b = slurp("ca.pem", &bl);
+    rm_tls_ctx_t *ctx = NULL;
+    if (leaf != NULL) {
+        snprintf(certf, sizeof(certf), "%s.pem", leaf);
+        snprintf(keyf, sizeof(keyf), "%s.key", leaf);
+        cert = slurp(certf, &cl);
+        key = slurp(keyf, &kl);
+    }
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", alpn};
+    if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
+        fail_msg("ctx: %s", err);
+    free(cert), free(key), free(b);
+    return ctx;
+}
+
+static int handshake_result(rm_tls_ctx_t *cc, rm_tls_ctx_t *sc, int *server_result)
+{
+    rm_tls_t *cli, *srv;
+    int cr, sr;
+    assert_int_equal(rm_tls_new(&cli, cc, server_ids, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    handshake(cli, srv, &cr, &sr);
+    rm_tls_free(cli);
+    rm_tls_free(srv);
+    if (server_result != NULL)
+        *server_result = sr;
+    return cr;
+}
+
+static void test_alpn_and_certless_client(void **state)
+{
+    rm_tls_ctx_t *h2_client = ctx_with(RM_TLS_CLIENT, "client", "h2"), *h2_server = ctx_with(RM_TLS_SERVER, "server", "h2");
+    rm_tls_ctx_t *mesh_server = ctx_with(RM_TLS_SERVER, "server", NULL), *bare = ctx_with(RM_TLS_CLIENT, NULL, "h2");
+    int sr;
+
+    assert_int_equal(handshake_result(h2_client, h2_server, &sr), 0); /* h2 on both sides */
+    assert_int_equal(sr, 0);
+    assert_int_not_equal(handshake_result(h2_client, mesh_server, &sr), 0); /* h2 against ringmesh/1 */
+    assert_int_equal(sr, RM_ERR_TLS_ALPN);
+    /* no client certificate: the client still verifies the server (TLS 1.3 lets it finish first), and our servers,
+     * which require one, refuse it */
+    assert_int_equal(handshake_result(bare, h2_server, &sr), 0);
+    assert_int_equal(sr, RM_ERR_TLS_NO_PEER_CERT);
+    assert_string_equal(rm_tls_ctx_id(bare)->str, "");
+    rm_tls_ctx_unref(h2_client);
+    rm_tls_ctx_unref(h2_server);
+    rm_tls_ctx_unref(mesh_server);
+    rm_tls_ctx_unref(bare);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_untrusted_and_foreign_domain_refused),
         cmocka_unit_test(test_expired_refused_and_not_loaded),
         cmocka_unit_test(test_client_from_untrusted_ca_refused_by_server),
+        cmocka_unit_test(test_alpn_and_certless_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
