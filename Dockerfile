@@ -43,6 +43,7 @@ ENTRYPOINT ["/usr/local/bin/ringmesh-init"]
 
 FROM runtime AS control
 USER 65532:65532
+EXPOSE 15012 15014
 ENTRYPOINT ["/usr/local/bin/ringmesh-control"]
 
 FROM runtime AS ctl

@@ -448,6 +448,18 @@ rm_token() {
     }
 }
 
+# rm_service_move VIP:PORT POD:PORT: points the service at another pod (as kube-proxy does when endpoints change):
+# removes the VIP's DNAT rules and adds the new one. Connections already tracked keep their old destination.
+rm_service_move() {
+    local vip=${1%:*} vport=${1##*:} rule
+    while rule=$(ip netns exec "$RM_NODE_NS" iptables -t nat -S PREROUTING |
+        grep -F -- "-d $vip/32 -p tcp -m tcp --dport $vport " | head -n 1) && [ -n "$rule" ]; do
+        # shellcheck disable=SC2086 # the rule is a list of iptables words
+        ip netns exec "$RM_NODE_NS" iptables -t nat -D ${rule#-A }
+    done
+    rm_service "$@"
+}
+
 # rm_pod_gateway POD: the node-side address of POD's veth (where a control plane in the node namespace listens)
 rm_pod_gateway() {
     echo "${RM_POD_IP[$1]%.2}.1"
