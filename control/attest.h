@@ -35,4 +35,37 @@ struct st_rm_attestor_t {
 int rm_attestor_jwt_create(const char *jwks_file, const char *issuer, const char *audience, rm_attestor_t **out,
                            char *err, size_t errlen);
 
+#define RM_TOKENREVIEW_CA_FILE    "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+#define RM_TOKENREVIEW_TOKEN_FILE "/var/run/secrets/kubernetes.io/serviceaccount/token"
+#define RM_TOKENREVIEW_AUDIENCE   "ringmesh"
+#define RM_TOKENREVIEW_TIMEOUT_MS 5000
+
+/** How the TokenReview attestor reaches the Kubernetes API. Every field may be left zero for its in-cluster default,
+ *  so `rm_tokenreview_config_t cfg = {0};` is the configuration of a control plane running in a pod. */
+typedef struct st_rm_tokenreview_config_t {
+    const char *api_server; /* "https://host:port" (a path prefix is allowed); NULL: from KUBERNETES_SERVICE_HOST
+                             * and KUBERNETES_SERVICE_PORT */
+    const char *ca_file;    /* PEM file the API server's certificate must chain to (nothing else is trusted);
+                             * NULL: RM_TOKENREVIEW_CA_FILE */
+    const char *token_file; /* the control plane's own bearer token, re-read at every review because the kubelet
+                             * rotates it; NULL: RM_TOKENREVIEW_TOKEN_FILE */
+    const char *audience;   /* asked for in spec.audiences; status.audiences must include it; NULL: "ringmesh" */
+    unsigned timeout_ms;    /* bound on one review, connection and TLS handshake included; 0: 5000 */
+} rm_tokenreview_config_t;
+
+/** Creates the TokenReview attestor: each credential is sent to the Kubernetes API (POST
+ *  /apis/authentication.k8s.io/v1/tokenreviews, over TLS verified against `ca_file`, with the bearer token read from
+ *  `token_file`), and the identity is read from the review: the namespace and service account from
+ *  status.user.username ("system:serviceaccount:<ns>:<sa>", both DNS-1123 names), the pod from status.user.extra
+ *  "authentication.kubernetes.io/pod-name" ("" when the token is not bound to a pod). Its attest op returns
+ *  RM_ERR_JWT_MALFORMED for a credential that is not a compact JWS (the API is not asked), RM_ERR_AUTH_REVIEW when
+ *  the review could not be had or did not authenticate the token (API unreachable, TLS, HTTP status, bad answer,
+ *  status.authenticated not true: the message carries the API's reason), RM_ERR_JWT_AUDIENCE when status.audiences
+ *  lacks the audience, RM_ERR_JWT_CLAIMS when the user is not a service account or a name is not DNS-1123. Messages
+ *  never hold the credential or the bearer token. The op may be called from several threads (one HTTP handle per
+ *  call).
+ *  Returns 0, or RM_ERR_CONFIG_VALUE (no API server, not https, unreadable CA or token file) / -ENOMEM with the
+ *  reason in `err`. */
+int rm_attestor_tokenreview_create(const rm_tokenreview_config_t *cfg, rm_attestor_t **out, char *err, size_t errlen);
+
 #endif

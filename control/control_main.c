@@ -22,7 +22,7 @@
 #define MAX_DNS_NAMES 16
 
 static const char USAGE[] =
-    "usage: ringmesh-control --config-dir DIR --jwks FILE [options]\n"
+    "usage: ringmesh-control --config-dir DIR (--jwks FILE | --attestation token-review) [options]\n"
     "\n"
     "  --config-dir DIR        mesh configuration: YAML files (MeshConfig, Service), reloaded on change\n"
     "  --listen ADDR           gRPC address (default [::]:15012)\n"
@@ -33,9 +33,15 @@ static const char USAGE[] =
     "  --ca-key FILE           its private key\n"
     "  --extra-roots FILE      more roots to trust (a root being rotated out)\n"
     "  --max-svid-ttl DUR      longest SVID lifetime issued (default 24h)\n"
+    "  --attestation KIND      jwt (default: tokens checked against --jwks) or token-review (the Kubernetes\n"
+    "                          TokenReview API, with the control plane's in-cluster credentials)\n"
     "  --jwks FILE             keys that sign ServiceAccount tokens (JWT attestation)\n"
     "  --token-issuer ISS      required token issuer (default: any)\n"
     "  --token-audience AUD    required token audience (default ringmesh)\n"
+    "  --kube-api URL          Kubernetes API for token-review (default https://$KUBERNETES_SERVICE_HOST:PORT)\n"
+    "  --kube-ca-file FILE     its CA (default /var/run/secrets/kubernetes.io/serviceaccount/ca.crt)\n"
+    "  --kube-token-file FILE  the control plane's own token (default .../serviceaccount/token)\n"
+    "  --token-review-timeout DUR  bound on one review (default 5s)\n"
     "  --namespace NS          the control plane's own namespace (default ringmesh-system)\n"
     "  --dns-name NAME         a name sidecars dial, for the serving certificate (repeatable; default\n"
     "                          ringmesh-control, ringmesh-control.<ns>.svc, localhost)\n"
@@ -43,7 +49,8 @@ static const char USAGE[] =
 
 typedef struct st_control_opts_t {
     const char *listen, *admin_listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer, *audience;
-    const char *namespace_, *log_level;
+    const char *namespace_, *log_level, *attestation, *kube_api, *kube_ca, *kube_token;
+    uint32_t review_timeout_ms;
     const char *dns_names[MAX_DNS_NAMES];
     size_t num_dns_names;
     uint32_t max_ttl_ms;
@@ -144,7 +151,7 @@ static int control_ready(void *arg)
 
 static int parse_opts(int argc, char **argv, control_opts_t *o)
 {
-    enum { O_ADMIN = 255, O_LISTEN = 256, O_CONFIG, O_STATE, O_CACERT, O_CAKEY, O_EXTRA, O_TTL, O_JWKS, O_ISS, O_AUD, O_NS, O_DNS, O_LOG };
+    enum { O_ATTEST = 250, O_KAPI, O_KCA, O_KTOKEN, O_KTIMEOUT, O_ADMIN, O_LISTEN = 256, O_CONFIG, O_STATE, O_CACERT, O_CAKEY, O_EXTRA, O_TTL, O_JWKS, O_ISS, O_AUD, O_NS, O_DNS, O_LOG };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},    {"admin-listen", required_argument, NULL, O_ADMIN},    {"config-dir", required_argument, NULL, O_CONFIG},
         {"state-dir", required_argument, NULL, O_STATE},  {"ca-cert", required_argument, NULL, O_CACERT},
@@ -153,6 +160,9 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         {"token-issuer", required_argument, NULL, O_ISS}, {"token-audience", required_argument, NULL, O_AUD},
         {"namespace", required_argument, NULL, O_NS},     {"dns-name", required_argument, NULL, O_DNS},
         {"log-level", required_argument, NULL, O_LOG},    {"help", no_argument, NULL, 'h'},
+        {"attestation", required_argument, NULL, O_ATTEST}, {"kube-api", required_argument, NULL, O_KAPI},
+        {"kube-ca-file", required_argument, NULL, O_KCA},  {"kube-token-file", required_argument, NULL, O_KTOKEN},
+        {"token-review-timeout", required_argument, NULL, O_KTIMEOUT},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -164,6 +174,7 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
     o->audience = "ringmesh";
     o->namespace_ = "ringmesh-system";
     o->log_level = "info";
+    o->attestation = "jwt";
     o->max_ttl_ms = 24 * 3600 * 1000;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -192,12 +203,37 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
             o->dns_names[o->num_dns_names++] = optarg;
             break;
         case O_LOG: o->log_level = optarg; break;
+        case O_ATTEST:
+            if (strcmp(optarg, "jwt") != 0 && strcmp(optarg, "token-review") != 0) {
+                fprintf(stderr, "ringmesh-control: --attestation %s: jwt or token-review\n", optarg);
+                return 2;
+            }
+            o->attestation = optarg;
+            break;
+        case O_KAPI: o->kube_api = optarg; break;
+        case O_KCA: o->kube_ca = optarg; break;
+        case O_KTOKEN: o->kube_token = optarg; break;
+        case O_KTIMEOUT:
+            if (rm_duration_parse_ms(optarg, &o->review_timeout_ms) != 0 || o->review_timeout_ms == 0 ||
+                o->review_timeout_ms > 600000) {
+                fprintf(stderr, "ringmesh-control: --token-review-timeout %s: a duration from 1ms to 10m\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': fputs(USAGE, stdout); exit(0);
         default: fputs(USAGE, stderr); return 2;
         }
     }
-    if (optind != argc || o->config_dir == NULL || o->jwks == NULL) {
+    if (optind != argc || o->config_dir == NULL) {
         fputs(USAGE, stderr);
+        return 2;
+    }
+    if (strcmp(o->attestation, "jwt") == 0 && o->jwks == NULL) {
+        fprintf(stderr, "ringmesh-control: --jwks is required with --attestation jwt\n");
+        return 2;
+    }
+    if (strcmp(o->attestation, "token-review") == 0 && (o->jwks != NULL || o->issuer != NULL)) {
+        fprintf(stderr, "ringmesh-control: --jwks and --token-issuer apply to --attestation jwt only\n");
         return 2;
     }
     if ((o->ca_cert == NULL) != (o->ca_key == NULL)) {
@@ -279,8 +315,18 @@ int main(int argc, char **argv)
         log_fatal("state_dir_invalid", path, ret, "cannot write the trust bundle");
         goto Exit;
     }
-    if ((ret = rm_attestor_jwt_create(o.jwks, o.issuer, o.audience, &attestor, err, sizeof(err))) != 0) {
-        log_fatal("attestation_invalid", o.jwks, ret, err);
+    if (strcmp(o.attestation, "token-review") == 0) {
+        rm_tokenreview_config_t tr = {.api_server = o.kube_api,
+                                      .ca_file = o.kube_ca,
+                                      .token_file = o.kube_token,
+                                      .audience = o.audience,
+                                      .timeout_ms = o.review_timeout_ms};
+        ret = rm_attestor_tokenreview_create(&tr, &attestor, err, sizeof(err));
+    } else {
+        ret = rm_attestor_jwt_create(o.jwks, o.issuer, o.audience, &attestor, err, sizeof(err));
+    }
+    if (ret != 0) {
+        log_fatal("attestation_invalid", o.attestation, ret, err);
         goto Exit;
     }
 
