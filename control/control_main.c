@@ -265,8 +265,7 @@ int main(int argc, char **argv)
     rm_control_server_t *srv = NULL;
     rm_admin_http_t *admin = NULL;
     char err[512], spiffe_id[512], dns_buf[2][300], path[4096];
-    char *cert_pem = NULL, *key_pem = NULL;
-    size_t cert_len = 0, key_len = 0, bundle_len;
+    size_t bundle_len;
     const char *bundle;
     sigset_t sigs;
     int ret, sig, status = 1;
@@ -330,8 +329,8 @@ int main(int argc, char **argv)
         goto Exit;
     }
 
-    /* The serving certificate: an SVID of the control plane's own identity plus the names sidecars dial. Kept in
-     * memory only; a restart issues a new one. */
+    /* The serving certificate: an SVID of the control plane's own identity plus the names sidecars dial. The server
+     * issues it (key in memory only) and issues a new one at half its life. */
     if (o.num_dns_names == 0) {
         snprintf(dns_buf[0], sizeof(dns_buf[0]), "ringmesh-control.%s.svc", o.namespace_);
         snprintf(dns_buf[1], sizeof(dns_buf[1]), "ringmesh-control.%s.svc.cluster.local", o.namespace_);
@@ -342,18 +341,14 @@ int main(int argc, char **argv)
     }
     snprintf(spiffe_id, sizeof(spiffe_id), "spiffe://%s/ns/%s/sa/ringmesh-control", rm_ca_trust_domain(ca),
              o.namespace_);
-    if ((ret = rm_ca_issue_serving(ca, spiffe_id, o.dns_names, o.num_dns_names, 30 * 24 * 3600, &cert_pem, &cert_len,
-                                   &key_pem, &key_len)) != 0) {
-        log_fatal("ca_invalid", spiffe_id, ret, "cannot issue the serving certificate");
-        goto Exit;
-    }
 
     rm_control_server_config_t sc = {
         .listen = o.listen,
         .ca = ca,
         .attestor = attestor,
-        .serving_cert_pem = cert_pem,
-        .serving_key_pem = key_pem,
+        .serving_id = spiffe_id,
+        .serving_dns_names = o.dns_names,
+        .num_serving_dns_names = o.num_dns_names,
     };
     if ((ret = rm_control_server_start(&sc, model, &srv, err, sizeof(err))) != 0) {
         log_fatal("listen_failed", o.listen, ret, err);
@@ -402,8 +397,6 @@ Exit:
     rm_control_server_stop(srv);
     if (attestor != NULL)
         attestor->ops->destroy(attestor);
-    rm_x509_free_secret(key_pem, key_len);
-    free(cert_pem);
     rm_ca_free(ca);
     rm_mesh_model_unref(model);
     if (status == 0)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -21,6 +22,7 @@
 #include "ringmesh/log.h"
 #include "ringmesh/svid.h"
 #include "ringmesh/v1/discovery.pb-c.h"
+#include "ringmesh/x509_issue.h"
 
 #define METHOD_SIGN "/ringmesh.v1.Identity/Sign"
 #define METHOD_STREAM "/ringmesh.v1.Discovery/Stream"
@@ -74,6 +76,11 @@ struct st_rm_control_server_t {
     } accept_other;
     tag_t shutdown_tag;
     int shutdown_done;
+
+    /* The serving certificate, re-issued by the credentials' fetcher (gRPC threads) before it gets old. */
+    pthread_mutex_t serving_lock;
+    time_t serving_renew_at;
+    int serving_fetches;
 };
 
 /* A finished unary call (Sign, or a refusal of an unknown method): frees itself when its batch completes. */
@@ -719,15 +726,62 @@ static void on_shutdown(tag_t *tag, int ok)
     grpc_completion_queue_shutdown(srv->cq);
 }
 
+/* Called by gRPC when it sets up a handshake: hands over a new serving certificate when the current one has lived
+ * half its life (or none was issued yet), else says nothing changed. */
+static grpc_ssl_certificate_config_reload_status serving_fetch(void *arg, grpc_ssl_server_certificate_config **config)
+{
+    rm_control_server_t *srv = arg;
+    time_t now = time(NULL);
+    char *cert = NULL, *key = NULL;
+    size_t cert_len = 0, key_len = 0, bundle_len;
+    int64_t ttl = srv->cfg.serving_ttl != 0 ? srv->cfg.serving_ttl : 24 * 3600;
+    grpc_ssl_certificate_config_reload_status status = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+    int ret;
+
+    pthread_mutex_lock(&srv->serving_lock);
+    if (srv->serving_renew_at != 0 && now < srv->serving_renew_at)
+        goto Exit;
+    if ((ret = rm_ca_issue_serving(srv->cfg.ca, srv->cfg.serving_id, srv->cfg.serving_dns_names,
+                                   srv->cfg.num_serving_dns_names, ttl, &cert, &cert_len, &key, &key_len)) != 0) {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_ERROR, "serving_certificate_failed");
+        rm_log_err(&l, "error", ret);
+        rm_log_end(&l);
+        /* keep the current one (if any) and try again in a minute */
+        status = srv->serving_renew_at == 0 ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL
+                                            : GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+        if (srv->serving_renew_at != 0)
+            srv->serving_renew_at = now + 60;
+        goto Exit;
+    }
+    grpc_ssl_pem_key_cert_pair pair = {key, cert};
+    *config = grpc_ssl_server_certificate_config_create(rm_ca_bundle_pem(srv->cfg.ca, &bundle_len), &pair, 1);
+    srv->serving_renew_at = now + ttl / 2;
+    srv->serving_fetches++;
+    status = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+    {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_INFO, "serving_certificate_issued");
+        rm_log_str(&l, "spiffeId", srv->cfg.serving_id);
+        rm_log_int(&l, "notAfter", (int64_t)now + ttl);
+        rm_log_int(&l, "renewAt", (int64_t)srv->serving_renew_at);
+        rm_log_uint(&l, "dnsNames", srv->cfg.num_serving_dns_names);
+        rm_log_end(&l);
+    }
+Exit:
+    pthread_mutex_unlock(&srv->serving_lock);
+    rm_x509_free_secret(key, key_len);
+    free(cert);
+    return status;
+}
+
 int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model_t *model, rm_control_server_t **out,
                             char *err, size_t errlen)
 {
     rm_control_server_t *srv;
     grpc_arg args[3];
     grpc_channel_args chargs;
-    grpc_ssl_pem_key_cert_pair pair;
     grpc_server_credentials *creds;
-    size_t bundle_len;
     int ret;
 
     if ((srv = calloc(1, sizeof(*srv))) == NULL)
@@ -736,6 +790,7 @@ int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model
     if (srv->cfg.max_streams == 0)
         srv->cfg.max_streams = 16384;
     pthread_mutex_init(&srv->mutex, NULL);
+    pthread_mutex_init(&srv->serving_lock, NULL);
     grpc_init();
 
     args[0].type = GRPC_ARG_INTEGER;
@@ -757,10 +812,9 @@ int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model
         grpc_server_register_method(srv->server, METHOD_SIGN, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     srv->m_stream = grpc_server_register_method(srv->server, METHOD_STREAM, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
 
-    pair.private_key = cfg->serving_key_pem;
-    pair.cert_chain = cfg->serving_cert_pem;
-    creds = grpc_ssl_server_credentials_create_ex(rm_ca_bundle_pem(cfg->ca, &bundle_len), &pair, 1,
-                                                  GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+    creds = grpc_ssl_server_credentials_create_with_options(
+        grpc_ssl_server_credentials_create_options_using_config_fetcher(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY,
+                                                                        serving_fetch, srv));
     if (creds == NULL) {
         snprintf(err, errlen, "gRPC refused the serving certificate or the trust bundle");
         ret = RM_ERR_TLS_CONFIG;
@@ -802,6 +856,7 @@ Fail:
     grpc_completion_queue_destroy(srv->cq);
     rm_mesh_model_unref(srv->incoming);
     pthread_mutex_destroy(&srv->mutex);
+    pthread_mutex_destroy(&srv->serving_lock);
     free(srv);
     grpc_shutdown();
     return ret;
@@ -842,6 +897,7 @@ void rm_control_server_stop(rm_control_server_t *srv)
     rm_mesh_model_unref(srv->model);
     rm_mesh_model_unref(srv->incoming);
     pthread_mutex_destroy(&srv->mutex);
+    pthread_mutex_destroy(&srv->serving_lock);
     free(srv);
     grpc_shutdown();
 }

@@ -17,8 +17,11 @@ typedef struct st_rm_control_server_config_t {
     const char *listen;           /* "0.0.0.0:15012", "[::]:15012" */
     const rm_ca_t *ca;            /* signs SVIDs; its bundle verifies client certificates */
     rm_attestor_t *attestor;      /* attests Sign credentials */
-    const char *serving_cert_pem; /* the server's certificate chain */
-    const char *serving_key_pem;  /* and key (kept in memory only) */
+    const char *serving_id;              /* the server's own SPIFFE ID */
+    const char *const *serving_dns_names; /* the names sidecars dial, put in its certificate */
+    size_t num_serving_dns_names;
+    int64_t serving_ttl; /* lifetime of the serving certificate (0: 24 h); a new one is issued at half of it, for
+                          * the handshakes that follow (key in memory only) */
     unsigned max_streams;         /* 0: 16384 */
 } rm_control_server_config_t;
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+#
+# The control plane's serving certificate renews itself. ringmesh-control runs under libfaketime with a clock the
+# test moves: at start it serves a 24-hour certificate for its SPIFFE ID and DNS names; 13 hours later (past half
+# its life) the next handshake gets a new one, with the same identity and names, that verifies against the trust
+# bundle, while the old one is no longer served.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+[ -f "$FAKETIME_LIB" ] || rm_skip "libfaketime is not installed (scripts/bootstrap.sh installs it)"
+rm_setup_no_netns
+rm_control_init
+
+PORT=$((20000 + $$ % 20000))
+CLOCK=$RM_TMP/clock
+echo "+0" >"$CLOCK"
+rm_bg control-ft - "$RM_TMP/logs/control-ft.log" env LD_PRELOAD="$FAKETIME_LIB" FAKETIME_TIMESTAMP_FILE="$CLOCK" \
+    FAKETIME_NO_CACHE=1 "$RM_CONTROL_BIN" --listen "127.0.0.1:$PORT" --admin-listen off \
+    --config-dir "$RM_TMP/control/mesh" --state-dir "$RM_TMP/control/state" --jwks "$RM_TMP/control/jwks.json"
+rm_wait_log "$RM_TMP/logs/control-ft.log" '.event == "control_started"' 15 >/dev/null ||
+    rm_fail "ringmesh-control did not start"
+CLOG=$RM_TMP/logs/control-ft.log
+
+served() { # served FILE: the certificate a TLS client gets now
+    echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -alpn h2 2>/dev/null | openssl x509 >"$1" ||
+        rm_fail "no certificate from the control plane"
+}
+served "$RM_TMP/first.pem"
+echo "+13h" >"$CLOCK"
+sleep 1
+served "$RM_TMP/second.pem"
+AT=$(($(date +%s) + 13 * 3600 + 60))
+
+case_renewed() {
+    rm_assert_eq "$(rm_log_count "$CLOG" '.event == "serving_certificate_issued"')" 2 "serving certificates issued"
+    [ "$(openssl x509 -in "$RM_TMP/first.pem" -noout -serial)" != "$(openssl x509 -in "$RM_TMP/second.pem" -noout -serial)" ] ||
+        rm_fail "the same certificate is served after half its life"
+    local end1 end2
+    end1=$(date -d "$(openssl x509 -in "$RM_TMP/first.pem" -noout -enddate | cut -d= -f2)" +%s)
+    end2=$(date -d "$(openssl x509 -in "$RM_TMP/second.pem" -noout -enddate | cut -d= -f2)" +%s)
+    [ $((end2 - end1)) -ge $((13 * 3600 - 10)) ] || rm_fail "the new certificate does not last longer ($end1 -> $end2)"
+    rm_log "ok: the new certificate ends 13 h later than the first"
+}
+
+case_same_identity() {
+    rm_assert_eq "$(openssl x509 -in "$RM_TMP/second.pem" -noout -ext subjectAltName | tail -n +2 | tr -d ' ')" \
+        "$(openssl x509 -in "$RM_TMP/first.pem" -noout -ext subjectAltName | tail -n +2 | tr -d ' ')" \
+        "the same SPIFFE ID and DNS names"
+    openssl verify -attime "$AT" -CAfile "$RM_TMP/control/state/trust-bundle.pem" "$RM_TMP/second.pem" >/dev/null ||
+        rm_fail "the new serving certificate does not verify against the bundle"
+    rm_log "ok: the new certificate verifies against the trust bundle"
+}
+
+rm_case "the serving certificate is renewed at half its life" case_renewed
+rm_case "with the same identity, under the same root" case_same_identity
+rm_finish
