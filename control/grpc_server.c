@@ -108,6 +108,7 @@ struct st_stream_t {
     grpc_byte_buffer *recv;
     grpc_byte_buffer *sending;
     int writing, status_sent, closed, cancelled;
+    int half_closed; /* the sidecar ended its side: finish once the write in flight is done */
     grpc_slice status_details;
     int have_status_details;
 };
@@ -370,7 +371,9 @@ static void stream_on_write(tag_t *tag, int ok)
     s->writing = 0;
     grpc_byte_buffer_destroy(s->sending);
     s->sending = NULL;
-    if (ok)
+    if (ok && s->half_closed)
+        stream_finish(s, GRPC_STATUS_OK, "");
+    else if (ok)
         stream_maybe_push(s);
     stream_maybe_free(s);
 }
@@ -474,7 +477,8 @@ static void stream_on_read(tag_t *tag, int ok)
 
     s->pending--;
     if (!ok || s->recv == NULL) {
-        /* The sidecar half-closed (or the call is gone): end our side too. */
+        /* The sidecar half-closed (or the call is gone): end our side too, after a write in flight. */
+        s->half_closed = 1;
         if (ok && !s->writing)
             stream_finish(s, GRPC_STATUS_OK, "");
         stream_maybe_free(s);
