@@ -573,7 +573,7 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
     uint8_t *spki = NULL, *packed = NULL, *rdata = NULL;
     size_t key_len = 0, spki_len, csr_len, tok_len = 0, plen, rlen;
     rm_tls_ctx_t *ctx = NULL;
-    int status = 0;
+    int status = 0, reused;
     char why[400];
     int ret;
 
@@ -596,14 +596,22 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
     }
     ringmesh__v1__sign_request__pack(&req, packed);
 
-    /* Sign goes over TLS without a client certificate: the credential is the token, and an expired SVID must not
-     * stop a proxy from getting a new one. */
-    if ((ret = make_control_ctx(cc, 0, &ctx, why, sizeof(why))) != 0) {
-        snprintf(err, errlen, "%s", why);
-        goto Exit;
+    reused = cc->conn != NULL && cc->stream_up;
+    if (reused) {
+        /* a renewal: over the discovery stream's connection, already authenticated both ways (no new handshake) */
+        ret = rm_h2_unary_on(cc->conn, METHOD_SIGN, packed, plen, SIGN_DEADLINE_MS, &rdata, &rlen, &status, why,
+                             sizeof(why));
+    } else {
+        /* the first SVID (or with the control plane away): a new connection, TLS without a client certificate; the
+         * credential is the token, and an expired SVID must not stop a proxy from getting a new one */
+        if ((ret = make_control_ctx(cc, 0, &ctx, why, sizeof(why))) != 0) {
+            snprintf(err, errlen, "%s", why);
+            goto Exit;
+        }
+        ret = rm_h2_unary(cc->ccfg->address, cc->ccfg->server_name, ctx, cc->control_id, METHOD_SIGN, packed, plen,
+                          SIGN_DEADLINE_MS, &rdata, &rlen, &status, why, sizeof(why));
     }
-    if ((ret = rm_h2_unary(cc->ccfg->address, cc->ccfg->server_name, ctx, cc->control_id, METHOD_SIGN, packed, plen,
-                           SIGN_DEADLINE_MS, &rdata, &rlen, &status, why, sizeof(why))) != 0) {
+    if (ret != 0) {
         snprintf(err, errlen, "Identity.Sign: %s", why);
         goto Exit;
     }
@@ -671,6 +679,7 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
         rm_log_str(&l, "spiffe_id", resp->spiffe_id);
         rm_log_int(&l, "not_before", cc->not_before);
         rm_log_int(&l, "not_after", cc->not_after);
+        rm_log_str(&l, "connection", reused ? "discovery" : "new");
         rm_log_end(&l);
     }
     ret = 0;

@@ -381,6 +381,25 @@ static void call_free(rm_h2_call_t *call)
     free(call);
 }
 
+static void noop_message(void *arg, rm_h2_call_t *call, const uint8_t *msg, size_t len)
+{
+    (void)arg, (void)call, (void)msg, (void)len;
+}
+
+static void noop_close(void *arg, rm_h2_call_t *call, int status, const char *message)
+{
+    (void)arg, (void)call, (void)status, (void)message;
+}
+
+/* Forgets the caller of a call that was given up on: its stream is reset, and what still arrives is dropped. */
+static void call_detach(rm_h2_call_t *call)
+{
+    call->cbs.on_accepted = NULL;
+    call->cbs.on_message = noop_message;
+    call->cbs.on_close = noop_close;
+    call->arg = NULL;
+}
+
 /* Cuts the received bytes into messages and hands them over; then, once the stream has closed, the status. */
 static void call_deliver(rm_h2_call_t *call)
 {
@@ -701,32 +720,31 @@ static void unary_on_close(void *arg, rm_h2_call_t *call, int status, const char
     snprintf(u->message, sizeof(u->message), "%s", message != NULL ? message : "");
 }
 
-int rm_h2_unary(const char *addr, const char *authority, rm_tls_ctx_t *ctx, const char *expected_id, const char *path,
-                const uint8_t *req, size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len, int *status,
-                char *err, size_t errlen)
+int rm_h2_unary_on(rm_h2_conn_t *c, const char *path, const uint8_t *req, size_t req_len, int timeout_ms,
+                   uint8_t **resp, size_t *resp_len, int *status, char *err, size_t errlen)
 {
     static const rm_h2_call_cbs_t cbs = {NULL, unary_on_message, unary_on_close};
     unary_state_t u = {0};
-    rm_h2_conn_t *c = NULL;
     rm_h2_call_t *call;
     uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
     int ret;
 
     *resp = NULL;
     *resp_len = 0;
-    if ((ret = rm_h2_connect(addr, authority, ctx, expected_id, timeout_ms, &c, err, errlen)) != 0)
-        return ret;
     if ((ret = rm_h2_call_start(c, path, &cbs, &u, &call)) != 0 || (ret = rm_h2_call_send(call, req, req_len)) != 0) {
         snprintf(err, errlen, "cannot start the call: %s", strerror(-ret));
-        goto Exit;
+        return ret;
     }
     rm_h2_call_close_send(call);
     while (!u.done) {
         int wait = (int)(deadline - mono_ms());
         if (wait <= 0) {
+            /* give up on this call only: reset its stream, the connection stays */
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_CANCEL);
+            call_detach(call);
             snprintf(err, errlen, "%s: no answer within %d ms", path, timeout_ms);
-            ret = -ETIMEDOUT;
-            goto Exit;
+            free(u.resp);
+            return -ETIMEDOUT;
         }
         rm_h2_poll(c, wait < 200 ? wait : 200);
     }
@@ -740,11 +758,24 @@ int rm_h2_unary(const char *addr, const char *authority, rm_tls_ctx_t *ctx, cons
     if (*status == 0) {
         *resp = u.resp;
         *resp_len = u.resp_len;
-        u.resp = NULL;
+    } else {
+        free(u.resp);
     }
-    ret = 0;
-Exit:
-    free(u.resp);
+    return 0;
+}
+
+int rm_h2_unary(const char *addr, const char *authority, rm_tls_ctx_t *ctx, const char *expected_id, const char *path,
+                const uint8_t *req, size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len, int *status,
+                char *err, size_t errlen)
+{
+    rm_h2_conn_t *c = NULL;
+    int ret;
+
+    *resp = NULL;
+    *resp_len = 0;
+    if ((ret = rm_h2_connect(addr, authority, ctx, expected_id, timeout_ms, &c, err, errlen)) != 0)
+        return ret;
+    ret = rm_h2_unary_on(c, path, req, req_len, timeout_ms, resp, resp_len, status, err, errlen);
     rm_h2_close(c);
     return ret;
 }

@@ -66,4 +66,8 @@ int rm_h2_unary(const char *addr, const char *authority, rm_tls_ctx_t *ctx, cons
                 const uint8_t *req, size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len, int *status,
                 char *err, size_t errlen);
 
+/** The same on an open connection (other calls on it keep being served while this one waits). */
+int rm_h2_unary_on(rm_h2_conn_t *c, const char *path, const uint8_t *req, size_t req_len, int timeout_ms,
+                   uint8_t **resp, size_t *resp_len, int *status, char *err, size_t errlen);
+
 #endif

@@ -71,6 +71,8 @@ case_rotated() {
     [ "$nb" -ge 2 ] || rm_fail "pod b's proxy did not renew its SVID ($nb issued)"
     rm_log "ok: SVIDs issued during the test: a $na, b $nb"
     rm_assert_eq "$(metric a ringmesh_proxy_svid_renewals_total)" "$na" "a's metrics count every SVID it got"
+    rm_assert_eq "$(rm_log_select "$(rm_proxy_log a)" '.event == "svid_issued"' | jq -r .connection | sort -u | tr '\n' ' ')" \
+        "discovery new " "the first SVID came over a new connection, renewals over the discovery stream's"
     local expiry_after
     expiry_after=$(metric a ringmesh_proxy_svid_expiry_timestamp_seconds)
     [ "$expiry_after" -gt "$EXPIRY_BEFORE" ] ||
