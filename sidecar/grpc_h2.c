@@ -174,6 +174,8 @@ static int recv_some(rm_h2_conn_t *c)
         set_dead(c, "%s", "out of memory");
         return -ENOMEM;
     }
+    if (cap == 0)
+        return 0; /* the window holds a whole record wolfSSL has not taken yet: read it first */
     do
         n = recv(c->fd, space, cap, 0);
     while (n < 0 && errno == EINTR);
