@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "grpc_h2.h"
+#include "ringmesh/buffer_pool.h"
 #include "ringmesh/csr.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -979,6 +980,7 @@ static void *control_thread(void *arg)
         rm_h2_close(cc->conn);
         cc->conn = NULL;
     }
+    rm_buf_trim(); /* this thread's idle TLS buffers */
     return NULL;
 }
 

@@ -356,6 +356,7 @@ static void *worker_main(void *arg)
             break;
         rm_loop_run_once(w->loop, 10);
     }
+    rm_buf_trim(); /* the thread's pool dies with it */
     atomic_store(&w->exited, 1);
     atomic_fetch_sub(&w->proxy->workers_running, 1);
     return NULL;
