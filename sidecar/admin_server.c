@@ -1,6 +1,7 @@
 #include "admin_server.h"
 #include "ringmesh/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <http_parser.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #define METRICS_MAX     8192
+#define CONFIG_DUMP_MAX (1u << 20)
 #define ADMIN_REQ_MAX   4096
 #define ADMIN_DEADLINE  5000
 #define ADMIN_MAX_CONNS 16
@@ -208,6 +210,86 @@ static void respond(struct st_rm_admin_conn_t *c, unsigned status, const char *r
         admin_close(c);
 }
 
+/* A JSON string: the values written here are validated SPIFFE IDs, addresses and versions, but escape anyway. */
+static size_t put_json_str(char *buf, size_t len, size_t o, const char *v)
+{
+    o = put(buf, len, o, "\"");
+    for (const unsigned char *p = (const unsigned char *)(v != NULL ? v : ""); *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            o = put(buf, len, o, "\\%c", *p);
+        else if (*p < 0x20)
+            o = put(buf, len, o, "\\u%04x", *p);
+        else
+            o = put(buf, len, o, "%c", *p);
+    }
+    return put(buf, len, o, "\"");
+}
+
+static const char *mode_name(rm_mtls_mode_t m)
+{
+    return m == RM_MTLS_PERMISSIVE ? "PERMISSIVE" : m == RM_MTLS_DISABLE ? "DISABLE" : "STRICT";
+}
+
+size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
+{
+    static const char *const types[3] = {"trust_bundle", "destinations", "mesh_settings"};
+    rm_snapshot_t *snap = atomic_load(&p->snap); /* on worker 0's loop: valid for this iteration */
+    const rm_proxy_config_t *cfg = snap->cfg;
+    size_t o = 0;
+
+    o = put(buf, len, o, "{\"trust_domain\":");
+    o = put_json_str(buf, len, o, cfg->trust_domain);
+    o = put(buf, len, o, ",\"svid\":");
+    if (snap->client_ctx != NULL) {
+        o = put(buf, len, o, "{\"spiffe_id\":");
+        o = put_json_str(buf, len, o, rm_tls_ctx_id(snap->client_ctx)->str);
+        o = put(buf, len, o, ",\"not_after\":%lld}", (long long)rm_tls_ctx_not_after(snap->client_ctx));
+    } else {
+        o = put(buf, len, o, "null");
+    }
+    if (atomic_load(&p->control.enabled)) {
+        o = put(buf, len, o, ",\"control_plane\":{\"connected\":%s,\"versions\":{",
+                atomic_load(&p->control.connected) ? "true" : "false");
+        for (int t = 0; t < 3; t++) {
+            o = put(buf, len, o, "%s\"%s\":", t ? "," : "", types[t]);
+            o = put_json_str(buf, len, o, snap->versions[t]);
+        }
+        o = put(buf, len, o, "}}");
+    }
+    o = put(buf, len, o, ",\"inbound\":{\"mode\":\"%s\",\"port_modes\":[", mode_name(cfg->inbound_mode));
+    for (size_t i = 0; i < cfg->num_port_modes; i++)
+        o = put(buf, len, o, "%s{\"port\":%u,\"mode\":\"%s\"}", i ? "," : "", cfg->port_modes[i].port,
+                mode_name(cfg->port_modes[i].mode));
+    o = put(buf, len, o, "]},\"connect_timeout_ms\":%u,\"idle_timeout_ms\":%u,\"access_log\":%s,\"destinations\":[",
+            cfg->connect_timeout_ms, cfg->idle_timeout_ms, cfg->access_log ? "true" : "false");
+    for (size_t i = 0; i < cfg->num_destinations; i++) {
+        char addr[INET6_ADDRSTRLEN + 8];
+        const struct sockaddr *sa = (const struct sockaddr *)&cfg->destinations[i].addr.ss;
+        char host[INET6_ADDRSTRLEN] = "";
+        unsigned port = 0;
+        if (sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+            inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+            port = ntohs(s6->sin6_port);
+            snprintf(addr, sizeof(addr), "[%s]:%u", host, port);
+        } else {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+            inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+            port = ntohs(s4->sin_port);
+            snprintf(addr, sizeof(addr), "%s:%u", host, port);
+        }
+        o = put(buf, len, o, "%s{\"address\":", i ? "," : "");
+        o = put_json_str(buf, len, o, addr);
+        o = put(buf, len, o, ",\"identities\":[");
+        for (size_t j = 0; j < cfg->destinations[i].num_identities; j++) {
+            o = put(buf, len, o, "%s", j ? "," : "");
+            o = put_json_str(buf, len, o, cfg->destinations[i].identities[j]);
+        }
+        o = put(buf, len, o, "]}");
+    }
+    return put(buf, len, o, "]}\n");
+}
+
 static void handle(struct st_rm_admin_conn_t *c)
 {
     rm_proxy_t *p = c->w->proxy;
@@ -235,6 +317,18 @@ static void handle(struct st_rm_admin_conn_t *c)
         size_t n = rm_admin_metrics(p, buf, METRICS_MAX);
         respond(c, 200, "OK", "text/plain; version=0.0.4", buf, n);
         free(buf);
+    } else if (strcmp(c->url, "/config_dump") == 0 && is_get) {
+        char *buf = malloc(CONFIG_DUMP_MAX);
+        if (buf == NULL) {
+            admin_close(c);
+            return;
+        }
+        size_t n = rm_admin_config_dump(p, buf, CONFIG_DUMP_MAX);
+        if (n >= CONFIG_DUMP_MAX - 1)
+            respond(c, 507, "Insufficient Storage", "text/plain", "configuration larger than 1 MiB\n", 32);
+        else
+            respond(c, 200, "OK", "application/json", buf, n);
+        free(buf);
     } else if ((strcmp(c->url, "/drain") == 0 || strcmp(c->url, "/quitquitquit") == 0) && is_post) {
         int quit = strcmp(c->url, "/quitquitquit") == 0;
         rm_log_line_t l;
@@ -245,7 +339,8 @@ static void handle(struct st_rm_admin_conn_t *c)
         /* the main thread owns shutdown: hand it the same signal an operator would send */
         kill(getpid(), quit ? SIGQUIT : SIGTERM);
     } else if (strcmp(c->url, "/drain") == 0 || strcmp(c->url, "/quitquitquit") == 0 ||
-               strcmp(c->url, "/metrics") == 0 || strncmp(c->url, "/healthz/", 9) == 0) {
+               strcmp(c->url, "/metrics") == 0 || strcmp(c->url, "/config_dump") == 0 ||
+               strncmp(c->url, "/healthz/", 9) == 0) {
         respond(c, 405, "Method Not Allowed", "text/plain", "method not allowed\n", 19);
     } else {
         respond(c, 404, "Not Found", "text/plain", "not found\n", 10);

@@ -3,6 +3,7 @@
  *   GET  /healthz/live     200 while the process runs
  *   GET  /healthz/ready    200 once listeners are up, 503 while draining
  *   GET  /metrics          Prometheus text exposition of the workers' counters
+ *   GET  /config_dump      the configuration in force as JSON: SVID, control-plane versions, destinations
  *   POST /drain            stop accepting, let open connections finish (up to drainTimeout), then exit
  *   POST /quitquitquit     exit now, cutting open connections
  * A request must arrive whole within 5 seconds and fit in 4 KiB; one request per connection. */
@@ -15,6 +16,9 @@
 void rm__admin_accepted(rm_worker_t *w, int fd);
 /** Closes admin connections past their deadline, or all of them when `all` is set. */
 void rm__admin_tick(rm_worker_t *w, uint64_t now_ms, int all);
+
+/** Writes the configuration in force as one JSON object into buf; returns its length (len - 1 or more when cut). */
+size_t rm_admin_config_dump(rm_proxy_t *proxy, char *buf, size_t len);
 
 /** Writes the Prometheus exposition into buf; returns its length (truncated at len). */
 size_t rm_admin_metrics(rm_proxy_t *proxy, char *buf, size_t len);

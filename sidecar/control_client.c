@@ -186,6 +186,7 @@ static void publish(rm_control_client_t *cc)
         .client_ctx = cc->client_ctx,
         .server_ctx = cc->server_ctx,
         .no_tls_reason = cc->client_ctx == NULL ? (cc->expired_published ? "svid_expired" : "no_svid_yet") : NULL,
+        .versions = (const char(*)[64])cc->versions,
     };
     rm_snapshot_t *s = rm_snapshot_derive(cc->proxy->base_snap, &params);
 

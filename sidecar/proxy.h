@@ -43,6 +43,7 @@ typedef struct st_rm_snapshot_t {
     rm_dest_table_t *dest_table;   /* derived: the pushed destinations, or NULL for the file's */
     rm_port_mode_t *owned_port_modes;
     const char *no_tls_reason; /* why client_ctx is NULL, for the refusal log ("svid_expired", ...) */
+    char versions[3][64];      /* of the pushed resources in force (ringmesh/xds.h order), "" when none */
 } rm_snapshot_t;
 
 void rm_snapshot_ref(rm_snapshot_t *s);
@@ -60,6 +61,7 @@ typedef struct st_rm_snapshot_params_t {
     int access_log;              /* -1: the file's */
     rm_tls_ctx_t *client_ctx, *server_ctx;
     const char *no_tls_reason;
+    const char (*versions)[64]; /* 3 of them, or NULL */
 } rm_snapshot_params_t;
 rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_t *params);
 

@@ -89,6 +89,8 @@ rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_
     if ((s->server_ctx = params->server_ctx) != NULL)
         rm_tls_ctx_ref(s->server_ctx);
     s->no_tls_reason = params->no_tls_reason;
+    if (params->versions != NULL)
+        memcpy(s->versions, params->versions, sizeof(s->versions));
     return s;
 }
 

@@ -97,6 +97,12 @@ EOF
     rm_wait_log "$CLOG" ".event == \"config_acked\" and .node == \"a\" and .type == \"destinations\"
         and .version == \"$v\"" 10 >/dev/null || rm_fail "the control plane saw no ACK of $v from a"
     rm_log "ok: pod a ACKed destinations version $v"
+    local dump
+    dump=$(rm_exec a curl -sf http://127.0.0.1:15021/config_dump) || rm_fail "GET /config_dump failed"
+    rm_assert_eq "$(rm_json "$dump" .control_plane.versions.destinations)" "$v" "/config_dump shows the version in force"
+    rm_assert_eq "$(rm_json "$dump" .svid.spiffe_id)" "$ID_A" "/config_dump shows the SVID held"
+    rm_assert_eq "$(rm_json "$dump" "[.destinations[] | select(.address == \"$VIP2:9090\") | .identities[]] | join(\",\")")" \
+        "$ID_B" "/config_dump lists the pushed destination"
     through_mesh second "$VIP2:9090"
     rm_expect_log "$(rm_proxy_log a)" ".event == \"connection\" and (.dst | addr) == \"$VIP2:9090\"
         and .mode == \"mtls\" and .peer_id == \"$ID_B\"" "after the change VIP2 is mTLS"
