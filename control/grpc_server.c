@@ -109,6 +109,7 @@ struct st_stream_t {
     grpc_byte_buffer *sending;
     int writing, status_sent, closed, cancelled;
     int half_closed; /* the sidecar ended its side: finish once the write in flight is done */
+    int md_sent;     /* response headers sent (only once the node checked out) */
     grpc_slice status_details;
     int have_status_details;
 };
@@ -303,7 +304,8 @@ static void stream_on_status_sent(tag_t *tag, int ok)
 /* Ends the stream with a status (once; after any write in flight). */
 static void stream_finish(stream_t *s, grpc_status_code status, const char *details)
 {
-    grpc_op op;
+    grpc_op ops[2];
+    size_t n = 0;
 
     if (s->status_sent || s->closed)
         return;
@@ -318,14 +320,20 @@ static void stream_finish(stream_t *s, grpc_status_code status, const char *deta
         rm_log_end(&l);
         stats_add(s->srv, &s->srv->stats.streams_refused, 1);
     }
-    memset(&op, 0, sizeof(op));
+    memset(ops, 0, sizeof(ops));
     s->status_details = grpc_slice_from_copied_string(details);
     s->have_status_details = 1;
-    op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    op.data.send_status_from_server.status = status;
-    op.data.send_status_from_server.status_details = &s->status_details;
+    if (!s->md_sent) {
+        /* gRPC core sends headers and trailers together: a trailers-only refusal */
+        s->md_sent = 1;
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = status;
+    ops[n].data.send_status_from_server.status_details = &s->status_details;
+    n++;
     s->status_tag.cb = stream_on_status_sent;
-    if (grpc_call_start_batch(s->call, &op, 1, &s->status_tag, NULL) == GRPC_CALL_OK)
+    if (grpc_call_start_batch(s->call, ops, n, &s->status_tag, NULL) == GRPC_CALL_OK)
         s->pending++;
 }
 
@@ -421,6 +429,12 @@ static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequ
             return;
         }
         s->have_node = 1;
+        grpc_op op;
+        memset(&op, 0, sizeof(op));
+        op.op = GRPC_OP_SEND_INITIAL_METADATA;
+        s->md_sent = 1;
+        if (grpc_call_start_batch(s->call, &op, 1, &s->start_tag, NULL) == GRPC_CALL_OK)
+            s->pending++;
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "stream_opened");
         rm_log_str(&l, "peer", s->peer);
@@ -515,9 +529,8 @@ static void stream_on_close(tag_t *tag, int ok)
 static void stream_on_start(tag_t *tag, int ok)
 {
     stream_t *s = container_of(tag, stream_t, start_tag);
+    (void)ok;
     s->pending--;
-    if (ok && !s->status_sent)
-        stream_start_read(s);
     stream_maybe_free(s);
 }
 
@@ -596,15 +609,14 @@ static void on_stream(tag_t *tag, int ok)
     ops[0].data.recv_close_on_server.cancelled = &s->cancelled;
     if (grpc_call_start_batch(call, ops, 1, &s->close_tag, NULL) == GRPC_CALL_OK)
         s->pending++;
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (grpc_call_start_batch(call, ops, 1, &s->start_tag, NULL) == GRPC_CALL_OK)
-        s->pending++;
-
+    /* No response headers yet: they go out once the first request has shown the node is who its SVID says, so a
+     * sidecar that sees them knows it was accepted (a refusal is a trailers-only response). */
     if ((refusal = stream_identify(s, buf, sizeof(buf))) != NULL)
         stream_finish(s, GRPC_STATUS_UNAUTHENTICATED, refusal);
     else if (srv->num_streams > srv->cfg.max_streams)
         stream_finish(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many discovery streams on this replica");
+    else
+        stream_start_read(s);
     stream_maybe_free(s);
 }
 

@@ -64,6 +64,7 @@ struct st_rm_control_client_t {
     rm_h2_conn_t *conn;
     rm_h2_call_t *call;
     int stream_up, stream_ended;
+    uint64_t stream_up_since_ms;
     int end_status;
     char end_message[256];
     char control_id[600]; /* the SPIFFE ID the control plane must present */
@@ -851,8 +852,8 @@ static void on_stream_accepted(void *arg, rm_h2_call_t *call)
     (void)call;
     if (!cc->received_any) {
         cc->received_any = 1;
-        cc->stream_failures = 0;
         cc->stream_up = 1;
+        cc->stream_up_since_ms = now_ms();
         atomic_store(&cc->proxy->control.connected, 1);
         if (cc->outage_logged) {
             cc->outage_logged = 0;
@@ -894,7 +895,11 @@ static void stream_closed(rm_control_client_t *cc, int status, const char *detai
 {
     int was_up = cc->stream_up;
 
-    if (!cc->received_any)
+    /* Back off from the minimum again only after a stream that stayed up for a while: a control plane that accepts
+     * and then drops every stream must not be hammered. */
+    if (cc->received_any && now_ms() - cc->stream_up_since_ms >= 10000)
+        cc->stream_failures = 0;
+    else
         cc->stream_failures++;
     cc->reconnect_at_ms = now_ms() + backoff_ms(cc->stream_failures == 0 ? 1 : cc->stream_failures);
     if (!cc->outage_logged && !atomic_load(&cc->stop)) {

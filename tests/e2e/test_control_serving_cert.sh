@@ -21,9 +21,15 @@ rm_wait_log "$RM_TMP/logs/control-ft.log" '.event == "control_started"' 15 >/dev
     rm_fail "ringmesh-control did not start"
 CLOG=$RM_TMP/logs/control-ft.log
 
-served() { # served FILE: the certificate a TLS client gets now
-    echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -alpn h2 2>/dev/null | openssl x509 >"$1" ||
-        rm_fail "no certificate from the control plane"
+served() { # served FILE: the certificate a TLS client gets now (a few tries: the machine may be busy)
+    local i
+    for i in 1 2 3 4 5; do
+        echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -alpn h2 >"$1.s_client" 2>&1 &&
+            openssl x509 <"$1.s_client" >"$1" 2>/dev/null && return 0
+        sleep 0.5
+    done
+    cat "$1.s_client" >&2
+    rm_fail "no certificate from the control plane"
 }
 served "$RM_TMP/first.pem"
 echo "+13h" >"$CLOCK"
