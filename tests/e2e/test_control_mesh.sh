@@ -78,6 +78,9 @@ case_config_change() {
     rm_client before a --connect "$VIP2:9090" "send:x" shutdown readeof || true
     rm_expect_log "$(rm_proxy_log a)" ".event == \"connection\" and (.dst | addr) == \"$VIP2:9090\"
         and .mode == \"passthrough\"" "before the change VIP2 is passed through"
+    local v0
+    v0=$(rm_log_select "$(rm_proxy_log a)" '.event == "config_accepted" and .type == "destinations"' | tail -n 1 |
+        jq -r .version)
     cat >"$MESH/orders2.yaml" <<EOF
 apiVersion: ringmesh.io/v1alpha1
 kind: Service
@@ -89,11 +92,10 @@ spec:
 EOF
     rm_expect_log "$CLOG" '.event == "config_serving" and .streams == 2 and .destinationsVersion != null' \
         "the control plane serves the change" 10
-    rm_expect_log "$(rm_proxy_log a)" '.event == "config_accepted" and .type == "destinations"' \
+    rm_expect_log "$(rm_proxy_log a)" ".event == \"config_accepted\" and .type == \"destinations\" and .version != \"$v0\"" \
         "pod a accepted new destinations" 10
     local v
-    v=$(rm_log_select "$(rm_proxy_log a)" '.event == "config_accepted" and .type == "destinations"' | tail -n 1 |
-        jq -r .version)
+    v=$(rm_json "$RM_LINE" .version)
     rm_wait_log "$CLOG" ".event == \"config_acked\" and .node == \"a\" and .type == \"destinations\"
         and .version == \"$v\"" 10 >/dev/null || rm_fail "the control plane saw no ACK of $v from a"
     rm_log "ok: pod a ACKed destinations version $v"
