@@ -46,6 +46,8 @@ static inline uint8_t *rm_fuzz_memdup(const uint8_t *data, size_t size)
     uint8_t *p = malloc(size != 0 ? size : 1);
 
     RM_FUZZ_CHECK(p != NULL);
+    if (size == 0)
+        p[0] = 0; /* initialised all the same, for compilers that cannot see it is never read */
     for (size_t i = 0; i != size; ++i)
         p[i] = data[i];
     return p;

@@ -2,8 +2,9 @@
 # Regenerates the hand-made seeds of the committed fuzz corpora: the files named seed-* in tests/fuzz/corpus/<target>/.
 # The other corpus files are inputs libFuzzer found and scripts/fuzz.sh merged in; this script leaves them alone.
 #
-#   tests/fuzz/make-seeds.sh BUILD_DIR
+#   tests/fuzz/make-seeds.sh BUILD_DIR [TARGET...]
 #
+# With TARGETs, only their seeds are written (the other sections still run, but write nothing).
 # BUILD_DIR is a configured and built tree (for ringmesh-init and libringmesh). Needs openssl, socat, gcc and, for
 # the iptables-save seeds, root (they come from a network namespace this script makes and deletes).
 #   tls_sniff      ClientHellos captured on loopback: openssl s_client with ALPN ringmesh/1, h2 and none, TLS 1.2
@@ -14,13 +15,21 @@
 #   proxy_config   tests/data/config/*.yaml and a few small documents
 #   iptables_args  ringmesh-init command lines, arguments separated by NUL
 #   iptables_save  `iptables-save -t nat` of a namespace before and after ringmesh-init, and hand-written tables
+#   jwt            tests/data/jwt tokens and JWKS, JWKS with each key error, claims sets breaking each claim rule
+#   csr            requests from rm_csr_make() and openssl (keys and signatures accepted and refused), PEM and DER
+#   discovery      pushes the control plane builds from tests/data/source/ configurations (DiscoveryResponse and
+#                  the resources in it), and messages written in protobuf text format (protoc --encode) that the
+#                  proxy must refuse
+#   mesh_config    each tests/data/source/ directory as one file, and a few small documents
 set -euo pipefail
 
-if [ $# -ne 1 ]; then
-    echo "usage: $0 BUILD_DIR" >&2
+if [ $# -lt 1 ]; then
+    echo "usage: $0 BUILD_DIR [TARGET...]" >&2
     exit 2
 fi
 build=$(cd "$1" && pwd)
+shift
+wanted=("$@")
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 corpus=$src/tests/fuzz/corpus
 tmp=$(mktemp -d /tmp/ringmesh-fuzz-seeds.XXXXXX)
@@ -39,8 +48,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# want TARGET: whether TARGET's seeds are to be written
+want() {
+    local t
+    [ ${#wanted[@]} -eq 0 ] && return 0
+    for t in "${wanted[@]}"; do
+        [ "$t" = "$1" ] && return 0
+    done
+    return 1
+}
+
 # seed TARGET NAME: writes stdin to corpus/TARGET/seed-NAME
 seed() {
+    if ! want "$1"; then
+        cat >/dev/null
+        return 0
+    fi
     mkdir -p "$corpus/$1"
     cat >"$corpus/$1/seed-$2"
 }
@@ -314,5 +337,393 @@ COMMIT
 EOF
 printf '*nat\r\n:RINGMESH_X - [0:0]\r\n-A OUTPUT -j RINGMESH_X\r\nCOMMIT\r\n' | seed iptables_save crlf
 printf '*nat\n-A OUTPUT -m comment --comment "unterminated -j RINGMESH_OUTPUT\n' | seed iptables_save unterminated-quote
+
+# ---- jwt ----------------------------------------------------------------------------------------------------------
+
+jwt_data=$src/tests/data/jwt
+
+# b64url: stdin as unpadded base64url
+b64url() {
+    base64 -w 0 | tr '+/' '-_' | tr -d '='
+}
+
+for f in "$jwt_data"/*.jwt; do
+    # shellcheck disable=SC2094  # basename only reads the name
+    seed jwt "token-$(basename "$f" .jwt)" <"$f"
+done
+es_payload=$(cut -d. -f2 "$jwt_data/es256.jwt")
+es_sig=$(cut -d. -f3 "$jwt_data/es256.jwt")
+rs_payload=$(cut -d. -f2 "$jwt_data/rs256.jwt")
+rs_sig=$(cut -d. -f3 "$jwt_data/rs256.jwt")
+# token NAME HEADER_JSON PAYLOAD SIGNATURE: a token with another header
+token() {
+    printf '%s.%s.%s' "$(printf '%s' "$2" | b64url)" "$3" "$4" | seed jwt "token-$1"
+}
+token kid-unknown '{"alg":"ES256","kid":"nope"}' "$es_payload" "$es_sig"
+token kid-not-string '{"alg":"ES256","kid":7}' "$es_payload" "$es_sig"
+token rsa-kid-with-es256 '{"alg":"ES256","kid":"py-rsa"}' "$rs_payload" "$rs_sig"
+token es256-signature-cut '{"alg":"ES256","kid":"py-ec","typ":"JWT"}' "$es_payload" "${es_sig:0:40}"
+printf '' | seed jwt token-empty
+printf '..' | seed jwt token-empty-parts
+printf 'eyJhbGciOiJFUzI1NiJ9.e30.AA.AA' | seed jwt token-four-parts
+printf 'eyJhbGciOiJFUzI1NiJ9=.e30.AA' | seed jwt token-padded
+
+seed jwt jwks <"$jwt_data/jwks.json"
+seed jwt jwks-rsa <"$jwt_data/jwks-rsa.json"
+if "$build/ctl/ringmeshctl" token keygen --key "$tmp/jwt-key.pem" --jwks "$tmp/jwks-kid.json" --kid k1 >/dev/null &&
+    "$build/ctl/ringmeshctl" token keygen --key "$tmp/jwt-key2.pem" --jwks "$tmp/jwks-thumbprint.json" >/dev/null; then
+    seed jwt jwks-keygen-kid <"$tmp/jwks-kid.json"
+    seed jwt jwks-keygen-thumbprint <"$tmp/jwks-thumbprint.json"
+fi
+ec_x=Op4E_Muzjwz-4HvFMckSbNjaYvCKqPxaK90e-efaFTY
+ec_y=Vpk3_SRnmYC5sT9Kp7m1yqKEQTyHVt5qLeF29d3syK8
+# jwks NAME KEY_JSON...: a JWKS document holding the given keys
+jwks() {
+    local name=$1
+    shift
+    local IFS=,
+    printf '{"keys":[%s]}' "$*" | seed jwt "jwks-$name"
+}
+jwks empty
+jwks ec-no-kid "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"$ec_x\",\"y\":\"$ec_y\"}"
+jwks ec-off-curve "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"$ec_y\",\"y\":\"$ec_x\",\"kid\":\"py-ec\"}"
+jwks ec-short-x "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"${ec_x:0:40}\",\"y\":\"$ec_y\"}"
+jwks ec-padded-x "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"$ec_x=\",\"y\":\"$ec_y\"}"
+jwks ec-no-crv "{\"kty\":\"EC\",\"x\":\"$ec_x\",\"y\":\"$ec_y\"}"
+jwks ec-alg-es384 "{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"ES384\",\"x\":\"$ec_x\",\"y\":\"$ec_y\"}"
+jwks ec-key-ops-sign "{\"kty\":\"EC\",\"crv\":\"P-256\",\"key_ops\":[\"sign\"],\"x\":\"$ec_x\",\"y\":\"$ec_y\"}"
+jwks ec-kid-256 "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"$ec_x\",\"y\":\"$ec_y\",\"kid\":\"$(printf '%0256d' 0)\"}"
+jwks rsa-even-exponent '{"kty":"RSA","n":"x0ASW13gzyRkjSfg12tbNdzWL3t0EZvqvKIWWgxmtvGLZ8jb7VEa1Cp48SfHsaprZQ2PZMbk47loYmqJPPiJwoAZrBeVrepWpRqd7hHG4XckjbFICrRfLsEi_qCzzhT6y9W0xdOVvthNuyZlMPjtiTOmetWJUXAdc8PrGOTiBPi8ZuVWiGnlpjDq69aCewkqMKohEGovx0MiiZabpC6Rdqai-v7aENjZkdZSGDRPEnbB5Qn6BFFHIzOxaKnk4sI0F-wtYLC4N9ChaNYW-jJfpiM880HCR6DADqip0P1pQceGxPp-yDmiVuwHo80t3TexB3LaWlCeTDon4p1CaUiBCQ","e":"AQAC"}'
+jwks rsa-leading-zeros '{"kty":"RSA","n":"AAAAx0ASW13gzyRkjSfg12tbNdzWL3t0EZvqvKIWWgxmtvGLZ8jb7VEa1Cp48SfHsaprZQ2PZMbk47loYmqJPPiJwoAZrBeVrepWpRqd7hHG4XckjbFICrRfLsEi_qCzzhT6y9W0xdOVvthNuyZlMPjtiTOmetWJUXAdc8PrGOTiBPi8ZuVWiGnlpjDq69aCewkqMKohEGovx0MiiZabpC6Rdqai-v7aENjZkdZSGDRPEnbB5Qn6BFFHIzOxaKnk4sI0F-wtYLC4N9ChaNYW-jJfpiM880HCR6DADqip0P1pQceGxPp-yDmiVuwHo80t3TexB3LaWlCeTDon4p1CaUiBCQ","e":"AAEAAQ","kid":"py-rsa"}'
+jwks rsa-1024 '{"kty":"RSA","n":"6_CzLSymANArPQw3O_7Pv6jTIvVgLV7czT3JGm9Mqq58VzqAwNzxst7xtD2UZxsb96Tqne_lxvGClhpjiPPMDPQcD53kmvBfrZ3c-QFQC2T6yiZ8D4-z_A83I0Owd1sCtSa4Rlil7aI55ppgazspzXoCyLdBmz-2T-MGleJbGQ0","e":"AQAB"}'
+jwks oct-only '{"kty":"oct","k":"cibo4hY2NNt8Dl9qhuhpcH8Jn9TvADeQBOYADvfUszo"}'
+jwks not-object '"EC"'
+printf '{"keys":{}}' | seed jwt jwks-keys-not-array
+printf '{"keys":[],"keys":[]}' | seed jwt jwks-duplicate-member
+
+# claims NAME JSON: a claims set, which the target signs with the "py-ec" key before verifying it
+claims() {
+    printf '%s' "$2" | seed jwt "claims-$1"
+}
+aud='"aud":["ringmesh"]'
+times='"exp":1800003600,"iat":1799999940,"nbf":1799999940'
+iss='"iss":"https://kubernetes.default.svc.cluster.local"'
+sub='"sub":"system:serviceaccount:shop:orders"'
+sa='"serviceaccount":{"name":"orders","uid":"5f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"}'
+pod='"pod":{"name":"orders-7d9f8b6c5-x2x9k","uid":"0c9a3b2e-5d1f-4a7e-9b8c-2f6d4e1a7c30"}'
+k8s="\"kubernetes.io\":{\"namespace\":\"shop\",$sa,$pod}"
+claims valid "{$aud,$times,$iss,$sub,$k8s}"
+claims no-pod "{$aud,$times,$iss,$sub,\"kubernetes.io\":{\"namespace\":\"shop\",$sa}}"
+claims aud-string "{\"aud\":\"ringmesh\",$times,$iss,$sub,$k8s}"
+claims aud-other "{\"aud\":[\"api\",\"vault\"],$times,$iss,$sub,$k8s}"
+claims aud-not-string "{\"aud\":[\"ringmesh\",7],$times,$iss,$sub,$k8s}"
+claims aud-missing "{$times,$iss,$sub,$k8s}"
+claims exp-missing "{$aud,\"iat\":1799999940,$iss,$sub,$k8s}"
+claims exp-past "{$aud,\"exp\":1799999900,$iss,$sub,$k8s}"
+claims exp-real "{$aud,\"exp\":1800000059.5,\"nbf\":1800000060.25,$iss,$sub,$k8s}"
+claims exp-huge "{$aud,\"exp\":1e300,\"iat\":-1e300,$iss,$sub,$k8s}"
+claims exp-string "{$aud,\"exp\":\"1800003600\",$iss,$sub,$k8s}"
+claims nbf-future "{$aud,\"exp\":1800003600,\"nbf\":1800000600,$iss,$sub,$k8s}"
+claims iat-future "{$aud,\"exp\":1800003600,\"iat\":1800000600,$iss,$sub,$k8s}"
+claims iss-other "{$aud,$times,\"iss\":\"https://accounts.example.com\",$sub,$k8s}"
+claims iss-not-string "{$aud,$times,\"iss\":null,$sub,$k8s}"
+claims iss-missing "{$aud,$times,$sub,$k8s}"
+claims k8s-missing "{$aud,$times,$iss,$sub}"
+claims namespace-upper "{$aud,$times,$iss,\"sub\":\"system:serviceaccount:Shop:orders\",\"kubernetes.io\":{\"namespace\":\"Shop\",$sa}}"
+claims sa-subdomain "{$aud,$times,$iss,\"sub\":\"system:serviceaccount:shop:orders.v2\",\"kubernetes.io\":{\"namespace\":\"shop\",\"serviceaccount\":{\"name\":\"orders.v2\"}}}"
+claims sa-bad "{$aud,$times,$iss,\"sub\":\"system:serviceaccount:shop:-orders\",\"kubernetes.io\":{\"namespace\":\"shop\",\"serviceaccount\":{\"name\":\"-orders\"}}}"
+claims sa-not-object "{$aud,$times,$iss,$sub,\"kubernetes.io\":{\"namespace\":\"shop\",\"serviceaccount\":\"orders\"}}"
+claims pod-no-uid "{$aud,$times,$iss,$sub,\"kubernetes.io\":{\"namespace\":\"shop\",$sa,\"pod\":{\"name\":\"orders-1\"}}}"
+claims pod-uid-64 "{$aud,$times,$iss,$sub,\"kubernetes.io\":{\"namespace\":\"shop\",$sa,\"pod\":{\"name\":\"orders-1\",\"uid\":\"$(printf '%064d' 0)\"}}}"
+claims sub-other-sa "{$aud,$times,$iss,\"sub\":\"system:serviceaccount:shop:cart\",$k8s}"
+claims sub-namespace-prefix "{$aud,$times,$iss,\"sub\":\"system:serviceaccount:sh:op:orders\",$k8s}"
+claims sub-missing "{$aud,$times,$iss,$k8s}"
+
+# ---- csr ----------------------------------------------------------------------------------------------------------
+
+# The seed helper: rm_csr_make() requests and the control plane's Discovery pushes (below), through the libraries of
+# BUILD_DIR.
+cat >"$tmp/seed_helper.c" <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "discovery_state.h"
+#include "ringmesh/csr.h"
+#include "ringmesh/v1/discovery.pb-c.h"
+#include "source.h"
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = calloc(1, 1 << 16);
+    *len = fread(buf, 1, (1 << 16) - 1, f);
+    fclose(f);
+    return buf;
+}
+static void put(const char *dir, const char *kind, int type, const void *p, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s-%s", dir, kind, rm_xds_type_name(type));
+    FILE *f = fopen(path, "wb");
+    fwrite(p, 1, n, f);
+    fclose(f);
+}
+/* seed_helper csr KEY.pem [SPIFFE_ID]: the request on stdout
+ * seed_helper pushes CONFIG_DIR BUNDLE.pem OUT_DIR: OUT_DIR/response-<type>, OUT_DIR/resource-<type> */
+int main(int argc, char **argv)
+{
+    char err[1024] = "", *text;
+    size_t len;
+    if (argc >= 3 && strcmp(argv[1], "csr") == 0) {
+        char *key = slurp(argv[2], &len);
+        if (rm_csr_make(key, len, argc > 3 ? argv[3] : NULL, &text, &len) != 0)
+            return 1;
+        fwrite(text, 1, len, stdout);
+        return 0;
+    }
+    rm_mesh_model_t *m;
+    rm_xds_push_set_t *set;
+    text = slurp(argv[3], &len);
+    if (rm_mesh_model_load_dir(argv[2], &m, err, sizeof(err)) != 0 || rm_xds_push_set_build(m, text, 1, &set) != 0) {
+        fprintf(stderr, "seed_helper: %s\n", err);
+        return 1;
+    }
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
+        Ringmesh__V1__DiscoveryResponse *r =
+            ringmesh__v1__discovery_response__unpack(NULL, set->types[t].response_len, set->types[t].response);
+        put(argv[4], "response", t, set->types[t].response, set->types[t].response_len);
+        put(argv[4], "resource", t, r->resources[0]->value.data, r->resources[0]->value.len);
+    }
+    return 0;
+}
+EOF
+# shellcheck disable=SC2046,SC2086  # pkg-config output and the library list are meant to split into words
+gcc -o "$tmp/seed_helper" -I"$src/lib/include" -I"$src/control" -I"$build/proto" "$tmp/seed_helper.c" \
+    "$build/control/libringmesh_control_core.a" "$build/lib/libringmesh.a" "$build/proto/libringmesh_proto.a" \
+    $(pkg-config --libs libprotobuf-c yaml-0.1 libcyaml jansson) $wolfssl_libs -lpthread
+
+(
+    cd "$tmp"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out p256.key 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -pkeyopt ec_param_enc:explicit \
+        -out p256-explicit.key 2>/dev/null
+    openssl ec -in p256.key -conv_form compressed -out p256-compressed.key 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out p384.key 2>/dev/null
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key 2>/dev/null
+    openssl genpkey -algorithm ED25519 -out ed25519.key 2>/dev/null
+)
+# csr NAME KEY PEM|DER [openssl req options...]: a request openssl makes for KEY
+csr() {
+    local name=$1 key=$2 form=$3
+    shift 3
+    openssl req -new -key "$tmp/$key.key" -subj /O=ringmesh-test -outform "$form" -out "$tmp/$name.csr" "$@" 2>/dev/null
+    seed csr "$name" <"$tmp/$name.csr"
+}
+uri=URI:spiffe://cluster.local/ns/shop/sa/orders
+csr p256-sha256-pem p256 PEM -sha256 -addext "subjectAltName=$uri"
+csr p256-sha256-der p256 DER -sha256 -addext "subjectAltName=$uri"
+csr p256-sha384-der p256 DER -sha384
+csr p256-sha512-pem p256 PEM -sha512
+csr p256-sha1-pem p256 PEM -sha1
+csr p256-explicit-der p256-explicit DER
+csr p256-compressed-der p256-compressed DER
+csr p384-der p384 DER
+csr rsa-der rsa DER
+csr ed25519-der ed25519 DER
+csr p256-extensions-der p256 DER -addext "subjectAltName=$uri,DNS:orders.shop.svc,IP:198.18.0.1" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+csr p256-extensions-pem p256 PEM -addext "subjectAltName=$uri,email:ops@example.org" \
+    -addext extendedKeyUsage=clientAuth,serverAuth
+openssl req -new -key "$tmp/p256.key" -subj "/C=DE/O=ringmesh test/OU=a+CN=b/emailAddress=x@example.org" \
+    -outform DER -out "$tmp/p256-subject.csr" 2>/dev/null
+seed csr p256-long-subject-der <"$tmp/p256-subject.csr"
+# a challengePassword attribute (openssl reads it from a config file's req_attributes)
+printf '[req]\ndistinguished_name=dn\nattributes=attrs\nprompt=no\n[dn]\nO=ringmesh-test\n[attrs]\nchallengePassword=secret1\n' \
+    >"$tmp/attrs.cnf"
+openssl req -new -key "$tmp/p256.key" -config "$tmp/attrs.cnf" -outform DER -out "$tmp/p256-attrs.csr" 2>/dev/null
+seed csr p256-attribute-der <"$tmp/p256-attrs.csr"
+# the signature's last byte changed (inside s)
+{ head -c -1 "$tmp/p256-sha256-der.csr"; tail -c 1 "$tmp/p256-sha256-der.csr" | tr '\000-\377' '\001-\377\000'; } |
+    seed csr p256-bad-signature-der
+head -c 100 "$tmp/p256-sha256-der.csr" | seed csr p256-truncated-der
+sed 's/CERTIFICATE REQUEST/NEW CERTIFICATE REQUEST/' "$tmp/p256-sha256-pem.csr" | seed csr p256-new-header-pem
+sed 's/$/\r/' "$tmp/p256-sha256-pem.csr" | seed csr p256-crlf-pem
+openssl req -in "$tmp/p256-sha256-pem.csr" -text 2>/dev/null | seed csr p256-with-text-pem
+head -n 4 "$tmp/p256-sha256-pem.csr" | seed csr p256-truncated-pem
+printf '' | seed csr empty
+if "$tmp/seed_helper" csr "$tmp/p256.key" spiffe://cluster.local/ns/shop/sa/orders >"$tmp/rm-id.csr" &&
+    "$tmp/seed_helper" csr "$tmp/p256.key" >"$tmp/rm-no-id.csr"; then
+    seed csr ringmesh-with-id-pem <"$tmp/rm-id.csr"
+    seed csr ringmesh-no-id-pem <"$tmp/rm-no-id.csr"
+    # shellcheck disable=SC2094  # two different files
+    openssl req -in "$tmp/rm-id.csr" -outform DER 2>/dev/null | seed csr ringmesh-with-id-der
+fi
+
+# ---- discovery ----------------------------------------------------------------------------------------------------
+
+# pushes NAME CONFIG_DIR [TYPE...]: the control plane's pushes for CONFIG_DIR, with the test bundle; the responses and
+# the resources in them (TYPE: trust_bundle, destinations, mesh_settings; default all three)
+pushes() {
+    local name=$1 dir=$2 t types
+    shift 2
+    types=("$@")
+    [ ${#types[@]} -ne 0 ] || types=(trust_bundle destinations mesh_settings)
+    mkdir -p "$tmp/push-$name"
+    "$tmp/seed_helper" pushes "$dir" "$tmp/certs/bundle.pem" "$tmp/push-$name"
+    for t in "${types[@]}"; do
+        seed discovery "$name-response-$t" <"$tmp/push-$name/response-$t"
+        seed discovery "$name-$t" <"$tmp/push-$name/resource-$t"
+    done
+}
+mkdir -p "$tmp/mesh-cluster-local"
+{
+    cat <<'EOF'
+apiVersion: ringmesh.io/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec: {mtls: {mode: DISABLE}, connectTimeout: 2s, idleTimeout: 1h, accessLog: false, svidTTL: 1h}
+---
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: db, namespace: data}
+spec:
+  addresses: ["2001:db8::5", 198.18.7.7, "::ffff:198.18.7.8"]
+  ports: [5432, 6432]
+  serviceAccounts: [postgres]
+---
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: legacy}
+spec: {addresses: [198.18.9.9], ports: [23], inMesh: false}
+---
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: many, namespace: shop}
+spec:
+  addresses: [198.18.8.1]
+  ports: [443]
+  serviceAccounts: [a, b, c, d, e, f, g, h]
+  identities:
+EOF
+    for i in $(seq 1 8); do
+        echo "    - spiffe://cluster.local/ns/shop/sa/x$i"
+    done
+} >"$tmp/mesh-cluster-local/mesh.yaml"
+# 17 identities: the control plane takes them, the proxy refuses more than 16
+mkdir -p "$tmp/mesh-17-ids"
+sed 's/x8$/x8\n    - spiffe:\/\/cluster.local\/ns\/shop\/sa\/x9/' "$tmp/mesh-cluster-local/mesh.yaml" \
+    >"$tmp/mesh-17-ids/mesh.yaml"
+pushes valid "$src/tests/data/source/valid"
+pushes no-meshconfig "$src/tests/data/source/no-meshconfig" destinations mesh_settings
+pushes cluster-local "$tmp/mesh-cluster-local" destinations mesh_settings
+pushes 17-identities "$tmp/mesh-17-ids" destinations
+
+# encode NAME MESSAGE: a ringmesh.v1 MESSAGE written in protobuf text format on stdin
+encode() {
+    protoc --encode="ringmesh.v1.$2" -I"$src/proto" ringmesh/v1/discovery.proto | seed discovery "$1"
+}
+encode dests-in-mesh-no-identity DestinationMap <<'EOF'
+destinations { name: "shop/orders" addresses: "198.19.0.10:8080" in_mesh: true }
+EOF
+encode dests-address-hostname DestinationMap <<'EOF'
+destinations { name: "shop/orders" addresses: "orders.shop:8080" in_mesh: true
+               identities: "spiffe://cluster.local/ns/shop/sa/orders" }
+EOF
+encode dests-address-no-port DestinationMap <<'EOF'
+destinations { name: "shop/orders" addresses: "198.19.0.10" in_mesh: true
+               identities: "spiffe://cluster.local/ns/shop/sa/orders" }
+EOF
+encode dests-foreign-identity DestinationMap <<'EOF'
+destinations { name: "shop/orders" addresses: "[2001:db8::10]:8080" in_mesh: true
+               identities: "spiffe://other.domain/ns/shop/sa/orders" }
+EOF
+encode dests-identity-not-spiffe DestinationMap <<'EOF'
+destinations { name: "shop/orders" addresses: "198.19.0.10:8080" in_mesh: true
+               identities: "https://cluster.local/ns/shop/sa/orders" }
+EOF
+encode dests-repeated-address DestinationMap <<'EOF'
+destinations { name: "a/one" addresses: "198.19.0.10:80" addresses: "[::1]:80" in_mesh: true
+               identities: "spiffe://cluster.local/ns/a/sa/one" }
+destinations { name: "b/two" addresses: "198.19.0.10:80" in_mesh: true
+               identities: "spiffe://cluster.local/ns/b/sa/two" identities: "spiffe://cluster.local/x" }
+destinations { name: "c/out" addresses: "not an address" }
+EOF
+encode response-unknown-type DiscoveryResponse <<'EOF'
+version_info: "1" type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster" nonce: "n-1"
+resources { name: "x" value: "\n\003abc" }
+EOF
+encode response-two-resources DiscoveryResponse <<'EOF'
+version_info: "2" type_url: "type.ringmesh.io/ringmesh.v1.MeshSettings" nonce: "mesh_settings-2"
+resources { name: "mesh" value: "\n\rcluster.local" } resources { name: "mesh" }
+EOF
+encode response-no-resources DiscoveryResponse <<'EOF'
+version_info: "3" type_url: "type.ringmesh.io/ringmesh.v1.TrustBundle" nonce: "trust_bundle-3"
+EOF
+encode response-bad-destinations DiscoveryResponse <<'EOF'
+version_info: "4" type_url: "type.ringmesh.io/ringmesh.v1.DestinationMap" nonce: "destinations-4"
+resources { name: "destinations" value: "\n\377\377\377\377\017" }
+EOF
+encode bundle-garbage-roots TrustBundle <<'EOF'
+trust_domain: "cluster.local" roots_pem: "not a certificate" roots_pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+EOF
+encode bundle-no-roots TrustBundle <<'EOF'
+trust_domain: "other.domain"
+EOF
+encode settings-port-modes MeshSettings <<'EOF'
+trust_domain: "cluster.local" inbound_mode: PERMISSIVE access_log: true svid_ttl_seconds: -1
+port_modes { port: 8080 mode: DISABLE } port_modes { port: 70000 mode: STRICT } connect_timeout_ms: 4294967295
+EOF
+printf '\x10\x07' | seed discovery settings-unknown-mode
+printf '\x0a\xff\xff\xff\xff\x0f' | seed discovery junk-length
+printf '' | seed discovery empty
+
+# ---- mesh_config --------------------------------------------------------------------------------------------------
+
+# each tests/data/source/ directory's YAML files in the order the loader reads them, as one stream of documents
+for dir in "$src"/tests/data/source/*/; do
+    name=$(basename "$dir")
+    first=1
+    while IFS= read -r f; do
+        [ $first -eq 1 ] || printf '\n---\n'
+        first=0
+        cat "$f"
+    done < <(find "$dir" -maxdepth 1 -type f \( -name '*.yaml' -o -name '*.yml' \) ! -name '.*' | LC_ALL=C sort) |
+        seed mesh_config "dir-$name"
+done
+sed 's/$/\r/' "$src/tests/data/source/no-meshconfig/svc.yaml" | seed mesh_config crlf
+seed mesh_config cluster-local <"$tmp/mesh-cluster-local/mesh.yaml"
+seed mesh_config 17-identities <"$tmp/mesh-17-ids/mesh.yaml"
+printf '' | seed mesh_config empty
+printf '{}\n' | seed mesh_config empty-mapping
+printf -- '- a\n- b\n' | seed mesh_config top-level-list
+printf -- '---\n...\n---\n' | seed mesh_config only-markers
+printf '\xff\xfea\x00:\x00' | seed mesh_config utf16
+cat <<'EOF' | seed mesh_config alias
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: &m {name: orders, namespace: shop}
+spec: {addresses: [198.18.100.1], ports: [80], serviceAccounts: [orders], identities: *m}
+EOF
+cat <<'EOF' | seed mesh_config nested
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: orders, namespace: shop}
+spec: {addresses: [[[[[[[[[[[[[[[[198.18.100.1]]]]]]]]]]]]]]]]}
+EOF
+cat <<'EOF' | seed mesh_config schema-errors
+%YAML 1.1
+---
+apiVersion: ringmesh.io/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh.example.org}
+spec:
+  trustDomain: mesh.example
+  mtls: {mode: STRICT, extra: 1}
+  svidTTL: 4m
+--- !!map
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: x, namespace: "with\ttab"}
+spec: {addresses: "198.18.1.1", ports: [0, 65536, "080"], inMesh: yes}
+EOF
 
 echo "make-seeds: seeds written under $corpus"
