@@ -16,8 +16,8 @@
 
 #include <http_parser.h>
 
-#define REQUEST_MAX 8192
-#define METRICS_MAX (256u << 10)
+#define REQUEST_MAX   8192
+#define METRICS_MAX   (256u << 10)
 #define IO_TIMEOUT_MS 2000
 
 struct st_rm_admin_http_t {

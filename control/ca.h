@@ -57,8 +57,8 @@ typedef struct st_rm_ca_issued_t {
  *  is clamped to [RM_CA_MIN_TTL, max_ttl]. The lifetime counts from now (NotAfter = now + ttl); NotBefore is
  *  backdated 5 minutes for clock skew. Returns 0, RM_ERR_CSR_*, RM_ERR_SVID_KEY_TYPE, an RM_ERR_SPIFFE_*
  *  code for a bad ID, RM_ERR_SVID_ISSUE or -ENOMEM, with a sentence in `err`. */
-int rm_ca_sign_csr(const rm_ca_t *ca, const char *csr_pem, size_t csr_len, const char *spiffe_id,
-                   int64_t requested_ttl, rm_ca_issued_t *out, char *err, size_t errlen);
+int rm_ca_sign_csr(const rm_ca_t *ca, const char *csr_pem, size_t csr_len, const char *spiffe_id, int64_t requested_ttl,
+                   rm_ca_issued_t *out, char *err, size_t errlen);
 
 /** Issues the control plane's own serving certificate: a fresh P-256 key and an SVID for `spiffe_id` that also
  *  carries the DNS names `dns_names` (the names sidecars dial). *key_pem is freed with rm_x509_free_secret(). */

@@ -48,7 +48,8 @@ static const char USAGE[] =
     "  --log-level LEVEL       debug, info, warn, error (default info)\n";
 
 typedef struct st_control_opts_t {
-    const char *listen, *admin_listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer, *audience;
+    const char *listen, *admin_listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer,
+        *audience;
     const char *namespace_, *log_level, *attestation, *kube_api, *kube_ca, *kube_token;
     uint32_t review_timeout_ms;
     const char *dns_names[MAX_DNS_NAMES];
@@ -70,8 +71,9 @@ static void on_model(void *arg, rm_mesh_model_t *model)
         rm_log_begin(&l, RM_LOG_ERROR, "config_rejected");
         rm_log_str(&l, "version", model->version);
         rm_log_str(&l, "field", "MeshConfig.spec.trustDomain");
-        rm_log_str(&l, "reason", "the trust domain cannot change while the control plane runs: its CA signs for "
-                                 "the old one; restart the control plane to change it");
+        rm_log_str(&l, "reason",
+                   "the trust domain cannot change while the control plane runs: its CA signs for "
+                   "the old one; restart the control plane to change it");
         rm_log_str(&l, "running", ctx->trust_domain);
         rm_log_str(&l, "requested", model->settings.trust_domain);
         rm_log_end(&l);
@@ -113,32 +115,36 @@ static size_t control_metrics(void *arg, char *buf, size_t len)
             "ringmesh_control_discovery_streams_refused_total %llu\n",
             (unsigned long long)st.streams_active, (unsigned long long)st.streams_total,
             (unsigned long long)st.streams_refused);
-    o = put(buf, len, o, "# HELP ringmesh_control_pushes_total Resources pushed to sidecars.\n"
-                         "# TYPE ringmesh_control_pushes_total counter\n");
+    o = put(buf, len, o,
+            "# HELP ringmesh_control_pushes_total Resources pushed to sidecars.\n"
+            "# TYPE ringmesh_control_pushes_total counter\n");
     for (int t = 0; t < 3; t++)
         o = put(buf, len, o, "ringmesh_control_pushes_total{type=\"%s\"} %llu\n", TYPE_NAMES[t],
                 (unsigned long long)st.pushes[t]);
-    o = put(buf, len, o, "# HELP ringmesh_control_acks_total Pushes sidecars accepted.\n"
-                         "# TYPE ringmesh_control_acks_total counter\n");
+    o = put(buf, len, o,
+            "# HELP ringmesh_control_acks_total Pushes sidecars accepted.\n"
+            "# TYPE ringmesh_control_acks_total counter\n");
     for (int t = 0; t < 3; t++)
         o = put(buf, len, o, "ringmesh_control_acks_total{type=\"%s\"} %llu\n", TYPE_NAMES[t],
                 (unsigned long long)st.acks[t]);
-    o = put(buf, len, o, "# HELP ringmesh_control_nacks_total Pushes sidecars rejected (see config_nacked logs).\n"
-                         "# TYPE ringmesh_control_nacks_total counter\n");
+    o = put(buf, len, o,
+            "# HELP ringmesh_control_nacks_total Pushes sidecars rejected (see config_nacked logs).\n"
+            "# TYPE ringmesh_control_nacks_total counter\n");
     for (int t = 0; t < 3; t++)
         o = put(buf, len, o, "ringmesh_control_nacks_total{type=\"%s\"} %llu\n", TYPE_NAMES[t],
                 (unsigned long long)st.nacks[t]);
-    o = put(buf, len, o,
-            "# HELP ringmesh_control_svids_issued_total X.509-SVIDs signed.\n"
-            "# TYPE ringmesh_control_svids_issued_total counter\nringmesh_control_svids_issued_total %llu\n"
-            "# HELP ringmesh_control_sign_refused_total Identity.Sign calls refused (see sign_refused logs).\n"
-            "# TYPE ringmesh_control_sign_refused_total counter\nringmesh_control_sign_refused_total %llu\n"
-            "# HELP ringmesh_control_config_updates_total Configurations put in service.\n"
-            "# TYPE ringmesh_control_config_updates_total counter\nringmesh_control_config_updates_total %llu\n"
-            "# HELP ringmesh_control_config_info The configuration being served.\n"
-            "# TYPE ringmesh_control_config_info gauge\nringmesh_control_config_info{version=\"%s\",services=\"%llu\"} 1\n",
-            (unsigned long long)st.sign_ok, (unsigned long long)st.sign_refused,
-            (unsigned long long)st.model_updates, st.version, (unsigned long long)st.num_services);
+    o = put(
+        buf, len, o,
+        "# HELP ringmesh_control_svids_issued_total X.509-SVIDs signed.\n"
+        "# TYPE ringmesh_control_svids_issued_total counter\nringmesh_control_svids_issued_total %llu\n"
+        "# HELP ringmesh_control_sign_refused_total Identity.Sign calls refused (see sign_refused logs).\n"
+        "# TYPE ringmesh_control_sign_refused_total counter\nringmesh_control_sign_refused_total %llu\n"
+        "# HELP ringmesh_control_config_updates_total Configurations put in service.\n"
+        "# TYPE ringmesh_control_config_updates_total counter\nringmesh_control_config_updates_total %llu\n"
+        "# HELP ringmesh_control_config_info The configuration being served.\n"
+        "# TYPE ringmesh_control_config_info gauge\nringmesh_control_config_info{version=\"%s\",services=\"%llu\"} 1\n",
+        (unsigned long long)st.sign_ok, (unsigned long long)st.sign_refused, (unsigned long long)st.model_updates,
+        st.version, (unsigned long long)st.num_services);
     return o;
 }
 
@@ -151,17 +157,47 @@ static int control_ready(void *arg)
 
 static int parse_opts(int argc, char **argv, control_opts_t *o)
 {
-    enum { O_ATTEST = 250, O_KAPI, O_KCA, O_KTOKEN, O_KTIMEOUT, O_ADMIN, O_LISTEN = 256, O_CONFIG, O_STATE, O_CACERT, O_CAKEY, O_EXTRA, O_TTL, O_JWKS, O_ISS, O_AUD, O_NS, O_DNS, O_LOG };
+    enum {
+        O_ATTEST = 250,
+        O_KAPI,
+        O_KCA,
+        O_KTOKEN,
+        O_KTIMEOUT,
+        O_ADMIN,
+        O_LISTEN = 256,
+        O_CONFIG,
+        O_STATE,
+        O_CACERT,
+        O_CAKEY,
+        O_EXTRA,
+        O_TTL,
+        O_JWKS,
+        O_ISS,
+        O_AUD,
+        O_NS,
+        O_DNS,
+        O_LOG
+    };
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, O_LISTEN},    {"admin-listen", required_argument, NULL, O_ADMIN},    {"config-dir", required_argument, NULL, O_CONFIG},
-        {"state-dir", required_argument, NULL, O_STATE},  {"ca-cert", required_argument, NULL, O_CACERT},
-        {"ca-key", required_argument, NULL, O_CAKEY},     {"extra-roots", required_argument, NULL, O_EXTRA},
-        {"max-svid-ttl", required_argument, NULL, O_TTL}, {"jwks", required_argument, NULL, O_JWKS},
-        {"token-issuer", required_argument, NULL, O_ISS}, {"token-audience", required_argument, NULL, O_AUD},
-        {"namespace", required_argument, NULL, O_NS},     {"dns-name", required_argument, NULL, O_DNS},
-        {"log-level", required_argument, NULL, O_LOG},    {"help", no_argument, NULL, 'h'},
-        {"attestation", required_argument, NULL, O_ATTEST}, {"kube-api", required_argument, NULL, O_KAPI},
-        {"kube-ca-file", required_argument, NULL, O_KCA},  {"kube-token-file", required_argument, NULL, O_KTOKEN},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"admin-listen", required_argument, NULL, O_ADMIN},
+        {"config-dir", required_argument, NULL, O_CONFIG},
+        {"state-dir", required_argument, NULL, O_STATE},
+        {"ca-cert", required_argument, NULL, O_CACERT},
+        {"ca-key", required_argument, NULL, O_CAKEY},
+        {"extra-roots", required_argument, NULL, O_EXTRA},
+        {"max-svid-ttl", required_argument, NULL, O_TTL},
+        {"jwks", required_argument, NULL, O_JWKS},
+        {"token-issuer", required_argument, NULL, O_ISS},
+        {"token-audience", required_argument, NULL, O_AUD},
+        {"namespace", required_argument, NULL, O_NS},
+        {"dns-name", required_argument, NULL, O_DNS},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, 'h'},
+        {"attestation", required_argument, NULL, O_ATTEST},
+        {"kube-api", required_argument, NULL, O_KAPI},
+        {"kube-ca-file", required_argument, NULL, O_KCA},
+        {"kube-token-file", required_argument, NULL, O_KTOKEN},
         {"token-review-timeout", required_argument, NULL, O_KTIMEOUT},
         {NULL, 0, NULL, 0},
     };
@@ -178,23 +214,45 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
     o->max_ttl_ms = 24 * 3600 * 1000;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case O_LISTEN: o->listen = optarg; break;
-        case O_ADMIN: o->admin_listen = optarg; break;
-        case O_CONFIG: o->config_dir = optarg; break;
-        case O_STATE: o->state_dir = optarg; break;
-        case O_CACERT: o->ca_cert = optarg; break;
-        case O_CAKEY: o->ca_key = optarg; break;
-        case O_EXTRA: o->extra_roots = optarg; break;
+        case O_LISTEN:
+            o->listen = optarg;
+            break;
+        case O_ADMIN:
+            o->admin_listen = optarg;
+            break;
+        case O_CONFIG:
+            o->config_dir = optarg;
+            break;
+        case O_STATE:
+            o->state_dir = optarg;
+            break;
+        case O_CACERT:
+            o->ca_cert = optarg;
+            break;
+        case O_CAKEY:
+            o->ca_key = optarg;
+            break;
+        case O_EXTRA:
+            o->extra_roots = optarg;
+            break;
         case O_TTL:
             if (rm_duration_parse_ms(optarg, &o->max_ttl_ms) != 0 || o->max_ttl_ms < RM_CA_MIN_TTL * 1000u) {
                 fprintf(stderr, "ringmesh-control: --max-svid-ttl %s: a duration of at least 5m, e.g. 24h\n", optarg);
                 return 2;
             }
             break;
-        case O_JWKS: o->jwks = optarg; break;
-        case O_ISS: o->issuer = optarg; break;
-        case O_AUD: o->audience = optarg; break;
-        case O_NS: o->namespace_ = optarg; break;
+        case O_JWKS:
+            o->jwks = optarg;
+            break;
+        case O_ISS:
+            o->issuer = optarg;
+            break;
+        case O_AUD:
+            o->audience = optarg;
+            break;
+        case O_NS:
+            o->namespace_ = optarg;
+            break;
         case O_DNS:
             if (o->num_dns_names == MAX_DNS_NAMES) {
                 fprintf(stderr, "ringmesh-control: at most %d --dns-name\n", MAX_DNS_NAMES);
@@ -202,7 +260,9 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
             }
             o->dns_names[o->num_dns_names++] = optarg;
             break;
-        case O_LOG: o->log_level = optarg; break;
+        case O_LOG:
+            o->log_level = optarg;
+            break;
         case O_ATTEST:
             if (strcmp(optarg, "jwt") != 0 && strcmp(optarg, "token-review") != 0) {
                 fprintf(stderr, "ringmesh-control: --attestation %s: jwt or token-review\n", optarg);
@@ -210,9 +270,15 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
             }
             o->attestation = optarg;
             break;
-        case O_KAPI: o->kube_api = optarg; break;
-        case O_KCA: o->kube_ca = optarg; break;
-        case O_KTOKEN: o->kube_token = optarg; break;
+        case O_KAPI:
+            o->kube_api = optarg;
+            break;
+        case O_KCA:
+            o->kube_ca = optarg;
+            break;
+        case O_KTOKEN:
+            o->kube_token = optarg;
+            break;
         case O_KTIMEOUT:
             if (rm_duration_parse_ms(optarg, &o->review_timeout_ms) != 0 || o->review_timeout_ms == 0 ||
                 o->review_timeout_ms > 600000) {
@@ -220,8 +286,12 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
                 return 2;
             }
             break;
-        case 'h': fputs(USAGE, stdout); exit(0);
-        default: fputs(USAGE, stderr); return 2;
+        case 'h':
+            fputs(USAGE, stdout);
+            exit(0);
+        default:
+            fputs(USAGE, stderr);
+            return 2;
         }
     }
     if (optind != argc || o->config_dir == NULL) {
@@ -296,7 +366,7 @@ int main(int argc, char **argv)
         .state_dir = o.state_dir,
         /* the mesh's svidTTL, held to --max-svid-ttl */
         .default_ttl = model->settings.svid_ttl < (int64_t)(o.max_ttl_ms / 1000) ? model->settings.svid_ttl
-                                                                                  : (int64_t)(o.max_ttl_ms / 1000),
+                                                                                 : (int64_t)(o.max_ttl_ms / 1000),
         .max_ttl = o.max_ttl_ms / 1000,
     };
     if ((ret = rm_ca_open(&cac, &ca, err, sizeof(err))) != 0) {
@@ -354,9 +424,8 @@ int main(int argc, char **argv)
         log_fatal("listen_failed", o.listen, ret, err);
         goto Exit;
     }
-    if (strcmp(o.admin_listen, "off") != 0 &&
-        (ret = rm_admin_http_start(o.admin_listen, control_metrics, control_ready, srv, &admin, err, sizeof(err))) !=
-            0) {
+    if (strcmp(o.admin_listen, "off") != 0 && (ret = rm_admin_http_start(o.admin_listen, control_metrics, control_ready,
+                                                                         srv, &admin, err, sizeof(err))) != 0) {
         log_fatal("listen_failed", o.admin_listen, ret, err);
         goto Exit;
     }

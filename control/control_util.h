@@ -2,12 +2,14 @@
 #ifndef RINGMESH_CONTROL_UTIL_H
 #define RINGMESH_CONTROL_UTIL_H
 
-#include <stddef.h>
+#include "ringmesh/file_read.h"
 
 #define RM_CONTROL_MAX_FILE (4u << 20)
 
-/** Reads a whole file (at most RM_CONTROL_MAX_FILE bytes) into a NUL-terminated buffer (free()).
- *  Returns 0 or -errno (-EFBIG when too large). */
-int rm__control_read_file(const char *path, char **data, size_t *len);
+/** rm_file_read() with the control plane's size limit. */
+static inline int rm__control_read_file(const char *path, char **data, size_t *len)
+{
+    return rm_file_read(path, RM_CONTROL_MAX_FILE, data, len);
+}
 
 #endif

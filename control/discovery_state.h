@@ -32,8 +32,7 @@ typedef struct st_rm_xds_push_set_t {
 
 /** Encodes `model` and the trust bundle (`bundle_pem`, one or more PEM roots) into a push set with sequence
  *  number `seq`. Returns 0 or -ENOMEM / -EINVAL. */
-int rm_xds_push_set_build(const rm_mesh_model_t *model, const char *bundle_pem, uint64_t seq,
-                          rm_xds_push_set_t **out);
+int rm_xds_push_set_build(const rm_mesh_model_t *model, const char *bundle_pem, uint64_t seq, rm_xds_push_set_t **out);
 
 rm_xds_push_set_t *rm_xds_push_set_ref(rm_xds_push_set_t *set);
 void rm_xds_push_set_unref(rm_xds_push_set_t *set);

@@ -24,12 +24,12 @@
 #include "ringmesh/v1/discovery.pb-c.h"
 #include "ringmesh/x509_issue.h"
 
-#define METHOD_SIGN "/ringmesh.v1.Identity/Sign"
-#define METHOD_STREAM "/ringmesh.v1.Discovery/Stream"
+#define METHOD_SIGN       "/ringmesh.v1.Identity/Sign"
+#define METHOD_STREAM     "/ringmesh.v1.Discovery/Stream"
 #define MAX_REQUEST_BYTES (64 << 10)
-#define POLL_MS 50
+#define POLL_MS           50
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Every operation batch carries a tag; its callback runs on the server thread when the batch completes. */
 typedef struct st_tag_t tag_t;
@@ -405,8 +405,8 @@ static const char *check_node(stream_t *s, const Ringmesh__V1__Node *node, char 
     if (node->namespace_ == NULL || strcmp(node->namespace_, s->ns) != 0 || node->service_account == NULL ||
         strcmp(node->service_account, s->sa) != 0) {
         snprintf(buf, size, "node claims namespace \"%s\" and service account \"%s\" but its SVID is %s",
-                 node->namespace_ != NULL ? node->namespace_ : "", node->service_account != NULL ? node->service_account : "",
-                 s->spiffe_id);
+                 node->namespace_ != NULL ? node->namespace_ : "",
+                 node->service_account != NULL ? node->service_account : "", s->spiffe_id);
         return buf;
     }
     snprintf(s->node_id, sizeof(s->node_id), "%s", node->id != NULL && node->id[0] != '\0' ? node->id : s->peer);
@@ -626,9 +626,9 @@ static void request_sign(rm_control_server_t *srv)
 {
     grpc_metadata_array_init(&srv->accept_sign.md);
     srv->accept_sign.tag.cb = on_sign;
-    grpc_server_request_registered_call(srv->server, srv->m_sign, &srv->accept_sign.call,
-                                        &srv->accept_sign.deadline, &srv->accept_sign.md,
-                                        &srv->accept_sign.payload, srv->cq, srv->cq, &srv->accept_sign.tag);
+    grpc_server_request_registered_call(srv->server, srv->m_sign, &srv->accept_sign.call, &srv->accept_sign.deadline,
+                                        &srv->accept_sign.md, &srv->accept_sign.payload, srv->cq, srv->cq,
+                                        &srv->accept_sign.tag);
 }
 
 static void request_stream(rm_control_server_t *srv)
@@ -645,8 +645,8 @@ static void request_other(rm_control_server_t *srv)
     grpc_call_details_init(&srv->accept_other.details);
     grpc_metadata_array_init(&srv->accept_other.md);
     srv->accept_other.tag.cb = on_other;
-    grpc_server_request_call(srv->server, &srv->accept_other.call, &srv->accept_other.details,
-                             &srv->accept_other.md, srv->cq, srv->cq, &srv->accept_other.tag);
+    grpc_server_request_call(srv->server, &srv->accept_other.call, &srv->accept_other.details, &srv->accept_other.md,
+                             srv->cq, srv->cq, &srv->accept_other.tag);
 }
 
 /* ---- configuration changes ---- */
@@ -686,8 +686,8 @@ static void install_model(rm_control_server_t *srv, rm_mesh_model_t *model)
     srv->set = set;
     for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
         /* Each slice holds a reference on the set, so a send in flight keeps its bytes after a newer change. */
-        srv->slices[t] = grpc_slice_new_with_user_data(set->types[t].response, set->types[t].response_len,
-                                                       unref_set_cb, rm_xds_push_set_ref(set));
+        srv->slices[t] = grpc_slice_new_with_user_data(set->types[t].response, set->types[t].response_len, unref_set_cb,
+                                                       rm_xds_push_set_ref(set));
     }
     rm_mesh_model_unref(srv->model);
     srv->model = model;
@@ -832,9 +832,9 @@ int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model
         grpc_server_register_method(srv->server, METHOD_SIGN, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     srv->m_stream = grpc_server_register_method(srv->server, METHOD_STREAM, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
 
-    creds = grpc_ssl_server_credentials_create_with_options(
-        grpc_ssl_server_credentials_create_options_using_config_fetcher(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY,
-                                                                        serving_fetch, srv));
+    creds =
+        grpc_ssl_server_credentials_create_with_options(grpc_ssl_server_credentials_create_options_using_config_fetcher(
+            GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY, serving_fetch, srv));
     if (creds == NULL) {
         snprintf(err, errlen, "gRPC refused the serving certificate or the trust bundle");
         ret = RM_ERR_TLS_CONFIG;

@@ -9,10 +9,10 @@
 #include "ringmesh/log.h"
 #include "ringmesh/v1/identity.pb-c.h"
 
-#define GRPC_OK 0
+#define GRPC_OK               0
 #define GRPC_INVALID_ARGUMENT 3
-#define GRPC_INTERNAL 13
-#define GRPC_UNAUTHENTICATED 16
+#define GRPC_INTERNAL         13
+#define GRPC_UNAUTHENTICATED  16
 
 #define MAX_CREDENTIAL_LEN (16u << 10)
 
@@ -63,8 +63,7 @@ void rm_identity_sign(const rm_ca_t *ca, rm_attestor_t *attestor, int64_t defaul
         goto Exit;
     }
     why[0] = '\0';
-    if ((ret = attestor->ops->attest(attestor, sr->credential, strlen(sr->credential), &who, why, sizeof(why))) !=
-        0) {
+    if ((ret = attestor->ops->attest(attestor, sr->credential, strlen(sr->credential), &who, why, sizeof(why))) != 0) {
         snprintf(reason, sizeof(reason), "credential refused (%s): %s", attestor->ops->name,
                  why[0] != '\0' ? why : rm_strerror(ret));
         refuse(res, GRPC_UNAUTHENTICATED, ret, peer, NULL, reason);

@@ -23,6 +23,7 @@
 #include "ca.h"
 #include "mesh_model_internal.h"
 
+#include "ringmesh/duration.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 #include "ringmesh/svid.h"
@@ -957,51 +958,6 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
     return 0;
 }
 
-/* "250ms", "5s", "2m", "1h", groups such as "1m30s", or "0", as in Go's time.ParseDuration but without
- * fractions. Returns 0 or -1 (also above `max_ms`). */
-static int parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out_ms)
-{
-    uint64_t total = 0;
-    const char *p = s;
-
-    if (*s == '\0')
-        return -1;
-    if (strcmp(s, "0") == 0) {
-        *out_ms = 0;
-        return 0;
-    }
-    while (*p != '\0') {
-        uint64_t v = 0, unit;
-        size_t digits = 0;
-        for (; *p >= '0' && *p <= '9'; p++, digits++) {
-            if (digits >= 12)
-                return -1;
-            v = v * 10 + (uint64_t)(*p - '0');
-        }
-        if (digits == 0)
-            return -1;
-        if (strncmp(p, "ms", 2) == 0) {
-            unit = 1;
-            p += 2;
-        } else if (*p == 's') {
-            unit = 1000;
-            p++;
-        } else if (*p == 'm') {
-            unit = 60 * 1000;
-            p++;
-        } else if (*p == 'h') {
-            unit = 3600 * 1000;
-            p++;
-        } else {
-            return -1;
-        }
-        total += v * unit; /* v < 10^12 and unit <= 3.6e6: no overflow before the check below */
-        if (total > max_ms)
-            return -1;
-    }
-    *out_ms = total;
-    return 0;
-}
 
 /* A DNS-1123 label: 1 to 63 of a-z 0-9 '-', starting and ending with a letter or digit. */
 static int dns_label_ok(const char *s, size_t n)
@@ -1051,7 +1007,7 @@ static int conv_timeout(file_ctx_t *ctx, const char *path, const char *s, uint32
     uint64_t v;
     if (s == NULL)
         return 0;
-    if (parse_duration_ms(s, UINT32_MAX, &v) != 0)
+    if (rm_duration_parse_ms_max(s, UINT32_MAX, &v) != 0)
         return value_error(ctx, path, "%s is not a duration (want e.g. 500ms, 5s, 2m, 1h or 1m30s, at most 1193h)",
                            quoted(q, sizeof(q), s));
     *out = (uint32_t)v;
@@ -1121,7 +1077,7 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
     }
     if (spec->svid_ttl != NULL) {
         uint64_t ms;
-        if (parse_duration_ms(spec->svid_ttl, (uint64_t)SVID_TTL_MAX_S * 1000, &ms) != 0)
+        if (rm_duration_parse_ms_max(spec->svid_ttl, (uint64_t)SVID_TTL_MAX_S * 1000, &ms) != 0)
             return value_error(ctx, "spec.svidTTL",
                                "%s is not a duration (want e.g. 24h, 90m or 12h30m, at most 8760h)",
                                quoted(q, sizeof(q), spec->svid_ttl));

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "ringmesh/file_read.h"
 
 #define MAX_FILE_SIZE (16u << 20)
 
@@ -23,46 +24,7 @@ static const char USAGE[] = "usage: ringmeshctl <command> [options]\n"
 
 int rm__ctl_read_file(const char *path, char **data, size_t *len)
 {
-    char *buf = NULL, *grown;
-    size_t cap = 0, used = 0;
-    ssize_t n;
-    int fd, ret;
-
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return -errno;
-    for (;;) {
-        if (cap - used < 4096) {
-            cap = cap == 0 ? 8192 : cap * 2;
-            if (cap > MAX_FILE_SIZE + 1) {
-                ret = -EFBIG;
-                goto Exit;
-            }
-            if ((grown = realloc(buf, cap)) == NULL) {
-                ret = -ENOMEM;
-                goto Exit;
-            }
-            buf = grown;
-        }
-        if ((n = read(fd, buf + used, cap - used - 1)) < 0) {
-            if (errno == EINTR)
-                continue;
-            ret = -errno;
-            goto Exit;
-        }
-        if (n == 0)
-            break;
-        used += (size_t)n;
-    }
-    buf[used] = '\0';
-    *data = buf;
-    *len = used;
-    buf = NULL;
-    ret = 0;
-
-Exit:
-    free(buf);
-    close(fd);
-    return ret;
+    return rm_file_read(path, MAX_FILE_SIZE, data, len);
 }
 
 int main(int argc, char **argv)

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-int rm_duration_parse_ms(const char *s, uint32_t *out_ms)
+int rm_duration_parse_ms_max(const char *s, uint64_t max_ms, uint64_t *out_ms)
 {
     uint64_t total = 0;
     const char *p = s;
@@ -40,9 +40,19 @@ int rm_duration_parse_ms(const char *s, uint32_t *out_ms)
             return -1;
         }
         total += v * unit; /* v < 10^12 and unit <= 3.6e6: no 64-bit overflow before the check below */
-        if (total > UINT32_MAX)
+        if (total > max_ms)
             return -1;
     }
-    *out_ms = (uint32_t)total;
+    *out_ms = total;
+    return 0;
+}
+
+int rm_duration_parse_ms(const char *s, uint32_t *out_ms)
+{
+    uint64_t v;
+
+    if (out_ms == NULL || rm_duration_parse_ms_max(s, UINT32_MAX, &v) != 0)
+        return -1;
+    *out_ms = (uint32_t)v;
     return 0;
 }

@@ -117,8 +117,9 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                 "# TYPE ringmesh_proxy_svid_expiring gauge\nringmesh_proxy_svid_expiring %d\n",
                 atomic_load(&cs->connected), (unsigned long long)atomic_load(&cs->svid_renewals),
                 (unsigned long long)atomic_load(&cs->svid_failures), atomic_load(&cs->svid_expiring));
-        o = put(buf, len, o, "# HELP ringmesh_proxy_config_pushes_total Pushes from the control plane, by outcome.\n"
-                             "# TYPE ringmesh_proxy_config_pushes_total counter\n");
+        o = put(buf, len, o,
+                "# HELP ringmesh_proxy_config_pushes_total Pushes from the control plane, by outcome.\n"
+                "# TYPE ringmesh_proxy_config_pushes_total counter\n");
         for (int t = 0; t < 3; t++)
             o = put(buf, len, o,
                     "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"accepted\"} %llu\n"

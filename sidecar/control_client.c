@@ -24,12 +24,12 @@
 #include "ringmesh/v1/discovery.pb-c.h"
 #include "ringmesh/v1/identity.pb-c.h"
 
-#define METHOD_SIGN "/ringmesh.v1.Identity/Sign"
-#define METHOD_STREAM "/ringmesh.v1.Discovery/Stream"
-#define SIGN_DEADLINE_MS 10000
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
-#define FILE_MAX (1u << 20)
+#define METHOD_SIGN          "/ringmesh.v1.Identity/Sign"
+#define METHOD_STREAM        "/ringmesh.v1.Discovery/Stream"
+#define SIGN_DEADLINE_MS     10000
+#define BACKOFF_MIN_MS       500
+#define BACKOFF_MAX_MS       30000
+#define FILE_MAX             (1u << 20)
 #define EXPIRY_WARN_FRACTION 0.1 /* warn when less than this fraction of the lifetime is left */
 
 struct st_rm_control_client_t {
@@ -240,7 +240,8 @@ static void schedule_renewal(rm_control_client_t *cc)
      * together does not renew together */
     int64_t interval = (int64_t)((double)life * cc->ccfg->renew_fraction);
     int64_t spread = interval / 5;
-    int64_t at = cc->issued_at + interval + (spread > 0 ? (int64_t)(rand32() % (uint32_t)(2 * spread + 1)) - spread : 0);
+    int64_t at =
+        cc->issued_at + interval + (spread > 0 ? (int64_t)(rand32() % (uint32_t)(2 * spread + 1)) - spread : 0);
 
     if (at > cc->not_after - 30)
         at = cc->not_after - 30;
@@ -287,8 +288,8 @@ int rm__control_parse_destinations(const uint8_t *value, size_t len, const char 
             const char *s = d->identities[j];
             if (rm_spiffe_id_parse(s, strlen(s), &id) != 0 || id.td_len != strlen(trust_domain) ||
                 memcmp(id.str + 9, trust_domain, id.td_len) != 0) {
-                snprintf(err, errlen, "destination %s: identity \"%.300s\" is not a SPIFFE ID in trust domain %s",
-                         name, s, trust_domain);
+                snprintf(err, errlen, "destination %s: identity \"%.300s\" is not a SPIFFE ID in trust domain %s", name,
+                         s, trust_domain);
                 goto Exit;
             }
         }
@@ -349,8 +350,9 @@ static int apply_resource(rm_control_client_t *cc, int type, const Ringmesh__V1_
             return -EINVAL;
         }
         if (tb->trust_domain == NULL || strcmp(tb->trust_domain, cc->cfg->trust_domain) != 0 || tb->n_roots_pem == 0) {
-            snprintf(err, errlen, "TrustBundle for trust domain \"%s\" with %zu roots: this proxy is in %s and needs "
-                                  "at least one root",
+            snprintf(err, errlen,
+                     "TrustBundle for trust domain \"%s\" with %zu roots: this proxy is in %s and needs "
+                     "at least one root",
                      tb->trust_domain != NULL ? tb->trust_domain : "", tb->n_roots_pem, cc->cfg->trust_domain);
             ringmesh__v1__trust_bundle__free_unpacked(tb, NULL);
             return -EINVAL;
@@ -744,8 +746,9 @@ static void check_expiry(rm_control_client_t *cc)
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_ERROR, "svid_expired");
         rm_log_int(&l, "not_after", cc->not_after);
-        rm_log_str(&l, "msg", "the SVID has expired and the control plane could not renew it: mTLS connections are "
-                              "refused until a new SVID arrives");
+        rm_log_str(&l, "msg",
+                   "the SVID has expired and the control plane could not renew it: mTLS connections are "
+                   "refused until a new SVID arrives");
         rm_log_end(&l);
         publish(cc);
         return;
@@ -797,7 +800,6 @@ static void enqueue_request(rm_control_client_t *cc, int type, const char *versi
     rm_h2_call_send(cc->call, buf, len);
     free(buf);
 }
-
 
 static void handle_response(rm_control_client_t *cc, const Ringmesh__V1__DiscoveryResponse *resp)
 {
@@ -1014,8 +1016,7 @@ int rm_control_client_start(rm_proxy_t *p, rm_control_client_t **out)
     gethostname(host, sizeof(host) - 1);
     copy_node_field(cc->node_id, sizeof(cc->node_id), cc->ccfg->node_id, "RINGMESH_POD_NAME", host);
     copy_node_field(cc->node_ns, sizeof(cc->node_ns), cc->ccfg->node_namespace, "RINGMESH_POD_NAMESPACE", "");
-    copy_node_field(cc->node_sa, sizeof(cc->node_sa), cc->ccfg->node_service_account, "RINGMESH_SERVICE_ACCOUNT",
-                    "");
+    copy_node_field(cc->node_sa, sizeof(cc->node_sa), cc->ccfg->node_service_account, "RINGMESH_SERVICE_ACCOUNT", "");
     atomic_store(&p->control.enabled, 1);
     if (mkdir(cc->ccfg->state_dir, 0700) != 0 && errno != EEXIST) {
         ret = -errno;

@@ -18,10 +18,10 @@
 
 #include "ringmesh/error.h"
 
-#define PING_IDLE_MS 60000
-#define PING_TIMEOUT_MS 20000
+#define PING_IDLE_MS     60000
+#define PING_TIMEOUT_MS  20000
 #define WRITE_TIMEOUT_MS 10000
-#define WINDOW_SIZE (1 << 20)
+#define WINDOW_SIZE      (1 << 20)
 
 /* A growable byte buffer: bytes p[off .. len) are pending; the all-zero value is empty. */
 typedef struct st_bytes_t {
@@ -457,8 +457,12 @@ int rm_h2_call_start(rm_h2_conn_t *c, const char *path, const rm_h2_call_cbs_t *
     nghttp2_data_provider prd;
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
     nghttp2_nv hdrs[] = {
-        NV(":method", "POST"),         NV(":scheme", "https"),          NV(":path", path),
-        NV(":authority", c->authority), NV("content-type", "application/grpc"), NV("te", "trailers"),
+        NV(":method", "POST"),
+        NV(":scheme", "https"),
+        NV(":path", path),
+        NV(":authority", c->authority),
+        NV("content-type", "application/grpc"),
+        NV("te", "trailers"),
         NV("user-agent", "ringmesh-proxy/0.1.0"),
     };
 #undef NV
@@ -472,8 +476,7 @@ int rm_h2_call_start(rm_h2_conn_t *c, const char *path, const rm_h2_call_cbs_t *
     call->arg = arg;
     prd.source.ptr = call;
     prd.read_callback = read_body;
-    if ((call->stream_id = nghttp2_submit_request(c->ng, NULL, hdrs, sizeof(hdrs) / sizeof(hdrs[0]), &prd, call)) <
-        0) {
+    if ((call->stream_id = nghttp2_submit_request(c->ng, NULL, hdrs, sizeof(hdrs) / sizeof(hdrs[0]), &prd, call)) < 0) {
         free(call);
         return -EPROTO;
     }

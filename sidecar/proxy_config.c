@@ -906,7 +906,6 @@ int rm_sockaddr_parse(const char *s, rm_sockaddr_t *out)
     return 0;
 }
 
-
 static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
 {
     unsigned long v = 0;
@@ -1543,7 +1542,8 @@ static int convert(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *
         (ret = conv_duration(ctx, "handshakeTimeout", raw->handshake_timeout, 0, &cfg->handshake_timeout_ms)) != 0 ||
         (ret = conv_bool(ctx, "accessLog", raw->access_log, &cfg->access_log)) != 0 ||
         (ret = conv_log_level(ctx, "logLevel", raw->log_level, &cfg->log_level)) != 0 ||
-        (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = check_tls(ctx, raw, cfg)) != 0 || (ret = check_listen_conflicts(ctx, cfg)) != 0)
+        (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = check_tls(ctx, raw, cfg)) != 0 ||
+        (ret = check_listen_conflicts(ctx, cfg)) != 0)
         return ret;
     return 0;
 }

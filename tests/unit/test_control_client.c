@@ -153,8 +153,12 @@ static void test_snapshot_derive(void **state)
     map_init(&m);
     assert_int_equal(parse(&m, &t, err, sizeof(err)), 0);
 
-    rm_snapshot_params_t params = {.dests = t, .have_inbound_mode = 1, .inbound_mode = RM_MTLS_PERMISSIVE,
-                                   .connect_timeout_ms = 1234, .access_log = 0, .no_tls_reason = "no_svid_yet"};
+    rm_snapshot_params_t params = {.dests = t,
+                                   .have_inbound_mode = 1,
+                                   .inbound_mode = RM_MTLS_PERMISSIVE,
+                                   .connect_timeout_ms = 1234,
+                                   .access_log = 0,
+                                   .no_tls_reason = "no_svid_yet"};
     d = rm_snapshot_derive(base, &params);
     assert_non_null(d);
     assert_ptr_equal(d->cfg->destinations, t->dests);

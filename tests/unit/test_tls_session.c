@@ -376,7 +376,8 @@ static int handshake_result(rm_tls_ctx_t *cc, rm_tls_ctx_t *sc, int *server_resu
 
 static void test_alpn_and_certless_client(void **state)
 {
-    rm_tls_ctx_t *h2_client = ctx_with(RM_TLS_CLIENT, "client", "h2"), *h2_server = ctx_with(RM_TLS_SERVER, "server", "h2");
+    rm_tls_ctx_t *h2_client = ctx_with(RM_TLS_CLIENT, "client", "h2"),
+                 *h2_server = ctx_with(RM_TLS_SERVER, "server", "h2");
     rm_tls_ctx_t *mesh_server = ctx_with(RM_TLS_SERVER, "server", NULL), *bare = ctx_with(RM_TLS_CLIENT, NULL, "h2");
     int sr;
 

@@ -9,4 +9,7 @@
  *  Returns 0 or -1. */
 int rm_duration_parse_ms(const char *s, uint32_t *out_ms);
 
+/** The same for longer durations: at most `max_ms` (at most about 3e16 ms). Returns 0 or -1. */
+int rm_duration_parse_ms_max(const char *s, uint64_t max_ms, uint64_t *out_ms);
+
 #endif

@@ -1,11 +1,11 @@
-#include "control_util.h"
+#include "ringmesh/file_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-int rm__control_read_file(const char *path, char **data, size_t *len)
+int rm_file_read(const char *path, size_t max, char **data, size_t *len)
 {
     char *buf = NULL, *grown;
     size_t cap = 0, used = 0;
@@ -17,7 +17,7 @@ int rm__control_read_file(const char *path, char **data, size_t *len)
     for (;;) {
         if (cap - used < 4096) {
             cap = cap == 0 ? 8192 : cap * 2;
-            if (cap > RM_CONTROL_MAX_FILE + 4096) {
+            if (cap > max + 4096) {
                 ret = -EFBIG;
                 goto Exit;
             }
@@ -36,7 +36,7 @@ int rm__control_read_file(const char *path, char **data, size_t *len)
         if (n == 0)
             break;
         used += (size_t)n;
-        if (used > RM_CONTROL_MAX_FILE) {
+        if (used > max) {
             ret = -EFBIG;
             goto Exit;
         }
