@@ -14,15 +14,15 @@
 #include "mesh_model.h"
 
 typedef struct st_rm_control_server_config_t {
-    const char *listen;           /* "0.0.0.0:15012", "[::]:15012" */
-    const rm_ca_t *ca;            /* signs SVIDs; its bundle verifies client certificates */
-    rm_attestor_t *attestor;      /* attests Sign credentials */
-    const char *serving_id;              /* the server's own SPIFFE ID */
+    const char *listen;                   /* "0.0.0.0:15012", "[::]:15012" */
+    const rm_ca_t *ca;                    /* signs SVIDs; its bundle verifies client certificates */
+    rm_attestor_t *attestor;              /* attests Sign credentials */
+    const char *serving_id;               /* the server's own SPIFFE ID */
     const char *const *serving_dns_names; /* the names sidecars dial, put in its certificate */
     size_t num_serving_dns_names;
-    int64_t serving_ttl; /* lifetime of the serving certificate (0: 24 h); a new one is issued at half of it, for
-                          * the handshakes that follow (key in memory only) */
-    unsigned max_streams;         /* 0: 16384 */
+    int64_t serving_ttl;  /* lifetime of the serving certificate (0: 24 h); a new one is issued at half of it, for
+                           * the handshakes that follow (key in memory only) */
+    unsigned max_streams; /* 0: 16384 */
 } rm_control_server_config_t;
 
 typedef struct st_rm_control_server_t rm_control_server_t;
@@ -44,8 +44,8 @@ typedef struct st_rm_control_stats_t {
 
 /** Binds, starts the server thread and serves `model` (a reference is taken). On failure returns a negative
  *  error with a sentence in `err`. */
-int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model_t *model,
-                            rm_control_server_t **out, char *err, size_t errlen);
+int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model_t *model, rm_control_server_t **out,
+                            char *err, size_t errlen);
 
 /** Hands a new model to the server (a reference is taken); every stream is pushed what changed. Thread-safe. */
 void rm_control_server_update(rm_control_server_t *srv, rm_mesh_model_t *model);

@@ -11,7 +11,7 @@
 #include "ca.h"
 
 typedef struct st_rm_sign_result_t {
-    int grpc_status;  /* 0 OK, 3 INVALID_ARGUMENT, 16 UNAUTHENTICATED, 13 INTERNAL */
+    int grpc_status;   /* 0 OK, 3 INVALID_ARGUMENT, 16 UNAUTHENTICATED, 13 INTERNAL */
     char message[256]; /* the reason on failure (also logged) */
     uint8_t *response; /* serialized SignResponse when grpc_status is 0 (free()) */
     size_t response_len;

@@ -18,12 +18,12 @@ typedef enum {
 
 /** Mesh-wide settings (kind MeshConfig). Every field has a default, so a mesh with no MeshConfig works. */
 typedef struct st_rm_mesh_settings_t {
-    char *trust_domain;               /* default "cluster.local" */
+    char *trust_domain;                /* default "cluster.local" */
     rm_model_mtls_mode_t inbound_mode; /* default STRICT */
-    uint32_t connect_timeout_ms;      /* default 0: the proxies' own */
-    uint32_t idle_timeout_ms;         /* default 0: the proxies' own */
-    int access_log;                   /* default 1 */
-    int64_t svid_ttl;                 /* seconds, default 86400, at least 300 */
+    uint32_t connect_timeout_ms;       /* default 0: the proxies' own */
+    uint32_t idle_timeout_ms;          /* default 0: the proxies' own */
+    int access_log;                    /* default 1 */
+    int64_t svid_ttl;                  /* seconds, default 86400, at least 300 */
 } rm_mesh_settings_t;
 
 /** A service (kind Service): reachable at addresses x ports; in the mesh unless inMesh is false. */

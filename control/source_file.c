@@ -958,7 +958,6 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
     return 0;
 }
 
-
 /* A DNS-1123 label: 1 to 63 of a-z 0-9 '-', starting and ending with a letter or digit. */
 static int dns_label_ok(const char *s, size_t n)
 {
