@@ -124,13 +124,13 @@ struct st_rm_worker_t {
 /** What the control-plane client reports, for /metrics (written by the control thread, read by worker 0). */
 typedef struct st_rm_control_stats_t {
     atomic_int enabled;
-    atomic_int connected;                   /* the discovery stream is up */
-    atomic_uint_fast64_t accepted[3];       /* pushes accepted, per resource type (ringmesh/xds.h order) */
-    atomic_uint_fast64_t rejected[3];       /* pushes NACKed */
-    atomic_uint_fast64_t svid_renewals;     /* SVIDs obtained */
-    atomic_uint_fast64_t svid_failures;     /* Sign calls that failed */
-    atomic_int_fast64_t svid_not_after;     /* of the SVID held, 0 when none */
-    atomic_int svid_expiring;               /* 1 while near expiry without a renewal */
+    atomic_int connected;               /* the discovery stream is up */
+    atomic_uint_fast64_t accepted[3];   /* pushes accepted, per resource type (ringmesh/xds.h order) */
+    atomic_uint_fast64_t rejected[3];   /* pushes NACKed */
+    atomic_uint_fast64_t svid_renewals; /* SVIDs obtained */
+    atomic_uint_fast64_t svid_failures; /* Sign calls that failed */
+    atomic_int_fast64_t svid_not_after; /* of the SVID held, 0 when none */
+    atomic_int svid_expiring;           /* 1 while near expiry without a renewal */
 } rm_control_stats_t;
 
 struct st_rm_proxy_t {

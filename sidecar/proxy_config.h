@@ -69,11 +69,11 @@ typedef struct st_rm_control_config_t {
 } rm_control_config_t;
 
 typedef struct st_rm_proxy_config_t {
-    char *path;         /* the file it was loaded from */
-    char *trust_domain; /* default "cluster.local" */
-    char *cert_file;    /* PEM chain, leaf first */
-    char *key_file;     /* PEM private key */
-    char *bundle_file;  /* PEM trust bundle (one or more roots) */
+    char *path;                   /* the file it was loaded from */
+    char *trust_domain;           /* default "cluster.local" */
+    char *cert_file;              /* PEM chain, leaf first */
+    char *key_file;               /* PEM private key */
+    char *bundle_file;            /* PEM trust bundle (one or more roots) */
     rm_control_config_t *control; /* NULL: static SVID and destinations from this file */
 
     int outbound_enabled;          /* default 1 */
@@ -116,7 +116,6 @@ void rm_proxy_config_free(rm_proxy_config_t *cfg);
 
 /** Parses "ip:port", "[ip6]:port" or a bare "port" (meaning 0.0.0.0:port). Returns 0 or -1. */
 int rm_sockaddr_parse(const char *s, rm_sockaddr_t *out);
-
 
 /** Returns the mode for inbound port `port` (port_modes first, then inbound_mode). */
 rm_mtls_mode_t rm_proxy_config_port_mode(const rm_proxy_config_t *cfg, uint16_t port);

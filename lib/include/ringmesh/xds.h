@@ -6,12 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum {
-    RM_XDS_TRUST_BUNDLE = 0,
-    RM_XDS_DESTINATIONS,
-    RM_XDS_MESH_SETTINGS,
-    RM_XDS_NUM_TYPES
-} rm_xds_type_t;
+typedef enum { RM_XDS_TRUST_BUNDLE = 0, RM_XDS_DESTINATIONS, RM_XDS_MESH_SETTINGS, RM_XDS_NUM_TYPES } rm_xds_type_t;
 
 #define RM_XDS_TYPE_PREFIX "type.ringmesh.io/ringmesh.v1."
 
