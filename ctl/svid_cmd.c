@@ -14,8 +14,6 @@
 #include "ringmesh/svid.h"
 #include "ringmesh/x509_issue.h"
 
-#define MAX_EXPECT 64
-
 static const char SVID_USAGE[] =
     "usage: ringmeshctl svid verify --bundle CA.pem --cert SVID.pem [--trust-domain TD] [--expect SPIFFE_ID]...\n"
     "       ringmeshctl svid issue --ca --trust-domain TD --cert OUT.pem --key OUT.key [--ttl 24h] [--backdate 5m]\n"
@@ -31,78 +29,6 @@ static const char SVID_USAGE[] =
     "         NotBefore is now minus --backdate, NotAfter is NotBefore plus --ttl. Durations: 90s, 5m, 1h, 2d.\n"
     "\n"
     "Exit status: 0 ok, 1 invalid SVID, 2 usage or file error.\n";
-
-/* ---- flag parsing ------------------------------------------------------------------------------------------- */
-
-typedef struct st_flag_t {
-    const char *name; /* without the leading "--" */
-    int takes_value;
-    int repeatable;
-    const char *value; /* last value seen, or "" for a boolean flag that was given */
-    const char *values[MAX_EXPECT];
-    size_t count;
-} flag_t;
-
-static flag_t *find_flag(flag_t *flags, size_t num, const char *name, size_t name_len)
-{
-    size_t i;
-
-    for (i = 0; i != num; ++i)
-        if (strlen(flags[i].name) == name_len && memcmp(flags[i].name, name, name_len) == 0)
-            return &flags[i];
-    return NULL;
-}
-
-/* Parses argv[1..argc) into `flags`. Returns 0, 1 when --help was given, or -1 after printing the error. */
-static int parse_flags(const char *cmd, int argc, char **argv, flag_t *flags, size_t num)
-{
-    int i;
-
-    for (i = 1; i < argc; ++i) {
-        const char *arg = argv[i], *eq, *value = NULL;
-        size_t name_len;
-        flag_t *flag;
-
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
-            return 1;
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            fprintf(stderr, "ringmeshctl svid %s: unexpected argument '%s'\n", cmd, arg);
-            return -1;
-        }
-        eq = strchr(arg + 2, '=');
-        name_len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-        if ((flag = find_flag(flags, num, arg + 2, name_len)) == NULL) {
-            fprintf(stderr, "ringmeshctl svid %s: unknown flag '%.*s'\n", cmd, (int)(name_len + 2), arg);
-            return -1;
-        }
-        if (flag->takes_value) {
-            if (eq != NULL) {
-                value = eq + 1;
-            } else if (i + 1 < argc) {
-                value = argv[++i];
-            } else {
-                fprintf(stderr, "ringmeshctl svid %s: --%s needs a value\n", cmd, flag->name);
-                return -1;
-            }
-        } else if (eq != NULL) {
-            fprintf(stderr, "ringmeshctl svid %s: --%s takes no value\n", cmd, flag->name);
-            return -1;
-        } else {
-            value = "";
-        }
-        if (flag->count != 0 && !flag->repeatable) {
-            fprintf(stderr, "ringmeshctl svid %s: --%s given twice\n", cmd, flag->name);
-            return -1;
-        }
-        if (flag->count == MAX_EXPECT) {
-            fprintf(stderr, "ringmeshctl svid %s: --%s given more than %d times\n", cmd, flag->name, MAX_EXPECT);
-            return -1;
-        }
-        flag->values[flag->count++] = value;
-        flag->value = value;
-    }
-    return 0;
-}
 
 /* Parses "90s", "5m", "1h", "2d" or a bare number of seconds. Returns 0 or -1. */
 static int parse_duration(const char *s, int64_t *out)
@@ -168,7 +94,7 @@ static int svid_verify(int argc, char **argv)
     size_t bundle_len, cert_len, i;
     int ret, err;
 
-    if ((err = parse_flags("verify", argc, argv, flags, V_NUM)) != 0) {
+    if ((err = rm__ctl_parse_flags("svid", "verify", argc, argv, flags, V_NUM)) != 0) {
         fputs(err > 0 ? SVID_USAGE : "run 'ringmeshctl svid --help' for usage\n", err > 0 ? stdout : stderr);
         ret = err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
         goto Exit;
@@ -263,7 +189,7 @@ static int svid_issue(int argc, char **argv)
     time_t not_after;
     int is_ca, ret, err;
 
-    if ((err = parse_flags("issue", argc, argv, flags, I_NUM)) != 0) {
+    if ((err = rm__ctl_parse_flags("svid", "issue", argc, argv, flags, I_NUM)) != 0) {
         fputs(err > 0 ? SVID_USAGE : "run 'ringmeshctl svid --help' for usage\n", err > 0 ? stdout : stderr);
         ret = err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
         goto Exit;

@@ -41,56 +41,6 @@ static const char TOKEN_USAGE[] =
     "\n"
     "Exit status: 0 ok, 2 usage or file error.\n";
 
-/* ---- flag parsing ------------------------------------------------------------------------------------------- */
-
-typedef struct st_flag_t {
-    const char *name;  /* without the leading "--" */
-    const char *value; /* NULL when not given */
-} flag_t;
-
-/* Parses argv[1..argc) into `flags` (all take a value). Returns 0, 1 when --help was given, or -1 after printing
- * the error. */
-static int parse_flags(const char *cmd, int argc, char **argv, flag_t *flags, size_t num)
-{
-    int i;
-
-    for (i = 1; i < argc; ++i) {
-        const char *arg = argv[i], *eq, *value;
-        size_t name_len, j;
-        flag_t *flag = NULL;
-
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
-            return 1;
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            fprintf(stderr, "ringmeshctl token %s: unexpected argument '%s'\n", cmd, arg);
-            return -1;
-        }
-        eq = strchr(arg + 2, '=');
-        name_len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-        for (j = 0; j != num && flag == NULL; ++j)
-            if (strlen(flags[j].name) == name_len && memcmp(flags[j].name, arg + 2, name_len) == 0)
-                flag = &flags[j];
-        if (flag == NULL) {
-            fprintf(stderr, "ringmeshctl token %s: unknown flag '%.*s'\n", cmd, (int)(name_len + 2), arg);
-            return -1;
-        }
-        if (eq != NULL) {
-            value = eq + 1;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            fprintf(stderr, "ringmeshctl token %s: --%s needs a value\n", cmd, flag->name);
-            return -1;
-        }
-        if (flag->value != NULL) {
-            fprintf(stderr, "ringmeshctl token %s: --%s given twice\n", cmd, flag->name);
-            return -1;
-        }
-        flag->value = value;
-    }
-    return 0;
-}
-
 /* Parses a duration flag into whole seconds. Returns 0 or -1 after printing the error. */
 static int duration_flag(const char *cmd, const flag_t *flag, int64_t min_seconds, int64_t *out)
 {
@@ -157,13 +107,13 @@ enum { K_KEY, K_JWKS, K_KID, K_NUM };
 
 static int token_keygen(int argc, char **argv)
 {
-    flag_t flags[K_NUM] = {[K_KEY] = {"key"}, [K_JWKS] = {"jwks"}, [K_KID] = {"kid"}};
+    flag_t flags[K_NUM] = {[K_KEY] = {"key", 1}, [K_JWKS] = {"jwks", 1}, [K_KID] = {"kid", 1}};
     char *key_pem = NULL, *jwks_json = NULL, *jwks_file = NULL, kid[256];
     uint8_t *spki = NULL;
     size_t key_len = 0, spki_len, jwks_len;
     int ret, err;
 
-    if ((err = parse_flags("keygen", argc, argv, flags, K_NUM)) != 0) {
+    if ((err = rm__ctl_parse_flags("token", "keygen", argc, argv, flags, K_NUM)) != 0) {
         fputs(err > 0 ? TOKEN_USAGE : "run 'ringmeshctl token --help' for usage\n", err > 0 ? stdout : stderr);
         return err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
     }
@@ -266,16 +216,16 @@ Exit:
 static int token_mint(int argc, char **argv)
 {
     flag_t flags[M_NUM] = {
-        [M_KEY] = {"key"},
-        [M_KID] = {"kid"},
-        [M_NAMESPACE] = {"namespace"},
-        [M_SERVICE_ACCOUNT] = {"service-account"},
-        [M_POD] = {"pod"},
-        [M_POD_UID] = {"pod-uid"},
-        [M_ISSUER] = {"issuer"},
-        [M_AUDIENCE] = {"audience"},
-        [M_TTL] = {"ttl"},
-        [M_NOT_BEFORE] = {"not-before"},
+        [M_KEY] = {"key", 1},
+        [M_KID] = {"kid", 1},
+        [M_NAMESPACE] = {"namespace", 1},
+        [M_SERVICE_ACCOUNT] = {"service-account", 1},
+        [M_POD] = {"pod", 1},
+        [M_POD_UID] = {"pod-uid", 1},
+        [M_ISSUER] = {"issuer", 1},
+        [M_AUDIENCE] = {"audience", 1},
+        [M_TTL] = {"ttl", 1},
+        [M_NOT_BEFORE] = {"not-before", 1},
     };
     rm_jwks_t *jwks = NULL;
     rm_jwt_verify_opts_t opts;
@@ -285,7 +235,7 @@ static int token_mint(int argc, char **argv)
     int64_t ttl = DEFAULT_TTL, not_before = 0, now;
     int ret, err;
 
-    if ((err = parse_flags("mint", argc, argv, flags, M_NUM)) != 0) {
+    if ((err = rm__ctl_parse_flags("token", "mint", argc, argv, flags, M_NUM)) != 0) {
         fputs(err > 0 ? TOKEN_USAGE : "run 'ringmeshctl token --help' for usage\n", err > 0 ? stdout : stderr);
         return err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
     }
