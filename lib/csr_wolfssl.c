@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ecc_internal.h"
 #include "ringmesh/csr.h"
 #include "ringmesh/error.h"
 #include "ringmesh/svid.h"
@@ -25,42 +26,6 @@
 #define CSR_PEM_MAX   (16 * 1024)
 #define P256_SPKI_MAX 128
 #define CSR_DER_MAX   (4 * 1024 + 2 * RM_SPIFFE_ID_MAX) /* a P-256 request with one URI SAN and a short subject */
-
-/* Decodes an unencrypted PKCS#8 or SEC1 PEM private key into `key` (initialised by the caller). -EINVAL when the
- * PEM holds no private key; RM_ERR_SVID_KEY_TYPE when it holds one that is not ECDSA P-256. */
-static int load_private_key(const char *pem, size_t len, ecc_key *key)
-{
-    uint8_t *der;
-    word32 idx = 0, key_idx = 0;
-    int n, ret;
-
-    if (pem == NULL || len == 0 || len > INT_MAX)
-        return -EINVAL;
-    if ((der = malloc(len)) == NULL)
-        return -ENOMEM;
-    if ((n = wc_KeyPemToDer((const unsigned char *)pem, (int)len, der, (int)len, NULL)) <= 0) {
-        ret = -EINVAL;
-        goto Exit;
-    }
-    /* strip a PKCS#8 wrapper when there is one */
-    if (wc_GetPkcs8TraditionalOffset(der, &idx, (word32)n) < 0)
-        idx = 0;
-    if (wc_EccPrivateKeyDecode(der + idx, &key_idx, key, (word32)n - idx) != 0 || key->dp == NULL ||
-        key->dp->id != ECC_SECP256R1) {
-        ret = RM_ERR_SVID_KEY_TYPE;
-        goto Exit;
-    }
-    if (key->type == ECC_PRIVATEKEY_ONLY && wc_ecc_make_pub(key, NULL) != 0) {
-        ret = RM_ERR_SVID_KEY_TYPE;
-        goto Exit;
-    }
-    ret = 0;
-
-Exit:
-    explicit_bzero(der, len);
-    free(der);
-    return ret;
-}
 
 /* GeneralNames { uniformResourceIdentifier [6] IA5String }: the DER that wolfCrypt's Cert.altNames holds. The
  * lengths are short or two-byte long form since an ID is at most RM_SPIFFE_ID_MAX bytes. */
@@ -113,7 +78,7 @@ int rm_csr_make(const char *key_pem, size_t key_len, const char *spiffe_id, char
     if (wc_ecc_init(&key) != 0)
         return RM_ERR_SVID_ISSUE;
     have_key = 1;
-    if ((ret = load_private_key(key_pem, key_len, &key)) != 0)
+    if ((ret = rm__ecc_load_private_pem(key_pem, key_len, &key)) != 0)
         goto Exit;
     /* Cert is large (its altNames buffer alone is 16 KiB): keep it off the stack */
     if ((req = malloc(sizeof(*req))) == NULL || (der = malloc(CSR_DER_MAX)) == NULL) {

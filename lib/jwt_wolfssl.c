@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 
+#include "ecc_internal.h"
 #include "ringmesh/error.h"
 #include "ringmesh/jwt.h"
 
@@ -819,41 +820,6 @@ Exit:
 
 /* ---- signing ------------------------------------------------------------------------------------------------ */
 
-/* Reads an unencrypted PKCS#8 or SEC1 PEM ECDSA P-256 private key into an initialised `key`. Returns 0, -EINVAL
- * (not a PEM private key), RM_ERR_SVID_KEY_TYPE (a key, not P-256) or -ENOMEM. */
-static int load_private_key(const char *pem, size_t len, ecc_key *key)
-{
-    uint8_t *der;
-    word32 idx = 0, key_idx = 0;
-    int n, ret;
-
-    if (pem == NULL || len == 0 || len > INT_MAX)
-        return -EINVAL;
-    if ((der = malloc(len)) == NULL)
-        return -ENOMEM;
-    if ((n = wc_KeyPemToDer((const unsigned char *)pem, (int)len, der, (int)len, NULL)) <= 0) {
-        ret = -EINVAL;
-        goto Exit;
-    }
-    if (wc_GetPkcs8TraditionalOffset(der, &idx, (word32)n) < 0)
-        idx = 0;
-    if (wc_EccPrivateKeyDecode(der + idx, &key_idx, key, (word32)n - idx) != 0 || key->dp == NULL ||
-        key->dp->id != ECC_SECP256R1) {
-        ret = RM_ERR_SVID_KEY_TYPE;
-        goto Exit;
-    }
-    if (key->type == ECC_PRIVATEKEY_ONLY && wc_ecc_make_pub(key, NULL) != 0) {
-        ret = RM_ERR_SVID_KEY_TYPE;
-        goto Exit;
-    }
-    ret = 0;
-
-Exit:
-    explicit_bzero(der, len);
-    free(der);
-    return ret;
-}
-
 int rm_jwt_sign_es256(const char *key_pem, size_t key_len, const char *kid, const char *claims_json, char **token)
 {
     ecc_key key;
@@ -893,7 +859,7 @@ int rm_jwt_sign_es256(const char *key_pem, size_t key_len, const char *kid, cons
         goto Exit;
     }
     have_key = 1;
-    if ((ret = load_private_key(key_pem, key_len, &key)) != 0)
+    if ((ret = rm__ecc_load_private_pem(key_pem, key_len, &key)) != 0)
         goto Exit;
 
     input_len = strlen(h64) + 1 + strlen(p64);
@@ -958,7 +924,7 @@ int rm_jwks_from_private_key(const char *key_pem, size_t key_len, const char *ki
         goto Exit;
     }
     have_key = 1;
-    if ((ret = load_private_key(key_pem, key_len, &key)) != 0)
+    if ((ret = rm__ecc_load_private_pem(key_pem, key_len, &key)) != 0)
         goto Exit;
     if (wc_ecc_export_public_raw(&key, x, &x_len, y, &y_len) != 0 || x_len != P256_LEN || y_len != P256_LEN) {
         ret = RM_ERR_SVID_KEY_TYPE;
