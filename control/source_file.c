@@ -23,6 +23,7 @@
 #include "ca.h"
 #include "mesh_model_internal.h"
 
+#include "ringmesh/yaml_pos_map.h"
 #include "ringmesh/duration.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -183,10 +184,6 @@ static const cyaml_schema_value_t service_doc_schema = {
  * Errors: where, which field, why. The watcher logs the parts; rm_mesh_model_load_dir() joins them.
  * ------------------------------------------------------------------------------------------------------- */
 
-typedef struct st_yaml_pos_t {
-    unsigned line, col; /* 1-based; 0 = unknown */
-} yaml_pos_t;
-
 typedef struct st_config_error_t {
     int code;
     char file[PATH_MAX];
@@ -196,7 +193,7 @@ typedef struct st_config_error_t {
 } config_error_t;
 
 __attribute__((format(printf, 6, 0))) static int vset_error(config_error_t *e, int code, const char *file,
-                                                            yaml_pos_t pos, const char *field, const char *fmt,
+                                                            rm_yaml_pos_t pos, const char *field, const char *fmt,
                                                             va_list ap)
 {
     e->code = code;
@@ -209,7 +206,7 @@ __attribute__((format(printf, 6, 0))) static int vset_error(config_error_t *e, i
 }
 
 __attribute__((format(printf, 6, 7))) static int set_error(config_error_t *e, int code, const char *file,
-                                                           yaml_pos_t pos, const char *field, const char *fmt, ...)
+                                                           rm_yaml_pos_t pos, const char *field, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -292,108 +289,15 @@ static const char *quoted(char *buf, size_t buflen, const char *s)
 }
 
 /* ---------------------------------------------------------------------------------------------------------
- * Field path -> position, one map per document.
- * ------------------------------------------------------------------------------------------------------- */
-
-typedef struct st_node_entry_t {
-    char *path;
-    yaml_pos_t key;   /* the key's position for mapping values, else the node's */
-    yaml_pos_t value; /* the node's own position */
-} node_entry_t;
-
-/* Open addressing over `entries`; buckets hold index + 1 (0 = empty); num_buckets is a power of two kept at
- * least twice num. */
-typedef struct st_node_map_t {
-    node_entry_t *entries;
-    size_t num, cap;
-    size_t *buckets;
-    size_t num_buckets;
-} node_map_t;
-
-static uint64_t path_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static const node_entry_t *node_map_find(const node_map_t *map, const char *path)
-{
-    if (map->num_buckets == 0)
-        return NULL;
-    size_t mask = map->num_buckets - 1;
-    for (size_t i = path_hash(path) & mask;; i = (i + 1) & mask) {
-        size_t b = map->buckets[i];
-        if (b == 0)
-            return NULL;
-        if (strcmp(map->entries[b - 1].path, path) == 0)
-            return &map->entries[b - 1];
-    }
-}
-
-static void node_map_insert_bucket(size_t *buckets, size_t num_buckets, const char *path, size_t index)
-{
-    size_t mask = num_buckets - 1, i = path_hash(path) & mask;
-    while (buckets[i] != 0)
-        i = (i + 1) & mask;
-    buckets[i] = index + 1;
-}
-
-/* Adds `path`. Returns 0, 1 when the path is already present (the map is unchanged), or -ENOMEM. */
-static int node_map_add(node_map_t *map, const char *path, yaml_pos_t key, yaml_pos_t value)
-{
-    if (node_map_find(map, path) != NULL)
-        return 1;
-    if (map->num == map->cap) {
-        size_t cap = map->cap == 0 ? 32 : map->cap * 2;
-        node_entry_t *entries = realloc(map->entries, cap * sizeof(*entries));
-        if (entries == NULL)
-            return -ENOMEM;
-        map->entries = entries;
-        map->cap = cap;
-    }
-    if ((map->num + 1) * 2 > map->num_buckets) {
-        size_t num_buckets = map->num_buckets == 0 ? 64 : map->num_buckets * 2;
-        size_t *buckets = calloc(num_buckets, sizeof(*buckets));
-        if (buckets == NULL)
-            return -ENOMEM;
-        for (size_t e = 0; e < map->num; e++)
-            node_map_insert_bucket(buckets, num_buckets, map->entries[e].path, e);
-        free(map->buckets);
-        map->buckets = buckets;
-        map->num_buckets = num_buckets;
-    }
-    if ((map->entries[map->num].path = strdup(path)) == NULL)
-        return -ENOMEM;
-    map->entries[map->num].key = key;
-    map->entries[map->num].value = value;
-    node_map_insert_bucket(map->buckets, map->num_buckets, path, map->num);
-    map->num++;
-    return 0;
-}
-
-static void node_map_dispose(node_map_t *map)
-{
-    for (size_t i = 0; i < map->num; i++)
-        free(map->entries[i].path);
-    free(map->entries);
-    free(map->buckets);
-    memset(map, 0, sizeof(*map));
-}
-
-/* ---------------------------------------------------------------------------------------------------------
  * Load state: one per directory read, one per file.
  * ------------------------------------------------------------------------------------------------------- */
 
 typedef struct st_doc_t {
     unsigned first_line; /* the file's line where the document's text begins ("---", a directive or its root) */
     size_t begin;        /* byte offset of that line */
-    yaml_pos_t pos;      /* the root node */
+    rm_yaml_pos_t pos;   /* the root node */
     int is_null;         /* nothing in it (a trailing "---"): skipped */
-    node_map_t map;
+    rm_yaml_pos_map_t map;
     char *api_version, *kind; /* root scalars; NULL when absent or not scalars */
 } doc_t;
 
@@ -401,13 +305,13 @@ typedef struct st_vip_t {
     int family;
     uint8_t bytes[16];
     unsigned index; /* in spec.addresses */
-    yaml_pos_t pos;
+    rm_yaml_pos_t pos;
 } vip_t;
 
 typedef struct st_entry_t {
     char *value;
     unsigned index; /* in its list */
-    yaml_pos_t pos;
+    rm_yaml_pos_t pos;
 } entry_t;
 
 /* A Service as read from its document, before the checks that need every file. */
@@ -425,7 +329,7 @@ typedef struct st_pending_service_t {
     char **identities; /* the SPIFFE IDs of both, filled by the directory checks */
     size_t num_identities;
     size_t file; /* index in loader_t.files */
-    yaml_pos_t doc_pos, name_pos, spec_pos;
+    rm_yaml_pos_t doc_pos, name_pos, spec_pos;
 } pending_service_t;
 
 typedef struct st_loader_t {
@@ -434,7 +338,7 @@ typedef struct st_loader_t {
     size_t num_files;
     int have_mesh;
     size_t mesh_file;
-    yaml_pos_t mesh_pos;
+    rm_yaml_pos_t mesh_pos;
     rm_mesh_settings_t settings;
     pending_service_t *services; /* in reading order */
     size_t num_services, cap_services;
@@ -452,8 +356,8 @@ typedef struct st_file_ctx_t {
 } file_ctx_t;
 
 /* Reports `code` at an explicit position of the current file. */
-__attribute__((format(printf, 5, 6))) static int report_at(file_ctx_t *ctx, int code, yaml_pos_t pos, const char *path,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static int report_at(file_ctx_t *ctx, int code, rm_yaml_pos_t pos,
+                                                           const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -463,14 +367,14 @@ __attribute__((format(printf, 5, 6))) static int report_at(file_ctx_t *ctx, int 
 }
 
 /* The position of `path` in the current document, or of its closest recorded ancestor, or of the document. */
-static yaml_pos_t lookup_pos(const file_ctx_t *ctx, const char *path, int want_key)
+static rm_yaml_pos_t lookup_pos(const file_ctx_t *ctx, const char *path, int want_key)
 {
     char buf[CONFIG_PATH_MAX];
-    const node_entry_t *e;
+    const rm_yaml_node_t *e;
 
     snprintf(buf, sizeof(buf), "%s", path);
     for (;;) {
-        if ((e = node_map_find(&ctx->doc->map, buf)) != NULL)
+        if ((e = rm_yaml_pos_map_find(&ctx->doc->map, buf)) != NULL)
             return want_key ? e->key : e->value;
         if (buf[0] == '\0')
             return ctx->doc->pos;
@@ -491,7 +395,7 @@ __attribute__((format(printf, 3, 4))) static int value_error(file_ctx_t *ctx, co
 }
 
 /* Reports RM_ERR_CONFIG_VALUE at a position of file `file` (directory-wide checks). */
-__attribute__((format(printf, 5, 6))) static int loader_error(loader_t *ld, size_t file, yaml_pos_t pos,
+__attribute__((format(printf, 5, 6))) static int loader_error(loader_t *ld, size_t file, rm_yaml_pos_t pos,
                                                               const char *path, const char *fmt, ...)
 {
     va_list ap;
@@ -510,14 +414,14 @@ typedef struct st_walk_frame_t {
     size_t base_len; /* path length of the collection itself */
     size_t index;    /* sequences: next entry's index */
     int want_key;    /* mappings: the next scalar is a key */
-    yaml_pos_t key_pos;
+    rm_yaml_pos_t key_pos;
     int key_lossy;
     char **root_slot; /* the root mapping's apiVersion / kind: where its scalar value goes */
 } walk_frame_t;
 
-static yaml_pos_t mark_pos(yaml_mark_t m)
+static rm_yaml_pos_t mark_pos(yaml_mark_t m)
 {
-    yaml_pos_t p = {(unsigned)m.line + 1, (unsigned)m.column + 1};
+    rm_yaml_pos_t p = {(unsigned)m.line + 1, (unsigned)m.column + 1};
     return p;
 }
 
@@ -539,9 +443,9 @@ static size_t line_break_len(const char *data, size_t len, size_t i)
 }
 
 /* Line and column (in bytes) of byte `offset`, for libyaml's reader errors, which name an offset. */
-static yaml_pos_t offset_pos(const char *data, size_t len, size_t offset)
+static rm_yaml_pos_t offset_pos(const char *data, size_t len, size_t offset)
 {
-    yaml_pos_t p = {1, 1};
+    rm_yaml_pos_t p = {1, 1};
     for (size_t i = 0; i < offset && i < len;) {
         size_t b = line_break_len(data, len, i);
         if (b != 0) {
@@ -606,7 +510,7 @@ static int is_null_scalar(const yaml_event_t *ev)
     return 0;
 }
 
-static int add_document(file_ctx_t *ctx, yaml_pos_t pos)
+static int add_document(file_ctx_t *ctx, rm_yaml_pos_t pos)
 {
     doc_t *docs = realloc(ctx->docs, (ctx->num_docs + 1) * sizeof(*docs));
     if (docs == NULL)
@@ -631,17 +535,17 @@ static int walk_file(file_ctx_t *ctx)
     /* libyaml would decode UTF-16, but the documents are cut out of the file by byte offsets of UTF-8 lines */
     if (ctx->len >= 2 && ((unsigned char)ctx->data[0] == 0xfe || (unsigned char)ctx->data[0] == 0xff) &&
         ((unsigned char)ctx->data[1] == 0xfe || (unsigned char)ctx->data[1] == 0xff))
-        return set_error(ctx->ld->err, RM_ERR_CONFIG_PARSE, ctx->file, (yaml_pos_t){1, 1}, NULL,
+        return set_error(ctx->ld->err, RM_ERR_CONFIG_PARSE, ctx->file, (rm_yaml_pos_t){1, 1}, NULL,
                          "the file is UTF-16; write it in UTF-8");
     if (!yaml_parser_initialize(&parser))
-        return set_error(ctx->ld->err, RM_ERR_CONFIG_PARSE, ctx->file, (yaml_pos_t){0, 0}, NULL,
+        return set_error(ctx->ld->err, RM_ERR_CONFIG_PARSE, ctx->file, (rm_yaml_pos_t){0, 0}, NULL,
                          "cannot initialise the YAML parser");
     yaml_parser_set_input_string(&parser, (const unsigned char *)ctx->data, ctx->len);
 
     while (!done) {
         if (!yaml_parser_parse(&parser, &event)) {
             char detail[160] = "";
-            yaml_pos_t at = mark_pos(parser.problem_mark);
+            rm_yaml_pos_t at = mark_pos(parser.problem_mark);
             if (parser.error == YAML_READER_ERROR) {
                 at = offset_pos(ctx->data, ctx->len, parser.problem_offset);
                 if (parser.problem_value != -1)
@@ -655,7 +559,7 @@ static int walk_file(file_ctx_t *ctx)
             goto Exit;
         }
         have_event = 1;
-        yaml_pos_t pos = mark_pos(event.start_mark);
+        rm_yaml_pos_t pos = mark_pos(event.start_mark);
 
         switch (event.type) {
         case YAML_STREAM_END_EVENT:
@@ -680,7 +584,7 @@ static int walk_file(file_ctx_t *ctx)
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT: {
             walk_frame_t *top = depth > 0 ? &frames[depth - 1] : NULL;
-            yaml_pos_t key_pos = pos;
+            rm_yaml_pos_t key_pos = pos;
             int lossy_key = 0;
             if (top == NULL) {
                 ctx->doc->pos = pos;
@@ -730,13 +634,13 @@ static int walk_file(file_ctx_t *ctx)
             if (path_len >= sizeof(path))
                 path_len = sizeof(path) - 1;
 
-            int added = node_map_add(&ctx->doc->map, path, key_pos, pos);
+            int added = rm_yaml_pos_map_add(&ctx->doc->map, path, key_pos, pos);
             if (added < 0) {
                 ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "out of memory");
                 goto Exit;
             }
             if (added == 1 && !lossy_key) {
-                yaml_pos_t first = node_map_find(&ctx->doc->map, path)->key;
+                rm_yaml_pos_t first = rm_yaml_pos_map_find(&ctx->doc->map, path)->key;
                 ret = report_at(ctx, RM_ERR_CONFIG_PARSE, key_pos, path, "duplicate key (first set at line %u)",
                                 first.line);
                 goto Exit;
@@ -793,7 +697,7 @@ typedef struct st_cyaml_frame_t {
     enum { FRAME_MAPPING, FRAME_FIELD, FRAME_ENTRY } kind;
     char key[64];
     unsigned index;
-    yaml_pos_t pos;
+    rm_yaml_pos_t pos;
 } cyaml_frame_t;
 
 typedef struct st_cyaml_capture_t {
@@ -893,9 +797,9 @@ static int report_cyaml_error(file_ctx_t *ctx, const cyaml_schema_field_t *root_
 {
     char path[CONFIG_PATH_MAX] = "", key[CONFIG_PATH_KEY_MAX + 8], want[64], got[64], other[CONFIG_MSG_MAX];
     size_t len = 0;
-    yaml_pos_t pos = ctx->doc->pos;
+    rm_yaml_pos_t pos = ctx->doc->pos;
     const char *msg = cap->have_message ? cap->message : cyaml_strerror(cerr);
-    const node_entry_t *e;
+    const rm_yaml_node_t *e;
     unsigned limit;
 
     /* the backtrace lists the innermost frame first; the path is built from the outermost */
@@ -919,12 +823,12 @@ static int report_cyaml_error(file_ctx_t *ctx, const cyaml_schema_field_t *root_
             klen += (size_t)snprintf(known + klen, sizeof(known) - klen, "%s%s", klen > 0 ? ", " : "", f->key);
         path_key(key, sizeof(key), msg + 16);
         snprintf(path + len, sizeof(path) - len, "%s%s", len > 0 ? "." : "", key);
-        if ((e = node_map_find(&ctx->doc->map, path)) != NULL)
+        if ((e = rm_yaml_pos_map_find(&ctx->doc->map, path)) != NULL)
             pos = e->key;
         return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "unknown key %s (known keys: %s)",
                          quoted(q, sizeof(q), msg + 16), known);
     }
-    if ((e = node_map_find(&ctx->doc->map, path)) != NULL)
+    if ((e = rm_yaml_pos_map_find(&ctx->doc->map, path)) != NULL)
         pos = e->value;
     if (sscanf(msg, "Expecting %63s got event: %63s", want, got) == 2) {
         want[strcspn(want, ",")] = '\0';
@@ -1350,10 +1254,10 @@ static const kind_t kinds[] = {
 static const kind_t *document_kind(file_ctx_t *ctx, int *ret)
 {
     const doc_t *doc = ctx->doc;
-    const node_entry_t *e;
+    const rm_yaml_node_t *e;
     char q[96];
 
-    if ((e = node_map_find(&doc->map, "apiVersion")) == NULL) {
+    if ((e = rm_yaml_pos_map_find(&doc->map, "apiVersion")) == NULL) {
         *ret = report_at(ctx, RM_ERR_CONFIG_VALUE, doc->pos, "apiVersion", "is required (%s)", API_VERSION);
         return NULL;
     }
@@ -1363,7 +1267,7 @@ static const kind_t *document_kind(file_ctx_t *ctx, int *ret)
             doc->api_version != NULL ? quoted(q, sizeof(q), doc->api_version) : "a collection", API_VERSION);
         return NULL;
     }
-    if ((e = node_map_find(&doc->map, "kind")) == NULL) {
+    if ((e = rm_yaml_pos_map_find(&doc->map, "kind")) == NULL) {
         *ret = report_at(ctx, RM_ERR_CONFIG_VALUE, doc->pos, "kind", "is required (MeshConfig or Service)");
         return NULL;
     }
@@ -1437,7 +1341,7 @@ static int load_file_data(loader_t *ld, size_t file_index, const char *data, siz
 
 Exit:
     for (size_t d = 0; d < ctx.num_docs; d++) {
-        node_map_dispose(&ctx.docs[d].map);
+        rm_yaml_pos_map_dispose(&ctx.docs[d].map);
         free(ctx.docs[d].api_version);
         free(ctx.docs[d].kind);
     }
@@ -1457,21 +1361,21 @@ static int read_file(config_error_t *err, int dir_fd, const char *name, const ch
     if ((fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
         if (errno == ENOENT)
             return -ENOENT;
-        return set_error(err, RM_ERR_CONFIG_IO, shown, (yaml_pos_t){0, 0}, NULL, "cannot open: %s", strerror(errno));
+        return set_error(err, RM_ERR_CONFIG_IO, shown, (rm_yaml_pos_t){0, 0}, NULL, "cannot open: %s", strerror(errno));
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ret = set_error(err, RM_ERR_CONFIG_IO, shown, (yaml_pos_t){0, 0}, NULL, "not a regular file");
+        ret = set_error(err, RM_ERR_CONFIG_IO, shown, (rm_yaml_pos_t){0, 0}, NULL, "not a regular file");
         goto Exit;
     }
     if (st.st_size > CONFIG_FILE_MAX) {
-        ret =
-            set_error(err, RM_ERR_CONFIG_IO, shown, (yaml_pos_t){0, 0}, NULL, "larger than %u bytes", CONFIG_FILE_MAX);
+        ret = set_error(err, RM_ERR_CONFIG_IO, shown, (rm_yaml_pos_t){0, 0}, NULL, "larger than %u bytes",
+                        CONFIG_FILE_MAX);
         goto Exit;
     }
     /* sized by fstat, plus one byte to notice a file that grew since (then it is refused, never cut short) */
     cap = (size_t)st.st_size + 1;
     if ((buf = malloc(cap + 1)) == NULL) {
-        ret = set_error(err, RM_ERR_CONFIG_IO, shown, (yaml_pos_t){0, 0}, NULL, "out of memory");
+        ret = set_error(err, RM_ERR_CONFIG_IO, shown, (rm_yaml_pos_t){0, 0}, NULL, "out of memory");
         goto Exit;
     }
     while (len < cap) {
@@ -1479,7 +1383,8 @@ static int read_file(config_error_t *err, int dir_fd, const char *name, const ch
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            ret = set_error(err, RM_ERR_CONFIG_IO, shown, (yaml_pos_t){0, 0}, NULL, "cannot read: %s", strerror(errno));
+            ret = set_error(err, RM_ERR_CONFIG_IO, shown, (rm_yaml_pos_t){0, 0}, NULL, "cannot read: %s",
+                            strerror(errno));
             goto Exit;
         }
         if (n == 0)
@@ -1487,7 +1392,7 @@ static int read_file(config_error_t *err, int dir_fd, const char *name, const ch
         len += (size_t)n;
     }
     if (len == cap) {
-        ret = set_error(err, RM_ERR_CONFIG_IO, shown, (yaml_pos_t){0, 0}, NULL, "changed while it was being read");
+        ret = set_error(err, RM_ERR_CONFIG_IO, shown, (rm_yaml_pos_t){0, 0}, NULL, "changed while it was being read");
         goto Exit;
     }
     buf[len] = '\0';
@@ -1571,7 +1476,7 @@ static int check_unique_services(loader_t *ld)
     if (ld->num_services < 2)
         return 0;
     if ((order = malloc(ld->num_services * sizeof(*order))) == NULL)
-        return loader_error(ld, 0, (yaml_pos_t){0, 0}, NULL, "out of memory");
+        return loader_error(ld, 0, (rm_yaml_pos_t){0, 0}, NULL, "out of memory");
     for (size_t i = 0; i < ld->num_services; i++)
         order[i] = &ld->services[i];
     qsort(order, ld->num_services, sizeof(*order), cmp_pending_name);
@@ -1617,7 +1522,7 @@ static int check_unique_endpoints(loader_t *ld)
     if (n < 2)
         return 0;
     if ((refs = malloc(n * sizeof(*refs))) == NULL)
-        return loader_error(ld, 0, (yaml_pos_t){0, 0}, NULL, "out of memory");
+        return loader_error(ld, 0, (rm_yaml_pos_t){0, 0}, NULL, "out of memory");
     n = 0;
     for (size_t i = 0; i < ld->num_services; i++)
         for (size_t v = 0; v < ld->services[i].num_vips; v++)
@@ -1686,7 +1591,7 @@ static int build_model(loader_t *ld, rm_mesh_model_t **out)
 
 NoMem:
     rm_mesh_model_unref(m);
-    return set_error(ld->err, RM_ERR_CONFIG_IO, ld->num_files > 0 ? ld->files[0] : "", (yaml_pos_t){0, 0}, NULL,
+    return set_error(ld->err, RM_ERR_CONFIG_IO, ld->num_files > 0 ? ld->files[0] : "", (rm_yaml_pos_t){0, 0}, NULL,
                      "out of memory");
 }
 
@@ -1782,7 +1687,7 @@ static int open_data_dir(const char *dir, int *via_data, config_error_t *err)
 
     *via_data = 0;
     if ((dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return set_error(err, RM_ERR_CONFIG_IO, dir, (yaml_pos_t){0, 0}, NULL, "cannot open the directory: %s",
+        return set_error(err, RM_ERR_CONFIG_IO, dir, (rm_yaml_pos_t){0, 0}, NULL, "cannot open the directory: %s",
                          strerror(errno));
     if (fstatat(dir_fd, "..data", &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode))
         return dir_fd;
@@ -1790,7 +1695,7 @@ static int open_data_dir(const char *dir, int *via_data, config_error_t *err)
     if ((data_fd = openat(dir_fd, "..data", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         int e = errno;
         close(dir_fd);
-        return set_error(err, RM_ERR_CONFIG_IO, dir, (yaml_pos_t){0, 0}, "..data", "cannot open: %s", strerror(e));
+        return set_error(err, RM_ERR_CONFIG_IO, dir, (rm_yaml_pos_t){0, 0}, "..data", "cannot open: %s", strerror(e));
     }
     close(dir_fd);
     *via_data = 1;
@@ -1819,19 +1724,19 @@ static int load_dir_once(const char *dir, loader_t *ld)
     if ((fd = open_data_dir(dir, &via_data, ld->err)) < 0)
         return fd;
     if ((ret = list_yaml_files(fd, &names, &num_names)) != 0) {
-        ret = set_error(ld->err, RM_ERR_CONFIG_IO, dir, (yaml_pos_t){0, 0}, NULL, "cannot list the directory: %s",
+        ret = set_error(ld->err, RM_ERR_CONFIG_IO, dir, (rm_yaml_pos_t){0, 0}, NULL, "cannot list the directory: %s",
                         strerror(-ret));
         goto Exit;
     }
     if (num_names > 0 && (ld->files = calloc(num_names, sizeof(*ld->files))) == NULL) {
-        ret = set_error(ld->err, RM_ERR_CONFIG_IO, dir, (yaml_pos_t){0, 0}, NULL, "out of memory");
+        ret = set_error(ld->err, RM_ERR_CONFIG_IO, dir, (rm_yaml_pos_t){0, 0}, NULL, "out of memory");
         goto Exit;
     }
     for (size_t i = 0; i < num_names; i++) {
         char *data = NULL;
         size_t len = 0;
         if ((ld->files[ld->num_files] = join_path(dir, names[i])) == NULL) {
-            ret = set_error(ld->err, RM_ERR_CONFIG_IO, dir, (yaml_pos_t){0, 0}, NULL, "out of memory");
+            ret = set_error(ld->err, RM_ERR_CONFIG_IO, dir, (rm_yaml_pos_t){0, 0}, NULL, "out of memory");
             goto Exit;
         }
         ld->num_files++;
@@ -1875,7 +1780,7 @@ static int load_dir(const char *dir, rm_mesh_model_t **out, config_error_t *err,
         ld.settings.access_log = 1;
         ld.settings.svid_ttl = RM_MODEL_DEFAULT_SVID_TTL;
         if ((ld.settings.trust_domain = strdup(RM_MODEL_DEFAULT_TRUST_DOMAIN)) == NULL) {
-            ret = set_error(err, RM_ERR_CONFIG_IO, dir, (yaml_pos_t){0, 0}, NULL, "out of memory");
+            ret = set_error(err, RM_ERR_CONFIG_IO, dir, (rm_yaml_pos_t){0, 0}, NULL, "out of memory");
             break;
         }
         if ((ret = load_dir_once(dir, &ld)) == 0 && (ret = check_identities(&ld)) == 0 &&
@@ -1885,7 +1790,7 @@ static int load_dir(const char *dir, rm_mesh_model_t **out, config_error_t *err,
         loader_dispose(&ld);
     }
     if (ret == -EAGAIN)
-        ret = set_error(err, RM_ERR_CONFIG_IO, dir, (yaml_pos_t){0, 0}, "..data",
+        ret = set_error(err, RM_ERR_CONFIG_IO, dir, (rm_yaml_pos_t){0, 0}, "..data",
                         "the ConfigMap changed while it was being read, %d times in a row", CONFIG_LOAD_ATTEMPTS);
     return ret;
 }

@@ -15,6 +15,7 @@
  * Every message has the form "FILE:LINE:COLUMN: FIELD.PATH: what is wrong". */
 #include "proxy_config.h"
 
+#include "ringmesh/yaml_pos_map.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 #include "ringmesh/svid.h"
@@ -237,114 +238,12 @@ static const cyaml_schema_value_t config_schema = {
 #undef OPT_NULL
 
 /* ---------------------------------------------------------------------------------------------------------
- * Pass 1: field path -> position map, built from libyaml events.
- * ------------------------------------------------------------------------------------------------------- */
-
-typedef struct st_yaml_pos_t {
-    unsigned line, col; /* 1-based; 0 = unknown */
-} yaml_pos_t;
-
-typedef struct st_node_entry_t {
-    char *path;
-    yaml_pos_t key;   /* the key's position for mapping values, else the node's */
-    yaml_pos_t value; /* the node's own position */
-} node_entry_t;
-
-/* Open-addressing hash table over `entries`; buckets hold index + 1 (0 = empty). num_buckets is a power of two
- * kept at least twice num. */
-typedef struct st_node_map_t {
-    node_entry_t *entries;
-    size_t num, cap;
-    size_t *buckets;
-    size_t num_buckets;
-} node_map_t;
-
-static uint64_t path_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static const node_entry_t *node_map_find(const node_map_t *map, const char *path)
-{
-    if (map->num_buckets == 0)
-        return NULL;
-    size_t mask = map->num_buckets - 1;
-    for (size_t i = path_hash(path) & mask;; i = (i + 1) & mask) {
-        size_t b = map->buckets[i];
-        if (b == 0)
-            return NULL;
-        if (strcmp(map->entries[b - 1].path, path) == 0)
-            return &map->entries[b - 1];
-    }
-}
-
-static int node_map_rehash(node_map_t *map, size_t num_buckets)
-{
-    size_t *buckets = calloc(num_buckets, sizeof(*buckets));
-    if (buckets == NULL)
-        return -ENOMEM;
-    for (size_t e = 0; e < map->num; e++) {
-        size_t i = path_hash(map->entries[e].path) & (num_buckets - 1);
-        while (buckets[i] != 0)
-            i = (i + 1) & (num_buckets - 1);
-        buckets[i] = e + 1;
-    }
-    free(map->buckets);
-    map->buckets = buckets;
-    map->num_buckets = num_buckets;
-    return 0;
-}
-
-/* Adds `path`. Returns 0, 1 when the path is already present (the map is unchanged), or -ENOMEM. */
-static int node_map_add(node_map_t *map, const char *path, yaml_pos_t key, yaml_pos_t value)
-{
-    int ret;
-
-    if (node_map_find(map, path) != NULL)
-        return 1;
-    if (map->num == map->cap) {
-        size_t cap = map->cap == 0 ? 64 : map->cap * 2;
-        node_entry_t *entries = realloc(map->entries, cap * sizeof(*entries));
-        if (entries == NULL)
-            return -ENOMEM;
-        map->entries = entries;
-        map->cap = cap;
-    }
-    if ((map->num + 1) * 2 > map->num_buckets &&
-        (ret = node_map_rehash(map, map->num_buckets == 0 ? 128 : map->num_buckets * 2)) != 0)
-        return ret;
-    if ((map->entries[map->num].path = strdup(path)) == NULL)
-        return -ENOMEM;
-    map->entries[map->num].key = key;
-    map->entries[map->num].value = value;
-    size_t mask = map->num_buckets - 1, i = path_hash(path) & mask;
-    while (map->buckets[i] != 0)
-        i = (i + 1) & mask;
-    map->buckets[i] = ++map->num;
-    return 0;
-}
-
-static void node_map_dispose(node_map_t *map)
-{
-    for (size_t i = 0; i < map->num; i++)
-        free(map->entries[i].path);
-    free(map->entries);
-    free(map->buckets);
-    memset(map, 0, sizeof(*map));
-}
-
-/* ---------------------------------------------------------------------------------------------------------
  * Load context and messages.
  * ------------------------------------------------------------------------------------------------------- */
 
 typedef struct st_load_ctx_t {
     const char *file;
-    node_map_t map;
+    rm_yaml_pos_map_t map;
     char *err;
     size_t errlen;
 } load_ctx_t;
@@ -412,15 +311,15 @@ static const char *quoted(char *buf, size_t buflen, const char *s)
 }
 
 /* The position of `path`, or of its closest recorded ancestor, or of the document. */
-static yaml_pos_t lookup_pos(const load_ctx_t *ctx, const char *path, int want_key)
+static rm_yaml_pos_t lookup_pos(const load_ctx_t *ctx, const char *path, int want_key)
 {
     char buf[CONFIG_PATH_MAX];
-    const node_entry_t *e;
-    yaml_pos_t pos = {1, 1};
+    const rm_yaml_node_t *e;
+    rm_yaml_pos_t pos = {1, 1};
 
     snprintf(buf, sizeof(buf), "%s", path);
     for (;;) {
-        if ((e = node_map_find(&ctx->map, buf)) != NULL) {
+        if ((e = rm_yaml_pos_map_find(&ctx->map, buf)) != NULL) {
             pos = want_key ? e->key : e->value;
             break;
         }
@@ -435,7 +334,7 @@ static yaml_pos_t lookup_pos(const load_ctx_t *ctx, const char *path, int want_k
     return pos;
 }
 
-__attribute__((format(printf, 5, 0))) static int vreport(load_ctx_t *ctx, int code, yaml_pos_t pos, const char *path,
+__attribute__((format(printf, 5, 0))) static int vreport(load_ctx_t *ctx, int code, rm_yaml_pos_t pos, const char *path,
                                                          const char *fmt, va_list ap)
 {
     char msg[CONFIG_MSG_MAX];
@@ -449,8 +348,8 @@ __attribute__((format(printf, 5, 0))) static int vreport(load_ctx_t *ctx, int co
 }
 
 /* Reports `code` at an explicit position. */
-__attribute__((format(printf, 5, 6))) static int report_at(load_ctx_t *ctx, int code, yaml_pos_t pos, const char *path,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static int report_at(load_ctx_t *ctx, int code, rm_yaml_pos_t pos,
+                                                           const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -489,20 +388,20 @@ typedef struct st_walk_frame_t {
     size_t base_len; /* path length of the collection itself */
     size_t index;    /* sequences: next entry's index */
     int want_key;    /* mappings: the next scalar is a key */
-    yaml_pos_t key_pos;
+    rm_yaml_pos_t key_pos;
     int key_lossy;
 } walk_frame_t;
 
-static yaml_pos_t mark_pos(yaml_mark_t m)
+static rm_yaml_pos_t mark_pos(yaml_mark_t m)
 {
-    yaml_pos_t p = {(unsigned)m.line + 1, (unsigned)m.column + 1};
+    rm_yaml_pos_t p = {(unsigned)m.line + 1, (unsigned)m.column + 1};
     return p;
 }
 
 /* Line and column (in bytes) of byte `offset` of the document. */
-static yaml_pos_t offset_pos(const char *data, size_t len, size_t offset)
+static rm_yaml_pos_t offset_pos(const char *data, size_t len, size_t offset)
 {
-    yaml_pos_t p = {1, 1};
+    rm_yaml_pos_t p = {1, 1};
     for (size_t i = 0; i < offset && i < len; i++) {
         if (data[i] == '\n') {
             p.line++;
@@ -547,7 +446,7 @@ static int walk_document(load_ctx_t *ctx, const char *data, size_t len)
     while (!done) {
         if (!yaml_parser_parse(&parser, &event)) {
             char ctxbuf[160] = "";
-            yaml_pos_t at = mark_pos(parser.problem_mark);
+            rm_yaml_pos_t at = mark_pos(parser.problem_mark);
             if (parser.error == YAML_READER_ERROR) {
                 /* the reader names a byte offset, not a mark */
                 at = offset_pos(data, len, parser.problem_offset);
@@ -562,7 +461,7 @@ static int walk_document(load_ctx_t *ctx, const char *data, size_t len)
             goto Exit;
         }
         have_event = 1;
-        yaml_pos_t pos = mark_pos(event.start_mark);
+        rm_yaml_pos_t pos = mark_pos(event.start_mark);
 
         switch (event.type) {
         case YAML_STREAM_END_EVENT:
@@ -585,7 +484,7 @@ static int walk_document(load_ctx_t *ctx, const char *data, size_t len)
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT: {
             walk_frame_t *top = depth > 0 ? &frames[depth - 1] : NULL;
-            yaml_pos_t key_pos = pos;
+            rm_yaml_pos_t key_pos = pos;
             int lossy_key = 0;
             if (top == NULL) {
                 if (event.type != YAML_MAPPING_START_EVENT) {
@@ -623,13 +522,13 @@ static int walk_document(load_ctx_t *ctx, const char *data, size_t len)
             if (path_len >= sizeof(path))
                 path_len = sizeof(path) - 1;
 
-            int added = node_map_add(&ctx->map, path, key_pos, pos);
+            int added = rm_yaml_pos_map_add(&ctx->map, path, key_pos, pos);
             if (added < 0) {
                 ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "out of memory");
                 goto Exit;
             }
             if (added == 1 && !lossy_key) {
-                yaml_pos_t first = node_map_find(&ctx->map, path)->key;
+                rm_yaml_pos_t first = rm_yaml_pos_map_find(&ctx->map, path)->key;
                 ret = report_at(ctx, RM_ERR_CONFIG_PARSE, key_pos, path, "duplicate key (first set at line %u)",
                                 first.line);
                 goto Exit;
@@ -669,7 +568,7 @@ static int walk_document(load_ctx_t *ctx, const char *data, size_t len)
     }
 
     if (!have_root)
-        ret = report_at(ctx, RM_ERR_CONFIG_PARSE, (yaml_pos_t){1, 1}, "(document)",
+        ret = report_at(ctx, RM_ERR_CONFIG_PARSE, (rm_yaml_pos_t){1, 1}, "(document)",
                         "the file is empty; want a mapping of settings");
 
 Exit:
@@ -689,7 +588,7 @@ typedef struct st_cyaml_frame_t {
     enum { FRAME_MAPPING, FRAME_FIELD, FRAME_ENTRY } kind;
     char key[64];
     unsigned index;
-    yaml_pos_t pos;
+    rm_yaml_pos_t pos;
 } cyaml_frame_t;
 
 typedef struct st_cyaml_capture_t {
@@ -789,7 +688,7 @@ static int report_cyaml_error(load_ctx_t *ctx, const cyaml_capture_t *cap, cyaml
 {
     char path[CONFIG_PATH_MAX] = "", key[CONFIG_PATH_KEY_MAX + 8], want[64], got[64];
     size_t len = 0;
-    yaml_pos_t pos = {1, 1};
+    rm_yaml_pos_t pos = {1, 1};
     const char *msg = cap->have_message ? cap->message : cyaml_strerror(cerr);
 
     /* the backtrace lists the innermost frame first; the path is built from the outermost */
@@ -813,14 +712,14 @@ static int report_cyaml_error(load_ctx_t *ctx, const cyaml_capture_t *cap, cyaml
             klen += (size_t)snprintf(known + klen, sizeof(known) - klen, "%s%s", klen > 0 ? ", " : "", f->key);
         path_key(key, sizeof(key), msg + 16);
         snprintf(path + len, sizeof(path) - len, "%s%s", len > 0 ? "." : "", key);
-        const node_entry_t *e = node_map_find(&ctx->map, path);
+        const rm_yaml_node_t *e = rm_yaml_pos_map_find(&ctx->map, path);
         if (e != NULL)
             pos = e->key;
         return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "unknown key %s (known keys: %s)",
                          quoted(qbuf, sizeof(qbuf), msg + 16), known);
     }
 
-    const node_entry_t *e = node_map_find(&ctx->map, path);
+    const rm_yaml_node_t *e = rm_yaml_pos_map_find(&ctx->map, path);
     unsigned limit;
     char other[CONFIG_MSG_MAX];
     if (e != NULL)
@@ -1513,7 +1412,7 @@ static int check_listen_conflicts(load_ctx_t *ctx, rm_proxy_config_t *cfg)
             if (!listen_overlaps(slots[i].addr, slots[j].addr))
                 continue;
             /* name the one written in the file (a default has no line of its own) */
-            size_t at = node_map_find(&ctx->map, slots[j].path) != NULL ? j : i, other = at == j ? i : j;
+            size_t at = rm_yaml_pos_map_find(&ctx->map, slots[j].path) != NULL ? j : i, other = at == j ? i : j;
             char a[64], b[64];
             ret = value_error(ctx, slots[at].path, "%s overlaps %s (%s)", sockaddr_str(a, sizeof(a), slots[at].addr),
                               slots[other].path, sockaddr_str(b, sizeof(b), slots[other].addr));
@@ -1643,7 +1542,7 @@ int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, s
 
     /* pass 2: schema */
     if ((cap = calloc(1, sizeof(*cap))) == NULL) {
-        ret = report_at(&ctx, RM_ERR_CONFIG_PARSE, (yaml_pos_t){1, 1}, "", "out of memory");
+        ret = report_at(&ctx, RM_ERR_CONFIG_PARSE, (rm_yaml_pos_t){1, 1}, "", "out of memory");
         goto Exit;
     }
     cyaml_cfg.log_ctx = cap;
@@ -1654,13 +1553,13 @@ int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, s
         goto Exit;
     }
     if (raw == NULL) {
-        ret = report_at(&ctx, RM_ERR_CONFIG_PARSE, (yaml_pos_t){1, 1}, "", "the file is empty; want a mapping");
+        ret = report_at(&ctx, RM_ERR_CONFIG_PARSE, (rm_yaml_pos_t){1, 1}, "", "the file is empty; want a mapping");
         goto Exit;
     }
 
     /* pass 3: values */
     if ((cfg = calloc(1, sizeof(*cfg))) == NULL || (cfg->path = strdup(path)) == NULL || set_defaults(cfg) != 0) {
-        ret = report_at(&ctx, RM_ERR_CONFIG_VALUE, (yaml_pos_t){1, 1}, "", "out of memory");
+        ret = report_at(&ctx, RM_ERR_CONFIG_VALUE, (rm_yaml_pos_t){1, 1}, "", "out of memory");
         goto Exit;
     }
     if ((ret = convert(&ctx, raw, cfg)) != 0)
@@ -1674,7 +1573,7 @@ Exit:
     if (raw != NULL)
         cyaml_free(&cyaml_cfg, &config_schema, raw, 0);
     rm_proxy_config_free(cfg);
-    node_map_dispose(&ctx.map);
+    rm_yaml_pos_map_dispose(&ctx.map);
     free(cap);
     free(data);
     return ret;
