@@ -437,6 +437,20 @@ spec:
 EOF
 }
 
+# rm_mesh_service FILE NAME NAMESPACE ADDRESS PORT SERVICE_ACCOUNT: writes a one-address, one-port, in-mesh Service
+# served by SERVICE_ACCOUNT into the control plane's configuration directory as FILE
+rm_mesh_service() {
+    cat >"$RM_TMP/control/mesh/$1" <<EOF
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: $2, namespace: $3}
+spec:
+  addresses: [$4]
+  ports: [$5]
+  serviceAccounts: [$6]
+EOF
+}
+
 # rm_token NAMESPACE SA OUTFILE [ringmeshctl token mint args...]: a projected-ServiceAccount-style token
 rm_token() {
     local ns=$1 sa=$2 out=$3

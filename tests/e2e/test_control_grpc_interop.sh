@@ -15,15 +15,7 @@ rm_require_cmds protoc
 rm_setup_no_netns
 rm_control_init
 
-cat >"$RM_TMP/control/mesh/services.yaml" <<'EOF'
-apiVersion: ringmesh.io/v1alpha1
-kind: Service
-metadata: {name: orders, namespace: shop}
-spec:
-  addresses: [198.19.0.10]
-  ports: [8080]
-  serviceAccounts: [orders]
-EOF
+rm_mesh_service services.yaml orders shop "198.19.0.10" 8080 orders
 
 PORT=$((20000 + $$ % 20000))
 ADDR=127.0.0.1:$PORT

@@ -22,15 +22,7 @@ VIP=198.19.0.10
 VIP2=198.19.0.11
 MESH=$RM_TMP/control/mesh
 
-cat >"$MESH/orders.yaml" <<EOF
-apiVersion: ringmesh.io/v1alpha1
-kind: Service
-metadata: {name: orders, namespace: shop}
-spec:
-  addresses: [$VIP]
-  ports: [8080]
-  serviceAccounts: [orders]
-EOF
+rm_mesh_service orders.yaml orders shop "$VIP" 8080 orders
 
 rm_pod_create a
 rm_pod_create b
@@ -81,15 +73,7 @@ case_config_change() {
     local v0
     v0=$(rm_log_select "$(rm_proxy_log a)" '.event == "config_accepted" and .type == "destinations"' | tail -n 1 |
         jq -r .version)
-    cat >"$MESH/orders2.yaml" <<EOF
-apiVersion: ringmesh.io/v1alpha1
-kind: Service
-metadata: {name: orders-grpc, namespace: shop}
-spec:
-  addresses: [$VIP2]
-  ports: [9090]
-  serviceAccounts: [orders]
-EOF
+    rm_mesh_service orders2.yaml orders-grpc shop "$VIP2" 9090 orders
     rm_expect_log "$CLOG" '.event == "config_serving" and .streams == 2 and .destinationsVersion != null' \
         "the control plane serves the change" 10
     rm_expect_log "$(rm_proxy_log a)" ".event == \"config_accepted\" and .type == \"destinations\" and .version != \"$v0\"" \

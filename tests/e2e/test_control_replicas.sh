@@ -15,15 +15,7 @@ CA=(--ca-cert "$RM_TMP/pki/ca-shared.pem" --ca-key "$RM_TMP/pki/ca-shared.key")
 
 VIP=198.19.0.40
 CONTROL_VIP=198.19.0.100:15012
-cat >"$RM_TMP/control/mesh/orders.yaml" <<EOF
-apiVersion: ringmesh.io/v1alpha1
-kind: Service
-metadata: {name: orders, namespace: shop}
-spec:
-  addresses: [$VIP]
-  ports: [8080]
-  serviceAccounts: [orders]
-EOF
+rm_mesh_service orders.yaml orders shop "$VIP" 8080 orders
 
 rm_pod_create r1
 rm_pod_create r2
@@ -67,15 +59,7 @@ case_failover() {
 }
 
 case_change_through_second() {
-    cat >"$RM_TMP/control/mesh/orders-grpc.yaml" <<EOF
-apiVersion: ringmesh.io/v1alpha1
-kind: Service
-metadata: {name: orders-grpc, namespace: shop}
-spec:
-  addresses: [$VIP]
-  ports: [9090]
-  serviceAccounts: [orders]
-EOF
+    rm_mesh_service orders-grpc.yaml orders-grpc shop "$VIP" 9090 orders
     rm_expect_log "$R2" '.event == "config_acked" and .node == "a" and .type == "destinations"' \
         "pod a ACKs the change from the second replica" 15
     rm_client grpc-port a --connect "$VIP:9090" "send:ping" shutdown readeof

@@ -11,15 +11,7 @@ rm_setup
 rm_control_init
 
 VIP=198.19.0.20
-cat >"$RM_TMP/control/mesh/orders.yaml" <<EOF
-apiVersion: ringmesh.io/v1alpha1
-kind: Service
-metadata: {name: orders, namespace: shop}
-spec:
-  addresses: [$VIP]
-  ports: [8080]
-  serviceAccounts: [orders]
-EOF
+rm_mesh_service orders.yaml orders shop "$VIP" 8080 orders
 
 rm_pod_create a
 rm_pod_create b
