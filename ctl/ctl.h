@@ -16,6 +16,11 @@ int rm__ctl_svid(int argc, char **argv);
 /** `ringmeshctl token ...`. Returns an RM_CTL_EXIT_* status. */
 int rm__ctl_token(int argc, char **argv);
 
+/** `ringmeshctl policy ...`. Returns an RM_CTL_EXIT_* status, or RM_CTL_EXIT_DENIED from `policy check`. */
+int rm__ctl_policy(int argc, char **argv);
+
+#define RM_CTL_EXIT_DENIED 3 /* `policy check`: the request would be denied */
+
 #define RM_CTL_FLAG_MAX_VALUES 64
 
 /** A --flag of a command. Fill `name`, `takes_value` and `repeatable`; the parser fills the rest. */
@@ -23,6 +28,7 @@ typedef struct st_flag_t {
     const char *name; /* without the leading "--" */
     int takes_value;
     int repeatable;
+    char short_name; /* '-X' alias, 0 for none */
     const char *value; /* last value seen, "" for a boolean flag that was given, NULL when not given */
     const char *values[RM_CTL_FLAG_MAX_VALUES];
     size_t count;

@@ -21,10 +21,24 @@ int rm__ctl_parse_flags(const char *group, const char *cmd, int argc, char **arg
     for (i = 1; i < argc; ++i) {
         const char *arg = argv[i], *eq, *value = NULL;
         size_t name_len;
-        flag_t *flag;
+        flag_t *flag = NULL;
 
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
             return 1;
+        if (arg[0] == '-' && arg[1] != '-' && arg[1] != '\0' && arg[2] == '\0') {
+            for (size_t k = 0; k < num; k++) {
+                if (flags[k].short_name == arg[1]) {
+                    flag = &flags[k];
+                    break;
+                }
+            }
+            if (flag == NULL) {
+                fprintf(stderr, "ringmeshctl %s %s: unknown flag '%s'\n", group, cmd, arg);
+                return -1;
+            }
+            eq = NULL;
+            goto Found;
+        }
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
             fprintf(stderr, "ringmeshctl %s %s: unexpected argument '%s'\n", group, cmd, arg);
             return -1;
@@ -35,6 +49,7 @@ int rm__ctl_parse_flags(const char *group, const char *cmd, int argc, char **arg
             fprintf(stderr, "ringmeshctl %s %s: unknown flag '%.*s'\n", group, cmd, (int)(name_len + 2), arg);
             return -1;
         }
+    Found:
         if (flag->takes_value) {
             if (eq != NULL) {
                 value = eq + 1;

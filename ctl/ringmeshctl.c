@@ -18,9 +18,12 @@ static const char USAGE[] = "usage: ringmeshctl <command> [options]\n"
                             "  svid issue    make a root CA, or an X.509-SVID signed by a CA\n"
                             "  token keygen  make a JWT signing key and its JWKS\n"
                             "  token mint    make a token shaped like a Kubernetes ServiceAccount token\n"
+                            "  policy lint   validate AuthorizationPolicy / PeerAuthentication files\n"
+                            "  policy check  decide a request against policies, with the proxy's engine\n"
                             "\n"
                             "Run 'ringmeshctl <command> --help' for a command's options.\n"
-                            "Exit status: 0 ok, 1 invalid input (e.g. an invalid SVID), 2 usage or file error.\n";
+                            "Exit status: 0 ok, 1 invalid input (e.g. an invalid SVID), 2 usage or file error,\n"
+                            "3 denied (policy check).\n";
 
 int rm__ctl_read_file(const char *path, char **data, size_t *len)
 {
@@ -41,6 +44,8 @@ int main(int argc, char **argv)
         return rm__ctl_svid(argc - 1, argv + 1);
     if (strcmp(argv[1], "token") == 0)
         return rm__ctl_token(argc - 1, argv + 1);
+    if (strcmp(argv[1], "policy") == 0)
+        return rm__ctl_policy(argc - 1, argv + 1);
     fprintf(stderr, "ringmeshctl: unknown command '%s'\n\n%s", argv[1], USAGE);
     return RM_CTL_EXIT_USAGE;
 }

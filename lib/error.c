@@ -117,6 +117,8 @@ const char *rm_strerror(int err)
         return "configuration has an invalid value";
     case RM_ERR_CONFIG_IO:
         return "configuration file could not be read";
+    case RM_ERR_POLICY_INVALID:
+        return "invalid authorization policy";
     }
     if (err < 0 && err > -4096)
         return strerror(-err); /* glibc's strerror returns static text for every valid errno */

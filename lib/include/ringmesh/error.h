@@ -63,6 +63,9 @@ enum {
     RM_ERR_CONFIG_VALUE = RM_ERR_CLASS_CONFIG - 2, /* a field has an invalid value */
     RM_ERR_CONFIG_IO = RM_ERR_CLASS_CONFIG - 3,    /* file could not be read */
 
+    /* authorization policy */
+    RM_ERR_POLICY_INVALID = RM_ERR_CLASS_POLICY - 1, /* a policy violates the language (message says where) */
+
     /* credentials (JWT / projected ServiceAccount tokens) and their attestation */
     RM_ERR_JWT_MALFORMED = RM_ERR_CLASS_AUTH - 1,     /* not three base64url parts of JSON */
     RM_ERR_JWT_ALG = RM_ERR_CLASS_AUTH - 2,           /* alg missing, "none" or not one we accept */

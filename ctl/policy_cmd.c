@@ -1,0 +1,335 @@
+/* ringmeshctl policy lint | check: the proxy's policy engine on the command line, so a team can test a policy
+ * change before applying it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ctl.h"
+#include "ringmesh/http_request.h"
+#include "ringmesh/log.h"
+#include "ringmesh/policy.h"
+
+#define DEFAULT_ROOT_NAMESPACE "ringmesh-system"
+#define MAX_LABELS             64
+#define MAX_HEADERS            64
+
+static const char POLICY_USAGE[] =
+    "usage: ringmeshctl policy lint [--strict] FILE|DIR...\n"
+    "       ringmeshctl policy check -f FILE|DIR --to-namespace NS [--to-labels k=v,...] --port N\n"
+    "                                [--from spiffe://TD/ns/NS/sa/SA] [--source-ip IP] [--destination-ip IP]\n"
+    "                                [--sni NAME] [--method M] [--path P] [--host H] [--header k=v]...\n"
+    "                                [--default-action deny|allow] [--root-namespace NS] [-o text|json]\n"
+    "\n"
+    "lint   reads AuthorizationPolicy and PeerAuthentication documents (ringmesh.io/v1alpha1 or\n"
+    "       security.istio.io/v1, v1beta1) and reports every error with file, line and field, and warnings\n"
+    "       for rules that can never match or that use HTTP-only fields. --strict also refuses documents of\n"
+    "       other kinds. Exit 0 when there is no error, 1 when there is one, 2 when a file cannot be read.\n"
+    "check  decides one connection (no --method/--path/--host/--header) or one HTTP request against the\n"
+    "       policies that select the workload (--to-namespace, --to-labels), with the proxy's engine, and\n"
+    "       prints the decision and the policy and rule that made it. --from absent means a plaintext\n"
+    "       (not mTLS) client. The mesh default action is DENY unless --default-action allow.\n"
+    "       Exit 0 allow, 3 deny, 1 invalid policies, 2 usage error.\n";
+
+static void print_diags(const rm_policy_diags_t *d, FILE *out)
+{
+    char line[2048];
+    for (size_t i = 0; i < d->n; i++) {
+        rm_policy_diag_format(&d->d[i], line, sizeof(line));
+        fprintf(out, "%s\n", line);
+    }
+}
+
+static int usage_error(const char *cmd, const char *msg)
+{
+    fprintf(stderr, "ringmeshctl policy %s: %s\nrun 'ringmeshctl policy --help' for usage\n", cmd, msg);
+    return RM_CTL_EXIT_USAGE;
+}
+
+static int policy_lint(int argc, char **argv)
+{
+    flag_t flags[] = {{.name = "strict"}};
+    char *fargv[256];
+    int fargc = 0, err, ret;
+    const char *paths[256];
+    size_t npaths = 0;
+    rm_policy_set_t set = {0};
+    rm_policy_diags_t diags = {0};
+
+    for (int i = 0; i < argc && fargc < 256; i++) {
+        if (i > 0 && argv[i][0] != '-') {
+            if (npaths == 256)
+                return usage_error("lint", "too many paths");
+            paths[npaths++] = argv[i];
+        } else {
+            fargv[fargc++] = argv[i];
+        }
+    }
+    if ((err = rm__ctl_parse_flags("policy", "lint", fargc, fargv, flags, 1)) != 0) {
+        fputs(err > 0 ? POLICY_USAGE : "run 'ringmeshctl policy --help' for usage\n", err > 0 ? stdout : stderr);
+        return err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
+    }
+    if (npaths == 0)
+        return usage_error("lint", "give at least one FILE or DIR");
+    int unreadable = 0;
+    for (size_t i = 0; i < npaths; i++) {
+        int r = rm_policy_load_path(&set, paths[i], flags[0].value != NULL, &diags);
+        if (r == -ENOMEM) {
+            fprintf(stderr, "ringmeshctl policy lint: out of memory\n");
+            ret = RM_CTL_EXIT_USAGE;
+            goto Exit;
+        }
+        if (r < 0)
+            unreadable = 1;
+    }
+    rm_policy_lint(&set, &diags);
+    print_diags(&diags, stdout);
+    size_t warnings = diags.n - diags.num_errors;
+    printf("%zu AuthorizationPolicy, %zu PeerAuthentication; %zu error%s, %zu warning%s\n", set.num_policies,
+           set.num_peer_authns, diags.num_errors, diags.num_errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s");
+    ret = unreadable ? RM_CTL_EXIT_USAGE : diags.num_errors > 0 ? RM_CTL_EXIT_INVALID : RM_CTL_EXIT_OK;
+Exit:
+    rm_policy_set_clear(&set);
+    rm_policy_diags_clear(&diags);
+    return ret;
+}
+
+enum {
+    C_FILE,
+    C_TO_NAMESPACE,
+    C_TO_LABELS,
+    C_FROM,
+    C_SOURCE_IP,
+    C_DESTINATION_IP,
+    C_PORT,
+    C_SNI,
+    C_METHOD,
+    C_PATH,
+    C_HOST,
+    C_HEADER,
+    C_DEFAULT_ACTION,
+    C_ROOT_NAMESPACE,
+    C_OUTPUT,
+    C_NUM
+};
+
+/* "k=v,k2=v2" (repeatable) into labels pointing into a copy of the text */
+static int parse_labels(const flag_t *f, char *store, size_t storelen, rm_label_t *labels, size_t *num)
+{
+    size_t o = 0;
+    *num = 0;
+    for (size_t i = 0; i < f->count; i++) {
+        size_t len = strlen(f->values[i]);
+        if (o + len + 1 > storelen)
+            return -1;
+        char *s = store + o;
+        memcpy(s, f->values[i], len + 1);
+        o += len + 1;
+        for (char *tok = strtok(s, ","); tok != NULL; tok = strtok(NULL, ",")) {
+            char *eq = strchr(tok, '=');
+            if (eq == NULL || eq == tok || *num == MAX_LABELS)
+                return -1;
+            *eq = '\0';
+            labels[*num].key = tok;
+            labels[*num].value = eq + 1;
+            (*num)++;
+        }
+    }
+    return 0;
+}
+
+static int policy_check(int argc, char **argv)
+{
+    flag_t flags[C_NUM] = {
+        [C_FILE] = {"file", 1, 1, 'f'},
+        [C_TO_NAMESPACE] = {"to-namespace", 1},
+        [C_TO_LABELS] = {"to-labels", 1, 1},
+        [C_FROM] = {"from", 1},
+        [C_SOURCE_IP] = {"source-ip", 1},
+        [C_DESTINATION_IP] = {"destination-ip", 1},
+        [C_PORT] = {"port", 1},
+        [C_SNI] = {"sni", 1},
+        [C_METHOD] = {"method", 1},
+        [C_PATH] = {"path", 1},
+        [C_HOST] = {"host", 1},
+        [C_HEADER] = {"header", 1, 1},
+        [C_DEFAULT_ACTION] = {"default-action", 1},
+        [C_ROOT_NAMESPACE] = {"root-namespace", 1},
+        [C_OUTPUT] = {"output", 1, 0, 'o'},
+    };
+    rm_policy_set_t set = {0};
+    rm_policy_diags_t diags = {0};
+    rm_authz_engine_t *engine = NULL;
+    const rm_authz_policy_t **selected = NULL;
+    size_t nsel = 0;
+    rm_label_t labels[MAX_LABELS];
+    size_t nlabels = 0;
+    char label_store[8192], err_text[1024];
+    rm_http_header_t headers[MAX_HEADERS];
+    rm_http_request_t req = {0};
+    rm_authz_attrs_t attrs = {0};
+    rm_authz_engine_opts_t opts = {.default_action = RM_AUTHZ_DENY};
+    rm_authz_decision_t d;
+    int err, ret = RM_CTL_EXIT_USAGE, json = 0;
+
+    if ((err = rm__ctl_parse_flags("policy", "check", argc, argv, flags, C_NUM)) != 0) {
+        fputs(err > 0 ? POLICY_USAGE : "run 'ringmeshctl policy --help' for usage\n", err > 0 ? stdout : stderr);
+        return err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
+    }
+    if (flags[C_FILE].count == 0 || flags[C_TO_NAMESPACE].value == NULL || flags[C_PORT].value == NULL)
+        return usage_error("check", "-f, --to-namespace and --port are required");
+    if (flags[C_OUTPUT].value != NULL) {
+        if (strcmp(flags[C_OUTPUT].value, "json") == 0)
+            json = 1;
+        else if (strcmp(flags[C_OUTPUT].value, "text") != 0)
+            return usage_error("check", "-o must be text or json");
+    }
+    if (flags[C_DEFAULT_ACTION].value != NULL) {
+        if (strcmp(flags[C_DEFAULT_ACTION].value, "allow") == 0 || strcmp(flags[C_DEFAULT_ACTION].value, "ALLOW") == 0)
+            opts.default_action = RM_AUTHZ_ALLOW;
+        else if (strcmp(flags[C_DEFAULT_ACTION].value, "deny") != 0 &&
+                 strcmp(flags[C_DEFAULT_ACTION].value, "DENY") != 0)
+            return usage_error("check", "--default-action must be deny or allow");
+    }
+    if (parse_labels(&flags[C_TO_LABELS], label_store, sizeof(label_store), labels, &nlabels) != 0)
+        return usage_error("check", "--to-labels wants k=v[,k=v...]");
+    char *end;
+    unsigned long port = strtoul(flags[C_PORT].value, &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535)
+        return usage_error("check", "--port wants a number from 1 to 65535");
+    attrs.destination_port = (uint16_t)port;
+    attrs.principal = flags[C_FROM].value;
+    if (attrs.principal != NULL && strncmp(attrs.principal, "spiffe://", 9) != 0)
+        return usage_error("check", "--from wants a SPIFFE ID (spiffe://TRUST-DOMAIN/ns/NS/sa/SA)");
+    if (flags[C_SOURCE_IP].value != NULL) {
+        if (rm_authz_ip_parse(flags[C_SOURCE_IP].value, attrs.source_ip) != 0)
+            return usage_error("check", "--source-ip is not an IP address");
+        attrs.have_source_ip = 1;
+    }
+    if (flags[C_DESTINATION_IP].value != NULL) {
+        if (rm_authz_ip_parse(flags[C_DESTINATION_IP].value, attrs.destination_ip) != 0)
+            return usage_error("check", "--destination-ip is not an IP address");
+        attrs.have_destination_ip = 1;
+    }
+    attrs.sni = flags[C_SNI].value;
+    if (flags[C_METHOD].value != NULL || flags[C_PATH].value != NULL || flags[C_HOST].value != NULL ||
+        flags[C_HEADER].count > 0) {
+        req.method = flags[C_METHOD].value != NULL ? flags[C_METHOD].value : "GET";
+        req.method_len = strlen(req.method);
+        req.path = flags[C_PATH].value != NULL ? flags[C_PATH].value : "/";
+        req.path_len = strlen(req.path);
+        if (flags[C_HOST].value != NULL) {
+            req.host = flags[C_HOST].value;
+            req.host_len = strlen(req.host);
+        }
+        for (size_t i = 0; i < flags[C_HEADER].count; i++) {
+            const char *h = flags[C_HEADER].values[i], *eq = strchr(h, '=');
+            if (eq == NULL || eq == h)
+                return usage_error("check", "--header wants NAME=VALUE");
+            headers[i] = (rm_http_header_t){h, (size_t)(eq - h), eq + 1, strlen(eq + 1)};
+            if (req.host == NULL && headers[i].name_len == 4 && strncasecmp(h, "host", 4) == 0) {
+                req.host = eq + 1;
+                req.host_len = strlen(eq + 1);
+            }
+            if (headers[i].name_len == 12 && strncasecmp(h, "content-type", 12) == 0 &&
+                strncmp(eq + 1, "application/grpc", 16) == 0)
+                req.grpc = 1;
+        }
+        req.headers = headers;
+        req.num_headers = flags[C_HEADER].count;
+        attrs.http = &req;
+    }
+
+    for (size_t i = 0; i < flags[C_FILE].count; i++) {
+        int r = rm_policy_load_path(&set, flags[C_FILE].values[i], 0, &diags);
+        if (r == -ENOMEM) {
+            fprintf(stderr, "ringmeshctl policy check: out of memory\n");
+            goto Exit;
+        }
+    }
+    rm_policy_lint(&set, &diags);
+    if (diags.num_errors > 0) {
+        fprintf(stderr, "ringmeshctl policy check: the policies are not valid:\n");
+        print_diags(&diags, stderr);
+        ret = RM_CTL_EXIT_INVALID;
+        goto Exit;
+    }
+
+    const char *root = flags[C_ROOT_NAMESPACE].value != NULL ? flags[C_ROOT_NAMESPACE].value : DEFAULT_ROOT_NAMESPACE;
+    rm_workload_t w = {.namespace_ = flags[C_TO_NAMESPACE].value, .labels = labels, .num_labels = nlabels};
+    if ((selected = calloc(set.num_policies + 1, sizeof(*selected))) == NULL)
+        goto Exit;
+    for (size_t i = 0; i < set.num_policies; i++)
+        if (rm_authz_policy_selects(&set.policies[i], root, &w))
+            selected[nsel++] = &set.policies[i];
+    if ((err = rm_authz_engine_new(&engine, selected, nsel, &opts, err_text, sizeof(err_text))) != 0) {
+        fprintf(stderr, "ringmeshctl policy check: %s\n", err == -ENOMEM ? "out of memory" : err_text);
+        ret = RM_CTL_EXIT_INVALID;
+        goto Exit;
+    }
+    rm_authz_evaluate(engine, &attrs, 0.0, &d);
+
+    char workload[512];
+    const char *app = "*";
+    for (size_t i = 0; i < nlabels; i++)
+        if (strcmp(labels[i].key, "app") == 0)
+            app = labels[i].value;
+    snprintf(workload, sizeof(workload), "%s/%s", w.namespace_, app);
+    if (json) {
+        rm_log_line_t l;
+        rm_log_configure(RM_LOG_DEBUG, 1);
+        rm_log_begin(&l, d.allow ? RM_LOG_INFO : RM_LOG_WARN, "authz");
+        rm_authz_log_fields(&l, &d, &attrs, workload);
+        rm_log_end(&l);
+    } else {
+        char why[1024];
+        rm_authz_decision_explain(&d, why, sizeof(why));
+        printf("decision: %s\n", rm_authz_decision_word(&d));
+        printf("enforced: %s\n", d.allow ? "allow" : "deny");
+        printf("why: %s\n", why);
+        if (d.policy != NULL)
+            printf("policy: %s/%s (%s) rule %d, %s:%u\n", d.policy->namespace_, d.policy->name,
+                   rm_authz_action_name(d.policy->action), d.rule, d.policy->file != NULL ? d.policy->file : "-",
+                   d.policy->line);
+        printf("request: %s %s\n", attrs.http != NULL ? "HTTP" : "TCP connection",
+               attrs.principal != NULL ? attrs.principal : "from a plaintext (not mTLS) client");
+        printf("policies selecting %s:", w.namespace_);
+        if (nsel == 0)
+            printf(" none (the mesh default action applies)");
+        for (size_t i = 0; i < nsel; i++)
+            printf("%s %s/%s (%s%s)", i ? "," : "", selected[i]->namespace_, selected[i]->name,
+                   rm_authz_action_name(selected[i]->action), selected[i]->dry_run ? ", dry-run" : "");
+        printf("\n");
+        for (size_t i = 0; i < diags.n; i++) {
+            char line[2048];
+            rm_policy_diag_format(&diags.d[i], line, sizeof(line));
+            printf("%s\n", line);
+        }
+    }
+    ret = d.allow ? RM_CTL_EXIT_OK : RM_CTL_EXIT_DENIED;
+Exit:
+    rm_authz_engine_free(engine);
+    free(selected);
+    rm_policy_set_clear(&set);
+    rm_policy_diags_clear(&diags);
+    return ret;
+}
+
+int rm__ctl_policy(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(POLICY_USAGE, stderr);
+        return RM_CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(POLICY_USAGE, stdout);
+        return RM_CTL_EXIT_OK;
+    }
+    if (strcmp(argv[1], "lint") == 0)
+        return policy_lint(argc - 1, argv + 1);
+    if (strcmp(argv[1], "check") == 0)
+        return policy_check(argc - 1, argv + 1);
+    fprintf(stderr, "ringmeshctl policy: unknown subcommand '%s'\n\n%s", argv[1], POLICY_USAGE);
+    return RM_CTL_EXIT_USAGE;
+}

@@ -1,0 +1,256 @@
+/* Authorization policy: the model, the YAML loader, workload selection, the compiled form and its evaluation.
+ *
+ * The language is Istio's security.istio.io/v1 AuthorizationPolicy (field names and semantics), read from
+ * kind AuthorizationPolicy in ringmesh.io/v1alpha1, security.istio.io/v1 or security.istio.io/v1beta1, plus
+ * PeerAuthentication. The same code runs in the proxy (enforcement), the control plane (validation, selection)
+ * and ringmeshctl (lint, check), so a decision printed by `ringmeshctl policy check` is the proxy's decision.
+ *
+ * Semantics (docs/authorization.md):
+ *  - DENY policies first: any matching rule denies. Then ALLOW: if any ALLOW policy selects the workload, the
+ *    request is allowed only when one of their rules matches. A workload no ALLOW policy selects gets the mesh's
+ *    defaultAction (DENY unless set to ALLOW). AUDIT policies only mark the decision for logging.
+ *  - A rule matches when every present part matches: any `from` source, any `to` operation, every `when`.
+ *    Within a source or operation every field present must match; a list matches when any entry matches; a
+ *    not-list matches when no entry matches. Strings match exactly, by prefix ("x*"), by suffix ("*x") or by
+ *    presence ("*").
+ *  - HTTP-only fields (hosts, methods, paths, request.headers) on a connection that is not HTTP: in an ALLOW
+ *    policy the rule does not match; in DENY and AUDIT policies those fields count as matching.
+ *  - A policy annotated ringmesh.io/dry-run: "true" is evaluated as if it were in force and the difference is
+ *    reported (would-deny / would-allow) but not enforced.
+ *
+ * Evaluation allocates nothing and takes no lock; a compiled set is immutable and may be shared by threads. */
+#ifndef RINGMESH_POLICY_H
+#define RINGMESH_POLICY_H
+
+#include "ringmesh/http_request.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------------------------------------------------
+ * The model: what the YAML loader and the discovery resource both produce. Strings are owned by the set.
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef enum {
+    RM_AUTHZ_ALLOW = 0,
+    RM_AUTHZ_DENY = 1,
+    RM_AUTHZ_AUDIT = 2,
+} rm_authz_action_t;
+
+typedef struct st_rm_strlist_t {
+    char **v;
+    size_t n;
+} rm_strlist_t;
+
+typedef struct st_rm_authz_source_t {
+    rm_strlist_t principals, not_principals, namespaces, not_namespaces, ip_blocks, not_ip_blocks;
+} rm_authz_source_t;
+
+typedef struct st_rm_authz_operation_t {
+    rm_strlist_t hosts, not_hosts, ports, not_ports, methods, not_methods, paths, not_paths;
+} rm_authz_operation_t;
+
+typedef struct st_rm_authz_condition_t {
+    char *key; /* "request.headers[x-user]", "source.ip", ... */
+    rm_strlist_t values, not_values;
+} rm_authz_condition_t;
+
+typedef struct st_rm_authz_rule_t {
+    rm_authz_source_t *from;
+    size_t num_from;
+    rm_authz_operation_t *to;
+    size_t num_to;
+    rm_authz_condition_t *when;
+    size_t num_when;
+} rm_authz_rule_t;
+
+typedef struct st_rm_label_t {
+    char *key, *value;
+} rm_label_t;
+
+typedef struct st_rm_authz_policy_t {
+    char *namespace_, *name;
+    int has_selector; /* selector present (possibly with no labels: then it selects every workload) */
+    rm_label_t *match_labels;
+    size_t num_match_labels;
+    rm_authz_action_t action;
+    rm_authz_rule_t *rules;
+    size_t num_rules;
+    uint8_t dry_run;     /* ringmesh.io/dry-run: "true" */
+    uint8_t log_allowed; /* ringmesh.io/log-allowed: "true" */
+    char *file;          /* where it was read, for messages; NULL when it came from the control plane */
+    unsigned line;
+} rm_authz_policy_t;
+
+typedef enum {
+    RM_PEER_MTLS_UNSET = 0, /* inherit */
+    RM_PEER_MTLS_STRICT = 1,
+    RM_PEER_MTLS_PERMISSIVE = 2,
+    RM_PEER_MTLS_DISABLE = 3,
+} rm_peer_mtls_mode_t; /* same numbers as ringmesh.v1.MtlsMode */
+
+typedef struct st_rm_peer_port_mode_t {
+    uint16_t port;
+    rm_peer_mtls_mode_t mode;
+} rm_peer_port_mode_t;
+
+typedef struct st_rm_peer_authn_t {
+    char *namespace_, *name;
+    int has_selector;
+    rm_label_t *match_labels;
+    size_t num_match_labels;
+    rm_peer_mtls_mode_t mode;
+    rm_peer_port_mode_t *port_modes; /* portLevelMtls */
+    size_t num_port_modes;
+    char *file;
+    unsigned line;
+} rm_peer_authn_t;
+
+/** A set of policies as loaded (from files or from the control plane). */
+typedef struct st_rm_policy_set_t {
+    rm_authz_policy_t *policies;
+    size_t num_policies;
+    rm_peer_authn_t *peer_authns;
+    size_t num_peer_authns;
+} rm_policy_set_t;
+
+/** Frees everything the set owns and leaves it empty. */
+void rm_policy_set_clear(rm_policy_set_t *set);
+
+/** Finding of the loader or lint: position, field path, message. */
+typedef struct st_rm_policy_diag_t {
+    int warning; /* 0: error */
+    char *file;
+    unsigned line, column;
+    char *path; /* "spec.rules[0].to[0].operation.methods[1]" */
+    char *message;
+} rm_policy_diag_t;
+
+typedef struct st_rm_policy_diags_t {
+    rm_policy_diag_t *d;
+    size_t n;
+    size_t num_errors;
+} rm_policy_diags_t;
+
+void rm_policy_diags_clear(rm_policy_diags_t *d);
+/** Formats one finding as "FILE:LINE:COLUMN: PATH: MESSAGE" (with "warning: " before the message when it is one). */
+void rm_policy_diag_format(const rm_policy_diag_t *d, char *buf, size_t len);
+
+/** Reads the AuthorizationPolicy and PeerAuthentication documents of a YAML text (documents of other kinds are
+ *  skipped; `strict_kinds` makes them errors, for `ringmeshctl policy lint`). Valid policies are appended to
+ *  `set`; every problem found is appended to `diags` (all of them, not just the first) and the document with it
+ *  is left out. `file` names the text in messages. Returns 0, or the number of errors found (> 0), or -ENOMEM. */
+int rm_policy_load_yaml(rm_policy_set_t *set, const char *text, size_t len, const char *file, int strict_kinds,
+                        rm_policy_diags_t *diags);
+
+/** Reads a file, or every *.yaml / *.yml file of a directory in name order, as above. Returns 0, the number of
+ *  errors, or a negative errno when a file cannot be read (also reported in diags). */
+int rm_policy_load_path(rm_policy_set_t *set, const char *path, int strict_kinds, rm_policy_diags_t *diags);
+
+/** Checks what can only be seen across documents (two policies with the same namespace/name) and appends
+ *  warnings for rules that can never match. Returns the number of errors added. */
+int rm_policy_lint(const rm_policy_set_t *set, rm_policy_diags_t *diags);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Selection: which policies apply to a workload.
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct st_rm_workload_t {
+    const char *namespace_;
+    const rm_label_t *labels;
+    size_t num_labels;
+} rm_workload_t;
+
+/** 1 when `p` selects `w`: a policy in the root namespace without selector selects the whole mesh; with a
+ *  selector, matching workloads of every namespace. Elsewhere it selects workloads of its own namespace. */
+int rm_authz_policy_selects(const rm_authz_policy_t *p, const char *root_namespace, const rm_workload_t *w);
+int rm_peer_authn_selects(const rm_peer_authn_t *p, const char *root_namespace, const rm_workload_t *w);
+
+/** The mTLS mode in force for a workload: workload-level over namespace-level over mesh-level, UNSET fields
+ *  inheriting. `port_modes` (may be NULL) receives up to `max_ports` per-port overrides; *num_ports is set.
+ *  Returns the workload-wide mode (RM_PEER_MTLS_UNSET when no PeerAuthentication applies). */
+rm_peer_mtls_mode_t rm_peer_authn_resolve(const rm_policy_set_t *set, const char *root_namespace,
+                                          const rm_workload_t *w, rm_peer_port_mode_t *port_modes, size_t max_ports,
+                                          size_t *num_ports);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Compiled form and evaluation.
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct st_rm_authz_engine_t rm_authz_engine_t;
+
+typedef struct st_rm_authz_engine_opts_t {
+    rm_authz_action_t default_action; /* when no ALLOW policy applies: RM_AUTHZ_DENY (zero trust) or ALLOW */
+    uint8_t log_allowed;              /* log every allowed decision, mesh-wide */
+    double log_allowed_sample;        /* fraction of those logged, 0 < x <= 1 (0 means 1) */
+} rm_authz_engine_opts_t;
+
+/** Compiles the given policies (pointers into a set that must outlive the engine; typically every policy that
+ *  selects one workload). Returns 0, -ENOMEM, or RM_ERR_POLICY_INVALID with a message in err (a value the
+ *  loader would have refused). */
+int rm_authz_engine_new(rm_authz_engine_t **out, const rm_authz_policy_t *const *policies, size_t num,
+                        const rm_authz_engine_opts_t *opts, char *err, size_t errlen);
+void rm_authz_engine_free(rm_authz_engine_t *e);
+/** Number of rules compiled, and whether any rule needs HTTP attributes (so the proxy parses HTTP). */
+size_t rm_authz_engine_num_rules(const rm_authz_engine_t *e);
+int rm_authz_engine_needs_http(const rm_authz_engine_t *e);
+
+typedef struct st_rm_authz_attrs_t {
+    const char *principal; /* the peer's SPIFFE ID, NULL when not mTLS */
+    uint8_t source_ip[16]; /* IPv4 as ::ffff:a.b.c.d */
+    uint8_t have_source_ip;
+    uint8_t destination_ip[16];
+    uint8_t have_destination_ip;
+    uint16_t destination_port;
+    const char *sni;               /* NULL when none */
+    const rm_http_request_t *http; /* NULL: not an HTTP request (TCP semantics) */
+} rm_authz_attrs_t;
+
+typedef enum {
+    RM_AUTHZ_REASON_POLICY = 0,     /* a rule decided (policy, rule set) */
+    RM_AUTHZ_REASON_DEFAULT_DENY,   /* no ALLOW policy applies and defaultAction is DENY */
+    RM_AUTHZ_REASON_DEFAULT_ALLOW,  /* no ALLOW policy applies and defaultAction is ALLOW */
+    RM_AUTHZ_REASON_NO_ALLOW_MATCH, /* ALLOW policies apply and none matched */
+    RM_AUTHZ_REASON_UNEVALUABLE,    /* the request could not be evaluated (path too long): denied */
+} rm_authz_reason_t;
+
+typedef struct st_rm_authz_decision_t {
+    uint8_t allow; /* the enforced decision */
+    rm_authz_reason_t reason;
+    const rm_authz_policy_t *policy; /* the policy that decided (REASON_POLICY), else NULL */
+    int rule;                        /* its rule index, -1 when none */
+    /* a dry-run policy would change the decision: */
+    uint8_t dry_run_differs;
+    uint8_t dry_run_allow; /* what it would be */
+    const rm_authz_policy_t *dry_run_policy;
+    int dry_run_rule;
+    rm_authz_reason_t dry_run_reason;
+    /* an AUDIT policy matched */
+    const rm_authz_policy_t *audit_policy;
+    int audit_rule;
+    uint8_t log; /* this decision should be logged (denied, would-deny, audit, or allowed with logAllowed) */
+} rm_authz_decision_t;
+
+/** Decides. Allocates nothing. `sample` is a caller-provided random value in [0, 1) for allow-log sampling. */
+void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, double sample, rm_authz_decision_t *d);
+
+/** The decision word of the log line: "allow", "deny", "would-deny", "would-allow" or "audit". */
+const char *rm_authz_decision_word(const rm_authz_decision_t *d);
+/** Why, in words: "allowed by ns/name rule 2", "default-deny", "no ALLOW policy matched", ... */
+void rm_authz_decision_explain(const rm_authz_decision_t *d, char *buf, size_t len);
+const char *rm_authz_reason_word(rm_authz_reason_t r);
+const char *rm_authz_action_name(rm_authz_action_t a);
+
+struct st_rm_log_line_t;
+/** Adds a decision's fields to a log line (event "authz" in the proxy, and `ringmeshctl policy check -o json`):
+ *  decision, reason, policy/rule, dry-run and audit details, source principal/namespace/IP, destination workload
+ *  and port, and for HTTP the method, path, host and trace id. `workload` is "namespace/name" of the workload
+ *  deciding (may be NULL). */
+void rm_authz_log_fields(struct st_rm_log_line_t *l, const rm_authz_decision_t *d, const rm_authz_attrs_t *a,
+                         const char *workload);
+
+/** Parses an IP text ("198.18.0.1", "2001:db8::1") into the 16-byte form of rm_authz_attrs_t. Returns 0 or
+ *  -EINVAL. */
+int rm_authz_ip_parse(const char *s, uint8_t out[16]);
+
+#endif

@@ -1,0 +1,1220 @@
+/* The authorization engine: policies compiled to flat arrays, decided without allocation.
+ *
+ * A rule compiles to groups that must all match; a group to clauses of which one must match; a clause to
+ * conditions that must all match. `from` is one group (a clause per source), `to` another (a clause per
+ * operation), each `when` a group of one clause. A condition tests one attribute against a list of string
+ * matchers, CIDR blocks or ports, possibly negated.
+ *
+ * Rules are kept in decision order (DENY rules, ALLOW rules, AUDIT rules; policies by namespace/name, rules in
+ * their order). So that a workload with a thousand rules still decides in well under a microsecond, rules whose
+ * every source names exact principals are indexed by principal: a decision looks at the rules indexed under the
+ * peer's principal and at the rules that are not indexed, merged in decision order, and stops at the first
+ * match. */
+#include "ringmesh/policy.h"
+#include "ringmesh/error.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PATH_NORMALIZE_MAX 8192
+
+int rm__policy_parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix);
+int rm__policy_parse_port(const char *s, uint16_t *out);
+
+typedef enum {
+    ATTR_PRINCIPAL = 0,
+    ATTR_NAMESPACE,
+    ATTR_SOURCE_IP,
+    ATTR_DEST_IP,
+    ATTR_DEST_PORT,
+    ATTR_SNI,
+    ATTR_HOST,
+    ATTR_METHOD,
+    ATTR_PATH,
+    ATTR_HEADER,
+} attr_t;
+
+typedef enum { SM_EXACT = 0, SM_PREFIX, SM_SUFFIX, SM_ANY } smatch_kind_t;
+
+typedef struct st_smatch_t {
+    const char *s;
+    uint32_t len;
+    uint8_t kind;
+} smatch_t;
+
+typedef struct st_cidr_t {
+    uint8_t addr[16];
+    uint8_t prefix; /* of the 128 bits */
+} cidr_t;
+
+typedef struct st_cond_t {
+    uint8_t attr, negate, http_only;
+    const char *header; /* lower case, ATTR_HEADER only */
+    size_t header_len;
+    uint32_t first, count; /* into smatches, cidrs or ports per attr */
+} cond_t;
+
+typedef struct st_span_t {
+    uint32_t first, count;
+} span_t;
+
+typedef struct st_crule_t {
+    span_t groups;
+    const rm_authz_policy_t *policy;
+    int index; /* in the policy */
+    uint8_t action, dry_run;
+} crule_t;
+
+/* principal -> rules, per list */
+typedef struct st_pindex_slot_t {
+    const char *key; /* NULL: empty slot */
+    uint32_t len;
+    uint64_t hash;
+    span_t rules; /* into index_rules: ascending rule numbers */
+} pindex_slot_t;
+
+typedef struct st_rule_list_t {
+    uint32_t first, count; /* into rules */
+    uint32_t *unindexed;   /* ascending, into rules */
+    uint32_t num_unindexed;
+    pindex_slot_t *slots; /* open addressing, size a power of two (0: no index) */
+    uint32_t num_slots;
+    uint32_t num_policies, num_enforced_policies; /* policies of this action (dry-run included / not) */
+    const rm_authz_policy_t *first_dry_policy;
+} rule_list_t;
+
+enum { LIST_DENY = 0, LIST_ALLOW, LIST_AUDIT, LIST_COUNT };
+
+struct st_rm_authz_engine_t {
+    rm_authz_engine_opts_t opts;
+    crule_t *rules;
+    size_t num_rules;
+    span_t *groups;
+    size_t num_groups;
+    span_t *clauses;
+    size_t num_clauses;
+    cond_t *conds;
+    size_t num_conds;
+    smatch_t *smatches;
+    size_t num_smatches;
+    cidr_t *cidrs;
+    size_t num_cidrs;
+    uint16_t *ports;
+    size_t num_ports;
+    uint32_t *index_rules;
+    size_t num_index_rules;
+    char **owned; /* strings made at compile time (stripped principals, lower-cased names) */
+    size_t num_owned;
+    rule_list_t lists[LIST_COUNT];
+    int needs_http;
+};
+
+/* ------------------------------------------------------------------ compile */
+
+typedef struct st_compiler_t {
+    rm_authz_engine_t *e;
+    size_t cap_groups, cap_clauses, cap_conds, cap_smatches, cap_cidrs, cap_ports, cap_owned;
+    char *err;
+    size_t errlen;
+    int ret;
+} compiler_t;
+
+#define GROW(c, arr, num, cap)                                                                                         \
+    do {                                                                                                               \
+        if ((c)->e->num >= (c)->cap) {                                                                                 \
+            size_t ncap = (c)->cap ? (c)->cap * 2 : 64;                                                                \
+            void *np = realloc((c)->e->arr, ncap * sizeof(*(c)->e->arr));                                              \
+            if (np == NULL) {                                                                                          \
+                (c)->ret = -ENOMEM;                                                                                    \
+                return -ENOMEM;                                                                                        \
+            }                                                                                                          \
+            (c)->e->arr = np;                                                                                          \
+            (c)->cap = ncap;                                                                                           \
+        }                                                                                                              \
+    } while (0)
+
+__attribute__((format(printf, 2, 3))) static int compile_error(compiler_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (c->err != NULL && c->errlen > 0)
+        vsnprintf(c->err, c->errlen, fmt, ap);
+    va_end(ap);
+    c->ret = RM_ERR_POLICY_INVALID;
+    return RM_ERR_POLICY_INVALID;
+}
+
+static const char *own(compiler_t *c, char *s)
+{
+    if (s == NULL) {
+        c->ret = -ENOMEM;
+        return NULL;
+    }
+    if (c->e->num_owned >= c->cap_owned) {
+        size_t ncap = c->cap_owned ? c->cap_owned * 2 : 16;
+        char **np = realloc(c->e->owned, ncap * sizeof(*np));
+        if (np == NULL) {
+            free(s);
+            c->ret = -ENOMEM;
+            return NULL;
+        }
+        c->e->owned = np;
+        c->cap_owned = ncap;
+    }
+    c->e->owned[c->e->num_owned++] = s;
+    return s;
+}
+
+/* Principals are compared without "spiffe://", so Istio's "cluster.local/ns/x/sa/y" and a full SPIFFE ID both
+ * work. */
+static const char *strip_spiffe(const char *s)
+{
+    return strncmp(s, "spiffe://", 9) == 0 ? s + 9 : s;
+}
+
+static int add_smatch(compiler_t *c, const char *v, attr_t attr)
+{
+    GROW(c, smatches, num_smatches, cap_smatches);
+    smatch_t *m = &c->e->smatches[c->e->num_smatches];
+    size_t len = strlen(v);
+    if (attr == ATTR_PRINCIPAL && len > 0 && v[0] != '*') {
+        v = strip_spiffe(v);
+        len = strlen(v);
+    }
+    if (len == 1 && v[0] == '*') {
+        m->kind = SM_ANY, m->s = "", m->len = 0;
+    } else if (len > 0 && v[len - 1] == '*') {
+        m->kind = SM_PREFIX, m->s = v, m->len = (uint32_t)(len - 1);
+        if (attr == ATTR_PRINCIPAL && strncmp(v, "spiffe://", 9) == 0)
+            m->s += 9, m->len -= 9;
+    } else if (len > 0 && v[0] == '*') {
+        m->kind = SM_SUFFIX, m->s = v + 1, m->len = (uint32_t)(len - 1);
+    } else {
+        m->kind = SM_EXACT, m->s = v, m->len = (uint32_t)len;
+    }
+    c->e->num_smatches++;
+    return 0;
+}
+
+static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *values, const char *header,
+                    const char *what)
+{
+    int ret;
+    GROW(c, conds, num_conds, cap_conds);
+    cond_t cd = {.attr = (uint8_t)attr, .negate = (uint8_t)negate};
+    cd.http_only = attr == ATTR_HOST || attr == ATTR_METHOD || attr == ATTR_PATH || attr == ATTR_HEADER;
+    if (cd.http_only)
+        c->e->needs_http = 1;
+    if (header != NULL) {
+        char *h = strdup(header);
+        if (h == NULL)
+            return c->ret = -ENOMEM;
+        for (char *p = h; *p; p++)
+            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        if ((cd.header = own(c, h)) == NULL)
+            return c->ret;
+        cd.header_len = strlen(h);
+    }
+    switch (attr) {
+    case ATTR_SOURCE_IP:
+    case ATTR_DEST_IP:
+        cd.first = (uint32_t)c->e->num_cidrs;
+        for (size_t i = 0; i < values->n; i++) {
+            unsigned prefix;
+            GROW(c, cidrs, num_cidrs, cap_cidrs);
+            cidr_t *b = &c->e->cidrs[c->e->num_cidrs];
+            if (rm__policy_parse_cidr(values->v[i], b->addr, &prefix) != 0)
+                return compile_error(c, "%s: \"%s\" is not an IP address or CIDR block", what, values->v[i]);
+            b->prefix = (uint8_t)prefix;
+            c->e->num_cidrs++;
+        }
+        break;
+    case ATTR_DEST_PORT:
+        cd.first = (uint32_t)c->e->num_ports;
+        for (size_t i = 0; i < values->n; i++) {
+            GROW(c, ports, num_ports, cap_ports);
+            if (rm__policy_parse_port(values->v[i], &c->e->ports[c->e->num_ports]) != 0)
+                return compile_error(c, "%s: \"%s\" is not a port number", what, values->v[i]);
+            c->e->num_ports++;
+        }
+        break;
+    default:
+        cd.first = (uint32_t)c->e->num_smatches;
+        for (size_t i = 0; i < values->n; i++) {
+            const char *v = values->v[i];
+            size_t len = strlen(v);
+            if (len == 0)
+                return compile_error(c, "%s: empty value", what);
+            for (size_t k = 1; k + 1 < len; k++)
+                if (v[k] == '*')
+                    return compile_error(c, "%s: \"%s\": '*' only first or last", what, v);
+            if ((ret = add_smatch(c, v, attr)) != 0)
+                return ret;
+        }
+        break;
+    }
+    cd.count = (uint32_t)values->n;
+    c->e->conds[c->e->num_conds++] = cd;
+    return 0;
+}
+
+static int add_list_cond(compiler_t *c, attr_t attr, const rm_strlist_t *pos, const rm_strlist_t *neg, const char *what)
+{
+    int ret;
+    if (pos->n > 0 && (ret = add_cond(c, attr, 0, pos, NULL, what)) != 0)
+        return ret;
+    if (neg->n > 0 && (ret = add_cond(c, attr, 1, neg, NULL, what)) != 0)
+        return ret;
+    return 0;
+}
+
+static int begin_clause(compiler_t *c)
+{
+    GROW(c, clauses, num_clauses, cap_clauses);
+    c->e->clauses[c->e->num_clauses].first = (uint32_t)c->e->num_conds;
+    c->e->clauses[c->e->num_clauses].count = 0;
+    c->e->num_clauses++;
+    return 0;
+}
+
+static void end_clause(compiler_t *c)
+{
+    span_t *cl = &c->e->clauses[c->e->num_clauses - 1];
+    cl->count = (uint32_t)c->e->num_conds - cl->first;
+}
+
+static int begin_group(compiler_t *c)
+{
+    GROW(c, groups, num_groups, cap_groups);
+    c->e->groups[c->e->num_groups].first = (uint32_t)c->e->num_clauses;
+    c->e->groups[c->e->num_groups].count = 0;
+    c->e->num_groups++;
+    return 0;
+}
+
+static void end_group(compiler_t *c)
+{
+    span_t *g = &c->e->groups[c->e->num_groups - 1];
+    g->count = (uint32_t)c->e->num_clauses - g->first;
+}
+
+static int condition_attr(const char *key, attr_t *attr, const char **header)
+{
+    static const struct {
+        const char *key;
+        attr_t attr;
+    } keys[] = {
+        {"source.ip", ATTR_SOURCE_IP},    {"source.namespace", ATTR_NAMESPACE}, {"source.principal", ATTR_PRINCIPAL},
+        {"destination.ip", ATTR_DEST_IP}, {"destination.port", ATTR_DEST_PORT}, {"connection.sni", ATTR_SNI},
+    };
+    *header = NULL;
+    if (strncmp(key, "request.headers[", 16) == 0) {
+        size_t len = strlen(key);
+        if (len < 18 || key[len - 1] != ']')
+            return -1;
+        *attr = ATTR_HEADER;
+        *header = key + 16; /* "name]": the ']' is cut off by the caller's copy */
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(keys[i].key, key) == 0) {
+            *attr = keys[i].attr;
+            return 0;
+        }
+    return -1;
+}
+
+static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
+{
+    const rm_authz_rule_t *r = &p->rules[ri];
+    crule_t cr = {.policy = p, .index = (int)ri, .action = (uint8_t)p->action, .dry_run = p->dry_run};
+    char what[600];
+    int ret;
+
+    cr.groups.first = (uint32_t)c->e->num_groups;
+    if (r->num_from > 0) {
+        if ((ret = begin_group(c)) != 0)
+            return ret;
+        for (size_t i = 0; i < r->num_from; i++) {
+            const rm_authz_source_t *s = &r->from[i];
+            snprintf(what, sizeof(what), "%s/%s rules[%zu].from[%zu]", p->namespace_, p->name, ri, i);
+            if ((ret = begin_clause(c)) != 0 ||
+                (ret = add_list_cond(c, ATTR_PRINCIPAL, &s->principals, &s->not_principals, what)) != 0 ||
+                (ret = add_list_cond(c, ATTR_NAMESPACE, &s->namespaces, &s->not_namespaces, what)) != 0 ||
+                (ret = add_list_cond(c, ATTR_SOURCE_IP, &s->ip_blocks, &s->not_ip_blocks, what)) != 0)
+                return ret;
+            end_clause(c);
+        }
+        end_group(c);
+    }
+    if (r->num_to > 0) {
+        if ((ret = begin_group(c)) != 0)
+            return ret;
+        for (size_t i = 0; i < r->num_to; i++) {
+            const rm_authz_operation_t *o = &r->to[i];
+            snprintf(what, sizeof(what), "%s/%s rules[%zu].to[%zu]", p->namespace_, p->name, ri, i);
+            if ((ret = begin_clause(c)) != 0 ||
+                (ret = add_list_cond(c, ATTR_HOST, &o->hosts, &o->not_hosts, what)) != 0 ||
+                (ret = add_list_cond(c, ATTR_DEST_PORT, &o->ports, &o->not_ports, what)) != 0 ||
+                (ret = add_list_cond(c, ATTR_METHOD, &o->methods, &o->not_methods, what)) != 0 ||
+                (ret = add_list_cond(c, ATTR_PATH, &o->paths, &o->not_paths, what)) != 0)
+                return ret;
+            end_clause(c);
+        }
+        end_group(c);
+    }
+    for (size_t i = 0; i < r->num_when; i++) {
+        const rm_authz_condition_t *w = &r->when[i];
+        attr_t attr;
+        const char *hdr;
+        char hbuf[512];
+        snprintf(what, sizeof(what), "%s/%s rules[%zu].when[%zu]", p->namespace_, p->name, ri, i);
+        if (w->key == NULL || condition_attr(w->key, &attr, &hdr) != 0)
+            return compile_error(c, "%s: unsupported key \"%s\"", what, w->key != NULL ? w->key : "");
+        if (hdr != NULL) {
+            size_t hl = strlen(hdr) - 1;
+            if (hl >= sizeof(hbuf))
+                return compile_error(c, "%s: header name too long", what);
+            memcpy(hbuf, hdr, hl);
+            hbuf[hl] = '\0';
+            hdr = hbuf;
+        }
+        if ((ret = begin_group(c)) != 0 || (ret = begin_clause(c)) != 0)
+            return ret;
+        if (w->values.n > 0 && (ret = add_cond(c, attr, 0, &w->values, hdr, what)) != 0)
+            return ret;
+        if (w->not_values.n > 0 && (ret = add_cond(c, attr, 1, &w->not_values, hdr, what)) != 0)
+            return ret;
+        end_clause(c);
+        end_group(c);
+    }
+    cr.groups.count = (uint32_t)c->e->num_groups - cr.groups.first;
+    c->e->rules[c->e->num_rules++] = cr;
+    return 0;
+}
+
+static uint64_t hash_bytes(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* A rule is indexable when it has a `from` and every source names only exact principals. Its keys are those
+ * principals. */
+static int rule_index_keys(const rm_authz_engine_t *e, const crule_t *r, const cond_t **keys, size_t max, size_t *num)
+{
+    *num = 0;
+    if (r->groups.count == 0)
+        return 0;
+    const rm_authz_policy_t *p = r->policy;
+    if (p->rules[r->index].num_from == 0)
+        return 0;
+    const span_t *g = &e->groups[r->groups.first]; /* the from group is the first one */
+    for (uint32_t ci = 0; ci < g->count; ci++) {
+        const span_t *cl = &e->clauses[g->first + ci];
+        const cond_t *pc = NULL;
+        for (uint32_t k = 0; k < cl->count; k++) {
+            const cond_t *cd = &e->conds[cl->first + k];
+            if (cd->attr == ATTR_PRINCIPAL && !cd->negate)
+                pc = cd;
+        }
+        if (pc == NULL)
+            return 0;
+        for (uint32_t k = 0; k < pc->count; k++)
+            if (e->smatches[pc->first + k].kind != SM_EXACT)
+                return 0;
+        if (*num >= max)
+            return 0;
+        keys[(*num)++] = pc;
+    }
+    return 1;
+}
+
+static pindex_slot_t *slot_find(const rule_list_t *l, const char *s, size_t len, uint64_t h)
+{
+    uint32_t mask = l->num_slots - 1;
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        pindex_slot_t *sl = &l->slots[i];
+        if (sl->key == NULL || (sl->hash == h && sl->len == len && memcmp(sl->key, s, len) == 0))
+            return sl;
+    }
+}
+
+static int build_index(compiler_t *c, rule_list_t *l)
+{
+    rm_authz_engine_t *e = c->e;
+    const cond_t *keys[64];
+    size_t nk, num_keys = 0;
+    uint8_t *indexable = calloc(l->count + 1, 1);
+    if (indexable == NULL)
+        return c->ret = -ENOMEM;
+    for (uint32_t i = 0; i < l->count; i++) {
+        if (rule_index_keys(e, &e->rules[l->first + i], keys, 64, &nk)) {
+            indexable[i] = 1;
+            for (size_t k = 0; k < nk; k++)
+                num_keys += keys[k]->count;
+        }
+    }
+    if ((l->unindexed = calloc(l->count + 1, sizeof(uint32_t))) == NULL)
+        goto NoMem;
+    for (uint32_t i = 0; i < l->count; i++)
+        if (!indexable[i])
+            l->unindexed[l->num_unindexed++] = l->first + i;
+    if (num_keys > 0) {
+        uint32_t ns = 16;
+        while (ns < num_keys * 2)
+            ns *= 2;
+        if ((l->slots = calloc(ns, sizeof(*l->slots))) == NULL)
+            goto NoMem;
+        l->num_slots = ns;
+        /* pass 1: count rules per key; pass 2: fill. A rule naming the same principal twice is listed once. */
+        uint32_t *counts = NULL;
+        for (int pass = 0; pass < 2; pass++) {
+            for (uint32_t i = 0; i < l->count; i++) {
+                if (!indexable[i])
+                    continue;
+                rule_index_keys(e, &e->rules[l->first + i], keys, 64, &nk);
+                for (size_t k = 0; k < nk; k++) {
+                    for (uint32_t v = 0; v < keys[k]->count; v++) {
+                        const smatch_t *m = &e->smatches[keys[k]->first + v];
+                        uint64_t h = hash_bytes(m->s, m->len);
+                        pindex_slot_t *sl = slot_find(l, m->s, m->len, h);
+                        if (sl->key == NULL) {
+                            sl->key = m->s, sl->len = m->len, sl->hash = h;
+                        }
+                        if (pass == 0) {
+                            sl->rules.count++;
+                        } else {
+                            uint32_t *arr = e->index_rules + sl->rules.first;
+                            uint32_t *n = &counts[sl - l->slots];
+                            if (*n == 0 || arr[*n - 1] != l->first + i)
+                                arr[(*n)++] = l->first + i;
+                        }
+                    }
+                }
+            }
+            if (pass == 0) {
+                size_t total = 0;
+                for (uint32_t s = 0; s < ns; s++) {
+                    l->slots[s].rules.first = (uint32_t)(e->num_index_rules + total);
+                    total += l->slots[s].rules.count;
+                }
+                uint32_t *ir = realloc(e->index_rules, (e->num_index_rules + total + 1) * sizeof(uint32_t));
+                if (ir == NULL || (counts = calloc(ns, sizeof(uint32_t))) == NULL) {
+                    if (ir != NULL)
+                        e->index_rules = ir;
+                    goto NoMem;
+                }
+                e->index_rules = ir;
+                e->num_index_rules += total;
+            }
+        }
+        for (uint32_t s = 0; s < ns; s++)
+            l->slots[s].rules.count = counts[s];
+        free(counts);
+    }
+    free(indexable);
+    return 0;
+NoMem:
+    free(indexable);
+    return c->ret = -ENOMEM;
+}
+
+static int cmp_policy(const void *a, const void *b)
+{
+    const rm_authz_policy_t *x = *(const rm_authz_policy_t *const *)a, *y = *(const rm_authz_policy_t *const *)b;
+    int r = strcmp(x->namespace_, y->namespace_);
+    return r != 0 ? r : strcmp(x->name, y->name);
+}
+
+int rm_authz_engine_new(rm_authz_engine_t **out, const rm_authz_policy_t *const *policies, size_t num,
+                        const rm_authz_engine_opts_t *opts, char *err, size_t errlen)
+{
+    static const rm_authz_action_t list_action[LIST_COUNT] = {RM_AUTHZ_DENY, RM_AUTHZ_ALLOW, RM_AUTHZ_AUDIT};
+    compiler_t c = {.err = err, .errlen = errlen};
+    const rm_authz_policy_t **sorted = NULL;
+    size_t total_rules = 0;
+    int ret;
+
+    if ((c.e = calloc(1, sizeof(*c.e))) == NULL)
+        return -ENOMEM;
+    if (opts != NULL)
+        c.e->opts = *opts;
+    if (c.e->opts.log_allowed_sample <= 0 || c.e->opts.log_allowed_sample > 1)
+        c.e->opts.log_allowed_sample = 1;
+    if ((sorted = malloc((num + 1) * sizeof(*sorted))) == NULL) {
+        ret = -ENOMEM;
+        goto Exit;
+    }
+    for (size_t i = 0; i < num; i++) {
+        sorted[i] = policies[i];
+        total_rules += policies[i]->num_rules;
+    }
+    qsort(sorted, num, sizeof(*sorted), cmp_policy);
+    if ((c.e->rules = calloc(total_rules + 1, sizeof(crule_t))) == NULL) {
+        ret = -ENOMEM;
+        goto Exit;
+    }
+    for (int li = 0; li < LIST_COUNT; li++) {
+        rule_list_t *l = &c.e->lists[li];
+        l->first = (uint32_t)c.e->num_rules;
+        for (size_t i = 0; i < num; i++) {
+            const rm_authz_policy_t *p = sorted[i];
+            if (p->action != list_action[li])
+                continue;
+            l->num_policies++;
+            if (!p->dry_run)
+                l->num_enforced_policies++;
+            else if (l->first_dry_policy == NULL)
+                l->first_dry_policy = p;
+            for (size_t r = 0; r < p->num_rules; r++)
+                if ((ret = compile_rule(&c, p, r)) != 0)
+                    goto Exit;
+        }
+        l->count = (uint32_t)c.e->num_rules - l->first;
+    }
+    for (int li = 0; li < LIST_COUNT; li++)
+        if ((ret = build_index(&c, &c.e->lists[li])) != 0)
+            goto Exit;
+    if (c.e->opts.log_allowed)
+        c.e->needs_http = 1; /* allowed requests are logged one by one */
+    ret = 0;
+Exit:
+    free(sorted);
+    if (ret != 0) {
+        rm_authz_engine_free(c.e);
+        return ret;
+    }
+    *out = c.e;
+    return 0;
+}
+
+void rm_authz_engine_free(rm_authz_engine_t *e)
+{
+    if (e == NULL)
+        return;
+    for (int li = 0; li < LIST_COUNT; li++) {
+        free(e->lists[li].unindexed);
+        free(e->lists[li].slots);
+    }
+    for (size_t i = 0; i < e->num_owned; i++)
+        free(e->owned[i]);
+    free(e->owned);
+    free(e->rules);
+    free(e->groups);
+    free(e->clauses);
+    free(e->conds);
+    free(e->smatches);
+    free(e->cidrs);
+    free(e->ports);
+    free(e->index_rules);
+    free(e);
+}
+
+size_t rm_authz_engine_num_rules(const rm_authz_engine_t *e)
+{
+    return e->num_rules;
+}
+
+int rm_authz_engine_needs_http(const rm_authz_engine_t *e)
+{
+    return e->needs_http;
+}
+
+/* ------------------------------------------------------------------ evaluate */
+
+typedef struct st_eval_ctx_t {
+    const rm_authz_attrs_t *a;
+    const char *principal; /* without "spiffe://" */
+    size_t principal_len;
+    const char *ns;
+    size_t ns_len;
+    const char *path; /* normalized */
+    size_t path_len;
+    int path_bad; /* the path could not be normalized: path conditions cannot be decided */
+    char path_buf[PATH_NORMALIZE_MAX];
+} eval_ctx_t;
+
+static int smatch_one(const smatch_t *m, const char *s, size_t len, int icase)
+{
+    switch (m->kind) {
+    case SM_ANY:
+        return len > 0;
+    case SM_EXACT:
+        return len == m->len && (icase ? strncasecmp(s, m->s, len) == 0 : memcmp(s, m->s, len) == 0);
+    case SM_PREFIX:
+        return len >= m->len && (icase ? strncasecmp(s, m->s, m->len) == 0 : memcmp(s, m->s, m->len) == 0);
+    case SM_SUFFIX:
+        return len >= m->len &&
+               (icase ? strncasecmp(s + len - m->len, m->s, m->len) == 0 : memcmp(s + len - m->len, m->s, m->len) == 0);
+    }
+    return 0;
+}
+
+static int smatch_any(const rm_authz_engine_t *e, const cond_t *cd, const char *s, size_t len, int icase)
+{
+    for (uint32_t i = 0; i < cd->count; i++)
+        if (smatch_one(&e->smatches[cd->first + i], s, len, icase))
+            return 1;
+    return 0;
+}
+
+static int cidr_match(const cidr_t *b, const uint8_t ip[16])
+{
+    unsigned full = b->prefix / 8, rest = b->prefix % 8;
+    if (memcmp(b->addr, ip, full) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (b->addr[full] & mask) == (ip[full] & mask);
+}
+
+/* Host values match the authority with or without its port, case-insensitively. */
+static int host_match(const rm_authz_engine_t *e, const cond_t *cd, const char *h, size_t len)
+{
+    if (smatch_any(e, cd, h, len, 1))
+        return 1;
+    const char *colon = memchr(h, ':', len);
+    if (colon != NULL && h[0] != '[' && memchr(colon + 1, ':', len - (size_t)(colon + 1 - h)) == NULL)
+        return smatch_any(e, cd, h, (size_t)(colon - h), 1);
+    if (len > 0 && h[0] == '[') {
+        const char *end = memchr(h, ']', len);
+        if (end != NULL && (size_t)(end + 1 - h) < len)
+            return smatch_any(e, cd, h, (size_t)(end + 1 - h), 1);
+    }
+    return 0;
+}
+
+/* 1 match, 0 no match, -1 attribute absent */
+static int cond_positive(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *x)
+{
+    const rm_authz_attrs_t *a = x->a;
+    switch ((attr_t)cd->attr) {
+    case ATTR_PRINCIPAL:
+        return x->principal == NULL ? -1 : smatch_any(e, cd, x->principal, x->principal_len, 0);
+    case ATTR_NAMESPACE:
+        return x->ns == NULL ? -1 : smatch_any(e, cd, x->ns, x->ns_len, 0);
+    case ATTR_SOURCE_IP:
+    case ATTR_DEST_IP: {
+        const uint8_t *ip = cd->attr == ATTR_SOURCE_IP ? a->source_ip : a->destination_ip;
+        if (!(cd->attr == ATTR_SOURCE_IP ? a->have_source_ip : a->have_destination_ip))
+            return -1;
+        for (uint32_t i = 0; i < cd->count; i++)
+            if (cidr_match(&e->cidrs[cd->first + i], ip))
+                return 1;
+        return 0;
+    }
+    case ATTR_DEST_PORT:
+        for (uint32_t i = 0; i < cd->count; i++)
+            if (e->ports[cd->first + i] == a->destination_port)
+                return 1;
+        return 0;
+    case ATTR_SNI:
+        return a->sni == NULL ? -1 : smatch_any(e, cd, a->sni, strlen(a->sni), 1);
+    case ATTR_HOST:
+        return a->http->host == NULL ? -1 : host_match(e, cd, a->http->host, a->http->host_len);
+    case ATTR_METHOD:
+        return smatch_any(e, cd, a->http->method, a->http->method_len, 0);
+    case ATTR_PATH:
+        return smatch_any(e, cd, x->path, x->path_len, 0);
+    case ATTR_HEADER: {
+        int seen = 0;
+        for (size_t i = 0; i < a->http->num_headers; i++) {
+            const rm_http_header_t *h = &a->http->headers[i];
+            if (h->name_len != cd->header_len || strncasecmp(h->name, cd->header, h->name_len) != 0)
+                continue;
+            seen = 1;
+            if (smatch_any(e, cd, h->value, h->value_len, 0))
+                return 1;
+        }
+        return seen ? 0 : -1;
+    }
+    }
+    return 0;
+}
+
+static int cond_match(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *x, uint8_t action)
+{
+    if (cd->http_only && x->a->http == NULL)
+        return action != RM_AUTHZ_ALLOW; /* Istio's rule for HTTP-only fields on a TCP connection */
+    int r = cond_positive(e, cd, x);
+    if (r < 0)
+        r = 0;
+    return cd->negate ? !r : r;
+}
+
+static int rule_match(const rm_authz_engine_t *e, const crule_t *r, eval_ctx_t *x)
+{
+    for (uint32_t gi = 0; gi < r->groups.count; gi++) {
+        const span_t *g = &e->groups[r->groups.first + gi];
+        int any = 0;
+        for (uint32_t ci = 0; ci < g->count && !any; ci++) {
+            const span_t *cl = &e->clauses[g->first + ci];
+            int all = 1;
+            for (uint32_t k = 0; k < cl->count && all; k++)
+                all = cond_match(e, &e->conds[cl->first + k], x, r->action);
+            any = all;
+        }
+        if (!any)
+            return 0;
+    }
+    return 1;
+}
+
+/* The first matching rule of a list in decision order, skipping dry-run rules unless `with_dry`; -1 if none. */
+static int64_t list_first_match(const rm_authz_engine_t *e, const rule_list_t *l, eval_ctx_t *x, int with_dry)
+{
+    const uint32_t *cand = NULL;
+    uint32_t ncand = 0, i = 0, j = 0;
+    if (l->count == 0)
+        return -1;
+    if (l->num_slots > 0 && x->principal != NULL) {
+        uint64_t h = hash_bytes(x->principal, x->principal_len);
+        const pindex_slot_t *sl = slot_find(l, x->principal, x->principal_len, h);
+        if (sl->key != NULL) {
+            cand = e->index_rules + sl->rules.first;
+            ncand = sl->rules.count;
+        }
+    }
+    while (i < l->num_unindexed || j < ncand) {
+        uint32_t ri;
+        if (j >= ncand || (i < l->num_unindexed && l->unindexed[i] < cand[j]))
+            ri = l->unindexed[i++];
+        else
+            ri = cand[j++];
+        const crule_t *r = &e->rules[ri];
+        if (r->dry_run && !with_dry)
+            continue;
+        if (rule_match(e, r, x))
+            return ri;
+    }
+    return -1;
+}
+
+/* RFC 3986 section 5.2.4 dot-segment removal, after dropping the query and fragment, turning '\' into '/' and
+ * decoding percent-encoded unreserved characters (Envoy's and Istio's default path normalization). */
+static int normalize_path(eval_ctx_t *x, const char *p, size_t len)
+{
+    char *out = x->path_buf;
+    size_t o = 0;
+    const char *end = p + len;
+    for (const char *q = p; q < end; q++)
+        if (*q == '?' || *q == '#') {
+            end = q;
+            break;
+        }
+    if (p == end || *p != '/') {
+        /* absolute-form ("http://host/path") or asterisk-form: decide on what follows the authority */
+        const char *s = memmem(p, (size_t)(end - p), "://", 3);
+        if (s != NULL) {
+            s = memchr(s + 3, '/', (size_t)(end - (s + 3)));
+            p = s != NULL ? s : end;
+        }
+    }
+    for (const char *q = p; q < end;) {
+        char ch = *q;
+        if (ch == '%' && end - q >= 3) {
+            int hi = q[1], lo = q[2];
+            int hv = hi >= '0' && hi <= '9'                 ? hi - '0'
+                     : (hi | 32) >= 'a' && (hi | 32) <= 'f' ? (hi | 32) - 'a' + 10
+                                                            : -1;
+            int lv = lo >= '0' && lo <= '9'                 ? lo - '0'
+                     : (lo | 32) >= 'a' && (lo | 32) <= 'f' ? (lo | 32) - 'a' + 10
+                                                            : -1;
+            if (hv >= 0 && lv >= 0) {
+                char d = (char)(hv * 16 + lv);
+                if ((d >= 'a' && d <= 'z') || (d >= 'A' && d <= 'Z') || (d >= '0' && d <= '9') || d == '-' ||
+                    d == '.' || d == '_' || d == '~') {
+                    ch = d;
+                    q += 3;
+                    goto Put;
+                }
+            }
+        }
+        if (ch == '\\')
+            ch = '/';
+        q++;
+    Put:
+        if (o + 1 >= sizeof(x->path_buf))
+            return -1;
+        out[o++] = ch;
+        /* a completed "/." or "/.." segment (followed by '/' or the end) is removed here */
+        if (q >= end || *q == '/' || *q == '\\') {
+            int removed = 0;
+            if (o >= 2 && out[o - 1] == '.' && out[o - 2] == '/') {
+                o -= 2; /* drop "/." */
+                removed = 1;
+            } else if (o >= 3 && out[o - 1] == '.' && out[o - 2] == '.' && out[o - 3] == '/') {
+                o -= 3; /* drop "/..", then the previous segment with its '/' */
+                while (o > 0 && out[o - 1] != '/')
+                    o--;
+                if (o > 0)
+                    o--;
+                removed = 1;
+            }
+            if (removed && q >= end)
+                out[o++] = '/'; /* "/a/b/.." is "/a/" */
+        }
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    x->path = out;
+    x->path_len = o;
+    return 0;
+}
+
+static void set_policy(rm_authz_decision_t *d, const rm_authz_engine_t *e, int64_t ri)
+{
+    d->reason = RM_AUTHZ_REASON_POLICY;
+    d->policy = e->rules[ri].policy;
+    d->rule = e->rules[ri].index;
+}
+
+/* DENY, then ALLOW, then the default, with or without the dry-run policies. */
+static void decide(const rm_authz_engine_t *e, eval_ctx_t *x, int with_dry, rm_authz_decision_t *d)
+{
+    int64_t ri;
+    d->policy = NULL;
+    d->rule = -1;
+    if ((ri = list_first_match(e, &e->lists[LIST_DENY], x, with_dry)) >= 0) {
+        d->allow = 0;
+        set_policy(d, e, ri);
+        return;
+    }
+    const rule_list_t *al = &e->lists[LIST_ALLOW];
+    uint32_t applying = with_dry ? al->num_policies : al->num_enforced_policies;
+    if (applying == 0) {
+        d->allow = e->opts.default_action == RM_AUTHZ_ALLOW;
+        d->reason = d->allow ? RM_AUTHZ_REASON_DEFAULT_ALLOW : RM_AUTHZ_REASON_DEFAULT_DENY;
+        return;
+    }
+    if ((ri = list_first_match(e, al, x, with_dry)) >= 0) {
+        d->allow = 1;
+        set_policy(d, e, ri);
+        return;
+    }
+    d->allow = 0;
+    d->reason = RM_AUTHZ_REASON_NO_ALLOW_MATCH;
+}
+
+void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, double sample, rm_authz_decision_t *d)
+{
+    eval_ctx_t x;
+    x.a = a;
+    x.principal = NULL;
+    x.principal_len = 0;
+    x.ns = NULL;
+    x.ns_len = 0;
+    x.path = NULL;
+    x.path_len = 0;
+    x.path_bad = 0;
+    memset(d, 0, sizeof(*d));
+    d->rule = d->dry_run_rule = d->audit_rule = -1;
+
+    if (a->principal != NULL && a->principal[0] != '\0') {
+        x.principal = strip_spiffe(a->principal);
+        x.principal_len = strlen(x.principal);
+        /* the namespace is the segment after "/ns/" in "<trust-domain>/ns/<ns>/sa/<sa>" */
+        const char *ns = strstr(x.principal, "/ns/");
+        if (ns != NULL) {
+            ns += 4;
+            const char *end = strchr(ns, '/');
+            x.ns = ns;
+            x.ns_len = end != NULL ? (size_t)(end - ns) : strlen(ns);
+        }
+    }
+    if (a->http != NULL && e->needs_http) {
+        if (a->http->path == NULL || normalize_path(&x, a->http->path, a->http->path_len) != 0) {
+            d->allow = 0;
+            d->reason = RM_AUTHZ_REASON_UNEVALUABLE;
+            d->log = 1;
+            return;
+        }
+    }
+
+    decide(e, &x, 0, d);
+    if (e->lists[LIST_DENY].num_enforced_policies != e->lists[LIST_DENY].num_policies ||
+        e->lists[LIST_ALLOW].num_enforced_policies != e->lists[LIST_ALLOW].num_policies) {
+        rm_authz_decision_t shadow = {0};
+        decide(e, &x, 1, &shadow);
+        if (shadow.allow != d->allow) {
+            d->dry_run_differs = 1;
+            d->dry_run_allow = shadow.allow;
+            d->dry_run_reason = shadow.reason;
+            d->dry_run_rule = shadow.rule;
+            d->dry_run_policy = shadow.policy;
+            if (shadow.policy == NULL || !shadow.policy->dry_run)
+                d->dry_run_policy = e->lists[LIST_ALLOW].first_dry_policy; /* a dry-run ALLOW policy now applies */
+        }
+    }
+    int64_t ai = list_first_match(e, &e->lists[LIST_AUDIT], &x, 1);
+    if (ai >= 0) {
+        d->audit_policy = e->rules[ai].policy;
+        d->audit_rule = e->rules[ai].index;
+    }
+    if (!d->allow || d->dry_run_differs || d->audit_policy != NULL)
+        d->log = 1;
+    else if ((e->opts.log_allowed || (d->policy != NULL && d->policy->log_allowed)) &&
+             sample < e->opts.log_allowed_sample)
+        d->log = 1;
+}
+
+const char *rm_authz_decision_word(const rm_authz_decision_t *d)
+{
+    if (d->allow && d->dry_run_differs)
+        return "would-deny";
+    if (!d->allow)
+        return "deny";
+    if (d->audit_policy != NULL)
+        return "audit";
+    return "allow";
+}
+
+const char *rm_authz_reason_word(rm_authz_reason_t r)
+{
+    switch (r) {
+    case RM_AUTHZ_REASON_POLICY:
+        return "policy";
+    case RM_AUTHZ_REASON_DEFAULT_DENY:
+        return "default-deny";
+    case RM_AUTHZ_REASON_DEFAULT_ALLOW:
+        return "default-allow";
+    case RM_AUTHZ_REASON_NO_ALLOW_MATCH:
+        return "no ALLOW policy matched";
+    case RM_AUTHZ_REASON_UNEVALUABLE:
+        return "request path too long to evaluate";
+    }
+    return "unknown";
+}
+
+const char *rm_authz_action_name(rm_authz_action_t a)
+{
+    return a == RM_AUTHZ_ALLOW ? "ALLOW" : a == RM_AUTHZ_DENY ? "DENY" : "AUDIT";
+}
+
+void rm_authz_decision_explain(const rm_authz_decision_t *d, char *buf, size_t len)
+{
+    size_t o = 0;
+    int n;
+    if (d->reason == RM_AUTHZ_REASON_POLICY && d->policy != NULL)
+        n = snprintf(buf, len, "%s by %s policy %s/%s rule %d", d->allow ? "allowed" : "denied",
+                     rm_authz_action_name(d->policy->action), d->policy->namespace_, d->policy->name, d->rule);
+    else if (d->reason == RM_AUTHZ_REASON_DEFAULT_DENY)
+        n = snprintf(buf, len,
+                     "denied: no ALLOW policy selects this workload and the mesh's defaultAction is DENY "
+                     "(default-deny)");
+    else if (d->reason == RM_AUTHZ_REASON_DEFAULT_ALLOW)
+        n = snprintf(buf, len, "allowed: no policy selects this workload and the mesh's defaultAction is ALLOW");
+    else if (d->reason == RM_AUTHZ_REASON_NO_ALLOW_MATCH)
+        n = snprintf(buf, len,
+                     "denied: ALLOW policies select this workload and none of their rules matched (no "
+                     "ALLOW policy matched)");
+    else
+        n = snprintf(buf, len, "denied: %s", rm_authz_reason_word(d->reason));
+    o = n > 0 ? (size_t)n : 0;
+    if (o < len && d->dry_run_differs) {
+        if (d->dry_run_policy != NULL)
+            n = snprintf(buf + o, len - o, "; dry-run policy %s/%s would %s it", d->dry_run_policy->namespace_,
+                         d->dry_run_policy->name, d->dry_run_allow ? "allow" : "deny");
+        else
+            n = snprintf(buf + o, len - o, "; dry-run policies would %s it", d->dry_run_allow ? "allow" : "deny");
+        o += n > 0 ? (size_t)n : 0;
+    }
+    if (o < len && d->audit_policy != NULL)
+        snprintf(buf + o, len - o, "; audited by %s/%s rule %d", d->audit_policy->namespace_, d->audit_policy->name,
+                 d->audit_rule);
+}
+
+/* ------------------------------------------------------------------ selection */
+
+static int labels_match(const rm_label_t *want, size_t nwant, const rm_workload_t *w)
+{
+    for (size_t i = 0; i < nwant; i++) {
+        int found = 0;
+        for (size_t k = 0; k < w->num_labels && !found; k++)
+            found = strcmp(w->labels[k].key, want[i].key) == 0 && strcmp(w->labels[k].value, want[i].value) == 0;
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
+static int selects(const char *pns, int has_selector, const rm_label_t *ml, size_t nml, const char *root,
+                   const rm_workload_t *w)
+{
+    int in_root = root != NULL && strcmp(pns, root) == 0;
+    if (in_root && !has_selector)
+        return 1;
+    if (!in_root && strcmp(pns, w->namespace_) != 0)
+        return 0;
+    return !has_selector || labels_match(ml, nml, w);
+}
+
+int rm_authz_policy_selects(const rm_authz_policy_t *p, const char *root_namespace, const rm_workload_t *w)
+{
+    return selects(p->namespace_, p->has_selector, p->match_labels, p->num_match_labels, root_namespace, w);
+}
+
+int rm_peer_authn_selects(const rm_peer_authn_t *p, const char *root_namespace, const rm_workload_t *w)
+{
+    return selects(p->namespace_, p->has_selector, p->match_labels, p->num_match_labels, root_namespace, w);
+}
+
+rm_peer_mtls_mode_t rm_peer_authn_resolve(const rm_policy_set_t *set, const char *root_namespace,
+                                          const rm_workload_t *w, rm_peer_port_mode_t *port_modes, size_t max_ports,
+                                          size_t *num_ports)
+{
+    /* the first by namespace/name at each level, so every replica and every run pick the same one */
+    const rm_peer_authn_t *level[3] = {NULL, NULL, NULL}; /* mesh, namespace, workload */
+    for (size_t i = 0; i < set->num_peer_authns; i++) {
+        const rm_peer_authn_t *p = &set->peer_authns[i];
+        int lv;
+        int in_root = root_namespace != NULL && strcmp(p->namespace_, root_namespace) == 0;
+        int wl = p->has_selector && p->num_match_labels > 0;
+        if (!rm_peer_authn_selects(p, root_namespace, w))
+            continue;
+        if (wl && strcmp(p->namespace_, w->namespace_) != 0)
+            continue; /* workload-level policies apply in their own namespace only */
+        lv = wl ? 2 : in_root && strcmp(w->namespace_, root_namespace) != 0 ? 0 : 1;
+        if (level[lv] == NULL || strcmp(p->name, level[lv]->name) < 0)
+            level[lv] = p;
+    }
+    rm_peer_mtls_mode_t mode = RM_PEER_MTLS_UNSET;
+    for (int lv = 0; lv < 3; lv++)
+        if (level[lv] != NULL && level[lv]->mode != RM_PEER_MTLS_UNSET)
+            mode = level[lv]->mode;
+    if (num_ports != NULL)
+        *num_ports = 0;
+    if (level[2] != NULL && port_modes != NULL && num_ports != NULL) {
+        for (size_t i = 0; i < level[2]->num_port_modes && *num_ports < max_ports; i++)
+            if (level[2]->port_modes[i].mode != RM_PEER_MTLS_UNSET)
+                port_modes[(*num_ports)++] = level[2]->port_modes[i];
+    }
+    return mode;
+}
+
+/* ------------------------------------------------------------------ lint */
+
+static int add_finding(rm_policy_diags_t *diags, int warning, const char *file, unsigned line, const char *path,
+                       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int add_finding(rm_policy_diags_t *diags, int warning, const char *file, unsigned line, const char *path,
+                       const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rm_policy_diag_t *nd = realloc(diags->d, (diags->n + 1) * sizeof(*nd));
+    if (nd == NULL)
+        return -ENOMEM;
+    diags->d = nd;
+    nd[diags->n] = (rm_policy_diag_t){.warning = warning,
+                                      .file = file != NULL ? strdup(file) : NULL,
+                                      .line = line,
+                                      .column = 1,
+                                      .path = strdup(path),
+                                      .message = strdup(msg)};
+    diags->n++;
+    if (!warning)
+        diags->num_errors++;
+    return 0;
+}
+
+static const char *overlap(const rm_strlist_t *a, const rm_strlist_t *b)
+{
+    for (size_t i = 0; i < a->n; i++)
+        for (size_t k = 0; k < b->n; k++)
+            if (strcmp(a->v[i], b->v[k]) == 0 || strcmp(b->v[k], "*") == 0)
+                return a->v[i];
+    return NULL;
+}
+
+static void lint_pair(rm_policy_diags_t *diags, const rm_authz_policy_t *p, const char *path, const char *field,
+                      const rm_strlist_t *pos, const rm_strlist_t *neg)
+{
+    const char *v = overlap(pos, neg);
+    if (v != NULL)
+        add_finding(diags, 1, p->file, p->line, path, "\"%s\" is in both %s and not%c%s: this can never match", v,
+                    field, field[0] - 32, field + 1);
+}
+
+int rm_policy_lint(const rm_policy_set_t *set, rm_policy_diags_t *diags)
+{
+    size_t before = diags->num_errors;
+    char path[256];
+    for (size_t i = 0; i < set->num_policies; i++) {
+        const rm_authz_policy_t *p = &set->policies[i];
+        for (size_t k = 0; k < i; k++) {
+            const rm_authz_policy_t *q = &set->policies[k];
+            if (strcmp(p->namespace_, q->namespace_) == 0 && strcmp(p->name, q->name) == 0)
+                add_finding(diags, 0, p->file, p->line, "metadata.name",
+                            "AuthorizationPolicy %s/%s is defined twice (first at %s:%u)", p->namespace_, p->name,
+                            q->file != NULL ? q->file : "-", q->line);
+        }
+        for (size_t r = 0; r < p->num_rules; r++) {
+            const rm_authz_rule_t *ru = &p->rules[r];
+            int http = 0;
+            for (size_t f = 0; f < ru->num_from; f++) {
+                const rm_authz_source_t *s = &ru->from[f];
+                snprintf(path, sizeof(path), "spec.rules[%zu].from[%zu].source", r, f);
+                lint_pair(diags, p, path, "principals", &s->principals, &s->not_principals);
+                lint_pair(diags, p, path, "namespaces", &s->namespaces, &s->not_namespaces);
+                lint_pair(diags, p, path, "ipBlocks", &s->ip_blocks, &s->not_ip_blocks);
+            }
+            for (size_t t = 0; t < ru->num_to; t++) {
+                const rm_authz_operation_t *o = &ru->to[t];
+                snprintf(path, sizeof(path), "spec.rules[%zu].to[%zu].operation", r, t);
+                lint_pair(diags, p, path, "hosts", &o->hosts, &o->not_hosts);
+                lint_pair(diags, p, path, "ports", &o->ports, &o->not_ports);
+                lint_pair(diags, p, path, "methods", &o->methods, &o->not_methods);
+                lint_pair(diags, p, path, "paths", &o->paths, &o->not_paths);
+                if (o->hosts.n || o->not_hosts.n || o->methods.n || o->not_methods.n || o->paths.n || o->not_paths.n)
+                    http = 1;
+            }
+            for (size_t w = 0; w < ru->num_when; w++) {
+                snprintf(path, sizeof(path), "spec.rules[%zu].when[%zu]", r, w);
+                const char *v = overlap(&ru->when[w].values, &ru->when[w].not_values);
+                if (v != NULL)
+                    add_finding(diags, 1, p->file, p->line, path,
+                                "\"%s\" is in both values and notValues: this can never match", v);
+                if (ru->when[w].key != NULL && strncmp(ru->when[w].key, "request.headers[", 16) == 0)
+                    http = 1;
+            }
+            if (http) {
+                snprintf(path, sizeof(path), "spec.rules[%zu]", r);
+                if (p->action == RM_AUTHZ_ALLOW)
+                    add_finding(diags, 1, p->file, p->line, path,
+                                "uses HTTP-only fields (hosts, methods, paths, request.headers): this ALLOW rule never "
+                                "matches a connection that is not HTTP");
+                else
+                    add_finding(diags, 1, p->file, p->line, path,
+                                "uses HTTP-only fields (hosts, methods, paths, request.headers): on a connection that "
+                                "is not HTTP this %s rule applies as if they matched, to every connection its other "
+                                "fields match",
+                                rm_authz_action_name(p->action));
+            }
+        }
+    }
+    for (size_t i = 0; i < set->num_peer_authns; i++) {
+        const rm_peer_authn_t *p = &set->peer_authns[i];
+        for (size_t k = 0; k < i; k++) {
+            const rm_peer_authn_t *q = &set->peer_authns[k];
+            if (strcmp(p->namespace_, q->namespace_) == 0 && strcmp(p->name, q->name) == 0)
+                add_finding(diags, 0, p->file, p->line, "metadata.name",
+                            "PeerAuthentication %s/%s is defined twice (first at %s:%u)", p->namespace_, p->name,
+                            q->file != NULL ? q->file : "-", q->line);
+        }
+    }
+    return (int)(diags->num_errors - before);
+}
