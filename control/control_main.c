@@ -16,6 +16,7 @@
 #include "ringmesh/duration.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
+#include "ringmesh/xds.h"
 #include "ringmesh/x509_issue.h"
 #include "source.h"
 
@@ -84,8 +85,6 @@ static void on_model(void *arg, rm_mesh_model_t *model)
     rm_mesh_model_unref(model);
 }
 
-static const char *const TYPE_NAMES[3] = {"trust_bundle", "destinations", "mesh_settings"};
-
 static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...)
 {
@@ -118,20 +117,20 @@ static size_t control_metrics(void *arg, char *buf, size_t len)
     o = put(buf, len, o,
             "# HELP ringmesh_control_pushes_total Resources pushed to sidecars.\n"
             "# TYPE ringmesh_control_pushes_total counter\n");
-    for (int t = 0; t < 3; t++)
-        o = put(buf, len, o, "ringmesh_control_pushes_total{type=\"%s\"} %llu\n", TYPE_NAMES[t],
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
+        o = put(buf, len, o, "ringmesh_control_pushes_total{type=\"%s\"} %llu\n", rm_xds_type_name((rm_xds_type_t)t),
                 (unsigned long long)st.pushes[t]);
     o = put(buf, len, o,
             "# HELP ringmesh_control_acks_total Pushes sidecars accepted.\n"
             "# TYPE ringmesh_control_acks_total counter\n");
-    for (int t = 0; t < 3; t++)
-        o = put(buf, len, o, "ringmesh_control_acks_total{type=\"%s\"} %llu\n", TYPE_NAMES[t],
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
+        o = put(buf, len, o, "ringmesh_control_acks_total{type=\"%s\"} %llu\n", rm_xds_type_name((rm_xds_type_t)t),
                 (unsigned long long)st.acks[t]);
     o = put(buf, len, o,
             "# HELP ringmesh_control_nacks_total Pushes sidecars rejected (see config_nacked logs).\n"
             "# TYPE ringmesh_control_nacks_total counter\n");
-    for (int t = 0; t < 3; t++)
-        o = put(buf, len, o, "ringmesh_control_nacks_total{type=\"%s\"} %llu\n", TYPE_NAMES[t],
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
+        o = put(buf, len, o, "ringmesh_control_nacks_total{type=\"%s\"} %llu\n", rm_xds_type_name((rm_xds_type_t)t),
                 (unsigned long long)st.nacks[t]);
     o = put(
         buf, len, o,

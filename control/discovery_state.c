@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,18 +46,13 @@ static int split_pem(const char *pem, char **copy, char ***certs, size_t *num)
     return 0;
 }
 
-/* Serializes a resource message and wraps it in a DiscoveryResponse. */
-static int encode_push(rm_xds_push_t *push, rm_xds_type_t type, const char *name, const ProtobufCMessage *msg,
-                       uint64_t seq)
+/* Wraps a serialized resource in a DiscoveryResponse. Takes over `value` (malloc'ed). */
+static int encode_push_value(rm_xds_push_t *push, rm_xds_type_t type, const char *name, uint8_t *value,
+                             size_t value_len, uint64_t seq)
 {
     Ringmesh__V1__DiscoveryResponse resp = RINGMESH__V1__DISCOVERY_RESPONSE__INIT;
     Ringmesh__V1__Resource res = RINGMESH__V1__RESOURCE__INIT, *resp_list[1] = {&res};
-    uint8_t *value;
-    size_t value_len = protobuf_c_message_get_packed_size(msg);
 
-    if ((value = malloc(value_len == 0 ? 1 : value_len)) == NULL)
-        return -ENOMEM;
-    protobuf_c_message_pack(msg, value);
     rm_xds_version_of(value, value_len, push->version);
     snprintf(push->nonce, sizeof(push->nonce), "%s-%" PRIu64, rm_xds_type_name(type), seq);
 
@@ -77,6 +73,19 @@ static int encode_push(rm_xds_push_t *push, rm_xds_type_t type, const char *name
     ringmesh__v1__discovery_response__pack(&resp, push->response);
     free(value);
     return 0;
+}
+
+/* Serializes a resource message and wraps it in a DiscoveryResponse. */
+static int encode_push(rm_xds_push_t *push, rm_xds_type_t type, const char *name, const ProtobufCMessage *msg,
+                       uint64_t seq)
+{
+    uint8_t *value;
+    size_t value_len = protobuf_c_message_get_packed_size(msg);
+
+    if ((value = malloc(value_len == 0 ? 1 : value_len)) == NULL)
+        return -ENOMEM;
+    protobuf_c_message_pack(msg, value);
+    return encode_push_value(push, type, name, value, value_len, seq);
 }
 
 static int build_trust_bundle(rm_xds_push_t *push, const rm_mesh_model_t *model, const char *bundle_pem, uint64_t seq)
@@ -167,6 +176,8 @@ int rm_xds_push_set_build(const rm_mesh_model_t *model, const char *bundle_pem, 
         return -ENOMEM;
     set->seq = seq;
     set->refcnt = 1;
+    set->model = rm_mesh_model_ref((rm_mesh_model_t *)model);
+    pthread_mutex_init(&set->workload_lock, NULL);
     if ((ret = build_trust_bundle(&set->types[RM_XDS_TRUST_BUNDLE], model, bundle_pem, seq)) != 0 ||
         (ret = build_destinations(&set->types[RM_XDS_DESTINATIONS], model, seq)) != 0 ||
         (ret = build_mesh_settings(&set->types[RM_XDS_MESH_SETTINGS], model, seq)) != 0) {
@@ -189,6 +200,14 @@ void rm_xds_push_set_unref(rm_xds_push_set_t *set)
         return;
     for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
         free(set->types[t].response);
+    for (size_t i = 0; i < set->num_workloads; i++) {
+        free(set->workloads[i]->key);
+        free(set->workloads[i]->push.response);
+        free(set->workloads[i]);
+    }
+    free(set->workloads);
+    pthread_mutex_destroy(&set->workload_lock);
+    rm_mesh_model_unref(set->model);
     free(set);
 }
 
@@ -229,23 +248,100 @@ rm_xds_request_kind_t rm_xds_on_request(rm_xds_stream_state_t *st, const char *t
     return RM_XDS_REQ_ACK;
 }
 
-int rm_xds_next_push(const rm_xds_stream_state_t *st, const rm_xds_push_set_t *set)
+/* The policies selecting the workload, its mTLS modes and the mesh's authorization settings. */
+static int build_workload_policy(rm_xds_push_t *push, const rm_mesh_model_t *model, const rm_workload_t *w,
+                                 uint64_t seq)
+{
+    const rm_policy_set_t *ps = &model->policies;
+    const rm_mesh_settings_t *s = &model->settings;
+    const rm_authz_policy_t **sel = NULL;
+    rm_peer_port_mode_t ports[64];
+    size_t nsel = 0, nports = 0;
+    rm_workload_policy_t wp = {0};
+    uint8_t *value = NULL;
+    size_t len = 0;
+    int ret;
+
+    if ((sel = calloc(ps->num_policies + 1, sizeof(*sel))) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < ps->num_policies; i++)
+        if (rm_authz_policy_selects(&ps->policies[i], s->root_namespace, w))
+            sel[nsel++] = &ps->policies[i];
+    wp.opts.default_action = s->default_action;
+    wp.opts.log_allowed = (uint8_t)(s->log_allowed != 0);
+    wp.opts.log_allowed_sample = s->log_allowed_sample;
+    wp.inbound_mode = rm_peer_authn_resolve(ps, s->root_namespace, w, ports, sizeof(ports) / sizeof(ports[0]), &nports);
+    wp.port_modes = ports;
+    wp.num_port_modes = nports;
+    if ((ret = rm_workload_policy_encode(sel, nsel, &wp, &value, &len)) == 0)
+        ret = encode_push_value(push, RM_XDS_WORKLOAD_POLICY, "policy", value, len, seq);
+    free(sel);
+    return ret;
+}
+
+const rm_xds_push_t *rm_xds_push_get(rm_xds_push_set_t *set, int type, const rm_xds_workload_t *w)
+{
+    const rm_xds_push_t *found = NULL;
+
+    if (type != RM_XDS_WORKLOAD_POLICY)
+        return &set->types[type];
+    if (w == NULL || w->key == NULL)
+        return NULL;
+    pthread_mutex_lock(&set->workload_lock);
+    for (size_t i = 0; i < set->num_workloads && found == NULL; i++)
+        if (strcmp(set->workloads[i]->key, w->key) == 0)
+            found = &set->workloads[i]->push;
+    if (found == NULL) {
+        if (set->num_workloads == set->cap_workloads) {
+            size_t cap = set->cap_workloads ? set->cap_workloads * 2 : 16;
+            rm_xds_workload_push_t **np = realloc(set->workloads, cap * sizeof(*np));
+            if (np == NULL)
+                goto Exit;
+            set->workloads = np;
+            set->cap_workloads = cap;
+        }
+        /* each entry is its own allocation: pointers to it stay valid while the set lives */
+        rm_xds_workload_push_t *e = calloc(1, sizeof(*e));
+        if (e == NULL)
+            goto Exit;
+        if ((e->key = strdup(w->key)) == NULL ||
+            build_workload_policy(&e->push, set->model, &w->workload, set->seq) != 0) {
+            free(e->key);
+            free(e->push.response);
+            free(e);
+            goto Exit;
+        }
+        set->workloads[set->num_workloads++] = e;
+        found = &e->push;
+    }
+Exit:
+    pthread_mutex_unlock(&set->workload_lock);
+    return found;
+}
+
+int rm_xds_next_push(const rm_xds_stream_state_t *st, rm_xds_push_set_t *set, const rm_xds_workload_t *w,
+                     const rm_xds_push_t **push)
 {
     if (set == NULL)
         return -1;
     for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
         const rm_xds_type_state_t *ts = &st->types[t];
-        if (ts->subscribed && strcmp(ts->sent_version, set->types[t].version) != 0)
+        if (!ts->subscribed)
+            continue;
+        const rm_xds_push_t *p = rm_xds_push_get(set, t, w);
+        if (p != NULL && strcmp(ts->sent_version, p->version) != 0) {
+            *push = p;
             return t;
+        }
     }
     return -1;
 }
 
-void rm_xds_mark_sent(rm_xds_stream_state_t *st, int type, const rm_xds_push_set_t *set)
+void rm_xds_mark_sent(rm_xds_stream_state_t *st, int type, const rm_xds_push_t *push)
 {
     rm_xds_type_state_t *ts = &st->types[type];
 
-    copy_str(ts->sent_version, sizeof(ts->sent_version), set->types[type].version);
-    copy_str(ts->sent_nonce, sizeof(ts->sent_nonce), set->types[type].nonce);
+    copy_str(ts->sent_version, sizeof(ts->sent_version), push->version);
+    copy_str(ts->sent_nonce, sizeof(ts->sent_nonce), push->nonce);
     ts->awaiting_answer = 1;
 }

@@ -9,6 +9,7 @@
 #ifndef RINGMESH_CONTROL_DISCOVERY_STATE_H
 #define RINGMESH_CONTROL_DISCOVERY_STATE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,9 +25,25 @@ typedef struct st_rm_xds_push_t {
     size_t response_len;
 } rm_xds_push_t;
 
+/** A workload as discovery sees it: the node's namespace and labels, and a key naming that pair ("ns\nk=v\n..."
+ *  with labels sorted) under which its WorkloadPolicy push is shared by every node of the same workload. */
+typedef struct st_rm_xds_workload_t {
+    rm_workload_t workload;
+    const char *key;
+} rm_xds_workload_t;
+
+typedef struct st_rm_xds_workload_push_t {
+    char *key;
+    rm_xds_push_t push;
+} rm_xds_workload_push_t;
+
 typedef struct st_rm_xds_push_set_t {
     uint64_t seq;
-    rm_xds_push_t types[RM_XDS_NUM_TYPES];
+    rm_xds_push_t types[RM_XDS_NUM_TYPES]; /* the shared types; types[RM_XDS_WORKLOAD_POLICY] is unused */
+    rm_mesh_model_t *model;                /* for the per-workload pushes, built on first use */
+    pthread_mutex_t workload_lock;
+    rm_xds_workload_push_t **workloads;
+    size_t num_workloads, cap_workloads;
     int refcnt; /* atomic */
 } rm_xds_push_set_t;
 
@@ -66,11 +83,17 @@ typedef enum {
 rm_xds_request_kind_t rm_xds_on_request(rm_xds_stream_state_t *st, const char *type_url, const char *version,
                                         const char *nonce, int is_nack, int *type_out);
 
-/** Returns the next type to push to this stream from `set` (a subscribed type whose current version differs
- *  from what was last sent), or -1 when the stream is up to date. */
-int rm_xds_next_push(const rm_xds_stream_state_t *st, const rm_xds_push_set_t *set);
+/** The push of `type` for workload `w` (used only for RM_XDS_WORKLOAD_POLICY, which is built on first use and
+ *  shared by the nodes of one workload). The pointer stays valid while the set lives. NULL when out of memory or
+ *  when `w` is NULL for the per-workload type. Thread-safe. */
+const rm_xds_push_t *rm_xds_push_get(rm_xds_push_set_t *set, int type, const rm_xds_workload_t *w);
 
-/** Records that `set`'s push of `type` was sent. */
-void rm_xds_mark_sent(rm_xds_stream_state_t *st, int type, const rm_xds_push_set_t *set);
+/** Returns the next type to push to this stream from `set` (a subscribed type whose current version differs
+ *  from what was last sent) and its push in *push, or -1 when the stream is up to date. */
+int rm_xds_next_push(const rm_xds_stream_state_t *st, rm_xds_push_set_t *set, const rm_xds_workload_t *w,
+                     const rm_xds_push_t **push);
+
+/** Records that `push` (of `type`) was sent. */
+void rm_xds_mark_sent(rm_xds_stream_state_t *st, int type, const rm_xds_push_t *push);
 
 #endif

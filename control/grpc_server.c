@@ -55,7 +55,6 @@ struct st_rm_control_server_t {
     /* Server-thread state. */
     rm_mesh_model_t *model;
     rm_xds_push_set_t *set;
-    grpc_slice slices[RM_XDS_NUM_TYPES]; /* set's responses, shared by every stream's sends */
     uint64_t seq;
     stream_t *streams; /* doubly linked */
     unsigned num_streams;
@@ -102,6 +101,9 @@ struct st_stream_t {
     char node_id[254];
     int have_node;
     rm_xds_stream_state_t xds;
+    rm_xds_workload_t workload; /* the node's namespace and labels (owned), for its WorkloadPolicy */
+    rm_label_t *labels;
+    char *workload_key;
 
     tag_t start_tag, read_tag, write_tag, close_tag, status_tag;
     int pending; /* batches in flight */
@@ -283,6 +285,12 @@ static void stream_maybe_free(stream_t *s)
         rm_log_bool(&l, "cancelled", s->cancelled);
         rm_log_end(&l);
     }
+    for (size_t i = 0; i < s->workload.workload.num_labels; i++) {
+        free(s->labels[i].key);
+        free(s->labels[i].value);
+    }
+    free(s->labels);
+    free(s->workload_key);
     if (s->recv != NULL)
         grpc_byte_buffer_destroy(s->recv);
     if (s->sending != NULL)
@@ -337,6 +345,11 @@ static void stream_finish(stream_t *s, grpc_status_code status, const char *deta
         s->pending++;
 }
 
+static void unref_set_cb(void *p)
+{
+    rm_xds_push_set_unref(p);
+}
+
 static void stream_maybe_push(stream_t *s)
 {
     rm_control_server_t *srv = s->srv;
@@ -345,9 +358,14 @@ static void stream_maybe_push(stream_t *s)
 
     if (s->writing || s->status_sent || s->closed || !s->have_node)
         return;
-    if ((t = rm_xds_next_push(&s->xds, srv->set)) < 0)
+    const rm_xds_push_t *push;
+    if ((t = rm_xds_next_push(&s->xds, srv->set, &s->workload, &push)) < 0)
         return;
-    s->sending = grpc_raw_byte_buffer_create(&srv->slices[t], 1);
+    /* the slice holds a reference on the set, so the bytes outlive a newer change while the send is in flight */
+    grpc_slice slice =
+        grpc_slice_new_with_user_data(push->response, push->response_len, unref_set_cb, rm_xds_push_set_ref(srv->set));
+    s->sending = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_SEND_MESSAGE;
     op.data.send_message.send_message = s->sending;
@@ -358,15 +376,15 @@ static void stream_maybe_push(stream_t *s)
     }
     s->pending++;
     s->writing = 1;
-    rm_xds_mark_sent(&s->xds, t, srv->set);
+    rm_xds_mark_sent(&s->xds, t, push);
     stats_add(srv, &srv->stats.pushes[t], 1);
     if (rm_log_enabled(RM_LOG_DEBUG)) {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_DEBUG, "config_pushed");
         rm_log_str(&l, "node", s->node_id);
         rm_log_str(&l, "type", rm_xds_type_name(t));
-        rm_log_str(&l, "version", srv->set->types[t].version);
-        rm_log_str(&l, "nonce", srv->set->types[t].nonce);
+        rm_log_str(&l, "version", push->version);
+        rm_log_str(&l, "nonce", push->nonce);
         rm_log_end(&l);
     }
 }
@@ -397,6 +415,42 @@ static void stream_start_read(stream_t *s)
         s->pending++;
 }
 
+static int cmp_label(const void *a, const void *b)
+{
+    const rm_label_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c != 0 ? c : strcmp(x->value, y->value);
+}
+
+/* The node's workload: its namespace and labels, and the key its WorkloadPolicy push is shared under. */
+static int set_workload(stream_t *s, const Ringmesh__V1__Node *node)
+{
+    size_t n = node->n_labels, klen = strlen(s->ns) + 2;
+    if (n > 0 && (s->labels = calloc(n, sizeof(*s->labels))) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = node->labels[i]->key != NULL ? node->labels[i]->key : "";
+        const char *v = node->labels[i]->value != NULL ? node->labels[i]->value : "";
+        if ((s->labels[i].key = strdup(k)) == NULL || (s->labels[i].value = strdup(v)) == NULL) {
+            free(s->labels[i].key);
+            return -ENOMEM;
+        }
+        s->workload.workload.num_labels++;
+        klen += strlen(k) + strlen(v) + 2;
+    }
+    if (n > 1)
+        qsort(s->labels, n, sizeof(*s->labels), cmp_label);
+    if ((s->workload_key = malloc(klen)) == NULL)
+        return -ENOMEM;
+    size_t o = (size_t)snprintf(s->workload_key, klen, "%s\n", s->ns);
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(s->workload_key + o, klen - o, "%s=%s\n", s->labels[i].key, s->labels[i].value);
+    s->workload.workload.namespace_ = s->ns;
+    s->workload.workload.labels = s->labels;
+    s->workload.key = s->workload_key;
+    return 0;
+}
+
 /* Checks the node against the SVID the stream was opened with. Returns NULL or the reason for refusing. */
 static const char *check_node(stream_t *s, const Ringmesh__V1__Node *node, char *buf, size_t size)
 {
@@ -410,6 +464,10 @@ static const char *check_node(stream_t *s, const Ringmesh__V1__Node *node, char 
         return buf;
     }
     snprintf(s->node_id, sizeof(s->node_id), "%s", node->id != NULL && node->id[0] != '\0' ? node->id : s->peer);
+    if (node->n_labels > 256)
+        return "the node has more than 256 labels";
+    if (set_workload(s, node) != 0)
+        return "out of memory";
     return NULL;
 }
 
@@ -651,19 +709,10 @@ static void request_other(rm_control_server_t *srv)
 
 /* ---- configuration changes ---- */
 
-static void release_slices(rm_control_server_t *srv)
+static void release_set(rm_control_server_t *srv)
 {
-    if (srv->set == NULL)
-        return;
-    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        grpc_slice_unref(srv->slices[t]);
     rm_xds_push_set_unref(srv->set);
     srv->set = NULL;
-}
-
-static void unref_set_cb(void *p)
-{
-    rm_xds_push_set_unref(p);
 }
 
 /* Builds the push set for `model` and pushes it to every stream. Takes the caller's model reference. */
@@ -682,13 +731,8 @@ static void install_model(rm_control_server_t *srv, rm_mesh_model_t *model)
         rm_mesh_model_unref(model);
         return;
     }
-    release_slices(srv);
+    release_set(srv);
     srv->set = set;
-    for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
-        /* Each slice holds a reference on the set, so a send in flight keeps its bytes after a newer change. */
-        srv->slices[t] = grpc_slice_new_with_user_data(set->types[t].response, set->types[t].response_len, unref_set_cb,
-                                                       rm_xds_push_set_ref(set));
-    }
     rm_mesh_model_unref(srv->model);
     srv->model = model;
     pthread_mutex_lock(&srv->mutex);
@@ -913,7 +957,7 @@ void rm_control_server_stop(rm_control_server_t *srv)
     pthread_join(srv->thread, NULL);
     grpc_server_destroy(srv->server);
     grpc_completion_queue_destroy(srv->cq);
-    release_slices(srv);
+    release_set(srv);
     rm_mesh_model_unref(srv->model);
     rm_mesh_model_unref(srv->incoming);
     pthread_mutex_destroy(&srv->mutex);

@@ -34,6 +34,8 @@ static void model_free(rm_mesh_model_t *m)
 {
     free(m->version);
     free(m->settings.trust_domain);
+    free(m->settings.root_namespace);
+    rm_policy_set_clear(&m->policies);
     for (size_t i = 0; i < m->num_services; i++)
         rm__model_service_clear(&m->services[i]);
     free(m->services);
@@ -59,6 +61,13 @@ rm_mesh_model_t *rm__mesh_model_new(void)
         free(m);
         return NULL;
     }
+    if ((m->settings.root_namespace = strdup(RM_MODEL_DEFAULT_ROOT_NAMESPACE)) == NULL) {
+        free(m->settings.trust_domain);
+        free(m);
+        return NULL;
+    }
+    m->settings.default_action = RM_AUTHZ_DENY;
+    m->settings.log_allowed_sample = 1;
     m->settings.inbound_mode = RM_MODEL_MTLS_STRICT;
     m->settings.access_log = 1;
     m->settings.svid_ttl = RM_MODEL_DEFAULT_SVID_TTL;
@@ -136,6 +145,20 @@ static int cmp_service(const void *x, const void *y)
     return c != 0 ? c : strcmp(a->name, b->name);
 }
 
+static int cmp_authz_policy(const void *x, const void *y)
+{
+    const rm_authz_policy_t *a = x, *b = y;
+    int c = strcmp(a->namespace_, b->namespace_);
+    return c != 0 ? c : strcmp(a->name, b->name);
+}
+
+static int cmp_peer_authn(const void *x, const void *y)
+{
+    const rm_peer_authn_t *a = x, *b = y;
+    int c = strcmp(a->namespace_, b->namespace_);
+    return c != 0 ? c : strcmp(a->name, b->name);
+}
+
 /* ---------------------------------------------------------------------------------------------------------
  * Canonical serialization and version.
  * ------------------------------------------------------------------------------------------------------- */
@@ -185,6 +208,75 @@ static void ser_int(ser_buf_t *b, const char *tag, int64_t v)
     ser_raw(b, tmp, (size_t)n);
 }
 
+static void ser_list(ser_buf_t *b, const char *tag, const rm_strlist_t *l)
+{
+    ser_int(b, tag, (int64_t)l->n);
+    for (size_t i = 0; i < l->n; i++)
+        ser_str(b, "v", l->v[i]);
+}
+
+/* Every field of every policy (where it was read excepted). */
+static void ser_policies(ser_buf_t *b, const rm_policy_set_t *set)
+{
+    ser_int(b, "authorizationPolicies", (int64_t)set->num_policies);
+    for (size_t i = 0; i < set->num_policies; i++) {
+        const rm_authz_policy_t *p = &set->policies[i];
+        ser_str(b, "namespace", p->namespace_);
+        ser_str(b, "name", p->name);
+        ser_int(b, "hasSelector", p->has_selector);
+        ser_int(b, "matchLabels", (int64_t)p->num_match_labels);
+        for (size_t k = 0; k < p->num_match_labels; k++) {
+            ser_str(b, "key", p->match_labels[k].key);
+            ser_str(b, "value", p->match_labels[k].value);
+        }
+        ser_int(b, "action", p->action);
+        ser_int(b, "dryRun", p->dry_run);
+        ser_int(b, "logAllowed", p->log_allowed);
+        ser_int(b, "rules", (int64_t)p->num_rules);
+        for (size_t r = 0; r < p->num_rules; r++) {
+            const rm_authz_rule_t *ru = &p->rules[r];
+            ser_int(b, "from", (int64_t)ru->num_from);
+            for (size_t k = 0; k < ru->num_from; k++) {
+                const rm_authz_source_t *s = &ru->from[k];
+                ser_list(b, "principals", &s->principals), ser_list(b, "notPrincipals", &s->not_principals);
+                ser_list(b, "namespaces", &s->namespaces), ser_list(b, "notNamespaces", &s->not_namespaces);
+                ser_list(b, "ipBlocks", &s->ip_blocks), ser_list(b, "notIpBlocks", &s->not_ip_blocks);
+            }
+            ser_int(b, "to", (int64_t)ru->num_to);
+            for (size_t k = 0; k < ru->num_to; k++) {
+                const rm_authz_operation_t *o = &ru->to[k];
+                ser_list(b, "hosts", &o->hosts), ser_list(b, "notHosts", &o->not_hosts);
+                ser_list(b, "ports", &o->ports), ser_list(b, "notPorts", &o->not_ports);
+                ser_list(b, "methods", &o->methods), ser_list(b, "notMethods", &o->not_methods);
+                ser_list(b, "paths", &o->paths), ser_list(b, "notPaths", &o->not_paths);
+            }
+            ser_int(b, "when", (int64_t)ru->num_when);
+            for (size_t k = 0; k < ru->num_when; k++) {
+                ser_str(b, "key", ru->when[k].key);
+                ser_list(b, "values", &ru->when[k].values), ser_list(b, "notValues", &ru->when[k].not_values);
+            }
+        }
+    }
+    ser_int(b, "peerAuthentications", (int64_t)set->num_peer_authns);
+    for (size_t i = 0; i < set->num_peer_authns; i++) {
+        const rm_peer_authn_t *p = &set->peer_authns[i];
+        ser_str(b, "namespace", p->namespace_);
+        ser_str(b, "name", p->name);
+        ser_int(b, "hasSelector", p->has_selector);
+        ser_int(b, "matchLabels", (int64_t)p->num_match_labels);
+        for (size_t k = 0; k < p->num_match_labels; k++) {
+            ser_str(b, "key", p->match_labels[k].key);
+            ser_str(b, "value", p->match_labels[k].value);
+        }
+        ser_int(b, "mode", p->mode);
+        ser_int(b, "portModes", (int64_t)p->num_port_modes);
+        for (size_t k = 0; k < p->num_port_modes; k++) {
+            ser_int(b, "port", p->port_modes[k].port);
+            ser_int(b, "mode", p->port_modes[k].mode);
+        }
+    }
+}
+
 int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_len)
 {
     ser_buf_t b = {NULL, 0, 0, 0};
@@ -197,6 +289,11 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
     ser_int(&b, "idleTimeoutMs", s->idle_timeout_ms);
     ser_int(&b, "accessLog", s->access_log ? 1 : 0);
     ser_int(&b, "svidTTL", s->svid_ttl);
+    ser_str(&b, "rootNamespace", s->root_namespace);
+    ser_int(&b, "defaultAction", (int64_t)s->default_action);
+    ser_int(&b, "logAllowed", s->log_allowed ? 1 : 0);
+    ser_int(&b, "logAllowedSamplePpm", (int64_t)(s->log_allowed_sample * 1e6));
+    ser_policies(&b, &m->policies);
     ser_int(&b, "services", (int64_t)m->num_services);
     for (size_t i = 0; i < m->num_services; i++) {
         const rm_model_service_t *svc = &m->services[i];
@@ -235,6 +332,10 @@ int rm__mesh_model_seal(rm_mesh_model_t *m)
     }
     if (m->num_services > 1)
         qsort(m->services, m->num_services, sizeof(m->services[0]), cmp_service);
+    if (m->policies.num_policies > 1)
+        qsort(m->policies.policies, m->policies.num_policies, sizeof(m->policies.policies[0]), cmp_authz_policy);
+    if (m->policies.num_peer_authns > 1)
+        qsort(m->policies.peer_authns, m->policies.num_peer_authns, sizeof(m->policies.peer_authns[0]), cmp_peer_authn);
 
     if ((ret = rm__mesh_model_serialize(m, &ser, &ser_len)) != 0)
         return ret;

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringmesh/policy.h"
+
 typedef enum {
     RM_MODEL_MTLS_UNSPECIFIED = 0,
     RM_MODEL_MTLS_STRICT = 1,
@@ -24,6 +26,10 @@ typedef struct st_rm_mesh_settings_t {
     uint32_t idle_timeout_ms;          /* default 0: the proxies' own */
     int access_log;                    /* default 1 */
     int64_t svid_ttl;                  /* seconds, default 86400, at least 300 */
+    char *root_namespace;              /* default "ringmesh-system": its policies without selector are mesh-wide */
+    rm_authz_action_t default_action;  /* authorization.defaultAction: DENY (default) or ALLOW */
+    int log_allowed;                   /* authorization.logAllowed, default 0 */
+    double log_allowed_sample;         /* authorization.logAllowedSampleRate, default 1 */
 } rm_mesh_settings_t;
 
 /** A service (kind Service): reachable at addresses x ports; in the mesh unless inMesh is false. */
@@ -45,6 +51,7 @@ typedef struct st_rm_mesh_model_t {
     rm_mesh_settings_t settings;
     rm_model_service_t *services; /* sorted by namespace, then name */
     size_t num_services;
+    rm_policy_set_t policies; /* AuthorizationPolicy / PeerAuthentication, validated, sorted by namespace, name */
     /* private */
     int refcnt;
 } rm_mesh_model_t;

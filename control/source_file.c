@@ -79,8 +79,16 @@ typedef struct st_raw_mtls_t {
     char *mode;
 } raw_mtls_t;
 
+typedef struct st_raw_authz_t {
+    char *default_action;
+    char *log_allowed;
+    char *log_allowed_sample_rate;
+} raw_authz_t;
+
 typedef struct st_raw_mesh_spec_t {
     char *trust_domain;
+    char *root_namespace;
+    raw_authz_t *authorization;
     raw_mtls_t *mtls;
     char *svid_ttl;
     char *connect_timeout;
@@ -135,8 +143,17 @@ static const cyaml_schema_field_t mtls_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t authz_fields[] = {
+    STR("defaultAction", raw_authz_t, default_action),
+    STR("logAllowed", raw_authz_t, log_allowed),
+    STR("logAllowedSampleRate", raw_authz_t, log_allowed_sample_rate),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t mesh_spec_fields[] = {
     STR("trustDomain", raw_mesh_spec_t, trust_domain),
+    STR("rootNamespace", raw_mesh_spec_t, root_namespace),
+    CYAML_FIELD_MAPPING_PTR("authorization", OPT_NULL, raw_mesh_spec_t, authorization, authz_fields),
     CYAML_FIELD_MAPPING_PTR("mtls", OPT_NULL, raw_mesh_spec_t, mtls, mtls_fields),
     STR("svidTTL", raw_mesh_spec_t, svid_ttl),
     STR("connectTimeout", raw_mesh_spec_t, connect_timeout),
@@ -342,6 +359,7 @@ typedef struct st_loader_t {
     rm_mesh_settings_t settings;
     pending_service_t *services; /* in reading order */
     size_t num_services, cap_services;
+    rm_policy_set_t policies; /* AuthorizationPolicy and PeerAuthentication documents, read by lib/policy_yaml.c */
 } loader_t;
 
 typedef struct st_file_ctx_t {
@@ -992,6 +1010,39 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
                                quoted(q, sizeof(q), spec->svid_ttl));
         s->svid_ttl = (int64_t)(ms / 1000);
     }
+    if (spec->root_namespace != NULL) {
+        if (!dns_label_ok(spec->root_namespace, strlen(spec->root_namespace)))
+            return value_error(ctx, "spec.rootNamespace", "%s is not a namespace name (DNS label)",
+                               quoted(q, sizeof(q), spec->root_namespace));
+        char *rn = strdup(spec->root_namespace);
+        if (rn == NULL)
+            return value_error(ctx, "spec.rootNamespace", "out of memory");
+        free(s->root_namespace);
+        s->root_namespace = rn;
+    }
+    if (spec->authorization != NULL) {
+        const raw_authz_t *a = spec->authorization;
+        if (a->default_action != NULL) {
+            if (strcmp(a->default_action, "DENY") == 0)
+                s->default_action = RM_AUTHZ_DENY;
+            else if (strcmp(a->default_action, "ALLOW") == 0)
+                s->default_action = RM_AUTHZ_ALLOW;
+            else
+                return value_error(ctx, "spec.authorization.defaultAction", "%s is not DENY or ALLOW",
+                                   quoted(q, sizeof(q), a->default_action));
+        }
+        if ((ret = conv_bool(ctx, "spec.authorization.logAllowed", a->log_allowed, &s->log_allowed)) != 0)
+            return ret;
+        if (a->log_allowed_sample_rate != NULL) {
+            char *end;
+            double v = strtod(a->log_allowed_sample_rate, &end);
+            if (end == a->log_allowed_sample_rate || *end != '\0' || !(v > 0 && v <= 1))
+                return value_error(ctx, "spec.authorization.logAllowedSampleRate",
+                                   "%s is not a fraction in (0, 1] (e.g. 0.01 logs one allowed request in 100)",
+                                   quoted(q, sizeof(q), a->log_allowed_sample_rate));
+            s->log_allowed_sample = v;
+        }
+    }
     if ((ret = conv_timeout(ctx, "spec.connectTimeout", spec->connect_timeout, &s->connect_timeout_ms)) != 0 ||
         (ret = conv_timeout(ctx, "spec.idleTimeout", spec->idle_timeout, &s->idle_timeout_ms)) != 0 ||
         (ret = conv_bool(ctx, "spec.accessLog", spec->access_log, &s->access_log)) != 0)
@@ -1294,6 +1345,10 @@ static int load_document(file_ctx_t *ctx, size_t end)
     cyaml_err_t cerr;
     int ret = 0;
 
+    /* policies are read by the policy loader, which understands Istio's API versions too (load_file_data) */
+    if (ctx->doc->kind != NULL &&
+        (strcmp(ctx->doc->kind, "AuthorizationPolicy") == 0 || strcmp(ctx->doc->kind, "PeerAuthentication") == 0))
+        return 0;
     if ((kind = document_kind(ctx, &ret)) == NULL)
         return ret;
     if ((cap = calloc(1, sizeof(*cap))) == NULL)
@@ -1321,6 +1376,59 @@ Exit:
     return ret;
 }
 
+/* Copies the first error of `diags` (they come in text order) into the loader's error. */
+static int policy_error(loader_t *ld, const rm_policy_diags_t *diags)
+{
+    for (size_t i = 0; i < diags->n; i++) {
+        const rm_policy_diag_t *d = &diags->d[i];
+        if (d->warning)
+            continue;
+        return set_error(ld->err, RM_ERR_CONFIG_VALUE, d->file != NULL ? d->file : "",
+                         (rm_yaml_pos_t){d->line, d->column}, d->path, "%s", d->message);
+    }
+    return 0;
+}
+
+/* The file's AuthorizationPolicy and PeerAuthentication documents; any error rejects the whole change, so a policy
+ * that fails validation never reaches a sidecar and the last good configuration stays in force. */
+static int load_policies(loader_t *ld, size_t file_index, const char *data, size_t len)
+{
+    rm_policy_diags_t diags = {0};
+    int ret = rm_policy_load_yaml(&ld->policies, data, len, ld->files[file_index], 0, &diags);
+    if (ret == -ENOMEM)
+        ret = set_error(ld->err, RM_ERR_CONFIG_IO, ld->files[file_index], (rm_yaml_pos_t){0, 0}, NULL, "out of memory");
+    else if (ret > 0)
+        ret = policy_error(ld, &diags);
+    rm_policy_diags_clear(&diags);
+    return ret;
+}
+
+/* Checks across files: a namespace/name defined twice is an error; warnings (rules that can never match, HTTP
+ * fields on TCP) are logged, once per accepted change. */
+static int check_policies(loader_t *ld)
+{
+    rm_policy_diags_t diags = {0};
+    int ret = 0;
+    rm_policy_lint(&ld->policies, &diags);
+    if (diags.num_errors > 0) {
+        ret = policy_error(ld, &diags);
+    } else {
+        for (size_t i = 0; i < diags.n; i++) {
+            char msg[2048];
+            rm_log_line_t l;
+            rm_policy_diag_format(&diags.d[i], msg, sizeof(msg));
+            rm_log_begin(&l, RM_LOG_WARN, "policy_warning");
+            rm_log_str(&l, "file", diags.d[i].file);
+            rm_log_uint(&l, "line", diags.d[i].line);
+            rm_log_str(&l, "field", diags.d[i].path);
+            rm_log_str(&l, "message", msg);
+            rm_log_end(&l);
+        }
+    }
+    rm_policy_diags_clear(&diags);
+    return ret;
+}
+
 static int load_file_data(loader_t *ld, size_t file_index, const char *data, size_t len)
 {
     file_ctx_t ctx = {.ld = ld, .file_index = file_index, .file = ld->files[file_index], .data = data, .len = len};
@@ -1338,6 +1446,7 @@ static int load_file_data(loader_t *ld, size_t file_index, const char *data, siz
         if ((ret = load_document(&ctx, end)) != 0)
             goto Exit;
     }
+    ret = load_policies(ld, file_index, data, len);
 
 Exit:
     for (size_t d = 0; d < ctx.num_docs; d++) {
@@ -1554,9 +1663,14 @@ static int build_model(loader_t *ld, rm_mesh_model_t **out)
     if ((m = rm__mesh_model_new()) == NULL)
         goto NoMem;
     free(m->settings.trust_domain);
+    free(m->settings.root_namespace);
     m->settings = ld->settings;
-    if ((m->settings.trust_domain = strdup(ld->settings.trust_domain)) == NULL)
+    m->settings.root_namespace = NULL;
+    if ((m->settings.trust_domain = strdup(ld->settings.trust_domain)) == NULL ||
+        (m->settings.root_namespace = strdup(ld->settings.root_namespace)) == NULL)
         goto NoMem;
+    m->policies = ld->policies; /* moved */
+    memset(&ld->policies, 0, sizeof(ld->policies));
     if (ld->num_services > 0 && (m->services = calloc(ld->num_services, sizeof(*m->services))) == NULL)
         goto NoMem;
     for (size_t i = 0; i < ld->num_services; i++) {
@@ -1604,6 +1718,8 @@ static void loader_dispose(loader_t *ld)
         pending_service_clear(&ld->services[i]);
     free(ld->services);
     free(ld->settings.trust_domain);
+    free(ld->settings.root_namespace);
+    rm_policy_set_clear(&ld->policies);
     memset(ld, 0, sizeof(*ld));
 }
 
@@ -1779,13 +1895,16 @@ static int load_dir(const char *dir, rm_mesh_model_t **out, config_error_t *err,
         ld.settings.inbound_mode = RM_MODEL_MTLS_STRICT;
         ld.settings.access_log = 1;
         ld.settings.svid_ttl = RM_MODEL_DEFAULT_SVID_TTL;
-        if ((ld.settings.trust_domain = strdup(RM_MODEL_DEFAULT_TRUST_DOMAIN)) == NULL) {
+        ld.settings.default_action = RM_AUTHZ_DENY;
+        ld.settings.log_allowed_sample = 1;
+        if ((ld.settings.trust_domain = strdup(RM_MODEL_DEFAULT_TRUST_DOMAIN)) == NULL ||
+            (ld.settings.root_namespace = strdup(RM_MODEL_DEFAULT_ROOT_NAMESPACE)) == NULL) {
             ret = set_error(err, RM_ERR_CONFIG_IO, dir, (rm_yaml_pos_t){0, 0}, NULL, "out of memory");
             break;
         }
         if ((ret = load_dir_once(dir, &ld)) == 0 && (ret = check_identities(&ld)) == 0 &&
             (ret = check_unique_services(&ld)) == 0 && (ret = check_unique_endpoints(&ld)) == 0 &&
-            (ret = build_model(&ld, out)) == 0 && num_files != NULL)
+            (ret = check_policies(&ld)) == 0 && (ret = build_model(&ld, out)) == 0 && num_files != NULL)
             *num_files = ld.num_files;
         loader_dispose(&ld);
     }

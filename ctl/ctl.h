@@ -28,7 +28,7 @@ typedef struct st_flag_t {
     const char *name; /* without the leading "--" */
     int takes_value;
     int repeatable;
-    char short_name; /* '-X' alias, 0 for none */
+    char short_name;   /* '-X' alias, 0 for none */
     const char *value; /* last value seen, "" for a boolean flag that was given, NULL when not given */
     const char *values[RM_CTL_FLAG_MAX_VALUES];
     size_t count;

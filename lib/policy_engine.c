@@ -371,18 +371,12 @@ static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
         const rm_authz_condition_t *w = &r->when[i];
         attr_t attr;
         const char *hdr;
-        char hbuf[512];
         snprintf(what, sizeof(what), "%s/%s rules[%zu].when[%zu]", p->namespace_, p->name, ri, i);
         if (w->key == NULL || condition_attr(w->key, &attr, &hdr) != 0)
             return compile_error(c, "%s: unsupported key \"%s\"", what, w->key != NULL ? w->key : "");
-        if (hdr != NULL) {
-            size_t hl = strlen(hdr) - 1;
-            if (hl >= sizeof(hbuf))
-                return compile_error(c, "%s: header name too long", what);
-            memcpy(hbuf, hdr, hl);
-            hbuf[hl] = '\0';
-            hdr = hbuf;
-        }
+        /* the name without its ']', of any length the loader accepts */
+        if (hdr != NULL && (hdr = own(c, strndup(hdr, strlen(hdr) - 1))) == NULL)
+            return c->ret;
         if ((ret = begin_group(c)) != 0 || (ret = begin_clause(c)) != 0)
             return ret;
         if (w->values.n > 0 && (ret = add_cond(c, attr, 0, &w->values, hdr, what)) != 0)

@@ -1083,10 +1083,8 @@ static int load_document(loader_t *ld, rm_policy_set_t *set, int strict_kinds)
 {
     char q[160];
     yaml_node_t *root = yaml_document_get_root_node(ld->doc);
-    if (root == NULL)
-        return 0; /* empty document */
-    if (!check_shape(ld))
-        return 0;
+    if (root == NULL || is_null(root))
+        return 0; /* empty document (a "---" followed by nothing or comments) */
     if (root->type != YAML_MAPPING_NODE) {
         report(ld, 0, root, "", "a document must be a mapping (apiVersion, kind, metadata, spec), not %s",
                type_word(root));
@@ -1104,6 +1102,8 @@ static int load_document(loader_t *ld, rm_policy_set_t *set, int strict_kinds)
                    ks != NULL ? quoted(q, sizeof(q), ks) : "missing kind");
         return 0;
     }
+    if (!check_shape(ld)) /* policies only: documents of other kinds may use aliases */
+        return 0;
     static const char *const root_keys[] = {"apiVersion", "kind", "metadata", "spec", "status", NULL};
     int ok = check_keys(ld, root, "", root_keys, NULL);
     if (api == NULL || api->type != YAML_SCALAR_NODE || !api_version_ok((const char *)api->data.scalar.value)) {

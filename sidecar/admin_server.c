@@ -103,7 +103,6 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                 "ringmesh_proxy_svid_expiry_timestamp_seconds %lld\n",
                 (long long)rm_tls_ctx_not_after(snap->client_ctx));
     if (atomic_load(&p->control.enabled)) {
-        static const char *const types[3] = {"trust_bundle", "destinations", "mesh_settings"};
         rm_control_stats_t *cs = &p->control;
         o = put(buf, len, o,
                 "# HELP ringmesh_proxy_control_plane_connected 1 while the discovery stream is up.\n"
@@ -120,13 +119,15 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
         o = put(buf, len, o,
                 "# HELP ringmesh_proxy_config_pushes_total Pushes from the control plane, by outcome.\n"
                 "# TYPE ringmesh_proxy_config_pushes_total counter\n");
-        for (int t = 0; t < 3; t++)
+        for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
             o = put(buf, len, o,
                     "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"accepted\"} %llu\n"
                     "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"rejected\"} %llu\n",
-                    types[t], (unsigned long long)atomic_load(&cs->accepted[t]), types[t],
-                    (unsigned long long)atomic_load(&cs->rejected[t]));
+                    rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->accepted[t]),
+                    rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->rejected[t]));
     }
+    if (snap->authz != NULL)
+        o = rm_authz_metrics(snap->authz, buf, len, o);
     o = put(buf, len, o,
             "# HELP ringmesh_proxy_info Static facts about this proxy.\n# TYPE ringmesh_proxy_info gauge\n"
             "ringmesh_proxy_info{io_backend=\"%s\",workers=\"%u\"} 1\n",
@@ -233,7 +234,6 @@ static const char *mode_name(rm_mtls_mode_t m)
 
 size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
 {
-    static const char *const types[3] = {"trust_bundle", "destinations", "mesh_settings"};
     rm_snapshot_t *snap = atomic_load(&p->snap); /* on worker 0's loop: valid for this iteration */
     const rm_proxy_config_t *cfg = snap->cfg;
     size_t o = 0;
@@ -251,11 +251,31 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
     if (atomic_load(&p->control.enabled)) {
         o = put(buf, len, o, ",\"control_plane\":{\"connected\":%s,\"versions\":{",
                 atomic_load(&p->control.connected) ? "true" : "false");
-        for (int t = 0; t < 3; t++) {
-            o = put(buf, len, o, "%s\"%s\":", t ? "," : "", types[t]);
+        for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
+            o = put(buf, len, o, "%s\"%s\":", t ? "," : "", rm_xds_type_name((rm_xds_type_t)t));
             o = put_json_str(buf, len, o, snap->versions[t]);
         }
         o = put(buf, len, o, "}}");
+    }
+    o = put(buf, len, o, ",\"authorization\":");
+    if (snap->authz != NULL) {
+        const rm_authz_t *az = snap->authz;
+        o = put(buf, len, o, "{\"version\":");
+        o = put_json_str(buf, len, o, az->version);
+        o = put(buf, len, o, ",\"default_action\":\"%s\",\"policies\":[",
+                rm_authz_action_name(az->wp.opts.default_action));
+        for (size_t i = 0; i < az->set.num_policies; i++) {
+            const rm_authz_policy_t *pol = &az->set.policies[i];
+            char name[600];
+            snprintf(name, sizeof(name), "%s/%s", pol->namespace_, pol->name);
+            o = put(buf, len, o, "%s{\"name\":", i ? "," : "");
+            o = put_json_str(buf, len, o, name);
+            o = put(buf, len, o, ",\"action\":\"%s\",\"rules\":%zu,\"dry_run\":%s}", rm_authz_action_name(pol->action),
+                    pol->num_rules, pol->dry_run ? "true" : "false");
+        }
+        o = put(buf, len, o, "]}");
+    } else {
+        o = put(buf, len, o, snap->authz_required ? "\"none received: inbound connections are refused\"" : "null");
     }
     o = put(buf, len, o, ",\"inbound\":{\"mode\":\"%s\",\"port_modes\":[", mode_name(cfg->inbound_mode));
     for (size_t i = 0; i < cfg->num_port_modes; i++)

@@ -54,6 +54,7 @@ struct st_rm_control_client_t {
     /* configuration: last accepted per type */
     char versions[RM_XDS_NUM_TYPES][64];
     rm_dest_table_t *dests;
+    rm_authz_t *authz; /* the WorkloadPolicy in force */
     int have_mesh;
     rm_mtls_mode_t inbound_mode;
     int have_inbound_mode;
@@ -188,7 +189,18 @@ static void publish(rm_control_client_t *cc)
         .server_ctx = cc->server_ctx,
         .no_tls_reason = cc->client_ctx == NULL ? (cc->expired_published ? "svid_expired" : "no_svid_yet") : NULL,
         .versions = (const char(*)[64])cc->versions,
+        .authz = cc->authz,
+        .authz_required = 1,
+        .port_modes = cc->authz != NULL ? cc->authz->wp.port_modes : NULL,
+        .num_port_modes = cc->authz != NULL ? cc->authz->wp.num_port_modes : 0,
     };
+    if (cc->authz != NULL && cc->authz->wp.inbound_mode != RM_PEER_MTLS_UNSET) {
+        /* PeerAuthentication for this workload, over the mesh-wide default */
+        params.have_inbound_mode = 1;
+        params.inbound_mode = cc->authz->wp.inbound_mode == RM_PEER_MTLS_PERMISSIVE ? RM_MTLS_PERMISSIVE
+                              : cc->authz->wp.inbound_mode == RM_PEER_MTLS_DISABLE  ? RM_MTLS_DISABLE
+                                                                                    : RM_MTLS_STRICT;
+    }
     rm_snapshot_t *s = rm_snapshot_derive(cc->proxy->base_snap, &params);
 
     if (s == NULL) {
@@ -386,6 +398,16 @@ static int apply_resource(rm_control_client_t *cc, int type, const Ringmesh__V1_
         free(cc->bundle_pem);
         cc->bundle_pem = joined;
         cc->bundle_len = strlen(joined);
+        return 0;
+    }
+    case RM_XDS_WORKLOAD_POLICY: {
+        rm_authz_t *a;
+        char workload[512];
+        snprintf(workload, sizeof(workload), "%s/%s", cc->node_ns, cc->node_id);
+        if ((ret = rm_authz_new(v, len, workload, res->version, &a, err, errlen)) != 0)
+            return ret;
+        rm_authz_unref(cc->authz);
+        cc->authz = a;
         return 0;
     }
     case RM_XDS_DESTINATIONS: {
@@ -767,9 +789,74 @@ static void check_expiry(rm_control_client_t *cc)
 
 /* ------------------------------------------------------------------ Discovery.Stream */
 
+#define NODE_LABELS_MAX 64
+
+typedef struct st_node_labels_t {
+    Ringmesh__V1__Node__LabelsEntry entries[NODE_LABELS_MAX];
+    Ringmesh__V1__Node__LabelsEntry *ptrs[NODE_LABELS_MAX];
+    size_t n;
+    char store[16384];
+    size_t used;
+} node_labels_t;
+
+static void add_label(node_labels_t *nl, const char *k, size_t klen, const char *v, size_t vlen)
+{
+    if (nl->n == NODE_LABELS_MAX || klen == 0 || nl->used + klen + vlen + 2 > sizeof(nl->store))
+        return;
+    for (size_t i = 0; i < nl->n; i++)
+        if (strlen(nl->entries[i].key) == klen && memcmp(nl->entries[i].key, k, klen) == 0)
+            return; /* the configuration's value wins over the file's */
+    char *ks = nl->store + nl->used;
+    memcpy(ks, k, klen);
+    ks[klen] = '\0';
+    char *vs = ks + klen + 1;
+    memcpy(vs, v, vlen);
+    vs[vlen] = '\0';
+    nl->used += klen + vlen + 2;
+    ringmesh__v1__node__labels_entry__init(&nl->entries[nl->n]);
+    nl->entries[nl->n].key = ks;
+    nl->entries[nl->n].value = vs;
+    nl->ptrs[nl->n] = &nl->entries[nl->n];
+    nl->n++;
+}
+
+/* The workload's labels (they select its policies): control.node.labels, then the downward-API file, whose lines
+ * are key="value" with Go string escapes (labels have none that matter: their values are [A-Za-z0-9._-]). */
+static void collect_labels(rm_control_client_t *cc, node_labels_t *nl)
+{
+    nl->n = nl->used = 0;
+    for (size_t i = 0; i < cc->ccfg->num_node_labels; i++) {
+        const char *l = cc->ccfg->node_labels[i], *eq = strchr(l, '=');
+        add_label(nl, l, (size_t)(eq - l), eq + 1, strlen(eq + 1));
+    }
+    if (cc->ccfg->node_labels_file == NULL)
+        return;
+    char *data = NULL;
+    size_t len = 0;
+    if (read_file(cc->ccfg->node_labels_file, &data, &len) != 0) {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_WARN, "labels_file_unreadable");
+        rm_log_str(&l, "file", cc->ccfg->node_labels_file);
+        rm_log_end(&l);
+        return;
+    }
+    for (char *line = strtok(data, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char *eq = strchr(line, '=');
+        if (eq == NULL)
+            continue;
+        char *v = eq + 1;
+        size_t vlen = strlen(v);
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"')
+            v++, vlen -= 2;
+        add_label(nl, line, (size_t)(eq - line), v, vlen);
+    }
+    free(data);
+}
+
 static void enqueue_request(rm_control_client_t *cc, int type, const char *version, const char *nonce,
                             const char *nack_reason, int with_node)
 {
+    static node_labels_t labels; /* the control thread's: only it sends requests */
     Ringmesh__V1__DiscoveryRequest req = RINGMESH__V1__DISCOVERY_REQUEST__INIT;
     Ringmesh__V1__Node node = RINGMESH__V1__NODE__INIT;
     Ringmesh__V1__ErrorDetail ed = RINGMESH__V1__ERROR_DETAIL__INIT;
@@ -781,6 +868,9 @@ static void enqueue_request(rm_control_client_t *cc, int type, const char *versi
         node.namespace_ = cc->node_ns;
         node.service_account = cc->node_sa;
         node.proxy_version = "ringmesh-proxy/0.1.0";
+        collect_labels(cc, &labels);
+        node.n_labels = labels.n;
+        node.labels = labels.ptrs;
         req.node = &node;
     }
     req.type_url = (char *)rm_xds_type_url(type);
@@ -1066,6 +1156,7 @@ void rm_control_client_stop(rm_control_client_t *cc)
     rm_tls_ctx_unref(cc->client_ctx);
     rm_tls_ctx_unref(cc->server_ctx);
     rm_dest_table_unref(cc->dests);
+    rm_authz_unref(cc->authz);
     wipe_free(cc->key_pem, cc->key_len);
     free(cc->cert_pem);
     free(cc->bundle_pem);

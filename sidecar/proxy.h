@@ -7,9 +7,11 @@
 #define RINGMESH_PROXY_H
 
 #include "io_loop.h"
+#include "proxy_authz.h"
 #include "proxy_config.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/tls.h"
+#include "ringmesh/xds.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,7 +45,9 @@ typedef struct st_rm_snapshot_t {
     rm_dest_table_t *dest_table;   /* derived: the pushed destinations, or NULL for the file's */
     rm_port_mode_t *owned_port_modes;
     const char *no_tls_reason; /* why client_ctx is NULL, for the refusal log ("svid_expired", ...) */
-    char versions[3][64];      /* of the pushed resources in force (ringmesh/xds.h order), "" when none */
+    rm_authz_t *authz;         /* the policies in force for inbound connections; NULL: none received */
+    int authz_required;        /* a control plane is configured: with authz NULL, inbound connections are refused */
+    char versions[RM_XDS_NUM_TYPES][64]; /* of the pushed resources in force (ringmesh/xds.h order), "" when none */
 } rm_snapshot_t;
 
 void rm_snapshot_ref(rm_snapshot_t *s);
@@ -61,7 +65,11 @@ typedef struct st_rm_snapshot_params_t {
     int access_log;              /* -1: the file's */
     rm_tls_ctx_t *client_ctx, *server_ctx;
     const char *no_tls_reason;
-    const char (*versions)[64]; /* 3 of them, or NULL */
+    const char (*versions)[64]; /* RM_XDS_NUM_TYPES of them, or NULL */
+    rm_authz_t *authz;          /* a reference is taken; NULL allowed */
+    int authz_required;
+    const rm_peer_port_mode_t *port_modes; /* pushed per-port modes, over the file's */
+    size_t num_port_modes;
 } rm_snapshot_params_t;
 rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_t *params);
 
@@ -116,6 +124,7 @@ struct st_rm_worker_t {
     unsigned num_admin_conns;
     int draining, stopping;
     int trim_pending; /* connections closed since memory was last given back */
+    uint64_t rng;     /* state of the sampling of allowed-decision logs */
     rm_worker_stats_t stats;
     atomic_uint_fast64_t epoch; /* loop iterations: a change means no bare snapshot pointer survives from before */
     atomic_int exited;
@@ -124,13 +133,13 @@ struct st_rm_worker_t {
 /** What the control-plane client reports, for /metrics (written by the control thread, read by worker 0). */
 typedef struct st_rm_control_stats_t {
     atomic_int enabled;
-    atomic_int connected;               /* the discovery stream is up */
-    atomic_uint_fast64_t accepted[3];   /* pushes accepted, per resource type (ringmesh/xds.h order) */
-    atomic_uint_fast64_t rejected[3];   /* pushes NACKed */
-    atomic_uint_fast64_t svid_renewals; /* SVIDs obtained */
-    atomic_uint_fast64_t svid_failures; /* Sign calls that failed */
-    atomic_int_fast64_t svid_not_after; /* of the SVID held, 0 when none */
-    atomic_int svid_expiring;           /* 1 while near expiry without a renewal */
+    atomic_int connected;                            /* the discovery stream is up */
+    atomic_uint_fast64_t accepted[RM_XDS_NUM_TYPES]; /* pushes accepted, per resource type (ringmesh/xds.h order) */
+    atomic_uint_fast64_t rejected[RM_XDS_NUM_TYPES]; /* pushes NACKed */
+    atomic_uint_fast64_t svid_renewals;              /* SVIDs obtained */
+    atomic_uint_fast64_t svid_failures;              /* Sign calls that failed */
+    atomic_int_fast64_t svid_not_after;              /* of the SVID held, 0 when none */
+    atomic_int svid_expiring;                        /* 1 while near expiry without a renewal */
 } rm_control_stats_t;
 
 struct st_rm_proxy_t {

@@ -55,6 +55,9 @@ typedef struct st_raw_node_t {
     char *id;
     char *namespace_;
     char *service_account;
+    char **labels;
+    unsigned labels_count;
+    char *labels_file;
 } raw_node_t;
 
 typedef struct st_raw_control_t {
@@ -141,6 +144,8 @@ static const cyaml_schema_field_t node_fields[] = {
     STR("id", raw_node_t, id),
     STR("namespace", raw_node_t, namespace_),
     STR("serviceAccount", raw_node_t, service_account),
+    CYAML_FIELD_SEQUENCE("labels", OPT_NULL, raw_node_t, labels, &string_entry, 0, 256),
+    STR("labelsFile", raw_node_t, labels_file),
     CYAML_FIELD_END,
 };
 
@@ -1308,8 +1313,23 @@ static int conv_control(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_confi
         ((ret = conv_string(ctx, "control.node.id", r->node->id, &c->node_id)) != 0 ||
          (ret = conv_string(ctx, "control.node.namespace", r->node->namespace_, &c->node_namespace)) != 0 ||
          (ret = conv_string(ctx, "control.node.serviceAccount", r->node->service_account, &c->node_service_account)) !=
-             0))
+             0 ||
+         (ret = conv_string(ctx, "control.node.labelsFile", r->node->labels_file, &c->node_labels_file)) != 0))
         return ret;
+    if (r->node != NULL && r->node->labels_count > 0) {
+        if ((c->node_labels = calloc(r->node->labels_count, sizeof(char *))) == NULL)
+            return value_error(ctx, "control.node.labels", "out of memory");
+        for (unsigned i = 0; i < r->node->labels_count; i++) {
+            const char *l = r->node->labels[i], *eq = strchr(l, '=');
+            char path[64];
+            snprintf(path, sizeof(path), "control.node.labels[%u]", i);
+            if (eq == NULL || eq == l)
+                return value_error(ctx, path, "\"%.100s\" is not KEY=VALUE", l);
+            if ((c->node_labels[i] = strdup(l)) == NULL)
+                return value_error(ctx, path, "out of memory");
+            c->num_node_labels++;
+        }
+    }
     if (c->address == NULL)
         return value_error(ctx, "control.address", "is required (host:port of ringmesh-control)");
     if (c->bootstrap_bundle_file == NULL)
@@ -1658,6 +1678,10 @@ void rm_proxy_config_free(rm_proxy_config_t *cfg)
         free(cfg->control->node_id);
         free(cfg->control->node_namespace);
         free(cfg->control->node_service_account);
+        for (size_t i = 0; i < cfg->control->num_node_labels; i++)
+            free(cfg->control->node_labels[i]);
+        free(cfg->control->node_labels);
+        free(cfg->control->node_labels_file);
         free(cfg->control);
     }
     free(cfg);

@@ -66,6 +66,9 @@ typedef struct st_rm_control_config_t {
     char *node_id;               /* default: $RINGMESH_POD_NAME, else the host name */
     char *node_namespace;        /* default: $RINGMESH_POD_NAMESPACE */
     char *node_service_account;  /* default: $RINGMESH_SERVICE_ACCOUNT */
+    char **node_labels;          /* "key=value": the workload's labels, which select its policies */
+    size_t num_node_labels;
+    char *node_labels_file; /* Kubernetes downward-API labels file (lines key="value"), read at each connect */
 } rm_control_config_t;
 
 typedef struct st_rm_proxy_config_t {

@@ -5,7 +5,10 @@
  * direction has ended). Making progress a function of state, not of the event that arrived, keeps half-close,
  * errors and timeouts in one place. */
 #include "proxy.h"
+#include "h2_filter.h"
+#include "http1_filter.h"
 #include "ringmesh/buffer_pool.h"
+#include "ringmesh/bytebuf.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 
@@ -55,6 +58,28 @@ typedef struct st_rm_pipe_t {
     uint64_t bytes;
 } rm_pipe_t;
 
+typedef enum {
+    AUTHZ_OFF = 0, /* outbound, or a proxy without a control plane: no policy to apply */
+    AUTHZ_PENDING, /* inbound, not decided yet (waiting for the peer's identity or the protocol) */
+    AUTHZ_DONE,    /* the connection was allowed as a whole */
+    AUTHZ_HTTP,    /* every request is decided (l7 holds the filter) */
+} authz_state_t;
+
+#define L7_BACKLOG (64u * 1024) /* filter output a direction may hold before its input stops being read */
+
+/* An inbound HTTP/1.x or HTTP/2 connection whose requests (streams) are decided one by one. The filter's output goes
+ * through staging pipes so that a send in flight always reads a buffer that stays put. */
+typedef struct st_rm_l7_t {
+    int http2;
+    union {
+        rm_http1_filter_t h1;
+        rm_h2_filter_t h2;
+    };
+    rm_bytebuf_t to_app, to_client;
+    rm_pipe_t app_out, client_out;
+    int result; /* the filter's sticky result: 0, RM_HTTP1_FILTER_CLOSE or a negative error */
+} rm_l7_t;
+
 struct st_rm_conn_t {
     rm_worker_t *w;
     rm_conn_t *prev, *next;
@@ -76,6 +101,8 @@ struct st_rm_conn_t {
     int counted; /* holds a slot of maxConnections */
     int rejected_logged;
     int up_connecting;
+    authz_state_t authz_state;
+    rm_l7_t *l7;
 };
 
 static void conn_progress(rm_conn_t *c);
@@ -185,8 +212,8 @@ static void log_access(rm_conn_t *c)
         rm_log_str(&l, "tls_version", tls != NULL ? rm_tls_version(tls) : NULL);
     }
     /* sent/received from the point of view of the connection's originator (the downstream side) */
-    rm_log_uint(&l, "bytes_sent", c->d2u.bytes);
-    rm_log_uint(&l, "bytes_received", c->u2d.bytes);
+    rm_log_uint(&l, "bytes_sent", c->d2u.bytes + (c->l7 != NULL ? c->l7->app_out.bytes : 0));
+    rm_log_uint(&l, "bytes_received", c->u2d.bytes + (c->l7 != NULL ? c->l7->client_out.bytes : 0));
     rm_log_uint(&l, "duration_ms", rm_loop_now_ms(c->w->loop) - c->started_ms);
     rm_log_str(&l, "close", close_names[c->close_reason]);
     rm_log_end(&l);
@@ -383,7 +410,7 @@ static void on_up_send(rm_io_op_t *op, int res)
 {
     rm_side_t *s = rm_container_of(op, rm_side_t, wr_op);
     rm_conn_t *c = SIDE_CONN(s, up);
-    side_send_done(c, s, &c->d2u, res);
+    side_send_done(c, s, c->l7 != NULL ? &c->l7->app_out : &c->d2u, res);
 }
 
 static void on_up_connect(rm_io_op_t *op, int res)
@@ -492,8 +519,8 @@ static int tls_output_pending(rm_side_t *s)
     return n != 0;
 }
 
-/* Moves one direction along: src -> pipe -> dst. Returns 0 or an error that ends the connection. */
-static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
+/* Fills a pipe from its source side. Returns 0 or an error that ends the connection. */
+static int pump_fill(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe)
 {
     int ret;
 
@@ -527,6 +554,13 @@ static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
             return ret;
         }
     }
+    return 0;
+}
+
+/* Drains a pipe into its destination side, ending that direction once the pipe's source has ended. */
+static int pump_drain(rm_conn_t *c, rm_pipe_t *pipe, rm_side_t *dst)
+{
+    int ret;
 
     /* drain the pipe into dst */
     if (!dst->ready)
@@ -564,6 +598,15 @@ static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
         }
     }
     return 0;
+}
+
+/* Moves one direction along: src -> pipe -> dst. Returns 0 or an error that ends the connection. */
+static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
+{
+    int ret;
+    if ((ret = pump_fill(c, src, pipe)) != 0)
+        return ret;
+    return pump_drain(c, pipe, dst);
 }
 
 static int direction_done(rm_side_t *dst, rm_pipe_t *pipe)
@@ -684,6 +727,271 @@ static void log_conn_error(rm_conn_t *c, int err)
     rm_log_end(&l);
 }
 
+/* ------------------------------------------------------------------ authorization (inbound) */
+
+static void sockaddr_ip16(const rm_sockaddr_t *a, uint8_t out[16], uint8_t *have)
+{
+    *have = 0;
+    if (a->len == 0)
+        return;
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &in->sin_addr, 4);
+        *have = 1;
+    } else if (a->ss.ss_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
+        *have = 1;
+    }
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *ss);
+
+/* The attributes a decision is made on: who the peer is (its SVID, when mTLS), where it comes from, which port of
+ * the app it reaches, and the request when there is one. */
+static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, rm_authz_attrs_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->principal = c->mode == MODE_MTLS ? peer_id_of(c) : NULL;
+    sockaddr_ip16(&c->src, a->source_ip, &a->have_source_ip);
+    sockaddr_ip16(&c->orig_dst, a->destination_ip, &a->have_destination_ip);
+    a->destination_port = sockaddr_port(c->explicit_cfg != NULL ? &c->target.ss : &c->orig_dst.ss);
+    a->http = req;
+}
+
+/* A uniform value in [0, 1) for the sampling of allowed-decision logs (xorshift64*, per worker). */
+static double worker_random(rm_worker_t *w)
+{
+    uint64_t x = w->rng != 0 ? w->rng : (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return (double)((x * 0x2545f4914f6cdd1dULL) >> 11) / 9007199254740992.0;
+}
+
+/* Decides a connection (req NULL) or one request, logs and counts the decision. Returns 1 to allow. */
+static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
+{
+    rm_authz_t *az = c->snap->authz;
+    rm_authz_attrs_t a;
+    rm_authz_decision_t d;
+
+    authz_attrs(c, req, &a);
+    if (az == NULL) {
+        /* a control plane is configured but has not said which policies apply: refuse, and say why */
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_WARN, "authz");
+        rm_log_str(&l, "decision", "deny");
+        rm_log_str(&l, "policy", NULL);
+        rm_log_str(&l, "reason", "no policy yet");
+        rm_log_str(&l, "explanation",
+                   "denied: no authorization policy has been received from the control plane yet (fail closed)");
+        rm_log_str(&l, "source_principal", a.principal);
+        rm_log_addr(&l, "source_ip", (struct sockaddr *)&c->src.ss);
+        rm_log_uint(&l, "destination_port", a.destination_port);
+        rm_log_str(&l, "protocol", req == NULL ? "tcp" : req->grpc ? "grpc" : req->http2 ? "http2" : "http1");
+        rm_log_end(&l);
+        return 0;
+    }
+    rm_authz_evaluate(az->engine, &a, worker_random(c->w), &d);
+    rm_authz_count(az, &d);
+    rm_authz_log(az, &d, &a);
+    return d.allow;
+}
+
+static rm_http_verdict_t l7_decide(void *ctx, const rm_http_request_t *req)
+{
+    return authz_decide(ctx, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
+}
+
+typedef enum { SNIFF_NEED_MORE, SNIFF_HTTP1, SNIFF_HTTP2, SNIFF_OTHER } sniff_t;
+
+/* Tells the protocol from the client's first bytes: an HTTP/1.x request line ("METHOD target HTTP/1.x"), the
+ * HTTP/2 connection preface, or anything else. Needs the whole request line before saying HTTP/1, so that a
+ * protocol whose first word happens to look like a method is not taken for HTTP. */
+static sniff_t sniff_protocol(const uint8_t *p, size_t n)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    size_t i, m = n < sizeof(preface) - 1 ? n : sizeof(preface) - 1;
+
+    if (memcmp(p, preface, m) == 0)
+        return m == sizeof(preface) - 1 ? SNIFF_HTTP2 : SNIFF_NEED_MORE;
+    for (i = 0; i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z'; i++)
+        ;
+    if (i == n)
+        return i < 24 ? SNIFF_NEED_MORE : SNIFF_OTHER;
+    if (i == 0 || p[i] != ' ')
+        return SNIFF_OTHER;
+    const uint8_t *lf = memchr(p + i, '\n', n - i);
+    if (lf == NULL)
+        return SNIFF_NEED_MORE;
+    size_t line = (size_t)(lf - p);
+    if (line > 0 && p[line - 1] == '\r')
+        line--;
+    if (line >= i + 11 && memcmp(p + line - 9, " HTTP/1.", 8) == 0) /* "... HTTP/1.x" */
+        return SNIFF_HTTP1;
+    return SNIFF_OTHER;
+}
+
+static void deny_connection(rm_conn_t *c)
+{
+    c->close_reason = CLOSE_REJECTED;
+    conn_abort(c, CLOSE_REJECTED);
+}
+
+static int start_http(rm_conn_t *c, int http2)
+{
+    int ret;
+    if ((c->l7 = calloc(1, sizeof(*c->l7))) == NULL)
+        return -ENOMEM;
+    c->l7->http2 = http2;
+    if ((ret = http2 ? rm_h2_filter_init(&c->l7->h2, l7_decide, c) : rm_http1_filter_init(&c->l7->h1, l7_decide, c)) !=
+        0) {
+        free(c->l7);
+        c->l7 = NULL;
+        return ret;
+    }
+    c->authz_state = AUTHZ_HTTP;
+    return 0;
+}
+
+static void l7_free(rm_conn_t *c)
+{
+    if (c->l7 == NULL)
+        return;
+    if (c->l7->http2)
+        rm_h2_filter_dispose(&c->l7->h2);
+    else
+        rm_http1_filter_dispose(&c->l7->h1);
+    rm_bytebuf_free(&c->l7->to_app);
+    rm_bytebuf_free(&c->l7->to_client);
+    rm_buf_put(c->l7->app_out.buf);
+    rm_buf_put(c->l7->client_out.buf);
+    free(c->l7);
+    c->l7 = NULL;
+}
+
+/* Moves a pending inbound connection towards a decision. Once the peer is known: without HTTP rules, the
+ * connection is decided at once; with them, the protocol is told from the client's first bytes (never by waiting
+ * on a timer): HTTP/1.x gets a per-request filter, anything else is decided as TCP (Istio's rule for HTTP-only
+ * fields). A server that speaks first makes it TCP too. */
+static int authz_progress(rm_conn_t *c)
+{
+    rm_authz_t *az = c->snap->authz;
+
+    if (az == NULL && !c->snap->authz_required) {
+        c->authz_state = AUTHZ_DONE;
+        return 0;
+    }
+    if (az == NULL || !rm_authz_engine_needs_http(az->engine))
+        goto DecideTcp;
+    if (c->d2u.len == 0 && (c->u2d.len > 0 || c->u2d.src_eof)) {
+        /* the app spoke first. An HTTP/2 server does that with its SETTINGS frame (9-byte header: type 4, stream
+         * 0), and its client is about to send the preface: wait for it. Anything else is a server-first protocol,
+         * which is TCP. */
+        const uint8_t *a = c->u2d.buf != NULL ? c->u2d.buf + c->u2d.off : NULL;
+        size_t n = c->u2d.len < 9 ? c->u2d.len : 9;
+        static const uint8_t settings_tail[6] = {0x04, 0, 0, 0, 0, 0}; /* type, flags, stream 0 */
+        int h2_settings = !c->u2d.src_eof && n > 0 && (n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0);
+        if (!h2_settings || (c->u2d.len >= 9 && pipe_room(&c->u2d) == 0))
+            goto DecideTcp;
+        if (!c->d2u.src_eof)
+            return 0;
+    }
+    if (c->d2u.len > 0) {
+        switch (sniff_protocol(c->d2u.buf + c->d2u.off, c->d2u.len)) {
+        case SNIFF_NEED_MORE:
+            if (!c->d2u.src_eof && pipe_room(&c->d2u) > 0)
+                return 0;
+            goto DecideTcp;
+        case SNIFF_HTTP1:
+            return start_http(c, 0);
+        case SNIFF_HTTP2:
+            return start_http(c, 1);
+        case SNIFF_OTHER:
+            goto DecideTcp;
+        }
+    }
+    if (c->d2u.src_eof)
+        goto DecideTcp;
+    return 0;
+
+DecideTcp:
+    if (authz_decide(c, NULL))
+        c->authz_state = AUTHZ_DONE;
+    else
+        deny_connection(c);
+    return 0;
+}
+
+/* Moves both directions of an HTTP connection through its filter. */
+static int pump_l7(rm_conn_t *c)
+{
+    rm_l7_t *l = c->l7;
+    int r, ret;
+
+    if ((ret = pump_fill(c, &c->down, &c->d2u)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d)) != 0)
+        return ret;
+    /* the client's bytes: requests decided, allowed ones on to the app, answers to denied ones back */
+    if (c->d2u.len > 0 && l->to_app.len < L7_BACKLOG && l->to_client.len < L7_BACKLOG) {
+        r = l->http2
+                ? rm_h2_filter_from_client(&l->h2, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app, &l->to_client)
+                : rm_http1_filter_from_client(&l->h1, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app, &l->to_client);
+        if (r == -ENOMEM)
+            return r;
+        if (r != 0 && l->result == 0)
+            l->result = r;
+        pipe_consume(&c->d2u, c->d2u.len);
+    }
+    /* the app's bytes: responses, with the answers to denied requests put in order */
+    if (c->u2d.len > 0 && l->to_client.len < L7_BACKLOG && l->to_app.len < L7_BACKLOG) {
+        r = l->http2 ? rm_h2_filter_from_app(&l->h2, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_client)
+                     : rm_http1_filter_from_app(&l->h1, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_app, &l->to_client);
+        if (r == -ENOMEM)
+            return r;
+        if (r != 0 && l->result == 0)
+            l->result = r;
+        pipe_consume(&c->u2d, c->u2d.len);
+    }
+    /* stage the output in pipes: a send in flight reads a buffer that does not move */
+    if (l->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && l->to_app.len > 0) {
+        if ((ret = pipe_reserve(&l->app_out)) != 0)
+            return ret;
+        size_t n = l->to_app.len < RM_PIPE_SIZE ? l->to_app.len : RM_PIPE_SIZE;
+        l->app_out.off = 0;
+        memcpy(l->app_out.buf, l->to_app.base, n);
+        l->app_out.len = n;
+        rm_bytebuf_consume(&l->to_app, n);
+    }
+    if (l->to_client.len > 0) {
+        if ((ret = pipe_reserve(&l->client_out)) != 0)
+            return ret;
+        if (l->client_out.len == 0)
+            l->client_out.off = 0;
+        size_t room = pipe_room(&l->client_out), n = l->to_client.len < room ? l->to_client.len : room;
+        memcpy(l->client_out.buf + l->client_out.off + l->client_out.len, l->to_client.base, n);
+        l->client_out.len += n;
+        rm_bytebuf_consume(&l->to_client, n);
+    }
+    /* ends: a direction ends once its source has ended and everything before it went out; an answer that closes
+     * (400, 431, 403 with connection: close) ends both once it has gone out */
+    int client_done = (c->d2u.src_eof && c->d2u.len == 0) || l->result != 0;
+    if (client_done && l->to_app.len == 0)
+        l->app_out.src_eof = 1;
+    if (((c->u2d.src_eof && c->u2d.len == 0) || l->result != 0) && l->to_client.len == 0)
+        l->client_out.src_eof = 1;
+    if ((ret = pump_drain(c, &l->app_out, &c->up)) != 0 || (ret = pump_drain(c, &l->client_out, &c->down)) != 0)
+        return ret;
+    if (l->result != 0 && direction_done(&c->down, &l->client_out)) {
+        /* the closing answer is out: whatever the app still does, the exchange is over */
+        c->close_reason = CLOSE_EOF;
+        c->closing = 1;
+    }
+    return 0;
+}
+
 static void conn_free(rm_conn_t *c);
 
 static void conn_progress(rm_conn_t *c)
@@ -738,18 +1046,53 @@ static void conn_progress(rm_conn_t *c)
         }
     }
 
+    /* inbound: decide on the peer as soon as it is known; nothing reaches the app before a decision */
+    if (c->authz_state == AUTHZ_PENDING && c->down.ready) {
+        if ((ret = authz_progress(c)) != 0)
+            goto Error;
+        if (c->closing) {
+            conn_progress(c);
+            return;
+        }
+    }
+
     /* inbound: connect to the app once the peer is authenticated (STRICT) or at once (PERMISSIVE, sniffing) */
     if (c->dir == DIR_INBOUND && c->up.h.fd < 0 && c->down.ready) {
         if ((ret = start_upstream_connect(c)) != 0)
             goto Error;
     }
 
-    if ((ret = pump(c, &c->down, &c->d2u, &c->up)) != 0)
-        goto Error;
-    if ((ret = pump(c, &c->up, &c->u2d, &c->down)) != 0)
-        goto Error;
+    if (c->authz_state == AUTHZ_PENDING && c->down.ready) {
+        /* waiting for the client's first bytes to tell the protocol: read both ends, forward nothing */
+        if ((ret = pump_fill(c, &c->down, &c->d2u)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d)) != 0)
+            goto Error;
+        if ((ret = authz_progress(c)) != 0)
+            goto Error;
+        if (c->closing) {
+            conn_progress(c);
+            return;
+        }
+        if (c->authz_state == AUTHZ_PENDING)
+            return;
+    }
 
-    if (direction_done(&c->up, &c->d2u) && direction_done(&c->down, &c->u2d) && !side_pending(&c->down) &&
+    if (c->l7 != NULL) {
+        if ((ret = pump_l7(c)) != 0)
+            goto Error;
+        if (c->closing) {
+            conn_progress(c);
+            return;
+        }
+    } else {
+        if ((ret = pump(c, &c->down, &c->d2u, &c->up)) != 0)
+            goto Error;
+        if ((ret = pump(c, &c->up, &c->u2d, &c->down)) != 0)
+            goto Error;
+    }
+
+    rm_pipe_t *to_up = c->l7 != NULL ? &c->l7->app_out : &c->d2u,
+              *to_down = c->l7 != NULL ? &c->l7->client_out : &c->u2d;
+    if (direction_done(&c->up, to_up) && direction_done(&c->down, to_down) && !side_pending(&c->down) &&
         !side_pending(&c->up)) {
         c->close_reason = CLOSE_EOF;
         c->closing = 1;
@@ -804,6 +1147,11 @@ static void conn_free(rm_conn_t *c)
         atomic_fetch_sub_explicit(&w->proxy->num_conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->d2u.bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->u2d.bytes, memory_order_relaxed);
+    if (c->l7 != NULL) {
+        atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->l7->app_out.bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->l7->client_out.bytes, memory_order_relaxed);
+        l7_free(c);
+    }
     rm_buf_put(c->d2u.buf);
     rm_buf_put(c->u2d.buf);
     c->d2u.buf = c->u2d.buf = NULL;
@@ -982,6 +1330,7 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
     uint16_t port;
 
     c->dir = DIR_INBOUND;
+    c->authz_state = c->snap->authz != NULL || c->snap->authz_required ? AUTHZ_PENDING : AUTHZ_OFF;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_INBOUND) {
         c->explicit_cfg = l->explicit_cfg;
         c->target = l->explicit_cfg->target;

@@ -32,6 +32,7 @@ void rm_snapshot_unref(rm_snapshot_t *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
         rm_tls_ctx_unref(s->client_ctx);
         rm_tls_ctx_unref(s->server_ctx);
+        rm_authz_unref(s->authz);
         if (s->base != NULL) {
             rm_dest_table_unref(s->dest_table);
             free(s->owned_port_modes);
@@ -89,6 +90,27 @@ rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_
     if ((s->server_ctx = params->server_ctx) != NULL)
         rm_tls_ctx_ref(s->server_ctx);
     s->no_tls_reason = params->no_tls_reason;
+    if ((s->authz = params->authz) != NULL)
+        rm_authz_ref(s->authz);
+    s->authz_required = params->authz_required;
+    if (params->num_port_modes > 0) {
+        /* the pushed per-port modes first (rm_proxy_config_port_mode takes the first match), then the file's */
+        size_t n = params->num_port_modes + base->cfg->num_port_modes;
+        if ((s->owned_port_modes = calloc(n, sizeof(*s->owned_port_modes))) == NULL) {
+            rm_snapshot_unref(s);
+            return NULL;
+        }
+        for (size_t i = 0; i < params->num_port_modes; i++) {
+            s->owned_port_modes[i].port = params->port_modes[i].port;
+            s->owned_port_modes[i].mode = params->port_modes[i].mode == RM_PEER_MTLS_PERMISSIVE ? RM_MTLS_PERMISSIVE
+                                          : params->port_modes[i].mode == RM_PEER_MTLS_DISABLE  ? RM_MTLS_DISABLE
+                                                                                                : RM_MTLS_STRICT;
+        }
+        memcpy(s->owned_port_modes + params->num_port_modes, base->cfg->port_modes,
+               base->cfg->num_port_modes * sizeof(*s->owned_port_modes));
+        s->derived_cfg.port_modes = s->owned_port_modes;
+        s->derived_cfg.num_port_modes = n;
+    }
     if (params->versions != NULL)
         memcpy(s->versions, params->versions, sizeof(s->versions));
     return s;

@@ -416,7 +416,9 @@ EOF
 # the control plane
 
 # rm_control_init: a token signing key and its JWKS ($RM_TMP/control/token-key.pem, jwks.json) and an empty mesh
-# configuration directory ($RM_TMP/control/mesh) with a MeshConfig for $RM_TRUST_DOMAIN.
+# configuration directory ($RM_TMP/control/mesh) with a MeshConfig for $RM_TRUST_DOMAIN. Workloads no policy
+# selects are allowed unless RM_DEFAULT_ACTION=DENY (the mesh's own default): tests of other features are not
+# about authorization.
 rm_control_init() {
     [ -x "$RM_CONTROL_BIN" ] || rm_skip "ringmesh-control is not built ($RM_CONTROL_BIN)"
     [ -x "$RM_CTL_BIN" ] || rm_skip "ringmeshctl is not built ($RM_CTL_BIN)"
@@ -434,6 +436,7 @@ spec:
   trustDomain: $RM_TRUST_DOMAIN
   mtls: {mode: STRICT}
   svidTTL: 1h
+  authorization: {defaultAction: ${RM_DEFAULT_ACTION:-ALLOW}}
 EOF
 }
 
@@ -752,7 +755,8 @@ rm__write_config() {
                 "$RM_CFG_CONTROL" "$dir"
             printf '  tokenFile: %s/token\n  stateDir: %s/state\n  svidTTL: "%s"\n  renewFraction: "%s"\n' \
                 "$dir" "$dir" "$RM_CFG_CTL_TTL" "$RM_CFG_CTL_RENEW"
-            printf '  node: {id: %s, namespace: %s, serviceAccount: %s}\n' "$pod" "$RM_CFG_CTL_NS" "$RM_CFG_CTL_SA"
+            printf '  node: {id: %s, namespace: %s, serviceAccount: %s, labels: [%s]}\n' "$pod" "$RM_CFG_CTL_NS" \
+                "$RM_CFG_CTL_SA" "$RM_CFG_CTL_LABELS"
         else
             printf 'tls:\n  certFile: %s/svid.pem\n  keyFile: %s/svid.key\n  bundleFile: %s/bundle.pem\n' \
                 "$dir" "$dir" "$dir"
@@ -789,7 +793,7 @@ rm__write_config() {
 
 # rm_pod_mesh POD svid=NAME bundle=CA[,CA...] [dest=VIP:PORT=ID[,ID...]]... [permissive=PORT]...
 #             [mode=STRICT|PERMISSIVE] [drain=DURATION] [td=TRUST_DOMAIN]
-# rm_pod_mesh POD control=ADDR ns=NAMESPACE sa=SERVICE_ACCOUNT [ttl=DURATION] [renew=FRACTION] ...
+# rm_pod_mesh POD control=ADDR ns=NAMESPACE sa=SERVICE_ACCOUNT [ttl=DURATION] [renew=FRACTION] [labels=k=v,k=v]
 #   (identity and destinations from the control plane at ADDR; rm_control_init first)
 # Puts the pod's SVID, key and bundle in its directory (owned by 1337, key 0600), writes its proxy.yaml
 # (rm_pod_config), installs the capture rules and starts the proxy (rm_proxy_start).
@@ -813,6 +817,7 @@ rm_pod_config() {
     RM_CFG_CTL_SA=""
     RM_CFG_CTL_TTL=0
     RM_CFG_CTL_RENEW=0.5
+    RM_CFG_CTL_LABELS=""
     for arg in "$@"; do
         case "$arg" in
         control=*) RM_CFG_CONTROL=${arg#control=} ;;
@@ -820,6 +825,7 @@ rm_pod_config() {
         sa=*) RM_CFG_CTL_SA=${arg#sa=} ;;
         ttl=*) RM_CFG_CTL_TTL=${arg#ttl=} ;;
         renew=*) RM_CFG_CTL_RENEW=${arg#renew=} ;;
+        labels=*) RM_CFG_CTL_LABELS=${arg#labels=} ;;
         svid=*) svid=${arg#svid=} ;;
         bundle=*) bundle=${arg#bundle=} ;;
         dest=*) RM_CFG_DEST+=("${arg#dest=}") ;;

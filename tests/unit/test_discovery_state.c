@@ -25,6 +25,8 @@ static void make_model(rm_mesh_model_t *m, rm_model_service_t svcs[2])
     memset(m, 0, sizeof(*m));
     memset(svcs, 0, 2 * sizeof(*svcs));
     m->version = "v-test";
+    m->refcnt = 1; /* the test's own reference: push sets take and drop theirs */
+    m->settings.root_namespace = "ringmesh-system";
     m->settings.trust_domain = "cluster.local";
     m->settings.inbound_mode = RM_MODEL_MTLS_STRICT;
     m->settings.connect_timeout_ms = 2500;
@@ -128,7 +130,7 @@ static void test_versions_follow_content(void **state)
     make_model(&m, svcs);
     assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 1, &a), 0);
     assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 2, &b), 0);
-    for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
+    for (int t = 0; t < RM_XDS_WORKLOAD_POLICY; t++) {
         assert_string_equal(a->types[t].version, b->types[t].version); /* same content, same version */
         assert_string_not_equal(a->types[t].nonce, b->types[t].nonce);
     }
@@ -162,6 +164,7 @@ static void test_ack_nack_and_versions(void **state)
     rm_model_service_t svcs[2];
     rm_xds_push_set_t *v1, *v2;
     rm_xds_stream_state_t st;
+    const rm_xds_push_t *push;
     int type;
     const char *dest_url = rm_xds_type_url(RM_XDS_DESTINATIONS);
 
@@ -170,12 +173,12 @@ static void test_ack_nack_and_versions(void **state)
     memset(&st, 0, sizeof(st));
 
     /* Nothing is pushed before a subscription. */
-    assert_int_equal(rm_xds_next_push(&st, v1), -1);
+    assert_int_equal(rm_xds_next_push(&st, v1, NULL, &push), -1);
     assert_int_equal(rm_xds_on_request(&st, dest_url, "", "", 0, &type), RM_XDS_REQ_SUBSCRIBE);
     assert_int_equal(type, RM_XDS_DESTINATIONS);
-    assert_int_equal(rm_xds_next_push(&st, v1), RM_XDS_DESTINATIONS);
-    rm_xds_mark_sent(&st, RM_XDS_DESTINATIONS, v1);
-    assert_int_equal(rm_xds_next_push(&st, v1), -1); /* sent, not pushed twice */
+    assert_int_equal(rm_xds_next_push(&st, v1, NULL, &push), RM_XDS_DESTINATIONS);
+    rm_xds_mark_sent(&st, RM_XDS_DESTINATIONS, &v1->types[RM_XDS_DESTINATIONS]);
+    assert_int_equal(rm_xds_next_push(&st, v1, NULL, &push), -1); /* sent, not pushed twice */
     assert_true(st.types[RM_XDS_DESTINATIONS].awaiting_answer);
 
     /* An answer to a nonce that is not the last one is ignored. */
@@ -191,27 +194,27 @@ static void test_ack_nack_and_versions(void **state)
     /* v2 is pushed, NACKed: the sidecar keeps v1 and v2 is not pushed again. */
     svcs[0].num_addresses = 1;
     assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 2, &v2), 0);
-    assert_int_equal(rm_xds_next_push(&st, v2), RM_XDS_DESTINATIONS);
-    rm_xds_mark_sent(&st, RM_XDS_DESTINATIONS, v2);
+    assert_int_equal(rm_xds_next_push(&st, v2, NULL, &push), RM_XDS_DESTINATIONS);
+    rm_xds_mark_sent(&st, RM_XDS_DESTINATIONS, &v2->types[RM_XDS_DESTINATIONS]);
     assert_int_equal(rm_xds_on_request(&st, dest_url, v1->types[1].version, v2->types[1].nonce, 1, &type),
                      RM_XDS_REQ_NACK);
     assert_string_equal(st.types[RM_XDS_DESTINATIONS].acked_version, v1->types[1].version);
     assert_int_equal(st.types[RM_XDS_DESTINATIONS].nacks, 1);
-    assert_int_equal(rm_xds_next_push(&st, v2), -1);
+    assert_int_equal(rm_xds_next_push(&st, v2, NULL, &push), -1);
     /* Going back to v1's content is a change from what was last sent: it is pushed. */
-    assert_int_equal(rm_xds_next_push(&st, v1), RM_XDS_DESTINATIONS);
+    assert_int_equal(rm_xds_next_push(&st, v1, NULL, &push), RM_XDS_DESTINATIONS);
 
     /* A reconnecting sidecar that already runs the current version is not pushed it again... */
     memset(&st, 0, sizeof(st));
     assert_int_equal(rm_xds_on_request(&st, dest_url, v2->types[1].version, "", 0, &type), RM_XDS_REQ_SUBSCRIBE);
-    assert_int_equal(rm_xds_next_push(&st, v2), -1);
+    assert_int_equal(rm_xds_next_push(&st, v2, NULL, &push), -1);
     /* ... but one with an older version is. */
-    assert_int_equal(rm_xds_next_push(&st, v1), RM_XDS_DESTINATIONS);
+    assert_int_equal(rm_xds_next_push(&st, v1, NULL, &push), RM_XDS_DESTINATIONS);
 
     /* Types are independent; unknown types are named as such. */
     assert_int_equal(rm_xds_on_request(&st, rm_xds_type_url(RM_XDS_TRUST_BUNDLE), "", "", 0, &type),
                      RM_XDS_REQ_SUBSCRIBE);
-    assert_int_equal(rm_xds_next_push(&st, v2), RM_XDS_TRUST_BUNDLE);
+    assert_int_equal(rm_xds_next_push(&st, v2, NULL, &push), RM_XDS_TRUST_BUNDLE);
     assert_int_equal(rm_xds_on_request(&st, "type.googleapis.com/envoy.config.cluster.v3.Cluster", "", "", 0, &type),
                      RM_XDS_REQ_UNKNOWN_TYPE);
     assert_int_equal(type, -1);
@@ -229,6 +232,109 @@ static void test_type_urls(void **state)
     assert_int_equal(rm_xds_type_from_url("type.ringmesh.io/ringmesh.v1."), -1);
 }
 
+static const char POLICIES[] = "apiVersion: security.istio.io/v1\n"
+                               "kind: AuthorizationPolicy\n"
+                               "metadata: {name: mesh-deny, namespace: ringmesh-system}\n"
+                               "spec: {action: DENY, rules: [{from: [{source: {namespaces: [evil]}}]}]}\n"
+                               "---\n"
+                               "apiVersion: security.istio.io/v1\n"
+                               "kind: AuthorizationPolicy\n"
+                               "metadata: {name: orders-only, namespace: shop}\n"
+                               "spec: {selector: {matchLabels: {app: orders}}, rules: [{}]}\n"
+                               "---\n"
+                               "apiVersion: security.istio.io/v1\n"
+                               "kind: AuthorizationPolicy\n"
+                               "metadata: {name: shop-wide, namespace: shop}\n"
+                               "spec: {action: AUDIT, rules: [{to: [{operation: {ports: ['8080']}}]}]}\n"
+                               "---\n"
+                               "apiVersion: security.istio.io/v1beta1\n"
+                               "kind: PeerAuthentication\n"
+                               "metadata: {name: orders-permissive, namespace: shop}\n"
+                               "spec: {selector: {matchLabels: {app: orders}}, mtls: {mode: PERMISSIVE}, "
+                               "portLevelMtls: {'9090': {mode: DISABLE}}}\n";
+
+/* Decodes the WorkloadPolicy a workload is pushed and returns its policy names, "ns/name,..." */
+static void workload_policy_names(rm_xds_push_set_t *set, const rm_xds_workload_t *w, char *out, size_t len,
+                                  rm_workload_policy_t *wp)
+{
+    const rm_xds_push_t *p = rm_xds_push_get(set, RM_XDS_WORKLOAD_POLICY, w);
+    assert_non_null(p);
+    Ringmesh__V1__DiscoveryResponse *r = ringmesh__v1__discovery_response__unpack(NULL, p->response_len, p->response);
+    assert_non_null(r);
+    assert_string_equal(r->type_url, rm_xds_type_url(RM_XDS_WORKLOAD_POLICY));
+    assert_int_equal(r->n_resources, 1);
+    rm_policy_set_t ps = {0};
+    char err[256];
+    assert_int_equal(
+        rm_workload_policy_decode(r->resources[0]->value.data, r->resources[0]->value.len, &ps, wp, err, sizeof(err)),
+        0);
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < ps.num_policies; i++)
+        o +=
+            (size_t)snprintf(out + o, len - o, "%s%s/%s", i ? "," : "", ps.policies[i].namespace_, ps.policies[i].name);
+    rm_policy_set_clear(&ps);
+    ringmesh__v1__discovery_response__free_unpacked(r, NULL);
+}
+
+static void test_workload_policy_per_workload(void **state)
+{
+    rm_mesh_model_t m;
+    rm_model_service_t svcs[2];
+    rm_xds_push_set_t *set;
+    rm_policy_diags_t diags = {0};
+    rm_label_t orders_labels[] = {{"app", "orders"}, {"version", "v1"}};
+    rm_xds_workload_t orders = {{"shop", orders_labels, 2}, "shop\napp=orders\nversion=v1\n"};
+    rm_xds_workload_t cart = {{"shop", NULL, 0}, "shop\n"};
+    rm_xds_workload_t web = {{"web", NULL, 0}, "web\n"};
+    rm_workload_policy_t wp;
+    char names[512];
+
+    make_model(&m, svcs);
+    assert_int_equal(rm_policy_load_yaml(&m.policies, POLICIES, strlen(POLICIES), "p.yaml", 1, &diags), 0);
+    m.settings.default_action = RM_AUTHZ_ALLOW;
+    assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 1, &set), 0);
+
+    workload_policy_names(set, &orders, names, sizeof(names), &wp);
+    assert_string_equal(names, "ringmesh-system/mesh-deny,shop/orders-only,shop/shop-wide");
+    assert_int_equal(wp.opts.default_action, RM_AUTHZ_ALLOW);
+    assert_int_equal(wp.inbound_mode, RM_PEER_MTLS_PERMISSIVE);
+    assert_int_equal(wp.num_port_modes, 1);
+    assert_int_equal(wp.port_modes[0].port, 9090);
+    assert_int_equal(wp.port_modes[0].mode, RM_PEER_MTLS_DISABLE);
+    rm_workload_policy_clear(&wp);
+
+    workload_policy_names(set, &cart, names, sizeof(names), &wp);
+    assert_string_equal(names, "ringmesh-system/mesh-deny,shop/shop-wide"); /* no app=orders label */
+    assert_int_equal(wp.inbound_mode, RM_PEER_MTLS_UNSET);
+    rm_workload_policy_clear(&wp);
+    workload_policy_names(set, &web, names, sizeof(names), &wp);
+    assert_string_equal(names, "ringmesh-system/mesh-deny");
+    rm_workload_policy_clear(&wp);
+
+    /* one encoding per workload, shared by its nodes; different workloads differ in version */
+    assert_ptr_equal(rm_xds_push_get(set, RM_XDS_WORKLOAD_POLICY, &orders),
+                     rm_xds_push_get(set, RM_XDS_WORKLOAD_POLICY, &orders));
+    assert_int_equal(set->num_workloads, 3);
+    assert_string_not_equal(rm_xds_push_get(set, RM_XDS_WORKLOAD_POLICY, &orders)->version,
+                            rm_xds_push_get(set, RM_XDS_WORKLOAD_POLICY, &web)->version);
+
+    /* a stream subscribed to the type is pushed its workload's version */
+    rm_xds_stream_state_t st;
+    const rm_xds_push_t *push;
+    int type;
+    memset(&st, 0, sizeof(st));
+    rm_xds_on_request(&st, rm_xds_type_url(RM_XDS_WORKLOAD_POLICY), "", "", 0, &type);
+    assert_int_equal(rm_xds_next_push(&st, set, &web, &push), RM_XDS_WORKLOAD_POLICY);
+    assert_ptr_equal(push, rm_xds_push_get(set, RM_XDS_WORKLOAD_POLICY, &web));
+    rm_xds_mark_sent(&st, RM_XDS_WORKLOAD_POLICY, push);
+    assert_int_equal(rm_xds_next_push(&st, set, &web, &push), -1);
+
+    rm_xds_push_set_unref(set);
+    rm_policy_set_clear(&m.policies);
+    rm_policy_diags_clear(&diags);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_no_root_no_push),
         cmocka_unit_test(test_ack_nack_and_versions),
         cmocka_unit_test(test_type_urls),
+        cmocka_unit_test(test_workload_policy_per_workload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

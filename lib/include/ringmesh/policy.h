@@ -241,6 +241,30 @@ void rm_authz_decision_explain(const rm_authz_decision_t *d, char *buf, size_t l
 const char *rm_authz_reason_word(rm_authz_reason_t r);
 const char *rm_authz_action_name(rm_authz_action_t a);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * On the wire: ringmesh.v1.WorkloadPolicy (proto/ringmesh/v1/discovery.proto), what the control plane pushes to
+ * each sidecar for its workload.
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct st_rm_workload_policy_t {
+    rm_authz_engine_opts_t opts;      /* default action and allow logging */
+    rm_peer_mtls_mode_t inbound_mode; /* RM_PEER_MTLS_UNSET: the mesh's */
+    rm_peer_port_mode_t *port_modes;  /* owned */
+    size_t num_port_modes;
+} rm_workload_policy_t;
+
+/** Serializes policies (in the given order) and settings as a WorkloadPolicy message. *out is malloc'ed.
+ *  Returns 0 or -ENOMEM. */
+int rm_workload_policy_encode(const rm_authz_policy_t *const *policies, size_t num, const rm_workload_policy_t *wp,
+                              uint8_t **out, size_t *out_len);
+
+/** Parses a WorkloadPolicy into `set` (its policies, which the caller then compiles) and `wp`. Returns 0, or
+ *  RM_ERR_POLICY_INVALID with a message in err when it is not a valid message, or -ENOMEM. */
+int rm_workload_policy_decode(const uint8_t *data, size_t len, rm_policy_set_t *set, rm_workload_policy_t *wp,
+                              char *err, size_t errlen);
+
+void rm_workload_policy_clear(rm_workload_policy_t *wp);
+
 struct st_rm_log_line_t;
 /** Adds a decision's fields to a log line (event "authz" in the proxy, and `ringmeshctl policy check -o json`):
  *  decision, reason, policy/rule, dry-run and audit details, source principal/namespace/IP, destination workload

@@ -6,14 +6,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { RM_XDS_TRUST_BUNDLE = 0, RM_XDS_DESTINATIONS, RM_XDS_MESH_SETTINGS, RM_XDS_NUM_TYPES } rm_xds_type_t;
+typedef enum {
+    RM_XDS_TRUST_BUNDLE = 0,
+    RM_XDS_DESTINATIONS,
+    RM_XDS_MESH_SETTINGS,
+    RM_XDS_WORKLOAD_POLICY, /* per workload: the authorization policies selecting it and its mTLS modes */
+    RM_XDS_NUM_TYPES
+} rm_xds_type_t;
 
 #define RM_XDS_TYPE_PREFIX "type.ringmesh.io/ringmesh.v1."
 
 /** The type URL of `t` ("type.ringmesh.io/ringmesh.v1.TrustBundle", ...). */
 const char *rm_xds_type_url(rm_xds_type_t t);
 
-/** A short name for logs and metrics ("trust_bundle", "destinations", "mesh_settings"). */
+/** A short name for logs and metrics ("trust_bundle", "destinations", "mesh_settings",
+ *  "workload_policy"). */
 const char *rm_xds_type_name(rm_xds_type_t t);
 
 /** Returns the type for a type URL, or -1 when it is not one of ours. */

@@ -1,0 +1,148 @@
+/* The proxy's side of authorization: compiling what the control plane pushed, counting and logging decisions. */
+#include "proxy_authz.h"
+
+#include "ringmesh/error.h"
+#include "ringmesh/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rm_authz_new(const uint8_t *data, size_t len, const char *workload, const char *version, rm_authz_t **out,
+                 char *err, size_t errlen)
+{
+    rm_authz_t *a;
+    const rm_authz_policy_t **list = NULL;
+    int ret;
+
+    if ((a = calloc(1, sizeof(*a))) == NULL)
+        return -ENOMEM;
+    atomic_init(&a->refs, 1);
+    snprintf(a->workload, sizeof(a->workload), "%s", workload != NULL ? workload : "");
+    snprintf(a->version, sizeof(a->version), "%s", version != NULL ? version : "");
+    if ((ret = rm_workload_policy_decode(data, len, &a->set, &a->wp, err, errlen)) != 0)
+        goto Exit;
+    ret = -ENOMEM;
+    if ((list = calloc(a->set.num_policies + 1, sizeof(*list))) == NULL ||
+        (a->rule_base = calloc(a->set.num_policies + 1, sizeof(*a->rule_base))) == NULL)
+        goto Exit;
+    a->num_slots = 1;
+    for (size_t i = 0; i < a->set.num_policies; i++) {
+        list[i] = &a->set.policies[i];
+        a->rule_base[i] = a->num_slots;
+        a->num_slots += a->set.policies[i].num_rules;
+    }
+    if ((a->counters = calloc(a->num_slots * RM_AUTHZ_COUNT_KINDS, sizeof(*a->counters))) == NULL)
+        goto Exit;
+    if ((ret = rm_authz_engine_new(&a->engine, list, a->set.num_policies, &a->wp.opts, err, errlen)) != 0)
+        goto Exit;
+Exit:
+    free(list);
+    if (ret != 0) {
+        if (ret == -ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        rm_authz_unref(a);
+        return ret;
+    }
+    *out = a;
+    return 0;
+}
+
+void rm_authz_ref(rm_authz_t *a)
+{
+    atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+}
+
+void rm_authz_unref(rm_authz_t *a)
+{
+    if (a == NULL || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    rm_authz_engine_free(a->engine);
+    rm_policy_set_clear(&a->set);
+    rm_workload_policy_clear(&a->wp);
+    free(a->rule_base);
+    free(a->counters);
+    free(a);
+}
+
+void rm_authz_count(rm_authz_t *a, const rm_authz_decision_t *d)
+{
+    size_t slot = 0;
+    int kind;
+    if (d->policy != NULL && d->rule >= 0) {
+        size_t pi = (size_t)(d->policy - a->set.policies);
+        if (pi < a->set.num_policies && (size_t)d->rule < a->set.policies[pi].num_rules)
+            slot = a->rule_base[pi] + (size_t)d->rule;
+    }
+    kind = !d->allow ? RM_AUTHZ_COUNT_DENY : d->dry_run_differs ? RM_AUTHZ_COUNT_WOULD_DENY : RM_AUTHZ_COUNT_ALLOW;
+    atomic_fetch_add_explicit(&a->counters[slot * RM_AUTHZ_COUNT_KINDS + (size_t)kind], 1, memory_order_relaxed);
+    if (d->audit_policy != NULL) {
+        size_t pi = (size_t)(d->audit_policy - a->set.policies);
+        if (pi < a->set.num_policies && d->audit_rule >= 0)
+            atomic_fetch_add_explicit(
+                &a->counters[(a->rule_base[pi] + (size_t)d->audit_rule) * RM_AUTHZ_COUNT_KINDS + RM_AUTHZ_COUNT_AUDIT],
+                1, memory_order_relaxed);
+    }
+}
+
+static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    if (o >= len)
+        return o;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + o, len - o, fmt, ap);
+    va_end(ap);
+    return n < 0 ? o : (o + (size_t)n < len ? o + (size_t)n : len);
+}
+
+size_t rm_authz_metrics(const rm_authz_t *a, char *buf, size_t len, size_t o)
+{
+    static const char *const kinds[RM_AUTHZ_COUNT_KINDS] = {"allow", "deny", "would-deny", "audit"};
+    o = put(buf, len, o,
+            "# HELP ringmesh_proxy_authz_decisions_total Authorization decisions, by the policy and rule that made "
+            "them (policy=\"\" when none did: default action or no ALLOW rule matched).\n"
+            "# TYPE ringmesh_proxy_authz_decisions_total counter\n");
+    for (size_t slot = 0; slot < a->num_slots; slot++) {
+        const rm_authz_policy_t *p = NULL;
+        int rule = -1;
+        for (size_t pi = 0; slot > 0 && pi < a->set.num_policies; pi++) {
+            if (slot >= a->rule_base[pi] && slot < a->rule_base[pi] + a->set.policies[pi].num_rules) {
+                p = &a->set.policies[pi];
+                rule = (int)(slot - a->rule_base[pi]);
+                break;
+            }
+        }
+        for (int k = 0; k < RM_AUTHZ_COUNT_KINDS; k++) {
+            uint64_t v =
+                atomic_load_explicit(&a->counters[slot * RM_AUTHZ_COUNT_KINDS + (size_t)k], memory_order_relaxed);
+            if (v == 0 && slot != 0)
+                continue;
+            if (p != NULL)
+                o = put(buf, len, o,
+                        "ringmesh_proxy_authz_decisions_total{decision=\"%s\",policy=\"%s/%s\",rule=\"%d\"} %llu\n",
+                        kinds[k], p->namespace_, p->name, rule, (unsigned long long)v);
+            else if (k != RM_AUTHZ_COUNT_AUDIT)
+                o = put(buf, len, o,
+                        "ringmesh_proxy_authz_decisions_total{decision=\"%s\",policy=\"\",rule=\"\"} %llu\n", kinds[k],
+                        (unsigned long long)v);
+        }
+    }
+    return o;
+}
+
+void rm_authz_log(const rm_authz_t *a, const rm_authz_decision_t *d, const rm_authz_attrs_t *attrs)
+{
+    rm_log_line_t l;
+    if (!d->log)
+        return;
+    rm_log_begin(&l, d->allow ? RM_LOG_INFO : RM_LOG_WARN, "authz");
+    rm_authz_log_fields(&l, d, attrs, a != NULL ? a->workload : NULL);
+    if (a != NULL)
+        rm_log_str(&l, "policy_version", a->version);
+    rm_log_end(&l);
+}

@@ -1,0 +1,51 @@
+/* Authorization in the proxy: the compiled WorkloadPolicy a snapshot carries, the decision hook the inbound
+ * connections call, and the decision counters /metrics shows.
+ *
+ * An rm_authz_t is immutable once made (its counters excepted, which are relaxed atomics) and reference-counted:
+ * a connection keeps the one it started with, so a policy change never affects a decision in flight. */
+#ifndef RINGMESH_PROXY_AUTHZ_H
+#define RINGMESH_PROXY_AUTHZ_H
+
+#include "ringmesh/policy.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    RM_AUTHZ_COUNT_ALLOW = 0,
+    RM_AUTHZ_COUNT_DENY,
+    RM_AUTHZ_COUNT_WOULD_DENY,
+    RM_AUTHZ_COUNT_AUDIT,
+    RM_AUTHZ_COUNT_KINDS
+};
+
+typedef struct st_rm_authz_t {
+    atomic_int refs;
+    rm_policy_set_t set;
+    rm_workload_policy_t wp;
+    rm_authz_engine_t *engine;
+    char workload[512]; /* "namespace/name" of this proxy's workload, for the decision log */
+    char version[64];   /* of the WorkloadPolicy */
+    size_t *rule_base;  /* per policy: its first counter slot; slot 0 counts decisions no rule made */
+    size_t num_slots;
+    atomic_uint_fast64_t *counters; /* [num_slots][RM_AUTHZ_COUNT_KINDS] */
+} rm_authz_t;
+
+/** Decodes and compiles a WorkloadPolicy. Returns 0, or RM_ERR_POLICY_INVALID / -ENOMEM with the reason in err
+ *  (for the NACK). */
+int rm_authz_new(const uint8_t *data, size_t len, const char *workload, const char *version, rm_authz_t **out,
+                 char *err, size_t errlen);
+void rm_authz_ref(rm_authz_t *a);
+void rm_authz_unref(rm_authz_t *a);
+
+/** Counts a decision (relaxed atomics; any thread). */
+void rm_authz_count(rm_authz_t *a, const rm_authz_decision_t *d);
+
+/** Appends the decision counters in Prometheus text format to buf[o..len). Returns the new offset. */
+size_t rm_authz_metrics(const rm_authz_t *a, char *buf, size_t len, size_t o);
+
+/** Logs a decision (event "authz"; warn for deny, info otherwise) when d->log says so. */
+void rm_authz_log(const rm_authz_t *a, const rm_authz_decision_t *d, const rm_authz_attrs_t *attrs);
+
+#endif

@@ -1,0 +1,1240 @@
+/* rm_h2_filter: a real nghttp2 client session and a real nghttp2 server session (the app), wired through the filter
+ * in memory. The client's bytes go through rm_h2_filter_from_client to the app; the app's bytes go through
+ * rm_h2_filter_from_app to the client. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "h2_filter.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_STREAMS 128
+#define AUTHORITY   "app.example"
+
+/* What the app saw of one stream. */
+typedef struct {
+    int32_t id;
+    char headers[48 * 1024]; /* "name: value\n" each */
+    char trailers[512];
+    char path[256];
+    size_t body_len;
+    size_t resp_left, resp_len;
+} app_stream_t;
+
+/* What the client sent and received on one stream. */
+typedef struct {
+    int32_t id;
+    char sent_headers[48 * 1024]; /* what the app must see, same format as app_stream_t.headers */
+    int sent_headers_cut;
+    const char *path;
+    size_t body_total, body_left, data_sent;
+    const nghttp2_nv *trailers;
+    size_t num_trailers;
+    char headers[1024];
+    char body[64];
+    size_t body_len, unconsumed;
+    int headers_frames, data_frames, end_stream_on_headers, closed;
+    uint32_t close_code;
+} client_stream_t;
+
+/* What the hook saw of one request. */
+typedef struct {
+    char method[16], path[256], host[64], headers[4096];
+    int host_null;
+    uint32_t stream_id;
+    int http2, grpc;
+} hook_call_t;
+
+typedef struct {
+    rm_h2_filter_t filter;
+    nghttp2_session *client, *app;
+    rm_bytebuf_t client_out, app_out, to_app, to_client;
+    size_t chunk; /* bytes per filter call; 0: everything at once */
+    int filter_ret, client_ret, app_ret;
+    app_stream_t app_streams[MAX_STREAMS];
+    size_t num_app_streams;
+    client_stream_t client_streams[MAX_STREAMS];
+    size_t num_client_streams;
+    hook_call_t hook_calls[MAX_STREAMS];
+    size_t num_hook_calls;
+    size_t big_response;         /* body size of the app's answer to /big */
+    uint8_t app_saw_frame[8192]; /* per stream ID: the app received a frame of that stream */
+} world_t;
+
+/* Appends "name: value\n" to dst. Returns 0, or -1 (dst unchanged) when it does not fit. */
+static int try_append_field(char *dst, size_t cap, const uint8_t *name, size_t name_len, const uint8_t *value,
+                            size_t value_len)
+{
+    size_t len = strlen(dst);
+    if (name_len + value_len + 3 >= cap - len)
+        return -1;
+    snprintf(dst + len, cap - len, "%.*s: %.*s\n", (int)name_len, (const char *)name, (int)value_len,
+             (const char *)value);
+    return 0;
+}
+
+static void append_field(char *dst, size_t cap, const uint8_t *name, size_t name_len, const uint8_t *value,
+                         size_t value_len)
+{
+    assert_int_equal(try_append_field(dst, cap, name, name_len, value, value_len), 0);
+}
+
+static app_stream_t *app_stream(world_t *w, int32_t id, int create)
+{
+    for (size_t i = 0; i < w->num_app_streams; i++)
+        if (w->app_streams[i].id == id)
+            return &w->app_streams[i];
+    if (!create)
+        return NULL;
+    assert_true(w->num_app_streams < MAX_STREAMS);
+    app_stream_t *s = &w->app_streams[w->num_app_streams++];
+    memset(s, 0, sizeof(*s));
+    s->id = id;
+    return s;
+}
+
+static client_stream_t *client_stream(world_t *w, int32_t id)
+{
+    for (size_t i = 0; i < w->num_client_streams; i++)
+        if (w->client_streams[i].id == id)
+            return &w->client_streams[i];
+    return NULL;
+}
+
+/* ---- the policy hook: denies paths containing "deny" and requests with an x-deny field ---- */
+
+static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
+{
+    world_t *w = ctx;
+    hook_call_t *c;
+    int deny = 0;
+
+    assert_true(w->num_hook_calls < MAX_STREAMS);
+    c = &w->hook_calls[w->num_hook_calls++];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method_len, req->method);
+    snprintf(c->path, sizeof(c->path), "%.*s", (int)req->path_len, req->path);
+    c->host_null = req->host == NULL;
+    if (req->host != NULL)
+        snprintf(c->host, sizeof(c->host), "%.*s", (int)req->host_len, req->host);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const rm_http_header_t *h = &req->headers[i];
+        try_append_field(c->headers, sizeof(c->headers), (const uint8_t *)h->name, h->name_len,
+                         (const uint8_t *)h->value, h->value_len < 200 ? h->value_len : 200);
+        if (h->name_len == 6 && memcmp(h->name, "x-deny", 6) == 0)
+            deny = 1;
+    }
+    c->stream_id = req->stream_id;
+    c->http2 = req->http2;
+    c->grpc = req->grpc;
+    if (memmem(req->path, req->path_len, "deny", 4) != NULL)
+        deny = 1;
+    return deny ? RM_HTTP_DENY : RM_HTTP_ALLOW;
+}
+
+/* ---- the app: answers every request once it has ended ---- */
+
+static ssize_t app_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *user)
+{
+    world_t *w = user;
+    assert_int_equal(rm_bytebuf_append(&w->app_out, data, len), 0);
+    return (ssize_t)len;
+}
+
+static int app_on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *user)
+{
+    world_t *w = user;
+    assert_true(hd->stream_id < (int32_t)sizeof(w->app_saw_frame));
+    w->app_saw_frame[hd->stream_id] = 1;
+    return 0;
+}
+
+static int app_on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+        app_stream(user, frame->hd.stream_id, 1);
+    return 0;
+}
+
+static int app_on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, size_t name_len,
+                         const uint8_t *value, size_t value_len, uint8_t flags, void *user)
+{
+    app_stream_t *st = app_stream(user, frame->hd.stream_id, 0);
+    assert_non_null(st);
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        append_field(st->trailers, sizeof(st->trailers), name, name_len, value, value_len);
+        return 0;
+    }
+    append_field(st->headers, sizeof(st->headers), name, name_len, value, value_len);
+    if (name_len == 5 && memcmp(name, ":path", 5) == 0)
+        snprintf(st->path, sizeof(st->path), "%.*s", (int)value_len, (const char *)value);
+    return 0;
+}
+
+static int app_on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
+                       void *user)
+{
+    app_stream_t *st = app_stream(user, stream_id, 0);
+    assert_non_null(st);
+    st->body_len += len;
+    return 0;
+}
+
+static ssize_t app_read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *data_flags,
+                             nghttp2_data_source *source, void *user)
+{
+    app_stream_t *st = source->ptr;
+    size_t n;
+
+    if (st->resp_len != 0) { /* /big: a pattern */
+        n = st->resp_left < length ? st->resp_left : length;
+        memset(buf, 'b', n);
+    } else {
+        char text[300];
+        int len = snprintf(text, sizeof(text), "ok %s %zu", st->path, st->body_len);
+        n = (size_t)len;
+        assert_true(n <= length);
+        memcpy(buf, text, n);
+        st->resp_left = n;
+    }
+    st->resp_left -= n;
+    if (st->resp_left == 0)
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static void trace_value(char *out, size_t cap, const char *path)
+{
+    snprintf(out, cap, "trace=%.20s;%.20s;%.20s;%.20s;%.60s", path, path, path, path,
+             "0123456789012345678901234567890123456789012345678901234567890123456789");
+}
+
+static int app_on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    world_t *w = user;
+    app_stream_t *st;
+
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0)
+        return 0;
+    st = app_stream(w, frame->hd.stream_id, 0);
+    assert_non_null(st);
+    /* The same fields in every response (so the app's encoder indexes them) and large ones that change (so its
+     * table fills up and evicts: a client decoder whose table differs in size or content would decode wrongly). */
+    char trace[160];
+    trace_value(trace, sizeof(trace), st->path);
+    nghttp2_nv nva[] = {
+        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+        {(uint8_t *)"x-app-server", (uint8_t *)"ringmesh-test-app/1.0", 12, 21, 0},
+        {(uint8_t *)"x-app-path", (uint8_t *)st->path, 10, strlen(st->path), 0},
+        {(uint8_t *)"cache-control", (uint8_t *)"private, max-age=0", 13, 18, 0},
+        {(uint8_t *)"x-app-trace", (uint8_t *)trace, 11, strlen(trace), 0},
+    };
+    nghttp2_data_provider body = {.source.ptr = st, .read_callback = app_read_body};
+    if (strcmp(st->path, "/big") == 0)
+        st->resp_left = st->resp_len = w->big_response;
+    assert_int_equal(nghttp2_submit_response(s, frame->hd.stream_id, nva, sizeof(nva) / sizeof(nva[0]), &body), 0);
+    return 0;
+}
+
+/* ---- the client ---- */
+
+static ssize_t client_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *user)
+{
+    world_t *w = user;
+    assert_int_equal(rm_bytebuf_append(&w->client_out, data, len), 0);
+    return (ssize_t)len;
+}
+
+static int client_on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, size_t name_len,
+                            const uint8_t *value, size_t value_len, uint8_t flags, void *user)
+{
+    client_stream_t *st = client_stream(user, frame->hd.stream_id);
+    assert_non_null(st);
+    append_field(st->headers, sizeof(st->headers), name, name_len, value, value_len);
+    return 0;
+}
+
+static int client_on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    client_stream_t *st;
+    if (frame->hd.stream_id == 0)
+        return 0;
+    st = client_stream(user, frame->hd.stream_id);
+    assert_non_null(st);
+    if (frame->hd.type == NGHTTP2_HEADERS) {
+        st->headers_frames++;
+        if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0)
+            st->end_stream_on_headers = 1;
+    } else if (frame->hd.type == NGHTTP2_DATA) {
+        st->data_frames++;
+    }
+    return 0;
+}
+
+static int client_on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
+                          void *user)
+{
+    client_stream_t *st = client_stream(user, stream_id);
+    assert_non_null(st);
+    if (st->body_len + len < sizeof(st->body))
+        memcpy(st->body + st->body_len, data, len);
+    st->body_len += len;
+    st->unconsumed += len;
+    return 0;
+}
+
+static int client_on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *user)
+{
+    client_stream_t *st = client_stream(user, stream_id);
+    if (st != NULL) {
+        st->closed = 1;
+        st->close_code = error_code;
+    }
+    return 0;
+}
+
+static int client_on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    if (frame->hd.type == NGHTTP2_DATA) {
+        client_stream_t *st = client_stream(user, frame->hd.stream_id);
+        assert_non_null(st);
+        st->data_sent += frame->hd.length;
+    }
+    return 0;
+}
+
+static ssize_t client_read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
+                                uint32_t *data_flags, nghttp2_data_source *source, void *user)
+{
+    client_stream_t *st = source->ptr;
+    size_t n = st->body_left < length ? st->body_left : length;
+
+    memset(buf, 'q', n);
+    st->body_left -= n;
+    if (st->body_left == 0) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->num_trailers != 0) {
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            assert_int_equal(nghttp2_submit_trailer(s, stream_id, st->trailers, st->num_trailers), 0);
+        }
+    }
+    return (ssize_t)n;
+}
+
+/* ---- the world ---- */
+
+typedef struct {
+    const nghttp2_settings_entry *app_settings;
+    size_t num_app_settings;
+    const nghttp2_settings_entry *client_settings;
+    size_t num_client_settings;
+    int32_t client_window;       /* connection window the client grants at the start (0: the initial 65535) */
+    size_t client_deflate_table; /* the client's HPACK encoder's own limit (0: nghttp2's 4096) */
+} world_opts_t;
+
+static world_t *world_new(const world_opts_t *opts)
+{
+    static const world_opts_t defaults = {.client_window = 1 << 20};
+    world_t *w = calloc(1, sizeof(*w));
+    nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt;
+
+    if (opts == NULL)
+        opts = &defaults;
+    assert_non_null(w);
+    assert_int_equal(rm_h2_filter_init(&w->filter, decide, w), 0);
+
+    assert_int_equal(nghttp2_session_callbacks_new(&cbs), 0);
+    nghttp2_session_callbacks_set_send_callback(cbs, app_send);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, app_on_begin_frame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, app_on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, app_on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, app_on_data);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, app_on_frame_recv);
+    assert_int_equal(nghttp2_session_server_new(&w->app, cbs, w), 0);
+    nghttp2_session_callbacks_del(cbs);
+    assert_int_equal(nghttp2_submit_settings(w->app, 0, opts->app_settings, opts->num_app_settings), 0);
+
+    assert_int_equal(nghttp2_session_callbacks_new(&cbs), 0);
+    nghttp2_session_callbacks_set_send_callback(cbs, client_send);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, client_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, client_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, client_on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, client_on_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, client_on_frame_send);
+    assert_int_equal(nghttp2_option_new(&opt), 0);
+    nghttp2_option_set_max_send_header_block_length(opt, 1 << 20); /* the filter's limit is the one under test */
+    /* Window is given back only after a whole mem_recv, so a peer that sends past the window is caught. */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    if (opts->client_deflate_table != 0)
+        nghttp2_option_set_max_deflate_dynamic_table_size(opt, opts->client_deflate_table);
+    assert_int_equal(nghttp2_session_client_new2(&w->client, cbs, w, opt), 0);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    assert_int_equal(nghttp2_submit_settings(w->client, 0, opts->client_settings, opts->num_client_settings), 0);
+    if (opts->client_window != 0)
+        assert_int_equal(nghttp2_session_set_local_window_size(w->client, 0, 0, opts->client_window), 0);
+    return w;
+}
+
+static void world_free(world_t *w)
+{
+    nghttp2_session_del(w->client);
+    nghttp2_session_del(w->app);
+    rm_h2_filter_dispose(&w->filter);
+    rm_bytebuf_free(&w->client_out);
+    rm_bytebuf_free(&w->app_out);
+    rm_bytebuf_free(&w->to_app);
+    rm_bytebuf_free(&w->to_client);
+    free(w);
+}
+
+/* Runs both sessions and the filter until nothing moves. */
+static void pump(world_t *w)
+{
+    for (int round = 0; round < 100000; round++) {
+        int moved = 0;
+        if (w->client_ret == 0 && nghttp2_session_want_write(w->client))
+            w->client_ret = nghttp2_session_send(w->client);
+        if (w->client_out.len != 0) {
+            size_t step = w->chunk != 0 ? w->chunk : w->client_out.len;
+            for (size_t off = 0; off < w->client_out.len && w->filter_ret == 0; off += step) {
+                size_t n = w->client_out.len - off < step ? w->client_out.len - off : step;
+                w->filter_ret =
+                    rm_h2_filter_from_client(&w->filter, w->client_out.base + off, n, &w->to_app, &w->to_client);
+            }
+            w->client_out.len = 0;
+            moved = 1;
+        }
+        if (w->to_app.len != 0) {
+            if (w->app_ret == 0) {
+                ssize_t n = nghttp2_session_mem_recv(w->app, w->to_app.base, w->to_app.len);
+                if (n < 0)
+                    w->app_ret = (int)n;
+            }
+            w->to_app.len = 0;
+            moved = 1;
+        }
+        if (w->app_ret == 0 && nghttp2_session_want_write(w->app))
+            w->app_ret = nghttp2_session_send(w->app);
+        if (w->app_out.len != 0) {
+            size_t step = w->chunk != 0 ? w->chunk : w->app_out.len;
+            for (size_t off = 0; off < w->app_out.len && w->filter_ret == 0; off += step) {
+                size_t n = w->app_out.len - off < step ? w->app_out.len - off : step;
+                w->filter_ret = rm_h2_filter_from_app(&w->filter, w->app_out.base + off, n, &w->to_client);
+            }
+            w->app_out.len = 0;
+            moved = 1;
+        }
+        if (w->to_client.len != 0) {
+            if (w->client_ret == 0) {
+                ssize_t n = nghttp2_session_mem_recv(w->client, w->to_client.base, w->to_client.len);
+                if (n < 0)
+                    w->client_ret = (int)n;
+                for (size_t i = 0; i < w->num_client_streams && w->client_ret == 0; i++) {
+                    client_stream_t *st = &w->client_streams[i];
+                    if (st->unconsumed != 0)
+                        w->client_ret = nghttp2_session_consume(w->client, st->id, st->unconsumed);
+                    st->unconsumed = 0;
+                }
+            }
+            w->to_client.len = 0;
+            moved = 1;
+        }
+        if (!moved && (w->client_ret != 0 || !nghttp2_session_want_write(w->client)) &&
+            (w->app_ret != 0 || !nghttp2_session_want_write(w->app)))
+            break;
+    }
+    assert_int_equal(w->filter_ret, 0);
+    assert_int_equal(w->client_ret, 0);
+    assert_int_equal(w->app_ret, 0);
+}
+
+static int32_t submit(world_t *w, const char *method, const char *path, const nghttp2_nv *extra, size_t num_extra,
+                      size_t body_len, const nghttp2_nv *trailers, size_t num_trailers)
+{
+    nghttp2_nv nva[64];
+    size_t n = 0;
+    client_stream_t *st;
+    nghttp2_data_provider body;
+
+    assert_true(num_extra + 4 <= sizeof(nva) / sizeof(nva[0]));
+    assert_true(w->num_client_streams < MAX_STREAMS);
+    st = &w->client_streams[w->num_client_streams];
+    memset(st, 0, sizeof(*st));
+    nva[n++] = (nghttp2_nv){(uint8_t *)":method", (uint8_t *)method, 7, strlen(method), 0};
+    nva[n++] = (nghttp2_nv){(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0};
+    nva[n++] = (nghttp2_nv){(uint8_t *)":authority", (uint8_t *)AUTHORITY, 10, sizeof(AUTHORITY) - 1, 0};
+    nva[n++] = (nghttp2_nv){(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0};
+    for (size_t i = 0; i < num_extra; i++)
+        nva[n++] = extra[i];
+    for (size_t i = 0; i < n && !st->sent_headers_cut; i++)
+        if (try_append_field(st->sent_headers, sizeof(st->sent_headers), nva[i].name, nva[i].namelen, nva[i].value,
+                             nva[i].valuelen) != 0)
+            st->sent_headers_cut = 1; /* too large to compare: the request must not reach the app anyway */
+    st->path = path;
+    st->body_total = st->body_left = body_len;
+    st->trailers = trailers;
+    st->num_trailers = num_trailers;
+    body.source.ptr = st;
+    body.read_callback = client_read_body;
+    st->id = nghttp2_submit_request(w->client, NULL, nva, n, body_len != 0 || num_trailers != 0 ? &body : NULL, NULL);
+    assert_true(st->id > 0);
+    w->num_client_streams++;
+    return st->id;
+}
+
+#define NVS(n, v)                                                                                                      \
+    {                                                                                                                  \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0                                                \
+    }
+
+static void assert_allowed(world_t *w, int32_t id, size_t body_len)
+{
+    client_stream_t *st = client_stream(w, id);
+    app_stream_t *as = app_stream(w, id, 0);
+    char expect[1024], trace[160];
+
+    assert_non_null(st);
+    assert_non_null(as);
+    assert_false(st->sent_headers_cut);
+    assert_string_equal(as->headers, st->sent_headers); /* the app decoded exactly what the client sent */
+    assert_int_equal(as->body_len, body_len);
+    trace_value(trace, sizeof(trace), st->path);
+    snprintf(expect, sizeof(expect),
+             ":status: 200\nx-app-server: ringmesh-test-app/1.0\nx-app-path: %s\ncache-control: private, "
+             "max-age=0\nx-app-trace: %s\n",
+             st->path, trace);
+    assert_string_equal(st->headers, expect); /* the client decoded exactly what the app sent */
+    snprintf(expect, sizeof(expect), "ok %s %zu", st->path, body_len);
+    assert_int_equal(st->body_len, strlen(expect));
+    assert_memory_equal(st->body, expect, st->body_len);
+    assert_true(st->closed);
+    assert_int_equal(st->close_code, NGHTTP2_NO_ERROR);
+}
+
+static void assert_denied_403(world_t *w, int32_t id)
+{
+    client_stream_t *st = client_stream(w, id);
+    assert_non_null(st);
+    assert_null(app_stream(w, id, 0));
+    assert_false(w->app_saw_frame[id]); /* not a single frame of the stream reached the app */
+    assert_string_equal(st->headers, ":status: 403\ncontent-type: text/plain\ncontent-length: 19\n");
+    assert_int_equal(st->body_len, 19);
+    assert_memory_equal(st->body, "RBAC: access denied", 19);
+    assert_int_equal(st->headers_frames, 1);
+    assert_int_equal(st->end_stream_on_headers, 0);
+    assert_int_equal(st->data_frames, 1);
+    assert_true(st->closed);
+    assert_int_equal(st->close_code, NGHTTP2_NO_ERROR);
+}
+
+static void assert_denied_grpc(world_t *w, int32_t id)
+{
+    client_stream_t *st = client_stream(w, id);
+    assert_non_null(st);
+    assert_null(app_stream(w, id, 0));
+    assert_false(w->app_saw_frame[id]); /* not a single frame of the stream reached the app */
+    assert_string_equal(st->headers,
+                        ":status: 200\ncontent-type: application/grpc\ngrpc-status: 7\ngrpc-message: RBAC: access "
+                        "denied\n");
+    assert_int_equal(st->headers_frames, 1); /* trailers-only: one HEADERS frame ... */
+    assert_int_equal(st->end_stream_on_headers, 1);
+    assert_int_equal(st->data_frames, 0); /* ... and nothing else */
+    assert_true(st->closed);
+    assert_int_equal(st->close_code, NGHTTP2_NO_ERROR);
+}
+
+/* ---- tests ---- */
+
+static void test_sniff(void **state)
+{
+    const char *magic = NGHTTP2_CLIENT_MAGIC;
+    assert_int_equal(rm_h2_filter_sniff((const uint8_t *)magic, 24), 1);
+    assert_int_equal(rm_h2_filter_sniff((const uint8_t *)magic, 10), -EAGAIN);
+    assert_int_equal(rm_h2_filter_sniff((const uint8_t *)"GET / HTTP/1.1\r\n", 16), 0);
+    assert_int_equal(rm_h2_filter_sniff((const uint8_t *)"PRI * HTTP/1.1", 14), 0);
+}
+
+static void test_allowed_get(void **state)
+{
+    world_t *w = world_new(NULL);
+    static const nghttp2_nv extra[] = {NVS("user-agent", "test/1"), NVS("x-custom", "a b"), NVS("accept", "*/*")};
+    int32_t id = submit(w, "GET", "/ok?x=1", extra, 3, 0, NULL, 0);
+
+    pump(w);
+    assert_allowed(w, id, 0);
+    assert_int_equal(w->num_app_streams, 1);
+    /* the hook saw the request as sent */
+    assert_int_equal(w->num_hook_calls, 1);
+    assert_string_equal(w->hook_calls[0].method, "GET");
+    assert_string_equal(w->hook_calls[0].path, "/ok?x=1");
+    assert_string_equal(w->hook_calls[0].host, AUTHORITY);
+    assert_string_equal(w->hook_calls[0].headers, "user-agent: test/1\nx-custom: a b\naccept: */*\n");
+    assert_int_equal(w->hook_calls[0].stream_id, (uint32_t)id);
+    assert_int_equal(w->hook_calls[0].http2, 1);
+    assert_int_equal(w->hook_calls[0].grpc, 0);
+    world_free(w);
+}
+
+static void test_denied_get_gets_403(void **state)
+{
+    world_t *w = world_new(NULL);
+    static const nghttp2_nv extra[] = {NVS("user-agent", "test/1")};
+    int32_t denied = submit(w, "GET", "/deny/me", extra, 1, 0, NULL, 0);
+    int32_t by_header;
+
+    pump(w);
+    assert_denied_403(w, denied);
+    assert_int_equal(w->num_app_streams, 0);
+    assert_int_equal(w->num_hook_calls, 1);
+
+    /* the hook sees the header fields too; the connection still works afterwards */
+    static const nghttp2_nv deny_field[] = {NVS("x-deny", "yes")};
+    by_header = submit(w, "GET", "/fine", deny_field, 1, 0, NULL, 0);
+    int32_t ok = submit(w, "GET", "/fine/too", extra, 1, 0, NULL, 0);
+    pump(w);
+    assert_denied_403(w, by_header);
+    assert_allowed(w, ok, 0);
+    assert_int_equal(w->num_app_streams, 1);
+    assert_int_equal(w->num_hook_calls, 3);
+    world_free(w);
+}
+
+static void test_denied_grpc_gets_permission_denied(void **state)
+{
+    world_t *w = world_new(NULL);
+    static const nghttp2_nv grpc[] = {NVS("content-type", "application/grpc"), NVS("te", "trailers"),
+                                      NVS("grpc-timeout", "5S")};
+    static const nghttp2_nv grpc_proto[] = {NVS("content-type", "application/grpc+proto"), NVS("te", "trailers")};
+    int32_t id = submit(w, "POST", "/pkg.Denied/deny", grpc, 3, 5 + 100, NULL, 0);
+    int32_t id2 = submit(w, "POST", "/pkg.Denied/denyToo", grpc_proto, 2, 0, NULL, 0);
+    int32_t ok = submit(w, "POST", "/pkg.Svc/Call", grpc, 3, 5 + 10, NULL, 0);
+
+    pump(w);
+    assert_denied_grpc(w, id);
+    assert_denied_grpc(w, id2);
+    assert_allowed(w, ok, 15);
+    assert_int_equal(w->num_app_streams, 1); /* the app never saw the denied streams */
+    assert_int_equal(w->num_hook_calls, 3);
+    assert_int_equal(w->hook_calls[0].grpc, 1);
+    assert_int_equal(w->hook_calls[1].grpc, 1);
+    assert_string_equal(w->hook_calls[0].method, "POST");
+    assert_string_equal(w->hook_calls[0].path, "/pkg.Denied/deny");
+    world_free(w);
+}
+
+/* Many streams, allowed and denied in turn, with repeated fields (indexed by the client's encoder), fields that
+ * change per request (so entries are evicted) and trailers, then more allowed requests: each one must reach the app
+ * exactly as sent, and each response the client exactly as the app sent it. */
+static void run_interleaved(world_t *w, int rounds)
+{
+    static char paths[MAX_STREAMS][64], values[MAX_STREAMS][64];
+    static const char long_value[] = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
+                                     "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz";
+    /* trailers with a value of their own each time: the client's encoder inserts them, on denied streams too */
+    static nghttp2_nv trailers[MAX_STREAMS][2];
+    static char checksums[MAX_STREAMS][32];
+    int32_t ids[MAX_STREAMS];
+    int kinds[MAX_STREAMS]; /* 0 allowed, 1 denied 403, 2 denied gRPC */
+    size_t bodies[MAX_STREAMS];
+    size_t n = 0, allowed = 0, base_streams = w->num_app_streams, base_calls = w->num_hook_calls;
+
+    for (int round = 0; round < rounds; round++) {
+        for (int i = 0; i < 12; i++, n++) {
+            int kind = n % 3 == 1 ? 1 : n % 5 == 2 ? 2 : 0;
+            nghttp2_nv extra[] = {
+                NVS("user-agent", "ringmesh-test-client/1.0 (interleaved)"),
+                NVS("x-tenant", "acme-corporation-production"),
+                {(uint8_t *)"x-long", (uint8_t *)long_value, 6, sizeof(long_value) - 1 - (n % 7), 0},
+                {(uint8_t *)"x-request-id", (uint8_t *)values[n], 12, 0, 0},
+                kind == 2 ? (nghttp2_nv)NVS("content-type", "application/grpc")
+                          : (nghttp2_nv)NVS("content-type", "text/plain"),
+                NVS("authorization", "Bearer secret-token-never-indexed"),
+            };
+            snprintf(values[n], sizeof(values[n]), "req-%zu-%08zx", n, n * 2654435761u);
+            extra[3].valuelen = strlen(values[n]);
+            snprintf(paths[n], sizeof(paths[n]), kind != 0 ? "/deny/%zu" : "/ok/%zu", n);
+            bodies[n] = n % 4 == 0 ? 0 : 100 * n;
+            kinds[n] = kind;
+            snprintf(checksums[n], sizeof(checksums[n]), "sum-%zu", n * 7919);
+            trailers[n][0] =
+                (nghttp2_nv){(uint8_t *)"x-checksum", (uint8_t *)checksums[n], 10, strlen(checksums[n]), 0};
+            trailers[n][1] = (nghttp2_nv)NVS("x-trailer-static", "same-every-time");
+            ids[n] =
+                submit(w, "POST", paths[n], extra, 6, bodies[n], n % 4 == 3 ? trailers[n] : NULL, n % 4 == 3 ? 2 : 0);
+        }
+        pump(w);
+    }
+    for (size_t i = 0; i < 6; i++, n++) {
+        nghttp2_nv extra[] = {NVS("user-agent", "ringmesh-test-client/1.0 (interleaved)"),
+                              NVS("x-tenant", "acme-corporation-production")};
+        snprintf(paths[n], sizeof(paths[n]), "/after/%zu", n);
+        kinds[n] = 0;
+        bodies[n] = 0;
+        ids[n] = submit(w, "GET", paths[n], extra, 2, 0, NULL, 0);
+    }
+    pump(w);
+
+    for (size_t i = 0; i < n; i++) {
+        if (kinds[i] == 0) {
+            allowed++;
+            assert_allowed(w, ids[i], bodies[i]);
+            if (i % 4 == 3 && i < n - 6) {
+                char expect[128];
+                snprintf(expect, sizeof(expect), "x-checksum: %s\nx-trailer-static: same-every-time\n", checksums[i]);
+                assert_string_equal(app_stream(w, ids[i], 0)->trailers, expect);
+            }
+        } else if (kinds[i] == 1) {
+            assert_denied_403(w, ids[i]);
+        } else {
+            assert_denied_grpc(w, ids[i]);
+        }
+    }
+    assert_int_equal(w->num_app_streams - base_streams, allowed);
+    assert_int_equal(w->num_hook_calls - base_calls, n);
+}
+
+static void test_interleaved_keeps_hpack_in_step(void **state)
+{
+    world_t *w = world_new(NULL);
+    run_interleaved(w, 3);
+    world_free(w);
+}
+
+/* The app shrinks its HPACK table to 0 (the filter's encoder must announce it) or grows it (the client's encoder
+ * may then use more than 4096 bytes, which the filter's decoder must accept). */
+static void test_app_header_table_size_followed(void **state)
+{
+    static const nghttp2_settings_entry zero[] = {{NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 0}};
+    static const nghttp2_settings_entry small[] = {{NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 512}};
+    static const nghttp2_settings_entry large[] = {{NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 65536}};
+    const world_opts_t cases[] = {
+        {.app_settings = zero, .num_app_settings = 1, .client_window = 1 << 20},
+        {.app_settings = small, .num_app_settings = 1, .client_window = 1 << 20},
+        {.app_settings = large, .num_app_settings = 1, .client_window = 1 << 20, .client_deflate_table = 65536},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        world_t *w = world_new(&cases[i]);
+        run_interleaved(w, 2);
+        world_free(w);
+    }
+}
+
+/* Bodies of denied streams, more than the connection window in total, must not stall the connection: the filter
+ * hands their window back. */
+static void test_denied_large_bodies_hand_window_back(void **state)
+{
+    world_t *w = world_new(NULL);
+    int32_t d1 = submit(w, "POST", "/deny/upload/1", NULL, 0, 60000, NULL, 0);
+    pump(w);
+    int32_t d2 = submit(w, "POST", "/deny/upload/2", NULL, 0, 60000, NULL, 0);
+    pump(w);
+    int32_t ok = submit(w, "POST", "/upload", NULL, 0, 60000, NULL, 0);
+    pump(w);
+
+    assert_denied_403(w, d1);
+    assert_denied_403(w, d2);
+    /* the client sent more than the initial connection window on streams the app never saw */
+    assert_true(client_stream(w, d1)->data_sent + client_stream(w, d2)->data_sent > 65535);
+    assert_allowed(w, ok, 60000);
+    assert_int_equal(w->num_app_streams, 1);
+    world_free(w);
+}
+
+/* Bodies sent in the same flight as the denied request's HEADERS, and a stream started after, all at once. */
+static void test_denied_body_in_flight(void **state)
+{
+    world_t *w = world_new(NULL);
+    int32_t d1 = submit(w, "PUT", "/deny/a", NULL, 0, 40000, NULL, 0);
+    int32_t d2 = submit(w, "PUT", "/deny/b", NULL, 0, 40000, NULL, 0);
+    int32_t ok = submit(w, "PUT", "/ok/c", NULL, 0, 40000, NULL, 0);
+    pump(w);
+    assert_denied_403(w, d1);
+    assert_denied_403(w, d2);
+    assert_allowed(w, ok, 40000);
+    world_free(w);
+}
+
+static void test_bytes_one_at_a_time(void **state)
+{
+    world_t *w = world_new(NULL);
+    static const nghttp2_nv grpc[] = {NVS("content-type", "application/grpc")};
+    static const nghttp2_nv trailers[] = {NVS("x-checksum", "abc123")};
+    w->chunk = 1;
+    int32_t a = submit(w, "GET", "/ok/1", NULL, 0, 0, NULL, 0);
+    int32_t b = submit(w, "GET", "/deny/2", NULL, 0, 0, NULL, 0);
+    int32_t c = submit(w, "POST", "/pkg.S/deny", grpc, 1, 3000, NULL, 0);
+    int32_t d = submit(w, "POST", "/ok/4", NULL, 0, 20000, trailers, 1);
+    pump(w);
+    assert_allowed(w, a, 0);
+    assert_denied_403(w, b);
+    assert_denied_grpc(w, c);
+    assert_allowed(w, d, 20000);
+    assert_string_equal(app_stream(w, d, 0)->trailers, "x-checksum: abc123\n");
+    run_interleaved(w, 1);
+    world_free(w);
+}
+
+/* A header block over 16384 bytes encoded: the filter forwards it as HEADERS + CONTINUATION. */
+static void test_large_header_block_forwarded(void **state)
+{
+    world_t *w = world_new(NULL);
+    static char values[8][5001];
+    nghttp2_nv extra[8];
+    for (int i = 0; i < 8; i++) {
+        for (int j = 0; j < 5000; j++)
+            values[i][j] = (char)('!' + (j * 7 + i * 13) % 90); /* compresses poorly */
+        values[i][5000] = 0;
+        extra[i] = (nghttp2_nv){(uint8_t *)"x-big", (uint8_t *)values[i], 5, 5000, 0};
+    }
+    int32_t id = submit(w, "GET", "/ok/big-headers", extra, 8, 0, NULL, 0);
+    pump(w);
+    assert_allowed(w, id, 0);
+    world_free(w);
+}
+
+/* Over RM_H2_FILTER_MAX_HEADER_LIST: 431 without asking the hook, and the connection goes on. */
+static void test_oversized_headers_get_431(void **state)
+{
+    world_t *w = world_new(NULL);
+    static char value[10001];
+    nghttp2_nv extra[8];
+    memset(value, 'v', 10000);
+    for (int i = 0; i < 8; i++)
+        extra[i] = (nghttp2_nv){(uint8_t *)"x-huge", (uint8_t *)value, 6, 10000, 0};
+    static const nghttp2_nv small[] = {NVS("x-tenant", "acme-corporation-production")};
+    int32_t big = submit(w, "GET", "/ok/huge", extra, 8, 0, NULL, 0);
+    int32_t ok = submit(w, "GET", "/ok/after-huge", small, 1, 0, NULL, 0);
+    pump(w);
+    client_stream_t *st = client_stream(w, big);
+    assert_string_equal(st->headers, ":status: 431\ncontent-length: 0\n");
+    assert_int_equal(st->end_stream_on_headers, 1);
+    assert_true(st->closed);
+    assert_null(app_stream(w, big, 0));
+    assert_false(w->app_saw_frame[big]);
+    assert_allowed(w, ok, 0);
+    assert_int_equal(w->num_hook_calls, 1);
+    world_free(w);
+}
+
+/* A request the policy cannot judge safely is reset, without asking the hook. :authority and host that differ: */
+static void test_malformed_request_reset(void **state)
+{
+    world_t *w = world_new(NULL);
+    static const nghttp2_nv conflicting[] = {NVS("host", "other.example")};
+    static const nghttp2_nv same[] = {NVS("host", "APP.example")};
+    int32_t bad = submit(w, "GET", "/ok/conflict", conflicting, 1, 0, NULL, 0);
+    int32_t good = submit(w, "GET", "/ok/same-host", same, 1, 0, NULL, 0);
+    pump(w);
+    client_stream_t *st = client_stream(w, bad);
+    assert_true(st->closed);
+    assert_int_equal(st->close_code, NGHTTP2_PROTOCOL_ERROR);
+    assert_null(app_stream(w, bad, 0));
+    assert_false(w->app_saw_frame[bad]);
+    assert_allowed(w, good, 0);
+    assert_int_equal(w->num_hook_calls, 1);
+    assert_string_equal(w->hook_calls[0].host, "APP.example");
+    world_free(w);
+}
+
+/* Without window to spare on the client's side (no connection WINDOW_UPDATE from it yet), the 403 goes without
+ * body rather than risk the client's flow-control limit. */
+static void test_no_client_window_403_without_body(void **state)
+{
+    world_opts_t opts = {.client_window = 0};
+    world_t *w = world_new(&opts);
+    int32_t id = submit(w, "GET", "/deny", NULL, 0, 0, NULL, 0);
+    pump(w);
+    client_stream_t *st = client_stream(w, id);
+    assert_string_equal(st->headers, ":status: 403\ncontent-type: text/plain\ncontent-length: 0\n");
+    assert_int_equal(st->end_stream_on_headers, 1);
+    assert_int_equal(st->body_len, 0);
+    assert_true(st->closed);
+    assert_int_equal(st->close_code, NGHTTP2_NO_ERROR);
+    world_free(w);
+}
+
+/* The 403 bodies use the client's connection window; the app must never be told of more window than the client
+ * has left, or a response that fills the window would overrun it (the client would fail the connection). */
+static void test_answer_bodies_never_overrun_client_window(void **state)
+{
+    static const nghttp2_settings_entry client_settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24}};
+    world_opts_t opts = {.client_settings = client_settings, .num_client_settings = 1, .client_window = 131072};
+    world_t *w = world_new(&opts);
+    int32_t denied[50], big;
+
+    w->big_response = 400000;
+    for (int i = 0; i < 50; i++)
+        denied[i] = submit(w, "GET", "/deny", NULL, 0, 0, NULL, 0);
+    pump(w);
+    for (int i = 0; i < 50; i++)
+        assert_denied_403(w, denied[i]);
+    big = submit(w, "GET", "/big", NULL, 0, 0, NULL, 0);
+    pump(w);
+    client_stream_t *st = client_stream(w, big);
+    assert_int_equal(st->body_len, 400000);
+    assert_true(st->closed);
+    assert_int_equal(st->close_code, NGHTTP2_NO_ERROR);
+    world_free(w);
+}
+
+/* ---- protocol errors, with hand-made frames ---- */
+
+static size_t frame(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_t stream, const void *payload)
+{
+    p[0] = (uint8_t)(len >> 16), p[1] = (uint8_t)(len >> 8), p[2] = (uint8_t)len;
+    p[3] = type, p[4] = flags;
+    p[5] = (uint8_t)(stream >> 24), p[6] = (uint8_t)(stream >> 16), p[7] = (uint8_t)(stream >> 8),
+    p[8] = (uint8_t)stream;
+    if (len != 0 && payload != NULL)
+        memcpy(p + 9, payload, len);
+    return 9 + len;
+}
+
+static rm_http_verdict_t allow_all(void *ctx, const rm_http_request_t *req)
+{
+    (void)ctx, (void)req;
+    return RM_HTTP_ALLOW;
+}
+
+/* Feeds preface + empty SETTINGS, then `bad`; the app has sent its SETTINGS. Returns the filter's result. */
+static int feed_bad(const uint8_t *bad, size_t len, uint32_t *goaway_code)
+{
+    rm_h2_filter_t f;
+    rm_bytebuf_t to_app = {0}, to_client = {0};
+    uint8_t buf[64];
+    size_t n;
+    int ret;
+
+    assert_int_equal(rm_h2_filter_init(&f, allow_all, NULL), 0);
+    n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0, NULL);
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), 0);
+    assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, 24, &to_app, &to_client), 0);
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    size_t app_len = to_app.len, client_len = to_client.len;
+    ret = rm_h2_filter_from_client(&f, bad, len, &to_app, &to_client);
+    if (ret != 0)
+        assert_int_equal(to_app.len, app_len); /* nothing of the bad frame reached the app */
+    *goaway_code = UINT32_MAX;
+    if (to_client.len == client_len + 17) {
+        const uint8_t *g = to_client.base + client_len;
+        assert_int_equal(g[3], NGHTTP2_GOAWAY);
+        *goaway_code = (uint32_t)g[13] << 24 | (uint32_t)g[14] << 16 | (uint32_t)g[15] << 8 | g[16];
+    } else {
+        assert_int_equal(to_client.len, client_len);
+    }
+    /* sticky */
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), ret);
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), ret);
+    rm_h2_filter_dispose(&f);
+    rm_bytebuf_free(&to_app);
+    rm_bytebuf_free(&to_client);
+    return ret;
+}
+
+static void test_protocol_errors(void **state)
+{
+    uint8_t buf[20000];
+    uint32_t code;
+    size_t n;
+
+    /* HPACK garbage: index 0x7f + huge continuation */
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0x0f};
+    n = frame(buf, sizeof(garbage), NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, garbage);
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+    assert_int_equal(code, NGHTTP2_COMPRESSION_ERROR);
+
+    /* an index past the tables */
+    static const uint8_t bad_index[] = {0xbe};
+    n = frame(buf, 1, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, bad_index);
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+    assert_int_equal(code, NGHTTP2_COMPRESSION_ERROR);
+
+    /* CONTINUATION without HEADERS */
+    static const uint8_t get[] = {0x82, 0x84, 0x86}; /* :method GET, :path /, :scheme http */
+    n = frame(buf, 3, NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS, 1, get);
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+    assert_int_equal(code, NGHTTP2_PROTOCOL_ERROR);
+
+    /* HEADERS without END_HEADERS, then something else than its CONTINUATION */
+    n = frame(buf, 3, NGHTTP2_HEADERS, 0, 1, get);
+    n += frame(buf + n, 8, NGHTTP2_PING, 0, 0, "12345678");
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+    assert_int_equal(code, NGHTTP2_PROTOCOL_ERROR);
+
+    /* DATA on stream 0, HEADERS on an even stream, PUSH_PROMISE from a client */
+    n = frame(buf, 3, NGHTTP2_DATA, 0, 0, "abc");
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+    n = frame(buf, 3, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 2, get);
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+    n = frame(buf, 3, NGHTTP2_PUSH_PROMISE, NGHTTP2_FLAG_END_HEADERS, 1, get);
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+
+    /* a frame over SETTINGS_MAX_FRAME_SIZE (the app left it at 16384) */
+    memset(buf, 0, sizeof(buf));
+    n = frame(buf, 16385, NGHTTP2_DATA, 0, 1, NULL);
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+    assert_int_equal(code, NGHTTP2_FRAME_SIZE_ERROR);
+
+    /* padding longer than the frame */
+    static const uint8_t padded[] = {0x10, 0x82};
+    n = frame(buf, 2, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_PADDED, 1, padded);
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+
+    /* WINDOW_UPDATE of the wrong size */
+    n = frame(buf, 3, NGHTTP2_WINDOW_UPDATE, 0, 0, "abc");
+    assert_int_equal(feed_bad(buf, n, &code), -EPROTO);
+    assert_int_equal(code, NGHTTP2_FRAME_SIZE_ERROR);
+
+    /* the valid request after the same setup goes through (the harness itself is sound) */
+    n = frame(buf, 3, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, get);
+    assert_int_equal(feed_bad(buf, n, &code), 0);
+    assert_int_equal(code, UINT32_MAX);
+}
+
+static void test_bad_preface_and_bad_server_preface(void **state)
+{
+    rm_h2_filter_t f;
+    rm_bytebuf_t to_app = {0}, to_client = {0};
+    uint8_t buf[32];
+    size_t n;
+
+    assert_int_equal(rm_h2_filter_init(&f, allow_all, NULL), 0);
+    assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)"PRI * HTTP/2.0\r\n", 16, &to_app, &to_client), 0);
+    assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)"\r\nXX", 4, &to_app, &to_client), -EPROTO);
+    assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)"\r\n", 2, &to_app, &to_client), -EPROTO);
+    assert_int_equal(to_client.len, 0);
+    rm_h2_filter_dispose(&f);
+
+    /* the app's first frame must be SETTINGS */
+    assert_int_equal(rm_h2_filter_init(&f, allow_all, NULL), 0);
+    n = frame(buf, 8, NGHTTP2_PING, 0, 0, "12345678");
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), -EPROTO);
+    rm_h2_filter_dispose(&f);
+
+    assert_int_equal(rm_h2_filter_init(&f, NULL, NULL), -EINVAL);
+    rm_bytebuf_free(&to_app);
+    rm_bytebuf_free(&to_client);
+}
+
+static rm_http_verdict_t deny_all(void *ctx, const rm_http_request_t *req)
+{
+    (void)ctx, (void)req;
+    return RM_HTTP_DENY;
+}
+
+/* Walks the frames in `b` from `off`: "type:stream " each, into `out`. */
+static void frame_list(const rm_bytebuf_t *b, size_t off, char *out, size_t cap)
+{
+    out[0] = 0;
+    while (off + 9 <= b->len) {
+        const uint8_t *h = b->base + off;
+        size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2], used = strlen(out);
+        uint32_t stream = (uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8];
+        snprintf(out + used, cap - used, "%u:%u ", h[3], stream);
+        off += 9 + len;
+    }
+    assert_int_equal(off, b->len); /* whole frames only */
+}
+
+/* Decodes one header block with `inflater` into out ("name: value\n" each). */
+static void inflate_block(nghttp2_hd_inflater *inflater, const uint8_t *in, size_t len, char *out, size_t cap)
+{
+    out[0] = 0;
+    for (;;) {
+        nghttp2_nv nv;
+        int flags = 0;
+        ssize_t n = nghttp2_hd_inflate_hd2(inflater, &nv, &flags, in, len, 1);
+        assert_true(n >= 0);
+        in += n, len -= (size_t)n;
+        if (flags & NGHTTP2_HD_INFLATE_EMIT)
+            append_field(out, cap, nv.name, nv.namelen, nv.value, nv.valuelen);
+        if (flags & NGHTTP2_HD_INFLATE_FINAL)
+            break;
+    }
+    nghttp2_hd_inflate_end_headers(inflater);
+}
+
+/* Decodes the block of the HEADERS frame at `off`, and checks that it would leave a client's decoder as it was: no
+ * entry inserted, no dynamic table size update. */
+static void decode_answer(const rm_bytebuf_t *b, size_t off, char *out, size_t cap)
+{
+    const uint8_t *h = b->base + off;
+    size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+    nghttp2_hd_inflater *inflater;
+    char again[512];
+
+    assert_int_equal(h[3], NGHTTP2_HEADERS);
+    assert_int_equal(h[4] & (NGHTTP2_FLAG_PADDED | NGHTTP2_FLAG_PRIORITY), 0);
+    assert_int_equal(nghttp2_hd_inflate_new(&inflater), 0);
+    inflate_block(inflater, h + 9, len, out, cap);
+    assert_int_equal(nghttp2_hd_inflate_get_num_table_entries(inflater), 61); /* the static table only */
+    nghttp2_hd_inflate_del(inflater);
+
+    /* A decoder held to a 100-byte table rejects any size update above 100, 4096 included. */
+    static const uint8_t shrink[] = {0x20}; /* the update to 0 that the lower limit asks for first */
+    assert_int_equal(nghttp2_hd_inflate_new(&inflater), 0);
+    assert_int_equal(nghttp2_hd_inflate_change_table_size(inflater, 100), 0);
+    inflate_block(inflater, shrink, sizeof(shrink), again, sizeof(again));
+    inflate_block(inflater, h + 9, len, again, sizeof(again));
+    assert_string_equal(again, out);
+    nghttp2_hd_inflate_del(inflater);
+}
+
+/* Answers wait for the app's first SETTINGS and are never put inside an app frame or header block. */
+static void test_answers_wait_for_app_frame_boundary(void **state)
+{
+    rm_h2_filter_t f;
+    rm_bytebuf_t to_app = {0}, to_client = {0};
+    uint8_t buf[256], window[4] = {0, 1, 0, 0};
+    char list[256], fields[512];
+    size_t n, mark;
+    /* :method GET, :scheme http, :path /deny (literal, not indexed) */
+    static const uint8_t denied_get[] = {0x82, 0x86, 0x04, 0x05, '/', 'd', 'e', 'n', 'y'};
+    /* :method POST, :scheme http, :path /, content-type application/grpc */
+    static const uint8_t denied_grpc[] = {0x83, 0x86, 0x84, 0x0f, 0x10, 0x10, 'a', 'p', 'p', 'l', 'i',
+                                          'c',  'a',  't',  'i',  'o',  'n',  '/', 'g', 'r', 'p', 'c'};
+    static const uint8_t settings[] = {0, 1, 0, 0, 0x10, 0}; /* HEADER_TABLE_SIZE 4096 */
+
+    assert_int_equal(rm_h2_filter_init(&f, deny_all, NULL), 0);
+    assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, 24, &to_app, &to_client), 0);
+    n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0, NULL);
+    n += frame(buf + n, 4, NGHTTP2_WINDOW_UPDATE, 0, 0, window); /* 65536: room for one body */
+    n += frame(buf + n, sizeof(denied_get), NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1,
+               denied_get);
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    assert_int_equal(to_client.len, 0); /* no server preface yet */
+    assert_true(rm_h2_filter_buffered(&f) > 0);
+    frame_list(&to_app, 24, list, sizeof(list));
+    assert_string_equal(list, "4:0 8:0 ");               /* SETTINGS and WINDOW_UPDATE (less the reserve), no HEADERS */
+    assert_int_equal(to_app.base[to_app.len - 2], 0xfc); /* 65536 - 1024 */
+
+    /* the app's SETTINGS, in two pieces: the answer follows it, not inside */
+    n = frame(buf, sizeof(settings), NGHTTP2_SETTINGS, 0, 0, settings);
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, 5, &to_client), 0);
+    assert_int_equal(to_client.len, 5);
+    assert_int_equal(rm_h2_filter_from_app(&f, buf + 5, n - 5, &to_client), 0);
+    frame_list(&to_client, 0, list, sizeof(list));
+    assert_string_equal(list, "4:0 1:1 0:1 ");
+    assert_int_equal(rm_h2_filter_buffered(&f), 0);
+    decode_answer(&to_client, n, fields, sizeof(fields));
+    assert_string_equal(fields, ":status: 403\ncontent-type: text/plain\ncontent-length: 19\n");
+    assert_memory_equal(to_client.base + to_client.len - 19, "RBAC: access denied", 19);
+
+    /* the app is inside a header block (HEADERS without END_HEADERS): the next answer waits for its end */
+    mark = to_client.len;
+    n = frame(buf, 1, NGHTTP2_HEADERS, 0, 1, "\x88");
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), 0);
+    n = frame(buf, sizeof(denied_grpc), NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 3, denied_grpc);
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    assert_int_equal(to_client.len, mark + 10);
+    n = frame(buf, 1, NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS, 1, "\x88");
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), 0);
+    frame_list(&to_client, mark, list, sizeof(list));
+    assert_string_equal(list, "1:1 9:1 1:3 3:3 "); /* trailers-only answer, then RST_STREAM(NO_ERROR) */
+    decode_answer(&to_client, mark + 20, fields, sizeof(fields));
+    assert_string_equal(fields,
+                        ":status: 200\ncontent-type: application/grpc\ngrpc-status: 7\ngrpc-message: RBAC: access "
+                        "denied\n");
+
+    /* a DATA frame of the app in progress: the WINDOW_UPDATE for dropped data waits for its end */
+    mark = to_client.len;
+    n = frame(buf, 10, NGHTTP2_DATA, 0, 1, "0123456789");
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, 12, &to_client), 0);
+    size_t m = frame(buf + n, 5, NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, 3, "abcde");
+    assert_int_equal(rm_h2_filter_from_client(&f, buf + n, m, &to_app, &to_client), 0);
+    assert_int_equal(to_client.len, mark + 12);
+    assert_int_equal(rm_h2_filter_from_app(&f, buf + 12, n - 12, &to_client), 0);
+    frame_list(&to_client, mark, list, sizeof(list));
+    assert_string_equal(list, "0:1 8:0 ");
+    assert_int_equal(to_client.base[to_client.len - 1], 5);
+
+    /* later frames of the refused stream never reach the app */
+    mark = to_app.len;
+    n = frame(buf, 4, NGHTTP2_WINDOW_UPDATE, 0, 3, window);
+    n += frame(buf + n, 4, NGHTTP2_RST_STREAM, 0, 3, "\0\0\0\x08");
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    assert_int_equal(to_app.len, mark);
+
+    rm_h2_filter_dispose(&f);
+    rm_bytebuf_free(&to_app);
+    rm_bytebuf_free(&to_client);
+}
+
+static rm_http_verdict_t deny_path(void *ctx, const rm_http_request_t *req)
+{
+    (void)ctx;
+    return memmem(req->path, req->path_len, "deny", 4) != NULL ? RM_HTTP_DENY : RM_HTTP_ALLOW;
+}
+
+/* A refused stream below an allowed one is remembered in the ring; refused streams the client has ended leave it,
+ * so many of them do not push out one whose body is still coming. */
+static void test_refused_stream_remembered(void **state)
+{
+    rm_h2_filter_t f;
+    rm_bytebuf_t to_app = {0}, to_client = {0};
+    uint8_t buf[64];
+    size_t n, mark;
+    static const uint8_t post_deny[] = {0x83, 0x86, 0x04, 0x05, '/', 'd', 'e', 'n', 'y'};
+    static const uint8_t post_ok[] = {0x83, 0x86, 0x04, 0x03, '/', 'o', 'k'};
+    uint32_t stream = 3;
+
+    assert_int_equal(rm_h2_filter_init(&f, deny_path, NULL), 0);
+    n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0, NULL);
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), 0);
+    assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, 24, &to_app, &to_client), 0);
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    n = frame(buf, sizeof(post_deny), NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, post_deny);
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    for (int i = 0; i < RM_H2_FILTER_DENIED_RING + 6; i++, stream += 2) {
+        n = frame(buf, sizeof(post_deny), NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, stream, post_deny);
+        n += frame(buf + n, 1, NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, stream, "x");
+        assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    }
+    mark = to_app.len;
+    n = frame(buf, sizeof(post_ok), NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, stream,
+              post_ok);
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    assert_true(to_app.len > mark); /* allowed: forwarded */
+    mark = to_app.len;
+    n = frame(buf, 3, NGHTTP2_DATA, 0, 1, "abc");
+    n += frame(buf + n, 5, NGHTTP2_PRIORITY, 0, 1, "\0\0\0\0\x10");
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    assert_int_equal(to_app.len, mark); /* stream 1 is still known as refused */
+    rm_h2_filter_dispose(&f);
+    rm_bytebuf_free(&to_app);
+    rm_bytebuf_free(&to_client);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sniff),
+        cmocka_unit_test(test_allowed_get),
+        cmocka_unit_test(test_denied_get_gets_403),
+        cmocka_unit_test(test_denied_grpc_gets_permission_denied),
+        cmocka_unit_test(test_interleaved_keeps_hpack_in_step),
+        cmocka_unit_test(test_app_header_table_size_followed),
+        cmocka_unit_test(test_denied_large_bodies_hand_window_back),
+        cmocka_unit_test(test_denied_body_in_flight),
+        cmocka_unit_test(test_bytes_one_at_a_time),
+        cmocka_unit_test(test_large_header_block_forwarded),
+        cmocka_unit_test(test_oversized_headers_get_431),
+        cmocka_unit_test(test_malformed_request_reset),
+        cmocka_unit_test(test_no_client_window_403_without_body),
+        cmocka_unit_test(test_answer_bodies_never_overrun_client_window),
+        cmocka_unit_test(test_protocol_errors),
+        cmocka_unit_test(test_bad_preface_and_bad_server_preface),
+        cmocka_unit_test(test_answers_wait_for_app_frame_boundary),
+        cmocka_unit_test(test_refused_stream_remembered),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
