@@ -26,7 +26,7 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # A gRPC client that is not ours (Debian's python3-grpcio, messages from protoc's Python output) proves the control
 # plane speaks standard gRPC. libfaketime (faketime) moves a proxy's clock to see an SVID expire.
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
-    python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime)
+    python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client)
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() {

@@ -406,6 +406,7 @@ static int apply_resource(rm_control_client_t *cc, int type, const Ringmesh__V1_
         snprintf(workload, sizeof(workload), "%s/%s", cc->node_ns, cc->node_id);
         if ((ret = rm_authz_new(v, len, workload, res->version, &a, err, errlen)) != 0)
             return ret;
+        rm_authz_inherit_counters(a, cc->authz);
         rm_authz_unref(cc->authz);
         cc->authz = a;
         return 0;

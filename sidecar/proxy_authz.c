@@ -67,6 +67,32 @@ void rm_authz_unref(rm_authz_t *a)
     free(a);
 }
 
+void rm_authz_inherit_counters(rm_authz_t *a, const rm_authz_t *old)
+{
+    if (old == NULL)
+        return;
+    for (int k = 0; k < RM_AUTHZ_COUNT_KINDS; k++)
+        atomic_store_explicit(&a->counters[k], atomic_load_explicit(&old->counters[k], memory_order_relaxed),
+                              memory_order_relaxed);
+    for (size_t pi = 0; pi < a->set.num_policies; pi++) {
+        const rm_authz_policy_t *p = &a->set.policies[pi];
+        for (size_t oi = 0; oi < old->set.num_policies; oi++) {
+            const rm_authz_policy_t *q = &old->set.policies[oi];
+            if (strcmp(p->namespace_, q->namespace_) != 0 || strcmp(p->name, q->name) != 0)
+                continue;
+            for (size_t r = 0; r < p->num_rules && r < q->num_rules; r++)
+                for (int k = 0; k < RM_AUTHZ_COUNT_KINDS; k++)
+                    atomic_store_explicit(
+                        &a->counters[(a->rule_base[pi] + r) * RM_AUTHZ_COUNT_KINDS + (size_t)k],
+                        atomic_load_explicit(
+                            &old->counters[(old->rule_base[oi] + r) * RM_AUTHZ_COUNT_KINDS + (size_t)k],
+                            memory_order_relaxed),
+                        memory_order_relaxed);
+            break;
+        }
+    }
+}
+
 void rm_authz_count(rm_authz_t *a, const rm_authz_decision_t *d)
 {
     size_t slot = 0;
@@ -145,4 +171,48 @@ void rm_authz_log(const rm_authz_t *a, const rm_authz_decision_t *d, const rm_au
     if (a != NULL)
         rm_log_str(&l, "policy_version", a->version);
     rm_log_end(&l);
+}
+
+int rm_authz_from_path(const char *path, int default_allow, int log_allowed, const char *workload, rm_authz_t **out,
+                       char *err, size_t errlen)
+{
+    rm_policy_set_t set = {0};
+    rm_policy_diags_t diags = {0};
+    rm_workload_policy_t wp = {0};
+    const rm_authz_policy_t **list = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int ret;
+
+    ret = rm_policy_load_path(&set, path, 0, &diags);
+    rm_policy_lint(&set, &diags);
+    for (size_t i = 0; i < diags.n; i++) {
+        if (!diags.d[i].warning) {
+            rm_policy_diag_format(&diags.d[i], err, errlen);
+            ret = RM_ERR_POLICY_INVALID;
+            goto Exit;
+        }
+    }
+    if (ret < 0) {
+        snprintf(err, errlen, "%s: cannot read policies", path);
+        goto Exit;
+    }
+    if ((list = calloc(set.num_policies + 1, sizeof(*list))) == NULL) {
+        ret = -ENOMEM;
+        goto Exit;
+    }
+    for (size_t i = 0; i < set.num_policies; i++)
+        list[i] = &set.policies[i];
+    wp.opts.default_action = default_allow ? RM_AUTHZ_ALLOW : RM_AUTHZ_DENY;
+    wp.opts.log_allowed = (uint8_t)(log_allowed != 0);
+    wp.opts.log_allowed_sample = 1;
+    if ((ret = rm_workload_policy_encode(list, set.num_policies, &wp, &bytes, &len)) != 0)
+        goto Exit;
+    ret = rm_authz_new(bytes, len, workload, "static", out, err, errlen);
+Exit:
+    free(bytes);
+    free(list);
+    rm_policy_set_clear(&set);
+    rm_policy_diags_clear(&diags);
+    return ret;
 }

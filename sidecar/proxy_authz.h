@@ -36,8 +36,18 @@ typedef struct st_rm_authz_t {
  *  (for the NACK). */
 int rm_authz_new(const uint8_t *data, size_t len, const char *workload, const char *version, rm_authz_t **out,
                  char *err, size_t errlen);
+/** Loads every policy of a file or directory (YAML, as the control plane reads it) into an rm_authz_t for a proxy
+ *  without a control plane: all of them apply to this proxy. Returns 0, or an error with "FILE:LINE:COL: field:
+ *  reason" (the first error) in err. */
+int rm_authz_from_path(const char *path, int default_allow, int log_allowed, const char *workload, rm_authz_t **out,
+                       char *err, size_t errlen);
 void rm_authz_ref(rm_authz_t *a);
 void rm_authz_unref(rm_authz_t *a);
+
+/** Starts a's counters where old's are, policy by policy and rule by rule (same namespace/name), so that a policy
+ *  change does not reset the counts of the policies it leaves alone. Decisions still counted on `old` afterwards
+ *  (by connections that started before the change) are not carried over. */
+void rm_authz_inherit_counters(rm_authz_t *a, const rm_authz_t *old);
 
 /** Counts a decision (relaxed atomics; any thread). */
 void rm_authz_count(rm_authz_t *a, const rm_authz_decision_t *d);

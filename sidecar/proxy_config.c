@@ -103,8 +103,15 @@ typedef struct st_raw_listener_t {
     unsigned identities_count;
 } raw_listener_t;
 
+typedef struct st_raw_authz_t {
+    char *policy_dir;
+    char *default_action;
+    char *log_allowed;
+} raw_authz_t;
+
 typedef struct st_raw_config_t {
     char *trust_domain;
+    raw_authz_t *authorization;
     raw_tls_t *tls;
     raw_control_t *control;
     raw_endpoint_t *outbound;
@@ -213,6 +220,13 @@ static const cyaml_schema_value_t listener_entry = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_listener_t, listener_fields),
 };
 
+static const cyaml_schema_field_t authz_fields[] = {
+    STR("policyDir", raw_authz_t, policy_dir),
+    STR("defaultAction", raw_authz_t, default_action),
+    STR("logAllowed", raw_authz_t, log_allowed),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t config_fields[] = {
     STR("trustDomain", raw_config_t, trust_domain),
     CYAML_FIELD_MAPPING_PTR("tls", OPT_NULL, raw_config_t, tls, tls_fields),
@@ -231,6 +245,7 @@ static const cyaml_schema_field_t config_fields[] = {
     STR("handshakeTimeout", raw_config_t, handshake_timeout),
     STR("accessLog", raw_config_t, access_log),
     STR("logLevel", raw_config_t, log_level),
+    CYAML_FIELD_MAPPING_PTR("authorization", OPT_NULL, raw_config_t, authorization, authz_fields),
     CYAML_FIELD_END,
 };
 
@@ -1444,6 +1459,33 @@ Exit:
     return ret;
 }
 
+/* A proxy without a control plane may enforce policies from a directory (the same YAML the control plane reads;
+ * every policy in it applies to this proxy). With a control plane, the pushed WorkloadPolicy is what applies. */
+static int conv_authorization(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg)
+{
+    const raw_authz_t *a = raw->authorization;
+    int ret;
+    cfg->authz_default_allow = 0;
+    if (a == NULL)
+        return 0;
+    if (raw->control != NULL)
+        return value_error(ctx, "authorization",
+                           "is for proxies without a control plane: with `control`, the "
+                           "control plane pushes the policies");
+    if ((ret = conv_string(ctx, "authorization.policyDir", a->policy_dir, &cfg->authz_policy_dir)) != 0 ||
+        (ret = conv_bool(ctx, "authorization.logAllowed", a->log_allowed, &cfg->authz_log_allowed)) != 0)
+        return ret;
+    if (cfg->authz_policy_dir == NULL)
+        return value_error(ctx, "authorization.policyDir", "is required (a file or directory of policies)");
+    if (a->default_action != NULL) {
+        if (strcmp(a->default_action, "ALLOW") == 0)
+            cfg->authz_default_allow = 1;
+        else if (strcmp(a->default_action, "DENY") != 0)
+            return value_error(ctx, "authorization.defaultAction", "\"%.40s\" is not DENY or ALLOW", a->default_action);
+    }
+    return 0;
+}
+
 static int convert(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg)
 {
     int ret;
@@ -1461,8 +1503,8 @@ static int convert(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *
         (ret = conv_duration(ctx, "handshakeTimeout", raw->handshake_timeout, 0, &cfg->handshake_timeout_ms)) != 0 ||
         (ret = conv_bool(ctx, "accessLog", raw->access_log, &cfg->access_log)) != 0 ||
         (ret = conv_log_level(ctx, "logLevel", raw->log_level, &cfg->log_level)) != 0 ||
-        (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = check_tls(ctx, raw, cfg)) != 0 ||
-        (ret = check_listen_conflicts(ctx, cfg)) != 0)
+        (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = conv_authorization(ctx, raw, cfg)) != 0 ||
+        (ret = check_tls(ctx, raw, cfg)) != 0 || (ret = check_listen_conflicts(ctx, cfg)) != 0)
         return ret;
     return 0;
 }
@@ -1668,6 +1710,7 @@ void rm_proxy_config_free(rm_proxy_config_t *cfg)
     }
     free(cfg->listeners);
     free(cfg->log_level);
+    free(cfg->authz_policy_dir);
     if (cfg->control != NULL) {
         free(cfg->control->address);
         free(cfg->control->server_name);

@@ -78,6 +78,9 @@ typedef struct st_rm_proxy_config_t {
     char *key_file;               /* PEM private key */
     char *bundle_file;            /* PEM trust bundle (one or more roots) */
     rm_control_config_t *control; /* NULL: static SVID and destinations from this file */
+    char *authz_policy_dir;       /* section `authorization` (no control plane): policies enforced; NULL: none */
+    int authz_default_allow;
+    int authz_log_allowed;
 
     int outbound_enabled;          /* default 1 */
     rm_sockaddr_t outbound_listen; /* default [::]:15001 (dual stack) */

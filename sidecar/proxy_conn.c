@@ -926,6 +926,24 @@ DecideTcp:
     return 0;
 }
 
+/* The filter ended the exchange (an answer that closes, or a protocol error): say so once. */
+static void l7_result(rm_conn_t *c, int r, const char *from)
+{
+    if (r == 0 || c->l7->result != 0)
+        return;
+    c->l7->result = r;
+    rm_log_line_t l;
+    rm_log_begin(&l, r == RM_HTTP1_FILTER_CLOSE ? RM_LOG_DEBUG : RM_LOG_WARN, "http_connection_ended");
+    log_conn_fields(c, &l);
+    rm_log_str(&l, "protocol", c->l7->http2 ? "http2" : "http1");
+    rm_log_str(&l, "from", from);
+    if (r == RM_HTTP1_FILTER_CLOSE)
+        rm_log_str(&l, "reason", "the answer to a denied request closes the connection");
+    else
+        rm_log_err(&l, "error", r);
+    rm_log_end(&l);
+}
+
 /* Moves both directions of an HTTP connection through its filter. */
 static int pump_l7(rm_conn_t *c)
 {
@@ -941,8 +959,7 @@ static int pump_l7(rm_conn_t *c)
                 : rm_http1_filter_from_client(&l->h1, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app, &l->to_client);
         if (r == -ENOMEM)
             return r;
-        if (r != 0 && l->result == 0)
-            l->result = r;
+        l7_result(c, r, "client");
         pipe_consume(&c->d2u, c->d2u.len);
     }
     /* the app's bytes: responses, with the answers to denied requests put in order */
@@ -951,8 +968,7 @@ static int pump_l7(rm_conn_t *c)
                      : rm_http1_filter_from_app(&l->h1, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_app, &l->to_client);
         if (r == -ENOMEM)
             return r;
-        if (r != 0 && l->result == 0)
-            l->result = r;
+        l7_result(c, r, "app");
         pipe_consume(&c->u2d, c->u2d.len);
     }
     /* stage the output in pipes: a send in flight reads a buffer that does not move */

@@ -212,6 +212,23 @@ int main(int argc, char **argv)
         rm_snapshot_unref(snap);
         return 1;
     }
+    if (cfg->authz_policy_dir != NULL) {
+        char host[256] = "";
+        gethostname(host, sizeof(host) - 1);
+        if ((ret = rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed, host,
+                                      &snap->authz, err, sizeof(err))) != 0) {
+            log_fatal("config_invalid", err, cfg->authz_policy_dir, ret);
+            rm_snapshot_unref(snap);
+            return 1;
+        }
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_INFO, "policies_loaded");
+        rm_log_str(&l, "path", cfg->authz_policy_dir);
+        rm_log_uint(&l, "policies", snap->authz->set.num_policies);
+        rm_log_uint(&l, "rules", rm_authz_engine_num_rules(snap->authz->engine));
+        rm_log_str(&l, "default_action", cfg->authz_default_allow ? "ALLOW" : "DENY");
+        rm_log_end(&l);
+    }
     if (check_only) {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "config_ok");

@@ -353,6 +353,9 @@ static void test_value_errors_generated(void **state)
     } cases[] = {
         {"ioBackend: kqueue\n", "gen.yaml:5:12: ioBackend: \"kqueue\" is not an I/O backend"},
         {"logLevel: verbose\n", "gen.yaml:5:11: logLevel: \"verbose\" is not a log level"},
+        {"authorization: {defaultAction: DENY}\n", "gen.yaml:5:16: authorization.policyDir: is required"},
+        {"authorization: {policyDir: /p, defaultAction: deny}\n",
+         "gen.yaml:5:47: authorization.defaultAction: \"deny\" is not DENY or ALLOW"},
         {"workers: 0\n", "gen.yaml:5:10: workers: \"0\" is not a whole number in 1..64"},
         {"workers: -1\n", "gen.yaml:5:10: workers: \"-1\" is not a whole number in 1..64"},
         {"maxConnections: 0\n", "gen.yaml:5:17: maxConnections: \"0\" is not a whole number"},
