@@ -11,9 +11,13 @@
 #    configuration says is served by "orders";
 # 4. each proxy gets its SVID from the control plane (its ServiceAccount token attested against a JWKS) and its
 #    destination map from the discovery stream; the demo prints those log lines;
-# 5. sends one request to each VIP from the frontend: the first succeeds over mTLS, the second is refused
-#    because the server's SPIFFE ID is not the one expected for that destination;
-# 6. prints the proxies' log lines for both and tears everything down.
+# 5. zero-trust authorization: the mesh denies by default, and one AuthorizationPolicy (Istio's format) lets the
+#    frontend GET /orders/*, another denies DELETE; the demo sends an allowed GET, then a DELETE that orders' proxy
+#    answers with 403
+#    and explains in its log (which policy, which rule, who asked for what);
+# 6. sends one request to the impostor's VIP: refused, because the server's SPIFFE ID is not the one expected for
+#    that destination;
+# 7. prints the proxies' log lines for each and tears everything down.
 #
 # `scripts/demo.sh --no-build` skips steps 1 and 2 and uses what is already built.
 set -euo pipefail
@@ -76,7 +80,34 @@ rm_setup
 ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
 ID_ORDERS="spiffe://cluster.local/ns/shop/sa/orders"
 ID_IMPOSTOR="spiffe://cluster.local/ns/shop/sa/payments"
-rm_control_init
+RM_DEFAULT_ACTION=DENY rm_control_init
+cat >"$RM_TMP/control/mesh/orders-policy.yaml" <<EOF
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: orders-readers, namespace: shop}
+spec:
+  selector:
+    matchLabels: {app: orders}
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/frontend"]
+    to:
+    - operation:
+        methods: ["GET"]
+        paths: ["/orders/*"]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-deletes, namespace: shop}
+spec:
+  action: DENY
+  rules:
+  - to:
+    - operation:
+        methods: ["DELETE"]
+EOF
 cat >"$RM_TMP/control/mesh/shop.yaml" <<EOF
 apiVersion: ringmesh.io/v1alpha1
 kind: Service
@@ -99,10 +130,11 @@ rm_pod_create orders
 rm_pod_create impostor
 rm_service 198.19.0.10:8080 orders:8080
 rm_service 198.19.0.11:8080 impostor:8080
-rm_server orders orders 0.0.0.0:8080 echo
+rm_bg app-orders orders "$RM_TMP/logs/app-orders.log" /usr/bin/python3 "$ROOT/tests/e2e/tools/http_app.py" http 8080
+rm_wait_port orders 8080 10 app-orders
 rm_server impostor impostor 0.0.0.0:8080 echo
 rm_control_start main node 0.0.0.0:15012 --log-level info
-rm_pod_mesh orders "control=$(rm_pod_gateway orders):15012" ns=shop sa=orders
+rm_pod_mesh orders "control=$(rm_pod_gateway orders):15012" ns=shop sa=orders labels=app=orders
 rm_pod_mesh impostor "control=$(rm_pod_gateway impostor):15012" ns=shop sa=payments
 rm_pod_mesh frontend "control=$(rm_pod_gateway frontend):15012" ns=shop sa=frontend
 for pod in orders impostor frontend; do
@@ -114,6 +146,8 @@ cat <<EOF
   orders     ${RM_POD_IP[orders]}  $ID_ORDERS        <- VIP 198.19.0.10:8080 (service orders)
   impostor   ${RM_POD_IP[impostor]}  $ID_IMPOSTOR      <- VIP 198.19.0.11:8080 (service orders-canary)
   the mesh configuration says both services are served by $ID_ORDERS
+  authorization: deny by default; shop/orders-readers lets the frontend GET /orders/* on orders, and
+                 shop/no-deletes denies DELETE to every workload of the namespace
 EOF
 
 pretty() {
@@ -135,23 +169,39 @@ rm_log_select "$(rm_proxy_log frontend)" '.event == "svid_issued" or .event == "
     .event == "proxy_ready"' | jq -R -M 'fromjson? | {event, spiffe_id, not_after, type, version} |
         with_entries(select(.value != null))' | sed 's/^/    /'
 
-bold "==> request 1: frontend -> orders (198.19.0.10:8080)"
-REQUEST="GET /orders/42 HTTP/1.0"
-rm_client ok frontend --timeout 5000 --connect 198.19.0.10:8080 "send:$REQUEST" shutdown readeof
-if [ "$RM_RC" = 0 ] && [ "$(cat "$(rm_client_out ok)")" = "$REQUEST" ]; then
-    echo "  succeeded: the orders pod echoed \"$(cat "$(rm_client_out ok)")\""
+bold "==> request 1: frontend -> orders: GET http://198.19.0.10:8080/orders/42"
+code=$(rm_exec frontend curl -s -o "$RM_TMP/logs/req1.body" -w '%{http_code}' --max-time 10 \
+    http://198.19.0.10:8080/orders/42) || true
+if [ "$code" = 200 ]; then
+    echo "  allowed: HTTP $code, the orders app answered \"$(cat "$RM_TMP/logs/req1.body")\" (over mTLS)"
 else
-    echo "  FAILED: $(rm_client_status ok)"
+    echo "  FAILED: HTTP $code"
     status=1
 fi
-rm_wait_log "$(rm_proxy_log frontend)" '.event == "connection" and .dst == "198.19.0.10:8080"' 5 >/dev/null || true
 rm_wait_log "$(rm_proxy_log orders)" '.event == "connection"' 5 >/dev/null || true
-echo "  frontend's proxy:"
-rm_log_select "$(rm_proxy_log frontend)" '.event == "connection" and .dst == "198.19.0.10:8080"' | pretty
 echo "  orders' proxy:"
 rm_log_select "$(rm_proxy_log orders)" '.event == "connection"' | pretty
 
-bold "==> request 2: frontend -> impostor (198.19.0.11:8080)"
+bold "==> request 2: frontend -> orders: DELETE http://198.19.0.10:8080/orders/42"
+code=$(rm_exec frontend curl -s -o "$RM_TMP/logs/req2.body" -w '%{http_code}' -X DELETE --max-time 10 \
+    -H "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" http://198.19.0.10:8080/orders/42) || true
+if [ "$code" = 403 ]; then
+    echo "  denied: HTTP $code \"$(cat "$RM_TMP/logs/req2.body")\"; the orders app never saw the request"
+else
+    echo "  UNEXPECTED: HTTP $code"
+    status=1
+fi
+rm_wait_log "$(rm_proxy_log orders)" '.event == "authz"' 5 >/dev/null || true
+echo "  orders' proxy explains the decision (kubectl logs shows this line):"
+rm_log_select "$(rm_proxy_log orders)" '.event == "authz"' | jq -R -M 'fromjson? | {event, decision, policy, rule, reason,
+    explanation, source_principal, source_ip, destination_workload, destination_port, method, path, trace_id} |
+    with_entries(select(.value != null))' | sed 's/^/    /'
+echo "  ringmeshctl policy check: the same engine, to try a request against policies before applying them:"
+"$RM_CTL_BIN" policy check -f "$RM_TMP/control/mesh/orders-policy.yaml" --to-namespace shop --to-labels app=orders \
+    --from "$ID_FRONTEND" --port 8080 --method DELETE --path /orders/42 | sed 's/^/    /' || true
+
+bold "==> request 3: frontend -> impostor (198.19.0.11:8080)"
+REQUEST="GET /orders/42 HTTP/1.0"
 rm_client refused frontend --timeout 5000 --connect 198.19.0.11:8080 "send:$REQUEST" readeof
 if [ "$(jq -r .received <"$RM_TMP/logs/client-refused.status")" = 0 ]; then
     case "$RM_RC" in
