@@ -8,7 +8,8 @@
 # Usage (from the repository root, after a build into build/):
 #   PAIR_CMD=bench/pair.sh bash ../shared/bench/peer-bench.sh
 # The environment (OUT_LISTEN IN_LISTEN BACKEND CA CERT_CLIENT KEY_CLIENT CERT_SERVER KEY_SERVER PAIR_WORKDIR) comes
-# from peer-bench.sh. Knobs: RM_PROXY (binary), RM_WORKERS (default 1), RINGMESH_IO_BACKEND (auto|io_uring|epoll).
+# from peer-bench.sh. Knobs: RM_PROXY (binary), RM_WORKERS (default 1), RINGMESH_IO_BACKEND (auto|io_uring|epoll),
+# RM_POLICY_RULES (authorization rules on the inbound proxy, default none).
 # Both proxies start in the background in this session and this script returns; peer-bench stops them by PID.
 set -euo pipefail
 
@@ -53,6 +54,29 @@ listeners:
     target: "$BACKEND"
     mode: STRICT
 YAML
+
+# RM_POLICY_RULES=N: the inbound proxy enforces N AuthorizationPolicy rules (authorization.policyDir), so the
+# pair measures enforcement: N-1 rules for other principals, namespaces and paths, and the last one allowing the
+# bench client's GET and POST. They use HTTP fields, so every request is parsed and decided (bench/policy.sh).
+if [ -n "${RM_POLICY_RULES:-}" ] && [ "$RM_POLICY_RULES" -gt 0 ]; then
+    mkdir -p "$work/policies"
+    {
+        printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n'
+        printf 'metadata: {name: bench-allow, namespace: default}\nspec:\n  rules:\n'
+        for i in $(seq 1 $((RM_POLICY_RULES - 1))); do
+            if [ $((i % 2)) = 0 ]; then
+                printf '  - from: [{source: {principals: ["cluster.local/ns/ns%d/sa/sa%d"]}}]\n' "$i" "$i"
+                printf '    to: [{operation: {methods: ["GET"], paths: ["/api/v%d/*"]}}]\n' "$i"
+            else
+                printf '  - from: [{source: {namespaces: ["team%d"]}}]\n' "$i"
+                printf '    to: [{operation: {paths: ["/svc%d/*", "*/v%d"]}}]\n' "$i" "$i"
+            fi
+        done
+        printf '  - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]\n'
+        printf '    to: [{operation: {methods: ["GET", "POST"]}}]\n'
+    } >"$work/policies/bench.yaml"
+    printf 'authorization: {policyDir: "%s", defaultAction: DENY}\n' "$work/policies" >>"$work/inbound.yaml"
+fi
 
 "$proxy" --config "$work/inbound.yaml" >"$work/inbound.log" 2>&1 &
 echo $! >>"${PAIR_PIDFILE:-/dev/null}"

@@ -771,10 +771,16 @@ static double worker_random(rm_worker_t *w)
     return (double)((x * 0x2545f4914f6cdd1dULL) >> 11) / 9007199254740992.0;
 }
 
-/* Decides a connection (req NULL) or one request, logs and counts the decision. Returns 1 to allow. */
+/* Decides a connection (req NULL) or one request, logs and counts the decision. Returns 1 to allow.
+ *
+ * A connection is decided on the policies of the snapshot it started with. Each request on a kept-alive HTTP
+ * connection is decided on the policies in force when it arrives, so that a new DENY also reaches long-lived
+ * connections (gRPC streams last hours); one decision always uses one version. The published snapshot is safe to
+ * read without a reference for the rest of this loop iteration (rm_proxy_publish waits for the workers). */
 static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
 {
-    rm_authz_t *az = c->snap->authz;
+    rm_snapshot_t *now = req != NULL ? atomic_load_explicit(&c->w->proxy->snap, memory_order_acquire) : c->snap;
+    rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
     rm_authz_attrs_t a;
     rm_authz_decision_t d;
 

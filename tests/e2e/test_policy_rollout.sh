@@ -5,7 +5,8 @@
 #   - a denied request's log line carries every field a reader needs (policy, rule, why, who, where, trace id);
 #   - HTTP/1.1 keep-alive and HTTP/2 (h2c) connections stay usable after a 403;
 #   - a policy change written to the control plane's directory is enforced by the sidecar within 1 s, while a
-#     stream of allowed requests running across the change loses none;
+#     stream of allowed requests running across the change loses none; requests on a connection kept alive across
+#     the change are decided on the new policies;
 #   - an invalid change is rejected with file, line and field, by the control plane and by `ringmeshctl policy
 #     lint`, and the policies in force stay;
 #   - /metrics counts decisions per policy and rule; /config_dump shows the policies in force.
@@ -176,7 +177,43 @@ case_metrics() {
     rm_log "ok: /metrics counts decisions per policy and rule"
 }
 
+case_change_reaches_kept_alive_connection() {
+    # a connection opened before a change: its next request is decided on the new policies
+    local flag="$RM_TMP/kept.flag" out="$RM_TMP/logs/kept.out" n0
+    rm -f "$flag"
+    rm_bg kept web "$out" /usr/bin/python3 "$RM_SOURCE_DIR/tests/e2e/tools/keepalive_client.py" "$VIP" 8080 "$flag" \
+        /kept/one /kept/two
+    local deadline=$(($(rm_now_ms) + 10000))
+    until grep -q '^first' "$out" 2>/dev/null; do
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "the kept-alive client made no first request"
+        sleep 0.05
+    done
+    rm_assert_eq "$(grep '^first' "$out")" "first 200" "the first request is allowed"
+    n0=$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')
+    cat >"$MESH/deny-kept.yaml" <<'EOF'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-kept, namespace: shop}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/kept/two"]}}]}]
+EOF
+    deadline=$(($(rm_now_ms) + 10000))
+    until [ "$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')" -gt "$n0" ]; do
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "the change did not reach orders' proxy"
+        sleep 0.05
+    done
+    touch "$flag"
+    rm_wait_exit kept 20 || true
+    rm_assert_eq "$(grep '^second' "$out")" "second 403 same-connection" \
+        "the next request on the kept-alive connection is denied by the new policy"
+    rm_expect_log "$OLOG" '.event == "authz" and .path == "/kept/two" and .policy == "shop/deny-kept"' \
+        "the decision names the new policy"
+    rm -f "$MESH/deny-kept.yaml"
+}
+
 rm_case decision_log_fields case_decision_log_fields
+rm_case change_reaches_kept_alive_connection case_change_reaches_kept_alive_connection
 rm_case keepalive_after_403 case_keepalive_after_403
 rm_case change_within_1s_no_loss case_change_within_1s_no_loss
 rm_case invalid_change_rejected case_invalid_change_rejected
