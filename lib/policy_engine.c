@@ -6,10 +6,11 @@
  * matchers, CIDR blocks or ports, possibly negated.
  *
  * Rules are kept in decision order (DENY rules, ALLOW rules, AUDIT rules; policies by namespace/name, rules in
- * their order). So that a workload with a thousand rules still decides in well under a microsecond, rules whose
- * every source names exact principals are indexed by principal: a decision looks at the rules indexed under the
- * peer's principal and at the rules that are not indexed, merged in decision order, and stops at the first
- * match. */
+ * their order). So that a workload with a thousand rules still decides in well under a microsecond
+ * (bench/policy_bench), each list is indexed: a rule is filed under the values of one attribute it cannot match
+ * without (principal, namespace, path, source IP or a request header; see "The index" below). A decision looks at
+ * the rules that are not indexed and at those filed under the request's values, each candidate list only up to the
+ * best match so far, so the first match in decision order decides as if every rule had been tried. */
 #include "ringmesh/policy.h"
 #include "ringmesh/error.h"
 
@@ -49,6 +50,7 @@ typedef struct st_smatch_t {
 typedef struct st_cidr_t {
     uint8_t addr[16];
     uint8_t prefix; /* of the 128 bits */
+    uint8_t v4;     /* written as an IPv4 block: matches IPv4 peers only (and an IPv6 block IPv6 peers only) */
 } cidr_t;
 
 typedef struct st_cond_t {
@@ -69,20 +71,52 @@ typedef struct st_crule_t {
     uint8_t action, dry_run;
 } crule_t;
 
-/* principal -> rules, per list */
-typedef struct st_pindex_slot_t {
-    const char *key; /* NULL: empty slot */
-    uint32_t len;
+/* The index. A rule is found by one key attribute: one that it cannot match without, because every clause of one of
+ * its groups has a positive condition on that attribute (principal, namespace, path, source IP or a request header)
+ * whose values the index can look up (exact, prefix and suffix strings, CIDR blocks; not "*"). Its keys are those
+ * values. A decision looks up the request's value of each attribute: exactly, and for each prefix and suffix length
+ * (and CIDR prefix length) that keys of the list have, so the number of lengths per attribute is capped. */
+#define MAX_INDEXED_HEADERS 4
+#define MAX_KEY_LENGTHS     16
+
+enum {
+    KEY_PRINCIPAL = 0,
+    KEY_NAMESPACE,
+    KEY_PATH,
+    KEY_SOURCE_IP,
+    KEY_HEADER, /* KEY_HEADER + k: the list's k-th indexed header name */
+    KEY_COUNT = KEY_HEADER + MAX_INDEXED_HEADERS,
+};
+
+typedef struct st_key_lengths_t {
+    uint16_t v[MAX_KEY_LENGTHS]; /* ascending */
+    uint8_t n;
+} key_lengths_t;
+
+typedef struct st_key_attr_t {
+    uint8_t used, has_exact;
+    key_lengths_t prefix, suffix; /* KEY_SOURCE_IP: the CIDR prefix lengths, in prefix */
+    const char *header;           /* KEY_HEADER + k: the name, lower case */
+    size_t header_len;
+} key_attr_t;
+
+typedef struct st_index_slot_t {
+    const void *key;   /* NULL: empty slot. A CIDR's key is its masked address and its prefix length (17 bytes). */
+    uint32_t len, tag; /* tag: key attribute << 2 | match kind */
     uint64_t hash;
     span_t rules; /* into index_rules: ascending rule numbers */
-} pindex_slot_t;
+} index_slot_t;
 
 typedef struct st_rule_list_t {
     uint32_t first, count; /* into rules */
     uint32_t *unindexed;   /* ascending, into rules */
     uint32_t num_unindexed;
-    pindex_slot_t *slots; /* open addressing, size a power of two (0: no index) */
+    uint32_t *http_keyed; /* DENY and AUDIT rules found by path or header: on a connection that is not HTTP they
+                           * apply (their HTTP-only fields count as matching), so they are looked at in turn */
+    uint32_t num_http_keyed;
+    index_slot_t *slots; /* open addressing, size a power of two (0: no index) */
     uint32_t num_slots;
+    key_attr_t keys[KEY_COUNT];
     uint32_t num_policies, num_enforced_policies; /* policies of this action (dry-run included / not) */
     const rm_authz_policy_t *first_dry_policy;
 } rule_list_t;
@@ -105,6 +139,7 @@ struct st_rm_authz_engine_t {
     size_t num_cidrs;
     uint16_t *ports;
     size_t num_ports;
+    uint8_t *cidr_keys; /* per CIDR: its index key (CIDR_KEY bytes) */
     uint32_t *index_rules;
     size_t num_index_rules;
     char **owned; /* strings made at compile time (stripped principals, lower-cased names) */
@@ -230,6 +265,7 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
             if (rm__policy_parse_cidr(values->v[i], b->addr, &prefix) != 0)
                 return compile_error(c, "%s: \"%s\" is not an IP address or CIDR block", what, values->v[i]);
             b->prefix = (uint8_t)prefix;
+            b->v4 = strchr(values->v[i], ':') == NULL;
             c->e->num_cidrs++;
         }
         break;
@@ -391,77 +427,201 @@ static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
     return 0;
 }
 
-static uint64_t hash_bytes(const char *s, size_t len)
+#define CIDR_KEY 17 /* bytes: the address masked to the prefix, then the prefix length */
+
+/* A key's hash, eight bytes at a time: a decision hashes the request's values once per key length. */
+static uint64_t hash_key(const void *key, size_t len, uint32_t tag)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 1099511628211ULL;
+    const uint8_t *p = key;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len << 8 | tag), w;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
     }
-    return h;
+    for (w = 0; len > 0; len--)
+        w = w << 8 | p[len - 1];
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 29);
 }
 
-/* A rule is indexable when it has a `from` and every source names only exact principals. Its keys are those
- * principals. */
-static int rule_index_keys(const rm_authz_engine_t *e, const crule_t *r, const cond_t **keys, size_t max, size_t *num)
+static void cidr_key(uint8_t out[CIDR_KEY], const uint8_t addr[16], unsigned prefix)
 {
-    *num = 0;
-    if (r->groups.count == 0)
-        return 0;
-    const rm_authz_policy_t *p = r->policy;
-    if (p->rules[r->index].num_from == 0)
-        return 0;
-    const span_t *g = &e->groups[r->groups.first]; /* the from group is the first one */
-    for (uint32_t ci = 0; ci < g->count; ci++) {
-        const span_t *cl = &e->clauses[g->first + ci];
-        const cond_t *pc = NULL;
-        for (uint32_t k = 0; k < cl->count; k++) {
-            const cond_t *cd = &e->conds[cl->first + k];
-            if (cd->attr == ATTR_PRINCIPAL && !cd->negate)
-                pc = cd;
-        }
-        if (pc == NULL)
-            return 0;
-        for (uint32_t k = 0; k < pc->count; k++)
-            if (e->smatches[pc->first + k].kind != SM_EXACT)
-                return 0;
-        if (*num >= max)
-            return 0;
-        keys[(*num)++] = pc;
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned bits = prefix > i * 8 ? prefix - i * 8 : 0;
+        out[i] = bits >= 8 ? addr[i] : (uint8_t)(addr[i] & (0xff00 >> bits));
     }
+    out[16] = (uint8_t)prefix;
+}
+
+static const uint8_t key_cond_attr[KEY_HEADER + 1] = {ATTR_PRINCIPAL, ATTR_NAMESPACE, ATTR_PATH, ATTR_SOURCE_IP,
+                                                      ATTR_HEADER};
+
+/* The clause's positive condition on key attribute `key` (for a header, on the header `header`) whose values can
+ * all be looked up; NULL if it has none. */
+static const cond_t *clause_key_cond(const rm_authz_engine_t *e, const span_t *cl, int key, const char *header)
+{
+    uint8_t attr = key_cond_attr[key < KEY_HEADER ? key : KEY_HEADER];
+    for (uint32_t k = 0; k < cl->count; k++) {
+        const cond_t *cd = &e->conds[cl->first + k];
+        int ok = cd->attr == attr && !cd->negate && cd->count > 0;
+        if (ok && attr == ATTR_HEADER)
+            ok = header != NULL && strcmp(cd->header, header) == 0;
+        for (uint32_t v = 0; ok && attr != ATTR_SOURCE_IP && v < cd->count; v++)
+            ok = e->smatches[cd->first + v].kind != SM_ANY;
+        if (ok)
+            return cd;
+    }
+    return NULL;
+}
+
+static int lengths_add(key_lengths_t *l, uint16_t v)
+{
+    size_t i = 0;
+    while (i < l->n && l->v[i] < v)
+        i++;
+    if (i < l->n && l->v[i] == v)
+        return 0;
+    if (l->n >= MAX_KEY_LENGTHS)
+        return -1;
+    memmove(&l->v[i + 1], &l->v[i], (l->n - i) * sizeof(l->v[0]));
+    l->v[i] = v;
+    l->n++;
+    return 0;
+}
+
+/* Whether group `g` finds its rule by key attribute `key` within the list's limits: *ka is the key attribute with
+ * this rule's lengths added, *score how selective it is likely to be (lower is better). */
+static int key_option(const rm_authz_engine_t *e, const span_t *g, int key, const char *header, key_attr_t *ka,
+                      int *score)
+{
+    static const int rank[KEY_HEADER + 1] = {0, 1, 2, 4, 3};
+    int loose = 0;
+    if (g->count == 0)
+        return 0;
+    for (uint32_t ci = 0; ci < g->count; ci++) {
+        const cond_t *cd = clause_key_cond(e, &e->clauses[g->first + ci], key, header);
+        if (cd == NULL)
+            return 0;
+        for (uint32_t v = 0; v < cd->count; v++) {
+            if (key == KEY_SOURCE_IP) {
+                if (lengths_add(&ka->prefix, e->cidrs[cd->first + v].prefix) != 0)
+                    return 0;
+                continue;
+            }
+            const smatch_t *m = &e->smatches[cd->first + v];
+            if (m->kind == SM_EXACT)
+                ka->has_exact = 1;
+            else if (m->len > UINT16_MAX ||
+                     lengths_add(m->kind == SM_PREFIX ? &ka->prefix : &ka->suffix, (uint16_t)m->len) != 0)
+                return 0;
+            else
+                loose = 1;
+        }
+    }
+    *score = rank[key < KEY_HEADER ? key : KEY_HEADER] + (loose ? 5 : 0);
     return 1;
 }
 
-static pindex_slot_t *slot_find(const rule_list_t *l, const char *s, size_t len, uint64_t h)
+/* The key attribute for header `name`: the one already indexing it, else a free one; -1 when all are taken. */
+static int header_key(const rule_list_t *l, const char *name)
+{
+    for (int k = KEY_HEADER; k < KEY_COUNT; k++)
+        if (!l->keys[k].used || strcmp(l->keys[k].header, name) == 0)
+            return k;
+    return -1;
+}
+
+/* The most selective way to find rule `r` of list `l`: *key and *group (-1: none); commits its lengths. */
+static void choose_key(const rm_authz_engine_t *e, rule_list_t *l, const crule_t *r, int *key, uint32_t *group)
+{
+    key_attr_t best_ka, ka;
+    int best = -1, best_score = 0, score;
+    for (uint32_t gi = 0; gi < r->groups.count; gi++) {
+        const span_t *g = &e->groups[r->groups.first + gi];
+        for (int k = 0; k < KEY_HEADER; k++) {
+            ka = l->keys[k];
+            if (key_option(e, g, k, NULL, &ka, &score) && (best < 0 || score < best_score))
+                best = k, best_score = score, best_ka = ka, *group = r->groups.first + gi;
+        }
+        if (g->count == 0)
+            continue;
+        /* a header: the names the first clause tests */
+        const span_t *cl = &e->clauses[g->first];
+        for (uint32_t ck = 0; ck < cl->count; ck++) {
+            const cond_t *cd = &e->conds[cl->first + ck];
+            int k;
+            if (cd->attr != ATTR_HEADER || cd->negate || (k = header_key(l, cd->header)) < 0)
+                continue;
+            ka = l->keys[k];
+            if (key_option(e, g, k, cd->header, &ka, &score) && (best < 0 || score < best_score)) {
+                best = k, best_score = score, best_ka = ka, *group = r->groups.first + gi;
+                best_ka.header = cd->header;
+                best_ka.header_len = cd->header_len;
+            }
+        }
+    }
+    *key = best;
+    if (best >= 0) {
+        best_ka.used = 1;
+        l->keys[best] = best_ka;
+    }
+}
+
+/* The slot of a key, or the empty slot where it goes. */
+static index_slot_t *slot_find(const rule_list_t *l, uint32_t tag, const void *key, size_t len, uint64_t h)
 {
     uint32_t mask = l->num_slots - 1;
     for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
-        pindex_slot_t *sl = &l->slots[i];
-        if (sl->key == NULL || (sl->hash == h && sl->len == len && memcmp(sl->key, s, len) == 0))
+        index_slot_t *sl = &l->slots[i];
+        if (sl->key == NULL || (sl->hash == h && sl->tag == tag && sl->len == len && memcmp(sl->key, key, len) == 0))
             return sl;
     }
 }
 
-static int build_index(compiler_t *c, rule_list_t *l)
+/* The index key of value v of a rule's key condition. */
+static void value_key(const rm_authz_engine_t *e, const cond_t *cd, uint32_t v, int key, uint32_t *tag, const void **kp,
+                      uint32_t *len, uint64_t *h)
+{
+    if (key == KEY_SOURCE_IP) {
+        *kp = e->cidr_keys + (size_t)(cd->first + v) * CIDR_KEY;
+        *len = CIDR_KEY;
+        *tag = (uint32_t)key << 2 | SM_PREFIX;
+        *h = hash_key(*kp, CIDR_KEY, *tag);
+        return;
+    }
+    const smatch_t *m = &e->smatches[cd->first + v];
+    *kp = m->s;
+    *len = m->len;
+    *tag = (uint32_t)key << 2 | m->kind;
+    *h = hash_key(m->s, m->len, *tag);
+}
+
+static int build_index(compiler_t *c, rule_list_t *l, int http_only_matches_off_http)
 {
     rm_authz_engine_t *e = c->e;
-    const cond_t *keys[64];
-    size_t nk, num_keys = 0;
-    uint8_t *indexable = calloc(l->count + 1, 1);
-    if (indexable == NULL)
-        return c->ret = -ENOMEM;
-    for (uint32_t i = 0; i < l->count; i++) {
-        if (rule_index_keys(e, &e->rules[l->first + i], keys, 64, &nk)) {
-            indexable[i] = 1;
-            for (size_t k = 0; k < nk; k++)
-                num_keys += keys[k]->count;
-        }
-    }
-    if ((l->unindexed = calloc(l->count + 1, sizeof(uint32_t))) == NULL)
+    int8_t *rkey = calloc(l->count + 1, 1);
+    uint32_t *rgroup = calloc(l->count + 1, sizeof(uint32_t)), *counts = NULL;
+    size_t num_keys = 0;
+    if (rkey == NULL || rgroup == NULL)
         goto NoMem;
-    for (uint32_t i = 0; i < l->count; i++)
-        if (!indexable[i])
+    if ((l->unindexed = calloc(l->count + 1, sizeof(uint32_t))) == NULL ||
+        (l->http_keyed = calloc(l->count + 1, sizeof(uint32_t))) == NULL)
+        goto NoMem;
+    for (uint32_t i = 0; i < l->count; i++) {
+        int key;
+        choose_key(e, l, &e->rules[l->first + i], &key, &rgroup[i]);
+        rkey[i] = (int8_t)key;
+        if (key < 0) {
             l->unindexed[l->num_unindexed++] = l->first + i;
+            continue;
+        }
+        if (http_only_matches_off_http && (key == KEY_PATH || key >= KEY_HEADER))
+            l->http_keyed[l->num_http_keyed++] = l->first + i;
+        const span_t *g = &e->groups[rgroup[i]];
+        for (uint32_t ci = 0; ci < g->count; ci++)
+            num_keys += clause_key_cond(e, &e->clauses[g->first + ci], key, l->keys[key].header)->count;
+    }
     if (num_keys > 0) {
         uint32_t ns = 16;
         while (ns < num_keys * 2)
@@ -469,21 +629,22 @@ static int build_index(compiler_t *c, rule_list_t *l)
         if ((l->slots = calloc(ns, sizeof(*l->slots))) == NULL)
             goto NoMem;
         l->num_slots = ns;
-        /* pass 1: count rules per key; pass 2: fill. A rule naming the same principal twice is listed once. */
-        uint32_t *counts = NULL;
+        /* pass 1: count rules per key; pass 2: fill. A rule with the same key twice is listed once. */
         for (int pass = 0; pass < 2; pass++) {
             for (uint32_t i = 0; i < l->count; i++) {
-                if (!indexable[i])
+                if (rkey[i] < 0)
                     continue;
-                rule_index_keys(e, &e->rules[l->first + i], keys, 64, &nk);
-                for (size_t k = 0; k < nk; k++) {
-                    for (uint32_t v = 0; v < keys[k]->count; v++) {
-                        const smatch_t *m = &e->smatches[keys[k]->first + v];
-                        uint64_t h = hash_bytes(m->s, m->len);
-                        pindex_slot_t *sl = slot_find(l, m->s, m->len, h);
-                        if (sl->key == NULL) {
-                            sl->key = m->s, sl->len = m->len, sl->hash = h;
-                        }
+                const span_t *g = &e->groups[rgroup[i]];
+                for (uint32_t ci = 0; ci < g->count; ci++) {
+                    const cond_t *cd = clause_key_cond(e, &e->clauses[g->first + ci], rkey[i], l->keys[rkey[i]].header);
+                    for (uint32_t v = 0; v < cd->count; v++) {
+                        uint32_t tag, len;
+                        const void *kp;
+                        uint64_t h;
+                        value_key(e, cd, v, rkey[i], &tag, &kp, &len, &h);
+                        index_slot_t *sl = slot_find(l, tag, kp, len, h);
+                        if (sl->key == NULL)
+                            sl->key = kp, sl->len = len, sl->tag = tag, sl->hash = h;
                         if (pass == 0) {
                             sl->rules.count++;
                         } else {
@@ -513,12 +674,15 @@ static int build_index(compiler_t *c, rule_list_t *l)
         }
         for (uint32_t s = 0; s < ns; s++)
             l->slots[s].rules.count = counts[s];
-        free(counts);
     }
-    free(indexable);
+    free(counts);
+    free(rkey);
+    free(rgroup);
     return 0;
 NoMem:
-    free(indexable);
+    free(counts);
+    free(rkey);
+    free(rgroup);
     return c->ret = -ENOMEM;
 }
 
@@ -575,8 +739,14 @@ int rm_authz_engine_new(rm_authz_engine_t **out, const rm_authz_policy_t *const 
         }
         l->count = (uint32_t)c.e->num_rules - l->first;
     }
+    if ((c.e->cidr_keys = malloc(c.e->num_cidrs * CIDR_KEY + 1)) == NULL) {
+        ret = -ENOMEM;
+        goto Exit;
+    }
+    for (size_t i = 0; i < c.e->num_cidrs; i++)
+        cidr_key(c.e->cidr_keys + i * CIDR_KEY, c.e->cidrs[i].addr, c.e->cidrs[i].prefix);
     for (int li = 0; li < LIST_COUNT; li++)
-        if ((ret = build_index(&c, &c.e->lists[li])) != 0)
+        if ((ret = build_index(&c, &c.e->lists[li], list_action[li] != RM_AUTHZ_ALLOW)) != 0)
             goto Exit;
     if (c.e->opts.log_allowed)
         c.e->needs_http = 1; /* allowed requests are logged one by one */
@@ -597,6 +767,7 @@ void rm_authz_engine_free(rm_authz_engine_t *e)
         return;
     for (int li = 0; li < LIST_COUNT; li++) {
         free(e->lists[li].unindexed);
+        free(e->lists[li].http_keyed);
         free(e->lists[li].slots);
     }
     for (size_t i = 0; i < e->num_owned; i++)
@@ -609,6 +780,7 @@ void rm_authz_engine_free(rm_authz_engine_t *e)
     free(e->smatches);
     free(e->cidrs);
     free(e->ports);
+    free(e->cidr_keys);
     free(e->index_rules);
     free(e);
 }
@@ -663,6 +835,11 @@ static int smatch_any(const rm_authz_engine_t *e, const cond_t *cd, const char *
 
 static int cidr_match(const cidr_t *b, const uint8_t ip[16])
 {
+    /* IPv4 addresses are held as ::ffff:a.b.c.d; as in Envoy, an IPv6 block (even ::/0) never matches an IPv4
+     * peer, nor an IPv4 block an IPv6 one */
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (b->v4 != (memcmp(ip, v4mapped, 12) == 0))
+        return 0;
     unsigned full = b->prefix / 8, rest = b->prefix % 8;
     if (memcmp(b->addr, ip, full) != 0)
         return 0;
@@ -764,34 +941,87 @@ static int rule_match(const rm_authz_engine_t *e, const crule_t *r, eval_ctx_t *
     return 1;
 }
 
-/* The first matching rule of a list in decision order, skipping dry-run rules unless `with_dry`; -1 if none. */
-static int64_t list_first_match(const rm_authz_engine_t *e, const rule_list_t *l, eval_ctx_t *x, int with_dry)
+/* Looks at the rules of `list` below *best in order; the first that matches becomes *best. */
+static void scan_rules(const rm_authz_engine_t *e, const uint32_t *list, uint32_t n, eval_ctx_t *x, int with_dry,
+                       uint32_t *best)
 {
-    const uint32_t *cand = NULL;
-    uint32_t ncand = 0, i = 0, j = 0;
-    if (l->count == 0)
-        return -1;
-    if (l->num_slots > 0 && x->principal != NULL) {
-        uint64_t h = hash_bytes(x->principal, x->principal_len);
-        const pindex_slot_t *sl = slot_find(l, x->principal, x->principal_len, h);
-        if (sl->key != NULL) {
-            cand = e->index_rules + sl->rules.first;
-            ncand = sl->rules.count;
-        }
-    }
-    while (i < l->num_unindexed || j < ncand) {
-        uint32_t ri;
-        if (j >= ncand || (i < l->num_unindexed && l->unindexed[i] < cand[j]))
-            ri = l->unindexed[i++];
-        else
-            ri = cand[j++];
-        const crule_t *r = &e->rules[ri];
+    for (uint32_t i = 0; i < n && list[i] < *best; i++) {
+        const crule_t *r = &e->rules[list[i]];
         if (r->dry_run && !with_dry)
             continue;
-        if (rule_match(e, r, x))
-            return ri;
+        if (rule_match(e, r, x)) {
+            *best = list[i];
+            return;
+        }
     }
-    return -1;
+}
+
+static void probe(const rm_authz_engine_t *e, const rule_list_t *l, uint32_t tag, const void *key, size_t len,
+                  eval_ctx_t *x, int with_dry, uint32_t *best)
+{
+    const index_slot_t *sl = slot_find(l, tag, key, len, hash_key(key, len, tag));
+    if (sl->key != NULL)
+        scan_rules(e, e->index_rules + sl->rules.first, sl->rules.count, x, with_dry, best);
+}
+
+/* The rules keyed by the value s of key attribute `key`: exactly, by each prefix length and each suffix length. */
+static void lookup_string(const rm_authz_engine_t *e, const rule_list_t *l, int key, const char *s, size_t len,
+                          eval_ctx_t *x, int with_dry, uint32_t *best)
+{
+    const key_attr_t *ka = &l->keys[key];
+    uint32_t tag = (uint32_t)key << 2;
+    if (ka->has_exact)
+        probe(e, l, tag | SM_EXACT, s, len, x, with_dry, best);
+    for (size_t i = 0; i < ka->prefix.n && ka->prefix.v[i] <= len; i++)
+        probe(e, l, tag | SM_PREFIX, s, ka->prefix.v[i], x, with_dry, best);
+    for (size_t i = 0; i < ka->suffix.n && ka->suffix.v[i] <= len; i++)
+        probe(e, l, tag | SM_SUFFIX, s + len - ka->suffix.v[i], ka->suffix.v[i], x, with_dry, best);
+}
+
+static void lookup_ip(const rm_authz_engine_t *e, const rule_list_t *l, const uint8_t ip[16], eval_ctx_t *x,
+                      int with_dry, uint32_t *best)
+{
+    const key_attr_t *ka = &l->keys[KEY_SOURCE_IP];
+    uint8_t k[CIDR_KEY];
+    for (size_t i = 0; i < ka->prefix.n; i++) {
+        cidr_key(k, ip, ka->prefix.v[i]);
+        probe(e, l, (uint32_t)KEY_SOURCE_IP << 2 | SM_PREFIX, k, CIDR_KEY, x, with_dry, best);
+    }
+}
+
+/* The first matching rule of a list in decision order, skipping dry-run rules unless `with_dry`; -1 if none. The
+ * unindexed rules and the rules found under each of the request's keys are looked at list by list, each up to the
+ * best match so far: the first match of the union is the least of the first matches. */
+static int64_t list_first_match(const rm_authz_engine_t *e, const rule_list_t *l, eval_ctx_t *x, int with_dry)
+{
+    const rm_authz_attrs_t *a = x->a;
+    uint32_t best = UINT32_MAX;
+    if (l->count == 0)
+        return -1;
+    scan_rules(e, l->unindexed, l->num_unindexed, x, with_dry, &best);
+    if (l->num_slots > 0) {
+        if (x->principal != NULL && l->keys[KEY_PRINCIPAL].used)
+            lookup_string(e, l, KEY_PRINCIPAL, x->principal, x->principal_len, x, with_dry, &best);
+        if (x->ns != NULL && l->keys[KEY_NAMESPACE].used)
+            lookup_string(e, l, KEY_NAMESPACE, x->ns, x->ns_len, x, with_dry, &best);
+        if (a->have_source_ip && l->keys[KEY_SOURCE_IP].used)
+            lookup_ip(e, l, a->source_ip, x, with_dry, &best);
+        if (a->http == NULL) {
+            scan_rules(e, l->http_keyed, l->num_http_keyed, x, with_dry, &best);
+        } else {
+            if (x->path != NULL && l->keys[KEY_PATH].used)
+                lookup_string(e, l, KEY_PATH, x->path, x->path_len, x, with_dry, &best);
+            for (int k = KEY_HEADER; k < KEY_COUNT && l->keys[k].used; k++) {
+                const key_attr_t *ka = &l->keys[k];
+                for (size_t i = 0; i < a->http->num_headers; i++) {
+                    const rm_http_header_t *hd = &a->http->headers[i];
+                    if (hd->name_len == ka->header_len && strncasecmp(hd->name, ka->header, hd->name_len) == 0)
+                        lookup_string(e, l, k, hd->value, hd->value_len, x, with_dry, &best);
+                }
+            }
+        }
+    }
+    return best == UINT32_MAX ? -1 : (int64_t)best;
 }
 
 /* RFC 3986 section 5.2.4 dot-segment removal, after dropping the query and fragment, turning '\' into '/' and

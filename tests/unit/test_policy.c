@@ -692,6 +692,11 @@ static const char y_ip_blocks[] =
                               "  - from: [{source: {ipBlocks: [\"10.0.0.0/8\", \"2001:db8::/32\"]}}]\n"
                               "  - from: [{source: {ipBlocks: [\"192.168.1.5\"]}}]\n"
                               "  - from: [{source: {ipBlocks: [\"172.16.2.0/23\"]}}]\n";
+/* families never cross: an IPv6 block (even ::/0) does not match an IPv4 peer, nor 0.0.0.0/0 an IPv6 one */
+static const char y_ip_families[] =
+    POLICY("a", "p", "ALLOW") "  rules:\n"
+                              "  - from: [{source: {ipBlocks: [\"::/0\"]}}]\n"
+                              "  - from: [{source: {ipBlocks: [\"0.0.0.0/0\"]}}]\n";
 static const char y_not_ip_blocks[] =
     POLICY("a", "p", "ALLOW") "  rules:\n  - from: [{source: {notIpBlocks: [\"10.0.0.0/8\"]}}]\n";
 static const char y_source_and[] =
@@ -826,6 +831,9 @@ static const eval_case_t eval_cases[] = {
     {__LINE__, y_ip_blocks, 0, {.src_ip = "172.16.4.1"}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_ip_blocks, 0, {.src_ip = "11.0.0.1"}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_ip_blocks, 0, {.src_ip = NULL}, 0, NOMATCH, NULL, -1},
+    {__LINE__, y_ip_families, 0, {.src_ip = "10.1.2.3"}, 1, POL, "a/p", 1},
+    {__LINE__, y_ip_families, 0, {.src_ip = "2001:db8::1"}, 1, POL, "a/p", 0},
+    {__LINE__, y_ip_families, 0, {.src_ip = "::ffff:10.1.2.3"}, 1, POL, "a/p", 1},
     {__LINE__, y_not_ip_blocks, 0, {.src_ip = "10.200.0.1"}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_not_ip_blocks, 0, {.src_ip = "11.0.0.1"}, 1, POL, "a/p", 0},
     {__LINE__, y_not_ip_blocks, 0, {.src_ip = NULL}, 1, POL, "a/p", 0},
