@@ -56,14 +56,19 @@ listeners:
 YAML
 
 # RM_POLICY_RULES=N: the inbound proxy enforces N AuthorizationPolicy rules (authorization.policyDir), so the
-# pair measures enforcement: N-1 rules for other principals, namespaces and paths, and the last one allowing the
-# bench client's GET and POST. They use HTTP fields, so every request is parsed and decided (bench/policy.sh).
+# pair measures enforcement: a DENY rule on admin paths, N-2 ALLOW rules for other principals, namespaces and paths,
+# and the last one allowing the bench client. The rules use HTTP fields, so every HTTP request is parsed and
+# decided; the bulk run (iperf3, not HTTP) is decided once per connection.
 if [ -n "${RM_POLICY_RULES:-}" ] && [ "$RM_POLICY_RULES" -gt 0 ]; then
     mkdir -p "$work/policies"
     {
         printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n'
+        printf 'metadata: {name: bench-deny, namespace: default}\nspec:\n  action: DENY\n  rules:\n'
+        printf '  - from: [{source: {notNamespaces: ["default"]}}]\n'
+        printf '    to: [{operation: {paths: ["/admin/*", "*/.env"], methods: ["DELETE"]}}]\n---\n'
+        printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n'
         printf 'metadata: {name: bench-allow, namespace: default}\nspec:\n  rules:\n'
-        for i in $(seq 1 $((RM_POLICY_RULES - 1))); do
+        for i in $(seq 1 $((RM_POLICY_RULES - 2))); do
             if [ $((i % 2)) = 0 ]; then
                 printf '  - from: [{source: {principals: ["cluster.local/ns/ns%d/sa/sa%d"]}}]\n' "$i" "$i"
                 printf '    to: [{operation: {methods: ["GET"], paths: ["/api/v%d/*"]}}]\n' "$i"
@@ -73,7 +78,6 @@ if [ -n "${RM_POLICY_RULES:-}" ] && [ "$RM_POLICY_RULES" -gt 0 ]; then
             fi
         done
         printf '  - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]\n'
-        printf '    to: [{operation: {methods: ["GET", "POST"]}}]\n'
     } >"$work/policies/bench.yaml"
     printf 'authorization: {policyDir: "%s", defaultAction: DENY}\n' "$work/policies" >>"$work/inbound.yaml"
 fi
