@@ -24,7 +24,9 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # What the end-to-end tests drive: namespaces and veths (iproute2, util-linux), capture rules (iptables), test
 # certificates (openssl), traffic and log checks (socat, tcpdump, curl, jq), process control (procps).
 # A gRPC client that is not ours (Debian's python3-grpcio, messages from protoc's Python output) proves the control
-# plane speaks standard gRPC. libfaketime (faketime) moves a proxy's clock to see an SVID expire.
+# plane speaks standard gRPC, and serves and calls the apps of the authorization tests (with python3's http.server);
+# nghttp2's client (nghttp) sends HTTP/2 streams through the policy filter. libfaketime (faketime) moves a proxy's
+# clock to see an SVID expire.
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client)
 
