@@ -13,6 +13,7 @@
 #include "attest.h"
 #include "ca.h"
 #include "grpc_server.h"
+#include "ringmesh/textbuf.h"
 #include "ringmesh/duration.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -85,54 +86,42 @@ static void on_model(void *arg, rm_mesh_model_t *model)
     rm_mesh_model_unref(model);
 }
 
-static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    if (o >= len)
-        return o;
-    va_start(ap, fmt);
-    n = vsnprintf(buf + o, len - o, fmt, ap);
-    va_end(ap);
-    return n < 0 ? o : (o + (size_t)n < len ? o + (size_t)n : len);
-}
-
 static size_t control_metrics(void *arg, char *buf, size_t len)
 {
     rm_control_stats_t st;
     size_t o = 0;
 
     rm_control_server_stats(arg, &st);
-    o = put(buf, len, o,
-            "# HELP ringmesh_control_discovery_streams Discovery streams open on this replica.\n"
-            "# TYPE ringmesh_control_discovery_streams gauge\nringmesh_control_discovery_streams %llu\n"
-            "# HELP ringmesh_control_discovery_streams_total Discovery streams opened.\n"
-            "# TYPE ringmesh_control_discovery_streams_total counter\nringmesh_control_discovery_streams_total %llu\n"
-            "# HELP ringmesh_control_discovery_streams_refused_total Streams ended with an error status.\n"
-            "# TYPE ringmesh_control_discovery_streams_refused_total counter\n"
-            "ringmesh_control_discovery_streams_refused_total %llu\n",
-            (unsigned long long)st.streams_active, (unsigned long long)st.streams_total,
-            (unsigned long long)st.streams_refused);
-    o = put(buf, len, o,
-            "# HELP ringmesh_control_pushes_total Resources pushed to sidecars.\n"
-            "# TYPE ringmesh_control_pushes_total counter\n");
+    o = rm_textf(
+        buf, len, o,
+        "# HELP ringmesh_control_discovery_streams Discovery streams open on this replica.\n"
+        "# TYPE ringmesh_control_discovery_streams gauge\nringmesh_control_discovery_streams %llu\n"
+        "# HELP ringmesh_control_discovery_streams_total Discovery streams opened.\n"
+        "# TYPE ringmesh_control_discovery_streams_total counter\nringmesh_control_discovery_streams_total %llu\n"
+        "# HELP ringmesh_control_discovery_streams_refused_total Streams ended with an error status.\n"
+        "# TYPE ringmesh_control_discovery_streams_refused_total counter\n"
+        "ringmesh_control_discovery_streams_refused_total %llu\n",
+        (unsigned long long)st.streams_active, (unsigned long long)st.streams_total,
+        (unsigned long long)st.streams_refused);
+    o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_control_pushes_total Resources pushed to sidecars.\n"
+                 "# TYPE ringmesh_control_pushes_total counter\n");
     for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        o = put(buf, len, o, "ringmesh_control_pushes_total{type=\"%s\"} %llu\n", rm_xds_type_name((rm_xds_type_t)t),
-                (unsigned long long)st.pushes[t]);
-    o = put(buf, len, o,
-            "# HELP ringmesh_control_acks_total Pushes sidecars accepted.\n"
-            "# TYPE ringmesh_control_acks_total counter\n");
+        o = rm_textf(buf, len, o, "ringmesh_control_pushes_total{type=\"%s\"} %llu\n",
+                     rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)st.pushes[t]);
+    o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_control_acks_total Pushes sidecars accepted.\n"
+                 "# TYPE ringmesh_control_acks_total counter\n");
     for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        o = put(buf, len, o, "ringmesh_control_acks_total{type=\"%s\"} %llu\n", rm_xds_type_name((rm_xds_type_t)t),
-                (unsigned long long)st.acks[t]);
-    o = put(buf, len, o,
-            "# HELP ringmesh_control_nacks_total Pushes sidecars rejected (see config_nacked logs).\n"
-            "# TYPE ringmesh_control_nacks_total counter\n");
+        o = rm_textf(buf, len, o, "ringmesh_control_acks_total{type=\"%s\"} %llu\n", rm_xds_type_name((rm_xds_type_t)t),
+                     (unsigned long long)st.acks[t]);
+    o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_control_nacks_total Pushes sidecars rejected (see config_nacked logs).\n"
+                 "# TYPE ringmesh_control_nacks_total counter\n");
     for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        o = put(buf, len, o, "ringmesh_control_nacks_total{type=\"%s\"} %llu\n", rm_xds_type_name((rm_xds_type_t)t),
-                (unsigned long long)st.nacks[t]);
-    o = put(
+        o = rm_textf(buf, len, o, "ringmesh_control_nacks_total{type=\"%s\"} %llu\n",
+                     rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)st.nacks[t]);
+    o = rm_textf(
         buf, len, o,
         "# HELP ringmesh_control_svids_issued_total X.509-SVIDs signed.\n"
         "# TYPE ringmesh_control_svids_issued_total counter\nringmesh_control_svids_issued_total %llu\n"

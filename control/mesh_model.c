@@ -215,6 +215,16 @@ static void ser_list(ser_buf_t *b, const char *tag, const rm_strlist_t *l)
         ser_str(b, "v", l->v[i]);
 }
 
+static void ser_selector(ser_buf_t *b, int has_selector, const rm_label_t *labels, size_t num)
+{
+    ser_int(b, "hasSelector", has_selector);
+    ser_int(b, "matchLabels", (int64_t)num);
+    for (size_t k = 0; k < num; k++) {
+        ser_str(b, "key", labels[k].key);
+        ser_str(b, "value", labels[k].value);
+    }
+}
+
 /* Every field of every policy (where it was read excepted). */
 static void ser_policies(ser_buf_t *b, const rm_policy_set_t *set)
 {
@@ -223,12 +233,7 @@ static void ser_policies(ser_buf_t *b, const rm_policy_set_t *set)
         const rm_authz_policy_t *p = &set->policies[i];
         ser_str(b, "namespace", p->namespace_);
         ser_str(b, "name", p->name);
-        ser_int(b, "hasSelector", p->has_selector);
-        ser_int(b, "matchLabels", (int64_t)p->num_match_labels);
-        for (size_t k = 0; k < p->num_match_labels; k++) {
-            ser_str(b, "key", p->match_labels[k].key);
-            ser_str(b, "value", p->match_labels[k].value);
-        }
+        ser_selector(b, p->has_selector, p->match_labels, p->num_match_labels);
         ser_int(b, "action", p->action);
         ser_int(b, "dryRun", p->dry_run);
         ser_int(b, "logAllowed", p->log_allowed);
@@ -262,12 +267,7 @@ static void ser_policies(ser_buf_t *b, const rm_policy_set_t *set)
         const rm_peer_authn_t *p = &set->peer_authns[i];
         ser_str(b, "namespace", p->namespace_);
         ser_str(b, "name", p->name);
-        ser_int(b, "hasSelector", p->has_selector);
-        ser_int(b, "matchLabels", (int64_t)p->num_match_labels);
-        for (size_t k = 0; k < p->num_match_labels; k++) {
-            ser_str(b, "key", p->match_labels[k].key);
-            ser_str(b, "value", p->match_labels[k].value);
-        }
+        ser_selector(b, p->has_selector, p->match_labels, p->num_match_labels);
         ser_int(b, "mode", p->mode);
         ser_int(b, "portModes", (int64_t)p->num_port_modes);
         for (size_t k = 0; k < p->num_port_modes; k++) {

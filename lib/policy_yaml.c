@@ -423,6 +423,33 @@ static int read_strlist(loader_t *ld, const yaml_node_t *n, const char *path, rm
 
 /* ------------------------------------------------------------------ the spec */
 
+/* One list-valued field of a source or an operation. */
+typedef struct st_list_field_t {
+    const char *key;
+    rm_strlist_t *list;
+    value_kind_t kind;
+} list_field_t;
+
+/* Reads the list fields present in mapping n; *fields counts those with at least one entry. Returns 1 when all
+ * were read cleanly. */
+static int read_list_fields(loader_t *ld, const yaml_node_t *n, const char *path, const list_field_t *f, size_t num,
+                            int *fields)
+{
+    char cp[POLICY_PATH_MAX];
+    int ok = 1;
+    for (size_t i = 0; i < num; i++) {
+        yaml_node_t *v = map_get(ld, n, f[i].key);
+        if (v == NULL)
+            continue;
+        child_path(cp, path, f[i].key);
+        if (!read_strlist(ld, v, cp, f[i].list, f[i].kind))
+            ok = 0;
+        if (f[i].list->n > 0)
+            (*fields)++;
+    }
+    return ok;
+}
+
 static const char *const source_keys[] = {
     "principals",        "notPrincipals",        "namespaces",     "notNamespaces",     "ipBlocks", "notIpBlocks",
     "requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "notRemoteIpBlocks", NULL};
@@ -431,11 +458,7 @@ static int read_source(loader_t *ld, const yaml_node_t *n, const char *path, rm_
 {
     char cp[POLICY_PATH_MAX];
     int ok = 1, fields = 0;
-    struct {
-        const char *key;
-        rm_strlist_t *list;
-        value_kind_t kind;
-    } f[] = {
+    list_field_t f[] = {
         {"principals", &s->principals, VAL_MATCH},     {"notPrincipals", &s->not_principals, VAL_MATCH},
         {"namespaces", &s->namespaces, VAL_NAMESPACE}, {"notNamespaces", &s->not_namespaces, VAL_NAMESPACE},
         {"ipBlocks", &s->ip_blocks, VAL_IP},           {"notIpBlocks", &s->not_ip_blocks, VAL_IP},
@@ -455,16 +478,8 @@ static int read_source(loader_t *ld, const yaml_node_t *n, const char *path, rm_
     }
     if (!check_keys(ld, n, path, source_keys, NULL))
         ok = 0;
-    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-        yaml_node_t *v = map_get(ld, n, f[i].key);
-        if (v == NULL)
-            continue;
-        child_path(cp, path, f[i].key);
-        if (!read_strlist(ld, v, cp, f[i].list, f[i].kind))
-            ok = 0;
-        if (f[i].list->n > 0)
-            fields++;
-    }
+    if (!read_list_fields(ld, n, path, f, sizeof(f) / sizeof(f[0]), &fields))
+        ok = 0;
     if (ok && fields == 0) {
         report(ld, 0, n, path, "a source must set at least one field (a rule without `from` matches every source)");
         ok = 0;
@@ -477,13 +492,8 @@ static const char *const operation_keys[] = {"hosts",      "notHosts", "ports", 
 
 static int read_operation(loader_t *ld, const yaml_node_t *n, const char *path, rm_authz_operation_t *o)
 {
-    char cp[POLICY_PATH_MAX];
     int ok = 1, fields = 0;
-    struct {
-        const char *key;
-        rm_strlist_t *list;
-        value_kind_t kind;
-    } f[] = {
+    list_field_t f[] = {
         {"hosts", &o->hosts, VAL_MATCH},      {"notHosts", &o->not_hosts, VAL_MATCH},
         {"ports", &o->ports, VAL_PORT},       {"notPorts", &o->not_ports, VAL_PORT},
         {"methods", &o->methods, VAL_METHOD}, {"notMethods", &o->not_methods, VAL_METHOD},
@@ -493,16 +503,8 @@ static int read_operation(loader_t *ld, const yaml_node_t *n, const char *path, 
         return 0;
     if (!check_keys(ld, n, path, operation_keys, NULL))
         ok = 0;
-    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-        yaml_node_t *v = map_get(ld, n, f[i].key);
-        if (v == NULL)
-            continue;
-        child_path(cp, path, f[i].key);
-        if (!read_strlist(ld, v, cp, f[i].list, f[i].kind))
-            ok = 0;
-        if (f[i].list->n > 0)
-            fields++;
-    }
+    if (!read_list_fields(ld, n, path, f, sizeof(f) / sizeof(f[0]), &fields))
+        ok = 0;
     if (ok && fields == 0) {
         report(ld, 0, n, path, "an operation must set at least one field (a rule without `to` matches every request)");
         ok = 0;

@@ -1,4 +1,5 @@
 #include "admin_server.h"
+#include "ringmesh/textbuf.h"
 #include "ringmesh/log.h"
 
 #include <arpa/inet.h>
@@ -34,21 +35,6 @@ struct st_rm_admin_conn_t {
     char req[ADMIN_REQ_MAX];
 };
 
-static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    if (o >= len)
-        return o;
-    va_start(ap, fmt);
-    n = vsnprintf(buf + o, len - o, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return o;
-    return o + (size_t)n < len ? o + (size_t)n : len;
-}
-
 #define SUM(field)                                                                                                     \
     ({                                                                                                                 \
         uint64_t s_ = 0;                                                                                               \
@@ -83,55 +69,55 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
         for (unsigned i = 0; i < p->num_workers; i++)
             v += atomic_load_explicit((atomic_uint_fast64_t *)((char *)&p->workers[i].stats + counters[k].off),
                                       memory_order_relaxed);
-        o = put(buf, len, o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[k].name, counters[k].help,
-                counters[k].name, counters[k].name, (unsigned long long)v);
+        o = rm_textf(buf, len, o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[k].name, counters[k].help,
+                     counters[k].name, counters[k].name, (unsigned long long)v);
     }
-    o = put(buf, len, o,
-            "# HELP ringmesh_proxy_connections_active Open connections.\n"
-            "# TYPE ringmesh_proxy_connections_active gauge\nringmesh_proxy_connections_active %llu\n",
-            (unsigned long long)SUM(active));
-    o = put(buf, len, o,
-            "# HELP ringmesh_proxy_bytes_total Bytes proxied, counted when a connection closes.\n"
-            "# TYPE ringmesh_proxy_bytes_total counter\n"
-            "ringmesh_proxy_bytes_total{direction=\"downstream_to_upstream\"} %llu\n"
-            "ringmesh_proxy_bytes_total{direction=\"upstream_to_downstream\"} %llu\n",
-            (unsigned long long)SUM(bytes_down_to_up), (unsigned long long)SUM(bytes_up_to_down));
+    o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_proxy_connections_active Open connections.\n"
+                 "# TYPE ringmesh_proxy_connections_active gauge\nringmesh_proxy_connections_active %llu\n",
+                 (unsigned long long)SUM(active));
+    o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_proxy_bytes_total Bytes proxied, counted when a connection closes.\n"
+                 "# TYPE ringmesh_proxy_bytes_total counter\n"
+                 "ringmesh_proxy_bytes_total{direction=\"downstream_to_upstream\"} %llu\n"
+                 "ringmesh_proxy_bytes_total{direction=\"upstream_to_downstream\"} %llu\n",
+                 (unsigned long long)SUM(bytes_down_to_up), (unsigned long long)SUM(bytes_up_to_down));
     if (snap->client_ctx != NULL)
-        o = put(buf, len, o,
-                "# HELP ringmesh_proxy_svid_expiry_timestamp_seconds notAfter of the SVID this proxy presents.\n"
-                "# TYPE ringmesh_proxy_svid_expiry_timestamp_seconds gauge\n"
-                "ringmesh_proxy_svid_expiry_timestamp_seconds %lld\n",
-                (long long)rm_tls_ctx_not_after(snap->client_ctx));
+        o = rm_textf(buf, len, o,
+                     "# HELP ringmesh_proxy_svid_expiry_timestamp_seconds notAfter of the SVID this proxy presents.\n"
+                     "# TYPE ringmesh_proxy_svid_expiry_timestamp_seconds gauge\n"
+                     "ringmesh_proxy_svid_expiry_timestamp_seconds %lld\n",
+                     (long long)rm_tls_ctx_not_after(snap->client_ctx));
     if (atomic_load(&p->control.enabled)) {
         rm_control_stats_t *cs = &p->control;
-        o = put(buf, len, o,
-                "# HELP ringmesh_proxy_control_plane_connected 1 while the discovery stream is up.\n"
-                "# TYPE ringmesh_proxy_control_plane_connected gauge\nringmesh_proxy_control_plane_connected %d\n"
-                "# HELP ringmesh_proxy_svid_renewals_total SVIDs obtained from the control plane.\n"
-                "# TYPE ringmesh_proxy_svid_renewals_total counter\nringmesh_proxy_svid_renewals_total %llu\n"
-                "# HELP ringmesh_proxy_svid_renewal_failures_total Identity.Sign calls that failed.\n"
-                "# TYPE ringmesh_proxy_svid_renewal_failures_total counter\n"
-                "ringmesh_proxy_svid_renewal_failures_total %llu\n"
-                "# HELP ringmesh_proxy_svid_expiring 1 when the SVID is near expiry and could not be renewed.\n"
-                "# TYPE ringmesh_proxy_svid_expiring gauge\nringmesh_proxy_svid_expiring %d\n",
-                atomic_load(&cs->connected), (unsigned long long)atomic_load(&cs->svid_renewals),
-                (unsigned long long)atomic_load(&cs->svid_failures), atomic_load(&cs->svid_expiring));
-        o = put(buf, len, o,
-                "# HELP ringmesh_proxy_config_pushes_total Pushes from the control plane, by outcome.\n"
-                "# TYPE ringmesh_proxy_config_pushes_total counter\n");
+        o = rm_textf(buf, len, o,
+                     "# HELP ringmesh_proxy_control_plane_connected 1 while the discovery stream is up.\n"
+                     "# TYPE ringmesh_proxy_control_plane_connected gauge\nringmesh_proxy_control_plane_connected %d\n"
+                     "# HELP ringmesh_proxy_svid_renewals_total SVIDs obtained from the control plane.\n"
+                     "# TYPE ringmesh_proxy_svid_renewals_total counter\nringmesh_proxy_svid_renewals_total %llu\n"
+                     "# HELP ringmesh_proxy_svid_renewal_failures_total Identity.Sign calls that failed.\n"
+                     "# TYPE ringmesh_proxy_svid_renewal_failures_total counter\n"
+                     "ringmesh_proxy_svid_renewal_failures_total %llu\n"
+                     "# HELP ringmesh_proxy_svid_expiring 1 when the SVID is near expiry and could not be renewed.\n"
+                     "# TYPE ringmesh_proxy_svid_expiring gauge\nringmesh_proxy_svid_expiring %d\n",
+                     atomic_load(&cs->connected), (unsigned long long)atomic_load(&cs->svid_renewals),
+                     (unsigned long long)atomic_load(&cs->svid_failures), atomic_load(&cs->svid_expiring));
+        o = rm_textf(buf, len, o,
+                     "# HELP ringmesh_proxy_config_pushes_total Pushes from the control plane, by outcome.\n"
+                     "# TYPE ringmesh_proxy_config_pushes_total counter\n");
         for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-            o = put(buf, len, o,
-                    "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"accepted\"} %llu\n"
-                    "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"rejected\"} %llu\n",
-                    rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->accepted[t]),
-                    rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->rejected[t]));
+            o = rm_textf(buf, len, o,
+                         "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"accepted\"} %llu\n"
+                         "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"rejected\"} %llu\n",
+                         rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->accepted[t]),
+                         rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->rejected[t]));
     }
     if (snap->authz != NULL)
         o = rm_authz_metrics(snap->authz, buf, len, o);
-    o = put(buf, len, o,
-            "# HELP ringmesh_proxy_info Static facts about this proxy.\n# TYPE ringmesh_proxy_info gauge\n"
-            "ringmesh_proxy_info{io_backend=\"%s\",workers=\"%u\"} 1\n",
-            rm_loop_backend_name(p->backend), p->num_workers);
+    o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_proxy_info Static facts about this proxy.\n# TYPE ringmesh_proxy_info gauge\n"
+                 "ringmesh_proxy_info{io_backend=\"%s\",workers=\"%u\"} 1\n",
+                 rm_loop_backend_name(p->backend), p->num_workers);
     return o;
 }
 
@@ -215,16 +201,16 @@ static void respond(struct st_rm_admin_conn_t *c, unsigned status, const char *r
 /* A JSON string: the values written here are validated SPIFFE IDs, addresses and versions, but escape anyway. */
 static size_t put_json_str(char *buf, size_t len, size_t o, const char *v)
 {
-    o = put(buf, len, o, "\"");
+    o = rm_textf(buf, len, o, "\"");
     for (const unsigned char *p = (const unsigned char *)(v != NULL ? v : ""); *p != '\0'; p++) {
         if (*p == '"' || *p == '\\')
-            o = put(buf, len, o, "\\%c", *p);
+            o = rm_textf(buf, len, o, "\\%c", *p);
         else if (*p < 0x20)
-            o = put(buf, len, o, "\\u%04x", *p);
+            o = rm_textf(buf, len, o, "\\u%04x", *p);
         else
-            o = put(buf, len, o, "%c", *p);
+            o = rm_textf(buf, len, o, "%c", *p);
     }
-    return put(buf, len, o, "\"");
+    return rm_textf(buf, len, o, "\"");
 }
 
 static const char *mode_name(rm_mtls_mode_t m)
@@ -238,51 +224,52 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
     const rm_proxy_config_t *cfg = snap->cfg;
     size_t o = 0;
 
-    o = put(buf, len, o, "{\"trust_domain\":");
+    o = rm_textf(buf, len, o, "{\"trust_domain\":");
     o = put_json_str(buf, len, o, cfg->trust_domain);
-    o = put(buf, len, o, ",\"svid\":");
+    o = rm_textf(buf, len, o, ",\"svid\":");
     if (snap->client_ctx != NULL) {
-        o = put(buf, len, o, "{\"spiffe_id\":");
+        o = rm_textf(buf, len, o, "{\"spiffe_id\":");
         o = put_json_str(buf, len, o, rm_tls_ctx_id(snap->client_ctx)->str);
-        o = put(buf, len, o, ",\"not_after\":%lld}", (long long)rm_tls_ctx_not_after(snap->client_ctx));
+        o = rm_textf(buf, len, o, ",\"not_after\":%lld}", (long long)rm_tls_ctx_not_after(snap->client_ctx));
     } else {
-        o = put(buf, len, o, "null");
+        o = rm_textf(buf, len, o, "null");
     }
     if (atomic_load(&p->control.enabled)) {
-        o = put(buf, len, o, ",\"control_plane\":{\"connected\":%s,\"versions\":{",
-                atomic_load(&p->control.connected) ? "true" : "false");
+        o = rm_textf(buf, len, o, ",\"control_plane\":{\"connected\":%s,\"versions\":{",
+                     atomic_load(&p->control.connected) ? "true" : "false");
         for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
-            o = put(buf, len, o, "%s\"%s\":", t ? "," : "", rm_xds_type_name((rm_xds_type_t)t));
+            o = rm_textf(buf, len, o, "%s\"%s\":", t ? "," : "", rm_xds_type_name((rm_xds_type_t)t));
             o = put_json_str(buf, len, o, snap->versions[t]);
         }
-        o = put(buf, len, o, "}}");
+        o = rm_textf(buf, len, o, "}}");
     }
-    o = put(buf, len, o, ",\"authorization\":");
+    o = rm_textf(buf, len, o, ",\"authorization\":");
     if (snap->authz != NULL) {
         const rm_authz_t *az = snap->authz;
-        o = put(buf, len, o, "{\"version\":");
+        o = rm_textf(buf, len, o, "{\"version\":");
         o = put_json_str(buf, len, o, az->version);
-        o = put(buf, len, o, ",\"default_action\":\"%s\",\"policies\":[",
-                rm_authz_action_name(az->wp.opts.default_action));
+        o = rm_textf(buf, len, o, ",\"default_action\":\"%s\",\"policies\":[",
+                     rm_authz_action_name(az->wp.opts.default_action));
         for (size_t i = 0; i < az->set.num_policies; i++) {
             const rm_authz_policy_t *pol = &az->set.policies[i];
             char name[600];
             snprintf(name, sizeof(name), "%s/%s", pol->namespace_, pol->name);
-            o = put(buf, len, o, "%s{\"name\":", i ? "," : "");
+            o = rm_textf(buf, len, o, "%s{\"name\":", i ? "," : "");
             o = put_json_str(buf, len, o, name);
-            o = put(buf, len, o, ",\"action\":\"%s\",\"rules\":%zu,\"dry_run\":%s}", rm_authz_action_name(pol->action),
-                    pol->num_rules, pol->dry_run ? "true" : "false");
+            o = rm_textf(buf, len, o, ",\"action\":\"%s\",\"rules\":%zu,\"dry_run\":%s}",
+                         rm_authz_action_name(pol->action), pol->num_rules, pol->dry_run ? "true" : "false");
         }
-        o = put(buf, len, o, "]}");
+        o = rm_textf(buf, len, o, "]}");
     } else {
-        o = put(buf, len, o, snap->authz_required ? "\"none received: inbound connections are refused\"" : "null");
+        o = rm_textf(buf, len, o, snap->authz_required ? "\"none received: inbound connections are refused\"" : "null");
     }
-    o = put(buf, len, o, ",\"inbound\":{\"mode\":\"%s\",\"port_modes\":[", mode_name(cfg->inbound_mode));
+    o = rm_textf(buf, len, o, ",\"inbound\":{\"mode\":\"%s\",\"port_modes\":[", mode_name(cfg->inbound_mode));
     for (size_t i = 0; i < cfg->num_port_modes; i++)
-        o = put(buf, len, o, "%s{\"port\":%u,\"mode\":\"%s\"}", i ? "," : "", cfg->port_modes[i].port,
-                mode_name(cfg->port_modes[i].mode));
-    o = put(buf, len, o, "]},\"connect_timeout_ms\":%u,\"idle_timeout_ms\":%u,\"access_log\":%s,\"destinations\":[",
-            cfg->connect_timeout_ms, cfg->idle_timeout_ms, cfg->access_log ? "true" : "false");
+        o = rm_textf(buf, len, o, "%s{\"port\":%u,\"mode\":\"%s\"}", i ? "," : "", cfg->port_modes[i].port,
+                     mode_name(cfg->port_modes[i].mode));
+    o = rm_textf(buf, len, o,
+                 "]},\"connect_timeout_ms\":%u,\"idle_timeout_ms\":%u,\"access_log\":%s,\"destinations\":[",
+                 cfg->connect_timeout_ms, cfg->idle_timeout_ms, cfg->access_log ? "true" : "false");
     for (size_t i = 0; i < cfg->num_destinations; i++) {
         char addr[INET6_ADDRSTRLEN + 8];
         const struct sockaddr *sa = (const struct sockaddr *)&cfg->destinations[i].addr.ss;
@@ -299,16 +286,16 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
             port = ntohs(s4->sin_port);
             snprintf(addr, sizeof(addr), "%s:%u", host, port);
         }
-        o = put(buf, len, o, "%s{\"address\":", i ? "," : "");
+        o = rm_textf(buf, len, o, "%s{\"address\":", i ? "," : "");
         o = put_json_str(buf, len, o, addr);
-        o = put(buf, len, o, ",\"identities\":[");
+        o = rm_textf(buf, len, o, ",\"identities\":[");
         for (size_t j = 0; j < cfg->destinations[i].num_identities; j++) {
-            o = put(buf, len, o, "%s", j ? "," : "");
+            o = rm_textf(buf, len, o, "%s", j ? "," : "");
             o = put_json_str(buf, len, o, cfg->destinations[i].identities[j]);
         }
-        o = put(buf, len, o, "]}");
+        o = rm_textf(buf, len, o, "]}");
     }
-    return put(buf, len, o, "]}\n");
+    return rm_textf(buf, len, o, "]}\n");
 }
 
 static void handle(struct st_rm_admin_conn_t *c)

@@ -1,6 +1,7 @@
 /* The proxy's side of authorization: compiling what the control plane pushed, counting and logging decisions. */
 #include "proxy_authz.h"
 
+#include "ringmesh/textbuf.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 
@@ -113,26 +114,14 @@ void rm_authz_count(rm_authz_t *a, const rm_authz_decision_t *d)
     }
 }
 
-static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static size_t put(char *buf, size_t len, size_t o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    if (o >= len)
-        return o;
-    va_start(ap, fmt);
-    n = vsnprintf(buf + o, len - o, fmt, ap);
-    va_end(ap);
-    return n < 0 ? o : (o + (size_t)n < len ? o + (size_t)n : len);
-}
-
 size_t rm_authz_metrics(const rm_authz_t *a, char *buf, size_t len, size_t o)
 {
     static const char *const kinds[RM_AUTHZ_COUNT_KINDS] = {"allow", "deny", "would-deny", "audit"};
-    o = put(buf, len, o,
-            "# HELP ringmesh_proxy_authz_decisions_total Authorization decisions, by the policy and rule that made "
-            "them (policy=\"\" when none did: default action or no ALLOW rule matched).\n"
-            "# TYPE ringmesh_proxy_authz_decisions_total counter\n");
+    o = rm_textf(
+        buf, len, o,
+        "# HELP ringmesh_proxy_authz_decisions_total Authorization decisions, by the policy and rule that made "
+        "them (policy=\"\" when none did: default action or no ALLOW rule matched).\n"
+        "# TYPE ringmesh_proxy_authz_decisions_total counter\n");
     for (size_t slot = 0; slot < a->num_slots; slot++) {
         const rm_authz_policy_t *p = NULL;
         int rule = -1;
@@ -149,13 +138,14 @@ size_t rm_authz_metrics(const rm_authz_t *a, char *buf, size_t len, size_t o)
             if (v == 0 && slot != 0)
                 continue;
             if (p != NULL)
-                o = put(buf, len, o,
-                        "ringmesh_proxy_authz_decisions_total{decision=\"%s\",policy=\"%s/%s\",rule=\"%d\"} %llu\n",
-                        kinds[k], p->namespace_, p->name, rule, (unsigned long long)v);
+                o = rm_textf(
+                    buf, len, o,
+                    "ringmesh_proxy_authz_decisions_total{decision=\"%s\",policy=\"%s/%s\",rule=\"%d\"} %llu\n",
+                    kinds[k], p->namespace_, p->name, rule, (unsigned long long)v);
             else if (k != RM_AUTHZ_COUNT_AUDIT)
-                o = put(buf, len, o,
-                        "ringmesh_proxy_authz_decisions_total{decision=\"%s\",policy=\"\",rule=\"\"} %llu\n", kinds[k],
-                        (unsigned long long)v);
+                o = rm_textf(buf, len, o,
+                             "ringmesh_proxy_authz_decisions_total{decision=\"%s\",policy=\"\",rule=\"\"} %llu\n",
+                             kinds[k], (unsigned long long)v);
         }
     }
     return o;
