@@ -234,7 +234,8 @@ typedef struct st_rm_authz_decision_t {
 /** Decides. Allocates nothing. `sample` is a caller-provided random value in [0, 1) for allow-log sampling. */
 void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, double sample, rm_authz_decision_t *d);
 
-/** The decision word of the log line: "allow", "deny", "would-deny", "would-allow" or "audit". */
+/** The decision word of the log line: "allow", "deny", "would-deny" (allowed, but a dry-run policy would deny) or
+ *  "audit". A denial that a dry-run policy would allow stays "deny"; its dry_run_* fields say "would-allow". */
 const char *rm_authz_decision_word(const rm_authz_decision_t *d);
 /** Why, in words: "allowed by ns/name rule 2", "default-deny", "no ALLOW policy matched", ... */
 void rm_authz_decision_explain(const rm_authz_decision_t *d, char *buf, size_t len);
