@@ -27,7 +27,7 @@
 #define METHOD_SIGN       "/ringmesh.v1.Identity/Sign"
 #define METHOD_STREAM     "/ringmesh.v1.Discovery/Stream"
 #define MAX_REQUEST_BYTES (64 << 10)
-#define POLL_MS           50
+#define POLL_MS           10 /* how soon the server thread sees a new model: the bound on that part of a push's delay */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 

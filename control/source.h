@@ -38,7 +38,7 @@ int rm_mesh_model_load_dir(const char *dir, rm_mesh_model_t **out, char *err, si
 
 /** Creates the file source for `dir` and loads it once; fails (with the message in `err`) when that first load
  *  fails, so the control plane never starts on an invalid configuration. *initial receives the first model
- *  (a reference the caller owns). The watcher (inotify, changes coalesced for 100 ms) runs after start(). */
+ *  (a reference the caller owns). The watcher (inotify, changes coalesced for 25 ms) runs after start(). */
 int rm_source_file_create(const char *dir, rm_source_t **out, rm_mesh_model_t **initial, char *err, size_t errlen);
 
 #endif

@@ -62,7 +62,7 @@
 
 #define SVID_TTL_MAX_S     (8760u * 3600u) /* one year */
 #define DEFAULT_NAMESPACE  "default"
-#define WATCH_QUIET_MS     100  /* a reload waits until the directory has been quiet this long... */
+#define WATCH_QUIET_MS     25   /* a reload waits until the directory has been quiet this long... */
 #define WATCH_MAX_DELAY_MS 1000 /* ...but not longer than this after the first change */
 #define WATCH_RETRY_MS     1000 /* how often a lost watch (directory removed) is set up again */
 
