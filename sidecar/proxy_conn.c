@@ -403,7 +403,9 @@ static void on_down_send(rm_io_op_t *op, int res)
 {
     rm_side_t *s = rm_container_of(op, rm_side_t, wr_op);
     rm_conn_t *c = SIDE_CONN(s, down);
-    side_send_done(c, s, &c->u2d, res);
+    /* an HTTP filter's answers and the app's responses go out of its staging pipe (a plaintext client: PERMISSIVE or
+     * DISABLE ports) */
+    side_send_done(c, s, c->l7 != NULL ? &c->l7->client_out : &c->u2d, res);
 }
 
 static void on_up_send(rm_io_op_t *op, int res)

@@ -37,6 +37,7 @@ cp "$POLICIES/deny-admin-suffix.yaml" "$MESH/deny-admin.yaml"
 rm_pod_create orders
 rm_pod_create web
 rm_pod_create evil
+rm_pod_create plain
 rm_service "$VIP:8080" orders:8080
 rm_service "$VIP:9090" orders:9090
 rm_bg app-http orders "$RM_TMP/logs/app-http.log" /usr/bin/python3 "$APP" http 8080
@@ -212,6 +213,58 @@ EOF
     rm -f "$MESH/deny-kept.yaml"
 }
 
+# PeerAuthentication from the control plane sets the mTLS mode of orders' ports: workload-level with a port-level
+# exception, then namespace-level; a plaintext client (pod plain, no sidecar) shows which ports take it
+case_peer_authentication_modes() {
+    local n0 code
+    plain_code() { rm_exec plain curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$VIP:$1/pa" || true; }
+    wait_policy() {
+        local deadline=$(($(rm_now_ms) + 10000))
+        until [ "$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')" -gt "$1" ]; do
+            [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "orders' proxy did not take the PeerAuthentication"
+            sleep 0.05
+        done
+    }
+    code=$(plain_code 8080)
+    rm_assert_eq "$code" 000 "STRICT (the mesh default): a plaintext client is refused"
+    rm_expect_log "$OLOG" '.event == "peer_rejected" and .reason == "plaintext connection on a STRICT port"'         "the refusal is logged with its reason"
+    n0=$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')
+    cat >"$MESH/pa.yaml" <<'EOF'
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: orders-strict, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders}}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    "8080": {mode: PERMISSIVE}
+EOF
+    wait_policy "$n0"
+    rm_assert_eq "$(plain_code 8080)" 200 "port-level PERMISSIVE on 8080: plaintext allowed (and authorized: allow-all)"
+    rm_assert_eq "$(plain_code 9090)" 000 "9090 stays STRICT"
+    rm_expect_log "$RM_TMP/logs/app-http.log" '.path == "/pa"' "the plaintext request reached the app through the HTTP filter"
+    n0=$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')
+    cat >"$MESH/pa.yaml" <<'EOF'
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: shop-permissive, namespace: shop}
+spec:
+  mtls: {mode: PERMISSIVE}
+EOF
+    wait_policy "$n0"
+    # 9090 is the gRPC app: plaintext HTTP/2 (h2c) it answers itself
+    local out
+    out=$(rm_exec plain timeout 10 nghttp -v --no-dep "http://$VIP:9090/pa2" 2>&1) || true
+    echo "$out" | grep -q 'recv (stream_id=1) content-type: application/grpc' ||
+        rm_fail "namespace-level PERMISSIVE: 9090 should take plaintext now: $out"
+    rm_log "ok: namespace-level PERMISSIVE: 9090 takes plaintext (HTTP/2, decided and passed to the app)"
+    local dump
+    dump=$(rm_exec orders curl -sf http://127.0.0.1:15021/config_dump) || rm_fail "GET /config_dump failed"
+    rm_assert_eq "$(rm_json "$dump" .inbound.mode)" PERMISSIVE "/config_dump shows the pushed mode"
+    rm -f "$MESH/pa.yaml"
+}
+
+rm_case peer_authentication_modes case_peer_authentication_modes
 rm_case decision_log_fields case_decision_log_fields
 rm_case change_reaches_kept_alive_connection case_change_reaches_kept_alive_connection
 rm_case keepalive_after_403 case_keepalive_after_403
