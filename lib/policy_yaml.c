@@ -1081,6 +1081,20 @@ static int check_shape(loader_t *ld)
     return ok;
 }
 
+/* Makes room for one more element of `size` bytes after the n in *arr and returns it, zeroed; NULL (oom set) when
+ * out of memory, *arr unchanged. */
+static void *grow_slot(loader_t *ld, void **arr, size_t n, size_t size)
+{
+    uint8_t *np = realloc(*arr, (n + 1) * size);
+    if (np == NULL) {
+        ld->oom = 1;
+        return NULL;
+    }
+    *arr = np;
+    memset(np + n * size, 0, size);
+    return np + n * size;
+}
+
 static int load_document(loader_t *ld, rm_policy_set_t *set, int strict_kinds)
 {
     char q[160];
@@ -1115,38 +1129,30 @@ static int load_document(loader_t *ld, rm_policy_set_t *set, int strict_kinds)
                                                             : "missing apiVersion");
         ok = 0;
     }
+    /* the document is read straight into a new last slot, which counts only once the document is valid */
+    unsigned line = (unsigned)root->start_mark.line + 1;
     if (is_authz) {
-        rm_authz_policy_t p = {0};
-        if (!read_authz(ld, root, &p) || !ok || ld->oom) {
-            rm__authz_policy_clear(&p);
+        rm_authz_policy_t *p = grow_slot(ld, (void **)&set->policies, set->num_policies, sizeof(*p));
+        if (p == NULL)
+            return 0;
+        if (!read_authz(ld, root, p) || !ok || ld->oom) {
+            rm__authz_policy_clear(p);
             return 0;
         }
-        p.file = dup_str(ld->file);
-        p.line = (unsigned)root->start_mark.line + 1;
-        rm_authz_policy_t *np = realloc(set->policies, (set->num_policies + 1) * sizeof(*np));
-        if (np == NULL) {
-            rm__authz_policy_clear(&p);
-            ld->oom = 1;
-            return 0;
-        }
-        set->policies = np;
-        set->policies[set->num_policies++] = p;
+        p->file = dup_str(ld->file);
+        p->line = line;
+        set->num_policies++;
     } else {
-        rm_peer_authn_t p = {0};
-        if (!read_peer_authn(ld, root, &p) || !ok || ld->oom) {
-            rm__peer_authn_clear(&p);
+        rm_peer_authn_t *p = grow_slot(ld, (void **)&set->peer_authns, set->num_peer_authns, sizeof(*p));
+        if (p == NULL)
+            return 0;
+        if (!read_peer_authn(ld, root, p) || !ok || ld->oom) {
+            rm__peer_authn_clear(p);
             return 0;
         }
-        p.file = dup_str(ld->file);
-        p.line = (unsigned)root->start_mark.line + 1;
-        rm_peer_authn_t *np = realloc(set->peer_authns, (set->num_peer_authns + 1) * sizeof(*np));
-        if (np == NULL) {
-            rm__peer_authn_clear(&p);
-            ld->oom = 1;
-            return 0;
-        }
-        set->peer_authns = np;
-        set->peer_authns[set->num_peer_authns++] = p;
+        p->file = dup_str(ld->file);
+        p->line = line;
+        set->num_peer_authns++;
     }
     return 1;
 }

@@ -12,7 +12,7 @@ static const char *const type_urls[RM_XDS_NUM_TYPES] = {
 };
 
 static const char *const type_names[RM_XDS_NUM_TYPES] = {"trust_bundle", "destinations", "mesh_settings",
-                                                                       "workload_policy"};
+                                                         "workload_policy"};
 
 const char *rm_xds_type_url(rm_xds_type_t t)
 {

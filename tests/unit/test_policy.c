@@ -693,10 +693,9 @@ static const char y_ip_blocks[] =
                               "  - from: [{source: {ipBlocks: [\"192.168.1.5\"]}}]\n"
                               "  - from: [{source: {ipBlocks: [\"172.16.2.0/23\"]}}]\n";
 /* families never cross: an IPv6 block (even ::/0) does not match an IPv4 peer, nor 0.0.0.0/0 an IPv6 one */
-static const char y_ip_families[] =
-    POLICY("a", "p", "ALLOW") "  rules:\n"
-                              "  - from: [{source: {ipBlocks: [\"::/0\"]}}]\n"
-                              "  - from: [{source: {ipBlocks: [\"0.0.0.0/0\"]}}]\n";
+static const char y_ip_families[] = POLICY("a", "p", "ALLOW") "  rules:\n"
+                                                              "  - from: [{source: {ipBlocks: [\"::/0\"]}}]\n"
+                                                              "  - from: [{source: {ipBlocks: [\"0.0.0.0/0\"]}}]\n";
 static const char y_not_ip_blocks[] =
     POLICY("a", "p", "ALLOW") "  rules:\n  - from: [{source: {notIpBlocks: [\"10.0.0.0/8\"]}}]\n";
 static const char y_source_and[] =
