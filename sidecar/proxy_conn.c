@@ -934,6 +934,23 @@ DecideTcp:
     return 0;
 }
 
+/* Why a filter ended the exchange, in the words of its contract (http1_filter.h, h2_filter.h). */
+static const char *l7_reason(int http2, int r, const char *from)
+{
+    int app = strcmp(from, "app") == 0;
+    if (r == RM_HTTP1_FILTER_CLOSE)
+        return "the answer to a denied request closes the connection (connection: close)";
+    if (r == -EMSGSIZE)
+        return "request head over 64 KiB or 100 header fields: answered 431";
+    if (r == -ENOBUFS)
+        return "answers to denied streams waited too long for a frame boundary of the app";
+    if (r == -EPROTO && http2)
+        return app ? "the app broke HTTP/2" : "the client broke HTTP/2 (frame, size or HPACK data): answered GOAWAY";
+    if (r == -EPROTO)
+        return app ? "the app sent a malformed response" : "malformed request (or request body): answered 400";
+    return "the HTTP filter failed";
+}
+
 /* The filter ended the exchange (an answer that closes, or a protocol error): say so once. */
 static void l7_result(rm_conn_t *c, int r, const char *from)
 {
@@ -945,9 +962,8 @@ static void l7_result(rm_conn_t *c, int r, const char *from)
     log_conn_fields(c, &l);
     rm_log_str(&l, "protocol", c->l7->http2 ? "http2" : "http1");
     rm_log_str(&l, "from", from);
-    if (r == RM_HTTP1_FILTER_CLOSE)
-        rm_log_str(&l, "reason", "the answer to a denied request closes the connection");
-    else
+    rm_log_str(&l, "reason", l7_reason(c->l7->http2, r, from));
+    if (r < 0)
         rm_log_err(&l, "error", r);
     rm_log_end(&l);
 }
