@@ -54,11 +54,12 @@ static int alpn_offers_mesh(const uint8_t *p, size_t len)
     return 0;
 }
 
-rm_tls_sniff_t rm_tls_sniff(const uint8_t *p, size_t len)
+/* Finds the extensions of a ClientHello that sits whole in the first record of p. Returns RM_TLS_SNIFF_MESH when
+ * *ext covers the extension block (the caller looks at it), or what p is otherwise. */
+static rm_tls_sniff_t client_hello_extensions(const uint8_t *p, size_t len, cursor_t *ext)
 {
     cursor_t c;
-    unsigned rec_len, hs_len, n, ext_total, ext_type, ext_len;
-    const uint8_t *ext;
+    unsigned rec_len, hs_len, n, ext_total;
 
     if (len == 0)
         return RM_TLS_SNIFF_NEED_MORE;
@@ -91,12 +92,72 @@ rm_tls_sniff_t rm_tls_sniff(const uint8_t *p, size_t len)
         return RM_TLS_SNIFF_TLS_OTHER;
     if (take_u16(&c, &ext_total) != 0 || ext_total > (size_t)(c.end - c.p))
         return RM_TLS_SNIFF_TLS_OTHER;
-    c.end = c.p + ext_total;
+    ext->p = c.p;
+    ext->end = c.p + ext_total;
+    return RM_TLS_SNIFF_MESH;
+}
+
+/* The body of extension `type`, or -1 when absent or the block is malformed. */
+static int find_extension(cursor_t c, unsigned type, const uint8_t **body, unsigned *body_len)
+{
+    unsigned ext_type, ext_len;
+    const uint8_t *ext;
     while (c.p < c.end) {
         if (take_u16(&c, &ext_type) != 0 || take_u16(&c, &ext_len) != 0 || take(&c, ext_len, &ext) != 0)
-            return RM_TLS_SNIFF_TLS_OTHER;
-        if (ext_type == 16 /* application_layer_protocol_negotiation */)
-            return alpn_offers_mesh(ext, ext_len) ? RM_TLS_SNIFF_MESH : RM_TLS_SNIFF_TLS_OTHER;
+            return -1;
+        if (ext_type == type) {
+            *body = ext;
+            *body_len = ext_len;
+            return 0;
+        }
     }
-    return RM_TLS_SNIFF_TLS_OTHER;
+    return -1;
+}
+
+rm_tls_sniff_t rm_tls_sniff(const uint8_t *p, size_t len)
+{
+    cursor_t ext;
+    const uint8_t *body;
+    unsigned body_len;
+    rm_tls_sniff_t k = client_hello_extensions(p, len, &ext);
+
+    if (k != RM_TLS_SNIFF_MESH)
+        return k;
+    if (find_extension(ext, 16 /* application_layer_protocol_negotiation */, &body, &body_len) != 0)
+        return RM_TLS_SNIFF_TLS_OTHER;
+    return alpn_offers_mesh(body, body_len) ? RM_TLS_SNIFF_MESH : RM_TLS_SNIFF_TLS_OTHER;
+}
+
+size_t rm_tls_client_hello_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
+{
+    cursor_t ext, c;
+    const uint8_t *body, *name;
+    unsigned body_len, list_len, type, name_len;
+
+    if (outlen == 0)
+        return 0;
+    out[0] = '\0';
+    if (client_hello_extensions(p, len, &ext) != RM_TLS_SNIFF_MESH ||
+        find_extension(ext, 0 /* server_name, RFC 6066 section 3 */, &body, &body_len) != 0)
+        return 0;
+    c.p = body;
+    c.end = body + body_len;
+    if (take_u16(&c, &list_len) != 0 || list_len > (size_t)(c.end - c.p))
+        return 0;
+    c.end = c.p + list_len;
+    while (c.p < c.end) {
+        if (take_u8(&c, &type) != 0 || take_u16(&c, &name_len) != 0 || take(&c, name_len, &name) != 0)
+            return 0;
+        if (type != 0 /* host_name */)
+            continue;
+        if (name_len == 0 || name_len >= outlen)
+            return 0;
+        for (unsigned i = 0; i < name_len; i++)
+            if (name[i] <= 0x20 || name[i] >= 0x7f) /* a DNS name: printable ASCII, no spaces */
+                return 0;
+        memcpy(out, name, name_len);
+        out[name_len] = '\0';
+        return name_len;
+    }
+    return 0;
 }

@@ -375,6 +375,16 @@ Fail:
     return RM_ERR_TLS_NO_MEMORY;
 }
 
+int rm_tls_set_server_name(rm_tls_t *tls, const char *name)
+{
+    size_t len = name != NULL ? strlen(name) : 0;
+    if (len == 0 || len > 255)
+        return RM_ERR_TLS_CONFIG;
+    if (wolfSSL_UseSNI(tls->ssl, WOLFSSL_SNI_HOST_NAME, name, (word16)len) != WOLFSSL_SUCCESS)
+        return RM_ERR_TLS_CONFIG;
+    return 0;
+}
+
 void rm_tls_free(rm_tls_t *tls)
 {
     if (tls == NULL)

@@ -1,5 +1,6 @@
 #include "control_client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -313,6 +314,21 @@ int rm__control_parse_destinations(const uint8_t *value, size_t len, const char 
             }
             k++;
             t->num = k;
+            /* the server name Istio's sidecars send, so that connection.sni rules written for Istio work */
+            const char *slash = strchr(name, '/');
+            if (slash != NULL && slash > name && slash[1] != '\0') {
+                char sni[256];
+                int sl = snprintf(sni, sizeof(sni), "outbound_.%u_._.%s.%.*s.svc.cluster.local",
+                                  (unsigned)ntohs(dst->addr.ss.ss_family == AF_INET6
+                                                      ? ((const struct sockaddr_in6 *)&dst->addr.ss)->sin6_port
+                                                      : ((const struct sockaddr_in *)&dst->addr.ss)->sin_port),
+                                  slash + 1, (int)(slash - name), name);
+                if (sl > 0 && (size_t)sl < sizeof(sni) && (dst->sni = strdup(sni)) == NULL) {
+                    snprintf(err, errlen, "out of memory");
+                    ret = -ENOMEM;
+                    goto Exit;
+                }
+            }
             for (size_t j = 0; j < d->n_identities; j++) {
                 if ((dst->identities[j] = strdup(d->identities[j])) == NULL) {
                     snprintf(err, errlen, "out of memory");

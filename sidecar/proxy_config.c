@@ -1699,9 +1699,11 @@ void rm_proxy_config_free(rm_proxy_config_t *cfg)
     free(cfg->key_file);
     free(cfg->bundle_file);
     free(cfg->port_modes);
-    for (size_t i = 0; i < cfg->num_destinations; i++)
+    for (size_t i = 0; i < cfg->num_destinations; i++) {
         for (size_t j = 0; j < cfg->destinations[i].num_identities; j++)
             free(cfg->destinations[i].identities[j]);
+        free(cfg->destinations[i].sni);
+    }
     free(cfg->destinations);
     for (size_t i = 0; i < cfg->num_listeners; i++) {
         free(cfg->listeners[i].name);

@@ -31,6 +31,8 @@ typedef struct st_rm_destination_t {
     rm_sockaddr_t addr;
     char *identities[RM_MAX_IDENTITIES];
     size_t num_identities;
+    char *sni; /* server name sent in the ClientHello, Istio's "outbound_.PORT_._.SVC.NS.svc.cluster.local" for a
+                * pushed Service; NULL: none */
 } rm_destination_t;
 
 /** Per-port inbound mTLS mode. */

@@ -103,6 +103,7 @@ struct st_rm_conn_t {
     int up_connecting;
     authz_state_t authz_state;
     rm_l7_t *l7;
+    char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
 };
 
 static void conn_progress(rm_conn_t *c);
@@ -688,8 +689,12 @@ static int decide_mode(rm_conn_t *c)
             return 0;
         }
         if (k == RM_TLS_SNIFF_MESH) {
+            char name[256];
             if (c->snap->server_ctx == NULL)
                 return RM_ERR_TLS_CONFIG;
+            if (rm_tls_client_hello_sni(c->d2u.buf + c->d2u.off, c->d2u.len, name, sizeof(name)) > 0 &&
+                (c->sni = strdup(name)) == NULL)
+                return -ENOMEM;
             if ((ret = rm_tls_new(&c->down.tls, c->snap->server_ctx, NULL, 0,
                                   c->explicit_cfg != NULL ? 0 : RM_TLS_REQUIRE_MESH_ALPN)) != 0)
                 return ret;
@@ -759,6 +764,7 @@ static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, rm_authz_att
     sockaddr_ip16(&c->src, a->source_ip, &a->have_source_ip);
     sockaddr_ip16(&c->orig_dst, a->destination_ip, &a->have_destination_ip);
     a->destination_port = sockaddr_port(c->explicit_cfg != NULL ? &c->target.ss : &c->orig_dst.ss);
+    a->sni = c->sni;
     a->http = req;
 }
 
@@ -1187,6 +1193,8 @@ static void conn_free(rm_conn_t *c)
         atomic_fetch_sub_explicit(&w->proxy->num_conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->d2u.bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->u2d.bytes, memory_order_relaxed);
+    free(c->sni);
+    c->sni = NULL;
     if (c->l7 != NULL) {
         atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->l7->app_out.bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->l7->client_out.bytes, memory_order_relaxed);
@@ -1325,6 +1333,7 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
 {
     rm_proxy_config_t *cfg = cfg_of(c);
     const rm_destination_t *dest;
+    const char *sni = NULL;
     int ret;
 
     c->dir = DIR_OUTBOUND;
@@ -1351,6 +1360,7 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
         }
         c->expected_ids = (const char *const *)dest->identities;
         c->num_expected_ids = dest->num_identities;
+        sni = dest->sni;
     }
     if (c->snap->client_ctx == NULL) {
         refuse(c, no_svid_reason(c), RM_ERR_TLS_CONFIG);
@@ -1358,6 +1368,8 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
     }
     if ((ret = rm_tls_new(&c->up.tls, c->snap->client_ctx, c->expected_ids, c->num_expected_ids,
                           c->explicit_cfg != NULL ? 0 : RM_TLS_REQUIRE_MESH_ALPN)) != 0)
+        return ret;
+    if (sni != NULL && (ret = rm_tls_set_server_name(c->up.tls, sni)) != 0)
         return ret;
     c->mode = MODE_MTLS;
     c->down.ready = 1;

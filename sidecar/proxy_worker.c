@@ -56,6 +56,8 @@ void rm_dest_table_unref(rm_dest_table_t *t)
     for (size_t i = 0; i < t->num; i++)
         for (size_t j = 0; j < t->dests[i].num_identities; j++)
             free(t->dests[i].identities[j]);
+    for (size_t i = 0; i < t->num; i++)
+        free(t->dests[i].sni);
     free(t->dests);
     free(t);
 }

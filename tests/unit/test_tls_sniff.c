@@ -9,6 +9,8 @@
 
 #include "ringmesh/tls.h"
 
+static const char *g_sni; /* the server name build_client_hello puts in (NULL: an empty server_name extension) */
+
 /* Builds a TLS record holding a ClientHello with the given ALPN names (NULL-terminated list; NULL = no ALPN
  * extension) and one unrelated extension before it. Returns the length. */
 static size_t build_client_hello(uint8_t *out, const char *const *alpn)
@@ -25,8 +27,19 @@ static size_t build_client_hello(uint8_t *out, const char *const *alpn)
     ext_len_at = n;
     n += 2;
     ext_start = n;
-    /* server_name extension, empty list content (type 0) */
-    body[n++] = 0, body[n++] = 0, body[n++] = 0, body[n++] = 0;
+    if (g_sni == NULL) {
+        /* server_name extension, empty list content (type 0) */
+        body[n++] = 0, body[n++] = 0, body[n++] = 0, body[n++] = 0;
+    } else {
+        /* server_name extension (RFC 6066): list of one host_name */
+        size_t l = strlen(g_sni);
+        body[n++] = 0, body[n++] = 0;
+        body[n++] = (uint8_t)((l + 5) >> 8), body[n++] = (uint8_t)(l + 5);
+        body[n++] = (uint8_t)((l + 3) >> 8), body[n++] = (uint8_t)(l + 3);
+        body[n++] = 0; /* host_name */
+        body[n++] = (uint8_t)(l >> 8), body[n++] = (uint8_t)l;
+        memcpy(body + n, g_sni, l), n += l;
+    }
     if (alpn != NULL) {
         size_t list = 0;
         for (size_t i = 0; alpn[i] != NULL; i++)
@@ -69,6 +82,35 @@ static void test_other_alpn_is_app_tls(void **state)
     const char *prefix[] = {"ringmesh/10", NULL};
     n = build_client_hello(buf, prefix);
     assert_int_equal(rm_tls_sniff(buf, n), RM_TLS_SNIFF_TLS_OTHER);
+}
+
+static void test_server_name(void **state)
+{
+    uint8_t buf[2048];
+    char name[256];
+    const char *alpn[] = {RM_TLS_ALPN, NULL};
+    size_t n;
+
+    g_sni = "outbound_.8080_._.orders.shop.svc.cluster.local";
+    n = build_client_hello(buf, alpn);
+    assert_int_equal(rm_tls_sniff(buf, n), RM_TLS_SNIFF_MESH); /* the ALPN is still found after it */
+    assert_int_equal(rm_tls_client_hello_sni(buf, n, name, sizeof(name)), strlen(g_sni));
+    assert_string_equal(name, g_sni);
+    /* does not fit: nothing, not a cut name */
+    assert_int_equal(rm_tls_client_hello_sni(buf, n, name, 10), 0);
+    assert_string_equal(name, "");
+    /* never reads past len: every prefix gives nothing */
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(rm_tls_client_hello_sni(buf, k, name, sizeof(name)), 0);
+    /* a name with a control character is refused */
+    g_sni = "bad\x01name";
+    n = build_client_hello(buf, alpn);
+    assert_int_equal(rm_tls_client_hello_sni(buf, n, name, sizeof(name)), 0);
+    /* no name */
+    g_sni = NULL;
+    n = build_client_hello(buf, alpn);
+    assert_int_equal(rm_tls_client_hello_sni(buf, n, name, sizeof(name)), 0);
+    assert_int_equal(rm_tls_client_hello_sni((const uint8_t *)"GET / HTTP/1.1\r\n", 16, name, sizeof(name)), 0);
 }
 
 static void test_no_alpn_is_app_tls(void **state)
@@ -148,13 +190,10 @@ static void test_pseudo_random_inputs_do_not_crash(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mesh_alpn_detected),
-        cmocka_unit_test(test_other_alpn_is_app_tls),
-        cmocka_unit_test(test_no_alpn_is_app_tls),
-        cmocka_unit_test(test_every_prefix_needs_more),
-        cmocka_unit_test(test_plaintext_protocols),
-        cmocka_unit_test(test_non_client_hello_and_garbage),
-        cmocka_unit_test(test_pseudo_random_inputs_do_not_crash),
+        cmocka_unit_test(test_mesh_alpn_detected),           cmocka_unit_test(test_other_alpn_is_app_tls),
+        cmocka_unit_test(test_no_alpn_is_app_tls),           cmocka_unit_test(test_server_name),
+        cmocka_unit_test(test_every_prefix_needs_more),      cmocka_unit_test(test_plaintext_protocols),
+        cmocka_unit_test(test_non_client_hello_and_garbage), cmocka_unit_test(test_pseudo_random_inputs_do_not_crash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

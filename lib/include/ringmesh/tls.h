@@ -108,4 +108,13 @@ typedef enum {
 /** Classifies the first bytes of a connection. Never reads past len. */
 rm_tls_sniff_t rm_tls_sniff(const uint8_t *p, size_t len);
 
+/** Copies the host_name of the server_name extension (SNI) of the ClientHello in p into out (NUL-terminated) and
+ *  returns its length; 0 when there is none, it does not fit in outlen - 1 bytes, or it is not printable ASCII.
+ *  Never reads past len. */
+size_t rm_tls_client_hello_sni(const uint8_t *p, size_t len, char *out, size_t outlen);
+
+/** Client side: the server name to send (SNI) in the ClientHello; call before the handshake. Returns 0 or
+ *  RM_ERR_TLS_CONFIG. */
+int rm_tls_set_server_name(rm_tls_t *tls, const char *name);
+
 #endif
