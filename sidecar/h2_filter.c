@@ -221,6 +221,9 @@ static int store_field(rm_h2_filter_t *f, const nghttp2_nv *nv)
 /* Decodes one fragment of the current header block; `last` when it ends the block. */
 static int inflate_fragment(rm_h2_filter_t *f, const uint8_t *in, size_t len, int last)
 {
+    static const uint8_t empty[1];
+    if (in == NULL)
+        in = empty; /* an empty HEADERS frame before any payload: the buffer was never allocated */
     for (;;) {
         nghttp2_nv nv;
         int flags = 0, ret;
@@ -258,7 +261,9 @@ static int build_request(rm_h2_filter_t *f, rm_http_request_t *req)
 {
     const h2_field_t *fields = (const h2_field_t *)f->fields.base;
     size_t num = f->fields.len / sizeof(h2_field_t), num_headers = 0, host_len = 0;
-    const char *strings = (const char *)f->strings.base, *host = NULL, *scheme = NULL, *protocol = NULL;
+    /* all-empty fields leave the string buffer unallocated: point at an empty string, never offset NULL */
+    const char *strings = f->strings.base != NULL ? (const char *)f->strings.base : "", *host = NULL, *scheme = NULL,
+               *protocol = NULL;
     size_t scheme_len = 0, protocol_len = 0;
     int regular_seen = 0, content_type_seen = 0, ret;
     rm_http_header_t *headers;
