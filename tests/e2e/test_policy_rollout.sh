@@ -53,6 +53,21 @@ rm_pod_mesh evil "control=$(rm_pod_gateway evil):15012" ns=evil sa=attacker labe
 for p in orders web evil; do rm_wait_ready "$p"; done
 OLOG=$(rm_proxy_log orders)
 URL=http://$VIP:8080
+ACCEPTED='.event == "config_accepted" and .type == "workload_policy"'
+
+# policies_taken: how many WorkloadPolicy pushes orders' proxy has accepted
+policies_taken() {
+    rm_log_count "$OLOG" "$ACCEPTED"
+}
+
+# wait_policies N0 WHAT: waits (10 s at most) until orders' proxy has accepted more than N0 pushes
+wait_policies() {
+    local deadline=$(($(rm_now_ms) + 10000))
+    until [ "$(policies_taken)" -gt "$1" ]; do
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "orders' proxy did not take $2 within 10 s"
+        sleep 0.01
+    done
+}
 
 case_decision_log_fields() {
     local body="$RM_TMP/logs/admin.body" code line
@@ -106,16 +121,12 @@ case_change_within_1s_no_loss() {
     rm_exec evil curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL/before" | grep -qx 200 ||
         rm_fail "evil is allowed before the change"
     local n0 t0 t1 accepted
-    n0=$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')
+    n0=$(policies_taken)
     cp "$POLICIES/deny-evil-ns.yaml" "$RM_TMP/deny-evil.tmp"
     t0=$(rm_now_ms)
     mv "$RM_TMP/deny-evil.tmp" "$MESH/deny-evil.yaml" # one atomic change, as a ConfigMap update is
-    local deadline=$((t0 + 10000))
-    until [ "$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')" -gt "$n0" ]; do
-        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "orders' proxy did not take the change within 10 s"
-        sleep 0.01
-    done
-    accepted=$(rm_log_select "$OLOG" '.event == "config_accepted" and .type == "workload_policy"' | tail -n 1 | jq -r .ts)
+    wait_policies "$n0" "the change"
+    accepted=$(rm_log_select "$OLOG" "$ACCEPTED" | tail -n 1 | jq -r .ts)
     t1=$(($(date -d "$accepted" +%s%N) / 1000000))
     rm_log "the change was written at $t0 ms and in force in orders' proxy at $t1 ms: $((t1 - t0)) ms"
     [ $((t1 - t0)) -le 1000 ] || rm_fail "the policy change took $((t1 - t0)) ms to reach the sidecar (want <= 1000)"
@@ -132,8 +143,8 @@ case_change_within_1s_no_loss() {
 
 case_invalid_change_rejected() {
     local n0 v0
-    n0=$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')
-    v0=$(rm_log_select "$OLOG" '.event == "config_accepted" and .type == "workload_policy"' | tail -n 1 | jq -r .version)
+    n0=$(policies_taken)
+    v0=$(rm_log_select "$OLOG" "$ACCEPTED" | tail -n 1 | jq -r .version)
     cat >"$MESH/bad.yaml" <<'EOF'
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -155,7 +166,7 @@ EOF
         rm_fail "lint does not name file, line and field: $out"
     rm_log "ok: lint says: $(echo "$out" | head -n 1)"
     sleep 1
-    rm_assert_eq "$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')" "$n0" \
+    rm_assert_eq "$(policies_taken)" "$n0" \
         "no new policy reached the sidecar"
     local dump
     dump=$(rm_exec orders curl -sf http://127.0.0.1:15021/config_dump) || rm_fail "GET /config_dump failed"
@@ -190,7 +201,7 @@ case_change_reaches_kept_alive_connection() {
         sleep 0.05
     done
     rm_assert_eq "$(grep '^first' "$out")" "first 200" "the first request is allowed"
-    n0=$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')
+    n0=$(policies_taken)
     cat >"$MESH/deny-kept.yaml" <<'EOF'
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -199,11 +210,7 @@ spec:
   action: DENY
   rules: [{to: [{operation: {paths: ["/kept/two"]}}]}]
 EOF
-    deadline=$(($(rm_now_ms) + 10000))
-    until [ "$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')" -gt "$n0" ]; do
-        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "the change did not reach orders' proxy"
-        sleep 0.05
-    done
+    wait_policies "$n0" "the new DENY policy"
     touch "$flag"
     rm_wait_exit kept 20 || true
     rm_assert_eq "$(grep '^second' "$out")" "second 403 same-connection" \
@@ -218,17 +225,10 @@ EOF
 case_peer_authentication_modes() {
     local n0 code
     plain_code() { rm_exec plain curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$VIP:$1/pa" || true; }
-    wait_policy() {
-        local deadline=$(($(rm_now_ms) + 10000))
-        until [ "$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')" -gt "$1" ]; do
-            [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "orders' proxy did not take the PeerAuthentication"
-            sleep 0.05
-        done
-    }
     code=$(plain_code 8080)
     rm_assert_eq "$code" 000 "STRICT (the mesh default): a plaintext client is refused"
     rm_expect_log "$OLOG" '.event == "peer_rejected" and .reason == "plaintext connection on a STRICT port"'         "the refusal is logged with its reason"
-    n0=$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')
+    n0=$(policies_taken)
     cat >"$MESH/pa.yaml" <<'EOF'
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -239,11 +239,11 @@ spec:
   portLevelMtls:
     "8080": {mode: PERMISSIVE}
 EOF
-    wait_policy "$n0"
+    wait_policies "$n0" "the PeerAuthentication"
     rm_assert_eq "$(plain_code 8080)" 200 "port-level PERMISSIVE on 8080: plaintext allowed (and authorized: allow-all)"
     rm_assert_eq "$(plain_code 9090)" 000 "9090 stays STRICT"
     rm_expect_log "$RM_TMP/logs/app-http.log" '.path == "/pa"' "the plaintext request reached the app through the HTTP filter"
-    n0=$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')
+    n0=$(policies_taken)
     cat >"$MESH/pa.yaml" <<'EOF'
 apiVersion: security.istio.io/v1beta1
 kind: PeerAuthentication
@@ -251,7 +251,7 @@ metadata: {name: shop-permissive, namespace: shop}
 spec:
   mtls: {mode: PERMISSIVE}
 EOF
-    wait_policy "$n0"
+    wait_policies "$n0" "the PeerAuthentication"
     # 9090 is the gRPC app: plaintext HTTP/2 (h2c) it answers itself
     local out
     out=$(rm_exec plain timeout 10 nghttp -v --no-dep "http://$VIP:9090/pa2" 2>&1) || true

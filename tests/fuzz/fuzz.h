@@ -25,6 +25,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                                              \
     } while (0)
 
+/** Reads every byte of p[0..n) and returns their sum, so that a pointer into freed or foreign memory handed to a
+ *  callback trips AddressSanitizer. */
+static inline unsigned rm_fuzz_touch(const char *p, size_t n)
+{
+    unsigned sum = 0;
+    for (size_t i = 0; i != n; ++i)
+        sum += (uint8_t)p[i];
+    return sum;
+}
+
 /** Returns a malloc'd copy of data[0..size) followed by a NUL, for APIs that take C strings. The copy is exactly
  *  size + 1 bytes long, so reading past the NUL is a heap overflow under AddressSanitizer. Aborts when out of
  *  memory. */

@@ -54,17 +54,6 @@ static int contains(const char *p, size_t n, uint8_t c)
     return n != 0 && p != NULL && memchr(p, c, n) != NULL;
 }
 
-/* Reads every byte, so that a pointer into freed or foreign memory trips AddressSanitizer. */
-static unsigned touch(const char *p, size_t n)
-{
-    unsigned sum = 0;
-    size_t i;
-
-    for (i = 0; i != n; ++i)
-        sum += (uint8_t)p[i];
-    return sum;
-}
-
 static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
 {
     state_t *s = ctx;
@@ -78,12 +67,12 @@ static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
     RM_FUZZ_CHECK(req->method != NULL && req->method_len != 0);
     RM_FUZZ_CHECK(req->path != NULL || req->path_len == 0);
     RM_FUZZ_CHECK(req->num_headers == 0 || req->headers != NULL);
-    sink += touch(req->method, req->method_len) + touch(req->path, req->path_len);
+    sink += rm_fuzz_touch(req->method, req->method_len) + rm_fuzz_touch(req->path, req->path_len);
     if (req->host != NULL)
-        sink += touch(req->host, req->host_len);
+        sink += rm_fuzz_touch(req->host, req->host_len);
     for (i = 0; i != req->num_headers; ++i) {
         const rm_http_header_t *h = req->headers + i;
-        sink += touch(h->name, h->name_len) + touch(h->value, h->value_len);
+        sink += rm_fuzz_touch(h->name, h->name_len) + rm_fuzz_touch(h->value, h->value_len);
         RM_FUZZ_CHECK(h->name_len == 0 || h->name[0] != ':');
         for (j = 0; j != h->name_len; ++j)
             RM_FUZZ_CHECK(!(h->name[j] >= 'A' && h->name[j] <= 'Z'));

@@ -69,17 +69,6 @@ static int eq_nocase(const char *p, size_t n, const char *s)
     return 1;
 }
 
-/* Reads every byte, so that a pointer into freed or foreign memory trips AddressSanitizer. */
-static unsigned touch(const char *p, size_t n)
-{
-    unsigned sum = 0;
-    size_t i;
-
-    for (i = 0; i != n; ++i)
-        sum += (uint8_t)p[i];
-    return sum;
-}
-
 static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
 {
     state_t *s = ctx;
@@ -95,12 +84,12 @@ static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
     RM_FUZZ_CHECK(req->http2 == 0 && req->stream_id == 0);
     RM_FUZZ_CHECK(req->num_headers <= RM_HTTP1_MAX_HEADERS);
     RM_FUZZ_CHECK(req->num_headers == 0 || req->headers != NULL);
-    sink += touch(req->method, req->method_len) + touch(req->path, req->path_len);
+    sink += rm_fuzz_touch(req->method, req->method_len) + rm_fuzz_touch(req->path, req->path_len);
     if (req->host != NULL)
-        sink += touch(req->host, req->host_len);
+        sink += rm_fuzz_touch(req->host, req->host_len);
     for (i = 0; i != req->num_headers; ++i) {
         const rm_http_header_t *h = req->headers + i;
-        sink += touch(h->name, h->name_len) + touch(h->value, h->value_len);
+        sink += rm_fuzz_touch(h->name, h->name_len) + rm_fuzz_touch(h->value, h->value_len);
         for (j = 0; j != h->name_len; ++j)
             RM_FUZZ_CHECK(!(h->name[j] >= 'A' && h->name[j] <= 'Z'));
         if (eq_nocase(h->name, h->name_len, "upgrade"))
