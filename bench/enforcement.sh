@@ -11,13 +11,13 @@
 #
 #   sudo bench/enforcement.sh [OUT_PREFIX]     default OUT_PREFIX=bench/out/enforcement-<UTC date>
 #
-# Settings: RULES (1000), ROUNDS (6), SECS (per configuration and round, 10), RATE (1000), CONNS (16), RM_PROXY.
+# Settings: RULES (1000), ROUNDS (12), SECS (per configuration and round, 10), RATE (1000), CONNS (16), RM_PROXY.
 # Needs nginx and h2load (nghttp2-client): installs them when missing (root). Everything listens on 127.0.0.1;
 # every process started here is stopped by its PID.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RULES=${RULES:-1000}
-ROUNDS=${ROUNDS:-6}
+ROUNDS=${ROUNDS:-12}
 SECS=${SECS:-10}
 RATE=${RATE:-1000}
 CONNS=${CONNS:-16}
@@ -124,6 +124,15 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# paired per round: enforced's added latency over pair's, each over the same round's direct (rounds see the same
+# machine phase, so their ratios vary less than ratios of medians)
+per_round_ratios() { # PCT -> one ratio per round
+    local -n RD=$1 RP=$2 RE=$3
+    paste <(echo "${RD[direct]}" | tr ' ' '\n' | grep -v '^$') <(echo "${RP[pair]}" | tr ' ' '\n' | grep -v '^$') \
+        <(echo "${RE[enforced]}" | tr ' ' '\n' | grep -v '^$') |
+        awk '$2 > $1 { printf "%.2f ", ($3 - $1) / ($2 - $1) }'
+}
+
 declare -A M50 M90 M99
 for c in "${configs[@]}"; do
     M50[$c]=$(echo "${R50[$c]}" | median)
@@ -148,6 +157,8 @@ ratio() { awk "BEGIN{ if ($2 <= 0) print \"-\"; else printf \"%.2f\", $1/$2 }"; 
         echo "| $c | ${M50[$c]} | ${M90[$c]} | ${M99[$c]} | $a50 | $a99 | ${R50[$c]% } | ${R99[$c]% } |"
     done
     echo
+    q50=$(per_round_ratios R50 R50 R50) q99=$(per_round_ratios R99 R99 R99)
     echo "Enforcement's added latency over the pair's: +p50 ×$(ratio "$a50e" "$a50p"), +p99 ×$(ratio "$a99e" "$a99p")" \
-        "(target: at most ×1.10)."
+        "(ratios of the medians); per round +p50 ×$(echo "$q50" | median) (${q50% }), +p99 ×$(echo "$q99" | median)" \
+        "(${q99% }) (medians of the rounds' ratios). Target: at most ×1.10."
 } | tee "$out.md"
