@@ -33,6 +33,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
+#include "grpc_runtime.h"
 #include <jansson.h>
 
 #include "ringmesh/csr.h"
@@ -1489,6 +1490,7 @@ int main(int argc, char **argv)
         fputs(USAGE, stderr);
         return 2;
     }
+    rm_grpc_runtime_init(); /* as ringmesh-control does: abseil without its debug-build lock tracking */
     grpc_init();
     if (strcmp(mode, "streams") == 0) {
         ret = run_streams(&o);

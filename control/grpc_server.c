@@ -1,4 +1,6 @@
 #include "grpc_server.h"
+#include "grpc_runtime.h"
+#include "openssl_defaults.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -835,6 +837,20 @@ Exit:
     return status;
 }
 
+/* Process-wide settings of the libraries under gRPC, once, before the first grpc_init(). */
+static pthread_once_t runtime_once = PTHREAD_ONCE_INIT;
+
+static void runtime_init(void)
+{
+    const char *why;
+    rm_grpc_runtime_init();
+    int r = rm_openssl_server_defaults(&why);
+    rm_log_line_t l;
+    rm_log_begin(&l, r < 0 ? RM_LOG_WARN : RM_LOG_INFO, "tls_defaults");
+    rm_log_str(&l, "settings", why);
+    rm_log_end(&l);
+}
+
 int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model_t *model, rm_control_server_t **out,
                             char *err, size_t errlen)
 {
@@ -851,6 +867,7 @@ int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model
         srv->cfg.max_streams = 16384;
     pthread_mutex_init(&srv->mutex, NULL);
     pthread_mutex_init(&srv->serving_lock, NULL);
+    pthread_once(&runtime_once, runtime_init);
     grpc_init();
 
     args[0].type = GRPC_ARG_INTEGER;

@@ -15,7 +15,7 @@ set -euo pipefail
 readonly BUILD_PACKAGES=(
     build-essential cmake pkg-config dpkg-dev git ca-certificates
     liburing-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev libcyaml-dev libyaml-dev libcmocka-dev
-    libnghttp2-dev libcurl4-openssl-dev libhttp-parser-dev libjansson-dev
+    libnghttp2-dev libcurl4-openssl-dev libhttp-parser-dev libjansson-dev libssl-dev libabsl-dev
     libwolfssl-dev
 )
 # What scripts/build-wolfssl.sh needs on top: apt-get source checks and unpacks with dpkg-dev (above), gpgv and

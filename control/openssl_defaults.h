@@ -1,0 +1,16 @@
+/* OpenSSL defaults for the TLS contexts that the gRPC C core makes for ringmesh-control's server.
+ *
+ * gRPC makes its OpenSSL SSL_CTX itself and offers no way to set its options, but every SSL_CTX takes the
+ * "system_default" settings of OpenSSL's ssl_conf configuration module. Through that module the control plane turns
+ * TLS 1.3 session tickets off: OpenSSL 3.0 sends two after every handshake, and making each one copies the session,
+ * decoding the client's certificate and key again (about a fifth of the control plane's CPU per new connection,
+ * bench/RESULTS.md), for tickets nobody presents: the sidecars do not resume sessions. */
+#ifndef RINGMESH_CONTROL_OPENSSL_DEFAULTS_H
+#define RINGMESH_CONTROL_OPENSSL_DEFAULTS_H
+
+/** Applies the settings once, before any SSL_CTX is made. When the process's OpenSSL configuration file already
+ * sets ssl_conf (an administrator's TLS policy), that is left in force and nothing is changed. Returns 1 when
+ * applied, 0 when left to the file, -1 on an OpenSSL failure; *reason says which, in words, for the log. */
+int rm_openssl_server_defaults(const char **reason);
+
+#endif
