@@ -33,11 +33,14 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
-#include "grpc_runtime.h"
 #include <jansson.h>
+
+#include "grpc_h2.h"
+#include "grpc_runtime.h"
 
 #include "ringmesh/csr.h"
 #include "ringmesh/error.h"
+#include "ringmesh/tls.h"
 #include "ringmesh/x509_issue.h"
 #include "ringmesh/xds.h"
 #include "ringmesh/v1/discovery.pb-c.h"
@@ -289,7 +292,8 @@ typedef struct st_bench_opts_t {
     unsigned count, concurrency, workers, parallel, changes;
     unsigned connect_timeout_s, change_timeout_s;
     long ttl_s;
-    int new_connection;
+    int new_connection, proxy_client;
+    const char *trust_domain;
 } bench_opts_t;
 
 static const char USAGE[] =
@@ -297,10 +301,14 @@ static const char USAGE[] =
     "                             --config-dir DIR --control-pid PID [--threads 1|2] [--parallel P]\n"
     "                             [--changes K] [--connect-timeout S] [--change-timeout S]\n"
     "       control_bench sign --target ADDR --bundle FILE --token FILE --count N --concurrency C\n"
-    "                          [--new-connection] [--control-pid PID] [--ttl S]\n"
+    "                          [--new-connection [--proxy-client [--trust-domain TD]]] [--control-pid PID]\n"
+    "                          [--ttl S]\n"
     "       control_bench svid --target ADDR --bundle FILE --token FILE --cert-out FILE --key-out FILE [--ttl S]\n"
     "\n"
     "ADDR is a gRPC target (ipv4:127.0.0.1:15012). The control plane's certificate is checked for\n" SERVER_NAME ".\n"
+    "--proxy-client: each call on a new connection made by the proxy's own client (sidecar/grpc_h2.c: wolfSSL and\n"
+    "nghttp2), from C threads, as a proxy asks for its first SVID; the server must present the control plane's\n"
+    "SPIFFE ID in TD (default cluster.local).\n"
     "Results: one JSON object per line on stdout.\n";
 
 static int parse_unsigned(const char *name, const char *s, unsigned min, unsigned max, unsigned *out)
@@ -338,6 +346,8 @@ static int parse_opts(int argc, char **argv, bench_opts_t *o)
         O_CONNECT_TO,
         O_CHANGE_TO,
         O_NEWCONN,
+        O_PROXY_CLIENT,
+        O_TRUST_DOMAIN,
         O_TTL,
         O_CERT_OUT,
         O_KEY_OUT,
@@ -360,6 +370,8 @@ static int parse_opts(int argc, char **argv, bench_opts_t *o)
         {"connect-timeout", required_argument, NULL, O_CONNECT_TO},
         {"change-timeout", required_argument, NULL, O_CHANGE_TO},
         {"new-connection", no_argument, NULL, O_NEWCONN},
+        {"proxy-client", no_argument, NULL, O_PROXY_CLIENT},
+        {"trust-domain", required_argument, NULL, O_TRUST_DOMAIN},
         {"ttl", required_argument, NULL, O_TTL},
         {"cert-out", required_argument, NULL, O_CERT_OUT},
         {"key-out", required_argument, NULL, O_KEY_OUT},
@@ -376,6 +388,7 @@ static int parse_opts(int argc, char **argv, bench_opts_t *o)
     o->connect_timeout_s = CONNECT_TIMEOUT_S;
     o->change_timeout_s = CHANGE_TIMEOUT_S;
     o->concurrency = 1;
+    o->trust_domain = "cluster.local";
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case O_TARGET:
@@ -410,6 +423,12 @@ static int parse_opts(int argc, char **argv, bench_opts_t *o)
             break;
         case O_NEWCONN:
             o->new_connection = 1;
+            break;
+        case O_PROXY_CLIENT:
+            o->proxy_client = 1;
+            break;
+        case O_TRUST_DOMAIN:
+            o->trust_domain = optarg;
             break;
         case O_COUNT:
             if (parse_unsigned("count", optarg, 1, MAX_SIGN_COUNT, &o->count) != 0)
@@ -670,6 +689,162 @@ static unsigned connect_channels(grpc_completion_queue *cq, sign_call_t *slots, 
     return ready;
 }
 
+/* --proxy-client: threads, each making calls one after the other, every call on its own connection by the proxy's
+ * client (rm_h2_unary), as a proxy asks for its first SVID. */
+typedef struct st_proxy_sign_t {
+    const bench_opts_t *opts;
+    rm_tls_ctx_t *ctx;
+    const char *addr;
+    char control_id[300];
+    uint8_t **requests;
+    size_t *request_len;
+    int64_t *latency; /* per call; -1 for a failure */
+    atomic_uint next;
+    pthread_mutex_t lock;
+    unsigned failed;
+    char first_error[256];
+} proxy_sign_t;
+
+static void *proxy_sign_thread(void *arg)
+{
+    proxy_sign_t *ps = arg;
+    unsigned i;
+
+    while ((i = atomic_fetch_add(&ps->next, 1)) < ps->opts->count) {
+        uint8_t *resp = NULL;
+        size_t resp_len = 0;
+        int status = -1, ret;
+        char err[256] = "";
+        int64_t t0 = now_ns();
+        ret = rm_h2_unary(ps->addr, SERVER_NAME, ps->ctx, ps->control_id, METHOD_SIGN, ps->requests[i],
+                          ps->request_len[i], SIGN_DEADLINE_MS, &resp, &resp_len, &status, err, sizeof(err));
+        int64_t t1 = now_ns();
+        Ringmesh__V1__SignResponse *sr =
+            ret == 0 && status == 0 ? ringmesh__v1__sign_response__unpack(NULL, resp_len, resp) : NULL;
+        if (sr != NULL && sr->cert_chain_pem != NULL && strstr(sr->cert_chain_pem, "BEGIN CERTIFICATE") != NULL) {
+            ps->latency[i] = t1 - t0;
+        } else {
+            ps->latency[i] = -1;
+            pthread_mutex_lock(&ps->lock);
+            if (ps->failed++ == 0)
+                snprintf(ps->first_error, sizeof(ps->first_error), "%s", ret != 0 ? rm_strerror(ret)
+                         : status != 0 ? err : "the SignResponse holds no certificate");
+            pthread_mutex_unlock(&ps->lock);
+        }
+        if (sr != NULL)
+            ringmesh__v1__sign_response__free_unpacked(sr, NULL);
+        free(resp);
+    }
+    return NULL;
+}
+
+static int run_sign_proxy_client(const bench_opts_t *o, const char *roots, const char *token, unsigned conc)
+{
+    proxy_sign_t ps;
+    pthread_t *threads = NULL;
+    char *csr = NULL, err[256];
+    size_t csr_len;
+    unsigned started = 0, ok = 0;
+    int64_t t_gen, t_start, t_end, cpu0 = -1, cpu1 = -1;
+    json_t *out;
+    int ret;
+
+    memset(&ps, 0, sizeof(ps));
+    ps.opts = o;
+    pthread_mutex_init(&ps.lock, NULL);
+    ps.addr = strncmp(o->target, "ipv4:", 5) == 0 ? o->target + 5 : o->target;
+    snprintf(ps.control_id, sizeof(ps.control_id), "spiffe://%s/ns/ringmesh-system/sa/ringmesh-control",
+             o->trust_domain);
+    rm_tls_ctx_config_t tc = {.bundle_pem = roots, .bundle_len = strlen(roots), .trust_domain = o->trust_domain,
+                              .alpn = "h2"};
+    if ((ret = rm_tls_global_init()) != 0 || (ret = rm_tls_ctx_new(&ps.ctx, RM_TLS_CLIENT, &tc, err, sizeof(err))) != 0) {
+        fprintf(stderr, "control_bench sign: the proxy client's TLS context: %s\n", ret != 0 ? err : "");
+        goto Exit;
+    }
+    if ((ps.requests = calloc(o->count, sizeof(*ps.requests))) == NULL ||
+        (ps.request_len = calloc(o->count, sizeof(*ps.request_len))) == NULL ||
+        (ps.latency = calloc(o->count, sizeof(*ps.latency))) == NULL ||
+        (threads = calloc(conc, sizeof(*threads))) == NULL) {
+        ret = -ENOMEM;
+        goto Exit;
+    }
+    t_gen = now_ns();
+    for (unsigned i = 0; i < o->count; i++) {
+        Ringmesh__V1__SignRequest req = RINGMESH__V1__SIGN_REQUEST__INIT;
+        if ((ret = make_csr(&csr, &csr_len, NULL, NULL)) != 0) {
+            fprintf(stderr, "control_bench sign: cannot make a key and CSR: %s\n", rm_strerror(ret));
+            goto Exit;
+        }
+        req.csr_pem = csr;
+        req.credential = (char *)token;
+        req.requested_ttl_seconds = o->ttl_s;
+        ps.request_len[i] = ringmesh__v1__sign_request__get_packed_size(&req);
+        if ((ps.requests[i] = malloc(ps.request_len[i] + 1)) == NULL) {
+            ret = -ENOMEM;
+            goto Exit;
+        }
+        ringmesh__v1__sign_request__pack(&req, ps.requests[i]);
+        free(csr);
+        csr = NULL;
+    }
+    t_gen = now_ns() - t_gen;
+
+    if (o->control_pid > 0)
+        cpu0 = proc_cpu_ms(o->control_pid);
+    t_start = now_ns();
+    for (; started < conc; started++)
+        if (pthread_create(&threads[started], NULL, proxy_sign_thread, &ps) != 0)
+            break;
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    t_end = now_ns();
+    if (o->control_pid > 0)
+        cpu1 = proc_cpu_ms(o->control_pid);
+    if (started == 0) {
+        fprintf(stderr, "control_bench sign: cannot start a thread\n");
+        ret = -EAGAIN;
+        goto Exit;
+    }
+    for (unsigned i = 0; i < o->count; i++)
+        if (ps.latency[i] >= 0)
+            ps.latency[ok++] = ps.latency[i];
+
+    out = json_object();
+    json_object_set_new(out, "mode", json_string("sign"));
+    json_object_set_new(out, "client", json_string("proxy"));
+    json_object_set_new(out, "count", json_integer(o->count));
+    json_object_set_new(out, "concurrency", json_integer(started));
+    json_object_set_new(out, "new_connection", json_true());
+    json_object_set_new(out, "ok", json_integer(ok));
+    json_object_set_new(out, "failed", json_integer(ps.failed));
+    json_object_set_new(out, "unfinished", json_integer(o->count - ok - ps.failed));
+    json_object_set_new(out, "elapsed_s", json_real((double)(t_end - t_start) / 1e9));
+    json_object_set_new(out, "calls_per_s", json_real((double)ok / ((double)(t_end - t_start) / 1e9)));
+    set_latencies(out, "", ps.latency, ok);
+    json_object_set_new(out, "csr_gen_ms_each", json_real((double)t_gen / 1e6 / o->count));
+    if (cpu0 >= 0 && cpu1 >= 0) {
+        json_object_set_new(out, "control_cpu_ms", json_integer(cpu1 - cpu0));
+        json_object_set_new(out, "control_cpu_ms_per_call", json_real(ok > 0 ? (double)(cpu1 - cpu0) / ok : 0));
+    }
+    if (ps.failed > 0)
+        json_object_set_new(out, "first_error", json_string(ps.first_error));
+    emit(out);
+    ret = ps.failed == 0 && ok == o->count ? 0 : 1;
+
+Exit:
+    free(csr);
+    if (ps.requests != NULL)
+        for (unsigned i = 0; i < o->count; i++)
+            free(ps.requests[i]);
+    free(ps.requests);
+    free(ps.request_len);
+    free(ps.latency);
+    free(threads);
+    rm_tls_ctx_unref(ps.ctx);
+    pthread_mutex_destroy(&ps.lock);
+    return ret < 0 ? 1 : ret;
+}
+
 static int run_sign(const bench_opts_t *o)
 {
     sign_bench_t b;
@@ -696,6 +871,15 @@ static int run_sign(const bench_opts_t *o)
         goto Exit;
     }
     raise_nofile(conc * 4 + 256);
+    if (o->proxy_client) {
+        if (!o->new_connection) {
+            fprintf(stderr, "control_bench sign: --proxy-client goes with --new-connection\n");
+            ret = 2;
+            goto Exit;
+        }
+        ret = run_sign_proxy_client(o, roots, token, conc);
+        goto Exit;
+    }
     if ((b.requests = calloc(o->count, sizeof(*b.requests))) == NULL ||
         (b.latency = calloc(o->count, sizeof(*b.latency))) == NULL || (slots = calloc(conc, sizeof(*slots))) == NULL) {
         ret = -ENOMEM;
