@@ -727,8 +727,10 @@ static void *proxy_sign_thread(void *arg)
             ps->latency[i] = -1;
             pthread_mutex_lock(&ps->lock);
             if (ps->failed++ == 0)
-                snprintf(ps->first_error, sizeof(ps->first_error), "%s", ret != 0 ? rm_strerror(ret)
-                         : status != 0 ? err : "the SignResponse holds no certificate");
+                snprintf(ps->first_error, sizeof(ps->first_error), "%s",
+                         ret != 0      ? rm_strerror(ret)
+                         : status != 0 ? err
+                                       : "the SignResponse holds no certificate");
             pthread_mutex_unlock(&ps->lock);
         }
         if (sr != NULL)
@@ -755,9 +757,10 @@ static int run_sign_proxy_client(const bench_opts_t *o, const char *roots, const
     ps.addr = strncmp(o->target, "ipv4:", 5) == 0 ? o->target + 5 : o->target;
     snprintf(ps.control_id, sizeof(ps.control_id), "spiffe://%s/ns/ringmesh-system/sa/ringmesh-control",
              o->trust_domain);
-    rm_tls_ctx_config_t tc = {.bundle_pem = roots, .bundle_len = strlen(roots), .trust_domain = o->trust_domain,
-                              .alpn = "h2"};
-    if ((ret = rm_tls_global_init()) != 0 || (ret = rm_tls_ctx_new(&ps.ctx, RM_TLS_CLIENT, &tc, err, sizeof(err))) != 0) {
+    rm_tls_ctx_config_t tc = {
+        .bundle_pem = roots, .bundle_len = strlen(roots), .trust_domain = o->trust_domain, .alpn = "h2"};
+    if ((ret = rm_tls_global_init()) != 0 ||
+        (ret = rm_tls_ctx_new(&ps.ctx, RM_TLS_CLIENT, &tc, err, sizeof(err))) != 0) {
         fprintf(stderr, "control_bench sign: the proxy client's TLS context: %s\n", ret != 0 ? err : "");
         goto Exit;
     }
