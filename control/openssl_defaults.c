@@ -1,9 +1,6 @@
 /* OpenSSL defaults for the TLS contexts that the gRPC C core makes (see openssl_defaults.h). */
 #include "openssl_defaults.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-
 #include <openssl/bio.h>
 #include <openssl/conf.h>
 #include <openssl/crypto.h>
@@ -20,24 +17,18 @@ static const char ringmesh_ssl_conf[] = "openssl_conf = ringmesh_openssl_init\n"
                                         "NumTickets = 0\n";
 
 /* Does the process's OpenSSL configuration file (OPENSSL_CONF or the default one) set TLS defaults itself? */
-static int system_sets_ssl_conf(const char **path_out)
+static int system_sets_ssl_conf(void)
 {
     char *path = CONF_get1_default_config_file();
     CONF *conf = NCONF_new(NULL);
     long line = 0;
     int sets = 0;
 
-    *path_out = "";
     if (path != NULL && conf != NULL && NCONF_load(conf, path, &line) > 0) {
         const char *init = NCONF_get_string(conf, NULL, "openssl_conf");
         sets = init != NULL && NCONF_get_string(conf, init, "ssl_conf") != NULL;
     }
     ERR_clear_error(); /* a missing file or a missing key is no error here */
-    if (sets) {
-        static char kept[512];
-        snprintf(kept, sizeof(kept), "%s", path);
-        *path_out = kept;
-    }
     NCONF_free(conf);
     OPENSSL_free(path);
     return sets;
@@ -45,7 +36,6 @@ static int system_sets_ssl_conf(const char **path_out)
 
 int rm_openssl_server_defaults(const char **reason)
 {
-    const char *path;
     BIO *bio = NULL;
     CONF *conf = NULL;
     long line = 0;
@@ -56,7 +46,7 @@ int rm_openssl_server_defaults(const char **reason)
         *reason = "OpenSSL failed to initialise";
         goto Exit;
     }
-    if (system_sets_ssl_conf(&path)) {
+    if (system_sets_ssl_conf()) {
         /* loading ours would replace the administrator's system_default settings */
         *reason = "the OpenSSL configuration file sets ssl_conf: its TLS defaults are kept as they are";
         ret = 0;
