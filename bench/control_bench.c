@@ -532,20 +532,23 @@ static int make_csr(char **csr, size_t *csr_len, char **key_out, size_t *key_len
     return ret;
 }
 
-static grpc_byte_buffer *pack_sign_request(const char *csr, const char *token, long ttl_s)
+/* Packs one SignRequest for `csr` and `token` into `out` (NULL: only measures). Returns its packed size. */
+static size_t sign_request_pack(const char *csr, const char *token, long ttl_s, uint8_t *out)
 {
     Ringmesh__V1__SignRequest req = RINGMESH__V1__SIGN_REQUEST__INIT;
-    grpc_byte_buffer *bb;
-    grpc_slice sl;
-    size_t len;
 
     req.csr_pem = (char *)csr;
     req.credential = (char *)token;
     req.requested_ttl_seconds = ttl_s;
-    len = ringmesh__v1__sign_request__get_packed_size(&req);
-    sl = grpc_slice_malloc(len);
-    ringmesh__v1__sign_request__pack(&req, GRPC_SLICE_START_PTR(sl));
-    bb = grpc_raw_byte_buffer_create(&sl, 1);
+    return out != NULL ? ringmesh__v1__sign_request__pack(&req, out)
+                       : ringmesh__v1__sign_request__get_packed_size(&req);
+}
+
+static grpc_byte_buffer *pack_sign_request(const char *csr, const char *token, long ttl_s)
+{
+    grpc_slice sl = grpc_slice_malloc(sign_request_pack(csr, token, ttl_s, NULL));
+    sign_request_pack(csr, token, ttl_s, GRPC_SLICE_START_PTR(sl));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
     grpc_slice_unref(sl);
     return bb;
 }
@@ -773,20 +776,16 @@ static int run_sign_proxy_client(const bench_opts_t *o, const char *roots, const
     }
     t_gen = now_ns();
     for (unsigned i = 0; i < o->count; i++) {
-        Ringmesh__V1__SignRequest req = RINGMESH__V1__SIGN_REQUEST__INIT;
         if ((ret = make_csr(&csr, &csr_len, NULL, NULL)) != 0) {
             fprintf(stderr, "control_bench sign: cannot make a key and CSR: %s\n", rm_strerror(ret));
             goto Exit;
         }
-        req.csr_pem = csr;
-        req.credential = (char *)token;
-        req.requested_ttl_seconds = o->ttl_s;
-        ps.request_len[i] = ringmesh__v1__sign_request__get_packed_size(&req);
+        ps.request_len[i] = sign_request_pack(csr, token, o->ttl_s, NULL);
         if ((ps.requests[i] = malloc(ps.request_len[i] + 1)) == NULL) {
             ret = -ENOMEM;
             goto Exit;
         }
-        ringmesh__v1__sign_request__pack(&req, ps.requests[i]);
+        sign_request_pack(csr, token, o->ttl_s, ps.requests[i]);
         free(csr);
         csr = NULL;
     }

@@ -78,14 +78,16 @@ jq -s --arg started "$started" --arg commit "$commit" --arg machine "$machine" -
         "load average before each run: $(IFS=/ && echo "${loads[*]}"); time stolen by the hypervisor from the CPU" \
         "during each run: $(IFS=/ && echo "${steal[*]}") %."
     echo
+    # jq: for each shape, $n its name and $ss its results in every run
+    per_shape='
+        def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+        .runs as $runs | $runs[0].shapes[].name as $n |
+        ($runs | map(.shapes[] | select(.name == $n))) as $ss |'
     echo "Median of the runs, ns per decision (p99 of each run in the last column but one):"
     echo
     echo "| shape | class | p50 | p90 | p99 | p99.9 | max | mean | p99 per run | decisions/s |"
     echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
-    jq -r '
-        def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-        .runs as $runs | $runs[0].shapes[].name as $n |
-        ($runs | map(.shapes[] | select(.name == $n))) as $ss |
+    jq -r "$per_shape"'
         (["all"] + ($ss[0].classes | keys_unsorted))[] as $c |
         ($ss | map(if $c == "all" then .all else .classes[$c] end)) as $st |
         "| \(if $c == "all" then "\($n) (\($ss[0].rules) rules\(if $ss[0].http then "" else ", TCP" end))" else "" end) | " +
@@ -103,10 +105,7 @@ jq -s --arg started "$started" --arg commit "$commit" --arg machine "$machine" -
     echo
     echo "| shape | p99 mix ns | worst class | its p99 ns | met? |"
     echo "|---|--:|---|--:|---|"
-    jq -r '
-        def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-        .runs as $runs | $runs[0].shapes[].name as $n |
-        ($runs | map(.shapes[] | select(.name == $n))) as $ss |
+    jq -r "$per_shape"'
         ($ss | map(.all.p99_ns) | median) as $mix |
         ($ss[0].classes | keys_unsorted | map(. as $c | {c: $c, p99: ($ss | map(.classes[$c].p99_ns) | median)}) |
             max_by(.p99)) as $w |

@@ -269,7 +269,9 @@ static void write_caller_rules(rm_bytebuf_t *b, int http)
     }
 }
 
-static void write_principals(rm_bytebuf_t *b)
+/* The DENY policy both shapes start with: a quarantined namespace, an address block and a principal suffix. Its
+ * rules for the shape's own fields follow. */
+static void deny_blocked_sources(rm_bytebuf_t *b)
 {
     policy_head(b, "deny-blocked", "DENY");
     yp(b, "  - from:\n"
@@ -280,8 +282,13 @@ static void write_principals(rm_bytebuf_t *b)
           "        ipBlocks: [\"203.0.113.0/24\"]\n"
           "  - from:\n"
           "    - source:\n"
-          "        principals: [\"*/sa/compromised\"]\n"
-          "  - to:\n"
+          "        principals: [\"*/sa/compromised\"]\n");
+}
+
+static void write_principals(rm_bytebuf_t *b)
+{
+    deny_blocked_sources(b);
+    yp(b, "  - to:\n"
           "    - operation:\n"
           "        paths: [\"/admin/*\"]\n"
           "  - to:\n"
@@ -376,17 +383,8 @@ static void make_principals(req_t *r, req_class_t k, int i)
 
 static void write_tcp(rm_bytebuf_t *b)
 {
-    policy_head(b, "deny-blocked", "DENY");
-    yp(b, "  - from:\n"
-          "    - source:\n"
-          "        namespaces: [\"quarantine\"]\n"
-          "  - from:\n"
-          "    - source:\n"
-          "        ipBlocks: [\"203.0.113.0/24\"]\n"
-          "  - from:\n"
-          "    - source:\n"
-          "        principals: [\"*/sa/compromised\"]\n"
-          "  - to:\n"
+    deny_blocked_sources(b);
+    yp(b, "  - to:\n"
           "    - operation:\n"
           "        ports: [\"22\"]\n"
           "  - from:\n"

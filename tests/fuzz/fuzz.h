@@ -25,6 +25,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                                              \
     } while (0)
 
+/** Splits the rest of a fuzz input into chunks for a two-way filter: at data[*off] a header byte whose low bit is the
+ *  direction (1: from the app) and whose upper seven bits are the length, 127 meaning that the next two bytes hold
+ *  it (big-endian); the chunk follows, cut short at the end of the input. Advances *off past the chunk and returns 1,
+ *  or returns 0 at the end of the input. */
+static inline int rm_fuzz_next_chunk(const uint8_t *data, size_t size, size_t *off, int *from_app, size_t *at,
+                                     size_t *len)
+{
+    size_t o = *off, n;
+
+    if (o >= size)
+        return 0;
+    *from_app = data[o] & 1;
+    n = data[o] >> 1;
+    ++o;
+    if (n == 127) {
+        n = o + 2 <= size ? (size_t)data[o] << 8 | data[o + 1] : 0;
+        o = o + 2 <= size ? o + 2 : size;
+    }
+    if (n > size - o)
+        n = size - o;
+    *at = o;
+    *len = n;
+    *off = o + n;
+    return 1;
+}
+
 /** Reads every byte of p[0..n) and returns their sum, so that a pointer into freed or foreign memory handed to a
  *  callback trips AddressSanitizer. */
 static inline unsigned rm_fuzz_touch(const char *p, size_t n)

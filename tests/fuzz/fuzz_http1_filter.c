@@ -220,19 +220,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s->trigger = data[1];
     RM_FUZZ_CHECK(rm_http1_filter_init(&s->f, decide, s) == 0);
 
-    while (off < size) {
-        int from_app = data[off] & 1, r;
-        size_t len = data[off] >> 1;
-
-        ++off;
-        if (len == 127) {
-            len = off + 2 <= size ? (size_t)data[off] << 8 | data[off + 1] : 0;
-            off = off + 2 <= size ? off + 2 : size;
-        }
-        if (len > size - off)
-            len = size - off;
-        r = call(s, from_app, data + off, len);
-        off += len;
+    int from_app, r;
+    size_t at, len;
+    while (rm_fuzz_next_chunk(data, size, &off, &from_app, &at, &len)) {
+        r = call(s, from_app, data + at, len);
         if (r != 0) {
             /* sticky in both directions, nothing appended */
             size_t app_len = s->to_app.len, client_len = s->to_client.len;
