@@ -227,7 +227,8 @@ case_peer_authentication_modes() {
     plain_code() { rm_exec plain curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$VIP:$1/pa" || true; }
     code=$(plain_code 8080)
     rm_assert_eq "$code" 000 "STRICT (the mesh default): a plaintext client is refused"
-    rm_expect_log "$OLOG" '.event == "peer_rejected" and .reason == "plaintext connection on a STRICT port"'         "the refusal is logged with its reason"
+    rm_expect_log "$OLOG" '.event == "peer_rejected" and .reason == "plaintext connection on a STRICT port"' \
+        "the refusal is logged with its reason"
     n0=$(policies_taken)
     cat >"$MESH/pa.yaml" <<'EOF'
 apiVersion: security.istio.io/v1
