@@ -166,9 +166,9 @@ static int convert_verify_error(int e)
 static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
 {
     rm_tls_t *tls = store->userCtx;
-    WOLFSSL_X509 *x509;
     const unsigned char *der;
-    int der_len, ret;
+    size_t der_len;
+    int ret;
     rm_svid_expect_t expect;
     rm_spiffe_id_t *id;
 
@@ -181,11 +181,14 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     }
     if (store->error_depth != 0)
         return 1;
-    if ((x509 = wolfSSL_X509_STORE_CTX_get_current_cert(store)) == NULL ||
-        (der = wolfSSL_X509_get_der(x509, &der_len)) == NULL) {
+    /* The leaf as the peer sent it (DER), which wolfSSL hands every verify callback whatever its feature set. */
+    if (store->certs == NULL || store->totalCerts < 1 || store->certs[0].buffer == NULL ||
+        store->certs[0].length == 0) {
         tls->verify_err = RM_ERR_SVID_PARSE;
         return 0;
     }
+    der = store->certs[0].buffer;
+    der_len = store->certs[0].length;
     expect.trust_domain = tls->ctx->trust_domain;
     expect.ids = tls->expected_ids;
     expect.num_ids = tls->num_expected_ids;
@@ -194,7 +197,7 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
         return 0;
     }
     id->len = 0;
-    ret = rm_svid_check_peer_der(der, (size_t)der_len, time(NULL), &expect, id);
+    ret = rm_svid_check_peer_der(der, der_len, time(NULL), &expect, id);
     /* keep the ID even when it was refused: the log says who was refused */
     free(tls->peer_id);
     tls->peer_id = id->len != 0 ? strndup(id->str, id->len) : NULL;
@@ -503,12 +506,54 @@ const char *rm_tls_peer_id(const rm_tls_t *tls)
     return tls->peer_id;
 }
 
+/* The names of TLS alert descriptions, as the IANA "TLS Alerts" registry spells them (RFC 8446, section 6). */
+static const struct {
+    int code;
+    const char *name;
+} alert_names[] = {
+    {0, "close_notify"},
+    {10, "unexpected_message"},
+    {20, "bad_record_mac"},
+    {22, "record_overflow"},
+    {40, "handshake_failure"},
+    {42, "bad_certificate"},
+    {43, "unsupported_certificate"},
+    {44, "certificate_revoked"},
+    {45, "certificate_expired"},
+    {46, "certificate_unknown"},
+    {47, "illegal_parameter"},
+    {48, "unknown_ca"},
+    {49, "access_denied"},
+    {50, "decode_error"},
+    {51, "decrypt_error"},
+    {70, "protocol_version"},
+    {71, "insufficient_security"},
+    {80, "internal_error"},
+    {86, "inappropriate_fallback"},
+    {90, "user_canceled"},
+    {109, "missing_extension"},
+    {110, "unsupported_extension"},
+    {112, "unrecognized_name"},
+    {113, "bad_certificate_status_response"},
+    {115, "unknown_psk_identity"},
+    {116, "certificate_required"},
+    {120, "no_application_protocol"},
+};
+
+static const char *alert_name(int code)
+{
+    for (size_t i = 0; i < sizeof(alert_names) / sizeof(alert_names[0]); i++)
+        if (alert_names[i].code == code)
+            return alert_names[i].name;
+    return "unknown_alert";
+}
+
 const char *rm_tls_peer_alert(const rm_tls_t *tls)
 {
     WOLFSSL_ALERT_HISTORY h;
     if (wolfSSL_get_alert_history(tls->ssl, &h) != WOLFSSL_SUCCESS || h.last_rx.code <= 0)
         return NULL;
-    return wolfSSL_alert_desc_string_long(h.last_rx.code);
+    return alert_name(h.last_rx.code);
 }
 
 const char *rm_tls_version(const rm_tls_t *tls)

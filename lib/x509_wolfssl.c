@@ -112,10 +112,19 @@ static int date_to_time(const byte *raw, int raw_len, time_t *out)
     return 0;
 }
 
+/* wolfSSL appends each subjectAltName to the decoded list when it has its OpenSSL-compatible layer, and prepends it
+ * otherwise (asn.c, AddDNSEntryToList): the URIs are stored here in certificate order either way. */
+#if defined(OPENSSL_EXTRA) && !defined(WOLFSSL_ALT_NAMES_NO_REV)
+#define ALT_NAMES_IN_CERT_ORDER 1
+#else
+#define ALT_NAMES_IN_CERT_ORDER 0
+#endif
+
 int rm_x509_parse_der(const uint8_t *der, size_t len, rm_x509_info_t *info)
 {
     DecodedCert *dc;
     DNS_entry *name;
+    size_t total_uris = 0;
     int ret;
 
     memset(info, 0, sizeof(*info));
@@ -142,11 +151,16 @@ int rm_x509_parse_der(const uint8_t *der, size_t len, rm_x509_info_t *info)
     if ((ret = date_to_time(dc->beforeDate, dc->beforeDateLen, &info->not_before)) != 0 ||
         (ret = date_to_time(dc->afterDate, dc->afterDateLen, &info->not_after)) != 0)
         goto Exit;
+    for (name = dc->altNames; name != NULL; name = name->next)
+        if (name->type == ASN_URI_TYPE)
+            ++total_uris;
     for (name = dc->altNames; name != NULL; name = name->next) {
+        size_t pos;
         if (name->type != ASN_URI_TYPE)
             continue;
-        if (info->num_uris < RM_X509_MAX_URIS) {
-            char *dst = info->uris[info->num_uris];
+        pos = ALT_NAMES_IN_CERT_ORDER ? info->num_uris : total_uris - 1 - info->num_uris;
+        if (pos < RM_X509_MAX_URIS) {
+            char *dst = info->uris[pos];
             /* A URI that does not fit, or hides a NUL, is kept as "" so that it can never pass as a SPIFFE ID. */
             if (name->len >= 0 && (size_t)name->len <= RM_SPIFFE_ID_MAX &&
                 memchr(name->name, '\0', (size_t)name->len) == NULL) {

@@ -6,10 +6,13 @@
 # PREFIX defaults to ${RM_BUILD_DIR:-<repo>/build}/deps/wolfssl. The result is PREFIX/lib/libwolfssl.a and
 # PREFIX/include/wolfssl/..., which CMake picks up through RINGMESH_WOLFSSL_PREFIX.
 #
-# The sources are Debian's own wolfssl source package (the version of the installed libwolfssl-dev when there is
-# one), configured with the feature flags from that package's debian/rules, so the API is the same as Debian's
-# libwolfssl-dev (the RINGMESH_SYSTEM_WOLFSSL=ON fallback). On top of those flags this build turns on AES-NI, the
-# Intel assembly and the single-precision math with assembly, and builds a static, position-independent library.
+# The sources are Debian's own wolfssl source package, with Debian's patches (the version of the installed
+# libwolfssl-dev when there is one). It is configured with ringmesh's own feature set, not Debian's --enable-distro:
+# that set serves every program in the archive and forces wolfSSL's OpenSSL-compatible layer on, which costs a proxy
+# about 28 KB per TLS connection (an 11 KB WOLFSSL object, and an OpenSSL-style copy of every peer's certificate) and
+# 14 % of its CPU per new connection. On top of the features, this build turns on AES-NI, the Intel assembly and the
+# single-precision math with assembly, and builds a static, position-independent library. ringmesh's code builds
+# against both this library and Debian's libwolfssl-dev (the RINGMESH_SYSTEM_WOLFSSL=ON fallback).
 #
 # The build is cached: PREFIX/ringmesh-wolfssl.stamp records the source version and the flags; when both match,
 # the script does nothing. Delete the stamp (or PREFIX) to force a rebuild.
@@ -22,50 +25,45 @@ readonly SOURCE_PACKAGE=wolfssl
 readonly FALLBACK_PACKAGE=libwolfssl-dev
 readonly DEB_SRC_BASENAME=/etc/apt/sources.list.d/ringmesh-deb-src
 
-# Flags added after Debian's (later flags win in autoconf). The feature flags are already implied by Debian's
-# --enable-distro; they are repeated so that a future debian/rules dropping one cannot silently remove a feature
-# ringmesh depends on.
+# ringmesh's feature set: TLS 1.3 and 1.2 (ECDHE only, no finite-field DH, no PSK, no TLS 1.0/1.1) with ALPN, SNI
+# and session tickets (so that it can turn them off); P-256/384/521 and RSA (SP code with assembly), Ed25519 and X25519
+# for peers and CAs that use them; X.509 generation of keys, CSRs and extensions for the SVIDs the control plane
+# issues; AES-GCM with AES-NI.
 readonly EXTRA_FLAGS=(
+    --enable-static --disable-shared --with-pic --disable-examples --disable-silent-rules
     --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
-    --enable-tls13 --enable-alpn --enable-sni --enable-ecc
+    --enable-tls13 --disable-oldtls --enable-alpn --enable-sni --enable-supportedcurves --enable-session-ticket
+    --enable-ecc --enable-curve25519 --enable-ed25519
     --enable-certgen --enable-certreq --enable-certext --enable-keygen
-    --enable-opensslextra
-    --enable-static --disable-shared --with-pic
-    --disable-fpecc --disable-sessioncerts --disable-stunnel --disable-qt --disable-nginx --disable-psk
-    --disable-openvpn --disable-lighty --disable-net-snmp --disable-strongswan
-    --disable-dh --disable-anon --disable-jni --disable-openssh
+    --disable-opensslextra --disable-opensslall --disable-fpecc --disable-sessioncerts --disable-psk --disable-dh
 )
 
-# Macros added to the compiler flags. WOLFSSL_GETRANDOM: seeds from getrandom(2) instead of opening, reading and
-# closing /dev/urandom. Every WOLFSSL object seeds its own generator, so that was three system calls and a descriptor
-# per TLS connection (2 % of a proxy's CPU per new connection), and a proxy in a container without /dev could not
-# seed at all. The seed structure is the same either way, so headers used without the macro agree with the library.
-readonly EXTRA_CPPFLAGS=(-DWOLFSSL_GETRANDOM)
+# Macros added to the compiler flags (and so to options.h):
+# - WOLFSSL_GETRANDOM: seeds from getrandom(2) instead of opening, reading and closing /dev/urandom. Every WOLFSSL
+#   object seeds its own generator, so that was three system calls and a descriptor per TLS connection (2 % of a
+#   proxy's CPU per new connection), and a proxy in a container without /dev could not seed at all.
+# - WOLFSSL_ALWAYS_VERIFY_CB: the verify callback runs for the peer's leaf even when its chain verified, which is
+#   where ringmesh applies the X509-SVID rules and the expected identities.
+# - WOLFSSL_ALT_NAMES: the decoded certificate lists URI subjectAltNames (the SPIFFE ID).
+readonly EXTRA_CPPFLAGS=(-DWOLFSSL_GETRANDOM -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_ALT_NAMES)
 
-# Macros the installed options.h must define: the acceleration, and the features ringmesh uses (TLS 1.3, ALPN, SNI,
-# X.509 generation of keys/CSRs/extensions, ECC, the OpenSSL-compatible calls, subjectAltName parsing, and access
-# to the peer's certificate chain).
+# Macros the installed options.h must define: the acceleration, and the features ringmesh uses.
 readonly REQUIRED_DEFINES=(
-    WOLFSSL_AESNI USE_INTEL_SPEEDUP WOLFSSL_SP_X86_64_ASM WOLFSSL_HAVE_SP_ECC
-    WOLFSSL_TLS13 HAVE_ALPN HAVE_SNI
+    WOLFSSL_AESNI USE_INTEL_SPEEDUP WOLFSSL_SP_X86_64_ASM WOLFSSL_HAVE_SP_ECC HAVE_AESGCM
+    WOLFSSL_TLS13 HAVE_ALPN HAVE_SNI HAVE_SUPPORTED_CURVES HAVE_SESSION_TICKET
     WOLFSSL_CERT_GEN WOLFSSL_CERT_REQ WOLFSSL_CERT_EXT WOLFSSL_KEY_GEN
-    HAVE_ECC OPENSSL_EXTRA WOLFSSL_ALT_NAMES NO_DH
+    HAVE_ECC WOLFSSL_ALT_NAMES WOLFSSL_ALWAYS_VERIFY_CB WOLFSSL_GETRANDOM NO_DH
 )
-# Macros that would remove something ringmesh needs, or cost memory it cannot afford: FP_ECC gives every thread
-# 1.4 MB of thread-local point caches (sp_cache_256..1024), a proxy worker's whole budget; P-256 runs on the SP
-# assembly code without them.
-#
-# SESSION_CERTS keeps a copy of the peer's whole chain (and an alternate chain) in every session object: 37 KB per
-# connection that ringmesh never reads (peers are judged in the verify callback). The distro set's compatibility
-# layers for other programs (stunnel, Qt, nginx, OpenVPN, lighttpd, net-snmp, strongSwan) and TLS 1.3 PSK force it
-# back on, so they are turned off too: ringmesh uses none of them.
-#
-# Finite-field Diffie-Hellman is off (NO_DH, required above): ringmesh's TLS uses ECDHE only. Its code is the only
-# user of libm in the library (pow and log in wc_DhGenerateKeyPair), so without it the proxy does not load libm
-# at all: 0.25 MB less resident per proxy, 30 KB less code. The distro set's anonymous cipher suites, OpenSSH and
-# JNI compatibility force DH back on, so they are turned off with it.
+# Macros that would remove something ringmesh needs, or cost memory it cannot afford:
+# - OPENSSL_EXTRA, OPENSSL_ALL and KEEP_PEER_CERT: every connection would keep an OpenSSL-style X509 copy of the
+#   peer's certificate, with its public key as BIGNUMs (18 KB, 3 % of a new connection's CPU to make), and a WOLFSSL
+#   object of 11 KB instead of 1.2 KB.
+# - FP_ECC gives every thread 1.4 MB of thread-local point caches (sp_cache_256..1024), a proxy worker's whole
+#   budget; P-256 runs on the SP assembly code without them.
+# - SESSION_CERTS keeps a copy of the peer's whole chain in every session object: 37 KB per connection that ringmesh
+#   never reads (peers are judged in the verify callback).
 readonly FORBIDDEN_DEFINES=(NO_ECC256 WOLFSSL_NO_TLS12 NO_WOLFSSL_CLIENT NO_WOLFSSL_SERVER NO_SESSION_CACHE FP_ECC
-    SESSION_CERTS HAVE_ANON)
+    SESSION_CERTS OPENSSL_EXTRA OPENSSL_ALL KEEP_PEER_CERT NO_RSA)
 
 log() { printf 'build-wolfssl: %s\n' "$*" >&2; }
 die() {
@@ -288,25 +286,11 @@ log "fetching Debian source $SOURCE_PACKAGE $wanted_version"
 srcdir=$(find "$work/src" -mindepth 1 -maxdepth 1 -type d -name "$SOURCE_PACKAGE-*" | head -n 1)
 [[ -n $srcdir && -f $srcdir/debian/rules ]] || die "unpacked source has no debian/rules"
 
-# The flags Debian's rules pass to dh_auto_configure, as make itself expands them.
-rules_text=$(cd "$srcdir" && make -s -n -f debian/rules override_dh_auto_configure 2>/dev/null) ||
-    die "debian/rules has no override_dh_auto_configure target to read the configure flags from"
-rules_text=$(tr '\\\n\t' '   ' <<<"$rules_text")
-[[ $rules_text == *"dh_auto_configure"* ]] || die "unexpected override_dh_auto_configure recipe: $rules_text"
-debian_flags=()
-if [[ $rules_text == *" -- "* ]]; then
-    read -r -a words <<<"${rules_text#* -- }"
-    for word in "${words[@]}"; do
-        [[ $word == --* ]] && debian_flags+=("$word")
-    done
-fi
-log "Debian's configure flags: ${debian_flags[*]:-(none)}"
-log "added flags: $extra_flags_text"
+log "configure flags: $extra_flags_text"
 
 cd "$srcdir"
-# Debian's compiler flags (the rules file asks for hardening=+all), plus one section per function and object so
-# that linking with --gc-sections keeps only the wolfSSL code ringmesh calls: a Debian "distro" build carries every
-# algorithm, and its unused text would otherwise sit in every proxy's resident set.
+# Debian's compiler flags (its rules file asks for hardening=+all), plus one section per function and object so
+# that linking with --gc-sections keeps only the wolfSSL code ringmesh calls.
 eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
 export CFLAGS="$CFLAGS -ffunction-sections -fdata-sections"
 CFLAGS="$CFLAGS ${EXTRA_CPPFLAGS[*]}"
@@ -318,15 +302,11 @@ autoreconf -f -i >"$work/autoreconf.log" 2>&1 || {
 }
 log "configure"
 ./configure --prefix="$prefix" --disable-dependency-tracking --disable-maintainer-mode \
-    "${debian_flags[@]}" "${EXTRA_FLAGS[@]}" >"$work/configure.log" 2>&1 || {
+    "${EXTRA_FLAGS[@]}" >"$work/configure.log" 2>&1 || {
     tail -n 40 "$work/configure.log" >&2
     die "configure failed (log: $work/configure.log, kept with RM_KEEP_WOLFSSL_BUILD=1)"
 }
 grep -q 'AES-NI: *yes' "$work/configure.log" || die "configure did not enable AES-NI"
-
-# --enable-distro turns the shared library back on after --disable-shared was read. The generated libtool then
-# compiles every file twice; switching it to static-only halves the build and changes nothing in options.h.
-grep -qx 'build_libtool_libs=yes' libtool && sed -i 's/^build_libtool_libs=yes$/build_libtool_libs=no/' libtool
 
 # Only the library and the benchmark: the test programs (tests/api.c alone is huge) are not needed here.
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -380,7 +360,7 @@ make install-libLTLIBRARIES install-includeHEADERS install-nobase_includeHEADERS
     tail -n 40 "$work/install.log" >&2
     die "make install failed"
 }
-# A distro build does not install options.h; Debian's libwolfssl-dev.install copies it, and so does this script.
+# options.h is generated by configure and not always installed (Debian's libwolfssl-dev.install copies it too).
 for header in wolfssl/options.h cyassl/options.h; do
     if [[ -f $header && ! -f $stage$prefix/include/$header ]]; then
         install -D -m 644 "$header" "$stage$prefix/include/$header"
@@ -482,7 +462,6 @@ fi
     printf 'source=%s\n' "$SOURCE_PACKAGE"
     printf 'version=%s\n' "$wanted_version"
     printf 'extra_flags=%s\n' "$extra_flags_text"
-    printf 'debian_flags=%s\n' "${debian_flags[*]}"
     printf 'cflags=%s\n' "$CFLAGS"
     printf 'aes_gcm=%s\n' "$aes_gcm"
     printf 'built=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
