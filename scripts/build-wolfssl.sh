@@ -28,13 +28,14 @@ readonly DEB_SRC_BASENAME=/etc/apt/sources.list.d/ringmesh-deb-src
 # ringmesh's feature set: TLS 1.3 and 1.2 (ECDHE only, no finite-field DH, no PSK, no TLS 1.0/1.1) with ALPN, SNI
 # and session tickets (so that it can turn them off); P-256/384/521 and RSA (SP code with assembly), Ed25519 and X25519
 # for peers and CAs that use them; X.509 generation of keys, CSRs and extensions for the SVIDs the control plane
-# issues; AES-GCM with AES-NI.
+# issues; AES-GCM with AES-NI; the public-key callbacks, through which ringmesh remembers ECDSA verifications it has
+# already made (lib/tls_wolfssl.c).
 readonly EXTRA_FLAGS=(
     --enable-static --disable-shared --with-pic --disable-examples --disable-silent-rules
     --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
     --enable-tls13 --disable-oldtls --enable-alpn --enable-sni --enable-supportedcurves --enable-session-ticket
     --enable-ecc --enable-curve25519 --enable-ed25519
-    --enable-certgen --enable-certreq --enable-certext --enable-keygen
+    --enable-certgen --enable-certreq --enable-certext --enable-keygen --enable-pkcallbacks
     --disable-opensslextra --disable-opensslall --disable-fpecc --disable-sessioncerts --disable-psk --disable-dh
 )
 
@@ -52,7 +53,7 @@ readonly REQUIRED_DEFINES=(
     WOLFSSL_AESNI USE_INTEL_SPEEDUP WOLFSSL_SP_X86_64_ASM WOLFSSL_HAVE_SP_ECC HAVE_AESGCM
     WOLFSSL_TLS13 HAVE_ALPN HAVE_SNI HAVE_SUPPORTED_CURVES HAVE_SESSION_TICKET
     WOLFSSL_CERT_GEN WOLFSSL_CERT_REQ WOLFSSL_CERT_EXT WOLFSSL_KEY_GEN
-    HAVE_ECC WOLFSSL_ALT_NAMES WOLFSSL_ALWAYS_VERIFY_CB WOLFSSL_GETRANDOM NO_DH
+    HAVE_ECC WOLFSSL_ALT_NAMES WOLFSSL_ALWAYS_VERIFY_CB WOLFSSL_GETRANDOM NO_DH HAVE_PK_CALLBACKS
 )
 # Macros that would remove something ringmesh needs, or cost memory it cannot afford:
 # - OPENSSL_EXTRA, OPENSSL_ALL and KEEP_PEER_CERT: every connection would keep an OpenSSL-style X509 copy of the

@@ -8,6 +8,7 @@
 
 #include "ringmesh/error.h"
 #include "ringmesh/tls.h"
+#include "tls_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,6 +399,110 @@ static void test_alpn_and_certless_client(void **state)
     rm_tls_ctx_unref(bare);
 }
 
+/* One full handshake between fresh sessions of the two contexts; both must succeed. */
+static void handshake_once(rm_tls_ctx_t *cc, rm_tls_ctx_t *sc)
+{
+    rm_tls_t *cli, *srv;
+    int cr, sr;
+    assert_int_equal(rm_tls_new(&cli, cc, server_ids, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    handshake(cli, srv, &cr, &sr);
+    assert_int_equal(cr, 0);
+    assert_int_equal(sr, 0);
+    rm_tls_free(cli);
+    rm_tls_free(srv);
+}
+
+/* The remembered ECDSA verifications answer only for the exact (key, hash, signature) that verified: a changed
+ * signature, hash or key is computed again, and fails. */
+static void test_signature_memo(void **state)
+{
+    size_t key_len, other_len, sig_len, hash_len;
+    int valid;
+    rm__tls_memo_stats_t before, after;
+
+    sh("cd %s && openssl ecparam -name prime256v1 -genkey -noout -out memo.key && "
+       "openssl ec -in memo.key -pubout -outform DER -out memo.pub 2>/dev/null && "
+       "openssl ecparam -name prime256v1 -genkey -noout -out other.key && "
+       "openssl ec -in other.key -pubout -outform DER -out other.pub 2>/dev/null && "
+       "printf 'a message whose digest is signed' | openssl dgst -sha256 -binary > memo.hash && "
+       "openssl pkeyutl -sign -inkey memo.key -in memo.hash -out memo.sig",
+       dir);
+    uint8_t *key = (uint8_t *)slurp("memo.pub", &key_len), *other = (uint8_t *)slurp("other.pub", &other_len);
+    uint8_t *sig = (uint8_t *)slurp("memo.sig", &sig_len), *hash = (uint8_t *)slurp("memo.hash", &hash_len);
+    assert_int_equal(hash_len, 32);
+
+    rm__tls_memo_clear();
+    before = rm__tls_memo_stats();
+    assert_int_equal(rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid), 0);
+    assert_int_equal(valid, 1);
+    after = rm__tls_memo_stats();
+    assert_int_equal(after.computed - before.computed, 1);
+    assert_int_equal(after.hits - before.hits, 0);
+
+    /* the same triple again: answered from the memo */
+    assert_int_equal(rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid), 0);
+    assert_int_equal(valid, 1);
+    before = after, after = rm__tls_memo_stats();
+    assert_int_equal(after.hits - before.hits, 1);
+    assert_int_equal(after.computed - before.computed, 0);
+
+    /* another hash, another key, a changed signature: each computed, each refused */
+    hash[5] ^= 1;
+    valid = 1;
+    rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid);
+    assert_int_equal(valid, 0);
+    hash[5] ^= 1;
+    valid = 1;
+    rm__tls_ecdsa_verify(other, other_len, hash, hash_len, sig, sig_len, &valid);
+    assert_int_equal(valid, 0);
+    sig[sig_len - 1] ^= 0x40;
+    valid = 1;
+    rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid);
+    assert_int_equal(valid, 0);
+    sig[sig_len - 1] ^= 0x40;
+    before = after, after = rm__tls_memo_stats();
+    assert_int_equal(after.computed - before.computed, 3);
+    assert_int_equal(after.hits - before.hits, 0);
+
+    /* a key that does not decode is an error, never a success */
+    valid = 1;
+    assert_true(rm__tls_ecdsa_verify(key, 10, hash, hash_len, sig, sig_len, &valid) < 0);
+    assert_int_equal(valid, 0);
+
+    /* forgotten: computed again */
+    rm__tls_memo_clear();
+    before = rm__tls_memo_stats();
+    assert_int_equal(rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid), 0);
+    assert_int_equal(valid, 1);
+    after = rm__tls_memo_stats();
+    assert_int_equal(after.computed - before.computed, 1);
+    free(key), free(other), free(sig), free(hash);
+}
+
+/* In a handshake each side verifies two signatures of its peer: the CA's over the peer's certificate, and the
+ * peer's CertificateVerify. On the next handshake with the same peer the first is remembered and the second, over a
+ * new transcript, is computed. */
+static void test_handshake_remembers_certificate_signatures(void **state)
+{
+    rm_tls_ctx_t *cc = make_ctx(RM_TLS_CLIENT, "client", "ca.pem", "cluster.local", NULL);
+    rm_tls_ctx_t *sc = make_ctx(RM_TLS_SERVER, "server", "ca.pem", "cluster.local", NULL);
+    rm__tls_memo_stats_t s0, s1, s2;
+
+    rm__tls_memo_clear();
+    s0 = rm__tls_memo_stats();
+    handshake_once(cc, sc);
+    s1 = rm__tls_memo_stats();
+    assert_int_equal(s1.computed - s0.computed, 4);
+    assert_int_equal(s1.hits - s0.hits, 0);
+    handshake_once(cc, sc);
+    s2 = rm__tls_memo_stats();
+    assert_int_equal(s2.computed - s1.computed, 2);
+    assert_int_equal(s2.hits - s1.hits, 2);
+    rm_tls_ctx_unref(cc);
+    rm_tls_ctx_unref(sc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +513,8 @@ int main(void)
         cmocka_unit_test(test_expired_refused_and_not_loaded),
         cmocka_unit_test(test_client_from_untrusted_ca_refused_by_server),
         cmocka_unit_test(test_alpn_and_certless_client),
+        cmocka_unit_test(test_signature_memo),
+        cmocka_unit_test(test_handshake_remembers_certificate_signatures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
