@@ -413,13 +413,25 @@ static void handshake_once(rm_tls_ctx_t *cc, rm_tls_ctx_t *sc)
     rm_tls_free(srv);
 }
 
+/* One rm__tls_ecdsa_verify call: its verdict, and how it was reached (computed or remembered). */
+static void expect_verify(const uint8_t *key, size_t key_len, const uint8_t *hash, const uint8_t *sig, size_t sig_len,
+                          int want_valid, uint64_t want_computed, uint64_t want_hits)
+{
+    rm__tls_memo_stats_t before = rm__tls_memo_stats(), after;
+    int valid = !want_valid;
+    rm__tls_ecdsa_verify(key, key_len, hash, 32, sig, sig_len, &valid);
+    after = rm__tls_memo_stats();
+    assert_int_equal(valid, want_valid);
+    assert_int_equal(after.computed - before.computed, want_computed);
+    assert_int_equal(after.hits - before.hits, want_hits);
+}
+
 /* The remembered ECDSA verifications answer only for the exact (key, hash, signature) that verified: a changed
  * signature, hash or key is computed again, and fails. */
 static void test_signature_memo(void **state)
 {
     size_t key_len, other_len, sig_len, hash_len;
     int valid;
-    rm__tls_memo_stats_t before, after;
 
     sh("cd %s && openssl ecparam -name prime256v1 -genkey -noout -out memo.key && "
        "openssl ec -in memo.key -pubout -outform DER -out memo.pub 2>/dev/null && "
@@ -433,50 +445,24 @@ static void test_signature_memo(void **state)
     assert_int_equal(hash_len, 32);
 
     rm__tls_memo_clear();
-    before = rm__tls_memo_stats();
-    assert_int_equal(rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid), 0);
-    assert_int_equal(valid, 1);
-    after = rm__tls_memo_stats();
-    assert_int_equal(after.computed - before.computed, 1);
-    assert_int_equal(after.hits - before.hits, 0);
-
+    expect_verify(key, key_len, hash, sig, sig_len, 1, 1, 0);
     /* the same triple again: answered from the memo */
-    assert_int_equal(rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid), 0);
-    assert_int_equal(valid, 1);
-    before = after, after = rm__tls_memo_stats();
-    assert_int_equal(after.hits - before.hits, 1);
-    assert_int_equal(after.computed - before.computed, 0);
-
+    expect_verify(key, key_len, hash, sig, sig_len, 1, 0, 1);
     /* another hash, another key, a changed signature: each computed, each refused */
     hash[5] ^= 1;
-    valid = 1;
-    rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid);
-    assert_int_equal(valid, 0);
+    expect_verify(key, key_len, hash, sig, sig_len, 0, 1, 0);
     hash[5] ^= 1;
-    valid = 1;
-    rm__tls_ecdsa_verify(other, other_len, hash, hash_len, sig, sig_len, &valid);
-    assert_int_equal(valid, 0);
+    expect_verify(other, other_len, hash, sig, sig_len, 0, 1, 0);
     sig[sig_len - 1] ^= 0x40;
-    valid = 1;
-    rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid);
-    assert_int_equal(valid, 0);
+    expect_verify(key, key_len, hash, sig, sig_len, 0, 1, 0);
     sig[sig_len - 1] ^= 0x40;
-    before = after, after = rm__tls_memo_stats();
-    assert_int_equal(after.computed - before.computed, 3);
-    assert_int_equal(after.hits - before.hits, 0);
-
     /* a key that does not decode is an error, never a success */
     valid = 1;
     assert_true(rm__tls_ecdsa_verify(key, 10, hash, hash_len, sig, sig_len, &valid) < 0);
     assert_int_equal(valid, 0);
-
     /* forgotten: computed again */
     rm__tls_memo_clear();
-    before = rm__tls_memo_stats();
-    assert_int_equal(rm__tls_ecdsa_verify(key, key_len, hash, hash_len, sig, sig_len, &valid), 0);
-    assert_int_equal(valid, 1);
-    after = rm__tls_memo_stats();
-    assert_int_equal(after.computed - before.computed, 1);
+    expect_verify(key, key_len, hash, sig, sig_len, 1, 1, 0);
     free(key), free(other), free(sig), free(hash);
 }
 
