@@ -23,6 +23,7 @@
 #include "ca.h"
 #include "mesh_model_internal.h"
 
+#include "ringmesh/yaml_load.h"
 #include "ringmesh/yaml_pos_map.h"
 #include "ringmesh/duration.h"
 #include "ringmesh/error.h"
@@ -53,9 +54,6 @@
 
 #define CONFIG_FILE_MAX      (4u << 20) /* a larger file is refused before parsing */
 #define CONFIG_STRING_MAX    4096u      /* longest scalar accepted */
-#define CONFIG_DEPTH_MAX     16u        /* the schemas need 4 levels; deeper documents are refused */
-#define CONFIG_PATH_KEY_MAX  128u       /* keys longer than this are shortened in field paths */
-#define CONFIG_PATH_MAX      4096u      /* > CONFIG_DEPTH_MAX * (CONFIG_PATH_KEY_MAX + 4 + 24) */
 #define CONFIG_MSG_MAX       768u
 #define CONFIG_FIELD_MAX     256u
 #define CONFIG_LOAD_ATTEMPTS 3 /* a ConfigMap swapped while it is being read is read again, at most this often */
@@ -245,66 +243,6 @@ static void format_error(const config_error_t *e, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", e->file, e->reason);
 }
 
-/* Copies at most `max` bytes of `src` for a message: control characters become '?', and a cut is marked
- * with "...". Returns nonzero when the copy differs from `src`. */
-static int sanitize(char *dst, size_t dstlen, const char *src, size_t max)
-{
-    size_t i, n = strlen(src), keep = n > max ? max : n;
-    int lossy = 0;
-
-    if (keep + 4 > dstlen)
-        keep = dstlen - 4;
-    for (i = 0; i < keep; i++) {
-        unsigned char c = (unsigned char)src[i];
-        lossy |= c < 0x20 || c == 0x7f;
-        dst[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-    }
-    if (keep < n) {
-        memcpy(dst + i, "...", 3);
-        i += 3;
-        lossy = 1;
-    }
-    dst[i] = '\0';
-    return lossy;
-}
-
-/* A key as it appears in a field path. Pass 1 and the libcyaml backtrace both use this, so that their paths
- * compare equal even for keys that had to be altered. Returns nonzero when the path form is not the key itself. */
-static int path_key(char *dst, size_t dstlen, const char *key)
-{
-    if (key[0] == '\0') {
-        snprintf(dst, dstlen, "\"\"");
-        return 1;
-    }
-    return sanitize(dst, dstlen, key, CONFIG_PATH_KEY_MAX);
-}
-
-/* Writes `s` double-quoted for a message: at most 64 characters of it, control characters and quotes escaped. */
-static const char *quoted(char *buf, size_t buflen, const char *s)
-{
-    size_t o = 0, i;
-
-    buf[o++] = '"';
-    for (i = 0; s[i] != '\0' && o + 8 < buflen && i < 64; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(buf + o, buflen - o, "\\x%02x", c);
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
-    if (s[i] != '\0' && o + 4 < buflen) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
-    return buf;
-}
-
 /* ---------------------------------------------------------------------------------------------------------
  * Load state: one per directory read, one per file.
  * ------------------------------------------------------------------------------------------------------- */
@@ -373,13 +311,21 @@ typedef struct st_file_ctx_t {
     doc_t *doc; /* the one being converted */
 } file_ctx_t;
 
-/* Reports `code` at an explicit position of the current file. */
+/* Reports `code` at an explicit position of the current file (an rm_yaml_report_fn). */
+__attribute__((format(printf, 5, 0))) static int file_vreport(void *arg, int code, rm_yaml_pos_t pos, const char *path,
+                                                              const char *fmt, va_list ap)
+{
+    file_ctx_t *ctx = arg;
+    vset_error(ctx->ld->err, code, ctx->file, pos, path, fmt, ap);
+    return code;
+}
+
 __attribute__((format(printf, 5, 6))) static int report_at(file_ctx_t *ctx, int code, rm_yaml_pos_t pos,
                                                            const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vset_error(ctx->ld->err, code, ctx->file, pos, path, fmt, ap);
+    file_vreport(ctx, code, pos, path, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -387,7 +333,7 @@ __attribute__((format(printf, 5, 6))) static int report_at(file_ctx_t *ctx, int 
 /* The position of `path` in the current document, or of its closest recorded ancestor, or of the document. */
 static rm_yaml_pos_t lookup_pos(const file_ctx_t *ctx, const char *path, int want_key)
 {
-    char buf[CONFIG_PATH_MAX];
+    char buf[RM_YAML_PATH_MAX];
     const rm_yaml_node_t *e;
 
     snprintf(buf, sizeof(buf), "%s", path);
@@ -427,57 +373,6 @@ __attribute__((format(printf, 5, 6))) static int loader_error(loader_t *ld, size
  * Pass 1: documents and positions, from libyaml events.
  * ------------------------------------------------------------------------------------------------------- */
 
-typedef struct st_walk_frame_t {
-    int is_sequence;
-    size_t base_len; /* path length of the collection itself */
-    size_t index;    /* sequences: next entry's index */
-    int want_key;    /* mappings: the next scalar is a key */
-    rm_yaml_pos_t key_pos;
-    int key_lossy;
-    char **root_slot; /* the root mapping's apiVersion / kind: where its scalar value goes */
-} walk_frame_t;
-
-static rm_yaml_pos_t mark_pos(yaml_mark_t m)
-{
-    rm_yaml_pos_t p = {(unsigned)m.line + 1, (unsigned)m.column + 1};
-    return p;
-}
-
-/* Length in bytes of the line break at data[i], as libyaml counts them (CR LF, CR, LF, NEL, LS, PS), or 0. */
-static size_t line_break_len(const char *data, size_t len, size_t i)
-{
-    const unsigned char *p = (const unsigned char *)data + i;
-    size_t left = len - i;
-
-    if (p[0] == '\r')
-        return left >= 2 && p[1] == '\n' ? 2 : 1;
-    if (p[0] == '\n')
-        return 1;
-    if (left >= 2 && p[0] == 0xc2 && p[1] == 0x85)
-        return 2;
-    if (left >= 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
-        return 3;
-    return 0;
-}
-
-/* Line and column (in bytes) of byte `offset`, for libyaml's reader errors, which name an offset. */
-static rm_yaml_pos_t offset_pos(const char *data, size_t len, size_t offset)
-{
-    rm_yaml_pos_t p = {1, 1};
-    for (size_t i = 0; i < offset && i < len;) {
-        size_t b = line_break_len(data, len, i);
-        if (b != 0) {
-            p.line++;
-            p.col = 1;
-            i += b;
-        } else {
-            p.col++;
-            i++;
-        }
-    }
-    return p;
-}
-
 /* Sets each document's `begin` from its `first_line` (they increase with the document's index). */
 static void locate_documents(file_ctx_t *ctx)
 {
@@ -493,27 +388,13 @@ static void locate_documents(file_ctx_t *ctx)
             ctx->docs[d++].begin = ctx->len;
             continue;
         }
-        size_t b = line_break_len(ctx->data, ctx->len, i);
+        size_t b = rm_yaml_line_break_len(ctx->data, ctx->len, i);
         if (b != 0) {
             line++;
             i += b;
         } else {
             i++;
         }
-    }
-}
-
-static const char *event_kind(yaml_event_type_t t)
-{
-    switch (t) {
-    case YAML_SCALAR_EVENT:
-        return "a scalar";
-    case YAML_SEQUENCE_START_EVENT:
-        return "a sequence";
-    case YAML_MAPPING_START_EVENT:
-        return "a mapping";
-    default:
-        return "nothing";
     }
 }
 
@@ -541,324 +422,66 @@ static int add_document(file_ctx_t *ctx, rm_yaml_pos_t pos)
     return 0;
 }
 
+static int walk_on_document(void *arg, rm_yaml_pos_t pos, rm_yaml_pos_map_t **map)
+{
+    file_ctx_t *ctx = arg;
+    if (add_document(ctx, pos) != 0)
+        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, "", "out of memory");
+    *map = &ctx->doc->map;
+    return 0;
+}
+
+static int walk_on_root(void *arg, const yaml_event_t *ev, rm_yaml_pos_t pos)
+{
+    file_ctx_t *ctx = arg;
+    ctx->doc->pos = pos;
+    if (ev->type == YAML_SCALAR_EVENT && is_null_scalar(ev)) {
+        ctx->doc->is_null = 1;
+        return RM_YAML_WALK_SKIP;
+    }
+    if (ev->type != YAML_MAPPING_START_EVENT)
+        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, "",
+                         "a document must be a mapping (apiVersion, kind, metadata, spec), not %s",
+                         rm_yaml_event_kind(ev->type));
+    return 0;
+}
+
+/* The root mapping's apiVersion and kind, which say how the rest of the document is read. */
+static int walk_on_top_scalar(void *arg, const char *key, const char *value, rm_yaml_pos_t pos)
+{
+    file_ctx_t *ctx = arg;
+    char **slot = strcmp(key, "apiVersion") == 0 ? &ctx->doc->api_version
+                  : strcmp(key, "kind") == 0     ? &ctx->doc->kind
+                                                 : NULL;
+    if (slot != NULL && *slot == NULL && (*slot = strdup(value)) == NULL)
+        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, key, "out of memory");
+    return 0;
+}
+
 static int walk_file(file_ctx_t *ctx)
 {
-    yaml_parser_t parser;
-    yaml_event_t event;
-    walk_frame_t frames[CONFIG_DEPTH_MAX];
-    size_t depth = 0, path_len = 0;
-    char path[CONFIG_PATH_MAX] = "";
-    int have_event = 0, done = 0, ret = 0;
+    const rm_yaml_walk_ops_t ops = {
+        .arg = ctx,
+        .report = file_vreport,
+        .document = walk_on_document,
+        .root = walk_on_root,
+        .top_scalar = walk_on_top_scalar,
+    };
+    int ret;
 
     /* libyaml would decode UTF-16, but the documents are cut out of the file by byte offsets of UTF-8 lines */
     if (ctx->len >= 2 && ((unsigned char)ctx->data[0] == 0xfe || (unsigned char)ctx->data[0] == 0xff) &&
         ((unsigned char)ctx->data[1] == 0xfe || (unsigned char)ctx->data[1] == 0xff))
         return set_error(ctx->ld->err, RM_ERR_CONFIG_PARSE, ctx->file, (rm_yaml_pos_t){1, 1}, NULL,
                          "the file is UTF-16; write it in UTF-8");
-    if (!yaml_parser_initialize(&parser))
-        return set_error(ctx->ld->err, RM_ERR_CONFIG_PARSE, ctx->file, (rm_yaml_pos_t){0, 0}, NULL,
-                         "cannot initialise the YAML parser");
-    yaml_parser_set_input_string(&parser, (const unsigned char *)ctx->data, ctx->len);
-
-    while (!done) {
-        if (!yaml_parser_parse(&parser, &event)) {
-            char detail[160] = "";
-            rm_yaml_pos_t at = mark_pos(parser.problem_mark);
-            if (parser.error == YAML_READER_ERROR) {
-                at = offset_pos(ctx->data, ctx->len, parser.problem_offset);
-                if (parser.problem_value != -1)
-                    snprintf(detail, sizeof(detail), " (#x%02X)", (unsigned)parser.problem_value);
-            } else if (parser.context != NULL) {
-                snprintf(detail, sizeof(detail), " (%s at line %u)", parser.context,
-                         (unsigned)parser.context_mark.line + 1);
-            }
-            ret = report_at(ctx, RM_ERR_CONFIG_PARSE, at, path, "YAML syntax error: %s%s",
-                            parser.problem != NULL ? parser.problem : "unknown", detail);
-            goto Exit;
-        }
-        have_event = 1;
-        rm_yaml_pos_t pos = mark_pos(event.start_mark);
-
-        switch (event.type) {
-        case YAML_STREAM_END_EVENT:
-            done = 1;
-            break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (add_document(ctx, pos) != 0) {
-                ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, "", "out of memory");
-                goto Exit;
-            }
-            depth = 0;
-            path_len = 0;
-            path[0] = '\0';
-            break;
-        case YAML_ALIAS_EVENT: {
-            char anchor[80];
-            sanitize(anchor, sizeof(anchor), (const char *)event.data.alias.anchor, 64);
-            ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "YAML aliases (*%s) are not supported", anchor);
-            goto Exit;
-        }
-        case YAML_SCALAR_EVENT:
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT: {
-            walk_frame_t *top = depth > 0 ? &frames[depth - 1] : NULL;
-            rm_yaml_pos_t key_pos = pos;
-            int lossy_key = 0;
-            if (top == NULL) {
-                ctx->doc->pos = pos;
-                if (event.type == YAML_SCALAR_EVENT && is_null_scalar(&event)) {
-                    ctx->doc->is_null = 1;
-                    break;
-                }
-                if (event.type != YAML_MAPPING_START_EVENT) {
-                    ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, "",
-                                    "a document must be a mapping (apiVersion, kind, metadata, spec), not %s",
-                                    event_kind(event.type));
-                    goto Exit;
-                }
-            } else if (!top->is_sequence && top->want_key) {
-                char key[CONFIG_PATH_KEY_MAX + 8];
-                const char *k = (const char *)event.data.scalar.value;
-                if (event.type != YAML_SCALAR_EVENT) {
-                    ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "mapping keys must be plain strings, not %s",
-                                    event_kind(event.type));
-                    goto Exit;
-                }
-                int lossy = path_key(key, sizeof(key), k);
-                path_len += (size_t)snprintf(path + path_len, sizeof(path) - path_len, "%s%s",
-                                             top->base_len > 0 ? "." : "", key);
-                if (path_len >= sizeof(path))
-                    path_len = sizeof(path) - 1;
-                top->want_key = 0;
-                top->key_pos = pos;
-                top->key_lossy = lossy || strlen(k) != event.data.scalar.length;
-                top->root_slot = NULL;
-                if (depth == 1 && strcmp(k, "apiVersion") == 0)
-                    top->root_slot = &ctx->doc->api_version;
-                else if (depth == 1 && strcmp(k, "kind") == 0)
-                    top->root_slot = &ctx->doc->kind;
-                break;
-            } else if (!top->is_sequence) {
-                key_pos = top->key_pos;
-                lossy_key = top->key_lossy;
-                if (top->root_slot != NULL && event.type == YAML_SCALAR_EVENT && *top->root_slot == NULL &&
-                    (*top->root_slot = strdup((const char *)event.data.scalar.value)) == NULL) {
-                    ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "out of memory");
-                    goto Exit;
-                }
-            } else {
-                path_len += (size_t)snprintf(path + path_len, sizeof(path) - path_len, "[%zu]", top->index++);
-            }
-            if (path_len >= sizeof(path))
-                path_len = sizeof(path) - 1;
-
-            int added = rm_yaml_pos_map_add(&ctx->doc->map, path, key_pos, pos);
-            if (added < 0) {
-                ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "out of memory");
-                goto Exit;
-            }
-            if (added == 1 && !lossy_key) {
-                rm_yaml_pos_t first = rm_yaml_pos_map_find(&ctx->doc->map, path)->key;
-                ret = report_at(ctx, RM_ERR_CONFIG_PARSE, key_pos, path, "duplicate key (first set at line %u)",
-                                first.line);
-                goto Exit;
-            }
-            if (event.type != YAML_SCALAR_EVENT) {
-                if (depth == CONFIG_DEPTH_MAX) {
-                    ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "nested deeper than %u levels",
-                                    CONFIG_DEPTH_MAX);
-                    goto Exit;
-                }
-                walk_frame_t *f = &frames[depth++];
-                memset(f, 0, sizeof(*f));
-                f->is_sequence = event.type == YAML_SEQUENCE_START_EVENT;
-                f->base_len = path_len;
-                f->want_key = 1;
-                break;
-            }
-        }
-            /* a scalar value is complete: return to the parent collection */
-            /* fallthrough */
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (event.type != YAML_SCALAR_EVENT && depth > 0)
-                depth--;
-            if (depth > 0) {
-                walk_frame_t *parent = &frames[depth - 1];
-                path_len = parent->base_len;
-                path[path_len] = '\0';
-                parent->want_key = 1;
-            }
-            break;
-        default:
-            break;
-        }
-        yaml_event_delete(&event);
-        have_event = 0;
-    }
-    locate_documents(ctx);
-
-Exit:
-    if (have_event)
-        yaml_event_delete(&event);
-    yaml_parser_delete(&parser);
+    if ((ret = rm_yaml_walk(ctx->data, ctx->len, &ops)) == 0)
+        locate_documents(ctx);
     return ret;
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * Pass 2: libcyaml, with its log messages captured.
  * ------------------------------------------------------------------------------------------------------- */
-
-#define CAPTURE_FRAMES_MAX 16
-
-typedef struct st_cyaml_frame_t {
-    enum { FRAME_MAPPING, FRAME_FIELD, FRAME_ENTRY } kind;
-    char key[64];
-    unsigned index;
-    rm_yaml_pos_t pos;
-} cyaml_frame_t;
-
-typedef struct st_cyaml_capture_t {
-    char message[CONFIG_MSG_MAX]; /* the first error message, "Load: " removed */
-    int have_message;
-    cyaml_frame_t frames[CAPTURE_FRAMES_MAX]; /* innermost first, as libcyaml prints them */
-    size_t num_frames;
-    unsigned line_offset; /* lines of the file before the document libcyaml was given */
-} cyaml_capture_t;
-
-__attribute__((format(printf, 3, 0))) static void cyaml_capture_log(cyaml_log_t level, void *arg, const char *fmt,
-                                                                    va_list args)
-{
-    cyaml_capture_t *cap = arg;
-    char line[CONFIG_MSG_MAX];
-    cyaml_frame_t f;
-    unsigned long l, c;
-    unsigned idx;
-
-    if (cap == NULL || level < CYAML_LOG_ERROR)
-        return;
-    vsnprintf(line, sizeof(line), fmt, args);
-    line[strcspn(line, "\n")] = '\0';
-    memset(&f, 0, sizeof(f));
-
-    if (sscanf(line, "  in mapping field '%63[^']' (line: %lu, column: %lu)", f.key, &l, &c) == 3) {
-        f.kind = FRAME_FIELD;
-    } else if (sscanf(line, "  in sequence entry '%u' (line: %lu, column: %lu)", &idx, &l, &c) == 3) {
-        f.kind = FRAME_ENTRY;
-        f.index = idx > 0 ? idx - 1 : 0; /* libcyaml prints the count of entries begun so far */
-    } else if (sscanf(line, "  in mapping (line: %lu, column: %lu)", &l, &c) == 2) {
-        f.kind = FRAME_MAPPING;
-    } else {
-        if (!cap->have_message && strcmp(line, "Load: Backtrace:") != 0) {
-            const char *m = strncmp(line, "Load: ", 6) == 0 ? line + 6 : line;
-            snprintf(cap->message, sizeof(cap->message), "%s", m);
-            cap->have_message = 1;
-        }
-        return;
-    }
-    f.pos.line = (unsigned)l + cap->line_offset;
-    f.pos.col = (unsigned)c;
-    if (cap->num_frames < CAPTURE_FRAMES_MAX)
-        cap->frames[cap->num_frames++] = f;
-}
-
-/* The field list of the mapping at `path` ("", "spec", "spec.mtls") under `fields`, or NULL. */
-static const cyaml_schema_field_t *schema_fields_at(const cyaml_schema_field_t *fields, const char *path)
-{
-    const char *p = path;
-
-    while (*p != '\0') {
-        if (*p == '.')
-            p++;
-        size_t n = strcspn(p, ".[");
-        const cyaml_schema_field_t *f = NULL;
-        for (const cyaml_schema_field_t *i = fields; i->key != NULL; i++)
-            if (strlen(i->key) == n && memcmp(i->key, p, n) == 0)
-                f = i;
-        if (f == NULL)
-            return NULL;
-        p += n;
-        const cyaml_schema_value_t *v = &f->value;
-        if (v->type == CYAML_SEQUENCE) {
-            if (*p != '[')
-                return NULL;
-            p += strcspn(p, "]");
-            if (*p == ']')
-                p++;
-            v = v->sequence.entry;
-        }
-        if (v->type != CYAML_MAPPING)
-            return NULL;
-        fields = v->mapping.fields;
-    }
-    return fields;
-}
-
-static const char *cyaml_type_word(const char *s)
-{
-    static const struct {
-        const char *from, *to;
-    } words[] = {
-        {"MAPPING", "a mapping"}, {"SEQUENCE", "a sequence"},        {"STRING", "a scalar"},
-        {"SCALAR", "a scalar"},   {"MAPPING_START", "a mapping"},    {"SEQUENCE_START", "a sequence"},
-        {"ALIAS", "an alias"},    {"MAPPING_END", "end of mapping"}, {"SEQUENCE_END", "end of sequence"},
-    };
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-        if (strcmp(s, words[i].from) == 0)
-            return words[i].to;
-    return s;
-}
-
-/* Turns what libcyaml logged into one message with a position and a field path. */
-static int report_cyaml_error(file_ctx_t *ctx, const cyaml_schema_field_t *root_fields, const cyaml_capture_t *cap,
-                              cyaml_err_t cerr)
-{
-    char path[CONFIG_PATH_MAX] = "", key[CONFIG_PATH_KEY_MAX + 8], want[64], got[64], other[CONFIG_MSG_MAX];
-    size_t len = 0;
-    rm_yaml_pos_t pos = ctx->doc->pos;
-    const char *msg = cap->have_message ? cap->message : cyaml_strerror(cerr);
-    const rm_yaml_node_t *e;
-    unsigned limit;
-
-    /* the backtrace lists the innermost frame first; the path is built from the outermost */
-    for (size_t i = cap->num_frames; i-- > 0;) {
-        const cyaml_frame_t *f = &cap->frames[i];
-        if (f->kind == FRAME_FIELD)
-            len += (size_t)snprintf(path + len, sizeof(path) - len, "%s%s", len > 0 ? "." : "", f->key);
-        else if (f->kind == FRAME_ENTRY)
-            len += (size_t)snprintf(path + len, sizeof(path) - len, "[%u]", f->index);
-        if (len >= sizeof(path))
-            len = sizeof(path) - 1;
-        if (f->pos.line != 0)
-            pos = f->pos;
-    }
-
-    if (strncmp(msg, "Unexpected key: ", 16) == 0) {
-        char known[CONFIG_MSG_MAX / 2] = "", q[96];
-        size_t klen = 0;
-        const cyaml_schema_field_t *fields = schema_fields_at(root_fields, path);
-        for (const cyaml_schema_field_t *f = fields; f != NULL && f->key != NULL && klen < sizeof(known); f++)
-            klen += (size_t)snprintf(known + klen, sizeof(known) - klen, "%s%s", klen > 0 ? ", " : "", f->key);
-        path_key(key, sizeof(key), msg + 16);
-        snprintf(path + len, sizeof(path) - len, "%s%s", len > 0 ? "." : "", key);
-        if ((e = rm_yaml_pos_map_find(&ctx->doc->map, path)) != NULL)
-            pos = e->key;
-        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "unknown key %s (known keys: %s)",
-                         quoted(q, sizeof(q), msg + 16), known);
-    }
-    if ((e = rm_yaml_pos_map_find(&ctx->doc->map, path)) != NULL)
-        pos = e->value;
-    if (sscanf(msg, "Expecting %63s got event: %63s", want, got) == 2) {
-        want[strcspn(want, ",")] = '\0';
-        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "want %s, got %s", cyaml_type_word(want),
-                         cyaml_type_word(got));
-    }
-    if (sscanf(msg, "STRING length > %u", &limit) == 1)
-        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "longer than %u characters", limit);
-    /* anything else is passed on as libcyaml worded it, minus control characters from the document */
-    sanitize(other, sizeof(other), msg, 256);
-    return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "%s", other);
-}
 
 /* ---------------------------------------------------------------------------------------------------------
  * Scalars.
@@ -918,7 +541,7 @@ static int conv_bool(file_ctx_t *ctx, const char *path, const char *s, int *out)
     else if (strcmp(s, "false") == 0)
         *out = 0;
     else
-        return value_error(ctx, path, "%s is not a boolean (want true or false)", quoted(q, sizeof(q), s));
+        return value_error(ctx, path, "%s is not a boolean (want true or false)", rm_yaml_quoted(q, sizeof(q), s));
     return 0;
 }
 
@@ -930,7 +553,7 @@ static int conv_timeout(file_ctx_t *ctx, const char *path, const char *s, uint32
         return 0;
     if (rm_duration_parse_ms_max(s, UINT32_MAX, &v) != 0)
         return value_error(ctx, path, "%s is not a duration (want e.g. 500ms, 5s, 2m, 1h or 1m30s, at most 1193h)",
-                           quoted(q, sizeof(q), s));
+                           rm_yaml_quoted(q, sizeof(q), s));
     *out = (uint32_t)v;
     return 0;
 }
@@ -949,7 +572,7 @@ static int conv_metadata_name(file_ctx_t *ctx, const raw_doc_t *raw, int label, 
     if (label ? !dns_label_ok(raw->metadata->name, strlen(raw->metadata->name))
               : !dns_subdomain_ok(raw->metadata->name))
         return value_error(ctx, "metadata.name", "%s is not a DNS-1123 %s (%s)",
-                           quoted(q, sizeof(q), raw->metadata->name), label ? "label" : "subdomain",
+                           rm_yaml_quoted(q, sizeof(q), raw->metadata->name), label ? "label" : "subdomain",
                            label ? "1 to 63 of a-z 0-9 -, starting and ending with a letter or digit"
                                  : "labels of a-z 0-9 - joined by dots, at most 253 characters");
     return 0;
@@ -977,7 +600,7 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
     if (spec->trust_domain != NULL) {
         if ((rc = rm_trust_domain_check(spec->trust_domain, strlen(spec->trust_domain))) != 0)
             return value_error(ctx, "spec.trustDomain", "%s is not a SPIFFE trust domain: %s",
-                               quoted(q, sizeof(q), spec->trust_domain), rm_strerror(rc));
+                               rm_yaml_quoted(q, sizeof(q), spec->trust_domain), rm_strerror(rc));
         char *td = strdup(spec->trust_domain);
         if (td == NULL)
             return value_error(ctx, "spec.trustDomain", "out of memory");
@@ -994,26 +617,26 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
             s->inbound_mode = RM_MODEL_MTLS_DISABLE;
         else
             return value_error(ctx, "spec.mtls.mode", "%s is not an mTLS mode (want STRICT, PERMISSIVE or DISABLE)",
-                               quoted(q, sizeof(q), m));
+                               rm_yaml_quoted(q, sizeof(q), m));
     }
     if (spec->svid_ttl != NULL) {
         uint64_t ms;
         if (rm_duration_parse_ms_max(spec->svid_ttl, (uint64_t)SVID_TTL_MAX_S * 1000, &ms) != 0)
             return value_error(ctx, "spec.svidTTL",
                                "%s is not a duration (want e.g. 24h, 90m or 12h30m, at most 8760h)",
-                               quoted(q, sizeof(q), spec->svid_ttl));
+                               rm_yaml_quoted(q, sizeof(q), spec->svid_ttl));
         if (ms < (uint64_t)RM_CA_MIN_TTL * 1000)
             return value_error(ctx, "spec.svidTTL", "%s is shorter than the minimum of %um",
-                               quoted(q, sizeof(q), spec->svid_ttl), RM_CA_MIN_TTL / 60);
+                               rm_yaml_quoted(q, sizeof(q), spec->svid_ttl), RM_CA_MIN_TTL / 60);
         if (ms % 1000 != 0)
             return value_error(ctx, "spec.svidTTL", "%s is not a whole number of seconds",
-                               quoted(q, sizeof(q), spec->svid_ttl));
+                               rm_yaml_quoted(q, sizeof(q), spec->svid_ttl));
         s->svid_ttl = (int64_t)(ms / 1000);
     }
     if (spec->root_namespace != NULL) {
         if (!dns_label_ok(spec->root_namespace, strlen(spec->root_namespace)))
             return value_error(ctx, "spec.rootNamespace", "%s is not a namespace name (DNS label)",
-                               quoted(q, sizeof(q), spec->root_namespace));
+                               rm_yaml_quoted(q, sizeof(q), spec->root_namespace));
         char *rn = strdup(spec->root_namespace);
         if (rn == NULL)
             return value_error(ctx, "spec.rootNamespace", "out of memory");
@@ -1029,7 +652,7 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
                 s->default_action = RM_AUTHZ_ALLOW;
             else
                 return value_error(ctx, "spec.authorization.defaultAction", "%s is not DENY or ALLOW",
-                                   quoted(q, sizeof(q), a->default_action));
+                                   rm_yaml_quoted(q, sizeof(q), a->default_action));
         }
         if ((ret = conv_bool(ctx, "spec.authorization.logAllowed", a->log_allowed, &s->log_allowed)) != 0)
             return ret;
@@ -1039,7 +662,7 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
             if (end == a->log_allowed_sample_rate || *end != '\0' || !(v > 0 && v <= 1))
                 return value_error(ctx, "spec.authorization.logAllowedSampleRate",
                                    "%s is not a fraction in (0, 1] (e.g. 0.01 logs one allowed request in 100)",
-                                   quoted(q, sizeof(q), a->log_allowed_sample_rate));
+                                   rm_yaml_quoted(q, sizeof(q), a->log_allowed_sample_rate));
             s->log_allowed_sample = v;
         }
     }
@@ -1119,14 +742,14 @@ static int conv_vips(file_ctx_t *ctx, const raw_service_spec_t *spec, pending_se
         if (parse_vip(spec->addresses[i], v) != 0)
             return value_error(ctx, path,
                                "%s is not an IP address (want an IPv4 or IPv6 literal, without port or brackets)",
-                               quoted(q, sizeof(q), spec->addresses[i]));
+                               rm_yaml_quoted(q, sizeof(q), spec->addresses[i]));
         if (vip_is_unspecified(v))
             return value_error(ctx, path, "%s is the unspecified address; a VIP must be a real address",
-                               quoted(q, sizeof(q), spec->addresses[i]));
+                               rm_yaml_quoted(q, sizeof(q), spec->addresses[i]));
         for (unsigned j = 0; j < i; j++)
             if (p->vips[j].family == v->family && memcmp(p->vips[j].bytes, v->bytes, sizeof(v->bytes)) == 0)
                 return value_error(ctx, path, "%s is the same address as spec.addresses[%u]",
-                                   quoted(q, sizeof(q), spec->addresses[i]), j);
+                                   rm_yaml_quoted(q, sizeof(q), spec->addresses[i]), j);
         v->index = i;
         v->pos = lookup_pos(ctx, path, 0);
         p->num_vips = i + 1;
@@ -1147,7 +770,7 @@ static int conv_ports(file_ctx_t *ctx, const raw_service_spec_t *spec, pending_s
         snprintf(path, sizeof(path), "spec.ports[%u]", i);
         if (parse_uint(spec->ports[i], 1, 65535, &port) != 0)
             return value_error(ctx, path, "%s is not a port (want a whole number in 1..65535)",
-                               quoted(q, sizeof(q), spec->ports[i]));
+                               rm_yaml_quoted(q, sizeof(q), spec->ports[i]));
         for (unsigned j = 0; j < i; j++)
             if (p->ports[j] == port)
                 return value_error(ctx, path, "port %lu is also spec.ports[%u]", port, j);
@@ -1172,10 +795,11 @@ static int conv_accounts(file_ctx_t *ctx, const raw_service_spec_t *spec, pendin
             return value_error(ctx, path,
                                "%s is not a ServiceAccount name (a DNS-1123 subdomain: labels of a-z 0-9 - joined by "
                                "dots, at most 253 characters)",
-                               quoted(q, sizeof(q), sa));
+                               rm_yaml_quoted(q, sizeof(q), sa));
         for (unsigned j = 0; j < i; j++)
             if (strcmp(p->accounts[j].value, sa) == 0)
-                return value_error(ctx, path, "%s is also spec.serviceAccounts[%u]", quoted(q, sizeof(q), sa), j);
+                return value_error(ctx, path, "%s is also spec.serviceAccounts[%u]", rm_yaml_quoted(q, sizeof(q), sa),
+                                   j);
         if ((p->accounts[i].value = strdup(sa)) == NULL)
             return value_error(ctx, path, "out of memory");
         p->accounts[i].index = i;
@@ -1201,17 +825,17 @@ static int conv_ids(file_ctx_t *ctx, const raw_service_spec_t *spec, pending_ser
         const char *s = spec->identities[i];
         snprintf(path, sizeof(path), "spec.identities[%u]", i);
         if ((rc = rm_spiffe_id_parse(s, strlen(s), id)) != 0) {
-            ret = value_error(ctx, path, "%s is not a SPIFFE ID: %s", quoted(q, sizeof(q), s), rm_strerror(rc));
+            ret = value_error(ctx, path, "%s is not a SPIFFE ID: %s", rm_yaml_quoted(q, sizeof(q), s), rm_strerror(rc));
             goto Exit;
         }
         if (id->len == 9 + id->td_len) {
             ret = value_error(ctx, path, "%s names a trust domain, not a workload (it has no path)",
-                              quoted(q, sizeof(q), s));
+                              rm_yaml_quoted(q, sizeof(q), s));
             goto Exit;
         }
         for (unsigned j = 0; j < i; j++) {
             if (strcmp(p->ids[j].value, s) == 0) {
-                ret = value_error(ctx, path, "%s is also spec.identities[%u]", quoted(q, sizeof(q), s), j);
+                ret = value_error(ctx, path, "%s is also spec.identities[%u]", rm_yaml_quoted(q, sizeof(q), s), j);
                 goto Exit;
             }
         }
@@ -1250,7 +874,7 @@ static int convert_service(file_ctx_t *ctx, const raw_doc_t *raw)
         ret = value_error(ctx, "metadata.namespace",
                           "%s is not a DNS-1123 label (1 to 63 of a-z 0-9 -, starting and ending with a letter or "
                           "digit)",
-                          quoted(q, sizeof(q), ns));
+                          rm_yaml_quoted(q, sizeof(q), ns));
         goto Exit;
     }
     if ((p.namespace_ = strdup(ns)) == NULL || (p.name = strdup(raw->metadata->name)) == NULL) {
@@ -1315,7 +939,7 @@ static const kind_t *document_kind(file_ctx_t *ctx, int *ret)
     if (doc->api_version == NULL || strcmp(doc->api_version, API_VERSION) != 0) {
         *ret = report_at(
             ctx, RM_ERR_CONFIG_VALUE, e->value, "apiVersion", "%s is not a version this source reads (want %s)",
-            doc->api_version != NULL ? quoted(q, sizeof(q), doc->api_version) : "a collection", API_VERSION);
+            doc->api_version != NULL ? rm_yaml_quoted(q, sizeof(q), doc->api_version) : "a collection", API_VERSION);
         return NULL;
     }
     if ((e = rm_yaml_pos_map_find(&doc->map, "kind")) == NULL) {
@@ -1327,17 +951,17 @@ static const kind_t *document_kind(file_ctx_t *ctx, int *ret)
             return &kinds[i];
     *ret = report_at(ctx, RM_ERR_CONFIG_VALUE, e->value, "kind",
                      "%s is not a kind this source reads (want MeshConfig or Service)",
-                     doc->kind != NULL ? quoted(q, sizeof(q), doc->kind) : "a collection");
+                     doc->kind != NULL ? rm_yaml_quoted(q, sizeof(q), doc->kind) : "a collection");
     return NULL;
 }
 
 static int load_document(file_ctx_t *ctx, size_t end)
 {
     const kind_t *kind;
-    cyaml_capture_t *cap = NULL;
+    rm_yaml_cyaml_capture_t *cap = NULL;
     raw_doc_t *raw = NULL;
     cyaml_config_t cyaml_cfg = {
-        .log_fn = cyaml_capture_log,
+        .log_fn = rm_yaml_cyaml_log,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,
         .flags = CYAML_CFG_NO_ALIAS,
@@ -1360,7 +984,7 @@ static int load_document(file_ctx_t *ctx, size_t end)
                            kind->schema, (cyaml_data_t **)&raw, NULL);
     if (cerr != CYAML_OK) {
         raw = NULL;
-        ret = report_cyaml_error(ctx, kind->fields, cap, cerr);
+        ret = rm_yaml_report_cyaml_error(cap, cerr, kind->fields, &ctx->doc->map, ctx->doc->pos, file_vreport, ctx);
         goto Exit;
     }
     if (raw == NULL) {
@@ -1545,7 +1169,7 @@ static int check_identities(loader_t *ld)
             snprintf(path, sizeof(path), "spec.serviceAccounts[%u]", p->accounts[j].index);
             if (len < 0 || (size_t)len >= sizeof(id) || rm_spiffe_id_parse(id, (size_t)len, NULL) != 0)
                 return loader_error(ld, p->file, p->accounts[j].pos, path, "gives %s, which is not a SPIFFE ID",
-                                    quoted(q, sizeof(q), id));
+                                    rm_yaml_quoted(q, sizeof(q), id));
             if ((p->identities[p->num_identities] = strdup(id)) == NULL)
                 return loader_error(ld, p->file, p->accounts[j].pos, path, "out of memory");
             p->num_identities++;
@@ -1555,11 +1179,11 @@ static int check_identities(loader_t *ld)
             snprintf(path, sizeof(path), "spec.identities[%u]", e->index);
             if (strncmp(e->value + 9, td, td_len) != 0 || (e->value[9 + td_len] != '/' && e->value[9 + td_len] != '\0'))
                 return loader_error(ld, p->file, e->pos, path, "%s is not in the mesh's trust domain \"%s\"",
-                                    quoted(q, sizeof(q), e->value), td);
+                                    rm_yaml_quoted(q, sizeof(q), e->value), td);
             for (size_t k = 0; k < p->num_accounts; k++)
                 if (strcmp(p->identities[k], e->value) == 0)
                     return loader_error(ld, p->file, e->pos, path, "%s is already given by spec.serviceAccounts[%u]",
-                                        quoted(q, sizeof(q), e->value), p->accounts[k].index);
+                                        rm_yaml_quoted(q, sizeof(q), e->value), p->accounts[k].index);
             if ((p->identities[p->num_identities] = strdup(e->value)) == NULL)
                 return loader_error(ld, p->file, e->pos, path, "out of memory");
             p->num_identities++;

@@ -15,6 +15,7 @@
  * Every message has the form "FILE:LINE:COLUMN: FIELD.PATH: what is wrong". */
 #include "proxy_config.h"
 
+#include "ringmesh/yaml_load.h"
 #include "ringmesh/yaml_pos_map.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -32,14 +33,11 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#define CONFIG_FILE_MAX     (4u << 20) /* a larger file is refused before parsing */
-#define CONFIG_STRING_MAX   4096u      /* longest scalar accepted (file paths are at most PATH_MAX) */
-#define CONFIG_DEPTH_MAX    16u        /* the schema needs 4 levels; deeper documents are refused */
-#define CONFIG_PATH_KEY_MAX 128u       /* keys longer than this are shortened in field paths */
-#define CONFIG_PATH_MAX     4096u      /* > CONFIG_DEPTH_MAX * (CONFIG_PATH_KEY_MAX + 4 + 24) */
-#define CONFIG_WORKERS_MAX  64u
-#define CONFIG_CONN_MAX     1000000u
-#define CONFIG_MSG_MAX      768u
+#define CONFIG_FILE_MAX    (4u << 20) /* a larger file is refused before parsing */
+#define CONFIG_STRING_MAX  4096u      /* longest scalar accepted (file paths are at most PATH_MAX) */
+#define CONFIG_WORKERS_MAX 64u
+#define CONFIG_CONN_MAX    1000000u
+#define CONFIG_MSG_MAX     768u
 
 /* ---------------------------------------------------------------------------------------------------------
  * Raw document: what libcyaml fills. Every scalar is a string so that conversion errors are ours to word.
@@ -266,74 +264,14 @@ typedef struct st_load_ctx_t {
     rm_yaml_pos_map_t map;
     char *err;
     size_t errlen;
+    unsigned num_docs; /* pass 1: YAML documents seen */
+    int have_root;     /* pass 1: the document's top mapping was seen */
 } load_ctx_t;
-
-/* Copies at most `max` bytes of `src` for a message: control characters become '?', and a cut is marked
- * with "...". Returns nonzero when the copy differs from `src`. */
-static int sanitize(char *dst, size_t dstlen, const char *src, size_t max)
-{
-    size_t i, n = strlen(src);
-    size_t keep = n > max ? max : n;
-    int lossy = 0;
-    if (keep + 4 > dstlen)
-        keep = dstlen - 4;
-    for (i = 0; i < keep; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (c < 0x20 || c == 0x7f) {
-            dst[i] = '?';
-            lossy = 1;
-        } else {
-            dst[i] = (char)c;
-        }
-    }
-    if (keep < n) {
-        memcpy(dst + i, "...", 3);
-        i += 3;
-        lossy = 1;
-    }
-    dst[i] = '\0';
-    return lossy;
-}
-
-/* A key as it appears in a field path (an empty key as ""). Pass 1 and the libcyaml backtrace both use this,
- * so that their paths compare equal even for keys that had to be altered. Returns nonzero when the path form
- * is not the key itself, so that two different keys may share it. */
-static int path_key(char *dst, size_t dstlen, const char *key)
-{
-    if (key[0] == '\0') {
-        snprintf(dst, dstlen, "\"\"");
-        return 1;
-    }
-    return sanitize(dst, dstlen, key, CONFIG_PATH_KEY_MAX);
-}
-
-/* Writes `s` double-quoted for a message: at most 64 characters of it, control characters and quotes escaped. */
-static const char *quoted(char *buf, size_t buflen, const char *s)
-{
-    size_t o = 0, i;
-    buf[o++] = '"';
-    for (i = 0; s[i] != '\0' && o + 8 < buflen && i < 64; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(buf + o, buflen - o, "\\x%02x", c);
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
-    if (s[i] != '\0' && o + 4 < buflen)
-        memcpy(buf + o, "...", 3), o += 3;
-    buf[o++] = '"';
-    buf[o] = '\0';
-    return buf;
-}
 
 /* The position of `path`, or of its closest recorded ancestor, or of the document. */
 static rm_yaml_pos_t lookup_pos(const load_ctx_t *ctx, const char *path, int want_key)
 {
-    char buf[CONFIG_PATH_MAX];
+    char buf[RM_YAML_PATH_MAX];
     const rm_yaml_node_t *e;
     rm_yaml_pos_t pos = {1, 1};
 
@@ -354,9 +292,11 @@ static rm_yaml_pos_t lookup_pos(const load_ctx_t *ctx, const char *path, int wan
     return pos;
 }
 
-__attribute__((format(printf, 5, 0))) static int vreport(load_ctx_t *ctx, int code, rm_yaml_pos_t pos, const char *path,
+/* Reports `code` at a position of the file (an rm_yaml_report_fn). */
+__attribute__((format(printf, 5, 0))) static int vreport(void *arg, int code, rm_yaml_pos_t pos, const char *path,
                                                          const char *fmt, va_list ap)
 {
+    load_ctx_t *ctx = arg;
     char msg[CONFIG_MSG_MAX];
 
     if (ctx->err == NULL || ctx->errlen == 0)
@@ -403,358 +343,52 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
  * Pass 1 proper.
  * ------------------------------------------------------------------------------------------------------- */
 
-typedef struct st_walk_frame_t {
-    int is_sequence;
-    size_t base_len; /* path length of the collection itself */
-    size_t index;    /* sequences: next entry's index */
-    int want_key;    /* mappings: the next scalar is a key */
-    rm_yaml_pos_t key_pos;
-    int key_lossy;
-} walk_frame_t;
-
-static rm_yaml_pos_t mark_pos(yaml_mark_t m)
+static int walk_on_document(void *arg, rm_yaml_pos_t pos, rm_yaml_pos_map_t **map)
 {
-    rm_yaml_pos_t p = {(unsigned)m.line + 1, (unsigned)m.column + 1};
-    return p;
+    load_ctx_t *ctx = arg;
+    if (++ctx->num_docs > 1)
+        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, "(document)",
+                         "the file holds more than one YAML document; only one is allowed");
+    *map = &ctx->map;
+    return 0;
 }
 
-/* Line and column (in bytes) of byte `offset` of the document. */
-static rm_yaml_pos_t offset_pos(const char *data, size_t len, size_t offset)
+static int walk_on_root(void *arg, const yaml_event_t *ev, rm_yaml_pos_t pos)
 {
-    rm_yaml_pos_t p = {1, 1};
-    for (size_t i = 0; i < offset && i < len; i++) {
-        if (data[i] == '\n') {
-            p.line++;
-            p.col = 1;
-        } else {
-            p.col++;
-        }
+    load_ctx_t *ctx = arg;
+    if (ev->type != YAML_MAPPING_START_EVENT) {
+        const char *what = rm_yaml_event_kind(ev->type);
+        if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == 0 &&
+            ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+            what = "an empty document";
+        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, "(document)",
+                         "the top level must be a mapping of settings, not %s", what);
     }
-    return p;
-}
-
-static const char *event_kind(yaml_event_type_t t)
-{
-    switch (t) {
-    case YAML_SCALAR_EVENT:
-        return "a scalar";
-    case YAML_SEQUENCE_START_EVENT:
-        return "a sequence";
-    case YAML_MAPPING_START_EVENT:
-        return "a mapping";
-    default:
-        return "nothing";
-    }
+    ctx->have_root = 1;
+    return 0;
 }
 
 static int walk_document(load_ctx_t *ctx, const char *data, size_t len)
 {
-    yaml_parser_t parser;
-    yaml_event_t event;
-    walk_frame_t frames[CONFIG_DEPTH_MAX];
-    size_t depth = 0, num_docs = 0;
-    char path[CONFIG_PATH_MAX] = "";
-    size_t path_len = 0;
-    int have_root = 0, have_event = 0, done = 0, ret = 0;
+    const rm_yaml_walk_ops_t ops = {
+        .arg = ctx,
+        .report = vreport,
+        .document = walk_on_document,
+        .root = walk_on_root,
+    };
+    int ret;
 
-    if (!yaml_parser_initialize(&parser)) {
-        set_err(ctx->err, ctx->errlen, "%s: cannot initialise the YAML parser", ctx->file);
-        return -ENOMEM;
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-
-    while (!done) {
-        if (!yaml_parser_parse(&parser, &event)) {
-            char ctxbuf[160] = "";
-            rm_yaml_pos_t at = mark_pos(parser.problem_mark);
-            if (parser.error == YAML_READER_ERROR) {
-                /* the reader names a byte offset, not a mark */
-                at = offset_pos(data, len, parser.problem_offset);
-                if (parser.problem_value != -1)
-                    snprintf(ctxbuf, sizeof(ctxbuf), " (#x%02X)", (unsigned)parser.problem_value);
-            } else if (parser.context != NULL) {
-                snprintf(ctxbuf, sizeof(ctxbuf), " (%s at line %u)", parser.context,
-                         (unsigned)parser.context_mark.line + 1);
-            }
-            ret = report_at(ctx, RM_ERR_CONFIG_PARSE, at, path, "YAML syntax error: %s%s",
-                            parser.problem != NULL ? parser.problem : "unknown", ctxbuf);
-            goto Exit;
-        }
-        have_event = 1;
-        rm_yaml_pos_t pos = mark_pos(event.start_mark);
-
-        switch (event.type) {
-        case YAML_STREAM_END_EVENT:
-            done = 1;
-            break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++num_docs > 1) {
-                ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, "(document)",
-                                "the file holds more than one YAML document; only one is allowed");
-                goto Exit;
-            }
-            break;
-        case YAML_ALIAS_EVENT: {
-            char anchor[80];
-            sanitize(anchor, sizeof(anchor), (const char *)event.data.alias.anchor, 64);
-            ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "YAML aliases (*%s) are not supported", anchor);
-            goto Exit;
-        }
-        case YAML_SCALAR_EVENT:
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT: {
-            walk_frame_t *top = depth > 0 ? &frames[depth - 1] : NULL;
-            rm_yaml_pos_t key_pos = pos;
-            int lossy_key = 0;
-            if (top == NULL) {
-                if (event.type != YAML_MAPPING_START_EVENT) {
-                    const char *what = event_kind(event.type);
-                    if (event.type == YAML_SCALAR_EVENT && event.data.scalar.length == 0 &&
-                        event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
-                        what = "an empty document";
-                    ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, "(document)",
-                                    "the top level must be a mapping of settings, not %s", what);
-                    goto Exit;
-                }
-                have_root = 1;
-            } else if (!top->is_sequence && top->want_key) {
-                char key[CONFIG_PATH_KEY_MAX + 8];
-                if (event.type != YAML_SCALAR_EVENT) {
-                    ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "mapping keys must be plain strings, not %s",
-                                    event_kind(event.type));
-                    goto Exit;
-                }
-                int lossy = path_key(key, sizeof(key), (const char *)event.data.scalar.value);
-                path_len += (size_t)snprintf(path + path_len, sizeof(path) - path_len, "%s%s",
-                                             top->base_len > 0 ? "." : "", key);
-                if (path_len >= sizeof(path))
-                    path_len = sizeof(path) - 1;
-                top->want_key = 0;
-                top->key_pos = pos;
-                top->key_lossy = lossy || strlen((const char *)event.data.scalar.value) != event.data.scalar.length;
-                break;
-            } else if (!top->is_sequence) {
-                key_pos = top->key_pos;
-                lossy_key = top->key_lossy;
-            } else {
-                path_len += (size_t)snprintf(path + path_len, sizeof(path) - path_len, "[%zu]", top->index++);
-            }
-            if (path_len >= sizeof(path))
-                path_len = sizeof(path) - 1;
-
-            int added = rm_yaml_pos_map_add(&ctx->map, path, key_pos, pos);
-            if (added < 0) {
-                ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "out of memory");
-                goto Exit;
-            }
-            if (added == 1 && !lossy_key) {
-                rm_yaml_pos_t first = rm_yaml_pos_map_find(&ctx->map, path)->key;
-                ret = report_at(ctx, RM_ERR_CONFIG_PARSE, key_pos, path, "duplicate key (first set at line %u)",
-                                first.line);
-                goto Exit;
-            }
-            if (event.type != YAML_SCALAR_EVENT) {
-                if (depth == CONFIG_DEPTH_MAX) {
-                    ret = report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "nested deeper than %u levels",
-                                    CONFIG_DEPTH_MAX);
-                    goto Exit;
-                }
-                walk_frame_t *f = &frames[depth++];
-                memset(f, 0, sizeof(*f));
-                f->is_sequence = event.type == YAML_SEQUENCE_START_EVENT;
-                f->base_len = path_len;
-                f->want_key = 1;
-                break;
-            }
-        }
-            /* a scalar value is complete: fall through to return to the parent collection */
-            /* fallthrough */
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (event.type != YAML_SCALAR_EVENT && depth > 0)
-                depth--;
-            if (depth > 0) {
-                walk_frame_t *parent = &frames[depth - 1];
-                path_len = parent->base_len;
-                path[path_len] = '\0';
-                parent->want_key = 1;
-            }
-            break;
-        default:
-            break;
-        }
-        yaml_event_delete(&event);
-        have_event = 0;
-    }
-
-    if (!have_root)
-        ret = report_at(ctx, RM_ERR_CONFIG_PARSE, (rm_yaml_pos_t){1, 1}, "(document)",
-                        "the file is empty; want a mapping of settings");
-
-Exit:
-    if (have_event)
-        yaml_event_delete(&event);
-    yaml_parser_delete(&parser);
-    return ret;
+    if ((ret = rm_yaml_walk(data, len, &ops)) != 0)
+        return ret;
+    if (!ctx->have_root)
+        return report_at(ctx, RM_ERR_CONFIG_PARSE, (rm_yaml_pos_t){1, 1}, "(document)",
+                         "the file is empty; want a mapping of settings");
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * Pass 2: libcyaml, with its log messages captured.
  * ------------------------------------------------------------------------------------------------------- */
-
-#define CAPTURE_FRAMES_MAX 16
-
-typedef struct st_cyaml_frame_t {
-    enum { FRAME_MAPPING, FRAME_FIELD, FRAME_ENTRY } kind;
-    char key[64];
-    unsigned index;
-    rm_yaml_pos_t pos;
-} cyaml_frame_t;
-
-typedef struct st_cyaml_capture_t {
-    char message[CONFIG_MSG_MAX]; /* the first error message, "Load: " removed */
-    int have_message;
-    cyaml_frame_t frames[CAPTURE_FRAMES_MAX]; /* innermost first, as libcyaml prints them */
-    size_t num_frames;
-} cyaml_capture_t;
-
-__attribute__((format(printf, 3, 0))) static void cyaml_capture_log(cyaml_log_t level, void *arg, const char *fmt,
-                                                                    va_list args)
-{
-    cyaml_capture_t *cap = arg;
-    char line[CONFIG_MSG_MAX];
-    cyaml_frame_t f;
-    unsigned long l, c;
-    unsigned idx;
-
-    if (cap == NULL || level < CYAML_LOG_ERROR)
-        return;
-    vsnprintf(line, sizeof(line), fmt, args);
-    line[strcspn(line, "\n")] = '\0';
-    memset(&f, 0, sizeof(f));
-
-    if (sscanf(line, "  in mapping field '%63[^']' (line: %lu, column: %lu)", f.key, &l, &c) == 3) {
-        f.kind = FRAME_FIELD;
-    } else if (sscanf(line, "  in sequence entry '%u' (line: %lu, column: %lu)", &idx, &l, &c) == 3) {
-        f.kind = FRAME_ENTRY;
-        f.index = idx > 0 ? idx - 1 : 0; /* libcyaml prints the count of entries begun so far */
-    } else if (sscanf(line, "  in mapping (line: %lu, column: %lu)", &l, &c) == 2) {
-        f.kind = FRAME_MAPPING;
-    } else {
-        if (!cap->have_message && strcmp(line, "Load: Backtrace:") != 0) {
-            const char *m = strncmp(line, "Load: ", 6) == 0 ? line + 6 : line;
-            snprintf(cap->message, sizeof(cap->message), "%s", m);
-            cap->have_message = 1;
-        }
-        return;
-    }
-    f.pos.line = (unsigned)l;
-    f.pos.col = (unsigned)c;
-    if (cap->num_frames < CAPTURE_FRAMES_MAX)
-        cap->frames[cap->num_frames++] = f;
-}
-
-/* The field list of the mapping at `path` ("", "inbound", "listeners[3]"), or NULL. */
-static const cyaml_schema_field_t *schema_fields_at(const char *path)
-{
-    const cyaml_schema_field_t *fields = config_fields;
-    const char *p = path;
-
-    while (*p != '\0') {
-        if (*p == '.')
-            p++;
-        size_t n = strcspn(p, ".[");
-        const cyaml_schema_field_t *f = NULL;
-        for (const cyaml_schema_field_t *i = fields; i->key != NULL; i++) {
-            if (strlen(i->key) == n && memcmp(i->key, p, n) == 0)
-                f = i;
-        }
-        if (f == NULL)
-            return NULL;
-        p += n;
-        const cyaml_schema_value_t *v = &f->value;
-        if (v->type == CYAML_SEQUENCE) {
-            if (*p != '[')
-                return NULL;
-            p += strcspn(p, "]");
-            if (*p == ']')
-                p++;
-            v = v->sequence.entry;
-        }
-        if (v->type != CYAML_MAPPING)
-            return NULL;
-        fields = v->mapping.fields;
-    }
-    return fields;
-}
-
-static const char *cyaml_type_word(const char *s)
-{
-    static const struct {
-        const char *from, *to;
-    } words[] = {
-        {"MAPPING", "a mapping"}, {"SEQUENCE", "a sequence"},        {"STRING", "a scalar"},
-        {"SCALAR", "a scalar"},   {"MAPPING_START", "a mapping"},    {"SEQUENCE_START", "a sequence"},
-        {"ALIAS", "an alias"},    {"MAPPING_END", "end of mapping"}, {"SEQUENCE_END", "end of sequence"},
-    };
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-        if (strcmp(s, words[i].from) == 0)
-            return words[i].to;
-    return s;
-}
-
-/* Turns what libcyaml logged into one message with a position and a field path. */
-static int report_cyaml_error(load_ctx_t *ctx, const cyaml_capture_t *cap, cyaml_err_t cerr)
-{
-    char path[CONFIG_PATH_MAX] = "", key[CONFIG_PATH_KEY_MAX + 8], want[64], got[64];
-    size_t len = 0;
-    rm_yaml_pos_t pos = {1, 1};
-    const char *msg = cap->have_message ? cap->message : cyaml_strerror(cerr);
-
-    /* the backtrace lists the innermost frame first; the path is built from the outermost */
-    for (size_t i = cap->num_frames; i-- > 0;) {
-        const cyaml_frame_t *f = &cap->frames[i];
-        if (f->kind == FRAME_FIELD)
-            len += (size_t)snprintf(path + len, sizeof(path) - len, "%s%s", len > 0 ? "." : "", f->key);
-        else if (f->kind == FRAME_ENTRY)
-            len += (size_t)snprintf(path + len, sizeof(path) - len, "[%u]", f->index);
-        if (len >= sizeof(path))
-            len = sizeof(path) - 1;
-        if (f->pos.line != 0)
-            pos = f->pos;
-    }
-
-    if (strncmp(msg, "Unexpected key: ", 16) == 0) {
-        char known[CONFIG_MSG_MAX / 2] = "", qbuf[96];
-        size_t klen = 0;
-        const cyaml_schema_field_t *fields = schema_fields_at(path);
-        for (const cyaml_schema_field_t *f = fields; f != NULL && f->key != NULL && klen < sizeof(known); f++)
-            klen += (size_t)snprintf(known + klen, sizeof(known) - klen, "%s%s", klen > 0 ? ", " : "", f->key);
-        path_key(key, sizeof(key), msg + 16);
-        snprintf(path + len, sizeof(path) - len, "%s%s", len > 0 ? "." : "", key);
-        const rm_yaml_node_t *e = rm_yaml_pos_map_find(&ctx->map, path);
-        if (e != NULL)
-            pos = e->key;
-        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "unknown key %s (known keys: %s)",
-                         quoted(qbuf, sizeof(qbuf), msg + 16), known);
-    }
-
-    const rm_yaml_node_t *e = rm_yaml_pos_map_find(&ctx->map, path);
-    unsigned limit;
-    char other[CONFIG_MSG_MAX];
-    if (e != NULL)
-        pos = e->value;
-    if (sscanf(msg, "Expecting %63s got event: %63s", want, got) == 2) {
-        want[strcspn(want, ",")] = '\0';
-        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "want %s, got %s", cyaml_type_word(want),
-                         cyaml_type_word(got));
-    }
-    if (sscanf(msg, "STRING length > %u", &limit) == 1)
-        return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "longer than %u characters", limit);
-    /* anything else is passed on as libcyaml worded it, minus control characters from the document */
-    sanitize(other, sizeof(other), msg, 256);
-    return report_at(ctx, RM_ERR_CONFIG_PARSE, pos, path, "%s", other);
-}
 
 /* ---------------------------------------------------------------------------------------------------------
  * Scalars: addresses, durations, numbers.
@@ -948,10 +582,10 @@ static int conv_addr(load_ctx_t *ctx, const char *path, const char *s, rm_sockad
         return 0;
     if (rm_sockaddr_parse(s, out) != 0)
         return value_error(ctx, path, "%s is not an address (want ip:port, [ip6]:port or port)",
-                           quoted(q, sizeof(q), s));
+                           rm_yaml_quoted(q, sizeof(q), s));
     if (kind == ADDR_REMOTE && sockaddr_is_unspecified(out))
         return value_error(ctx, path, "%s needs an explicit IP address (want ip:port or [ip6]:port)",
-                           quoted(q, sizeof(q), s));
+                           rm_yaml_quoted(q, sizeof(q), s));
     return 0;
 }
 
@@ -965,7 +599,7 @@ static int conv_bool(load_ctx_t *ctx, const char *path, const char *s, int *out)
     } else if (strcmp(s, "false") == 0) {
         *out = 0;
     } else {
-        return value_error(ctx, path, "%s is not a boolean (want true or false)", quoted(q, sizeof(q), s));
+        return value_error(ctx, path, "%s is not a boolean (want true or false)", rm_yaml_quoted(q, sizeof(q), s));
     }
     return 0;
 }
@@ -978,7 +612,7 @@ static int conv_duration(load_ctx_t *ctx, const char *path, const char *s, int a
         return 0;
     if (rm_duration_parse_ms(s, &v) != 0)
         return value_error(ctx, path, "%s is not a duration (want e.g. 500ms, 5s, 2m, 1h or 1m30s, at most 1193h)",
-                           quoted(q, sizeof(q), s));
+                           rm_yaml_quoted(q, sizeof(q), s));
     if (v == 0 && !allow_zero)
         return value_error(ctx, path, "must be longer than 0");
     *out = v;
@@ -993,7 +627,8 @@ static int conv_uint(load_ctx_t *ctx, const char *path, const char *s, unsigned 
     if (s == NULL)
         return 0;
     if (parse_uint(s, min, max, &v) != 0)
-        return value_error(ctx, path, "%s is not a whole number in %lu..%lu", quoted(q, sizeof(q), s), min, max);
+        return value_error(ctx, path, "%s is not a whole number in %lu..%lu", rm_yaml_quoted(q, sizeof(q), s), min,
+                           max);
     *out = (unsigned)v;
     return 0;
 }
@@ -1011,7 +646,7 @@ static int conv_mode(load_ctx_t *ctx, const char *path, const char *s, rm_mtls_m
         *out = RM_MTLS_DISABLE;
     } else {
         return value_error(ctx, path, "%s is not an mTLS mode (want STRICT, PERMISSIVE or DISABLE)",
-                           quoted(q, sizeof(q), s));
+                           rm_yaml_quoted(q, sizeof(q), s));
     }
     return 0;
 }
@@ -1037,7 +672,7 @@ static int conv_trust_domain(load_ctx_t *ctx, const char *s, char **out)
     if (s == NULL)
         return 0;
     if ((rc = rm_trust_domain_check(s, strlen(s))) != 0)
-        return value_error(ctx, "trustDomain", "%s is not a trust domain: %s", quoted(q, sizeof(q), s),
+        return value_error(ctx, "trustDomain", "%s is not a trust domain: %s", rm_yaml_quoted(q, sizeof(q), s),
                            rm_strerror(rc));
     return conv_string(ctx, "trustDomain", s, out);
 }
@@ -1046,7 +681,7 @@ static int conv_trust_domain(load_ctx_t *ctx, const char *s, char **out)
 static int conv_identities(load_ctx_t *ctx, const char *path, char **raw, unsigned n, const char *trust_domain,
                            char **out, size_t *num_out)
 {
-    char q[96], epath[CONFIG_PATH_MAX];
+    char q[96], epath[RM_YAML_PATH_MAX];
     rm_spiffe_id_t *id = NULL;
     size_t td_len = strlen(trust_domain);
     int ret = 0, rc;
@@ -1062,17 +697,18 @@ static int conv_identities(load_ctx_t *ctx, const char *path, char **raw, unsign
     for (unsigned i = 0; i < n; i++) {
         snprintf(epath, sizeof(epath), "%s[%u]", path, i);
         if ((rc = rm_spiffe_id_parse(raw[i], strlen(raw[i]), id)) != 0) {
-            ret = value_error(ctx, epath, "%s is not a SPIFFE ID: %s", quoted(q, sizeof(q), raw[i]), rm_strerror(rc));
+            ret = value_error(ctx, epath, "%s is not a SPIFFE ID: %s", rm_yaml_quoted(q, sizeof(q), raw[i]),
+                              rm_strerror(rc));
             goto Exit;
         }
         if (id->td_len != td_len || memcmp(id->str + 9, trust_domain, td_len) != 0) {
-            ret =
-                value_error(ctx, epath, "%s is not in trust domain \"%s\"", quoted(q, sizeof(q), raw[i]), trust_domain);
+            ret = value_error(ctx, epath, "%s is not in trust domain \"%s\"", rm_yaml_quoted(q, sizeof(q), raw[i]),
+                              trust_domain);
             goto Exit;
         }
         for (unsigned j = 0; j < i; j++) {
             if (strcmp(raw[j], raw[i]) == 0) {
-                ret = value_error(ctx, epath, "%s is listed twice", quoted(q, sizeof(q), raw[i]));
+                ret = value_error(ctx, epath, "%s is listed twice", rm_yaml_quoted(q, sizeof(q), raw[i]));
                 goto Exit;
             }
         }
@@ -1101,7 +737,7 @@ static int conv_io_backend(load_ctx_t *ctx, const char *path, const char *s, rm_
         *out = RM_IO_EPOLL;
     } else {
         return value_error(ctx, path, "%s is not an I/O backend (want auto, io_uring or epoll)",
-                           quoted(q, sizeof(q), s));
+                           rm_yaml_quoted(q, sizeof(q), s));
     }
     return 0;
 }
@@ -1114,7 +750,7 @@ static int conv_log_level(load_ctx_t *ctx, const char *path, const char *s, char
         return 0;
     if (rm_log_level_parse(s, &level) != 0)
         return value_error(ctx, path, "%s is not a log level (want debug, info, warn or error)",
-                           quoted(q, sizeof(q), s));
+                           rm_yaml_quoted(q, sizeof(q), s));
     return conv_string(ctx, path, s, out);
 }
 
@@ -1253,10 +889,11 @@ static int conv_listeners(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_con
             return value_error(ctx, path, "is required");
         if (!listener_name_ok(r->name))
             return value_error(ctx, path, "%s is not a name (1 to 63 of A-Z a-z 0-9 . - _)",
-                               quoted(q, sizeof(q), r->name));
+                               rm_yaml_quoted(q, sizeof(q), r->name));
         for (unsigned j = 0; j < i; j++)
             if (strcmp(cfg->listeners[j].name, r->name) == 0)
-                return value_error(ctx, path, "%s is also the name of listeners[%u]", quoted(q, sizeof(q), r->name), j);
+                return value_error(ctx, path, "%s is also the name of listeners[%u]",
+                                   rm_yaml_quoted(q, sizeof(q), r->name), j);
         if ((ret = conv_string(ctx, path, r->name, &l->name)) != 0)
             return ret;
 
@@ -1269,7 +906,7 @@ static int conv_listeners(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_con
             l->kind = RM_LISTENER_INBOUND;
         } else {
             return value_error(ctx, path, "%s is not a listener type (want upstream or inbound)",
-                               quoted(q, sizeof(q), r->type));
+                               rm_yaml_quoted(q, sizeof(q), r->type));
         }
 
         snprintf(path, sizeof(path), "listeners[%u].listen", i);
@@ -1572,13 +1209,13 @@ Exit:
 int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, size_t errlen)
 {
     load_ctx_t ctx = {.file = path, .err = err, .errlen = errlen};
-    cyaml_capture_t *cap = NULL;
+    rm_yaml_cyaml_capture_t *cap = NULL;
     raw_config_t *raw = NULL;
     rm_proxy_config_t *cfg = NULL;
     char *data = NULL;
     size_t len = 0;
     cyaml_config_t cyaml_cfg = {
-        .log_fn = cyaml_capture_log,
+        .log_fn = rm_yaml_cyaml_log,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,
         .flags = CYAML_CFG_NO_ALIAS,
@@ -1596,11 +1233,8 @@ int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, s
         goto Exit;
 
     /* pass 1: positions, and the errors libcyaml cannot place */
-    if ((ret = walk_document(&ctx, data, len)) != 0) {
-        if (ret == -ENOMEM)
-            ret = RM_ERR_CONFIG_PARSE;
+    if ((ret = walk_document(&ctx, data, len)) != 0)
         goto Exit;
-    }
 
     /* pass 2: schema */
     if ((cap = calloc(1, sizeof(*cap))) == NULL) {
@@ -1611,7 +1245,7 @@ int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, s
     if ((cerr = cyaml_load_data((const uint8_t *)data, len, &cyaml_cfg, &config_schema, (cyaml_data_t **)&raw, NULL)) !=
         CYAML_OK) {
         raw = NULL;
-        ret = report_cyaml_error(&ctx, cap, cerr);
+        ret = rm_yaml_report_cyaml_error(cap, cerr, config_fields, &ctx.map, (rm_yaml_pos_t){1, 1}, vreport, &ctx);
         goto Exit;
     }
     if (raw == NULL) {
@@ -1662,19 +1296,19 @@ int rm_proxy_config_apply_env(rm_proxy_config_t *cfg, char *err, size_t errlen)
             new_backend = RM_IO_EPOLL;
         } else {
             set_err(err, errlen, "RINGMESH_IO_BACKEND: %s is not an I/O backend (want auto, io_uring or epoll)",
-                    quoted(q, sizeof(q), backend));
+                    rm_yaml_quoted(q, sizeof(q), backend));
             return RM_ERR_CONFIG_VALUE;
         }
     }
     if (workers != NULL && workers[0] != '\0' && parse_uint(workers, 1, CONFIG_WORKERS_MAX, &new_workers) != 0) {
-        set_err(err, errlen, "RINGMESH_WORKERS: %s is not a whole number in 1..%u", quoted(q, sizeof(q), workers),
-                CONFIG_WORKERS_MAX);
+        set_err(err, errlen, "RINGMESH_WORKERS: %s is not a whole number in 1..%u",
+                rm_yaml_quoted(q, sizeof(q), workers), CONFIG_WORKERS_MAX);
         return RM_ERR_CONFIG_VALUE;
     }
     if (level != NULL && level[0] != '\0') {
         if (rm_log_level_parse(level, &parsed_level) != 0) {
             set_err(err, errlen, "RINGMESH_LOG_LEVEL: %s is not a log level (want debug, info, warn or error)",
-                    quoted(q, sizeof(q), level));
+                    rm_yaml_quoted(q, sizeof(q), level));
             return RM_ERR_CONFIG_VALUE;
         }
         if ((new_level = strdup(level)) == NULL) {

@@ -593,6 +593,11 @@ static void test_nasty_inputs(void **state)
     load_fail(p, RM_ERR_CONFIG_PARSE, err, sizeof(err));
     assert_contains(err, "nul.yaml:2:4: ");
     assert_contains(err, "YAML syntax error: control characters are not allowed (#x00)");
+    /* lines ended by CR alone (or NEL, LS, PS) are lines to libyaml, and so to the position of a reader error */
+    static const char cr[] = "workers: 1\raccessLog: true\rlog\0Level: info\r";
+    p = write_tmp("cr.yaml", cr, sizeof(cr) - 1);
+    load_fail(p, RM_ERR_CONFIG_PARSE, err, sizeof(err));
+    assert_contains(err, "cr.yaml:3:4: ");
 
     unsigned seed = 12345;
     unsigned char garbage[4096];
