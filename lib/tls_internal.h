@@ -12,13 +12,6 @@
 int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *hash, size_t hash_len,
                          const uint8_t *sig, size_t sig_len, int *valid);
 
-/** This thread's memo counters: lookups answered from it, and signatures verified by computation. */
-typedef struct st_rm__tls_memo_stats_t {
-    uint64_t hits, computed;
-} rm__tls_memo_stats_t;
-
-rm__tls_memo_stats_t rm__tls_memo_stats(void);
-
 /** Forgets every remembered signature of this thread. */
 void rm__tls_memo_clear(void);
 

@@ -130,7 +130,7 @@ typedef struct st_memo_slot_t {
 
 static _Thread_local memo_slot_t memo[MEMO_SLOTS];
 static _Thread_local uint8_t memo_used[MEMO_SLOTS];
-static _Thread_local rm__tls_memo_stats_t memo_stats;
+static _Thread_local rm_tls_verify_stats_t memo_stats;
 
 static void put_len(uint8_t *p, size_t n)
 {
@@ -171,7 +171,7 @@ int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *
     have_digest = memo_digest(key_der, key_len, hash, hash_len, sig, sig_len, digest) == 0;
     slot = ((size_t)digest[0] | (size_t)digest[1] << 8) % MEMO_SLOTS;
     if (have_digest && memo_used[slot] && memcmp(memo[slot].digest, digest, sizeof(digest)) == 0) {
-        memo_stats.hits++;
+        memo_stats.remembered++;
         *valid = 1;
         return 0;
     }
@@ -192,7 +192,7 @@ int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *
     return 0;
 }
 
-rm__tls_memo_stats_t rm__tls_memo_stats(void)
+rm_tls_verify_stats_t rm_tls_thread_verify_stats(void)
 {
     return memo_stats;
 }

@@ -73,6 +73,13 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                      counters[k].name, counters[k].name, (unsigned long long)v);
     }
     o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_proxy_tls_signature_verifications_total ECDSA signatures of peers verified in "
+                 "handshakes: computed, or remembered (a certificate signature already verified by the worker).\n"
+                 "# TYPE ringmesh_proxy_tls_signature_verifications_total counter\n"
+                 "ringmesh_proxy_tls_signature_verifications_total{result=\"computed\"} %llu\n"
+                 "ringmesh_proxy_tls_signature_verifications_total{result=\"remembered\"} %llu\n",
+                 (unsigned long long)SUM(sig_computed), (unsigned long long)SUM(sig_remembered));
+    o = rm_textf(buf, len, o,
                  "# HELP ringmesh_proxy_connections_active Open connections.\n"
                  "# TYPE ringmesh_proxy_connections_active gauge\nringmesh_proxy_connections_active %llu\n",
                  (unsigned long long)SUM(active));

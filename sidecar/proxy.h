@@ -77,6 +77,8 @@ rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_
 typedef struct st_rm_worker_stats_t {
     atomic_uint_fast64_t accepted, closed, active, rejected_peer, rejected_plaintext, rejected_limit, connect_failed,
         handshakes, bytes_down_to_up, bytes_up_to_down;
+    /* the worker thread's rm_tls_thread_verify_stats(), published after every handshake that ends */
+    atomic_uint_fast64_t sig_computed, sig_remembered;
 } rm_worker_stats_t;
 
 typedef enum {

@@ -640,6 +640,14 @@ static int start_upstream_connect(rm_conn_t *c)
     return 0;
 }
 
+/* Publishes this worker thread's signature verification counters for the metrics. */
+static void publish_verify_stats(rm_worker_t *w)
+{
+    rm_tls_verify_stats_t v = rm_tls_thread_verify_stats();
+    atomic_store_explicit(&w->stats.sig_computed, v.computed, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.sig_remembered, v.remembered, memory_order_relaxed);
+}
+
 static int drive_handshake(rm_conn_t *c)
 {
     rm_side_t *s = tls_side(c);
@@ -653,10 +661,12 @@ static int drive_handshake(rm_conn_t *c)
         c->mode = MODE_MTLS;
         c->deadline_ms = 0;
         atomic_fetch_add_explicit(&c->w->stats.handshakes, 1, memory_order_relaxed);
+        publish_verify_stats(c->w);
         return 0;
     }
     if (r == RM_ERR_TLS_WANT_IO)
         return submit_recv(c, s, NULL);
+    publish_verify_stats(c->w);
     log_rejected(c, rm_strerror(r), r);
     c->close_reason = CLOSE_REJECTED;
     /* let a pending alert go out, then close: conn_progress sees closing with the send in flight */

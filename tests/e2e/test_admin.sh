@@ -82,7 +82,7 @@ case_health_and_errors() {
 }
 
 case_metrics_follow_traffic() {
-    local before after hs exp
+    local before after hs exp computed remembered
     run curl -s -m 5 "http://127.0.0.1:$P_ADMIN/metrics" >"$RM_TMP/metrics.txt"
     grep -q '^# TYPE ringmesh_proxy_connections_accepted_total counter$' "$RM_TMP/metrics.txt" ||
         rm_fail "metrics lack TYPE lines: $(head -5 "$RM_TMP/metrics.txt")"
@@ -90,6 +90,8 @@ case_metrics_follow_traffic() {
         rm_fail "ringmesh_proxy_info missing"
     before=$(metric ringmesh_proxy_connections_accepted_total)
     hs=$(metric ringmesh_proxy_tls_handshakes_total)
+    computed=$(metric 'ringmesh_proxy_tls_signature_verifications_total{result="computed"}')
+    remembered=$(metric 'ringmesh_proxy_tls_signature_verifications_total{result="remembered"}')
     for i in 1 2 3; do
         run timeout 10 "$RM_TOOLS/e2e_client" --timeout 5000 --connect "127.0.0.1:$P_UP" "send:ping-$i" shutdown \
             readeof >/dev/null 2>&1 || rm_fail "request $i through the upstream listener failed"
@@ -97,6 +99,12 @@ case_metrics_follow_traffic() {
     after=$(metric ringmesh_proxy_connections_accepted_total)
     rm_assert_eq "$((after - before))" 3 "accepted_total grew by the three connections"
     rm_assert_eq "$(($(metric ringmesh_proxy_tls_handshakes_total) - hs))" 3 "tls_handshakes_total grew by three"
+    # each handshake verifies the server's CertificateVerify; the CA's signature over the server's certificate is
+    # computed once and then remembered
+    [ "$(($(metric 'ringmesh_proxy_tls_signature_verifications_total{result="computed"}') - computed))" -ge 3 ] ||
+        rm_fail "signature verifications computed did not count the three CertificateVerify"
+    [ "$(($(metric 'ringmesh_proxy_tls_signature_verifications_total{result="remembered"}') - remembered))" -ge 2 ] ||
+        rm_fail "the server's certificate signature was not remembered on the 2nd and 3rd handshakes"
     [ "$(metric 'ringmesh_proxy_bytes_total{direction="downstream_to_upstream"}')" -ge 18 ] ||
         rm_fail "bytes_total did not count the payload"
     exp=$(metric ringmesh_proxy_svid_expiry_timestamp_seconds)

@@ -415,15 +415,15 @@ static void handshake_once(rm_tls_ctx_t *cc, rm_tls_ctx_t *sc)
 
 /* One rm__tls_ecdsa_verify call: its verdict, and how it was reached (computed or remembered). */
 static void expect_verify(const uint8_t *key, size_t key_len, const uint8_t *hash, const uint8_t *sig, size_t sig_len,
-                          int want_valid, uint64_t want_computed, uint64_t want_hits)
+                          int want_valid, uint64_t want_computed, uint64_t want_remembered)
 {
-    rm__tls_memo_stats_t before = rm__tls_memo_stats(), after;
+    rm_tls_verify_stats_t before = rm_tls_thread_verify_stats(), after;
     int valid = !want_valid;
     rm__tls_ecdsa_verify(key, key_len, hash, 32, sig, sig_len, &valid);
-    after = rm__tls_memo_stats();
+    after = rm_tls_thread_verify_stats();
     assert_int_equal(valid, want_valid);
     assert_int_equal(after.computed - before.computed, want_computed);
-    assert_int_equal(after.hits - before.hits, want_hits);
+    assert_int_equal(after.remembered - before.remembered, want_remembered);
 }
 
 /* The remembered ECDSA verifications answer only for the exact (key, hash, signature) that verified: a changed
@@ -473,18 +473,18 @@ static void test_handshake_remembers_certificate_signatures(void **state)
 {
     rm_tls_ctx_t *cc = make_ctx(RM_TLS_CLIENT, "client", "ca.pem", "cluster.local", NULL);
     rm_tls_ctx_t *sc = make_ctx(RM_TLS_SERVER, "server", "ca.pem", "cluster.local", NULL);
-    rm__tls_memo_stats_t s0, s1, s2;
+    rm_tls_verify_stats_t s0, s1, s2;
 
     rm__tls_memo_clear();
-    s0 = rm__tls_memo_stats();
+    s0 = rm_tls_thread_verify_stats();
     handshake_once(cc, sc);
-    s1 = rm__tls_memo_stats();
+    s1 = rm_tls_thread_verify_stats();
     assert_int_equal(s1.computed - s0.computed, 4);
-    assert_int_equal(s1.hits - s0.hits, 0);
+    assert_int_equal(s1.remembered - s0.remembered, 0);
     handshake_once(cc, sc);
-    s2 = rm__tls_memo_stats();
+    s2 = rm_tls_thread_verify_stats();
     assert_int_equal(s2.computed - s1.computed, 2);
-    assert_int_equal(s2.hits - s1.hits, 2);
+    assert_int_equal(s2.remembered - s1.remembered, 2);
     rm_tls_ctx_unref(cc);
     rm_tls_ctx_unref(sc);
 }

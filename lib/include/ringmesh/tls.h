@@ -88,6 +88,14 @@ const char *rm_tls_peer_alert(const rm_tls_t *tls);
 /** Negotiated protocol version string, e.g. "TLSv1.3". */
 const char *rm_tls_version(const rm_tls_t *tls);
 
+/** ECDSA signature verifications of the peers' certificates and handshakes made by the calling thread's sessions:
+ *  computed, or answered from the thread's memo of certificate signatures already verified (see tls_wolfssl.c). */
+typedef struct st_rm_tls_verify_stats_t {
+    uint64_t computed, remembered;
+} rm_tls_verify_stats_t;
+
+rm_tls_verify_stats_t rm_tls_thread_verify_stats(void);
+
 /** Decrypts into buf. Returns bytes (>0), 0 when the peer sent close_notify or closed the transport after one,
  *  RM_ERR_TLS_WANT_IO, or an error. */
 int rm_tls_read(rm_tls_t *tls, uint8_t *buf, size_t len);
