@@ -52,6 +52,7 @@ rm_pod_mesh backend "control=$(rm_pod_gateway backend):15012" ns=shop sa=backend
 rm_pod_mesh evil "control=$(rm_pod_gateway evil):15012" ns=evil sa=attacker labels=app=evil
 for p in orders web backend evil; do rm_wait_ready "$p"; done
 OLOG=$(rm_proxy_log orders)
+CLOG=$RM_TMP/logs/control-main.log
 
 declare -A ID=([web]="spiffe://$TD/ns/web/sa/frontend" [backend]="spiffe://$TD/ns/shop/sa/backend"
     [evil]="spiffe://$TD/ns/evil/sa/attacker" [plain]="")
@@ -69,6 +70,21 @@ render_set() {
     done
 }
 
+# the mesh settings and policy versions the control plane last pushed to orders, and those orders' proxy last took
+pushed_versions() {
+    local t
+    for t in mesh_settings workload_policy; do
+        rm_log_select "$CLOG" ".event == \"config_pushed\" and .node == \"orders\" and .type == \"$t\"" |
+            tail -n 1 | jq -r '.version'
+    done | tr '\n' ' '
+}
+taken_versions() {
+    local t
+    for t in mesh_settings workload_policy; do
+        rm_log_select "$OLOG" ".event == \"config_accepted\" and .type == \"$t\"" | tail -n 1 | jq -r '.version'
+    done | tr '\n' ' '
+}
+
 # applies a policy set to the control plane and waits until orders' proxy runs it
 apply_set() {
     local files=$1 default=$2 n0 f
@@ -78,7 +94,8 @@ apply_set() {
     for f in "$RM_TMP/set"/*.yaml; do
         [ -e "$f" ] && cp "$f" "$MESH/policy-$(basename "$f")"
     done
-    cat >"$MESH/mesh.yaml" <<EOF
+    # written aside and renamed, so the control plane never reads a half-written mesh.yaml
+    cat >"$MESH/.mesh.yaml.new" <<EOF
 apiVersion: ringmesh.io/v1alpha1
 kind: MeshConfig
 metadata: {name: mesh}
@@ -88,9 +105,18 @@ spec:
   svidTTL: 1h
   authorization: {defaultAction: $default, logAllowed: "true"}
 EOF
-    local deadline=$(($(rm_now_ms) + 10000))
-    until [ "$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')" -gt "$n0" ]; do
-        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "orders' proxy did not take the policies $files within 10 s"
+    mv -f "$MESH/.mesh.yaml.new" "$MESH/mesh.yaml"
+    # The control plane may read the directory between the files' changes and push that state first. Wait until
+    # orders' proxy runs what the control plane pushed to it last, and nothing new has been pushed for 0.5 s.
+    local deadline=$(($(rm_now_ms) + 15000)) pushed took seen="" since=0 now
+    while :; do
+        pushed=$(pushed_versions) took=$(taken_versions) now=$(rm_now_ms)
+        [ "$pushed" = "$seen" ] || { seen=$pushed since=$now; }
+        if [ "$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')" -gt "$n0" ] &&
+            [ "$pushed" = "$took" ] && [ $((now - since)) -ge 500 ]; then
+            break
+        fi
+        [ "$now" -lt "$deadline" ] || rm_fail "orders' proxy did not take the policies $files within 15 s"
         sleep 0.05
     done
     rm_log "policies in force: $files (defaultAction $default)"
