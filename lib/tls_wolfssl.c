@@ -124,11 +124,7 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 
 #define MEMO_SLOTS 128 /* direct-mapped by the first bytes of the digest: 4 KB per thread */
 
-typedef struct st_memo_slot_t {
-    uint8_t digest[WC_SHA256_DIGEST_SIZE];
-} memo_slot_t;
-
-static _Thread_local memo_slot_t memo[MEMO_SLOTS];
+static _Thread_local uint8_t memo[MEMO_SLOTS][WC_SHA256_DIGEST_SIZE];
 static _Thread_local uint8_t memo_used[MEMO_SLOTS];
 static _Thread_local rm_tls_verify_stats_t memo_stats;
 
@@ -168,9 +164,10 @@ int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *
     if (key_der == NULL || hash == NULL || sig == NULL || key_len == 0 || key_len > UINT32_MAX ||
         hash_len > UINT32_MAX || sig_len > UINT32_MAX)
         return BAD_FUNC_ARG;
+    /* without a digest (SHA-256 failed) the signature is computed and not remembered */
     have_digest = memo_digest(key_der, key_len, hash, hash_len, sig, sig_len, digest) == 0;
-    slot = ((size_t)digest[0] | (size_t)digest[1] << 8) % MEMO_SLOTS;
-    if (have_digest && memo_used[slot] && memcmp(memo[slot].digest, digest, sizeof(digest)) == 0) {
+    slot = have_digest ? ((size_t)digest[0] | (size_t)digest[1] << 8) % MEMO_SLOTS : 0;
+    if (have_digest && memo_used[slot] && memcmp(memo[slot], digest, sizeof(digest)) == 0) {
         memo_stats.remembered++;
         *valid = 1;
         return 0;
@@ -186,7 +183,7 @@ int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *
         return ret;
     }
     if (*valid == 1 && have_digest) {
-        memcpy(memo[slot].digest, digest, sizeof(digest));
+        memcpy(memo[slot], digest, sizeof(digest));
         memo_used[slot] = 1;
     }
     return 0;
