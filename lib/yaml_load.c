@@ -263,8 +263,7 @@ int rm_yaml_walk(const char *data, size_t len, const rm_yaml_walk_ops_t *ops)
                     goto Exit;
                 }
                 walk_frame_t *f = &frames[depth++];
-                memset(f, 0, offsetof(walk_frame_t, key));
-                f->key[0] = '\0';
+                memset(f, 0, offsetof(walk_frame_t, key)); /* `key` is read only while key_kept */
                 f->is_sequence = event.type == YAML_SEQUENCE_START_EVENT;
                 f->base_len = path_len;
                 f->want_key = 1;

@@ -30,7 +30,7 @@ readonly DEB_SRC_BASENAME=/etc/apt/sources.list.d/ringmesh-deb-src
 # for peers and CAs that use them; X.509 generation of keys, CSRs and extensions for the SVIDs the control plane
 # issues; AES-GCM with AES-NI; the public-key callbacks, through which ringmesh remembers ECDSA verifications it has
 # already made (lib/tls_wolfssl.c).
-readonly EXTRA_FLAGS=(
+readonly CONFIGURE_FLAGS=(
     --enable-static --disable-shared --with-pic --disable-examples --disable-silent-rules
     --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
     --enable-tls13 --disable-oldtls --enable-alpn --enable-sni --enable-supportedcurves --enable-session-ticket
@@ -95,10 +95,10 @@ installed_source_version() {
 stamp_value() { sed -n "/^$1=/{s/^$1=//p;q}" "$stamp" 2>/dev/null || true; }
 
 wanted_version=$(installed_source_version)
-extra_flags_text="${EXTRA_FLAGS[*]} ${EXTRA_CPPFLAGS[*]}"
+flags_text="${CONFIGURE_FLAGS[*]} ${EXTRA_CPPFLAGS[*]}"
 
 if [[ -n $wanted_version && -f $stamp && -f $prefix/lib/libwolfssl.a && -f $prefix/include/wolfssl/options.h &&
-    $(stamp_value version) == "$wanted_version" && $(stamp_value extra_flags) == "$extra_flags_text" ]]; then
+    $(stamp_value version) == "$wanted_version" && $(stamp_value flags) == "$flags_text" ]]; then
     log "up to date: $SOURCE_PACKAGE $wanted_version in $prefix (AES-GCM: $(stamp_value aes_gcm))"
     exit 0
 fi
@@ -254,7 +254,7 @@ if [[ -z $wanted_version ]]; then
         sort -V | tail -n 1)
     # apt's version order is what counts; sort -V agrees for Debian's wolfssl versions. Re-check the cache now.
     if [[ -f $stamp && -f $prefix/lib/libwolfssl.a && $(stamp_value version) == "$wanted_version" &&
-        $(stamp_value extra_flags) == "$extra_flags_text" ]]; then
+        $(stamp_value flags) == "$flags_text" ]]; then
         log "up to date: $SOURCE_PACKAGE $wanted_version in $prefix (AES-GCM: $(stamp_value aes_gcm))"
         exit 0
     fi
@@ -287,7 +287,7 @@ log "fetching Debian source $SOURCE_PACKAGE $wanted_version"
 srcdir=$(find "$work/src" -mindepth 1 -maxdepth 1 -type d -name "$SOURCE_PACKAGE-*" | head -n 1)
 [[ -n $srcdir && -f $srcdir/debian/rules ]] || die "unpacked source has no debian/rules"
 
-log "configure flags: $extra_flags_text"
+log "configure flags: $flags_text"
 
 cd "$srcdir"
 # Debian's compiler flags (its rules file asks for hardening=+all), plus one section per function and object so
@@ -303,7 +303,7 @@ autoreconf -f -i >"$work/autoreconf.log" 2>&1 || {
 }
 log "configure"
 ./configure --prefix="$prefix" --disable-dependency-tracking --disable-maintainer-mode \
-    "${EXTRA_FLAGS[@]}" >"$work/configure.log" 2>&1 || {
+    "${CONFIGURE_FLAGS[@]}" >"$work/configure.log" 2>&1 || {
     tail -n 40 "$work/configure.log" >&2
     die "configure failed (log: $work/configure.log, kept with RM_KEEP_WOLFSSL_BUILD=1)"
 }
@@ -462,7 +462,7 @@ fi
 {
     printf 'source=%s\n' "$SOURCE_PACKAGE"
     printf 'version=%s\n' "$wanted_version"
-    printf 'extra_flags=%s\n' "$extra_flags_text"
+    printf 'flags=%s\n' "$flags_text"
     printf 'cflags=%s\n' "$CFLAGS"
     printf 'aes_gcm=%s\n' "$aes_gcm"
     printf 'built=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
