@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringmesh/tls.h"
+
 /** Verifies an ECDSA signature (DER) over `hash` with the public key `key_der` (a DER SubjectPublicKeyInfo), as
  *  wolfSSL's own certificate and CertificateVerify checks do, remembering the inputs of every signature that
  *  verified in this thread's memo so that the same check again is a lookup. Sets *valid to 1 or 0; returns 0, or a
@@ -14,5 +16,28 @@ int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *
 
 /** Forgets every remembered signature of this thread. */
 void rm__tls_memo_clear(void);
+
+/** Queues a TLS 1.3 KeyUpdate in the session's output window (what a peer may send at any time after the
+ *  handshake; ringmesh's own sessions never do). Returns 0 or RM_ERR_TLS_PROTOCOL. */
+int rm__tls_key_update(rm_tls_t *tls);
+
+/** One direction of a TLS 1.3 session's record protection, as the kernel's TLS layer takes it. */
+typedef struct st_rm__ktls_keys_t {
+    uint16_t cipher; /* TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256 or TLS_CIPHER_CHACHA20_POLY1305 (linux/tls.h) */
+    uint8_t key[32];
+    size_t key_len;
+    uint8_t iv[12]; /* the traffic secret's static IV; each record's nonce is it XOR the sequence number */
+    uint64_t seq;   /* the sequence number of the next record */
+} rm__ktls_keys_t;
+
+/** Gives one direction of a connected socket, whose kernel TLS layer is attached, to the kernel (setsockopt SOL_TLS
+ *  TLS_TX or TLS_RX with TLS 1.3 crypto info). Wipes its own copy of the key. Returns 0 or -errno. (ktls_linux.c) */
+int rm__ktls_install(int fd, int rx, const rm__ktls_keys_t *k);
+
+/** Reads the record at the head of a kernel-TLS socket when it is not application data. Returns 0 for close_notify,
+ *  RM_ERR_TLS_WANT_IO when there is nothing to do (application data is next, or the record was a NewSessionTicket,
+ *  dropped), RM_ERR_TLS_PROTOCOL for another alert (its description in *alert) or another handshake message, or
+ *  -errno. (ktls_linux.c) */
+int rm__ktls_read_control(int fd, int *alert);
 
 #endif

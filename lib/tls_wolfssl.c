@@ -13,6 +13,7 @@
 #include "tls_internal.h"
 
 #include <errno.h>
+#include <linux/tls.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,10 @@ struct st_rm_tls_t {
     int handshake_done;
     int peer_closed;
     unsigned flags;
-    char *peer_id; /* the SPIFFE ID the peer presented (exact size: an rm_spiffe_id_t is 2 KB), or NULL */
+    char *peer_id;            /* the SPIFFE ID the peer presented (exact size: an rm_spiffe_id_t is 2 KB), or NULL */
+    uint8_t ktls_tx, ktls_rx; /* the kernel has this direction's record layer */
+    int ktls_alert;           /* the alert the peer sent through the kernel's record layer, or -1 */
+    const char *version;      /* kept when the WOLFSSL object is released (rm_tls_ktls_release) */
 };
 
 /* Hands wolfSSL at most the rest of the current record. wolfSSL asks for as much as its input buffer holds; given
@@ -465,6 +469,7 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
     tls->expected_ids = expected_ids;
     tls->num_expected_ids = num_expected_ids;
     tls->flags = flags;
+    tls->ktls_alert = -1;
     wolfSSL_SetIOReadCtx(tls->ssl, tls);
     wolfSSL_SetIOWriteCtx(tls->ssl, tls);
     wolfSSL_SetCertCbCtx(tls->ssl, tls);
@@ -498,7 +503,8 @@ void rm_tls_free(rm_tls_t *tls)
 {
     if (tls == NULL)
         return;
-    wolfSSL_free(tls->ssl);
+    if (tls->ssl != NULL)
+        wolfSSL_free(tls->ssl);
     rm_tls_ctx_unref(tls->ctx);
     rm_buf_put(tls->in);
     rm_buf_put(tls->out);
@@ -657,14 +663,16 @@ static const char *alert_name(int code)
 const char *rm_tls_peer_alert(const rm_tls_t *tls)
 {
     WOLFSSL_ALERT_HISTORY h;
-    if (wolfSSL_get_alert_history(tls->ssl, &h) != WOLFSSL_SUCCESS || h.last_rx.code <= 0)
+    if (tls->ktls_alert >= 0)
+        return alert_name(tls->ktls_alert);
+    if (tls->ssl == NULL || wolfSSL_get_alert_history(tls->ssl, &h) != WOLFSSL_SUCCESS || h.last_rx.code <= 0)
         return NULL;
     return alert_name(h.last_rx.code);
 }
 
 const char *rm_tls_version(const rm_tls_t *tls)
 {
-    return wolfSSL_get_version(tls->ssl);
+    return tls->ssl != NULL ? wolfSSL_get_version(tls->ssl) : tls->version;
 }
 
 int rm_tls_read(rm_tls_t *tls, uint8_t *buf, size_t len)
@@ -722,4 +730,127 @@ int rm_tls_close_notify(rm_tls_t *tls)
     if (e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ)
         return 0;
     return RM_ERR_TLS_PROTOCOL;
+}
+
+/* ------------------------------------------------------------------ kernel TLS
+ *
+ * Once the handshake is over, a TLS 1.3 session's record layer is only AEAD sealing and opening with two traffic keys,
+ * two static IVs and two sequence numbers. Those are read from wolfSSL (its ATOMIC_USER accessors) and handed to the
+ * socket (ktls_linux.c); the kernel then seals what is sent and opens what is received, so plaintext moves between the
+ * socket and the other side of the proxy with no record work in user space. The session stays to answer who the peer
+ * is. Each direction moves only at a record boundary with nothing of it left in the session: the output window sent,
+ * the input window and wolfSSL's input empty, no decrypted byte unread. */
+
+#ifdef ATOMIC_USER
+static int ktls_keys(rm_tls_t *tls, int rx, rm__ktls_keys_t *k)
+{
+    WOLFSSL *ssl = tls->ssl;
+    int client = wolfSSL_GetSide(ssl) == WOLFSSL_CLIENT_END;
+    int client_keys = client != rx; /* what we send is sealed with our side's keys, what we receive with the peer's */
+    int bulk = wolfSSL_GetBulkCipher(ssl), key_len = wolfSSL_GetKeySize(ssl);
+    const unsigned char *key = client_keys ? wolfSSL_GetClientWriteKey(ssl) : wolfSSL_GetServerWriteKey(ssl);
+    const unsigned char *iv = client_keys ? wolfSSL_GetClientWriteIV(ssl) : wolfSSL_GetServerWriteIV(ssl);
+    word64 seq = 0;
+
+    if (wolfSSL_version(ssl) != TLS1_3_VERSION || wolfSSL_GetIVSize(ssl) != (int)sizeof(k->iv) || key == NULL ||
+        iv == NULL)
+        return RM_ERR_TLS_PROTOCOL;
+    if (bulk == wolfssl_aes_gcm && key_len == 16)
+        k->cipher = TLS_CIPHER_AES_GCM_128;
+    else if (bulk == wolfssl_aes_gcm && key_len == 32)
+        k->cipher = TLS_CIPHER_AES_GCM_256;
+    else if (bulk == wolfssl_chacha && key_len == 32)
+        k->cipher = TLS_CIPHER_CHACHA20_POLY1305;
+    else
+        return RM_ERR_TLS_PROTOCOL;
+    if ((rx ? wolfSSL_GetPeerSequenceNumber(ssl, &seq) : wolfSSL_GetSequenceNumber(ssl, &seq)) < 0)
+        return RM_ERR_TLS_PROTOCOL;
+    memcpy(k->key, key, (size_t)key_len);
+    k->key_len = (size_t)key_len;
+    memcpy(k->iv, iv, sizeof(k->iv));
+    k->seq = seq;
+    return 0;
+}
+#endif
+
+static int ktls_start(rm_tls_t *tls, int fd, int rx)
+{
+#ifdef ATOMIC_USER
+    rm__ktls_keys_t k;
+    int ret;
+    if ((ret = ktls_keys(tls, rx, &k)) == 0)
+        ret = rm__ktls_install(fd, rx, &k);
+    explicit_bzero(&k, sizeof(k));
+    if (ret == 0) {
+        if (rx)
+            tls->ktls_rx = 1;
+        else
+            tls->ktls_tx = 1;
+    }
+    return ret;
+#else
+    (void)tls, (void)fd, (void)rx;
+    return RM_ERR_TLS_PROTOCOL; /* this wolfSSL gives no access to its traffic keys */
+#endif
+}
+
+int rm_tls_ktls_start_tx(rm_tls_t *tls, int fd)
+{
+    if (!tls->handshake_done || tls->ssl == NULL)
+        return RM_ERR_TLS_PROTOCOL;
+    if (tls->ktls_tx)
+        return 0;
+    if (tls->out != NULL && tls->out_off < tls->out_len)
+        return RM_ERR_TLS_WANT_IO;
+    return ktls_start(tls, fd, 0);
+}
+
+int rm_tls_ktls_start_rx(rm_tls_t *tls, int fd, size_t *need)
+{
+    *need = 0;
+    if (!tls->handshake_done || tls->ssl == NULL)
+        return RM_ERR_TLS_PROTOCOL;
+    if (tls->ktls_rx)
+        return 0;
+    if (tls->in != NULL && tls->in_off < tls->in_len)
+        return RM_ERR_TLS_WANT_IO; /* ciphertext to give wolfSSL first */
+    if (tls->hdr_have != 0 || tls->rec_left != 0) {
+        /* wolfSSL holds part of a record: receive exactly the rest of it (the header first, when that is partial) */
+        *need = tls->hdr_have != 0 ? 5u - tls->hdr_have : tls->rec_left;
+        return RM_ERR_TLS_WANT_IO;
+    }
+    if (wolfSSL_pending(tls->ssl) > 0 || tls->peer_closed || tls->in_eof)
+        return RM_ERR_TLS_WANT_IO; /* plaintext to read first; or nothing more will come */
+    return ktls_start(tls, fd, 1);
+}
+
+int rm_tls_ktls_read_control(rm_tls_t *tls, int fd)
+{
+    int alert, r = rm__ktls_read_control(fd, &alert);
+    if (alert >= 0)
+        tls->ktls_alert = alert;
+    if (r == 0)
+        tls->peer_closed = 1;
+    return r;
+}
+
+int rm__tls_key_update(rm_tls_t *tls)
+{
+    int r = wolfSSL_update_keys(tls->ssl);
+    if (r == WOLFSSL_SUCCESS || wolfSSL_get_error(tls->ssl, r) == WOLFSSL_ERROR_WANT_WRITE)
+        return 0;
+    return RM_ERR_TLS_PROTOCOL;
+}
+
+void rm_tls_ktls_release(rm_tls_t *tls)
+{
+    if (!tls->ktls_tx || !tls->ktls_rx || tls->ssl == NULL)
+        return;
+    tls->version = wolfSSL_get_version(tls->ssl); /* a static string */
+    wolfSSL_free(tls->ssl);
+    tls->ssl = NULL;
+    rm_buf_put(tls->in);
+    rm_buf_put(tls->out);
+    tls->in = tls->out = NULL;
+    tls->in_off = tls->in_len = tls->out_off = tls->out_len = 0;
 }

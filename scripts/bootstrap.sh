@@ -26,9 +26,12 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # A gRPC client that is not ours (Debian's python3-grpcio, messages from protoc's Python output) proves the control
 # plane speaks standard gRPC, and serves and calls the apps of the authorization tests (with python3's http.server);
 # nghttp2's client (nghttp) sends HTTP/2 streams through the policy filter. libfaketime (faketime) moves a proxy's
-# clock to see an SVID expire.
+# clock to see an SVID expire. Kernel TLS is tested in a virtual machine running Debian's own kernel (this machine's
+# kernel may be built without it): qemu-system-x86 runs it under software emulation, from an initramfs made of
+# busybox-static and the test's binaries, packed with cpio (tests/vm/).
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
-    python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client)
+    python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
+    qemu-system-x86 busybox-static cpio)
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() {

@@ -29,13 +29,14 @@ readonly DEB_SRC_BASENAME=/etc/apt/sources.list.d/ringmesh-deb-src
 # and session tickets (so that it can turn them off); P-256/384/521 and RSA (SP code with assembly), Ed25519 and X25519
 # for peers and CAs that use them; X.509 generation of keys, CSRs and extensions for the SVIDs the control plane
 # issues; AES-GCM with AES-NI; the public-key callbacks, through which ringmesh remembers ECDSA verifications it has
-# already made (lib/tls_wolfssl.c).
+# already made (lib/tls_wolfssl.c); the atomic-record accessors (ATOMIC_USER), through which a finished TLS 1.3 session's
+# traffic keys and record sequence numbers are handed to the kernel (kernel TLS, lib/ktls_linux.c).
 readonly CONFIGURE_FLAGS=(
     --enable-static --disable-shared --with-pic --disable-examples --disable-silent-rules
     --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
     --enable-tls13 --disable-oldtls --enable-alpn --enable-sni --enable-supportedcurves --enable-session-ticket
     --enable-ecc --enable-curve25519 --enable-ed25519
-    --enable-certgen --enable-certreq --enable-certext --enable-keygen --enable-pkcallbacks
+    --enable-certgen --enable-certreq --enable-certext --enable-keygen --enable-pkcallbacks --enable-atomicuser
     --disable-opensslextra --disable-opensslall --disable-fpecc --disable-sessioncerts --disable-psk --disable-dh
 )
 
@@ -53,7 +54,7 @@ readonly REQUIRED_DEFINES=(
     WOLFSSL_AESNI USE_INTEL_SPEEDUP WOLFSSL_SP_X86_64_ASM WOLFSSL_HAVE_SP_ECC HAVE_AESGCM
     WOLFSSL_TLS13 HAVE_ALPN HAVE_SNI HAVE_SUPPORTED_CURVES HAVE_SESSION_TICKET
     WOLFSSL_CERT_GEN WOLFSSL_CERT_REQ WOLFSSL_CERT_EXT WOLFSSL_KEY_GEN
-    HAVE_ECC WOLFSSL_ALT_NAMES WOLFSSL_ALWAYS_VERIFY_CB WOLFSSL_GETRANDOM NO_DH HAVE_PK_CALLBACKS
+    HAVE_ECC WOLFSSL_ALT_NAMES WOLFSSL_ALWAYS_VERIFY_CB WOLFSSL_GETRANDOM NO_DH HAVE_PK_CALLBACKS ATOMIC_USER
 )
 # Macros that would remove something ringmesh needs, or cost memory it cannot afford:
 # - OPENSSL_EXTRA, OPENSSL_ALL and KEEP_PEER_CERT: every connection would keep an OpenSSL-style X509 copy of the

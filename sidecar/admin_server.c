@@ -80,6 +80,20 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                  "ringmesh_proxy_tls_signature_verifications_total{result=\"remembered\"} %llu\n",
                  (unsigned long long)SUM(sig_computed), (unsigned long long)SUM(sig_remembered));
     o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_proxy_tls_kernel_enabled 1 when finished handshakes hand their TLS records to the "
+                 "kernel (kernelTls: auto, and the kernel has a TLS layer).\n"
+                 "# TYPE ringmesh_proxy_tls_kernel_enabled gauge\nringmesh_proxy_tls_kernel_enabled %d\n"
+                 "# HELP ringmesh_proxy_tls_kernel_connections_total Connections whose TLS records the kernel sealed "
+                 "and opened in both directions after the handshake.\n"
+                 "# TYPE ringmesh_proxy_tls_kernel_connections_total counter\n"
+                 "ringmesh_proxy_tls_kernel_connections_total %llu\n"
+                 "# HELP ringmesh_proxy_tls_kernel_failures_total Hand-overs of a connection's TLS records to the "
+                 "kernel that failed (the records stay in the proxy).\n"
+                 "# TYPE ringmesh_proxy_tls_kernel_failures_total counter\n"
+                 "ringmesh_proxy_tls_kernel_failures_total %llu\n",
+                 atomic_load(&p->kernel_tls), (unsigned long long)SUM(ktls_conns),
+                 (unsigned long long)SUM(ktls_failed));
+    o = rm_textf(buf, len, o,
                  "# HELP ringmesh_proxy_connections_active Open connections.\n"
                  "# TYPE ringmesh_proxy_connections_active gauge\nringmesh_proxy_connections_active %llu\n",
                  (unsigned long long)SUM(active));

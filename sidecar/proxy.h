@@ -79,6 +79,9 @@ typedef struct st_rm_worker_stats_t {
         handshakes, bytes_down_to_up, bytes_up_to_down;
     /* the worker thread's rm_tls_thread_verify_stats(), published after every handshake that ends */
     atomic_uint_fast64_t sig_computed, sig_remembered;
+    /* connections whose TLS records the kernel sealed and opened (both directions handed over), and hand-overs that
+     * failed */
+    atomic_uint_fast64_t ktls_conns, ktls_failed;
 } rm_worker_stats_t;
 
 typedef enum {
@@ -157,10 +160,16 @@ struct st_rm_proxy_t {
     atomic_int draining;
     atomic_int stopping;
     atomic_int workers_running;
+    atomic_int
+        kernel_tls; /* hand finished handshakes' record layers to the kernel (kernelTls, and the kernel has it) */
 };
 
 /** Resolves the configured backend (AUTO tries io_uring, falls back to epoll and logs why). Returns 0 or -errno. */
 int rm_proxy_pick_backend(rm_proxy_t *p, rm_io_backend_kind_t want);
+/** Decides whether finished handshakes hand their record layers to the kernel: `want` (kernelTls: auto) and the
+ *  kernel has a TLS layer, tried once on a loopback connection. Logs kernel_tls_unavailable when wanted and not
+ *  there. Returns 0 when it is on, else the reason (-errno) or 0 when not wanted. */
+int rm_proxy_pick_kernel_tls(rm_proxy_t *p, int want);
 /** Creates the workers' loops and listening sockets (SO_REUSEPORT, one per worker per listener). Takes over the
  *  caller's reference on `snap` (released by rm_proxy_join()). Returns 0 or a negative errno after logging which
  *  address failed. */

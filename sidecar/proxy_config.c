@@ -121,6 +121,7 @@ typedef struct st_raw_config_t {
     raw_endpoint_t *admin;
     char *workers;
     char *io_backend;
+    char *kernel_tls;
     char *max_connections;
     char *connect_timeout;
     char *idle_timeout;
@@ -236,6 +237,7 @@ static const cyaml_schema_field_t config_fields[] = {
     CYAML_FIELD_MAPPING_PTR("admin", OPT_NULL, raw_config_t, admin, admin_fields),
     STR("workers", raw_config_t, workers),
     STR("ioBackend", raw_config_t, io_backend),
+    STR("kernelTls", raw_config_t, kernel_tls),
     STR("maxConnections", raw_config_t, max_connections),
     STR("connectTimeout", raw_config_t, connect_timeout),
     STR("idleTimeout", raw_config_t, idle_timeout),
@@ -742,6 +744,21 @@ static int conv_io_backend(load_ctx_t *ctx, const char *path, const char *s, rm_
     return 0;
 }
 
+static int conv_kernel_tls(load_ctx_t *ctx, const char *path, const char *s, int *out)
+{
+    char q[96];
+    if (s == NULL)
+        return 0;
+    if (strcmp(s, "auto") == 0)
+        *out = 1;
+    else if (strcmp(s, "off") == 0)
+        *out = 0;
+    else
+        return value_error(ctx, path, "%s is not a kernel TLS setting (want auto or off)",
+                           rm_yaml_quoted(q, sizeof(q), s));
+    return 0;
+}
+
 static int conv_log_level(load_ctx_t *ctx, const char *path, const char *s, char **out)
 {
     char q[96];
@@ -767,6 +784,7 @@ static int set_defaults(rm_proxy_config_t *cfg)
     rm_sockaddr_parse("127.0.0.1:15021", &cfg->admin_listen);
     cfg->workers = 1;
     cfg->io_backend = RM_IO_AUTO;
+    cfg->kernel_tls = 1;
     cfg->max_connections = 4096;
     cfg->connect_timeout_ms = 5000;
     cfg->idle_timeout_ms = 3600000;
@@ -1132,6 +1150,7 @@ static int convert(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *
         (ret = conv_listeners(ctx, raw, cfg)) != 0 ||
         (ret = conv_uint(ctx, "workers", raw->workers, 1, CONFIG_WORKERS_MAX, &cfg->workers)) != 0 ||
         (ret = conv_io_backend(ctx, "ioBackend", raw->io_backend, &cfg->io_backend)) != 0 ||
+        (ret = conv_kernel_tls(ctx, "kernelTls", raw->kernel_tls, &cfg->kernel_tls)) != 0 ||
         (ret = conv_uint(ctx, "maxConnections", raw->max_connections, 1, CONFIG_CONN_MAX, &cfg->max_connections)) !=
             0 ||
         (ret = conv_duration(ctx, "connectTimeout", raw->connect_timeout, 0, &cfg->connect_timeout_ms)) != 0 ||
@@ -1278,8 +1297,9 @@ Exit:
 int rm_proxy_config_apply_env(rm_proxy_config_t *cfg, char *err, size_t errlen)
 {
     const char *backend = getenv("RINGMESH_IO_BACKEND"), *workers = getenv("RINGMESH_WORKERS"),
-               *level = getenv("RINGMESH_LOG_LEVEL");
+               *level = getenv("RINGMESH_LOG_LEVEL"), *ktls = getenv("RINGMESH_KERNEL_TLS");
     rm_io_backend_kind_t new_backend = cfg->io_backend;
+    int new_ktls = cfg->kernel_tls;
     unsigned long new_workers = cfg->workers;
     rm_log_level_t parsed_level;
     char *new_level = NULL, q[96];
@@ -1297,6 +1317,17 @@ int rm_proxy_config_apply_env(rm_proxy_config_t *cfg, char *err, size_t errlen)
         } else {
             set_err(err, errlen, "RINGMESH_IO_BACKEND: %s is not an I/O backend (want auto, io_uring or epoll)",
                     rm_yaml_quoted(q, sizeof(q), backend));
+            return RM_ERR_CONFIG_VALUE;
+        }
+    }
+    if (ktls != NULL && ktls[0] != '\0') {
+        if (strcmp(ktls, "auto") == 0) {
+            new_ktls = 1;
+        } else if (strcmp(ktls, "off") == 0) {
+            new_ktls = 0;
+        } else {
+            set_err(err, errlen, "RINGMESH_KERNEL_TLS: %s is not a kernel TLS setting (want auto or off)",
+                    rm_yaml_quoted(q, sizeof(q), ktls));
             return RM_ERR_CONFIG_VALUE;
         }
     }
@@ -1319,6 +1350,7 @@ int rm_proxy_config_apply_env(rm_proxy_config_t *cfg, char *err, size_t errlen)
         cfg->log_level = new_level;
     }
     cfg->io_backend = new_backend;
+    cfg->kernel_tls = new_ktls;
     cfg->workers = (unsigned)new_workers;
     return 0;
 }

@@ -102,6 +102,7 @@ typedef struct st_rm_proxy_config_t {
 
     unsigned workers;                /* default 1, 1..64 */
     rm_io_backend_kind_t io_backend; /* default AUTO */
+    int kernel_tls;                  /* kernelTls: 1 auto (default: when the kernel has TLS), 0 off */
     unsigned max_connections;        /* per proxy, default 4096 */
     uint32_t connect_timeout_ms;     /* default 5000 */
     uint32_t idle_timeout_ms;        /* default 3600000; 0 = none */
@@ -116,7 +117,8 @@ typedef struct st_rm_proxy_config_t {
 int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, size_t errlen);
 
 /** Applies environment overrides: RINGMESH_IO_BACKEND (auto|io_uring|epoll; "default" and "" are ignored),
- *  RINGMESH_WORKERS, RINGMESH_LOG_LEVEL. Returns 0 or RM_ERR_CONFIG_VALUE with a message in `err`. */
+ *  RINGMESH_KERNEL_TLS (auto|off), RINGMESH_WORKERS, RINGMESH_LOG_LEVEL. Returns 0 or RM_ERR_CONFIG_VALUE with a
+ * message in `err`. */
 int rm_proxy_config_apply_env(rm_proxy_config_t *cfg, char *err, size_t errlen);
 
 /** Frees everything a config owns. NULL is fine. */

@@ -43,11 +43,24 @@ typedef struct st_rm_side_t {
     rm_io_handle_t h; /* h.fd < 0: not open */
     rm_io_op_t rd_op, wr_op, conn_op;
     rm_tls_t *tls;
-    uint8_t rd_eof;  /* the peer finished sending (FIN, or close_notify) */
-    uint8_t ready;   /* connected, and handshake done when TLS */
-    uint8_t wr_shut; /* we shut down our write side */
-    uint8_t drained; /* the last receive came back short: wait for readiness, holding no buffer, before the next */
+    uint8_t rd_eof;     /* the peer finished sending (FIN, or close_notify) */
+    uint8_t ready;      /* connected, and handshake done when TLS */
+    uint8_t wr_shut;    /* we shut down our write side */
+    uint8_t drained;    /* the last receive came back short: wait for readiness, holding no buffer, before the next */
+    uint8_t ktls;       /* KTLS_*: which directions of the TLS side's record layer the kernel has */
+    uint32_t ktls_need; /* receive at most this much next (0: no limit), to reach a record boundary */
 } rm_side_t;
+
+/* Kernel TLS on the TLS side (see rm_tls_ktls_start_tx): once the handshake is over, each direction is handed to the
+ * kernel as soon as nothing of it is left in the session; from then on that direction carries plaintext on the
+ * socket, as a plain side does. */
+#define KTLS_TRY      0x1 /* wanted: the proxy runs with kernel TLS and the handshake is over */
+#define KTLS_ATTACHED 0x2 /* the socket has the kernel's TLS layer */
+#define KTLS_TX       0x4
+#define KTLS_RX       0x8
+/* The session, not the socket, carries this direction's records. */
+#define SIDE_TLS_RX(s) ((s)->tls != NULL && !((s)->ktls & KTLS_RX))
+#define SIDE_TLS_TX(s) ((s)->tls != NULL && !((s)->ktls & KTLS_TX))
 
 typedef struct st_rm_pipe_t {
     uint8_t *buf; /* a pool buffer (RM_PIPE_SIZE bytes) while it holds data or a receive targets it, else NULL;
@@ -108,6 +121,7 @@ struct st_rm_conn_t {
 
 static void conn_progress(rm_conn_t *c);
 static void refuse(rm_conn_t *c, const char *reason, int code);
+static void log_conn_error(rm_conn_t *c, int err);
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -276,30 +290,48 @@ static void recv_result(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res
     if (res > 0) {
         c->last_active_ms = rm_loop_now_ms(c->w->loop);
         s->drained = (size_t)res < asked;
-        if (s->tls != NULL)
+        if (SIDE_TLS_RX(s))
             rm_tls_in_commit(s->tls, (size_t)res);
         else
             out_pipe->len += (size_t)res;
         return;
     }
+    if (res == -EIO && (s->ktls & KTLS_RX)) {
+        /* the kernel's record layer met a record that is not application data */
+        int r = rm_tls_ktls_read_control(s->tls, s->h.fd);
+        if (r == RM_ERR_TLS_WANT_IO) {
+            s->drained = 0; /* nothing for the app in it: receive again */
+            pipe_release_if_empty(out_pipe);
+            return;
+        }
+        if (r != 0) {
+            log_conn_error(c, r);
+            conn_abort(c, CLOSE_ERROR);
+            pipe_release_if_empty(out_pipe);
+            return;
+        }
+        res = 0; /* close_notify */
+    }
     if (res == 0) {
         s->rd_eof = 1;
-        if (s->tls != NULL)
+        if (SIDE_TLS_RX(s))
             rm_tls_in_eof(s->tls);
         else
             out_pipe->src_eof = 1;
     } else if (res != -ECANCELED) {
+        if (s->ktls & KTLS_RX && res != -ECONNRESET)
+            log_conn_error(c, res); /* the kernel refused a record: EBADMSG (it failed authentication), EMSGSIZE */
         /* a reset or error on one end resets the other */
         conn_abort(c, res == -ECONNRESET ? CLOSE_RESET : CLOSE_ERROR);
     }
-    if (s->tls == NULL)
+    if (!SIDE_TLS_RX(s))
         pipe_release_if_empty(out_pipe);
 }
 
 static void side_recv_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
 {
     c->pending--;
-    if (s->tls == NULL) {
+    if (!SIDE_TLS_RX(s)) {
         out_pipe->recv_busy = 0;
         if (c->closing)
             pipe_release_if_empty(out_pipe);
@@ -313,8 +345,13 @@ static void side_recv_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int 
 static int recv_target(rm_side_t *s, rm_pipe_t *out_pipe, uint8_t **p, size_t *n)
 {
     int ret;
-    if (s->tls != NULL)
-        return rm_tls_in_space(s->tls, p, n);
+    if (SIDE_TLS_RX(s)) {
+        if ((ret = rm_tls_in_space(s->tls, p, n)) != 0)
+            return ret;
+        if (s->ktls_need != 0 && *n > s->ktls_need)
+            *n = s->ktls_need;
+        return 0;
+    }
     if ((ret = pipe_reserve(out_pipe)) != 0)
         return ret;
     *p = out_pipe->buf + out_pipe->off + out_pipe->len;
@@ -343,7 +380,7 @@ static void side_readable(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int r
     res = rm_io_try_recv(c->w->loop, &s->h, p, n);
     if (res == -EAGAIN) {
         s->drained = 1; /* a spurious wake-up: wait again, without the buffer */
-        if (s->tls == NULL)
+        if (!SIDE_TLS_RX(s))
             pipe_release_if_empty(out_pipe);
         goto Progress;
     }
@@ -387,7 +424,7 @@ static void side_send_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *in_pipe, int r
         goto Progress;
     if (res >= 0) {
         c->last_active_ms = rm_loop_now_ms(c->w->loop);
-        if (s->tls != NULL) {
+        if (SIDE_TLS_TX(s)) {
             rm_tls_out_consume(s->tls, (size_t)res);
         } else {
             in_pipe->bytes += (size_t)res;
@@ -468,7 +505,7 @@ static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe)
         return 0;
     if (s->drained) {
         /* nothing known to be there: wait for it without holding a buffer (idle connections cost none) */
-        if (s->tls != NULL)
+        if (SIDE_TLS_RX(s))
             rm_tls_in_release(s->tls);
         else
             pipe_release_if_empty(out_pipe);
@@ -484,7 +521,7 @@ static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe)
         return 0;
     if ((ret = rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, recv_cb_of(c, s))) != 0)
         return ret;
-    if (s->tls == NULL)
+    if (!SIDE_TLS_RX(s))
         out_pipe->recv_busy = 1;
     c->pending++;
     return 0;
@@ -506,7 +543,7 @@ static int flush_tls(rm_conn_t *c, rm_side_t *s)
 {
     const uint8_t *p;
     size_t n;
-    if (s->tls == NULL || s->h.fd < 0)
+    if (!SIDE_TLS_TX(s) || s->h.fd < 0)
         return 0;
     rm_tls_out_data(s->tls, &p, &n);
     return submit_send(c, s, p, n);
@@ -516,10 +553,83 @@ static int tls_output_pending(rm_side_t *s)
 {
     const uint8_t *p;
     size_t n;
-    if (s->tls == NULL)
+    if (!SIDE_TLS_TX(s))
         return 0;
     rm_tls_out_data(s->tls, &p, &n);
     return n != 0;
+}
+
+/* ------------------------------------------------------------------ kernel TLS */
+
+static void ktls_failed(rm_conn_t *c, rm_side_t *s, const char *what, int err)
+{
+    s->ktls &= (uint8_t)~KTLS_TRY; /* what is not handed over stays in the session */
+    atomic_fetch_add_explicit(&c->w->stats.ktls_failed, 1, memory_order_relaxed);
+    rm_log_line_t l;
+    rm_log_begin(&l, RM_LOG_WARN, "kernel_tls_failed");
+    log_conn_fields(c, &l);
+    rm_log_str(&l, "step", what);
+    rm_log_err(&l, "error", err);
+    rm_log_str(&l, "effect", "this connection's records stay in the proxy");
+    rm_log_end(&l);
+}
+
+static int ktls_attach(rm_conn_t *c, rm_side_t *s)
+{
+    int r;
+    if (s->ktls & KTLS_ATTACHED)
+        return 1;
+    if ((r = rm_tls_ktls_attach(s->h.fd)) != 0) {
+        ktls_failed(c, s, "attach", r);
+        return 0;
+    }
+    s->ktls |= KTLS_ATTACHED;
+    return 1;
+}
+
+/* Both directions are the kernel's: the session's own record layer goes. */
+static void ktls_both(rm_conn_t *c, rm_side_t *s)
+{
+    if ((s->ktls & (KTLS_TX | KTLS_RX)) != (KTLS_TX | KTLS_RX))
+        return;
+    rm_tls_ktls_release(s->tls);
+    atomic_fetch_add_explicit(&c->w->stats.ktls_conns, 1, memory_order_relaxed);
+}
+
+/* Hands the sending direction to the kernel once everything the session produced has gone out. */
+static void ktls_start_tx(rm_conn_t *c, rm_side_t *s)
+{
+    int r;
+    if (!(s->ktls & KTLS_TRY) || (s->ktls & KTLS_TX) || s->wr_shut || rm_io_busy(&s->wr_op) || !ktls_attach(c, s))
+        return;
+    if ((r = rm_tls_ktls_start_tx(s->tls, s->h.fd)) == 0) {
+        s->ktls |= KTLS_TX;
+        ktls_both(c, s);
+    } else if (r != RM_ERR_TLS_WANT_IO) {
+        ktls_failed(c, s, "tx", r);
+    }
+}
+
+/* Hands the receiving direction to the kernel when the session is at a record boundary with nothing left in it; until
+ * then, limits the next receive to the rest of the record. Call with no receive in flight. Returns 1 when the
+ * kernel has it. */
+static int ktls_start_rx(rm_conn_t *c, rm_side_t *s)
+{
+    size_t need;
+    int r;
+    if (!(s->ktls & KTLS_TRY) || (s->ktls & KTLS_RX) || s->rd_eof || rm_io_busy(&s->rd_op) || !ktls_attach(c, s))
+        return 0;
+    if ((r = rm_tls_ktls_start_rx(s->tls, s->h.fd, &need)) == 0) {
+        s->ktls |= KTLS_RX;
+        s->ktls_need = 0;
+        ktls_both(c, s);
+        return 1;
+    }
+    if (r == RM_ERR_TLS_WANT_IO)
+        s->ktls_need = (uint32_t)need;
+    else
+        ktls_failed(c, s, "rx", r);
+    return 0;
 }
 
 /* Fills a pipe from its source side. Returns 0 or an error that ends the connection. */
@@ -529,7 +639,7 @@ static int pump_fill(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe)
 
     /* fill the pipe from src */
     if (src->ready && !pipe->src_eof) {
-        if (src->tls != NULL) {
+        if (SIDE_TLS_RX(src)) {
             if ((ret = pipe_reserve(pipe)) != 0)
                 return ret;
             while (pipe_room(pipe) > 0) {
@@ -543,7 +653,8 @@ static int pump_fill(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe)
                     break;
                 }
                 if (r == RM_ERR_TLS_WANT_IO) {
-                    if ((ret = submit_recv(c, src, NULL)) != 0)
+                    /* the session holds nothing more: the moment the kernel can take this direction */
+                    if ((ret = submit_recv(c, src, ktls_start_rx(c, src) ? pipe : NULL)) != 0)
                         return ret;
                     break;
                 }
@@ -568,7 +679,8 @@ static int pump_drain(rm_conn_t *c, rm_pipe_t *pipe, rm_side_t *dst)
     /* drain the pipe into dst */
     if (!dst->ready)
         return 0;
-    if (dst->tls != NULL) {
+    ktls_start_tx(c, dst);
+    if (SIDE_TLS_TX(dst)) {
         while (pipe->len > 0) {
             int r = rm_tls_write(dst->tls, pipe->buf + pipe->off, pipe->len);
             if (r > 0) {
@@ -596,6 +708,10 @@ static int pump_drain(rm_conn_t *c, rm_pipe_t *pipe, rm_side_t *dst)
             if ((ret = submit_send(c, dst, pipe->buf + pipe->off, pipe->len)) != 0)
                 return ret;
         } else if (pipe->src_eof && !dst->wr_shut && !rm_io_busy(&dst->wr_op)) {
+            /* the kernel's record layer ends the stream with close_notify; when the socket is full, the FIN alone
+             * does (as every peer of ours takes it) */
+            if (dst->tls != NULL)
+                (void)rm_tls_ktls_close_notify(dst->h.fd);
             shutdown(dst->h.fd, SHUT_WR);
             dst->wr_shut = 2;
         }
@@ -660,6 +776,8 @@ static int drive_handshake(rm_conn_t *c)
         s->ready = 1;
         c->mode = MODE_MTLS;
         c->deadline_ms = 0;
+        if (atomic_load_explicit(&c->w->proxy->kernel_tls, memory_order_relaxed))
+            s->ktls |= KTLS_TRY;
         atomic_fetch_add_explicit(&c->w->stats.handshakes, 1, memory_order_relaxed);
         publish_verify_stats(c->w);
         return 0;

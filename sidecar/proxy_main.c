@@ -251,6 +251,7 @@ int main(int argc, char **argv)
     atomic_store(&proxy.ready, cfg->control == NULL); /* with a control plane: once it has answered */
     if ((ret = rm_proxy_pick_backend(&proxy, cfg->io_backend)) != 0)
         return 1;
+    (void)rm_proxy_pick_kernel_tls(&proxy, cfg->kernel_tls);
     if ((ret = rm_proxy_setup(&proxy, snap)) != 0) {
         log_fatal("proxy_setup_failed", "listeners or event loops could not be created", NULL, ret);
         return 1;
@@ -269,6 +270,7 @@ int main(int argc, char **argv)
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "proxy_started");
         rm_log_str(&l, "io_backend", rm_loop_backend_name(proxy.backend));
+        rm_log_str(&l, "kernel_tls", atomic_load(&proxy.kernel_tls) ? "on" : cfg->kernel_tls ? "unavailable" : "off");
         rm_log_uint(&l, "workers", proxy.num_workers);
         rm_log_str(&l, "spiffe_id", snap->client_ctx != NULL ? rm_tls_ctx_id(snap->client_ctx)->str : NULL);
         if (cfg->outbound_enabled)

@@ -105,6 +105,37 @@ int rm_tls_write(rm_tls_t *tls, const uint8_t *buf, size_t len);
 /** Queues a close_notify alert in the output window. Returns 0 or an error. */
 int rm_tls_close_notify(rm_tls_t *tls);
 
+/* Kernel TLS (Linux kTLS, CONFIG_TLS). After the handshake, a TLS 1.3 session's record layer can be handed to the
+ * kernel, one direction at a time: its traffic keys and sequence numbers go to the socket, and from then on that
+ * direction carries plaintext on the socket itself (send and receive it directly, not through the session); the
+ * kernel seals and opens the records. The session keeps answering rm_tls_peer_id and rm_tls_version. */
+
+/** Attaches the kernel's TLS layer to a connected TCP socket (TCP_ULP "tls"). Returns 0 or -errno: -ENOENT when
+ *  the kernel has no TLS layer. */
+int rm_tls_ktls_attach(int fd);
+/** Hands the sending direction to the kernel (the layer attached). Call with nothing of the output window left to
+ *  send. Returns 0; RM_ERR_TLS_WANT_IO while output is waiting; RM_ERR_TLS_PROTOCOL when the session cannot be
+ *  handed over (not TLS 1.3, a cipher the kernel does not take, or a wolfSSL without key access); or -errno from the
+ *  kernel. After 0, rm_tls_write, rm_tls_out_* and rm_tls_close_notify are never called again. */
+int rm_tls_ktls_start_tx(rm_tls_t *tls, int fd);
+/** Hands the receiving direction to the kernel, only at a record boundary with nothing received left in the session.
+ *  Returns 0; RM_ERR_TLS_WANT_IO when not there yet: read what the session holds (rm_tls_read), and when *need is
+ *  not 0, receive at most *need bytes next (the rest of the record wolfSSL holds part of), then try again; or
+ *  RM_ERR_TLS_PROTOCOL / -errno as rm_tls_ktls_start_tx. After 0, rm_tls_read and rm_tls_in_* are never called
+ *  again. */
+int rm_tls_ktls_start_rx(rm_tls_t *tls, int fd, size_t *need);
+/** A receive on a socket whose receiving direction the kernel has failed with -EIO: the next record is not
+ *  application data. Reads it: returns 0 for close_notify (the end of the stream), RM_ERR_TLS_WANT_IO when it
+ *  carried nothing for the application (a NewSessionTicket, dropped: sessions are never resumed), or
+ *  RM_ERR_TLS_PROTOCOL for an alert (rm_tls_peer_alert names it) or another handshake message (a KeyUpdate: the
+ *  kernel cannot change keys). */
+int rm_tls_ktls_read_control(rm_tls_t *tls, int fd);
+/** Sends close_notify through the kernel's record layer. Returns 0 or -errno (-EAGAIN: the socket is full). */
+int rm_tls_ktls_close_notify(int fd);
+/** Once the kernel has both directions, frees the session's own record layer and windows; what the session
+ *  answers about the peer stays. Does nothing otherwise. */
+void rm_tls_ktls_release(rm_tls_t *tls);
+
 /** Result of looking at the first bytes a client sent (PERMISSIVE ports). */
 typedef enum {
     RM_TLS_SNIFF_NEED_MORE = 0, /* could be a ClientHello, not complete yet */
