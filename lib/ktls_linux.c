@@ -11,12 +11,14 @@
 #include "ringmesh/tls.h"
 #include "tls_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
@@ -32,6 +34,31 @@ int rm_tls_ktls_attach(int fd)
     if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, ulp, sizeof(ulp) - 1) != 0)
         return -errno;
     return 0;
+}
+
+int rm_tls_ktls_probe(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int lfd = -1, cfd = -1, afd = -1, ret;
+
+    if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 1) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &alen) != 0 ||
+        (cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(cfd, (struct sockaddr *)&a, sizeof(a)) != 0 || (afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+        ret = -errno;
+        goto Exit;
+    }
+    ret = rm_tls_ktls_attach(cfd);
+Exit:
+    if (afd >= 0)
+        close(afd);
+    if (cfd >= 0)
+        close(cfd);
+    if (lfd >= 0)
+        close(lfd);
+    return ret;
 }
 
 static void put_seq(uint8_t out[8], uint64_t seq)

@@ -225,6 +225,7 @@ static void log_access(rm_conn_t *c)
         rm_tls_t *tls = tls_side(c)->tls;
         rm_log_str(&l, "peer_id", peer_id_of(c));
         rm_log_str(&l, "tls_version", tls != NULL ? rm_tls_version(tls) : NULL);
+        rm_log_bool(&l, "kernel_tls", (tls_side(c)->ktls & (KTLS_TX | KTLS_RX)) == (KTLS_TX | KTLS_RX));
     }
     /* sent/received from the point of view of the connection's originator (the downstream side) */
     rm_log_uint(&l, "bytes_sent", c->d2u.bytes + (c->l7 != NULL ? c->l7->app_out.bytes : 0));
@@ -284,6 +285,23 @@ static size_t pipe_room(const rm_pipe_t *p)
 
 #define SIDE_CONN(s, member) rm_container_of(s, rm_conn_t, member)
 
+/* The kernel's record layer refused what the peer sent: a refusal of the peer, said as such. */
+static void log_ktls_record_error(rm_conn_t *c, int err)
+{
+    rm_log_line_t l;
+    rm_log_begin(&l, RM_LOG_WARN, "tls_error");
+    log_conn_fields(c, &l);
+    rm_log_str(&l, "layer", "kernel");
+    rm_log_str(&l, "reason",
+               err == -EBADMSG    ? "a record failed authentication (bad_record_mac)"
+               : err == -EMSGSIZE ? "a record is larger than TLS allows (record_overflow)"
+                                  : "the kernel's TLS layer refused the stream");
+    rm_log_err(&l, "error", err);
+    if (peer_id_of(c) != NULL)
+        rm_log_str(&l, "peer_id", peer_id_of(c));
+    rm_log_end(&l);
+}
+
 /* What a receive of `res` bytes (asked for `asked`) means for a side and the pipe it feeds. */
 static void recv_result(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res, size_t asked)
 {
@@ -320,7 +338,7 @@ static void recv_result(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res
             out_pipe->src_eof = 1;
     } else if (res != -ECANCELED) {
         if (s->ktls & KTLS_RX && res != -ECONNRESET)
-            log_conn_error(c, res); /* the kernel refused a record: EBADMSG (it failed authentication), EMSGSIZE */
+            log_ktls_record_error(c, res);
         /* a reset or error on one end resets the other */
         conn_abort(c, res == -ECONNRESET ? CLOSE_RESET : CLOSE_ERROR);
     }

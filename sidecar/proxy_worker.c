@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <malloc.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -186,40 +185,13 @@ int rm_proxy_pick_backend(rm_proxy_t *p, rm_io_backend_kind_t want)
     return 0;
 }
 
-/* Whether this kernel lets a TCP socket take the TLS layer: tried on a connection over loopback made for the
- * purpose. Returns 0 or -errno (-ENOENT: no TLS layer, CONFIG_TLS off or the tls module not loaded). */
-static int probe_kernel_tls(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(a);
-    int lfd = -1, cfd = -1, afd = -1, ret;
-
-    if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 1) != 0 ||
-        getsockname(lfd, (struct sockaddr *)&a, &alen) != 0 ||
-        (cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(cfd, (struct sockaddr *)&a, sizeof(a)) != 0 || (afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
-        ret = -errno;
-        goto Exit;
-    }
-    ret = rm_tls_ktls_attach(cfd);
-Exit:
-    if (afd >= 0)
-        close(afd);
-    if (cfd >= 0)
-        close(cfd);
-    if (lfd >= 0)
-        close(lfd);
-    return ret;
-}
-
 int rm_proxy_pick_kernel_tls(rm_proxy_t *p, int want)
 {
     int ret;
     atomic_store(&p->kernel_tls, 0);
     if (!want)
         return 0;
-    if ((ret = probe_kernel_tls()) != 0) {
+    if ((ret = rm_tls_ktls_probe()) != 0) {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "kernel_tls_unavailable");
         rm_log_err(&l, "reason", ret);

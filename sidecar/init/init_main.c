@@ -2,6 +2,7 @@
 #include "iptables_rules.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
+#include "ringmesh/tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -217,6 +218,22 @@ static int print_dry_run(const rm_init_config_t *cfg)
     return ret;
 }
 
+/* The proxy runs without privileges and cannot make the kernel load its tls module; this container has NET_ADMIN,
+ * with which trying the TLS layer on a socket loads it. Reported, never fatal: without it the proxy keeps its TLS
+ * records in user space. */
+static void report_kernel_tls(void)
+{
+    int r = rm_tls_ktls_probe();
+    rm_log_line_t l;
+    rm_log_begin(&l, RM_LOG_INFO, "kernel_tls");
+    rm_log_bool(&l, "available", r == 0);
+    if (r != 0) {
+        rm_log_err(&l, "reason", r);
+        rm_log_str(&l, "msg", "the kernel has no TLS layer (CONFIG_TLS, module tls): the proxy keeps TLS records");
+    }
+    rm_log_end(&l);
+}
+
 int main(int argc, char **argv)
 {
     rm_init_config_t cfg;
@@ -265,8 +282,9 @@ int main(int argc, char **argv)
     }
     if ((ret = apply_family(&cfg, &family_v4)) != 0)
         goto Exit;
-    if (v6)
-        ret = apply_family(&cfg, &family_v6);
+    if (v6 && (ret = apply_family(&cfg, &family_v6)) != 0)
+        goto Exit;
+    report_kernel_tls();
 
 Exit:
     fflush(stdout);

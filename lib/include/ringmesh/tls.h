@@ -113,6 +113,10 @@ int rm_tls_close_notify(rm_tls_t *tls);
 /** Attaches the kernel's TLS layer to a connected TCP socket (TCP_ULP "tls"). Returns 0 or -errno: -ENOENT when
  *  the kernel has no TLS layer. */
 int rm_tls_ktls_attach(int fd);
+/** Whether this kernel lets a TCP socket take the TLS layer, tried on a loopback connection made for the purpose.
+ *  From a process with CAP_NET_ADMIN this also loads the tls module when it is one and not loaded yet. Returns 0 or
+ *  -errno (-ENOENT: no TLS layer). */
+int rm_tls_ktls_probe(void);
 /** Hands the sending direction to the kernel (the layer attached). Call with nothing of the output window left to
  *  send. Returns 0; RM_ERR_TLS_WANT_IO while output is waiting; RM_ERR_TLS_PROTOCOL when the session cannot be
  *  handed over (not TLS 1.3, a cipher the kernel does not take, or a wolfSSL without key access); or -errno from the
