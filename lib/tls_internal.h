@@ -21,6 +21,10 @@ void rm__tls_memo_clear(void);
  *  handshake; ringmesh's own sessions never do). Returns 0 or RM_ERR_TLS_PROTOCOL. */
 int rm__tls_key_update(rm_tls_t *tls);
 
+/** Server side: queues a TLS 1.3 NewSessionTicket in the output window (ringmesh's servers send none, other servers
+ *  do). Returns 0 or RM_ERR_TLS_PROTOCOL. */
+int rm__tls_send_ticket(rm_tls_t *tls);
+
 /** One direction of a TLS 1.3 session's record protection, as the kernel's TLS layer takes it. */
 typedef struct st_rm__ktls_keys_t {
     uint16_t cipher; /* TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256 or TLS_CIPHER_CHACHA20_POLY1305 (linux/tls.h) */

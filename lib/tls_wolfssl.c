@@ -842,6 +842,16 @@ int rm__tls_key_update(rm_tls_t *tls)
     return RM_ERR_TLS_PROTOCOL;
 }
 
+int rm__tls_send_ticket(rm_tls_t *tls)
+{
+#if defined(HAVE_SESSION_TICKET) && !defined(NO_WOLFSSL_SERVER)
+    int r = wolfSSL_send_SessionTicket(tls->ssl);
+    if (r == WOLFSSL_SUCCESS || wolfSSL_get_error(tls->ssl, r) == WOLFSSL_ERROR_WANT_WRITE)
+        return 0;
+#endif
+    return RM_ERR_TLS_PROTOCOL;
+}
+
 void rm_tls_ktls_release(rm_tls_t *tls)
 {
     if (!tls->ktls_tx || !tls->ktls_rx || tls->ssl == NULL)

@@ -391,6 +391,28 @@ static void test_key_update_refused(void **state)
     close_pair(&c, &s);
 }
 
+/* A NewSessionTicket (other servers send them; ringmesh never resumes) is read and dropped; the data after it
+ * comes through. */
+static void test_ticket_dropped(void **state)
+{
+    end_t c, s;
+    uint8_t buf[64];
+    size_t need;
+    (void)state;
+    connect_pair(&c, &s);
+    attach_or_skip(c.fd);
+    assert_int_equal(rm_tls_ktls_start_rx(c.tls, c.fd, &need), 0);
+    assert_int_equal(rm__tls_send_ticket(s.tls), 0);
+    flush(&s);
+    tls_send_all(&s, (const uint8_t *)"after the ticket", 16);
+    assert_int_equal(recv(c.fd, buf, sizeof(buf), 0), -1);
+    assert_int_equal(errno, EIO);
+    assert_int_equal(rm_tls_ktls_read_control(c.tls, c.fd), RM_ERR_TLS_WANT_IO);
+    sock_recv_all(c.fd, buf, 16);
+    assert_memory_equal(buf, "after the ticket", 16);
+    close_pair(&c, &s);
+}
+
 /* A record that fails authentication is refused by the kernel, never returned as data. */
 static void test_forged_record_refused(void **state)
 {
@@ -417,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_rx_waits_for_record_boundary),
         cmocka_unit_test(test_tx_waits_for_output),
         cmocka_unit_test(test_key_update_refused),
+        cmocka_unit_test(test_ticket_dropped),
         cmocka_unit_test(test_forged_record_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
