@@ -1,0 +1,175 @@
+# Runs inside the virtual machine of tests/e2e/test_kernel_tls_vm.sh (busybox sh, Debian's kernel with the tls
+# module): kernel TLS in ringmesh-proxy, end to end.
+#
+#   sh guest-kernel-tls.sh CONFIG_DIR
+#
+# CONFIG_DIR holds the certificates and four proxy configurations, all on 127.0.0.1:
+#   out-k.yaml  kernelTls: auto   upstream listeners 15001 -> in-k:15006 (echo), 15002 -> in-k:15007
+#                                 (reply-after-eof), 15003 -> in-k:15008 (banner), 15004 -> in-u:15106 (echo)
+#   in-k.yaml   kernelTls: auto   inbound listeners 15006 -> 9000, 15007 -> 9001, 15008 -> 9002
+#   in-u.yaml   kernelTls: off    inbound listener 15106 -> 9000
+#   out-u.yaml  kernelTls: off    upstream listener 15201 -> in-k:15006
+# Admin ports: out-k 15021, in-k 15022, in-u 15023, out-u 15024.
+#
+# For each I/O backend (io_uring, epoll) it starts the four proxies and checks: data through a pair that both hand
+# their records to the kernel, half-close, a server-first protocol, and interoperation both ways with a proxy that
+# keeps its records in user space; the metrics and logs say which connections the kernel carried, and the kernel's
+# own counters (/proc/net/tls_stat) agree. Every process it starts is stopped by its PID. Exit status 0 when every
+# check passed; on a failure, the proxies' logs are printed.
+set -u
+cfg=$1
+pids=""
+failed=0
+
+say() { echo "kernel-tls: $*"; }
+fail() {
+    say "FAIL: $*"
+    failed=1
+}
+stop_all() {
+    for p in $pids; do kill "$p" 2>/dev/null; done
+    for p in $pids; do
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -9 "$p" 2>/dev/null
+    done
+    pids=""
+}
+bg() { # bg LOG CMD...: start in the background, remember the PID
+    log=$1
+    shift
+    "$@" >"$log" 2>&1 &
+    pids="$pids $!"
+}
+wait_log() { # wait_log FILE TEXT
+    i=0
+    while ! grep -q "$2" "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt 300 ] && return 1
+        sleep 0.1
+    done
+}
+metric() { # metric PORT NAME: the value of an unlabelled sample
+    wget -q -O - "http://127.0.0.1:$1/metrics" | sed -n "s/^$2 //p"
+}
+tls_stat() { sed -n "s/^$1[[:space:]]*//p" /proc/net/tls_stat; }
+
+# the library's own test of the hand-over: wolfSSL and the kernel open each other's records
+if RM_REQUIRE_KERNEL_TLS=1 test_ktls >/tmp/test_ktls.log 2>&1; then
+    say "ok: test_ktls: $(grep -c '^\[       OK \]' /tmp/test_ktls.log) tests passed"
+else
+    fail "test_ktls"
+fi
+
+dd if=/dev/urandom of=/tmp/blob bs=65536 count=64 2>/dev/null # 4 MiB
+want=$(sha256sum </tmp/blob | cut -d' ' -f1)
+
+# echo, reply-after-eof and banner servers (tests/e2e/tools)
+bg /tmp/echo.log e2e_server --listen 127.0.0.1:9000 --mode echo
+bg /tmp/rae.log e2e_server --listen 127.0.0.1:9001 --mode reply-after-eof
+bg /tmp/banner.log e2e_server --listen 127.0.0.1:9002 --mode banner --banner "220 ringmesh-vm ready"
+servers=$pids
+pids=""
+
+# through PORT, the blob to the echo server and back, intact
+echo_blob() {
+    rm -f /tmp/got
+    if ! e2e_client --connect "127.0.0.1:$1" --timeout 120000 --out /tmp/got sendfile:/tmp/blob shutdown readeof \
+        2>/tmp/client.status; then
+        fail "$2: client failed: $(cat /tmp/client.status)"
+        return
+    fi
+    got=$(sha256sum </tmp/got | cut -d' ' -f1)
+    [ "$got" = "$want" ] && say "ok: $2: 4 MiB echoed intact" || fail "$2: echoed bytes differ"
+}
+
+for backend in io_uring epoll; do
+    export RINGMESH_IO_BACKEND=$backend
+    t0=$(tls_stat TlsTxSw)
+    r0=$(tls_stat TlsRxSw)
+    for p in out-k in-k in-u out-u; do
+        bg "/tmp/$p.$backend.log" ringmesh-proxy --config "$cfg/$p.yaml"
+    done
+    for p in out-k in-k in-u out-u; do
+        wait_log "/tmp/$p.$backend.log" proxy_started || fail "$backend: $p did not start"
+    done
+    for p in out-k in-k; do
+        grep proxy_started "/tmp/$p.$backend.log" | grep -q '"kernel_tls":"on"' ||
+            fail "$backend: $p does not say kernel_tls on"
+    done
+    for p in in-u out-u; do
+        grep proxy_started "/tmp/$p.$backend.log" | grep -q '"kernel_tls":"off"' ||
+            fail "$backend: $p does not say kernel_tls off"
+    done
+
+    echo_blob 15001 "$backend: kernel to kernel"
+    echo_blob 15004 "$backend: kernel (client) to user space (server)"
+    echo_blob 15201 "$backend: user space (client) to kernel (server)"
+
+    # half-close: the client's FIN crosses the kernel's record layer as close_notify + FIN, the reply comes back
+    head -c 1048576 /tmp/blob >/tmp/mib
+    if e2e_client --connect 127.0.0.1:15002 --timeout 60000 --out /tmp/rae.out sendfile:/tmp/mib shutdown readeof \
+        2>/tmp/client.status; then
+        head -n 1 /tmp/rae.out | grep -qx "received=1048576" &&
+            [ "$(tail -c +18 /tmp/rae.out | sha256sum | cut -d' ' -f1)" = "$(sha256sum </tmp/mib | cut -d' ' -f1)" ] &&
+            say "ok: $backend: half-close: the server saw EOF after 1 MiB and its answer came back" ||
+            fail "$backend: half-close: wrong answer: $(head -c 40 /tmp/rae.out)"
+    else
+        fail "$backend: half-close: client failed: $(cat /tmp/client.status)"
+    fi
+
+    # server-first: the banner arrives before the client sends anything
+    if e2e_client --connect 127.0.0.1:15003 --timeout 30000 --out /tmp/banner.out read:21 send:quit shutdown readeof \
+        2>/tmp/client.status && [ "$(cat /tmp/banner.out)" = "220 ringmesh-vm readyquit" ]; then
+        say "ok: $backend: server-first banner, then the client's bytes echoed"
+    else
+        fail "$backend: server-first: got '$(cat /tmp/banner.out 2>/dev/null)' $(cat /tmp/client.status)"
+    fi
+
+    # what the proxies report: out-k carried 15001-15004 in the kernel, in-k 15001-15003 and 15201
+    sleep 0.5
+    v=$(metric 15021 ringmesh_proxy_tls_kernel_enabled)
+    [ "$v" = 1 ] || fail "$backend: out-k ringmesh_proxy_tls_kernel_enabled is '$v'"
+    v=$(metric 15023 ringmesh_proxy_tls_kernel_enabled)
+    [ "$v" = 0 ] || fail "$backend: in-u ringmesh_proxy_tls_kernel_enabled is '$v'"
+    for pp in "out-k 15021 4" "in-k 15022 4" "in-u 15023 0" "out-u 15024 0"; do
+        set -- $pp
+        v=$(metric "$2" ringmesh_proxy_tls_kernel_connections_total)
+        [ "$v" = "$3" ] && say "ok: $backend: $1 ringmesh_proxy_tls_kernel_connections_total $v" ||
+            fail "$backend: $1 ringmesh_proxy_tls_kernel_connections_total is '$v', want $3"
+        v=$(metric "$2" ringmesh_proxy_tls_kernel_failures_total)
+        [ "$v" = 0 ] || fail "$backend: $1 ringmesh_proxy_tls_kernel_failures_total is '$v'"
+    done
+    # the kernel's own count of TLS sockets it set up in software: one per direction per kernel-TLS end (8 ends)
+    t1=$(tls_stat TlsTxSw)
+    r1=$(tls_stat TlsRxSw)
+    [ $((t1 - t0)) -eq 8 ] && [ $((r1 - r0)) -eq 8 ] &&
+        say "ok: $backend: /proc/net/tls_stat: 8 more TlsTxSw and 8 more TlsRxSw" ||
+        fail "$backend: /proc/net/tls_stat: TlsTxSw +$((t1 - t0)), TlsRxSw +$((r1 - r0)), want +8 each"
+    # the access log says which connections the kernel carried
+    n=$(grep -h '"event":"connection"' "/tmp/out-k.$backend.log" | grep -c '"kernel_tls":true')
+    [ "$n" = 4 ] && say "ok: $backend: out-k logged 4 connections with kernel_tls true" ||
+        fail "$backend: out-k logged $n connections with kernel_tls true, want 4"
+    n=$(grep -h '"event":"connection"' "/tmp/out-u.$backend.log" | grep -c '"kernel_tls":false')
+    [ "$n" = 1 ] || fail "$backend: out-u logged $n connections with kernel_tls false, want 1"
+    if grep -h kernel_tls_failed /tmp/*."$backend".log; then
+        fail "$backend: a proxy logged kernel_tls_failed"
+    fi
+
+    stop_all
+done
+pids=$servers
+stop_all
+
+if [ $failed -ne 0 ]; then
+    for f in /tmp/*.log; do
+        echo "== $f"
+        cat "$f"
+    done
+    exit 1
+fi
+say "all checks passed"
+exit 0
