@@ -547,6 +547,15 @@ int rm_tls_in_append(rm_tls_t *tls, const uint8_t *p, size_t len)
     return 0;
 }
 
+int rm_tls_in_adopt(rm_tls_t *tls, uint8_t *buf)
+{
+    if (tls->in != NULL)
+        return RM_ERR_TLS_PROTOCOL;
+    tls->in = buf;
+    tls->in_off = tls->in_len = 0;
+    return 0;
+}
+
 int rm_tls_in_release(rm_tls_t *tls)
 {
     if (tls->in == NULL)

@@ -1,4 +1,5 @@
 #include "io_loop_internal.h"
+#include "ringmesh/buffer_pool.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -91,6 +92,7 @@ static int submit(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_op_k
     op->buf = buf;
     op->len = len;
     op->cancelled = 0;
+    op->polling = 0;
     op->next = NULL;
     return loop->backend == RM_IO_BACKEND_URING ? rm__uring_submit(loop, op) : rm__epoll_submit(loop, op);
 }
@@ -118,6 +120,13 @@ int rm_io_recv(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, si
 int rm_io_send(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const void *buf, size_t len, rm_io_cb_t cb)
 {
     return submit(loop, h, op, RM_IO_OP_SEND, (void *)buf, len, cb);
+}
+
+int rm_io_recv_pooled(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, size_t len, rm_io_cb_t cb)
+{
+    if (len == 0 || len > RM_BUF_SIZE)
+        len = RM_BUF_SIZE;
+    return submit(loop, h, op, RM_IO_OP_RECV_POOLED, NULL, len, cb);
 }
 
 int rm_io_wait_readable(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_cb_t cb)

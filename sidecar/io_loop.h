@@ -31,6 +31,7 @@ typedef enum {
     RM_IO_OP_SEND,
     RM_IO_OP_READ,
     RM_IO_OP_WAIT_READABLE,
+    RM_IO_OP_RECV_POOLED,
 } rm_io_op_kind_t;
 
 struct st_rm_io_op_t {
@@ -45,6 +46,7 @@ struct st_rm_io_op_t {
     uint8_t kind;
     uint8_t state; /* 0 idle, 1 in flight, 2 parked (epoll), 3 completed and queued */
     uint8_t cancelled;
+    uint8_t polling;  /* io_uring, RECV_POOLED without a provided buffer: waiting for readability first */
     rm_io_op_t *next; /* completion queue (epoll) */
 };
 
@@ -80,6 +82,12 @@ int rm_io_send(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const void *b
 /** Completes (res 0) once the socket has something to read: data, EOF or an error. Holds no buffer while it waits,
  *  so an idle connection costs no memory; follow it with rm_io_try_recv. A read-side op. */
 int rm_io_wait_readable(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_cb_t cb);
+/** Receives at most `len` bytes (up to RM_BUF_SIZE) into a pool buffer (ringmesh/buffer_pool.h) taken only when
+ *  data arrives, so that a waiting receive holds no memory and costs no extra system call: on res > 0, op->buf is
+ *  that buffer, the callback's from then on (give it back with rm_buf_put, or keep it); with res <= 0 there is
+ *  none. io_uring picks the buffer from a ring of provided buffers (one per loop); epoll receives when the socket
+ *  is readable. A read-side op. */
+int rm_io_recv_pooled(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, size_t len, rm_io_cb_t cb);
 /** Receives now, without waiting: bytes (0 at EOF) or negative errno, -EAGAIN when nothing is there. Only when no
  *  read-side op is in flight on the handle. */
 int rm_io_try_recv(rm_loop_t *loop, rm_io_handle_t *h, void *buf, size_t len);

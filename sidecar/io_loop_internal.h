@@ -12,6 +12,10 @@ struct st_rm_loop_t {
     /* io_uring */
     struct io_uring ring;
     int ring_disabled; /* created with IORING_SETUP_R_DISABLED, not yet enabled by its thread */
+    /* provided buffers for RM_IO_OP_RECV_POOLED: pool buffers, replaced as the kernel hands them out */
+    struct io_uring_buf_ring *br;
+    uint8_t **br_bufs; /* by buffer ID */
+    int br_state;      /* 0 not set up yet, 1 ready, -1 unavailable (receives poll, then take a buffer) */
     /* epoll */
     int epfd;
     rm_io_op_t *done_head, *done_tail; /* completions waiting for their callbacks */

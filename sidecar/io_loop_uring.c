@@ -1,13 +1,24 @@
 /* io_uring backend: every op is one SQE whose user_data is the op; cancel SQEs carry user_data 0. */
 #include "io_loop_internal.h"
+#include "ringmesh/buffer_pool.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #define CANCEL_TAG 0
+
+/* RM_IO_OP_RECV_POOLED: receives name a group of provided buffers instead of a buffer, and the kernel takes one
+ * when data arrives (IOSQE_BUFFER_SELECT), so a connection waiting for its peer holds no memory, and the data comes
+ * in the completion with no receive call of ours. The ring holds pool buffers; each one handed out becomes the
+ * caller's and its slot gets a fresh one. When the ring is empty (-ENOBUFS) or the kernel has none (before 5.19),
+ * the receive waits for readability and then takes a buffer from the pool itself. */
+#define BR_ENTRIES 32 /* a power of two */
+#define BR_GROUP   1
 
 int rm__uring_init(rm_loop_t *loop, unsigned entries)
 {
@@ -49,9 +60,69 @@ int rm__uring_attach_thread(rm_loop_t *loop)
     return 0;
 }
 
+static void br_free(rm_loop_t *loop)
+{
+    if (loop->br_bufs != NULL) {
+        for (unsigned i = 0; i < BR_ENTRIES; i++)
+            free(loop->br_bufs[i]); /* maybe not on the loop's thread, whose pool they came from */
+        free(loop->br_bufs);
+    }
+    free(loop->br);
+    loop->br = NULL;
+    loop->br_bufs = NULL;
+}
+
+/* Registers the ring of provided buffers, on the loop's thread (with SINGLE_ISSUER only it may register). */
+static void br_setup(rm_loop_t *loop)
+{
+    struct io_uring_buf_reg reg;
+    void *mem;
+    int mask = io_uring_buf_ring_mask(BR_ENTRIES);
+
+    loop->br_state = -1;
+    if (posix_memalign(&mem, 4096, BR_ENTRIES * sizeof(struct io_uring_buf)) != 0)
+        return;
+    memset(mem, 0, BR_ENTRIES * sizeof(struct io_uring_buf));
+    loop->br = mem;
+    if ((loop->br_bufs = calloc(BR_ENTRIES, sizeof(*loop->br_bufs))) == NULL)
+        goto Fail;
+    for (unsigned i = 0; i < BR_ENTRIES; i++)
+        if ((loop->br_bufs[i] = rm_buf_get()) == NULL)
+            goto Fail;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uintptr_t)mem;
+    reg.ring_entries = BR_ENTRIES;
+    reg.bgid = BR_GROUP;
+    if (io_uring_register_buf_ring(&loop->ring, &reg, 0) != 0)
+        goto Fail;
+    io_uring_buf_ring_init(loop->br);
+    for (unsigned i = 0; i < BR_ENTRIES; i++)
+        io_uring_buf_ring_add(loop->br, loop->br_bufs[i], RM_BUF_SIZE, (unsigned short)i, mask, (int)i);
+    io_uring_buf_ring_advance(loop->br, BR_ENTRIES);
+    loop->br_state = 1;
+    return;
+Fail:
+    br_free(loop);
+}
+
+/* The buffer the kernel took for a completion, now the caller's; its slot gets a fresh one from the pool (the pool's
+ * count of buffers in use covers the ring's: they are taken with rm_buf_get, and callers return them with
+ * rm_buf_put). When none can be had, the slot stays empty and the ring has one buffer fewer. */
+static uint8_t *br_take(rm_loop_t *loop, unsigned bid)
+{
+    uint8_t *b = loop->br_bufs[bid], *fresh = rm_buf_get();
+    loop->br_bufs[bid] = fresh;
+    if (fresh != NULL) {
+        io_uring_buf_ring_add(loop->br, fresh, RM_BUF_SIZE, (unsigned short)bid, io_uring_buf_ring_mask(BR_ENTRIES), 0);
+        io_uring_buf_ring_advance(loop->br, 1);
+    }
+    return b;
+}
+
 void rm__uring_dispose(rm_loop_t *loop)
 {
     io_uring_queue_exit(&loop->ring);
+    br_free(loop);
 }
 
 static struct io_uring_sqe *get_sqe(rm_loop_t *loop)
@@ -85,6 +156,18 @@ int rm__uring_submit(rm_loop_t *loop, rm_io_op_t *op)
     case RM_IO_OP_WAIT_READABLE:
         io_uring_prep_poll_add(sqe, fd, POLLIN | POLLRDHUP);
         break;
+    case RM_IO_OP_RECV_POOLED:
+        if (loop->br_state == 0)
+            br_setup(loop);
+        if (loop->br_state < 0 || op->polling) {
+            op->polling = 1;
+            io_uring_prep_poll_add(sqe, fd, POLLIN | POLLRDHUP);
+            break;
+        }
+        io_uring_prep_recv(sqe, fd, NULL, op->len, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BR_GROUP;
+        break;
     case RM_IO_OP_SEND:
         io_uring_prep_send(sqe, fd, op->buf, op->len, MSG_NOSIGNAL);
         break;
@@ -106,6 +189,48 @@ void rm__uring_cancel(rm_loop_t *loop, rm_io_op_t *op)
         return; /* the op still completes on its own once its fd is shut down */
     io_uring_prep_cancel(sqe, op, 0);
     io_uring_sqe_set_data64(sqe, CANCEL_TAG);
+}
+
+/* A pooled receive's completion: its buffer, or the receive made now after readability. Returns nonzero when the op
+ * was submitted again instead (the ring was empty, or nothing was there after all). */
+static int pooled_result(rm_loop_t *loop, rm_io_op_t *op, struct io_uring_cqe *cqe, int *res)
+{
+    op->buf = NULL;
+    if (!op->polling) {
+        if (*res == -ENOBUFS && !op->cancelled) {
+            op->polling = 1; /* the ring is empty: wait for readability, then take a buffer from the pool */
+            return rm__uring_submit(loop, op) == 0;
+        }
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            uint8_t *b = br_take(loop, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+            if (*res > 0)
+                op->buf = b;
+            else
+                rm_buf_put(b);
+        }
+        return 0;
+    }
+    if (*res < 0)
+        return 0; /* the poll failed or was cancelled */
+    uint8_t *b = rm_buf_get();
+    if (b == NULL) {
+        *res = -ENOMEM;
+        return 0;
+    }
+    ssize_t r;
+    do
+        r = recv(op->h->fd, b, op->len, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r > 0) {
+        op->buf = b;
+        *res = (int)r;
+        return 0;
+    }
+    rm_buf_put(b);
+    *res = r < 0 ? -errno : 0;
+    if (*res == -EAGAIN && !op->cancelled)
+        return rm__uring_submit(loop, op) == 0; /* a spurious wake-up: wait again */
+    return 0;
 }
 
 int rm__uring_run_once(rm_loop_t *loop, int timeout_ms)
@@ -136,6 +261,8 @@ int rm__uring_run_once(rm_loop_t *loop, int timeout_ms)
         int res = cqe->res;
         if (op->kind == RM_IO_OP_WAIT_READABLE && res > 0)
             res = 0; /* the poll mask: readable, at EOF or in error; the receive that follows tells which */
+        if (op->kind == RM_IO_OP_RECV_POOLED && pooled_result(loop, op, cqe, &res) != 0)
+            continue; /* submitted again */
         op->state = 0;
         op->cb(op, res);
         ran++;

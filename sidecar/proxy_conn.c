@@ -421,6 +421,46 @@ static void on_up_recv(rm_io_op_t *op, int res)
     side_recv_done(c, s, &c->u2d, res);
 }
 
+/* A pooled receive came back: its buffer (taken only when the data arrived) becomes the TLS input window or the
+ * pipe's buffer, both empty and released when the receive was submitted. */
+static void side_pooled_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
+{
+    uint8_t *b = res > 0 ? s->rd_op.buf : NULL;
+    c->pending--;
+    if (c->closing) {
+        rm_buf_put(b);
+        goto Progress;
+    }
+    if (b != NULL) {
+        if (SIDE_TLS_RX(s) ? rm_tls_in_adopt(s->tls, b) != 0 : out_pipe->buf != NULL) {
+            rm_buf_put(b); /* never: nothing else fills them while the receive is out */
+            conn_abort(c, CLOSE_ERROR);
+            goto Progress;
+        }
+        if (!SIDE_TLS_RX(s)) {
+            out_pipe->buf = b;
+            out_pipe->off = out_pipe->len = 0;
+        }
+    }
+    recv_result(c, s, out_pipe, res, s->rd_op.len);
+Progress:
+    conn_progress(c);
+}
+
+static void on_down_pooled(rm_io_op_t *op, int res)
+{
+    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
+    rm_conn_t *c = SIDE_CONN(s, down);
+    side_pooled_done(c, s, &c->d2u, res);
+}
+
+static void on_up_pooled(rm_io_op_t *op, int res)
+{
+    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
+    rm_conn_t *c = SIDE_CONN(s, up);
+    side_pooled_done(c, s, &c->u2d, res);
+}
+
 static void on_down_readable(rm_io_op_t *op, int res)
 {
     rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
@@ -523,10 +563,22 @@ static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe)
         return 0;
     if (s->drained) {
         /* nothing known to be there: wait for it without holding a buffer (idle connections cost none) */
-        if (SIDE_TLS_RX(s))
-            rm_tls_in_release(s->tls);
-        else
+        int released;
+        if (SIDE_TLS_RX(s)) {
+            released = rm_tls_in_release(s->tls);
+        } else {
             pipe_release_if_empty(out_pipe);
+            released = out_pipe->buf == NULL;
+        }
+        if (released) {
+            /* with nothing held, the receive takes a buffer when the data comes, in one operation */
+            if ((ret = rm_io_recv_pooled(c->w->loop, &s->h, &s->rd_op, SIDE_TLS_RX(s) ? s->ktls_need : 0,
+                                         s == &c->up ? on_up_pooled : on_down_pooled)) != 0)
+                return ret;
+            c->pending++;
+            return 0;
+        }
+        /* part of a record is held: wait, then receive behind it */
         if ((ret = rm_io_wait_readable(c->w->loop, &s->h, &s->rd_op,
                                        s == &c->up ? on_up_readable : on_down_readable)) != 0)
             return ret;

@@ -67,6 +67,9 @@ void rm_tls_in_commit(rm_tls_t *tls, size_t n);
 /** Copies bytes already read elsewhere (sniffed) into the input window. Returns 0, RM_ERR_TLS_NO_MEMORY, or
  *  RM_ERR_TLS_PROTOCOL if they do not fit. */
 int rm_tls_in_append(rm_tls_t *tls, const uint8_t *p, size_t len);
+/** Takes a pool buffer as the input window, empty: receive into it, then rm_tls_in_commit. Only when no window
+ *  is held (rm_tls_in_release returned 1). Returns 0, or RM_ERR_TLS_PROTOCOL (the buffer is not taken) when one is. */
+int rm_tls_in_adopt(rm_tls_t *tls, uint8_t *buf);
 /** Gives the input window back to the pool when wolfSSL has taken every byte of it; never while a receive into it
  *  is in flight. Returns 1 when no window is held afterwards. */
 int rm_tls_in_release(rm_tls_t *tls);
