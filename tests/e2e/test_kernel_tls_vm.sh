@@ -65,11 +65,24 @@ config() {
     } >"$cfg/$name.yaml"
 }
 config out-k client auto 15021 echo=127.0.0.1:15001=127.0.0.1:15006 rae=127.0.0.1:15002=127.0.0.1:15007 \
-    banner=127.0.0.1:15003=127.0.0.1:15008 to-user=127.0.0.1:15004=127.0.0.1:15106
+    banner=127.0.0.1:15003=127.0.0.1:15008 to-user=127.0.0.1:15004=127.0.0.1:15106 http=127.0.0.1:15005=127.0.0.1:15009
 config in-k server auto 15022 echo=127.0.0.1:15006=127.0.0.1:9000 rae=127.0.0.1:15007=127.0.0.1:9001 \
     banner=127.0.0.1:15008=127.0.0.1:9002
 config in-u server off 15023 echo=127.0.0.1:15106=127.0.0.1:9000
 config out-u client off 15024 to-kernel=127.0.0.1:15201=127.0.0.1:15006
+# in-h: HTTP authorization on plaintext the kernel opened: GET /allowed* from the client's identity, nothing else
+config in-h server auto 15025 http=127.0.0.1:15009=127.0.0.1:9080
+printf 'authorization: {policyDir: /rm/policies, defaultAction: DENY}\n' >>"$cfg/in-h.yaml"
+mkdir -p "$cfg/policies"
+cat >"$cfg/policies/allow.yaml" <<'YAML'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: vm-allow, namespace: default}
+spec:
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]
+    to: [{operation: {methods: ["GET"], paths: ["/allowed*"]}}]
+YAML
 chmod 0600 "$cfg"/*.key
 
 args=()
@@ -86,7 +99,7 @@ if [ "$status" -ne 0 ]; then
 fi
 # the guest's own verdicts, counted here too: a guest that printed nothing would not pass
 oks=$(grep -c '^kernel-tls: ok: ' "$work/console.log")
-if [ "$oks" -lt 20 ] || ! grep -q '^kernel-tls: all checks passed' "$work/console.log"; then
+if [ "$oks" -lt 29 ] || ! grep -q '^kernel-tls: all checks passed' "$work/console.log"; then
     echo "FAIL: the VM reported only $oks passed checks"
     exit 1
 fi

@@ -3,17 +3,20 @@
 #
 #   sh guest-kernel-tls.sh CONFIG_DIR
 #
-# CONFIG_DIR holds the certificates and four proxy configurations, all on 127.0.0.1:
+# CONFIG_DIR holds the certificates, five proxy configurations and a policy, all on 127.0.0.1:
 #   out-k.yaml  kernelTls: auto   upstream listeners 15001 -> in-k:15006 (echo), 15002 -> in-k:15007
-#                                 (reply-after-eof), 15003 -> in-k:15008 (banner), 15004 -> in-u:15106 (echo)
+#                                 (reply-after-eof), 15003 -> in-k:15008 (banner), 15004 -> in-u:15106 (echo),
+#                                 15005 -> in-h:15009 (HTTP)
 #   in-k.yaml   kernelTls: auto   inbound listeners 15006 -> 9000, 15007 -> 9001, 15008 -> 9002
 #   in-u.yaml   kernelTls: off    inbound listener 15106 -> 9000
 #   out-u.yaml  kernelTls: off    upstream listener 15201 -> in-k:15006
-# Admin ports: out-k 15021, in-k 15022, in-u 15023, out-u 15024.
+#   in-h.yaml   kernelTls: auto   inbound listener 15009 -> 9080 (busybox httpd), with an authorization policy
+#                                 (policies/): GET /allowed* from the client's SPIFFE ID, everything else denied
+# Admin ports: out-k 15021, in-k 15022, in-u 15023, out-u 15024, in-h 15025.
 #
-# For each I/O backend (io_uring, epoll) it starts the four proxies and checks: data through a pair that both hand
-# their records to the kernel, half-close, a server-first protocol, and interoperation both ways with a proxy that
-# keeps its records in user space; the metrics and logs say which connections the kernel carried, and the kernel's
+# For each I/O backend (io_uring, epoll) it starts the five proxies and checks: data through a pair that both hand
+# their records to the kernel, half-close, a server-first protocol, interoperation both ways with a proxy that keeps
+# its records in user space, and HTTP requests allowed and denied by policy on what the kernel opened; the metrics and logs say which connections the kernel carried, and the kernel's
 # own counters (/proc/net/tls_stat) agree. Every process it starts is stopped by its PID. Exit status 0 when every
 # check passed; on a failure, the proxies' logs are printed.
 set -u
@@ -71,6 +74,10 @@ want=$(sha256sum </tmp/blob | cut -d' ' -f1)
 bg /tmp/echo.log e2e_server --listen 127.0.0.1:9000 --mode echo
 bg /tmp/rae.log e2e_server --listen 127.0.0.1:9001 --mode reply-after-eof
 bg /tmp/banner.log e2e_server --listen 127.0.0.1:9002 --mode banner --banner "220 ringmesh-vm ready"
+mkdir -p /tmp/www
+echo "allowed page" >/tmp/www/allowed.txt
+echo "secret page" >/tmp/www/denied.txt
+bg /tmp/httpd.log httpd -f -p 127.0.0.1:9080 -h /tmp/www
 servers=$pids
 pids=""
 
@@ -90,13 +97,13 @@ for backend in io_uring epoll; do
     export RINGMESH_IO_BACKEND=$backend
     t0=$(tls_stat TlsTxSw)
     r0=$(tls_stat TlsRxSw)
-    for p in out-k in-k in-u out-u; do
+    for p in out-k in-k in-u out-u in-h; do
         bg "/tmp/$p.$backend.log" ringmesh-proxy --config "$cfg/$p.yaml"
     done
-    for p in out-k in-k in-u out-u; do
+    for p in out-k in-k in-u out-u in-h; do
         wait_log "/tmp/$p.$backend.log" proxy_started || fail "$backend: $p did not start"
     done
-    for p in out-k in-k; do
+    for p in out-k in-k in-h; do
         grep proxy_started "/tmp/$p.$backend.log" | grep -q '"kernel_tls":"on"' ||
             fail "$backend: $p does not say kernel_tls on"
     done
@@ -129,13 +136,27 @@ for backend in io_uring epoll; do
         fail "$backend: server-first: got '$(cat /tmp/banner.out 2>/dev/null)' $(cat /tmp/client.status)"
     fi
 
-    # what the proxies report: out-k carried 15001-15004 in the kernel, in-k 15001-15003 and 15201
+    # HTTP through the policy: the kernel opened the records, the proxy decided on the plaintext
+    body=$(wget -q -O - http://127.0.0.1:15005/allowed.txt 2>/dev/null)
+    [ "$body" = "allowed page" ] && say "ok: $backend: GET /allowed.txt allowed by policy" ||
+        fail "$backend: GET /allowed.txt gave '$body'"
+    if out=$(wget -q -O - http://127.0.0.1:15005/denied.txt 2>&1); then
+        fail "$backend: GET /denied.txt was not refused: $out"
+    elif echo "$out" | grep -q 403 && grep '"event":"authz"' "/tmp/in-h.$backend.log" | grep '"decision":"deny"' |
+        grep -q '/denied.txt'; then
+        say "ok: $backend: GET /denied.txt answered 403 and logged as denied"
+    else
+        fail "$backend: GET /denied.txt: '$out', no deny decision logged"
+    fi
+
+    # what the proxies report: out-k carried 15001-15005 in the kernel (6 connections), in-k 15001-15003 and 15201,
+    # in-h the two HTTP requests
     sleep 0.5
     v=$(metric 15021 ringmesh_proxy_tls_kernel_enabled)
     [ "$v" = 1 ] || fail "$backend: out-k ringmesh_proxy_tls_kernel_enabled is '$v'"
     v=$(metric 15023 ringmesh_proxy_tls_kernel_enabled)
     [ "$v" = 0 ] || fail "$backend: in-u ringmesh_proxy_tls_kernel_enabled is '$v'"
-    for pp in "out-k 15021 4" "in-k 15022 4" "in-u 15023 0" "out-u 15024 0"; do
+    for pp in "out-k 15021 6" "in-k 15022 4" "in-u 15023 0" "out-u 15024 0" "in-h 15025 2"; do
         set -- $pp
         v=$(metric "$2" ringmesh_proxy_tls_kernel_connections_total)
         [ "$v" = "$3" ] && say "ok: $backend: $1 ringmesh_proxy_tls_kernel_connections_total $v" ||
@@ -143,16 +164,16 @@ for backend in io_uring epoll; do
         v=$(metric "$2" ringmesh_proxy_tls_kernel_failures_total)
         [ "$v" = 0 ] || fail "$backend: $1 ringmesh_proxy_tls_kernel_failures_total is '$v'"
     done
-    # the kernel's own count of TLS sockets it set up in software: one per direction per kernel-TLS end (8 ends)
+    # the kernel's own count of TLS sockets it set up in software: one per direction per kernel-TLS end (12 ends)
     t1=$(tls_stat TlsTxSw)
     r1=$(tls_stat TlsRxSw)
-    [ $((t1 - t0)) -eq 8 ] && [ $((r1 - r0)) -eq 8 ] &&
-        say "ok: $backend: /proc/net/tls_stat: 8 more TlsTxSw and 8 more TlsRxSw" ||
-        fail "$backend: /proc/net/tls_stat: TlsTxSw +$((t1 - t0)), TlsRxSw +$((r1 - r0)), want +8 each"
+    [ $((t1 - t0)) -eq 12 ] && [ $((r1 - r0)) -eq 12 ] &&
+        say "ok: $backend: /proc/net/tls_stat: 12 more TlsTxSw and 12 more TlsRxSw" ||
+        fail "$backend: /proc/net/tls_stat: TlsTxSw +$((t1 - t0)), TlsRxSw +$((r1 - r0)), want +12 each"
     # the access log says which connections the kernel carried
     n=$(grep -h '"event":"connection"' "/tmp/out-k.$backend.log" | grep -c '"kernel_tls":true')
-    [ "$n" = 4 ] && say "ok: $backend: out-k logged 4 connections with kernel_tls true" ||
-        fail "$backend: out-k logged $n connections with kernel_tls true, want 4"
+    [ "$n" = 6 ] && say "ok: $backend: out-k logged 6 connections with kernel_tls true" ||
+        fail "$backend: out-k logged $n connections with kernel_tls true, want 6"
     n=$(grep -h '"event":"connection"' "/tmp/out-u.$backend.log" | grep -c '"kernel_tls":false')
     [ "$n" = 1 ] || fail "$backend: out-u logged $n connections with kernel_tls false, want 1"
     if grep -h kernel_tls_failed /tmp/*."$backend".log; then
