@@ -83,10 +83,10 @@ int rm_io_send(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const void *b
  *  so an idle connection costs no memory; follow it with rm_io_try_recv. A read-side op. */
 int rm_io_wait_readable(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_cb_t cb);
 /** Receives at most `len` bytes (up to RM_BUF_SIZE) into a pool buffer (ringmesh/buffer_pool.h) taken only when
- *  data arrives, so that a waiting receive holds no memory and costs no extra system call: on res > 0, op->buf is
- *  that buffer, the callback's from then on (give it back with rm_buf_put, or keep it); with res <= 0 there is
- *  none. io_uring picks the buffer from a ring of provided buffers (one per loop); epoll receives when the socket
- *  is readable. A read-side op. */
+ *  data arrives (meant for a socket last seen empty: io_uring waits for readability before it tries), so that a waiting
+ * receive holds no memory and costs no extra system call: on res > 0, op->buf is that buffer, the callback's from then
+ * on (give it back with rm_buf_put, or keep it); with res <= 0 there is none. io_uring picks the buffer from a ring of
+ * provided buffers (one per loop); epoll receives when the socket is readable. A read-side op. */
 int rm_io_recv_pooled(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, size_t len, rm_io_cb_t cb);
 /** Receives now, without waiting: bytes (0 at EOF) or negative errno, -EAGAIN when nothing is there. Only when no
  *  read-side op is in flight on the handle. */

@@ -167,6 +167,9 @@ int rm__uring_submit(rm_loop_t *loop, rm_io_op_t *op)
         io_uring_prep_recv(sqe, fd, NULL, op->len, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = BR_GROUP;
+        /* a pooled receive is what a side submits when its socket was last seen empty: arm the poll without trying
+         * the receive first (same kernels as provided-buffer rings, 5.19) */
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
     case RM_IO_OP_SEND:
         io_uring_prep_send(sqe, fd, op->buf, op->len, MSG_NOSIGNAL);
