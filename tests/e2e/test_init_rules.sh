@@ -152,6 +152,14 @@ n4=$(grep -o '"event":"iptables_applied","family":"ipv4","rules":[0-9]*' "$TMP/a
 [ -n "$n4" ] && [ "$n4" = "$(wc -l <"$TMP/v4.1")" ] && ok "logged IPv4 rule count $n4 matches the table" ||
     fail "logged IPv4 rule count '${n4}' != $(wc -l <"$TMP/v4.1") rules in the table"
 
+# Kernel TLS: ringmesh-init (with NET_ADMIN) tries the TLS layer once, which loads the tls module where there is one,
+# and says what it found; that must be what the kernel offers now.
+ktls=$(grep -o '"event":"kernel_tls","available":[a-z]*' "$TMP/apply1" | grep -o '[a-z]*$')
+want=false
+grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp && want=true
+[ "$ktls" = "$want" ] && ok "kernel_tls logged with available $ktls, as tcp_available_ulp says" ||
+    fail "kernel_tls logged available '${ktls}', tcp_available_ulp says $want"
+
 if [ "$V6" = 1 ]; then
     our_rules ip6tables-save >"$TMP/v6.1"
     for line in "-A OUTPUT -p tcp -j RINGMESH_OUTPUT" "-A RINGMESH_OUTPUT -d ::1/128 -o lo -j RETURN" \
