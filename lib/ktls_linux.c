@@ -67,6 +67,23 @@ static void put_seq(uint8_t out[8], uint64_t seq)
         out[i] = (uint8_t)seq;
 }
 
+/* What the kernel's crypto-info structures of every cipher share: version, cipher, key and sequence number (the
+ * static IV's layout differs, and is filled by the caller). */
+#define FILL_INFO(ci, cipher, k)                                                                                       \
+    do {                                                                                                               \
+        (ci).info.version = TLS_1_3_VERSION;                                                                           \
+        (ci).info.cipher_type = (cipher);                                                                              \
+        memcpy((ci).key, (k)->key, sizeof((ci).key));                                                                  \
+        put_seq((ci).rec_seq, (k)->seq);                                                                               \
+    } while (0)
+/* AES-GCM: the static IV as a 4-byte salt and an 8-byte iv. */
+#define FILL_GCM(ci, cipher, k)                                                                                        \
+    do {                                                                                                               \
+        FILL_INFO(ci, cipher, k);                                                                                      \
+        memcpy((ci).salt, (k)->iv, 4);                                                                                 \
+        memcpy((ci).iv, (k)->iv + 4, 8);                                                                               \
+    } while (0)
+
 int rm__ktls_install(int fd, int rx, const rm__ktls_keys_t *k)
 {
     /* TLS 1.3 puts the whole 12-byte static IV in the nonce: the kernel's AES-GCM structures split it into a 4-byte
@@ -84,33 +101,20 @@ int rm__ktls_install(int fd, int rx, const rm__ktls_keys_t *k)
     case TLS_CIPHER_AES_GCM_128:
         if (k->key_len != sizeof(ci.gcm128.key))
             return -EINVAL;
-        ci.gcm128.info.version = TLS_1_3_VERSION;
-        ci.gcm128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-        memcpy(ci.gcm128.key, k->key, k->key_len);
-        memcpy(ci.gcm128.salt, k->iv, 4);
-        memcpy(ci.gcm128.iv, k->iv + 4, 8);
-        put_seq(ci.gcm128.rec_seq, k->seq);
+        FILL_GCM(ci.gcm128, k->cipher, k);
         len = sizeof(ci.gcm128);
         break;
     case TLS_CIPHER_AES_GCM_256:
         if (k->key_len != sizeof(ci.gcm256.key))
             return -EINVAL;
-        ci.gcm256.info.version = TLS_1_3_VERSION;
-        ci.gcm256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
-        memcpy(ci.gcm256.key, k->key, k->key_len);
-        memcpy(ci.gcm256.salt, k->iv, 4);
-        memcpy(ci.gcm256.iv, k->iv + 4, 8);
-        put_seq(ci.gcm256.rec_seq, k->seq);
+        FILL_GCM(ci.gcm256, k->cipher, k);
         len = sizeof(ci.gcm256);
         break;
     case TLS_CIPHER_CHACHA20_POLY1305:
         if (k->key_len != sizeof(ci.chacha.key))
             return -EINVAL;
-        ci.chacha.info.version = TLS_1_3_VERSION;
-        ci.chacha.info.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
-        memcpy(ci.chacha.key, k->key, k->key_len);
+        FILL_INFO(ci.chacha, k->cipher, k);
         memcpy(ci.chacha.iv, k->iv, 12);
-        put_seq(ci.chacha.rec_seq, k->seq);
         len = sizeof(ci.chacha);
         break;
     default:

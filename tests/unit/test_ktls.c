@@ -373,20 +373,32 @@ static void test_tx_waits_for_output(void **state)
     close_pair(&c, &s);
 }
 
+/* A connected pair whose client receives through the kernel. */
+static void connect_client_rx_in_kernel(end_t *c, end_t *s)
+{
+    size_t need;
+    connect_pair(c, s);
+    attach_or_skip(c->fd);
+    assert_int_equal(rm_tls_ktls_start_rx(c->tls, c->fd, &need), 0);
+}
+
+/* Sends the server's next record and expects the client's receive to stop at it with EIO (not application data). */
+static void expect_control_record(end_t *c, end_t *s)
+{
+    uint8_t buf[64];
+    flush(s);
+    assert_int_equal(recv(c->fd, buf, sizeof(buf), 0), -1);
+    assert_int_equal(errno, EIO);
+}
+
 /* What the kernel cannot do is refused, not misread: a KeyUpdate (the kernel cannot change keys). */
 static void test_key_update_refused(void **state)
 {
     end_t c, s;
-    uint8_t buf[64];
-    size_t need;
     (void)state;
-    connect_pair(&c, &s);
-    attach_or_skip(c.fd);
-    assert_int_equal(rm_tls_ktls_start_rx(c.tls, c.fd, &need), 0);
+    connect_client_rx_in_kernel(&c, &s);
     assert_int_equal(rm__tls_key_update(s.tls), 0);
-    flush(&s);
-    assert_int_equal(recv(c.fd, buf, sizeof(buf), 0), -1);
-    assert_int_equal(errno, EIO);
+    expect_control_record(&c, &s);
     assert_int_equal(rm_tls_ktls_read_control(c.tls, c.fd), RM_ERR_TLS_PROTOCOL);
     close_pair(&c, &s);
 }
@@ -397,16 +409,11 @@ static void test_ticket_dropped(void **state)
 {
     end_t c, s;
     uint8_t buf[64];
-    size_t need;
     (void)state;
-    connect_pair(&c, &s);
-    attach_or_skip(c.fd);
-    assert_int_equal(rm_tls_ktls_start_rx(c.tls, c.fd, &need), 0);
+    connect_client_rx_in_kernel(&c, &s);
     assert_int_equal(rm__tls_send_ticket(s.tls), 0);
-    flush(&s);
-    tls_send_all(&s, (const uint8_t *)"after the ticket", 16);
-    assert_int_equal(recv(c.fd, buf, sizeof(buf), 0), -1);
-    assert_int_equal(errno, EIO);
+    tls_send_all(&s, (const uint8_t *)"after the ticket", 16); /* flushes the ticket first */
+    expect_control_record(&c, &s);
     assert_int_equal(rm_tls_ktls_read_control(c.tls, c.fd), RM_ERR_TLS_WANT_IO);
     sock_recv_all(c.fd, buf, 16);
     assert_memory_equal(buf, "after the ticket", 16);
@@ -418,11 +425,8 @@ static void test_forged_record_refused(void **state)
 {
     end_t c, s;
     uint8_t rec[5 + 40], buf[64];
-    size_t need;
     (void)state;
-    connect_pair(&c, &s);
-    attach_or_skip(c.fd);
-    assert_int_equal(rm_tls_ktls_start_rx(c.tls, c.fd, &need), 0);
+    connect_client_rx_in_kernel(&c, &s);
     rec[0] = 0x17, rec[1] = 0x03, rec[2] = 0x03, rec[3] = 0, rec[4] = 40; /* application_data, 40 bytes */
     pattern(rec + 5, 40, 5);
     sock_send_all(s.fd, rec, sizeof(rec)); /* straight onto the wire, not sealed by the session */
