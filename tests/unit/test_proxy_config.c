@@ -179,6 +179,7 @@ static void test_full_config(void **state)
     assert_addr(&cfg->admin_listen, AF_INET, "127.0.0.1", 25021);
     assert_int_equal(cfg->workers, 4);
     assert_int_equal(cfg->io_backend, RM_IO_EPOLL);
+    assert_int_equal(cfg->kernel_tls, 0);
     assert_int_equal(cfg->max_connections, 1024);
     assert_int_equal(cfg->connect_timeout_ms, 750);
     assert_int_equal(cfg->idle_timeout_ms, 120000);
@@ -209,6 +210,7 @@ static void test_minimal_defaults(void **state)
     assert_addr(&cfg->admin_listen, AF_INET, "127.0.0.1", 15021);
     assert_int_equal(cfg->workers, 1);
     assert_int_equal(cfg->io_backend, RM_IO_AUTO);
+    assert_int_equal(cfg->kernel_tls, 1);
     assert_int_equal(cfg->max_connections, 4096);
     assert_int_equal(cfg->connect_timeout_ms, 5000);
     assert_int_equal(cfg->idle_timeout_ms, 3600000);
@@ -352,6 +354,7 @@ static void test_value_errors_generated(void **state)
         const char *expect;
     } cases[] = {
         {"ioBackend: kqueue\n", "gen.yaml:5:12: ioBackend: \"kqueue\" is not an I/O backend"},
+        {"kernelTls: on\n", "gen.yaml:5:12: kernelTls: \"on\" is not a kernel TLS setting (want auto or off)"},
         {"logLevel: verbose\n", "gen.yaml:5:11: logLevel: \"verbose\" is not a log level"},
         {"authorization: {defaultAction: DENY}\n", "gen.yaml:5:16: authorization.policyDir: is required"},
         {"authorization: {policyDir: /p, defaultAction: deny}\n",
@@ -735,6 +738,19 @@ static void test_env_overrides(void **state)
     assert_int_equal(cfg->io_backend, RM_IO_AUTO);
     assert_int_equal(cfg->workers, 2);
     assert_string_equal(cfg->log_level, "error");
+
+    /* kernel TLS: auto or off; anything else fails and changes nothing */
+    setenv("RINGMESH_KERNEL_TLS", "off", 1);
+    assert_int_equal(rm_proxy_config_apply_env(cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg->kernel_tls, 0);
+    setenv("RINGMESH_KERNEL_TLS", "yes", 1);
+    assert_int_equal(rm_proxy_config_apply_env(cfg, err, sizeof(err)), RM_ERR_CONFIG_VALUE);
+    assert_contains(err, "RINGMESH_KERNEL_TLS: \"yes\" is not a kernel TLS setting (want auto or off)");
+    assert_int_equal(cfg->kernel_tls, 0);
+    setenv("RINGMESH_KERNEL_TLS", "auto", 1);
+    assert_int_equal(rm_proxy_config_apply_env(cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg->kernel_tls, 1);
+    unsetenv("RINGMESH_KERNEL_TLS");
 
     unsetenv("RINGMESH_IO_BACKEND");
     unsetenv("RINGMESH_WORKERS");
