@@ -791,10 +791,18 @@ static int ktls_start(rm_tls_t *tls, int fd, int rx)
         ret = rm__ktls_install(fd, rx, &k);
     explicit_bzero(&k, sizeof(k));
     if (ret == 0) {
-        if (rx)
+        /* the direction's window, empty now, is never used again */
+        if (rx) {
             tls->ktls_rx = 1;
-        else
+            rm_buf_put(tls->in);
+            tls->in = NULL;
+            tls->in_off = tls->in_len = 0;
+        } else {
             tls->ktls_tx = 1;
+            rm_buf_put(tls->out);
+            tls->out = NULL;
+            tls->out_off = tls->out_len = 0;
+        }
     }
     return ret;
 #else

@@ -125,7 +125,8 @@ int rm_tls_ktls_probe(void);
  *  handed over (not TLS 1.3, a cipher the kernel does not take, or a wolfSSL without key access); or -errno from the
  *  kernel. After 0, rm_tls_write, rm_tls_out_* and rm_tls_close_notify are never called again. */
 int rm_tls_ktls_start_tx(rm_tls_t *tls, int fd);
-/** Hands the receiving direction to the kernel, only at a record boundary with nothing received left in the session.
+/** Hands the receiving direction to the kernel, only at a record boundary with nothing received left in the session
+ *  and no receive in flight into its input window.
  *  Returns 0; RM_ERR_TLS_WANT_IO when not there yet: read what the session holds (rm_tls_read), and when *need is
  *  not 0, receive at most *need bytes next (the rest of the record wolfSSL holds part of), then try again; or
  *  RM_ERR_TLS_PROTOCOL / -errno as rm_tls_ktls_start_tx. After 0, rm_tls_read and rm_tls_in_* are never called
