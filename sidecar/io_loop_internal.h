@@ -15,6 +15,7 @@ struct st_rm_loop_t {
     /* provided buffers for RM_IO_OP_RECV_POOLED: pool buffers, replaced as the kernel hands them out */
     struct io_uring_buf_ring *br;
     uint8_t **br_bufs; /* by buffer ID */
+    unsigned br_count; /* buffer IDs in use: 0 .. br_count - 1 */
     int br_state;      /* 0 not set up yet, 1 ready, -1 unavailable (receives poll, then take a buffer) */
     /* epoll */
     int epfd;

@@ -15,9 +15,11 @@
 /* RM_IO_OP_RECV_POOLED: receives name a group of provided buffers instead of a buffer, and the kernel takes one
  * when data arrives (IOSQE_BUFFER_SELECT), so a connection waiting for its peer holds no memory, and the data comes
  * in the completion with no receive call of ours. The ring holds pool buffers; each one handed out becomes the
- * caller's and its slot gets a fresh one. When the ring is empty (-ENOBUFS) or the kernel has none (before 5.19),
- * the receive waits for readability and then takes a buffer from the pool itself. */
+ * caller's and its slot gets a fresh one. The ring starts with BR_STEP buffers, so an idle proxy holds few, and
+ * gets BR_STEP more each time it runs dry, up to BR_ENTRIES. When it is empty (-ENOBUFS) or the kernel has none
+ * (before 5.19), the receive waits for readability and then takes a buffer from the pool itself. */
 #define BR_ENTRIES 32 /* a power of two */
+#define BR_STEP    8
 #define BR_GROUP   1
 
 int rm__uring_init(rm_loop_t *loop, unsigned entries)
@@ -72,12 +74,29 @@ static void br_free(rm_loop_t *loop)
     loop->br_bufs = NULL;
 }
 
+/* Gives the ring up to BR_STEP more buffers (IDs br_count on), while it has room. */
+static void br_grow(rm_loop_t *loop)
+{
+    unsigned n = 0;
+    while (n < BR_STEP && loop->br_count < BR_ENTRIES) {
+        uint8_t *b = rm_buf_get();
+        if (b == NULL)
+            break;
+        loop->br_bufs[loop->br_count] = b;
+        io_uring_buf_ring_add(loop->br, b, RM_BUF_SIZE, (unsigned short)loop->br_count,
+                              io_uring_buf_ring_mask(BR_ENTRIES), (int)n);
+        loop->br_count++;
+        n++;
+    }
+    if (n > 0)
+        io_uring_buf_ring_advance(loop->br, (int)n);
+}
+
 /* Registers the ring of provided buffers, on the loop's thread (with SINGLE_ISSUER only it may register). */
 static void br_setup(rm_loop_t *loop)
 {
     struct io_uring_buf_reg reg;
     void *mem;
-    int mask = io_uring_buf_ring_mask(BR_ENTRIES);
 
     loop->br_state = -1;
     if (posix_memalign(&mem, 4096, BR_ENTRIES * sizeof(struct io_uring_buf)) != 0)
@@ -86,9 +105,6 @@ static void br_setup(rm_loop_t *loop)
     loop->br = mem;
     if ((loop->br_bufs = calloc(BR_ENTRIES, sizeof(*loop->br_bufs))) == NULL)
         goto Fail;
-    for (unsigned i = 0; i < BR_ENTRIES; i++)
-        if ((loop->br_bufs[i] = rm_buf_get()) == NULL)
-            goto Fail;
     memset(&reg, 0, sizeof(reg));
     reg.ring_addr = (uintptr_t)mem;
     reg.ring_entries = BR_ENTRIES;
@@ -96,10 +112,8 @@ static void br_setup(rm_loop_t *loop)
     if (io_uring_register_buf_ring(&loop->ring, &reg, 0) != 0)
         goto Fail;
     io_uring_buf_ring_init(loop->br);
-    for (unsigned i = 0; i < BR_ENTRIES; i++)
-        io_uring_buf_ring_add(loop->br, loop->br_bufs[i], RM_BUF_SIZE, (unsigned short)i, mask, (int)i);
-    io_uring_buf_ring_advance(loop->br, BR_ENTRIES);
     loop->br_state = 1;
+    br_grow(loop);
     return;
 Fail:
     br_free(loop);
@@ -201,7 +215,8 @@ static int pooled_result(rm_loop_t *loop, rm_io_op_t *op, struct io_uring_cqe *c
     op->buf = NULL;
     if (!op->polling) {
         if (*res == -ENOBUFS && !op->cancelled) {
-            op->polling = 1; /* the ring is empty: wait for readability, then take a buffer from the pool */
+            br_grow(loop);
+            op->polling = 1; /* the ring was empty: wait for readability, then take a buffer from the pool */
             return rm__uring_submit(loop, op) == 0;
         }
         if (cqe->flags & IORING_CQE_F_BUFFER) {
