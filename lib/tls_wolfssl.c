@@ -874,10 +874,6 @@ void rm_tls_ktls_release(rm_tls_t *tls)
     if (!tls->ktls_tx || !tls->ktls_rx || tls->ssl == NULL)
         return;
     tls->version = wolfSSL_get_version(tls->ssl); /* a static string */
-    wolfSSL_free(tls->ssl);
+    wolfSSL_free(tls->ssl);                       /* the windows went back when each direction was handed over */
     tls->ssl = NULL;
-    rm_buf_put(tls->in);
-    rm_buf_put(tls->out);
-    tls->in = tls->out = NULL;
-    tls->in_off = tls->in_len = tls->out_off = tls->out_len = 0;
 }

@@ -148,6 +148,20 @@ int rm_io_try_recv(rm_loop_t *loop, rm_io_handle_t *h, void *buf, size_t len)
     return (int)r;
 }
 
+int rm__recv_pooled_now(rm_io_op_t *op)
+{
+    uint8_t *b = rm_buf_get();
+    int r;
+    if (b == NULL)
+        return -ENOMEM;
+    if ((r = rm_io_try_recv(NULL, op->h, b, op->len)) > 0) {
+        op->buf = b;
+        return r;
+    }
+    rm_buf_put(b);
+    return r;
+}
+
 int rm_io_read(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb)
 {
     return submit(loop, h, op, RM_IO_OP_READ, buf, len, cb);

@@ -4,7 +4,6 @@
  * sockets are ready); if the kernel says EAGAIN it is parked on its handle until the next edge. Results are
  * queued and their callbacks run from rm_loop_run_once, never from inside the submit call. */
 #include "io_loop_internal.h"
-#include "ringmesh/buffer_pool.h"
 
 #include <errno.h>
 #include <sys/epoll.h>
@@ -93,24 +92,8 @@ static int try_op(rm_io_op_t *op)
     case RM_IO_OP_WAIT_READABLE:
         /* ready unless the socket was last seen empty and no edge came since */
         return op->h->readable ? 0 : -EAGAIN;
-    case RM_IO_OP_RECV_POOLED: {
-        if (!op->h->readable)
-            return -EAGAIN;
-        uint8_t *b = rm_buf_get();
-        if (b == NULL)
-            return -ENOMEM;
-        do
-            r = (int)recv(fd, b, op->len, 0);
-        while (r < 0 && errno == EINTR);
-        if (r > 0) {
-            op->buf = b;
-            return r;
-        }
-        rm_buf_put(b);
-        if (r < 0 && errno == EAGAIN)
-            op->h->readable = 0;
-        return r >= 0 ? r : -errno;
-    }
+    case RM_IO_OP_RECV_POOLED:
+        return op->h->readable ? rm__recv_pooled_now(op) : -EAGAIN;
     case RM_IO_OP_SEND:
         do
             r = (int)send(fd, op->buf, op->len, MSG_NOSIGNAL);

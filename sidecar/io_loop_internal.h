@@ -23,6 +23,9 @@ struct st_rm_loop_t {
 };
 
 void rm__loop_update_now(rm_loop_t *loop);
+/** A pooled receive made now, the socket being readable: rm_io_try_recv into a pool buffer taken for it. Returns
+ *  bytes with op->buf set, or 0 / -errno (-EAGAIN: nothing there after all) with the buffer given back. */
+int rm__recv_pooled_now(rm_io_op_t *op);
 
 int rm__uring_init(rm_loop_t *loop, unsigned entries);
 void rm__uring_dispose(rm_loop_t *loop);

@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -230,22 +229,7 @@ static int pooled_result(rm_loop_t *loop, rm_io_op_t *op, struct io_uring_cqe *c
     }
     if (*res < 0)
         return 0; /* the poll failed or was cancelled */
-    uint8_t *b = rm_buf_get();
-    if (b == NULL) {
-        *res = -ENOMEM;
-        return 0;
-    }
-    ssize_t r;
-    do
-        r = recv(op->h->fd, b, op->len, MSG_DONTWAIT);
-    while (r < 0 && errno == EINTR);
-    if (r > 0) {
-        op->buf = b;
-        *res = (int)r;
-        return 0;
-    }
-    rm_buf_put(b);
-    *res = r < 0 ? -errno : 0;
+    *res = rm__recv_pooled_now(op);
     if (*res == -EAGAIN && !op->cancelled)
         return rm__uring_submit(loop, op) == 0; /* a spurious wake-up: wait again */
     return 0;

@@ -744,18 +744,21 @@ static int conv_io_backend(load_ctx_t *ctx, const char *path, const char *s, rm_
     return 0;
 }
 
+#define KERNEL_TLS_VALUES "is not a kernel TLS setting (want auto or off)"
+
+/* kernelTls and RINGMESH_KERNEL_TLS: "auto" is 1, "off" 0, anything else -1. */
+static int parse_kernel_tls(const char *s)
+{
+    return strcmp(s, "auto") == 0 ? 1 : strcmp(s, "off") == 0 ? 0 : -1;
+}
+
 static int conv_kernel_tls(load_ctx_t *ctx, const char *path, const char *s, int *out)
 {
     char q[96];
     if (s == NULL)
         return 0;
-    if (strcmp(s, "auto") == 0)
-        *out = 1;
-    else if (strcmp(s, "off") == 0)
-        *out = 0;
-    else
-        return value_error(ctx, path, "%s is not a kernel TLS setting (want auto or off)",
-                           rm_yaml_quoted(q, sizeof(q), s));
+    if ((*out = parse_kernel_tls(s)) < 0)
+        return value_error(ctx, path, "%s " KERNEL_TLS_VALUES, rm_yaml_quoted(q, sizeof(q), s));
     return 0;
 }
 
@@ -1320,16 +1323,9 @@ int rm_proxy_config_apply_env(rm_proxy_config_t *cfg, char *err, size_t errlen)
             return RM_ERR_CONFIG_VALUE;
         }
     }
-    if (ktls != NULL && ktls[0] != '\0') {
-        if (strcmp(ktls, "auto") == 0) {
-            new_ktls = 1;
-        } else if (strcmp(ktls, "off") == 0) {
-            new_ktls = 0;
-        } else {
-            set_err(err, errlen, "RINGMESH_KERNEL_TLS: %s is not a kernel TLS setting (want auto or off)",
-                    rm_yaml_quoted(q, sizeof(q), ktls));
-            return RM_ERR_CONFIG_VALUE;
-        }
+    if (ktls != NULL && ktls[0] != '\0' && (new_ktls = parse_kernel_tls(ktls)) < 0) {
+        set_err(err, errlen, "RINGMESH_KERNEL_TLS: %s " KERNEL_TLS_VALUES, rm_yaml_quoted(q, sizeof(q), ktls));
+        return RM_ERR_CONFIG_VALUE;
     }
     if (workers != NULL && workers[0] != '\0' && parse_uint(workers, 1, CONFIG_WORKERS_MAX, &new_workers) != 0) {
         set_err(err, errlen, "RINGMESH_WORKERS: %s is not a whole number in 1..%u",
