@@ -51,7 +51,8 @@ struct st_rm_tls_t {
     size_t rec_left; /* bytes of the current record's body not yet given to wolfSSL; 0 at a header */
     uint8_t hdr[5];  /* the header being passed through, hdr_have bytes of it so far */
     uint8_t hdr_have;
-    int verify_err; /* why our verify callback refused the peer */
+    int verify_err;   /* why our verify callback refused the peer */
+    int leaf_checked; /* the verify callback has judged the leaf: signatures from now on are CertificateVerify */
     int handshake_done;
     int peer_closed;
     unsigned flags;
@@ -156,7 +157,7 @@ static int memo_digest(const uint8_t *key, size_t key_len, const uint8_t *hash, 
 }
 
 int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *hash, size_t hash_len,
-                         const uint8_t *sig, size_t sig_len, int *valid)
+                         const uint8_t *sig, size_t sig_len, int remember, int *valid)
 {
     uint8_t digest[WC_SHA256_DIGEST_SIZE];
     size_t slot;
@@ -169,7 +170,7 @@ int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *
         hash_len > UINT32_MAX || sig_len > UINT32_MAX)
         return BAD_FUNC_ARG;
     /* without a digest (SHA-256 failed) the signature is computed and not remembered */
-    have_digest = memo_digest(key_der, key_len, hash, hash_len, sig, sig_len, digest) == 0;
+    have_digest = remember && memo_digest(key_der, key_len, hash, hash_len, sig, sig_len, digest) == 0;
     slot = have_digest ? ((size_t)digest[0] | (size_t)digest[1] << 8) % MEMO_SLOTS : 0;
     if (have_digest && memo_used[slot] && memcmp(memo[slot], digest, sizeof(digest)) == 0) {
         memo_stats.remembered++;
@@ -209,9 +210,11 @@ static int ecc_verify_cb(WOLFSSL *ssl, const unsigned char *sig, unsigned int si
                          unsigned int hash_len, const unsigned char *key_der, unsigned int key_len, int *result,
                          void *arg)
 {
+    rm_tls_t *tls = arg;
     (void)ssl;
-    (void)arg;
-    return rm__tls_ecdsa_verify(key_der, key_len, hash, hash_len, sig, sig_len, result);
+    /* the certificates' signatures come before the leaf's verify callback; after it, only the CertificateVerify */
+    return rm__tls_ecdsa_verify(key_der, key_len, hash, hash_len, sig, sig_len, tls == NULL || !tls->leaf_checked,
+                                result);
 }
 #endif
 
@@ -288,6 +291,7 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     }
     if (store->error_depth != 0)
         return 1;
+    tls->leaf_checked = 1;
     /* The leaf as the peer sent it (DER), which wolfSSL hands every verify callback whatever its feature set. */
     if (store->certs == NULL || store->totalCerts < 1 || store->certs[0].buffer == NULL ||
         store->certs[0].length == 0) {
@@ -473,6 +477,9 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
     wolfSSL_SetIOReadCtx(tls->ssl, tls);
     wolfSSL_SetIOWriteCtx(tls->ssl, tls);
     wolfSSL_SetCertCbCtx(tls->ssl, tls);
+#ifdef HAVE_PK_CALLBACKS
+    wolfSSL_SetEccVerifyCtx(tls->ssl, tls);
+#endif
     if (wolfSSL_UseALPN(tls->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn), WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
         WOLFSSL_SUCCESS)
         goto Fail;

@@ -414,17 +414,19 @@ static void handshake_once(rm_tls_ctx_t *cc, rm_tls_ctx_t *sc)
 }
 
 /* One rm__tls_ecdsa_verify call: its verdict, and how it was reached (computed or remembered). */
-static void expect_verify(const uint8_t *key, size_t key_len, const uint8_t *hash, const uint8_t *sig, size_t sig_len,
-                          int want_valid, uint64_t want_computed, uint64_t want_remembered)
+static void expect_verify_as(int remember, const uint8_t *key, size_t key_len, const uint8_t *hash, const uint8_t *sig,
+                             size_t sig_len, int want_valid, uint64_t want_computed, uint64_t want_remembered)
 {
     rm_tls_verify_stats_t before = rm_tls_thread_verify_stats(), after;
     int valid = !want_valid;
-    rm__tls_ecdsa_verify(key, key_len, hash, 32, sig, sig_len, &valid);
+    rm__tls_ecdsa_verify(key, key_len, hash, 32, sig, sig_len, remember, &valid);
     after = rm_tls_thread_verify_stats();
     assert_int_equal(valid, want_valid);
     assert_int_equal(after.computed - before.computed, want_computed);
     assert_int_equal(after.remembered - before.remembered, want_remembered);
 }
+
+#define expect_verify(...) expect_verify_as(1, __VA_ARGS__)
 
 /* The remembered ECDSA verifications answer only for the exact (key, hash, signature) that verified: a changed
  * signature, hash or key is computed again, and fails. */
@@ -458,10 +460,15 @@ static void test_signature_memo(void **state)
     sig[sig_len - 1] ^= 0x40;
     /* a key that does not decode is an error, never a success */
     valid = 1;
-    assert_true(rm__tls_ecdsa_verify(key, 10, hash, hash_len, sig, sig_len, &valid) < 0);
+    assert_true(rm__tls_ecdsa_verify(key, 10, hash, hash_len, sig, sig_len, 1, &valid) < 0);
     assert_int_equal(valid, 0);
     /* forgotten: computed again */
     rm__tls_memo_clear();
+    expect_verify(key, key_len, hash, sig, sig_len, 1, 1, 0);
+    /* a verification not to remember (a CertificateVerify) is computed even when the memo has it, and is not kept */
+    expect_verify_as(0, key, key_len, hash, sig, sig_len, 1, 1, 0);
+    rm__tls_memo_clear();
+    expect_verify_as(0, key, key_len, hash, sig, sig_len, 1, 1, 0);
     expect_verify(key, key_len, hash, sig, sig_len, 1, 1, 0);
     free(key), free(other), free(sig), free(hash);
 }
