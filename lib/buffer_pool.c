@@ -2,53 +2,101 @@
 
 #include <stdlib.h>
 
+/* Each buffer is preceded by a header saying which pool it belongs to; it keeps the buffer 16-byte aligned. */
+typedef struct {
+    size_t large;
+    size_t pad;
+} buf_hdr_t;
+
 typedef struct free_buf {
     struct free_buf *next;
 } free_buf_t;
 
-static __thread free_buf_t *free_list;
-static __thread size_t num_idle, num_in_use;
+typedef struct {
+    free_buf_t *free_list;
+    size_t idle, in_use;
+} pool_t;
+
+static __thread pool_t pools[2]; /* [0] small, [1] large */
+
+static const size_t pool_size[2] = {RM_BUF_SIZE, RM_BUF_LARGE_SIZE};
+static const size_t pool_idle_max[2] = {RM_BUF_IDLE_MAX, RM_BUF_LARGE_IDLE_MAX};
+
+static buf_hdr_t *hdr_of(const uint8_t *buf)
+{
+    return (buf_hdr_t *)(buf - sizeof(buf_hdr_t));
+}
+
+static uint8_t *get(unsigned large)
+{
+    pool_t *p = &pools[large];
+    free_buf_t *b = p->free_list;
+    if (b != NULL) {
+        p->free_list = b->next;
+        p->idle--;
+    } else {
+        buf_hdr_t *h = malloc(sizeof(buf_hdr_t) + pool_size[large]);
+        if (h == NULL)
+            return NULL;
+        h->large = large;
+        b = (free_buf_t *)(h + 1);
+    }
+    p->in_use++;
+    return (uint8_t *)b;
+}
 
 uint8_t *rm_buf_get(void)
 {
-    free_buf_t *b = free_list;
-    if (b != NULL) {
-        free_list = b->next;
-        num_idle--;
-    } else if ((b = malloc(RM_BUF_SIZE)) == NULL) {
-        return NULL;
-    }
-    num_in_use++;
-    return (uint8_t *)b;
+    return get(0);
+}
+
+uint8_t *rm_buf_get_large(void)
+{
+    return get(1);
+}
+
+size_t rm_buf_size(const uint8_t *buf)
+{
+    return pool_size[hdr_of(buf)->large];
 }
 
 void rm_buf_put(uint8_t *buf)
 {
     if (buf == NULL)
         return;
-    num_in_use--;
-    if (num_idle >= RM_BUF_IDLE_MAX) {
-        free(buf);
+    buf_hdr_t *h = hdr_of(buf);
+    pool_t *p = &pools[h->large];
+    p->in_use--;
+    if (p->idle >= pool_idle_max[h->large]) {
+        free(h);
         return;
     }
     free_buf_t *b = (free_buf_t *)buf;
-    b->next = free_list;
-    free_list = b;
-    num_idle++;
+    b->next = p->free_list;
+    p->free_list = b;
+    p->idle++;
+}
+
+void rm_buf_free(uint8_t *buf)
+{
+    if (buf != NULL)
+        free(hdr_of(buf));
 }
 
 void rm_buf_trim(void)
 {
-    while (free_list != NULL) {
-        free_buf_t *b = free_list;
-        free_list = b->next;
-        free(b);
+    for (unsigned i = 0; i < 2; i++) {
+        while (pools[i].free_list != NULL) {
+            free_buf_t *b = pools[i].free_list;
+            pools[i].free_list = b->next;
+            free(hdr_of((uint8_t *)b));
+        }
+        pools[i].idle = 0;
     }
-    num_idle = 0;
 }
 
 rm_buf_stats_t rm_buf_stats(void)
 {
-    rm_buf_stats_t s = {num_in_use, num_idle};
+    rm_buf_stats_t s = {pools[0].in_use, pools[0].idle, pools[1].in_use, pools[1].idle};
     return s;
 }

@@ -21,9 +21,8 @@
 #include <time.h>
 
 /* One TLS 1.3 record can carry 2^14 bytes of plaintext plus at most 256 bytes of expansion and a 5-byte header;
- * both windows hold one whole record so a write never stops half-way. They are pool buffers, held only while they
- * hold bytes. */
-#define TLS_WINDOW RM_BUF_SIZE
+ * both windows hold at least one whole record so a write never stops half-way. They are pool buffers, held only while
+ * they hold bytes: small ones (one record) by default, large ones (many records) for a stream. */
 /* Largest plaintext we hand wolfSSL_write, and what one record adds to it (header, type, tag, slack). */
 #define TLS_WRITE_CHUNK    16384
 #define TLS_WRITE_OVERHEAD 64
@@ -47,6 +46,8 @@ struct st_rm_tls_t {
     size_t in_off, in_len;
     uint8_t *out; /* ciphertext produced, not yet sent: out[out_off .. out_len); NULL when empty */
     size_t out_off, out_len;
+    uint8_t in_large;  /* the next input window is a large pool buffer (rm_tls_in_want_large) */
+    uint8_t out_large; /* the next output window is: rm_tls_write was given more than one record */
     int in_eof;
     size_t rec_left; /* bytes of the current record's body not yet given to wolfSSL; 0 at a header */
     uint8_t hdr[5];  /* the header being passed through, hdr_have bytes of it so far */
@@ -104,10 +105,10 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
     rm_tls_t *tls = arg;
     size_t room;
     (void)ssl;
-    if (tls->out == NULL && (tls->out = rm_buf_get()) == NULL)
+    if (tls->out == NULL && (tls->out = tls->out_large ? rm_buf_get_large() : rm_buf_get()) == NULL)
         return WOLFSSL_CBIO_ERR_GENERAL;
     /* Append only: bytes before out_len may be in flight in a send, so they never move. */
-    room = TLS_WINDOW - tls->out_len;
+    room = rm_buf_size(tls->out) - tls->out_len;
     if (room == 0)
         return WOLFSSL_CBIO_ERR_WANT_WRITE;
     if ((size_t)sz > room)
@@ -519,19 +520,34 @@ void rm_tls_free(rm_tls_t *tls)
     free(tls);
 }
 
+void rm_tls_in_want_large(rm_tls_t *tls, int large)
+{
+    tls->in_large = large != 0;
+}
+
 int rm_tls_in_space(rm_tls_t *tls, uint8_t **p, size_t *len)
 {
     if (tls->in == NULL) {
-        if ((tls->in = rm_buf_get()) == NULL)
+        if ((tls->in = tls->in_large ? rm_buf_get_large() : rm_buf_get()) == NULL)
             return RM_ERR_TLS_NO_MEMORY;
         tls->in_off = tls->in_len = 0;
+    } else if (tls->in_large && rm_buf_size(tls->in) < RM_BUF_LARGE_SIZE) {
+        /* a stream: what the small window holds (at most one record) moves to a large one */
+        uint8_t *large = rm_buf_get_large();
+        if (large == NULL)
+            return RM_ERR_TLS_NO_MEMORY;
+        memcpy(large, tls->in + tls->in_off, tls->in_len - tls->in_off);
+        rm_buf_put(tls->in);
+        tls->in = large;
+        tls->in_len -= tls->in_off;
+        tls->in_off = 0;
     } else if (tls->in_off > 0) {
         memmove(tls->in, tls->in + tls->in_off, tls->in_len - tls->in_off);
         tls->in_len -= tls->in_off;
         tls->in_off = 0;
     }
     *p = tls->in + tls->in_len;
-    *len = TLS_WINDOW - tls->in_len;
+    *len = rm_buf_size(tls->in) - tls->in_len;
     return 0;
 }
 
@@ -719,7 +735,11 @@ int rm_tls_read(rm_tls_t *tls, uint8_t *buf, size_t len)
 int rm_tls_write(rm_tls_t *tls, const uint8_t *buf, size_t len)
 {
     int r, e;
-    size_t room = TLS_WINDOW - tls->out_len; /* out_len is 0 while no buffer is held */
+    size_t room;
+    if (tls->out == NULL)
+        tls->out_large = len > TLS_WRITE_CHUNK; /* more than one record: they go out together, in a large window */
+    /* out_len is 0 while no buffer is held */
+    room = (tls->out != NULL ? rm_buf_size(tls->out) : tls->out_large ? RM_BUF_LARGE_SIZE : RM_BUF_SIZE) - tls->out_len;
     /* Hand wolfSSL no more than fits as whole records in the free tail, so a write never half-completes. */
     if (room < TLS_WRITE_OVERHEAD + 256)
         return RM_ERR_TLS_WANT_IO;

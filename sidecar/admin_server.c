@@ -98,6 +98,17 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                  "# TYPE ringmesh_proxy_connections_active gauge\nringmesh_proxy_connections_active %llu\n",
                  (unsigned long long)SUM(active));
     o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_proxy_buffer_bytes Memory in the workers' I/O buffers, held by connections (in_use) "
+                 "or kept for reuse (idle), by size: small (one TLS record) or large (a bulk stream's).\n"
+                 "# TYPE ringmesh_proxy_buffer_bytes gauge\n"
+                 "ringmesh_proxy_buffer_bytes{size=\"small\",state=\"in_use\"} %llu\n"
+                 "ringmesh_proxy_buffer_bytes{size=\"small\",state=\"idle\"} %llu\n"
+                 "ringmesh_proxy_buffer_bytes{size=\"large\",state=\"in_use\"} %llu\n"
+                 "ringmesh_proxy_buffer_bytes{size=\"large\",state=\"idle\"} %llu\n",
+                 (unsigned long long)(SUM(buf_in_use) * RM_BUF_SIZE), (unsigned long long)(SUM(buf_idle) * RM_BUF_SIZE),
+                 (unsigned long long)(SUM(buf_large_in_use) * RM_BUF_LARGE_SIZE),
+                 (unsigned long long)(SUM(buf_large_idle) * RM_BUF_LARGE_SIZE));
+    o = rm_textf(buf, len, o,
                  "# HELP ringmesh_proxy_bytes_total Bytes proxied, counted when a connection closes.\n"
                  "# TYPE ringmesh_proxy_bytes_total counter\n"
                  "ringmesh_proxy_bytes_total{direction=\"downstream_to_upstream\"} %llu\n"

@@ -65,7 +65,7 @@ static void br_free(rm_loop_t *loop)
 {
     if (loop->br_bufs != NULL) {
         for (unsigned i = 0; i < BR_ENTRIES; i++)
-            free(loop->br_bufs[i]); /* maybe not on the loop's thread, whose pool they came from */
+            rm_buf_free(loop->br_bufs[i]); /* maybe not on the loop's thread, whose pool they came from */
         free(loop->br_bufs);
     }
     free(loop->br);

@@ -82,6 +82,8 @@ typedef struct st_rm_worker_stats_t {
     /* connections whose TLS records the kernel sealed and opened (both directions handed over), and hand-overs that
      * failed */
     atomic_uint_fast64_t ktls_conns, ktls_failed;
+    /* the worker thread's rm_buf_stats(), published every tick */
+    atomic_uint_fast64_t buf_in_use, buf_idle, buf_large_in_use, buf_large_idle;
 } rm_worker_stats_t;
 
 typedef enum {

@@ -63,9 +63,10 @@ typedef struct st_rm_side_t {
 #define SIDE_TLS_TX(s) ((s)->tls != NULL && !((s)->ktls & KTLS_TX))
 
 typedef struct st_rm_pipe_t {
-    uint8_t *buf; /* a pool buffer (RM_PIPE_SIZE bytes) while it holds data or a receive targets it, else NULL;
-                   * data is buf[off .. off+len) */
+    uint8_t
+        *buf; /* a pool buffer while it holds data or a receive targets it, else NULL; data is buf[off .. off+len) */
     size_t off, len;
+    uint8_t large; /* the next buffer is a large one: the source's last receive filled all it was given */
     uint8_t src_eof;
     uint8_t recv_busy; /* a plain receive is writing into the tail: the data must not move until it completes */
     uint64_t bytes;
@@ -264,7 +265,7 @@ static void pipe_release_if_empty(rm_pipe_t *p)
 
 static int pipe_reserve(rm_pipe_t *p)
 {
-    if (p->buf == NULL && (p->buf = rm_buf_get()) == NULL)
+    if (p->buf == NULL && (p->buf = p->large ? rm_buf_get_large() : rm_buf_get()) == NULL)
         return -ENOMEM;
     return 0;
 }
@@ -278,7 +279,7 @@ static void pipe_consume(rm_pipe_t *p, size_t n)
 
 static size_t pipe_room(const rm_pipe_t *p)
 {
-    return p->buf == NULL ? RM_PIPE_SIZE : RM_PIPE_SIZE - (p->off + p->len);
+    return p->buf == NULL ? RM_PIPE_SIZE : rm_buf_size(p->buf) - (p->off + p->len);
 }
 
 /* ------------------------------------------------------------------ completions */
@@ -307,11 +308,15 @@ static void recv_result(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res
 {
     if (res > 0) {
         c->last_active_ms = rm_loop_now_ms(c->w->loop);
+        /* a receive that filled all it was given left more behind: a stream, taken in large buffers from now on */
         s->drained = (size_t)res < asked;
-        if (SIDE_TLS_RX(s))
+        if (SIDE_TLS_RX(s)) {
             rm_tls_in_commit(s->tls, (size_t)res);
-        else
+            rm_tls_in_want_large(s->tls, !s->drained);
+        } else {
             out_pipe->len += (size_t)res;
+            out_pipe->large = !s->drained;
+        }
         return;
     }
     if (res == -EIO && (s->ktls & KTLS_RX)) {
@@ -710,6 +715,7 @@ static int pump_fill(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe)
     /* fill the pipe from src */
     if (src->ready && !pipe->src_eof) {
         if (SIDE_TLS_RX(src)) {
+            pipe->large = !src->drained; /* the plaintext of a stream of records */
             if ((ret = pipe_reserve(pipe)) != 0)
                 return ret;
             while (pipe_room(pipe) > 0) {
@@ -1203,8 +1209,8 @@ static int pump_l7(rm_conn_t *c)
     if (l->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && l->to_app.len > 0) {
         if ((ret = pipe_reserve(&l->app_out)) != 0)
             return ret;
-        size_t n = l->to_app.len < RM_PIPE_SIZE ? l->to_app.len : RM_PIPE_SIZE;
         l->app_out.off = 0;
+        size_t n = l->to_app.len < pipe_room(&l->app_out) ? l->to_app.len : pipe_room(&l->app_out);
         memcpy(l->app_out.buf, l->to_app.base, n);
         l->app_out.len = n;
         rm_bytebuf_consume(&l->to_app, n);

@@ -336,6 +336,11 @@ static void worker_tick(rm_worker_t *w)
         malloc_trim(0);
         w->trim_pending = 0;
     }
+    rm_buf_stats_t bs = rm_buf_stats();
+    atomic_store_explicit(&w->stats.buf_in_use, bs.in_use, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.buf_idle, bs.idle, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.buf_large_in_use, bs.large_in_use, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.buf_large_idle, bs.large_idle, memory_order_relaxed);
     int cut = w->draining && now >= w->drain_deadline_ms;
     for (c = w->conns; c != NULL; c = next) {
         next = rm__conn_next(c); /* the callee may free c */

@@ -56,6 +56,47 @@ static void test_trim_frees_idle_buffers(void **state)
     assert_int_equal(rm_buf_stats().idle, 1);
 }
 
+/* Large buffers: their own size, their own free list and idle cap, taken back by the same rm_buf_put, trimmed with
+ * the small ones. */
+static void test_large_buffers(void **state)
+{
+    rm_buf_trim();
+    rm_buf_stats_t s0 = rm_buf_stats();
+    uint8_t *small = rm_buf_get(), *large = rm_buf_get_large();
+    assert_non_null(small);
+    assert_non_null(large);
+    assert_int_equal(rm_buf_size(small), RM_BUF_SIZE);
+    assert_int_equal(rm_buf_size(large), RM_BUF_LARGE_SIZE);
+    memset(large, 0x11, RM_BUF_LARGE_SIZE);
+    assert_int_equal(rm_buf_stats().large_in_use, s0.large_in_use + 1);
+    assert_int_equal(rm_buf_stats().in_use, s0.in_use + 1);
+    rm_buf_put(large);
+    rm_buf_put(small);
+    assert_int_equal(rm_buf_stats().large_idle, 1);
+    assert_int_equal(rm_buf_stats().idle, 1);
+    /* each size comes back from its own list */
+    assert_ptr_equal(rm_buf_get_large(), large);
+    assert_ptr_equal(rm_buf_get(), small);
+    rm_buf_put(small);
+
+    uint8_t *bufs[RM_BUF_LARGE_IDLE_MAX + 4];
+    bufs[0] = large;
+    for (size_t i = 1; i < RM_BUF_LARGE_IDLE_MAX + 4; i++)
+        assert_non_null(bufs[i] = rm_buf_get_large());
+    for (size_t i = 0; i < RM_BUF_LARGE_IDLE_MAX + 4; i++)
+        rm_buf_put(bufs[i]);
+    assert_int_equal(rm_buf_stats().large_idle, RM_BUF_LARGE_IDLE_MAX);
+    assert_int_equal(rm_buf_stats().large_in_use, 0);
+    rm_buf_trim();
+    assert_int_equal(rm_buf_stats().large_idle, 0);
+    assert_int_equal(rm_buf_stats().idle, 0);
+
+    /* freed outside the pool (a thread ending with buffers lent elsewhere) */
+    uint8_t *stray = rm_buf_get_large();
+    rm_buf_free(stray);
+    rm_buf_free(NULL);
+}
+
 static void *other_thread(void *arg)
 {
     rm_buf_stats_t *out = arg;
@@ -81,9 +122,8 @@ static void test_pools_are_per_thread(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reuse_and_counts),
-        cmocka_unit_test(test_idle_cap),
-        cmocka_unit_test(test_trim_frees_idle_buffers),
+        cmocka_unit_test(test_reuse_and_counts),        cmocka_unit_test(test_idle_cap),
+        cmocka_unit_test(test_trim_frees_idle_buffers), cmocka_unit_test(test_large_buffers),
         cmocka_unit_test(test_pools_are_per_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

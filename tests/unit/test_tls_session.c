@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
 #include "ringmesh/tls.h"
 #include "tls_internal.h"
@@ -268,6 +269,102 @@ static void test_fragmented_ciphertext(void **state)
     rm_tls_ctx_unref(sc);
 }
 
+/* Writes as many records of `data` as the client's output window takes; returns the bytes written. */
+static size_t write_until_full(rm_tls_t *cli, const uint8_t *data, size_t len)
+{
+    size_t sent = 0;
+    for (;;) {
+        int w = rm_tls_write(cli, data + sent, len - sent);
+        if (w == RM_ERR_TLS_WANT_IO || sent == len)
+            return sent;
+        assert_true(w > 0);
+        sent += (size_t)w;
+    }
+}
+
+/* A stream's records go out many to a window, and come in many to a window: given more than one record's worth with
+ * no window held, a write takes a large one; a session asked for large input windows moves what its small one holds
+ * (a partial record) into a large one and reads on; both are back to small, one-record windows for small writes and
+ * after a release. */
+static void test_large_windows(void **state)
+{
+    rm_tls_ctx_t *cc = make_ctx(RM_TLS_CLIENT, "client", "ca.pem", "cluster.local", NULL);
+    rm_tls_ctx_t *sc = make_ctx(RM_TLS_SERVER, "server", "ca.pem", "cluster.local", NULL);
+    rm_tls_t *cli, *srv;
+    int cr, sr;
+    static uint8_t big[RM_BUF_LARGE_SIZE * 2], got[RM_BUF_LARGE_SIZE * 2];
+    const uint8_t *p;
+    uint8_t *dst;
+    size_t n, room, have = 0;
+
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7 + 3);
+    assert_int_equal(rm_tls_new(&cli, cc, server_ids, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    handshake(cli, srv, &cr, &sr);
+    assert_int_equal(cr, 0);
+    assert_int_equal(sr, 0);
+
+    /* one record's worth at a time: a small window, full after one record and a short one in its tail */
+    size_t sent = write_until_full(cli, big, 16384);
+    assert_int_equal(sent, 16384);
+    sent += write_until_full(cli, big + sent, 16384);
+    assert_true(sent < 16384 + 1024);
+    rm_tls_out_data(cli, &p, &n);
+    assert_true(n > 16384 && n <= RM_BUF_SIZE);
+    assert_int_equal(rm_tls_in_space(srv, &dst, &room), 0);
+    assert_int_equal(room, RM_BUF_SIZE);
+
+    /* the server's small window gets the first 1000 bytes of that record: part of it held */
+    memcpy(dst, p, 1000);
+    rm_tls_in_commit(srv, 1000);
+    rm_tls_out_consume(cli, 1000);
+    assert_int_equal(rm_tls_read(srv, got, sizeof(got)), RM_ERR_TLS_WANT_IO);
+    /* asked for large windows, it moves those bytes into one and takes the rest of the record behind them */
+    rm_tls_in_want_large(srv, 1);
+    assert_int_equal(rm_tls_in_space(srv, &dst, &room), 0);
+    rm_tls_out_data(cli, &p, &n);
+    assert_true(room >= RM_BUF_LARGE_SIZE - 1000);
+    memcpy(dst, p, n);
+    rm_tls_in_commit(srv, n);
+    rm_tls_out_consume(cli, n);
+    int r;
+    while ((r = rm_tls_read(srv, got + have, sizeof(got) - have)) > 0)
+        have += (size_t)r;
+    assert_int_equal(r, RM_ERR_TLS_WANT_IO);
+    assert_int_equal(have, sent);
+    assert_memory_equal(got, big, have);
+
+    /* more than a record's worth with no window held: one large window takes many records */
+    size_t first = have;
+    sent = write_until_full(cli, big + have, sizeof(big) - have);
+    assert_true(sent >= 12 * 16384);
+    rm_tls_out_data(cli, &p, &n);
+    assert_true(n > RM_BUF_SIZE && n <= RM_BUF_LARGE_SIZE);
+    /* ... and the large input window takes them all in one piece */
+    assert_int_equal(rm_tls_in_space(srv, &dst, &room), 0);
+    assert_true(room >= n);
+    memcpy(dst, p, n);
+    rm_tls_in_commit(srv, n);
+    rm_tls_out_consume(cli, n);
+    while ((r = rm_tls_read(srv, got + have, sizeof(got) - have)) > 0)
+        have += (size_t)r;
+    assert_int_equal(r, RM_ERR_TLS_WANT_IO);
+    assert_int_equal(have, first + sent);
+    assert_memory_equal(got, big, have);
+
+    /* back to small: released, the next window is one record again */
+    rm_tls_in_want_large(srv, 0);
+    assert_int_equal(rm_tls_in_release(srv), 1);
+    assert_int_equal(rm_tls_in_space(srv, &dst, &room), 0);
+    assert_int_equal(room, RM_BUF_SIZE);
+
+    rm_tls_free(cli);
+    rm_tls_free(srv);
+    rm_tls_ctx_unref(cc);
+    rm_tls_ctx_unref(sc);
+}
+
 /* Runs a handshake where the server uses `server_leaf` and returns the client's result. */
 static int client_result_against(const char *server_leaf, const char *const *ids, size_t n)
 {
@@ -501,6 +598,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_data),
         cmocka_unit_test(test_fragmented_ciphertext),
+        cmocka_unit_test(test_large_windows),
         cmocka_unit_test(test_wrong_identity_refused),
         cmocka_unit_test(test_untrusted_and_foreign_domain_refused),
         cmocka_unit_test(test_expired_refused_and_not_loaded),

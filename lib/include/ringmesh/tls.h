@@ -63,6 +63,11 @@ void rm_tls_free(rm_tls_t *tls);
  *  commit what arrived. Call it right before submitting a receive, never while one is in flight (it may move
  *  buffered bytes to the front). Returns 0 or RM_ERR_TLS_NO_MEMORY. */
 int rm_tls_in_space(rm_tls_t *tls, uint8_t **p, size_t *len);
+/** Whether the input windows taken from now on are large pool buffers (RM_BUF_LARGE_SIZE): the peer keeps more
+ *  waiting than a small window holds, so fewer, larger receives take it. With 1, the next rm_tls_in_space moves what a
+ *  small window holds into a large one; with 0, the next window taken after a release is small again. Small is the
+ *  default. */
+void rm_tls_in_want_large(rm_tls_t *tls, int large);
 void rm_tls_in_commit(rm_tls_t *tls, size_t n);
 /** Copies bytes already read elsewhere (sniffed) into the input window. Returns 0, RM_ERR_TLS_NO_MEMORY, or
  *  RM_ERR_TLS_PROTOCOL if they do not fit. */
@@ -102,8 +107,10 @@ rm_tls_verify_stats_t rm_tls_thread_verify_stats(void);
 /** Decrypts into buf. Returns bytes (>0), 0 when the peer sent close_notify or closed the transport after one,
  *  RM_ERR_TLS_WANT_IO, or an error. */
 int rm_tls_read(rm_tls_t *tls, uint8_t *buf, size_t len);
-/** Encrypts up to len bytes into the output window. Returns bytes consumed (>0), RM_ERR_TLS_WANT_IO when the output
- *  window has no room (send it, then call again with the same data), or an error. */
+/** Encrypts up to len bytes (at most one record) into the output window. Returns bytes consumed (>0),
+ *  RM_ERR_TLS_WANT_IO when the output window has no room (send it, then call again with the same data), or an error.
+ *  Given more than one record's worth while no window is held, it takes a large one (RM_BUF_LARGE_SIZE), so that the
+ *  records of a stream go out many to a send. */
 int rm_tls_write(rm_tls_t *tls, const uint8_t *buf, size_t len);
 /** Queues a close_notify alert in the output window. Returns 0 or an error. */
 int rm_tls_close_notify(rm_tls_t *tls);

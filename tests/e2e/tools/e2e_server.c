@@ -1,12 +1,15 @@
 /* e2e_server: a TCP server for the end-to-end tests, one thread per connection.
  *
- *   e2e_server --listen IP:PORT [--mode echo|banner|reply-after-eof|reset] [--banner TEXT]
+ *   e2e_server --listen IP:PORT [--mode echo|banner|reply-after-eof|reset] [--banner TEXT] [--hold-file PATH]
  *
  * Modes:
  *   echo             writes back what it reads; on the peer's EOF it shuts down its write side and closes.
  *   banner           writes --banner as soon as it accepts (a server-first protocol), then behaves like echo.
  *   reply-after-eof  reads until the peer's EOF, then answers "received=N\n" followed by every byte it read.
  *   reset            reads one chunk, then closes with SO_LINGER {1, 0} so the peer gets a TCP reset.
+ *
+ * With --hold-file, each connection reads nothing until PATH exists (checked every 20 ms, for at most 60 s), so that
+ * what the peer sends backs up (a consumer that stalls).
  *
  * Every event is one JSON line on stdout: "listening", "accept" (peer and local address) and "close" (byte
  * counts, the first 64 bytes received as "head", and how the connection ended), so the tests can check who
@@ -45,6 +48,7 @@ typedef struct st_e2e_server_conn_t {
 
 static e2e_mode_t server_mode = E2E_MODE_ECHO;
 static const char *server_banner = "220 e2e_server ready\r\n";
+static const char *hold_file;
 static pthread_mutex_t stdout_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void emit(const char *fmt, ...)
@@ -233,6 +237,11 @@ static void *serve_connection(void *arg)
     int ret = 0;
 
     emit("{\"event\":\"accept\",\"peer\":\"%s\",\"local\":\"%s\"}", conn->peer, conn->local);
+    if (hold_file != NULL) {
+        for (int i = 0; i < 3000 && access(hold_file, F_OK) != 0; i++)
+            usleep(20 * 1000);
+        emit("{\"event\":\"released\",\"peer\":\"%s\"}", conn->peer);
+    }
     switch (server_mode) {
     case E2E_MODE_BANNER:
         if ((ret = write_all(conn->fd, server_banner, strlen(server_banner))) != 0)
@@ -262,7 +271,8 @@ static void *serve_connection(void *arg)
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: e2e_server --listen IP:PORT [--mode echo|banner|reply-after-eof|reset] [--banner TEXT]\n");
+    fprintf(fp, "usage: e2e_server --listen IP:PORT [--mode echo|banner|reply-after-eof|reset] [--banner TEXT] "
+                "[--hold-file PATH]\n");
 }
 
 int main(int argc, char **argv)
@@ -277,6 +287,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
             listen_arg = argv[++i];
+        } else if (strcmp(argv[i], "--hold-file") == 0 && i + 1 < argc) {
+            hold_file = argv[++i];
         } else if (strcmp(argv[i], "--banner") == 0 && i + 1 < argc) {
             server_banner = argv[++i];
         } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# rm-e2e: both-backends
+#
+# Buffers follow the traffic: small request/response exchanges use small (one-record) buffers only; a bulk stream
+# moves to large buffers on both proxies of an mTLS pair; a stalled consumer holds them only while it stalls; the
+# bytes arrive intact; once the connection is gone, every large buffer is back and given up (ringmesh_proxy_buffer_bytes).
+#
+#   e2e_client -> [proxy "frontend": upstream listener] --mTLS--> [proxy "orders": inbound listener]
+#              -> e2e_server reply-after-eof, reading nothing until a file exists
+#
+# Loopback only, in a private network namespace when root, else on free host ports.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+rm_setup_no_netns
+rm_require_cmds curl jq
+
+ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
+ID_ORDERS="spiffe://cluster.local/ns/shop/sa/orders"
+
+POD=-
+if [ "$(id -u)" = 0 ] && ip netns add "$RM_NS_PREFIX-probe" 2>/dev/null; then
+    ip netns del "$RM_NS_PREFIX-probe"
+    rm__ns_add "$(rm_ns lo)"
+    POD=lo
+    P_APP=8080 P_IN=9443 P_UP=9000 P_ADM_F=15021 P_ADM_O=15022
+else
+    for _ in $(seq 1 50); do
+        base=$((20000 + RANDOM % 10000))
+        [ -z "$(ss -Hltn "( sport >= :$base and sport <= :$((base + 4)) )" 2>/dev/null)" ] && break
+    done
+    P_APP=$base P_IN=$((base + 1)) P_UP=$((base + 2)) P_ADM_F=$((base + 3)) P_ADM_O=$((base + 4))
+fi
+run() { if [ "$POD" = - ]; then "$@"; else rm_exec "$POD" "$@"; fi; }
+
+rm_ca_create main cluster.local
+rm_svid_issue frontend main "$ID_FRONTEND"
+rm_svid_issue orders main "$ID_ORDERS"
+
+cat >"$RM_TMP/orders.yaml" <<YAML
+tls: {certFile: $RM_TMP/pki/orders.pem, keyFile: $RM_TMP/pki/orders.key, bundleFile: $RM_TMP/pki/ca-main.pem}
+outbound: {enabled: false}
+inbound: {enabled: false}
+admin: {listen: "127.0.0.1:$P_ADM_O"}
+listeners:
+  - {name: in, type: inbound, listen: "127.0.0.1:$P_IN", target: "127.0.0.1:$P_APP", mode: STRICT}
+YAML
+cat >"$RM_TMP/frontend.yaml" <<YAML
+tls: {certFile: $RM_TMP/pki/frontend.pem, keyFile: $RM_TMP/pki/frontend.key, bundleFile: $RM_TMP/pki/ca-main.pem}
+outbound: {enabled: false}
+inbound: {enabled: false}
+admin: {listen: "127.0.0.1:$P_ADM_F"}
+listeners:
+  - {name: up, type: upstream, listen: "127.0.0.1:$P_UP", target: "127.0.0.1:$P_IN", identities: ["$ID_ORDERS"]}
+YAML
+
+GO="$RM_TMP/go"
+rm_server app "$POD" "127.0.0.1:$P_APP" reply-after-eof --hold-file "$GO"
+for name in orders frontend; do
+    rm_bg "proxy-$name" "$POD" "$RM_TMP/logs/proxy-$name.log" "$RM_PROXY_BIN" --config "$RM_TMP/$name.yaml"
+    line=$(rm_wait_log "$RM_TMP/logs/proxy-$name.log" '.event == "proxy_started"' 10) ||
+        rm_fail "proxy $name did not start: $(cat "$RM_TMP/logs/proxy-$name.log.stderr")"
+    rm_check_backend "$line" "proxy $name" >/dev/null
+done
+rm_wait_port "$POD" "$P_IN" 10 proxy-orders
+rm_wait_port "$POD" "$P_UP" 10 proxy-frontend
+
+# buffers PORT SIZE STATE -> ringmesh_proxy_buffer_bytes{size=SIZE,state=STATE} of the proxy with that admin port
+buffers() {
+    run curl -s -m 5 "http://127.0.0.1:$1/metrics" |
+        awk -v k="ringmesh_proxy_buffer_bytes{size=\"$2\",state=\"$3\"}" '$1 == k {print $2}'
+}
+# wait_buffers PORT SIZE STATE OP VALUE WHAT: polls (10 s) until the gauge compares as asked (OP: -eq, -gt)
+wait_buffers() {
+    local port=$1 size=$2 state=$3 op=$4 want=$5 what=$6 v deadline=$(($(rm_now_ms) + 10000))
+    while :; do
+        v=$(buffers "$port" "$size" "$state")
+        [ -n "$v" ] || rm_fail "$what: no ringmesh_proxy_buffer_bytes{size=\"$size\",state=\"$state\"} in /metrics"
+        if [ "$v" "$op" "$want" ]; then
+            rm_log "ok: $what ($v bytes)"
+            return 0
+        fi
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "$what: $size/$state buffers at $v bytes after 10 s"
+        sleep 0.1
+    done
+}
+
+client() { # NAME e2e_client-steps...
+    local name=$1
+    shift
+    RM_RC=0
+    run timeout 60 "$RM_TOOLS/e2e_client" --timeout 30000 --connect "127.0.0.1:$P_UP" \
+        --out "$RM_TMP/logs/client-$name.out" --status "$RM_TMP/logs/client-$name.status" "$@" 2>/dev/null ||
+        RM_RC=$?
+    rm_log "client $name: exit $RM_RC $(cat "$RM_TMP/logs/client-$name.status" 2>/dev/null || true)"
+}
+
+# Request/response traffic: a few bytes each way, never a large buffer. A connection held open meanwhile keeps the
+# workers from giving idle buffers up, so a large buffer taken and returned would still show as idle.
+case_small() {
+    touch "$GO"
+    rm_bg client-open "$POD" "$RM_TMP/logs/client-open.log" "$RM_TOOLS/e2e_client" --timeout 30000 \
+        --connect "127.0.0.1:$P_UP" --out /dev/null "send:held open" "read:1"
+    for i in 1 2 3; do
+        client "small$i" "send:small request $i" shutdown readeof
+        rm_assert_eq "$RM_RC" 0 "small exchange $i: client exit"
+        rm_assert_eq "$(head -n 1 "$RM_TMP/logs/client-small$i.out")" "received=15" "small exchange $i: the reply"
+    done
+    sleep 0.6 # two of the workers' 250 ms ticks, which publish the gauges
+    for port in $P_ADM_F $P_ADM_O; do
+        rm_assert_eq "$(buffers "$port" large in_use)" 0 "large buffers in use after small exchanges (admin $port)"
+        rm_assert_eq "$(buffers "$port" large idle)" 0 "large buffers kept after small exchanges (admin $port)"
+    done
+    rm_alive client-open || rm_fail "the connection held open has ended"
+    rm_stop client-open
+    rm -f "$GO"
+}
+
+SIZE=$((32 * 1024 * 1024))
+
+# A bulk stream into a consumer that stalls: both proxies hold it in large buffers until it reads, everything
+# arrives, and the large buffers are given up once the connection is over.
+case_bulk_stalled() {
+    head -c $SIZE /dev/urandom >"$RM_TMP/payload.bin"
+    rm_bg client-bulk "$POD" "$RM_TMP/logs/client-bulk.log" "$RM_TOOLS/e2e_client" --timeout 60000 \
+        --connect "127.0.0.1:$P_UP" --out "$RM_TMP/logs/client-bulk.out" \
+        --status "$RM_TMP/logs/client-bulk.status" "sendfile:$RM_TMP/payload.bin" shutdown readeof
+    # the app reads nothing: the stream backs up through the inbound proxy into the outbound one
+    wait_buffers "$P_ADM_O" large in_use -gt 0 "the inbound proxy holds the stalled stream in large buffers"
+    wait_buffers "$P_ADM_F" large in_use -gt 0 "the outbound proxy holds the stalled stream in large buffers"
+    touch "$GO"
+    rm_wait_exit client-bulk 60
+    rm_assert_eq "$RM_RC" 0 "bulk client exit"
+    rm_assert_eq "$(head -n 1 "$RM_TMP/logs/client-bulk.out")" "received=$SIZE" "the app received every byte"
+    local sum_in sum_out
+    sum_in=$(sha256sum <"$RM_TMP/payload.bin" | cut -d' ' -f1)
+    sum_out=$(tail -c +$((${#SIZE} + 11)) "$RM_TMP/logs/client-bulk.out" | sha256sum | cut -d' ' -f1)
+    rm_assert_eq "$sum_out" "$sum_in" "SHA-256 of the 32 MiB that came back"
+    for port in $P_ADM_F $P_ADM_O; do
+        wait_buffers "$port" large in_use -eq 0 "every large buffer is back once the connection is over (admin $port)"
+        wait_buffers "$port" large idle -eq 0 "and given up with nothing open (admin $port)"
+    done
+}
+
+rm_case "small exchanges use small buffers" case_small
+rm_case "a stalled bulk stream, held in large buffers and given back" case_bulk_stalled
+
+for name in frontend orders; do
+    rm_stop "proxy-$name" TERM
+    rm_assert_eq "$RM_RC" 0 "proxy $name exit status after SIGTERM"
+done
+rm_finish
