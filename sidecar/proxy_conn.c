@@ -707,8 +707,9 @@ static int ktls_start_rx(rm_conn_t *c, rm_side_t *s)
     return 0;
 }
 
-/* Fills a pipe from its source side. Returns 0 or an error that ends the connection. */
-static int pump_fill(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe)
+/* Fills a pipe from its source side. With `draining`, the caller drains the pipe next and then fills again (pump,
+ * pump_l7). Returns 0 or an error that ends the connection. */
+static int pump_fill(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, int draining)
 {
     int ret;
 
@@ -740,6 +741,10 @@ static int pump_fill(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe)
             /* reading may have produced protocol output (e.g. a KeyUpdate answer) */
             if ((ret = flush_tls(c, src)) != 0)
                 return ret;
+        } else if (draining && pipe->len > 0 && src->drained) {
+            /* The last receive took all there was and its bytes are on their way out: the next receive waits until
+             * they have gone and then takes a buffer when data comes, in one operation, rather than waiting for
+             * readability now and receiving behind them with a system call of its own. */
         } else if ((ret = submit_recv(c, src, pipe)) != 0) {
             return ret;
         }
@@ -799,9 +804,12 @@ static int pump_drain(rm_conn_t *c, rm_pipe_t *pipe, rm_side_t *dst)
 static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
 {
     int ret;
-    if ((ret = pump_fill(c, src, pipe)) != 0)
+    if ((ret = pump_fill(c, src, pipe, 1)) != 0 || (ret = pump_drain(c, pipe, dst)) != 0)
         return ret;
-    return pump_drain(c, pipe, dst);
+    /* a TLS destination took the whole pipe at once: the source's receive need not wait for a send */
+    if (pipe->len == 0 && !SIDE_TLS_RX(src))
+        return pump_fill(c, src, pipe, 1);
+    return 0;
 }
 
 static int direction_done(rm_side_t *dst, rm_pipe_t *pipe)
@@ -1184,7 +1192,7 @@ static int pump_l7(rm_conn_t *c)
     rm_l7_t *l = c->l7;
     int r, ret;
 
-    if ((ret = pump_fill(c, &c->down, &c->d2u)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d)) != 0)
+    if ((ret = pump_fill(c, &c->down, &c->d2u, 1)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 1)) != 0)
         return ret;
     /* the client's bytes: requests decided, allowed ones on to the app, answers to denied ones back */
     if (c->d2u.len > 0 && l->to_app.len < L7_BACKLOG && l->to_client.len < L7_BACKLOG) {
@@ -1205,6 +1213,9 @@ static int pump_l7(rm_conn_t *c)
         l7_result(c, r, "app");
         pipe_consume(&c->u2d, c->u2d.len);
     }
+    /* the filter took what the pipes held: their receives can go now */
+    if ((ret = pump_fill(c, &c->down, &c->d2u, 1)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 1)) != 0)
+        return ret;
     /* stage the output in pipes: a send in flight reads a buffer that does not move */
     if (l->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && l->to_app.len > 0) {
         if ((ret = pipe_reserve(&l->app_out)) != 0)
@@ -1314,7 +1325,7 @@ static void conn_progress(rm_conn_t *c)
 
     if (c->authz_state == AUTHZ_PENDING && c->down.ready) {
         /* waiting for the client's first bytes to tell the protocol: read both ends, forward nothing */
-        if ((ret = pump_fill(c, &c->down, &c->d2u)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d)) != 0)
+        if ((ret = pump_fill(c, &c->down, &c->d2u, 0)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 0)) != 0)
             goto Error;
         if ((ret = authz_progress(c)) != 0)
             goto Error;
