@@ -28,10 +28,10 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # nghttp2's client (nghttp) sends HTTP/2 streams through the policy filter. libfaketime (faketime) moves a proxy's
 # clock to see an SVID expire. Kernel TLS is tested in a virtual machine running Debian's own kernel (this machine's
 # kernel may be built without it): qemu-system-x86 runs it under software emulation, from an initramfs made of
-# busybox-static and the test's binaries, packed with cpio (tests/vm/).
+# busybox-static and the test's binaries, packed with cpio (tests/vm/). strace counts the proxies' system calls.
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
-    qemu-system-x86 busybox-static cpio)
+    qemu-system-x86 busybox-static cpio strace)
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() {

@@ -3,7 +3,8 @@
 #
 # Buffers follow the traffic: small request/response exchanges use small (one-record) buffers only; a bulk stream
 # moves to large buffers on both proxies of an mTLS pair; a stalled consumer holds them only while it stalls; the
-# bytes arrive intact; once the connection is gone, every large buffer is back and given up (ringmesh_proxy_buffer_bytes).
+# bytes arrive intact; once the connection is gone, every large buffer is back and given up
+# (ringmesh_proxy_buffer_bytes).
 #
 #   e2e_client -> [proxy "frontend": upstream listener] --mTLS--> [proxy "orders": inbound listener]
 #              -> e2e_server reply-after-eof, reading nothing until a file exists
@@ -75,7 +76,7 @@ wait_buffers() {
     while :; do
         v=$(buffers "$port" "$size" "$state")
         [ -n "$v" ] || rm_fail "$what: no ringmesh_proxy_buffer_bytes{size=\"$size\",state=\"$state\"} in /metrics"
-        if [ "$v" "$op" "$want" ]; then
+        if { [ "$op" = -gt ] && [ "$v" -gt "$want" ]; } || { [ "$op" = -eq ] && [ "$v" -eq "$want" ]; }; then
             rm_log "ok: $what ($v bytes)"
             return 0
         fi

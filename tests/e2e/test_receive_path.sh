@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# On io_uring, every arrival on a proxied connection comes with its data in one completion: request/response traffic
+# through an mTLS pair makes no recv(2) calls of the proxies' own (counted with strace on both proxies while 200
+# exchanges cross one keep-alive connection), and the bytes arrive intact.
+#
+#   e2e_client -> [proxy "frontend": upstream listener] --mTLS--> [proxy "orders": inbound listener] -> echo
+#
+# io_uring only (the epoll backend receives with recv(2) by design). Loopback only, in a private network namespace
+# when root, else on free host ports.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+rm_setup_no_netns
+rm_require_cmds strace
+[ "$(id -u)" = 0 ] || rm_skip "strace needs to attach to the proxies (root)"
+[ "${RINGMESH_IO_BACKEND:-default}" = epoll ] && rm_skip "the epoll backend receives with recv(2) by design"
+RINGMESH_IO_BACKEND=io_uring
+rm_require_backend
+
+ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
+ID_ORDERS="spiffe://cluster.local/ns/shop/sa/orders"
+
+POD=-
+if ip netns add "$RM_NS_PREFIX-probe" 2>/dev/null; then
+    ip netns del "$RM_NS_PREFIX-probe"
+    rm__ns_add "$(rm_ns lo)"
+    POD=lo
+    P_APP=8080 P_IN=9443 P_UP=9000
+else
+    for _ in $(seq 1 50); do
+        base=$((20000 + RANDOM % 10000))
+        [ -z "$(ss -Hltn "( sport >= :$base and sport <= :$((base + 2)) )" 2>/dev/null)" ] && break
+    done
+    P_APP=$base P_IN=$((base + 1)) P_UP=$((base + 2))
+fi
+run() { if [ "$POD" = - ]; then "$@"; else rm_exec "$POD" "$@"; fi; }
+
+rm_ca_create main cluster.local
+rm_svid_issue frontend main "$ID_FRONTEND"
+rm_svid_issue orders main "$ID_ORDERS"
+cat >"$RM_TMP/orders.yaml" <<YAML
+tls: {certFile: $RM_TMP/pki/orders.pem, keyFile: $RM_TMP/pki/orders.key, bundleFile: $RM_TMP/pki/ca-main.pem}
+outbound: {enabled: false}
+inbound: {enabled: false}
+admin: {enabled: false}
+ioBackend: io_uring
+listeners:
+  - {name: in, type: inbound, listen: "127.0.0.1:$P_IN", target: "127.0.0.1:$P_APP", mode: STRICT}
+YAML
+cat >"$RM_TMP/frontend.yaml" <<YAML
+tls: {certFile: $RM_TMP/pki/frontend.pem, keyFile: $RM_TMP/pki/frontend.key, bundleFile: $RM_TMP/pki/ca-main.pem}
+outbound: {enabled: false}
+inbound: {enabled: false}
+admin: {enabled: false}
+ioBackend: io_uring
+listeners:
+  - {name: up, type: upstream, listen: "127.0.0.1:$P_UP", target: "127.0.0.1:$P_IN", identities: ["$ID_ORDERS"]}
+YAML
+
+rm_server app "$POD" "127.0.0.1:$P_APP" echo
+for name in orders frontend; do
+    rm_bg "proxy-$name" "$POD" "$RM_TMP/logs/proxy-$name.log" "$RM_PROXY_BIN" --config "$RM_TMP/$name.yaml"
+    line=$(rm_wait_log "$RM_TMP/logs/proxy-$name.log" '.event == "proxy_started"' 10) ||
+        rm_fail "proxy $name did not start: $(cat "$RM_TMP/logs/proxy-$name.log.stderr")"
+    rm_check_backend "$line" "proxy $name" >/dev/null
+done
+rm_wait_port "$POD" "$P_IN" 10 proxy-orders
+rm_wait_port "$POD" "$P_UP" 10 proxy-frontend
+
+N=200
+
+case_no_recv_calls() {
+    local steps=() expect="" i msg name
+    for i in $(seq 1 $N); do
+        msg=$(printf 'request-%04d' "$i")
+        steps+=("send:$msg" "read:${#msg}")
+        expect+=$msg
+    done
+    # strace counts the receive calls of every thread of both proxies while the exchanges run
+    for name in frontend orders; do
+        rm_bg "strace-$name" - "$RM_TMP/logs/strace-$name.log" strace -f -c -U calls,name \
+            -e trace=recvfrom,recvmsg,read,io_uring_enter -o "$RM_TMP/logs/strace-$name.txt" -p "${RM_PID[proxy-$name]}"
+    done
+    local deadline=$(($(rm_now_ms) + 10000))
+    for name in frontend orders; do
+        until grep -q attached "$RM_TMP/logs/strace-$name.log.stderr" 2>/dev/null; do
+            rm_alive "strace-$name" || rm_fail "strace exited: $(cat "$RM_TMP/logs/strace-$name.log.stderr")"
+            [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "strace did not attach within 10 s"
+            sleep 0.05
+        done
+    done
+    RM_RC=0
+    run timeout 60 "$RM_TOOLS/e2e_client" --timeout 10000 --connect "127.0.0.1:$P_UP" \
+        --out "$RM_TMP/logs/client.out" --status "$RM_TMP/logs/client.status" "${steps[@]}" shutdown readeof \
+        2>/dev/null || RM_RC=$?
+    rm_assert_eq "$RM_RC" 0 "$N exchanges: client exit"
+    rm_assert_eq "$(cat "$RM_TMP/logs/client.out")" "$expect" "$N exchanges: every reply, in order"
+    for name in frontend orders; do
+        rm_stop "strace-$name" INT
+        local calls enters
+        calls=$(awk '$NF ~ /^(recvfrom|recvmsg|read)$/ {n += $1} END {print n + 0}' "$RM_TMP/logs/strace-$name.txt")
+        enters=$(awk '$NF == "io_uring_enter" {n += $1} END {print n + 0}' "$RM_TMP/logs/strace-$name.txt")
+        # strace saw the proxy at work: the exchanges went through its ring
+        [ "$enters" -ge $N ] || rm_fail "strace saw $enters io_uring_enter calls of proxy $name for $N exchanges"
+        rm_log "proxy $name: $calls receive calls for $N exchanges" \
+            "($(tr -s ' \n' ' ' <"$RM_TMP/logs/strace-$name.txt"))"
+        # each exchange is two arrivals per proxy; receiving them with recv(2) would be up to 2N calls. A few are
+        # allowed: the connection's start and end (the peer's EOF, the handshake's last bytes).
+        [ "$calls" -le 10 ] || rm_fail "proxy $name made $calls receive calls for $N exchanges (at most 10 expected)"
+        rm_log "ok: proxy $name received $((2 * N)) arrivals with $calls receive calls of its own"
+    done
+}
+
+rm_case "request/response arrivals come in io_uring completions, not recv(2)" case_no_recv_calls
+
+for name in frontend orders; do
+    rm_stop "proxy-$name" TERM
+    rm_assert_eq "$RM_RC" 0 "proxy $name exit status after SIGTERM"
+done
+rm_finish
