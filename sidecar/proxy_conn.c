@@ -63,8 +63,8 @@ typedef struct st_rm_side_t {
 #define SIDE_TLS_TX(s) ((s)->tls != NULL && !((s)->ktls & KTLS_TX))
 
 typedef struct st_rm_pipe_t {
-    uint8_t
-        *buf; /* a pool buffer while it holds data or a receive targets it, else NULL; data is buf[off .. off+len) */
+    uint8_t *buf; /* a pool buffer while it holds data or a receive targets it, else NULL */
+    /* the data is buf[off .. off+len) */
     size_t off, len;
     uint8_t large; /* the next buffer is a large one: the source's last receive filled all it was given */
     uint8_t src_eof;
