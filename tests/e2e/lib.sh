@@ -293,6 +293,33 @@ rm_exec() {
     ip netns exec "$(rm_ns "$pod")" "$@"
 }
 
+# rm_loopback_place N: where a test that needs only loopback runs: a private network namespace "lo" when one can be
+# made (root), else the host's loopback. Sets POD (lo, or - for the host) and RM_PORTS to N consecutive ports: from
+# 20000 in the namespace, else ports nobody listens on now, from a range outside the usual ephemeral ports.
+rm_loopback_place() {
+    local n=$1 base=20000 i
+    POD=-
+    if [ "$(id -u)" = 0 ] && ip netns add "$RM_NS_PREFIX-probe" 2>/dev/null; then
+        ip netns del "$RM_NS_PREFIX-probe"
+        rm__ns_add "$(rm_ns lo)"
+        POD=lo
+        rm_log "running in network namespace $(rm_ns lo)"
+    else
+        for _ in $(seq 1 50); do
+            base=$((20000 + RANDOM % 10000))
+            [ -z "$(ss -Hltn "( sport >= :$base and sport <= :$((base + n - 1)) )" 2>/dev/null)" ] && break
+        done
+        rm_log "running on the host's loopback, ports $base-$((base + n - 1))"
+    fi
+    RM_PORTS=()
+    for ((i = 0; i < n; i++)); do RM_PORTS+=($((base + i))); done
+}
+
+# rm_run CMD...: runs CMD where rm_loopback_place put the test (POD)
+rm_run() {
+    if [ "$POD" = - ]; then "$@"; else rm_exec "$POD" "$@"; fi
+}
+
 # rm__attach NAME SUBNET_OCTET: namespace NAME joined to the node by a routed /30 (198.18.<octet>.0/30)
 rm__attach() {
     local name=$1 octet=$2 ns

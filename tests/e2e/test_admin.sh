@@ -12,20 +12,8 @@ rm_require_cmds curl jq socat
 ID_CLIENT="spiffe://cluster.local/ns/shop/sa/frontend"
 ID_SERVER="spiffe://cluster.local/ns/shop/sa/orders"
 
-POD=-
-if [ "$(id -u)" = 0 ] && ip netns add "$RM_NS_PREFIX-probe" 2>/dev/null; then
-    ip netns del "$RM_NS_PREFIX-probe"
-    rm__ns_add "$(rm_ns lo)"
-    POD=lo
-    P_APP=8080 P_IN=9443 P_UP=9000 P_ADMIN=15021
-else
-    for _ in $(seq 1 50); do
-        base=$((20000 + RANDOM % 10000))
-        [ -z "$(ss -Hltn "( sport >= :$base and sport <= :$((base + 3)) )" 2>/dev/null)" ] && break
-    done
-    P_APP=$base P_IN=$((base + 1)) P_UP=$((base + 2)) P_ADMIN=$((base + 3))
-fi
-run() { if [ "$POD" = - ]; then "$@"; else rm_exec "$POD" "$@"; fi; }
+rm_loopback_place 4
+read -r P_APP P_IN P_UP P_ADMIN <<<"${RM_PORTS[*]}"
 
 rm_ca_create main cluster.local
 rm_svid_issue client main "$ID_CLIENT"
@@ -60,10 +48,10 @@ start server
 rm_wait_port "$POD" "$P_IN" 10 proxy-server
 
 admin() { # METHOD PATH -> the HTTP status
-    run curl -s -m 5 -o /dev/null -w '%{http_code}' -X "$1" "http://127.0.0.1:$P_ADMIN$2" || true
+    rm_run curl -s -m 5 -o /dev/null -w '%{http_code}' -X "$1" "http://127.0.0.1:$P_ADMIN$2" || true
 }
 metric() { # NAME -> its value in /metrics
-    run curl -s -m 5 "http://127.0.0.1:$P_ADMIN/metrics" | awk -v n="$1" '$1 == n {print $2}'
+    rm_run curl -s -m 5 "http://127.0.0.1:$P_ADMIN/metrics" | awk -v n="$1" '$1 == n {print $2}'
 }
 
 case_health_and_errors() {
@@ -75,15 +63,15 @@ case_health_and_errors() {
     # a header block over the 4 KiB limit is answered, not waited on
     local big
     big=$(head -c 6000 /dev/zero | tr '\0' a)
-    rm_assert_eq "$(run curl -s -m 5 -o /dev/null -w '%{http_code}' -H "X-Big: $big" \
+    rm_assert_eq "$(rm_run curl -s -m 5 -o /dev/null -w '%{http_code}' -H "X-Big: $big" \
         "http://127.0.0.1:$P_ADMIN/metrics" || true)" 431 "oversized request"
-    rm_assert_eq "$(printf 'NOT HTTP AT ALL\r\n\r\n' | run timeout 5 socat -t 2 - "TCP:127.0.0.1:$P_ADMIN" |
+    rm_assert_eq "$(printf 'NOT HTTP AT ALL\r\n\r\n' | rm_run timeout 5 socat -t 2 - "TCP:127.0.0.1:$P_ADMIN" |
         head -n 1 | tr -d '\r')" "HTTP/1.1 400 Bad Request" "malformed request"
 }
 
 case_metrics_follow_traffic() {
     local before after hs exp computed remembered
-    run curl -s -m 5 "http://127.0.0.1:$P_ADMIN/metrics" >"$RM_TMP/metrics.txt"
+    rm_run curl -s -m 5 "http://127.0.0.1:$P_ADMIN/metrics" >"$RM_TMP/metrics.txt"
     grep -q '^# TYPE ringmesh_proxy_connections_accepted_total counter$' "$RM_TMP/metrics.txt" ||
         rm_fail "metrics lack TYPE lines: $(head -5 "$RM_TMP/metrics.txt")"
     grep -Eq '^ringmesh_proxy_info\{io_backend="(io_uring|epoll)",workers="1"\} 1$' "$RM_TMP/metrics.txt" ||
@@ -93,7 +81,7 @@ case_metrics_follow_traffic() {
     computed=$(metric 'ringmesh_proxy_tls_signature_verifications_total{result="computed"}')
     remembered=$(metric 'ringmesh_proxy_tls_signature_verifications_total{result="remembered"}')
     for i in 1 2 3; do
-        run timeout 10 "$RM_TOOLS/e2e_client" --timeout 5000 --connect "127.0.0.1:$P_UP" "send:ping-$i" shutdown \
+        rm_run timeout 10 "$RM_TOOLS/e2e_client" --timeout 5000 --connect "127.0.0.1:$P_UP" "send:ping-$i" shutdown \
             readeof >/dev/null 2>&1 || rm_fail "request $i through the upstream listener failed"
     done
     after=$(metric ringmesh_proxy_connections_accepted_total)

@@ -18,20 +18,8 @@ rm_require_cmds curl jq
 ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
 ID_ORDERS="spiffe://cluster.local/ns/shop/sa/orders"
 
-POD=-
-if [ "$(id -u)" = 0 ] && ip netns add "$RM_NS_PREFIX-probe" 2>/dev/null; then
-    ip netns del "$RM_NS_PREFIX-probe"
-    rm__ns_add "$(rm_ns lo)"
-    POD=lo
-    P_APP=8080 P_IN=9443 P_UP=9000 P_ADM_F=15021 P_ADM_O=15022
-else
-    for _ in $(seq 1 50); do
-        base=$((20000 + RANDOM % 10000))
-        [ -z "$(ss -Hltn "( sport >= :$base and sport <= :$((base + 4)) )" 2>/dev/null)" ] && break
-    done
-    P_APP=$base P_IN=$((base + 1)) P_UP=$((base + 2)) P_ADM_F=$((base + 3)) P_ADM_O=$((base + 4))
-fi
-run() { if [ "$POD" = - ]; then "$@"; else rm_exec "$POD" "$@"; fi; }
+rm_loopback_place 5
+read -r P_APP P_IN P_UP P_ADM_F P_ADM_O <<<"${RM_PORTS[*]}"
 
 rm_ca_create main cluster.local
 rm_svid_issue frontend main "$ID_FRONTEND"
@@ -67,7 +55,7 @@ rm_wait_port "$POD" "$P_UP" 10 proxy-frontend
 
 # buffers PORT SIZE STATE -> ringmesh_proxy_buffer_bytes{size=SIZE,state=STATE} of the proxy with that admin port
 buffers() {
-    run curl -s -m 5 "http://127.0.0.1:$1/metrics" |
+    rm_run curl -s -m 5 "http://127.0.0.1:$1/metrics" |
         awk -v k="ringmesh_proxy_buffer_bytes{size=\"$2\",state=\"$3\"}" '$1 == k {print $2}'
 }
 # wait_buffers PORT SIZE STATE OP VALUE WHAT: polls (10 s) until the gauge compares as asked (OP: -eq, -gt)
@@ -89,7 +77,7 @@ client() { # NAME e2e_client-steps...
     local name=$1
     shift
     RM_RC=0
-    run timeout 60 "$RM_TOOLS/e2e_client" --timeout 30000 --connect "127.0.0.1:$P_UP" \
+    rm_run timeout 60 "$RM_TOOLS/e2e_client" --timeout 30000 --connect "127.0.0.1:$P_UP" \
         --out "$RM_TMP/logs/client-$name.out" --status "$RM_TMP/logs/client-$name.status" "$@" 2>/dev/null ||
         RM_RC=$?
     rm_log "client $name: exit $RM_RC $(cat "$RM_TMP/logs/client-$name.status" 2>/dev/null || true)"

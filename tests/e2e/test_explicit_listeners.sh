@@ -17,24 +17,8 @@ ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
 ID_ORDERS="spiffe://cluster.local/ns/shop/sa/orders"
 ID_OTHER="spiffe://cluster.local/ns/shop/sa/payments"
 
-POD=-
-if [ "$(id -u)" = 0 ] && ip netns add "$RM_NS_PREFIX-probe" 2>/dev/null; then
-    ip netns del "$RM_NS_PREFIX-probe"
-    rm__ns_add "$(rm_ns lo)"
-    POD=lo
-    P_APP=8080 P_IN=9443 P_UP=9000 P_BAD=9001
-    rm_log "running in network namespace $(rm_ns lo)"
-else
-    # Four consecutive ports nobody listens on now, from a range outside the usual ephemeral ports.
-    for _ in $(seq 1 50); do
-        base=$((20000 + RANDOM % 10000))
-        if [ -z "$(ss -Hltn "( sport >= :$base and sport <= :$((base + 3)) )" 2>/dev/null)" ]; then
-            break
-        fi
-    done
-    P_APP=$base P_IN=$((base + 1)) P_UP=$((base + 2)) P_BAD=$((base + 3))
-    rm_log "running on the host's loopback, ports $P_APP-$P_BAD"
-fi
+rm_loopback_place 4
+read -r P_APP P_IN P_UP P_BAD <<<"${RM_PORTS[*]}"
 
 rm_ca_create main cluster.local
 rm_svid_issue frontend main "$ID_FRONTEND"
@@ -106,13 +90,8 @@ client() {
     local name=$1
     shift
     RM_RC=0
-    if [ "$POD" = - ]; then
-        timeout 60 "$RM_TOOLS/e2e_client" --out "$RM_TMP/logs/client-$name.out" \
-            --status "$RM_TMP/logs/client-$name.status" "$@" 2>/dev/null || RM_RC=$?
-    else
-        rm_exec "$POD" timeout 60 "$RM_TOOLS/e2e_client" --out "$RM_TMP/logs/client-$name.out" \
-            --status "$RM_TMP/logs/client-$name.status" "$@" 2>/dev/null || RM_RC=$?
-    fi
+    rm_run timeout 60 "$RM_TOOLS/e2e_client" --out "$RM_TMP/logs/client-$name.out" \
+        --status "$RM_TMP/logs/client-$name.status" "$@" 2>/dev/null || RM_RC=$?
     rm_log "client $name: exit $RM_RC $(cat "$RM_TMP/logs/client-$name.status" 2>/dev/null || true)"
 }
 

@@ -19,20 +19,8 @@ rm_require_backend
 ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
 ID_ORDERS="spiffe://cluster.local/ns/shop/sa/orders"
 
-POD=-
-if ip netns add "$RM_NS_PREFIX-probe" 2>/dev/null; then
-    ip netns del "$RM_NS_PREFIX-probe"
-    rm__ns_add "$(rm_ns lo)"
-    POD=lo
-    P_APP=8080 P_IN=9443 P_UP=9000
-else
-    for _ in $(seq 1 50); do
-        base=$((20000 + RANDOM % 10000))
-        [ -z "$(ss -Hltn "( sport >= :$base and sport <= :$((base + 2)) )" 2>/dev/null)" ] && break
-    done
-    P_APP=$base P_IN=$((base + 1)) P_UP=$((base + 2))
-fi
-run() { if [ "$POD" = - ]; then "$@"; else rm_exec "$POD" "$@"; fi; }
+rm_loopback_place 3
+read -r P_APP P_IN P_UP <<<"${RM_PORTS[*]}"
 
 rm_ca_create main cluster.local
 rm_svid_issue frontend main "$ID_FRONTEND"
@@ -89,7 +77,7 @@ case_no_recv_calls() {
         done
     done
     RM_RC=0
-    run timeout 60 "$RM_TOOLS/e2e_client" --timeout 10000 --connect "127.0.0.1:$P_UP" \
+    rm_run timeout 60 "$RM_TOOLS/e2e_client" --timeout 10000 --connect "127.0.0.1:$P_UP" \
         --out "$RM_TMP/logs/client.out" --status "$RM_TMP/logs/client.status" "${steps[@]}" shutdown readeof \
         2>/dev/null || RM_RC=$?
     rm_assert_eq "$RM_RC" 0 "$N exchanges: client exit"
