@@ -320,6 +320,46 @@ rm_run() {
     if [ "$POD" = - ]; then "$@"; else rm_exec "$POD" "$@"; fi
 }
 
+# rm_loopback_pair APP IN UP ADMIN_FRONTEND ADMIN_ORDERS: an mTLS pair of explicit listeners where rm_loopback_place
+# put the test: proxy "frontend" (an upstream listener on UP to IN, expecting spiffe://cluster.local/ns/shop/sa/orders)
+# and proxy "orders" (a STRICT inbound listener on IN to the app on APP), their SVIDs from a new CA "main"; an admin
+# port of "-" turns that proxy's admin off. Returns once both listen and use the requested I/O backend.
+rm_loopback_pair() {
+    local app=$1 in=$2 up=$3 name line
+    local -A admin=([frontend]=$4 [orders]=$5)
+    rm_ca_create main cluster.local
+    rm_svid_issue frontend main "spiffe://cluster.local/ns/shop/sa/frontend"
+    rm_svid_issue orders main "spiffe://cluster.local/ns/shop/sa/orders"
+    for name in frontend orders; do
+        {
+            printf 'tls: {certFile: %s, keyFile: %s, bundleFile: %s}\n' "$RM_TMP/pki/$name.pem" "$RM_TMP/pki/$name.key" \
+                "$RM_TMP/pki/ca-main.pem"
+            printf 'outbound: {enabled: false}\ninbound: {enabled: false}\n'
+            if [ "${admin[$name]}" = - ]; then
+                printf 'admin: {enabled: false}\n'
+            else
+                printf 'admin: {listen: "127.0.0.1:%s"}\n' "${admin[$name]}"
+            fi
+            printf 'listeners:\n'
+            if [ "$name" = orders ]; then
+                printf '  - {name: in, type: inbound, listen: "127.0.0.1:%s", target: "127.0.0.1:%s", mode: STRICT}\n' \
+                    "$in" "$app"
+            else
+                printf '  - {name: up, type: upstream, listen: "127.0.0.1:%s", target: "127.0.0.1:%s",' "$up" "$in"
+                printf ' identities: ["spiffe://cluster.local/ns/shop/sa/orders"]}\n'
+            fi
+        } >"$RM_TMP/$name.yaml"
+    done
+    for name in orders frontend; do
+        rm_bg "proxy-$name" "$POD" "$RM_TMP/logs/proxy-$name.log" "$RM_PROXY_BIN" --config "$RM_TMP/$name.yaml"
+        line=$(rm_wait_log "$RM_TMP/logs/proxy-$name.log" '.event == "proxy_started"' 10) ||
+            rm_fail "proxy $name did not start: $(cat "$RM_TMP/logs/proxy-$name.log.stderr")"
+        rm_check_backend "$line" "proxy $name" >/dev/null
+    done
+    rm_wait_port "$POD" "$in" 10 proxy-orders
+    rm_wait_port "$POD" "$up" 10 proxy-frontend
+}
+
 # rm__attach NAME SUBNET_OCTET: namespace NAME joined to the node by a routed /30 (198.18.<octet>.0/30)
 rm__attach() {
     local name=$1 octet=$2 ns
