@@ -1,20 +1,17 @@
 /* ringmesh-proxy: load the configuration and the SVID, start the workers, drain on SIGTERM. */
 #include "control_client.h"
 #include "proxy.h"
+#include "svid_files.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#define PEM_MAX (1 << 20)
 
 static void usage(FILE *f)
 {
@@ -25,56 +22,6 @@ static void usage(FILE *f)
                "  -h, --help          this text\n"
                "\n"
                "environment: RINGMESH_IO_BACKEND=auto|io_uring|epoll, RINGMESH_WORKERS=N, RINGMESH_LOG_LEVEL=LEVEL\n");
-}
-
-/* Reads a whole PEM file. Returns 0 or negative errno; the buffer is NUL-terminated. */
-static int read_file(const char *path, char **out, size_t *len)
-{
-    int fd, ret = 0;
-    struct stat st;
-    char *buf = NULL;
-    size_t got = 0;
-
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return -errno;
-    if (fstat(fd, &st) != 0) {
-        ret = -errno;
-        goto Exit;
-    }
-    if (st.st_size <= 0 || st.st_size > PEM_MAX) {
-        ret = -EFBIG;
-        goto Exit;
-    }
-    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        ret = -ENOMEM;
-        goto Exit;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            ret = r < 0 ? -errno : -EIO;
-            goto Exit;
-        }
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
-    buf = NULL;
-Exit:
-    free(buf);
-    close(fd);
-    return ret;
-}
-
-static void wipe_free(char *p, size_t len)
-{
-    if (p != NULL) {
-        explicit_bzero(p, len);
-        free(p);
-    }
 }
 
 static void log_fatal(const char *event, const char *msg, const char *file, int err)
@@ -98,13 +45,12 @@ static int needs_tls(const rm_proxy_config_t *cfg)
     return 0;
 }
 
-/* Loads the SVID, key and bundle into TLS contexts. Key material is wiped from memory as soon as wolfSSL has it. */
+/* Loads the SVID, key and bundle into TLS contexts (svid_files.c, which also reloads them when they change). */
 static int load_tls(rm_snapshot_t *snap)
 {
     rm_proxy_config_t *cfg = snap->cfg;
-    char *cert = NULL, *key = NULL, *bundle = NULL, err[512];
-    size_t cert_len = 0, key_len = 0, bundle_len = 0;
-    struct stat st;
+    const char *file = NULL;
+    char err[512];
     int ret;
 
     if (cfg->control != NULL)
@@ -116,41 +62,8 @@ static int load_tls(rm_snapshot_t *snap)
                   RM_ERR_CONFIG_VALUE);
         return RM_ERR_CONFIG_VALUE;
     }
-    if ((ret = read_file(cfg->cert_file, &cert, &cert_len)) != 0) {
-        log_fatal("svid_load_failed", "certificate file could not be read", cfg->cert_file, ret);
-        goto Exit;
-    }
-    if (stat(cfg->key_file, &st) == 0 && (st.st_mode & 077) != 0) {
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_WARN, "key_file_permissions");
-        rm_log_str(&l, "file", cfg->key_file);
-        rm_log_str(&l, "msg", "private key file is readable by group or others; it should be mode 0600");
-        rm_log_end(&l);
-    }
-    if ((ret = read_file(cfg->key_file, &key, &key_len)) != 0) {
-        log_fatal("svid_load_failed", "private key file could not be read", cfg->key_file, ret);
-        goto Exit;
-    }
-    if ((ret = read_file(cfg->bundle_file, &bundle, &bundle_len)) != 0) {
-        log_fatal("svid_load_failed", "trust bundle file could not be read", cfg->bundle_file, ret);
-        goto Exit;
-    }
-    rm_tls_ctx_config_t tc = {.cert_pem = cert,
-                              .cert_len = cert_len,
-                              .key_pem = key,
-                              .key_len = key_len,
-                              .bundle_pem = bundle,
-                              .bundle_len = bundle_len,
-                              .trust_domain = cfg->trust_domain};
-    if ((ret = rm_tls_ctx_new(&snap->client_ctx, RM_TLS_CLIENT, &tc, err, sizeof(err))) != 0 ||
-        (ret = rm_tls_ctx_new(&snap->server_ctx, RM_TLS_SERVER, &tc, err, sizeof(err))) != 0) {
-        log_fatal("svid_load_failed", err, cfg->cert_file, ret);
-        goto Exit;
-    }
-Exit:
-    wipe_free(key, key_len);
-    free(cert);
-    free(bundle);
+    if ((ret = rm_svid_files_load(cfg, &snap->client_ctx, &snap->server_ctx, err, sizeof(err), &file)) != 0)
+        log_fatal("svid_load_failed", err, file, ret);
     return ret;
 }
 
@@ -208,6 +121,8 @@ int main(int argc, char **argv)
         return 1;
     atomic_init(&snap->refs, 1);
     snap->cfg = cfg;
+    rm_svid_files_t svid_files;
+    rm_svid_files_watch(&svid_files, cfg); /* before the first read: a change made meanwhile is read again */
     if (load_tls(snap) != 0) {
         rm_snapshot_unref(snap);
         return 1;
@@ -307,6 +222,8 @@ int main(int argc, char **argv)
         }
         if (atomic_load(&proxy.workers_running) == 0)
             break;
+        if (cfg->control == NULL && proxy.base_snap->client_ctx != NULL && !atomic_load(&proxy.draining))
+            rm_svid_files_poll(&svid_files, &proxy);
     }
     rm_control_client_stop(control);
     rm_proxy_join(&proxy);

@@ -38,7 +38,8 @@ int rm_tls_global_init(void);
 /** Makes an immutable context for one role. Checks that the certificate is a valid SVID for the bundle and
  *  matches the key. A client context may have no certificate (cert_pem NULL): it still verifies the server's SVID,
  *  and serves only to reach the control plane before the first SVID. On failure writes a sentence into `err` and
- * returns RM_ERR_TLS_CONFIG or an RM_ERR_SVID_* code. A context may be shared by every worker thread; it is
+ * returns RM_ERR_TLS_CONFIG or an RM_ERR_SVID_* code; the sentence begins with "trust bundle" when the bundle is
+ * at fault and with "private key" when the key is. A context may be shared by every worker thread; it is
  * reference-counted (starts at 1). */
 int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_config_t *cfg, char *err, size_t errlen);
 void rm_tls_ctx_ref(rm_tls_ctx_t *ctx);
