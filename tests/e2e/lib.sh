@@ -718,14 +718,16 @@ rm_server_log() {
     echo "$RM_TMP/logs/server-$1.log"
 }
 
-# rm_client NAME POD e2e_client-args...: runs e2e_client in POD in the foreground. Received bytes go to
-# $RM_TMP/logs/client-NAME.out, the status line to client-NAME.status; RM_RC = its exit status (0 ok, 2 refused,
-# 3 reset, 4 timeout, 5 early EOF). The client bounds every step itself; `timeout` is a second bound.
+# rm_client NAME POD e2e_client-args...: runs e2e_client in POD ("-" = this namespace) in the foreground. Received
+# bytes go to $RM_TMP/logs/client-NAME.out, the status line to client-NAME.status; RM_RC = its exit status (0 ok,
+# 2 refused, 3 reset, 4 timeout, 5 early EOF). The client bounds every step itself; `timeout` is a second bound.
 rm_client() {
     local name=$1 pod=$2
+    local -a in_pod=()
     shift 2
+    [ "$pod" = - ] || in_pod=(ip netns exec "$(rm_ns "$pod")")
     RM_RC=0
-    ip netns exec "$(rm_ns "$pod")" timeout 60 "$RM_TOOLS/e2e_client" --out "$RM_TMP/logs/client-$name.out" \
+    "${in_pod[@]}" timeout 60 "$RM_TOOLS/e2e_client" --out "$RM_TMP/logs/client-$name.out" \
         --status "$RM_TMP/logs/client-$name.status" "$@" 2>/dev/null || RM_RC=$?
     rm_log "client $name in $pod: exit $RM_RC $(cat "$RM_TMP/logs/client-$name.status" 2>/dev/null || true)"
 }

@@ -43,13 +43,7 @@ wait_buffers() {
 }
 
 client() { # NAME e2e_client-steps...
-    local name=$1
-    shift
-    RM_RC=0
-    rm_run timeout 60 "$RM_TOOLS/e2e_client" --timeout 30000 --connect "127.0.0.1:$P_UP" \
-        --out "$RM_TMP/logs/client-$name.out" --status "$RM_TMP/logs/client-$name.status" "$@" 2>/dev/null ||
-        RM_RC=$?
-    rm_log "client $name: exit $RM_RC $(cat "$RM_TMP/logs/client-$name.status" 2>/dev/null || true)"
+    rm_client "$1" "$POD" --timeout 30000 --connect "127.0.0.1:$P_UP" "${@:2}"
 }
 
 # Request/response traffic: a few bytes each way, never a large buffer. A connection held open meanwhile keeps the

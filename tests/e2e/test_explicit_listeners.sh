@@ -86,22 +86,13 @@ start_proxy frontend "$P_UP" "$P_BAD"
 LOG_F="$RM_TMP/logs/proxy-frontend.log"
 LOG_O="$RM_TMP/logs/proxy-orders.log"
 
-client() {
-    local name=$1
-    shift
-    RM_RC=0
-    rm_run timeout 60 "$RM_TOOLS/e2e_client" --out "$RM_TMP/logs/client-$name.out" \
-        --status "$RM_TMP/logs/client-$name.status" "$@" 2>/dev/null || RM_RC=$?
-    rm_log "client $name: exit $RM_RC $(cat "$RM_TMP/logs/client-$name.status" 2>/dev/null || true)"
-}
-
 SIZE=1048576
 
 # 1 MiB there and back.
 case_big() {
     local sum_in sum_out
     head -c $SIZE /dev/urandom >"$RM_TMP/payload.bin"
-    client big --timeout 20000 --connect "127.0.0.1:$P_UP" "sendfile:$RM_TMP/payload.bin" shutdown readeof
+    rm_client big "$POD" --timeout 20000 --connect "127.0.0.1:$P_UP" "sendfile:$RM_TMP/payload.bin" shutdown readeof
     rm_assert_eq "$RM_RC" 0 "1 MiB client exit"
     rm_expect_log "$(rm_server_log app)" ".event == \"close\" and .received == $SIZE and .end == \"eof\"" \
         "the backend received the whole payload"
@@ -122,7 +113,7 @@ case_big() {
 
 # The same server through a listener that expects another identity.
 case_wrong_identity() {
-    client wrong --timeout 8000 --connect "127.0.0.1:$P_BAD" "send:must not arrive" readeof
+    rm_client wrong "$POD" --timeout 8000 --connect "127.0.0.1:$P_BAD" "send:must not arrive" readeof
     [ "$RM_RC" = 0 ] || [ "$RM_RC" = 3 ] || rm_fail "wrong identity: expected close or reset, client exit $RM_RC"
     rm_assert_eq "$(jq -r .received <"$RM_TMP/logs/client-wrong.status")" 0 "wrong identity: bytes the client received"
     rm_expect_log "$LOG_F" ".event == \"peer_rejected\" and .peer_id == \"$ID_ORDERS\"

@@ -56,13 +56,7 @@ expiry_gauge() {
 }
 
 client() { # NAME e2e_client-steps...
-    local name=$1
-    shift
-    RM_RC=0
-    rm_run timeout 30 "$RM_TOOLS/e2e_client" --timeout 8000 --connect "127.0.0.1:$P_UP" \
-        --out "$RM_TMP/logs/client-$name.out" --status "$RM_TMP/logs/client-$name.status" "$@" 2>/dev/null ||
-        RM_RC=$?
-    rm_log "client $name: exit $RM_RC $(cat "$RM_TMP/logs/client-$name.status" 2>/dev/null || true)"
+    rm_client "$1" "$POD" --timeout 8000 --connect "127.0.0.1:$P_UP" "${@:2}"
 }
 
 # expect_echo NAME: a request through the pair comes back
