@@ -1211,7 +1211,7 @@ int rm_policy_load_yaml(rm_policy_set_t *set, const char *text, size_t len, cons
     return ld.oom ? -ENOMEM : (int)ld.errors;
 }
 
-static int yaml_name(const char *n)
+int rm_policy_file_name(const char *n)
 {
     size_t l = strlen(n);
     if (n[0] == '.')
@@ -1262,7 +1262,7 @@ int rm_policy_load_path(rm_policy_set_t *set, const char *path, int strict_kinds
     int ret = 0, errors = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (!yaml_name(de->d_name))
+        if (!rm_policy_file_name(de->d_name))
             continue;
         char **nn = realloc(names, (n + 1) * sizeof(*nn));
         if (nn == NULL || (nn[n] = strdup(de->d_name)) == NULL) {

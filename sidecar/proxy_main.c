@@ -1,7 +1,7 @@
 /* ringmesh-proxy: load the configuration and the SVID, start the workers, drain on SIGTERM. */
 #include "control_client.h"
 #include "proxy.h"
-#include "svid_files.h"
+#include "file_sources.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 
@@ -45,7 +45,7 @@ static int needs_tls(const rm_proxy_config_t *cfg)
     return 0;
 }
 
-/* Loads the SVID, key and bundle into TLS contexts (svid_files.c, which also reloads them when they change). */
+/* Loads the SVID, key and bundle into TLS contexts (file_sources.c, which also reloads them when they change). */
 static int load_tls(rm_snapshot_t *snap)
 {
     rm_proxy_config_t *cfg = snap->cfg;
@@ -121,28 +121,19 @@ int main(int argc, char **argv)
         return 1;
     atomic_init(&snap->refs, 1);
     snap->cfg = cfg;
-    rm_svid_files_t svid_files;
-    rm_svid_files_watch(&svid_files, cfg); /* before the first read: a change made meanwhile is read again */
+    rm_file_sources_t files;
+    rm_file_sources_watch(&files, cfg); /* before the first read: a change made meanwhile is read again */
     if (load_tls(snap) != 0) {
         rm_snapshot_unref(snap);
         return 1;
     }
     if (cfg->authz_policy_dir != NULL) {
-        char host[256] = "";
-        gethostname(host, sizeof(host) - 1);
-        if ((ret = rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed, host,
-                                      &snap->authz, err, sizeof(err))) != 0) {
+        if ((ret = rm_policy_files_load(cfg, &snap->authz, err, sizeof(err))) != 0) {
             log_fatal("config_invalid", err, cfg->authz_policy_dir, ret);
             rm_snapshot_unref(snap);
             return 1;
         }
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_INFO, "policies_loaded");
-        rm_log_str(&l, "path", cfg->authz_policy_dir);
-        rm_log_uint(&l, "policies", snap->authz->set.num_policies);
-        rm_log_uint(&l, "rules", rm_authz_engine_num_rules(snap->authz->engine));
-        rm_log_str(&l, "default_action", cfg->authz_default_allow ? "ALLOW" : "DENY");
-        rm_log_end(&l);
+        rm_policy_files_log("policies_loaded", cfg, snap->authz);
     }
     if (check_only) {
         rm_log_line_t l;
@@ -222,8 +213,8 @@ int main(int argc, char **argv)
         }
         if (atomic_load(&proxy.workers_running) == 0)
             break;
-        if (cfg->control == NULL && proxy.base_snap->client_ctx != NULL && !atomic_load(&proxy.draining))
-            rm_svid_files_poll(&svid_files, &proxy);
+        if (!atomic_load(&proxy.draining))
+            rm_file_sources_poll(&files, &proxy);
     }
     rm_control_client_stop(control);
     rm_proxy_join(&proxy);

@@ -323,7 +323,8 @@ rm_run() {
 # rm_loopback_pair APP IN UP ADMIN_FRONTEND ADMIN_ORDERS: an mTLS pair of explicit listeners where rm_loopback_place
 # put the test: proxy "frontend" (an upstream listener on UP to IN, expecting spiffe://cluster.local/ns/shop/sa/orders)
 # and proxy "orders" (a STRICT inbound listener on IN to the app on APP), their SVIDs from a new CA "main"; an admin
-# port of "-" turns that proxy's admin off. Returns once both listen and use the requested I/O backend.
+# port of "-" turns that proxy's admin off; RM_ORDERS_YAML, when set, is added to the end of "orders"'s configuration.
+# Returns once both listen and use the requested I/O backend.
 rm_loopback_pair() {
     local app=$1 in=$2 up=$3 name line
     local -A admin=([frontend]=$4 [orders]=$5)
@@ -344,6 +345,7 @@ rm_loopback_pair() {
             if [ "$name" = orders ]; then
                 printf '  - {name: in, type: inbound, listen: "127.0.0.1:%s", target: "127.0.0.1:%s", mode: STRICT}\n' \
                     "$in" "$app"
+                printf '%s\n' "${RM_ORDERS_YAML:-}"
             else
                 printf '  - {name: up, type: upstream, listen: "127.0.0.1:%s", target: "127.0.0.1:%s",' "$up" "$in"
                 printf ' identities: ["spiffe://cluster.local/ns/shop/sa/orders"]}\n'

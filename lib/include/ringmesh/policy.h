@@ -146,6 +146,9 @@ int rm_policy_load_yaml(rm_policy_set_t *set, const char *text, size_t len, cons
 /** Reads a file, or every *.yaml / *.yml file of a directory in name order, as above. Returns 0, the number of
  *  errors, or a negative errno when a file cannot be read (also reported in diags). */
 int rm_policy_load_path(rm_policy_set_t *set, const char *path, int strict_kinds, rm_policy_diags_t *diags);
+/** Whether rm_policy_load_path reads a directory entry of this name: *.yaml or *.yml, not hidden (a Kubernetes
+ *  volume's "..data" and its timestamped directories are hidden). */
+int rm_policy_file_name(const char *name);
 
 /** Checks what can only be seen across documents (two policies with the same namespace/name) and appends
  *  warnings for rules that can never match. Returns the number of errors added. */
