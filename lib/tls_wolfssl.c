@@ -33,7 +33,7 @@ struct st_rm_tls_ctx_t {
     atomic_int refs;
     char trust_domain[RM_TRUST_DOMAIN_MAX + 1];
     rm_spiffe_id_t id;
-    time_t not_after;
+    time_t not_before, not_after;
     char alpn[32]; /* offered (and, with RM_TLS_REQUIRE_MESH_ALPN, required) */
 };
 
@@ -380,8 +380,10 @@ int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_conf
         }
         dlen = wc_CertPemToDer((const unsigned char *)cfg->cert_pem, (int)cfg->cert_len, der, (int)cfg->cert_len,
                                CERT_TYPE);
-        if (dlen > 0 && rm_x509_parse_der(der, (size_t)dlen, info) == 0)
+        if (dlen > 0 && rm_x509_parse_der(der, (size_t)dlen, info) == 0) {
+            c->not_before = info->not_before;
             c->not_after = info->not_after;
+        }
         free(info), free(der);
     }
 
@@ -459,6 +461,11 @@ const rm_spiffe_id_t *rm_tls_ctx_id(const rm_tls_ctx_t *ctx)
 time_t rm_tls_ctx_not_after(const rm_tls_ctx_t *ctx)
 {
     return ctx->not_after;
+}
+
+time_t rm_tls_ctx_not_before(const rm_tls_ctx_t *ctx)
+{
+    return ctx->not_before;
 }
 
 int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_ids, size_t num_expected_ids,

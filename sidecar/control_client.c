@@ -25,13 +25,12 @@
 #include "ringmesh/v1/discovery.pb-c.h"
 #include "ringmesh/v1/identity.pb-c.h"
 
-#define METHOD_SIGN          "/ringmesh.v1.Identity/Sign"
-#define METHOD_STREAM        "/ringmesh.v1.Discovery/Stream"
-#define SIGN_DEADLINE_MS     10000
-#define BACKOFF_MIN_MS       500
-#define BACKOFF_MAX_MS       30000
-#define FILE_MAX             (1u << 20)
-#define EXPIRY_WARN_FRACTION 0.1 /* warn when less than this fraction of the lifetime is left */
+#define METHOD_SIGN      "/ringmesh.v1.Identity/Sign"
+#define METHOD_STREAM    "/ringmesh.v1.Discovery/Stream"
+#define SIGN_DEADLINE_MS 10000
+#define BACKOFF_MIN_MS   500
+#define BACKOFF_MAX_MS   30000
+#define FILE_MAX         (1u << 20)
 
 struct st_rm_control_client_t {
     rm_proxy_t *proxy;
@@ -792,7 +791,7 @@ static void check_expiry(rm_control_client_t *cc)
         publish(cc);
         return;
     }
-    if (!cc->expiring_logged && now >= cc->not_after - (int64_t)((double)life * EXPIRY_WARN_FRACTION)) {
+    if (!cc->expiring_logged && now >= cc->not_after - (int64_t)((double)life * RM_SVID_EXPIRY_WARN_FRACTION)) {
         cc->expiring_logged = 1;
         atomic_store(&cc->proxy->control.svid_expiring, 1);
         rm_log_line_t l;

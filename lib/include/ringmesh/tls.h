@@ -46,7 +46,8 @@ void rm_tls_ctx_ref(rm_tls_ctx_t *ctx);
 void rm_tls_ctx_unref(rm_tls_ctx_t *ctx);
 /** This context's own SPIFFE ID (from its certificate). */
 const rm_spiffe_id_t *rm_tls_ctx_id(const rm_tls_ctx_t *ctx);
-/** notAfter of this context's own certificate. */
+/** notBefore and notAfter of this context's own certificate. */
+time_t rm_tls_ctx_not_before(const rm_tls_ctx_t *ctx);
 time_t rm_tls_ctx_not_after(const rm_tls_ctx_t *ctx);
 
 /** Session flags. */
