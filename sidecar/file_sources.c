@@ -288,8 +288,8 @@ static int check_expiry(rm_file_sources_t *fs, rm_proxy_t *p)
         not_after = (int64_t)rm_tls_ctx_not_after(cur->client_ctx);
     }
     rm_snapshot_unref(cur);
-    if (!have)
-        return 0;
+    if (!have || not_after == 0)
+        return 0; /* no SVID in force, or its validity unknown */
     if (now >= not_after) {
         if (publish(p, &(change_t){.svid = 1, .no_tls_reason = "svid_expired"}) != 0)
             return 0; /* out of memory: tried again at the next check */
