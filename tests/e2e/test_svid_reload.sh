@@ -134,10 +134,10 @@ ready() {
 }
 
 case_expiry() {
-    rm_svid_issue orders-short main "$ID_ORDERS" 20 17 # three seconds left, a tenth of its life in two
+    rm_svid_issue orders-short main "$ID_ORDERS" 40 35 # five seconds left, a tenth of its life in four
     install orders-short
     expect_reloads 3
-    rm_expect_log "$LOG_O" '.event == "svid_expiring" and .seconds_left <= 2' "the SVID near its expiry is warned about" 10
+    rm_expect_log "$LOG_O" '.event == "svid_expiring" and .seconds_left <= 4' "the SVID near its expiry is warned about" 10
     rm_expect_log "$LOG_O" ".event == \"svid_expired\" and .not_after == $(not_after "$PKI/orders-short.pem")" \
         "the expired SVID is no longer presented" 10
     rm_assert_eq "$(ready)" 503 "readiness with no valid SVID"
