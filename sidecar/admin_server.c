@@ -344,10 +344,8 @@ static void handle(struct st_rm_admin_conn_t *c)
     } else if (strcmp(c->url, "/healthz/ready") == 0 && is_get) {
         if (atomic_load(&p->draining))
             respond(c, 503, "Service Unavailable", "text/plain", "draining\n", 9);
-        else if (!atomic_load(&p->ready) && p->base_snap->cfg->control != NULL)
-            respond(c, 503, "Service Unavailable", "text/plain", "waiting for the control plane\n", 30);
         else if (!atomic_load(&p->ready))
-            respond(c, 503, "Service Unavailable", "text/plain", "the SVID has expired\n", 21);
+            respond(c, 503, "Service Unavailable", "text/plain", "waiting for the control plane\n", 30);
         else
             respond(c, 200, "OK", "text/plain", "ready\n", 6);
     } else if (strcmp(c->url, "/metrics") == 0 && is_get) {

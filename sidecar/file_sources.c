@@ -182,25 +182,16 @@ static int due(rm_file_watch_t *w, uint64_t now)
     return 1;
 }
 
-/* What a publication replaces of what is in force: the SVID (`svid`: the contexts, NULL with the reason there is
- * none) or the policies (`authz`). */
-typedef struct st_change_t {
-    int svid;
-    rm_tls_ctx_t *client, *server;
-    const char *no_tls_reason;
-    rm_authz_t *authz;
-} change_t;
-
-/* Publishes for new connections the file's configuration with the SVID and the policies in force, one of them
- * changed. Only this thread publishes in a proxy without a control plane, so the current snapshot stays current. */
-static int publish(rm_proxy_t *p, const change_t *ch)
+/* Publishes for new connections the file's configuration with the SVID and the policies in force, the ones given
+ * (not NULL) replacing them. Only this thread publishes in a proxy without a control plane, so the current snapshot
+ * stays current. */
+static int publish(rm_proxy_t *p, rm_tls_ctx_t *client, rm_tls_ctx_t *server, rm_authz_t *authz)
 {
     rm_snapshot_t *cur = rm__proxy_snapshot(p), *s;
     rm_snapshot_params_t params = {.access_log = -1,
-                                   .client_ctx = ch->svid ? ch->client : cur->client_ctx,
-                                   .server_ctx = ch->svid ? ch->server : cur->server_ctx,
-                                   .no_tls_reason = ch->svid ? ch->no_tls_reason : cur->no_tls_reason,
-                                   .authz = ch->authz != NULL ? ch->authz : cur->authz};
+                                   .client_ctx = client != NULL ? client : cur->client_ctx,
+                                   .server_ctx = server != NULL ? server : cur->server_ctx,
+                                   .authz = authz != NULL ? authz : cur->authz};
     s = rm_snapshot_derive(p->base_snap, &params);
     rm_snapshot_unref(cur);
     if (s == NULL)
@@ -235,7 +226,7 @@ static int reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
     if (cur->client_ctx != NULL)
         snprintf(previous, sizeof(previous), "%s", rm_tls_ctx_id(cur->client_ctx)->str);
     rm_snapshot_unref(cur);
-    if ((ret = publish(p, &(change_t){.svid = 1, .client = client, .server = server})) != 0) {
+    if ((ret = publish(p, client, server, NULL)) != 0) {
         log_reload_failed("svid_reload_failed", fs->cfg->cert_file, "out of memory", ret, "the SVID in force stays");
     } else {
         rm_log_line_t l;
@@ -246,11 +237,7 @@ static int reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
         if (previous[0] != '\0' && strcmp(previous, rm_tls_ctx_id(client)->str) != 0)
             rm_log_str(&l, "previous_spiffe_id", previous);
         rm_log_end(&l);
-        fs->expiring_logged = 0;
-        if (fs->expired) {
-            fs->expired = 0;
-            atomic_store(&p->ready, 1);
-        }
+        fs->expiring_logged = fs->expired = 0;
     }
     rm_tls_ctx_unref(client); /* the snapshot holds its own references */
     rm_tls_ctx_unref(server);
@@ -267,7 +254,7 @@ static int reload_policies(rm_file_sources_t *fs, rm_proxy_t *p)
         log_reload_failed("policies_reload_failed", fs->cfg->authz_policy_dir, err, ret, "the policies in force stay");
         return 0;
     }
-    if ((ret = publish(p, &(change_t){.authz = authz})) != 0)
+    if ((ret = publish(p, NULL, NULL, authz)) != 0)
         log_reload_failed("policies_reload_failed", fs->cfg->authz_policy_dir, "out of memory", ret,
                           "the policies in force stay");
     else
@@ -276,8 +263,9 @@ static int reload_policies(rm_file_sources_t *fs, rm_proxy_t *p)
     return ret == 0;
 }
 
-/* Warns near the expiry of the SVID in force; once it has expired, stops presenting it. Returns 1 when it published. */
-static int check_expiry(rm_file_sources_t *fs, rm_proxy_t *p)
+/* Warns near the expiry of the SVID in force, and once it has expired. It is still presented: the peers' checks refuse
+ * it, and say so in their logs, as they would any other expired SVID. */
+static void check_expiry(rm_file_sources_t *fs, rm_proxy_t *p)
 {
     rm_snapshot_t *cur = rm__proxy_snapshot(p);
     int64_t now = (int64_t)time(NULL), not_before = 0, not_after = 0;
@@ -289,20 +277,18 @@ static int check_expiry(rm_file_sources_t *fs, rm_proxy_t *p)
     }
     rm_snapshot_unref(cur);
     if (!have || not_after == 0)
-        return 0; /* no SVID in force, or its validity unknown */
-    if (now >= not_after) {
-        if (publish(p, &(change_t){.svid = 1, .no_tls_reason = "svid_expired"}) != 0)
-            return 0; /* out of memory: tried again at the next check */
-        fs->expired = 1;
-        atomic_store(&p->ready, 0);
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_ERROR, "svid_expired");
-        rm_log_str(&l, "file", fs->cfg->cert_file);
-        rm_log_int(&l, "not_after", not_after);
-        rm_log_str(&l, "msg",
-                   "the SVID has expired and no new one has been written: mTLS connections are refused until one is");
-        rm_log_end(&l);
-        return 1;
+        return; /* no SVID in force, or its validity unknown */
+    if (now > not_after) { /* valid through its notAfter second, as the SVID rules have it */
+        if (!fs->expired) {
+            fs->expired = 1;
+            rm_log_line_t l;
+            rm_log_begin(&l, RM_LOG_ERROR, "svid_expired");
+            rm_log_str(&l, "file", fs->cfg->cert_file);
+            rm_log_int(&l, "not_after", not_after);
+            rm_log_str(&l, "msg", "the SVID has expired and no new one has been written: peers refuse it until one is");
+            rm_log_end(&l);
+        }
+        return;
     }
     if (!fs->expiring_logged &&
         now >= not_after - (int64_t)((double)(not_after - not_before) * RM_SVID_EXPIRY_WARN_FRACTION)) {
@@ -314,7 +300,6 @@ static int check_expiry(rm_file_sources_t *fs, rm_proxy_t *p)
         rm_log_int(&l, "seconds_left", not_after - now);
         rm_log_end(&l);
     }
-    return 0;
 }
 
 int rm_file_sources_poll(rm_file_sources_t *fs, rm_proxy_t *p)
@@ -324,7 +309,7 @@ int rm_file_sources_poll(rm_file_sources_t *fs, rm_proxy_t *p)
     if (fs->svid_enabled && p->base_snap->client_ctx != NULL && due(&fs->svid, svid_digest(fs->cfg)))
         published += reload_svid(fs, p);
     if (fs->svid_enabled)
-        published += check_expiry(fs, p);
+        check_expiry(fs, p);
     if (fs->policies_enabled && due(&fs->policies, policies_digest(fs->cfg)))
         published += reload_policies(fs, p);
     return published;

@@ -24,7 +24,7 @@ typedef struct st_rm_file_sources_t {
     uint8_t svid_enabled, policies_enabled;
     rm_file_watch_t svid, policies;
     uint8_t expiring_logged; /* svid_expiring logged for the SVID in force */
-    uint8_t expired;         /* the SVID expired and is no longer presented (svid_expired) */
+    uint8_t expired;         /* svid_expired logged for the SVID in force */
 } rm_file_sources_t;
 
 /** Reads the three SVID files and makes the client and server contexts (see rm_tls_ctx_new for the checks). Warns
@@ -49,9 +49,8 @@ void rm_file_sources_watch(rm_file_sources_t *fs, const rm_proxy_config_t *cfg);
  *  since they were last read, and stayed as they are since the previous check (an agent writing several files one
  *  after the other is done), is read again: a valid SVID is published for new connections (log svid_reloaded),
  *  valid policies likewise (policies_reloaded); a failure is logged (svid_reload_failed, policies_reload_failed).
- *  The SVID in force is watched for its expiry as the control plane's is: svid_expiring with a tenth of its lifetime
- *  left, and once it has expired it is no longer presented (svid_expired; mTLS connections are refused and the proxy
- *  reports itself not ready) until valid files are written. Returns the number of publications. */
+ *  The SVID in force is watched for its expiry: svid_expiring with a tenth of its lifetime left, svid_expired once
+ *  it has expired (peers then refuse it, until valid files are written). Returns the number of publications. */
 int rm_file_sources_poll(rm_file_sources_t *fs, rm_proxy_t *p);
 
 #endif
