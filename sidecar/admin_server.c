@@ -14,7 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define METRICS_MAX     8192
+#define METRICS_START   (16u << 10) /* the /metrics buffer doubles from this until the text fits... */
+#define METRICS_MAX     (4u << 20)  /* ...up to this */
 #define CONFIG_DUMP_MAX (1u << 20)
 #define ADMIN_REQ_MAX   4096
 #define ADMIN_DEADLINE  5000
@@ -143,6 +144,19 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                          "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"rejected\"} %llu\n",
                          rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->accepted[t]),
                          rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->rejected[t]));
+    }
+    if (!atomic_load(&p->control.enabled)) {
+        static const char *const source[RM_FILE_NUM_SOURCES] = {"svid", "policies"};
+        o = rm_textf(buf, len, o,
+                     "# HELP ringmesh_proxy_file_reloads_total Reads of changed SVID or policy files (no control "
+                     "plane), by outcome: accepted for new connections, or rejected with what was in force kept.\n"
+                     "# TYPE ringmesh_proxy_file_reloads_total counter\n");
+        for (int i = 0; i < RM_FILE_NUM_SOURCES; i++)
+            o = rm_textf(buf, len, o,
+                         "ringmesh_proxy_file_reloads_total{source=\"%s\",result=\"accepted\"} %llu\n"
+                         "ringmesh_proxy_file_reloads_total{source=\"%s\",result=\"rejected\"} %llu\n",
+                         source[i], (unsigned long long)atomic_load(&p->files.accepted[i]), source[i],
+                         (unsigned long long)atomic_load(&p->files.rejected[i]));
     }
     if (snap->authz != NULL)
         o = rm_authz_metrics(snap->authz, buf, len, o);
@@ -349,13 +363,24 @@ static void handle(struct st_rm_admin_conn_t *c)
         else
             respond(c, 200, "OK", "text/plain", "ready\n", 6);
     } else if (strcmp(c->url, "/metrics") == 0 && is_get) {
-        char *buf = malloc(METRICS_MAX);
-        if (buf == NULL) {
-            admin_close(c);
-            return;
+        /* every authorization rule that has decided adds a line: render again into a larger buffer until it fits */
+        char *buf = NULL, *grown;
+        size_t cap = METRICS_START, n;
+        for (;;) {
+            if ((grown = realloc(buf, cap)) == NULL) {
+                free(buf);
+                admin_close(c);
+                return;
+            }
+            buf = grown;
+            if ((n = rm_admin_metrics(p, buf, cap)) < cap - 1 || cap >= METRICS_MAX)
+                break;
+            cap *= 2;
         }
-        size_t n = rm_admin_metrics(p, buf, METRICS_MAX);
-        respond(c, 200, "OK", "text/plain; version=0.0.4", buf, n);
+        if (n >= cap - 1)
+            respond(c, 507, "Insufficient Storage", "text/plain", "metrics larger than 4 MiB\n", 26);
+        else
+            respond(c, 200, "OK", "text/plain; version=0.0.4", buf, n);
         free(buf);
     } else if (strcmp(c->url, "/config_dump") == 0 && is_get) {
         char *buf = malloc(CONFIG_DUMP_MAX);

@@ -220,6 +220,7 @@ static int reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
 
     if ((ret = rm_svid_files_load(fs->cfg, &client, &server, err, sizeof(err), &file)) != 0) {
         log_reload_failed("svid_reload_failed", file, err, ret, "the SVID in force stays");
+        atomic_fetch_add(&p->files.rejected[RM_FILE_SOURCE_SVID], 1);
         return 0;
     }
     rm_snapshot_t *cur = rm__proxy_snapshot(p);
@@ -228,7 +229,9 @@ static int reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
     rm_snapshot_unref(cur);
     if ((ret = publish(p, client, server, NULL)) != 0) {
         log_reload_failed("svid_reload_failed", fs->cfg->cert_file, "out of memory", ret, "the SVID in force stays");
+        atomic_fetch_add(&p->files.rejected[RM_FILE_SOURCE_SVID], 1);
     } else {
+        atomic_fetch_add(&p->files.accepted[RM_FILE_SOURCE_SVID], 1);
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "svid_reloaded");
         rm_log_str(&l, "file", fs->cfg->cert_file);
@@ -252,13 +255,17 @@ static int reload_policies(rm_file_sources_t *fs, rm_proxy_t *p)
 
     if ((ret = rm_policy_files_load(fs->cfg, &authz, err, sizeof(err))) != 0) {
         log_reload_failed("policies_reload_failed", fs->cfg->authz_policy_dir, err, ret, "the policies in force stay");
+        atomic_fetch_add(&p->files.rejected[RM_FILE_SOURCE_POLICIES], 1);
         return 0;
     }
-    if ((ret = publish(p, NULL, NULL, authz)) != 0)
+    if ((ret = publish(p, NULL, NULL, authz)) != 0) {
         log_reload_failed("policies_reload_failed", fs->cfg->authz_policy_dir, "out of memory", ret,
                           "the policies in force stay");
-    else
+        atomic_fetch_add(&p->files.rejected[RM_FILE_SOURCE_POLICIES], 1);
+    } else {
         rm_policy_files_log("policies_reloaded", fs->cfg, authz);
+        atomic_fetch_add(&p->files.accepted[RM_FILE_SOURCE_POLICIES], 1);
+    }
     rm_authz_unref(authz);
     return ret == 0;
 }
@@ -277,7 +284,7 @@ static void check_expiry(rm_file_sources_t *fs, rm_proxy_t *p)
     }
     rm_snapshot_unref(cur);
     if (!have || not_after == 0)
-        return; /* no SVID in force, or its validity unknown */
+        return;            /* no SVID in force, or its validity unknown */
     if (now > not_after) { /* valid through its notAfter second, as the SVID rules have it */
         if (!fs->expired) {
             fs->expired = 1;

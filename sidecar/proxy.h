@@ -151,9 +151,17 @@ typedef struct st_rm_control_stats_t {
     atomic_int svid_expiring;                        /* 1 while near expiry without a renewal */
 } rm_control_stats_t;
 
+/** Reads of changed files in a proxy without a control plane (file_sources.c), for /metrics. */
+enum { RM_FILE_SOURCE_SVID, RM_FILE_SOURCE_POLICIES, RM_FILE_NUM_SOURCES };
+typedef struct st_rm_file_stats_t {
+    atomic_uint_fast64_t accepted[RM_FILE_NUM_SOURCES]; /* taken for new connections */
+    atomic_uint_fast64_t rejected[RM_FILE_NUM_SOURCES]; /* failed a check: what was in force stayed */
+} rm_file_stats_t;
+
 struct st_rm_proxy_t {
     _Atomic(rm_snapshot_t *) snap;
     rm_control_stats_t control;
+    rm_file_stats_t files;
     rm_snapshot_t *base_snap; /* the first snapshot: explicit listeners point into its configuration */
     pthread_mutex_t publish_lock;
     atomic_int ready; /* 0 until the control plane has given an SVID and the first configuration */

@@ -18,7 +18,7 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rm_setup_no_netns
-rm_require_cmds jq
+rm_require_cmds curl jq
 
 ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
 POLICIES="$RM_TMP/policies"
@@ -43,12 +43,17 @@ allow() { # NAME PRINCIPAL: an ALLOW policy for one principal
 
 publish v1 "policy.yaml=$(allow allow-frontend cluster.local/ns/shop/sa/frontend)"
 
-rm_loopback_place 3
-read -r P_APP P_IN P_UP <<<"${RM_PORTS[*]}"
+rm_loopback_place 4
+read -r P_APP P_IN P_UP P_ADM_O <<<"${RM_PORTS[*]}"
 rm_server app "$POD" "127.0.0.1:$P_APP" echo
 RM_ORDERS_YAML="authorization: {policyDir: \"$POLICIES\", defaultAction: DENY}" \
-    rm_loopback_pair "$P_APP" "$P_IN" "$P_UP" - -
+    rm_loopback_pair "$P_APP" "$P_IN" "$P_UP" - "$P_ADM_O"
 LOG_O="$RM_TMP/logs/proxy-orders.log"
+
+reloads() { # RESULT -> ringmesh_proxy_file_reloads_total{source="policies",result=RESULT}
+    rm_run curl -s -m 5 "http://127.0.0.1:$P_ADM_O/metrics" |
+        awk -v k="ringmesh_proxy_file_reloads_total{source=\"policies\",result=\"$1\"}" '$1 == k {print $2}'
+}
 
 client() { # NAME e2e_client-steps...
     rm_client "$1" "$POD" --timeout 8000 --connect "127.0.0.1:$P_UP" "${@:2}"
@@ -99,6 +104,7 @@ case_invalid() {
     expect_allowed after-invalid
     sleep 0.5
     rm_assert_eq "$(rm_log_count "$LOG_O" '.event == "policies_reload_failed"')" 1 "policies_reload_failed lines"
+    rm_assert_eq "$(reloads accepted)/$(reloads rejected)" 0/1 "policy reloads accepted/rejected"
 }
 
 case_deny() {
@@ -113,6 +119,7 @@ case_added_file() {
         "frontend.yaml=$(allow allow-frontend cluster.local/ns/shop/sa/frontend)"
     wait_reloads 2
     rm_assert_eq "$(rm_json "$RM_LINE" .policies)" 2 "policies with the added file"
+    rm_assert_eq "$(reloads accepted)/$(reloads rejected)" 2/1 "policy reloads accepted/rejected"
     expect_allowed after-added-file
 }
 

@@ -52,6 +52,11 @@ not_after() { # PEM -> notAfter in seconds since the epoch
     date -u -d "$(openssl x509 -noout -enddate -in "$1" | cut -d= -f2)" +%s
 }
 
+reloads() { # RESULT -> ringmesh_proxy_file_reloads_total{source="svid",result=RESULT}
+    rm_run curl -s -m 5 "http://127.0.0.1:$P_ADM_O/metrics" |
+        awk -v k="ringmesh_proxy_file_reloads_total{source=\"svid\",result=\"$1\"}" '$1 == k {print $2}'
+}
+
 expiry_gauge() {
     rm_run curl -s -m 5 "http://127.0.0.1:$P_ADM_O/metrics" |
         awk '$1 == "ringmesh_proxy_svid_expiry_timestamp_seconds" {print $2}'
@@ -93,6 +98,7 @@ case_rotate() {
     rm_assert_eq "$(rm_json "$RM_LINE" .not_after)" "$(not_after "$PKI/orders-v2.pem")" "reloaded notAfter (v2's)"
     rm_assert_eq "$(rm_json "$RM_LINE" .previous_spiffe_id)" null "no previous_spiffe_id for the same identity"
     rm_assert_eq "$(expiry_gauge)" "$(not_after "$PKI/orders-v2.pem")" "expiry gauge: v2's notAfter"
+    rm_assert_eq "$(reloads accepted)/$(reloads rejected)" 1/0 "SVID reloads accepted/rejected"
     expect_echo after-rotation
 }
 
@@ -106,6 +112,7 @@ case_bad_key() {
     expect_echo after-bad-key
     sleep 0.5 # several checks of the unchanged files: a refused set is not read again until it changes
     rm_assert_eq "$(rm_log_count "$LOG_O" '.event == "svid_reload_failed"')" 1 "svid_reload_failed lines"
+    rm_assert_eq "$(reloads accepted)/$(reloads rejected)" 1/1 "SVID reloads accepted/rejected"
 }
 
 case_identity_change() {
@@ -147,6 +154,7 @@ case_mend() {
     install orders-v2
     expect_reloads 4
     rm_assert_eq "$(rm_json "$RM_LINE" .spiffe_id)" "$ID_ORDERS" "reloaded SPIFFE ID"
+    rm_assert_eq "$(reloads accepted)/$(reloads rejected)" 4/1 "SVID reloads accepted/rejected"
     expect_echo mended
 }
 
