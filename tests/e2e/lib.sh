@@ -315,6 +315,12 @@ rm_loopback_place() {
     for ((i = 0; i < n; i++)); do RM_PORTS+=($((base + i))); done
 }
 
+# rm_metric PORT SERIES: the value of SERIES (name{labels} as /metrics writes it) on the admin port PORT where
+# rm_loopback_place put the test; nothing when the series is absent
+rm_metric() {
+    rm_run curl -s -m 5 "http://127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'
+}
+
 # rm_run CMD...: runs CMD where rm_loopback_place put the test (POD)
 rm_run() {
     if [ "$POD" = - ]; then "$@"; else rm_exec "$POD" "$@"; fi
@@ -687,6 +693,17 @@ rm_wait_log() {
 rm_expect_log() {
     RM_LINE=$(rm_wait_log "$1" "$2" "${4:-5}") || rm_fail "$3: no line matching '$2' in ${1#"$RM_TMP"/}"
     rm_log "ok: $3: $RM_LINE"
+}
+
+# rm_expect_log_nth FILE FILTER N WHAT: waits (10 s) for the Nth line matching FILTER, which is left in RM_LINE
+rm_expect_log_nth() {
+    local deadline=$(($(rm_now_ms) + 10000))
+    until [ "$(rm_log_count "$1" "$2")" -ge "$3" ]; do
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "$4: no line number $3 matching '$2' in ${1#"$RM_TMP"/}"
+        sleep 0.05
+    done
+    RM_LINE=$(rm_log_select "$1" "$2" | sed -n "${3}p")
+    rm_log "ok: $4: $RM_LINE"
 }
 
 # rm_expect_no_log FILE FILTER WHAT: fails if FILE already has a line matching FILTER

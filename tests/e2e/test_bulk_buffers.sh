@@ -24,8 +24,7 @@ rm_loopback_pair "$P_APP" "$P_IN" "$P_UP" "$P_ADM_F" "$P_ADM_O"
 
 # buffers PORT SIZE STATE -> ringmesh_proxy_buffer_bytes{size=SIZE,state=STATE} of the proxy with that admin port
 buffers() {
-    rm_run curl -s -m 5 "http://127.0.0.1:$1/metrics" |
-        awk -v k="ringmesh_proxy_buffer_bytes{size=\"$2\",state=\"$3\"}" '$1 == k {print $2}'
+    rm_metric "$1" "ringmesh_proxy_buffer_bytes{size=\"$2\",state=\"$3\"}"
 }
 # wait_buffers PORT SIZE STATE OP VALUE WHAT: polls (10 s) until the gauge compares as asked (OP: -eq, -gt)
 wait_buffers() {

@@ -51,8 +51,7 @@ RM_ORDERS_YAML="authorization: {policyDir: \"$POLICIES\", defaultAction: DENY}" 
 LOG_O="$RM_TMP/logs/proxy-orders.log"
 
 reloads() { # RESULT -> ringmesh_proxy_file_reloads_total{source="policies",result=RESULT}
-    rm_run curl -s -m 5 "http://127.0.0.1:$P_ADM_O/metrics" |
-        awk -v k="ringmesh_proxy_file_reloads_total{source=\"policies\",result=\"$1\"}" '$1 == k {print $2}'
+    rm_metric "$P_ADM_O" "ringmesh_proxy_file_reloads_total{source=\"policies\",result=\"$1\"}"
 }
 
 client() { # NAME e2e_client-steps...
@@ -75,15 +74,8 @@ expect_denied() {
         "$1: the backend received nothing"
 }
 
-# wait_reloads N: waits for the Nth policies_reloaded line and leaves it in RM_LINE
-wait_reloads() {
-    local deadline=$(($(rm_now_ms) + 10000))
-    until [ "$(rm_log_count "$LOG_O" '.event == "policies_reloaded"')" -ge "$1" ]; do
-        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "orders logged no policies_reloaded number $1 within 10 s"
-        sleep 0.05
-    done
-    RM_LINE=$(rm_log_select "$LOG_O" '.event == "policies_reloaded"' | sed -n "${1}p")
-    rm_log "ok: policies_reloaded number $1: $RM_LINE"
+wait_reloads() { # N: the Nth policies_reloaded line, in RM_LINE
+    rm_expect_log_nth "$LOG_O" '.event == "policies_reloaded"' "$1" "policies_reloaded number $1"
 }
 
 case_start() {

@@ -53,13 +53,11 @@ not_after() { # PEM -> notAfter in seconds since the epoch
 }
 
 reloads() { # RESULT -> ringmesh_proxy_file_reloads_total{source="svid",result=RESULT}
-    rm_run curl -s -m 5 "http://127.0.0.1:$P_ADM_O/metrics" |
-        awk -v k="ringmesh_proxy_file_reloads_total{source=\"svid\",result=\"$1\"}" '$1 == k {print $2}'
+    rm_metric "$P_ADM_O" "ringmesh_proxy_file_reloads_total{source=\"svid\",result=\"$1\"}"
 }
 
 expiry_gauge() {
-    rm_run curl -s -m 5 "http://127.0.0.1:$P_ADM_O/metrics" |
-        awk '$1 == "ringmesh_proxy_svid_expiry_timestamp_seconds" {print $2}'
+    rm_metric "$P_ADM_O" ringmesh_proxy_svid_expiry_timestamp_seconds
 }
 
 client() { # NAME e2e_client-steps...
@@ -73,15 +71,8 @@ expect_echo() {
     rm_assert_content "$RM_TMP/logs/client-$1.out" "hello $1" "$1: the echo"
 }
 
-# expect_reloads N: waits for the Nth svid_reloaded line and leaves it in RM_LINE
-expect_reloads() {
-    local deadline=$(($(rm_now_ms) + 10000))
-    until [ "$(rm_log_count "$LOG_O" '.event == "svid_reloaded"')" -ge "$1" ]; do
-        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "orders logged no svid_reloaded number $1 within 10 s"
-        sleep 0.05
-    done
-    RM_LINE=$(rm_log_select "$LOG_O" '.event == "svid_reloaded"' | sed -n "${1}p")
-    rm_log "ok: svid_reloaded number $1: $RM_LINE"
+expect_reloads() { # N: the Nth svid_reloaded line, in RM_LINE
+    rm_expect_log_nth "$LOG_O" '.event == "svid_reloaded"' "$1" "svid_reloaded number $1"
 }
 
 case_before() {
