@@ -51,7 +51,7 @@ admin() { # METHOD PATH -> the HTTP status
     rm_run curl -s -m 5 -o /dev/null -w '%{http_code}' -X "$1" "http://127.0.0.1:$P_ADMIN$2" || true
 }
 metric() { # NAME -> its value in /metrics
-    rm_run curl -s -m 5 "http://127.0.0.1:$P_ADMIN/metrics" | awk -v n="$1" '$1 == n {print $2}'
+    rm_metric "$P_ADMIN" "$1"
 }
 
 case_health_and_errors() {
