@@ -44,6 +44,14 @@ struct st_rm_admin_conn_t {
         s_;                                                                                                            \
     })
 
+/* The two series of a counter by outcome: NAME{KEY="VALUE",result="accepted"|"rejected"}. */
+static size_t outcomes(char *buf, size_t len, size_t o, const char *name, const char *key, const char *value,
+                       uint64_t accepted, uint64_t rejected)
+{
+    return rm_textf(buf, len, o, "%s{%s=\"%s\",result=\"accepted\"} %llu\n%s{%s=\"%s\",result=\"rejected\"} %llu\n",
+                    name, key, value, (unsigned long long)accepted, name, key, value, (unsigned long long)rejected);
+}
+
 size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
 {
     size_t o = 0;
@@ -139,11 +147,8 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                      "# HELP ringmesh_proxy_config_pushes_total Pushes from the control plane, by outcome.\n"
                      "# TYPE ringmesh_proxy_config_pushes_total counter\n");
         for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-            o = rm_textf(buf, len, o,
-                         "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"accepted\"} %llu\n"
-                         "ringmesh_proxy_config_pushes_total{type=\"%s\",result=\"rejected\"} %llu\n",
-                         rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->accepted[t]),
-                         rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)atomic_load(&cs->rejected[t]));
+            o = outcomes(buf, len, o, "ringmesh_proxy_config_pushes_total", "type", rm_xds_type_name((rm_xds_type_t)t),
+                         atomic_load(&cs->accepted[t]), atomic_load(&cs->rejected[t]));
     }
     if (!atomic_load(&p->control.enabled)) {
         static const char *const source[RM_FILE_NUM_SOURCES] = {"svid", "policies"};
@@ -152,11 +157,8 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                      "plane), by outcome: accepted for new connections, or rejected with what was in force kept.\n"
                      "# TYPE ringmesh_proxy_file_reloads_total counter\n");
         for (int i = 0; i < RM_FILE_NUM_SOURCES; i++)
-            o = rm_textf(buf, len, o,
-                         "ringmesh_proxy_file_reloads_total{source=\"%s\",result=\"accepted\"} %llu\n"
-                         "ringmesh_proxy_file_reloads_total{source=\"%s\",result=\"rejected\"} %llu\n",
-                         source[i], (unsigned long long)atomic_load(&p->files.accepted[i]), source[i],
-                         (unsigned long long)atomic_load(&p->files.rejected[i]));
+            o = outcomes(buf, len, o, "ringmesh_proxy_file_reloads_total", "source", source[i],
+                         atomic_load(&p->files.accepted[i]), atomic_load(&p->files.rejected[i]));
     }
     if (snap->authz != NULL)
         o = rm_authz_metrics(snap->authz, buf, len, o);

@@ -200,18 +200,20 @@ static int publish(rm_proxy_t *p, rm_tls_ctx_t *client, rm_tls_ctx_t *server, rm
     return 0;
 }
 
-static void log_reload_failed(const char *event, const char *file, const char *msg, int err, const char *outcome)
+/* A reload that failed: logged and counted; what was in force stays. */
+static void reload_failed(rm_proxy_t *p, int source, const char *file, const char *msg, int err)
 {
     rm_log_line_t l;
-    rm_log_begin(&l, RM_LOG_WARN, event);
+    rm_log_begin(&l, RM_LOG_WARN, source == RM_FILE_SOURCE_SVID ? "svid_reload_failed" : "policies_reload_failed");
     rm_log_str(&l, "file", file);
     rm_log_str(&l, "msg", msg);
     rm_log_err(&l, "error", err);
-    rm_log_str(&l, "outcome", outcome);
+    rm_log_str(&l, "outcome", source == RM_FILE_SOURCE_SVID ? "the SVID in force stays" : "the policies in force stay");
     rm_log_end(&l);
+    atomic_fetch_add(&p->files.rejected[source], 1);
 }
 
-static int reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
+static void reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
 {
     rm_tls_ctx_t *client, *server;
     const char *file = NULL;
@@ -219,17 +221,15 @@ static int reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
     int ret;
 
     if ((ret = rm_svid_files_load(fs->cfg, &client, &server, err, sizeof(err), &file)) != 0) {
-        log_reload_failed("svid_reload_failed", file, err, ret, "the SVID in force stays");
-        atomic_fetch_add(&p->files.rejected[RM_FILE_SOURCE_SVID], 1);
-        return 0;
+        reload_failed(p, RM_FILE_SOURCE_SVID, file, err, ret);
+        return;
     }
     rm_snapshot_t *cur = rm__proxy_snapshot(p);
     if (cur->client_ctx != NULL)
         snprintf(previous, sizeof(previous), "%s", rm_tls_ctx_id(cur->client_ctx)->str);
     rm_snapshot_unref(cur);
     if ((ret = publish(p, client, server, NULL)) != 0) {
-        log_reload_failed("svid_reload_failed", fs->cfg->cert_file, "out of memory", ret, "the SVID in force stays");
-        atomic_fetch_add(&p->files.rejected[RM_FILE_SOURCE_SVID], 1);
+        reload_failed(p, RM_FILE_SOURCE_SVID, fs->cfg->cert_file, "out of memory", ret);
     } else {
         atomic_fetch_add(&p->files.accepted[RM_FILE_SOURCE_SVID], 1);
         rm_log_line_t l;
@@ -244,30 +244,25 @@ static int reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
     }
     rm_tls_ctx_unref(client); /* the snapshot holds its own references */
     rm_tls_ctx_unref(server);
-    return ret == 0;
 }
 
-static int reload_policies(rm_file_sources_t *fs, rm_proxy_t *p)
+static void reload_policies(rm_file_sources_t *fs, rm_proxy_t *p)
 {
     rm_authz_t *authz = NULL;
     char err[1024];
     int ret;
 
     if ((ret = rm_policy_files_load(fs->cfg, &authz, err, sizeof(err))) != 0) {
-        log_reload_failed("policies_reload_failed", fs->cfg->authz_policy_dir, err, ret, "the policies in force stay");
-        atomic_fetch_add(&p->files.rejected[RM_FILE_SOURCE_POLICIES], 1);
-        return 0;
+        reload_failed(p, RM_FILE_SOURCE_POLICIES, fs->cfg->authz_policy_dir, err, ret);
+        return;
     }
     if ((ret = publish(p, NULL, NULL, authz)) != 0) {
-        log_reload_failed("policies_reload_failed", fs->cfg->authz_policy_dir, "out of memory", ret,
-                          "the policies in force stay");
-        atomic_fetch_add(&p->files.rejected[RM_FILE_SOURCE_POLICIES], 1);
+        reload_failed(p, RM_FILE_SOURCE_POLICIES, fs->cfg->authz_policy_dir, "out of memory", ret);
     } else {
         rm_policy_files_log("policies_reloaded", fs->cfg, authz);
         atomic_fetch_add(&p->files.accepted[RM_FILE_SOURCE_POLICIES], 1);
     }
     rm_authz_unref(authz);
-    return ret == 0;
 }
 
 /* Warns near the expiry of the SVID in force, and once it has expired. It is still presented: the peers' checks refuse
@@ -309,15 +304,13 @@ static void check_expiry(rm_file_sources_t *fs, rm_proxy_t *p)
     }
 }
 
-int rm_file_sources_poll(rm_file_sources_t *fs, rm_proxy_t *p)
+void rm_file_sources_poll(rm_file_sources_t *fs, rm_proxy_t *p)
 {
-    int published = 0;
     /* the SVID only while there is one in force: a proxy that needs none was started without */
     if (fs->svid_enabled && p->base_snap->client_ctx != NULL && due(&fs->svid, svid_digest(fs->cfg)))
-        published += reload_svid(fs, p);
+        reload_svid(fs, p);
     if (fs->svid_enabled)
         check_expiry(fs, p);
     if (fs->policies_enabled && due(&fs->policies, policies_digest(fs->cfg)))
-        published += reload_policies(fs, p);
-    return published;
+        reload_policies(fs, p);
 }

@@ -50,7 +50,7 @@ void rm_file_sources_watch(rm_file_sources_t *fs, const rm_proxy_config_t *cfg);
  *  after the other is done), is read again: a valid SVID is published for new connections (log svid_reloaded),
  *  valid policies likewise (policies_reloaded); a failure is logged (svid_reload_failed, policies_reload_failed).
  *  The SVID in force is watched for its expiry: svid_expiring with a tenth of its lifetime left, svid_expired once
- *  it has expired (peers then refuse it, until valid files are written). Returns the number of publications. */
-int rm_file_sources_poll(rm_file_sources_t *fs, rm_proxy_t *p);
+ *  it has expired (peers then refuse it, until valid files are written). */
+void rm_file_sources_poll(rm_file_sources_t *fs, rm_proxy_t *p);
 
 #endif

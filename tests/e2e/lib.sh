@@ -751,7 +751,14 @@ rm_client() {
     rm_log "client $name in $pod: exit $RM_RC $(cat "$RM_TMP/logs/client-$name.status" 2>/dev/null || true)"
 }
 
-# rm_client_bg NAME POD e2e_client-args...: the same in the background (process name "client-NAME")
+# rm_expect_echo NAME POD ADDR: through ADDR to an echo server, "hello NAME" comes back whole (client exit 0)
+rm_expect_echo() {
+    rm_client "$1" "$2" --timeout 8000 --connect "$3" "send:hello $1" shutdown readeof
+    rm_assert_eq "$RM_RC" 0 "$1: client exit"
+    rm_assert_content "$RM_TMP/logs/client-$1.out" "hello $1" "$1: the echo"
+}
+
+# rm_client_bg NAME POD e2e_client-args...: rm_client in the background (process name "client-NAME")
 rm_client_bg() {
     local name=$1 pod=$2
     shift 2
