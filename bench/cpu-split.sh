@@ -5,7 +5,7 @@
 # alternating rounds of `wrk -t1 -c64`; user and system time come from /proc/PID/stat, as peer-bench reads them.
 # The kernel's share is the floor under the pair's CPU per request: loopback TCP, wake-ups and the system calls.
 #
-#   sudo bench/cpu-split.sh [OUT]        default OUT=bench/out/cpu-split-<UTC date>.md
+#   bench/cpu-split.sh [OUT]        default OUT=bench/out/cpu-split-<UTC date>.md   (as root)
 #
 # Knobs: ROUNDS (default 3), SECS (seconds per round, default 10), RM_PROXY (default build/sidecar/ringmesh-proxy).
 # Needs haproxy, nginx and wrk (bench/peer.sh installs them). Everything listens on 127.0.0.1 ports 18180-18183.

@@ -9,7 +9,7 @@
 # and reports each one's p50/p90/p99 (medians over the rounds) and the added latency of both pairs over direct:
 # the target is enforced's added latency within 10 % of pair's.
 #
-#   sudo bench/enforcement.sh [OUT_PREFIX]     default OUT_PREFIX=bench/out/enforcement-<UTC date>
+#   bench/enforcement.sh [OUT_PREFIX]     default OUT_PREFIX=bench/out/enforcement-<UTC date>   (as root)
 #
 # Settings: RULES (1000), ROUNDS (12), SECS (per configuration and round, 10), RATE (1000), CONNS (16), RM_PROXY.
 # Needs nginx and h2load (nghttp2-client): installs them when missing (root). Everything listens on 127.0.0.1;

@@ -3,7 +3,7 @@
 # ../shared/bench/peer-bench.sh: the candidate is bench/relay-pair.sh (two plain socat relays, no TLS). Its added
 # latency is the floor under any proxy pair on this machine that sleeps between requests; see bench/RESULTS.md.
 #
-#   sudo bench/floor.sh [OUT_PREFIX]        default OUT_PREFIX=bench/out/floor-<UTC date>
+#   bench/floor.sh [OUT_PREFIX]        default OUT_PREFIX=bench/out/floor-<UTC date>   (as root)
 #
 # Exits 0 even though peer-bench reports the relay pair's failed mTLS check (there is no TLS, by design).
 set -euo pipefail

@@ -2,7 +2,7 @@
 # bench/peer.sh - the data-plane benchmark: ringmesh's proxy pair side by side with the HAProxy, nginx and stunnel
 # pairs and the direct baseline, in one run of shared/bench/peer-bench.sh (see bench/pair.sh for our pair).
 #
-#   sudo bench/peer.sh [OUT_PREFIX]        default OUT_PREFIX=bench/out/peer-<UTC date>
+#   bench/peer.sh [OUT_PREFIX]        default OUT_PREFIX=bench/out/peer-<UTC date>   (as root)
 #
 # Writes OUT_PREFIX.md (the table) and OUT_PREFIX.json, installs the peers on first use (PEER_BENCH_INSTALL=1),
 # and uses the proxy in build/ (run scripts/test.sh or cmake --build build first). Takes about 5 minutes. Results

@@ -1415,7 +1415,12 @@ int rm_policy_lint(const rm_policy_set_t *set, rm_policy_diags_t *diags)
                 if (ru->when[w].key != NULL && strncmp(ru->when[w].key, "request.headers[", 16) == 0)
                     http = 1;
             }
-            if (http) {
+            /* a rule whose every operation names its ports says which traffic it is about: no warning then */
+            int ports_named = ru->num_to > 0;
+            for (size_t t = 0; t < ru->num_to; t++)
+                if (ru->to[t].ports.n == 0)
+                    ports_named = 0;
+            if (http && !ports_named) {
                 snprintf(path, sizeof(path), "spec.rules[%zu]", r);
                 if (p->action == RM_AUTHZ_ALLOW)
                     add_finding(diags, 1, p->file, p->line, path,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# ringmesh in one command (run as root on Debian 12):
+# ringmesh in one command, run as root on Debian 12 (through sudo or not):
 #
-#   sudo scripts/demo.sh
+#   ./scripts/demo.sh
 #
 # 1. scripts/bootstrap.sh installs what is missing and builds the accelerated wolfSSL (when the script exists);
 # 2. configures and builds ringmesh into build/ (or $RM_BUILD_DIR);
@@ -23,7 +23,7 @@
 set -euo pipefail
 
 [ "$(id -u)" = 0 ] || {
-    echo "demo.sh needs root (network namespaces and iptables): sudo $0" >&2
+    echo "demo.sh needs root (it installs packages and makes network namespaces and iptables rules): run it as root" >&2
     exit 1
 }
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -72,6 +72,8 @@ fi
 bold "==> bringing up the namespace cluster"
 export RM_BUILD_DIR=$BUILD RM_SOURCE_DIR=$ROOT RINGMESH_IO_BACKEND=${RINGMESH_IO_BACKEND:-default}
 export RM_E2E_QUIET=1
+# a machine where namespaces or iptables cannot be used stops the demo with lib.sh's reason, as an error
+export RM_SKIP_AS_ERROR="demo.sh cannot run on this machine"
 # shellcheck source-path=SCRIPTDIR/.. source=tests/e2e/lib.sh
 source "$ROOT/tests/e2e/lib.sh"
 started=$(date +%s)
@@ -95,6 +97,7 @@ spec:
         principals: ["cluster.local/ns/shop/sa/frontend"]
     to:
     - operation:
+        ports: ["8080"]
         methods: ["GET"]
         paths: ["/orders/*"]
 ---
@@ -106,6 +109,7 @@ spec:
   rules:
   - to:
     - operation:
+        ports: ["8080"]
         methods: ["DELETE"]
 EOF
 cat >"$RM_TMP/control/mesh/shop.yaml" <<EOF
@@ -147,7 +151,7 @@ cat <<EOF
   impostor   ${RM_POD_IP[impostor]}  $ID_IMPOSTOR      <- VIP 198.19.0.11:8080 (service orders-canary)
   the mesh configuration says both services are served by $ID_ORDERS
   authorization: deny by default; shop/orders-readers lets the frontend GET /orders/* on orders, and
-                 shop/no-deletes denies DELETE to every workload of the namespace
+                 shop/no-deletes denies DELETE on port 8080 to every workload of the namespace
 EOF
 
 pretty() {
@@ -158,16 +162,19 @@ pretty() {
         bytes_sent, bytes_received, close} | with_entries(select(.value != null))' | sed 's/^/    /'
 }
 status=0
+# the logs carry certificate times as seconds since the epoch (for machines); the demo shows them as dates
+JQ_DATES='def date_fields: with_entries(if (.key | test("^(notAfter|not_after|notBefore|not_before)$")) and
+    (.value | type) == "number" then .value |= todate else . end); '
 
 bold "==> identities and configuration from the control plane"
 echo "  ringmesh-control:"
 rm_log_select "$RM_TMP/logs/control-main.log" '.event == "control_started" or .event == "svid_issued"' |
-    jq -R -M 'fromjson? | {event, spiffeId, pod, notAfter, trustDomain, services, attestation} |
-        with_entries(select(.value != null))' | sed 's/^/    /'
+    jq -R -M "$JQ_DATES"'fromjson? | {event, spiffeId, pod, notAfter, trustDomain, services, attestation} |
+        with_entries(select(.value != null)) | date_fields' | sed 's/^/    /'
 echo "  frontend's proxy:"
 rm_log_select "$(rm_proxy_log frontend)" '.event == "svid_issued" or .event == "config_accepted" or
-    .event == "proxy_ready"' | jq -R -M 'fromjson? | {event, spiffe_id, not_after, type, version} |
-        with_entries(select(.value != null))' | sed 's/^/    /'
+    .event == "proxy_ready"' | jq -R -M "$JQ_DATES"'fromjson? | {event, spiffe_id, not_after, type, version} |
+        with_entries(select(.value != null)) | date_fields' | sed 's/^/    /'
 
 bold "==> request 1: frontend -> orders: GET http://198.19.0.10:8080/orders/42"
 code=$(rm_exec frontend curl -s -o "$RM_TMP/logs/req1.body" -w '%{http_code}' --max-time 10 \
@@ -196,6 +203,8 @@ echo "  orders' proxy explains the decision (kubectl logs shows this line):"
 rm_log_select "$(rm_proxy_log orders)" '.event == "authz"' | jq -R -M 'fromjson? | {event, decision, policy, rule, reason,
     explanation, source_principal, source_ip, destination_workload, destination_port, method, path, trace_id} |
     with_entries(select(.value != null))' | sed 's/^/    /'
+echo "  ringmeshctl policy lint: the demo's policies, checked as the control plane checks them:"
+"$RM_CTL_BIN" policy lint "$RM_TMP/control/mesh/orders-policy.yaml" | sed 's/^/    /' || status=1
 echo "  ringmeshctl policy check: the same engine, to try a request against policies before applying them:"
 "$RM_CTL_BIN" policy check -f "$RM_TMP/control/mesh/orders-policy.yaml" --to-namespace shop --to-labels app=orders \
     --from "$ID_FRONTEND" --port 8080 --method DELETE --path /orders/42 | sed 's/^/    /' || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build ringmesh and run its tests: the command the README gives.
 #
-#   sudo scripts/test.sh [CTEST ARGS...]      e.g.  sudo scripts/test.sh -L unit
+#   scripts/test.sh [CTEST ARGS...]      as root, e.g.  scripts/test.sh -L unit
 #
 # Runs scripts/bootstrap.sh (packages and the accelerated wolfSSL), configures build/ (or $RM_BUILD_DIR) as
 # RelWithDebInfo against the accelerated wolfSSL, builds with one job per CPU, then runs ctest with any extra
@@ -10,7 +10,7 @@
 set -euo pipefail
 
 if [[ $(id -u) -ne 0 ]]; then
-    printf 'test.sh: must be run as root (sudo %s): bootstrap installs Debian packages, and the end-to-end tests\n' "$0" >&2
+    printf 'test.sh: must be run as root: bootstrap installs Debian packages, and the end-to-end tests\n' >&2
     printf 'test.sh: create network namespaces, veth pairs and iptables rules.\n' >&2
     exit 2
 fi

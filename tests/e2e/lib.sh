@@ -67,7 +67,13 @@ rm_log() {
     printf '[%s %s] %s\n' "$RM_TEST_NAME" "$(date +%H:%M:%S.%3N)" "$*" >&2
 }
 
+# rm_skip MESSAGE...: the test cannot run on this machine (exit 77, which ctest counts as skipped). A script that is
+# not a test (the demo) sets RM_SKIP_AS_ERROR to the words to print instead of "SKIP", and then exits 1.
 rm_skip() {
+    if [ -n "${RM_SKIP_AS_ERROR:-}" ]; then
+        printf '%s: %s\n' "$RM_SKIP_AS_ERROR" "$*" >&2
+        exit 1
+    fi
     printf 'SKIP: %s\n' "$*" >&2
     exit 77
 }
@@ -145,13 +151,27 @@ rm_require_root() {
     [ "$(id -u)" = 0 ] || rm_skip "needs root (network namespaces, iptables)"
 }
 
-# Creates and deletes a probe namespace with a NAT rule in it: skips when namespaces or iptables are unusable.
+# Creates a probe namespace, runs a command in it and adds a NAT rule there: skips when one of these fails, with
+# the command that failed, its own error and what usually fixes it (a test machine without namespaces is a skip, not
+# a failure; the demo prints the same text).
 rm_require_netns() {
-    local probe="$RM_NS_PREFIX-probe"
-    ip netns add "$probe" >/dev/null 2>&1 || rm_skip "cannot create network namespaces (ip netns add failed)"
-    if ! ip netns exec "$probe" iptables -t nat -A OUTPUT -p tcp -d 198.18.0.1 -j RETURN >/dev/null 2>&1; then
+    local probe="$RM_NS_PREFIX-probe" err
+    if ! err=$(ip netns add "$probe" 2>&1); then
+        rm_skip "cannot create a network namespace: 'ip netns add' failed: ${err:-no message}." \
+            "Run as root on a kernel with network namespaces (CONFIG_NET_NS), outside a container that forbids them."
+    fi
+    if ! err=$(ip netns exec "$probe" true 2>&1); then
         ip netns del "$probe" >/dev/null 2>&1 || true
-        rm_skip "iptables nat table is not usable inside a network namespace"
+        rm_skip "cannot enter a network namespace: 'ip netns exec' failed: ${err:-no message}." \
+            "'ip netns exec' remounts /sys inside a private mount namespace, which needs / to be a mount point:" \
+            "in a chroot, bind-mount the chroot's root onto itself (mount --bind DIR DIR) and mount /proc, /sys," \
+            "/dev and /run inside it before entering."
+    fi
+    if ! err=$(ip netns exec "$probe" iptables -t nat -A OUTPUT -p tcp -d 198.18.0.1 -j RETURN 2>&1); then
+        ip netns del "$probe" >/dev/null 2>&1 || true
+        rm_skip "iptables' nat table is not usable inside a network namespace: ${err:-no message}." \
+            "The kernel needs the nat table (modules nf_nat and iptable_nat, or nf_tables for iptables-nft);" \
+            "try 'modprobe iptable_nat' on the host."
     fi
     ip netns del "$probe"
 }

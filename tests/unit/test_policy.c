@@ -2142,6 +2142,22 @@ static void test_lint(void **state)
     assert_int_equal(rm_policy_lint(&set, &diags), 0);
     assert_int_equal(diags.n, 0);
     rm_policy_set_clear(&set);
+
+    /* HTTP-only fields in a rule whose every operation names its ports: no warning; one operation without: warned */
+    static const char scoped[] = POLICY("a", "no-deletes", "DENY") "  rules:\n"
+                                 "  - to: [{operation: {methods: [DELETE], ports: [\"8080\"]}}]\n"
+                                 "---\n" POLICY("a", "readers", "ALLOW") "  rules:\n"
+                                 "  - to: [{operation: {paths: [/x], ports: [\"8080\"]}}, {operation: {methods: [GET]}}]\n";
+    load_ok(&set, scoped);
+    assert_int_equal(rm_policy_lint(&set, &diags), 0);
+    if (diags.n != 1)
+        print_diags(&diags);
+    assert_int_equal(diags.n, 1);
+    expect_diag(&diags.d[0], 1, f, 11, 1, "spec.rules[0]",
+                "uses HTTP-only fields (hosts, methods, paths, request.headers): this ALLOW rule never matches a "
+                "connection that is not HTTP");
+    rm_policy_diags_clear(&diags);
+    rm_policy_set_clear(&set);
 }
 
 /* ------------------------------------------------------------------ 7. the log line */
