@@ -328,8 +328,8 @@ static int policy_check(int argc, char **argv)
         if (req.path_error != NULL)
             printf("path: %s refused (400): %s\n", req.path, req.path_error);
         else if (attrs.http != NULL)
-            printf("path: %.*s (%s normalization; the app receives this path)\n", (int)req.path_len, req.path,
-                   rm_path_normalization_name(path_mode));
+            printf("path: %.*s (%s normalization; what the policy matched)\nforwarded: %.*s (what the app receives)\n",
+                   (int)target.path_len, req.path, rm_path_normalization_name(path_mode), (int)req.path_len, req.path);
         if (d.policy != NULL)
             printf("policy: %s/%s (%s) rule %d, %s:%u\n", d.policy->namespace_, d.policy->name,
                    rm_authz_action_name(d.policy->action), d.rule, d.policy->file != NULL ? d.policy->file : "-",
