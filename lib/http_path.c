@@ -59,6 +59,16 @@ static const char *after_scheme(const char *s, const char *end)
     return q + 3;
 }
 
+/* Whether putting hex digit `d` after out[0, o) would make a "%XX" that was not in the request ("%%34%31" must
+ * not become "%41", which an app decoding once more would read as "A"): decoding is done once, and its result is
+ * never an escape to decode again. */
+static int completes_escape(const char *out, size_t o, char d)
+{
+    if (hex_value(d) < 0)
+        return 0;
+    return (o >= 1 && out[o - 1] == '%') || (o >= 2 && out[o - 2] == '%' && hex_value(out[o - 1]) >= 0);
+}
+
 /* Pass 1: percent-decoding of the characters the mode decodes (once: a decoded byte is never read again as part of
  * an escape), '\' to '/'. Returns the length written, or -EINVAL on %00 or a NUL byte. */
 static long decode_path(rm_path_normalization_t mode, const char *p, const char *end, char *out, const char **error)
@@ -74,7 +84,7 @@ static long decode_path(rm_path_normalization_t mode, const char *p, const char 
                     *error = "the path holds a percent-encoded NUL (%00)";
                     return -EINVAL;
                 }
-                if (is_unreserved(d) ||
+                if ((is_unreserved(d) && !completes_escape(out, o, (char)d)) ||
                     (mode == RM_PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES && (d == '/' || d == '\\'))) {
                     c = (char)d;
                 } else {

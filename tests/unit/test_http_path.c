@@ -47,8 +47,12 @@ static const struct {
     {B | M | D, "/%41%5a%5f%7e%2d%30%39", "/AZ_~-09", NULL},
     {B | M | D, "/%252e%252e/admin", "/%252e%252e/admin", NULL}, /* %25 is '%', not decoded: never a second pass */
     {B | M | D, "/%25%32%65", "/%252e", NULL},                   /* "2e" decoded from %32%65 is not read again */
-    {B | M | D, "/a%20b", "/a%20b", NULL},                       /* reserved or other characters stay encoded */
-    {B | M | D, "/a%zzb%4", "/a%zzb%4", NULL},                   /* not escapes */
+    {B | M | D, "/%%34%31dmin", "/%%341dmin", NULL},             /* never a new escape: "%41" would be "A" to the app */
+    {B | M | D, "/%4%31", "/%4%31", NULL},
+    {B | M | D, "/%%2e", "/%.", NULL},
+    {B | M | D, "/%25%34%31", "/%2541", NULL}, /* "%25" is an escape of its own: "41" after it is not one */
+    {B | M | D, "/a%20b", "/a%20b", NULL},       /* reserved or other characters stay encoded */
+    {B | M | D, "/a%zzb%4", "/a%zzb%4", NULL},   /* not escapes */
     /* %2F and %5C: kept by BASE and MERGE_SLASHES, a separator under DECODE_AND_MERGE_SLASHES */
     {B | M, "/api/..%2fadmin", "/api/..%2fadmin", NULL},
     {D, "/api/..%2fadmin", "/admin", NULL},
