@@ -100,6 +100,8 @@ rm_bg proxy-orders "$POD" "$LOG_O" "$RM_PROXY_BIN" --config "$RM_TMP/orders.yaml
 rm_expect_log "$LOG_O" '.event == "policies_loaded" and .path_normalization == "MERGE_SLASHES"' \
     "orders runs with MERGE_SLASHES"
 rm_wait_port "$POD" "$P_IN" 10 proxy-orders
+rm_assert_eq "$(rm_run curl -s -m 5 "http://127.0.0.1:$P_ADM_O/config_dump" | jq -r .authorization.path_normalization)" \
+    MERGE_SLASHES "/config_dump shows the mode in force"
 for proto in h1 h2; do
     expect "$proto" '//ok?a=b' 200 'route=ok path=/ok query=a=b'
     expect "$proto" '///ok' 200 'route=ok path=/ok query='
