@@ -801,7 +801,7 @@ typedef struct st_eval_ctx_t {
     size_t principal_len;
     const char *ns;
     size_t ns_len;
-    const char *path; /* normalized */
+    const char *path; /* the request path, without query or fragment (normalized by the caller) */
     size_t path_len;
 } eval_ctx_t;
 

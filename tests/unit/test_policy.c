@@ -1,5 +1,5 @@
 /* The authorization policy engine (lib/policy_yaml.c, lib/policy_engine.c, lib/policy_log.c): loader findings with
- * their exact place, Istio's AuthorizationPolicy semantics case by case, path normalization, the principal index
+ * their exact place, Istio's AuthorizationPolicy semantics case by case, the path decided on, the principal index
  * against a reference evaluator on random policy sets, selection and PeerAuthentication precedence, lint, and the
  * decision log line. */
 #include <setjmp.h>
@@ -1231,7 +1231,7 @@ static void test_engine_compiles_what_loader_accepts(void **state)
 /* The engine matches the path it is given, up to the query or fragment, and cleans nothing up: the proxy's filters
  * and `policy check` normalize the target first (lib/http_path.c, tests/unit/test_http_path.c) and the proxy
  * forwards those same bytes, so a second clean-up here could only make the policy and the app disagree. */
-static void test_eval_path_normalization(void **state)
+static void test_eval_path_as_given(void **state)
 {
     static const char yaml[] =
         ALLOW_ALL("a") POLICY("a", "deny-admin", "DENY") "  rules:\n"
@@ -2288,7 +2288,7 @@ int main(void)
         cmocka_unit_test(test_eval_log_allowed),
         cmocka_unit_test(test_engine_refuses_invalid_model),
         cmocka_unit_test(test_engine_compiles_what_loader_accepts),
-        cmocka_unit_test(test_eval_path_normalization),
+        cmocka_unit_test(test_eval_path_as_given),
         cmocka_unit_test(test_index_matches_reference),
         cmocka_unit_test(test_index_many_rules),
         cmocka_unit_test(test_selection),
