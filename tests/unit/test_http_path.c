@@ -51,8 +51,8 @@ static const struct {
     {B | M | D, "/%4%31", "/%4%31", NULL},
     {B | M | D, "/%%2e", "/%.", NULL},
     {B | M | D, "/%25%34%31", "/%2541", NULL}, /* "%25" is an escape of its own: "41" after it is not one */
-    {B | M | D, "/a%20b", "/a%20b", NULL},       /* reserved or other characters stay encoded */
-    {B | M | D, "/a%zzb%4", "/a%zzb%4", NULL},   /* not escapes */
+    {B | M | D, "/a%20b", "/a%20b", NULL},     /* reserved or other characters stay encoded */
+    {B | M | D, "/a%zzb%4", "/a%zzb%4", NULL}, /* not escapes */
     /* %2F and %5C: kept by BASE and MERGE_SLASHES, a separator under DECODE_AND_MERGE_SLASHES */
     {B | M, "/api/..%2fadmin", "/api/..%2fadmin", NULL},
     {D, "/api/..%2fadmin", "/admin", NULL},
