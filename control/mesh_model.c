@@ -293,6 +293,8 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
     ser_int(&b, "defaultAction", (int64_t)s->default_action);
     ser_int(&b, "logAllowed", s->log_allowed ? 1 : 0);
     ser_int(&b, "logAllowedSamplePpm", (int64_t)(s->log_allowed_sample * 1e6));
+    if (s->path_normalization != RM_PATH_NORMALIZATION_BASE) /* absent when default: versions stay as they were */
+        ser_int(&b, "pathNormalization", (int64_t)s->path_normalization);
     ser_policies(&b, &m->policies);
     ser_int(&b, "services", (int64_t)m->num_services);
     for (size_t i = 0; i < m->num_services; i++) {

@@ -30,6 +30,7 @@ typedef struct st_rm_mesh_settings_t {
     rm_authz_action_t default_action;  /* authorization.defaultAction: DENY (default) or ALLOW */
     int log_allowed;                   /* authorization.logAllowed, default 0 */
     double log_allowed_sample;         /* authorization.logAllowedSampleRate, default 1 */
+    rm_path_normalization_t path_normalization; /* authorization.pathNormalization.normalization, default BASE */
 } rm_mesh_settings_t;
 
 /** A service (kind Service): reachable at addresses x ports; in the mesh unless inMesh is false. */

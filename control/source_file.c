@@ -77,10 +77,15 @@ typedef struct st_raw_mtls_t {
     char *mode;
 } raw_mtls_t;
 
+typedef struct st_raw_path_normalization_t {
+    char *normalization;
+} raw_path_normalization_t;
+
 typedef struct st_raw_authz_t {
     char *default_action;
     char *log_allowed;
     char *log_allowed_sample_rate;
+    raw_path_normalization_t *path_normalization;
 } raw_authz_t;
 
 typedef struct st_raw_mesh_spec_t {
@@ -141,10 +146,16 @@ static const cyaml_schema_field_t mtls_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t path_normalization_fields[] = {
+    STR("normalization", raw_path_normalization_t, normalization),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t authz_fields[] = {
     STR("defaultAction", raw_authz_t, default_action),
     STR("logAllowed", raw_authz_t, log_allowed),
     STR("logAllowedSampleRate", raw_authz_t, log_allowed_sample_rate),
+    CYAML_FIELD_MAPPING_PTR("pathNormalization", OPT_NULL, raw_authz_t, path_normalization, path_normalization_fields),
     CYAML_FIELD_END,
 };
 
@@ -665,6 +676,11 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
                                    rm_yaml_quoted(q, sizeof(q), a->log_allowed_sample_rate));
             s->log_allowed_sample = v;
         }
+        if (a->path_normalization != NULL && a->path_normalization->normalization != NULL &&
+            rm_path_normalization_parse(a->path_normalization->normalization, &s->path_normalization) != 0)
+            return value_error(ctx, "spec.authorization.pathNormalization.normalization",
+                               "%s is not " RM_PATH_NORMALIZATION_NAMES,
+                               rm_yaml_quoted(q, sizeof(q), a->path_normalization->normalization));
     }
     if ((ret = conv_timeout(ctx, "spec.connectTimeout", spec->connect_timeout, &s->connect_timeout_ms)) != 0 ||
         (ret = conv_timeout(ctx, "spec.idleTimeout", spec->idle_timeout, &s->idle_timeout_ms)) != 0 ||

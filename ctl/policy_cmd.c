@@ -21,6 +21,7 @@ static const char POLICY_USAGE[] =
     "                                [--from spiffe://TD/ns/NS/sa/SA] [--source-ip IP] [--destination-ip IP]\n"
     "                                [--sni NAME] [--method M] [--path P] [--host H] [--header k=v]...\n"
     "                                [--default-action deny|allow] [--root-namespace NS] [-o text|json]\n"
+    "                                [--path-normalization BASE|MERGE_SLASHES|DECODE_AND_MERGE_SLASHES|NONE]\n"
     "\n"
     "lint   reads AuthorizationPolicy and PeerAuthentication documents (ringmesh.io/v1alpha1 or\n"
     "       security.istio.io/v1, v1beta1) and reports every error with file, line and field, and warnings\n"
@@ -30,6 +31,9 @@ static const char POLICY_USAGE[] =
     "       policies that select the workload (--to-namespace, --to-labels), with the proxy's engine, and\n"
     "       prints the decision and the policy and rule that made it. --from absent means a plaintext\n"
     "       (not mTLS) client. The mesh default action is DENY unless --default-action allow.\n"
+    "       --path is normalized as the proxy does before deciding and forwarding (BASE unless\n"
+    "       --path-normalization says otherwise); the normalized path is printed, and a path the proxy\n"
+    "       answers 400 (%00) is denied with reason invalid-path.\n"
     "       Exit 0 allow, 3 deny, 1 invalid policies, 2 usage error.\n";
 
 static void print_diags(const rm_policy_diags_t *d, FILE *out)
@@ -111,6 +115,7 @@ enum {
     C_DEFAULT_ACTION,
     C_ROOT_NAMESPACE,
     C_OUTPUT,
+    C_PATH_NORMALIZATION,
     C_NUM
 };
 
@@ -157,6 +162,7 @@ static int policy_check(int argc, char **argv)
         [C_DEFAULT_ACTION] = {"default-action", 1},
         [C_ROOT_NAMESPACE] = {"root-namespace", 1},
         [C_OUTPUT] = {"output", 1, 0, 'o'},
+        [C_PATH_NORMALIZATION] = {"path-normalization", 1},
     };
     rm_policy_set_t set = {0};
     rm_policy_diags_t diags = {0};
@@ -171,6 +177,9 @@ static int policy_check(int argc, char **argv)
     rm_authz_attrs_t attrs = {0};
     rm_authz_engine_opts_t opts = {.default_action = RM_AUTHZ_DENY};
     rm_authz_decision_t d;
+    rm_path_normalization_t path_mode = RM_PATH_NORMALIZATION_BASE;
+    rm_http_target_t target = {0};
+    char *target_buf = NULL;
     int err, ret = RM_CTL_EXIT_USAGE, json = 0;
 
     if ((err = rm__ctl_parse_flags("policy", "check", argc, argv, flags, C_NUM)) != 0) {
@@ -192,6 +201,9 @@ static int policy_check(int argc, char **argv)
                  strcmp(flags[C_DEFAULT_ACTION].value, "DENY") != 0)
             return usage_error("check", "--default-action must be deny or allow");
     }
+    if (flags[C_PATH_NORMALIZATION].value != NULL &&
+        rm_path_normalization_parse(flags[C_PATH_NORMALIZATION].value, &path_mode) != 0)
+        return usage_error("check", "--path-normalization must be " RM_PATH_NORMALIZATION_NAMES);
     if (parse_labels(&flags[C_TO_LABELS], label_store, sizeof(label_store), labels, &nlabels) != 0)
         return usage_error("check", "--to-labels wants k=v[,k=v...]");
     char *end;
@@ -219,14 +231,27 @@ static int policy_check(int argc, char **argv)
         req.method_len = strlen(req.method);
         req.path = flags[C_PATH].value != NULL ? flags[C_PATH].value : "/";
         req.path_len = strlen(req.path);
+        /* the proxy's filters do the same before deciding, and forward what they decided on */
+        if ((target_buf = malloc(req.path_len + 1)) == NULL) {
+            fprintf(stderr, "ringmeshctl policy check: out of memory\n");
+            return RM_CTL_EXIT_USAGE;
+        }
+        if (rm_http_path_normalize(path_mode, req.path, req.path_len, target_buf, req.path_len + 1, &target) != 0) {
+            req.path_error = target.error != NULL ? target.error : "the request target cannot be normalized";
+        } else {
+            req.path = target_buf;
+            req.path_len = target.len;
+        }
         if (flags[C_HOST].value != NULL) {
             req.host = flags[C_HOST].value;
             req.host_len = strlen(req.host);
         }
         for (size_t i = 0; i < flags[C_HEADER].count; i++) {
             const char *h = flags[C_HEADER].values[i], *eq = strchr(h, '=');
-            if (eq == NULL || eq == h)
-                return usage_error("check", "--header wants NAME=VALUE");
+            if (eq == NULL || eq == h) {
+                ret = usage_error("check", "--header wants NAME=VALUE");
+                goto Exit;
+            }
             headers[i] = (rm_http_header_t){h, (size_t)(eq - h), eq + 1, strlen(eq + 1)};
             if (req.host == NULL && headers[i].name_len == 4 && strncasecmp(h, "host", 4) == 0) {
                 req.host = eq + 1;
@@ -268,7 +293,14 @@ static int policy_check(int argc, char **argv)
         ret = RM_CTL_EXIT_INVALID;
         goto Exit;
     }
-    rm_authz_evaluate(engine, &attrs, 0.0, &d);
+    if (req.path_error != NULL) {
+        memset(&d, 0, sizeof(d));
+        d.reason = RM_AUTHZ_REASON_UNEVALUABLE;
+        d.rule = d.dry_run_rule = d.audit_rule = -1;
+        d.log = 1;
+    } else {
+        rm_authz_evaluate(engine, &attrs, 0.0, &d);
+    }
 
     char workload[512];
     const char *app = "*";
@@ -281,6 +313,11 @@ static int policy_check(int argc, char **argv)
         rm_log_configure(RM_LOG_DEBUG, 1);
         rm_log_begin(&l, d.allow ? RM_LOG_INFO : RM_LOG_WARN, "authz");
         rm_authz_log_fields(&l, &d, &attrs, workload);
+        if (attrs.http != NULL) {
+            rm_log_str(&l, "path_normalization", rm_path_normalization_name(path_mode));
+            if (req.path_error != NULL)
+                rm_log_str(&l, "path_error", req.path_error);
+        }
         rm_log_end(&l);
     } else {
         char why[1024];
@@ -288,6 +325,11 @@ static int policy_check(int argc, char **argv)
         printf("decision: %s\n", rm_authz_decision_word(&d));
         printf("enforced: %s\n", d.allow ? "allow" : "deny");
         printf("why: %s\n", why);
+        if (req.path_error != NULL)
+            printf("path: %s refused (400): %s\n", req.path, req.path_error);
+        else if (attrs.http != NULL)
+            printf("path: %.*s (%s normalization; what the policy matched)\nforwarded: %.*s (what the app receives)\n",
+                   (int)target.path_len, req.path, rm_path_normalization_name(path_mode), (int)req.path_len, req.path);
         if (d.policy != NULL)
             printf("policy: %s/%s (%s) rule %d, %s:%u\n", d.policy->namespace_, d.policy->name,
                    rm_authz_action_name(d.policy->action), d.rule, d.policy->file != NULL ? d.policy->file : "-",
@@ -309,6 +351,7 @@ static int policy_check(int argc, char **argv)
     }
     ret = d.allow ? RM_CTL_EXIT_OK : RM_CTL_EXIT_DENIED;
 Exit:
+    free(target_buf);
     rm_authz_engine_free(engine);
     free(selected);
     rm_policy_set_clear(&set);

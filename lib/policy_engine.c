@@ -21,8 +21,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define PATH_NORMALIZE_MAX 8192
-
 int rm__policy_parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix);
 int rm__policy_parse_port(const char *s, uint16_t *out);
 
@@ -803,10 +801,8 @@ typedef struct st_eval_ctx_t {
     size_t principal_len;
     const char *ns;
     size_t ns_len;
-    const char *path; /* normalized */
+    const char *path; /* the request path, without query or fragment (normalized by the caller) */
     size_t path_len;
-    int path_bad; /* the path could not be normalized: path conditions cannot be decided */
-    char path_buf[PATH_NORMALIZE_MAX];
 } eval_ctx_t;
 
 static int smatch_one(const smatch_t *m, const char *s, size_t len, int icase)
@@ -1024,77 +1020,16 @@ static int64_t list_first_match(const rm_authz_engine_t *e, const rule_list_t *l
     return best == UINT32_MAX ? -1 : (int64_t)best;
 }
 
-/* RFC 3986 section 5.2.4 dot-segment removal, after dropping the query and fragment, turning '\' into '/' and
- * decoding percent-encoded unreserved characters (Envoy's and Istio's default path normalization). */
-static int normalize_path(eval_ctx_t *x, const char *p, size_t len)
+/* The path a request is decided on: the target up to its query or fragment. The caller normalizes the target
+ * first (rm_http_path_normalize) and forwards the same bytes, so the engine never cleans a path up itself: a
+ * second, different clean-up here is how a policy and the app would come to see two different paths. */
+static void request_path(eval_ctx_t *x, const char *p, size_t len)
 {
-    char *out = x->path_buf;
-    size_t o = 0;
-    const char *end = p + len;
-    for (const char *q = p; q < end; q++)
-        if (*q == '?' || *q == '#') {
-            end = q;
-            break;
-        }
-    if (p == end || *p != '/') {
-        /* absolute-form ("http://host/path") or asterisk-form: decide on what follows the authority */
-        const char *s = memmem(p, (size_t)(end - p), "://", 3);
-        if (s != NULL) {
-            s = memchr(s + 3, '/', (size_t)(end - (s + 3)));
-            p = s != NULL ? s : end;
-        }
-    }
-    for (const char *q = p; q < end;) {
-        char ch = *q;
-        if (ch == '%' && end - q >= 3) {
-            int hi = q[1], lo = q[2];
-            int hv = hi >= '0' && hi <= '9'                 ? hi - '0'
-                     : (hi | 32) >= 'a' && (hi | 32) <= 'f' ? (hi | 32) - 'a' + 10
-                                                            : -1;
-            int lv = lo >= '0' && lo <= '9'                 ? lo - '0'
-                     : (lo | 32) >= 'a' && (lo | 32) <= 'f' ? (lo | 32) - 'a' + 10
-                                                            : -1;
-            if (hv >= 0 && lv >= 0) {
-                char d = (char)(hv * 16 + lv);
-                if ((d >= 'a' && d <= 'z') || (d >= 'A' && d <= 'Z') || (d >= '0' && d <= '9') || d == '-' ||
-                    d == '.' || d == '_' || d == '~') {
-                    ch = d;
-                    q += 3;
-                    goto Put;
-                }
-            }
-        }
-        if (ch == '\\')
-            ch = '/';
-        q++;
-    Put:
-        if (o + 1 >= sizeof(x->path_buf))
-            return -1;
-        out[o++] = ch;
-        /* a completed "/." or "/.." segment (followed by '/' or the end) is removed here */
-        if (q >= end || *q == '/' || *q == '\\') {
-            int removed = 0;
-            if (o >= 2 && out[o - 1] == '.' && out[o - 2] == '/') {
-                o -= 2; /* drop "/." */
-                removed = 1;
-            } else if (o >= 3 && out[o - 1] == '.' && out[o - 2] == '.' && out[o - 3] == '/') {
-                o -= 3; /* drop "/..", then the previous segment with its '/' */
-                while (o > 0 && out[o - 1] != '/')
-                    o--;
-                if (o > 0)
-                    o--;
-                removed = 1;
-            }
-            if (removed && q >= end)
-                out[o++] = '/'; /* "/a/b/.." is "/a/" */
-        }
-    }
-    if (o == 0)
-        out[o++] = '/';
-    out[o] = '\0';
-    x->path = out;
-    x->path_len = o;
-    return 0;
+    size_t n = 0;
+    while (n < len && p[n] != '?' && p[n] != '#')
+        n++;
+    x->path = p;
+    x->path_len = n;
 }
 
 static void set_policy(rm_authz_decision_t *d, const rm_authz_engine_t *e, int64_t ri)
@@ -1141,7 +1076,6 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
     x.ns_len = 0;
     x.path = NULL;
     x.path_len = 0;
-    x.path_bad = 0;
     memset(d, 0, sizeof(*d));
     d->rule = d->dry_run_rule = d->audit_rule = -1;
 
@@ -1158,12 +1092,13 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
         }
     }
     if (a->http != NULL && e->needs_http) {
-        if (a->http->path == NULL || normalize_path(&x, a->http->path, a->http->path_len) != 0) {
+        if (a->http->path == NULL) {
             d->allow = 0;
             d->reason = RM_AUTHZ_REASON_UNEVALUABLE;
             d->log = 1;
             return;
         }
+        request_path(&x, a->http->path, a->http->path_len);
     }
 
     decide(e, &x, 0, d);
@@ -1216,7 +1151,7 @@ const char *rm_authz_reason_word(rm_authz_reason_t r)
     case RM_AUTHZ_REASON_NO_ALLOW_MATCH:
         return "no ALLOW policy matched";
     case RM_AUTHZ_REASON_UNEVALUABLE:
-        return "request path too long to evaluate";
+        return "invalid-path";
     }
     return "unknown";
 }
@@ -1243,6 +1178,8 @@ void rm_authz_decision_explain(const rm_authz_decision_t *d, char *buf, size_t l
         n = snprintf(buf, len,
                      "denied: ALLOW policies select this workload and none of their rules matched (no "
                      "ALLOW policy matched)");
+    else if (d->reason == RM_AUTHZ_REASON_UNEVALUABLE)
+        n = snprintf(buf, len, "denied: the request path is missing or cannot be normalized (answered 400)");
     else
         n = snprintf(buf, len, "denied: %s", rm_authz_reason_word(d->reason));
     o = n > 0 ? (size_t)n : 0;

@@ -10,6 +10,14 @@
 
 #include "ringmesh/v1/discovery.pb-c.h"
 
+_Static_assert((int)RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_BASE == (int)RM_PATH_NORMALIZATION_BASE &&
+                   (int)RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_NONE == (int)RM_PATH_NORMALIZATION_NONE &&
+                   (int)RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_MERGE_SLASHES ==
+                       (int)RM_PATH_NORMALIZATION_MERGE_SLASHES &&
+                   (int)RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES ==
+                       (int)RM_PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES,
+               "the wire values of PathNormalization are rm_path_normalization_t's");
+
 void rm__authz_policy_clear(rm_authz_policy_t *p);
 
 /* ------------------------------------------------------------------ encode */
@@ -147,6 +155,7 @@ int rm_workload_policy_encode(const rm_authz_policy_t *const *policies, size_t n
     msg.log_allowed = wp->opts.log_allowed;
     msg.log_allowed_sample = wp->opts.log_allowed_sample;
     msg.inbound_mode = mode_to_proto(wp->inbound_mode);
+    msg.path_normalization = (Ringmesh__V1__PathNormalization)wp->path_normalization;
     msg.n_port_modes = wp->num_port_modes;
     if ((msg.port_modes = arena_calloc(&a, wp->num_port_modes, sizeof(*msg.port_modes))) == NULL)
         goto Exit;
@@ -318,6 +327,18 @@ int rm_workload_policy_decode(const uint8_t *data, size_t len, rm_policy_set_t *
     }
     if (mode_from_proto(msg->inbound_mode, &wp->inbound_mode) != 0) {
         snprintf(err, errlen, "WorkloadPolicy: unknown inbound mode %d", (int)msg->inbound_mode);
+        ret = RM_ERR_POLICY_INVALID;
+        goto Exit;
+    }
+    switch (msg->path_normalization) {
+    case RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_BASE:
+    case RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_NONE:
+    case RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_MERGE_SLASHES:
+    case RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES:
+        wp->path_normalization = (rm_path_normalization_t)msg->path_normalization;
+        break;
+    default:
+        snprintf(err, errlen, "WorkloadPolicy: unknown path normalization %d", (int)msg->path_normalization);
         ret = RM_ERR_POLICY_INVALID;
         goto Exit;
     }

@@ -29,9 +29,12 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # clock to see an SVID expire. Kernel TLS is tested in a virtual machine running Debian's own kernel (this machine's
 # kernel may be built without it): qemu-system-x86 runs it under software emulation, from an initramfs made of
 # busybox-static and the test's binaries, packed with cpio (tests/vm/). strace counts the proxies' system calls.
+# A real web framework (python3-flask, with its own router, served over HTTP/1.1 and h2c by python3-hypercorn through
+# python3-asgiref) behind a proxy shows that the app routes the path the policy judged
+# (tests/e2e/test_path_normalization.sh).
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
-    qemu-system-x86 busybox-static cpio strace)
+    qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref)
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() {

@@ -296,8 +296,9 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
         const rm_authz_t *az = snap->authz;
         o = rm_textf(buf, len, o, "{\"version\":");
         o = put_json_str(buf, len, o, az->version);
-        o = rm_textf(buf, len, o, ",\"default_action\":\"%s\",\"policies\":[",
-                     rm_authz_action_name(az->wp.opts.default_action));
+        o = rm_textf(buf, len, o, ",\"default_action\":\"%s\",\"path_normalization\":\"%s\",\"policies\":[",
+                     rm_authz_action_name(az->wp.opts.default_action),
+                     rm_path_normalization_name(az->wp.path_normalization));
         for (size_t i = 0; i < az->set.num_policies; i++) {
             const rm_authz_policy_t *pol = &az->set.policies[i];
             char name[600];

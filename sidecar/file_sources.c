@@ -81,9 +81,14 @@ Exit:
 int rm_policy_files_load(const rm_proxy_config_t *cfg, rm_authz_t **out, char *err, size_t errlen)
 {
     char host[256] = "";
+    int ret;
     gethostname(host, sizeof(host) - 1);
-    return rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed, host, out, err,
-                              errlen);
+    if ((ret = rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed, host, out,
+                                  err, errlen)) != 0)
+        return ret;
+    /* set before the caller publishes it: from then on an rm_authz_t is immutable */
+    (*out)->wp.path_normalization = cfg->authz_path_normalization;
+    return 0;
 }
 
 void rm_policy_files_log(const char *event, const rm_proxy_config_t *cfg, const rm_authz_t *authz)
@@ -94,6 +99,7 @@ void rm_policy_files_log(const char *event, const rm_proxy_config_t *cfg, const 
     rm_log_uint(&l, "policies", authz->set.num_policies);
     rm_log_uint(&l, "rules", rm_authz_engine_num_rules(authz->engine));
     rm_log_str(&l, "default_action", cfg->authz_default_allow ? "ALLOW" : "DENY");
+    rm_log_str(&l, "path_normalization", rm_path_normalization_name(cfg->authz_path_normalization));
     rm_log_end(&l);
 }
 

@@ -24,7 +24,7 @@ typedef struct st_h2_field_t {
     uint8_t flags; /* NGHTTP2_NV_FLAG_NO_INDEX when the client sent it "never indexed" */
 } h2_field_t;
 
-enum { ANSWER_403, ANSWER_403_NO_BODY, ANSWER_GRPC, ANSWER_431, ANSWER_COUNT };
+enum { ANSWER_403, ANSWER_403_NO_BODY, ANSWER_GRPC, ANSWER_431, ANSWER_400, ANSWER_COUNT };
 
 /* The answers' header blocks, the same for every connection: encoded once per process. */
 static struct {
@@ -54,6 +54,7 @@ static void build_answer_blocks(void)
     static const nghttp2_nv nv_grpc[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
                                          NV("grpc-status", "7"), NV("grpc-message", RM_HTTP_DENIED_BODY)};
     static const nghttp2_nv nv431[] = {NV(":status", "431"), NV("content-length", "0")};
+    static const nghttp2_nv nv400[] = {NV(":status", "400"), NV("content-length", "0")};
     static const struct {
         const nghttp2_nv *nva;
         size_t len;
@@ -62,6 +63,7 @@ static void build_answer_blocks(void)
         [ANSWER_403_NO_BODY] = {nv403_no_body, sizeof(nv403_no_body) / sizeof(nv403_no_body[0])},
         [ANSWER_GRPC] = {nv_grpc, sizeof(nv_grpc) / sizeof(nv_grpc[0])},
         [ANSWER_431] = {nv431, sizeof(nv431) / sizeof(nv431[0])},
+        [ANSWER_400] = {nv400, sizeof(nv400) / sizeof(nv400[0])},
     };
     nghttp2_hd_deflater *deflater = NULL;
 
@@ -349,9 +351,15 @@ static int forward_block(rm_h2_filter_t *f, rm_bytebuf_t *to_app)
     if ((ret = rm_bytebuf_reserve(&f->nva, num * sizeof(nghttp2_nv))) != 0)
         return ret;
     nva = (nghttp2_nv *)f->nva.base;
-    for (size_t i = 0; i < num; i++)
+    for (size_t i = 0; i < num; i++) {
         nva[i] = (nghttp2_nv){f->strings.base + fields[i].name_off, f->strings.base + fields[i].value_off,
                               fields[i].name_len, fields[i].value_len, fields[i].flags};
+        if (f->rewrite_path && name_is((const char *)nva[i].name, nva[i].namelen, ":path")) {
+            nva[i].value = f->target.base;
+            nva[i].valuelen = f->target.len;
+        }
+    }
+    f->rewrite_path = 0;
     bound = nghttp2_hd_deflate_bound(f->deflater, nva, num);
     f->encoded.len = 0;
     if ((ret = rm_bytebuf_reserve(&f->encoded, bound)) != 0)
@@ -379,6 +387,7 @@ static int finish_block(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *t
 {
     uint32_t stream = f->block_stream;
     rm_http_request_t req;
+    rm_http_target_t target;
     uint8_t rst[FRAME_HEADER_SIZE + 4];
     int ret;
 
@@ -405,8 +414,23 @@ static int finish_block(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *t
         remember_refused(f, stream);
         return send_rst_stream(f, to_client, stream, NGHTTP2_PROTOCOL_ERROR);
     }
+    /* the :path the hook judges is the one the app gets */
+    f->target.len = 0;
+    if ((ret = rm_bytebuf_reserve(&f->target, req.path_len + 1)) != 0)
+        return ret;
+    ret = rm_http_path_normalize((rm_path_normalization_t)f->path_mode, req.path, req.path_len, (char *)f->target.base,
+                                 f->target.cap, &target);
+    if (ret != 0) {
+        req.path_error = target.error != NULL ? target.error : "the request target cannot be normalized";
+        f->decide(f->decide_ctx, &req); /* for the log; the answer is 400 whatever it says */
+        return answer_stream(f, to_client, stream, ANSWER_400);
+    }
+    f->target.len = target.len;
+    req.path = (const char *)f->target.base;
+    req.path_len = target.len;
     if (f->decide(f->decide_ctx, &req) == RM_HTTP_ALLOW) {
         f->last_allowed = stream;
+        f->rewrite_path = (uint8_t)target.changed;
         return forward_block(f, to_app);
     }
     return answer_stream(f, to_client, stream, req.grpc ? ANSWER_GRPC : ANSWER_403);
@@ -606,6 +630,11 @@ int rm_h2_filter_sniff(const uint8_t *in, size_t len)
     return n == NGHTTP2_CLIENT_MAGIC_LEN ? 1 : -EAGAIN;
 }
 
+void rm_h2_filter_set_path_normalization(rm_h2_filter_t *f, rm_path_normalization_t mode)
+{
+    f->path_mode = (uint8_t)mode;
+}
+
 int rm_h2_filter_init(rm_h2_filter_t *f, rm_http_decide_cb decide, void *ctx)
 {
     int ret;
@@ -647,6 +676,7 @@ void rm_h2_filter_dispose(rm_h2_filter_t *f)
     rm_bytebuf_free(&f->nva);
     rm_bytebuf_free(&f->hook_headers);
     rm_bytebuf_free(&f->encoded);
+    rm_bytebuf_free(&f->target);
     rm_bytebuf_free(&f->pending);
     memset(f, 0, sizeof(*f));
 }

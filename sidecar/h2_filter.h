@@ -9,14 +9,16 @@
  *     simply not encoded again and both HPACK contexts stay in step. Forwarded blocks go out as HEADERS (+ CONTINUATION
  * frames of at most 16384 bytes) with END_HEADERS and END_STREAM as received, no padding, no priority.
  *   - the policy hook (http_filter.h) is called once per new stream when its header block is complete (not for
- *     trailers). Allowed: the block is forwarded. Denied: the client gets the answer from the filter (gRPC:
- *     trailers-only, grpc-status 7; otherwise 403 with body RM_HTTP_DENIED_BODY, see "Flow control" below),
- *     followed by RST_STREAM(NO_ERROR) when the request was not complete yet; the app never hears of the stream.
- *     A request whose decoded header list is over RM_H2_FILTER_MAX_HEADER_LIST bytes (name + value + 32 per field)
- *     is answered 431 without calling the hook; a malformed request (no :method, a duplicate, unknown or late
- *     pseudo-header, an invalid name or value, :authority and host that differ) gets RST_STREAM(PROTOCOL_ERROR).
- *     Oversized trailers of an allowed stream reset it on both sides (CANCEL to the app, ENHANCE_YOUR_CALM to the
- *     client).
+ *     trailers), with :path normalized (http_filter.h). Allowed: the block is forwarded, :path re-encoded as the
+ *     normalized target when normalizing changed it. A :path that cannot be normalized (%00) is answered
+ *     ":status 400" (no body), followed by RST_STREAM(NO_ERROR) when the request was not complete yet. Denied: the
+ * client gets the answer from the filter (gRPC: trailers-only, grpc-status 7; otherwise 403 with body
+ * RM_HTTP_DENIED_BODY, see "Flow control" below), followed by RST_STREAM(NO_ERROR) when the request was not complete
+ * yet; the app never hears of the stream. A request whose decoded header list is over RM_H2_FILTER_MAX_HEADER_LIST
+ * bytes (name + value + 32 per field) is answered 431 without calling the hook; a malformed request (no :method, a
+ * duplicate, unknown or late pseudo-header, an invalid name or value, :authority and host that differ) gets
+ * RST_STREAM(PROTOCOL_ERROR). Oversized trailers of an allowed stream reset it on both sides (CANCEL to the app,
+ * ENHANCE_YOUR_CALM to the client).
  *   - every later client frame of a refused stream is dropped (DATA, trailers, RST_STREAM, WINDOW_UPDATE,
  *     PRIORITY). The payload of each dropped DATA frame, padding included, is handed back to the client with a
  *     connection-level WINDOW_UPDATE, since the app never will.
@@ -101,6 +103,9 @@ typedef struct st_rm_h2_filter_t {
     rm_bytebuf_t nva;          /* nghttp2_nv[] to encode the block again */
     rm_bytebuf_t hook_headers; /* rm_http_header_t[] for the hook */
     rm_bytebuf_t encoded;      /* the block encoded for the app */
+    rm_bytebuf_t target;       /* the normalized :path of the block being decided */
+    uint8_t path_mode;         /* rm_path_normalization_t */
+    uint8_t rewrite_path;      /* forward_block sends `target` as :path */
     uint32_t inflate_table_size, inflate_table_target;
     /* flow control of the client's receive side */
     uint32_t client_initial_window; /* smallest SETTINGS_INITIAL_WINDOW_SIZE the client has sent */
@@ -129,6 +134,9 @@ int rm_h2_filter_init(rm_h2_filter_t *f, rm_http_decide_cb decide, void *ctx);
 
 /** Frees what the filter holds. The filter can be initialised again. */
 void rm_h2_filter_dispose(rm_h2_filter_t *f);
+
+/** How the :path of the streams decided from now on is normalized (BASE after init). */
+void rm_h2_filter_set_path_normalization(rm_h2_filter_t *f, rm_path_normalization_t mode);
 
 /** Takes `len` bytes the client sent, starting with the preface. Appends what the app must get to to_app and the
  *  filter's own frames to to_client (or keeps them until an app frame boundary). The decide hook is called from

@@ -358,7 +358,45 @@ static int value_is(const char *s, size_t len, const char *lower)
     return 1;
 }
 
-/* The head is complete (and in f->head): asks the hook, then forwards the head or queues the 403. */
+/* Where the request target sits in f->head: after any empty lines, the method and the spaces that follow it. The
+ * bytes there must be the target the parser reported; anything else returns -1 and is refused, so the target the
+ * policy judged is the one replaced. */
+static long target_offset(const rm_http1_filter_t *f)
+{
+    const uint8_t *h = f->head.base;
+    size_t n = f->head.len, i = 0;
+    while (i < n && (h[i] == '\r' || h[i] == '\n'))
+        i++;
+    while (i < n && h[i] != ' ')
+        i++;
+    while (i < n && h[i] == ' ')
+        i++;
+    if (n - i <= f->url_len || memcmp(h + i, f->fields.base, f->url_len) != 0 || h[i + f->url_len] != ' ')
+        return -1;
+    return (long)i;
+}
+
+/* Appends the head to to_app, its request target replaced by f->target when normalizing changed it. */
+static int forward_head(rm_http1_filter_t *f, long target_off, int changed, rm_bytebuf_t *to_app)
+{
+    int ret;
+    if (!changed)
+        return rm_bytebuf_append(to_app, f->head.base, f->head.len);
+    size_t rest = (size_t)target_off + f->url_len;
+    if ((ret = rm_bytebuf_reserve(to_app, f->head.len - f->url_len + f->target.len)) != 0)
+        return ret;
+    rm_bytebuf_append(to_app, f->head.base, (size_t)target_off);
+    rm_bytebuf_append(to_app, f->target.base, f->target.len);
+    return rm_bytebuf_append(to_app, f->head.base + rest, f->head.len - rest);
+}
+
+void rm_http1_filter_set_path_normalization(rm_http1_filter_t *f, rm_path_normalization_t mode)
+{
+    f->path_mode = (uint8_t)mode;
+}
+
+/* The head is complete (and in f->head): normalizes the target, asks the hook, then forwards the head or queues
+ * the 403 (400 when the target cannot be normalized). */
 static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client)
 {
     const http_parser *p = &f->req_parser;
@@ -366,6 +404,8 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
     rm_http_request_t req = {0};
     int expect_continue = 0, transfer_encoding = 0, has_body, ret;
     uint8_t flags = 0;
+    rm_http_target_t target;
+    long target_off;
 
     req.method = http_method_str((enum http_method)p->method);
     req.method_len = strlen(req.method);
@@ -410,10 +450,28 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
         flags |= RM__HTTP1_PF_CLOSE;
     has_body = (p->flags & F_CHUNKED) != 0 || (p->content_length != 0 && p->content_length != UINT64_MAX);
 
+    /* the target the hook judges is the one the app gets */
+    f->target.len = 0;
+    if ((ret = rm_bytebuf_reserve(&f->target, (size_t)f->url_len + 1)) != 0)
+        return ret;
+    ret = rm_http_path_normalize((rm_path_normalization_t)f->path_mode, base, f->url_len, (char *)f->target.base,
+                                 f->target.cap, &target);
+    target_off = target_offset(f);
+    if (ret != 0 || target_off < 0) {
+        req.path_error = target_off < 0 ? "the request target is not where the request line puts it"
+                         : target.error ? target.error
+                                        : "the request target cannot be normalized";
+        f->decide(f->decide_ctx, &req); /* for the log; the answer is 400 whatever it says */
+        return queue_error_answer(f, RM__HTTP1_PENDING_BAD_REQUEST, to_client);
+    }
+    f->target.len = target.len;
+    req.path = (const char *)f->target.base;
+    req.path_len = target.len;
+
     if (f->decide(f->decide_ctx, &req) == RM_HTTP_ALLOW) {
         if ((ret = pending_push(f, RM__HTTP1_PENDING_FORWARDED, flags)) != 0)
             return ret;
-        if ((ret = rm_bytebuf_append(to_app, f->head.base, f->head.len)) != 0)
+        if ((ret = forward_head(f, target_off, target.changed, to_app)) != 0)
             return ret;
         f->cur_flags = flags;
         f->upgrade_answer = RM__HTTP1_UPGRADE_PENDING;
@@ -654,6 +712,7 @@ void rm_http1_filter_dispose(rm_http1_filter_t *f)
 {
     rm_bytebuf_free(&f->head);
     rm_bytebuf_free(&f->fields);
+    rm_bytebuf_free(&f->target);
     rm_bytebuf_free(&f->held);
     free(f->field_index);
     free(f->hook_headers);

@@ -3,8 +3,10 @@
  * The filter sits between the client (the mTLS peer) and the local app. It parses the client's requests with
  * http_parser (HTTP_REQUEST), calls the policy hook (http_filter.h) once per request when its head is complete,
  * and then:
- *   - allowed: forwards the request's bytes exactly as received (head, body, chunked framing, trailers). The head is
- *     held until it is complete; the body streams through as it arrives.
+ *   - allowed: forwards the request's bytes exactly as received (head, body, chunked framing, trailers), except the
+ *     request target when normalizing its path changed it (http_filter.h): the request line then carries the
+ *     normalized target in origin-form. The head is held until it is complete; the body streams through as it
+ *     arrives.
  *   - denied: drops the head and the whole body (Content-Length or chunked) and answers
  *     "HTTP/1.1 403 Forbidden" with body "RBAC: access denied" (no body when the request was HEAD).
  * Responses reach the client in request order: the app's responses are parsed (HTTP_RESPONSE) against a queue of
@@ -14,6 +16,7 @@
  * Limits and answers that end the connection:
  *   - a request head (request line, headers and the empty line, plus any empty lines before it) of more than
  *     RM_HTTP1_MAX_HEAD_SIZE bytes or with more than RM_HTTP1_MAX_HEADERS fields: 431, then close;
+ *   - a request target that cannot be normalized (a path holding %00): 400, then close;
  *   - a malformed request (anything http_parser rejects, including Content-Length with Transfer-Encoding and a
  *     Transfer-Encoding whose last coding is not chunked; also two Host fields, a field name that is not a token,
  *     a head whose final CR is not followed by LF): 400, then close;
@@ -96,6 +99,8 @@ typedef struct st_rm_http1_filter_t {
     rm_bytebuf_t head;       /* raw bytes of the request head being received */
     rm_bytebuf_t fields;     /* request target, then lower-cased names and values, of the head being received */
     uint32_t url_len;        /* the request target is fields[0, url_len) */
+    uint8_t path_mode;       /* rm_path_normalization_t */
+    rm_bytebuf_t target;     /* the normalized request target of the head being decided */
     rm__http1_field_t *field_index;
     rm_http_header_t *hook_headers;
     size_t num_fields, fields_cap;
@@ -115,6 +120,9 @@ int rm_http1_filter_init(rm_http1_filter_t *f, rm_http_decide_cb decide, void *c
 
 /** Frees what the filter holds. The filter can be initialised again. */
 void rm_http1_filter_dispose(rm_http1_filter_t *f);
+
+/** How the request targets of the requests decided from now on are normalized (BASE after init). */
+void rm_http1_filter_set_path_normalization(rm_http1_filter_t *f, rm_path_normalization_t mode);
 
 /** Takes `len` bytes the client sent. Appends what the app must get to to_app and the filter's own answers
  *  (403, 400, 431) to to_client. The decide hook is called from here. Returns as described at the top. */

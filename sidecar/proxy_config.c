@@ -101,10 +101,15 @@ typedef struct st_raw_listener_t {
     unsigned identities_count;
 } raw_listener_t;
 
+typedef struct st_raw_path_normalization_t {
+    char *normalization;
+} raw_path_normalization_t;
+
 typedef struct st_raw_authz_t {
     char *policy_dir;
     char *default_action;
     char *log_allowed;
+    raw_path_normalization_t *path_normalization;
 } raw_authz_t;
 
 typedef struct st_raw_config_t {
@@ -219,10 +224,16 @@ static const cyaml_schema_value_t listener_entry = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_listener_t, listener_fields),
 };
 
+static const cyaml_schema_field_t path_normalization_fields[] = {
+    STR("normalization", raw_path_normalization_t, normalization),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t authz_fields[] = {
     STR("policyDir", raw_authz_t, policy_dir),
     STR("defaultAction", raw_authz_t, default_action),
     STR("logAllowed", raw_authz_t, log_allowed),
+    CYAML_FIELD_MAPPING_PTR("pathNormalization", OPT_NULL, raw_authz_t, path_normalization, path_normalization_fields),
     CYAML_FIELD_END,
 };
 
@@ -1124,6 +1135,7 @@ static int conv_authorization(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy
     const raw_authz_t *a = raw->authorization;
     int ret;
     cfg->authz_default_allow = 0;
+    cfg->authz_path_normalization = RM_PATH_NORMALIZATION_BASE;
     if (a == NULL)
         return 0;
     if (raw->control != NULL)
@@ -1141,6 +1153,10 @@ static int conv_authorization(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy
         else if (strcmp(a->default_action, "DENY") != 0)
             return value_error(ctx, "authorization.defaultAction", "\"%.40s\" is not DENY or ALLOW", a->default_action);
     }
+    if (a->path_normalization != NULL && a->path_normalization->normalization != NULL &&
+        rm_path_normalization_parse(a->path_normalization->normalization, &cfg->authz_path_normalization) != 0)
+        return value_error(ctx, "authorization.pathNormalization.normalization",
+                           "\"%.40s\" is not " RM_PATH_NORMALIZATION_NAMES, a->path_normalization->normalization);
     return 0;
 }
 

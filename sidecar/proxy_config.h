@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "ringmesh/duration.h"
+#include "ringmesh/http_path.h"
 
 typedef enum { RM_MTLS_STRICT = 0, RM_MTLS_PERMISSIVE, RM_MTLS_DISABLE } rm_mtls_mode_t;
 typedef enum { RM_IO_AUTO = 0, RM_IO_URING, RM_IO_EPOLL } rm_io_backend_kind_t;
@@ -83,6 +84,7 @@ typedef struct st_rm_proxy_config_t {
     char *authz_policy_dir;       /* section `authorization` (no control plane): policies enforced; NULL: none */
     int authz_default_allow;
     int authz_log_allowed;
+    rm_path_normalization_t authz_path_normalization; /* authorization.pathNormalization.normalization (BASE) */
 
     int outbound_enabled;          /* default 1 */
     rm_sockaddr_t outbound_listen; /* default [::]:15001 (dual stack) */

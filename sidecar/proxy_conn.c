@@ -1005,6 +1005,21 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
     rm_authz_decision_t d;
 
     authz_attrs(c, req, &a);
+    if (req != NULL && req->path_error != NULL) {
+        /* refused before any policy is asked: the filter answers 400 (http_filter.h) */
+        rm_authz_decision_t bad = {
+            .reason = RM_AUTHZ_REASON_UNEVALUABLE, .rule = -1, .dry_run_rule = -1, .audit_rule = -1, .log = 1};
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_WARN, "authz");
+        rm_authz_log_fields(&l, &bad, &a, az != NULL ? az->workload : NULL);
+        rm_log_str(&l, "path_error", req->path_error);
+        if (az != NULL) {
+            rm_log_str(&l, "policy_version", az->version);
+            rm_authz_count(az, &bad);
+        }
+        rm_log_end(&l);
+        return 0;
+    }
     if (az == NULL) {
         /* a control plane is configured but has not said which policies apply: refuse, and say why */
         rm_log_line_t l;
@@ -1186,12 +1201,26 @@ static void l7_result(rm_conn_t *c, int r, const char *from)
     rm_log_end(&l);
 }
 
+/* Tells the filter how to normalize paths: the setting of the policies in force, which the next decision uses
+ * (authz_decide). */
+static void l7_set_path_normalization(rm_conn_t *c)
+{
+    rm_snapshot_t *now = atomic_load_explicit(&c->w->proxy->snap, memory_order_acquire);
+    rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
+    rm_path_normalization_t mode = az != NULL ? az->wp.path_normalization : RM_PATH_NORMALIZATION_BASE;
+    if (c->l7->http2)
+        rm_h2_filter_set_path_normalization(&c->l7->h2, mode);
+    else
+        rm_http1_filter_set_path_normalization(&c->l7->h1, mode);
+}
+
 /* Moves both directions of an HTTP connection through its filter. */
 static int pump_l7(rm_conn_t *c)
 {
     rm_l7_t *l = c->l7;
     int r, ret;
 
+    l7_set_path_normalization(c);
     if ((ret = pump_fill(c, &c->down, &c->d2u, 1)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 1)) != 0)
         return ret;
     /* the client's bytes: requests decided, allowed ones on to the app, answers to denied ones back */

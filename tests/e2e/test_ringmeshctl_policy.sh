@@ -144,9 +144,34 @@ case_check_invalid_and_usage() {
     rm_assert_eq "$RM_RC" 2 "an unknown subcommand exits 2"
 }
 
+# --path is normalized as the proxy does: the text names the path matched and the target the app would receive
+case_check_path_normalization() {
+    mkdir -p "$D/norm"
+    cp "$POLICIES/allow-get-ok.yaml" "$D/norm/"
+    ctl check -f "$D/norm" --to-namespace shop --to-labels app=orders --port 8080 --method GET \
+        --path '/admin/%2e%2e/ok?next=/../admin#frag'
+    rm_assert_eq "$RM_RC" 0 "the normalized path /ok is allowed"
+    echo "$RM_OUT" | grep -qx "path: /ok (BASE normalization; what the policy matched)" || rm_fail "path line: $RM_OUT"
+    echo "$RM_OUT" | grep -qx "forwarded: /ok?next=/../admin (what the app receives)" || rm_fail "forwarded: $RM_OUT"
+    ctl check -f "$D/norm" --to-namespace shop --to-labels app=orders --port 8080 --method GET --path /ok%00
+    rm_assert_eq "$RM_RC" 3 "%00 is denied"
+    echo "$RM_OUT" | grep -qx "path: /ok%00 refused (400): the path holds a percent-encoded NUL (%00)" ||
+        rm_fail "%00: $RM_OUT"
+    ctl check -f "$D/norm" --to-namespace shop --to-labels app=orders --port 8080 --method GET --path //ok \
+        --path-normalization MERGE_SLASHES
+    rm_assert_eq "$RM_RC" 0 "MERGE_SLASHES makes //ok /ok"
+    ctl check -f "$D/norm" --to-namespace shop --to-labels app=orders --port 8080 --method GET --path //ok
+    rm_assert_eq "$RM_RC" 3 "BASE leaves //ok as it is"
+    ctl check -f "$D/norm" --to-namespace shop --port 8080 --path /ok --path-normalization merge
+    rm_assert_eq "$RM_RC" 2 "an unknown mode is a usage error"
+    echo "$RM_OUT" | grep -qF -- "--path-normalization must be BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES or NONE" ||
+        rm_fail "unknown mode: $RM_OUT"
+}
+
 rm_case lint_valid_with_warnings case_lint_valid_with_warnings
 rm_case lint_every_error case_lint_every_error
 rm_case lint_duplicates_and_kinds case_lint_duplicates_and_kinds
 rm_case check_text_and_status case_check_text_and_status
 rm_case check_invalid_and_usage case_check_invalid_and_usage
+rm_case check_path_normalization case_check_path_normalization
 rm_finish

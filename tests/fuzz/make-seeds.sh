@@ -10,6 +10,8 @@
 #   tls_sniff      ClientHellos captured on loopback: openssl s_client with ALPN ringmesh/1, h2 and none, TLS 1.2
 #                  and 1.3, and the proxy's own (wolfSSL) ClientHello; plaintext HTTP/1.1, HTTP/2, SSH; truncations
 #   spiffe_id      valid IDs and one of each syntax error
+#   http_path      request targets (dot segments, escapes, backslashes, slashes, %00, query, fragment, forms) under
+#                  each of the four path normalization modes (the first byte)
 #   x509_parse     DER certificates from tests/data/svid/make-test-certs.sh (SVIDs, CAs, each rule broken) + extras
 #   svid_pem       bundle PEM, NUL, chain PEM, from the same certificates
 #   proxy_config   tests/data/config/*.yaml and a few small documents
@@ -205,6 +207,30 @@ printf 'spiffe://%0255d/sa' 0 | tr 0 a | seed spiffe_id td-255
 printf 'spiffe://%0256d/sa' 0 | tr 0 a | seed spiffe_id td-256
 { printf 'spiffe://example.org/'; printf '%02027d' 0 | tr 0 p; } | seed spiffe_id id-2048
 { printf 'spiffe://example.org/'; printf '%02028d' 0 | tr 0 p; } | seed spiffe_id id-2049
+
+# ---- http_path ----------------------------------------------------------------------------------------------------
+
+i=0
+for mode in 0 1 2 3; do
+    while IFS= read -r target; do
+        i=$((i + 1))
+        { printf '%b' "\\x0$mode"; printf '%s' "$target"; } | seed http_path "$(printf '%02d' $i)"
+    done <<'EOF'
+/admin/../ok
+/admin/%2e%2e/ok
+/admin\..\ok
+/a//b/./c/..?q=/../x#f
+/%%34%31dmin
+/ok%00
+http://h/a/%2F..%5c/b?x
+*
+host:443
+/%252e%252e/
+//
+/..
+
+EOF
+done
 
 # ---- x509_parse and svid_pem --------------------------------------------------------------------------------------
 

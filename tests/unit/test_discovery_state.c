@@ -293,11 +293,13 @@ static void test_workload_policy_per_workload(void **state)
     make_model(&m, svcs);
     assert_int_equal(rm_policy_load_yaml(&m.policies, POLICIES, strlen(POLICIES), "p.yaml", 1, &diags), 0);
     m.settings.default_action = RM_AUTHZ_ALLOW;
+    m.settings.path_normalization = RM_PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES;
     assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 1, &set), 0);
 
     workload_policy_names(set, &orders, names, sizeof(names), &wp);
     assert_string_equal(names, "ringmesh-system/mesh-deny,shop/orders-only,shop/shop-wide");
     assert_int_equal(wp.opts.default_action, RM_AUTHZ_ALLOW);
+    assert_int_equal(wp.path_normalization, RM_PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES);
     assert_int_equal(wp.inbound_mode, RM_PEER_MTLS_PERMISSIVE);
     assert_int_equal(wp.num_port_modes, 1);
     assert_int_equal(wp.port_modes[0].port, 9090);

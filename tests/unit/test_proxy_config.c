@@ -969,9 +969,58 @@ static void test_empty_collections(void **state)
     rm_proxy_config_free(cfg);
 }
 
+/* authorization.pathNormalization.normalization: Istio's four names, BASE when absent; anything else is refused
+ * with file, line, column and field. */
+static void test_path_normalization(void **state)
+{
+    static const struct {
+        const char *value;
+        rm_path_normalization_t want;
+    } ok[] = {
+        {NULL, RM_PATH_NORMALIZATION_BASE},
+        {"BASE", RM_PATH_NORMALIZATION_BASE},
+        {"NONE", RM_PATH_NORMALIZATION_NONE},
+        {"MERGE_SLASHES", RM_PATH_NORMALIZATION_MERGE_SLASHES},
+        {"DECODE_AND_MERGE_SLASHES", RM_PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES},
+    };
+    char text[1024], err[1024];
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (ok[i].value != NULL)
+            snprintf(text, sizeof(text),
+                     "%sauthorization:\n  policyDir: /p\n  pathNormalization: {normalization: %s}\n", TLS_OK,
+                     ok[i].value);
+        else
+            snprintf(text, sizeof(text), "%sauthorization:\n  policyDir: /p\n", TLS_OK);
+        rm_proxy_config_t *cfg = load_ok(write_tmp_str("norm.yaml", text));
+        assert_int_equal(cfg->authz_path_normalization, ok[i].want);
+        rm_proxy_config_free(cfg);
+    }
+    static const struct {
+        const char *yaml, *expect;
+    } bad[] = {
+        {"  pathNormalization: {normalization: base}\n",
+         "norm.yaml:7:38: authorization.pathNormalization.normalization: \"base\" is not BASE, MERGE_SLASHES, "
+         "DECODE_AND_MERGE_SLASHES or NONE"},
+        {"  pathNormalization: {normalization: DEFAULT}\n",
+         "norm.yaml:7:38: authorization.pathNormalization.normalization: \"DEFAULT\" is not BASE"},
+        {"  pathNormalization: BASE\n", "norm.yaml:7:22: authorization.pathNormalization: want a mapping"},
+        {"  pathNormalization: {mode: BASE}\n", "authorization.pathNormalization.mode: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "%sauthorization:\n  policyDir: /p\n%s", TLS_OK, bad[i].yaml);
+        const char *p = write_tmp_str("norm.yaml", text);
+        rm_proxy_config_t *cfg = NULL;
+        int ret = rm_proxy_config_load(p, &cfg, err, sizeof(err));
+        assert_true(ret == RM_ERR_CONFIG_VALUE || ret == RM_ERR_CONFIG_PARSE);
+        assert_null(cfg);
+        assert_contains(err, bad[i].expect);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_path_normalization),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_minimal_defaults),
         cmocka_unit_test(test_tls_optional_without_mtls),

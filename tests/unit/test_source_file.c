@@ -991,6 +991,53 @@ static void test_watch_catches_up_at_start(void **state)
     collector_dispose(&c);
 }
 
+/* spec.authorization.pathNormalization.normalization: BASE when absent, Istio's four names, anything else refused
+ * with file, line and field; a mode that is not BASE changes the mesh's version, BASE leaves it as it was. */
+static void test_path_normalization_setting(void **state)
+{
+    static const char head[] = "apiVersion: ringmesh.io/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\n";
+    char dir[128], file[160], text[512], err[2048], base_version[64];
+
+    tmp_dir("normalization", dir, sizeof(dir));
+    snprintf(file, sizeof(file), "%s/mesh.yaml", dir);
+    snprintf(text, sizeof(text), "%sspec:\n  authorization: {defaultAction: DENY}\n", head);
+    write_file(file, text);
+    rm_mesh_model_t *m = load_ok(dir);
+    assert_int_equal(m->settings.path_normalization, RM_PATH_NORMALIZATION_BASE);
+    snprintf(base_version, sizeof(base_version), "%s", m->version);
+    rm_mesh_model_unref(m);
+
+    static const struct {
+        const char *name;
+        rm_path_normalization_t want;
+    } modes[] = {
+        {"BASE", RM_PATH_NORMALIZATION_BASE},
+        {"NONE", RM_PATH_NORMALIZATION_NONE},
+        {"MERGE_SLASHES", RM_PATH_NORMALIZATION_MERGE_SLASHES},
+        {"DECODE_AND_MERGE_SLASHES", RM_PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES},
+    };
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        snprintf(text, sizeof(text),
+                 "%sspec:\n  authorization:\n    defaultAction: DENY\n    pathNormalization: {normalization: %s}\n",
+                 head, modes[i].name);
+        write_file(file, text);
+        m = load_ok(dir);
+        assert_int_equal(m->settings.path_normalization, modes[i].want);
+        if (modes[i].want == RM_PATH_NORMALIZATION_BASE)
+            assert_string_equal(m->version, base_version);
+        else
+            assert_string_not_equal(m->version, base_version);
+        rm_mesh_model_unref(m);
+    }
+
+    snprintf(text, sizeof(text), "%sspec:\n  authorization:\n    pathNormalization: {normalization: Merge}\n", head);
+    write_file(file, text);
+    load_fail(dir, RM_ERR_CONFIG_VALUE, err, sizeof(err));
+    assert_contains(err, file);
+    assert_contains(err, ":6:40: spec.authorization.pathNormalization.normalization: \"Merge\" is not BASE, "
+                         "MERGE_SLASHES, DECODE_AND_MERGE_SLASHES or NONE");
+}
+
 int main(void)
 {
     struct CMUnitTest tests[64];
@@ -1008,6 +1055,7 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_files_read_and_skipped);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_version);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_canonical_serialization);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_path_normalization_setting);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_configmap_layout);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_create_refuses_invalid);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_watch_changes);

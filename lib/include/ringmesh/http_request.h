@@ -17,9 +17,12 @@ typedef struct st_rm_http_header_t {
 typedef struct st_rm_http_request_t {
     const char *method; /* "GET", ...; for HTTP/2 the :method pseudo-header */
     size_t method_len;
-    const char *path; /* the request target as sent, query included (HTTP/2: :path) */
+    const char *path; /* the request target, query included (HTTP/2: :path): in the proxy, normalized
+                         (ringmesh/http_path.h) and exactly what the app receives */
     size_t path_len;
-    const char *host; /* Host header (HTTP/1.1) or :authority (HTTP/2); NULL when absent */
+    const char *path_error; /* the target could not be normalized (why): the proxy answers 400 whatever the hook
+                               says, and `path` is the target as received. NULL otherwise */
+    const char *host;       /* Host header (HTTP/1.1) or :authority (HTTP/2); NULL when absent */
     size_t host_len;
     const rm_http_header_t *headers; /* the regular header fields in order (no pseudo-headers) */
     size_t num_headers;

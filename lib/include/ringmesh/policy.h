@@ -22,6 +22,7 @@
 #ifndef RINGMESH_POLICY_H
 #define RINGMESH_POLICY_H
 
+#include "ringmesh/http_path.h"
 #include "ringmesh/http_request.h"
 
 #include <stddef.h>
@@ -214,7 +215,8 @@ typedef enum {
     RM_AUTHZ_REASON_DEFAULT_DENY,   /* no ALLOW policy applies and defaultAction is DENY */
     RM_AUTHZ_REASON_DEFAULT_ALLOW,  /* no ALLOW policy applies and defaultAction is ALLOW */
     RM_AUTHZ_REASON_NO_ALLOW_MATCH, /* ALLOW policies apply and none matched */
-    RM_AUTHZ_REASON_UNEVALUABLE,    /* the request could not be evaluated (path too long): denied */
+    RM_AUTHZ_REASON_UNEVALUABLE,    /* "invalid-path": the request has no path, or the proxy could not normalize it
+                                       (rm_http_path_normalize) and answered 400: denied */
 } rm_authz_reason_t;
 
 typedef struct st_rm_authz_decision_t {
@@ -255,6 +257,7 @@ typedef struct st_rm_workload_policy_t {
     rm_peer_mtls_mode_t inbound_mode; /* RM_PEER_MTLS_UNSET: the mesh's */
     rm_peer_port_mode_t *port_modes;  /* owned */
     size_t num_port_modes;
+    rm_path_normalization_t path_normalization; /* how the proxy normalizes request paths (default BASE) */
 } rm_workload_policy_t;
 
 /** Serializes policies (in the given order) and settings as a WorkloadPolicy message. *out is malloc'ed.
