@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #define PATH_NORMALIZE_MAX 8192
+#define HEADER_JOIN_MAX    8192 /* bytes of a repeated header's values joined with "," (docs/authorization.md) */
 
 int rm__policy_parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix);
 int rm__policy_parse_port(const char *s, uint16_t *out);
@@ -807,6 +808,12 @@ typedef struct st_eval_ctx_t {
     size_t path_len;
     int path_bad; /* the path could not be normalized: path conditions cannot be decided */
     char path_buf[PATH_NORMALIZE_MAX];
+    /* A header sent more than once is matched as Envoy matches it: its values joined with ",". Conditions join into
+     * cond_header_buf, the index lookups into key_header_buf (a lookup evaluates conditions while it still reads its
+     * key). A joined value that does not fit makes the request unevaluable: too_long_header names the header. */
+    const char *too_long_header;
+    char cond_header_buf[HEADER_JOIN_MAX];
+    char key_header_buf[HEADER_JOIN_MAX];
 } eval_ctx_t;
 
 static int smatch_one(const smatch_t *m, const char *s, size_t len, int icase)
@@ -849,20 +856,48 @@ static int cidr_match(const cidr_t *b, const uint8_t ip[16])
     return (b->addr[full] & mask) == (ip[full] & mask);
 }
 
-/* Host values match the authority with or without its port, case-insensitively. */
+/* Host values match the authority as sent (Host or :authority), port included, case-insensitively: Istio's hosts
+ * and notHosts. "example.com" does not match "example.com:8080"; "example.com:*" does. */
 static int host_match(const rm_authz_engine_t *e, const cond_t *cd, const char *h, size_t len)
 {
-    if (smatch_any(e, cd, h, len, 1))
-        return 1;
-    const char *colon = memchr(h, ':', len);
-    if (colon != NULL && h[0] != '[' && memchr(colon + 1, ':', len - (size_t)(colon + 1 - h)) == NULL)
-        return smatch_any(e, cd, h, (size_t)(colon - h), 1);
-    if (len > 0 && h[0] == '[') {
-        const char *end = memchr(h, ']', len);
-        if (end != NULL && (size_t)(end + 1 - h) < len)
-            return smatch_any(e, cd, h, (size_t)(end + 1 - h), 1);
+    return smatch_any(e, cd, h, len, 1);
+}
+
+/* The value of header `name` as Envoy's header matchers see it: the value of its only field, or the values of all
+ * its fields in order joined with "," (into buf, HEADER_JOIN_MAX bytes). Returns 1, 0 when the request has no such
+ * field, or -1 when the joined value does not fit (x->too_long_header is then set and the request is denied). */
+static int header_value(eval_ctx_t *x, const char *name, size_t name_len, char *buf, const char **v, size_t *len)
+{
+    const rm_http_request_t *r = x->a->http;
+    size_t n = 0, o = 0;
+    for (size_t i = 0; i < r->num_headers; i++) {
+        const rm_http_header_t *h = &r->headers[i];
+        if (h->name_len != name_len || strncasecmp(h->name, name, name_len) != 0)
+            continue;
+        if (n++ == 0) {
+            *v = h->value, *len = h->value_len;
+            continue;
+        }
+        if (n == 2) { /* a second field: from here on the values are joined in buf */
+            if (*len > HEADER_JOIN_MAX)
+                goto TooLong;
+            memcpy(buf, *v, *len);
+            o = *len;
+        }
+        if (h->value_len + 1 > HEADER_JOIN_MAX - o)
+            goto TooLong;
+        buf[o++] = ',';
+        memcpy(buf + o, h->value, h->value_len);
+        o += h->value_len;
     }
-    return 0;
+    if (n == 0)
+        return 0;
+    if (n > 1)
+        *v = buf, *len = o;
+    return 1;
+TooLong:
+    x->too_long_header = name;
+    return -1;
 }
 
 /* 1 match, 0 no match, -1 attribute absent */
@@ -898,16 +933,10 @@ static int cond_positive(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_
     case ATTR_PATH:
         return smatch_any(e, cd, x->path, x->path_len, 0);
     case ATTR_HEADER: {
-        int seen = 0;
-        for (size_t i = 0; i < a->http->num_headers; i++) {
-            const rm_http_header_t *h = &a->http->headers[i];
-            if (h->name_len != cd->header_len || strncasecmp(h->name, cd->header, h->name_len) != 0)
-                continue;
-            seen = 1;
-            if (smatch_any(e, cd, h->value, h->value_len, 0))
-                return 1;
-        }
-        return seen ? 0 : -1;
+        const char *v;
+        size_t len;
+        int r = header_value(x, cd->header, cd->header_len, x->cond_header_buf, &v, &len);
+        return r <= 0 ? -1 : smatch_any(e, cd, v, len, 0);
     }
     }
     return 0;
@@ -1013,11 +1042,10 @@ static int64_t list_first_match(const rm_authz_engine_t *e, const rule_list_t *l
                 lookup_string(e, l, KEY_PATH, x->path, x->path_len, x, with_dry, &best);
             for (int k = KEY_HEADER; k < KEY_COUNT && l->keys[k].used; k++) {
                 const key_attr_t *ka = &l->keys[k];
-                for (size_t i = 0; i < a->http->num_headers; i++) {
-                    const rm_http_header_t *hd = &a->http->headers[i];
-                    if (hd->name_len == ka->header_len && strncasecmp(hd->name, ka->header, hd->name_len) == 0)
-                        lookup_string(e, l, k, hd->value, hd->value_len, x, with_dry, &best);
-                }
+                const char *v;
+                size_t len;
+                if (header_value(x, ka->header, ka->header_len, x->key_header_buf, &v, &len) > 0)
+                    lookup_string(e, l, k, v, len, x, with_dry, &best);
             }
         }
     }
@@ -1142,6 +1170,7 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
     x.path = NULL;
     x.path_len = 0;
     x.path_bad = 0;
+    x.too_long_header = NULL;
     memset(d, 0, sizeof(*d));
     d->rule = d->dry_run_rule = d->audit_rule = -1;
 
@@ -1167,6 +1196,16 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
     }
 
     decide(e, &x, 0, d);
+    if (x.too_long_header != NULL) {
+        /* a repeated header the enforced policies test is longer than the engine joins: deny rather than guess */
+        d->allow = 0;
+        d->reason = RM_AUTHZ_REASON_HEADER_TOO_LONG;
+        d->policy = NULL;
+        d->rule = -1;
+        d->header = x.too_long_header;
+        d->log = 1;
+        return;
+    }
     if (e->lists[LIST_DENY].num_enforced_policies != e->lists[LIST_DENY].num_policies ||
         e->lists[LIST_ALLOW].num_enforced_policies != e->lists[LIST_ALLOW].num_policies) {
         rm_authz_decision_t shadow = {0};
@@ -1217,6 +1256,8 @@ const char *rm_authz_reason_word(rm_authz_reason_t r)
         return "no ALLOW policy matched";
     case RM_AUTHZ_REASON_UNEVALUABLE:
         return "request path too long to evaluate";
+    case RM_AUTHZ_REASON_HEADER_TOO_LONG:
+        return "repeated request header too long to evaluate";
     }
     return "unknown";
 }
@@ -1243,6 +1284,9 @@ void rm_authz_decision_explain(const rm_authz_decision_t *d, char *buf, size_t l
         n = snprintf(buf, len,
                      "denied: ALLOW policies select this workload and none of their rules matched (no "
                      "ALLOW policy matched)");
+    else if (d->reason == RM_AUTHZ_REASON_HEADER_TOO_LONG && d->header != NULL)
+        n = snprintf(buf, len, "denied: the values of request header %s joined with \",\" are longer than %d bytes",
+                     d->header, HEADER_JOIN_MAX);
     else
         n = snprintf(buf, len, "denied: %s", rm_authz_reason_word(d->reason));
     o = n > 0 ? (size_t)n : 0;

@@ -12,7 +12,9 @@
  *  - A rule matches when every present part matches: any `from` source, any `to` operation, every `when`.
  *    Within a source or operation every field present must match; a list matches when any entry matches; a
  *    not-list matches when no entry matches. Strings match exactly, by prefix ("x*"), by suffix ("*x") or by
- *    presence ("*").
+ *    presence ("*"). Hosts compare case-insensitively with the authority as sent, port included ("x.com" does not
+ *    match "x.com:8080"; "x.com:*" does). A header sent more than once is matched as one value: its values in
+ *    order joined with "," (Envoy's rule), so "guest" and "admin" are "guest,admin".
  *  - HTTP-only fields (hosts, methods, paths, request.headers) on a connection that is not HTTP: in an ALLOW
  *    policy the rule does not match; in DENY and AUDIT policies those fields count as matching.
  *  - A policy annotated ringmesh.io/dry-run: "true" is evaluated as if it were in force and the difference is
@@ -215,6 +217,9 @@ typedef enum {
     RM_AUTHZ_REASON_DEFAULT_ALLOW,  /* no ALLOW policy applies and defaultAction is ALLOW */
     RM_AUTHZ_REASON_NO_ALLOW_MATCH, /* ALLOW policies apply and none matched */
     RM_AUTHZ_REASON_UNEVALUABLE,    /* the request could not be evaluated (path too long): denied */
+    /* a header a policy tests was sent more than once and its values joined with "," do not fit the engine's 8 KiB
+     * buffer: denied, the header named in the decision */
+    RM_AUTHZ_REASON_HEADER_TOO_LONG,
 } rm_authz_reason_t;
 
 typedef struct st_rm_authz_decision_t {
@@ -232,6 +237,8 @@ typedef struct st_rm_authz_decision_t {
     const rm_authz_policy_t *audit_policy;
     int audit_rule;
     uint8_t log; /* this decision should be logged (denied, would-deny, audit, or allowed with logAllowed) */
+    /* REASON_HEADER_TOO_LONG: the header's name (lower case, owned by the engine) */
+    const char *header;
 } rm_authz_decision_t;
 
 /** Decides. Allocates nothing. `sample` is a caller-provided random value in [0, 1) for allow-log sampling. */
