@@ -10,8 +10,10 @@
 #include "ringmesh/http_request.h"
 #include "ringmesh/log.h"
 #include "ringmesh/policy.h"
+#include "ringmesh/svid.h"
 
 #define DEFAULT_ROOT_NAMESPACE "ringmesh-system"
+#define DEFAULT_TRUST_DOMAIN   "cluster.local"
 #define MAX_LABELS             64
 #define MAX_HEADERS            64
 
@@ -20,7 +22,8 @@ static const char POLICY_USAGE[] =
     "       ringmeshctl policy check -f FILE|DIR --to-namespace NS [--to-labels k=v,...] --port N\n"
     "                                [--from spiffe://TD/ns/NS/sa/SA] [--source-ip IP] [--destination-ip IP]\n"
     "                                [--sni NAME] [--method M] [--path P] [--host H] [--header k=v]...\n"
-    "                                [--default-action deny|allow] [--root-namespace NS] [-o text|json]\n"
+    "                                [--default-action deny|allow] [--root-namespace NS]\n"
+    "                                [--trust-domain TD [--trust-domain-alias TD]...] [-o text|json]\n"
     "\n"
     "lint   reads AuthorizationPolicy and PeerAuthentication documents (ringmesh.io/v1alpha1 or\n"
     "       security.istio.io/v1, v1beta1) and reports every error with file, line and field, and warnings\n"
@@ -30,6 +33,9 @@ static const char POLICY_USAGE[] =
     "       policies that select the workload (--to-namespace, --to-labels), with the proxy's engine, and\n"
     "       prints the decision and the policy and rule that made it. --from absent means a plaintext\n"
     "       (not mTLS) client. The mesh default action is DENY unless --default-action allow.\n"
+    "       --trust-domain is the mesh's trust domain (MeshConfig trustDomain, default cluster.local) and\n"
+    "       --trust-domain-alias its trustDomainAliases: a policy principal naming cluster.local, the trust\n"
+    "       domain or an alias stands for the workload in each of them, as in the proxy.\n"
     "       Exit 0 allow, 3 deny, 1 invalid policies, 2 usage error.\n";
 
 static void print_diags(const rm_policy_diags_t *d, FILE *out)
@@ -110,6 +116,8 @@ enum {
     C_HEADER,
     C_DEFAULT_ACTION,
     C_ROOT_NAMESPACE,
+    C_TRUST_DOMAIN,
+    C_TRUST_DOMAIN_ALIAS,
     C_OUTPUT,
     C_NUM
 };
@@ -156,6 +164,8 @@ static int policy_check(int argc, char **argv)
         [C_HEADER] = {"header", 1, 1},
         [C_DEFAULT_ACTION] = {"default-action", 1},
         [C_ROOT_NAMESPACE] = {"root-namespace", 1},
+        [C_TRUST_DOMAIN] = {"trust-domain", 1},
+        [C_TRUST_DOMAIN_ALIAS] = {"trust-domain-alias", 1, 1},
         [C_OUTPUT] = {"output", 1, 0, 'o'},
     };
     rm_policy_set_t set = {0};
@@ -192,6 +202,18 @@ static int policy_check(int argc, char **argv)
                  strcmp(flags[C_DEFAULT_ACTION].value, "DENY") != 0)
             return usage_error("check", "--default-action must be deny or allow");
     }
+    opts.trust_domain = flags[C_TRUST_DOMAIN].value != NULL ? flags[C_TRUST_DOMAIN].value : DEFAULT_TRUST_DOMAIN;
+    for (size_t i = 0; i <= flags[C_TRUST_DOMAIN_ALIAS].count; i++) {
+        const char *td = i == 0 ? opts.trust_domain : flags[C_TRUST_DOMAIN_ALIAS].values[i - 1];
+        if (rm_trust_domain_check(td, strlen(td)) != 0) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "%s \"%.256s\" is not a SPIFFE trust domain",
+                     i == 0 ? "--trust-domain" : "--trust-domain-alias", td);
+            return usage_error("check", msg);
+        }
+    }
+    opts.trust_domain_aliases = (char *const *)flags[C_TRUST_DOMAIN_ALIAS].values;
+    opts.num_trust_domain_aliases = flags[C_TRUST_DOMAIN_ALIAS].count;
     if (parse_labels(&flags[C_TO_LABELS], label_store, sizeof(label_store), labels, &nlabels) != 0)
         return usage_error("check", "--to-labels wants k=v[,k=v...]");
     char *end;

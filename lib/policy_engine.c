@@ -236,6 +236,29 @@ static int add_smatch(compiler_t *c, const char *v, attr_t attr)
     return 0;
 }
 
+/* A principal as the mesh's trust domains make it: one matcher per principal it stands for. */
+static int add_principal_smatches(compiler_t *c, const char *v)
+{
+    char **alts;
+    size_t n;
+    int ret = 0;
+    if (rm_authz_principal_expand(&c->e->opts, v, &alts, &n) != 0)
+        return c->ret = -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *s;
+        if (ret != 0) {
+            free(alts[i]);
+            continue;
+        }
+        if ((s = own(c, alts[i])) == NULL) /* own() freed it */
+            ret = c->ret;
+        else
+            ret = add_smatch(c, s, ATTR_PRINCIPAL);
+    }
+    free(alts);
+    return ret;
+}
+
 static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *values, const char *header,
                     const char *what)
 {
@@ -289,12 +312,18 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
             for (size_t k = 1; k + 1 < len; k++)
                 if (v[k] == '*')
                     return compile_error(c, "%s: \"%s\": '*' only first or last", what, v);
-            if ((ret = add_smatch(c, v, attr)) != 0)
+            if (attr == ATTR_PRINCIPAL && c->e->opts.trust_domain != NULL) {
+                if ((ret = add_principal_smatches(c, v)) != 0)
+                    return ret;
+            } else if ((ret = add_smatch(c, v, attr)) != 0) {
                 return ret;
+            }
         }
+        cd.count = (uint32_t)(c->e->num_smatches - cd.first);
         break;
     }
-    cd.count = (uint32_t)values->n;
+    if (attr == ATTR_SOURCE_IP || attr == ATTR_DEST_IP || attr == ATTR_DEST_PORT)
+        cd.count = (uint32_t)values->n;
     c->e->conds[c->e->num_conds++] = cd;
     return 0;
 }
@@ -752,6 +781,10 @@ int rm_authz_engine_new(rm_authz_engine_t **out, const rm_authz_policy_t *const 
     if (c.e->opts.log_allowed)
         c.e->needs_http = 1; /* allowed requests are logged one by one */
     ret = 0;
+    /* the caller's trust domain strings were needed to compile only */
+    c.e->opts.trust_domain = NULL;
+    c.e->opts.trust_domain_aliases = NULL;
+    c.e->opts.num_trust_domain_aliases = 0;
 Exit:
     free(sorted);
     if (ret != 0) {

@@ -82,8 +82,9 @@ int rm_policy_files_load(const rm_proxy_config_t *cfg, rm_authz_t **out, char *e
 {
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
-    return rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed, host, out, err,
-                              errlen);
+    return rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed,
+                              cfg->trust_domain, cfg->authz_trust_domain_aliases, cfg->num_authz_trust_domain_aliases,
+                              host, out, err, errlen);
 }
 
 void rm_policy_files_log(const char *event, const rm_proxy_config_t *cfg, const rm_authz_t *authz)

@@ -17,7 +17,8 @@ typedef enum { RM_MTLS_STRICT = 0, RM_MTLS_PERMISSIVE, RM_MTLS_DISABLE } rm_mtls
 typedef enum { RM_IO_AUTO = 0, RM_IO_URING, RM_IO_EPOLL } rm_io_backend_kind_t;
 typedef enum { RM_LISTENER_UPSTREAM = 0, RM_LISTENER_INBOUND } rm_listener_kind_t;
 
-#define RM_MAX_IDENTITIES 16
+#define RM_MAX_IDENTITIES           16
+#define RM_MAX_TRUST_DOMAIN_ALIASES 16 /* authorization.trustDomainAliases */
 
 /** A socket address with its length, as parsed from "ip:port", "[ip6]:port" or "port" (= 0.0.0.0:port). */
 typedef struct st_rm_sockaddr_t {
@@ -83,6 +84,8 @@ typedef struct st_rm_proxy_config_t {
     char *authz_policy_dir;       /* section `authorization` (no control plane): policies enforced; NULL: none */
     int authz_default_allow;
     int authz_log_allowed;
+    char **authz_trust_domain_aliases; /* authorization.trustDomainAliases; trust_domain is this mesh's own */
+    size_t num_authz_trust_domain_aliases;
 
     int outbound_enabled;          /* default 1 */
     rm_sockaddr_t outbound_listen; /* default [::]:15001 (dual stack) */
