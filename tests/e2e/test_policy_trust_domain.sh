@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Policies and the mesh's trust domain (Istio's trust-domain migration): a principal naming cluster.local stands
+# for the mesh's own trust domain, and MeshConfig trustDomainAliases names the trust domains the mesh was known as,
+# so policies written for them keep matching. Every decision is checked twice: by a real connection through the
+# namespace mesh (the orders proxy's decision log), and by `ringmeshctl policy check` given the same trust domain
+# and aliases.
+#
+# 1. A control plane for trust domain example.org (its CA signs spiffe://example.org/... SVIDs); orders (ns shop)
+#    serves an echo on 7070, clients web (ns web, sa frontend) and evil (ns evil, sa attacker) have sidecars.
+#    - ALLOW principals [cluster.local/ns/web/sa/frontend]: web is allowed, evil is not;
+#    - ALLOW principals [old.example/ns/web/sa/frontend] with trustDomainAliases [old.example]: web is allowed;
+#    - the same without the alias (a pushed MeshConfig change): web is denied.
+# 2. A proxy without a control plane (SVIDs from a CA for example.org, trustDomain: example.org,
+#    authorization.trustDomainAliases [old.example]) applies the same rule to its policies from files.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+rm_require_cmds jq
+rm_setup
+RM_TRUST_DOMAIN=example.org
+TD=$RM_TRUST_DOMAIN
+RM_DEFAULT_ACTION=DENY rm_control_init
+
+MESH=$RM_TMP/control/mesh
+VIP=198.19.0.40
+VIP_FILES=198.19.0.41
+
+# mesh_config ALIAS...: writes the MeshConfig (aside, then renamed: the control plane never reads half a file)
+mesh_config() {
+    local aliases=""
+    [ $# -gt 0 ] && aliases="  trustDomainAliases: [$(
+        IFS=,
+        echo "$*"
+    )]"
+    cat >"$MESH/.mesh.yaml.new" <<EOF
+apiVersion: ringmesh.io/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  trustDomain: $TD
+$aliases
+  mtls: {mode: STRICT}
+  svidTTL: 1h
+  authorization: {defaultAction: DENY, logAllowed: "true"}
+EOF
+    mv -f "$MESH/.mesh.yaml.new" "$MESH/mesh.yaml"
+}
+
+# allow_policy NAME PRINCIPAL...: an ALLOW policy for orders, one rule per principal
+allow_policy() {
+    local name=$1 p
+    shift
+    printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: %s, namespace: shop}\n' "$name"
+    printf 'spec:\n  selector: {matchLabels: {app: orders}}\n  rules:\n'
+    for p in "$@"; do printf '  - from: [{source: {principals: ["%s"]}}]\n' "$p"; done
+}
+
+cat >"$MESH/orders.yaml" <<EOF
+apiVersion: ringmesh.io/v1alpha1
+kind: Service
+metadata: {name: orders, namespace: shop}
+spec:
+  addresses: [$VIP]
+  ports: [7070]
+  serviceAccounts: [orders]
+EOF
+mesh_config old.example
+allow_policy allow-frontend "cluster.local/ns/web/sa/frontend" >"$MESH/policy.yaml"
+
+for p in orders web evil; do rm_pod_create "$p"; done
+rm_service "$VIP:7070" orders:7070
+rm_server echo orders 0.0.0.0:7070 echo
+rm_control_start main node 0.0.0.0:15012
+rm_pod_mesh orders "control=$(rm_pod_gateway orders):15012" ns=shop sa=orders labels=app=orders
+rm_pod_mesh web "control=$(rm_pod_gateway web):15012" ns=web sa=frontend labels=app=web
+rm_pod_mesh evil "control=$(rm_pod_gateway evil):15012" ns=evil sa=attacker labels=app=evil
+for p in orders web evil; do rm_wait_ready "$p"; done
+OLOG=$(rm_proxy_log orders)
+
+# policies_taken N0: waits until orders' proxy has accepted more than N0 WorkloadPolicy pushes
+policies_taken() {
+    local deadline=$(($(rm_now_ms) + 15000))
+    until [ "$(rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"')" -gt "$1" ]; do
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "orders' proxy took no new policies within 15 s"
+        sleep 0.05
+    done
+}
+accepted() { rm_log_count "$OLOG" '.event == "config_accepted" and .type == "workload_policy"'; }
+
+# connect NAME CLIENT ADDR LOG EXPECT DECIDER: one connection; EXPECT allow|deny; DECIDER "ns/name#rule" or
+# "no-allow-match". Checks the connection and the decision the server's proxy logged (decision, policy, rule, the
+# client's principal).
+connect() {
+    local name=$1 client=$2 addr=$3 log=$4 expect=$5 decider=$6 principal=$7 n0 line deadline
+    n0=$(rm_log_count "$log" '.event == "authz"')
+    rm_client "$name" "$client" --timeout 8000 --connect "$addr" "send:hello $name" shutdown readeof || true
+    if [ "$expect" = allow ]; then
+        rm_assert_eq "$RM_RC" 0 "$name: client exit"
+        rm_assert_content "$(rm_client_out "$name")" "hello $name" "$name: the echo came back"
+    else
+        [ "$RM_RC" != 0 ] || [ ! -s "$(rm_client_out "$name")" ] || rm_fail "$name: a denied connection got an echo"
+    fi
+    deadline=$(($(rm_now_ms) + 5000))
+    until [ "$(rm_log_count "$log" '.event == "authz"')" -gt "$n0" ]; do
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "$name: no decision logged"
+        sleep 0.05
+    done
+    line=$(rm_log_select "$log" '.event == "authz"' | tail -n 1)
+    rm_assert_eq "$(rm_json "$line" .decision)" "$expect" "$name: logged decision"
+    rm_assert_eq "$(rm_json "$line" .source_principal)" "$principal" "$name: logged principal"
+    if [ "$decider" = no-allow-match ]; then
+        rm_assert_eq "$(rm_json "$line" .reason)" "no ALLOW policy matched" "$name: reason"
+    else
+        rm_assert_eq "$(rm_json "$line" .policy)" "${decider%#*}" "$name: deciding policy"
+        rm_assert_eq "$(rm_json "$line" .rule)" "${decider#*#}" "$name: deciding rule"
+    fi
+}
+
+# check NAME DIR EXPECT DECIDER PRINCIPAL [policy check args...]: the same decision from `ringmeshctl policy check`
+check() {
+    local name=$1 dir=$2 expect=$3 decider=$4 principal=$5 out rc=0
+    shift 5
+    out=$("$RM_CTL_BIN" policy check -f "$dir" --to-namespace shop --to-labels app=orders --port 7070 \
+        --from "$principal" -o json "$@" 2>&1) || rc=$?
+    rm_assert_eq "$rc" "$([ "$expect" = allow ] && echo 0 || echo 3)" "$name (policy check): exit status ($out)"
+    if [ "$decider" = no-allow-match ]; then
+        rm_assert_eq "$(rm_json "$out" .reason)" "no ALLOW policy matched" "$name (policy check): reason"
+    else
+        rm_assert_eq "$(rm_json "$out" .policy)" "${decider%#*}" "$name (policy check): deciding policy"
+        rm_assert_eq "$(rm_json "$out" .rule)" "${decider#*#}" "$name (policy check): deciding rule"
+    fi
+}
+
+CHECK_DIR=$RM_TMP/check
+mkdir -p "$CHECK_DIR"
+WEB="spiffe://$TD/ns/web/sa/frontend"
+EVIL="spiffe://$TD/ns/evil/sa/attacker"
+
+# --- 1a. cluster.local in a policy is the mesh's trust domain
+allow_policy allow-frontend "cluster.local/ns/web/sa/frontend" >"$CHECK_DIR/policy.yaml"
+connect cl-web web "$VIP:7070" "$OLOG" allow "shop/allow-frontend#0" "$WEB"
+connect cl-evil evil "$VIP:7070" "$OLOG" deny no-allow-match "$EVIL"
+check cl-web "$CHECK_DIR" allow "shop/allow-frontend#0" "$WEB" --trust-domain "$TD"
+check cl-evil "$CHECK_DIR" deny no-allow-match "$EVIL" --trust-domain "$TD"
+# without the trust domain, policy check reads cluster.local as itself: this peer is another workload
+check cl-web-default-td "$CHECK_DIR" deny no-allow-match "$WEB"
+check cl-web-as-cluster-local "$CHECK_DIR" allow "shop/allow-frontend#0" "spiffe://cluster.local/ns/web/sa/frontend"
+
+# --- 1b. a policy written for the old trust domain matches through the alias
+n0=$(accepted)
+allow_policy allow-legacy "old.example/ns/web/sa/frontend" >"$MESH/.policy.yaml.new"
+mv -f "$MESH/.policy.yaml.new" "$MESH/policy.yaml"
+policies_taken "$n0"
+allow_policy allow-legacy "old.example/ns/web/sa/frontend" >"$CHECK_DIR/policy.yaml"
+connect alias-web web "$VIP:7070" "$OLOG" allow "shop/allow-legacy#0" "$WEB"
+connect alias-evil evil "$VIP:7070" "$OLOG" deny no-allow-match "$EVIL"
+check alias-web "$CHECK_DIR" allow "shop/allow-legacy#0" "$WEB" --trust-domain "$TD" --trust-domain-alias old.example
+# a peer whose SVID is still from the old trust domain is the same workload
+check alias-old-peer "$CHECK_DIR" allow "shop/allow-legacy#0" "spiffe://old.example/ns/web/sa/frontend" \
+    --trust-domain "$TD" --trust-domain-alias old.example
+
+# --- 1c. the alias removed from the MeshConfig: the pushed policy no longer matches web
+n0=$(accepted)
+mesh_config
+policies_taken "$n0"
+connect no-alias-web web "$VIP:7070" "$OLOG" deny no-allow-match "$WEB"
+check no-alias-web "$CHECK_DIR" deny no-allow-match "$WEB" --trust-domain "$TD"
+
+# --- 2. a proxy without a control plane: its own trust domain and authorization.trustDomainAliases
+rm_ca_create org "$TD"
+rm_svid_issue fserver org "spiffe://$TD/ns/shop/sa/legacy"
+rm_svid_issue fweb org "$WEB"
+rm_svid_issue fops org "spiffe://$TD/ns/ops/sa/admin"
+rm_svid_issue fevil org "$EVIL"
+for p in files fweb fops fevil; do rm_pod_create "$p"; done
+rm_service "$VIP_FILES:7070" files:7070
+rm_server files-echo files 0.0.0.0:7070 echo
+POLICY_DIR=$RM_TMP/pods/files/policies
+mkdir -p "$POLICY_DIR"
+allow_policy allow-files "old.example/ns/web/sa/frontend" "cluster.local/ns/ops/sa/admin" >"$POLICY_DIR/policy.yaml"
+rm_pod_config files svid=fserver bundle=org "td=$TD"
+cat >>"$RM_TMP/pods/files/proxy.yaml" <<EOF
+authorization:
+  policyDir: $POLICY_DIR
+  defaultAction: DENY
+  logAllowed: "true"
+  trustDomainAliases: [old.example]
+EOF
+chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$POLICY_DIR"
+rm__capture_rules files
+rm_proxy_start files
+for p in fweb fops fevil; do
+    rm_pod_mesh "$p" "svid=$p" bundle=org "td=$TD" "dest=$VIP_FILES:7070=spiffe://$TD/ns/shop/sa/legacy"
+done
+FLOG=$(rm_proxy_log files)
+rm_expect_log "$FLOG" '.event == "policies_loaded"' "the files proxy loaded its policies" 10
+connect files-web fweb "$VIP_FILES:7070" "$FLOG" allow "shop/allow-files#0" "$WEB"
+connect files-ops fops "$VIP_FILES:7070" "$FLOG" allow "shop/allow-files#1" "spiffe://$TD/ns/ops/sa/admin"
+connect files-evil fevil "$VIP_FILES:7070" "$FLOG" deny no-allow-match "$EVIL"
+rm_finish
