@@ -33,6 +33,7 @@ static const char POLICY_USAGE[] =
     "       policies that select the workload (--to-namespace, --to-labels), with the proxy's engine, and\n"
     "       prints the decision and the policy and rule that made it. --from absent means a plaintext\n"
     "       (not mTLS) client. The mesh default action is DENY unless --default-action allow.\n"
+    "       --header may name a header twice: as on the wire, its values are matched joined with \",\".\n"
     "       --trust-domain is the mesh's trust domain (MeshConfig trustDomain, default cluster.local) and\n"
     "       --trust-domain-alias its trustDomainAliases: a policy principal naming cluster.local, the trust\n"
     "       domain or an alias stands for the workload in each of them, as in the proxy.\n"

@@ -15,6 +15,8 @@
  *    presence ("*"). Hosts compare case-insensitively with the authority as sent, port included ("x.com" does not
  *    match "x.com:8080"; "x.com:*" does). A header sent more than once is matched as one value: its values in
  *    order joined with "," (Envoy's rule), so "guest" and "admin" are "guest,admin".
+ *  - Principals naming cluster.local, the mesh's trust domain or one of its aliases stand for the workload in each
+ *    of them (Istio's trust-domain migration; rm_authz_principal_expand), expanded when the engine compiles.
  *  - HTTP-only fields (hosts, methods, paths, request.headers) on a connection that is not HTTP: in an ALLOW
  *    policy the rule does not match; in DENY and AUDIT policies those fields count as matching.
  *  - A policy annotated ringmesh.io/dry-run: "true" is evaluated as if it were in force and the difference is
