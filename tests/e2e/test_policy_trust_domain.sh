@@ -11,7 +11,11 @@
 #    - ALLOW principals [old.example/ns/web/sa/frontend] with trustDomainAliases [old.example]: web is allowed;
 #    - the same without the alias (a pushed MeshConfig change): web is denied.
 # 2. A proxy without a control plane (SVIDs from a CA for example.org, trustDomain: example.org,
-#    authorization.trustDomainAliases [old.example]) applies the same rule to its policies from files.
+#    authorization.trustDomainAliases [old.example], a bundle with the old trust domain's CA too) applies the same
+#    rule to its policies from files, and accepts peers whose SVIDs are still from old.example: a client holding
+#    spiffe://old.example/ns/web/sa/frontend (a plain TLS client with the mesh ALPN, from a pod without a sidecar) is
+#    allowed by a policy written for either name, another old.example identity is denied by policy, and an SVID of a
+#    trust domain that is not an alias is refused at the handshake.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rm_require_cmds jq
@@ -167,17 +171,21 @@ check no-alias-web "$CHECK_DIR" deny no-allow-match "$WEB" --trust-domain "$TD"
 
 # --- 2. a proxy without a control plane: its own trust domain and authorization.trustDomainAliases
 rm_ca_create org "$TD"
+rm_ca_create old old.example
+rm_svid_issue oldweb old "spiffe://old.example/ns/web/sa/frontend"
+rm_svid_issue oldevil old "spiffe://old.example/ns/evil/sa/attacker"
+rm_svid_issue stranger old "spiffe://other.example/ns/web/sa/frontend"
 rm_svid_issue fserver org "spiffe://$TD/ns/shop/sa/legacy"
 rm_svid_issue fweb org "$WEB"
 rm_svid_issue fops org "spiffe://$TD/ns/ops/sa/admin"
 rm_svid_issue fevil org "$EVIL"
-for p in files fweb fops fevil; do rm_pod_create "$p"; done
+for p in files fweb fops fevil fold; do rm_pod_create "$p"; done
 rm_service "$VIP_FILES:7070" files:7070
 rm_server files-echo files 0.0.0.0:7070 echo
 POLICY_DIR=$RM_TMP/pods/files/policies
 mkdir -p "$POLICY_DIR"
 allow_policy allow-files "old.example/ns/web/sa/frontend" "cluster.local/ns/ops/sa/admin" >"$POLICY_DIR/policy.yaml"
-rm_pod_config files svid=fserver bundle=org "td=$TD"
+rm_pod_config files svid=fserver bundle=org,old "td=$TD"
 cat >>"$RM_TMP/pods/files/proxy.yaml" <<EOF
 authorization:
   policyDir: $POLICY_DIR
@@ -196,4 +204,69 @@ rm_expect_log "$FLOG" '.event == "policies_loaded"' "the files proxy loaded its 
 connect files-web fweb "$VIP_FILES:7070" "$FLOG" allow "shop/allow-files#0" "$WEB"
 connect files-ops fops "$VIP_FILES:7070" "$FLOG" allow "shop/allow-files#1" "spiffe://$TD/ns/ops/sa/admin"
 connect files-evil fevil "$VIP_FILES:7070" "$FLOG" deny no-allow-match "$EVIL"
+
+# old_client NAME SVID: from pod fold (no sidecar), mTLS with ALPN ringmesh/1 and the SVID NAME to the files proxy;
+# prints what came back ("" when the connection was refused or closed)
+old_client() {
+    rm_exec fold /usr/bin/python3 - "$VIP_FILES" 7070 "$RM_TMP/pki/$2.pem" "$RM_TMP/pki/$2.key" \
+        "$RM_TMP/pki/ca-org.pem" "hello $1" <<'PY'
+import socket, ssl, sys
+addr, port, cert, key, ca, msg = sys.argv[1:7]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False  # an SVID names a SPIFFE ID, not a host
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_verify_locations(ca)
+ctx.load_cert_chain(cert, key)
+ctx.set_alpn_protocols(["ringmesh/1"])
+got = b""
+try:
+    with ctx.wrap_socket(socket.create_connection((addr, int(port)), timeout=8)) as t:
+        t.sendall(msg.encode())
+        while len(got) < len(msg):
+            d = t.recv(4096)
+            if not d:
+                break
+            got += d
+except (OSError, ssl.SSLError):
+    pass
+print(got.decode(errors="replace"))
+PY
+}
+
+# connect_old NAME SVID EXPECT DECIDER PRINCIPAL: old_client, then the decision the files proxy logged
+connect_old() {
+    local name=$1 n0 out line deadline
+    n0=$(rm_log_count "$FLOG" '.event == "authz"')
+    out=$(old_client "$name" "$2")
+    if [ "$3" = allow ]; then
+        rm_assert_eq "$out" "hello $name" "$name: the echo came back"
+    else
+        rm_assert_eq "$out" "" "$name: nothing came back"
+    fi
+    deadline=$(($(rm_now_ms) + 5000))
+    until [ "$(rm_log_count "$FLOG" '.event == "authz"')" -gt "$n0" ]; do
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "$name: no decision logged"
+        sleep 0.05
+    done
+    line=$(rm_log_select "$FLOG" '.event == "authz"' | tail -n 1)
+    rm_assert_eq "$(rm_json "$line" .decision)" "$3" "$name: logged decision"
+    rm_assert_eq "$(rm_json "$line" .source_principal)" "$5" "$name: logged principal"
+    if [ "$4" = no-allow-match ]; then
+        rm_assert_eq "$(rm_json "$line" .reason)" "no ALLOW policy matched" "$name: reason"
+    else
+        rm_assert_eq "$(rm_json "$line" .policy)" "${4%#*}" "$name: deciding policy"
+        rm_assert_eq "$(rm_json "$line" .rule)" "${4#*#}" "$name: deciding rule"
+    fi
+}
+
+connect_old old-peer oldweb allow "shop/allow-files#0" "spiffe://old.example/ns/web/sa/frontend"
+connect_old old-evil oldevil deny no-allow-match "spiffe://old.example/ns/evil/sa/attacker"
+check old-peer "$POLICY_DIR" allow "shop/allow-files#0" "spiffe://old.example/ns/web/sa/frontend" \
+    --trust-domain "$TD" --trust-domain-alias old.example
+# a trust domain that is not an alias: refused at the handshake, whatever its CA
+n0=$(rm_log_count "$FLOG" '.event == "authz"')
+rm_assert_eq "$(old_client stranger stranger)" "" "stranger: nothing came back"
+rm_expect_log "$FLOG" '.event == "peer_rejected" and .peer_id == "spiffe://other.example/ns/web/sa/frontend"' \
+    "the files proxy refused the SVID of another trust domain" 5
+rm_assert_eq "$(rm_log_count "$FLOG" '.event == "authz"')" "$n0" "stranger: no authorization decision was needed"
 rm_finish
