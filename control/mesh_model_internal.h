@@ -5,10 +5,12 @@
 
 #include "mesh_model.h"
 
-#define RM_MODEL_DEFAULT_TRUST_DOMAIN     "cluster.local"
-#define RM_MODEL_DEFAULT_SVID_TTL         86400 /* seconds */
-#define RM_MODEL_DEFAULT_ROOT_NAMESPACE   "ringmesh-system"
-#define RM_MODEL_VERSION_LEN              16 /* hex digits of the SHA-256 kept as the version */
+#define RM_MODEL_DEFAULT_TRUST_DOMAIN   "cluster.local"
+#define RM_MODEL_DEFAULT_SVID_TTL       86400 /* seconds */
+#define RM_MODEL_DEFAULT_ROOT_NAMESPACE "ringmesh-system"
+#define RM_MODEL_VERSION_LEN            16 /* hex digits of the SHA-256 kept as the version */
+
+/* spec.trustDomainAliases: at most this many */
 #define RM_MODEL_MAX_TRUST_DOMAIN_ALIASES 16
 
 /** Frees the settings' trustDomainAliases and leaves none. */

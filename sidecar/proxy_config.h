@@ -17,8 +17,10 @@ typedef enum { RM_MTLS_STRICT = 0, RM_MTLS_PERMISSIVE, RM_MTLS_DISABLE } rm_mtls
 typedef enum { RM_IO_AUTO = 0, RM_IO_URING, RM_IO_EPOLL } rm_io_backend_kind_t;
 typedef enum { RM_LISTENER_UPSTREAM = 0, RM_LISTENER_INBOUND } rm_listener_kind_t;
 
-#define RM_MAX_IDENTITIES           16
-#define RM_MAX_TRUST_DOMAIN_ALIASES 16 /* authorization.trustDomainAliases */
+#define RM_MAX_IDENTITIES 16
+
+/* authorization.trustDomainAliases: at most this many */
+#define RM_MAX_TRUST_DOMAIN_ALIASES 16
 
 /** A socket address with its length, as parsed from "ip:port", "[ip6]:port" or "port" (= 0.0.0.0:port). */
 typedef struct st_rm_sockaddr_t {
