@@ -30,11 +30,21 @@ void rm__model_service_clear(rm_model_service_t *s)
     memset(s, 0, sizeof(*s));
 }
 
+void rm__mesh_settings_aliases_free(rm_mesh_settings_t *s)
+{
+    for (size_t i = 0; i < s->num_trust_domain_aliases; i++)
+        free(s->trust_domain_aliases[i]);
+    free(s->trust_domain_aliases);
+    s->trust_domain_aliases = NULL;
+    s->num_trust_domain_aliases = 0;
+}
+
 static void model_free(rm_mesh_model_t *m)
 {
     free(m->version);
     free(m->settings.trust_domain);
     free(m->settings.root_namespace);
+    rm__mesh_settings_aliases_free(&m->settings);
     rm_policy_set_clear(&m->policies);
     for (size_t i = 0; i < m->num_services; i++)
         rm__model_service_clear(&m->services[i]);
@@ -295,6 +305,11 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
     ser_int(&b, "logAllowedSamplePpm", (int64_t)(s->log_allowed_sample * 1e6));
     if (s->path_normalization != RM_PATH_NORMALIZATION_BASE) /* absent when default: versions stay as they were */
         ser_int(&b, "pathNormalization", (int64_t)s->path_normalization);
+    if (s->num_trust_domain_aliases > 0) { /* absent when none, so a mesh without aliases keeps its version */
+        ser_int(&b, "trustDomainAliases", (int64_t)s->num_trust_domain_aliases);
+        for (size_t i = 0; i < s->num_trust_domain_aliases; i++)
+            ser_str(&b, "alias", s->trust_domain_aliases[i]);
+    }
     ser_policies(&b, &m->policies);
     ser_int(&b, "services", (int64_t)m->num_services);
     for (size_t i = 0; i < m->num_services; i++) {

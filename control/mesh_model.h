@@ -31,6 +31,9 @@ typedef struct st_rm_mesh_settings_t {
     int log_allowed;                   /* authorization.logAllowed, default 0 */
     double log_allowed_sample;         /* authorization.logAllowedSampleRate, default 1 */
     rm_path_normalization_t path_normalization; /* authorization.pathNormalization.normalization, default BASE */
+    /* trustDomainAliases: other trust domains policies' principals stand for too (Istio's); default none */
+    char **trust_domain_aliases;
+    size_t num_trust_domain_aliases;
 } rm_mesh_settings_t;
 
 /** A service (kind Service): reachable at addresses x ports; in the mesh unless inMesh is false. */

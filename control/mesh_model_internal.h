@@ -10,6 +10,12 @@
 #define RM_MODEL_DEFAULT_ROOT_NAMESPACE "ringmesh-system"
 #define RM_MODEL_VERSION_LEN            16 /* hex digits of the SHA-256 kept as the version */
 
+/* spec.trustDomainAliases: at most this many */
+#define RM_MODEL_MAX_TRUST_DOMAIN_ALIASES 16
+
+/** Frees the settings' trustDomainAliases and leaves none. */
+void rm__mesh_settings_aliases_free(rm_mesh_settings_t *s);
+
 /** A new model with the default settings, no services, no version yet and one reference; NULL when out of
  *  memory. Fill it, call rm__mesh_model_seal(), then hand it over. */
 rm_mesh_model_t *rm__mesh_model_new(void);

@@ -90,6 +90,8 @@ typedef struct st_raw_authz_t {
 
 typedef struct st_raw_mesh_spec_t {
     char *trust_domain;
+    char **trust_domain_aliases;
+    unsigned trust_domain_aliases_count;
     char *root_namespace;
     raw_authz_t *authorization;
     raw_mtls_t *mtls;
@@ -161,6 +163,7 @@ static const cyaml_schema_field_t authz_fields[] = {
 
 static const cyaml_schema_field_t mesh_spec_fields[] = {
     STR("trustDomain", raw_mesh_spec_t, trust_domain),
+    SEQ("trustDomainAliases", raw_mesh_spec_t, trust_domain_aliases),
     STR("rootNamespace", raw_mesh_spec_t, root_namespace),
     CYAML_FIELD_MAPPING_PTR("authorization", OPT_NULL, raw_mesh_spec_t, authorization, authz_fields),
     CYAML_FIELD_MAPPING_PTR("mtls", OPT_NULL, raw_mesh_spec_t, mtls, mtls_fields),
@@ -589,6 +592,36 @@ static int conv_metadata_name(file_ctx_t *ctx, const raw_doc_t *raw, int label, 
     return 0;
 }
 
+/* spec.trustDomainAliases: the trust domains this mesh was known as (Istio's MeshConfig field), for policies */
+static int conv_trust_domain_aliases(file_ctx_t *ctx, const raw_mesh_spec_t *spec, rm_mesh_settings_t *s)
+{
+    char q[96], path[64];
+    int rc;
+    if (spec->trust_domain_aliases_count > RM_MODEL_MAX_TRUST_DOMAIN_ALIASES)
+        return value_error(ctx, "spec.trustDomainAliases", "has %u entries; at most %d are allowed",
+                           spec->trust_domain_aliases_count, RM_MODEL_MAX_TRUST_DOMAIN_ALIASES);
+    for (unsigned i = 0; i < spec->trust_domain_aliases_count; i++) {
+        const char *td = spec->trust_domain_aliases[i];
+        snprintf(path, sizeof(path), "spec.trustDomainAliases[%u]", i);
+        if ((rc = rm_trust_domain_check(td, strlen(td))) != 0)
+            return value_error(ctx, path, "%s is not a SPIFFE trust domain: %s", rm_yaml_quoted(q, sizeof(q), td),
+                               rm_strerror(rc));
+    }
+    if (spec->trust_domain_aliases_count == 0)
+        return 0;
+    char **v = calloc(spec->trust_domain_aliases_count, sizeof(*v));
+    if (v == NULL)
+        return value_error(ctx, "spec.trustDomainAliases", "out of memory");
+    rm__mesh_settings_aliases_free(s);
+    s->trust_domain_aliases = v;
+    for (unsigned i = 0; i < spec->trust_domain_aliases_count; i++) {
+        if ((v[i] = strdup(spec->trust_domain_aliases[i])) == NULL)
+            return value_error(ctx, "spec.trustDomainAliases", "out of memory");
+        s->num_trust_domain_aliases++;
+    }
+    return 0;
+}
+
 static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
 {
     loader_t *ld = ctx->ld;
@@ -618,6 +651,8 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
         free(s->trust_domain);
         s->trust_domain = td;
     }
+    if ((ret = conv_trust_domain_aliases(ctx, spec, s)) != 0)
+        return ret;
     if (spec->mtls != NULL && spec->mtls->mode != NULL) {
         const char *m = spec->mtls->mode;
         if (strcmp(m, "STRICT") == 0)
@@ -1306,6 +1341,8 @@ static int build_model(loader_t *ld, rm_mesh_model_t **out)
     free(m->settings.root_namespace);
     m->settings = ld->settings;
     m->settings.root_namespace = NULL;
+    ld->settings.trust_domain_aliases = NULL; /* moved */
+    ld->settings.num_trust_domain_aliases = 0;
     if ((m->settings.trust_domain = strdup(ld->settings.trust_domain)) == NULL ||
         (m->settings.root_namespace = strdup(ld->settings.root_namespace)) == NULL)
         goto NoMem;
@@ -1359,6 +1396,7 @@ static void loader_dispose(loader_t *ld)
     free(ld->services);
     free(ld->settings.trust_domain);
     free(ld->settings.root_namespace);
+    rm__mesh_settings_aliases_free(&ld->settings);
     rm_policy_set_clear(&ld->policies);
     memset(ld, 0, sizeof(*ld));
 }

@@ -10,8 +10,10 @@
 #include "ringmesh/http_request.h"
 #include "ringmesh/log.h"
 #include "ringmesh/policy.h"
+#include "ringmesh/svid.h"
 
 #define DEFAULT_ROOT_NAMESPACE "ringmesh-system"
+#define DEFAULT_TRUST_DOMAIN   "cluster.local"
 #define MAX_LABELS             64
 #define MAX_HEADERS            64
 
@@ -20,7 +22,8 @@ static const char POLICY_USAGE[] =
     "       ringmeshctl policy check -f FILE|DIR --to-namespace NS [--to-labels k=v,...] --port N\n"
     "                                [--from spiffe://TD/ns/NS/sa/SA] [--source-ip IP] [--destination-ip IP]\n"
     "                                [--sni NAME] [--method M] [--path P] [--host H] [--header k=v]...\n"
-    "                                [--default-action deny|allow] [--root-namespace NS] [-o text|json]\n"
+    "                                [--default-action deny|allow] [--root-namespace NS]\n"
+    "                                [--trust-domain TD [--trust-domain-alias TD]...] [-o text|json]\n"
     "                                [--path-normalization BASE|MERGE_SLASHES|DECODE_AND_MERGE_SLASHES|NONE]\n"
     "\n"
     "lint   reads AuthorizationPolicy and PeerAuthentication documents (ringmesh.io/v1alpha1 or\n"
@@ -34,6 +37,10 @@ static const char POLICY_USAGE[] =
     "       --path is normalized as the proxy does before deciding and forwarding (BASE unless\n"
     "       --path-normalization says otherwise); the normalized path is printed, and a path the proxy\n"
     "       answers 400 (%00) is denied with reason invalid-path.\n"
+    "       --header may name a header twice: as on the wire, its values are matched joined with \",\".\n"
+    "       --trust-domain is the mesh's trust domain (MeshConfig trustDomain, default cluster.local) and\n"
+    "       --trust-domain-alias its trustDomainAliases: a policy principal naming cluster.local, the trust\n"
+    "       domain or an alias stands for the workload in each of them, as in the proxy.\n"
     "       Exit 0 allow, 3 deny, 1 invalid policies, 2 usage error.\n";
 
 static void print_diags(const rm_policy_diags_t *d, FILE *out)
@@ -114,6 +121,8 @@ enum {
     C_HEADER,
     C_DEFAULT_ACTION,
     C_ROOT_NAMESPACE,
+    C_TRUST_DOMAIN,
+    C_TRUST_DOMAIN_ALIAS,
     C_OUTPUT,
     C_PATH_NORMALIZATION,
     C_NUM
@@ -161,6 +170,8 @@ static int policy_check(int argc, char **argv)
         [C_HEADER] = {"header", 1, 1},
         [C_DEFAULT_ACTION] = {"default-action", 1},
         [C_ROOT_NAMESPACE] = {"root-namespace", 1},
+        [C_TRUST_DOMAIN] = {"trust-domain", 1},
+        [C_TRUST_DOMAIN_ALIAS] = {"trust-domain-alias", 1, 1},
         [C_OUTPUT] = {"output", 1, 0, 'o'},
         [C_PATH_NORMALIZATION] = {"path-normalization", 1},
     };
@@ -204,6 +215,18 @@ static int policy_check(int argc, char **argv)
     if (flags[C_PATH_NORMALIZATION].value != NULL &&
         rm_path_normalization_parse(flags[C_PATH_NORMALIZATION].value, &path_mode) != 0)
         return usage_error("check", "--path-normalization must be " RM_PATH_NORMALIZATION_NAMES);
+    opts.trust_domain = flags[C_TRUST_DOMAIN].value != NULL ? flags[C_TRUST_DOMAIN].value : DEFAULT_TRUST_DOMAIN;
+    for (size_t i = 0; i <= flags[C_TRUST_DOMAIN_ALIAS].count; i++) {
+        const char *td = i == 0 ? opts.trust_domain : flags[C_TRUST_DOMAIN_ALIAS].values[i - 1];
+        if (rm_trust_domain_check(td, strlen(td)) != 0) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "%s \"%.256s\" is not a SPIFFE trust domain",
+                     i == 0 ? "--trust-domain" : "--trust-domain-alias", td);
+            return usage_error("check", msg);
+        }
+    }
+    opts.trust_domain_aliases = (char *const *)flags[C_TRUST_DOMAIN_ALIAS].values;
+    opts.num_trust_domain_aliases = flags[C_TRUST_DOMAIN_ALIAS].count;
     if (parse_labels(&flags[C_TO_LABELS], label_store, sizeof(label_store), labels, &nlabels) != 0)
         return usage_error("check", "--to-labels wants k=v[,k=v...]");
     char *end;

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
+#define HEADER_JOIN_MAX    8192 /* bytes of a repeated header's values joined with "," (docs/authorization.md) */
+
 int rm__policy_parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix);
 int rm__policy_parse_port(const char *s, uint16_t *out);
 
@@ -233,6 +235,29 @@ static int add_smatch(compiler_t *c, const char *v, attr_t attr)
     return 0;
 }
 
+/* A principal as the mesh's trust domains make it: one matcher per principal it stands for. */
+static int add_principal_smatches(compiler_t *c, const char *v)
+{
+    char **alts;
+    size_t n;
+    int ret = 0;
+    if (rm_authz_principal_expand(&c->e->opts, v, &alts, &n) != 0)
+        return c->ret = -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *s;
+        if (ret != 0) {
+            free(alts[i]);
+            continue;
+        }
+        if ((s = own(c, alts[i])) == NULL) /* own() freed it */
+            ret = c->ret;
+        else
+            ret = add_smatch(c, s, ATTR_PRINCIPAL);
+    }
+    free(alts);
+    return ret;
+}
+
 static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *values, const char *header,
                     const char *what)
 {
@@ -286,12 +311,18 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
             for (size_t k = 1; k + 1 < len; k++)
                 if (v[k] == '*')
                     return compile_error(c, "%s: \"%s\": '*' only first or last", what, v);
-            if ((ret = add_smatch(c, v, attr)) != 0)
+            if (attr == ATTR_PRINCIPAL && c->e->opts.trust_domain != NULL) {
+                if ((ret = add_principal_smatches(c, v)) != 0)
+                    return ret;
+            } else if ((ret = add_smatch(c, v, attr)) != 0) {
                 return ret;
+            }
         }
+        cd.count = (uint32_t)(c->e->num_smatches - cd.first);
         break;
     }
-    cd.count = (uint32_t)values->n;
+    if (attr == ATTR_SOURCE_IP || attr == ATTR_DEST_IP || attr == ATTR_DEST_PORT)
+        cd.count = (uint32_t)values->n;
     c->e->conds[c->e->num_conds++] = cd;
     return 0;
 }
@@ -749,6 +780,10 @@ int rm_authz_engine_new(rm_authz_engine_t **out, const rm_authz_policy_t *const 
     if (c.e->opts.log_allowed)
         c.e->needs_http = 1; /* allowed requests are logged one by one */
     ret = 0;
+    /* the caller's trust domain strings were needed to compile only */
+    c.e->opts.trust_domain = NULL;
+    c.e->opts.trust_domain_aliases = NULL;
+    c.e->opts.num_trust_domain_aliases = 0;
 Exit:
     free(sorted);
     if (ret != 0) {
@@ -803,6 +838,12 @@ typedef struct st_eval_ctx_t {
     size_t ns_len;
     const char *path; /* the request path, without query or fragment (normalized by the caller) */
     size_t path_len;
+    /* A header sent more than once is matched as Envoy matches it: its values joined with ",". Conditions join into
+     * cond_header_buf, the index lookups into key_header_buf (a lookup evaluates conditions while it still reads its
+     * key). A joined value that does not fit makes the request unevaluable: too_long_header names the header. */
+    const char *too_long_header;
+    char cond_header_buf[HEADER_JOIN_MAX];
+    char key_header_buf[HEADER_JOIN_MAX];
 } eval_ctx_t;
 
 static int smatch_one(const smatch_t *m, const char *s, size_t len, int icase)
@@ -845,20 +886,48 @@ static int cidr_match(const cidr_t *b, const uint8_t ip[16])
     return (b->addr[full] & mask) == (ip[full] & mask);
 }
 
-/* Host values match the authority with or without its port, case-insensitively. */
+/* Host values match the authority as sent (Host or :authority), port included, case-insensitively: Istio's hosts
+ * and notHosts. "example.com" does not match "example.com:8080"; "example.com:*" does. */
 static int host_match(const rm_authz_engine_t *e, const cond_t *cd, const char *h, size_t len)
 {
-    if (smatch_any(e, cd, h, len, 1))
-        return 1;
-    const char *colon = memchr(h, ':', len);
-    if (colon != NULL && h[0] != '[' && memchr(colon + 1, ':', len - (size_t)(colon + 1 - h)) == NULL)
-        return smatch_any(e, cd, h, (size_t)(colon - h), 1);
-    if (len > 0 && h[0] == '[') {
-        const char *end = memchr(h, ']', len);
-        if (end != NULL && (size_t)(end + 1 - h) < len)
-            return smatch_any(e, cd, h, (size_t)(end + 1 - h), 1);
+    return smatch_any(e, cd, h, len, 1);
+}
+
+/* The value of header `name` as Envoy's header matchers see it: the value of its only field, or the values of all
+ * its fields in order joined with "," (into buf, HEADER_JOIN_MAX bytes). Returns 1, 0 when the request has no such
+ * field, or -1 when the joined value does not fit (x->too_long_header is then set and the request is denied). */
+static int header_value(eval_ctx_t *x, const char *name, size_t name_len, char *buf, const char **v, size_t *len)
+{
+    const rm_http_request_t *r = x->a->http;
+    size_t n = 0, o = 0;
+    for (size_t i = 0; i < r->num_headers; i++) {
+        const rm_http_header_t *h = &r->headers[i];
+        if (h->name_len != name_len || strncasecmp(h->name, name, name_len) != 0)
+            continue;
+        if (n++ == 0) {
+            *v = h->value, *len = h->value_len;
+            continue;
+        }
+        if (n == 2) { /* a second field: from here on the values are joined in buf */
+            if (*len > HEADER_JOIN_MAX)
+                goto TooLong;
+            memcpy(buf, *v, *len);
+            o = *len;
+        }
+        if (h->value_len + 1 > HEADER_JOIN_MAX - o)
+            goto TooLong;
+        buf[o++] = ',';
+        memcpy(buf + o, h->value, h->value_len);
+        o += h->value_len;
     }
-    return 0;
+    if (n == 0)
+        return 0;
+    if (n > 1)
+        *v = buf, *len = o;
+    return 1;
+TooLong:
+    x->too_long_header = name;
+    return -1;
 }
 
 /* 1 match, 0 no match, -1 attribute absent */
@@ -894,16 +963,10 @@ static int cond_positive(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_
     case ATTR_PATH:
         return smatch_any(e, cd, x->path, x->path_len, 0);
     case ATTR_HEADER: {
-        int seen = 0;
-        for (size_t i = 0; i < a->http->num_headers; i++) {
-            const rm_http_header_t *h = &a->http->headers[i];
-            if (h->name_len != cd->header_len || strncasecmp(h->name, cd->header, h->name_len) != 0)
-                continue;
-            seen = 1;
-            if (smatch_any(e, cd, h->value, h->value_len, 0))
-                return 1;
-        }
-        return seen ? 0 : -1;
+        const char *v;
+        size_t len;
+        int r = header_value(x, cd->header, cd->header_len, x->cond_header_buf, &v, &len);
+        return r <= 0 ? -1 : smatch_any(e, cd, v, len, 0);
     }
     }
     return 0;
@@ -1009,11 +1072,10 @@ static int64_t list_first_match(const rm_authz_engine_t *e, const rule_list_t *l
                 lookup_string(e, l, KEY_PATH, x->path, x->path_len, x, with_dry, &best);
             for (int k = KEY_HEADER; k < KEY_COUNT && l->keys[k].used; k++) {
                 const key_attr_t *ka = &l->keys[k];
-                for (size_t i = 0; i < a->http->num_headers; i++) {
-                    const rm_http_header_t *hd = &a->http->headers[i];
-                    if (hd->name_len == ka->header_len && strncasecmp(hd->name, ka->header, hd->name_len) == 0)
-                        lookup_string(e, l, k, hd->value, hd->value_len, x, with_dry, &best);
-                }
+                const char *v;
+                size_t len;
+                if (header_value(x, ka->header, ka->header_len, x->key_header_buf, &v, &len) > 0)
+                    lookup_string(e, l, k, v, len, x, with_dry, &best);
             }
         }
     }
@@ -1076,6 +1138,7 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
     x.ns_len = 0;
     x.path = NULL;
     x.path_len = 0;
+    x.too_long_header = NULL;
     memset(d, 0, sizeof(*d));
     d->rule = d->dry_run_rule = d->audit_rule = -1;
 
@@ -1102,6 +1165,16 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
     }
 
     decide(e, &x, 0, d);
+    if (x.too_long_header != NULL) {
+        /* a repeated header the enforced policies test is longer than the engine joins: deny rather than guess */
+        d->allow = 0;
+        d->reason = RM_AUTHZ_REASON_HEADER_TOO_LONG;
+        d->policy = NULL;
+        d->rule = -1;
+        d->header = x.too_long_header;
+        d->log = 1;
+        return;
+    }
     if (e->lists[LIST_DENY].num_enforced_policies != e->lists[LIST_DENY].num_policies ||
         e->lists[LIST_ALLOW].num_enforced_policies != e->lists[LIST_ALLOW].num_policies) {
         rm_authz_decision_t shadow = {0};
@@ -1152,6 +1225,8 @@ const char *rm_authz_reason_word(rm_authz_reason_t r)
         return "no ALLOW policy matched";
     case RM_AUTHZ_REASON_UNEVALUABLE:
         return "invalid-path";
+    case RM_AUTHZ_REASON_HEADER_TOO_LONG:
+        return "repeated request header too long to evaluate";
     }
     return "unknown";
 }
@@ -1180,6 +1255,9 @@ void rm_authz_decision_explain(const rm_authz_decision_t *d, char *buf, size_t l
                      "ALLOW policy matched)");
     else if (d->reason == RM_AUTHZ_REASON_UNEVALUABLE)
         n = snprintf(buf, len, "denied: the request path is missing or cannot be normalized (answered 400)");
+    else if (d->reason == RM_AUTHZ_REASON_HEADER_TOO_LONG && d->header != NULL)
+        n = snprintf(buf, len, "denied: the values of request header %s joined with \",\" are longer than %d bytes",
+                     d->header, HEADER_JOIN_MAX);
     else
         n = snprintf(buf, len, "denied: %s", rm_authz_reason_word(d->reason));
     o = n > 0 ? (size_t)n : 0;

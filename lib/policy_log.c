@@ -61,6 +61,8 @@ void rm_authz_log_fields(rm_log_line_t *l, const rm_authz_decision_t *d, const r
     rm_log_str(l, "reason",
                d->reason == RM_AUTHZ_REASON_POLICY ? (d->allow ? "allowed by policy" : "denied by policy")
                                                    : rm_authz_reason_word(d->reason));
+    if (d->reason == RM_AUTHZ_REASON_HEADER_TOO_LONG && d->header != NULL)
+        rm_log_str(l, "header", d->header);
     rm_authz_decision_explain(d, why, sizeof(why));
     rm_log_str(l, "explanation", why);
     if (d->dry_run_differs) {

@@ -2,6 +2,7 @@
  * (nothing copied); decoding copies into a set the caller owns, so the unpacked message can be freed at once. */
 #include "ringmesh/error.h"
 #include "ringmesh/policy.h"
+#include "ringmesh/svid.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -168,6 +169,9 @@ int rm_workload_policy_encode(const rm_authz_policy_t *const *policies, size_t n
         pm->mode = mode_to_proto(wp->port_modes[i].mode);
         msg.port_modes[i] = pm;
     }
+    msg.trust_domain = (char *)(wp->opts.trust_domain != NULL ? wp->opts.trust_domain : "");
+    msg.n_trust_domain_aliases = wp->opts.num_trust_domain_aliases;
+    msg.trust_domain_aliases = (char **)wp->opts.trust_domain_aliases;
     *out_len = ringmesh__v1__workload_policy__get_packed_size(&msg);
     if ((*out = malloc(*out_len ? *out_len : 1)) == NULL)
         goto Exit;
@@ -276,8 +280,51 @@ static int mode_from_proto(Ringmesh__V1__MtlsMode m, rm_peer_mtls_mode_t *out)
     return 0;
 }
 
+/* The trust domain and its aliases, checked and copied into one block wp owns. */
+static int decode_trust_domains(const Ringmesh__V1__WorkloadPolicy *msg, rm_workload_policy_t *wp, char *err,
+                                size_t errlen)
+{
+    size_t size = (msg->n_trust_domain_aliases + 1) * sizeof(char *), o;
+    int rc;
+    if (msg->trust_domain == NULL || msg->trust_domain[0] == '\0') {
+        if (msg->n_trust_domain_aliases > 0) {
+            snprintf(err, errlen, "WorkloadPolicy: trust_domain_aliases without a trust_domain");
+            return RM_ERR_POLICY_INVALID;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i <= msg->n_trust_domain_aliases; i++) {
+        const char *td = i == 0 ? msg->trust_domain : msg->trust_domain_aliases[i - 1];
+        if ((rc = rm_trust_domain_check(td, strlen(td))) != 0) {
+            snprintf(err, errlen, "WorkloadPolicy: %s \"%.256s\" is not a SPIFFE trust domain: %s",
+                     i == 0 ? "trust_domain" : "trust_domain_aliases entry", td, rm_strerror(rc));
+            return RM_ERR_POLICY_INVALID;
+        }
+        size += strlen(td) + 1;
+    }
+    char *store = malloc(size), **aliases = (char **)store;
+    if (store == NULL)
+        return -ENOMEM;
+    o = (msg->n_trust_domain_aliases + 1) * sizeof(char *);
+    for (size_t i = 0; i <= msg->n_trust_domain_aliases; i++) {
+        const char *td = i == 0 ? msg->trust_domain : msg->trust_domain_aliases[i - 1];
+        size_t len = strlen(td) + 1;
+        memcpy(store + o, td, len);
+        if (i == 0)
+            wp->opts.trust_domain = store + o;
+        else
+            aliases[i - 1] = store + o;
+        o += len;
+    }
+    wp->trust_domain_store = store;
+    wp->opts.trust_domain_aliases = aliases;
+    wp->opts.num_trust_domain_aliases = msg->n_trust_domain_aliases;
+    return 0;
+}
+
 void rm_workload_policy_clear(rm_workload_policy_t *wp)
 {
+    free(wp->trust_domain_store);
     free(wp->port_modes);
     memset(wp, 0, sizeof(*wp));
 }
@@ -357,6 +404,8 @@ int rm_workload_policy_decode(const uint8_t *data, size_t len, rm_policy_set_t *
         wp->port_modes[i].port = (uint16_t)pm->port;
         wp->num_port_modes++;
     }
+    if ((ret = decode_trust_domains(msg, wp, err, errlen)) != 0)
+        goto Exit;
 Exit:
     ringmesh__v1__workload_policy__free_unpacked(msg, NULL);
     if (ret != 0) {

@@ -16,8 +16,13 @@ static int check_expect(const rm_spiffe_id_t *id, const rm_svid_expect_t *expect
     if (expect == NULL)
         return 0;
     if (expect->trust_domain != NULL) {
-        size_t td_len = strlen(expect->trust_domain);
-        if (td_len != id->td_len || memcmp(id->str + sizeof("spiffe://") - 1, expect->trust_domain, td_len) != 0)
+        int ok = 0;
+        for (i = 0; !ok && i <= expect->num_trust_domain_aliases; ++i) {
+            const char *td = i == 0 ? expect->trust_domain : expect->trust_domain_aliases[i - 1];
+            size_t td_len = td != NULL ? strlen(td) : 0;
+            ok = td != NULL && td_len == id->td_len && memcmp(id->str + sizeof("spiffe://") - 1, td, td_len) == 0;
+        }
+        if (!ok)
             return RM_ERR_SVID_TRUST_DOMAIN;
     }
     if (expect->ids != NULL && expect->num_ids != 0) {

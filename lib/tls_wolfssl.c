@@ -32,6 +32,8 @@ struct st_rm_tls_ctx_t {
     rm_tls_role_t role;
     atomic_int refs;
     char trust_domain[RM_TRUST_DOMAIN_MAX + 1];
+    char **peer_td_aliases; /* owned copies; peers may be in these trust domains too */
+    size_t num_peer_td_aliases;
     rm_spiffe_id_t id;
     time_t not_before, not_after;
     char alpn[32]; /* offered (and, with RM_TLS_REQUIRE_MESH_ALPN, required) */
@@ -302,6 +304,8 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     der = store->certs[0].buffer;
     der_len = store->certs[0].length;
     expect.trust_domain = tls->ctx->trust_domain;
+    expect.trust_domain_aliases = (const char *const *)tls->ctx->peer_td_aliases;
+    expect.num_trust_domain_aliases = tls->ctx->num_peer_td_aliases;
     expect.ids = tls->expected_ids;
     expect.num_ids = tls->num_expected_ids;
     if ((id = malloc(sizeof(*id))) == NULL) {
@@ -323,6 +327,13 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
         return 0;
     }
     return 1;
+}
+
+static void ctx_free_aliases(rm_tls_ctx_t *c)
+{
+    for (size_t i = 0; i < c->num_peer_td_aliases; i++)
+        free(c->peer_td_aliases[i]);
+    free(c->peer_td_aliases);
 }
 
 int rm_tls_global_init(void)
@@ -350,6 +361,26 @@ int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_conf
         goto Exit;
     }
     strcpy(c->trust_domain, cfg->trust_domain);
+    if (cfg->num_peer_trust_domain_aliases > 0 &&
+        (c->peer_td_aliases = calloc(cfg->num_peer_trust_domain_aliases, sizeof(char *))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        ret = RM_ERR_TLS_NO_MEMORY;
+        goto Exit;
+    }
+    for (size_t i = 0; i < cfg->num_peer_trust_domain_aliases; i++) {
+        const char *td = cfg->peer_trust_domain_aliases[i];
+        if (td == NULL || rm_trust_domain_check(td, strlen(td)) != 0) {
+            snprintf(err, errlen, "trust domain alias %zu is not a trust domain", i);
+            ret = RM_ERR_TLS_CONFIG;
+            goto Exit;
+        }
+        if ((c->peer_td_aliases[i] = strdup(td)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            ret = RM_ERR_TLS_NO_MEMORY;
+            goto Exit;
+        }
+        c->num_peer_td_aliases++;
+    }
     if (cfg->alpn != NULL && (cfg->alpn[0] == '\0' || strlen(cfg->alpn) >= sizeof(c->alpn))) {
         snprintf(err, errlen, "ALPN protocol name empty or too long");
         ret = RM_ERR_TLS_CONFIG;
@@ -431,6 +462,8 @@ Exit:
     if (ret != 0) {
         if (c != NULL && c->ctx != NULL)
             wolfSSL_CTX_free(c->ctx);
+        if (c != NULL)
+            ctx_free_aliases(c);
         free(c);
     } else {
         *out = c;
@@ -449,6 +482,7 @@ void rm_tls_ctx_unref(rm_tls_ctx_t *ctx)
         return;
     if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) == 1) {
         wolfSSL_CTX_free(ctx->ctx);
+        ctx_free_aliases(ctx);
         free(ctx);
     }
 }

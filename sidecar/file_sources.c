@@ -62,7 +62,10 @@ int rm_svid_files_load(const rm_proxy_config_t *cfg, rm_tls_ctx_t **client, rm_t
                               .key_len = len[SVID_KEY],
                               .bundle_pem = data[SVID_BUNDLE],
                               .bundle_len = len[SVID_BUNDLE],
-                              .trust_domain = cfg->trust_domain};
+                              .trust_domain = cfg->trust_domain,
+                              /* peers of the trust domains policies name as aliases are the same workloads */
+                              .peer_trust_domain_aliases = (const char *const *)cfg->authz_trust_domain_aliases,
+                              .num_peer_trust_domain_aliases = cfg->num_authz_trust_domain_aliases};
     if ((ret = rm_tls_ctx_new(client, RM_TLS_CLIENT, &tc, err, errlen)) != 0 ||
         (ret = rm_tls_ctx_new(server, RM_TLS_SERVER, &tc, err, errlen)) != 0) {
         rm_tls_ctx_unref(*client);
@@ -83,8 +86,9 @@ int rm_policy_files_load(const rm_proxy_config_t *cfg, rm_authz_t **out, char *e
     char host[256] = "";
     int ret;
     gethostname(host, sizeof(host) - 1);
-    if ((ret = rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed, host, out,
-                                  err, errlen)) != 0)
+    if ((ret = rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed,
+                                  cfg->trust_domain, cfg->authz_trust_domain_aliases,
+                                  cfg->num_authz_trust_domain_aliases, host, out, err, errlen)) != 0)
         return ret;
     /* set before the caller publishes it: from then on an rm_authz_t is immutable */
     (*out)->wp.path_normalization = cfg->authz_path_normalization;

@@ -163,8 +163,9 @@ void rm_authz_log(const rm_authz_t *a, const rm_authz_decision_t *d, const rm_au
     rm_log_end(&l);
 }
 
-int rm_authz_from_path(const char *path, int default_allow, int log_allowed, const char *workload, rm_authz_t **out,
-                       char *err, size_t errlen)
+int rm_authz_from_path(const char *path, int default_allow, int log_allowed, const char *trust_domain,
+                       char *const *trust_domain_aliases, size_t num_trust_domain_aliases, const char *workload,
+                       rm_authz_t **out, char *err, size_t errlen)
 {
     rm_policy_set_t set = {0};
     rm_policy_diags_t diags = {0};
@@ -196,6 +197,9 @@ int rm_authz_from_path(const char *path, int default_allow, int log_allowed, con
     wp.opts.default_action = default_allow ? RM_AUTHZ_ALLOW : RM_AUTHZ_DENY;
     wp.opts.log_allowed = (uint8_t)(log_allowed != 0);
     wp.opts.log_allowed_sample = 1;
+    wp.opts.trust_domain = trust_domain;
+    wp.opts.trust_domain_aliases = trust_domain_aliases;
+    wp.opts.num_trust_domain_aliases = num_trust_domain_aliases;
     if ((ret = rm_workload_policy_encode(list, set.num_policies, &wp, &bytes, &len)) != 0)
         goto Exit;
     ret = rm_authz_new(bytes, len, workload, "static", out, err, errlen);

@@ -110,6 +110,8 @@ typedef struct st_raw_authz_t {
     char *default_action;
     char *log_allowed;
     raw_path_normalization_t *path_normalization;
+    char **trust_domain_aliases;
+    unsigned trust_domain_aliases_count;
 } raw_authz_t;
 
 typedef struct st_raw_config_t {
@@ -234,6 +236,8 @@ static const cyaml_schema_field_t authz_fields[] = {
     STR("defaultAction", raw_authz_t, default_action),
     STR("logAllowed", raw_authz_t, log_allowed),
     CYAML_FIELD_MAPPING_PTR("pathNormalization", OPT_NULL, raw_authz_t, path_normalization, path_normalization_fields),
+    CYAML_FIELD_SEQUENCE("trustDomainAliases", OPT_NULL, raw_authz_t, trust_domain_aliases, &string_entry, 0,
+                         CYAML_UNLIMITED),
     CYAML_FIELD_END,
 };
 
@@ -1128,6 +1132,32 @@ Exit:
     return ret;
 }
 
+/* authorization.trustDomainAliases: the trust domains this one was known as (Istio's MeshConfig trustDomainAliases),
+ * so that policies naming them keep matching. */
+static int conv_trust_domain_aliases(load_ctx_t *ctx, const raw_authz_t *a, rm_proxy_config_t *cfg)
+{
+    char q[96], path[64];
+    int rc;
+    if (a->trust_domain_aliases_count == 0)
+        return 0;
+    if (a->trust_domain_aliases_count > RM_MAX_TRUST_DOMAIN_ALIASES)
+        return value_error(ctx, "authorization.trustDomainAliases", "has %u entries; at most %d are allowed",
+                           a->trust_domain_aliases_count, RM_MAX_TRUST_DOMAIN_ALIASES);
+    if ((cfg->authz_trust_domain_aliases = calloc(a->trust_domain_aliases_count, sizeof(char *))) == NULL)
+        return value_error(ctx, "authorization.trustDomainAliases", "out of memory");
+    for (unsigned i = 0; i < a->trust_domain_aliases_count; i++) {
+        const char *td = a->trust_domain_aliases[i];
+        snprintf(path, sizeof(path), "authorization.trustDomainAliases[%u]", i);
+        if ((rc = rm_trust_domain_check(td, strlen(td))) != 0)
+            return value_error(ctx, path, "%s is not a trust domain: %s", rm_yaml_quoted(q, sizeof(q), td),
+                               rm_strerror(rc));
+        if ((cfg->authz_trust_domain_aliases[i] = strdup(td)) == NULL)
+            return value_error(ctx, path, "out of memory");
+        cfg->num_authz_trust_domain_aliases++;
+    }
+    return 0;
+}
+
 /* A proxy without a control plane may enforce policies from a directory (the same YAML the control plane reads;
  * every policy in it applies to this proxy). With a control plane, the pushed WorkloadPolicy is what applies. */
 static int conv_authorization(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg)
@@ -1157,7 +1187,7 @@ static int conv_authorization(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy
         rm_path_normalization_parse(a->path_normalization->normalization, &cfg->authz_path_normalization) != 0)
         return value_error(ctx, "authorization.pathNormalization.normalization",
                            "\"%.40s\" is not " RM_PATH_NORMALIZATION_NAMES, a->path_normalization->normalization);
-    return 0;
+    return conv_trust_domain_aliases(ctx, a, cfg);
 }
 
 static int convert(load_ctx_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg)
@@ -1391,6 +1421,9 @@ void rm_proxy_config_free(rm_proxy_config_t *cfg)
     free(cfg->listeners);
     free(cfg->log_level);
     free(cfg->authz_policy_dir);
+    for (size_t i = 0; i < cfg->num_authz_trust_domain_aliases; i++)
+        free(cfg->authz_trust_domain_aliases[i]);
+    free(cfg->authz_trust_domain_aliases);
     if (cfg->control != NULL) {
         free(cfg->control->address);
         free(cfg->control->server_name);

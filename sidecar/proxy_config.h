@@ -20,6 +20,9 @@ typedef enum { RM_LISTENER_UPSTREAM = 0, RM_LISTENER_INBOUND } rm_listener_kind_
 
 #define RM_MAX_IDENTITIES 16
 
+/* authorization.trustDomainAliases: at most this many */
+#define RM_MAX_TRUST_DOMAIN_ALIASES 16
+
 /** A socket address with its length, as parsed from "ip:port", "[ip6]:port" or "port" (= 0.0.0.0:port). */
 typedef struct st_rm_sockaddr_t {
     struct sockaddr_storage ss;
@@ -85,6 +88,8 @@ typedef struct st_rm_proxy_config_t {
     int authz_default_allow;
     int authz_log_allowed;
     rm_path_normalization_t authz_path_normalization; /* authorization.pathNormalization.normalization (BASE) */
+    char **authz_trust_domain_aliases; /* authorization.trustDomainAliases; trust_domain is this mesh's own */
+    size_t num_authz_trust_domain_aliases;
 
     int outbound_enabled;          /* default 1 */
     rm_sockaddr_t outbound_listen; /* default [::]:15001 (dual stack) */

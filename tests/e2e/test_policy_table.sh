@@ -177,7 +177,10 @@ via_check() {
             esac
         done
         ;;
-    grpc) args+=(--method POST --path "${words[1]}" --header content-type=application/grpc) ;;
+    grpc)
+        args+=(--method POST --path "${words[1]}" --header content-type=application/grpc)
+        for kv in "${words[@]:2}"; do args+=(--header "$kv"); done
+        ;;
     esac
     render_set "$files" "$RM_TMP/ctl-set"
     local out rc=0
@@ -224,7 +227,8 @@ via_mesh() {
         ;;
     grpc)
         local out
-        out=$(rm_exec "$client" /usr/bin/python3 "$APP" call "$VIP:$port" "${words[1]}") || rm_fail "$name: grpc call failed: $out"
+        out=$(rm_exec "$client" /usr/bin/python3 "$APP" call "$VIP:$port" "${words[1]}" "${words[@]:2}") ||
+            rm_fail "$name: grpc call failed: $out"
         rm_assert_eq "$(rm_json "$out" .code)" "$([ "$expect" = allow ] && echo OK || echo PERMISSION_DENIED)" "$name: gRPC status"
         [ "$expect" = allow ] && rm_assert_eq "$(rm_json "$out" .reply)" "echo:ping" "$name: the app answered"
         ;;

@@ -135,7 +135,9 @@ case_check_invalid_and_usage() {
     for args in "--to-namespace shop --port 8080" "-f $D/check --port 8080" "-f $D/check --to-namespace shop" \
         "-f $D/check --to-namespace shop --port 0" "-f $D/check --to-namespace shop --port 80 --from cluster.local/ns/a/sa/b" \
         "-f $D/check --to-namespace shop --port 80 -o yaml" "-f $D/check --to-namespace shop --port 80 --header novalue" \
-        "-f $D/check --to-namespace shop --port 80 --source-ip 300.1.1.1" "-f $D/check --to-namespace shop --port 80 --bogus"; do
+        "-f $D/check --to-namespace shop --port 80 --source-ip 300.1.1.1" "-f $D/check --to-namespace shop --port 80 --bogus" \
+        "-f $D/check --to-namespace shop --port 80 --trust-domain Example.ORG" \
+        "-f $D/check --to-namespace shop --port 80 --trust-domain-alias spiffe://old"; do
         # shellcheck disable=SC2086 # the arguments are words
         ctl check $args
         rm_assert_eq "$RM_RC" 2 "usage error exits 2: check $args"

@@ -566,18 +566,20 @@ static void test_sniff(void **state)
 static void test_allowed_get(void **state)
 {
     world_t *w = world_new(NULL);
-    static const nghttp2_nv extra[] = {NVS("user-agent", "test/1"), NVS("x-custom", "a b"), NVS("accept", "*/*")};
-    int32_t id = submit(w, "GET", "/ok?x=1", extra, 3, 0, NULL, 0);
+    static const nghttp2_nv extra[] = {NVS("user-agent", "test/1"), NVS("x-token", "guest"), NVS("x-custom", "a b"),
+                                       NVS("x-token", "admin"), NVS("accept", "*/*")};
+    int32_t id = submit(w, "GET", "/ok?x=1", extra, 5, 0, NULL, 0);
 
     pump(w);
     assert_allowed(w, id, 0);
     assert_int_equal(w->num_app_streams, 1);
-    /* the hook saw the request as sent */
+    /* the hook saw the request as sent: a repeated field once per field, in order (the policy engine joins them) */
     assert_int_equal(w->num_hook_calls, 1);
     assert_string_equal(w->hook_calls[0].method, "GET");
     assert_string_equal(w->hook_calls[0].path, "/ok?x=1");
     assert_string_equal(w->hook_calls[0].host, AUTHORITY);
-    assert_string_equal(w->hook_calls[0].headers, "user-agent: test/1\nx-custom: a b\naccept: */*\n");
+    assert_string_equal(w->hook_calls[0].headers,
+                        "user-agent: test/1\nx-token: guest\nx-custom: a b\nx-token: admin\naccept: */*\n");
     assert_int_equal(w->hook_calls[0].stream_id, (uint32_t)id);
     assert_int_equal(w->hook_calls[0].http2, 1);
     assert_int_equal(w->hook_calls[0].grpc, 0);

@@ -711,7 +711,8 @@ static const char y_hosts[] = POLICY("a", "p", "ALLOW") "  rules:\n"
                                                         "  - to: [{operation: {hosts: [example.com]}}]\n"
                                                         "  - to: [{operation: {hosts: [\"*.svc.local\"]}}]\n"
                                                         "  - to: [{operation: {hosts: [\"api.test:8443\"]}}]\n"
-                                                        "  - to: [{operation: {hosts: [\"pre*\"]}}]\n";
+                                                        "  - to: [{operation: {hosts: [\"pre*\"]}}]\n"
+                                                        "  - to: [{operation: {hosts: [\"Any.Port:*\"]}}]\n";
 static const char y_not_hosts[] =
     POLICY("a", "p", "ALLOW") "  rules:\n  - to: [{operation: {notHosts: [example.com]}}]\n";
 static const char y_ports[] =
@@ -739,6 +740,11 @@ static const char y_when_header[] =
                               "  - when: [{key: \"request.headers[X-User]\", values: [alice, \"adm*\"]}]\n";
 static const char y_when_not_header[] =
     POLICY("a", "p", "ALLOW") "  rules:\n  - when: [{key: \"request.headers[x-user]\", notValues: [bob]}]\n";
+/* a DENY on one exact header value, and on the values of a repeated header joined */
+static const char y_deny_header[] = ALLOW_ALL("a")
+    POLICY("a", "deny-admin", "DENY") "  rules:\n"
+                                      "  - when: [{key: \"request.headers[x-token]\", values: [admin]}]\n"
+                                      "  - when: [{key: \"request.headers[x-token]\", values: [\"guest,admin\"]}]\n";
 static const char y_when_source_ip[] =
     POLICY("a", "p", "ALLOW") "  rules:\n"
                               "  - when: [{key: source.ip, values: [\"10.0.0.0/8\"], notValues: [\"10.9.0.0/16\"]}]\n";
@@ -843,11 +849,14 @@ static const eval_case_t eval_cases[] = {
     {__LINE__, y_source_or, 0, {.principal = SA_BY, .src_ip = "10.0.0.1"}, 1, POL, "a/p", 0},
     {__LINE__, y_source_or, 0, {.principal = SA_AX, .src_ip = "11.0.0.1"}, 1, POL, "a/p", 0},
     {__LINE__, y_source_or, 0, {.principal = SA_BY, .src_ip = "11.0.0.1"}, 0, NOMATCH, NULL, -1},
-    /* hosts: case-insensitive, with or without the port, suffix and prefix */
+    /* hosts: case-insensitive against the authority as sent, port included (Istio), suffix and prefix */
     {__LINE__, y_hosts, 0, {.method = "GET", .host = "example.com"}, 1, POL, "a/p", 0},
     {__LINE__, y_hosts, 0, {.method = "GET", .host = "EXAMPLE.Com"}, 1, POL, "a/p", 0},
-    {__LINE__, y_hosts, 0, {.method = "GET", .host = "example.com:8080"}, 1, POL, "a/p", 0},
-    {__LINE__, y_hosts, 0, {.method = "GET", .host = "a.svc.local:80"}, 1, POL, "a/p", 1},
+    {__LINE__, y_hosts, 0, {.method = "GET", .host = "example.com:8080"}, 0, NOMATCH, NULL, -1},
+    {__LINE__, y_hosts, 0, {.method = "GET", .host = "a.svc.local:80"}, 0, NOMATCH, NULL, -1},
+    {__LINE__, y_hosts, 0, {.method = "GET", .host = "a.svc.local"}, 1, POL, "a/p", 1},
+    {__LINE__, y_hosts, 0, {.method = "GET", .host = "any.port:8443"}, 1, POL, "a/p", 4},
+    {__LINE__, y_hosts, 0, {.method = "GET", .host = "any.port"}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_hosts, 0, {.method = "GET", .host = "A.SVC.LOCAL"}, 1, POL, "a/p", 1},
     {__LINE__, y_hosts, 0, {.method = "GET", .host = "api.test:8443"}, 1, POL, "a/p", 2},
     {__LINE__, y_hosts, 0, {.method = "GET", .host = "api.test"}, 0, NOMATCH, NULL, -1},
@@ -856,7 +865,8 @@ static const eval_case_t eval_cases[] = {
     {__LINE__, y_hosts, 0, {.method = "GET", .host = "other.com"}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_hosts, 0, {.method = "GET", .host = NULL}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_hosts, 0, {.principal = SA_AX}, 0, NOMATCH, NULL, -1}, /* TCP: an ALLOW HTTP rule never matches */
-    {__LINE__, y_not_hosts, 0, {.method = "GET", .host = "Example.com:80"}, 0, NOMATCH, NULL, -1},
+    {__LINE__, y_not_hosts, 0, {.method = "GET", .host = "Example.com"}, 0, NOMATCH, NULL, -1},
+    {__LINE__, y_not_hosts, 0, {.method = "GET", .host = "Example.com:80"}, 1, POL, "a/p", 0},
     {__LINE__, y_not_hosts, 0, {.method = "GET", .host = "other.com"}, 1, POL, "a/p", 0},
     {__LINE__, y_not_hosts, 0, {.method = "GET", .host = NULL}, 1, POL, "a/p", 0},
     {__LINE__, y_not_hosts, 0, {.port = 80}, 0, NOMATCH, NULL, -1},
@@ -892,17 +902,60 @@ static const eval_case_t eval_cases[] = {
     {__LINE__, y_to_or_and, 0, {.principal = SA_AX, .method = "POST", .path = "/w"}, 1, POL, "a/p", 0},
     {__LINE__, y_to_or_and, 0, {.principal = SA_AX, .method = "POST", .path = "/r"}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_to_or_and, 0, {.principal = SA_BY, .method = "GET", .path = "/r"}, 0, NOMATCH, NULL, -1},
-    /* when: request.headers (name case-insensitive, any of repeated fields), notValues with the header absent */
+    /* when: request.headers (name case-insensitive; a repeated header is its values joined with ","), notValues
+     * with the header absent */
     {__LINE__, y_when_header, 0, {.method = "GET", .headers = {"x-user", "alice"}}, 1, POL, "a/p", 0},
     {__LINE__, y_when_header, 0, {.method = "GET", .headers = {"x-user", "admin"}}, 1, POL, "a/p", 0},
     {__LINE__, y_when_header, 0, {.method = "GET", .headers = {"x-user", "bob"}}, 0, NOMATCH, NULL, -1},
-    {__LINE__, y_when_header, 0, {.method = "GET", .headers = {"x-user", "bob", "x-user", "alice"}}, 1, POL, "a/p", 0},
+    {__LINE__,
+     y_when_header,
+     0,
+     {.method = "GET", .headers = {"x-user", "bob", "x-user", "alice"}},
+     0,
+     NOMATCH,
+     NULL,
+     -1},
+    {__LINE__,
+     y_when_header,
+     0,
+     {.method = "GET", .headers = {"x-user", "alice", "x-user", "alice"}},
+     0,
+     NOMATCH,
+     NULL,
+     -1},
+    {__LINE__, y_when_header, 0, {.method = "GET", .headers = {"x-user", "admin", "X-User", "bob"}}, 1, POL, "a/p", 0},
     {__LINE__, y_when_header, 0, {.method = "GET", .headers = {"x-other", "alice"}}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_when_header, 0, {.method = "GET"}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_when_header, 0, {.port = 80}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_when_not_header, 0, {.method = "GET", .headers = {"x-user", "bob"}}, 0, NOMATCH, NULL, -1},
     {__LINE__, y_when_not_header, 0, {.method = "GET", .headers = {"x-user", "alice"}}, 1, POL, "a/p", 0},
     {__LINE__, y_when_not_header, 0, {.method = "GET"}, 1, POL, "a/p", 0},
+    {__LINE__,
+     y_when_not_header,
+     0,
+     {.method = "GET", .headers = {"x-user", "alice", "x-user", "bob"}},
+     1,
+     POL,
+     "a/p",
+     0},
+    /* a DENY on an exact value is not matched by that value sent next to another one; the joined value is */
+    {__LINE__, y_deny_header, 0, {.method = "GET", .headers = {"x-token", "admin"}}, 0, POL, "a/deny-admin", 0},
+    {__LINE__,
+     y_deny_header,
+     0,
+     {.method = "GET", .headers = {"x-token", "admin", "x-token", "guest"}},
+     1,
+     POL,
+     "a/allow-all",
+     0},
+    {__LINE__,
+     y_deny_header,
+     0,
+     {.method = "GET", .headers = {"x-token", "guest", "x-a", "1", "x-token", "admin"}},
+     0,
+     POL,
+     "a/deny-admin",
+     1},
     /* when: source.ip with values and notValues in one condition */
     {__LINE__, y_when_source_ip, 0, {.src_ip = "10.1.1.1"}, 1, POL, "a/p", 0},
     {__LINE__, y_when_source_ip, 0, {.src_ip = "10.9.1.1"}, 0, NOMATCH, NULL, -1},
@@ -1002,6 +1055,49 @@ static void test_eval_table(void **state)
         const eval_case_t *c = &eval_cases[i];
         check_case(c->yaml, c->line, c->default_allow, &c->req, c->allow, c->reason, c->policy, c->rule);
     }
+}
+
+/* A repeated header is joined into an 8 KiB buffer: when its joined values do not fit, a request whose decision
+ * tests that header is denied as unevaluable, with the header named; one long field alone needs no joining. */
+static void test_eval_repeated_header_too_long(void **state)
+{
+    static const char yaml[] = ALLOW_ALL("a")
+        POLICY("a", "deny-admin", "DENY") "  rules:\n"
+                                          "  - when: [{key: \"request.headers[x-token]\", values: [admin]}]\n";
+    static char big[5000];
+    rm_policy_set_t set = {0};
+    req_buf_t rb;
+    rm_authz_decision_t d;
+    char why[512];
+
+    memset(big, 'g', sizeof(big) - 1);
+    load_ok(&set, yaml);
+    rm_authz_engine_t *e = compile_set(&set, RM_AUTHZ_DENY);
+
+    req_t one = {.method = "GET", .headers = {"x-token", big}};
+    rm_authz_evaluate(e, make_attrs(&one, &rb), 0.5, &d);
+    assert_int_equal(d.allow, 1);
+    assert_int_equal(d.reason, RM_AUTHZ_REASON_POLICY);
+
+    req_t two = {.method = "GET", .headers = {"x-token", big, "x-token", big}};
+    rm_authz_evaluate(e, make_attrs(&two, &rb), 0.5, &d);
+    assert_int_equal(d.allow, 0);
+    assert_int_equal(d.reason, RM_AUTHZ_REASON_HEADER_TOO_LONG);
+    assert_null(d.policy);
+    assert_int_equal(d.log, 1);
+    assert_string_equal(d.header, "x-token");
+    rm_authz_decision_explain(&d, why, sizeof(why));
+    assert_string_equal(why,
+                        "denied: the values of request header x-token joined with \",\" are longer than 8192 bytes");
+    assert_string_equal(rm_authz_reason_word(d.reason), "repeated request header too long to evaluate");
+
+    /* a header no policy tests may be as long as it likes */
+    req_t other = {.method = "GET", .headers = {"x-other", big, "x-other", big, "x-token", "guest"}};
+    rm_authz_evaluate(e, make_attrs(&other, &rb), 0.5, &d);
+    assert_int_equal(d.allow, 1);
+    assert_int_equal(d.reason, RM_AUTHZ_REASON_POLICY);
+    rm_authz_engine_free(e);
+    rm_policy_set_clear(&set);
 }
 
 static void test_eval_audit(void **state)
@@ -1393,7 +1489,7 @@ static char *gen_ip_block(arena_t *a, rng_t *r)
 
 static char *gen_host(arena_t *a, rng_t *r)
 {
-    static const char *const v[] = {"svc.local", "*.svc.local", "api*", "Svc.Local:8080", "*"};
+    static const char *const v[] = {"svc.local", "*.svc.local", "api*", "Svc.Local:8080", "*", "svc.local:*"};
     return arena_printf(a, "%s", RNG_PICK(r, v));
 }
 
@@ -1417,7 +1513,7 @@ static char *gen_path(arena_t *a, rng_t *r)
 
 static char *gen_header_value(arena_t *a, rng_t *r)
 {
-    static const char *const v[] = {"v1", "v2", "v*", "*"};
+    static const char *const v[] = {"v1", "v2", "v*", "*", "*2", "v1,v2"};
     return arena_printf(a, "%s", RNG_PICK(r, v));
 }
 
@@ -1604,16 +1700,8 @@ static int ref_one(int kind, const char *pat, const char *v)
         return ref_cidr(pat, v);
     case F_PORT:
         return atoi(pat) == atoi(v);
-    case F_HOST: {
-        if (ref_str(pat, v, 1))
-            return 1;
-        const char *colon = strrchr(v, ':');
-        if (colon == NULL)
-            return 0;
-        char h[128];
-        snprintf(h, sizeof(h), "%.*s", (int)(colon - v), v);
-        return ref_str(pat, h, 1);
-    }
+    case F_HOST: /* the authority as sent, port included */
+        return ref_str(pat, v, 1);
     default:
         return ref_str(pat, v, kind == F_ICASE);
     }
@@ -1752,7 +1840,8 @@ static void gen_request(rng_t *r, ref_req_t *q)
     static const char *const methods[] = {"GET", "POST", "PUT"};
     static const char *const paths[] = {"/a", "/a/x", "/b", "/img/c.png", "/"};
     static const char *const hosts[] = {NULL, "svc.local", "x.svc.local:8080", "api.test", "SVC.LOCAL:8080"};
-    static const char *const xks[] = {NULL, "v1", "v2", "w"};
+    /* "a,b": the request carries two x-k fields, a then b; Istio (Envoy) matches "a,b" */
+    static const char *const xks[] = {NULL, "v1", "v2", "w", "v1,v2", "w,v1"};
     static const uint16_t ports[] = {80, 443, 8080, 9000};
     memset(q, 0, sizeof(*q));
     switch (rng_below(r, 6)) {
@@ -1850,10 +1939,18 @@ static void test_index_matches_reference(void **state)
             ref_req_t q;
             gen_request(&rng, &q);
             req_t req = {.principal = q.principal, .src_ip = q.src_ip, .port = q.port};
+            char xk_first[8];
             if (q.http) {
                 req.method = q.method, req.path = q.path, req.host = q.host;
-                if (q.xk != NULL)
+                const char *comma = q.xk != NULL ? strchr(q.xk, ',') : NULL;
+                if (comma != NULL) { /* two fields; another header between them */
+                    snprintf(xk_first, sizeof(xk_first), "%.*s", (int)(comma - q.xk), q.xk);
+                    req.headers[0] = "x-k", req.headers[1] = xk_first;
+                    req.headers[2] = "x-other", req.headers[3] = "v1";
+                    req.headers[4] = "X-K", req.headers[5] = comma + 1;
+                } else if (q.xk != NULL) {
                     req.headers[0] = "x-k", req.headers[1] = q.xk;
+                }
             }
             req_buf_t rb;
             rm_authz_decision_t d;
@@ -2299,6 +2396,7 @@ int main(void)
         cmocka_unit_test(test_load_model),
         cmocka_unit_test(test_load_path),
         cmocka_unit_test(test_eval_table),
+        cmocka_unit_test(test_eval_repeated_header_too_long),
         cmocka_unit_test(test_eval_audit),
         cmocka_unit_test(test_eval_dry_run),
         cmocka_unit_test(test_eval_log_allowed),

@@ -255,6 +255,17 @@ static void test_rule_trust_domain(void **state)
     assert_code(rm_svid_check_leaf(&leaf, 1500, &expect, NULL), RM_ERR_SVID_TRUST_DOMAIN);
     expect.trust_domain = "example.org.evil";
     assert_code(rm_svid_check_leaf(&leaf, 1500, &expect, NULL), RM_ERR_SVID_TRUST_DOMAIN);
+    /* an alias (trustDomainAliases) is accepted as well as the trust domain; a near miss is not */
+    static const char *const aliases[] = {"example.org.evil", "example.org"}, *const near[] = {"example.or"};
+    expect.trust_domain = "example.com";
+    expect.trust_domain_aliases = aliases;
+    expect.num_trust_domain_aliases = 2;
+    assert_code(rm_svid_check_leaf(&leaf, 1500, &expect, NULL), 0);
+    expect.trust_domain_aliases = near;
+    expect.num_trust_domain_aliases = 1;
+    assert_code(rm_svid_check_leaf(&leaf, 1500, &expect, NULL), RM_ERR_SVID_TRUST_DOMAIN);
+    expect.trust_domain_aliases = NULL;
+    expect.num_trust_domain_aliases = 0;
     strcpy(leaf.uris[0], "spiffe://example.org");
     expect.trust_domain = "example.org";
     assert_code(rm_svid_check_leaf(&leaf, 1500, &expect, NULL), 0);

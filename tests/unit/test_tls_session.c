@@ -84,7 +84,7 @@ static rm_tls_ctx_t *make_ctx(rm_tls_role_t role, const char *leaf, const char *
     snprintf(certf, sizeof(certf), "%s.pem", leaf);
     snprintf(keyf, sizeof(keyf), "%s.key", leaf);
     char *cert = slurp(certf, &cl), *key = slurp(keyf, &kl), *b = slurp(bundle, &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, NULL, 0};
     int ret = rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err));
     if (err_out != NULL)
         *err_out = ret;
@@ -404,6 +404,56 @@ static void test_untrusted_and_foreign_domain_refused(void **state)
     assert_int_equal(client_result_against("othertd", td_ids, 1), RM_ERR_SVID_TRUST_DOMAIN);
 }
 
+/* A context configured with trust domain aliases (a proxy's authorization.trustDomainAliases) accepts peers of those
+ * trust domains too; without them the same peer is refused. */
+static rm_tls_ctx_t *make_ctx_aliases(rm_tls_role_t role, const char *leaf, const char *td, const char *alias)
+{
+    char certf[64], keyf[64], err[256];
+    size_t cl, kl, bl;
+    rm_tls_ctx_t *ctx = NULL;
+    const char *aliases[] = {alias};
+    snprintf(certf, sizeof(certf), "%s.pem", leaf);
+    snprintf(keyf, sizeof(keyf), "%s.key", leaf);
+    char *cert = slurp(certf, &cl), *key = slurp(keyf, &kl), *b = slurp("ca.pem", &bl);
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, alias != NULL ? aliases : NULL, alias != NULL};
+    if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
+        fail_msg("ctx: %s", err);
+    free(cert), free(key), free(b);
+    return ctx;
+}
+
+static void test_trust_domain_aliases(void **state)
+{
+    for (int with_alias = 0; with_alias < 2; with_alias++) {
+        /* client: spiffe://example.org/ns/b/sa/server; server: spiffe://cluster.local/ns/b/sa/server */
+        rm_tls_ctx_t *cc = make_ctx_aliases(RM_TLS_CLIENT, "othertd", "example.org", "cluster.local");
+        rm_tls_ctx_t *sc =
+            make_ctx_aliases(RM_TLS_SERVER, "server", "cluster.local", with_alias ? "example.org" : NULL);
+        rm_tls_t *cli, *srv;
+        int cr, sr;
+        assert_int_equal(rm_tls_new(&cli, cc, server_ids, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
+        assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN), 0);
+        handshake(cli, srv, &cr, &sr);
+        assert_int_equal(sr, with_alias ? 0 : RM_ERR_SVID_TRUST_DOMAIN);
+        if (with_alias)
+            assert_string_equal(rm_tls_peer_id(srv), "spiffe://example.org/ns/b/sa/server");
+        rm_tls_free(cli);
+        rm_tls_free(srv);
+        rm_tls_ctx_unref(cc);
+        rm_tls_ctx_unref(sc);
+    }
+    /* the own certificate must still be of the trust domain itself */
+    const char *aliases[] = {"example.org"};
+    char err[256];
+    size_t cl, kl, bl;
+    char *cert = slurp("othertd.pem", &cl), *key = slurp("othertd.key", &kl), *b = slurp("ca.pem", &bl);
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", NULL, aliases, 1};
+    rm_tls_ctx_t *ctx = NULL;
+    assert_int_equal(rm_tls_ctx_new(&ctx, RM_TLS_SERVER, &cfg, err, sizeof(err)), RM_ERR_SVID_TRUST_DOMAIN);
+    assert_null(ctx);
+    free(cert), free(key), free(b);
+}
+
 static void test_expired_refused_and_not_loaded(void **state)
 {
     int err = 0;
@@ -453,7 +503,7 @@ static rm_tls_ctx_t *ctx_with(rm_tls_role_t role, const char *leaf, const char *
         cert = slurp(certf, &cl);
         key = slurp(keyf, &kl);
     }
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", alpn};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", alpn, NULL, 0};
     if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
         fail_msg("ctx: %s", err);
     free(cert), free(key), free(b);
@@ -601,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_large_windows),
         cmocka_unit_test(test_wrong_identity_refused),
         cmocka_unit_test(test_untrusted_and_foreign_domain_refused),
+        cmocka_unit_test(test_trust_domain_aliases),
         cmocka_unit_test(test_expired_refused_and_not_loaded),
         cmocka_unit_test(test_client_from_untrusted_ca_refused_by_server),
         cmocka_unit_test(test_alpn_and_certless_client),

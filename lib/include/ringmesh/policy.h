@@ -12,7 +12,11 @@
  *  - A rule matches when every present part matches: any `from` source, any `to` operation, every `when`.
  *    Within a source or operation every field present must match; a list matches when any entry matches; a
  *    not-list matches when no entry matches. Strings match exactly, by prefix ("x*"), by suffix ("*x") or by
- *    presence ("*").
+ *    presence ("*"). Hosts compare case-insensitively with the authority as sent, port included ("x.com" does not
+ *    match "x.com:8080"; "x.com:*" does). A header sent more than once is matched as one value: its values in
+ *    order joined with "," (Envoy's rule), so "guest" and "admin" are "guest,admin".
+ *  - Principals naming cluster.local, the mesh's trust domain or one of its aliases stand for the workload in each
+ *    of them (Istio's trust-domain migration; rm_authz_principal_expand), expanded when the engine compiles.
  *  - HTTP-only fields (hosts, methods, paths, request.headers) on a connection that is not HTTP: in an ALLOW
  *    policy the rule does not match; in DENY and AUDIT policies those fields count as matching.
  *  - A policy annotated ringmesh.io/dry-run: "true" is evaluated as if it were in force and the difference is
@@ -187,7 +191,22 @@ typedef struct st_rm_authz_engine_opts_t {
     rm_authz_action_t default_action; /* when no ALLOW policy applies: RM_AUTHZ_DENY (zero trust) or ALLOW */
     uint8_t log_allowed;              /* log every allowed decision, mesh-wide */
     double log_allowed_sample;        /* fraction of those logged, 0 < x <= 1 (0 means 1) */
+    /* The mesh's trust domain and its aliases (MeshConfig trustDomain, trustDomainAliases), read while compiling
+     * only: principals are expanded as rm_authz_principal_expand() says. NULL: principals are taken as written. */
+    const char *trust_domain;
+    char *const *trust_domain_aliases;
+    size_t num_trust_domain_aliases;
 } rm_authz_engine_opts_t;
+
+/** What a policy's principal (`principals`, `notPrincipals`, `source.principal` values) stands for in a mesh whose
+ *  trust domain and aliases `opts` names, following Istio's trust-domain migration: a principal
+ *  "TD/ns/NS/sa/SA" (with or without "spiffe://"; SA may be a pattern) whose TD is "cluster.local", the trust
+ *  domain or an alias (or a "x*" / "*x" pattern one of them matches, or that matches one of them) stands for the
+ *  same NS/SA in the trust domain and in every alias, in that order, without repeats; a "*x" TD that matches one
+ *  of them stays a pattern for that one. Every other principal stands for itself: "*", a prefix with fewer
+ *  segments ("cluster.local/ns/x/" then "*"), "*" as the TD, a TD that is none of the mesh's. Sets *out to a
+ *  malloc'ed array of *num malloc'ed strings (the caller frees them). Returns 0 or -ENOMEM. */
+int rm_authz_principal_expand(const rm_authz_engine_opts_t *opts, const char *principal, char ***out, size_t *num);
 
 /** Compiles the given policies (pointers into a set that must outlive the engine; typically every policy that
  *  selects one workload). Returns 0, -ENOMEM, or RM_ERR_POLICY_INVALID with a message in err (a value the
@@ -217,6 +236,9 @@ typedef enum {
     RM_AUTHZ_REASON_NO_ALLOW_MATCH, /* ALLOW policies apply and none matched */
     RM_AUTHZ_REASON_UNEVALUABLE,    /* "invalid-path": the request has no path, or the proxy could not normalize it
                                        (rm_http_path_normalize) and answered 400: denied */
+    /* a header a policy tests was sent more than once and its values joined with "," do not fit the engine's 8 KiB
+     * buffer: denied, the header named in the decision */
+    RM_AUTHZ_REASON_HEADER_TOO_LONG,
 } rm_authz_reason_t;
 
 typedef struct st_rm_authz_decision_t {
@@ -234,6 +256,8 @@ typedef struct st_rm_authz_decision_t {
     const rm_authz_policy_t *audit_policy;
     int audit_rule;
     uint8_t log; /* this decision should be logged (denied, would-deny, audit, or allowed with logAllowed) */
+    /* REASON_HEADER_TOO_LONG: the header's name (lower case, owned by the engine) */
+    const char *header;
 } rm_authz_decision_t;
 
 /** Decides. Allocates nothing. `sample` is a caller-provided random value in [0, 1) for allow-log sampling. */
@@ -258,6 +282,8 @@ typedef struct st_rm_workload_policy_t {
     rm_peer_port_mode_t *port_modes;  /* owned */
     size_t num_port_modes;
     rm_path_normalization_t path_normalization; /* how the proxy normalizes request paths (default BASE) */
+    /* after decode: holds what opts.trust_domain and opts.trust_domain_aliases point to (freed by clear) */
+    void *trust_domain_store;
 } rm_workload_policy_t;
 
 /** Serializes policies (in the given order) and settings as a WorkloadPolicy message. *out is malloc'ed.
@@ -266,7 +292,8 @@ int rm_workload_policy_encode(const rm_authz_policy_t *const *policies, size_t n
                               uint8_t **out, size_t *out_len);
 
 /** Parses a WorkloadPolicy into `set` (its policies, which the caller then compiles) and `wp`. Returns 0, or
- *  RM_ERR_POLICY_INVALID with a message in err when it is not a valid message, or -ENOMEM. */
+ *  RM_ERR_POLICY_INVALID with a message in err when it is not a valid message (a trust domain or alias that is not
+ *  a SPIFFE trust domain included), or -ENOMEM. */
 int rm_workload_policy_decode(const uint8_t *data, size_t len, rm_policy_set_t *set, rm_workload_policy_t *wp,
                               char *err, size_t errlen);
 

@@ -32,6 +32,9 @@ typedef struct st_rm_svid_expect_t {
     const char *trust_domain; /* the ID's trust domain must equal this */
     const char *const *ids;   /* the ID must equal one of these */
     size_t num_ids;
+    /* trust domains accepted besides trust_domain (a mesh's trustDomainAliases); not checked without trust_domain */
+    const char *const *trust_domain_aliases;
+    size_t num_trust_domain_aliases;
 } rm_svid_expect_t;
 
 /** What the SVID rules need from a parsed leaf certificate. Filled by rm_x509_parse_der(). */

@@ -30,6 +30,9 @@ typedef struct st_rm_tls_ctx_config_t {
     size_t bundle_len;
     const char *trust_domain; /* peers must be in this trust domain */
     const char *alpn;         /* protocol offered; NULL means RM_TLS_ALPN ("h2" to reach the control plane) */
+    /* peers may be in these trust domains too (trustDomainAliases); the own certificate must be in trust_domain */
+    const char *const *peer_trust_domain_aliases;
+    size_t num_peer_trust_domain_aliases;
 } rm_tls_ctx_config_t;
 
 /** Initialises the library once per process. Returns 0 or RM_ERR_TLS_CONFIG. */
