@@ -594,8 +594,9 @@ static void stream_on_start(tag_t *tag, int ok)
     stream_maybe_free(s);
 }
 
-/* Reads the peer's SPIFFE ID from the TLS session; Discovery requires one from our trust domain of the form
- * /ns/<ns>/sa/<sa>. */
+/* Reads the peer's SPIFFE ID from the TLS session; Discovery requires one of the form /ns/<ns>/sa/<sa>. A client
+ * certificate got here only through the handshake's verifier (client_verify.h: chain, X509-SVID rules and trust
+ * domain); the trust domain is compared again as a guard against a change of credentials. */
 static const char *stream_identify(stream_t *s, char *buf, size_t size)
 {
     grpc_auth_context *ctx = grpc_call_auth_context(s->call);

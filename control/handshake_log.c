@@ -228,9 +228,10 @@ void rm__handshake_log_line(int severity, const char *file, int line, const char
         return;
     }
     /* the rest of the two tracers' lines */
-    if (strncmp(message, "TCP:", 4) == 0 || strncmp(message, "BACKUP_POLLER:", 14) == 0 ||
-        strncmp(message, "write: ", 7) == 0 || strncmp(message, "READ DATA:", 10) == 0 ||
-        strncmp(message, "WRITE DATA:", 11) == 0 || strncmp(message, "SERVER_CONNECT:", 15) == 0)
+    if (strncasecmp(message, "TCP:", 4) == 0 /* "TCP:0x.. notify_on_read", "tcp:0x.. file:line ref 1 -> 2" */ ||
+        strncmp(message, "BACKUP_POLLER:", 14) == 0 || strncmp(message, "write: ", 7) == 0 ||
+        strncmp(message, "READ DATA:", 10) == 0 || strncmp(message, "WRITE DATA:", 11) == 0 ||
+        strncmp(message, "SERVER_CONNECT:", 15) == 0)
         return;
     /* OpenSSL's error for a failed handshake: the tls_refused line that follows carries it, with the peer */
     if (strncmp(message, "Handshake failed with fatal error", 33) == 0)
