@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <grpc/support/alloc.h>
@@ -86,7 +87,8 @@ static int verify(void *user_data, grpc_tls_custom_verification_check_request *r
     if (ret != 0) {
         /* the ID the certificate claims, for the log: lib's parse when it got that far, else gRPC's SAN list */
         const char *claimed = id != NULL && id->len != 0 ? id->str : "";
-        if (claimed[0] == '\0' && request->peer_info.san_names.uri_names_size != 0)
+        if (claimed[0] == '\0' && request->peer_info.san_names.uri_names_size != 0 &&
+            strncasecmp(request->peer_info.san_names.uri_names[0], "spiffe://", 9) == 0)
             claimed = request->peer_info.san_names.uri_names[0];
         rm_tls_refusal_t r = {.cause = cause_of(ret), .code = ret, .spiffe_id = claimed};
         rm_handshake_log_refusal(&r, details, sizeof(details));
