@@ -15,8 +15,9 @@ rm_require_cmds openssl jq
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 [ -f "$FAKETIME_LIB" ] || rm_skip "libfaketime is not installed (scripts/bootstrap.sh installs it)"
 PY=/usr/bin/python3
-[ -x "$PY" ] && "$PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
+if ! [ -x "$PY" ] || ! "$PY" -c 'import grpc, google.protobuf' 2>/dev/null; then
     rm_skip "Debian's python3-grpcio / python3-protobuf are not installed (scripts/bootstrap.sh installs them)"
+fi
 rm_require_cmds protoc
 rm_setup
 rm_control_init
