@@ -888,10 +888,10 @@ Fail:
     grpc_server_destroy(srv->server);
     grpc_completion_queue_destroy(srv->cq);
     rm_mesh_model_unref(srv->incoming);
-    rm_serving_creds_free(srv->serving);
     pthread_mutex_destroy(&srv->mutex);
-    free(srv);
     grpc_shutdown();
+    rm_serving_creds_free(srv->serving); /* after gRPC's file watcher is gone: it reads the file by its number */
+    free(srv);
     return ret;
 }
 
@@ -929,8 +929,8 @@ void rm_control_server_stop(rm_control_server_t *srv)
     release_set(srv);
     rm_mesh_model_unref(srv->model);
     rm_mesh_model_unref(srv->incoming);
-    rm_serving_creds_free(srv->serving);
     pthread_mutex_destroy(&srv->mutex);
-    free(srv);
     grpc_shutdown();
+    rm_serving_creds_free(srv->serving); /* after gRPC's file watcher is gone: it reads the file by its number */
+    free(srv);
 }

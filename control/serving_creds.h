@@ -41,7 +41,8 @@ int rm_serving_creds_create(const rm_serving_config_t *cfg, grpc_server_credenti
  *  often from one thread (the server thread does, on every turn). */
 void rm_serving_creds_tick(rm_serving_creds_t *sc, time_t now);
 
-/** Closes the in-memory file and frees `sc`. NULL is fine. */
+/** Closes the in-memory file and frees `sc`. Call it once gRPC has let go of the credentials (after grpc_shutdown()):
+ *  until then its file watcher reads the file by descriptor number. NULL is fine. */
 void rm_serving_creds_free(rm_serving_creds_t *sc);
 
 #endif
