@@ -132,6 +132,40 @@ static void copy_peer(grpc_call *call, char *out, size_t size)
     gpr_free(p);
 }
 
+/* The SPIFFE ID of the call's client certificate ("" without one): the handshake verified it. */
+static void copy_spiffe_id(grpc_call *call, char *out, size_t size)
+{
+    grpc_auth_context *ctx = grpc_call_auth_context(call);
+    grpc_auth_property_iterator it;
+    const grpc_auth_property *p;
+
+    out[0] = '\0';
+    if (ctx == NULL)
+        return;
+    it = grpc_auth_context_find_properties_by_name(ctx, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
+    if ((p = grpc_auth_property_iterator_next(&it)) != NULL)
+        snprintf(out, size, "%.*s", (int)p->value_length, p->value);
+    grpc_auth_context_release(ctx);
+}
+
+/* One line for a call refused before its method ran (Sign and Discovery log their own refusals). */
+static void log_call_refused(grpc_call *call, const char *peer, const char *method, grpc_status_code status,
+                             const char *reason)
+{
+    char id[256];
+    rm_log_line_t l;
+
+    copy_spiffe_id(call, id, sizeof(id));
+    rm_log_begin(&l, RM_LOG_WARN, "call_refused");
+    rm_log_str(&l, "peer", peer);
+    if (id[0] != '\0')
+        rm_log_str(&l, "spiffeId", id);
+    rm_log_str(&l, "method", method);
+    rm_log_int(&l, "grpcStatus", status);
+    rm_log_str(&l, "reason", reason);
+    rm_log_end(&l);
+}
+
 /* ---- reading a message ---- */
 
 static int read_message(grpc_byte_buffer *bb, uint8_t **data, size_t *len)
@@ -231,6 +265,7 @@ static void on_sign(tag_t *tag, int ok)
         memset(&res, 0, sizeof(res));
         res.grpc_status = GRPC_STATUS_INVALID_ARGUMENT;
         snprintf(res.message, sizeof(res.message), "no request message");
+        log_call_refused(call, peer, METHOD_SIGN, GRPC_STATUS_INVALID_ARGUMENT, res.message);
     } else {
         int64_t ttl = srv->model != NULL ? srv->model->settings.svid_ttl : 0;
         rm_identity_sign(srv->cfg.ca, srv->cfg.attestor, ttl, peer, req, req_len, &res);
@@ -248,7 +283,7 @@ static void on_other(tag_t *tag, int ok)
 {
     rm_control_server_t *srv = container_of(tag, rm_control_server_t, accept_other.tag);
     grpc_call *call = srv->accept_other.call;
-    char method[200], msg[256];
+    char method[200], msg[256], peer[128];
 
     srv->accept_other.call = NULL;
     snprintf(method, sizeof(method), "%.*s", (int)GRPC_SLICE_LENGTH(srv->accept_other.details.method),
@@ -259,6 +294,8 @@ static void on_other(tag_t *tag, int ok)
         return;
     request_other(srv);
     snprintf(msg, sizeof(msg), "unknown method %s", method);
+    copy_peer(call, peer, sizeof(peer));
+    log_call_refused(call, peer, method, GRPC_STATUS_UNIMPLEMENTED, msg);
     unary_finish(call, NULL, 0, GRPC_STATUS_UNIMPLEMENTED, msg);
 }
 
