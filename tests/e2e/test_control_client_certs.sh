@@ -79,9 +79,10 @@ s_client() {
 refused_cert() {
     s_client "$1" -tls1_3 -cert "$K/$1.pem" -key "$K/$1.key"
     grep -q "unexpected eof" "$K/$1.out" || rm_fail "the connection with certificate $1 stayed open: $(cat "$K/$1.out")"
-    rm_expect_log "$CLOG" '.event == "tls_refused" and (.spiffeId // "" | endswith("/sa/'"$1"'"))' \
-        "certificate $1 is refused"
+    local filter='.event == "tls_refused" and (.spiffeId // "" | endswith("/sa/'"$1"'"))'
+    rm_expect_log "$CLOG" "$filter" "certificate $1 is refused"
     check_peer
+    rm_assert_eq "$(rm_log_count "$CLOG" "$filter")" 1 "lines for the refusal"
 }
 
 # check_peer: the line in RM_LINE names the pod as the peer
@@ -102,6 +103,7 @@ case_tls12() {
     grep -q "Cipher is (NONE)" "$K/tls12.out" || rm_fail "a TLS 1.2 handshake went through: $(cat "$K/tls12.out")"
     rm_expect_log "$CLOG" '.event == "tls_refused" and .cause == "tls_version"' "the refusal of TLS 1.2 is logged"
     check_peer
+    rm_assert_eq "$(rm_log_count "$CLOG" '.event == "tls_refused"')" 1 "lines for the refusal"
     ! grep -qv '^{' "$CLOG" || rm_fail "a line of the control plane's stdout is not JSON: $(grep -v '^{' "$CLOG" | head -n 1)"
     ! grep -q "Handshake failed" "$RM_TMP/logs/control-main.log.stderr" ||
         rm_fail "gRPC's handshake failure text still goes to stderr"
