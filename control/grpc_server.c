@@ -1,6 +1,8 @@
 #include "grpc_server.h"
 #include "grpc_runtime.h"
+#include "handshake_log.h"
 #include "openssl_defaults.h"
+#include "serving_creds.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -78,10 +80,8 @@ struct st_rm_control_server_t {
     tag_t shutdown_tag;
     int shutdown_done;
 
-    /* The serving certificate, re-issued by the credentials' fetcher (gRPC threads) before it gets old. */
-    pthread_mutex_t serving_lock;
-    time_t serving_renew_at;
-    int serving_fetches;
+    /* The port's credentials: the serving certificate, renewed by the server thread before it gets old. */
+    rm_serving_creds_t *serving;
 };
 
 /* A finished unary call (Sign, or a refusal of an unknown method): frees itself when its batch completes. */
@@ -130,6 +130,40 @@ static void copy_peer(grpc_call *call, char *out, size_t size)
     char *p = grpc_call_get_peer(call);
     snprintf(out, size, "%s", p != NULL ? p : "");
     gpr_free(p);
+}
+
+/* The SPIFFE ID of the call's client certificate ("" without one): the handshake verified it. */
+static void copy_spiffe_id(grpc_call *call, char *out, size_t size)
+{
+    grpc_auth_context *ctx = grpc_call_auth_context(call);
+    grpc_auth_property_iterator it;
+    const grpc_auth_property *p;
+
+    out[0] = '\0';
+    if (ctx == NULL)
+        return;
+    it = grpc_auth_context_find_properties_by_name(ctx, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
+    if ((p = grpc_auth_property_iterator_next(&it)) != NULL)
+        snprintf(out, size, "%.*s", (int)p->value_length, p->value);
+    grpc_auth_context_release(ctx);
+}
+
+/* One line for a call refused before its method ran (Sign and Discovery log their own refusals). */
+static void log_call_refused(grpc_call *call, const char *peer, const char *method, grpc_status_code status,
+                             const char *reason)
+{
+    char id[256];
+    rm_log_line_t l;
+
+    copy_spiffe_id(call, id, sizeof(id));
+    rm_log_begin(&l, RM_LOG_WARN, "call_refused");
+    rm_log_str(&l, "peer", peer);
+    if (id[0] != '\0')
+        rm_log_str(&l, "spiffeId", id);
+    rm_log_str(&l, "method", method);
+    rm_log_int(&l, "grpcStatus", status);
+    rm_log_str(&l, "reason", reason);
+    rm_log_end(&l);
 }
 
 /* ---- reading a message ---- */
@@ -231,6 +265,7 @@ static void on_sign(tag_t *tag, int ok)
         memset(&res, 0, sizeof(res));
         res.grpc_status = GRPC_STATUS_INVALID_ARGUMENT;
         snprintf(res.message, sizeof(res.message), "no request message");
+        log_call_refused(call, peer, METHOD_SIGN, GRPC_STATUS_INVALID_ARGUMENT, res.message);
     } else {
         int64_t ttl = srv->model != NULL ? srv->model->settings.svid_ttl : 0;
         rm_identity_sign(srv->cfg.ca, srv->cfg.attestor, ttl, peer, req, req_len, &res);
@@ -248,7 +283,7 @@ static void on_other(tag_t *tag, int ok)
 {
     rm_control_server_t *srv = container_of(tag, rm_control_server_t, accept_other.tag);
     grpc_call *call = srv->accept_other.call;
-    char method[200], msg[256];
+    char method[200], msg[256], peer[128];
 
     srv->accept_other.call = NULL;
     snprintf(method, sizeof(method), "%.*s", (int)GRPC_SLICE_LENGTH(srv->accept_other.details.method),
@@ -259,6 +294,8 @@ static void on_other(tag_t *tag, int ok)
         return;
     request_other(srv);
     snprintf(msg, sizeof(msg), "unknown method %s", method);
+    copy_peer(call, peer, sizeof(peer));
+    log_call_refused(call, peer, method, GRPC_STATUS_UNIMPLEMENTED, msg);
     unary_finish(call, NULL, 0, GRPC_STATUS_UNIMPLEMENTED, msg);
 }
 
@@ -594,8 +631,9 @@ static void stream_on_start(tag_t *tag, int ok)
     stream_maybe_free(s);
 }
 
-/* Reads the peer's SPIFFE ID from the TLS session; Discovery requires one from our trust domain of the form
- * /ns/<ns>/sa/<sa>. */
+/* Reads the peer's SPIFFE ID from the TLS session; Discovery requires one of the form /ns/<ns>/sa/<sa>. A client
+ * certificate got here only through the handshake's verifier (client_verify.h: chain, X509-SVID rules and trust
+ * domain); the trust domain is compared again as a guard against a change of credentials. */
 static const char *stream_identify(stream_t *s, char *buf, size_t size)
 {
     grpc_auth_context *ctx = grpc_call_auth_context(s->call);
@@ -767,6 +805,7 @@ static void *server_thread(void *arg)
             break;
         if (ev.type == GRPC_OP_COMPLETE)
             ((tag_t *)ev.tag)->cb(ev.tag, ev.success);
+        rm_serving_creds_tick(srv->serving, time(NULL));
         rm_mesh_model_t *incoming = NULL;
         pthread_mutex_lock(&srv->mutex);
         incoming = srv->incoming;
@@ -786,55 +825,6 @@ static void on_shutdown(tag_t *tag, int ok)
     (void)ok;
     srv->shutdown_done = 1;
     grpc_completion_queue_shutdown(srv->cq);
-}
-
-/* Called by gRPC when it sets up a handshake: hands over a new serving certificate when the current one has lived
- * half its life (or none was issued yet), else says nothing changed. */
-static grpc_ssl_certificate_config_reload_status serving_fetch(void *arg, grpc_ssl_server_certificate_config **config)
-{
-    rm_control_server_t *srv = arg;
-    time_t now = time(NULL);
-    char *cert = NULL, *key = NULL;
-    size_t cert_len = 0, key_len = 0, bundle_len;
-    int64_t ttl = srv->cfg.serving_ttl != 0 ? srv->cfg.serving_ttl : 24 * 3600;
-    grpc_ssl_certificate_config_reload_status status = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
-    int ret;
-
-    pthread_mutex_lock(&srv->serving_lock);
-    if (srv->serving_renew_at != 0 && now < srv->serving_renew_at)
-        goto Exit;
-    if ((ret = rm_ca_issue_serving(srv->cfg.ca, srv->cfg.serving_id, srv->cfg.serving_dns_names,
-                                   srv->cfg.num_serving_dns_names, ttl, &cert, &cert_len, &key, &key_len)) != 0) {
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_ERROR, "serving_certificate_failed");
-        rm_log_err(&l, "error", ret);
-        rm_log_end(&l);
-        /* keep the current one (if any) and try again in a minute */
-        status = srv->serving_renew_at == 0 ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL
-                                            : GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
-        if (srv->serving_renew_at != 0)
-            srv->serving_renew_at = now + 60;
-        goto Exit;
-    }
-    grpc_ssl_pem_key_cert_pair pair = {key, cert};
-    *config = grpc_ssl_server_certificate_config_create(rm_ca_bundle_pem(srv->cfg.ca, &bundle_len), &pair, 1);
-    srv->serving_renew_at = now + ttl / 2;
-    srv->serving_fetches++;
-    status = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
-    {
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_INFO, "serving_certificate_issued");
-        rm_log_str(&l, "spiffeId", srv->cfg.serving_id);
-        rm_log_int(&l, "notAfter", (int64_t)now + ttl);
-        rm_log_int(&l, "renewAt", (int64_t)srv->serving_renew_at);
-        rm_log_uint(&l, "dnsNames", srv->cfg.num_serving_dns_names);
-        rm_log_end(&l);
-    }
-Exit:
-    pthread_mutex_unlock(&srv->serving_lock);
-    rm_x509_free_secret(key, key_len);
-    free(cert);
-    return status;
 }
 
 /* Process-wide settings of the libraries under gRPC, once, before the first grpc_init(). */
@@ -866,9 +856,9 @@ int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model
     if (srv->cfg.max_streams == 0)
         srv->cfg.max_streams = 16384;
     pthread_mutex_init(&srv->mutex, NULL);
-    pthread_mutex_init(&srv->serving_lock, NULL);
     pthread_once(&runtime_once, runtime_init);
     grpc_init();
+    rm_handshake_log_init();
 
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -893,14 +883,13 @@ int rm_control_server_start(const rm_control_server_config_t *cfg, rm_mesh_model
         grpc_server_register_method(srv->server, METHOD_SIGN, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     srv->m_stream = grpc_server_register_method(srv->server, METHOD_STREAM, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
 
-    creds =
-        grpc_ssl_server_credentials_create_with_options(grpc_ssl_server_credentials_create_options_using_config_fetcher(
-            GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY, serving_fetch, srv));
-    if (creds == NULL) {
-        snprintf(err, errlen, "gRPC refused the serving certificate or the trust bundle");
-        ret = RM_ERR_TLS_CONFIG;
+    rm_serving_config_t serving = {.ca = cfg->ca,
+                                   .spiffe_id = cfg->serving_id,
+                                   .dns_names = cfg->serving_dns_names,
+                                   .num_dns_names = cfg->num_serving_dns_names,
+                                   .ttl = cfg->serving_ttl};
+    if ((ret = rm_serving_creds_create(&serving, &creds, &srv->serving, err, errlen)) != 0)
         goto Fail;
-    }
     ret = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
     grpc_server_credentials_release(creds);
     if (ret == 0) {
@@ -937,9 +926,9 @@ Fail:
     grpc_completion_queue_destroy(srv->cq);
     rm_mesh_model_unref(srv->incoming);
     pthread_mutex_destroy(&srv->mutex);
-    pthread_mutex_destroy(&srv->serving_lock);
-    free(srv);
     grpc_shutdown();
+    rm_serving_creds_free(srv->serving); /* after gRPC's file watcher is gone: it reads the file by its number */
+    free(srv);
     return ret;
 }
 
@@ -978,7 +967,7 @@ void rm_control_server_stop(rm_control_server_t *srv)
     rm_mesh_model_unref(srv->model);
     rm_mesh_model_unref(srv->incoming);
     pthread_mutex_destroy(&srv->mutex);
-    pthread_mutex_destroy(&srv->serving_lock);
-    free(srv);
     grpc_shutdown();
+    rm_serving_creds_free(srv->serving); /* after gRPC's file watcher is gone: it reads the file by its number */
+    free(srv);
 }

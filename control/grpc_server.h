@@ -1,5 +1,7 @@
 /* ringmesh-control's gRPC server on the gRPC C core: Identity.Sign and Discovery.Stream over TLS (client
- * certificates requested and, when presented, verified against the trust bundle; Discovery requires one).
+ * certificates requested and, when presented, verified by lib's SVID verification during the handshake, see
+ * client_verify.h; Discovery requires one). A refused handshake is logged with its cause and peer
+ * (handshake_log.h).
  *
  * One thread drives one completion queue; every call's state lives on that thread, so nothing here takes a
  * lock except the hand-over of a new model (rm_control_server_update) and the counters. */

@@ -14,7 +14,8 @@ static const char ringmesh_ssl_conf[] = "openssl_conf = ringmesh_openssl_init\n"
                                         "[ringmesh_ssl_sect]\n"
                                         "system_default = ringmesh_system_default\n"
                                         "[ringmesh_system_default]\n"
-                                        "NumTickets = 0\n";
+                                        "NumTickets = 0\n"
+                                        "Protocol = -TLSv1, -TLSv1.1, -TLSv1.2\n";
 
 /* Does the process's OpenSSL configuration file (OPENSSL_CONF or the default one) set TLS defaults itself? */
 static int system_sets_ssl_conf(void)
@@ -59,7 +60,7 @@ int rm_openssl_server_defaults(const char **reason)
         *reason = "OpenSSL refused the settings";
         goto Exit;
     }
-    *reason = "TLS 1.3 session tickets off (NumTickets = 0)";
+    *reason = "TLS 1.3 only, session tickets off (Protocol = -TLSv1.2, NumTickets = 0)";
     ret = 1;
 
 Exit:

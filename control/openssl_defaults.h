@@ -4,7 +4,10 @@
  * "system_default" settings of OpenSSL's ssl_conf configuration module. Through that module the control plane turns
  * TLS 1.3 session tickets off: OpenSSL 3.0 sends two after every handshake, and making each one copies the session,
  * decoding the client's certificate and key again (about a fifth of the control plane's CPU per new connection,
- * bench/RESULTS.md), for tickets nobody presents: the sidecars do not resume sessions. */
+ * bench/RESULTS.md), for tickets nobody presents: the sidecars do not resume sessions. It also takes TLS 1.2 and
+ * older off (`Protocol = -TLSv1.2`): gRPC 1.51's C API cannot set a minimum version and sets TLS 1.2 itself on
+ * each SSL_CTX, which overrides a `MinProtocol`, but not a protocol turned off. Sidecars speak TLS 1.3 only, and
+ * the other TLS client in the process (libcurl, to the Kubernetes API) gets TLS 1.3 from any current API server. */
 #ifndef RINGMESH_CONTROL_OPENSSL_DEFAULTS_H
 #define RINGMESH_CONTROL_OPENSSL_DEFAULTS_H
 

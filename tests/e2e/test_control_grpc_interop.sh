@@ -106,6 +106,8 @@ case_stream_refusals() {
         "the refusal names the claimed namespace"
     line=$(interop call "$ADDR" "$BUNDLE" /ringmesh.v1.Identity/Nope)
     rm_assert_eq "$(rm_json "$line" .code)" UNIMPLEMENTED "an unknown method"
+    rm_expect_log "$CLOG" '.event == "call_refused" and .method == "/ringmesh.v1.Identity/Nope"
+        and .grpcStatus == 12 and (.peer | startswith("ipv4:127.0.0.1:"))' "the unknown method is logged with the peer"
 }
 
 # /metrics counts what the cases above did; /healthz answers.

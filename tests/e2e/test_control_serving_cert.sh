@@ -2,8 +2,8 @@
 #
 # The control plane's serving certificate renews itself. ringmesh-control runs under libfaketime with a clock the
 # test moves: at start it serves a 24-hour certificate for its SPIFFE ID and DNS names; 13 hours later (past half
-# its life) the next handshake gets a new one, with the same identity and names, that verifies against the trust
-# bundle, while the old one is no longer served.
+# its life) it issues a new one, with the same identity and names, that verifies against the trust bundle, and the
+# handshakes after gRPC's next read of it (within a second) get it, while the old one is no longer served.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
@@ -33,8 +33,13 @@ served() { # served FILE: the certificate a TLS client gets now (a few tries: th
 }
 served "$RM_TMP/first.pem"
 echo "+13h" >"$CLOCK"
-sleep 1
-served "$RM_TMP/second.pem"
+rm_expect_log_nth "$CLOG" '.event == "serving_certificate_issued"' 2 "a new serving certificate is issued"
+for _ in $(seq 1 20); do # gRPC's file watcher reads it every second
+    served "$RM_TMP/second.pem"
+    [ "$(openssl x509 -in "$RM_TMP/first.pem" -noout -serial)" = "$(openssl x509 -in "$RM_TMP/second.pem" -noout -serial)" ] ||
+        break
+    sleep 0.2
+done
 AT=$(($(date +%s) + 13 * 3600 + 60))
 
 case_renewed() {
