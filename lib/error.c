@@ -37,7 +37,7 @@ const char *rm_strerror(int err)
     case RM_ERR_TLS_NO_SHARED_GROUP:
         return "no key exchange group in common with the peer (accepted: P-256, X25519, P-384)";
     case RM_ERR_TLS_PEER_ALERT:
-        return "peer aborted the handshake with an alert";
+        return "peer ended the session with a fatal alert (peer_alert names it)";
     case RM_ERR_TLS_BAD_KEY_SHARE:
         return "peer's key share is not a valid public key of its group";
     case RM_ERR_SPIFFE_SCHEME:

@@ -809,7 +809,8 @@ int rm_tls_read(rm_tls_t *tls, uint8_t *buf, size_t len)
         tls->peer_closed = 1;
         return 0;
     }
-    return RM_ERR_TLS_PROTOCOL;
+    /* a TLS 1.3 server refusing our certificate says so after our side of the handshake is over */
+    return e == FATAL_ERROR ? RM_ERR_TLS_PEER_ALERT : RM_ERR_TLS_PROTOCOL;
 }
 
 int rm_tls_write(rm_tls_t *tls, const uint8_t *buf, size_t len)

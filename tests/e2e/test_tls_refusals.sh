@@ -12,7 +12,8 @@
 # Refusals: TLS 1.2, no shared cipher, no shared group, a certificate without digitalSignature, a client
 # certificate without clientAuth, a server certificate without serverAuth, an expired certificate, one from an
 # unknown CA, and one whose SPIFFE ID has no path each log peer_rejected with their own reason and code, the
-# peer's address and, when its certificate carries one, its SPIFFE ID.
+# peer's address and, when its certificate carries one, its SPIFFE ID; a server refusing this proxy's certificate
+# after the handshake is a tls_error with its alert, address and ID.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rm_setup_no_netns
@@ -243,13 +244,13 @@ case_certificate_refusals() {
 # outbound: the upstream listener against openssl s_server
 
 # s_server NAME CERT ARGS...: one-connection s_server on SRV (reverses each line) with CERT, asking for a client
-# certificate; -trace output in $RM_TMP/logs/s_server-NAME.log
+# certificate from CA "main" (or S_SERVER_CA); -trace output in $RM_TMP/logs/s_server-NAME.log
 s_server() {
     local name=$1 cert=$2
     shift 2
     rm_bg "s_server-$name" "$POD" "$RM_TMP/logs/s_server-$name.log" openssl s_server -accept "127.0.0.1:$P_SRV" \
-        -naccept 1 -rev -trace -cert "$PKI/$cert.pem" -key "$PKI/$cert.key" -CAfile "$PKI/ca-main.pem" -Verify 1 \
-        "$@"
+        -naccept 1 -rev -trace -cert "$PKI/$cert.pem" -key "$PKI/$cert.key" \
+        -CAfile "$PKI/ca-${S_SERVER_CA:-main}.pem" -Verify 1 "$@"
     rm_wait_port "$POD" "$P_SRV" 10 "s_server-$name"
 }
 
@@ -301,7 +302,7 @@ case_server_groups() {
     rm_assert_eq "$(jq -r .received <"$RM_TMP/logs/client-groups-P-521.status")" 0 \
         "a server taking only P-521: nothing came back"
     rm_stop s_server-groups-P-521
-    expect_refusal "$LOG_F" 1 "$CODE_TLS_PEER_ALERT" "^peer aborted the handshake with an alert"
+    expect_refusal "$LOG_F" 1 "$CODE_TLS_PEER_ALERT" "^peer ended the session with a fatal alert"
     rm_assert_eq "$(rm_json "$RM_LINE" .peer_alert)" handshake_failure "the refusal names the server's alert"
 }
 
@@ -320,6 +321,20 @@ rm_case "inbound: X25519, P-256 and P-384 accepted" case_groups_accepted
 rm_case "inbound: X448, P-521 and secp224r1 refused with their cause" case_groups_refused
 rm_case "inbound: TLS 1.2 and a cipher suite not accepted" case_protocol_refusals
 rm_case "inbound: certificates refused with the rule, the peer's address and ID" case_certificate_refusals
+# a server whose bundle does not hold this proxy's CA: TLS 1.3 lets the client finish first, so the refusal arrives
+# as the server's alert after the handshake: a tls_error naming the alert, the server's address and its ID
+case_server_refuses_us() {
+    S_SERVER_CA=stranger s_server refuses-us orders -verify_return_error
+    through refuses-us
+    rm_assert_eq "$(jq -r .received <"$RM_TMP/logs/client-refuses-us.status")" 0 \
+        "a server refusing our certificate: nothing came back"
+    rm_stop s_server-refuses-us
+    rm_expect_log "$LOG_F" ".event == \"tls_error\" and .peer_alert == \"unknown_ca\" and .code == $CODE_TLS_PEER_ALERT
+        and (.error | startswith(\"peer ended the session with a fatal alert\"))" "the upstream listener logs the server's refusal"
+    rm_assert_eq "$(rm_json "$RM_LINE" .peer_addr)" "127.0.0.1:$P_SRV" "the TLS error names the server's address"
+    rm_assert_eq "$(rm_json "$RM_LINE" .peer_id)" "$ID_ORDERS" "the TLS error names the server's SPIFFE ID"
+}
+
 # These start s_server, so they run outside rm_case (whose subshell would keep their PIDs from the teardown).
 rm_log "--- outbound: the ClientHello offers only the accepted suites and groups"
 case_client_hello_offer
@@ -327,6 +342,8 @@ rm_log "--- outbound: servers taking X25519 or P-384 accepted, P-521 refused"
 case_server_groups
 rm_log "--- outbound: a server certificate without serverAuth refused"
 case_server_without_server_auth
+rm_log "--- outbound: a server that refuses this proxy's certificate"
+case_server_refuses_us
 
 for name in frontend orders; do
     rm_stop "proxy-$name" TERM

@@ -28,7 +28,7 @@ enum {
     RM_ERR_TLS_VERSION = RM_ERR_CLASS_TLS - 12,          /* peer does not offer TLS 1.3 */
     RM_ERR_TLS_NO_SHARED_CIPHER = RM_ERR_CLASS_TLS - 13, /* no cipher suite in common with the peer */
     RM_ERR_TLS_NO_SHARED_GROUP = RM_ERR_CLASS_TLS - 14,  /* no key exchange group in common with the peer */
-    RM_ERR_TLS_PEER_ALERT = RM_ERR_CLASS_TLS - 15,       /* peer aborted the handshake with an alert */
+    RM_ERR_TLS_PEER_ALERT = RM_ERR_CLASS_TLS - 15,       /* peer sent a fatal alert (it refused us) */
     RM_ERR_TLS_BAD_KEY_SHARE = RM_ERR_CLASS_TLS - 16,    /* peer's key share is not a valid key of its group */
 
     /* SPIFFE ID syntax and X.509-SVID rules (one code per rule, see svid.h) */
