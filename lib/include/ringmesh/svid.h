@@ -68,10 +68,10 @@ int rm_spiffe_workload_id_parse(const char *s, size_t len, rm_spiffe_id_t *out);
 
 /** Applies the X509-SVID leaf rules (URI SAN count and syntax, a path in the SPIFFE ID, not a CA, key usage,
  *  extended key usage (when present, both serverAuth and clientAuth), validity at `now`, and `expect`) to a parsed
- *  leaf. The one rule set for every verifier: `ringmeshctl svid verify`, the proxy's handshakes and its own SVID. On
- * success fills `id` (may be NULL). Returns 0 or the failed rule. `id` is also filled when the single URI SAN is a
- * valid SPIFFE ID but a later rule fails (so a refusal can be logged with the peer's identity); otherwise id->len is 0.
- * Only a 0 return makes `id` an authenticated ID. */
+ *  leaf: the one rule set of every verifier (`ringmeshctl svid verify`, the proxy's handshakes, its own SVID).
+ *  On success fills `id` (may be NULL). Returns 0 or the failed rule. `id` is also filled when the single URI SAN is
+ *  a valid SPIFFE ID but a later rule fails (so a refusal can be logged with the peer's identity); otherwise
+ *  id->len is 0. Only a 0 return makes `id` an authenticated ID. */
 int rm_svid_check_leaf(const rm_x509_info_t *leaf, time_t now, const rm_svid_expect_t *expect, rm_spiffe_id_t *id);
 
 /** The rule for a certificate that signs others (a root in a bundle or an intermediate in a chain): basicConstraints
