@@ -11,7 +11,7 @@
 # completes with a server that takes only X25519 or only P-384, and is refused by one that takes only P-521.
 # Refusals: TLS 1.2, no shared cipher, no shared group, a certificate without digitalSignature, a client
 # certificate without clientAuth, a server certificate without serverAuth, an expired certificate, one from an
-# unknown CA, and one whose SPIFFE ID has no path each log peer_rejected with their own reason and code, the
+# unknown CA, one whose SPIFFE ID has no path and one whose URI is no SPIFFE ID each log peer_rejected with their own reason and code, the
 # peer's address and, when its certificate carries one, its SPIFFE ID; a server refusing this proxy's certificate
 # after the handshake is a tls_error with its alert, address and ID.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -32,6 +32,7 @@ CODE_TLS_NO_SHARED_GROUP=-65550
 CODE_TLS_PEER_ALERT=-65551
 CODE_SVID_NO_DIGITAL_SIGNATURE=-131096
 CODE_SVID_EXPIRED=-131099
+CODE_SVID_BAD_SAN_URI=-131105
 CODE_SVID_NO_PATH=-131107
 CODE_SVID_EXT_KEY_USAGE=-131108
 
@@ -73,6 +74,8 @@ odd_cert client-auth-only "basicConstraints = critical,CA:FALSE" "keyUsage = cri
     "extendedKeyUsage = clientAuth" "subjectAltName = URI:$ID_ORDERS"
 odd_cert no-path "basicConstraints = critical,CA:FALSE" "keyUsage = critical,digitalSignature" \
     "extendedKeyUsage = serverAuth,clientAuth" "subjectAltName = URI:spiffe://cluster.local"
+odd_cert bad-id "basicConstraints = critical,CA:FALSE" "keyUsage = critical,digitalSignature" \
+    "extendedKeyUsage = serverAuth,clientAuth" "subjectAltName = URI:spiffe://cluster.local/ns/../sa/frontend"
 
 # proxy_config NAME LISTENERS_YAML
 proxy_config() {
@@ -234,7 +237,10 @@ case_certificate_refusals() {
     expect_refusal "$LOG_O" 1 "$CODE_TLS_UNTRUSTED" "does not verify to the trust bundle" "$ID_FRONTEND"
     s_client no-path no-path
     expect_refusal "$LOG_O" 1 "$CODE_SVID_NO_PATH" "must have a path" "spiffe://cluster.local"
-    for name in no-digsig server-auth-only expired unknown-ca no-path; do
+    # a URI that is no SPIFFE ID is no identity to name
+    s_client bad-id bad-id
+    expect_refusal "$LOG_O" 1 "$CODE_SVID_BAD_SAN_URI" "URI SAN is not a valid SPIFFE ID"
+    for name in no-digsig server-auth-only expired unknown-ca no-path bad-id; do
         ! grep -q "^hello $name\$" "$RM_TMP/logs/s_client-$name.out" || rm_fail "$name: bytes came back"
     done
     rm_log "ok: no refused client got its bytes through"
