@@ -81,6 +81,7 @@ s_client() {
     local name=$1 cert=$2
     shift 2
     RM_RC=0
+    # shellcheck disable=SC2016 # expanded by the inner shell
     rm_exec ext sh -c 'n=$1 c=$2 ca=$3; shift 3; (printf "hello %s\n" "$n"; sleep 1) |
         timeout 15 openssl s_client -connect 198.19.0.10:8080 -alpn ringmesh/1 -brief -cert "$c.pem" -key "$c.key" \
         -CAfile "$ca" "$@"' s_client "$name" "$PKI/$cert" "$PKI/ca-main.pem" "$@" \

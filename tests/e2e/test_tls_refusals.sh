@@ -134,6 +134,7 @@ s_client() {
     local name=$1 cert=$2
     shift 2
     RM_RC=0
+    # shellcheck disable=SC2016 # expanded by the inner shell
     rm_run sh -c 'n=$1 a=$2 c=$3 ca=$4; shift 4; (printf "hello %s\n" "$n"; sleep 1) |
         timeout 15 openssl s_client -connect "$a" -brief -cert "$c.pem" -key "$c.key" -CAfile "$ca" "$@"' s_client "$name" "127.0.0.1:$P_IN" "$PKI/$cert" \
         "$PKI/ca-main.pem" "$@" >"$RM_TMP/logs/s_client-$name.out" 2>&1 || RM_RC=$?
