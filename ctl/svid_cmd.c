@@ -120,7 +120,7 @@ static int svid_verify(int argc, char **argv)
     }
     for (i = 0; i != flags[V_EXPECT].count; ++i) {
         const char *want = flags[V_EXPECT].values[i];
-        if ((err = rm_spiffe_id_parse(want, strlen(want), NULL)) != 0) {
+        if ((err = rm_spiffe_workload_id_parse(want, strlen(want), NULL)) != 0) {
             fprintf(stderr, "ringmeshctl svid verify: --expect '%s': %s\n", want, rm_strerror(err));
             ret = RM_CTL_EXIT_USAGE;
             goto Exit;
@@ -243,7 +243,7 @@ static int svid_issue(int argc, char **argv)
             goto Exit;
         }
     } else {
-        if ((err = rm_spiffe_id_parse(flags[I_ID].value, strlen(flags[I_ID].value), NULL)) != 0) {
+        if ((err = rm_spiffe_workload_id_parse(flags[I_ID].value, strlen(flags[I_ID].value), NULL)) != 0) {
             fprintf(stderr, "ringmeshctl svid issue: --id '%s': %s\n", flags[I_ID].value, rm_strerror(err));
             goto Exit;
         }

@@ -29,6 +29,17 @@ const char *rm_strerror(int err)
         return "TLS certificate, key or bundle could not be loaded";
     case RM_ERR_TLS_NO_MEMORY:
         return "TLS out of memory";
+    case RM_ERR_TLS_VERSION:
+        return "peer does not offer TLS 1.3 (protocol version refused)";
+    case RM_ERR_TLS_NO_SHARED_CIPHER:
+        return "no cipher suite in common with the peer (accepted: TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, "
+               "TLS_CHACHA20_POLY1305_SHA256)";
+    case RM_ERR_TLS_NO_SHARED_GROUP:
+        return "no key exchange group in common with the peer (accepted: P-256, X25519, P-384)";
+    case RM_ERR_TLS_PEER_ALERT:
+        return "peer ended the session with a fatal alert (peer_alert names it)";
+    case RM_ERR_TLS_BAD_KEY_SHARE:
+        return "peer's key share is not a valid public key of its group";
     case RM_ERR_SPIFFE_SCHEME:
         return "SPIFFE ID must start with spiffe:// (lower case)";
     case RM_ERR_SPIFFE_EMPTY_TD:
@@ -77,6 +88,10 @@ const char *rm_strerror(int err)
         return "X509-SVID leaf has no key usage extension";
     case RM_ERR_SVID_BAD_SAN_URI:
         return "X509-SVID URI SAN is not a valid SPIFFE ID";
+    case RM_ERR_SVID_NO_PATH:
+        return "SPIFFE ID of an X509-SVID leaf must have a path (the trust domain's own ID names no workload)";
+    case RM_ERR_SVID_EXT_KEY_USAGE:
+        return "X509-SVID leaf extended key usage must include both serverAuth and clientAuth";
     case RM_ERR_SVID_CA_NOT_CA:
         return "signing certificate in the chain is not a CA with keyCertSign";
     case RM_ERR_SVID_ISSUE:

@@ -112,3 +112,27 @@ int rm_spiffe_id_parse(const char *s, size_t len, rm_spiffe_id_t *out)
 Exit:
     return ret;
 }
+
+int rm_spiffe_id_has_path(const rm_spiffe_id_t *id)
+{
+    return id->len > SCHEME_LEN + id->td_len;
+}
+
+int rm_spiffe_workload_id_parse(const char *s, size_t len, rm_spiffe_id_t *out)
+{
+    const char *slash;
+    int ret;
+
+    if ((ret = rm_spiffe_id_parse(s, len, out)) != 0)
+        return ret;
+    /* parsed, so s starts with the scheme and the path, if any, starts at the first '/' after it */
+    slash = memchr(s + SCHEME_LEN, '/', len - SCHEME_LEN);
+    if (slash == NULL) {
+        if (out != NULL) {
+            out->str[0] = '\0';
+            out->len = out->td_len = 0;
+        }
+        return RM_ERR_SVID_NO_PATH;
+    }
+    return 0;
+}

@@ -56,6 +56,12 @@ int rm_svid_check_leaf(const rm_x509_info_t *leaf, time_t now, const rm_svid_exp
         ret = RM_ERR_SVID_BAD_SAN_URI;
         goto Exit;
     }
+    /* X509-SVID 5.2: the ID must have a non-root path; the trust domain's own ID names no workload. The ID is kept
+     * in `id` all the same, so that the refusal names it. */
+    if (!rm_spiffe_id_has_path(parsed)) {
+        ret = RM_ERR_SVID_NO_PATH;
+        goto Exit;
+    }
     if (leaf->is_ca) {
         ret = RM_ERR_SVID_LEAF_IS_CA;
         goto Exit;
@@ -74,6 +80,13 @@ int rm_svid_check_leaf(const rm_x509_info_t *leaf, time_t now, const rm_svid_exp
     }
     if ((leaf->key_usage & RM_KU_CRL_SIGN) != 0) {
         ret = RM_ERR_SVID_CRL_SIGN;
+        goto Exit;
+    }
+    /* X509-SVID 4.4: leaves SHOULD carry extended key usage, and when they do, MUST have both purposes, so that
+     * one SVID serves as client and as server certificate alike. anyExtendedKeyUsage does not stand in for them. */
+    if (leaf->has_ext_key_usage && (leaf->ext_key_usage & (RM_EKU_SERVER_AUTH | RM_EKU_CLIENT_AUTH)) !=
+                                       (RM_EKU_SERVER_AUTH | RM_EKU_CLIENT_AUTH)) {
+        ret = RM_ERR_SVID_EXT_KEY_USAGE;
         goto Exit;
     }
     if (now < leaf->not_before) {

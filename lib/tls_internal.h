@@ -15,6 +15,10 @@
 int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *hash, size_t hash_len,
                          const uint8_t *sig, size_t sig_len, int remember, int *valid);
 
+/** The name of a TLS alert description as the IANA registry spells it ("handshake_failure"), or "unknown_alert".
+ *  (tls_alert_names.c) */
+const char *rm__tls_alert_name(int code);
+
 /** Forgets every remembered signature of this thread. */
 void rm__tls_memo_clear(void);
 

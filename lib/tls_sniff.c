@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "ringmesh/error.h"
+
 typedef struct {
     const uint8_t *p, *end;
 } cursor_t;
@@ -159,5 +161,64 @@ size_t rm_tls_client_hello_sni(const uint8_t *p, size_t len, char *out, size_t o
         out[name_len] = '\0';
         return name_len;
     }
+    return 0;
+}
+
+/* A list of 16-bit values whose length in bytes is the `len_bytes`-byte prefix at c (1 or 2), e.g. cipher_suites. */
+static int take_u16_list(cursor_t *c, int len_bytes, rm_tls_u16_list_t *out)
+{
+    unsigned n;
+    const uint8_t *p;
+    if ((len_bytes == 1 ? take_u8(c, &n) : take_u16(c, &n)) != 0 || n % 2 != 0 || take(c, n, &p) != 0)
+        return -1;
+    out->p = p;
+    out->num = n / 2;
+    out->present = 1;
+    return 0;
+}
+
+int rm_tls_client_hello_parse(const uint8_t *p, size_t len, rm_tls_client_hello_t *out)
+{
+    cursor_t c, ext;
+    const uint8_t *body;
+    unsigned n, body_len;
+    rm_tls_sniff_t k;
+
+    memset(out, 0, sizeof(*out));
+    if ((k = client_hello_extensions(p, len, &ext)) == RM_TLS_SNIFF_NEED_MORE)
+        return RM_ERR_TLS_WANT_IO;
+    if (k != RM_TLS_SNIFF_MESH)
+        return RM_ERR_TLS_PROTOCOL;
+    /* client_hello_extensions has checked the layout up to the extensions: walk it again for the fields */
+    c.p = p + 5 + 4;
+    c.end = ext.p;
+    if (take_u16(&c, &out->legacy_version) != 0 || take(&c, 32, NULL) != 0 || take_u8(&c, &n) != 0 ||
+        take(&c, n, NULL) != 0 || take_u16_list(&c, 2, &out->suites) != 0)
+        return RM_ERR_TLS_PROTOCOL;
+    if (find_extension(ext, 43 /* supported_versions */, &body, &body_len) == 0) {
+        c.p = body;
+        c.end = body + body_len;
+        if (take_u16_list(&c, 1, &out->versions) != 0 || c.p != c.end)
+            return RM_ERR_TLS_PROTOCOL;
+    }
+    if (find_extension(ext, 10 /* supported_groups */, &body, &body_len) == 0) {
+        c.p = body;
+        c.end = body + body_len;
+        if (take_u16_list(&c, 2, &out->groups) != 0 || c.p != c.end)
+            return RM_ERR_TLS_PROTOCOL;
+    }
+    return 0;
+}
+
+unsigned rm_tls_u16_list_at(const rm_tls_u16_list_t *list, size_t i)
+{
+    return (unsigned)list->p[2 * i] << 8 | list->p[2 * i + 1];
+}
+
+int rm_tls_u16_list_has(const rm_tls_u16_list_t *list, unsigned value)
+{
+    for (size_t i = 0; i != list->num; ++i)
+        if (rm_tls_u16_list_at(list, i) == value)
+            return 1;
     return 0;
 }

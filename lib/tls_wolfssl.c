@@ -55,6 +55,7 @@ struct st_rm_tls_t {
     uint8_t hdr[5];  /* the header being passed through, hdr_have bytes of it so far */
     uint8_t hdr_have;
     int verify_err;   /* why our verify callback refused the peer */
+    int hello_judged; /* server: the peer's ClientHello has been checked against what we accept */
     int leaf_checked; /* the verify callback has judged the leaf: signatures from now on are CertificateVerify */
     int handshake_done;
     int peer_closed;
@@ -241,6 +242,21 @@ static int convert_error(int e)
         return RM_ERR_TLS_ALPN;
     case MEMORY_E:
         return RM_ERR_TLS_NO_MEMORY;
+    case VERSION_ERROR:
+        return RM_ERR_TLS_VERSION;
+    case MATCH_SUITE_ERROR:
+    case UNSUPPORTED_SUITE:
+        return RM_ERR_TLS_NO_SHARED_CIPHER;
+    case EXTKEYUSE_AUTH_E:
+        return RM_ERR_SVID_EXT_KEY_USAGE;
+    case KEYUSE_SIGNATURE_E:
+        return RM_ERR_SVID_NO_DIGITAL_SIGNATURE;
+    case ECC_PEERKEY_ERROR:
+    case PEER_KEY_ERROR:
+    case BAD_KEY_SHARE_DATA:
+        return RM_ERR_TLS_BAD_KEY_SHARE;
+    case FATAL_ERROR: /* an alert from the peer: rm_tls_peer_alert names it */
+        return RM_ERR_TLS_PEER_ALERT;
     case ZERO_RETURN:
     case SOCKET_PEER_CLOSED_E:
         return RM_ERR_TLS_CLOSED;
@@ -274,59 +290,147 @@ static int convert_verify_error(int e)
     return 0;
 }
 
-/* Called for every certificate of the peer's chain (WOLFSSL_ALWAYS_VERIFY_CB): chain failures are recorded with
- * their reason; at the leaf the X509-SVID rules and the expected identities are applied. */
-static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
+/* Applies the X509-SVID rules and the expected identities to the peer's leaf, and keeps the SPIFFE ID it presents
+ * (even a refused one: the log says who was refused). Returns 0 or the rule that failed. */
+static int judge_leaf(rm_tls_t *tls, WOLFSSL_X509_STORE_CTX *store)
 {
-    rm_tls_t *tls = store->userCtx;
-    const unsigned char *der;
-    size_t der_len;
-    int ret;
     rm_svid_expect_t expect;
     rm_spiffe_id_t *id;
+    int ret;
 
-    if (tls == NULL)
-        return 0;
-    if (!preverify) {
-        if (tls->verify_err == 0)
-            tls->verify_err = convert_verify_error(store->error);
-        return 0;
-    }
-    if (store->error_depth != 0)
-        return 1;
-    tls->leaf_checked = 1;
     /* The leaf as the peer sent it (DER), which wolfSSL hands every verify callback whatever its feature set. */
-    if (store->certs == NULL || store->totalCerts < 1 || store->certs[0].buffer == NULL ||
-        store->certs[0].length == 0) {
-        tls->verify_err = RM_ERR_SVID_PARSE;
-        return 0;
-    }
-    der = store->certs[0].buffer;
-    der_len = store->certs[0].length;
+    if (store->certs == NULL || store->totalCerts < 1 || store->certs[0].buffer == NULL || store->certs[0].length == 0)
+        return RM_ERR_SVID_PARSE;
     expect.trust_domain = tls->ctx->trust_domain;
     expect.trust_domain_aliases = (const char *const *)tls->ctx->peer_td_aliases;
     expect.num_trust_domain_aliases = tls->ctx->num_peer_td_aliases;
     expect.ids = tls->expected_ids;
     expect.num_ids = tls->num_expected_ids;
-    if ((id = malloc(sizeof(*id))) == NULL) {
-        tls->verify_err = RM_ERR_TLS_NO_MEMORY;
-        return 0;
-    }
+    if ((id = malloc(sizeof(*id))) == NULL)
+        return RM_ERR_TLS_NO_MEMORY;
     id->len = 0;
-    ret = rm_svid_check_peer_der(der, der_len, time(NULL), &expect, id);
-    /* keep the ID even when it was refused: the log says who was refused */
+    ret = rm_svid_check_peer_der(store->certs[0].buffer, store->certs[0].length, time(NULL), &expect, id);
     free(tls->peer_id);
     tls->peer_id = id->len != 0 ? strndup(id->str, id->len) : NULL;
+    if (ret == 0 && tls->peer_id == NULL)
+        ret = RM_ERR_TLS_NO_MEMORY;
     free(id);
-    if (ret != 0) {
-        tls->verify_err = ret;
+    return ret;
+}
+
+/* Called for every certificate of the peer's chain (WOLFSSL_ALWAYS_VERIFY_CB), with wolfSSL's verdict on it. The
+ * first reason to refuse is kept. At the leaf the X509-SVID rules are applied whatever wolfSSL said, so that a
+ * refusal names the peer's SPIFFE ID and the rule: a chain that leads to no trusted root (or a certificate above the
+ * leaf out of its dates) is reported as such, since nothing the leaf says can be believed then; otherwise the leaf
+ * rule that failed (its dates, key usage, extended key usage, ID); otherwise what wolfSSL found, or, when that has
+ * no name here, the handshake's own error. */
+static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+    rm_tls_t *tls = store->userCtx;
+    int chain_err, leaf_err;
+
+    if (tls == NULL)
         return 0;
+    chain_err = preverify ? 0 : convert_verify_error(store->error);
+    if (store->error_depth != 0) {
+        if (tls->verify_err == 0)
+            tls->verify_err = chain_err; /* 0 when wolfSSL's reason has no name here: the handshake's error then */
+        return preverify;
     }
-    if (tls->peer_id == NULL) {
-        tls->verify_err = RM_ERR_TLS_NO_MEMORY;
+    tls->leaf_checked = 1;
+    leaf_err = judge_leaf(tls, store);
+    if (tls->verify_err == 0) {
+        if (chain_err == RM_ERR_TLS_UNTRUSTED)
+            tls->verify_err = chain_err;
+        else if (leaf_err != 0)
+            tls->verify_err = leaf_err;
+        else
+            tls->verify_err = chain_err;
+    }
+    return preverify && leaf_err == 0;
+}
+
+/* What ringmesh negotiates, deliberately and in both roles: TLS 1.3 only, these cipher suites and these key
+ * exchange groups, each in order of preference. P-256 comes first among the groups: it is the client's key share and
+ * the curve of every SVID. Without the lists wolfSSL offers everything it was built with (secp224r1 and P-521 among
+ * the groups), and a wolfSSL server answers a client none of whose groups it takes with a HelloRetryRequest for a
+ * group the client never offered; so a server checks the ClientHello against these lists first (judge_client_hello)
+ * and refuses it with the reason. Code points are IANA's (RFC 8446 B.4 and 4.2.7), which wolfSSL's group numbers
+ * are too. */
+static const struct {
+    uint16_t iana;
+    const char *wolf_name;
+} mesh_suites[] = {
+    {0x1301, "TLS13-AES128-GCM-SHA256"},
+    {0x1302, "TLS13-AES256-GCM-SHA384"},
+    {0x1303, "TLS13-CHACHA20-POLY1305-SHA256"},
+};
+static const int mesh_groups[] = {WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP384R1};
+#define NUM_MESH_SUITES (sizeof(mesh_suites) / sizeof(mesh_suites[0]))
+#define NUM_MESH_GROUPS (sizeof(mesh_groups) / sizeof(mesh_groups[0]))
+#define TLS13_VERSION   0x0304
+
+static int set_suites_and_groups(WOLFSSL_CTX *ctx)
+{
+    char list[128];
+    int groups[NUM_MESH_GROUPS];
+    size_t i, off = 0;
+
+    for (i = 0; i != NUM_MESH_SUITES; ++i)
+        off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i != 0 ? ":" : "", mesh_suites[i].wolf_name);
+    if (off >= sizeof(list) || wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS)
+        return RM_ERR_TLS_CONFIG;
+    memcpy(groups, mesh_groups, sizeof(groups));
+    /* the supported_groups extension a client sends ... */
+    for (i = 0; i != NUM_MESH_GROUPS; ++i)
+        if (wolfSSL_CTX_UseSupportedCurve(ctx, (word16)groups[i]) != WOLFSSL_SUCCESS)
+            return RM_ERR_TLS_CONFIG;
+    /* ... and the order in which a server picks among the client's key shares */
+    if (wolfSSL_CTX_set_groups(ctx, groups, (int)NUM_MESH_GROUPS) != WOLFSSL_SUCCESS)
+        return RM_ERR_TLS_CONFIG;
+    return 0;
+}
+
+/* A fatal alert in a plaintext record (RFC 8446 6), for a ClientHello refused before wolfSSL has seen it. */
+static void queue_alert(rm_tls_t *tls, uint8_t description)
+{
+    uint8_t rec[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02 /* fatal */, description};
+    (void)io_send(NULL, (char *)rec, (int)sizeof(rec), tls);
+}
+
+/* Server side, before wolfSSL reads the ClientHello: whether it offers TLS 1.3, one of our cipher suites and one of
+ * our groups. Returns 0 (acceptable, or not a ClientHello this parser reads whole: wolfSSL then decides),
+ * RM_ERR_TLS_WANT_IO while the first record is incomplete, or the reason to refuse it (the alert is queued). */
+static int judge_client_hello(rm_tls_t *tls)
+{
+    rm_tls_client_hello_t hello;
+    size_t i;
+    int r, any;
+
+    if (tls->in == NULL)
+        return tls->in_eof ? 0 : RM_ERR_TLS_WANT_IO;
+    r = rm_tls_client_hello_parse(tls->in + tls->in_off, tls->in_len - tls->in_off, &hello);
+    if (r == RM_ERR_TLS_WANT_IO)
+        return tls->in_eof || tls->in_len == rm_buf_size(tls->in) ? 0 : RM_ERR_TLS_WANT_IO;
+    if (r != 0)
         return 0;
+    if (!rm_tls_u16_list_has(&hello.versions, TLS13_VERSION)) {
+        queue_alert(tls, 70 /* protocol_version */);
+        return RM_ERR_TLS_VERSION;
     }
-    return 1;
+    for (i = 0, any = 0; i != NUM_MESH_SUITES && !any; ++i)
+        any = rm_tls_u16_list_has(&hello.suites, mesh_suites[i].iana);
+    if (!any) {
+        queue_alert(tls, 40 /* handshake_failure */);
+        return RM_ERR_TLS_NO_SHARED_CIPHER;
+    }
+    for (i = 0, any = 0; i != NUM_MESH_GROUPS && !any; ++i)
+        any = rm_tls_u16_list_has(&hello.groups, (unsigned)mesh_groups[i]);
+    if (!any) {
+        queue_alert(tls, 40 /* handshake_failure */);
+        return RM_ERR_TLS_NO_SHARED_GROUP;
+    }
+    return 0;
 }
 
 static void ctx_free_aliases(rm_tls_ctx_t *c)
@@ -443,6 +547,10 @@ int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_conf
                                        WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
         snprintf(err, errlen, "trust bundle could not be loaded");
         ret = RM_ERR_TLS_CONFIG;
+        goto Exit;
+    }
+    if ((ret = set_suites_and_groups(c->ctx)) != 0) {
+        snprintf(err, errlen, "cipher suites or key exchange groups could not be set");
         goto Exit;
     }
     wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
@@ -662,6 +770,13 @@ int rm_tls_handshake(rm_tls_t *tls)
 
     if (tls->handshake_done)
         return 0;
+    if (tls->ctx->role == RM_TLS_SERVER && !tls->hello_judged) {
+        if ((r = judge_client_hello(tls)) == RM_ERR_TLS_WANT_IO)
+            return r;
+        tls->hello_judged = 1;
+        if (r != 0)
+            return r;
+    }
     r = tls->ctx->role == RM_TLS_SERVER ? wolfSSL_accept(tls->ssl) : wolfSSL_connect(tls->ssl);
     if (r != WOLFSSL_SUCCESS) {
         e = wolfSSL_get_error(tls->ssl, r);
@@ -691,56 +806,14 @@ const char *rm_tls_peer_id(const rm_tls_t *tls)
     return tls->peer_id;
 }
 
-/* The names of TLS alert descriptions, as the IANA "TLS Alerts" registry spells them (RFC 8446, section 6). */
-static const struct {
-    int code;
-    const char *name;
-} alert_names[] = {
-    {0, "close_notify"},
-    {10, "unexpected_message"},
-    {20, "bad_record_mac"},
-    {22, "record_overflow"},
-    {40, "handshake_failure"},
-    {42, "bad_certificate"},
-    {43, "unsupported_certificate"},
-    {44, "certificate_revoked"},
-    {45, "certificate_expired"},
-    {46, "certificate_unknown"},
-    {47, "illegal_parameter"},
-    {48, "unknown_ca"},
-    {49, "access_denied"},
-    {50, "decode_error"},
-    {51, "decrypt_error"},
-    {70, "protocol_version"},
-    {71, "insufficient_security"},
-    {80, "internal_error"},
-    {86, "inappropriate_fallback"},
-    {90, "user_canceled"},
-    {109, "missing_extension"},
-    {110, "unsupported_extension"},
-    {112, "unrecognized_name"},
-    {113, "bad_certificate_status_response"},
-    {115, "unknown_psk_identity"},
-    {116, "certificate_required"},
-    {120, "no_application_protocol"},
-};
-
-static const char *alert_name(int code)
-{
-    for (size_t i = 0; i < sizeof(alert_names) / sizeof(alert_names[0]); i++)
-        if (alert_names[i].code == code)
-            return alert_names[i].name;
-    return "unknown_alert";
-}
-
 const char *rm_tls_peer_alert(const rm_tls_t *tls)
 {
     WOLFSSL_ALERT_HISTORY h;
     if (tls->ktls_alert >= 0)
-        return alert_name(tls->ktls_alert);
+        return rm__tls_alert_name(tls->ktls_alert);
     if (tls->ssl == NULL || wolfSSL_get_alert_history(tls->ssl, &h) != WOLFSSL_SUCCESS || h.last_rx.code <= 0)
         return NULL;
-    return alert_name(h.last_rx.code);
+    return rm__tls_alert_name(h.last_rx.code);
 }
 
 const char *rm_tls_version(const rm_tls_t *tls)
@@ -770,7 +843,8 @@ int rm_tls_read(rm_tls_t *tls, uint8_t *buf, size_t len)
         tls->peer_closed = 1;
         return 0;
     }
-    return RM_ERR_TLS_PROTOCOL;
+    /* a TLS 1.3 server refusing our certificate says so after our side of the handshake is over */
+    return e == FATAL_ERROR ? RM_ERR_TLS_PEER_ALERT : RM_ERR_TLS_PROTOCOL;
 }
 
 int rm_tls_write(rm_tls_t *tls, const uint8_t *buf, size_t len)

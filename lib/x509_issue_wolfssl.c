@@ -861,7 +861,7 @@ int rm_x509_sign_svid(const rm_x509_ca_t *ca, const uint8_t *spki_der, size_t sp
         ret = -ENOMEM;
         goto Exit;
     }
-    if ((ret = rm_spiffe_id_parse(spiffe_id, strlen(spiffe_id), id)) != 0)
+    if ((ret = rm_spiffe_workload_id_parse(spiffe_id, strlen(spiffe_id), id)) != 0)
         goto Exit;
     if ((ret = validity(opts, &plan.not_before, &plan.not_after)) != 0 || (ret = dns_names_check(opts)) != 0)
         goto Exit;
@@ -953,7 +953,8 @@ int rm_x509_issue_svid(const rm_x509_ca_t *ca, const char *spiffe_id, const rm_x
     *cert_pem = NULL;
     *key_pem = NULL;
     /* check what the caller controls before spending a key generation */
-    if ((ret = rm_spiffe_id_parse(spiffe_id, strlen(spiffe_id), NULL)) != 0 || (ret = dns_names_check(opts)) != 0)
+    if ((ret = rm_spiffe_workload_id_parse(spiffe_id, strlen(spiffe_id), NULL)) != 0 ||
+        (ret = dns_names_check(opts)) != 0)
         goto Exit;
     if ((ret = rm_x509_generate_key(key_pem, key_len, &spki, &spki_len)) != 0)
         goto Exit;

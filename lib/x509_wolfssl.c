@@ -148,6 +148,15 @@ int rm_x509_parse_der(const uint8_t *der, size_t len, rm_x509_info_t *info)
             if (dc->extKeyUsage & wolf_bits[bit])
                 info->key_usage |= 0x80u >> bit;
     }
+    info->has_ext_key_usage = dc->extExtKeyUsageSet != 0;
+    if (info->has_ext_key_usage) {
+        if (dc->extExtKeyUsage & EXTKEYUSE_SERVER_AUTH)
+            info->ext_key_usage |= RM_EKU_SERVER_AUTH;
+        if (dc->extExtKeyUsage & EXTKEYUSE_CLIENT_AUTH)
+            info->ext_key_usage |= RM_EKU_CLIENT_AUTH;
+        if (dc->extExtKeyUsage & EXTKEYUSE_ANY)
+            info->ext_key_usage |= RM_EKU_ANY;
+    }
     if ((ret = date_to_time(dc->beforeDate, dc->beforeDateLen, &info->not_before)) != 0 ||
         (ret = date_to_time(dc->afterDate, dc->afterDateLen, &info->not_after)) != 0)
         goto Exit;

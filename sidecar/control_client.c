@@ -298,8 +298,12 @@ int rm__control_parse_destinations(const uint8_t *value, size_t len, const char 
         for (size_t j = 0; j < d->n_identities; j++) {
             rm_spiffe_id_t id;
             const char *s = d->identities[j];
-            if (rm_spiffe_id_parse(s, strlen(s), &id) != 0 || id.td_len != strlen(trust_domain) ||
-                memcmp(id.str + 9, trust_domain, id.td_len) != 0) {
+            int rc = rm_spiffe_workload_id_parse(s, strlen(s), &id);
+            if (rc == RM_ERR_SVID_NO_PATH) {
+                snprintf(err, errlen, "destination %s: identity \"%.300s\": %s", name, s, rm_strerror(rc));
+                goto Exit;
+            }
+            if (rc != 0 || id.td_len != strlen(trust_domain) || memcmp(id.str + 9, trust_domain, id.td_len) != 0) {
                 snprintf(err, errlen, "destination %s: identity \"%.300s\" is not a SPIFFE ID in trust domain %s", name,
                          s, trust_domain);
                 goto Exit;

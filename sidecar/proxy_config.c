@@ -713,9 +713,9 @@ static int conv_identities(load_ctx_t *ctx, const char *path, char **raw, unsign
     }
     for (unsigned i = 0; i < n; i++) {
         snprintf(epath, sizeof(epath), "%s[%u]", path, i);
-        if ((rc = rm_spiffe_id_parse(raw[i], strlen(raw[i]), id)) != 0) {
-            ret = value_error(ctx, epath, "%s is not a SPIFFE ID: %s", rm_yaml_quoted(q, sizeof(q), raw[i]),
-                              rm_strerror(rc));
+        if ((rc = rm_spiffe_workload_id_parse(raw[i], strlen(raw[i]), id)) != 0) {
+            ret = value_error(ctx, epath, "%s %s: %s", rm_yaml_quoted(q, sizeof(q), raw[i]),
+                              rc == RM_ERR_SVID_NO_PATH ? "names no workload" : "is not a SPIFFE ID", rm_strerror(rc));
             goto Exit;
         }
         if (id->td_len != td_len || memcmp(id->str + 9, trust_domain, td_len) != 0) {

@@ -177,6 +177,14 @@ static const char *peer_id_of(rm_conn_t *c)
     return tls != NULL ? rm_tls_peer_id(tls) : NULL;
 }
 
+/* The address of the peer a refusal or TLS error is about: the client inbound, the server it was connected to outbound.
+ */
+static const struct sockaddr *peer_addr_of(rm_conn_t *c)
+{
+    const rm_sockaddr_t *a = c->dir == DIR_OUTBOUND ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src;
+    return a->len != 0 ? (const struct sockaddr *)&a->ss : NULL;
+}
+
 static void log_rejected(rm_conn_t *c, const char *reason, int code)
 {
     rm_log_line_t l;
@@ -185,6 +193,7 @@ static void log_rejected(rm_conn_t *c, const char *reason, int code)
     c->rejected_logged = 1;
     rm_log_begin(&l, RM_LOG_WARN, "peer_rejected");
     log_conn_fields(c, &l);
+    rm_log_addr(&l, "peer_addr", peer_addr_of(c));
     rm_log_str(&l, "reason", reason);
     rm_log_int(&l, "code", code);
     rm_tls_t *tls = tls_side(c)->tls;
@@ -938,6 +947,8 @@ static void log_conn_error(rm_conn_t *c, int err)
     rm_log_line_t l;
     rm_log_begin(&l, is_tls ? RM_LOG_WARN : RM_LOG_DEBUG, is_tls ? "tls_error" : "connection_error");
     log_conn_fields(c, &l);
+    if (is_tls)
+        rm_log_addr(&l, "peer_addr", peer_addr_of(c));
     rm_log_err(&l, "error", err);
     if (alert != NULL)
         rm_log_str(&l, "peer_alert", alert);

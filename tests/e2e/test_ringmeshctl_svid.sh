@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ringmeshctl svid issue|verify, end to end: certificates ringmesh issues are checked with the openssl CLI (chain,
 # purpose, every X509-SVID field), and ringmeshctl's verifier is run on certificates openssl made
-# (tests/data/svid/make-test-certs.sh). Exit codes and messages are part of the contract and are checked too.
+# (tests/data/svid/make-test-certs.sh). Exit codes and messages are part of the contract and are checked too. The
+# leaf rules are the proxy's own (lib/svid_rules.c): what is refused here is refused in a handshake
+# (test_tls_refusals.sh), with the same reason.
 # Needs: RM_BUILD_DIR, RM_SOURCE_DIR, openssl. No network, no processes left behind.
 set -u
 
@@ -148,6 +150,8 @@ run 1 "other expected ID" "$ctl" svid verify --bundle ca.pem --cert svid.pem --e
 run 1 "other trust domain" "$ctl" svid verify --bundle ca.pem --cert svid.pem --trust-domain other.org &&
     expect_match "names the rule" "$err" "^invalid SVID: SPIFFE ID is not in the expected trust domain"
 run 2 "bad --expect" "$ctl" svid verify --bundle ca.pem --cert svid.pem --expect spiffe://example.org/a/
+run 2 "--expect of the trust domain's own ID" "$ctl" svid verify --bundle ca.pem --cert svid.pem \
+    --expect spiffe://example.org && expect_match "names the rule" "$err" "--expect 'spiffe://example.org': .*must have a path"
 run 2 "missing cert file" "$ctl" svid verify --bundle ca.pem --cert nope.pem &&
     expect_match "names the file" "$err" "nope.pem"
 run 2 "missing bundle file" "$ctl" svid verify --bundle gone.pem --cert svid.pem &&
@@ -172,6 +176,8 @@ run 2 "CA key of another CA" "$ctl" svid issue --ca-cert ca.pem --ca-key ca2.key
 run 2 "an SVID as CA" "$ctl" svid issue --ca-cert svid.pem --ca-key svid.key --id $id --cert x.pem --key x.key
 run 2 "bad --id" "$ctl" svid issue --ca-cert ca.pem --ca-key ca.key --id spiffe://example.org/a//b \
     --cert x.pem --key x.key && expect_match "says why" "$err" "empty segment"
+run 2 "--id of the trust domain's own ID" "$ctl" svid issue --ca-cert ca.pem --ca-key ca.key \
+    --id spiffe://example.org --cert x.pem --key x.key && expect_match "says why" "$err" "must have a path"
 [ ! -e x.pem ] && [ ! -e x.key ] || fail "failed issue left files behind"
 run 2 "unwritable output" "$ctl" svid issue --ca-cert ca.pem --ca-key ca.key --id $id --cert nodir/x.pem \
     --key nodir/x.key && expect_match "names the file" "$err" "nodir/x.key"
@@ -184,6 +190,8 @@ if ! bash "$src/tests/data/svid/make-test-certs.sh" "$certs" >/dev/null 2>&1; th
     exit 1
 fi
 run 0 "openssl leaf" "$ctl" svid verify --bundle "$certs/root.pem" --cert "$certs/leaf.pem"
+run 0 "openssl leaf without extended key usage" "$ctl" svid verify --bundle "$certs/root.pem" \
+    --cert "$certs/leaf-no-eku.pem"
 run 0 "openssl leaf via intermediate" "$ctl" svid verify --bundle "$certs/root.pem" --cert "$certs/leaf-inter.pem"
 run 0 "openssl leaf, second root of a bundle" "$ctl" svid verify --bundle "$certs/bundle.pem" \
     --cert "$certs/leaf-root2.pem"
@@ -191,7 +199,10 @@ for case in "leaf-ca:must not be a CA" "leaf-two-uris:exactly one URI SAN" "leaf
     "leaf-no-digsig:digitalSignature" "leaf-no-san:no URI SAN" "leaf-dns-only:no URI SAN" \
     "leaf-bad-id:not a valid SPIFFE ID" "leaf-expired:has expired" "leaf-not-yet-valid:not yet valid" \
     "leaf-untrusted:does not verify" "leaf-under-not-ca:not a CA with keyCertSign" \
-    "leaf-under-expired:has expired"; do
+    "leaf-under-expired:has expired" "leaf-no-path:SPIFFE ID of an X509-SVID leaf must have a path" \
+    "leaf-eku-server-only:must include both serverAuth and clientAuth" \
+    "leaf-eku-client-only:must include both serverAuth and clientAuth" \
+    "leaf-eku-any:must include both serverAuth and clientAuth"; do
     name=${case%%:*}
     run 1 "openssl $name" "$ctl" svid verify --bundle "$certs/root.pem" --cert "$certs/$name.pem" &&
         expect_match "openssl $name reason" "$err" "^invalid SVID: .*${case#*:}"

@@ -5,10 +5,13 @@
  *   - a decision is final: once a prefix of the input is classified as anything but NEED_MORE, the whole input
  *     gets the same class (more bytes never change the verdict);
  *   - waiting is bounded: NEED_MORE is never returned once a whole maximum-size TLS record could have arrived;
- *   - MESH is only returned for a TLS handshake record that carries the ALPN name "ringmesh/1" with its length. */
+ *   - MESH is only returned for a TLS handshake record that carries the ALPN name "ringmesh/1" with its length.
+ * rm_tls_client_hello_parse() gets the same input: it waits exactly when the sniffer does, never parses what the
+ * sniffer calls plaintext, and every list it returns lies inside the input. */
 #include <string.h>
 
 #include "fuzz.h"
+#include "ringmesh/error.h"
 #include "ringmesh/tls.h"
 
 /* 5-byte record header + the largest record a ClientHello may use (2^14 plus the expansion TLS 1.2 allows). */
@@ -42,10 +45,40 @@ static int contains_mesh_alpn(const uint8_t *data, size_t size)
     return memmem(data, size, name, sizeof(name) - 1) != NULL;
 }
 
+static void check_list(const rm_tls_u16_list_t *list, const uint8_t *base, size_t size)
+{
+    if (!list->present) {
+        RM_FUZZ_CHECK(list->num == 0);
+        return;
+    }
+    RM_FUZZ_CHECK(list->p >= base && list->num <= size / 2 && list->p + 2 * list->num <= base + size);
+}
+
+static void check_client_hello(const uint8_t *data, size_t size, rm_tls_sniff_t full)
+{
+    uint8_t *copy = rm_fuzz_memdup(data, size);
+    rm_tls_client_hello_t hello;
+    int r = rm_tls_client_hello_parse(copy, size, &hello);
+
+    RM_FUZZ_CHECK(r == 0 || r == RM_ERR_TLS_WANT_IO || r == RM_ERR_TLS_PROTOCOL);
+    RM_FUZZ_CHECK((r == RM_ERR_TLS_WANT_IO) == (full == RM_TLS_SNIFF_NEED_MORE));
+    if (r == 0) {
+        RM_FUZZ_CHECK(full == RM_TLS_SNIFF_MESH || full == RM_TLS_SNIFF_TLS_OTHER);
+        check_list(&hello.versions, copy, size);
+        check_list(&hello.suites, copy, size);
+        check_list(&hello.groups, copy, size);
+        for (size_t i = 0; i != hello.groups.num; ++i)
+            (void)rm_tls_u16_list_at(&hello.groups, i); /* read every entry: an overflow shows here */
+    }
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rm_tls_sniff_t full = sniff_exact_copy(data, size);
     size_t i, record_end;
+
+    check_client_hello(data, size, full);
 
     RM_FUZZ_CHECK(rm_tls_sniff(data, size) == full); /* no hidden state */
     if (full == RM_TLS_SNIFF_NEED_MORE)

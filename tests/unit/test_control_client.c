@@ -94,6 +94,7 @@ static void test_rejections(void **state)
     static char *no_port[] = {"198.19.0.10"};
     static char *foreign[] = {"spiffe://other.domain/ns/shop/sa/orders"};
     static char *not_spiffe[] = {"https://cluster.local/ns/shop/sa/orders"};
+    static char *no_path[] = {"spiffe://cluster.local"};
     static char *many[17];
 
     map_init(&m);
@@ -126,6 +127,12 @@ static void test_rejections(void **state)
     m.d[0].identities = not_spiffe;
     m.d[0].n_identities = 1;
     expect_nack(&m, "not a SPIFFE ID");
+
+    /* the trust domain's own ID names no workload: no leaf SVID may carry it */
+    map_init(&m);
+    m.d[0].identities = no_path;
+    m.d[0].n_identities = 1;
+    expect_nack(&m, "\"spiffe://cluster.local\": SPIFFE ID of an X509-SVID leaf must have a path");
 
     /* bytes that are not a DestinationMap */
     rm_dest_table_t *t = NULL;

@@ -279,6 +279,9 @@ static const bad_case_t bad_cases[] = {
     {"bad_identity.yaml", RM_ERR_CONFIG_VALUE,
      "bad_identity.yaml:9:9: destinations[0].identities[1]: \"https://cluster.local/ns/shop/sa/orders\" is not a "
      "SPIFFE ID: "},
+    {"bad_identity_no_path.yaml", RM_ERR_CONFIG_VALUE,
+     "bad_identity_no_path.yaml:8:9: destinations[0].identities[0]: \"spiffe://cluster.local\" names no workload: "
+     "SPIFFE ID of an X509-SVID leaf must have a path"},
     {"bad_identity_trust_domain.yaml", RM_ERR_CONFIG_VALUE,
      "bad_identity_trust_domain.yaml:11:18: listeners[0].identities[0]: \"spiffe://cluster.local/ns/shop/sa/orders\" "
      "is not in trust domain \"prod.example\""},

@@ -201,6 +201,68 @@ static void test_rule_uri_is_spiffe_id(void **state)
     }
 }
 
+/* X509-SVID 5.2: the leaf's SPIFFE ID must have a path. The refused ID is still reported, for the log. */
+static void test_rule_id_has_path(void **state)
+{
+    rm_x509_info_t leaf;
+    rm_spiffe_id_t id;
+
+    good_leaf(&leaf);
+    strcpy(leaf.uris[0], "spiffe://example.org");
+    assert_code(rm_svid_check_leaf(&leaf, 1500, NULL, &id), RM_ERR_SVID_NO_PATH);
+    assert_string_equal(id.str, "spiffe://example.org");
+    /* before the other rules: the ID is what the peer is */
+    leaf.is_ca = 1;
+    assert_code(rm_svid_check_leaf(&leaf, 1500, NULL, NULL), RM_ERR_SVID_NO_PATH);
+    good_leaf(&leaf);
+    strcpy(leaf.uris[0], "spiffe://example.org/x");
+    assert_code(rm_svid_check_leaf(&leaf, 1500, NULL, NULL), 0);
+}
+
+/* X509-SVID 4.4: extended key usage is optional; when present it holds both serverAuth and clientAuth. */
+static void test_rule_ext_key_usage(void **state)
+{
+    static const struct {
+        unsigned eku;
+        int code;
+    } cases[] = {
+        {RM_EKU_SERVER_AUTH | RM_EKU_CLIENT_AUTH, 0},    {RM_EKU_SERVER_AUTH | RM_EKU_CLIENT_AUTH | RM_EKU_ANY, 0},
+        {RM_EKU_SERVER_AUTH, RM_ERR_SVID_EXT_KEY_USAGE}, {RM_EKU_CLIENT_AUTH, RM_ERR_SVID_EXT_KEY_USAGE},
+        {RM_EKU_ANY, RM_ERR_SVID_EXT_KEY_USAGE},         {0, RM_ERR_SVID_EXT_KEY_USAGE}, /* other purposes only */
+    };
+    rm_x509_info_t leaf;
+    rm_spiffe_id_t id;
+    size_t i;
+
+    good_leaf(&leaf);
+    assert_int_equal(leaf.has_ext_key_usage, 0);
+    assert_code(rm_svid_check_leaf(&leaf, 1500, NULL, NULL), 0);
+    for (i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        good_leaf(&leaf);
+        leaf.has_ext_key_usage = 1;
+        leaf.ext_key_usage = cases[i].eku;
+        assert_code(rm_svid_check_leaf(&leaf, 1500, NULL, &id), cases[i].code);
+        assert_string_equal(id.str, GOOD_ID);
+    }
+}
+
+/* The IDs a leaf may carry, for issuing and for expecting: the trust domain's own ID is refused with the rule. */
+static void test_workload_id_parse(void **state)
+{
+    rm_spiffe_id_t id;
+
+    assert_code(rm_spiffe_workload_id_parse("spiffe://example.org/a", 22, &id), 0);
+    assert_string_equal(id.str, "spiffe://example.org/a");
+    assert_int_equal(rm_spiffe_id_has_path(&id), 1);
+    assert_code(rm_spiffe_workload_id_parse("spiffe://example.org", 20, &id), RM_ERR_SVID_NO_PATH);
+    assert_int_equal(id.len, 0);
+    assert_code(rm_spiffe_workload_id_parse("spiffe://example.org", 20, NULL), RM_ERR_SVID_NO_PATH);
+    assert_code(rm_spiffe_workload_id_parse("spiffe://example.org/", 21, NULL), RM_ERR_SPIFFE_EMPTY_SEGMENT);
+    assert_code(rm_spiffe_workload_id_parse("spiffe://Example.org/a", 22, NULL), RM_ERR_SPIFFE_TD_CHARS);
+    assert_code(rm_spiffe_id_parse("spiffe://example.org", 20, &id), 0);
+    assert_int_equal(rm_spiffe_id_has_path(&id), 0);
+}
+
 static void test_rule_leaf_not_ca(void **state)
 {
     rm_x509_info_t leaf;
@@ -266,9 +328,10 @@ static void test_rule_trust_domain(void **state)
     assert_code(rm_svid_check_leaf(&leaf, 1500, &expect, NULL), RM_ERR_SVID_TRUST_DOMAIN);
     expect.trust_domain_aliases = NULL;
     expect.num_trust_domain_aliases = 0;
+    /* the trust domain's own ID is in the trust domain, but is no leaf's ID (X509-SVID 5.2) */
     strcpy(leaf.uris[0], "spiffe://example.org");
     expect.trust_domain = "example.org";
-    assert_code(rm_svid_check_leaf(&leaf, 1500, &expect, NULL), 0);
+    assert_code(rm_svid_check_leaf(&leaf, 1500, &expect, NULL), RM_ERR_SVID_NO_PATH);
 }
 
 static void test_rule_expected_ids(void **state)
@@ -337,6 +400,32 @@ static void test_parse_leaf(void **state)
 
     assert_code(parse_file("leaf-key-agreement", &info), 0);
     assert_int_equal(info.key_usage, RM_KU_DIGITAL_SIGNATURE | 0x08);
+}
+
+static void test_parse_ext_key_usage(void **state)
+{
+    static const struct {
+        const char *name;
+        int has;
+        unsigned eku;
+    } cases[] = {
+        {"leaf", 1, RM_EKU_SERVER_AUTH | RM_EKU_CLIENT_AUTH},
+        {"leaf-eku-extra", 1, RM_EKU_SERVER_AUTH | RM_EKU_CLIENT_AUTH},
+        {"leaf-eku-server-only", 1, RM_EKU_SERVER_AUTH},
+        {"leaf-eku-client-only", 1, RM_EKU_CLIENT_AUTH},
+        {"leaf-eku-any", 1, RM_EKU_ANY},
+        {"leaf-eku-other", 1, 0},
+        {"leaf-no-eku", 0, 0},
+    };
+    rm_x509_info_t info;
+    size_t i;
+
+    for (i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        assert_code(parse_file(cases[i].name, &info), 0);
+        if (info.has_ext_key_usage != cases[i].has || info.ext_key_usage != cases[i].eku)
+            fail_msg("%s: extended key usage %d/%#x, want %d/%#x", cases[i].name, info.has_ext_key_usage,
+                     info.ext_key_usage, cases[i].has, cases[i].eku);
+    }
 }
 
 static void test_parse_ca(void **state)
@@ -418,6 +507,13 @@ static void test_peer_leaf_rules(void **state)
         {"leaf-bad-scheme", RM_ERR_SVID_BAD_SAN_URI},
         {"leaf-expired", RM_ERR_SVID_EXPIRED},
         {"leaf-not-yet-valid", RM_ERR_SVID_NOT_YET_VALID},
+        {"leaf-no-path", RM_ERR_SVID_NO_PATH},
+        {"leaf-no-eku", 0},
+        {"leaf-eku-extra", 0},
+        {"leaf-eku-server-only", RM_ERR_SVID_EXT_KEY_USAGE},
+        {"leaf-eku-client-only", RM_ERR_SVID_EXT_KEY_USAGE},
+        {"leaf-eku-any", RM_ERR_SVID_EXT_KEY_USAGE},
+        {"leaf-eku-other", RM_ERR_SVID_EXT_KEY_USAGE},
     };
     rm_spiffe_id_t id;
     size_t i;
@@ -576,6 +672,12 @@ static void test_chain_leaf_rules_and_expectations(void **state)
     assert_code(verify_file("root.pem", "leaf-ca", time(NULL), NULL, NULL), RM_ERR_SVID_LEAF_IS_CA);
     assert_code(verify_file("root.pem", "leaf-two-uris", time(NULL), NULL, NULL), RM_ERR_SVID_MULTIPLE_URI_SANS);
     assert_code(verify_file("root.pem", "leaf-no-digsig", time(NULL), NULL, NULL), RM_ERR_SVID_NO_DIGITAL_SIGNATURE);
+    assert_code(verify_file("root.pem", "leaf-no-path", time(NULL), NULL, &id), RM_ERR_SVID_NO_PATH);
+    assert_string_equal(id.str, "spiffe://example.org");
+    assert_code(verify_file("root.pem", "leaf-eku-server-only", time(NULL), NULL, &id), RM_ERR_SVID_EXT_KEY_USAGE);
+    assert_string_equal(id.str, GOOD_ID);
+    assert_code(verify_file("root.pem", "leaf-eku-client-only", time(NULL), NULL, NULL), RM_ERR_SVID_EXT_KEY_USAGE);
+    assert_code(verify_file("root.pem", "leaf-no-eku", time(NULL), NULL, NULL), 0);
     assert_code(verify_file("root.pem", "leaf-other-td", time(NULL), &expect, &id), RM_ERR_SVID_TRUST_DOMAIN);
     assert_code(verify_file("root.pem", "leaf", time(NULL), &expect, NULL), 0);
     expect.ids = want;
@@ -648,6 +750,9 @@ int main(void)
         cmocka_unit_test(test_rule_good_leaf),
         cmocka_unit_test(test_rule_uri_san_count),
         cmocka_unit_test(test_rule_uri_is_spiffe_id),
+        cmocka_unit_test(test_rule_id_has_path),
+        cmocka_unit_test(test_rule_ext_key_usage),
+        cmocka_unit_test(test_workload_id_parse),
         cmocka_unit_test(test_rule_leaf_not_ca),
         cmocka_unit_test(test_rule_key_usage),
         cmocka_unit_test(test_rule_validity),
@@ -655,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_rule_expected_ids),
         cmocka_unit_test(test_rule_signer),
         cmocka_unit_test(test_parse_leaf),
+        cmocka_unit_test(test_parse_ext_key_usage),
         cmocka_unit_test(test_parse_ca),
         cmocka_unit_test(test_parse_sans),
         cmocka_unit_test(test_parse_garbage),

@@ -479,10 +479,13 @@ static void test_client_from_untrusted_ca_refused_by_server(void **state)
     uint8_t buf[64];
     shuttle(cli, srv);
     int r = cr == 0 ? rm_tls_read(cli, buf, sizeof(buf)) : cr;
-    assert_true(r < 0 && r != RM_ERR_TLS_WANT_IO);
+    assert_int_equal(r, RM_ERR_TLS_PEER_ALERT); /* said as the peer's refusal, not as a broken record */
     /* the alert is named as the IANA registry names it: the server does not know the client's CA */
     assert_non_null(rm_tls_peer_alert(cli));
     assert_string_equal(rm_tls_peer_alert(cli), "unknown_ca");
+    /* the refusal still names who presented the certificate */
+    assert_non_null(rm_tls_peer_id(srv));
+    assert_string_equal(rm_tls_peer_id(srv), "spiffe://cluster.local/ns/b/sa/server");
     rm_tls_free(cli);
     rm_tls_free(srv);
     rm_tls_ctx_unref(cc);
@@ -643,6 +646,130 @@ static void test_handshake_remembers_certificate_signatures(void **state)
     rm_tls_ctx_unref(sc);
 }
 
+/* What the client side offers: TLS 1.3 only, the three suites, P-256, X25519 and P-384 and nothing else, one key
+ * share (P-256). Read from the ClientHello it writes into its output window. */
+static void test_client_hello_offers_only_mesh_parameters(void **state)
+{
+    static const unsigned groups[] = {23, 29, 24}, suites[] = {0x1301, 0x1302, 0x1303};
+    rm_tls_ctx_t *cc = make_ctx(RM_TLS_CLIENT, "client", "ca.pem", "cluster.local", NULL);
+    rm_tls_client_hello_t hello;
+    rm_tls_t *cli;
+    const uint8_t *p;
+    size_t n, i;
+
+    assert_int_equal(rm_tls_new(&cli, cc, server_ids, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    assert_int_equal(rm_tls_handshake(cli), RM_ERR_TLS_WANT_IO);
+    rm_tls_out_data(cli, &p, &n);
+    assert_int_equal(rm_tls_client_hello_parse(p, n, &hello), 0);
+    assert_int_equal(hello.versions.num, 1);
+    assert_int_equal(rm_tls_u16_list_at(&hello.versions, 0), 0x0304);
+    assert_int_equal(hello.groups.num, sizeof(groups) / sizeof(groups[0]));
+    for (i = 0; i != hello.groups.num; ++i)
+        assert_int_equal(rm_tls_u16_list_at(&hello.groups, i), groups[i]);
+    /* TLS_EMPTY_RENEGOTIATION_INFO_SCSV (0x00ff) may ride along; no other suite */
+    for (i = 0, n = 0; i != hello.suites.num; ++i) {
+        unsigned suite = rm_tls_u16_list_at(&hello.suites, i);
+        if (suite == 0x00ff)
+            continue;
+        assert_int_equal(suite, suites[n]);
+        ++n;
+    }
+    assert_int_equal(n, sizeof(suites) / sizeof(suites[0]));
+    rm_tls_free(cli);
+    rm_tls_ctx_unref(cc);
+}
+
+/* A TLS 1.3 ClientHello record offering exactly `versions`, `suites` and `groups` (a 32-byte key share for the first
+ * group: the server must refuse before it would use it). Returns the length. */
+static size_t client_hello(uint8_t *out, const unsigned *versions, size_t nv, const unsigned *suites, size_t ns,
+                           const unsigned *groups, size_t ng)
+{
+    uint8_t body[1024], *ext_len_at;
+    size_t n = 0, i, ext_start;
+
+    body[n++] = 3, body[n++] = 3;
+    memset(body + n, 0x5a, 32), n += 32;
+    body[n++] = 0;
+    body[n++] = (uint8_t)((2 * ns) >> 8), body[n++] = (uint8_t)(2 * ns);
+    for (i = 0; i != ns; ++i)
+        body[n++] = (uint8_t)(suites[i] >> 8), body[n++] = (uint8_t)suites[i];
+    body[n++] = 1, body[n++] = 0;
+    ext_len_at = body + n;
+    n += 2;
+    ext_start = n;
+    body[n++] = 0, body[n++] = 43, body[n++] = 0, body[n++] = (uint8_t)(1 + 2 * nv), body[n++] = (uint8_t)(2 * nv);
+    for (i = 0; i != nv; ++i)
+        body[n++] = (uint8_t)(versions[i] >> 8), body[n++] = (uint8_t)versions[i];
+    body[n++] = 0, body[n++] = 10, body[n++] = 0, body[n++] = (uint8_t)(2 + 2 * ng), body[n++] = 0,
+    body[n++] = (uint8_t)(2 * ng);
+    for (i = 0; i != ng; ++i)
+        body[n++] = (uint8_t)(groups[i] >> 8), body[n++] = (uint8_t)groups[i];
+    body[n++] = 0, body[n++] = 13, body[n++] = 0, body[n++] = 4, body[n++] = 0, body[n++] = 2, body[n++] = 4,
+    body[n++] = 3; /* signature_algorithms: ecdsa_secp256r1_sha256 */
+    body[n++] = 0, body[n++] = 51, body[n++] = 0, body[n++] = 38, body[n++] = 0, body[n++] = 36;
+    body[n++] = (uint8_t)(groups[0] >> 8), body[n++] = (uint8_t)groups[0], body[n++] = 0, body[n++] = 32;
+    memset(body + n, 9, 32), n += 32;
+    ext_len_at[0] = (uint8_t)((n - ext_start) >> 8), ext_len_at[1] = (uint8_t)(n - ext_start);
+    out[0] = 0x16, out[1] = 3, out[2] = 1, out[3] = (uint8_t)((n + 4) >> 8), out[4] = (uint8_t)(n + 4);
+    out[5] = 1, out[6] = 0, out[7] = (uint8_t)(n >> 8), out[8] = (uint8_t)n;
+    memcpy(out + 9, body, n);
+    return 9 + n;
+}
+
+/* Feeds a ClientHello to a server session (in two pieces: the first alone is not enough to judge) and returns what
+ * the handshake says; *alert gets the description of the fatal alert left in the output window, or -1. */
+static int server_answer(rm_tls_ctx_t *sc, const uint8_t *hello, size_t len, int *alert)
+{
+    rm_tls_t *srv;
+    const uint8_t *p;
+    size_t n;
+    int r;
+
+    assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    assert_int_equal(rm_tls_in_append(srv, hello, len / 2), 0);
+    assert_int_equal(rm_tls_handshake(srv), RM_ERR_TLS_WANT_IO);
+    rm_tls_out_data(srv, &p, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(rm_tls_in_append(srv, hello + len / 2, len - len / 2), 0);
+    r = rm_tls_handshake(srv);
+    rm_tls_out_data(srv, &p, &n);
+    *alert = -1;
+    if (n == 7 && p[0] == 0x15 && p[5] == 2)
+        *alert = p[6];
+    rm_tls_free(srv);
+    return r;
+}
+
+/* A server refuses what it cannot negotiate with the reason and the alert RFC 8446 names, before wolfSSL would
+ * answer an unknown group with a HelloRetryRequest for a group the client never offered. */
+static void test_server_refuses_unshared_offers(void **state)
+{
+    static const unsigned tls13[] = {0x0304}, tls12[] = {0x0303}, gcm[] = {0x1301}, ccm[] = {0x1304, 0x1305},
+                          x448[] = {30}, p521_p224[] = {25, 21}, p384[] = {24};
+    rm_tls_ctx_t *sc = make_ctx(RM_TLS_SERVER, "server", "ca.pem", "cluster.local", NULL);
+    uint8_t hello[1200];
+    size_t len;
+    int alert;
+
+    len = client_hello(hello, tls13, 1, gcm, 1, x448, 1);
+    assert_int_equal(server_answer(sc, hello, len, &alert), RM_ERR_TLS_NO_SHARED_GROUP);
+    assert_int_equal(alert, 40); /* handshake_failure */
+    len = client_hello(hello, tls13, 1, gcm, 1, p521_p224, 2);
+    assert_int_equal(server_answer(sc, hello, len, &alert), RM_ERR_TLS_NO_SHARED_GROUP);
+    assert_int_equal(alert, 40);
+    len = client_hello(hello, tls13, 1, ccm, 2, p384, 1);
+    assert_int_equal(server_answer(sc, hello, len, &alert), RM_ERR_TLS_NO_SHARED_CIPHER);
+    assert_int_equal(alert, 40);
+    len = client_hello(hello, tls12, 1, gcm, 1, p384, 1);
+    assert_int_equal(server_answer(sc, hello, len, &alert), RM_ERR_TLS_VERSION);
+    assert_int_equal(alert, 70); /* protocol_version */
+    /* what it can negotiate goes on to wolfSSL (here: the made-up key share is no P-384 point) */
+    len = client_hello(hello, tls13, 1, gcm, 1, p384, 1);
+    int r = server_answer(sc, hello, len, &alert);
+    assert_true(r != RM_ERR_TLS_NO_SHARED_GROUP && r != RM_ERR_TLS_NO_SHARED_CIPHER && r != RM_ERR_TLS_VERSION);
+    rm_tls_ctx_unref(sc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -657,6 +784,8 @@ int main(void)
         cmocka_unit_test(test_alpn_and_certless_client),
         cmocka_unit_test(test_signature_memo),
         cmocka_unit_test(test_handshake_remembers_certificate_signatures),
+        cmocka_unit_test(test_client_hello_offers_only_mesh_parameters),
+        cmocka_unit_test(test_server_refuses_unshared_offers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,4 +1,5 @@
-/* rm_tls_sniff: mesh ClientHello vs the app's own TLS vs plaintext, from the first bytes and never past them. */
+/* rm_tls_sniff: mesh ClientHello vs the app's own TLS vs plaintext, from the first bytes and never past them; and
+ * rm_tls_client_hello_parse: the versions, cipher suites and groups a ClientHello offers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +8,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "ringmesh/error.h"
 #include "ringmesh/tls.h"
 
-static const char *g_sni; /* the server name build_client_hello puts in (NULL: an empty server_name extension) */
+static const char *g_sni;    /* the server name build_client_hello puts in (NULL: an empty server_name extension) */
+static const uint8_t *g_ext; /* raw extensions build_client_hello adds at the end (g_ext_len bytes) */
+static size_t g_ext_len;
 
 /* Builds a TLS record holding a ClientHello with the given ALPN names (NULL-terminated list; NULL = no ALPN
  * extension) and one unrelated extension before it. Returns the length. */
@@ -53,6 +57,8 @@ static size_t build_client_hello(uint8_t *out, const char *const *alpn)
             memcpy(body + n, alpn[i], l), n += l;
         }
     }
+    if (g_ext_len != 0)
+        memcpy(body + n, g_ext, g_ext_len), n += g_ext_len;
     body[ext_len_at] = (uint8_t)((n - ext_start) >> 8);
     body[ext_len_at + 1] = (uint8_t)(n - ext_start);
 
@@ -164,6 +170,73 @@ static void test_non_client_hello_and_garbage(void **state)
     free(copy);
 }
 
+/* supported_versions {0x7f1c, TLS 1.3, TLS 1.2}, then supported_groups {X448, X25519, P-256} */
+static const uint8_t offer_exts[] = {0,  43, 0, 7, 6, 0x7f, 0x1c, 0x03, 0x04, 0x03, 0x03, 0,
+                                     10, 0,  8, 0, 6, 0,    30,   0,    29,   0,    23};
+
+static void test_client_hello_offer(void **state)
+{
+    uint8_t buf[2048];
+    const char *alpn[] = {RM_TLS_ALPN, NULL};
+    rm_tls_client_hello_t hello;
+    size_t n;
+
+    g_ext = offer_exts;
+    g_ext_len = sizeof(offer_exts);
+    n = build_client_hello(buf, alpn);
+    assert_int_equal(rm_tls_client_hello_parse(buf, n, &hello), 0);
+    assert_int_equal(hello.legacy_version, 0x0303);
+    assert_true(hello.versions.present);
+    assert_int_equal(hello.versions.num, 3);
+    assert_int_equal(rm_tls_u16_list_at(&hello.versions, 0), 0x7f1c);
+    assert_true(rm_tls_u16_list_has(&hello.versions, 0x0304));
+    assert_false(rm_tls_u16_list_has(&hello.versions, 0x0302));
+    assert_int_equal(hello.suites.num, 1);
+    assert_int_equal(rm_tls_u16_list_at(&hello.suites, 0), 0x1301);
+    assert_int_equal(hello.groups.num, 3);
+    assert_int_equal(rm_tls_u16_list_at(&hello.groups, 0), 30);
+    assert_int_equal(rm_tls_u16_list_at(&hello.groups, 2), 23);
+    assert_false(rm_tls_u16_list_has(&hello.groups, 24));
+    /* every prefix is "not all there yet", never a verdict */
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(rm_tls_client_hello_parse(buf, k, &hello), RM_ERR_TLS_WANT_IO);
+
+    /* a TLS 1.2 ClientHello: no supported_versions, no supported_groups */
+    g_ext = NULL;
+    g_ext_len = 0;
+    n = build_client_hello(buf, alpn);
+    assert_int_equal(rm_tls_client_hello_parse(buf, n, &hello), 0);
+    assert_false(hello.versions.present);
+    assert_false(rm_tls_u16_list_has(&hello.versions, 0x0304));
+    assert_false(hello.groups.present);
+    assert_int_equal(hello.groups.num, 0);
+}
+
+static void test_client_hello_malformed(void **state)
+{
+    static const uint8_t odd_groups[] = {0, 10, 0, 3, 0, 1, 29};          /* a list of one and a half groups */
+    static const uint8_t short_versions[] = {0, 43, 0, 3, 4, 0x03, 0x04}; /* says 4 bytes, holds 2 */
+    uint8_t buf[2048];
+    const char *alpn[] = {RM_TLS_ALPN, NULL};
+    rm_tls_client_hello_t hello;
+    size_t n;
+
+    g_ext = odd_groups;
+    g_ext_len = sizeof(odd_groups);
+    n = build_client_hello(buf, alpn);
+    assert_int_equal(rm_tls_client_hello_parse(buf, n, &hello), RM_ERR_TLS_PROTOCOL);
+    g_ext = short_versions;
+    g_ext_len = sizeof(short_versions);
+    n = build_client_hello(buf, alpn);
+    assert_int_equal(rm_tls_client_hello_parse(buf, n, &hello), RM_ERR_TLS_PROTOCOL);
+    g_ext = NULL;
+    g_ext_len = 0;
+    n = build_client_hello(buf, alpn);
+    buf[5] = 0x02; /* a ServerHello */
+    assert_int_equal(rm_tls_client_hello_parse(buf, n, &hello), RM_ERR_TLS_PROTOCOL);
+    assert_int_equal(rm_tls_client_hello_parse((const uint8_t *)"GET / HTTP/1.1\r\n", 16, &hello), RM_ERR_TLS_PROTOCOL);
+}
+
 static void test_pseudo_random_inputs_do_not_crash(void **state)
 {
     uint8_t buf[600];
@@ -182,6 +255,9 @@ static void test_pseudo_random_inputs_do_not_crash(void **state)
         memcpy(copy, buf, n);
         rm_tls_sniff_t k = rm_tls_sniff(copy, n);
         assert_true(k >= RM_TLS_SNIFF_NEED_MORE && k <= RM_TLS_SNIFF_MESH);
+        rm_tls_client_hello_t hello;
+        int r = rm_tls_client_hello_parse(copy, n, &hello);
+        assert_true(r == 0 || r == RM_ERR_TLS_WANT_IO || r == RM_ERR_TLS_PROTOCOL);
         free(copy);
         x = x * 1103515245u + 12345u;
     }
@@ -194,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_no_alpn_is_app_tls),           cmocka_unit_test(test_server_name),
         cmocka_unit_test(test_every_prefix_needs_more),      cmocka_unit_test(test_plaintext_protocols),
         cmocka_unit_test(test_non_client_hello_and_garbage), cmocka_unit_test(test_pseudo_random_inputs_do_not_crash),
+        cmocka_unit_test(test_client_hello_offer),           cmocka_unit_test(test_client_hello_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

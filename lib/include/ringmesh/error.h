@@ -25,6 +25,11 @@ enum {
     RM_ERR_TLS_PROTOCOL = RM_ERR_CLASS_TLS - 9,      /* record layer error after the handshake */
     RM_ERR_TLS_CONFIG = RM_ERR_CLASS_TLS - 10,       /* certificate, key or bundle could not be loaded */
     RM_ERR_TLS_NO_MEMORY = RM_ERR_CLASS_TLS - 11,
+    RM_ERR_TLS_VERSION = RM_ERR_CLASS_TLS - 12,          /* peer does not offer TLS 1.3 */
+    RM_ERR_TLS_NO_SHARED_CIPHER = RM_ERR_CLASS_TLS - 13, /* no cipher suite in common with the peer */
+    RM_ERR_TLS_NO_SHARED_GROUP = RM_ERR_CLASS_TLS - 14,  /* no key exchange group in common with the peer */
+    RM_ERR_TLS_PEER_ALERT = RM_ERR_CLASS_TLS - 15,       /* peer sent a fatal alert (it refused us) */
+    RM_ERR_TLS_BAD_KEY_SHARE = RM_ERR_CLASS_TLS - 16,    /* peer's key share is not a valid key of its group */
 
     /* SPIFFE ID syntax and X.509-SVID rules (one code per rule, see svid.h) */
     RM_ERR_SPIFFE_SCHEME = RM_ERR_CLASS_SVID - 1,              /* scheme is not "spiffe://" (lower case) */
@@ -51,12 +56,14 @@ enum {
     RM_ERR_SVID_UNEXPECTED_ID = RM_ERR_CLASS_SVID - 31,        /* ID is not one of the expected IDs */
     RM_ERR_SVID_NO_KEY_USAGE = RM_ERR_CLASS_SVID - 32,         /* leaf has no key usage extension */
     RM_ERR_SVID_BAD_SAN_URI = RM_ERR_CLASS_SVID - 33,          /* the URI SAN is not a valid SPIFFE ID */
-    RM_ERR_SVID_CA_NOT_CA = RM_ERR_CLASS_SVID - 34, /* an intermediate/root is not a CA or lacks keyCertSign */
-    RM_ERR_SVID_ISSUE = RM_ERR_CLASS_SVID - 40,     /* key generation or signing failed */
-    RM_ERR_SVID_CA_KEY = RM_ERR_CLASS_SVID - 41,    /* CA key unreadable or not the CA certificate's key */
-    RM_ERR_SVID_KEY_TYPE = RM_ERR_CLASS_SVID - 42,  /* key is not an ECDSA P-256 key */
-    RM_ERR_CSR_PARSE = RM_ERR_CLASS_SVID - 50,      /* PKCS#10 request could not be parsed */
-    RM_ERR_CSR_SIGNATURE = RM_ERR_CLASS_SVID - 51,  /* PKCS#10 request is not signed by its own key */
+    RM_ERR_SVID_CA_NOT_CA = RM_ERR_CLASS_SVID - 34,     /* an intermediate/root is not a CA or lacks keyCertSign */
+    RM_ERR_SVID_NO_PATH = RM_ERR_CLASS_SVID - 35,       /* leaf's SPIFFE ID has no path (the trust domain's own ID) */
+    RM_ERR_SVID_EXT_KEY_USAGE = RM_ERR_CLASS_SVID - 36, /* leaf's extended key usage lacks serverAuth or clientAuth */
+    RM_ERR_SVID_ISSUE = RM_ERR_CLASS_SVID - 40,         /* key generation or signing failed */
+    RM_ERR_SVID_CA_KEY = RM_ERR_CLASS_SVID - 41,        /* CA key unreadable or not the CA certificate's key */
+    RM_ERR_SVID_KEY_TYPE = RM_ERR_CLASS_SVID - 42,      /* key is not an ECDSA P-256 key */
+    RM_ERR_CSR_PARSE = RM_ERR_CLASS_SVID - 50,          /* PKCS#10 request could not be parsed */
+    RM_ERR_CSR_SIGNATURE = RM_ERR_CLASS_SVID - 51,      /* PKCS#10 request is not signed by its own key */
 
     /* configuration */
     RM_ERR_CONFIG_PARSE = RM_ERR_CLASS_CONFIG - 1, /* YAML syntax or schema error (message has file/line/field) */

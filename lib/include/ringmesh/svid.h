@@ -42,10 +42,15 @@ typedef struct st_rm_svid_expect_t {
 #define RM_KU_DIGITAL_SIGNATURE 0x80u /* bit values as in the DER KeyUsage first byte */
 #define RM_KU_KEY_CERT_SIGN     0x04u
 #define RM_KU_CRL_SIGN          0x02u
+#define RM_EKU_SERVER_AUTH      0x1u /* id-kp-serverAuth */
+#define RM_EKU_CLIENT_AUTH      0x2u /* id-kp-clientAuth */
+#define RM_EKU_ANY              0x4u /* anyExtendedKeyUsage */
 typedef struct st_rm_x509_info_t {
-    int is_ca;          /* basicConstraints cA */
-    int has_key_usage;  /* key usage extension present */
-    unsigned key_usage; /* RM_KU_* bits */
+    int is_ca;              /* basicConstraints cA */
+    int has_key_usage;      /* key usage extension present */
+    unsigned key_usage;     /* RM_KU_* bits */
+    int has_ext_key_usage;  /* extended key usage extension present */
+    unsigned ext_key_usage; /* RM_EKU_* bits (other purposes are not kept) */
     time_t not_before, not_after;
     size_t num_uris; /* URI SANs seen (may exceed RM_X509_MAX_URIS; only that many are kept) */
     char uris[RM_X509_MAX_URIS][RM_SPIFFE_ID_MAX + 1];
@@ -56,10 +61,20 @@ typedef struct st_rm_x509_info_t {
  *  Returns 0, RM_ERR_SVID_PARSE (then `info` is zeroed) or -ENOMEM. */
 int rm_x509_parse_der(const uint8_t *der, size_t len, rm_x509_info_t *info);
 
-/** Applies the X509-SVID leaf rules (URI SAN count and syntax, not a CA, key usage, validity at `now`,
- *  and `expect`) to a parsed leaf. On success fills `id` (may be NULL). Returns 0 or the failed rule.
- *  `id` is also filled when the single URI SAN is a valid SPIFFE ID but a later rule fails (so a refusal can be
- *  logged with the peer's identity); otherwise id->len is 0. Only a 0 return makes `id` an authenticated ID. */
+/** Whether a parsed SPIFFE ID names a workload: it has a path. The trust domain's own ID (no path) never may be a
+ *  leaf SVID's (X509-SVID section 5.2) nor an identity a peer is expected to present. */
+int rm_spiffe_id_has_path(const rm_spiffe_id_t *id);
+
+/** rm_spiffe_id_parse() for an ID a leaf SVID may carry (to issue, or to expect of a peer): also refuses the trust
+ *  domain's own ID with RM_ERR_SVID_NO_PATH (then `out` is not filled). `out` may be NULL. */
+int rm_spiffe_workload_id_parse(const char *s, size_t len, rm_spiffe_id_t *out);
+
+/** Applies the X509-SVID leaf rules (URI SAN count and syntax, a path in the SPIFFE ID, not a CA, key usage,
+ *  extended key usage (when present, both serverAuth and clientAuth), validity at `now`, and `expect`) to a parsed
+ *  leaf: the one rule set of every verifier (`ringmeshctl svid verify`, the proxy's handshakes, its own SVID).
+ *  On success fills `id` (may be NULL). Returns 0 or the failed rule. `id` is also filled when the single URI SAN is
+ *  a valid SPIFFE ID but a later rule fails (so a refusal can be logged with the peer's identity); otherwise
+ *  id->len is 0. Only a 0 return makes `id` an authenticated ID. */
 int rm_svid_check_leaf(const rm_x509_info_t *leaf, time_t now, const rm_svid_expect_t *expect, rm_spiffe_id_t *id);
 
 /** The rule for a certificate that signs others (a root in a bundle or an intermediate in a chain): basicConstraints

@@ -172,6 +172,33 @@ rm_tls_sniff_t rm_tls_sniff(const uint8_t *p, size_t len);
  *  Never reads past len. */
 size_t rm_tls_client_hello_sni(const uint8_t *p, size_t len, char *out, size_t outlen);
 
+/** A list of 16-bit code points in a ClientHello, in wire order (big-endian pairs), pointing into the caller's
+ *  bytes. `num` counts the entries; `present` says whether the list was in the message at all. */
+typedef struct st_rm_tls_u16_list_t {
+    const uint8_t *p;
+    size_t num;
+    int present;
+} rm_tls_u16_list_t;
+
+/** What a ClientHello offers that decides whether a ringmesh server can answer it. */
+typedef struct st_rm_tls_client_hello_t {
+    unsigned legacy_version;    /* e.g. 0x0303 */
+    rm_tls_u16_list_t versions; /* supported_versions (RFC 8446 4.2.1); absent from a TLS 1.2 client */
+    rm_tls_u16_list_t suites;   /* cipher_suites */
+    rm_tls_u16_list_t groups;   /* supported_groups (RFC 8446 4.2.7) */
+} rm_tls_client_hello_t;
+
+/** Parses the ClientHello that sits whole in the first record of p; the lists point into p. Never reads past len.
+ *  Returns 0, RM_ERR_TLS_WANT_IO when the first record is not all there yet, or RM_ERR_TLS_PROTOCOL when p does not
+ *  start with a well-formed ClientHello in one record. */
+int rm_tls_client_hello_parse(const uint8_t *p, size_t len, rm_tls_client_hello_t *out);
+
+/** Entry `i` (< list->num) of a list. */
+unsigned rm_tls_u16_list_at(const rm_tls_u16_list_t *list, size_t i);
+
+/** Whether `value` is in the list. */
+int rm_tls_u16_list_has(const rm_tls_u16_list_t *list, unsigned value);
+
 /** Client side: the server name to send (SNI) in the ClientHello; call before the handshake. Returns 0 or
  *  RM_ERR_TLS_CONFIG. */
 int rm_tls_set_server_name(rm_tls_t *tls, const char *name);

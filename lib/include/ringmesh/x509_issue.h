@@ -71,8 +71,9 @@ int rm_x509_make_root_ca(const char *trust_domain, const rm_x509_issue_opts_t *o
 /** Signs an X.509-SVID for the ECDSA P-256 public key `spki_der` (a DER SubjectPublicKeyInfo) naming `spiffe_id`,
  *  with `ca`. The identity comes from the caller, never from the key's origin. On success *cert_pem (free()) is
  *  the leaf followed by the CA's certificates except self-signed ones (the root stays in the trust bundle).
- *  Returns 0; an RM_ERR_SPIFFE_* code for a bad ID; RM_ERR_SVID_KEY_TYPE for a key that is not P-256; -EINVAL for
- *  bad opts (a DNS name that breaks the rules above, too many of them); RM_ERR_SVID_ISSUE; or -ENOMEM. */
+ *  Returns 0; an RM_ERR_SPIFFE_* code for a bad ID, RM_ERR_SVID_NO_PATH for one without a path; RM_ERR_SVID_KEY_TYPE
+ * for a key that is not P-256; -EINVAL for bad opts (a DNS name that breaks the rules above, too many of them);
+ * RM_ERR_SVID_ISSUE; or -ENOMEM. */
 int rm_x509_sign_svid(const rm_x509_ca_t *ca, const uint8_t *spki_der, size_t spki_len, const char *spiffe_id,
                       const rm_x509_issue_opts_t *opts, char **cert_pem, size_t *cert_len);
 

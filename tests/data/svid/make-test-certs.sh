@@ -82,6 +82,17 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 subjectAltName = $ENV::RM_SAN
 
+[ext_leaf_eku]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = $ENV::RM_EKU
+subjectAltName = $ENV::RM_SAN
+
+[ext_leaf_no_eku]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+subjectAltName = $ENV::RM_SAN
+
 [ext_leaf_ca]
 basicConstraints = critical,CA:TRUE
 keyUsage = critical,digitalSignature
@@ -97,7 +108,7 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 CNF
 
-export RM_SAN=URI:spiffe://example.org RM_KU=digitalSignature
+export RM_SAN=URI:spiffe://example.org RM_KU=digitalSignature RM_EKU=serverAuth,clientAuth
 
 newkey() {
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null
@@ -168,6 +179,8 @@ leaf leaf-other-td root ext_leaf "$valid_from" "$valid_to" URI:spiffe://other.or
 leaf leaf-expired root ext_leaf "-48 hours" "-24 hours"
 leaf leaf-not-yet-valid root ext_leaf "+24 hours" "+48 hours"
 leaf leaf-key-agreement root ext_leaf "$valid_from" "$valid_to" "" "digitalSignature,keyAgreement"
+leaf leaf-no-eku root ext_leaf_no_eku "$valid_from" "$valid_to" # extended key usage is a SHOULD
+RM_EKU=serverAuth,clientAuth,codeSigning leaf leaf-eku-extra root ext_leaf_eku "$valid_from" "$valid_to"
 
 # Leaves that break one X509-SVID rule each
 leaf leaf-ca root ext_leaf_ca "$valid_from" "$valid_to"
@@ -185,6 +198,11 @@ leaf leaf-dns-and-uri root ext_leaf "$valid_from" "$valid_to" \
     DNS:orders.shop.svc.cluster.local,URI:spiffe://example.org/ns/shop/sa/orders
 leaf leaf-bad-id root ext_leaf "$valid_from" "$valid_to" URI:spiffe://example.org/ns/../sa/orders
 leaf leaf-bad-scheme root ext_leaf "$valid_from" "$valid_to" URI:https://example.org/ns/shop/sa/orders
+leaf leaf-no-path root ext_leaf "$valid_from" "$valid_to" URI:spiffe://example.org # the trust domain's own ID
+RM_EKU=serverAuth leaf leaf-eku-server-only root ext_leaf_eku "$valid_from" "$valid_to"
+RM_EKU=clientAuth leaf leaf-eku-client-only root ext_leaf_eku "$valid_from" "$valid_to"
+RM_EKU=anyExtendedKeyUsage leaf leaf-eku-any root ext_leaf_eku "$valid_from" "$valid_to"
+RM_EKU=codeSigning leaf leaf-eku-other root ext_leaf_eku "$valid_from" "$valid_to"
 
 # Leaves whose chain breaks a rule
 leaf leaf-under-not-ca inter-not-ca ext_leaf "$valid_from" "$valid_to" "" digitalSignature inter-not-ca
