@@ -979,6 +979,8 @@ static int decide_mode(rm_conn_t *c)
         return 0;
     }
     c->down.ready = 1;
+    if (!c->up_connecting)
+        c->deadline_ms = 0; /* decided: the first-bytes deadline is over (a connect's own stays) */
     return 0;
 }
 
