@@ -12,7 +12,8 @@
 # - a real ClientHello sent one byte every 200 ms is cut off at handshakeTimeout;
 # - a client that sends part of a ClientHello and closes is closed (undecided_closed): the app never sees those
 #   bytes (before, they went to it as plaintext);
-# - plaintext and mTLS connections that have shown what they are outlive handshakeTimeout.
+# - plaintext and mTLS connections that have shown what they are outlive handshakeTimeout;
+# - a TLS client still needs an SVID that verifies to the bundle (PERMISSIVE only adds plaintext).
 #
 # Loopback only, in a private network namespace when root, else on free host ports.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -136,8 +137,26 @@ case_decided_connections_outlive_it() {
         and .duration_ms >= 3000' "the plaintext connection is logged as plaintext"
 }
 
+# PERMISSIVE adds plaintext; a TLS client must still present an SVID that verifies to the bundle (openssl s_client,
+# a client that is not ours: without a certificate it is refused; with the frontend's SVID it gets through)
+case_tls_needs_client_svid() {
+    local before
+    before=$(rm_log_count "$LOG_O" '.event == "peer_rejected"')
+    (printf nocert; sleep 1) | rm_run timeout 10 openssl s_client -quiet -no_ign_eof -connect "127.0.0.1:$P_IN" -alpn ringmesh/1 \
+        -CAfile "$RM_TMP/pki/ca-main.pem" >"$RM_TMP/logs/nocert.out" 2>&1 || true
+    rm_expect_log_nth "$LOG_O" '.event == "peer_rejected"' "$((before + 1))" "a TLS client without a certificate is refused"
+    rm_assert_eq "$(rm_json "$RM_LINE" '.reason | test("certificate"; "i")')" true "the refusal names the certificate"
+    (printf withcert; sleep 1) | rm_run timeout 10 openssl s_client -quiet -no_ign_eof -connect "127.0.0.1:$P_IN" -alpn ringmesh/1 \
+        -CAfile "$RM_TMP/pki/ca-main.pem" -cert "$RM_TMP/pki/frontend.pem" -key "$RM_TMP/pki/frontend.key" \
+        >"$RM_TMP/logs/withcert.out" 2>"$RM_TMP/logs/withcert.err" || true
+    rm_assert_eq "$(cat "$RM_TMP/logs/withcert.out")" withcert "the echo to a TLS client with the frontend's SVID"
+    rm_expect_no_log "$APP_LOG" '.event == "close" and (.head | startswith("nocert"))' \
+        "the refused client's bytes never reached the app"
+}
+
 rm_case "connections that send nothing are closed at handshakeTimeout" case_idle_connections_closed
 rm_case "a ClientHello one byte at a time is cut off" case_trickled_hello_cut
 rm_case "part of a ClientHello, then close: the app sees nothing" case_partial_hello_then_close
 rm_case "decided connections outlive handshakeTimeout" case_decided_connections_outlive_it
+rm_case "TLS on a PERMISSIVE port needs a client SVID" case_tls_needs_client_svid
 rm_finish
