@@ -13,7 +13,8 @@
 # - a client that sends part of a ClientHello and closes is closed (undecided_closed): the app never sees those
 #   bytes (before, they went to it as plaintext);
 # - plaintext and mTLS connections that have shown what they are outlive handshakeTimeout;
-# - a TLS client still needs an SVID that verifies to the bundle (PERMISSIVE only adds plaintext).
+# - a TLS client still needs an SVID that verifies to the bundle (PERMISSIVE only adds plaintext);
+# - an HTTP/2 app's SETTINGS preface, sent before the client's ClientHello arrives, leaves the connection mTLS.
 #
 # Loopback only, in a private network namespace when root, else on free host ports.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -25,8 +26,8 @@ ID_ORDERS="spiffe://cluster.local/ns/shop/sa/orders"
 ID_FRONTEND="spiffe://cluster.local/ns/shop/sa/frontend"
 CLIENT="$RM_SOURCE_DIR/tests/e2e/tools/first_bytes_client.py"
 
-rm_loopback_place 3
-read -r P_APP P_IN P_UP <<<"${RM_PORTS[*]}"
+rm_loopback_place 5
+read -r P_APP P_IN P_UP P_H2APP P_H2IN <<<"${RM_PORTS[*]}"
 rm_ca_create main cluster.local
 rm_svid_issue frontend main "$ID_FRONTEND"
 rm_svid_issue orders main "$ID_ORDERS"
@@ -39,6 +40,7 @@ handshakeTimeout: 2s
 accessLog: true
 listeners:
   - {name: in, type: inbound, listen: "127.0.0.1:$P_IN", target: "127.0.0.1:$P_APP", mode: PERMISSIVE}
+  - {name: h2, type: inbound, listen: "127.0.0.1:$P_H2IN", target: "127.0.0.1:$P_H2APP", mode: PERMISSIVE}
 YAML
 cat >"$RM_TMP/frontend.yaml" <<YAML
 tls: {certFile: $RM_TMP/pki/frontend.pem, keyFile: $RM_TMP/pki/frontend.key, bundleFile: $RM_TMP/pki/ca-main.pem}
@@ -50,6 +52,9 @@ listeners:
 YAML
 
 rm_server app "$POD" "127.0.0.1:$P_APP" echo
+# an HTTP/2 app: its SETTINGS preface goes out as soon as it accepts, then nothing
+rm_bg h2app "$POD" "$RM_TMP/logs/h2app.log" python3 "$RM_SOURCE_DIR/tests/e2e/tools/silent_app.py" h2 "$P_H2APP"
+rm_wait_port "$POD" "$P_H2APP" 10 h2app
 for name in orders frontend; do
     rm_bg "proxy-$name" "$POD" "$RM_TMP/logs/proxy-$name.log" "$RM_PROXY_BIN" --config "$RM_TMP/$name.yaml"
     line=$(rm_wait_log "$RM_TMP/logs/proxy-$name.log" '.event == "proxy_started"' 10) ||
@@ -154,9 +159,21 @@ case_tls_needs_client_svid() {
         "the refused client's bytes never reached the app"
 }
 
+# an app that sends its HTTP/2 SETTINGS before the client's ClientHello arrives does not make the connection
+# plaintext (before, the SETTINGS frame went to the TLS client in the clear and its handshake failed)
+case_h2_app_speaks_first() {
+    local out
+    out=$(rm_run python3 "$CLIENT" late-tls "127.0.0.1:$P_H2IN" 300 --cert "$RM_TMP/pki/frontend.pem" \
+        --key "$RM_TMP/pki/frontend.key" --ca "$RM_TMP/pki/ca-main.pem" --timeout 5) || true
+    rm_log "TLS client after the app's SETTINGS: $out"
+    rm_assert_eq "$(rm_json "$out" .handshake)" ok "the mTLS handshake after the app's SETTINGS"
+    rm_assert_eq "$(rm_json "$out" .first)" 000000040000000000 "the app's SETTINGS frame, inside TLS"
+}
+
 rm_case "connections that send nothing are closed at handshakeTimeout" case_idle_connections_closed
 rm_case "a ClientHello one byte at a time is cut off" case_trickled_hello_cut
 rm_case "part of a ClientHello, then close: the app sees nothing" case_partial_hello_then_close
 rm_case "decided connections outlive handshakeTimeout" case_decided_connections_outlive_it
 rm_case "TLS on a PERMISSIVE port needs a client SVID" case_tls_needs_client_svid
+rm_case "an HTTP/2 app's SETTINGS before the ClientHello: still mTLS" case_h2_app_speaks_first
 rm_finish

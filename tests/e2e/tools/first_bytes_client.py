@@ -14,7 +14,13 @@ ALPN ringmesh/1), never sent whole.
       sends the first N bytes of a ClientHello, then closes its side (FIN) and waits for the server to close.
       Prints the same fields as trickle.
 
---timeout bounds every wait (default 10 s). Exit status 0 when the server closed every connection in time."""
+  first_bytes_client.py late-tls ADDR DELAY_MS --cert PEM --key PEM --ca PEM [--timeout S]
+      connects, waits DELAY_MS (an app that speaks at once has spoken by then), then runs a TLS 1.3 handshake with
+      that client certificate and ALPN ringmesh/1, and reads what the server sends first.
+      Prints {"handshake": "ok" | <the error>, "alpn": ..., "first": <hex of up to 9 bytes received>}.
+
+--timeout bounds every wait (default 10 s). Exit status 0 when the server closed every connection in time (idle,
+trickle, partial) or the handshake succeeded (late-tls)."""
 import argparse
 import json
 import select
@@ -123,14 +129,46 @@ def partial(args):
     return 0 if how != "timeout" else 1
 
 
+def late_tls(args):
+    s = connect(args.addr)
+    time.sleep(args.n / 1000.0)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(args.ca)
+    ctx.load_cert_chain(args.cert, args.key)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.set_alpn_protocols(["ringmesh/1"])
+    out = {"handshake": "ok", "alpn": None, "first": ""}
+    s.settimeout(args.timeout)
+    try:
+        t = ctx.wrap_socket(s)
+        out["alpn"] = t.selected_alpn_protocol()
+        got = b""
+        while len(got) < 9:
+            d = t.recv(9 - len(got))
+            if not d:
+                break
+            got += d
+        out["first"] = got.hex()
+        t.close()
+    except (OSError, ssl.SSLError) as e:
+        out["handshake"] = str(e)
+        s.close()
+    print(json.dumps(out))
+    return 0 if out["handshake"] == "ok" else 1
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["idle", "trickle", "partial"])
+    ap.add_argument("mode", choices=["idle", "trickle", "partial", "late-tls"])
     ap.add_argument("addr")
     ap.add_argument("n", type=int)
     ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--ca")
     args = ap.parse_args()
-    return {"idle": idle, "trickle": trickle, "partial": partial}[args.mode](args)
+    return {"idle": idle, "trickle": trickle, "partial": partial, "late-tls": late_tls}[args.mode](args)
 
 
 if __name__ == "__main__":
