@@ -14,6 +14,10 @@
 #   over mTLS: stream 1 is answered 431, the app receives the client's preface and SETTINGS only;
 # - an HTTP/1.1 field folded over two lines (obs-fold, RFC 9112 5.2): 400, and the app never sees the request.
 #
+# The clients are tests/e2e/tools/big_head_client.py (HTTP/1.1 with chosen write sizes; HTTP/2 frames made by hand,
+# the answer decoded with libnghttp2's HPACK decoder) and curl: nghttp and h2load refuse to send a header block over
+# 64 KiB (nghttp2's max_send_header_block_length), so they cannot make these requests.
+#
 # Loopback only, in a private network namespace when root, else on free host ports.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
