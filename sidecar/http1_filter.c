@@ -518,6 +518,18 @@ static void request_done(rm_http1_filter_t *f)
     reset_head(f);
 }
 
+/* A line of the head that starts with SP or HTAB: a field value folded onto it (obs-fold), or whitespace before the
+ * first field. RFC 9112 5.2 lets a server reject the first with 400 or unfold it, and 2.2 the second; the library
+ * takes both as part of the value, and an app may read them differently, so the filter rejects them. `prev` is the
+ * head's byte before src (0 at its start). */
+static int starts_folded_line(uint8_t prev, const uint8_t *src, size_t len)
+{
+    for (size_t i = 0; i != len; prev = src[i++])
+        if (prev == '\n' && (src[i] == ' ' || src[i] == '\t'))
+            return 1;
+    return 0;
+}
+
 /* Passes the bytes the parser has consumed to where the client side's state sends them. */
 static int route_client_bytes(rm_http1_filter_t *f, const uint8_t *src, size_t len, rm_bytebuf_t *to_app,
                               rm_bytebuf_t *to_client)
@@ -528,6 +540,8 @@ static int route_client_bytes(rm_http1_filter_t *f, const uint8_t *src, size_t l
     case RM__HTTP1_CS_HEAD:
         if (f->head.len + len > RM_HTTP1_MAX_HEAD_SIZE)
             return queue_error_answer(f, RM__HTTP1_PENDING_HEAD_TOO_BIG, to_client);
+        if (starts_folded_line(f->head.len != 0 ? f->head.base[f->head.len - 1] : 0, src, len))
+            return queue_error_answer(f, RM__HTTP1_PENDING_BAD_REQUEST, to_client);
         if ((ret = rm_bytebuf_append(&f->head, src, len)) != 0)
             return ret;
         return 0;

@@ -19,7 +19,8 @@
  *   - a request target that cannot be normalized (a path holding %00): 400, then close;
  *   - a malformed request (anything http_parser rejects, including Content-Length with Transfer-Encoding and a
  *     Transfer-Encoding whose last coding is not chunked; also two Host fields, a field name that is not a token,
- *     a head whose final CR is not followed by LF): 400, then close;
+ *     a head whose final CR is not followed by LF, a head line starting with SP or HTAB: obs-fold or whitespace
+ *     before the first field, RFC 9112 5.2 and 2.2): 400, then close;
  *   - a denied request with "Connection: close", or HTTP/1.0 without "Connection: keep-alive": the 403 carries
  *     "connection: close", then close;
  *   - a denied request with "Expect: 100-continue" and a body: 403 (never 100) with "connection: close", because

@@ -79,7 +79,9 @@ typedef enum {
     AUTHZ_HTTP,    /* every request is decided (l7 holds the filter) */
 } authz_state_t;
 
-#define L7_BACKLOG (64u * 1024) /* filter output a direction may hold before its input stops being read */
+#define L7_BACKLOG   (64u * 1024) /* filter output a direction may hold before its input stops being read */
+#define L7_LINGER_MS 5000         /* after an answer that closes: how long the client's bytes are read and dropped */
+enum { LINGER_NO = 0, LINGER_ON, LINGER_OVER };
 
 /* An inbound HTTP/1.x or HTTP/2 connection whose requests (streams) are decided one by one. The filter's output goes
  * through staging pipes so that a send in flight always reads a buffer that stays put. */
@@ -115,6 +117,7 @@ struct st_rm_conn_t {
     int counted; /* holds a slot of maxConnections */
     int rejected_logged;
     int up_connecting;
+    int lingering; /* LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
     authz_state_t authz_state;
     rm_l7_t *l7;
     char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
@@ -525,6 +528,12 @@ static void on_up_send(rm_io_op_t *op, int res)
     side_send_done(c, s, c->l7 != NULL ? &c->l7->app_out : &c->d2u, res);
 }
 
+/* Inbound: when the client's first bytes must have shown TLS or plaintext, and a TLS handshake must be over. */
+static uint64_t inbound_handshake_deadline(rm_conn_t *c)
+{
+    return c->started_ms + cfg_of(c)->handshake_timeout_ms;
+}
+
 static void on_up_connect(rm_io_op_t *op, int res)
 {
     rm_side_t *s = rm_container_of(op, rm_side_t, conn_op);
@@ -549,9 +558,13 @@ static void on_up_connect(rm_io_op_t *op, int res)
     c->last_active_ms = rm_loop_now_ms(c->w->loop);
     if (s->tls == NULL)
         s->ready = 1; /* a TLS side is ready only after its handshake (conn_progress drives it) */
-    /* the connect deadline is over; a handshake still to come gets its own */
-    c->deadline_ms =
-        tls_side(c)->tls != NULL && !tls_side(c)->ready ? c->last_active_ms + cfg_of(c)->handshake_timeout_ms : 0;
+    /* the connect deadline is over; a handshake still to come gets its own. Inbound (PERMISSIVE connects to the app
+     * at once), the client's first bytes and its handshake keep the one counted from accept. */
+    int handshaking = tls_side(c)->tls != NULL && !tls_side(c)->ready;
+    if (c->dir == DIR_INBOUND)
+        c->deadline_ms = c->mode == MODE_UNDECIDED || handshaking ? inbound_handshake_deadline(c) : 0;
+    else
+        c->deadline_ms = handshaking ? c->last_active_ms + cfg_of(c)->handshake_timeout_ms : 0;
 Progress:
     conn_progress(c);
 }
@@ -885,19 +898,60 @@ static int drive_handshake(rm_conn_t *c)
     return 0;
 }
 
-/* Inbound: decide mTLS or plaintext from what arrives first, never by waiting (STRICT refuses all but mesh TLS). */
+/* The app's first bytes are, or begin, an HTTP/2 server preface: a SETTINGS frame (9-byte header: type 4, flags 0,
+ * stream 0). An HTTP/2 server sends it as soon as it accepts, and its client speaks first anyway (the connection
+ * preface): that is no server-first protocol. */
+static int app_sent_h2_settings(const rm_pipe_t *u2d)
+{
+    static const uint8_t settings_tail[6] = {0x04, 0, 0, 0, 0, 0}; /* type, flags, stream 0 */
+    const uint8_t *a = u2d->buf != NULL ? u2d->buf + u2d->off : NULL;
+    size_t n = u2d->len < 9 ? u2d->len : 9;
+    return !u2d->src_eof && n > 0 && (n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0);
+}
+
+/* Inbound, the client's first bytes have not shown TLS or plaintext, and never will: it closed, or (`timeout`) they
+ * did not come within handshakeTimeout. Nothing of them went to the app; the connection is closed (a reset to the
+ * app, which must not take an empty or partial stream for a whole one) and logged with the cause. */
+static void undecided_close(rm_conn_t *c, int timeout)
+{
+    rm_log_line_t l;
+    rm_log_begin(&l, timeout || c->d2u.len > 0 ? RM_LOG_WARN : RM_LOG_INFO,
+                 timeout ? "handshake_timeout" : "undecided_closed");
+    log_conn_fields(c, &l);
+    if (timeout)
+        rm_log_str(&l, "phase", "first_bytes");
+    rm_log_str(&l, "reason",
+               timeout ? "the client's first bytes did not show TLS or plaintext within handshakeTimeout"
+                       : "the client closed before its first bytes showed TLS or plaintext");
+    rm_log_uint(&l, "bytes", c->d2u.len);
+    rm_log_str(&l, "effect", "closed; none of its bytes reached the app");
+    rm_log_end(&l);
+    /* the access log says how it ended for the client; both ends get a reset */
+    c->close_reason = timeout ? CLOSE_TIMEOUT : CLOSE_EOF;
+    conn_abort(c, CLOSE_RESET);
+}
+
+/* Inbound: decide mTLS or plaintext from what arrives first (STRICT refuses all but mesh TLS). The client's bytes,
+ * when there are any, decide; else an app that speaks first makes it plaintext (a server-first protocol: a TLS client
+ * never waits for the server), unless what it said is an HTTP/2 server preface. Bytes that could still become a
+ * ClientHello wait for more, up to handshakeTimeout (rm__conn_tick); a client that closes meanwhile is closed. */
 static int decide_mode(rm_conn_t *c)
 {
     rm_tls_sniff_t k;
     int ret;
 
-    if (c->u2d.len > 0 || c->u2d.src_eof) {
-        /* the app spoke first (server-first protocol): a TLS client never waits for the server */
+    if (c->d2u.len == 0 && (c->u2d.len > 0 || c->u2d.src_eof) &&
+        !(app_sent_h2_settings(&c->u2d) && pipe_room(&c->u2d) > 0)) {
         c->mode = MODE_PLAINTEXT;
     } else if (c->d2u.len > 0 || c->d2u.src_eof) {
-        k = rm_tls_sniff(c->d2u.buf + c->d2u.off, c->d2u.len);
-        if (k == RM_TLS_SNIFF_NEED_MORE && !c->d2u.src_eof && pipe_room(&c->d2u) > 0)
+        k = c->d2u.len > 0 ? rm_tls_sniff(c->d2u.buf + c->d2u.off, c->d2u.len) : RM_TLS_SNIFF_NEED_MORE;
+        if (k == RM_TLS_SNIFF_NEED_MORE) {
+            /* a whole ClientHello record always fits in a pipe's buffer: room stays until it is in */
+            if (!c->d2u.src_eof && pipe_room(&c->d2u) > 0)
+                return 0;
+            undecided_close(c, 0);
             return 0;
+        }
         /* an explicit inbound listener is a TLS port by configuration: any mTLS client with an SVID may use it */
         if (k == RM_TLS_SNIFF_TLS_OTHER && c->explicit_cfg != NULL)
             k = RM_TLS_SNIFF_MESH;
@@ -925,7 +979,8 @@ static int decide_mode(rm_conn_t *c)
             pipe_release_if_empty(&c->d2u);
             c->down.ready = 0;
             c->mode = MODE_MTLS;
-            c->deadline_ms = rm_loop_now_ms(c->w->loop) + cfg_of(c)->handshake_timeout_ms;
+            if (!c->up_connecting)
+                c->deadline_ms = inbound_handshake_deadline(c);
             return 0;
         }
         c->mode = MODE_PLAINTEXT;
@@ -933,6 +988,8 @@ static int decide_mode(rm_conn_t *c)
         return 0;
     }
     c->down.ready = 1;
+    if (!c->up_connecting)
+        c->deadline_ms = 0; /* decided: the first-bytes deadline is over (a connect's own stays) */
     return 0;
 }
 
@@ -1143,11 +1200,7 @@ static int authz_progress(rm_conn_t *c)
         /* the app spoke first. An HTTP/2 server does that with its SETTINGS frame (9-byte header: type 4, stream
          * 0), and its client is about to send the preface: wait for it. Anything else is a server-first protocol,
          * which is TCP. */
-        const uint8_t *a = c->u2d.buf != NULL ? c->u2d.buf + c->u2d.off : NULL;
-        size_t n = c->u2d.len < 9 ? c->u2d.len : 9;
-        static const uint8_t settings_tail[6] = {0x04, 0, 0, 0, 0, 0}; /* type, flags, stream 0 */
-        int h2_settings = !c->u2d.src_eof && n > 0 && (n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0);
-        if (!h2_settings || (c->u2d.len >= 9 && pipe_room(&c->u2d) == 0))
+        if (!app_sent_h2_settings(&c->u2d) || (c->u2d.len >= 9 && pipe_room(&c->u2d) == 0))
             goto DecideTcp;
         if (!c->d2u.src_eof)
             return 0;
@@ -1234,28 +1287,41 @@ static int pump_l7(rm_conn_t *c)
     l7_set_path_normalization(c);
     if ((ret = pump_fill(c, &c->down, &c->d2u, 1)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 1)) != 0)
         return ret;
-    /* the client's bytes: requests decided, allowed ones on to the app, answers to denied ones back */
-    if (c->d2u.len > 0 && l->to_app.len < L7_BACKLOG && l->to_client.len < L7_BACKLOG) {
-        r = l->http2
-                ? rm_h2_filter_from_client(&l->h2, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app, &l->to_client)
-                : rm_http1_filter_from_client(&l->h1, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app, &l->to_client);
-        if (r == -ENOMEM)
-            return r;
-        l7_result(c, r, "client");
-        pipe_consume(&c->d2u, c->d2u.len);
+    /* Filter what the pipes hold, then fill them again so that their receives can go. A TLS source fills its pipe
+     * at once from records already in its session, with no receive left to wake the connection later: filter those
+     * bytes too, until a fill leaves a pipe empty (its receive is in flight) or the filter's output is full (a send
+     * in flight wakes the connection). Each round takes at least one buffer of input, and a session holds at most
+     * one input window, so this ends. */
+    for (;;) {
+        int fed = 0;
+        /* the client's bytes: requests decided, allowed ones on to the app, answers to denied ones back */
+        if (c->d2u.len > 0 && l->to_app.len < L7_BACKLOG && l->to_client.len < L7_BACKLOG) {
+            r = l->http2
+                    ? rm_h2_filter_from_client(&l->h2, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app, &l->to_client)
+                    : rm_http1_filter_from_client(&l->h1, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app,
+                                                  &l->to_client);
+            if (r == -ENOMEM)
+                return r;
+            l7_result(c, r, "client");
+            pipe_consume(&c->d2u, c->d2u.len);
+            fed = 1;
+        }
+        /* the app's bytes: responses, with the answers to denied requests put in order */
+        if (c->u2d.len > 0 && l->to_client.len < L7_BACKLOG && l->to_app.len < L7_BACKLOG) {
+            r = l->http2
+                    ? rm_h2_filter_from_app(&l->h2, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_client)
+                    : rm_http1_filter_from_app(&l->h1, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_app, &l->to_client);
+            if (r == -ENOMEM)
+                return r;
+            l7_result(c, r, "app");
+            pipe_consume(&c->u2d, c->u2d.len);
+            fed = 1;
+        }
+        if ((ret = pump_fill(c, &c->down, &c->d2u, 1)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 1)) != 0)
+            return ret;
+        if (!fed || (c->d2u.len == 0 && c->u2d.len == 0))
+            break;
     }
-    /* the app's bytes: responses, with the answers to denied requests put in order */
-    if (c->u2d.len > 0 && l->to_client.len < L7_BACKLOG && l->to_app.len < L7_BACKLOG) {
-        r = l->http2 ? rm_h2_filter_from_app(&l->h2, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_client)
-                     : rm_http1_filter_from_app(&l->h1, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_app, &l->to_client);
-        if (r == -ENOMEM)
-            return r;
-        l7_result(c, r, "app");
-        pipe_consume(&c->u2d, c->u2d.len);
-    }
-    /* the filter took what the pipes held: their receives can go now */
-    if ((ret = pump_fill(c, &c->down, &c->d2u, 1)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 1)) != 0)
-        return ret;
     /* stage the output in pipes: a send in flight reads a buffer that does not move */
     if (l->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && l->to_app.len > 0) {
         if ((ret = pipe_reserve(&l->app_out)) != 0)
@@ -1286,9 +1352,17 @@ static int pump_l7(rm_conn_t *c)
     if ((ret = pump_drain(c, &l->app_out, &c->up)) != 0 || (ret = pump_drain(c, &l->client_out, &c->down)) != 0)
         return ret;
     if (l->result != 0 && direction_done(&c->down, &l->client_out)) {
-        /* the closing answer is out: whatever the app still does, the exchange is over */
-        c->close_reason = CLOSE_EOF;
-        c->closing = 1;
+        /* The closing answer is out: whatever the app still does, the exchange is over. A client still sending
+         * (the rest of an oversized head) would get a reset from a close now, and a reset may destroy the answer
+         * before the client has read it (RFC 9112 section 9.6): read and drop what it sends until it closes, for
+         * at most L7_LINGER_MS. */
+        if (c->d2u.src_eof || c->lingering == LINGER_OVER) {
+            c->close_reason = CLOSE_EOF;
+            c->closing = 1;
+        } else if (c->lingering == LINGER_NO) {
+            c->lingering = LINGER_ON;
+            c->deadline_ms = rm_loop_now_ms(c->w->loop) + L7_LINGER_MS;
+        }
     }
     return 0;
 }
@@ -1665,10 +1739,11 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
         /* look at the first bytes before handing them to TLS, so a plaintext client is refused with that reason;
          * the app is connected only after the peer is authenticated */
         c->mode = MODE_UNDECIDED;
-        c->deadline_ms = rm_loop_now_ms(c->w->loop) + cfg_of(c)->handshake_timeout_ms;
+        c->deadline_ms = inbound_handshake_deadline(c);
         return 0;
     case RM_MTLS_PERMISSIVE:
-        /* connect to the app at once so a server-first protocol is never kept waiting */
+        /* connect to the app at once so a server-first protocol is never kept waiting; the client's first bytes
+         * have until handshakeTimeout once the app is connected (on_up_connect) */
         c->mode = MODE_UNDECIDED;
         return start_upstream_connect(c);
     case RM_MTLS_DISABLE:
@@ -1754,12 +1829,25 @@ void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
     rm_proxy_config_t *cfg = cfg_of(c);
     if (c->closing)
         return;
+    if (c->deadline_ms != 0 && now_ms >= c->deadline_ms && c->lingering == LINGER_ON) {
+        /* the client did not close after the answer: close now (pump_l7) */
+        c->lingering = LINGER_OVER;
+        c->deadline_ms = 0;
+        conn_progress(c);
+        return;
+    }
     if (c->deadline_ms != 0 && now_ms >= c->deadline_ms) {
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_WARN, c->up_connecting ? "upstream_connect_timeout" : "handshake_timeout");
-        log_conn_fields(c, &l);
-        rm_log_end(&l);
-        conn_abort(c, CLOSE_TIMEOUT);
+        if (!c->up_connecting && c->dir == DIR_INBOUND && c->mode == MODE_UNDECIDED) {
+            undecided_close(c, 1);
+        } else {
+            rm_log_line_t l;
+            rm_log_begin(&l, RM_LOG_WARN, c->up_connecting ? "upstream_connect_timeout" : "handshake_timeout");
+            log_conn_fields(c, &l);
+            if (!c->up_connecting)
+                rm_log_str(&l, "phase", "tls");
+            rm_log_end(&l);
+            conn_abort(c, CLOSE_TIMEOUT);
+        }
         conn_progress(c);
         return;
     }

@@ -623,6 +623,57 @@ static void test_garbage_400(void **state)
     h_free(h);
 }
 
+/* A field folded onto a second line (obs-fold, RFC 9112 5.2), or whitespace before the first field (2.2): 400 and
+ * nothing for the app, however the bytes are split; spaces and tabs inside a line are no fold. */
+static void test_obs_fold_400(void **state)
+{
+    static const char *const folded[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n\tb\r\nX-B: c\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-A:\r\n  b\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\nHost: a\nX-A: a\n b\n\n",
+        "GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,\r\n chunked\r\n\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(folded) / sizeof(folded[0]); i++) {
+        size_t len = strlen(folded[i]);
+        for (size_t cut = 0; cut <= len; cut++) {
+            harness_t *h = h_new();
+            int r = h_client_n(h, folded[i], cut);
+            if (r == 0)
+                r = h_client_n(h, folded[i] + cut, len - cut);
+            assert_int_equal(r, -EPROTO);
+            assert_buf(&h->to_client, BAD_REQUEST);
+            assert_buf(&h->to_app, "");
+            assert_int_equal(h->log.calls, 0);
+            assert_true(rm_http1_filter_client_finished(&h->f));
+            h_free(h);
+        }
+        harness_t *h = h_new();
+        assert_int_equal(h_client_bytewise(h, folded[i]), -EPROTO);
+        assert_buf(&h->to_client, BAD_REQUEST);
+        assert_buf(&h->to_app, "");
+        h_free(h);
+    }
+
+    /* after an allowed request, a folded one: the first goes on, the 400 waits for its response */
+    harness_t *h = h_new();
+    assert_int_equal(h_client(h, "GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /ok2 HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n"), 0);
+    assert_buf(&h->to_app, "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_int_equal(h->log.calls, 1);
+    assert_int_equal(h_app(h, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), -EPROTO);
+    assert_buf(&h->to_client, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" BAD_REQUEST);
+    h_free(h);
+
+    /* spaces and tabs within a line pass, and so do a body's bytes after a line break */
+    static const char fine[] = "POST / HTTP/1.1\r\nHost: a\r\nX-A: a \t b\r\nContent-Length: 4\r\n\r\n\n \n\t";
+    h = h_new();
+    assert_int_equal(h_client(h, fine), 0);
+    assert_buf(&h->to_app, fine);
+    assert_int_equal(h->log.calls, 1);
+    h_free(h);
+}
+
 static void test_error_answer_waits_its_turn(void **state)
 {
     harness_t *h = h_new();
@@ -890,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_oversized_head_431),
         cmocka_unit_test(test_too_many_headers_431),
         cmocka_unit_test(test_garbage_400),
+        cmocka_unit_test(test_obs_fold_400),
         cmocka_unit_test(test_error_answer_waits_its_turn),
         cmocka_unit_test(test_connection_close_on_denied),
         cmocka_unit_test(test_allowed_connection_close_ends_requests),
