@@ -210,6 +210,26 @@ rm_require_backend() {
     esac
 }
 
+# The proxy runs as UID 1337, which must be able to reach its binary: a tree cloned into root's home (mode 0700, as
+# /root is on Debian) or any other directory closed to others is not. Then the proxy and the test tools are copied
+# into the test's own directory (readable by all, deleted with it) and run from there.
+rm__stage_binaries() {
+    [ "$(id -u)" = 0 ] || return 0
+    if setpriv --reuid "$RM_PROXY_UID" --regid "$RM_PROXY_UID" --clear-groups test -x "$RM_PROXY_BIN" 2>/dev/null &&
+        setpriv --reuid "$RM_PROXY_UID" --regid "$RM_PROXY_UID" --clear-groups test -x "$RM_TOOLS/io_uring_probe" \
+            2>/dev/null; then
+        return 0
+    fi
+    mkdir -p "$RM_TMP/bin/tools"
+    chmod 0755 "$RM_TMP/bin" "$RM_TMP/bin/tools"
+    cp "$RM_PROXY_BIN" "$RM_TMP/bin/ringmesh-proxy"
+    cp -r "$RM_TOOLS/." "$RM_TMP/bin/tools/"
+    chmod -R a+rX "$RM_TMP/bin"
+    rm_log "UID $RM_PROXY_UID cannot reach $RM_PROXY_BIN: running copies from $RM_TMP/bin"
+    RM_PROXY_BIN=$RM_TMP/bin/ringmesh-proxy
+    RM_TOOLS=$RM_TMP/bin/tools
+}
+
 # rm_setup: checks what every test needs, makes the temporary directory, installs the EXIT trap and creates the
 # node namespace. rm_setup_no_netns: the same without namespaces (root not required).
 rm_setup() {
@@ -230,13 +250,14 @@ rm__setup() {
         rm_require_netns
     fi
     rm_require_proxy
-    rm_require_backend
 
     RM_TMP=$(mktemp -d "/tmp/ringmesh-e2e.$RM_TEST_NAME.XXXXXX")
     chmod 0711 "$RM_TMP" # the proxy (UID 1337) must reach its own pod directory below
     mkdir -p "$RM_TMP/pki" "$RM_TMP/pods" "$RM_TMP/logs"
     trap rm_teardown EXIT
     trap 'exit 130' INT TERM HUP
+    rm__stage_binaries
+    rm_require_backend
     rm_log "temporary directory $RM_TMP, io backend '$RINGMESH_IO_BACKEND'"
 
     if [ "$want_netns" = 1 ]; then
