@@ -64,6 +64,13 @@ int rm_bytebuf_appendf(rm_bytebuf_t *b, const char *fmt, ...) __attribute__((for
 /** Puts a NUL at base[len] without counting it, so base can be read as a C string. Returns 0 or -ENOMEM. */
 int rm_bytebuf_terminate(rm_bytebuf_t *b);
 
+/** The content as a C string, for a buffer kept NUL-terminated by rm_bytebuf_appendf() or rm_bytebuf_terminate():
+ *  "" while nothing was ever allocated. */
+static inline const char *rm_bytebuf_text(const rm_bytebuf_t *b)
+{
+    return b->base != NULL ? (const char *)b->base : "";
+}
+
 /** Drops the first n bytes (n > len drops all), moving the rest to the front. Capacity and `failed` are kept. */
 void rm_bytebuf_consume(rm_bytebuf_t *b, size_t n);
 
