@@ -40,8 +40,8 @@ struct st_rm_x509_ca_t {
     size_t cert_len;
     uint8_t *key_der; /* its private key, traditional (SEC1) DER; wiped on free */
     size_t key_len;
-    char *chain_pem; /* CA certificates to send after the leaf (the signing CA unless self-signed, and so on) */
-    size_t chain_len;
+    rm_bytebuf_t
+        chain; /* PEM: the CA certificates to send after the leaf (the signing CA unless self-signed, and so on) */
 };
 
 /* ---- DER writing ---------------------------------------------------------------------------------------------
@@ -757,21 +757,16 @@ int rm_x509_ca_load_pem(rm_x509_ca_t **out, const char *cert_pem, size_t cert_le
 
     /* the chain to send after a leaf: every certificate of the file except self-signed ones */
     for (i = 0; i != n; ++i) {
-        char *pem, *grown;
+        char *pem;
         size_t pem_len;
         if (rm__x509_is_self_issued(certs[i].der, certs[i].len))
             continue;
         if ((ret = to_pem(certs[i].der, certs[i].len, CERT_TYPE, &pem, &pem_len)) != 0)
             goto Exit;
-        if ((grown = realloc(ca->chain_pem, ca->chain_len + pem_len + 1)) == NULL) {
-            free(pem);
-            ret = -ENOMEM;
-            goto Exit;
-        }
-        memcpy(grown + ca->chain_len, pem, pem_len + 1);
-        ca->chain_pem = grown;
-        ca->chain_len += pem_len;
+        ret = rm_bytebuf_append(&ca->chain, pem, pem_len);
         free(pem);
+        if (ret != 0)
+            goto Exit;
     }
     ca->cert_der = certs[0].der;
     ca->cert_len = certs[0].len;
@@ -798,7 +793,7 @@ void rm_x509_ca_free(rm_x509_ca_t *ca)
         free(ca->key_der);
     }
     free(ca->cert_der);
-    free(ca->chain_pem);
+    rm_bytebuf_free(&ca->chain);
     free(ca);
 }
 
@@ -878,16 +873,16 @@ int rm_x509_sign_svid(const rm_x509_ca_t *ca, const uint8_t *spki_der, size_t sp
         goto Exit;
     if ((ret = to_pem(der, der_len, CERT_TYPE, &leaf_pem, &leaf_len)) != 0)
         goto Exit;
-    if ((all = malloc(leaf_len + ca->chain_len + 1)) == NULL) {
+    if ((all = malloc(leaf_len + ca->chain.len + 1)) == NULL) {
         ret = -ENOMEM;
         goto Exit;
     }
     memcpy(all, leaf_pem, leaf_len);
-    if (ca->chain_len != 0)
-        memcpy(all + leaf_len, ca->chain_pem, ca->chain_len);
-    all[leaf_len + ca->chain_len] = '\0';
+    if (ca->chain.len != 0)
+        memcpy(all + leaf_len, ca->chain.base, ca->chain.len);
+    all[leaf_len + ca->chain.len] = '\0';
     *cert_pem = all;
-    *cert_len = leaf_len + ca->chain_len;
+    *cert_len = leaf_len + ca->chain.len;
     ret = 0;
 
 Exit:
