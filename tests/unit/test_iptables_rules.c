@@ -736,8 +736,7 @@ static void restore_test_or_skip(const char *tool, const char *input)
     res = (rm_init_exec_result_t){0};
     assert_int_equal(rm_init_exec(argv, input, strlen(input), 10000, &res), 0);
     if (res.exit_status != 0)
-        fail_msg("%s rejected the input (status %d): %s\n%s", tool, res.exit_status,
-                 rm_bytebuf_text(&res.err), input);
+        fail_msg("%s rejected the input (status %d): %s\n%s", tool, res.exit_status, rm_bytebuf_text(&res.err), input);
     rm_init_exec_result_free(&res);
 }
 
