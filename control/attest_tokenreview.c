@@ -25,6 +25,7 @@
 
 #include "attest.h"
 #include "control_util.h"
+#include "ringmesh/bytebuf.h"
 #include "ringmesh/error.h"
 
 #define REVIEW_PATH    "/apis/authentication.k8s.io/v1/tokenreviews"
@@ -56,10 +57,9 @@ typedef struct st_secret_t {
     size_t sig_len;
 } secret_t;
 
-/* The answer's body, growing as libcurl hands it over. Wiped before it is freed: it echoes the token. */
+/* The answer's body, growing as libcurl hands it over, NUL-terminated. `wipe` is set: it echoes the token. */
 typedef struct st_answer_t {
-    char *base;
-    size_t len, cap;
+    rm_bytebuf_t body;
     int too_large;
 } answer_t;
 
@@ -238,29 +238,14 @@ static char *make_body(const attestor_tokenreview_t *self, const char *cred, siz
 static size_t on_answer(char *data, size_t size, size_t nmemb, void *ctx)
 {
     answer_t *a = ctx;
-    size_t n = size * nmemb, cap;
-    char *grown;
+    size_t n = size * nmemb;
 
-    if (n > ANSWER_MAX - a->len) {
+    if (n > ANSWER_MAX - a->body.len) {
         a->too_large = 1;
         return 0;
     }
-    if (a->len + n + 1 > a->cap) {
-        for (cap = a->cap == 0 ? 4096 : a->cap; cap < a->len + n + 1; cap *= 2)
-            ;
-        if ((grown = malloc(cap)) == NULL)
-            return 0;
-        if (a->base != NULL) {
-            memcpy(grown, a->base, a->len);
-            explicit_bzero(a->base, a->cap);
-            free(a->base);
-        }
-        a->base = grown;
-        a->cap = cap;
-    }
-    memcpy(a->base + a->len, data, n);
-    a->len += n;
-    a->base[a->len] = '\0';
+    if (rm_bytebuf_append(&a->body, data, n) != 0 || rm_bytebuf_terminate(&a->body) != 0)
+        return 0;
     return n;
 }
 
@@ -376,7 +361,8 @@ static int http_refused(const attestor_tokenreview_t *self, long status, const a
     const char *message = NULL, *reason = NULL, *hint = "";
     json_t *doc = NULL;
 
-    if (answer->len != 0 && (doc = json_loadb(answer->base, answer->len, 0, NULL)) != NULL && json_is_object(doc)) {
+    if (answer->body.len != 0 &&
+        (doc = json_loadb((const char *)answer->body.base, answer->body.len, 0, NULL)) != NULL && json_is_object(doc)) {
         message = json_string_value(json_object_get(doc, "message"));
         reason = json_string_value(json_object_get(doc, "reason"));
     }
@@ -467,8 +453,8 @@ static int read_review(const attestor_tokenreview_t *self, const answer_t *answe
     json_error_t jerr;
     int ret;
 
-    if ((doc = json_loadb(answer->base != NULL ? answer->base : "", answer->len, JSON_REJECT_DUPLICATES, &jerr)) ==
-        NULL)
+    if ((doc = json_loadb(answer->body.base != NULL ? (const char *)answer->body.base : "", answer->body.len,
+                          JSON_REJECT_DUPLICATES, &jerr)) == NULL)
         return fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API's answer to the TokenReview is not JSON: %s",
                     shown(buf, jerr.text, secret));
     kind = json_string_value(json_object_get(doc, "kind"));
@@ -525,7 +511,7 @@ static int tokenreview_attest(rm_attestor_t *a, const char *cred, size_t len, rm
                               size_t errlen)
 {
     attestor_tokenreview_t *self = (attestor_tokenreview_t *)a;
-    answer_t answer = {NULL};
+    answer_t answer = {.body = {.wipe = 1}};
     secret_t secret;
     rm_attested_t found;
     char *bearer = NULL, *body = NULL;
@@ -559,10 +545,7 @@ Exit:
         explicit_bzero(body, strlen(body));
         free(body);
     }
-    if (answer.base != NULL) {
-        explicit_bzero(answer.base, answer.cap);
-        free(answer.base);
-    }
+    rm_bytebuf_free(&answer.body);
     return ret;
 }
 

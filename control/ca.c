@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ca.h"
+#include "ringmesh/bytebuf.h"
 #include "ringmesh/csr.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -37,8 +38,7 @@
 struct st_rm_ca_t {
     char trust_domain[RM_TRUST_DOMAIN_MAX + 1];
     rm_x509_ca_t *signer;
-    char *bundle_pem; /* NUL-terminated */
-    size_t bundle_len;
+    rm_bytebuf_t bundle; /* PEM, NUL-terminated */
     int64_t default_ttl, max_ttl;
 };
 
@@ -127,18 +127,10 @@ static int next_cert_block(const char *pem, size_t len, size_t *pos, const char 
 /* Appends PEM text to the bundle, ending it with a newline when it has none. */
 static int bundle_append(rm_ca_t *ca, const char *pem, size_t len)
 {
-    size_t newline = len == 0 || pem[len - 1] != '\n' ? 1 : 0;
-    char *grown;
-
-    if ((grown = realloc(ca->bundle_pem, ca->bundle_len + len + newline + 1)) == NULL)
-        return -ENOMEM;
-    memcpy(grown + ca->bundle_len, pem, len);
-    if (newline)
-        grown[ca->bundle_len + len] = '\n';
-    grown[ca->bundle_len + len + newline] = '\0';
-    ca->bundle_pem = grown;
-    ca->bundle_len += len + newline;
-    return 0;
+    rm_bytebuf_append(&ca->bundle, pem, len);
+    if (len == 0 || pem[len - 1] != '\n')
+        rm_bytebuf_append_byte(&ca->bundle, '\n');
+    return rm_bytebuf_terminate(&ca->bundle); /* -ENOMEM when any of the three failed */
 }
 
 static int load_signer(rm_ca_t *ca, const char *cert_path, const char *cert_pem, size_t cert_len, const char *key_path,
@@ -365,7 +357,7 @@ static int check_chain(const rm_ca_t *ca, const char *source, char *err, size_t 
     size_t cert_len = 0, key_len = 0;
     int ret;
 
-    if ((ret = rm_trust_bundle_load_pem(&bundle, ca->bundle_pem, ca->bundle_len)) != 0) {
+    if ((ret = rm_trust_bundle_load_pem(&bundle, rm_bytebuf_text(&ca->bundle), ca->bundle.len)) != 0) {
         ret = fail(err, errlen, ret, "%s: the root is not usable as a trust anchor: %s", source, rm_strerror(ret));
         goto Exit;
     }
@@ -465,15 +457,15 @@ void rm_ca_free(rm_ca_t *ca)
     if (ca == NULL)
         return;
     rm_x509_ca_free(ca->signer);
-    free(ca->bundle_pem);
+    rm_bytebuf_free(&ca->bundle);
     free(ca);
 }
 
 const char *rm_ca_bundle_pem(const rm_ca_t *ca, size_t *len)
 {
     if (len != NULL)
-        *len = ca->bundle_len;
-    return ca->bundle_pem;
+        *len = ca->bundle.len;
+    return ca->bundle.base != NULL ? (const char *)ca->bundle.base : NULL;
 }
 
 const char *rm_ca_trust_domain(const rm_ca_t *ca)

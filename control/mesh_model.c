@@ -1,6 +1,7 @@
 /* The mesh model: reference counting, canonical order and the content version. */
 #include "mesh_model_internal.h"
 
+#include "ringmesh/bytebuf.h"
 #include "ringmesh/digest.h"
 
 #include <arpa/inet.h>
@@ -173,59 +174,35 @@ static int cmp_peer_authn(const void *x, const void *y)
  * Canonical serialization and version.
  * ------------------------------------------------------------------------------------------------------- */
 
-/* A growable byte buffer; the all-zero value is empty. `failed` sticks once an allocation fails. */
-typedef struct st_ser_buf_t {
-    char *base;
-    size_t len, cap;
-    int failed;
-} ser_buf_t;
-
-static void ser_raw(ser_buf_t *b, const void *p, size_t n)
-{
-    if (b->failed || n == 0)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap == 0 ? 1024 : b->cap;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *base = realloc(b->base, cap);
-        if (base == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->base = base;
-        b->cap = cap;
-    }
-    memcpy(b->base + b->len, p, n);
-    b->len += n;
-}
+/* The serialization is appended to an rm_bytebuf_t without checking each step: its failure flag sticks, and
+ * rm__mesh_model_serialize() checks it once at the end. */
 
 /* "<tag>=<length>:<bytes>\n": the length makes every string unambiguous whatever bytes it holds. */
-static void ser_str(ser_buf_t *b, const char *tag, const char *s)
+static void ser_str(rm_bytebuf_t *b, const char *tag, const char *s)
 {
     char head[64];
     size_t n = s != NULL ? strlen(s) : 0;
     int h = snprintf(head, sizeof(head), "%s=%zu:", tag, n);
-    ser_raw(b, head, (size_t)h);
-    ser_raw(b, s, n);
-    ser_raw(b, "\n", 1);
+    rm_bytebuf_append(b, head, (size_t)h);
+    rm_bytebuf_append(b, s, n);
+    rm_bytebuf_append(b, "\n", 1);
 }
 
-static void ser_int(ser_buf_t *b, const char *tag, int64_t v)
+static void ser_int(rm_bytebuf_t *b, const char *tag, int64_t v)
 {
     char tmp[64];
     int n = snprintf(tmp, sizeof(tmp), "%s=%" PRId64 "\n", tag, v);
-    ser_raw(b, tmp, (size_t)n);
+    rm_bytebuf_append(b, tmp, (size_t)n);
 }
 
-static void ser_list(ser_buf_t *b, const char *tag, const rm_strlist_t *l)
+static void ser_list(rm_bytebuf_t *b, const char *tag, const rm_strlist_t *l)
 {
     ser_int(b, tag, (int64_t)l->n);
     for (size_t i = 0; i < l->n; i++)
         ser_str(b, "v", l->v[i]);
 }
 
-static void ser_selector(ser_buf_t *b, int has_selector, const rm_label_t *labels, size_t num)
+static void ser_selector(rm_bytebuf_t *b, int has_selector, const rm_label_t *labels, size_t num)
 {
     ser_int(b, "hasSelector", has_selector);
     ser_int(b, "matchLabels", (int64_t)num);
@@ -236,7 +213,7 @@ static void ser_selector(ser_buf_t *b, int has_selector, const rm_label_t *label
 }
 
 /* Every field of every policy (where it was read excepted). */
-static void ser_policies(ser_buf_t *b, const rm_policy_set_t *set)
+static void ser_policies(rm_bytebuf_t *b, const rm_policy_set_t *set)
 {
     ser_int(b, "authorizationPolicies", (int64_t)set->num_policies);
     for (size_t i = 0; i < set->num_policies; i++) {
@@ -289,7 +266,7 @@ static void ser_policies(ser_buf_t *b, const rm_policy_set_t *set)
 
 int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_len)
 {
-    ser_buf_t b = {NULL, 0, 0, 0};
+    rm_bytebuf_t b = {0};
     const rm_mesh_settings_t *s = &m->settings;
 
     ser_str(&b, "format", "ringmesh.mesh_model.v1");
@@ -325,11 +302,11 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
             ser_str(&b, "identity", svc->identities[j]);
     }
     if (b.failed) {
-        free(b.base);
+        rm_bytebuf_free(&b);
         return -ENOMEM;
     }
-    *out = b.base;
     *out_len = b.len;
+    *out = (char *)rm_bytebuf_release(&b);
     return 0;
 }
 

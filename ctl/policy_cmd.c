@@ -17,31 +17,7 @@
 #define MAX_LABELS             64
 #define MAX_HEADERS            64
 
-static const char POLICY_USAGE[] =
-    "usage: ringmeshctl policy lint [--strict] FILE|DIR...\n"
-    "       ringmeshctl policy check -f FILE|DIR --to-namespace NS [--to-labels k=v,...] --port N\n"
-    "                                [--from spiffe://TD/ns/NS/sa/SA] [--source-ip IP] [--destination-ip IP]\n"
-    "                                [--sni NAME] [--method M] [--path P] [--host H] [--header k=v]...\n"
-    "                                [--default-action deny|allow] [--root-namespace NS]\n"
-    "                                [--trust-domain TD [--trust-domain-alias TD]...] [-o text|json]\n"
-    "                                [--path-normalization BASE|MERGE_SLASHES|DECODE_AND_MERGE_SLASHES|NONE]\n"
-    "\n"
-    "lint   reads AuthorizationPolicy and PeerAuthentication documents (ringmesh.io/v1alpha1 or\n"
-    "       security.istio.io/v1, v1beta1) and reports every error with file, line and field, and warnings\n"
-    "       for rules that can never match or that use HTTP-only fields. --strict also refuses documents of\n"
-    "       other kinds. Exit 0 when there is no error, 1 when there is one, 2 when a file cannot be read.\n"
-    "check  decides one connection (no --method/--path/--host/--header) or one HTTP request against the\n"
-    "       policies that select the workload (--to-namespace, --to-labels), with the proxy's engine, and\n"
-    "       prints the decision and the policy and rule that made it. --from absent means a plaintext\n"
-    "       (not mTLS) client. The mesh default action is DENY unless --default-action allow.\n"
-    "       --path is normalized as the proxy does before deciding and forwarding (BASE unless\n"
-    "       --path-normalization says otherwise); the normalized path is printed, and a path the proxy\n"
-    "       answers 400 (%00) is denied with reason invalid-path.\n"
-    "       --header may name a header twice: as on the wire, its values are matched joined with \",\".\n"
-    "       --trust-domain is the mesh's trust domain (MeshConfig trustDomain, default cluster.local) and\n"
-    "       --trust-domain-alias its trustDomainAliases: a policy principal naming cluster.local, the trust\n"
-    "       domain or an alias stands for the workload in each of them, as in the proxy.\n"
-    "       Exit 0 allow, 3 deny, 1 invalid policies, 2 usage error.\n";
+static const rm_ctl_level_t *const level = &rm__ctl_policy_level;
 
 static void print_diags(const rm_policy_diags_t *d, FILE *out)
 {
@@ -54,7 +30,7 @@ static void print_diags(const rm_policy_diags_t *d, FILE *out)
 
 static int usage_error(const char *cmd, const char *msg)
 {
-    fprintf(stderr, "ringmeshctl policy %s: %s\nrun 'ringmeshctl policy --help' for usage\n", cmd, msg);
+    fprintf(stderr, "%s %s: %s\nrun '%s --help' for usage\n", level->path, cmd, msg, level->path);
     return RM_CTL_EXIT_USAGE;
 }
 
@@ -62,7 +38,7 @@ static int policy_lint(int argc, char **argv)
 {
     flag_t flags[] = {{.name = "strict"}};
     char *fargv[256];
-    int fargc = 0, err, ret;
+    int fargc = 0, ret;
     const char *paths[256];
     size_t npaths = 0;
     rm_policy_set_t set = {0};
@@ -77,10 +53,8 @@ static int policy_lint(int argc, char **argv)
             fargv[fargc++] = argv[i];
         }
     }
-    if ((err = rm__ctl_parse_flags("policy", "lint", fargc, fargv, flags, 1)) != 0) {
-        fputs(err > 0 ? POLICY_USAGE : "run 'ringmeshctl policy --help' for usage\n", err > 0 ? stdout : stderr);
-        return err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
-    }
+    if (rm__ctl_flags(level, fargc, fargv, flags, 1, &ret) != 0)
+        return ret;
     if (npaths == 0)
         return usage_error("lint", "give at least one FILE or DIR");
     int unreadable = 0;
@@ -193,10 +167,8 @@ static int policy_check(int argc, char **argv)
     char *target_buf = NULL;
     int err, ret = RM_CTL_EXIT_USAGE, json = 0;
 
-    if ((err = rm__ctl_parse_flags("policy", "check", argc, argv, flags, C_NUM)) != 0) {
-        fputs(err > 0 ? POLICY_USAGE : "run 'ringmeshctl policy --help' for usage\n", err > 0 ? stdout : stderr);
-        return err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
-    }
+    if (rm__ctl_flags(level, argc, argv, flags, C_NUM, &ret) != 0)
+        return ret;
     if (flags[C_FILE].count == 0 || flags[C_TO_NAMESPACE].value == NULL || flags[C_PORT].value == NULL)
         return usage_error("check", "-f, --to-namespace and --port are required");
     if (flags[C_OUTPUT].value != NULL) {
@@ -382,20 +354,44 @@ Exit:
     return ret;
 }
 
-int rm__ctl_policy(int argc, char **argv)
-{
-    if (argc < 2) {
-        fputs(POLICY_USAGE, stderr);
-        return RM_CTL_EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        fputs(POLICY_USAGE, stdout);
-        return RM_CTL_EXIT_OK;
-    }
-    if (strcmp(argv[1], "lint") == 0)
-        return policy_lint(argc - 1, argv + 1);
-    if (strcmp(argv[1], "check") == 0)
-        return policy_check(argc - 1, argv + 1);
-    fprintf(stderr, "ringmeshctl policy: unknown subcommand '%s'\n\n%s", argv[1], POLICY_USAGE);
-    return RM_CTL_EXIT_USAGE;
-}
+/* ---- the group ---------------------------------------------------------------------------------------------- */
+
+static const rm_ctl_command_t commands[] = {
+    {.name = "lint",
+     .summary = "validate AuthorizationPolicy / PeerAuthentication files",
+     .handler = policy_lint,
+     .usage = "ringmeshctl policy lint [--strict] FILE|DIR...",
+     .help = "reads AuthorizationPolicy and PeerAuthentication documents (ringmesh.io/v1alpha1 or\n"
+             "security.istio.io/v1, v1beta1) and reports every error with file, line and field, and warnings\n"
+             "for rules that can never match or that use HTTP-only fields. --strict also refuses documents of\n"
+             "other kinds. Exit 0 when there is no error, 1 when there is one, 2 when a file cannot be read."},
+    {.name = "check",
+     .summary = "decide a request against policies, with the proxy's engine",
+     .handler = policy_check,
+     .usage =
+         "ringmeshctl policy check -f FILE|DIR --to-namespace NS [--to-labels k=v,...] --port N\n"
+         "                                [--from spiffe://TD/ns/NS/sa/SA] [--source-ip IP] [--destination-ip IP]\n"
+         "                                [--sni NAME] [--method M] [--path P] [--host H] [--header k=v]...\n"
+         "                                [--default-action deny|allow] [--root-namespace NS]\n"
+         "                                [--trust-domain TD [--trust-domain-alias TD]...] [-o text|json]\n"
+         "                                [--path-normalization BASE|MERGE_SLASHES|DECODE_AND_MERGE_SLASHES|NONE]",
+     .help = "decides one connection (no --method/--path/--host/--header) or one HTTP request against the\n"
+             "policies that select the workload (--to-namespace, --to-labels), with the proxy's engine, and\n"
+             "prints the decision and the policy and rule that made it. --from absent means a plaintext\n"
+             "(not mTLS) client. The mesh default action is DENY unless --default-action allow.\n"
+             "--path is normalized as the proxy does before deciding and forwarding (BASE unless\n"
+             "--path-normalization says otherwise); the normalized path is printed, and a path the proxy\n"
+             "answers 400 (%00) is denied with reason invalid-path.\n"
+             "--header may name a header twice: as on the wire, its values are matched joined with \",\".\n"
+             "--trust-domain is the mesh's trust domain (MeshConfig trustDomain, default cluster.local) and\n"
+             "--trust-domain-alias its trustDomainAliases: a policy principal naming cluster.local, the trust\n"
+             "domain or an alias stands for the workload in each of them, as in the proxy.\n"
+             "Exit 0 allow, 3 deny, 1 invalid policies, 2 usage error."},
+};
+
+const rm_ctl_level_t rm__ctl_policy_level = {
+    .path = "ringmeshctl policy",
+    .noun = "subcommand",
+    .commands = commands,
+    .num_commands = sizeof(commands) / sizeof(commands[0]),
+};

@@ -14,21 +14,7 @@
 #include "ringmesh/svid.h"
 #include "ringmesh/x509_issue.h"
 
-static const char SVID_USAGE[] =
-    "usage: ringmeshctl svid verify --bundle CA.pem --cert SVID.pem [--trust-domain TD] [--expect SPIFFE_ID]...\n"
-    "       ringmeshctl svid issue --ca --trust-domain TD --cert OUT.pem --key OUT.key [--ttl 24h] [--backdate 5m]\n"
-    "       ringmeshctl svid issue --ca-cert CA.pem --ca-key CA.key --id SPIFFE_ID --cert OUT.pem --key OUT.key\n"
-    "                              [--ttl 1h] [--backdate 5m]\n"
-    "\n"
-    "verify   Verifies the chain in --cert (leaf first, then intermediates) against the roots in --bundle and the\n"
-    "         X509-SVID rules. Valid: prints the SPIFFE ID on stdout, exit 0. Invalid: prints\n"
-    "         'invalid SVID: <reason>' on stderr, exit 1. --expect may be repeated; the ID must equal one of them.\n"
-    "issue    --ca makes a self-signed root CA for a trust domain. Otherwise signs an X.509-SVID for --id with the\n"
-    "         CA in --ca-cert/--ca-key (PEM; the cert file may carry the CA's own chain after it); --cert gets the\n"
-    "         leaf followed by that chain without the root. Keys are ECDSA P-256; --key is written with mode 0600.\n"
-    "         NotBefore is now minus --backdate, NotAfter is NotBefore plus --ttl. Durations: 90s, 5m, 1h, 2d.\n"
-    "\n"
-    "Exit status: 0 ok, 1 invalid SVID, 2 usage or file error.\n";
+static const rm_ctl_level_t *const level = &rm__ctl_svid_level;
 
 /* Parses "90s", "5m", "1h", "2d" or a bare number of seconds. Returns 0 or -1. */
 static int parse_duration(const char *s, int64_t *out)
@@ -68,13 +54,6 @@ static int parse_duration(const char *s, int64_t *out)
     return 0;
 }
 
-static int file_error(const char *path, const char *what, int err)
-{
-    fprintf(stderr, "ringmeshctl: %s: %s%s%s\n", path, what != NULL ? what : "", what != NULL ? ": " : "",
-            rm_strerror(err));
-    return RM_CTL_EXIT_USAGE;
-}
-
 /* ---- verify ------------------------------------------------------------------------------------------------- */
 
 enum { V_BUNDLE, V_CERT, V_TRUST_DOMAIN, V_EXPECT, V_NUM };
@@ -94,11 +73,8 @@ static int svid_verify(int argc, char **argv)
     size_t bundle_len, cert_len, i;
     int ret, err;
 
-    if ((err = rm__ctl_parse_flags("svid", "verify", argc, argv, flags, V_NUM)) != 0) {
-        fputs(err > 0 ? SVID_USAGE : "run 'ringmeshctl svid --help' for usage\n", err > 0 ? stdout : stderr);
-        ret = err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
-        goto Exit;
-    }
+    if (rm__ctl_flags(level, argc, argv, flags, V_NUM, &ret) != 0)
+        return ret;
     if (flags[V_BUNDLE].value == NULL || flags[V_CERT].value == NULL) {
         fprintf(stderr, "ringmeshctl svid verify: --bundle and --cert are required\n");
         ret = RM_CTL_EXIT_USAGE;
@@ -130,15 +106,15 @@ static int svid_verify(int argc, char **argv)
     expect.num_ids = flags[V_EXPECT].count;
 
     if ((err = rm__ctl_read_file(flags[V_BUNDLE].value, &bundle_pem, &bundle_len)) != 0) {
-        ret = file_error(flags[V_BUNDLE].value, NULL, err);
+        ret = rm__ctl_file_error(flags[V_BUNDLE].value, NULL, err);
         goto Exit;
     }
     if ((err = rm__ctl_read_file(flags[V_CERT].value, &cert_pem, &cert_len)) != 0) {
-        ret = file_error(flags[V_CERT].value, NULL, err);
+        ret = rm__ctl_file_error(flags[V_CERT].value, NULL, err);
         goto Exit;
     }
     if ((err = rm_trust_bundle_load_pem(&bundle, bundle_pem, bundle_len)) != 0) {
-        ret = file_error(flags[V_BUNDLE].value, "not a usable trust bundle", err);
+        ret = rm__ctl_file_error(flags[V_BUNDLE].value, "not a usable trust bundle", err);
         goto Exit;
     }
     if ((err = rm_svid_verify_pem(bundle, cert_pem, cert_len, time(NULL), &expect, id)) != 0) {
@@ -189,11 +165,8 @@ static int svid_issue(int argc, char **argv)
     time_t not_after;
     int is_ca, ret, err;
 
-    if ((err = rm__ctl_parse_flags("svid", "issue", argc, argv, flags, I_NUM)) != 0) {
-        fputs(err > 0 ? SVID_USAGE : "run 'ringmeshctl svid --help' for usage\n", err > 0 ? stdout : stderr);
-        ret = err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
-        goto Exit;
-    }
+    if (rm__ctl_flags(level, argc, argv, flags, I_NUM, &ret) != 0)
+        return ret;
     is_ca = flags[I_CA].count != 0;
     cert_path = flags[I_CERT].value;
     key_path = flags[I_KEY].value;
@@ -248,17 +221,17 @@ static int svid_issue(int argc, char **argv)
             goto Exit;
         }
         if ((err = rm__ctl_read_file(flags[I_CA_CERT].value, &ca_cert_pem, &ca_cert_len)) != 0) {
-            ret = file_error(flags[I_CA_CERT].value, NULL, err);
+            ret = rm__ctl_file_error(flags[I_CA_CERT].value, NULL, err);
             goto Exit;
         }
         if ((err = rm__ctl_read_file(flags[I_CA_KEY].value, &ca_key_pem, &ca_key_len)) != 0) {
-            ret = file_error(flags[I_CA_KEY].value, NULL, err);
+            ret = rm__ctl_file_error(flags[I_CA_KEY].value, NULL, err);
             goto Exit;
         }
         if ((err = rm_x509_ca_load_pem(&ca, ca_cert_pem, ca_cert_len, ca_key_pem, ca_key_len)) != 0) {
-            ret = file_error(err == RM_ERR_SVID_CA_KEY || err == RM_ERR_SVID_KEY_TYPE ? flags[I_CA_KEY].value
-                                                                                      : flags[I_CA_CERT].value,
-                             "cannot sign with this CA", err);
+            ret = rm__ctl_file_error(err == RM_ERR_SVID_CA_KEY || err == RM_ERR_SVID_KEY_TYPE ? flags[I_CA_KEY].value
+                                                                                              : flags[I_CA_CERT].value,
+                                     "cannot sign with this CA", err);
             goto Exit;
         }
         if ((err = rm_x509_issue_svid(ca, flags[I_ID].value, &opts, &cert_pem, &cert_len, &key_pem, &key_len)) != 0) {
@@ -269,11 +242,11 @@ static int svid_issue(int argc, char **argv)
 
     /* the key first: a certificate on disk without its key would be useless */
     if ((err = rm_x509_write_file(key_path, key_pem, key_len, 1)) != 0) {
-        ret = file_error(key_path, NULL, err);
+        ret = rm__ctl_file_error(key_path, NULL, err);
         goto Exit;
     }
     if ((err = rm_x509_write_file(cert_path, cert_pem, cert_len, 0)) != 0) {
-        ret = file_error(cert_path, NULL, err);
+        ret = rm__ctl_file_error(cert_path, NULL, err);
         goto Exit;
     }
     not_after = opts.now - (time_t)opts.backdate + (time_t)opts.ttl;
@@ -292,20 +265,33 @@ Exit:
     return ret;
 }
 
-int rm__ctl_svid(int argc, char **argv)
-{
-    if (argc < 2) {
-        fputs(SVID_USAGE, stderr);
-        return RM_CTL_EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        fputs(SVID_USAGE, stdout);
-        return RM_CTL_EXIT_OK;
-    }
-    if (strcmp(argv[1], "verify") == 0)
-        return svid_verify(argc - 1, argv + 1);
-    if (strcmp(argv[1], "issue") == 0)
-        return svid_issue(argc - 1, argv + 1);
-    fprintf(stderr, "ringmeshctl svid: unknown subcommand '%s'\n\n%s", argv[1], SVID_USAGE);
-    return RM_CTL_EXIT_USAGE;
-}
+/* ---- the group ---------------------------------------------------------------------------------------------- */
+
+static const rm_ctl_command_t commands[] = {
+    {.name = "verify",
+     .summary = "check an X.509-SVID against a trust bundle",
+     .handler = svid_verify,
+     .usage = "ringmeshctl svid verify --bundle CA.pem --cert SVID.pem [--trust-domain TD] [--expect SPIFFE_ID]...",
+     .help = "Verifies the chain in --cert (leaf first, then intermediates) against the roots in --bundle and the\n"
+             "X509-SVID rules. Valid: prints the SPIFFE ID on stdout, exit 0. Invalid: prints\n"
+             "'invalid SVID: <reason>' on stderr, exit 1. --expect may be repeated; the ID must equal one of them."},
+    {.name = "issue",
+     .summary = "make a root CA, or an X.509-SVID signed by a CA",
+     .handler = svid_issue,
+     .usage =
+         "ringmeshctl svid issue --ca --trust-domain TD --cert OUT.pem --key OUT.key [--ttl 24h] [--backdate 5m]\n"
+         "       ringmeshctl svid issue --ca-cert CA.pem --ca-key CA.key --id SPIFFE_ID --cert OUT.pem --key OUT.key\n"
+         "                              [--ttl 1h] [--backdate 5m]",
+     .help = "--ca makes a self-signed root CA for a trust domain. Otherwise signs an X.509-SVID for --id with the\n"
+             "CA in --ca-cert/--ca-key (PEM; the cert file may carry the CA's own chain after it); --cert gets the\n"
+             "leaf followed by that chain without the root. Keys are ECDSA P-256; --key is written with mode 0600.\n"
+             "NotBefore is now minus --backdate, NotAfter is NotBefore plus --ttl. Durations: 90s, 5m, 1h, 2d."},
+};
+
+const rm_ctl_level_t rm__ctl_svid_level = {
+    .path = "ringmeshctl svid",
+    .noun = "subcommand",
+    .footer = "Exit status: 0 ok, 1 invalid SVID, 2 usage or file error.\n",
+    .commands = commands,
+    .num_commands = sizeof(commands) / sizeof(commands[0]),
+};

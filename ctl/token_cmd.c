@@ -22,24 +22,7 @@
 #define DEFAULT_AUDIENCE "ringmesh"
 #define DEFAULT_TTL      3600 /* seconds */
 
-static const char TOKEN_USAGE[] =
-    "usage: ringmeshctl token keygen --key OUT.pem --jwks OUT.json [--kid ID]\n"
-    "       ringmeshctl token mint --key KEY.pem [--kid ID] --namespace NS --service-account SA\n"
-    "                              [--pod NAME --pod-uid UID] [--issuer ISS] [--audience AUD] [--ttl 1h]\n"
-    "                              [--not-before DURATION]\n"
-    "\n"
-    "keygen   Makes an ECDSA P-256 signing key (--key, written with mode 0600) and the JWKS that verifies its\n"
-    "         tokens (--jwks). The key's kid is --kid, else its RFC 7638 thumbprint; it is printed.\n"
-    "mint     Prints on stdout a token shaped like a Kubernetes projected ServiceAccount token, signed ES256 by\n"
-    "         --key: iss --issuer (default " DEFAULT_ISSUER "),\n"
-    "         sub system:serviceaccount:NS:SA, aud [--audience] (default " DEFAULT_AUDIENCE "), iat now, nbf now\n"
-    "         plus --not-before (default 0), exp nbf plus --ttl (default 1h), and the kubernetes.io claims\n"
-    "         (namespace, serviceaccount, pod). The header's kid is --kid, else the key's thumbprint as keygen\n"
-    "         gives it. The token is verified against the key's JWKS before it is printed, so a namespace that\n"
-    "         is not a DNS-1123 label, or a service account that is not a DNS-1123 subdomain, is refused.\n"
-    "         Durations: 90s, 5m, 1h, 1h30m (at most 49 days).\n"
-    "\n"
-    "Exit status: 0 ok, 2 usage or file error.\n";
+static const rm_ctl_level_t *const level = &rm__ctl_token_level;
 
 /* Parses a duration flag into whole seconds. Returns 0 or -1 after printing the error. */
 static int duration_flag(const char *cmd, const flag_t *flag, int64_t min_seconds, int64_t *out)
@@ -55,13 +38,6 @@ static int duration_flag(const char *cmd, const flag_t *flag, int64_t min_second
     return 0;
 }
 
-static int file_error(const char *path, const char *what, int err)
-{
-    fprintf(stderr, "ringmeshctl: %s: %s%s%s\n", path, what != NULL ? what : "", what != NULL ? ": " : "",
-            rm_strerror(err));
-    return RM_CTL_EXIT_USAGE;
-}
-
 /* Reports an error of rm_jwks_from_private_key() or rm_jwt_sign_es256() for the key at `path` (the other
  * arguments were checked before). */
 static int key_error(const char *path, int err)
@@ -70,7 +46,7 @@ static int key_error(const char *path, int err)
         fprintf(stderr, "ringmeshctl: %s: not an unencrypted PEM private key\n", path);
         return RM_CTL_EXIT_USAGE;
     }
-    return file_error(path, err == RM_ERR_SVID_KEY_TYPE ? "cannot sign tokens" : NULL, err);
+    return rm__ctl_file_error(path, err == RM_ERR_SVID_KEY_TYPE ? "cannot sign tokens" : NULL, err);
 }
 
 /* A --kid must be non-empty UTF-8 (JSON strings are). Returns 0 or -1 after printing the error. */
@@ -113,10 +89,8 @@ static int token_keygen(int argc, char **argv)
     size_t key_len = 0, spki_len, jwks_len;
     int ret, err;
 
-    if ((err = rm__ctl_parse_flags("token", "keygen", argc, argv, flags, K_NUM)) != 0) {
-        fputs(err > 0 ? TOKEN_USAGE : "run 'ringmeshctl token --help' for usage\n", err > 0 ? stdout : stderr);
-        return err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
-    }
+    if (rm__ctl_flags(level, argc, argv, flags, K_NUM, &ret) != 0)
+        return ret;
     ret = RM_CTL_EXIT_USAGE;
     if (flags[K_KEY].value == NULL || flags[K_JWKS].value == NULL) {
         fprintf(stderr, "ringmeshctl token keygen: --key and --jwks are required\n");
@@ -147,11 +121,11 @@ static int token_keygen(int argc, char **argv)
 
     /* the key first: a JWKS without its signing key would be useless */
     if ((err = rm_x509_write_file(flags[K_KEY].value, key_pem, key_len, 1)) != 0) {
-        ret = file_error(flags[K_KEY].value, NULL, err);
+        ret = rm__ctl_file_error(flags[K_KEY].value, NULL, err);
         goto Exit;
     }
     if ((err = rm_x509_write_file(flags[K_JWKS].value, jwks_file, jwks_len + 1, 0)) != 0) {
-        ret = file_error(flags[K_JWKS].value, NULL, err);
+        ret = rm__ctl_file_error(flags[K_JWKS].value, NULL, err);
         goto Exit;
     }
     printf("wrote signing key %s and JWKS %s (kid %s)\n", flags[K_KEY].value, flags[K_JWKS].value, kid);
@@ -235,10 +209,8 @@ static int token_mint(int argc, char **argv)
     int64_t ttl = DEFAULT_TTL, not_before = 0, now;
     int ret, err;
 
-    if ((err = rm__ctl_parse_flags("token", "mint", argc, argv, flags, M_NUM)) != 0) {
-        fputs(err > 0 ? TOKEN_USAGE : "run 'ringmeshctl token --help' for usage\n", err > 0 ? stdout : stderr);
-        return err > 0 ? RM_CTL_EXIT_OK : RM_CTL_EXIT_USAGE;
-    }
+    if (rm__ctl_flags(level, argc, argv, flags, M_NUM, &ret) != 0)
+        return ret;
     ret = RM_CTL_EXIT_USAGE;
     if (flags[M_KEY].value == NULL || flags[M_NAMESPACE].value == NULL || flags[M_SERVICE_ACCOUNT].value == NULL) {
         fprintf(stderr, "ringmeshctl token mint: --key, --namespace and --service-account are required\n");
@@ -263,7 +235,7 @@ static int token_mint(int argc, char **argv)
         goto Exit;
 
     if ((err = rm__ctl_read_file(flags[M_KEY].value, &key_pem, &key_len)) != 0) {
-        ret = file_error(flags[M_KEY].value, NULL, err);
+        ret = rm__ctl_file_error(flags[M_KEY].value, NULL, err);
         goto Exit;
     }
     if ((err = rm_jwks_from_private_key(key_pem, key_len, flags[M_KID].value, &jwks_json)) != 0) {
@@ -311,20 +283,35 @@ Exit:
     return ret;
 }
 
-int rm__ctl_token(int argc, char **argv)
-{
-    if (argc < 2) {
-        fputs(TOKEN_USAGE, stderr);
-        return RM_CTL_EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        fputs(TOKEN_USAGE, stdout);
-        return RM_CTL_EXIT_OK;
-    }
-    if (strcmp(argv[1], "keygen") == 0)
-        return token_keygen(argc - 1, argv + 1);
-    if (strcmp(argv[1], "mint") == 0)
-        return token_mint(argc - 1, argv + 1);
-    fprintf(stderr, "ringmeshctl token: unknown subcommand '%s'\n\n%s", argv[1], TOKEN_USAGE);
-    return RM_CTL_EXIT_USAGE;
-}
+/* ---- the group ---------------------------------------------------------------------------------------------- */
+
+static const rm_ctl_command_t commands[] = {
+    {.name = "keygen",
+     .summary = "make a JWT signing key and its JWKS",
+     .handler = token_keygen,
+     .usage = "ringmeshctl token keygen --key OUT.pem --jwks OUT.json [--kid ID]",
+     .help = "Makes an ECDSA P-256 signing key (--key, written with mode 0600) and the JWKS that verifies its\n"
+             "tokens (--jwks). The key's kid is --kid, else its RFC 7638 thumbprint; it is printed."},
+    {.name = "mint",
+     .summary = "make a token shaped like a Kubernetes ServiceAccount token",
+     .handler = token_mint,
+     .usage = "ringmeshctl token mint --key KEY.pem [--kid ID] --namespace NS --service-account SA\n"
+              "                              [--pod NAME --pod-uid UID] [--issuer ISS] [--audience AUD] [--ttl 1h]\n"
+              "                              [--not-before DURATION]",
+     .help = "Prints on stdout a token shaped like a Kubernetes projected ServiceAccount token, signed ES256 by\n"
+             "--key: iss --issuer (default " DEFAULT_ISSUER "),\n"
+             "sub system:serviceaccount:NS:SA, aud [--audience] (default " DEFAULT_AUDIENCE "), iat now, nbf now\n"
+             "plus --not-before (default 0), exp nbf plus --ttl (default 1h), and the kubernetes.io claims\n"
+             "(namespace, serviceaccount, pod). The header's kid is --kid, else the key's thumbprint as keygen\n"
+             "gives it. The token is verified against the key's JWKS before it is printed, so a namespace that\n"
+             "is not a DNS-1123 label, or a service account that is not a DNS-1123 subdomain, is refused.\n"
+             "Durations: 90s, 5m, 1h, 1h30m (at most 49 days)."},
+};
+
+const rm_ctl_level_t rm__ctl_token_level = {
+    .path = "ringmeshctl token",
+    .noun = "subcommand",
+    .footer = "Exit status: 0 ok, 2 usage or file error.\n",
+    .commands = commands,
+    .num_commands = sizeof(commands) / sizeof(commands[0]),
+};

@@ -5,29 +5,23 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "ringmesh/bytebuf.h"
+
+#define READ_CHUNK 4096
+
 int rm_file_read(const char *path, size_t max, char **data, size_t *len)
 {
-    char *buf = NULL, *grown;
-    size_t cap = 0, used = 0;
+    rm_bytebuf_t buf = {0};
     ssize_t n;
     int fd, ret;
 
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return -errno;
     for (;;) {
-        if (cap - used < 4096) {
-            cap = cap == 0 ? 8192 : cap * 2;
-            if (cap > max + 4096) {
-                ret = -EFBIG;
-                goto Exit;
-            }
-            if ((grown = realloc(buf, cap)) == NULL) {
-                ret = -ENOMEM;
-                goto Exit;
-            }
-            buf = grown;
-        }
-        if ((n = read(fd, buf + used, cap - used - 1)) < 0) {
+        /* every read leaves a byte free for the NUL */
+        if ((ret = rm_bytebuf_reserve(&buf, READ_CHUNK)) != 0)
+            goto Exit;
+        if ((n = read(fd, buf.base + buf.len, buf.cap - buf.len - 1)) < 0) {
             if (errno == EINTR)
                 continue;
             ret = -errno;
@@ -35,19 +29,18 @@ int rm_file_read(const char *path, size_t max, char **data, size_t *len)
         }
         if (n == 0)
             break;
-        used += (size_t)n;
-        if (used > max) {
+        buf.len += (size_t)n;
+        if (buf.len > max) {
             ret = -EFBIG;
             goto Exit;
         }
     }
-    buf[used] = '\0';
-    *data = buf;
-    *len = used;
-    buf = NULL;
+    buf.base[buf.len] = '\0';
+    *len = buf.len;
+    *data = (char *)rm_bytebuf_release(&buf);
     ret = 0;
 Exit:
-    free(buf);
+    rm_bytebuf_free(&buf);
     close(fd);
     return ret;
 }

@@ -60,7 +60,7 @@ struct st_rm_tls_t {
     int handshake_done;
     int peer_closed;
     unsigned flags;
-    char *peer_id;            /* the SPIFFE ID the peer presented (exact size: an rm_spiffe_id_t is 2 KB), or NULL */
+    rm_spiffe_id_t peer;      /* the SPIFFE ID the peer presented (even a refused one); peer.len == 0 when none */
     uint8_t ktls_tx, ktls_rx; /* the kernel has this direction's record layer */
     int ktls_alert;           /* the alert the peer sent through the kernel's record layer, or -1 */
     const char *version;      /* kept when the WOLFSSL object is released (rm_tls_ktls_release) */
@@ -291,12 +291,12 @@ static int convert_verify_error(int e)
 }
 
 /* Applies the X509-SVID rules and the expected identities to the peer's leaf, and keeps the SPIFFE ID it presents
- * (even a refused one: the log says who was refused). Returns 0 or the rule that failed. */
+ * (even a refused one: the log says who was refused). The ID goes straight into the session's own fixed buffer,
+ * RM_SPIFFE_ID_MAX bytes: a URI SAN longer than that is no SPIFFE ID and is refused by the rules. Returns 0 or the
+ * rule that failed. */
 static int judge_leaf(rm_tls_t *tls, WOLFSSL_X509_STORE_CTX *store)
 {
     rm_svid_expect_t expect;
-    rm_spiffe_id_t *id;
-    int ret;
 
     /* The leaf as the peer sent it (DER), which wolfSSL hands every verify callback whatever its feature set. */
     if (store->certs == NULL || store->totalCerts < 1 || store->certs[0].buffer == NULL || store->certs[0].length == 0)
@@ -306,16 +306,7 @@ static int judge_leaf(rm_tls_t *tls, WOLFSSL_X509_STORE_CTX *store)
     expect.num_trust_domain_aliases = tls->ctx->num_peer_td_aliases;
     expect.ids = tls->expected_ids;
     expect.num_ids = tls->num_expected_ids;
-    if ((id = malloc(sizeof(*id))) == NULL)
-        return RM_ERR_TLS_NO_MEMORY;
-    id->len = 0;
-    ret = rm_svid_check_peer_der(store->certs[0].buffer, store->certs[0].length, time(NULL), &expect, id);
-    free(tls->peer_id);
-    tls->peer_id = id->len != 0 ? strndup(id->str, id->len) : NULL;
-    if (ret == 0 && tls->peer_id == NULL)
-        ret = RM_ERR_TLS_NO_MEMORY;
-    free(id);
-    return ret;
+    return rm_svid_check_peer_der(store->certs[0].buffer, store->certs[0].length, time(NULL), &expect, &tls->peer);
 }
 
 /* Called for every certificate of the peer's chain (WOLFSSL_ALWAYS_VERIFY_CB), with wolfSSL's verdict on it. The
@@ -665,7 +656,6 @@ void rm_tls_free(rm_tls_t *tls)
     rm_tls_ctx_unref(tls->ctx);
     rm_buf_put(tls->in);
     rm_buf_put(tls->out);
-    free(tls->peer_id);
     free(tls);
 }
 
@@ -795,7 +785,7 @@ int rm_tls_handshake(rm_tls_t *tls)
         (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
          proto_len != strlen(tls->ctx->alpn) || memcmp(proto, tls->ctx->alpn, proto_len) != 0))
         return RM_ERR_TLS_ALPN;
-    if (tls->peer_id == NULL)
+    if (tls->peer.len == 0)
         return RM_ERR_TLS_NO_PEER_CERT;
     tls->handshake_done = 1;
     return 0;
@@ -803,7 +793,7 @@ int rm_tls_handshake(rm_tls_t *tls)
 
 const char *rm_tls_peer_id(const rm_tls_t *tls)
 {
-    return tls->peer_id;
+    return tls->peer.len != 0 ? tls->peer.str : NULL;
 }
 
 const char *rm_tls_peer_alert(const rm_tls_t *tls)

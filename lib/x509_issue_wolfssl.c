@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ringmesh/bytebuf.h"
 #include "ringmesh/error.h"
 #include "ringmesh/svid.h"
 #include "ringmesh/x509_issue.h"
@@ -39,63 +40,24 @@ struct st_rm_x509_ca_t {
     size_t cert_len;
     uint8_t *key_der; /* its private key, traditional (SEC1) DER; wiped on free */
     size_t key_len;
-    char *chain_pem; /* CA certificates to send after the leaf (the signing CA unless self-signed, and so on) */
-    size_t chain_len;
+    rm_bytebuf_t
+        chain; /* PEM: the CA certificates to send after the leaf (the signing CA unless self-signed, and so on) */
 };
 
 /* ---- DER writing ---------------------------------------------------------------------------------------------
- * A growable buffer. A constructed value is opened with a one-byte length placeholder and closed once its
- * content is written; closing moves the content right when the length needs the long form. Any allocation failure
- * sets `failed` and turns later writes into no-ops, so callers check once at the end. */
-typedef struct st_der_out_t {
-    uint8_t *base;
-    size_t len, cap;
-    int failed;
-} der_out_t;
-
-static int der_reserve(der_out_t *d, size_t extra)
-{
-    uint8_t *grown;
-    size_t cap;
-
-    if (d->failed)
-        return -1;
-    if (d->len + extra <= d->cap)
-        return 0;
-    cap = d->cap == 0 ? 512 : d->cap;
-    while (cap < d->len + extra)
-        cap *= 2;
-    if ((grown = realloc(d->base, cap)) == NULL) {
-        d->failed = 1;
-        return -1;
-    }
-    d->base = grown;
-    d->cap = cap;
-    return 0;
-}
-
-static void der_put(der_out_t *d, const void *p, size_t n)
-{
-    if (der_reserve(d, n) != 0)
-        return;
-    memcpy(d->base + d->len, p, n);
-    d->len += n;
-}
-
-static void der_byte(der_out_t *d, uint8_t b)
-{
-    der_put(d, &b, 1);
-}
+ * Into an rm_bytebuf_t. A constructed value is opened with a one-byte length placeholder and closed once its
+ * content is written; closing moves the content right when the length needs the long form. The buffer's failure
+ * flag sticks and turns later writes into no-ops, so callers check it once at the end. */
 
 /* Returns where the content starts; pass it to der_close(). */
-static size_t der_open(der_out_t *d, uint8_t tag)
+static size_t der_open(rm_bytebuf_t *d, uint8_t tag)
 {
-    der_byte(d, tag);
-    der_byte(d, 0);
+    rm_bytebuf_append_byte(d, tag);
+    rm_bytebuf_append_byte(d, 0);
     return d->len;
 }
 
-static void der_close(der_out_t *d, size_t start)
+static void der_close(rm_bytebuf_t *d, size_t start)
 {
     size_t content, n = 0, i;
 
@@ -108,7 +70,7 @@ static void der_close(der_out_t *d, size_t start)
     }
     for (i = content; i != 0; i >>= 8)
         ++n;
-    if (der_reserve(d, n) != 0)
+    if (rm_bytebuf_reserve(d, n) != 0)
         return;
     memmove(d->base + start + n, d->base + start, content);
     d->base[start - 1] = (uint8_t)(0x80 | n);
@@ -117,15 +79,15 @@ static void der_close(der_out_t *d, size_t start)
     d->len += n;
 }
 
-static void der_tlv(der_out_t *d, uint8_t tag, const void *p, size_t n)
+static void der_tlv(rm_bytebuf_t *d, uint8_t tag, const void *p, size_t n)
 {
     size_t start = der_open(d, tag);
-    der_put(d, p, n);
+    rm_bytebuf_append(d, p, n);
     der_close(d, start);
 }
 
 /* A non-negative INTEGER from big-endian magnitude bytes. */
-static void der_uint(der_out_t *d, const uint8_t *p, size_t n)
+static void der_uint(rm_bytebuf_t *d, const uint8_t *p, size_t n)
 {
     size_t start;
 
@@ -133,8 +95,8 @@ static void der_uint(der_out_t *d, const uint8_t *p, size_t n)
         ++p, --n;
     start = der_open(d, 0x02);
     if (n == 0 || (p[0] & 0x80) != 0)
-        der_byte(d, 0);
-    der_put(d, p, n);
+        rm_bytebuf_append_byte(d, 0);
+    rm_bytebuf_append(d, p, n);
     der_close(d, start);
 }
 
@@ -160,7 +122,7 @@ static const uint8_t OID_EXT_KEY_USAGE[] = {0x55, 0x1d, 0x25};
 static const uint8_t OID_KP_SERVER_AUTH[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01};
 static const uint8_t OID_KP_CLIENT_AUTH[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02};
 
-static void der_sig_alg(der_out_t *d)
+static void der_sig_alg(rm_bytebuf_t *d)
 {
     size_t seq = der_open(d, TAG_SEQUENCE);
     der_tlv(d, TAG_OID, OID_ECDSA_SHA256, sizeof(OID_ECDSA_SHA256));
@@ -168,7 +130,7 @@ static void der_sig_alg(der_out_t *d)
 }
 
 /* RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
-static int der_time(der_out_t *d, time_t t)
+static int der_time(rm_bytebuf_t *d, time_t t)
 {
     struct tm tm;
     char buf[32];
@@ -188,7 +150,7 @@ static int der_time(der_out_t *d, time_t t)
     return 0;
 }
 
-static void der_name_attr(der_out_t *d, const uint8_t *oid, size_t oid_len, const char *value)
+static void der_name_attr(rm_bytebuf_t *d, const uint8_t *oid, size_t oid_len, const char *value)
 {
     size_t set = der_open(d, TAG_SET), seq = der_open(d, TAG_SEQUENCE);
     der_tlv(d, TAG_OID, oid, oid_len);
@@ -198,7 +160,7 @@ static void der_name_attr(der_out_t *d, const uint8_t *oid, size_t oid_len, cons
 }
 
 /* Opens Extension { extnID, critical, extnValue OCTET STRING { ... } }; returns the two marks to close. */
-static void der_ext_open(der_out_t *d, const uint8_t *oid, size_t oid_len, int critical, size_t marks[2])
+static void der_ext_open(rm_bytebuf_t *d, const uint8_t *oid, size_t oid_len, int critical, size_t marks[2])
 {
     static const uint8_t TRUE_[] = {0xff};
 
@@ -209,14 +171,14 @@ static void der_ext_open(der_out_t *d, const uint8_t *oid, size_t oid_len, int c
     marks[1] = der_open(d, TAG_OCTET_STRING);
 }
 
-static void der_ext_close(der_out_t *d, const size_t marks[2])
+static void der_ext_close(rm_bytebuf_t *d, const size_t marks[2])
 {
     der_close(d, marks[1]);
     der_close(d, marks[0]);
 }
 
 /* KeyUsage BIT STRING from RM_KU_* bits (all in the first octet), with the unused trailing bits counted. */
-static void der_key_usage(der_out_t *d, unsigned ku)
+static void der_key_usage(rm_bytebuf_t *d, unsigned ku)
 {
     uint8_t v[2] = {0, (uint8_t)ku};
 
@@ -494,7 +456,7 @@ typedef struct st_cert_plan_t {
     const uint8_t *serial; /* SERIAL_LEN bytes */
 } cert_plan_t;
 
-static int encode_tbs(der_out_t *d, const cert_plan_t *plan)
+static int encode_tbs(rm_bytebuf_t *d, const cert_plan_t *plan)
 {
     static const uint8_t V3[] = {0x02};
     size_t tbs, mark, exts, seq, m[2], i;
@@ -506,13 +468,13 @@ static int encode_tbs(der_out_t *d, const cert_plan_t *plan)
     der_close(d, mark);
     der_uint(d, plan->serial, SERIAL_LEN);
     der_sig_alg(d);
-    der_put(d, plan->issuer, plan->issuer_len);
+    rm_bytebuf_append(d, plan->issuer, plan->issuer_len);
     mark = der_open(d, TAG_SEQUENCE);
     if ((ret = der_time(d, plan->not_before)) != 0 || (ret = der_time(d, plan->not_after)) != 0)
         return ret;
     der_close(d, mark);
-    der_put(d, plan->subject, plan->subject_len);
-    der_put(d, plan->spki, plan->spki_len);
+    rm_bytebuf_append(d, plan->subject, plan->subject_len);
+    rm_bytebuf_append(d, plan->spki, plan->spki_len);
 
     mark = der_open(d, 0xa3);
     exts = der_open(d, TAG_SEQUENCE);
@@ -565,7 +527,7 @@ static int encode_tbs(der_out_t *d, const cert_plan_t *plan)
 /* Encodes, signs with `signer` and wraps the certificate; on success *der is malloc'd. */
 static int sign_cert(const cert_plan_t *plan, ecc_key *signer, WC_RNG *rng, uint8_t **der, size_t *der_len)
 {
-    der_out_t tbs = {0}, cert = {0};
+    rm_bytebuf_t tbs = {0}, cert = {0};
     uint8_t hash[WC_SHA256_DIGEST_SIZE], sig[2 * 66 + 16];
     word32 sig_len = sizeof(sig);
     size_t seq, bits;
@@ -579,25 +541,24 @@ static int sign_cert(const cert_plan_t *plan, ecc_key *signer, WC_RNG *rng, uint
         goto Exit;
     }
     seq = der_open(&cert, TAG_SEQUENCE);
-    der_put(&cert, tbs.base, tbs.len);
+    rm_bytebuf_append(&cert, tbs.base, tbs.len);
     der_sig_alg(&cert);
     bits = der_open(&cert, TAG_BIT_STRING);
-    der_byte(&cert, 0);
-    der_put(&cert, sig, sig_len);
+    rm_bytebuf_append_byte(&cert, 0);
+    rm_bytebuf_append(&cert, sig, sig_len);
     der_close(&cert, bits);
     der_close(&cert, seq);
     if (cert.failed) {
         ret = -ENOMEM;
         goto Exit;
     }
-    *der = cert.base;
     *der_len = cert.len;
-    cert.base = NULL;
+    *der = rm_bytebuf_release(&cert);
     ret = 0;
 
 Exit:
-    free(tbs.base);
-    free(cert.base);
+    rm_bytebuf_free(&tbs);
+    rm_bytebuf_free(&cert);
     return ret;
 }
 
@@ -654,7 +615,7 @@ int rm_x509_make_root_ca(const char *trust_domain, const rm_x509_issue_opts_t *o
     ecc_key key;
     uint8_t serial[SERIAL_LEN], spki[P256_SPKI_MAX], key_id[KEY_ID_LEN], *der = NULL;
     char uri[sizeof("spiffe://") + RM_TRUST_DOMAIN_MAX], cn[64];
-    der_out_t name = {0};
+    rm_bytebuf_t name = {0};
     cert_plan_t plan = {0};
     size_t der_len = 0, td_len, seq;
     int ret, have_rng = 0, have_key = 0;
@@ -711,7 +672,7 @@ int rm_x509_make_root_ca(const char *trust_domain, const rm_x509_issue_opts_t *o
 
 Exit:
     free(der);
-    free(name.base);
+    rm_bytebuf_free(&name);
     if (have_key)
         wc_ecc_free(&key);
     if (have_rng)
@@ -796,21 +757,16 @@ int rm_x509_ca_load_pem(rm_x509_ca_t **out, const char *cert_pem, size_t cert_le
 
     /* the chain to send after a leaf: every certificate of the file except self-signed ones */
     for (i = 0; i != n; ++i) {
-        char *pem, *grown;
+        char *pem;
         size_t pem_len;
         if (rm__x509_is_self_issued(certs[i].der, certs[i].len))
             continue;
         if ((ret = to_pem(certs[i].der, certs[i].len, CERT_TYPE, &pem, &pem_len)) != 0)
             goto Exit;
-        if ((grown = realloc(ca->chain_pem, ca->chain_len + pem_len + 1)) == NULL) {
-            free(pem);
-            ret = -ENOMEM;
-            goto Exit;
-        }
-        memcpy(grown + ca->chain_len, pem, pem_len + 1);
-        ca->chain_pem = grown;
-        ca->chain_len += pem_len;
+        ret = rm_bytebuf_append(&ca->chain, pem, pem_len);
         free(pem);
+        if (ret != 0)
+            goto Exit;
     }
     ca->cert_der = certs[0].der;
     ca->cert_len = certs[0].len;
@@ -837,7 +793,7 @@ void rm_x509_ca_free(rm_x509_ca_t *ca)
         free(ca->key_der);
     }
     free(ca->cert_der);
-    free(ca->chain_pem);
+    rm_bytebuf_free(&ca->chain);
     free(ca);
 }
 
@@ -850,7 +806,7 @@ int rm_x509_sign_svid(const rm_x509_ca_t *ca, const uint8_t *spki_der, size_t sp
     ca_fields_t ca_fields;
     rm_spiffe_id_t *id = NULL;
     uint8_t serial[SERIAL_LEN], spki[P256_SPKI_MAX], key_id[KEY_ID_LEN], *der = NULL;
-    der_out_t name = {0};
+    rm_bytebuf_t name = {0};
     cert_plan_t plan = {0};
     char *leaf_pem = NULL, *all;
     size_t der_len = 0, leaf_len = 0, seq;
@@ -917,22 +873,22 @@ int rm_x509_sign_svid(const rm_x509_ca_t *ca, const uint8_t *spki_der, size_t sp
         goto Exit;
     if ((ret = to_pem(der, der_len, CERT_TYPE, &leaf_pem, &leaf_len)) != 0)
         goto Exit;
-    if ((all = malloc(leaf_len + ca->chain_len + 1)) == NULL) {
+    if ((all = malloc(leaf_len + ca->chain.len + 1)) == NULL) {
         ret = -ENOMEM;
         goto Exit;
     }
     memcpy(all, leaf_pem, leaf_len);
-    if (ca->chain_len != 0)
-        memcpy(all + leaf_len, ca->chain_pem, ca->chain_len);
-    all[leaf_len + ca->chain_len] = '\0';
+    if (ca->chain.len != 0)
+        memcpy(all + leaf_len, ca->chain.base, ca->chain.len);
+    all[leaf_len + ca->chain.len] = '\0';
     *cert_pem = all;
-    *cert_len = leaf_len + ca->chain_len;
+    *cert_len = leaf_len + ca->chain.len;
     ret = 0;
 
 Exit:
     free(leaf_pem);
     free(der);
-    free(name.base);
+    rm_bytebuf_free(&name);
     free(id);
     if (have_rng)
         wc_FreeRng(&rng);

@@ -16,6 +16,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "ringmesh/bytebuf.h"
 #include "ringmesh/error.h"
 
 #define PING_IDLE_MS     60000
@@ -23,21 +24,17 @@
 #define WRITE_TIMEOUT_MS 10000
 #define WINDOW_SIZE      (1 << 20)
 
-/* A growable byte buffer: bytes p[off .. len) are pending; the all-zero value is empty. */
-typedef struct st_bytes_t {
-    uint8_t *p;
-    size_t off, len, cap;
-} bytes_t;
-
 struct st_rm_h2_call_t {
     rm_h2_conn_t *conn;
     rm_h2_call_t *prev, *next;
     int32_t stream_id;
     rm_h2_call_cbs_t cbs;
     void *arg;
-    bytes_t out; /* framed messages not yet handed to nghttp2 */
+    rm_bytebuf_t out; /* framed messages; out.base[out_off .. out.len) not yet handed to nghttp2 */
+    size_t out_off;
     int out_eof, deferred;
-    bytes_t in; /* DATA received, not yet cut into messages */
+    rm_bytebuf_t in; /* DATA received; in.base[in_off .. in.len) not yet cut into messages */
+    size_t in_off;
     int http_status, grpc_status, have_grpc_status;
     char grpc_message[256];
     int accepted, accepted_told;
@@ -67,30 +64,15 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int bytes_append(bytes_t *b, const void *p, size_t n)
+/* Appends to a buffer whose bytes before *off are taken: they are dropped first when all are, or when that saves
+ * growing it. */
+static int pending_append(rm_bytebuf_t *b, size_t *off, const void *p, size_t n)
 {
-    if (b->off > 0 && b->off == b->len)
-        b->off = b->len = 0;
-    if (b->len + n > b->cap) {
-        if (b->off > 0) { /* move pending bytes to the front before growing */
-            memmove(b->p, b->p + b->off, b->len - b->off);
-            b->len -= b->off;
-            b->off = 0;
-        }
-        if (b->len + n > b->cap) {
-            size_t cap = b->cap == 0 ? 1024 : b->cap;
-            while (cap < b->len + n)
-                cap *= 2;
-            uint8_t *np = realloc(b->p, cap);
-            if (np == NULL)
-                return -ENOMEM;
-            b->p = np;
-            b->cap = cap;
-        }
+    if (*off > 0 && (*off == b->len || n > b->cap - b->len)) {
+        rm_bytebuf_consume(b, *off);
+        *off = 0;
     }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
+    return rm_bytebuf_append(b, p, n);
 }
 
 __attribute__((format(printf, 2, 3))) static void set_dead(rm_h2_conn_t *c, const char *fmt, ...)
@@ -318,7 +300,8 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t stream_id, 
     (void)flags, (void)user;
     if (call == NULL || call->bad)
         return 0;
-    if (call->in.len - call->in.off + len > RM_GRPC_MAX_MESSAGE + 5 || bytes_append(&call->in, data, len) != 0) {
+    if (call->in.len - call->in_off + len > RM_GRPC_MAX_MESSAGE + 5 ||
+        pending_append(&call->in, &call->in_off, data, len) != 0) {
         call->bad = 1;
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_INTERNAL_ERROR);
     }
@@ -341,7 +324,7 @@ static ssize_t read_body(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, s
                          nghttp2_data_source *source, void *user)
 {
     rm_h2_call_t *call = source->ptr;
-    size_t avail = call->out.len - call->out.off, n;
+    size_t avail = call->out.len - call->out_off, n;
 
     (void)ng, (void)stream_id, (void)user;
     if (avail == 0) {
@@ -353,10 +336,10 @@ static ssize_t read_body(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, s
         return NGHTTP2_ERR_DEFERRED;
     }
     n = avail < length ? avail : length;
-    memcpy(buf, call->out.p + call->out.off, n);
-    call->out.off += n;
-    if (call->out.off == call->out.len) {
-        call->out.off = call->out.len = 0;
+    memcpy(buf, call->out.base + call->out_off, n);
+    call->out_off += n;
+    if (call->out_off == call->out.len) {
+        call->out_off = call->out.len = 0;
         if (call->out_eof)
             *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     }
@@ -378,8 +361,8 @@ static void call_free(rm_h2_call_t *call)
     c->num_calls--;
     if (call->stream_id > 0 && !c->dead)
         nghttp2_session_set_stream_user_data(c->ng, call->stream_id, NULL);
-    free(call->out.p);
-    free(call->in.p);
+    rm_bytebuf_free(&call->out);
+    rm_bytebuf_free(&call->in);
     free(call);
 }
 
@@ -411,8 +394,8 @@ static void call_deliver(rm_h2_call_t *call)
             call->cbs.on_accepted(call->arg, call);
     }
     while (!call->bad) {
-        size_t avail = call->in.len - call->in.off;
-        const uint8_t *p = call->in.p + call->in.off;
+        size_t avail = call->in.len - call->in_off;
+        const uint8_t *p = call->in.base + call->in_off;
         if (avail < 5)
             break;
         uint32_t mlen = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
@@ -427,7 +410,7 @@ static void call_deliver(rm_h2_call_t *call)
         }
         if (avail < 5 + (size_t)mlen)
             break;
-        call->in.off += 5 + mlen;
+        call->in_off += 5 + mlen;
         call->cbs.on_message(call->arg, call, p + 5, mlen);
     }
     if (!call->closed)
@@ -503,7 +486,8 @@ int rm_h2_call_send(rm_h2_call_t *call, const uint8_t *msg, size_t len)
 
     if (call->out_eof || call->closed || call->conn->dead)
         return -EPIPE;
-    if (bytes_append(&call->out, prefix, 5) != 0 || bytes_append(&call->out, msg, len) != 0)
+    if (pending_append(&call->out, &call->out_off, prefix, 5) != 0 ||
+        pending_append(&call->out, &call->out_off, msg, len) != 0)
         return -ENOMEM;
     resume(call);
     return 0;

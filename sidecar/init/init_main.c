@@ -45,7 +45,7 @@ static int report_command_failure(const family_t *fam, const char *command, int 
     rm_log_line_t l;
 
     if (ret == 0 && res->err.len > 0)
-        write_all(2, res->err.base, res->err.len);
+        write_all(2, rm_bytebuf_text(&res->err), res->err.len);
     rm_log_begin(&l, RM_LOG_ERROR, "iptables_command_failed");
     rm_log_str(&l, "family", fam->name);
     rm_log_str(&l, "command", command);
@@ -54,7 +54,7 @@ static int report_command_failure(const family_t *fam, const char *command, int 
     } else {
         rm_log_int(&l, "exit_status", res->exit_status);
         if (res->err.len > 0)
-            rm_log_strn(&l, "stderr", res->err.base, res->err.len);
+            rm_log_strn(&l, "stderr", rm_bytebuf_text(&res->err), res->err.len);
     }
     rm_log_end(&l);
     return EXIT_APPLY_FAILED;
@@ -71,11 +71,11 @@ static int read_nat_table(const family_t *fam, rm_init_exec_result_t *res)
 }
 
 /* Feeds `input` to `<family>-restore --noflush`. On failure logs it and returns EXIT_APPLY_FAILED. */
-static int restore_nat_table(const family_t *fam, const rm_init_buf_t *input)
+static int restore_nat_table(const family_t *fam, const rm_bytebuf_t *input)
 {
     char *argv[] = {(char *)fam->restore, "--noflush", NULL};
     rm_init_exec_result_t res = {0};
-    int ret = rm_init_exec(argv, input->base, input->len, EXEC_TIMEOUT_MS, &res);
+    int ret = rm_init_exec(argv, rm_bytebuf_text(input), input->len, EXEC_TIMEOUT_MS, &res);
     if (ret != 0 || res.exit_status != 0)
         ret = report_command_failure(fam, fam->restore, ret, &res);
     rm_init_exec_result_free(&res);
@@ -91,21 +91,21 @@ static int log_out_of_memory(void)
 static int apply_family(const rm_init_config_t *cfg, const family_t *fam)
 {
     rm_init_exec_result_t saved = {0};
-    rm_init_buf_t input = {0};
+    rm_bytebuf_t input = {0};
     size_t num_rules;
     rm_log_line_t l;
     int ret;
 
     if ((ret = read_nat_table(fam, &saved)) != 0)
         goto Exit;
-    if (rm_iptables_build_rules(cfg, fam->af, saved.out.base != NULL ? saved.out.base : "", &input, &num_rules) != 0) {
+    if (rm_iptables_build_rules(cfg, fam->af, rm_bytebuf_text(&saved.out), &input, &num_rules) != 0) {
         ret = log_out_of_memory();
         goto Exit;
     }
     if (rm_log_enabled(RM_LOG_DEBUG)) {
         rm_log_begin(&l, RM_LOG_DEBUG, "iptables_restore_input");
         rm_log_str(&l, "family", fam->name);
-        rm_log_strn(&l, "input", input.base, input.len);
+        rm_log_strn(&l, "input", rm_bytebuf_text(&input), input.len);
         rm_log_end(&l);
     }
     if ((ret = restore_nat_table(fam, &input)) != 0)
@@ -119,7 +119,7 @@ static int apply_family(const rm_init_config_t *cfg, const family_t *fam)
 
 Exit:
     rm_init_exec_result_free(&saved);
-    rm_init_buf_free(&input);
+    rm_bytebuf_free(&input);
     return ret;
 }
 
@@ -127,20 +127,20 @@ Exit:
 static int cleanup_family(const family_t *fam, int print_only)
 {
     rm_init_exec_result_t saved = {0};
-    rm_init_buf_t input = {0};
+    rm_bytebuf_t input = {0};
     size_t num_jumps, num_chains;
     rm_log_line_t l;
     int ret;
 
     if ((ret = read_nat_table(fam, &saved)) != 0)
         goto Exit;
-    if (rm_iptables_build_cleanup(saved.out.base != NULL ? saved.out.base : "", &input, &num_jumps, &num_chains) != 0) {
+    if (rm_iptables_build_cleanup(rm_bytebuf_text(&saved.out), &input, &num_jumps, &num_chains) != 0) {
         ret = log_out_of_memory();
         goto Exit;
     }
     if (print_only) {
         printf("# ringmesh-init --cleanup --dry-run: %s input (%s)\n", fam->restore, fam->name);
-        fwrite(input.base != NULL ? input.base : "", 1, input.len, stdout);
+        fwrite(rm_bytebuf_text(&input), 1, input.len, stdout);
         goto Exit;
     }
     if (input.len > 0 && (ret = restore_nat_table(fam, &input)) != 0)
@@ -153,7 +153,7 @@ static int cleanup_family(const family_t *fam, int print_only)
 
 Exit:
     rm_init_exec_result_free(&saved);
-    rm_init_buf_free(&input);
+    rm_bytebuf_free(&input);
     return ret;
 }
 
@@ -203,7 +203,7 @@ static int print_dry_run(const rm_init_config_t *cfg)
     int ret = 0;
 
     for (size_t i = 0; i < 2; i++) {
-        rm_init_buf_t input = {0};
+        rm_bytebuf_t input = {0};
         size_t num_rules;
         if (fams[i]->af == AF_INET6 && cfg->ipv6 == RM_INIT_IPV6_OFF)
             break;
@@ -213,7 +213,7 @@ static int print_dry_run(const rm_init_config_t *cfg)
         }
         printf("# ringmesh-init --dry-run: %s input (%s, %zu rules)\n", fams[i]->restore, fams[i]->name, num_rules);
         fwrite(input.base, 1, input.len, stdout);
-        rm_init_buf_free(&input);
+        rm_bytebuf_free(&input);
     }
     return ret;
 }

@@ -59,57 +59,13 @@ const char rm_init_usage[] =
 
 /* ---- buffers ---------------------------------------------------------------------------------------------- */
 
-void rm_init_buf_free(rm_init_buf_t *buf)
-{
-    free(buf->base);
-    *buf = (rm_init_buf_t){0};
-}
-
-static int buf_reserve(rm_init_buf_t *buf, size_t extra)
-{
-    if (buf->len + extra + 1 <= buf->cap)
-        return 0;
-    size_t cap = buf->cap == 0 ? 1024 : buf->cap;
-    while (cap < buf->len + extra + 1)
-        cap *= 2;
-    char *p = realloc(buf->base, cap);
-    if (p == NULL)
-        return -ENOMEM;
-    buf->base = p;
-    buf->cap = cap;
-    return 0;
-}
-
-static int buf_append(rm_init_buf_t *buf, const char *s, size_t n)
+/* Output is text: every append keeps a NUL past the content (rm_bytebuf_appendf() does so itself). */
+static int text_append(rm_bytebuf_t *buf, const void *s, size_t n)
 {
     int ret;
-    if (n == 0)
-        return 0; /* s may be NULL for an empty buffer, and memcpy must not see it */
-    if ((ret = buf_reserve(buf, n)) != 0)
+    if ((ret = rm_bytebuf_append(buf, s, n)) != 0)
         return ret;
-    memcpy(buf->base + buf->len, s, n);
-    buf->len += n;
-    buf->base[buf->len] = '\0';
-    return 0;
-}
-
-__attribute__((format(printf, 2, 3))) static int buf_printf(rm_init_buf_t *buf, const char *fmt, ...)
-{
-    va_list ap;
-    int n, ret;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -EINVAL;
-    if ((ret = buf_reserve(buf, (size_t)n)) != 0)
-        return ret;
-    va_start(ap, fmt);
-    vsnprintf(buf->base + buf->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    buf->len += (size_t)n;
-    return 0;
+    return rm_bytebuf_terminate(buf);
 }
 
 /* ---- argument parsing ------------------------------------------------------------------------------------- */
@@ -589,13 +545,13 @@ size_t rm_iptables_count_rule(const char *existing, const char *rule)
 }
 
 /* Appends "-D <rest of an -A line>": the same rule, to be deleted. */
-static int append_delete_of(rm_init_buf_t *out, const nat_line_t *line)
+static int append_delete_of(rm_bytebuf_t *out, const nat_line_t *line)
 {
     const char *p = line->base;
     while (p < line->end && *p == ' ')
         p++;
     p += 2; /* "-A", checked by is_jump_into_ours() */
-    return buf_printf(out, "-D%.*s\n", (int)(line->end - p), p);
+    return rm_bytebuf_appendf(out, "-D%.*s\n", (int)(line->end - p), p);
 }
 
 /* ---- building the rules ----------------------------------------------------------------------------------- */
@@ -607,7 +563,7 @@ static const char *const our_chains[] = {RM_INIT_CHAIN_INBOUND, RM_INIT_CHAIN_IN
                                          RM_INIT_CHAIN_REDIRECT};
 
 /* Every rule goes through here so the count the log reports is the count written. */
-__attribute__((format(printf, 3, 4))) static int add_rule(rm_init_buf_t *out, size_t *num_rules, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int add_rule(rm_bytebuf_t *out, size_t *num_rules, const char *fmt, ...)
 {
     va_list ap;
     char line[512];
@@ -619,10 +575,10 @@ __attribute__((format(printf, 3, 4))) static int add_rule(rm_init_buf_t *out, si
     if (n < 0 || (size_t)n >= sizeof(line))
         return -EINVAL;
     ++*num_rules;
-    return buf_printf(out, "%s\n", line);
+    return rm_bytebuf_appendf(out, "%s\n", line);
 }
 
-static int build_outbound(const rm_init_config_t *cfg, int family, rm_init_buf_t *out, size_t *num_rules)
+static int build_outbound(const rm_init_config_t *cfg, int family, rm_bytebuf_t *out, size_t *num_rules)
 {
     const char *chain = RM_INIT_CHAIN_OUTPUT;
     char cidr[64];
@@ -668,7 +624,7 @@ Exit:
     return ret;
 }
 
-static int build_inbound(const rm_init_config_t *cfg, rm_init_buf_t *out, size_t *num_rules)
+static int build_inbound(const rm_init_config_t *cfg, rm_bytebuf_t *out, size_t *num_rules)
 {
     const char *chain = RM_INIT_CHAIN_INBOUND;
     uint16_t excluded[4 + RM_INIT_MAX_LIST];
@@ -704,17 +660,17 @@ Exit:
     return ret;
 }
 
-int rm_iptables_build_rules(const rm_init_config_t *cfg, int family, const char *existing, rm_init_buf_t *out,
+int rm_iptables_build_rules(const rm_init_config_t *cfg, int family, const char *existing, rm_bytebuf_t *out,
                             size_t *num_rules)
 {
     int keep_output = 0, keep_inbound = 0, ret;
     size_t n = 0;
 
-    if ((ret = buf_printf(out, "*nat\n")) != 0)
+    if ((ret = rm_bytebuf_appendf(out, "*nat\n")) != 0)
         goto Exit;
     /* under --noflush, declaring a user chain creates it or empties it: this is what makes a rerun replace */
     for (size_t i = 0; i < sizeof(our_chains) / sizeof(our_chains[0]); i++)
-        if ((ret = buf_printf(out, ":%s - [0:0]\n", our_chains[i])) != 0)
+        if ((ret = rm_bytebuf_appendf(out, ":%s - [0:0]\n", our_chains[i])) != 0)
             goto Exit;
 
     /* keep one copy of each jump that is already there; delete extra copies and jumps of any other shape */
@@ -755,16 +711,16 @@ int rm_iptables_build_rules(const rm_init_config_t *cfg, int family, const char 
         n++;
     else if ((ret = add_rule(out, &n, "%s", JUMP_OUTPUT)) != 0)
         goto Exit;
-    ret = buf_printf(out, "COMMIT\n");
+    ret = rm_bytebuf_appendf(out, "COMMIT\n");
 
 Exit:
     *num_rules = n;
     return ret;
 }
 
-int rm_iptables_build_cleanup(const char *existing, rm_init_buf_t *out, size_t *num_jumps, size_t *num_chains)
+int rm_iptables_build_cleanup(const char *existing, rm_bytebuf_t *out, size_t *num_jumps, size_t *num_chains)
 {
-    rm_init_buf_t jumps = {0}, flushes = {0}, deletes = {0};
+    rm_bytebuf_t jumps = {0}, flushes = {0}, deletes = {0};
     const char *cursor = existing;
     int in_nat = 0, ret = 0;
     nat_line_t line;
@@ -777,8 +733,8 @@ int rm_iptables_build_cleanup(const char *existing, rm_init_buf_t *out, size_t *
         if (w != NULL && w[0] == ':' && word_has_prefix(w + 1, len - 1, RM_INIT_CHAIN_PREFIX)) {
             /* ":RINGMESH_X - [0:0]": a chain of ours; empty them all before deleting any, as they refer to each
              * other */
-            if ((ret = buf_printf(&flushes, "-F %.*s\n", (int)len - 1, w + 1)) != 0 ||
-                (ret = buf_printf(&deletes, "-X %.*s\n", (int)len - 1, w + 1)) != 0)
+            if ((ret = rm_bytebuf_appendf(&flushes, "-F %.*s\n", (int)len - 1, w + 1)) != 0 ||
+                (ret = rm_bytebuf_appendf(&deletes, "-X %.*s\n", (int)len - 1, w + 1)) != 0)
                 goto Exit;
             ++*num_chains;
         } else if (is_jump_into_ours(&line)) {
@@ -789,15 +745,15 @@ int rm_iptables_build_cleanup(const char *existing, rm_init_buf_t *out, size_t *
     }
     if (*num_jumps == 0 && *num_chains == 0)
         goto Exit;
-    if ((ret = buf_printf(out, "*nat\n")) != 0 || (ret = buf_append(out, jumps.base, jumps.len)) != 0 ||
-        (ret = buf_append(out, flushes.base, flushes.len)) != 0 ||
-        (ret = buf_append(out, deletes.base, deletes.len)) != 0 || (ret = buf_printf(out, "COMMIT\n")) != 0)
+    if ((ret = rm_bytebuf_appendf(out, "*nat\n")) != 0 || (ret = text_append(out, jumps.base, jumps.len)) != 0 ||
+        (ret = text_append(out, flushes.base, flushes.len)) != 0 ||
+        (ret = text_append(out, deletes.base, deletes.len)) != 0 || (ret = rm_bytebuf_appendf(out, "COMMIT\n")) != 0)
         goto Exit;
 
 Exit:
-    rm_init_buf_free(&jumps);
-    rm_init_buf_free(&flushes);
-    rm_init_buf_free(&deletes);
+    rm_bytebuf_free(&jumps);
+    rm_bytebuf_free(&flushes);
+    rm_bytebuf_free(&deletes);
     return ret;
 }
 
@@ -805,8 +761,8 @@ Exit:
 
 void rm_init_exec_result_free(rm_init_exec_result_t *res)
 {
-    rm_init_buf_free(&res->out);
-    rm_init_buf_free(&res->err);
+    rm_bytebuf_free(&res->out);
+    rm_bytebuf_free(&res->err);
 }
 
 static int64_t now_ms(void)
@@ -817,14 +773,14 @@ static int64_t now_ms(void)
 }
 
 /* Reads what is available on `fd` into `buf`. Returns 1 while open, 0 at end of file, or a negative errno. */
-static int drain_fd(int fd, rm_init_buf_t *buf)
+static int drain_fd(int fd, rm_bytebuf_t *buf)
 {
     char chunk[4096];
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
             int ret;
-            if ((ret = buf_append(buf, chunk, (size_t)n)) != 0)
+            if ((ret = text_append(buf, chunk, (size_t)n)) != 0)
                 return ret;
             continue;
         }

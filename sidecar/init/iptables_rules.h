@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ringmesh/bytebuf.h"
+
 #define RM_INIT_DEFAULT_OUTBOUND_PORT 15001
 #define RM_INIT_DEFAULT_INBOUND_PORT  15006
 #define RM_INIT_ADMIN_PORT            15021
@@ -86,17 +88,6 @@ typedef struct st_rm_init_arg_error_t {
     char reason[128];
 } rm_init_arg_error_t;
 
-/** A growable text buffer. Invariant: `base` is NUL-terminated whenever `len > 0`; the all-zero value is a valid
- * empty buffer. Owned by whoever holds it; release with rm_init_buf_free(). */
-typedef struct st_rm_init_buf_t {
-    char *base;
-    size_t len;
-    size_t cap;
-} rm_init_buf_t;
-
-/** Frees the buffer's memory and resets it to the empty value. */
-void rm_init_buf_free(rm_init_buf_t *buf);
-
 /** Fills `cfg` with the defaults: ports 15001/15006, UID/GID 1337, include everything, exclude nothing, IPv6 auto,
  * log level info. */
 void rm_init_config_defaults(rm_init_config_t *cfg);
@@ -118,16 +109,16 @@ const char *rm_init_cidr_format(const rm_init_cidr_t *cidr, char *dst, size_t ds
 /** Builds the iptables-restore input (`*nat` ... `COMMIT`) that installs the rules for `family` (AF_INET or
  * AF_INET6). `existing` is the current `iptables-save -t nat` (or ip6tables-save) text, or NULL for a namespace
  * without our rules: the jumps from OUTPUT and PREROUTING are added only when absent there, and duplicate or
- * differently shaped jumps into our chains are deleted. Appends to `out`; stores in `*num_rules` how many rules of
- * ours the table holds once the input is applied (the rules of our chains plus the two jumps). Returns 0 or
- * -ENOMEM. */
-int rm_iptables_build_rules(const rm_init_config_t *cfg, int family, const char *existing, rm_init_buf_t *out,
+ * differently shaped jumps into our chains are deleted. Appends to `out` (kept NUL-terminated); stores in `*num_rules`
+ * how many rules of ours the table holds once the input is applied (the rules of our chains plus the two jumps).
+ * Returns 0 or -ENOMEM. */
+int rm_iptables_build_rules(const rm_init_config_t *cfg, int family, const char *existing, rm_bytebuf_t *out,
                             size_t *num_rules);
 
 /** Builds the iptables-restore input that removes every jump into a RINGMESH_ chain and every RINGMESH_ chain
  * found in `existing` (an iptables-save text). When there is nothing to remove, appends nothing. Stores the number
  * of jumps and of chains removed. Returns 0 or -ENOMEM. */
-int rm_iptables_build_cleanup(const char *existing, rm_init_buf_t *out, size_t *num_jumps, size_t *num_chains);
+int rm_iptables_build_cleanup(const char *existing, rm_bytebuf_t *out, size_t *num_jumps, size_t *num_chains);
 
 /** Counts the rules in the `nat` table of an iptables-save text that equal `rule` ("-A OUTPUT -p tcp -j X"),
  * comparing whitespace-separated words. */
@@ -135,9 +126,9 @@ size_t rm_iptables_count_rule(const char *existing, const char *rule);
 
 /** What a finished child process left behind. */
 typedef struct st_rm_init_exec_result_t {
-    int exit_status;   /* exit code, or 128 + signal number when killed by a signal */
-    rm_init_buf_t out; /* everything it wrote on stdout */
-    rm_init_buf_t err; /* everything it wrote on stderr */
+    int exit_status;  /* exit code, or 128 + signal number when killed by a signal */
+    rm_bytebuf_t out; /* everything it wrote on stdout (NUL-terminated: rm_bytebuf_text()) */
+    rm_bytebuf_t err; /* everything it wrote on stderr (NUL-terminated) */
 } rm_init_exec_result_t;
 
 /** Runs argv[0] (looked up in PATH) with `argv` and no shell, writes `input` (may be NULL) to its stdin, collects

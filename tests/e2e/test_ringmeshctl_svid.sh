@@ -68,6 +68,33 @@ run 2 "unknown command" "$ctl" frobnicate && expect_match "unknown command named
 run 2 "unknown svid subcommand" "$ctl" svid renew
 run 2 "unknown flag" "$ctl" svid verify --bundle x --cert y --colour && expect_match "unknown flag named" "$err" "--colour"
 run 2 "abbreviated flag" "$ctl" svid verify --bund x --cert y
+# every level answers the same way: help on stdout (exit 0) from "--help", "-h", "help" and a command's --help;
+# the help on stderr (exit 2) without a subcommand; an unknown one named, with the help (exit 2)
+top_help=$("$ctl" --help)
+for group in svid token policy; do
+    case $group in
+    svid) cmds="verify issue" ;;
+    token) cmds="keygen mint" ;;
+    policy) cmds="lint check" ;;
+    esac
+    for h in --help -h help; do
+        run 0 "$group $h" "$ctl" "$group" "$h"
+        for c in $cmds; do
+            expect_match "$group $h shows the synopsis of $c" "$out" "^(usage:| ) +ringmeshctl $group $c "
+        done
+    done
+    for c in $cmds; do
+        run 0 "$group $c --help" "$ctl" "$group" "$c" --help &&
+            expect_match "$group $c --help is the group's help" "$out" "^usage: ringmeshctl $group "
+        expect_match "--help lists $group $c" "$top_help" "^  $group $c +[a-z]"
+        run 2 "$group $c with an unknown flag" "$ctl" "$group" "$c" --frobnicate &&
+            expect_match "$group $c points at its help" "$err" "run 'ringmeshctl $group --help' for usage"
+    done
+    run 2 "$group without a subcommand" "$ctl" "$group" &&
+        expect_match "$group without a subcommand shows its help on stderr" "$err" "^usage: ringmeshctl $group "
+    run 2 "unknown $group subcommand" "$ctl" "$group" frobnicate &&
+        expect_match "unknown $group subcommand named" "$err" "^ringmeshctl $group: unknown subcommand 'frobnicate'"
+done
 run 2 "missing --cert" "$ctl" svid verify --bundle x
 run 2 "flag without value" "$ctl" svid verify --bundle x --cert
 run 2 "bad --ttl" "$ctl" svid issue --ca --trust-domain example.org --cert a.pem --key a.key --ttl 5x

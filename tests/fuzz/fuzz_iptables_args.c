@@ -78,19 +78,22 @@ static int ends_with(const char *s, size_t len, const char *suffix)
 
 static void check_rules(const rm_init_config_t *cfg, int family)
 {
-    rm_init_buf_t out = {0};
+    rm_bytebuf_t out = {0};
+    const char *text;
     size_t num_rules = 0, lines = 0;
 
     RM_FUZZ_CHECK(rm_iptables_build_rules(cfg, family, NULL, &out, &num_rules) == 0);
-    RM_FUZZ_CHECK(out.base != NULL && out.base[out.len] == '\0' && strlen(out.base) == out.len);
-    RM_FUZZ_CHECK(strncmp(out.base, "*nat\n", 5) == 0 && ends_with(out.base, out.len, "\nCOMMIT\n"));
-    RM_FUZZ_CHECK(rm_iptables_count_rule(out.base, JUMP_OUTPUT) == 1);
-    RM_FUZZ_CHECK(rm_iptables_count_rule(out.base, JUMP_INBOUND) == 1);
+    RM_FUZZ_CHECK(out.base != NULL && out.base[out.len] == '\0');
+    text = rm_bytebuf_text(&out);
+    RM_FUZZ_CHECK(strlen(text) == out.len);
+    RM_FUZZ_CHECK(strncmp(text, "*nat\n", 5) == 0 && ends_with(text, out.len, "\nCOMMIT\n"));
+    RM_FUZZ_CHECK(rm_iptables_count_rule(text, JUMP_OUTPUT) == 1);
+    RM_FUZZ_CHECK(rm_iptables_count_rule(text, JUMP_INBOUND) == 1);
     /* every rule counted is one "-A" line of the input */
-    for (const char *p = out.base; (p = strstr(p, "\n-A ")) != NULL; ++p)
+    for (const char *p = text; (p = strstr(p, "\n-A ")) != NULL; ++p)
         ++lines;
     RM_FUZZ_CHECK(lines == num_rules && num_rules >= 6);
-    rm_init_buf_free(&out);
+    rm_bytebuf_free(&out);
 }
 
 static void check_config(const rm_init_config_t *cfg)

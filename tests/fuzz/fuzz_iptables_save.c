@@ -47,7 +47,8 @@ static size_t count_deletes(const char *text)
 
 static void check_build(const rm_init_config_t *cfg, int family, const char *existing)
 {
-    rm_init_buf_t fresh = {0}, out = {0};
+    rm_bytebuf_t fresh = {0}, out = {0};
+    const char *text;
     size_t fresh_rules = 0, num_rules = 0;
     size_t have_output = rm_iptables_count_rule(existing, JUMP_OUTPUT);
     size_t have_inbound = rm_iptables_count_rule(existing, JUMP_INBOUND);
@@ -55,46 +56,49 @@ static void check_build(const rm_init_config_t *cfg, int family, const char *exi
     RM_FUZZ_CHECK(rm_iptables_build_rules(cfg, family, NULL, &fresh, &fresh_rules) == 0);
     RM_FUZZ_CHECK(rm_iptables_build_rules(cfg, family, existing, &out, &num_rules) == 0);
     RM_FUZZ_CHECK(num_rules == fresh_rules);
-    RM_FUZZ_CHECK(out.base != NULL && out.base[out.len] == '\0' && strlen(out.base) == out.len);
-    RM_FUZZ_CHECK(strncmp(out.base, "*nat\n", 5) == 0 && ends_with(out.base, out.len, "\nCOMMIT\n"));
-    RM_FUZZ_CHECK(count_lines(out.base, "*nat") == 1 && count_lines(out.base, "COMMIT") == 1);
+    RM_FUZZ_CHECK(out.base != NULL && out.base[out.len] == '\0');
+    text = rm_bytebuf_text(&out);
+    RM_FUZZ_CHECK(strlen(text) == out.len);
+    RM_FUZZ_CHECK(strncmp(text, "*nat\n", 5) == 0 && ends_with(text, out.len, "\nCOMMIT\n"));
+    RM_FUZZ_CHECK(count_lines(text, "*nat") == 1 && count_lines(text, "COMMIT") == 1);
 
-    RM_FUZZ_CHECK(rm_iptables_count_rule(out.base, JUMP_OUTPUT) == (have_output == 0));
-    RM_FUZZ_CHECK(rm_iptables_count_rule(out.base, JUMP_INBOUND) == (have_inbound == 0));
-    RM_FUZZ_CHECK(rm_iptables_count_rule(out.base, DEL_OUTPUT) == (have_output != 0 ? have_output - 1 : 0));
-    RM_FUZZ_CHECK(rm_iptables_count_rule(out.base, DEL_INBOUND) == (have_inbound != 0 ? have_inbound - 1 : 0));
+    RM_FUZZ_CHECK(rm_iptables_count_rule(text, JUMP_OUTPUT) == (have_output == 0));
+    RM_FUZZ_CHECK(rm_iptables_count_rule(text, JUMP_INBOUND) == (have_inbound == 0));
+    RM_FUZZ_CHECK(rm_iptables_count_rule(text, DEL_OUTPUT) == (have_output != 0 ? have_output - 1 : 0));
+    RM_FUZZ_CHECK(rm_iptables_count_rule(text, DEL_INBOUND) == (have_inbound != 0 ? have_inbound - 1 : 0));
     /* every line is a declaration of ours, a rule added or a rule deleted */
-    RM_FUZZ_CHECK(count_lines(out.base, ":" RM_INIT_CHAIN_PREFIX) + count_lines(out.base, "-A ") +
-                      count_deletes(out.base) + 2 ==
-                  count_lines(out.base, ""));
-    rm_init_buf_free(&out);
-    rm_init_buf_free(&fresh);
+    RM_FUZZ_CHECK(count_lines(text, ":" RM_INIT_CHAIN_PREFIX) + count_lines(text, "-A ") + count_deletes(text) + 2 ==
+                  count_lines(text, ""));
+    rm_bytebuf_free(&out);
+    rm_bytebuf_free(&fresh);
 }
 
 static void check_cleanup(const char *existing)
 {
-    rm_init_buf_t out = {0};
+    rm_bytebuf_t out = {0};
     size_t num_jumps = 99, num_chains = 99;
-    const char *first_delete;
+    const char *text, *first_delete;
 
     RM_FUZZ_CHECK(rm_iptables_build_cleanup(existing, &out, &num_jumps, &num_chains) == 0);
     if (num_jumps == 0 && num_chains == 0) {
         RM_FUZZ_CHECK(out.len == 0);
         goto Exit;
     }
-    RM_FUZZ_CHECK(out.base != NULL && out.base[out.len] == '\0' && strlen(out.base) == out.len);
-    RM_FUZZ_CHECK(strncmp(out.base, "*nat\n", 5) == 0 && ends_with(out.base, out.len, "\nCOMMIT\n"));
-    RM_FUZZ_CHECK(count_deletes(out.base) == num_jumps);
-    RM_FUZZ_CHECK(count_lines(out.base, "-F " RM_INIT_CHAIN_PREFIX) == num_chains);
-    RM_FUZZ_CHECK(count_lines(out.base, "-X " RM_INIT_CHAIN_PREFIX) == num_chains);
-    RM_FUZZ_CHECK(num_jumps + 2 * num_chains + 2 == count_lines(out.base, ""));
+    RM_FUZZ_CHECK(out.base != NULL && out.base[out.len] == '\0');
+    text = rm_bytebuf_text(&out);
+    RM_FUZZ_CHECK(strlen(text) == out.len);
+    RM_FUZZ_CHECK(strncmp(text, "*nat\n", 5) == 0 && ends_with(text, out.len, "\nCOMMIT\n"));
+    RM_FUZZ_CHECK(count_deletes(text) == num_jumps);
+    RM_FUZZ_CHECK(count_lines(text, "-F " RM_INIT_CHAIN_PREFIX) == num_chains);
+    RM_FUZZ_CHECK(count_lines(text, "-X " RM_INIT_CHAIN_PREFIX) == num_chains);
+    RM_FUZZ_CHECK(num_jumps + 2 * num_chains + 2 == count_lines(text, ""));
     /* chains refer to each other: all are flushed before the first is deleted */
     if (num_chains != 0) {
-        first_delete = strstr(out.base, "\n-X ");
+        first_delete = strstr(text, "\n-X ");
         RM_FUZZ_CHECK(first_delete != NULL && strstr(first_delete, "\n-F ") == NULL);
     }
 Exit:
-    rm_init_buf_free(&out);
+    rm_bytebuf_free(&out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

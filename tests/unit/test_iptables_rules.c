@@ -37,13 +37,13 @@ static int parse(rm_init_config_t *cfg, rm_init_arg_error_t *err, ...)
 /* Builds the rules for `family` from an already parsed configuration; the caller frees the result. */
 static char *build(const rm_init_config_t *cfg, int family, const char *existing, size_t *num_rules)
 {
-    rm_init_buf_t out = {0};
+    rm_bytebuf_t out = {0};
     size_t n = 0;
     assert_int_equal(rm_iptables_build_rules(cfg, family, existing, &out, &n), 0);
     assert_non_null(out.base);
     if (num_rules != NULL)
         *num_rules = n;
-    return out.base;
+    return (char *)rm_bytebuf_release(&out);
 }
 
 /* Returns the 0-based index of the line equal to `line` in `text`, or -1. Fails the test if it occurs twice. */
@@ -587,14 +587,14 @@ static void test_count_rule(void **state)
 
 static void test_cleanup(void **state)
 {
-    rm_init_buf_t out = {0};
+    rm_bytebuf_t out = {0};
     size_t jumps, chains;
 
     assert_int_equal(rm_iptables_build_cleanup(saved_with_ours, &out, &jumps, &chains), 0);
     assert_int_equal(jumps, 5);
     assert_int_equal(chains, 4);
-    const char *t = out.base;
-    assert_non_null(t);
+    assert_non_null(out.base);
+    const char *t = rm_bytebuf_text(&out);
     assert_lines_in_order(t, "*nat", "-D PREROUTING -p tcp -j RINGMESH_INBOUND", "-D OUTPUT -p udp -j RINGMESH_OUTPUT",
                           "-F RINGMESH_INBOUND", "-F RINGMESH_REDIRECT", "-X RINGMESH_INBOUND",
                           "-X RINGMESH_IN_REDIRECT", "-X RINGMESH_OUTPUT", "-X RINGMESH_REDIRECT", "COMMIT", NULL);
@@ -604,7 +604,7 @@ static void test_cleanup(void **state)
     assert_true(line_index(t, "-F RINGMESH_OUTPUT") < line_index(t, "-X RINGMESH_INBOUND"));
     assert_null(strstr(t, "KUBE-SERVICES"));
     assert_int_equal(count_prefix(t, "-A "), 0);
-    rm_init_buf_free(&out);
+    rm_bytebuf_free(&out);
 
     /* nothing of ours: nothing to feed to iptables-restore */
     const char clean[] = "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j KUBE-SERVICES\nCOMMIT\n";
@@ -612,7 +612,7 @@ static void test_cleanup(void **state)
     assert_int_equal(out.len, 0);
     assert_int_equal(jumps, 0);
     assert_int_equal(chains, 0);
-    rm_init_buf_free(&out);
+    rm_bytebuf_free(&out);
 }
 
 /* Applying the rules to a table that already holds them leaves each of our rules there exactly once: simulate
@@ -626,21 +626,19 @@ static void test_rerun_is_idempotent_on_paper(void **state)
 
     char *first = build(&cfg, AF_INET, "*nat\nCOMMIT\n", &n);
     /* what iptables-save would print after the first run: the same -A lines (the jumps included) */
-    rm_init_buf_t saved = {0};
-    char head[] = "*nat\n:OUTPUT ACCEPT [0:0]\n";
+    rm_bytebuf_t saved = {0};
     assert_non_null(first);
-    saved.base = malloc(strlen(first) + sizeof(head) + 1);
-    strcpy(saved.base, head);
+    assert_int_equal(rm_bytebuf_appendf(&saved, "*nat\n:OUTPUT ACCEPT [0:0]\n"), 0);
     for (const char *p = first; *p != '\0';) {
         const char *nl = strchr(p, '\n');
         if (strncmp(p, "-A ", 3) == 0)
-            strncat(saved.base, p, (size_t)(nl - p + 1));
+            assert_int_equal(rm_bytebuf_appendf(&saved, "%.*s", (int)(nl - p + 1), p), 0);
         p = nl + 1;
     }
-    strcat(saved.base, "COMMIT\n");
+    assert_int_equal(rm_bytebuf_appendf(&saved, "COMMIT\n"), 0);
 
     size_t n2;
-    char *second = build(&cfg, AF_INET, saved.base, &n2);
+    char *second = build(&cfg, AF_INET, rm_bytebuf_text(&saved), &n2);
     assert_int_equal(n2, n);
     assert_int_equal(count_prefix(second, "-D "), 0);
     /* rules in our chains are rewritten into emptied chains; the jumps, already there, are not added again */
@@ -662,9 +660,9 @@ static void test_exec_pipes_and_status(void **state)
     assert_int_equal(rm_init_exec(argv, input, strlen(input), 5000, &res), 0);
     assert_int_equal(res.exit_status, 3);
     assert_non_null(res.out.base);
-    assert_string_equal(res.out.base, input);
+    assert_string_equal(rm_bytebuf_text(&res.out), input);
     assert_non_null(res.err.base);
-    assert_string_equal(res.err.base, "oops\n");
+    assert_string_equal(rm_bytebuf_text(&res.err), "oops\n");
     rm_init_exec_result_free(&res);
 }
 
@@ -738,8 +736,7 @@ static void restore_test_or_skip(const char *tool, const char *input)
     res = (rm_init_exec_result_t){0};
     assert_int_equal(rm_init_exec(argv, input, strlen(input), 10000, &res), 0);
     if (res.exit_status != 0)
-        fail_msg("%s rejected the input (status %d): %s\n%s", tool, res.exit_status,
-                 res.err.base != NULL ? res.err.base : "", input);
+        fail_msg("%s rejected the input (status %d): %s\n%s", tool, res.exit_status, rm_bytebuf_text(&res.err), input);
     rm_init_exec_result_free(&res);
 }
 

@@ -8,6 +8,7 @@
 
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
+#include "ringmesh/svid.h"
 #include "ringmesh/tls.h"
 #include "tls_internal.h"
 
@@ -17,6 +18,28 @@
 #include <unistd.h>
 
 static char dir[] = "/tmp/rm-tls-test-XXXXXX";
+
+/* A workload ID of exactly RM_SPIFFE_ID_MAX bytes, the longest a SPIFFE ID may be. */
+static char long_id[RM_SPIFFE_ID_MAX + 1];
+
+/* tests/CMakeLists.txt links this test with --wrap=malloc and --wrap=strndup, so that what a handshake allocates
+ * from the heap can be seen: every allocation the size of a parsed SPIFFE ID, and every strndup. */
+static size_t id_sized_allocs, strndups;
+void *__real_malloc(size_t n);
+char *__real_strndup(const char *s, size_t n);
+
+void *__wrap_malloc(size_t n)
+{
+    if (n == sizeof(rm_spiffe_id_t))
+        ++id_sized_allocs;
+    return __real_malloc(n);
+}
+
+char *__wrap_strndup(const char *s, size_t n)
+{
+    ++strndups;
+    return __real_strndup(s, n);
+}
 
 static void sh(const char *fmt, ...)
 {
@@ -150,6 +173,9 @@ static int setup(void **state)
     make_leaf("expired", "ca", "spiffe://cluster.local/ns/b/sa/server", "200101000000Z", "210101000000Z");
     make_leaf("foreign", "otherca", "spiffe://cluster.local/ns/b/sa/server", "200101000000Z", "491231000000Z");
     make_leaf("othertd", "ca", "spiffe://example.org/ns/b/sa/server", "200101000000Z", "491231000000Z");
+    snprintf(long_id, sizeof(long_id), "spiffe://cluster.local/ns/b/sa/");
+    memset(long_id + strlen(long_id), 'x', RM_SPIFFE_ID_MAX - strlen(long_id));
+    make_leaf("longid", "ca", long_id, "200101000000Z", "491231000000Z");
     return 0;
 }
 
@@ -770,6 +796,43 @@ static void test_server_refuses_unshared_offers(void **state)
     rm_tls_ctx_unref(sc);
 }
 
+/* The verify callback keeps the peer's SPIFFE ID in the session's own fixed buffer: a handshake makes no heap copy of
+ * it, the longest ID a peer may present comes back whole, and a refused peer is still named. */
+static void test_peer_id_kept_in_session(void **state)
+{
+    rm_tls_ctx_t *cc = make_ctx(RM_TLS_CLIENT, "client", "ca.pem", "cluster.local", NULL);
+    rm_tls_ctx_t *sc = make_ctx(RM_TLS_SERVER, "longid", "ca.pem", "cluster.local", NULL);
+    const char *want[] = {long_id}, *other[] = {"spiffe://cluster.local/ns/b/sa/orders"};
+    rm_tls_t *cli, *srv;
+    int cr, sr;
+
+    assert_int_equal(strlen(long_id), RM_SPIFFE_ID_MAX);
+    id_sized_allocs = strndups = 0;
+    assert_int_equal(rm_tls_new(&cli, cc, want, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    handshake(cli, srv, &cr, &sr);
+    assert_int_equal(cr, 0);
+    assert_int_equal(sr, 0);
+    assert_string_equal(rm_tls_peer_id(cli), long_id);
+    assert_string_equal(rm_tls_peer_id(srv), "spiffe://cluster.local/ns/a/sa/client");
+    assert_int_equal(strndups, 0);
+    assert_int_equal(id_sized_allocs, 0);
+    rm_tls_free(cli);
+    rm_tls_free(srv);
+
+    assert_int_equal(rm_tls_new(&cli, cc, other, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    handshake(cli, srv, &cr, &sr);
+    assert_int_equal(cr, RM_ERR_SVID_UNEXPECTED_ID);
+    assert_string_equal(rm_tls_peer_id(cli), long_id);
+    assert_int_equal(strndups, 0);
+    assert_int_equal(id_sized_allocs, 0);
+    rm_tls_free(cli);
+    rm_tls_free(srv);
+    rm_tls_ctx_unref(cc);
+    rm_tls_ctx_unref(sc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_handshake_remembers_certificate_signatures),
         cmocka_unit_test(test_client_hello_offers_only_mesh_parameters),
         cmocka_unit_test(test_server_refuses_unshared_offers),
+        cmocka_unit_test(test_peer_id_kept_in_session),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
