@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "ringmesh/file_read.h"
+#include "ringmesh/config.h"
 
 #define MAX_FILE_SIZE (16u << 20)
 

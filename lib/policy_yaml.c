@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-#include "ringmesh/file_read.h"
+#include "ringmesh/config.h"
 
 #define POLICY_FILE_MAX   (4u << 20)
 #define POLICY_STRING_MAX 4096u

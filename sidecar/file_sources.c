@@ -1,5 +1,5 @@
 #include "file_sources.h"
-#include "ringmesh/file_read.h"
+#include "ringmesh/config.h"
 #include "ringmesh/log.h"
 #include "ringmesh/policy.h"
 
