@@ -46,6 +46,18 @@ void rm_config_error_format(const rm_config_error_t *e, char *buf, size_t len)
         snprintf(buf, len, "%s: %s", e->file, e->reason);
 }
 
+int rm_config_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen != 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 /* ---------------------------------------------------------------------------------------------------------
  * The reader.
  * ------------------------------------------------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include "grpc_h2.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/csr.h"
+#include "ringmesh/config.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 #include "ringmesh/svid.h"
@@ -111,42 +112,10 @@ static void wipe_free(char *p, size_t len)
     }
 }
 
+/* State files, tokens and bundles: key material among them, so every buffer is read as a secret. */
 static int read_file(const char *path, char **out, size_t *len)
 {
-    struct stat st;
-    char *buf;
-    size_t got = 0;
-    int fd, ret = 0;
-
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return -errno;
-    if (fstat(fd, &st) != 0 || st.st_size < 0 || (size_t)st.st_size > FILE_MAX) {
-        close(fd);
-        return -EFBIG;
-    }
-    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            ret = r < 0 ? -errno : -EIO;
-            break;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    if (ret != 0) {
-        wipe_free(buf, (size_t)st.st_size + 1);
-        return ret;
-    }
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
-    return 0;
+    return rm_file_read_at(AT_FDCWD, path, NULL, FILE_MAX, RM_FILE_SECRET, out, len, NULL);
 }
 
 static void state_path(const rm_control_client_t *cc, const char *name, char *out, size_t size)

@@ -200,6 +200,11 @@ static void test_error_format(void **state)
     /* a short buffer is cut, never overrun */
     rm_config_error_format(&e, line, 4);
     assert_string_equal(line, "dir");
+
+    /* the string form, for what reports in a caller's buffer */
+    assert_int_equal(rm_config_fail(line, sizeof(line), -EINVAL, "%s: not a key", "ca.key"), -EINVAL);
+    assert_string_equal(line, "ca.key: not a key");
+    assert_int_equal(rm_config_fail(NULL, 0, -EIO, "ignored"), -EIO);
 }
 
 /* ------------------------------------------------------------------ positions */
