@@ -277,76 +277,12 @@ static int check_match_form(loader_t *ld, const yaml_node_t *n, const char *path
     return 1;
 }
 
-static int parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix)
-{
-    char buf[64];
-    const char *slash = strchr(s, '/');
-    size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
-    unsigned max;
-    if (alen == 0 || alen >= sizeof(buf))
-        return -EINVAL;
-    memcpy(buf, s, alen);
-    buf[alen] = '\0';
-    if (inet_pton(AF_INET6, buf, addr) == 1) {
-        max = 128;
-    } else {
-        uint8_t v4[4];
-        if (inet_pton(AF_INET, buf, v4) != 1)
-            return -EINVAL;
-        memset(addr, 0, 10);
-        addr[10] = addr[11] = 0xff;
-        memcpy(addr + 12, v4, 4);
-        max = 32;
-    }
-    if (slash == NULL) {
-        *prefix = max;
-    } else {
-        char *end;
-        const char *p = slash + 1;
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        unsigned long v = strtoul(p, &end, 10);
-        if (*end != '\0' || v > max)
-            return -EINVAL;
-        *prefix = (unsigned)v;
-    }
-    if (max == 32)
-        *prefix += 96;
-    return 0;
-}
-
-int rm__policy_parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix)
-{
-    return parse_cidr(s, addr, prefix);
-}
-
 int rm_authz_ip_parse(const char *s, uint8_t out[16])
 {
     unsigned prefix;
-    if (strchr(s, '/') != NULL || parse_cidr(s, out, &prefix) != 0)
+    if (strchr(s, '/') != NULL || rm_config_parse_cidr(s, out, &prefix) != 0)
         return -EINVAL;
     return 0;
-}
-
-static int parse_port(const char *s, uint16_t *out)
-{
-    unsigned long v = 0;
-    if (*s == '\0' || strlen(s) > 5)
-        return -EINVAL;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        v = v * 10 + (unsigned long)(*p - '0');
-    }
-    if (v < 1 || v > 65535)
-        return -EINVAL;
-    *out = (uint16_t)v;
-    return 0;
-}
-
-int rm__policy_parse_port(const char *s, uint16_t *out)
-{
-    return parse_port(s, out);
 }
 
 typedef enum { VAL_MATCH = 0, VAL_IP, VAL_PORT, VAL_METHOD, VAL_PATH, VAL_NAMESPACE } value_kind_t;
@@ -359,13 +295,13 @@ static int check_value(loader_t *ld, const yaml_node_t *n, const char *path, con
     uint16_t port;
     switch (kind) {
     case VAL_IP:
-        if (parse_cidr(v, a, &prefix) != 0) {
+        if (rm_config_parse_cidr(v, a, &prefix) != 0) {
             report(ld, 0, n, path, "%s is not an IP address or CIDR block", quoted(q, sizeof(q), v));
             return 0;
         }
         return 1;
     case VAL_PORT:
-        if (parse_port(v, &port) != 0) {
+        if (rm_config_parse_port(v, &port) != 0) {
             report(ld, 0, n, path, "%s is not a port number (1-65535)", quoted(q, sizeof(q), v));
             return 0;
         }
@@ -764,19 +700,6 @@ static int read_bool_annotation(loader_t *ld, const yaml_node_t *ann, const char
     return 1;
 }
 
-static int dns_label_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (c == '.' && max > 63)))
-            return 0;
-    }
-    return s[0] != '-' && s[n - 1] != '-' && s[0] != '.' && s[n - 1] != '.';
-}
-
 /* metadata: name (required), namespace (default "default"), annotations; other keys (labels, uid, ...) are
  * Kubernetes' and ignored. */
 static int read_metadata(loader_t *ld, const yaml_node_t *root, char **ns, char **name, uint8_t *dry_run,
@@ -795,7 +718,7 @@ static int read_metadata(loader_t *ld, const yaml_node_t *root, char **ns, char 
     if (n == NULL) {
         report(ld, 0, md, "metadata", "metadata.name is required");
         ok = 0;
-    } else if ((*name = scalar(ld, n, "metadata.name")) != NULL && !dns_label_ok(*name, 253)) {
+    } else if ((*name = scalar(ld, n, "metadata.name")) != NULL && !rm_config_dns_subdomain_ok(*name)) {
         report(ld, 0, n, "metadata.name", "%s is not a DNS subdomain name (lower-case letters, digits, '-', '.')",
                quoted(q, sizeof(q), *name));
         ok = 0;
@@ -805,7 +728,7 @@ static int read_metadata(loader_t *ld, const yaml_node_t *root, char **ns, char 
     n = map_get(ld, md, "namespace");
     if (n == NULL) {
         *ns = strdup("default");
-    } else if ((*ns = scalar(ld, n, "metadata.namespace")) != NULL && !dns_label_ok(*ns, 63)) {
+    } else if ((*ns = scalar(ld, n, "metadata.namespace")) != NULL && !rm_config_dns_label_ok(*ns, strlen(*ns))) {
         report(ld, 0, n, "metadata.namespace", "%s is not a namespace name (DNS label)", quoted(q, sizeof(q), *ns));
         ok = 0;
     } else if (*ns == NULL) {
@@ -1024,7 +947,7 @@ static int read_peer_authn(loader_t *ld, const yaml_node_t *root, rm_peer_authn_
             const char *ks = (const char *)k->data.scalar.value;
             child_path(cp, "spec.portLevelMtls", ks);
             uint16_t port;
-            if (parse_port(ks, &port) != 0) {
+            if (rm_config_parse_port(ks, &port) != 0) {
                 report(ld, 0, k, cp, "%s is not a port number (1-65535)", quoted(q, sizeof(q), ks));
                 ok = 0;
                 continue;
