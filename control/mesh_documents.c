@@ -32,7 +32,6 @@
 #include <yaml.h>
 
 #define API_VERSION       "ringmesh.io/v1alpha1"
-#define CONFIG_STRING_MAX 4096u           /* longest scalar accepted */
 #define SVID_TTL_MAX_S    (8760u * 3600u) /* one year */
 #define DEFAULT_NAMESPACE "default"
 
@@ -95,76 +94,71 @@ typedef struct st_raw_doc_t {
     raw_service_spec_t *service_spec;
 } raw_doc_t;
 
-#define OPT          CYAML_FLAG_OPTIONAL
-#define OPT_NULL     (CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER_NULL)
-#define STR(k, t, m) CYAML_FIELD_STRING_PTR(k, OPT, t, m, 0, CONFIG_STRING_MAX)
-#define SEQ(k, t, m) CYAML_FIELD_SEQUENCE(k, OPT_NULL, t, m, &string_entry, 0, CYAML_UNLIMITED)
-
-static const cyaml_schema_value_t string_entry = {
-    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CONFIG_STRING_MAX),
-};
-
 static const cyaml_schema_field_t mesh_metadata_fields[] = {
-    STR("name", raw_metadata_t, name),
+    RM_CYAML_STR("name", raw_metadata_t, name),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t service_metadata_fields[] = {
-    STR("name", raw_metadata_t, name),
-    STR("namespace", raw_metadata_t, namespace_),
+    RM_CYAML_STR("name", raw_metadata_t, name),
+    RM_CYAML_STR("namespace", raw_metadata_t, namespace_),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t mtls_fields[] = {
-    STR("mode", raw_mtls_t, mode),
+    RM_CYAML_STR("mode", raw_mtls_t, mode),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t path_normalization_fields[] = {
-    STR("normalization", raw_path_normalization_t, normalization),
+    RM_CYAML_STR("normalization", raw_path_normalization_t, normalization),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t authz_fields[] = {
-    STR("defaultAction", raw_authz_t, default_action),
-    STR("logAllowed", raw_authz_t, log_allowed),
-    STR("logAllowedSampleRate", raw_authz_t, log_allowed_sample_rate),
-    CYAML_FIELD_MAPPING_PTR("pathNormalization", OPT_NULL, raw_authz_t, path_normalization, path_normalization_fields),
+    RM_CYAML_STR("defaultAction", raw_authz_t, default_action),
+    RM_CYAML_STR("logAllowed", raw_authz_t, log_allowed),
+    RM_CYAML_STR("logAllowedSampleRate", raw_authz_t, log_allowed_sample_rate),
+    CYAML_FIELD_MAPPING_PTR("pathNormalization", RM_CYAML_OPT_NULL, raw_authz_t, path_normalization,
+                            path_normalization_fields),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t mesh_spec_fields[] = {
-    STR("trustDomain", raw_mesh_spec_t, trust_domain),
-    SEQ("trustDomainAliases", raw_mesh_spec_t, trust_domain_aliases),
-    STR("rootNamespace", raw_mesh_spec_t, root_namespace),
-    CYAML_FIELD_MAPPING_PTR("authorization", OPT_NULL, raw_mesh_spec_t, authorization, authz_fields),
-    CYAML_FIELD_MAPPING_PTR("mtls", OPT_NULL, raw_mesh_spec_t, mtls, mtls_fields),
-    STR("svidTTL", raw_mesh_spec_t, svid_ttl),
-    STR("connectTimeout", raw_mesh_spec_t, connect_timeout),
-    STR("idleTimeout", raw_mesh_spec_t, idle_timeout),
-    STR("accessLog", raw_mesh_spec_t, access_log),
+    RM_CYAML_STR("trustDomain", raw_mesh_spec_t, trust_domain),
+    RM_CYAML_STR_SEQ("trustDomainAliases", raw_mesh_spec_t, trust_domain_aliases, CYAML_UNLIMITED),
+    RM_CYAML_STR("rootNamespace", raw_mesh_spec_t, root_namespace),
+    CYAML_FIELD_MAPPING_PTR("authorization", RM_CYAML_OPT_NULL, raw_mesh_spec_t, authorization, authz_fields),
+    CYAML_FIELD_MAPPING_PTR("mtls", RM_CYAML_OPT_NULL, raw_mesh_spec_t, mtls, mtls_fields),
+    RM_CYAML_STR("svidTTL", raw_mesh_spec_t, svid_ttl),
+    RM_CYAML_STR("connectTimeout", raw_mesh_spec_t, connect_timeout),
+    RM_CYAML_STR("idleTimeout", raw_mesh_spec_t, idle_timeout),
+    RM_CYAML_STR("accessLog", raw_mesh_spec_t, access_log),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t service_spec_fields[] = {
-    SEQ("addresses", raw_service_spec_t, addresses),   SEQ("ports", raw_service_spec_t, ports),
-    STR("inMesh", raw_service_spec_t, in_mesh),        SEQ("serviceAccounts", raw_service_spec_t, service_accounts),
-    SEQ("identities", raw_service_spec_t, identities), CYAML_FIELD_END,
+    RM_CYAML_STR_SEQ("addresses", raw_service_spec_t, addresses, CYAML_UNLIMITED),
+    RM_CYAML_STR_SEQ("ports", raw_service_spec_t, ports, CYAML_UNLIMITED),
+    RM_CYAML_STR("inMesh", raw_service_spec_t, in_mesh),
+    RM_CYAML_STR_SEQ("serviceAccounts", raw_service_spec_t, service_accounts, CYAML_UNLIMITED),
+    RM_CYAML_STR_SEQ("identities", raw_service_spec_t, identities, CYAML_UNLIMITED),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t mesh_doc_fields[] = {
-    STR("apiVersion", raw_doc_t, api_version),
-    STR("kind", raw_doc_t, kind),
-    CYAML_FIELD_MAPPING_PTR("metadata", OPT_NULL, raw_doc_t, metadata, mesh_metadata_fields),
-    CYAML_FIELD_MAPPING_PTR("spec", OPT_NULL, raw_doc_t, mesh_spec, mesh_spec_fields),
+    RM_CYAML_STR("apiVersion", raw_doc_t, api_version),
+    RM_CYAML_STR("kind", raw_doc_t, kind),
+    CYAML_FIELD_MAPPING_PTR("metadata", RM_CYAML_OPT_NULL, raw_doc_t, metadata, mesh_metadata_fields),
+    CYAML_FIELD_MAPPING_PTR("spec", RM_CYAML_OPT_NULL, raw_doc_t, mesh_spec, mesh_spec_fields),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t service_doc_fields[] = {
-    STR("apiVersion", raw_doc_t, api_version),
-    STR("kind", raw_doc_t, kind),
-    CYAML_FIELD_MAPPING_PTR("metadata", OPT_NULL, raw_doc_t, metadata, service_metadata_fields),
-    CYAML_FIELD_MAPPING_PTR("spec", OPT_NULL, raw_doc_t, service_spec, service_spec_fields),
+    RM_CYAML_STR("apiVersion", raw_doc_t, api_version),
+    RM_CYAML_STR("kind", raw_doc_t, kind),
+    CYAML_FIELD_MAPPING_PTR("metadata", RM_CYAML_OPT_NULL, raw_doc_t, metadata, service_metadata_fields),
+    CYAML_FIELD_MAPPING_PTR("spec", RM_CYAML_OPT_NULL, raw_doc_t, service_spec, service_spec_fields),
     CYAML_FIELD_END,
 };
 
@@ -175,11 +169,6 @@ static const cyaml_schema_value_t mesh_doc_schema = {
 static const cyaml_schema_value_t service_doc_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_doc_t, service_doc_fields),
 };
-
-#undef SEQ
-#undef STR
-#undef OPT
-#undef OPT_NULL
 
 /* ---------------------------------------------------------------------------------------------------------
  * One file's documents.
@@ -736,12 +725,7 @@ static int load_document(file_ctx_t *ctx, size_t end)
     const kind_t *kind;
     rm_yaml_cyaml_capture_t *cap = NULL;
     raw_doc_t *raw = NULL;
-    cyaml_config_t cyaml_cfg = {
-        .log_fn = rm_yaml_cyaml_log,
-        .mem_fn = cyaml_mem,
-        .log_level = CYAML_LOG_ERROR,
-        .flags = CYAML_CFG_NO_ALIAS,
-    };
+    cyaml_config_t cyaml_cfg = rm_yaml_cyaml_config;
     cyaml_err_t cerr;
     int ret = 0;
 

@@ -301,6 +301,17 @@ Exit:
  * Pass 2.
  * ------------------------------------------------------------------------------------------------------- */
 
+const cyaml_schema_value_t rm_yaml_cyaml_string_entry = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, RM_YAML_STRING_MAX),
+};
+
+const cyaml_config_t rm_yaml_cyaml_config = {
+    .log_fn = rm_yaml_cyaml_log,
+    .mem_fn = cyaml_mem,
+    .log_level = CYAML_LOG_ERROR,
+    .flags = CYAML_CFG_NO_ALIAS,
+};
+
 void rm_yaml_cyaml_log(cyaml_log_t level, void *arg, const char *fmt, va_list args)
 {
     rm_yaml_cyaml_capture_t *cap = arg;

@@ -9,7 +9,6 @@
 #include "ringmesh/config.h"
 
 #define CONFIG_FILE_MAX    (4u << 20) /* a larger file is refused before parsing */
-#define CONFIG_STRING_MAX  4096u      /* longest scalar accepted (file paths are at most PATH_MAX) */
 #define CONFIG_WORKERS_MAX 64u
 #define CONFIG_CONN_MAX    1000000u
 

@@ -30,46 +30,38 @@
  * The schema.
  * ------------------------------------------------------------------------------------------------------- */
 
-#define OPT          CYAML_FLAG_OPTIONAL
-#define OPT_NULL     (CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER_NULL)
-#define STR(k, t, m) CYAML_FIELD_STRING_PTR(k, OPT, t, m, 0, CONFIG_STRING_MAX)
-
-static const cyaml_schema_value_t string_entry = {
-    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CONFIG_STRING_MAX),
-};
-
 static const cyaml_schema_field_t tls_fields[] = {
-    STR("certFile", raw_tls_t, cert_file),
-    STR("keyFile", raw_tls_t, key_file),
-    STR("bundleFile", raw_tls_t, bundle_file),
+    RM_CYAML_STR("certFile", raw_tls_t, cert_file),
+    RM_CYAML_STR("keyFile", raw_tls_t, key_file),
+    RM_CYAML_STR("bundleFile", raw_tls_t, bundle_file),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t node_fields[] = {
-    STR("id", raw_node_t, id),
-    STR("namespace", raw_node_t, namespace_),
-    STR("serviceAccount", raw_node_t, service_account),
-    CYAML_FIELD_SEQUENCE("labels", OPT_NULL, raw_node_t, labels, &string_entry, 0, 256),
-    STR("labelsFile", raw_node_t, labels_file),
+    RM_CYAML_STR("id", raw_node_t, id),
+    RM_CYAML_STR("namespace", raw_node_t, namespace_),
+    RM_CYAML_STR("serviceAccount", raw_node_t, service_account),
+    RM_CYAML_STR_SEQ("labels", raw_node_t, labels, 256),
+    RM_CYAML_STR("labelsFile", raw_node_t, labels_file),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t control_fields[] = {
-    STR("address", raw_control_t, address),
-    STR("serverName", raw_control_t, server_name),
-    STR("identity", raw_control_t, identity),
-    STR("bootstrapBundleFile", raw_control_t, bootstrap_bundle_file),
-    STR("tokenFile", raw_control_t, token_file),
-    STR("stateDir", raw_control_t, state_dir),
-    STR("renewFraction", raw_control_t, renew_fraction),
-    STR("svidTTL", raw_control_t, svid_ttl),
-    CYAML_FIELD_MAPPING_PTR("node", OPT_NULL, raw_control_t, node, node_fields),
+    RM_CYAML_STR("address", raw_control_t, address),
+    RM_CYAML_STR("serverName", raw_control_t, server_name),
+    RM_CYAML_STR("identity", raw_control_t, identity),
+    RM_CYAML_STR("bootstrapBundleFile", raw_control_t, bootstrap_bundle_file),
+    RM_CYAML_STR("tokenFile", raw_control_t, token_file),
+    RM_CYAML_STR("stateDir", raw_control_t, state_dir),
+    RM_CYAML_STR("renewFraction", raw_control_t, renew_fraction),
+    RM_CYAML_STR("svidTTL", raw_control_t, svid_ttl),
+    CYAML_FIELD_MAPPING_PTR("node", RM_CYAML_OPT_NULL, raw_control_t, node, node_fields),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t port_mode_fields[] = {
-    STR("port", raw_port_mode_t, port),
-    STR("mode", raw_port_mode_t, mode),
+    RM_CYAML_STR("port", raw_port_mode_t, port),
+    RM_CYAML_STR("mode", raw_port_mode_t, mode),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t port_mode_entry = {
@@ -77,28 +69,29 @@ static const cyaml_schema_value_t port_mode_entry = {
 };
 
 static const cyaml_schema_field_t outbound_fields[] = {
-    STR("enabled", raw_endpoint_t, enabled),
-    STR("listen", raw_endpoint_t, listen),
+    RM_CYAML_STR("enabled", raw_endpoint_t, enabled),
+    RM_CYAML_STR("listen", raw_endpoint_t, listen),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t inbound_fields[] = {
-    STR("enabled", raw_endpoint_t, enabled),
-    STR("listen", raw_endpoint_t, listen),
-    STR("mode", raw_endpoint_t, mode),
-    CYAML_FIELD_SEQUENCE("portModes", OPT_NULL, raw_endpoint_t, port_modes, &port_mode_entry, 0, CYAML_UNLIMITED),
+    RM_CYAML_STR("enabled", raw_endpoint_t, enabled),
+    RM_CYAML_STR("listen", raw_endpoint_t, listen),
+    RM_CYAML_STR("mode", raw_endpoint_t, mode),
+    CYAML_FIELD_SEQUENCE("portModes", RM_CYAML_OPT_NULL, raw_endpoint_t, port_modes, &port_mode_entry, 0,
+                         CYAML_UNLIMITED),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t admin_fields[] = {
-    STR("enabled", raw_endpoint_t, enabled),
-    STR("listen", raw_endpoint_t, listen),
+    RM_CYAML_STR("enabled", raw_endpoint_t, enabled),
+    RM_CYAML_STR("listen", raw_endpoint_t, listen),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t destination_fields[] = {
-    STR("address", raw_destination_t, address),
-    CYAML_FIELD_SEQUENCE("identities", OPT_NULL, raw_destination_t, identities, &string_entry, 0, CYAML_UNLIMITED),
+    RM_CYAML_STR("address", raw_destination_t, address),
+    RM_CYAML_STR_SEQ("identities", raw_destination_t, identities, CYAML_UNLIMITED),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t destination_entry = {
@@ -106,12 +99,12 @@ static const cyaml_schema_value_t destination_entry = {
 };
 
 static const cyaml_schema_field_t listener_fields[] = {
-    STR("name", raw_listener_t, name),
-    STR("type", raw_listener_t, type),
-    STR("listen", raw_listener_t, listen),
-    STR("target", raw_listener_t, target),
-    STR("mode", raw_listener_t, mode),
-    CYAML_FIELD_SEQUENCE("identities", OPT_NULL, raw_listener_t, identities, &string_entry, 0, CYAML_UNLIMITED),
+    RM_CYAML_STR("name", raw_listener_t, name),
+    RM_CYAML_STR("type", raw_listener_t, type),
+    RM_CYAML_STR("listen", raw_listener_t, listen),
+    RM_CYAML_STR("target", raw_listener_t, target),
+    RM_CYAML_STR("mode", raw_listener_t, mode),
+    RM_CYAML_STR_SEQ("identities", raw_listener_t, identities, CYAML_UNLIMITED),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t listener_entry = {
@@ -119,50 +112,47 @@ static const cyaml_schema_value_t listener_entry = {
 };
 
 static const cyaml_schema_field_t path_normalization_fields[] = {
-    STR("normalization", raw_path_normalization_t, normalization),
+    RM_CYAML_STR("normalization", raw_path_normalization_t, normalization),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t authz_fields[] = {
-    STR("policyDir", raw_authz_t, policy_dir),
-    STR("defaultAction", raw_authz_t, default_action),
-    STR("logAllowed", raw_authz_t, log_allowed),
-    CYAML_FIELD_MAPPING_PTR("pathNormalization", OPT_NULL, raw_authz_t, path_normalization, path_normalization_fields),
-    CYAML_FIELD_SEQUENCE("trustDomainAliases", OPT_NULL, raw_authz_t, trust_domain_aliases, &string_entry, 0,
-                         CYAML_UNLIMITED),
+    RM_CYAML_STR("policyDir", raw_authz_t, policy_dir),
+    RM_CYAML_STR("defaultAction", raw_authz_t, default_action),
+    RM_CYAML_STR("logAllowed", raw_authz_t, log_allowed),
+    CYAML_FIELD_MAPPING_PTR("pathNormalization", RM_CYAML_OPT_NULL, raw_authz_t, path_normalization,
+                            path_normalization_fields),
+    RM_CYAML_STR_SEQ("trustDomainAliases", raw_authz_t, trust_domain_aliases, CYAML_UNLIMITED),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t config_fields[] = {
-    STR("trustDomain", raw_config_t, trust_domain),
-    CYAML_FIELD_MAPPING_PTR("tls", OPT_NULL, raw_config_t, tls, tls_fields),
-    CYAML_FIELD_MAPPING_PTR("control", OPT_NULL, raw_config_t, control, control_fields),
-    CYAML_FIELD_MAPPING_PTR("outbound", OPT_NULL, raw_config_t, outbound, outbound_fields),
-    CYAML_FIELD_MAPPING_PTR("inbound", OPT_NULL, raw_config_t, inbound, inbound_fields),
-    CYAML_FIELD_SEQUENCE("destinations", OPT_NULL, raw_config_t, destinations, &destination_entry, 0, CYAML_UNLIMITED),
-    CYAML_FIELD_SEQUENCE("listeners", OPT_NULL, raw_config_t, listeners, &listener_entry, 0, CYAML_UNLIMITED),
-    CYAML_FIELD_MAPPING_PTR("admin", OPT_NULL, raw_config_t, admin, admin_fields),
-    STR("workers", raw_config_t, workers),
-    STR("ioBackend", raw_config_t, io_backend),
-    STR("kernelTls", raw_config_t, kernel_tls),
-    STR("maxConnections", raw_config_t, max_connections),
-    STR("connectTimeout", raw_config_t, connect_timeout),
-    STR("idleTimeout", raw_config_t, idle_timeout),
-    STR("drainTimeout", raw_config_t, drain_timeout),
-    STR("handshakeTimeout", raw_config_t, handshake_timeout),
-    STR("accessLog", raw_config_t, access_log),
-    STR("logLevel", raw_config_t, log_level),
-    CYAML_FIELD_MAPPING_PTR("authorization", OPT_NULL, raw_config_t, authorization, authz_fields),
+    RM_CYAML_STR("trustDomain", raw_config_t, trust_domain),
+    CYAML_FIELD_MAPPING_PTR("tls", RM_CYAML_OPT_NULL, raw_config_t, tls, tls_fields),
+    CYAML_FIELD_MAPPING_PTR("control", RM_CYAML_OPT_NULL, raw_config_t, control, control_fields),
+    CYAML_FIELD_MAPPING_PTR("outbound", RM_CYAML_OPT_NULL, raw_config_t, outbound, outbound_fields),
+    CYAML_FIELD_MAPPING_PTR("inbound", RM_CYAML_OPT_NULL, raw_config_t, inbound, inbound_fields),
+    CYAML_FIELD_SEQUENCE("destinations", RM_CYAML_OPT_NULL, raw_config_t, destinations, &destination_entry, 0,
+                         CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("listeners", RM_CYAML_OPT_NULL, raw_config_t, listeners, &listener_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_MAPPING_PTR("admin", RM_CYAML_OPT_NULL, raw_config_t, admin, admin_fields),
+    RM_CYAML_STR("workers", raw_config_t, workers),
+    RM_CYAML_STR("ioBackend", raw_config_t, io_backend),
+    RM_CYAML_STR("kernelTls", raw_config_t, kernel_tls),
+    RM_CYAML_STR("maxConnections", raw_config_t, max_connections),
+    RM_CYAML_STR("connectTimeout", raw_config_t, connect_timeout),
+    RM_CYAML_STR("idleTimeout", raw_config_t, idle_timeout),
+    RM_CYAML_STR("drainTimeout", raw_config_t, drain_timeout),
+    RM_CYAML_STR("handshakeTimeout", raw_config_t, handshake_timeout),
+    RM_CYAML_STR("accessLog", raw_config_t, access_log),
+    RM_CYAML_STR("logLevel", raw_config_t, log_level),
+    CYAML_FIELD_MAPPING_PTR("authorization", RM_CYAML_OPT_NULL, raw_config_t, authorization, authz_fields),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_value_t config_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_config_t, config_fields),
 };
-
-#undef STR
-#undef OPT
-#undef OPT_NULL
 
 /* ---------------------------------------------------------------------------------------------------------
  * Pass 1.
@@ -222,18 +212,11 @@ static int walk_document(load_ctx_t *ctx, const char *data, size_t len)
  * Pass 2: libcyaml, with its log messages captured.
  * ------------------------------------------------------------------------------------------------------- */
 
-static const cyaml_config_t cyaml_cfg_base = {
-    .log_fn = rm_yaml_cyaml_log,
-    .mem_fn = cyaml_mem,
-    .log_level = CYAML_LOG_ERROR,
-    .flags = CYAML_CFG_NO_ALIAS,
-};
-
 int rm__proxy_config_parse(const char *path, rm_config_doc_t *doc, rm_yaml_pos_map_t *map, raw_config_t **out)
 {
     load_ctx_t ctx = {.doc = *doc, .map = map};
     rm_yaml_cyaml_capture_t *cap = NULL;
-    cyaml_config_t cyaml_cfg = cyaml_cfg_base;
+    cyaml_config_t cyaml_cfg = rm_yaml_cyaml_config;
     raw_config_t *raw = NULL;
     char *data = NULL;
     size_t len = 0;
@@ -278,7 +261,7 @@ Exit:
 void rm__proxy_config_raw_free(raw_config_t *raw)
 {
     if (raw != NULL)
-        cyaml_free(&cyaml_cfg_base, &config_schema, raw, 0);
+        cyaml_free(&rm_yaml_cyaml_config, &config_schema, raw, 0);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
