@@ -33,17 +33,27 @@ int rm_config_error_set(rm_config_error_t *e, int code, const char *file, rm_yam
     return code;
 }
 
-void rm_config_error_format(const rm_config_error_t *e, char *buf, size_t len)
+void rm_config_format(char *buf, size_t len, const char *file, unsigned line, unsigned column, const char *field,
+                      const char *note, const char *reason)
 {
     if (buf == NULL || len == 0)
         return;
-    if (e->line != 0)
-        snprintf(buf, len, "%s:%u:%u: %s: %s", e->file, e->line, e->column,
-                 e->field[0] != '\0' ? e->field : "(document)", e->reason);
-    else if (e->field[0] != '\0')
-        snprintf(buf, len, "%s: %s: %s", e->file, e->field, e->reason);
+    if (file == NULL)
+        file = "-";
+    if (field == NULL)
+        field = "";
+    if (line != 0)
+        snprintf(buf, len, "%s:%u:%u: %s: %s%s", file, line, column, field[0] != '\0' ? field : "(document)", note,
+                 reason);
+    else if (field[0] != '\0')
+        snprintf(buf, len, "%s: %s: %s%s", file, field, note, reason);
     else
-        snprintf(buf, len, "%s: %s", e->file, e->reason);
+        snprintf(buf, len, "%s: %s%s", file, note, reason);
+}
+
+void rm_config_error_format(const rm_config_error_t *e, char *buf, size_t len)
+{
+    rm_config_format(buf, len, e->file, e->line, e->column, e->field, "", e->reason);
 }
 
 int rm_config_fail(char *err, size_t errlen, int code, const char *fmt, ...)

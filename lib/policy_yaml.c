@@ -53,9 +53,7 @@ void rm_policy_diags_clear(rm_policy_diags_t *d)
 
 void rm_policy_diag_format(const rm_policy_diag_t *d, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s:%u:%u: %s%s%s%s", d->file != NULL ? d->file : "-", d->line, d->column,
-             d->path != NULL && d->path[0] ? d->path : "", d->path != NULL && d->path[0] ? ": " : "",
-             d->warning ? "warning: " : "", d->message);
+    rm_config_format(buf, len, d->file, d->line, d->column, d->path, d->warning ? "warning: " : "", d->message);
 }
 
 static int diag_add(rm_policy_diags_t *diags, int warning, const char *file, unsigned line, unsigned column,

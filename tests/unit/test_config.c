@@ -201,6 +201,14 @@ static void test_error_format(void **state)
     rm_config_error_format(&e, line, 4);
     assert_string_equal(line, "dir");
 
+    /* the parts form, which the policy loader's findings use too */
+    rm_config_format(line, sizeof(line), "p.yaml", 4, 9, "spec.rules[0]", "warning: ", "uses HTTP-only fields");
+    assert_string_equal(line, "p.yaml:4:9: spec.rules[0]: warning: uses HTTP-only fields");
+    rm_config_format(line, sizeof(line), NULL, 1, 1, NULL, "", "aliases are not allowed");
+    assert_string_equal(line, "-:1:1: (document): aliases are not allowed");
+    rm_config_format(line, sizeof(line), "dir/missing", 0, 0, "", "", "cannot read: No such file or directory");
+    assert_string_equal(line, "dir/missing: cannot read: No such file or directory");
+
     /* the string form, for what reports in a caller's buffer */
     assert_int_equal(rm_config_fail(line, sizeof(line), -EINVAL, "%s: not a key", "ca.key"), -EINVAL);
     assert_string_equal(line, "ca.key: not a key");

@@ -46,6 +46,11 @@ int rm_config_error_set(rm_config_error_t *e, int code, const char *file, rm_yam
  *  a position, else "FILE: FIELD: REASON" or "FILE: REASON". Does nothing when `len` is 0. */
 void rm_config_error_format(const rm_config_error_t *e, char *buf, size_t len);
 
+/** The same line from its parts, with `note` ("warning: " or "") before the reason: the one form of every loader's
+ *  findings, the policy loader's lists included. `file` NULL is written "-", `field` NULL as empty. */
+void rm_config_format(char *buf, size_t len, const char *file, unsigned line, unsigned column, const char *field,
+                      const char *note, const char *reason);
+
 /** For what reports in a caller's string instead (key files, JWKS, credentials): writes the sentence into `err`
  *  when `errlen` is not 0, and returns `code`. */
 int rm_config_fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
