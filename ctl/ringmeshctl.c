@@ -27,7 +27,8 @@ static const char USAGE[] = "usage: ringmeshctl <command> [options]\n"
 
 int rm__ctl_read_file(const char *path, char **data, size_t *len)
 {
-    return rm_file_read(path, MAX_FILE_SIZE, data, len);
+    /* keys are among the inputs: read as secrets, never left behind by a reallocation */
+    return rm_file_read_at(AT_FDCWD, path, NULL, MAX_FILE_SIZE, RM_FILE_SECRET, data, len, NULL);
 }
 
 int main(int argc, char **argv)

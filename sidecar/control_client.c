@@ -104,14 +104,6 @@ static uint64_t backoff_ms(unsigned failures)
     return d / 2 + rand32() % (d / 2 + 1);
 }
 
-static void wipe_free(char *p, size_t len)
-{
-    if (p != NULL) {
-        explicit_bzero(p, len);
-        free(p);
-    }
-}
-
 /* State files, tokens and bundles: key material among them, so every buffer is read as a secret. */
 static int read_file(const char *path, char **out, size_t *len)
 {
@@ -504,7 +496,7 @@ static void restore_state(rm_control_client_t *cc)
             rm_log_err(&l, "error", ret);
             rm_log_str(&l, "msg", "the saved SVID is missing, unreadable, expired or not trusted; a new one is needed");
             rm_log_end(&l);
-            wipe_free(cc->key_pem, cc->key_len);
+            rm_file_free(cc->key_pem, cc->key_len, RM_FILE_SECRET);
             free(cc->cert_pem);
             cc->key_pem = cc->cert_pem = NULL;
         }
@@ -668,7 +660,7 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
             goto Exit; /* key is freed below: it was never taken */
         }
         key = NULL; /* now held by cc */
-        wipe_free(old_key, old_key_len);
+        rm_file_free(old_key, old_key_len, RM_FILE_SECRET);
         free(old_cert);
         free(old_bundle);
     }
@@ -708,9 +700,9 @@ Exit:
     free(packed);
     free(csr);
     free(spki);
-    wipe_free(key, key_len);
+    rm_file_free(key, key_len, RM_FILE_SECRET);
     if (token != NULL)
-        wipe_free(token, tok_len);
+        rm_file_free(token, tok_len, RM_FILE_SECRET);
     return ret;
 }
 
@@ -1146,7 +1138,7 @@ void rm_control_client_stop(rm_control_client_t *cc)
     rm_tls_ctx_unref(cc->server_ctx);
     rm_dest_table_unref(cc->dests);
     rm_authz_unref(cc->authz);
-    wipe_free(cc->key_pem, cc->key_len);
+    rm_file_free(cc->key_pem, cc->key_len, RM_FILE_SECRET);
     free(cc->cert_pem);
     free(cc->bundle_pem);
     free(cc);

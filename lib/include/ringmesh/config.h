@@ -74,7 +74,8 @@ int rm_file_read_at(int dir_fd, const char *path, const char *shown, size_t max,
 /** rm_file_read_at(AT_FDCWD, path, NULL, max, 0, data, len, NULL): free with free() or rm_file_free(). */
 int rm_file_read(const char *path, size_t max, char **data, size_t *len);
 
-/** Frees what rm_file_read_at() returned; with RM_FILE_SECRET its `len` bytes are zeroed first. NULL is fine. */
+/** Frees what rm_file_read_at() returned (or any malloc()ed buffer that held key material); with RM_FILE_SECRET its
+ *  `len` bytes are zeroed first. NULL is fine. */
 void rm_file_free(char *data, size_t len, unsigned flags);
 
 /* ---------------------------------------------------------------------------------------------------------
