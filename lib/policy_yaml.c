@@ -212,11 +212,9 @@ static int read_wrapped_list(loader_t *ld, const yaml_node_t *n, const char *pat
     char ep[POLICY_PATH_MAX], ip[POLICY_PATH_MAX];
     const char *keys[] = {inner, NULL};
     int ok = 1;
-    if (rm__policy_is_null(n))
-        return 1;
-    if (!rm__policy_want_type(ld, n, YAML_SEQUENCE_NODE, path))
+    size_t cnt;
+    if (!rm__policy_list_len(ld, n, path, &cnt))
         return 0;
-    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (cnt == 0)
         return 1;
     uint8_t *arr = calloc(cnt, elem_size);

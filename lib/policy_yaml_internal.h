@@ -70,6 +70,9 @@ char *rm__policy_scalar(loader_t *ld, const yaml_node_t *n, const char *path);
 /** Frees a string list and empties it. */
 void rm__policy_strlist_clear(rm_strlist_t *l);
 
+/** A list's length: 1 with *cnt set (0 for an absent, null list), or 0 with a finding when `n` is not a list. */
+int rm__policy_list_len(loader_t *ld, const yaml_node_t *n, const char *path, size_t *cnt);
+
 /** A list of strings, each checked as `kind`. Returns 1 when it was read cleanly. */
 int rm__policy_read_strlist(loader_t *ld, const yaml_node_t *n, const char *path, rm_strlist_t *out, value_kind_t kind);
 

@@ -300,16 +300,25 @@ static int check_value(loader_t *ld, const yaml_node_t *n, const char *path, con
     return 1;
 }
 
+int rm__policy_list_len(loader_t *ld, const yaml_node_t *n, const char *path, size_t *cnt)
+{
+    *cnt = 0;
+    if (rm__policy_is_null(n))
+        return 1;
+    if (!rm__policy_want_type(ld, n, YAML_SEQUENCE_NODE, path))
+        return 0;
+    *cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    return 1;
+}
+
 /* A list of strings (a single scalar is refused, as in Istio's schema). Returns 1 when it was read cleanly. */
 int rm__policy_read_strlist(loader_t *ld, const yaml_node_t *n, const char *path, rm_strlist_t *out, value_kind_t kind)
 {
     char ip[POLICY_PATH_MAX];
     int ok = 1;
-    if (rm__policy_is_null(n))
-        return 1;
-    if (!rm__policy_want_type(ld, n, YAML_SEQUENCE_NODE, path))
+    size_t cnt;
+    if (!rm__policy_list_len(ld, n, path, &cnt))
         return 0;
-    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (cnt == 0)
         return 1;
     if ((out->v = calloc(cnt, sizeof(char *))) == NULL) {
