@@ -19,6 +19,7 @@
 #include <yaml.h>
 
 #include "ringmesh/config.h"
+#include "ringmesh/yaml_load.h"
 
 #include "policy_yaml_internal.h"
 
@@ -796,10 +797,8 @@ int rm_policy_load_yaml(rm_policy_set_t *set, const char *text, size_t len, cons
         yaml_document_t doc;
         if (!yaml_parser_load(&parser, &doc)) {
             char msg[512];
-            snprintf(msg, sizeof(msg), "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
-            if (rm__policy_diag_add(diags, 0, file, (unsigned)parser.problem_mark.line + 1,
-                                    (unsigned)parser.problem_mark.column + 1, "", msg) != 0)
+            rm_yaml_pos_t at = rm_yaml_syntax_error(&parser, text, len, msg, sizeof(msg));
+            if (rm__policy_diag_add(diags, 0, file, at.line, at.col, "", msg) != 0)
                 ld.oom = 1;
             ld.errors++;
             break;

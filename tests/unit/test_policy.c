@@ -398,6 +398,22 @@ static void test_load_name_is_a_dns_subdomain(void **state)
     rm_policy_set_clear(&set);
 }
 
+/* A byte that is not UTF-8 is a reader error: placed at its own line and column (libyaml names only its offset),
+ * in the words every ringmesh loader uses for YAML syntax. */
+static void test_load_reader_error_position(void **state)
+{
+    static const char yaml[] = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: \xff}\n";
+    rm_policy_set_t set = {0};
+    rm_policy_diags_t diags = {0};
+
+    (void)state;
+    assert_int_equal(rm_policy_load_yaml(&set, yaml, strlen(yaml), "bytes.yaml", 0, &diags), 1);
+    assert_int_equal(diags.n, 1);
+    expect_diag(&diags.d[0], 0, "bytes.yaml", 3, 18, "", "YAML syntax error: invalid leading UTF-8 octet (#xFF)");
+    rm_policy_diags_clear(&diags);
+    rm_policy_set_clear(&set);
+}
+
 static void test_load_alias_and_syntax_error(void **state)
 {
     rm_policy_set_t set = {0};
@@ -408,7 +424,7 @@ static void test_load_alias_and_syntax_error(void **state)
     expect_diag(&diags.d[0], 0, "alias.yaml", 1, 1, "", "aliases (*name) are not allowed in policies");
     /* the position of the offending '}'; nothing after a syntax error is read */
     expect_diag(&diags.d[1], 0, "alias.yaml", 14, 27, "",
-                "YAML syntax error: did not find expected ',' or ']' while parsing a flow sequence");
+                "YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at line 14)");
     assert_int_equal(set.num_policies, 1);
     assert_string_equal(set.policies[0].name, "before-error");
     rm_policy_diags_clear(&diags);
@@ -2419,6 +2435,7 @@ int main(void)
         cmocka_unit_test(test_load_every_error_of_a_document),
         cmocka_unit_test(test_load_error_kinds),
         cmocka_unit_test(test_load_alias_and_syntax_error),
+        cmocka_unit_test(test_load_reader_error_position),
         cmocka_unit_test(test_load_name_is_a_dns_subdomain),
         cmocka_unit_test(test_load_when_and_values),
         cmocka_unit_test(test_load_peer_authentication),

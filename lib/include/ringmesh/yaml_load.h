@@ -45,6 +45,10 @@ size_t rm_yaml_line_break_len(const char *data, size_t len, size_t i);
 /** "a scalar", "a sequence", "a mapping" or "nothing", for messages. */
 const char *rm_yaml_event_kind(yaml_event_type_t t);
 
+/** libyaml's failure to parse data[0..len) as one message ("YAML syntax error: PROBLEM (CONTEXT at line N)", a
+ *  reader error with the offending byte) in msg; returns where it is (a reader error's offset made a position). */
+rm_yaml_pos_t rm_yaml_syntax_error(const yaml_parser_t *parser, const char *data, size_t len, char *msg, size_t msglen);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Pass 1.
  * ------------------------------------------------------------------------------------------------------- */
