@@ -807,8 +807,10 @@ static void collect_labels(rm_control_client_t *cc, node_labels_t *nl)
 {
     nl->n = nl->used = 0;
     for (size_t i = 0; i < cc->ccfg->num_node_labels; i++) {
-        const char *l = cc->ccfg->node_labels[i], *eq = strchr(l, '=');
-        add_label(nl, l, (size_t)(eq - l), eq + 1, strlen(eq + 1));
+        const char *l = cc->ccfg->node_labels[i];
+        size_t key_len;
+        if (rm_config_parse_label(l, &key_len) == 0) /* checked when the configuration was loaded */
+            add_label(nl, l, key_len, l + key_len + 1, strlen(l + key_len + 1));
     }
     if (cc->ccfg->node_labels_file == NULL)
         return;

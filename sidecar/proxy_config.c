@@ -490,11 +490,11 @@ static int conv_control(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_
         if ((c->node_labels = calloc(r->node->labels_count, sizeof(char *))) == NULL)
             return rm_config_value_error(ctx, "control.node.labels", "out of memory");
         for (unsigned i = 0; i < r->node->labels_count; i++) {
-            const char *l = r->node->labels[i], *eq = strchr(l, '=');
+            const char *l = r->node->labels[i];
             char path[64];
             snprintf(path, sizeof(path), "control.node.labels[%u]", i);
-            if (eq == NULL || eq == l)
-                return rm_config_value_error(ctx, path, "\"%.100s\" is not KEY=VALUE", l);
+            if ((ret = rm_config_conv_label(ctx, path, l)) != 0)
+                return ret;
             if ((c->node_labels[i] = strdup(l)) == NULL)
                 return rm_config_value_error(ctx, path, "out of memory");
             c->num_node_labels++;
