@@ -1,4 +1,4 @@
-/* Unit tests for the proxy's YAML configuration loader (sidecar/proxy_config.c). */
+/* Unit tests for the proxy's YAML configuration loader (sidecar/proxy_config_schema.c, sidecar/proxy_config.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

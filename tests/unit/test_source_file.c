@@ -1,5 +1,6 @@
 /* Unit tests for the control plane's file source: loading a directory of YAML documents into a mesh model
- * (control/source_file.c), the model's canonical order and version (control/mesh_model.c), and the watcher that
+ * (control/source_file.c, with the mesh loader of control/mesh_load.c and control/mesh_documents.c), the model's
+ * canonical order and version (control/mesh_model.c), and the watcher that
  * reloads the directory when it changes.
  *
  * Data: tests/data/source/valid (several files, several documents per file, files that must be ignored),
