@@ -729,7 +729,7 @@ static int load_document(file_ctx_t *ctx, size_t end)
     cyaml_err_t cerr;
     int ret = 0;
 
-    /* policies are read by the policy loader, which understands Istio's API versions too (load_file_data) */
+    /* policies are read by the policy loader, which understands Istio's API versions too (rm_mesh_loader_add) */
     if (ctx->doc->kind != NULL &&
         (strcmp(ctx->doc->kind, "AuthorizationPolicy") == 0 || strcmp(ctx->doc->kind, "PeerAuthentication") == 0))
         return 0;
