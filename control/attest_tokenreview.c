@@ -26,6 +26,7 @@
 #include "attest.h"
 #include "control_util.h"
 #include "ringmesh/bytebuf.h"
+#include "ringmesh/config.h"
 #include "ringmesh/error.h"
 
 #define REVIEW_PATH    "/apis/authentication.k8s.io/v1/tokenreviews"
@@ -64,20 +65,6 @@ typedef struct st_answer_t {
 } answer_t;
 
 /* ---- messages ----------------------------------------------------------------------------------------------- */
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && errlen != 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* Text from the API fit to quote: at most SHOWN_MAX bytes of printable ASCII (anything else, and the quote, as '?'),
  * with the reviewed token and its signature replaced wherever they occur. `secret` may be NULL. */
@@ -164,9 +151,9 @@ static int check_credential(const char *cred, size_t len, secret_t *secret, char
     size_t i, dots = 0, part = 0;
 
     if (cred == NULL || len == 0)
-        return fail(err, errlen, RM_ERR_JWT_MALFORMED, "credential is empty");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "credential is empty");
     if (len > CRED_MAX)
-        return fail(err, errlen, RM_ERR_JWT_MALFORMED, "credential is longer than %u bytes", CRED_MAX);
+        return rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "credential is longer than %u bytes", CRED_MAX);
     for (i = 0; i != len; ++i) {
         if (cred[i] == '.') {
             if (i == part || ++dots > 2)
@@ -177,7 +164,8 @@ static int check_credential(const char *cred, size_t len, secret_t *secret, char
         }
     }
     if (i != len || dots != 2 || part == len)
-        return fail(err, errlen, RM_ERR_JWT_MALFORMED, "credential is not a compact JWS (three base64url parts)");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED,
+                              "credential is not a compact JWS (three base64url parts)");
     secret->token = cred;
     secret->len = len;
     secret->sig = cred + part;
@@ -194,8 +182,8 @@ static int read_bearer(const attestor_tokenreview_t *self, char **header, char *
     int ret;
 
     if ((ret = rm__control_read_file(self->token_file, &data, &size)) != 0)
-        return fail(err, errlen, RM_ERR_AUTH_REVIEW, "cannot read the control plane's token %s: %s", self->token_file,
-                    rm_strerror(ret));
+        return rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "cannot read the control plane's token %s: %s",
+                              self->token_file, rm_strerror(ret));
     len = size;
     while (len != 0 &&
            (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' ' || data[len - 1] == '\t'))
@@ -203,8 +191,9 @@ static int read_bearer(const attestor_tokenreview_t *self, char **header, char *
     for (i = 0; i != len && data[i] > 0x20 && data[i] < 0x7f; ++i)
         ;
     if (len == 0 || len > BEARER_MAX || i != len) {
-        ret = fail(err, errlen, RM_ERR_AUTH_REVIEW, "the control plane's token %s is %s", self->token_file,
-                   len == 0 ? "empty" : "not a bearer token (printable ASCII without spaces, at most 16 KiB)");
+        ret =
+            rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "the control plane's token %s is %s", self->token_file,
+                           len == 0 ? "empty" : "not a bearer token (printable ASCII without spaces, at most 16 KiB)");
         goto Exit;
     }
     if ((*header = malloc(sizeof(PREFIX) + len)) == NULL) {
@@ -303,8 +292,8 @@ static int post_review(const attestor_tokenreview_t *self, const char *bearer, c
     SETOPT(curl, CURLOPT_WRITEFUNCTION, on_answer);
     SETOPT(curl, CURLOPT_WRITEDATA, answer);
     if (rc != CURLE_OK) {
-        ret =
-            fail(err, errlen, RM_ERR_AUTH_REVIEW, "cannot set up the TokenReview request: %s", curl_easy_strerror(rc));
+        ret = rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "cannot set up the TokenReview request: %s",
+                             curl_easy_strerror(rc));
         goto Exit;
     }
 
@@ -314,32 +303,37 @@ static int post_review(const attestor_tokenreview_t *self, const char *bearer, c
     case CURLE_OK:
         break;
     case CURLE_OPERATION_TIMEDOUT:
-        ret = fail(err, errlen, RM_ERR_AUTH_REVIEW, "no answer from the Kubernetes API at %s within %ld ms (%s)",
-                   self->base, self->timeout_ms, why);
+        ret = rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW,
+                             "no answer from the Kubernetes API at %s within %ld ms (%s)", self->base, self->timeout_ms,
+                             why);
         goto Exit;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_CONNECT:
-        ret = fail(err, errlen, RM_ERR_AUTH_REVIEW, "cannot reach the Kubernetes API at %s: %s", self->base, why);
+        ret = rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "cannot reach the Kubernetes API at %s: %s", self->base,
+                             why);
         goto Exit;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_ISSUER_ERROR:
-        ret = fail(err, errlen, RM_ERR_AUTH_REVIEW,
-                   "TLS with the Kubernetes API at %s failed: %s (its certificate must chain to %s and name the host)",
-                   self->base, why, self->ca_file);
+        ret = rm_config_fail(
+            err, errlen, RM_ERR_AUTH_REVIEW,
+            "TLS with the Kubernetes API at %s failed: %s (its certificate must chain to %s and name the host)",
+            self->base, why, self->ca_file);
         goto Exit;
     default:
         if (answer->too_large)
-            ret = fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API at %s answered more than %u bytes",
-                       self->base, ANSWER_MAX);
+            ret = rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW,
+                                 "the Kubernetes API at %s answered more than %u bytes", self->base, ANSWER_MAX);
         else
-            ret = fail(err, errlen, RM_ERR_AUTH_REVIEW, "the TokenReview request to %s failed: %s", self->base, why);
+            ret = rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "the TokenReview request to %s failed: %s",
+                                 self->base, why);
         goto Exit;
     }
     if ((rc = curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status)) != CURLE_OK) {
-        ret = fail(err, errlen, RM_ERR_AUTH_REVIEW, "no HTTP status from the Kubernetes API at %s", self->base);
+        ret =
+            rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "no HTTP status from the Kubernetes API at %s", self->base);
         goto Exit;
     }
     ret = 0;
@@ -370,9 +364,10 @@ static int http_refused(const attestor_tokenreview_t *self, long status, const a
         hint = "; the control plane's own token was not accepted";
     else if (status == 403)
         hint = "; the control plane's service account needs permission to create tokenreviews";
-    fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API at %s answered the TokenReview with HTTP %ld%s%s%s%s%s",
-         self->base, status, reason != NULL ? " " : "", reason != NULL ? shown(reason_buf, reason, secret) : "",
-         message != NULL ? ": " : "", message != NULL ? shown(msg_buf, message, secret) : "", hint);
+    rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW,
+                   "the Kubernetes API at %s answered the TokenReview with HTTP %ld%s%s%s%s%s", self->base, status,
+                   reason != NULL ? " " : "", reason != NULL ? shown(reason_buf, reason, secret) : "",
+                   message != NULL ? ": " : "", message != NULL ? shown(msg_buf, message, secret) : "", hint);
     json_decref(doc);
     return RM_ERR_AUTH_REVIEW;
 }
@@ -397,24 +392,27 @@ static int read_username(const json_t *user, rm_attested_t *out, const secret_t 
     const char *username = json_string_value(json_object_get(user, "username")), *ns, *colon, *sa;
 
     if (username == NULL || username[0] == '\0')
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS, "the TokenReview names no user (status.user.username)");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "the TokenReview names no user (status.user.username)");
     if (strncmp(username, SA_PREFIX, sizeof(SA_PREFIX) - 1) != 0)
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS,
-                    "the token's user '%s' is not a service account (system:serviceaccount:<namespace>:<name>)",
-                    shown(buf, username, secret));
+        return rm_config_fail(
+            err, errlen, RM_ERR_JWT_CLAIMS,
+            "the token's user '%s' is not a service account (system:serviceaccount:<namespace>:<name>)",
+            shown(buf, username, secret));
     ns = username + sizeof(SA_PREFIX) - 1;
     if ((colon = strchr(ns, ':')) == NULL)
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS,
-                    "the token's user '%s' has no service account name (system:serviceaccount:<namespace>:<name>)",
-                    shown(buf, username, secret));
+        return rm_config_fail(
+            err, errlen, RM_ERR_JWT_CLAIMS,
+            "the token's user '%s' has no service account name (system:serviceaccount:<namespace>:<name>)",
+            shown(buf, username, secret));
     sa = colon + 1;
     if (!is_dns_label(ns, (size_t)(colon - ns)))
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS, "the namespace in the token's user '%s' is not a DNS-1123 label",
-                    shown(buf, username, secret));
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS,
+                              "the namespace in the token's user '%s' is not a DNS-1123 label",
+                              shown(buf, username, secret));
     if (!is_dns_subdomain(sa, strlen(sa)))
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS,
-                    "the service account in the token's user '%s' is not a DNS-1123 subdomain",
-                    shown(buf, username, secret));
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS,
+                              "the service account in the token's user '%s' is not a DNS-1123 subdomain",
+                              shown(buf, username, secret));
     memcpy(out->namespace_, ns, (size_t)(colon - ns));
     out->namespace_[colon - ns] = '\0';
     strcpy(out->service_account, sa); /* at most 253 bytes: checked above */
@@ -432,13 +430,14 @@ static int read_pod_name(const json_t *user, rm_attested_t *out, char *err, size
     if (extra == NULL || json_is_null(extra))
         return 0;
     if (!json_is_object(extra))
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS, "the TokenReview's status.user.extra is not an object");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "the TokenReview's status.user.extra is not an object");
     if ((names = json_object_get(extra, POD_NAME_KEY)) == NULL)
         return 0;
     if (!json_is_array(names) || json_array_size(names) != 1 || !json_is_string(name = json_array_get(names, 0)) ||
         !is_dns_subdomain(s = json_string_value(name), json_string_length(name)))
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS,
-                    "the TokenReview's status.user.extra[\"" POD_NAME_KEY "\"] is not a list of one DNS-1123 name");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS,
+                              "the TokenReview's status.user.extra[\"" POD_NAME_KEY
+                              "\"] is not a list of one DNS-1123 name");
     strcpy(out->pod_name, s);
     return 0;
 }
@@ -455,45 +454,46 @@ static int read_review(const attestor_tokenreview_t *self, const answer_t *answe
 
     if ((doc = json_loadb(answer->body.base != NULL ? (const char *)answer->body.base : "", answer->body.len,
                           JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        return fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API's answer to the TokenReview is not JSON: %s",
+        return rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API's answer to the TokenReview is not JSON: %s",
                     shown(buf, jerr.text, secret));
     kind = json_string_value(json_object_get(doc, "kind"));
     version = json_string_value(json_object_get(doc, "apiVersion"));
     if (!json_is_object(doc) || kind == NULL || strcmp(kind, "TokenReview") != 0 || version == NULL ||
         strcmp(version, REVIEW_VERSION) != 0) {
-        ret =
-            fail(err, errlen, RM_ERR_AUTH_REVIEW,
-                 "the Kubernetes API's answer is not a TokenReview (kind TokenReview, apiVersion " REVIEW_VERSION ")");
+        ret = rm_config_fail(
+            err, errlen, RM_ERR_AUTH_REVIEW,
+            "the Kubernetes API's answer is not a TokenReview (kind TokenReview, apiVersion " REVIEW_VERSION ")");
         goto Exit;
     }
     if (!json_is_object(status = json_object_get(doc, "status"))) {
-        ret = fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API's TokenReview has no status");
+        ret = rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API's TokenReview has no status");
         goto Exit;
     }
     if (!json_is_true(json_object_get(status, "authenticated"))) {
         reason = json_string_value(json_object_get(status, "error"));
-        ret = fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API did not authenticate the token: %s",
-                   reason != NULL && reason[0] != '\0' ? shown(buf, reason, secret) : "(it gave no reason)");
+        ret = rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API did not authenticate the token: %s",
+                             reason != NULL && reason[0] != '\0' ? shown(buf, reason, secret) : "(it gave no reason)");
         goto Exit;
     }
     audiences = json_object_get(status, "audiences");
     if (!json_is_array(audiences) || json_array_size(audiences) == 0) {
-        ret = fail(err, errlen, RM_ERR_JWT_AUDIENCE,
-                   "the TokenReview grants no audience (status.audiences is empty: the token is only known to be good "
-                   "for the API server itself), '%s' is required",
-                   self->audience);
+        ret = rm_config_fail(
+            err, errlen, RM_ERR_JWT_AUDIENCE,
+            "the TokenReview grants no audience (status.audiences is empty: the token is only known to be good "
+            "for the API server itself), '%s' is required",
+            self->audience);
         goto Exit;
     }
     if (!audience_granted(audiences, self->audience)) {
         char *list = json_dumps(audiences, JSON_COMPACT);
-        ret = fail(err, errlen, RM_ERR_JWT_AUDIENCE,
-                   "the TokenReview does not grant audience '%s' (status.audiences: %s)", self->audience,
-                   list != NULL ? shown(buf, list, secret) : "?");
+        ret = rm_config_fail(err, errlen, RM_ERR_JWT_AUDIENCE,
+                             "the TokenReview does not grant audience '%s' (status.audiences: %s)", self->audience,
+                             list != NULL ? shown(buf, list, secret) : "?");
         free(list);
         goto Exit;
     }
     if (!json_is_object(user = json_object_get(status, "user"))) {
-        ret = fail(err, errlen, RM_ERR_JWT_CLAIMS, "the TokenReview names no user (status.user)");
+        ret = rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "the TokenReview names no user (status.user)");
         goto Exit;
     }
     if ((ret = read_username(user, out, secret, err, errlen)) != 0 ||
@@ -583,9 +583,9 @@ static int set_api_server(attestor_tokenreview_t *self, const char *configured, 
         host = getenv("KUBERNETES_SERVICE_HOST");
         port = getenv("KUBERNETES_SERVICE_PORT");
         if (host == NULL || host[0] == '\0' || port == NULL || port[0] == '\0')
-            return fail(err, errlen, RM_ERR_CONFIG_VALUE,
-                        "attestation.tokenreview: no API server given and KUBERNETES_SERVICE_HOST / "
-                        "KUBERNETES_SERVICE_PORT are not set (not running in a pod?)");
+            return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                                  "attestation.tokenreview: no API server given and KUBERNETES_SERVICE_HOST / "
+                                  "KUBERNETES_SERVICE_PORT are not set (not running in a pod?)");
         len = strlen(host) + strlen(port) + sizeof("https://[]:");
         if ((self->base = malloc(len)) != NULL)
             snprintf(self->base, len, strchr(host, ':') != NULL ? "https://[%s]:%s" : "https://%s:%s", host, port);
@@ -603,20 +603,21 @@ static int set_api_server(attestor_tokenreview_t *self, const char *configured, 
     if (curl_url_set(u, CURLUPART_URL, self->base, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &url_host, 0) != CURLUE_OK) {
-        ret =
-            fail(err, errlen, RM_ERR_CONFIG_VALUE, "attestation.tokenreview: API server '%s' is not a URL", self->base);
+        ret = rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE, "attestation.tokenreview: API server '%s' is not a URL",
+                             self->base);
         goto Exit;
     }
     if (strcmp(scheme, "https") != 0) {
-        ret = fail(err, errlen, RM_ERR_CONFIG_VALUE, "attestation.tokenreview: API server '%s' is not https://",
-                   self->base);
+        ret = rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                             "attestation.tokenreview: API server '%s' is not https://", self->base);
         goto Exit;
     }
     if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
         curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
         curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
-        ret = fail(err, errlen, RM_ERR_CONFIG_VALUE,
-                   "attestation.tokenreview: API server '%s' must have no user, query or fragment", self->base);
+        ret =
+            rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                           "attestation.tokenreview: API server '%s' must have no user, query or fragment", self->base);
         goto Exit;
     }
     len = strlen(self->base) + sizeof(REVIEW_PATH);
@@ -651,8 +652,8 @@ static int check_readable(const char *what, const char *path, char *err, size_t 
     int ret;
 
     if ((ret = rm__control_read_file(path, &data, &len)) != 0)
-        return fail(err, errlen, RM_ERR_CONFIG_VALUE, "attestation.tokenreview: cannot read the %s %s: %s", what, path,
-                    rm_strerror(ret));
+        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE, "attestation.tokenreview: cannot read the %s %s: %s",
+                              what, path, rm_strerror(ret));
     explicit_bzero(data, len);
     free(data);
     return 0;
@@ -667,11 +668,14 @@ int rm_attestor_tokenreview_create(const rm_tokenreview_config_t *cfg, rm_attest
     if (cfg == NULL)
         cfg = &defaults;
     if (cfg->audience != NULL && (cfg->audience[0] == '\0' || !is_utf8(cfg->audience)))
-        return fail(err, errlen, RM_ERR_CONFIG_VALUE, "attestation.tokenreview.audience: must be non-empty UTF-8");
+        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                              "attestation.tokenreview.audience: must be non-empty UTF-8");
     if (cfg->timeout_ms > TIMEOUT_MAX)
-        return fail(err, errlen, RM_ERR_CONFIG_VALUE, "attestation.tokenreview.timeout: at most %u ms", TIMEOUT_MAX);
+        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE, "attestation.tokenreview.timeout: at most %u ms",
+                              TIMEOUT_MAX);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return fail(err, errlen, RM_ERR_CONFIG_VALUE, "attestation.tokenreview: libcurl cannot be initialised");
+        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                              "attestation.tokenreview: libcurl cannot be initialised");
     if ((self = calloc(1, sizeof(*self))) == NULL) {
         curl_global_cleanup();
         return -ENOMEM;

@@ -21,6 +21,7 @@
 #include "ca.h"
 #include "ringmesh/bytebuf.h"
 #include "ringmesh/csr.h"
+#include "ringmesh/config.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 #include "ringmesh/svid.h"
@@ -42,67 +43,19 @@ struct st_rm_ca_t {
     int64_t default_ttl, max_ttl;
 };
 
-/* Writes a sentence into err (when there is room for one) and returns ret. */
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && errlen != 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ret;
-}
-
-/* Reads a whole file with one allocation sized from fstat, so that a key leaves no copy behind in memory that
- * was freed after a realloc. The buffer is NUL-terminated; free a key's with rm_x509_free_secret(). */
+/* Reads a whole regular file as a secret (lib/config: one allocation, never copied by a reallocation). The buffer
+ * is NUL-terminated; free a key's with rm_x509_free_secret(). Returns 0 or -errno with the reason in `err`. */
 static int read_file(const char *path, char **data, size_t *len, char *err, size_t errlen)
 {
-    struct stat st;
-    char *buf = NULL;
-    size_t got = 0;
-    ssize_t n;
-    int fd, ret;
+    rm_config_error_t *e;
+    int ret;
 
     *data = NULL;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return fail(err, errlen, -errno, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &st) != 0) {
-        ret = fail(err, errlen, -errno, "%s: cannot stat: %s", path, strerror(errno));
-        goto Exit;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > CA_FILE_MAX) {
-        ret = fail(err, errlen, S_ISREG(st.st_mode) ? -EFBIG : -EINVAL, "%s: %s", path,
-                   S_ISREG(st.st_mode) ? "larger than 1 MiB" : "not a regular file");
-        goto Exit;
-    }
-    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        ret = -ENOMEM;
-        goto Exit;
-    }
-    while (got < (size_t)st.st_size) {
-        if ((n = read(fd, buf + got, (size_t)st.st_size - got)) < 0) {
-            if (errno == EINTR)
-                continue;
-            ret = fail(err, errlen, -errno, "%s: cannot read: %s", path, strerror(errno));
-            goto Exit;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    *data = buf;
-    *len = got;
-    buf = NULL;
-    ret = 0;
-
-Exit:
-    if (buf != NULL)
-        rm_x509_free_secret(buf, (size_t)st.st_size + 1);
-    close(fd);
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return rm_config_fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+    if ((ret = rm_file_read_at(AT_FDCWD, path, NULL, CA_FILE_MAX, RM_FILE_SECRET | RM_FILE_REGULAR, data, len, e)) != 0)
+        rm_config_error_format(e, err, errlen);
+    free(e);
     return ret;
 }
 
@@ -142,17 +95,17 @@ static int load_signer(rm_ca_t *ca, const char *cert_path, const char *cert_pem,
     case 0:
         return 0;
     case RM_ERR_SVID_PARSE:
-        return fail(err, errlen, ret, "%s: no readable certificate", cert_path);
+        return rm_config_fail(err, errlen, ret, "%s: no readable certificate", cert_path);
     case RM_ERR_SVID_CA_NOT_CA:
-        return fail(err, errlen, ret, "%s: the first certificate is not a CA (basicConstraints cA and keyCertSign)",
-                    cert_path);
+        return rm_config_fail(err, errlen, ret,
+                              "%s: the first certificate is not a CA (basicConstraints cA and keyCertSign)", cert_path);
     case RM_ERR_SVID_CA_KEY:
-        return fail(err, errlen, ret, "%s: not a readable unencrypted private key, or not the key of %s", key_path,
-                    cert_path);
+        return rm_config_fail(err, errlen, ret, "%s: not a readable unencrypted private key, or not the key of %s",
+                              key_path, cert_path);
     case RM_ERR_SVID_KEY_TYPE:
-        return fail(err, errlen, ret, "%s: the CA key is not an ECDSA P-256 key", key_path);
+        return rm_config_fail(err, errlen, ret, "%s: the CA key is not an ECDSA P-256 key", key_path);
     default:
-        return fail(err, errlen, ret, "%s, %s: %s", cert_path, key_path, rm_strerror(ret));
+        return rm_config_fail(err, errlen, ret, "%s, %s: %s", cert_path, key_path, rm_strerror(ret));
     }
 }
 
@@ -172,7 +125,7 @@ static int load_ca_files(rm_ca_t *ca, const char *cert_path, const char *cert_pe
         block_len = len;
     }
     if (found < 0 || block == NULL)
-        return fail(err, errlen, RM_ERR_SVID_PARSE, "%s: a certificate block has no END line", cert_path);
+        return rm_config_fail(err, errlen, RM_ERR_SVID_PARSE, "%s: a certificate block has no END line", cert_path);
     return bundle_append(ca, block, block_len);
 }
 
@@ -213,15 +166,16 @@ static int ensure_state_dir(const char *dir, int *created, char *err, size_t err
         *created = 1;
         /* the umask may only have narrowed 0700; make it exactly that */
         if (chmod(dir, 0700) != 0)
-            return fail(err, errlen, -errno, "%s: cannot set mode 0700: %s", dir, strerror(errno));
+            return rm_config_fail(err, errlen, -errno, "%s: cannot set mode 0700: %s", dir, strerror(errno));
         return 0;
     }
     if (errno != EEXIST)
-        return fail(err, errlen, -errno, "%s: cannot create the CA state directory: %s", dir, strerror(errno));
+        return rm_config_fail(err, errlen, -errno, "%s: cannot create the CA state directory: %s", dir,
+                              strerror(errno));
     if (stat(dir, &st) != 0)
-        return fail(err, errlen, -errno, "%s: %s", dir, strerror(errno));
+        return rm_config_fail(err, errlen, -errno, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return fail(err, errlen, -ENOTDIR, "%s: not a directory", dir);
+        return rm_config_fail(err, errlen, -ENOTDIR, "%s: not a directory", dir);
     return 0;
 }
 
@@ -237,12 +191,13 @@ static int generate_root(rm_ca_t *ca, const char *cert_path, const char *key_pat
     rm_x509_issue_opts_init(&opts);
     opts.ttl = ROOT_TTL;
     if ((ret = rm_x509_make_root_ca(ca->trust_domain, &opts, cert_pem, cert_len, key_pem, key_len)) != 0)
-        return fail(err, errlen, ret, "cannot generate a root CA for %s: %s", ca->trust_domain, rm_strerror(ret));
+        return rm_config_fail(err, errlen, ret, "cannot generate a root CA for %s: %s", ca->trust_domain,
+                              rm_strerror(ret));
     if ((ret = rm_x509_write_file(key_path, *key_pem, *key_len, 1)) != 0)
-        return fail(err, errlen, ret, "%s: cannot write: %s", key_path, strerror(-ret));
+        return rm_config_fail(err, errlen, ret, "%s: cannot write: %s", key_path, strerror(-ret));
     if ((ret = rm_x509_write_file(cert_path, *cert_pem, *cert_len, 0)) != 0) {
         unlink(key_path);
-        return fail(err, errlen, ret, "%s: cannot write: %s", cert_path, strerror(-ret));
+        return rm_config_fail(err, errlen, ret, "%s: cannot write: %s", cert_path, strerror(-ret));
     }
     rm_log_begin(&l, RM_LOG_INFO, "ca_root_generated");
     rm_log_str(&l, "trustDomain", ca->trust_domain);
@@ -271,19 +226,20 @@ static int open_generated(rm_ca_t *ca, const rm_ca_config_t *cfg, char *err, siz
         goto Exit;
     }
     if ((have_cert = file_exists(cert_path)) < 0) {
-        ret = fail(err, errlen, have_cert, "%s: %s", cert_path, strerror(-have_cert));
+        ret = rm_config_fail(err, errlen, have_cert, "%s: %s", cert_path, strerror(-have_cert));
         goto Exit;
     }
     if ((have_key = file_exists(key_path)) < 0) {
-        ret = fail(err, errlen, have_key, "%s: %s", key_path, strerror(-have_key));
+        ret = rm_config_fail(err, errlen, have_key, "%s: %s", key_path, strerror(-have_key));
         goto Exit;
     }
     if (have_cert != have_key) {
         /* Never replace half of a root: SVIDs already issued chain to it, and the missing half may yet be restored. */
-        ret = fail(err, errlen, -ENOENT,
-                   "%s is missing while %s exists: the CA state is half-written; restore the missing file, or remove "
-                   "both to generate a new root (SVIDs issued under the old one will no longer verify)",
-                   have_cert ? key_path : cert_path, have_cert ? cert_path : key_path);
+        ret = rm_config_fail(
+            err, errlen, -ENOENT,
+            "%s is missing while %s exists: the CA state is half-written; restore the missing file, or remove "
+            "both to generate a new root (SVIDs issued under the old one will no longer verify)",
+            have_cert ? key_path : cert_path, have_cert ? cert_path : key_path);
         goto Exit;
     }
     if (have_cert) {
@@ -321,11 +277,11 @@ static int add_extra_roots(rm_ca_t *ca, const char *path, char *err, size_t errl
         ++n;
         if ((ret = rm_trust_bundle_load_pem(&one, block, block_len)) != 0) {
             if (ret == RM_ERR_SVID_CA_NOT_CA)
-                ret =
-                    fail(err, errlen, ret,
-                         "%s: certificate %zu is not a CA (a root needs basicConstraints cA and keyCertSign)", path, n);
+                ret = rm_config_fail(
+                    err, errlen, ret,
+                    "%s: certificate %zu is not a CA (a root needs basicConstraints cA and keyCertSign)", path, n);
             else
-                ret = fail(err, errlen, ret, "%s: certificate %zu: %s", path, n, rm_strerror(ret));
+                ret = rm_config_fail(err, errlen, ret, "%s: certificate %zu: %s", path, n, rm_strerror(ret));
             goto Exit;
         }
         rm_trust_bundle_free(one);
@@ -333,11 +289,11 @@ static int add_extra_roots(rm_ca_t *ca, const char *path, char *err, size_t errl
             goto Exit;
     }
     if (found < 0) {
-        ret = fail(err, errlen, RM_ERR_SVID_PARSE, "%s: certificate %zu has no END line", path, n + 1);
+        ret = rm_config_fail(err, errlen, RM_ERR_SVID_PARSE, "%s: certificate %zu has no END line", path, n + 1);
         goto Exit;
     }
     if (n == 0) {
-        ret = fail(err, errlen, RM_ERR_SVID_PARSE, "%s: no certificate", path);
+        ret = rm_config_fail(err, errlen, RM_ERR_SVID_PARSE, "%s: no certificate", path);
         goto Exit;
     }
     ret = 0;
@@ -358,32 +314,34 @@ static int check_chain(const rm_ca_t *ca, const char *source, char *err, size_t 
     int ret;
 
     if ((ret = rm_trust_bundle_load_pem(&bundle, rm_bytebuf_text(&ca->bundle), ca->bundle.len)) != 0) {
-        ret = fail(err, errlen, ret, "%s: the root is not usable as a trust anchor: %s", source, rm_strerror(ret));
+        ret = rm_config_fail(err, errlen, ret, "%s: the root is not usable as a trust anchor: %s", source, rm_strerror(ret));
         goto Exit;
     }
     snprintf(id, sizeof(id), "spiffe://%s/ringmesh/ca-check", ca->trust_domain);
     rm_x509_issue_opts_init(&opts);
     opts.ttl = RM_CA_MIN_TTL + opts.backdate; /* valid for 5 minutes from now, whatever the backdate */
     if ((ret = rm_x509_issue_svid(ca->signer, id, &opts, &cert, &cert_len, &key, &key_len)) != 0) {
-        ret = fail(err, errlen, ret, "%s: cannot sign with this CA: %s", source, rm_strerror(ret));
+        ret = rm_config_fail(err, errlen, ret, "%s: cannot sign with this CA: %s", source, rm_strerror(ret));
         goto Exit;
     }
     switch ((ret = rm_svid_verify_pem(bundle, cert, cert_len, time(NULL), NULL, NULL))) {
     case 0:
         break;
     case RM_ERR_SVID_UNTRUSTED:
-        ret = fail(err, errlen, ret,
-                   "%s: the signing CA does not chain to the root at the end of the file (the file must hold the "
-                   "signing CA first, then each certificate above it, up to a self-signed root)",
-                   source);
+        ret = rm_config_fail(
+            err, errlen, ret,
+            "%s: the signing CA does not chain to the root at the end of the file (the file must hold the "
+            "signing CA first, then each certificate above it, up to a self-signed root)",
+            source);
         goto Exit;
     case RM_ERR_SVID_EXPIRED:
     case RM_ERR_SVID_NOT_YET_VALID:
-        ret = fail(err, errlen, ret, "%s: a CA certificate is %s", source,
-                   ret == RM_ERR_SVID_EXPIRED ? "expired" : "not yet valid");
+        ret = rm_config_fail(err, errlen, ret, "%s: a CA certificate is %s", source,
+                             ret == RM_ERR_SVID_EXPIRED ? "expired" : "not yet valid");
         goto Exit;
     default:
-        ret = fail(err, errlen, ret, "%s: SVIDs signed by this CA do not verify: %s", source, rm_strerror(ret));
+        ret =
+            rm_config_fail(err, errlen, ret, "%s: SVIDs signed by this CA do not verify: %s", source, rm_strerror(ret));
         goto Exit;
     }
 
@@ -404,30 +362,32 @@ int rm_ca_open(const rm_ca_config_t *cfg, rm_ca_t **out, char *err, size_t errle
     if (err != NULL && errlen != 0)
         err[0] = '\0';
     if (cfg == NULL || cfg->trust_domain == NULL)
-        return fail(err, errlen, -EINVAL, "the CA needs a trust domain");
+        return rm_config_fail(err, errlen, -EINVAL, "the CA needs a trust domain");
     td_len = strlen(cfg->trust_domain);
     if ((ret = rm_trust_domain_check(cfg->trust_domain, td_len)) != 0)
-        return fail(err, errlen, ret, "trust domain \"%.300s\": %s", cfg->trust_domain, rm_strerror(ret));
+        return rm_config_fail(err, errlen, ret, "trust domain \"%.300s\": %s", cfg->trust_domain, rm_strerror(ret));
     if ((cfg->cert_file == NULL) != (cfg->key_file == NULL))
-        return fail(err, errlen, RM_ERR_CONFIG_VALUE, "the CA's cert_file and key_file must be given together");
+        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                              "the CA's cert_file and key_file must be given together");
     if (cfg->cert_file == NULL && cfg->state_dir == NULL)
-        return fail(err, errlen, RM_ERR_CONFIG_VALUE,
-                    "without a CA cert_file, a state_dir for the generated root "
-                    "is required");
+        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                              "without a CA cert_file, a state_dir for the generated root "
+                              "is required");
     if ((ca = calloc(1, sizeof(*ca))) == NULL)
         return -ENOMEM;
     memcpy(ca->trust_domain, cfg->trust_domain, td_len + 1);
     ca->default_ttl = cfg->default_ttl != 0 ? cfg->default_ttl : DEFAULT_TTL;
     ca->max_ttl = cfg->max_ttl != 0 ? cfg->max_ttl : ca->default_ttl;
     if (ca->max_ttl < RM_CA_MIN_TTL || ca->max_ttl > MAX_TTL_ALLOWED) {
-        ret = fail(err, errlen, RM_ERR_CONFIG_VALUE, "the CA's max_ttl (%lld s) must lie within [%d s, 100 years]",
-                   (long long)ca->max_ttl, RM_CA_MIN_TTL);
+        ret = rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                             "the CA's max_ttl (%lld s) must lie within [%d s, 100 years]", (long long)ca->max_ttl,
+                             RM_CA_MIN_TTL);
         goto Exit;
     }
     if (ca->default_ttl < RM_CA_MIN_TTL || ca->default_ttl > ca->max_ttl) {
-        ret = fail(err, errlen, RM_ERR_CONFIG_VALUE,
-                   "the CA's default_ttl (%lld s) must lie within [%d s, max_ttl %lld s]", (long long)ca->default_ttl,
-                   RM_CA_MIN_TTL, (long long)ca->max_ttl);
+        ret = rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                             "the CA's default_ttl (%lld s) must lie within [%d s, max_ttl %lld s]",
+                             (long long)ca->default_ttl, RM_CA_MIN_TTL, (long long)ca->max_ttl);
         goto Exit;
     }
 
@@ -448,7 +408,7 @@ int rm_ca_open(const rm_ca_config_t *cfg, rm_ca_t **out, char *err, size_t errle
 Exit:
     rm_ca_free(ca);
     if (ret == -ENOMEM)
-        fail(err, errlen, ret, "out of memory opening the CA");
+        rm_config_fail(err, errlen, ret, "out of memory opening the CA");
     return ret;
 }
 
@@ -491,14 +451,14 @@ static int check_id(const rm_ca_t *ca, const char *spiffe_id, char *err, size_t 
     int ret;
 
     if (spiffe_id == NULL)
-        return fail(err, errlen, -EINVAL, "no SPIFFE ID to issue for");
+        return rm_config_fail(err, errlen, -EINVAL, "no SPIFFE ID to issue for");
     if ((id = malloc(sizeof(*id))) == NULL)
         return -ENOMEM;
     if ((ret = rm_spiffe_id_parse(spiffe_id, strlen(spiffe_id), id)) != 0) {
-        ret = fail(err, errlen, ret, "\"%.300s\" is not a SPIFFE ID: %s", spiffe_id, rm_strerror(ret));
+        ret = rm_config_fail(err, errlen, ret, "\"%.300s\" is not a SPIFFE ID: %s", spiffe_id, rm_strerror(ret));
     } else if (id->td_len != td_len || memcmp(id->str + sizeof("spiffe://") - 1, ca->trust_domain, td_len) != 0) {
-        ret = fail(err, errlen, RM_ERR_SVID_TRUST_DOMAIN, "%.300s is not in this CA's trust domain %s", spiffe_id,
-                   ca->trust_domain);
+        ret = rm_config_fail(err, errlen, RM_ERR_SVID_TRUST_DOMAIN, "%.300s is not in this CA's trust domain %s",
+                             spiffe_id, ca->trust_domain);
     }
     free(id);
     return ret;
@@ -521,16 +481,16 @@ int rm_ca_sign_csr(const rm_ca_t *ca, const char *csr_pem, size_t csr_len, const
     case 0:
         break;
     case RM_ERR_CSR_PARSE:
-        ret = fail(err, errlen, ret, "the CSR is not a readable PEM PKCS#10 request of at most 16 KiB");
+        ret = rm_config_fail(err, errlen, ret, "the CSR is not a readable PEM PKCS#10 request of at most 16 KiB");
         goto Exit;
     case RM_ERR_CSR_SIGNATURE:
-        ret = fail(err, errlen, ret, "the CSR is not signed (ECDSA with SHA-2) by the key it holds");
+        ret = rm_config_fail(err, errlen, ret, "the CSR is not signed (ECDSA with SHA-2) by the key it holds");
         goto Exit;
     case RM_ERR_SVID_KEY_TYPE:
-        ret = fail(err, errlen, ret, "the CSR's key is not an ECDSA P-256 key");
+        ret = rm_config_fail(err, errlen, ret, "the CSR's key is not an ECDSA P-256 key");
         goto Exit;
     default:
-        ret = fail(err, errlen, ret, "the CSR cannot be read: %s", rm_strerror(ret));
+        ret = rm_config_fail(err, errlen, ret, "the CSR cannot be read: %s", rm_strerror(ret));
         goto Exit;
     }
 
@@ -540,7 +500,7 @@ int rm_ca_sign_csr(const rm_ca_t *ca, const char *csr_pem, size_t csr_len, const
     opts.ttl = effective_ttl(ca, requested_ttl) + opts.backdate;
     if ((ret = rm_x509_sign_svid(ca->signer, spki, spki_len, spiffe_id, &opts, &out->chain_pem, &out->chain_len)) !=
         0) {
-        ret = fail(err, errlen, ret, "cannot sign an SVID for %.300s: %s", spiffe_id, rm_strerror(ret));
+        ret = rm_config_fail(err, errlen, ret, "cannot sign an SVID for %.300s: %s", spiffe_id, rm_strerror(ret));
         goto Exit;
     }
     /* the dates rm_x509_sign_svid() wrote, from the same opts */

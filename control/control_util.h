@@ -2,7 +2,7 @@
 #ifndef RINGMESH_CONTROL_UTIL_H
 #define RINGMESH_CONTROL_UTIL_H
 
-#include "ringmesh/file_read.h"
+#include "ringmesh/config.h"
 
 #define RM_CONTROL_MAX_FILE (4u << 20)
 

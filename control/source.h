@@ -1,10 +1,18 @@
-/* Where the control plane's configuration comes from. A source owns a thread (or none) that watches its
- * origin and calls the update callback with a new model for every accepted change. A rejected change is logged
- * by the source (event "config_rejected", with file, line, field and reason) and the last good model stays in
- * force: the callback is simply not called.
+/* Where the control plane's configuration comes from: the interface every source implements (the file source
+ * below; a Kubernetes API source plugs in beside it with the same contract).
  *
- * The file source reads a directory of YAML files (docs/control-config.md); the Kubernetes source plugs in
- * beside it with the same interface. */
+ * What a source delivers: whole mesh models (mesh_model.h), each one complete and valid, built by the mesh loader
+ * (mesh_load.h) from the source's YAML documents. Never a partial model or a diff.
+ *
+ * When: its create function delivers the first model synchronously, or fails, so that the control plane never
+ * starts on an invalid configuration. After start(), the source's own thread (or none) watches its origin and
+ * calls the update callback once per accepted change, in order, never concurrently with itself. A rejected change
+ * is logged by the source (event "config_rejected", with file, line, field and reason) and the last good model
+ * stays in force: the callback is simply not called.
+ *
+ * Who owns what: each model passed to the callback (and the initial one) is a new reference that the callee owns
+ * and releases with rm_mesh_model_unref(); the source keeps no hold on it. The source owns its thread and its
+ * descriptors; stop() joins the thread, and destroy() frees the source. The callback's `arg` stays the caller's. */
 #ifndef RINGMESH_CONTROL_SOURCE_H
 #define RINGMESH_CONTROL_SOURCE_H
 

@@ -7,6 +7,8 @@
 #include <strings.h>
 
 #include "ctl.h"
+
+#include "ringmesh/config.h"
 #include "ringmesh/http_request.h"
 #include "ringmesh/log.h"
 #include "ringmesh/policy.h"
@@ -115,12 +117,12 @@ static int parse_labels(const flag_t *f, char *store, size_t storelen, rm_label_
         memcpy(s, f->values[i], len + 1);
         o += len + 1;
         for (char *tok = strtok(s, ","); tok != NULL; tok = strtok(NULL, ",")) {
-            char *eq = strchr(tok, '=');
-            if (eq == NULL || eq == tok || *num == MAX_LABELS)
+            size_t key_len;
+            if (rm_config_parse_label(tok, &key_len) != 0 || *num == MAX_LABELS)
                 return -1;
-            *eq = '\0';
+            tok[key_len] = '\0';
             labels[*num].key = tok;
-            labels[*num].value = eq + 1;
+            labels[*num].value = tok + key_len + 1;
             (*num)++;
         }
     }

@@ -1,6 +1,6 @@
 /* ringmeshctl: the operator CLI. The top level of the command tables; each group lives in its own file. */
 #include "ctl.h"
-#include "ringmesh/file_read.h"
+#include "ringmesh/config.h"
 
 #define MAX_FILE_SIZE (16u << 20)
 
@@ -22,7 +22,8 @@ static const rm_ctl_level_t top = {
 
 int rm__ctl_read_file(const char *path, char **data, size_t *len)
 {
-    return rm_file_read(path, MAX_FILE_SIZE, data, len);
+    /* keys are among the inputs: read as secrets, never left behind by a reallocation */
+    return rm_file_read_at(AT_FDCWD, path, NULL, MAX_FILE_SIZE, RM_FILE_SECRET, data, len, NULL);
 }
 
 int main(int argc, char **argv)

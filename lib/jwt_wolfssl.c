@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "ecc_internal.h"
+#include "ringmesh/config.h"
 #include "ringmesh/error.h"
 #include "ringmesh/jwt.h"
 
@@ -63,21 +64,6 @@ struct st_rm_jwks_t {
 };
 
 /* ---- messages ----------------------------------------------------------------------------------------------- */
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* Writes the message into `err` (when there is room for one) and returns `code`. */
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && errlen != 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* A claim value fit to quote in a message: at most SHOWN_MAX bytes, anything but printable ASCII (and the quote)
  * shown as '?'. */
@@ -297,50 +283,51 @@ static int parse_jwk(const json_t *k, size_t index, jwk_t *out, char *why, size_
     memset(out, 0, sizeof(*out));
     snprintf(name, sizeof(name), "key %zu", index);
     if (!json_is_object(k))
-        return fail(err, errlen, RM_ERR_JWKS, "JWKS %s is not an object", name);
+        return rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s is not an object", name);
     if (member_string(k, "kid", &kid) < 0)
-        return fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"kid\" is not a string", name);
+        return rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"kid\" is not a string", name);
     if (kid != NULL) {
         if (strlen(kid) > KID_MAX)
-            return fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"kid\" is longer than %d bytes", name, KID_MAX);
+            return rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"kid\" is longer than %d bytes", name, KID_MAX);
         snprintf(name, sizeof(name), "key %zu (kid '%s')", index, shown(tmp, kid));
     }
     if (member_string(k, "kty", &kty) != 1)
-        return fail(err, errlen, RM_ERR_JWKS, "JWKS %s has no \"kty\" string", name);
+        return rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s has no \"kty\" string", name);
     if (member_string(k, "use", &use) < 0 || member_string(k, "alg", &alg) < 0)
-        return fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"use\" or \"alg\" is not a string", name);
+        return rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"use\" or \"alg\" is not a string", name);
     if (use != NULL && strcmp(use, "sig") != 0)
-        return fail(why, whylen, 1, "%s is for use '%s', not 'sig'", name, shown(tmp, use));
+        return rm_config_fail(why, whylen, 1, "%s is for use '%s', not 'sig'", name, shown(tmp, use));
     if ((ops = json_object_get(k, "key_ops")) != NULL) {
         const json_t *op;
         int verify = 0;
         if (!json_is_array(ops))
-            return fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"key_ops\" is not an array", name);
+            return rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"key_ops\" is not an array", name);
         json_array_foreach(ops, i, op)
         {
             verify |= json_is_string(op) && strcmp(json_string_value(op), "verify") == 0;
         }
         if (!verify)
-            return fail(why, whylen, 1, "%s: its key_ops do not include 'verify'", name);
+            return rm_config_fail(why, whylen, 1, "%s: its key_ops do not include 'verify'", name);
     }
 
     if (strcmp(kty, "EC") == 0) {
         if (member_string(k, "crv", &crv) != 1)
-            return fail(err, errlen, RM_ERR_JWKS, "JWKS %s: EC key without a \"crv\" string", name);
+            return rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: EC key without a \"crv\" string", name);
         if (strcmp(crv, "P-256") != 0)
-            return fail(why, whylen, 1, "%s is on curve '%s', not P-256", name, shown(tmp, crv));
+            return rm_config_fail(why, whylen, 1, "%s is on curve '%s', not P-256", name, shown(tmp, crv));
         if (alg != NULL && strcmp(alg, "ES256") != 0)
-            return fail(why, whylen, 1, "%s is for alg '%s', not ES256", name, shown(tmp, alg));
+            return rm_config_fail(why, whylen, 1, "%s is for alg '%s', not ES256", name, shown(tmp, alg));
         if ((ret = member_b64url(k, "x", &a, &a_len)) == 0)
             ret = member_b64url(k, "y", &b, &b_len);
         if (ret == -ENOMEM)
             goto Exit;
         if (ret != 0 || a_len != P256_LEN || b_len != P256_LEN) {
-            ret = fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"x\" and \"y\" must each be 32 bytes of base64url", name);
+            ret = rm_config_fail(err, errlen, RM_ERR_JWKS,
+                                 "JWKS %s: \"x\" and \"y\" must each be 32 bytes of base64url", name);
             goto Exit;
         }
         if (!check_ec_point(a, b)) {
-            ret = fail(err, errlen, RM_ERR_JWKS, "JWKS %s: (x, y) is not a point of P-256", name);
+            ret = rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: (x, y) is not a point of P-256", name);
             goto Exit;
         }
         out->alg = ALG_ES256;
@@ -351,13 +338,13 @@ static int parse_jwk(const json_t *k, size_t index, jwk_t *out, char *why, size_
         size_t n_len, e_len, bits;
         unsigned top;
         if (alg != NULL && strcmp(alg, "RS256") != 0)
-            return fail(why, whylen, 1, "%s is for alg '%s', not RS256", name, shown(tmp, alg));
+            return rm_config_fail(why, whylen, 1, "%s is for alg '%s', not RS256", name, shown(tmp, alg));
         if ((ret = member_b64url(k, "n", &a, &a_len)) == 0)
             ret = member_b64url(k, "e", &b, &b_len);
         if (ret == -ENOMEM)
             goto Exit;
         if (ret != 0) {
-            ret = fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"n\" and \"e\" must be base64url", name);
+            ret = rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"n\" and \"e\" must be base64url", name);
             goto Exit;
         }
         for (n = a, n_len = a_len; n_len != 0 && n[0] == 0; ++n, --n_len)
@@ -365,22 +352,23 @@ static int parse_jwk(const json_t *k, size_t index, jwk_t *out, char *why, size_
         for (e = b, e_len = b_len; e_len != 0 && e[0] == 0; ++e, --e_len)
             ;
         if (e_len == 0 || e_len > sizeof(out->e) || (e[e_len - 1] & 1) == 0 || (e_len == 1 && e[0] < 3)) {
-            ret = fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"e\" is not an odd exponent of at most 32 bits", name);
+            ret = rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"e\" is not an odd exponent of at most 32 bits",
+                                 name);
             goto Exit;
         }
         if (n_len == 0 || (n[n_len - 1] & 1) == 0) {
-            ret = fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"n\" is not an RSA modulus", name);
+            ret = rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: \"n\" is not an RSA modulus", name);
             goto Exit;
         }
         for (bits = (n_len - 1) * 8, top = n[0]; top != 0; top >>= 1)
             ++bits;
         if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
-            ret = fail(why, whylen, 1, "%s has a %zu-bit RSA modulus, outside %d to %d bits", name, bits, RSA_MIN_BITS,
-                       RSA_MAX_BITS);
+            ret = rm_config_fail(why, whylen, 1, "%s has a %zu-bit RSA modulus, outside %d to %d bits", name, bits,
+                                 RSA_MIN_BITS, RSA_MAX_BITS);
             goto Exit;
         }
         if (!check_rsa_key(n, n_len, e, e_len)) {
-            ret = fail(err, errlen, RM_ERR_JWKS, "JWKS %s: not a usable RSA public key", name);
+            ret = rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS %s: not a usable RSA public key", name);
             goto Exit;
         }
         if ((out->n = malloc(n_len)) == NULL) {
@@ -393,7 +381,7 @@ static int parse_jwk(const json_t *k, size_t index, jwk_t *out, char *why, size_
         memcpy(out->e, e, e_len);
         out->e_len = e_len;
     } else {
-        return fail(why, whylen, 1, "%s has kty '%s', neither EC nor RSA", name, shown(tmp, kty));
+        return rm_config_fail(why, whylen, 1, "%s has kty '%s', neither EC nor RSA", name, shown(tmp, kty));
     }
     if (kid != NULL && (out->kid = strdup(kid)) == NULL) {
         free(out->n);
@@ -419,23 +407,23 @@ int rm_jwks_parse(const char *json, size_t len, rm_jwks_t **out, char *err, size
     int ret;
 
     *out = NULL;
-    fail(err, errlen, 0, "%s", "");
+    rm_config_fail(err, errlen, 0, "%s", "");
     if (json == NULL)
-        return fail(err, errlen, -EINVAL, "no JWKS document given");
+        return rm_config_fail(err, errlen, -EINVAL, "no JWKS document given");
     if (len > JWKS_MAX)
-        return fail(err, errlen, RM_ERR_JWKS, "JWKS document is larger than %u bytes", JWKS_MAX);
+        return rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS document is larger than %u bytes", JWKS_MAX);
     if ((doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
         /* jansson's text quotes the document; only the position is given */
-        ret = fail(err, errlen, RM_ERR_JWKS, "JWKS document is not JSON (error at line %d, column %d)", jerr.line,
-                   jerr.column);
+        ret = rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS document is not JSON (error at line %d, column %d)",
+                             jerr.line, jerr.column);
         goto Exit;
     }
     if (!json_is_object(doc) || !json_is_array(keys = json_object_get(doc, "keys"))) {
-        ret = fail(err, errlen, RM_ERR_JWKS, "JWKS document is not an object with a \"keys\" array");
+        ret = rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS document is not an object with a \"keys\" array");
         goto Exit;
     }
     if (json_array_size(keys) > JWKS_MAX_KEYS) {
-        ret = fail(err, errlen, RM_ERR_JWKS, "JWKS holds more than %d keys", JWKS_MAX_KEYS);
+        ret = rm_config_fail(err, errlen, RM_ERR_JWKS, "JWKS holds more than %d keys", JWKS_MAX_KEYS);
         goto Exit;
     }
     if ((jwks = calloc(1, sizeof(*jwks) + json_array_size(keys) * sizeof(jwks->keys[0]))) == NULL) {
@@ -450,8 +438,9 @@ int rm_jwks_parse(const char *json, size_t len, rm_jwks_t **out, char *err, size
             ++jwks->num;
     }
     if (jwks->num == 0) {
-        ret = fail(err, errlen, RM_ERR_JWKS, "JWKS holds no usable key (ES256 on P-256, or RS256 of %d to %d bits)%s%s",
-                   RSA_MIN_BITS, RSA_MAX_BITS, why[0] != '\0' ? ": " : "", why);
+        ret = rm_config_fail(err, errlen, RM_ERR_JWKS,
+                             "JWKS holds no usable key (ES256 on P-256, or RS256 of %d to %d bits)%s%s", RSA_MIN_BITS,
+                             RSA_MAX_BITS, why[0] != '\0' ? ": " : "", why);
         goto Exit;
     }
     *out = jwks;
@@ -565,27 +554,28 @@ static int check_times(const json_t *payload, const rm_jwt_verify_opts_t *opts, 
     leeway = leeway < 0 ? 0 : leeway > LEEWAY_MAX ? LEEWAY_MAX : leeway;
     now = now > DATE_LIMIT ? DATE_LIMIT : now < -DATE_LIMIT ? -DATE_LIMIT : now;
     if ((v = json_object_get(payload, "exp")) == NULL)
-        return fail(err, errlen, RM_ERR_JWT_EXPIRED, "token has no exp claim");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_EXPIRED, "token has no exp claim");
     if (numeric_date(v, 0, &exp) != 0)
-        return fail(err, errlen, RM_ERR_JWT_EXPIRED, "token's exp claim is not a number");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_EXPIRED, "token's exp claim is not a number");
     if (now >= exp + leeway)
-        return fail(err, errlen, RM_ERR_JWT_EXPIRED,
-                    "token expired at %" PRId64 " (now %" PRId64 ", leeway %" PRId64 "s)", exp, now, leeway);
+        return rm_config_fail(err, errlen, RM_ERR_JWT_EXPIRED,
+                              "token expired at %" PRId64 " (now %" PRId64 ", leeway %" PRId64 "s)", exp, now, leeway);
     if ((v = json_object_get(payload, "nbf")) != NULL) {
         if (numeric_date(v, 1, &nbf) != 0)
-            return fail(err, errlen, RM_ERR_JWT_NOT_YET_VALID, "token's nbf claim is not a number");
+            return rm_config_fail(err, errlen, RM_ERR_JWT_NOT_YET_VALID, "token's nbf claim is not a number");
         if (now < nbf - leeway)
-            return fail(err, errlen, RM_ERR_JWT_NOT_YET_VALID,
-                        "token is not valid before %" PRId64 " (now %" PRId64 ", leeway %" PRId64 "s)", nbf, now,
-                        leeway);
+            return rm_config_fail(err, errlen, RM_ERR_JWT_NOT_YET_VALID,
+                                  "token is not valid before %" PRId64 " (now %" PRId64 ", leeway %" PRId64 "s)", nbf,
+                                  now, leeway);
     }
     if ((v = json_object_get(payload, "iat")) != NULL) {
         if (numeric_date(v, 1, &iat) != 0)
-            return fail(err, errlen, RM_ERR_JWT_NOT_YET_VALID, "token's iat claim is not a number");
+            return rm_config_fail(err, errlen, RM_ERR_JWT_NOT_YET_VALID, "token's iat claim is not a number");
         if (now < iat - leeway)
-            return fail(err, errlen, RM_ERR_JWT_NOT_YET_VALID,
-                        "token was issued in the future, at %" PRId64 " (now %" PRId64 ", leeway %" PRId64 "s)", iat,
-                        now, leeway);
+            return rm_config_fail(err, errlen, RM_ERR_JWT_NOT_YET_VALID,
+                                  "token was issued in the future, at %" PRId64 " (now %" PRId64 ", leeway %" PRId64
+                                  "s)",
+                                  iat, now, leeway);
     }
     claims->expires_at = exp;
     return 0;
@@ -599,17 +589,18 @@ static int check_issuer(const json_t *payload, const rm_jwt_verify_opts_t *opts,
     int has = member_string(payload, "iss", &iss);
 
     if (has < 0)
-        return fail(err, errlen, RM_ERR_JWT_ISSUER, "token's iss claim is not a string");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_ISSUER, "token's iss claim is not a string");
     if (opts->issuer != NULL) {
         if (has == 0)
-            return fail(err, errlen, RM_ERR_JWT_ISSUER, "token has no iss claim");
+            return rm_config_fail(err, errlen, RM_ERR_JWT_ISSUER, "token has no iss claim");
         if (strcmp(iss, opts->issuer) != 0)
-            return fail(err, errlen, RM_ERR_JWT_ISSUER, "token's issuer '%s' is not the expected one", shown(tmp, iss));
+            return rm_config_fail(err, errlen, RM_ERR_JWT_ISSUER, "token's issuer '%s' is not the expected one",
+                                  shown(tmp, iss));
     }
     if (iss != NULL) {
         if (strlen(iss) >= sizeof(claims->issuer))
-            return fail(err, errlen, RM_ERR_JWT_ISSUER, "token's iss claim is longer than %zu bytes",
-                        sizeof(claims->issuer) - 1);
+            return rm_config_fail(err, errlen, RM_ERR_JWT_ISSUER, "token's iss claim is longer than %zu bytes",
+                                  sizeof(claims->issuer) - 1);
         strcpy(claims->issuer, iss);
     }
     return 0;
@@ -622,20 +613,22 @@ static int check_audience(const json_t *payload, const char *audience, char *err
     int found = 0;
 
     if (aud == NULL)
-        return fail(err, errlen, RM_ERR_JWT_AUDIENCE, "token has no aud claim");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_AUDIENCE, "token has no aud claim");
     if (json_is_string(aud)) {
         found = strcmp(json_string_value(aud), audience) == 0;
     } else if (json_is_array(aud)) {
         json_array_foreach(aud, i, v)
         {
             if (!json_is_string(v))
-                return fail(err, errlen, RM_ERR_JWT_AUDIENCE, "token's aud array holds something other than strings");
+                return rm_config_fail(err, errlen, RM_ERR_JWT_AUDIENCE,
+                                      "token's aud array holds something other than strings");
             found |= strcmp(json_string_value(v), audience) == 0;
         }
     } else {
-        return fail(err, errlen, RM_ERR_JWT_AUDIENCE, "token's aud claim is neither a string nor an array");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_AUDIENCE, "token's aud claim is neither a string nor an array");
     }
-    return found ? 0 : fail(err, errlen, RM_ERR_JWT_AUDIENCE, "token is not meant for audience '%s'", audience);
+    return found ? 0
+                 : rm_config_fail(err, errlen, RM_ERR_JWT_AUDIENCE, "token is not meant for audience '%s'", audience);
 }
 
 /* Copies the string member `name` of `obj`, which `valid` must accept, into dst (of `size` bytes). `what` names
@@ -647,10 +640,10 @@ static int claim_name(const json_t *obj, const char *name, const char *what, con
     char tmp[SHOWN_MAX + 4];
 
     if (member_string(obj, name, &s) != 1)
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS, "token has no kubernetes.io %s string", what);
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "token has no kubernetes.io %s string", what);
     if (!valid(s) || strlen(s) >= size)
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS, "token's kubernetes.io %s '%s' is not %s", what, shown(tmp, s),
-                    rule);
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "token's kubernetes.io %s '%s' is not %s", what,
+                              shown(tmp, s), rule);
     strcpy(dst, s);
     return 0;
 }
@@ -670,18 +663,18 @@ static int check_kubernetes(const json_t *payload, rm_jwt_claims_t *claims, char
     int ret;
 
     if (!json_is_object(k8s))
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS, "token has no kubernetes.io claim object");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "token has no kubernetes.io claim object");
     if ((ret = claim_name(k8s, "namespace", "namespace", LABEL, is_namespace, claims->namespace_,
                           sizeof(claims->namespace_), err, errlen)) != 0)
         return ret;
     if (!json_is_object(sa = json_object_get(k8s, "serviceaccount")))
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS, "token has no kubernetes.io serviceaccount object");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "token has no kubernetes.io serviceaccount object");
     if ((ret = claim_name(sa, "name", "serviceaccount.name", SUBDOMAIN, is_dns_subdomain, claims->service_account,
                           sizeof(claims->service_account), err, errlen)) != 0)
         return ret;
     if ((pod = json_object_get(k8s, "pod")) != NULL) {
         if (!json_is_object(pod))
-            return fail(err, errlen, RM_ERR_JWT_CLAIMS, "token's kubernetes.io pod claim is not an object");
+            return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "token's kubernetes.io pod claim is not an object");
         if ((ret = claim_name(pod, "name", "pod.name", SUBDOMAIN, is_dns_subdomain, claims->pod_name,
                               sizeof(claims->pod_name), err, errlen)) != 0 ||
             (ret = claim_name(pod, "uid", "pod.uid", "a UID", is_uid, claims->pod_uid, sizeof(claims->pod_uid), err,
@@ -691,14 +684,14 @@ static int check_kubernetes(const json_t *payload, rm_jwt_claims_t *claims, char
 
     /* sub must name the same service account: "system:serviceaccount:<ns>:<sa>" */
     if (member_string(payload, "sub", &sub) != 1)
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS, "token has no sub string");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "token has no sub string");
     ns_len = strlen(claims->namespace_);
     if (strncmp(sub, SUB_PREFIX, sizeof(SUB_PREFIX) - 1) != 0 ||
         strncmp(sub + sizeof(SUB_PREFIX) - 1, claims->namespace_, ns_len) != 0 ||
         sub[sizeof(SUB_PREFIX) - 1 + ns_len] != ':' ||
         strcmp(sub + sizeof(SUB_PREFIX) + ns_len, claims->service_account) != 0)
-        return fail(err, errlen, RM_ERR_JWT_CLAIMS, "token's sub '%s' does not name service account %s/%s",
-                    shown(tmp, sub), claims->namespace_, claims->service_account);
+        return rm_config_fail(err, errlen, RM_ERR_JWT_CLAIMS, "token's sub '%s' does not name service account %s/%s",
+                              shown(tmp, sub), claims->namespace_, claims->service_account);
     return 0;
 }
 
@@ -710,13 +703,14 @@ static int decode_part(const char *p, size_t len, const char *what, uint8_t **ra
     int ret;
 
     if ((ret = b64url_decode(p, len, raw, raw_len)) != 0)
-        return ret == -ENOMEM ? ret : fail(err, errlen, RM_ERR_JWT_MALFORMED, "token's %s is not base64url", what);
+        return ret == -ENOMEM ? ret
+                              : rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "token's %s is not base64url", what);
     if (obj == NULL)
         return 0;
     if (*raw_len == 0 || (*obj = json_loadb((const char *)*raw, *raw_len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        return fail(err, errlen, RM_ERR_JWT_MALFORMED, "token's %s is not JSON", what);
+        return rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "token's %s is not JSON", what);
     if (!json_is_object(*obj))
-        return fail(err, errlen, RM_ERR_JWT_MALFORMED, "token's %s is not a JSON object", what);
+        return rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "token's %s is not a JSON object", what);
     return 0;
 }
 
@@ -731,20 +725,21 @@ int rm_jwt_verify(const rm_jwks_t *jwks, const char *token, size_t len, const rm
     char tmp[SHOWN_MAX + 4];
     int alg, ret;
 
-    fail(err, errlen, 0, "%s", "");
+    rm_config_fail(err, errlen, 0, "%s", "");
     if (claims != NULL)
         memset(claims, 0, sizeof(*claims));
     if (jwks == NULL || token == NULL || opts == NULL || opts->audience == NULL || claims == NULL)
-        return fail(err, errlen, -EINVAL, "token verification needs a JWKS, a token, an audience and a claims buffer");
+        return rm_config_fail(err, errlen, -EINVAL,
+                              "token verification needs a JWKS, a token, an audience and a claims buffer");
     memset(&got, 0, sizeof(got));
 
     /* structure: three base64url parts, the first two JSON objects */
     if (len > TOKEN_MAX)
-        return fail(err, errlen, RM_ERR_JWT_MALFORMED, "token is longer than %u bytes", TOKEN_MAX);
+        return rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "token is longer than %u bytes", TOKEN_MAX);
     if ((dot1 = memchr(token, '.', len)) == NULL ||
         (dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))) == NULL ||
         memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL)
-        return fail(err, errlen, RM_ERR_JWT_MALFORMED, "token is not three dot-separated parts");
+        return rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "token is not three dot-separated parts");
     if ((ret = decode_part(token, (size_t)(dot1 - token), "header", &header_raw, &header_len, &header, err, errlen)) !=
             0 ||
         (ret = decode_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), "payload", &payload_raw, &payload_len, &payload, err,
@@ -755,7 +750,7 @@ int rm_jwt_verify(const rm_jwks_t *jwks, const char *token, size_t len, const rm
 
     /* alg, and no extension we would have to understand */
     if (member_string(header, "alg", &alg_name) != 1) {
-        ret = fail(err, errlen, RM_ERR_JWT_ALG, "token header has no alg string");
+        ret = rm_config_fail(err, errlen, RM_ERR_JWT_ALG, "token header has no alg string");
         goto Exit;
     }
     if (strcmp(alg_name, "ES256") == 0) {
@@ -763,16 +758,17 @@ int rm_jwt_verify(const rm_jwks_t *jwks, const char *token, size_t len, const rm
     } else if (strcmp(alg_name, "RS256") == 0) {
         alg = ALG_RS256;
     } else {
-        ret = fail(err, errlen, RM_ERR_JWT_ALG, "token alg '%s' is not accepted (only ES256 and RS256)",
-                   shown(tmp, alg_name));
+        ret = rm_config_fail(err, errlen, RM_ERR_JWT_ALG, "token alg '%s' is not accepted (only ES256 and RS256)",
+                             shown(tmp, alg_name));
         goto Exit;
     }
     if (json_object_get(header, "crit") != NULL) {
-        ret = fail(err, errlen, RM_ERR_JWT_MALFORMED, "token header has crit extensions, none of which are supported");
+        ret = rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED,
+                             "token header has crit extensions, none of which are supported");
         goto Exit;
     }
     if (member_string(header, "kid", &kid) < 0) {
-        ret = fail(err, errlen, RM_ERR_JWT_MALFORMED, "token header's kid is not a string");
+        ret = rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "token header's kid is not a string");
         goto Exit;
     }
 
@@ -792,13 +788,13 @@ int rm_jwt_verify(const rm_jwks_t *jwks, const char *token, size_t len, const rm
             ret = 0;
     }
     if (tried == 0) {
-        ret = kid != NULL ? fail(err, errlen, RM_ERR_JWT_UNKNOWN_KEY, "no %s key with kid '%s' in the JWKS", alg_name,
-                                 shown(tmp, kid))
-                          : fail(err, errlen, RM_ERR_JWT_UNKNOWN_KEY, "no %s key in the JWKS", alg_name);
+        ret = kid != NULL ? rm_config_fail(err, errlen, RM_ERR_JWT_UNKNOWN_KEY, "no %s key with kid '%s' in the JWKS",
+                                           alg_name, shown(tmp, kid))
+                          : rm_config_fail(err, errlen, RM_ERR_JWT_UNKNOWN_KEY, "no %s key in the JWKS", alg_name);
         goto Exit;
     }
     if (ret != 0) {
-        ret = fail(err, errlen, RM_ERR_JWT_SIGNATURE, "token signature does not verify");
+        ret = rm_config_fail(err, errlen, RM_ERR_JWT_SIGNATURE, "token signature does not verify");
         goto Exit;
     }
 

@@ -12,6 +12,7 @@
  * the rules that are not indexed and at those filed under the request's values, each candidate list only up to the
  * best match so far, so the first match in decision order decides as if every rule had been tried. */
 #include "ringmesh/policy.h"
+#include "ringmesh/config.h"
 #include "ringmesh/error.h"
 
 #include <errno.h>
@@ -21,10 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define HEADER_JOIN_MAX    8192 /* bytes of a repeated header's values joined with "," (docs/authorization.md) */
-
-int rm__policy_parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix);
-int rm__policy_parse_port(const char *s, uint16_t *out);
+#define HEADER_JOIN_MAX 8192 /* bytes of a repeated header's values joined with "," (docs/authorization.md) */
 
 typedef enum {
     ATTR_PRINCIPAL = 0,
@@ -285,7 +283,7 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
             unsigned prefix;
             GROW(c, cidrs, num_cidrs, cap_cidrs);
             cidr_t *b = &c->e->cidrs[c->e->num_cidrs];
-            if (rm__policy_parse_cidr(values->v[i], b->addr, &prefix) != 0)
+            if (rm_config_parse_cidr(values->v[i], b->addr, &prefix) != 0)
                 return compile_error(c, "%s: \"%s\" is not an IP address or CIDR block", what, values->v[i]);
             b->prefix = (uint8_t)prefix;
             b->v4 = strchr(values->v[i], ':') == NULL;
@@ -296,7 +294,7 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
         cd.first = (uint32_t)c->e->num_ports;
         for (size_t i = 0; i < values->n; i++) {
             GROW(c, ports, num_ports, cap_ports);
-            if (rm__policy_parse_port(values->v[i], &c->e->ports[c->e->num_ports]) != 0)
+            if (rm_config_parse_port(values->v[i], &c->e->ports[c->e->num_ports]) != 0)
                 return compile_error(c, "%s: \"%s\" is not a port number", what, values->v[i]);
             c->e->num_ports++;
         }

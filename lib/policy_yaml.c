@@ -18,408 +18,13 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-#include "ringmesh/file_read.h"
+#include "ringmesh/config.h"
+#include "ringmesh/yaml_load.h"
 
-#define POLICY_FILE_MAX   (4u << 20)
-#define POLICY_STRING_MAX 4096u
-#define POLICY_PATH_MAX   512u
-#define POLICY_NODES_MAX  200000u /* nodes per document: far above any real policy */
-
-typedef struct st_loader_t {
-    rm_policy_diags_t *diags;
-    const char *file;
-    yaml_document_t *doc;
-    unsigned errors;
-    int oom;
-} loader_t;
-
-/* ------------------------------------------------------------------ findings */
-
-static char *dup_str(const char *s)
-{
-    return s != NULL ? strdup(s) : NULL;
-}
-
-void rm_policy_diags_clear(rm_policy_diags_t *d)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        free(d->d[i].file);
-        free(d->d[i].path);
-        free(d->d[i].message);
-    }
-    free(d->d);
-    memset(d, 0, sizeof(*d));
-}
-
-void rm_policy_diag_format(const rm_policy_diag_t *d, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s:%u:%u: %s%s%s%s", d->file != NULL ? d->file : "-", d->line, d->column,
-             d->path != NULL && d->path[0] ? d->path : "", d->path != NULL && d->path[0] ? ": " : "",
-             d->warning ? "warning: " : "", d->message);
-}
-
-static int diag_add(rm_policy_diags_t *diags, int warning, const char *file, unsigned line, unsigned column,
-                    const char *path, const char *msg)
-{
-    rm_policy_diag_t *nd = realloc(diags->d, (diags->n + 1) * sizeof(*nd));
-    if (nd == NULL)
-        return -ENOMEM;
-    diags->d = nd;
-    rm_policy_diag_t *d = &diags->d[diags->n];
-    d->warning = warning;
-    d->file = dup_str(file);
-    d->line = line;
-    d->column = column;
-    d->path = dup_str(path);
-    d->message = dup_str(msg);
-    if (d->message == NULL) {
-        free(d->file);
-        free(d->path);
-        return -ENOMEM;
-    }
-    diags->n++;
-    if (!warning)
-        diags->num_errors++;
-    return 0;
-}
-
-/* Messages quote values from the document: keep them printable and short. */
-static const char *quoted(char *buf, size_t len, const char *s)
-{
-    size_t o = 0;
-    buf[o++] = '"';
-    for (; *s != '\0' && o + 5 < len; s++)
-        buf[o++] = (unsigned char)*s >= 0x20 && *s != 0x7f && *s != '"' ? *s : '?';
-    if (*s != '\0' && o + 4 < len)
-        buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
-    buf[o++] = '"';
-    buf[o] = '\0';
-    return buf;
-}
-
-__attribute__((format(printf, 5, 6))) static void report(loader_t *ld, int warning, const yaml_node_t *at,
-                                                         const char *path, const char *fmt, ...)
-{
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (diag_add(ld->diags, warning, ld->file, at != NULL ? (unsigned)at->start_mark.line + 1 : 0,
-                 at != NULL ? (unsigned)at->start_mark.column + 1 : 0, path, msg) != 0)
-        ld->oom = 1;
-    if (!warning)
-        ld->errors++;
-}
-
-/* ------------------------------------------------------------------ node access */
-
-static yaml_node_t *node(loader_t *ld, int id)
-{
-    return yaml_document_get_node(ld->doc, id);
-}
-
-static const char *type_word(const yaml_node_t *n)
-{
-    switch (n->type) {
-    case YAML_SCALAR_NODE:
-        return "a scalar";
-    case YAML_SEQUENCE_NODE:
-        return "a list";
-    case YAML_MAPPING_NODE:
-        return "a mapping";
-    default:
-        return "nothing";
-    }
-}
-
-static int is_null(const yaml_node_t *n)
-{
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return 0;
-    const char *v = (const char *)n->data.scalar.value;
-    return strcmp(v, "") == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
-           strcmp(v, "NULL") == 0;
-}
-
-static int want_type(loader_t *ld, const yaml_node_t *n, yaml_node_type_t t, const char *path)
-{
-    if (n->type == t)
-        return 1;
-    report(ld, 0, n, path, "want %s, got %s",
-           t == YAML_SCALAR_NODE     ? "a string"
-           : t == YAML_SEQUENCE_NODE ? "a list"
-                                     : "a mapping",
-           type_word(n));
-    return 0;
-}
-
-/* A mapping's keys: every key a plain string, none twice, none outside `known` (NULL: any key). */
-static int check_keys(loader_t *ld, const yaml_node_t *map, const char *path, const char *const *known,
-                      const char *unsupported_why)
-{
-    int ok = 1;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node(ld, p->key);
-        char q[160];
-        if (k->type != YAML_SCALAR_NODE) {
-            report(ld, 0, k, path, "keys must be strings, got %s", type_word(k));
-            ok = 0;
-            continue;
-        }
-        const char *ks = (const char *)k->data.scalar.value;
-        for (yaml_node_pair_t *o = map->data.mapping.pairs.start; o < p; o++) {
-            yaml_node_t *ok2 = node(ld, o->key);
-            if (ok2->type == YAML_SCALAR_NODE && strcmp((const char *)ok2->data.scalar.value, ks) == 0) {
-                report(ld, 0, k, path, "field %s appears twice", quoted(q, sizeof(q), ks));
-                ok = 0;
-            }
-        }
-        if (known == NULL)
-            continue;
-        int found = 0;
-        for (size_t i = 0; known[i] != NULL && !found; i++)
-            found = strcmp(known[i], ks) == 0;
-        if (!found) {
-            char list[512];
-            size_t o = 0;
-            for (size_t i = 0; known[i] != NULL && o < sizeof(list) - 1; i++) {
-                int w = snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", known[i]);
-                o += w > 0 ? (size_t)w : 0;
-            }
-            if (unsupported_why != NULL && strstr(unsupported_why, ks) != NULL)
-                report(ld, 0, k, path, "field %s is not supported: %s", quoted(q, sizeof(q), ks), unsupported_why);
-            else
-                report(ld, 0, k, path, "unknown field %s (known: %s)", quoted(q, sizeof(q), ks), list);
-            ok = 0;
-        }
-    }
-    return ok;
-}
-
-static yaml_node_t *map_get(loader_t *ld, const yaml_node_t *map, const char *key)
-{
-    if (map == NULL || map->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node(ld, p->key);
-        if (k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, key) == 0)
-            return node(ld, p->value);
-    }
-    return NULL;
-}
+#include "policy_yaml_internal.h"
 
 /* Field paths are for messages: one cut short at POLICY_PATH_MAX is still useful, so truncation is intended. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
-
-static void child_path(char *out, const char *path, const char *key)
-{
-    snprintf(out, POLICY_PATH_MAX, "%s%s%s", path, path[0] ? "." : "", key);
-}
-
-static void index_path(char *out, const char *path, size_t i)
-{
-    snprintf(out, POLICY_PATH_MAX, "%s[%zu]", path, i);
-}
-
-/* A scalar as a new string; NULL (with a finding) when it is not one or is too long. */
-static char *scalar(loader_t *ld, const yaml_node_t *n, const char *path)
-{
-    if (!want_type(ld, n, YAML_SCALAR_NODE, path))
-        return NULL;
-    if (n->data.scalar.length > POLICY_STRING_MAX) {
-        report(ld, 0, n, path, "value longer than %u bytes", POLICY_STRING_MAX);
-        return NULL;
-    }
-    if (memchr(n->data.scalar.value, '\0', n->data.scalar.length) != NULL) {
-        report(ld, 0, n, path, "value contains a NUL character");
-        return NULL;
-    }
-    char *s = strdup((const char *)n->data.scalar.value);
-    if (s == NULL)
-        ld->oom = 1;
-    return s;
-}
-
-static void strlist_clear(rm_strlist_t *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-/* ------------------------------------------------------------------ value checks */
-
-/* Istio's string match forms: "x", "x*", "*x", "*". A '*' anywhere else is an error, as in Istio. */
-static int check_match_form(loader_t *ld, const yaml_node_t *n, const char *path, const char *v)
-{
-    size_t len = strlen(v);
-    char q[160];
-    if (len == 0) {
-        report(ld, 0, n, path, "empty value: write \"*\" to match any value");
-        return 0;
-    }
-    for (size_t i = 1; i + 1 < len; i++) {
-        if (v[i] == '*') {
-            report(ld, 0, n, path,
-                   "%s: '*' may only be the first or the last character (prefix \"x*\", suffix \"*x\", "
-                   "presence \"*\")",
-                   quoted(q, sizeof(q), v));
-            return 0;
-        }
-    }
-    if (len >= 2 && v[0] == '*' && v[len - 1] == '*') {
-        report(ld, 0, n, path, "%s: a value cannot be both a prefix and a suffix match", quoted(q, sizeof(q), v));
-        return 0;
-    }
-    return 1;
-}
-
-static int parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix)
-{
-    char buf[64];
-    const char *slash = strchr(s, '/');
-    size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
-    unsigned max;
-    if (alen == 0 || alen >= sizeof(buf))
-        return -EINVAL;
-    memcpy(buf, s, alen);
-    buf[alen] = '\0';
-    if (inet_pton(AF_INET6, buf, addr) == 1) {
-        max = 128;
-    } else {
-        uint8_t v4[4];
-        if (inet_pton(AF_INET, buf, v4) != 1)
-            return -EINVAL;
-        memset(addr, 0, 10);
-        addr[10] = addr[11] = 0xff;
-        memcpy(addr + 12, v4, 4);
-        max = 32;
-    }
-    if (slash == NULL) {
-        *prefix = max;
-    } else {
-        char *end;
-        const char *p = slash + 1;
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        unsigned long v = strtoul(p, &end, 10);
-        if (*end != '\0' || v > max)
-            return -EINVAL;
-        *prefix = (unsigned)v;
-    }
-    if (max == 32)
-        *prefix += 96;
-    return 0;
-}
-
-int rm__policy_parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix)
-{
-    return parse_cidr(s, addr, prefix);
-}
-
-int rm_authz_ip_parse(const char *s, uint8_t out[16])
-{
-    unsigned prefix;
-    if (strchr(s, '/') != NULL || parse_cidr(s, out, &prefix) != 0)
-        return -EINVAL;
-    return 0;
-}
-
-static int parse_port(const char *s, uint16_t *out)
-{
-    unsigned long v = 0;
-    if (*s == '\0' || strlen(s) > 5)
-        return -EINVAL;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        v = v * 10 + (unsigned long)(*p - '0');
-    }
-    if (v < 1 || v > 65535)
-        return -EINVAL;
-    *out = (uint16_t)v;
-    return 0;
-}
-
-int rm__policy_parse_port(const char *s, uint16_t *out)
-{
-    return parse_port(s, out);
-}
-
-typedef enum { VAL_MATCH = 0, VAL_IP, VAL_PORT, VAL_METHOD, VAL_PATH, VAL_NAMESPACE } value_kind_t;
-
-static int check_value(loader_t *ld, const yaml_node_t *n, const char *path, const char *v, value_kind_t kind)
-{
-    char q[160];
-    uint8_t a[16];
-    unsigned prefix;
-    uint16_t port;
-    switch (kind) {
-    case VAL_IP:
-        if (parse_cidr(v, a, &prefix) != 0) {
-            report(ld, 0, n, path, "%s is not an IP address or CIDR block", quoted(q, sizeof(q), v));
-            return 0;
-        }
-        return 1;
-    case VAL_PORT:
-        if (parse_port(v, &port) != 0) {
-            report(ld, 0, n, path, "%s is not a port number (1-65535)", quoted(q, sizeof(q), v));
-            return 0;
-        }
-        return 1;
-    case VAL_PATH:
-        if (!check_match_form(ld, n, path, v))
-            return 0;
-        if (v[0] != '/' && v[0] != '*') {
-            report(ld, 0, n, path, "%s: a path must begin with '/' (or '*' for a suffix match)",
-                   quoted(q, sizeof(q), v));
-            return 0;
-        }
-        return 1;
-    case VAL_METHOD:
-    case VAL_NAMESPACE:
-    case VAL_MATCH:
-        return check_match_form(ld, n, path, v);
-    }
-    return 1;
-}
-
-/* A list of strings (a single scalar is refused, as in Istio's schema). Returns 1 when it was read cleanly. */
-static int read_strlist(loader_t *ld, const yaml_node_t *n, const char *path, rm_strlist_t *out, value_kind_t kind)
-{
-    char ip[POLICY_PATH_MAX];
-    int ok = 1;
-    if (is_null(n))
-        return 1;
-    if (!want_type(ld, n, YAML_SEQUENCE_NODE, path))
-        return 0;
-    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    if (cnt == 0)
-        return 1;
-    if ((out->v = calloc(cnt, sizeof(char *))) == NULL) {
-        ld->oom = 1;
-        return 0;
-    }
-    for (size_t i = 0; i < cnt; i++) {
-        yaml_node_t *e = node(ld, n->data.sequence.items.start[i]);
-        index_path(ip, path, i);
-        char *s = scalar(ld, e, ip);
-        if (s == NULL) {
-            ok = 0;
-            continue;
-        }
-        if (!check_value(ld, e, ip, s, kind)) {
-            free(s);
-            ok = 0;
-            continue;
-        }
-        out->v[out->n++] = s;
-    }
-    return ok;
-}
 
 /* ------------------------------------------------------------------ the spec */
 
@@ -438,11 +43,11 @@ static int read_list_fields(loader_t *ld, const yaml_node_t *n, const char *path
     char cp[POLICY_PATH_MAX];
     int ok = 1;
     for (size_t i = 0; i < num; i++) {
-        yaml_node_t *v = map_get(ld, n, f[i].key);
+        yaml_node_t *v = rm__policy_map_get(ld, n, f[i].key);
         if (v == NULL)
             continue;
-        child_path(cp, path, f[i].key);
-        if (!read_strlist(ld, v, cp, f[i].list, f[i].kind))
+        rm__policy_child_path(cp, path, f[i].key);
+        if (!rm__policy_read_strlist(ld, v, cp, f[i].list, f[i].kind))
             ok = 0;
         if (f[i].list->n > 0)
             (*fields)++;
@@ -463,25 +68,27 @@ static int read_source(loader_t *ld, const yaml_node_t *n, const char *path, rm_
         {"namespaces", &s->namespaces, VAL_NAMESPACE}, {"notNamespaces", &s->not_namespaces, VAL_NAMESPACE},
         {"ipBlocks", &s->ip_blocks, VAL_IP},           {"notIpBlocks", &s->not_ip_blocks, VAL_IP},
     };
-    if (!want_type(ld, n, YAML_MAPPING_NODE, path))
+    if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
         return 0;
     for (const char *const *k = source_keys + 6; *k != NULL; k++) {
-        yaml_node_t *v = map_get(ld, n, *k);
+        yaml_node_t *v = rm__policy_map_get(ld, n, *k);
         if (v != NULL) {
-            child_path(cp, path, *k);
-            report(ld, 0, v, cp,
-                   "not supported: %s needs request authentication (JWT) or a trusted X-Forwarded-For, which the "
-                   "mesh does not provide",
-                   *k);
+            rm__policy_child_path(cp, path, *k);
+            rm__policy_report(
+                ld, 0, v, cp,
+                "not supported: %s needs request authentication (JWT) or a trusted X-Forwarded-For, which the "
+                "mesh does not provide",
+                *k);
             ok = 0;
         }
     }
-    if (!check_keys(ld, n, path, source_keys, NULL))
+    if (!rm__policy_check_keys(ld, n, path, source_keys, NULL))
         ok = 0;
     if (!read_list_fields(ld, n, path, f, sizeof(f) / sizeof(f[0]), &fields))
         ok = 0;
     if (ok && fields == 0) {
-        report(ld, 0, n, path, "a source must set at least one field (a rule without `from` matches every source)");
+        rm__policy_report(ld, 0, n, path,
+                          "a source must set at least one field (a rule without `from` matches every source)");
         ok = 0;
     }
     return ok;
@@ -499,14 +106,15 @@ static int read_operation(loader_t *ld, const yaml_node_t *n, const char *path, 
         {"methods", &o->methods, VAL_METHOD}, {"notMethods", &o->not_methods, VAL_METHOD},
         {"paths", &o->paths, VAL_PATH},       {"notPaths", &o->not_paths, VAL_PATH},
     };
-    if (!want_type(ld, n, YAML_MAPPING_NODE, path))
+    if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
         return 0;
-    if (!check_keys(ld, n, path, operation_keys, NULL))
+    if (!rm__policy_check_keys(ld, n, path, operation_keys, NULL))
         ok = 0;
     if (!read_list_fields(ld, n, path, f, sizeof(f) / sizeof(f[0]), &fields))
         ok = 0;
     if (ok && fields == 0) {
-        report(ld, 0, n, path, "an operation must set at least one field (a rule without `to` matches every request)");
+        rm__policy_report(ld, 0, n, path,
+                          "an operation must set at least one field (a rule without `to` matches every request)");
         ok = 0;
     }
     return ok;
@@ -563,35 +171,35 @@ static int read_condition(loader_t *ld, const yaml_node_t *n, const char *path, 
     int ok = 1;
     value_kind_t kind = VAL_MATCH;
     const char *why;
-    if (!want_type(ld, n, YAML_MAPPING_NODE, path))
+    if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
         return 0;
-    if (!check_keys(ld, n, path, keys, NULL))
+    if (!rm__policy_check_keys(ld, n, path, keys, NULL))
         ok = 0;
-    yaml_node_t *k = map_get(ld, n, "key");
-    child_path(cp, path, "key");
+    yaml_node_t *k = rm__policy_map_get(ld, n, "key");
+    rm__policy_child_path(cp, path, "key");
     if (k == NULL) {
-        report(ld, 0, n, path, "a condition needs a key");
+        rm__policy_report(ld, 0, n, path, "a condition needs a key");
         return 0;
     }
-    if ((c->key = scalar(ld, k, cp)) == NULL)
+    if ((c->key = rm__policy_scalar(ld, k, cp)) == NULL)
         return 0;
     if (!condition_key_kind(c->key, &kind, &why)) {
-        report(ld, 0, k, cp, "%s: %s", quoted(q, sizeof(q), c->key), why);
+        rm__policy_report(ld, 0, k, cp, "%s: %s", rm__policy_quoted(q, sizeof(q), c->key), why);
         ok = 0;
     }
-    yaml_node_t *v = map_get(ld, n, "values"), *nv = map_get(ld, n, "notValues");
+    yaml_node_t *v = rm__policy_map_get(ld, n, "values"), *nv = rm__policy_map_get(ld, n, "notValues");
     if (v != NULL) {
-        child_path(cp, path, "values");
-        if (!read_strlist(ld, v, cp, &c->values, kind))
+        rm__policy_child_path(cp, path, "values");
+        if (!rm__policy_read_strlist(ld, v, cp, &c->values, kind))
             ok = 0;
     }
     if (nv != NULL) {
-        child_path(cp, path, "notValues");
-        if (!read_strlist(ld, nv, cp, &c->not_values, kind))
+        rm__policy_child_path(cp, path, "notValues");
+        if (!rm__policy_read_strlist(ld, nv, cp, &c->not_values, kind))
             ok = 0;
     }
     if (ok && c->values.n == 0 && c->not_values.n == 0) {
-        report(ld, 0, n, path, "a condition needs values or notValues");
+        rm__policy_report(ld, 0, n, path, "a condition needs values or notValues");
         ok = 0;
     }
     return ok;
@@ -605,11 +213,9 @@ static int read_wrapped_list(loader_t *ld, const yaml_node_t *n, const char *pat
     char ep[POLICY_PATH_MAX], ip[POLICY_PATH_MAX];
     const char *keys[] = {inner, NULL};
     int ok = 1;
-    if (is_null(n))
-        return 1;
-    if (!want_type(ld, n, YAML_SEQUENCE_NODE, path))
+    size_t cnt;
+    if (!rm__policy_list_len(ld, n, path, &cnt))
         return 0;
-    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (cnt == 0)
         return 1;
     uint8_t *arr = calloc(cnt, elem_size);
@@ -620,18 +226,18 @@ static int read_wrapped_list(loader_t *ld, const yaml_node_t *n, const char *pat
     *out = arr;
     *num = cnt;
     for (size_t i = 0; i < cnt; i++) {
-        yaml_node_t *e = node(ld, n->data.sequence.items.start[i]);
-        index_path(ep, path, i);
-        if (!want_type(ld, e, YAML_MAPPING_NODE, ep)) {
+        yaml_node_t *e = rm__policy_node(ld, n->data.sequence.items.start[i]);
+        rm__policy_index_path(ep, path, i);
+        if (!rm__policy_want_type(ld, e, YAML_MAPPING_NODE, ep)) {
             ok = 0;
             continue;
         }
-        if (!check_keys(ld, e, ep, keys, NULL))
+        if (!rm__policy_check_keys(ld, e, ep, keys, NULL))
             ok = 0;
-        yaml_node_t *v = map_get(ld, e, inner);
-        child_path(ip, ep, inner);
-        if (v == NULL || is_null(v)) {
-            report(ld, 0, e, ep, "`%s` must be set", inner);
+        yaml_node_t *v = rm__policy_map_get(ld, e, inner);
+        rm__policy_child_path(ip, ep, inner);
+        if (v == NULL || rm__policy_is_null(v)) {
+            rm__policy_report(ld, 0, e, ep, "`%s` must be set", inner);
             ok = 0;
             continue;
         }
@@ -656,28 +262,28 @@ static int read_rule(loader_t *ld, const yaml_node_t *n, const char *path, rm_au
     static const char *const keys[] = {"from", "to", "when", NULL};
     char cp[POLICY_PATH_MAX], ep[POLICY_PATH_MAX];
     int ok = 1;
-    if (is_null(n))
+    if (rm__policy_is_null(n))
         return 1; /* "- {}" written as "-": an empty rule, which matches everything */
-    if (!want_type(ld, n, YAML_MAPPING_NODE, path))
+    if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
         return 0;
-    if (!check_keys(ld, n, path, keys, NULL))
+    if (!rm__policy_check_keys(ld, n, path, keys, NULL))
         ok = 0;
     yaml_node_t *v;
-    if ((v = map_get(ld, n, "from")) != NULL) {
-        child_path(cp, path, "from");
+    if ((v = rm__policy_map_get(ld, n, "from")) != NULL) {
+        rm__policy_child_path(cp, path, "from");
         if (!read_wrapped_list(ld, v, cp, "source", (void **)&r->from, &r->num_from, sizeof(rm_authz_source_t),
                                read_source_v))
             ok = 0;
     }
-    if ((v = map_get(ld, n, "to")) != NULL) {
-        child_path(cp, path, "to");
+    if ((v = rm__policy_map_get(ld, n, "to")) != NULL) {
+        rm__policy_child_path(cp, path, "to");
         if (!read_wrapped_list(ld, v, cp, "operation", (void **)&r->to, &r->num_to, sizeof(rm_authz_operation_t),
                                read_operation_v))
             ok = 0;
     }
-    if ((v = map_get(ld, n, "when")) != NULL && !is_null(v)) {
-        child_path(cp, path, "when");
-        if (!want_type(ld, v, YAML_SEQUENCE_NODE, cp))
+    if ((v = rm__policy_map_get(ld, n, "when")) != NULL && !rm__policy_is_null(v)) {
+        rm__policy_child_path(cp, path, "when");
+        if (!rm__policy_want_type(ld, v, YAML_SEQUENCE_NODE, cp))
             return 0;
         size_t cnt = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
         if (cnt > 0) {
@@ -687,8 +293,8 @@ static int read_rule(loader_t *ld, const yaml_node_t *n, const char *path, rm_au
             }
             r->num_when = cnt;
             for (size_t i = 0; i < cnt; i++) {
-                index_path(ep, cp, i);
-                if (!read_condition(ld, node(ld, v->data.sequence.items.start[i]), ep, &r->when[i]))
+                rm__policy_index_path(ep, cp, i);
+                if (!read_condition(ld, rm__policy_node(ld, v->data.sequence.items.start[i]), ep, &r->when[i]))
                     ok = 0;
             }
         }
@@ -700,9 +306,9 @@ static int read_labels(loader_t *ld, const yaml_node_t *n, const char *path, rm_
 {
     char cp[POLICY_PATH_MAX];
     int ok = 1;
-    if (is_null(n))
+    if (rm__policy_is_null(n))
         return 1;
-    if (!want_type(ld, n, YAML_MAPPING_NODE, path) || !check_keys(ld, n, path, NULL, NULL))
+    if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path) || !rm__policy_check_keys(ld, n, path, NULL, NULL))
         return 0;
     size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
     if (cnt == 0)
@@ -713,11 +319,11 @@ static int read_labels(loader_t *ld, const yaml_node_t *n, const char *path, rm_
     }
     for (size_t i = 0; i < cnt; i++) {
         yaml_node_pair_t *p = n->data.mapping.pairs.start + i;
-        yaml_node_t *k = node(ld, p->key), *v = node(ld, p->value);
+        yaml_node_t *k = rm__policy_node(ld, p->key), *v = rm__policy_node(ld, p->value);
         if (k->type != YAML_SCALAR_NODE)
             return 0;
-        child_path(cp, path, (const char *)k->data.scalar.value);
-        char *vs = scalar(ld, v, cp);
+        rm__policy_child_path(cp, path, (const char *)k->data.scalar.value);
+        char *vs = rm__policy_scalar(ld, v, cp);
         if (vs == NULL) {
             ok = 0;
             continue;
@@ -734,14 +340,14 @@ static int read_labels(loader_t *ld, const yaml_node_t *n, const char *path, rm_
 static int read_selector(loader_t *ld, const yaml_node_t *spec, int *has, rm_label_t **labels, size_t *num)
 {
     static const char *const keys[] = {"matchLabels", NULL};
-    yaml_node_t *sel = map_get(ld, spec, "selector");
-    if (sel == NULL || is_null(sel))
+    yaml_node_t *sel = rm__policy_map_get(ld, spec, "selector");
+    if (sel == NULL || rm__policy_is_null(sel))
         return 1;
     *has = 1;
-    if (!want_type(ld, sel, YAML_MAPPING_NODE, "spec.selector"))
+    if (!rm__policy_want_type(ld, sel, YAML_MAPPING_NODE, "spec.selector"))
         return 0;
-    int ok = check_keys(ld, sel, "spec.selector", keys, NULL);
-    yaml_node_t *ml = map_get(ld, sel, "matchLabels");
+    int ok = rm__policy_check_keys(ld, sel, "spec.selector", keys, NULL);
+    yaml_node_t *ml = rm__policy_map_get(ld, sel, "matchLabels");
     if (ml != NULL && !read_labels(ld, ml, "spec.selector.matchLabels", labels, num))
         ok = 0;
     return ok;
@@ -750,31 +356,20 @@ static int read_selector(loader_t *ld, const yaml_node_t *spec, int *has, rm_lab
 static int read_bool_annotation(loader_t *ld, const yaml_node_t *ann, const char *key, uint8_t *out)
 {
     char cp[POLICY_PATH_MAX], q[64];
-    yaml_node_t *v = map_get(ld, ann, key);
+    yaml_node_t *v = rm__policy_map_get(ld, ann, key);
     if (v == NULL)
         return 1;
-    child_path(cp, "metadata.annotations", key);
+    rm__policy_child_path(cp, "metadata.annotations", key);
     if (v->type != YAML_SCALAR_NODE || (strcmp((const char *)v->data.scalar.value, "true") != 0 &&
                                         strcmp((const char *)v->data.scalar.value, "false") != 0)) {
-        report(ld, 0, v, cp, "want \"true\" or \"false\", got %s",
-               v->type == YAML_SCALAR_NODE ? quoted(q, sizeof(q), (const char *)v->data.scalar.value) : type_word(v));
+        rm__policy_report(ld, 0, v, cp, "want \"true\" or \"false\", got %s",
+                          v->type == YAML_SCALAR_NODE
+                              ? rm__policy_quoted(q, sizeof(q), (const char *)v->data.scalar.value)
+                              : rm__policy_type_word(v));
         return 0;
     }
     *out = strcmp((const char *)v->data.scalar.value, "true") == 0;
     return 1;
-}
-
-static int dns_label_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (c == '.' && max > 63)))
-            return 0;
-    }
-    return s[0] != '-' && s[n - 1] != '-' && s[0] != '.' && s[n - 1] != '.';
 }
 
 /* metadata: name (required), namespace (default "default"), annotations; other keys (labels, uid, ...) are
@@ -784,36 +379,40 @@ static int read_metadata(loader_t *ld, const yaml_node_t *root, char **ns, char 
 {
     char q[160];
     int ok = 1;
-    yaml_node_t *md = map_get(ld, root, "metadata");
+    yaml_node_t *md = rm__policy_map_get(ld, root, "metadata");
     if (md == NULL) {
-        report(ld, 0, root, "metadata", "metadata.name is required");
+        rm__policy_report(ld, 0, root, "metadata", "metadata.name is required");
         return 0;
     }
-    if (!want_type(ld, md, YAML_MAPPING_NODE, "metadata") || !check_keys(ld, md, "metadata", NULL, NULL))
+    if (!rm__policy_want_type(ld, md, YAML_MAPPING_NODE, "metadata") ||
+        !rm__policy_check_keys(ld, md, "metadata", NULL, NULL))
         return 0;
-    yaml_node_t *n = map_get(ld, md, "name");
+    yaml_node_t *n = rm__policy_map_get(ld, md, "name");
     if (n == NULL) {
-        report(ld, 0, md, "metadata", "metadata.name is required");
+        rm__policy_report(ld, 0, md, "metadata", "metadata.name is required");
         ok = 0;
-    } else if ((*name = scalar(ld, n, "metadata.name")) != NULL && !dns_label_ok(*name, 253)) {
-        report(ld, 0, n, "metadata.name", "%s is not a DNS subdomain name (lower-case letters, digits, '-', '.')",
-               quoted(q, sizeof(q), *name));
+    } else if ((*name = rm__policy_scalar(ld, n, "metadata.name")) != NULL && !rm_config_dns_subdomain_ok(*name)) {
+        rm__policy_report(ld, 0, n, "metadata.name",
+                          "%s is not a DNS subdomain name (lower-case letters, digits, '-', '.')",
+                          rm__policy_quoted(q, sizeof(q), *name));
         ok = 0;
     } else if (*name == NULL) {
         ok = 0;
     }
-    n = map_get(ld, md, "namespace");
+    n = rm__policy_map_get(ld, md, "namespace");
     if (n == NULL) {
         *ns = strdup("default");
-    } else if ((*ns = scalar(ld, n, "metadata.namespace")) != NULL && !dns_label_ok(*ns, 63)) {
-        report(ld, 0, n, "metadata.namespace", "%s is not a namespace name (DNS label)", quoted(q, sizeof(q), *ns));
+    } else if ((*ns = rm__policy_scalar(ld, n, "metadata.namespace")) != NULL &&
+               !rm_config_dns_label_ok(*ns, strlen(*ns))) {
+        rm__policy_report(ld, 0, n, "metadata.namespace", "%s is not a namespace name (DNS label)",
+                          rm__policy_quoted(q, sizeof(q), *ns));
         ok = 0;
     } else if (*ns == NULL) {
         ok = 0;
     }
-    yaml_node_t *ann = map_get(ld, md, "annotations");
-    if (ann != NULL && !is_null(ann)) {
-        if (!want_type(ld, ann, YAML_MAPPING_NODE, "metadata.annotations"))
+    yaml_node_t *ann = rm__policy_map_get(ld, md, "annotations");
+    if (ann != NULL && !rm__policy_is_null(ann)) {
+        if (!rm__policy_want_type(ld, ann, YAML_MAPPING_NODE, "metadata.annotations"))
             return 0;
         if (dry_run != NULL && (!read_bool_annotation(ld, ann, "ringmesh.io/dry-run", dry_run) ||
                                 !read_bool_annotation(ld, ann, "istio.io/dry-run", dry_run)))
@@ -828,21 +427,25 @@ static void rule_clear(rm_authz_rule_t *r)
 {
     for (size_t i = 0; i < r->num_from; i++) {
         rm_authz_source_t *s = &r->from[i];
-        strlist_clear(&s->principals), strlist_clear(&s->not_principals), strlist_clear(&s->namespaces);
-        strlist_clear(&s->not_namespaces), strlist_clear(&s->ip_blocks), strlist_clear(&s->not_ip_blocks);
+        rm__policy_strlist_clear(&s->principals), rm__policy_strlist_clear(&s->not_principals),
+            rm__policy_strlist_clear(&s->namespaces);
+        rm__policy_strlist_clear(&s->not_namespaces), rm__policy_strlist_clear(&s->ip_blocks),
+            rm__policy_strlist_clear(&s->not_ip_blocks);
     }
     free(r->from);
     for (size_t i = 0; i < r->num_to; i++) {
         rm_authz_operation_t *o = &r->to[i];
-        strlist_clear(&o->hosts), strlist_clear(&o->not_hosts), strlist_clear(&o->ports);
-        strlist_clear(&o->not_ports), strlist_clear(&o->methods), strlist_clear(&o->not_methods);
-        strlist_clear(&o->paths), strlist_clear(&o->not_paths);
+        rm__policy_strlist_clear(&o->hosts), rm__policy_strlist_clear(&o->not_hosts),
+            rm__policy_strlist_clear(&o->ports);
+        rm__policy_strlist_clear(&o->not_ports), rm__policy_strlist_clear(&o->methods),
+            rm__policy_strlist_clear(&o->not_methods);
+        rm__policy_strlist_clear(&o->paths), rm__policy_strlist_clear(&o->not_paths);
     }
     free(r->to);
     for (size_t i = 0; i < r->num_when; i++) {
         free(r->when[i].key);
-        strlist_clear(&r->when[i].values);
-        strlist_clear(&r->when[i].not_values);
+        rm__policy_strlist_clear(&r->when[i].values);
+        rm__policy_strlist_clear(&r->when[i].not_values);
     }
     free(r->when);
     memset(r, 0, sizeof(*r));
@@ -895,27 +498,29 @@ static int read_authz(loader_t *ld, const yaml_node_t *root, rm_authz_policy_t *
     static const char *const spec_keys[] = {"selector", "action", "rules", "targetRef", "targetRefs", "provider", NULL};
     char cp[POLICY_PATH_MAX], q[160];
     int ok = read_metadata(ld, root, &p->namespace_, &p->name, &p->dry_run, &p->log_allowed);
-    yaml_node_t *spec = map_get(ld, root, "spec");
-    if (spec == NULL || is_null(spec))
+    yaml_node_t *spec = rm__policy_map_get(ld, root, "spec");
+    if (spec == NULL || rm__policy_is_null(spec))
         return ok; /* no spec: ALLOW with no rules, Istio's "allow nothing" */
-    if (!want_type(ld, spec, YAML_MAPPING_NODE, "spec"))
+    if (!rm__policy_want_type(ld, spec, YAML_MAPPING_NODE, "spec"))
         return 0;
-    if (!check_keys(ld, spec, "spec", spec_keys, NULL))
+    if (!rm__policy_check_keys(ld, spec, "spec", spec_keys, NULL))
         ok = 0;
     yaml_node_t *v;
-    if ((v = map_get(ld, spec, "targetRef")) != NULL || (v = map_get(ld, spec, "targetRefs")) != NULL) {
-        report(ld, 0, v, "spec", "targetRef/targetRefs (Gateway API attachment) is not supported: use selector");
+    if ((v = rm__policy_map_get(ld, spec, "targetRef")) != NULL ||
+        (v = rm__policy_map_get(ld, spec, "targetRefs")) != NULL) {
+        rm__policy_report(ld, 0, v, "spec",
+                          "targetRef/targetRefs (Gateway API attachment) is not supported: use selector");
         ok = 0;
     }
-    if ((v = map_get(ld, spec, "provider")) != NULL) {
-        report(ld, 0, v, "spec.provider", "the CUSTOM action and external providers are not supported");
+    if ((v = rm__policy_map_get(ld, spec, "provider")) != NULL) {
+        rm__policy_report(ld, 0, v, "spec.provider", "the CUSTOM action and external providers are not supported");
         ok = 0;
     }
     if (!read_selector(ld, spec, &p->has_selector, &p->match_labels, &p->num_match_labels))
         ok = 0;
     p->action = RM_AUTHZ_ALLOW;
-    if ((v = map_get(ld, spec, "action")) != NULL && !is_null(v)) {
-        char *a = scalar(ld, v, "spec.action");
+    if ((v = rm__policy_map_get(ld, spec, "action")) != NULL && !rm__policy_is_null(v)) {
+        char *a = rm__policy_scalar(ld, v, "spec.action");
         if (a == NULL) {
             ok = 0;
         } else if (strcmp(a, "ALLOW") == 0) {
@@ -925,16 +530,17 @@ static int read_authz(loader_t *ld, const yaml_node_t *root, rm_authz_policy_t *
         } else if (strcmp(a, "AUDIT") == 0) {
             p->action = RM_AUTHZ_AUDIT;
         } else if (strcmp(a, "CUSTOM") == 0) {
-            report(ld, 0, v, "spec.action", "the CUSTOM action (external authorizer) is not supported");
+            rm__policy_report(ld, 0, v, "spec.action", "the CUSTOM action (external authorizer) is not supported");
             ok = 0;
         } else {
-            report(ld, 0, v, "spec.action", "%s is not an action (ALLOW, DENY or AUDIT)", quoted(q, sizeof(q), a));
+            rm__policy_report(ld, 0, v, "spec.action", "%s is not an action (ALLOW, DENY or AUDIT)",
+                              rm__policy_quoted(q, sizeof(q), a));
             ok = 0;
         }
         free(a);
     }
-    if ((v = map_get(ld, spec, "rules")) != NULL && !is_null(v)) {
-        if (!want_type(ld, v, YAML_SEQUENCE_NODE, "spec.rules"))
+    if ((v = rm__policy_map_get(ld, spec, "rules")) != NULL && !rm__policy_is_null(v)) {
+        if (!rm__policy_want_type(ld, v, YAML_SEQUENCE_NODE, "spec.rules"))
             return 0;
         size_t cnt = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
         if (cnt > 0) {
@@ -944,8 +550,8 @@ static int read_authz(loader_t *ld, const yaml_node_t *root, rm_authz_policy_t *
             }
             p->num_rules = cnt;
             for (size_t i = 0; i < cnt; i++) {
-                index_path(cp, "spec.rules", i);
-                if (!read_rule(ld, node(ld, v->data.sequence.items.start[i]), cp, &p->rules[i]))
+                rm__policy_index_path(cp, "spec.rules", i);
+                if (!read_rule(ld, rm__policy_node(ld, v->data.sequence.items.start[i]), cp, &p->rules[i]))
                     ok = 0;
             }
         }
@@ -958,15 +564,15 @@ static int read_mtls_mode(loader_t *ld, const yaml_node_t *mtls, const char *pat
     static const char *const keys[] = {"mode", NULL};
     char cp[POLICY_PATH_MAX], q[160];
     *out = RM_PEER_MTLS_UNSET;
-    if (is_null(mtls))
+    if (rm__policy_is_null(mtls))
         return 1;
-    if (!want_type(ld, mtls, YAML_MAPPING_NODE, path) || !check_keys(ld, mtls, path, keys, NULL))
+    if (!rm__policy_want_type(ld, mtls, YAML_MAPPING_NODE, path) || !rm__policy_check_keys(ld, mtls, path, keys, NULL))
         return 0;
-    yaml_node_t *m = map_get(ld, mtls, "mode");
+    yaml_node_t *m = rm__policy_map_get(ld, mtls, "mode");
     if (m == NULL)
         return 1;
-    child_path(cp, path, "mode");
-    char *s = scalar(ld, m, cp);
+    rm__policy_child_path(cp, path, "mode");
+    char *s = rm__policy_scalar(ld, m, cp);
     if (s == NULL)
         return 0;
     int ok = 1;
@@ -979,7 +585,8 @@ static int read_mtls_mode(loader_t *ld, const yaml_node_t *mtls, const char *pat
     else if (strcmp(s, "UNSET") == 0)
         *out = RM_PEER_MTLS_UNSET;
     else {
-        report(ld, 0, m, cp, "%s is not a mode (STRICT, PERMISSIVE, DISABLE or UNSET)", quoted(q, sizeof(q), s));
+        rm__policy_report(ld, 0, m, cp, "%s is not a mode (STRICT, PERMISSIVE, DISABLE or UNSET)",
+                          rm__policy_quoted(q, sizeof(q), s));
         ok = 0;
     }
     free(s);
@@ -991,24 +598,24 @@ static int read_peer_authn(loader_t *ld, const yaml_node_t *root, rm_peer_authn_
     static const char *const spec_keys[] = {"selector", "mtls", "portLevelMtls", NULL};
     char cp[POLICY_PATH_MAX], q[160];
     int ok = read_metadata(ld, root, &p->namespace_, &p->name, NULL, NULL);
-    yaml_node_t *spec = map_get(ld, root, "spec");
-    if (spec == NULL || is_null(spec))
+    yaml_node_t *spec = rm__policy_map_get(ld, root, "spec");
+    if (spec == NULL || rm__policy_is_null(spec))
         return ok;
-    if (!want_type(ld, spec, YAML_MAPPING_NODE, "spec"))
+    if (!rm__policy_want_type(ld, spec, YAML_MAPPING_NODE, "spec"))
         return 0;
-    if (!check_keys(ld, spec, "spec", spec_keys, NULL))
+    if (!rm__policy_check_keys(ld, spec, "spec", spec_keys, NULL))
         ok = 0;
     if (!read_selector(ld, spec, &p->has_selector, &p->match_labels, &p->num_match_labels))
         ok = 0;
     yaml_node_t *v;
-    if ((v = map_get(ld, spec, "mtls")) != NULL && !read_mtls_mode(ld, v, "spec.mtls", &p->mode))
+    if ((v = rm__policy_map_get(ld, spec, "mtls")) != NULL && !read_mtls_mode(ld, v, "spec.mtls", &p->mode))
         ok = 0;
-    if ((v = map_get(ld, spec, "portLevelMtls")) != NULL && !is_null(v)) {
-        if (!want_type(ld, v, YAML_MAPPING_NODE, "spec.portLevelMtls") ||
-            !check_keys(ld, v, "spec.portLevelMtls", NULL, NULL))
+    if ((v = rm__policy_map_get(ld, spec, "portLevelMtls")) != NULL && !rm__policy_is_null(v)) {
+        if (!rm__policy_want_type(ld, v, YAML_MAPPING_NODE, "spec.portLevelMtls") ||
+            !rm__policy_check_keys(ld, v, "spec.portLevelMtls", NULL, NULL))
             return 0;
         if (!p->has_selector || p->num_match_labels == 0) {
-            report(ld, 0, v, "spec.portLevelMtls", "portLevelMtls needs a workload selector with labels");
+            rm__policy_report(ld, 0, v, "spec.portLevelMtls", "portLevelMtls needs a workload selector with labels");
             ok = 0;
         }
         size_t cnt = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
@@ -1018,19 +625,20 @@ static int read_peer_authn(loader_t *ld, const yaml_node_t *root, rm_peer_authn_
         }
         for (size_t i = 0; i < cnt; i++) {
             yaml_node_pair_t *pr = v->data.mapping.pairs.start + i;
-            yaml_node_t *k = node(ld, pr->key);
+            yaml_node_t *k = rm__policy_node(ld, pr->key);
             if (k->type != YAML_SCALAR_NODE)
                 continue;
             const char *ks = (const char *)k->data.scalar.value;
-            child_path(cp, "spec.portLevelMtls", ks);
+            rm__policy_child_path(cp, "spec.portLevelMtls", ks);
             uint16_t port;
-            if (parse_port(ks, &port) != 0) {
-                report(ld, 0, k, cp, "%s is not a port number (1-65535)", quoted(q, sizeof(q), ks));
+            if (rm_config_parse_port(ks, &port) != 0) {
+                rm__policy_report(ld, 0, k, cp, "%s is not a port number (1-65535)",
+                                  rm__policy_quoted(q, sizeof(q), ks));
                 ok = 0;
                 continue;
             }
             rm_peer_mtls_mode_t mode;
-            if (!read_mtls_mode(ld, node(ld, pr->value), cp, &mode)) {
+            if (!read_mtls_mode(ld, rm__policy_node(ld, pr->value), cp, &mode)) {
                 ok = 0;
                 continue;
             }
@@ -1053,7 +661,8 @@ static int check_shape(loader_t *ld)
 {
     size_t num = (size_t)(ld->doc->nodes.top - ld->doc->nodes.start);
     if (num > POLICY_NODES_MAX) {
-        report(ld, 0, yaml_document_get_root_node(ld->doc), "", "document has more than %u nodes", POLICY_NODES_MAX);
+        rm__policy_report(ld, 0, yaml_document_get_root_node(ld->doc), "", "document has more than %u nodes",
+                          POLICY_NODES_MAX);
         return 0;
     }
     uint8_t *seen = calloc(num + 1, 1);
@@ -1077,7 +686,8 @@ static int check_shape(loader_t *ld)
     }
     free(seen);
     if (!ok)
-        report(ld, 0, yaml_document_get_root_node(ld->doc), "", "aliases (*name) are not allowed in policies");
+        rm__policy_report(ld, 0, yaml_document_get_root_node(ld->doc), "",
+                          "aliases (*name) are not allowed in policies");
     return ok;
 }
 
@@ -1099,34 +709,35 @@ static int load_document(loader_t *ld, rm_policy_set_t *set, int strict_kinds)
 {
     char q[160];
     yaml_node_t *root = yaml_document_get_root_node(ld->doc);
-    if (root == NULL || is_null(root))
+    if (root == NULL || rm__policy_is_null(root))
         return 0; /* empty document (a "---" followed by nothing or comments) */
     if (root->type != YAML_MAPPING_NODE) {
-        report(ld, 0, root, "", "a document must be a mapping (apiVersion, kind, metadata, spec), not %s",
-               type_word(root));
+        rm__policy_report(ld, 0, root, "", "a document must be a mapping (apiVersion, kind, metadata, spec), not %s",
+                          rm__policy_type_word(root));
         return 0;
     }
-    yaml_node_t *kind = map_get(ld, root, "kind"), *api = map_get(ld, root, "apiVersion");
+    yaml_node_t *kind = rm__policy_map_get(ld, root, "kind"), *api = rm__policy_map_get(ld, root, "apiVersion");
     const char *ks = kind != NULL && kind->type == YAML_SCALAR_NODE ? (const char *)kind->data.scalar.value : NULL;
     int is_authz = ks != NULL && strcmp(ks, "AuthorizationPolicy") == 0;
     int is_peer = ks != NULL && strcmp(ks, "PeerAuthentication") == 0;
     if (!is_authz && !is_peer) {
         if (strict_kinds)
-            report(ld, 0, kind != NULL ? kind : root, "kind",
-                   "%s is not a policy kind (AuthorizationPolicy, "
-                   "PeerAuthentication)",
-                   ks != NULL ? quoted(q, sizeof(q), ks) : "missing kind");
+            rm__policy_report(ld, 0, kind != NULL ? kind : root, "kind",
+                              "%s is not a policy kind (AuthorizationPolicy, "
+                              "PeerAuthentication)",
+                              ks != NULL ? rm__policy_quoted(q, sizeof(q), ks) : "missing kind");
         return 0;
     }
     if (!check_shape(ld)) /* policies only: documents of other kinds may use aliases */
         return 0;
     static const char *const root_keys[] = {"apiVersion", "kind", "metadata", "spec", "status", NULL};
-    int ok = check_keys(ld, root, "", root_keys, NULL);
+    int ok = rm__policy_check_keys(ld, root, "", root_keys, NULL);
     if (api == NULL || api->type != YAML_SCALAR_NODE || !api_version_ok((const char *)api->data.scalar.value)) {
-        report(ld, 0, api != NULL ? api : root, "apiVersion",
-               "%s: want ringmesh.io/v1alpha1, security.istio.io/v1 or security.istio.io/v1beta1",
-               api != NULL && api->type == YAML_SCALAR_NODE ? quoted(q, sizeof(q), (const char *)api->data.scalar.value)
-                                                            : "missing apiVersion");
+        rm__policy_report(ld, 0, api != NULL ? api : root, "apiVersion",
+                          "%s: want ringmesh.io/v1alpha1, security.istio.io/v1 or security.istio.io/v1beta1",
+                          api != NULL && api->type == YAML_SCALAR_NODE
+                              ? rm__policy_quoted(q, sizeof(q), (const char *)api->data.scalar.value)
+                              : "missing apiVersion");
         ok = 0;
     }
     /* the document is read straight into a new last slot, which counts only once the document is valid */
@@ -1139,7 +750,7 @@ static int load_document(loader_t *ld, rm_policy_set_t *set, int strict_kinds)
             rm__authz_policy_clear(p);
             return 0;
         }
-        p->file = dup_str(ld->file);
+        p->file = rm__policy_dup_str(ld->file);
         p->line = line;
         set->num_policies++;
     } else {
@@ -1150,7 +761,7 @@ static int load_document(loader_t *ld, rm_policy_set_t *set, int strict_kinds)
             rm__peer_authn_clear(p);
             return 0;
         }
-        p->file = dup_str(ld->file);
+        p->file = rm__policy_dup_str(ld->file);
         p->line = line;
         set->num_peer_authns++;
     }
@@ -1176,7 +787,7 @@ int rm_policy_load_yaml(rm_policy_set_t *set, const char *text, size_t len, cons
     size_t first_diag = diags->n;
 
     if (len > POLICY_FILE_MAX) {
-        report(&ld, 0, NULL, "", "file larger than %u bytes", POLICY_FILE_MAX);
+        rm__policy_report(&ld, 0, NULL, "", "file larger than %u bytes", POLICY_FILE_MAX);
         return (int)ld.errors;
     }
     if (!yaml_parser_initialize(&parser))
@@ -1186,10 +797,8 @@ int rm_policy_load_yaml(rm_policy_set_t *set, const char *text, size_t len, cons
         yaml_document_t doc;
         if (!yaml_parser_load(&parser, &doc)) {
             char msg[512];
-            snprintf(msg, sizeof(msg), "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
-            if (diag_add(diags, 0, file, (unsigned)parser.problem_mark.line + 1,
-                         (unsigned)parser.problem_mark.column + 1, "", msg) != 0)
+            rm_yaml_pos_t at = rm_yaml_syntax_error(&parser, text, len, msg, sizeof(msg));
+            if (rm__policy_diag_add(diags, 0, file, at.line, at.col, "", msg) != 0)
                 ld.oom = 1;
             ld.errors++;
             break;
@@ -1232,7 +841,7 @@ static int load_file(rm_policy_set_t *set, const char *path, int strict_kinds, r
     if (ret != 0) {
         char msg[256];
         snprintf(msg, sizeof(msg), "cannot read: %s", ret == -EFBIG ? "file too large" : strerror(-ret));
-        if (diag_add(diags, 0, path, 0, 0, "", msg) != 0)
+        if (rm__policy_diag_add(diags, 0, path, 0, 0, "", msg) != 0)
             return -ENOMEM;
         return ret;
     }
@@ -1248,7 +857,7 @@ int rm_policy_load_path(rm_policy_set_t *set, const char *path, int strict_kinds
         int err = -errno;
         char msg[256];
         snprintf(msg, sizeof(msg), "cannot read: %s", strerror(errno));
-        diag_add(diags, 0, path, 0, 0, "", msg);
+        rm__policy_diag_add(diags, 0, path, 0, 0, "", msg);
         return err;
     }
     if (!S_ISDIR(st.st_mode))

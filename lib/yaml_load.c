@@ -145,8 +145,7 @@ static rm_yaml_pos_t offset_pos(const char *data, size_t len, size_t offset)
     return p;
 }
 
-static int syntax_error(const rm_yaml_walk_ops_t *ops, const yaml_parser_t *parser, const char *data, size_t len,
-                        const char *path)
+rm_yaml_pos_t rm_yaml_syntax_error(const yaml_parser_t *parser, const char *data, size_t len, char *msg, size_t msglen)
 {
     char detail[160] = "";
     rm_yaml_pos_t at = mark_pos(parser->problem_mark);
@@ -158,8 +157,16 @@ static int syntax_error(const rm_yaml_walk_ops_t *ops, const yaml_parser_t *pars
     } else if (parser->context != NULL) {
         snprintf(detail, sizeof(detail), " (%s at line %u)", parser->context, (unsigned)parser->context_mark.line + 1);
     }
-    return walk_error(ops, at, path, "YAML syntax error: %s%s", parser->problem != NULL ? parser->problem : "unknown",
-                      detail);
+    snprintf(msg, msglen, "YAML syntax error: %s%s", parser->problem != NULL ? parser->problem : "unknown", detail);
+    return at;
+}
+
+static int syntax_error(const rm_yaml_walk_ops_t *ops, const yaml_parser_t *parser, const char *data, size_t len,
+                        const char *path)
+{
+    char msg[RM_YAML_MSG_MAX];
+    rm_yaml_pos_t at = rm_yaml_syntax_error(parser, data, len, msg, sizeof(msg));
+    return walk_error(ops, at, path, "%s", msg);
 }
 
 int rm_yaml_walk(const char *data, size_t len, const rm_yaml_walk_ops_t *ops)
@@ -300,6 +307,17 @@ Exit:
 /* ---------------------------------------------------------------------------------------------------------
  * Pass 2.
  * ------------------------------------------------------------------------------------------------------- */
+
+const cyaml_schema_value_t rm_yaml_cyaml_string_entry = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, RM_YAML_STRING_MAX),
+};
+
+const cyaml_config_t rm_yaml_cyaml_config = {
+    .log_fn = rm_yaml_cyaml_log,
+    .mem_fn = cyaml_mem,
+    .log_level = CYAML_LOG_ERROR,
+    .flags = CYAML_CFG_NO_ALIAS,
+};
 
 void rm_yaml_cyaml_log(cyaml_log_t level, void *arg, const char *fmt, va_list args)
 {

@@ -17,6 +17,7 @@
 #include "grpc_h2.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/csr.h"
+#include "ringmesh/config.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 #include "ringmesh/svid.h"
@@ -103,50 +104,10 @@ static uint64_t backoff_ms(unsigned failures)
     return d / 2 + rand32() % (d / 2 + 1);
 }
 
-static void wipe_free(char *p, size_t len)
-{
-    if (p != NULL) {
-        explicit_bzero(p, len);
-        free(p);
-    }
-}
-
+/* State files, tokens and bundles: key material among them, so every buffer is read as a secret. */
 static int read_file(const char *path, char **out, size_t *len)
 {
-    struct stat st;
-    char *buf;
-    size_t got = 0;
-    int fd, ret = 0;
-
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return -errno;
-    if (fstat(fd, &st) != 0 || st.st_size < 0 || (size_t)st.st_size > FILE_MAX) {
-        close(fd);
-        return -EFBIG;
-    }
-    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            ret = r < 0 ? -errno : -EIO;
-            break;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    if (ret != 0) {
-        wipe_free(buf, (size_t)st.st_size + 1);
-        return ret;
-    }
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
-    return 0;
+    return rm_file_read_at(AT_FDCWD, path, NULL, FILE_MAX, RM_FILE_SECRET, out, len, NULL);
 }
 
 static void state_path(const rm_control_client_t *cc, const char *name, char *out, size_t size)
@@ -535,7 +496,7 @@ static void restore_state(rm_control_client_t *cc)
             rm_log_err(&l, "error", ret);
             rm_log_str(&l, "msg", "the saved SVID is missing, unreadable, expired or not trusted; a new one is needed");
             rm_log_end(&l);
-            wipe_free(cc->key_pem, cc->key_len);
+            rm_file_free(cc->key_pem, cc->key_len, RM_FILE_SECRET);
             free(cc->cert_pem);
             cc->key_pem = cc->cert_pem = NULL;
         }
@@ -699,7 +660,7 @@ static int sign_once(rm_control_client_t *cc, char *err, size_t errlen)
             goto Exit; /* key is freed below: it was never taken */
         }
         key = NULL; /* now held by cc */
-        wipe_free(old_key, old_key_len);
+        rm_file_free(old_key, old_key_len, RM_FILE_SECRET);
         free(old_cert);
         free(old_bundle);
     }
@@ -739,9 +700,9 @@ Exit:
     free(packed);
     free(csr);
     free(spki);
-    wipe_free(key, key_len);
+    rm_file_free(key, key_len, RM_FILE_SECRET);
     if (token != NULL)
-        wipe_free(token, tok_len);
+        rm_file_free(token, tok_len, RM_FILE_SECRET);
     return ret;
 }
 
@@ -846,8 +807,10 @@ static void collect_labels(rm_control_client_t *cc, node_labels_t *nl)
 {
     nl->n = nl->used = 0;
     for (size_t i = 0; i < cc->ccfg->num_node_labels; i++) {
-        const char *l = cc->ccfg->node_labels[i], *eq = strchr(l, '=');
-        add_label(nl, l, (size_t)(eq - l), eq + 1, strlen(eq + 1));
+        const char *l = cc->ccfg->node_labels[i];
+        size_t key_len;
+        if (rm_config_parse_label(l, &key_len) == 0) /* checked when the configuration was loaded */
+            add_label(nl, l, key_len, l + key_len + 1, strlen(l + key_len + 1));
     }
     if (cc->ccfg->node_labels_file == NULL)
         return;
@@ -1177,7 +1140,7 @@ void rm_control_client_stop(rm_control_client_t *cc)
     rm_tls_ctx_unref(cc->server_ctx);
     rm_dest_table_unref(cc->dests);
     rm_authz_unref(cc->authz);
-    wipe_free(cc->key_pem, cc->key_len);
+    rm_file_free(cc->key_pem, cc->key_len, RM_FILE_SECRET);
     free(cc->cert_pem);
     free(cc->bundle_pem);
     free(cc);

@@ -1,10 +1,11 @@
 #include "file_sources.h"
-#include "ringmesh/file_read.h"
+#include "ringmesh/config.h"
 #include "ringmesh/log.h"
 #include "ringmesh/policy.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +21,6 @@ enum { SVID_CERT, SVID_KEY, SVID_BUNDLE, SVID_NUM_FILES };
 static const char *file_of(const rm_proxy_config_t *cfg, int i)
 {
     return i == SVID_CERT ? cfg->cert_file : i == SVID_KEY ? cfg->key_file : cfg->bundle_file;
-}
-
-static void wipe_free(char *p, size_t len)
-{
-    if (p != NULL) {
-        explicit_bzero(p, len);
-        free(p);
-    }
 }
 
 int rm_svid_files_load(const rm_proxy_config_t *cfg, rm_tls_ctx_t **client, rm_tls_ctx_t **server, char *err,
@@ -50,7 +43,8 @@ int rm_svid_files_load(const rm_proxy_config_t *cfg, rm_tls_ctx_t **client, rm_t
         rm_log_end(&l);
     }
     for (int i = 0; i < SVID_NUM_FILES; i++) {
-        if ((ret = rm_file_read(file_of(cfg, i), PEM_MAX, &data[i], &len[i])) != 0) {
+        if ((ret = rm_file_read_at(AT_FDCWD, file_of(cfg, i), NULL, PEM_MAX, i == SVID_KEY ? RM_FILE_SECRET : 0,
+                                   &data[i], &len[i], NULL)) != 0) {
             snprintf(err, errlen, "%s", unreadable[i]);
             *file = file_of(cfg, i);
             goto Exit;
@@ -75,7 +69,7 @@ int rm_svid_files_load(const rm_proxy_config_t *cfg, rm_tls_ctx_t **client, rm_t
                                                        : cfg->cert_file;
     }
 Exit:
-    wipe_free(data[SVID_KEY], len[SVID_KEY]);
+    rm_file_free(data[SVID_KEY], len[SVID_KEY], RM_FILE_SECRET);
     free(data[SVID_CERT]);
     free(data[SVID_BUNDLE]);
     return ret;

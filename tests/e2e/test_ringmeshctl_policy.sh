@@ -101,7 +101,7 @@ EOF
     echo "$RM_OUT" | grep -qF "deploy.yaml:2:7: kind: \"Deployment\" is not a policy kind" || rm_fail "--strict: $RM_OUT"
     ctl lint "$D/missing"
     rm_assert_eq "$RM_RC" 2 "an unreadable path exits 2"
-    echo "$RM_OUT" | grep -qF "$D/missing:0:0: cannot read: No such file or directory" || rm_fail "unreadable: $RM_OUT"
+    echo "$RM_OUT" | grep -qF "$D/missing: cannot read: No such file or directory" || rm_fail "unreadable: $RM_OUT"
 }
 
 case_check_text_and_status() {

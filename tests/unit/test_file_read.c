@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "ringmesh/file_read.h"
+#include "ringmesh/config.h"
 
 #include <errno.h>
 #include <stdio.h>

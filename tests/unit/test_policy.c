@@ -372,6 +372,48 @@ static const char alias_yaml[] = "apiVersion: security.istio.io/v1\n"           
                                  "kind: AuthorizationPolicy\n"                    /* 17 */
                                  "metadata: {name: after-error}\n";               /* 18 */
 
+/* metadata.name is a DNS-1123 subdomain (lib/config's rule, the control plane's too): labels joined by dots, so an
+ * empty label or one that ends in '-' is refused, while a dotted name is fine. */
+static void test_load_name_is_a_dns_subdomain(void **state)
+{
+    static const char yaml[] = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                               "metadata: {name: a..b, namespace: shop}\n"
+                               "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                               "metadata: {name: a-.b, namespace: shop}\n"
+                               "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                               "metadata: {name: allow.v2-x, namespace: shop}\n";
+    rm_policy_set_t set = {0};
+    rm_policy_diags_t diags = {0};
+
+    (void)state;
+    assert_int_equal(rm_policy_load_yaml(&set, yaml, strlen(yaml), "names.yaml", 0, &diags), 2);
+    assert_int_equal(diags.n, 2);
+    expect_diag(&diags.d[0], 0, "names.yaml", 3, 18, "metadata.name",
+                "\"a..b\" is not a DNS subdomain name (lower-case letters, digits, '-', '.')");
+    expect_diag(&diags.d[1], 0, "names.yaml", 7, 18, "metadata.name",
+                "\"a-.b\" is not a DNS subdomain name (lower-case letters, digits, '-', '.')");
+    assert_int_equal(set.num_policies, 1);
+    assert_string_equal(set.policies[0].name, "allow.v2-x");
+    rm_policy_diags_clear(&diags);
+    rm_policy_set_clear(&set);
+}
+
+/* A byte that is not UTF-8 is a reader error: placed at its own line and column (libyaml names only its offset),
+ * in the words every ringmesh loader uses for YAML syntax. */
+static void test_load_reader_error_position(void **state)
+{
+    static const char yaml[] = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: \xff}\n";
+    rm_policy_set_t set = {0};
+    rm_policy_diags_t diags = {0};
+
+    (void)state;
+    assert_int_equal(rm_policy_load_yaml(&set, yaml, strlen(yaml), "bytes.yaml", 0, &diags), 1);
+    assert_int_equal(diags.n, 1);
+    expect_diag(&diags.d[0], 0, "bytes.yaml", 3, 18, "", "YAML syntax error: invalid leading UTF-8 octet (#xFF)");
+    rm_policy_diags_clear(&diags);
+    rm_policy_set_clear(&set);
+}
+
 static void test_load_alias_and_syntax_error(void **state)
 {
     rm_policy_set_t set = {0};
@@ -382,7 +424,7 @@ static void test_load_alias_and_syntax_error(void **state)
     expect_diag(&diags.d[0], 0, "alias.yaml", 1, 1, "", "aliases (*name) are not allowed in policies");
     /* the position of the offending '}'; nothing after a syntax error is read */
     expect_diag(&diags.d[1], 0, "alias.yaml", 14, 27, "",
-                "YAML syntax error: did not find expected ',' or ']' while parsing a flow sequence");
+                "YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at line 14)");
     assert_int_equal(set.num_policies, 1);
     assert_string_equal(set.policies[0].name, "before-error");
     rm_policy_diags_clear(&diags);
@@ -2232,10 +2274,14 @@ static void test_lint(void **state)
     rm_policy_set_clear(&set);
 
     /* HTTP-only fields in a rule whose every operation names its ports: no warning; one operation without: warned */
-    static const char scoped[] = POLICY("a", "no-deletes", "DENY") "  rules:\n"
-                                 "  - to: [{operation: {methods: [DELETE], ports: [\"8080\"]}}]\n"
-                                 "---\n" POLICY("a", "readers", "ALLOW") "  rules:\n"
-                                 "  - to: [{operation: {paths: [/x], ports: [\"8080\"]}}, {operation: {methods: [GET]}}]\n";
+    static const char scoped[] = POLICY(
+        "a", "no-deletes",
+        "DENY") "  rules:\n"
+                "  - to: [{operation: {methods: [DELETE], ports: [\"8080\"]}}]\n"
+                "---\n" POLICY(
+                    "a", "readers",
+                    "ALLOW") "  rules:\n"
+                             "  - to: [{operation: {paths: [/x], ports: [\"8080\"]}}, {operation: {methods: [GET]}}]\n";
     load_ok(&set, scoped);
     assert_int_equal(rm_policy_lint(&set, &diags), 0);
     if (diags.n != 1)
@@ -2389,6 +2435,8 @@ int main(void)
         cmocka_unit_test(test_load_every_error_of_a_document),
         cmocka_unit_test(test_load_error_kinds),
         cmocka_unit_test(test_load_alias_and_syntax_error),
+        cmocka_unit_test(test_load_reader_error_position),
+        cmocka_unit_test(test_load_name_is_a_dns_subdomain),
         cmocka_unit_test(test_load_when_and_values),
         cmocka_unit_test(test_load_peer_authentication),
         cmocka_unit_test(test_load_empty_documents),

@@ -1,4 +1,4 @@
-/* Unit tests for the proxy's YAML configuration loader (sidecar/proxy_config.c). */
+/* Unit tests for the proxy's YAML configuration loader (sidecar/proxy_config_schema.c, sidecar/proxy_config.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -280,8 +280,8 @@ static const bad_case_t bad_cases[] = {
      "bad_identity.yaml:9:9: destinations[0].identities[1]: \"https://cluster.local/ns/shop/sa/orders\" is not a "
      "SPIFFE ID: "},
     {"bad_identity_no_path.yaml", RM_ERR_CONFIG_VALUE,
-     "bad_identity_no_path.yaml:8:9: destinations[0].identities[0]: \"spiffe://cluster.local\" names no workload: "
-     "SPIFFE ID of an X509-SVID leaf must have a path"},
+     "bad_identity_no_path.yaml:8:9: destinations[0].identities[0]: \"spiffe://cluster.local\" names a trust "
+     "domain, not a workload (it has no path)"},
     {"bad_identity_trust_domain.yaml", RM_ERR_CONFIG_VALUE,
      "bad_identity_trust_domain.yaml:11:18: listeners[0].identities[0]: \"spiffe://cluster.local/ns/shop/sa/orders\" "
      "is not in trust domain \"prod.example\""},
@@ -298,7 +298,7 @@ static const bad_case_t bad_cases[] = {
      "bad_missing_tls.yaml:4:3: tls.keyFile: is required because outbound capture is enabled"},
     {"bad_workers.yaml", RM_ERR_CONFIG_VALUE, "bad_workers.yaml:5:10: workers: \"65\" is not a whole number in 1..64"},
     {"bad_trust_domain.yaml", RM_ERR_CONFIG_VALUE,
-     "bad_trust_domain.yaml:1:14: trustDomain: \"Cluster.Local\" is not a trust domain: "},
+     "bad_trust_domain.yaml:1:14: trustDomain: \"Cluster.Local\" is not a SPIFFE trust domain: "},
     {"bad_bool.yaml", RM_ERR_CONFIG_VALUE,
      "bad_bool.yaml:6:12: admin.enabled: \"yes\" is not a boolean (want true or false)"},
     {"bad_alias.yaml", RM_ERR_CONFIG_PARSE,
@@ -369,7 +369,7 @@ static void test_value_errors_generated(void **state)
         {"idleTimeout: 5 s\n", "gen.yaml:5:14: idleTimeout: \"5 s\" is not a duration"},
         {"drainTimeout: 1193h3m\n", "gen.yaml:5:15: drainTimeout: \"1193h3m\" is not a duration"},
         {"accessLog: 1\n", "gen.yaml:5:12: accessLog: \"1\" is not a boolean"},
-        {"trustDomain: \"\"\n", "gen.yaml:5:14: trustDomain: \"\" is not a trust domain"},
+        {"trustDomain: \"\"\n", "gen.yaml:5:14: trustDomain: \"\" is not a SPIFFE trust domain"},
         {"inbound:\n  portModes:\n    - mode: STRICT\n", "gen.yaml:7:7: inbound.portModes[0].port: is required"},
         {"inbound:\n  portModes:\n    - port: 80\n      mode: STRICT\n    - port: 80\n      mode: DISABLE\n",
          "gen.yaml:9:13: inbound.portModes[1].port: port 80 already has a mode"},

@@ -1,5 +1,6 @@
 /* Unit tests for the control plane's file source: loading a directory of YAML documents into a mesh model
- * (control/source_file.c), the model's canonical order and version (control/mesh_model.c), and the watcher that
+ * (control/source_file.c, with the mesh loader of control/mesh_load.c and control/mesh_documents.c), the model's
+ * canonical order and version (control/mesh_model.c), and the watcher that
  * reloads the directory when it changes.
  *
  * Data: tests/data/source/valid (several files, several documents per file, files that must be ignored),
@@ -529,6 +530,11 @@ static void test_value_errors(void **state)
          "spec.ports[1]: port 80 is also spec.ports[0]"},
         {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [http]}\n",
          "spec.ports[0]: \"http\" is not a port"},
+        /* a port is written as the proxy and the policies write it: at most 5 digits */
+        {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [\"000080\"]}\n",
+         "spec.ports[0]: \"000080\" is not a port (want a whole number in 1..65535)"},
+        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {rootNamespace: Sys}\n",
+         "spec.rootNamespace: \"Sys\" is not a namespace name (a DNS-1123 label: 1 to 63 of a-z 0-9 -"},
         {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [1], serviceAccounts: [A]}\n",
          "spec.serviceAccounts[0]: \"A\" is not a ServiceAccount name"},
         {"kind: Service\nmetadata: {name: a}\nspec: {addresses: [10.0.0.1], ports: [1], serviceAccounts: [a, a]}\n",

@@ -138,7 +138,8 @@ typedef struct st_rm_policy_diags_t {
 } rm_policy_diags_t;
 
 void rm_policy_diags_clear(rm_policy_diags_t *d);
-/** Formats one finding as "FILE:LINE:COLUMN: PATH: MESSAGE" (with "warning: " before the message when it is one). */
+/** Formats one finding as rm_config_format() does: "FILE:LINE:COLUMN: PATH: MESSAGE" (with "warning: " before the
+ *  message when it is one; "(document)" for no path; "FILE: MESSAGE" for a finding about the file as a whole). */
 void rm_policy_diag_format(const rm_policy_diag_t *d, char *buf, size_t len);
 
 /** Reads the AuthorizationPolicy and PeerAuthentication documents of a YAML text (documents of other kinds are

@@ -45,6 +45,10 @@ size_t rm_yaml_line_break_len(const char *data, size_t len, size_t i);
 /** "a scalar", "a sequence", "a mapping" or "nothing", for messages. */
 const char *rm_yaml_event_kind(yaml_event_type_t t);
 
+/** libyaml's failure to parse data[0..len) as one message ("YAML syntax error: PROBLEM (CONTEXT at line N)", a
+ *  reader error with the offending byte) in msg; returns where it is (a reader error's offset made a position). */
+rm_yaml_pos_t rm_yaml_syntax_error(const yaml_parser_t *parser, const char *data, size_t len, char *msg, size_t msglen);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Pass 1.
  * ------------------------------------------------------------------------------------------------------- */
@@ -70,6 +74,24 @@ int rm_yaml_walk(const char *data, size_t len, const rm_yaml_walk_ops_t *ops);
 /* ---------------------------------------------------------------------------------------------------------
  * Pass 2.
  * ------------------------------------------------------------------------------------------------------- */
+
+#define RM_YAML_STRING_MAX 4096u /* longest scalar a raw document accepts (file paths are at most PATH_MAX) */
+
+/* Raw documents hold every scalar as a string, so that conversion errors are the loader's to word. */
+#define RM_CYAML_OPT_NULL (CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER_NULL)
+/** An optional string field. */
+#define RM_CYAML_STR(key, type, member)                                                                                \
+    CYAML_FIELD_STRING_PTR(key, CYAML_FLAG_OPTIONAL, type, member, 0, RM_YAML_STRING_MAX)
+/** An optional sequence of strings, of at most `max` entries. */
+#define RM_CYAML_STR_SEQ(key, type, member, max)                                                                       \
+    CYAML_FIELD_SEQUENCE(key, RM_CYAML_OPT_NULL, type, member, &rm_yaml_cyaml_string_entry, 0, max)
+
+/** A sequence entry that is a string (at most RM_YAML_STRING_MAX bytes). */
+extern const cyaml_schema_value_t rm_yaml_cyaml_string_entry;
+
+/** The libcyaml configuration of every loader: errors captured with rm_yaml_cyaml_log (set log_ctx to the
+ *  capture), aliases refused. Copy it, set log_ctx, and free what it loaded with the same configuration. */
+extern const cyaml_config_t rm_yaml_cyaml_config;
 
 typedef struct st_rm_yaml_cyaml_frame_t {
     enum { RM_YAML_FRAME_MAPPING, RM_YAML_FRAME_FIELD, RM_YAML_FRAME_ENTRY } kind;

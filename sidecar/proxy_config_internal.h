@@ -1,0 +1,125 @@
+/* Between the proxy configuration's two halves: proxy_config_schema.c reads the file into the raw document
+ * (every scalar a string, every node's position recorded), proxy_config.c converts the raw document into
+ * rm_proxy_config_t. Not part of the proxy's contract: only these two files include it. */
+#ifndef RINGMESH_PROXY_CONFIG_INTERNAL_H
+#define RINGMESH_PROXY_CONFIG_INTERNAL_H
+
+#include "proxy_config.h"
+
+#include "ringmesh/config.h"
+
+#define CONFIG_FILE_MAX    (4u << 20) /* a larger file is refused before parsing */
+#define CONFIG_WORKERS_MAX 64u
+#define CONFIG_CONN_MAX    1000000u
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Raw document: what libcyaml fills. Every scalar is a string so that conversion errors are ours to word.
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct st_raw_tls_t {
+    char *cert_file;
+    char *key_file;
+    char *bundle_file;
+} raw_tls_t;
+
+typedef struct st_raw_node_t {
+    char *id;
+    char *namespace_;
+    char *service_account;
+    char **labels;
+    unsigned labels_count;
+    char *labels_file;
+} raw_node_t;
+
+typedef struct st_raw_control_t {
+    char *address;
+    char *server_name;
+    char *identity;
+    char *bootstrap_bundle_file;
+    char *token_file;
+    char *state_dir;
+    char *renew_fraction;
+    char *svid_ttl;
+    raw_node_t *node;
+} raw_control_t;
+
+typedef struct st_raw_port_mode_t {
+    char *port;
+    char *mode;
+} raw_port_mode_t;
+
+/* outbound, inbound and admin share the struct; each has its own field list, so "mode" under outbound is
+ * still an unknown key. */
+typedef struct st_raw_endpoint_t {
+    char *enabled;
+    char *listen;
+    char *mode;
+    raw_port_mode_t *port_modes;
+    unsigned port_modes_count;
+} raw_endpoint_t;
+
+typedef struct st_raw_destination_t {
+    char *address;
+    char **identities;
+    unsigned identities_count;
+} raw_destination_t;
+
+typedef struct st_raw_listener_t {
+    char *name;
+    char *type;
+    char *listen;
+    char *target;
+    char *mode;
+    char **identities;
+    unsigned identities_count;
+} raw_listener_t;
+
+typedef struct st_raw_path_normalization_t {
+    char *normalization;
+} raw_path_normalization_t;
+
+typedef struct st_raw_authz_t {
+    char *policy_dir;
+    char *default_action;
+    char *log_allowed;
+    raw_path_normalization_t *path_normalization;
+    char **trust_domain_aliases;
+    unsigned trust_domain_aliases_count;
+} raw_authz_t;
+
+typedef struct st_raw_config_t {
+    char *trust_domain;
+    raw_authz_t *authorization;
+    raw_tls_t *tls;
+    raw_control_t *control;
+    raw_endpoint_t *outbound;
+    raw_endpoint_t *inbound;
+    raw_destination_t *destinations;
+    unsigned destinations_count;
+    raw_listener_t *listeners;
+    unsigned listeners_count;
+    raw_endpoint_t *admin;
+    char *workers;
+    char *io_backend;
+    char *kernel_tls;
+    char *max_connections;
+    char *connect_timeout;
+    char *idle_timeout;
+    char *drain_timeout;
+    char *handshake_timeout;
+    char *access_log;
+    char *log_level;
+} raw_config_t;
+
+/** Passes 1 and 2: reads `path` and loads it against the schema. Returns 0 with *raw (free it with
+ *  rm__proxy_config_raw_free()) and the positions in `map`, or an RM_ERR_CONFIG_* recorded in doc->err. */
+int rm__proxy_config_parse(const char *path, rm_config_doc_t *doc, rm_yaml_pos_map_t *map, raw_config_t **raw);
+
+/** Frees what rm__proxy_config_parse() returned. NULL is fine. */
+void rm__proxy_config_raw_free(raw_config_t *raw);
+
+/** Pass 3: converts and validates `raw` into `cfg` (which holds the defaults). Returns 0 or RM_ERR_CONFIG_VALUE
+ *  recorded in doc->err; `cfg` may then be partly filled (rm_proxy_config_free() frees it). */
+int rm__proxy_config_convert(rm_config_doc_t *doc, const raw_config_t *raw, rm_proxy_config_t *cfg);
+
+#endif

@@ -1,0 +1,343 @@
+/* ringmesh-proxy's configuration file, read: passes 1 and 2 of the loader, and rm_proxy_config_load().
+ *
+ * Loading runs in three passes over one in-memory copy of the file:
+ *
+ *  1. libyaml's event parser walks the document once and records, for every node, its field path
+ *     ("listeners[1].target") with the line and column of its key and of its value. This pass also rejects
+ *     what the schema pass cannot place precisely: syntax errors, duplicate keys, aliases, several documents,
+ *     a top level that is not a mapping, and nesting deeper than any valid file needs.
+ *  2. libcyaml loads the document against a schema whose scalars are all strings. Its error messages and
+ *     backtrace arrive through the log callback; they are folded into one message with the position from
+ *     pass 1.
+ *  3. The strings are converted and validated into rm_proxy_config_t (proxy_config.c); a failing field is
+ *     located with the path map from pass 1.
+ *
+ * Every message has the form "FILE:LINE:COLUMN: FIELD.PATH: what is wrong" (ringmesh/config.h). */
+#include "proxy_config_internal.h"
+
+#include "ringmesh/error.h"
+#include "ringmesh/yaml_load.h"
+
+#include <cyaml/cyaml.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+/* ---------------------------------------------------------------------------------------------------------
+ * The schema.
+ * ------------------------------------------------------------------------------------------------------- */
+
+static const cyaml_schema_field_t tls_fields[] = {
+    RM_CYAML_STR("certFile", raw_tls_t, cert_file),
+    RM_CYAML_STR("keyFile", raw_tls_t, key_file),
+    RM_CYAML_STR("bundleFile", raw_tls_t, bundle_file),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t node_fields[] = {
+    RM_CYAML_STR("id", raw_node_t, id),
+    RM_CYAML_STR("namespace", raw_node_t, namespace_),
+    RM_CYAML_STR("serviceAccount", raw_node_t, service_account),
+    RM_CYAML_STR_SEQ("labels", raw_node_t, labels, 256),
+    RM_CYAML_STR("labelsFile", raw_node_t, labels_file),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t control_fields[] = {
+    RM_CYAML_STR("address", raw_control_t, address),
+    RM_CYAML_STR("serverName", raw_control_t, server_name),
+    RM_CYAML_STR("identity", raw_control_t, identity),
+    RM_CYAML_STR("bootstrapBundleFile", raw_control_t, bootstrap_bundle_file),
+    RM_CYAML_STR("tokenFile", raw_control_t, token_file),
+    RM_CYAML_STR("stateDir", raw_control_t, state_dir),
+    RM_CYAML_STR("renewFraction", raw_control_t, renew_fraction),
+    RM_CYAML_STR("svidTTL", raw_control_t, svid_ttl),
+    CYAML_FIELD_MAPPING_PTR("node", RM_CYAML_OPT_NULL, raw_control_t, node, node_fields),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t port_mode_fields[] = {
+    RM_CYAML_STR("port", raw_port_mode_t, port),
+    RM_CYAML_STR("mode", raw_port_mode_t, mode),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_value_t port_mode_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_port_mode_t, port_mode_fields),
+};
+
+static const cyaml_schema_field_t outbound_fields[] = {
+    RM_CYAML_STR("enabled", raw_endpoint_t, enabled),
+    RM_CYAML_STR("listen", raw_endpoint_t, listen),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t inbound_fields[] = {
+    RM_CYAML_STR("enabled", raw_endpoint_t, enabled),
+    RM_CYAML_STR("listen", raw_endpoint_t, listen),
+    RM_CYAML_STR("mode", raw_endpoint_t, mode),
+    CYAML_FIELD_SEQUENCE("portModes", RM_CYAML_OPT_NULL, raw_endpoint_t, port_modes, &port_mode_entry, 0,
+                         CYAML_UNLIMITED),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t admin_fields[] = {
+    RM_CYAML_STR("enabled", raw_endpoint_t, enabled),
+    RM_CYAML_STR("listen", raw_endpoint_t, listen),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t destination_fields[] = {
+    RM_CYAML_STR("address", raw_destination_t, address),
+    RM_CYAML_STR_SEQ("identities", raw_destination_t, identities, CYAML_UNLIMITED),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_value_t destination_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_destination_t, destination_fields),
+};
+
+static const cyaml_schema_field_t listener_fields[] = {
+    RM_CYAML_STR("name", raw_listener_t, name),
+    RM_CYAML_STR("type", raw_listener_t, type),
+    RM_CYAML_STR("listen", raw_listener_t, listen),
+    RM_CYAML_STR("target", raw_listener_t, target),
+    RM_CYAML_STR("mode", raw_listener_t, mode),
+    RM_CYAML_STR_SEQ("identities", raw_listener_t, identities, CYAML_UNLIMITED),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_value_t listener_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_listener_t, listener_fields),
+};
+
+static const cyaml_schema_field_t path_normalization_fields[] = {
+    RM_CYAML_STR("normalization", raw_path_normalization_t, normalization),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t authz_fields[] = {
+    RM_CYAML_STR("policyDir", raw_authz_t, policy_dir),
+    RM_CYAML_STR("defaultAction", raw_authz_t, default_action),
+    RM_CYAML_STR("logAllowed", raw_authz_t, log_allowed),
+    CYAML_FIELD_MAPPING_PTR("pathNormalization", RM_CYAML_OPT_NULL, raw_authz_t, path_normalization,
+                            path_normalization_fields),
+    RM_CYAML_STR_SEQ("trustDomainAliases", raw_authz_t, trust_domain_aliases, CYAML_UNLIMITED),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t config_fields[] = {
+    RM_CYAML_STR("trustDomain", raw_config_t, trust_domain),
+    CYAML_FIELD_MAPPING_PTR("tls", RM_CYAML_OPT_NULL, raw_config_t, tls, tls_fields),
+    CYAML_FIELD_MAPPING_PTR("control", RM_CYAML_OPT_NULL, raw_config_t, control, control_fields),
+    CYAML_FIELD_MAPPING_PTR("outbound", RM_CYAML_OPT_NULL, raw_config_t, outbound, outbound_fields),
+    CYAML_FIELD_MAPPING_PTR("inbound", RM_CYAML_OPT_NULL, raw_config_t, inbound, inbound_fields),
+    CYAML_FIELD_SEQUENCE("destinations", RM_CYAML_OPT_NULL, raw_config_t, destinations, &destination_entry, 0,
+                         CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("listeners", RM_CYAML_OPT_NULL, raw_config_t, listeners, &listener_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_MAPPING_PTR("admin", RM_CYAML_OPT_NULL, raw_config_t, admin, admin_fields),
+    RM_CYAML_STR("workers", raw_config_t, workers),
+    RM_CYAML_STR("ioBackend", raw_config_t, io_backend),
+    RM_CYAML_STR("kernelTls", raw_config_t, kernel_tls),
+    RM_CYAML_STR("maxConnections", raw_config_t, max_connections),
+    RM_CYAML_STR("connectTimeout", raw_config_t, connect_timeout),
+    RM_CYAML_STR("idleTimeout", raw_config_t, idle_timeout),
+    RM_CYAML_STR("drainTimeout", raw_config_t, drain_timeout),
+    RM_CYAML_STR("handshakeTimeout", raw_config_t, handshake_timeout),
+    RM_CYAML_STR("accessLog", raw_config_t, access_log),
+    RM_CYAML_STR("logLevel", raw_config_t, log_level),
+    CYAML_FIELD_MAPPING_PTR("authorization", RM_CYAML_OPT_NULL, raw_config_t, authorization, authz_fields),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t config_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_config_t, config_fields),
+};
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Pass 1.
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct st_load_ctx_t {
+    rm_config_doc_t doc; /* first: the walk's report callback takes the context as the document */
+    rm_yaml_pos_map_t *map;
+    unsigned num_docs; /* YAML documents seen */
+    int have_root;     /* the document's top mapping was seen */
+} load_ctx_t;
+
+static int walk_on_document(void *arg, rm_yaml_pos_t pos, rm_yaml_pos_map_t **map)
+{
+    load_ctx_t *ctx = arg;
+    if (++ctx->num_docs > 1)
+        return rm_config_report(&ctx->doc, RM_ERR_CONFIG_PARSE, pos, "(document)",
+                                "the file holds more than one YAML document; only one is allowed");
+    *map = ctx->map;
+    return 0;
+}
+
+static int walk_on_root(void *arg, const yaml_event_t *ev, rm_yaml_pos_t pos)
+{
+    load_ctx_t *ctx = arg;
+    if (ev->type != YAML_MAPPING_START_EVENT) {
+        const char *what = rm_yaml_event_kind(ev->type);
+        if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == 0 &&
+            ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+            what = "an empty document";
+        return rm_config_report(&ctx->doc, RM_ERR_CONFIG_PARSE, pos, "(document)",
+                                "the top level must be a mapping of settings, not %s", what);
+    }
+    ctx->have_root = 1;
+    return 0;
+}
+
+static int walk_document(load_ctx_t *ctx, const char *data, size_t len)
+{
+    const rm_yaml_walk_ops_t ops = {
+        .arg = ctx,
+        .report = rm_config_vreport,
+        .document = walk_on_document,
+        .root = walk_on_root,
+    };
+    int ret;
+
+    if ((ret = rm_yaml_walk(data, len, &ops)) != 0)
+        return ret;
+    if (!ctx->have_root)
+        return rm_config_report(&ctx->doc, RM_ERR_CONFIG_PARSE, (rm_yaml_pos_t){1, 1}, "(document)",
+                                "the file is empty; want a mapping of settings");
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Pass 2: libcyaml, with its log messages captured.
+ * ------------------------------------------------------------------------------------------------------- */
+
+int rm__proxy_config_parse(const char *path, rm_config_doc_t *doc, rm_yaml_pos_map_t *map, raw_config_t **out)
+{
+    load_ctx_t ctx = {.doc = *doc, .map = map};
+    rm_yaml_cyaml_capture_t *cap = NULL;
+    cyaml_config_t cyaml_cfg = rm_yaml_cyaml_config;
+    raw_config_t *raw = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    cyaml_err_t cerr;
+    int ret;
+
+    if (rm_file_read_at(AT_FDCWD, path, NULL, CONFIG_FILE_MAX, RM_FILE_REGULAR, &data, &len, doc->err) != 0) {
+        ret = doc->err != NULL ? (doc->err->code = RM_ERR_CONFIG_IO) : RM_ERR_CONFIG_IO;
+        goto Exit;
+    }
+
+    /* pass 1: positions, and the errors libcyaml cannot place */
+    if ((ret = walk_document(&ctx, data, len)) != 0)
+        goto Exit;
+
+    /* pass 2: schema */
+    if ((cap = calloc(1, sizeof(*cap))) == NULL) {
+        ret = rm_config_report(doc, RM_ERR_CONFIG_PARSE, (rm_yaml_pos_t){1, 1}, "", "out of memory");
+        goto Exit;
+    }
+    cyaml_cfg.log_ctx = cap;
+    if ((cerr = cyaml_load_data((const uint8_t *)data, len, &cyaml_cfg, &config_schema, (cyaml_data_t **)&raw, NULL)) !=
+        CYAML_OK) {
+        raw = NULL;
+        ret = rm_yaml_report_cyaml_error(cap, cerr, config_fields, map, (rm_yaml_pos_t){1, 1}, rm_config_vreport, doc);
+        goto Exit;
+    }
+    if (raw == NULL) {
+        ret =
+            rm_config_report(doc, RM_ERR_CONFIG_PARSE, (rm_yaml_pos_t){1, 1}, "", "the file is empty; want a mapping");
+        goto Exit;
+    }
+    *out = raw;
+    ret = 0;
+
+Exit:
+    free(cap);
+    free(data);
+    return ret;
+}
+
+void rm__proxy_config_raw_free(raw_config_t *raw)
+{
+    if (raw != NULL)
+        cyaml_free(&rm_yaml_cyaml_config, &config_schema, raw, 0);
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * The whole load.
+ * ------------------------------------------------------------------------------------------------------- */
+
+static void set_err(char *err, size_t errlen, const char *what)
+{
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", what);
+}
+
+static int set_defaults(rm_proxy_config_t *cfg)
+{
+    if ((cfg->trust_domain = strdup("cluster.local")) == NULL || (cfg->log_level = strdup("info")) == NULL)
+        return -ENOMEM;
+    cfg->outbound_enabled = 1;
+    rm_sockaddr_parse("[::]:15001", &cfg->outbound_listen);
+    cfg->inbound_enabled = 1;
+    rm_sockaddr_parse("[::]:15006", &cfg->inbound_listen);
+    cfg->inbound_mode = RM_MTLS_STRICT;
+    cfg->admin_enabled = 1;
+    rm_sockaddr_parse("127.0.0.1:15021", &cfg->admin_listen);
+    cfg->workers = 1;
+    cfg->io_backend = RM_IO_AUTO;
+    cfg->kernel_tls = 1;
+    cfg->max_connections = 4096;
+    cfg->connect_timeout_ms = 5000;
+    cfg->idle_timeout_ms = 3600000;
+    cfg->drain_timeout_ms = 5000;
+    cfg->handshake_timeout_ms = 10000;
+    cfg->access_log = 1;
+    return 0;
+}
+
+int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, size_t errlen)
+{
+    rm_config_error_t *e = NULL;
+    rm_yaml_pos_map_t map = {0};
+    rm_config_doc_t doc = {.file = path, .map = &map, .fallback = {1, 1}};
+    raw_config_t *raw = NULL;
+    rm_proxy_config_t *cfg = NULL;
+    int ret;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (path == NULL || out == NULL) {
+        set_err(err, errlen, "(null): no configuration file given");
+        return RM_ERR_CONFIG_IO;
+    }
+    if ((e = calloc(1, sizeof(*e))) == NULL) {
+        set_err(err, errlen, "out of memory");
+        return RM_ERR_CONFIG_IO;
+    }
+    doc.err = e;
+    if ((ret = rm__proxy_config_parse(path, &doc, &map, &raw)) != 0)
+        goto Exit;
+
+    /* pass 3: values */
+    if ((cfg = calloc(1, sizeof(*cfg))) == NULL || (cfg->path = strdup(path)) == NULL || set_defaults(cfg) != 0) {
+        ret = rm_config_report(&doc, RM_ERR_CONFIG_VALUE, (rm_yaml_pos_t){1, 1}, "", "out of memory");
+        goto Exit;
+    }
+    if ((ret = rm__proxy_config_convert(&doc, raw, cfg)) != 0)
+        goto Exit;
+
+    *out = cfg;
+    cfg = NULL;
+    ret = 0;
+
+Exit:
+    if (ret != 0)
+        rm_config_error_format(e, err, errlen);
+    rm__proxy_config_raw_free(raw);
+    rm_proxy_config_free(cfg);
+    rm_yaml_pos_map_dispose(&map);
+    free(e);
+    return ret;
+}
