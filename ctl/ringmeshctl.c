@@ -2,6 +2,8 @@
 #include "ctl.h"
 #include "ringmesh/config.h"
 
+#include <fcntl.h>
+
 #define MAX_FILE_SIZE (16u << 20)
 
 static const rm_ctl_command_t groups[] = {
