@@ -1067,7 +1067,7 @@ static double worker_random(rm_worker_t *w)
  * read without a reference for the rest of this loop iteration (rm_proxy_publish waits for the workers). */
 static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
 {
-    rm_snapshot_t *now = req != NULL ? atomic_load_explicit(&c->w->proxy->snap, memory_order_acquire) : c->snap;
+    rm_snapshot_t *now = req != NULL ? rm_snapshot_current(c->w->proxy) : c->snap;
     rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
     rm_authz_attrs_t a;
     rm_authz_decision_t d;
@@ -1269,7 +1269,7 @@ static void l7_result(rm_conn_t *c, int r, const char *from)
  * (authz_decide). */
 static void l7_set_path_normalization(rm_conn_t *c)
 {
-    rm_snapshot_t *now = atomic_load_explicit(&c->w->proxy->snap, memory_order_acquire);
+    rm_snapshot_t *now = rm_snapshot_current(c->w->proxy);
     rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
     rm_path_normalization_t mode = az != NULL ? az->wp.path_normalization : RM_PATH_NORMALIZATION_BASE;
     if (c->l7->http2)
@@ -1770,7 +1770,7 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
         return;
     }
     c->counted = 1;
-    c->snap = rm__proxy_snapshot(p);
+    c->snap = rm_snapshot_acquire(p);
     c->started_ms = c->last_active_ms = rm_loop_now_ms(w->loop);
     c->next = w->conns;
     if (w->conns != NULL)
