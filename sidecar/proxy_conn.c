@@ -1369,7 +1369,16 @@ static int pump_l7(rm_conn_t *c)
 
 static void conn_free(rm_conn_t *c);
 
-static void conn_progress(rm_conn_t *c)
+/* What one pass of conn_step() left behind. */
+typedef enum {
+    STEP_WAIT = 0, /* everything that can be submitted is: wait for a completion or the tick */
+    STEP_AGAIN,    /* the state moved (the connection began to close): look again */
+    STEP_FREED,    /* the connection is gone */
+} step_t;
+
+/* One pass over the connection's state: submits what is missing for the state it finds. A pass that changes the
+ * state in a way the rest of the pass does not handle (the connection began to close) returns STEP_AGAIN. */
+static step_t conn_step(rm_conn_t *c)
 {
     int ret = 0;
 
@@ -1377,7 +1386,7 @@ static void conn_progress(rm_conn_t *c)
         /* A rejected handshake may still have an alert in flight: let it finish, then cancel the rest. */
         if (!c->cancelled) {
             if (c->close_reason == CLOSE_REJECTED && rm_io_busy(&tls_side(c)->wr_op))
-                return;
+                return STEP_WAIT;
             c->cancelled = 1;
             rm_io_cancel(c->w->loop, &c->down.rd_op);
             rm_io_cancel(c->w->loop, &c->down.wr_op);
@@ -1385,9 +1394,11 @@ static void conn_progress(rm_conn_t *c)
             rm_io_cancel(c->w->loop, &c->up.wr_op);
             rm_io_cancel(c->w->loop, &c->up.conn_op);
         }
-        if (c->pending == 0)
+        if (c->pending == 0) {
             conn_free(c);
-        return;
+            return STEP_FREED;
+        }
+        return STEP_WAIT;
     }
 
     if (c->dir == DIR_INBOUND && c->mode == MODE_UNDECIDED) {
@@ -1396,15 +1407,14 @@ static void conn_progress(rm_conn_t *c)
         if ((ret = decide_mode(c)) != 0)
             goto Error;
         if (c->closing) {
-            conn_progress(c);
-            return;
+            return STEP_AGAIN;
         }
         if (c->mode == MODE_UNDECIDED) {
             if ((ret = submit_recv(c, &c->down, &c->d2u)) != 0)
                 goto Error;
             if (c->up.ready && (ret = submit_recv(c, &c->up, &c->u2d)) != 0)
                 goto Error;
-            return;
+            return STEP_WAIT;
         }
     }
 
@@ -1415,8 +1425,7 @@ static void conn_progress(rm_conn_t *c)
             if ((ret = drive_handshake(c)) != 0)
                 goto Error;
             if (c->closing) {
-                conn_progress(c);
-                return;
+                return STEP_AGAIN;
             }
         }
     }
@@ -1426,8 +1435,7 @@ static void conn_progress(rm_conn_t *c)
         if ((ret = authz_progress(c)) != 0)
             goto Error;
         if (c->closing) {
-            conn_progress(c);
-            return;
+            return STEP_AGAIN;
         }
     }
 
@@ -1444,19 +1452,17 @@ static void conn_progress(rm_conn_t *c)
         if ((ret = authz_progress(c)) != 0)
             goto Error;
         if (c->closing) {
-            conn_progress(c);
-            return;
+            return STEP_AGAIN;
         }
         if (c->authz_state == AUTHZ_PENDING)
-            return;
+            return STEP_WAIT;
     }
 
     if (c->l7 != NULL) {
         if ((ret = pump_l7(c)) != 0)
             goto Error;
         if (c->closing) {
-            conn_progress(c);
-            return;
+            return STEP_AGAIN;
         }
     } else {
         if ((ret = pump(c, &c->down, &c->d2u, &c->up)) != 0)
@@ -1471,14 +1477,24 @@ static void conn_progress(rm_conn_t *c)
         !side_pending(&c->up)) {
         c->close_reason = CLOSE_EOF;
         c->closing = 1;
-        conn_progress(c);
+        return STEP_AGAIN;
     }
-    return;
+    return STEP_WAIT;
 
 Error:
     log_conn_error(c, ret);
     conn_abort(c, CLOSE_ERROR);
-    conn_progress(c);
+    return STEP_AGAIN;
+}
+
+/* Runs passes until one has nothing more to do. A pass that returns STEP_AGAIN has set `closing`, and a pass over a
+ * closing connection never returns STEP_AGAIN, so this takes at most two passes. */
+static void conn_progress(rm_conn_t *c)
+{
+    step_t r;
+    do {
+        r = conn_step(c);
+    } while (r == STEP_AGAIN);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
