@@ -18,7 +18,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define RM_PIPE_SIZE RM_BUF_SIZE /* pipes hold pool buffers, see ringmesh/buffer_pool.h */
 /* An SVID with less than this fraction of its lifetime left and no new one is warned about (svid_expiring). */
 #define RM_SVID_EXPIRY_WARN_FRACTION 0.1
 
