@@ -4,19 +4,13 @@
  * submits whatever is missing (a receive where a pipe has room, a send where one has data, a shutdown where a
  * direction has ended). Making progress a function of state, not of the event that arrived, keeps half-close,
  * errors and timeouts in one place. */
-#include "proxy.h"
-#include "h2_filter.h"
-#include "http1_filter.h"
+#include "conn_addr.h"
+#include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
-#include "ringmesh/bytebuf.h"
 #include "ringmesh/error.h"
-#include "ringmesh/log.h"
-#include "transport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/netfilter_ipv4.h>
-#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -25,86 +19,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-typedef enum {
-    RM_CONN_MODE_UNDECIDED = 0,
-    RM_CONN_MODE_MTLS,
-    RM_CONN_MODE_PLAINTEXT,
-    RM_CONN_MODE_PASSTHROUGH
-} rm__conn_mode_t;
-typedef enum { RM_CONN_DIR_OUTBOUND = 0, RM_CONN_DIR_INBOUND } rm__conn_dir_t;
-typedef enum {
-    RM_CONN_CLOSE_NONE = 0,
-    RM_CONN_CLOSE_EOF,
-    RM_CONN_CLOSE_RESET,
-    RM_CONN_CLOSE_TIMEOUT,
-    RM_CONN_CLOSE_ERROR,
-    RM_CONN_CLOSE_DRAIN,
-    RM_CONN_CLOSE_REJECTED,
-} rm__conn_close_t;
-
 static const char *const mode_names[] = {"undecided", "mtls", "plaintext", "passthrough"};
 static const char *const close_names[] = {"", "eof", "reset", "timeout", "error", "drain", "rejected"};
-
-typedef enum {
-    RM_CONN_AUTHZ_OFF = 0, /* outbound, or a proxy without a control plane: no policy to apply */
-    RM_CONN_AUTHZ_PENDING, /* inbound, not decided yet (waiting for the peer's identity or the protocol) */
-    RM_CONN_AUTHZ_DONE,    /* the connection was allowed as a whole */
-    RM_CONN_AUTHZ_HTTP,    /* every request is decided (l7 holds the filter) */
-} rm__conn_authz_t;
-
-#define L7_BACKLOG   (64u * 1024) /* filter output a direction may hold before its input stops being read */
-#define L7_LINGER_MS 5000         /* after an answer that closes: how long the client's bytes are read and dropped */
-enum { RM_CONN_LINGER_NO = 0, RM_CONN_LINGER_ON, RM_CONN_LINGER_OVER };
-
-/* An inbound HTTP/1.x or HTTP/2 connection whose requests (streams) are decided one by one. The filter's output goes
- * through staging pipes so that a send in flight always reads a buffer that stays put. */
-typedef struct st_rm__conn_l7_t {
-    int http2;
-    union {
-        rm_http1_filter_t h1;
-        rm_h2_filter_t h2;
-    };
-    rm_bytebuf_t to_app, to_client;
-    rm_pipe_t app_out, client_out;
-    int result; /* the filter's sticky result: 0, RM_HTTP1_FILTER_CLOSE or a negative error */
-} rm__conn_l7_t;
-
-struct st_rm_conn_t {
-    rm_worker_t *w;
-    rm_conn_t *prev, *next;
-    rm_snapshot_t *snap;
-    rm__conn_dir_t dir;
-    rm__conn_mode_t mode;
-    rm_mtls_mode_t inbound_mode;
-    const rm_listener_config_t *explicit_cfg;
-    const char *const *expected_ids;
-    size_t num_expected_ids;
-    rm_side_owner_t t; /* the sides' loop, ops in flight, closing, last activity */
-    rm_side_t down, up;
-    rm_pipe_t d2u, u2d;
-    rm_sockaddr_t src, orig_dst, target;
-    uint64_t started_ms, deadline_ms;
-    rm__conn_close_t close_reason;
-    int cancelled;
-    int counted; /* holds a slot of maxConnections */
-    int rejected_logged;
-    int up_connecting;
-    int lingering; /* LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
-    rm__conn_authz_t authz_state;
-    rm__conn_l7_t *l7;
-    char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
-};
 
 static void conn_progress(rm_conn_t *c);
 static void refuse(rm_conn_t *c, const char *reason, int code);
 static void log_conn_error(rm_conn_t *c, int err);
 
 /* ------------------------------------------------------------------ helpers */
-
-static rm_proxy_config_t *cfg_of(rm_conn_t *c)
-{
-    return c->snap->cfg;
-}
 
 /* Why this connection has no SVID to present, for its refusal line. */
 static const char *no_svid_reason(rm_conn_t *c)
@@ -117,13 +39,7 @@ static const char *no_svid_reason(rm_conn_t *c)
     return "no SVID yet: waiting for the control plane";
 }
 
-/* The side that carries TLS when the connection has any: up for outbound, down for inbound. */
-static rm_side_t *tls_side(rm_conn_t *c)
-{
-    return c->dir == RM_CONN_DIR_OUTBOUND ? &c->up : &c->down;
-}
-
-static void log_conn_fields(rm_conn_t *c, rm_log_line_t *l)
+void rm__conn_log_fields(rm_conn_t *c, rm_log_line_t *l)
 {
     rm_log_str(l, "direction", c->dir == RM_CONN_DIR_OUTBOUND ? "outbound" : "inbound");
     if (c->explicit_cfg != NULL)
@@ -132,9 +48,9 @@ static void log_conn_fields(rm_conn_t *c, rm_log_line_t *l)
     rm_log_addr(l, "dst", c->orig_dst.len != 0 ? (struct sockaddr *)&c->orig_dst.ss : NULL);
 }
 
-static const char *peer_id_of(rm_conn_t *c)
+const char *rm__conn_peer_id(rm_conn_t *c)
 {
-    rm_tls_t *tls = tls_side(c)->tls;
+    rm_tls_t *tls = rm__conn_tls_side(c)->tls;
     return tls != NULL ? rm_tls_peer_id(tls) : NULL;
 }
 
@@ -154,11 +70,11 @@ static void log_rejected(rm_conn_t *c, const char *reason, int code)
         return;
     c->rejected_logged = 1;
     rm_log_begin(&l, RM_LOG_WARN, "peer_rejected");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     rm_log_addr(&l, "peer_addr", peer_addr_of(c));
     rm_log_str(&l, "reason", reason);
     rm_log_int(&l, "code", code);
-    rm_tls_t *tls = tls_side(c)->tls;
+    rm_tls_t *tls = rm__conn_tls_side(c)->tls;
     if (tls != NULL) {
         /* the ID the peer presented, even when it was the reason for refusing it */
         const char *id = rm_tls_peer_id(tls);
@@ -186,18 +102,18 @@ static void log_rejected(rm_conn_t *c, const char *reason, int code)
 static void log_access(rm_conn_t *c)
 {
     rm_log_line_t l;
-    if (!cfg_of(c)->access_log || c->close_reason == RM_CONN_CLOSE_REJECTED)
+    if (!rm__conn_cfg(c)->access_log || c->close_reason == RM_CONN_CLOSE_REJECTED)
         return;
     rm_log_begin(&l, RM_LOG_INFO, "connection");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     rm_log_str(&l, "mode", mode_names[c->mode]);
     if (c->target.len != 0 && c->dir == RM_CONN_DIR_OUTBOUND)
         rm_log_addr(&l, "upstream", (struct sockaddr *)&c->target.ss);
     if (c->mode == RM_CONN_MODE_MTLS) {
-        rm_tls_t *tls = tls_side(c)->tls;
-        rm_log_str(&l, "peer_id", peer_id_of(c));
+        rm_tls_t *tls = rm__conn_tls_side(c)->tls;
+        rm_log_str(&l, "peer_id", rm__conn_peer_id(c));
         rm_log_str(&l, "tls_version", tls != NULL ? rm_tls_version(tls) : NULL);
-        rm_log_bool(&l, "kernel_tls", rm_side_kernel_tls(tls_side(c)));
+        rm_log_bool(&l, "kernel_tls", rm_side_kernel_tls(rm__conn_tls_side(c)));
     }
     /* sent/received from the point of view of the connection's originator (the downstream side) */
     rm_log_uint(&l, "bytes_sent", c->d2u.bytes + (c->l7 != NULL ? c->l7->app_out.bytes : 0));
@@ -207,8 +123,7 @@ static void log_access(rm_conn_t *c)
     rm_log_end(&l);
 }
 
-/* Ends the connection. Any reason but EOF sends RST to both ends: a cut stream must not look complete. */
-static void conn_abort(rm_conn_t *c, rm__conn_close_t why)
+void rm__conn_abort(rm_conn_t *c, rm__conn_close_t why)
 {
     if (c->t.closing)
         return;
@@ -228,22 +143,22 @@ static void log_ktls_record_error(rm_conn_t *c, int err)
 {
     rm_log_line_t l;
     rm_log_begin(&l, RM_LOG_WARN, "tls_error");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     rm_log_str(&l, "layer", "kernel");
     rm_log_str(&l, "reason",
                err == -EBADMSG    ? "a record failed authentication (bad_record_mac)"
                : err == -EMSGSIZE ? "a record is larger than TLS allows (record_overflow)"
                                   : "the kernel's TLS layer refused the stream");
     rm_log_err(&l, "error", err);
-    if (peer_id_of(c) != NULL)
-        rm_log_str(&l, "peer_id", peer_id_of(c));
+    if (rm__conn_peer_id(c) != NULL)
+        rm_log_str(&l, "peer_id", rm__conn_peer_id(c));
     rm_log_end(&l);
 }
 
 /* Inbound: when the client's first bytes must have shown TLS or plaintext, and a TLS handshake must be over. */
 static uint64_t inbound_handshake_deadline(rm_conn_t *c)
 {
-    return c->started_ms + cfg_of(c)->handshake_timeout_ms;
+    return c->started_ms + rm__conn_cfg(c)->handshake_timeout_ms;
 }
 
 static void on_up_connect(rm_io_op_t *op, int res)
@@ -257,12 +172,12 @@ static void on_up_connect(rm_io_op_t *op, int res)
     if (res != 0) {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_WARN, "upstream_connect_failed");
-        log_conn_fields(c, &l);
+        rm__conn_log_fields(c, &l);
         rm_log_addr(&l, "upstream", (struct sockaddr *)&c->target.ss);
         rm_log_err(&l, "error", res);
         rm_log_end(&l);
         atomic_fetch_add_explicit(&c->w->stats.connect_failed, 1, memory_order_relaxed);
-        conn_abort(c, RM_CONN_CLOSE_ERROR);
+        rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
         goto Progress;
     }
     int one = 1;
@@ -272,11 +187,11 @@ static void on_up_connect(rm_io_op_t *op, int res)
         s->ready = 1; /* a TLS side is ready only after its handshake (conn_progress drives it) */
     /* the connect deadline is over; a handshake still to come gets its own. Inbound (PERMISSIVE connects to the app
      * at once), the client's first bytes and its handshake keep the one counted from accept. */
-    int handshaking = tls_side(c)->tls != NULL && !tls_side(c)->ready;
+    int handshaking = rm__conn_tls_side(c)->tls != NULL && !rm__conn_tls_side(c)->ready;
     if (c->dir == RM_CONN_DIR_INBOUND)
         c->deadline_ms = c->mode == RM_CONN_MODE_UNDECIDED || handshaking ? inbound_handshake_deadline(c) : 0;
     else
-        c->deadline_ms = handshaking ? c->t.last_active_ms + cfg_of(c)->handshake_timeout_ms : 0;
+        c->deadline_ms = handshaking ? c->t.last_active_ms + rm__conn_cfg(c)->handshake_timeout_ms : 0;
 Progress:
     conn_progress(c);
 }
@@ -289,7 +204,7 @@ static int start_upstream_connect(rm_conn_t *c)
     if ((ret = rm_side_connect(&c->up, (struct sockaddr *)&c->target.ss, c->target.len, on_up_connect)) != 0)
         return ret;
     c->up_connecting = 1;
-    c->deadline_ms = rm_loop_now_ms(c->w->loop) + cfg_of(c)->connect_timeout_ms;
+    c->deadline_ms = rm_loop_now_ms(c->w->loop) + rm__conn_cfg(c)->connect_timeout_ms;
     return 0;
 }
 
@@ -303,7 +218,7 @@ static void publish_verify_stats(rm_worker_t *w)
 
 static int drive_handshake(rm_conn_t *c)
 {
-    rm_side_t *s = tls_side(c);
+    rm_side_t *s = rm__conn_tls_side(c);
     int r, ret;
 
     if ((ret = rm_side_handshake(s, &r)) != 0)
@@ -327,17 +242,6 @@ static int drive_handshake(rm_conn_t *c)
     return 0;
 }
 
-/* The app's first bytes are, or begin, an HTTP/2 server preface: a SETTINGS frame (9-byte header: type 4, flags 0,
- * stream 0). An HTTP/2 server sends it as soon as it accepts, and its client speaks first anyway (the connection
- * preface): that is no server-first protocol. */
-static int app_sent_h2_settings(const rm_pipe_t *u2d)
-{
-    static const uint8_t settings_tail[6] = {0x04, 0, 0, 0, 0, 0}; /* type, flags, stream 0 */
-    const uint8_t *a = u2d->buf != NULL ? u2d->buf + u2d->off : NULL;
-    size_t n = u2d->len < 9 ? u2d->len : 9;
-    return !u2d->src_eof && n > 0 && (n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0);
-}
-
 /* Inbound, the client's first bytes have not shown TLS or plaintext, and never will: it closed, or (`timeout`) they
  * did not come within handshakeTimeout. Nothing of them went to the app; the connection is closed (a reset to the
  * app, which must not take an empty or partial stream for a whole one) and logged with the cause. */
@@ -346,7 +250,7 @@ static void undecided_close(rm_conn_t *c, int timeout)
     rm_log_line_t l;
     rm_log_begin(&l, timeout || c->d2u.len > 0 ? RM_LOG_WARN : RM_LOG_INFO,
                  timeout ? "handshake_timeout" : "undecided_closed");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     if (timeout)
         rm_log_str(&l, "phase", "first_bytes");
     rm_log_str(&l, "reason",
@@ -357,7 +261,7 @@ static void undecided_close(rm_conn_t *c, int timeout)
     rm_log_end(&l);
     /* the access log says how it ended for the client; both ends get a reset */
     c->close_reason = timeout ? RM_CONN_CLOSE_TIMEOUT : RM_CONN_CLOSE_EOF;
-    conn_abort(c, RM_CONN_CLOSE_RESET);
+    rm__conn_abort(c, RM_CONN_CLOSE_RESET);
 }
 
 /* Inbound: decide mTLS or plaintext from what arrives first (STRICT refuses all but mesh TLS). The client's bytes,
@@ -370,7 +274,7 @@ static int decide_mode(rm_conn_t *c)
     int ret;
 
     if (c->d2u.len == 0 && (c->u2d.len > 0 || c->u2d.src_eof) &&
-        !(app_sent_h2_settings(&c->u2d) && rm_pipe_room(&c->u2d) > 0)) {
+        !(rm__conn_app_sent_h2_settings(&c->u2d) && rm_pipe_room(&c->u2d) > 0)) {
         c->mode = RM_CONN_MODE_PLAINTEXT;
     } else if (c->d2u.len > 0 || c->d2u.src_eof) {
         k = c->d2u.len > 0 ? rm_tls_sniff(c->d2u.buf + c->d2u.off, c->d2u.len) : RM_TLS_SNIFF_NEED_MORE;
@@ -428,375 +332,19 @@ static int decide_mode(rm_conn_t *c)
 static void log_conn_error(rm_conn_t *c, int err)
 {
     int is_tls = err <= RM_ERR_CLASS_TLS && err > RM_ERR_CLASS_SVID;
-    rm_tls_t *tls = tls_side(c)->tls;
+    rm_tls_t *tls = rm__conn_tls_side(c)->tls;
     const char *alert = tls != NULL ? rm_tls_peer_alert(tls) : NULL;
     rm_log_line_t l;
     rm_log_begin(&l, is_tls ? RM_LOG_WARN : RM_LOG_DEBUG, is_tls ? "tls_error" : "connection_error");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     if (is_tls)
         rm_log_addr(&l, "peer_addr", peer_addr_of(c));
     rm_log_err(&l, "error", err);
     if (alert != NULL)
         rm_log_str(&l, "peer_alert", alert);
-    if (peer_id_of(c) != NULL)
-        rm_log_str(&l, "peer_id", peer_id_of(c));
+    if (rm__conn_peer_id(c) != NULL)
+        rm_log_str(&l, "peer_id", rm__conn_peer_id(c));
     rm_log_end(&l);
-}
-
-/* ------------------------------------------------------------------ authorization (inbound) */
-
-static void sockaddr_ip16(const rm_sockaddr_t *a, uint8_t out[16], uint8_t *have)
-{
-    *have = 0;
-    if (a->len == 0)
-        return;
-    if (a->ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
-        memset(out, 0, 10);
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &in->sin_addr, 4);
-        *have = 1;
-    } else if (a->ss.ss_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
-        *have = 1;
-    }
-}
-
-static uint16_t sockaddr_port(const struct sockaddr_storage *ss);
-
-/* The attributes a decision is made on: who the peer is (its SVID, when mTLS), where it comes from, which port of
- * the app it reaches, and the request when there is one. */
-static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, rm_authz_attrs_t *a)
-{
-    memset(a, 0, sizeof(*a));
-    a->principal = c->mode == RM_CONN_MODE_MTLS ? peer_id_of(c) : NULL;
-    sockaddr_ip16(&c->src, a->source_ip, &a->have_source_ip);
-    sockaddr_ip16(&c->orig_dst, a->destination_ip, &a->have_destination_ip);
-    a->destination_port = sockaddr_port(c->explicit_cfg != NULL ? &c->target.ss : &c->orig_dst.ss);
-    a->sni = c->sni;
-    a->http = req;
-}
-
-/* A uniform value in [0, 1) for the sampling of allowed-decision logs (xorshift64*, per worker). */
-static double worker_random(rm_worker_t *w)
-{
-    uint64_t x = w->rng != 0 ? w->rng : (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    w->rng = x;
-    return (double)((x * 0x2545f4914f6cdd1dULL) >> 11) / 9007199254740992.0;
-}
-
-/* Decides a connection (req NULL) or one request, logs and counts the decision. Returns 1 to allow.
- *
- * A connection is decided on the policies of the snapshot it started with. Each request on a kept-alive HTTP
- * connection is decided on the policies in force when it arrives, so that a new DENY also reaches long-lived
- * connections (gRPC streams last hours); one decision always uses one version. The published snapshot is safe to
- * read without a reference for the rest of this loop iteration (rm_proxy_publish waits for the workers). */
-static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
-{
-    rm_snapshot_t *now = req != NULL ? rm_snapshot_current(c->w->proxy) : c->snap;
-    rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
-    rm_authz_attrs_t a;
-    rm_authz_decision_t d;
-
-    authz_attrs(c, req, &a);
-    if (req != NULL && req->path_error != NULL) {
-        /* refused before any policy is asked: the filter answers 400 (http_filter.h) */
-        rm_authz_decision_t bad = {
-            .reason = RM_AUTHZ_REASON_UNEVALUABLE, .rule = -1, .dry_run_rule = -1, .audit_rule = -1, .log = 1};
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_WARN, "authz");
-        rm_authz_log_fields(&l, &bad, &a, az != NULL ? az->workload : NULL);
-        rm_log_str(&l, "path_error", req->path_error);
-        if (az != NULL) {
-            rm_log_str(&l, "policy_version", az->version);
-            rm_authz_count(az, &bad);
-        }
-        rm_log_end(&l);
-        return 0;
-    }
-    if (az == NULL) {
-        /* a control plane is configured but has not said which policies apply: refuse, and say why */
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_WARN, "authz");
-        rm_log_str(&l, "decision", "deny");
-        rm_log_str(&l, "policy", NULL);
-        rm_log_str(&l, "reason", "no policy yet");
-        rm_log_str(&l, "explanation",
-                   "denied: no authorization policy has been received from the control plane yet (fail closed)");
-        rm_log_str(&l, "source_principal", a.principal);
-        rm_log_addr(&l, "source_ip", (struct sockaddr *)&c->src.ss);
-        rm_log_uint(&l, "destination_port", a.destination_port);
-        rm_log_str(&l, "protocol", req == NULL ? "tcp" : req->grpc ? "grpc" : req->http2 ? "http2" : "http1");
-        rm_log_end(&l);
-        return 0;
-    }
-    rm_authz_evaluate(az->engine, &a, worker_random(c->w), &d);
-    rm_authz_count(az, &d);
-    rm_authz_log(az, &d, &a);
-    return d.allow;
-}
-
-static rm_http_verdict_t l7_decide(void *ctx, const rm_http_request_t *req)
-{
-    return authz_decide(ctx, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
-}
-
-typedef enum { SNIFF_NEED_MORE, SNIFF_HTTP1, SNIFF_HTTP2, SNIFF_OTHER } sniff_t;
-
-/* Tells the protocol from the client's first bytes: an HTTP/1.x request line ("METHOD target HTTP/1.x"), the
- * HTTP/2 connection preface, or anything else. Needs the whole request line before saying HTTP/1, so that a
- * protocol whose first word happens to look like a method is not taken for HTTP. */
-static sniff_t sniff_protocol(const uint8_t *p, size_t n)
-{
-    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    size_t i, m = n < sizeof(preface) - 1 ? n : sizeof(preface) - 1;
-
-    if (memcmp(p, preface, m) == 0)
-        return m == sizeof(preface) - 1 ? SNIFF_HTTP2 : SNIFF_NEED_MORE;
-    for (i = 0; i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z'; i++)
-        ;
-    if (i == n)
-        return i < 24 ? SNIFF_NEED_MORE : SNIFF_OTHER;
-    if (i == 0 || p[i] != ' ')
-        return SNIFF_OTHER;
-    const uint8_t *lf = memchr(p + i, '\n', n - i);
-    if (lf == NULL)
-        return SNIFF_NEED_MORE;
-    size_t line = (size_t)(lf - p);
-    if (line > 0 && p[line - 1] == '\r')
-        line--;
-    if (line >= i + 11 && memcmp(p + line - 9, " HTTP/1.", 8) == 0) /* "... HTTP/1.x" */
-        return SNIFF_HTTP1;
-    return SNIFF_OTHER;
-}
-
-static void deny_connection(rm_conn_t *c)
-{
-    c->close_reason = RM_CONN_CLOSE_REJECTED;
-    conn_abort(c, RM_CONN_CLOSE_REJECTED);
-}
-
-static int start_http(rm_conn_t *c, int http2)
-{
-    int ret;
-    if ((c->l7 = calloc(1, sizeof(*c->l7))) == NULL)
-        return -ENOMEM;
-    c->l7->http2 = http2;
-    if ((ret = http2 ? rm_h2_filter_init(&c->l7->h2, l7_decide, c) : rm_http1_filter_init(&c->l7->h1, l7_decide, c)) !=
-        0) {
-        free(c->l7);
-        c->l7 = NULL;
-        return ret;
-    }
-    /* the filter's staging pipes are what the sides send from now on */
-    c->up.tx = &c->l7->app_out;
-    c->down.tx = &c->l7->client_out;
-    c->authz_state = RM_CONN_AUTHZ_HTTP;
-    return 0;
-}
-
-static void l7_free(rm_conn_t *c)
-{
-    if (c->l7 == NULL)
-        return;
-    if (c->l7->http2)
-        rm_h2_filter_dispose(&c->l7->h2);
-    else
-        rm_http1_filter_dispose(&c->l7->h1);
-    rm_bytebuf_free(&c->l7->to_app);
-    rm_bytebuf_free(&c->l7->to_client);
-    rm_buf_put(c->l7->app_out.buf);
-    rm_buf_put(c->l7->client_out.buf);
-    free(c->l7);
-    c->l7 = NULL;
-}
-
-/* Moves a pending inbound connection towards a decision. Once the peer is known: without HTTP rules, the
- * connection is decided at once; with them, the protocol is told from the client's first bytes (never by waiting
- * on a timer): HTTP/1.x gets a per-request filter, anything else is decided as TCP (Istio's rule for HTTP-only
- * fields). A server that speaks first makes it TCP too. */
-static int authz_progress(rm_conn_t *c)
-{
-    rm_authz_t *az = c->snap->authz;
-
-    if (az == NULL && !c->snap->authz_required) {
-        c->authz_state = RM_CONN_AUTHZ_DONE;
-        return 0;
-    }
-    if (az == NULL || !rm_authz_engine_needs_http(az->engine))
-        goto DecideTcp;
-    if (c->d2u.len == 0 && (c->u2d.len > 0 || c->u2d.src_eof)) {
-        /* the app spoke first. An HTTP/2 server does that with its SETTINGS frame (9-byte header: type 4, stream
-         * 0), and its client is about to send the preface: wait for it. Anything else is a server-first protocol,
-         * which is TCP. */
-        if (!app_sent_h2_settings(&c->u2d) || (c->u2d.len >= 9 && rm_pipe_room(&c->u2d) == 0))
-            goto DecideTcp;
-        if (!c->d2u.src_eof)
-            return 0;
-    }
-    if (c->d2u.len > 0) {
-        switch (sniff_protocol(c->d2u.buf + c->d2u.off, c->d2u.len)) {
-        case SNIFF_NEED_MORE:
-            if (!c->d2u.src_eof && rm_pipe_room(&c->d2u) > 0)
-                return 0;
-            goto DecideTcp;
-        case SNIFF_HTTP1:
-            return start_http(c, 0);
-        case SNIFF_HTTP2:
-            return start_http(c, 1);
-        case SNIFF_OTHER:
-            goto DecideTcp;
-        }
-    }
-    if (c->d2u.src_eof)
-        goto DecideTcp;
-    return 0;
-
-DecideTcp:
-    if (authz_decide(c, NULL))
-        c->authz_state = RM_CONN_AUTHZ_DONE;
-    else
-        deny_connection(c);
-    return 0;
-}
-
-/* Why a filter ended the exchange, in the words of its contract (http1_filter.h, h2_filter.h). */
-static const char *l7_reason(int http2, int r, const char *from)
-{
-    int app = strcmp(from, "app") == 0;
-    if (r == RM_HTTP1_FILTER_CLOSE)
-        return "the answer to a denied request closes the connection (connection: close)";
-    if (r == -EMSGSIZE)
-        return "request head over 64 KiB or 100 header fields: answered 431";
-    if (r == -ENOBUFS)
-        return "answers to denied streams waited too long for a frame boundary of the app";
-    if (r == -EPROTO && http2)
-        return app ? "the app broke HTTP/2" : "the client broke HTTP/2 (frame, size or HPACK data): answered GOAWAY";
-    if (r == -EPROTO)
-        return app ? "the app sent a malformed response" : "malformed request (or request body): answered 400";
-    return "the HTTP filter failed";
-}
-
-/* The filter ended the exchange (an answer that closes, or a protocol error): say so once. */
-static void l7_result(rm_conn_t *c, int r, const char *from)
-{
-    if (r == 0 || c->l7->result != 0)
-        return;
-    c->l7->result = r;
-    rm_log_line_t l;
-    rm_log_begin(&l, r == RM_HTTP1_FILTER_CLOSE ? RM_LOG_DEBUG : RM_LOG_WARN, "http_connection_ended");
-    log_conn_fields(c, &l);
-    rm_log_str(&l, "protocol", c->l7->http2 ? "http2" : "http1");
-    rm_log_str(&l, "from", from);
-    rm_log_str(&l, "reason", l7_reason(c->l7->http2, r, from));
-    if (r < 0)
-        rm_log_err(&l, "error", r);
-    rm_log_end(&l);
-}
-
-/* Tells the filter how to normalize paths: the setting of the policies in force, which the next decision uses
- * (authz_decide). */
-static void l7_set_path_normalization(rm_conn_t *c)
-{
-    rm_snapshot_t *now = rm_snapshot_current(c->w->proxy);
-    rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
-    rm_path_normalization_t mode = az != NULL ? az->wp.path_normalization : RM_PATH_NORMALIZATION_BASE;
-    if (c->l7->http2)
-        rm_h2_filter_set_path_normalization(&c->l7->h2, mode);
-    else
-        rm_http1_filter_set_path_normalization(&c->l7->h1, mode);
-}
-
-/* Moves both directions of an HTTP connection through its filter. */
-static int pump_l7(rm_conn_t *c)
-{
-    rm__conn_l7_t *l = c->l7;
-    int r, ret;
-
-    l7_set_path_normalization(c);
-    if ((ret = rm_side_fill(&c->down, 1)) != 0 || (ret = rm_side_fill(&c->up, 1)) != 0)
-        return ret;
-    /* Filter what the pipes hold, then fill them again so that their receives can go. A TLS source fills its pipe
-     * at once from records already in its session, with no receive left to wake the connection later: filter those
-     * bytes too, until a fill leaves a pipe empty (its receive is in flight) or the filter's output is full (a send
-     * in flight wakes the connection). Each round takes at least one buffer of input, and a session holds at most
-     * one input window, so this ends. */
-    for (;;) {
-        int fed = 0;
-        /* the client's bytes: requests decided, allowed ones on to the app, answers to denied ones back */
-        if (c->d2u.len > 0 && l->to_app.len < L7_BACKLOG && l->to_client.len < L7_BACKLOG) {
-            r = l->http2
-                    ? rm_h2_filter_from_client(&l->h2, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app, &l->to_client)
-                    : rm_http1_filter_from_client(&l->h1, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app,
-                                                  &l->to_client);
-            if (r == -ENOMEM)
-                return r;
-            l7_result(c, r, "client");
-            rm_pipe_consume(&c->d2u, c->d2u.len);
-            fed = 1;
-        }
-        /* the app's bytes: responses, with the answers to denied requests put in order */
-        if (c->u2d.len > 0 && l->to_client.len < L7_BACKLOG && l->to_app.len < L7_BACKLOG) {
-            r = l->http2
-                    ? rm_h2_filter_from_app(&l->h2, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_client)
-                    : rm_http1_filter_from_app(&l->h1, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_app, &l->to_client);
-            if (r == -ENOMEM)
-                return r;
-            l7_result(c, r, "app");
-            rm_pipe_consume(&c->u2d, c->u2d.len);
-            fed = 1;
-        }
-        if ((ret = rm_side_fill(&c->down, 1)) != 0 || (ret = rm_side_fill(&c->up, 1)) != 0)
-            return ret;
-        if (!fed || (c->d2u.len == 0 && c->u2d.len == 0))
-            break;
-    }
-    /* stage the output in pipes: a send in flight reads a buffer that does not move */
-    if (l->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && l->to_app.len > 0) {
-        if ((ret = rm_pipe_reserve(&l->app_out)) != 0)
-            return ret;
-        l->app_out.off = 0;
-        size_t n = l->to_app.len < rm_pipe_room(&l->app_out) ? l->to_app.len : rm_pipe_room(&l->app_out);
-        memcpy(l->app_out.buf, l->to_app.base, n);
-        l->app_out.len = n;
-        rm_bytebuf_consume(&l->to_app, n);
-    }
-    if (l->to_client.len > 0) {
-        if ((ret = rm_pipe_reserve(&l->client_out)) != 0)
-            return ret;
-        if (l->client_out.len == 0)
-            l->client_out.off = 0;
-        size_t room = rm_pipe_room(&l->client_out), n = l->to_client.len < room ? l->to_client.len : room;
-        memcpy(l->client_out.buf + l->client_out.off + l->client_out.len, l->to_client.base, n);
-        l->client_out.len += n;
-        rm_bytebuf_consume(&l->to_client, n);
-    }
-    /* ends: a direction ends once its source has ended and everything before it went out; an answer that closes
-     * (400, 431, 403 with connection: close) ends both once it has gone out */
-    int client_done = (c->d2u.src_eof && c->d2u.len == 0) || l->result != 0;
-    if (client_done && l->to_app.len == 0)
-        l->app_out.src_eof = 1;
-    if (((c->u2d.src_eof && c->u2d.len == 0) || l->result != 0) && l->to_client.len == 0)
-        l->client_out.src_eof = 1;
-    if ((ret = rm_side_drain(&c->up)) != 0 || (ret = rm_side_drain(&c->down)) != 0)
-        return ret;
-    if (l->result != 0 && rm_side_direction_done(&c->down)) {
-        /* The closing answer is out: whatever the app still does, the exchange is over. A client still sending
-         * (the rest of an oversized head) would get a reset from a close now, and a reset may destroy the answer
-         * before the client has read it (RFC 9112 section 9.6): read and drop what it sends until it closes, for
-         * at most L7_LINGER_MS. */
-        if (c->d2u.src_eof || c->lingering == RM_CONN_LINGER_OVER) {
-            c->close_reason = RM_CONN_CLOSE_EOF;
-            c->t.closing = 1;
-        } else if (c->lingering == RM_CONN_LINGER_NO) {
-            c->lingering = RM_CONN_LINGER_ON;
-            c->deadline_ms = rm_loop_now_ms(c->w->loop) + L7_LINGER_MS;
-        }
-    }
-    return 0;
 }
 
 static void conn_free(rm_conn_t *c);
@@ -817,7 +365,7 @@ static step_t conn_step(rm_conn_t *c)
     if (c->t.closing) {
         /* A rejected handshake may still have an alert in flight: let it finish, then cancel the rest. */
         if (!c->cancelled) {
-            if (c->close_reason == RM_CONN_CLOSE_REJECTED && rm_io_busy(&tls_side(c)->wr_op))
+            if (c->close_reason == RM_CONN_CLOSE_REJECTED && rm_io_busy(&rm__conn_tls_side(c)->wr_op))
                 return STEP_WAIT;
             c->cancelled = 1;
             rm_side_cancel(&c->down);
@@ -849,7 +397,7 @@ static step_t conn_step(rm_conn_t *c)
 
     /* handshake on the TLS side once its transport is there */
     {
-        rm_side_t *ts = tls_side(c);
+        rm_side_t *ts = rm__conn_tls_side(c);
         if (ts->tls != NULL && !ts->ready && ts->h.fd >= 0 && !(ts == &c->up && c->up_connecting)) {
             if ((ret = drive_handshake(c)) != 0)
                 goto Error;
@@ -861,7 +409,7 @@ static step_t conn_step(rm_conn_t *c)
 
     /* inbound: decide on the peer as soon as it is known; nothing reaches the app before a decision */
     if (c->authz_state == RM_CONN_AUTHZ_PENDING && c->down.ready) {
-        if ((ret = authz_progress(c)) != 0)
+        if ((ret = rm__conn_authz_progress(c)) != 0)
             goto Error;
         if (c->t.closing) {
             return STEP_AGAIN;
@@ -878,7 +426,7 @@ static step_t conn_step(rm_conn_t *c)
         /* waiting for the client's first bytes to tell the protocol: read both ends, forward nothing */
         if ((ret = rm_side_fill(&c->down, 0)) != 0 || (ret = rm_side_fill(&c->up, 0)) != 0)
             goto Error;
-        if ((ret = authz_progress(c)) != 0)
+        if ((ret = rm__conn_authz_progress(c)) != 0)
             goto Error;
         if (c->t.closing) {
             return STEP_AGAIN;
@@ -888,7 +436,7 @@ static step_t conn_step(rm_conn_t *c)
     }
 
     if (c->l7 != NULL) {
-        if ((ret = pump_l7(c)) != 0)
+        if ((ret = rm__conn_l7_pump(c)) != 0)
             goto Error;
         if (c->t.closing) {
             return STEP_AGAIN;
@@ -910,7 +458,7 @@ static step_t conn_step(rm_conn_t *c)
 
 Error:
     log_conn_error(c, ret);
-    conn_abort(c, RM_CONN_CLOSE_ERROR);
+    rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
     return STEP_AGAIN;
 }
 
@@ -939,7 +487,7 @@ static void conn_side_error(rm_side_owner_t *o, rm_side_t *s, rm_side_error_t ki
         log_conn_error(c, err);
     else if (kind == RM_SIDE_RECORD_ERROR)
         log_ktls_record_error(c, err);
-    conn_abort(c, kind == RM_SIDE_RESET ? RM_CONN_CLOSE_RESET : RM_CONN_CLOSE_ERROR);
+    rm__conn_abort(c, kind == RM_SIDE_RESET ? RM_CONN_CLOSE_RESET : RM_CONN_CLOSE_ERROR);
 }
 
 static void conn_side_ktls(rm_side_owner_t *o, rm_side_t *s, const char *failed_step, int err)
@@ -952,7 +500,7 @@ static void conn_side_ktls(rm_side_owner_t *o, rm_side_t *s, const char *failed_
     }
     atomic_fetch_add_explicit(&c->w->stats.ktls_failed, 1, memory_order_relaxed);
     rm_log_begin(&l, RM_LOG_WARN, "kernel_tls_failed");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     rm_log_str(&l, "step", failed_step);
     rm_log_err(&l, "error", err);
     rm_log_str(&l, "effect", "this connection's records stay in the proxy");
@@ -994,7 +542,7 @@ static void conn_free(rm_conn_t *c)
     if (c->l7 != NULL) {
         atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->l7->app_out.bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->l7->client_out.bytes, memory_order_relaxed);
-        l7_free(c);
+        rm__conn_l7_free(c);
     }
     rm_pipe_free(&c->d2u);
     rm_pipe_free(&c->u2d);
@@ -1031,73 +579,6 @@ void rm__conn_release(rm_conn_t *c)
     free(c);
 }
 
-/* A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; logs and policy see them as the IPv4 they are. */
-static void unmap_v4(rm_sockaddr_t *a)
-{
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&a->ss;
-    struct sockaddr_in s4;
-    if (a->ss.ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-        return;
-    memset(&s4, 0, sizeof(s4));
-    s4.sin_family = AF_INET;
-    s4.sin_port = s6->sin6_port;
-    memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-    memcpy(&a->ss, &s4, sizeof(s4));
-    a->len = sizeof(s4);
-}
-
-static int get_original_dst(int fd, rm_sockaddr_t *out)
-{
-    struct sockaddr_storage local;
-    socklen_t len = sizeof(local);
-    if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
-        return -errno;
-    out->len = sizeof(out->ss);
-    if (local.ss_family == AF_INET6) {
-        /* a v4-mapped peer on a dual-stack socket went through iptables, not ip6tables */
-        const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)&local;
-        if (IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr)) {
-            struct sockaddr_in sin;
-            socklen_t sl = sizeof(sin);
-            if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &sl) != 0)
-                return -errno;
-            memcpy(&out->ss, &sin, sizeof(sin));
-            out->len = sizeof(sin);
-            return 0;
-        }
-        if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &out->ss, &out->len) != 0)
-            return -errno;
-        return 0;
-    }
-    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &out->ss, &out->len) != 0)
-        return -errno;
-    return 0;
-}
-
-static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    if (ss->ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    return 0;
-}
-
-static int same_sockaddr(const rm_sockaddr_t *a, const struct sockaddr_storage *b)
-{
-    if (a->ss.ss_family != b->ss_family)
-        return 0;
-    if (b->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)&a->ss, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (b->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)&a->ss, *y = (const void *)b;
-        return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-    }
-    return 0;
-}
-
 /* Sets c->target to the loopback address of the app, on the original port. */
 static void set_app_target(rm_conn_t *c, uint16_t port)
 {
@@ -1121,12 +602,12 @@ static void refuse(rm_conn_t *c, const char *reason, int code)
 {
     log_rejected(c, reason, code);
     c->close_reason = RM_CONN_CLOSE_REJECTED;
-    conn_abort(c, RM_CONN_CLOSE_REJECTED);
+    rm__conn_abort(c, RM_CONN_CLOSE_REJECTED);
 }
 
 static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
 {
-    rm_proxy_config_t *cfg = cfg_of(c);
+    rm_proxy_config_t *cfg = rm__conn_cfg(c);
     const rm_destination_t *dest;
     const char *sni = NULL;
     int ret;
@@ -1139,11 +620,12 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
         c->expected_ids = (const char *const *)l->explicit_cfg->identities;
         c->num_expected_ids = l->explicit_cfg->num_identities;
     } else {
-        if ((ret = get_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
             refuse(c, "no original destination (connection was not redirected by iptables)", ret);
             return 0;
         }
-        if (same_sockaddr(&l->addr, &c->orig_dst.ss) || sockaddr_port(&c->orig_dst.ss) == sockaddr_port(&l->addr.ss)) {
+        if (rm_sockaddr_same(&l->addr, &c->orig_dst.ss) ||
+            rm_sockaddr_port(&c->orig_dst.ss) == rm_sockaddr_port(&l->addr.ss)) {
             refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
             return 0;
         }
@@ -1184,17 +666,17 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
         c->orig_dst = l->addr;
         c->inbound_mode = l->explicit_cfg->mode;
     } else {
-        if ((ret = get_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
             refuse(c, "no original destination (connection was not redirected by iptables)", ret);
             return 0;
         }
-        port = sockaddr_port(&c->orig_dst.ss);
-        if (port == sockaddr_port(&l->addr.ss)) {
+        port = rm_sockaddr_port(&c->orig_dst.ss);
+        if (port == rm_sockaddr_port(&l->addr.ss)) {
             refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
             return 0;
         }
         set_app_target(c, port);
-        c->inbound_mode = rm_proxy_config_port_mode(cfg_of(c), port);
+        c->inbound_mode = rm_proxy_config_port_mode(rm__conn_cfg(c), port);
     }
     switch (c->inbound_mode) {
     case RM_MTLS_STRICT:
@@ -1249,27 +731,27 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
     sl = sizeof(c->src.ss);
     getpeername(fd, (struct sockaddr *)&c->src.ss, &sl);
     c->src.len = sl;
-    unmap_v4(&c->src);
+    rm_sockaddr_unmap_v4(&c->src);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if ((ret = rm_side_open(&c->down, fd)) != 0) {
         close(fd);
-        conn_abort(c, RM_CONN_CLOSE_ERROR);
+        rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
         conn_progress(c);
         return;
     }
-    if (n > cfg_of(c)->max_connections) {
+    if (n > rm__conn_cfg(c)->max_connections) {
         atomic_fetch_add_explicit(&w->stats.rejected_limit, 1, memory_order_relaxed);
         if (rm_loop_now_ms(w->loop) - w->limit_logged_ms >= 1000 || w->limit_logged_ms == 0) {
             rm_log_line_t line;
             w->limit_logged_ms = rm_loop_now_ms(w->loop);
             rm_log_begin(&line, RM_LOG_WARN, "connection_limit");
-            rm_log_uint(&line, "max_connections", cfg_of(c)->max_connections);
+            rm_log_uint(&line, "max_connections", rm__conn_cfg(c)->max_connections);
             rm_log_addr(&line, "src", (struct sockaddr *)&c->src.ss);
             rm_log_str(&line, "msg", "maxConnections reached: refusing new connections (logged at most once a second)");
             rm_log_end(&line);
         }
         c->close_reason = RM_CONN_CLOSE_REJECTED;
-        conn_abort(c, RM_CONN_CLOSE_REJECTED);
+        rm__conn_abort(c, RM_CONN_CLOSE_REJECTED);
         conn_progress(c);
         return;
     }
@@ -1281,21 +763,21 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
     if (ret != 0 && !c->t.closing) {
         rm_log_line_t line;
         rm_log_begin(&line, RM_LOG_WARN, "connection_setup_failed");
-        log_conn_fields(c, &line);
+        rm__conn_log_fields(c, &line);
         rm_log_err(&line, "error", ret);
         rm_log_end(&line);
-        conn_abort(c, RM_CONN_CLOSE_ERROR);
+        rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
     }
     conn_progress(c);
 }
 
 void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
 {
-    rm_proxy_config_t *cfg = cfg_of(c);
+    rm_proxy_config_t *cfg = rm__conn_cfg(c);
     if (c->t.closing)
         return;
     if (c->deadline_ms != 0 && now_ms >= c->deadline_ms && c->lingering == RM_CONN_LINGER_ON) {
-        /* the client did not close after the answer: close now (pump_l7) */
+        /* the client did not close after the answer: close now (rm__conn_l7_pump) */
         c->lingering = RM_CONN_LINGER_OVER;
         c->deadline_ms = 0;
         conn_progress(c);
@@ -1307,17 +789,17 @@ void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
         } else {
             rm_log_line_t l;
             rm_log_begin(&l, RM_LOG_WARN, c->up_connecting ? "upstream_connect_timeout" : "handshake_timeout");
-            log_conn_fields(c, &l);
+            rm__conn_log_fields(c, &l);
             if (!c->up_connecting)
                 rm_log_str(&l, "phase", "tls");
             rm_log_end(&l);
-            conn_abort(c, RM_CONN_CLOSE_TIMEOUT);
+            rm__conn_abort(c, RM_CONN_CLOSE_TIMEOUT);
         }
         conn_progress(c);
         return;
     }
     if (cfg->idle_timeout_ms != 0 && now_ms - c->t.last_active_ms >= cfg->idle_timeout_ms) {
-        conn_abort(c, RM_CONN_CLOSE_TIMEOUT);
+        rm__conn_abort(c, RM_CONN_CLOSE_TIMEOUT);
         conn_progress(c);
     }
 }
@@ -1326,6 +808,6 @@ void rm__conn_drain_cut(rm_conn_t *c)
 {
     if (c->t.closing)
         return;
-    conn_abort(c, RM_CONN_CLOSE_DRAIN);
+    rm__conn_abort(c, RM_CONN_CLOSE_DRAIN);
     conn_progress(c);
 }
