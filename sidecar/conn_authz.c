@@ -98,33 +98,23 @@ rm_http_verdict_t rm__conn_decide_request(void *ctx, const rm_http_request_t *re
     return authz_decide(ctx, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
 }
 
-typedef enum { SNIFF_NEED_MORE, SNIFF_HTTP1, SNIFF_HTTP2, SNIFF_OTHER } sniff_t;
-
-/* Tells the protocol from the client's first bytes: an HTTP/1.x request line ("METHOD target HTTP/1.x"), the
- * HTTP/2 connection preface, or anything else. Needs the whole request line before saying HTTP/1, so that a
- * protocol whose first word happens to look like a method is not taken for HTTP. */
-static sniff_t sniff_protocol(const uint8_t *p, size_t n)
+/* Which filter, if any, the client's first bytes call for: the first in rm_conn_filters that claims them, or none
+ * (*need_more set when one may still claim them with more bytes). */
+static const rm_conn_filter_ops_t *pick_filter(const uint8_t *p, size_t n, int *need_more)
 {
-    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    size_t i, m = n < sizeof(preface) - 1 ? n : sizeof(preface) - 1;
-
-    if (memcmp(p, preface, m) == 0)
-        return m == sizeof(preface) - 1 ? SNIFF_HTTP2 : SNIFF_NEED_MORE;
-    for (i = 0; i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z'; i++)
-        ;
-    if (i == n)
-        return i < 24 ? SNIFF_NEED_MORE : SNIFF_OTHER;
-    if (i == 0 || p[i] != ' ')
-        return SNIFF_OTHER;
-    const uint8_t *lf = memchr(p + i, '\n', n - i);
-    if (lf == NULL)
-        return SNIFF_NEED_MORE;
-    size_t line = (size_t)(lf - p);
-    if (line > 0 && p[line - 1] == '\r')
-        line--;
-    if (line >= i + 11 && memcmp(p + line - 9, " HTTP/1.", 8) == 0) /* "... HTTP/1.x" */
-        return SNIFF_HTTP1;
-    return SNIFF_OTHER;
+    *need_more = 0;
+    for (const rm_conn_filter_ops_t *const *f = rm_conn_filters; *f != NULL; f++) {
+        switch ((*f)->sniff(p, n)) {
+        case RM_CONN_SNIFF_YES:
+            return *f;
+        case RM_CONN_SNIFF_NEED_MORE:
+            *need_more = 1;
+            break;
+        case RM_CONN_SNIFF_NO:
+            break;
+        }
+    }
+    return NULL;
 }
 
 static void deny_connection(rm_conn_t *c)
@@ -135,8 +125,8 @@ static void deny_connection(rm_conn_t *c)
 
 /* Moves a pending inbound connection towards a decision. Once the peer is known: without HTTP rules, the
  * connection is decided at once; with them, the protocol is told from the client's first bytes (never by waiting
- * on a timer): HTTP/1.x gets a per-request filter, anything else is decided as TCP (Istio's rule for HTTP-only
- * fields). A server that speaks first makes it TCP too. */
+ * on a timer): a protocol one of the filters claims (HTTP/1.x, HTTP/2) gets that filter, deciding request by request;
+ * anything else is decided as TCP (Istio's rule for HTTP-only fields). A server that speaks first makes it TCP too. */
 int rm__conn_authz_progress(rm_conn_t *c)
 {
     rm_authz_t *az = c->snap->authz;
@@ -157,18 +147,13 @@ int rm__conn_authz_progress(rm_conn_t *c)
             return 0;
     }
     if (c->d2u.len > 0) {
-        switch (sniff_protocol(c->d2u.buf + c->d2u.off, c->d2u.len)) {
-        case SNIFF_NEED_MORE:
-            if (!c->d2u.src_eof && rm_pipe_room(&c->d2u) > 0)
-                return 0;
-            goto DecideTcp;
-        case SNIFF_HTTP1:
-            return rm__conn_l7_start(c, &rm_conn_filter_http1);
-        case SNIFF_HTTP2:
-            return rm__conn_l7_start(c, &rm_conn_filter_http2);
-        case SNIFF_OTHER:
-            goto DecideTcp;
-        }
+        int need_more;
+        const rm_conn_filter_ops_t *f = pick_filter(c->d2u.buf + c->d2u.off, c->d2u.len, &need_more);
+        if (f != NULL)
+            return rm__conn_l7_start(c, f);
+        if (need_more && !c->d2u.src_eof && rm_pipe_room(&c->d2u) > 0)
+            return 0;
+        goto DecideTcp;
     }
     if (c->d2u.src_eof)
         goto DecideTcp;

@@ -20,9 +20,19 @@
 /** A filter's answer that closes the connection once to_client has gone out. */
 #define RM_CONN_FILTER_CLOSE 1
 
+/** What a filter says of the client's first bytes. */
+typedef enum {
+    RM_CONN_SNIFF_NO = 0,   /* not its protocol */
+    RM_CONN_SNIFF_YES,      /* its protocol: the filter takes the connection */
+    RM_CONN_SNIFF_NEED_MORE /* may be its protocol: more bytes will tell */
+} rm_conn_sniff_t;
+
 typedef struct st_rm_conn_filter_ops_t {
     /** The protocol, for logs ("http1", "http2"). */
     const char *name;
+    /** Looks at the client's first `n` (> 0) bytes, never waiting on a timer: the caller decides as TCP when no
+     *  filter claims them and no more bytes can come (EOF, or a full buffer). */
+    rm_conn_sniff_t (*sniff)(const uint8_t *p, size_t n);
     /** Bytes of state the connection keeps for the filter (aligned for any type). */
     size_t size;
     /** Initialises the state; `decide` is called once per request with `ctx`. Returns 0 or a negative error, and
@@ -40,6 +50,8 @@ typedef struct st_rm_conn_filter_ops_t {
     void (*dispose)(void *state);
 } rm_conn_filter_ops_t;
 
+/** The filters a connection may run, in the order they are asked to claim its first bytes; NULL-terminated. */
+extern const rm_conn_filter_ops_t *const rm_conn_filters[];
 /** HTTP/1.x (http1_filter.h). */
 extern const rm_conn_filter_ops_t rm_conn_filter_http1;
 /** HTTP/2 and gRPC (h2_filter.h). */

@@ -4,6 +4,7 @@
 #include "http1_filter.h"
 
 #include <errno.h>
+#include <string.h>
 
 _Static_assert(RM_CONN_FILTER_CLOSE == RM_HTTP1_FILTER_CLOSE, "the filters' closing answer is the table's");
 
@@ -21,6 +22,28 @@ static const char *http_reason(int http2, int r, int app)
     if (r == -EPROTO)
         return app ? "the app sent a malformed response" : "malformed request (or request body): answered 400";
     return "the HTTP filter failed";
+}
+
+/* An HTTP/1.x request line ("METHOD target HTTP/1.x"). Needs the whole line before saying yes, so that a protocol
+ * whose first word happens to look like a method is not taken for HTTP. */
+static rm_conn_sniff_t http1_sniff(const uint8_t *p, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z'; i++)
+        ;
+    if (i == n)
+        return i < 24 ? RM_CONN_SNIFF_NEED_MORE : RM_CONN_SNIFF_NO;
+    if (i == 0 || p[i] != ' ')
+        return RM_CONN_SNIFF_NO;
+    const uint8_t *lf = memchr(p + i, '\n', n - i);
+    if (lf == NULL)
+        return RM_CONN_SNIFF_NEED_MORE;
+    size_t line = (size_t)(lf - p);
+    if (line > 0 && p[line - 1] == '\r')
+        line--;
+    if (line >= i + 11 && memcmp(p + line - 9, " HTTP/1.", 8) == 0) /* "... HTTP/1.x" */
+        return RM_CONN_SNIFF_YES;
+    return RM_CONN_SNIFF_NO;
 }
 
 static int http1_init(void *state, rm_http_decide_cb decide, void *ctx)
@@ -55,6 +78,7 @@ static void http1_dispose(void *state)
 
 const rm_conn_filter_ops_t rm_conn_filter_http1 = {
     .name = "http1",
+    .sniff = http1_sniff,
     .size = sizeof(rm_http1_filter_t),
     .init = http1_init,
     .set_path_normalization = http1_set_path_normalization,
@@ -63,6 +87,16 @@ const rm_conn_filter_ops_t rm_conn_filter_http1 = {
     .reason = http1_reason,
     .dispose = http1_dispose,
 };
+
+/* The HTTP/2 connection preface. */
+static rm_conn_sniff_t h2_sniff(const uint8_t *p, size_t n)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    size_t m = n < sizeof(preface) - 1 ? n : sizeof(preface) - 1;
+    if (memcmp(p, preface, m) != 0)
+        return RM_CONN_SNIFF_NO;
+    return m == sizeof(preface) - 1 ? RM_CONN_SNIFF_YES : RM_CONN_SNIFF_NEED_MORE;
+}
 
 static int h2_init(void *state, rm_http_decide_cb decide, void *ctx)
 {
@@ -97,6 +131,7 @@ static void h2_dispose(void *state)
 
 const rm_conn_filter_ops_t rm_conn_filter_http2 = {
     .name = "http2",
+    .sniff = h2_sniff,
     .size = sizeof(rm_h2_filter_t),
     .init = h2_init,
     .set_path_normalization = h2_set_path_normalization,
@@ -105,3 +140,6 @@ const rm_conn_filter_ops_t rm_conn_filter_http2 = {
     .reason = h2_reason,
     .dispose = h2_dispose,
 };
+
+/* At most one of them claims any bytes (the preface's first line is no HTTP/1.x request line): the order is free. */
+const rm_conn_filter_ops_t *const rm_conn_filters[] = {&rm_conn_filter_http2, &rm_conn_filter_http1, NULL};
