@@ -1,9 +1,11 @@
-/* The proxied connection: accept, original destination, connect, mTLS handshake, the two pipes, close.
+/* The proxied connection's state machine: accept, original destination, mode decision, connect, handshake, pump,
+ * close, and the connection's logs. The two sides are transport.h's; the L4 decision and the choice of a filter are
+ * conn_authz.c's; a running filter is conn_l7.c's (types shared through proxy_conn-t.h).
  *
- * Every completion callback updates what it learned and calls conn_progress(), which looks at the whole state and
- * submits whatever is missing (a receive where a pipe has room, a send where one has data, a shutdown where a
- * direction has ended). Making progress a function of state, not of the event that arrived, keeps half-close,
- * errors and timeouts in one place. */
+ * Every completion updates what it learned and calls conn_progress(), which runs passes of conn_step() over the
+ * whole state, each submitting whatever is missing (a receive where a pipe has room, a send where one has data, a
+ * shutdown where a direction has ended), until one has nothing left to do. Making progress a function of state, not
+ * of the event that arrived, keeps half-close, errors and timeouts in one place. */
 #include "conn_addr.h"
 #include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
