@@ -14,13 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** How the connection carries the bytes (logged as "mode"); inbound starts UNDECIDED until the first bytes show. */
 typedef enum {
     RM_CONN_MODE_UNDECIDED = 0,
     RM_CONN_MODE_MTLS,
     RM_CONN_MODE_PLAINTEXT,
     RM_CONN_MODE_PASSTHROUGH
 } rm__conn_mode_t;
+/** Which end carries TLS: `up` outbound (and explicit upstream listeners), `down` inbound. */
 typedef enum { RM_CONN_DIR_OUTBOUND = 0, RM_CONN_DIR_INBOUND } rm__conn_dir_t;
+/** How the connection ended (logged as "close"). */
 typedef enum {
     RM_CONN_CLOSE_NONE = 0,
     RM_CONN_CLOSE_EOF,
@@ -38,6 +41,7 @@ typedef enum {
     RM_CONN_AUTHZ_HTTP,    /* every request is decided (l7 holds the filter) */
 } rm__conn_authz_t;
 
+/** After a filter's answer that closes: the client's last bytes are read and dropped for a while (conn_l7.c). */
 enum { RM_CONN_LINGER_NO = 0, RM_CONN_LINGER_ON, RM_CONN_LINGER_OVER };
 
 /* An inbound connection whose requests (streams) are decided one by one by a filter (conn_filter.h). The filter's
@@ -71,7 +75,7 @@ struct st_rm_conn_t {
     int counted; /* holds a slot of maxConnections */
     int rejected_logged;
     int up_connecting;
-    int lingering; /* LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
+    int lingering; /* RM_CONN_LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
     rm__conn_authz_t authz_state;
     rm__conn_l7_t *l7;
     char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
