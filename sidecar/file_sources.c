@@ -191,7 +191,7 @@ static int due(rm_file_watch_t *w, uint64_t now)
  * stays current. */
 static int publish(rm_proxy_t *p, rm_tls_ctx_t *client, rm_tls_ctx_t *server, rm_authz_t *authz)
 {
-    rm_snapshot_t *cur = rm__proxy_snapshot(p), *s;
+    rm_snapshot_t *cur = rm_snapshot_acquire(p), *s;
     rm_snapshot_params_t params = {.access_log = -1,
                                    .client_ctx = client != NULL ? client : cur->client_ctx,
                                    .server_ctx = server != NULL ? server : cur->server_ctx,
@@ -228,7 +228,7 @@ static void reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
         reload_failed(p, RM_FILE_SOURCE_SVID, file, err, ret);
         return;
     }
-    rm_snapshot_t *cur = rm__proxy_snapshot(p);
+    rm_snapshot_t *cur = rm_snapshot_acquire(p);
     if (cur->client_ctx != NULL)
         snprintf(previous, sizeof(previous), "%s", rm_tls_ctx_id(cur->client_ctx)->str);
     rm_snapshot_unref(cur);
@@ -273,7 +273,7 @@ static void reload_policies(rm_file_sources_t *fs, rm_proxy_t *p)
  * it, and say so in their logs, as they would any other expired SVID. */
 static void check_expiry(rm_file_sources_t *fs, rm_proxy_t *p)
 {
-    rm_snapshot_t *cur = rm__proxy_snapshot(p);
+    rm_snapshot_t *cur = rm_snapshot_acquire(p);
     int64_t now = (int64_t)time(NULL), not_before = 0, not_after = 0;
     int have = cur->client_ctx != NULL;
 

@@ -12,68 +12,14 @@
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/tls.h"
 #include "ringmesh/xds.h"
+#include "snapshot.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define RM_PIPE_SIZE RM_BUF_SIZE /* pipes hold pool buffers, see ringmesh/buffer_pool.h */
 /* An SVID with less than this fraction of its lifetime left and no new one is warned about (svid_expiring). */
 #define RM_SVID_EXPIRY_WARN_FRACTION 0.1
-
-/** A destination map pushed by the control plane, shared by the snapshots that use it. */
-typedef struct st_rm_dest_table_t {
-    atomic_int refs;
-    rm_destination_t *dests; /* owned, with their identity strings */
-    size_t num;
-} rm_dest_table_t;
-
-void rm_dest_table_ref(rm_dest_table_t *t);
-void rm_dest_table_unref(rm_dest_table_t *t);
-
-/** Everything a connection needs that can change at run time, published as one immutable, reference-counted
- *  object: a connection keeps the snapshot it started with until it closes.
- *
- *  The first snapshot owns the configuration loaded from the file. Later ones (SVID rotation, pushes from the
- *  control plane) are derived from it: `cfg` then points at `derived_cfg`, a copy of the base's configuration
- *  whose destinations and inbound settings are replaced, and `base` keeps the file's strings alive. */
-typedef struct st_rm_snapshot_t {
-    atomic_int refs;
-    rm_proxy_config_t *cfg;
-    rm_tls_ctx_t *client_ctx; /* NULL when no SVID is held (none configured yet, or expired) */
-    rm_tls_ctx_t *server_ctx;
-    struct st_rm_snapshot_t *base; /* NULL for the first snapshot */
-    rm_proxy_config_t derived_cfg; /* used when base != NULL; its pointers are borrowed except port_modes */
-    rm_dest_table_t *dest_table;   /* derived: the pushed destinations, or NULL for the file's */
-    rm_port_mode_t *owned_port_modes;
-    const char *no_tls_reason; /* why client_ctx is NULL, for the refusal log ("svid_expired", ...) */
-    rm_authz_t *authz;         /* the policies in force for inbound connections; NULL: none received */
-    int authz_required;        /* a control plane is configured: with authz NULL, inbound connections are refused */
-    char versions[RM_XDS_NUM_TYPES][64]; /* of the pushed resources in force (ringmesh/xds.h order), "" when none */
-} rm_snapshot_t;
-
-void rm_snapshot_ref(rm_snapshot_t *s);
-void rm_snapshot_unref(rm_snapshot_t *s);
-
-/** Makes a snapshot derived from `base` (a first snapshot): the file's configuration with `dests` (NULL: the
- *  file's destinations), the given inbound settings and TLS contexts (references are taken; NULL allowed).
- *  Returns NULL when out of memory. */
-typedef struct st_rm_snapshot_params_t {
-    rm_dest_table_t *dests;
-    int have_inbound_mode;
-    rm_mtls_mode_t inbound_mode;
-    uint32_t connect_timeout_ms; /* 0: the file's */
-    uint32_t idle_timeout_ms;    /* 0: the file's */
-    int access_log;              /* -1: the file's */
-    rm_tls_ctx_t *client_ctx, *server_ctx;
-    const char *no_tls_reason;
-    const char (*versions)[64]; /* RM_XDS_NUM_TYPES of them, or NULL */
-    rm_authz_t *authz;          /* a reference is taken; NULL allowed */
-    int authz_required;
-    const rm_peer_port_mode_t *port_modes; /* pushed per-port modes, over the file's */
-    size_t num_port_modes;
-} rm_snapshot_params_t;
-rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_t *params);
 
 /** Counters a worker keeps without locks; /metrics adds them up across workers. */
 typedef struct st_rm_worker_stats_t {
@@ -194,15 +140,10 @@ void rm_proxy_drain(rm_proxy_t *p);
 void rm_proxy_stop(rm_proxy_t *p);
 /** Waits for every worker to exit, frees them and drops the proxy's snapshots. */
 void rm_proxy_join(rm_proxy_t *p);
-/** Replaces the published snapshot (taking over the caller's reference) and drops the old one once every worker
- *  has moved past any use of it. Connections keep the snapshot they started with. Call from one thread at a
- *  time (serialised by publish_lock); may block for up to one worker tick. */
-void rm_proxy_publish(rm_proxy_t *p, rm_snapshot_t *snap);
 /** Open connections across all workers. */
 unsigned rm_proxy_open_connections(rm_proxy_t *p);
 
-/** Worker internals shared by proxy_worker.c and proxy_conn.c. */
-rm_snapshot_t *rm__proxy_snapshot(rm_proxy_t *p); /* returns a new ref */
+/** What a worker asks of the connection module (proxy_conn.c); the connection module never calls the worker. */
 void rm__conn_accepted(rm_listener_t *l, int fd);
 void rm__conn_tick(rm_conn_t *c, uint64_t now_ms);
 void rm__conn_drain_cut(rm_conn_t *c);

@@ -1,21 +1,18 @@
-/* The proxied connection: accept, original destination, connect, mTLS handshake, the two pipes, close.
+/* The proxied connection's state machine: accept, original destination, mode decision, connect, handshake, pump,
+ * close, and the connection's logs. The two sides are transport.h's; the L4 decision and the choice of a filter are
+ * conn_authz.c's; a running filter is conn_l7.c's (types shared through proxy_conn-t.h).
  *
- * Every completion callback updates what it learned and calls conn_progress(), which looks at the whole state and
- * submits whatever is missing (a receive where a pipe has room, a send where one has data, a shutdown where a
- * direction has ended). Making progress a function of state, not of the event that arrived, keeps half-close,
- * errors and timeouts in one place. */
-#include "proxy.h"
-#include "h2_filter.h"
-#include "http1_filter.h"
+ * Every completion updates what it learned and calls conn_progress(), which runs passes of conn_step() over the
+ * whole state, each submitting whatever is missing (a receive where a pipe has room, a send where one has data, a
+ * shutdown where a direction has ended), until one has nothing left to do. Making progress a function of state, not
+ * of the event that arrived, keeps half-close, errors and timeouts in one place. */
+#include "conn_addr.h"
+#include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
-#include "ringmesh/bytebuf.h"
 #include "ringmesh/error.h"
-#include "ringmesh/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/netfilter_ipv4.h>
-#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -24,115 +21,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-typedef enum { MODE_UNDECIDED = 0, MODE_MTLS, MODE_PLAINTEXT, MODE_PASSTHROUGH } conn_mode_t;
-typedef enum { DIR_OUTBOUND = 0, DIR_INBOUND } conn_dir_t;
-typedef enum {
-    CLOSE_NONE = 0,
-    CLOSE_EOF,
-    CLOSE_RESET,
-    CLOSE_TIMEOUT,
-    CLOSE_ERROR,
-    CLOSE_DRAIN,
-    CLOSE_REJECTED,
-} close_reason_t;
-
 static const char *const mode_names[] = {"undecided", "mtls", "plaintext", "passthrough"};
 static const char *const close_names[] = {"", "eof", "reset", "timeout", "error", "drain", "rejected"};
-
-typedef struct st_rm_side_t {
-    rm_io_handle_t h; /* h.fd < 0: not open */
-    rm_io_op_t rd_op, wr_op, conn_op;
-    rm_tls_t *tls;
-    uint8_t rd_eof;     /* the peer finished sending (FIN, or close_notify) */
-    uint8_t ready;      /* connected, and handshake done when TLS */
-    uint8_t wr_shut;    /* we shut down our write side */
-    uint8_t drained;    /* the last receive came back short: wait for readiness, holding no buffer, before the next */
-    uint8_t ktls;       /* KTLS_*: which directions of the TLS side's record layer the kernel has */
-    uint32_t ktls_need; /* receive at most this much next (0: no limit), to reach a record boundary */
-} rm_side_t;
-
-/* Kernel TLS on the TLS side (see rm_tls_ktls_start_tx): once the handshake is over, each direction is handed to the
- * kernel as soon as nothing of it is left in the session; from then on that direction carries plaintext on the
- * socket, as a plain side does. */
-#define KTLS_TRY      0x1 /* wanted: the proxy runs with kernel TLS and the handshake is over */
-#define KTLS_ATTACHED 0x2 /* the socket has the kernel's TLS layer */
-#define KTLS_TX       0x4
-#define KTLS_RX       0x8
-/* The session, not the socket, carries this direction's records. */
-#define SIDE_TLS_RX(s) ((s)->tls != NULL && !((s)->ktls & KTLS_RX))
-#define SIDE_TLS_TX(s) ((s)->tls != NULL && !((s)->ktls & KTLS_TX))
-
-typedef struct st_rm_pipe_t {
-    uint8_t *buf; /* a pool buffer while it holds data or a receive targets it, else NULL */
-    /* the data is buf[off .. off+len) */
-    size_t off, len;
-    uint8_t large; /* the next buffer is a large one: the source's last receive filled all it was given */
-    uint8_t src_eof;
-    uint8_t recv_busy; /* a plain receive is writing into the tail: the data must not move until it completes */
-    uint64_t bytes;
-} rm_pipe_t;
-
-typedef enum {
-    AUTHZ_OFF = 0, /* outbound, or a proxy without a control plane: no policy to apply */
-    AUTHZ_PENDING, /* inbound, not decided yet (waiting for the peer's identity or the protocol) */
-    AUTHZ_DONE,    /* the connection was allowed as a whole */
-    AUTHZ_HTTP,    /* every request is decided (l7 holds the filter) */
-} authz_state_t;
-
-#define L7_BACKLOG   (64u * 1024) /* filter output a direction may hold before its input stops being read */
-#define L7_LINGER_MS 5000         /* after an answer that closes: how long the client's bytes are read and dropped */
-enum { LINGER_NO = 0, LINGER_ON, LINGER_OVER };
-
-/* An inbound HTTP/1.x or HTTP/2 connection whose requests (streams) are decided one by one. The filter's output goes
- * through staging pipes so that a send in flight always reads a buffer that stays put. */
-typedef struct st_rm_l7_t {
-    int http2;
-    union {
-        rm_http1_filter_t h1;
-        rm_h2_filter_t h2;
-    };
-    rm_bytebuf_t to_app, to_client;
-    rm_pipe_t app_out, client_out;
-    int result; /* the filter's sticky result: 0, RM_HTTP1_FILTER_CLOSE or a negative error */
-} rm_l7_t;
-
-struct st_rm_conn_t {
-    rm_worker_t *w;
-    rm_conn_t *prev, *next;
-    rm_snapshot_t *snap;
-    conn_dir_t dir;
-    conn_mode_t mode;
-    rm_mtls_mode_t inbound_mode;
-    const rm_listener_config_t *explicit_cfg;
-    const char *const *expected_ids;
-    size_t num_expected_ids;
-    rm_side_t down, up;
-    rm_pipe_t d2u, u2d;
-    rm_sockaddr_t src, orig_dst, target;
-    uint64_t started_ms, last_active_ms, deadline_ms;
-    unsigned pending;
-    close_reason_t close_reason;
-    int closing;
-    int cancelled;
-    int counted; /* holds a slot of maxConnections */
-    int rejected_logged;
-    int up_connecting;
-    int lingering; /* LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
-    authz_state_t authz_state;
-    rm_l7_t *l7;
-    char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
-};
 
 static void conn_progress(rm_conn_t *c);
 static void refuse(rm_conn_t *c, const char *reason, int code);
 static void log_conn_error(rm_conn_t *c, int err);
 
 /* ------------------------------------------------------------------ helpers */
-
-static rm_proxy_config_t *cfg_of(rm_conn_t *c)
-{
-    return c->snap->cfg;
-}
 
 /* Why this connection has no SVID to present, for its refusal line. */
 static const char *no_svid_reason(rm_conn_t *c)
@@ -145,38 +41,18 @@ static const char *no_svid_reason(rm_conn_t *c)
     return "no SVID yet: waiting for the control plane";
 }
 
-static void side_init(rm_side_t *s)
+void rm__conn_log_fields(rm_conn_t *c, rm_log_line_t *l)
 {
-    memset(s, 0, sizeof(*s));
-    s->h.fd = -1;
-    /* a new socket has nothing to read yet as far as we know: its first read waits for readability without a
-     * buffer, so a burst of handshakes holds buffers only for the bytes actually in flight */
-    s->drained = 1;
-}
-
-/* The side that carries TLS when the connection has any: up for outbound, down for inbound. */
-static rm_side_t *tls_side(rm_conn_t *c)
-{
-    return c->dir == DIR_OUTBOUND ? &c->up : &c->down;
-}
-
-static int side_pending(const rm_side_t *s)
-{
-    return rm_io_busy(&s->rd_op) || rm_io_busy(&s->wr_op) || rm_io_busy(&s->conn_op);
-}
-
-static void log_conn_fields(rm_conn_t *c, rm_log_line_t *l)
-{
-    rm_log_str(l, "direction", c->dir == DIR_OUTBOUND ? "outbound" : "inbound");
+    rm_log_str(l, "direction", c->dir == RM_CONN_DIR_OUTBOUND ? "outbound" : "inbound");
     if (c->explicit_cfg != NULL)
         rm_log_str(l, "listener", c->explicit_cfg->name);
     rm_log_addr(l, "src", (struct sockaddr *)&c->src.ss);
     rm_log_addr(l, "dst", c->orig_dst.len != 0 ? (struct sockaddr *)&c->orig_dst.ss : NULL);
 }
 
-static const char *peer_id_of(rm_conn_t *c)
+const char *rm__conn_peer_id(rm_conn_t *c)
 {
-    rm_tls_t *tls = tls_side(c)->tls;
+    rm_tls_t *tls = rm__conn_tls_side(c)->tls;
     return tls != NULL ? rm_tls_peer_id(tls) : NULL;
 }
 
@@ -184,7 +60,8 @@ static const char *peer_id_of(rm_conn_t *c)
  */
 static const struct sockaddr *peer_addr_of(rm_conn_t *c)
 {
-    const rm_sockaddr_t *a = c->dir == DIR_OUTBOUND ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src;
+    const rm_sockaddr_t *a =
+        c->dir == RM_CONN_DIR_OUTBOUND ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src;
     return a->len != 0 ? (const struct sockaddr *)&a->ss : NULL;
 }
 
@@ -195,11 +72,11 @@ static void log_rejected(rm_conn_t *c, const char *reason, int code)
         return;
     c->rejected_logged = 1;
     rm_log_begin(&l, RM_LOG_WARN, "peer_rejected");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     rm_log_addr(&l, "peer_addr", peer_addr_of(c));
     rm_log_str(&l, "reason", reason);
     rm_log_int(&l, "code", code);
-    rm_tls_t *tls = tls_side(c)->tls;
+    rm_tls_t *tls = rm__conn_tls_side(c)->tls;
     if (tls != NULL) {
         /* the ID the peer presented, even when it was the reason for refusing it */
         const char *id = rm_tls_peer_id(tls);
@@ -227,18 +104,18 @@ static void log_rejected(rm_conn_t *c, const char *reason, int code)
 static void log_access(rm_conn_t *c)
 {
     rm_log_line_t l;
-    if (!cfg_of(c)->access_log || c->close_reason == CLOSE_REJECTED)
+    if (!rm__conn_cfg(c)->access_log || c->close_reason == RM_CONN_CLOSE_REJECTED)
         return;
     rm_log_begin(&l, RM_LOG_INFO, "connection");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     rm_log_str(&l, "mode", mode_names[c->mode]);
-    if (c->target.len != 0 && c->dir == DIR_OUTBOUND)
+    if (c->target.len != 0 && c->dir == RM_CONN_DIR_OUTBOUND)
         rm_log_addr(&l, "upstream", (struct sockaddr *)&c->target.ss);
-    if (c->mode == MODE_MTLS) {
-        rm_tls_t *tls = tls_side(c)->tls;
-        rm_log_str(&l, "peer_id", peer_id_of(c));
+    if (c->mode == RM_CONN_MODE_MTLS) {
+        rm_tls_t *tls = rm__conn_tls_side(c)->tls;
+        rm_log_str(&l, "peer_id", rm__conn_peer_id(c));
         rm_log_str(&l, "tls_version", tls != NULL ? rm_tls_version(tls) : NULL);
-        rm_log_bool(&l, "kernel_tls", (tls_side(c)->ktls & (KTLS_TX | KTLS_RX)) == (KTLS_TX | KTLS_RX));
+        rm_log_bool(&l, "kernel_tls", rm_side_kernel_tls(rm__conn_tls_side(c)));
     }
     /* sent/received from the point of view of the connection's originator (the downstream side) */
     rm_log_uint(&l, "bytes_sent", c->d2u.bytes + (c->l7 != NULL ? c->l7->app_out.bytes : 0));
@@ -248,617 +125,88 @@ static void log_access(rm_conn_t *c)
     rm_log_end(&l);
 }
 
-/* Ends the connection. Any reason but EOF sends RST to both ends: a cut stream must not look complete. */
-static void conn_abort(rm_conn_t *c, close_reason_t why)
+void rm__conn_abort(rm_conn_t *c, rm__conn_close_t why)
 {
-    if (c->closing)
+    if (c->t.closing)
         return;
-    c->closing = 1;
-    if (c->close_reason == CLOSE_NONE)
+    c->t.closing = 1;
+    if (c->close_reason == RM_CONN_CLOSE_NONE)
         c->close_reason = why;
-    if (why != CLOSE_EOF) {
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        if (c->down.h.fd >= 0)
-            setsockopt(c->down.h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        if (c->up.h.fd >= 0)
-            setsockopt(c->up.h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    if (why != RM_CONN_CLOSE_EOF) {
+        rm_side_reset_on_close(&c->down);
+        rm_side_reset_on_close(&c->up);
     }
-}
-
-/* Gives the pipe's buffer back when it holds nothing and no receive is writing into it. */
-static void pipe_release_if_empty(rm_pipe_t *p)
-{
-    if (p->buf != NULL && p->len == 0 && !p->recv_busy) {
-        rm_buf_put(p->buf);
-        p->buf = NULL;
-        p->off = 0;
-    }
-}
-
-static int pipe_reserve(rm_pipe_t *p)
-{
-    if (p->buf == NULL && (p->buf = p->large ? rm_buf_get_large() : rm_buf_get()) == NULL)
-        return -ENOMEM;
-    return 0;
-}
-
-static void pipe_consume(rm_pipe_t *p, size_t n)
-{
-    p->off += n;
-    p->len -= n;
-    pipe_release_if_empty(p);
-}
-
-static size_t pipe_room(const rm_pipe_t *p)
-{
-    return p->buf == NULL ? RM_PIPE_SIZE : rm_buf_size(p->buf) - (p->off + p->len);
 }
 
 /* ------------------------------------------------------------------ completions */
-
-#define SIDE_CONN(s, member) rm_container_of(s, rm_conn_t, member)
 
 /* The kernel's record layer refused what the peer sent: a refusal of the peer, said as such. */
 static void log_ktls_record_error(rm_conn_t *c, int err)
 {
     rm_log_line_t l;
     rm_log_begin(&l, RM_LOG_WARN, "tls_error");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     rm_log_str(&l, "layer", "kernel");
     rm_log_str(&l, "reason",
                err == -EBADMSG    ? "a record failed authentication (bad_record_mac)"
                : err == -EMSGSIZE ? "a record is larger than TLS allows (record_overflow)"
                                   : "the kernel's TLS layer refused the stream");
     rm_log_err(&l, "error", err);
-    if (peer_id_of(c) != NULL)
-        rm_log_str(&l, "peer_id", peer_id_of(c));
+    if (rm__conn_peer_id(c) != NULL)
+        rm_log_str(&l, "peer_id", rm__conn_peer_id(c));
     rm_log_end(&l);
-}
-
-/* What a receive of `res` bytes (asked for `asked`) means for a side and the pipe it feeds. */
-static void recv_result(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res, size_t asked)
-{
-    if (res > 0) {
-        c->last_active_ms = rm_loop_now_ms(c->w->loop);
-        /* a receive that filled all it was given left more behind: a stream, taken in large buffers from now on */
-        s->drained = (size_t)res < asked;
-        if (SIDE_TLS_RX(s)) {
-            rm_tls_in_commit(s->tls, (size_t)res);
-            rm_tls_in_want_large(s->tls, !s->drained);
-        } else {
-            out_pipe->len += (size_t)res;
-            out_pipe->large = !s->drained;
-        }
-        return;
-    }
-    if (res == -EIO && (s->ktls & KTLS_RX)) {
-        /* the kernel's record layer met a record that is not application data */
-        int r = rm_tls_ktls_read_control(s->tls, s->h.fd);
-        if (r == RM_ERR_TLS_WANT_IO) {
-            s->drained = 0; /* nothing for the app in it: receive again */
-            pipe_release_if_empty(out_pipe);
-            return;
-        }
-        if (r != 0) {
-            log_conn_error(c, r);
-            conn_abort(c, CLOSE_ERROR);
-            pipe_release_if_empty(out_pipe);
-            return;
-        }
-        res = 0; /* close_notify */
-    }
-    if (res == 0) {
-        s->rd_eof = 1;
-        if (SIDE_TLS_RX(s))
-            rm_tls_in_eof(s->tls);
-        else
-            out_pipe->src_eof = 1;
-    } else if (res != -ECANCELED) {
-        if (s->ktls & KTLS_RX && res != -ECONNRESET)
-            log_ktls_record_error(c, res);
-        /* a reset or error on one end resets the other */
-        conn_abort(c, res == -ECONNRESET ? CLOSE_RESET : CLOSE_ERROR);
-    }
-    if (!SIDE_TLS_RX(s))
-        pipe_release_if_empty(out_pipe);
-}
-
-static void side_recv_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
-{
-    c->pending--;
-    if (!SIDE_TLS_RX(s)) {
-        out_pipe->recv_busy = 0;
-        if (c->closing)
-            pipe_release_if_empty(out_pipe);
-    }
-    if (!c->closing)
-        recv_result(c, s, out_pipe, res, s->rd_op.len);
-    conn_progress(c);
-}
-
-/* Where a side's received bytes go: the TLS input window, or the tail of the pipe it feeds. */
-static int recv_target(rm_side_t *s, rm_pipe_t *out_pipe, uint8_t **p, size_t *n)
-{
-    int ret;
-    if (SIDE_TLS_RX(s)) {
-        if ((ret = rm_tls_in_space(s->tls, p, n)) != 0)
-            return ret;
-        if (s->ktls_need != 0 && *n > s->ktls_need)
-            *n = s->ktls_need;
-        return 0;
-    }
-    if ((ret = pipe_reserve(out_pipe)) != 0)
-        return ret;
-    *p = out_pipe->buf + out_pipe->off + out_pipe->len;
-    *n = pipe_room(out_pipe);
-    return 0;
-}
-
-/* The socket has something to read: take a buffer and read it now. */
-static void side_readable(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
-{
-    uint8_t *p;
-    size_t n;
-    int ret;
-
-    c->pending--;
-    if (c->closing)
-        goto Progress;
-    if (res < 0) {
-        recv_result(c, s, out_pipe, res, 0);
-        goto Progress;
-    }
-    if ((ret = recv_target(s, out_pipe, &p, &n)) != 0) {
-        conn_abort(c, CLOSE_ERROR);
-        goto Progress;
-    }
-    res = rm_io_try_recv(c->w->loop, &s->h, p, n);
-    if (res == -EAGAIN) {
-        s->drained = 1; /* a spurious wake-up: wait again, without the buffer */
-        if (!SIDE_TLS_RX(s))
-            pipe_release_if_empty(out_pipe);
-        goto Progress;
-    }
-    recv_result(c, s, out_pipe, res, n);
-Progress:
-    conn_progress(c);
-}
-
-static void on_down_recv(rm_io_op_t *op, int res)
-{
-    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
-    rm_conn_t *c = SIDE_CONN(s, down);
-    side_recv_done(c, s, &c->d2u, res);
-}
-
-static void on_up_recv(rm_io_op_t *op, int res)
-{
-    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
-    rm_conn_t *c = SIDE_CONN(s, up);
-    side_recv_done(c, s, &c->u2d, res);
-}
-
-/* A pooled receive came back: its buffer (taken only when the data arrived) becomes the TLS input window or the
- * pipe's buffer, both empty and released when the receive was submitted. */
-static void side_pooled_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe, int res)
-{
-    uint8_t *b = res > 0 ? s->rd_op.buf : NULL;
-    c->pending--;
-    if (c->closing) {
-        rm_buf_put(b);
-        goto Progress;
-    }
-    if (b != NULL) {
-        if (SIDE_TLS_RX(s) ? rm_tls_in_adopt(s->tls, b) != 0 : out_pipe->buf != NULL) {
-            rm_buf_put(b); /* never: nothing else fills them while the receive is out */
-            conn_abort(c, CLOSE_ERROR);
-            goto Progress;
-        }
-        if (!SIDE_TLS_RX(s)) {
-            out_pipe->buf = b;
-            out_pipe->off = out_pipe->len = 0;
-        }
-    }
-    recv_result(c, s, out_pipe, res, s->rd_op.len);
-Progress:
-    conn_progress(c);
-}
-
-static void on_down_pooled(rm_io_op_t *op, int res)
-{
-    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
-    rm_conn_t *c = SIDE_CONN(s, down);
-    side_pooled_done(c, s, &c->d2u, res);
-}
-
-static void on_up_pooled(rm_io_op_t *op, int res)
-{
-    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
-    rm_conn_t *c = SIDE_CONN(s, up);
-    side_pooled_done(c, s, &c->u2d, res);
-}
-
-static void on_down_readable(rm_io_op_t *op, int res)
-{
-    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
-    rm_conn_t *c = SIDE_CONN(s, down);
-    side_readable(c, s, &c->d2u, res);
-}
-
-static void on_up_readable(rm_io_op_t *op, int res)
-{
-    rm_side_t *s = rm_container_of(op, rm_side_t, rd_op);
-    rm_conn_t *c = SIDE_CONN(s, up);
-    side_readable(c, s, &c->u2d, res);
-}
-
-static void side_send_done(rm_conn_t *c, rm_side_t *s, rm_pipe_t *in_pipe, int res)
-{
-    c->pending--;
-    if (c->closing)
-        goto Progress;
-    if (res >= 0) {
-        c->last_active_ms = rm_loop_now_ms(c->w->loop);
-        if (SIDE_TLS_TX(s)) {
-            rm_tls_out_consume(s->tls, (size_t)res);
-        } else {
-            in_pipe->bytes += (size_t)res;
-            pipe_consume(in_pipe, (size_t)res);
-        }
-    } else if (res != -ECANCELED) {
-        conn_abort(c, res == -ECONNRESET || res == -EPIPE ? CLOSE_RESET : CLOSE_ERROR);
-    }
-Progress:
-    conn_progress(c);
-}
-
-static void on_down_send(rm_io_op_t *op, int res)
-{
-    rm_side_t *s = rm_container_of(op, rm_side_t, wr_op);
-    rm_conn_t *c = SIDE_CONN(s, down);
-    /* an HTTP filter's answers and the app's responses go out of its staging pipe (a plaintext client: PERMISSIVE or
-     * DISABLE ports) */
-    side_send_done(c, s, c->l7 != NULL ? &c->l7->client_out : &c->u2d, res);
-}
-
-static void on_up_send(rm_io_op_t *op, int res)
-{
-    rm_side_t *s = rm_container_of(op, rm_side_t, wr_op);
-    rm_conn_t *c = SIDE_CONN(s, up);
-    side_send_done(c, s, c->l7 != NULL ? &c->l7->app_out : &c->d2u, res);
 }
 
 /* Inbound: when the client's first bytes must have shown TLS or plaintext, and a TLS handshake must be over. */
 static uint64_t inbound_handshake_deadline(rm_conn_t *c)
 {
-    return c->started_ms + cfg_of(c)->handshake_timeout_ms;
+    return c->started_ms + rm__conn_cfg(c)->handshake_timeout_ms;
 }
 
 static void on_up_connect(rm_io_op_t *op, int res)
 {
     rm_side_t *s = rm_container_of(op, rm_side_t, conn_op);
-    rm_conn_t *c = SIDE_CONN(s, up);
-    c->pending--;
+    rm_conn_t *c = rm_container_of(s, rm_conn_t, up);
+    c->t.pending--;
     c->up_connecting = 0;
-    if (c->closing)
+    if (c->t.closing)
         goto Progress;
     if (res != 0) {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_WARN, "upstream_connect_failed");
-        log_conn_fields(c, &l);
+        rm__conn_log_fields(c, &l);
         rm_log_addr(&l, "upstream", (struct sockaddr *)&c->target.ss);
         rm_log_err(&l, "error", res);
         rm_log_end(&l);
         atomic_fetch_add_explicit(&c->w->stats.connect_failed, 1, memory_order_relaxed);
-        conn_abort(c, CLOSE_ERROR);
+        rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
         goto Progress;
     }
     int one = 1;
     setsockopt(s->h.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->last_active_ms = rm_loop_now_ms(c->w->loop);
+    c->t.last_active_ms = rm_loop_now_ms(c->w->loop);
     if (s->tls == NULL)
         s->ready = 1; /* a TLS side is ready only after its handshake (conn_progress drives it) */
     /* the connect deadline is over; a handshake still to come gets its own. Inbound (PERMISSIVE connects to the app
      * at once), the client's first bytes and its handshake keep the one counted from accept. */
-    int handshaking = tls_side(c)->tls != NULL && !tls_side(c)->ready;
-    if (c->dir == DIR_INBOUND)
-        c->deadline_ms = c->mode == MODE_UNDECIDED || handshaking ? inbound_handshake_deadline(c) : 0;
+    int handshaking = rm__conn_tls_side(c)->tls != NULL && !rm__conn_tls_side(c)->ready;
+    if (c->dir == RM_CONN_DIR_INBOUND)
+        c->deadline_ms = c->mode == RM_CONN_MODE_UNDECIDED || handshaking ? inbound_handshake_deadline(c) : 0;
     else
-        c->deadline_ms = handshaking ? c->last_active_ms + cfg_of(c)->handshake_timeout_ms : 0;
+        c->deadline_ms = handshaking ? c->t.last_active_ms + rm__conn_cfg(c)->handshake_timeout_ms : 0;
 Progress:
     conn_progress(c);
 }
 
 /* ------------------------------------------------------------------ progress */
 
-static rm_io_cb_t recv_cb_of(rm_conn_t *c, rm_side_t *s)
-{
-    return s == &c->up ? on_up_recv : on_down_recv;
-}
-
-static rm_io_cb_t send_cb_of(rm_conn_t *c, rm_side_t *s)
-{
-    return s == &c->up ? on_up_send : on_down_send;
-}
-
-static int submit_recv(rm_conn_t *c, rm_side_t *s, rm_pipe_t *out_pipe)
-{
-    uint8_t *p;
-    size_t n;
-    int ret;
-    if (s->h.fd < 0 || s->rd_eof || rm_io_busy(&s->rd_op))
-        return 0;
-    if (s->drained) {
-        /* nothing known to be there: wait for it without holding a buffer (idle connections cost none) */
-        int released;
-        if (SIDE_TLS_RX(s)) {
-            released = rm_tls_in_release(s->tls);
-        } else {
-            pipe_release_if_empty(out_pipe);
-            released = out_pipe->buf == NULL;
-        }
-        if (released) {
-            /* with nothing held, the receive takes a buffer when the data comes, in one operation */
-            if ((ret = rm_io_recv_pooled(c->w->loop, &s->h, &s->rd_op, SIDE_TLS_RX(s) ? s->ktls_need : 0,
-                                         s == &c->up ? on_up_pooled : on_down_pooled)) != 0)
-                return ret;
-            c->pending++;
-            return 0;
-        }
-        /* part of a record is held: wait, then receive behind it */
-        if ((ret = rm_io_wait_readable(c->w->loop, &s->h, &s->rd_op,
-                                       s == &c->up ? on_up_readable : on_down_readable)) != 0)
-            return ret;
-        c->pending++;
-        return 0;
-    }
-    if ((ret = recv_target(s, out_pipe, &p, &n)) != 0)
-        return ret;
-    if (n == 0)
-        return 0;
-    if ((ret = rm_io_recv(c->w->loop, &s->h, &s->rd_op, p, n, recv_cb_of(c, s))) != 0)
-        return ret;
-    if (!SIDE_TLS_RX(s))
-        out_pipe->recv_busy = 1;
-    c->pending++;
-    return 0;
-}
-
-static int submit_send(rm_conn_t *c, rm_side_t *s, const uint8_t *p, size_t n)
-{
-    int ret;
-    if (n == 0 || rm_io_busy(&s->wr_op))
-        return 0;
-    if ((ret = rm_io_send(c->w->loop, &s->h, &s->wr_op, p, n, send_cb_of(c, s))) != 0)
-        return ret;
-    c->pending++;
-    return 0;
-}
-
-/* Sends whatever TLS output is waiting on a side (handshake messages, records, alerts). */
-static int flush_tls(rm_conn_t *c, rm_side_t *s)
-{
-    const uint8_t *p;
-    size_t n;
-    if (!SIDE_TLS_TX(s) || s->h.fd < 0)
-        return 0;
-    rm_tls_out_data(s->tls, &p, &n);
-    return submit_send(c, s, p, n);
-}
-
-static int tls_output_pending(rm_side_t *s)
-{
-    const uint8_t *p;
-    size_t n;
-    if (!SIDE_TLS_TX(s))
-        return 0;
-    rm_tls_out_data(s->tls, &p, &n);
-    return n != 0;
-}
-
-/* ------------------------------------------------------------------ kernel TLS */
-
-static void ktls_failed(rm_conn_t *c, rm_side_t *s, const char *what, int err)
-{
-    s->ktls &= (uint8_t)~KTLS_TRY; /* what is not handed over stays in the session */
-    atomic_fetch_add_explicit(&c->w->stats.ktls_failed, 1, memory_order_relaxed);
-    rm_log_line_t l;
-    rm_log_begin(&l, RM_LOG_WARN, "kernel_tls_failed");
-    log_conn_fields(c, &l);
-    rm_log_str(&l, "step", what);
-    rm_log_err(&l, "error", err);
-    rm_log_str(&l, "effect", "this connection's records stay in the proxy");
-    rm_log_end(&l);
-}
-
-static int ktls_attach(rm_conn_t *c, rm_side_t *s)
-{
-    int r;
-    if (s->ktls & KTLS_ATTACHED)
-        return 1;
-    if ((r = rm_tls_ktls_attach(s->h.fd)) != 0) {
-        ktls_failed(c, s, "attach", r);
-        return 0;
-    }
-    s->ktls |= KTLS_ATTACHED;
-    return 1;
-}
-
-/* Both directions are the kernel's: the session's own record layer goes. */
-static void ktls_both(rm_conn_t *c, rm_side_t *s)
-{
-    if ((s->ktls & (KTLS_TX | KTLS_RX)) != (KTLS_TX | KTLS_RX))
-        return;
-    rm_tls_ktls_release(s->tls);
-    atomic_fetch_add_explicit(&c->w->stats.ktls_conns, 1, memory_order_relaxed);
-}
-
-/* Hands the sending direction to the kernel once everything the session produced has gone out. */
-static void ktls_start_tx(rm_conn_t *c, rm_side_t *s)
-{
-    int r;
-    if (!(s->ktls & KTLS_TRY) || (s->ktls & KTLS_TX) || s->wr_shut || rm_io_busy(&s->wr_op) || !ktls_attach(c, s))
-        return;
-    if ((r = rm_tls_ktls_start_tx(s->tls, s->h.fd)) == 0) {
-        s->ktls |= KTLS_TX;
-        ktls_both(c, s);
-    } else if (r != RM_ERR_TLS_WANT_IO) {
-        ktls_failed(c, s, "tx", r);
-    }
-}
-
-/* Hands the receiving direction to the kernel when the session is at a record boundary with nothing left in it; until
- * then, limits the next receive to the rest of the record. Call with no receive in flight. Returns 1 when the
- * kernel has it. */
-static int ktls_start_rx(rm_conn_t *c, rm_side_t *s)
-{
-    size_t need;
-    int r;
-    if (!(s->ktls & KTLS_TRY) || (s->ktls & KTLS_RX) || s->rd_eof || rm_io_busy(&s->rd_op) || !ktls_attach(c, s))
-        return 0;
-    if ((r = rm_tls_ktls_start_rx(s->tls, s->h.fd, &need)) == 0) {
-        s->ktls |= KTLS_RX;
-        s->ktls_need = 0;
-        ktls_both(c, s);
-        return 1;
-    }
-    if (r == RM_ERR_TLS_WANT_IO)
-        s->ktls_need = (uint32_t)need;
-    else
-        ktls_failed(c, s, "rx", r);
-    return 0;
-}
-
-/* Fills a pipe from its source side. With `draining`, the caller drains the pipe next and then fills again (pump,
- * pump_l7). Returns 0 or an error that ends the connection. */
-static int pump_fill(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, int draining)
-{
-    int ret;
-
-    /* fill the pipe from src */
-    if (src->ready && !pipe->src_eof) {
-        if (SIDE_TLS_RX(src)) {
-            pipe->large = !src->drained; /* the plaintext of a stream of records */
-            if ((ret = pipe_reserve(pipe)) != 0)
-                return ret;
-            while (pipe_room(pipe) > 0) {
-                int r = rm_tls_read(src->tls, pipe->buf + pipe->off + pipe->len, pipe_room(pipe));
-                if (r > 0) {
-                    pipe->len += (size_t)r;
-                    continue;
-                }
-                if (r == 0) {
-                    pipe->src_eof = 1;
-                    break;
-                }
-                if (r == RM_ERR_TLS_WANT_IO) {
-                    /* the session holds nothing more: the moment the kernel can take this direction */
-                    if ((ret = submit_recv(c, src, ktls_start_rx(c, src) ? pipe : NULL)) != 0)
-                        return ret;
-                    break;
-                }
-                return r;
-            }
-            pipe_release_if_empty(pipe);
-            /* reading may have produced protocol output (e.g. a KeyUpdate answer) */
-            if ((ret = flush_tls(c, src)) != 0)
-                return ret;
-        } else if (draining && pipe->len > 0 && src->drained) {
-            /* The last receive took all there was and its bytes are on their way out: the next receive waits until
-             * they have gone and then takes a buffer when data comes, in one operation, rather than waiting for
-             * readability now and receiving behind them with a system call of its own. */
-        } else if ((ret = submit_recv(c, src, pipe)) != 0) {
-            return ret;
-        }
-    }
-    return 0;
-}
-
-/* Drains a pipe into its destination side, ending that direction once the pipe's source has ended. */
-static int pump_drain(rm_conn_t *c, rm_pipe_t *pipe, rm_side_t *dst)
-{
-    int ret;
-
-    /* drain the pipe into dst */
-    if (!dst->ready)
-        return 0;
-    ktls_start_tx(c, dst);
-    if (SIDE_TLS_TX(dst)) {
-        while (pipe->len > 0) {
-            int r = rm_tls_write(dst->tls, pipe->buf + pipe->off, pipe->len);
-            if (r > 0) {
-                pipe->bytes += (size_t)r;
-                pipe_consume(pipe, (size_t)r);
-                continue;
-            }
-            if (r == RM_ERR_TLS_WANT_IO)
-                break;
-            return r;
-        }
-        if (pipe->len == 0 && pipe->src_eof && !dst->wr_shut) {
-            if ((ret = rm_tls_close_notify(dst->tls)) != 0)
-                return ret;
-            dst->wr_shut = 1; /* the TCP FIN follows once the alert is sent */
-        }
-        if ((ret = flush_tls(c, dst)) != 0)
-            return ret;
-        if (dst->wr_shut == 1 && !tls_output_pending(dst) && !rm_io_busy(&dst->wr_op)) {
-            shutdown(dst->h.fd, SHUT_WR);
-            dst->wr_shut = 2;
-        }
-    } else {
-        if (pipe->len > 0) {
-            if ((ret = submit_send(c, dst, pipe->buf + pipe->off, pipe->len)) != 0)
-                return ret;
-        } else if (pipe->src_eof && !dst->wr_shut && !rm_io_busy(&dst->wr_op)) {
-            /* the kernel's record layer ends the stream with close_notify; when the socket is full, the FIN alone
-             * does (as every peer of ours takes it) */
-            if (dst->tls != NULL)
-                (void)rm_tls_ktls_close_notify(dst->h.fd);
-            shutdown(dst->h.fd, SHUT_WR);
-            dst->wr_shut = 2;
-        }
-    }
-    return 0;
-}
-
-/* Moves one direction along: src -> pipe -> dst. Returns 0 or an error that ends the connection. */
-static int pump(rm_conn_t *c, rm_side_t *src, rm_pipe_t *pipe, rm_side_t *dst)
-{
-    int ret;
-    if ((ret = pump_fill(c, src, pipe, 1)) != 0 || (ret = pump_drain(c, pipe, dst)) != 0)
-        return ret;
-    /* a TLS destination took the whole pipe at once: the source's receive need not wait for a send */
-    if (pipe->len == 0 && !SIDE_TLS_RX(src))
-        return pump_fill(c, src, pipe, 1);
-    return 0;
-}
-
-static int direction_done(rm_side_t *dst, rm_pipe_t *pipe)
-{
-    return pipe->src_eof && pipe->len == 0 && dst->wr_shut == 2;
-}
-
 static int start_upstream_connect(rm_conn_t *c)
 {
-    int fd, ret;
-    fd = socket(c->target.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-    if (fd < 0)
-        return -errno;
-    if ((ret = rm_loop_add(c->w->loop, &c->up.h, fd)) != 0) {
-        close(fd);
+    int ret;
+    if ((ret = rm_side_connect(&c->up, (struct sockaddr *)&c->target.ss, c->target.len, on_up_connect)) != 0)
         return ret;
-    }
-    if ((ret = rm_io_connect(c->w->loop, &c->up.h, &c->up.conn_op, (struct sockaddr *)&c->target.ss, c->target.len,
-                             on_up_connect)) != 0) {
-        rm_loop_del(c->w->loop, &c->up.h);
-        close(fd);
-        c->up.h.fd = -1;
-        return ret;
-    }
-    c->pending++;
     c->up_connecting = 1;
-    c->deadline_ms = rm_loop_now_ms(c->w->loop) + cfg_of(c)->connect_timeout_ms;
+    c->deadline_ms = rm_loop_now_ms(c->w->loop) + rm__conn_cfg(c)->connect_timeout_ms;
     return 0;
 }
 
@@ -872,41 +220,28 @@ static void publish_verify_stats(rm_worker_t *w)
 
 static int drive_handshake(rm_conn_t *c)
 {
-    rm_side_t *s = tls_side(c);
+    rm_side_t *s = rm__conn_tls_side(c);
     int r, ret;
 
-    r = rm_tls_handshake(s->tls);
-    if ((ret = flush_tls(c, s)) != 0)
+    if ((ret = rm_side_handshake(s, &r)) != 0)
         return ret;
     if (r == 0) {
-        s->ready = 1;
-        c->mode = MODE_MTLS;
+        c->mode = RM_CONN_MODE_MTLS;
         c->deadline_ms = 0;
         if (atomic_load_explicit(&c->w->proxy->kernel_tls, memory_order_relaxed))
-            s->ktls |= KTLS_TRY;
+            rm_side_enable_ktls(s);
         atomic_fetch_add_explicit(&c->w->stats.handshakes, 1, memory_order_relaxed);
         publish_verify_stats(c->w);
         return 0;
     }
     if (r == RM_ERR_TLS_WANT_IO)
-        return submit_recv(c, s, NULL);
+        return 0;
     publish_verify_stats(c->w);
     log_rejected(c, rm_strerror(r), r);
-    c->close_reason = CLOSE_REJECTED;
+    c->close_reason = RM_CONN_CLOSE_REJECTED;
     /* let a pending alert go out, then close: conn_progress sees closing with the send in flight */
-    c->closing = 1;
+    c->t.closing = 1;
     return 0;
-}
-
-/* The app's first bytes are, or begin, an HTTP/2 server preface: a SETTINGS frame (9-byte header: type 4, flags 0,
- * stream 0). An HTTP/2 server sends it as soon as it accepts, and its client speaks first anyway (the connection
- * preface): that is no server-first protocol. */
-static int app_sent_h2_settings(const rm_pipe_t *u2d)
-{
-    static const uint8_t settings_tail[6] = {0x04, 0, 0, 0, 0, 0}; /* type, flags, stream 0 */
-    const uint8_t *a = u2d->buf != NULL ? u2d->buf + u2d->off : NULL;
-    size_t n = u2d->len < 9 ? u2d->len : 9;
-    return !u2d->src_eof && n > 0 && (n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0);
 }
 
 /* Inbound, the client's first bytes have not shown TLS or plaintext, and never will: it closed, or (`timeout`) they
@@ -917,7 +252,7 @@ static void undecided_close(rm_conn_t *c, int timeout)
     rm_log_line_t l;
     rm_log_begin(&l, timeout || c->d2u.len > 0 ? RM_LOG_WARN : RM_LOG_INFO,
                  timeout ? "handshake_timeout" : "undecided_closed");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     if (timeout)
         rm_log_str(&l, "phase", "first_bytes");
     rm_log_str(&l, "reason",
@@ -927,8 +262,8 @@ static void undecided_close(rm_conn_t *c, int timeout)
     rm_log_str(&l, "effect", "closed; none of its bytes reached the app");
     rm_log_end(&l);
     /* the access log says how it ended for the client; both ends get a reset */
-    c->close_reason = timeout ? CLOSE_TIMEOUT : CLOSE_EOF;
-    conn_abort(c, CLOSE_RESET);
+    c->close_reason = timeout ? RM_CONN_CLOSE_TIMEOUT : RM_CONN_CLOSE_EOF;
+    rm__conn_abort(c, RM_CONN_CLOSE_RESET);
 }
 
 /* Inbound: decide mTLS or plaintext from what arrives first (STRICT refuses all but mesh TLS). The client's bytes,
@@ -941,13 +276,13 @@ static int decide_mode(rm_conn_t *c)
     int ret;
 
     if (c->d2u.len == 0 && (c->u2d.len > 0 || c->u2d.src_eof) &&
-        !(app_sent_h2_settings(&c->u2d) && pipe_room(&c->u2d) > 0)) {
-        c->mode = MODE_PLAINTEXT;
+        !(rm__conn_app_sent_h2_settings(&c->u2d) && rm_pipe_room(&c->u2d) > 0)) {
+        c->mode = RM_CONN_MODE_PLAINTEXT;
     } else if (c->d2u.len > 0 || c->d2u.src_eof) {
         k = c->d2u.len > 0 ? rm_tls_sniff(c->d2u.buf + c->d2u.off, c->d2u.len) : RM_TLS_SNIFF_NEED_MORE;
         if (k == RM_TLS_SNIFF_NEED_MORE) {
             /* a whole ClientHello record always fits in a pipe's buffer: room stays until it is in */
-            if (!c->d2u.src_eof && pipe_room(&c->d2u) > 0)
+            if (!c->d2u.src_eof && rm_pipe_room(&c->d2u) > 0)
                 return 0;
             undecided_close(c, 0);
             return 0;
@@ -976,14 +311,14 @@ static int decide_mode(rm_conn_t *c)
             if ((ret = rm_tls_in_append(c->down.tls, c->d2u.buf + c->d2u.off, c->d2u.len)) != 0)
                 return ret;
             c->d2u.off = c->d2u.len = 0;
-            pipe_release_if_empty(&c->d2u);
+            rm_pipe_release_if_empty(&c->d2u);
             c->down.ready = 0;
-            c->mode = MODE_MTLS;
+            c->mode = RM_CONN_MODE_MTLS;
             if (!c->up_connecting)
                 c->deadline_ms = inbound_handshake_deadline(c);
             return 0;
         }
-        c->mode = MODE_PLAINTEXT;
+        c->mode = RM_CONN_MODE_PLAINTEXT;
     } else {
         return 0;
     }
@@ -999,489 +334,182 @@ static int decide_mode(rm_conn_t *c)
 static void log_conn_error(rm_conn_t *c, int err)
 {
     int is_tls = err <= RM_ERR_CLASS_TLS && err > RM_ERR_CLASS_SVID;
-    rm_tls_t *tls = tls_side(c)->tls;
+    rm_tls_t *tls = rm__conn_tls_side(c)->tls;
     const char *alert = tls != NULL ? rm_tls_peer_alert(tls) : NULL;
     rm_log_line_t l;
     rm_log_begin(&l, is_tls ? RM_LOG_WARN : RM_LOG_DEBUG, is_tls ? "tls_error" : "connection_error");
-    log_conn_fields(c, &l);
+    rm__conn_log_fields(c, &l);
     if (is_tls)
         rm_log_addr(&l, "peer_addr", peer_addr_of(c));
     rm_log_err(&l, "error", err);
     if (alert != NULL)
         rm_log_str(&l, "peer_alert", alert);
-    if (peer_id_of(c) != NULL)
-        rm_log_str(&l, "peer_id", peer_id_of(c));
+    if (rm__conn_peer_id(c) != NULL)
+        rm_log_str(&l, "peer_id", rm__conn_peer_id(c));
     rm_log_end(&l);
-}
-
-/* ------------------------------------------------------------------ authorization (inbound) */
-
-static void sockaddr_ip16(const rm_sockaddr_t *a, uint8_t out[16], uint8_t *have)
-{
-    *have = 0;
-    if (a->len == 0)
-        return;
-    if (a->ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
-        memset(out, 0, 10);
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &in->sin_addr, 4);
-        *have = 1;
-    } else if (a->ss.ss_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
-        *have = 1;
-    }
-}
-
-static uint16_t sockaddr_port(const struct sockaddr_storage *ss);
-
-/* The attributes a decision is made on: who the peer is (its SVID, when mTLS), where it comes from, which port of
- * the app it reaches, and the request when there is one. */
-static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, rm_authz_attrs_t *a)
-{
-    memset(a, 0, sizeof(*a));
-    a->principal = c->mode == MODE_MTLS ? peer_id_of(c) : NULL;
-    sockaddr_ip16(&c->src, a->source_ip, &a->have_source_ip);
-    sockaddr_ip16(&c->orig_dst, a->destination_ip, &a->have_destination_ip);
-    a->destination_port = sockaddr_port(c->explicit_cfg != NULL ? &c->target.ss : &c->orig_dst.ss);
-    a->sni = c->sni;
-    a->http = req;
-}
-
-/* A uniform value in [0, 1) for the sampling of allowed-decision logs (xorshift64*, per worker). */
-static double worker_random(rm_worker_t *w)
-{
-    uint64_t x = w->rng != 0 ? w->rng : (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    w->rng = x;
-    return (double)((x * 0x2545f4914f6cdd1dULL) >> 11) / 9007199254740992.0;
-}
-
-/* Decides a connection (req NULL) or one request, logs and counts the decision. Returns 1 to allow.
- *
- * A connection is decided on the policies of the snapshot it started with. Each request on a kept-alive HTTP
- * connection is decided on the policies in force when it arrives, so that a new DENY also reaches long-lived
- * connections (gRPC streams last hours); one decision always uses one version. The published snapshot is safe to
- * read without a reference for the rest of this loop iteration (rm_proxy_publish waits for the workers). */
-static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
-{
-    rm_snapshot_t *now = req != NULL ? atomic_load_explicit(&c->w->proxy->snap, memory_order_acquire) : c->snap;
-    rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
-    rm_authz_attrs_t a;
-    rm_authz_decision_t d;
-
-    authz_attrs(c, req, &a);
-    if (req != NULL && req->path_error != NULL) {
-        /* refused before any policy is asked: the filter answers 400 (http_filter.h) */
-        rm_authz_decision_t bad = {
-            .reason = RM_AUTHZ_REASON_UNEVALUABLE, .rule = -1, .dry_run_rule = -1, .audit_rule = -1, .log = 1};
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_WARN, "authz");
-        rm_authz_log_fields(&l, &bad, &a, az != NULL ? az->workload : NULL);
-        rm_log_str(&l, "path_error", req->path_error);
-        if (az != NULL) {
-            rm_log_str(&l, "policy_version", az->version);
-            rm_authz_count(az, &bad);
-        }
-        rm_log_end(&l);
-        return 0;
-    }
-    if (az == NULL) {
-        /* a control plane is configured but has not said which policies apply: refuse, and say why */
-        rm_log_line_t l;
-        rm_log_begin(&l, RM_LOG_WARN, "authz");
-        rm_log_str(&l, "decision", "deny");
-        rm_log_str(&l, "policy", NULL);
-        rm_log_str(&l, "reason", "no policy yet");
-        rm_log_str(&l, "explanation",
-                   "denied: no authorization policy has been received from the control plane yet (fail closed)");
-        rm_log_str(&l, "source_principal", a.principal);
-        rm_log_addr(&l, "source_ip", (struct sockaddr *)&c->src.ss);
-        rm_log_uint(&l, "destination_port", a.destination_port);
-        rm_log_str(&l, "protocol", req == NULL ? "tcp" : req->grpc ? "grpc" : req->http2 ? "http2" : "http1");
-        rm_log_end(&l);
-        return 0;
-    }
-    rm_authz_evaluate(az->engine, &a, worker_random(c->w), &d);
-    rm_authz_count(az, &d);
-    rm_authz_log(az, &d, &a);
-    return d.allow;
-}
-
-static rm_http_verdict_t l7_decide(void *ctx, const rm_http_request_t *req)
-{
-    return authz_decide(ctx, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
-}
-
-typedef enum { SNIFF_NEED_MORE, SNIFF_HTTP1, SNIFF_HTTP2, SNIFF_OTHER } sniff_t;
-
-/* Tells the protocol from the client's first bytes: an HTTP/1.x request line ("METHOD target HTTP/1.x"), the
- * HTTP/2 connection preface, or anything else. Needs the whole request line before saying HTTP/1, so that a
- * protocol whose first word happens to look like a method is not taken for HTTP. */
-static sniff_t sniff_protocol(const uint8_t *p, size_t n)
-{
-    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    size_t i, m = n < sizeof(preface) - 1 ? n : sizeof(preface) - 1;
-
-    if (memcmp(p, preface, m) == 0)
-        return m == sizeof(preface) - 1 ? SNIFF_HTTP2 : SNIFF_NEED_MORE;
-    for (i = 0; i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z'; i++)
-        ;
-    if (i == n)
-        return i < 24 ? SNIFF_NEED_MORE : SNIFF_OTHER;
-    if (i == 0 || p[i] != ' ')
-        return SNIFF_OTHER;
-    const uint8_t *lf = memchr(p + i, '\n', n - i);
-    if (lf == NULL)
-        return SNIFF_NEED_MORE;
-    size_t line = (size_t)(lf - p);
-    if (line > 0 && p[line - 1] == '\r')
-        line--;
-    if (line >= i + 11 && memcmp(p + line - 9, " HTTP/1.", 8) == 0) /* "... HTTP/1.x" */
-        return SNIFF_HTTP1;
-    return SNIFF_OTHER;
-}
-
-static void deny_connection(rm_conn_t *c)
-{
-    c->close_reason = CLOSE_REJECTED;
-    conn_abort(c, CLOSE_REJECTED);
-}
-
-static int start_http(rm_conn_t *c, int http2)
-{
-    int ret;
-    if ((c->l7 = calloc(1, sizeof(*c->l7))) == NULL)
-        return -ENOMEM;
-    c->l7->http2 = http2;
-    if ((ret = http2 ? rm_h2_filter_init(&c->l7->h2, l7_decide, c) : rm_http1_filter_init(&c->l7->h1, l7_decide, c)) !=
-        0) {
-        free(c->l7);
-        c->l7 = NULL;
-        return ret;
-    }
-    c->authz_state = AUTHZ_HTTP;
-    return 0;
-}
-
-static void l7_free(rm_conn_t *c)
-{
-    if (c->l7 == NULL)
-        return;
-    if (c->l7->http2)
-        rm_h2_filter_dispose(&c->l7->h2);
-    else
-        rm_http1_filter_dispose(&c->l7->h1);
-    rm_bytebuf_free(&c->l7->to_app);
-    rm_bytebuf_free(&c->l7->to_client);
-    rm_buf_put(c->l7->app_out.buf);
-    rm_buf_put(c->l7->client_out.buf);
-    free(c->l7);
-    c->l7 = NULL;
-}
-
-/* Moves a pending inbound connection towards a decision. Once the peer is known: without HTTP rules, the
- * connection is decided at once; with them, the protocol is told from the client's first bytes (never by waiting
- * on a timer): HTTP/1.x gets a per-request filter, anything else is decided as TCP (Istio's rule for HTTP-only
- * fields). A server that speaks first makes it TCP too. */
-static int authz_progress(rm_conn_t *c)
-{
-    rm_authz_t *az = c->snap->authz;
-
-    if (az == NULL && !c->snap->authz_required) {
-        c->authz_state = AUTHZ_DONE;
-        return 0;
-    }
-    if (az == NULL || !rm_authz_engine_needs_http(az->engine))
-        goto DecideTcp;
-    if (c->d2u.len == 0 && (c->u2d.len > 0 || c->u2d.src_eof)) {
-        /* the app spoke first. An HTTP/2 server does that with its SETTINGS frame (9-byte header: type 4, stream
-         * 0), and its client is about to send the preface: wait for it. Anything else is a server-first protocol,
-         * which is TCP. */
-        if (!app_sent_h2_settings(&c->u2d) || (c->u2d.len >= 9 && pipe_room(&c->u2d) == 0))
-            goto DecideTcp;
-        if (!c->d2u.src_eof)
-            return 0;
-    }
-    if (c->d2u.len > 0) {
-        switch (sniff_protocol(c->d2u.buf + c->d2u.off, c->d2u.len)) {
-        case SNIFF_NEED_MORE:
-            if (!c->d2u.src_eof && pipe_room(&c->d2u) > 0)
-                return 0;
-            goto DecideTcp;
-        case SNIFF_HTTP1:
-            return start_http(c, 0);
-        case SNIFF_HTTP2:
-            return start_http(c, 1);
-        case SNIFF_OTHER:
-            goto DecideTcp;
-        }
-    }
-    if (c->d2u.src_eof)
-        goto DecideTcp;
-    return 0;
-
-DecideTcp:
-    if (authz_decide(c, NULL))
-        c->authz_state = AUTHZ_DONE;
-    else
-        deny_connection(c);
-    return 0;
-}
-
-/* Why a filter ended the exchange, in the words of its contract (http1_filter.h, h2_filter.h). */
-static const char *l7_reason(int http2, int r, const char *from)
-{
-    int app = strcmp(from, "app") == 0;
-    if (r == RM_HTTP1_FILTER_CLOSE)
-        return "the answer to a denied request closes the connection (connection: close)";
-    if (r == -EMSGSIZE)
-        return "request head over 64 KiB or 100 header fields: answered 431";
-    if (r == -ENOBUFS)
-        return "answers to denied streams waited too long for a frame boundary of the app";
-    if (r == -EPROTO && http2)
-        return app ? "the app broke HTTP/2" : "the client broke HTTP/2 (frame, size or HPACK data): answered GOAWAY";
-    if (r == -EPROTO)
-        return app ? "the app sent a malformed response" : "malformed request (or request body): answered 400";
-    return "the HTTP filter failed";
-}
-
-/* The filter ended the exchange (an answer that closes, or a protocol error): say so once. */
-static void l7_result(rm_conn_t *c, int r, const char *from)
-{
-    if (r == 0 || c->l7->result != 0)
-        return;
-    c->l7->result = r;
-    rm_log_line_t l;
-    rm_log_begin(&l, r == RM_HTTP1_FILTER_CLOSE ? RM_LOG_DEBUG : RM_LOG_WARN, "http_connection_ended");
-    log_conn_fields(c, &l);
-    rm_log_str(&l, "protocol", c->l7->http2 ? "http2" : "http1");
-    rm_log_str(&l, "from", from);
-    rm_log_str(&l, "reason", l7_reason(c->l7->http2, r, from));
-    if (r < 0)
-        rm_log_err(&l, "error", r);
-    rm_log_end(&l);
-}
-
-/* Tells the filter how to normalize paths: the setting of the policies in force, which the next decision uses
- * (authz_decide). */
-static void l7_set_path_normalization(rm_conn_t *c)
-{
-    rm_snapshot_t *now = atomic_load_explicit(&c->w->proxy->snap, memory_order_acquire);
-    rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
-    rm_path_normalization_t mode = az != NULL ? az->wp.path_normalization : RM_PATH_NORMALIZATION_BASE;
-    if (c->l7->http2)
-        rm_h2_filter_set_path_normalization(&c->l7->h2, mode);
-    else
-        rm_http1_filter_set_path_normalization(&c->l7->h1, mode);
-}
-
-/* Moves both directions of an HTTP connection through its filter. */
-static int pump_l7(rm_conn_t *c)
-{
-    rm_l7_t *l = c->l7;
-    int r, ret;
-
-    l7_set_path_normalization(c);
-    if ((ret = pump_fill(c, &c->down, &c->d2u, 1)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 1)) != 0)
-        return ret;
-    /* Filter what the pipes hold, then fill them again so that their receives can go. A TLS source fills its pipe
-     * at once from records already in its session, with no receive left to wake the connection later: filter those
-     * bytes too, until a fill leaves a pipe empty (its receive is in flight) or the filter's output is full (a send
-     * in flight wakes the connection). Each round takes at least one buffer of input, and a session holds at most
-     * one input window, so this ends. */
-    for (;;) {
-        int fed = 0;
-        /* the client's bytes: requests decided, allowed ones on to the app, answers to denied ones back */
-        if (c->d2u.len > 0 && l->to_app.len < L7_BACKLOG && l->to_client.len < L7_BACKLOG) {
-            r = l->http2
-                    ? rm_h2_filter_from_client(&l->h2, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app, &l->to_client)
-                    : rm_http1_filter_from_client(&l->h1, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app,
-                                                  &l->to_client);
-            if (r == -ENOMEM)
-                return r;
-            l7_result(c, r, "client");
-            pipe_consume(&c->d2u, c->d2u.len);
-            fed = 1;
-        }
-        /* the app's bytes: responses, with the answers to denied requests put in order */
-        if (c->u2d.len > 0 && l->to_client.len < L7_BACKLOG && l->to_app.len < L7_BACKLOG) {
-            r = l->http2
-                    ? rm_h2_filter_from_app(&l->h2, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_client)
-                    : rm_http1_filter_from_app(&l->h1, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_app, &l->to_client);
-            if (r == -ENOMEM)
-                return r;
-            l7_result(c, r, "app");
-            pipe_consume(&c->u2d, c->u2d.len);
-            fed = 1;
-        }
-        if ((ret = pump_fill(c, &c->down, &c->d2u, 1)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 1)) != 0)
-            return ret;
-        if (!fed || (c->d2u.len == 0 && c->u2d.len == 0))
-            break;
-    }
-    /* stage the output in pipes: a send in flight reads a buffer that does not move */
-    if (l->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && l->to_app.len > 0) {
-        if ((ret = pipe_reserve(&l->app_out)) != 0)
-            return ret;
-        l->app_out.off = 0;
-        size_t n = l->to_app.len < pipe_room(&l->app_out) ? l->to_app.len : pipe_room(&l->app_out);
-        memcpy(l->app_out.buf, l->to_app.base, n);
-        l->app_out.len = n;
-        rm_bytebuf_consume(&l->to_app, n);
-    }
-    if (l->to_client.len > 0) {
-        if ((ret = pipe_reserve(&l->client_out)) != 0)
-            return ret;
-        if (l->client_out.len == 0)
-            l->client_out.off = 0;
-        size_t room = pipe_room(&l->client_out), n = l->to_client.len < room ? l->to_client.len : room;
-        memcpy(l->client_out.buf + l->client_out.off + l->client_out.len, l->to_client.base, n);
-        l->client_out.len += n;
-        rm_bytebuf_consume(&l->to_client, n);
-    }
-    /* ends: a direction ends once its source has ended and everything before it went out; an answer that closes
-     * (400, 431, 403 with connection: close) ends both once it has gone out */
-    int client_done = (c->d2u.src_eof && c->d2u.len == 0) || l->result != 0;
-    if (client_done && l->to_app.len == 0)
-        l->app_out.src_eof = 1;
-    if (((c->u2d.src_eof && c->u2d.len == 0) || l->result != 0) && l->to_client.len == 0)
-        l->client_out.src_eof = 1;
-    if ((ret = pump_drain(c, &l->app_out, &c->up)) != 0 || (ret = pump_drain(c, &l->client_out, &c->down)) != 0)
-        return ret;
-    if (l->result != 0 && direction_done(&c->down, &l->client_out)) {
-        /* The closing answer is out: whatever the app still does, the exchange is over. A client still sending
-         * (the rest of an oversized head) would get a reset from a close now, and a reset may destroy the answer
-         * before the client has read it (RFC 9112 section 9.6): read and drop what it sends until it closes, for
-         * at most L7_LINGER_MS. */
-        if (c->d2u.src_eof || c->lingering == LINGER_OVER) {
-            c->close_reason = CLOSE_EOF;
-            c->closing = 1;
-        } else if (c->lingering == LINGER_NO) {
-            c->lingering = LINGER_ON;
-            c->deadline_ms = rm_loop_now_ms(c->w->loop) + L7_LINGER_MS;
-        }
-    }
-    return 0;
 }
 
 static void conn_free(rm_conn_t *c);
 
-static void conn_progress(rm_conn_t *c)
+/* What one pass of conn_step() left behind. */
+typedef enum {
+    STEP_WAIT = 0, /* everything that can be submitted is: wait for a completion or the tick */
+    STEP_AGAIN,    /* the state moved (the connection began to close): look again */
+    STEP_FREED,    /* the connection is gone */
+} step_t;
+
+/* One pass over the connection's state: submits what is missing for the state it finds. A pass that changes the
+ * state in a way the rest of the pass does not handle (the connection began to close) returns STEP_AGAIN. */
+static step_t conn_step(rm_conn_t *c)
 {
     int ret = 0;
 
-    if (c->closing) {
+    if (c->t.closing) {
         /* A rejected handshake may still have an alert in flight: let it finish, then cancel the rest. */
         if (!c->cancelled) {
-            if (c->close_reason == CLOSE_REJECTED && rm_io_busy(&tls_side(c)->wr_op))
-                return;
+            if (c->close_reason == RM_CONN_CLOSE_REJECTED && rm_io_busy(&rm__conn_tls_side(c)->wr_op))
+                return STEP_WAIT;
             c->cancelled = 1;
-            rm_io_cancel(c->w->loop, &c->down.rd_op);
-            rm_io_cancel(c->w->loop, &c->down.wr_op);
-            rm_io_cancel(c->w->loop, &c->up.rd_op);
-            rm_io_cancel(c->w->loop, &c->up.wr_op);
-            rm_io_cancel(c->w->loop, &c->up.conn_op);
+            rm_side_cancel(&c->down);
+            rm_side_cancel(&c->up);
         }
-        if (c->pending == 0)
+        if (c->t.pending == 0) {
             conn_free(c);
-        return;
+            return STEP_FREED;
+        }
+        return STEP_WAIT;
     }
 
-    if (c->dir == DIR_INBOUND && c->mode == MODE_UNDECIDED) {
+    if (c->dir == RM_CONN_DIR_INBOUND && c->mode == RM_CONN_MODE_UNDECIDED) {
         /* sniffing: read from both ends as plaintext until one of them speaks; decide before reading on, so no
          * receive into the pipe is in flight when its bytes move to the TLS session */
         if ((ret = decide_mode(c)) != 0)
             goto Error;
-        if (c->closing) {
-            conn_progress(c);
-            return;
+        if (c->t.closing) {
+            return STEP_AGAIN;
         }
-        if (c->mode == MODE_UNDECIDED) {
-            if ((ret = submit_recv(c, &c->down, &c->d2u)) != 0)
+        if (c->mode == RM_CONN_MODE_UNDECIDED) {
+            if ((ret = rm_side_submit_recv(&c->down)) != 0)
                 goto Error;
-            if (c->up.ready && (ret = submit_recv(c, &c->up, &c->u2d)) != 0)
+            if (c->up.ready && (ret = rm_side_submit_recv(&c->up)) != 0)
                 goto Error;
-            return;
+            return STEP_WAIT;
         }
     }
 
     /* handshake on the TLS side once its transport is there */
     {
-        rm_side_t *ts = tls_side(c);
+        rm_side_t *ts = rm__conn_tls_side(c);
         if (ts->tls != NULL && !ts->ready && ts->h.fd >= 0 && !(ts == &c->up && c->up_connecting)) {
             if ((ret = drive_handshake(c)) != 0)
                 goto Error;
-            if (c->closing) {
-                conn_progress(c);
-                return;
+            if (c->t.closing) {
+                return STEP_AGAIN;
             }
         }
     }
 
     /* inbound: decide on the peer as soon as it is known; nothing reaches the app before a decision */
-    if (c->authz_state == AUTHZ_PENDING && c->down.ready) {
-        if ((ret = authz_progress(c)) != 0)
+    if (c->authz_state == RM_CONN_AUTHZ_PENDING && c->down.ready) {
+        if ((ret = rm__conn_authz_progress(c)) != 0)
             goto Error;
-        if (c->closing) {
-            conn_progress(c);
-            return;
+        if (c->t.closing) {
+            return STEP_AGAIN;
         }
     }
 
     /* inbound: connect to the app once the peer is authenticated (STRICT) or at once (PERMISSIVE, sniffing) */
-    if (c->dir == DIR_INBOUND && c->up.h.fd < 0 && c->down.ready) {
+    if (c->dir == RM_CONN_DIR_INBOUND && c->up.h.fd < 0 && c->down.ready) {
         if ((ret = start_upstream_connect(c)) != 0)
             goto Error;
     }
 
-    if (c->authz_state == AUTHZ_PENDING && c->down.ready) {
+    if (c->authz_state == RM_CONN_AUTHZ_PENDING && c->down.ready) {
         /* waiting for the client's first bytes to tell the protocol: read both ends, forward nothing */
-        if ((ret = pump_fill(c, &c->down, &c->d2u, 0)) != 0 || (ret = pump_fill(c, &c->up, &c->u2d, 0)) != 0)
+        if ((ret = rm_side_fill(&c->down, 0)) != 0 || (ret = rm_side_fill(&c->up, 0)) != 0)
             goto Error;
-        if ((ret = authz_progress(c)) != 0)
+        if ((ret = rm__conn_authz_progress(c)) != 0)
             goto Error;
-        if (c->closing) {
-            conn_progress(c);
-            return;
+        if (c->t.closing) {
+            return STEP_AGAIN;
         }
-        if (c->authz_state == AUTHZ_PENDING)
-            return;
+        if (c->authz_state == RM_CONN_AUTHZ_PENDING)
+            return STEP_WAIT;
     }
 
     if (c->l7 != NULL) {
-        if ((ret = pump_l7(c)) != 0)
+        if ((ret = rm__conn_l7_pump(c)) != 0)
             goto Error;
-        if (c->closing) {
-            conn_progress(c);
-            return;
+        if (c->t.closing) {
+            return STEP_AGAIN;
         }
     } else {
-        if ((ret = pump(c, &c->down, &c->d2u, &c->up)) != 0)
+        if ((ret = rm_side_pump(&c->down, &c->up)) != 0)
             goto Error;
-        if ((ret = pump(c, &c->up, &c->u2d, &c->down)) != 0)
+        if ((ret = rm_side_pump(&c->up, &c->down)) != 0)
             goto Error;
     }
 
-    rm_pipe_t *to_up = c->l7 != NULL ? &c->l7->app_out : &c->d2u,
-              *to_down = c->l7 != NULL ? &c->l7->client_out : &c->u2d;
-    if (direction_done(&c->up, to_up) && direction_done(&c->down, to_down) && !side_pending(&c->down) &&
-        !side_pending(&c->up)) {
-        c->close_reason = CLOSE_EOF;
-        c->closing = 1;
-        conn_progress(c);
+    if (rm_side_direction_done(&c->up) && rm_side_direction_done(&c->down) && !rm_side_busy(&c->down) &&
+        !rm_side_busy(&c->up)) {
+        c->close_reason = RM_CONN_CLOSE_EOF;
+        c->t.closing = 1;
+        return STEP_AGAIN;
     }
-    return;
+    return STEP_WAIT;
 
 Error:
     log_conn_error(c, ret);
-    conn_abort(c, CLOSE_ERROR);
-    conn_progress(c);
+    rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
+    return STEP_AGAIN;
+}
+
+/* Runs passes until one has nothing more to do. A pass that returns STEP_AGAIN has set `closing`, and a pass over a
+ * closing connection never returns STEP_AGAIN, so this takes at most two passes. */
+static void conn_progress(rm_conn_t *c)
+{
+    step_t r;
+    do {
+        r = conn_step(c);
+    } while (r == STEP_AGAIN);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
+
+static void conn_side_progress(rm_side_owner_t *o)
+{
+    conn_progress(rm_container_of(o, rm_conn_t, t));
+}
+
+/* A side failed: a reset or error on one end resets the other. */
+static void conn_side_error(rm_side_owner_t *o, rm_side_t *s, rm_side_error_t kind, int err)
+{
+    rm_conn_t *c = rm_container_of(o, rm_conn_t, t);
+    if (kind == RM_SIDE_TLS_ERROR)
+        log_conn_error(c, err);
+    else if (kind == RM_SIDE_RECORD_ERROR)
+        log_ktls_record_error(c, err);
+    rm__conn_abort(c, kind == RM_SIDE_RESET ? RM_CONN_CLOSE_RESET : RM_CONN_CLOSE_ERROR);
+}
+
+static void conn_side_ktls(rm_side_owner_t *o, rm_side_t *s, const char *failed_step, int err)
+{
+    rm_conn_t *c = rm_container_of(o, rm_conn_t, t);
+    rm_log_line_t l;
+    if (failed_step == NULL) {
+        atomic_fetch_add_explicit(&c->w->stats.ktls_conns, 1, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&c->w->stats.ktls_failed, 1, memory_order_relaxed);
+    rm_log_begin(&l, RM_LOG_WARN, "kernel_tls_failed");
+    rm__conn_log_fields(c, &l);
+    rm_log_str(&l, "step", failed_step);
+    rm_log_err(&l, "error", err);
+    rm_log_str(&l, "effect", "this connection's records stay in the proxy");
+    rm_log_end(&l);
+}
+
+static const rm_side_owner_ops_t conn_side_ops = {conn_side_progress, conn_side_error, conn_side_ktls};
 
 static rm_conn_t *conn_alloc(rm_worker_t *w)
 {
@@ -1493,31 +521,20 @@ static rm_conn_t *conn_alloc(rm_worker_t *w)
         return NULL;
     }
     memset(c, 0, sizeof(*c));
-    side_init(&c->down);
-    side_init(&c->up);
     c->w = w;
+    c->t.loop = w->loop;
+    c->t.ops = &conn_side_ops;
+    rm_side_init(&c->down, &c->t, &c->d2u, &c->u2d);
+    rm_side_init(&c->up, &c->t, &c->u2d, &c->d2u);
     return c;
-}
-
-static void side_close(rm_loop_t *loop, rm_side_t *s)
-{
-    if (s->tls != NULL) {
-        rm_tls_free(s->tls);
-        s->tls = NULL;
-    }
-    if (s->h.fd >= 0) {
-        rm_loop_del(loop, &s->h);
-        close(s->h.fd);
-        s->h.fd = -1;
-    }
 }
 
 static void conn_free(rm_conn_t *c)
 {
     rm_worker_t *w = c->w;
     log_access(c);
-    side_close(w->loop, &c->down);
-    side_close(w->loop, &c->up);
+    rm_side_close(&c->down);
+    rm_side_close(&c->up);
     if (c->counted)
         atomic_fetch_sub_explicit(&w->proxy->num_conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->d2u.bytes, memory_order_relaxed);
@@ -1527,11 +544,10 @@ static void conn_free(rm_conn_t *c)
     if (c->l7 != NULL) {
         atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->l7->app_out.bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->l7->client_out.bytes, memory_order_relaxed);
-        l7_free(c);
+        rm__conn_l7_free(c);
     }
-    rm_buf_put(c->d2u.buf);
-    rm_buf_put(c->u2d.buf);
-    c->d2u.buf = c->u2d.buf = NULL;
+    rm_pipe_free(&c->d2u);
+    rm_pipe_free(&c->u2d);
     rm_snapshot_unref(c->snap);
     c->snap = NULL;
     if (c->prev != NULL)
@@ -1565,73 +581,6 @@ void rm__conn_release(rm_conn_t *c)
     free(c);
 }
 
-/* A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; logs and policy see them as the IPv4 they are. */
-static void unmap_v4(rm_sockaddr_t *a)
-{
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&a->ss;
-    struct sockaddr_in s4;
-    if (a->ss.ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-        return;
-    memset(&s4, 0, sizeof(s4));
-    s4.sin_family = AF_INET;
-    s4.sin_port = s6->sin6_port;
-    memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-    memcpy(&a->ss, &s4, sizeof(s4));
-    a->len = sizeof(s4);
-}
-
-static int get_original_dst(int fd, rm_sockaddr_t *out)
-{
-    struct sockaddr_storage local;
-    socklen_t len = sizeof(local);
-    if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
-        return -errno;
-    out->len = sizeof(out->ss);
-    if (local.ss_family == AF_INET6) {
-        /* a v4-mapped peer on a dual-stack socket went through iptables, not ip6tables */
-        const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)&local;
-        if (IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr)) {
-            struct sockaddr_in sin;
-            socklen_t sl = sizeof(sin);
-            if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &sl) != 0)
-                return -errno;
-            memcpy(&out->ss, &sin, sizeof(sin));
-            out->len = sizeof(sin);
-            return 0;
-        }
-        if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &out->ss, &out->len) != 0)
-            return -errno;
-        return 0;
-    }
-    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &out->ss, &out->len) != 0)
-        return -errno;
-    return 0;
-}
-
-static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    if (ss->ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    return 0;
-}
-
-static int same_sockaddr(const rm_sockaddr_t *a, const struct sockaddr_storage *b)
-{
-    if (a->ss.ss_family != b->ss_family)
-        return 0;
-    if (b->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)&a->ss, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (b->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)&a->ss, *y = (const void *)b;
-        return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-    }
-    return 0;
-}
-
 /* Sets c->target to the loopback address of the app, on the original port. */
 static void set_app_target(rm_conn_t *c, uint16_t port)
 {
@@ -1654,18 +603,18 @@ static void set_app_target(rm_conn_t *c, uint16_t port)
 static void refuse(rm_conn_t *c, const char *reason, int code)
 {
     log_rejected(c, reason, code);
-    c->close_reason = CLOSE_REJECTED;
-    conn_abort(c, CLOSE_REJECTED);
+    c->close_reason = RM_CONN_CLOSE_REJECTED;
+    rm__conn_abort(c, RM_CONN_CLOSE_REJECTED);
 }
 
 static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
 {
-    rm_proxy_config_t *cfg = cfg_of(c);
+    rm_proxy_config_t *cfg = rm__conn_cfg(c);
     const rm_destination_t *dest;
     const char *sni = NULL;
     int ret;
 
-    c->dir = DIR_OUTBOUND;
+    c->dir = RM_CONN_DIR_OUTBOUND;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_UPSTREAM) {
         c->explicit_cfg = l->explicit_cfg;
         c->target = l->explicit_cfg->target;
@@ -1673,17 +622,18 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
         c->expected_ids = (const char *const *)l->explicit_cfg->identities;
         c->num_expected_ids = l->explicit_cfg->num_identities;
     } else {
-        if ((ret = get_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
             refuse(c, "no original destination (connection was not redirected by iptables)", ret);
             return 0;
         }
-        if (same_sockaddr(&l->addr, &c->orig_dst.ss) || sockaddr_port(&c->orig_dst.ss) == sockaddr_port(&l->addr.ss)) {
+        if (rm_sockaddr_same(&l->addr, &c->orig_dst.ss) ||
+            rm_sockaddr_port(&c->orig_dst.ss) == rm_sockaddr_port(&l->addr.ss)) {
             refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
             return 0;
         }
         c->target = c->orig_dst;
         if ((dest = rm_proxy_config_find_destination(cfg, (struct sockaddr *)&c->orig_dst.ss)) == NULL) {
-            c->mode = MODE_PASSTHROUGH;
+            c->mode = RM_CONN_MODE_PASSTHROUGH;
             c->down.ready = 1;
             return start_upstream_connect(c);
         }
@@ -1700,7 +650,7 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
         return ret;
     if (sni != NULL && (ret = rm_tls_set_server_name(c->up.tls, sni)) != 0)
         return ret;
-    c->mode = MODE_MTLS;
+    c->mode = RM_CONN_MODE_MTLS;
     c->down.ready = 1;
     return start_upstream_connect(c);
 }
@@ -1710,25 +660,25 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
     int ret;
     uint16_t port;
 
-    c->dir = DIR_INBOUND;
-    c->authz_state = c->snap->authz != NULL || c->snap->authz_required ? AUTHZ_PENDING : AUTHZ_OFF;
+    c->dir = RM_CONN_DIR_INBOUND;
+    c->authz_state = c->snap->authz != NULL || c->snap->authz_required ? RM_CONN_AUTHZ_PENDING : RM_CONN_AUTHZ_OFF;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_INBOUND) {
         c->explicit_cfg = l->explicit_cfg;
         c->target = l->explicit_cfg->target;
         c->orig_dst = l->addr;
         c->inbound_mode = l->explicit_cfg->mode;
     } else {
-        if ((ret = get_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
             refuse(c, "no original destination (connection was not redirected by iptables)", ret);
             return 0;
         }
-        port = sockaddr_port(&c->orig_dst.ss);
-        if (port == sockaddr_port(&l->addr.ss)) {
+        port = rm_sockaddr_port(&c->orig_dst.ss);
+        if (port == rm_sockaddr_port(&l->addr.ss)) {
             refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
             return 0;
         }
         set_app_target(c, port);
-        c->inbound_mode = rm_proxy_config_port_mode(cfg_of(c), port);
+        c->inbound_mode = rm_proxy_config_port_mode(rm__conn_cfg(c), port);
     }
     switch (c->inbound_mode) {
     case RM_MTLS_STRICT:
@@ -1738,16 +688,16 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
         }
         /* look at the first bytes before handing them to TLS, so a plaintext client is refused with that reason;
          * the app is connected only after the peer is authenticated */
-        c->mode = MODE_UNDECIDED;
+        c->mode = RM_CONN_MODE_UNDECIDED;
         c->deadline_ms = inbound_handshake_deadline(c);
         return 0;
     case RM_MTLS_PERMISSIVE:
         /* connect to the app at once so a server-first protocol is never kept waiting; the client's first bytes
          * have until handshakeTimeout once the app is connected (on_up_connect) */
-        c->mode = MODE_UNDECIDED;
+        c->mode = RM_CONN_MODE_UNDECIDED;
         return start_upstream_connect(c);
     case RM_MTLS_DISABLE:
-        c->mode = MODE_PLAINTEXT;
+        c->mode = RM_CONN_MODE_PLAINTEXT;
         c->down.ready = 1;
         return 0;
     }
@@ -1770,8 +720,8 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
         return;
     }
     c->counted = 1;
-    c->snap = rm__proxy_snapshot(p);
-    c->started_ms = c->last_active_ms = rm_loop_now_ms(w->loop);
+    c->snap = rm_snapshot_acquire(p);
+    c->started_ms = c->t.last_active_ms = rm_loop_now_ms(w->loop);
     c->next = w->conns;
     if (w->conns != NULL)
         w->conns->prev = c;
@@ -1783,28 +733,27 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
     sl = sizeof(c->src.ss);
     getpeername(fd, (struct sockaddr *)&c->src.ss, &sl);
     c->src.len = sl;
-    unmap_v4(&c->src);
+    rm_sockaddr_unmap_v4(&c->src);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if ((ret = rm_loop_add(w->loop, &c->down.h, fd)) != 0) {
+    if ((ret = rm_side_open(&c->down, fd)) != 0) {
         close(fd);
-        c->down.h.fd = -1;
-        conn_abort(c, CLOSE_ERROR);
+        rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
         conn_progress(c);
         return;
     }
-    if (n > cfg_of(c)->max_connections) {
+    if (n > rm__conn_cfg(c)->max_connections) {
         atomic_fetch_add_explicit(&w->stats.rejected_limit, 1, memory_order_relaxed);
         if (rm_loop_now_ms(w->loop) - w->limit_logged_ms >= 1000 || w->limit_logged_ms == 0) {
             rm_log_line_t line;
             w->limit_logged_ms = rm_loop_now_ms(w->loop);
             rm_log_begin(&line, RM_LOG_WARN, "connection_limit");
-            rm_log_uint(&line, "max_connections", cfg_of(c)->max_connections);
+            rm_log_uint(&line, "max_connections", rm__conn_cfg(c)->max_connections);
             rm_log_addr(&line, "src", (struct sockaddr *)&c->src.ss);
             rm_log_str(&line, "msg", "maxConnections reached: refusing new connections (logged at most once a second)");
             rm_log_end(&line);
         }
-        c->close_reason = CLOSE_REJECTED;
-        conn_abort(c, CLOSE_REJECTED);
+        c->close_reason = RM_CONN_CLOSE_REJECTED;
+        rm__conn_abort(c, RM_CONN_CLOSE_REJECTED);
         conn_progress(c);
         return;
     }
@@ -1813,54 +762,54 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
         ret = setup_outbound(c, l);
     else
         ret = setup_inbound(c, l);
-    if (ret != 0 && !c->closing) {
+    if (ret != 0 && !c->t.closing) {
         rm_log_line_t line;
         rm_log_begin(&line, RM_LOG_WARN, "connection_setup_failed");
-        log_conn_fields(c, &line);
+        rm__conn_log_fields(c, &line);
         rm_log_err(&line, "error", ret);
         rm_log_end(&line);
-        conn_abort(c, CLOSE_ERROR);
+        rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
     }
     conn_progress(c);
 }
 
 void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
 {
-    rm_proxy_config_t *cfg = cfg_of(c);
-    if (c->closing)
+    rm_proxy_config_t *cfg = rm__conn_cfg(c);
+    if (c->t.closing)
         return;
-    if (c->deadline_ms != 0 && now_ms >= c->deadline_ms && c->lingering == LINGER_ON) {
-        /* the client did not close after the answer: close now (pump_l7) */
-        c->lingering = LINGER_OVER;
+    if (c->deadline_ms != 0 && now_ms >= c->deadline_ms && c->lingering == RM_CONN_LINGER_ON) {
+        /* the client did not close after the answer: close now (rm__conn_l7_pump) */
+        c->lingering = RM_CONN_LINGER_OVER;
         c->deadline_ms = 0;
         conn_progress(c);
         return;
     }
     if (c->deadline_ms != 0 && now_ms >= c->deadline_ms) {
-        if (!c->up_connecting && c->dir == DIR_INBOUND && c->mode == MODE_UNDECIDED) {
+        if (!c->up_connecting && c->dir == RM_CONN_DIR_INBOUND && c->mode == RM_CONN_MODE_UNDECIDED) {
             undecided_close(c, 1);
         } else {
             rm_log_line_t l;
             rm_log_begin(&l, RM_LOG_WARN, c->up_connecting ? "upstream_connect_timeout" : "handshake_timeout");
-            log_conn_fields(c, &l);
+            rm__conn_log_fields(c, &l);
             if (!c->up_connecting)
                 rm_log_str(&l, "phase", "tls");
             rm_log_end(&l);
-            conn_abort(c, CLOSE_TIMEOUT);
+            rm__conn_abort(c, RM_CONN_CLOSE_TIMEOUT);
         }
         conn_progress(c);
         return;
     }
-    if (cfg->idle_timeout_ms != 0 && now_ms - c->last_active_ms >= cfg->idle_timeout_ms) {
-        conn_abort(c, CLOSE_TIMEOUT);
+    if (cfg->idle_timeout_ms != 0 && now_ms - c->t.last_active_ms >= cfg->idle_timeout_ms) {
+        rm__conn_abort(c, RM_CONN_CLOSE_TIMEOUT);
         conn_progress(c);
     }
 }
 
 void rm__conn_drain_cut(rm_conn_t *c)
 {
-    if (c->closing)
+    if (c->t.closing)
         return;
-    conn_abort(c, CLOSE_DRAIN);
+    rm__conn_abort(c, RM_CONN_CLOSE_DRAIN);
     conn_progress(c);
 }

@@ -1,0 +1,154 @@
+/* A connection filter (conn_filter.h) between the client and the app: the filter's input comes from the sides'
+ * pipes, its output is staged in pipes of its own that the sides send from, and an answer that closes the
+ * connection is followed by a short linger so that the client reads it. */
+#include "proxy_conn-t.h"
+#include "ringmesh/buffer_pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define L7_BACKLOG   (64u * 1024) /* filter output a direction may hold before its input stops being read */
+#define L7_LINGER_MS 5000         /* after an answer that closes: how long the client's bytes are read and dropped */
+
+int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops)
+{
+    int ret;
+    if ((c->l7 = calloc(1, sizeof(*c->l7) + ops->size)) == NULL)
+        return -ENOMEM;
+    c->l7->ops = ops;
+    if ((ret = ops->init(c->l7->state, rm__conn_decide_request, c)) != 0) {
+        free(c->l7);
+        c->l7 = NULL;
+        return ret;
+    }
+    /* the filter's staging pipes are what the sides send from now on */
+    c->up.tx = &c->l7->app_out;
+    c->down.tx = &c->l7->client_out;
+    c->authz_state = RM_CONN_AUTHZ_HTTP;
+    return 0;
+}
+
+void rm__conn_l7_free(rm_conn_t *c)
+{
+    if (c->l7 == NULL)
+        return;
+    c->l7->ops->dispose(c->l7->state);
+    rm_bytebuf_free(&c->l7->to_app);
+    rm_bytebuf_free(&c->l7->to_client);
+    rm_buf_put(c->l7->app_out.buf);
+    rm_buf_put(c->l7->client_out.buf);
+    free(c->l7);
+    c->l7 = NULL;
+}
+
+/* The filter ended the exchange (an answer that closes, or a protocol error): say so once. */
+static void l7_result(rm_conn_t *c, int r, int from_app)
+{
+    if (r == 0 || c->l7->result != 0)
+        return;
+    c->l7->result = r;
+    rm_log_line_t l;
+    rm_log_begin(&l, r == RM_CONN_FILTER_CLOSE ? RM_LOG_DEBUG : RM_LOG_WARN, "http_connection_ended");
+    rm__conn_log_fields(c, &l);
+    rm_log_str(&l, "protocol", c->l7->ops->name);
+    rm_log_str(&l, "from", from_app ? "app" : "client");
+    rm_log_str(&l, "reason", c->l7->ops->reason(r, from_app));
+    if (r < 0)
+        rm_log_err(&l, "error", r);
+    rm_log_end(&l);
+}
+
+/* Tells the filter how to normalize paths: the setting of the policies in force, which the next decision uses
+ * (rm__conn_decide_request). */
+static void l7_set_path_normalization(rm_conn_t *c)
+{
+    rm_snapshot_t *now = rm_snapshot_current(c->w->proxy);
+    rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
+    rm_path_normalization_t mode = az != NULL ? az->wp.path_normalization : RM_PATH_NORMALIZATION_BASE;
+    c->l7->ops->set_path_normalization(c->l7->state, mode);
+}
+
+/* Moves both directions of an HTTP connection through its filter. */
+int rm__conn_l7_pump(rm_conn_t *c)
+{
+    rm__conn_l7_t *l = c->l7;
+    int r, ret;
+
+    l7_set_path_normalization(c);
+    if ((ret = rm_side_fill(&c->down, 1)) != 0 || (ret = rm_side_fill(&c->up, 1)) != 0)
+        return ret;
+    /* Filter what the pipes hold, then fill them again so that their receives can go. A TLS source fills its pipe
+     * at once from records already in its session, with no receive left to wake the connection later: filter those
+     * bytes too, until a fill leaves a pipe empty (its receive is in flight) or the filter's output is full (a send
+     * in flight wakes the connection). Each round takes at least one buffer of input, and a session holds at most
+     * one input window, so this ends. */
+    for (;;) {
+        int fed = 0;
+        /* the client's bytes: requests decided, allowed ones on to the app, answers to denied ones back */
+        if (c->d2u.len > 0 && l->to_app.len < L7_BACKLOG && l->to_client.len < L7_BACKLOG) {
+            r = l->ops->from_client(l->state, c->d2u.buf + c->d2u.off, c->d2u.len, &l->to_app, &l->to_client);
+            if (r == -ENOMEM)
+                return r;
+            l7_result(c, r, 0);
+            rm_pipe_consume(&c->d2u, c->d2u.len);
+            fed = 1;
+        }
+        /* the app's bytes: responses, with the answers to denied requests put in order */
+        if (c->u2d.len > 0 && l->to_client.len < L7_BACKLOG && l->to_app.len < L7_BACKLOG) {
+            r = l->ops->from_app(l->state, c->u2d.buf + c->u2d.off, c->u2d.len, &l->to_app, &l->to_client);
+            if (r == -ENOMEM)
+                return r;
+            l7_result(c, r, 1);
+            rm_pipe_consume(&c->u2d, c->u2d.len);
+            fed = 1;
+        }
+        if ((ret = rm_side_fill(&c->down, 1)) != 0 || (ret = rm_side_fill(&c->up, 1)) != 0)
+            return ret;
+        if (!fed || (c->d2u.len == 0 && c->u2d.len == 0))
+            break;
+    }
+    /* stage the output in pipes: a send in flight reads a buffer that does not move */
+    if (l->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && l->to_app.len > 0) {
+        if ((ret = rm_pipe_reserve(&l->app_out)) != 0)
+            return ret;
+        l->app_out.off = 0;
+        size_t n = l->to_app.len < rm_pipe_room(&l->app_out) ? l->to_app.len : rm_pipe_room(&l->app_out);
+        memcpy(l->app_out.buf, l->to_app.base, n);
+        l->app_out.len = n;
+        rm_bytebuf_consume(&l->to_app, n);
+    }
+    if (l->to_client.len > 0) {
+        if ((ret = rm_pipe_reserve(&l->client_out)) != 0)
+            return ret;
+        if (l->client_out.len == 0)
+            l->client_out.off = 0;
+        size_t room = rm_pipe_room(&l->client_out), n = l->to_client.len < room ? l->to_client.len : room;
+        memcpy(l->client_out.buf + l->client_out.off + l->client_out.len, l->to_client.base, n);
+        l->client_out.len += n;
+        rm_bytebuf_consume(&l->to_client, n);
+    }
+    /* ends: a direction ends once its source has ended and everything before it went out; an answer that closes
+     * (400, 431, 403 with connection: close) ends both once it has gone out */
+    int client_done = (c->d2u.src_eof && c->d2u.len == 0) || l->result != 0;
+    if (client_done && l->to_app.len == 0)
+        l->app_out.src_eof = 1;
+    if (((c->u2d.src_eof && c->u2d.len == 0) || l->result != 0) && l->to_client.len == 0)
+        l->client_out.src_eof = 1;
+    if ((ret = rm_side_drain(&c->up)) != 0 || (ret = rm_side_drain(&c->down)) != 0)
+        return ret;
+    if (l->result != 0 && rm_side_direction_done(&c->down)) {
+        /* The closing answer is out: whatever the app still does, the exchange is over. A client still sending
+         * (the rest of an oversized head) would get a reset from a close now, and a reset may destroy the answer
+         * before the client has read it (RFC 9112 section 9.6): read and drop what it sends until it closes, for
+         * at most L7_LINGER_MS. */
+        if (c->d2u.src_eof || c->lingering == RM_CONN_LINGER_OVER) {
+            c->close_reason = RM_CONN_CLOSE_EOF;
+            c->t.closing = 1;
+        } else if (c->lingering == RM_CONN_LINGER_NO) {
+            c->lingering = RM_CONN_LINGER_ON;
+            c->deadline_ms = rm_loop_now_ms(c->w->loop) + L7_LINGER_MS;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,121 @@
+/* The proxied connection's types, shared by the files that make up the connection module: proxy_conn.c (the state
+ * machine: accept, original destination, mode decision, connect, pump, close, logs), conn_authz.c (the L4 decision
+ * and the choice of filter), conn_l7.c (running a filter between the sides). The sides themselves are transport.h's.
+ * Nothing outside the connection module includes this file (the worker sees rm_conn_t through proxy.h only). */
+#ifndef RINGMESH_PROXY_CONN_T_H
+#define RINGMESH_PROXY_CONN_T_H
+
+#include "conn_filter.h"
+#include "proxy.h"
+#include "ringmesh/bytebuf.h"
+#include "ringmesh/log.h"
+#include "transport.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** How the connection carries the bytes (logged as "mode"); inbound starts UNDECIDED until the first bytes show. */
+typedef enum {
+    RM_CONN_MODE_UNDECIDED = 0,
+    RM_CONN_MODE_MTLS,
+    RM_CONN_MODE_PLAINTEXT,
+    RM_CONN_MODE_PASSTHROUGH
+} rm__conn_mode_t;
+/** Which end carries TLS: `up` outbound (and explicit upstream listeners), `down` inbound. */
+typedef enum { RM_CONN_DIR_OUTBOUND = 0, RM_CONN_DIR_INBOUND } rm__conn_dir_t;
+/** How the connection ended (logged as "close"). */
+typedef enum {
+    RM_CONN_CLOSE_NONE = 0,
+    RM_CONN_CLOSE_EOF,
+    RM_CONN_CLOSE_RESET,
+    RM_CONN_CLOSE_TIMEOUT,
+    RM_CONN_CLOSE_ERROR,
+    RM_CONN_CLOSE_DRAIN,
+    RM_CONN_CLOSE_REJECTED,
+} rm__conn_close_t;
+
+typedef enum {
+    RM_CONN_AUTHZ_OFF = 0, /* outbound, or a proxy without a control plane: no policy to apply */
+    RM_CONN_AUTHZ_PENDING, /* inbound, not decided yet (waiting for the peer's identity or the protocol) */
+    RM_CONN_AUTHZ_DONE,    /* the connection was allowed as a whole */
+    RM_CONN_AUTHZ_HTTP,    /* every request is decided (l7 holds the filter) */
+} rm__conn_authz_t;
+
+/** After a filter's answer that closes: the client's last bytes are read and dropped for a while (conn_l7.c). */
+enum { RM_CONN_LINGER_NO = 0, RM_CONN_LINGER_ON, RM_CONN_LINGER_OVER };
+
+/* An inbound connection whose requests (streams) are decided one by one by a filter (conn_filter.h). The filter's
+ * output goes through staging pipes so that a send in flight always reads a buffer that stays put. Allocated in one
+ * block with the filter's state behind it. */
+typedef struct st_rm__conn_l7_t {
+    const rm_conn_filter_ops_t *ops;
+    rm_bytebuf_t to_app, to_client;
+    rm_pipe_t app_out, client_out;
+    int result;                            /* the filter's sticky result: 0, RM_CONN_FILTER_CLOSE or a negative error */
+    _Alignas(max_align_t) uint8_t state[]; /* ops->size bytes */
+} rm__conn_l7_t;
+
+struct st_rm_conn_t {
+    rm_worker_t *w;
+    rm_conn_t *prev, *next;
+    rm_snapshot_t *snap;
+    rm__conn_dir_t dir;
+    rm__conn_mode_t mode;
+    rm_mtls_mode_t inbound_mode;
+    const rm_listener_config_t *explicit_cfg;
+    const char *const *expected_ids;
+    size_t num_expected_ids;
+    rm_side_owner_t t; /* the sides' loop, ops in flight, closing, last activity */
+    rm_side_t down, up;
+    rm_pipe_t d2u, u2d;
+    rm_sockaddr_t src, orig_dst, target;
+    uint64_t started_ms, deadline_ms;
+    rm__conn_close_t close_reason;
+    int cancelled;
+    int counted; /* holds a slot of maxConnections */
+    int rejected_logged;
+    int up_connecting;
+    int lingering; /* RM_CONN_LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
+    rm__conn_authz_t authz_state;
+    rm__conn_l7_t *l7;
+    char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
+};
+
+/** The configuration of the snapshot the connection started with. */
+static inline rm_proxy_config_t *rm__conn_cfg(rm_conn_t *c)
+{
+    return c->snap->cfg;
+}
+
+/** The side that carries TLS when the connection has any: up for outbound, down for inbound. */
+static inline rm_side_t *rm__conn_tls_side(rm_conn_t *c)
+{
+    return c->dir == RM_CONN_DIR_OUTBOUND ? &c->up : &c->down;
+}
+
+/* proxy_conn.c */
+/** Adds direction, listener, src and dst to a log line about the connection. */
+void rm__conn_log_fields(rm_conn_t *c, rm_log_line_t *l);
+/** Ends the connection (sets closing). Any reason but EOF resets both ends: a cut stream must not look complete. */
+void rm__conn_abort(rm_conn_t *c, rm__conn_close_t why);
+/** The SPIFFE ID the TLS peer presented, or NULL. */
+const char *rm__conn_peer_id(rm_conn_t *c);
+
+/* conn_authz.c: the L4 decision (inbound) */
+/** Moves a pending inbound connection towards a decision: allows it (authz_state DONE), refuses it (closing), starts
+ *  a per-request filter (rm__conn_l7_start), or waits for more first bytes. Returns 0 or an error that ends it. */
+int rm__conn_authz_progress(rm_conn_t *c);
+/** 1 when the app's first bytes are, or begin, an HTTP/2 server preface (a SETTINGS frame). */
+int rm__conn_app_sent_h2_settings(const rm_pipe_t *u2d);
+/** The policy hook given to filters: decides one request on the policies in force. */
+rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req);
+
+/* conn_l7.c: a filter between the sides */
+/** Puts the filter `ops` between client and app (authz_state HTTP). Returns 0, -ENOMEM, or the filter's init error. */
+int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops);
+/** Moves both directions through the filter; may set closing (an answer that closes is out). Returns 0 or an error. */
+int rm__conn_l7_pump(rm_conn_t *c);
+/** Frees the filter, its staging pipes and buffers (the connection is closing). */
+void rm__conn_l7_free(rm_conn_t *c);
+
+#endif
