@@ -17,16 +17,20 @@ rm_require_cmds unshare chroot setpriv ip
 [ -x "$RM_BUILD_DIR/sidecar/ringmesh-proxy" ] || rm_fail "build the tree first ($RM_BUILD_DIR)"
 
 out=$(mktemp /tmp/ringmesh-first-contact.XXXXXX)
-trap 'rm -f "$out" "$out.sh"' EXIT
+trap 'rm -f "$out" "$out.sh"; [ -z "${scripts:-}" ] || rm -rf "$scripts"' EXIT
 
-# as a user who is not root
+# as a user who is not root; the scripts are run from copies that user can read, since a tree cloned into /root
+# (mode 0700) is out of its reach, and the root check comes before anything else
+scripts=$(mktemp -d /tmp/ringmesh-first-contact-scripts.XXXXXX)
+chmod 0755 "$scripts"
+install -m 0755 "$RM_SOURCE_DIR/scripts/test.sh" "$RM_SOURCE_DIR/scripts/demo.sh" "$scripts/"
 rc=0
-setpriv --reuid=65534 --regid=65534 --clear-groups bash "$RM_SOURCE_DIR/scripts/test.sh" >"$out" 2>&1 || rc=$?
+setpriv --reuid=65534 --regid=65534 --clear-groups bash "$scripts/test.sh" >"$out" 2>&1 || rc=$?
 rm_assert_eq "$rc" 2 "test.sh as nobody exits 2"
 grep -q '^test.sh: must be run as root' "$out" || rm_fail "test.sh as nobody: $(cat "$out")"
 grep -q sudo "$out" && rm_fail "test.sh names sudo, which a minimal Debian has not: $(cat "$out")"
 rc=0
-setpriv --reuid=65534 --regid=65534 --clear-groups bash "$RM_SOURCE_DIR/scripts/demo.sh" >"$out" 2>&1 || rc=$?
+setpriv --reuid=65534 --regid=65534 --clear-groups bash "$scripts/demo.sh" >"$out" 2>&1 || rc=$?
 rm_assert_eq "$rc" 1 "demo.sh as nobody exits 1"
 grep -q 'run it as root' "$out" || rm_fail "demo.sh as nobody: $(cat "$out")"
 grep -q sudo "$out" && rm_fail "demo.sh names sudo: $(cat "$out")"
