@@ -513,10 +513,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "seed_helper: %s\n", err);
         return 1;
     }
+    /* the per-workload type is built for one workload: namespace "shop", label app=orders */
+    rm_label_t label = {.key = "app", .value = "orders"};
+    rm_xds_workload_t w = {.workload = {.namespace_ = "shop", .labels = &label, .num_labels = 1},
+                           .key = "shop\napp=orders\n"};
     for (int t = 0; t < RM_XDS_NUM_TYPES; t++) {
-        Ringmesh__V1__DiscoveryResponse *r =
-            ringmesh__v1__discovery_response__unpack(NULL, set->types[t].response_len, set->types[t].response);
-        put(argv[4], "response", t, set->types[t].response, set->types[t].response_len);
+        const rm_xds_push_t *p = set->types[t].response != NULL ? &set->types[t] : rm_xds_push_get(set, t, &w);
+        if (p == NULL || p->response == NULL) {
+            fprintf(stderr, "seed_helper: no push of type %d\n", t);
+            return 1;
+        }
+        Ringmesh__V1__DiscoveryResponse *r = ringmesh__v1__discovery_response__unpack(NULL, p->response_len, p->response);
+        if (r == NULL || r->n_resources == 0) {
+            fprintf(stderr, "seed_helper: the push of type %d does not decode\n", t);
+            return 1;
+        }
+        put(argv[4], "response", t, p->response, p->response_len);
         put(argv[4], "resource", t, r->resources[0]->value.data, r->resources[0]->value.len);
     }
     return 0;
