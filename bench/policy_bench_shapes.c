@@ -470,7 +470,8 @@ static void mixed_allowed_request(req_t *r, int g)
         break;
     case 4:
         req_principal(r, "spiffe://cluster.local/ns/shared-%d/sa/web", g);
-        snprintf(r->host, sizeof(r->host), "svc%d.example.com:8080", g);
+        /* no port: hosts match the authority as sent, port included (docs/authorization.md) */
+        snprintf(r->host, sizeof(r->host), "svc%d.example.com", g);
         strcpy(r->path, "/home");
         break;
     case 5:
