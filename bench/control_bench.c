@@ -13,38 +13,15 @@
  * Results are JSON lines on stdout, progress and errors go to stderr. Everything is bounded in count and time: a
  * phase that runs out of time reports what it got. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/slice.h>
-#include <grpc/support/time.h>
-#include <jansson.h>
 
-#include "grpc_h2.h"
 #include "grpc_runtime.h"
-
-#include "ringmesh/csr.h"
-#include "ringmesh/error.h"
-#include "ringmesh/tls.h"
-#include "ringmesh/x509_issue.h"
-#include "ringmesh/xds.h"
-#include "ringmesh/v1/discovery.pb-c.h"
-#include "ringmesh/v1/identity.pb-c.h"
 
 #include "control_bench.h"
 

@@ -1,7 +1,6 @@
 /* control_bench sign and svid: Identity.Sign calls against ringmesh-control (see control_bench.c for the modes). */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>

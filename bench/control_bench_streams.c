@@ -2,7 +2,6 @@
  * timed until every stream has them (see control_bench.c for the modes). */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -1,12 +1,5 @@
 /* control_bench's harness helpers (control_bench.h says each one's contract). */
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +14,6 @@
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 #include <jansson.h>
-
-#include "grpc_h2.h"
-#include "grpc_runtime.h"
-
-#include "ringmesh/csr.h"
-#include "ringmesh/error.h"
-#include "ringmesh/tls.h"
-#include "ringmesh/x509_issue.h"
-#include "ringmesh/xds.h"
-#include "ringmesh/v1/discovery.pb-c.h"
-#include "ringmesh/v1/identity.pb-c.h"
 
 #include "control_bench.h"
 

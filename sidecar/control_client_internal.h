@@ -113,15 +113,16 @@ void rm__control_stream_closed(rm_control_client_t *cc, int status, const char *
 
 /* control_resources.c */
 
-/** Checks and applies one resource of `type` (RM_XDS_*) to what the client holds. Returns 0, -ENOMEM, or -EINVAL
- *  with the reason in err; on failure what was held stays. */
+/** Checks and applies one resource of `type` (RM_XDS_*) to what the client holds. Returns 0, or a negative error
+ *  (-EINVAL, -ENOMEM, the policy compiler's) with the reason in err; on failure what was held stays. */
 int rm__control_apply_resource(rm_control_client_t *cc, int type, const Ringmesh__V1__Resource *res, char *err,
                                size_t errlen);
 
 /* control_state.c */
 
-/** Reads a state file, token or bundle (at most 1 MiB, as a secret: free it with rm_file_free(RM_FILE_SECRET)).
- *  Returns 0 or a negative errno. */
+/** Reads a state file, token or bundle: at most 1 MiB, NUL-terminated, with RM_FILE_SECRET (never copied by a
+ *  reallocation). The caller frees it, with rm_file_free(..., RM_FILE_SECRET) when it holds key material. Returns 0
+ *  or a negative errno. */
 int rm__control_read_file(const char *path, char **out, size_t *len);
 
 /** Writes `name` in the state directory (mode 0600 when `is_private`); a failure is logged, not returned. */

@@ -112,7 +112,7 @@ static rm_mtls_mode_t mode_of(Ringmesh__V1__MtlsMode m)
     }
 }
 
-/* Applies one resource. `persist` is 0 when it comes from the state directory. Returns 0 or -EINVAL with err. */
+/* The same checks whether the resource was just pushed or restored from the state directory. */
 int rm__control_apply_resource(rm_control_client_t *cc, int type, const Ringmesh__V1__Resource *res, char *err,
                                size_t errlen)
 {
