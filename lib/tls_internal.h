@@ -1,4 +1,5 @@
-/* Internal to lib/tls_wolfssl.c, declared here for its unit tests: not part of any module's contract. */
+/* Internal to the TLS backend (lib/tls_wolfssl.c and the files it calls into: ecdsa_memo_wolfssl.c, ktls_linux.c,
+ * tls_alert_names.c), declared here for them and their unit tests: not part of any module's contract. */
 #ifndef RINGMESH_TLS_INTERNAL_H
 #define RINGMESH_TLS_INTERNAL_H
 
@@ -11,7 +12,8 @@
  *  wolfSSL's own certificate and CertificateVerify checks do. With `remember`, the inputs of a signature that
  *  verified are kept in this thread's memo and looked up first, so that the same check again is a lookup; without
  *  (a CertificateVerify, new in every handshake), it is only computed, and takes no slot from a certificate's.
- *  Sets *valid to 1 or 0; returns 0, or a negative wolfSSL error when the key does not decode (then *valid is 0). */
+ *  Sets *valid to 1 or 0; returns 0, or a negative wolfSSL error when the key does not decode (then *valid is 0).
+ *  (ecdsa_memo_wolfssl.c) */
 int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *hash, size_t hash_len,
                          const uint8_t *sig, size_t sig_len, int remember, int *valid);
 
@@ -19,7 +21,7 @@ int rm__tls_ecdsa_verify(const uint8_t *key_der, size_t key_len, const uint8_t *
  *  (tls_alert_names.c) */
 const char *rm__tls_alert_name(int code);
 
-/** Forgets every remembered signature of this thread. */
+/** Forgets every remembered signature of this thread. (ecdsa_memo_wolfssl.c) */
 void rm__tls_memo_clear(void);
 
 /** Queues a TLS 1.3 KeyUpdate in the session's output window (what a peer may send at any time after the

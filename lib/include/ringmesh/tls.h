@@ -1,6 +1,6 @@
 /* The TLS backend: mutual TLS 1.3 with X.509-SVIDs, over caller-owned I/O.
  *
- * Only tls_wolfssl.c includes wolfSSL. A session never touches a socket: the caller receives ciphertext into the
+ * Only *_wolfssl.c files include wolfSSL. A session never touches a socket: the caller receives ciphertext into the
  * session's input window (rm_tls_in_space/rm_tls_in_commit) and sends what the session leaves in its output
  * window (rm_tls_out_data/rm_tls_out_consume), so any event loop can drive it and it never blocks.
  * Every function returns 0 or bytes on success, RM_ERR_TLS_WANT_IO when it needs more input or more output room,
@@ -102,7 +102,7 @@ const char *rm_tls_peer_alert(const rm_tls_t *tls);
 const char *rm_tls_version(const rm_tls_t *tls);
 
 /** ECDSA signature verifications of the peers' certificates and handshakes made by the calling thread's sessions:
- *  computed, or answered from the thread's memo of certificate signatures already verified (see tls_wolfssl.c). */
+ *  computed, or answered from the thread's memo of certificate signatures already verified (ecdsa_memo_wolfssl.c). */
 typedef struct st_rm_tls_verify_stats_t {
     uint64_t computed, remembered;
 } rm_tls_verify_stats_t;

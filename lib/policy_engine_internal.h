@@ -1,0 +1,201 @@
+/* Internal to the policy engine (policy_compile.c, policy_evaluate.c, policy_decision.c): the compiled engine's
+ * layout, which the compiler writes and a decision reads, and the helpers both sides use. Not part of any module's
+ * contract: the public one is ringmesh/policy.h.
+ *
+ * The authorization engine: policies compiled to flat arrays, decided without allocation.
+ *
+ * A rule compiles to groups that must all match; a group to clauses of which one must match; a clause to
+ * conditions that must all match. `from` is one group (a clause per source), `to` another (a clause per
+ * operation), each `when` a group of one clause. A condition tests one attribute against a list of string
+ * matchers, CIDR blocks or ports, possibly negated.
+ *
+ * Rules are kept in decision order (DENY rules, ALLOW rules, AUDIT rules; policies by namespace/name, rules in
+ * their order). So that a workload with a thousand rules still decides in well under a microsecond
+ * (bench/policy_bench), each list is indexed: a rule is filed under the values of one attribute it cannot match
+ * without (principal, namespace, path, source IP or a request header; see "The index" below). A decision looks at
+ * the rules that are not indexed and at those filed under the request's values, each candidate list only up to the
+ * best match so far, so the first match in decision order decides as if every rule had been tried. */
+#ifndef RINGMESH_POLICY_ENGINE_INTERNAL_H
+#define RINGMESH_POLICY_ENGINE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ringmesh/policy.h"
+
+#define HEADER_JOIN_MAX 8192 /* bytes of a repeated header's values joined with "," (docs/authorization.md) */
+
+typedef enum {
+    ATTR_PRINCIPAL = 0,
+    ATTR_NAMESPACE,
+    ATTR_SOURCE_IP,
+    ATTR_DEST_IP,
+    ATTR_DEST_PORT,
+    ATTR_SNI,
+    ATTR_HOST,
+    ATTR_METHOD,
+    ATTR_PATH,
+    ATTR_HEADER,
+} attr_t;
+
+typedef enum { SM_EXACT = 0, SM_PREFIX, SM_SUFFIX, SM_ANY } smatch_kind_t;
+
+typedef struct st_smatch_t {
+    const char *s;
+    uint32_t len;
+    uint8_t kind;
+} smatch_t;
+
+typedef struct st_cidr_t {
+    uint8_t addr[16];
+    uint8_t prefix; /* of the 128 bits */
+    uint8_t v4;     /* written as an IPv4 block: matches IPv4 peers only (and an IPv6 block IPv6 peers only) */
+} cidr_t;
+
+typedef struct st_cond_t {
+    uint8_t attr, negate, http_only;
+    const char *header; /* lower case, ATTR_HEADER only */
+    size_t header_len;
+    uint32_t first, count; /* into smatches, cidrs or ports per attr */
+} cond_t;
+
+typedef struct st_span_t {
+    uint32_t first, count;
+} span_t;
+
+typedef struct st_crule_t {
+    span_t groups;
+    const rm_authz_policy_t *policy;
+    int index; /* in the policy */
+    uint8_t action, dry_run;
+} crule_t;
+
+/* The index. A rule is found by one key attribute: one that it cannot match without, because every clause of one of
+ * its groups has a positive condition on that attribute (principal, namespace, path, source IP or a request header)
+ * whose values the index can look up (exact, prefix and suffix strings, CIDR blocks; not "*"). Its keys are those
+ * values. A decision looks up the request's value of each attribute: exactly, and for each prefix and suffix length
+ * (and CIDR prefix length) that keys of the list have, so the number of lengths per attribute is capped. */
+#define MAX_INDEXED_HEADERS 4
+#define MAX_KEY_LENGTHS     16
+
+enum {
+    KEY_PRINCIPAL = 0,
+    KEY_NAMESPACE,
+    KEY_PATH,
+    KEY_SOURCE_IP,
+    KEY_HEADER, /* KEY_HEADER + k: the list's k-th indexed header name */
+    KEY_COUNT = KEY_HEADER + MAX_INDEXED_HEADERS,
+};
+
+typedef struct st_key_lengths_t {
+    uint16_t v[MAX_KEY_LENGTHS]; /* ascending */
+    uint8_t n;
+} key_lengths_t;
+
+typedef struct st_key_attr_t {
+    uint8_t used, has_exact;
+    key_lengths_t prefix, suffix; /* KEY_SOURCE_IP: the CIDR prefix lengths, in prefix */
+    const char *header;           /* KEY_HEADER + k: the name, lower case */
+    size_t header_len;
+} key_attr_t;
+
+typedef struct st_index_slot_t {
+    const void *key;   /* NULL: empty slot. A CIDR's key is its masked address and its prefix length (17 bytes). */
+    uint32_t len, tag; /* tag: key attribute << 2 | match kind */
+    uint64_t hash;
+    span_t rules; /* into index_rules: ascending rule numbers */
+} index_slot_t;
+
+typedef struct st_rule_list_t {
+    uint32_t first, count; /* into rules */
+    uint32_t *unindexed;   /* ascending, into rules */
+    uint32_t num_unindexed;
+    uint32_t *http_keyed; /* DENY and AUDIT rules found by path or header: on a connection that is not HTTP they
+                           * apply (their HTTP-only fields count as matching), so they are looked at in turn */
+    uint32_t num_http_keyed;
+    index_slot_t *slots; /* open addressing, size a power of two (0: no index) */
+    uint32_t num_slots;
+    key_attr_t keys[KEY_COUNT];
+    uint32_t num_policies, num_enforced_policies; /* policies of this action (dry-run included / not) */
+    const rm_authz_policy_t *first_dry_policy;
+} rule_list_t;
+
+enum { LIST_DENY = 0, LIST_ALLOW, LIST_AUDIT, LIST_COUNT };
+
+struct st_rm_authz_engine_t {
+    rm_authz_engine_opts_t opts;
+    crule_t *rules;
+    size_t num_rules;
+    span_t *groups;
+    size_t num_groups;
+    span_t *clauses;
+    size_t num_clauses;
+    cond_t *conds;
+    size_t num_conds;
+    smatch_t *smatches;
+    size_t num_smatches;
+    cidr_t *cidrs;
+    size_t num_cidrs;
+    uint16_t *ports;
+    size_t num_ports;
+    uint8_t *cidr_keys; /* per CIDR: its index key (CIDR_KEY bytes) */
+    uint32_t *index_rules;
+    size_t num_index_rules;
+    char **owned; /* strings made at compile time (stripped principals, lower-cased names) */
+    size_t num_owned;
+    rule_list_t lists[LIST_COUNT];
+    int needs_http;
+};
+
+#define CIDR_KEY 17 /* bytes: the address masked to the prefix, then the prefix length */
+
+/* Shared by the compiler (which files rules under keys) and a decision (which looks the request's values up); static
+ * inline so that the decision's lookups keep them inlined. */
+
+/* Principals are compared without "spiffe://", so Istio's "cluster.local/ns/x/sa/y" and a full SPIFFE ID both
+ * work. */
+static inline const char *rm__policy_strip_spiffe(const char *s)
+{
+    return strncmp(s, "spiffe://", 9) == 0 ? s + 9 : s;
+}
+
+/* A key's hash, eight bytes at a time: a decision hashes the request's values once per key length. */
+static inline uint64_t rm__policy_hash_key(const void *key, size_t len, uint32_t tag)
+{
+    const uint8_t *p = key;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len << 8 | tag), w;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    for (w = 0; len > 0; len--)
+        w = w << 8 | p[len - 1];
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 29);
+}
+
+/* A CIDR block's index key: the address masked to `prefix` bits, then the prefix length. */
+static inline void rm__policy_cidr_key(uint8_t out[CIDR_KEY], const uint8_t addr[16], unsigned prefix)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned bits = prefix > i * 8 ? prefix - i * 8 : 0;
+        out[i] = bits >= 8 ? addr[i] : (uint8_t)(addr[i] & (0xff00 >> bits));
+    }
+    out[16] = (uint8_t)prefix;
+}
+
+/* The slot of a key, or the empty slot where it goes. */
+static inline index_slot_t *rm__policy_slot_find(const rule_list_t *l, uint32_t tag, const void *key, size_t len,
+                                                 uint64_t h)
+{
+    uint32_t mask = l->num_slots - 1;
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        index_slot_t *sl = &l->slots[i];
+        if (sl->key == NULL || (sl->hash == h && sl->tag == tag && sl->len == len && memcmp(sl->key, key, len) == 0))
+            return sl;
+    }
+}
+
+#endif
