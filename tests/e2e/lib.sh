@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # The end-to-end harness: a small cluster made of network namespaces, sourced by tests/e2e/test_*.sh.
 #
 # Topology (every address in 198.18.0.0/15, nothing leaves these namespaces):

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2004,SC2034 # RM_PID, RM_POD_IP, ... are lib.sh's (associative) globals
 # Namespaces, pods and services: the node namespace, routed veth pairs to pods and external hosts, and
 # service VIPs DNATed by the node.
 # Part of the end-to-end harness: sourced by tests/e2e/lib.sh (never on its own), whose globals it uses.

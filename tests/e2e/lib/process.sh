@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2004,SC2034 # RM_PID, RM_POD_IP, ... are lib.sh's (associative) globals
 # Processes: started in the background and recorded by PID, waited for, signalled and stopped by PID; bounded
 # waits for files and ports.
 # Part of the end-to-end harness: sourced by tests/e2e/lib.sh (never on its own), whose globals it uses.
