@@ -16,19 +16,13 @@
 #include "ringmesh/csr.h"
 #include "ringmesh/error.h"
 #include "ringmesh/x509_issue.h"
+#include "unit_asserts.h"
 
 #define LEAF_ID  "spiffe://example.org/ns/shop/sa/orders"
 #define OTHER_ID "spiffe://evil.example/ns/kube-system/sa/admin"
 #define OTHER_CN "spiffe:\\/\\/evil.example\\/ns\\/kube-system\\/sa\\/admin" /* '/' escaped for -subj */
 
 static char work_dir[64];
-
-#define assert_code(expr, code)                                                                                        \
-    do {                                                                                                               \
-        int ret_ = (expr);                                                                                             \
-        if (ret_ != (code))                                                                                            \
-            fail_msg("%s: got %d (%s), want %d (%s)", #expr, ret_, rm_strerror(ret_), (code), rm_strerror(code));      \
-    } while (0)
 
 /* ---- helpers ------------------------------------------------------------------------------------------------ */
 

@@ -18,6 +18,7 @@
 #include "ringmesh/error.h"
 #include "ringmesh/svid.h"
 #include "x509_internal.h"
+#include "unit_asserts.h"
 
 #ifndef RM_TEST_DATA_DIR
 #error RM_TEST_DATA_DIR must point at tests/data
@@ -129,13 +130,6 @@ static int verify_file(const char *roots, const char *name, time_t now, const rm
     rm_trust_bundle_free(bundle);
     return ret;
 }
-
-#define assert_code(expr, code)                                                                                        \
-    do {                                                                                                               \
-        int ret_ = (expr);                                                                                             \
-        if (ret_ != (code))                                                                                            \
-            fail_msg("%s: got %d (%s), want %d (%s)", #expr, ret_, rm_strerror(ret_), (code), rm_strerror(code));      \
-    } while (0)
 
 /* ---- leaf rules on hand-filled structs ---------------------------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 #include "ringmesh/svid.h"
 #include "ringmesh/x509_issue.h"
 #include "x509_internal.h"
+#include "unit_asserts.h"
 
 #define TD      "example.org"
 #define LEAF_ID "spiffe://example.org/ns/shop/sa/orders"
@@ -30,13 +31,6 @@ typedef struct st_root_t {
     size_t cert_len, key_len;
     rm_x509_ca_t *ca;
 } root_t;
-
-#define assert_code(expr, code)                                                                                        \
-    do {                                                                                                               \
-        int ret_ = (expr);                                                                                             \
-        if (ret_ != (code))                                                                                            \
-            fail_msg("%s: got %d (%s), want %d (%s)", #expr, ret_, rm_strerror(ret_), (code), rm_strerror(code));      \
-    } while (0)
 
 static rm_x509_issue_opts_t opts_at(time_t now, int64_t ttl, int64_t backdate)
 {

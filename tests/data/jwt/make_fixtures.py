@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Makes the JWT fixtures of tests/unit/test_jwt.c with PyJWT, an implementation that is not ringmesh's own.
+"""Makes the JWT fixtures of tests/unit/test_jwt_*.c (read by tests/unit/jwt_fixtures.c) with PyJWT, an
+implementation that is not ringmesh's own.
 
 Run it from anywhere with Debian's python3 and its python3-jwt (PyJWT) and python3-cryptography packages:
 
