@@ -191,6 +191,7 @@ rm_expect_log "$LOG" '.event == "drain_started" and .signal == "SIGTERM"' "SIGTE
 rm_log "--- --check with --config-env, and a bad RINGMESH_APP_PROBERS"
 out=$(env "RINGMESH_PROXY_CONFIG=$(cat "$RM_TMP/pods/app/proxy.yaml")" "RINGMESH_APP_PROBERS=$PROBERS" \
     "$RM_PROXY_BIN" --config-env RINGMESH_PROXY_CONFIG --check) || rm_fail "--check failed: $out"
+# shellcheck disable=SC2016 # the variable's name, written as the proxy writes it
 rm_assert_eq "$(rm_json "$out" '.event + " " + .file')" 'config_ok $RINGMESH_PROXY_CONFIG' "--check names the variable"
 rc=0
 out=$(env "RINGMESH_PROXY_CONFIG=$(cat "$RM_TMP/pods/app/proxy.yaml")" \
@@ -204,6 +205,7 @@ rc=0
 out=$(env 'RINGMESH_PROXY_CONFIG=admin: {listen: "0.0.0.0:15021", enabled: maybe}' \
     "$RM_PROXY_BIN" --config-env RINGMESH_PROXY_CONFIG --check) || rc=$?
 rm_assert_eq "$rc" 1 "a bad configuration in the variable is refused"
+# shellcheck disable=SC2016 # the variable's name, written as the proxy writes it
 rm_assert_eq "$(rm_json "$out" '.msg' | cut -d: -f1-4)" '$RINGMESH_PROXY_CONFIG:1:43: admin.enabled' \
     "the message is positioned in the variable and names the field"
 rm_finish
