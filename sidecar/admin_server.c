@@ -409,7 +409,7 @@ static void app_health(struct st_rm_admin_conn_t *c)
     if (status == 404)
         respond(c, 404, "Not Found", "text/plain", "no such probe\n", 14);
     else
-        respond(c, 503, "Service Unavailable", "text/plain", "too many probes waiting\n", 24);
+        respond(c, 503, "Service Unavailable", "text/plain", "this probe is already running\n", 30);
 }
 
 static void handle(struct st_rm_admin_conn_t *c)

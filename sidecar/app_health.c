@@ -352,12 +352,14 @@ const rm_app_probe_t *rm_app_probes_find(const rm_app_probes_t *t, const char *p
 typedef struct st_job_t {
     size_t probe;
     int fd, head;
+    uint64_t arrived_ms;
 } job_t;
 
 typedef struct st_probe_state_t {
     uint64_t logged_ms; /* when the last app_probe_failed line was written, 0: never */
     uint64_t left_out;  /* failures not logged since */
     int failing;        /* the last run failed */
+    unsigned in_flight; /* requests waiting or running */
 } probe_state_t;
 
 struct st_rm_app_health_t {
@@ -366,8 +368,8 @@ struct st_rm_app_health_t {
     char default_host[64];
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    job_t queue[RM_APP_HEALTH_QUEUE];
-    size_t head, len;
+    job_t *queue; /* a ring of cap = RM_APP_HEALTH_PER_PROBE per probe: no probe can be refused for another's */
+    size_t head, len, cap;
     int stopping;
     pthread_t threads[RM_APP_HEALTH_THREADS];
     size_t num_threads;
@@ -458,23 +460,25 @@ static void *prober_main(void *arg)
         if (ah->len == 0)
             break; /* stopping, nothing left */
         job_t job = ah->queue[ah->head];
-        ah->head = (ah->head + 1) % RM_APP_HEALTH_QUEUE;
+        ah->head = (ah->head + 1) % ah->cap;
         ah->len--;
         if (ah->stopping) {
             pthread_mutex_unlock(&ah->lock);
             answer(job.fd, 0, job.head, "the proxy is stopping");
             pthread_mutex_lock(&ah->lock);
+            ah->state[job.probe].in_flight--;
             continue;
         }
         pthread_mutex_unlock(&ah->lock);
         {
             const rm_app_probe_t *p = &ah->table.probes[job.probe];
             char why[256];
-            int ok = rm_app_probe_run(p, ah->default_host, why, sizeof(why));
+            int ok = rm_app_probe_run(p, ah->default_host, job.arrived_ms, why, sizeof(why));
             answer(job.fd, ok, job.head, why);
             log_result(ah, p, ok, why);
         }
         pthread_mutex_lock(&ah->lock);
+        ah->state[job.probe].in_flight--;
     }
     pthread_mutex_unlock(&ah->lock);
     return NULL;
@@ -504,7 +508,13 @@ int rm_app_health_start(rm_app_health_t **out, char *err, size_t errlen)
     /* the kubelet probes the pod's IP; without one (outside a pod) the app is reached on loopback */
     snprintf(ah->default_host, sizeof(ah->default_host), "%s",
              pod_ip != NULL && pod_ip[0] != '\0' && strlen(pod_ip) < sizeof(ah->default_host) ? pod_ip : "127.0.0.1");
-    for (; ah->num_threads < RM_APP_HEALTH_THREADS; ah->num_threads++) {
+    ah->cap = ah->table.num_probes * RM_APP_HEALTH_PER_PROBE;
+    if ((ah->queue = calloc(ah->cap, sizeof(*ah->queue))) == NULL) {
+        ret = rm_config_fail(err, errlen, -ENOMEM, "%s: out of memory", RM_APP_HEALTH_ENV);
+        goto Exit;
+    }
+    /* one more thread than probes (up to the limit): a probe hanging with two requests leaves the others one each */
+    for (; ah->num_threads < RM_APP_HEALTH_THREADS && ah->num_threads <= ah->table.num_probes; ah->num_threads++) {
         if ((ret = -pthread_create(&ah->threads[ah->num_threads], NULL, prober_main, ah)) != 0) {
             rm_config_fail(err, errlen, ret, "%s: the prober threads could not start", RM_APP_HEALTH_ENV);
             goto Exit;
@@ -514,6 +524,7 @@ int rm_app_health_start(rm_app_health_t **out, char *err, size_t errlen)
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "app_probes_loaded");
         rm_log_uint(&l, "probes", ah->table.num_probes);
+        rm_log_uint(&l, "threads", ah->num_threads);
         rm_log_str(&l, "target", ah->default_host);
         rm_log_end(&l);
     }
@@ -535,10 +546,11 @@ void rm_app_health_stop(rm_app_health_t *ah)
     pthread_mutex_unlock(&ah->lock);
     for (size_t i = 0; i < ah->num_threads; i++)
         pthread_join(ah->threads[i], NULL);
-    for (; ah->len > 0; ah->len--, ah->head = (ah->head + 1) % RM_APP_HEALTH_QUEUE)
+    for (; ah->len > 0; ah->len--, ah->head = (ah->head + 1) % ah->cap)
         close(ah->queue[ah->head].fd);
     rm_app_probes_dispose(&ah->table);
     free(ah->state);
+    free(ah->queue);
     pthread_cond_destroy(&ah->cond);
     pthread_mutex_destroy(&ah->lock);
     free(ah);
@@ -547,15 +559,18 @@ void rm_app_health_stop(rm_app_health_t *ah)
 int rm_app_health_submit(rm_app_health_t *ah, const char *path, int head, int fd)
 {
     const rm_app_probe_t *p;
+    probe_state_t *st;
     int ret;
     if (ah == NULL || (p = rm_app_probes_find(&ah->table, path)) == NULL)
         return 404;
     pthread_mutex_lock(&ah->lock);
-    if (ah->stopping || ah->len == RM_APP_HEALTH_QUEUE) {
+    st = &ah->state[p - ah->table.probes];
+    if (ah->stopping || st->in_flight >= RM_APP_HEALTH_PER_PROBE) {
         ret = 503;
     } else {
-        ah->queue[(ah->head + ah->len) % RM_APP_HEALTH_QUEUE] =
-            (job_t){.probe = (size_t)(p - ah->table.probes), .fd = fd, .head = head};
+        st->in_flight++;
+        ah->queue[(ah->head + ah->len) % ah->cap] =
+            (job_t){.probe = (size_t)(p - ah->table.probes), .fd = fd, .head = head, .arrived_ms = now_ms()};
         ah->len++;
         pthread_cond_signal(&ah->cond);
         ret = RM_APP_HEALTH_TAKEN;

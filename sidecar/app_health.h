@@ -18,9 +18,12 @@
  * opens, grpc when grpc.health.v1.Health/Check over HTTP/2 cleartext answers SERVING. The answer is 200 or 503 with
  * a one-line body saying why; a path not in the table is 404.
  *
- * Probes run on a few prober threads of their own, never on a worker's event loop: the admin server hands the
- * accepted connection over and forgets it. At most RM_APP_HEALTH_THREADS probes run at once and
- * RM_APP_HEALTH_QUEUE wait; past that the answer is 503 at once. Failures are logged (app_probe_failed), at most one
+ * Probes run on prober threads of their own, never on a worker's event loop: the admin server hands the accepted
+ * connection over and forgets it. There is one thread per probe path and one more, up to RM_APP_HEALTH_THREADS.
+ * The kubelet runs each probe of a pod in turn, one request at a time; at most RM_APP_HEALTH_PER_PROBE requests
+ * for one path wait or run at once, and more are answered 503 at once, so that a probe that hangs until its timeout,
+ * or a client that floods one path, delays no other probe. A probe's timeout counts from when the request arrived,
+ * waiting included, as the kubelet's own timeout does. Failures are logged (app_probe_failed), at most one
  * line per probe path every RM_APP_HEALTH_LOG_INTERVAL_MS, with the count of those left out. */
 #ifndef RINGMESH_APP_HEALTH_H
 #define RINGMESH_APP_HEALTH_H
@@ -30,8 +33,8 @@
 
 #define RM_APP_HEALTH_ENV             "RINGMESH_APP_PROBERS"
 #define RM_APP_HEALTH_PREFIX          "/app-health/"
-#define RM_APP_HEALTH_THREADS         2
-#define RM_APP_HEALTH_QUEUE           16
+#define RM_APP_HEALTH_THREADS         8 /* at most; one per probe path below that */
+#define RM_APP_HEALTH_PER_PROBE       2
 #define RM_APP_HEALTH_MAX_PROBES      256
 #define RM_APP_HEALTH_LOG_INTERVAL_MS 30000
 #define RM_APP_HEALTH_MAX_HEADERS     16
@@ -71,10 +74,11 @@ void rm_app_probes_dispose(rm_app_probes_t *t);
 /** The probe for `path` (no query string), or NULL. */
 const rm_app_probe_t *rm_app_probes_find(const rm_app_probes_t *t, const char *path);
 
-/** Runs one probe against `default_host` (a numeric address) unless it names its own host, for at most its
- *  timeout. Returns 1 when it passed, 0 when it failed, with a short reason in `why` either way (the status
- *  code, "connected", "SERVING", or what went wrong). Blocks the calling thread; touches no shared state. */
-int rm_app_probe_run(const rm_app_probe_t *p, const char *default_host, char *why, size_t whylen);
+/** Runs one probe against `default_host` (a numeric address) unless it names its own host, until its timeout
+ *  counted from `start_ms` (CLOCK_MONOTONIC milliseconds; 0: now). Returns 1 when it passed, 0 when it failed,
+ *  with a short reason in `why` either way (the status code, "connected", "SERVING", or what went wrong). Blocks
+ *  the calling thread; touches no shared state. */
+int rm_app_probe_run(const rm_app_probe_t *p, const char *default_host, uint64_t start_ms, char *why, size_t whylen);
 
 typedef struct st_rm_app_health_t rm_app_health_t;
 
@@ -89,7 +93,8 @@ void rm_app_health_stop(rm_app_health_t *ah);
 
 /** What the admin server does with GET/HEAD `path` under /app-health/ on connection `fd`:
  *  RM_APP_HEALTH_TAKEN: the prober owns `fd` now (it answers and closes it); any other value: the caller still
- *  owns `fd` and answers with that status (404 not in the table, 503 when too many probes are waiting). `ah` may
+ *  owns `fd` and answers with that status (404 not in the table, 503 when RM_APP_HEALTH_PER_PROBE requests for
+ *  that path are already waiting or running). `ah` may
  *  be NULL (404). */
 #define RM_APP_HEALTH_TAKEN 0
 int rm_app_health_submit(rm_app_health_t *ah, const char *path, int head, int fd);

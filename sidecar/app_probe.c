@@ -459,10 +459,14 @@ Exit:
     return ok;
 }
 
-int rm_app_probe_run(const rm_app_probe_t *p, const char *default_host, char *why, size_t whylen)
+int rm_app_probe_run(const rm_app_probe_t *p, const char *default_host, uint64_t start_ms, char *why, size_t whylen)
 {
-    uint64_t deadline_ms = now_ms() + (uint64_t)p->timeout_s * 1000;
+    uint64_t deadline_ms = (start_ms != 0 ? start_ms : now_ms()) + (uint64_t)p->timeout_s * 1000;
     const char *host = p->host != NULL ? p->host : default_host;
+    if (now_ms() >= deadline_ms) {
+        snprintf(why, whylen, "timed out waiting for a prober thread");
+        return 0;
+    }
     switch (p->kind) {
     case RM_APP_PROBE_HTTP:
         return probe_http(p, host, deadline_ms, why, whylen);

@@ -27,7 +27,7 @@ PY=/usr/bin/python3 # Debian's interpreter, where python3-grpcio lives
     rm_skip "Debian's python3-grpcio / python3-protobuf are not installed (scripts/bootstrap.sh installs them)"
 
 ID_APP="spiffe://cluster.local/ns/shop/sa/app"
-P_HTTP=8080 P_GRPC=9090 P_TCP=7000 P_TLS=8443
+P_HTTP=8080 P_GRPC=9090 P_TCP=7000 P_TLS=8443 P_SILENT=7001
 
 rm_ca_create main cluster.local
 rm_svid_issue app main "$ID_APP"
@@ -48,13 +48,17 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
 rm_bg https app "$RM_TMP/logs/https.log" openssl s_server -quiet -accept "$P_TLS" -www \
     -cert "$RM_TMP/pki/app-https.pem" -key "$RM_TMP/pki/app-https.key"
 rm_wait_port app "$P_TLS" 10 https
+rm_bg silent app "$RM_TMP/logs/silent.log" "$PY" "$RM_SOURCE_DIR/tests/e2e/tools/silent_app.py" tcp "$P_SILENT"
+rm_wait_port app "$P_SILENT" 10 silent
 
 # --- the proxy, configured as in a pod
 rm_pod_config app svid=app bundle=main
 rm__capture_rules app
 sed -i 's/^  listen: 127.0.0.1:15021$/  listen: "0.0.0.0:15021"/' "$RM_TMP/pods/app/proxy.yaml"
 grep -q '0.0.0.0:15021' "$RM_TMP/pods/app/proxy.yaml" || rm_fail "the admin address was not changed"
-PROBERS=$(jq -c -n --argjson http "$P_HTTP" --argjson grpc "$P_GRPC" --argjson tcp "$P_TCP" --argjson tls "$P_TLS" '{
+PROBERS=$(jq -c -n --argjson http "$P_HTTP" --argjson grpc "$P_GRPC" --argjson tcp "$P_TCP" --argjson tls "$P_TLS" \
+    --argjson silent "$P_SILENT" '{
+  "/app-health/hang/readyz": {httpGet: {host: "127.0.0.1", path: "/", port: $silent}, timeoutSeconds: 3},
   "/app-health/web/readyz": {httpGet: {path: "/ready", port: $http, scheme: "HTTP",
                                        httpHeaders: [{name: "X-Probe", value: "kubelet"}]}, timeoutSeconds: 2},
   "/app-health/web/livez": {tcpSocket: {port: $tcp}, timeoutSeconds: 1},
@@ -77,7 +81,7 @@ start_proxy() { # N: starts the proxy as in a pod (log proxy.N.log)
 }
 start_proxy 1
 LOG=$(rm_proxy_log app)
-rm_expect_log "$LOG" ".event == \"app_probes_loaded\" and .probes == 5 and .target == \"$POD_IP\"" \
+rm_expect_log "$LOG" ".event == \"app_probes_loaded\" and .probes == 6 and .threads == 7 and .target == \"$POD_IP\"" \
     "the probes are loaded and aimed at the pod's IP"
 
 kubelet() { # METHOD PATH -> "STATUS BODY" as the kubelet sees them (from the node, to the pod's IP)
@@ -165,7 +169,31 @@ case_admin_exposure() {
     rm_assert_eq "$(status_of /metrics)" 200 "/metrics from the pod's IP (Prometheus)"
 }
 
+# A probe that hangs until its timeout (to an app on 127.0.0.1, named by the probe's host) and is asked for 30 times
+# at once: two requests wait or run, the others are answered 503 at once; the admin port and the other probes go on.
+case_hanging_probes() {
+    local i codes
+    for i in $(seq 1 30); do
+        rm_bg "hang$i" - "$RM_TMP/logs/hang$i.out" ip netns exec "$RM_NODE_NS" \
+            curl -s -m 10 -w ' %{http_code}' "http://$POD_IP:15021/app-health/hang/readyz"
+    done
+    rm_wait_log "$RM_TMP/logs/silent.log" '.event == "accept"' 5 >/dev/null ||
+        rm_fail "the hanging probe never reached the app"
+    rm_assert_eq "$(status_of /healthz/ready)" 200 "the admin port answers while probes hang"
+    rm_assert_eq "$(kubelet GET /app-health/web/readyz)" "200 HTTP status 200" \
+        "another probe answers while one hangs"
+    for i in $(seq 1 30); do rm_wait_exit "hang$i" 15; done
+    codes=$(for i in $(seq 1 30); do tr -d '\n' <"$RM_TMP/logs/hang$i.out"; echo; done)
+    rm_log "hanging probes answered: $(printf '%s\n' "$codes" | sort | uniq -c | tr -s ' \n' ' ')"
+    [ "$(printf '%s\n' "$codes" | grep -c 'this probe is already running 503')" = 28 ] ||
+        rm_fail "30 requests for a hanging probe: want 28 refused at once (two may wait or run)"
+    [ "$(printf '%s\n' "$codes" | grep -c '^reading the response: timed out 503')" = 2 ] ||
+        rm_fail "want the two hanging probes that ran to fail at their timeout"
+    [ "$(printf '%s\n' "$codes" | grep -vc ' 503$')" = 0 ] || rm_fail "a hanging probe was not answered 503: $codes"
+}
+
 rm_case "healthy app: every rewritten probe passes" case_healthy
+rm_case "hanging probes block neither the admin port nor other probes" case_hanging_probes
 rm_case "the app's port refuses the plaintext kubelet" case_app_port_refused
 rm_case "unhealthy app: probes fail, failures logged and rate-limited" case_unhealthy
 rm_case "admin exposure: only health, probes and metrics from the network" case_admin_exposure

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VAR "RINGMESH_APP_PROBERS"
@@ -191,7 +192,7 @@ static int run_http(const char *answer, char *why, size_t whylen, char *request,
              port);
     assert_int_equal(rm_app_probes_parse(VAR, json, &t, err, sizeof(err)), 0);
     assert_int_equal(pthread_create(&th, NULL, serve_one, &s), 0);
-    int ok = rm_app_probe_run(&t.probes[0], "127.0.0.1", why, whylen);
+    int ok = rm_app_probe_run(&t.probes[0], "127.0.0.1", 0, why, whylen);
     pthread_join(th, NULL);
     close(s.lfd);
     snprintf(request, reqlen, "%s", s.request);
@@ -226,20 +227,41 @@ static void test_tcp_probe(void **state)
     int lfd = listen_loopback(&port);
     snprintf(json, sizeof(json), "{\"/app-health/db/livez\": {\"tcpSocket\": {\"port\": %u}}}", port);
     assert_int_equal(rm_app_probes_parse(VAR, json, &t, err, sizeof(err)), 0);
-    assert_int_equal(rm_app_probe_run(&t.probes[0], "127.0.0.1", why, sizeof(why)), 1);
+    assert_int_equal(rm_app_probe_run(&t.probes[0], "127.0.0.1", 0, why, sizeof(why)), 1);
     close(lfd); /* nothing listens on that port now */
-    assert_int_equal(rm_app_probe_run(&t.probes[0], "127.0.0.1", why, sizeof(why)), 0);
+    assert_int_equal(rm_app_probe_run(&t.probes[0], "127.0.0.1", 0, why, sizeof(why)), 0);
     assert_contains(why, "Connection refused");
+    rm_app_probes_dispose(&t);
+}
+
+/* The timeout bounds the whole probe: an app that accepts and never answers fails it, and so does a request that
+ * waited for a prober thread past its timeout. */
+static void test_timeouts(void **state)
+{
+    rm_app_probes_t t = {0};
+    char json[256], err[256], why[256];
+    uint16_t port;
+    int lfd = listen_loopback(&port); /* the kernel completes connections; nobody answers */
+    snprintf(json, sizeof(json), "{\"/app-health/web/readyz\": {\"httpGet\": {\"port\": %u}, \"timeoutSeconds\": 1}}",
+             port);
+    assert_int_equal(rm_app_probes_parse(VAR, json, &t, err, sizeof(err)), 0);
+    assert_int_equal(rm_app_probe_run(&t.probes[0], "127.0.0.1", 0, why, sizeof(why)), 0);
+    assert_string_equal(why, "reading the response: timed out");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t long_ago = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - 1500;
+    assert_int_equal(rm_app_probe_run(&t.probes[0], "127.0.0.1", long_ago, why, sizeof(why)), 0);
+    assert_string_equal(why, "timed out waiting for a prober thread");
+    close(lfd);
     rm_app_probes_dispose(&t);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_all_shapes),
-        cmocka_unit_test(test_parse_refusals),
-        cmocka_unit_test(test_http_probe),
-        cmocka_unit_test(test_tcp_probe),
+        cmocka_unit_test(test_parse_all_shapes), cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_http_probe),       cmocka_unit_test(test_tcp_probe),
+        cmocka_unit_test(test_timeouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
