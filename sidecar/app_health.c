@@ -544,8 +544,17 @@ void rm_app_health_stop(rm_app_health_t *ah)
     ah->stopping = 1;
     pthread_cond_broadcast(&ah->cond);
     pthread_mutex_unlock(&ah->lock);
-    for (size_t i = 0; i < ah->num_threads; i++)
-        pthread_join(ah->threads[i], NULL);
+    /* A probe may run until its timeout (up to an hour): the proxy's exit waits for none past a second. A thread
+     * still running then keeps using the table, so nothing is freed; the process is about to exit. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += RM_APP_HEALTH_STOP_WAIT_S;
+    for (size_t i = 0; i < ah->num_threads; i++) {
+        if (pthread_timedjoin_np(ah->threads[i], NULL, &until) != 0) {
+            rm_log_msg(RM_LOG_INFO, "app_probes_abandoned", "a probe still running at exit was left to the exit");
+            return;
+        }
+    }
     for (; ah->len > 0; ah->len--, ah->head = (ah->head + 1) % ah->cap)
         close(ah->queue[ah->head].fd);
     rm_app_probes_dispose(&ah->table);

@@ -87,8 +87,11 @@ typedef struct st_rm_app_health_t rm_app_health_t;
  *  blocked). Returns 0 or an error with its message in `err`. */
 int rm_app_health_start(rm_app_health_t **out, char *err, size_t errlen);
 
-/** Stops the prober threads (a probe running finishes first, within its timeout) and frees everything; queued
- *  requests are answered 503. NULL is fine. */
+#define RM_APP_HEALTH_STOP_WAIT_S 1
+
+/** Stops the prober threads and frees everything; queued requests are answered 503. A probe still running after
+ *  RM_APP_HEALTH_STOP_WAIT_S seconds is left running and nothing is freed (call only on the way to exit). NULL is
+ *  fine. */
 void rm_app_health_stop(rm_app_health_t *ah);
 
 /** What the admin server does with GET/HEAD `path` under /app-health/ on connection `fd`:

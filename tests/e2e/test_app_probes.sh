@@ -15,7 +15,8 @@
 #      logged (app_probe_failed with container, probe, reason), rate-limited; recovery is logged;
 #   4. from the pod's IP only health, probes and metrics are served: /config_dump, POST /quitquitquit and POST
 #      /drain are 403 and logged with the peer; from loopback they work;
-#   5. POST /quitquitquit from loopback stops the proxy promptly with exit 0 (a Job's classic sidecar);
+#   5. POST /quitquitquit from loopback stops the proxy promptly with exit 0 (a Job's classic sidecar), even with
+#      a probe hanging for a minute;
 #      SIGTERM drains and exits 0 (a native sidecar when the Job's container is done);
 #   6. --check with --config-env; a bad RINGMESH_APP_PROBERS stops the proxy at start naming the variable and key.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -59,6 +60,7 @@ grep -q '0.0.0.0:15021' "$RM_TMP/pods/app/proxy.yaml" || rm_fail "the admin addr
 PROBERS=$(jq -c -n --argjson http "$P_HTTP" --argjson grpc "$P_GRPC" --argjson tcp "$P_TCP" --argjson tls "$P_TLS" \
     --argjson silent "$P_SILENT" '{
   "/app-health/hang/readyz": {httpGet: {host: "127.0.0.1", path: "/", port: $silent}, timeoutSeconds: 3},
+  "/app-health/hang/livez": {httpGet: {host: "127.0.0.1", path: "/", port: $silent}, timeoutSeconds: 60},
   "/app-health/web/readyz": {httpGet: {path: "/ready", port: $http, scheme: "HTTP",
                                        httpHeaders: [{name: "X-Probe", value: "kubelet"}]}, timeoutSeconds: 2},
   "/app-health/web/livez": {tcpSocket: {port: $tcp}, timeoutSeconds: 1},
@@ -81,7 +83,7 @@ start_proxy() { # N: starts the proxy as in a pod (log proxy.N.log)
 }
 start_proxy 1
 LOG=$(rm_proxy_log app)
-rm_expect_log "$LOG" ".event == \"app_probes_loaded\" and .probes == 6 and .threads == 7 and .target == \"$POD_IP\"" \
+rm_expect_log "$LOG" ".event == \"app_probes_loaded\" and .probes == 7 and .threads == 8 and .target == \"$POD_IP\"" \
     "the probes are loaded and aimed at the pod's IP"
 
 kubelet() { # METHOD PATH -> "STATUS BODY" as the kubelet sees them (from the node, to the pod's IP)
@@ -201,12 +203,18 @@ rm_case "admin exposure: only health, probes and metrics from the network" case_
 
 # The stops start processes, so they run at the top level.
 rm_log "--- POST /quitquitquit from loopback: the classic sidecar of a finished Job stops"
+# a probe that would hang for a minute (an app that never answers) does not hold the exit up
+rm_bg hangexit - "$RM_TMP/logs/hangexit.out" ip netns exec "$RM_NODE_NS" \
+    curl -s -m 70 "http://$POD_IP:15021/app-health/hang/livez"
+sleep 0.3
 t0=$(rm_now_ms)
 rm_assert_eq "$(local_admin POST /quitquitquit)" 200 "POST /quitquitquit from loopback"
 rm_wait_exit proxy-app 5
 rm_assert_eq "$RM_RC" 0 "exit status after POST /quitquitquit"
 rm_log "ok: the proxy exited $(($(rm_now_ms) - t0)) ms after POST /quitquitquit"
 rm_expect_log "$LOG" '.event == "stop_requested"' "the stop is logged"
+rm_expect_log "$LOG" '.event == "app_probes_abandoned"' "the probe still running was left to the exit"
+rm_wait_exit hangexit 10
 
 rm_log "--- SIGTERM: the native sidecar of a finished Job drains and exits 0"
 start_proxy 2
