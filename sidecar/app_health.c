@@ -147,7 +147,7 @@ static int parse_http(parse_ctx_t *ctx, json_t *h, rm_app_probe_t *p)
         free(p->path);
         p->path = abs;
     }
-    for (const char *c = p->path; *c != '\0'; c++) {
+    for (const char *c = p->path; c != NULL && *c != '\0'; c++) {
         if ((unsigned char)*c <= 0x20 || *c == 0x7f) {
             ret = fail(ctx, RM_ERR_CONFIG_VALUE, "httpGet", "path has a space or control character");
             goto Exit;
