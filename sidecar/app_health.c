@@ -5,6 +5,7 @@
 #include "ringmesh/config.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
+#include "ringmesh/textbuf.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -356,10 +357,11 @@ typedef struct st_job_t {
 } job_t;
 
 typedef struct st_probe_state_t {
-    uint64_t logged_ms; /* when the last app_probe_failed line was written, 0: never */
-    uint64_t left_out;  /* failures not logged since */
-    int failing;        /* the last run failed */
-    unsigned in_flight; /* requests waiting or running */
+    uint64_t logged_ms;               /* when the last app_probe_failed line was written, 0: never */
+    uint64_t left_out;                /* failures not logged since */
+    int failing;                      /* the last run failed */
+    unsigned in_flight;               /* requests waiting or running */
+    uint64_t passed, failed, refused; /* for /metrics: runs by outcome, and requests refused at once */
 } probe_state_t;
 
 struct st_rm_app_health_t {
@@ -418,6 +420,10 @@ static void log_result(rm_app_health_t *ah, const rm_app_probe_t *p, int ok, con
     int log_fail = 0, log_recovered = 0;
 
     pthread_mutex_lock(&ah->lock);
+    if (ok)
+        st->passed++;
+    else
+        st->failed++;
     if (!ok) {
         if (st->logged_ms == 0 || now - st->logged_ms >= RM_APP_HEALTH_LOG_INTERVAL_MS) {
             log_fail = 1;
@@ -575,6 +581,7 @@ int rm_app_health_submit(rm_app_health_t *ah, const char *path, int head, int fd
     pthread_mutex_lock(&ah->lock);
     st = &ah->state[p - ah->table.probes];
     if (ah->stopping || st->in_flight >= RM_APP_HEALTH_PER_PROBE) {
+        st->refused++;
         ret = 503;
     } else {
         st->in_flight++;
@@ -586,4 +593,29 @@ int rm_app_health_submit(rm_app_health_t *ah, const char *path, int head, int fd
     }
     pthread_mutex_unlock(&ah->lock);
     return ret;
+}
+
+size_t rm_app_health_metrics(rm_app_health_t *ah, char *buf, size_t len, size_t o)
+{
+    static const char *const kinds[] = {"httpGet", "tcpSocket", "grpc"};
+    if (ah == NULL)
+        return o;
+    o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_proxy_app_probes_total The app's own probes run for the kubelet (/app-health/...), "
+                 "by outcome: passed, failed, or refused at once (two requests for the path already in flight).\n"
+                 "# TYPE ringmesh_proxy_app_probes_total counter\n");
+    pthread_mutex_lock(&ah->lock);
+    for (size_t i = 0; i < ah->table.num_probes; i++) {
+        const rm_app_probe_t *p = &ah->table.probes[i];
+        const probe_state_t *st = &ah->state[i];
+        static const char *const results[] = {"passed", "failed", "refused"};
+        const uint64_t counts[] = {st->passed, st->failed, st->refused};
+        for (size_t r = 0; r < 3; r++)
+            o = rm_textf(buf, len, o,
+                         "ringmesh_proxy_app_probes_total{container=\"%s\",probe=\"%s\",handler=\"%s\",result=\"%s\"} "
+                         "%llu\n",
+                         p->container, p->name, kinds[p->kind], results[r], (unsigned long long)counts[r]);
+    }
+    pthread_mutex_unlock(&ah->lock);
+    return o;
 }

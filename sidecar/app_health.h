@@ -102,4 +102,8 @@ void rm_app_health_stop(rm_app_health_t *ah);
 #define RM_APP_HEALTH_TAKEN 0
 int rm_app_health_submit(rm_app_health_t *ah, const char *path, int head, int fd);
 
+/** Appends ringmesh_proxy_app_probes_total{container,probe,handler,result} to the Prometheus text in buf at offset
+ *  `o` (rm_textf's contract); nothing when `ah` is NULL. Takes the probers' lock for a moment. */
+size_t rm_app_health_metrics(rm_app_health_t *ah, char *buf, size_t len, size_t o);
+
 #endif

@@ -192,6 +192,10 @@ case_hanging_probes() {
     [ "$(printf '%s\n' "$codes" | grep -c '^reading the response: timed out 503')" = 2 ] ||
         rm_fail "want the two hanging probes that ran to fail at their timeout"
     [ "$(printf '%s\n' "$codes" | grep -vc ' 503$')" = 0 ] || rm_fail "a hanging probe was not answered 503: $codes"
+    local m
+    m=$(ip netns exec "$RM_NODE_NS" curl -s -m 5 "http://$POD_IP:15021/metrics")
+    rm_assert_eq "$(printf '%s\n' "$m" | awk '$1 ~ /^ringmesh_proxy_app_probes_total\{container="hang",probe="readyz",handler="httpGet",result="(failed|refused)"\}$/ {print $2}' | tr '\n' ' ')" \
+        "2 28 " "/metrics counts the hanging probe's failures and refusals"
 }
 
 rm_case "healthy app: every rewritten probe passes" case_healthy
