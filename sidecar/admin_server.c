@@ -1,4 +1,5 @@
 #include "admin_server.h"
+#include "app_health.h"
 #include "ringmesh/textbuf.h"
 #include "ringmesh/log.h"
 
@@ -31,6 +32,8 @@ struct st_rm_admin_conn_t {
     size_t len;
     char url[256];
     int complete, closing;
+    int from_loopback; /* the peer is this host: every endpoint; else only the kubelet's and Prometheus's */
+    struct sockaddr_storage peer;
     char *resp;
     size_t resp_len, sent;
     char req[ADMIN_REQ_MAX];
@@ -162,6 +165,7 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
     }
     if (snap->authz != NULL)
         o = rm_authz_metrics(snap->authz, buf, len, o);
+    o = rm_app_health_metrics(p->app_health, buf, len, o);
     o = rm_textf(buf, len, o,
                  "# HELP ringmesh_proxy_info Static facts about this proxy.\n# TYPE ringmesh_proxy_info gauge\n"
                  "ringmesh_proxy_info{io_backend=\"%s\",workers=\"%u\"} 1\n",
@@ -347,6 +351,68 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
     return rm_textf(buf, len, o, "]}\n");
 }
 
+/* In a pod the admin port listens on the pod's IP for the kubelet and Prometheus: from elsewhere than loopback only
+ * GET (or HEAD) of the health, probe and metrics paths is served. */
+static int open_to_network(const char *url, int is_get)
+{
+    return is_get &&
+           (strcmp(url, "/healthz/ready") == 0 || strcmp(url, "/healthz/live") == 0 || strcmp(url, "/metrics") == 0 ||
+            strncmp(url, RM_APP_HEALTH_PREFIX, strlen(RM_APP_HEALTH_PREFIX)) == 0);
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return ss->ss_family == AF_UNIX;
+}
+
+/* A refusal is logged with its peer, at most once a second (worker 0 only: no lock), with the count left out. */
+static void log_refused(struct st_rm_admin_conn_t *c)
+{
+    static uint64_t last_ms, left_out;
+    uint64_t now = rm_loop_now_ms(c->w->loop);
+    if (last_ms != 0 && now - last_ms < 1000) {
+        left_out++;
+        return;
+    }
+    rm_log_line_t l;
+    rm_log_begin(&l, RM_LOG_WARN, "admin_refused");
+    rm_log_addr(&l, "peer", (const struct sockaddr *)&c->peer);
+    rm_log_str(&l, "method", http_method_str((enum http_method)c->parser.method));
+    rm_log_str(&l, "path", c->url);
+    rm_log_str(&l, "reason", "only from loopback");
+    rm_log_uint(&l, "refusals_not_logged", left_out);
+    rm_log_end(&l);
+    last_ms = now;
+    left_out = 0;
+}
+
+/* GET /app-health/...: the prober threads take the connection over (a duplicate of its socket: this side closes
+ * its own as for any answered request). */
+static void app_health(struct st_rm_admin_conn_t *c)
+{
+    int fd = dup(c->h.fd), status;
+    if (fd < 0) {
+        respond(c, 503, "Service Unavailable", "text/plain", "out of file descriptors\n", 24);
+        return;
+    }
+    status = rm_app_health_submit(c->w->proxy->app_health, c->url, c->parser.method == HTTP_HEAD, fd);
+    if (status == RM_APP_HEALTH_TAKEN) {
+        admin_close(c);
+        return;
+    }
+    close(fd);
+    if (status == 404)
+        respond(c, 404, "Not Found", "text/plain", "no such probe\n", 14);
+    else
+        respond(c, 503, "Service Unavailable", "text/plain", "this probe is already running\n", 30);
+}
+
 static void handle(struct st_rm_admin_conn_t *c)
 {
     rm_proxy_t *p = c->w->proxy;
@@ -356,7 +422,12 @@ static void handle(struct st_rm_admin_conn_t *c)
     if (q != NULL)
         *q = '\0';
 
-    if (strcmp(c->url, "/healthz/live") == 0 && is_get) {
+    if (!c->from_loopback && !open_to_network(c->url, is_get)) {
+        log_refused(c);
+        respond(c, 403, "Forbidden", "text/plain", "only from loopback\n", 19);
+    } else if (strncmp(c->url, RM_APP_HEALTH_PREFIX, strlen(RM_APP_HEALTH_PREFIX)) == 0 && is_get) {
+        app_health(c);
+    } else if (strcmp(c->url, "/healthz/live") == 0 && is_get) {
         respond(c, 200, "OK", "text/plain", "live\n", 5);
     } else if (strcmp(c->url, "/healthz/ready") == 0 && is_get) {
         if (atomic_load(&p->draining))
@@ -408,7 +479,8 @@ static void handle(struct st_rm_admin_conn_t *c)
         kill(getpid(), quit ? SIGQUIT : SIGTERM);
     } else if (strcmp(c->url, "/drain") == 0 || strcmp(c->url, "/quitquitquit") == 0 ||
                strcmp(c->url, "/metrics") == 0 || strcmp(c->url, "/config_dump") == 0 ||
-               strncmp(c->url, "/healthz/", 9) == 0) {
+               strncmp(c->url, "/healthz/", 9) == 0 ||
+               strncmp(c->url, RM_APP_HEALTH_PREFIX, strlen(RM_APP_HEALTH_PREFIX)) == 0) {
         respond(c, 405, "Method Not Allowed", "text/plain", "method not allowed\n", 19);
     } else {
         respond(c, 404, "Not Found", "text/plain", "not found\n", 10);
@@ -450,6 +522,10 @@ void rm__admin_accepted(rm_worker_t *w, int fd)
     }
     c->w = w;
     c->deadline_ms = rm_loop_now_ms(w->loop) + ADMIN_DEADLINE;
+    socklen_t plen = sizeof(c->peer);
+    if (getpeername(fd, (struct sockaddr *)&c->peer, &plen) != 0)
+        memset(&c->peer, 0, sizeof(c->peer)); /* unknown: not loopback */
+    c->from_loopback = is_loopback(&c->peer);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     if (rm_loop_add(w->loop, &c->h, fd) != 0) {

@@ -1,11 +1,14 @@
-/* The proxy's admin port (default 127.0.0.1:15021), served on worker 0's event loop; requests are parsed with
- * Debian's http-parser. Endpoints:
+/* The proxy's admin port (default 127.0.0.1:15021; 0.0.0.0:15021 in a pod, for the kubelet), served on worker 0's
+ * event loop; requests are parsed with Debian's http-parser. Endpoints:
  *   GET  /healthz/live     200 while the process runs
  *   GET  /healthz/ready    200 once listeners are up, 503 while draining
  *   GET  /metrics          Prometheus text exposition of the workers' counters
+ *   GET  /app-health/<container>/livez|readyz|startupz   the app's own probe, run by a prober thread (app_health.h)
  *   GET  /config_dump      the configuration in force as JSON: SVID, control-plane versions, destinations
- *   POST /drain            stop accepting, let open connections finish (up to drainTimeout), then exit
- *   POST /quitquitquit     exit now, cutting open connections
+ *   POST /drain            stop accepting, let open connections finish (up to drainTimeout), then exit 0
+ *   POST /quitquitquit     exit 0 now, cutting open connections (a Job's app is done: the classic sidecar stops)
+ * From a peer that is not loopback only GET/HEAD of /healthz/..., /metrics and /app-health/... are served; anything
+ * else is 403 and logged (admin_refused) with the peer.
  * A request must arrive whole within 5 seconds and fit in 4 KiB; one request per connection. */
 #ifndef RINGMESH_ADMIN_SERVER_H
 #define RINGMESH_ADMIN_SERVER_H

@@ -120,6 +120,7 @@ struct st_rm_proxy_t {
     atomic_int workers_running;
     atomic_int
         kernel_tls; /* hand finished handshakes' record layers to the kernel (kernelTls, and the kernel has it) */
+    struct st_rm_app_health_t *app_health; /* the app's probes (app_health.h), NULL without RINGMESH_APP_PROBERS */
 };
 
 /** Resolves the configured backend (AUTO tries io_uring, falls back to epoll and logs why). Returns 0 or -errno. */

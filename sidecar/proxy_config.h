@@ -123,6 +123,13 @@ typedef struct st_rm_proxy_config_t {
  *  and field into `err` (always NUL-terminated); *out is untouched. On success *out owns a new config. */
 int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, size_t errlen);
 
+#define RM_PROXY_CONFIG_ENV_NAME_MAX 128
+
+/** Loads and validates the YAML held by environment variable `name` (ringmesh-proxy --config-env NAME: a pod's
+ *  configuration without a file). Messages name it "$NAME:LINE:COLUMN: FIELD: ..."; cfg->path is "$NAME". The
+ *  same checks, limits and defaults as rm_proxy_config_load(); an unset variable is RM_ERR_CONFIG_IO. */
+int rm_proxy_config_load_env(const char *name, rm_proxy_config_t **out, char *err, size_t errlen);
+
 /** Applies environment overrides: RINGMESH_IO_BACKEND (auto|io_uring|epoll; "default" and "" are ignored),
  *  RINGMESH_KERNEL_TLS (auto|off), RINGMESH_WORKERS, RINGMESH_LOG_LEVEL. Returns 0 or RM_ERR_CONFIG_VALUE with a
  * message in `err`. */

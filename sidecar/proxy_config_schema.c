@@ -214,19 +214,26 @@ static int walk_document(load_ctx_t *ctx, const char *data, size_t len)
 
 int rm__proxy_config_parse(const char *path, rm_config_doc_t *doc, rm_yaml_pos_map_t *map, raw_config_t **out)
 {
+    char *data = NULL;
+    size_t len = 0;
+    int ret;
+
+    if (rm_file_read_at(AT_FDCWD, path, NULL, CONFIG_FILE_MAX, RM_FILE_REGULAR, &data, &len, doc->err) != 0)
+        return doc->err != NULL ? (doc->err->code = RM_ERR_CONFIG_IO) : RM_ERR_CONFIG_IO;
+    ret = rm__proxy_config_parse_text(data, len, doc, map, out);
+    free(data);
+    return ret;
+}
+
+int rm__proxy_config_parse_text(const char *data, size_t len, rm_config_doc_t *doc, rm_yaml_pos_map_t *map,
+                                raw_config_t **out)
+{
     load_ctx_t ctx = {.doc = *doc, .map = map};
     rm_yaml_cyaml_capture_t *cap = NULL;
     cyaml_config_t cyaml_cfg = rm_yaml_cyaml_config;
     raw_config_t *raw = NULL;
-    char *data = NULL;
-    size_t len = 0;
     cyaml_err_t cerr;
     int ret;
-
-    if (rm_file_read_at(AT_FDCWD, path, NULL, CONFIG_FILE_MAX, RM_FILE_REGULAR, &data, &len, doc->err) != 0) {
-        ret = doc->err != NULL ? (doc->err->code = RM_ERR_CONFIG_IO) : RM_ERR_CONFIG_IO;
-        goto Exit;
-    }
 
     /* pass 1: positions, and the errors libcyaml cannot place */
     if ((ret = walk_document(&ctx, data, len)) != 0)
@@ -254,7 +261,6 @@ int rm__proxy_config_parse(const char *path, rm_config_doc_t *doc, rm_yaml_pos_m
 
 Exit:
     free(cap);
-    free(data);
     return ret;
 }
 
@@ -297,7 +303,8 @@ static int set_defaults(rm_proxy_config_t *cfg)
     return 0;
 }
 
-int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, size_t errlen)
+/* Passes 1 to 3 over a document read from `path`, or held in `text` (then `path` is only how messages name it). */
+static int load(const char *path, const char *text, size_t text_len, rm_proxy_config_t **out, char *err, size_t errlen)
 {
     rm_config_error_t *e = NULL;
     rm_yaml_pos_map_t map = {0};
@@ -306,18 +313,16 @@ int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, s
     rm_proxy_config_t *cfg = NULL;
     int ret;
 
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
-    if (path == NULL || out == NULL) {
-        set_err(err, errlen, "(null): no configuration file given");
-        return RM_ERR_CONFIG_IO;
-    }
     if ((e = calloc(1, sizeof(*e))) == NULL) {
         set_err(err, errlen, "out of memory");
         return RM_ERR_CONFIG_IO;
     }
     doc.err = e;
-    if ((ret = rm__proxy_config_parse(path, &doc, &map, &raw)) != 0)
+    if (text != NULL)
+        ret = rm__proxy_config_parse_text(text, text_len, &doc, &map, &raw);
+    else
+        ret = rm__proxy_config_parse(path, &doc, &map, &raw);
+    if (ret != 0)
         goto Exit;
 
     /* pass 3: values */
@@ -340,4 +345,45 @@ Exit:
     rm_yaml_pos_map_dispose(&map);
     free(e);
     return ret;
+}
+
+int rm_proxy_config_load(const char *path, rm_proxy_config_t **out, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (path == NULL || out == NULL) {
+        set_err(err, errlen, "(null): no configuration file given");
+        return RM_ERR_CONFIG_IO;
+    }
+    return load(path, NULL, 0, out, err, errlen);
+}
+
+int rm_proxy_config_load_env(const char *name, rm_proxy_config_t **out, char *err, size_t errlen)
+{
+    char shown[RM_PROXY_CONFIG_ENV_NAME_MAX + 2];
+    const char *text;
+    size_t len;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (name == NULL || out == NULL || name[0] == '\0') {
+        set_err(err, errlen, "(null): no environment variable given");
+        return RM_ERR_CONFIG_IO;
+    }
+    if (strlen(name) > RM_PROXY_CONFIG_ENV_NAME_MAX || strchr(name, '=') != NULL) {
+        set_err(err, errlen, "--config-env: not an environment variable name (at most 128 characters, no '=')");
+        return RM_ERR_CONFIG_IO;
+    }
+    snprintf(shown, sizeof(shown), "$%s", name);
+    if ((text = getenv(name)) == NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: the environment variable is not set", shown);
+        return RM_ERR_CONFIG_IO;
+    }
+    if ((len = strlen(text)) > CONFIG_FILE_MAX) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: larger than %u bytes", shown, CONFIG_FILE_MAX);
+        return RM_ERR_CONFIG_IO;
+    }
+    return load(shown, text, len, out, err, errlen);
 }

@@ -1,4 +1,5 @@
 /* ringmesh-proxy: load the configuration and the SVID, start the workers, drain on SIGTERM. */
+#include "app_health.h"
 #include "control_client.h"
 #include "proxy.h"
 #include "file_sources.h"
@@ -15,11 +16,12 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ringmesh-proxy --config FILE [--check]\n"
+    fprintf(f, "usage: ringmesh-proxy (--config FILE | --config-env NAME) [--check]\n"
                "\n"
-               "  -c, --config FILE   YAML configuration (see docs/proxy-config.md)\n"
-               "      --check         validate the configuration and the SVID, then exit\n"
-               "  -h, --help          this text\n"
+               "  -c, --config FILE      YAML configuration (see docs/proxy-config.md)\n"
+               "      --config-env NAME  the same YAML, from environment variable NAME (in a pod)\n"
+               "      --check            validate the configuration and the SVID, then exit\n"
+               "  -h, --help             this text\n"
                "\n"
                "environment: RINGMESH_IO_BACKEND=auto|io_uring|epoll, RINGMESH_WORKERS=N, RINGMESH_LOG_LEVEL=LEVEL\n");
 }
@@ -70,10 +72,11 @@ static int load_tls(rm_snapshot_t *snap)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"config-env", required_argument, NULL, 'E'},
                                          {"check", no_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
-    const char *config_path = NULL;
+    const char *config_path = NULL, *config_env = NULL;
     int check_only = 0, c, ret;
     char err[1024];
     rm_proxy_config_t *cfg = NULL;
@@ -88,6 +91,9 @@ int main(int argc, char **argv)
         case 'c':
             config_path = optarg;
             break;
+        case 'E':
+            config_env = optarg;
+            break;
         case 'C':
             check_only = 1;
             break;
@@ -99,15 +105,22 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (config_path == NULL || optind != argc) {
+    if ((config_path == NULL) == (config_env == NULL) || optind != argc) {
         usage(stderr);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
 
-    if ((ret = rm_proxy_config_load(config_path, &cfg, err, sizeof(err))) != 0 ||
-        (ret = rm_proxy_config_apply_env(cfg, err, sizeof(err))) != 0) {
-        log_fatal("config_invalid", err, config_path, ret);
+    /* the environment cannot change under a running process: a configuration from it is read once */
+    if (config_env != NULL)
+        ret = rm_proxy_config_load_env(config_env, &cfg, err, sizeof(err));
+    else
+        ret = rm_proxy_config_load(config_path, &cfg, err, sizeof(err));
+    if (ret != 0 || (ret = rm_proxy_config_apply_env(cfg, err, sizeof(err))) != 0) {
+        char shown[RM_PROXY_CONFIG_ENV_NAME_MAX + 2];
+        if (config_env != NULL)
+            snprintf(shown, sizeof(shown), "$%s", config_env);
+        log_fatal("config_invalid", err, config_env != NULL ? shown : config_path, ret);
         rm_proxy_config_free(cfg);
         return 1;
     }
@@ -136,9 +149,19 @@ int main(int argc, char **argv)
         rm_policy_files_log("policies_loaded", cfg, snap->authz);
     }
     if (check_only) {
+        const char *probers = getenv(RM_APP_HEALTH_ENV);
+        if (probers != NULL && probers[0] != '\0') {
+            rm_app_probes_t t = {0};
+            if ((ret = rm_app_probes_parse(RM_APP_HEALTH_ENV, probers, &t, err, sizeof(err))) != 0) {
+                log_fatal("config_invalid", err, NULL, ret);
+                rm_snapshot_unref(snap);
+                return 1;
+            }
+            rm_app_probes_dispose(&t);
+        }
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "config_ok");
-        rm_log_str(&l, "file", config_path);
+        rm_log_str(&l, "file", cfg->path);
         if (snap->client_ctx != NULL)
             rm_log_str(&l, "spiffe_id", rm_tls_ctx_id(snap->client_ctx)->str);
         rm_log_end(&l);
@@ -155,6 +178,12 @@ int main(int argc, char **argv)
 
     memset(&proxy, 0, sizeof(proxy));
     atomic_store(&proxy.ready, cfg->control == NULL); /* with a control plane: once it has answered */
+    /* the app's probes, before the admin port opens (their threads inherit the blocked signals) */
+    if ((ret = rm_app_health_start(&proxy.app_health, err, sizeof(err))) != 0) {
+        log_fatal("config_invalid", err, NULL, ret);
+        rm_snapshot_unref(snap);
+        return 1;
+    }
     if ((ret = rm_proxy_pick_backend(&proxy, cfg->io_backend)) != 0)
         return 1;
     (void)rm_proxy_pick_kernel_tls(&proxy, cfg->kernel_tls);
@@ -218,6 +247,7 @@ int main(int argc, char **argv)
     }
     rm_control_client_stop(control);
     rm_proxy_join(&proxy);
+    rm_app_health_stop(proxy.app_health);
     {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "proxy_stopped");
