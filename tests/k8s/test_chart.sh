@@ -281,4 +281,18 @@ for want in "kubectl label namespace NAMESPACE ringmesh.io/inject=enabled" "kube
     grep -qF -- "$want" <<<"$notes" || rm_fail "NOTES lacks: $want: $notes"
 done
 rm_log "ok: NOTES tells how to label a namespace and where the decision logs are"
+
+# --- the README's values table is generated from values.yaml, and every value must be documented
+out=$(python3 "$RM_SOURCE_DIR/scripts/chart-readme.py" --check 2>&1) || rm_fail "$out"
+rows=$(grep -c '^| `' "$chart/README.md")
+[ "$rows" -ge 40 ] || rm_fail "the README's values table has only $rows rows"
+rm_log "ok: the README's values table ($rows rows) is in sync with values.yaml"
+cp -r "$chart" "$dir/undocumented"
+sed -i 's/^  replicas: 2$/  replicas: 2\n  surge: 1/' "$dir/undocumented/values.yaml"
+if out=$(python3 "$RM_SOURCE_DIR/scripts/chart-readme.py" --chart "$dir/undocumented" --check 2>&1); then
+    rm_fail "a value without a comment was not refused"
+fi
+grep -qF "values.yaml:$(grep -n '^  surge: 1$' "$dir/undocumented/values.yaml" | cut -d: -f1): control.surge has no comment" <<<"$out" ||
+    rm_fail "the message does not name the undocumented value: $out"
+rm_log "ok: an undocumented value is refused ($out)"
 rm_log PASS
