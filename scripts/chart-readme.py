@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the values table of charts/ringmesh/README.md from the comments of charts/ringmesh/values.yaml.
+"""Writes the values table of charts/ringmesh/README.md and docs/helm-chart.md from the comments of
+charts/ringmesh/values.yaml.
 
-    scripts/chart-readme.py           rewrite the table (between the values:begin and values:end markers)
-    scripts/chart-readme.py --check   exit 1 if the README's table is not what values.yaml says (tests/k8s)
-    --chart DIR                       another chart directory (default charts/ringmesh)
+    scripts/chart-readme.py           rewrite the tables (between the values:begin and values:end markers)
+    scripts/chart-readme.py --check   exit 1 if a table is not what values.yaml says (tests/k8s/test_chart.sh)
+    --chart DIR                       another chart directory (default charts/ringmesh; only DIR/README.md then)
 
 Every value (a key whose value is a scalar, a flow collection or a block list) must have a comment right above it
 and an entry in values.schema.json; the script fails naming the line otherwise, so a value cannot be added without
@@ -127,22 +128,23 @@ def table():
 def main():
     global CHART
     args = sys.argv[1:]
+    targets = [os.path.join(CHART, "README.md"), os.path.join(ROOT, "docs", "helm-chart.md")]
     if len(args) >= 2 and args[0] == "--chart":
         CHART, args = args[1], args[2:]
+        targets = [os.path.join(CHART, "README.md")]
     check = args == ["--check"]
     if args not in ([], ["--check"]):
         fail("usage: scripts/chart-readme.py [--chart DIR] [--check]")
-    readme = os.path.join(CHART, "README.md")
-    text = open(readme, encoding="utf-8").read()
-    if BEGIN not in text or END not in text:
-        fail(f"{readme}: the markers are missing:\n{BEGIN}\n{END}")
-    new = text[: text.index(BEGIN)] + table() + text[text.index(END) + len(END):]
-    if check:
-        if new != text:
-            fail(f"{readme}: the values table is not what values.yaml says: run scripts/chart-readme.py")
-        return
-    if new != text:
-        open(readme, "w", encoding="utf-8").write(new)
+    generated = table()
+    for path in targets:
+        text = open(path, encoding="utf-8").read()
+        if BEGIN not in text or END not in text:
+            fail(f"{path}: the markers are missing:\n{BEGIN}\n{END}")
+        new = text[: text.index(BEGIN)] + generated + text[text.index(END) + len(END):]
+        if check and new != text:
+            fail(f"{path}: the values table is not what values.yaml says: run scripts/chart-readme.py")
+        if not check and new != text:
+            open(path, "w", encoding="utf-8").write(new)
 
 
 if __name__ == "__main__":

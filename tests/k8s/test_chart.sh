@@ -286,7 +286,7 @@ rm_log "ok: NOTES tells how to label a namespace and where the decision logs are
 out=$(python3 "$RM_SOURCE_DIR/scripts/chart-readme.py" --check 2>&1) || rm_fail "$out"
 rows=$(grep -c '^| `' "$chart/README.md")
 [ "$rows" -ge 40 ] || rm_fail "the README's values table has only $rows rows"
-rm_log "ok: the README's values table ($rows rows) is in sync with values.yaml"
+rm_log "ok: the values tables of the chart's README and docs/helm-chart.md ($rows rows) are in sync with values.yaml"
 cp -r "$chart" "$dir/undocumented"
 sed -i 's/^  replicas: 2$/  replicas: 2\n  surge: 1/' "$dir/undocumented/values.yaml"
 if out=$(python3 "$RM_SOURCE_DIR/scripts/chart-readme.py" --chart "$dir/undocumented" --check 2>&1); then
