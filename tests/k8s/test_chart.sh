@@ -58,6 +58,7 @@ expect() { # CASE JQ WANT WHAT
 
 # rbac CASE: every rule the control plane is granted, one line each: KIND GROUPS RESOURCES VERBS NAMES
 rbac() {
+    # shellcheck disable=SC2016 # a jq variable
     q "$1" '.[] | select(.kind == "ClusterRole" or .kind == "Role") | .kind as $k | .rules[] |
         [$k, (.apiGroups | map(if . == "" then "core" else . end) | join(",")), (.resources | join(",")),
          (.verbs | join(",")), ((.resourceNames // ["*"]) | join(","))] | join(" ")' | sort
@@ -281,6 +282,13 @@ for want in "kubectl label namespace NAMESPACE ringmesh.io/inject=enabled" "kube
     grep -qF -- "$want" <<<"$notes" || rm_fail "NOTES lacks: $want: $notes"
 done
 rm_log "ok: NOTES tells how to label a namespace and where the decision logs are"
+
+# --- the packaged chart renders what the directory renders (nothing the templates need is left out by .helmignore)
+helm package "$chart" -d "$dir" >/dev/null
+helm template ringmesh "$dir/ringmesh-$(sed -n 's/^version: //p' "$chart/Chart.yaml").tgz" --include-crds -n ringmesh-system \
+    >"$dir/packaged.yaml"
+cmp -s "$dir/packaged.yaml" "$dir/default.yaml" || rm_fail "the packaged chart renders differently: $(diff "$dir/default.yaml" "$dir/packaged.yaml" | head)"
+rm_log "ok: helm package: the archive renders the same objects"
 
 # --- the README's values table is generated from values.yaml, and every value must be documented
 out=$(python3 "$RM_SOURCE_DIR/scripts/chart-readme.py" --check 2>&1) || rm_fail "$out"

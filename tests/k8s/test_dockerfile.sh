@@ -8,6 +8,7 @@
 #     they depend on, and so do the programs ringmesh-init runs (iptables-save/-restore, ip6tables-save/-restore);
 #   - that check fails when a package is left out of the list;
 #   - bootstrap --build-only installs the build packages and wolfSSL only.
+# shellcheck disable=SC2016 # the patterns below match shell text literally
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
