@@ -42,6 +42,10 @@ done
 grep -q -- '-DRINGMESH_SYSTEM_WOLFSSL=OFF' <<<"$build" || rm_fail "the image must link the accelerated wolfSSL: $build"
 rm_log "ok: the build stage builds the four binaries against the accelerated wolfSSL"
 
+# The build context leaves out build directories: the stage's own build/ (with the wolfSSL bootstrap built) is not
+# overwritten by the host's.
+grep -qx 'build\*/' "$src/.dockerignore" || rm_fail ".dockerignore does not leave out build*/"
+
 # The runtime stage: the package list, the binaries, no USER.
 rm_assert_eq "$(stage '[.[-1].instructions[] | select(.[0] == "COPY" and (.[1] | test("runtime-packages.txt")))] | length')" 1 \
     "the runtime stage copies scripts/runtime-packages.txt"
