@@ -95,7 +95,7 @@ fi
 grep -q 'usage: .*\[--build-only\] \[BUILD_DIR\]' <<<"$out" || rm_fail "bootstrap --bogus: no usage message: $out"
 # On this machine everything is installed, so --build-only only checks and returns (no apt-get, no npm). It is run
 # on a copy of the accelerated wolfSSL this build links, so that nothing outside the test's directory is touched.
-prefix=$(sed -n 's/^RINGMESH_WOLFSSL_PREFIX:PATH=//p' "$RM_BUILD_DIR/CMakeCache.txt")
+prefix=$(sed -n 's/^RINGMESH_WOLFSSL_PREFIX:PATH=//p' "$RM_BUILD_DIR/CMakeCache.txt" 2>/dev/null) || prefix=""
 if [ -n "$prefix" ] && [ -f "$prefix/ringmesh-wolfssl.stamp" ]; then
     mkdir -p "$dir/build/deps"
     cp -r "$prefix" "$dir/build/deps/wolfssl"
