@@ -283,6 +283,14 @@ for want in "kubectl label namespace NAMESPACE ringmesh.io/inject=enabled" "kube
 done
 rm_log "ok: NOTES tells how to label a namespace and where the decision logs are"
 
+# --- the oldest Kubernetes the chart is for renders; an older one is refused by Chart.yaml's kubeVersion
+helm template ringmesh "$chart" -n ringmesh-system --kube-version 1.25.0 >/dev/null || rm_fail "Kubernetes 1.25 refused"
+if out=$(helm template ringmesh "$chart" -n ringmesh-system --kube-version 1.24.0 2>&1); then
+    rm_fail "Kubernetes 1.24 was not refused"
+fi
+grep -q 'requires kubeVersion: >=1.25.0-0' <<<"$out" || rm_fail "Kubernetes 1.24: $out"
+rm_log "ok: Kubernetes 1.25 renders, 1.24 is refused"
+
 # --- the packaged chart renders what the directory renders (nothing the templates need is left out by .helmignore)
 helm package "$chart" -d "$dir" >/dev/null
 helm template ringmesh "$dir/ringmesh-$(sed -n 's/^version: //p' "$chart/Chart.yaml").tgz" --include-crds -n ringmesh-system \
