@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Writes the ringmesh.io CRDs of charts/ringmesh/crds/ (their OpenAPI v3 schemas).
 
     python3 scripts/gen-crds.py charts/ringmesh/crds
@@ -7,11 +8,20 @@ beginning with '/', ports 1-65535, IP addresses and CIDR blocks, the `when` keys
 mTLS modes. Every pattern is both RE2 (the API server's) and ECMAScript (ajv's, in tests/k8s/test_crds.sh).
 tests/k8s/test_crds.sh checks that the files in the chart are this script's output.
 """
-import json, re, sys
+import json
+import os
+import re
+import sys
+
+# Istio's string match forms: exact, "x*" prefix, "*x" suffix, "*" presence; no '*' inside, not both ends.
 MATCH = r"^(\*|\*[^*]+|[^*]+\*?)$"
+# A match form that is a path: begins with '/' (or '*' for a suffix match).
 PATH = r"^(\*|\*[^*]+|/[^*]*\*?)$"
+# inet_pton's IPv4 (no leading zeros) with an optional prefix of 0-32 (leading zeros allowed, as the loader's number
+# reader allows them); IPv6 is left to the loader beyond its characters and a prefix of 0-128.
 OCT = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IP = r"^(" + OCT + r"(\." + OCT + r"){3}(/0{0,8}(3[0-2]|[12]?[0-9]))?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/0{0,7}([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))?)$"
+# 1-65535, at most 5 characters (with maxLength), leading zeros allowed as the loader allows them.
 PORT = r"^0{0,4}([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
 HEADER_CHARS = r"[A-Za-z0-9!#$%&'*+.^_`|~:-]"
 WHEN_KEY = (r"^(request\.headers\[" + HEADER_CHARS + r"+\]|source\.ip|source\.namespace|source\.principal|"
@@ -119,6 +129,8 @@ def scalar(x):
     if re.match(r"^[A-Za-z][A-Za-z0-9 ,()./:_-]*[A-Za-z0-9.)]$", x) and x not in ("true", "false", "null", "yes", "no", "on", "off") and ": " not in x and " #" not in x:
         return x
     return json.dumps(x)
+if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
+    sys.exit("usage: scripts/gen-crds.py DIR  (DIR: charts/ringmesh/crds)")
 for kind, plural, singular, spec, cols, desc, hdr in [
     ("AuthorizationPolicy", "authorizationpolicies", "authorizationpolicy", authz_spec,
      [{"name": "Action", "type": "string", "jsonPath": ".spec.action"}],
