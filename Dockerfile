@@ -1,56 +1,47 @@
-# ringmesh images. Build one target per image (x86-64 only: the wolfSSL build uses AES-NI and Intel assembly):
-#   docker build --target proxy   -t ringmesh-proxy .
-#   docker build --target init    -t ringmesh-init .
-#   docker build --target control -t ringmesh-control .
-#   docker build --target ctl     -t ringmeshctl .
+# The ringmesh image: ringmesh-control, ringmesh-proxy, ringmesh-init and ringmeshctl in /usr/local/bin, one image
+# for every binary (the chart runs it as ringmesh/ringmesh:<appVersion>):
+#
+#   docker build -t ringmesh/ringmesh:0.1.0 .
+#
+# x86-64 only: the wolfSSL build uses AES-NI and Intel assembly.
+#
+# No USER is set, on purpose: one image runs as three different users, each set by the pod that runs it.
+#   - ringmesh-init, the init container the injector adds, runs as root with NET_ADMIN and NET_RAW only, to write
+#     the pod's iptables rules;
+#   - ringmesh-proxy, the sidecar, runs as UID/GID 1337 (the injector's runAsUser), the UID ringmesh-init leaves out
+#     of capture, with a read-only root filesystem and no capabilities;
+#   - ringmesh-control runs as UID 65532 (the chart's securityContext), not root, read-only root filesystem.
+# Outside Kubernetes, give the user yourself (docker run --user 1337:1337 ... ringmesh-proxy ...).
+#
+# tests/k8s/test_dockerfile.sh checks what can be checked without a container engine: the build stage runs the
+# bootstrap script CI runs, and the runtime stage installs the packages that provide every shared library the
+# binaries load (scripts/runtime-packages.txt).
 
-FROM debian:bookworm AS builder
+ARG DEBIAN_RELEASE=bookworm
+
+# ---- build: the same scripts/bootstrap.sh as CI (.ci/run -> scripts/test.sh), in --build-only mode: the build
+# packages and the accelerated wolfSSL, without the test tools
+FROM debian:${DEBIAN_RELEASE} AS build
 WORKDIR /src
+# bootstrap first, alone: its layer (packages, wolfSSL) is reused until the scripts change
+COPY scripts/ scripts/
+RUN bash scripts/bootstrap.sh --build-only /src/build
 COPY . .
-# bootstrap installs the build packages and builds the accelerated wolfSSL into build/deps/wolfssl.
-RUN bash scripts/bootstrap.sh /src/build \
-    && cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGMESH_SYSTEM_WOLFSSL=OFF \
-    && cmake --build build -j"$(nproc)"
-# Collect the binaries that exist, and the Debian packages that provide the shared libraries they load.
-RUN set -eu; mkdir -p /out/bin; \
-    for bin in sidecar/ringmesh-proxy sidecar/ringmesh-init ctl/ringmeshctl control/ringmesh-control; do \
-        if [ -x "build/$bin" ]; then strip --strip-debug -o "/out/bin/${bin##*/}" "build/$bin"; fi; \
-    done; \
-    ls /out/bin | grep -q .; \
-    for bin in /out/bin/*; do ldd "$bin" >>/tmp/ldd.txt; done; \
-    for lib in $(awk '$2 == "=>" && $3 ~ /^\// { print $3 }' /tmp/ldd.txt | sort -u); do \
-        owner=$(dpkg-query -S "$lib" 2>/dev/null || dpkg-query -S "$(readlink -f "$lib")"); \
-        echo "${owner%%:*}" >>/tmp/owners.txt; \
-    done; \
-    sort -u /tmp/owners.txt >/out/runtime-packages; \
-    cat /out/runtime-packages
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGMESH_SYSTEM_WOLFSSL=OFF \
+        -DRINGMESH_WOLFSSL_PREFIX=/src/build/deps/wolfssl \
+    && cmake --build build -j"$(nproc)" --target ringmesh-control ringmesh-proxy ringmesh-init ringmeshctl \
+    && mkdir -p /out \
+    && for bin in control/ringmesh-control sidecar/ringmesh-proxy sidecar/ringmesh-init ctl/ringmeshctl; do \
+           strip --strip-debug -o "/out/${bin##*/}" "build/$bin"; \
+       done
 
-# Shared base: Debian slim with the libraries the binaries need.
-FROM debian:bookworm-slim AS runtime
-COPY --from=builder /out/runtime-packages /usr/share/ringmesh/runtime-packages
+# ---- runtime: Debian slim with the packages of scripts/runtime-packages.txt and the four binaries
+FROM debian:${DEBIAN_RELEASE}-slim
+COPY scripts/runtime-packages.txt /usr/share/ringmesh/runtime-packages.txt
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ca-certificates $(cat /usr/share/ringmesh/runtime-packages) \
+    && sed -e 's/#.*//' /usr/share/ringmesh/runtime-packages.txt \
+       | xargs env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=builder /out/bin/ /usr/local/bin/
-
-# Init container: writes the pod's iptables rules; needs root and NET_ADMIN/NET_RAW.
-FROM runtime AS init
-RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables \
-    && rm -rf /var/lib/apt/lists/*
-ENTRYPOINT ["/usr/local/bin/ringmesh-init"]
-
-FROM runtime AS control
-USER 65532:65532
-EXPOSE 15012 15014
-ENTRYPOINT ["/usr/local/bin/ringmesh-control"]
-
-FROM runtime AS ctl
-ENTRYPOINT ["/usr/local/bin/ringmeshctl"]
-
-# The sidecar runs as UID 1337, which ringmesh-init leaves out of outbound capture. Last, so it is the default target.
-FROM runtime AS proxy
-USER 1337:1337
-EXPOSE 15001 15006 15021
-ENTRYPOINT ["/usr/local/bin/ringmesh-proxy"]
+COPY --from=build /out/ringmesh-control /out/ringmesh-proxy /out/ringmesh-init /out/ringmeshctl /usr/local/bin/
+EXPOSE 15001 15006 15012 15014 15017 15021
+CMD ["/usr/local/bin/ringmeshctl"]

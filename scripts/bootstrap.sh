@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine to build and test ringmesh.
 #
-#   scripts/bootstrap.sh [BUILD_DIR]
+#   scripts/bootstrap.sh [--build-only] [BUILD_DIR]
 #
 # 1. Installs the Debian packages the build and the tests need (only the missing ones; `apt-get update` runs only
 #    when something is missing).
 # 2. Builds the accelerated wolfSSL into BUILD_DIR/deps/wolfssl (scripts/build-wolfssl.sh, cached).
 # 3. Installs the npm test tools (helm, kubectl, Kubernetes validators) into BUILD_DIR/tools (scripts/test-tools.sh).
+#
+# --build-only does 1 and 2 for the build alone: the build packages and wolfSSL, no test packages, no Node.js, no
+# npm tools. The image's build stage (Dockerfile) runs it that way. What the built binaries need at run time is
+# listed apart, in scripts/runtime-packages.txt (the image's runtime stage installs that list).
 #
 # BUILD_DIR is the first argument, else $RM_BUILD_DIR, else <repo>/build. Run as root. Safe to run again: when
 # everything is in place it only checks and returns.
@@ -54,6 +58,13 @@ die() {
     exit 1
 }
 
+build_only=0
+if [[ ${1:-} == --build-only ]]; then
+    build_only=1
+    shift
+fi
+[[ $# -le 1 && ${1:-} != -* ]] || die "usage: $0 [--build-only] [BUILD_DIR]"
+
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${1:-${RM_BUILD_DIR:-$repo_root/build}}
 [[ $build_dir == /* ]] || build_dir=$PWD/$build_dir
@@ -76,7 +87,11 @@ missing_packages() {
     done
 }
 
-all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${NODE_PACKAGES[@]}")
+if ((build_only)); then
+    all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}")
+else
+    all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${NODE_PACKAGES[@]}")
+fi
 mapfile -t missing < <(missing_packages "${all_packages[@]}")
 if ((${#missing[@]} > 0)); then
     [[ $(id -u) -eq 0 ]] || die "missing packages (${missing[*]}); run this script as root to install them"
@@ -91,6 +106,6 @@ else
 fi
 
 bash "$repo_root/scripts/build-wolfssl.sh" "$build_dir/deps/wolfssl"
-bash "$repo_root/scripts/test-tools.sh" "$build_dir"
+((build_only)) || bash "$repo_root/scripts/test-tools.sh" "$build_dir"
 
 log "done in $((SECONDS - start)) s (build directory: $build_dir)"
