@@ -36,6 +36,10 @@ readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procp
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
     qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref)
 
+# What scripts/lint.sh runs (the ctest test lint.static_analysis): Debian's clang-format and clang-tidy (14) and
+# cppcheck (2.10); it reads the compile database with jq (above).
+readonly LINT_PACKAGES=(clang-format clang-tidy cppcheck)
+
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() {
     log "error: $*"
@@ -64,7 +68,7 @@ missing_packages() {
     done
 }
 
-all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${LINT_PACKAGES[@]}")
 mapfile -t missing < <(missing_packages "${all_packages[@]}")
 if ((${#missing[@]} > 0)); then
     [[ $(id -u) -eq 0 ]] || die "missing packages (${missing[*]}); run this script as root to install them"
