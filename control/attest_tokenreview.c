@@ -331,7 +331,7 @@ static int post_review(const attestor_tokenreview_t *self, const char *bearer, c
                                  self->base, why);
         goto Exit;
     }
-    if ((rc = curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status)) != CURLE_OK) {
+    if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status) != CURLE_OK) {
         ret =
             rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "no HTTP status from the Kubernetes API at %s", self->base);
         goto Exit;

@@ -275,15 +275,15 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
             }
             break;
         case 'h':
-            fputs(USAGE, stdout);
+            (void)fputs(USAGE, stdout);
             exit(0);
         default:
-            fputs(USAGE, stderr);
+            (void)fputs(USAGE, stderr);
             return 2;
         }
     }
     if (optind != argc || o->config_dir == NULL) {
-        fputs(USAGE, stderr);
+        (void)fputs(USAGE, stderr);
         return 2;
     }
     if (strcmp(o->attestation, "jwt") == 0 && o->jwks == NULL) {
@@ -335,7 +335,7 @@ int main(int argc, char **argv)
         return 2;
     }
     rm_log_configure(level, 1);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
     /* Block the stop signals before any thread starts, so that only sigwait() below sees them. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

@@ -258,7 +258,7 @@ static int token_mint(int argc, char **argv)
     }
 
     /* what the control plane will check, at the time the token becomes valid */
-    if ((err = rm_jwks_parse(jwks_json, strlen(jwks_json), &jwks, why, sizeof(why))) != 0) {
+    if (rm_jwks_parse(jwks_json, strlen(jwks_json), &jwks, why, sizeof(why)) != 0) {
         fprintf(stderr, "ringmeshctl token mint: %s\n", why);
         goto Exit;
     }
@@ -267,7 +267,7 @@ static int token_mint(int argc, char **argv)
     opts.audience = flags[M_AUDIENCE].value;
     opts.now = (time_t)(now + not_before);
     opts.leeway = 0;
-    if ((err = rm_jwt_verify(jwks, token, strlen(token), &opts, &claims, why, sizeof(why))) != 0) {
+    if (rm_jwt_verify(jwks, token, strlen(token), &opts, &claims, why, sizeof(why)) != 0) {
         fprintf(stderr, "ringmeshctl token mint: the token would be refused: %s\n", why);
         goto Exit;
     }

@@ -13,9 +13,11 @@
 int rm__conn_app_sent_h2_settings(const rm_pipe_t *u2d)
 {
     static const uint8_t settings_tail[6] = {0x04, 0, 0, 0, 0, 0}; /* type, flags, stream 0 */
-    const uint8_t *a = u2d->buf != NULL ? u2d->buf + u2d->off : NULL;
+    if (u2d->src_eof || u2d->buf == NULL || u2d->len == 0)
+        return 0;
+    const uint8_t *a = u2d->buf + u2d->off;
     size_t n = u2d->len < 9 ? u2d->len : 9;
-    return !u2d->src_eof && n > 0 && (n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0);
+    return n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0;
 }
 
 /* The attributes a decision is made on: who the peer is (its SVID, when mTLS), where it comes from, which port of

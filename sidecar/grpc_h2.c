@@ -83,7 +83,7 @@ __attribute__((format(printf, 2, 3))) static void set_dead(rm_h2_conn_t *c, cons
         return;
     c->dead = 1;
     va_start(ap, fmt);
-    vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    (void)vsnprintf(c->error, sizeof(c->error), fmt, ap);
     va_end(ap);
 }
 
@@ -226,7 +226,6 @@ static int connect_tcp(const char *addr, int deadline_ms, char *err, size_t errl
         return fd;
     Next:
         close(fd);
-        fd = -1;
     }
     freeaddrinfo(res);
     snprintf(err, errlen, "cannot connect to %s: %s", addr, strerror(-ret));

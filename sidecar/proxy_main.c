@@ -103,7 +103,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
 
     if ((ret = rm_proxy_config_load(config_path, &cfg, err, sizeof(err))) != 0 ||
         (ret = rm_proxy_config_apply_env(cfg, err, sizeof(err))) != 0) {
@@ -155,7 +155,7 @@ int main(int argc, char **argv)
 
     memset(&proxy, 0, sizeof(proxy));
     atomic_store(&proxy.ready, cfg->control == NULL); /* with a control plane: once it has answered */
-    if ((ret = rm_proxy_pick_backend(&proxy, cfg->io_backend)) != 0)
+    if (rm_proxy_pick_backend(&proxy, cfg->io_backend) != 0)
         return 1;
     (void)rm_proxy_pick_kernel_tls(&proxy, cfg->kernel_tls);
     if ((ret = rm_proxy_setup(&proxy, snap)) != 0) {

@@ -140,7 +140,7 @@ static int cleanup_family(const family_t *fam, int print_only)
     }
     if (print_only) {
         printf("# ringmesh-init --cleanup --dry-run: %s input (%s)\n", fam->restore, fam->name);
-        fwrite(rm_bytebuf_text(&input), 1, input.len, stdout);
+        (void)fwrite(rm_bytebuf_text(&input), 1, input.len, stdout);
         goto Exit;
     }
     if (input.len > 0 && (ret = restore_nat_table(fam, &input)) != 0)
@@ -212,7 +212,7 @@ static int print_dry_run(const rm_init_config_t *cfg)
             break;
         }
         printf("# ringmesh-init --dry-run: %s input (%s, %zu rules)\n", fams[i]->restore, fams[i]->name, num_rules);
-        fwrite(input.base, 1, input.len, stdout);
+        (void)fwrite(input.base, 1, input.len, stdout);
         rm_bytebuf_free(&input);
     }
     return ret;
@@ -257,7 +257,7 @@ int main(int argc, char **argv)
         goto Exit;
     }
     if (cfg.help) {
-        fputs(rm_init_usage, stdout);
+        (void)fputs(rm_init_usage, stdout);
         ret = 0;
         goto Exit;
     }

@@ -165,7 +165,7 @@ static int arg_error(rm_init_arg_error_t *err, const char *flag, const char *val
     snprintf(err->flag, sizeof(err->flag), "%s", flag);
     snprintf(err->value, sizeof(err->value), "%s", value != NULL ? value : "");
     va_start(ap, fmt);
-    vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+    (void)vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
     va_end(ap);
     return RM_ERR_CONFIG_VALUE;
 }
@@ -495,6 +495,7 @@ static int next_nat_line(const char **cursor, int *in_nat, nat_line_t *line)
         while (e > p && (e[-1] == '\r' || e[-1] == ' '))
             e--;
         *cursor = next;
+        // cppcheck-suppress knownConditionTrueFalse ; e - p is the length of the line, which any text can make 4
         if (e - p == 4 && memcmp(p, "*nat", 4) == 0) {
             *in_nat = 1;
         } else if (*in_nat && e - p == 6 && memcmp(p, "COMMIT", 6) == 0) {
