@@ -95,9 +95,9 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
     return d.allow;
 }
 
-rm_http_verdict_t rm__conn_decide_request(void *ctx, const rm_http_request_t *req)
+rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req)
 {
-    return authz_decide(ctx, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
+    return authz_decide(conn, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
 }
 
 /* Which filter, if any, the client's first bytes call for: the first in rm_conn_filters that claims them, or none
