@@ -275,15 +275,15 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
             }
             break;
         case 'h':
-            (void)fputs(USAGE, stdout);
+            fputs(USAGE, stdout);
             exit(0);
         default:
-            (void)fputs(USAGE, stderr);
+            fputs(USAGE, stderr);
             return 2;
         }
     }
     if (optind != argc || o->config_dir == NULL) {
-        (void)fputs(USAGE, stderr);
+        fputs(USAGE, stderr);
         return 2;
     }
     if (strcmp(o->attestation, "jwt") == 0 && o->jwks == NULL) {

@@ -43,7 +43,7 @@ static void help_of_commands(const rm_ctl_level_t *level, FILE *out)
         if (strlen(level->commands[i].name) > width)
             width = strlen(level->commands[i].name);
     }
-    (void)fputc('\n', out);
+    fputc('\n', out);
     for (i = 0; i != level->num_commands; ++i) {
         const char *line = level->commands[i].help, *end;
         fprintf(out, "%-*s", (int)(width + 3), level->commands[i].name);

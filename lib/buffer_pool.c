@@ -39,8 +39,8 @@ static uint8_t *get(unsigned large)
         if (h == NULL)
             return NULL;
         h->large = large;
-        // cppcheck-suppress memleak ; the block is handed out as h + 1 and found again by rm_buf_put() as b - 1
         b = (free_buf_t *)(h + 1);
+        // cppcheck-suppress memleak ; the block is handed out as h + 1 and found again by rm_buf_put() as b - 1
     }
     p->in_use++;
     return (uint8_t *)b;

@@ -72,7 +72,7 @@ int rm_bytebuf_appendf(rm_bytebuf_t *b, const char *fmt, ...)
         if (rm__bytebuf_grow(b, (size_t)n + 1) != 0)
             return -ENOMEM;
         va_start(ap, fmt);
-        (void)vsnprintf((char *)b->base + b->len, (size_t)n + 1, fmt, ap);
+        vsnprintf((char *)b->base + b->len, (size_t)n + 1, fmt, ap);
         va_end(ap);
     }
     b->len += (size_t)n;

@@ -19,7 +19,7 @@ int rm_config_error_vset(rm_config_error_t *e, int code, const char *file, rm_ya
     e->line = pos.line;
     e->column = pos.col;
     snprintf(e->field, sizeof(e->field), "%s", field != NULL ? field : "");
-    (void)vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
+    vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
     return code;
 }
 
@@ -62,7 +62,7 @@ int rm_config_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 
     if (err != NULL && errlen != 0) {
         va_start(ap, fmt);
-        (void)vsnprintf(err, errlen, fmt, ap);
+        vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
     }
     return code;

@@ -78,7 +78,7 @@ void rm__policy_report(loader_t *ld, int warning, const yaml_node_t *at, const c
     char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (rm__policy_diag_add(ld->diags, warning, ld->file, at != NULL ? (unsigned)at->start_mark.line + 1 : 0,
                             at != NULL ? (unsigned)at->start_mark.column + 1 : 0, path, msg) != 0)

@@ -329,7 +329,7 @@ void rm_yaml_cyaml_log(cyaml_log_t level, void *arg, const char *fmt, va_list ar
 
     if (cap == NULL || level < CYAML_LOG_ERROR)
         return;
-    (void)vsnprintf(line, sizeof(line), fmt, args);
+    vsnprintf(line, sizeof(line), fmt, args);
     line[strcspn(line, "\n")] = '\0';
     memset(&f, 0, sizeof(f));
 

@@ -17,6 +17,7 @@ int rm__conn_app_sent_h2_settings(const rm_pipe_t *u2d)
         return 0;
     const uint8_t *a = u2d->buf + u2d->off;
     size_t n = u2d->len < 9 ? u2d->len : 9;
+    // cppcheck-suppress knownConditionTrueFalse ; n is the pipe's length up to 9, any of 1..9
     return n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0;
 }
 

@@ -83,7 +83,7 @@ __attribute__((format(printf, 2, 3))) static void set_dead(rm_h2_conn_t *c, cons
         return;
     c->dead = 1;
     va_start(ap, fmt);
-    (void)vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    vsnprintf(c->error, sizeof(c->error), fmt, ap);
     va_end(ap);
 }
 

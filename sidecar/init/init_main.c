@@ -257,7 +257,7 @@ int main(int argc, char **argv)
         goto Exit;
     }
     if (cfg.help) {
-        (void)fputs(rm_init_usage, stdout);
+        fputs(rm_init_usage, stdout);
         ret = 0;
         goto Exit;
     }

@@ -163,7 +163,7 @@ static int arg_error(rm_init_arg_error_t *err, const char *flag, const char *val
     snprintf(err->flag, sizeof(err->flag), "%s", flag);
     snprintf(err->value, sizeof(err->value), "%s", value != NULL ? value : "");
     va_start(ap, fmt);
-    (void)vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+    vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
     va_end(ap);
     return RM_ERR_CONFIG_VALUE;
 }
