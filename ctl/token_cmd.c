@@ -162,10 +162,11 @@ static char *claims_json(const flag_t *flags, int64_t iat, int64_t nbf, int64_t 
     const char *ns = flags[M_NAMESPACE].value, *sa = flags[M_SERVICE_ACCOUNT].value;
     json_t *claims = NULL, *k8s;
     char *sub = NULL, *out = NULL;
+    size_t sub_size = strlen(ns) + strlen(sa) + sizeof("system:serviceaccount::");
 
-    if ((sub = malloc(strlen(ns) + strlen(sa) + sizeof("system:serviceaccount::"))) == NULL)
+    if ((sub = malloc(sub_size)) == NULL)
         return NULL;
-    sprintf(sub, "system:serviceaccount:%s:%s", ns, sa);
+    snprintf(sub, sub_size, "system:serviceaccount:%s:%s", ns, sa);
     if ((k8s = json_pack("{s:s, s:{s:s}}", "namespace", ns, "serviceaccount", "name", sa)) == NULL)
         goto Exit;
     if (flags[M_POD].value != NULL &&
