@@ -46,15 +46,16 @@ db=$build_dir/compile_commands.json
 work=$build_dir/lint
 mkdir -p "$work"
 excluded_json=$(printf '%s\n' "${EXCLUDED[@]}" | jq -R . | jq -s --arg root "$repo_root/" 'map($root + .)')
+dirs_json=$(printf '%s\n' "${PRODUCT_DIRS[@]}" | jq -R . | jq -s .)
 
 # One compile command per product source file (the library is also built with sanitizers for the fuzz replays:
 # those duplicates are skipped), without the excluded files. clang-tidy reads it from $work/tidy/. It is analysed
 # without _FORTIFY_SOURCE: glibc's fortified printf wrappers make clang 14's va_list checker call every va_list
 # handed on to vsnprintf uninitialized.
 mkdir -p "$work/tidy" "$work/cppcheck-build"
-jq --arg root "$repo_root/" --argjson excluded "$excluded_json" '
+jq --arg root "$repo_root/" --argjson excluded "$excluded_json" --argjson dirs "$dirs_json" '
     [ .[] | select(.file | startswith($root))
-          | select((.file | ltrimstr($root) | split("/")[0]) as $top | ["lib", "sidecar", "control", "ctl"] | index($top))
+          | select((.file | ltrimstr($root) | split("/")[0]) as $top | $dirs | index($top))
           | select(.command | test("-fsanitize") | not)
           | select(.file as $f | $excluded | index($f) | not) ]
     | unique_by(.file)
@@ -70,7 +71,8 @@ failed=()
 start=$SECONDS
 
 # 1. Formatting: every C file of the product folders, headers included.
-mapfile -t format_files < <(cd "$repo_root" && find "${PRODUCT_DIRS[@]}" -type f \( -name '*.c' -o -name '*.h' -o -name '*.cc' \) | sort)
+mapfile -t format_files < <(cd "$repo_root" &&
+    find "${PRODUCT_DIRS[@]}" -type f \( -name '*.c' -o -name '*.h' -o -name '*.cc' \) | sort)
 format_list=()
 for f in "${format_files[@]}"; do
     skip=0
