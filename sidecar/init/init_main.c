@@ -218,6 +218,28 @@ static int print_dry_run(const rm_init_config_t *cfg)
     return ret;
 }
 
+/* --dry-run's output is all the run produces: when it could not all be written (a full disk, a closed pipe), the
+ * run fails with a log line (on stderr with --dry-run) instead of exiting 0 with rules missing. Returns `ret`, or
+ * EXIT_APPLY_FAILED when the output failed and `ret` was 0. */
+static int finish_dry_run_output(int ret)
+{
+    int err = 0;
+
+    errno = 0;
+    if (fflush(stdout) != 0)
+        err = errno != 0 ? errno : EIO;
+    else if (ferror(stdout))
+        err = EIO; /* an earlier write failed; its errno is gone */
+    if (err == 0)
+        return ret;
+    rm_log_line_t l;
+    rm_log_begin(&l, RM_LOG_ERROR, "dry_run_output_failed");
+    rm_log_err(&l, "error", -err);
+    rm_log_str(&l, "msg", "the iptables-restore input could not be written to stdout");
+    rm_log_end(&l);
+    return ret != 0 ? ret : EXIT_APPLY_FAILED;
+}
+
 /* The proxy runs without privileges and cannot make the kernel load its tls module; this container has NET_ADMIN,
  * with which trying the TLS layer on a socket loads it. Reported, never fatal: without it the proxy keeps its TLS
  * records in user space. */
@@ -265,7 +287,7 @@ int main(int argc, char **argv)
     rm_log_configure(level, cfg.dry_run ? 2 : 1);
 
     if (cfg.dry_run && !cfg.cleanup) {
-        ret = print_dry_run(&cfg);
+        ret = finish_dry_run_output(print_dry_run(&cfg));
         goto Exit;
     }
     /* decided before touching IPv4, so "--ipv6 on" without a usable table fails before anything changes */
@@ -274,10 +296,10 @@ int main(int argc, char **argv)
         goto Exit;
     }
     if (cfg.cleanup) {
-        if ((ret = cleanup_family(&family_v4, cfg.dry_run)) != 0)
-            goto Exit;
-        if (v6)
+        if ((ret = cleanup_family(&family_v4, cfg.dry_run)) == 0 && v6)
             ret = cleanup_family(&family_v6, cfg.dry_run);
+        if (cfg.dry_run)
+            ret = finish_dry_run_output(ret);
         goto Exit;
     }
     if ((ret = apply_family(&cfg, &family_v4)) != 0)

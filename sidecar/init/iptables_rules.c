@@ -52,8 +52,8 @@ const char rm_init_usage[] =
     "\n"
     "Logs are JSON lines on stdout (on stderr with --dry-run): one 'iptables_applied' line per family with the\n"
     "number of rules, one line per error.\n"
-    "Exit status: 0 on success, 1 when iptables-save or iptables-restore fails (its stderr is printed),\n"
-    "2 on an invalid argument.\n";
+    "Exit status: 0 on success, 1 when iptables-save or iptables-restore fails (its stderr is printed) or\n"
+    "--dry-run's output cannot be written, 2 on an invalid argument.\n";
 
 /* ---- buffers ---------------------------------------------------------------------------------------------- */
 
