@@ -331,7 +331,7 @@ static int post_review(const attestor_tokenreview_t *self, const char *bearer, c
                                  self->base, why);
         goto Exit;
     }
-    if ((rc = curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status)) != CURLE_OK) {
+    if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status) != CURLE_OK) {
         ret =
             rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "no HTTP status from the Kubernetes API at %s", self->base);
         goto Exit;
@@ -454,8 +454,9 @@ static int read_review(const attestor_tokenreview_t *self, const answer_t *answe
 
     if ((doc = json_loadb(answer->body.base != NULL ? (const char *)answer->body.base : "", answer->body.len,
                           JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        return rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW, "the Kubernetes API's answer to the TokenReview is not JSON: %s",
-                    shown(buf, jerr.text, secret));
+        return rm_config_fail(err, errlen, RM_ERR_AUTH_REVIEW,
+                              "the Kubernetes API's answer to the TokenReview is not JSON: %s",
+                              shown(buf, jerr.text, secret));
     kind = json_string_value(json_object_get(doc, "kind"));
     version = json_string_value(json_object_get(doc, "apiVersion"));
     if (!json_is_object(doc) || kind == NULL || strcmp(kind, "TokenReview") != 0 || version == NULL ||

@@ -66,6 +66,7 @@ static int next_cert_block(const char *pem, size_t len, size_t *pos, const char 
 {
     const char *b, *e;
 
+    // NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): read_file() returns 0 only with the text in pem
     if ((b = memmem(pem + *pos, len - *pos, PEM_BEGIN_CERT, strlen(PEM_BEGIN_CERT))) == NULL)
         return 0;
     if ((e = memmem(b, (size_t)(pem + len - b), PEM_END_CERT, strlen(PEM_END_CERT))) == NULL)
@@ -314,7 +315,8 @@ static int check_chain(const rm_ca_t *ca, const char *source, char *err, size_t 
     int ret;
 
     if ((ret = rm_trust_bundle_load_pem(&bundle, rm_bytebuf_text(&ca->bundle), ca->bundle.len)) != 0) {
-        ret = rm_config_fail(err, errlen, ret, "%s: the root is not usable as a trust anchor: %s", source, rm_strerror(ret));
+        ret = rm_config_fail(err, errlen, ret, "%s: the root is not usable as a trust anchor: %s", source,
+                             rm_strerror(ret));
         goto Exit;
     }
     snprintf(id, sizeof(id), "spiffe://%s/ringmesh/ca-check", ca->trust_domain);

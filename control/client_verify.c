@@ -49,7 +49,7 @@ static char *join_chain(const char *leaf, const char *rest, size_t *len)
     size_t leaf_len = strlen(leaf), rest_len = rest != NULL ? strlen(rest) : 0;
     char *all;
 
-    if (rest_len >= leaf_len && memcmp(rest, leaf, leaf_len) == 0)
+    if (rest != NULL && rest_len >= leaf_len && memcmp(rest, leaf, leaf_len) == 0)
         leaf_len = 0;
     if ((all = malloc(leaf_len + rest_len + 1)) == NULL)
         return NULL;
@@ -78,7 +78,7 @@ static int verify(void *user_data, grpc_tls_custom_verification_check_request *r
     *sync_status = GRPC_STATUS_OK;
     if (leaf == NULL || leaf[0] == '\0')
         return 1; /* no client certificate: each method decides */
-    if ((id = malloc(sizeof(*id))) == NULL ||
+    if ((id = calloc(1, sizeof(*id))) == NULL ||
         (chain = join_chain(leaf, request->peer_info.peer_cert_full_chain, &len)) == NULL) {
         ret = -ENOMEM;
     } else {

@@ -335,7 +335,7 @@ int main(int argc, char **argv)
         return 2;
     }
     rm_log_configure(level, 1);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
     /* Block the stop signals before any thread starts, so that only sigwait() below sees them. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

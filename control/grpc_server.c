@@ -516,6 +516,7 @@ static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequ
     const char *nonce = req->response_nonce != NULL ? req->response_nonce : "";
     const char *version = req->version_info != NULL ? req->version_info : "";
     int is_nack = req->error_detail != NULL, type;
+    const char *nack_reason = is_nack && req->error_detail->message != NULL ? req->error_detail->message : "";
     char buf[512];
     const char *refusal;
     rm_xds_request_kind_t kind;
@@ -557,7 +558,7 @@ static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequ
         rm_log_str(&l, "rejectedNonce", nonce);
         rm_log_str(&l, "rejectedVersion", s->xds.types[type].sent_version);
         rm_log_str(&l, "keptVersion", version);
-        rm_log_str(&l, "reason", req->error_detail->message != NULL ? req->error_detail->message : "");
+        rm_log_str(&l, "reason", nack_reason);
         rm_log_end(&l);
         break;
     }

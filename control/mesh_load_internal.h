@@ -56,7 +56,6 @@ typedef struct st_rm_mesh_loader_t {
     rm_policy_set_t policies; /* AuthorizationPolicy and PeerAuthentication documents, read by lib/policy_yaml.c */
 } loader_t;
 
-
 /** Reads the MeshConfig and Service documents of file `file_index` (ld->files[]) into `ld`. Returns 0 or
  *  RM_ERR_CONFIG_* with ld->err set. */
 int rm__mesh_load_documents(loader_t *ld, size_t file_index, const char *data, size_t len);

@@ -301,6 +301,7 @@ static void reload(file_source_t *fs)
         log_rejected(fs->dir, e, fs->version);
         goto Exit;
     }
+    // NOLINTNEXTLINE(clang-analyzer-core.NullDereference): load_dir() sets m when it returns 0
     if (strcmp(m->version, fs->version) == 0) {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_DEBUG, "config_unchanged");
@@ -523,6 +524,7 @@ int rm_source_file_create(const char *dir, rm_source_t **out, rm_mesh_model_t **
         rm_config_error_format(e, err, errlen);
         goto Exit;
     }
+    // NOLINTNEXTLINE(clang-analyzer-core.NullDereference): load_dir() sets m when it returns 0
     if ((fs->version = strdup(m->version)) == NULL) {
         if (err != NULL && errlen > 0)
             snprintf(err, errlen, "%s: out of memory", dir);

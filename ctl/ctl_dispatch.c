@@ -67,6 +67,7 @@ void rm__ctl_help(const rm_ctl_level_t *level, FILE *out)
         fprintf(out, "\n%s", level->footer);
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): one call per level of the static command tree (two levels)
 int rm__ctl_dispatch(const rm_ctl_level_t *level, int argc, char **argv)
 {
     size_t i;

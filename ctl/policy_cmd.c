@@ -116,7 +116,8 @@ static int parse_labels(const flag_t *f, char *store, size_t storelen, rm_label_
         char *s = store + o;
         memcpy(s, f->values[i], len + 1);
         o += len + 1;
-        for (char *tok = strtok(s, ","); tok != NULL; tok = strtok(NULL, ",")) {
+        char *save = NULL;
+        for (char *tok = strtok_r(s, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
             size_t key_len;
             if (rm_config_parse_label(tok, &key_len) != 0 || *num == MAX_LABELS)
                 return -1;

@@ -30,8 +30,7 @@ static int parse_duration(const char *s, int64_t *out)
         v = v * 10 + (*p - '0');
     }
     switch (*p) {
-    case '\0':
-        break;
+    case '\0': /* seconds, as with 's' */
     case 's':
         break;
     case 'm':

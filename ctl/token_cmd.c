@@ -162,10 +162,11 @@ static char *claims_json(const flag_t *flags, int64_t iat, int64_t nbf, int64_t 
     const char *ns = flags[M_NAMESPACE].value, *sa = flags[M_SERVICE_ACCOUNT].value;
     json_t *claims = NULL, *k8s;
     char *sub = NULL, *out = NULL;
+    size_t sub_size = strlen(ns) + strlen(sa) + sizeof("system:serviceaccount::");
 
-    if ((sub = malloc(strlen(ns) + strlen(sa) + sizeof("system:serviceaccount::"))) == NULL)
+    if ((sub = malloc(sub_size)) == NULL)
         return NULL;
-    sprintf(sub, "system:serviceaccount:%s:%s", ns, sa);
+    snprintf(sub, sub_size, "system:serviceaccount:%s:%s", ns, sa);
     if ((k8s = json_pack("{s:s, s:{s:s}}", "namespace", ns, "serviceaccount", "name", sa)) == NULL)
         goto Exit;
     if (flags[M_POD].value != NULL &&
@@ -258,7 +259,7 @@ static int token_mint(int argc, char **argv)
     }
 
     /* what the control plane will check, at the time the token becomes valid */
-    if ((err = rm_jwks_parse(jwks_json, strlen(jwks_json), &jwks, why, sizeof(why))) != 0) {
+    if (rm_jwks_parse(jwks_json, strlen(jwks_json), &jwks, why, sizeof(why)) != 0) {
         fprintf(stderr, "ringmeshctl token mint: %s\n", why);
         goto Exit;
     }
@@ -267,7 +268,7 @@ static int token_mint(int argc, char **argv)
     opts.audience = flags[M_AUDIENCE].value;
     opts.now = (time_t)(now + not_before);
     opts.leeway = 0;
-    if ((err = rm_jwt_verify(jwks, token, strlen(token), &opts, &claims, why, sizeof(why))) != 0) {
+    if (rm_jwt_verify(jwks, token, strlen(token), &opts, &claims, why, sizeof(why)) != 0) {
         fprintf(stderr, "ringmeshctl token mint: the token would be refused: %s\n", why);
         goto Exit;
     }

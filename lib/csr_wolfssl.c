@@ -95,7 +95,7 @@ int rm_csr_make(const char *key_pem, size_t key_len, const char *spiffe_id, char
     strcpy(req->subject.org, "ringmesh");
     if (spiffe_id != NULL)
         req->altNamesSz = (int)uri_general_names(spiffe_id, id_len, req->altNames);
-    if ((n = wc_MakeCertReq_ex(req, der, CSR_DER_MAX, ECC_TYPE, &key)) <= 0 ||
+    if (wc_MakeCertReq_ex(req, der, CSR_DER_MAX, ECC_TYPE, &key) <= 0 ||
         (n = wc_SignCert_ex(req->bodySz, req->sigType, der, CSR_DER_MAX, ECC_TYPE, &key, &rng)) <= 0) {
         ret = RM_ERR_SVID_ISSUE;
         goto Exit;

@@ -54,6 +54,7 @@ static const char *after_scheme(const char *s, const char *end)
     while (q < end &&
            (((*q | 32) >= 'a' && (*q | 32) <= 'z') || (*q >= '0' && *q <= '9') || *q == '+' || *q == '-' || *q == '.'))
         q++;
+    // cppcheck-suppress knownConditionTrueFalse ; the loop also stops before `end`, at the first other character
     if (end - q < 3 || memcmp(q, "://", 3) != 0)
         return NULL;
     return q + 3;

@@ -884,7 +884,8 @@ int rm_policy_load_path(rm_policy_set_t *set, const char *path, int strict_kinds
     }
     closedir(d);
     if (ret == 0) {
-        qsort(names, n, sizeof(*names), cmp_str);
+        if (n > 1) /* qsort's base must not be NULL, even for no elements */
+            qsort(names, n, sizeof(*names), cmp_str);
         for (size_t i = 0; i < n; i++) {
             char full[4096];
             snprintf(full, sizeof(full), "%s/%s", path, names[i]);

@@ -15,10 +15,10 @@ typedef struct st_rm__der_cert_t {
     size_t len;
 } rm__der_cert_t;
 
-/** Decodes every "CERTIFICATE" block of `pem` in order into a malloc'd array (free with rm__der_certs_free).
+/** Decodes every "CERTIFICATE" block of `pem` in order into a malloc'd array *out (free with rm__der_certs_free).
  *  Returns 0 (with *num >= 1), RM_ERR_SVID_PARSE when there is no certificate or one does not decode, or
  *  -ENOMEM. */
-int rm__pem_to_der_certs(const char *pem, size_t len, rm__der_cert_t **certs, size_t *num);
+int rm__pem_to_der_certs(const char *pem, size_t len, rm__der_cert_t **out, size_t *num);
 
 /** Frees what rm__pem_to_der_certs returned. NULL is fine. */
 void rm__der_certs_free(rm__der_cert_t *certs, size_t num);

@@ -333,12 +333,15 @@ void rm_yaml_cyaml_log(cyaml_log_t level, void *arg, const char *fmt, va_list ar
     line[strcspn(line, "\n")] = '\0';
     memset(&f, 0, sizeof(f));
 
+    /* libcyaml's own backtrace lines, whose numbers it printed itself */
+    // NOLINTBEGIN(cert-err34-c)
     if (sscanf(line, "  in mapping field '%63[^']' (line: %lu, column: %lu)", f.key, &l, &c) == 3) {
         f.kind = RM_YAML_FRAME_FIELD;
     } else if (sscanf(line, "  in sequence entry '%u' (line: %lu, column: %lu)", &idx, &l, &c) == 3) {
         f.kind = RM_YAML_FRAME_ENTRY;
         f.index = idx > 0 ? idx - 1 : 0; /* libcyaml prints the count of entries begun so far */
     } else if (sscanf(line, "  in mapping (line: %lu, column: %lu)", &l, &c) == 2) {
+        // NOLINTEND(cert-err34-c)
         f.kind = RM_YAML_FRAME_MAPPING;
     } else {
         if (!cap->have_message && strcmp(line, "Load: Backtrace:") != 0) {
@@ -455,6 +458,7 @@ int rm_yaml_report_cyaml_error(const rm_yaml_cyaml_capture_t *cap, cyaml_err_t c
         want[strcspn(want, ",")] = '\0';
         return report(fn, arg, pos, path, "want %s, got %s", cyaml_type_word(want), cyaml_type_word(got));
     }
+    // NOLINTNEXTLINE(cert-err34-c): libcyaml's message, with the limit it was given
     if (sscanf(msg, "STRING length > %u", &limit) == 1)
         return report(fn, arg, pos, path, "longer than %u characters", limit);
     /* anything else is passed on as libcyaml worded it, minus control characters from the document */

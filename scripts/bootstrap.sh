@@ -52,6 +52,10 @@ else
     NODE_PACKAGES=()
 fi
 
+# What scripts/lint.sh runs (the ctest test lint.static_analysis): Debian's clang-format and clang-tidy (14) and
+# cppcheck (2.10); it reads the compile database with jq (above).
+readonly LINT_PACKAGES=(clang-format clang-tidy cppcheck)
+
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() {
     log "error: $*"
@@ -90,7 +94,8 @@ missing_packages() {
 if ((build_only)); then
     all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}")
 else
-    all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${NODE_PACKAGES[@]}")
+    all_packages=("${BUILD_PACKAGES[@]}" "${WOLFSSL_BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${NODE_PACKAGES[@]}"
+        "${LINT_PACKAGES[@]}")
 fi
 mapfile -t missing < <(missing_packages "${all_packages[@]}")
 if ((${#missing[@]} > 0)); then

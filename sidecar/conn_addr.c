@@ -30,6 +30,7 @@ int rm_sockaddr_original_dst(int fd, rm_sockaddr_t *out)
     if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
         return -errno;
     out->len = sizeof(out->ss);
+    // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): getsockname() filled local
     if (local.ss_family == AF_INET6) {
         /* a v4-mapped peer on a dual-stack socket went through iptables, not ip6tables */
         const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)&local;

@@ -13,9 +13,12 @@
 int rm__conn_app_sent_h2_settings(const rm_pipe_t *u2d)
 {
     static const uint8_t settings_tail[6] = {0x04, 0, 0, 0, 0, 0}; /* type, flags, stream 0 */
-    const uint8_t *a = u2d->buf != NULL ? u2d->buf + u2d->off : NULL;
+    if (u2d->src_eof || u2d->buf == NULL || u2d->len == 0)
+        return 0;
+    const uint8_t *a = u2d->buf + u2d->off;
     size_t n = u2d->len < 9 ? u2d->len : 9;
-    return !u2d->src_eof && n > 0 && (n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0);
+    // cppcheck-suppress knownConditionTrueFalse ; n is the pipe's length up to 9, any of 1..9
+    return n <= 3 || memcmp(a + 3, settings_tail, n - 3) == 0;
 }
 
 /* The attributes a decision is made on: who the peer is (its SVID, when mTLS), where it comes from, which port of
@@ -93,9 +96,9 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
     return d.allow;
 }
 
-rm_http_verdict_t rm__conn_decide_request(void *ctx, const rm_http_request_t *req)
+rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req)
 {
-    return authz_decide(ctx, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
+    return authz_decide(conn, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
 }
 
 /* Which filter, if any, the client's first bytes call for: the first in rm_conn_filters that claims them, or none

@@ -371,6 +371,7 @@ static long target_offset(const rm_http1_filter_t *f)
         i++;
     while (i < n && h[i] == ' ')
         i++;
+    // cppcheck-suppress knownConditionTrueFalse ; the loops above stop at the target, before the head's end
     if (n - i <= f->url_len || memcmp(h + i, f->fields.base, f->url_len) != 0 || h[i + f->url_len] != ' ')
         return -1;
     return (long)i;

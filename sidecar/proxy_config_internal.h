@@ -111,9 +111,9 @@ typedef struct st_raw_config_t {
     char *log_level;
 } raw_config_t;
 
-/** Passes 1 and 2: reads `path` and loads it against the schema. Returns 0 with *raw (free it with
+/** Passes 1 and 2: reads `path` and loads it against the schema. Returns 0 with *out (free it with
  *  rm__proxy_config_raw_free()) and the positions in `map`, or an RM_ERR_CONFIG_* recorded in doc->err. */
-int rm__proxy_config_parse(const char *path, rm_config_doc_t *doc, rm_yaml_pos_map_t *map, raw_config_t **raw);
+int rm__proxy_config_parse(const char *path, rm_config_doc_t *doc, rm_yaml_pos_map_t *map, raw_config_t **out);
 
 /** rm__proxy_config_parse() over a document already in memory (data[0..len), NUL-terminated or not); doc->file
  *  names it in messages. */
@@ -124,7 +124,7 @@ int rm__proxy_config_parse_text(const char *data, size_t len, rm_config_doc_t *d
 void rm__proxy_config_raw_free(raw_config_t *raw);
 
 /** Pass 3: converts and validates `raw` into `cfg` (which holds the defaults). Returns 0 or RM_ERR_CONFIG_VALUE
- *  recorded in doc->err; `cfg` may then be partly filled (rm_proxy_config_free() frees it). */
-int rm__proxy_config_convert(rm_config_doc_t *doc, const raw_config_t *raw, rm_proxy_config_t *cfg);
+ *  recorded in ctx->err; `cfg` may then be partly filled (rm_proxy_config_free() frees it). */
+int rm__proxy_config_convert(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg);
 
 #endif

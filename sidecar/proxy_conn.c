@@ -735,7 +735,7 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
     c->src.len = sl;
     rm_sockaddr_unmap_v4(&c->src);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if ((ret = rm_side_open(&c->down, fd)) != 0) {
+    if (rm_side_open(&c->down, fd) != 0) {
         close(fd);
         rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
         conn_progress(c);

@@ -109,7 +109,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
 
     /* the environment cannot change under a running process: a configuration from it is read once */
     if (config_env != NULL)

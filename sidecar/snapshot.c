@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
 void rm_snapshot_ref(rm_snapshot_t *s)
 {
@@ -14,20 +14,20 @@ void rm_snapshot_ref(rm_snapshot_t *s)
 
 void rm_snapshot_unref(rm_snapshot_t *s)
 {
-    if (s == NULL)
-        return;
-    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+    /* a derived snapshot holds a reference to its base: dropping the last one of each goes down the chain */
+    while (s != NULL && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        rm_snapshot_t *base = s->base;
         rm_tls_ctx_unref(s->client_ctx);
         rm_tls_ctx_unref(s->server_ctx);
         rm_authz_unref(s->authz);
-        if (s->base != NULL) {
+        if (base != NULL) {
             rm_dest_table_unref(s->dest_table);
             free(s->owned_port_modes);
-            rm_snapshot_unref(s->base);
         } else {
             rm_proxy_config_free(s->cfg);
         }
         free(s);
+        s = base;
     }
 }
 
@@ -132,10 +132,11 @@ void rm_proxy_publish(rm_proxy_t *p, rm_snapshot_t *snap)
         /* A loop iteration lasts at most one tick (250 ms); a worker that has exited holds nothing. */
         for (unsigned i = 0; i < p->num_workers; i++)
             while (atomic_load(&p->workers[i].epoch) == seen[i] && !atomic_load(&p->workers[i].exited))
-                usleep(2000);
+                nanosleep(&(struct timespec){.tv_nsec = 2 * 1000 * 1000}, NULL);
         free(seen);
     } else {
-        usleep(600 * 1000); /* no memory to track epochs: wait out more than two ticks instead */
+        /* no memory to track epochs: wait out more than two ticks instead */
+        nanosleep(&(struct timespec){.tv_nsec = 600 * 1000 * 1000}, NULL);
     }
     pthread_mutex_unlock(&p->publish_lock);
     rm_snapshot_unref(old); /* its publication reference */

@@ -140,7 +140,7 @@ static int cleanup_family(const family_t *fam, int print_only)
     }
     if (print_only) {
         printf("# ringmesh-init --cleanup --dry-run: %s input (%s)\n", fam->restore, fam->name);
-        fwrite(rm_bytebuf_text(&input), 1, input.len, stdout);
+        (void)fwrite(rm_bytebuf_text(&input), 1, input.len, stdout);
         goto Exit;
     }
     if (input.len > 0 && (ret = restore_nat_table(fam, &input)) != 0)
@@ -212,10 +212,32 @@ static int print_dry_run(const rm_init_config_t *cfg)
             break;
         }
         printf("# ringmesh-init --dry-run: %s input (%s, %zu rules)\n", fams[i]->restore, fams[i]->name, num_rules);
-        fwrite(input.base, 1, input.len, stdout);
+        (void)fwrite(input.base, 1, input.len, stdout);
         rm_bytebuf_free(&input);
     }
     return ret;
+}
+
+/* --dry-run's output is all the run produces: when it could not all be written (a full disk, a closed pipe), the
+ * run fails with a log line (on stderr with --dry-run) instead of exiting 0 with rules missing. Returns `ret`, or
+ * EXIT_APPLY_FAILED when the output failed and `ret` was 0. */
+static int finish_dry_run_output(int ret)
+{
+    int err = 0;
+
+    errno = 0;
+    if (fflush(stdout) != 0)
+        err = errno != 0 ? errno : EIO;
+    else if (ferror(stdout))
+        err = EIO; /* an earlier write failed; its errno is gone */
+    if (err == 0)
+        return ret;
+    rm_log_line_t l;
+    rm_log_begin(&l, RM_LOG_ERROR, "dry_run_output_failed");
+    rm_log_err(&l, "error", -err);
+    rm_log_str(&l, "msg", "the iptables-restore input could not be written to stdout");
+    rm_log_end(&l);
+    return ret != 0 ? ret : EXIT_APPLY_FAILED;
 }
 
 /* The proxy runs without privileges and cannot make the kernel load its tls module; this container has NET_ADMIN,
@@ -265,7 +287,7 @@ int main(int argc, char **argv)
     rm_log_configure(level, cfg.dry_run ? 2 : 1);
 
     if (cfg.dry_run && !cfg.cleanup) {
-        ret = print_dry_run(&cfg);
+        ret = finish_dry_run_output(print_dry_run(&cfg));
         goto Exit;
     }
     /* decided before touching IPv4, so "--ipv6 on" without a usable table fails before anything changes */
@@ -274,10 +296,10 @@ int main(int argc, char **argv)
         goto Exit;
     }
     if (cfg.cleanup) {
-        if ((ret = cleanup_family(&family_v4, cfg.dry_run)) != 0)
-            goto Exit;
-        if (v6)
+        if ((ret = cleanup_family(&family_v4, cfg.dry_run)) == 0 && v6)
             ret = cleanup_family(&family_v6, cfg.dry_run);
+        if (cfg.dry_run)
+            ret = finish_dry_run_output(ret);
         goto Exit;
     }
     if ((ret = apply_family(&cfg, &family_v4)) != 0)

@@ -18,8 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 const char rm_init_usage[] =
     "Usage: ringmesh-init [options]\n"
     "\n"
@@ -54,8 +52,8 @@ const char rm_init_usage[] =
     "\n"
     "Logs are JSON lines on stdout (on stderr with --dry-run): one 'iptables_applied' line per family with the\n"
     "number of rules, one line per error.\n"
-    "Exit status: 0 on success, 1 when iptables-save or iptables-restore fails (its stderr is printed),\n"
-    "2 on an invalid argument.\n";
+    "Exit status: 0 on success, 1 when iptables-save or iptables-restore fails (its stderr is printed) or\n"
+    "--dry-run's output cannot be written, 2 on an invalid argument.\n";
 
 /* ---- buffers ---------------------------------------------------------------------------------------------- */
 
@@ -228,6 +226,12 @@ static int add_port_item(const char *flag, const char *entry, void *ctx, rm_init
     return 0;
 }
 
+/* Field by field: the struct's padding is not part of its value (struct assignment need not copy it). */
+static int same_cidr(const rm_init_cidr_t *a, const rm_init_cidr_t *b)
+{
+    return a->family == b->family && a->prefix_len == b->prefix_len && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
+}
+
 static int add_cidr_item(const char *flag, const char *entry, void *ctx, rm_init_arg_error_t *err)
 {
     rm_init_cidr_list_t *list = ctx;
@@ -237,7 +241,7 @@ static int add_cidr_item(const char *flag, const char *entry, void *ctx, rm_init
     if (rm_init_parse_cidr(entry, &cidr, &reason) != 0)
         return arg_error(err, flag, entry, "%s", reason);
     for (size_t i = 0; i < list->count; i++)
-        if (memcmp(&list->cidrs[i], &cidr, sizeof(cidr)) == 0)
+        if (same_cidr(&list->cidrs[i], &cidr))
             return 0;
     if (list->count == RM_INIT_MAX_LIST)
         return arg_error(err, flag, entry, "more than %d CIDRs", RM_INIT_MAX_LIST);
@@ -412,7 +416,8 @@ int rm_init_parse_args(int argc, char *const *argv, rm_init_config_t *cfg, rm_in
             ret = arg_error(err, flag, eq + 1, "takes no value");
             goto Exit;
         }
-        if ((ret = apply_option(cfg, options[o].id, flag, value, err)) != 0)
+        /* a flag that takes no value gets "": apply_option() never reads it, and no string function sees NULL */
+        if ((ret = apply_option(cfg, options[o].id, flag, value != NULL ? value : "", err)) != 0)
             goto Exit;
     }
 
@@ -495,6 +500,7 @@ static int next_nat_line(const char **cursor, int *in_nat, nat_line_t *line)
         while (e > p && (e[-1] == '\r' || e[-1] == ' '))
             e--;
         *cursor = next;
+        // cppcheck-suppress knownConditionTrueFalse ; e - p is the length of the line, which any text can make 4
         if (e - p == 4 && memcmp(p, "*nat", 4) == 0) {
             *in_nat = 1;
         } else if (*in_nat && e - p == 6 && memcmp(p, "COMMIT", 6) == 0) {

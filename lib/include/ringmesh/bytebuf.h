@@ -45,6 +45,7 @@ static inline int rm_bytebuf_append(rm_bytebuf_t *b, const void *p, size_t n)
     if ((ret = rm_bytebuf_reserve(b, n)) != 0)
         return ret;
     if (n != 0) {
+        // NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): reserve() made room, so base != NULL (cap > 0)
         memcpy(b->base + b->len, p, n);
         b->len += n;
     }

@@ -94,7 +94,7 @@ typedef struct st_rm_config_doc_t {
 rm_yaml_pos_t rm_config_pos(const rm_config_doc_t *doc, const char *path, int want_key);
 
 /** Records `code` at `pos` for `path` in doc->err and returns `code`; an rm_yaml_report_fn (arg: the doc). */
-int rm_config_vreport(void *doc, int code, rm_yaml_pos_t pos, const char *path, const char *fmt, va_list ap)
+int rm_config_vreport(void *arg, int code, rm_yaml_pos_t pos, const char *path, const char *fmt, va_list ap)
     __attribute__((format(printf, 5, 0)));
 
 /** rm_config_vreport() with arguments. */

@@ -115,9 +115,10 @@ void rm_yaml_cyaml_log(cyaml_log_t level, void *arg, const char *fmt, va_list ar
 
 /** Reports libcyaml's failure `cerr` as one RM_ERR_CONFIG_PARSE error: an unknown key with the keys known at that
  *  place (from `root_fields`, the schema's top mapping), a wrong node type or an overlong string in plain words,
- *  anything else as libcyaml worded it; at the position `map` recorded for the path, else `fallback`. */
+ *  anything else as libcyaml worded it; at the position `map` recorded for the path, else `fallback`. The error goes
+ *  to `fn` with `arg`. */
 int rm_yaml_report_cyaml_error(const rm_yaml_cyaml_capture_t *cap, cyaml_err_t cerr,
                                const cyaml_schema_field_t *root_fields, const rm_yaml_pos_map_t *map,
-                               rm_yaml_pos_t fallback, rm_yaml_report_fn report, void *arg);
+                               rm_yaml_pos_t fallback, rm_yaml_report_fn fn, void *arg);
 
 #endif
