@@ -539,7 +539,9 @@ static int cmp_policy(const void *a, const void *b)
 }
 
 int rm_authz_engine_new(rm_authz_engine_t **out, const rm_authz_policy_t *const *policies, size_t num,
-                        const rm_authz_engine_opts_t *opts, char *err, size_t errlen)
+                        const rm_authz_engine_opts_t *opts,
+                        char *err, // NOLINT(readability-non-const-parameter): written through the compiler's c.err
+                        size_t errlen)
 {
     static const rm_authz_action_t list_action[LIST_COUNT] = {RM_AUTHZ_DENY, RM_AUTHZ_ALLOW, RM_AUTHZ_AUDIT};
     compiler_t c = {.err = err, .errlen = errlen};

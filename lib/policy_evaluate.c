@@ -206,7 +206,7 @@ static void lookup_string(const rm_authz_engine_t *e, const rule_list_t *l, int 
     const key_attr_t *ka = &l->keys[key];
     uint32_t tag = (uint32_t)key << 2;
     if (ka->has_exact)
-        probe(e, l, tag | SM_EXACT, s, len, x, with_dry, best);
+        probe(e, l, tag /* | SM_EXACT, which is 0 */, s, len, x, with_dry, best);
     for (size_t i = 0; i < ka->prefix.n && ka->prefix.v[i] <= len; i++)
         probe(e, l, tag | SM_PREFIX, s, ka->prefix.v[i], x, with_dry, best);
     for (size_t i = 0; i < ka->suffix.n && ka->suffix.v[i] <= len; i++)
@@ -370,9 +370,7 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
         d->audit_policy = e->rules[ai].policy;
         d->audit_rule = e->rules[ai].index;
     }
-    if (!d->allow || d->dry_run_differs || d->audit_policy != NULL)
-        d->log = 1;
-    else if ((e->opts.log_allowed || (d->policy != NULL && d->policy->log_allowed)) &&
-             sample < e->opts.log_allowed_sample)
+    if (!d->allow || d->dry_run_differs || d->audit_policy != NULL ||
+        ((e->opts.log_allowed || (d->policy != NULL && d->policy->log_allowed)) && sample < e->opts.log_allowed_sample))
         d->log = 1;
 }

@@ -245,12 +245,8 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     tls->leaf_checked = 1;
     leaf_err = judge_leaf(tls, store);
     if (tls->verify_err == 0) {
-        if (chain_err == RM_ERR_TLS_UNTRUSTED)
-            tls->verify_err = chain_err;
-        else if (leaf_err != 0)
-            tls->verify_err = leaf_err;
-        else
-            tls->verify_err = chain_err;
+        /* an untrusted chain is named before the leaf's faults; else the leaf's, else the chain's */
+        tls->verify_err = chain_err != RM_ERR_TLS_UNTRUSTED && leaf_err != 0 ? leaf_err : chain_err;
     }
     return preverify && leaf_err == 0;
 }

@@ -2,6 +2,7 @@
  * without verification) and grpc (grpc.health.v1.Health/Check over HTTP/2 cleartext, nghttp2). Blocking, in a
  * prober thread, every step bounded by the probe's timeoutSeconds. */
 #include "app_health.h"
+#include "grpc_h2.h"
 
 #include "ringmesh/tls_probe.h"
 
@@ -281,7 +282,7 @@ static int grpc_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint
     if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen == 3)
         g->http_status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
     else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0 && valuelen > 0 && valuelen < 4)
-        g->grpc_status = atoi((const char *)value); /* nghttp2 NUL-terminates header values */
+        g->grpc_status = rm_h2_parse_digits(value, valuelen, 2, 2);
     else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0)
         snprintf(g->grpc_message, sizeof(g->grpc_message), "%.*s", (int)valuelen, (const char *)value);
     return 0;

@@ -157,7 +157,7 @@ int rm__control_apply_resource(rm_control_client_t *cc, int type, const Ringmesh
         if (cc->cert_pem != NULL) {
             char why[256];
             /* The new bundle must still verify our own SVID, or every peer would refuse us. */
-            if ((ret = rm__control_rebuild_tls(cc, joined, strlen(joined), why, sizeof(why))) != 0) {
+            if (rm__control_rebuild_tls(cc, joined, strlen(joined), why, sizeof(why)) != 0) {
                 snprintf(err, errlen, "TrustBundle refused: %s", why);
                 free(joined);
                 return -EINVAL;

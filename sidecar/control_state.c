@@ -2,6 +2,7 @@
  * as they arrive and restored at start, so that a proxy restarts while the control plane is down. */
 #include "control_client_internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,26 @@ void rm__control_save_resource(rm_control_client_t *cc, int type, const Ringmesh
     rm__control_save_state(cc, name, buf, len, 1);
     free(buf);
 }
+/* The svid.validity file: three decimal integers (not before, issued at, not after) separated by blanks, nothing
+ * else but a final newline. 0, or -1 when it is anything else. */
+static int parse_validity(const char *text, long long *nb, long long *ia, long long *na)
+{
+    long long *out[3] = {nb, ia, na};
+    const char *p = text;
+    for (int i = 0; i < 3; i++) {
+        char *end;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        errno = 0;
+        *out[i] = strtoll(p, &end, 10);
+        if (end == p || errno != 0)
+            return -1;
+        p = end;
+    }
+    while (*p == ' ' || *p == '\t' || *p == '\n')
+        p++;
+    return *p == '\0' ? 0 : -1;
+}
 
 void rm__control_restore_state(rm_control_client_t *cc)
 {
@@ -86,9 +107,8 @@ void rm__control_restore_state(rm_control_client_t *cc)
             long long nb = 0, ia = 0, na = 0;
             /* the validity window, saved beside the SVID; without it, renew soon */
             state_path(cc, "svid.validity", path, sizeof(path));
-            if (rm__control_read_file(path, &meta, &meta_len) == 0 &&
-                sscanf(meta, "%lld %lld %lld", &nb, &ia, &na) == 3 && nb <= ia && ia < na &&
-                na == (long long)rm_tls_ctx_not_after(cc->client_ctx)) {
+            if (rm__control_read_file(path, &meta, &meta_len) == 0 && parse_validity(meta, &nb, &ia, &na) == 0 &&
+                nb <= ia && ia < na && na == (long long)rm_tls_ctx_not_after(cc->client_ctx)) {
                 cc->not_before = nb;
                 cc->issued_at = ia;
                 cc->not_after = na;

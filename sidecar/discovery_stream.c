@@ -66,7 +66,8 @@ static void collect_labels(rm_control_client_t *cc, node_labels_t *nl)
         rm_log_end(&l);
         return;
     }
-    for (char *line = strtok(data, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(data, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         char *eq = strchr(line, '=');
         if (eq == NULL)
             continue;
@@ -247,7 +248,7 @@ void rm__control_stream_open(rm_control_client_t *cc)
 {
     static const rm_h2_call_cbs_t cbs = {on_stream_accepted, on_stream_message, on_stream_close};
     rm_tls_ctx_t *ctx = NULL;
-    char err[512];
+    char err[512] = "";
     int ret;
 
     if ((ret = rm__control_make_ctx(cc, 1, &ctx, err, sizeof(err))) != 0 ||

@@ -246,17 +246,14 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *user)
 {
     rm_h2_call_t *call = call_of(ng, frame->hd.stream_id);
-    char v[16];
 
     (void)flags, (void)user;
     if (call == NULL || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
-        snprintf(v, sizeof(v), "%.*s", (int)(valuelen < 15 ? valuelen : 15), (const char *)value);
-        call->http_status = atoi(v); // NOLINT(cert-err34-c): at most 15 characters; not a number reads as 0
+        call->http_status = rm_h2_parse_digits(value, valuelen, 3, 0);
     } else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
-        snprintf(v, sizeof(v), "%.*s", (int)(valuelen < 15 ? valuelen : 15), (const char *)value);
-        call->grpc_status = atoi(v); // NOLINT(cert-err34-c): at most 15 characters; not a number reads as 0
+        call->grpc_status = rm_h2_parse_digits(value, valuelen, 2, 2);
         call->have_grpc_status = 1;
     } else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
         /* percent-encoded (gRPC over HTTP/2): decode %XX, keep everything else */

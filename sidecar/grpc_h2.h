@@ -17,6 +17,21 @@
 #define RM_GRPC_UNAVAILABLE 14 /* the status a call gets when the connection is lost */
 #define RM_GRPC_MAX_MESSAGE (16u << 20)
 
+/** The decimal number in v[0..len): 1 to `max_digits` ASCII digits and nothing else, else `bad`. For :status
+ *  (bad 0: not a success) and grpc-status (bad 2, UNKNOWN: a status that does not parse is not OK). */
+static inline int rm_h2_parse_digits(const uint8_t *v, size_t len, size_t max_digits, int bad)
+{
+    int n = 0;
+    if (len == 0 || len > max_digits)
+        return bad;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return bad;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
+}
+
 typedef struct st_rm_h2_conn_t rm_h2_conn_t;
 typedef struct st_rm_h2_call_t rm_h2_call_t;
 

@@ -51,11 +51,10 @@ int rm__uring_init(rm_loop_t *loop, unsigned entries)
 
 int rm__uring_attach_thread(rm_loop_t *loop)
 {
-    int ret;
     if (!loop->ring_disabled)
         return 0;
     /* liburing 2.3 declares io_uring_enable_rings() but does not export it: register directly */
-    if ((ret = (int)syscall(__NR_io_uring_register, loop->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) != 0)
+    if (syscall(__NR_io_uring_register, loop->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) != 0)
         return -errno;
     loop->ring_disabled = 0;
     return 0;

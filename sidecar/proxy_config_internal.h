@@ -118,7 +118,7 @@ int rm__proxy_config_parse(const char *path, rm_config_doc_t *doc, rm_yaml_pos_m
 /** rm__proxy_config_parse() over a document already in memory (data[0..len), NUL-terminated or not); doc->file
  *  names it in messages. */
 int rm__proxy_config_parse_text(const char *data, size_t len, rm_config_doc_t *doc, rm_yaml_pos_map_t *map,
-                                raw_config_t **raw);
+                                raw_config_t **out);
 
 /** Frees what rm__proxy_config_parse() returned. NULL is fine. */
 void rm__proxy_config_raw_free(raw_config_t *raw);

@@ -184,7 +184,7 @@ int main(int argc, char **argv)
         rm_snapshot_unref(snap);
         return 1;
     }
-    if ((ret = rm_proxy_pick_backend(&proxy, cfg->io_backend)) != 0)
+    if (rm_proxy_pick_backend(&proxy, cfg->io_backend) != 0)
         return 1;
     (void)rm_proxy_pick_kernel_tls(&proxy, cfg->kernel_tls);
     if ((ret = rm_proxy_setup(&proxy, snap)) != 0) {
