@@ -38,7 +38,7 @@ class Watcher:
 
     def close(self, mode):
         """Ends the watch: mode "close" ends the stream properly, "abort" drops the connection."""
-        self.events.put(("END", mode))
+        self.events.put(("END", mode, None, 0))
 
 
 class Store:
