@@ -284,13 +284,24 @@ typedef struct st_transfer_t {
     CURL *curl;
     const int *cancel;
     int cancelled;
+    int64_t deadline_ms; /* a watch's first byte must come by then (0: no such bound) */
+    int got_data;
+    int no_answer;
 } transfer_t;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static size_t on_data(char *data, size_t size, size_t nmemb, void *ctx)
 {
     transfer_t *t = ctx;
     size_t n = size * nmemb;
 
+    t->got_data = 1;
     if (t->status == 0)
         curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->status);
     if (t->lines != NULL && t->status >= 200 && t->status < 300) {
@@ -324,6 +335,11 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     if (t->cancel != NULL && __atomic_load_n(t->cancel, __ATOMIC_ACQUIRE)) {
         t->cancelled = 1;
+        return 1;
+    }
+    /* a watch whose server never answers (a stalled API server) is not left hanging until its overall bound */
+    if (t->deadline_ms != 0 && !t->got_data && mono_ms() > t->deadline_ms) {
+        t->no_answer = 1;
         return 1;
     }
     return 0;
@@ -397,8 +413,10 @@ static int perform(rm_kube_client_t *c, const char *method, const char *url, con
     SETOPT(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
     if (t->lines == NULL) {
         SETOPT(curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    } else if (limit_ms != 0) {
-        SETOPT(curl, CURLOPT_TIMEOUT_MS, (long)limit_ms);
+    } else {
+        t->deadline_ms = mono_ms() + c->timeout_ms;
+        if (limit_ms != 0)
+            SETOPT(curl, CURLOPT_TIMEOUT_MS, (long)limit_ms);
     }
     SETOPT(curl, CURLOPT_USERAGENT, "ringmesh-control");
     SETOPT(curl, CURLOPT_HTTPHEADER, headers);
@@ -425,6 +443,9 @@ static int perform(rm_kube_client_t *c, const char *method, const char *url, con
     const char *why = curl_err[0] != '\0' ? curl_err : curl_easy_strerror(rc);
     if (t->cancelled) {
         ret = rm_config_fail(err, errlen, RM_KUBE_ERR_CANCELLED, "%s %s: cancelled", method, url);
+    } else if (t->no_answer) {
+        ret = rm_config_fail(err, errlen, RM_KUBE_ERR_TRANSPORT, "%s %s: no answer within %u ms", method, url,
+                             c->timeout_ms);
     } else if (t->stream_ret != 0) {
         ret = t->stream_ret; /* the caller words it */
     } else if (t->too_large) {

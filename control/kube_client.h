@@ -85,7 +85,8 @@ typedef int (*rm_kube_event_cb)(void *arg, const char *type, json_t *object);
 
 /** Watches `path` (its query must hold watch=1): calls `cb` per event line, in order, until the server ends the
  *  stream (returns 0), the callback ends it, `*cancel` becomes nonzero (checked at least every second), or a failure
- *  (as above). A line that is not a JSON event ends the watch with RM_KUBE_ERR_ANSWER. `limit_ms` (0: none) bounds
+ *  (as above). A line that is not a JSON event ends the watch with RM_KUBE_ERR_ANSWER. A server that sends nothing
+ *  within the client's timeout fails it with RM_KUBE_ERR_TRANSPORT. `limit_ms` (0: none) bounds
  *  the whole watch: one still open past it (the server should have ended it by its timeoutSeconds) is stalled, and
  *  ends with RM_KUBE_ERR_TRANSPORT. */
 int rm_kube_watch(rm_kube_client_t *c, const char *path, unsigned limit_ms, rm_kube_event_cb cb, void *arg,
