@@ -59,7 +59,7 @@ static const char *scalar(const yaml_node_t *n)
 
 /* The entry of list `list_key` whose name is `name`: its `inner` mapping. */
 static int find_named(reader_t *r, yaml_node_t *root, const char *list_key, const char *inner, const char *name,
-                      yaml_node_t *at, yaml_node_t **out, char *path, size_t pathlen)
+                      yaml_node_t *at, const char *at_field, yaml_node_t **out, char *path, size_t pathlen)
 {
     yaml_node_t *list = map_get(r, root, list_key);
     if (list != NULL && list->type != YAML_SEQUENCE_NODE)
@@ -77,7 +77,7 @@ static int find_named(reader_t *r, yaml_node_t *root, const char *list_key, cons
             }
         }
     }
-    return fail_at(r, at, NULL, "no entry named \"%s\" in %s", name, list_key);
+    return fail_at(r, at, at_field, "no entry named \"%s\" in %s", name, list_key);
 }
 
 static int b64_value(int c)
@@ -267,15 +267,19 @@ int rm_kube_config_load_kubeconfig(const char *path, const char *data, size_t le
         goto Exit;
     }
     char ctxpath[96];
-    if ((ret = find_named(&r, root, "contexts", "context", cur, n, &ctx, ctxpath, sizeof(ctxpath))) != 0)
+    if ((ret = find_named(&r, root, "contexts", "context", cur, n, "current-context", &ctx, ctxpath,
+                          sizeof(ctxpath))) != 0)
         goto Exit;
     yaml_node_t *cn = map_get(&r, ctx, "cluster"), *un = map_get(&r, ctx, "user");
+    char cfield[128], ufield[128];
+    snprintf(cfield, sizeof(cfield), "%s.cluster", ctxpath);
+    snprintf(ufield, sizeof(ufield), "%s.user", ctxpath);
     if (scalar(cn) == NULL || scalar(un) == NULL) {
         ret = fail_at(&r, ctx, ctxpath, "the context needs a cluster and a user");
         goto Exit;
     }
-    if ((ret = find_named(&r, root, "clusters", "cluster", scalar(cn), cn, &cl, cpath, sizeof(cpath))) != 0 ||
-        (ret = find_named(&r, root, "users", "user", scalar(un), un, &user, upath, sizeof(upath))) != 0 ||
+    if ((ret = find_named(&r, root, "clusters", "cluster", scalar(cn), cn, cfield, &cl, cpath, sizeof(cpath))) != 0 ||
+        (ret = find_named(&r, root, "users", "user", scalar(un), un, ufield, &user, upath, sizeof(upath))) != 0 ||
         (ret = read_cluster(&r, cl, cpath, cfg)) != 0 || (ret = read_user(&r, user, upath, cfg)) != 0)
         goto Exit;
     if ((n = map_get(&r, ctx, "namespace")) != NULL && scalar(n) != NULL &&

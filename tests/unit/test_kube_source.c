@@ -171,9 +171,11 @@ static void test_kubeconfig_refusals(void **state)
                        "clusters[1].cluster: the cluster has no certificate-authority");
     kubeconfig_refused("{tokenFile: secrets/token}", "{exec: {command: aws}}",
                        "kc.yaml:13:16: users[0].user.exec: not supported");
-    kubeconfig_refused("current-context: a", "current-context: c", "kc.yaml:21:18: no entry named \"c\" in contexts");
+    kubeconfig_refused("current-context: a", "current-context: c",
+                       "kc.yaml:21:18: current-context: no entry named \"c\" in contexts");
     kubeconfig_refused("LS0tLS1CRUdJTiBDRVJU", "not*base64", "certificate-authority-data: want base64");
-    kubeconfig_refused("client-key-data: a2V5", "client-keyy: x", "a client certificate needs its key");
+    kubeconfig_refused("{tokenFile: secrets/token}", "{client-certificate: c.pem}",
+                       "kc.yaml:13:9: users[0].user: a client certificate needs its key");
     kubeconfig_refused("clusters:\n", "clusters: [\n", "kc.yaml:");
 }
 
