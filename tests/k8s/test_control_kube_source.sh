@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# ringmesh-control with --source kubernetes against the stand-in API server (tests/k8s/apiserver):
+#   - it builds the model from Services, EndpointSlices and Pods: a Discovery stream (Debian's python3-grpcio, as a
+#     pod the API knows) receives the destinations, in the mesh with the service accounts of the injected pods;
+#   - it follows a change within a second (measured from the API's request log to the control plane's log);
+#   - it survives history compaction (410 Gone: relist), dropped and cut watches, 500s and a stalled server (backoff,
+#     no crash, the last good model still served) and then follows changes again;
+#   - a policy resource the loader refuses is logged with its name and reason and skipped; the valid one is used;
+#   - a second replica lists 1,200 pods in pages of 500, restarts its list when a continue token expires, and
+#     computes the same version as the first.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib_k8s.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib_k8s.sh"
+# shellcheck source-path=SCRIPTDIR source=apiserver/lib_apiserver.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apiserver/lib_apiserver.sh"
+PY=/usr/bin/python3
+rm_require_cmds protoc jq curl openssl
+[ -x "$PY" ] && "$PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
+    rm_fail "Debian's python3-grpcio / python3-protobuf are missing: run scripts/bootstrap.sh"
+rm_setup_no_netns
+rm_control_init
+
+# no periodic bookmarks: the informers' resourceVersions stay where their last event left them (for the 410 case)
+rm_kube_api_start - --bookmark-seconds 600 --service-cidr 198.19.0.0/24
+
+# kpost PATH JSON: creates an object as the admin; fails the test on an HTTP error
+kpost() {
+    rm_kube_api POST "$1" -f -H 'Content-Type: application/json' -d "$2" >/dev/null
+}
+kdelete() {
+    rm_kube_api DELETE "$1" -f >/dev/null
+}
+pod_json() { # NS NAME SA INJECTED LABELS_JSON
+    local ann='{}'
+    [ "$4" = yes ] && ann='{"ringmesh.io/status": "{\"version\":\"test\"}"}'
+    printf '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"%s","namespace":"%s","labels":%s,"annotations":%s},
+        "spec":{"serviceAccountName":"%s","containers":[{"name":"app","image":"registry.example/app:1"}]}}' \
+        "$2" "$1" "$5" "$ann" "$3"
+}
+service_json() { # NS NAME CLUSTER_IP PORT
+    printf '{"apiVersion":"v1","kind":"Service","metadata":{"name":"%s","namespace":"%s"},
+        "spec":{"clusterIP":"%s","ports":[{"name":"tcp","port":%s,"protocol":"TCP"}]}}' "$2" "$1" "$3" "$4"
+}
+slice_json() { # NS SERVICE POD IP
+    printf '{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"%s-1","namespace":"%s",
+        "labels":{"kubernetes.io/service-name":"%s"}},"addressType":"IPv4",
+        "endpoints":[{"addresses":["%s"],"conditions":{"ready":true},"targetRef":{"kind":"Pod","name":"%s",
+        "namespace":"%s"}}],"ports":[{"name":"tcp","port":8080,"protocol":"TCP"}]}' "$2" "$1" "$2" "$4" "$3" "$1"
+}
+
+kpost /api/v1/namespaces '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop"}}'
+kpost /api/v1/namespaces/shop/pods "$(pod_json shop orders-1 orders yes '{"app":"orders"}')"
+kpost /api/v1/namespaces/shop/pods "$(pod_json shop interop-client orders yes '{"app":"client"}')"
+kpost /api/v1/namespaces/shop/pods "$(pod_json shop legacy-1 legacy no '{"app":"legacy"}')"
+kpost /api/v1/namespaces/shop/services "$(service_json shop orders 198.19.0.10 8080)"
+kpost /api/v1/namespaces/shop/services "$(service_json shop legacy 198.19.0.11 80)"
+kpost /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices "$(slice_json shop orders orders-1 198.18.5.10)"
+kpost /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices "$(slice_json shop legacy legacy-1 198.18.5.11)"
+
+PORT=$((20000 + $$ % 20000))
+# control_start NAME PORT: a replica with the Kubernetes source (a 2 s request timeout, so that a stalled API
+# server is noticed quickly); waits for control_started
+control_start() {
+    rm_bg "control-$1" - "$RM_TMP/logs/control-$1.log" "$RM_CONTROL_BIN" --source kubernetes \
+        --kubeconfig "$RM_KUBECONFIG" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 2s \
+        --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$(($2 + 1))" --state-dir "$RM_TMP/control/state-$1" \
+        --jwks "$RM_TMP/control/jwks.json" --log-level debug
+    rm_wait_log "$RM_TMP/logs/control-$1.log" '.event == "control_started"' 60 >/dev/null || {
+        cat "$RM_TMP/logs/control-$1.log" "$RM_TMP/logs/control-$1.log.stderr" >&2 || true
+        rm_fail "ringmesh-control $1 did not start"
+    }
+}
+control_start main "$PORT"
+CLOG=$RM_TMP/logs/control-main.log
+ADDR=127.0.0.1:$PORT
+BUNDLE=$RM_TMP/control/state-main/trust-bundle.pem
+
+PYOUT=$RM_TMP/py
+mkdir -p "$PYOUT"
+protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$PYOUT" ringmesh/v1/identity.proto ringmesh/v1/discovery.proto
+touch "$PYOUT/ringmesh/__init__.py" "$PYOUT/ringmesh/v1/__init__.py"
+interop() {
+    "$PY" "$RM_SOURCE_DIR/tests/e2e/tools/grpc_interop.py" "$PYOUT" "$@"
+}
+W=$RM_TMP/w
+mkdir -p "$W"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/key.pem" 2>/dev/null
+openssl req -new -key "$W/key.pem" -subj /CN=interop -out "$W/csr.pem" 2>/dev/null
+rm_token shop orders "$W/token" --pod interop-client --pod-uid 3f1c2a4e-0000-4000-8000-000000000002 --audience ringmesh
+line=$(interop sign "$ADDR" "$BUNDLE" "$W/token" "$W/csr.pem" "$W/svid" 3600)
+[ "$(rm_json "$line" .ok)" = true ] || rm_fail "no SVID for the Discovery client: $line"
+
+# destinations ADDR: the DestinationMap a Discovery stream receives (as pod shop/interop-client), as JSON
+destinations() {
+    local out
+    out=$(interop stream "$1" "$BUNDLE" "$W/svid-chain.pem" "$W/key.pem" shop orders)
+    printf '%s\n' "$out" | jq -c 'select(.step == "push" and .type == "DestinationMap") | .destinations' | tail -n 1
+}
+dest_of() { # JSON NS/NAME: the destination's JSON
+    jq -c --arg n "$2" '.[] | select(.name == $n)' <<<"$1"
+}
+
+# latency PATH_REGEX: ms from the API's last request matching PATH_REGEX to the next config_accepted of the main
+# replica (both clocks are this host's)
+latency() {
+    local t_api t_log
+    t_api=$(jq -r --arg p "$1" 'select(.path | test($p)) | select(.method != "GET") | .time' "$RM_KUBE_LOG" | tail -n 1)
+    rm_wait_log "$CLOG" ".event == \"config_accepted\" and .source == \"kubernetes\" and .services == $2" 10 >/dev/null ||
+        rm_fail "no config_accepted with $2 services after the change"
+    t_log=$(rm_log_select "$CLOG" ".event == \"config_accepted\" and .services == $2" | tail -n 1 | jq -r .ts)
+    "$PY" -c 'import sys, datetime
+t = datetime.datetime.strptime(sys.argv[2].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+print(int((t.timestamp() - float(sys.argv[1])) * 1000))' "$t_api" "$t_log"
+}
+
+case_builds_model() {
+    rm_expect_log "$CLOG" '.event == "config_accepted" and .source == "kubernetes"' "the first model is logged"
+    local d o
+    d=$(destinations "$ADDR")
+    rm_log "destinations: $d"
+    o=$(dest_of "$d" shop/orders)
+    rm_assert_eq "$(jq -c .addresses <<<"$o")" '["198.19.0.10:8080"]' "orders' cluster IP and TCP port"
+    rm_assert_eq "$(jq -r .in_mesh <<<"$o")" true "orders is in the mesh: its pod is injected"
+    rm_assert_eq "$(jq -c .identities <<<"$o")" '["spiffe://cluster.local/ns/shop/sa/orders"]' \
+        "orders is served by its pod's service account"
+    o=$(dest_of "$d" shop/legacy)
+    rm_assert_eq "$(jq -r .in_mesh <<<"$o")" false "legacy is not: its pod is not injected"
+    rm_expect_log "$CLOG" '.event == "stream_opened" and .node == "interop-client"' \
+        "the Discovery node is the pod the API knows"
+}
+
+case_follows_changes() {
+    local before ms
+    before=$(rm_log_select "$CLOG" '.event == "config_accepted"' | tail -n 1 | jq -r .services)
+    kpost /api/v1/namespaces/shop/pods "$(pod_json shop payments-1 payments yes '{"app":"payments"}')"
+    kpost /api/v1/namespaces/shop/services "$(service_json shop payments 198.19.0.20 9090)"
+    ms=$(latency '/services$' $((before + 1)))
+    rm_log "a new Service was in the model $ms ms after the API took it"
+    [ "$ms" -lt 1000 ] || rm_fail "the change took $ms ms (want < 1000)"
+    rm_assert_eq "$(dest_of "$(destinations "$ADDR")" shop/payments | jq -r .in_mesh)" false \
+        "payments is out of the mesh while no pod backs it"
+    local n o i
+    n=$(rm_log_count "$CLOG" '.event == "config_accepted"')
+    kpost /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices "$(slice_json shop payments payments-1 198.18.5.20)"
+    rm_expect_log_nth "$CLOG" '.event == "config_accepted"' $((n + 1)) "the EndpointSlice is taken"
+    o=$(dest_of "$(destinations "$ADDR")" shop/payments)
+    rm_assert_eq "$(jq -c '[.addresses, .in_mesh, .identities]' <<<"$o")" \
+        '[["198.19.0.20:9090"],true,["spiffe://cluster.local/ns/shop/sa/payments"]]' \
+        "payments is in the mesh once its injected pod backs it"
+}
+
+# change_followed NAME IP: a new Service is in the model within 10 s
+change_followed() {
+    local before
+    before=$(rm_log_select "$CLOG" '.event == "config_accepted"' | tail -n 1 | jq -r .services)
+    kpost /api/v1/namespaces/shop/services "$(service_json shop "$1" "$2" 80)"
+    rm_expect_log "$CLOG" ".event == \"config_accepted\" and .services == $((before + 1))" \
+        "service $1 is in the model" 15
+}
+
+case_410_relist() {
+    # a Service moves the global resourceVersion past the Pod informer's; compaction then makes its watch too old
+    kpost /api/v1/namespaces/shop/services "$(service_json shop compact-a 198.19.0.30 80)"
+    rm_kube_api POST /_test/compact -f >/dev/null
+    rm_kube_api POST '/_test/drop-watches?mode=close' -f >/dev/null
+    rm_expect_log "$CLOG" '.event == "kube_watch_expired" and .kind == "Pod"' "the Pod watch got 410 Gone" 15
+    change_followed after-410 198.19.0.31
+}
+
+case_dropped_watches() {
+    rm_kube_api POST '/_test/drop-watches?mode=abort' -f >/dev/null
+    rm_expect_log "$CLOG" '.event == "kube_watch_failed"' "a cut watch is logged and retried" 15
+    change_followed after-drop 198.19.0.32
+}
+
+case_server_errors() {
+    rm_kube_fault '{"path": "^/api/v1/services\\?watch", "code": 500, "count": 3}'
+    rm_kube_api POST '/_test/drop-watches?mode=close&resource=/services' -f >/dev/null
+    rm_expect_log "$CLOG" '.event == "kube_watch_failed" and .kind == "Service" and .status == 500
+        and (.reason | test("HTTP 500: injected fault"))' "a 500 is logged with the URL and the API's message" 15
+    local n
+    rm_wait_log "$CLOG" '.event == "kube_watch_failed" and .status == 500' 15 >/dev/null
+    sleep 3
+    n=$(rm_log_count "$CLOG" '.event == "kube_watch_failed" and .status == 500')
+    rm_assert_eq "$n" 3 "each of the 3 failures is retried (then the watch is back)"
+    rm_log_select "$CLOG" '.event == "kube_watch_failed" and .status == 500' | jq -r .retryMs |
+        while read -r ms; do [ "$ms" -le 10000 ] || rm_fail "a retry waited $ms ms (cap 10000)"; done
+    change_followed after-500 198.19.0.33
+}
+
+case_stalled_server() {
+    local before d
+    before=$(rm_log_count "$CLOG" '.event == "config_accepted"')
+    rm_kube_fault '{"path": "^/api/v1/services\\?watch", "action": "stall", "seconds": 5, "count": 2}'
+    rm_kube_api POST '/_test/drop-watches?mode=close&resource=/services' -f >/dev/null
+    rm_expect_log "$CLOG" '.event == "kube_watch_failed" and .kind == "Service" and (.reason | test("no answer within 2000 ms"))' \
+        "a stalled watch is given up after the request timeout" 15
+    # meanwhile the last good model is served
+    d=$(destinations "$ADDR")
+    rm_assert_eq "$(dest_of "$d" shop/orders | jq -r .in_mesh)" true "the last good model is still served"
+    rm_alive control-main || rm_fail "the control plane died"
+    rm_assert_eq "$(rm_log_count "$CLOG" '.event == "config_accepted"')" "$before" "no model was built from nothing"
+    change_followed after-stall 198.19.0.34
+}
+
+case_invalid_policy_skipped() {
+    kpost /apis/apiextensions.k8s.io/v1/customresourcedefinitions '{"apiVersion":"apiextensions.k8s.io/v1",
+        "kind":"CustomResourceDefinition","metadata":{"name":"authorizationpolicies.ringmesh.io"},
+        "spec":{"group":"ringmesh.io","scope":"Namespaced","names":{"plural":"authorizationpolicies",
+        "singular":"authorizationpolicy","kind":"AuthorizationPolicy","listKind":"AuthorizationPolicyList"},
+        "versions":[{"name":"v1alpha1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object",
+        "properties":{"spec":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}]}}'
+    rm_expect_log "$CLOG" '.event == "kube_watch_started" and .kind == "AuthorizationPolicy" and .group == "ringmesh.io"' \
+        "the policy informer starts when its CRD appears" 15
+    kpost /apis/ringmesh.io/v1alpha1/namespaces/shop/authorizationpolicies '{"apiVersion":"ringmesh.io/v1alpha1",
+        "kind":"AuthorizationPolicy","metadata":{"name":"bad-action","namespace":"shop"},
+        "spec":{"action":"PERMIT","rules":[{}]}}'
+    kpost /apis/ringmesh.io/v1alpha1/namespaces/shop/authorizationpolicies '{"apiVersion":"ringmesh.io/v1alpha1",
+        "kind":"AuthorizationPolicy","metadata":{"name":"orders-allow","namespace":"shop"},
+        "spec":{"selector":{"matchLabels":{"app":"orders"}},"action":"ALLOW","rules":[{}]}}'
+    rm_expect_log "$CLOG" '.event == "config_rejected" and .source == "kubernetes" and .kind == "AuthorizationPolicy"
+        and .namespace == "shop" and .name == "bad-action" and .field == "spec.action" and (.reason | test("PERMIT"))' \
+        "the invalid policy is logged with its name, field and reason" 15
+    rm_expect_log "$CLOG" '.event == "config_accepted" and .policies == 1' "the valid policy is used" 15
+    rm_alive control-main || rm_fail "the control plane died"
+}
+
+make_bulk_pods() {
+    kpost /api/v1/namespaces '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bulk"}}'
+    "$PY" - "$RM_KUBE_URL" "$RM_KUBE_CA" "$RM_KUBE_TOKEN" <<'EOF' || rm_fail "could not create the 1,200 pods"
+import http.client, json, ssl, sys, urllib.parse
+url, ca, token = sys.argv[1:4]
+u = urllib.parse.urlsplit(url)
+conn = http.client.HTTPSConnection(u.hostname, u.port, context=ssl.create_default_context(cafile=ca), timeout=30)
+for i in range(1200):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bulk-%04d" % i, "namespace": "bulk",
+           "labels": {"app": "bulk"}}, "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}}
+    conn.request("POST", "/api/v1/namespaces/bulk/pods", json.dumps(pod),
+                 {"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 201:
+        sys.exit("pod %d: HTTP %d %s" % (i, r.status, body[:200]))
+EOF
+}
+
+case_pagination_and_replicas() {
+    local l2=$RM_TMP/logs/control-second.log
+    rm_expect_log "$l2" '.event == "kube_list_restarted" and .kind == "Pod"' "an expired continue token restarts the list"
+    local pages
+    pages=$(tail -n +"$((MARK + 1))" "$RM_KUBE_LOG" | jq -r 'select(.method == "GET" and (.path | test("^/api/v1/pods\\?limit=500"))) | "\(.code) \(.path | test("continue="))"')
+    rm_log "pod list requests (status, continued): $(tr '\n' ' ' <<<"$pages")"
+    rm_assert_eq "$(grep -c '^200 ' <<<"$pages")" 4 "1 page, then (after the 410) 3 pages of at most 500"
+    rm_assert_eq "$(grep -c '^410 true' <<<"$pages")" 1 "one expired continue token"
+    # same inputs, same version: the second replica's first model is the one the first replica serves
+    local v2 v1
+    v2=$(rm_log_select "$l2" '.event == "config_accepted"' | head -n 1 | jq -r .version)
+    rm_wait_log "$CLOG" ".event == \"config_accepted\" and .version == \"$v2\"" 15 >/dev/null ||
+        rm_wait_log "$CLOG" ".event == \"config_unchanged\" and .version == \"$v2\"" 5 >/dev/null || true
+    v1=$(curl -sf "http://127.0.0.1:$((PORT + 1))/metrics" | sed -n 's/^ringmesh_control_config_info{version="\([0-9a-f]*\)".*/\1/p')
+    rm_assert_eq "$v1" "$v2" "both replicas serve version $v2"
+}
+
+rm_case "the model is built from the API" case_builds_model
+rm_case "a change is followed within a second" case_follows_changes
+rm_case "410 Gone after compaction: relist" case_410_relist
+rm_case "dropped watches are resumed" case_dropped_watches
+rm_case "500s: logged, backed off, retried" case_server_errors
+rm_case "a stalled server: given up, last good model kept" case_stalled_server
+rm_case "an invalid policy is skipped with a reason" case_invalid_policy_skipped
+make_bulk_pods
+# the first page's continue token expires once: the list starts again from the beginning
+rm_kube_fault '{"path": "^/api/v1/pods\\?limit=500&continue=", "code": 410, "count": 1}'
+MARK=$(wc -l <"$RM_KUBE_LOG")
+control_start second $((PORT + 2))
+rm_case "1,200 pods in pages; two replicas agree" case_pagination_and_replicas
+rm_stop control-second
+rm_alive control-main || rm_fail "the control plane died"
+rm_finish
