@@ -329,6 +329,15 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ctx)
     return n;
 }
 
+/* The status line and headers count as an answer: a watch with no events yet has sent them. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    transfer_t *t = ctx;
+    (void)data;
+    t->got_data = 1;
+    return size * nmemb;
+}
+
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     transfer_t *t = ctx;
@@ -428,6 +437,8 @@ static int perform(rm_kube_client_t *c, const char *method, const char *url, con
     }
     SETOPT(curl, CURLOPT_WRITEFUNCTION, on_data);
     SETOPT(curl, CURLOPT_WRITEDATA, t);
+    SETOPT(curl, CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(curl, CURLOPT_HEADERDATA, t);
     SETOPT(curl, CURLOPT_NOPROGRESS, 0L);
     SETOPT(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
     SETOPT(curl, CURLOPT_XFERINFODATA, t);

@@ -170,8 +170,10 @@ case_410_relist() {
 }
 
 case_dropped_watches() {
+    local n
+    n=$(rm_log_count "$CLOG" '.event == "kube_watch_failed"')
     rm_kube_api POST '/_test/drop-watches?mode=abort' -f >/dev/null
-    rm_expect_log "$CLOG" '.event == "kube_watch_failed"' "a cut watch is logged and retried" 15
+    rm_expect_log_nth "$CLOG" '.event == "kube_watch_failed"' $((n + 1)) "a cut watch is logged and retried"
     change_followed after-drop 198.19.0.32
 }
 
@@ -191,8 +193,10 @@ case_server_errors() {
 }
 
 case_stalled_server() {
-    local before d
+    local before d n
     before=$(rm_log_count "$CLOG" '.event == "config_accepted"')
+    n=$(rm_log_count "$CLOG" '.event == "kube_watch_failed" and (.reason | test("no answer within"))')
+    rm_assert_eq "$n" 0 "no watch was given up before the server stalled"
     rm_kube_fault '{"path": "^/api/v1/services\\?watch", "action": "stall", "seconds": 5, "count": 2}'
     rm_kube_api POST '/_test/drop-watches?mode=close&resource=/services' -f >/dev/null
     rm_expect_log "$CLOG" '.event == "kube_watch_failed" and .kind == "Service" and (.reason | test("no answer within 2000 ms"))' \
