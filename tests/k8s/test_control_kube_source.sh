@@ -231,6 +231,34 @@ case_invalid_policy_skipped() {
     rm_alive control-main || rm_fail "the control plane died"
 }
 
+case_crds_come_and_go() {
+    # Istio's resource with both versions served: v1 is watched (never both: each object would be read twice)
+    kpost /apis/apiextensions.k8s.io/v1/customresourcedefinitions '{"apiVersion":"apiextensions.k8s.io/v1",
+        "kind":"CustomResourceDefinition","metadata":{"name":"peerauthentications.security.istio.io"},
+        "spec":{"group":"security.istio.io","scope":"Namespaced","names":{"plural":"peerauthentications",
+        "singular":"peerauthentication","kind":"PeerAuthentication","listKind":"PeerAuthenticationList"},
+        "versions":[{"name":"v1beta1","served":true,"storage":false,"schema":{"openAPIV3Schema":{"type":"object",
+        "properties":{"spec":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}},
+        {"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object",
+        "properties":{"spec":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}]}}'
+    rm_expect_log "$CLOG" '.event == "kube_watch_started" and .kind == "PeerAuthentication"
+        and .group == "security.istio.io" and .version == "v1"' "Istio's PeerAuthentication is watched at v1" 15
+    kpost /apis/security.istio.io/v1/namespaces/shop/peerauthentications '{"apiVersion":"security.istio.io/v1",
+        "kind":"PeerAuthentication","metadata":{"name":"default","namespace":"shop"},"spec":{"mtls":{"mode":"STRICT"}}}'
+    rm_expect_log "$CLOG" '.event == "config_accepted" and .peerAuthentications == 1' "the PeerAuthentication is used" 15
+    rm_assert_eq "$(rm_log_count "$CLOG" '.event == "kube_watch_started" and .version == "v1beta1"')" 0 \
+        "v1beta1 is not watched as well"
+    # the CRD goes: its informer stops and its objects leave the model
+    local n
+    n=$(rm_log_count "$CLOG" '.event == "config_accepted"')
+    kdelete /apis/apiextensions.k8s.io/v1/customresourcedefinitions/peerauthentications.security.istio.io
+    rm_expect_log "$CLOG" '.event == "kube_watch_stopped" and .kind == "PeerAuthentication"' \
+        "the informer stops when its CRD goes" 15
+    rm_expect_log_nth "$CLOG" '.event == "config_accepted"' $((n + 1)) "a new model after the CRD went"
+    rm_assert_eq "$(rm_json "$RM_LINE" '[.peerAuthentications, .policies] | join(" ")')" "0 1" \
+        "its objects left the model, the others stay"
+}
+
 make_bulk_pods() {
     kpost /api/v1/namespaces '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bulk"}}'
     "$PY" - "$RM_KUBE_URL" "$RM_KUBE_CA" "$RM_KUBE_TOKEN" <<'EOF' || rm_fail "could not create the 1,200 pods"
@@ -274,6 +302,7 @@ rm_case "dropped watches are resumed" case_dropped_watches
 rm_case "500s: logged, backed off, retried" case_server_errors
 rm_case "a stalled server: given up, last good model kept" case_stalled_server
 rm_case "an invalid policy is skipped with a reason" case_invalid_policy_skipped
+rm_case "policy informers follow their CRDs" case_crds_come_and_go
 make_bulk_pods
 # the first page's continue token expires once: the list starts again from the beginning
 rm_kube_fault '{"path": "^/api/v1/pods\\?limit=500&continue=", "code": 410, "count": 1}'
@@ -281,5 +310,25 @@ MARK=$(wc -l <"$RM_KUBE_LOG")
 control_start second $((PORT + 2))
 rm_case "1,200 pods in pages; two replicas agree" case_pagination_and_replicas
 rm_stop control-second
+
+# A token file that holds a token the API refuses: the first lists fail with 401 (each one read the file again
+# before giving up); once the kubelet-style rotation writes a good token, the next list reads it and succeeds.
+printf 'revoked-token\n' >"$RM_TMP/rotating-token"
+sed -e "s|token: \"$RM_KUBE_TOKEN\"|tokenFile: \"$RM_TMP/rotating-token\"|" "$RM_KUBECONFIG" >"$RM_TMP/kubeconfig-file-token"
+grep -q tokenFile "$RM_TMP/kubeconfig-file-token" || rm_fail "could not write a kubeconfig with a token file"
+rm_bg control-rotating - "$RM_TMP/logs/control-rotating.log" "$RM_CONTROL_BIN" --source kubernetes \
+    --kubeconfig "$RM_TMP/kubeconfig-file-token" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 2s \
+    --listen "127.0.0.1:$((PORT + 4))" --admin-listen off --state-dir "$RM_TMP/control/state-rotating" \
+    --jwks "$RM_TMP/control/jwks.json"
+case_token_rotation() {
+    local l=$RM_TMP/logs/control-rotating.log
+    rm_expect_log "$l" '.event == "kube_list_failed" and .status == 401 and (.reason | test("HTTP 401"))' \
+        "a refused token fails the list with the API's 401" 15
+    printf '%s\n' "$RM_KUBE_TOKEN" >"$RM_TMP/rotating-token"
+    rm_expect_log "$l" '.event == "control_started"' "the rotated token is read and the control plane starts" 30
+    rm_expect_no_log "$l" '(tostring | test("'"$RM_KUBE_TOKEN"'"))' "no token in the log"
+}
+rm_case "a rotated token file is read again" case_token_rotation
+rm_stop control-rotating
 rm_alive control-main || rm_fail "the control plane died"
 rm_finish
