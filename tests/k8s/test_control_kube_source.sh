@@ -17,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib_k8s.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/apiserver/lib_apiserver.sh"
 PY=/usr/bin/python3
 rm_require_cmds protoc jq curl openssl
-[ -x "$PY" ] && "$PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
+"$PY" -c "import grpc, google.protobuf" 2>/dev/null ||
     rm_fail "Debian's python3-grpcio / python3-protobuf are missing: run scripts/bootstrap.sh"
 rm_setup_no_netns
 rm_control_init
