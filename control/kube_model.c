@@ -150,6 +150,17 @@ static char *policy_document(const json_t *obj)
     for (size_t i = 0; keep[i] != NULL; i++)
         if (json_object_get(md, keep[i]) != NULL)
             json_object_set(nmd, keep[i], json_object_get(md, keep[i]));
+    /* only the annotations the policy loader reads (ringmesh.io/..., istio.io/...): others, such as kubectl's
+     * last-applied-configuration (the whole object again), are no concern of the mesh */
+    json_t *ann = json_object_get(nmd, "annotations");
+    if (json_is_object(ann)) {
+        json_t *kept = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach(ann, k, v) if (strncmp(k, "ringmesh.io/", 12) == 0 || strncmp(k, "istio.io/", 9) == 0)
+            json_object_set(kept, k, v);
+        json_object_set_new(nmd, "annotations", kept);
+    }
     json_object_set(doc, "metadata", nmd);
     if (json_object_get(obj, "spec") != NULL)
         json_object_set(doc, "spec", json_object_get(obj, "spec"));
