@@ -60,11 +60,11 @@ kpost /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices "$(slice_json sho
 kpost /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices "$(slice_json shop legacy legacy-1 198.18.5.11)"
 
 PORT=$((20000 + $$ % 20000))
-# control_start NAME PORT: a replica with the Kubernetes source (a 2 s request timeout, so that a stalled API
+# control_start NAME PORT: a replica with the Kubernetes source (a 3 s request timeout, so that a stalled API
 # server is noticed quickly); waits for control_started
 control_start() {
     rm_bg "control-$1" - "$RM_TMP/logs/control-$1.log" "$RM_CONTROL_BIN" --source kubernetes \
-        --kubeconfig "$RM_KUBECONFIG" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 2s \
+        --kubeconfig "$RM_KUBECONFIG" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 3s \
         --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$(($2 + 1))" --state-dir "$RM_TMP/control/state-$1" \
         --jwks "$RM_TMP/control/jwks.json" --log-level debug
     rm_wait_log "$RM_TMP/logs/control-$1.log" '.event == "control_started"' 60 >/dev/null || {
@@ -197,9 +197,9 @@ case_stalled_server() {
     before=$(rm_log_count "$CLOG" '.event == "config_accepted"')
     n=$(rm_log_count "$CLOG" '.event == "kube_watch_failed" and (.reason | test("no answer within"))')
     rm_assert_eq "$n" 0 "no watch was given up before the server stalled"
-    rm_kube_fault '{"path": "^/api/v1/services\\?watch", "action": "stall", "seconds": 5, "count": 2}'
+    rm_kube_fault '{"path": "^/api/v1/services\\?watch", "action": "stall", "seconds": 8, "count": 2}'
     rm_kube_api POST '/_test/drop-watches?mode=close&resource=/services' -f >/dev/null
-    rm_expect_log "$CLOG" '.event == "kube_watch_failed" and .kind == "Service" and (.reason | test("no answer within 2000 ms"))' \
+    rm_expect_log "$CLOG" '.event == "kube_watch_failed" and .kind == "Service" and (.reason | test("no answer within 3000 ms"))' \
         "a stalled watch is given up after the request timeout" 15
     # meanwhile the last good model is served
     d=$(destinations "$ADDR")
@@ -317,7 +317,7 @@ printf 'revoked-token\n' >"$RM_TMP/rotating-token"
 sed -e "s|token: \"$RM_KUBE_TOKEN\"|tokenFile: \"$RM_TMP/rotating-token\"|" "$RM_KUBECONFIG" >"$RM_TMP/kubeconfig-file-token"
 grep -q tokenFile "$RM_TMP/kubeconfig-file-token" || rm_fail "could not write a kubeconfig with a token file"
 rm_bg control-rotating - "$RM_TMP/logs/control-rotating.log" "$RM_CONTROL_BIN" --source kubernetes \
-    --kubeconfig "$RM_TMP/kubeconfig-file-token" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 2s \
+    --kubeconfig "$RM_TMP/kubeconfig-file-token" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 3s \
     --listen "127.0.0.1:$((PORT + 4))" --admin-listen off --state-dir "$RM_TMP/control/state-rotating" \
     --jwks "$RM_TMP/control/jwks.json"
 case_token_rotation() {
