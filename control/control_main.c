@@ -352,6 +352,15 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
     return 0;
 }
 
+/* Whether SIGTERM or SIGINT is pending: they are blocked until the control plane serves, and a start that waits on
+ * the Kubernetes API asks this so that it can be stopped meanwhile. */
+static int stop_requested(void *arg)
+{
+    sigset_t pending;
+    (void)arg;
+    return sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+}
+
 static void log_fatal(const char *event, const char *what, int err, const char *msg)
 {
     rm_log_line_t l;
@@ -395,12 +404,19 @@ int main(int argc, char **argv)
 
     const char *origin = o.config_dir;
     if (strcmp(o.source, "kubernetes") == 0) {
-        rm_source_kube_config_t kc = {
-            .kubeconfig = o.kubeconfig, .mesh_config = o.mesh_config, .timeout_ms = o.kube_timeout_ms};
+        rm_source_kube_config_t kc = {.kubeconfig = o.kubeconfig,
+                                      .mesh_config = o.mesh_config,
+                                      .timeout_ms = o.kube_timeout_ms,
+                                      .should_stop = stop_requested};
         origin = o.kubeconfig != NULL ? o.kubeconfig : "in-cluster";
         ret = rm_source_kube_create(&kc, &src, &model, err, sizeof(err));
     } else {
         ret = rm_source_file_create(o.config_dir, &src, &model, err, sizeof(err));
+    }
+    if (ret == -ECANCELED) {
+        rm_log_msg(RM_LOG_INFO, "control_stopping", err);
+        status = 0;
+        goto Exit;
     }
     if (ret != 0) {
         log_fatal("config_invalid", origin, ret, err);

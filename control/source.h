@@ -77,13 +77,17 @@ typedef struct st_rm_source_kube_config_t {
     unsigned sync_timeout_ms; /* how long create waits for the first lists (0: 60 s) */
     unsigned watch_seconds;   /* watches' timeoutSeconds (0: 300) */
     unsigned debounce_ms;     /* a rebuild waits until the objects were quiet this long (0: 100 ms), at most 1 s */
+    /* Optional: asked while create waits for the first lists (every 200 ms at most); nonzero gives up the wait
+     * (create then fails with -ECANCELED), so that a process told to stop while the API is away does stop. */
+    int (*should_stop)(void *arg);
+    void *should_stop_arg;
 } rm_source_kube_config_t;
 
 /** Creates the Kubernetes source: connects, lists Namespaces, Pods, Services, EndpointSlices, the
  *  CustomResourceDefinitions and the policy resources whose CRDs exist, and builds the first model (*initial, the
  *  caller's reference). Fails, with the reason in `err`, when the configuration or the MeshConfig is invalid or the
- *  first lists do not complete within the sync timeout. The informers keep watching from then on; changes are
- *  delivered after start(). */
+ *  first lists do not complete within the sync timeout (or -ECANCELED when should_stop said so meanwhile). The
+ * informers keep watching from then on; changes are delivered after start(). */
 int rm_source_kube_create(const rm_source_kube_config_t *cfg, rm_source_t **out, rm_mesh_model_t **initial, char *err,
                           size_t errlen);
 

@@ -80,6 +80,8 @@ typedef struct st_kube_source_t {
     int64_t mesh_checked_ms;
     rm_source_update_cb cb;
     void *cb_arg;
+    int (*should_stop)(void *arg); /* while create waits */
+    void *should_stop_arg;
     int running;
     pthread_t thread;
 } kube_source_t;
@@ -599,6 +601,10 @@ static int wait_synced(kube_source_t *ks, int64_t deadline, char *err, size_t er
         if (pending == NULL)
             return 0;
         int64_t now = now_ms();
+        if (ks->should_stop != NULL && ks->should_stop(ks->should_stop_arg)) {
+            snprintf(err, errlen, "%s: stopped while waiting for the first lists", rm_kube_client_server(ks->client));
+            return -ECANCELED;
+        }
         if (now >= deadline) {
             const char *why = rm_kube_informer_last_error(pending);
             snprintf(err, errlen, "%s: the first list of %s did not complete within %u ms%s%s",
@@ -638,6 +644,8 @@ int rm_source_kube_create(const rm_source_kube_config_t *cfg, rm_source_t **out,
     ks->super.ops = &kube_source_ops;
     ks->cfg = *cfg;
     ks->cfg.kubeconfig = ks->cfg.sa_dir = ks->cfg.mesh_config = NULL; /* not kept */
+    ks->should_stop = cfg->should_stop;
+    ks->should_stop_arg = cfg->should_stop_arg;
     if (ks->cfg.timeout_ms == 0)
         ks->cfg.timeout_ms = 30000;
     if (ks->cfg.sync_timeout_ms == 0)

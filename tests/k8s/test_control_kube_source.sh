@@ -330,5 +330,54 @@ case_token_rotation() {
 }
 rm_case "a rotated token file is read again" case_token_rotation
 rm_stop control-rotating
+
+# In a pod: no kubeconfig; the API's address from KUBERNETES_SERVICE_HOST/PORT, its CA and the token from
+# /var/run/secrets/kubernetes.io/serviceaccount, here a tmpfs over /run in a mount namespace of the process's own.
+SA_SRC=$RM_TMP/serviceaccount
+mkdir -p "$SA_SRC"
+cp "$RM_KUBE_CA" "$SA_SRC/ca.crt"
+printf '%s\n' "$RM_KUBE_TOKEN" >"$SA_SRC/token"
+printf 'ringmesh-system\n' >"$SA_SRC/namespace"
+# shellcheck disable=SC2016 # the inner script's arguments expand in the inner shell
+rm_bg control-incluster - "$RM_TMP/logs/control-incluster.log" env KUBERNETES_SERVICE_HOST=127.0.0.1 \
+    KUBERNETES_SERVICE_PORT="$RM_KUBE_PORT" unshare -m --propagation private sh -c \
+    'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && cp -r "$1" /run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"' \
+    sh "$SA_SRC" "$RM_CONTROL_BIN" --source kubernetes --mesh-config "$RM_TMP/control/mesh/mesh.yaml" \
+    --listen "127.0.0.1:$((PORT + 6))" --admin-listen off --state-dir "$RM_TMP/control/state-incluster" \
+    --jwks "$RM_TMP/control/jwks.json"
+# A kubeconfig naming another CA: the API server's certificate does not verify, and nothing is sent to it
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$RM_TMP/other-ca.key" \
+    -out "$RM_TMP/other-ca.pem" -days 1 -subj /CN=other-ca 2>/dev/null || rm_fail "openssl: other CA"
+sed -e "s|certificate-authority: \"$RM_KUBE_CA\"|certificate-authority: \"$RM_TMP/other-ca.pem\"|" "$RM_KUBECONFIG" \
+    >"$RM_TMP/kubeconfig-other-ca"
+grep -q other-ca "$RM_TMP/kubeconfig-other-ca" || rm_fail "could not write a kubeconfig with another CA"
+rm_bg control-wrongca - "$RM_TMP/logs/control-wrongca.log" "$RM_CONTROL_BIN" --source kubernetes \
+    --kubeconfig "$RM_TMP/kubeconfig-other-ca" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 3s \
+    --listen "127.0.0.1:$((PORT + 8))" --admin-listen off --state-dir "$RM_TMP/control/state-wrongca" \
+    --jwks "$RM_TMP/control/jwks.json"
+case_in_cluster() {
+    local l=$RM_TMP/logs/control-incluster.log
+    rm_expect_log "$l" '.event == "control_started" and .source == "kubernetes"' \
+        "the in-cluster configuration reaches the API" 30
+    rm_expect_log "$l" '.event == "config_accepted" and .version == "'"$(rm_log_select "$CLOG" '.event == "config_accepted"' | tail -n 1 | jq -r .version)"'"' \
+        "and builds the model the other replica serves"
+}
+case_wrong_ca() {
+    local l=$RM_TMP/logs/control-wrongca.log
+    rm_expect_log "$l" '.event == "kube_list_failed" and (.reason | test("TLS failed"))
+        and (.reason | test("kubeconfig-other-ca"))' "an API server that does not chain to the CA is refused" 15
+    rm_expect_no_log "$l" '.event == "control_started"' "and the control plane does not serve without the API"
+    # told to stop while it waits for the API, it stops at once
+    local t0
+    t0=$(rm_now_ms)
+    rm_stop control-wrongca
+    rm_log "stopped in $(($(rm_now_ms) - t0)) ms while waiting for the API"
+    rm_expect_log "$l" '.event == "control_stopping" and (.msg | test("stopped while waiting for the first lists"))' \
+        "it says why it stops"
+}
+rm_case "the in-cluster configuration" case_in_cluster
+rm_case "TLS only with the cluster's CA" case_wrong_ca
+rm_stop control-incluster
+rm_stop control-wrongca 2>/dev/null || true
 rm_alive control-main || rm_fail "the control plane died"
 rm_finish
