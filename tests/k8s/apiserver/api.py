@@ -10,6 +10,7 @@ import copy
 import json
 import queue
 import socket
+import threading
 import time
 
 import objects
@@ -124,10 +125,21 @@ class ResourceVerbs:
             raise ApiError(objects.invalid(res, obj["metadata"].get("name", ""), causes))
         return out
 
-    def require_namespace(self, res, namespace):
-        if res.namespaced and self.server.store.get("/namespaces", "", namespace) is None:
+    def require_namespace(self, res, namespace, name=""):
+        if not res.namespaced:
+            return
+        ns = self.server.store.get("/namespaces", "", namespace)
+        if ns is None:
             raise ApiError(objects.status(404, "NotFound", 'namespaces "%s" not found' % namespace,
                                           {"name": namespace, "kind": "namespaces"}))
+        if ns["metadata"].get("deletionTimestamp"):
+            raise ApiError(objects.status(403, "Forbidden", "%s \"%s\" is forbidden: unable to create new content in "
+                                          "namespace %s because it is being terminated" % (
+                                              res.group_resource, name, namespace),
+                                          {"kind": res.plural, "causes": [{"reason": "NamespaceTerminating",
+                                                                           "message": "namespace %s is being "
+                                                                           "terminated" % namespace,
+                                                                           "field": "metadata.namespace"}]}))
 
     def after_write(self, res, obj, deleted=False):
         """Side effects of a write: CRDs change what is served; a new namespace gets its default ServiceAccount."""
@@ -321,7 +333,7 @@ class ResourceVerbs:
             return self.tokenreview(body)
         obj = self.read_object(res, body)
         self.place(res, obj, namespace)
-        self.require_namespace(res, namespace)
+        self.require_namespace(res, namespace, obj["metadata"].get("name") or "")
         cause = objects.fill_create(res, obj, self.server.allocator)
         allocated = obj.get("spec", {}).get("clusterIP") if res.kind == "Service" and not cause else None
         try:
@@ -431,10 +443,39 @@ class ResourceVerbs:
             if obj is None:
                 raise ApiError(objects.not_found(res, name))
             return self.send_json(200, self.served(res, obj))
+        if res.kind == "Namespace":
+            return self.send_json(200, self.served(res, self.terminate_namespace(res, name)))
         gone = self.delete_one(res, namespace, name, (options or {}).get("preconditions"))
         if gone is None:
             raise ApiError(objects.not_found(res, name))
         self.send_json(200, self.served(res, gone))
+
+    def terminate_namespace(self, res, name):
+        """As the namespace lifecycle does: the namespace turns Terminating at once (deletionTimestamp set, new
+        content refused), its content and then the namespace itself are deleted --namespace-finalize-seconds
+        later, as the namespace controller would."""
+        store = self.server.store
+        with store.lock:
+            ns = store.get(res.gr, "", name)
+            if ns is None:
+                raise ApiError(objects.not_found(res, name))
+            if ns["metadata"].get("deletionTimestamp"):
+                return ns
+            ns["metadata"]["deletionTimestamp"] = objects.now()
+            ns["metadata"]["deletionGracePeriodSeconds"] = 0
+            ns["status"] = {"phase": "Terminating"}
+            ns = store.put(res.gr, ns, lambda old: None)
+
+        def finalize():
+            for r in self.server.registry.resources:
+                if r.namespaced:
+                    for o in store.list(r.gr, name)[1]:
+                        self.delete_one(r, name, o["metadata"]["name"])
+            self.delete_one(res, "", name)
+        timer = threading.Timer(self.server.namespace_finalize_seconds, finalize)
+        timer.daemon = True
+        timer.start()
+        return ns
 
     def do_delete_collection(self, res, namespace):
         match = self.selectors(res)

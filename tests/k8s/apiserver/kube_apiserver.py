@@ -335,6 +335,7 @@ class Server(ThreadingHTTPServer):
         self.git_version = args.git_version
         self.bookmark_seconds = args.bookmark_seconds
         self.watch_timeout = args.watch_timeout
+        self.namespace_finalize_seconds = args.namespace_finalize_seconds
         super().__init__(address, Handler, bind_and_activate=True)
         self.seed()
 
@@ -401,6 +402,8 @@ def main():
     p.add_argument("--service-cidr", default="10.96.0.0/16", help="where Services' cluster IPs come from")
     p.add_argument("--history", type=int, default=5000, help="how many events the history keeps")
     p.add_argument("--bookmark-seconds", type=float, default=5.0, help="idle time before a watch gets a BOOKMARK")
+    p.add_argument("--namespace-finalize-seconds", type=float, default=0.5,
+                   help="how long a deleted namespace stays Terminating before it and its content are deleted")
     p.add_argument("--watch-timeout", type=int, default=1800, help="a watch without timeoutSeconds ends after this")
     args = p.parse_args()
     if not args.token and not args.tokenreview_table:

@@ -73,7 +73,7 @@ def serve(handler, path):
         if "protobuf" in (handler.headers.get("Accept") or ""):
             data = v2_protobuf(handler.server.git_version)
             handler.send_response(200)
-            handler.send_header("Content-Type", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+            handler.send_header("Content-Type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
             handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
             handler.wfile.write(data)

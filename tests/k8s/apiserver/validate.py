@@ -173,6 +173,8 @@ def check_endpointslice(errs, obj):
     elif at not in ("IPv4", "IPv6", "FQDN"):
         errs.unsupported("addressType", at, ["FQDN", "IPv4", "IPv6"])
     for i, ep in enumerate(obj.get("endpoints") or []):
+        if at not in ("IPv4", "IPv6", "FQDN"):
+            break  # addresses are checked against the address type
         addrs = ep.get("addresses")
         if not addrs:
             errs.required("endpoints[%d].addresses" % i, "must contain at least 1 address")
