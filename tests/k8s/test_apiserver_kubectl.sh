@@ -257,8 +257,9 @@ rm_kube_api GET /_test/objects -f >"$D/served/held-before-delete.json"
 
 # --- get, get -o json, delete
 rm_kube_ctl get all -n shop >"$D/all.txt"
-grep -q '^deployment.apps/orders' "$D/all.txt" && grep -q '^service/orders' "$D/all.txt" ||
+if ! grep -q '^deployment.apps/orders' "$D/all.txt" || ! grep -q '^service/orders' "$D/all.txt"; then
     rm_fail "kubectl get all: $(cat "$D/all.txt")"
+fi
 rm_kube_ctl get ns,sa,endpointslices,crd,authorizationpolicies -A -o json | keep lists
 out=$(rm_kube_ctl delete -f "$D/policy.yaml" -f "$D/app.yaml" 2>&1)
 grep -q 'deployment.apps "orders" deleted' <<<"$out" || rm_fail "kubectl delete -f: $out"

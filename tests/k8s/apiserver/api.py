@@ -277,7 +277,7 @@ class ResourceVerbs:
                 try:
                     etype, obj, old, rv = watcher.events.get(timeout=min(left, self.server.bookmark_seconds))
                 except queue.Empty:
-                    if not bookmarks:
+                    if not bookmarks or time.monotonic() >= deadline:
                         continue
                     with store.lock:
                         if not watcher.events.empty():

@@ -85,7 +85,8 @@ class Informer(threading.Thread):
                     if ev["type"] == "BOOKMARK":
                         self.events.put(("BOOKMARK", None, ev["raw_object"]["metadata"]["resourceVersion"]))
                     else:
-                        self.events.put((ev["type"], ev["object"].metadata.name, ev["object"].metadata.resource_version))
+                        md = ev["object"].metadata
+                        self.events.put((ev["type"], md.name, md.resource_version))
             except ApiException as e:
                 self.events.put(("RELIST-%d" % e.status, None, None))
             except Exception as e:  # noqa: BLE001 (urllib3's ProtocolError and friends: the connection broke)

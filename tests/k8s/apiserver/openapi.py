@@ -10,7 +10,6 @@ server publishes it, so kubectl sends fieldValidation=Strict and leaves the unkn
 /openapi/v2 is served as protobuf (gnostic's openapi_v2.Document, the form kubectl asks for) or JSON.
 """
 
-import json
 
 
 def _field(number, payload):
@@ -95,4 +94,3 @@ def serve(handler, path):
     raise ApiError(status(404, "NotFound", "the server could not find the requested resource"))
 
 
-_ = json
