@@ -377,6 +377,10 @@ class ResourceVerbs:
             want_rv = new["metadata"].get("resourceVersion")
             if want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise ApiError(objects.conflict(res, name))
+            if res.kind in ("RoleBinding", "ClusterRoleBinding") and new.get("roleRef") != old.get("roleRef"):
+                raise ApiError(objects.invalid(res, name, [("FieldValueInvalid", "roleRef", "Invalid value: %s: "
+                                                            "cannot change roleRef" % validate.go_value(
+                                                                new.get("roleRef")))]))
             new = objects.fill_update(res, old, new, subresource)
             new = self.validated(res, new)
             if res.crd:

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "e2e", "tools"))
 import fake_kube_api  # noqa: E402  (the TokenReview stand-in: its tables, body checks and recordings)
 import objects  # noqa: E402
 import openapi  # noqa: E402
+import rbac  # noqa: E402
 from api import ApiError, ResourceVerbs, truthy  # noqa: E402
 from registry import Registry  # noqa: E402
 from store import Store  # noqa: E402
@@ -200,6 +201,12 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
         if verb not in res.verbs and not (verb in ("get", "update", "patch") and sub == "status"):
             raise ApiError(objects.status(405, "MethodNotAllowed",
                                           "the server does not allow this method on the requested resource"))
+        if self.server.authorize and self.user != "caller":
+            m = re.search(r"(?:^|,)\s*metadata\.name\s*==?\s*([^,\s]+)", self.query.get("fieldSelector") or "")
+            resource = res.plural + ("/" + sub if sub else "")
+            if not rbac.allowed(self.server.store, self.user, verb, res.group, resource, namespace, name,
+                                m.group(1) if m else None):
+                raise ApiError(rbac.forbidden(self.user, verb, res, sub, namespace, name))
         if verb == "list":
             return self.do_list(res, namespace)
         if verb == "watch":
@@ -336,6 +343,7 @@ class Server(ThreadingHTTPServer):
         self.bookmark_seconds = args.bookmark_seconds
         self.watch_timeout = args.watch_timeout
         self.namespace_finalize_seconds = args.namespace_finalize_seconds
+        self.authorize = args.authorize
         super().__init__(address, Handler, bind_and_activate=True)
         self.seed()
 
@@ -391,7 +399,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cert", required=True, help="the server's certificate chain (PEM)")
     p.add_argument("--key", required=True, help="its private key (PEM)")
-    p.add_argument("--token", action="append", help="TOKEN[=USER]: a bearer token the server accepts (repeatable)")
+    p.add_argument("--token", action="append",
+                   help="TOKEN[=USER]: a bearer token the server accepts, for USER (default admin, in system:masters)"
+                   "; a service account is system:serviceaccount:NAMESPACE:NAME (repeatable)")
+    p.add_argument("--authorize", action="store_true",
+                   help="authorize requests with the stored RBAC objects (users other than admin)")
     p.add_argument("--tokenreview-table", action="append",
                    help="a TokenReview table as tests/data/tokenreview/table.json (repeatable)")
     p.add_argument("--port-file", required=True, help="where to write the port listened on (write then rename)")

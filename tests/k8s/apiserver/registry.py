@@ -81,6 +81,10 @@ BUILTIN = [
     Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
              ["crd", "crds"], status=True),
     Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=["create"]),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
 ]
 
 CRD_GR = "apiextensions.k8s.io/customresourcedefinitions"

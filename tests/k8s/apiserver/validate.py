@@ -262,9 +262,35 @@ def check_crd(errs, obj):
             errs.required("spec.versions[%d].served" % i)
 
 
+def check_binding(errs, obj):
+    ref = obj.get("roleRef") or {}
+    if not ref:
+        errs.required("roleRef")
+        return
+    allowed = ["ClusterRole"] if obj.get("kind") == "ClusterRoleBinding" else ["ClusterRole", "Role"]
+    if ref.get("kind") not in allowed:
+        errs.unsupported("roleRef.kind", ref.get("kind"), allowed)
+    if ref.get("apiGroup") != "rbac.authorization.k8s.io":
+        errs.unsupported("roleRef.apiGroup", ref.get("apiGroup"), ["rbac.authorization.k8s.io"])
+    if not ref.get("name"):
+        errs.required("roleRef.name")
+    for i, s in enumerate(obj.get("subjects") or []):
+        if s.get("kind") not in ("User", "Group", "ServiceAccount"):
+            errs.unsupported("subjects[%d].kind" % i, s.get("kind"), ["Group", "ServiceAccount", "User"])
+        if not s.get("name"):
+            errs.required("subjects[%d].name" % i)
+
+
+def check_rules(errs, obj):
+    for i, r in enumerate(obj.get("rules") or []):
+        if not r.get("verbs"):
+            errs.required("rules[%d].verbs" % i, "verbs must contain at least one value")
+
+
 CHECKS = {"Service": check_service, "EndpointSlice": check_endpointslice, "Deployment": check_deployment,
           "MutatingWebhookConfiguration": check_webhooks, "CustomResourceDefinition": check_crd,
-          "Pod": lambda errs, obj: check_pod_spec(errs, obj.get("spec"), "spec")}
+          "RoleBinding": check_binding, "ClusterRoleBinding": check_binding, "Role": check_rules,
+          "ClusterRole": check_rules, "Pod": lambda errs, obj: check_pod_spec(errs, obj.get("spec"), "spec")}
 
 
 def check_builtin(obj, kind):
