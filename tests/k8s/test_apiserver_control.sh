@@ -198,6 +198,29 @@ got=$(jq -s -c '[.[] | select(.method == "POST" and .path == "/api/v1/namespaces
     [.user, .content_type, (.body | fromjson | .metadata.name)]' "$RM_KUBE_LOG")
 rm_assert_eq "$got" '["admin","application/json","a"]' "the request log holds the client's request"
 
+# --- bad input gets a Status naming the problem, and the server carries on
+bad() { # WANT-CODE WHAT METHOD PATH [CURL ARG]...
+    local got
+    got=$(rm_kube_api "${@:3}" | jq -r '"\(.kind) \(.code): \(.message)"')
+    [[ $got == "Status $1: "* ]] || rm_fail "$2: want a $1 Status, got: $got"
+    rm_log "ok: $2: $got"
+}
+bad 400 "limit not a number" GET '/api/v1/pods?limit=abc'
+bad 400 "timeoutSeconds not a number" GET '/api/v1/pods?watch=1&timeoutSeconds=soon'
+bad 400 "a label selector that does not parse" GET '/api/v1/pods?labelSelector=a%20in%20b'
+bad 400 "a field selector that does not parse" GET '/api/v1/pods?fieldSelector=x'
+bad 400 "a continue token that is not one" GET '/api/v1/pods?limit=1&continue=garbage'
+bad 400 "a body that is not JSON" POST /api/v1/namespaces/w/configmaps -H "$J" -d 'not json'
+bad 400 "a body that is a list" POST /api/v1/namespaces/w/configmaps -H "$J" -d '[]'
+bad 422 "a name that is a number" POST /api/v1/namespaces/w/configmaps -H "$J" -d '{"metadata":{"name":5}}'
+bad 422 "a JSON patch that is not a list" PATCH /api/v1/namespaces/w/configmaps/b \
+    -H 'Content-Type: application/json-patch+json' -d '{"op":"add"}'
+bad 422 "a merge patch that deletes the object" PATCH /api/v1/namespaces/w/configmaps/b \
+    -H 'Content-Type: application/merge-patch+json' -d 'null'
+bad 400 "a fault rule with a count that is not a number" POST /_test/faults -H "$J" -d '{"count":"many"}'
+rm_assert_eq "$(code_of GET /version)" 200 "the server still answers"
+
 rm_kube_api GET /_test/objects -f >"$D/objects.json"
 out=$(rm_k8s_validate "$D/objects.json") || rm_fail "an object the stand-in held is not valid: $(grep -v '^ok' <<<"$out")"
+rm_kube_api_clean
 rm_log PASS

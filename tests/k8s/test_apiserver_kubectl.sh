@@ -274,4 +274,5 @@ rm_kube_api GET /_test/objects -f >"$D/served/held.json"
 out=$(rm_k8s_validate --allow-kind ringmesh.io/v1alpha1/AuthorizationPolicy "$D"/served/*.json) ||
     rm_fail "an object the stand-in served is not valid: $(grep -v '^ok' <<<"$out")"
 rm_log "ok: $(grep -c '^ok ' <<<"$out") served objects validate against Kubernetes 1.33's schema"
+rm_kube_api_clean
 rm_log PASS

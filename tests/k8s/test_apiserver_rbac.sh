@@ -151,4 +151,5 @@ refused "read a pod's status subresource (kubectl patch --subresource reads it f
 n=$(jq -s --arg u "$SA" '[.[] | select(.user == $u and .code == 403)] | length' "$RM_KUBE_LOG")
 [ "$n" -ge 8 ] || rm_fail "the request log shows $n refusals of $SA"
 rm_log "ok: the request log shows the $n refused requests with their user"
+rm_kube_api_clean
 rm_log PASS

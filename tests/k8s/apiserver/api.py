@@ -57,6 +57,19 @@ class ApiError(Exception):
 class ResourceVerbs:
     # -- helpers --------------------------------------------------------------------------------------------------
 
+    def int_param(self, name, default):
+        """A non-negative integer query parameter; 400 naming it when it is not one."""
+        text = self.query.get(name)
+        if text in (None, ""):
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ApiError(objects.bad_request("invalid value for %s: %r is not a non-negative integer" % (name, text)))
+        return value
+
     def served(self, res, obj):
         """The object as served at the request's version (custom resources are stored at one version)."""
         obj["apiVersion"] = res.api_version
@@ -173,7 +186,7 @@ class ResourceVerbs:
     def do_list(self, res, namespace):
         match = self.selectors(res)
         store = self.server.store
-        limit = int(self.query.get("limit") or 0)
+        limit = self.int_param("limit", 0)
         token = self.query.get("continue")
         start = ""
         at = None
@@ -247,8 +260,7 @@ class ResourceVerbs:
         rv_param = self.query.get("resourceVersion")
         bookmarks = truthy(self.query.get("allowWatchBookmarks"))
         initial = truthy(self.query.get("sendInitialEvents"))
-        timeout = self.query.get("timeoutSeconds")
-        deadline = time.monotonic() + (int(timeout) if timeout else self.server.watch_timeout)
+        deadline = time.monotonic() + self.int_param("timeoutSeconds", self.server.watch_timeout)
         table_version = query.wants_table(self.headers.get("Accept"))
         since = None
         if rv_param not in (None, "", "0") and not initial:
@@ -369,6 +381,8 @@ class ResourceVerbs:
                 raise ApiError(objects.not_found(res, name))
             old = self.served(res, old)
             new = change(copy.deepcopy(old))
+            if not isinstance(new, dict):
+                raise ApiError(objects.status(422, "Invalid", "the patch does not leave a JSON object"))
             new = self.check_type(res, new)
             if new["metadata"].get("name") != name:
                 raise ApiError(objects.bad_request("the name of the object (%s) does not match the name on the URL "

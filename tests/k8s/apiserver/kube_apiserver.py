@@ -17,6 +17,7 @@ import ssl
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from http.server import ThreadingHTTPServer
 
@@ -104,8 +105,17 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
         try:
             self.route()
         except ApiError as e:
-            self.send_json(e.doc["code"], e.doc)
+            if self.logged:  # a watch already answered 200: the stream can only end
+                self.close_connection = True
+            else:
+                self.send_json(e.doc["code"], e.doc)
         except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as e:  # noqa: BLE001  a bug here must answer, not drop the connection silently
+            sys.stderr.write("kube_apiserver: %s %s: %s\n" % (self.command, self.path, traceback.format_exc()))
+            if not self.logged:
+                self.send_json(500, objects.status(500, "InternalError", "kube_apiserver: %s: %s" % (
+                    type(e).__name__, e)))
             self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
@@ -307,8 +317,11 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
                                                        "or close"))
                 try:
                     re.compile(r.get("path", ""))
+                    int(r.get("count", 1)), int(r.get("code", 500)), float(r.get("seconds", 30))
                 except re.error as e:
                     raise ApiError(objects.bad_request("faults: path is not a regular expression: %s" % e))
+                except (TypeError, ValueError) as e:
+                    raise ApiError(objects.bad_request("faults: count, code and seconds are numbers: %s" % e))
             with srv.fault_lock:
                 srv.faults.extend(dict(r, count=int(r.get("count", 1))) for r in rules)
                 return self.send_json(200, {"pending": sum(r["count"] for r in srv.faults)})

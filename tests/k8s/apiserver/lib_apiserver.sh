@@ -15,6 +15,7 @@
 #       transport error (not on an HTTP error status: pass -f for that)
 #   rm_kube_ctl ARG...: the real kubectl (lib_k8s.sh's RM_KUBECTL) with that kubeconfig and its own cache directory
 #   rm_kube_fault JSON: queues a fault rule (see README.md, "Test control")
+#   rm_kube_api_clean: fails when the stand-in logged an internal error
 
 RM_KUBE_API=${RM_KUBE_API:-$RM_SOURCE_DIR/tests/k8s/apiserver/kube_apiserver.py}
 RM_KUBE_HOST=${RM_KUBE_HOST:-127.0.0.1}
@@ -76,4 +77,11 @@ rm_kube_ctl() {
 
 rm_kube_fault() {
     rm_kube_api POST /_test/faults -H 'Content-Type: application/json' -d "$1" >/dev/null
+}
+
+# rm_kube_api_clean: fails when the stand-in logged an internal error (a Python traceback) during the test
+rm_kube_api_clean() {
+    if grep -q 'Traceback' "$RM_TMP/logs/kube-api.log.stderr" 2>/dev/null; then
+        rm_fail "the stand-in API server hit an internal error: $(cat "$RM_TMP/logs/kube-api.log.stderr")"
+    fi
 }

@@ -72,6 +72,8 @@ def check_metadata(errs, obj, kind):
     name = md.get("name")
     if not name:
         errs.required("metadata.name", "name or generateName is required")
+    elif not isinstance(name, str):
+        errs.type_invalid("metadata.name", name, "must be a string")
     elif kind in LABEL_NAMES:
         if not DNS1123_LABEL.match(name) or len(name) > 63:
             errs.invalid("metadata.name", name, LABEL_MSG)
