@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The stand-in Kubernetes API server (tests/k8s/apiserver) proven against the real kubectl v1.33: version, get,
 # get -o json, get -w seeing changes, apply -f creating then updating a Deployment, a Service and an EndpointSlice
-# (kubectl's strategic merge patch), a CRD and then a custom resource (JSON merge patch), patch of each kind, delete;
+# (kubectl's strategic merge patch), a CRD and then a custom resource (JSON merge patch), patch of each kind,
+# apply --server-side (removed fields, a conflict between managers, --force-conflicts), delete;
 # the API server's refusals as kubectl prints them (422 Invalid for a Pod without containers and the others the
 # real API server refuses, 409 AlreadyExists and Conflict, 404 NotFound, 415 for a strategic merge patch of a custom
 # resource). Every object kubectl was served, and every object the server held, validates against Kubernetes
@@ -252,6 +253,44 @@ rm_assert_eq "$got" "ADDED MODIFIED DELETED " "kubectl get -w printed the pod's 
 jq -s '{apiVersion: "v1", kind: "List", items: .}' "$D/watch.json" | keep watched-pods
 got=$(jq -s -c '[.[] | [.metadata.name, (.metadata.labels.tier // "-")]]' "$D/watch.json")
 rm_assert_eq "$got" '[["web","-"],["web","front"],["web","front"]]' "kubectl get -w -o json printed the pod three times"
+
+# --- server-side apply: fields a manager stops applying go, another manager's change conflicts until forced
+cat >"$D/ssa.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop, labels: {app: web, stage: beta}}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: app, image: shop/web:1, env: [{name: ONE, value: "1"}, {name: TWO, value: "2"}]}
+      - {name: helper, image: shop/helper:1}
+YAML
+rm_assert_eq "$(rm_kube_ctl apply --server-side -f "$D/ssa.yaml")" "deployment.apps/web serverside-applied"     "kubectl apply --server-side creates"
+sed -i 's/, stage: beta//; s/, {name: TWO, value: "2"}//; /name: helper/d; s|shop/web:1|shop/web:2|' "$D/ssa.yaml"
+rm_kube_ctl apply --server-side -f "$D/ssa.yaml" >/dev/null
+got=$(rm_kube_ctl get deploy web -n shop -o json | jq -c '[.metadata.labels, [.spec.template.spec.containers[] | [.name, .image, .env]]]')
+rm_assert_eq "$got" '[{"app":"web"},[["app","shop/web:2",[{"name":"ONE","value":"1"}]]]]'     "fields no longer applied are removed (a label, an env entry, a container)"
+cat >"$D/ssa-other.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: shop/web:3}]
+YAML
+expect_fail 'Apply failed with 1 conflict: conflict with "kubectl": .spec.template.spec.containers[name="app"].image'     apply --server-side --field-manager rollout -f "$D/ssa-other.yaml"
+rm_kube_ctl apply --server-side --field-manager rollout --force-conflicts -f "$D/ssa-other.yaml" >/dev/null
+got=$(rm_kube_ctl get deploy web -n shop -o json --show-managed-fields |
+    jq -c '[.spec.replicas, .spec.template.spec.containers[0].image, [.metadata.managedFields[] | [.manager, .operation]]]')
+rm_assert_eq "$got" '[3,"shop/web:3",[["kubectl","Apply"],["rollout","Apply"]]]'     "--force-conflicts takes the field; both managers are recorded in managedFields"
+rm_kube_ctl get deploy web -n shop -o json --show-managed-fields | keep ssa-deployment
 
 rm_kube_api GET /_test/objects -f >"$D/served/held-before-delete.json"
 

@@ -16,6 +16,7 @@ import time
 import objects
 import patch
 import query
+import ssa
 import validate
 from registry import CRD_GR, storage_version
 from store import Expired
@@ -26,6 +27,7 @@ CONTINUE_TOO_OLD = (
     "results. Continuing with the provided token results in an inconsistent list - objects that were created, "
     "modified, or deleted between the time the first chunk was returned and now may show up in the list.")
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json")
+APPLY_TYPE = "application/apply-patch+yaml"
 
 
 def truthy(v):
@@ -345,6 +347,9 @@ class ResourceVerbs:
             return self.tokenreview(body)
         obj = self.read_object(res, body)
         self.place(res, obj, namespace)
+        self.create_object(res, namespace, obj)
+
+    def create_object(self, res, namespace, obj):
         self.require_namespace(res, namespace, obj["metadata"].get("name") or "")
         cause = objects.fill_create(res, obj, self.server.allocator)
         allocated = obj.get("spec", {}).get("clusterIP") if res.kind == "Service" and not cause else None
@@ -409,9 +414,37 @@ class ResourceVerbs:
         obj = self.read_object(res, body)
         self.write_existing(res, namespace, name, subresource, lambda old: obj)
 
+    def do_apply(self, res, namespace, name, body):
+        manager = self.query.get("fieldManager")
+        if not manager:
+            raise ApiError(objects.bad_request("PATCH %s: fieldManager is required for apply requests" %
+                                               self.route_path))
+        try:
+            cfg = ssa.parse_body(body)
+        except ValueError as e:
+            raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
+        if not isinstance(cfg, dict):
+            raise ApiError(objects.bad_request("an apply configuration is an object"))
+        cfg = self.check_type(res, cfg)
+        if cfg["metadata"].get("name") != name:
+            raise ApiError(objects.bad_request("the name of the object (%s) does not match the name on the URL "
+                                               "(%s)" % (cfg["metadata"].get("name"), name)))
+        self.place(res, cfg, namespace)
+        force = truthy(self.query.get("force"))
+        try:
+            if self.server.store.get(res.gr, namespace, name) is None:
+                obj = ssa.apply(None, cfg, manager, force, res.kind, res.api_version)
+                return self.create_object(res, namespace, obj)
+            self.write_existing(res, namespace, name, None,
+                                lambda cur: ssa.apply(cur, cfg, manager, force, res.kind, res.api_version))
+        except ssa.Conflict as e:
+            raise ApiError(ssa.conflict_status(res, name, e.conflicts))
+
     def do_patch(self, res, namespace, name, subresource, body):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-        accepted = PATCH_TYPES if not res.crd else PATCH_TYPES[:2]
+        if ctype == APPLY_TYPE and subresource is None:
+            return self.do_apply(res, namespace, name, body)
+        accepted = (PATCH_TYPES if not res.crd else PATCH_TYPES[:2]) + (APPLY_TYPE,)
         if ctype not in accepted:
             raise ApiError(objects.status(415, "UnsupportedMediaType",
                                           "the body of the request was in an unknown format - accepted media types "

@@ -49,7 +49,7 @@ def v3_document(handler, group, version):
         root = "/api/%s" % version if not group else "/apis/%s/%s" % (group, version)
         item = "%s/namespaces/{namespace}/%s/{name}" % (root, r.plural) if r.namespaced else \
             "%s/%s/{name}" % (root, r.plural)
-        types = ["application/json-patch+json", "application/merge-patch+json"]
+        types = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
         if not r.crd:
             types.append("application/strategic-merge-patch+json")
         paths[item] = {"patch": {
