@@ -426,6 +426,8 @@ def main():
     p.add_argument("--git-version", default="v1.33.2", help="the gitVersion /version reports")
     p.add_argument("--service-cidr", default="10.96.0.0/16", help="where Services' cluster IPs come from")
     p.add_argument("--history", type=int, default=5000, help="how many events the history keeps")
+    p.add_argument("--compact-seconds", type=float, default=0,
+                   help="compact the history this often, as etcd every 5 minutes (default: only when asked)")
     p.add_argument("--bookmark-seconds", type=float, default=5.0, help="idle time before a watch gets a BOOKMARK")
     p.add_argument("--namespace-finalize-seconds", type=float, default=0.5,
                    help="how long a deleted namespace stays Terminating before it and its content are deleted")
@@ -444,6 +446,12 @@ def main():
     with open(tmp, "w", encoding="utf-8") as f:
         f.write("%d\n" % server.server_address[1])
     os.replace(tmp, args.port_file)
+    if args.compact_seconds > 0:
+        def compact_forever():
+            while True:
+                time.sleep(args.compact_seconds)
+                server.store.compact()
+        threading.Thread(target=compact_forever, daemon=True).start()
     server.serve_forever()
 
 
