@@ -44,7 +44,7 @@ rm_log "ok: kubectl api-resources lists the served resources"
 cat >"$D/app.yaml" <<'YAML'
 apiVersion: v1
 kind: Namespace
-metadata: {name: shop, labels: {ringmesh.io/inject: enabled}}
+metadata: {name: shop}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -102,6 +102,19 @@ n=$(jq -s '[.[] | select(.method == "PATCH" and .content_type == "application/st
     "$RM_KUBE_LOG")
 [ "$n" -ge 2 ] || rm_fail "kubectl apply sent $n strategic merge patches, want 2"
 rm_log "ok: kubectl apply updated through $n strategic merge patches"
+
+# --- the commands of the install guide: label a namespace, annotate, restart a rollout, wait
+rm_assert_eq "$(rm_kube_ctl label namespace shop ringmesh.io/inject=enabled --overwrite)" "namespace/shop labeled" \
+    "kubectl label namespace"
+rm_assert_eq "$(rm_kube_ctl get ns -l ringmesh.io/inject=enabled -o name)" "namespace/shop" "a label selector in kubectl get"
+rm_assert_eq "$(rm_kube_ctl annotate deploy orders -n shop ringmesh.io/inject=true)" "deployment.apps/orders annotated" \
+    "kubectl annotate"
+rm_assert_eq "$(rm_kube_ctl rollout restart deploy -n shop)" "deployment.apps/orders restarted" "kubectl rollout restart"
+got=$(rm_kube_ctl get deploy orders -n shop -o json |
+    jq -c '[(.spec.template.metadata.annotations | has("kubectl.kubernetes.io/restartedAt")), .metadata.annotations["ringmesh.io/inject"], .metadata.generation]')
+rm_assert_eq "$got" '[true,"true",3]' "the restart annotated the pod template (a new generation)"
+rm_assert_eq "$(rm_kube_ctl wait --for=jsonpath='{.status.phase}'=Active ns/shop --timeout=10s)" \
+    "namespace/shop condition met" "kubectl wait (a watch by field selector)"
 
 # --- CRD, then a custom resource
 cat >"$D/crd.yaml" <<'YAML'
