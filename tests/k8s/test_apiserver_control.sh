@@ -217,6 +217,13 @@ bad 422 "a JSON patch that is not a list" PATCH /api/v1/namespaces/w/configmaps/
     -H 'Content-Type: application/json-patch+json' -d '{"op":"add"}'
 bad 422 "a merge patch that deletes the object" PATCH /api/v1/namespaces/w/configmaps/b \
     -H 'Content-Type: application/merge-patch+json' -d 'null'
+bad 400 "a Secret whose data is not base64" POST /api/v1/namespaces/w/secrets -H "$J" \
+    -d '{"metadata":{"name":"s"},"data":{"tls.crt":"not base64!"}}'
+bad 422 "a ConfigMap key with a space" POST /api/v1/namespaces/w/configmaps -H "$J" \
+    -d '{"metadata":{"name":"k"},"data":{"root cert.pem":"x"}}'
+got=$(rm_kube_api POST /api/v1/namespaces/w/configmaps -H "$J" -H 'Transfer-Encoding: chunked' \
+    -d '{"metadata":{"name":"chunked"},"data":{"root-cert.pem":"x"}}' | jq -r .metadata.name)
+rm_assert_eq "$got" chunked "a body sent in chunks"
 bad 400 "a fault rule with a count that is not a number" POST /_test/faults -H "$J" -d '{"count":"many"}'
 rm_assert_eq "$(code_of GET /version)" 200 "the server still answers"
 

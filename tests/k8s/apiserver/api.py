@@ -99,7 +99,15 @@ class ResourceVerbs:
             raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
         if not isinstance(obj, dict):
             raise ApiError(objects.bad_request("the body of the request is not a JSON object"))
-        return self.check_type(res, obj)
+        obj = self.check_type(res, obj)
+        if res.kind == "Secret" and isinstance(obj.get("data"), dict):
+            for k, v in obj["data"].items():
+                try:
+                    base64.b64decode(v if isinstance(v, str) else "", validate=True)
+                except (binascii.Error, ValueError) as e:
+                    raise ApiError(objects.bad_request('Secret in version "v1" cannot be handled as a Secret: '
+                                                       'data[%s]: illegal base64 data: %s' % (k, e)))
+        return obj
 
     def check_type(self, res, obj):
         if obj.get("apiVersion", res.api_version) != res.api_version:

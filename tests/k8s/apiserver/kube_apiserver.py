@@ -88,10 +88,7 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
         self.body = b""
         self.warnings = []
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length < 0 or length > BODY_MAX:
-                raise ValueError
-            self.body = self.rfile.read(length)
+            self.body = self.read_request_body()
         except ValueError:
             self.close_connection = True
             return self.send_json(413, objects.status(413, "RequestEntityTooLarge", "the request is too large"))
@@ -119,6 +116,26 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
             self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+    def read_request_body(self):
+        """The body by Content-Length, or by chunks (Transfer-Encoding: chunked); ValueError when too large or
+        malformed."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline(64).split(b";")[0].strip() or b"x", 16)
+                if size < 0 or len(body) + size > BODY_MAX:
+                    raise ValueError("too large")
+                if size == 0:
+                    while self.rfile.readline(1024).strip():  # trailers
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline(8)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > BODY_MAX:
+            raise ValueError("too large")
+        return self.rfile.read(length)
 
     def authenticate(self):
         auth = self.headers.get("Authorization") or ""

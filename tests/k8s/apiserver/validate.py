@@ -138,6 +138,24 @@ def check_pod_spec(errs, spec, field):
         vols.add(v.get("name"))
 
 
+CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def check_data_keys(errs, obj):
+    for field in ("data", "binaryData", "stringData"):
+        m = obj.get(field)
+        if m is None:
+            continue
+        if not isinstance(m, dict) or not all(isinstance(v, str) for v in m.values()):
+            errs.type_invalid(field, m, "must be a map of strings")
+            continue
+        for k in m:
+            if not CONFIG_KEY.match(k) or len(k) > 253:
+                errs.invalid("%s[%s]" % (field, k), k, "a valid config key must consist of alphanumeric characters, "
+                             "'-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for "
+                             "validation is '[-._a-zA-Z0-9]+')")
+
+
 def check_service(errs, obj):
     spec = obj.get("spec") or {}
     stype = spec.get("type", "ClusterIP")
@@ -292,7 +310,8 @@ def check_rules(errs, obj):
 CHECKS = {"Service": check_service, "EndpointSlice": check_endpointslice, "Deployment": check_deployment,
           "MutatingWebhookConfiguration": check_webhooks, "CustomResourceDefinition": check_crd,
           "RoleBinding": check_binding, "ClusterRoleBinding": check_binding, "Role": check_rules,
-          "ClusterRole": check_rules, "Pod": lambda errs, obj: check_pod_spec(errs, obj.get("spec"), "spec")}
+          "ClusterRole": check_rules, "ConfigMap": check_data_keys, "Secret": check_data_keys,
+          "Pod": lambda errs, obj: check_pod_spec(errs, obj.get("spec"), "spec")}
 
 
 def check_builtin(obj, kind):
