@@ -149,9 +149,20 @@ rm_kube_api POST /apis/security.istio.io/v1beta1/namespaces/w/authorizationpolic
     -d '{"apiVersion":"security.istio.io/v1beta1","kind":"AuthorizationPolicy","metadata":{"name":"deny"},"spec":{"action":"DENY"}}' >/dev/null
 got=$(rm_kube_api GET /apis/security.istio.io/v1/namespaces/w/authorizationpolicies | jq -c '[.kind, .items[0].apiVersion, .items[0].spec.action]')
 rm_assert_eq "$got" '["AuthorizationPolicyList","security.istio.io/v1","DENY"]' "created at v1beta1, read at v1"
+rm_bg crwatch - "$D/crwatch.out" curl -sS -N --cacert "$RM_KUBE_CA" -H "Authorization: Bearer $RM_KUBE_TOKEN" \
+    "$RM_KUBE_URL/apis/security.istio.io/v1/authorizationpolicies?watch=1&timeoutSeconds=30"
+for _ in $(seq 200); do
+    rm_kube_api GET /_test/watches | jq -e '.watches | index("security.istio.io/authorizationpolicies")' >/dev/null && break
+    sleep 0.05
+done
 rm_kube_api DELETE /apis/apiextensions.k8s.io/v1/customresourcedefinitions/authorizationpolicies.security.istio.io >/dev/null
+rm_wait_exit crwatch 10
+got=$(jq -s -c '[.[] | [.type, .object.metadata.name]]' "$D/crwatch.out")
+rm_assert_eq "$got" '[["ADDED","deny"],["DELETED","deny"]]' "deleting the CRD deletes its objects, then ends their watches"
 rm_assert_eq "$(code_of GET /apis/security.istio.io/v1/namespaces/w/authorizationpolicies)" 404 \
     "the custom resource is gone with its CRD"
+got=$(rm_kube_api GET /apis | jq -c '[.groups[].name | select(. == "security.istio.io")]')
+rm_assert_eq "$got" '[]' "and its group from discovery"
 
 # --- bodies
 got=$(status_of POST /api/v1/namespaces/w/configmaps -H 'Content-Type: application/vnd.kubernetes.protobuf' \
