@@ -90,8 +90,10 @@ rm_kube_api POST /_test/compact >/dev/null
 got=$(rm_kube_api GET "/api/v1/namespaces/w/configmaps?watch=1&resourceVersion=$rv" |
     jq -s -c '[.[] | [.type, .object.code, .object.reason, (.object.message | test("^too old resource version: [0-9]+ \\([0-9]+\\)$"))]]')
 rm_assert_eq "$got" '[["ERROR",410,"Expired",true]]' "a watch from before the compaction: one ERROR event with 410 Expired"
-got=$(rm_kube_api GET "/api/v1/namespaces/w/configmaps?resourceVersion=$rv&resourceVersionMatch=Exact" | jq -r .code)
-rm_assert_eq "$got" 410 "an Exact list from before the compaction"
+got=$(rm_kube_api GET "/api/v1/namespaces/w/configmaps?resourceVersion=$rv&resourceVersionMatch=Exact" |
+    jq -c '[.code, .reason, .message]')
+rm_assert_eq "$got" '[410,"Expired","The resourceVersion for the provided list is too old."]' \
+    "an Exact list from before the compaction"
 
 # --- the webhook configuration's caBundle, patched three ways
 rm_kube_api POST /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations -H "$J" -d @- >/dev/null <<'JSON'

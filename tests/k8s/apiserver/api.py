@@ -224,9 +224,10 @@ class ResourceVerbs:
         try:
             rv, items = store.list(res.gr, namespace if res.namespaced else None, at)
         except Expired:
+            if not token:
+                raise ApiError(objects.status(410, "Expired", "The resourceVersion for the provided list is too old."))
             doc = objects.status(410, "Expired", CONTINUE_TOO_OLD)
-            if token:
-                doc["metadata"] = {"continue": encode_continue(-1, tuple(start.rstrip("\x00").split("/", 1)))}
+            doc["metadata"] = {"continue": encode_continue(-1, tuple(start.rstrip("\x00").split("/", 1)))}
             raise ApiError(doc)
         items = [o for o in items if "%s/%s" % (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start
                  and match(o)]
