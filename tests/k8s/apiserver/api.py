@@ -35,7 +35,9 @@ def truthy(v):
 
 
 def encode_continue(rv, key):
-    doc = {"v": "meta.k8s.io/v1", "rv": rv, "start": "%s/%s\x00" % key}
+    """An opaque token: the list's resourceVersion (-1: the current state) and the (namespace, name) after which the
+    next page starts."""
+    doc = {"v": "meta.k8s.io/v1", "rv": rv, "after": list(key)}
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
 
 
@@ -43,9 +45,11 @@ def decode_continue(token):
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         doc = json.loads(raw)
-        if doc.get("v") != "meta.k8s.io/v1" or not isinstance(doc.get("rv"), int):
+        after = doc.get("after")
+        if doc.get("v") != "meta.k8s.io/v1" or not isinstance(doc.get("rv"), int) or not isinstance(after, list) \
+                or len(after) != 2 or not all(isinstance(a, str) for a in after):
             raise ValueError("unknown version")
-        return doc["rv"], doc["start"]
+        return doc["rv"], tuple(after)
     except (ValueError, binascii.Error, TypeError, AttributeError) as e:
         raise ValueError("continue key is not valid: %s" % e)
 
@@ -198,7 +202,7 @@ class ResourceVerbs:
         store = self.server.store
         limit = self.int_param("limit", 0)
         token = self.query.get("continue")
-        start = ""
+        start = None
         at = None
         if token:
             try:
@@ -227,10 +231,11 @@ class ResourceVerbs:
             if not token:
                 raise ApiError(objects.status(410, "Expired", "The resourceVersion for the provided list is too old."))
             doc = objects.status(410, "Expired", CONTINUE_TOO_OLD)
-            doc["metadata"] = {"continue": encode_continue(-1, tuple(start.rstrip("\x00").split("/", 1)))}
+            doc["metadata"] = {"continue": encode_continue(-1, start)}
             raise ApiError(doc)
-        items = [o for o in items if "%s/%s" % (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start
-                 and match(o)]
+        def after_start(o):
+            return start is None or (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start
+        items = [o for o in items if after_start(o) and match(o)]
         meta = {"resourceVersion": str(rv)}
         if limit > 0 and len(items) > limit:
             rest = len(items) - limit
