@@ -307,6 +307,18 @@ rm_kube_ctl get deploy web -n shop -o json --show-managed-fields | keep ssa-depl
 
 rm_kube_api GET /_test/objects -f >"$D/served/held-before-delete.json"
 
+# --- server-side dry runs leave the objects alone; kubectl diff asks for one
+out=$(rm_kube_ctl delete svc orders -n shop --dry-run=server)
+rm_assert_eq "$out" 'service "orders" deleted (server dry run)' "kubectl delete --dry-run=server"
+rm_kube_ctl get svc orders -n shop -o name >/dev/null || rm_fail "a server dry run deleted the Service"
+sed 's|shop/orders:2|shop/orders:3|' "$D/app.yaml" >"$D/app-next.yaml"
+rc=0
+out=$(rm_kube_ctl diff -f "$D/app-next.yaml") || rc=$?
+rm_assert_eq "$rc" 1 "kubectl diff finds a difference"
+grep -q '^+ *image: shop/orders:3' <<<"$out" || rm_fail "kubectl diff: $out"
+rm_assert_eq "$(rm_kube_ctl get deploy orders -n shop -o jsonpath='{.spec.template.spec.containers[0].image}')" \
+    shop/orders:2 "kubectl diff changed nothing"
+
 # --- get, get -o json, delete
 rm_kube_ctl get all -n shop >"$D/all.txt"
 if ! grep -q '^deployment.apps/orders' "$D/all.txt" || ! grep -q '^service/orders' "$D/all.txt"; then

@@ -503,14 +503,16 @@ class ResourceVerbs:
                 options = json.loads(body)
             except ValueError as e:
                 raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
-        if self.query.get("dryRun") == "All":
+        if not isinstance(options, dict):
+            raise ApiError(objects.bad_request("the body of a DELETE is a DeleteOptions object"))
+        if self.query.get("dryRun") == "All" or options.get("dryRun") == ["All"]:
             obj = self.server.store.get(res.gr, namespace, name)
             if obj is None:
                 raise ApiError(objects.not_found(res, name))
             return self.send_json(200, self.served(res, obj))
         if res.kind == "Namespace":
             return self.send_json(200, self.served(res, self.terminate_namespace(res, name)))
-        gone = self.delete_one(res, namespace, name, (options or {}).get("preconditions"))
+        gone = self.delete_one(res, namespace, name, options.get("preconditions"))
         if gone is None:
             raise ApiError(objects.not_found(res, name))
         self.send_json(200, self.served(res, gone))
@@ -545,8 +547,15 @@ class ResourceVerbs:
     def do_delete_collection(self, res, namespace):
         match = self.selectors(res)
         _rv, items = self.server.store.list(res.gr, namespace if res.namespaced else None)
-        gone = [self.delete_one(res, o["metadata"].get("namespace", ""), o["metadata"]["name"])
-                for o in items if match(o)]
+        try:
+            options = json.loads(self.body) if self.body else {}
+        except ValueError as e:
+            raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
+        if self.query.get("dryRun") == "All" or (isinstance(options, dict) and options.get("dryRun") == ["All"]):
+            gone = [o for o in items if match(o)]
+        else:
+            gone = [self.delete_one(res, o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                    for o in items if match(o)]
         self.send_json(200, {"kind": res.kind + "List", "apiVersion": res.api_version,
                              "metadata": {"resourceVersion": str(self.server.store.current_rv())},
                              "items": [self.served(res, o) for o in gone if o is not None]})
