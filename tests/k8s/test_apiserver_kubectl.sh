@@ -103,7 +103,7 @@ n=$(jq -s '[.[] | select(.method == "PATCH" and .content_type == "application/st
 [ "$n" -ge 2 ] || rm_fail "kubectl apply sent $n strategic merge patches, want 2"
 rm_log "ok: kubectl apply updated through $n strategic merge patches"
 
-# --- the commands of the install guide: label a namespace, annotate, restart a rollout, wait
+# --- the commands of the install guide: label a namespace, annotate, restart a rollout, scale, wait
 rm_assert_eq "$(rm_kube_ctl label namespace shop ringmesh.io/inject=enabled --overwrite)" "namespace/shop labeled" \
     "kubectl label namespace"
 rm_assert_eq "$(rm_kube_ctl get ns -l ringmesh.io/inject=enabled -o name)" "namespace/shop" "a label selector in kubectl get"
@@ -113,6 +113,8 @@ rm_assert_eq "$(rm_kube_ctl rollout restart deploy -n shop)" "deployment.apps/or
 got=$(rm_kube_ctl get deploy orders -n shop -o json |
     jq -c '[(.spec.template.metadata.annotations | has("kubectl.kubernetes.io/restartedAt")), .metadata.annotations["ringmesh.io/inject"], .metadata.generation]')
 rm_assert_eq "$got" '[true,"true",3]' "the restart annotated the pod template (a new generation)"
+rm_assert_eq "$(rm_kube_ctl scale deploy orders -n shop --replicas 3)" "deployment.apps/orders scaled" "kubectl scale"
+rm_assert_eq "$(rm_kube_ctl get deploy orders -n shop -o jsonpath='{.spec.replicas}')" 3 "the scale subresource set replicas"
 rm_assert_eq "$(rm_kube_ctl wait --for=jsonpath='{.status.phase}'=Active ns/shop --timeout=10s)" \
     "namespace/shop condition met" "kubectl wait (a watch by field selector)"
 

@@ -390,7 +390,7 @@ class ResourceVerbs:
     def crd_of(self, res):
         return self.server.store.get(CRD_GR, "", res.crd) or {}
 
-    def write_existing(self, res, namespace, name, subresource, change):
+    def write_existing(self, res, namespace, name, subresource, change, reply=True):
         """Update or patch: change(current) gives the new object; stored under the store's lock, so two writers
         never both succeed from the same resourceVersion."""
         store = self.server.store
@@ -419,10 +419,66 @@ class ResourceVerbs:
             if res.crd:
                 new["apiVersion"] = "%s/%s" % (res.group, storage_version(self.crd_of(res)) or res.version)
             if self.query.get("dryRun") == "All":
-                return self.send_json(200, self.served(res, new))
+                if reply:
+                    self.send_json(200, self.served(res, new))
+                return new
             stored = store.put(res.gr, new, lambda _old: None)
         self.after_write(res, stored)
-        self.send_json(200, self.served(res, stored))
+        if reply:
+            self.send_json(200, self.served(res, stored))
+        return stored
+
+    @staticmethod
+    def scale_of(obj):
+        """The autoscaling/v1 Scale of an object with spec.replicas and a label selector."""
+        md = obj["metadata"]
+        labels = (obj.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                             if k in md},
+                "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+                "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                           "selector": ",".join("%s=%s" % kv for kv in sorted(labels.items()))}}
+
+    def do_scale(self, res, namespace, name, verb, body):
+        """GET, PUT and PATCH of .../NAME/scale: an autoscaling/v1 Scale whose spec.replicas is the object's."""
+        current = self.server.store.get(res.gr, namespace, name)
+        if current is None:
+            raise ApiError(objects.not_found(res, name))
+        if verb == "get":
+            return self.send_json(200, self.scale_of(current))
+        try:
+            doc = json.loads(body)
+        except ValueError as e:
+            raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        try:
+            if verb == "update":
+                scale = doc
+            elif ctype == "application/json-patch+json":
+                scale = patch.json_patch(self.scale_of(current), doc)
+            elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                scale = patch.merge_patch(self.scale_of(current), doc)
+            else:
+                raise ApiError(objects.status(415, "UnsupportedMediaType", "the body of the request was in an "
+                                              "unknown format - accepted media types include: %s" %
+                                              ", ".join(PATCH_TYPES)))
+        except patch.PatchError as e:
+            raise ApiError(objects.status(422, "Invalid", str(e)))
+        replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError(objects.invalid(res, name, [("FieldValueInvalid", "spec.replicas", "Invalid value: %s: "
+                                                        "must be greater than or equal to 0" %
+                                                        validate.go_value(replicas))]))
+        want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+
+        def change(obj):
+            obj.setdefault("spec", {})["replicas"] = replicas
+            if want_rv:
+                obj["metadata"]["resourceVersion"] = want_rv
+            return obj
+        stored = self.write_existing(res, namespace, name, None, change, reply=False)
+        self.send_json(200, self.scale_of(stored))
 
     def do_update(self, res, namespace, name, subresource, body):
         obj = self.read_object(res, body)

@@ -222,10 +222,10 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
             raise ApiError(self.not_found_path())
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if sub is not None and (sub != "status" or not res.status):
+        if sub is not None and not (sub == "status" and res.status or sub == "scale" and res.scale):
             raise ApiError(self.not_found_path())
         verb = self.verb(method, name)
-        if verb not in res.verbs and not (verb in ("get", "update", "patch") and sub == "status"):
+        if verb not in res.verbs and not (verb in ("get", "update", "patch") and sub in ("status", "scale")):
             raise ApiError(objects.status(405, "MethodNotAllowed",
                                           "the server does not allow this method on the requested resource"))
         if self.server.authorize and self.user != "caller":
@@ -234,6 +234,8 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
             if not rbac.allowed(self.server.store, self.user, verb, res.group, resource, namespace, name,
                                 m.group(1) if m else None):
                 raise ApiError(rbac.forbidden(self.user, verb, res, sub, namespace, name))
+        if sub == "scale":
+            return self.do_scale(res, namespace, name, verb, self.body)
         if verb == "list":
             return self.do_list(res, namespace)
         if verb == "watch":
