@@ -82,6 +82,10 @@ got=$(rm_kube_api GET "/api/v1/namespaces/w/configmaps?watch=1&resourceVersion=$
 rm_assert_eq "$got" '["MODIFIED","DELETED"]' "a watch from a resourceVersion replays what came after it"
 
 rm_kube_api POST /api/v1/namespaces/w/configmaps -H "$J" -d '{"metadata":{"name":"b"}}' >/dev/null
+rm_kube_api POST /api/v1/namespaces/w/configmaps -H "$J" -d '{"metadata":{"name":"b2"}}' >/dev/null
+got=$(rm_kube_api GET "/api/v1/namespaces/w/configmaps/b?watch=1&timeoutSeconds=1" | jq -s -c '[.[] | .object.metadata.name]')
+rm_assert_eq "$got" '["b"]' "a watch of one object by its path sees only that object"
+rm_kube_api DELETE /api/v1/namespaces/w/configmaps/b2 >/dev/null
 got=$(rm_kube_api GET "/api/v1/namespaces/w/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1" |
     jq -s -c '[.[] | [.type, .object.metadata.name, .object.metadata.annotations["k8s.io/initial-events-end"]]]')
 rm_assert_eq "$got" '[["ADDED","b",null],["BOOKMARK",null,"true"]]' "sendInitialEvents: the state, then the end bookmark"

@@ -270,8 +270,13 @@ class ResourceVerbs:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
-    def do_watch(self, res, namespace):
-        match = self.selectors(res)
+    def do_watch(self, res, namespace, name=None):
+        """A watch of the collection, or of one object (the deprecated GET .../NAME?watch=1: the collection with a
+        metadata.name field selector)."""
+        selected = self.selectors(res)
+
+        def match(o):
+            return selected(o) and (name is None or o["metadata"].get("name") == name)
         store = self.server.store
         rv_param = self.query.get("resourceVersion")
         bookmarks = truthy(self.query.get("allowWatchBookmarks"))

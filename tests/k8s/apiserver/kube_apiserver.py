@@ -239,7 +239,7 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
         if verb == "list":
             return self.do_list(res, namespace)
         if verb == "watch":
-            return self.do_watch(res, namespace)
+            return self.do_watch(res, namespace, name)
         if verb == "get":
             return self.do_get(res, namespace, name)
         if verb == "create":
