@@ -19,8 +19,9 @@ rm_kube_api_start - --authorize --token "$SA_TOKEN=$SA"
 D=$RM_TMP/r
 mkdir -p "$D"
 
-as_sa() {
-    rm_kube_ctl --token "$SA_TOKEN" "$@"
+rm_kube_config "$SA_TOKEN" "$D/sa.kubeconfig"
+as_sa() { # kubectl with the ServiceAccount's own kubeconfig
+    "$RM_KUBECTL" --kubeconfig "$D/sa.kubeconfig" --cache-dir "$D/cache-sa" --request-timeout 20s "$@"
 }
 allowed() { # WHAT KUBECTL-ARG...
     local out

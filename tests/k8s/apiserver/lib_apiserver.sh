@@ -19,6 +19,7 @@
 #       prints the body; fails the test on a transport error (not on an HTTP error status: pass -f for that)
 #   rm_kube_ctl ARG...: the real kubectl (lib_k8s.sh's RM_KUBECTL) with that kubeconfig and its own cache directory
 #       (from the server's own namespace)
+#   rm_kube_config TOKEN FILE: a kubeconfig for the stand-in with another of its tokens
 #   rm_kube_fault JSON: queues a fault rule (see README.md, "Test control")
 #   rm_kube_api_clean: fails when the stand-in logged an internal error
 
@@ -55,21 +56,27 @@ rm_kube_api_start() {
     [[ $host_url == *:* ]] && host_url="[$host_url]"
     RM_KUBE_URL=https://$host_url:$RM_KUBE_PORT
     RM_KUBECONFIG=$RM_KUBE_DIR/kubeconfig
-    cat >"$RM_KUBECONFIG" <<EOF
+    rm_kube_config "$RM_KUBE_TOKEN" "$RM_KUBECONFIG"
+    rm_log "stand-in API server at $RM_KUBE_URL (PID ${RM_PID[kube-api]})"
+}
+
+# rm_kube_config TOKEN FILE: writes a kubeconfig for the running stand-in that authenticates with TOKEN (one of its
+# --token values: a ServiceAccount's, say, to run a component with the permissions RBAC gives it)
+rm_kube_config() {
+    cat >"$2" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: stand-in
   cluster: {server: "$RM_KUBE_URL", certificate-authority: "$RM_KUBE_CA"}
 users:
-- name: admin
-  user: {token: "$RM_KUBE_TOKEN"}
+- name: user
+  user: {token: "$1"}
 contexts:
 - name: stand-in
-  context: {cluster: stand-in, user: admin, namespace: default}
+  context: {cluster: stand-in, user: user, namespace: default}
 current-context: stand-in
 EOF
-    rm_log "stand-in API server at $RM_KUBE_URL (PID ${RM_PID[kube-api]})"
 }
 
 rm_kube_api() {
