@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The stand-in Kubernetes API server (tests/k8s/apiserver) proven against the real kubectl v1.33: version, get,
 # get -o json, get -w seeing changes, apply -f creating then updating a Deployment, a Service and an EndpointSlice
-# (kubectl's strategic merge patch), a CRD and then a custom resource (JSON merge patch), patch of each kind,
+# (kubectl's strategic merge patch), a CRD and then a custom resource (JSON merge patch), Istio's CRDs at two versions,
+# patch of each kind,
 # apply --server-side (removed fields, a conflict between managers, --force-conflicts), delete;
 # the API server's refusals as kubectl prints them (422 Invalid for a Pod without containers and the others the
 # real API server refuses, 409 AlreadyExists and Conflict, 404 NotFound, 415 for a strategic merge patch of a custom
@@ -178,6 +179,21 @@ expect_fail 'the body of the request was in an unknown format' patch rmap orders
 rm_kube_ctl patch rmap orders-allow -n shop --type json -p '[{"op":"replace","path":"/spec/action","value":"ALLOW"}]' >/dev/null
 rm_assert_eq "$(rm_kube_ctl get rmap orders-allow -n shop -o jsonpath='{.spec.action}')" ALLOW "a JSON patch of the custom resource"
 
+# Istio's security CRDs (v1 stored, v1beta1 served): a policy applied at v1beta1 is read at both versions
+out=$(rm_kube_ctl apply -f "$RM_SOURCE_DIR/tests/data/k8s/istio-security-crds.yaml")
+grep -q 'peerauthentications.security.istio.io created' <<<"$out" || rm_fail "applying Istio's CRDs: $out"
+rm_kube_ctl apply -f - >/dev/null <<'YAML'
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: default, namespace: shop}
+spec: {mtls: {mode: STRICT}}
+YAML
+got=$(rm_kube_ctl get peerauthentications.v1.security.istio.io default -n shop -o json | tee >(keep istio-pa) |
+    jq -c '[.apiVersion, .spec.mtls.mode]')
+rm_assert_eq "$got" '["security.istio.io/v1","STRICT"]' "an Istio PeerAuthentication applied at v1beta1, read at v1"
+got=$(rm_kube_ctl get peerauthentications.v1beta1.security.istio.io -n shop -o jsonpath='{.items[0].apiVersion}')
+rm_assert_eq "$got" "security.istio.io/v1beta1" "and at v1beta1"
+
 # --- refusals as the API server words them
 expect_fail 'The Pod "empty" is invalid: spec.containers: Required value' create -f - <<'YAML'
 apiVersion: v1
@@ -337,7 +353,9 @@ rm_log "ok: kubectl delete removed the objects, and the CRD's resource with it"
 
 # --- every object served and held is valid
 rm_kube_api GET /_test/objects -f >"$D/served/held.json"
-out=$(rm_k8s_validate --allow-kind ringmesh.io/v1alpha1/AuthorizationPolicy "$D"/served/*.json) ||
+out=$(rm_k8s_validate --allow-kind ringmesh.io/v1alpha1/AuthorizationPolicy \
+    --allow-kind security.istio.io/v1/PeerAuthentication --allow-kind security.istio.io/v1beta1/PeerAuthentication \
+    "$D"/served/*.json) ||
     rm_fail "an object the stand-in served is not valid: $(grep -v '^ok' <<<"$out")"
 rm_log "ok: $(grep -c '^ok ' <<<"$out") served objects validate against Kubernetes 1.33's schema"
 rm_kube_api_clean
