@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The stand-in Kubernetes API server (tests/k8s/apiserver) proven against the real kubectl v1.33: version, get,
 # get -o json, get -w seeing changes, apply -f creating then updating a Deployment, a Service and an EndpointSlice
-# (kubectl's strategic merge patch), a CRD and then a custom resource (JSON merge patch), Istio's CRDs at two versions,
-# patch of each kind,
-# apply --server-side (removed fields, a conflict between managers, --force-conflicts), delete;
+# (kubectl's strategic merge patch), a CRD and then a custom resource (JSON merge patch), Istio's CRDs at two
+# versions, patch of each kind, the install guide's label/annotate/rollout restart/scale/wait, apply --server-side
+# (removed fields, a conflict between managers, --force-conflicts), server dry runs and diff, delete;
 # the API server's refusals as kubectl prints them (422 Invalid for a Pod without containers and the others the
 # real API server refuses, 409 AlreadyExists and Conflict, 404 NotFound, 415 for a strategic merge patch of a custom
 # resource). Every object kubectl was served, and every object the server held, validates against Kubernetes
