@@ -24,4 +24,5 @@ timeout 180 /usr/bin/python3 "$RM_SOURCE_DIR/tests/k8s/apiserver/check_python_cl
 rm_kube_api GET /_test/objects -f >"$RM_TMP/objects.json"
 out=$(rm_k8s_validate "$RM_TMP/objects.json") || rm_fail "an object the stand-in served is not valid: $(grep -v '^ok' <<<"$out")"
 rm_log "ok: all $(grep -c '^ok ' <<<"$out") objects the stand-in held validate against Kubernetes 1.33's schema"
+rm_kube_api_clean
 rm_log PASS

@@ -10,11 +10,13 @@ import copy
 import json
 import queue
 import socket
+import threading
 import time
 
 import objects
 import patch
 import query
+import ssa
 import validate
 from registry import CRD_GR, storage_version
 from store import Expired
@@ -25,6 +27,7 @@ CONTINUE_TOO_OLD = (
     "results. Continuing with the provided token results in an inconsistent list - objects that were created, "
     "modified, or deleted between the time the first chunk was returned and now may show up in the list.")
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json")
+APPLY_TYPE = "application/apply-patch+yaml"
 
 
 def truthy(v):
@@ -32,7 +35,9 @@ def truthy(v):
 
 
 def encode_continue(rv, key):
-    doc = {"v": "meta.k8s.io/v1", "rv": rv, "start": "%s/%s\x00" % key}
+    """An opaque token: the list's resourceVersion (-1: the current state) and the (namespace, name) after which the
+    next page starts."""
+    doc = {"v": "meta.k8s.io/v1", "rv": rv, "after": list(key)}
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
 
 
@@ -40,9 +45,11 @@ def decode_continue(token):
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         doc = json.loads(raw)
-        if doc.get("v") != "meta.k8s.io/v1" or not isinstance(doc.get("rv"), int):
+        after = doc.get("after")
+        if doc.get("v") != "meta.k8s.io/v1" or not isinstance(doc.get("rv"), int) or not isinstance(after, list) \
+                or len(after) != 2 or not all(isinstance(a, str) for a in after):
             raise ValueError("unknown version")
-        return doc["rv"], doc["start"]
+        return doc["rv"], tuple(after)
     except (ValueError, binascii.Error, TypeError, AttributeError) as e:
         raise ValueError("continue key is not valid: %s" % e)
 
@@ -55,6 +62,19 @@ class ApiError(Exception):
 
 class ResourceVerbs:
     # -- helpers --------------------------------------------------------------------------------------------------
+
+    def int_param(self, name, default):
+        """A non-negative integer query parameter; 400 naming it when it is not one."""
+        text = self.query.get(name)
+        if text in (None, ""):
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ApiError(objects.bad_request("invalid value for %s: %r is not a non-negative integer" % (name, text)))
+        return value
 
     def served(self, res, obj):
         """The object as served at the request's version (custom resources are stored at one version)."""
@@ -83,7 +103,15 @@ class ResourceVerbs:
             raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
         if not isinstance(obj, dict):
             raise ApiError(objects.bad_request("the body of the request is not a JSON object"))
-        return self.check_type(res, obj)
+        obj = self.check_type(res, obj)
+        if res.kind == "Secret" and isinstance(obj.get("data"), dict):
+            for k, v in obj["data"].items():
+                try:
+                    base64.b64decode(v if isinstance(v, str) else "", validate=True)
+                except (binascii.Error, ValueError) as e:
+                    raise ApiError(objects.bad_request('Secret in version "v1" cannot be handled as a Secret: '
+                                                       'data[%s]: illegal base64 data: %s' % (k, e)))
+        return obj
 
     def check_type(self, res, obj):
         if obj.get("apiVersion", res.api_version) != res.api_version:
@@ -124,10 +152,21 @@ class ResourceVerbs:
             raise ApiError(objects.invalid(res, obj["metadata"].get("name", ""), causes))
         return out
 
-    def require_namespace(self, res, namespace):
-        if res.namespaced and self.server.store.get("/namespaces", "", namespace) is None:
+    def require_namespace(self, res, namespace, name=""):
+        if not res.namespaced:
+            return
+        ns = self.server.store.get("/namespaces", "", namespace)
+        if ns is None:
             raise ApiError(objects.status(404, "NotFound", 'namespaces "%s" not found' % namespace,
                                           {"name": namespace, "kind": "namespaces"}))
+        if ns["metadata"].get("deletionTimestamp"):
+            raise ApiError(objects.status(403, "Forbidden", "%s \"%s\" is forbidden: unable to create new content in "
+                                          "namespace %s because it is being terminated" % (
+                                              res.group_resource, name, namespace),
+                                          {"kind": res.plural, "causes": [{"reason": "NamespaceTerminating",
+                                                                           "message": "namespace %s is being "
+                                                                           "terminated" % namespace,
+                                                                           "field": "metadata.namespace"}]}))
 
     def after_write(self, res, obj, deleted=False):
         """Side effects of a write: CRDs change what is served; a new namespace gets its default ServiceAccount."""
@@ -161,9 +200,9 @@ class ResourceVerbs:
     def do_list(self, res, namespace):
         match = self.selectors(res)
         store = self.server.store
-        limit = int(self.query.get("limit") or 0)
+        limit = self.int_param("limit", 0)
         token = self.query.get("continue")
-        start = ""
+        start = None
         at = None
         if token:
             try:
@@ -189,12 +228,14 @@ class ResourceVerbs:
         try:
             rv, items = store.list(res.gr, namespace if res.namespaced else None, at)
         except Expired:
+            if not token:
+                raise ApiError(objects.status(410, "Expired", "The resourceVersion for the provided list is too old."))
             doc = objects.status(410, "Expired", CONTINUE_TOO_OLD)
-            if token:
-                doc["metadata"] = {"continue": encode_continue(-1, tuple(start.rstrip("\x00").split("/", 1)))}
+            doc["metadata"] = {"continue": encode_continue(-1, start)}
             raise ApiError(doc)
-        items = [o for o in items if "%s/%s" % (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start
-                 and match(o)]
+        def after_start(o):
+            return start is None or (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start
+        items = [o for o in items if after_start(o) and match(o)]
         meta = {"resourceVersion": str(rv)}
         if limit > 0 and len(items) > limit:
             rest = len(items) - limit
@@ -229,14 +270,18 @@ class ResourceVerbs:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
-    def do_watch(self, res, namespace):
-        match = self.selectors(res)
+    def do_watch(self, res, namespace, name=None):
+        """A watch of the collection, or of one object (the deprecated GET .../NAME?watch=1: the collection with a
+        metadata.name field selector)."""
+        selected = self.selectors(res)
+
+        def match(o):
+            return selected(o) and (name is None or o["metadata"].get("name") == name)
         store = self.server.store
         rv_param = self.query.get("resourceVersion")
         bookmarks = truthy(self.query.get("allowWatchBookmarks"))
         initial = truthy(self.query.get("sendInitialEvents"))
-        timeout = self.query.get("timeoutSeconds")
-        deadline = time.monotonic() + (int(timeout) if timeout else self.server.watch_timeout)
+        deadline = time.monotonic() + self.int_param("timeoutSeconds", self.server.watch_timeout)
         table_version = query.wants_table(self.headers.get("Accept"))
         since = None
         if rv_param not in (None, "", "0") and not initial:
@@ -265,7 +310,7 @@ class ResourceVerbs:
                 try:
                     etype, obj, old, rv = watcher.events.get(timeout=min(left, self.server.bookmark_seconds))
                 except queue.Empty:
-                    if not bookmarks:
+                    if not bookmarks or time.monotonic() >= deadline:
                         continue
                     with store.lock:
                         if not watcher.events.empty():
@@ -321,7 +366,10 @@ class ResourceVerbs:
             return self.tokenreview(body)
         obj = self.read_object(res, body)
         self.place(res, obj, namespace)
-        self.require_namespace(res, namespace)
+        self.create_object(res, namespace, obj)
+
+    def create_object(self, res, namespace, obj):
+        self.require_namespace(res, namespace, obj["metadata"].get("name") or "")
         cause = objects.fill_create(res, obj, self.server.allocator)
         allocated = obj.get("spec", {}).get("clusterIP") if res.kind == "Service" and not cause else None
         try:
@@ -347,7 +395,7 @@ class ResourceVerbs:
     def crd_of(self, res):
         return self.server.store.get(CRD_GR, "", res.crd) or {}
 
-    def write_existing(self, res, namespace, name, subresource, change):
+    def write_existing(self, res, namespace, name, subresource, change, reply=True):
         """Update or patch: change(current) gives the new object; stored under the store's lock, so two writers
         never both succeed from the same resourceVersion."""
         store = self.server.store
@@ -357,6 +405,8 @@ class ResourceVerbs:
                 raise ApiError(objects.not_found(res, name))
             old = self.served(res, old)
             new = change(copy.deepcopy(old))
+            if not isinstance(new, dict):
+                raise ApiError(objects.status(422, "Invalid", "the patch does not leave a JSON object"))
             new = self.check_type(res, new)
             if new["metadata"].get("name") != name:
                 raise ApiError(objects.bad_request("the name of the object (%s) does not match the name on the URL "
@@ -365,23 +415,111 @@ class ResourceVerbs:
             want_rv = new["metadata"].get("resourceVersion")
             if want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise ApiError(objects.conflict(res, name))
+            if res.kind in ("RoleBinding", "ClusterRoleBinding") and new.get("roleRef") != old.get("roleRef"):
+                raise ApiError(objects.invalid(res, name, [("FieldValueInvalid", "roleRef", "Invalid value: %s: "
+                                                            "cannot change roleRef" % validate.go_value(
+                                                                new.get("roleRef")))]))
             new = objects.fill_update(res, old, new, subresource)
             new = self.validated(res, new)
             if res.crd:
                 new["apiVersion"] = "%s/%s" % (res.group, storage_version(self.crd_of(res)) or res.version)
             if self.query.get("dryRun") == "All":
-                return self.send_json(200, self.served(res, new))
+                if reply:
+                    self.send_json(200, self.served(res, new))
+                return new
             stored = store.put(res.gr, new, lambda _old: None)
         self.after_write(res, stored)
-        self.send_json(200, self.served(res, stored))
+        if reply:
+            self.send_json(200, self.served(res, stored))
+        return stored
+
+    @staticmethod
+    def scale_of(obj):
+        """The autoscaling/v1 Scale of an object with spec.replicas and a label selector."""
+        md = obj["metadata"]
+        labels = (obj.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                             if k in md},
+                "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+                "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                           "selector": ",".join("%s=%s" % kv for kv in sorted(labels.items()))}}
+
+    def do_scale(self, res, namespace, name, verb, body):
+        """GET, PUT and PATCH of .../NAME/scale: an autoscaling/v1 Scale whose spec.replicas is the object's."""
+        current = self.server.store.get(res.gr, namespace, name)
+        if current is None:
+            raise ApiError(objects.not_found(res, name))
+        if verb == "get":
+            return self.send_json(200, self.scale_of(current))
+        try:
+            doc = json.loads(body)
+        except ValueError as e:
+            raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        try:
+            if verb == "update":
+                scale = doc
+            elif ctype == "application/json-patch+json":
+                scale = patch.json_patch(self.scale_of(current), doc)
+            elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                scale = patch.merge_patch(self.scale_of(current), doc)
+            else:
+                raise ApiError(objects.status(415, "UnsupportedMediaType", "the body of the request was in an "
+                                              "unknown format - accepted media types include: %s" %
+                                              ", ".join(PATCH_TYPES)))
+        except patch.PatchError as e:
+            raise ApiError(objects.status(422, "Invalid", str(e)))
+        replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError(objects.invalid(res, name, [("FieldValueInvalid", "spec.replicas", "Invalid value: %s: "
+                                                        "must be greater than or equal to 0" %
+                                                        validate.go_value(replicas))]))
+        want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+
+        def change(obj):
+            obj.setdefault("spec", {})["replicas"] = replicas
+            if want_rv:
+                obj["metadata"]["resourceVersion"] = want_rv
+            return obj
+        stored = self.write_existing(res, namespace, name, None, change, reply=False)
+        self.send_json(200, self.scale_of(stored))
 
     def do_update(self, res, namespace, name, subresource, body):
         obj = self.read_object(res, body)
         self.write_existing(res, namespace, name, subresource, lambda old: obj)
 
+    def do_apply(self, res, namespace, name, body):
+        manager = self.query.get("fieldManager")
+        if not manager:
+            raise ApiError(objects.bad_request("PATCH %s: fieldManager is required for apply requests" %
+                                               self.route_path))
+        try:
+            cfg = ssa.parse_body(body)
+        except ValueError as e:
+            raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
+        if not isinstance(cfg, dict):
+            raise ApiError(objects.bad_request("an apply configuration is an object"))
+        cfg = self.check_type(res, cfg)
+        if cfg["metadata"].get("name") != name:
+            raise ApiError(objects.bad_request("the name of the object (%s) does not match the name on the URL "
+                                               "(%s)" % (cfg["metadata"].get("name"), name)))
+        self.place(res, cfg, namespace)
+        force = truthy(self.query.get("force"))
+        try:
+            if self.server.store.get(res.gr, namespace, name) is None:
+                obj = ssa.apply(None, cfg, manager, force, res.kind, res.api_version)
+                return self.create_object(res, namespace, obj)
+            self.write_existing(res, namespace, name, None,
+                                lambda cur: ssa.apply(cur, cfg, manager, force, res.kind, res.api_version))
+        except ssa.Conflict as e:
+            raise ApiError(ssa.conflict_status(res, name, e.conflicts))
+
     def do_patch(self, res, namespace, name, subresource, body):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-        accepted = PATCH_TYPES if not res.crd else PATCH_TYPES[:2]
+        if ctype == APPLY_TYPE and subresource is None:
+            return self.do_apply(res, namespace, name, body)
+        accepted = (PATCH_TYPES if not res.crd else PATCH_TYPES[:2]) + (APPLY_TYPE,)
         if ctype not in accepted:
             raise ApiError(objects.status(415, "UnsupportedMediaType",
                                           "the body of the request was in an unknown format - accepted media types "
@@ -426,21 +564,59 @@ class ResourceVerbs:
                 options = json.loads(body)
             except ValueError as e:
                 raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
-        if self.query.get("dryRun") == "All":
+        if not isinstance(options, dict):
+            raise ApiError(objects.bad_request("the body of a DELETE is a DeleteOptions object"))
+        if self.query.get("dryRun") == "All" or options.get("dryRun") == ["All"]:
             obj = self.server.store.get(res.gr, namespace, name)
             if obj is None:
                 raise ApiError(objects.not_found(res, name))
             return self.send_json(200, self.served(res, obj))
-        gone = self.delete_one(res, namespace, name, (options or {}).get("preconditions"))
+        if res.kind == "Namespace":
+            return self.send_json(200, self.served(res, self.terminate_namespace(res, name)))
+        gone = self.delete_one(res, namespace, name, options.get("preconditions"))
         if gone is None:
             raise ApiError(objects.not_found(res, name))
         self.send_json(200, self.served(res, gone))
 
+    def terminate_namespace(self, res, name):
+        """As the namespace lifecycle does: the namespace turns Terminating at once (deletionTimestamp set, new
+        content refused), its content and then the namespace itself are deleted --namespace-finalize-seconds
+        later, as the namespace controller would."""
+        store = self.server.store
+        with store.lock:
+            ns = store.get(res.gr, "", name)
+            if ns is None:
+                raise ApiError(objects.not_found(res, name))
+            if ns["metadata"].get("deletionTimestamp"):
+                return ns
+            ns["metadata"]["deletionTimestamp"] = objects.now()
+            ns["metadata"]["deletionGracePeriodSeconds"] = 0
+            ns["status"] = {"phase": "Terminating"}
+            ns = store.put(res.gr, ns, lambda old: None)
+
+        def finalize():
+            for r in self.server.registry.resources:
+                if r.namespaced:
+                    for o in store.list(r.gr, name)[1]:
+                        self.delete_one(r, name, o["metadata"]["name"])
+            self.delete_one(res, "", name)
+        timer = threading.Timer(self.server.namespace_finalize_seconds, finalize)
+        timer.daemon = True
+        timer.start()
+        return ns
+
     def do_delete_collection(self, res, namespace):
         match = self.selectors(res)
         _rv, items = self.server.store.list(res.gr, namespace if res.namespaced else None)
-        gone = [self.delete_one(res, o["metadata"].get("namespace", ""), o["metadata"]["name"])
-                for o in items if match(o)]
+        try:
+            options = json.loads(self.body) if self.body else {}
+        except ValueError as e:
+            raise ApiError(objects.bad_request("the body of the request could not be decoded: %s" % e))
+        if self.query.get("dryRun") == "All" or (isinstance(options, dict) and options.get("dryRun") == ["All"]):
+            gone = [o for o in items if match(o)]
+        else:
+            gone = [self.delete_one(res, o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                    for o in items if match(o)]
         self.send_json(200, {"kind": res.kind + "List", "apiVersion": res.api_version,
                              "metadata": {"resourceVersion": str(self.server.store.current_rv())},
                              "items": [self.served(res, o) for o in gone if o is not None]})

@@ -85,7 +85,8 @@ class Informer(threading.Thread):
                     if ev["type"] == "BOOKMARK":
                         self.events.put(("BOOKMARK", None, ev["raw_object"]["metadata"]["resourceVersion"]))
                     else:
-                        self.events.put((ev["type"], ev["object"].metadata.name, ev["object"].metadata.resource_version))
+                        md = ev["object"].metadata
+                        self.events.put((ev["type"], md.name, md.resource_version))
             except ApiException as e:
                 self.events.put(("RELIST-%d" % e.status, None, None))
             except Exception as e:  # noqa: BLE001 (urllib3's ProtocolError and friends: the connection broke)
@@ -250,6 +251,23 @@ def pagination_checks():
     if got != want:
         fail("the inconsistent continuation did not list the rest: %d names" % len(got))
     ok("an expired continue token gets 410 Expired; its inconsistent continuation lists the rest")
+
+    # across namespaces whose names sort differently as strings and as (namespace, name) pairs
+    for n in ("pg", "pg-x"):
+        v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=n)))
+        for c in ("a", "z"):
+            v1.create_namespaced_config_map(n, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=c)))
+    whole = [(c.metadata.namespace, c.metadata.name) for c in v1.list_config_map_for_all_namespaces().items]
+    walked, token = [], None
+    for _ in range(len(whole) + 2):
+        page = v1.list_config_map_for_all_namespaces(limit=3, _continue=token)
+        walked += [(c.metadata.namespace, c.metadata.name) for c in page.items]
+        token = page.metadata._continue
+        if not token:
+            break
+    if walked != whole or whole != sorted(whole):
+        fail("paging across namespaces walked %d of %d objects, or out of order" % (len(walked), len(whole)))
+    ok("paging across namespaces in pages of 3 walks all %d config maps in (namespace, name) order" % len(whole))
 
     odd = v1.list_namespaced_config_map(ns, label_selector="parity=odd,parity notin (even)")
     one = v1.list_config_map_for_all_namespaces(field_selector="metadata.name=cm-007,metadata.namespace=%s" % ns)

@@ -17,6 +17,7 @@ import ssl
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from http.server import ThreadingHTTPServer
 
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "e2e", "tools"))
 import fake_kube_api  # noqa: E402  (the TokenReview stand-in: its tables, body checks and recordings)
 import objects  # noqa: E402
 import openapi  # noqa: E402
+import rbac  # noqa: E402
 from api import ApiError, ResourceVerbs, truthy  # noqa: E402
 from registry import Registry  # noqa: E402
 from store import Store  # noqa: E402
@@ -86,10 +88,7 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
         self.body = b""
         self.warnings = []
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length < 0 or length > BODY_MAX:
-                raise ValueError
-            self.body = self.rfile.read(length)
+            self.body = self.read_request_body()
         except ValueError:
             self.close_connection = True
             return self.send_json(413, objects.status(413, "RequestEntityTooLarge", "the request is too large"))
@@ -103,11 +102,40 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
         try:
             self.route()
         except ApiError as e:
-            self.send_json(e.doc["code"], e.doc)
+            if self.logged:  # a watch already answered 200: the stream can only end
+                self.close_connection = True
+            else:
+                self.send_json(e.doc["code"], e.doc)
         except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as e:  # noqa: BLE001  a bug here must answer, not drop the connection silently
+            sys.stderr.write("kube_apiserver: %s %s: %s\n" % (self.command, self.path, traceback.format_exc()))
+            if not self.logged:
+                self.send_json(500, objects.status(500, "InternalError", "kube_apiserver: %s: %s" % (
+                    type(e).__name__, e)))
             self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+    def read_request_body(self):
+        """The body by Content-Length, or by chunks (Transfer-Encoding: chunked); ValueError when too large or
+        malformed."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline(64).split(b";")[0].strip() or b"x", 16)
+                if size < 0 or len(body) + size > BODY_MAX:
+                    raise ValueError("too large")
+                if size == 0:
+                    while self.rfile.readline(1024).strip():  # trailers
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline(8)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > BODY_MAX:
+            raise ValueError("too large")
+        return self.rfile.read(length)
 
     def authenticate(self):
         auth = self.headers.get("Authorization") or ""
@@ -194,16 +222,24 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
             raise ApiError(self.not_found_path())
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if sub is not None and (sub != "status" or not res.status):
+        if sub is not None and not (sub == "status" and res.status or sub == "scale" and res.scale):
             raise ApiError(self.not_found_path())
         verb = self.verb(method, name)
-        if verb not in res.verbs and not (verb in ("get", "update", "patch") and sub == "status"):
+        if verb not in res.verbs and not (verb in ("get", "update", "patch") and sub in ("status", "scale")):
             raise ApiError(objects.status(405, "MethodNotAllowed",
                                           "the server does not allow this method on the requested resource"))
+        if self.server.authorize and self.user != "caller":
+            m = re.search(r"(?:^|,)\s*metadata\.name\s*==?\s*([^,\s]+)", self.query.get("fieldSelector") or "")
+            resource = res.plural + ("/" + sub if sub else "")
+            if not rbac.allowed(self.server.store, self.user, verb, res.group, resource, namespace, name,
+                                m.group(1) if m else None):
+                raise ApiError(rbac.forbidden(self.user, verb, res, sub, namespace, name))
+        if sub == "scale":
+            return self.do_scale(res, namespace, name, verb, self.body)
         if verb == "list":
             return self.do_list(res, namespace)
         if verb == "watch":
-            return self.do_watch(res, namespace)
+            return self.do_watch(res, namespace, name)
         if verb == "get":
             return self.do_get(res, namespace, name)
         if verb == "create":
@@ -300,8 +336,11 @@ class Handler(ResourceVerbs, fake_kube_api.Handler):
                                                        "or close"))
                 try:
                     re.compile(r.get("path", ""))
+                    int(r.get("count", 1)), int(r.get("code", 500)), float(r.get("seconds", 30))
                 except re.error as e:
                     raise ApiError(objects.bad_request("faults: path is not a regular expression: %s" % e))
+                except (TypeError, ValueError) as e:
+                    raise ApiError(objects.bad_request("faults: count, code and seconds are numbers: %s" % e))
             with srv.fault_lock:
                 srv.faults.extend(dict(r, count=int(r.get("count", 1))) for r in rules)
                 return self.send_json(200, {"pending": sum(r["count"] for r in srv.faults)})
@@ -335,6 +374,8 @@ class Server(ThreadingHTTPServer):
         self.git_version = args.git_version
         self.bookmark_seconds = args.bookmark_seconds
         self.watch_timeout = args.watch_timeout
+        self.namespace_finalize_seconds = args.namespace_finalize_seconds
+        self.authorize = args.authorize
         super().__init__(address, Handler, bind_and_activate=True)
         self.seed()
 
@@ -390,7 +431,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cert", required=True, help="the server's certificate chain (PEM)")
     p.add_argument("--key", required=True, help="its private key (PEM)")
-    p.add_argument("--token", action="append", help="TOKEN[=USER]: a bearer token the server accepts (repeatable)")
+    p.add_argument("--token", action="append",
+                   help="TOKEN[=USER]: a bearer token the server accepts, for USER (default admin, in system:masters)"
+                   "; a service account is system:serviceaccount:NAMESPACE:NAME (repeatable)")
+    p.add_argument("--authorize", action="store_true",
+                   help="authorize requests with the stored RBAC objects (users other than admin)")
     p.add_argument("--tokenreview-table", action="append",
                    help="a TokenReview table as tests/data/tokenreview/table.json (repeatable)")
     p.add_argument("--port-file", required=True, help="where to write the port listened on (write then rename)")
@@ -400,7 +445,11 @@ def main():
     p.add_argument("--git-version", default="v1.33.2", help="the gitVersion /version reports")
     p.add_argument("--service-cidr", default="10.96.0.0/16", help="where Services' cluster IPs come from")
     p.add_argument("--history", type=int, default=5000, help="how many events the history keeps")
+    p.add_argument("--compact-seconds", type=float, default=0,
+                   help="compact the history this often, as etcd every 5 minutes (default: only when asked)")
     p.add_argument("--bookmark-seconds", type=float, default=5.0, help="idle time before a watch gets a BOOKMARK")
+    p.add_argument("--namespace-finalize-seconds", type=float, default=0.5,
+                   help="how long a deleted namespace stays Terminating before it and its content are deleted")
     p.add_argument("--watch-timeout", type=int, default=1800, help="a watch without timeoutSeconds ends after this")
     args = p.parse_args()
     if not args.token and not args.tokenreview_table:
@@ -416,6 +465,12 @@ def main():
     with open(tmp, "w", encoding="utf-8") as f:
         f.write("%d\n" % server.server_address[1])
     os.replace(tmp, args.port_file)
+    if args.compact_seconds > 0:
+        def compact_forever():
+            while True:
+                time.sleep(args.compact_seconds)
+                server.store.compact()
+        threading.Thread(target=compact_forever, daemon=True).start()
     server.serve_forever()
 
 

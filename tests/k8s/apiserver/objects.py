@@ -101,7 +101,7 @@ def fill_create(res, obj, allocator):
         md.pop(field, None)
     md["uid"] = str(uuid.uuid4())
     md["creationTimestamp"] = now()
-    if "spec" in obj or res.crd:
+    if "spec" in obj or res.crd or res.kind in ("MutatingWebhookConfiguration", "EndpointSlice"):
         md["generation"] = 1
     kind = res.kind
     if kind == "Namespace":

@@ -10,7 +10,6 @@ server publishes it, so kubectl sends fieldValidation=Strict and leaves the unkn
 /openapi/v2 is served as protobuf (gnostic's openapi_v2.Document, the form kubectl asks for) or JSON.
 """
 
-import json
 
 
 def _field(number, payload):
@@ -50,7 +49,7 @@ def v3_document(handler, group, version):
         root = "/api/%s" % version if not group else "/apis/%s/%s" % (group, version)
         item = "%s/namespaces/{namespace}/%s/{name}" % (root, r.plural) if r.namespaced else \
             "%s/%s/{name}" % (root, r.plural)
-        types = ["application/json-patch+json", "application/merge-patch+json"]
+        types = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
         if not r.crd:
             types.append("application/strategic-merge-patch+json")
         paths[item] = {"patch": {
@@ -73,7 +72,7 @@ def serve(handler, path):
         if "protobuf" in (handler.headers.get("Accept") or ""):
             data = v2_protobuf(handler.server.git_version)
             handler.send_response(200)
-            handler.send_header("Content-Type", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+            handler.send_header("Content-Type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
             handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
             handler.wfile.write(data)
@@ -95,4 +94,3 @@ def serve(handler, path):
     raise ApiError(status(404, "NotFound", "the server could not find the requested resource"))
 
 
-_ = json

@@ -21,7 +21,7 @@ class Resource:
     """One served resource (one group/version/resource)."""
 
     def __init__(self, group, version, plural, kind, namespaced, short=(), singular=None, verbs=None,
-                 status=False, crd=None, schema=None, categories=()):
+                 status=False, crd=None, schema=None, categories=(), scale=False):
         self.group = group
         self.version = version
         self.plural = plural
@@ -34,6 +34,7 @@ class Resource:
         self.crd = crd  # the CRD's name for a custom resource
         self.schema = schema  # the version's openAPIV3Schema (custom resources)
         self.categories = list(categories)
+        self.scale = scale  # has a scale subresource (autoscaling/v1 Scale of spec.replicas)
 
     @property
     def gr(self):
@@ -64,6 +65,9 @@ class Resource:
         if self.status:
             out.append({"name": self.plural + "/status", "singularName": "", "namespaced": self.namespaced,
                         "kind": self.kind, "verbs": ["get", "patch", "update"]})
+        if self.scale:
+            out.append({"name": self.plural + "/scale", "singularName": "", "namespaced": self.namespaced,
+                        "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
         return out
 
 
@@ -75,12 +79,18 @@ BUILTIN = [
     Resource("", "v1", "configmaps", "ConfigMap", True, ["cm"]),
     Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"]),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
-    Resource("apps", "v1", "deployments", "Deployment", True, ["deploy"], status=True, categories=["all"]),
+    Resource("apps", "v1", "deployments", "Deployment", True, ["deploy"], status=True, categories=["all"],
+             scale=True),
+    Resource("", "v1", "events", "Event", True, ["ev"]),
     Resource("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration",
              False),
     Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
              ["crd", "crds"], status=True),
     Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=["create"]),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
 ]
 
 CRD_GR = "apiextensions.k8s.io/customresourcedefinitions"

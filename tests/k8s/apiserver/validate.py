@@ -72,6 +72,8 @@ def check_metadata(errs, obj, kind):
     name = md.get("name")
     if not name:
         errs.required("metadata.name", "name or generateName is required")
+    elif not isinstance(name, str):
+        errs.type_invalid("metadata.name", name, "must be a string")
     elif kind in LABEL_NAMES:
         if not DNS1123_LABEL.match(name) or len(name) > 63:
             errs.invalid("metadata.name", name, LABEL_MSG)
@@ -136,6 +138,24 @@ def check_pod_spec(errs, spec, field):
         vols.add(v.get("name"))
 
 
+CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def check_data_keys(errs, obj):
+    for field in ("data", "binaryData", "stringData"):
+        m = obj.get(field)
+        if m is None:
+            continue
+        if not isinstance(m, dict) or not all(isinstance(v, str) for v in m.values()):
+            errs.type_invalid(field, m, "must be a map of strings")
+            continue
+        for k in m:
+            if not CONFIG_KEY.match(k) or len(k) > 253:
+                errs.invalid("%s[%s]" % (field, k), k, "a valid config key must consist of alphanumeric characters, "
+                             "'-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for "
+                             "validation is '[-._a-zA-Z0-9]+')")
+
+
 def check_service(errs, obj):
     spec = obj.get("spec") or {}
     stype = spec.get("type", "ClusterIP")
@@ -173,6 +193,8 @@ def check_endpointslice(errs, obj):
     elif at not in ("IPv4", "IPv6", "FQDN"):
         errs.unsupported("addressType", at, ["FQDN", "IPv4", "IPv6"])
     for i, ep in enumerate(obj.get("endpoints") or []):
+        if at not in ("IPv4", "IPv6", "FQDN"):
+            break  # addresses are checked against the address type
         addrs = ep.get("addresses")
         if not addrs:
             errs.required("endpoints[%d].addresses" % i, "must contain at least 1 address")
@@ -260,8 +282,35 @@ def check_crd(errs, obj):
             errs.required("spec.versions[%d].served" % i)
 
 
+def check_binding(errs, obj):
+    ref = obj.get("roleRef") or {}
+    if not ref:
+        errs.required("roleRef")
+        return
+    allowed = ["ClusterRole"] if obj.get("kind") == "ClusterRoleBinding" else ["ClusterRole", "Role"]
+    if ref.get("kind") not in allowed:
+        errs.unsupported("roleRef.kind", ref.get("kind"), allowed)
+    if ref.get("apiGroup") != "rbac.authorization.k8s.io":
+        errs.unsupported("roleRef.apiGroup", ref.get("apiGroup"), ["rbac.authorization.k8s.io"])
+    if not ref.get("name"):
+        errs.required("roleRef.name")
+    for i, s in enumerate(obj.get("subjects") or []):
+        if s.get("kind") not in ("User", "Group", "ServiceAccount"):
+            errs.unsupported("subjects[%d].kind" % i, s.get("kind"), ["Group", "ServiceAccount", "User"])
+        if not s.get("name"):
+            errs.required("subjects[%d].name" % i)
+
+
+def check_rules(errs, obj):
+    for i, r in enumerate(obj.get("rules") or []):
+        if not r.get("verbs"):
+            errs.required("rules[%d].verbs" % i, "verbs must contain at least one value")
+
+
 CHECKS = {"Service": check_service, "EndpointSlice": check_endpointslice, "Deployment": check_deployment,
           "MutatingWebhookConfiguration": check_webhooks, "CustomResourceDefinition": check_crd,
+          "RoleBinding": check_binding, "ClusterRoleBinding": check_binding, "Role": check_rules,
+          "ClusterRole": check_rules, "ConfigMap": check_data_keys, "Secret": check_data_keys,
           "Pod": lambda errs, obj: check_pod_spec(errs, obj.get("spec"), "spec")}
 
 
