@@ -22,8 +22,13 @@ rm_require_cmds protoc jq curl openssl
 rm_setup_no_netns
 rm_control_init
 
-# no periodic bookmarks: the informers' resourceVersions stay where their last event left them (for the 410 case)
-rm_kube_api_start - --bookmark-seconds 600 --service-cidr 198.19.0.0/24
+# no periodic bookmarks: the informers' resourceVersions stay where their last event left them (for the 410 case).
+# RBAC is enforced: the admin may do everything; the control plane's ServiceAccount only what its ClusterRole says
+# (docs/control-config.md, "The Kubernetes source": the replicas started later run with it).
+SA=system:serviceaccount:ringmesh-system:ringmesh-control
+SA_TOKEN=sa-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+rm_kube_api_start - --bookmark-seconds 600 --service-cidr 198.19.0.0/24 --authorize --token "$SA_TOKEN=$SA"
+rm_kube_config "$SA_TOKEN" "$RM_TMP/sa.kubeconfig"
 
 # kpost PATH JSON: creates an object as the admin; fails the test on an HTTP error
 kpost() {
@@ -59,12 +64,26 @@ kpost /api/v1/namespaces/shop/services "$(service_json shop legacy 198.19.0.11 8
 kpost /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices "$(slice_json shop orders orders-1 198.18.5.10)"
 kpost /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices "$(slice_json shop legacy legacy-1 198.18.5.11)"
 
+# the least privilege the Kubernetes source needs: read the objects it watches, nothing else
+kpost /api/v1/namespaces '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ringmesh-system"}}'
+kpost /apis/rbac.authorization.k8s.io/v1/clusterroles '{"apiVersion":"rbac.authorization.k8s.io/v1",
+    "kind":"ClusterRole","metadata":{"name":"ringmesh-control"},"rules":[
+    {"apiGroups":[""],"resources":["pods","services","namespaces"],"verbs":["get","list","watch"]},
+    {"apiGroups":["discovery.k8s.io"],"resources":["endpointslices"],"verbs":["get","list","watch"]},
+    {"apiGroups":["apiextensions.k8s.io"],"resources":["customresourcedefinitions"],"verbs":["get","list","watch"]},
+    {"apiGroups":["ringmesh.io","security.istio.io"],"resources":["authorizationpolicies","peerauthentications"],
+     "verbs":["get","list","watch"]}]}'
+kpost /apis/rbac.authorization.k8s.io/v1/clusterrolebindings '{"apiVersion":"rbac.authorization.k8s.io/v1",
+    "kind":"ClusterRoleBinding","metadata":{"name":"ringmesh-control"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io",
+    "kind":"ClusterRole","name":"ringmesh-control"},"subjects":[{"kind":"ServiceAccount","name":"ringmesh-control",
+    "namespace":"ringmesh-system"}]}'
+
 PORT=$((20000 + $$ % 20000))
-# control_start NAME PORT: a replica with the Kubernetes source (a 3 s request timeout, so that a stalled API
+# control_start NAME PORT [KUBECONFIG]: a replica with the Kubernetes source (a 3 s request timeout, so that a stalled API
 # server is noticed quickly); waits for control_started
 control_start() {
     rm_bg "control-$1" - "$RM_TMP/logs/control-$1.log" "$RM_CONTROL_BIN" --source kubernetes \
-        --kubeconfig "$RM_KUBECONFIG" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 3s \
+        --kubeconfig "${3:-$RM_KUBECONFIG}" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 3s \
         --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$(($2 + 1))" --state-dir "$RM_TMP/control/state-$1" \
         --jwks "$RM_TMP/control/jwks.json" --log-level debug
     rm_wait_log "$RM_TMP/logs/control-$1.log" '.event == "control_started"' 60 >/dev/null || {
@@ -293,6 +312,12 @@ case_pagination_and_replicas() {
         rm_wait_log "$CLOG" ".event == \"config_unchanged\" and .version == \"$v2\"" 5 >/dev/null || true
     v1=$(curl -sf "http://127.0.0.1:$((PORT + 1))/metrics" | sed -n 's/^ringmesh_control_config_info{version="\([0-9a-f]*\)".*/\1/p')
     rm_assert_eq "$v1" "$v2" "both replicas serve version $v2"
+    # the second replica ran with the ServiceAccount's ClusterRole: it was never refused anything
+    local asked refused
+    asked=$(jq -c --arg u "$SA" 'select(.user == $u)' "$RM_KUBE_LOG" | wc -l)
+    refused=$(jq -c --arg u "$SA" 'select(.user == $u and (.code == 401 or .code == 403))' "$RM_KUBE_LOG" | wc -l)
+    [ "$asked" -gt 0 ] || rm_fail "no request of the ServiceAccount in the API's log"
+    rm_assert_eq "$refused" 0 "none of the ServiceAccount's $asked requests was refused by the least-privilege ClusterRole"
 }
 
 rm_case "the model is built from the API" case_builds_model
@@ -307,7 +332,7 @@ make_bulk_pods
 # the first page's continue token expires once: the list starts again from the beginning
 rm_kube_fault '{"path": "^/api/v1/pods\\?limit=500&continue=", "code": 410, "count": 1}'
 MARK=$(wc -l <"$RM_KUBE_LOG")
-control_start second $((PORT + 2))
+control_start second $((PORT + 2)) "$RM_TMP/sa.kubeconfig"
 rm_case "1,200 pods in pages; two replicas agree" case_pagination_and_replicas
 rm_stop control-second
 
@@ -336,7 +361,7 @@ rm_stop control-rotating
 SA_SRC=$RM_TMP/serviceaccount
 mkdir -p "$SA_SRC"
 cp "$RM_KUBE_CA" "$SA_SRC/ca.crt"
-printf '%s\n' "$RM_KUBE_TOKEN" >"$SA_SRC/token"
+printf '%s\n' "$SA_TOKEN" >"$SA_SRC/token"
 printf 'ringmesh-system\n' >"$SA_SRC/namespace"
 # shellcheck disable=SC2016 # the inner script's arguments expand in the inner shell
 rm_bg control-incluster - "$RM_TMP/logs/control-incluster.log" env KUBERNETES_SERVICE_HOST=127.0.0.1 \
