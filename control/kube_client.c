@@ -264,7 +264,7 @@ const char *rm__kube_status_message(const json_t *j)
 static const char *shown(char buf[SHOWN_MAX + 4], const char *s)
 {
     size_t i;
-    for (i = 0; s[i] != '\0' && i < SHOWN_MAX; i++)
+    for (i = 0; i < SHOWN_MAX && s[i] != '\0'; i++)
         buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
     if (s[i] != '\0')
         memcpy(buf + i, "...", 3), i += 3;
