@@ -1,5 +1,6 @@
 /* ringmesh-control: the control plane's entry point. Flags configure the process; the mesh itself is
- * configured by the YAML directory given with --config-dir (docs/control-config.md). */
+ * configured by its source (docs/control-config.md): the YAML directory given with --config-dir, or the Kubernetes
+ * API (--source kubernetes). */
 #include <errno.h>
 #include <stdarg.h>
 #include <getopt.h>
@@ -24,9 +25,16 @@
 #define MAX_DNS_NAMES 16
 
 static const char USAGE[] =
-    "usage: ringmesh-control --config-dir DIR (--jwks FILE | --attestation token-review) [options]\n"
+    "usage: ringmesh-control (--config-dir DIR | --source kubernetes) (--jwks FILE | --attestation token-review)\n"
+    "                        [options]\n"
     "\n"
-    "  --config-dir DIR        mesh configuration: YAML files (MeshConfig, Service), reloaded on change\n"
+    "  --source KIND           where the mesh's configuration comes from: file (default, --config-dir) or\n"
+    "                          kubernetes (the API: Services, EndpointSlices, Pods, policy resources)\n"
+    "  --config-dir DIR        file source: YAML files (MeshConfig, Service, policies), reloaded on change\n"
+    "  --kubeconfig FILE       kubernetes source outside a cluster (default: the in-cluster service account)\n"
+    "  --mesh-config FILE      kubernetes source: the MeshConfig document (a mounted ConfigMap key), reloaded\n"
+    "                          on change (default: the mesh's defaults)\n"
+    "  --kube-timeout DUR      kubernetes source: bound on one API request (default 30s)\n"
     "  --listen ADDR           gRPC address (default [::]:15012)\n"
     "  --admin-listen ADDR     /metrics and /healthz (default [::]:15014; \"off\" for none)\n"
     "  --state-dir DIR         where a generated root CA is kept and the trust bundle is published\n"
@@ -53,7 +61,8 @@ typedef struct st_control_opts_t {
     const char *listen, *admin_listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer,
         *audience;
     const char *namespace_, *log_level, *attestation, *kube_api, *kube_ca, *kube_token;
-    uint32_t review_timeout_ms;
+    const char *source, *kubeconfig, *mesh_config;
+    uint32_t review_timeout_ms, kube_timeout_ms;
     const char *dns_names[MAX_DNS_NAMES];
     size_t num_dns_names;
     uint32_t max_ttl_ms;
@@ -146,6 +155,10 @@ static int control_ready(void *arg)
 static int parse_opts(int argc, char **argv, control_opts_t *o)
 {
     enum {
+        O_SOURCE = 240,
+        O_KUBECONFIG,
+        O_MESHCONFIG,
+        O_KUBETIMEOUT,
         O_ATTEST = 250,
         O_KAPI,
         O_KCA,
@@ -187,6 +200,10 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         {"kube-ca-file", required_argument, NULL, O_KCA},
         {"kube-token-file", required_argument, NULL, O_KTOKEN},
         {"token-review-timeout", required_argument, NULL, O_KTIMEOUT},
+        {"source", required_argument, NULL, O_SOURCE},
+        {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
+        {"mesh-config", required_argument, NULL, O_MESHCONFIG},
+        {"kube-timeout", required_argument, NULL, O_KUBETIMEOUT},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -199,6 +216,7 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
     o->namespace_ = "ringmesh-system";
     o->log_level = "info";
     o->attestation = "jwt";
+    o->source = "file";
     o->max_ttl_ms = 24 * 3600 * 1000;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -274,6 +292,26 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
                 return 2;
             }
             break;
+        case O_SOURCE:
+            if (strcmp(optarg, "file") != 0 && strcmp(optarg, "kubernetes") != 0) {
+                fprintf(stderr, "ringmesh-control: --source %s: file or kubernetes\n", optarg);
+                return 2;
+            }
+            o->source = optarg;
+            break;
+        case O_KUBECONFIG:
+            o->kubeconfig = optarg;
+            break;
+        case O_MESHCONFIG:
+            o->mesh_config = optarg;
+            break;
+        case O_KUBETIMEOUT:
+            if (rm_duration_parse_ms(optarg, &o->kube_timeout_ms) != 0 || o->kube_timeout_ms < 100 ||
+                o->kube_timeout_ms > 600000) {
+                fprintf(stderr, "ringmesh-control: --kube-timeout %s: a duration from 100ms to 10m\n", optarg);
+                return 2;
+            }
+            break;
         case 'h':
             fputs(USAGE, stdout);
             exit(0);
@@ -282,8 +320,21 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
             return 2;
         }
     }
-    if (optind != argc || o->config_dir == NULL) {
+    if (optind != argc) {
         fputs(USAGE, stderr);
+        return 2;
+    }
+    if (strcmp(o->source, "file") == 0 && o->config_dir == NULL) {
+        fprintf(stderr, "ringmesh-control: --config-dir DIR is required with --source file\n");
+        return 2;
+    }
+    if (strcmp(o->source, "file") == 0 && (o->kubeconfig != NULL || o->mesh_config != NULL)) {
+        fprintf(stderr, "ringmesh-control: --kubeconfig and --mesh-config apply to --source kubernetes only\n");
+        return 2;
+    }
+    if (strcmp(o->source, "kubernetes") == 0 && o->config_dir != NULL) {
+        fprintf(stderr, "ringmesh-control: --config-dir applies to --source file only (with --source kubernetes, "
+                        "give the MeshConfig with --mesh-config FILE)\n");
         return 2;
     }
     if (strcmp(o->attestation, "jwt") == 0 && o->jwks == NULL) {
@@ -299,6 +350,15 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         return 2;
     }
     return 0;
+}
+
+/* Whether SIGTERM or SIGINT is pending: they are blocked until the control plane serves, and a start that waits on
+ * the Kubernetes API asks this so that it can be stopped meanwhile. */
+static int stop_requested(void *arg)
+{
+    sigset_t pending;
+    (void)arg;
+    return sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
 }
 
 static void log_fatal(const char *event, const char *what, int err, const char *msg)
@@ -342,8 +402,24 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    if ((ret = rm_source_file_create(o.config_dir, &src, &model, err, sizeof(err))) != 0) {
-        log_fatal("config_invalid", o.config_dir, ret, err);
+    const char *origin = o.config_dir;
+    if (strcmp(o.source, "kubernetes") == 0) {
+        rm_source_kube_config_t kc = {.kubeconfig = o.kubeconfig,
+                                      .mesh_config = o.mesh_config,
+                                      .timeout_ms = o.kube_timeout_ms,
+                                      .should_stop = stop_requested};
+        origin = o.kubeconfig != NULL ? o.kubeconfig : "in-cluster";
+        ret = rm_source_kube_create(&kc, &src, &model, err, sizeof(err));
+    } else {
+        ret = rm_source_file_create(o.config_dir, &src, &model, err, sizeof(err));
+    }
+    if (ret == -ECANCELED) {
+        rm_log_msg(RM_LOG_INFO, "control_stopping", err);
+        status = 0;
+        goto Exit;
+    }
+    if (ret != 0) {
+        log_fatal("config_invalid", origin, ret, err);
         goto Exit;
     }
     rm_ca_config_t cac = {
@@ -407,6 +483,7 @@ int main(int argc, char **argv)
         .serving_id = spiffe_id,
         .serving_dns_names = o.dns_names,
         .num_serving_dns_names = o.num_dns_names,
+        .workloads = src->ops->lookup_workload != NULL ? src : NULL,
     };
     if ((ret = rm_control_server_start(&sc, model, &srv, err, sizeof(err))) != 0) {
         log_fatal("listen_failed", o.listen, ret, err);
@@ -419,7 +496,7 @@ int main(int argc, char **argv)
     }
     update_ctx_t uctx = {srv, rm_ca_trust_domain(ca)};
     if ((ret = src->ops->start(src, on_model, &uctx)) != 0) {
-        log_fatal("config_watch_failed", o.config_dir, ret, "cannot watch the configuration directory");
+        log_fatal("config_watch_failed", origin, ret, "cannot watch the configuration source");
         goto Exit;
     }
     {
@@ -429,7 +506,9 @@ int main(int argc, char **argv)
         rm_log_str(&l, "adminListen", o.admin_listen);
         rm_log_str(&l, "trustDomain", rm_ca_trust_domain(ca));
         rm_log_str(&l, "spiffeId", spiffe_id);
-        rm_log_str(&l, "configDir", o.config_dir);
+        rm_log_str(&l, "source", src->ops->name);
+        if (o.config_dir != NULL)
+            rm_log_str(&l, "configDir", o.config_dir);
         rm_log_str(&l, "configVersion", model->version);
         rm_log_uint(&l, "services", model->num_services);
         rm_log_str(&l, "ca", o.ca_cert != NULL ? o.ca_cert : "generated root in state directory");
@@ -448,10 +527,13 @@ int main(int argc, char **argv)
     status = 0;
 
 Exit:
+    /* the source stops first (no more models), the server next (it looks workloads up in the source) */
     if (src != NULL)
-        src->ops->destroy(src);
+        src->ops->stop(src);
     rm_admin_http_stop(admin);
     rm_control_server_stop(srv);
+    if (src != NULL)
+        src->ops->destroy(src);
     if (attestor != NULL)
         attestor->ops->destroy(attestor);
     rm_ca_free(ca);

@@ -21,6 +21,7 @@
 #include <grpc/support/time.h>
 
 #include "discovery_state.h"
+#include "workload_labels.h"
 #include "identity_service.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -82,6 +83,8 @@ struct st_rm_control_server_t {
 
     /* The port's credentials: the serving certificate, renewed by the server thread before it gets old. */
     rm_serving_creds_t *serving;
+
+    uint64_t workloads_seen; /* the source's workloads generation the streams' labels were taken at */
 };
 
 /* A finished unary call (Sign, or a refusal of an unknown method): frees itself when its batch completes. */
@@ -103,9 +106,7 @@ struct st_stream_t {
     char node_id[254];
     int have_node;
     rm_xds_stream_state_t xds;
-    rm_xds_workload_t workload; /* the node's namespace and labels (owned), for its WorkloadPolicy */
-    rm_label_t *labels;
-    char *workload_key;
+    rm_workload_labels_t workload; /* the node's namespace and labels, for its WorkloadPolicy */
 
     tag_t start_tag, read_tag, write_tag, close_tag, status_tag;
     int pending; /* batches in flight */
@@ -324,12 +325,7 @@ static void stream_maybe_free(stream_t *s)
         rm_log_bool(&l, "cancelled", s->cancelled);
         rm_log_end(&l);
     }
-    for (size_t i = 0; i < s->workload.workload.num_labels; i++) {
-        free(s->labels[i].key);
-        free(s->labels[i].value);
-    }
-    free(s->labels);
-    free(s->workload_key);
+    rm_workload_labels_clear(&s->workload);
     if (s->recv != NULL)
         grpc_byte_buffer_destroy(s->recv);
     if (s->sending != NULL)
@@ -398,7 +394,7 @@ static void stream_maybe_push(stream_t *s)
     if (s->writing || s->status_sent || s->closed || !s->have_node)
         return;
     const rm_xds_push_t *push;
-    if ((t = rm_xds_next_push(&s->xds, srv->set, &s->workload, &push)) < 0)
+    if ((t = rm_xds_next_push(&s->xds, srv->set, &s->workload.xw, &push)) < 0)
         return;
     /* the slice holds a reference on the set, so the bytes outlive a newer change while the send is in flight */
     grpc_slice slice =
@@ -454,40 +450,77 @@ static void stream_start_read(stream_t *s)
         s->pending++;
 }
 
-static int cmp_label(const void *a, const void *b)
+/* The pod's labels as the source holds them: the pod (named by the node id, in the attested namespace) must be
+ * known and run as the attested service account. Returns NULL or the reason for refusing. */
+static const char *set_workload_from_source(stream_t *s, char *buf, size_t size)
 {
-    const rm_label_t *x = a, *y = b;
-    int c = strcmp(x->key, y->key);
-    return c != 0 ? c : strcmp(x->value, y->value);
+    rm_source_t *src = s->srv->cfg.workloads;
+    rm_source_workload_t w;
+    int ret = src->ops->lookup_workload(src, s->ns, s->node_id, &w);
+    if (ret == -ENOENT) {
+        snprintf(buf, size, "pod %s/%s (the node id) is not known to the control plane's Kubernetes source", s->ns,
+                 s->node_id);
+        return buf;
+    }
+    if (ret != 0)
+        return "out of memory";
+    if (strcmp(w.service_account, s->sa) != 0) {
+        if (snprintf(buf, size, "pod %s/%s runs as service account \"%s\" but the node's SVID is %s", s->ns, s->node_id,
+                     w.service_account, s->spiffe_id) >= (int)size)
+            buf[size - 1] = '\0';
+        rm_source_workload_clear(&w);
+        return buf;
+    }
+    ret = rm_workload_labels_set(&s->workload, s->ns, w.labels, w.num_labels);
+    w.labels = NULL;
+    w.num_labels = 0;
+    rm_source_workload_clear(&w);
+    return ret != 0 ? "out of memory" : NULL;
 }
 
-/* The node's workload: its namespace and labels, and the key its WorkloadPolicy push is shared under. */
-static int set_workload(stream_t *s, const Ringmesh__V1__Node *node)
+/* After the source's pods changed: each stream's labels are looked up again, and a stream whose labels changed is
+ * pushed what its new WorkloadPolicy is (nothing when the policies selecting it are the same). */
+static void refresh_workloads(rm_control_server_t *srv)
 {
-    size_t n = node->n_labels, klen = strlen(s->ns) + 2;
-    if (n > 0 && (s->labels = calloc(n, sizeof(*s->labels))) == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = node->labels[i]->key != NULL ? node->labels[i]->key : "";
-        const char *v = node->labels[i]->value != NULL ? node->labels[i]->value : "";
-        if ((s->labels[i].key = strdup(k)) == NULL || (s->labels[i].value = strdup(v)) == NULL) {
-            free(s->labels[i].key);
-            return -ENOMEM;
+    rm_source_t *src = srv->cfg.workloads;
+    uint64_t gen;
+
+    if (src == NULL || (gen = src->ops->workloads_generation(src)) == srv->workloads_seen)
+        return;
+    srv->workloads_seen = gen;
+    for (stream_t *s = srv->streams; s != NULL; s = s->next) {
+        rm_source_workload_t w;
+        if (!s->have_node || s->status_sent || src->ops->lookup_workload(src, s->ns, s->node_id, &w) != 0)
+            continue; /* a pod that went away keeps its last labels until its stream ends */
+        /* a pod that now runs as another account is left as it was: its SVID no longer matches, and its stream
+         * ends with the pod. The lookup sorts by key only: sorting again here makes the comparison exact. */
+        int same = strcmp(w.service_account, s->sa) != 0;
+        if (!same) {
+            rm_workload_labels_t fresh = {0};
+            rm_label_t *labels = w.labels;
+            size_t n = w.num_labels;
+            w.labels = NULL;
+            w.num_labels = 0;
+            if (rm_workload_labels_set(&fresh, s->ns, labels, n) != 0)
+                same = 1;
+            else if ((same = rm_workload_labels_equal(&s->workload, fresh.labels, fresh.xw.workload.num_labels)))
+                rm_workload_labels_clear(&fresh);
+            else {
+                rm_workload_labels_clear(&s->workload);
+                s->workload = fresh;
+            }
         }
-        s->workload.workload.num_labels++;
-        klen += strlen(k) + strlen(v) + 2;
+        if (!same) {
+            rm_log_line_t l;
+            rm_log_begin(&l, RM_LOG_INFO, "workload_labels_changed");
+            rm_log_str(&l, "node", s->node_id);
+            rm_log_str(&l, "namespace", s->ns);
+            rm_log_str(&l, "workloadKey", s->workload.key);
+            rm_log_end(&l);
+            stream_maybe_push(s);
+        }
+        rm_source_workload_clear(&w);
     }
-    if (n > 1)
-        qsort(s->labels, n, sizeof(*s->labels), cmp_label);
-    if ((s->workload_key = malloc(klen)) == NULL)
-        return -ENOMEM;
-    size_t o = (size_t)snprintf(s->workload_key, klen, "%s\n", s->ns);
-    for (size_t i = 0; i < n; i++)
-        o += (size_t)snprintf(s->workload_key + o, klen - o, "%s=%s\n", s->labels[i].key, s->labels[i].value);
-    s->workload.workload.namespace_ = s->ns;
-    s->workload.workload.labels = s->labels;
-    s->workload.key = s->workload_key;
-    return 0;
 }
 
 /* Checks the node against the SVID the stream was opened with. Returns NULL or the reason for refusing. */
@@ -503,9 +536,11 @@ static const char *check_node(stream_t *s, const Ringmesh__V1__Node *node, char 
         return buf;
     }
     snprintf(s->node_id, sizeof(s->node_id), "%s", node->id != NULL && node->id[0] != '\0' ? node->id : s->peer);
+    if (s->srv->cfg.workloads != NULL)
+        return set_workload_from_source(s, buf, size);
     if (node->n_labels > 256)
         return "the node has more than 256 labels";
-    if (set_workload(s, node) != 0)
+    if (rm_workload_labels_from_node(&s->workload, s->ns, node) != 0)
         return "out of memory";
     return NULL;
 }
@@ -816,6 +851,8 @@ static void *server_thread(void *arg)
             install_model(srv, incoming);
         else if (incoming != NULL)
             rm_mesh_model_unref(incoming);
+        if (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE))
+            refresh_workloads(srv);
     }
     return NULL;
 }

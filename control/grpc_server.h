@@ -14,6 +14,7 @@
 #include "attest.h"
 #include "ca.h"
 #include "mesh_model.h"
+#include "source.h"
 
 typedef struct st_rm_control_server_config_t {
     const char *listen;                   /* "0.0.0.0:15012", "[::]:15012" */
@@ -25,6 +26,11 @@ typedef struct st_rm_control_server_config_t {
     int64_t serving_ttl;  /* lifetime of the serving certificate (0: 24 h); a new one is issued at half of it, for
                            * the handshakes that follow (key in memory only) */
     unsigned max_streams; /* 0: 16384 */
+    /* Where a node's labels come from. NULL: the node's own (it says which they are; the file source's way). A
+     * source with lookup_workload (the Kubernetes source): the pod named by the node id in the node's namespace
+     * must exist and run as the attested service account, and its labels are the ones the source holds; when they
+     * change, the node is pushed its new WorkloadPolicy. Must outlive the server. */
+    rm_source_t *workloads;
 } rm_control_server_config_t;
 
 typedef struct st_rm_control_server_t rm_control_server_t;

@@ -17,8 +17,19 @@
 #define RINGMESH_CONTROL_SOURCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mesh_model.h"
+
+/** A pod as a source knows it, for policy selection: its service account and its labels (sorted by key). */
+typedef struct st_rm_source_workload_t {
+    char *service_account;
+    rm_label_t *labels;
+    size_t num_labels;
+} rm_source_workload_t;
+
+/** Frees what a lookup filled in and zeroes `w`. */
+void rm_source_workload_clear(rm_source_workload_t *w);
 
 /** Called on the source's thread with a new reference the callee owns. Must not block for long. */
 typedef void (*rm_source_update_cb)(void *arg, rm_mesh_model_t *model);
@@ -33,6 +44,13 @@ typedef struct st_rm_source_ops_t {
     void (*stop)(rm_source_t *src);
     /** Frees the source (stopped first if needed). */
     void (*destroy)(rm_source_t *src);
+    /** Optional (NULL for a source that does not know pods: the file source; the node's own labels are then used).
+     *  Looks up pod `name` of namespace `ns`: returns 0 with *out filled (the caller clears it), -ENOENT when the
+     *  source does not know that pod, or -ENOMEM. Thread-safe; does not block on the network. */
+    int (*lookup_workload)(rm_source_t *src, const char *ns, const char *name, rm_source_workload_t *out);
+    /** Optional, with lookup_workload: a counter that changes whenever a lookup's answer may have changed (a pod
+     *  added, deleted, relabelled), so that a caller knows when to look again. Thread-safe. */
+    uint64_t (*workloads_generation)(rm_source_t *src);
 } rm_source_ops_t;
 
 struct st_rm_source_t {
@@ -48,5 +66,29 @@ int rm_mesh_model_load_dir(const char *dir, rm_mesh_model_t **out, char *err, si
  *  fails, so the control plane never starts on an invalid configuration. *initial receives the first model
  *  (a reference the caller owns). The watcher (inotify, changes coalesced for 25 ms) runs after start(). */
 int rm_source_file_create(const char *dir, rm_source_t **out, rm_mesh_model_t **initial, char *err, size_t errlen);
+
+/** How the Kubernetes source reaches the API and what it reads besides it (docs/control-config.md, "Kubernetes
+ *  source"). Zero values take the defaults. */
+typedef struct st_rm_source_kube_config_t {
+    const char *kubeconfig;   /* NULL: the in-cluster configuration */
+    const char *sa_dir;       /* in-cluster files (NULL: /var/run/secrets/kubernetes.io/serviceaccount) */
+    const char *mesh_config;  /* the MeshConfig document's file (a mounted ConfigMap key); NULL: the defaults */
+    unsigned timeout_ms;      /* bound on one API request, and on how long a watch may overrun (0: 30 s) */
+    unsigned sync_timeout_ms; /* how long create waits for the first lists (0: 60 s) */
+    unsigned watch_seconds;   /* watches' timeoutSeconds (0: 300) */
+    unsigned debounce_ms;     /* a rebuild waits until the objects were quiet this long (0: 100 ms), at most 1 s */
+    /* Optional: asked while create waits for the first lists (every 200 ms at most); nonzero gives up the wait
+     * (create then fails with -ECANCELED), so that a process told to stop while the API is away does stop. */
+    int (*should_stop)(void *arg);
+    void *should_stop_arg;
+} rm_source_kube_config_t;
+
+/** Creates the Kubernetes source: connects, lists Namespaces, Pods, Services, EndpointSlices, the
+ *  CustomResourceDefinitions and the policy resources whose CRDs exist, and builds the first model (*initial, the
+ *  caller's reference). Fails, with the reason in `err`, when the configuration or the MeshConfig is invalid or the
+ *  first lists do not complete within the sync timeout (or -ECANCELED when should_stop said so meanwhile). The
+ * informers keep watching from then on; changes are delivered after start(). */
+int rm_source_kube_create(const rm_source_kube_config_t *cfg, rm_source_t **out, rm_mesh_model_t **initial, char *err,
+                          size_t errlen);
 
 #endif
