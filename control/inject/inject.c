@@ -335,11 +335,11 @@ static json_t *volumes(const rm_inject_config_t *cfg)
 {
     return json_pack("[{s:s,s:{s:[{s:{s:s,s:I,s:s}}]}},{s:s,s:{s:s}},{s:s,s:{s:[{s:s,s:{s:s,s:s}}]}},"
                      "{s:s,s:{s:s}}]",
-                     volume_names[0], "projected", "sources", "serviceAccountToken", "audience", "ringmesh",
-                     "expirationSeconds", (json_int_t)cfg->token_expiration_seconds, "path", "token", volume_names[1],
-                     "emptyDir", "medium", "Memory", volume_names[2], "downwardAPI", "items", "path", "labels",
-                     "fieldRef", "apiVersion", "v1", "fieldPath", "metadata.labels", volume_names[3], "configMap",
-                     "name", ROOT_CERT_CM);
+                     "name", volume_names[0], "projected", "sources", "serviceAccountToken", "audience", "ringmesh",
+                     "expirationSeconds", (json_int_t)cfg->token_expiration_seconds, "path", "token", "name",
+                     volume_names[1], "emptyDir", "medium", "Memory", "name", volume_names[2], "downwardAPI", "items",
+                     "path", "labels", "fieldRef", "apiVersion", "v1", "fieldPath", "metadata.labels", "name",
+                     volume_names[3], "configMap", "name", ROOT_CERT_CM);
 }
 
 /* Sets obj[key] to an empty container of the right kind when it is absent; returns it, or NULL (not an object /
