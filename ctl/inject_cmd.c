@@ -88,9 +88,8 @@ static int inject_document(inject_run_t *run, json_t *obj, size_t doc, unsigned 
         size_t i;
         json_t *item;
         int ret;
-        json_array_foreach (json_object_get(obj, "items"), i, item)
-            if ((ret = inject_document(run, item, doc, depth + 1)) != 0)
-                return ret;
+        json_array_foreach(json_object_get(obj, "items"), i,
+                           item) if ((ret = inject_document(run, item, doc, depth + 1)) != 0) return ret;
         return 0;
     }
     if (strcmp(kind, "Pod") == 0)
@@ -99,8 +98,8 @@ static int inject_document(inject_run_t *run, json_t *obj, size_t doc, unsigned 
         strcmp(kind, "ReplicaSet") == 0 || strcmp(kind, "Job") == 0 || strcmp(kind, "ReplicationController") == 0)
         tmpl = json_object_get(json_object_get(obj, "spec"), "template");
     else if (strcmp(kind, "CronJob") == 0)
-        tmpl = json_object_get(
-            json_object_get(json_object_get(json_object_get(obj, "spec"), "jobTemplate"), "spec"), "template");
+        tmpl = json_object_get(json_object_get(json_object_get(json_object_get(obj, "spec"), "jobTemplate"), "spec"),
+                               "template");
     else
         return 0;
     if (!json_is_object(tmpl)) {
@@ -240,7 +239,8 @@ int rm__ctl_inject(int argc, char **argv)
     for (i = json_array_size(docs); i-- > 0;)
         if (json_is_null(json_array_get(docs, i)))
             json_array_remove(docs, i);
-    json_array_foreach (docs, i, doc) {
+    json_array_foreach(docs, i, doc)
+    {
         if ((err_code = inject_document(&run, doc, i + 1, 0)) != 0) {
             fprintf(stderr, "ringmeshctl inject: %s\n", strerror(-err_code));
             goto Exit;
@@ -251,9 +251,9 @@ int rm__ctl_inject(int argc, char **argv)
         goto Exit;
     }
     if (json_out) {
-        out_doc = json_array_size(docs) == 1 ? json_incref(json_array_get(docs, 0))
-                                             : json_pack("{s:s,s:s,s:O}", "apiVersion", "v1", "kind", "List", "items",
-                                                         docs);
+        out_doc = json_array_size(docs) == 1
+                      ? json_incref(json_array_get(docs, 0))
+                      : json_pack("{s:s,s:s,s:O}", "apiVersion", "v1", "kind", "List", "items", docs);
         out = out_doc != NULL ? json_dumps(out_doc, JSON_INDENT(2)) : NULL;
         outlen = out != NULL ? strlen(out) : 0;
     } else if (rm_json_to_yaml(docs, &out, &outlen) != 0) {
@@ -349,8 +349,9 @@ static int probe_once(const struct sockaddr_storage *ss, socklen_t sl, const cha
         return 0;
     if (connect(fd, (const struct sockaddr *)ss, sl) != 0 && errno != EINPROGRESS)
         goto Exit;
-    n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ringmeshctl-wait-ready\r\n"
-                                   "Connection: close\r\n\r\n",
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ringmeshctl-wait-ready\r\n"
+                 "Connection: close\r\n\r\n",
                  path, host);
     if (n < 0 || (size_t)n >= sizeof(req))
         goto Exit;

@@ -133,8 +133,7 @@ static json_t *scalar_value(reader_t *r, const yaml_event_t *ev, int *ret)
         v = resolve_plain(s);
         const char *want = tag + 18;
         int okt = (strcmp(want, "null") == 0 && json_is_null(v)) || (strcmp(want, "bool") == 0 && json_is_boolean(v)) ||
-                  (strcmp(want, "int") == 0 && json_is_integer(v)) ||
-                  (strcmp(want, "float") == 0 && json_is_number(v));
+                  (strcmp(want, "int") == 0 && json_is_integer(v)) || (strcmp(want, "float") == 0 && json_is_number(v));
         if (!okt) {
             json_decref(v);
             *ret = reader_fail(r, &ev->start_mark, -EINVAL, "the value is not what its tag !!%s says", want);
@@ -314,8 +313,8 @@ static int write_handler(void *data, unsigned char *p, size_t n)
 /* Whether a reader (YAML 1.2 core, or YAML 1.1 as Go's libraries read it) would take plain `s` as a non-string. */
 static int needs_quotes(const char *s)
 {
-    static const char *const yaml11[] = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On",
-                                         "ON", "off", "Off", "OFF", "=", "<<"};
+    static const char *const yaml11[] = {"y",  "Y",  "yes", "Yes", "YES", "n",   "N",   "no", "No",
+                                         "NO", "on", "On",  "ON",  "off", "Off", "OFF", "=",  "<<"};
     json_t *v = resolve_plain(s);
     int quote = v == NULL || !json_is_string(v);
     json_decref(v);
@@ -351,7 +350,8 @@ static int emit_value(yaml_emitter_t *e, const json_t *v, unsigned depth)
         if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE) ||
             !yaml_emitter_emit(e, &ev))
             return -EINVAL;
-        json_object_foreach ((json_t *)v, key, item) {
+        json_object_foreach((json_t *)v, key, item)
+        {
             if ((ret = emit_scalar(e, key, !needs_quotes(key), 0)) != 0 || (ret = emit_value(e, item, depth + 1)) != 0)
                 return ret;
         }
@@ -363,9 +363,7 @@ static int emit_value(yaml_emitter_t *e, const json_t *v, unsigned depth)
         if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE) ||
             !yaml_emitter_emit(e, &ev))
             return -EINVAL;
-        json_array_foreach (v, i, item)
-            if ((ret = emit_value(e, item, depth + 1)) != 0)
-                return ret;
+        json_array_foreach(v, i, item) if ((ret = emit_value(e, item, depth + 1)) != 0) return ret;
         return yaml_sequence_end_event_initialize(&ev) && yaml_emitter_emit(e, &ev) ? 0 : -EINVAL;
     }
     case JSON_STRING: {
@@ -420,7 +418,8 @@ int rm_json_to_yaml(const json_t *docs, char **out, size_t *outlen)
         ret = -ENOMEM;
         goto Exit;
     }
-    json_array_foreach (docs, i, doc) {
+    json_array_foreach(docs, i, doc)
+    {
         if (!yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 0) || !yaml_emitter_emit(&e, &ev)) {
             ret = -EINVAL;
             goto Exit;

@@ -21,7 +21,8 @@
 #define PROBERS_ENV    "RINGMESH_APP_PROBERS"
 #define STATUS_VERSION 1
 
-static const char *const volume_names[] = {"ringmesh-token", "ringmesh-state", "ringmesh-podinfo", "ringmesh-root-cert"};
+static const char *const volume_names[] = {"ringmesh-token", "ringmesh-state", "ringmesh-podinfo",
+                                           "ringmesh-root-cert"};
 
 /* ---------------------------------------------------------------------------------------------------------
  * JSONPatch by diff.
@@ -65,7 +66,8 @@ static int diff_at(const char *path, const json_t *from, const json_t *to, json_
     if (json_is_object(from) && json_is_object(to)) {
         const char *key;
         json_t *v;
-        json_object_foreach ((json_t *)from, key, v) {
+        json_object_foreach((json_t *)from, key, v)
+        {
             char *p = pointer_join(path, key);
             if (p == NULL)
                 return -ENOMEM;
@@ -75,7 +77,8 @@ static int diff_at(const char *path, const json_t *from, const json_t *to, json_
             if (ret != 0)
                 return ret;
         }
-        json_object_foreach ((json_t *)to, key, v) {
+        json_object_foreach((json_t *)to, key, v)
+        {
             if (json_object_get(from, key) != NULL)
                 continue;
             char *p = pointer_join(path, key);
@@ -141,8 +144,7 @@ int rm_inject_parse_kube_version(const char *s, unsigned *major, unsigned *minor
 /* "a,b" + "c" -> "a,b,c", skipping empty parts. */
 static void join_lists(char *out, size_t len, const char *a, const char *b)
 {
-    snprintf(out, len, "%s%s%s", a != NULL ? a : "", a != NULL && *a && b != NULL && *b ? "," : "",
-             b != NULL ? b : "");
+    snprintf(out, len, "%s%s%s", a != NULL ? a : "", a != NULL && *a && b != NULL && *b ? "," : "", b != NULL ? b : "");
 }
 
 /* The proxy's YAML configuration (docs/proxy-config.md), written with the YAML emitter. */
@@ -160,12 +162,12 @@ static char *proxy_config_yaml(const rm_inject_config_t *cfg, const char *log_le
         snprintf(host, sizeof(host), "%.*s", (int)hl, cfg->control_address);
     snprintf(identity, sizeof(identity), "spiffe://%s/ns/%s/sa/ringmesh-control", cfg->trust_domain,
              cfg->mesh_namespace);
-    json_t *doc = json_pack(
-        "{s:s,s:{s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s}},s:{s:s},s:{s:s},s:{s:s},s:s}", "trustDomain", cfg->trust_domain,
-        "control", "address", cfg->control_address, "serverName", host, "identity", identity, "bootstrapBundleFile",
-        ROOT_CERT_DIR "/root-cert.pem", "tokenFile", TOKEN_DIR "/token", "stateDir", STATE_DIR, "node", "labelsFile",
-        PODINFO_DIR "/labels", "outbound", "listen", "[::]:15001", "inbound", "listen", "[::]:15006", "admin", "listen",
-        "0.0.0.0:15021", "logLevel", log_level);
+    json_t *doc = json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s}},s:{s:s},s:{s:s},s:{s:s},s:s}", "trustDomain",
+                            cfg->trust_domain, "control", "address", cfg->control_address, "serverName", host,
+                            "identity", identity, "bootstrapBundleFile", ROOT_CERT_DIR "/root-cert.pem", "tokenFile",
+                            TOKEN_DIR "/token", "stateDir", STATE_DIR, "node", "labelsFile", PODINFO_DIR "/labels",
+                            "outbound", "listen", "[::]:15001", "inbound", "listen", "[::]:15006", "admin", "listen",
+                            "0.0.0.0:15021", "logLevel", log_level);
     json_t *docs = doc != NULL ? json_pack("[o]", doc) : NULL;
     if (docs == NULL || rm_json_to_yaml(docs, &out, &outlen) != 0)
         out = NULL;
@@ -275,11 +277,10 @@ static json_t *proxy_container(const rm_inject_config_t *cfg, const rm_inject_an
 
     if (yaml == NULL)
         return NULL;
-    env = json_pack("[o,o,o,o,{s:s,s:s}]", env_field("RINGMESH_POD_NAME", "metadata.name"),
-                    env_field("RINGMESH_POD_NAMESPACE", "metadata.namespace"),
-                    env_field("RINGMESH_POD_IP", "status.podIP"),
-                    env_field("RINGMESH_SERVICE_ACCOUNT", "spec.serviceAccountName"), "name", CONFIG_ENV, "value",
-                    yaml);
+    env = json_pack(
+        "[o,o,o,o,{s:s,s:s}]", env_field("RINGMESH_POD_NAME", "metadata.name"),
+        env_field("RINGMESH_POD_NAMESPACE", "metadata.namespace"), env_field("RINGMESH_POD_IP", "status.podIP"),
+        env_field("RINGMESH_SERVICE_ACCOUNT", "spec.serviceAccountName"), "name", CONFIG_ENV, "value", yaml);
     free(yaml);
     if (env == NULL)
         goto Fail;
@@ -291,9 +292,9 @@ static json_t *proxy_container(const rm_inject_config_t *cfg, const rm_inject_an
         }
         free(s);
     }
-    ready = json_pack("{s:{s:s,s:i,s:s},s:i,s:i,s:i}", "httpGet", "path", "/healthz/ready", "port",
-                      RM_INJECT_ADMIN_PORT, "scheme", "HTTP", "periodSeconds", 2, "timeoutSeconds", 3,
-                      "failureThreshold", 30);
+    ready =
+        json_pack("{s:{s:s,s:i,s:s},s:i,s:i,s:i}", "httpGet", "path", "/healthz/ready", "port", RM_INJECT_ADMIN_PORT,
+                  "scheme", "HTTP", "periodSeconds", 2, "timeoutSeconds", 3, "failureThreshold", 30);
     c = json_pack(
         "{s:s,s:s,s:s,s:[s],s:[s,s],s:o,s:[{s:s,s:i,s:s}],s:o,s:o,s:o,s:[{s:s,s:s,s:b},{s:s,s:s},{s:s,s:s,s:b},"
         "{s:s,s:s,s:b}],s:s}",
@@ -359,7 +360,8 @@ static int has_container(const json_t *spec, const char *list, const char *name)
 {
     size_t i;
     json_t *c;
-    json_array_foreach (json_object_get(spec, list), i, c) {
+    json_array_foreach(json_object_get(spec, list), i, c)
+    {
         const json_t *n = json_object_get(c, "name");
         if (json_is_string(n) && strcmp(json_string_value(n), name) == 0)
             return 1;
@@ -387,8 +389,8 @@ static int build(const rm_inject_config_t *cfg, json_t *pod, const rm_inject_ann
 
     if (probers == NULL)
         return -ENOMEM;
-    if (meta == NULL || (ann = ensure(meta, "annotations", 0)) == NULL || (inits = ensure(spec, "initContainers", 1)) ==
-                                                                              NULL ||
+    if (meta == NULL || (ann = ensure(meta, "annotations", 0)) == NULL ||
+        (inits = ensure(spec, "initContainers", 1)) == NULL ||
         (containers = json_object_get(spec, "containers")) == NULL || !json_is_array(containers) ||
         (vols = ensure(spec, "volumes", 1)) == NULL) {
         set_msg(res->reason, sizeof(res->reason),
@@ -400,11 +402,12 @@ static int build(const rm_inject_config_t *cfg, json_t *pod, const rm_inject_ann
     for (size_t v = 0; v < 4; v++) {
         size_t i;
         json_t *vol;
-        json_array_foreach (vols, i, vol) {
+        json_array_foreach(vols, i, vol)
+        {
             const json_t *n = json_object_get(vol, "name");
             if (json_is_string(n) && strcmp(json_string_value(n), volume_names[v]) == 0) {
-                set_msg(res->reason, sizeof(res->reason), "the pod already has a volume named %s, which the proxy needs",
-                        volume_names[v]);
+                set_msg(res->reason, sizeof(res->reason),
+                        "the pod already has a volume named %s, which the proxy needs", volume_names[v]);
                 ret = -EINVAL;
                 goto Exit;
             }
@@ -471,8 +474,7 @@ static int finish_unchanged(const json_t *pod, rm_inject_result_t *res, rm_injec
     return 0;
 }
 
-int rm_inject_pod(const rm_inject_config_t *cfg, const json_t *pod, const rm_inject_env_t *env,
-                  rm_inject_result_t *res)
+int rm_inject_pod(const rm_inject_config_t *cfg, const json_t *pod, const rm_inject_env_t *env, rm_inject_result_t *res)
 {
     const json_t *meta, *spec, *ann, *label;
     const char *inject;
@@ -516,8 +518,7 @@ int rm_inject_pod(const rm_inject_config_t *cfg, const json_t *pod, const rm_inj
                 "neither annotation ringmesh.io/inject: \"true\" nor namespace label ringmesh.io/inject=enabled");
         return finish_unchanged(pod, res, RM_INJECT_SKIPPED);
     }
-    if (rm__inject_read_annotations(ann, &a, res->reason, sizeof(res->reason), res->warning, sizeof(res->warning)) !=
-        0)
+    if (rm__inject_read_annotations(ann, &a, res->reason, sizeof(res->reason), res->warning, sizeof(res->warning)) != 0)
         goto Invalid;
 
     if (a.native_sidecar >= 0)
@@ -525,7 +526,8 @@ int rm_inject_pod(const rm_inject_config_t *cfg, const json_t *pod, const rm_inj
     else if (cfg->native_sidecar != RM_INJECT_NATIVE_AUTO)
         native = cfg->native_sidecar == RM_INJECT_NATIVE_ON;
     else
-        native = env != NULL && (env->kube_major > 1 || (env->kube_major == 1 && env->kube_minor >= RM_INJECT_NATIVE_MINOR));
+        native =
+            env != NULL && (env->kube_major > 1 || (env->kube_major == 1 && env->kube_minor >= RM_INJECT_NATIVE_MINOR));
 
     if ((res->pod = json_deep_copy(pod)) == NULL)
         return -ENOMEM;

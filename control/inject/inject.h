@@ -77,7 +77,7 @@ typedef enum {
 
 /** What the cluster tells the injector about the pod's surroundings. */
 typedef struct st_rm_inject_env_t {
-    const json_t *namespace_labels; /* the namespace's labels (an object), or NULL for none */
+    const json_t *namespace_labels;  /* the namespace's labels (an object), or NULL for none */
     unsigned kube_major, kube_minor; /* the API server's version; 0.0 when unknown (classic sidecar on auto) */
 } rm_inject_env_t;
 

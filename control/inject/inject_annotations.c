@@ -83,7 +83,8 @@ int rm__inject_check_resources(const json_t *res, char *msg, size_t len)
     json_t *l;
     double rv, lv;
 
-    json_object_foreach ((json_t *)lim, name, l) {
+    json_object_foreach((json_t *)lim, name, l)
+    {
         const json_t *r = json_object_get(req, name);
         if (r == NULL || !json_is_string(r) || !json_is_string(l))
             continue;
@@ -247,7 +248,8 @@ int rm__inject_read_annotations(const json_t *annotations_obj, rm_inject_annotat
     memset(a, 0, sizeof(*a));
     a->native_sidecar = -1;
     a->rewrite_app_probes = -1;
-    json_object_foreach ((json_t *)annotations_obj, key, v) {
+    json_object_foreach((json_t *)annotations_obj, key, v)
+    {
         if (strncmp(key, RM_INJECT_ANNOTATION_PREFIX, plen) != 0)
             continue;
         const char *name = key + plen;
@@ -289,7 +291,8 @@ static long long named_port(const json_t *container, const char *name)
 {
     size_t i;
     json_t *p;
-    json_array_foreach (json_object_get(container, "ports"), i, p) {
+    json_array_foreach(json_object_get(container, "ports"), i, p)
+    {
         const json_t *n = json_object_get(p, "name");
         if (json_is_string(n) && strcmp(json_string_value(n), name) == 0 &&
             json_is_integer(json_object_get(p, "containerPort")))
@@ -299,8 +302,8 @@ static long long named_port(const json_t *container, const char *name)
 }
 
 /* Rewrites one probe in place; returns 1 when rewritten, 0 when left, -ENOMEM. */
-static int rewrite_probe(json_t *container, const char *cname, const char *field, const char *suffix,
-                         json_t *probers, char *warning, size_t wlen)
+static int rewrite_probe(json_t *container, const char *cname, const char *field, const char *suffix, json_t *probers,
+                         char *warning, size_t wlen)
 {
     static const char *const handlers[] = {"httpGet", "tcpSocket", "grpc"};
     json_t *probe = json_object_get(container, field), *h = NULL, *orig = NULL, *copy = NULL;
@@ -338,8 +341,8 @@ static int rewrite_probe(json_t *container, const char *cname, const char *field
         goto Exit;
     }
     copy = NULL;
-    if (json_object_set_new(orig, "timeoutSeconds", json_integer(json_is_integer(timeout) ? json_integer_value(timeout)
-                                                                                         : 1)) != 0 ||
+    if (json_object_set_new(orig, "timeoutSeconds",
+                            json_integer(json_is_integer(timeout) ? json_integer_value(timeout) : 1)) != 0 ||
         json_object_set(probers, path, orig) != 0) {
         ret = -ENOMEM;
         goto Exit;
@@ -367,7 +370,8 @@ int rm__inject_rewrite_probes(json_t *spec, json_t *probers, char *warning, size
     json_t *c;
     int n = 0, r;
 
-    json_array_foreach (json_object_get(spec, "containers"), i, c) {
+    json_array_foreach(json_object_get(spec, "containers"), i, c)
+    {
         const json_t *name = json_object_get(c, "name");
         if (!json_is_string(name))
             continue;

@@ -313,10 +313,9 @@ static int convert(ctx_t *ctx, const raw_doc_t *raw, rm_inject_config_t *c)
     unsigned u;
 
     if (raw->api_version == NULL || strcmp(raw->api_version, API_VERSION) != 0)
-        return rm_config_value_error(doc, "apiVersion", "%s is not %s",
-                                     raw->api_version != NULL ? rm_yaml_quoted(q, sizeof(q), raw->api_version)
-                                                              : "nothing",
-                                     API_VERSION);
+        return rm_config_value_error(
+            doc, "apiVersion", "%s is not %s",
+            raw->api_version != NULL ? rm_yaml_quoted(q, sizeof(q), raw->api_version) : "nothing", API_VERSION);
     if (raw->kind == NULL || strcmp(raw->kind, "InjectorConfig") != 0)
         return rm_config_value_error(doc, "kind", "%s is not InjectorConfig",
                                      raw->kind != NULL ? rm_yaml_quoted(q, sizeof(q), raw->kind) : "nothing");
@@ -373,15 +372,14 @@ static int convert(ctx_t *ctx, const raw_doc_t *raw, rm_inject_config_t *c)
                                    native_values, &v)) != 0)
         return ret;
     c->native_sidecar = (rm_inject_native_t)v;
-    if ((ret = rm_config_conv_bool(doc, "spec.rewriteAppProbes", s->rewrite_app_probes, &c->rewrite_app_probes)) !=
-            0 ||
+    if ((ret = rm_config_conv_bool(doc, "spec.rewriteAppProbes", s->rewrite_app_probes, &c->rewrite_app_probes)) != 0 ||
         (ret = rm_config_conv_bool(doc, "spec.failOpenOnInvalidAnnotation", s->fail_open,
                                    &c->fail_open_on_invalid_annotation)) != 0)
         return ret;
     u = c->token_expiration_seconds;
     /* the kubelet refuses a projected token shorter than 10 minutes; the API server caps them at 48 hours */
-    if ((ret = rm_config_conv_uint(doc, "spec.tokenExpirationSeconds", s->token_expiration_seconds, 600, 172800,
-                                   &u)) != 0)
+    if ((ret = rm_config_conv_uint(doc, "spec.tokenExpirationSeconds", s->token_expiration_seconds, 600, 172800, &u)) !=
+        0)
         return ret;
     c->token_expiration_seconds = u;
     if ((ret = conv_list(doc, "spec.excludeOutboundIPRanges", s->excl_cidrs, s->excl_cidrs_count, 1,

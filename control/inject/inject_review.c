@@ -36,8 +36,8 @@ static void copy_str(char *dst, size_t len, const json_t *v)
 /* The AdmissionReview answer; `response` is stolen. */
 static int finish(json_t *response, int status, int *http_status, char **body)
 {
-    json_t *review = json_pack("{s:s,s:s,s:o}", "apiVersion", API_VERSION, "kind", "AdmissionReview", "response",
-                               response);
+    json_t *review =
+        json_pack("{s:s,s:s,s:o}", "apiVersion", API_VERSION, "kind", "AdmissionReview", "response", response);
     if (review == NULL)
         return -ENOMEM;
     *body = json_dumps(review, JSON_COMPACT);
@@ -96,8 +96,9 @@ int rm_inject_review(const rm_inject_review_ctx_t *ctx, const char *req, size_t 
     }
     object = json_object_get(request, "object");
     op = json_object_get(request, "operation");
-    ns = json_is_string(json_object_get(request, "namespace")) ? json_string_value(json_object_get(request, "namespace"))
-                                                               : "";
+    ns = json_is_string(json_object_get(request, "namespace"))
+             ? json_string_value(json_object_get(request, "namespace"))
+             : "";
     copy_str(info->namespace_, sizeof(info->namespace_), json_object_get(request, "namespace"));
     copy_str(info->name, sizeof(info->name), json_object_get(request, "name"));
     if (info->name[0] == '\0') {
