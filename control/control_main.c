@@ -354,8 +354,8 @@ static void log_fatal(const char *event, const char *what, int err, const char *
 }
 
 /* The injector's webhook, with the lookups that stand in for the Kubernetes API source until it serves them. */
-static int start_webhook(const control_opts_t *o, const rm_ca_t *ca, const char *spiffe_id, rm_inject_config_t *injector,
-                         rm_inject_webhook_t **out)
+static int start_webhook(const control_opts_t *o, const rm_ca_t *ca, const char *spiffe_id,
+                         rm_inject_config_t *injector, rm_inject_webhook_t **out)
 {
     rm_config_error_t cerr;
     char err[768];

@@ -46,7 +46,8 @@ int rm__ctl_parse_flags(const char *group, const char *cmd, int argc, char **arg
         eq = strchr(arg + 2, '=');
         name_len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
         if ((flag = find_flag(flags, num, arg + 2, name_len)) == NULL) {
-            fprintf(stderr, "ringmeshctl %s%s%s: unknown flag '%.*s'\n", group, *group ? " " : "", cmd, (int)(name_len + 2), arg);
+            fprintf(stderr, "ringmeshctl %s%s%s: unknown flag '%.*s'\n", group, *group ? " " : "", cmd,
+                    (int)(name_len + 2), arg);
             return -1;
         }
     Found:
@@ -70,8 +71,8 @@ int rm__ctl_parse_flags(const char *group, const char *cmd, int argc, char **arg
             return -1;
         }
         if (flag->count == RM_CTL_FLAG_MAX_VALUES) {
-            fprintf(stderr, "ringmeshctl %s%s%s: --%s given more than %d times\n", group, *group ? " " : "", cmd, flag->name,
-                    RM_CTL_FLAG_MAX_VALUES);
+            fprintf(stderr, "ringmeshctl %s%s%s: --%s given more than %d times\n", group, *group ? " " : "", cmd,
+                    flag->name, RM_CTL_FLAG_MAX_VALUES);
             return -1;
         }
         flag->values[flag->count++] = value;

@@ -36,7 +36,7 @@ struct st_rm_tls_ctx_t {
     size_t num_peer_td_aliases;
     rm_spiffe_id_t id;
     time_t not_before, not_after;
-    char alpn[32]; /* offered (and, with RM_TLS_REQUIRE_MESH_ALPN, required) */
+    char alpn[32];      /* offered (and, with RM_TLS_REQUIRE_MESH_ALPN, required) */
     int no_client_auth; /* server: no client certificate asked for or required */
 };
 
