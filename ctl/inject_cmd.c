@@ -425,7 +425,10 @@ int rm__ctl_wait_ready(int argc, char **argv)
     for (;;) {
         uint64_t start = now_ms();
         uint64_t probe_deadline = start + 2000 < deadline ? start + 2000 : deadline;
-        if ((last = probe_once(&ss, sl, host, path, probe_deadline)) == 200) {
+        int status = probe_once(&ss, sl, host, path, probe_deadline);
+        if (status != 0)
+            last = status; /* the last answer there was, for the message */
+        if (status == 200) {
             printf("{\"event\":\"proxy_ready\",\"url\":\"%s\"}\n", url);
             return RM_CTL_EXIT_OK;
         }
