@@ -25,7 +25,6 @@
 #define RM_INJECT_INIT_NAME         "ringmesh-init"
 #define RM_INJECT_ADMIN_PORT        15021
 #define RM_INJECT_NATIVE_MINOR      29 /* Kubernetes 1.29: native sidecars (restartPolicy Always) on by default */
-#define RM_INJECT_MAX_POD_BYTES     (4u << 20)
 #define RM_INJECT_MSG_MAX           512u
 
 typedef enum { RM_INJECT_NATIVE_AUTO = 0, RM_INJECT_NATIVE_ON, RM_INJECT_NATIVE_OFF } rm_inject_native_t;

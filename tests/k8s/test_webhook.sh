@@ -337,6 +337,33 @@ rm_assert_eq "$(kinj '.items[] | select(.kind == "ConfigMap") | .data | [.enable
 rm_assert_eq "$(kinj '.items[] | select(.kind == "Deployment") | .spec.template.spec.containers[0].readinessProbe.httpGet.port')" \
     15021 "the Deployment's probe rewritten"
 
+# a refused pod fails the command, naming the document, the object and the annotation
+cat >"$W/refused.yaml" <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: first}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}, annotations: {ringmesh.io/exclude-outbound-ports: "5432,pg"}}
+    spec: {containers: [{name: web, image: web}]}
+EOF
+RM_RC=0
+"$RM_CTL_BIN" inject -f "$W/refused.yaml" >"$W/refused.out" 2>"$W/refused.err" || RM_RC=$?
+rm_assert_eq "$RM_RC" 1 "ringmeshctl inject of a pod with an invalid annotation: exit 1"
+rm_assert_eq "$(cat "$W/refused.err")" \
+    'ringmeshctl inject: document 2 (Deployment web): refused: annotation ringmesh.io/exclude-outbound-ports: "5432,pg" is not a comma-separated list of ports (1 to 65535), e.g. "22,5432"' \
+    "the refusal names the document, the object, the annotation and the value"
+[ ! -s "$W/refused.out" ] || rm_fail "a refused stream was still printed"
+RM_RC=0
+printf 'a: [1,\n' | "$RM_CTL_BIN" inject -f - >/dev/null 2>"$W/syntax.err" || RM_RC=$?
+rm_assert_eq "$RM_RC" 1 "a YAML syntax error: exit 1"
+grep -q '^ringmeshctl inject: -:2:1: YAML syntax error' "$W/syntax.err" || rm_fail "no position: $(cat "$W/syntax.err")"
+
 rm_log "--- malformed reviews are answered, and the webhook lives on"
 printf '{"apiVersion": "admission.k8s.io/v1", "kind": ' >"$W/trunc.json"
 status=$(post a "$W/trunc.json" "$W/trunc.answer.json")
