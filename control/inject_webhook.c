@@ -30,6 +30,7 @@
 #define DEFAULT_TTL_S    (24 * 3600)
 #define DEFAULT_BODY_MAX (4u << 20)
 #define DEFAULT_IO_MS    10000
+#define HANDSHAKE_MS     3000 /* the API server completes a handshake in milliseconds: a silent client is cut off soon */
 
 struct st_rm_inject_webhook_t {
     int fd, stop_fd;
@@ -406,10 +407,13 @@ static void serve(rm_inject_webhook_t *w, int fd)
     rm_inject_review_info_t info;
     int ret, status;
 
-    c.deadline_ms = mono_ms() + w->cfg.io_timeout_ms;
+    uint64_t start = mono_ms();
+    c.deadline_ms = start + (w->cfg.io_timeout_ms < HANDSHAKE_MS ? w->cfg.io_timeout_ms : HANDSHAKE_MS);
     if (rm_tls_new(&c.tls, ctx, NULL, 0, 0) != 0)
         goto Exit;
-    if ((ret = handshake(&c)) != 0) {
+    ret = handshake(&c);
+    c.deadline_ms = start + w->cfg.io_timeout_ms;
+    if (ret != 0) {
         if (ret != -ETIMEDOUT && ret != RM_ERR_TLS_CLOSED) {
             rm_log_line_t l;
             rm_log_begin(&l, RM_LOG_DEBUG, "webhook_handshake_failed");
@@ -534,7 +538,7 @@ int rm_inject_webhook_start(const rm_inject_webhook_config_t *cfg, rm_inject_web
     w->cfg = *cfg;
     pthread_mutex_init(&w->lock, NULL);
     if (w->cfg.threads == 0)
-        w->cfg.threads = 4;
+        w->cfg.threads = 8;
     if (w->cfg.threads > MAX_THREADS)
         w->cfg.threads = MAX_THREADS;
     if (w->cfg.max_body == 0)

@@ -4,9 +4,9 @@
  * TLS 1.3 through libringmesh's TLS backend, with a serving certificate the control plane's own CA issues at start
  * (its SPIFFE ID plus the DNS names the API server dials, ringmesh-control.<ns>.svc) and again at half its life; no
  * client certificate is asked for (the API server presents none by default). HTTP/1.1 with http-parser, one
- * request per connection (Connection: close), bodies of at most max_body bytes, every read and write bounded by
- * io_timeout_ms. A few threads accept on the one socket; each serves one connection at a time. Every review is
- * logged (event inject_review) with its uid, namespace, name, outcome and reason. */
+ * request per connection (Connection: close), bodies of at most max_body bytes, the TLS handshake bounded by 3 s and
+ * the whole exchange by io_timeout_ms. A few threads accept on the one socket; each serves one connection at a time.
+ * Every review is logged (event inject_review) with its uid, namespace, name, outcome and reason. */
 #ifndef RINGMESH_CONTROL_INJECT_WEBHOOK_H
 #define RINGMESH_CONTROL_INJECT_WEBHOOK_H
 
@@ -26,7 +26,7 @@ typedef struct st_rm_inject_webhook_config_t {
     const char *const *dns_names; /* names the API server dials (the Service's) */
     size_t num_dns_names;
     rm_inject_review_ctx_t review; /* what answers; its pointers must outlive the webhook */
-    unsigned threads;              /* 0: 4 */
+    unsigned threads;              /* 0: 8 */
     size_t max_body;               /* 0: 4 MiB */
     unsigned io_timeout_ms;        /* 0: 10 s */
     long serving_ttl;              /* seconds; 0: 24 h */
