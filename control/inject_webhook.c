@@ -186,10 +186,12 @@ static int recv_in(conn_t *c)
     size_t cap;
     int ret;
 
+    if (mono_ms() >= c->deadline_ms)
+        return -ETIMEDOUT; /* every loop that waits for input passes here: none outlives the deadline */
     if (rm_tls_in_space(c->tls, &p, &cap) != 0)
         return -ENOMEM;
     if (cap == 0)
-        return 0;
+        return 0; /* the window holds a record the session has not taken yet: it takes it on the next call */
     for (;;) {
         ssize_t n = recv(c->fd, p, cap, MSG_DONTWAIT);
         if (n > 0) {
