@@ -370,6 +370,15 @@ static int start_webhook(const control_opts_t *o, const rm_ca_t *ca, const char 
                   o->injector_config != NULL ? err : "out of memory");
         return ret;
     }
+    if (strcmp(injector->trust_domain, rm_ca_trust_domain(ca)) != 0) {
+        /* injected proxies would expect the control plane in another trust domain and never get an SVID */
+        snprintf(err, sizeof(err), "%s: spec.trustDomain: \"%s\" is not the mesh's trust domain \"%s\"",
+                 o->injector_config != NULL ? o->injector_config : "InjectorConfig", injector->trust_domain,
+                 rm_ca_trust_domain(ca));
+        log_fatal("config_invalid", o->injector_config != NULL ? o->injector_config : "injector defaults",
+                  RM_ERR_CONFIG_VALUE, err);
+        return RM_ERR_CONFIG_VALUE;
+    }
     rm_inject_webhook_config_t wc = {
         .listen = o->webhook_listen,
         .ca = ca,

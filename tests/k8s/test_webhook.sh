@@ -50,6 +50,19 @@ rm_bg control-b - "$RM_TMP/logs/control-b.log" "$RM_CONTROL_BIN" --listen 127.0.
 rm_expect_log "$RM_TMP/logs/control-b.log" '.event == "webhook_started"' "webhook B started" 15
 PORT_B=$(rm_json "$RM_LINE" .port)
 
+# an InjectorConfig of another trust domain would give proxies that never get an SVID: refused at start
+printf 'apiVersion: ringmesh.io/v1alpha1\nkind: InjectorConfig\nmetadata: {name: x}\nspec: {trustDomain: other.example}\n' \
+    >"$W/injector-td.yaml"
+mkdir -p "$RM_TMP/control/state-c"
+rm_bg control-c - "$RM_TMP/logs/control-c.log" "$RM_CONTROL_BIN" --listen 127.0.0.1:0 --admin-listen off \
+    --config-dir "$RM_TMP/control/mesh" --state-dir "$RM_TMP/control/state-c" --jwks "$RM_TMP/control/jwks.json" \
+    --webhook-listen 127.0.0.1:0 --injector-config "$W/injector-td.yaml"
+rm_wait_exit control-c 15
+rm_assert_eq "$RM_RC" 1 "another trust domain in the InjectorConfig: the control plane does not start"
+rm_expect_log "$RM_TMP/logs/control-c.log" \
+    '.event == "config_invalid" and (.msg | test("spec.trustDomain: \"other.example\" is not the mesh.s trust domain"))' \
+    "the refusal names the file and field"
+
 # post INSTANCE FILE OUT [curl args...]: POSTs FILE to /inject, verifying the serving certificate against the
 # instance's CA and its DNS name; the body goes to OUT, the HTTP status is printed
 post() {
