@@ -79,8 +79,12 @@ static int issue_ctx(rm_inject_webhook_t *w, rm_tls_ctx_t **out, time_t *renew_a
     rm_log_line_t l;
     rm_log_begin(&l, RM_LOG_INFO, "webhook_certificate_issued");
     rm_log_str(&l, "spiffeId", w->spiffe_id);
-    for (size_t i = 0; i < w->cfg.num_dns_names && i < 4; i++)
-        rm_log_str(&l, i == 0 ? "dnsName" : i == 1 ? "dnsName2" : i == 2 ? "dnsName3" : "dnsName4", w->dns_names[i]);
+    char names[1024];
+    size_t o = 0;
+    names[0] = '\0';
+    for (size_t i = 0; i < w->cfg.num_dns_names && o < sizeof(names); i++)
+        o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", i == 0 ? "" : ",", w->dns_names[i]);
+    rm_log_str(&l, "dnsNames", names);
     rm_log_int(&l, "notAfter", (int64_t)rm_tls_ctx_not_after(*out));
     rm_log_end(&l);
 
