@@ -14,6 +14,8 @@
 #include "attest.h"
 #include "ca.h"
 #include "grpc_server.h"
+#include "inject_lookup.h"
+#include "inject_webhook.h"
 #include "ringmesh/textbuf.h"
 #include "ringmesh/duration.h"
 #include "ringmesh/error.h"
@@ -55,7 +57,15 @@ static const char USAGE[] =
     "  --namespace NS          the control plane's own namespace (default ringmesh-system)\n"
     "  --dns-name NAME         a name sidecars dial, for the serving certificate (repeatable; default\n"
     "                          ringmesh-control, ringmesh-control.<ns>.svc, localhost)\n"
-    "  --log-level LEVEL       debug, info, warn, error (default info)\n";
+    "  --log-level LEVEL       debug, info, warn, error (default info)\n"
+    "  --webhook-listen ADDR   serve the sidecar injector, HTTPS POST /inject (default off; the chart sets\n"
+    "                          [::]:15017)\n"
+    "  --injector-config FILE  the InjectorConfig document (default: the built-in defaults)\n"
+    "  --webhook-config-name NAME  the MutatingWebhookConfiguration whose caBundle is kept\n"
+    "                          (default ringmesh-sidecar-injector)\n"
+    "  --namespace-labels-file FILE  namespace -> labels (YAML), read at every review: a stand-in for the\n"
+    "                          Kubernetes API source\n"
+    "  --kube-version X.Y      the cluster's version for nativeSidecar auto (until read from the API server)\n";
 
 typedef struct st_control_opts_t {
     const char *listen, *admin_listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer,
@@ -66,6 +76,8 @@ typedef struct st_control_opts_t {
     const char *dns_names[MAX_DNS_NAMES];
     size_t num_dns_names;
     uint32_t max_ttl_ms;
+    const char *webhook_listen, *injector_config, *webhook_config_name, *namespace_labels_file;
+    rm_inject_fixed_version_t kube_version;
 } control_opts_t;
 
 typedef struct st_update_ctx_t {
@@ -165,6 +177,11 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         O_KTOKEN,
         O_KTIMEOUT,
         O_ADMIN,
+        O_WEBHOOK = 230,
+        O_INJCFG,
+        O_WHNAME,
+        O_NSLABELS,
+        O_KVERSION,
         O_LISTEN = 256,
         O_CONFIG,
         O_STATE,
@@ -204,6 +221,11 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"mesh-config", required_argument, NULL, O_MESHCONFIG},
         {"kube-timeout", required_argument, NULL, O_KUBETIMEOUT},
+        {"webhook-listen", required_argument, NULL, O_WEBHOOK},
+        {"injector-config", required_argument, NULL, O_INJCFG},
+        {"webhook-config-name", required_argument, NULL, O_WHNAME},
+        {"namespace-labels-file", required_argument, NULL, O_NSLABELS},
+        {"kube-version", required_argument, NULL, O_KVERSION},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -218,6 +240,7 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
     o->attestation = "jwt";
     o->source = "file";
     o->max_ttl_ms = 24 * 3600 * 1000;
+    o->webhook_config_name = "ringmesh-sidecar-injector";
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case O_LISTEN:
@@ -312,6 +335,24 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
                 return 2;
             }
             break;
+        case O_WEBHOOK:
+            o->webhook_listen = strcmp(optarg, "off") == 0 ? NULL : optarg;
+            break;
+        case O_INJCFG:
+            o->injector_config = optarg;
+            break;
+        case O_WHNAME:
+            o->webhook_config_name = optarg;
+            break;
+        case O_NSLABELS:
+            o->namespace_labels_file = optarg;
+            break;
+        case O_KVERSION:
+            if (rm_inject_parse_kube_version(optarg, &o->kube_version.major, &o->kube_version.minor) != 0) {
+                fprintf(stderr, "ringmesh-control: --kube-version %s: MAJOR.MINOR, e.g. 1.33\n", optarg);
+                return 2;
+            }
+            break;
         case 'h':
             fputs(USAGE, stdout);
             exit(0);
@@ -372,6 +413,61 @@ static void log_fatal(const char *event, const char *what, int err, const char *
     rm_log_end(&l);
 }
 
+/* The injector's webhook, with the lookups that stand in for the Kubernetes API source until it serves them. */
+static int start_webhook(const control_opts_t *o, const rm_ca_t *ca, const char *spiffe_id,
+                         rm_inject_config_t *injector, rm_inject_webhook_t **out)
+{
+    rm_config_error_t cerr;
+    char err[768];
+    size_t bundle_len;
+    int ret;
+
+    ret = o->injector_config != NULL ? rm_inject_config_load(o->injector_config, injector, &cerr)
+                                     : rm_inject_config_defaults(injector);
+    if (ret != 0) {
+        rm_config_error_format(&cerr, err, sizeof(err));
+        log_fatal("config_invalid", o->injector_config != NULL ? o->injector_config : "injector defaults", ret,
+                  o->injector_config != NULL ? err : "out of memory");
+        return ret;
+    }
+    if (strcmp(injector->trust_domain, rm_ca_trust_domain(ca)) != 0) {
+        /* injected proxies would expect the control plane in another trust domain and never get an SVID */
+        snprintf(err, sizeof(err), "%s: spec.trustDomain: \"%s\" is not the mesh's trust domain \"%s\"",
+                 o->injector_config != NULL ? o->injector_config : "InjectorConfig", injector->trust_domain,
+                 rm_ca_trust_domain(ca));
+        log_fatal("config_invalid", o->injector_config != NULL ? o->injector_config : "injector defaults",
+                  RM_ERR_CONFIG_VALUE, err);
+        return RM_ERR_CONFIG_VALUE;
+    }
+    rm_inject_webhook_config_t wc = {
+        .listen = o->webhook_listen,
+        .ca = ca,
+        .spiffe_id = spiffe_id,
+        .dns_names = o->dns_names,
+        .num_dns_names = o->num_dns_names,
+        .review = {.config = injector,
+                   .namespace_labels = o->namespace_labels_file != NULL ? rm_inject_namespace_labels_from_file : NULL,
+                   .namespace_labels_arg = (void *)o->namespace_labels_file,
+                   .kube_version = rm_inject_kube_version_fixed,
+                   .kube_version_arg = (void *)&o->kube_version},
+    };
+    if ((ret = rm_inject_webhook_start(&wc, out, err, sizeof(err))) != 0) {
+        log_fatal("listen_failed", o->webhook_listen, ret, err);
+        return ret;
+    }
+    const char *bundle = rm_ca_bundle_pem(ca, &bundle_len);
+    if (rm_inject_webhook_publish_ca_bundle(o->webhook_config_name, bundle, bundle_len, err, sizeof(err)) != 0)
+        rm_log_msg(RM_LOG_WARN, "webhook_ca_bundle_not_published", err);
+    rm_log_line_t l;
+    rm_log_begin(&l, RM_LOG_INFO, "webhook_started");
+    rm_log_str(&l, "listen", o->webhook_listen);
+    rm_log_uint(&l, "port", rm_inject_webhook_port(*out));
+    rm_log_str(&l, "injectorConfig", o->injector_config != NULL ? o->injector_config : "defaults");
+    rm_log_str(&l, "image", injector->image);
+    rm_log_end(&l);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     control_opts_t o;
@@ -382,6 +478,8 @@ int main(int argc, char **argv)
     rm_attestor_t *attestor = NULL;
     rm_control_server_t *srv = NULL;
     rm_admin_http_t *admin = NULL;
+    rm_inject_config_t injector = {0};
+    rm_inject_webhook_t *webhook = NULL;
     char err[512], spiffe_id[512], dns_buf[2][300], path[4096];
     size_t bundle_len;
     const char *bundle;
@@ -494,6 +592,8 @@ int main(int argc, char **argv)
         log_fatal("listen_failed", o.admin_listen, ret, err);
         goto Exit;
     }
+    if (o.webhook_listen != NULL && (ret = start_webhook(&o, ca, spiffe_id, &injector, &webhook)) != 0)
+        goto Exit;
     update_ctx_t uctx = {srv, rm_ca_trust_domain(ca)};
     if ((ret = src->ops->start(src, on_model, &uctx)) != 0) {
         log_fatal("config_watch_failed", origin, ret, "cannot watch the configuration source");
@@ -530,6 +630,8 @@ Exit:
     /* the source stops first (no more models), the server next (it looks workloads up in the source) */
     if (src != NULL)
         src->ops->stop(src);
+    rm_inject_webhook_stop(webhook);
+    rm_inject_config_dispose(&injector);
     rm_admin_http_stop(admin);
     rm_control_server_stop(srv);
     if (src != NULL)

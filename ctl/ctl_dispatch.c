@@ -16,7 +16,9 @@ static void help_of_groups(const rm_ctl_level_t *level, FILE *out)
 
     for (i = 0; i != level->num_commands; ++i) {
         const rm_ctl_level_t *g = level->commands[i].level;
-        for (j = 0; j != g->num_commands; ++j) {
+        if (g == NULL && strlen(level->commands[i].name) > width)
+            width = strlen(level->commands[i].name);
+        for (j = 0; g != NULL && j != g->num_commands; ++j) {
             size_t n = strlen(level->commands[i].name) + 1 + strlen(g->commands[j].name);
             if (n > width)
                 width = n;
@@ -25,7 +27,10 @@ static void help_of_groups(const rm_ctl_level_t *level, FILE *out)
     fprintf(out, "usage: %s <command> [options]\n\ncommands:\n", level->path);
     for (i = 0; i != level->num_commands; ++i) {
         const rm_ctl_level_t *g = level->commands[i].level;
-        for (j = 0; j != g->num_commands; ++j) {
+        if (g == NULL) /* a command of the top level */
+            fprintf(out, "  %s%*s%s\n", level->commands[i].name, (int)(width + 2 - strlen(level->commands[i].name)), "",
+                    level->commands[i].summary);
+        for (j = 0; g != NULL && j != g->num_commands; ++j) {
             const char *group = level->commands[i].name, *cmd = g->commands[j].name;
             fprintf(out, "  %s %s%*s%s\n", group, cmd, (int)(width + 2 - strlen(group) - 1 - strlen(cmd)), "",
                     g->commands[j].summary);

@@ -33,20 +33,21 @@ int rm__ctl_parse_flags(const char *group, const char *cmd, int argc, char **arg
                 }
             }
             if (flag == NULL) {
-                fprintf(stderr, "ringmeshctl %s %s: unknown flag '%s'\n", group, cmd, arg);
+                fprintf(stderr, "ringmeshctl %s%s%s: unknown flag '%s'\n", group, *group ? " " : "", cmd, arg);
                 return -1;
             }
             eq = NULL;
             goto Found;
         }
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            fprintf(stderr, "ringmeshctl %s %s: unexpected argument '%s'\n", group, cmd, arg);
+            fprintf(stderr, "ringmeshctl %s%s%s: unexpected argument '%s'\n", group, *group ? " " : "", cmd, arg);
             return -1;
         }
         eq = strchr(arg + 2, '=');
         name_len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
         if ((flag = find_flag(flags, num, arg + 2, name_len)) == NULL) {
-            fprintf(stderr, "ringmeshctl %s %s: unknown flag '%.*s'\n", group, cmd, (int)(name_len + 2), arg);
+            fprintf(stderr, "ringmeshctl %s%s%s: unknown flag '%.*s'\n", group, *group ? " " : "", cmd,
+                    (int)(name_len + 2), arg);
             return -1;
         }
     Found:
@@ -56,22 +57,22 @@ int rm__ctl_parse_flags(const char *group, const char *cmd, int argc, char **arg
             } else if (i + 1 < argc) {
                 value = argv[++i];
             } else {
-                fprintf(stderr, "ringmeshctl %s %s: --%s needs a value\n", group, cmd, flag->name);
+                fprintf(stderr, "ringmeshctl %s%s%s: --%s needs a value\n", group, *group ? " " : "", cmd, flag->name);
                 return -1;
             }
         } else if (eq != NULL) {
-            fprintf(stderr, "ringmeshctl %s %s: --%s takes no value\n", group, cmd, flag->name);
+            fprintf(stderr, "ringmeshctl %s%s%s: --%s takes no value\n", group, *group ? " " : "", cmd, flag->name);
             return -1;
         } else {
             value = "";
         }
         if (flag->count != 0 && !flag->repeatable) {
-            fprintf(stderr, "ringmeshctl %s %s: --%s given twice\n", group, cmd, flag->name);
+            fprintf(stderr, "ringmeshctl %s%s%s: --%s given twice\n", group, *group ? " " : "", cmd, flag->name);
             return -1;
         }
         if (flag->count == RM_CTL_FLAG_MAX_VALUES) {
-            fprintf(stderr, "ringmeshctl %s %s: --%s given more than %d times\n", group, cmd, flag->name,
-                    RM_CTL_FLAG_MAX_VALUES);
+            fprintf(stderr, "ringmeshctl %s%s%s: --%s given more than %d times\n", group, *group ? " " : "", cmd,
+                    flag->name, RM_CTL_FLAG_MAX_VALUES);
             return -1;
         }
         flag->values[flag->count++] = value;

@@ -10,6 +10,12 @@ static const rm_ctl_command_t groups[] = {
     {.name = "svid", .level = &rm__ctl_svid_level},
     {.name = "token", .level = &rm__ctl_token_level},
     {.name = "policy", .level = &rm__ctl_policy_level},
+    {.name = "inject",
+     .summary = "add the sidecar to the pods of a manifest stream, as the webhook does",
+     .handler = rm__ctl_inject},
+    {.name = "wait-ready",
+     .summary = "wait until the proxy answers /healthz/ready (the classic sidecar's postStart hook)",
+     .handler = rm__ctl_wait_ready},
 };
 
 static const rm_ctl_level_t top = {

@@ -36,7 +36,8 @@ struct st_rm_tls_ctx_t {
     size_t num_peer_td_aliases;
     rm_spiffe_id_t id;
     time_t not_before, not_after;
-    char alpn[32]; /* offered (and, with RM_TLS_REQUIRE_MESH_ALPN, required) */
+    char alpn[32];      /* offered (and, with RM_TLS_REQUIRE_MESH_ALPN, required) */
+    int no_client_auth; /* server: no client certificate asked for or required */
 };
 
 struct st_rm_tls_t {
@@ -359,6 +360,7 @@ int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_conf
         goto Exit;
     }
     c->role = role;
+    c->no_client_auth = role == RM_TLS_SERVER && cfg->no_client_auth;
     atomic_init(&c->refs, 1);
     if (cfg->trust_domain == NULL || strlen(cfg->trust_domain) > RM_TRUST_DOMAIN_MAX) {
         snprintf(err, errlen, "trust domain missing or too long");
@@ -454,7 +456,10 @@ int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_conf
         snprintf(err, errlen, "cipher suites or key exchange groups could not be set");
         goto Exit;
     }
-    wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+    if (c->no_client_auth)
+        wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_NONE, NULL);
+    else
+        wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
     /* Every connection is a full handshake: no tickets, no session cache (nothing to steal, nothing to replay). */
     wolfSSL_CTX_set_session_cache_mode(c->ctx, WOLFSSL_SESS_CACHE_OFF);
     if (role == RM_TLS_SERVER)
@@ -531,7 +536,8 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
 #ifdef HAVE_PK_CALLBACKS
     wolfSSL_SetEccVerifyCtx(tls->ssl, tls);
 #endif
-    if (wolfSSL_UseALPN(tls->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn), WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
+    if (wolfSSL_UseALPN(tls->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn),
+                        ctx->no_client_auth ? WOLFSSL_ALPN_CONTINUE_ON_MISMATCH : WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
         WOLFSSL_SUCCESS)
         goto Fail;
     if (ctx->role == RM_TLS_CLIENT && wolfSSL_UseKeyShare(tls->ssl, WOLFSSL_ECC_SECP256R1) != WOLFSSL_SUCCESS)
@@ -695,7 +701,7 @@ int rm_tls_handshake(rm_tls_t *tls)
         (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
          proto_len != strlen(tls->ctx->alpn) || memcmp(proto, tls->ctx->alpn, proto_len) != 0))
         return RM_ERR_TLS_ALPN;
-    if (tls->peer.len == 0)
+    if (tls->peer.len == 0 && !tls->ctx->no_client_auth)
         return RM_ERR_TLS_NO_PEER_CERT;
     tls->handshake_done = 1;
     return 0;

@@ -23,6 +23,9 @@
 #                  the resources in it), and messages written in protobuf text format (protoc --encode) that the
 #                  proxy must refuse
 #   mesh_config    each tests/data/source/ directory as one file, and a few small documents
+#   admission_review  AdmissionReviews of pods shaped like real workloads (probes of each kind, a Job, init
+#                  containers, host network, injected, invalid annotations) and malformed reviews
+#   manifest_yaml  a manifest stream of every workload kind, and scalars that must keep their types
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -763,5 +766,63 @@ kind: Service
 metadata: {name: x, namespace: "with\ttab"}
 spec: {addresses: "198.18.1.1", ports: [0, 65536, "080"], inMesh: yes}
 EOF
+
+# ---- admission_review ---------------------------------------------------------------------------------------------
+
+# review NAME OBJECT [OPERATION]: an AdmissionReview for a Pod as the API server sends it
+review() {
+    printf '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"705ab4f5-6393-11e8-b7cc-42010a800002","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"shop","operation":"%s","object":%s}}' \
+        "${3:-CREATE}" "$2" | seed admission_review "$1"
+}
+review deploy '{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"orders-6b8f9c-","labels":{"app":"orders"}},"spec":{"serviceAccountName":"orders","containers":[{"name":"app","image":"orders","ports":[{"name":"http","containerPort":8080}],"livenessProbe":{"httpGet":{"path":"/livez","port":"http"},"timeoutSeconds":2},"readinessProbe":{"tcpSocket":{"port":8080}},"startupProbe":{"grpc":{"port":9090}}},{"name":"side","image":"s","livenessProbe":{"exec":{"command":["true"]}}}]}}'
+review job '{"metadata":{"annotations":{"ringmesh.io/inject":"true","ringmesh.io/native-sidecar":"false"}},"spec":{"restartPolicy":"Never","containers":[{"name":"report","image":"r"}]}}'
+review init-containers '{"metadata":{"name":"c"},"spec":{"initContainers":[{"name":"wait","image":"b"}],"containers":[{"name":"app","image":"a"}],"volumes":[{"name":"data","emptyDir":{}}]}}'
+review host-network '{"metadata":{"annotations":{"ringmesh.io/inject":"true"}},"spec":{"hostNetwork":true,"containers":[{"name":"x","image":"x"}]}}'
+review injected '{"metadata":{"annotations":{"ringmesh.io/status":"{}"}},"spec":{"containers":[{"name":"app","image":"a"}]}}'
+review annotations '{"metadata":{"annotations":{"ringmesh.io/exclude-inbound-ports":"9000,9001","ringmesh.io/exclude-outbound-ports":"5432","ringmesh.io/exclude-outbound-ip-ranges":"10.0.0.0/8,fd00::/8","ringmesh.io/include-inbound-ports":"*","ringmesh.io/proxy-log-level":"debug","ringmesh.io/proxy-cpu":"200m","ringmesh.io/proxy-memory":"1Gi","ringmesh.io/rewrite-app-probes":"false","ringmesh.io/native-sidecar":"true","ringmesh.io/unknown":"x"}},"spec":{"containers":[{"name":"a","image":"a"}]}}'
+review bad-annotation '{"metadata":{"annotations":{"ringmesh.io/proxy-memory":"12XB"}},"spec":{"containers":[{"name":"a","image":"a"}]}}'
+review update '{"spec":{"containers":[]}}' UPDATE
+review not-a-pod '{"spec":{"containers":"app"}}'
+printf '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}' | seed admission_review no-request
+printf '{"apiVersion":"admission.k8s.io/v1",' | seed admission_review truncated
+printf '[]' | seed admission_review array
+
+# ---- manifest_yaml ------------------------------------------------------------------------------------------------
+
+cat <<'EOF' | seed manifest_yaml stream
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template:
+    metadata: {labels: {app: orders}, annotations: {ringmesh.io/inject: "true"}}
+    spec:
+      containers:
+      - name: app
+        image: shop/orders
+        args: ["--port", "8080"]
+        command:
+        - sh
+        - -c
+        - |
+          exec /orders
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: r, image: r}]}}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {a: "yes", b: "on", c: "1.0", d: "0o17", e: "", f: "~", g: "null", h: "12:30", i: "-"}
+...
+EOF
+printf 'a: 1\nb: 1.5e3\nc: 0x1f\nd: .inf\ne: !!str 3\nf: true\ng: ~\nh: [1, "2", {i: j}]\n' | seed manifest_yaml scalars
+printf 'a: &x 1\nb: *x\n' | seed manifest_yaml alias
+printf 'a: 1\na: 2\n' | seed manifest_yaml duplicate
 
 echo "make-seeds: seeds written under $corpus"

@@ -107,7 +107,7 @@ static rm_tls_ctx_t *make_ctx(rm_tls_role_t role, const char *leaf, const char *
     snprintf(certf, sizeof(certf), "%s.pem", leaf);
     snprintf(keyf, sizeof(keyf), "%s.key", leaf);
     char *cert = slurp(certf, &cl), *key = slurp(keyf, &kl), *b = slurp(bundle, &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, NULL, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, NULL, 0, 0};
     int ret = rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err));
     if (err_out != NULL)
         *err_out = ret;
@@ -441,7 +441,7 @@ static rm_tls_ctx_t *make_ctx_aliases(rm_tls_role_t role, const char *leaf, cons
     snprintf(certf, sizeof(certf), "%s.pem", leaf);
     snprintf(keyf, sizeof(keyf), "%s.key", leaf);
     char *cert = slurp(certf, &cl), *key = slurp(keyf, &kl), *b = slurp("ca.pem", &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, alias != NULL ? aliases : NULL, alias != NULL};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, alias != NULL ? aliases : NULL, alias != NULL, 0};
     if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
         fail_msg("ctx: %s", err);
     free(cert), free(key), free(b);
@@ -473,7 +473,7 @@ static void test_trust_domain_aliases(void **state)
     char err[256];
     size_t cl, kl, bl;
     char *cert = slurp("othertd.pem", &cl), *key = slurp("othertd.key", &kl), *b = slurp("ca.pem", &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", NULL, aliases, 1};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", NULL, aliases, 1, 0};
     rm_tls_ctx_t *ctx = NULL;
     assert_int_equal(rm_tls_ctx_new(&ctx, RM_TLS_SERVER, &cfg, err, sizeof(err)), RM_ERR_SVID_TRUST_DOMAIN);
     assert_null(ctx);
@@ -532,7 +532,7 @@ static rm_tls_ctx_t *ctx_with(rm_tls_role_t role, const char *leaf, const char *
         cert = slurp(certf, &cl);
         key = slurp(keyf, &kl);
     }
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", alpn, NULL, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", alpn, NULL, 0, 0};
     if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
         fail_msg("ctx: %s", err);
     free(cert), free(key), free(b);
@@ -573,6 +573,47 @@ static void test_alpn_and_certless_client(void **state)
     rm_tls_ctx_unref(h2_server);
     rm_tls_ctx_unref(mesh_server);
     rm_tls_ctx_unref(bare);
+}
+
+/* A server context with no_client_auth (the admission webhook's HTTPS): it asks for no client certificate, so a
+ * client without one completes the handshake (where a mesh server refuses it, above), a client that offers another
+ * ALPN is not refused for it, and data flows both ways. */
+static void test_server_without_client_auth(void **state)
+{
+    (void)state;
+    char err[256];
+    size_t cl, kl, bl;
+    char *cert = slurp("server.pem", &cl), *key = slurp("server.key", &kl), *b = slurp("ca.pem", &bl);
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", "http/1.1", NULL, 0, 1};
+    rm_tls_ctx_t *sc = NULL, *bare = ctx_with(RM_TLS_CLIENT, NULL, "h2"),
+                 *withcert = ctx_with(RM_TLS_CLIENT, "client", "http/1.1");
+    rm_tls_t *cli, *srv;
+    uint8_t buf[16];
+    int cr, sr;
+
+    if (rm_tls_ctx_new(&sc, RM_TLS_SERVER, &cfg, err, sizeof(err)) != 0)
+        fail_msg("ctx: %s", err);
+    free(cert), free(key), free(b);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rm_tls_new(&cli, i == 0 ? bare : withcert, server_ids, 1, 0), 0);
+        assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, 0), 0);
+        handshake(cli, srv, &cr, &sr);
+        assert_int_equal(cr, 0);
+        assert_int_equal(sr, 0);
+        assert_int_equal(rm_tls_write(cli, (const uint8_t *)"ping", 4), 4);
+        shuttle(cli, srv);
+        assert_int_equal(rm_tls_read(srv, buf, sizeof(buf)), 4);
+        assert_memory_equal(buf, "ping", 4);
+        assert_int_equal(rm_tls_write(srv, (const uint8_t *)"pong", 4), 4);
+        shuttle(srv, cli);
+        assert_int_equal(rm_tls_read(cli, buf, sizeof(buf)), 4);
+        assert_memory_equal(buf, "pong", 4);
+        rm_tls_free(cli);
+        rm_tls_free(srv);
+    }
+    rm_tls_ctx_unref(sc);
+    rm_tls_ctx_unref(bare);
+    rm_tls_ctx_unref(withcert);
 }
 
 /* One full handshake between fresh sessions of the two contexts; both must succeed. */
@@ -845,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_expired_refused_and_not_loaded),
         cmocka_unit_test(test_client_from_untrusted_ca_refused_by_server),
         cmocka_unit_test(test_alpn_and_certless_client),
+        cmocka_unit_test(test_server_without_client_auth),
         cmocka_unit_test(test_signature_memo),
         cmocka_unit_test(test_handshake_remembers_certificate_signatures),
         cmocka_unit_test(test_client_hello_offers_only_mesh_parameters),

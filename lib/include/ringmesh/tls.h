@@ -33,6 +33,9 @@ typedef struct st_rm_tls_ctx_config_t {
     /* peers may be in these trust domains too (trustDomainAliases); the own certificate must be in trust_domain */
     const char *const *peer_trust_domain_aliases;
     size_t num_peer_trust_domain_aliases;
+    /* server only: ask no client certificate (HTTPS to clients outside the mesh, e.g. the Kubernetes API server
+     * calling the admission webhook); the ALPN is then chosen when the client offers it, not required */
+    int no_client_auth;
 } rm_tls_ctx_config_t;
 
 /** Initialises the library once per process. Returns 0 or RM_ERR_TLS_CONFIG. */
