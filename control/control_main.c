@@ -592,7 +592,7 @@ int main(int argc, char **argv)
         log_fatal("listen_failed", o.admin_listen, ret, err);
         goto Exit;
     }
-    if (o.webhook_listen != NULL && (ret = start_webhook(&o, ca, spiffe_id, &injector, &webhook)) != 0)
+    if (o.webhook_listen != NULL && start_webhook(&o, ca, spiffe_id, &injector, &webhook) != 0)
         goto Exit;
     update_ctx_t uctx = {srv, rm_ca_trust_domain(ca)};
     if ((ret = src->ops->start(src, on_model, &uctx)) != 0) {

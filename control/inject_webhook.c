@@ -463,8 +463,7 @@ static void serve(rm_inject_webhook_t *w, int fd)
         respond_text(&c, 415, "the body must be application/json\n");
         goto Exit;
     }
-    if ((ret = rm_inject_review(&w->cfg.review, c.body != NULL ? c.body : "", c.body_len, &status, &answer, &info)) !=
-        0) {
+    if (rm_inject_review(&w->cfg.review, c.body != NULL ? c.body : "", c.body_len, &status, &answer, &info) != 0) {
         respond_text(&c, 500, "out of memory\n");
         goto Exit;
     }
@@ -574,6 +573,7 @@ int rm_inject_webhook_start(const rm_inject_webhook_config_t *cfg, rm_inject_web
     }
     struct sockaddr_storage bound;
     socklen_t bl = sizeof(bound);
+    memset(&bound, 0, sizeof(bound));
     if (getsockname(w->fd, (struct sockaddr *)&bound, &bl) == 0)
         w->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                     : ((struct sockaddr_in *)&bound)->sin_port);

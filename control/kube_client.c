@@ -330,7 +330,8 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ctx)
 }
 
 /* The status line and headers count as an answer: a watch with no events yet has sent them. */
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
+static size_t on_header(char *data, // NOLINT(readability-non-const-parameter): libcurl's callback type
+                        size_t size, size_t nmemb, void *ctx)
 {
     transfer_t *t = ctx;
     (void)data;

@@ -248,7 +248,7 @@ int rm_kube_model_build(const rm_kube_objects_t *objs, const char *mesh_shown, c
         json_object_foreach((json_t *)objs->services, key, obj)
         {
             char *text = rm_kube_service_document(obj, objs);
-            if (text != NULL && (ret = add_doc(&docs, &num, &cap, "Service", obj, text)) != 0)
+            if (text != NULL && add_doc(&docs, &num, &cap, "Service", obj, text) != 0)
                 goto NoMem;
         }
     for (size_t p = 0; p < objs->num_policies; p++)
@@ -256,11 +256,10 @@ int rm_kube_model_build(const rm_kube_objects_t *objs, const char *mesh_shown, c
         {
             const char *kind = str_at(obj, "kind", NULL);
             char *text = policy_document(obj);
-            if (text == NULL ||
-                (ret = add_doc(&docs, &num, &cap,
-                               kind != NULL && strcmp(kind, "PeerAuthentication") == 0 ? "PeerAuthentication"
-                                                                                       : "AuthorizationPolicy",
-                               obj, text)) != 0)
+            if (text == NULL || add_doc(&docs, &num, &cap,
+                                        kind != NULL && strcmp(kind, "PeerAuthentication") == 0 ? "PeerAuthentication"
+                                                                                                : "AuthorizationPolicy",
+                                        obj, text) != 0)
                 goto NoMem;
         }
     if (num > 1)

@@ -225,7 +225,7 @@ int rm_kube_config_load_kubeconfig(const char *path, const char *data, size_t le
 {
     reader_t r = {.file = path, .err = err};
     yaml_parser_t parser;
-    yaml_node_t *root, *n, *ctx, *cl, *user;
+    yaml_node_t *root = NULL, *n = NULL, *ctx = NULL, *cl = NULL, *user = NULL;
     char *owned = NULL, *pathcopy = NULL, cpath[96], upath[96];
     const char *cur;
     int ret, have_doc = 0;
@@ -233,7 +233,7 @@ int rm_kube_config_load_kubeconfig(const char *path, const char *data, size_t le
     memset(cfg, 0, sizeof(*cfg));
     memset(err, 0, sizeof(*err));
     if (data == NULL) {
-        if ((ret = rm_file_read_at(AT_FDCWD, path, path, KUBECONFIG_MAX, 0, &owned, &len, err)) != 0)
+        if (rm_file_read_at(AT_FDCWD, path, path, KUBECONFIG_MAX, 0, &owned, &len, err) != 0)
             return err->code = RM_ERR_CONFIG_IO;
         data = owned;
     }

@@ -97,7 +97,7 @@ static int64_t now_ms(void)
 
 void rm_source_workload_clear(rm_source_workload_t *w)
 {
-    for (size_t i = 0; i < w->num_labels; i++) {
+    for (size_t i = 0; w->labels != NULL && i < w->num_labels; i++) {
         free(w->labels[i].key);
         free(w->labels[i].value);
     }
@@ -139,6 +139,7 @@ static void mark_dirty(kube_source_t *ks)
 }
 
 /* Under the lock, from an informer's thread. */
+// cppcheck-suppress constParameter ; the informer's callback type (kube_informer.h) passes it non-const
 static void on_changed(void *arg, rm_kube_informer_t *inf, const json_t *old_obj, const json_t *new_obj)
 {
     kube_source_t *ks = arg;
@@ -258,7 +259,6 @@ static int mesh_reread(kube_source_t *ks, int force, rm_config_error_t *e)
     struct stat st;
     char *data = NULL;
     size_t len = 0;
-    int ret;
 
     if (ks->mesh_path == NULL)
         return 0;
@@ -269,7 +269,7 @@ static int mesh_reread(kube_source_t *ks, int force, rm_config_error_t *e)
         st.st_size == ks->mesh_st.st_size && st.st_mtim.tv_sec == ks->mesh_st.st_mtim.tv_sec &&
         st.st_mtim.tv_nsec == ks->mesh_st.st_mtim.tv_nsec)
         return 0;
-    if ((ret = rm_file_read_at(AT_FDCWD, ks->mesh_path, ks->mesh_path, MESH_MAX, 0, &data, &len, e)) != 0)
+    if (rm_file_read_at(AT_FDCWD, ks->mesh_path, ks->mesh_path, MESH_MAX, 0, &data, &len, e) != 0)
         return e->code = RM_ERR_CONFIG_IO;
     ks->mesh_st = st;
     if (ks->mesh_text != NULL && len == ks->mesh_len && memcmp(data, ks->mesh_text, len) == 0) {
@@ -379,6 +379,8 @@ static void rebuild(kube_source_t *ks)
         log_build_rejected(ks, e);
         goto Exit;
     }
+    if (m == NULL) /* build() gives a model whenever it returns 0 */
+        goto Exit;
     if (ks->version != NULL && strcmp(m->version, ks->version) == 0) {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_DEBUG, "config_unchanged");

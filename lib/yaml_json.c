@@ -125,11 +125,11 @@ static json_t *scalar_value(reader_t *r, const yaml_event_t *ev, int *ret)
         *ret = reader_fail(r, &ev->start_mark, -EINVAL, "%s", "a scalar holds a NUL character");
         return NULL;
     }
-    if (tag != NULL && strcmp(tag, "tag:yaml.org,2002:str") == 0)
-        v = json_string(s);
-    else if (tag != NULL && strncmp(tag, "tag:yaml.org,2002:", 18) == 0 &&
-             (strcmp(tag + 18, "int") == 0 || strcmp(tag + 18, "float") == 0 || strcmp(tag + 18, "bool") == 0 ||
-              strcmp(tag + 18, "null") == 0)) {
+    /* !!int, !!float, !!bool and !!null must resolve to that type; a plain untagged scalar resolves as YAML 1.2's
+     * core schema does; !!str, other tags and quoted scalars are strings */
+    if (tag != NULL && strncmp(tag, "tag:yaml.org,2002:", 18) == 0 &&
+        (strcmp(tag + 18, "int") == 0 || strcmp(tag + 18, "float") == 0 || strcmp(tag + 18, "bool") == 0 ||
+         strcmp(tag + 18, "null") == 0)) {
         v = resolve_plain(s);
         const char *want = tag + 18;
         int okt = (strcmp(want, "null") == 0 && json_is_null(v)) || (strcmp(want, "bool") == 0 && json_is_boolean(v)) ||
@@ -150,6 +150,9 @@ static json_t *scalar_value(reader_t *r, const yaml_event_t *ev, int *ret)
 
 static int parse_node(reader_t *r, yaml_event_t *ev, unsigned depth, json_t **out);
 
+/* parse_collection, parse_node and emit_value recurse over the document's nesting, bounded by
+ * RM_YAML_JSON_DEPTH_MAX (checked below). */
+// NOLINTNEXTLINE(misc-no-recursion): bounded by RM_YAML_JSON_DEPTH_MAX
 static int parse_collection(reader_t *r, yaml_event_t *start, unsigned depth, json_t **out)
 {
     int is_map = start->type == YAML_MAPPING_START_EVENT;
@@ -210,6 +213,7 @@ Exit:
 }
 
 /* Converts the node that begins with `ev` (which the caller deletes). */
+// NOLINTNEXTLINE(misc-no-recursion): bounded by RM_YAML_JSON_DEPTH_MAX
 static int parse_node(reader_t *r, yaml_event_t *ev, unsigned depth, json_t **out)
 {
     int ret = 0;
@@ -292,7 +296,7 @@ typedef struct st_writer_t {
 static int write_handler(void *data, unsigned char *p, size_t n)
 {
     writer_t *w = data;
-    if (w->len + n + 1 > w->cap) {
+    if (w->buf == NULL || w->len + n + 1 > w->cap) {
         size_t cap = w->cap == 0 ? 4096 : w->cap;
         while (cap < w->len + n + 1)
             cap *= 2;
@@ -335,6 +339,7 @@ static int emit_scalar(yaml_emitter_t *e, const char *s, int plain_ok, int liter
     return yaml_emitter_emit(e, &ev) ? 0 : -EINVAL;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded by RM_YAML_JSON_DEPTH_MAX * 4
 static int emit_value(yaml_emitter_t *e, const json_t *v, unsigned depth)
 {
     yaml_event_t ev;
