@@ -249,7 +249,7 @@ case_started_in_order() {
         and .result == "success" and .handler.path == "/healthz/ready"' "the proxy's startup probe gated the app"
     rm_expect_log "$OLOG" '.event == "proxy_ready"' "orders' proxy got its SVID and configuration"
     rm_expect_log "$CLOG" '.event == "svid_issued" and .attestor == "token-review"
-        and .spiffe_id == "spiffe://'"$TD"'/ns/shop/sa/orders"' "orders' SVID was issued after a TokenReview" 5
+        and .spiffeId == "spiffe://'"$TD"'/ns/shop/sa/orders"' "orders' SVID was issued after a TokenReview" 5
     rm_expect_log "$RM_KUBE_LOG" '.method == "POST" and .path == "/apis/authentication.k8s.io/v1/tokenreviews"' \
         "the control plane asked the API's TokenReview"
 }

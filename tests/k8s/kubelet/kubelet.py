@@ -365,7 +365,7 @@ class Kubelet:
                 raise PodError("container %s: volumeMount %s names no volume" % (c["name"], m["name"]))
             mounts.append([self.volumes.paths[m["name"]], m["mountPath"], bool(m.get("readOnly"))])
         return {"argv": argv, "env": env, "uid": uid, "gid": gid, "caps": have, "mounts": mounts,
-                "hostname": self.pod["metadata"]["name"], "hosts": self.args.hosts,
+                "hostname": self.pod["metadata"]["name"], "hosts": self.args.hosts, "resolv_conf": self.resolv_conf,
                 "no_new_privs": sc.get("allowPrivilegeEscalation") is False,
                 "read_only_root": bool(sc.get("readOnlyRootFilesystem"))}
 
@@ -564,6 +564,11 @@ class Kubelet:
         self.report("Pending")
         self.volumes = Volumes(self)
         self.volumes.make()
+        # the pod's DNS: names come from --hosts; a query for any other name fails at once (no server on the pod's
+        # loopback), instead of waiting for the host's resolvers, which the namespace mesh cannot reach
+        self.resolv_conf = os.path.join(self.dir, "resolv.conf")
+        write_file(self.resolv_conf, "nameserver 127.0.0.1\nsearch %s.svc.cluster.local svc.cluster.local "
+                   "cluster.local\noptions attempts:1 timeout:1\n" % self.pod["metadata"]["namespace"], 0o644)
         for ct in self.init:
             while True:
                 self.start(ct)
@@ -672,6 +677,7 @@ def exec_container(spec_path):
             subprocess.run(["mount", "-o", "remount,bind,ro", dst], check=True)
     if spec["hosts"]:
         subprocess.run(["mount", "--bind", spec["hosts"], "/etc/hosts"], check=True)
+    subprocess.run(["mount", "--bind", spec["resolv_conf"], "/etc/resolv.conf"], check=True)
     if spec["read_only_root"]:
         subprocess.run(["mount", "-o", "remount,bind,ro", "/"], check=True)
     caps = ",".join(["-all"] + ["+" + c for c in spec["caps"]])
