@@ -313,7 +313,7 @@ case_mtls() {
 cat >"$K/policy.yaml" <<EOF
 apiVersion: ringmesh.io/v1alpha1
 kind: AuthorizationPolicy
-metadata: {name: orders-read, namespace: shop}
+metadata: {name: orders-read, namespace: shop, annotations: {ringmesh.io/log-allowed: "true"}}
 spec:
   selector: {matchLabels: {app: orders}}
   action: ALLOW
@@ -334,9 +334,11 @@ case_policy() {
         "orders' proxy took the policy"
     rm_assert_eq "$(call GET /orders)" 200 "GET is allowed"
     rm_assert_eq "$(call DELETE /orders/7)" 403 "DELETE is denied"
-    rm_expect_log "$OLOG" '.event == "authz" and .decision == "deny" and .policy == "shop/orders-read"
+    rm_expect_log "$OLOG" '.event == "authz" and .decision == "deny" and .reason == "no ALLOW policy matched"
+        and .method == "DELETE" and .path == "/orders/7" and .destination_workload == "shop/'$ORDERS_POD'"
         and .source_principal == "spiffe://'"$TD"'/ns/shop/sa/frontend"' "orders' proxy logs the denial"
-    rm_expect_log "$OLOG" '.event == "authz" and .decision == "allow"' "orders' proxy logs the allowed GET"
+    rm_expect_log "$OLOG" '.event == "authz" and .decision == "allow" and .policy == "shop/orders-read"
+        and .method == "GET" and .path == "/orders"' "orders' proxy logs the allowed GET, naming the policy"
 }
 
 # relabel APP: sets the orders pod's app label through the API; prints ms from the API's answer to the next
