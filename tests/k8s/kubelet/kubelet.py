@@ -670,8 +670,29 @@ def wait_until(p, stop):
 def exec_container(spec_path):
     spec = json.load(open(spec_path))
     socket.sethostname(spec["hostname"])
+    # A mountPath the host lacks is made on an overlay of its nearest existing ancestor (upper layer on a tmpfs of
+    # this mount namespace), as an image would hold it: nothing is created on the host's filesystem.
+    scratch, overlays = spec_path + ".scratch", []
+    for _, dst, _ in spec["mounts"]:
+        real = os.path.realpath(dst)
+        if os.path.exists(real):
+            continue
+        top = real
+        while not os.path.exists(top):
+            top = os.path.dirname(top)
+        if top in overlays:
+            continue
+        if not overlays:
+            os.makedirs(scratch, exist_ok=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "kubelet-scratch", scratch], check=True)
+        n = len(overlays)
+        os.makedirs("%s/upper%d" % (scratch, n))
+        os.makedirs("%s/work%d" % (scratch, n))
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s,upperdir=%s/upper%d,workdir=%s/work%d"
+                        % (top, scratch, n, scratch, n), top], check=True)
+        overlays.append(top)
     for src, dst, ro in spec["mounts"]:
-        os.makedirs(dst, exist_ok=True) if not os.path.exists(dst) else None
+        os.makedirs(dst, exist_ok=True)
         subprocess.run(["mount", "--bind", src, dst], check=True)
         if ro:
             subprocess.run(["mount", "-o", "remount,bind,ro", dst], check=True)
@@ -679,7 +700,8 @@ def exec_container(spec_path):
         subprocess.run(["mount", "--bind", spec["hosts"], "/etc/hosts"], check=True)
     subprocess.run(["mount", "--bind", spec["resolv_conf"], "/etc/resolv.conf"], check=True)
     if spec["read_only_root"]:
-        subprocess.run(["mount", "-o", "remount,bind,ro", "/"], check=True)
+        for top in ["/"] + overlays:
+            subprocess.run(["mount", "-o", "remount,ro" if top != "/" else "remount,bind,ro", top], check=True)
     caps = ",".join(["-all"] + ["+" + c for c in spec["caps"]])
     argv = ["setpriv", "--reuid", str(spec["uid"]), "--regid", str(spec["gid"]), "--clear-groups",
             "--bounding-set", caps, "--inh-caps", "-all"]
