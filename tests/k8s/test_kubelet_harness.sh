@@ -18,6 +18,7 @@ KUBELET=$RM_SOURCE_DIR/tests/k8s/kubelet/kubelet.py
 rm_pod_create job
 rm_pod_create web
 rm_pod_create bad
+rm_pod_create tok
 
 # kubelet POD FILE: runs the Pod in FILE in mesh pod POD (process kubelet-POD, log $RM_TMP/pods/POD/kubelet.log)
 kubelet() {
@@ -129,6 +130,33 @@ case_liveness_and_readiness() {
         "alive again"
 }
 
+# the projected token, minted with ringmeshctl against the test's signing key
+rm_control_init
+cat >"$RM_TMP/tok.json" <<'EOF'
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tok-x1", "namespace": "shop", "uid": "7f0c2d1e-0000-4000-8000-000000000001"},
+ "spec": {"serviceAccountName": "orders", "securityContext": {"runAsUser": 1337},
+  "volumes": [{"name": "token", "projected": {"sources": [{"serviceAccountToken":
+               {"audience": "ringmesh", "expirationSeconds": 600, "path": "token"}}]}}],
+  "containers": [{"name": "main", "image": "test/shell:1", "args": ["sleep 3600"],
+                  "volumeMounts": [{"name": "token", "mountPath": "/var/run/secrets/test/token", "readOnly": true}]}]}}
+EOF
+mkdir -p "$RM_TMP/pods/tok"
+rm_bg kubelet-tok node "$RM_TMP/pods/tok/kubelet.log" /usr/bin/python3 "$KUBELET" run --pod-file "$RM_TMP/tok.json" \
+    --netns "$(rm_ns tok)" --pod-ip "${RM_POD_IP[tok]}" --dir "$RM_TMP/pods/tok" --image 'test/shell:1=cmd:["/bin/sh", "-c"]' \
+    --token-mint "$RM_TMP/control/token-key.pem:e2e" --ctl "$RM_CTL_BIN"
+
+case_token() {
+    local tok=$RM_TMP/pods/tok/volumes/token/token claims
+    rm_expect_log "$RM_TMP/pods/tok/kubelet.log" '.event == "pod_phase" and .phase == "Running"' "the pod runs" 20
+    rm_assert_eq "$(stat -c '%a %u' "$tok")" "600 1337" "the token is 0600 and the containers' user's"
+    claims=$(python3 -c 'import base64, json, sys; p = open(sys.argv[1]).read().split(".")[1]
+c = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+print(c["sub"], c["aud"] if isinstance(c["aud"], str) else ",".join(c["aud"]), c["exp"] - c["nbf"],
+      c["kubernetes.io"]["pod"]["name"], c["kubernetes.io"]["pod"]["uid"])' "$tok")
+    rm_assert_eq "$claims" "system:serviceaccount:shop:orders ringmesh 600 tok-x1 7f0c2d1e-0000-4000-8000-000000000001" \
+        "the token's subject, audience, lifetime and pod"
+}
+
 case_failed() {
     rm_expect_log "$RM_TMP/pods/bad/kubelet.log" '.event == "container_exited" and .container == "main" and .exitCode == 3' \
         "the main container exits 3" 20
@@ -138,4 +166,5 @@ case_failed() {
 rm_case "a Job-shaped pod: order, env, users, capabilities, volumes, sidecar, hook" case_job
 rm_case "liveness restarts, readiness follows the probe" case_liveness_and_readiness
 rm_case "a failing main container fails a restartPolicy Never pod" case_failed
+rm_case "a projected ServiceAccount token minted for the pod" case_token
 rm_finish

@@ -262,7 +262,8 @@ class Kubelet:
         if self.args.token_mint:
             key, _, kid = self.args.token_mint.partition(":")
             out = subprocess.run([self.args.ctl, "token", "mint", "--key", key, "--kid", kid, "--namespace", ns,
-                                  "--service-account", sa, "--pod", md["name"], "--pod-uid", md["uid"]],
+                                  "--service-account", sa, "--pod", md["name"], "--pod-uid", md["uid"],
+                                  "--audience", audience, "--ttl", "%ds" % expiration],
                                  capture_output=True, text=True)
             if out.returncode != 0:
                 raise PodError("ringmeshctl token mint: " + out.stderr.strip())
