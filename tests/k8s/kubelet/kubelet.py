@@ -316,6 +316,8 @@ class Kubelet:
     def env_of(self, c):
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "HOSTNAME": self.pod["metadata"]["name"]}
+        if c.get("envFrom"):
+            raise PodError("container %s: envFrom is not supported by the test kubelet" % c["name"])
         for e in c.get("env", []):
             if "value" in e:
                 env[e["name"]] = expand(e["value"], env)
