@@ -9,7 +9,8 @@
 # native sidecar whose startup probe gates the app, volumes, env, UIDs, probes; it writes the pods' status back.
 #   - the proxy runs as UID 1337 with its token, state dir and root cert where the injector put them;
 #   - the app's rewritten probes pass through /app-health under STRICT (the app port itself refuses plaintext),
-#     and the API shows the pod Ready with its pod IP;
+#     and the API shows the pod Ready with its pod IP; the same Deployment with ringmesh.io/rewrite-app-probes:
+#     "false" is probed on the app port itself, which STRICT refuses, and never becomes Ready;
 #   - frontend -> orders' cluster IP is mTLS with the identities the control plane issued by TokenReview;
 #   - an AuthorizationPolicy applied with kubectl allows GET and denies DELETE; orders' proxy logs the decision;
 #   - relabelling the orders pod through the API moves it out of the policy's selector and back, each within a
@@ -44,6 +45,7 @@ chmod -R a+rX "$RM_TMP/images/apps"
 rm_pod_create orders
 rm_pod_create frontend
 rm_pod_create report
+rm_pod_create norw
 
 # the cluster's DNS, as the pods' /etc/hosts
 cat >"$K/hosts" <<EOF
@@ -180,6 +182,7 @@ cat >"$K/job.json" <<'EOF'
                    "env": [{"name": "ORDERS_URL", "value": "http://orders.shop.svc:8080"}]}]}}}}
 EOF
 rm_k8s_validate "$K/job.json" >/dev/null || rm_fail "the Job is not a valid Kubernetes 1.33 Job"
+# shellcheck disable=SC2016 # $ORDERS_URL is the container's, expanded by its shell
 RM_KUBELET_IMAGES+=(--image "shop/orders:1=cmd:[\"/usr/bin/python3\", \"$APP\"]"
     --image 'shop/frontend:1=cmd:["/bin/sleep", "3600"]'
     --image 'batch/report:1=cmd:["/bin/sh", "-c", "curl -sS -f -m 10 -o /dev/null -w \"report: %{http_code}\\n\" $ORDERS_URL/report"]')
@@ -213,9 +216,16 @@ rm_kube_api POST /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices -f -H 
     ["'"${RM_POD_IP[orders]}"'"],"conditions":{"ready":true},"targetRef":{"kind":"Pod","name":"'$ORDERS_POD'",
     "namespace":"shop"}}],"ports":[{"name":"http","port":8080,"protocol":"TCP"}]}' >/dev/null
 
+# the same Deployment opted out of probe rewriting: its kubelet probes the app port itself, which STRICT refuses
+NORW_POD=orders-6b8f7c9d5-norw1
+jq '.spec.template.metadata.annotations["ringmesh.io/rewrite-app-probes"] = "false"' \
+    "$K/$ORDERS_POD.workload.json" >"$K/orders-norw.json"
+make_pod file shop "$K/orders-norw.json" "$NORW_POD"
+
 KUBELET_ARGS=(--hosts "$K/hosts" --token-review-table "$K/tokenreview/table.json")
 rm_kubelet_start orders "shop/$ORDERS_POD" "${KUBELET_ARGS[@]}"
 rm_kubelet_start frontend "shop/$FRONTEND_POD" "${KUBELET_ARGS[@]}"
+rm_kubelet_start norw "shop/$NORW_POD" "${KUBELET_ARGS[@]}"
 OKLOG=$RM_TMP/pods/orders/kubelet.log
 FKLOG=$RM_TMP/pods/frontend/kubelet.log
 rm_expect_log "$OKLOG" '.event == "pod_phase" and .phase == "Running"' "orders is Running" 40
@@ -243,8 +253,9 @@ case_started_in_order() {
     local n_started n_app
     n_started=$(grep -n '"event": "sidecar_started"' "$OKLOG" | head -n 1 | cut -d: -f1)
     n_app=$(grep -n '"event": "container_started".*"container": "app"' "$OKLOG" | head -n 1 | cut -d: -f1)
-    [ -n "$n_started" ] && [ -n "$n_app" ] && [ "$n_started" -lt "$n_app" ] ||
+    if [ -z "$n_started" ] || [ -z "$n_app" ] || [ "$n_started" -ge "$n_app" ]; then
         rm_fail "the app did not wait for the proxy's startup probe (lines $n_started, $n_app)"
+    fi
     rm_expect_log "$OKLOG" '.event == "probe" and .container == "ringmesh-proxy" and .probe == "startupProbe"
         and .result == "success" and .handler.path == "/healthz/ready"' "the proxy's startup probe gated the app"
     rm_expect_log "$OLOG" '.event == "proxy_ready"' "orders' proxy got its SVID and configuration"
@@ -295,6 +306,15 @@ case_probes_under_strict() {
     rm_log "ok: a plaintext probe of the app port fails under STRICT (HTTP '$code')"
     rm_expect_no_log "$OKLOG" '.event == "container_stopping" and .reason == "liveness probe failed"' \
         "no liveness restart"
+}
+
+case_probes_not_rewritten() {
+    local klog=$RM_TMP/pods/norw/kubelet.log
+    rm_expect_log "$klog" '.event == "probe" and .container == "app" and .probe == "readinessProbe"
+        and .result == "failure" and .handler.path == "/ready" and .handler.port == "http"' \
+        "with rewrite-app-probes: false the kubelet probes the app port itself, and STRICT refuses it" 20
+    rm_assert_eq "$(pod_status shop "$NORW_POD" '.conditions[] | select(.type == "Ready") | .status')" False \
+        "that pod is not Ready in the API"
 }
 
 # call METHOD PATH: the HTTP status frontend's app gets from orders' Service
@@ -387,6 +407,7 @@ case_job_completes() {
 rm_case "containers start in order, the native sidecar gating the app" case_started_in_order
 rm_case "volumes, env and the security context as the injector asked" case_volumes_and_env
 rm_case "app probes pass through /app-health under STRICT" case_probes_under_strict
+rm_case "without rewriting, the kubelet's probes fail under STRICT" case_probes_not_rewritten
 rm_case "frontend -> orders over mTLS with identities from the control plane" case_mtls
 rm_case "a policy applied with kubectl allows GET and denies DELETE" case_policy
 rm_case "a relabelled pod moves out of the policy and back within a second" case_relabel

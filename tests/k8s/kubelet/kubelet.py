@@ -20,7 +20,6 @@ import fnmatch
 import http.client
 import json
 import os
-import shlex
 import signal
 import socket
 import ssl
