@@ -305,7 +305,7 @@ class Kubelet:
                 return body
             if optional:
                 return None
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self.stopping:
                 raise PodError('configmap "%s" not found in %s after %d s (HTTP %d)'
                                % (name, ns, self.args.configmap_wait, code))
             log("waiting", reason="configmap %s/%s not found" % (ns, name))
@@ -401,13 +401,18 @@ class Kubelet:
             cmd = self.argv_of(c, env, [expand(a, env) for a in hook["exec"]["command"]])
             with open(base + ".poststart", "wb") as out:
                 p = self.spawn(c, cmd, env, out, subprocess.STDOUT)
-                rc = wait_bounded(p, 300)
+                deadline = time.monotonic() + 300
+                rc = wait_until(p, lambda: self.stopping or time.monotonic() > deadline)
+                if rc is None:
+                    p.kill()
+                    p.wait()
             log("post_start", container=ct.name, exitCode=rc)
             if rc != 0:
                 self.kill(ct, "postStart hook failed")
 
     def kill(self, ct, why, grace=None):
         if ct.proc is None or ct.proc.poll() is not None:
+            self.reap(ct)
             return
         grace = self.pod["spec"].get("terminationGracePeriodSeconds", 30) if grace is None else grace
         log("container_stopping", container=ct.name, pid=ct.proc.pid, reason=why)
@@ -477,14 +482,13 @@ class Kubelet:
         raise PodError("container %s: no port named %s" % (ct.name, port))
 
     def run_probes(self, ct):
-        """Runs the probes of a running container that are due; returns False when liveness says restart."""
+        """Runs the probes of a running container that are due; returns why it must be restarted, else None."""
         t = time.monotonic()
         kinds = ["startupProbe"] if not ct.started else ["livenessProbe", "readinessProbe"]
         if not ct.started and "startupProbe" not in ct.spec:
             ct.started = True
             kinds = ["livenessProbe", "readinessProbe"]
-        if "readinessProbe" not in ct.spec and ct.started and not ct.ready and ct.kind != "init" or (
-                ct.sidecar and ct.started and "readinessProbe" not in ct.spec and not ct.ready):
+        if ct.started and "readinessProbe" not in ct.spec:
             ct.ready = True
         for kind in kinds:
             probe = ct.spec.get(kind)
@@ -513,12 +517,12 @@ class Kubelet:
             if kind == "startupProbe" and result == "success":
                 ct.started = True
             elif kind == "startupProbe" and result == "failure":
-                return False
+                return "startup probe failed"
             elif kind == "readinessProbe":
                 ct.ready = result == "success"
             elif kind == "livenessProbe" and result == "failure":
-                return False
-        return True
+                return "liveness probe failed"
+        return None
 
     # ---- status in the API ----
     def report(self, phase, message=""):
@@ -592,8 +596,9 @@ class Kubelet:
                     while not ct.started:  # the startup probe gates the next container
                         if self.stopping:
                             return
-                        if self.reap(ct) or not self.run_probes(ct):
-                            raise PodError("native sidecar %s did not start" % ct.name)
+                        why = "exited" if self.reap(ct) else self.run_probes(ct)
+                        if why:
+                            raise PodError("native sidecar %s did not start: %s" % (ct.name, why))
                         self.report("Pending")
                         time.sleep(0.1)
                     log("sidecar_started", container=ct.name)
@@ -610,26 +615,26 @@ class Kubelet:
                 time.sleep(1)
             self.report("Pending")
         for ct in self.regular:
+            if self.stopping:
+                return
             self.start(ct)
         self.report("Running")
         while not self.stopping:
-            for ct in self.init:
-                if ct.sidecar and not ct.done:
-                    if self.reap(ct) or (ct.exit_code is None and not self.run_probes(ct)):
-                        self.kill(ct, "sidecar probe failed")
-                        self.start(ct)  # a native sidecar is always restarted
-            for ct in self.regular:
-                if ct.done:
+            for ct in self.init + self.regular:
+                if ct.done or (ct.kind == "init" and not ct.sidecar):
                     continue
-                alive = ct.exit_code is None and not self.reap(ct)
-                if alive and not self.run_probes(ct):
-                    self.kill(ct, "liveness probe failed")
-                    alive = False
-                if not alive:
-                    if restart == "Always" or (restart == "OnFailure" and ct.exit_code != 0):
+                if ct.exit_code is None and not self.reap(ct):
+                    why = self.run_probes(ct)
+                    if why:
+                        self.kill(ct, why)
+                if ct.exit_code is None:
+                    continue
+                # a native sidecar is always restarted; the others per the pod's restartPolicy, at most once a second
+                if ct.sidecar or restart == "Always" or (restart == "OnFailure" and ct.exit_code != 0):
+                    if time.monotonic() - ct.started_at >= 1 and not self.stopping:
                         self.start(ct)
-                    else:
-                        ct.done = True
+                else:
+                    ct.done = True
             if all(ct.done for ct in self.regular):
                 ok = all(ct.exit_code == 0 for ct in self.regular)
                 for ct in reversed([c for c in self.init if c.sidecar]):
@@ -641,10 +646,12 @@ class Kubelet:
             time.sleep(0.1)
 
     def stop(self):
+        """The pod is deleted: app containers first, then the init containers in reverse order, each given
+        --stop-grace seconds after SIGTERM (short, so that a test's teardown never outlasts it)."""
         for ct in self.regular:
-            self.kill(ct, "pod deleted")
+            self.kill(ct, "pod deleted", self.args.stop_grace)
         for ct in reversed(self.init):
-            self.kill(ct, "pod deleted")
+            self.kill(ct, "pod deleted", self.args.stop_grace)
 
 
 def expand(s, env):
@@ -748,6 +755,7 @@ def main():
     ap.add_argument("--token-mint")
     ap.add_argument("--ctl", default="ringmeshctl")
     ap.add_argument("--configmap-wait", type=int, default=30)
+    ap.add_argument("--stop-grace", type=float, default=1.0)
     args = ap.parse_args()
     if bool(args.pod_file) == bool(args.pod):
         ap.error("give one of --pod-file and --pod")
@@ -757,7 +765,6 @@ def main():
 
     def on_term(signum, frame):
         k.stopping = True
-        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
     rc = 0
@@ -765,8 +772,6 @@ def main():
         k.run()
         while not k.stopping:  # the pod finished: stay until deleted, so the test reads its status
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
     except PodError as e:
         log("pod_error", error=str(e))
         rc = 1
