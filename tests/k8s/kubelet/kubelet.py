@@ -16,6 +16,7 @@ grace period), each by its PID, and exits.
 """
 import argparse
 import base64
+import fcntl
 import fnmatch
 import http.client
 import json
@@ -275,7 +276,6 @@ class Kubelet:
                                   seg({"sub": "system:serviceaccount:%s:%s" % (ns, sa), "pod": md["name"],
                                        "jti": str(uuid.uuid4())}), seg({"sig": str(uuid.uuid4())}))
             table_path = self.args.token_review_table
-            table = json.load(open(table_path))
             review_name = "review-%s-%s.json" % (ns, md["name"])
             review = {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "metadata": {},
                       "spec": {"token": token, "audiences": [audience]},
@@ -288,10 +288,14 @@ class Kubelet:
                                     "authentication.kubernetes.io/pod-uid": [md["uid"]]}},
                           "audiences": [audience]}}
             json.dump(review, open(os.path.join(os.path.dirname(table_path), review_name), "w"), indent=1)
-            table.setdefault("reviews", {})[token] = review_name
-            tmp = table_path + ".tmp"
-            json.dump(table, open(tmp, "w"), indent=1)
-            os.replace(tmp, table_path)
+            # several kubelets share the table: read, add and replace it under a lock, through a file of our own
+            with open(table_path + ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                table = json.load(open(table_path))
+                table.setdefault("reviews", {})[token] = review_name
+                tmp = "%s.%d.tmp" % (table_path, os.getpid())
+                json.dump(table, open(tmp, "w"), indent=1)
+                os.replace(tmp, table_path)
             log("token", how="token-review", audience=audience, expirationSeconds=expiration)
             return token
         raise PodError("a serviceAccountToken volume needs --token-mint or --token-review-table")
