@@ -13,7 +13,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
 rm_require_cmds unshare mount /usr/bin/python3
 rm_setup
-KUBELET=$RM_SOURCE_DIR/tests/k8s/kubelet/kubelet.py
+KUBELET=${RM_KUBELET:-$RM_SOURCE_DIR/tests/k8s/kubelet/kubelet.py}
 
 rm_pod_create job
 rm_pod_create web

@@ -251,8 +251,10 @@ case_started_in_order() {
         "ringmesh-init ran to completion"
     # the app started only after the proxy's startup probe passed, and the proxy was ready then
     local n_started n_app
-    n_started=$(grep -n '"event": "sidecar_started"' "$OKLOG" | head -n 1 | cut -d: -f1)
-    n_app=$(grep -n '"event": "container_started".*"container": "app"' "$OKLOG" | head -n 1 | cut -d: -f1)
+    n_started=$(jq -r 'select(.event == "probe" and .container == "ringmesh-proxy" and .probe == "startupProbe"
+        and .result == "success") | input_line_number' "$OKLOG" | head -n 1)
+    n_app=$(jq -r 'select(.event == "container_started" and .container == "app") | input_line_number' "$OKLOG" |
+        head -n 1)
     if [ -z "$n_started" ] || [ -z "$n_app" ] || [ "$n_started" -ge "$n_app" ]; then
         rm_fail "the app did not wait for the proxy's startup probe (lines $n_started, $n_app)"
     fi

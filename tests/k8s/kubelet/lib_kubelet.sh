@@ -15,7 +15,7 @@
 #       $RM_TMP/pods/RMPOD/containers/)
 #   rm_kubelet_log RMPOD CONTAINER: the current log of that container
 
-RM_KUBELET=$RM_SOURCE_DIR/tests/k8s/kubelet/kubelet.py
+RM_KUBELET=${RM_KUBELET:-$RM_SOURCE_DIR/tests/k8s/kubelet/kubelet.py}
 RM_KUBELET_IMAGES=()
 
 rm_kubelet_images() {
