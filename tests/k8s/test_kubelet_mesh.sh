@@ -11,6 +11,8 @@
 #   - the app's rewritten probes pass through /app-health under STRICT (the app port itself refuses plaintext),
 #     and the API shows the pod Ready with its pod IP; the same Deployment with ringmesh.io/rewrite-app-probes:
 #     "false" is probed on the app port itself, which STRICT refuses, and never becomes Ready;
+#   - with ringmesh.io/native-sidecar: "false" the proxy is a classic first container whose postStart hook
+#     (ringmeshctl wait-ready) holds the app back until the proxy is ready;
 #   - frontend -> orders' cluster IP is mTLS with the identities the control plane issued by TokenReview;
 #   - an AuthorizationPolicy applied with kubectl allows GET and denies DELETE; orders' proxy logs the decision;
 #   - relabelling the orders pod through the API moves it out of the policy's selector and back, each within a
@@ -46,6 +48,7 @@ rm_pod_create orders
 rm_pod_create frontend
 rm_pod_create report
 rm_pod_create norw
+rm_pod_create classic
 
 # the cluster's DNS, as the pods' /etc/hosts
 cat >"$K/hosts" <<EOF
@@ -221,11 +224,24 @@ NORW_POD=orders-6b8f7c9d5-norw1
 jq '.spec.template.metadata.annotations["ringmesh.io/rewrite-app-probes"] = "false"' \
     "$K/$ORDERS_POD.workload.json" >"$K/orders-norw.json"
 make_pod file shop "$K/orders-norw.json" "$NORW_POD"
+# and with a classic sidecar (as on Kubernetes before 1.29): the proxy is the first container, its postStart hook
+# (ringmeshctl wait-ready) holds the app back until the proxy is ready
+CLASSIC_POD=orders-6b8f7c9d5-clas1
+jq '.spec.template.metadata.annotations["ringmesh.io/native-sidecar"] = "false"' \
+    "$K/$ORDERS_POD.workload.json" >"$K/orders-classic.json"
+cp "$K/orders-classic.json" "$K/$CLASSIC_POD.workload.json"
+rm_kubelet_pod_from "$K/orders-classic.json" "$CLASSIC_POD" "$K/$CLASSIC_POD.json"
+rm_kubelet_admit "$WEBHOOK" "$RM_TMP/control/state/trust-bundle.pem" "$K/$CLASSIC_POD.json" "$K/$CLASSIC_POD.admitted.json"
+[ "$(jq -r '[.spec.containers[].name] | join(",")' "$K/$CLASSIC_POD.admitted.json")" = ringmesh-proxy,app ] ||
+    rm_fail "the classic pod's containers: $(jq -c '[.spec.containers[].name]' "$K/$CLASSIC_POD.admitted.json")"
+rm_kube_api POST /api/v1/namespaces/shop/pods -f -H 'Content-Type: application/json' \
+    --data-binary "@$K/$CLASSIC_POD.admitted.json" >/dev/null || rm_fail "the API refused pod shop/$CLASSIC_POD"
 
 KUBELET_ARGS=(--hosts "$K/hosts" --token-review-table "$K/tokenreview/table.json")
 rm_kubelet_start orders "shop/$ORDERS_POD" "${KUBELET_ARGS[@]}"
 rm_kubelet_start frontend "shop/$FRONTEND_POD" "${KUBELET_ARGS[@]}"
 rm_kubelet_start norw "shop/$NORW_POD" "${KUBELET_ARGS[@]}"
+rm_kubelet_start classic "shop/$CLASSIC_POD" "${KUBELET_ARGS[@]}"
 OKLOG=$RM_TMP/pods/orders/kubelet.log
 FKLOG=$RM_TMP/pods/frontend/kubelet.log
 rm_expect_log "$OKLOG" '.event == "pod_phase" and .phase == "Running"' "orders is Running" 40
@@ -308,6 +324,18 @@ case_probes_under_strict() {
     rm_log "ok: a plaintext probe of the app port fails under STRICT (HTTP '$code')"
     rm_expect_no_log "$OKLOG" '.event == "container_stopping" and .reason == "liveness probe failed"' \
         "no liveness restart"
+}
+
+case_classic_sidecar() {
+    local klog=$RM_TMP/pods/classic/kubelet.log n_hook n_app
+    rm_expect_log "$klog" '.event == "pod_ready" and .ready == true' "the classic-sidecar pod becomes Ready" 30
+    rm_expect_log "$klog" '.event == "post_start" and .container == "ringmesh-proxy" and .exitCode == 0' \
+        "the proxy's postStart hook (ringmeshctl wait-ready) returned 0"
+    n_hook=$(jq -r 'select(.event == "post_start") | input_line_number' "$klog" | head -n 1)
+    n_app=$(jq -r 'select(.event == "container_started" and .container == "app") | input_line_number' "$klog" | head -n 1)
+    [ "$n_hook" -lt "$n_app" ] || rm_fail "the app started before the proxy's postStart hook returned"
+    rm_expect_log "$(rm_kubelet_log classic ringmesh-proxy)" '.event == "proxy_ready"' "its proxy is ready"
+    rm_log "ok: the app started only after the hook returned"
 }
 
 case_probes_not_rewritten() {
@@ -410,6 +438,7 @@ rm_case "containers start in order, the native sidecar gating the app" case_star
 rm_case "volumes, env and the security context as the injector asked" case_volumes_and_env
 rm_case "app probes pass through /app-health under STRICT" case_probes_under_strict
 rm_case "without rewriting, the kubelet's probes fail under STRICT" case_probes_not_rewritten
+rm_case "a classic sidecar's postStart hook holds the app until the proxy is ready" case_classic_sidecar
 rm_case "frontend -> orders over mTLS with identities from the control plane" case_mtls
 rm_case "a policy applied with kubectl allows GET and denies DELETE" case_policy
 rm_case "a relabelled pod moves out of the policy and back within a second" case_relabel
