@@ -36,7 +36,7 @@ control_start() {
     shift
     mkdir -p "$RM_TMP/control/state-$name"
     rm_bg "control-$name" - "$RM_TMP/logs/control-$name.log" "$RM_CONTROL_BIN" --source kubernetes \
-        --kubeconfig "$RM_KUBECONFIG" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 5s \
+        --kubeconfig "${CONTROL_KUBECONFIG:-$RM_KUBECONFIG}" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 5s \
         --listen 127.0.0.1:0 --admin-listen off --state-dir "$RM_TMP/control/state-$name" \
         --jwks "$RM_TMP/control/jwks.json" --webhook-listen 127.0.0.1:0 --log-level debug "$@"
     rm_wait_log "$RM_TMP/logs/control-$name.log" '.event == "webhook_started"' 60 >/dev/null || {
@@ -143,7 +143,35 @@ rm_stop kube-api
 rm -rf "$RM_TMP/kube"
 
 # ---- Kubernetes 1.33: native; namespaces through kubectl ---------------------------------------------------------
-rm_kube_api_start - --git-version v1.33.2
+# this control plane runs with the chart's permissions only (RBAC enforced): namespaces get/list/watch, /version
+# open to every authenticated user
+SA_TOKEN=sa-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+rm_kube_api_start - --git-version v1.33.2 --authorize \
+    --token "$SA_TOKEN=system:serviceaccount:ringmesh-system:ringmesh-control"
+CONTROL_KUBECONFIG=$RM_TMP/sa.kubeconfig
+rm_kube_config "$SA_TOKEN" "$CONTROL_KUBECONFIG"
+rm_kube_ctl apply -f - >/dev/null <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: ringmesh-control}
+rules:
+- apiGroups: [""]
+  resources: [pods, services, namespaces]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: ringmesh-control}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: ringmesh-control}
+subjects:
+- {kind: ServiceAccount, name: ringmesh-control, namespace: ringmesh-system}
+EOF
 ns_create shop
 ns_create plain
 rm_kube_ctl label namespace shop ringmesh.io/inject=enabled >/dev/null
@@ -190,6 +218,12 @@ rm_kube_ctl label namespace fresh ringmesh.io/inject=enabled >/dev/null
 expect main fresh '{}' native "a namespace not in the cache yet"
 rm_assert_eq "$(jq -s '[.[] | select(.user_agent == "ringmesh-control" and .path == "/api/v1/namespaces/fresh")] | length' \
     "$RM_KUBE_LOG")" 1 "the namespace missing from the cache was read with one GET"
+
+# a namespace the API does not have at all
+got=$(outcome main nowhere '{}')
+[[ $got == "refused: the labels of namespace nowhere are not known: there is no such namespace"* ]] ||
+    rm_fail "a namespace that does not exist: $got"
+rm_log "ok: a namespace that does not exist fails the review: $got"
 
 # the API fails while a namespace must be fetched: the review fails with the reason, nothing crashes
 rm_kube_fault '{"action": "error", "code": 503, "method": "GET", "path": "^/api/v1/namespaces/ghost$", "count": 1}'
