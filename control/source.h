@@ -91,7 +91,7 @@ typedef struct st_rm_source_kube_config_t {
     unsigned watch_seconds;      /* watches' timeoutSeconds (0: 300) */
     unsigned debounce_ms;        /* a rebuild waits until the objects were quiet this long (0: 100 ms), at most 1 s */
     unsigned lookup_timeout_ms;  /* bound on a namespace fetched for a lookup and on GET /version (0: 2 s) */
-    unsigned version_refresh_ms; /* how often /version is asked again (0: 10 minutes; 30 s while unknown) */
+    unsigned version_refresh_ms; /* how often /version is asked again (0: 10 minutes; 10 s while unknown) */
     /* Optional: asked while create waits for the first lists (every 200 ms at most); nonzero gives up the wait
      * (create then fails with -ECANCELED), so that a process told to stop while the API is away does stop. */
     int (*should_stop)(void *arg);

@@ -33,7 +33,7 @@
 #define MESH_MAX            (4u << 20)
 #define DEFAULT_LOOKUP_MS   2000u
 #define DEFAULT_VERSION_MS  (10u * 60 * 1000)
-#define UNKNOWN_VERSION_MS  30000u /* while the version is unknown, it is asked again this often */
+#define UNKNOWN_VERSION_MS  10000u /* while the version is unknown, it is asked again this often */
 
 /* The policy resources, each read at the first of its versions that the cluster serves. */
 typedef struct st_policy_crd_t {

@@ -6,8 +6,8 @@
 #     (annotation "false") and opt-in (annotation "true" in an unlabelled namespace) work;
 #   - a namespace created a moment ago, before its watch event arrived, is read with one GET;
 #   - the API server's /version decides nativeSidecar auto: gitVersion v1.33.2 gives the native sidecar, v1.28.5 the
-#     classic one, an unreadable /version the classic one (logged once); InjectorConfig nativeSidecar true and the
-#     pod's ringmesh.io/native-sidecar annotation override it;
+#     classic one, an unreadable /version the classic one (logged once, asked again until it answers);
+#     InjectorConfig nativeSidecar true and the pod's ringmesh.io/native-sidecar annotation override it;
 #   - an API failure or outage while a namespace must be fetched fails that review with a reason (the API server
 #     then applies failurePolicy), within the lookup's bound, and never crashes the control plane; namespaces in the
 #     cache are still answered;
@@ -128,16 +128,6 @@ expect forced shop '{}' native "v1.28.5+k3s1, InjectorConfig nativeSidecar true"
 expect forced shop '{"ringmesh.io/native-sidecar": "false"}' classic "InjectorConfig true, the pod's annotation false"
 rm_stop control-forced
 
-# an unreadable /version: unknown, the classic sidecar, logged once
-rm_kube_fault '{"action": "error", "code": 503, "method": "GET", "path": "^/version$", "count": 1}'
-control_start unknown
-rm_expect_log "$RM_TMP/logs/control-unknown.log" \
-    '.event == "kube_version_unknown" and (.reason | test("/version")) and (.action | test("classic"))' \
-    "an unknown version is logged with the reason and what follows"
-expect unknown shop '{}' classic "unknown version, nativeSidecar auto"
-rm_assert_eq "$(rm_log_count "$RM_TMP/logs/control-unknown.log" '.event == "kube_version_unknown"')" 1 \
-    "the unknown version is logged once"
-rm_stop control-unknown
 rm_stop control-old
 rm_stop kube-api
 rm -rf "$RM_TMP/kube"
@@ -175,6 +165,23 @@ EOF
 ns_create shop
 ns_create plain
 rm_kube_ctl label namespace shop ringmesh.io/inject=enabled >/dev/null
+# an unreadable /version: unknown, the classic sidecar, logged once; asked again until it answers, then native
+rm_kube_fault '{"action": "error", "code": 503, "method": "GET", "path": "^/version$", "count": 1}'
+control_start unknown
+rm_expect_log "$RM_TMP/logs/control-unknown.log" \
+    '.event == "kube_version_unknown" and (.reason | test("/version")) and (.action | test("classic"))' \
+    "an unknown version is logged with the reason and what follows"
+expect unknown shop '{}' classic "unknown version, nativeSidecar auto"
+# /version fails once more (the retry 10 s later is not logged again), then answers: the version is learned
+rm_kube_fault '{"action": "error", "code": 500, "method": "GET", "path": "^/version$", "count": 1}'
+rm_expect_log "$RM_TMP/logs/control-unknown.log" '.event == "kube_version" and .version == "1.33"' \
+    "the version is learned when /version answers again" 30
+rm_assert_eq "$(rm_log_count "$RM_TMP/logs/control-unknown.log" '.event == "kube_version_unknown"')" 1 \
+    "the unknown version is logged once"
+rm_assert_eq "$(jq -s '[.[] | select(.path == "/version" and .user_agent == "ringmesh-control")] | length' \
+    "$RM_KUBE_LOG")" 3 "/version asked until it answered, then no more"
+expect unknown shop '{}' native "v1.33 learned late, nativeSidecar auto"
+rm_stop control-unknown
 control_start main
 CLOG=$RM_TMP/logs/control-main.log
 rm_expect_log "$CLOG" '.event == "kube_version" and .version == "1.33" and .nativeSidecarAuto == "native"' \
