@@ -63,9 +63,10 @@ static const char USAGE[] =
     "  --injector-config FILE  the InjectorConfig document (default: the built-in defaults)\n"
     "  --webhook-config-name NAME  the MutatingWebhookConfiguration whose caBundle is kept\n"
     "                          (default ringmesh-sidecar-injector)\n"
-    "  --namespace-labels-file FILE  namespace -> labels (YAML), read at every review: a stand-in for the\n"
-    "                          Kubernetes API source\n"
-    "  --kube-version X.Y      the cluster's version for nativeSidecar auto (until read from the API server)\n";
+    "  --namespace-labels-file FILE  file source: namespace -> labels (YAML), read at every review (the\n"
+    "                          kubernetes source reads namespaces from the API and refuses this flag)\n"
+    "  --kube-version X.Y      file source: the cluster's version for nativeSidecar auto (the kubernetes source\n"
+    "                          reads the API server's /version and refuses this flag)\n";
 
 typedef struct st_control_opts_t {
     const char *listen, *admin_listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer,
@@ -78,6 +79,7 @@ typedef struct st_control_opts_t {
     uint32_t max_ttl_ms;
     const char *webhook_listen, *injector_config, *webhook_config_name, *namespace_labels_file;
     rm_inject_fixed_version_t kube_version;
+    int kube_version_given;
 } control_opts_t;
 
 typedef struct st_update_ctx_t {
@@ -352,6 +354,7 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
                 fprintf(stderr, "ringmesh-control: --kube-version %s: MAJOR.MINOR, e.g. 1.33\n", optarg);
                 return 2;
             }
+            o->kube_version_given = 1;
             break;
         case 'h':
             fputs(USAGE, stdout);
@@ -376,6 +379,12 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
     if (strcmp(o->source, "kubernetes") == 0 && o->config_dir != NULL) {
         fprintf(stderr, "ringmesh-control: --config-dir applies to --source file only (with --source kubernetes, "
                         "give the MeshConfig with --mesh-config FILE)\n");
+        return 2;
+    }
+    if (strcmp(o->source, "kubernetes") == 0 && (o->namespace_labels_file != NULL || o->kube_version_given)) {
+        fprintf(stderr, "ringmesh-control: --namespace-labels-file and --kube-version apply to --source file only "
+                        "(with --source kubernetes, namespaces and the version come from the API; "
+                        "InjectorConfig's nativeSidecar true or false overrides the version)\n");
         return 2;
     }
     if (strcmp(o->attestation, "jwt") == 0 && o->jwks == NULL) {
@@ -413,8 +422,9 @@ static void log_fatal(const char *event, const char *what, int err, const char *
     rm_log_end(&l);
 }
 
-/* The injector's webhook, with the lookups that stand in for the Kubernetes API source until it serves them. */
-static int start_webhook(const control_opts_t *o, const rm_ca_t *ca, const char *spiffe_id,
+/* The injector's webhook: namespaces and the cluster's version from the source when it knows them (the Kubernetes
+ * source), else from the flags. */
+static int start_webhook(const control_opts_t *o, rm_source_t *src, const rm_ca_t *ca, const char *spiffe_id,
                          rm_inject_config_t *injector, rm_inject_webhook_t **out)
 {
     rm_config_error_t cerr;
@@ -451,6 +461,14 @@ static int start_webhook(const control_opts_t *o, const rm_ca_t *ca, const char 
                    .kube_version = rm_inject_kube_version_fixed,
                    .kube_version_arg = (void *)&o->kube_version},
     };
+    if (src->ops->namespace_labels != NULL) {
+        wc.review.namespace_labels = rm_inject_namespace_labels_from_source;
+        wc.review.namespace_labels_arg = src;
+    }
+    if (src->ops->server_version != NULL) {
+        wc.review.kube_version = rm_inject_kube_version_from_source;
+        wc.review.kube_version_arg = src;
+    }
     if ((ret = rm_inject_webhook_start(&wc, out, err, sizeof(err))) != 0) {
         log_fatal("listen_failed", o->webhook_listen, ret, err);
         return ret;
@@ -592,7 +610,7 @@ int main(int argc, char **argv)
         log_fatal("listen_failed", o.admin_listen, ret, err);
         goto Exit;
     }
-    if (o.webhook_listen != NULL && start_webhook(&o, ca, spiffe_id, &injector, &webhook) != 0)
+    if (o.webhook_listen != NULL && start_webhook(&o, src, ca, spiffe_id, &injector, &webhook) != 0)
         goto Exit;
     update_ctx_t uctx = {srv, rm_ca_trust_domain(ca)};
     if ((ret = src->ops->start(src, on_model, &uctx)) != 0) {

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "mesh_model.h"
 
 /** A pod as a source knows it, for policy selection: its service account and its labels (sorted by key). */
@@ -51,6 +53,17 @@ typedef struct st_rm_source_ops_t {
     /** Optional, with lookup_workload: a counter that changes whenever a lookup's answer may have changed (a pod
      *  added, deleted, relabelled), so that a caller knows when to look again. Thread-safe. */
     uint64_t (*workloads_generation)(rm_source_t *src);
+    /** Optional (NULL for a source that does not know namespaces: the file source). The labels of namespace `ns`:
+     *  sets *labels to a new reference to an object ({} for none). Answered from the source's cache; a namespace
+     *  the cache does not hold yet (created a moment ago) is fetched once from the origin, bounded by a short
+     *  timeout. Returns 0, -ENOENT when the origin says there is no such namespace, -EINVAL for a name that cannot
+     *  be one, -ETIMEDOUT when the origin did not answer in time, -EIO when it failed (the source logs the reason,
+     *  event "namespace_lookup_failed"), or -ENOMEM. Thread-safe; may block up to that timeout. */
+    int (*namespace_labels)(rm_source_t *src, const char *ns, json_t **labels);
+    /** Optional (NULL for a source without a server). The version of the server the source reads, as last learned
+     *  (the Kubernetes source asks at create and then every 10 minutes): returns 0 with major.minor, or -ENOENT
+     *  while it is unknown. Thread-safe; never blocks on the network. */
+    int (*server_version)(rm_source_t *src, unsigned *major, unsigned *minor);
 } rm_source_ops_t;
 
 struct st_rm_source_t {
@@ -70,13 +83,15 @@ int rm_source_file_create(const char *dir, rm_source_t **out, rm_mesh_model_t **
 /** How the Kubernetes source reaches the API and what it reads besides it (docs/control-config.md, "Kubernetes
  *  source"). Zero values take the defaults. */
 typedef struct st_rm_source_kube_config_t {
-    const char *kubeconfig;   /* NULL: the in-cluster configuration */
-    const char *sa_dir;       /* in-cluster files (NULL: /var/run/secrets/kubernetes.io/serviceaccount) */
-    const char *mesh_config;  /* the MeshConfig document's file (a mounted ConfigMap key); NULL: the defaults */
-    unsigned timeout_ms;      /* bound on one API request, and on how long a watch may overrun (0: 30 s) */
-    unsigned sync_timeout_ms; /* how long create waits for the first lists (0: 60 s) */
-    unsigned watch_seconds;   /* watches' timeoutSeconds (0: 300) */
-    unsigned debounce_ms;     /* a rebuild waits until the objects were quiet this long (0: 100 ms), at most 1 s */
+    const char *kubeconfig;      /* NULL: the in-cluster configuration */
+    const char *sa_dir;          /* in-cluster files (NULL: /var/run/secrets/kubernetes.io/serviceaccount) */
+    const char *mesh_config;     /* the MeshConfig document's file (a mounted ConfigMap key); NULL: the defaults */
+    unsigned timeout_ms;         /* bound on one API request, and on how long a watch may overrun (0: 30 s) */
+    unsigned sync_timeout_ms;    /* how long create waits for the first lists (0: 60 s) */
+    unsigned watch_seconds;      /* watches' timeoutSeconds (0: 300) */
+    unsigned debounce_ms;        /* a rebuild waits until the objects were quiet this long (0: 100 ms), at most 1 s */
+    unsigned lookup_timeout_ms;  /* bound on a namespace fetched for a lookup and on GET /version (0: 2 s) */
+    unsigned version_refresh_ms; /* how often /version is asked again (0: 10 minutes; 10 s while unknown) */
     /* Optional: asked while create waits for the first lists (every 200 ms at most); nonzero gives up the wait
      * (create then fails with -ECANCELED), so that a process told to stop while the API is away does stop. */
     int (*should_stop)(void *arg);
@@ -84,7 +99,8 @@ typedef struct st_rm_source_kube_config_t {
 } rm_source_kube_config_t;
 
 /** Creates the Kubernetes source: connects, lists Namespaces, Pods, Services, EndpointSlices, the
- *  CustomResourceDefinitions and the policy resources whose CRDs exist, and builds the first model (*initial, the
+ *  CustomResourceDefinitions and the policy resources whose CRDs exist, asks the server's /version (a failure
+ *  leaves it unknown, logged, and is retried), and builds the first model (*initial, the
  *  caller's reference). Fails, with the reason in `err`, when the configuration or the MeshConfig is invalid or the
  *  first lists do not complete within the sync timeout (or -ECANCELED when should_stop said so meanwhile). The
  * informers keep watching from then on; changes are delivered after start(). */

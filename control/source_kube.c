@@ -2,9 +2,11 @@
  * policy informers started and stopped as their CustomResourceDefinitions come and go, and one thread that
  * rebuilds the model (kube_model.h) when the objects or the MeshConfig file change, debounced, and delivers it when
  * its version changes. It also answers workload lookups from its pod cache, so that policy selection uses the
- * labels the API has for a pod. */
+ * labels the API has for a pod, and the injector's lookups: a namespace's labels from its namespace cache, and the
+ * server's version, asked at create and then now and again by the builder thread. */
 #include "source.h"
 
+#include "inject_lookup.h"
 #include "kube_client.h"
 #include "kube_informer.h"
 #include "kube_model.h"
@@ -29,6 +31,9 @@
 #define MAX_DELAY_MS        1000u /* a rebuild waits at most this long after the first change */
 #define MESH_POLL_MS        500u  /* how often the MeshConfig file is looked at */
 #define MESH_MAX            (4u << 20)
+#define DEFAULT_LOOKUP_MS   2000u
+#define DEFAULT_VERSION_MS  (10u * 60 * 1000)
+#define UNKNOWN_VERSION_MS  10000u /* while the version is unknown, it is asked again this often */
 
 /* The policy resources, each read at the first of its versions that the cluster serves. */
 typedef struct st_policy_crd_t {
@@ -59,6 +64,7 @@ static const struct {
 typedef struct st_kube_source_t {
     rm_source_t super;
     rm_kube_client_t *client;
+    rm_kube_client_t *lookup_client; /* the same API with lookup_timeout_ms: namespaces fetched, /version */
     rm_source_kube_config_t cfg;
     char *mesh_path;
 
@@ -69,7 +75,10 @@ typedef struct st_kube_source_t {
     const char *policy_version[NUM_POLICY_CRDS]; /* the version watched, NULL when none */
     int dirty, crds_dirty, stop;
     int64_t first_change_ms, last_change_ms;
-    uint64_t pod_generation; /* atomic */
+    uint64_t pod_generation;               /* atomic */
+    unsigned version_major, version_minor; /* the server's; 0.0 while unknown */
+    int64_t version_due_ms;                /* when /version is asked next (builder thread) */
+    int version_logged_unknown;            /* "kube_version_unknown" was logged since it was last known */
 
     /* the builder's own */
     char *version;    /* of the model in force */
@@ -401,6 +410,65 @@ Exit:
     free(e);
 }
 
+/* ---------------------------------------------------------------------------------------------------------
+ * The server's version and namespaces, for the injector.
+ * ------------------------------------------------------------------------------------------------------- */
+
+/* Asks /version and keeps major.minor; schedules the next ask. Called without the lock. A failure leaves the
+ * version unknown (the injector's nativeSidecar auto then means the classic sidecar), logged once until known. */
+static void refresh_version(kube_source_t *ks)
+{
+    json_t *doc = NULL;
+    char err[512] = "";
+    unsigned major = 0, minor = 0;
+    int ret;
+
+    if ((ret = rm_kube_get(ks->lookup_client, "/version", &doc, err, sizeof(err))) == 0 &&
+        rm_inject_parse_version_info(doc, &major, &minor) != 0) {
+        char *text = json_dumps(doc, JSON_COMPACT);
+        snprintf(err, sizeof(err), "%s/version: neither gitVersion nor major and minor read as a version: %.200s",
+                 rm_kube_client_server(ks->client), text != NULL ? text : "");
+        free(text);
+        ret = -EINVAL;
+    }
+    pthread_mutex_lock(&ks->lock);
+    unsigned old_major = ks->version_major, old_minor = ks->version_minor;
+    int log_unknown = ret != 0 && !ks->version_logged_unknown;
+    if (ret == 0) {
+        ks->version_major = major;
+        ks->version_minor = minor;
+        ks->version_logged_unknown = 0;
+    } else {
+        /* a version once known stays in force: a failed refresh says nothing about the cluster's version */
+        ks->version_logged_unknown = 1;
+    }
+    ks->version_due_ms = now_ms() + (ks->version_major != 0 ? ks->cfg.version_refresh_ms : UNKNOWN_VERSION_MS);
+    pthread_mutex_unlock(&ks->lock);
+
+    rm_log_line_t l;
+    if (ret == 0 && (major != old_major || minor != old_minor)) {
+        char v[32];
+        snprintf(v, sizeof(v), "%u.%u", major, minor);
+        rm_log_begin(&l, RM_LOG_INFO, "kube_version");
+        rm_log_str(&l, "source", "kubernetes");
+        rm_log_str(&l, "gitVersion", json_string_value(json_object_get(doc, "gitVersion")));
+        rm_log_str(&l, "version", v);
+        rm_log_str(&l, "nativeSidecarAuto",
+                   major > 1 || (major == 1 && minor >= RM_INJECT_NATIVE_MINOR) ? "native" : "classic");
+        rm_log_end(&l);
+    } else if (log_unknown) {
+        rm_log_begin(&l, RM_LOG_WARN, "kube_version_unknown");
+        rm_log_str(&l, "source", "kubernetes");
+        rm_log_str(&l, "reason", err);
+        rm_log_str(&l, "action",
+                   old_major != 0 ? "the version learned before stays in force; asked again later"
+                                  : "nativeSidecar auto injects the classic sidecar until the version "
+                                    "is known; asked again later");
+        rm_log_end(&l);
+    }
+    json_decref(doc);
+}
+
 static void *builder_main(void *arg)
 {
     kube_source_t *ks = arg;
@@ -413,6 +481,12 @@ static void *builder_main(void *arg)
             ks->crds_dirty = 0;
             pthread_mutex_unlock(&ks->lock);
             reconcile_policies(ks);
+            pthread_mutex_lock(&ks->lock);
+            continue;
+        }
+        if (now >= ks->version_due_ms) {
+            pthread_mutex_unlock(&ks->lock);
+            refresh_version(ks);
             pthread_mutex_lock(&ks->lock);
             continue;
         }
@@ -437,6 +511,8 @@ static void *builder_main(void *arg)
             continue;
         }
         int64_t wake = ks->mesh_checked_ms + MESH_POLL_MS;
+        if (ks->version_due_ms < wake)
+            wake = ks->version_due_ms;
         if (ks->dirty) {
             int64_t due = ks->last_change_ms + debounce;
             if (due > ks->first_change_ms + MAX_DELAY_MS)
@@ -507,6 +583,7 @@ static void kube_source_free(kube_source_t *ks)
     for (size_t i = 0; i < NUM_CORE; i++)
         rm_kube_informer_stop(ks->core[i]);
     rm_kube_client_free(ks->client);
+    rm_kube_client_free(ks->lookup_client);
     pthread_cond_destroy(&ks->wake);
     pthread_mutex_destroy(&ks->lock);
     json_decref(ks->rejected);
@@ -579,6 +656,98 @@ static uint64_t kube_workloads_generation(rm_source_t *src)
     return __atomic_load_n(&KUBE_SOURCE(src)->pod_generation, __ATOMIC_ACQUIRE);
 }
 
+/* A namespace name as the API allows it (a DNS label), so that it can go into a path as it is. */
+static int valid_namespace(const char *ns)
+{
+    size_t n = strlen(ns);
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((ns[i] >= 'a' && ns[i] <= 'z') || (ns[i] >= '0' && ns[i] <= '9') || ns[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* A copy of the labels of namespace object `obj` (its string values only). */
+static json_t *labels_copy(const json_t *obj)
+{
+    json_t *out = json_object(), *v;
+    const char *k;
+    if (out == NULL)
+        return NULL;
+    json_object_foreach((json_t *)meta(obj, "labels"), k, v)
+    {
+        if (json_is_string(v) && json_object_set_new(out, k, json_string(json_string_value(v))) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static void log_namespace_lookup(const char *event, int level, const char *ns, const char *reason)
+{
+    rm_log_line_t l;
+    rm_log_begin(&l, level, event);
+    rm_log_str(&l, "source", "kubernetes");
+    rm_log_str(&l, "namespace", ns);
+    rm_log_str(&l, "reason", reason);
+    rm_log_end(&l);
+}
+
+static int kube_namespace_labels(rm_source_t *src, const char *ns, json_t **labels)
+{
+    kube_source_t *ks = KUBE_SOURCE(src);
+    char path[128], err[768];
+    json_t *obj = NULL;
+    int ret;
+
+    *labels = NULL;
+    if (!valid_namespace(ns))
+        return -EINVAL;
+    pthread_mutex_lock(&ks->lock);
+    const json_t *cached = json_object_get(rm_kube_informer_cache(ks->core[INF_NAMESPACES]), ns);
+    if (cached != NULL)
+        *labels = labels_copy(cached);
+    pthread_mutex_unlock(&ks->lock);
+    if (cached != NULL)
+        return *labels != NULL ? 0 : -ENOMEM;
+
+    /* Not in the cache: created a moment ago (its watch event is on its way), or not there at all. One GET. */
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s", ns);
+    int64_t start = now_ms();
+    ret = rm_kube_get(ks->lookup_client, path, &obj, err, sizeof(err));
+    if (ret == 0 && (*labels = labels_copy(obj)) == NULL)
+        ret = -ENOMEM;
+    if (ret == 0) {
+        log_namespace_lookup("namespace_fetched", RM_LOG_DEBUG, ns,
+                             "not in the namespace cache yet: read from the API");
+    } else if (ret == 404) {
+        ret = -ENOENT;
+        log_namespace_lookup("namespace_lookup_failed", RM_LOG_WARN, ns, err);
+    } else if (ret != -ENOMEM) {
+        ret = ret == RM_KUBE_ERR_TRANSPORT && now_ms() - start + 50 >= (int64_t)ks->cfg.lookup_timeout_ms ? -ETIMEDOUT
+                                                                                                          : -EIO;
+        log_namespace_lookup("namespace_lookup_failed", RM_LOG_WARN, ns, err);
+    }
+    json_decref(obj);
+    return ret;
+}
+
+static int kube_server_version(rm_source_t *src, unsigned *major, unsigned *minor)
+{
+    kube_source_t *ks = KUBE_SOURCE(src);
+    int ret = -ENOENT;
+    pthread_mutex_lock(&ks->lock);
+    if (ks->version_major != 0) {
+        *major = ks->version_major;
+        *minor = ks->version_minor;
+        ret = 0;
+    }
+    pthread_mutex_unlock(&ks->lock);
+    return ret;
+}
+
 static const rm_source_ops_t kube_source_ops = {
     .name = "kubernetes",
     .start = kube_source_start,
@@ -586,6 +755,8 @@ static const rm_source_ops_t kube_source_ops = {
     .destroy = kube_source_destroy,
     .lookup_workload = kube_lookup_workload,
     .workloads_generation = kube_workloads_generation,
+    .namespace_labels = kube_namespace_labels,
+    .server_version = kube_server_version,
 };
 
 /* Waits until every informer started so far has listed once, or the deadline. Under the lock. Returns 0 or
@@ -654,6 +825,10 @@ int rm_source_kube_create(const rm_source_kube_config_t *cfg, rm_source_t **out,
         ks->cfg.sync_timeout_ms = DEFAULT_SYNC_MS;
     if (ks->cfg.debounce_ms == 0)
         ks->cfg.debounce_ms = DEFAULT_DEBOUNCE_MS;
+    if (ks->cfg.lookup_timeout_ms == 0)
+        ks->cfg.lookup_timeout_ms = DEFAULT_LOOKUP_MS;
+    if (ks->cfg.version_refresh_ms == 0)
+        ks->cfg.version_refresh_ms = DEFAULT_VERSION_MS;
     pthread_mutex_init(&ks->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -672,18 +847,23 @@ int rm_source_kube_create(const rm_source_kube_config_t *cfg, rm_source_t **out,
         }
         ks->mesh_checked_ms = now_ms();
     }
-    if (cfg->kubeconfig != NULL) {
-        if ((ret = rm_kube_config_load_kubeconfig(cfg->kubeconfig, NULL, 0, &kc, e)) != 0) {
-            rm_config_error_format(e, err, errlen);
+    /* two clients of the same API: the informers' and the lookups' (a shorter bound, for the webhook's sake) */
+    for (int i = 0; i < 2; i++) {
+        if (cfg->kubeconfig != NULL) {
+            if ((ret = rm_kube_config_load_kubeconfig(cfg->kubeconfig, NULL, 0, &kc, e)) != 0) {
+                rm_config_error_format(e, err, errlen);
+                goto Exit;
+            }
+        } else if ((ret = rm_kube_config_in_cluster(cfg->sa_dir, &kc, err, errlen)) != 0) {
             goto Exit;
         }
-    } else if ((ret = rm_kube_config_in_cluster(cfg->sa_dir, &kc, err, errlen)) != 0) {
-        goto Exit;
+        if ((ret = rm_kube_client_new(&kc, i == 0 ? ks->cfg.timeout_ms : ks->cfg.lookup_timeout_ms,
+                                      i == 0 ? &ks->client : &ks->lookup_client, err, errlen)) != 0) {
+            rm_kube_config_clear(&kc);
+            goto Exit;
+        }
     }
-    if ((ret = rm_kube_client_new(&kc, ks->cfg.timeout_ms, &ks->client, err, errlen)) != 0) {
-        rm_kube_config_clear(&kc);
-        goto Exit;
-    }
+    refresh_version(ks);
     for (size_t i = 0; i < NUM_CORE; i++) {
         rm_kube_informer_config_t ic = {.kind = CORE[i].kind,
                                         .api_version = CORE[i].api_version,

@@ -121,8 +121,12 @@ int rm_inject_review(const rm_inject_review_ctx_t *ctx, const char *req, size_t 
 
     if (ctx->namespace_labels != NULL && (ret = ctx->namespace_labels(ctx->namespace_labels_arg, ns, &labels)) != 0) {
         info->outcome = RM_INJECT_REFUSED;
-        snprintf(info->reason, sizeof(info->reason), "the labels of namespace %s are not known (%s)", ns,
-                 strerror(-ret));
+        snprintf(info->reason, sizeof(info->reason), "the labels of namespace %s are not known: %s", ns,
+                 ret == -ENOENT      ? "there is no such namespace (or, with --namespace-labels-file, no such file)"
+                 : ret == -ETIMEDOUT ? "the Kubernetes API did not answer in time"
+                 : ret == -EIO       ? "the Kubernetes API could not be reached or failed (the control plane's log "
+                                       "says why: event namespace_lookup_failed)"
+                                     : strerror(-ret));
         ret = finish(json_pack("{s:O,s:b,s:{s:i,s:s,s:s}}", "uid", uid, "allowed", 0, "status", "code", 500, "reason",
                                "InternalError", "message", info->reason),
                      200, http_status, body);
