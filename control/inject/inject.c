@@ -508,16 +508,17 @@ int rm_inject_pod(const rm_inject_config_t *cfg, const json_t *pod, const rm_inj
                 RM_INJECT_STATUS_ANNOTATION, RM_INJECT_PROXY_NAME);
         return finish_unchanged(pod, res, RM_INJECT_SKIPPED);
     }
-    if (rm__inject_read_inject_annotation(ann, &inject, res->reason, sizeof(res->reason)) != 0)
+    if (rm__inject_read_inject_annotation(ann, json_object_get(meta, "labels"), &inject, res->reason,
+                                          sizeof(res->reason)) != 0)
         goto Invalid;
     if (inject != NULL && strcmp(inject, "false") == 0) {
-        set_msg(res->reason, sizeof(res->reason), "annotation ringmesh.io/inject is \"false\"");
+        set_msg(res->reason, sizeof(res->reason), "label or annotation ringmesh.io/inject is \"false\"");
         return finish_unchanged(pod, res, RM_INJECT_SKIPPED);
     }
     label = json_object_get(env != NULL ? env->namespace_labels : NULL, RM_INJECT_NAMESPACE_LABEL);
     if (inject == NULL && !(json_is_string(label) && strcmp(json_string_value(label), "enabled") == 0)) {
         set_msg(res->reason, sizeof(res->reason),
-                "neither annotation ringmesh.io/inject: \"true\" nor namespace label ringmesh.io/inject=enabled");
+                "neither label or annotation ringmesh.io/inject: \"true\" nor namespace label ringmesh.io/inject=enabled");
         return finish_unchanged(pod, res, RM_INJECT_SKIPPED);
     }
     if (rm__inject_read_annotations(ann, &a, res->reason, sizeof(res->reason), res->warning, sizeof(res->warning)) != 0)

@@ -226,10 +226,22 @@ static int refuse(const char *name, const json_t *value, int kind, char *msg, si
     return -EINVAL;
 }
 
-int rm__inject_read_inject_annotation(const json_t *annotations_obj, const char **value, char *msg, size_t len)
+int rm__inject_read_inject_annotation(const json_t *annotations_obj, const json_t *labels_obj, const char **value,
+                                      char *msg, size_t len)
 {
-    const json_t *v = json_object_get(annotations_obj, RM_INJECT_ANNOTATION_PREFIX "inject");
+    const json_t *v = json_object_get(labels_obj, RM_INJECT_ANNOTATION_PREFIX "inject");
     *value = NULL;
+    if (v != NULL) {
+        /* the label, which the chart's pod-level webhook selects on, wins over the annotation (as Istio's does) */
+        if (!json_is_string(v) || !value_ok(V_BOOL, json_string_value(v))) {
+            const char *s = json_is_string(v) ? json_string_value(v) : "(not a string)";
+            snprintf(msg, len, "label " RM_INJECT_ANNOTATION_PREFIX "inject: \"%.64s\" is not \"true\" or \"false\"", s);
+            return -EINVAL;
+        }
+        *value = json_string_value(v);
+        return 0;
+    }
+    v = json_object_get(annotations_obj, RM_INJECT_ANNOTATION_PREFIX "inject");
     if (v == NULL)
         return 0;
     if (!json_is_string(v) || !value_ok(V_BOOL, json_string_value(v)))

@@ -34,8 +34,10 @@ typedef struct st_rm_inject_annotations_t {
     int rewrite_app_probes; /* -1 absent, else 0 or 1 */
 } rm_inject_annotations_t;
 
-/** Reads ringmesh.io/inject only. Returns 0, or -EINVAL with the sentence naming annotation and value in msg. */
-int rm__inject_read_inject_annotation(const json_t *annotations, const char **value, char *msg, size_t len);
+/** Reads ringmesh.io/inject only: the pod label if present (it wins), else the annotation. Returns 0, or -EINVAL
+ *  with the sentence naming the label or annotation and the value in msg. */
+int rm__inject_read_inject_annotation(const json_t *annotations, const json_t *labels, const char **value, char *msg,
+                                      size_t len);
 
 /** Reads and validates every annotation of the table in docs/injection.md (`annotations` may be NULL). Returns 0,
  *  or -EINVAL with "annotation ringmesh.io/NAME: "VALUE" is not ..." in msg. An unknown ringmesh.io/ annotation is

@@ -176,7 +176,7 @@ static void test_decision(void **state)
     rm_inject_result_dispose(&r);
     /* neither: skipped, and the pod comes back unchanged */
     run(f, DEPLOY_POD, NULL, 33, RM_INJECT_SKIPPED, &r);
-    assert_contains(r.reason, "neither annotation ringmesh.io/inject");
+    assert_contains(r.reason, "neither label or annotation ringmesh.io/inject");
     json_t *orig = parse(DEPLOY_POD);
     assert_true(json_equal(orig, r.pod));
     json_decref(orig);
@@ -192,6 +192,26 @@ static void test_decision(void **state)
         "\"a\",\"image\":\"a\"}]}}",
         f->enabled, 33, RM_INJECT_SKIPPED, &r);
     assert_contains(r.reason, "\"false\"");
+    rm_inject_result_dispose(&r);
+    /* the pod label (the chart's pod-level webhook selects on it) injects without the namespace label */
+    run(f,
+        "{\"metadata\":{\"labels\":{\"ringmesh.io/inject\":\"true\"}},\"spec\":{\"containers\":[{\"name\":"
+        "\"a\",\"image\":\"a\"}]}}",
+        NULL, 33, RM_INJECT_PATCHED, &r);
+    rm_inject_result_dispose(&r);
+    /* the label "false" opts out of a labelled namespace, and wins over an annotation "true" */
+    run(f,
+        "{\"metadata\":{\"labels\":{\"ringmesh.io/inject\":\"false\"},\"annotations\":{\"ringmesh.io/"
+        "inject\":\"true\"}},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"a\"}]}}",
+        f->enabled, 33, RM_INJECT_SKIPPED, &r);
+    assert_contains(r.reason, "\"false\"");
+    rm_inject_result_dispose(&r);
+    /* a label that is not a boolean is refused, naming the label and its value */
+    run(f,
+        "{\"metadata\":{\"labels\":{\"ringmesh.io/inject\":\"yes\"}},\"spec\":{\"containers\":[{\"name\":"
+        "\"a\",\"image\":\"a\"}]}}",
+        f->enabled, 33, RM_INJECT_REFUSED, &r);
+    assert_contains(r.reason, "label ringmesh.io/inject: \"yes\"");
     rm_inject_result_dispose(&r);
     /* host network: never, whatever the annotation says */
     run(f,
