@@ -84,6 +84,7 @@ static int files_ctx(const char *cert_file, const char *key_file, const char *bu
         .trust_domain = trust_domain,
         .alpn = "http/1.1",
         .no_client_auth = 1,
+        .foreign_cert = 1,
     };
     char inner[400];
     if ((ret = rm_tls_ctx_new(out, RM_TLS_SERVER, &tc, inner, sizeof(inner))) != 0)
@@ -99,17 +100,22 @@ Exit:
 int rm_inject_webhook_check_files(const char *cert_file, const char *key_file, const char *trust_domain, char *err,
                                   size_t errlen)
 {
+    rm_x509_issue_opts_t opts;
     rm_tls_ctx_t *ctx = NULL;
-    /* the context wants roots for client certificates it never asks for: the served chain stands in */
-    char *chain = NULL;
-    size_t chain_len = 0;
+    /* the context wants roots for client certificates it never asks for: a throwaway root stands in for the mesh's */
+    char *root = NULL, *root_key = NULL;
+    size_t root_len = 0, root_key_len = 0;
     int ret;
 
-    if ((ret = rm_file_read(cert_file, 1 << 20, &chain, &chain_len)) != 0)
-        return rm_config_fail(err, errlen, ret, "%s: cannot read: %s", cert_file, strerror(-ret));
-    ret = files_ctx(cert_file, key_file, chain, chain_len, trust_domain, &ctx, err, errlen);
-    rm_tls_ctx_unref(ctx);
-    free(chain);
+    rm_x509_issue_opts_init(&opts);
+    if ((ret = rm_x509_make_root_ca(trust_domain, &opts, &root, &root_len, &root_key, &root_key_len)) != 0)
+        return rm_config_fail(err, errlen, ret, "cannot make a root to check the webhook pair with: %s",
+                              rm_strerror(ret));
+    ret = files_ctx(cert_file, key_file, root, root_len, trust_domain, &ctx, err, errlen);
+    if (ctx != NULL)
+        rm_tls_ctx_unref(ctx);
+    free(root);
+    rm_x509_free_secret(root_key, root_key_len);
     return ret;
 }
 

@@ -107,7 +107,7 @@ static rm_tls_ctx_t *make_ctx(rm_tls_role_t role, const char *leaf, const char *
     snprintf(certf, sizeof(certf), "%s.pem", leaf);
     snprintf(keyf, sizeof(keyf), "%s.key", leaf);
     char *cert = slurp(certf, &cl), *key = slurp(keyf, &kl), *b = slurp(bundle, &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, NULL, 0, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, NULL, 0, 0, 0};
     int ret = rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err));
     if (err_out != NULL)
         *err_out = ret;
@@ -532,7 +532,7 @@ static rm_tls_ctx_t *ctx_with(rm_tls_role_t role, const char *leaf, const char *
         cert = slurp(certf, &cl);
         key = slurp(keyf, &kl);
     }
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", alpn, NULL, 0, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", alpn, NULL, 0, 0, 0};
     if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
         fail_msg("ctx: %s", err);
     free(cert), free(key), free(b);
