@@ -441,7 +441,7 @@ static rm_tls_ctx_t *make_ctx_aliases(rm_tls_role_t role, const char *leaf, cons
     snprintf(certf, sizeof(certf), "%s.pem", leaf);
     snprintf(keyf, sizeof(keyf), "%s.key", leaf);
     char *cert = slurp(certf, &cl), *key = slurp(keyf, &kl), *b = slurp("ca.pem", &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, alias != NULL ? aliases : NULL, alias != NULL, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, alias != NULL ? aliases : NULL, alias != NULL, 0, 0};
     if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
         fail_msg("ctx: %s", err);
     free(cert), free(key), free(b);
@@ -473,7 +473,7 @@ static void test_trust_domain_aliases(void **state)
     char err[256];
     size_t cl, kl, bl;
     char *cert = slurp("othertd.pem", &cl), *key = slurp("othertd.key", &kl), *b = slurp("ca.pem", &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", NULL, aliases, 1, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", NULL, aliases, 1, 0, 0};
     rm_tls_ctx_t *ctx = NULL;
     assert_int_equal(rm_tls_ctx_new(&ctx, RM_TLS_SERVER, &cfg, err, sizeof(err)), RM_ERR_SVID_TRUST_DOMAIN);
     assert_null(ctx);
@@ -584,7 +584,7 @@ static void test_server_without_client_auth(void **state)
     char err[256];
     size_t cl, kl, bl;
     char *cert = slurp("server.pem", &cl), *key = slurp("server.key", &kl), *b = slurp("ca.pem", &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", "http/1.1", NULL, 0, 1};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", "http/1.1", NULL, 0, 1, 0};
     rm_tls_ctx_t *sc = NULL, *bare = ctx_with(RM_TLS_CLIENT, NULL, "h2"),
                  *withcert = ctx_with(RM_TLS_CLIENT, "client", "http/1.1");
     rm_tls_t *cli, *srv;
