@@ -37,6 +37,8 @@ struct st_rm_kube_publisher_t {
     int dirty, stop;
     rm_kube_informer_t *namespaces, *configmaps;
     int webhook_missing_logged;
+    int64_t last_update_ms; /* when a ConfigMap was last updated in place (0: never) */
+    int64_t updates_held_until_ms; /* updates wait until then (another writer disagrees); 0: none held */
 };
 
 static int64_t now_ms(void)
@@ -208,12 +210,35 @@ static int reconcile_configmaps(rm_kube_publisher_t *p)
     pthread_mutex_unlock(&p->lock);
     if (ret != 0)
         return 0; /* the informers wake us once synced */
+    /* An update shortly after our own last one means another writer holds a different bundle (replicas on two CAs
+     * while a CA change rolls out): updates then wait a resync period, so the two never write in a tight loop.
+     * Creations (a ConfigMap deleted, a new namespace) are never held. */
+    int64_t now = now_ms();
+    int any_update = 0, held = 0;
+    for (size_t i = 0; i < n; i++)
+        any_update |= work[i].existing != NULL;
+    if (any_update && p->last_update_ms != 0 && now - p->last_update_ms < (int64_t)p->cfg.resync_ms) {
+        held = 1;
+        if (p->updates_held_until_ms == 0) {
+            p->updates_held_until_ms = p->last_update_ms + p->cfg.resync_ms;
+            rm_log_msg(RM_LOG_WARN, "root_cert_contended",
+                       "another writer puts a different trust bundle into ringmesh-root-cert (replicas on two CAs?); "
+                       "updates are held to one per resync period");
+        }
+    }
     for (size_t i = 0; i < n; i++) {
-        if (publish_one(p, &work[i]) != 0)
+        if (held && work[i].existing != NULL) {
+            failed = 1; /* retried after the hold */
+        } else if (publish_one(p, &work[i]) != 0) {
             failed = 1;
+        } else if (work[i].existing != NULL) {
+            p->last_update_ms = now;
+        }
         free(work[i].ns);
         json_decref(work[i].existing);
     }
+    if (!held)
+        p->updates_held_until_ms = 0;
     free(work);
     return failed ? -1 : 0;
 }
@@ -221,29 +246,45 @@ static int reconcile_configmaps(rm_kube_publisher_t *p)
 static void *publisher_thread(void *arg)
 {
     rm_kube_publisher_t *p = arg;
-    unsigned retry_ms = RETRY_MIN_MS;
-    int64_t next = 0;
+    unsigned hook_retry_ms = RETRY_MIN_MS, cm_retry_ms = RETRY_MIN_MS;
+    int64_t hook_next = 0, cm_next = 0;
 
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        while (!p->stop && !p->dirty && now_ms() < next) {
-            int64_t at = next;
-            struct timespec ts = {.tv_sec = (time_t)(at / 1000), .tv_nsec = (long)(at % 1000) * 1000000};
+        for (;;) {
+            int64_t next = hook_next < cm_next ? hook_next : cm_next, now = now_ms();
+            if (p->stop || p->dirty || now >= next)
+                break;
+            struct timespec ts = {.tv_sec = (time_t)(next / 1000), .tv_nsec = (long)(next % 1000) * 1000000};
             pthread_cond_timedwait(&p->wake, &p->lock, &ts);
         }
-        int stop = p->stop;
+        int stop = p->stop, dirty = p->dirty;
         p->dirty = 0;
         pthread_mutex_unlock(&p->lock);
         if (stop)
             break;
-        int failed = reconcile_webhook(p) != 0;
-        failed |= reconcile_configmaps(p) != 0;
-        if (failed) {
-            next = now_ms() + retry_ms;
-            retry_ms = retry_ms * 2 < p->cfg.resync_ms ? retry_ms * 2 : p->cfg.resync_ms;
-        } else {
-            next = now_ms() + p->cfg.resync_ms;
-            retry_ms = RETRY_MIN_MS;
+        int64_t now = now_ms();
+        /* the webhook configuration has no watch (RBAC: get and patch): it is read on its own timer only */
+        if (now >= hook_next) {
+            if (reconcile_webhook(p) != 0) {
+                hook_next = now_ms() + hook_retry_ms;
+                hook_retry_ms = hook_retry_ms * 2 < p->cfg.resync_ms ? hook_retry_ms * 2 : p->cfg.resync_ms;
+            } else {
+                hook_next = now_ms() + p->cfg.resync_ms;
+                hook_retry_ms = RETRY_MIN_MS;
+            }
+        }
+        if (dirty || now >= cm_next) {
+            if (reconcile_configmaps(p) != 0) {
+                int64_t at = now_ms() + cm_retry_ms;
+                if (p->updates_held_until_ms > at)
+                    at = p->updates_held_until_ms;
+                cm_next = at;
+                cm_retry_ms = cm_retry_ms * 2 < p->cfg.resync_ms ? cm_retry_ms * 2 : p->cfg.resync_ms;
+            } else {
+                cm_next = now_ms() + p->cfg.resync_ms;
+                cm_retry_ms = RETRY_MIN_MS;
+            }
         }
     }
     return NULL;

@@ -138,6 +138,8 @@ case_two_replicas_one_ca() {
     [ "$(kget "/api/v1/namespaces/$NS/secrets" | jq '[.items[] | select(.metadata.name == "ringmesh-ca")] | length')" = 1 ] ||
         rm_fail "not exactly one Secret ringmesh-ca"
     secret_key ringmesh-ca ca.crt >"$D/ca1.pem"
+    secret_key ringmesh-ca tls.crt >"$D/ca1.crt"
+    secret_key ringmesh-ca tls.key >"$D/ca1.key"
     cmp -s "$RM_TMP/control/state-a/trust-bundle.pem" "$RM_TMP/control/state-b/trust-bundle.pem" ||
         rm_fail "the replicas publish different trust bundles"
     cmp -s "$RM_TMP/control/state-a/trust-bundle.pem" "$D/ca1.pem" || rm_fail "the bundle is not the Secret's ca.crt"
@@ -327,6 +329,29 @@ kdelete "/api/v1/namespaces/$NS/secrets/ringmesh-ca"
 control_start d 3 --ca-secret ringmesh-ca
 control_wait d
 rm_case "a new CA reaches the ConfigMaps and the caBundle" case_ca_change
+# a replica still on the old CA (as while a CA change rolls out) disagrees with d about the bundle: they overwrite
+# each other's ConfigMaps, but at most once per resync period each, never in a tight loop
+control_start old 9 --ca-cert "$D/ca1.crt" --ca-key "$D/ca1.key"
+control_wait old
+sleep 1
+CONTEND_FROM=$(wc -l <"$RM_KUBE_LOG")
+sleep 4
+CONTEND_TO=$(wc -l <"$RM_KUBE_LOG")
+rm_stop control-old
+case_contention() {
+    local puts nss bound
+    puts=$(sed -n "$((CONTEND_FROM + 1)),${CONTEND_TO}p" "$RM_KUBE_LOG" |
+        jq -c 'select(.method == "PUT" and (.path | test("configmaps/ringmesh-root-cert")))' | wc -l)
+    nss=$(kget /api/v1/namespaces | jq '.items | length')
+    # two writers, 4 s, a 1 s resync: at most 5 rounds each over every namespace
+    bound=$((2 * nss * 5))
+    rm_log "ConfigMap updates in 4 s with two CAs: $puts (bound $bound)"
+    [ "$puts" -le "$bound" ] || rm_fail "$puts ConfigMap updates in 4 s: the replicas write in a loop"
+    grep -q '"event":"root_cert_contended"' "$RM_TMP/logs/control-d.log" "$RM_TMP/logs/control-old.log" ||
+        rm_fail "no root_cert_contended warning"
+    wait_until "d does not restore its bundle once the old replica stopped" 15 all_cms_hold "$D/ca2.pem"
+}
+rm_case "replicas on two CAs do not write in a loop" case_contention
 rm_stop control-d
 user_supplied_run
 rm_case "a user-supplied CA Secret: refusals named, the good one used" case_user_supplied_secret
