@@ -207,8 +207,8 @@ static int open_from_memory(rm_ca_t *ca, const rm_ca_config_t *cfg, char *err, s
     return 0;
 }
 
-int rm_ca_check_trust_domain(const char *what, const char *cert_pem, size_t cert_len, const char *trust_domain, char *err,
-                             size_t errlen)
+int rm_ca_check_trust_domain(const char *what, const char *cert_pem, size_t cert_len, const char *trust_domain,
+                             char *err, size_t errlen)
 {
     rm_x509_info_t *info;
     rm_spiffe_id_t *id;

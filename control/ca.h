@@ -23,10 +23,10 @@
 #define RM_CA_MIN_TTL (5 * 60) /* seconds: the shortest SVID lifetime the control plane issues */
 
 typedef struct st_rm_ca_config_t {
-    const char *trust_domain;     /* required */
-    const char *cert_file;        /* NULL: generated root in state_dir */
-    const char *key_file;         /* set exactly when cert_file is */
-    const char *cert_pem;         /* in memory instead of cert_file (not NUL-terminated necessarily) */
+    const char *trust_domain; /* required */
+    const char *cert_file;    /* NULL: generated root in state_dir */
+    const char *key_file;     /* set exactly when cert_file is */
+    const char *cert_pem;     /* in memory instead of cert_file (not NUL-terminated necessarily) */
     size_t cert_len;
     const char *key_pem; /* set exactly when cert_pem is; never logged */
     size_t key_len;
@@ -44,8 +44,8 @@ typedef struct st_rm_ca_t rm_ca_t;
 /** Checks that the first certificate of `cert_pem` may sign for `trust_domain`: a SPIFFE ID among its URI SANs
  *  (a generated root carries spiffe://<trust domain>) must be of that trust domain; a CA without one is accepted.
  *  Returns 0 or RM_ERR_SVID_TRUST_DOMAIN / RM_ERR_SVID_PARSE with `what` and the reason in `err`. */
-int rm_ca_check_trust_domain(const char *what, const char *cert_pem, size_t cert_len, const char *trust_domain, char *err,
-                             size_t errlen);
+int rm_ca_check_trust_domain(const char *what, const char *cert_pem, size_t cert_len, const char *trust_domain,
+                             char *err, size_t errlen);
 
 /** Opens the CA as described above. On failure returns an error from error.h (or -errno) and a sentence naming
  *  the file and what is wrong in `err`; nothing is created on failure except a generated root that was

@@ -718,8 +718,11 @@ int main(int argc, char **argv)
     ret = rm_ca_open(&cac, &ca, err, sizeof(err));
     rm_kube_ca_secret_clear(&secret); /* the signer holds its own copy of the key */
     if (ret != 0) {
-        log_fatal("ca_invalid", o.ca_secret != NULL ? ca_origin : o.ca_cert != NULL ? o.ca_cert : o.state_dir, ret,
-                  err);
+        log_fatal("ca_invalid",
+                  o.ca_secret != NULL ? ca_origin
+                  : o.ca_cert != NULL ? o.ca_cert
+                                      : o.state_dir,
+                  ret, err);
         goto Exit;
     }
     /* Publish the bundle beside the CA, for bootstrapping sidecars on hosts without a ConfigMap. */

@@ -125,7 +125,7 @@ static int files_changed(rm_inject_webhook_t *w, struct stat *cert_st, struct st
     if (stat(w->cert_file, cert_st) != 0 || stat(w->key_file, key_st) != 0)
         return 0; /* mid-swap, or gone: keep serving the pair in hand */
 #define SAME(a, b)                                                                                                     \
-    ((a).st_dev == (b).st_dev && (a).st_ino == (b).st_ino && (a).st_size == (b).st_size &&                           \
+    ((a).st_dev == (b).st_dev && (a).st_ino == (b).st_ino && (a).st_size == (b).st_size &&                             \
      (a).st_mtim.tv_sec == (b).st_mtim.tv_sec && (a).st_mtim.tv_nsec == (b).st_mtim.tv_nsec)
     return !(SAME(*cert_st, w->cert_st) && SAME(*key_st, w->key_st));
 #undef SAME

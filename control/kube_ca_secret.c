@@ -14,9 +14,9 @@
 #include "ringmesh/log.h"
 #include "ringmesh/x509_issue.h"
 
-#define ROOT_TTL      ((int64_t)10 * 365 * 24 * 3600) /* a generated root, as ca.c's */
-#define FETCH_ROUNDS  3                               /* get, create (409), get */
-#define WIPE_HEADER   (alignof(max_align_t) > sizeof(size_t) ? alignof(max_align_t) : sizeof(size_t))
+#define ROOT_TTL     ((int64_t)10 * 365 * 24 * 3600) /* a generated root, as ca.c's */
+#define FETCH_ROUNDS 3                               /* get, create (409), get */
+#define WIPE_HEADER  (alignof(max_align_t) > sizeof(size_t) ? alignof(max_align_t) : sizeof(size_t))
 
 /* ---- jansson blocks wiped on free ---- */
 
@@ -144,8 +144,8 @@ void rm_kube_ca_secret_clear(rm_kube_ca_secret_t *s)
 }
 
 /* data[key] of a Secret, decoded. `required` 0: a missing key leaves *out NULL. */
-static int secret_key(const json_t *data, const char *what, const char *key, int required, char **out,
-                      size_t *out_len, char *err, size_t errlen)
+static int secret_key(const json_t *data, const char *what, const char *key, int required, char **out, size_t *out_len,
+                      char *err, size_t errlen)
 {
     const json_t *v = json_object_get(data, key);
     int ret;
@@ -155,14 +155,16 @@ static int secret_key(const json_t *data, const char *what, const char *key, int
     if (v == NULL || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0)) {
         if (!required)
             return 0;
-        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE, "%s: no key %s (a CA Secret holds tls.crt, tls.key "
-                              "and optionally ca.crt)", what, key);
+        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                              "%s: no key %s (a CA Secret holds tls.crt, tls.key "
+                              "and optionally ca.crt)",
+                              what, key);
     }
     if (!json_is_string(v))
         return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE, "%s: key %s is not a string", what, key);
     if ((ret = rm__b64_decode(json_string_value(v), json_string_length(v), out, out_len)) != 0)
-        return rm_config_fail(err, errlen, ret == -ENOMEM ? ret : RM_ERR_CONFIG_VALUE,
-                              "%s: key %s is not base64 data", what, key);
+        return rm_config_fail(err, errlen, ret == -ENOMEM ? ret : RM_ERR_CONFIG_VALUE, "%s: key %s is not base64 data",
+                              what, key);
     return 0;
 }
 
@@ -172,8 +174,10 @@ static int read_secret(const json_t *obj, const char *what, rm_kube_ca_secret_t 
     int ret;
 
     if (!json_is_object(data))
-        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE, "%s: no data (a CA Secret holds tls.crt, tls.key and "
-                              "optionally ca.crt)", what);
+        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
+                              "%s: no data (a CA Secret holds tls.crt, tls.key and "
+                              "optionally ca.crt)",
+                              what);
     if ((ret = secret_key(data, what, "tls.crt", 1, &out->cert_pem, &out->cert_len, err, errlen)) != 0 ||
         (ret = secret_key(data, what, "tls.key", 1, &out->key_pem, &out->key_len, err, errlen)) != 0 ||
         (ret = secret_key(data, what, "ca.crt", 0, &out->roots_pem, &out->roots_len, err, errlen)) != 0)
@@ -295,6 +299,6 @@ int rm_kube_ca_secret_fetch(rm_kube_client_t *c, const char *ns, const char *nam
         /* another replica created it between our get and our create: use theirs */
         rm_log_msg(RM_LOG_INFO, "ca_secret_race", "another replica created the CA Secret first; reading it");
     }
-    return rm_config_fail(err, errlen, RM_KUBE_ERR_ANSWER, "%s: neither readable nor creatable after %d attempts",
-                          what, FETCH_ROUNDS);
+    return rm_config_fail(err, errlen, RM_KUBE_ERR_ANSWER, "%s: neither readable nor creatable after %d attempts", what,
+                          FETCH_ROUNDS);
 }

@@ -50,17 +50,16 @@ void rm_kube_ca_secret_clear(rm_kube_ca_secret_t *s);
 typedef struct st_rm_kube_publisher_t rm_kube_publisher_t;
 
 typedef struct st_rm_kube_publisher_config_t {
-    rm_kube_client_t *client;    /* must outlive the publisher */
-    const char *bundle_pem;      /* the trust bundle (copied) */
+    rm_kube_client_t *client; /* must outlive the publisher */
+    const char *bundle_pem;   /* the trust bundle (copied) */
     size_t bundle_len;
-    const char *webhook_config;  /* the MutatingWebhookConfiguration to patch; NULL: none (cert-manager mode) */
-    int publish_root_cert;       /* publish the ringmesh-root-cert ConfigMaps */
-    unsigned resync_ms;          /* how often everything is compared again without a change seen (0: 30 s) */
+    const char *webhook_config; /* the MutatingWebhookConfiguration to patch; NULL: none (cert-manager mode) */
+    int publish_root_cert;      /* publish the ringmesh-root-cert ConfigMaps */
+    unsigned resync_ms;         /* how often everything is compared again without a change seen (0: 30 s) */
 } rm_kube_publisher_config_t;
 
 /** Starts the publisher's thread (it reconciles at once). Returns 0 or -errno with the reason in `err`. */
-int rm_kube_publisher_start(const rm_kube_publisher_config_t *cfg, rm_kube_publisher_t **out, char *err,
-                            size_t errlen);
+int rm_kube_publisher_start(const rm_kube_publisher_config_t *cfg, rm_kube_publisher_t **out, char *err, size_t errlen);
 
 /** Stops the thread and frees. NULL is fine. */
 void rm_kube_publisher_stop(rm_kube_publisher_t *p);

@@ -20,12 +20,12 @@
 #include "kube_informer.h"
 #include "ringmesh/log.h"
 
-#define DEFAULT_RESYNC_MS   30000
-#define RETRY_MIN_MS        250
-#define NS_PATH             "/api/v1/namespaces"
-#define CM_PATH             "/api/v1/configmaps?fieldSelector=metadata.name%3D" RM_ROOT_CERT_CONFIGMAP
-#define MANAGED_BY_LABEL    "app.kubernetes.io/managed-by"
-#define MANAGED_BY_VALUE    "ringmesh-control"
+#define DEFAULT_RESYNC_MS 30000
+#define RETRY_MIN_MS      250
+#define NS_PATH           "/api/v1/namespaces"
+#define CM_PATH           "/api/v1/configmaps?fieldSelector=metadata.name%3D" RM_ROOT_CERT_CONFIGMAP
+#define MANAGED_BY_LABEL  "app.kubernetes.io/managed-by"
+#define MANAGED_BY_VALUE  "ringmesh-control"
 
 struct st_rm_kube_publisher_t {
     rm_kube_publisher_config_t cfg;
@@ -37,7 +37,7 @@ struct st_rm_kube_publisher_t {
     int dirty, stop;
     rm_kube_informer_t *namespaces, *configmaps;
     int webhook_missing_logged;
-    int64_t last_update_ms; /* when a ConfigMap was last updated in place (0: never) */
+    int64_t last_update_ms;        /* when a ConfigMap was last updated in place (0: never) */
     int64_t updates_held_until_ms; /* updates wait until then (another writer disagrees); 0: none held */
 };
 
@@ -290,8 +290,7 @@ static void *publisher_thread(void *arg)
     return NULL;
 }
 
-int rm_kube_publisher_start(const rm_kube_publisher_config_t *cfg, rm_kube_publisher_t **out, char *err,
-                            size_t errlen)
+int rm_kube_publisher_start(const rm_kube_publisher_config_t *cfg, rm_kube_publisher_t **out, char *err, size_t errlen)
 {
     rm_kube_publisher_t *p;
     pthread_condattr_t ca;
