@@ -655,8 +655,6 @@ int main(int argc, char **argv)
     rm_log_configure(level, 1);
     if (o.check_config)
         return check_config(&o);
-    /* a CA Secret's key passes through jansson's strings: have them wiped when freed */
-    rm_kube_json_wipe_on_free();
     (void)signal(SIGPIPE, SIG_IGN);
     /* Block the stop signals before any thread starts, so that only sigwait() below sees them. */
     sigemptyset(&sigs);

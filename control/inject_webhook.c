@@ -767,12 +767,7 @@ int rm_inject_webhook_publish_ca_bundle(rm_kube_client_t *client, const char *na
         *patched = 0;
 
 Exit:
-    if (body != NULL) {
-        json_malloc_t m;
-        json_free_t f;
-        json_get_alloc_funcs(&m, &f);
-        f(body);
-    }
+    free(body);
     json_decref(ops);
     json_decref(cfg);
     free(b64);

@@ -1,7 +1,7 @@
 /* The signing CA kept in a Secret, and the pieces the cluster duties share (kube_cluster.h). */
 #include <errno.h>
-#include <stdalign.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,35 +18,15 @@
 #define FETCH_ROUNDS 3                               /* get, create (409), get */
 #define WIPE_HEADER  (alignof(max_align_t) > sizeof(size_t) ? alignof(max_align_t) : sizeof(size_t))
 
-/* ---- jansson blocks wiped on free ---- */
-
-static void *wipe_malloc(size_t n)
+/* Zeroes the text of a JSON string in place (jansson keeps it in its own buffer, freed unwiped): called on a
+ * Secret's key before the object is released. */
+static void wipe_json_string(json_t *v)
 {
-    unsigned char *p = malloc(n + WIPE_HEADER);
-    if (p == NULL)
-        return NULL;
-    memcpy(p, &n, sizeof(n));
-    return p + WIPE_HEADER;
-}
-
-static void wipe_free(void *q)
-{
-    unsigned char *p;
-    size_t n;
-
-    if (q == NULL)
+    if (!json_is_string(v))
         return;
-    p = (unsigned char *)q - WIPE_HEADER;
-    memcpy(&n, p, sizeof(n));
-    volatile unsigned char *v = p;
-    for (size_t i = 0; i < n + WIPE_HEADER; i++)
-        v[i] = 0;
-    free(p);
-}
-
-void rm_kube_json_wipe_on_free(void)
-{
-    json_set_alloc_funcs(wipe_malloc, wipe_free);
+    volatile char *p = (volatile char *)(uintptr_t)json_string_value(v);
+    for (size_t i = 0, n = json_string_length(v); i < n; i++)
+        p[i] = 0;
 }
 
 /* ---- base64 ---- */
@@ -247,11 +227,10 @@ Exit:
         volatile char *v = body;
         for (size_t i = 0; i < bl; i++)
             v[i] = 0;
-        json_malloc_t m;
-        json_free_t f;
-        json_get_alloc_funcs(&m, &f); /* json_dumps allocated it with jansson's functions */
-        f(body);
+        free(body);
     }
+    if (obj != NULL)
+        wipe_json_string(json_object_get(json_object_get(obj, "data"), "tls.key"));
     json_decref(obj);
     return ret;
 }
@@ -270,6 +249,7 @@ int rm_kube_ca_secret_fetch(rm_kube_client_t *c, const char *ns, const char *nam
         ret = rm_kube_get(c, path, &obj, err, errlen);
         if (ret == 0) {
             ret = read_secret(obj, what, out, err, errlen);
+            wipe_json_string(json_object_get(json_object_get(obj, "data"), "tls.key"));
             json_decref(obj);
             obj = NULL;
             if (ret == 0) {

@@ -21,10 +21,6 @@
 #define RM_ROOT_CERT_CONFIGMAP "ringmesh-root-cert"
 #define RM_ROOT_CERT_KEY       "root-cert.pem"
 
-/** Makes jansson wipe every block it frees (a Secret's key passes through its strings). Call once, before any
- *  other jansson use. */
-void rm_kube_json_wipe_on_free(void);
-
 /** A client from a kubeconfig (`kubeconfig` non-NULL) or the in-cluster files. Returns 0 or an error with the
  *  reason in `err`. */
 int rm_kube_client_open(const char *kubeconfig, unsigned timeout_ms, rm_kube_client_t **out, char *err, size_t errlen);

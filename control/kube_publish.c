@@ -166,10 +166,7 @@ static int publish_one(rm_kube_publisher_t *p, cm_work_t *w)
     }
     ret = rm_kube_send(p->cfg.client, w->existing != NULL ? "PUT" : "POST", path, "application/json", body, NULL, err,
                        sizeof(err));
-    json_malloc_t m;
-    json_free_t f;
-    json_get_alloc_funcs(&m, &f);
-    f(body);
+    free(body);
     json_decref(obj);
     rm_log_line_t l;
     if (ret == 0) {
