@@ -552,7 +552,7 @@ static int check_config(const control_opts_t *o)
     if (cerr == NULL)
         return 1;
     if (o->config_dir != NULL) {
-        if ((ret = rm_mesh_model_load_dir(o->config_dir, &model, err, sizeof(err))) != 0) {
+        if (rm_mesh_model_load_dir(o->config_dir, &model, err, sizeof(err)) != 0) {
             fprintf(stderr, "ringmesh-control: %s\n", err);
             bad = 1;
         }
@@ -780,7 +780,7 @@ int main(int argc, char **argv)
         log_fatal("listen_failed", o.admin_listen, ret, err);
         goto Exit;
     }
-    if (o.webhook_listen != NULL && (ret = start_webhook(&o, ca, spiffe_id, &injector, &webhook)) != 0)
+    if (o.webhook_listen != NULL && start_webhook(&o, ca, spiffe_id, &injector, &webhook) != 0)
         goto Exit;
     if (kube != NULL) {
         /* the trust bundle into the cluster: root-cert ConfigMaps, and the webhooks' caBundle unless cert-manager

@@ -570,8 +570,7 @@ static void serve(rm_inject_webhook_t *w, int fd)
         respond_text(&c, 415, "the body must be application/json\n");
         goto Exit;
     }
-    if ((ret = rm_inject_review(&w->cfg.review, c.body != NULL ? c.body : "", c.body_len, &status, &answer, &info)) !=
-        0) {
+    if (rm_inject_review(&w->cfg.review, c.body != NULL ? c.body : "", c.body_len, &status, &answer, &info) != 0) {
         respond_text(&c, 500, "out of memory\n");
         goto Exit;
     }
@@ -686,11 +685,16 @@ int rm_inject_webhook_start(const rm_inject_webhook_config_t *cfg, rm_inject_web
         snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
         goto Fail;
     }
-    struct sockaddr_storage bound;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } bound;
     socklen_t bl = sizeof(bound);
-    if (getsockname(w->fd, (struct sockaddr *)&bound, &bl) == 0)
-        w->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    memset(&bound, 0, sizeof(bound));
+    if (getsockname(w->fd, &bound.sa, &bl) == 0)
+        w->port = ntohs(bound.sa.sa_family == AF_INET6 ? bound.in6.sin6_port : bound.in.sin_port);
     for (; w->num_threads < w->cfg.threads; w->num_threads++) {
         if ((ret = pthread_create(&w->threads[w->num_threads], NULL, webhook_thread, w)) != 0) {
             snprintf(err, errlen, "cannot start the webhook's threads");

@@ -24,7 +24,7 @@ static void wipe_json_string(json_t *v)
 {
     if (!json_is_string(v))
         return;
-    volatile char *p = (volatile char *)(uintptr_t)json_string_value(v);
+    volatile char *p = (volatile char *)json_string_value(v); /* ours alone: the object is about to be freed */
     for (size_t i = 0, n = json_string_length(v); i < n; i++)
         p[i] = 0;
 }
@@ -240,7 +240,7 @@ int rm_kube_ca_secret_fetch(rm_kube_client_t *c, const char *ns, const char *nam
 {
     char path[600], what[400];
     json_t *obj = NULL;
-    int ret = 0;
+    int ret;
 
     memset(out, 0, sizeof(*out));
     snprintf(what, sizeof(what), "Secret %s/%s", ns, name);

@@ -224,9 +224,7 @@ static int reconcile_configmaps(rm_kube_publisher_t *p)
         }
     }
     for (size_t i = 0; i < n; i++) {
-        if (held && work[i].existing != NULL) {
-            failed = 1; /* retried after the hold */
-        } else if (publish_one(p, &work[i]) != 0) {
+        if ((held && work[i].existing != NULL) /* retried after the hold */ || publish_one(p, &work[i]) != 0) {
             failed = 1;
         } else if (work[i].existing != NULL) {
             p->last_update_ms = now;
