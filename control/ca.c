@@ -148,6 +148,101 @@ Exit:
     return ret;
 }
 
+/* cert_pem + key_pem (a Secret read through the API): the same checks as files, with the Secret's keys named. The
+ * roots of roots_pem join the bundle after the chain's own root, each once. */
+static int open_from_memory(rm_ca_t *ca, const rm_ca_config_t *cfg, char *err, size_t errlen)
+{
+    char cert_what[400], key_what[400], roots_what[400];
+    const char *block;
+    char *root;
+    size_t pos = 0, block_len, root_len, n = 0;
+    int ret, found, has_root = 0;
+
+    snprintf(cert_what, sizeof(cert_what), "%s key tls.crt", cfg->origin != NULL ? cfg->origin : "CA");
+    snprintf(key_what, sizeof(key_what), "%s key tls.key", cfg->origin != NULL ? cfg->origin : "CA");
+    snprintf(roots_what, sizeof(roots_what), "%s key ca.crt", cfg->origin != NULL ? cfg->origin : "CA");
+    if ((ret = rm_ca_check_trust_domain(cert_what, cfg->cert_pem, cfg->cert_len, ca->trust_domain, err, errlen)) != 0)
+        return ret;
+    if ((ret = load_ca_files(ca, cert_what, cfg->cert_pem, cfg->cert_len, key_what, cfg->key_pem, cfg->key_len, err,
+                             errlen)) != 0)
+        return ret;
+    if (cfg->roots_pem == NULL || cfg->roots_len == 0)
+        return 0;
+    /* a copy of the chain's root (the bundle so far), since appending may move the bundle's buffer */
+    root_len = ca->bundle.len;
+    if ((root = strndup(rm_bytebuf_text(&ca->bundle), root_len)) == NULL)
+        return -ENOMEM;
+    while (root_len > 0 && root[root_len - 1] == '\n')
+        --root_len;
+    while ((found = next_cert_block(cfg->roots_pem, cfg->roots_len, &pos, &block, &block_len)) == 1) {
+        if (block_len == root_len && memcmp(block, root, root_len) == 0)
+            has_root = 1;
+    }
+    pos = 0;
+    if (!has_root && found == 0) {
+        free(root);
+        return rm_config_fail(err, errlen, RM_ERR_SVID_UNTRUSTED,
+                              "%s: does not hold the root at the end of tls.crt's chain", roots_what);
+    }
+    while (found == 0 && (found = next_cert_block(cfg->roots_pem, cfg->roots_len, &pos, &block, &block_len)) == 1) {
+        rm_trust_bundle_t *one;
+        found = 0;
+        ++n;
+        if ((ret = rm_trust_bundle_load_pem(&one, block, block_len)) != 0) {
+            free(root);
+            return rm_config_fail(err, errlen, ret, "%s: certificate %zu is not a CA: %s", roots_what, n,
+                                  rm_strerror(ret));
+        }
+        rm_trust_bundle_free(one);
+        if (block_len == root_len && memcmp(block, root, root_len) == 0)
+            continue;
+        if ((ret = bundle_append(ca, block, block_len)) != 0) {
+            free(root);
+            return ret;
+        }
+    }
+    free(root);
+    if (found < 0)
+        return rm_config_fail(err, errlen, RM_ERR_SVID_PARSE, "%s: certificate %zu has no END line", roots_what, n + 1);
+    return 0;
+}
+
+int rm_ca_check_trust_domain(const char *what, const char *cert_pem, size_t cert_len, const char *trust_domain,
+                             char *err, size_t errlen)
+{
+    rm_x509_info_t *info;
+    rm_spiffe_id_t *id;
+    size_t td_len = strlen(trust_domain);
+    int ret = 0;
+
+    info = malloc(sizeof(*info));
+    id = malloc(sizeof(*id));
+    if (info == NULL || id == NULL) {
+        ret = -ENOMEM;
+        goto Exit;
+    }
+    if ((ret = rm_x509_parse_pem_first(cert_pem, cert_len, info)) != 0) {
+        ret = rm_config_fail(err, errlen, ret, "%s: no readable certificate", what);
+        goto Exit;
+    }
+    for (size_t i = 0; i < info->num_uris && i < RM_X509_MAX_URIS; i++) {
+        if (strncmp(info->uris[i], "spiffe://", 9) != 0)
+            continue;
+        if (rm_spiffe_id_parse(info->uris[i], strlen(info->uris[i]), id) != 0 || id->td_len != td_len ||
+            memcmp(id->str + 9, trust_domain, td_len) != 0) {
+            ret = rm_config_fail(err, errlen, RM_ERR_SVID_TRUST_DOMAIN,
+                                 "%s: the CA names %.300s, not the mesh's trust domain spiffe://%s", what,
+                                 info->uris[i], trust_domain);
+            goto Exit;
+        }
+    }
+
+Exit:
+    free(info);
+    free(id);
+    return ret;
+}
+
 /* Returns 1 when `path` exists, 0 when it does not, or -errno. */
 static int file_exists(const char *path)
 {
@@ -371,7 +466,9 @@ int rm_ca_open(const rm_ca_config_t *cfg, rm_ca_t **out, char *err, size_t errle
     if ((cfg->cert_file == NULL) != (cfg->key_file == NULL))
         return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
                               "the CA's cert_file and key_file must be given together");
-    if (cfg->cert_file == NULL && cfg->state_dir == NULL)
+    if ((cfg->cert_pem == NULL) != (cfg->key_pem == NULL))
+        return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE, "the CA's cert_pem and key_pem must be given together");
+    if (cfg->cert_pem == NULL && cfg->cert_file == NULL && cfg->state_dir == NULL)
         return rm_config_fail(err, errlen, RM_ERR_CONFIG_VALUE,
                               "without a CA cert_file, a state_dir for the generated root "
                               "is required");
@@ -393,13 +490,19 @@ int rm_ca_open(const rm_ca_config_t *cfg, rm_ca_t **out, char *err, size_t errle
         goto Exit;
     }
 
-    if (cfg->cert_file != NULL)
+    if (cfg->cert_pem != NULL)
+        ret = open_from_memory(ca, cfg, err, errlen);
+    else if (cfg->cert_file != NULL)
         ret = open_from_files(ca, cfg, err, errlen);
     else
         ret = open_generated(ca, cfg, err, errlen);
     if (ret != 0)
         goto Exit;
-    if ((ret = check_chain(ca, cfg->cert_file != NULL ? cfg->cert_file : cfg->state_dir, err, errlen)) != 0)
+    if ((ret = check_chain(ca,
+                           cfg->cert_pem != NULL    ? (cfg->origin != NULL ? cfg->origin : "CA")
+                           : cfg->cert_file != NULL ? cfg->cert_file
+                                                    : cfg->state_dir,
+                           err, errlen)) != 0)
         goto Exit;
     if (cfg->extra_roots_file != NULL && (ret = add_extra_roots(ca, cfg->extra_roots_file, err, errlen)) != 0)
         goto Exit;

@@ -7,6 +7,9 @@
  *  - neither: a self-signed root for trust_domain, generated at the first start and persisted in state_dir
  *    (ca-cert.pem 0644, ca-key.pem 0600, the directory 0700); later starts load it again, so the mesh keeps its
  *    root across restarts.
+ *  - cert_pem + key_pem: the same, in memory (a Kubernetes Secret the control plane read through the API);
+ *    `origin` names it in messages ("Secret ns/name"), keys named "tls.crt" and "tls.key". roots_pem (optional,
+ *    the Secret's ca.crt) adds the roots it holds to the bundle; it must hold the root of cert_pem's chain.
  * extra_roots_file (optional) adds roots to the trust bundle without signing with them: the old root while a
  * root is rotated with overlap.
  *
@@ -20,9 +23,16 @@
 #define RM_CA_MIN_TTL (5 * 60) /* seconds: the shortest SVID lifetime the control plane issues */
 
 typedef struct st_rm_ca_config_t {
-    const char *trust_domain;     /* required */
-    const char *cert_file;        /* NULL: generated root in state_dir */
-    const char *key_file;         /* set exactly when cert_file is */
+    const char *trust_domain; /* required */
+    const char *cert_file;    /* NULL: generated root in state_dir */
+    const char *key_file;     /* set exactly when cert_file is */
+    const char *cert_pem;     /* in memory instead of cert_file (not NUL-terminated necessarily) */
+    size_t cert_len;
+    const char *key_pem; /* set exactly when cert_pem is; never logged */
+    size_t key_len;
+    const char *roots_pem; /* optional with cert_pem: more roots (ca.crt) */
+    size_t roots_len;
+    const char *origin;           /* with cert_pem: "Secret ns/name", for messages */
     const char *extra_roots_file; /* NULL: none */
     const char *state_dir;        /* required when cert_file is NULL */
     int64_t default_ttl;          /* SVID lifetime when the request asks for none; 0 means 24 h */
@@ -30,6 +40,12 @@ typedef struct st_rm_ca_config_t {
 } rm_ca_config_t;
 
 typedef struct st_rm_ca_t rm_ca_t;
+
+/** Checks that the first certificate of `cert_pem` may sign for `trust_domain`: a SPIFFE ID among its URI SANs
+ *  (a generated root carries spiffe://<trust domain>) must be of that trust domain; a CA without one is accepted.
+ *  Returns 0 or RM_ERR_SVID_TRUST_DOMAIN / RM_ERR_SVID_PARSE with `what` and the reason in `err`. */
+int rm_ca_check_trust_domain(const char *what, const char *cert_pem, size_t cert_len, const char *trust_domain,
+                             char *err, size_t errlen);
 
 /** Opens the CA as described above. On failure returns an error from error.h (or -errno) and a sentence naming
  *  the file and what is wrong in `err`; nothing is created on failure except a generated root that was

@@ -2,6 +2,7 @@
  * configured by its source (docs/control-config.md): the YAML directory given with --config-dir, or the Kubernetes
  * API (--source kubernetes). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <getopt.h>
 #include <signal.h>
@@ -16,6 +17,9 @@
 #include "grpc_server.h"
 #include "inject_lookup.h"
 #include "inject_webhook.h"
+#include "kube_cluster.h"
+#include "mesh_load.h"
+#include "ringmesh/config.h"
 #include "ringmesh/textbuf.h"
 #include "ringmesh/duration.h"
 #include "ringmesh/error.h"
@@ -66,7 +70,17 @@ static const char USAGE[] =
     "  --namespace-labels-file FILE  file source: namespace -> labels (YAML), read at every review (the\n"
     "                          kubernetes source reads namespaces from the API and refuses this flag)\n"
     "  --kube-version X.Y      file source: the cluster's version for nativeSidecar auto (the kubernetes source\n"
-    "                          reads the API server's /version and refuses this flag)\n";
+    "                          reads the API server's /version and refuses this flag)\n"
+    "  --ca-secret NAME        kubernetes source: the signing CA is kept in Secret NAME of --namespace (tls.crt,\n"
+    "                          tls.key, ca.crt); when it does not exist, a root is generated and the Secret created\n"
+    "  --webhook-cert FILE     serve this certificate (chain) on the webhook instead of one the CA issues, re-read\n"
+    "  --webhook-key FILE      when the files change (cert-manager); the caBundle is then left alone\n"
+    "  --cluster-resync DUR    kubernetes source: how often the root-cert ConfigMaps and the webhook caBundle are\n"
+    "                          compared again without a change seen (default 30s)\n"
+    "  --no-root-cert          kubernetes source: do not publish the ringmesh-root-cert ConfigMaps\n"
+    "  --check-config          parse the flags and read every file they name (MeshConfig, InjectorConfig, CA,\n"
+    "                          webhook pair, kubeconfig, JWKS), then exit 0 (valid) or 1, without listening or\n"
+    "                          calling the Kubernetes API\n";
 
 typedef struct st_control_opts_t {
     const char *listen, *admin_listen, *config_dir, *state_dir, *ca_cert, *ca_key, *extra_roots, *jwks, *issuer,
@@ -80,6 +94,9 @@ typedef struct st_control_opts_t {
     const char *webhook_listen, *injector_config, *webhook_config_name, *namespace_labels_file;
     rm_inject_fixed_version_t kube_version;
     int kube_version_given;
+    const char *ca_secret, *webhook_cert, *webhook_key;
+    uint32_t cluster_resync_ms;
+    int check_config, no_root_cert;
 } control_opts_t;
 
 typedef struct st_update_ctx_t {
@@ -184,6 +201,12 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         O_WHNAME,
         O_NSLABELS,
         O_KVERSION,
+        O_CASECRET = 200,
+        O_WHCERT,
+        O_WHKEY,
+        O_RESYNC,
+        O_CHECK,
+        O_NOROOT,
         O_LISTEN = 256,
         O_CONFIG,
         O_STATE,
@@ -228,6 +251,12 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         {"webhook-config-name", required_argument, NULL, O_WHNAME},
         {"namespace-labels-file", required_argument, NULL, O_NSLABELS},
         {"kube-version", required_argument, NULL, O_KVERSION},
+        {"ca-secret", required_argument, NULL, O_CASECRET},
+        {"webhook-cert", required_argument, NULL, O_WHCERT},
+        {"webhook-key", required_argument, NULL, O_WHKEY},
+        {"cluster-resync", required_argument, NULL, O_RESYNC},
+        {"check-config", no_argument, NULL, O_CHECK},
+        {"no-root-cert", no_argument, NULL, O_NOROOT},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -356,6 +385,28 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
             }
             o->kube_version_given = 1;
             break;
+        case O_CASECRET:
+            o->ca_secret = optarg;
+            break;
+        case O_WHCERT:
+            o->webhook_cert = optarg;
+            break;
+        case O_WHKEY:
+            o->webhook_key = optarg;
+            break;
+        case O_RESYNC:
+            if (rm_duration_parse_ms(optarg, &o->cluster_resync_ms) != 0 || o->cluster_resync_ms < 100 ||
+                o->cluster_resync_ms > 3600000) {
+                fprintf(stderr, "ringmesh-control: --cluster-resync %s: a duration from 100ms to 1h\n", optarg);
+                return 2;
+            }
+            break;
+        case O_CHECK:
+            o->check_config = 1;
+            break;
+        case O_NOROOT:
+            o->no_root_cert = 1;
+            break;
         case 'h':
             fputs(USAGE, stdout);
             exit(0);
@@ -399,6 +450,22 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         fprintf(stderr, "ringmesh-control: --ca-cert and --ca-key go together\n");
         return 2;
     }
+    if (o->ca_secret != NULL && strcmp(o->source, "kubernetes") != 0) {
+        fprintf(stderr, "ringmesh-control: --ca-secret applies to --source kubernetes only\n");
+        return 2;
+    }
+    if (o->ca_secret != NULL && o->ca_cert != NULL) {
+        fprintf(stderr, "ringmesh-control: --ca-secret and --ca-cert/--ca-key are two sources of the CA: give one\n");
+        return 2;
+    }
+    if ((o->webhook_cert == NULL) != (o->webhook_key == NULL)) {
+        fprintf(stderr, "ringmesh-control: --webhook-cert and --webhook-key go together\n");
+        return 2;
+    }
+    if (o->webhook_cert != NULL && o->webhook_listen == NULL) {
+        fprintf(stderr, "ringmesh-control: --webhook-cert and --webhook-key need --webhook-listen\n");
+        return 2;
+    }
     return 0;
 }
 
@@ -429,7 +496,6 @@ static int start_webhook(const control_opts_t *o, rm_source_t *src, const rm_ca_
 {
     rm_config_error_t cerr;
     char err[768];
-    size_t bundle_len;
     int ret;
 
     ret = o->injector_config != NULL ? rm_inject_config_load(o->injector_config, injector, &cerr)
@@ -455,6 +521,8 @@ static int start_webhook(const control_opts_t *o, rm_source_t *src, const rm_ca_
         .spiffe_id = spiffe_id,
         .dns_names = o->dns_names,
         .num_dns_names = o->num_dns_names,
+        .cert_file = o->webhook_cert,
+        .key_file = o->webhook_key,
         .review = {.config = injector,
                    .namespace_labels = o->namespace_labels_file != NULL ? rm_inject_namespace_labels_from_file : NULL,
                    .namespace_labels_arg = (void *)o->namespace_labels_file,
@@ -473,17 +541,105 @@ static int start_webhook(const control_opts_t *o, rm_source_t *src, const rm_ca_
         log_fatal("listen_failed", o->webhook_listen, ret, err);
         return ret;
     }
-    const char *bundle = rm_ca_bundle_pem(ca, &bundle_len);
-    if (rm_inject_webhook_publish_ca_bundle(o->webhook_config_name, bundle, bundle_len, err, sizeof(err)) != 0)
-        rm_log_msg(RM_LOG_WARN, "webhook_ca_bundle_not_published", err);
     rm_log_line_t l;
     rm_log_begin(&l, RM_LOG_INFO, "webhook_started");
     rm_log_str(&l, "listen", o->webhook_listen);
     rm_log_uint(&l, "port", rm_inject_webhook_port(*out));
     rm_log_str(&l, "injectorConfig", o->injector_config != NULL ? o->injector_config : "defaults");
     rm_log_str(&l, "image", injector->image);
+    rm_log_str(&l, "servingCertificate", o->webhook_cert != NULL ? o->webhook_cert : "issued by the mesh CA");
     rm_log_end(&l);
     return 0;
+}
+
+/* --check-config: every file the flags name is read and checked as a start would, without listening or calling the
+ * API. Prints one line per problem on stderr and returns 0 or 1. */
+static int check_config(const control_opts_t *o)
+{
+    rm_config_error_t *cerr = calloc(1, sizeof(*cerr));
+    rm_mesh_model_t *model = NULL;
+    rm_inject_config_t injector = {0};
+    rm_kube_config_t kc = {0};
+    rm_attestor_t *attestor = NULL;
+    rm_ca_t *ca = NULL;
+    char err[1024], *data = NULL;
+    const char *td = "cluster.local";
+    size_t len = 0;
+    int bad = 0, ret;
+
+    if (cerr == NULL)
+        return 1;
+    if (o->config_dir != NULL) {
+        if (rm_mesh_model_load_dir(o->config_dir, &model, err, sizeof(err)) != 0) {
+            fprintf(stderr, "ringmesh-control: %s\n", err);
+            bad = 1;
+        }
+    } else {
+        rm_mesh_loader_t *ld = rm_mesh_loader_new(cerr);
+        ret = ld == NULL ? -ENOMEM : 0;
+        if (ret == 0 && o->mesh_config != NULL &&
+            (ret = rm_file_read_at(AT_FDCWD, o->mesh_config, NULL, 1 << 20, 0, &data, &len, cerr)) == 0)
+            ret = rm_mesh_loader_add(ld, o->mesh_config, data, len);
+        if (ret == 0)
+            ret = rm_mesh_loader_finish(ld, &model);
+        rm_mesh_loader_free(ld);
+        if (ret != 0) {
+            rm_config_error_format(cerr, err, sizeof(err));
+            fprintf(stderr, "ringmesh-control: %s\n", err);
+            bad = 1;
+        }
+        free(data);
+    }
+    if (model != NULL)
+        td = model->settings.trust_domain;
+    if (o->ca_cert != NULL) {
+        rm_ca_config_t cac = {.trust_domain = td,
+                              .cert_file = o->ca_cert,
+                              .key_file = o->ca_key,
+                              .extra_roots_file = o->extra_roots,
+                              .max_ttl = o->max_ttl_ms / 1000,
+                              .default_ttl = o->max_ttl_ms / 1000};
+        if (rm_ca_open(&cac, &ca, err, sizeof(err)) != 0) {
+            fprintf(stderr, "ringmesh-control: %s\n", err);
+            bad = 1;
+        }
+    }
+    if (o->webhook_listen != NULL) {
+        if (o->injector_config != NULL && rm_inject_config_load(o->injector_config, &injector, cerr) != 0) {
+            rm_config_error_format(cerr, err, sizeof(err));
+            fprintf(stderr, "ringmesh-control: %s\n", err);
+            bad = 1;
+        } else if (o->injector_config != NULL && strcmp(injector.trust_domain, td) != 0) {
+            fprintf(stderr, "ringmesh-control: %s: spec.trustDomain: \"%s\" is not the mesh's trust domain \"%s\"\n",
+                    o->injector_config, injector.trust_domain, td);
+            bad = 1;
+        }
+        if (o->webhook_cert != NULL &&
+            rm_inject_webhook_check_files(o->webhook_cert, o->webhook_key, td, err, sizeof(err)) != 0) {
+            fprintf(stderr, "ringmesh-control: %s\n", err);
+            bad = 1;
+        }
+    }
+    if (o->kubeconfig != NULL && rm_kube_config_load_kubeconfig(o->kubeconfig, NULL, 0, &kc, cerr) != 0) {
+        rm_config_error_format(cerr, err, sizeof(err));
+        fprintf(stderr, "ringmesh-control: %s\n", err);
+        bad = 1;
+    }
+    if (strcmp(o->attestation, "jwt") == 0 &&
+        rm_attestor_jwt_create(o->jwks, o->issuer, o->audience, &attestor, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ringmesh-control: %s\n", err);
+        bad = 1;
+    }
+    if (!bad)
+        fprintf(stderr, "ringmesh-control: configuration valid\n");
+    if (attestor != NULL)
+        attestor->ops->destroy(attestor);
+    rm_kube_config_clear(&kc);
+    rm_ca_free(ca);
+    rm_inject_config_dispose(&injector);
+    rm_mesh_model_unref(model);
+    free(cerr);
+    return bad;
 }
 
 int main(int argc, char **argv)
@@ -498,6 +654,10 @@ int main(int argc, char **argv)
     rm_admin_http_t *admin = NULL;
     rm_inject_config_t injector = {0};
     rm_inject_webhook_t *webhook = NULL;
+    rm_kube_client_t *kube = NULL;
+    rm_kube_publisher_t *publisher = NULL;
+    rm_kube_ca_secret_t secret = {0};
+    char ca_origin[400];
     char err[512], spiffe_id[512], dns_buf[2][300], path[4096];
     size_t bundle_len;
     const char *bundle;
@@ -511,6 +671,8 @@ int main(int argc, char **argv)
         return 2;
     }
     rm_log_configure(level, 1);
+    if (o.check_config)
+        return check_config(&o);
     (void)signal(SIGPIPE, SIG_IGN);
     /* Block the stop signals before any thread starts, so that only sigwait() below sees them. */
     sigemptyset(&sigs);
@@ -549,8 +711,34 @@ int main(int argc, char **argv)
                                                                                  : (int64_t)(o.max_ttl_ms / 1000),
         .max_ttl = o.max_ttl_ms / 1000,
     };
-    if ((ret = rm_ca_open(&cac, &ca, err, sizeof(err))) != 0) {
-        log_fatal("ca_invalid", o.ca_cert != NULL ? o.ca_cert : o.state_dir, ret, err);
+    if (strcmp(o.source, "kubernetes") == 0 &&
+        (ret = rm_kube_client_open(o.kubeconfig, o.kube_timeout_ms, &kube, err, sizeof(err))) != 0) {
+        log_fatal("config_invalid", origin, ret, err);
+        goto Exit;
+    }
+    snprintf(ca_origin, sizeof(ca_origin), "Secret %s/%s", o.namespace_, o.ca_secret != NULL ? o.ca_secret : "");
+    if (o.ca_secret != NULL) {
+        if ((ret = rm_kube_ca_secret_fetch(kube, o.namespace_, o.ca_secret, model->settings.trust_domain, &secret, err,
+                                           sizeof(err))) != 0) {
+            log_fatal("ca_invalid", ca_origin, ret, err);
+            goto Exit;
+        }
+        cac.cert_pem = secret.cert_pem;
+        cac.cert_len = secret.cert_len;
+        cac.key_pem = secret.key_pem;
+        cac.key_len = secret.key_len;
+        cac.roots_pem = secret.roots_pem;
+        cac.roots_len = secret.roots_len;
+        cac.origin = ca_origin;
+    }
+    ret = rm_ca_open(&cac, &ca, err, sizeof(err));
+    rm_kube_ca_secret_clear(&secret); /* the signer holds its own copy of the key */
+    if (ret != 0) {
+        log_fatal("ca_invalid",
+                  o.ca_secret != NULL ? ca_origin
+                  : o.ca_cert != NULL ? o.ca_cert
+                                      : o.state_dir,
+                  ret, err);
         goto Exit;
     }
     /* Publish the bundle beside the CA, for bootstrapping sidecars on hosts without a ConfigMap. */
@@ -612,6 +800,22 @@ int main(int argc, char **argv)
     }
     if (o.webhook_listen != NULL && start_webhook(&o, src, ca, spiffe_id, &injector, &webhook) != 0)
         goto Exit;
+    if (kube != NULL) {
+        /* the trust bundle into the cluster: root-cert ConfigMaps, and the webhooks' caBundle unless cert-manager
+         * serves the webhook (its CA injector sets the caBundle then) */
+        rm_kube_publisher_config_t pc = {
+            .client = kube,
+            .bundle_pem = bundle,
+            .bundle_len = bundle_len,
+            .webhook_config = o.webhook_listen != NULL && o.webhook_cert == NULL ? o.webhook_config_name : NULL,
+            .publish_root_cert = !o.no_root_cert,
+            .resync_ms = o.cluster_resync_ms,
+        };
+        if ((ret = rm_kube_publisher_start(&pc, &publisher, err, sizeof(err))) != 0) {
+            log_fatal("publisher_failed", origin, ret, err);
+            goto Exit;
+        }
+    }
     update_ctx_t uctx = {srv, rm_ca_trust_domain(ca)};
     if ((ret = src->ops->start(src, on_model, &uctx)) != 0) {
         log_fatal("config_watch_failed", origin, ret, "cannot watch the configuration source");
@@ -629,7 +833,10 @@ int main(int argc, char **argv)
             rm_log_str(&l, "configDir", o.config_dir);
         rm_log_str(&l, "configVersion", model->version);
         rm_log_uint(&l, "services", model->num_services);
-        rm_log_str(&l, "ca", o.ca_cert != NULL ? o.ca_cert : "generated root in state directory");
+        rm_log_str(&l, "ca",
+                   o.ca_secret != NULL ? ca_origin
+                   : o.ca_cert != NULL ? o.ca_cert
+                                       : "generated root in state directory");
         rm_log_str(&l, "trustBundle", path);
         rm_log_str(&l, "attestation", attestor->ops->name);
         rm_log_end(&l);
@@ -648,6 +855,9 @@ Exit:
     /* the source stops first (no more models), the server next (it looks workloads up in the source) */
     if (src != NULL)
         src->ops->stop(src);
+    rm_kube_publisher_stop(publisher);
+    rm_kube_client_free(kube);
+    rm_kube_ca_secret_clear(&secret);
     rm_inject_webhook_stop(webhook);
     rm_inject_config_dispose(&injector);
     rm_admin_http_stop(admin);

@@ -3,6 +3,8 @@
 #include "inject_webhook.h"
 
 #include "admin_http.h"
+#include "kube_cluster.h"
+#include "ringmesh/config.h"
 
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -10,6 +12,7 @@
 #include "ringmesh/x509_issue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,11 +47,89 @@ struct st_rm_inject_webhook_t {
     pthread_mutex_t lock; /* guards ctx and renew_at */
     rm_tls_ctx_t *ctx;
     time_t renew_at;
+    /* file mode (cert_file/key_file): what the files looked like when last loaded, and when they were last looked at */
+    char *cert_file, *key_file;
+    struct stat cert_st, key_st;
+    time_t checked_at;
 };
 
 /* ---------------------------------------------------------------------------------------------------------
  * The serving certificate.
  * ------------------------------------------------------------------------------------------------------- */
+
+/* A TLS server context from a certificate file and a key file. */
+static int files_ctx(const char *cert_file, const char *key_file, const char *bundle, size_t bundle_len,
+                     const char *trust_domain, rm_tls_ctx_t **out, char *err, size_t errlen)
+{
+    rm_config_error_t *e;
+    char *cert = NULL, *key = NULL;
+    size_t cert_len = 0, key_len = 0;
+    int ret;
+
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return -ENOMEM;
+    if ((ret = rm_file_read_at(AT_FDCWD, cert_file, NULL, 1 << 20, RM_FILE_REGULAR, &cert, &cert_len, e)) != 0 ||
+        (ret = rm_file_read_at(AT_FDCWD, key_file, NULL, 1 << 20, RM_FILE_SECRET | RM_FILE_REGULAR, &key, &key_len,
+                               e)) != 0) {
+        rm_config_error_format(e, err, errlen);
+        goto Exit;
+    }
+    rm_tls_ctx_config_t tc = {
+        .cert_pem = cert,
+        .cert_len = cert_len,
+        .key_pem = key,
+        .key_len = key_len,
+        .bundle_pem = bundle,
+        .bundle_len = bundle_len,
+        .trust_domain = trust_domain,
+        .alpn = "http/1.1",
+        .no_client_auth = 1,
+        .foreign_cert = 1,
+    };
+    char inner[400];
+    if ((ret = rm_tls_ctx_new(out, RM_TLS_SERVER, &tc, inner, sizeof(inner))) != 0)
+        snprintf(err, errlen, "%s, %s: not a usable certificate and key: %s", cert_file, key_file, inner);
+
+Exit:
+    free(e);
+    free(cert);
+    rm_file_free(key, key_len, RM_FILE_SECRET);
+    return ret;
+}
+
+int rm_inject_webhook_check_files(const char *cert_file, const char *key_file, const char *trust_domain, char *err,
+                                  size_t errlen)
+{
+    rm_x509_issue_opts_t opts;
+    rm_tls_ctx_t *ctx = NULL;
+    /* the context wants roots for client certificates it never asks for: a throwaway root stands in for the mesh's */
+    char *root = NULL, *root_key = NULL;
+    size_t root_len = 0, root_key_len = 0;
+    int ret;
+
+    rm_x509_issue_opts_init(&opts);
+    if ((ret = rm_x509_make_root_ca(trust_domain, &opts, &root, &root_len, &root_key, &root_key_len)) != 0)
+        return rm_config_fail(err, errlen, ret, "cannot make a root to check the webhook pair with: %s",
+                              rm_strerror(ret));
+    ret = files_ctx(cert_file, key_file, root, root_len, trust_domain, &ctx, err, errlen);
+    if (ctx != NULL)
+        rm_tls_ctx_unref(ctx);
+    free(root);
+    rm_x509_free_secret(root_key, root_key_len);
+    return ret;
+}
+
+/* Whether the files changed since `w` last loaded them (a cert-manager renewal swaps the volume's symlink). */
+static int files_changed(rm_inject_webhook_t *w, struct stat *cert_st, struct stat *key_st)
+{
+    if (stat(w->cert_file, cert_st) != 0 || stat(w->key_file, key_st) != 0)
+        return 0; /* mid-swap, or gone: keep serving the pair in hand */
+#define SAME(a, b)                                                                                                     \
+    ((a).st_dev == (b).st_dev && (a).st_ino == (b).st_ino && (a).st_size == (b).st_size &&                             \
+     (a).st_mtim.tv_sec == (b).st_mtim.tv_sec && (a).st_mtim.tv_nsec == (b).st_mtim.tv_nsec)
+    return !(SAME(*cert_st, w->cert_st) && SAME(*key_st, w->key_st));
+#undef SAME
+}
 
 static int issue_ctx(rm_inject_webhook_t *w, rm_tls_ctx_t **out, time_t *renew_at, char *err, size_t errlen)
 {
@@ -57,6 +139,22 @@ static int issue_ctx(rm_inject_webhook_t *w, rm_tls_ctx_t **out, time_t *renew_a
     const char *bundle = rm_ca_bundle_pem(w->cfg.ca, &bundle_len);
     int ret;
 
+    if (w->cert_file != NULL) {
+        struct stat cst, kst;
+        (void)files_changed(w, &cst, &kst);
+        if ((ret = files_ctx(w->cert_file, w->key_file, bundle, bundle_len, rm_ca_trust_domain(w->cfg.ca), out, err,
+                             errlen)) != 0)
+            return ret;
+        w->cert_st = cst;
+        w->key_st = kst;
+        *renew_at = (time_t)rm_tls_ctx_not_after(*out); /* files are re-read on change; this is only a backstop */
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_INFO, "webhook_certificate_loaded");
+        rm_log_str(&l, "certFile", w->cert_file);
+        rm_log_int(&l, "notAfter", (int64_t)rm_tls_ctx_not_after(*out));
+        rm_log_end(&l);
+        return 0;
+    }
     if ((ret = rm_ca_issue_serving(w->cfg.ca, w->spiffe_id, (const char *const *)w->dns_names, w->cfg.num_dns_names,
                                    ttl, &cert, &cert_len, &key, &key_len)) != 0) {
         snprintf(err, errlen, "cannot issue the webhook's serving certificate: %s", rm_strerror(ret));
@@ -103,6 +201,12 @@ static rm_tls_ctx_t *current_ctx(rm_inject_webhook_t *w)
     char err[256];
 
     pthread_mutex_lock(&w->lock);
+    if (w->cert_file != NULL && now != w->checked_at) {
+        struct stat cst, kst;
+        w->checked_at = now;
+        if (files_changed(w, &cst, &kst))
+            w->renew_at = now; /* load the renewed pair below */
+    }
     if (now >= w->renew_at) {
         if (issue_ctx(w, &fresh, &renew_at, err, sizeof(err)) == 0) {
             rm_tls_ctx_unref(w->ctx);
@@ -113,7 +217,10 @@ static rm_tls_ctx_t *current_ctx(rm_inject_webhook_t *w)
             rm_log_begin(&l, RM_LOG_ERROR, "webhook_certificate_failed");
             rm_log_str(&l, "reason", err);
             rm_log_end(&l);
-            w->renew_at = now + RETRY_ISSUE_S;
+            /* a renewed file pair that does not load: the previous pair serves until the files change again */
+            w->renew_at = w->cert_file != NULL ? (time_t)rm_tls_ctx_not_after(w->ctx) : now + RETRY_ISSUE_S;
+            if (w->cert_file != NULL)
+                (void)files_changed(w, &w->cert_st, &w->key_st);
         }
     }
     ctx = w->ctx;
@@ -515,6 +622,8 @@ static void webhook_free(rm_inject_webhook_t *w)
         close(w->stop_fd);
     rm_tls_ctx_unref(w->ctx);
     free(w->spiffe_id);
+    free(w->cert_file);
+    free(w->key_file);
     for (size_t i = 0; w->dns_names != NULL && i < w->cfg.num_dns_names; i++)
         free(w->dns_names[i]);
     free(w->dns_names);
@@ -550,6 +659,11 @@ int rm_inject_webhook_start(const rm_inject_webhook_config_t *cfg, rm_inject_web
         w->cfg.max_body = DEFAULT_BODY_MAX;
     if (w->cfg.io_timeout_ms == 0)
         w->cfg.io_timeout_ms = DEFAULT_IO_MS;
+    if (cfg->cert_file != NULL &&
+        ((w->cert_file = strdup(cfg->cert_file)) == NULL || (w->key_file = strdup(cfg->key_file)) == NULL)) {
+        ret = -ENOMEM;
+        goto Fail;
+    }
     if ((w->spiffe_id = strdup(cfg->spiffe_id)) == NULL ||
         (w->dns_names = calloc(cfg->num_dns_names + 1, sizeof(char *))) == NULL) {
         ret = -ENOMEM;
@@ -571,12 +685,16 @@ int rm_inject_webhook_start(const rm_inject_webhook_config_t *cfg, rm_inject_web
         snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
         goto Fail;
     }
-    struct sockaddr_storage bound;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } bound;
     socklen_t bl = sizeof(bound);
     memset(&bound, 0, sizeof(bound));
-    if (getsockname(w->fd, (struct sockaddr *)&bound, &bl) == 0)
-        w->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    if (getsockname(w->fd, &bound.sa, &bl) == 0)
+        w->port = ntohs(bound.sa.sa_family == AF_INET6 ? bound.in6.sin6_port : bound.in.sin_port);
     for (; w->num_threads < w->cfg.threads; w->num_threads++) {
         if ((ret = pthread_create(&w->threads[w->num_threads], NULL, webhook_thread, w)) != 0) {
             snprintf(err, errlen, "cannot start the webhook's threads");
@@ -611,14 +729,51 @@ unsigned rm_inject_webhook_port(const rm_inject_webhook_t *w)
     return w->port;
 }
 
-int rm_inject_webhook_publish_ca_bundle(const char *name, const char *bundle_pem, size_t bundle_len, char *err,
-                                        size_t errlen)
+int rm_inject_webhook_publish_ca_bundle(rm_kube_client_t *client, const char *name, const char *bundle_pem,
+                                        size_t bundle_len, unsigned *patched, char *err, size_t errlen)
 {
-    (void)bundle_pem;
-    (void)bundle_len;
-    snprintf(err, errlen,
-             "the caBundle of MutatingWebhookConfiguration %s is not patched: this build has no Kubernetes API "
-             "client; set it from the chart or with cert-manager",
-             name);
-    return -ENOSYS;
+    char path[400], *b64 = NULL, *body = NULL;
+    size_t b64_len, i;
+    json_t *cfg = NULL, *ops = NULL, *hook;
+    int ret;
+
+    *patched = 0;
+    snprintf(path, sizeof(path), "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/%s", name);
+    if ((ret = rm_kube_get(client, path, &cfg, err, errlen)) != 0)
+        goto Exit;
+    if ((ret = rm__b64_encode(bundle_pem, bundle_len, &b64, &b64_len)) != 0 || (ops = json_array()) == NULL) {
+        ret = rm_config_fail(err, errlen, -ENOMEM, "out of memory");
+        goto Exit;
+    }
+    json_array_foreach(json_object_get(cfg, "webhooks"), i, hook)
+    {
+        const char *hook_name = json_string_value(json_object_get(hook, "name"));
+        const char *have = json_string_value(json_object_get(json_object_get(hook, "clientConfig"), "caBundle"));
+        char at[64];
+        if (hook_name == NULL || !json_is_object(json_object_get(hook, "clientConfig")))
+            continue; /* the API server refuses such a webhook; nothing to patch */
+        if (have != NULL && strcmp(have, b64) == 0)
+            continue;
+        snprintf(at, sizeof(at), "/webhooks/%zu/name", i);
+        json_array_append_new(ops, json_pack("{s:s, s:s, s:s}", "op", "test", "path", at, "value", hook_name));
+        snprintf(at, sizeof(at), "/webhooks/%zu/clientConfig/caBundle", i);
+        json_array_append_new(ops, json_pack("{s:s, s:s, s:s}", "op", "add", "path", at, "value", b64));
+        ++*patched;
+    }
+    if (*patched == 0)
+        goto Exit;
+    if ((body = json_dumps(ops, JSON_COMPACT)) == NULL) {
+        ret = rm_config_fail(err, errlen, -ENOMEM, "out of memory");
+        goto Exit;
+    }
+    ret = rm_kube_send(client, "PATCH", path, "application/json-patch+json", body, NULL, err, errlen);
+    if (ret != 0)
+        *patched = 0;
+
+Exit:
+    free(body);
+    json_decref(ops);
+    json_decref(cfg);
+    free(b64);
+    return ret;
 }

@@ -14,6 +14,7 @@
 
 #include "ca.h"
 #include "inject.h"
+#include "kube_client.h"
 
 #define RM_INJECT_WEBHOOK_PATH "/inject"
 
@@ -30,7 +31,16 @@ typedef struct st_rm_inject_webhook_config_t {
     size_t max_body;               /* 0: 4 MiB */
     unsigned io_timeout_ms;        /* 0: 10 s */
     long serving_ttl;              /* seconds; 0: 24 h */
+    /* Both set: serve this certificate (chain) and key (PEM files, e.g. cert-manager's Secret volume) instead of
+     * one the CA issues; the files are checked for a change at most once a second and read again when they
+     * changed (a pair that fails to load is logged and the previous one kept). */
+    const char *cert_file, *key_file;
 } rm_inject_webhook_config_t;
+
+/** Loads the serving pair of cert_file/key_file once, as the webhook would (for --check-config). Returns 0 or an
+ *  error with the file and reason in `err`. */
+int rm_inject_webhook_check_files(const char *cert_file, const char *key_file, const char *trust_domain, char *err,
+                                  size_t errlen);
 
 /** Issues the serving certificate, listens and starts the threads. Returns 0, or a negative error with a sentence
  *  in `err`. The strings of `cfg` are copied where needed; its pointers (ca, review) must outlive the webhook. */
@@ -43,10 +53,12 @@ void rm_inject_webhook_stop(rm_inject_webhook_t *w);
 unsigned rm_inject_webhook_port(const rm_inject_webhook_t *w);
 
 /** Puts `bundle_pem` (the CA that issues the serving certificate) into the caBundle of every webhook of the
- *  MutatingWebhookConfiguration `name`, so that the API server trusts the serving certificate across restarts and
- *  `helm upgrade`. Needs the Kubernetes API client, which is not part of this build yet: returns -ENOSYS (logged
- *  by the caller once) until it is; the chart's caBundle, or cert-manager's CA injector, stands in meanwhile. */
-int rm_inject_webhook_publish_ca_bundle(const char *name, const char *bundle_pem, size_t bundle_len, char *err,
-                                        size_t errlen);
+ *  MutatingWebhookConfiguration `name` through the API (`client`), so that the API server trusts the serving
+ *  certificate across restarts and `helm upgrade`. Reads the configuration first and patches only the webhooks whose
+ *  caBundle differs (a JSON patch per webhook, each guarded by a test of that webhook's name, so a reordered list
+ *  is never patched at the wrong index). Returns 0 (all hold it now; *patched counts the webhooks changed), 404 when
+ *  the configuration does not exist (yet), or another error with a sentence in `err`. */
+int rm_inject_webhook_publish_ca_bundle(rm_kube_client_t *client, const char *name, const char *bundle_pem,
+                                        size_t bundle_len, unsigned *patched, char *err, size_t errlen);
 
 #endif

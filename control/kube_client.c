@@ -31,6 +31,17 @@ struct st_rm_kube_client_t {
  * Configuration.
  * ------------------------------------------------------------------------------------------------------- */
 
+/* Zeroes `cap` bytes of `p` and frees it (answers may hold a Secret's key). NULL is fine. */
+static void wipe_free(char *p, size_t cap)
+{
+    if (p == NULL)
+        return;
+    volatile char *v = p;
+    for (size_t i = 0; i < cap; i++)
+        v[i] = 0;
+    free(p);
+}
+
 static void free_secret(char *s)
 {
     if (s != NULL) {
@@ -317,9 +328,14 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ctx)
         size_t ncap = t->cap == 0 ? 16384 : t->cap;
         while (ncap < t->len + n + 1)
             ncap *= 2;
-        char *nb = realloc(t->body, ncap);
+        /* not realloc: an answer may hold a Secret, and the old block is wiped before it is freed */
+        char *nb = malloc(ncap);
         if (nb == NULL)
             return 0;
+        if (t->body != NULL) {
+            memcpy(nb, t->body, t->len);
+            wipe_free(t->body, t->cap);
+        }
         t->body = nb;
         t->cap = ncap;
     }
@@ -523,7 +539,9 @@ static int request(rm_kube_client_t *c, const char *method, const char *path, co
             goto Exit;
         /* a 401 with a token file: the kubelet may have rotated it; read it again, once */
         if (t.status == 401 && attempt == 0 && c->cfg.token_file != NULL) {
-            free(t.body);
+            wipe_free(t.body, t.cap);
+            t.body = NULL;
+            t.len = t.cap = 0;
             continue;
         }
         break;
@@ -542,7 +560,7 @@ static int request(rm_kube_client_t *c, const char *method, const char *path, co
     }
     ret = 0;
 Exit:
-    free(t.body);
+    wipe_free(t.body, t.cap);
     free(url);
     return ret;
 }

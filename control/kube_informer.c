@@ -128,9 +128,10 @@ static char *list_url(rm_kube_informer_t *inf, const char *cont)
                 o += (size_t)sprintf(esc + o, "%%%02X", c);
         }
         esc[o] = '\0';
-        n = asprintf(&url, "%s?limit=%d&continue=%s", inf->path, RM_KUBE_LIST_LIMIT, esc);
+        n = asprintf(&url, "%s%climit=%d&continue=%s", inf->path, strchr(inf->path, '?') != NULL ? '&' : '?',
+                     RM_KUBE_LIST_LIMIT, esc);
     } else {
-        n = asprintf(&url, "%s?limit=%d", inf->path, RM_KUBE_LIST_LIMIT);
+        n = asprintf(&url, "%s%climit=%d", inf->path, strchr(inf->path, '?') != NULL ? '&' : '?', RM_KUBE_LIST_LIMIT);
     }
     free(esc);
     return n < 0 ? NULL : url;
@@ -289,8 +290,8 @@ static void *informer_main(void *arg)
         }
         unsigned secs = inf->cfg.watch_seconds + random32() % (inf->cfg.watch_seconds / 5 + 1);
         char *url;
-        if (asprintf(&url, "%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%u", inf->path,
-                     inf->rv, secs) < 0) {
+        if (asprintf(&url, "%s%cwatch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%u", inf->path,
+                     strchr(inf->path, '?') != NULL ? '&' : '?', inf->rv, secs) < 0) {
             nap(inf, RM_KUBE_BACKOFF_MAX_MS);
             continue;
         }

@@ -34,11 +34,11 @@ typedef void (*rm_kube_changed_cb)(void *arg, rm_kube_informer_t *inf, const jso
 typedef struct st_rm_kube_informer_config_t {
     const char *kind;        /* "Pod" */
     const char *api_version; /* "v1", "discovery.k8s.io/v1" */
-    const char *path;        /* the collection, all namespaces: "/api/v1/pods" */
-    unsigned watch_seconds;  /* the watch's timeoutSeconds (0: 300); a jitter of up to a fifth is added */
-    unsigned timeout_ms;     /* how long past watch_seconds a watch may stay open before it counts as stalled */
-    pthread_mutex_t *lock;   /* guards the cache */
-    pthread_cond_t *wake;    /* signalled (under lock) when the informer has synced or fails */
+    const char *path; /* the collection, all namespaces: "/api/v1/pods" (may carry a query, e.g. a fieldSelector) */
+    unsigned watch_seconds; /* the watch's timeoutSeconds (0: 300); a jitter of up to a fifth is added */
+    unsigned timeout_ms;    /* how long past watch_seconds a watch may stay open before it counts as stalled */
+    pthread_mutex_t *lock;  /* guards the cache */
+    pthread_cond_t *wake;   /* signalled (under lock) when the informer has synced or fails */
     rm_kube_changed_cb changed;
     void *arg;
 } rm_kube_informer_config_t;

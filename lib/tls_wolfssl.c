@@ -401,8 +401,15 @@ int rm_tls_ctx_new(rm_tls_ctx_t **out, rm_tls_role_t role, const rm_tls_ctx_conf
         goto Exit;
     }
     expect.trust_domain = c->trust_domain;
-    if (cfg->cert_pem == NULL && role == RM_TLS_CLIENT) {
-        /* a client without a certificate of its own: only to reach the control plane for its first SVID */
+    if (cfg->foreign_cert && !(role == RM_TLS_SERVER && cfg->no_client_auth && cfg->cert_pem != NULL)) {
+        snprintf(err, errlen, "a certificate from outside the mesh is only for a server that asks no client's");
+        ret = RM_ERR_TLS_CONFIG;
+        goto Exit;
+    }
+    if ((cfg->cert_pem == NULL && role == RM_TLS_CLIENT) || cfg->foreign_cert) {
+        /* a client without a certificate of its own (only to reach the control plane for its first SVID), or a
+         * certificate from outside the mesh served to clients outside it: no SVID to check; the key match below
+         * still holds a certificate to its key */
     } else if ((ret = rm_svid_verify_pem(bundle, cfg->cert_pem, cfg->cert_len, time(NULL), &expect, &c->id)) != 0) {
         snprintf(err, errlen, "own certificate is not a valid SVID: %s", rm_strerror(ret));
         goto Exit;

@@ -191,6 +191,20 @@ Exit:
     return ret;
 }
 
+int rm_x509_parse_pem_first(const char *pem, size_t len, rm_x509_info_t *info)
+{
+    rm__der_cert_t *certs = NULL;
+    size_t n = 0;
+    int ret;
+
+    memset(info, 0, sizeof(*info));
+    if ((ret = rm__pem_to_der_certs(pem, len, &certs, &n)) != 0)
+        return ret;
+    ret = rm_x509_parse_der(certs[0].der, certs[0].len, info);
+    rm__der_certs_free(certs, n);
+    return ret;
+}
+
 int rm__x509_is_self_issued(const uint8_t *der, size_t len)
 {
     DecodedCert *dc;

@@ -80,12 +80,14 @@ kpost /apis/rbac.authorization.k8s.io/v1/clusterrolebindings '{"apiVersion":"rba
 
 PORT=$((20000 + $$ % 20000))
 # control_start NAME PORT [KUBECONFIG]: a replica with the Kubernetes source (a 3 s request timeout, so that a stalled API
-# server is noticed quickly); waits for control_started
+# server is noticed quickly); waits for control_started. The ringmesh-root-cert ConfigMaps are not published
+# (--no-root-cert): this test's ClusterRole is the source's own least privilege, and test_control_cluster.sh covers
+# the publishing with the chart's RBAC
 control_start() {
     rm_bg "control-$1" - "$RM_TMP/logs/control-$1.log" "$RM_CONTROL_BIN" --source kubernetes \
         --kubeconfig "${3:-$RM_KUBECONFIG}" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --kube-timeout 3s \
         --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$(($2 + 1))" --state-dir "$RM_TMP/control/state-$1" \
-        --jwks "$RM_TMP/control/jwks.json" --log-level debug
+        --jwks "$RM_TMP/control/jwks.json" --log-level debug --no-root-cert
     rm_wait_log "$RM_TMP/logs/control-$1.log" '.event == "control_started"' 60 >/dev/null || {
         cat "$RM_TMP/logs/control-$1.log" "$RM_TMP/logs/control-$1.log.stderr" >&2 || true
         rm_fail "ringmesh-control $1 did not start"

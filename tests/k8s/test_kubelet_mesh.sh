@@ -96,7 +96,6 @@ for doc in open(sys.argv[1]).read().split("\n---"):
 sys.exit(1)
 PY
 rm_log "the chart's InjectorConfig: $(grep -c . "$K/injector.yaml") lines"
-printf 'shop: {ringmesh.io/inject: enabled}\nbatch: {ringmesh.io/inject: enabled}\n' >"$K/namespace-labels.yaml"
 
 cat >"$K/objects.yaml" <<EOF
 apiVersion: v1
@@ -121,7 +120,7 @@ rm_bg control node "$RM_TMP/logs/control.log" "$RM_CONTROL_BIN" --source kuberne
     --kubeconfig "$K/control-kubeconfig" --mesh-config "$RM_TMP/control/mesh/mesh.yaml" --listen 0.0.0.0:15012 \
     --admin-listen off --state-dir "$RM_TMP/control/state" --attestation token-review --kube-api "$RM_KUBE_URL" \
     --kube-ca-file "$RM_KUBE_CA" --kube-token-file "$K/control-token" --webhook-listen 127.0.0.1:0 \
-    --injector-config "$K/injector.yaml" --namespace-labels-file "$K/namespace-labels.yaml" --kube-version 1.33 \
+    --injector-config "$K/injector.yaml" \
     --log-level debug
 CLOG=$RM_TMP/logs/control.log
 rm_wait_log "$CLOG" '.event == "control_started"' 30 >/dev/null || rm_fail "ringmesh-control did not start"

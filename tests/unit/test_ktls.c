@@ -46,7 +46,7 @@ static rm_tls_ctx_t *make_ctx(rm_x509_ca_t *ca, const char *ca_pem, size_t ca_le
     rm_tls_ctx_t *ctx = NULL;
     rm_x509_issue_opts_init(&opts);
     assert_int_equal(rm_x509_issue_svid(ca, id, &opts, &cert, &cert_len, &key, &key_len), 0);
-    rm_tls_ctx_config_t cfg = {cert, cert_len, key, key_len, ca_pem, ca_len, TD, NULL, NULL, 0, 0};
+    rm_tls_ctx_config_t cfg = {cert, cert_len, key, key_len, ca_pem, ca_len, TD, NULL, NULL, 0, 0, 0};
     if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
         fail_msg("ctx: %s", err);
     free(cert);

@@ -107,7 +107,7 @@ static rm_tls_ctx_t *make_ctx(rm_tls_role_t role, const char *leaf, const char *
     snprintf(certf, sizeof(certf), "%s.pem", leaf);
     snprintf(keyf, sizeof(keyf), "%s.key", leaf);
     char *cert = slurp(certf, &cl), *key = slurp(keyf, &kl), *b = slurp(bundle, &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, NULL, 0, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, NULL, 0, 0, 0};
     int ret = rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err));
     if (err_out != NULL)
         *err_out = ret;
@@ -441,7 +441,7 @@ static rm_tls_ctx_t *make_ctx_aliases(rm_tls_role_t role, const char *leaf, cons
     snprintf(certf, sizeof(certf), "%s.pem", leaf);
     snprintf(keyf, sizeof(keyf), "%s.key", leaf);
     char *cert = slurp(certf, &cl), *key = slurp(keyf, &kl), *b = slurp("ca.pem", &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, alias != NULL ? aliases : NULL, alias != NULL, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, td, NULL, alias != NULL ? aliases : NULL, alias != NULL, 0, 0};
     if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
         fail_msg("ctx: %s", err);
     free(cert), free(key), free(b);
@@ -473,11 +473,42 @@ static void test_trust_domain_aliases(void **state)
     char err[256];
     size_t cl, kl, bl;
     char *cert = slurp("othertd.pem", &cl), *key = slurp("othertd.key", &kl), *b = slurp("ca.pem", &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", NULL, aliases, 1, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", NULL, aliases, 1, 0, 0};
     rm_tls_ctx_t *ctx = NULL;
     assert_int_equal(rm_tls_ctx_new(&ctx, RM_TLS_SERVER, &cfg, err, sizeof(err)), RM_ERR_SVID_TRUST_DOMAIN);
     assert_null(ctx);
     free(cert), free(key), free(b);
+}
+
+/* A certificate from outside the mesh (cert-manager's for the webhook): a server that asks no client certificate
+ * may serve one that is not an SVID of its trust domain, still held to its key; nothing else may. */
+static void test_foreign_cert_server_only(void **state)
+{
+    char err[256];
+    size_t cl, kl, bl, ol;
+    char *cert = slurp("othertd.pem", &cl), *key = slurp("othertd.key", &kl), *b = slurp("ca.pem", &bl),
+         *other_key = slurp("server.key", &ol);
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", "http/1.1", NULL, 0, 1, 1};
+    rm_tls_ctx_t *ctx = NULL;
+    (void)state;
+
+    assert_int_equal(rm_tls_ctx_new(&ctx, RM_TLS_SERVER, &cfg, err, sizeof(err)), 0);
+    rm_tls_ctx_unref(ctx);
+    ctx = NULL;
+    /* still held to its key */
+    cfg.key_pem = other_key;
+    cfg.key_len = ol;
+    assert_int_equal(rm_tls_ctx_new(&ctx, RM_TLS_SERVER, &cfg, err, sizeof(err)), RM_ERR_TLS_CONFIG);
+    assert_null(ctx);
+    cfg.key_pem = key;
+    cfg.key_len = kl;
+    /* not for a server that asks for client certificates, nor for a client */
+    cfg.no_client_auth = 0;
+    assert_int_equal(rm_tls_ctx_new(&ctx, RM_TLS_SERVER, &cfg, err, sizeof(err)), RM_ERR_TLS_CONFIG);
+    assert_non_null(strstr(err, "outside the mesh"));
+    assert_int_equal(rm_tls_ctx_new(&ctx, RM_TLS_CLIENT, &cfg, err, sizeof(err)), RM_ERR_TLS_CONFIG);
+    assert_null(ctx);
+    free(cert), free(key), free(b), free(other_key);
 }
 
 static void test_expired_refused_and_not_loaded(void **state)
@@ -532,7 +563,7 @@ static rm_tls_ctx_t *ctx_with(rm_tls_role_t role, const char *leaf, const char *
         cert = slurp(certf, &cl);
         key = slurp(keyf, &kl);
     }
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", alpn, NULL, 0, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", alpn, NULL, 0, 0, 0};
     if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
         fail_msg("ctx: %s", err);
     free(cert), free(key), free(b);
@@ -584,7 +615,7 @@ static void test_server_without_client_auth(void **state)
     char err[256];
     size_t cl, kl, bl;
     char *cert = slurp("server.pem", &cl), *key = slurp("server.key", &kl), *b = slurp("ca.pem", &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", "http/1.1", NULL, 0, 1};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, b, bl, "cluster.local", "http/1.1", NULL, 0, 1, 0};
     rm_tls_ctx_t *sc = NULL, *bare = ctx_with(RM_TLS_CLIENT, NULL, "h2"),
                  *withcert = ctx_with(RM_TLS_CLIENT, "client", "http/1.1");
     rm_tls_t *cli, *srv;
@@ -892,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_client_hello_offers_only_mesh_parameters),
         cmocka_unit_test(test_server_refuses_unshared_offers),
         cmocka_unit_test(test_peer_id_kept_in_session),
+        cmocka_unit_test(test_foreign_cert_server_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

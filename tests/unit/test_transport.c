@@ -357,7 +357,7 @@ static rm_tls_ctx_t *make_ctx(rm_tls_role_t role)
     char *key = slurp(path, &kl);
     snprintf(path, sizeof(path), "%s/root.pem", certdir);
     char *bundle = slurp(path, &bl);
-    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, bundle, bl, "example.org", NULL, NULL, 0, 0};
+    rm_tls_ctx_config_t cfg = {cert, cl, key, kl, bundle, bl, "example.org", NULL, NULL, 0, 0, 0};
     if (rm_tls_ctx_new(&ctx, role, &cfg, err, sizeof(err)) != 0)
         fail_msg("TLS context: %s", err);
     free(cert), free(key), free(bundle);

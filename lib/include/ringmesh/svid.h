@@ -61,6 +61,10 @@ typedef struct st_rm_x509_info_t {
  *  Returns 0, RM_ERR_SVID_PARSE (then `info` is zeroed) or -ENOMEM. */
 int rm_x509_parse_der(const uint8_t *der, size_t len, rm_x509_info_t *info);
 
+/** Parses the first certificate of a PEM buffer as rm_x509_parse_der() does. Returns 0, RM_ERR_SVID_PARSE (no
+ *  certificate, or one that does not decode) or -ENOMEM. */
+int rm_x509_parse_pem_first(const char *pem, size_t len, rm_x509_info_t *info);
+
 /** Whether a parsed SPIFFE ID names a workload: it has a path. The trust domain's own ID (no path) never may be a
  *  leaf SVID's (X509-SVID section 5.2) nor an identity a peer is expected to present. */
 int rm_spiffe_id_has_path(const rm_spiffe_id_t *id);

@@ -36,6 +36,9 @@ typedef struct st_rm_tls_ctx_config_t {
     /* server only: ask no client certificate (HTTPS to clients outside the mesh, e.g. the Kubernetes API server
      * calling the admission webhook); the ALPN is then chosen when the client offers it, not required */
     int no_client_auth;
+    /* server with no_client_auth only: the own certificate comes from a CA outside the mesh (cert-manager's for the
+     * webhook) and is not checked as an SVID under the bundle; it must still match the key */
+    int foreign_cert;
 } rm_tls_ctx_config_t;
 
 /** Initialises the library once per process. Returns 0 or RM_ERR_TLS_CONFIG. */
