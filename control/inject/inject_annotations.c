@@ -235,7 +235,8 @@ int rm__inject_read_inject_annotation(const json_t *annotations_obj, const json_
         /* the label, which the chart's pod-level webhook selects on, wins over the annotation (as Istio's does) */
         if (!json_is_string(v) || !value_ok(V_BOOL, json_string_value(v))) {
             const char *s = json_is_string(v) ? json_string_value(v) : "(not a string)";
-            snprintf(msg, len, "label " RM_INJECT_ANNOTATION_PREFIX "inject: \"%.64s\" is not \"true\" or \"false\"", s);
+            snprintf(msg, len, "label " RM_INJECT_ANNOTATION_PREFIX "inject: \"%.64s\" is not \"true\" or \"false\"",
+                     s);
             return -EINVAL;
         }
         *value = json_string_value(v);
