@@ -1,4 +1,5 @@
 #include "admin_http.h"
+#include "control_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -125,8 +126,9 @@ static void respond(int fd, int status, const char *reason, const char *type, co
     write_all(fd, body, len);
 }
 
-static void serve(rm_admin_http_t *a, int fd)
+static void serve(void *arg, int fd)
 {
+    rm_admin_http_t *a = arg;
     http_parser parser;
     request_t req = {0};
     char buf[REQUEST_MAX];
@@ -183,25 +185,7 @@ static void serve(rm_admin_http_t *a, int fd)
 static void *admin_thread(void *arg)
 {
     rm_admin_http_t *a = arg;
-    sigset_t all;
-
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-    for (;;) {
-        struct pollfd pfd[2] = {{a->fd, POLLIN, 0}, {a->stop_fd, POLLIN, 0}};
-        if (poll(pfd, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (pfd[1].revents != 0)
-            break;
-        int c = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (c < 0)
-            continue;
-        serve(a, c);
-        close(c);
-    }
+    rm__control_accept_loop(a->fd, a->stop_fd, SOCK_CLOEXEC, serve, a);
     return NULL;
 }
 

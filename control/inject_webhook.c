@@ -1,6 +1,7 @@
 /* The admission webhook's HTTPS server (inject_webhook.h). Blocking sockets with poll() deadlines drive the TLS
  * backend's session (it never touches a socket itself): flush what it has to send, else receive what it waits for. */
 #include "inject_webhook.h"
+#include "control_util.h"
 
 #include "admin_http.h"
 #include "kube_cluster.h"
@@ -510,8 +511,9 @@ static void log_review(const rm_inject_review_info_t *info, int status)
     rm_log_end(&l);
 }
 
-static void serve(rm_inject_webhook_t *w, int fd)
+static void serve(void *arg, int fd)
 {
+    rm_inject_webhook_t *w = arg;
     conn_t c = {.fd = fd, .max_body = w->cfg.max_body};
     http_parser parser;
     rm_tls_ctx_t *ctx = current_ctx(w);
@@ -588,25 +590,7 @@ Exit:
 static void *webhook_thread(void *arg)
 {
     rm_inject_webhook_t *w = arg;
-    sigset_t all;
-
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-    for (;;) {
-        struct pollfd pfd[2] = {{w->fd, POLLIN, 0}, {w->stop_fd, POLLIN, 0}};
-        if (poll(pfd, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (pfd[1].revents != 0)
-            break;
-        int c = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (c < 0)
-            continue; /* another thread took it, or the peer left */
-        serve(w, c);
-        close(c);
-    }
+    rm__control_accept_loop(w->fd, w->stop_fd, SOCK_CLOEXEC | SOCK_NONBLOCK, serve, w);
     return NULL;
 }
 
