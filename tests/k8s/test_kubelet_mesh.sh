@@ -291,16 +291,17 @@ case_volumes_and_env() {
         "RINGMESH_POD_IP=${RM_POD_IP[orders]}" "status.podIP reached the proxy's env"
     rm_assert_eq "$(tr '\0' '\n' <"/proc/$pid/environ" | grep '^RINGMESH_SERVICE_ACCOUNT=')" \
         "RINGMESH_SERVICE_ACCOUNT=orders" "spec.serviceAccountName reached the proxy's env"
-    # what the container sees at the injector's mount paths (its own mount namespace)
-    rm_assert_eq "$(nsenter -t "$pid" -m stat -c '%a %u' /var/lib/ringmesh) $(nsenter -t "$pid" -m stat -f -c %T \
+    # what the container sees at the injector's mount paths (its own mount namespace, and its root: -r, so that a
+    # test run inside a chroot looks in the chroot)
+    rm_assert_eq "$(nsenter -t "$pid" -m -r stat -c '%a %u' /var/lib/ringmesh) $(nsenter -t "$pid" -m -r stat -f -c %T \
         /var/lib/ringmesh)" "700 1337 tmpfs" "the state dir is an in-memory emptyDir, 0700, owned by the proxy"
-    rm_assert_eq "$(nsenter -t "$pid" -m stat -c '%a %u' /var/run/secrets/ringmesh/token/token)" "600 1337" \
+    rm_assert_eq "$(nsenter -t "$pid" -m -r stat -c '%a %u' /var/run/secrets/ringmesh/token/token)" "600 1337" \
         "the projected token is 0600 and the proxy's"
-    rm_assert_eq "$(nsenter -t "$pid" -m cat /etc/ringmesh/podinfo/labels)" \
+    rm_assert_eq "$(nsenter -t "$pid" -m -r cat /etc/ringmesh/podinfo/labels)" \
         "$(printf 'app="orders"\nversion="v1"')" "the labels file is in the kubelet's key=\"value\" format"
-    nsenter -t "$pid" -m cmp -s /etc/ringmesh/root-cert/root-cert.pem "$RM_TMP/control/state/trust-bundle.pem" ||
+    nsenter -t "$pid" -m -r cmp -s /etc/ringmesh/root-cert/root-cert.pem "$RM_TMP/control/state/trust-bundle.pem" ||
         rm_fail "the root-cert volume is not the control plane's trust bundle"
-    nsenter -t "$pid" -m sh -c 'touch /probe-write 2>/dev/null' &&
+    nsenter -t "$pid" -m -r sh -c 'touch /probe-write 2>/dev/null' &&
         rm_fail "the proxy's root filesystem is writable (readOnlyRootFilesystem)"
     rm_log "ok: readOnlyRootFilesystem holds"
 }
