@@ -128,16 +128,21 @@ rm_expect_log "$CLOG" '.event == "webhook_started"' "the webhook started" 10
 WEBHOOK=https://127.0.0.1:$(rm_json "$RM_LINE" .port)
 rm_wait_file "$RM_TMP/control/state/trust-bundle.pem" control 10
 
-# ringmesh-root-cert: the control plane does not publish it yet, so the test creates it from its trust bundle
-if [ "$(rm_kube_api GET /api/v1/namespaces/shop/configmaps/ringmesh-root-cert -o /dev/null -w '%{http_code}')" != 200 ]; then
-    rm_log "the control plane does not publish ConfigMap ringmesh-root-cert: the test creates it from its trust bundle"
-    for ns in shop batch; do
-        jq -n --rawfile pem "$RM_TMP/control/state/trust-bundle.pem" --arg ns "$ns" '{apiVersion: "v1",
-            kind: "ConfigMap", metadata: {name: "ringmesh-root-cert", namespace: $ns}, data: {"root-cert.pem": $pem}}' \
-            >"$K/root-cert-$ns.json"
-        rm_kube_ctl apply -f "$K/root-cert-$ns.json" >/dev/null || rm_fail "kubectl apply of ringmesh-root-cert"
+# ringmesh-root-cert: the control plane publishes its trust bundle into every namespace; the pods mount it
+for ns in shop batch; do
+    ok=0
+    for _ in $(seq 100); do
+        if rm_kube_api GET "/api/v1/namespaces/$ns/configmaps/ringmesh-root-cert" -o "$K/root-cert-$ns.json" \
+            -w '%{http_code}' 2>/dev/null | grep -qx 200 &&
+            [ "$(jq -r '.data["root-cert.pem"]' "$K/root-cert-$ns.json")" = "$(cat "$RM_TMP/control/state/trust-bundle.pem")" ]; then
+            ok=1
+            break
+        fi
+        sleep 0.1
     done
-fi
+    [ "$ok" = 1 ] || rm_fail "the control plane did not publish ConfigMap $ns/ringmesh-root-cert with its trust bundle"
+done
+rm_log "ok: the control plane published ringmesh-root-cert into shop and batch"
 
 # ---- the workloads, from plain YAML ---------------------------------------------------------------------------
 cat >"$K/workloads.yaml" <<'EOF'
