@@ -28,6 +28,37 @@ typedef enum {
 /** The policy hook. Called on the connection's worker thread, at most once per request. */
 typedef rm_http_verdict_t (*rm_http_decide_cb)(void *ctx, const rm_http_request_t *req);
 
+/** At most this many header fields a hook may ask to set on a forwarded request (trace context). */
+#define RM_HTTP_MAX_SET_HEADERS 4
+
+/** What a hook may add to its verdict for one request (filled by the hook; the filter zeroes it before the call).
+ *  `cookie` comes back in the request's rm_http_exchange_t, so that the hook's caller can find what it kept about
+ *  the request. `set` lists header fields the forwarded request carries instead of any of the same name (names
+ *  lower-case); the strings must stay valid until the hook's next call on the same filter. */
+typedef struct st_rm_http_decision_t {
+    uint64_t cookie;
+    struct {
+        const char *name, *value;
+        size_t name_len, value_len;
+    } set[RM_HTTP_MAX_SET_HEADERS];
+    size_t num_set;
+} rm_http_decision_t;
+
+/** How one request/response exchange ended, reported once per request the hook was called for. */
+typedef struct st_rm_http_exchange_t {
+    uint64_t cookie;         /* the hook's rm_http_decision_t.cookie for the request */
+    uint32_t stream_id;      /* HTTP/2 stream; 0 for HTTP/1.x */
+    uint16_t status;         /* the response's status code (the final one, not 1xx); 0 when none came */
+    int16_t grpc_status;     /* grpc-status of the response (headers or trailers); -1 when none */
+    uint64_t request_bytes;  /* request body bytes forwarded or received (HTTP/2: DATA payload, padding excluded) */
+    uint64_t response_bytes; /* response body bytes (the filter's own answers included) */
+    uint8_t answered_by_proxy; /* the filter answered the request itself (403, gRPC 7, 400, 431) */
+    uint8_t complete; /* the response ended normally; 0: reset, or the connection closed first */
+} rm_http_exchange_t;
+
+/** Called once per exchange the hook saw, when its response has ended or can no longer end (reset, close). */
+typedef void (*rm_http_done_cb)(void *ctx, const rm_http_exchange_t *ex);
+
 /** The body of every 403 a filter sends (Istio's, so clients and tests written for Istio keep working). */
 #define RM_HTTP_DENIED_BODY "RBAC: access denied"
 
