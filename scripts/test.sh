@@ -30,4 +30,15 @@ cmake --build "$build_dir" -j"$(nproc)"
 
 status=0
 ctest --test-dir "$build_dir" --output-on-failure "$@" || status=$?
+# A long log may be read only by its ends: repeat, last, each failed test's own failure lines and its last lines.
+if [[ $status -ne 0 && -f $build_dir/Testing/Temporary/LastTestsFailed.log ]]; then
+    printf '\n=== failed tests: their failure lines and last lines ===\n'
+    while IFS=: read -r _ name; do
+        printf -- '--- %s\n' "$name"
+        awk -v t="$name" '$0 ~ "^[0-9]+/[0-9]+ Testing: " t "$" {p = 1; next} p && /^[0-9]+\/[0-9]+ Testing: / {p = 0}
+            p' "$build_dir/Testing/Temporary/LastTest.log" >"$build_dir/Testing/Temporary/failed.out" || true
+        grep -E 'FAIL|Error|error:|Assertion|Abort|Sanitizer' "$build_dir/Testing/Temporary/failed.out" | head -n 20 || true
+        tail -n 15 "$build_dir/Testing/Temporary/failed.out"
+    done <"$build_dir/Testing/Temporary/LastTestsFailed.log"
+fi
 exit "$status"
