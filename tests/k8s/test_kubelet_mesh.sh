@@ -399,14 +399,17 @@ case_policy() {
 # relabel APP: sets the orders pod's app label through the API; prints ms from the API's answer to the next
 # WorkloadPolicy orders' proxy takes
 relabel() {
-    local n t_api t_log
-    n=$(policy_count)
+    local n v0 other t_api t_log
+    # the WorkloadPolicy in force now; the relabel's is the next one of another version (a push that repeats the
+    # version in force, or a late one of an earlier change, is not the relabel's)
+    v0=$(rm_log_select "$OLOG" '.event == "config_accepted" and .type == "workload_policy"' | tail -n 1 | jq -r .version)
+    other='.event == "config_accepted" and .type == "workload_policy" and .version != "'"$v0"'"'
+    n=$(rm_log_count "$OLOG" "$other")
     rm_kube_api PATCH "/api/v1/namespaces/shop/pods/$ORDERS_POD" -f -H 'Content-Type: application/merge-patch+json' \
         -d "{\"metadata\":{\"labels\":{\"app\":\"$1\"}}}" >/dev/null || rm_fail "PATCH of the pod's labels"
     t_api=$(jq -r 'select(.method == "PATCH" and (.path | endswith("/pods/'$ORDERS_POD'"))) | .time' "$RM_KUBE_LOG" |
         tail -n 1)
-    rm_expect_log_nth "$OLOG" '.event == "config_accepted" and .type == "workload_policy"' $((n + 1)) \
-        "orders' proxy takes a new WorkloadPolicy after app=$1" >&2
+    rm_expect_log_nth "$OLOG" "$other" $((n + 1)) "orders' proxy takes a new WorkloadPolicy after app=$1" >&2
     t_log=$(rm_json "$RM_LINE" .ts)
     python3 -c 'import sys, datetime
 t = datetime.datetime.strptime(sys.argv[2].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
