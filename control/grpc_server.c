@@ -101,11 +101,19 @@ struct st_stream_t {
     grpc_byte_buffer *recv;
     grpc_byte_buffer *sending;
     int writing, status_sent, closed, cancelled;
-    int half_closed; /* the sidecar ended its side: finish once the write in flight is done */
-    int md_sent;     /* response headers sent (only once the node checked out) */
+    int half_closed;                         /* the sidecar ended its side: finish once the write in flight is done */
+    int md_sent;                             /* response headers sent (only once the node checked out) */
+    uint64_t pushed_at_us[RM_XDS_NUM_TYPES]; /* when the push awaiting an answer was sent, per type (monotonic) */
     grpc_slice status_details;
     int have_status_details;
 };
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void stats_add(rm_control_server_t *srv, uint64_t *field, int64_t delta)
 {
@@ -139,6 +147,7 @@ static void on_sign(tag_t *tag, int ok)
     if (payload == NULL || rm__grpc_read_message(payload, &req, &req_len) != 0) {
         memset(&res, 0, sizeof(res));
         res.grpc_status = GRPC_STATUS_INVALID_ARGUMENT;
+        res.outcome = RM_SIGN_REQUEST_INVALID;
         snprintf(res.message, sizeof(res.message), "no request message");
         rm__grpc_log_call_refused(call, peer, METHOD_SIGN, GRPC_STATUS_INVALID_ARGUMENT, res.message);
     } else {
@@ -148,7 +157,14 @@ static void on_sign(tag_t *tag, int ok)
     if (payload != NULL)
         grpc_byte_buffer_destroy(payload);
     free(req);
-    stats_add(srv, res.grpc_status == 0 ? &srv->stats.sign_ok : &srv->stats.sign_refused, 1);
+    pthread_mutex_lock(&srv->mutex);
+    if (res.grpc_status == 0) {
+        srv->stats.sign_ok++;
+    } else {
+        srv->stats.sign_refused++;
+        srv->stats.sign_refusals[(unsigned)res.outcome < RM_SIGN_NUM_OUTCOMES ? res.outcome : RM_SIGN_INTERNAL]++;
+    }
+    pthread_mutex_unlock(&srv->mutex);
     rm__grpc_unary_finish(call, res.response, res.response_len, (grpc_status_code)res.grpc_status,
                           res.grpc_status == 0 ? "" : res.message);
     free(res.response);
@@ -189,7 +205,11 @@ static void stream_maybe_free(stream_t *s)
     if (s->next != NULL)
         s->next->prev = s->prev;
     srv->num_streams--;
-    stats_add(srv, &srv->stats.streams_active, -1);
+    pthread_mutex_lock(&srv->mutex);
+    srv->stats.streams_active--;
+    if (s->have_node)
+        srv->stats.connected_proxies--;
+    pthread_mutex_unlock(&srv->mutex);
     {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "stream_closed");
@@ -286,6 +306,7 @@ static void stream_maybe_push(stream_t *s)
     s->pending++;
     s->writing = 1;
     rm_xds_mark_sent(&s->xds, t, push);
+    s->pushed_at_us[t] = mono_us();
     stats_add(srv, &srv->stats.pushes[t], 1);
     if (rm_log_enabled(RM_LOG_DEBUG)) {
         rm_log_line_t l;
@@ -419,6 +440,21 @@ static const char *check_node(stream_t *s, const Ringmesh__V1__Node *node, char 
     return NULL;
 }
 
+/* An ACK or NACK of the push in flight of `type`: counted, and its time since the push observed. */
+static void count_answer(stream_t *s, int type, int is_nack)
+{
+    rm_control_server_t *srv = s->srv;
+    double seconds = (double)(mono_us() - s->pushed_at_us[type]) / 1e6;
+
+    pthread_mutex_lock(&srv->mutex);
+    if (is_nack)
+        srv->stats.nacks[type]++;
+    else
+        srv->stats.acks[type]++;
+    rm_control_histogram_observe(&srv->stats.push_answer[type], seconds);
+    pthread_mutex_unlock(&srv->mutex);
+}
+
 static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequest *req)
 {
     rm_control_server_t *srv = s->srv;
@@ -436,6 +472,7 @@ static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequ
             return;
         }
         s->have_node = 1;
+        stats_add(srv, &srv->stats.connected_proxies, 1);
         grpc_op op;
         memset(&op, 0, sizeof(op));
         op.op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -459,7 +496,7 @@ static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequ
         return;
     case RM_XDS_REQ_NACK: {
         rm_log_line_t l;
-        stats_add(srv, &srv->stats.nacks[type], 1);
+        count_answer(s, type, 1);
         rm_log_begin(&l, RM_LOG_WARN, "config_nacked");
         rm_log_str(&l, "node", s->node_id);
         rm_log_str(&l, "spiffeId", s->spiffe_id);
@@ -472,7 +509,7 @@ static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequ
         break;
     }
     case RM_XDS_REQ_ACK:
-        stats_add(srv, &srv->stats.acks[type], 1);
+        count_answer(s, type, 0);
         if (rm_log_enabled(RM_LOG_DEBUG)) {
             rm_log_line_t l;
             rm_log_begin(&l, RM_LOG_DEBUG, "config_acked");
@@ -689,6 +726,8 @@ static void install_model(rm_control_server_t *srv, rm_mesh_model_t *model)
     srv->stats.model_updates++;
     snprintf(srv->stats.version, sizeof(srv->stats.version), "%s", model->version);
     srv->stats.num_services = model->num_services;
+    srv->stats.num_policies = model->policies.num_policies;
+    srv->stats.num_peer_authns = model->policies.num_peer_authns;
     pthread_mutex_unlock(&srv->mutex);
     {
         rm_log_line_t l;
