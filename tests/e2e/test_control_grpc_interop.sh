@@ -3,8 +3,9 @@
 # ringmesh-control speaks standard gRPC: a client that is not ours (Debian's python3-grpcio, with messages that
 # protoc generates from proto/) gets an SVID from Identity.Sign for a CSR made by the openssl CLI, then opens
 # Discovery.Stream with mTLS using that SVID and receives the three resource types, ACKs and NACKs them; the
-# control plane logs the NACK. Refusals: a token signed by another key, a Discovery stream without a client
-# certificate, a node that claims another namespace than its SVID, an unknown method. Its /metrics (checked by
+# control plane logs the NACK. Refusals: a token signed by another key, a CSR whose signature does not verify, a
+# Discovery stream without a client certificate, a node that claims another namespace than its SVID, an unknown
+# method. Its /metrics (checked by
 # Debian's promtool) counts each of these: the refusal by cause, the NACK, the push-to-answer latency of every
 # answered push, a connected sidecar, the configuration directory's parse and validation errors, and carries the
 # CA's notAfter as openssl reads it.
@@ -74,6 +75,16 @@ case_sign_refused() {
     rm_expect_log "$CLOG" '.event == "sign_refused" and (.reason | test("signature"))' \
         "the refusal is logged with its reason"
     [ ! -e "$W/forged-svid-chain.pem" ] || rm_fail "a certificate was written for a forged token"
+    # a valid token with a CSR whose signature does not verify (openssl's CSR with one byte of the signature changed)
+    openssl req -in "$W/csr.pem" -outform DER -out "$W/csr.der"
+    "$PY" -c 'import sys; d = bytearray(open(sys.argv[1], "rb").read()); d[-5] ^= 0x55; open(sys.argv[1], "wb").write(d)' \
+        "$W/csr.der"
+    openssl base64 -in "$W/csr.der" | sed '1i -----BEGIN CERTIFICATE REQUEST-----' |
+        sed '$a -----END CERTIFICATE REQUEST-----' >"$W/bad-csr.pem"
+    line=$(interop sign "$ADDR" "$BUNDLE" "$W/token" "$W/bad-csr.pem" "$W/bad-csr-svid")
+    rm_assert_eq "$(rm_json "$line" .code)" INVALID_ARGUMENT "a CSR that does not verify is refused"
+    rm_expect_log "$CLOG" '.event == "sign_refused" and .cause == "csr_invalid" and (.reason | test("signing request"))
+        and .namespace == "shop"' "the CSR refusal is logged with the attested caller and its cause"
 }
 
 case_stream() {
@@ -167,10 +178,12 @@ case_metrics() {
     promtool check metrics <"$RM_TMP/control-metrics.txt" || rm_fail "promtool check metrics refuses the page"
     rm_assert_eq "$(grep -c '^# TYPE ringmesh_control_' <<<"$m")" 16 "metric families exposed (no webhook here)"
     rm_assert_eq "$(awk '$1 == "ringmesh_control_svids_issued_total" {print $2}' <<<"$m")" 1 "SVIDs issued"
-    rm_assert_eq "$(awk '$1 == "ringmesh_control_sign_refused_total" {print $2}' <<<"$m")" 1 "Sign refusals"
+    rm_assert_eq "$(awk '$1 == "ringmesh_control_sign_refused_total" {print $2}' <<<"$m")" 2 "Sign refusals"
     rm_assert_eq "$(awk '$1 == "ringmesh_control_svid_refusals_total{reason=\"token_invalid\"}" {print $2}' <<<"$m")" 1 \
         "the forged token is counted as token_invalid"
-    rm_assert_eq "$(awk '$1 ~ /^ringmesh_control_svid_refusals_total[{]/ {s += $2} END {print s}' <<<"$m")" 1 \
+    rm_assert_eq "$(awk '$1 == "ringmesh_control_svid_refusals_total{reason=\"csr_invalid\"}" {print $2}' <<<"$m")" 1 \
+        "the bad CSR is counted as csr_invalid"
+    rm_assert_eq "$(awk '$1 ~ /^ringmesh_control_svid_refusals_total[{]/ {s += $2} END {print s}' <<<"$m")" 2 \
         "and under no other cause"
     rm_assert_eq "$(awk '$1 == "ringmesh_control_nacks_total{type=\"destinations\"}" {print $2}' <<<"$m")" 1 \
         "NACKs of destinations"
@@ -200,7 +213,7 @@ case_metrics() {
 }
 
 rm_case "Identity.Sign from python3-grpcio" case_sign
-rm_case "a forged token is refused" case_sign_refused
+rm_case "a forged token and a bad CSR are refused" case_sign_refused
 rm_case "Discovery.Stream from python3-grpcio" case_stream
 rm_case "a NACK is logged" case_nack
 rm_case "Discovery refusals" case_stream_refusals
