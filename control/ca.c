@@ -41,6 +41,7 @@ struct st_rm_ca_t {
     rm_x509_ca_t *signer;
     rm_bytebuf_t bundle; /* PEM, NUL-terminated */
     int64_t default_ttl, max_ttl;
+    int64_t not_after; /* the earliest notAfter of the signing CA and the certificates above it */
 };
 
 /* Reads a whole regular file as a secret (lib/config: one allocation, never copied by a reallocation). The buffer
@@ -121,9 +122,16 @@ static int load_ca_files(rm_ca_t *ca, const char *cert_path, const char *cert_pe
 
     if ((ret = load_signer(ca, cert_path, cert_pem, cert_len, key_path, key_pem, key_len, err, errlen)) != 0)
         return ret;
+    ca->not_after = INT64_MAX;
     while ((found = next_cert_block(cert_pem, cert_len, &pos, &b, &len)) == 1) {
+        rm_x509_info_t info;
         block = b;
         block_len = len;
+        if ((ret = rm_x509_parse_pem_first(b, len, &info)) != 0)
+            return rm_config_fail(err, errlen, ret, "%s: a certificate of the chain does not parse: %s", cert_path,
+                                  rm_strerror(ret));
+        if ((int64_t)info.not_after < ca->not_after)
+            ca->not_after = (int64_t)info.not_after;
     }
     if (found < 0 || block == NULL)
         return rm_config_fail(err, errlen, RM_ERR_SVID_PARSE, "%s: a certificate block has no END line", cert_path);
@@ -531,6 +539,11 @@ const char *rm_ca_bundle_pem(const rm_ca_t *ca, size_t *len)
     if (len != NULL)
         *len = ca->bundle.len;
     return ca->bundle.base != NULL ? (const char *)ca->bundle.base : NULL;
+}
+
+int64_t rm_ca_not_after(const rm_ca_t *ca)
+{
+    return ca->not_after;
 }
 
 const char *rm_ca_trust_domain(const rm_ca_t *ca)

@@ -57,6 +57,11 @@ void rm_ca_free(rm_ca_t *ca);
 /** The trust bundle: every trusted root, PEM, NUL-terminated. Valid as long as `ca`. */
 const char *rm_ca_bundle_pem(const rm_ca_t *ca, size_t *len);
 
+/** When the CA stops being able to issue SVIDs that verify: the earliest notAfter (Unix seconds) of the signing CA
+ *  certificate and of each certificate above it up to the root. Roots that are only trusted (extra_roots_file, the
+ *  other roots of roots_pem: a root being rotated out) do not count. */
+int64_t rm_ca_not_after(const rm_ca_t *ca);
+
 /** The trust domain the CA issues for. */
 const char *rm_ca_trust_domain(const rm_ca_t *ca);
 

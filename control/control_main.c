@@ -14,17 +14,16 @@
 #include "admin_http.h"
 #include "attest.h"
 #include "ca.h"
+#include "control_metrics.h"
 #include "grpc_server.h"
 #include "inject_lookup.h"
 #include "inject_webhook.h"
 #include "kube_cluster.h"
 #include "mesh_load.h"
 #include "ringmesh/config.h"
-#include "ringmesh/textbuf.h"
 #include "ringmesh/duration.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
-#include "ringmesh/xds.h"
 #include "ringmesh/x509_issue.h"
 #include "source.h"
 
@@ -126,60 +125,11 @@ static void on_model(void *arg, rm_mesh_model_t *model)
     rm_mesh_model_unref(model);
 }
 
-static size_t control_metrics(void *arg, char *buf, size_t len)
-{
-    rm_control_stats_t st;
-    size_t o = 0;
-
-    rm_control_server_stats(arg, &st);
-    o = rm_textf(
-        buf, len, o,
-        "# HELP ringmesh_control_discovery_streams Discovery streams open on this replica.\n"
-        "# TYPE ringmesh_control_discovery_streams gauge\nringmesh_control_discovery_streams %llu\n"
-        "# HELP ringmesh_control_discovery_streams_total Discovery streams opened.\n"
-        "# TYPE ringmesh_control_discovery_streams_total counter\nringmesh_control_discovery_streams_total %llu\n"
-        "# HELP ringmesh_control_discovery_streams_refused_total Streams ended with an error status.\n"
-        "# TYPE ringmesh_control_discovery_streams_refused_total counter\n"
-        "ringmesh_control_discovery_streams_refused_total %llu\n",
-        (unsigned long long)st.streams_active, (unsigned long long)st.streams_total,
-        (unsigned long long)st.streams_refused);
-    o = rm_textf(buf, len, o,
-                 "# HELP ringmesh_control_pushes_total Resources pushed to sidecars.\n"
-                 "# TYPE ringmesh_control_pushes_total counter\n");
-    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        o = rm_textf(buf, len, o, "ringmesh_control_pushes_total{type=\"%s\"} %llu\n",
-                     rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)st.pushes[t]);
-    o = rm_textf(buf, len, o,
-                 "# HELP ringmesh_control_acks_total Pushes sidecars accepted.\n"
-                 "# TYPE ringmesh_control_acks_total counter\n");
-    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        o = rm_textf(buf, len, o, "ringmesh_control_acks_total{type=\"%s\"} %llu\n", rm_xds_type_name((rm_xds_type_t)t),
-                     (unsigned long long)st.acks[t]);
-    o = rm_textf(buf, len, o,
-                 "# HELP ringmesh_control_nacks_total Pushes sidecars rejected (see config_nacked logs).\n"
-                 "# TYPE ringmesh_control_nacks_total counter\n");
-    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        o = rm_textf(buf, len, o, "ringmesh_control_nacks_total{type=\"%s\"} %llu\n",
-                     rm_xds_type_name((rm_xds_type_t)t), (unsigned long long)st.nacks[t]);
-    o = rm_textf(
-        buf, len, o,
-        "# HELP ringmesh_control_svids_issued_total X.509-SVIDs signed.\n"
-        "# TYPE ringmesh_control_svids_issued_total counter\nringmesh_control_svids_issued_total %llu\n"
-        "# HELP ringmesh_control_sign_refused_total Identity.Sign calls refused (see sign_refused logs).\n"
-        "# TYPE ringmesh_control_sign_refused_total counter\nringmesh_control_sign_refused_total %llu\n"
-        "# HELP ringmesh_control_config_updates_total Configurations put in service.\n"
-        "# TYPE ringmesh_control_config_updates_total counter\nringmesh_control_config_updates_total %llu\n"
-        "# HELP ringmesh_control_config_info The configuration being served.\n"
-        "# TYPE ringmesh_control_config_info gauge\nringmesh_control_config_info{version=\"%s\",services=\"%llu\"} 1\n",
-        (unsigned long long)st.sign_ok, (unsigned long long)st.sign_refused, (unsigned long long)st.model_updates,
-        st.version, (unsigned long long)st.num_services);
-    return o;
-}
-
 static int control_ready(void *arg)
 {
+    const rm_control_metrics_ctx_t *ctx = arg;
     rm_control_stats_t st;
-    rm_control_server_stats(arg, &st);
+    rm_control_server_stats(ctx->srv, &st);
     return st.model_updates > 0;
 }
 
@@ -652,6 +602,7 @@ int main(int argc, char **argv)
     rm_attestor_t *attestor = NULL;
     rm_control_server_t *srv = NULL;
     rm_admin_http_t *admin = NULL;
+    rm_control_metrics_ctx_t metrics_ctx;
     rm_inject_config_t injector = {0};
     rm_inject_webhook_t *webhook = NULL;
     rm_kube_client_t *kube = NULL;
@@ -793,13 +744,21 @@ int main(int argc, char **argv)
         log_fatal("listen_failed", o.listen, ret, err);
         goto Exit;
     }
-    if (strcmp(o.admin_listen, "off") != 0 && (ret = rm_admin_http_start(o.admin_listen, control_metrics, control_ready,
-                                                                         srv, &admin, err, sizeof(err))) != 0) {
+    if (o.webhook_listen != NULL && start_webhook(&o, src, ca, spiffe_id, &injector, &webhook) != 0)
+        goto Exit;
+    /* after the webhook: the page reads its certificate */
+    metrics_ctx = (rm_control_metrics_ctx_t){
+        .srv = srv,
+        .ca = ca,
+        .webhook = webhook,
+        .source = strcmp(o.source, "kubernetes") == 0 ? RM_CONTROL_SOURCE_KUBERNETES : RM_CONTROL_SOURCE_FILE,
+    };
+    if (strcmp(o.admin_listen, "off") != 0 &&
+        (ret = rm_admin_http_start(o.admin_listen, rm_control_metrics_render, control_ready, &metrics_ctx, &admin, err,
+                                   sizeof(err))) != 0) {
         log_fatal("listen_failed", o.admin_listen, ret, err);
         goto Exit;
     }
-    if (o.webhook_listen != NULL && start_webhook(&o, src, ca, spiffe_id, &injector, &webhook) != 0)
-        goto Exit;
     if (kube != NULL) {
         /* the trust bundle into the cluster: root-cert ConfigMaps, and the webhooks' caBundle unless cert-manager
          * serves the webhook (its CA injector sets the caBundle then) */

@@ -1,4 +1,5 @@
 #include "grpc_server.h"
+#include "grpc_calls.h"
 #include "grpc_runtime.h"
 #include "handshake_log.h"
 #include "openssl_defaults.h"
@@ -36,11 +37,7 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-/* Every operation batch carries a tag; its callback runs on the server thread when the batch completes. */
-typedef struct st_tag_t tag_t;
-struct st_tag_t {
-    void (*cb)(tag_t *tag, int ok);
-};
+typedef rm__grpc_tag_t tag_t;
 
 typedef struct st_stream_t stream_t;
 
@@ -87,15 +84,6 @@ struct st_rm_control_server_t {
     uint64_t workloads_seen; /* the source's workloads generation the streams' labels were taken at */
 };
 
-/* A finished unary call (Sign, or a refusal of an unknown method): frees itself when its batch completes. */
-typedef struct st_unary_t {
-    tag_t tag;
-    grpc_call *call;
-    grpc_byte_buffer *response;
-    grpc_slice details;
-    int cancelled;
-} unary_t;
-
 struct st_stream_t {
     rm_control_server_t *srv;
     stream_t *prev, *next;
@@ -113,131 +101,25 @@ struct st_stream_t {
     grpc_byte_buffer *recv;
     grpc_byte_buffer *sending;
     int writing, status_sent, closed, cancelled;
-    int half_closed; /* the sidecar ended its side: finish once the write in flight is done */
-    int md_sent;     /* response headers sent (only once the node checked out) */
+    int half_closed;                         /* the sidecar ended its side: finish once the write in flight is done */
+    int md_sent;                             /* response headers sent (only once the node checked out) */
+    uint64_t pushed_at_us[RM_XDS_NUM_TYPES]; /* when the push awaiting an answer was sent, per type (monotonic) */
     grpc_slice status_details;
     int have_status_details;
 };
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void stats_add(rm_control_server_t *srv, uint64_t *field, int64_t delta)
 {
     pthread_mutex_lock(&srv->mutex);
     *field += (uint64_t)delta;
     pthread_mutex_unlock(&srv->mutex);
-}
-
-static void copy_peer(grpc_call *call, char *out, size_t size)
-{
-    char *p = grpc_call_get_peer(call);
-    snprintf(out, size, "%s", p != NULL ? p : "");
-    gpr_free(p);
-}
-
-/* The SPIFFE ID of the call's client certificate ("" without one): the handshake verified it. */
-static void copy_spiffe_id(grpc_call *call, char *out, size_t size)
-{
-    grpc_auth_context *ctx = grpc_call_auth_context(call);
-    grpc_auth_property_iterator it;
-    const grpc_auth_property *p;
-
-    out[0] = '\0';
-    if (ctx == NULL)
-        return;
-    it = grpc_auth_context_find_properties_by_name(ctx, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
-    if ((p = grpc_auth_property_iterator_next(&it)) != NULL)
-        snprintf(out, size, "%.*s", (int)p->value_length, p->value);
-    grpc_auth_context_release(ctx);
-}
-
-/* One line for a call refused before its method ran (Sign and Discovery log their own refusals). */
-static void log_call_refused(grpc_call *call, const char *peer, const char *method, grpc_status_code status,
-                             const char *reason)
-{
-    char id[256];
-    rm_log_line_t l;
-
-    copy_spiffe_id(call, id, sizeof(id));
-    rm_log_begin(&l, RM_LOG_WARN, "call_refused");
-    rm_log_str(&l, "peer", peer);
-    if (id[0] != '\0')
-        rm_log_str(&l, "spiffeId", id);
-    rm_log_str(&l, "method", method);
-    rm_log_int(&l, "grpcStatus", status);
-    rm_log_str(&l, "reason", reason);
-    rm_log_end(&l);
-}
-
-/* ---- reading a message ---- */
-
-static int read_message(grpc_byte_buffer *bb, uint8_t **data, size_t *len)
-{
-    grpc_byte_buffer_reader reader;
-    grpc_slice all;
-
-    if (!grpc_byte_buffer_reader_init(&reader, bb))
-        return -EINVAL;
-    all = grpc_byte_buffer_reader_readall(&reader);
-    grpc_byte_buffer_reader_destroy(&reader);
-    *len = GRPC_SLICE_LENGTH(all);
-    if ((*data = malloc(*len == 0 ? 1 : *len)) == NULL) {
-        grpc_slice_unref(all);
-        return -ENOMEM;
-    }
-    memcpy(*data, GRPC_SLICE_START_PTR(all), *len);
-    grpc_slice_unref(all);
-    return 0;
-}
-
-/* ---- unary calls ---- */
-
-static void unary_done(tag_t *tag, int ok)
-{
-    unary_t *u = container_of(tag, unary_t, tag);
-
-    (void)ok;
-    if (u->response != NULL)
-        grpc_byte_buffer_destroy(u->response);
-    grpc_slice_unref(u->details);
-    grpc_call_unref(u->call);
-    free(u);
-}
-
-/* Answers a unary call with `response` (may be NULL) and a status; takes ownership of the call. */
-static void unary_finish(grpc_call *call, const uint8_t *response, size_t len, grpc_status_code status,
-                         const char *details)
-{
-    unary_t *u;
-    grpc_op ops[4];
-    size_t n = 0;
-
-    if ((u = calloc(1, sizeof(*u))) == NULL) {
-        grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-        grpc_call_unref(call);
-        return;
-    }
-    u->tag.cb = unary_done;
-    u->call = call;
-    u->details = grpc_slice_from_copied_string(details != NULL ? details : "");
-    memset(ops, 0, sizeof(ops));
-    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-    n++;
-    if (response != NULL) {
-        grpc_slice s = grpc_slice_from_copied_buffer((const char *)response, len);
-        u->response = grpc_raw_byte_buffer_create(&s, 1);
-        grpc_slice_unref(s);
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n].data.send_message.send_message = u->response;
-        n++;
-    }
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = status;
-    ops[n].data.send_status_from_server.status_details = &u->details;
-    n++;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n].data.recv_close_on_server.cancelled = &u->cancelled;
-    n++;
-    if (grpc_call_start_batch(call, ops, n, &u->tag, NULL) != GRPC_CALL_OK)
-        unary_done(&u->tag, 0);
 }
 
 static void request_sign(rm_control_server_t *srv);
@@ -261,12 +143,13 @@ static void on_sign(tag_t *tag, int ok)
         return; /* shutting down */
     request_sign(srv);
 
-    copy_peer(call, peer, sizeof(peer));
-    if (payload == NULL || read_message(payload, &req, &req_len) != 0) {
+    rm__grpc_copy_peer(call, peer, sizeof(peer));
+    if (payload == NULL || rm__grpc_read_message(payload, &req, &req_len) != 0) {
         memset(&res, 0, sizeof(res));
         res.grpc_status = GRPC_STATUS_INVALID_ARGUMENT;
+        res.outcome = RM_SIGN_REQUEST_INVALID;
         snprintf(res.message, sizeof(res.message), "no request message");
-        log_call_refused(call, peer, METHOD_SIGN, GRPC_STATUS_INVALID_ARGUMENT, res.message);
+        rm__grpc_log_call_refused(call, peer, METHOD_SIGN, GRPC_STATUS_INVALID_ARGUMENT, res.message);
     } else {
         int64_t ttl = srv->model != NULL ? srv->model->settings.svid_ttl : 0;
         rm_identity_sign(srv->cfg.ca, srv->cfg.attestor, ttl, peer, req, req_len, &res);
@@ -274,9 +157,16 @@ static void on_sign(tag_t *tag, int ok)
     if (payload != NULL)
         grpc_byte_buffer_destroy(payload);
     free(req);
-    stats_add(srv, res.grpc_status == 0 ? &srv->stats.sign_ok : &srv->stats.sign_refused, 1);
-    unary_finish(call, res.response, res.response_len, (grpc_status_code)res.grpc_status,
-                 res.grpc_status == 0 ? "" : res.message);
+    pthread_mutex_lock(&srv->mutex);
+    if (res.grpc_status == 0) {
+        srv->stats.sign_ok++;
+    } else {
+        srv->stats.sign_refused++;
+        srv->stats.sign_refusals[(unsigned)res.outcome < RM_SIGN_NUM_OUTCOMES ? res.outcome : RM_SIGN_INTERNAL]++;
+    }
+    pthread_mutex_unlock(&srv->mutex);
+    rm__grpc_unary_finish(call, res.response, res.response_len, (grpc_status_code)res.grpc_status,
+                          res.grpc_status == 0 ? "" : res.message);
     free(res.response);
 }
 
@@ -295,9 +185,9 @@ static void on_other(tag_t *tag, int ok)
         return;
     request_other(srv);
     snprintf(msg, sizeof(msg), "unknown method %s", method);
-    copy_peer(call, peer, sizeof(peer));
-    log_call_refused(call, peer, method, GRPC_STATUS_UNIMPLEMENTED, msg);
-    unary_finish(call, NULL, 0, GRPC_STATUS_UNIMPLEMENTED, msg);
+    rm__grpc_copy_peer(call, peer, sizeof(peer));
+    rm__grpc_log_call_refused(call, peer, method, GRPC_STATUS_UNIMPLEMENTED, msg);
+    rm__grpc_unary_finish(call, NULL, 0, GRPC_STATUS_UNIMPLEMENTED, msg);
 }
 
 /* ---- Discovery streams ---- */
@@ -315,7 +205,11 @@ static void stream_maybe_free(stream_t *s)
     if (s->next != NULL)
         s->next->prev = s->prev;
     srv->num_streams--;
-    stats_add(srv, &srv->stats.streams_active, -1);
+    pthread_mutex_lock(&srv->mutex);
+    srv->stats.streams_active--;
+    if (s->have_node)
+        srv->stats.connected_proxies--;
+    pthread_mutex_unlock(&srv->mutex);
     {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_INFO, "stream_closed");
@@ -412,6 +306,7 @@ static void stream_maybe_push(stream_t *s)
     s->pending++;
     s->writing = 1;
     rm_xds_mark_sent(&s->xds, t, push);
+    s->pushed_at_us[t] = mono_us();
     stats_add(srv, &srv->stats.pushes[t], 1);
     if (rm_log_enabled(RM_LOG_DEBUG)) {
         rm_log_line_t l;
@@ -545,6 +440,21 @@ static const char *check_node(stream_t *s, const Ringmesh__V1__Node *node, char 
     return NULL;
 }
 
+/* An ACK or NACK of the push in flight of `type`: counted, and its time since the push observed. */
+static void count_answer(stream_t *s, int type, int is_nack)
+{
+    rm_control_server_t *srv = s->srv;
+    double seconds = (double)(mono_us() - s->pushed_at_us[type]) / 1e6;
+
+    pthread_mutex_lock(&srv->mutex);
+    if (is_nack)
+        srv->stats.nacks[type]++;
+    else
+        srv->stats.acks[type]++;
+    rm_control_histogram_observe(&srv->stats.push_answer[type], seconds);
+    pthread_mutex_unlock(&srv->mutex);
+}
+
 static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequest *req)
 {
     rm_control_server_t *srv = s->srv;
@@ -562,6 +472,7 @@ static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequ
             return;
         }
         s->have_node = 1;
+        stats_add(srv, &srv->stats.connected_proxies, 1);
         grpc_op op;
         memset(&op, 0, sizeof(op));
         op.op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -585,7 +496,7 @@ static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequ
         return;
     case RM_XDS_REQ_NACK: {
         rm_log_line_t l;
-        stats_add(srv, &srv->stats.nacks[type], 1);
+        count_answer(s, type, 1);
         rm_log_begin(&l, RM_LOG_WARN, "config_nacked");
         rm_log_str(&l, "node", s->node_id);
         rm_log_str(&l, "spiffeId", s->spiffe_id);
@@ -598,7 +509,7 @@ static void stream_handle_request(stream_t *s, const Ringmesh__V1__DiscoveryRequ
         break;
     }
     case RM_XDS_REQ_ACK:
-        stats_add(srv, &srv->stats.acks[type], 1);
+        count_answer(s, type, 0);
         if (rm_log_enabled(RM_LOG_DEBUG)) {
             rm_log_line_t l;
             rm_log_begin(&l, RM_LOG_DEBUG, "config_acked");
@@ -631,7 +542,7 @@ static void stream_on_read(tag_t *tag, int ok)
         stream_maybe_free(s);
         return;
     }
-    if (read_message(s->recv, &data, &len) != 0 ||
+    if (rm__grpc_read_message(s->recv, &data, &len) != 0 ||
         (req = ringmesh__v1__discovery_request__unpack(NULL, len, data)) == NULL) {
         grpc_byte_buffer_destroy(s->recv);
         s->recv = NULL;
@@ -727,7 +638,7 @@ static void on_stream(tag_t *tag, int ok)
     s->read_tag.cb = stream_on_read;
     s->write_tag.cb = stream_on_write;
     s->close_tag.cb = stream_on_close;
-    copy_peer(call, s->peer, sizeof(s->peer));
+    rm__grpc_copy_peer(call, s->peer, sizeof(s->peer));
     s->next = srv->streams;
     if (srv->streams != NULL)
         srv->streams->prev = s;
@@ -815,6 +726,8 @@ static void install_model(rm_control_server_t *srv, rm_mesh_model_t *model)
     srv->stats.model_updates++;
     snprintf(srv->stats.version, sizeof(srv->stats.version), "%s", model->version);
     srv->stats.num_services = model->num_services;
+    srv->stats.num_policies = model->policies.num_policies;
+    srv->stats.num_peer_authns = model->policies.num_peer_authns;
     pthread_mutex_unlock(&srv->mutex);
     {
         rm_log_line_t l;

@@ -13,7 +13,10 @@
 
 #include "attest.h"
 #include "ca.h"
+#include "control_histogram.h"
+#include "identity_service.h"
 #include "mesh_model.h"
+#include "ringmesh/xds.h"
 #include "source.h"
 
 typedef struct st_rm_control_server_config_t {
@@ -40,14 +43,18 @@ typedef struct st_rm_control_stats_t {
     uint64_t streams_active;
     uint64_t streams_total;
     uint64_t streams_refused;
-    uint64_t pushes[4];
-    uint64_t acks[4];
-    uint64_t nacks[4];
+    uint64_t connected_proxies; /* streams whose node checked out (past the first request), not yet ended */
+    uint64_t pushes[RM_XDS_NUM_TYPES];
+    uint64_t acks[RM_XDS_NUM_TYPES];
+    uint64_t nacks[RM_XDS_NUM_TYPES];
+    /* from a push to the ACK or NACK of its nonce, per type (a push superseded or never answered is not counted) */
+    rm_control_histogram_t push_answer[RM_XDS_NUM_TYPES];
     uint64_t sign_ok;
     uint64_t sign_refused;
+    uint64_t sign_refusals[RM_SIGN_NUM_OUTCOMES]; /* by cause; [RM_SIGN_ISSUED] stays 0 */
     uint64_t model_updates;
     char version[64]; /* of the model being served */
-    uint64_t num_services;
+    uint64_t num_services, num_policies, num_peer_authns;
 } rm_control_stats_t;
 
 /** Binds, starts the server thread and serves `model` (a reference is taken). On failure returns a negative

@@ -16,11 +16,26 @@
 
 #define MAX_CREDENTIAL_LEN (16u << 10)
 
-static void refuse(rm_sign_result_t *res, int status, int error, const char *peer, const rm_attested_t *who,
-                   const char *reason)
+const char *rm_sign_outcome_name(rm_sign_outcome_t o)
+{
+    static const char *const names[RM_SIGN_NUM_OUTCOMES] = {
+        [RM_SIGN_ISSUED] = "",
+        [RM_SIGN_REQUEST_INVALID] = "request_invalid",
+        [RM_SIGN_TOKEN_MISSING] = "token_missing",
+        [RM_SIGN_TOKEN_INVALID] = "token_invalid",
+        [RM_SIGN_TOKEN_REVIEW_FAILED] = "token_review_failed",
+        [RM_SIGN_CSR_INVALID] = "csr_invalid",
+        [RM_SIGN_INTERNAL] = "internal",
+    };
+    return (unsigned)o < RM_SIGN_NUM_OUTCOMES ? names[o] : "internal";
+}
+
+static void refuse(rm_sign_result_t *res, rm_sign_outcome_t outcome, int status, int error, const char *peer,
+                   const rm_attested_t *who, const char *reason)
 {
     rm_log_line_t l;
 
+    res->outcome = outcome;
     res->grpc_status = status;
     res->error = error;
     snprintf(res->message, sizeof(res->message), "%s", reason);
@@ -33,6 +48,7 @@ static void refuse(rm_sign_result_t *res, int status, int error, const char *pee
             rm_log_str(&l, "pod", who->pod_name);
     }
     rm_log_str(&l, "reason", reason);
+    rm_log_str(&l, "cause", rm_sign_outcome_name(outcome));
     if (error != 0)
         rm_log_err(&l, "error", error);
     rm_log_end(&l);
@@ -51,22 +67,26 @@ void rm_identity_sign(const rm_ca_t *ca, rm_attestor_t *attestor, int64_t defaul
 
     memset(res, 0, sizeof(*res));
     if ((sr = ringmesh__v1__sign_request__unpack(NULL, req_len, req)) == NULL) {
-        refuse(res, GRPC_INVALID_ARGUMENT, 0, peer, NULL, "request is not a valid ringmesh.v1.SignRequest");
+        refuse(res, RM_SIGN_REQUEST_INVALID, GRPC_INVALID_ARGUMENT, 0, peer, NULL,
+               "request is not a valid ringmesh.v1.SignRequest");
         return;
     }
     if (sr->credential == NULL || sr->credential[0] == '\0') {
-        refuse(res, GRPC_UNAUTHENTICATED, 0, peer, NULL, "no credential: a ServiceAccount token is required");
+        refuse(res, RM_SIGN_TOKEN_MISSING, GRPC_UNAUTHENTICATED, 0, peer, NULL,
+               "no credential: a ServiceAccount token is required");
         goto Exit;
     }
     if (strlen(sr->credential) > MAX_CREDENTIAL_LEN) {
-        refuse(res, GRPC_UNAUTHENTICATED, RM_ERR_JWT_MALFORMED, peer, NULL, "credential is larger than 16 KiB");
+        refuse(res, RM_SIGN_TOKEN_INVALID, GRPC_UNAUTHENTICATED, RM_ERR_JWT_MALFORMED, peer, NULL,
+               "credential is larger than 16 KiB");
         goto Exit;
     }
     why[0] = '\0';
     if ((ret = attestor->ops->attest(attestor, sr->credential, strlen(sr->credential), &who, why, sizeof(why))) != 0) {
         snprintf(reason, sizeof(reason), "credential refused (%s): %s", attestor->ops->name,
                  why[0] != '\0' ? why : rm_strerror(ret));
-        refuse(res, GRPC_UNAUTHENTICATED, ret, peer, NULL, reason);
+        refuse(res, ret == RM_ERR_AUTH_REVIEW ? RM_SIGN_TOKEN_REVIEW_FAILED : RM_SIGN_TOKEN_INVALID,
+               GRPC_UNAUTHENTICATED, ret, peer, NULL, reason);
         goto Exit;
     }
     snprintf(spiffe_id, sizeof(spiffe_id), "spiffe://%s/ns/%s/sa/%s", rm_ca_trust_domain(ca), who.namespace_,
@@ -78,7 +98,7 @@ void rm_identity_sign(const rm_ca_t *ca, rm_attestor_t *attestor, int64_t defaul
         int status = ret == RM_ERR_SVID_ISSUE || ret == -ENOMEM ? GRPC_INTERNAL : GRPC_INVALID_ARGUMENT;
         snprintf(reason, sizeof(reason), "certificate signing request refused: %s",
                  why[0] != '\0' ? why : rm_strerror(ret));
-        refuse(res, status, ret, peer, &who, reason);
+        refuse(res, status == GRPC_INTERNAL ? RM_SIGN_INTERNAL : RM_SIGN_CSR_INVALID, status, ret, peer, &who, reason);
         goto Exit;
     }
     resp.spiffe_id = spiffe_id;
@@ -88,7 +108,7 @@ void rm_identity_sign(const rm_ca_t *ca, rm_attestor_t *attestor, int64_t defaul
     resp.not_after = issued.not_after;
     res->response_len = ringmesh__v1__sign_response__get_packed_size(&resp);
     if ((res->response = malloc(res->response_len)) == NULL) {
-        refuse(res, GRPC_INTERNAL, -ENOMEM, peer, &who, "out of memory");
+        refuse(res, RM_SIGN_INTERNAL, GRPC_INTERNAL, -ENOMEM, peer, &who, "out of memory");
         goto Exit;
     }
     ringmesh__v1__sign_response__pack(&resp, res->response);

@@ -230,6 +230,14 @@ static rm_tls_ctx_t *current_ctx(rm_inject_webhook_t *w)
     return ctx;
 }
 
+int64_t rm_inject_webhook_not_after(rm_inject_webhook_t *w)
+{
+    rm_tls_ctx_t *ctx = current_ctx(w);
+    int64_t not_after = (int64_t)rm_tls_ctx_not_after(ctx);
+    rm_tls_ctx_unref(ctx);
+    return not_after;
+}
+
 /* ---------------------------------------------------------------------------------------------------------
  * One connection.
  * ------------------------------------------------------------------------------------------------------- */

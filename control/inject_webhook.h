@@ -11,6 +11,7 @@
 #define RINGMESH_CONTROL_INJECT_WEBHOOK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ca.h"
 #include "inject.h"
@@ -48,6 +49,10 @@ int rm_inject_webhook_start(const rm_inject_webhook_config_t *cfg, rm_inject_web
 
 /** Stops the threads (a connection being served finishes first, within io_timeout_ms) and frees. NULL is fine. */
 void rm_inject_webhook_stop(rm_inject_webhook_t *w);
+
+/** The notAfter (Unix seconds) of the serving certificate the next connection gets: the files are looked at (and
+ *  read again when they changed) or the certificate renewed first, as for a connection. Thread-safe. */
+int64_t rm_inject_webhook_not_after(rm_inject_webhook_t *w);
 
 /** The port actually bound (useful with port 0). */
 unsigned rm_inject_webhook_port(const rm_inject_webhook_t *w);

@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "control_metrics.h"
 #include "ringmesh/log.h"
 
 #define KEY_MAX 512
@@ -84,6 +85,9 @@ static void nap(rm_kube_informer_t *inf, unsigned ms)
 static void log_failure(rm_kube_informer_t *inf, const char *event, int code, const char *err, unsigned retry_ms)
 {
     rm_log_line_t l;
+    rm_control_source_error(RM_CONTROL_SOURCE_KUBERNETES, strcmp(event, "kube_list_failed") == 0
+                                                              ? RM_SOURCE_ERR_LIST_FAILED
+                                                              : RM_SOURCE_ERR_WATCH_FAILED);
     rm_log_begin(&l, RM_LOG_WARN, event);
     rm_log_str(&l, "source", "kubernetes");
     rm_log_str(&l, "kind", inf->kind);
@@ -157,6 +161,7 @@ static int list_all(rm_kube_informer_t *inf, char *err, size_t errlen)
         if (ret == 410 && cont != NULL && restarts < 3) {
             /* the continue token expired: the list starts over, from a new snapshot */
             rm_log_line_t l;
+            rm_control_source_error(RM_CONTROL_SOURCE_KUBERNETES, RM_SOURCE_ERR_RELIST);
             rm_log_begin(&l, RM_LOG_INFO, "kube_list_restarted");
             rm_log_str(&l, "source", "kubernetes");
             rm_log_str(&l, "kind", inf->kind);
@@ -306,6 +311,7 @@ static void *informer_main(void *arg)
         if (ret == 410) {
             /* the resourceVersion is too old (history compacted): list again, at once */
             rm_log_line_t l;
+            rm_control_source_error(RM_CONTROL_SOURCE_KUBERNETES, RM_SOURCE_ERR_RELIST);
             rm_log_begin(&l, RM_LOG_INFO, "kube_watch_expired");
             rm_log_str(&l, "source", "kubernetes");
             rm_log_str(&l, "kind", inf->kind);

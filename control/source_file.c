@@ -6,6 +6,7 @@
  * a version swapped in meanwhile is read again. */
 #include "source.h"
 
+#include "control_metrics.h"
 #include "mesh_load.h"
 
 #include "ringmesh/config.h"
@@ -273,6 +274,7 @@ static void log_accepted(const char *dir, const rm_mesh_model_t *m, size_t num_f
 static void log_rejected(const char *dir, const rm_config_error_t *e, const char *in_force)
 {
     rm_log_line_t l;
+    rm_control_source_error(RM_CONTROL_SOURCE_FILE, rm_source_error_kind_of(e->code));
     rm_log_begin(&l, RM_LOG_WARN, "config_rejected");
     rm_log_str(&l, "source", "file");
     rm_log_str(&l, "dir", dir);
@@ -398,6 +400,7 @@ static void *watch_main(void *arg)
                             fs->wd = -1;
                             retry_at = now;
                             rm_log_line_t l;
+                            rm_control_source_error(RM_CONTROL_SOURCE_FILE, RM_SOURCE_ERR_WATCH_FAILED);
                             rm_log_begin(&l, RM_LOG_WARN, "config_watch_lost");
                             rm_log_str(&l, "dir", fs->dir);
                             rm_log_end(&l);

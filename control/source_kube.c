@@ -6,6 +6,7 @@
  * server's version, asked at create and then now and again by the builder thread. */
 #include "source.h"
 
+#include "control_metrics.h"
 #include "inject_lookup.h"
 #include "kube_client.h"
 #include "kube_informer.h"
@@ -309,7 +310,8 @@ static void on_rejected(void *arg, const char *kind, const char *ns, const char 
     const char *before = json_string_value(json_object_get(b->ks->rejected, key));
     json_object_set_new(b->now_rejected, key, json_string(msg));
     if (before != NULL && strcmp(before, msg) == 0)
-        return; /* logged when it was first refused */
+        return; /* logged (and counted) when it was first refused */
+    rm_control_source_error(RM_CONTROL_SOURCE_KUBERNETES, RM_SOURCE_ERR_OBJECT_REFUSED);
     rm_log_line_t l;
     rm_log_begin(&l, RM_LOG_WARN, "config_rejected");
     rm_log_str(&l, "source", "kubernetes");
@@ -326,6 +328,7 @@ static void on_rejected(void *arg, const char *kind, const char *ns, const char 
 static void log_build_rejected(const kube_source_t *ks, const rm_config_error_t *e)
 {
     rm_log_line_t l;
+    rm_control_source_error(RM_CONTROL_SOURCE_KUBERNETES, rm_source_error_kind_of(e->code));
     rm_log_begin(&l, RM_LOG_WARN, "config_rejected");
     rm_log_str(&l, "source", "kubernetes");
     rm_log_str(&l, "file", e->file);
@@ -726,6 +729,7 @@ static int kube_namespace_labels(rm_source_t *src, const char *ns, json_t **labe
         ret = -ENOENT;
         log_namespace_lookup("namespace_lookup_failed", RM_LOG_WARN, ns, err);
     } else if (ret != -ENOMEM) {
+        rm_control_source_error(RM_CONTROL_SOURCE_KUBERNETES, RM_SOURCE_ERR_LOOKUP_FAILED);
         ret = ret == RM_KUBE_ERR_TRANSPORT && now_ms() - start + 50 >= (int64_t)ks->cfg.lookup_timeout_ms ? -ETIMEDOUT
                                                                                                           : -EIO;
         log_namespace_lookup("namespace_lookup_failed", RM_LOG_WARN, ns, err);

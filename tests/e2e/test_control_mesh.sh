@@ -8,6 +8,7 @@
 #   - a configuration change (a new Service) is pushed and takes effect;
 #   - a change the proxies cannot take (more identities than a destination may hold) is NACKed by them, logged by
 #     both sides, and the previous destinations stay in force;
+#   - the control plane's /metrics counts both proxies connected, their SVIDs and their NACKs;
 #   - the control plane is killed: traffic goes on, the outage is logged once;
 #   - a proxy restarted while the control plane is down comes back from its state directory;
 #   - the control plane comes back and the proxies reconnect.
@@ -57,7 +58,14 @@ case_identity_from_control() {
     rm_expect_no_log "$(rm_proxy_log a)" '(tostring | test("BEGIN (EC )?PRIVATE KEY"))' "no private key in the log"
 }
 
+# cp_metric SERIES: the control plane's /metrics value of SERIES (its monitoring port in the node namespace)
+cp_metric() {
+    rm_exec node curl -sf -m 5 http://127.0.0.1:15014/metrics | awk -v k="$1" '$1 == k {print $2}'
+}
+
 case_mtls_via_control() {
+    rm_assert_eq "$(cp_metric ringmesh_control_connected_proxies)" 2 "the control plane counts both proxies connected"
+    rm_assert_eq "$(cp_metric ringmesh_control_svids_issued_total)" 2 "and the two SVIDs it signed"
     through_mesh first "$VIP:8080"
     rm_expect_log "$(rm_proxy_log a)" ".event == \"connection\" and .direction == \"outbound\" and .mode == \"mtls\"
         and .peer_id == \"$ID_B\" and (.dst | addr) == \"$VIP:8080\"" "a's proxy used mTLS with b's issued identity"
@@ -110,6 +118,9 @@ EOF
         and (.reason | test("identities"))' "pod a NACKs destinations it cannot hold" 10
     rm_expect_log "$CLOG" '.event == "config_nacked" and .node == "a" and .type == "destinations"' \
         "the control plane logs the NACK" 10
+    rm_expect_log "$CLOG" '.event == "config_nacked" and .node == "b" and .type == "destinations"' \
+        "and b's" 10
+    rm_assert_eq "$(cp_metric 'ringmesh_control_nacks_total{type="destinations"}')" 2 "/metrics counts both NACKs"
     through_mesh third "$VIP:8080"
     through_mesh fourth "$VIP2:9090"
     rm_log "ok: the last good destinations stay in force"

@@ -3,8 +3,8 @@
 # ringmesh-control with --attestation token-review: each Sign credential is checked by the Kubernetes TokenReview
 # API. The API is a stand-in (tests/e2e/tools/fake_kube_api.py) answering with recorded TokenReview responses
 # (tests/data/tokenreview/); the gRPC client is python3-grpcio. An authenticated token gets the SVID of the
-# reviewed service account; an expired one is refused with the API's reason; and the control plane presented its
-# own bearer token and asked for the ringmesh audience.
+# reviewed service account; an expired one is refused with the API's reason (and counted on /metrics as
+# token_review_failed); and the control plane presented its own bearer token and asked for the ringmesh audience.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PY=/usr/bin/python3
@@ -31,7 +31,8 @@ KUBE_PORT=$(cat "$K/port")
 
 PORT=$((20000 + $$ % 20000))
 ADDR=127.0.0.1:$PORT
-rm_bg control-tr - "$RM_TMP/logs/control-tr.log" "$RM_CONTROL_BIN" --listen "$ADDR" --admin-listen off \
+ADMIN=127.0.0.1:$((PORT + 1))
+rm_bg control-tr - "$RM_TMP/logs/control-tr.log" "$RM_CONTROL_BIN" --listen "$ADDR" --admin-listen "$ADMIN" \
     --config-dir "$RM_TMP/control/mesh" --state-dir "$RM_TMP/control/state" --attestation token-review \
     --kube-api "https://127.0.0.1:$KUBE_PORT" --kube-ca-file "$K/ca.pem" --kube-token-file "$K/token"
 rm_wait_log "$RM_TMP/logs/control-tr.log" '.event == "control_started" and .attestation == "token-review"' 15 \
@@ -74,6 +75,10 @@ case_expired() {
     rm_expect_log "$CLOG" '.event == "sign_refused" and (.reason | test("expired"))' "the API's reason is logged"
     rm_expect_no_log "$CLOG" "(tostring | contains(\"$(cat "$K/expired" | cut -d. -f3)\"))" \
         "the token's signature never reaches the log"
+    rm_expect_log "$CLOG" '.event == "sign_refused" and .cause == "token_review_failed"' "the cause is logged"
+    rm_assert_eq "$(curl -sf "http://$ADMIN/metrics" |
+        awk '$1 == "ringmesh_control_svid_refusals_total{reason=\"token_review_failed\"}" {print $2}')" 1 \
+        "/metrics counts the refusal under token_review_failed"
 }
 
 rm_case "an authenticated review gives an SVID" case_authenticated

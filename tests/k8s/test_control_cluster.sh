@@ -13,7 +13,8 @@
 #   - a user-supplied Secret (chart value ca.existingSecret; RBAC without create): missing, mismatched key, wrong
 #     trust domain each refused with the Secret and the key named; a good one used as the mesh's CA;
 #   - cert-manager mode (the chart's RBAC without the webhook configuration): the given pair is served, a renewed
-#     pair is served after the files change, and the caBundle is left alone.
+#     pair is served after the files change, and the caBundle is left alone; the webhook and CA expiry gauges of
+#     /metrics equal the notAfter of the served certificate (following the renewal) and of the CA Secret's.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
@@ -266,10 +267,11 @@ case_user_supplied_secret() {
     wait_until "the ConfigMaps do not carry the user's CA" 15 all_cms_hold "$RM_TMP/control/state-corp/trust-bundle.pem"
 }
 
+# mkpair NAME [DAYS]: a webhook serving pair issued by the corporate CA "issuer", valid DAYS (default 1)
 mkpair() {
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/$1.key" -out "$D/$1.csr" \
         -subj "/CN=ringmesh-control.$NS.svc" 2>/dev/null
-    openssl x509 -req -in "$D/$1.csr" -CA "$D/issuer.crt" -CAkey "$D/issuer.key" -CAcreateserial -days 1 \
+    openssl x509 -req -in "$D/$1.csr" -CA "$D/issuer.crt" -CAkey "$D/issuer.key" -CAcreateserial -days "${2:-1}" \
         -out "$D/$1.crt" -extfile <(printf 'subjectAltName=DNS:ringmesh-control.%s.svc,IP:127.0.0.1\n' "$NS") \
         2>/dev/null || rm_fail "openssl: pair $1"
 }
@@ -288,15 +290,31 @@ cert_manager_run() {
     control_start cm 8 --ca-secret ringmesh-ca --webhook-cert "$D/tls/tls.crt" --webhook-key "$D/tls/tls.key"
     control_wait cm
 }
+# expiry_metric INDEX NAME: the value of gauge NAME (no labels) on replica INDEX's /metrics
+expiry_metric() {
+    curl -sf "http://127.0.0.1:$((BASE + 10 * $1 + 1))/metrics" | awk -v k="$2" '$1 == k {print $2}'
+}
+not_after() { date -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s; }
 case_cert_manager() {
     local want got
     want=$(openssl x509 -in "$D/first.crt" -noout -fingerprint -sha256)
     got=$(served_fp "$(webhook_port 8)" "$D/issuer.crt") || rm_fail "the given pair is not served"
     [ "$got" = "$want" ] || rm_fail "served $got, not the given certificate $want"
+    rm_assert_eq "$(expiry_metric 8 ringmesh_control_webhook_cert_expiry_timestamp_seconds)" \
+        "$(not_after "$D/first.crt")" "the webhook expiry gauge is the given certificate's notAfter"
+    secret_key ringmesh-ca tls.crt >"$D/ca-secret.crt"
+    rm_assert_eq "$(expiry_metric 8 ringmesh_control_ca_expiry_timestamp_seconds)" "$(not_after "$D/ca-secret.crt")" \
+        "the CA expiry gauge is the notAfter of the CA Secret's certificate"
     # renewal: the files change (cert-manager's volume swaps them); new connections get the new pair
-    mkpair second
+    mkpair second 2
     cp "$D/second.key" "$D/tls/.tls.key.new" && mv "$D/tls/.tls.key.new" "$D/tls/tls.key"
     cp "$D/second.crt" "$D/tls/.tls.crt.new" && mv "$D/tls/.tls.crt.new" "$D/tls/tls.crt"
+    # the gauge follows the files by itself, before any connection asks for the new pair
+    gauge_renewed() {
+        [ "$(expiry_metric 8 ringmesh_control_webhook_cert_expiry_timestamp_seconds)" = "$(not_after "$D/second.crt")" ]
+    }
+    wait_until "the webhook expiry gauge does not follow the renewed files" 10 gauge_renewed
+    rm_log "ok: the webhook expiry gauge follows the renewed certificate ($(not_after "$D/second.crt"))"
     want=$(openssl x509 -in "$D/second.crt" -noout -fingerprint -sha256)
     renewed() { [ "$(served_fp "$(webhook_port 8)" "$D/issuer.crt")" = "$want" ]; }
     wait_until "the renewed pair is not served" 10 renewed

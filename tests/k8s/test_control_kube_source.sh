@@ -6,6 +6,8 @@
 #   - it survives history compaction (410 Gone: relist), dropped and cut watches, 500s and a stalled server (backoff,
 #     no crash, the last good model still served) and then follows changes again;
 #   - a policy resource the loader refuses is logged with its name and reason and skipped; the valid one is used;
+#   - /metrics counts each 410, failed watch and refused object in ringmesh_control_source_errors_total, as often as
+#     the log names them;
 #   - a second replica lists 1,200 pods in pages of 500, restarts its list when a continue token expires, and
 #     computes the same version as the first.
 set -euo pipefail
@@ -180,12 +182,33 @@ change_followed() {
         "service $1 is in the model" 15
 }
 
+# source_error KIND: ringmesh_control_source_errors_total{source="kubernetes",kind=KIND} of the main replica
+source_error() {
+    curl -sf "http://127.0.0.1:$((PORT + 1))/metrics" |
+        awk -v k="ringmesh_control_source_errors_total{source=\"kubernetes\",kind=\"$1\"}" '$1 == k {print $2}'
+}
+# errors_match KIND FILTER WHAT: the KIND counter equals the number of main's log lines matching FILTER (each error
+# is counted before it is logged; waits, bounded, for a line still being written)
+errors_match() {
+    local deadline=$(($(rm_now_ms) + 5000)) n v
+    while :; do
+        n=$(rm_log_count "$CLOG" "$2")
+        v=$(source_error "$1")
+        [ "$v" = "$n" ] && break
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "$3: source_errors_total{kind=\"$1\"} is '$v', the log has $n"
+        sleep 0.1
+    done
+    [ "$n" -gt 0 ] || rm_fail "$3: no error of kind $1 at all"
+    rm_log "ok: $3: $v"
+}
+
 case_410_relist() {
     # a Service moves the global resourceVersion past the Pod informer's; compaction then makes its watch too old
     kpost /api/v1/namespaces/shop/services "$(service_json shop compact-a 198.19.0.30 80)"
     rm_kube_api POST /_test/compact -f >/dev/null
     rm_kube_api POST '/_test/drop-watches?mode=close' -f >/dev/null
     rm_expect_log "$CLOG" '.event == "kube_watch_expired" and .kind == "Pod"' "the Pod watch got 410 Gone" 15
+    errors_match relist '.event == "kube_watch_expired" or .event == "kube_list_restarted"' "each 410 is counted"
     change_followed after-410 198.19.0.31
 }
 
@@ -209,6 +232,7 @@ case_server_errors() {
     rm_assert_eq "$n" 3 "each of the 3 failures is retried (then the watch is back)"
     rm_log_select "$CLOG" '.event == "kube_watch_failed" and .status == 500' | jq -r .retryMs |
         while read -r ms; do [ "$ms" -le 10000 ] || rm_fail "a retry waited $ms ms (cap 10000)"; done
+    errors_match watch_failed '.event == "kube_watch_failed"' "each failed watch is counted"
     change_followed after-500 198.19.0.33
 }
 
@@ -248,6 +272,9 @@ case_invalid_policy_skipped() {
         and .namespace == "shop" and .name == "bad-action" and .field == "spec.action" and (.reason | test("PERMIT"))' \
         "the invalid policy is logged with its name, field and reason" 15
     rm_expect_log "$CLOG" '.event == "config_accepted" and .policies == 1' "the valid policy is used" 15
+    errors_match object_refused '.event == "config_rejected" and .source == "kubernetes" and .kind != null' \
+        "the refused object is counted once"
+    rm_assert_eq "$(source_error object_refused)" 1 "one object refused"
     rm_alive control-main || rm_fail "the control plane died"
 }
 

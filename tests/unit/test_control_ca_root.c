@@ -364,6 +364,65 @@ static void test_extra_roots_refused(void **state)
     rm_ca_free(r);
 }
 
+/* ---- expiry ------------------------------------------------------------------------------------------------ */
+
+/* notAfter of the first certificate of `file` (work directory) as the openssl CLI reads it, in Unix seconds. */
+static int64_t openssl_not_after(const char *file)
+{
+    char *out;
+    long long v;
+
+    assert_int_equal(sh("date -d \"$(openssl x509 -in %s -noout -enddate | cut -d= -f2)\" +%%s", file), 0);
+    out = output();
+    assert_int_equal(sscanf(out, "%lld", &v), 1);
+    free(out);
+    return (int64_t)v;
+}
+
+/* The CA's expiry is the earliest notAfter of the signing certificate and those above it; a root only trusted (being
+ * rotated out) does not count, however soon it ends. */
+static void test_not_after(void **state)
+{
+    rm_ca_t *ca;
+    char err[ERRLEN];
+    int ret;
+
+    need_openssl();
+    /* a generated root */
+    make_root_files("alone");
+    assert_code(open_files(&ca, "alone.pem", "alone.key", NULL, err), 0);
+    assert_int_equal(rm_ca_not_after(ca), openssl_not_after("alone.pem"));
+    rm_ca_free(ca);
+
+    /* an intermediate that outlives its root (openssl does not shorten it): the root ends first */
+    assert_int_equal(
+        sh("openssl ecparam -name prime256v1 -genkey -noout -out lroot.key && "
+           "openssl req -x509 -new -key lroot.key -subj /O=test/CN=root -days 20 "
+           "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -out lroot.pem && "
+           "openssl ecparam -name prime256v1 -genkey -noout -out lint.key && "
+           "openssl req -new -key lint.key -subj /O=test/CN=intermediate -out lint.csr && "
+           "printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n' >lint.ext && "
+           "openssl x509 -req -in lint.csr -CA lroot.pem -CAkey lroot.key -CAcreateserial -days 40 -extfile lint.ext "
+           "-out lint.pem && cat lint.pem lroot.pem >lint-chain.pem"),
+        0);
+    if ((ret = open_files(&ca, "lint-chain.pem", "lint.key", NULL, err)) != 0)
+        fail_msg("rm_ca_open: %s: %s", rm_strerror(ret), err);
+    assert_true(openssl_not_after("lint.pem") > openssl_not_after("lroot.pem"));
+    assert_int_equal(rm_ca_not_after(ca), openssl_not_after("lroot.pem"));
+    rm_ca_free(ca);
+
+    /* an extra root ending tomorrow leaves the expiry at the signing root's */
+    assert_int_equal(sh("openssl ecparam -name prime256v1 -genkey -noout -out soon.key && "
+                        "openssl req -x509 -new -key soon.key -subj /O=test/CN=old-root -days 1 "
+                        "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign "
+                        "-out soon.pem"),
+                     0);
+    assert_code(open_files(&ca, "alone.pem", "alone.key", "soon.pem", err), 0);
+    assert_true(openssl_not_after("soon.pem") < openssl_not_after("alone.pem"));
+    assert_int_equal(rm_ca_not_after(ca), openssl_not_after("alone.pem"));
+    rm_ca_free(ca);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_files_errors),
         cmocka_unit_test(test_extra_roots),
         cmocka_unit_test(test_extra_roots_refused),
+        cmocka_unit_test(test_not_after),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

@@ -5,7 +5,8 @@ Talks to a running ringmesh-control and prints one JSON object per step on stdou
 tests/e2e/test_control_grpc_interop.sh to check. Usage:
 
   grpc_interop.py sign    ADDR BUNDLE TOKEN_FILE CSR_FILE OUT_PREFIX [TTL]
-  grpc_interop.py stream  ADDR BUNDLE CERT KEY NAMESPACE SA [nack-destinations]
+  grpc_interop.py stream  ADDR BUNDLE CERT KEY NAMESPACE SA [nack-destinations | hold=FILE]
+                          (hold=FILE: stay connected after answering every push until FILE exists)
   grpc_interop.py call    ADDR BUNDLE METHOD                  (a method the server does not have)
   grpc_interop.py stream-nocert ADDR BUNDLE
 
@@ -13,7 +14,9 @@ ADDR is host:port; the server's certificate is checked against BUNDLE under the 
 ringmesh-control.ringmesh-system.svc (as the sidecar does).
 """
 import json
+import os
 import sys
+import time
 
 import grpc
 
@@ -92,7 +95,7 @@ def stream(addr, bundle, cert, key, ns, sa, nack=None):
                 info.update(trust_domain=m.trust_domain, inbound_mode=discovery_pb2.MtlsMode.Name(m.inbound_mode),
                             svid_ttl_seconds=m.svid_ttl_seconds)
             out(**info)
-            if nack and t == "DestinationMap":
+            if nack == "nack-destinations" and t == "DestinationMap":
                 q.put(discovery_pb2.DiscoveryRequest(type_url=resp.type_url, version_info="", response_nonce=resp.nonce,
                                                      error_detail=discovery_pb2.ErrorDetail(
                                                          code=3, message="interop test rejects this push")))
@@ -101,6 +104,12 @@ def stream(addr, bundle, cert, key, ns, sa, nack=None):
                                                      response_nonce=resp.nonce))
             seen += 1
             if seen == len(TYPES):
+                if nack and nack.startswith("hold="):
+                    # stay connected until the test creates the file (bounded: 30 s)
+                    for _ in range(600):
+                        if os.path.exists(nack[len("hold="):]):
+                            break
+                        time.sleep(0.05)
                 # half-close after the last answer: the server then ends the stream with OK
                 q.put(None)
     except grpc.RpcError as e:
