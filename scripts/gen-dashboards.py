@@ -39,7 +39,8 @@ def success(sel, by=None):
 
 
 def quantile(q, metric, sel, by):
-    return f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket{{{sel}}}[{RATE}])))"
+    series = f"{metric}_bucket{{{sel}}}" if sel else f"{metric}_bucket"
+    return f"histogram_quantile({q}, sum by (le, {by}) (rate({series}[{RATE}])))"
 
 
 def target(expr, legend="", ref="A", table=False):
