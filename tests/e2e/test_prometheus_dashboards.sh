@@ -100,30 +100,49 @@ mesh_pod orders shop orders orders
 mesh_pod web web frontend web
 for p in orders web; do rm_wait_ready "$p"; done
 
-# --- Prometheus, scraping every second
+# --- Prometheus, scraping every second with the scrape configuration of docs/observability.md: its relabelling
+# as written there; what Kubernetes discovery would give (the meta labels of pods and endpoints) comes from file_sd
+# targets, as Debian's Prometheus is built without Kubernetes discovery. Besides the two meshed pods (each seen
+# twice, once per container port, as the pod role lists them), a pod without the sidecar and the control plane's
+# gRPC port, which the relabelling must leave out.
 mkdir -p "$RM_TMP/prometheus/data"
-cat >"$RM_TMP/prometheus/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: ringmesh-proxy
-    metrics_path: /metrics
-    static_configs:
-      - targets: ["${RM_POD_IP[orders]}:15021"]
-        labels: {namespace: shop, pod: orders}
-      - targets: ["${RM_POD_IP[web]}:15021"]
-        labels: {namespace: web, pod: web}
-  - job_name: ringmesh-control
-    metrics_path: /metrics
-    static_configs:
-      - targets: ["127.0.0.1:15014"]
-        labels: {namespace: ringmesh-system, pod: ringmesh-control}
-EOF
-out=$(promtool check config "$RM_TMP/prometheus/prometheus.yml" 2>&1) || rm_fail "promtool check config: $out"
-rm_bg prometheus node "$RM_TMP/logs/prometheus.log" prometheus --config.file="$RM_TMP/prometheus/prometheus.yml" \
-    --storage.tsdb.path="$RM_TMP/prometheus/data" --web.listen-address="$PROM" --log.level=warn
+P=$RM_TMP/prometheus
+pod_target() { # POD NAMESPACE PORT [MESHED]
+    jq -n --arg ip "${RM_POD_IP[$1]}" --arg pod "$1" --arg ns "$2" --arg port "$3" --arg meshed "${4:-true}" '{
+        targets: ["\($ip):\($port)"],
+        labels: ({__meta_kubernetes_pod_ip: $ip, __meta_kubernetes_pod_name: $pod, __meta_kubernetes_namespace: $ns,
+                  __meta_kubernetes_pod_phase: "Running", __meta_kubernetes_pod_container_port_number: $port} +
+                 (if $meshed == "true" then {__meta_kubernetes_pod_annotationpresent_ringmesh_io_status: "true"}
+                  else {} end))}'
+}
+{
+    pod_target orders shop 8080
+    pod_target orders shop 7000
+    pod_target web web 15021
+    pod_target web web 8080 false
+} | jq -s . >"$P/pods.json"
+jq -n '[{targets: ["127.0.0.1:15014"], labels: {__meta_kubernetes_namespace: "ringmesh-system",
+          __meta_kubernetes_pod_name: "ringmesh-control-0", __meta_kubernetes_service_name: "ringmesh-control",
+          __meta_kubernetes_endpoint_port_name: "http-metrics"}},
+        {targets: ["127.0.0.1:15012"], labels: {__meta_kubernetes_namespace: "ringmesh-system",
+          __meta_kubernetes_pod_name: "ringmesh-control-0", __meta_kubernetes_service_name: "ringmesh-control",
+          __meta_kubernetes_endpoint_port_name: "grpc"}}]' >"$P/control.json"
+{
+    printf 'global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n'
+    awk '/^\*\*A scrape configuration with the expected job names\*\*/ { f = 1 }
+        f && /^```yaml$/ { p = 1; next } p && /^```$/ { exit } p' "$RM_SOURCE_DIR/docs/observability.md" |
+        awk -v pods="$P/pods.json" -v control="$P/control.json" '
+            /^    kubernetes_sd_configs:$/ { skip = 1; n++; print "    file_sd_configs:"
+                                             print "      - files: [" (n == 1 ? pods : control) "]"; next }
+            skip && /^      / { next }
+            { skip = 0; print }'
+} >"$P/prometheus.yml"
+grep -q 'job_name: ringmesh-proxy' "$P/prometheus.yml" && grep -q 'job_name: ringmesh-control' "$P/prometheus.yml" &&
+    [ "$(grep -c 'file_sd_configs:' "$P/prometheus.yml")" = 2 ] ||
+    rm_fail "docs/observability.md's scrape configuration was not found: $(cat "$P/prometheus.yml")"
+out=$(promtool check config "$P/prometheus.yml" 2>&1) || rm_fail "promtool check config: $out"
+rm_bg prometheus node "$RM_TMP/logs/prometheus.log" prometheus --config.file="$P/prometheus.yml" \
+    --storage.tsdb.path="$P/data" --web.listen-address="$PROM" --log.level=warn
 rm_wait_port node "${PROM##*:}" 30 prometheus
 
 # api PATH [curl args]: GET from Prometheus' HTTP API in the node namespace; prints the JSON answer
@@ -154,6 +173,12 @@ wait_value 'count(up{job="ringmesh-proxy"} == 1)' 2 "Prometheus scrapes both pro
     rm_fail "Prometheus does not scrape both proxies: $(api /api/v1/targets | jq -c '[.data.activeTargets[] | {scrapeUrl, health, lastError}]')"
 wait_value 'count(up{job="ringmesh-control"} == 1)' 1 "Prometheus scrapes the control plane" 30 ||
     rm_fail "Prometheus does not scrape the control plane: $(api /api/v1/targets | jq -c '[.data.activeTargets[] | {scrapeUrl, health, lastError}]')"
+# the relabelling keeps one target per meshed pod, at port 15021, and the control plane's metrics port only
+targets=$(api /api/v1/targets | jq -c '[.data.activeTargets[] | "\(.labels.job) \(.labels.namespace)/\(.labels.pod) \(.scrapeUrl)"] | sort')
+rm_assert_eq "$targets" "$(jq -c -n --arg o "${RM_POD_IP[orders]}" --arg w "${RM_POD_IP[web]}" '[
+    "ringmesh-control ringmesh-system/ringmesh-control-0 http://127.0.0.1:15014/metrics",
+    "ringmesh-proxy shop/orders http://\($o):15021/metrics", "ringmesh-proxy web/web http://\($w):15021/metrics"] | sort')" \
+    "docs/observability.md's relabelling: one target per meshed pod and the control plane's metrics port"
 
 # --- traffic: HTTP requests allowed and denied, TCP connections
 traffic_start=$(rm_now_ms)
