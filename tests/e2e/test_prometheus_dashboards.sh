@@ -2,10 +2,10 @@
 # The dashboards against a real Prometheus (Debian's prometheus server) scraping the namespace mesh:
 #   - ringmesh-control and a proxy pair (web -> orders, both with their admin port on the pod's address, as in a
 #     pod), scraped every second by a Prometheus the test starts in the node namespace (its own configuration,
-#     storage and port; stopped by PID), as jobs ringmesh-proxy and ringmesh-control with namespace and pod labels,
-#     as docs/observability.md's scrape configuration gives them;
-#   - a bounded amount of traffic: HTTP requests allowed and denied by policy (a dry-run policy would deny them all),
-#     and TCP connections;
+#     storage and port; stopped by PID) with the relabelling of docs/observability.md's scrape configuration: jobs
+#     ringmesh-proxy and ringmesh-control, one target per meshed pod, namespace and pod labels;
+#   - a bounded amount of traffic: HTTP requests allowed and denied by policy (a dry-run policy would deny the
+#     allowed ones), and TCP connections;
 #   - every template variable of both dashboards (charts/ringmesh/dashboards/*.json) has options, and every query of
 #     every panel, run through Prometheus' HTTP API with the variables substituted, returns data;
 #   - sum(ringmesh_requests_total{reporter="destination"}) is the number of HTTP requests made, and the authorization
@@ -137,9 +137,10 @@ jq -n '[{targets: ["127.0.0.1:15014"], labels: {__meta_kubernetes_namespace: "ri
             skip && /^      / { next }
             { skip = 0; print }'
 } >"$P/prometheus.yml"
-grep -q 'job_name: ringmesh-proxy' "$P/prometheus.yml" && grep -q 'job_name: ringmesh-control' "$P/prometheus.yml" &&
-    [ "$(grep -c 'file_sd_configs:' "$P/prometheus.yml")" = 2 ] ||
+if ! grep -q 'job_name: ringmesh-proxy' "$P/prometheus.yml" || ! grep -q 'job_name: ringmesh-control' "$P/prometheus.yml" ||
+    [ "$(grep -c 'file_sd_configs:' "$P/prometheus.yml")" != 2 ]; then
     rm_fail "docs/observability.md's scrape configuration was not found: $(cat "$P/prometheus.yml")"
+fi
 out=$(promtool check config "$P/prometheus.yml" 2>&1) || rm_fail "promtool check config: $out"
 rm_bg prometheus node "$RM_TMP/logs/prometheus.log" prometheus --config.file="$P/prometheus.yml" \
     --storage.tsdb.path="$P/data" --web.listen-address="$PROM" --log.level=warn

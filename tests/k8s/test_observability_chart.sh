@@ -56,11 +56,14 @@ kinds() {
 # --- the plain rules file and its unit tests
 out=$(promtool check rules "$alerts" 2>&1) || rm_fail "promtool check rules $alerts: $out"
 rm_log "ok: promtool check rules: $(grep -o '[0-9]* rules found' <<<"$out")"
+n=0
 for t in "$RM_SOURCE_DIR"/tests/alerts/*.test.yaml; do
     out=$(cd "$(dirname "$t")" && promtool test rules "$(basename "$t")" 2>&1) ||
         rm_fail "promtool test rules $(basename "$t"): $out"
+    n=$((n + 1))
 done
-rm_log "ok: promtool test rules: $(ls "$RM_SOURCE_DIR"/tests/alerts/*.test.yaml | wc -l) test files pass"
+[ "$n" -gt 0 ] || rm_fail "no tests/alerts/*.test.yaml"
+rm_log "ok: promtool test rules: $n test files pass"
 
 # every alert: its labels and annotations, a runbook section, a test that fires it and one that does not
 yaml2json "$alerts" | jq -c '.[0].groups[].rules[]' >"$dir/rules.jsonl"
