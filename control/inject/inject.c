@@ -380,6 +380,22 @@ static void set_msg(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The prometheus.io annotations by which Prometheus' annotation-based discovery (and the scrape configuration of
+ * docs/observability.md) finds the proxy's /metrics. Each one is added only when the pod does not have it: a value
+ * the pod's owner wrote is never replaced. Returns 0 or -ENOMEM. */
+static int add_scrape_annotations(json_t *ann)
+{
+    char port[16];
+    const char *const kv[][2] = {
+        {"prometheus.io/scrape", "true"}, {"prometheus.io/port", port}, {"prometheus.io/path", "/metrics"}};
+
+    snprintf(port, sizeof(port), "%d", RM_INJECT_ADMIN_PORT);
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+        if (json_object_get(ann, kv[i][0]) == NULL && json_object_set_new(ann, kv[i][0], json_string(kv[i][1])) != 0)
+            return -ENOMEM;
+    return 0;
+}
+
 /* Adds everything to `pod` (a copy). Returns 0, -EINVAL with reason (the pod's shape), or -ENOMEM. */
 static int build(const rm_inject_config_t *cfg, json_t *pod, const rm_inject_annotations_t *a, int native,
                  rm_inject_result_t *res)
@@ -443,6 +459,8 @@ static int build(const rm_inject_config_t *cfg, json_t *pod, const rm_inject_ann
             goto Exit;
         }
     }
+    if ((ret = add_scrape_annotations(ann)) != 0)
+        goto Exit;
     if (native)
         status = json_pack("{s:i,s:[s,s],s:[],s:[s,s,s,s],s:s,s:i,s:s}", "version", STATUS_VERSION, "initContainers",
                            RM_INJECT_INIT_NAME, RM_INJECT_PROXY_NAME, "containers", "volumes", volume_names[0],

@@ -190,6 +190,8 @@ rm_assert_eq "$(jqp '.spec.initContainers[1].restartPolicy' job)" Always \
     "a Job's proxy is a native sidecar: the Job completes when its container exits"
 rm_assert_eq "$(jqp '.spec.initContainers[0].args | join(" ")' job)" \
     "--proxy-uid 1337 --proxy-gid 1337 --exclude-outbound-cidrs 169.254.169.254/32" "the exclusion reaches ringmesh-init"
+rm_assert_eq "$(jqp '.metadata.annotations | [."prometheus.io/scrape", ."prometheus.io/port", ."prometheus.io/path"] | join(" ")' job)" \
+    "true 15021 /metrics" "Prometheus' annotations point at the proxy's /metrics"
 
 rm_log "--- a pod with its own init containers: the mesh is up before them"
 cat >"$W/withinit.json" <<'EOF'

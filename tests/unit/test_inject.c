@@ -666,6 +666,33 @@ static void test_annotations_invalid(void **state)
     json_decref(pod);
 }
 
+/* The prometheus.io annotations point Prometheus at the proxy's /metrics; values the pod has are kept as they are. */
+static void test_scrape_annotations(void **state)
+{
+    fixture_t *f = *state;
+    rm_inject_result_t r;
+    static const char OWN[] =
+        "{\"metadata\":{\"annotations\":{\"prometheus.io/scrape\":\"false\",\"prometheus.io/port\":\"9102\"}},"
+        "\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"a\"}]}}";
+
+    run(f, DEPLOY_POD, f->enabled, 30, RM_INJECT_PATCHED, &r);
+    json_t *orig = parse(DEPLOY_POD), *applied = apply_patch(orig, r.patch);
+    const json_t *ann = json_object_get(json_object_get(applied, "metadata"), "annotations");
+    assert_string_equal(json_string_value(json_object_get(ann, "prometheus.io/scrape")), "true");
+    assert_string_equal(json_string_value(json_object_get(ann, "prometheus.io/port")), "15021");
+    assert_string_equal(json_string_value(json_object_get(ann, "prometheus.io/path")), "/metrics");
+    json_decref(applied);
+    json_decref(orig);
+    rm_inject_result_dispose(&r);
+
+    run(f, OWN, f->enabled, 30, RM_INJECT_PATCHED, &r);
+    ann = json_object_get(json_object_get(r.pod, "metadata"), "annotations");
+    assert_string_equal(json_string_value(json_object_get(ann, "prometheus.io/scrape")), "false");
+    assert_string_equal(json_string_value(json_object_get(ann, "prometheus.io/port")), "9102");
+    assert_string_equal(json_string_value(json_object_get(ann, "prometheus.io/path")), "/metrics");
+    rm_inject_result_dispose(&r);
+}
+
 static void test_volume_name_clash(void **state)
 {
     fixture_t *f = *state;
@@ -839,6 +866,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_probe_opt_out_and_unknown_port, setup, teardown),
         cmocka_unit_test_setup_teardown(test_annotations_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_annotations_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scrape_annotations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_volume_name_clash, setup, teardown),
         cmocka_unit_test(test_quantities_and_versions),
         cmocka_unit_test(test_config_valid),

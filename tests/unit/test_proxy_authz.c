@@ -208,6 +208,41 @@ static void test_counters_and_metrics(void **state)
     rm_authz_unref(b);
 }
 
+static const char DRY[] = "apiVersion: security.istio.io/v1\n"
+                          "kind: AuthorizationPolicy\n"
+                          "metadata: {name: allow-all, namespace: shop}\n"
+                          "spec: {rules: [{}]}\n"
+                          "---\n"
+                          "apiVersion: security.istio.io/v1\n"
+                          "kind: AuthorizationPolicy\n"
+                          "metadata: {name: trial, namespace: shop, annotations: {ringmesh.io/dry-run: \"true\"}}\n"
+                          "spec: {action: DENY, rules: [{from: [{source: {namespaces: [evil]}}]},\n"
+                          "                             {from: [{source: {namespaces: [web]}}]}]}\n";
+
+/* A request a dry-run policy would deny is counted as would-deny under that policy and rule (the one an operator
+ * weighs enforcing), not under the policy that allowed it. */
+static void test_would_deny_counted_for_dry_run_policy(void **state)
+{
+    rm_authz_t *a = compile(DRY, "v1");
+    rm_authz_decision_t d;
+    char page[8192];
+    size_t n;
+
+    decide(a, "spiffe://cluster.local/ns/web/sa/x", &d);
+    assert_true(d.allow && d.dry_run_differs);
+    decide(a, "spiffe://cluster.local/ns/web/sa/y", &d);
+    decide(a, "spiffe://cluster.local/ns/other/sa/x", &d);
+    n = rm_authz_metrics(a, page, sizeof(page), 0);
+    assert_true(n < sizeof(page));
+    page[n] = '\0';
+    assert_non_null(strstr(
+        page, "ringmesh_proxy_authz_decisions_total{decision=\"would-deny\",policy=\"shop/trial\",rule=\"1\"} 2\n"));
+    assert_non_null(strstr(
+        page, "ringmesh_proxy_authz_decisions_total{decision=\"allow\",policy=\"shop/allow-all\",rule=\"0\"} 1\n"));
+    assert_null(strstr(page, "decision=\"would-deny\",policy=\"shop/allow-all\""));
+    rm_authz_unref(a);
+}
+
 static void test_from_path(void **state)
 {
     char dir[] = "/tmp/rm-test-authz-XXXXXX", path[256], err[512];
@@ -245,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_push_is_refused_with_reason),
         cmocka_unit_test(test_counters_and_metrics),
+        cmocka_unit_test(test_would_deny_counted_for_dry_run_policy),
         cmocka_unit_test(test_from_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,3 +29,12 @@ app.kubernetes.io/component: control
 {{- range .Values.webhook.excludeNamespaces }}{{ $ns = append $ns . }}{{ end }}
 {{- toJson ($ns | uniq) }}
 {{- end }}
+
+{{/* The alerting rules (files/alerts.yaml), runbook links pointed at alerts.runbookBaseURL when it is set. */}}
+{{- define "ringmesh.alerts" -}}
+{{- $rules := .Files.Get "files/alerts.yaml" }}
+{{- with .Values.alerts.runbookBaseURL }}
+{{- $rules = $rules | replace "runbook_url: docs/runbooks.md#" (printf "runbook_url: %s#" .) }}
+{{- end }}
+{{- $rules }}
+{{- end }}
