@@ -14,6 +14,7 @@
 #include "attest.h"
 #include "ca.h"
 #include "mesh_model.h"
+#include "ringmesh/xds.h"
 #include "source.h"
 
 typedef struct st_rm_control_server_config_t {
@@ -40,9 +41,9 @@ typedef struct st_rm_control_stats_t {
     uint64_t streams_active;
     uint64_t streams_total;
     uint64_t streams_refused;
-    uint64_t pushes[4];
-    uint64_t acks[4];
-    uint64_t nacks[4];
+    uint64_t pushes[RM_XDS_NUM_TYPES];
+    uint64_t acks[RM_XDS_NUM_TYPES];
+    uint64_t nacks[RM_XDS_NUM_TYPES];
     uint64_t sign_ok;
     uint64_t sign_refused;
     uint64_t model_updates;

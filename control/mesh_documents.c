@@ -59,6 +59,11 @@ typedef struct st_raw_authz_t {
     raw_path_normalization_t *path_normalization;
 } raw_authz_t;
 
+typedef struct st_raw_access_log_t {
+    char *enabled;
+    char *sample_rate;
+} raw_access_log_t;
+
 typedef struct st_raw_mesh_spec_t {
     char *trust_domain;
     char **trust_domain_aliases;
@@ -69,7 +74,7 @@ typedef struct st_raw_mesh_spec_t {
     char *svid_ttl;
     char *connect_timeout;
     char *idle_timeout;
-    char *access_log;
+    raw_access_log_t *access_log;
 } raw_mesh_spec_t;
 
 typedef struct st_raw_service_spec_t {
@@ -124,6 +129,12 @@ static const cyaml_schema_field_t authz_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t access_log_fields[] = {
+    RM_CYAML_STR("enabled", raw_access_log_t, enabled),
+    RM_CYAML_STR("sampleRate", raw_access_log_t, sample_rate),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("trustDomain", raw_mesh_spec_t, trust_domain),
     RM_CYAML_STR_SEQ("trustDomainAliases", raw_mesh_spec_t, trust_domain_aliases, CYAML_UNLIMITED),
@@ -133,7 +144,7 @@ static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("svidTTL", raw_mesh_spec_t, svid_ttl),
     RM_CYAML_STR("connectTimeout", raw_mesh_spec_t, connect_timeout),
     RM_CYAML_STR("idleTimeout", raw_mesh_spec_t, idle_timeout),
-    RM_CYAML_STR("accessLog", raw_mesh_spec_t, access_log),
+    CYAML_FIELD_MAPPING_PTR("accessLog", RM_CYAML_OPT_NULL, raw_mesh_spec_t, access_log, access_log_fields),
     CYAML_FIELD_END,
 };
 
@@ -442,9 +453,22 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
                                          rm_yaml_quoted(q, sizeof(q), a->path_normalization->normalization));
     }
     if ((ret = conv_timeout(&ctx->cdoc, "spec.connectTimeout", spec->connect_timeout, &s->connect_timeout_ms)) != 0 ||
-        (ret = conv_timeout(&ctx->cdoc, "spec.idleTimeout", spec->idle_timeout, &s->idle_timeout_ms)) != 0 ||
-        (ret = rm_config_conv_bool(&ctx->cdoc, "spec.accessLog", spec->access_log, &s->access_log)) != 0)
+        (ret = conv_timeout(&ctx->cdoc, "spec.idleTimeout", spec->idle_timeout, &s->idle_timeout_ms)) != 0)
         return ret;
+    if (spec->access_log != NULL) {
+        const raw_access_log_t *al = spec->access_log;
+        if ((ret = rm_config_conv_bool(&ctx->cdoc, "spec.accessLog.enabled", al->enabled, &s->access_log)) != 0)
+            return ret;
+        if (al->sample_rate != NULL) {
+            char *end;
+            double v = strtod(al->sample_rate, &end);
+            if (end == al->sample_rate || *end != '\0' || !(v >= 0 && v <= 1))
+                return rm_config_value_error(&ctx->cdoc, "spec.accessLog.sampleRate",
+                                             "%s is not a fraction in [0, 1] (e.g. 0.01 logs one request in 100)",
+                                             rm_yaml_quoted(q, sizeof(q), al->sample_rate));
+            s->access_log_sample = v;
+        }
+    }
     return 0;
 }
 

@@ -307,7 +307,8 @@ rm_mesh_loader_t *rm_mesh_loader_new(rm_config_error_t *err)
         return NULL;
     ld->err = err;
     ld->settings.inbound_mode = RM_MODEL_MTLS_STRICT;
-    ld->settings.access_log = 1;
+    ld->settings.access_log = 0;
+    ld->settings.access_log_sample = 1;
     ld->settings.svid_ttl = RM_MODEL_DEFAULT_SVID_TTL;
     ld->settings.default_action = RM_AUTHZ_DENY;
     ld->settings.log_allowed_sample = 1;
