@@ -73,10 +73,9 @@ rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_
         s->derived_cfg.connect_timeout_ms = params->connect_timeout_ms;
     if (params->idle_timeout_ms != 0)
         s->derived_cfg.idle_timeout_ms = params->idle_timeout_ms;
-    /* the access log: the pod's annotation, else on when the mesh or the file turns it on (the mesh's sample rate
-     * then, else the file's) */
-    if (params->access_log > 0) {
-        s->derived_cfg.access_log = 1;
+    /* the access log: the pod's annotation, else the mesh's setting once pushed, else the file's */
+    if (params->access_log >= 0) {
+        s->derived_cfg.access_log = params->access_log;
         s->derived_cfg.access_log_sample = params->access_log_sample > 0 ? params->access_log_sample : 1;
     }
     if ((s->workloads = params->workloads) != NULL) {
