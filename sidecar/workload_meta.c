@@ -12,15 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define UNKNOWN "unknown"
+static const char UNKNOWN_TEXT[] = "unknown";
+#define UNKNOWN UNKNOWN_TEXT
 
-static const rm_workload_meta_t unknown = {UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN};
+static const rm_workload_meta_t unknown = {UNKNOWN_TEXT, UNKNOWN_TEXT, UNKNOWN_TEXT, UNKNOWN_TEXT, UNKNOWN_TEXT};
 
 /* ---------------------------------------------------------------------------------------------------------
  * This proxy's workload without a push: set once before the workers start, read-only afterwards.
  * ------------------------------------------------------------------------------------------------------- */
 
-static rm_workload_meta_t env_self = {UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN};
+static rm_workload_meta_t env_self = {UNKNOWN_TEXT, UNKNOWN_TEXT, UNKNOWN_TEXT, UNKNOWN_TEXT, UNKNOWN_TEXT};
 
 #define LABELS_FILE_MAX (64 * 1024)
 
@@ -86,6 +87,14 @@ static const char *first_of(const char *a, const char *b, const char *c)
     return a != NULL && a[0] != '\0' ? a : b != NULL && b[0] != '\0' ? b : c;
 }
 
+static void free_meta_strings(rm_workload_meta_t *m)
+{
+    const char *const fields[] = {m->name, m->namespace, m->app, m->version, m->principal};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (fields[i] != NULL && fields[i] != (const char *)UNKNOWN_TEXT)
+            free((char *)fields[i]);
+}
+
 int rm_workload_meta_init(const rm_proxy_config_t *cfg)
 {
     const rm_control_config_t *cc = cfg->control;
@@ -124,9 +133,12 @@ int rm_workload_meta_init(const rm_proxy_config_t *cfg)
         principal[0] != '\0' ? strdup(principal) : UNKNOWN,
     };
     if (m.name != NULL && m.namespace != NULL && m.app != NULL && m.version != NULL && m.principal != NULL) {
+        rm_workload_meta_t old = env_self; /* set again only by tests, before any table borrows its strings */
         env_self = m;
+        free_meta_strings(&old);
         ret = 0;
-    }
+    } else
+        free_meta_strings(&m);
     free(name);
     free(hash);
     for (int i = 0; i < 3; i++) {
