@@ -66,12 +66,16 @@ static void fill_common(rm_conn_t *c, rm_access_entry_t *e, char *policy, size_t
         e->reporter = "source";
         e->source = self;
         e->destination = rm_workload_peer(c->snap, c->target.len != 0 ? &c->target : &c->orig_dst);
+        if (e->destination == NULL) /* connected to a service's address: the workload its identity names */
+            e->destination = rm_workload_peer_by_principal(c->snap, peer_id);
         e->source_principal = self_id;
         e->destination_principal = peer_id;
         e->destination_service = service_of_sni(outbound_sni(c));
     } else {
         e->reporter = "destination";
         e->source = rm_workload_peer(c->snap, &c->src);
+        if (e->source == NULL)
+            e->source = rm_workload_peer_by_principal(c->snap, peer_id);
         e->destination = self;
         e->source_principal = peer_id;
         e->destination_principal = self_id;

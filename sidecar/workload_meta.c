@@ -166,6 +166,15 @@ typedef struct st_slot_t {
     uint32_t peer;
 } slot_t;
 
+#define PRINCIPAL_AMBIGUOUS UINT32_MAX
+
+/* One principal: the peer whose workload runs as it, or PRINCIPAL_AMBIGUOUS when workloads that differ do. */
+typedef struct st_principal_slot_t {
+    const char *principal; /* NULL marks an empty slot */
+    uint64_t hash;
+    uint32_t peer;
+} principal_slot_t;
+
 struct st_rm_workload_table_t {
     atomic_int refs;
     rm_workload_meta_t self;
@@ -174,6 +183,8 @@ struct st_rm_workload_table_t {
     size_t num_peers, num_addresses;
     slot_t *slots; /* open addressing, linear probing; a power of two at least twice the addresses */
     size_t mask;
+    principal_slot_t *principals; /* open addressing like slots, a power of two at least twice the peers */
+    size_t principals_mask;
     char **strings; /* every string the table owns */
     size_t num_strings, cap_strings;
 };
@@ -205,6 +216,60 @@ static int parse_ip(const char *s, uint8_t *family, uint8_t bytes[16])
         *family = 4;
     }
     return 0;
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s != '\0'; s++) {
+        h ^= (uint8_t)*s;
+        h *= 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static int same_workload(const rm_workload_meta_t *a, const rm_workload_meta_t *b)
+{
+    return strcmp(a->name, b->name) == 0 && strcmp(a->namespace, b->namespace) == 0 && strcmp(a->app, b->app) == 0 &&
+           strcmp(a->version, b->version) == 0;
+}
+
+/* Records that peer `i` runs as its principal (unknown principals are not indexed). */
+static void index_principal(rm_workload_table_t *t, uint32_t i)
+{
+    const char *p = t->peers[i].meta.principal;
+    uint64_t h;
+    size_t k;
+
+    if (strcmp(p, UNKNOWN_TEXT) == 0)
+        return;
+    h = hash_str(p);
+    for (k = h & t->principals_mask; t->principals[k].principal != NULL; k = (k + 1) & t->principals_mask) {
+        principal_slot_t *s = &t->principals[k];
+        if (s->hash == h && strcmp(s->principal, p) == 0) {
+            if (s->peer != PRINCIPAL_AMBIGUOUS && !same_workload(&t->peers[s->peer].meta, &t->peers[i].meta))
+                s->peer = PRINCIPAL_AMBIGUOUS;
+            return;
+        }
+    }
+    t->principals[k] = (principal_slot_t){p, h, i};
+}
+
+const rm_workload_meta_t *rm_workload_table_find_principal(const rm_workload_table_t *t, const char *principal)
+{
+    uint64_t h;
+
+    if (t == NULL || principal == NULL || t->principals == NULL)
+        return NULL;
+    h = hash_str(principal);
+    for (size_t k = h & t->principals_mask, n = 0; n <= t->principals_mask; k = (k + 1) & t->principals_mask, n++) {
+        const principal_slot_t *s = &t->principals[k];
+        if (s->principal == NULL)
+            return NULL;
+        if (s->hash == h && strcmp(s->principal, principal) == 0)
+            return s->peer != PRINCIPAL_AMBIGUOUS ? &t->peers[s->peer].meta : NULL;
+    }
+    return NULL;
 }
 
 static const slot_t *find_slot(const rm_workload_table_t *t, uint8_t family, const uint8_t *bytes)
@@ -269,6 +334,7 @@ void rm_workload_table_unref(rm_workload_table_t *t)
         free(t->peers[i].addresses);
     free(t->peers);
     free(t->slots);
+    free(t->principals);
     free(t);
 }
 
@@ -297,15 +363,20 @@ int rm_workload_table_parse(const uint8_t *value, size_t len, rm_workload_table_
         ret = -EINVAL;
         goto Exit;
     }
+    size_t pcap;
     for (cap = 16; cap < 2 * naddr; cap *= 2)
         ;
+    for (pcap = 16; pcap < 2 * map->n_peers; pcap *= 2)
+        ;
     if ((t = calloc(1, sizeof(*t))) == NULL || (map->n_peers > 0 && (t->peers = calloc(map->n_peers, sizeof(*t->peers))) == NULL) ||
-        (naddr > 0 && (t->slots = calloc(cap, sizeof(*t->slots))) == NULL)) {
+        (naddr > 0 && (t->slots = calloc(cap, sizeof(*t->slots))) == NULL) ||
+        (map->n_peers > 0 && (t->principals = calloc(pcap, sizeof(*t->principals))) == NULL)) {
         snprintf(err, errlen, "out of memory");
         goto Exit;
     }
     atomic_init(&t->refs, 1);
     t->mask = cap - 1;
+    t->principals_mask = pcap - 1;
     if (map->self != NULL) {
         if (own_meta(t, map->self, &env_self, &t->self) != 0) {
             snprintf(err, errlen, "out of memory");
@@ -351,6 +422,7 @@ int rm_workload_table_parse(const uint8_t *value, size_t len, rm_workload_table_
             p->num_addresses++;
             t->num_addresses++;
         }
+        index_principal(t, (uint32_t)i);
     }
     *out = t;
     t = NULL;
@@ -427,6 +499,11 @@ const rm_workload_meta_t *rm_workload_self(const struct st_rm_snapshot_t *s)
 const rm_workload_meta_t *rm_workload_peer(const struct st_rm_snapshot_t *s, const rm_sockaddr_t *addr)
 {
     return s != NULL ? rm_workload_table_find(s->workloads, addr) : NULL;
+}
+
+const rm_workload_meta_t *rm_workload_peer_by_principal(const struct st_rm_snapshot_t *s, const char *principal)
+{
+    return s != NULL ? rm_workload_table_find_principal(s->workloads, principal) : NULL;
 }
 
 /* ---------------------------------------------------------------------------------------------------------

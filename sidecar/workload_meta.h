@@ -41,6 +41,10 @@ const rm_workload_meta_t *rm_workload_self(const struct st_rm_snapshot_t *s);
  *  address), or NULL when `s` knows none. */
 const rm_workload_meta_t *rm_workload_peer(const struct st_rm_snapshot_t *s, const rm_sockaddr_t *addr);
 
+/** The one workload whose pods run as `principal` (a SPIFFE ID), or NULL when `s` knows none or more than one: what
+ *  names the peer of an outbound connection made to a service's address rather than to its pod. */
+const rm_workload_meta_t *rm_workload_peer_by_principal(const struct st_rm_snapshot_t *s, const char *principal);
+
 /** Sets the workload this proxy is when nothing was pushed, from `cfg` and the environment (see above). Call once,
  *  before the workers start; rm_workload_self() returns "unknown" everywhere until then. Returns 0 or -ENOMEM. */
 int rm_workload_meta_init(const rm_proxy_config_t *cfg);
@@ -65,6 +69,8 @@ const rm_workload_meta_t *rm_workload_table_self(const rm_workload_table_t *t);
 rm_workload_access_log_t rm_workload_table_access_log(const rm_workload_table_t *t);
 /** The peer at `addr` in `t`, or NULL. No lock, no allocation. */
 const rm_workload_meta_t *rm_workload_table_find(const rm_workload_table_t *t, const rm_sockaddr_t *addr);
+/** The one workload of `t` whose principal is `principal`, or NULL (none, or several). No lock, no allocation. */
+const rm_workload_meta_t *rm_workload_table_find_principal(const rm_workload_table_t *t, const char *principal);
 /** How many peer workloads and addresses `t` holds (for /config_dump). */
 size_t rm_workload_table_num_peers(const rm_workload_table_t *t);
 size_t rm_workload_table_num_addresses(const rm_workload_table_t *t);

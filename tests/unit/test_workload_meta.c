@@ -153,6 +153,34 @@ static void test_table_many(void **state)
     free(addrs);
 }
 
+/* A principal names a workload when every pod running as it belongs to that workload; else it names none. */
+static void test_table_principals(void **state)
+{
+    (void)state;
+    char *a1[] = {"198.18.0.5"}, *a2[] = {"198.18.0.6"}, *b1[] = {"198.18.0.7"}, *c1[] = {"198.18.0.8"};
+    Ringmesh__V1__WorkloadInfo a = info("shop", "orders", a1, 1), a_replica = info("shop", "orders", a2, 1),
+                               b = info("shop", "cart", b1, 1), c = info("web", "front", c1, 1),
+                               *peers[] = {&a, &a_replica, &b, &c};
+    a.principal = a_replica.principal = "spiffe://cluster.local/ns/shop/sa/orders";
+    b.principal = "spiffe://cluster.local/ns/shop/sa/default";
+    c.principal = "spiffe://cluster.local/ns/shop/sa/default"; /* two workloads, one account */
+    size_t len;
+    uint8_t *buf = pack(NULL, peers, 4, &len);
+    rm_workload_table_t *t;
+    char err[256];
+    assert_int_equal(rm_workload_table_parse(buf, len, &t, err, sizeof(err)), 0);
+    free(buf);
+    const rm_workload_meta_t *m = rm_workload_table_find_principal(t, "spiffe://cluster.local/ns/shop/sa/orders");
+    assert_non_null(m);
+    assert_string_equal(m->name, "orders");
+    assert_null(rm_workload_table_find_principal(t, "spiffe://cluster.local/ns/shop/sa/default"));
+    assert_null(rm_workload_table_find_principal(t, "spiffe://cluster.local/ns/shop/sa/nobody"));
+    assert_null(rm_workload_table_find_principal(t, NULL));
+    rm_snapshot_t snap = {.workloads = t};
+    assert_ptr_equal(rm_workload_peer_by_principal(&snap, "spiffe://cluster.local/ns/shop/sa/orders"), m);
+    rm_workload_table_unref(t);
+}
+
 static void parse_fails(Ringmesh__V1__WorkloadInfo *self, Ringmesh__V1__WorkloadInfo **peers, size_t n,
                         const char *want)
 {
@@ -266,6 +294,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_lookups),
         cmocka_unit_test(test_table_many),
+        cmocka_unit_test(test_table_principals),
         cmocka_unit_test(test_table_refusals),
         cmocka_unit_test(test_self_from_environment),
     };
