@@ -44,9 +44,9 @@ typedef struct st_rm_xds_push_set_t {
     uint64_t seq;
     rm_xds_push_t types[RM_XDS_NUM_TYPES]; /* the shared types; the per-workload ones (WORKLOAD_POLICY, WORKLOADS)
                                             * are unused */
-    uint8_t *peers; /* the WorkloadMap's peers, encoded once (discovery_workloads.h) */
+    uint8_t *peers;                        /* the WorkloadMap's peers, encoded once (discovery_workloads.h) */
     size_t peers_len;
-    rm_mesh_model_t *model;                /* for the per-workload pushes, built on first use */
+    rm_mesh_model_t *model; /* for the per-workload pushes, built on first use */
     pthread_mutex_t workload_lock;
     rm_xds_workload_push_t **workloads;
     size_t num_workloads, cap_workloads;
@@ -90,8 +90,8 @@ rm_xds_request_kind_t rm_xds_on_request(rm_xds_stream_state_t *st, const char *t
                                         const char *nonce, int is_nack, int *type_out);
 
 /** The push of `type` for workload `w` (the per-workload types RM_XDS_WORKLOAD_POLICY and RM_XDS_WORKLOADS are
- *  built on first use and shared by the nodes whose push reads the same). The pointer stays valid while the set lives. NULL when out of memory or
- *  when `w` is NULL for the per-workload type. Thread-safe. */
+ *  built on first use and shared by the nodes whose push reads the same). The pointer stays valid while the set lives.
+ * NULL when out of memory or when `w` is NULL for the per-workload type. Thread-safe. */
 const rm_xds_push_t *rm_xds_push_get(rm_xds_push_set_t *set, int type, const rm_xds_workload_t *w);
 
 /** Returns the next type to push to this stream from `set` (a subscribed type whose current version differs

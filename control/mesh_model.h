@@ -77,7 +77,7 @@ typedef struct st_rm_mesh_model_t {
     rm_mesh_settings_t settings;
     rm_model_service_t *services; /* sorted by namespace, then name */
     size_t num_services;
-    rm_policy_set_t policies; /* AuthorizationPolicy / PeerAuthentication, validated, sorted by namespace, name */
+    rm_policy_set_t policies;       /* AuthorizationPolicy / PeerAuthentication, validated, sorted by namespace, name */
     rm_model_workload_t *workloads; /* the pods a source knows (Kubernetes), sorted by namespace, then pod */
     size_t num_workloads;
     /* private */

@@ -5,11 +5,8 @@
 #include "ringmesh/digest.h"
 
 static const char *const type_urls[RM_XDS_NUM_TYPES] = {
-    RM_XDS_TYPE_PREFIX "TrustBundle",
-    RM_XDS_TYPE_PREFIX "DestinationMap",
-    RM_XDS_TYPE_PREFIX "MeshSettings",
-    RM_XDS_TYPE_PREFIX "WorkloadPolicy",
-    RM_XDS_TYPE_PREFIX "WorkloadMap",
+    RM_XDS_TYPE_PREFIX "TrustBundle",    RM_XDS_TYPE_PREFIX "DestinationMap", RM_XDS_TYPE_PREFIX "MeshSettings",
+    RM_XDS_TYPE_PREFIX "WorkloadPolicy", RM_XDS_TYPE_PREFIX "WorkloadMap",
 };
 
 static const char *const type_names[RM_XDS_NUM_TYPES] = {"trust_bundle", "destinations", "mesh_settings",

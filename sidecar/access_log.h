@@ -25,14 +25,14 @@ struct st_rm_conn_t;
 typedef struct st_rm_access_entry_t {
     int64_t start_time_ms; /* wall clock, Unix milliseconds: start_time (RFC 3339, UTC) */
     uint64_t duration_ms;
-    const char *reporter;          /* "source" (outbound) | "destination" (inbound) */
-    const char *protocol;          /* "HTTP/1.1" | "HTTP/2" | "TCP" */
+    const char *reporter; /* "source" (outbound) | "destination" (inbound) */
+    const char *protocol; /* "HTTP/1.1" | "HTTP/2" | "TCP" */
     const char *method, *path, *authority, *user_agent, *x_forwarded_for, *request_id; /* HTTP only */
-    int response_code;             /* HTTP: the status, 0 when none came; TCP: not logged */
-    int grpc_status;               /* -1: none */
-    const char *response_flags;    /* Envoy's: "-" when none */
-    uint64_t bytes_received;       /* from the downstream (request body for HTTP) */
-    uint64_t bytes_sent;           /* to the downstream (response body for HTTP) */
+    int response_code;               /* HTTP: the status, 0 when none came; TCP: not logged */
+    int grpc_status;                 /* -1: none */
+    const char *response_flags;      /* Envoy's: "-" when none */
+    uint64_t bytes_received;         /* from the downstream (request body for HTTP) */
+    uint64_t bytes_sent;             /* to the downstream (response body for HTTP) */
     const rm_sockaddr_t *downstream; /* the client's address */
     const rm_sockaddr_t *upstream;   /* the address forwarded to; NULL: none */
     const char *destination_service; /* "<namespace>/<name>" or NULL */
@@ -57,10 +57,10 @@ int rm_access_log_sampled(const rm_proxy_config_t *cfg);
 int rm_access_log_draw(double rate);
 
 /** Sizes of the request fields kept until the exchange ends (longer values are cut). */
-#define RM_ACCESS_METHOD_MAX  16
-#define RM_ACCESS_PATH_MAX    512
-#define RM_ACCESS_FIELD_MAX   256
-#define RM_ACCESS_TRACE_ID    32
+#define RM_ACCESS_METHOD_MAX 16
+#define RM_ACCESS_PATH_MAX   512
+#define RM_ACCESS_FIELD_MAX  256
+#define RM_ACCESS_TRACE_ID   32
 
 /** What the access log needs of a request after its head is gone: kept by value, no allocation. `sampled` 0 means
  *  the exchange is not logged (and nothing else was kept). */

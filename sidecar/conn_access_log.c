@@ -35,7 +35,8 @@ static const char *outbound_sni(rm_conn_t *c)
         if (d->ss.ss_family == AF_INET && memcmp(&d->ss, &dst->ss, sizeof(struct sockaddr_in)) == 0)
             return cfg->destinations[i].sni;
         if (d->ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&d->ss, *b = (const struct sockaddr_in6 *)&dst->ss;
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&d->ss,
+                                      *b = (const struct sockaddr_in6 *)&dst->ss;
             if (a->sin6_port == b->sin6_port && memcmp(&a->sin6_addr, &b->sin6_addr, 16) == 0)
                 return cfg->destinations[i].sni;
         }
@@ -105,7 +106,7 @@ void rm__conn_access_log_tcp(rm_conn_t *c)
     e.start_time_ms = wall_ms() - (int64_t)e.duration_ms;
     /* Envoy's flags that a TCP connection can carry here: UF, the upstream could not be connected to; UT, the
      * connection timed out; DC and UC, one end reset it; "-": it ended normally */
-    e.response_flags = c->upstream_failed                          ? "UF"
+    e.response_flags = c->upstream_failed                         ? "UF"
                        : c->close_reason == RM_CONN_CLOSE_TIMEOUT ? "UT"
                        : c->close_reason == RM_CONN_CLOSE_RESET   ? (c->dir == RM_CONN_DIR_OUTBOUND ? "UC" : "DC")
                                                                   : "-";

@@ -51,8 +51,8 @@ struct st_rm_control_client_t {
     rm_mtls_mode_t inbound_mode;
     int have_inbound_mode;
     uint32_t connect_timeout_ms, idle_timeout_ms;
-    int access_log;           /* MeshSettings.access_log */
-    double access_log_sample; /* MeshSettings.access_log_sample_rate */
+    int access_log;                 /* MeshSettings.access_log */
+    double access_log_sample;       /* MeshSettings.access_log_sample_rate */
     rm_workload_table_t *workloads; /* the WorkloadMap in force */
 
     /* discovery stream */

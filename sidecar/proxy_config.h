@@ -120,7 +120,7 @@ typedef struct st_rm_proxy_config_t {
     double access_log_sample;        /* accessLog.sampleRate in [0, 1], default 1 */
     /* workload: who this proxy is, for metric labels and the access log (workload_meta.h); NULL: not said */
     char *workload_name, *workload_namespace, *workload_app, *workload_version, *workload_principal;
-    char *log_level;                 /* default "info" */
+    char *log_level; /* default "info" */
 } rm_proxy_config_t;
 
 /** Loads and validates `path`. On failure returns RM_ERR_CONFIG_* and writes a message naming the file, line

@@ -62,10 +62,10 @@ typedef struct st_rm_snapshot_params_t {
     rm_dest_table_t *dests;
     int have_inbound_mode;
     rm_mtls_mode_t inbound_mode;
-    uint32_t connect_timeout_ms; /* 0: the file's */
-    uint32_t idle_timeout_ms;    /* 0: the file's */
-    int access_log;              /* the mesh's accessLog.enabled, over the file's; -1: none pushed */
-    double access_log_sample;    /* the mesh's accessLog.sampleRate (with access_log 1; 0 means 1) */
+    uint32_t connect_timeout_ms;    /* 0: the file's */
+    uint32_t idle_timeout_ms;       /* 0: the file's */
+    int access_log;                 /* the mesh's accessLog.enabled, over the file's; -1: none pushed */
+    double access_log_sample;       /* the mesh's accessLog.sampleRate (with access_log 1; 0 means 1) */
     rm_workload_table_t *workloads; /* a reference is taken; NULL allowed. Its access-log override wins. */
     rm_tls_ctx_t *client_ctx, *server_ctx;
     const char *no_tls_reason;

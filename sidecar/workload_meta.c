@@ -99,8 +99,8 @@ int rm_workload_meta_init(const rm_proxy_config_t *cfg)
 {
     const rm_control_config_t *cc = cfg->control;
     const char *pod = first_of(cc != NULL ? cc->node_id : NULL, getenv("RINGMESH_POD_NAME"), NULL);
-    const char *ns = first_of(cfg->workload_namespace, cc != NULL ? cc->node_namespace : NULL,
-                              getenv("RINGMESH_POD_NAMESPACE"));
+    const char *ns =
+        first_of(cfg->workload_namespace, cc != NULL ? cc->node_namespace : NULL, getenv("RINGMESH_POD_NAMESPACE"));
     const char *sa = first_of(cc != NULL ? cc->node_service_account : NULL, getenv("RINGMESH_SERVICE_ACCOUNT"), NULL);
     char *file = read_labels_file(cc != NULL ? cc->node_labels_file : NULL);
     char *hash = label_value(cfg, file, "pod-template-hash");
@@ -116,8 +116,8 @@ int rm_workload_meta_init(const rm_proxy_config_t *cfg)
     else if (pod != NULL)
         name = name_from_pod(pod, hash);
     const char *app = first_of(cfg->workload_app, first_of(l_app[0], l_app[1], l_app[2]), name);
-    const char *version = first_of(cfg->workload_version, first_of(l_ver[0], l_ver[1], l_ver[2]),
-                                   name != NULL ? "latest" : NULL);
+    const char *version =
+        first_of(cfg->workload_version, first_of(l_ver[0], l_ver[1], l_ver[2]), name != NULL ? "latest" : NULL);
     principal[0] = '\0';
     if (cfg->workload_principal != NULL)
         snprintf(principal, sizeof(principal), "%s", cfg->workload_principal);
@@ -368,7 +368,8 @@ int rm_workload_table_parse(const uint8_t *value, size_t len, rm_workload_table_
         ;
     for (pcap = 16; pcap < 2 * map->n_peers; pcap *= 2)
         ;
-    if ((t = calloc(1, sizeof(*t))) == NULL || (map->n_peers > 0 && (t->peers = calloc(map->n_peers, sizeof(*t->peers))) == NULL) ||
+    if ((t = calloc(1, sizeof(*t))) == NULL ||
+        (map->n_peers > 0 && (t->peers = calloc(map->n_peers, sizeof(*t->peers))) == NULL) ||
         (naddr > 0 && (t->slots = calloc(cap, sizeof(*t->slots))) == NULL) ||
         (map->n_peers > 0 && (t->principals = calloc(pcap, sizeof(*t->principals))) == NULL)) {
         snprintf(err, errlen, "out of memory");

@@ -137,8 +137,13 @@ static void test_tcp_line(void **state)
 {
     (void)state;
     rm_sockaddr_t down = sa4("198.18.0.5", 40000);
-    rm_access_entry_t e = {.start_time_ms = 0, .reporter = "source", .protocol = "TCP", .grpc_status = -1,
-                           .response_flags = "UF", .bytes_received = 5, .downstream = &down,
+    rm_access_entry_t e = {.start_time_ms = 0,
+                           .reporter = "source",
+                           .protocol = "TCP",
+                           .grpc_status = -1,
+                           .response_flags = "UF",
+                           .bytes_received = 5,
+                           .downstream = &down,
                            .connection_security_policy = "none"};
     rm_access_log_write(&e);
     json_t *j = read_line();
@@ -196,8 +201,15 @@ static void test_request_keep(void **state)
         {"X-Forwarded-For", 15, "203.0.113.7", 11},
         {"traceparent", 11, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55},
     };
-    rm_http_request_t req = {.method = "POST", .method_len = 4, .path = long_path, .path_len = sizeof(long_path),
-                             .host = "orders", .host_len = 6, .headers = h, .num_headers = 4, .http2 = 1};
+    rm_http_request_t req = {.method = "POST",
+                             .method_len = 4,
+                             .path = long_path,
+                             .path_len = sizeof(long_path),
+                             .host = "orders",
+                             .host_len = 6,
+                             .headers = h,
+                             .num_headers = 4,
+                             .http2 = 1};
     rm_proxy_config_t cfg = {.access_log = 1, .access_log_sample = 1};
     rm_access_request_t rec;
 
@@ -254,7 +266,7 @@ static void test_time(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_http_line),   cmocka_unit_test(test_tcp_line),  cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_http_line),    cmocka_unit_test(test_tcp_line),  cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_request_keep), cmocka_unit_test(test_trace_ids), cmocka_unit_test(test_time),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -47,19 +47,19 @@ static void check(const char *text, const char *name, const char *app, const cha
 
 #define META(extra) "{\"metadata\":{\"namespace\":\"shop\",\"name\":\"orders-7d9f8c-x2x4q\"" extra "}}"
 #define OWNER(kind, name, controller)                                                                                  \
-    ",\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"" kind "\",\"name\":\"" name "\",\"controller\":" \
-    controller "}]"
+    ",\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"" kind "\",\"name\":\"" name                         \
+    "\",\"controller\":" controller "}]"
 
 static void test_owner_kinds(void **state)
 {
     (void)state;
     /* a Deployment's pod: ReplicaSet "<deployment>-<pod-template-hash>" */
-    check(META(OWNER("ReplicaSet", "orders-7d9f8c", "true") ",\"labels\":{\"pod-template-hash\":\"7d9f8c\"}"),
-          "orders", "orders", "latest");
+    check(META(OWNER("ReplicaSet", "orders-7d9f8c", "true") ",\"labels\":{\"pod-template-hash\":\"7d9f8c\"}"), "orders",
+          "orders", "latest");
     /* a ReplicaSet of its own (no hash label, or a name without that suffix): the ReplicaSet */
     check(META(OWNER("ReplicaSet", "orders-rs", "true")), "orders-rs", "orders-rs", "latest");
-    check(META(OWNER("ReplicaSet", "orders-rs", "true") ",\"labels\":{\"pod-template-hash\":\"7d9f8c\"}"),
-          "orders-rs", "orders-rs", "latest");
+    check(META(OWNER("ReplicaSet", "orders-rs", "true") ",\"labels\":{\"pod-template-hash\":\"7d9f8c\"}"), "orders-rs",
+          "orders-rs", "latest");
     check(META(OWNER("StatefulSet", "ledger", "true")), "ledger", "ledger", "latest");
     check(META(OWNER("DaemonSet", "node-agent", "true")), "node-agent", "node-agent", "latest");
     /* a Job a CronJob made ("<cronjob>-<minutes>"), and a Job of its own */
@@ -76,13 +76,14 @@ static void test_label_precedence(void **state)
     (void)state;
     check(META(OWNER("StatefulSet", "ledger", "true") ",\"labels\":{\"app\":\"a\",\"version\":\"v1\"}"), "ledger", "a",
           "v1");
-    check(META(OWNER("StatefulSet", "ledger", "true")
-               ",\"labels\":{\"app\":\"a\",\"app.kubernetes.io/name\":\"b\",\"version\":\"v1\","
-               "\"app.kubernetes.io/version\":\"v2\"}"),
+    check(META(OWNER("StatefulSet", "ledger",
+                     "true") ",\"labels\":{\"app\":\"a\",\"app.kubernetes.io/name\":\"b\",\"version\":\"v1\","
+                             "\"app.kubernetes.io/version\":\"v2\"}"),
           "ledger", "b", "v2");
-    check(META(OWNER("StatefulSet", "ledger", "true")
-               ",\"labels\":{\"app\":\"a\",\"app.kubernetes.io/name\":\"b\",\"service.istio.io/canonical-name\":\"c\","
-               "\"version\":\"v1\",\"service.istio.io/canonical-revision\":\"v3\"}"),
+    check(META(OWNER("StatefulSet", "ledger",
+                     "true") ",\"labels\":{\"app\":\"a\",\"app.kubernetes.io/name\":\"b\",\"service.istio.io/"
+                             "canonical-name\":\"c\","
+                             "\"version\":\"v1\",\"service.istio.io/canonical-revision\":\"v3\"}"),
           "ledger", "c", "v3");
     /* an empty label counts as none */
     check(META(OWNER("StatefulSet", "ledger", "true") ",\"labels\":{\"app.kubernetes.io/name\":\"\",\"app\":\"a\"}"),
@@ -208,14 +209,20 @@ static void test_push_per_node(void **state)
     (void)state;
     rm_mesh_model_t *m = model_with(three_pods);
     rm_xds_push_set_t *set;
-    rm_xds_workload_t a = {.workload = {.namespace_ = "shop"}, .key = "shop\n", .node = "orders-7d9f8c-aaaaa",
+    rm_xds_workload_t a = {.workload = {.namespace_ = "shop"},
+                           .key = "shop\n",
+                           .node = "orders-7d9f8c-aaaaa",
                            .service_account = "orders"};
-    rm_xds_workload_t b = a, stranger = {.workload = {.namespace_ = "vm"}, .key = "vm\n", .node = "host-1",
+    rm_xds_workload_t b = a, stranger = {.workload = {.namespace_ = "vm"},
+                                         .key = "vm\n",
+                                         .node = "host-1",
                                          .service_account = "billing"};
     b.node = "orders-7d9f8c-bbbbb";
 
-    assert_int_equal(rm_xds_push_set_build(m, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 7, &set), 0);
-    const rm_xds_push_t *pa = rm_xds_push_get(set, RM_XDS_WORKLOADS, &a), *pb = rm_xds_push_get(set, RM_XDS_WORKLOADS, &b);
+    assert_int_equal(
+        rm_xds_push_set_build(m, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 7, &set), 0);
+    const rm_xds_push_t *pa = rm_xds_push_get(set, RM_XDS_WORKLOADS, &a),
+                        *pb = rm_xds_push_get(set, RM_XDS_WORKLOADS, &b);
     assert_non_null(pa);
     assert_ptr_equal(pa, pb); /* replicas of one workload share the push */
     Ringmesh__V1__WorkloadMap *map = unpack_push(pa);

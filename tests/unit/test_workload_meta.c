@@ -223,7 +223,8 @@ static void test_self_from_environment(void **state)
     assert_int_equal(write(fd, labels, sizeof(labels) - 1), (ssize_t)(sizeof(labels) - 1));
     close(fd);
 
-    rm_control_config_t cc = {.node_namespace = "shop", .node_service_account = "orders", .node_labels_file = labels_path};
+    rm_control_config_t cc = {
+        .node_namespace = "shop", .node_service_account = "orders", .node_labels_file = labels_path};
     rm_proxy_config_t cfg = {.trust_domain = "cluster.local", .control = &cc};
     setenv("RINGMESH_POD_NAME", "orders-7d9f8c-x2x4q", 1);
     assert_int_equal(rm_workload_meta_init(&cfg), 0);
@@ -292,10 +293,8 @@ static void test_self_from_environment(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_lookups),
-        cmocka_unit_test(test_table_many),
-        cmocka_unit_test(test_table_principals),
-        cmocka_unit_test(test_table_refusals),
+        cmocka_unit_test(test_table_lookups),         cmocka_unit_test(test_table_many),
+        cmocka_unit_test(test_table_principals),      cmocka_unit_test(test_table_refusals),
         cmocka_unit_test(test_self_from_environment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
