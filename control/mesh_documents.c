@@ -740,8 +740,8 @@ static int conv_label_value(file_ctx_t *ctx, const char *path, const char *s, co
     char q[96];
     size_t n;
 
-    if (s == NULL)
-        s = dflt;
+    if (s == NULL && (s = dflt) == NULL)
+        return rm_config_value_error(&ctx->cdoc, path, "is required");
     n = strlen(s);
     if (n == 0 || n > 63 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n ||
         !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
