@@ -64,7 +64,7 @@ static char *read_labels_file(const char *path)
         n = fread(buf, 1, LABELS_FILE_MAX, f);
         buf[n] = '\0';
     }
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose on close */
     return buf;
 }
 
