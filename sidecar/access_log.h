@@ -66,6 +66,7 @@ int rm_access_log_draw(double rate);
  *  the exchange is not logged (and nothing else was kept). */
 typedef struct st_rm_access_request_t {
     uint8_t sampled;
+    uint8_t decided; /* a policy was asked (inbound); 0: no decision to log */
     uint8_t http2;
     uint8_t allowed; /* the policy verdict */
     int64_t start_time_ms;
@@ -77,6 +78,7 @@ typedef struct st_rm_access_request_t {
     char x_forwarded_for[RM_ACCESS_FIELD_MAX];
     char request_id[RM_ACCESS_FIELD_MAX];
     char trace_id[RM_ACCESS_TRACE_ID + 1];
+    char authz_policy[RM_ACCESS_FIELD_MAX]; /* "<namespace>/<name>" of the policy that decided, "" when none */
 } rm_access_request_t;
 
 /** Fills `rec` from `req` decided `verdict` at `now_ms` (wall) / `mono_ms` (the loop's clock), when the access log
@@ -90,11 +92,16 @@ void rm_access_log_trace_id(const rm_http_request_t *req, char *out);
 
 /* conn_access_log.c: from a connection */
 
+/** rm_access_log_request_keep() for a request of connection `c` decided `verdict` just now (in the same loop
+ *  iteration as the decision: the policy that decided is copied from the connection). For rm__conn_observe_request. */
+void rm__conn_access_log_request(struct st_rm_conn_t *c, const rm_http_request_t *req, rm_http_verdict_t verdict,
+                                 rm_access_request_t *rec);
 /** Writes the line of exchange `ex` of connection `c`, whose request was kept in `rec` (nothing when not
- *  sampled). */
+ *  sampled). For rm__conn_observe_exchange. */
 void rm__conn_access_log_http(struct st_rm_conn_t *c, const rm_access_request_t *rec, const rm_http_exchange_t *ex);
 /** Writes the line of connection `c`, closing (when the access log is on and the sample draws it). A connection
- *  whose requests were decided one by one (HTTP) has its lines per exchange and none of its own. */
+ *  whose requests went through an HTTP filter has its lines per exchange and none of its own. For
+ *  rm__conn_observe_closed. */
 void rm__conn_access_log_tcp(struct st_rm_conn_t *c);
 
 #endif

@@ -97,7 +97,7 @@ void rm__conn_access_log_tcp(rm_conn_t *c)
     char policy[512];
     uint64_t now = rm_loop_now_ms(c->w->loop);
 
-    if (c->authz_state == RM_CONN_AUTHZ_HTTP || !rm_access_log_sampled(rm__conn_cfg(c)))
+    if (c->l7 != NULL || c->authz_state == RM_CONN_AUTHZ_HTTP || !rm_access_log_sampled(rm__conn_cfg(c)))
         return;
     fill_common(c, &e, policy, sizeof(policy));
     e.protocol = "TCP";
@@ -114,6 +114,19 @@ void rm__conn_access_log_tcp(rm_conn_t *c)
     e.bytes_received = c->d2u.bytes + (c->l7 != NULL ? c->l7->app_out.bytes : 0);
     e.bytes_sent = c->u2d.bytes + (c->l7 != NULL ? c->l7->client_out.bytes : 0);
     rm_access_log_write(&e);
+}
+
+void rm__conn_access_log_request(rm_conn_t *c, const rm_http_request_t *req, rm_http_verdict_t verdict,
+                                 rm_access_request_t *rec)
+{
+    rm_access_log_request_keep(rec, rm__conn_cfg(c), req, verdict, wall_ms(), rm_loop_now_ms(c->w->loop));
+    if (!rec->sampled)
+        return;
+    rec->decided = c->dir == RM_CONN_DIR_INBOUND && c->authz_state == RM_CONN_AUTHZ_HTTP;
+    rec->authz_policy[0] = '\0';
+    if (rec->decided && c->request_authz_policy != NULL)
+        snprintf(rec->authz_policy, sizeof(rec->authz_policy), "%s/%s", c->request_authz_policy->namespace_,
+                 c->request_authz_policy->name);
 }
 
 void rm__conn_access_log_http(rm_conn_t *c, const rm_access_request_t *rec, const rm_http_exchange_t *ex)
@@ -142,7 +155,7 @@ void rm__conn_access_log_http(rm_conn_t *c, const rm_access_request_t *rec, cons
     e.bytes_received = ex->request_bytes;
     e.bytes_sent = ex->response_bytes;
     /* the request's own verdict (the connection's, when it was decided as a whole, is not this request's) */
-    e.authz_decision = rec->allowed ? "allow" : "deny";
-    e.authz_policy = NULL;
+    e.authz_decision = rec->decided ? (rec->allowed ? "allow" : "deny") : NULL;
+    e.authz_policy = rec->authz_policy[0] != '\0' ? rec->authz_policy : NULL;
     rm_access_log_write(&e);
 }

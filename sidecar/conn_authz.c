@@ -59,6 +59,8 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
     rm_authz_decision_t d;
 
     authz_attrs(c, req, &a);
+    if (req != NULL)
+        c->request_authz_policy = NULL;
     if (req != NULL && req->path_error != NULL) {
         /* refused before any policy is asked: the filter answers 400 (http_filter.h) */
         rm_authz_decision_t bad = {
@@ -99,6 +101,8 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
         c->authz_logged = 1;
         c->authz_allowed = d.allow;
         c->authz_policy = d.policy;
+    } else {
+        c->request_authz_policy = d.policy;
     }
     rm_authz_count(az, &d);
     rm_authz_log(az, &d, &a);
