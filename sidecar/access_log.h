@@ -6,9 +6,10 @@
  * configuration holds the outcome (access_log, access_log_sample). Each exchange or connection is sampled on its
  * own, from a per-thread PRNG: no lock, no allocation.
  *
- * The connection module reports through conn_observe.c, which calls rm_access_log_request_keep() when a request's
- * head is decided (the head is gone by the time its exchange ends), then rm__conn_access_log_http() when the
- * exchange ends and rm__conn_access_log_tcp() when a connection closes. */
+ * Who calls what: the connection module writes a connection's line when it frees the connection
+ * (rm__conn_access_log_tcp, refused connections included); for HTTP, rm__conn_observe_request keeps what the line
+ * needs of the request head (rm__conn_access_log_request: the head is gone by the time its exchange ends) in the
+ * exchange's state, and rm__conn_observe_exchange writes the line (rm__conn_access_log_http). */
 #ifndef RINGMESH_ACCESS_LOG_H
 #define RINGMESH_ACCESS_LOG_H
 

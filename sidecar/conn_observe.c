@@ -1,7 +1,6 @@
 /* The connection's reports (conn_observe.h). Nothing is recorded yet. */
 #include "conn_observe.h"
 
-#include "access_log.h"
 #include "proxy_conn-t.h"
 
 void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *req, rm_http_verdict_t verdict,
@@ -26,5 +25,5 @@ void rm__conn_observe_opened(struct st_rm_conn_t *c)
 
 void rm__conn_observe_closed(struct st_rm_conn_t *c)
 {
-    rm__conn_access_log_tcp(c);
+    (void)c;
 }

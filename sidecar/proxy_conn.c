@@ -7,7 +7,7 @@
  * shutdown where a direction has ended), until one has nothing left to do. Making progress a function of state, not
  * of the event that arrived, keeps half-close, errors and timeouts in one place. */
 #include "conn_addr.h"
-#include "conn_observe.h"
+#include "access_log.h"
 #include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
@@ -534,7 +534,7 @@ static rm_conn_t *conn_alloc(rm_worker_t *w)
 static void conn_free(rm_conn_t *c)
 {
     rm_worker_t *w = c->w;
-    rm__conn_observe_closed(c);
+    rm__conn_access_log_tcp(c); /* every connection, refused ones too (their line says the decision) */
     log_access(c);
     rm_side_close(&c->down);
     rm_side_close(&c->up);
