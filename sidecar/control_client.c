@@ -87,8 +87,8 @@ void rm__control_publish(rm_control_client_t *cc)
     }
     rm_proxy_publish(cc->proxy, s);
     int ready = cc->client_ctx != NULL;
-    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        ready &= cc->versions[t][0] != '\0';
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++) /* the workloads only name peers in logs and metrics: not awaited */
+        ready &= t == RM_XDS_WORKLOADS || cc->versions[t][0] != '\0';
     if (ready && !atomic_exchange(&cc->proxy->ready, 1))
         rm_log_msg(RM_LOG_INFO, "proxy_ready", "SVID and configuration in place");
 }
