@@ -29,7 +29,7 @@ outbound: {enabled: false}
 inbound: {enabled: false}
 admin: {enabled: false}
 workers: $workers
-accessLog: false
+connectionLog: false
 logLevel: warn
 listeners:
   - name: bench-upstream
@@ -45,7 +45,7 @@ outbound: {enabled: false}
 inbound: {enabled: false}
 admin: {enabled: false}
 workers: $workers
-accessLog: false
+connectionLog: false
 logLevel: warn
 listeners:
   - name: bench-inbound

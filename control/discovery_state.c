@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "discovery_workloads.h"
 #include "ringmesh/v1/discovery.pb-c.h"
 
 #define PEM_END "-----END CERTIFICATE-----"
@@ -163,6 +164,7 @@ static int build_mesh_settings(rm_xds_push_t *push, const rm_mesh_model_t *model
     ms.connect_timeout_ms = s->connect_timeout_ms;
     ms.idle_timeout_ms = s->idle_timeout_ms;
     ms.access_log = s->access_log != 0;
+    ms.access_log_sample_rate = s->access_log_sample;
     ms.svid_ttl_seconds = s->svid_ttl;
     return encode_push(push, RM_XDS_MESH_SETTINGS, "mesh", &ms.base, seq);
 }
@@ -180,7 +182,9 @@ int rm_xds_push_set_build(const rm_mesh_model_t *model, const char *bundle_pem, 
     pthread_mutex_init(&set->workload_lock, NULL);
     if ((ret = build_trust_bundle(&set->types[RM_XDS_TRUST_BUNDLE], model, bundle_pem, seq)) != 0 ||
         (ret = build_destinations(&set->types[RM_XDS_DESTINATIONS], model, seq)) != 0 ||
-        (ret = build_mesh_settings(&set->types[RM_XDS_MESH_SETTINGS], model, seq)) != 0) {
+        (ret = build_mesh_settings(&set->types[RM_XDS_MESH_SETTINGS], model, seq)) != 0 ||
+        (ret = rm__xds_workload_peers_encode(model, RM_XDS_WORKLOAD_PEERS_MAX_BYTES, &set->peers, &set->peers_len)) !=
+            0) {
         rm_xds_push_set_unref(set);
         return ret;
     }
@@ -206,6 +210,7 @@ void rm_xds_push_set_unref(rm_xds_push_set_t *set)
         free(set->workloads[i]);
     }
     free(set->workloads);
+    free(set->peers);
     pthread_mutex_destroy(&set->workload_lock);
     rm_mesh_model_unref(set->model);
     free(set);
@@ -283,17 +288,47 @@ static int build_workload_policy(rm_xds_push_t *push, const rm_mesh_model_t *mod
     return ret;
 }
 
+/* The WorkloadMap of the node `w` names is keyed by its own workload's content, so replicas share it: the key and
+ * the self part are made first (cheap), the peers are appended only when the push is built. */
+static int workloads_push_key(rm_xds_push_set_t *set, const rm_xds_workload_t *w, char **key, uint8_t **value,
+                              size_t *len)
+{
+    return rm__xds_workload_self_encode(set->model, w->workload.namespace_, w->node,
+                                        w->service_account != NULL ? w->service_account : "default", NULL, 0, key,
+                                        value, len);
+}
+
+static int workloads_append_peers(rm_xds_push_set_t *set, uint8_t **value, size_t *len)
+{
+    uint8_t *grown;
+
+    if (set->peers_len == 0)
+        return 0;
+    if ((grown = realloc(*value, *len + set->peers_len)) == NULL)
+        return -ENOMEM;
+    memcpy(grown + *len, set->peers, set->peers_len);
+    *value = grown;
+    *len += set->peers_len;
+    return 0;
+}
+
 const rm_xds_push_t *rm_xds_push_get(rm_xds_push_set_t *set, int type, const rm_xds_workload_t *w)
 {
     const rm_xds_push_t *found = NULL;
+    char *key = NULL;
+    uint8_t *value = NULL;
+    size_t value_len = 0;
 
-    if (type != RM_XDS_WORKLOAD_POLICY)
+    if (type != RM_XDS_WORKLOAD_POLICY && type != RM_XDS_WORKLOADS)
         return &set->types[type];
     if (w == NULL || w->key == NULL)
         return NULL;
+    if (type == RM_XDS_WORKLOADS && workloads_push_key(set, w, &key, &value, &value_len) != 0)
+        return NULL;
+    const char *k = key != NULL ? key : w->key;
     pthread_mutex_lock(&set->workload_lock);
     for (size_t i = 0; i < set->num_workloads && found == NULL; i++)
-        if (strcmp(set->workloads[i]->key, w->key) == 0)
+        if (strcmp(set->workloads[i]->key, k) == 0)
             found = &set->workloads[i]->push;
     if (found == NULL) {
         if (set->num_workloads == set->cap_workloads) {
@@ -308,8 +343,17 @@ const rm_xds_push_t *rm_xds_push_get(rm_xds_push_set_t *set, int type, const rm_
         rm_xds_workload_push_t *e = calloc(1, sizeof(*e));
         if (e == NULL)
             goto Exit;
-        if ((e->key = strdup(w->key)) == NULL ||
-            build_workload_policy(&e->push, set->model, &w->workload, set->seq) != 0) {
+        int ret;
+        if ((e->key = strdup(k)) == NULL)
+            ret = -ENOMEM;
+        else if (type == RM_XDS_WORKLOADS) {
+            if ((ret = workloads_append_peers(set, &value, &value_len)) == 0) {
+                ret = encode_push_value(&e->push, RM_XDS_WORKLOADS, "workloads", value, value_len, set->seq);
+                value = NULL; /* taken over (freed on failure too) */
+            }
+        } else
+            ret = build_workload_policy(&e->push, set->model, &w->workload, set->seq);
+        if (ret != 0) {
             free(e->key);
             free(e->push.response);
             free(e);
@@ -320,6 +364,8 @@ const rm_xds_push_t *rm_xds_push_get(rm_xds_push_set_t *set, int type, const rm_
     }
 Exit:
     pthread_mutex_unlock(&set->workload_lock);
+    free(key);
+    free(value);
     return found;
 }
 

@@ -26,10 +26,13 @@ typedef struct st_rm_xds_push_t {
 } rm_xds_push_t;
 
 /** A workload as discovery sees it: the node's namespace and labels, and a key naming that pair ("ns\nk=v\n..."
- *  with labels sorted) under which its WorkloadPolicy push is shared by every node of the same workload. */
+ *  with labels sorted) under which its WorkloadPolicy push is shared by every node of the same workload; and the
+ *  node's id (its pod's name) and service account, which name its own workload in its WorkloadMap (NULL: none). */
 typedef struct st_rm_xds_workload_t {
     rm_workload_t workload;
     const char *key;
+    const char *node;
+    const char *service_account;
 } rm_xds_workload_t;
 
 typedef struct st_rm_xds_workload_push_t {
@@ -39,8 +42,11 @@ typedef struct st_rm_xds_workload_push_t {
 
 typedef struct st_rm_xds_push_set_t {
     uint64_t seq;
-    rm_xds_push_t types[RM_XDS_NUM_TYPES]; /* the shared types; types[RM_XDS_WORKLOAD_POLICY] is unused */
-    rm_mesh_model_t *model;                /* for the per-workload pushes, built on first use */
+    rm_xds_push_t types[RM_XDS_NUM_TYPES]; /* the shared types; the per-workload ones (WORKLOAD_POLICY, WORKLOADS)
+                                            * are unused */
+    uint8_t *peers;                        /* the WorkloadMap's peers, encoded once (discovery_workloads.h) */
+    size_t peers_len;
+    rm_mesh_model_t *model; /* for the per-workload pushes, built on first use */
     pthread_mutex_t workload_lock;
     rm_xds_workload_push_t **workloads;
     size_t num_workloads, cap_workloads;
@@ -83,9 +89,9 @@ typedef enum {
 rm_xds_request_kind_t rm_xds_on_request(rm_xds_stream_state_t *st, const char *type_url, const char *version,
                                         const char *nonce, int is_nack, int *type_out);
 
-/** The push of `type` for workload `w` (used only for RM_XDS_WORKLOAD_POLICY, which is built on first use and
- *  shared by the nodes of one workload). The pointer stays valid while the set lives. NULL when out of memory or
- *  when `w` is NULL for the per-workload type. Thread-safe. */
+/** The push of `type` for workload `w` (the per-workload types RM_XDS_WORKLOAD_POLICY and RM_XDS_WORKLOADS are
+ *  built on first use and shared by the nodes whose push reads the same). The pointer stays valid while the set lives.
+ * NULL when out of memory or when `w` is NULL for the per-workload type. Thread-safe. */
 const rm_xds_push_t *rm_xds_push_get(rm_xds_push_set_t *set, int type, const rm_xds_workload_t *w);
 
 /** Returns the next type to push to this stream from `set` (a subscribed type whose current version differs

@@ -288,6 +288,9 @@ static void stream_maybe_push(stream_t *s)
     if (s->writing || s->status_sent || s->closed || !s->have_node)
         return;
     const rm_xds_push_t *push;
+    /* its own workload in the WorkloadMap: the pod the node id names, running as the attested account */
+    s->workload.xw.node = s->node_id;
+    s->workload.xw.service_account = s->sa;
     if ((t = rm_xds_next_push(&s->xds, srv->set, &s->workload.xw, &push)) < 0)
         return;
     /* the slice holds a reference on the set, so the bytes outlive a newer change while the send is in flight */

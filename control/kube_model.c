@@ -1,6 +1,7 @@
 /* Kubernetes objects -> mesh documents -> the mesh model (kube_model.h). JSON is YAML, so each document handed to
  * the mesh loader is the JSON text jansson writes, indented so that errors point at a line of their own. */
 #include "kube_model.h"
+#include "workload_derive.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -285,6 +286,12 @@ int rm_kube_model_build(const rm_kube_objects_t *objs, const char *mesh_shown, c
     }
     if ((ret = rm_mesh_loader_finish(ld, out)) != 0)
         goto Exit;
+    /* who the pods are (metric labels, access log): part of the model and of its version */
+    if (rm_model_set_workloads(*out, objs->pods) != 0) {
+        rm_mesh_model_unref(*out);
+        *out = NULL;
+        goto NoMem;
+    }
     if (num_docs != NULL)
         *num_docs = accepted;
     goto Exit;

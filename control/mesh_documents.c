@@ -24,6 +24,7 @@
 #include "ringmesh/yaml_load.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <cyaml/cyaml.h>
 #include <errno.h>
 #include <stdio.h>
@@ -59,6 +60,11 @@ typedef struct st_raw_authz_t {
     raw_path_normalization_t *path_normalization;
 } raw_authz_t;
 
+typedef struct st_raw_access_log_t {
+    char *enabled;
+    char *sample_rate;
+} raw_access_log_t;
+
 typedef struct st_raw_mesh_spec_t {
     char *trust_domain;
     char **trust_domain_aliases;
@@ -69,8 +75,18 @@ typedef struct st_raw_mesh_spec_t {
     char *svid_ttl;
     char *connect_timeout;
     char *idle_timeout;
-    char *access_log;
+    raw_access_log_t *access_log;
 } raw_mesh_spec_t;
+
+typedef struct st_raw_workload_spec_t {
+    char **addresses;
+    unsigned addresses_count;
+    char *service_account;
+    char *workload;
+    char *app;
+    char *version;
+    char *access_log;
+} raw_workload_spec_t;
 
 typedef struct st_raw_service_spec_t {
     char **addresses;
@@ -92,6 +108,7 @@ typedef struct st_raw_doc_t {
     raw_metadata_t *metadata;
     raw_mesh_spec_t *mesh_spec;
     raw_service_spec_t *service_spec;
+    raw_workload_spec_t *workload_spec;
 } raw_doc_t;
 
 static const cyaml_schema_field_t mesh_metadata_fields[] = {
@@ -124,6 +141,12 @@ static const cyaml_schema_field_t authz_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t access_log_fields[] = {
+    RM_CYAML_STR("enabled", raw_access_log_t, enabled),
+    RM_CYAML_STR("sampleRate", raw_access_log_t, sample_rate),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("trustDomain", raw_mesh_spec_t, trust_domain),
     RM_CYAML_STR_SEQ("trustDomainAliases", raw_mesh_spec_t, trust_domain_aliases, CYAML_UNLIMITED),
@@ -133,7 +156,7 @@ static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("svidTTL", raw_mesh_spec_t, svid_ttl),
     RM_CYAML_STR("connectTimeout", raw_mesh_spec_t, connect_timeout),
     RM_CYAML_STR("idleTimeout", raw_mesh_spec_t, idle_timeout),
-    RM_CYAML_STR("accessLog", raw_mesh_spec_t, access_log),
+    CYAML_FIELD_MAPPING_PTR("accessLog", RM_CYAML_OPT_NULL, raw_mesh_spec_t, access_log, access_log_fields),
     CYAML_FIELD_END,
 };
 
@@ -160,6 +183,28 @@ static const cyaml_schema_field_t service_doc_fields[] = {
     CYAML_FIELD_MAPPING_PTR("metadata", RM_CYAML_OPT_NULL, raw_doc_t, metadata, service_metadata_fields),
     CYAML_FIELD_MAPPING_PTR("spec", RM_CYAML_OPT_NULL, raw_doc_t, service_spec, service_spec_fields),
     CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t workload_spec_fields[] = {
+    RM_CYAML_STR_SEQ("addresses", raw_workload_spec_t, addresses, CYAML_UNLIMITED),
+    RM_CYAML_STR("serviceAccount", raw_workload_spec_t, service_account),
+    RM_CYAML_STR("workload", raw_workload_spec_t, workload),
+    RM_CYAML_STR("app", raw_workload_spec_t, app),
+    RM_CYAML_STR("version", raw_workload_spec_t, version),
+    RM_CYAML_STR("accessLog", raw_workload_spec_t, access_log),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t workload_doc_fields[] = {
+    RM_CYAML_STR("apiVersion", raw_doc_t, api_version),
+    RM_CYAML_STR("kind", raw_doc_t, kind),
+    CYAML_FIELD_MAPPING_PTR("metadata", RM_CYAML_OPT_NULL, raw_doc_t, metadata, service_metadata_fields),
+    CYAML_FIELD_MAPPING_PTR("spec", RM_CYAML_OPT_NULL, raw_doc_t, workload_spec, workload_spec_fields),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t workload_doc_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_doc_t, workload_doc_fields),
 };
 
 static const cyaml_schema_value_t mesh_doc_schema = {
@@ -442,9 +487,22 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
                                          rm_yaml_quoted(q, sizeof(q), a->path_normalization->normalization));
     }
     if ((ret = conv_timeout(&ctx->cdoc, "spec.connectTimeout", spec->connect_timeout, &s->connect_timeout_ms)) != 0 ||
-        (ret = conv_timeout(&ctx->cdoc, "spec.idleTimeout", spec->idle_timeout, &s->idle_timeout_ms)) != 0 ||
-        (ret = rm_config_conv_bool(&ctx->cdoc, "spec.accessLog", spec->access_log, &s->access_log)) != 0)
+        (ret = conv_timeout(&ctx->cdoc, "spec.idleTimeout", spec->idle_timeout, &s->idle_timeout_ms)) != 0)
         return ret;
+    if (spec->access_log != NULL) {
+        const raw_access_log_t *al = spec->access_log;
+        if ((ret = rm_config_conv_bool(&ctx->cdoc, "spec.accessLog.enabled", al->enabled, &s->access_log)) != 0)
+            return ret;
+        if (al->sample_rate != NULL) {
+            char *end;
+            double v = strtod(al->sample_rate, &end);
+            if (end == al->sample_rate || *end != '\0' || !(v >= 0 && v <= 1))
+                return rm_config_value_error(&ctx->cdoc, "spec.accessLog.sampleRate",
+                                             "%s is not a fraction in [0, 1] (e.g. 0.01 logs one request in 100)",
+                                             rm_yaml_quoted(q, sizeof(q), al->sample_rate));
+            s->access_log_sample = v;
+        }
+    }
     return 0;
 }
 
@@ -673,6 +731,110 @@ Exit:
 }
 
 /* ---------------------------------------------------------------------------------------------------------
+ * Pass 3: Workload (a pod or host, by the node id of its proxy: docs/control-config.md).
+ * ------------------------------------------------------------------------------------------------------- */
+
+/* A label value as Kubernetes allows: at most 63 of [A-Za-z0-9._-], starting and ending alphanumeric. */
+static int conv_label_value(file_ctx_t *ctx, const char *path, const char *s, const char *dflt, char **out)
+{
+    char q[96];
+    size_t n;
+
+    if (s == NULL && (s = dflt) == NULL)
+        return rm_config_value_error(&ctx->cdoc, path, "is required");
+    n = strlen(s);
+    if (n == 0 || n > 63 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n ||
+        !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+        return rm_config_value_error(&ctx->cdoc, path,
+                                     "%s is not a label value (1 to 63 of A-Z a-z 0-9 . _ -, alphanumeric at the ends)",
+                                     rm_yaml_quoted(q, sizeof(q), s));
+    if ((*out = strdup(s)) == NULL)
+        return rm_config_value_error(&ctx->cdoc, path, "out of memory");
+    return 0;
+}
+
+static int convert_workload(file_ctx_t *ctx, const raw_doc_t *raw)
+{
+    loader_t *ld = ctx->ld;
+    const raw_workload_spec_t *spec = raw->workload_spec;
+    pending_workload_t p;
+    char path[48], q[96];
+    int ret, access_log = -1;
+
+    memset(&p, 0, sizeof(p));
+    p.file = ctx->file_index;
+    p.doc_pos = ctx->doc->pos;
+    if ((ret = conv_metadata_name(ctx, raw, 0, "Workload")) != 0)
+        goto Exit;
+    const char *ns = raw->metadata->namespace_ != NULL ? raw->metadata->namespace_ : DEFAULT_NAMESPACE;
+    if ((ret = rm_config_conv_dns_name(&ctx->cdoc, "metadata.namespace", ns, 1, NULL)) != 0)
+        goto Exit;
+    if (spec == NULL || spec->addresses_count == 0) {
+        ret = rm_config_value_error(&ctx->cdoc, spec == NULL ? "spec" : "spec.addresses",
+                                    "is required (a Workload needs spec.addresses: its IP addresses)");
+        goto Exit;
+    }
+    if ((p.w.namespace_ = strdup(ns)) == NULL || (p.w.pod = strdup(raw->metadata->name)) == NULL ||
+        (p.w.addresses = calloc(spec->addresses_count, sizeof(*p.w.addresses))) == NULL) {
+        ret = rm_config_value_error(&ctx->cdoc, "metadata", "out of memory");
+        goto Exit;
+    }
+    if ((ret = conv_label_value(ctx, "spec.workload", spec->workload, raw->metadata->name, &p.w.name)) != 0 ||
+        (ret = conv_label_value(ctx, "spec.app", spec->app, p.w.name, &p.w.app)) != 0 ||
+        (ret = conv_label_value(ctx, "spec.version", spec->version, "latest", &p.w.version)) != 0)
+        goto Exit;
+    const char *sa = spec->service_account != NULL ? spec->service_account : "default";
+    if ((ret = rm_config_conv_dns_name(&ctx->cdoc, "spec.serviceAccount", sa, 0, NULL)) != 0)
+        goto Exit;
+    if ((p.w.service_account = strdup(sa)) == NULL) {
+        ret = rm_config_value_error(&ctx->cdoc, "spec.serviceAccount", "out of memory");
+        goto Exit;
+    }
+    if (spec->access_log != NULL) {
+        if ((ret = rm_config_conv_bool(&ctx->cdoc, "spec.accessLog", spec->access_log, &access_log)) != 0)
+            goto Exit;
+        p.w.access_log = access_log ? RM_MODEL_ACCESS_LOG_ON : RM_MODEL_ACCESS_LOG_OFF;
+    }
+    for (unsigned i = 0; i < spec->addresses_count; i++) {
+        vip_t v;
+        char text[INET6_ADDRSTRLEN];
+        snprintf(path, sizeof(path), "spec.addresses[%u]", i);
+        if (parse_vip(spec->addresses[i], &v) != 0 || vip_is_unspecified(&v)) {
+            ret = rm_config_value_error(&ctx->cdoc, path, "%s is not an IP address (no port, no brackets)",
+                                        rm_yaml_quoted(q, sizeof(q), spec->addresses[i]));
+            goto Exit;
+        }
+        inet_ntop(v.family, v.bytes, text, sizeof(text));
+        for (size_t j = 0; j < p.w.num_addresses; j++)
+            if (strcmp(p.w.addresses[j], text) == 0) {
+                ret = rm_config_value_error(&ctx->cdoc, path, "%s is listed twice", text);
+                goto Exit;
+            }
+        if ((p.w.addresses[p.w.num_addresses] = strdup(text)) == NULL) {
+            ret = rm_config_value_error(&ctx->cdoc, path, "out of memory");
+            goto Exit;
+        }
+        p.w.num_addresses++;
+    }
+    if (ld->num_workloads == ld->cap_workloads) {
+        size_t cap = ld->cap_workloads == 0 ? 16 : ld->cap_workloads * 2;
+        pending_workload_t *grown = realloc(ld->workloads, cap * sizeof(*grown));
+        if (grown == NULL) {
+            ret = rm_config_value_error(&ctx->cdoc, "", "out of memory");
+            goto Exit;
+        }
+        ld->workloads = grown;
+        ld->cap_workloads = cap;
+    }
+    ld->workloads[ld->num_workloads++] = p;
+    memset(&p, 0, sizeof(p));
+
+Exit:
+    rm__model_workload_clear(&p.w);
+    return ret;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
  * One file.
  * ------------------------------------------------------------------------------------------------------- */
 
@@ -686,6 +848,7 @@ typedef struct st_kind_t {
 static const kind_t kinds[] = {
     {"MeshConfig", &mesh_doc_schema, mesh_doc_fields, convert_mesh_config},
     {"Service", &service_doc_schema, service_doc_fields, convert_service},
+    {"Workload", &workload_doc_schema, workload_doc_fields, convert_workload},
 };
 
 /* Checks apiVersion and kind (noted by pass 1) and returns the kind, or NULL with the error set. */
@@ -707,15 +870,15 @@ static const kind_t *document_kind(file_ctx_t *ctx, int *ret)
         return NULL;
     }
     if ((e = rm_yaml_pos_map_find(&doc->map, "kind")) == NULL) {
-        *ret =
-            rm_config_report(&ctx->cdoc, RM_ERR_CONFIG_VALUE, doc->pos, "kind", "is required (MeshConfig or Service)");
+        *ret = rm_config_report(&ctx->cdoc, RM_ERR_CONFIG_VALUE, doc->pos, "kind",
+                                "is required (MeshConfig, Service or Workload)");
         return NULL;
     }
     for (size_t i = 0; doc->kind != NULL && i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (strcmp(doc->kind, kinds[i].name) == 0)
             return &kinds[i];
     *ret = rm_config_report(&ctx->cdoc, RM_ERR_CONFIG_VALUE, e->value, "kind",
-                            "%s is not a kind this source reads (want MeshConfig or Service)",
+                            "%s is not a kind this source reads (want MeshConfig, Service or Workload)",
                             doc->kind != NULL ? rm_yaml_quoted(q, sizeof(q), doc->kind) : "a collection");
     return NULL;
 }

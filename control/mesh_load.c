@@ -225,6 +225,30 @@ static int check_unique_endpoints(loader_t *ld)
     return ret;
 }
 
+/* Workloads: one per namespace and name, and an address belongs to one of them. */
+static int check_unique_workloads(loader_t *ld)
+{
+    for (size_t i = 0; i < ld->num_workloads; i++) {
+        const pending_workload_t *b = &ld->workloads[i];
+        for (size_t j = 0; j < i; j++) {
+            const pending_workload_t *a = &ld->workloads[j];
+            if (strcmp(a->w.namespace_, b->w.namespace_) == 0 && strcmp(a->w.pod, b->w.pod) == 0)
+                return loader_error(ld, b->file, b->doc_pos, "metadata.name", "workload %s/%s is also defined in %s:%u",
+                                    b->w.namespace_, b->w.pod, ld->files[a->file], a->doc_pos.line);
+            for (size_t x = 0; x < b->w.num_addresses; x++)
+                for (size_t y = 0; y < a->w.num_addresses; y++)
+                    if (strcmp(b->w.addresses[x], a->w.addresses[y]) == 0) {
+                        char path[48];
+                        snprintf(path, sizeof(path), "spec.addresses[%zu]", x);
+                        return loader_error(ld, b->file, b->doc_pos, path,
+                                            "%s is also an address of workload %s/%s (%s:%u)", b->w.addresses[x],
+                                            a->w.namespace_, a->w.pod, ld->files[a->file], a->doc_pos.line);
+                    }
+        }
+    }
+    return 0;
+}
+
 static int build_model(loader_t *ld, rm_mesh_model_t **out)
 {
     rm_mesh_model_t *m;
@@ -269,6 +293,12 @@ static int build_model(loader_t *ld, rm_mesh_model_t **out)
             }
         }
     }
+    if (ld->num_workloads > 0 && (m->workloads = calloc(ld->num_workloads, sizeof(*m->workloads))) == NULL)
+        goto NoMem;
+    for (size_t i = 0; i < ld->num_workloads; i++) {
+        m->workloads[m->num_workloads++] = ld->workloads[i].w; /* moved */
+        memset(&ld->workloads[i].w, 0, sizeof(ld->workloads[i].w));
+    }
     if (rm__mesh_model_seal(m) != 0)
         goto NoMem;
     *out = m;
@@ -288,6 +318,9 @@ static void loader_dispose(loader_t *ld)
     for (size_t i = 0; i < ld->num_services; i++)
         rm__pending_service_clear(&ld->services[i]);
     free(ld->services);
+    for (size_t i = 0; i < ld->num_workloads; i++)
+        rm__model_workload_clear(&ld->workloads[i].w);
+    free(ld->workloads);
     free(ld->settings.trust_domain);
     free(ld->settings.root_namespace);
     rm__mesh_settings_aliases_free(&ld->settings);
@@ -307,7 +340,8 @@ rm_mesh_loader_t *rm_mesh_loader_new(rm_config_error_t *err)
         return NULL;
     ld->err = err;
     ld->settings.inbound_mode = RM_MODEL_MTLS_STRICT;
-    ld->settings.access_log = 1;
+    ld->settings.access_log = 0;
+    ld->settings.access_log_sample = 1;
     ld->settings.svid_ttl = RM_MODEL_DEFAULT_SVID_TTL;
     ld->settings.default_action = RM_AUTHZ_DENY;
     ld->settings.log_allowed_sample = 1;
@@ -340,7 +374,8 @@ int rm_mesh_loader_finish(rm_mesh_loader_t *ld, rm_mesh_model_t **out)
 {
     int ret;
     if ((ret = check_identities(ld)) != 0 || (ret = check_unique_services(ld)) != 0 ||
-        (ret = check_unique_endpoints(ld)) != 0 || (ret = check_policies(ld)) != 0)
+        (ret = check_unique_endpoints(ld)) != 0 || (ret = check_unique_workloads(ld)) != 0 ||
+        (ret = check_policies(ld)) != 0)
         return ret;
     return build_model(ld, out);
 }

@@ -43,6 +43,13 @@ typedef struct st_pending_service_t {
     rm_yaml_pos_t doc_pos, name_pos, spec_pos;
 } pending_service_t;
 
+/* A Workload as read from its document (the pod or host a node id names, for metric labels and the access log). */
+typedef struct st_pending_workload_t {
+    rm_model_workload_t w;
+    size_t file;
+    rm_yaml_pos_t doc_pos;
+} pending_workload_t;
+
 typedef struct st_rm_mesh_loader_t {
     rm_config_error_t *err;
     char **files; /* as shown in messages, in reading order */
@@ -53,7 +60,9 @@ typedef struct st_rm_mesh_loader_t {
     rm_mesh_settings_t settings;
     pending_service_t *services; /* in reading order */
     size_t num_services, cap_services;
-    rm_policy_set_t policies; /* AuthorizationPolicy and PeerAuthentication documents, read by lib/policy_yaml.c */
+    rm_policy_set_t policies;      /* AuthorizationPolicy and PeerAuthentication documents, read by lib/policy_yaml.c */
+    pending_workload_t *workloads; /* in reading order */
+    size_t num_workloads, cap_workloads;
 } loader_t;
 
 /** Reads the MeshConfig and Service documents of file `file_index` (ld->files[]) into `ld`. Returns 0 or

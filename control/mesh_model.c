@@ -31,6 +31,20 @@ void rm__model_service_clear(rm_model_service_t *s)
     memset(s, 0, sizeof(*s));
 }
 
+void rm__model_workload_clear(rm_model_workload_t *w)
+{
+    free(w->namespace_);
+    free(w->pod);
+    free(w->name);
+    free(w->app);
+    free(w->version);
+    free(w->service_account);
+    for (size_t i = 0; i < w->num_addresses; i++)
+        free(w->addresses[i]);
+    free(w->addresses);
+    memset(w, 0, sizeof(*w));
+}
+
 void rm__mesh_settings_aliases_free(rm_mesh_settings_t *s)
 {
     for (size_t i = 0; i < s->num_trust_domain_aliases; i++)
@@ -50,6 +64,9 @@ static void model_free(rm_mesh_model_t *m)
     for (size_t i = 0; i < m->num_services; i++)
         rm__model_service_clear(&m->services[i]);
     free(m->services);
+    for (size_t i = 0; i < m->num_workloads; i++)
+        rm__model_workload_clear(&m->workloads[i]);
+    free(m->workloads);
     free(m);
 }
 
@@ -80,7 +97,8 @@ rm_mesh_model_t *rm__mesh_model_new(void)
     m->settings.default_action = RM_AUTHZ_DENY;
     m->settings.log_allowed_sample = 1;
     m->settings.inbound_mode = RM_MODEL_MTLS_STRICT;
-    m->settings.access_log = 1;
+    m->settings.access_log = 0;
+    m->settings.access_log_sample = 1;
     m->settings.svid_ttl = RM_MODEL_DEFAULT_SVID_TTL;
     m->refcnt = 1;
     return m;
@@ -147,6 +165,13 @@ static int cmp_address(const void *x, const void *y)
 static int cmp_string(const void *x, const void *y)
 {
     return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static int cmp_workload(const void *x, const void *y)
+{
+    const rm_model_workload_t *a = x, *b = y;
+    int c = strcmp(a->namespace_, b->namespace_);
+    return c != 0 ? c : strcmp(a->pod, b->pod);
 }
 
 static int cmp_service(const void *x, const void *y)
@@ -275,6 +300,8 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
     ser_int(&b, "connectTimeoutMs", s->connect_timeout_ms);
     ser_int(&b, "idleTimeoutMs", s->idle_timeout_ms);
     ser_int(&b, "accessLog", s->access_log ? 1 : 0);
+    if (s->access_log_sample != 1) /* absent when default, as pathNormalization */
+        ser_int(&b, "accessLogSamplePpm", (int64_t)(s->access_log_sample * 1e6));
     ser_int(&b, "svidTTL", s->svid_ttl);
     ser_str(&b, "rootNamespace", s->root_namespace);
     ser_int(&b, "defaultAction", (int64_t)s->default_action);
@@ -301,6 +328,22 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
         for (size_t j = 0; j < svc->num_identities; j++)
             ser_str(&b, "identity", svc->identities[j]);
     }
+    if (m->num_workloads > 0) { /* absent when none (the file source), so its versions stay as they were */
+        ser_int(&b, "workloads", (int64_t)m->num_workloads);
+        for (size_t i = 0; i < m->num_workloads; i++) {
+            const rm_model_workload_t *w = &m->workloads[i];
+            ser_str(&b, "namespace", w->namespace_);
+            ser_str(&b, "pod", w->pod);
+            ser_str(&b, "name", w->name);
+            ser_str(&b, "app", w->app);
+            ser_str(&b, "version", w->version);
+            ser_str(&b, "serviceAccount", w->service_account);
+            ser_int(&b, "accessLog", (int64_t)w->access_log);
+            ser_int(&b, "addresses", (int64_t)w->num_addresses);
+            for (size_t j = 0; j < w->num_addresses; j++)
+                ser_str(&b, "address", w->addresses[j]);
+        }
+    }
     if (b.failed) {
         rm_bytebuf_free(&b);
         return -ENOMEM;
@@ -326,6 +369,8 @@ int rm__mesh_model_seal(rm_mesh_model_t *m)
     }
     if (m->num_services > 1)
         qsort(m->services, m->num_services, sizeof(m->services[0]), cmp_service);
+    if (m->num_workloads > 1)
+        qsort(m->workloads, m->num_workloads, sizeof(m->workloads[0]), cmp_workload);
     if (m->policies.num_policies > 1)
         qsort(m->policies.policies, m->policies.num_policies, sizeof(m->policies.policies[0]), cmp_authz_policy);
     if (m->policies.num_peer_authns > 1)

@@ -24,7 +24,8 @@ typedef struct st_rm_mesh_settings_t {
     rm_model_mtls_mode_t inbound_mode; /* default STRICT */
     uint32_t connect_timeout_ms;       /* default 0: the proxies' own */
     uint32_t idle_timeout_ms;          /* default 0: the proxies' own */
-    int access_log;                    /* default 1 */
+    int access_log;                    /* accessLog.enabled: the sidecars' access log, default 0 */
+    double access_log_sample;          /* accessLog.sampleRate, in [0, 1], default 1 */
     int64_t svid_ttl;                  /* seconds, default 86400, at least 300 */
     char *root_namespace;              /* default "ringmesh-system": its policies without selector are mesh-wide */
     rm_authz_action_t default_action;  /* authorization.defaultAction: DENY (default) or ALLOW */
@@ -49,13 +50,36 @@ typedef struct st_rm_model_service_t {
     unsigned line;
 } rm_model_service_t;
 
+/** What a pod's ringmesh.io/access-log annotation says (same numbers as ringmesh.v1.AccessLogOverride). */
+typedef enum {
+    RM_MODEL_ACCESS_LOG_MESH = 0, /* no annotation (or not "true"/"false"): the mesh's setting */
+    RM_MODEL_ACCESS_LOG_ON = 1,
+    RM_MODEL_ACCESS_LOG_OFF = 2,
+} rm_model_access_log_t;
+
+/** A pod as Istio's metric labels name its workload (control/workload_derive.h says how each field is derived).
+ *  Every string is set; `addresses` are IP literals in canonical form (inet_ntop), none for a host-network pod. */
+typedef struct st_rm_model_workload_t {
+    char *namespace_;
+    char *pod;     /* the pod's name: a node whose id it is gets this workload as its own */
+    char *name;    /* the workload: Deployment, StatefulSet, DaemonSet, CronJob, Job, ... or the pod */
+    char *app;     /* app.kubernetes.io/name, else app, else name */
+    char *version; /* app.kubernetes.io/version, else version, else "latest" */
+    char *service_account;
+    char **addresses;
+    size_t num_addresses;
+    rm_model_access_log_t access_log;
+} rm_model_workload_t;
+
 typedef struct st_rm_mesh_model_t {
     char *version; /* hex digest of the accepted content: equal content gives the same version on every
                     * replica, so a sidecar moving between replicas is not pushed an identical config again */
     rm_mesh_settings_t settings;
     rm_model_service_t *services; /* sorted by namespace, then name */
     size_t num_services;
-    rm_policy_set_t policies; /* AuthorizationPolicy / PeerAuthentication, validated, sorted by namespace, name */
+    rm_policy_set_t policies;       /* AuthorizationPolicy / PeerAuthentication, validated, sorted by namespace, name */
+    rm_model_workload_t *workloads; /* the pods a source knows (Kubernetes), sorted by namespace, then pod */
+    size_t num_workloads;
     /* private */
     int refcnt;
 } rm_mesh_model_t;

@@ -32,6 +32,9 @@ int rm__mesh_model_seal(rm_mesh_model_t *m);
  *  Returns 0 or -ENOMEM. */
 int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_len);
 
+/** Frees what a workload owns and zeroes it. */
+void rm__model_workload_clear(rm_model_workload_t *w);
+
 /** Frees what a service owns and zeroes it. */
 void rm__model_service_clear(rm_model_service_t *s);
 

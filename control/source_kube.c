@@ -11,6 +11,7 @@
 #include "kube_client.h"
 #include "kube_informer.h"
 #include "kube_model.h"
+#include "workload_derive.h"
 #include "mesh_load.h"
 
 #include "ringmesh/config.h"
@@ -133,7 +134,8 @@ static int pod_differs(const json_t *a, const json_t *b, int *model_relevant)
     int ia = json_object_get(meta(a, "annotations"), RM_KUBE_INJECTED_ANNOTATION) != NULL;
     int ib = json_object_get(meta(b, "annotations"), RM_KUBE_INJECTED_ANNOTATION) != NULL;
     int sa_differs = (sa == NULL) != (sb == NULL) || (sa != NULL && strcmp(sa, sb) != 0);
-    *model_relevant = sa_differs || ia != ib;
+    /* the workloads (metric labels, access log) are part of the model too */
+    *model_relevant = sa_differs || ia != ib || rm_workload_pods_differ(a, b);
     return sa_differs || !json_equal(meta(a, "labels"), meta(b, "labels")) ||
            (meta(a, "labels") == NULL) != (meta(b, "labels") == NULL);
 }

@@ -5,14 +5,12 @@
 #include "ringmesh/digest.h"
 
 static const char *const type_urls[RM_XDS_NUM_TYPES] = {
-    RM_XDS_TYPE_PREFIX "TrustBundle",
-    RM_XDS_TYPE_PREFIX "DestinationMap",
-    RM_XDS_TYPE_PREFIX "MeshSettings",
-    RM_XDS_TYPE_PREFIX "WorkloadPolicy",
+    RM_XDS_TYPE_PREFIX "TrustBundle",    RM_XDS_TYPE_PREFIX "DestinationMap", RM_XDS_TYPE_PREFIX "MeshSettings",
+    RM_XDS_TYPE_PREFIX "WorkloadPolicy", RM_XDS_TYPE_PREFIX "WorkloadMap",
 };
 
 static const char *const type_names[RM_XDS_NUM_TYPES] = {"trust_bundle", "destinations", "mesh_settings",
-                                                         "workload_policy"};
+                                                         "workload_policy", "workloads"};
 
 const char *rm_xds_type_url(rm_xds_type_t t)
 {

@@ -321,8 +321,12 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
         o = rm_textf(buf, len, o, "%s{\"port\":%u,\"mode\":\"%s\"}", i ? "," : "", cfg->port_modes[i].port,
                      mode_name(cfg->port_modes[i].mode));
     o = rm_textf(buf, len, o,
-                 "]},\"connect_timeout_ms\":%u,\"idle_timeout_ms\":%u,\"access_log\":%s,\"destinations\":[",
-                 cfg->connect_timeout_ms, cfg->idle_timeout_ms, cfg->access_log ? "true" : "false");
+                 "]},\"connect_timeout_ms\":%u,\"idle_timeout_ms\":%u,\"connection_log\":%s,\"access_log\":%s,"
+                 "\"access_log_sample_rate\":%g,\"workloads\":",
+                 cfg->connect_timeout_ms, cfg->idle_timeout_ms, cfg->connection_log ? "true" : "false",
+                 cfg->access_log ? "true" : "false", cfg->access_log_sample);
+    o = rm_workload_config_dump(snap, buf, len, o);
+    o = rm_textf(buf, len, o, ",\"destinations\":[");
     for (size_t i = 0; i < cfg->num_destinations; i++) {
         char addr[INET6_ADDRSTRLEN + 8];
         const struct sockaddr *sa = (const struct sockaddr *)&cfg->destinations[i].addr.ss;

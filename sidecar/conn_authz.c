@@ -59,6 +59,8 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
     rm_authz_decision_t d;
 
     authz_attrs(c, req, &a);
+    if (req != NULL)
+        c->request_authz_policy = NULL;
     if (req != NULL && req->path_error != NULL) {
         /* refused before any policy is asked: the filter answers 400 (http_filter.h) */
         rm_authz_decision_t bad = {
@@ -83,6 +85,10 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
         rm_log_str(&l, "reason", "no policy yet");
         rm_log_str(&l, "explanation",
                    "denied: no authorization policy has been received from the control plane yet (fail closed)");
+        if (req == NULL) {
+            c->authz_logged = 1;
+            c->authz_allowed = 0;
+        }
         rm_log_str(&l, "source_principal", a.principal);
         rm_log_addr(&l, "source_ip", (struct sockaddr *)&c->src.ss);
         rm_log_uint(&l, "destination_port", a.destination_port);
@@ -91,6 +97,13 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
         return 0;
     }
     rm_authz_evaluate(az->engine, &a, worker_random(c->w), &d);
+    if (req == NULL) { /* the connection's own decision, on its own snapshot's policies: kept for the access log */
+        c->authz_logged = 1;
+        c->authz_allowed = d.allow;
+        c->authz_policy = d.policy;
+    } else {
+        c->request_authz_policy = d.policy;
+    }
     rm_authz_count(az, &d);
     rm_authz_log(az, &d, &a);
     return d.allow;

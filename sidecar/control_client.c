@@ -61,6 +61,8 @@ void rm__control_publish(rm_control_client_t *cc)
         .connect_timeout_ms = cc->connect_timeout_ms,
         .idle_timeout_ms = cc->idle_timeout_ms,
         .access_log = cc->have_mesh ? cc->access_log : -1,
+        .access_log_sample = cc->access_log_sample,
+        .workloads = cc->workloads,
         .client_ctx = cc->client_ctx,
         .server_ctx = cc->server_ctx,
         .no_tls_reason = cc->client_ctx == NULL ? (cc->expired_published ? "svid_expired" : "no_svid_yet") : NULL,
@@ -85,8 +87,8 @@ void rm__control_publish(rm_control_client_t *cc)
     }
     rm_proxy_publish(cc->proxy, s);
     int ready = cc->client_ctx != NULL;
-    for (int t = 0; t < RM_XDS_NUM_TYPES; t++)
-        ready &= cc->versions[t][0] != '\0';
+    for (int t = 0; t < RM_XDS_NUM_TYPES; t++) /* the workloads only name peers in logs and metrics: not awaited */
+        ready &= t == RM_XDS_WORKLOADS || cc->versions[t][0] != '\0';
     if (ready && !atomic_exchange(&cc->proxy->ready, 1))
         rm_log_msg(RM_LOG_INFO, "proxy_ready", "SVID and configuration in place");
 }
@@ -276,6 +278,7 @@ void rm_control_client_stop(rm_control_client_t *cc)
     rm_tls_ctx_unref(cc->server_ctx);
     rm_dest_table_unref(cc->dests);
     rm_authz_unref(cc->authz);
+    rm_workload_table_unref(cc->workloads);
     rm_file_free(cc->key_pem, cc->key_len, RM_FILE_SECRET);
     free(cc->cert_pem);
     free(cc->bundle_pem);

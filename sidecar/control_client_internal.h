@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "control_client.h"
+#include "workload_meta.h"
 #include "grpc_h2.h"
 #include "ringmesh/xds.h"
 #include "ringmesh/v1/discovery.pb-c.h"
@@ -50,7 +51,9 @@ struct st_rm_control_client_t {
     rm_mtls_mode_t inbound_mode;
     int have_inbound_mode;
     uint32_t connect_timeout_ms, idle_timeout_ms;
-    int access_log;
+    int access_log;                 /* MeshSettings.access_log */
+    double access_log_sample;       /* MeshSettings.access_log_sample_rate */
+    rm_workload_table_t *workloads; /* the WorkloadMap in force */
 
     /* discovery stream */
     rm_h2_conn_t *conn;

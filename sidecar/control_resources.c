@@ -179,6 +179,14 @@ int rm__control_apply_resource(rm_control_client_t *cc, int type, const Ringmesh
         cc->authz = a;
         return 0;
     }
+    case RM_XDS_WORKLOADS: {
+        rm_workload_table_t *t;
+        if ((ret = rm_workload_table_parse(v, len, &t, err, errlen)) != 0)
+            return ret;
+        rm_workload_table_unref(cc->workloads);
+        cc->workloads = t;
+        return 0;
+    }
     case RM_XDS_DESTINATIONS: {
         rm_dest_table_t *t;
         if ((ret = rm__control_parse_destinations(v, len, cc->cfg->trust_domain, &t, err, errlen)) != 0)
@@ -199,6 +207,12 @@ int rm__control_apply_resource(rm_control_client_t *cc, int type, const Ringmesh
             ringmesh__v1__mesh_settings__free_unpacked(ms, NULL);
             return -EINVAL;
         }
+        if (!(ms->access_log_sample_rate >= 0 && ms->access_log_sample_rate <= 1)) {
+            snprintf(err, errlen, "MeshSettings: access log sample rate %g is not in [0, 1]",
+                     ms->access_log_sample_rate);
+            ringmesh__v1__mesh_settings__free_unpacked(ms, NULL);
+            return -EINVAL;
+        }
         if (ms->inbound_mode > RINGMESH__V1__MTLS_MODE__DISABLE) {
             snprintf(err, errlen, "MeshSettings: unknown mTLS mode %d", (int)ms->inbound_mode);
             ringmesh__v1__mesh_settings__free_unpacked(ms, NULL);
@@ -209,6 +223,7 @@ int rm__control_apply_resource(rm_control_client_t *cc, int type, const Ringmesh
         cc->connect_timeout_ms = ms->connect_timeout_ms;
         cc->idle_timeout_ms = ms->idle_timeout_ms;
         cc->access_log = ms->access_log;
+        cc->access_log_sample = ms->access_log_sample_rate;
         cc->have_mesh = 1;
         ringmesh__v1__mesh_settings__free_unpacked(ms, NULL);
         return 0;

@@ -692,7 +692,7 @@ int rm__proxy_config_convert(rm_config_doc_t *ctx, const raw_config_t *raw, rm_p
         (ret = conv_duration(ctx, "idleTimeout", raw->idle_timeout, 1, &cfg->idle_timeout_ms)) != 0 ||
         (ret = conv_duration(ctx, "drainTimeout", raw->drain_timeout, 1, &cfg->drain_timeout_ms)) != 0 ||
         (ret = conv_duration(ctx, "handshakeTimeout", raw->handshake_timeout, 0, &cfg->handshake_timeout_ms)) != 0 ||
-        (ret = rm_config_conv_bool(ctx, "accessLog", raw->access_log, &cfg->access_log)) != 0 ||
+        (ret = rm__proxy_config_convert_observe(ctx, raw, cfg)) != 0 ||
         (ret = conv_log_level(ctx, "logLevel", raw->log_level, &cfg->log_level)) != 0 ||
         (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = conv_authorization(ctx, raw, cfg)) != 0 ||
         (ret = check_tls(ctx, raw, cfg)) != 0 || (ret = check_listen_conflicts(ctx, cfg)) != 0)
@@ -772,6 +772,11 @@ void rm_proxy_config_free(rm_proxy_config_t *cfg)
     free(cfg->cert_file);
     free(cfg->key_file);
     free(cfg->bundle_file);
+    free(cfg->workload_name);
+    free(cfg->workload_namespace);
+    free(cfg->workload_app);
+    free(cfg->workload_version);
+    free(cfg->workload_principal);
     free(cfg->port_modes);
     for (size_t i = 0; i < cfg->num_destinations; i++) {
         for (size_t j = 0; j < cfg->destinations[i].num_identities; j++)

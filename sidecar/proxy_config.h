@@ -115,8 +115,12 @@ typedef struct st_rm_proxy_config_t {
     uint32_t idle_timeout_ms;        /* default 3600000; 0 = none */
     uint32_t drain_timeout_ms;       /* default 5000 */
     uint32_t handshake_timeout_ms;   /* default 10000 */
-    int access_log;                  /* default 1: one line per closed connection */
-    char *log_level;                 /* default "info" */
+    int connection_log;              /* connectionLog, default 1: one "connection" line per closed connection */
+    int access_log;                  /* accessLog.enabled, default 0: one "access" line per exchange/connection */
+    double access_log_sample;        /* accessLog.sampleRate in [0, 1], default 1 */
+    /* workload: who this proxy is, for metric labels and the access log (workload_meta.h); NULL: not said */
+    char *workload_name, *workload_namespace, *workload_app, *workload_version, *workload_principal;
+    char *log_level; /* default "info" */
 } rm_proxy_config_t;
 
 /** Loads and validates `path`. On failure returns RM_ERR_CONFIG_* and writes a message naming the file, line

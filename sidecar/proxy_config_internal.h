@@ -87,6 +87,15 @@ typedef struct st_raw_authz_t {
     unsigned trust_domain_aliases_count;
 } raw_authz_t;
 
+typedef struct st_raw_access_log_t {
+    char *enabled;
+    char *sample_rate;
+} raw_access_log_t;
+
+typedef struct st_raw_workload_t {
+    char *name, *namespace_, *app, *version, *principal;
+} raw_workload_t;
+
 typedef struct st_raw_config_t {
     char *trust_domain;
     raw_authz_t *authorization;
@@ -107,7 +116,9 @@ typedef struct st_raw_config_t {
     char *idle_timeout;
     char *drain_timeout;
     char *handshake_timeout;
-    char *access_log;
+    char *connection_log;
+    raw_access_log_t *access_log;
+    raw_workload_t *workload;
     char *log_level;
 } raw_config_t;
 
@@ -122,6 +133,9 @@ int rm__proxy_config_parse_text(const char *data, size_t len, rm_config_doc_t *d
 
 /** Frees what rm__proxy_config_parse() returned. NULL is fine. */
 void rm__proxy_config_raw_free(raw_config_t *raw);
+
+/** Pass 3 for connectionLog, accessLog and workload (proxy_config_observe.c). Returns 0 or RM_ERR_CONFIG_VALUE. */
+int rm__proxy_config_convert_observe(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg);
 
 /** Pass 3: converts and validates `raw` into `cfg` (which holds the defaults). Returns 0 or RM_ERR_CONFIG_VALUE
  *  recorded in ctx->err; `cfg` may then be partly filled (rm_proxy_config_free() frees it). */

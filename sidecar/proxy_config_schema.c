@@ -126,6 +126,21 @@ static const cyaml_schema_field_t authz_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t access_log_fields[] = {
+    RM_CYAML_STR("enabled", raw_access_log_t, enabled),
+    RM_CYAML_STR("sampleRate", raw_access_log_t, sample_rate),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t workload_fields[] = {
+    RM_CYAML_STR("name", raw_workload_t, name),
+    RM_CYAML_STR("namespace", raw_workload_t, namespace_),
+    RM_CYAML_STR("app", raw_workload_t, app),
+    RM_CYAML_STR("version", raw_workload_t, version),
+    RM_CYAML_STR("principal", raw_workload_t, principal),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t config_fields[] = {
     RM_CYAML_STR("trustDomain", raw_config_t, trust_domain),
     CYAML_FIELD_MAPPING_PTR("tls", RM_CYAML_OPT_NULL, raw_config_t, tls, tls_fields),
@@ -144,7 +159,9 @@ static const cyaml_schema_field_t config_fields[] = {
     RM_CYAML_STR("idleTimeout", raw_config_t, idle_timeout),
     RM_CYAML_STR("drainTimeout", raw_config_t, drain_timeout),
     RM_CYAML_STR("handshakeTimeout", raw_config_t, handshake_timeout),
-    RM_CYAML_STR("accessLog", raw_config_t, access_log),
+    RM_CYAML_STR("connectionLog", raw_config_t, connection_log),
+    CYAML_FIELD_MAPPING_PTR("accessLog", RM_CYAML_OPT_NULL, raw_config_t, access_log, access_log_fields),
+    CYAML_FIELD_MAPPING_PTR("workload", RM_CYAML_OPT_NULL, raw_config_t, workload, workload_fields),
     RM_CYAML_STR("logLevel", raw_config_t, log_level),
     CYAML_FIELD_MAPPING_PTR("authorization", RM_CYAML_OPT_NULL, raw_config_t, authorization, authz_fields),
     CYAML_FIELD_END,
@@ -299,7 +316,9 @@ static int set_defaults(rm_proxy_config_t *cfg)
     cfg->idle_timeout_ms = 3600000;
     cfg->drain_timeout_ms = 5000;
     cfg->handshake_timeout_ms = 10000;
-    cfg->access_log = 1;
+    cfg->connection_log = 1;
+    cfg->access_log = 0;
+    cfg->access_log_sample = 1;
     return 0;
 }
 

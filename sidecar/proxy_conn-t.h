@@ -77,6 +77,13 @@ struct st_rm_conn_t {
     int up_connecting;
     int lingering; /* RM_CONN_LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
     rm__conn_authz_t authz_state;
+    /* the connection's own policy decision (inbound, decided as a whole), for the access log */
+    uint8_t authz_logged, authz_allowed;
+    const rm_authz_policy_t *authz_policy; /* the policy that decided, in c->snap's policies; NULL: none */
+    uint8_t upstream_failed; /* the upstream could not be connected to (refused, unreachable, timed out) */
+    /* the policy that decided the request being decided now (authz_decide), in the published snapshot: valid only
+     * until the end of the loop iteration, for rm__conn_observe_request to copy */
+    const rm_authz_policy_t *request_authz_policy;
     rm__conn_l7_t *l7;
     char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
 };

@@ -7,6 +7,7 @@
  * shutdown where a direction has ended), until one has nothing left to do. Making progress a function of state, not
  * of the event that arrived, keeps half-close, errors and timeouts in one place. */
 #include "conn_addr.h"
+#include "access_log.h"
 #include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
@@ -104,7 +105,7 @@ static void log_rejected(rm_conn_t *c, const char *reason, int code)
 static void log_access(rm_conn_t *c)
 {
     rm_log_line_t l;
-    if (!rm__conn_cfg(c)->access_log || c->close_reason == RM_CONN_CLOSE_REJECTED)
+    if (!rm__conn_cfg(c)->connection_log || c->close_reason == RM_CONN_CLOSE_REJECTED)
         return;
     rm_log_begin(&l, RM_LOG_INFO, "connection");
     rm__conn_log_fields(c, &l);
@@ -179,6 +180,7 @@ static void on_up_connect(rm_io_op_t *op, int res)
         rm_log_err(&l, "error", res);
         rm_log_end(&l);
         atomic_fetch_add_explicit(&c->w->stats.connect_failed, 1, memory_order_relaxed);
+        c->upstream_failed = 1;
         rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
         goto Progress;
     }
@@ -532,6 +534,7 @@ static rm_conn_t *conn_alloc(rm_worker_t *w)
 static void conn_free(rm_conn_t *c)
 {
     rm_worker_t *w = c->w;
+    rm__conn_access_log_tcp(c); /* every connection, refused ones too (their line says the decision) */
     log_access(c);
     rm_side_close(&c->down);
     rm_side_close(&c->up);
@@ -795,6 +798,7 @@ void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
             if (!c->up_connecting)
                 rm_log_str(&l, "phase", "tls");
             rm_log_end(&l);
+            c->upstream_failed = c->up_connecting;
             rm__conn_abort(c, RM_CONN_CLOSE_TIMEOUT);
         }
         conn_progress(c);

@@ -3,6 +3,7 @@
 #include "control_client.h"
 #include "proxy.h"
 #include "file_sources.h"
+#include "workload_meta.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 
@@ -126,6 +127,8 @@ int main(int argc, char **argv)
     }
     if (rm_log_level_parse(cfg->log_level, &level) == 0)
         rm_log_configure(level, 1);
+    if (rm_workload_meta_init(cfg) != 0) /* who this proxy is until a control plane says it */
+        return 1;
     if (rm_tls_global_init() != 0) {
         log_fatal("tls_init_failed", "wolfSSL could not be initialised", NULL, RM_ERR_TLS_CONFIG);
         return 1;

@@ -20,6 +20,7 @@ void rm_snapshot_unref(rm_snapshot_t *s)
         rm_tls_ctx_unref(s->client_ctx);
         rm_tls_ctx_unref(s->server_ctx);
         rm_authz_unref(s->authz);
+        rm_workload_table_unref(s->workloads);
         if (base != NULL) {
             rm_dest_table_unref(s->dest_table);
             free(s->owned_port_modes);
@@ -72,8 +73,17 @@ rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_
         s->derived_cfg.connect_timeout_ms = params->connect_timeout_ms;
     if (params->idle_timeout_ms != 0)
         s->derived_cfg.idle_timeout_ms = params->idle_timeout_ms;
-    if (params->access_log >= 0)
+    /* the access log: the pod's annotation, else the mesh's setting once pushed, else the file's */
+    if (params->access_log >= 0) {
         s->derived_cfg.access_log = params->access_log;
+        s->derived_cfg.access_log_sample = params->access_log_sample > 0 ? params->access_log_sample : 1;
+    }
+    if ((s->workloads = params->workloads) != NULL) {
+        rm_workload_table_ref(s->workloads);
+        rm_workload_access_log_t o = rm_workload_table_access_log(s->workloads);
+        if (o != RM_WORKLOAD_ACCESS_LOG_MESH)
+            s->derived_cfg.access_log = o == RM_WORKLOAD_ACCESS_LOG_ON;
+    }
     if ((s->client_ctx = params->client_ctx) != NULL)
         rm_tls_ctx_ref(s->client_ctx);
     if ((s->server_ctx = params->server_ctx) != NULL)

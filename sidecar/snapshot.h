@@ -13,6 +13,7 @@
 #include "proxy_config.h"
 #include "ringmesh/tls.h"
 #include "ringmesh/xds.h"
+#include "workload_meta.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -48,6 +49,7 @@ typedef struct st_rm_snapshot_t {
     rm_authz_t *authz;         /* the policies in force for inbound connections; NULL: none received */
     int authz_required;        /* a control plane is configured: with authz NULL, inbound connections are refused */
     char versions[RM_XDS_NUM_TYPES][64]; /* of the pushed resources in force (ringmesh/xds.h order), "" when none */
+    rm_workload_table_t *workloads;      /* the pushed WorkloadMap; NULL: none (workload_meta.h) */
 } rm_snapshot_t;
 
 void rm_snapshot_ref(rm_snapshot_t *s);
@@ -60,9 +62,11 @@ typedef struct st_rm_snapshot_params_t {
     rm_dest_table_t *dests;
     int have_inbound_mode;
     rm_mtls_mode_t inbound_mode;
-    uint32_t connect_timeout_ms; /* 0: the file's */
-    uint32_t idle_timeout_ms;    /* 0: the file's */
-    int access_log;              /* -1: the file's */
+    uint32_t connect_timeout_ms;    /* 0: the file's */
+    uint32_t idle_timeout_ms;       /* 0: the file's */
+    int access_log;                 /* the mesh's accessLog.enabled, over the file's; -1: none pushed */
+    double access_log_sample;       /* the mesh's accessLog.sampleRate (with access_log 1; 0 means 1) */
+    rm_workload_table_t *workloads; /* a reference is taken; NULL allowed. Its access-log override wins. */
     rm_tls_ctx_t *client_ctx, *server_ctx;
     const char *no_tls_reason;
     const char (*versions)[64]; /* RM_XDS_NUM_TYPES of them, or NULL */

@@ -44,7 +44,7 @@ workers: 1
 ioBackend: auto
 connectTimeout: 5s
 drainTimeout: 2s
-accessLog: true
+connectionLog: true
 EOF
 }
 

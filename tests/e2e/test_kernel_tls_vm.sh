@@ -51,7 +51,7 @@ config() {
         printf 'tls: {certFile: /rm/%s.pem, keyFile: /rm/%s.key, bundleFile: /rm/ca.pem}\n' "$role" "$role"
         printf 'outbound: {enabled: false}\ninbound: {enabled: false}\n'
         printf 'admin: {enabled: true, listen: "127.0.0.1:%s"}\n' "$admin"
-        printf 'kernelTls: %s\nlogLevel: info\naccessLog: true\nlisteners:\n' "$ktls"
+        printf 'kernelTls: %s\nlogLevel: info\nconnectionLog: true\nlisteners:\n' "$ktls"
         for l in "$@"; do
             IFS== read -r n listen target <<<"$l"
             if [ "$role" = client ]; then

@@ -29,7 +29,7 @@ tls: {certFile: $RM_TMP/pki/server.pem, keyFile: $RM_TMP/pki/server.key, bundleF
 outbound: {enabled: false}
 inbound: {enabled: false}
 admin: {enabled: false}
-accessLog: true
+connectionLog: true
 listeners:
   - {name: in, type: inbound, listen: "127.0.0.1:$P_IN", target: "127.0.0.1:$P_APP", mode: STRICT}
 YAML
@@ -38,7 +38,7 @@ tls: {certFile: $RM_TMP/pki/client.pem, keyFile: $RM_TMP/pki/client.key, bundleF
 outbound: {enabled: false}
 inbound: {enabled: false}
 admin: {enabled: false}
-accessLog: true
+connectionLog: true
 maxConnections: 2
 connectTimeout: 1s
 idleTimeout: 3s

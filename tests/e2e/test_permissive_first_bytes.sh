@@ -37,7 +37,7 @@ outbound: {enabled: false}
 inbound: {enabled: false}
 admin: {enabled: false}
 handshakeTimeout: 2s
-accessLog: true
+connectionLog: true
 listeners:
   - {name: in, type: inbound, listen: "127.0.0.1:$P_IN", target: "127.0.0.1:$P_APP", mode: PERMISSIVE}
   - {name: h2, type: inbound, listen: "127.0.0.1:$P_H2IN", target: "127.0.0.1:$P_H2APP", mode: PERMISSIVE}

@@ -97,7 +97,7 @@ workers: 1
 ioBackend: auto
 connectTimeout: 5s
 drainTimeout: 2s
-accessLog: true
+connectionLog: true
 EOF
 }
 proxy_config orders "  - name: in

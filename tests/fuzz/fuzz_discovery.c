@@ -11,6 +11,7 @@
  * of that address. A message that decodes encodes again to the size it announces. */
 /* rm-fuzz-link: ringmesh_proxy_core */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <netinet/in.h>
@@ -21,6 +22,7 @@
 #include "ringmesh/svid.h"
 #include "ringmesh/v1/discovery.pb-c.h"
 #include "ringmesh/xds.h"
+#include "workload_meta.h"
 
 #define TRUST_DOMAIN "cluster.local"
 #define ERR_LEN      512
@@ -149,6 +151,36 @@ static void fuzz_mesh_settings(const uint8_t *data, size_t size)
     ringmesh__v1__mesh_settings__free_unpacked(ms, NULL);
 }
 
+/* A WorkloadMap: parsed into the address table or refused with a reason; every string of a parsed one is set, and
+ * lookups of its own addresses find a workload. */
+static void fuzz_workloads(const uint8_t *data, size_t size)
+{
+    rm_workload_table_t *t;
+    char err[512] = "";
+
+    if (rm_workload_table_parse(data, size, &t, err, sizeof(err)) != 0) {
+        RM_FUZZ_CHECK(err[0] != '\0');
+        return;
+    }
+    const rm_workload_meta_t *self = rm_workload_table_self(t);
+    RM_FUZZ_CHECK(self->name != NULL && self->namespace != NULL && self->app != NULL && self->version != NULL &&
+                  self->principal != NULL);
+    for (size_t i = 0; i < rm_workload_table_num_peers(t); i++) {
+        char *const *addrs;
+        size_t n;
+        const rm_workload_meta_t *m = rm_workload_table_peer_at(t, i, &addrs, &n);
+        RM_FUZZ_CHECK(m->name != NULL && m->principal != NULL);
+        for (size_t a = 0; a < n; a++) {
+            rm_sockaddr_t sa;
+            char text[80];
+            snprintf(text, sizeof(text), strchr(addrs[a], ':') != NULL ? "[%s]:1" : "%s:1", addrs[a]);
+            RM_FUZZ_CHECK(rm_sockaddr_parse(text, &sa) == 0 && rm_workload_table_find(t, &sa) != NULL);
+        }
+        (void)rm_workload_table_find_principal(t, m->principal);
+    }
+    rm_workload_table_unref(t);
+}
+
 static void fuzz_response(const uint8_t *data, size_t size)
 {
     Ringmesh__V1__DiscoveryResponse *resp = ringmesh__v1__discovery_response__unpack(NULL, size, data);
@@ -176,6 +208,9 @@ static void fuzz_response(const uint8_t *data, size_t size)
             case RM_XDS_MESH_SETTINGS:
                 fuzz_mesh_settings(res->value.data, res->value.len);
                 break;
+            case RM_XDS_WORKLOADS:
+                fuzz_workloads(res->value.data, res->value.len);
+                break;
             }
         }
     }
@@ -190,6 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_destinations(copy, size);
     fuzz_trust_bundle(copy, size);
     fuzz_mesh_settings(copy, size);
+    fuzz_workloads(copy, size);
     free(copy);
     return 0;
 }

@@ -713,6 +713,16 @@ encode settings-port-modes MeshSettings <<'EOF'
 trust_domain: "cluster.local" inbound_mode: PERMISSIVE access_log: true svid_ttl_seconds: -1
 port_modes { port: 8080 mode: DISABLE } port_modes { port: 70000 mode: STRICT } connect_timeout_ms: 4294967295
 EOF
+encode workloads-map WorkloadMap <<'EOF'
+self { name: "orders" namespace: "shop" app: "orders" version: "v2" principal: "spiffe://cluster.local/ns/shop/sa/orders"
+       access_log: ACCESS_LOG_ON }
+peers { name: "web" namespace: "web" addresses: "198.18.0.5" addresses: "2001:2::5" principal: "spiffe://cluster.local/ns/web/sa/web" }
+peers { name: "ledger" namespace: "shop" addresses: "::ffff:198.18.0.6" }
+EOF
+encode workloads-shared-address WorkloadMap <<'EOF'
+peers { name: "a" namespace: "x" addresses: "198.18.0.5" }
+peers { name: "b" namespace: "x" addresses: "::ffff:198.18.0.5" addresses: "198.18.0.5:80" }
+EOF
 printf '\x10\x07' | seed discovery settings-unknown-mode
 printf '\x0a\xff\xff\xff\xff\x0f' | seed discovery junk-length
 printf '' | seed discovery empty

@@ -284,9 +284,9 @@ static void test_workload_policy_per_workload(void **state)
     rm_xds_push_set_t *set;
     rm_policy_diags_t diags = {0};
     rm_label_t orders_labels[] = {{"app", "orders"}, {"version", "v1"}};
-    rm_xds_workload_t orders = {{"shop", orders_labels, 2}, "shop\napp=orders\nversion=v1\n"};
-    rm_xds_workload_t cart = {{"shop", NULL, 0}, "shop\n"};
-    rm_xds_workload_t web = {{"web", NULL, 0}, "web\n"};
+    rm_xds_workload_t orders = {{"shop", orders_labels, 2}, "shop\napp=orders\nversion=v1\n", NULL, NULL};
+    rm_xds_workload_t cart = {{"shop", NULL, 0}, "shop\n", NULL, NULL};
+    rm_xds_workload_t web = {{"web", NULL, 0}, "web\n", NULL, NULL};
     rm_workload_policy_t wp;
     char names[512];
 

@@ -14,6 +14,7 @@
 #include "kube_informer.h"
 #include "kube_model.h"
 #include "mesh_load.h"
+#include "workload_derive.h"
 
 #include "ringmesh/error.h"
 
@@ -373,7 +374,8 @@ static void test_model_from_objects(void **state)
     assert_contains(rej.what[0], "spec.action");
     assert_contains(rej.what[0], "PERMIT");
 
-    /* the version is the file source's for the same content, and does not depend on the caches' order */
+    /* the version is the file source's for the same content (the pods' workloads, which only the Kubernetes source
+     * knows, added to it), and does not depend on the caches' order */
     rm_mesh_loader_t *ld;
     rm_config_error_t e;
     rm_mesh_model_t *fm = NULL;
@@ -385,6 +387,8 @@ static void test_model_from_objects(void **state)
         fail_msg("%s", msg);
     }
     rm_mesh_loader_free(ld);
+    assert_string_not_equal(m->version, fm->version); /* the workloads are content */
+    assert_int_equal(rm_model_set_workloads(fm, c.pods), 0);
     assert_string_equal(m->version, fm->version);
     rm_mesh_model_unref(fm);
 
@@ -396,14 +400,20 @@ static void test_model_from_objects(void **state)
     rm_mesh_model_unref(m2);
     caches_free(&r);
 
-    /* a pod label or readiness change that the model does not read leaves the version alone; a pod that loses its
-     * injection takes its service out of the mesh */
+    /* a pod label or readiness change that the model does not read leaves the version alone; the version label is
+     * its workload's version (metric labels), which the model holds; a pod that loses its injection takes its
+     * service out of the mesh */
     json_t *pod = json_object_get(c.pods, "shop/orders-7d9f-2");
-    json_object_set_new(json_object_get(json_object_get(pod, "metadata"), "labels"), "version", json_string("v3"));
+    json_object_set_new(json_object_get(json_object_get(pod, "metadata"), "labels"), "tier", json_string("gold"));
     rejections_t rej3 = {0};
     m2 = build(&c, &rej3, NULL);
     assert_string_equal(m->version, m2->version);
     rm_mesh_model_unref(m2);
+    json_object_set_new(json_object_get(json_object_get(pod, "metadata"), "labels"), "version", json_string("v3"));
+    m2 = build(&c, &rej3, NULL);
+    assert_string_not_equal(m->version, m2->version);
+    rm_mesh_model_unref(m2);
+    json_object_set_new(json_object_get(json_object_get(pod, "metadata"), "labels"), "version", json_string("v2"));
     json_object_del(json_object_get(json_object_get(pod, "metadata"), "annotations"), "ringmesh.io/status");
     m2 = build(&c, &rej3, NULL);
     assert_string_not_equal(m->version, m2->version);

@@ -74,6 +74,7 @@ static void test_full_config(void **state)
     assert_int_equal(cfg->idle_timeout_ms, 120000);
     assert_int_equal(cfg->drain_timeout_ms, 0);
     assert_int_equal(cfg->handshake_timeout_ms, 3000);
+    assert_int_equal(cfg->connection_log, 0);
     assert_int_equal(cfg->access_log, 0);
     assert_string_equal(cfg->log_level, "debug");
 
@@ -105,7 +106,10 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(cfg->idle_timeout_ms, 3600000);
     assert_int_equal(cfg->drain_timeout_ms, 5000);
     assert_int_equal(cfg->handshake_timeout_ms, 10000);
-    assert_int_equal(cfg->access_log, 1);
+    assert_int_equal(cfg->connection_log, 1);
+    assert_int_equal(cfg->access_log, 0); /* the access log is off unless asked for */
+    assert_true(cfg->access_log_sample == 1);
+    assert_null(cfg->workload_name);
     assert_string_equal(cfg->log_level, "info");
     assert_int_equal(rm_proxy_config_port_mode(cfg, 8080), RM_MTLS_STRICT);
 
@@ -257,7 +261,10 @@ static void test_value_errors_generated(void **state)
         {"connectTimeout: 0\n", "gen.yaml:5:17: connectTimeout: must be longer than 0"},
         {"idleTimeout: 5 s\n", "gen.yaml:5:14: idleTimeout: \"5 s\" is not a duration"},
         {"drainTimeout: 1193h3m\n", "gen.yaml:5:15: drainTimeout: \"1193h3m\" is not a duration"},
-        {"accessLog: 1\n", "gen.yaml:5:12: accessLog: \"1\" is not a boolean"},
+        {"connectionLog: 1\n", "gen.yaml:5:16: connectionLog: \"1\" is not a boolean"},
+        {"accessLog: {enabled: 1}\n", "gen.yaml:5:22: accessLog.enabled: \"1\" is not a boolean"},
+        {"accessLog: {sampleRate: 1.5}\n", "gen.yaml:5:25: accessLog.sampleRate: \"1.5\" is not a fraction in [0, 1]"},
+        {"accessLog: true\n", "gen.yaml:5:12: accessLog: want a mapping, got a scalar"},
         {"trustDomain: \"\"\n", "gen.yaml:5:14: trustDomain: \"\" is not a SPIFFE trust domain"},
         {"inbound:\n  portModes:\n    - mode: STRICT\n", "gen.yaml:7:7: inbound.portModes[0].port: is required"},
         {"inbound:\n  portModes:\n    - port: 80\n      mode: STRICT\n    - port: 80\n      mode: DISABLE\n",
@@ -489,7 +496,7 @@ static void test_nasty_inputs(void **state)
     assert_contains(err, "nul.yaml:2:4: ");
     assert_contains(err, "YAML syntax error: control characters are not allowed (#x00)");
     /* lines ended by CR alone (or NEL, LS, PS) are lines to libyaml, and so to the position of a reader error */
-    static const char cr[] = "workers: 1\raccessLog: true\rlog\0Level: info\r";
+    static const char cr[] = "workers: 1\rconnectionLog: true\rlog\0Level: info\r";
     p = write_tmp("cr.yaml", cr, sizeof(cr) - 1);
     load_fail(p, RM_ERR_CONFIG_PARSE, err, sizeof(err));
     assert_contains(err, "cr.yaml:3:4: ");

@@ -301,10 +301,10 @@ static void test_empty_collections(void **state)
     rm_proxy_config_free(cfg);
 
     /* quoted numbers and booleans are read the same as plain ones */
-    snprintf(text, sizeof(text), "%s%s", TLS_OK, "workers: \"3\"\naccessLog: 'false'\nconnectTimeout: \"1m30s\"\n");
+    snprintf(text, sizeof(text), "%s%s", TLS_OK, "workers: \"3\"\nconnectionLog: 'false'\nconnectTimeout: \"1m30s\"\n");
     cfg = load_ok(write_tmp_str("quoted.yaml", text));
     assert_int_equal(cfg->workers, 3);
-    assert_int_equal(cfg->access_log, 0);
+    assert_int_equal(cfg->connection_log, 0);
     assert_int_equal(cfg->connect_timeout_ms, 90000);
     rm_proxy_config_free(cfg);
 }

@@ -102,7 +102,8 @@ static void test_defaults_without_meshconfig(void **state)
     assert_int_equal(m->settings.svid_ttl, 86400);
     assert_int_equal(m->settings.connect_timeout_ms, 0);
     assert_int_equal(m->settings.idle_timeout_ms, 0);
-    assert_int_equal(m->settings.access_log, 1);
+    assert_int_equal(m->settings.access_log, 0); /* the access log is off unless asked for */
+    assert_true(m->settings.access_log_sample == 1);
     /* serviceAccounts become IDs in the default trust domain */
     const rm_model_service_t *s = find_service(m, "shop", "orders");
     static const char *const ids[] = {"spiffe://cluster.local/ns/shop/sa/orders"};
@@ -186,8 +187,8 @@ static const error_case_t error_cases[] = {
      "\"spiffe://cluster.local/ns/shop/sa/legacy\" is not in the mesh's trust domain \"mesh.example\""},
     {"err-api-version", RM_ERR_CONFIG_VALUE, "err-api-version/svc.yaml:1:13: apiVersion: ",
      "\"ringmesh.io/v1\" is not a version this source reads (want ringmesh.io/v1alpha1)"},
-    {"err-kind", RM_ERR_CONFIG_VALUE,
-     "err-kind/svc.yaml:2:7: kind: ", "\"Servce\" is not a kind this source reads (want MeshConfig or Service)"},
+    {"err-kind", RM_ERR_CONFIG_VALUE, "err-kind/svc.yaml:2:7: kind: ",
+     "\"Servce\" is not a kind this source reads (want MeshConfig, Service or Workload)"},
     {"err-syntax", RM_ERR_CONFIG_PARSE, "err-syntax/svc.yaml:8:8: spec.addresses: ", "YAML syntax error: "},
     {"err-duplicate-key", RM_ERR_CONFIG_PARSE,
      "err-duplicate-key/svc.yaml:9:3: spec.ports: ", "duplicate key (first set at line 8)"},
@@ -224,7 +225,8 @@ static void test_value_errors(void **state)
          "spec.connectTimeout: \"5\" is not a duration"},
         {"kind: MeshConfig\nmetadata: {name: m}\nspec: {idleTimeout: 1.5h}\n",
          "spec.idleTimeout: \"1.5h\" is not a duration"},
-        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {accessLog: yes}\n", "spec.accessLog: \"yes\" is not a boolean"},
+        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {accessLog: {enabled: yes}}\n",
+         "spec.accessLog.enabled: \"yes\" is not a boolean"},
         {"kind: MeshConfig\nmetadata: {name: m, namespace: x}\n", "metadata.namespace: unknown key \"namespace\""},
         {"kind: MeshConfig\nmetadata: {name: Mesh}\n", "metadata.name: \"Mesh\" is not a DNS-1123 subdomain"},
         {"kind: MeshConfig\nspec: {}\n", "metadata: is required"},
@@ -273,7 +275,7 @@ static void test_value_errors(void **state)
         {"kind: Service\nstatus: {}\n",
          "status: unknown key \"status\" (known keys: apiVersion, kind, metadata, spec)"},
         {"kind: [Service]\n", "kind: a collection is not a kind this source reads"},
-        {"metadata: {name: a}\n", "kind: is required (MeshConfig or Service)"},
+        {"metadata: {name: a}\n", "kind: is required (MeshConfig, Service or Workload)"},
     };
     char dir[128], file[160], err[2048], text[1024];
 
@@ -365,8 +367,8 @@ static void test_version(void **state)
     free(text);
     snprintf(path, sizeof(path), "%s/renamed-mesh.yaml", dir);
     text = read_text(path);
-    assert_non_null(p = strstr(text, "accessLog: false"));
-    memcpy(p, "accessLog: true ", 16);
+    assert_non_null(p = strstr(text, "accessLog: {enabled: false}"));
+    memcpy(p, "accessLog: {enabled: true} ", 27);
     write_file(path, text);
     free(text);
     c = load_ok(dir);
@@ -416,7 +418,7 @@ static void test_canonical_serialization(void **state)
                                "mtlsMode=1\n"
                                "connectTimeoutMs=0\n"
                                "idleTimeoutMs=0\n"
-                               "accessLog=1\n"
+                               "accessLog=0\n"
                                "svidTTL=86400\n"
                                "rootNamespace=15:ringmesh-system\n"
                                "defaultAction=1\n"
@@ -448,7 +450,7 @@ static void test_canonical_serialization(void **state)
     rm_hex_encode(digest, sizeof(digest), hex);
     hex[16] = '\0';
     assert_string_equal(m->version, hex);
-    assert_string_equal(m->version, "730af78aeb4caaf8");
+    assert_string_equal(m->version, "8ffe6568d84ee6a5"); /* accessLog=0: the access log is off by default */
     free(ser);
 
     /* references: the last unref frees (checked by the sanitizer builds) */

@@ -11,6 +11,7 @@ typedef enum {
     RM_XDS_DESTINATIONS,
     RM_XDS_MESH_SETTINGS,
     RM_XDS_WORKLOAD_POLICY, /* per workload: the authorization policies selecting it and its mTLS modes */
+    RM_XDS_WORKLOADS,       /* per workload: who it is and who the pods it may talk to are (WorkloadMap) */
     RM_XDS_NUM_TYPES
 } rm_xds_type_t;
 
@@ -20,7 +21,7 @@ typedef enum {
 const char *rm_xds_type_url(rm_xds_type_t t);
 
 /** A short name for logs and metrics ("trust_bundle", "destinations", "mesh_settings",
- *  "workload_policy"). */
+ *  "workload_policy", "workloads"). */
 const char *rm_xds_type_name(rm_xds_type_t t);
 
 /** Returns the type for a type URL, or -1 when it is not one of ours. */

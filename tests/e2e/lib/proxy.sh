@@ -81,7 +81,7 @@ rm__write_config() {
         printf 'admin:\n  listen: 127.0.0.1:15021\n'
         printf 'workers: 1\nioBackend: auto\nconnectTimeout: 5s\nidleTimeout: 1h\ndrainTimeout: %s\n' \
             "$RM_CFG_DRAIN"
-        printf 'accessLog: true\n'
+        printf 'connectionLog: true\n'
     } >"$dir/proxy.yaml"
 }
 
