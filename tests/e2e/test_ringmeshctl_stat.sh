@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# ringmeshctl stat against made-up proxies whose counters grow by known amounts (tests/data/stat/make_fixtures.py,
+# served by tests/e2e/tools/metrics_fixture.py):
+# - --admin: two scrapes, and every number of `-o json` as worked out by hand (rates, success and mTLS shares,
+#   denies, p50/p99 by Prometheus' interpolation, open connections); two proxies added up; Istio's names when a
+#   proxy has only those; the table as text;
+# - --prometheus: a real Prometheus server (Debian's) scraping a made-up proxy whose counters grow linearly in time,
+#   queried through its HTTP API: the same shares and quantiles, the rates within what Prometheus' extrapolation
+#   allows;
+# - the live view in a real terminal (tmux): drawn, redrawn in place rather than appended, the cursor hidden while
+#   it runs and restored by Ctrl-C, which exits 0;
+# - errors: an unreachable endpoint, a non-200 answer, a malformed page (its line named), Prometheus' error JSON,
+#   usage errors (exit 2).
+# Everything listens on loopback inside the test's own network namespace.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+rm_require_cmds python3 curl prometheus tmux
+rm_setup_no_netns
+[ -x "$RM_CTL_BIN" ] || rm_skip "ringmeshctl is not built ($RM_CTL_BIN)"
+
+rm_loopback_place 5
+P_ORDERS=${RM_PORTS[0]} # proxy-orders, scrape k = the k-th GET since /reset
+P_ISTIO=${RM_PORTS[1]}  # proxy-istio, likewise
+P_CLOCK=${RM_PORTS[2]}  # proxy-orders growing with the clock, for Prometheus
+P_PROM=${RM_PORTS[3]}
+P_NOBODY=${RM_PORTS[4]} # nothing listens here
+FIXTURE=$RM_SOURCE_DIR/tests/e2e/tools/metrics_fixture.py
+python3 "$RM_SOURCE_DIR/tests/data/stat/make_fixtures.py" "$RM_TMP"
+
+rm_bg fixture-orders "$POD" "$RM_TMP/logs/fixture-orders.log" python3 "$FIXTURE" "$P_ORDERS" \
+    "$RM_TMP/proxy-orders.json" count
+rm_bg fixture-istio "$POD" "$RM_TMP/logs/fixture-istio.log" python3 "$FIXTURE" "$P_ISTIO" \
+    "$RM_TMP/proxy-istio.json" count
+rm_bg fixture-clock "$POD" "$RM_TMP/logs/fixture-clock.log" python3 "$FIXTURE" "$P_CLOCK" \
+    "$RM_TMP/proxy-orders.json" clock
+rm_wait_port "$POD" "$P_ORDERS" 10 fixture-orders
+rm_wait_port "$POD" "$P_ISTIO" 10 fixture-istio
+rm_wait_port "$POD" "$P_CLOCK" 10 fixture-clock
+
+# A Prometheus server of our own: its storage in the test's directory, scraping the clock fixture every second
+# with the samples' own timestamps (exactly linear counters).
+mkdir -p "$RM_TMP/prometheus"
+cat >"$RM_TMP/prometheus/prometheus.yml" <<EOF
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: ringmesh-proxy
+    honor_timestamps: true
+    static_configs: [{targets: ["127.0.0.1:$P_CLOCK"]}]
+EOF
+rm_bg prometheus "$POD" "$RM_TMP/logs/prometheus.log" prometheus \
+    --config.file="$RM_TMP/prometheus/prometheus.yml" --storage.tsdb.path="$RM_TMP/prometheus/data" \
+    --web.listen-address="127.0.0.1:$P_PROM" --log.level=warn
+rm_wait_port "$POD" "$P_PROM" 30 prometheus
+
+stat() {
+    RM_RC=0
+    RM_OUT=$(rm_run "$RM_CTL_BIN" stat "$@" 2>"$RM_TMP/stat.err") || RM_RC=$?
+    RM_ERR=$(cat "$RM_TMP/stat.err")
+}
+
+reset() {
+    local port
+    for port in "$@"; do
+        rm_run curl -sf -m 5 -X POST "http://127.0.0.1:$port/reset" >/dev/null || rm_fail "cannot reset the fixture on $port"
+    done
+}
+
+# expect_rows N: $RM_OUT is a JSON array of N rows
+expect_rows() {
+    rm_assert_eq "$(jq length <<<"$RM_OUT")" "$1" "rows in the JSON document"
+}
+
+# expect_row NS WL FIELD=JQ_EXPRESSION...: the one row of NS/WL in $RM_OUT has each FIELD equal to the expression's
+# value (numbers to 1e-9 relative: what 15 significant digits keep; null as null)
+expect_row() {
+    local ns=$1 wl=$2 f bad
+    shift 2
+    for f in "$@"; do
+        # shellcheck disable=SC2016 # $-names are jq's
+        bad=$(jq -r --arg ns "$ns" --arg wl "$wl" --arg f "${f%%=*}" '
+            [.[] | select(.namespace == $ns and .workload == $wl)] as $r
+            | if ($r | length) != 1 then "\($r | length) rows"
+              else ($r[0][$f]) as $got | ('"${f#*=}"') as $want
+                | if $got == null or $want == null then (if $got == $want then empty else "\($f) = \($got), want \($want)" end)
+                  elif (($got - $want) | fabs) <= 1e-9 * (($want | fabs) + 1) then empty
+                  else "\($f) = \($got), want \($want)" end
+              end' <<<"$RM_OUT")
+        [ -z "$bad" ] || rm_fail "$ns/$wl: $bad; the document: $RM_OUT"
+    done
+    rm_log "ok: $ns/$wl: $*"
+}
+
+# What proxy-orders does in one interval (2 s by its samples' timestamps), for shop/orders: 154 requests; failed:
+# 10 HTTP 503 and 10 gRPC PERMISSION_DENIED; denied: 10 HTTP 403 and those 10 gRPC 7; not over mTLS: the 10 403s
+# and 4 201s. Durations: 77 up to 5 ms, 77 in (10, 25]: p50 = rank 77, the top of (1,5] = 5; p99 = rank 152.46,
+# 10 + 15 * 75.46/77 = 24.7. Connections: opened 10 + 5k, closed 4 + 4k: 7 open at k = 1.
+case_admin_json_exact() {
+    reset "$P_ORDERS"
+    stat --admin "127.0.0.1:$P_ORDERS" --interval 100ms -o json
+    rm_assert_eq "$RM_RC" 0 "exit status (stderr: $RM_ERR)"
+    expect_rows 2
+    expect_row shop orders requests=154 req_per_s=77 success=134/154 deny_per_s=10 mtls=140/154 p50_ms=5 \
+        p99_ms=24.7 tcp_connections=7
+    expect_row web 'front"end\v2' requests=2 req_per_s=1 success=1 deny_per_s=0 mtls=1 p50_ms=null p99_ms=null \
+        tcp_connections=0
+    rm_assert_eq "$(jq -r '.[0].namespace' <<<"$RM_OUT")" shop "rows sorted by namespace"
+}
+
+# Two proxies of shop/orders (one with Istio's names): 154 + 46 requests, 46 more successes over mTLS, all up to
+# 5 ms. Per second: (0,5] 61.5, (5,10] 0, (10,25] 38.5: p50 = 1 + 4 * 50/61.5, p99 = 10 + 15 * 37.5/38.5.
+case_admin_two_proxies() {
+    reset "$P_ORDERS" "$P_ISTIO"
+    stat --admin "127.0.0.1:$P_ORDERS" --admin "http://127.0.0.1:$P_ISTIO/metrics" -n shop --interval 100ms -o json
+    rm_assert_eq "$RM_RC" 0 "exit status (stderr: $RM_ERR)"
+    expect_rows 1
+    expect_row shop orders requests=200 req_per_s=100 success=0.9 deny_per_s=10 mtls=0.93 \
+        'p50_ms=1 + 4 * 50 / 61.5' 'p99_ms=10 + 15 * 37.5 / 38.5' tcp_connections=7
+}
+
+# A proxy with only Istio's names (metrics.istioNames: true) is read with those: 46 requests in 2 s, p50 at rank
+# 11.5 of 23/s in (1,5] = 3, p99 = 1 + 4 * 22.77/23.
+case_admin_istio_names() {
+    reset "$P_ISTIO"
+    stat --admin "127.0.0.1:$P_ISTIO" --interval 100ms --once -o json
+    rm_assert_eq "$RM_RC" 0 "exit status (stderr: $RM_ERR)"
+    expect_rows 1
+    expect_row shop orders requests=46 req_per_s=23 success=1 mtls=1 p50_ms=3 'p99_ms=1 + 4 * 22.77 / 23' \
+        tcp_connections=0
+}
+
+case_admin_table() {
+    reset "$P_ORDERS"
+    stat --admin "127.0.0.1:$P_ORDERS" --interval 100ms --once
+    rm_assert_eq "$RM_RC" 0 "exit status (stderr: $RM_ERR)"
+    printf '%s\n' "$RM_OUT" >"$RM_TMP/table.txt"
+    rm_assert_content "$RM_TMP/table.txt" \
+        'NAMESPACE  WORKLOAD      REQ/S  SUCCESS     P50     P99  DENY/S  MTLS  TCP CONN
+shop       orders         77.0   87.01%  5.00ms  24.7ms    10.0   91%         7
+web        front"end\v2    1.0  100.00%       -       -     0.0  100%         0
+' "the table, with no terminal codes when stdout is not a terminal"
+}
+
+case_errors() {
+    stat --admin "127.0.0.1:$P_NOBODY" --once
+    rm_assert_eq "$RM_RC" 1 "an unreachable proxy: exit status"
+    [[ $RM_ERR == "ringmeshctl stat: http://127.0.0.1:$P_NOBODY/metrics: Failed to connect to 127.0.0.1 port $P_NOBODY"* ]] ||
+        rm_fail "an unreachable proxy: the message names the endpoint and why: $RM_ERR"
+    stat --admin "127.0.0.1:$P_ORDERS" --admin "http://127.0.0.1:$P_ORDERS/missing" --once -o json
+    rm_assert_eq "$RM_RC:$RM_ERR" "1:ringmeshctl stat: http://127.0.0.1:$P_ORDERS/missing: HTTP 404" "a page that is not there"
+    rm_assert_eq "$RM_OUT" "" "nothing on stdout after an error"
+    stat --admin "http://127.0.0.1:$P_ORDERS/bad" --once
+    rm_assert_eq "$RM_RC:$RM_ERR" \
+        "1:ringmeshctl stat: http://127.0.0.1:$P_ORDERS/bad: line 3: the value of label 'le' is not closed" \
+        "a malformed page: its line and what is wrong"
+    stat --prometheus "http://127.0.0.1:$P_ORDERS/prom-error/" --once
+    rm_assert_eq "$RM_RC" 1 "Prometheus' error: exit status"
+    [[ $RM_ERR == "ringmeshctl stat: http://127.0.0.1:$P_ORDERS/prom-error/api/v1/query: Prometheus answered HTTP 400: bad_data: 1:1: parse error: unexpected end of input (query: "* ]] ||
+        rm_fail "Prometheus' error: the message names the endpoint and Prometheus' own words: $RM_ERR"
+    stat --prometheus "http://127.0.0.1:$P_ORDERS" -o json
+    rm_assert_eq "$RM_RC:$RM_ERR" \
+        "1:ringmeshctl stat: http://127.0.0.1:$P_ORDERS/api/v1/query: HTTP 404 (is this Prometheus?)" \
+        "a server that is not Prometheus"
+    stat --prometheus "http://127.0.0.1:$P_NOBODY" -o json
+    rm_assert_eq "$RM_RC" 1 "an unreachable Prometheus: exit status"
+    [[ $RM_ERR == "ringmeshctl stat: http://127.0.0.1:$P_NOBODY/api/v1/query: Failed to connect"* ]] ||
+        rm_fail "an unreachable Prometheus: $RM_ERR"
+}
+
+case_usage() {
+    local args
+    for args in "" "--admin 127.0.0.1:1 --prometheus http://127.0.0.1:1" "--admin nohost" "--admin 127.0.0.1:0" \
+        "--admin 127.0.0.1:1 -o yaml" "--admin 127.0.0.1:1 --window 1m" "--admin 127.0.0.1:1 --interval 0s" \
+        "--prometheus 127.0.0.1:9090" "--prometheus http://p:9090 --window 10ms" "--admin 127.0.0.1:1 --bogus"; do
+        # shellcheck disable=SC2086 # the arguments are words
+        stat $args
+        rm_assert_eq "$RM_RC" 2 "usage error for '$args'"
+        [[ $RM_ERR == *"ringmeshctl stat"* ]] || rm_fail "usage error for '$args' says nothing useful: $RM_ERR"
+    done
+    stat --help
+    rm_assert_eq "$RM_RC" 0 "--help"
+    [[ $RM_OUT == "usage: ringmeshctl stat "* ]] || rm_fail "--help prints the usage: $RM_OUT"
+}
+
+rm_case admin_json_exact case_admin_json_exact
+rm_case admin_two_proxies case_admin_two_proxies
+rm_case admin_istio_names case_admin_istio_names
+rm_case admin_table case_admin_table
+rm_case errors case_errors
+rm_case usage case_usage
+rm_finish
