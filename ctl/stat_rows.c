@@ -251,7 +251,7 @@ int rm_stat_table_add_scrapes(rm_stat_table_t *t, rm_stat_scrape_t *before, rm_s
     if (before->timestamped && after->timestamped && after->timestamp_ms > before->timestamp_ms)
         elapsed_ms = (uint64_t)(after->timestamp_ms - before->timestamp_ms);
     seconds = (double)(elapsed_ms != 0 ? elapsed_ms : 1) / 1000.0;
-    if (!before->sorted) {
+    if (!before->sorted && before->num != 0) {
         qsort(before->series, before->num, sizeof(before->series[0]), by_key);
         before->sorted = 1;
     }
@@ -305,7 +305,8 @@ void rm_stat_table_finish(rm_stat_table_t *t)
 {
     size_t i;
 
-    qsort(t->rows, t->num, sizeof(t->rows[0]), by_row_name);
+    if (t->num != 0)
+        qsort(t->rows, t->num, sizeof(t->rows[0]), by_row_name);
     for (i = 0; i != t->num; ++i) {
         rm_stat_row_t *r = &t->rows[i];
         if (r->num_buckets == 0)
