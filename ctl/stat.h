@@ -159,7 +159,8 @@ typedef struct st_rm_stat_body_t {
 /** GETs `url` (timeouts: 5 s to connect, 15 s in all; at most 64 MiB). Returns 0 with the status and body (whatever
  *  the status), or -1 with the reason in `err` ("connection refused", ...). Gives up early, with -1, when
  *  `*stop` becomes non-zero (Ctrl-C). */
-int rm_stat_get(const char *url, const char *accept, volatile int *stop, rm_stat_body_t *out, char *err, size_t errlen);
+int rm_stat_get(const char *url, const char *accept, const volatile int *stop, rm_stat_body_t *out, char *err,
+                size_t errlen);
 
 /** Frees a body. */
 void rm_stat_body_free(rm_stat_body_t *b);
@@ -170,6 +171,6 @@ void rm_stat_body_free(rm_stat_body_t *b);
  *  last `window_ms` at `eval_time` (Unix seconds), p50/p99 from histogram_quantile(), only namespace `ns` when not
  *  NULL. Returns 0, or -1 with a message naming the URL in `err`. */
 int rm_stat_prometheus(rm_stat_table_t *t, const char *base_url, uint32_t window_ms, double eval_time, const char *ns,
-                       volatile int *stop, char *err, size_t errlen);
+                       const volatile int *stop, char *err, size_t errlen);
 
 #endif

@@ -42,7 +42,7 @@
     "Without --once the table is redrawn every interval until Ctrl-C.\n"                                               \
     "Exit status: 0 ok (Ctrl-C included), 1 an endpoint could not be read, 2 usage.\n"
 
-static volatile int stop_requested;
+static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
 {
@@ -94,8 +94,11 @@ static char *endpoint_url(const char *arg)
     port = strtoul(colon + 1, &end, 10);
     if (colon[1] == '\0' || *end != '\0' || port == 0 || port > 65535)
         return NULL;
-    if ((url = malloc(strlen(arg) + sizeof("http:///metrics"))) != NULL)
-        sprintf(url, "http://%s/metrics", arg);
+    if ((url = malloc(strlen(arg) + sizeof("http:///metrics"))) != NULL &&
+        snprintf(url, strlen(arg) + sizeof("http:///metrics"), "http://%s/metrics", arg) < 0) {
+        free(url);
+        url = NULL;
+    }
     return url;
 }
 
@@ -268,8 +271,11 @@ static char *render_table(const rm_stat_table_t *t)
             fprintf(out, c < 2 ? "%-*s%s" : "%*s%s", (int)width[c], cells[i][c], c + 1 != NUM_COLUMNS ? "  " : "\n");
     if (t->num == 0)
         fprintf(out, "(no workload reported requests or connections)\n");
-    fclose(out);
     free(cells);
+    if (fclose(out) != 0) {
+        free(text);
+        return NULL;
+    }
     return text;
 }
 
@@ -342,7 +348,8 @@ static int run(const stat_opts_t *o)
             snprintf(err, sizeof(err), "out of memory");
             goto Failed;
         }
-        strftime(clock_text, sizeof(clock_text), "%H:%M:%S", localtime_r(&now, &tm));
+        if (strftime(clock_text, sizeof(clock_text), "%H:%M:%S", localtime_r(&now, &tm)) == 0)
+            clock_text[0] = '\0';
         if (tty) /* cursor home, clear the screen: the table is redrawn in place */
             fputs("\033[H\033[2J", stdout);
         else if (drawn)
@@ -359,7 +366,10 @@ static int run(const stat_opts_t *o)
             fputc('\n', stdout);
         }
         fputs(last, stdout);
-        fflush(stdout);
+        if (fflush(stdout) != 0) {
+            snprintf(err, sizeof(err), "cannot write the table: %s", strerror(errno));
+            goto Failed;
+        }
         drawn = 1;
         if (o->once)
             break;
@@ -375,7 +385,8 @@ Failed:
 Exit:
     if (tty) {
         fputs("\033[?25h", stdout); /* the cursor back; the last table stays on the screen */
-        fflush(stdout);
+        if (fflush(stdout) != 0)
+            status = RM_CTL_EXIT_INVALID;
     }
     free(last);
     return status;

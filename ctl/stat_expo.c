@@ -278,6 +278,8 @@ int rm_expo_parse(const char *text, size_t len, rm_expo_sample_cb cb, void *ctx,
     const char *p = text, *end = text + len;
     int ret = 0;
 
+    if (errlen != 0)
+        err[0] = '\0';
     while (p != end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t need;
@@ -293,7 +295,7 @@ int rm_expo_parse(const char *text, size_t len, rm_expo_sample_cb cb, void *ctx,
         }
         /* the line's bytes, plus a NUL for the name and for each label's name and value */
         need = (size_t)(nl - p) + 2 * RM_EXPO_MAX_LABELS + 2;
-        if (need > l.cap) {
+        if (l.scratch == NULL || need > l.cap) {
             char *grown = realloc(l.scratch, need);
             if (grown == NULL) {
                 ret = line_error(&l, "out of memory");

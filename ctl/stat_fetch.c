@@ -11,7 +11,7 @@
 typedef struct st_fetch_t {
     rm_stat_body_t *out;
     int too_large;
-    volatile int *stop;
+    const volatile int *stop;
 } fetch_t;
 
 static size_t on_data(char *data, size_t size, size_t nmemb, void *ctx)
@@ -41,7 +41,8 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return f->stop != NULL && *f->stop;
 }
 
-int rm_stat_get(const char *url, const char *accept, volatile int *stop, rm_stat_body_t *out, char *err, size_t errlen)
+int rm_stat_get(const char *url, const char *accept, const volatile int *stop, rm_stat_body_t *out, char *err,
+                size_t errlen)
 {
     static int initialized;
     char curl_err[CURL_ERROR_SIZE] = "";

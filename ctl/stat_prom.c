@@ -28,7 +28,7 @@ typedef struct st_prom_t {
     const char *base; /* without a trailing '/' */
     size_t base_len;
     double eval_time;
-    volatile int *stop;
+    const volatile int *stop;
     char *err;
     size_t errlen;
 } prom_t;
@@ -189,7 +189,7 @@ static int pick_prefix(prom_t *p, const char **prefix)
 }
 
 int rm_stat_prometheus(rm_stat_table_t *t, const char *base_url, uint32_t window_ms, double eval_time, const char *ns,
-                       volatile int *stop, char *err, size_t errlen)
+                       const volatile int *stop, char *err, size_t errlen)
 {
     prom_t p = {.base = base_url,
                 .base_len = strlen(base_url),
@@ -201,6 +201,8 @@ int rm_stat_prometheus(rm_stat_table_t *t, const char *base_url, uint32_t window
     const char *P;
     size_t i;
 
+    if (errlen != 0)
+        err[0] = '\0';
     while (p.base_len != 0 && p.base[p.base_len - 1] == '/')
         --p.base_len;
     /* the namespace as a PromQL string: backslashes and quotes escaped */

@@ -49,7 +49,7 @@ static int by_label_name(const void *a, const void *b)
  * no value can be mistaken for a separator. */
 static char *series_key(const rm_expo_sample_t *x)
 {
-    const rm_expo_label_t *sorted[RM_EXPO_MAX_LABELS];
+    const rm_expo_label_t *sorted[RM_EXPO_MAX_LABELS] = {0};
     size_t i, len = strlen(x->name) + 1, off;
     char *key;
 
