@@ -4,12 +4,17 @@
 # --once -o json`, run in orders' pod while web makes N allowed and M denied requests between its two scrapes,
 # reports exactly those: N + M requests, M/(N+M) of them denied, all over mutual TLS, all successful (a 403 is not
 # a server error), and a latency.
-# It reads the proxy's request metrics (ringmesh_requests_total, ...): the test skips while the proxy has none.
+# The workloads are named by Workload documents in the control plane's directory (the file source's way of saying
+# who a bare host's proxy is, by its node id): the rows are shop/orders.
+# It reads the proxy's request metrics (ringmesh_requests_total, ...) labelled with the workloads the control plane
+# names: the test skips while the proxy has no request metrics or the control plane no Workload documents.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rm_require_cmds curl jq /usr/bin/python3
 grep -rqs --include='*.c' requests_total "$RM_SOURCE_DIR/sidecar" ||
     rm_skip "the proxy exports no request metrics yet (no requests_total in sidecar/)"
+grep -rqs --include='*.c' '"Workload"' "$RM_SOURCE_DIR/control" ||
+    rm_skip "the control plane knows no Workload documents yet (no \"Workload\" in control/)"
 rm_setup
 rm_control_init
 
@@ -22,6 +27,17 @@ rm_mesh_service orders.yaml orders shop "$VIP" 8080 orders
 
 rm_pod_create orders
 rm_pod_create web
+# workload WORKLOAD NAMESPACE SERVICE_ACCOUNT ADDRESS: the pod (node id) WORKLOAD as a Workload document
+workload() {
+    cat >"$RM_TMP/control/mesh/workload-$1.yaml" <<EOF
+apiVersion: ringmesh.io/v1alpha1
+kind: Workload
+metadata: {name: $1, namespace: $2}
+spec: {addresses: [$4], serviceAccount: $3, app: $1, version: v1}
+EOF
+}
+workload orders shop orders "${RM_POD_IP[orders]}"
+workload web web frontend "${RM_POD_IP[web]}"
 rm_service "$VIP:8080" orders:8080
 rm_bg app orders "$RM_TMP/logs/app.log" /usr/bin/python3 "$APP" http 8080
 rm_wait_port orders 8080 10 app
@@ -62,7 +78,7 @@ OUT=$(cat "$RM_TMP/logs/stat.json")
 rm_log "stat: $(jq -c . <<<"$OUT")"
 
 rm_assert_eq "$(jq 'length' <<<"$OUT")" 1 "one workload in namespace shop"
-rm_assert_eq "$(jq -r '.[0].namespace' <<<"$OUT")" shop "its namespace"
+rm_assert_eq "$(jq -r '.[0].namespace + "/" + .[0].workload' <<<"$OUT")" shop/orders "its name"
 rm_assert_eq "$(jq '.[0].requests' <<<"$OUT")" "$((N + M)).0" "requests between the two scrapes"
 # shellcheck disable=SC2016 # $-names are jq's
 jq -e --argjson n "$N" --argjson m "$M" '.[0]
