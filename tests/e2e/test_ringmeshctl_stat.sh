@@ -14,7 +14,7 @@
 # Everything listens on loopback inside the test's own network namespace.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-rm_require_cmds python3 curl prometheus tmux
+rm_require_cmds /usr/bin/python3 curl prometheus tmux
 rm_setup_no_netns
 [ -x "$RM_CTL_BIN" ] || rm_skip "ringmeshctl is not built ($RM_CTL_BIN)"
 
@@ -25,13 +25,13 @@ P_CLOCK=${RM_PORTS[2]}  # proxy-orders growing with the clock, for Prometheus
 P_PROM=${RM_PORTS[3]}
 P_NOBODY=${RM_PORTS[4]} # nothing listens here
 FIXTURE=$RM_SOURCE_DIR/tests/e2e/tools/metrics_fixture.py
-python3 "$RM_SOURCE_DIR/tests/data/stat/make_fixtures.py" "$RM_TMP"
+/usr/bin/python3 "$RM_SOURCE_DIR/tests/data/stat/make_fixtures.py" "$RM_TMP"
 
-rm_bg fixture-orders "$POD" "$RM_TMP/logs/fixture-orders.log" python3 "$FIXTURE" "$P_ORDERS" \
+rm_bg fixture-orders "$POD" "$RM_TMP/logs/fixture-orders.log" /usr/bin/python3 "$FIXTURE" "$P_ORDERS" \
     "$RM_TMP/proxy-orders.json" count
-rm_bg fixture-istio "$POD" "$RM_TMP/logs/fixture-istio.log" python3 "$FIXTURE" "$P_ISTIO" \
+rm_bg fixture-istio "$POD" "$RM_TMP/logs/fixture-istio.log" /usr/bin/python3 "$FIXTURE" "$P_ISTIO" \
     "$RM_TMP/proxy-istio.json" count
-rm_bg fixture-clock "$POD" "$RM_TMP/logs/fixture-clock.log" python3 "$FIXTURE" "$P_CLOCK" \
+rm_bg fixture-clock "$POD" "$RM_TMP/logs/fixture-clock.log" /usr/bin/python3 "$FIXTURE" "$P_CLOCK" \
     "$RM_TMP/proxy-orders.json" clock
 rm_wait_port "$POD" "$P_ORDERS" 10 fixture-orders
 rm_wait_port "$POD" "$P_ISTIO" 10 fixture-istio
