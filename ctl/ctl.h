@@ -1,5 +1,5 @@
 /* Shared by the ringmeshctl command files. Commands are tables, one per level: the top level names the groups
- * (svid, token, policy) and the few commands of their own (inject, wait-ready), each group names its commands and
+ * (svid, token, policy) and the few commands of their own (inject, wait-ready, stat), each group names its commands and
  * their handlers. One dispatcher walks them and the
  * help is generated from them, so every level parses its subcommand and prints its usage the same way. */
 #ifndef RINGMESH_CTL_H
@@ -42,6 +42,8 @@ extern const rm_ctl_level_t rm__ctl_svid_level, rm__ctl_token_level, rm__ctl_pol
 /** `ringmeshctl inject` and `ringmeshctl wait-ready` (inject_cmd.c): commands of the top level, not of a group. */
 int rm__ctl_inject(int argc, char **argv);
 int rm__ctl_wait_ready(int argc, char **argv);
+/** `ringmeshctl stat` (stat_cmd.c): the per-workload traffic table, from proxies or Prometheus. */
+int rm__ctl_stat(int argc, char **argv);
 
 /** Runs argv[1] of `level` with argv[1..argc): a command's handler, or the dispatch of a group's level. Without an
  *  argument prints the help on stderr and returns RM_CTL_EXIT_USAGE; with --help, -h or help prints it on stdout

@@ -16,14 +16,17 @@ static const rm_ctl_command_t groups[] = {
     {.name = "wait-ready",
      .summary = "wait until the proxy answers /healthz/ready (the classic sidecar's postStart hook)",
      .handler = rm__ctl_wait_ready},
+    {.name = "stat",
+     .summary = "requests/s, success, p50/p99, denies/s and mTLS share per workload, live (from proxies or Prometheus)",
+     .handler = rm__ctl_stat},
 };
 
 static const rm_ctl_level_t top = {
     .path = "ringmeshctl",
     .noun = "command",
     .footer = "Run 'ringmeshctl <command> --help' for a command's options.\n"
-              "Exit status: 0 ok, 1 invalid input (e.g. an invalid SVID), 2 usage or file error,\n"
-              "3 denied (policy check).\n",
+              "Exit status: 0 ok, 1 invalid input (e.g. an invalid SVID) or an endpoint that could not be read\n"
+              "(stat), 2 usage or file error, 3 denied (policy check).\n",
     .commands = groups,
     .num_commands = sizeof(groups) / sizeof(groups[0]),
 };

