@@ -2,6 +2,7 @@
  * policies have HTTP rules, the choice of the filter (conn_filter.h) that decides request by request, told from the
  * client's first bytes. */
 #include "conn_addr.h"
+#include "conn_observe.h"
 #include "proxy_conn-t.h"
 
 #include <stdint.h>
@@ -96,14 +97,16 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
     return d.allow;
 }
 
-rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req)
+rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req, rm_http_decision_t *out)
 {
-    return authz_decide(conn, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
+    rm_http_verdict_t verdict = authz_decide(conn, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
+    rm__conn_observe_request(conn, req, verdict, out);
+    return verdict;
 }
 
 /* Which filter, if any, the client's first bytes call for: the first in rm_conn_filters that claims them, or none
  * (*need_more set when one may still claim them with more bytes). */
-static const rm_conn_filter_ops_t *pick_filter(const uint8_t *p, size_t n, int *need_more)
+const rm_conn_filter_ops_t *rm__conn_pick_filter(const uint8_t *p, size_t n, int *need_more)
 {
     *need_more = 0;
     for (const rm_conn_filter_ops_t *const *f = rm_conn_filters; *f != NULL; f++) {
@@ -151,9 +154,9 @@ int rm__conn_authz_progress(rm_conn_t *c)
     }
     if (c->d2u.len > 0) {
         int need_more;
-        const rm_conn_filter_ops_t *f = pick_filter(c->d2u.buf + c->d2u.off, c->d2u.len, &need_more);
+        const rm_conn_filter_ops_t *f = rm__conn_pick_filter(c->d2u.buf + c->d2u.off, c->d2u.len, &need_more);
         if (f != NULL)
-            return rm__conn_l7_start(c, f);
+            return rm__conn_l7_start(c, f, 0);
         if (need_more && !c->d2u.src_eof && rm_pipe_room(&c->d2u) > 0)
             return 0;
         goto DecideTcp;

@@ -437,6 +437,14 @@ static step_t conn_step(rm_conn_t *c)
             return STEP_WAIT;
     }
 
+    /* outbound to the mesh: the app's first bytes tell whether its requests are observed (conn_outbound_l7.c) */
+    if (c->authz_state == RM_CONN_AUTHZ_SNIFF) {
+        if ((ret = rm__conn_outbound_sniff(c)) != 0)
+            goto Error;
+        if (c->authz_state == RM_CONN_AUTHZ_SNIFF)
+            return STEP_WAIT;
+    }
+
     if (c->l7 != NULL) {
         if ((ret = rm__conn_l7_pump(c)) != 0)
             goto Error;
@@ -651,6 +659,7 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
     if (sni != NULL && (ret = rm_tls_set_server_name(c->up.tls, sni)) != 0)
         return ret;
     c->mode = RM_CONN_MODE_MTLS;
+    c->authz_state = RM_CONN_AUTHZ_SNIFF;
     c->down.ready = 1;
     return start_upstream_connect(c);
 }

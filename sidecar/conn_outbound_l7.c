@@ -1,0 +1,41 @@
+/* Outbound connections to the mesh: the app's first bytes tell whether an HTTP filter (conn_filter.h) observes its
+ * requests between the app (the client) and the mTLS upstream. The filter runs in observe mode: every request is
+ * allowed and goes out as the app wrote it (plus the fields the report asks for, trace context), and each exchange
+ * is reported (conn_observe.h). Passthrough destinations (not in the mesh) never get here. */
+#include "conn_observe.h"
+#include "proxy_conn-t.h"
+
+rm_http_verdict_t rm__conn_observe_decide(void *conn, const rm_http_request_t *req, rm_http_decision_t *out)
+{
+    rm__conn_observe_request(conn, req, RM_HTTP_ALLOW, out);
+    return RM_HTTP_ALLOW;
+}
+
+/* Told from the first bytes only, never by waiting on a timer (design.md): bytes the app sends that no filter
+ * claims, or a server that speaks first, make the connection plain bytes. An HTTP/2 server speaks first too (its
+ * SETTINGS), while its client is about to send the preface: that waits for the app's first bytes. */
+int rm__conn_outbound_sniff(rm_conn_t *c)
+{
+    const rm_conn_filter_ops_t *f;
+    int ret, need_more;
+
+    /* read both ends, forward nothing yet; the upstream is read once its handshake is done */
+    if ((ret = rm_side_fill(&c->down, 0)) != 0 || (ret = rm_side_fill(&c->up, 0)) != 0)
+        return ret;
+    if (c->d2u.len == 0) {
+        if (c->d2u.src_eof)
+            goto Bytes;
+        if ((c->u2d.len > 0 || c->u2d.src_eof) &&
+            (!rm__conn_app_sent_h2_settings(&c->u2d) || (c->u2d.len >= 9 && rm_pipe_room(&c->u2d) == 0)))
+            goto Bytes;
+        return 0;
+    }
+    if ((f = rm__conn_pick_filter(c->d2u.buf + c->d2u.off, c->d2u.len, &need_more)) != NULL)
+        return rm__conn_l7_start(c, f, 1);
+    if (need_more && !c->d2u.src_eof && rm_pipe_room(&c->d2u) > 0)
+        return 0;
+
+Bytes:
+    c->authz_state = RM_CONN_AUTHZ_OFF;
+    return 0;
+}
