@@ -191,7 +191,10 @@ static int answer_stream(rm_h2_filter_t *f, rm_bytebuf_t *to_client, uint32_t st
     }
     remember_refused(f, stream);
     if (hooked)
-        rm__h2_exchange_answered(f, f->decision.cookie, kind == ANSWER_GRPC ? 200 : kind == ANSWER_400 ? 400 : 403,
+        rm__h2_exchange_answered(f, f->decision.cookie,
+                                 kind == ANSWER_GRPC  ? 200
+                                 : kind == ANSWER_400 ? 400
+                                                      : 403,
                                  kind == ANSWER_GRPC ? 7 : -1, body ? DENIED_BODY_LEN : 0);
     if ((ret = send_to_client(f, to_client, buf, (size_t)(p - buf))) != 0)
         return ret;

@@ -11,7 +11,8 @@
  *   - the policy hook (http_filter.h) is called once per new stream when its header block is complete (not for
  *     trailers), with :path normalized (http_filter.h). Allowed: the block is forwarded, :path re-encoded as the
  *     normalized target when normalizing changed it, and with the fields the hook set (rm_http_decision_t.set) in
- *     place of the block's fields of the same names, after the others. A :path that cannot be normalized (%00) is answered
+ *     place of the block's fields of the same names, after the others. A :path that cannot be normalized (%00) is
+ * answered
  *     ":status 400" (no body), followed by RST_STREAM(NO_ERROR) when the request was not complete yet. Denied: the
  * client gets the answer from the filter (gRPC: trailers-only, grpc-status 7; otherwise 403 with body
  * RM_HTTP_DENIED_BODY, see "Flow control" below), followed by RST_STREAM(NO_ERROR) when the request was not complete
@@ -98,7 +99,7 @@ typedef struct st_rm_h2_filter_t {
     rm_http_decide_cb decide;
     rm_http_done_cb done;
     void *decide_ctx;
-    rm_http_decision_t decision; /* the hook's answer for the block being decided */
+    rm_http_decision_t decision;   /* the hook's answer for the block being decided */
     nghttp2_hd_inflater *inflater; /* follows the client's HPACK encoder */
     nghttp2_hd_deflater *deflater; /* the app's HPACK decoder follows it */
     int result;                    /* 0, or the sticky negative error */
@@ -148,12 +149,12 @@ typedef struct st_rm_h2_filter_t {
     /* exchanges, and the app's header blocks decoded for them */
     rm__h2_exchange_t exchanges[RM_H2_FILTER_MAX_EXCHANGES];
     size_t num_exchanges;
-    uint8_t ended;                     /* rm_h2_filter_end ran: nothing more is reported */
-    nghttp2_hd_inflater *app_inflater; /* follows the app's HPACK encoder; NULL once it failed */
+    uint8_t ended;                             /* rm_h2_filter_end ran: nothing more is reported */
+    nghttp2_hd_inflater *app_inflater;         /* follows the app's HPACK encoder; NULL once it failed */
     uint32_t app_table_size, app_table_target; /* its limit, and the largest the client has allowed */
-    uint32_t a_stream, a_len; /* the app frame being received: stream and payload length */
-    uint8_t a_pad;            /* its pad length (DATA, PADDED) */
-    uint32_t a_block_stream;  /* stream of the app's header block being received */
+    uint32_t a_stream, a_len;                  /* the app frame being received: stream and payload length */
+    uint8_t a_pad;                             /* its pad length (DATA, PADDED) */
+    uint32_t a_block_stream;                   /* stream of the app's header block being received */
     uint8_t a_block_end_stream;
     rm_bytebuf_t a_frame; /* payload of the app's HEADERS, CONTINUATION, PUSH_PROMISE or GOAWAY being received */
 } rm_h2_filter_t;

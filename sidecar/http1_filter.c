@@ -854,7 +854,8 @@ void rm_http1_filter_end(rm_http1_filter_t *f, int app_ended)
     if (f->ended)
         return;
     /* a response without length framing ends with the app's sending: tell the parser (a zero-length execute) */
-    if (app_ended && !f->app_passthrough && f->pending_len != 0 && f->pending[f->pending_head].kind == RM__HTTP1_PENDING_FORWARDED &&
+    if (app_ended && !f->app_passthrough && f->pending_len != 0 &&
+        f->pending[f->pending_head].kind == RM__HTTP1_PENDING_FORWARDED &&
         HTTP_PARSER_ERRNO(&f->resp_parser) == HPE_OK) {
         f->app_event = RM__HTTP1_EV_NONE;
         http_parser_execute(&f->resp_parser, &response_settings, NULL, 0);

@@ -58,14 +58,14 @@ typedef rm_http_verdict_t (*rm_http_decide_cb)(void *ctx, const rm_http_request_
 
 /** How one request/response exchange ended, reported once per request the hook was called for. */
 typedef struct st_rm_http_exchange_t {
-    uint64_t cookie;         /* the hook's rm_http_decision_t.cookie for the request */
-    uint32_t stream_id;      /* HTTP/2 stream; 0 for HTTP/1.x */
-    uint16_t status;         /* the response's status code (the final one, not 1xx); 0 when none came */
-    int16_t grpc_status;     /* grpc-status of the response (headers or trailers); -1 when none */
-    uint64_t request_bytes;  /* request body bytes forwarded or received (HTTP/2: DATA payload, padding excluded) */
-    uint64_t response_bytes; /* response body bytes (the filter's own answers included) */
+    uint64_t cookie;           /* the hook's rm_http_decision_t.cookie for the request */
+    uint32_t stream_id;        /* HTTP/2 stream; 0 for HTTP/1.x */
+    uint16_t status;           /* the response's status code (the final one, not 1xx); 0 when none came */
+    int16_t grpc_status;       /* grpc-status of the response (headers or trailers); -1 when none */
+    uint64_t request_bytes;    /* request body bytes forwarded or received (HTTP/2: DATA payload, padding excluded) */
+    uint64_t response_bytes;   /* response body bytes (the filter's own answers included) */
     uint8_t answered_by_proxy; /* the filter answered the request itself (403, gRPC 7, 400, 431) */
-    uint8_t complete; /* the response ended normally; 0: reset, or the connection closed first */
+    uint8_t complete;          /* the response ended normally; 0: reset, or the connection closed first */
 } rm_http_exchange_t;
 
 /** Called once per exchange the hook saw, when its response has ended or can no longer end (reset, close). */

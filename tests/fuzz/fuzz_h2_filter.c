@@ -47,8 +47,8 @@ typedef struct {
     uint32_t last_decided, max_allowed;
     size_t client_bytes, app_bytes;
     size_t to_app_parsed; /* to_app bytes checked as whole frames (the preface first) */
-    size_t reported;            /* exchanges reported (done) */
-    uint8_t seen[4096];         /* cookies reported, by value (cookie = the decide call's number) */
+    size_t reported;      /* exchanges reported (done) */
+    uint8_t seen[4096];   /* cookies reported, by value (cookie = the decide call's number) */
 } state_t;
 
 static int contains(const char *p, size_t n, uint8_t c)

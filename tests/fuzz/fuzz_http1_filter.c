@@ -46,8 +46,8 @@ typedef struct {
     size_t client_bytes;    /* everything the client sent */
     size_t client_after_up; /* what the client sent since the first allowed upgrade */
     int in_call_finished;   /* client_finished() was 1 before the current call */
-    size_t reported;            /* exchanges reported (done) */
-    uint8_t seen[4096];         /* cookies reported, by value (cookie = the decide call's number) */
+    size_t reported;        /* exchanges reported (done) */
+    uint8_t seen[4096];     /* cookies reported, by value (cookie = the decide call's number) */
 } state_t;
 
 static int contains(const char *p, size_t n, uint8_t c)
