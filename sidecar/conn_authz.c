@@ -130,19 +130,23 @@ static void deny_connection(rm_conn_t *c)
 }
 
 /* Moves a pending inbound connection towards a decision. Once the peer is known: without HTTP rules, the
- * connection is decided at once; with them, the protocol is told from the client's first bytes (never by waiting
- * on a timer): a protocol one of the filters claims (HTTP/1.x, HTTP/2) gets that filter, deciding request by request;
- * anything else is decided as TCP (Istio's rule for HTTP-only fields). A server that speaks first makes it TCP too. */
+ * connection is decided at once, and once allowed its requests are only observed (authz_state SNIFF); with them, the
+ * protocol is told from the client's first bytes (never by waiting on a timer): a protocol one of the filters claims
+ * (HTTP/1.x, HTTP/2) gets that filter, deciding request by request; anything else is decided as TCP (Istio's rule for
+ * HTTP-only fields). A server that speaks first makes it TCP too. */
 int rm__conn_authz_progress(rm_conn_t *c)
 {
     rm_authz_t *az = c->snap->authz;
+    int observe = 0; /* once allowed as a whole, its requests are still observed (conn_observe_l7.c) */
 
     if (az == NULL && !c->snap->authz_required) {
-        c->authz_state = RM_CONN_AUTHZ_DONE;
+        c->authz_state = RM_CONN_AUTHZ_SNIFF;
         return 0;
     }
-    if (az == NULL || !rm_authz_engine_needs_http(az->engine))
+    if (az == NULL || !rm_authz_engine_needs_http(az->engine)) {
+        observe = az != NULL;
         goto DecideTcp;
+    }
     if (c->d2u.len == 0 && (c->u2d.len > 0 || c->u2d.src_eof)) {
         /* the app spoke first. An HTTP/2 server does that with its SETTINGS frame (9-byte header: type 4, stream
          * 0), and its client is about to send the preface: wait for it. Anything else is a server-first protocol,
@@ -167,7 +171,7 @@ int rm__conn_authz_progress(rm_conn_t *c)
 
 DecideTcp:
     if (authz_decide(c, NULL))
-        c->authz_state = RM_CONN_AUTHZ_DONE;
+        c->authz_state = observe ? RM_CONN_AUTHZ_SNIFF : RM_CONN_AUTHZ_DONE;
     else
         deny_connection(c);
     return 0;

@@ -39,7 +39,7 @@ typedef enum {
     RM_CONN_AUTHZ_PENDING, /* inbound, not decided yet (waiting for the peer's identity or the protocol) */
     RM_CONN_AUTHZ_DONE,    /* the connection was allowed as a whole */
     RM_CONN_AUTHZ_HTTP,    /* every request is decided (l7 holds the filter) */
-    RM_CONN_AUTHZ_SNIFF,   /* outbound to the mesh: the app's first bytes tell whether a filter observes requests */
+    RM_CONN_AUTHZ_SNIFF,   /* no per-request policy: the client's first bytes tell whether a filter observes requests */
 } rm__conn_authz_t;
 
 /** After a filter's answer that closes: the client's last bytes are read and dropped for a while (conn_l7.c). */
@@ -116,11 +116,11 @@ int rm__conn_app_sent_h2_settings(const rm_pipe_t *u2d);
  *  (rm__conn_observe_request). */
 rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req, rm_http_decision_t *out);
 
-/* conn_outbound_l7.c: observing the requests of outbound connections to the mesh */
-/** Moves an outbound connection to the mesh (authz_state SNIFF) towards a choice from the app's first bytes: a
- *  filter in observe mode (rm__conn_l7_start), or plain bytes (authz_state OFF), never waiting on a timer. Returns 0
- *  or an error that ends it. */
-int rm__conn_outbound_sniff(rm_conn_t *c);
+/* conn_observe_l7.c: observing the requests of connections no policy decides request by request */
+/** Moves a connection in authz_state SNIFF (outbound to the mesh; inbound without HTTP rules, once allowed) towards
+ *  a choice from the client's first bytes: a filter in observe mode (rm__conn_l7_start), or plain bytes (authz_state
+ *  OFF), never waiting on a timer. Returns 0 or an error that ends it. */
+int rm__conn_observe_sniff(rm_conn_t *c);
 /** The hook given to outbound filters: allows every request and reports it (rm__conn_observe_request). */
 rm_http_verdict_t rm__conn_observe_decide(void *conn, const rm_http_request_t *req, rm_http_decision_t *out);
 

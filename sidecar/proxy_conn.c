@@ -437,9 +437,9 @@ static step_t conn_step(rm_conn_t *c)
             return STEP_WAIT;
     }
 
-    /* outbound to the mesh: the app's first bytes tell whether its requests are observed (conn_outbound_l7.c) */
-    if (c->authz_state == RM_CONN_AUTHZ_SNIFF) {
-        if ((ret = rm__conn_outbound_sniff(c)) != 0)
+    /* no per-request policy: the client's first bytes tell whether its requests are observed (conn_observe_l7.c) */
+    if (c->authz_state == RM_CONN_AUTHZ_SNIFF && c->down.ready) {
+        if ((ret = rm__conn_observe_sniff(c)) != 0)
             goto Error;
         if (c->authz_state == RM_CONN_AUTHZ_SNIFF)
             return STEP_WAIT;
@@ -670,7 +670,7 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
     uint16_t port;
 
     c->dir = RM_CONN_DIR_INBOUND;
-    c->authz_state = c->snap->authz != NULL || c->snap->authz_required ? RM_CONN_AUTHZ_PENDING : RM_CONN_AUTHZ_OFF;
+    c->authz_state = c->snap->authz != NULL || c->snap->authz_required ? RM_CONN_AUTHZ_PENDING : RM_CONN_AUTHZ_SNIFF;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_INBOUND) {
         c->explicit_cfg = l->explicit_cfg;
         c->target = l->explicit_cfg->target;

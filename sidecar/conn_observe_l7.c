@@ -1,7 +1,8 @@
-/* Outbound connections to the mesh: the app's first bytes tell whether an HTTP filter (conn_filter.h) observes its
- * requests between the app (the client) and the mTLS upstream. The filter runs in observe mode: every request is
- * allowed and goes out as the app wrote it (plus the fields the report asks for, trace context), and each exchange
- * is reported (conn_observe.h). Passthrough destinations (not in the mesh) never get here. */
+/* Connections whose requests are observed, not decided: outbound ones to the mesh (the app is the client, the mTLS
+ * upstream the server), and inbound ones without HTTP rules to apply. The client's first bytes tell whether an HTTP
+ * filter (conn_filter.h) runs; in observe mode it allows every request, forwards it as the client wrote it (plus
+ * the fields the report asks for, trace context), and reports each exchange (conn_observe.h). Passthrough
+ * destinations (not in the mesh) never get here. */
 #include "conn_observe.h"
 #include "proxy_conn-t.h"
 
@@ -11,15 +12,15 @@ rm_http_verdict_t rm__conn_observe_decide(void *conn, const rm_http_request_t *r
     return RM_HTTP_ALLOW;
 }
 
-/* Told from the first bytes only, never by waiting on a timer (design.md): bytes the app sends that no filter
+/* Told from the first bytes only, never by waiting on a timer (design.md): bytes the client sends that no filter
  * claims, or a server that speaks first, make the connection plain bytes. An HTTP/2 server speaks first too (its
- * SETTINGS), while its client is about to send the preface: that waits for the app's first bytes. */
-int rm__conn_outbound_sniff(rm_conn_t *c)
+ * SETTINGS), while its client is about to send the preface: that waits for the client's first bytes. */
+int rm__conn_observe_sniff(rm_conn_t *c)
 {
     const rm_conn_filter_ops_t *f;
     int ret, need_more;
 
-    /* read both ends, forward nothing yet; the upstream is read once its handshake is done */
+    /* read both ends, forward nothing yet; a side is read once it is ready (connected, handshake done) */
     if ((ret = rm_side_fill(&c->down, 0)) != 0 || (ret = rm_side_fill(&c->up, 0)) != 0)
         return ret;
     if (c->d2u.len == 0) {
