@@ -13,11 +13,9 @@ rm_http_verdict_t rm__conn_observe_decide(void *conn, const rm_http_request_t *r
 }
 
 /* Told from the first bytes only, never by waiting on a timer (design.md): bytes the client sends that no filter
- * claims, or a server that speaks first, make the connection plain bytes. Unlike a policy (conn_authz.c), an
- * observer never waits for the client when the server spoke first, even with what looks like an HTTP/2 server's
- * SETTINGS: a client that waits for the server's bytes (a TLS client inside, a server-first protocol) must get
- * them. Such an HTTP/2 connection goes unobserved; its client usually speaks first (the preface goes out at
- * connect, before the server is reached). */
+ * claims, or a server that speaks first, make the connection plain bytes. An HTTP/2 server speaks first too (its
+ * SETTINGS, as soon as it accepts), while its client sends the preface without waiting for it (RFC 9113 3.4): that
+ * waits for the client's first bytes, as the policy's choice does (conn_authz.c). */
 int rm__conn_observe_sniff(rm_conn_t *c)
 {
     const rm_conn_filter_ops_t *f;
@@ -29,7 +27,8 @@ int rm__conn_observe_sniff(rm_conn_t *c)
     if (c->d2u.len == 0) {
         if (c->d2u.src_eof)
             goto Bytes;
-        if (c->u2d.len > 0 || c->u2d.src_eof)
+        if ((c->u2d.len > 0 || c->u2d.src_eof) &&
+            (!rm__conn_app_sent_h2_settings(&c->u2d) || (c->u2d.len >= 9 && rm_pipe_room(&c->u2d) == 0)))
             goto Bytes;
         return 0;
     }
