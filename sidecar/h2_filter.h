@@ -149,14 +149,14 @@ typedef struct st_rm_h2_filter_t {
     /* exchanges, and the app's header blocks decoded for them */
     rm__h2_exchange_t exchanges[RM_H2_FILTER_MAX_EXCHANGES];
     size_t num_exchanges;
-    uint8_t ended;                             /* rm_h2_filter_end ran: nothing more is reported */
-    nghttp2_hd_inflater *app_inflater;         /* follows the app's HPACK encoder; NULL once it failed */
+    nghttp2_hd_inflater *app_inflater; /* follows the app's HPACK encoder; NULL once it failed */
+    rm_bytebuf_t a_frame; /* payload of the app's HEADERS, CONTINUATION, PUSH_PROMISE or GOAWAY being received */
     uint32_t app_table_size, app_table_target; /* its limit, and the largest the client has allowed */
     uint32_t a_stream, a_len;                  /* the app frame being received: stream and payload length */
-    uint8_t a_pad;                             /* its pad length (DATA, PADDED) */
     uint32_t a_block_stream;                   /* stream of the app's header block being received */
+    uint8_t a_pad;                             /* the app frame's pad length (PADDED) */
     uint8_t a_block_end_stream;
-    rm_bytebuf_t a_frame; /* payload of the app's HEADERS, CONTINUATION, PUSH_PROMISE or GOAWAY being received */
+    uint8_t ended; /* rm_h2_filter_end ran: nothing more is reported */
 } rm_h2_filter_t;
 
 /** Looks at the first bytes of a plaintext connection: 1 when they are the HTTP/2 client preface, 0 when they are
