@@ -9,6 +9,7 @@
 #     8081  Flask over Hypercorn: curl over HTTP/1.1 and HTTP/2 (prior knowledge)
 #     8082  gRPC (python3-grpcio): a unary call, grpc-status 0 read from the trailers
 #     2525  a server-first protocol (a banner before the client sends anything): plain bytes, never parsed
+#   a -> ext:8080 (a host outside the mesh): passthrough, never parsed
 # Each proxy logs one "http_exchange" line (debug level) per request: a's with direction outbound, b's inbound.
 # Then b gets a policy that denies /deny*: b answers 403 itself (answered_by_proxy), a reports the 403 it forwarded.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -32,6 +33,7 @@ rm_svid_issue frontend main "$ID_A"
 rm_svid_issue orders main "$ID_B"
 rm_pod_create a
 rm_pod_create b
+rm_external_create ext
 for port in 8080 8081 8082 2525; do
     rm_service "$VIP:$port" "b:$port"
 done
@@ -42,6 +44,8 @@ rm_wait_port b 8080 15 app-raw
 rm_wait_port b 8081 15 app-flask
 rm_wait_port b 8082 15 app-grpc
 rm_server smtp b 0.0.0.0:2525 banner --banner "$BANNER"
+rm_bg app-ext ext "$RM_TMP/logs/app-ext.log" /usr/bin/python3 "$TOOLS/http_app.py" http 8080
+rm_wait_port ext 8080 15 app-ext
 
 export RM_PROXY_ENV="RINGMESH_LOG_LEVEL=debug"
 rm_pod_mesh b svid=orders bundle=main
@@ -137,6 +141,17 @@ case_server_first() {
         "$before_a/$before_b" "no exchange reported for a protocol that is not HTTP"
 }
 
+case_passthrough() {
+    local before code
+    before=$(rm_log_count "$(rm_proxy_log a)" "$EXCHANGE")
+    code=$(rm_exec a curl -s -o "$RM_TMP/ext-body" -w '%{http_code}' --max-time 10 "http://${RM_POD_IP[ext]}:8080/out") ||
+        true
+    rm_assert_eq "$code/$(cat "$RM_TMP/ext-body" 2>/dev/null)" "200/GET /out" "a request to a host outside the mesh"
+    rm_expect_log "$(rm_proxy_log a)" ".event == \"connection\" and .mode == \"passthrough\" and
+        (.dst | addr) == \"${RM_POD_IP[ext]}:8080\"" "a passed it through"
+    rm_assert_eq "$(rm_log_count "$(rm_proxy_log a)" "$EXCHANGE")" "$before" "a passthrough connection is never parsed"
+}
+
 case_totals() {
     # 3 raw + 2 curl + 1 gRPC: each once on each side, every one complete and answered by the app
     expect_count "$(rm_proxy_log a)" "$EXCHANGE" 6 "a reported each request exactly once"
@@ -181,6 +196,7 @@ rm_case "pipelined HTTP/1.1, byte for byte, reported on both sides" case_raw_htt
 rm_case "curl over HTTP/1.1 and HTTP/2" case_curl
 rm_case "gRPC" case_grpc
 rm_case "a server-first protocol stays plain bytes" case_server_first
+rm_case "a destination outside the mesh is never parsed" case_passthrough
 rm_case "every request reported exactly once by each proxy" case_totals
 rm_case "b's own 403s" case_denied
 rm_finish
