@@ -236,6 +236,34 @@ static void test_upgrade_reported_when_answered(void **state)
     h_free(h);
 }
 
+/* An h2c upgrade and a CONNECT tunnel: each reported when the app answers it; the bytes after it pass, unparsed. */
+static void test_h2c_upgrade_and_connect_reported(void **state)
+{
+    (void)state;
+    harness_t *h = h_new();
+    assert_int_equal(h_client(h, "GET / HTTP/1.1\r\nHost: s\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                                 "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"),
+                     0);
+    assert_int_equal(h_app(h, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                              "\x00\x00\x00\x04\x00\x00\x00\x00\x00"),
+                     0);
+    assert_int_equal(h->num_records, 1);
+    assert_record(&h->records[0], 1, 101, 0, 0, 0, 1);
+    assert_true(rm_http1_filter_passthrough(&h->f));
+    h_free(h);
+
+    h = h_new();
+    assert_int_equal(h_client(h, "CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\nstartup"), 0);
+    assert_int_equal(h->num_records, 0);
+    assert_int_equal(h_app(h, "HTTP/1.1 200 Connection Established\r\n\r\nauth-ok"), 0);
+    assert_int_equal(h->num_records, 1);
+    assert_record(&h->records[0], 1, 200, 0, 0, 0, 1);
+    assert_buf(&h->to_app, "CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\nstartup");
+    rm_http1_filter_end(&h->f, 1);
+    assert_int_equal(h->num_records, 1);
+    h_free(h);
+}
+
 /* The hook's fields replace those of the same name (whatever their case) and are added when absent; the rest of the
  * head, the body and the next request pass as they were. */
 static void test_set_headers_replace_and_add(void **state)
@@ -313,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_close_mid_response),
         cmocka_unit_test(test_read_until_close),
         cmocka_unit_test(test_upgrade_reported_when_answered),
+        cmocka_unit_test(test_h2c_upgrade_and_connect_reported),
         cmocka_unit_test(test_set_headers_replace_and_add),
         cmocka_unit_test(test_set_headers_not_on_denied),
         cmocka_unit_test(test_many_exchanges_reuse_queue),
