@@ -2,6 +2,7 @@
  * policies have HTTP rules, the choice of the filter (conn_filter.h) that decides request by request, told from the
  * client's first bytes. */
 #include "conn_addr.h"
+#include "conn_observe.h"
 #include "proxy_conn-t.h"
 
 #include <stdint.h>
@@ -109,14 +110,16 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
     return d.allow;
 }
 
-rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req)
+rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req, rm_http_decision_t *out)
 {
-    return authz_decide(conn, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
+    rm_http_verdict_t verdict = authz_decide(conn, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
+    rm__conn_observe_request(conn, req, verdict, out);
+    return verdict;
 }
 
 /* Which filter, if any, the client's first bytes call for: the first in rm_conn_filters that claims them, or none
  * (*need_more set when one may still claim them with more bytes). */
-static const rm_conn_filter_ops_t *pick_filter(const uint8_t *p, size_t n, int *need_more)
+const rm_conn_filter_ops_t *rm__conn_pick_filter(const uint8_t *p, size_t n, int *need_more)
 {
     *need_more = 0;
     for (const rm_conn_filter_ops_t *const *f = rm_conn_filters; *f != NULL; f++) {
@@ -140,19 +143,23 @@ static void deny_connection(rm_conn_t *c)
 }
 
 /* Moves a pending inbound connection towards a decision. Once the peer is known: without HTTP rules, the
- * connection is decided at once; with them, the protocol is told from the client's first bytes (never by waiting
- * on a timer): a protocol one of the filters claims (HTTP/1.x, HTTP/2) gets that filter, deciding request by request;
- * anything else is decided as TCP (Istio's rule for HTTP-only fields). A server that speaks first makes it TCP too. */
+ * connection is decided at once, and once allowed its requests are only observed (authz_state SNIFF); with them, the
+ * protocol is told from the client's first bytes (never by waiting on a timer): a protocol one of the filters claims
+ * (HTTP/1.x, HTTP/2) gets that filter, deciding request by request; anything else is decided as TCP (Istio's rule for
+ * HTTP-only fields). A server that speaks first makes it TCP too. */
 int rm__conn_authz_progress(rm_conn_t *c)
 {
     rm_authz_t *az = c->snap->authz;
+    int observe = 0; /* once allowed as a whole, its requests are still observed (conn_observe_l7.c) */
 
     if (az == NULL && !c->snap->authz_required) {
-        c->authz_state = RM_CONN_AUTHZ_DONE;
+        c->authz_state = RM_CONN_AUTHZ_SNIFF;
         return 0;
     }
-    if (az == NULL || !rm_authz_engine_needs_http(az->engine))
+    if (az == NULL || !rm_authz_engine_needs_http(az->engine)) {
+        observe = az != NULL;
         goto DecideTcp;
+    }
     if (c->d2u.len == 0 && (c->u2d.len > 0 || c->u2d.src_eof)) {
         /* the app spoke first. An HTTP/2 server does that with its SETTINGS frame (9-byte header: type 4, stream
          * 0), and its client is about to send the preface: wait for it. Anything else is a server-first protocol,
@@ -164,9 +171,9 @@ int rm__conn_authz_progress(rm_conn_t *c)
     }
     if (c->d2u.len > 0) {
         int need_more;
-        const rm_conn_filter_ops_t *f = pick_filter(c->d2u.buf + c->d2u.off, c->d2u.len, &need_more);
+        const rm_conn_filter_ops_t *f = rm__conn_pick_filter(c->d2u.buf + c->d2u.off, c->d2u.len, &need_more);
         if (f != NULL)
-            return rm__conn_l7_start(c, f);
+            return rm__conn_l7_start(c, f, 0);
         if (need_more && !c->d2u.src_eof && rm_pipe_room(&c->d2u) > 0)
             return 0;
         goto DecideTcp;
@@ -177,7 +184,7 @@ int rm__conn_authz_progress(rm_conn_t *c)
 
 DecideTcp:
     if (authz_decide(c, NULL))
-        c->authz_state = RM_CONN_AUTHZ_DONE;
+        c->authz_state = observe ? RM_CONN_AUTHZ_SNIFF : RM_CONN_AUTHZ_DONE;
     else
         deny_connection(c);
     return 0;

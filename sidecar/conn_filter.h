@@ -35,9 +35,9 @@ typedef struct st_rm_conn_filter_ops_t {
     rm_conn_sniff_t (*sniff)(const uint8_t *p, size_t n);
     /** Bytes of state the connection keeps for the filter (aligned for any type). */
     size_t size;
-    /** Initialises the state; `decide` is called once per request with `ctx`. Returns 0 or a negative error, and
-     *  then nothing needs freeing. */
-    int (*init)(void *state, rm_http_decide_cb decide, void *ctx);
+    /** Initialises the state; `decide` is called once per request with `ctx`, and `done` (may be NULL) once per
+     *  exchange decide saw, with the same `ctx`. Returns 0 or a negative error, and then nothing needs freeing. */
+    int (*init)(void *state, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx);
     /** How the paths of the requests decided from now on are normalized. */
     void (*set_path_normalization)(void *state, rm_path_normalization_t mode);
     /** Takes what the client sent. */
@@ -46,7 +46,11 @@ typedef struct st_rm_conn_filter_ops_t {
     int (*from_app)(void *state, const uint8_t *in, size_t len, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client);
     /** Why a nonzero result ended the exchange, for the log; `from_app` says which call returned it. */
     const char *(*reason)(int result, int from_app);
-    /** Frees what the state holds. */
+    /** The connection is ending: reports every exchange still open. `app_ended`: everything the app sent has been
+     *  given to from_app and the app finished sending, so a response framed by the connection's end is complete.
+     *  Later calls report nothing. */
+    void (*end)(void *state, int app_ended);
+    /** Frees what the state holds (reports nothing). */
     void (*dispose)(void *state);
 } rm_conn_filter_ops_t;
 

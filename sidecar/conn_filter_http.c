@@ -46,9 +46,14 @@ static rm_conn_sniff_t http1_sniff(const uint8_t *p, size_t n)
     return RM_CONN_SNIFF_NO;
 }
 
-static int http1_init(void *state, rm_http_decide_cb decide, void *ctx)
+static int http1_init(void *state, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx)
 {
-    return rm_http1_filter_init(state, decide, ctx);
+    return rm_http1_filter_init(state, decide, done, ctx);
+}
+
+static void http1_end(void *state, int app_ended)
+{
+    rm_http1_filter_end(state, app_ended);
 }
 
 static void http1_set_path_normalization(void *state, rm_path_normalization_t mode)
@@ -85,6 +90,7 @@ const rm_conn_filter_ops_t rm_conn_filter_http1 = {
     .from_client = http1_from_client,
     .from_app = http1_from_app,
     .reason = http1_reason,
+    .end = http1_end,
     .dispose = http1_dispose,
 };
 
@@ -98,9 +104,15 @@ static rm_conn_sniff_t h2_sniff(const uint8_t *p, size_t n)
     return m == sizeof(preface) - 1 ? RM_CONN_SNIFF_YES : RM_CONN_SNIFF_NEED_MORE;
 }
 
-static int h2_init(void *state, rm_http_decide_cb decide, void *ctx)
+static int h2_init(void *state, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx)
 {
-    return rm_h2_filter_init(state, decide, ctx);
+    return rm_h2_filter_init(state, decide, done, ctx);
+}
+
+static void h2_end(void *state, int app_ended)
+{
+    (void)app_ended; /* HTTP/2 frames every response: the connection's end completes none */
+    rm_h2_filter_end(state);
 }
 
 static void h2_set_path_normalization(void *state, rm_path_normalization_t mode)
@@ -138,6 +150,7 @@ const rm_conn_filter_ops_t rm_conn_filter_http2 = {
     .from_client = h2_from_client,
     .from_app = h2_from_app,
     .reason = h2_reason,
+    .end = h2_end,
     .dispose = h2_dispose,
 };
 

@@ -1,6 +1,7 @@
 /* A connection filter (conn_filter.h) between the client and the app: the filter's input comes from the sides'
  * pipes, its output is staged in pipes of its own that the sides send from, and an answer that closes the
  * connection is followed by a short linger so that the client reads it. */
+#include "conn_observe.h"
 #include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
 
@@ -11,13 +12,36 @@
 #define L7_BACKLOG   (64u * 1024) /* filter output a direction may hold before its input stops being read */
 #define L7_LINGER_MS 5000         /* after an answer that closes: how long the client's bytes are read and dropped */
 
-int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops)
+/* A filter's exchange ended: logged at debug level, then reported (conn_observe.h). */
+static void l7_exchange_done(void *conn, const rm_http_exchange_t *ex)
+{
+    rm_conn_t *c = conn;
+    if (rm_log_enabled(RM_LOG_DEBUG)) {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_DEBUG, "http_exchange");
+        rm__conn_log_fields(c, &l);
+        rm_log_str(&l, "protocol", c->l7->ops->name);
+        rm_log_uint(&l, "stream", ex->stream_id);
+        rm_log_uint(&l, "status", ex->status);
+        rm_log_int(&l, "grpc_status", ex->grpc_status);
+        rm_log_uint(&l, "request_bytes", ex->request_bytes);
+        rm_log_uint(&l, "response_bytes", ex->response_bytes);
+        rm_log_bool(&l, "answered_by_proxy", ex->answered_by_proxy);
+        rm_log_bool(&l, "complete", ex->complete);
+        rm_log_end(&l);
+    }
+    rm__conn_observe_exchange(conn, ex);
+}
+
+int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops, int observe)
 {
     int ret;
     if ((c->l7 = calloc(1, sizeof(*c->l7) + ops->size)) == NULL)
         return -ENOMEM;
     c->l7->ops = ops;
-    if ((ret = ops->init(c->l7->state, rm__conn_decide_request, c)) != 0) {
+    c->l7->observe = (uint8_t)observe;
+    if ((ret = ops->init(c->l7->state, observe ? rm__conn_observe_decide : rm__conn_decide_request, l7_exchange_done,
+                         c)) != 0) {
         free(c->l7);
         c->l7 = NULL;
         return ret;
@@ -33,6 +57,8 @@ void rm__conn_l7_free(rm_conn_t *c)
 {
     if (c->l7 == NULL)
         return;
+    /* the exchanges still open end with the connection; the app's last response may end with its sending */
+    c->l7->ops->end(c->l7->state, c->u2d.src_eof && c->u2d.len == 0);
     c->l7->ops->dispose(c->l7->state);
     rm_bytebuf_free(&c->l7->to_app);
     rm_bytebuf_free(&c->l7->to_client);
@@ -63,6 +89,10 @@ static void l7_result(rm_conn_t *c, int r, int from_app)
  * (rm__conn_decide_request). */
 static void l7_set_path_normalization(rm_conn_t *c)
 {
+    if (c->l7->observe) {
+        c->l7->ops->set_path_normalization(c->l7->state, RM_PATH_NORMALIZATION_NONE); /* as the app wrote it */
+        return;
+    }
     rm_snapshot_t *now = rm_snapshot_current(c->w->proxy);
     rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
     rm_path_normalization_t mode = az != NULL ? az->wp.path_normalization : RM_PATH_NORMALIZATION_BASE;

@@ -165,8 +165,9 @@ static void forget_refused(rm_h2_filter_t *f, uint32_t stream)
             f->denied[i] = 0;
 }
 
-/* Answers a refused stream (ANSWER_*), then resets it if the client was still sending it. */
-static int answer_stream(rm_h2_filter_t *f, rm_bytebuf_t *to_client, uint32_t stream, int kind)
+/* Answers a refused stream (ANSWER_*), then resets it if the client was still sending it. `hooked`: the hook was
+ * called for the stream, whose exchange is then reported. */
+static int answer_stream(rm_h2_filter_t *f, rm_bytebuf_t *to_client, uint32_t stream, int kind, int hooked)
 {
     uint8_t buf[FRAME_HEADER_SIZE + sizeof(answer_blocks[0].bytes) + FRAME_HEADER_SIZE + DENIED_BODY_LEN], *p = buf;
     int body = 0, ret;
@@ -189,6 +190,12 @@ static int answer_stream(rm_h2_filter_t *f, rm_bytebuf_t *to_client, uint32_t st
         p += DENIED_BODY_LEN;
     }
     remember_refused(f, stream);
+    if (hooked)
+        rm__h2_exchange_answered(f, f->decision.cookie,
+                                 kind == ANSWER_GRPC  ? 200
+                                 : kind == ANSWER_400 ? 400
+                                                      : 403,
+                                 kind == ANSWER_GRPC ? 7 : -1, body ? DENIED_BODY_LEN : 0);
     if ((ret = send_to_client(f, to_client, buf, (size_t)(p - buf))) != 0)
         return ret;
     /* RFC 9113 8.1: a complete response may come before the whole request; RST_STREAM(NO_ERROR) then asks the
@@ -336,29 +343,46 @@ static int build_request(rm_h2_filter_t *f, rm_http_request_t *req)
     return 0;
 }
 
-/* Encodes the current block again for the app and appends it as HEADERS (+ CONTINUATION). Frames are cut at 16384
- * bytes, the smallest SETTINGS_MAX_FRAME_SIZE there is, so the app's setting and the moment it applies it (once the
- * client acknowledges) never matter. */
-static int forward_block(rm_h2_filter_t *f, rm_bytebuf_t *to_app)
+/* Whether a field of the block is one the hook set (names are lower-case on both sides). */
+static int is_set_field(const rm_http_decision_t *d, const uint8_t *name, size_t len)
+{
+    for (size_t i = 0; d != NULL && i < d->num_set; i++)
+        if (d->set[i].name_len == len && memcmp(d->set[i].name, name, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Encodes the current block again for the app and appends it as HEADERS (+ CONTINUATION), with the fields of `d`
+ * (NULL: none) in place of those of the same names. Frames are cut at 16384 bytes, the smallest
+ * SETTINGS_MAX_FRAME_SIZE there is, so the app's setting and the moment it applies it (once the client acknowledges)
+ * never matter. */
+static int forward_block(rm_h2_filter_t *f, const rm_http_decision_t *d, rm_bytebuf_t *to_app)
 {
     const h2_field_t *fields = (const h2_field_t *)f->fields.base;
-    size_t num = f->fields.len / sizeof(h2_field_t), bound, total, off = 0;
+    size_t num_fields = f->fields.len / sizeof(h2_field_t), num = 0, bound, total, off = 0,
+           num_set = d != NULL ? d->num_set : 0;
     nghttp2_nv *nva;
     ssize_t n;
     int ret;
 
     f->nva.len = 0;
-    if ((ret = rm_bytebuf_reserve(&f->nva, num * sizeof(nghttp2_nv))) != 0)
+    if ((ret = rm_bytebuf_reserve(&f->nva, (num_fields + num_set) * sizeof(nghttp2_nv))) != 0)
         return ret;
     nva = (nghttp2_nv *)f->nva.base;
-    for (size_t i = 0; i < num; i++) {
-        nva[i] = (nghttp2_nv){f->strings.base + fields[i].name_off, f->strings.base + fields[i].value_off,
-                              fields[i].name_len, fields[i].value_len, fields[i].flags};
-        if (f->rewrite_path && name_is((const char *)nva[i].name, nva[i].namelen, ":path")) {
-            nva[i].value = f->target.base;
-            nva[i].valuelen = f->target.len;
+    for (size_t i = 0; i < num_fields; i++) {
+        nghttp2_nv *nv = nva + num;
+        *nv = (nghttp2_nv){f->strings.base + fields[i].name_off, f->strings.base + fields[i].value_off,
+                           fields[i].name_len, fields[i].value_len, fields[i].flags};
+        if (f->rewrite_path && name_is((const char *)nv->name, nv->namelen, ":path")) {
+            nv->value = f->target.base;
+            nv->valuelen = f->target.len;
         }
+        if (!is_set_field(d, nv->name, nv->namelen))
+            num++;
     }
+    for (size_t i = 0; i < num_set; i++)
+        nva[num++] = (nghttp2_nv){(uint8_t *)d->set[i].name, (uint8_t *)d->set[i].value, d->set[i].name_len,
+                                  d->set[i].value_len, NGHTTP2_NV_FLAG_NONE};
     f->rewrite_path = 0;
     bound = nghttp2_hd_deflate_bound(f->deflater, nva, num);
     f->encoded.len = 0;
@@ -398,16 +422,19 @@ static int finish_block(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *t
         return 0;
     }
     if (!f->block_new) { /* trailers of a forwarded stream */
+        rm__h2_exchange_t *ex;
         if (!f->block_too_large)
-            return forward_block(f, to_app);
+            return forward_block(f, NULL, to_app);
         put_u32(put_frame_header(rst, 4, NGHTTP2_RST_STREAM, 0, stream), NGHTTP2_CANCEL);
         if ((ret = rm_bytebuf_append(to_app, rst, sizeof(rst))) != 0)
             return ret;
+        if ((ex = rm__h2_exchange_find(f, stream)) != NULL)
+            rm__h2_exchange_finish(f, ex, 0);
         remember_refused(f, stream);
         return send_rst_stream(f, to_client, stream, NGHTTP2_ENHANCE_YOUR_CALM);
     }
     if (f->block_too_large)
-        return answer_stream(f, to_client, stream, ANSWER_431);
+        return answer_stream(f, to_client, stream, ANSWER_431, 0);
     if ((ret = build_request(f, &req)) < 0)
         return ret;
     if (ret == 1) {
@@ -422,18 +449,29 @@ static int finish_block(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *t
                                  f->target.cap, &target);
     if (ret != 0) {
         req.path_error = target.error != NULL ? target.error : "the request target cannot be normalized";
-        f->decide(f->decide_ctx, &req); /* for the log; the answer is 400 whatever it says */
-        return answer_stream(f, to_client, stream, ANSWER_400);
+        memset(&f->decision, 0, sizeof(f->decision));
+        f->decide(f->decide_ctx, &req, &f->decision); /* for the log; the answer is 400 whatever it says */
+        return answer_stream(f, to_client, stream, ANSWER_400, 1);
     }
     f->target.len = target.len;
     req.path = (const char *)f->target.base;
     req.path_len = target.len;
-    if (f->decide(f->decide_ctx, &req) == RM_HTTP_ALLOW) {
+    memset(&f->decision, 0, sizeof(f->decision));
+    if (f->decide(f->decide_ctx, &req, &f->decision) == RM_HTTP_ALLOW) {
+        rm_http_decision_t *d = &f->decision;
+        size_t kept = 0;
+        if (d->num_set > RM_HTTP_MAX_SET_HEADERS)
+            d->num_set = RM_HTTP_MAX_SET_HEADERS;
+        for (size_t i = 0; i < d->num_set; i++)
+            if (rm_http_set_field_valid(d->set[i].name, d->set[i].name_len, d->set[i].value, d->set[i].value_len))
+                d->set[kept++] = d->set[i];
+        d->num_set = kept;
         f->last_allowed = stream;
         f->rewrite_path = (uint8_t)target.changed;
-        return forward_block(f, to_app);
+        rm__h2_exchange_start(f, stream, d->cookie);
+        return forward_block(f, d, to_app);
     }
-    return answer_stream(f, to_client, stream, req.grpc ? ANSWER_GRPC : ANSWER_403);
+    return answer_stream(f, to_client, stream, req.grpc ? ANSWER_GRPC : ANSWER_403, 1);
 }
 
 static int on_client_headers(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client)
@@ -535,8 +573,13 @@ static int on_client_frame(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t
 
     switch (f->c_type) {
     case NGHTTP2_DATA:
-        if (!f->c_drop)
+        if (!f->c_drop) {
+            rm__h2_exchange_t *ex = rm__h2_exchange_find(f, f->c_stream);
+            size_t pad = (f->c_flags & NGHTTP2_FLAG_PADDED) != 0 ? 1 + (size_t)f->c_pad : 0;
+            if (ex != NULL && f->c_len > pad)
+                ex->request_bytes += f->c_len - pad;
             return 0;
+        }
         if ((f->c_flags & NGHTTP2_FLAG_END_STREAM) != 0)
             forget_refused(f, f->c_stream);
         if (f->c_len == 0)
@@ -567,6 +610,11 @@ static int on_client_frame(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t
             forget_refused(f, f->c_stream);
             return 0;
         }
+        {
+            rm__h2_exchange_t *ex = rm__h2_exchange_find(f, f->c_stream);
+            if (ex != NULL)
+                rm__h2_exchange_finish(f, ex, 0);
+        }
         return forward_client_frame(f, to_app);
     case NGHTTP2_SETTINGS:
         if (f->c_stream != 0)
@@ -582,6 +630,8 @@ static int on_client_frame(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t
                 uint32_t id = (uint32_t)p[i] << 8 | p[i + 1], value = get_u32(p + i + 2);
                 if (id == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE && value < f->client_initial_window)
                     f->client_initial_window = value;
+                else if (id == NGHTTP2_SETTINGS_HEADER_TABLE_SIZE)
+                    rm__h2_exchange_client_table_size(f, value);
             }
         }
         return forward_client_frame(f, to_app);
@@ -635,7 +685,7 @@ void rm_h2_filter_set_path_normalization(rm_h2_filter_t *f, rm_path_normalizatio
     f->path_mode = (uint8_t)mode;
 }
 
-int rm_h2_filter_init(rm_h2_filter_t *f, rm_http_decide_cb decide, void *ctx)
+int rm_h2_filter_init(rm_h2_filter_t *f, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx)
 {
     int ret;
 
@@ -652,7 +702,10 @@ int rm_h2_filter_init(rm_h2_filter_t *f, rm_http_decide_cb decide, void *ctx)
         ret = -ENOMEM;
         goto Exit;
     }
+    if ((ret = rm__h2_exchange_init(f)) != 0)
+        goto Exit;
     f->decide = decide;
+    f->done = done;
     f->decide_ctx = ctx;
     f->max_frame_size = MIN_MAX_FRAME_SIZE;
     f->inflate_table_size = f->inflate_table_target = HPACK_DEFAULT_TABLE_SIZE;
@@ -678,6 +731,7 @@ void rm_h2_filter_dispose(rm_h2_filter_t *f)
     rm_bytebuf_free(&f->encoded);
     rm_bytebuf_free(&f->target);
     rm_bytebuf_free(&f->pending);
+    rm__h2_exchange_dispose(f);
     memset(f, 0, sizeof(*f));
 }
 
@@ -713,6 +767,8 @@ int rm_h2_filter_from_client(rm_h2_filter_t *f, const uint8_t *in, size_t len, r
             n = f->c_len - f->c_off;
             if (n > len)
                 n = len;
+            if (f->c_type == NGHTTP2_DATA && f->c_off == 0 && n != 0)
+                f->c_pad = in[0]; /* the pad length, when the frame is PADDED */
             if (f->c_type != NGHTTP2_DATA)
                 ret = rm_bytebuf_append(&f->c_frame, in, n);
             else if (!f->c_drop)
@@ -804,6 +860,7 @@ int rm_h2_filter_from_app(rm_h2_filter_t *f, const uint8_t *in, size_t len, rm_b
                 f->a_flags = h[4];
                 f->a_setting_len = 0;
                 f->a_table_size = NO_VALUE;
+                rm__h2_exchange_app_frame_begin(f);
                 /* The server preface is a SETTINGS frame (RFC 9113 3.4). */
                 if (!f->a_preface_done &&
                     (f->a_type != NGHTTP2_SETTINGS || (f->a_flags & NGHTTP2_FLAG_ACK) != 0 || f->a_left % 6 != 0)) {
@@ -815,6 +872,8 @@ int rm_h2_filter_from_app(rm_h2_filter_t *f, const uint8_t *in, size_t len, rm_b
             n = f->a_left;
             if (n > len)
                 n = len;
+            if ((ret = rm__h2_exchange_app_payload(f, in, n, f->a_len - f->a_left)) != 0)
+                goto Exit;
             if (f->a_type == NGHTTP2_SETTINGS && (f->a_flags & NGHTTP2_FLAG_ACK) == 0) {
                 for (size_t i = 0; i < n; i++) {
                     f->a_setting[f->a_setting_len++] = in[i];
@@ -833,6 +892,7 @@ int rm_h2_filter_from_app(rm_h2_filter_t *f, const uint8_t *in, size_t len, rm_b
         if (f->a_hdr_len == FRAME_HEADER_SIZE && f->a_left == 0) {
             if ((ret = on_app_frame(f)) != 0)
                 goto Exit;
+            rm__h2_exchange_app_frame_end(f);
             f->a_hdr_len = 0;
             if (can_insert(f) && f->pending.len != 0) {
                 if ((ret = rm_bytebuf_append(to_client, f->pending.base, f->pending.len)) != 0)

@@ -1,4 +1,4 @@
-/* The inbound HTTP/2 (and gRPC) policy filter: bytes in, bytes out, no I/O.
+/* The HTTP/2 (and gRPC) policy filter: bytes in, bytes out, no I/O (inbound; outbound it observes, http_filter.h).
  *
  * Used when the client's first bytes on the plaintext side are the HTTP/2 connection preface (prior-knowledge h2c;
  * rm_h2_filter_sniff tells). The filter works on frames; it does not terminate HTTP/2:
@@ -10,7 +10,9 @@
  * frames of at most 16384 bytes) with END_HEADERS and END_STREAM as received, no padding, no priority.
  *   - the policy hook (http_filter.h) is called once per new stream when its header block is complete (not for
  *     trailers), with :path normalized (http_filter.h). Allowed: the block is forwarded, :path re-encoded as the
- *     normalized target when normalizing changed it. A :path that cannot be normalized (%00) is answered
+ *     normalized target when normalizing changed it, and with the fields the hook set (rm_http_decision_t.set) in
+ *     place of the block's fields of the same names, after the others. A :path that cannot be normalized (%00) is
+ * answered
  *     ":status 400" (no body), followed by RST_STREAM(NO_ERROR) when the request was not complete yet. Denied: the
  * client gets the answer from the filter (gRPC: trailers-only, grpc-status 7; otherwise 403 with body
  * RM_HTTP_DENIED_BODY, see "Flow control" below), followed by RST_STREAM(NO_ERROR) when the request was not complete
@@ -26,6 +28,15 @@
  *     the app's SETTINGS. Its own frames (answers, WINDOW_UPDATEs) are inserted only between two app frames, never
  *     inside a HEADERS/PUSH_PROMISE..CONTINUATION sequence, and not before the app's first SETTINGS frame; until
  *     then they wait inside the filter. The answers' header blocks never touch the client's HPACK decoder state.
+ *
+ * Exchanges (http_filter.h): an allowed stream is followed in a table of RM_H2_FILTER_MAX_EXCHANGES entries until
+ * the app ends its response (END_STREAM: complete), or either end resets it, the app's GOAWAY leaves it out, or
+ * the connection ends (rm_h2_filter_end): complete = 0. When the table is full, a new stream pushes out the oldest,
+ * reported with complete = 0. The app's header blocks are decoded for :status (1xx skipped) and grpc-status
+ * (headers or trailers) with an inflater that follows the app's encoder; the app's bytes still pass unchanged (a
+ * block it cannot decode only stops the statuses from being read). A refused stream is reported at once with the
+ * filter's answer (answered_by_proxy): 403, or 200 with grpc-status 7, or 400; not a stream refused before the hook
+ * (431, malformed). Body bytes are DATA payload without padding.
  *
  * Refused streams are remembered without growing: a stream above the highest allowed one and at most the highest
  * one seen is refused by construction; the others are kept in a ring of RM_H2_FILTER_DENIED_RING IDs, freed when
@@ -72,11 +83,23 @@
 #define RM_H2_FILTER_MAX_PENDING (256 * 1024)
 /** SETTINGS frames of the app the client may leave unacknowledged. */
 #define RM_H2_FILTER_MAX_UNACKED_SETTINGS 16
+/** Allowed streams whose exchanges are followed at once. */
+#define RM_H2_FILTER_MAX_EXCHANGES 128
+
+/** One allowed stream whose exchange is followed (private); stream 0 marks a free entry. */
+typedef struct st_rm__h2_exchange_t {
+    uint32_t stream;
+    uint16_t status;
+    int16_t grpc_status;
+    uint64_t cookie, request_bytes, response_bytes;
+} rm__h2_exchange_t;
 
 /** One connection's filter. The caller embeds or allocates it; every member is private. */
 typedef struct st_rm_h2_filter_t {
     rm_http_decide_cb decide;
+    rm_http_done_cb done;
     void *decide_ctx;
+    rm_http_decision_t decision;   /* the hook's answer for the block being decided */
     nghttp2_hd_inflater *inflater; /* follows the client's HPACK encoder */
     nghttp2_hd_deflater *deflater; /* the app's HPACK decoder follows it */
     int result;                    /* 0, or the sticky negative error */
@@ -88,6 +111,7 @@ typedef struct st_rm_h2_filter_t {
     uint32_t c_len, c_stream, c_off; /* the frame being received and how much of its payload is in */
     uint8_t c_type, c_flags;
     uint8_t c_drop;       /* the DATA frame being received belongs to a refused stream */
+    uint8_t c_pad;        /* pad length of the DATA frame being received (PADDED) */
     rm_bytebuf_t c_frame; /* payload of the non-DATA frame being received */
     uint32_t max_frame_size;
     /* streams */
@@ -122,6 +146,17 @@ typedef struct st_rm_h2_filter_t {
     uint32_t unacked[RM_H2_FILTER_MAX_UNACKED_SETTINGS]; /* their table sizes, oldest first (a ring) */
     size_t unacked_head, unacked_len;
     rm_bytebuf_t pending; /* the filter's frames waiting for an app frame boundary */
+    /* exchanges, and the app's header blocks decoded for them */
+    rm__h2_exchange_t exchanges[RM_H2_FILTER_MAX_EXCHANGES];
+    size_t num_exchanges;
+    nghttp2_hd_inflater *app_inflater; /* follows the app's HPACK encoder; NULL once it failed */
+    rm_bytebuf_t a_frame; /* payload of the app's HEADERS, CONTINUATION, PUSH_PROMISE or GOAWAY being received */
+    uint32_t app_table_size, app_table_target; /* its limit, and the largest the client has allowed */
+    uint32_t a_stream, a_len;                  /* the app frame being received: stream and payload length */
+    uint32_t a_block_stream;                   /* stream of the app's header block being received */
+    uint8_t a_pad;                             /* the app frame's pad length (PADDED) */
+    uint8_t a_block_end_stream;
+    uint8_t ended; /* rm_h2_filter_end ran: nothing more is reported */
 } rm_h2_filter_t;
 
 /** Looks at the first bytes of a plaintext connection: 1 when they are the HTTP/2 client preface, 0 when they are
@@ -129,10 +164,16 @@ typedef struct st_rm_h2_filter_t {
 int rm_h2_filter_sniff(const uint8_t *in, size_t len);
 
 /** Initialises `f` (any prior content is ignored). `decide` is called once per new stream with `ctx`; anything but
- *  RM_HTTP_ALLOW denies. Returns 0, -EINVAL (decide is NULL) or -ENOMEM; on failure nothing needs disposing. */
-int rm_h2_filter_init(rm_h2_filter_t *f, rm_http_decide_cb decide, void *ctx);
+ *  RM_HTTP_ALLOW denies. `done` (may be NULL) is called with `ctx` once per stream decide was called for, when its
+ *  exchange ends (see "Exchanges" above). Returns 0, -EINVAL (decide is NULL) or -ENOMEM; on failure nothing needs
+ *  disposing. */
+int rm_h2_filter_init(rm_h2_filter_t *f, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx);
 
-/** Frees what the filter holds. The filter can be initialised again. */
+/** The connection is ending: reports every exchange still open with complete = 0. Later calls, and later input,
+ *  report nothing. */
+void rm_h2_filter_end(rm_h2_filter_t *f);
+
+/** Frees what the filter holds (reports nothing). The filter can be initialised again. */
 void rm_h2_filter_dispose(rm_h2_filter_t *f);
 
 /** How the :path of the streams decided from now on is normalized (BASE after init). */
@@ -147,6 +188,29 @@ int rm_h2_filter_from_client(rm_h2_filter_t *f, const uint8_t *in, size_t len, r
 /** Takes `len` bytes the app sent. Appends them to to_client, with the filter's waiting frames inserted at the
  *  first app frame boundary where they may go. Returns as described at the top. */
 int rm_h2_filter_from_app(rm_h2_filter_t *f, const uint8_t *in, size_t len, rm_bytebuf_t *to_client);
+
+/* Private to h2_filter.c and h2_filter_exchange.c: following the exchanges. */
+/** Creates the app's inflater. Returns 0 or -ENOMEM. */
+int rm__h2_exchange_init(rm_h2_filter_t *f);
+/** Frees what following the exchanges holds. */
+void rm__h2_exchange_dispose(rm_h2_filter_t *f);
+/** An allowed stream starts (its block is forwarded). */
+void rm__h2_exchange_start(rm_h2_filter_t *f, uint32_t stream, uint64_t cookie);
+/** The open exchange of `stream`, or NULL. */
+rm__h2_exchange_t *rm__h2_exchange_find(rm_h2_filter_t *f, uint32_t stream);
+/** Reports and forgets an open exchange. */
+void rm__h2_exchange_finish(rm_h2_filter_t *f, rm__h2_exchange_t *ex, int complete);
+/** Reports a stream the filter answered itself (after the hook). */
+void rm__h2_exchange_answered(rm_h2_filter_t *f, uint64_t cookie, uint16_t status, int16_t grpc_status,
+                              uint64_t response_bytes);
+/** The client allowed the app's encoder a dynamic table of `size` bytes (SETTINGS_HEADER_TABLE_SIZE). */
+void rm__h2_exchange_client_table_size(rm_h2_filter_t *f, uint32_t size);
+/** A new app frame: its header is in a_hdr (type, flags, length already read). */
+void rm__h2_exchange_app_frame_begin(rm_h2_filter_t *f);
+/** `n` bytes of the app frame's payload, at offset `off`. Returns 0 or -ENOMEM. */
+int rm__h2_exchange_app_payload(rm_h2_filter_t *f, const uint8_t *in, size_t n, uint32_t off);
+/** The app frame is complete. */
+void rm__h2_exchange_app_frame_end(rm_h2_filter_t *f);
 
 /** Bytes held inside the filter (a partial client frame, frames waiting for an app frame boundary): a
  *  back-pressure hint; stop reading from the client while it is large. */

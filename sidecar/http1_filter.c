@@ -40,6 +40,7 @@ enum {
 #define RM__HTTP1_PF_HTTP10  0x04 /* HTTP/1.0 request: keep-alive must be said explicitly */
 #define RM__HTTP1_PF_UPGRADE 0x08 /* Upgrade or CONNECT: the protocol may switch after the response */
 #define RM__HTTP1_PF_CONNECT 0x10 /* CONNECT: a 2xx response starts a tunnel */
+#define RM__HTTP1_PF_HOOKED  0x20 /* the hook was called for it: its exchange is reported */
 
 #define RM__HTTP1_HEADER_CB_FIELD 1
 #define RM__HTTP1_HEADER_CB_VALUE 2
@@ -57,8 +58,10 @@ static int request_on_url(http_parser *p, const char *at, size_t len);
 static int request_on_header_field(http_parser *p, const char *at, size_t len);
 static int request_on_header_value(http_parser *p, const char *at, size_t len);
 static int request_on_headers_complete(http_parser *p);
+static int request_on_body(http_parser *p, const char *at, size_t len);
 static int request_on_message_complete(http_parser *p);
 static int response_on_headers_complete(http_parser *p);
+static int response_on_body(http_parser *p, const char *at, size_t len);
 static int response_on_message_complete(http_parser *p);
 
 static const http_parser_settings request_settings = {
@@ -66,11 +69,13 @@ static const http_parser_settings request_settings = {
     .on_header_field = request_on_header_field,
     .on_header_value = request_on_header_value,
     .on_headers_complete = request_on_headers_complete,
+    .on_body = request_on_body,
     .on_message_complete = request_on_message_complete,
 };
 
 static const http_parser_settings response_settings = {
     .on_headers_complete = response_on_headers_complete,
+    .on_body = response_on_body,
     .on_message_complete = response_on_message_complete,
 };
 
@@ -195,6 +200,19 @@ static int request_on_headers_complete(http_parser *p)
     return 0;
 }
 
+/* The body of the request being received counts for its queued entry, while that is still queued (the newest). */
+static int request_on_body(http_parser *p, const char *at, size_t len)
+{
+    rm_http1_filter_t *f = p->data;
+    (void)at;
+    if (f->pending_len != 0) {
+        rm__http1_pending_t *tail = f->pending + (f->pending_head + f->pending_len - 1) % f->pending_cap;
+        if (tail->seq == f->req_seq)
+            tail->request_bytes += len;
+    }
+    return 0;
+}
+
 static int request_on_message_complete(http_parser *p)
 {
     rm_http1_filter_t *f = p->data;
@@ -212,11 +230,21 @@ static int response_on_headers_complete(http_parser *p)
     const rm__http1_pending_t *req = f->pending_len != 0 ? f->pending + f->pending_head : NULL;
     unsigned status = p->status_code;
 
+    f->resp_status = (uint16_t)status;
+    f->resp_bytes = 0;
     if (req != NULL && (req->flags & RM__HTTP1_PF_CONNECT) != 0 && status / 100 == 2)
         return 2; /* a tunnel: no body, no further responses */
     /* 1xx, 204 and 304 never have a body, whatever Content-Length says (RFC 9112 6.3); nor has a HEAD response */
     if (status / 100 == 1 || status == 204 || status == 304 || (req != NULL && (req->flags & RM__HTTP1_PF_HEAD) != 0))
         return 1;
+    return 0;
+}
+
+static int response_on_body(http_parser *p, const char *at, size_t len)
+{
+    rm_http1_filter_t *f = p->data;
+    (void)at;
+    f->resp_bytes += len;
     return 0;
 }
 
@@ -230,7 +258,8 @@ static int response_on_message_complete(http_parser *p)
 
 /* The queue of requests in the order their responses are due. */
 
-static int pending_push(rm_http1_filter_t *f, uint8_t kind, uint8_t flags)
+/* Queues an entry; a hooked one (RM__HTTP1_PF_HOOKED) becomes the request whose body is counted. */
+static int pending_push(rm_http1_filter_t *f, uint8_t kind, uint8_t flags, uint64_t cookie)
 {
     if (f->pending_len == f->pending_cap) {
         size_t cap = f->pending_cap * 2;
@@ -247,6 +276,9 @@ static int pending_push(rm_http1_filter_t *f, uint8_t kind, uint8_t flags)
     rm__http1_pending_t *e = f->pending + (f->pending_head + f->pending_len) % f->pending_cap;
     e->kind = kind;
     e->flags = flags;
+    e->cookie = cookie;
+    e->request_bytes = 0;
+    e->seq = ++f->req_seq;
     f->pending_len++;
     if (kind != RM__HTTP1_PENDING_FORWARDED)
         f->pending_answers++;
@@ -261,6 +293,24 @@ static rm__http1_pending_t pending_pop(rm_http1_filter_t *f)
     if (e.kind != RM__HTTP1_PENDING_FORWARDED)
         f->pending_answers--;
     return e;
+}
+
+/* Reports the end of a queued entry's exchange, when the hook saw its request. */
+static void report(rm_http1_filter_t *f, const rm__http1_pending_t *e, uint16_t status, uint64_t response_bytes,
+                   int by_proxy, int complete)
+{
+    if (f->done == NULL || f->ended || (e->flags & RM__HTTP1_PF_HOOKED) == 0)
+        return;
+    rm_http_exchange_t ex = {
+        .cookie = e->cookie,
+        .status = status,
+        .grpc_status = -1,
+        .request_bytes = e->request_bytes,
+        .response_bytes = response_bytes,
+        .answered_by_proxy = (uint8_t)by_proxy,
+        .complete = (uint8_t)complete,
+    };
+    f->done(f->decide_ctx, &ex);
 }
 
 static int append_answer(const rm__http1_pending_t *e, rm_bytebuf_t *to_client)
@@ -301,6 +351,10 @@ static int send_due_answers(rm_http1_filter_t *f, rm_bytebuf_t *to_client)
         if (ret != 0)
             return ret;
         rm__http1_pending_t e = pending_pop(f);
+        if (e.kind == RM__HTTP1_PENDING_DENIED)
+            report(f, &e, 403, (e.flags & RM__HTTP1_PF_HEAD) != 0 ? 0 : sizeof(RM_HTTP_DENIED_BODY) - 1, 1, 1);
+        else
+            report(f, &e, e.kind == RM__HTTP1_PENDING_BAD_REQUEST ? 400 : 431, 0, 1, 1);
         if (e.kind == RM__HTTP1_PENDING_BAD_REQUEST) {
             finish(f, -EPROTO);
         } else if (e.kind == RM__HTTP1_PENDING_HEAD_TOO_BIG) {
@@ -318,7 +372,7 @@ static int queue_error_answer(rm_http1_filter_t *f, uint8_t kind, rm_bytebuf_t *
     int ret;
     f->client_state = RM__HTTP1_CS_DONE;
     f->head.len = 0;
-    if ((ret = pending_push(f, kind, RM__HTTP1_PF_CLOSE)) != 0)
+    if ((ret = pending_push(f, kind, RM__HTTP1_PF_CLOSE, 0)) != 0)
         return ret;
     return send_due_answers(f, to_client);
 }
@@ -377,18 +431,76 @@ static long target_offset(const rm_http1_filter_t *f)
     return (long)i;
 }
 
-/* Appends the head to to_app, its request target replaced by f->target when normalizing changed it. */
+/* Whether the field line at line[0, len) is one of those the hook set (its name, before the colon, matched without
+ * regard to case). */
+static int line_is_set_field(const uint8_t *line, size_t len, const rm_http_decision_t *d)
+{
+    const uint8_t *colon = memchr(line, ':', len);
+    size_t name_len = colon != NULL ? (size_t)(colon - line) : 0;
+    for (size_t i = 0; i != d->num_set; i++) {
+        size_t j = 0;
+        if (d->set[i].name_len != name_len)
+            continue;
+        while (j != name_len && (line[j] >= 'A' && line[j] <= 'Z' ? line[j] - 'A' + 'a' : line[j]) == d->set[i].name[j])
+            j++;
+        if (j == name_len)
+            return 1;
+    }
+    return 0;
+}
+
+/* Appends the head to to_app: its request target replaced by f->target when normalizing changed it, and the
+ * hook's set fields in place of the head's fields of the same names (http1_filter.h). */
 static int forward_head(rm_http1_filter_t *f, long target_off, int changed, rm_bytebuf_t *to_app)
 {
+    const rm_http_decision_t *d = &f->decision;
+    const uint8_t *h = f->head.base, *lf;
+    size_t n = f->head.len, rest = (size_t)target_off + f->url_len, pos, extra = 0;
     int ret;
-    if (!changed)
-        return rm_bytebuf_append(to_app, f->head.base, f->head.len);
-    size_t rest = (size_t)target_off + f->url_len;
-    if ((ret = rm_bytebuf_reserve(to_app, f->head.len - f->url_len + f->target.len)) != 0)
+
+    if (!changed && d->num_set == 0)
+        return rm_bytebuf_append(to_app, h, n);
+    for (size_t i = 0; i != d->num_set; i++)
+        extra += d->set[i].name_len + d->set[i].value_len + 4;
+    if ((ret = rm_bytebuf_reserve(to_app, n + f->target.len + extra)) != 0)
         return ret;
-    rm_bytebuf_append(to_app, f->head.base, (size_t)target_off);
-    rm_bytebuf_append(to_app, f->target.base, f->target.len);
-    return rm_bytebuf_append(to_app, f->head.base + rest, f->head.len - rest);
+    /* the request line */
+    lf = memchr(h + rest, '\n', n - rest);
+    pos = lf != NULL ? (size_t)(lf - h) + 1 : n;
+    if (changed) {
+        rm_bytebuf_append(to_app, h, (size_t)target_off);
+        rm_bytebuf_append(to_app, f->target.base, f->target.len);
+        rm_bytebuf_append(to_app, h + rest, pos - rest);
+    } else {
+        rm_bytebuf_append(to_app, h, pos);
+    }
+    /* the field lines up to the empty one that ends the head (no line is folded: route_client_bytes refuses it) */
+    while (pos < n && h[pos] != '\r' && h[pos] != '\n') {
+        lf = memchr(h + pos, '\n', n - pos);
+        size_t end = lf != NULL ? (size_t)(lf - h) + 1 : n;
+        if (!line_is_set_field(h + pos, end - pos, d))
+            rm_bytebuf_append(to_app, h + pos, end - pos);
+        pos = end;
+    }
+    for (size_t i = 0; i != d->num_set; i++) {
+        rm_bytebuf_append(to_app, d->set[i].name, d->set[i].name_len);
+        rm_bytebuf_append(to_app, ": ", 2);
+        rm_bytebuf_append(to_app, d->set[i].value, d->set[i].value_len);
+        rm_bytebuf_append(to_app, "\r\n", 2);
+    }
+    return rm_bytebuf_append(to_app, h + pos, n - pos);
+}
+
+/* Keeps the hook's set fields that may go on the wire (rm_http_set_field_valid). */
+static void keep_valid_set_fields(rm_http_decision_t *d)
+{
+    size_t kept = 0;
+    if (d->num_set > RM_HTTP_MAX_SET_HEADERS)
+        d->num_set = RM_HTTP_MAX_SET_HEADERS;
+    for (size_t i = 0; i != d->num_set; i++)
+        if (rm_http_set_field_valid(d->set[i].name, d->set[i].name_len, d->set[i].value, d->set[i].value_len))
+            d->set[kept++] = d->set[i];
+    d->num_set = kept;
 }
 
 void rm_http1_filter_set_path_normalization(rm_http1_filter_t *f, rm_path_normalization_t mode)
@@ -462,15 +574,24 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
         req.path_error = target_off < 0 ? "the request target is not where the request line puts it"
                          : target.error ? target.error
                                         : "the request target cannot be normalized";
-        f->decide(f->decide_ctx, &req); /* for the log; the answer is 400 whatever it says */
-        return queue_error_answer(f, RM__HTTP1_PENDING_BAD_REQUEST, to_client);
+        memset(&f->decision, 0, sizeof(f->decision));
+        f->decide(f->decide_ctx, &req, &f->decision); /* for the log; the answer is 400 whatever it says */
+        f->client_state = RM__HTTP1_CS_DONE;
+        f->head.len = 0;
+        if ((ret = pending_push(f, RM__HTTP1_PENDING_BAD_REQUEST, flags | RM__HTTP1_PF_CLOSE | RM__HTTP1_PF_HOOKED,
+                                f->decision.cookie)) != 0)
+            return ret;
+        return send_due_answers(f, to_client);
     }
     f->target.len = target.len;
     req.path = (const char *)f->target.base;
     req.path_len = target.len;
 
-    if (f->decide(f->decide_ctx, &req) == RM_HTTP_ALLOW) {
-        if ((ret = pending_push(f, RM__HTTP1_PENDING_FORWARDED, flags)) != 0)
+    memset(&f->decision, 0, sizeof(f->decision));
+    flags |= RM__HTTP1_PF_HOOKED;
+    if (f->decide(f->decide_ctx, &req, &f->decision) == RM_HTTP_ALLOW) {
+        keep_valid_set_fields(&f->decision);
+        if ((ret = pending_push(f, RM__HTTP1_PENDING_FORWARDED, flags, f->decision.cookie)) != 0)
             return ret;
         if ((ret = forward_head(f, target_off, target.changed, to_app)) != 0)
             return ret;
@@ -480,7 +601,7 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
     } else {
         if (expect_continue && has_body)
             flags |= RM__HTTP1_PF_CLOSE;
-        if ((ret = pending_push(f, RM__HTTP1_PENDING_DENIED, flags)) != 0)
+        if ((ret = pending_push(f, RM__HTTP1_PENDING_DENIED, flags, f->decision.cookie)) != 0)
             return ret;
         f->cur_flags = flags;
         /* after a closing 403 nothing the client sends matters: stop parsing now */
@@ -683,7 +804,8 @@ static int response_done(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_
         } else if (p->upgrade) {
             return -EPROTO; /* switching protocols without being asked to */
         } else {
-            return 0; /* interim */
+            f->resp_status = 0; /* interim */
+            return 0;
         }
     } else if (upgrade && (front->flags & RM__HTTP1_PF_CONNECT) != 0 && status / 100 == 2) {
         switched = 1;
@@ -692,6 +814,9 @@ static int response_done(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_
         return 0; /* a response nobody asked for: passed on, nothing to pop */
 
     rm__http1_pending_t answered = pending_pop(f);
+    report(f, &answered, (uint16_t)status, f->resp_bytes, 0, 1);
+    f->resp_status = 0;
+    f->resp_bytes = 0;
     if ((ret = send_due_answers(f, to_client)) != 0)
         return ret;
     if (upgrade)
@@ -699,12 +824,13 @@ static int response_done(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_
     return 0;
 }
 
-int rm_http1_filter_init(rm_http1_filter_t *f, rm_http_decide_cb decide, void *ctx)
+int rm_http1_filter_init(rm_http1_filter_t *f, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx)
 {
     memset(f, 0, sizeof(*f));
     if (decide == NULL)
         return -EINVAL;
     f->decide = decide;
+    f->done = done;
     f->decide_ctx = ctx;
     http_parser_init(&f->req_parser, HTTP_REQUEST);
     f->req_parser.data = f;
@@ -721,6 +847,31 @@ int rm_http1_filter_init(rm_http1_filter_t *f, rm_http_decide_cb decide, void *c
     }
     reset_head(f);
     return 0;
+}
+
+void rm_http1_filter_end(rm_http1_filter_t *f, int app_ended)
+{
+    if (f->ended)
+        return;
+    /* a response without length framing ends with the app's sending: tell the parser (a zero-length execute) */
+    if (app_ended && !f->app_passthrough && f->pending_len != 0 &&
+        f->pending[f->pending_head].kind == RM__HTTP1_PENDING_FORWARDED &&
+        HTTP_PARSER_ERRNO(&f->resp_parser) == HPE_OK) {
+        f->app_event = RM__HTTP1_EV_NONE;
+        http_parser_execute(&f->resp_parser, &response_settings, NULL, 0);
+        if (f->app_event == RM__HTTP1_EV_MESSAGE_COMPLETE && f->resp_status / 100 != 1) {
+            rm__http1_pending_t e = pending_pop(f);
+            report(f, &e, f->resp_status, f->resp_bytes, 0, 1);
+        }
+    }
+    /* the rest never got a whole response: the first may have its status, the answers were not sent */
+    for (int first = 1; f->pending_len != 0; first = 0) {
+        rm__http1_pending_t e = pending_pop(f);
+        int forwarded = e.kind == RM__HTTP1_PENDING_FORWARDED;
+        report(f, &e, first && forwarded && f->resp_status / 100 != 1 ? f->resp_status : 0,
+               first && forwarded ? f->resp_bytes : 0, !forwarded, 0);
+    }
+    f->ended = 1;
 }
 
 void rm_http1_filter_dispose(rm_http1_filter_t *f)

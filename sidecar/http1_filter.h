@@ -1,12 +1,13 @@
-/* The inbound HTTP/1.x policy filter: bytes in, bytes out, no I/O.
+/* The HTTP/1.x policy filter: bytes in, bytes out, no I/O (inbound; outbound it observes, http_filter.h).
  *
  * The filter sits between the client (the mTLS peer) and the local app. It parses the client's requests with
  * http_parser (HTTP_REQUEST), calls the policy hook (http_filter.h) once per request when its head is complete,
  * and then:
  *   - allowed: forwards the request's bytes exactly as received (head, body, chunked framing, trailers), except the
  *     request target when normalizing its path changed it (http_filter.h): the request line then carries the
- *     normalized target in origin-form. The head is held until it is complete; the body streams through as it
- *     arrives.
+ *     normalized target in origin-form; and the fields the hook set (rm_http_decision_t.set): the head's fields of
+ *     the same name are dropped and the set ones end the head, "name: value" CRLF each. The head is held until it
+ *     is complete; the body streams through as it arrives.
  *   - denied: drops the head and the whole body (Content-Length or chunked) and answers
  *     "HTTP/1.1 403 Forbidden" with body "RBAC: access denied" (no body when the request was HEAD).
  * Responses reach the client in request order: the app's responses are parsed (HTTP_RESPONSE) against a queue of
@@ -74,8 +75,11 @@
 
 /** One request or answer waiting for its turn in the client's response stream (private). */
 typedef struct st_rm__http1_pending_t {
-    uint8_t kind;  /* RM__HTTP1_PENDING_* in http1_filter.c */
-    uint8_t flags; /* RM__HTTP1_PF_* in http1_filter.c */
+    uint8_t kind;           /* RM__HTTP1_PENDING_* in http1_filter.c */
+    uint8_t flags;          /* RM__HTTP1_PF_* in http1_filter.c */
+    uint32_t seq;           /* which request it is (rm_http1_filter_t.req_seq) */
+    uint64_t cookie;        /* the hook's cookie, for the exchange's report */
+    uint64_t request_bytes; /* body bytes of the request received so far */
 } rm__http1_pending_t;
 
 /** Where one header field of the current head sits in rm_http1_filter_t.fields (private). */
@@ -86,7 +90,13 @@ typedef struct st_rm__http1_field_t {
 /** One connection's filter. The caller embeds or allocates it; every member is private. */
 typedef struct st_rm_http1_filter_t {
     rm_http_decide_cb decide;
+    rm_http_done_cb done;
     void *decide_ctx;
+    rm_http_decision_t decision; /* the hook's answer for the head being decided */
+    uint32_t req_seq;            /* seq of the last request queued */
+    uint16_t resp_status;        /* final status of the response being received, 0 before its head */
+    uint8_t ended;               /* rm_http1_filter_end ran: nothing more is reported */
+    uint64_t resp_bytes;         /* body bytes of the response being received */
     http_parser req_parser, resp_parser;
     /* client side */
     uint8_t client_state;    /* RM__HTTP1_CS_* */
@@ -116,10 +126,20 @@ typedef struct st_rm_http1_filter_t {
 } rm_http1_filter_t;
 
 /** Initialises `f` (any prior content is ignored). `decide` is called once per request with `ctx`; anything but
- *  RM_HTTP_ALLOW denies. Returns 0, -EINVAL (decide is NULL) or -ENOMEM; on failure nothing needs disposing. */
-int rm_http1_filter_init(rm_http1_filter_t *f, rm_http_decide_cb decide, void *ctx);
+ *  RM_HTTP_ALLOW denies. `done` (may be NULL) is called with `ctx` once per request decide was called for, when its
+ *  exchange ends (http_filter.h): on the app's final response (1xx skipped; HEAD, 204 and 304 without body;
+ *  Content-Length, chunked or until the app's EOF, see rm_http1_filter_end), on a 101 or CONNECT 2xx (the filter
+ *  steps aside then), when the filter's own answer (403, 400) is appended to to_client (answered_by_proxy), or
+ *  with complete = 0 by rm_http1_filter_end. request_bytes counts the request's body bytes received until then
+ *  (chunk framing excluded). Returns 0, -EINVAL (decide is NULL) or -ENOMEM; on failure nothing needs disposing. */
+int rm_http1_filter_init(rm_http1_filter_t *f, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx);
 
-/** Frees what the filter holds. The filter can be initialised again. */
+/** The connection is ending. With `app_ended` (the app finished sending and everything it sent went through
+ *  rm_http1_filter_from_app), a response that ends with the connection completes first. Then every exchange still
+ *  open is reported with complete = 0. Later calls, and later input, report nothing. */
+void rm_http1_filter_end(rm_http1_filter_t *f, int app_ended);
+
+/** Frees what the filter holds (reports nothing). The filter can be initialised again. */
 void rm_http1_filter_dispose(rm_http1_filter_t *f);
 
 /** How the request targets of the requests decided from now on are normalized (BASE after init). */

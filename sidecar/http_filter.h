@@ -1,5 +1,5 @@
-/* What the inbound L7 filters (HTTP/1.1: http1_filter.h, HTTP/2 and gRPC: h2_filter.h) tell the policy hook
- * about one request, and what the hook answers.
+/* What the L7 filters (HTTP/1.1: http1_filter.h, HTTP/2 and gRPC: h2_filter.h) tell the policy hook about one
+ * request, what the hook answers, and how they report each exchange's end.
  *
  * A filter sits between the client (the mTLS peer) and the app. It parses the client's requests as bytes arrive,
  * calls the hook once per request when the request head is complete, forwards allowed requests unchanged in
@@ -10,7 +10,15 @@
  * caller set, BASE unless told otherwise). The hook is given the normalized target, and an allowed request reaches
  * the app with that same target (query as received, no fragment), so the app routes exactly the path the policy
  * judged. A target that cannot be normalized (%00) is answered 400 (HTTP/2: a 400 response on the stream); the
- * hook is still called, with req->path_error set, so that the refusal is logged, and its answer is ignored. */
+ * hook is still called, with req->path_error set, so that the refusal is logged, and its answer is ignored.
+ *
+ * Exchanges: every request the hook was called for is followed until its response has ended (or can no longer end)
+ * and then reported exactly once to the filter's rm_http_done_cb (rm_http_exchange_t), the filter's own answers
+ * included. Per-request state is fixed-size and reused: nothing is allocated per request once warm.
+ *
+ * Observe mode (outbound): the same filters run between a local app (the client) and an mTLS upstream with a hook
+ * that always allows and path normalization NONE, so requests go out as the app wrote them (plus the hook's set
+ * fields) and only the exchanges are reported. */
 #ifndef RINGMESH_HTTP_FILTER_H
 #define RINGMESH_HTTP_FILTER_H
 
@@ -24,9 +32,6 @@ typedef enum {
     RM_HTTP_ALLOW = 0,
     RM_HTTP_DENY = 1,
 } rm_http_verdict_t;
-
-/** The policy hook. Called on the connection's worker thread, at most once per request. */
-typedef rm_http_verdict_t (*rm_http_decide_cb)(void *ctx, const rm_http_request_t *req);
 
 /** At most this many header fields a hook may ask to set on a forwarded request (trace context). */
 #define RM_HTTP_MAX_SET_HEADERS 4
@@ -44,6 +49,13 @@ typedef struct st_rm_http_decision_t {
     size_t num_set;
 } rm_http_decision_t;
 
+/** The policy (or observe) hook. Called on the connection's worker thread, at most once per request, with `out`
+ *  zeroed by the filter. After RM_HTTP_ALLOW the filter sets the fields of out->set on the forwarded request
+ *  (replacing any of the same name; a name or value holding CR, LF or NUL, or an empty or non-lower-case name, is
+ *  skipped). Whatever the verdict, the filter reports how the request's exchange ended through its rm_http_done_cb
+ *  with out->cookie. */
+typedef rm_http_verdict_t (*rm_http_decide_cb)(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out);
+
 /** How one request/response exchange ended, reported once per request the hook was called for. */
 typedef struct st_rm_http_exchange_t {
     uint64_t cookie;           /* the hook's rm_http_decision_t.cookie for the request */
@@ -58,6 +70,27 @@ typedef struct st_rm_http_exchange_t {
 
 /** Called once per exchange the hook saw, when its response has ended or can no longer end (reset, close). */
 typedef void (*rm_http_done_cb)(void *ctx, const rm_http_exchange_t *ex);
+
+/** 1 when a field a hook asked to set may go on the wire: a non-empty lower-case token name, and a value without
+ *  CR, LF or NUL. */
+static inline int rm_http_set_field_valid(const char *name, size_t name_len, const char *value, size_t value_len)
+{
+    static const char tchar_extra[] = "!#$%&'*+-.^_`|~";
+    if (name == NULL || name_len == 0 || (value == NULL && value_len != 0))
+        return 0;
+    for (size_t i = 0; i != name_len; i++) {
+        char ch = name[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        for (size_t j = 0; !ok && j != sizeof(tchar_extra) - 1; j++)
+            ok = ch == tchar_extra[j];
+        if (!ok)
+            return 0;
+    }
+    for (size_t i = 0; i != value_len; i++)
+        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+            return 0;
+    return 1;
+}
 
 /** The body of every 403 a filter sends (Istio's, so clients and tests written for Istio keep working). */
 #define RM_HTTP_DENIED_BODY "RBAC: access denied"

@@ -39,6 +39,7 @@ typedef enum {
     RM_CONN_AUTHZ_PENDING, /* inbound, not decided yet (waiting for the peer's identity or the protocol) */
     RM_CONN_AUTHZ_DONE,    /* the connection was allowed as a whole */
     RM_CONN_AUTHZ_HTTP,    /* every request is decided (l7 holds the filter) */
+    RM_CONN_AUTHZ_SNIFF,   /* no per-request policy: the client's first bytes tell whether a filter observes requests */
 } rm__conn_authz_t;
 
 /** After a filter's answer that closes: the client's last bytes are read and dropped for a while (conn_l7.c). */
@@ -52,6 +53,7 @@ typedef struct st_rm__conn_l7_t {
     rm_bytebuf_t to_app, to_client;
     rm_pipe_t app_out, client_out;
     int result;                            /* the filter's sticky result: 0, RM_CONN_FILTER_CLOSE or a negative error */
+    uint8_t observe;                       /* outbound: requests are observed, never refused or rewritten */
     _Alignas(max_align_t) uint8_t state[]; /* ops->size bytes */
 } rm__conn_l7_t;
 
@@ -112,17 +114,33 @@ const char *rm__conn_peer_id(rm_conn_t *c);
 /** Moves a pending inbound connection towards a decision: allows it (authz_state DONE), refuses it (closing), starts
  *  a per-request filter (rm__conn_l7_start), or waits for more first bytes. Returns 0 or an error that ends it. */
 int rm__conn_authz_progress(rm_conn_t *c);
+/** The first filter of rm_conn_filters that claims the client's first bytes p[0, n), or NULL (*need_more set when
+ *  one may still claim them with more bytes). */
+const rm_conn_filter_ops_t *rm__conn_pick_filter(const uint8_t *p, size_t n, int *need_more);
 /** 1 when the app's first bytes are, or begin, an HTTP/2 server preface (a SETTINGS frame). */
 int rm__conn_app_sent_h2_settings(const rm_pipe_t *u2d);
-/** The policy hook given to filters: decides one request on the policies in force. */
-rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req);
+/** The policy hook given to inbound filters: decides one request on the policies in force, then reports it
+ *  (rm__conn_observe_request). */
+rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req, rm_http_decision_t *out);
+
+/* conn_observe_l7.c: observing the requests of connections no policy decides request by request */
+/** Moves a connection in authz_state SNIFF (outbound to the mesh; inbound without HTTP rules, once allowed) towards
+ *  a choice from the client's first bytes: a filter in observe mode (rm__conn_l7_start), or plain bytes (authz_state
+ *  OFF), never waiting on a timer. Returns 0 or an error that ends it. */
+int rm__conn_observe_sniff(rm_conn_t *c);
+/** The hook given to outbound filters: allows every request and reports it (rm__conn_observe_request). */
+rm_http_verdict_t rm__conn_observe_decide(void *conn, const rm_http_request_t *req, rm_http_decision_t *out);
 
 /* conn_l7.c: a filter between the sides */
-/** Puts the filter `ops` between client and app (authz_state HTTP). Returns 0, -ENOMEM, or the filter's init error. */
-int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops);
+/** Puts the filter `ops` between client and app (authz_state HTTP): deciding each request (inbound), or, with
+ *  `observe` (outbound), only observing them (rm__conn_observe_decide, paths as written). Each exchange's end is
+ *  logged at debug level ("http_exchange") and reported (rm__conn_observe_exchange). Returns 0, -ENOMEM, or the
+ *  filter's init error. */
+int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops, int observe);
 /** Moves both directions through the filter; may set closing (an answer that closes is out). Returns 0 or an error. */
 int rm__conn_l7_pump(rm_conn_t *c);
-/** Frees the filter, its staging pipes and buffers (the connection is closing). */
+/** Reports the exchanges still open, then frees the filter, its staging pipes and buffers (the connection is
+ *  closing). */
 void rm__conn_l7_free(rm_conn_t *c);
 
 #endif

@@ -439,6 +439,14 @@ static step_t conn_step(rm_conn_t *c)
             return STEP_WAIT;
     }
 
+    /* no per-request policy: the client's first bytes tell whether its requests are observed (conn_observe_l7.c) */
+    if (c->authz_state == RM_CONN_AUTHZ_SNIFF && c->down.ready) {
+        if ((ret = rm__conn_observe_sniff(c)) != 0)
+            goto Error;
+        if (c->authz_state == RM_CONN_AUTHZ_SNIFF)
+            return STEP_WAIT;
+    }
+
     if (c->l7 != NULL) {
         if ((ret = rm__conn_l7_pump(c)) != 0)
             goto Error;
@@ -654,6 +662,7 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
     if (sni != NULL && (ret = rm_tls_set_server_name(c->up.tls, sni)) != 0)
         return ret;
     c->mode = RM_CONN_MODE_MTLS;
+    c->authz_state = RM_CONN_AUTHZ_SNIFF;
     c->down.ready = 1;
     return start_upstream_connect(c);
 }
@@ -664,7 +673,7 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
     uint16_t port;
 
     c->dir = RM_CONN_DIR_INBOUND;
-    c->authz_state = c->snap->authz != NULL || c->snap->authz_required ? RM_CONN_AUTHZ_PENDING : RM_CONN_AUTHZ_OFF;
+    c->authz_state = c->snap->authz != NULL || c->snap->authz_required ? RM_CONN_AUTHZ_PENDING : RM_CONN_AUTHZ_SNIFF;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_INBOUND) {
         c->explicit_cfg = l->explicit_cfg;
         c->target = l->explicit_cfg->target;

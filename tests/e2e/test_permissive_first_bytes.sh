@@ -163,8 +163,10 @@ case_tls_needs_client_svid() {
 # plaintext (before, the SETTINGS frame went to the TLS client in the clear and its handshake failed)
 case_h2_app_speaks_first() {
     local out
+    # the client sends its preface after the handshake, as an HTTP/2 client does: the proxy waits for it before
+    # passing the app's SETTINGS on, to tell HTTP/2 (observed, conn_observe_l7.c) from a server-first protocol
     out=$(rm_run python3 "$CLIENT" late-tls "127.0.0.1:$P_H2IN" 300 --cert "$RM_TMP/pki/frontend.pem" \
-        --key "$RM_TMP/pki/frontend.key" --ca "$RM_TMP/pki/ca-main.pem" --timeout 5) || true
+        --key "$RM_TMP/pki/frontend.key" --ca "$RM_TMP/pki/ca-main.pem" --timeout 5 --h2-preface) || true
     rm_log "TLS client after the app's SETTINGS: $out"
     rm_assert_eq "$(rm_json "$out" .handshake)" ok "the mTLS handshake after the app's SETTINGS"
     rm_assert_eq "$(rm_json "$out" .first)" 000000040000000000 "the app's SETTINGS frame, inside TLS"

@@ -265,13 +265,15 @@ EOF
 }
 
 case_malformed_request_refused() {
-    # two Host fields: ambiguous for whoever reads them, so the filter answers 400 and closes, and says why
+    # two Host fields: ambiguous for whoever reads them, so the first filter that parses the request answers 400 and
+    # closes, and says why: web's own proxy, which observes the requests web sends into the mesh
     local out
     out=$(printf 'GET /twohosts HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' |
         rm_exec web timeout 10 socat -t 5 - "TCP:$VIP:8080" 2>&1) || true
     [[ "$out" == "HTTP/1.1 400 "* ]] || rm_fail "a malformed request gets 400: $out"
-    rm_expect_log "$OLOG" '.event == "http_connection_ended" and .protocol == "http1" and .from == "client"
-        and .reason == "malformed request (or request body): answered 400"' "the refusal is logged with its reason" 5
+    rm_expect_log "$(rm_proxy_log web)" '.event == "http_connection_ended" and .direction == "outbound"
+        and .protocol == "http1" and .from == "client" and .reason == "malformed request (or request body): answered 400"' \
+        "the refusal is logged with its reason" 5
     rm_expect_no_log "$RM_TMP/logs/app-http.log" '.path == "/twohosts"' "the malformed request never reached the app"
 }
 

@@ -47,6 +47,8 @@ typedef struct {
     uint32_t last_decided, max_allowed;
     size_t client_bytes, app_bytes;
     size_t to_app_parsed; /* to_app bytes checked as whole frames (the preface first) */
+    size_t reported;      /* exchanges reported (done) */
+    uint8_t seen[4096];   /* cookies reported, by value (cookie = the decide call's number) */
 } state_t;
 
 static int contains(const char *p, size_t n, uint8_t c)
@@ -54,9 +56,23 @@ static int contains(const char *p, size_t n, uint8_t c)
     return n != 0 && p != NULL && memchr(p, c, n) != NULL;
 }
 
-static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
+/* Each exchange is reported once, for a request the hook saw. */
+static void done(void *ctx, const rm_http_exchange_t *ex)
 {
     state_t *s = ctx;
+    RM_FUZZ_CHECK(ex->cookie >= 1 && ex->cookie <= s->calls);
+    if (ex->cookie < sizeof(s->seen)) {
+        RM_FUZZ_CHECK(!s->seen[ex->cookie]);
+        s->seen[ex->cookie] = 1;
+    }
+    s->reported++;
+}
+
+static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
+{
+    state_t *s = ctx;
+    RM_FUZZ_CHECK(out != NULL && out->cookie == 0 && out->num_set == 0);
+    out->cookie = s->calls + 1; /* calls counts this one below */
     volatile unsigned sink = 0;
     rm_http_verdict_t v = RM_HTTP_ALLOW;
     size_t i, j;
@@ -207,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     RM_FUZZ_CHECK(s != NULL);
     s->policy = data[0] % 4;
     s->trigger = data[1];
-    RM_FUZZ_CHECK(rm_h2_filter_init(&s->f, decide, s) == 0);
+    RM_FUZZ_CHECK(rm_h2_filter_init(&s->f, decide, done, s) == 0);
 
     if ((data[2] & 1) != 0) {
         memcpy(start, NGHTTP2_CLIENT_MAGIC, NGHTTP2_CLIENT_MAGIC_LEN);
@@ -241,6 +257,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
+    rm_h2_filter_end(&s->f);
+    RM_FUZZ_CHECK(s->reported == s->calls); /* every exchange the hook saw, once */
     rm_h2_filter_dispose(&s->f);
     rm_bytebuf_free(&s->to_app);
     rm_bytebuf_free(&s->to_client);

@@ -46,6 +46,8 @@ typedef struct {
     size_t client_bytes;    /* everything the client sent */
     size_t client_after_up; /* what the client sent since the first allowed upgrade */
     int in_call_finished;   /* client_finished() was 1 before the current call */
+    size_t reported;        /* exchanges reported (done) */
+    uint8_t seen[4096];     /* cookies reported, by value (cookie = the decide call's number) */
 } state_t;
 
 static int contains(const char *p, size_t n, uint8_t c)
@@ -69,9 +71,23 @@ static int eq_nocase(const char *p, size_t n, const char *s)
     return 1;
 }
 
-static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
+/* Each exchange is reported once, for a request the hook saw. */
+static void done(void *ctx, const rm_http_exchange_t *ex)
 {
     state_t *s = ctx;
+    RM_FUZZ_CHECK(ex->cookie >= 1 && ex->cookie <= s->calls);
+    if (ex->cookie < sizeof(s->seen)) {
+        RM_FUZZ_CHECK(!s->seen[ex->cookie]);
+        s->seen[ex->cookie] = 1;
+    }
+    s->reported++;
+}
+
+static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
+{
+    state_t *s = ctx;
+    RM_FUZZ_CHECK(out != NULL && out->cookie == 0 && out->num_set == 0);
+    out->cookie = s->calls + 1; /* calls counts this one below */
     volatile unsigned sink = 0;
     rm_http_verdict_t v = RM_HTTP_ALLOW;
     int upgrade = 0;
@@ -218,7 +234,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     RM_FUZZ_CHECK(s != NULL);
     s->policy = data[0] % 4;
     s->trigger = data[1];
-    RM_FUZZ_CHECK(rm_http1_filter_init(&s->f, decide, s) == 0);
+    RM_FUZZ_CHECK(rm_http1_filter_init(&s->f, decide, done, s) == 0);
 
     int from_app, r;
     size_t at, len;
@@ -233,6 +249,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
+    rm_http1_filter_end(&s->f, 1);
+    RM_FUZZ_CHECK(s->reported == s->calls); /* every exchange the hook saw, once */
     rm_http1_filter_dispose(&s->f);
     rm_bytebuf_free(&s->to_app);
     rm_bytebuf_free(&s->to_client);

@@ -54,8 +54,9 @@ static void test_sniff(void **state)
     assert_false(more);
 }
 
-static rm_http_verdict_t deny_admin(void *ctx, const rm_http_request_t *req)
+static rm_http_verdict_t deny_admin(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
+    (void)out;
     (*(int *)ctx)++;
     return req->path_len >= 6 && memcmp(req->path, "/admin", 6) == 0 ? RM_HTTP_DENY : RM_HTTP_ALLOW;
 }
@@ -70,7 +71,7 @@ static void test_ops_run_a_filter(void **state)
     static const char reqs[] = "GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
     static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-    assert_int_equal(ops->init(f, deny_admin, &calls), 0);
+    assert_int_equal(ops->init(f, deny_admin, NULL, &calls), 0);
     ops->set_path_normalization(f, RM_PATH_NORMALIZATION_BASE);
     assert_int_equal(ops->from_client(f, (const uint8_t *)reqs, sizeof(reqs) - 1, &to_app, &to_client), 0);
     assert_int_equal(calls, 2);

@@ -92,8 +92,9 @@ static client_stream_t *client_stream(world_t *w, int32_t id)
 
 /* ---- the policy hook: denies paths containing "deny" and requests with an x-deny field ---- */
 
-static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
+static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
+    (void)out;
     world_t *w = ctx;
     hook_call_t *c;
     int deny = 0;
@@ -332,7 +333,7 @@ static world_t *world_new(const world_opts_t *opts)
     if (opts == NULL)
         opts = &defaults;
     assert_non_null(w);
-    assert_int_equal(rm_h2_filter_init(&w->filter, decide, w), 0);
+    assert_int_equal(rm_h2_filter_init(&w->filter, decide, NULL, w), 0);
 
     assert_int_equal(nghttp2_session_callbacks_new(&cbs), 0);
     nghttp2_session_callbacks_set_send_callback(cbs, app_send);

@@ -26,8 +26,9 @@ static size_t frame(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_
     return 9 + len;
 }
 
-static rm_http_verdict_t allow_all(void *ctx, const rm_http_request_t *req)
+static rm_http_verdict_t allow_all(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
+    (void)out;
     (void)ctx, (void)req;
     return RM_HTTP_ALLOW;
 }
@@ -41,7 +42,7 @@ static int feed_bad(const uint8_t *bad, size_t len, uint32_t *goaway_code)
     size_t n;
     int ret;
 
-    assert_int_equal(rm_h2_filter_init(&f, allow_all, NULL), 0);
+    assert_int_equal(rm_h2_filter_init(&f, allow_all, NULL, NULL), 0);
     n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0, NULL);
     assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), 0);
     assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, 24, &to_app, &to_client), 0);
@@ -134,7 +135,7 @@ static void test_bad_preface_and_bad_server_preface(void **state)
     uint8_t buf[32];
     size_t n;
 
-    assert_int_equal(rm_h2_filter_init(&f, allow_all, NULL), 0);
+    assert_int_equal(rm_h2_filter_init(&f, allow_all, NULL, NULL), 0);
     assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)"PRI * HTTP/2.0\r\n", 16, &to_app, &to_client), 0);
     assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)"\r\nXX", 4, &to_app, &to_client), -EPROTO);
     assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)"\r\n", 2, &to_app, &to_client), -EPROTO);
@@ -142,18 +143,19 @@ static void test_bad_preface_and_bad_server_preface(void **state)
     rm_h2_filter_dispose(&f);
 
     /* the app's first frame must be SETTINGS */
-    assert_int_equal(rm_h2_filter_init(&f, allow_all, NULL), 0);
+    assert_int_equal(rm_h2_filter_init(&f, allow_all, NULL, NULL), 0);
     n = frame(buf, 8, NGHTTP2_PING, 0, 0, "12345678");
     assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), -EPROTO);
     rm_h2_filter_dispose(&f);
 
-    assert_int_equal(rm_h2_filter_init(&f, NULL, NULL), -EINVAL);
+    assert_int_equal(rm_h2_filter_init(&f, NULL, NULL, NULL), -EINVAL);
     rm_bytebuf_free(&to_app);
     rm_bytebuf_free(&to_client);
 }
 
-static rm_http_verdict_t deny_all(void *ctx, const rm_http_request_t *req)
+static rm_http_verdict_t deny_all(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
+    (void)out;
     (void)ctx, (void)req;
     return RM_HTTP_DENY;
 }
@@ -231,7 +233,7 @@ static void test_answers_wait_for_app_frame_boundary(void **state)
                                           'c',  'a',  't',  'i',  'o',  'n',  '/', 'g', 'r', 'p', 'c'};
     static const uint8_t settings[] = {0, 1, 0, 0, 0x10, 0}; /* HEADER_TABLE_SIZE 4096 */
 
-    assert_int_equal(rm_h2_filter_init(&f, deny_all, NULL), 0);
+    assert_int_equal(rm_h2_filter_init(&f, deny_all, NULL, NULL), 0);
     assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, 24, &to_app, &to_client), 0);
     n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0, NULL);
     n += frame(buf + n, 4, NGHTTP2_WINDOW_UPDATE, 0, 0, window); /* 65536: room for one body */
@@ -296,8 +298,9 @@ static void test_answers_wait_for_app_frame_boundary(void **state)
     rm_bytebuf_free(&to_client);
 }
 
-static rm_http_verdict_t deny_path(void *ctx, const rm_http_request_t *req)
+static rm_http_verdict_t deny_path(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
+    (void)out;
     (void)ctx;
     return memmem(req->path, req->path_len, "deny", 4) != NULL ? RM_HTTP_DENY : RM_HTTP_ALLOW;
 }
@@ -314,7 +317,7 @@ static void test_refused_stream_remembered(void **state)
     static const uint8_t post_ok[] = {0x83, 0x86, 0x04, 0x03, '/', 'o', 'k'};
     uint32_t stream = 3;
 
-    assert_int_equal(rm_h2_filter_init(&f, deny_path, NULL), 0);
+    assert_int_equal(rm_h2_filter_init(&f, deny_path, NULL, NULL), 0);
     n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0, NULL);
     assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), 0);
     assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, 24, &to_app, &to_client), 0);

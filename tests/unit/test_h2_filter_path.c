@@ -26,8 +26,9 @@ typedef struct {
     char seen[1024];              /* the hook's view: "path|" or "!error|" per request */
 } harness_t;
 
-static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
+static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
+    (void)out;
     harness_t *h = ctx;
     size_t n = strlen(h->seen);
     if (req->path_error != NULL)
@@ -42,7 +43,7 @@ static harness_t *h_new(rm_path_normalization_t mode)
     static const uint8_t settings[9] = {0, 0, 0, NGHTTP2_SETTINGS, 0, 0, 0, 0, 0};
     harness_t *h = calloc(1, sizeof(*h));
     assert_non_null(h);
-    assert_int_equal(rm_h2_filter_init(&h->f, decide, h), 0);
+    assert_int_equal(rm_h2_filter_init(&h->f, decide, NULL, h), 0);
     rm_h2_filter_set_path_normalization(&h->f, mode);
     assert_int_equal(nghttp2_hd_deflate_new(&h->client_enc, 4096), 0);
     assert_int_equal(nghttp2_hd_inflate_new(&h->app_dec), 0);

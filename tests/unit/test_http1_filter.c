@@ -39,8 +39,9 @@ static void log_printf(hook_log_t *log, const char *fmt, ...)
     log->log.len += (size_t)n;
 }
 
-static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
+static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
+    (void)out;
     hook_log_t *log = ctx;
     log->calls++;
     log_printf(log, "%.*s %.*s host=%.*s\n", (int)req->method_len, req->method, (int)req->path_len, req->path,
@@ -62,7 +63,7 @@ static harness_t *h_new(void)
 {
     harness_t *h = calloc(1, sizeof(*h));
     assert_non_null(h);
-    assert_int_equal(rm_http1_filter_init(&h->f, decide, &h->log), 0);
+    assert_int_equal(rm_http1_filter_init(&h->f, decide, NULL, &h->log), 0);
     return h;
 }
 
@@ -894,7 +895,7 @@ static void test_app_errors(void **state)
     assert_int_equal(rm_http1_filter_passthrough(&h->f), 0);
     h_free(h);
 
-    assert_int_equal(rm_http1_filter_init(&(rm_http1_filter_t){0}, NULL, NULL), -EINVAL);
+    assert_int_equal(rm_http1_filter_init(&(rm_http1_filter_t){0}, NULL, NULL, NULL), -EINVAL);
 }
 
 /* Random bytes and mutated requests: every result is one the header allows, and valgrind sees no fault. */

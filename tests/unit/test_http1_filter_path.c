@@ -22,8 +22,9 @@ typedef struct {
     size_t calls;
 } harness_t;
 
-static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req)
+static rm_http_verdict_t decide(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
+    (void)out;
     harness_t *h = ctx;
     size_t n = strlen(h->seen);
     h->calls++;
@@ -38,7 +39,7 @@ static harness_t *h_new(rm_path_normalization_t mode)
 {
     harness_t *h = calloc(1, sizeof(*h));
     assert_non_null(h);
-    assert_int_equal(rm_http1_filter_init(&h->f, decide, h), 0);
+    assert_int_equal(rm_http1_filter_init(&h->f, decide, NULL, h), 0);
     if (mode != RM_PATH_NORMALIZATION_BASE)
         rm_http1_filter_set_path_normalization(&h->f, mode);
     return h;

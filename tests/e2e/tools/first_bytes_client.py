@@ -14,9 +14,10 @@ ALPN ringmesh/1), never sent whole.
       sends the first N bytes of a ClientHello, then closes its side (FIN) and waits for the server to close.
       Prints the same fields as trickle.
 
-  first_bytes_client.py late-tls ADDR DELAY_MS --cert PEM --key PEM --ca PEM [--timeout S]
+  first_bytes_client.py late-tls ADDR DELAY_MS --cert PEM --key PEM --ca PEM [--timeout S] [--h2-preface]
       connects, waits DELAY_MS (an app that speaks at once has spoken by then), then runs a TLS 1.3 handshake with
-      that client certificate and ALPN ringmesh/1, and reads what the server sends first.
+      that client certificate and ALPN ringmesh/1, sends the HTTP/2 client preface with --h2-preface (as an HTTP/2
+      client does without waiting for the server), and reads what the server sends first.
       Prints {"handshake": "ok" | <the error>, "alpn": ..., "first": <hex of up to 9 bytes received>}.
 
 --timeout bounds every wait (default 10 s). Exit status 0 when the server closed every connection in time (idle,
@@ -143,6 +144,8 @@ def late_tls(args):
     try:
         t = ctx.wrap_socket(s)
         out["alpn"] = t.selected_alpn_protocol()
+        if args.h2_preface:
+            t.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
         got = b""
         while len(got) < 9:
             d = t.recv(9 - len(got))
@@ -167,6 +170,7 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--ca")
+    ap.add_argument("--h2-preface", action="store_true")
     args = ap.parse_args()
     return {"idle": idle, "trickle": trickle, "partial": partial, "late-tls": late_tls}[args.mode](args)
 
