@@ -79,6 +79,7 @@ struct st_rm_conn_t {
     rm__conn_authz_t authz_state;
     rm__conn_l7_t *l7;
     char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
+    struct st_rm_conn_trace_t *trace; /* the spans of its HTTP exchanges (conn_trace.h), once one is traced */
 };
 
 /** The configuration of the snapshot the connection started with. */
