@@ -2,6 +2,7 @@
  * policies have HTTP rules, the choice of the filter (conn_filter.h) that decides request by request, told from the
  * client's first bytes. */
 #include "conn_addr.h"
+#include "conn_trace.h"
 #include "proxy_conn-t.h"
 
 #include <stdint.h>
@@ -32,6 +33,8 @@ static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, rm_authz_att
     a->destination_port = rm_sockaddr_port(c->explicit_cfg != NULL ? &c->target.ss : &c->orig_dst.ss);
     a->sni = c->sni;
     a->http = req;
+    /* the trace the request is in, or, at the first proxy, the one its span will start (conn_trace.h) */
+    a->trace_id = req != NULL ? rm_conn_trace_request_id(req) : NULL;
 }
 
 /* A uniform value in [0, 1) for the sampling of allowed-decision logs (xorshift64*, per worker). */

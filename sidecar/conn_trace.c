@@ -69,12 +69,14 @@ static int request_context(const rm_http_request_t *req, rm_trace_incoming_t *in
 
 const char *rm_conn_trace_request_id(const rm_http_request_t *req)
 {
+    if (rm_trace_exporter() == NULL)
+        return NULL; /* tracing off: the decision log reads the request's own fields */
     if (pending_is(req))
         return pending.hex;
     rm_trace_extract(req->headers, req->num_headers, &pending.in);
     if (pending.in.source != RM_TRACE_FROM_NONE) {
         memcpy(pending.new_trace_id, pending.in.parent.trace_id, 16);
-    } else if (rm_trace_exporter() == NULL || rm_trace_random_ids(pending.new_trace_id, NULL) != 0) {
+    } else if (rm_trace_random_ids(pending.new_trace_id, NULL) != 0) {
         pending.req = NULL;
         return NULL;
     }

@@ -52,8 +52,8 @@ void rm_conn_trace_exchange(rm_conn_trace_t *table, uint32_t cookie, const rm_ht
 const char *rm_conn_trace_id(rm_conn_trace_t *table, uint32_t cookie);
 
 /** The trace id the request `req` belongs to, as hex, for the decision log: the incoming one, or, when the request
- *  has none and tracing is on, the id of the trace rm_conn_trace_request will start for it (kept for that call,
- *  on this thread). NULL when tracing is off and the request carries no context. */
+ *  has none, the id of the trace rm_conn_trace_request will start for it (kept for that call, on this thread, while
+ *  `req` is the same request). NULL when tracing is off (the log then reads the request's own fields). */
 const char *rm_conn_trace_request_id(const rm_http_request_t *req);
 
 /** The connection is closing: spans still open end as incomplete (status ERROR) and are exported; frees the table.
