@@ -94,6 +94,9 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
         return 0;
     }
     rm_authz_evaluate(az->engine, &a, worker_random(c->w), &d);
+    if (req != NULL) /* for the request's span */
+        rm_conn_trace_note_decision(req, rm_authz_decision_word(&d), d.policy != NULL ? d.policy->namespace_ : NULL,
+                                    d.policy != NULL ? d.policy->name : NULL);
     rm_authz_count(az, &d);
     rm_authz_log(az, &d, &a);
     return d.allow;

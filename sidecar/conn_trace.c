@@ -5,6 +5,8 @@
 #include "trace_export.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,9 @@ static _Thread_local struct {
     rm_trace_incoming_t in;
     uint8_t new_trace_id[16];
     char hex[33];
+    uint8_t has_decision;
+    char decision[16];
+    char policy[256];
 } pending;
 
 static uint64_t now_unix_ns(void)
@@ -83,8 +88,22 @@ const char *rm_conn_trace_request_id(const rm_http_request_t *req)
     pending.req = req;
     pending.path = req->path;
     pending.stream_id = req->stream_id;
+    pending.has_decision = 0;
     rm_trace_hex(pending.new_trace_id, 16, pending.hex);
     return pending.hex;
+}
+
+void rm_conn_trace_note_decision(const rm_http_request_t *req, const char *decision, const char *ns,
+                                 const char *name)
+{
+    if (!pending_is(req) || decision == NULL)
+        return;
+    snprintf(pending.decision, sizeof(pending.decision), "%s", decision);
+    if (ns != NULL && name != NULL)
+        snprintf(pending.policy, sizeof(pending.policy), "%s/%s", ns, name);
+    else
+        pending.policy[0] = '\0';
+    pending.has_decision = 1;
 }
 
 static void set_header(rm_http_decision_t *out, const char *name, const char *value, size_t value_len)
@@ -179,7 +198,8 @@ static void span_addr(rm_span_t *s, rm_span_str_t a, const struct sockaddr *sa, 
 }
 
 /* The span's attributes from the request (OpenTelemetry's HTTP semantic conventions, and ringmesh's own). */
-static void span_start(rm_span_t *s, const rm_conn_trace_info_t *info)
+static void span_start(rm_span_t *s, const rm_conn_trace_info_t *info, const char *noted_decision,
+                       const char *noted_policy)
 {
     const rm_http_request_t *req = info->req;
     size_t n;
@@ -231,11 +251,13 @@ static void span_start(rm_span_t *s, const rm_conn_trace_info_t *info)
         rm_span_set_str(s, RM_SPAN_DESTINATION_PRINCIPAL, info->destination_principal,
                         strlen(info->destination_principal));
     const char *d = info->authz_decision != NULL ? info->authz_decision
+                    : noted_decision != NULL     ? noted_decision
                     : info->verdict == RM_HTTP_ALLOW ? "allow"
                                                      : "deny";
+    const char *p = info->authz_policy != NULL ? info->authz_policy : noted_policy;
     rm_span_set_str(s, RM_SPAN_AUTHZ_DECISION, d, strlen(d));
-    if (info->authz_policy != NULL)
-        rm_span_set_str(s, RM_SPAN_AUTHZ_POLICY, info->authz_policy, strlen(info->authz_policy));
+    if (p != NULL && p[0] != '\0')
+        rm_span_set_str(s, RM_SPAN_AUTHZ_POLICY, p, strlen(p));
     s->grpc_status = -1;
 }
 
@@ -251,6 +273,13 @@ uint32_t rm_conn_trace_request(rm_conn_trace_t **table, const rm_conn_trace_info
     if (*table == NULL && (*table = calloc(1, sizeof(**table))) == NULL)
         return 0; /* no memory for the table: the request goes as it came */
     rm_conn_trace_t *t = *table;
+    /* the decision noted for this request (conn_authz), before request_context forgets the pending record */
+    char noted_decision[sizeof(pending.decision)], noted_policy[sizeof(pending.policy)];
+    int noted = pending_is(info->req) && pending.has_decision;
+    if (noted) {
+        memcpy(noted_decision, pending.decision, sizeof(noted_decision));
+        memcpy(noted_policy, pending.policy, sizeof(noted_policy));
+    }
     if (request_context(info->req, &in, ctx.trace_id) != 0 || rm_trace_random_ids(NULL, ctx.span_id) != 0)
         return 0;
     int has_parent = in.source != RM_TRACE_FROM_NONE;
@@ -281,7 +310,7 @@ uint32_t rm_conn_trace_request(rm_conn_trace_t **table, const rm_conn_trace_info
         s->kind = info->outbound ? RM_SPAN_KIND_CLIENT : RM_SPAN_KIND_SERVER;
         s->flags = ctx.flags;
         s->start_ns = now_unix_ns();
-        span_start(s, info);
+        span_start(s, info, noted ? noted_decision : NULL, noted ? noted_policy : NULL);
         rm_trace_hex(ctx.trace_id, 16, sl->trace_hex);
         sl->used = 1;
         cookie = i + 1;

@@ -56,6 +56,13 @@ const char *rm_conn_trace_id(rm_conn_trace_t *table, uint32_t cookie);
  *  `req` is the same request). NULL when tracing is off (the log then reads the request's own fields). */
 const char *rm_conn_trace_request_id(const rm_http_request_t *req);
 
+/** The authorization decision of `req`, the request being decided on this thread, for its span: `decision` (the
+ *  decision log's word: allow, deny, would-deny, audit) and the policy that made it (`ns`/`name`, NULL when no
+ *  policy did). Copied; used by the rm_conn_trace_request that follows for the same request. Does nothing when
+ *  tracing is off. */
+void rm_conn_trace_note_decision(const rm_http_request_t *req, const char *decision, const char *ns,
+                                 const char *name);
+
 /** The connection is closing: spans still open end as incomplete (status ERROR) and are exported; frees the table.
  *  NULL is fine. */
 void rm_conn_trace_free(rm_conn_trace_t *table);

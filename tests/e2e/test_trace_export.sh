@@ -118,8 +118,8 @@ case_b3_continued() {
     # multi-header with a 64-bit trace id, inbound: a SERVER span; the app gets B3 rewritten and a traceparent
     drive "$RM_TMP/b3m.out" -- --inbound --requests 1 --status 503 --header "x-b3-traceid: a3ce929d0e0e4736" \
         --header "x-b3-spanid: 05e3ac9a4f6e3b90" --header "x-b3-sampled: 1"
-    # single header, sampled
-    drive "$RM_TMP/b3s.out" -- --inbound --requests 1 --header "b3: $TRACE-$SPAN-1"
+    # single header, sampled; the decision as the authorization step reports it
+    drive "$RM_TMP/b3s.out" -- --inbound --noted --requests 1 --header "b3: $TRACE-$SPAN-1"
     wait_spans "$COUT" 2
     local m s setm sets
     m=$(spans "$COUT" | jq -c 'select(.trace_id == "0000000000000000a3ce929d0e0e4736")')
@@ -135,6 +135,8 @@ case_b3_continued() {
         "$(jq -r .span_id <<<"$m") 05e3ac9a4f6e3b90 1" "B3 multi: rewritten for the app"
     rm_assert_eq "$(jq -r '.parent_span_id' <<<"$s")" "$SPAN" "B3 single: continued"
     rm_assert_eq "$(jq -r '.b3' <<<"$sets")" "$TRACE-$(jq -r .span_id <<<"$s")-1-$SPAN" "B3 single: rewritten for the app"
+    rm_assert_eq "$(jq -r '.attributes["ringmesh.authz.decision"] + " " + .attributes["ringmesh.authz.policy"]' <<<"$s")" \
+        "would-deny shop/dry-run-deny" "the decision and policy the authorization step noted"
 }
 
 case_new_trace_sampling() {

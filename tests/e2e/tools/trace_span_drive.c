@@ -4,7 +4,10 @@
  * tests/e2e/test_trace_export.sh with the test OTLP collector (tests/tools/otlp-collector.mjs).
  *
  *   trace_span_drive [--requests N] [--inbound] [--status CODE] [--grpc-status N] [--header 'name: value']...
- *                    [--linger-ms MS] [--rss-at N]
+ *                    [--linger-ms MS] [--rss-at N] [--noted]
+ *
+ * --noted: the authorization decision comes as conn_authz reports it (rm_conn_trace_note_decision: would-deny by
+ * shop/dry-run-deny) instead of in the request's info.
  *
  * For each request it prints a JSON line: {"i", "cookie", "set": {header fields the forwarded request gets}}. After
  * the last one it waits --linger-ms (the exporter keeps working meanwhile), stops the exporter (timing the stop),
@@ -61,7 +64,7 @@ static void json_str(const char *s, size_t n)
 int main(int argc, char **argv)
 {
     long requests = 1, linger_ms = 0, rss_at = -1, rss_at_kb = -1;
-    int inbound = 0, status = 200, grpc_status = -1;
+    int inbound = 0, noted = 0, status = 200, grpc_status = -1;
     rm_http_header_t headers[MAX_HEADERS];
     size_t num_headers = 0;
 
@@ -69,6 +72,10 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--inbound") == 0) {
             inbound = 1;
+            continue;
+        }
+        if (strcmp(a, "--noted") == 0) {
+            noted = 1;
             continue;
         }
         if (v == NULL) {
@@ -126,7 +133,7 @@ int main(int argc, char **argv)
             .outbound = !inbound,
             .req = &req,
             .verdict = RM_HTTP_ALLOW,
-            .authz_policy = "shop.allow-frontend",
+            .authz_policy = noted ? NULL : "shop.allow-frontend",
             .source_principal = "spiffe://cluster.local/ns/shop/sa/frontend",
             .destination_principal = "spiffe://cluster.local/ns/shop/sa/orders",
             .peer_addr = (const struct sockaddr *)&peer,
@@ -134,6 +141,8 @@ int main(int argc, char **argv)
         rm_http_decision_t d;
         memset(&d, 0, sizeof(d));
         const char *decision_log_id = rm_conn_trace_request_id(&req);
+        if (noted)
+            rm_conn_trace_note_decision(&req, "would-deny", "shop", "dry-run-deny");
         uint32_t cookie = rm_conn_trace_request(&table, &info, &d);
         const char *span_trace_id = rm_conn_trace_id(table, cookie);
         if (requests <= 100) {
