@@ -80,8 +80,7 @@ const char *rm_trace_sampler_name(const rm_trace_sampler_t *s)
     return "unknown";
 }
 
-int rm_trace_sampler_decide(const rm_trace_sampler_t *s, const uint8_t trace_id[16], int has_parent,
-                            int parent_sampled)
+int rm_trace_sampler_decide(const rm_trace_sampler_t *s, const uint8_t trace_id[16], int has_parent, int parent_sampled)
 {
     if (s->parent_based && has_parent)
         return parent_sampled != 0;

@@ -93,8 +93,7 @@ const char *rm_conn_trace_request_id(const rm_http_request_t *req)
     return pending.hex;
 }
 
-void rm_conn_trace_note_decision(const rm_http_request_t *req, const char *decision, const char *ns,
-                                 const char *name)
+void rm_conn_trace_note_decision(const rm_http_request_t *req, const char *decision, const char *ns, const char *name)
 {
     if (!pending_is(req) || decision == NULL)
         return;
@@ -250,8 +249,8 @@ static void span_start(rm_span_t *s, const rm_conn_trace_info_t *info, const cha
     if (info->destination_principal != NULL)
         rm_span_set_str(s, RM_SPAN_DESTINATION_PRINCIPAL, info->destination_principal,
                         strlen(info->destination_principal));
-    const char *d = info->authz_decision != NULL ? info->authz_decision
-                    : noted_decision != NULL     ? noted_decision
+    const char *d = info->authz_decision != NULL     ? info->authz_decision
+                    : noted_decision != NULL         ? noted_decision
                     : info->verdict == RM_HTTP_ALLOW ? "allow"
                                                      : "deny";
     const char *p = info->authz_policy != NULL ? info->authz_policy : noted_policy;
@@ -287,8 +286,8 @@ uint32_t rm_conn_trace_request(rm_conn_trace_t **table, const rm_conn_trace_info
     if (in.b3_debug)
         sampled = 1;
     else if (has_parent && in.sampling != RM_TRACE_SAMPLING_DEFER)
-        sampled = rm_trace_sampler_decide(rm_trace_export_sampler(x), ctx.trace_id, 1,
-                                          in.sampling == RM_TRACE_SAMPLING_YES);
+        sampled =
+            rm_trace_sampler_decide(rm_trace_export_sampler(x), ctx.trace_id, 1, in.sampling == RM_TRACE_SAMPLING_YES);
     else /* a new trace, or B3 that left the decision to the receiver: the root sampler decides */
         sampled = rm_trace_sampler_decide(rm_trace_export_sampler(x), ctx.trace_id, 0, 0);
     ctx.flags = sampled ? RM_TRACE_FLAG_SAMPLED : 0;
@@ -334,8 +333,8 @@ static int span_error(const rm_span_t *s, const rm_http_exchange_t *ex)
         if (client)
             return 1;
         switch (ex->grpc_status) {
-        case 2: /* UNKNOWN */
-        case 4: /* DEADLINE_EXCEEDED */
+        case 2:  /* UNKNOWN */
+        case 4:  /* DEADLINE_EXCEEDED */
         case 12: /* UNIMPLEMENTED */
         case 13: /* INTERNAL */
         case 14: /* UNAVAILABLE */

@@ -27,15 +27,15 @@ typedef struct st_rm_conn_trace_t rm_conn_trace_t;
 
 /** What the connection knows of one decided request. Pointers are read during the call only; NULL: not known. */
 typedef struct st_rm_conn_trace_info_t {
-    int outbound;                        /* 1: this proxy is the client's side (CLIENT span); 0: SERVER span */
-    const rm_http_request_t *req;        /* the request as decided */
-    rm_http_verdict_t verdict;           /* the decision */
-    const char *authz_decision;          /* the decision's kind as the decision log names it; NULL: from verdict */
-    const char *authz_policy;            /* the policy that decided (namespace.name), when one did */
-    const char *source_principal;        /* SPIFFE ID of the calling workload */
-    const char *destination_principal;   /* SPIFFE ID of the called workload */
-    const struct sockaddr *peer_addr;    /* the other end of this hop: the client (inbound) or the server (outbound) */
-    const struct sockaddr *client_addr;  /* inbound: the original client (client.address) */
+    int outbound;                       /* 1: this proxy is the client's side (CLIENT span); 0: SERVER span */
+    const rm_http_request_t *req;       /* the request as decided */
+    rm_http_verdict_t verdict;          /* the decision */
+    const char *authz_decision;         /* the decision's kind as the decision log names it; NULL: from verdict */
+    const char *authz_policy;           /* the policy that decided (namespace.name), when one did */
+    const char *source_principal;       /* SPIFFE ID of the calling workload */
+    const char *destination_principal;  /* SPIFFE ID of the called workload */
+    const struct sockaddr *peer_addr;   /* the other end of this hop: the client (inbound) or the server (outbound) */
+    const struct sockaddr *client_addr; /* inbound: the original client (client.address) */
 } rm_conn_trace_info_t;
 
 /** A request's head is decided: continues or starts its trace, keeps a span for the exchange when it is sampled,
@@ -60,8 +60,7 @@ const char *rm_conn_trace_request_id(const rm_http_request_t *req);
  *  decision log's word: allow, deny, would-deny, audit) and the policy that made it (`ns`/`name`, NULL when no
  *  policy did). Copied; used by the rm_conn_trace_request that follows for the same request. Does nothing when
  *  tracing is off. */
-void rm_conn_trace_note_decision(const rm_http_request_t *req, const char *decision, const char *ns,
-                                 const char *name);
+void rm_conn_trace_note_decision(const rm_http_request_t *req, const char *decision, const char *ns, const char *name);
 
 /** The connection is closing: spans still open end as incomplete (status ERROR) and are exported; frees the table.
  *  NULL is fine. */

@@ -78,7 +78,7 @@ struct st_rm_conn_t {
     int lingering; /* RM_CONN_LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
     rm__conn_authz_t authz_state;
     rm__conn_l7_t *l7;
-    char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
+    char *sni;                        /* inbound: the server name of the peer's ClientHello, when it sent one */
     struct st_rm_conn_trace_t *trace; /* the spans of its HTTP exchanges (conn_trace.h), once one is traced */
 };
 

@@ -18,14 +18,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_QUEUE_SIZE     2048
-#define DEFAULT_BATCH_SIZE     512
-#define DEFAULT_DELAY_MS       5000
-#define DEFAULT_EXPORT_TIMEOUT 30000
+#define DEFAULT_QUEUE_SIZE      2048
+#define DEFAULT_BATCH_SIZE      512
+#define DEFAULT_DELAY_MS        5000
+#define DEFAULT_EXPORT_TIMEOUT  30000
 #define DEFAULT_REQUEST_TIMEOUT 10000
-#define BACKOFF_FIRST_MS       250   /* the first retry waits about this long, each next one twice as long */
-#define BACKOFF_MAX_MS         8000  /* and never longer than this */
-#define RETRY_AFTER_MAX_MS     30000 /* a Retry-After longer than this is cut to it */
+#define BACKOFF_FIRST_MS        250   /* the first retry waits about this long, each next one twice as long */
+#define BACKOFF_MAX_MS          8000  /* and never longer than this */
+#define RETRY_AFTER_MAX_MS      30000 /* a Retry-After longer than this is cut to it */
 
 /* One slot of the queue (a bounded multi-producer ring with a sequence number per slot: a producer claims a
  * position with one compare-and-swap on tail and publishes the slot by storing its sequence; the one consumer
@@ -158,8 +158,7 @@ static int progress_cb(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 
 /* One POST of body[0, len). Returns the HTTP status, or 0 when no answer came (connect failure, timeout, cut);
  * *retry_after_ms is the server's Retry-After when it gave one, else 0. */
-static long post(rm_trace_exporter_t *x, const uint8_t *body, size_t len, uint64_t timeout_ms,
-                 uint64_t *retry_after_ms)
+static long post(rm_trace_exporter_t *x, const uint8_t *body, size_t len, uint64_t timeout_ms, uint64_t *retry_after_ms)
 {
     CURL *c = x->curl;
     long code = 0;
@@ -479,7 +478,8 @@ static int exporter_setup(rm_trace_exporter_t *x)
     x->request_timeout_ms =
         env_uint(tt != NULL && tt[0] != '\0' ? "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" : "OTEL_EXPORTER_OTLP_TIMEOUT",
                  DEFAULT_REQUEST_TIMEOUT, 1, 3600000);
-    if ((x->slots = calloc(cap, sizeof(*x->slots))) == NULL || (x->batch = calloc(x->batch_size, sizeof(rm_span_t))) == NULL)
+    if ((x->slots = calloc(cap, sizeof(*x->slots))) == NULL ||
+        (x->batch = calloc(x->batch_size, sizeof(rm_span_t))) == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < cap; i++)
         atomic_init(&x->slots[i].seq, i);

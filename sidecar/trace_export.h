@@ -62,9 +62,9 @@ typedef struct st_rm_span_t {
     uint8_t flags; /* W3C trace flags */
     uint8_t error; /* status ERROR */
     uint16_t server_port, peer_port;
-    uint16_t status_code; /* http.response.status_code; 0: none */
-    int16_t grpc_status;  /* rpc.grpc.status_code; -1: none */
-    uint64_t start_ns, end_ns; /* Unix epoch nanoseconds */
+    uint16_t status_code;                                        /* http.response.status_code; 0: none */
+    int16_t grpc_status;                                         /* rpc.grpc.status_code; -1: none */
+    uint64_t start_ns, end_ns;                                   /* Unix epoch nanoseconds */
     uint16_t str_off[RM_SPAN_NUM_STR], str_len[RM_SPAN_NUM_STR]; /* into text; length 0: absent */
     uint16_t text_len;
     char text[RM_SPAN_TEXT_MAX];

@@ -213,7 +213,8 @@ static char *percent_decode(const char *s, size_t n)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = rm__trace_hexval(s[i + 1])) >= 0 && (lo = rm__trace_hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = rm__trace_hexval(s[i + 1])) >= 0 &&
+            (lo = rm__trace_hexval(s[i + 2])) >= 0) {
             d[o++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

@@ -28,23 +28,23 @@ static void test_traceparent_table(void **state)
     } cases[] = {
         {"00-" TP_TRACE "-" TP_SPAN "-01", 1, 1},
         {"00-" TP_TRACE "-" TP_SPAN "-00", 1, 0},
-        {"00-" TP_TRACE "-" TP_SPAN "-03", 1, 1},  /* unknown flag bits are ignored */
+        {"00-" TP_TRACE "-" TP_SPAN "-03", 1, 1}, /* unknown flag bits are ignored */
         {"00-" TP_TRACE "-" TP_SPAN "-02", 1, 0},
-        {"01-" TP_TRACE "-" TP_SPAN "-01", 1, 1},  /* a later version, same length */
+        {"01-" TP_TRACE "-" TP_SPAN "-01", 1, 1},                              /* a later version, same length */
         {"cc-" TP_TRACE "-" TP_SPAN "-01-what-the-future-will-be-like", 1, 1}, /* a later version with more */
-        {"cc-" TP_TRACE "-" TP_SPAN "-01x", 0, 0}, /* ... but only after a '-' */
-        {"00-" TP_TRACE "-" TP_SPAN "-01-", 0, 0}, /* version 00 is exactly 55 characters */
-        {"ff-" TP_TRACE "-" TP_SPAN "-01", 0, 0},  /* version ff is invalid */
-        {"00-00000000000000000000000000000000-" TP_SPAN "-01", 0, 0}, /* all-zero trace id */
-        {"00-" TP_TRACE "-0000000000000000-01", 0, 0},                /* all-zero parent id */
-        {"00-4BF92F3577B34DA6A3CE929D0E0E4736-" TP_SPAN "-01", 0, 0}, /* upper-case hex */
+        {"cc-" TP_TRACE "-" TP_SPAN "-01x", 0, 0},                             /* ... but only after a '-' */
+        {"00-" TP_TRACE "-" TP_SPAN "-01-", 0, 0},                             /* version 00 is exactly 55 characters */
+        {"ff-" TP_TRACE "-" TP_SPAN "-01", 0, 0},                              /* version ff is invalid */
+        {"00-00000000000000000000000000000000-" TP_SPAN "-01", 0, 0},          /* all-zero trace id */
+        {"00-" TP_TRACE "-0000000000000000-01", 0, 0},                         /* all-zero parent id */
+        {"00-4BF92F3577B34DA6A3CE929D0E0E4736-" TP_SPAN "-01", 0, 0},          /* upper-case hex */
         {"00-" TP_TRACE "-00F067AA0BA902B7-01", 0, 0},
         {"0A-" TP_TRACE "-" TP_SPAN "-01", 0, 0},
         {"00-" TP_TRACE "-" TP_SPAN "-0g", 0, 0},
         {"00_" TP_TRACE "-" TP_SPAN "-01", 0, 0},
         {"00-" TP_TRACE "_" TP_SPAN "-01", 0, 0},
         {"00-" TP_TRACE "-" TP_SPAN "_01", 0, 0},
-        {"00-" TP_TRACE "-" TP_SPAN "-1", 0, 0},   /* short */
+        {"00-" TP_TRACE "-" TP_SPAN "-1", 0, 0}, /* short */
         {"00-4bf92f3577b34da6a3ce929d0e0e473-" TP_SPAN "-01", 0, 0},
         {"", 0, 0},
         {" 00-" TP_TRACE "-" TP_SPAN "-01", 0, 0},
@@ -105,23 +105,23 @@ static void test_tracestate_table(void **state)
     } cases[] = {
         {"rojo=00f067aa0ba902b7", "rojo=00f067aa0ba902b7"},
         {"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"},
-        {" rojo=1 ,\tcongo=2 ", "rojo=1,congo=2"},                  /* optional whitespace */
-        {"rojo=1,,congo=2,", "rojo=1,congo=2"},                      /* empty members */
+        {" rojo=1 ,\tcongo=2 ", "rojo=1,congo=2"},                          /* optional whitespace */
+        {"rojo=1,,congo=2,", "rojo=1,congo=2"},                             /* empty members */
         {"fw529a3039@dt=abc,a*b/c_d-e=v", "fw529a3039@dt=abc,a*b/c_d-e=v"}, /* multi-tenant and key characters */
         {"0tenant@sys=v", "0tenant@sys=v"},
         {"k=a value with spaces", "k=a value with spaces"},
         {"", ""},
-        {"Rojo=1", NULL},        /* upper-case key */
-        {"1rojo=1", NULL},       /* a simple key starts with a letter */
-        {"rojo", NULL},          /* no '=' */
-        {"rojo=", NULL},         /* empty value */
-        {"rojo=a=b", NULL},      /* '=' in a value */
+        {"Rojo=1", NULL},                    /* upper-case key */
+        {"1rojo=1", NULL},                   /* a simple key starts with a letter */
+        {"rojo", NULL},                      /* no '=' */
+        {"rojo=", NULL},                     /* empty value */
+        {"rojo=a=b", NULL},                  /* '=' in a value */
         {"rojo=trailing ", "rojo=trailing"}, /* trailing space is OWS */
         {"@sys=v", NULL},
         {"t@=v", NULL},
         {"t@Sys=v", NULL},
         {"t@sys567890123456=v", NULL}, /* system id longer than 14 */
-        {"rojo=1,rojo=2", NULL},      /* a key twice */
+        {"rojo=1,rojo=2", NULL},       /* a key twice */
         {"k=\x7f", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -247,7 +247,10 @@ static void test_b3_single_table(void **state)
     }
 }
 
-#define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define H(n, v)                                                                                                        \
+    {                                                                                                                  \
+        n, sizeof(n) - 1, v, sizeof(v) - 1                                                                             \
+    }
 
 static void test_extract_precedence(void **state)
 {
@@ -256,8 +259,12 @@ static void test_extract_precedence(void **state)
 
     /* W3C wins over B3; tracestate comes with it */
     rm_http_header_t both[] = {
-        H("x-b3-traceid", "a3ce929d0e0e4736"), H("x-b3-spanid", "05e3ac9a4f6e3b90"), H("x-b3-sampled", "0"),
-        H("traceparent", "00-" TP_TRACE "-" TP_SPAN "-01"), H("tracestate", "rojo=1"), H("tracestate", "congo=2"),
+        H("x-b3-traceid", "a3ce929d0e0e4736"),
+        H("x-b3-spanid", "05e3ac9a4f6e3b90"),
+        H("x-b3-sampled", "0"),
+        H("traceparent", "00-" TP_TRACE "-" TP_SPAN "-01"),
+        H("tracestate", "rojo=1"),
+        H("tracestate", "congo=2"),
     };
     rm_trace_extract(both, 6, &in);
     assert_int_equal(in.source, RM_TRACE_FROM_W3C);
@@ -269,8 +276,11 @@ static void test_extract_precedence(void **state)
 
     /* an invalid traceparent falls back to B3, and its tracestate is not kept */
     rm_http_header_t bad_w3c[] = {
-        H("traceparent", "00-" TP_TRACE "-0000000000000000-01"), H("tracestate", "rojo=1"),
-        H("X-B3-TraceId", "a3ce929d0e0e4736"), H("x-b3-spanid", "05e3ac9a4f6e3b90"), H("x-b3-sampled", "1"),
+        H("traceparent", "00-" TP_TRACE "-0000000000000000-01"),
+        H("tracestate", "rojo=1"),
+        H("X-B3-TraceId", "a3ce929d0e0e4736"),
+        H("x-b3-spanid", "05e3ac9a4f6e3b90"),
+        H("x-b3-sampled", "1"),
     };
     rm_trace_extract(bad_w3c, 5, &in);
     assert_int_equal(in.source, RM_TRACE_FROM_B3_MULTI);

@@ -121,10 +121,14 @@ static void test_parent_based(void **state)
         const char *name, *arg;
         int root, parent_yes, parent_no;
     } cases[] = {
-        {"parentbased_always_on", NULL, 1, 1, 0},     {"parentbased_always_off", NULL, 0, 1, 0},
-        {"parentbased_traceidratio", "0.5", 0, 1, 0}, {"parentbased_traceidratio", NULL, 1, 1, 0},
-        {"always_on", NULL, 1, 1, 1},                 {"always_off", NULL, 0, 0, 0},
-        {"traceidratio", "0.5", 0, 0, 0},             {"traceidratio", "1", 1, 1, 1},
+        {"parentbased_always_on", NULL, 1, 1, 0},
+        {"parentbased_always_off", NULL, 0, 1, 0},
+        {"parentbased_traceidratio", "0.5", 0, 1, 0},
+        {"parentbased_traceidratio", NULL, 1, 1, 0},
+        {"always_on", NULL, 1, 1, 1},
+        {"always_off", NULL, 0, 0, 0},
+        {"traceidratio", "0.5", 0, 0, 0},
+        {"traceidratio", "1", 1, 1, 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_int_equal(rm_trace_sampler_set(&s, cases[i].name, cases[i].arg, &why), 0);

@@ -56,11 +56,11 @@ typedef struct st_rm_trace_incoming_t {
     rm_trace_source_t source;
     rm_span_context_t parent; /* the caller's span (valid when source is not NONE) */
     rm_trace_sampling_t sampling;
-    uint8_t b3_debug;        /* B3 debug flag (x-b3-flags: 1, or b3 sampling state d): sampled, and forwarded */
-    uint8_t b3_trace_id_64;  /* B3 trace id was 64-bit (the trace id's first 8 bytes are zero) */
-    uint8_t has_b3_multi;    /* x-b3-* fields were present (whether or not they were read) */
-    uint8_t has_b3_single;   /* a b3 field was present */
-    size_t tracestate_len;   /* W3C only: the valid tracestate, joined and trimmed, in tracestate[] */
+    uint8_t b3_debug;       /* B3 debug flag (x-b3-flags: 1, or b3 sampling state d): sampled, and forwarded */
+    uint8_t b3_trace_id_64; /* B3 trace id was 64-bit (the trace id's first 8 bytes are zero) */
+    uint8_t has_b3_multi;   /* x-b3-* fields were present (whether or not they were read) */
+    uint8_t has_b3_single;  /* a b3 field was present */
+    size_t tracestate_len;  /* W3C only: the valid tracestate, joined and trimmed, in tracestate[] */
     char tracestate[RM_TRACESTATE_MAX_LEN + 1];
 } rm_trace_incoming_t;
 
