@@ -371,10 +371,12 @@ void rm_trace_extract(const rm_http_header_t *headers, size_t num_headers, rm_tr
 /* Ids come from a per-thread batch of CSPRNG bytes: one getrandom per RANDOM_BATCH bytes, none per request. */
 #define RANDOM_BATCH 2048
 
-static _Thread_local struct {
+typedef struct {
     uint8_t bytes[RANDOM_BATCH];
-    size_t used;
-} random_batch = {.used = RANDOM_BATCH};
+    size_t used; /* bytes[used, RANDOM_BATCH) are unused */
+} random_batch_t;
+
+static _Thread_local random_batch_t random_batch = {.used = RANDOM_BATCH};
 
 static int random_take(uint8_t *out, size_t n)
 {

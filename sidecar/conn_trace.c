@@ -29,10 +29,12 @@ struct st_rm_conn_trace_t {
 };
 
 /* What rm_conn_trace_request_id worked out for the request being decided on this thread, so that the span keeps the
- * trace id the decision log wrote. */
-static _Thread_local struct {
-    const rm_http_request_t *req;
+ * trace id the decision log wrote, and the decision conn_authz noted for it. */
+typedef struct {
+    const rm_http_request_t *req; /* NULL: nothing pending */
     const char *path;
+    const rm_http_header_t *headers;
+    size_t num_headers;
     uint32_t stream_id;
     rm_trace_incoming_t in;
     uint8_t new_trace_id[16];
@@ -40,7 +42,9 @@ static _Thread_local struct {
     uint8_t has_decision;
     char decision[16];
     char policy[256];
-} pending;
+} pending_t;
+
+static _Thread_local pending_t pending;
 
 static uint64_t now_unix_ns(void)
 {
@@ -51,22 +55,24 @@ static uint64_t now_unix_ns(void)
 
 static int pending_is(const rm_http_request_t *req)
 {
-    return pending.req == req && pending.path == req->path && pending.stream_id == req->stream_id;
+    return pending.req == req && pending.path == req->path && pending.headers == req->headers &&
+           pending.num_headers == req->num_headers && pending.stream_id == req->stream_id;
 }
 
 /* The request's incoming context and, when it has none, the id of its new trace: from the pending record when the
  * decision log asked first, else worked out now. Returns 0, or an error when no id could be drawn. */
 static int request_context(const rm_http_request_t *req, rm_trace_incoming_t *in, uint8_t trace_id[16])
 {
-    if (pending_is(req)) {
-        *in = pending.in;
-        memcpy(trace_id, pending.new_trace_id, 16);
-        pending.req = NULL;
-        return 0;
-    }
+    int was_pending = pending_is(req);
+    pending.req = NULL; /* used once */
     rm_trace_extract(req->headers, req->num_headers, in);
     if (in->source != RM_TRACE_FROM_NONE) {
         memcpy(trace_id, in->parent.trace_id, 16);
+        return 0;
+    }
+    /* no context: the trace the decision log already named, when it was this request's */
+    if (was_pending && pending.in.source == RM_TRACE_FROM_NONE) {
+        memcpy(trace_id, pending.new_trace_id, 16);
         return 0;
     }
     return rm_trace_random_ids(trace_id, NULL);
@@ -76,8 +82,6 @@ const char *rm_conn_trace_request_id(const rm_http_request_t *req)
 {
     if (rm_trace_exporter() == NULL)
         return NULL; /* tracing off: the decision log reads the request's own fields */
-    if (pending_is(req))
-        return pending.hex;
     rm_trace_extract(req->headers, req->num_headers, &pending.in);
     if (pending.in.source != RM_TRACE_FROM_NONE) {
         memcpy(pending.new_trace_id, pending.in.parent.trace_id, 16);
@@ -87,6 +91,8 @@ const char *rm_conn_trace_request_id(const rm_http_request_t *req)
     }
     pending.req = req;
     pending.path = req->path;
+    pending.headers = req->headers;
+    pending.num_headers = req->num_headers;
     pending.stream_id = req->stream_id;
     pending.has_decision = 0;
     rm_trace_hex(pending.new_trace_id, 16, pending.hex);
