@@ -376,7 +376,7 @@ typedef struct {
     size_t used; /* bytes[used, RANDOM_BATCH) are unused */
 } random_batch_t;
 
-static _Thread_local random_batch_t random_batch = {.used = RANDOM_BATCH};
+static __thread random_batch_t random_batch = {.used = RANDOM_BATCH};
 
 static int random_take(uint8_t *out, size_t n)
 {

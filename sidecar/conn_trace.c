@@ -44,7 +44,7 @@ typedef struct {
     char policy[256];
 } pending_t;
 
-static _Thread_local pending_t pending;
+static __thread pending_t pending;
 
 static uint64_t now_unix_ns(void)
 {

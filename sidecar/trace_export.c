@@ -36,25 +36,26 @@ typedef struct {
 } slot_t;
 
 struct st_rm_trace_exporter_t {
+    _Alignas(64) _Atomic size_t tail; /* next position producers claim (its own cache line: the workers write it) */
     slot_t *slots;
     size_t mask;
-    _Alignas(64) _Atomic size_t tail; /* next position producers claim */
-    _Alignas(64) size_t head;         /* next position the thread reads (the thread's own) */
-    int efd;                          /* wakes the thread: a batch is full, or stop */
-    _Atomic int stopping;
     uint64_t stop_deadline_ms;
     pthread_t thread;
-    rm_trace_sampler_t sampler;
     size_t batch_size;
-    uint64_t delay_ms, export_timeout_ms, request_timeout_ms;
+    uint64_t delay_ms, export_timeout_ms;
+    size_t head; /* next position the thread reads (the thread's own) */
+    uint64_t request_timeout_ms;
     char *endpoint;
     struct curl_slist *headers;
     CURL *curl;
-    rm__trace_resource_t resource; /* without service.name, which may change (the workload's name) */
-    char *service_name;            /* OTEL_SERVICE_NAME or service.name of OTEL_RESOURCE_ATTRIBUTES */
+    char *service_name; /* OTEL_SERVICE_NAME or service.name of OTEL_RESOURCE_ATTRIBUTES */
     const char *(*workload_name)(void *ctx);
     void *workload_ctx;
     rm_span_t *batch;
+    rm_trace_sampler_t sampler;
+    rm__trace_resource_t resource; /* without service.name, which may change (the workload's name) */
+    int efd;                       /* wakes the thread: a batch is full, or stop */
+    _Atomic int stopping;
 };
 
 /* Process-wide counters (metrics). */
@@ -433,14 +434,13 @@ static char *endpoint_from_env(void)
         return strdup(t);
     if (b == NULL || b[0] == '\0')
         return NULL;
-    size_t n = strlen(b);
-    char *e = malloc(n + sizeof("/v1/traces"));
+    size_t n = strlen(b), cap = n + sizeof("/v1/traces");
+    char *e = malloc(cap);
     if (e == NULL)
         return NULL;
-    memcpy(e, b, n);
-    if (n > 0 && b[n - 1] == '/')
-        n--;
-    memcpy(e + n, "/v1/traces", sizeof("/v1/traces"));
+    if (b[n - 1] == '/')
+        n--; /* "http://c:4318/" and "http://c:4318" name the same base */
+    snprintf(e, cap, "%.*s/v1/traces", (int)n, b);
     return e;
 }
 
