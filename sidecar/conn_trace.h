@@ -48,7 +48,9 @@ uint32_t rm_conn_trace_request(rm_conn_trace_t **table, const rm_conn_trace_info
  *  exported. `cookie` 0 does nothing. */
 void rm_conn_trace_exchange(rm_conn_trace_t *table, uint32_t cookie, const rm_http_exchange_t *ex);
 
-/** The hex trace id (32 characters) of the span `cookie` (the access log's trace_id), or NULL. */
+/** The hex trace id (32 characters) of the span `cookie` (the access log's trace_id), or NULL. Valid until
+ *  rm_conn_trace_exchange ends that span: read it first. A request that is not sampled has no span (cookie 0);
+ *  its trace id is the one rm_conn_trace_request_id gave when it was decided. */
 const char *rm_conn_trace_id(rm_conn_trace_t *table, uint32_t cookie);
 
 /** The trace id the request `req` belongs to, as hex, for the decision log: the incoming one, or, when the request
