@@ -104,5 +104,8 @@ void rm_authz_log_fields(rm_log_line_t *l, const rm_authz_decision_t *d, const r
     rm_log_strn(l, "path", r->path, r->path_len);
     if (r->host != NULL)
         rm_log_strn(l, "host", r->host, r->host_len);
-    log_trace_id(l, r);
+    if (a->trace_id != NULL)
+        rm_log_str(l, "trace_id", a->trace_id);
+    else
+        log_trace_id(l, r);
 }

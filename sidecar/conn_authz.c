@@ -3,6 +3,7 @@
  * client's first bytes. */
 #include "conn_addr.h"
 #include "conn_observe.h"
+#include "conn_trace.h"
 #include "proxy_conn-t.h"
 
 #include <stdint.h>
@@ -33,6 +34,8 @@ static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, rm_authz_att
     a->destination_port = rm_sockaddr_port(c->explicit_cfg != NULL ? &c->target.ss : &c->orig_dst.ss);
     a->sni = c->sni;
     a->http = req;
+    /* the trace the request is in, or, at the first proxy, the one its span will start (conn_trace.h) */
+    a->trace_id = req != NULL ? rm_conn_trace_request_id(req) : NULL;
 }
 
 /* A uniform value in [0, 1) for the sampling of allowed-decision logs (xorshift64*, per worker). */
@@ -105,6 +108,9 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
     } else {
         c->request_authz_policy = d.policy;
     }
+    if (req != NULL) /* for the request's span */
+        rm_conn_trace_note_decision(req, rm_authz_decision_word(&d), d.policy != NULL ? d.policy->namespace_ : NULL,
+                                    d.policy != NULL ? d.policy->name : NULL);
     rm_authz_count(az, &d);
     rm_authz_log(az, &d, &a);
     return d.allow;

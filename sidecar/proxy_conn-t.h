@@ -87,7 +87,8 @@ struct st_rm_conn_t {
      * until the end of the loop iteration, for rm__conn_observe_request to copy */
     const rm_authz_policy_t *request_authz_policy;
     rm__conn_l7_t *l7;
-    char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
+    char *sni;                        /* inbound: the server name of the peer's ClientHello, when it sent one */
+    struct st_rm_conn_trace_t *trace; /* the spans of its HTTP exchanges (conn_trace.h), once one is traced */
 };
 
 /** The configuration of the snapshot the connection started with. */

@@ -8,6 +8,7 @@
  * of the event that arrived, keeps half-close, errors and timeouts in one place. */
 #include "conn_addr.h"
 #include "access_log.h"
+#include "conn_trace.h"
 #include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
@@ -552,6 +553,8 @@ static void conn_free(rm_conn_t *c)
     atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->u2d.bytes, memory_order_relaxed);
     free(c->sni);
     c->sni = NULL;
+    rm_conn_trace_free(c->trace);
+    c->trace = NULL;
     if (c->l7 != NULL) {
         atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->l7->app_out.bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->l7->client_out.bytes, memory_order_relaxed);

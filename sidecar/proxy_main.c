@@ -2,6 +2,8 @@
 #include "app_health.h"
 #include "control_client.h"
 #include "proxy.h"
+#include "trace_export.h"
+#include "workload_meta.h"
 #include "file_sources.h"
 #include "workload_meta.h"
 #include "ringmesh/error.h"
@@ -68,6 +70,20 @@ static int load_tls(rm_snapshot_t *snap)
     if ((ret = rm_svid_files_load(cfg, &snap->client_ctx, &snap->server_ctx, err, sizeof(err), &file)) != 0)
         log_fatal("svid_load_failed", err, file, ret);
     return ret;
+}
+
+/* The trace exporter's service name when OTEL_SERVICE_NAME gives none: this proxy's workload, as of the snapshot in
+ * force (copied: the snapshot may go once released). Called on the exporter thread only. */
+static const char *service_name_of_workload(void *ctx)
+{
+    static char name[256];
+    rm_proxy_t *p = ctx;
+    if (rm_snapshot_current(p) == NULL)
+        return NULL;
+    rm_snapshot_t *snap = rm_snapshot_acquire(p); /* as the admin server's thread does */
+    snprintf(name, sizeof(name), "%s", rm_workload_self(snap)->name);
+    rm_snapshot_unref(snap);
+    return name;
 }
 
 int main(int argc, char **argv)
@@ -189,6 +205,11 @@ int main(int argc, char **argv)
     }
     if (rm_proxy_pick_backend(&proxy, cfg->io_backend) != 0)
         return 1;
+    /* tracing, when an OTLP endpoint is configured (OTEL_* variables): before the workers, which record spans */
+    if ((ret = rm_trace_export_start(service_name_of_workload, &proxy)) != 0) {
+        log_fatal("proxy_setup_failed", "the trace exporter could not be started", NULL, ret);
+        return 1;
+    }
     (void)rm_proxy_pick_kernel_tls(&proxy, cfg->kernel_tls);
     if ((ret = rm_proxy_setup(&proxy, snap)) != 0) {
         log_fatal("proxy_setup_failed", "listeners or event loops could not be created", NULL, ret);
@@ -250,6 +271,7 @@ int main(int argc, char **argv)
     }
     rm_control_client_stop(control);
     rm_proxy_join(&proxy);
+    rm_trace_export_stop(); /* the workers are done: flush the spans they finished */
     rm_app_health_stop(proxy.app_health);
     {
         rm_log_line_t l;

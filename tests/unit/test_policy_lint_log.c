@@ -204,6 +204,12 @@ static void test_log_fields(void **state)
     expect_json_str(j, "trace_id", "80f198ee56343ba864fe8b2a57d3eff7");
     expect_json_str(j, "destination_workload", NULL);
     json_decref(j);
+    /* the caller's trace id (the proxy's tracing, which knows the trace it starts) wins over the headers */
+    rm_authz_attrs_t with_id = *a;
+    with_id.trace_id = "0af7651916cd43dd8448eb211c80319c";
+    j = log_decision(&d, &with_id, NULL);
+    expect_json_str(j, "trace_id", "0af7651916cd43dd8448eb211c80319c");
+    json_decref(j);
     rm_authz_engine_free(e);
 
     /* TCP, plaintext, default-deny: no policy, no principal, no HTTP fields */

@@ -228,6 +228,9 @@ typedef struct st_rm_authz_attrs_t {
     uint16_t destination_port;
     const char *sni;               /* NULL when none */
     const rm_http_request_t *http; /* NULL: not an HTTP request (TCP semantics) */
+    const char *trace_id; /* for the decision log: the trace the request is in (32 hex), when the caller knows it
+                             (the proxy's tracing, which also knows the trace it starts); NULL: read from the
+                             request's traceparent or x-b3-traceid */
 } rm_authz_attrs_t;
 
 typedef enum {

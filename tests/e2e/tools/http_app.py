@@ -7,7 +7,8 @@ another, both answering every request with what they received, so a test can tel
   http_app.py call ADDR METHOD [KEY=VALUE...]
                                one unary gRPC call with metadata; prints {"code": "OK"|"PERMISSION_DENIED"|...,
                                "details": ..., "reply": ...} and exits 0 when the call returned a status
-Every request is logged on stdout as one JSON line {"event": "request", "method": ..., "path": ...}.
+Every request is logged on stdout as one JSON line {"event": "request", "method": ..., "path": ...}; an HTTP/1.1
+request's trace context fields (traceparent, tracestate, b3, x-b3-*), when it has any, are in "trace".
 """
 import json
 import sys
@@ -28,7 +29,12 @@ class Echo(BaseHTTPRequestHandler):
         if n:
             self.rfile.read(n)
         body = f"{self.command} {self.path}".encode()
-        log(event="request", proto="http1", method=self.command, path=self.path)
+        trace = {k.lower(): v for k, v in self.headers.items()
+                 if k.lower() in ("traceparent", "tracestate", "b3") or k.lower().startswith("x-b3-")}
+        if trace:
+            log(event="request", proto="http1", method=self.command, path=self.path, trace=trace)
+        else:
+            log(event="request", proto="http1", method=self.command, path=self.path)
         self.send_response(200)
         self.send_header("content-type", "text/plain")
         self.send_header("content-length", str(len(body)))
