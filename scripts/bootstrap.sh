@@ -43,7 +43,7 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
     qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref
-    python3-kubernetes python3-jsonpatch unzip)
+    python3-kubernetes python3-jsonpatch unzip prometheus)
 # Node.js and npm: Debian's, unless the machine already has an npm (a Node.js that bundles npm cannot be installed
 # beside Debian's npm package).
 if ! command -v npm >/dev/null 2>&1; then
