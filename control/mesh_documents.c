@@ -59,6 +59,12 @@ typedef struct st_raw_authz_t {
     raw_path_normalization_t *path_normalization;
 } raw_authz_t;
 
+typedef struct st_raw_mesh_metrics_t {
+    char *istio_names;
+    char *max_series_per_metric;
+    char *series_expiry;
+} raw_mesh_metrics_t;
+
 typedef struct st_raw_mesh_spec_t {
     char *trust_domain;
     char **trust_domain_aliases;
@@ -70,6 +76,7 @@ typedef struct st_raw_mesh_spec_t {
     char *connect_timeout;
     char *idle_timeout;
     char *access_log;
+    raw_mesh_metrics_t *metrics;
 } raw_mesh_spec_t;
 
 typedef struct st_raw_service_spec_t {
@@ -124,6 +131,13 @@ static const cyaml_schema_field_t authz_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t mesh_metrics_fields[] = {
+    RM_CYAML_STR("istioNames", raw_mesh_metrics_t, istio_names),
+    RM_CYAML_STR("maxSeriesPerMetric", raw_mesh_metrics_t, max_series_per_metric),
+    RM_CYAML_STR("seriesExpiry", raw_mesh_metrics_t, series_expiry),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("trustDomain", raw_mesh_spec_t, trust_domain),
     RM_CYAML_STR_SEQ("trustDomainAliases", raw_mesh_spec_t, trust_domain_aliases, CYAML_UNLIMITED),
@@ -134,6 +148,7 @@ static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("connectTimeout", raw_mesh_spec_t, connect_timeout),
     RM_CYAML_STR("idleTimeout", raw_mesh_spec_t, idle_timeout),
     RM_CYAML_STR("accessLog", raw_mesh_spec_t, access_log),
+    CYAML_FIELD_MAPPING_PTR("metrics", RM_CYAML_OPT_NULL, raw_mesh_spec_t, metrics, mesh_metrics_fields),
     CYAML_FIELD_END,
 };
 
@@ -445,6 +460,16 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
         (ret = conv_timeout(&ctx->cdoc, "spec.idleTimeout", spec->idle_timeout, &s->idle_timeout_ms)) != 0 ||
         (ret = rm_config_conv_bool(&ctx->cdoc, "spec.accessLog", spec->access_log, &s->access_log)) != 0)
         return ret;
+    if (spec->metrics != NULL) {
+        const raw_mesh_metrics_t *mm = spec->metrics;
+        if ((ret = rm_config_conv_bool(&ctx->cdoc, "spec.metrics.istioNames", mm->istio_names,
+                                       &s->metrics_istio_names)) != 0 ||
+            (ret = rm_config_conv_uint(&ctx->cdoc, "spec.metrics.maxSeriesPerMetric", mm->max_series_per_metric, 1,
+                                       1000000, &s->metrics_max_series)) != 0 ||
+            (ret = conv_timeout(&ctx->cdoc, "spec.metrics.seriesExpiry", mm->series_expiry,
+                                &s->metrics_series_expiry_ms)) != 0)
+            return ret;
+    }
     return 0;
 }
 

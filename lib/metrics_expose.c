@@ -1,7 +1,6 @@
 /* The registry's exposition (ringmesh/metrics.h): the shards merged, in Prometheus text 0.0.4 or OpenMetrics 1.0,
  * and what the admin server needs around it (Accept negotiation, content types, the older text rewritten as
  * OpenMetrics). */
-#define _GNU_SOURCE /* qsort_r */
 #include "metrics_internal.h"
 #include "ringmesh/textbuf.h"
 

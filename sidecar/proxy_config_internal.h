@@ -87,6 +87,12 @@ typedef struct st_raw_authz_t {
     unsigned trust_domain_aliases_count;
 } raw_authz_t;
 
+typedef struct st_raw_metrics_t {
+    char *istio_names;
+    char *max_series_per_metric;
+    char *series_expiry;
+} raw_metrics_t;
+
 typedef struct st_raw_config_t {
     char *trust_domain;
     raw_authz_t *authorization;
@@ -109,6 +115,7 @@ typedef struct st_raw_config_t {
     char *handshake_timeout;
     char *access_log;
     char *log_level;
+    raw_metrics_t *metrics;
 } raw_config_t;
 
 /** Passes 1 and 2: reads `path` and loads it against the schema. Returns 0 with *out (free it with

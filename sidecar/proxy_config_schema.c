@@ -126,6 +126,13 @@ static const cyaml_schema_field_t authz_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t metrics_fields[] = {
+    RM_CYAML_STR("istioNames", raw_metrics_t, istio_names),
+    RM_CYAML_STR("maxSeriesPerMetric", raw_metrics_t, max_series_per_metric),
+    RM_CYAML_STR("seriesExpiry", raw_metrics_t, series_expiry),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t config_fields[] = {
     RM_CYAML_STR("trustDomain", raw_config_t, trust_domain),
     CYAML_FIELD_MAPPING_PTR("tls", RM_CYAML_OPT_NULL, raw_config_t, tls, tls_fields),
@@ -147,6 +154,7 @@ static const cyaml_schema_field_t config_fields[] = {
     RM_CYAML_STR("accessLog", raw_config_t, access_log),
     RM_CYAML_STR("logLevel", raw_config_t, log_level),
     CYAML_FIELD_MAPPING_PTR("authorization", RM_CYAML_OPT_NULL, raw_config_t, authorization, authz_fields),
+    CYAML_FIELD_MAPPING_PTR("metrics", RM_CYAML_OPT_NULL, raw_config_t, metrics, metrics_fields),
     CYAML_FIELD_END,
 };
 
@@ -300,6 +308,8 @@ static int set_defaults(rm_proxy_config_t *cfg)
     cfg->drain_timeout_ms = 5000;
     cfg->handshake_timeout_ms = 10000;
     cfg->access_log = 1;
+    cfg->metrics_max_series = 2000;
+    cfg->metrics_series_expiry_ms = 600000;
     return 0;
 }
 

@@ -55,6 +55,16 @@ typedef struct st_rm__conn_l7_t {
     _Alignas(max_align_t) uint8_t state[]; /* ops->size bytes */
 } rm__conn_l7_t;
 
+/* What the connection's reports keep between calls (conn_observe.c): each request in flight by its cookie (a slot
+ * index + 1; 0: no slot was free), and the service the connection is for. Part of the connection, zeroed with it. */
+#define RM_CONN_OBS_SLOTS 64
+typedef struct st_rm__conn_obs_t {
+    uint64_t start_ms[RM_CONN_OBS_SLOTS];
+    uint64_t used, denied, grpc; /* bit i: slot i holds a request, it was denied, it is gRPC */
+    char svc[128], svc_name[64], svc_ns[64]; /* destination_service and its parts; svc[0] == 0: not known yet */
+    uint8_t opened;                          /* rm__conn_observe_opened was called: closed must be reported */
+} rm__conn_obs_t;
+
 struct st_rm_conn_t {
     rm_worker_t *w;
     rm_conn_t *prev, *next;
@@ -79,6 +89,7 @@ struct st_rm_conn_t {
     rm__conn_authz_t authz_state;
     rm__conn_l7_t *l7;
     char *sni; /* inbound: the server name of the peer's ClientHello, when it sent one */
+    rm__conn_obs_t obs;
 };
 
 /** The configuration of the snapshot the connection started with. */

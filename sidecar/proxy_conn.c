@@ -7,6 +7,7 @@
  * shutdown where a direction has ended), until one has nothing left to do. Making progress a function of state, not
  * of the event that arrived, keeps half-close, errors and timeouts in one place. */
 #include "conn_addr.h"
+#include "conn_observe.h"
 #include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
@@ -437,6 +438,8 @@ static step_t conn_step(rm_conn_t *c)
             return STEP_WAIT;
     }
 
+    if (!c->obs.opened && c->down.ready && c->up.ready) /* decided and connected at both ends */
+        rm__conn_observe_opened(c);
     if (c->l7 != NULL) {
         if ((ret = rm__conn_l7_pump(c)) != 0)
             goto Error;
@@ -533,6 +536,8 @@ static void conn_free(rm_conn_t *c)
 {
     rm_worker_t *w = c->w;
     log_access(c);
+    if (c->obs.opened)
+        rm__conn_observe_closed(c);
     rm_side_close(&c->down);
     rm_side_close(&c->up);
     if (c->counted)
