@@ -26,32 +26,32 @@ static const char *known(const char *s)
     return s != NULL && s[0] != '\0' ? s : "unknown";
 }
 
-/* Istio's destination_service of a connection that is not to a known service: its address, the "cluster" named
- * PassthroughCluster (outbound), or unknown. Computed once per connection. */
+/* Istio's destination_service of an outbound connection, computed once: the Service its destination names (the
+ * SNI the control plane pushed), else its address, with the name PassthroughCluster when it is not in the mesh (as
+ * Istio names traffic to unknown destinations). */
 static void find_service(rm_conn_t *c)
 {
     rm__conn_obs_t *o = &c->obs;
-    if (o->svc[0] != '\0' || c->dir != RM_CONN_DIR_OUTBOUND)
+    if (o->svc[0] != '\0' || c->dir != RM_CONN_DIR_OUTBOUND || c->orig_dst.len == 0)
         return;
     const rm_destination_t *d =
-        c->orig_dst.len != 0 ? rm_proxy_config_find_destination(rm__conn_cfg(c), (struct sockaddr *)&c->orig_dst.ss)
-                             : NULL;
+        c->explicit_cfg != NULL ? NULL
+                                : rm_proxy_config_find_destination(rm__conn_cfg(c), (struct sockaddr *)&c->orig_dst.ss);
     if (d != NULL && rm_mesh_service_of_sni(d->sni, o->svc, sizeof(o->svc), o->svc_name, sizeof(o->svc_name),
                                             o->svc_ns, sizeof(o->svc_ns)) == 0)
         return;
-    if (d == NULL && c->explicit_cfg == NULL && c->orig_dst.len != 0) {
-        /* not in the mesh: Istio names the address and its passthrough cluster */
-        char ip[INET6_ADDRSTRLEN] = "";
-        const struct sockaddr_storage *ss = &c->orig_dst.ss;
-        if (ss->ss_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
-        else
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
-        snprintf(o->svc, sizeof(o->svc), ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
-                 (unsigned)rm_sockaddr_port(ss));
-        snprintf(o->svc_name, sizeof(o->svc_name), "PassthroughCluster");
-        snprintf(o->svc_ns, sizeof(o->svc_ns), "unknown");
-    }
+    char ip[INET6_ADDRSTRLEN] = "";
+    const struct sockaddr_storage *ss = &c->orig_dst.ss;
+    if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+    else
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
+    snprintf(o->svc, sizeof(o->svc), ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+             (unsigned)rm_sockaddr_port(ss));
+    snprintf(o->svc_name, sizeof(o->svc_name), "%s",
+             d == NULL && c->explicit_cfg == NULL && c->mode == RM_CONN_MODE_PASSTHROUGH ? "PassthroughCluster"
+                                                                                         : "unknown");
+    snprintf(o->svc_ns, sizeof(o->svc_ns), "unknown");
 }
 
 /* The labels every report of the connection shares; response_code, grpc_response_status, response_flags and
