@@ -165,7 +165,7 @@ static int build_mesh_settings(rm_xds_push_t *push, const rm_mesh_model_t *model
     ms.access_log = s->access_log != 0;
     ms.metrics_istio_names = s->metrics_istio_names != 0;
     ms.metrics_max_series_per_metric = s->metrics_max_series;
-    ms.metrics_series_expiry_ms = s->metrics_series_expiry_ms;
+    ms.metrics_series_expiry_ms = s->metrics_expiry_ms;
     ms.svid_ttl_seconds = s->svid_ttl;
     return encode_push(push, RM_XDS_MESH_SETTINGS, "mesh", &ms.base, seq);
 }

@@ -466,8 +466,8 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
                                        &s->metrics_istio_names)) != 0 ||
             (ret = rm_config_conv_uint(&ctx->cdoc, "spec.metrics.maxSeriesPerMetric", mm->max_series_per_metric, 1,
                                        1000000, &s->metrics_max_series)) != 0 ||
-            (ret = conv_timeout(&ctx->cdoc, "spec.metrics.seriesExpiry", mm->series_expiry,
-                                &s->metrics_series_expiry_ms)) != 0)
+            (ret = conv_timeout(&ctx->cdoc, "spec.metrics.seriesExpiry", mm->series_expiry, &s->metrics_expiry_ms)) !=
+                0)
             return ret;
     }
     return 0;

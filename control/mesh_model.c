@@ -284,8 +284,8 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
         ser_int(&b, "metricsIstioNames", 1);
     if (s->metrics_max_series != 0)
         ser_int(&b, "metricsMaxSeries", s->metrics_max_series);
-    if (s->metrics_series_expiry_ms != 0)
-        ser_int(&b, "metricsSeriesExpiryMs", s->metrics_series_expiry_ms);
+    if (s->metrics_expiry_ms != 0)
+        ser_int(&b, "metricsSeriesExpiryMs", s->metrics_expiry_ms);
     if (s->path_normalization != RM_PATH_NORMALIZATION_BASE) /* absent when default: versions stay as they were */
         ser_int(&b, "pathNormalization", (int64_t)s->path_normalization);
     if (s->num_trust_domain_aliases > 0) { /* absent when none, so a mesh without aliases keeps its version */

@@ -28,7 +28,7 @@ size_t rm_metrics_put_number(char *buf, size_t len, size_t o, double v, int cano
             break;
     }
     snprintf(s, sizeof(s), "%.*e", p - 1, v);
-    exp = atoi(strchr(s, 'e') + 1);
+    exp = (int)strtol(strchr(s, 'e') + 1, NULL, 10);
     if (v == 0)
         exp = 0;
     if (exp < -4 || exp >= 6)
@@ -89,8 +89,8 @@ static size_t put_meta(char *buf, size_t len, size_t o, const char *prefix, cons
 }
 
 /* NAME{labels[,le="b"]} */
-static size_t put_sample_name(char *buf, size_t len, size_t o, const char *prefix, const char *name,
-                              const char *suffix, const rm_metric_def_t *d, const char *const *values, const char *le)
+static size_t put_sample_name(char *buf, size_t len, size_t o, const char *prefix, const char *name, const char *suffix,
+                              const rm_metric_def_t *d, const char *const *values, const char *le)
 {
     o = rm_textf(buf, len, o, "%s%s%s", prefix, name, suffix);
     if (d->num_labels == 0 && le == NULL)
@@ -122,11 +122,9 @@ static int cmp_series(const void *a, const void *b, void *arg)
 
 static double bits_to_double(uint64_t u)
 {
-    union {
-        uint64_t u;
-        double d;
-    } x = {.u = u};
-    return x.d;
+    double d;
+    memcpy(&d, &u, sizeof(d));
+    return d;
 }
 
 /* One merged series: the values of `n` series with the same labels, summed. */
@@ -166,8 +164,7 @@ static size_t put_series(char *buf, size_t len, size_t o, const char *prefix, co
     return rm_textf(buf, len, o, " %llu\n", (unsigned long long)cum);
 }
 
-size_t rm_metrics_render(rm_metrics_t *m, const char *prefix, rm_metrics_format_t fmt, char *buf, size_t len,
-                         size_t o)
+size_t rm_metrics_render(rm_metrics_t *m, const char *prefix, rm_metrics_format_t fmt, char *buf, size_t len, size_t o)
 {
     rm_metric_series_t **all = NULL;
     size_t cap = 0, any = 0;
@@ -208,10 +205,15 @@ size_t rm_metrics_render(rm_metrics_t *m, const char *prefix, rm_metrics_format_
     }
     if (any) {
         static const char *const metric_label[] = {"metric"};
-        const rm_metric_def_t fd = {RM_METRICS_FOLDED_NAME, "Recordings whose label set was new when the metric "
+        const rm_metric_def_t fd = {RM_METRICS_FOLDED_NAME,
+                                    "Recordings whose label set was new when the metric "
                                     "already had metrics.maxSeriesPerMetric series: counted in its overflow "
                                     "series (every label \"overflow\") instead.",
-                                    RM_METRIC_COUNTER, metric_label, 1, NULL, 0};
+                                    RM_METRIC_COUNTER,
+                                    metric_label,
+                                    1,
+                                    NULL,
+                                    0};
         char full[256];
         o = put_meta(buf, len, o, "", fd.name, fd.help, fd.kind, fmt);
         for (size_t f = 0; f < m->num_defs; f++) {
@@ -271,8 +273,8 @@ rm_metrics_format_t rm_metrics_negotiate(const char *accept)
         if (tl == 28 && strncasecmp(r, "application/openmetrics-text", 28) == 0) {
             if (q > om)
                 om = q;
-        } else if ((tl == 10 && strncasecmp(r, "text/plain", 10) == 0) || (tl == 6 && strncasecmp(r, "text/*", 6) == 0) ||
-                   (tl == 3 && strncmp(r, "*/*", 3) == 0)) {
+        } else if ((tl == 10 && strncasecmp(r, "text/plain", 10) == 0) ||
+                   (tl == 6 && strncasecmp(r, "text/*", 6) == 0) || (tl == 3 && strncmp(r, "*/*", 3) == 0)) {
             if (q > text)
                 text = q;
         }

@@ -23,9 +23,9 @@ typedef struct st_rm_metric_series_t {
 
 typedef struct st_rm_metrics_family_shard_t {
     rm_metric_series_t *chains[RM_METRICS_BUCKETS];
-    rm_metric_series_t *overflow;  /* created at the first fold, never expired */
-    atomic_uint_fast64_t folded;   /* recordings folded into the overflow series */
-    size_t num_series;             /* in this shard, overflow excluded (owner and scrape under mutex) */
+    rm_metric_series_t *overflow; /* created at the first fold, never expired */
+    atomic_uint_fast64_t folded;  /* recordings folded into the overflow series */
+    size_t num_series;            /* in this shard, overflow excluded (owner and scrape under mutex) */
 } rm_metrics_family_shard_t;
 
 struct st_rm_metrics_shard_t {

@@ -72,9 +72,9 @@ void rm_metrics_free(rm_metrics_t *m)
 {
     if (m == NULL)
         return;
-    for (unsigned s = 0; s < m->num_shards; s++) {
+    for (unsigned s = 0; m->shards != NULL && s < m->num_shards; s++) {
         rm_metrics_shard_t *sh = &m->shards[s];
-        for (size_t f = 0; f < m->num_defs; f++) {
+        for (size_t f = 0; sh->families != NULL && f < m->num_defs; f++) {
             rm_metrics_family_shard_t *fs = &sh->families[f];
             for (size_t b = 0; b < RM_METRICS_BUCKETS; b++) {
                 for (rm_metric_series_t *x = fs->chains[b], *next; x != NULL; x = next) {
@@ -126,11 +126,11 @@ static int same_values(const char *const *a, const char *const *b, size_t n)
 /* One allocation: the header, the values, the label pointers, then the strings. */
 static rm_metric_series_t *series_alloc(const rm_metric_def_t *d, const char *const *values, uint32_t hash)
 {
-    size_t nv = rm__metrics_num_values(d), strings = 0, off;
+    size_t nv = rm__metrics_num_values(d), strings = 0, off, ptrs = d->num_labels * sizeof(const char *);
     for (size_t i = 0; i < d->num_labels; i++)
         strings += strlen(values[i]) + 1;
     off = sizeof(rm_metric_series_t) + nv * sizeof(atomic_uint_fast64_t);
-    rm_metric_series_t *x = malloc(off + d->num_labels * sizeof(char *) + strings);
+    rm_metric_series_t *x = malloc(off + ptrs + strings);
     if (x == NULL)
         return NULL;
     x->next = NULL;
@@ -139,7 +139,7 @@ static rm_metric_series_t *series_alloc(const rm_metric_def_t *d, const char *co
     for (size_t i = 0; i < nv; i++)
         atomic_init(&x->v[i], 0);
     x->values = (const char **)((char *)x + off);
-    char *p = (char *)x + off + d->num_labels * sizeof(char *);
+    char *p = (char *)x + off + ptrs;
     for (size_t i = 0; i < d->num_labels; i++) {
         size_t l = strlen(values[i]) + 1;
         memcpy(p, values[i], l);
@@ -203,8 +203,7 @@ void rm_metrics_add(rm_metrics_shard_t *sh, unsigned family, const char *const *
         bump(&x->v[0], v);
 }
 
-void rm_metrics_observe(rm_metrics_shard_t *sh, unsigned family, const char *const *values, double v,
-                        uint64_t now_ms)
+void rm_metrics_observe(rm_metrics_shard_t *sh, unsigned family, const char *const *values, double v, uint64_t now_ms)
 {
     const rm_metric_def_t *d;
     rm_metric_series_t *x;
@@ -217,13 +216,13 @@ void rm_metrics_observe(rm_metrics_shard_t *sh, unsigned family, const char *con
         ;
     bump(&x->v[b], 1);
     bump(&x->v[d->num_bounds + 1], 1);
-    union {
-        double d;
-        uint64_t u;
-    } sum;
-    sum.u = atomic_load_explicit(&x->v[d->num_bounds + 2], memory_order_relaxed);
-    sum.d += v;
-    atomic_store_explicit(&x->v[d->num_bounds + 2], sum.u, memory_order_relaxed);
+    /* the sum is a double kept in the bits of a 64-bit atomic */
+    uint64_t bits = atomic_load_explicit(&x->v[d->num_bounds + 2], memory_order_relaxed);
+    double sum;
+    memcpy(&sum, &bits, sizeof(sum));
+    sum += v;
+    memcpy(&bits, &sum, sizeof(bits));
+    atomic_store_explicit(&x->v[d->num_bounds + 2], bits, memory_order_relaxed);
 }
 
 size_t rm_metrics_expire(rm_metrics_shard_t *sh, uint64_t now_ms)

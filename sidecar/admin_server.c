@@ -32,9 +32,9 @@ struct st_rm_admin_conn_t {
     uint64_t deadline_ms;
     size_t len;
     char url[256];
-    char header[16];   /* the name of the header field being read, lower-case ("" when longer) */
-    char accept[512];  /* the Accept field's value, cut at its size */
-    int in_value;      /* the parser is in a field's value */
+    char header[16];  /* the name of the header field being read, lower-case ("" when longer) */
+    char accept[512]; /* the Accept field's value, cut at its size */
+    int in_value;     /* the parser is in a field's value */
     int complete, closing;
     int from_loopback; /* the peer is this host: every endpoint; else only the kubelet's and Prometheus's */
     struct sockaddr_storage peer;

@@ -37,8 +37,8 @@ static void find_service(rm_conn_t *c)
     const rm_destination_t *d =
         c->explicit_cfg != NULL ? NULL
                                 : rm_proxy_config_find_destination(rm__conn_cfg(c), (struct sockaddr *)&c->orig_dst.ss);
-    if (d != NULL && rm_mesh_service_of_sni(d->sni, o->svc, sizeof(o->svc), o->svc_name, sizeof(o->svc_name),
-                                            o->svc_ns, sizeof(o->svc_ns)) == 0)
+    if (d != NULL && rm_mesh_service_of_sni(d->sni, o->svc, sizeof(o->svc), o->svc_name, sizeof(o->svc_name), o->svc_ns,
+                                            sizeof(o->svc_ns)) == 0)
         return;
     char ip[INET6_ADDRSTRLEN] = "";
     const struct sockaddr_storage *ss = &c->orig_dst.ss;
@@ -119,7 +119,7 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
     rm__conn_obs_t *o = &c->obs;
     uint64_t now = rm_loop_now_ms(c->w->loop), start = now;
     int denied = 0, grpc = ex->grpc_status >= 0;
-    obs_labels_t ol;
+    obs_labels_t ol = {0};
 
     if (ex->cookie >= 1 && ex->cookie <= RM_CONN_OBS_SLOTS && (o->used & (1ull << (ex->cookie - 1)))) {
         uint64_t bit = 1ull << (ex->cookie - 1);
@@ -148,7 +148,7 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
 
 void rm__conn_observe_opened(struct st_rm_conn_t *c)
 {
-    obs_labels_t ol;
+    obs_labels_t ol = {0};
     c->obs.opened = 1;
     fill(c, &ol, 1);
     rm_mesh_metrics_tcp_opened(c->w->metrics, &ol.l, rm_loop_now_ms(c->w->loop));
@@ -156,7 +156,7 @@ void rm__conn_observe_opened(struct st_rm_conn_t *c)
 
 void rm__conn_observe_closed(struct st_rm_conn_t *c)
 {
-    obs_labels_t ol;
+    obs_labels_t ol = {0};
     /* what reached each end, the filter's staging included (as the connection's access log counts it) */
     uint64_t received = c->d2u.bytes + (c->l7 != NULL ? c->l7->app_out.bytes : 0);
     uint64_t sent = c->u2d.bytes + (c->l7 != NULL ? c->l7->client_out.bytes : 0);

@@ -63,7 +63,7 @@ void rm__control_publish(rm_control_client_t *cc)
         .access_log = cc->have_mesh ? cc->access_log : -1,
         .metrics_istio_names = cc->have_mesh ? cc->metrics_istio_names : 0,
         .metrics_max_series = cc->metrics_max_series,
-        .metrics_series_expiry_ms = cc->metrics_series_expiry_ms,
+        .metrics_expiry_ms = cc->metrics_expiry_ms,
         .client_ctx = cc->client_ctx,
         .server_ctx = cc->server_ctx,
         .no_tls_reason = cc->client_ctx == NULL ? (cc->expired_published ? "svid_expired" : "no_svid_yet") : NULL,

@@ -51,8 +51,8 @@ struct st_rm_control_client_t {
     int have_inbound_mode;
     uint32_t connect_timeout_ms, idle_timeout_ms;
     int access_log;
-    int metrics_istio_names; /* MeshSettings' metrics settings: 0 while none came, 1 off, 2 on */
-    uint32_t metrics_max_series, metrics_series_expiry_ms; /* 0: the file's */
+    int metrics_istio_names;                        /* MeshSettings' metrics settings: 0 while none came, 1 off, 2 on */
+    uint32_t metrics_max_series, metrics_expiry_ms; /* 0: the file's */
 
     /* discovery stream */
     rm_h2_conn_t *conn;

@@ -50,8 +50,8 @@ static const char *const tcp_labels[TCP_NUM_LABELS] = {
 };
 
 /* Envoy's default histogram buckets, which Istio's standard histograms use (milliseconds and bytes alike). */
-static const double default_buckets[] = {0.5,  1,     5,     10,     25,     50,     100,     250,     500,    1000,
-                                         2500, 5000,  10000, 30000,  60000,  300000, 600000, 1800000, 3600000};
+static const double default_buckets[] = {0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
+                                         2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
 #define NUM_BUCKETS (sizeof(default_buckets) / sizeof(default_buckets[0]))
 
 static const rm_metric_def_t families[RM_MM_NUM_FAMILIES] = {
@@ -83,7 +83,7 @@ int rm_mesh_metrics_new(rm_metrics_t **out, unsigned num_workers)
 
 void rm_mesh_metrics_tick(rm_metrics_t *m, rm_metrics_shard_t *sh, const rm_proxy_config_t *cfg, uint64_t now_ms)
 {
-    rm_metrics_set_limits(m, cfg->metrics_max_series, cfg->metrics_series_expiry_ms);
+    rm_metrics_set_limits(m, cfg->metrics_max_series, cfg->metrics_expiry_ms);
     rm_metrics_expire(sh, now_ms);
 }
 
@@ -159,7 +159,8 @@ int rm_mesh_service_of_host(const char *host, size_t host_len, char *svc, size_t
         return -1;
     if (dot2 != NULL) {
         size_t tl = (size_t)(host + n - (dot2 + 1));
-        if (!(tl == 3 && memcmp(dot2 + 1, "svc", 3) == 0) && !(tl == 17 && memcmp(dot2 + 1, "svc.cluster.local", 17) == 0))
+        if (!(tl == 3 && memcmp(dot2 + 1, "svc", 3) == 0) &&
+            !(tl == 17 && memcmp(dot2 + 1, "svc.cluster.local", 17) == 0))
             return -1;
     }
     if (nl >= name_len || nsl >= ns_len || nl + nsl + 20 > svc_len)

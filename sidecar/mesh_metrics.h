@@ -11,14 +11,14 @@
 
 /** The families, in registry order. */
 enum {
-    RM_MM_REQUESTS = 0,    /* requests_total */
-    RM_MM_DURATION,        /* request_duration_milliseconds */
-    RM_MM_REQUEST_BYTES,   /* request_bytes */
-    RM_MM_RESPONSE_BYTES,  /* response_bytes */
-    RM_MM_TCP_OPENED,      /* tcp_connections_opened_total */
-    RM_MM_TCP_CLOSED,      /* tcp_connections_closed_total */
-    RM_MM_TCP_SENT,        /* tcp_sent_bytes_total */
-    RM_MM_TCP_RECEIVED,    /* tcp_received_bytes_total */
+    RM_MM_REQUESTS = 0,   /* requests_total */
+    RM_MM_DURATION,       /* request_duration_milliseconds */
+    RM_MM_REQUEST_BYTES,  /* request_bytes */
+    RM_MM_RESPONSE_BYTES, /* response_bytes */
+    RM_MM_TCP_OPENED,     /* tcp_connections_opened_total */
+    RM_MM_TCP_CLOSED,     /* tcp_connections_closed_total */
+    RM_MM_TCP_SENT,       /* tcp_sent_bytes_total */
+    RM_MM_TCP_RECEIVED,   /* tcp_received_bytes_total */
     RM_MM_NUM_FAMILIES
 };
 

@@ -83,7 +83,7 @@ struct st_rm_worker_t {
     uint64_t rng;     /* state of the sampling of allowed-decision logs */
     rm_worker_stats_t stats;
     rm_metrics_shard_t *metrics; /* this worker's shard of the proxy's request and connection metrics */
-    atomic_uint_fast64_t epoch; /* loop iterations: a change means no bare snapshot pointer survives from before */
+    atomic_uint_fast64_t epoch;  /* loop iterations: a change means no bare snapshot pointer survives from before */
     atomic_int exited;
 };
 
@@ -123,7 +123,7 @@ struct st_rm_proxy_t {
     atomic_int
         kernel_tls; /* hand finished handshakes' record layers to the kernel (kernelTls, and the kernel has it) */
     struct st_rm_app_health_t *app_health; /* the app's probes (app_health.h), NULL without RINGMESH_APP_PROBERS */
-    rm_metrics_t *metrics; /* Istio's standard metrics (mesh_metrics.h), one shard per worker */
+    rm_metrics_t *metrics;                 /* Istio's standard metrics (mesh_metrics.h), one shard per worker */
 };
 
 /** Resolves the configured backend (AUTO tries io_uring, falls back to epoll and logs why). Returns 0 or -errno. */

@@ -653,7 +653,7 @@ static int conv_metrics(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_
     if ((ret = rm_config_conv_bool(ctx, "metrics.istioNames", m->istio_names, &cfg->metrics_istio_names)) != 0 ||
         (ret = rm_config_conv_uint(ctx, "metrics.maxSeriesPerMetric", m->max_series_per_metric, 0, 1000000,
                                    &cfg->metrics_max_series)) != 0 ||
-        (ret = conv_duration(ctx, "metrics.seriesExpiry", m->series_expiry, 1, &cfg->metrics_series_expiry_ms)) != 0)
+        (ret = conv_duration(ctx, "metrics.seriesExpiry", m->series_expiry, 1, &cfg->metrics_expiry_ms)) != 0)
         return ret;
     return 0;
 }
@@ -710,7 +710,8 @@ int rm__proxy_config_convert(rm_config_doc_t *ctx, const raw_config_t *raw, rm_p
         (ret = rm_config_conv_bool(ctx, "accessLog", raw->access_log, &cfg->access_log)) != 0 ||
         (ret = conv_log_level(ctx, "logLevel", raw->log_level, &cfg->log_level)) != 0 ||
         (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = conv_authorization(ctx, raw, cfg)) != 0 ||
-        (ret = conv_metrics(ctx, raw, cfg)) != 0 || (ret = check_tls(ctx, raw, cfg)) != 0 || (ret = check_listen_conflicts(ctx, cfg)) != 0)
+        (ret = conv_metrics(ctx, raw, cfg)) != 0 || (ret = check_tls(ctx, raw, cfg)) != 0 ||
+        (ret = check_listen_conflicts(ctx, cfg)) != 0)
         return ret;
     return 0;
 }

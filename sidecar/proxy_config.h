@@ -117,9 +117,11 @@ typedef struct st_rm_proxy_config_t {
     uint32_t handshake_timeout_ms;   /* default 10000 */
     int access_log;                  /* default 1: one line per closed connection */
     char *log_level;                 /* default "info" */
-    int metrics_istio_names;         /* metrics.istioNames: Istio's "istio_" prefix instead of "ringmesh_" */
-    unsigned metrics_max_series;     /* metrics.maxSeriesPerMetric, default 2000 (0: every label set folds) */
-    uint32_t metrics_series_expiry_ms; /* metrics.seriesExpiry, default 10m; 0: never */
+    /* metrics.istioNames (Istio's "istio_" prefix instead of "ringmesh_"), metrics.maxSeriesPerMetric (default 2000;
+     * 0: every label set folds), metrics.seriesExpiry (default 10m; 0: never) */
+    int metrics_istio_names;
+    unsigned metrics_max_series;
+    uint32_t metrics_expiry_ms;
 } rm_proxy_config_t;
 
 /** Loads and validates `path`. On failure returns RM_ERR_CONFIG_* and writes a message naming the file, line

@@ -309,7 +309,7 @@ static int set_defaults(rm_proxy_config_t *cfg)
     cfg->handshake_timeout_ms = 10000;
     cfg->access_log = 1;
     cfg->metrics_max_series = 2000;
-    cfg->metrics_series_expiry_ms = 600000;
+    cfg->metrics_expiry_ms = 600000;
     return 0;
 }
 

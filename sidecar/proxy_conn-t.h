@@ -60,7 +60,7 @@ typedef struct st_rm__conn_l7_t {
 #define RM_CONN_OBS_SLOTS 64
 typedef struct st_rm__conn_obs_t {
     uint64_t start_ms[RM_CONN_OBS_SLOTS];
-    uint64_t used, denied, grpc; /* bit i: slot i holds a request, it was denied, it is gRPC */
+    uint64_t used, denied, grpc;             /* bit i: slot i holds a request, it was denied, it is gRPC */
     char svc[128], svc_name[64], svc_ns[64]; /* destination_service and its parts; svc[0] == 0: not known yet */
     uint8_t opened;                          /* rm__conn_observe_opened was called: closed must be reported */
 } rm__conn_obs_t;

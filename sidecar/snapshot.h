@@ -63,9 +63,11 @@ typedef struct st_rm_snapshot_params_t {
     uint32_t connect_timeout_ms; /* 0: the file's */
     uint32_t idle_timeout_ms;    /* 0: the file's */
     int access_log;              /* -1: the file's */
-    int metrics_istio_names;     /* 0: the file's, 1: off, 2: on */
-    uint32_t metrics_max_series; /* 0: the file's */
-    uint32_t metrics_series_expiry_ms; /* 0: the file's */
+    /* the pushed metrics settings: istio names 0 (the file's), 1 (off) or 2 (on); max series and expiry 0: the file's
+     */
+    int metrics_istio_names;
+    uint32_t metrics_max_series;
+    uint32_t metrics_expiry_ms;
     rm_tls_ctx_t *client_ctx, *server_ctx;
     const char *no_tls_reason;
     const char (*versions)[64]; /* RM_XDS_NUM_TYPES of them, or NULL */

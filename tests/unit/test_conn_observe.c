@@ -37,7 +37,7 @@ static int setup(void **state)
     f->w.loop = f->loop;
     f->w.metrics = rm_metrics_shard(f->m, 0);
     f->cfg.metrics_max_series = 2000;
-    f->cfg.metrics_series_expiry_ms = 600000;
+    f->cfg.metrics_expiry_ms = 600000;
     /* a destination the control plane named by its Service (Istio's outbound SNI) */
     assert_int_equal(rm_sockaddr_parse("198.19.0.10:8080", &f->dest.addr), 0);
     f->dest.sni = "outbound_.8080_._.orders.shop.svc.cluster.local";
@@ -95,10 +95,10 @@ static rm_http_request_t request(const char *host, int grpc)
 }
 
 #define INBOUND_PREFIX                                                                                                 \
-    "{reporter=\"destination\",source_workload=\"unknown\",source_workload_namespace=\"unknown\",source_principal="   \
-    "\"unknown\",source_app=\"unknown\",source_version=\"unknown\",destination_workload=\"unknown\",destination_"     \
-    "workload_namespace=\"unknown\",destination_principal=\"unknown\",destination_app=\"unknown\",destination_"       \
-    "version=\"unknown\",destination_service=\"orders.shop.svc.cluster.local\",destination_service_name=\"orders\","  \
+    "{reporter=\"destination\",source_workload=\"unknown\",source_workload_namespace=\"unknown\",source_principal="    \
+    "\"unknown\",source_app=\"unknown\",source_version=\"unknown\",destination_workload=\"unknown\",destination_"      \
+    "workload_namespace=\"unknown\",destination_principal=\"unknown\",destination_app=\"unknown\",destination_"        \
+    "version=\"unknown\",destination_service=\"orders.shop.svc.cluster.local\",destination_service_name=\"orders\","   \
     "destination_service_namespace=\"shop\","
 
 /* Two requests in flight on one connection (HTTP/2), ending out of order: each gets its own duration, code and
@@ -116,12 +116,22 @@ static void test_inbound_requests(void **state)
     assert_int_not_equal(d1.cookie, 0);
     assert_int_not_equal(d2.cookie, d1.cookie);
     f->loop->now_ms = 1004;
-    rm_http_exchange_t denied = {.cookie = d2.cookie, .stream_id = 3, .status = 403, .grpc_status = -1,
-                                 .response_bytes = 19, .answered_by_proxy = 1, .complete = 1};
+    rm_http_exchange_t denied = {.cookie = d2.cookie,
+                                 .stream_id = 3,
+                                 .status = 403,
+                                 .grpc_status = -1,
+                                 .response_bytes = 19,
+                                 .answered_by_proxy = 1,
+                                 .complete = 1};
     rm__conn_observe_exchange(&f->c, &denied);
     f->loop->now_ms = 1040;
-    rm_http_exchange_t ok = {.cookie = d1.cookie, .stream_id = 1, .status = 200, .grpc_status = -1,
-                             .request_bytes = 7, .response_bytes = 2000, .complete = 1};
+    rm_http_exchange_t ok = {.cookie = d1.cookie,
+                             .stream_id = 1,
+                             .status = 200,
+                             .grpc_status = -1,
+                             .request_bytes = 7,
+                             .response_bytes = 2000,
+                             .complete = 1};
     rm__conn_observe_exchange(&f->c, &ok);
 
     const char *p = scrape(f, 0);
@@ -135,7 +145,7 @@ static void test_inbound_requests(void **state)
                      1);
     /* 40 ms: in (25, 50]; the denial took 1 ms: in (0.5, 1] */
     const char *ok_labels = INBOUND_PREFIX "request_protocol=\"http\",response_code=\"200\",grpc_response_status="
-                                          "\"\",response_flags=\"-\",connection_security_policy=\"mutual_tls\"";
+                                           "\"\",response_flags=\"-\",connection_security_policy=\"mutual_tls\"";
     char series[2048];
     snprintf(series, sizeof(series), "ringmesh_request_duration_milliseconds_bucket%s,le=\"25\"}", ok_labels);
     assert_int_equal(value(p, series), 0);
@@ -166,8 +176,8 @@ static void test_grpc_plaintext_and_cut(void **state)
     make_inbound(f, RM_CONN_MODE_PLAINTEXT);
     rm_http_request_t r = request("198.18.2.2:8081", 1);
     rm__conn_observe_request(&f->c, &r, RM_HTTP_DENY, &d);
-    rm_http_exchange_t denied = {.cookie = d.cookie, .status = 200, .grpc_status = 7, .answered_by_proxy = 1,
-                                 .complete = 1};
+    rm_http_exchange_t denied = {
+        .cookie = d.cookie, .status = 200, .grpc_status = 7, .answered_by_proxy = 1, .complete = 1};
     rm__conn_observe_exchange(&f->c, &denied);
     rm__conn_observe_request(&f->c, &r, RM_HTTP_ALLOW, &d);
     rm_http_exchange_t cut = {.cookie = d.cookie, .status = 0, .grpc_status = -1, .complete = 0};
@@ -191,11 +201,11 @@ static void test_grpc_plaintext_and_cut(void **state)
 }
 
 #define OUTBOUND_TCP                                                                                                   \
-    "{reporter=\"source\",source_workload=\"unknown\",source_workload_namespace=\"unknown\",source_principal="        \
-    "\"unknown\",source_app=\"unknown\",source_version=\"unknown\",destination_workload=\"unknown\",destination_"     \
-    "workload_namespace=\"unknown\",destination_principal=\"unknown\",destination_app=\"unknown\",destination_"       \
-    "version=\"unknown\",destination_service=\"orders.shop.svc.cluster.local\",destination_service_name=\"orders\","  \
-    "destination_service_namespace=\"shop\",request_protocol=\"tcp\",response_flags=\"-\",connection_security_"      \
+    "{reporter=\"source\",source_workload=\"unknown\",source_workload_namespace=\"unknown\",source_principal="         \
+    "\"unknown\",source_app=\"unknown\",source_version=\"unknown\",destination_workload=\"unknown\",destination_"      \
+    "workload_namespace=\"unknown\",destination_principal=\"unknown\",destination_app=\"unknown\",destination_"        \
+    "version=\"unknown\",destination_service=\"orders.shop.svc.cluster.local\",destination_service_name=\"orders\","   \
+    "destination_service_namespace=\"shop\",request_protocol=\"tcp\",response_flags=\"-\",connection_security_"        \
     "policy=\"unknown\"}"
 
 /* Outbound TCP: the service from the destination map, opened and closed once each, the bytes from the client
@@ -255,9 +265,8 @@ static void test_service_names(void **state)
     static const char *const good[] = {"orders.shop", "orders.shop:8080", "orders.shop.svc",
                                        "orders.shop.svc.cluster.local:80"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        assert_int_equal(rm_mesh_service_of_host(good[i], strlen(good[i]), svc, sizeof(svc), name, sizeof(name), ns,
-                                                 sizeof(ns)),
-                         0);
+        assert_int_equal(
+            rm_mesh_service_of_host(good[i], strlen(good[i]), svc, sizeof(svc), name, sizeof(name), ns, sizeof(ns)), 0);
         assert_string_equal(svc, "orders.shop.svc.cluster.local");
         assert_string_equal(name, "orders");
         assert_string_equal(ns, "shop");

@@ -157,7 +157,7 @@ static void test_snapshot_derive(void **state)
     cfg->access_log = 1;
     cfg->metrics_istio_names = 1;
     cfg->metrics_max_series = 2000;
-    cfg->metrics_series_expiry_ms = 600000;
+    cfg->metrics_expiry_ms = 600000;
     atomic_init(&base->refs, 1);
     base->cfg = cfg;
     map_init(&m);
@@ -181,7 +181,7 @@ static void test_snapshot_derive(void **state)
     assert_int_equal(d->cfg->access_log, 0);
     assert_int_equal(d->cfg->metrics_istio_names, 0);
     assert_int_equal(d->cfg->metrics_max_series, 300);
-    assert_int_equal(d->cfg->metrics_series_expiry_ms, 600000); /* 0 pushed: the file's */
+    assert_int_equal(d->cfg->metrics_expiry_ms, 600000); /* 0 pushed: the file's */
     assert_null(d->client_ctx);
     assert_int_equal(atomic_load(&base->refs), 2); /* the derived snapshot keeps its base alive */
     assert_int_equal(atomic_load(&t->refs), 2);

@@ -34,7 +34,7 @@ static void make_model(rm_mesh_model_t *m, rm_model_service_t svcs[2])
     m->settings.access_log = 1;
     m->settings.metrics_istio_names = 1;
     m->settings.metrics_max_series = 500;
-    m->settings.metrics_series_expiry_ms = 120000;
+    m->settings.metrics_expiry_ms = 120000;
     m->settings.svid_ttl = 3600;
     svcs[0].namespace_ = "shop";
     svcs[0].name = "orders";

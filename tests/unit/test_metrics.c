@@ -41,9 +41,9 @@ static void test_formats_byte_exact(void **state)
     rm_metrics_add(rm_metrics_shard(m, 0), 0, a, 2, 1);
     rm_metrics_add(rm_metrics_shard(m, 1), 0, a, 3, 1); /* same labels, other shard: summed */
     rm_metrics_add(rm_metrics_shard(m, 1), 0, b, 1, 1);
-    rm_metrics_observe(rm_metrics_shard(m, 0), 1, a, 0.5, 1);   /* on a bound: in it */
-    rm_metrics_observe(rm_metrics_shard(m, 1), 1, a, 0.75, 1);  /* (0.5, 1] */
-    rm_metrics_observe(rm_metrics_shard(m, 1), 1, a, 2e6, 1);   /* +Inf */
+    rm_metrics_observe(rm_metrics_shard(m, 0), 1, a, 0.5, 1);  /* on a bound: in it */
+    rm_metrics_observe(rm_metrics_shard(m, 1), 1, a, 0.75, 1); /* (0.5, 1] */
+    rm_metrics_observe(rm_metrics_shard(m, 1), 1, a, 2e6, 1);  /* +Inf */
     assert_string_equal(render(m, RM_METRICS_PROMETHEUS),
                         "# HELP t_requests_total Requests \"seen\", by code\\\\peer.\n"
                         "# TYPE t_requests_total counter\n"
@@ -110,10 +110,18 @@ static void test_canonical_numbers(void **state)
         double v;
         const char *canonical, *plain;
     } cases[] = {
-        {0, "0.0", "0"},           {0.5, "0.5", "0.5"},           {1, "1.0", "1"},
-        {25, "25.0", "25"},        {100000, "100000.0", "100000"}, {1e6, "1e+06", "1e+06"},
-        {1.8e6, "1.8e+06", "1.8e+06"}, {3.6e6, "3.6e+06", "3.6e+06"}, {1e-5, "1e-05", "1e-05"},
-        {0.0001, "0.0001", "0.0001"}, {1e23, "1e+23", "1e+23"},     {0.1, "0.1", "0.1"},
+        {0, "0.0", "0"},
+        {0.5, "0.5", "0.5"},
+        {1, "1.0", "1"},
+        {25, "25.0", "25"},
+        {100000, "100000.0", "100000"},
+        {1e6, "1e+06", "1e+06"},
+        {1.8e6, "1.8e+06", "1.8e+06"},
+        {3.6e6, "3.6e+06", "3.6e+06"},
+        {1e-5, "1e-05", "1e-05"},
+        {0.0001, "0.0001", "0.0001"},
+        {1e23, "1e+23", "1e+23"},
+        {0.1, "0.1", "0.1"},
     };
     char b[64];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -317,11 +325,11 @@ static void test_cut_page(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_formats_byte_exact),   cmocka_unit_test(test_empty_registry_writes_nothing),
-        cmocka_unit_test(test_bad_definitions),      cmocka_unit_test(test_canonical_numbers),
-        cmocka_unit_test(test_fold_past_limit),      cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_formats_byte_exact),    cmocka_unit_test(test_empty_registry_writes_nothing),
+        cmocka_unit_test(test_bad_definitions),       cmocka_unit_test(test_canonical_numbers),
+        cmocka_unit_test(test_fold_past_limit),       cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_merge_while_recording), cmocka_unit_test(test_negotiate),
-        cmocka_unit_test(test_text_to_openmetrics),  cmocka_unit_test(test_cut_page),
+        cmocka_unit_test(test_text_to_openmetrics),   cmocka_unit_test(test_cut_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

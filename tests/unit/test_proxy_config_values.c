@@ -309,7 +309,7 @@ static void test_empty_collections(void **state)
     /* the metrics section is absent: Istio-style names off, 2000 series per metric, series expire after 10m */
     assert_int_equal(cfg->metrics_istio_names, 0);
     assert_int_equal(cfg->metrics_max_series, 2000);
-    assert_int_equal(cfg->metrics_series_expiry_ms, 600000);
+    assert_int_equal(cfg->metrics_expiry_ms, 600000);
     rm_proxy_config_free(cfg);
 
     snprintf(text, sizeof(text), "%s%s", TLS_OK,
@@ -317,7 +317,7 @@ static void test_empty_collections(void **state)
     cfg = load_ok(write_tmp_str("metrics.yaml", text));
     assert_int_equal(cfg->metrics_istio_names, 1);
     assert_int_equal(cfg->metrics_max_series, 0);
-    assert_int_equal(cfg->metrics_series_expiry_ms, 90000);
+    assert_int_equal(cfg->metrics_expiry_ms, 90000);
     rm_proxy_config_free(cfg);
 }
 

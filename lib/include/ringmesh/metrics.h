@@ -60,8 +60,7 @@ void rm_metrics_set_limits(rm_metrics_t *m, size_t max_series, uint64_t expiry_m
  *  caller's clock, for expiry. Only the shard's owner calls this. */
 void rm_metrics_add(rm_metrics_shard_t *sh, unsigned family, const char *const *values, uint64_t v, uint64_t now_ms);
 /** Records observation `v` (>= 0) in histogram family `family`. As rm_metrics_add. */
-void rm_metrics_observe(rm_metrics_shard_t *sh, unsigned family, const char *const *values, double v,
-                        uint64_t now_ms);
+void rm_metrics_observe(rm_metrics_shard_t *sh, unsigned family, const char *const *values, double v, uint64_t now_ms);
 /** Removes the shard's series last recorded into `expiry_ms` or more before `now_ms`. Only the shard's owner calls
  *  this. Returns how many were removed. */
 size_t rm_metrics_expire(rm_metrics_shard_t *sh, uint64_t now_ms);
@@ -70,8 +69,7 @@ size_t rm_metrics_expire(rm_metrics_shard_t *sh, uint64_t now_ms);
  *  in format `fmt` at buf[o..len) (rm_textf's contract: the offset stops at len when cut). Family names get
  *  `prefix` in front ("ringmesh_" or "istio_"). Does not write OpenMetrics' "# EOF". Takes every shard's mutex in
  *  turn; allocates a sorting array (on failure, writes nothing and returns o). */
-size_t rm_metrics_render(rm_metrics_t *m, const char *prefix, rm_metrics_format_t fmt, char *buf, size_t len,
-                         size_t o);
+size_t rm_metrics_render(rm_metrics_t *m, const char *prefix, rm_metrics_format_t fmt, char *buf, size_t len, size_t o);
 
 /** The format an HTTP Accept header value asks for: OpenMetrics when it lists application/openmetrics-text with a
  *  q above 0 and not below any text/plain or wildcard range's, Prometheus text otherwise (also for NULL). */
