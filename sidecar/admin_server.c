@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define METRICS_START   (16u << 10) /* the /metrics buffer doubles from this until the text fits... */
-#define METRICS_MAX     (4u << 20)  /* ...up to this */
+#define METRICS_START   (16u << 10)  /* the /metrics buffer doubles from this until the text fits... */
+#define METRICS_MAX     (128u << 20) /* ...up to this: a request label set's three histograms take some 40 KiB */
 #define CONFIG_DUMP_MAX (1u << 20)
 #define ADMIN_REQ_MAX   4096
 #define ADMIN_DEADLINE  5000
@@ -504,8 +504,9 @@ static void handle(struct st_rm_admin_conn_t *c)
     } else if (strcmp(c->url, "/metrics") == 0 && is_get) {
         /* every authorization rule that has decided adds a line: render again into a larger buffer until it fits */
         rm_metrics_format_t fmt = rm_metrics_negotiate(c->accept[0] != '\0' ? c->accept : NULL);
+        static size_t fitted = METRICS_START; /* the size the last page fitted in (worker 0 only): start there */
         char *buf = NULL, *grown;
-        size_t cap = METRICS_START, n;
+        size_t cap = fitted, n;
         for (;;) {
             if ((grown = realloc(buf, cap)) == NULL) {
                 free(buf);
@@ -517,10 +518,12 @@ static void handle(struct st_rm_admin_conn_t *c)
                 break;
             cap *= 2;
         }
-        if (n >= cap - 1)
-            respond(c, 507, "Insufficient Storage", "text/plain", "metrics larger than 4 MiB\n", 26);
-        else
+        if (n >= cap - 1) {
+            respond(c, 507, "Insufficient Storage", "text/plain", "metrics larger than 128 MiB\n", 28);
+        } else {
+            fitted = cap;
             respond(c, 200, "OK", rm_metrics_content_type(fmt), buf, n);
+        }
         free(buf);
     } else if (strcmp(c->url, "/config_dump") == 0 && is_get) {
         char *buf = malloc(CONFIG_DUMP_MAX);
