@@ -165,6 +165,9 @@ static int build_mesh_settings(rm_xds_push_t *push, const rm_mesh_model_t *model
     ms.idle_timeout_ms = s->idle_timeout_ms;
     ms.access_log = s->access_log != 0;
     ms.access_log_sample_rate = s->access_log_sample;
+    ms.metrics_istio_names = s->metrics_istio_names != 0;
+    ms.metrics_max_series_per_metric = s->metrics_max_series;
+    ms.metrics_series_expiry_ms = s->metrics_expiry_ms;
     ms.svid_ttl_seconds = s->svid_ttl;
     return encode_push(push, RM_XDS_MESH_SETTINGS, "mesh", &ms.base, seq);
 }

@@ -65,6 +65,12 @@ typedef struct st_raw_access_log_t {
     char *sample_rate;
 } raw_access_log_t;
 
+typedef struct st_raw_mesh_metrics_t {
+    char *istio_names;
+    char *max_series_per_metric;
+    char *series_expiry;
+} raw_mesh_metrics_t;
+
 typedef struct st_raw_mesh_spec_t {
     char *trust_domain;
     char **trust_domain_aliases;
@@ -76,6 +82,7 @@ typedef struct st_raw_mesh_spec_t {
     char *connect_timeout;
     char *idle_timeout;
     raw_access_log_t *access_log;
+    raw_mesh_metrics_t *metrics;
 } raw_mesh_spec_t;
 
 typedef struct st_raw_workload_spec_t {
@@ -147,6 +154,13 @@ static const cyaml_schema_field_t access_log_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t mesh_metrics_fields[] = {
+    RM_CYAML_STR("istioNames", raw_mesh_metrics_t, istio_names),
+    RM_CYAML_STR("maxSeriesPerMetric", raw_mesh_metrics_t, max_series_per_metric),
+    RM_CYAML_STR("seriesExpiry", raw_mesh_metrics_t, series_expiry),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("trustDomain", raw_mesh_spec_t, trust_domain),
     RM_CYAML_STR_SEQ("trustDomainAliases", raw_mesh_spec_t, trust_domain_aliases, CYAML_UNLIMITED),
@@ -157,6 +171,7 @@ static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("connectTimeout", raw_mesh_spec_t, connect_timeout),
     RM_CYAML_STR("idleTimeout", raw_mesh_spec_t, idle_timeout),
     CYAML_FIELD_MAPPING_PTR("accessLog", RM_CYAML_OPT_NULL, raw_mesh_spec_t, access_log, access_log_fields),
+    CYAML_FIELD_MAPPING_PTR("metrics", RM_CYAML_OPT_NULL, raw_mesh_spec_t, metrics, mesh_metrics_fields),
     CYAML_FIELD_END,
 };
 
@@ -502,6 +517,16 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
                                              rm_yaml_quoted(q, sizeof(q), al->sample_rate));
             s->access_log_sample = v;
         }
+    }
+    if (spec->metrics != NULL) {
+        const raw_mesh_metrics_t *mm = spec->metrics;
+        if ((ret = rm_config_conv_bool(&ctx->cdoc, "spec.metrics.istioNames", mm->istio_names,
+                                       &s->metrics_istio_names)) != 0 ||
+            (ret = rm_config_conv_uint(&ctx->cdoc, "spec.metrics.maxSeriesPerMetric", mm->max_series_per_metric, 1,
+                                       1000000, &s->metrics_max_series)) != 0 ||
+            (ret = conv_timeout(&ctx->cdoc, "spec.metrics.seriesExpiry", mm->series_expiry, &s->metrics_expiry_ms)) !=
+                0)
+            return ret;
     }
     return 0;
 }

@@ -26,6 +26,9 @@ typedef struct st_rm_mesh_settings_t {
     uint32_t idle_timeout_ms;          /* default 0: the proxies' own */
     int access_log;                    /* accessLog.enabled: the sidecars' access log, default 0 */
     double access_log_sample;          /* accessLog.sampleRate, in [0, 1], default 1 */
+    int metrics_istio_names;           /* metrics.istioNames, default 0 */
+    unsigned metrics_max_series;       /* metrics.maxSeriesPerMetric, default 0: the proxies' own */
+    uint32_t metrics_expiry_ms;        /* metrics.seriesExpiry, default 0: the proxies' own */
     int64_t svid_ttl;                  /* seconds, default 86400, at least 300 */
     char *root_namespace;              /* default "ringmesh-system": its policies without selector are mesh-wide */
     rm_authz_action_t default_action;  /* authorization.defaultAction: DENY (default) or ALLOW */

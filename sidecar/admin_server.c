@@ -1,6 +1,7 @@
 #include "admin_server.h"
 #include "app_health.h"
 #include "trace_export.h"
+#include "mesh_metrics.h"
 #include "ringmesh/textbuf.h"
 #include "ringmesh/log.h"
 
@@ -16,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define METRICS_START   (16u << 10) /* the /metrics buffer doubles from this until the text fits... */
-#define METRICS_MAX     (4u << 20)  /* ...up to this */
+#define METRICS_START   (16u << 10)  /* the /metrics buffer doubles from this until the text fits... */
+#define METRICS_MAX     (128u << 20) /* ...up to this: a request label set's three histograms take some 40 KiB */
 #define CONFIG_DUMP_MAX (1u << 20)
 #define ADMIN_REQ_MAX   4096
 #define ADMIN_DEADLINE  5000
@@ -32,6 +33,9 @@ struct st_rm_admin_conn_t {
     uint64_t deadline_ms;
     size_t len;
     char url[256];
+    char header[16];  /* the name of the header field being read, lower-case ("" when longer) */
+    char accept[512]; /* the Accept field's value, cut at its size */
+    int in_value;     /* the parser is in a field's value */
     int complete, closing;
     int from_loopback; /* the peer is this host: every endpoint; else only the kubelet's and Prometheus's */
     struct sockaddr_storage peer;
@@ -194,7 +198,68 @@ static int on_complete(http_parser *p)
     return 0;
 }
 
-static const http_parser_settings parser_settings = {.on_url = on_url, .on_message_complete = on_complete};
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct st_rm_admin_conn_t *c = p->data;
+    size_t have;
+    if (c->in_value) {
+        c->in_value = 0;
+        c->header[0] = '\0';
+    }
+    have = strlen(c->header);
+    for (size_t i = 0; i < len; i++) {
+        if (have + 1 >= sizeof(c->header)) {
+            c->header[0] = '\x01'; /* too long to be one we read */
+            c->header[1] = '\0';
+            return 0;
+        }
+        c->header[have++] = (char)(at[i] >= 'A' && at[i] <= 'Z' ? at[i] + 32 : at[i]);
+        c->header[have] = '\0';
+    }
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct st_rm_admin_conn_t *c = p->data;
+    size_t have = strlen(c->accept);
+    int first = !c->in_value;
+    c->in_value = 1;
+    if (strcmp(c->header, "accept") != 0)
+        return 0;
+    if (first && have > 0 && have + 1 < sizeof(c->accept)) /* a second Accept field: one list, as HTTP says */
+        c->accept[have++] = ',';
+    if (len > sizeof(c->accept) - 1 - have)
+        len = sizeof(c->accept) - 1 - have;
+    memcpy(c->accept + have, at, len);
+    c->accept[have + len] = '\0';
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {.on_url = on_url,
+                                                     .on_header_field = on_header_field,
+                                                     .on_header_value = on_header_value,
+                                                     .on_message_complete = on_complete};
+
+/* The whole exposition in `fmt`: the proxy's own counters, then Istio's standard metrics; as OpenMetrics, the
+ * former rewritten and "# EOF" at the end. Returns its length (cap or more: cut). */
+static size_t render_metrics(rm_proxy_t *p, rm_metrics_format_t fmt, char *buf, size_t cap)
+{
+    const rm_proxy_config_t *cfg = atomic_load(&p->snap)->cfg; /* on worker 0's loop: valid for this iteration */
+    size_t o;
+    if (fmt == RM_METRICS_PROMETHEUS) {
+        o = rm_admin_metrics(p, buf, cap);
+        return rm_mesh_metrics_render(p->metrics, cfg, fmt, buf, cap, o);
+    }
+    char *text = malloc(cap);
+    if (text == NULL)
+        return cap;
+    size_t n = rm_admin_metrics(p, text, cap);
+    o = n >= cap - 1 ? cap : rm_metrics_text_to_openmetrics(text, n, buf, cap, 0);
+    free(text);
+    o = rm_mesh_metrics_render(p->metrics, cfg, fmt, buf, cap, o);
+    return rm_textf(buf, cap, o, "# EOF\n");
+}
 
 static void admin_close(struct st_rm_admin_conn_t *c)
 {
@@ -444,8 +509,10 @@ static void handle(struct st_rm_admin_conn_t *c)
             respond(c, 200, "OK", "text/plain", "ready\n", 6);
     } else if (strcmp(c->url, "/metrics") == 0 && is_get) {
         /* every authorization rule that has decided adds a line: render again into a larger buffer until it fits */
+        rm_metrics_format_t fmt = rm_metrics_negotiate(c->accept[0] != '\0' ? c->accept : NULL);
+        static size_t fitted = METRICS_START; /* the size the last page fitted in (worker 0 only): start there */
         char *buf = NULL, *grown;
-        size_t cap = METRICS_START, n;
+        size_t cap = fitted, n;
         for (;;) {
             if ((grown = realloc(buf, cap)) == NULL) {
                 free(buf);
@@ -453,14 +520,16 @@ static void handle(struct st_rm_admin_conn_t *c)
                 return;
             }
             buf = grown;
-            if ((n = rm_admin_metrics(p, buf, cap)) < cap - 1 || cap >= METRICS_MAX)
+            if ((n = render_metrics(p, fmt, buf, cap)) < cap - 1 || cap >= METRICS_MAX)
                 break;
             cap *= 2;
         }
-        if (n >= cap - 1)
-            respond(c, 507, "Insufficient Storage", "text/plain", "metrics larger than 4 MiB\n", 26);
-        else
-            respond(c, 200, "OK", "text/plain; version=0.0.4", buf, n);
+        if (n >= cap - 1) {
+            respond(c, 507, "Insufficient Storage", "text/plain", "metrics larger than 128 MiB\n", 28);
+        } else {
+            fitted = cap;
+            respond(c, 200, "OK", rm_metrics_content_type(fmt), buf, n);
+        }
         free(buf);
     } else if (strcmp(c->url, "/config_dump") == 0 && is_get) {
         char *buf = malloc(CONFIG_DUMP_MAX);

@@ -2,7 +2,8 @@
  * event loop; requests are parsed with Debian's http-parser. Endpoints:
  *   GET  /healthz/live     200 while the process runs
  *   GET  /healthz/ready    200 once listeners are up, 503 while draining
- *   GET  /metrics          Prometheus text exposition of the workers' counters
+ *   GET  /metrics          the workers' counters and Istio's standard metrics: Prometheus text 0.0.4, or
+ *                          OpenMetrics 1.0 when the Accept header asks for application/openmetrics-text
  *   GET  /app-health/<container>/livez|readyz|startupz   the app's own probe, run by a prober thread (app_health.h)
  *   GET  /config_dump      the configuration in force as JSON: SVID, control-plane versions, destinations
  *   POST /drain            stop accepting, let open connections finish (up to drainTimeout), then exit 0

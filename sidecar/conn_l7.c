@@ -53,12 +53,20 @@ int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops, int observe
     return 0;
 }
 
+void rm__conn_l7_end(rm_conn_t *c)
+{
+    if (c->l7 == NULL || c->l7->ended)
+        return;
+    /* the exchanges still open end with the connection; the app's last response may end with its sending */
+    c->l7->ended = 1;
+    c->l7->ops->end(c->l7->state, c->u2d.src_eof && c->u2d.len == 0);
+}
+
 void rm__conn_l7_free(rm_conn_t *c)
 {
     if (c->l7 == NULL)
         return;
-    /* the exchanges still open end with the connection; the app's last response may end with its sending */
-    c->l7->ops->end(c->l7->state, c->u2d.src_eof && c->u2d.len == 0);
+    rm__conn_l7_end(c);
     c->l7->ops->dispose(c->l7->state);
     rm_bytebuf_free(&c->l7->to_app);
     rm_bytebuf_free(&c->l7->to_client);

@@ -1,11 +1,111 @@
-/* The connection's reports (conn_observe.h). Spans: conn_trace.h, whose cookie is the high 32 bits of the
- * exchange's cookie (the low 32 bits are left for the other reports). */
+/* The connection's reports (conn_observe.h): Istio's standard metrics (mesh_metrics.h) into the worker's shard, the
+ * request's span (conn_trace.h) and its access-log line (access_log.h).
+ *
+ * An exchange's cookie carries two slots: the low 32 bits are this file's (1 + the slot of the request's start time,
+ * kind and access-log record; 0: none), the high 32 bits conn_trace.h's span slot (0: no span).
+ *
+ * Which side is which, as Istio says it: an outbound connection reports reporter="source" (this workload is the
+ * source, the peer it connected to is the destination), an inbound one reporter="destination". The TCP byte counts
+ * are this proxy's view of its downstream peer: received is what came from it (the request direction), sent is
+ * what went to it (the response direction). */
+#include "access_log.h"
+#include "conn_addr.h"
 #include "conn_observe.h"
-
 #include "conn_trace.h"
+#include "mesh_metrics.h"
 #include "proxy_conn-t.h"
+#include "workload_meta.h"
 
-void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *req, rm_http_verdict_t verdict,
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One label set and the text its values point into. */
+typedef struct st_obs_labels_t {
+    rm_mesh_labels_t l;
+    char code[8], grpc[8];
+} obs_labels_t;
+
+static const char *known(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : "unknown";
+}
+
+/* Istio's destination_service of an outbound connection, computed once: the Service its destination names (the
+ * SNI the control plane pushed), else its address, with the name PassthroughCluster when it is not in the mesh (as
+ * Istio names traffic to unknown destinations). */
+static void find_service(rm_conn_t *c)
+{
+    rm__conn_obs_t *o = &c->obs;
+    if (o->svc[0] != '\0' || c->dir != RM_CONN_DIR_OUTBOUND || c->orig_dst.len == 0)
+        return;
+    const rm_destination_t *d =
+        c->explicit_cfg != NULL ? NULL
+                                : rm_proxy_config_find_destination(rm__conn_cfg(c), (struct sockaddr *)&c->orig_dst.ss);
+    if (d != NULL && rm_mesh_service_of_sni(d->sni, o->svc, sizeof(o->svc), o->svc_name, sizeof(o->svc_name), o->svc_ns,
+                                            sizeof(o->svc_ns)) == 0)
+        return;
+    char ip[INET6_ADDRSTRLEN] = "";
+    const struct sockaddr_storage *ss = &c->orig_dst.ss;
+    if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+    else
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
+    snprintf(o->svc, sizeof(o->svc), ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+             (unsigned)rm_sockaddr_port(ss));
+    snprintf(o->svc_name, sizeof(o->svc_name), "%s",
+             d == NULL && c->explicit_cfg == NULL && c->mode == RM_CONN_MODE_PASSTHROUGH ? "PassthroughCluster"
+                                                                                         : "unknown");
+    snprintf(o->svc_ns, sizeof(o->svc_ns), "unknown");
+}
+
+/* The labels every report of the connection shares; response_code, grpc_response_status, response_flags and
+ * request_protocol are the caller's. The TCP reports (`tcp`) of an inbound connection leave destination_service
+ * unknown: the Host its requests name comes after the connection opened, and both its reports must be one series. */
+static void fill(rm_conn_t *c, obs_labels_t *ol, int tcp)
+{
+    const char **v = ol->l.v;
+    const rm_workload_meta_t *self = rm_workload_self(c->snap), *peer, *src, *dst;
+    const char *peer_id = rm__conn_peer_id(c);
+    int outbound = c->dir == RM_CONN_DIR_OUTBOUND;
+    const rm_sockaddr_t *peer_addr = outbound ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src;
+    static const rm_workload_meta_t unknown = {"unknown", "unknown", "unknown", "unknown", "unknown"};
+
+    /* by address; else (an outbound connection to a Service's address) by the identity the peer proved */
+    if ((peer = rm_workload_peer(c->snap, peer_addr)) == NULL &&
+        (peer_id == NULL || (peer = rm_workload_peer_by_principal(c->snap, peer_id)) == NULL))
+        peer = &unknown;
+    src = outbound ? self : peer;
+    dst = outbound ? peer : self;
+    find_service(c);
+    v[RM_ML_REPORTER] = outbound ? "source" : "destination";
+    v[RM_ML_SOURCE_WORKLOAD] = known(src->name);
+    v[RM_ML_SOURCE_WORKLOAD_NAMESPACE] = known(src->namespace);
+    v[RM_ML_SOURCE_PRINCIPAL] = known(outbound ? src->principal : peer_id != NULL ? peer_id : src->principal);
+    v[RM_ML_SOURCE_APP] = known(src->app);
+    v[RM_ML_SOURCE_VERSION] = known(src->version);
+    v[RM_ML_DESTINATION_WORKLOAD] = known(dst->name);
+    v[RM_ML_DESTINATION_WORKLOAD_NAMESPACE] = known(dst->namespace);
+    v[RM_ML_DESTINATION_PRINCIPAL] = known(outbound && peer_id != NULL ? peer_id : dst->principal);
+    v[RM_ML_DESTINATION_APP] = known(dst->app);
+    v[RM_ML_DESTINATION_VERSION] = known(dst->version);
+    int svc = !(tcp && !outbound);
+    v[RM_ML_DESTINATION_SERVICE] = known(svc ? c->obs.svc : NULL);
+    v[RM_ML_DESTINATION_SERVICE_NAME] = known(svc ? c->obs.svc_name : NULL);
+    v[RM_ML_DESTINATION_SERVICE_NAMESPACE] = known(svc ? c->obs.svc_ns : NULL);
+    v[RM_ML_REQUEST_PROTOCOL] = "tcp";
+    v[RM_ML_RESPONSE_CODE] = "0";
+    v[RM_ML_GRPC_RESPONSE_STATUS] = "";
+    v[RM_ML_RESPONSE_FLAGS] = "-";
+    /* Istio: the server side knows how the connection was secured; the client side says unknown */
+    v[RM_ML_CONNECTION_SECURITY_POLICY] = outbound ? "unknown" : c->mode == RM_CONN_MODE_MTLS ? "mutual_tls" : "none";
+}
+
+/* The request's span: continues or starts its trace and sets the forwarded request's context in `out`. Returns the
+ * span's slot (0: none). */
+static uint32_t trace_request(rm_conn_t *c, const rm_http_request_t *req, rm_http_verdict_t verdict,
                               rm_http_decision_t *out)
 {
     const rm_tls_ctx_t *own = c->snap->client_ctx;
@@ -20,21 +120,129 @@ void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *r
         .destination_principal = outbound ? peer : self,
         .peer_addr = pa->len != 0 ? (const struct sockaddr *)&pa->ss : NULL,
     };
-    out->cookie = (uint64_t)rm_conn_trace_request(&c->trace, &ti, out) << 32;
+    return rm_conn_trace_request(&c->trace, &ti, out);
+}
+
+/* Keeps what the access log needs of the request in slot i's record (allocated on the slot's first sampled request
+ * and reused; without memory, the exchange goes unlogged). */
+static void access_keep(rm_conn_t *c, unsigned i, const rm_http_request_t *req, rm_http_verdict_t verdict,
+                        uint32_t span)
+{
+    rm__conn_obs_t *o = &c->obs;
+    rm_access_request_t probe;
+    rm_access_request_t *rec;
+
+    if (o->alog != NULL && o->alog[i] != NULL)
+        rec = o->alog[i];
+    else {
+        /* most exchanges are not logged: draw the sample before allocating anything */
+        rm__conn_access_log_request(c, req, verdict, &probe);
+        if (!probe.sampled)
+            return;
+        if ((o->alog == NULL && (o->alog = calloc(RM_CONN_OBS_SLOTS, sizeof(*o->alog))) == NULL) ||
+            (o->alog[i] = malloc(sizeof(*o->alog[i]))) == NULL)
+            return;
+        *o->alog[i] = probe;
+        rec = o->alog[i];
+        goto TraceId;
+    }
+    rm__conn_access_log_request(c, req, verdict, rec);
+TraceId:
+    if (rec->sampled && rec->trace_id[0] == '\0') {
+        /* a trace this proxy started: the span's id */
+        const char *id = rm_conn_trace_id(c->trace, span);
+        if (id != NULL)
+            snprintf(rec->trace_id, sizeof(rec->trace_id), "%s", id);
+    }
+}
+
+void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *req, rm_http_verdict_t verdict,
+                              rm_http_decision_t *out)
+{
+    rm__conn_obs_t *o = &c->obs;
+    uint32_t span = trace_request(c, req, verdict, out);
+    out->cookie = (uint64_t)span << 32;
+    if (c->dir == RM_CONN_DIR_INBOUND && o->svc[0] == '\0' && req->host != NULL)
+        rm_mesh_service_of_host(req->host, req->host_len, o->svc, sizeof(o->svc), o->svc_name, sizeof(o->svc_name),
+                                o->svc_ns, sizeof(o->svc_ns));
+    if (o->used == UINT64_MAX)
+        return; /* no slot: the exchange is still counted, with no duration, and not access-logged */
+    unsigned i = (unsigned)__builtin_ctzll(~o->used);
+    uint64_t bit = 1ull << i;
+    o->used |= bit;
+    o->start_ms[i] = rm_loop_now_ms(c->w->loop);
+    o->denied = verdict == RM_HTTP_DENY ? o->denied | bit : o->denied & ~bit;
+    o->grpc = req->grpc ? o->grpc | bit : o->grpc & ~bit;
+    if (o->alog != NULL && o->alog[i] != NULL)
+        o->alog[i]->sampled = 0;
+    access_keep(c, i, req, verdict, span);
+    out->cookie |= i + 1;
 }
 
 void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
 {
     rm_conn_t *c = conn;
+    rm__conn_obs_t *o = &c->obs;
+    uint64_t now = rm_loop_now_ms(c->w->loop), start = now;
+    uint32_t slot = (uint32_t)ex->cookie;
+    int denied = 0, grpc = ex->grpc_status >= 0;
+    obs_labels_t ol = {0};
+
+    if (slot >= 1 && slot <= RM_CONN_OBS_SLOTS && (o->used & (1ull << (slot - 1)))) {
+        uint64_t bit = 1ull << (slot - 1);
+        start = o->start_ms[slot - 1];
+        denied = (o->denied & bit) != 0;
+        grpc |= (o->grpc & bit) != 0;
+        o->used &= ~bit;
+        if (o->alog != NULL && o->alog[slot - 1] != NULL && o->alog[slot - 1]->sampled) {
+            rm__conn_access_log_http(c, o->alog[slot - 1], ex);
+            o->alog[slot - 1]->sampled = 0;
+        }
+    }
     rm_conn_trace_exchange(c->trace, (uint32_t)(ex->cookie >> 32), ex);
+    fill(c, &ol, 0);
+    snprintf(ol.code, sizeof(ol.code), "%u", (unsigned)ex->status);
+    ol.l.v[RM_ML_RESPONSE_CODE] = ol.code;
+    if (ex->grpc_status >= 0) {
+        snprintf(ol.grpc, sizeof(ol.grpc), "%d", (int)ex->grpc_status);
+        ol.l.v[RM_ML_GRPC_RESPONSE_STATUS] = ol.grpc;
+    }
+    ol.l.v[RM_ML_REQUEST_PROTOCOL] = grpc ? "grpc" : "http";
+    /* Envoy's response flags: a policy denial is Istio's RBAC 403 (or gRPC 7) with no flag; the proxy's other
+     * answers (400, 431) are a downstream protocol error; an exchange cut before its end names the side that
+     * went away. */
+    if (ex->answered_by_proxy)
+        ol.l.v[RM_ML_RESPONSE_FLAGS] = denied ? "-" : "DPE";
+    else if (!ex->complete)
+        ol.l.v[RM_ML_RESPONSE_FLAGS] = c->u2d.src_eof ? "UC" : "DC";
+    rm_mesh_metrics_request(c->w->metrics, &ol.l, (double)(now - start), ex->request_bytes, ex->response_bytes, now);
 }
 
 void rm__conn_observe_opened(struct st_rm_conn_t *c)
 {
-    (void)c;
+    obs_labels_t ol = {0};
+    c->obs.opened = 1;
+    fill(c, &ol, 1);
+    rm_mesh_metrics_tcp_opened(c->w->metrics, &ol.l, rm_loop_now_ms(c->w->loop));
 }
 
 void rm__conn_observe_closed(struct st_rm_conn_t *c)
 {
-    (void)c;
+    obs_labels_t ol = {0};
+    /* what reached each end, the filter's staging included (as the connection's access log counts it) */
+    uint64_t received = c->d2u.bytes + (c->l7 != NULL ? c->l7->app_out.bytes : 0);
+    uint64_t sent = c->u2d.bytes + (c->l7 != NULL ? c->l7->client_out.bytes : 0);
+    fill(c, &ol, 1);
+    rm_mesh_metrics_tcp_closed(c->w->metrics, &ol.l, sent, received, rm_loop_now_ms(c->w->loop));
+}
+
+void rm__conn_observe_free(struct st_rm_conn_t *c)
+{
+    rm__conn_obs_t *o = &c->obs;
+    if (o->alog != NULL) {
+        for (unsigned i = 0; i < RM_CONN_OBS_SLOTS; i++)
+            free(o->alog[i]);
+        free(o->alog);
+        o->alog = NULL;
+    }
 }

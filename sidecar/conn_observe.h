@@ -18,5 +18,7 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex);
 void rm__conn_observe_opened(struct st_rm_conn_t *c);
 /** The connection is closing; its byte counts are final. Called once, and only after rm__conn_observe_opened. */
 void rm__conn_observe_closed(struct st_rm_conn_t *c);
+/** Frees what the reports kept for the connection's exchanges (after its filter has reported the last of them). */
+void rm__conn_observe_free(struct st_rm_conn_t *c);
 
 #endif

@@ -51,9 +51,11 @@ struct st_rm_control_client_t {
     rm_mtls_mode_t inbound_mode;
     int have_inbound_mode;
     uint32_t connect_timeout_ms, idle_timeout_ms;
-    int access_log;                 /* MeshSettings.access_log */
-    double access_log_sample;       /* MeshSettings.access_log_sample_rate */
-    rm_workload_table_t *workloads; /* the WorkloadMap in force */
+    int access_log;                                 /* MeshSettings.access_log */
+    double access_log_sample;                       /* MeshSettings.access_log_sample_rate */
+    rm_workload_table_t *workloads;                 /* the WorkloadMap in force */
+    int metrics_istio_names;                        /* MeshSettings' metrics settings: 0 while none came, 1 off, 2 on */
+    uint32_t metrics_max_series, metrics_expiry_ms; /* 0: the file's */
 
     /* discovery stream */
     rm_h2_conn_t *conn;

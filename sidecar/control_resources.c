@@ -224,6 +224,9 @@ int rm__control_apply_resource(rm_control_client_t *cc, int type, const Ringmesh
         cc->idle_timeout_ms = ms->idle_timeout_ms;
         cc->access_log = ms->access_log;
         cc->access_log_sample = ms->access_log_sample_rate;
+        cc->metrics_istio_names = ms->metrics_istio_names ? 2 : 1;
+        cc->metrics_max_series = ms->metrics_max_series_per_metric;
+        cc->metrics_expiry_ms = ms->metrics_series_expiry_ms;
         cc->have_mesh = 1;
         ringmesh__v1__mesh_settings__free_unpacked(ms, NULL);
         return 0;

@@ -10,6 +10,7 @@
 #include "proxy_authz.h"
 #include "proxy_config.h"
 #include "ringmesh/buffer_pool.h"
+#include "ringmesh/metrics.h"
 #include "ringmesh/tls.h"
 #include "ringmesh/xds.h"
 #include "snapshot.h"
@@ -81,7 +82,8 @@ struct st_rm_worker_t {
     int trim_pending; /* connections closed since memory was last given back */
     uint64_t rng;     /* state of the sampling of allowed-decision logs */
     rm_worker_stats_t stats;
-    atomic_uint_fast64_t epoch; /* loop iterations: a change means no bare snapshot pointer survives from before */
+    rm_metrics_shard_t *metrics; /* this worker's shard of the proxy's request and connection metrics */
+    atomic_uint_fast64_t epoch;  /* loop iterations: a change means no bare snapshot pointer survives from before */
     atomic_int exited;
 };
 
@@ -121,6 +123,7 @@ struct st_rm_proxy_t {
     atomic_int
         kernel_tls; /* hand finished handshakes' record layers to the kernel (kernelTls, and the kernel has it) */
     struct st_rm_app_health_t *app_health; /* the app's probes (app_health.h), NULL without RINGMESH_APP_PROBERS */
+    rm_metrics_t *metrics;                 /* Istio's standard metrics (mesh_metrics.h), one shard per worker */
 };
 
 /** Resolves the configured backend (AUTO tries io_uring, falls back to epoll and logs why). Returns 0 or -errno. */

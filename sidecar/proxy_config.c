@@ -643,6 +643,21 @@ static int conv_trust_domain_aliases(rm_config_doc_t *ctx, const raw_authz_t *a,
 
 /* A proxy without a control plane may enforce policies from a directory (the same YAML the control plane reads;
  * every policy in it applies to this proxy). With a control plane, the pushed WorkloadPolicy is what applies. */
+/* metrics: the request and connection metrics' names, series limit and expiry (docs/metrics.md) */
+static int conv_metrics(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg)
+{
+    const raw_metrics_t *m = raw->metrics;
+    int ret;
+    if (m == NULL)
+        return 0;
+    if ((ret = rm_config_conv_bool(ctx, "metrics.istioNames", m->istio_names, &cfg->metrics_istio_names)) != 0 ||
+        (ret = rm_config_conv_uint(ctx, "metrics.maxSeriesPerMetric", m->max_series_per_metric, 0, 1000000,
+                                   &cfg->metrics_max_series)) != 0 ||
+        (ret = conv_duration(ctx, "metrics.seriesExpiry", m->series_expiry, 1, &cfg->metrics_expiry_ms)) != 0)
+        return ret;
+    return 0;
+}
+
 static int conv_authorization(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg)
 {
     const raw_authz_t *a = raw->authorization;
@@ -695,7 +710,8 @@ int rm__proxy_config_convert(rm_config_doc_t *ctx, const raw_config_t *raw, rm_p
         (ret = rm__proxy_config_convert_observe(ctx, raw, cfg)) != 0 ||
         (ret = conv_log_level(ctx, "logLevel", raw->log_level, &cfg->log_level)) != 0 ||
         (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = conv_authorization(ctx, raw, cfg)) != 0 ||
-        (ret = check_tls(ctx, raw, cfg)) != 0 || (ret = check_listen_conflicts(ctx, cfg)) != 0)
+        (ret = conv_metrics(ctx, raw, cfg)) != 0 || (ret = check_tls(ctx, raw, cfg)) != 0 ||
+        (ret = check_listen_conflicts(ctx, cfg)) != 0)
         return ret;
     return 0;
 }

@@ -121,6 +121,11 @@ typedef struct st_rm_proxy_config_t {
     /* workload: who this proxy is, for metric labels and the access log (workload_meta.h); NULL: not said */
     char *workload_name, *workload_namespace, *workload_app, *workload_version, *workload_principal;
     char *log_level; /* default "info" */
+    /* metrics.istioNames (Istio's "istio_" prefix instead of "ringmesh_"), metrics.maxSeriesPerMetric (default 2000;
+     * 0: every label set folds), metrics.seriesExpiry (default 10m; 0: never) */
+    int metrics_istio_names;
+    unsigned metrics_max_series;
+    uint32_t metrics_expiry_ms;
 } rm_proxy_config_t;
 
 /** Loads and validates `path`. On failure returns RM_ERR_CONFIG_* and writes a message naming the file, line

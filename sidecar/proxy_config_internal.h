@@ -95,6 +95,11 @@ typedef struct st_raw_access_log_t {
 typedef struct st_raw_workload_t {
     char *name, *namespace_, *app, *version, *principal;
 } raw_workload_t;
+typedef struct st_raw_metrics_t {
+    char *istio_names;
+    char *max_series_per_metric;
+    char *series_expiry;
+} raw_metrics_t;
 
 typedef struct st_raw_config_t {
     char *trust_domain;
@@ -120,6 +125,7 @@ typedef struct st_raw_config_t {
     raw_access_log_t *access_log;
     raw_workload_t *workload;
     char *log_level;
+    raw_metrics_t *metrics;
 } raw_config_t;
 
 /** Passes 1 and 2: reads `path` and loads it against the schema. Returns 0 with *out (free it with

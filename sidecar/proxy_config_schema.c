@@ -141,6 +141,13 @@ static const cyaml_schema_field_t workload_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t metrics_fields[] = {
+    RM_CYAML_STR("istioNames", raw_metrics_t, istio_names),
+    RM_CYAML_STR("maxSeriesPerMetric", raw_metrics_t, max_series_per_metric),
+    RM_CYAML_STR("seriesExpiry", raw_metrics_t, series_expiry),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t config_fields[] = {
     RM_CYAML_STR("trustDomain", raw_config_t, trust_domain),
     CYAML_FIELD_MAPPING_PTR("tls", RM_CYAML_OPT_NULL, raw_config_t, tls, tls_fields),
@@ -164,6 +171,7 @@ static const cyaml_schema_field_t config_fields[] = {
     CYAML_FIELD_MAPPING_PTR("workload", RM_CYAML_OPT_NULL, raw_config_t, workload, workload_fields),
     RM_CYAML_STR("logLevel", raw_config_t, log_level),
     CYAML_FIELD_MAPPING_PTR("authorization", RM_CYAML_OPT_NULL, raw_config_t, authorization, authz_fields),
+    CYAML_FIELD_MAPPING_PTR("metrics", RM_CYAML_OPT_NULL, raw_config_t, metrics, metrics_fields),
     CYAML_FIELD_END,
 };
 
@@ -319,6 +327,8 @@ static int set_defaults(rm_proxy_config_t *cfg)
     cfg->connection_log = 1;
     cfg->access_log = 0;
     cfg->access_log_sample = 1;
+    cfg->metrics_max_series = 2000;
+    cfg->metrics_expiry_ms = 600000;
     return 0;
 }
 

@@ -52,10 +52,22 @@ typedef struct st_rm__conn_l7_t {
     const rm_conn_filter_ops_t *ops;
     rm_bytebuf_t to_app, to_client;
     rm_pipe_t app_out, client_out;
-    int result;                            /* the filter's sticky result: 0, RM_CONN_FILTER_CLOSE or a negative error */
+    int result; /* the filter's sticky result: 0, RM_CONN_FILTER_CLOSE or a negative error */
+    int ended;  /* the exchanges still open were reported as ended (rm__conn_l7_end) */
     uint8_t observe;                       /* outbound: requests are observed, never refused or rewritten */
     _Alignas(max_align_t) uint8_t state[]; /* ops->size bytes */
 } rm__conn_l7_t;
+
+/* What the connection's reports keep between calls (conn_observe.c): each request in flight by its cookie (a slot
+ * index + 1; 0: no slot was free), and the service the connection is for. Part of the connection, zeroed with it. */
+#define RM_CONN_OBS_SLOTS 64
+typedef struct st_rm__conn_obs_t {
+    uint64_t start_ms[RM_CONN_OBS_SLOTS];
+    uint64_t used, denied, grpc;             /* bit i: slot i holds a request, it was denied, it is gRPC */
+    char svc[128], svc_name[64], svc_ns[64]; /* destination_service and its parts; svc[0] == 0: not known yet */
+    uint8_t opened;                          /* rm__conn_observe_opened was called: closed must be reported */
+    struct st_rm_access_request_t **alog;    /* per slot: the access log's record of its request, once sampled */
+} rm__conn_obs_t;
 
 struct st_rm_conn_t {
     rm_worker_t *w;
@@ -89,6 +101,7 @@ struct st_rm_conn_t {
     rm__conn_l7_t *l7;
     char *sni;                        /* inbound: the server name of the peer's ClientHello, when it sent one */
     struct st_rm_conn_trace_t *trace; /* the spans of its HTTP exchanges (conn_trace.h), once one is traced */
+    rm__conn_obs_t obs;               /* what conn_observe.c keeps of the connection and its exchanges */
 };
 
 /** The configuration of the snapshot the connection started with. */
@@ -140,6 +153,8 @@ rm_http_verdict_t rm__conn_observe_decide(void *conn, const rm_http_request_t *r
 int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops, int observe);
 /** Moves both directions through the filter; may set closing (an answer that closes is out). Returns 0 or an error. */
 int rm__conn_l7_pump(rm_conn_t *c);
+/** Reports the exchanges still open as ended (the connection is closing); once. */
+void rm__conn_l7_end(rm_conn_t *c);
 /** Reports the exchanges still open, then frees the filter, its staging pipes and buffers (the connection is
  *  closing). */
 void rm__conn_l7_free(rm_conn_t *c);

@@ -9,6 +9,7 @@
 #include "conn_addr.h"
 #include "access_log.h"
 #include "conn_trace.h"
+#include "conn_observe.h"
 #include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
@@ -440,6 +441,8 @@ static step_t conn_step(rm_conn_t *c)
             return STEP_WAIT;
     }
 
+    if (!c->obs.opened && c->down.ready && c->up.ready) /* decided and connected at both ends */
+        rm__conn_observe_opened(c);
     /* no per-request policy: the client's first bytes tell whether its requests are observed (conn_observe_l7.c) */
     if (c->authz_state == RM_CONN_AUTHZ_SNIFF && c->down.ready) {
         if ((ret = rm__conn_observe_sniff(c)) != 0)
@@ -543,8 +546,11 @@ static rm_conn_t *conn_alloc(rm_worker_t *w)
 static void conn_free(rm_conn_t *c)
 {
     rm_worker_t *w = c->w;
+    rm__conn_l7_end(c);         /* its exchanges still open are reported first, while their spans are kept */
     rm__conn_access_log_tcp(c); /* every connection, refused ones too (their line says the decision) */
     log_access(c);
+    if (c->obs.opened)
+        rm__conn_observe_closed(c);
     rm_side_close(&c->down);
     rm_side_close(&c->up);
     if (c->counted)
@@ -560,6 +566,7 @@ static void conn_free(rm_conn_t *c)
         atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->l7->client_out.bytes, memory_order_relaxed);
         rm__conn_l7_free(c);
     }
+    rm__conn_observe_free(c);
     rm_pipe_free(&c->d2u);
     rm_pipe_free(&c->u2d);
     rm_snapshot_unref(c->snap);

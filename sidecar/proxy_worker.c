@@ -1,6 +1,7 @@
 /* Workers: one thread and one loop each, their own SO_REUSEPORT listening sockets, a periodic tick for timeouts,
  * and an eventfd through which the main thread asks them to drain or stop. */
 #include "admin_server.h"
+#include "mesh_metrics.h"
 #include "proxy.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -200,6 +201,8 @@ static void worker_tick(rm_worker_t *w)
         }
     }
     rm__admin_tick(w, now, 0);
+    /* on this worker's loop: the published snapshot stays valid for this iteration */
+    rm_mesh_metrics_tick(w->proxy->metrics, w->metrics, atomic_load(&w->proxy->snap)->cfg, now);
     if (w->trim_pending && w->num_conns == 0) {
         /* Nothing open on this worker: give idle buffers and free heap pages back to the kernel, so that a burst
          * of connections does not stay in the resident set for the life of the process. */
@@ -299,12 +302,15 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
     p->num_workers = cfg->workers;
     if ((p->workers = calloc(p->num_workers, sizeof(*p->workers))) == NULL)
         return -ENOMEM;
+    if ((ret = rm_mesh_metrics_new(&p->metrics, p->num_workers)) != 0)
+        return ret;
     for (unsigned i = 0; i < p->num_workers; i++) {
         rm_worker_t *w = &p->workers[i];
         size_t n = 0;
         int efd;
         w->proxy = p;
         w->index = i;
+        w->metrics = rm_metrics_shard(p->metrics, i);
         if ((ret = rm_loop_new(&w->loop, p->backend, RING_ENTRIES)) != 0)
             return ret;
         if ((efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
@@ -417,6 +423,8 @@ void rm_proxy_join(rm_proxy_t *p)
     free(p->workers);
     p->workers = NULL;
     p->num_workers = 0;
+    rm_metrics_free(p->metrics);
+    p->metrics = NULL;
     rm_snapshot_unref(atomic_exchange(&p->snap, NULL)); /* the publication reference */
     rm_snapshot_unref(p->base_snap);
     p->base_snap = NULL;

@@ -84,6 +84,12 @@ rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_
         if (o != RM_WORKLOAD_ACCESS_LOG_MESH)
             s->derived_cfg.access_log = o == RM_WORKLOAD_ACCESS_LOG_ON;
     }
+    if (params->metrics_istio_names != 0)
+        s->derived_cfg.metrics_istio_names = params->metrics_istio_names == 2;
+    if (params->metrics_max_series != 0)
+        s->derived_cfg.metrics_max_series = params->metrics_max_series;
+    if (params->metrics_expiry_ms != 0)
+        s->derived_cfg.metrics_expiry_ms = params->metrics_expiry_ms;
     if ((s->client_ctx = params->client_ctx) != NULL)
         rm_tls_ctx_ref(s->client_ctx);
     if ((s->server_ctx = params->server_ctx) != NULL)

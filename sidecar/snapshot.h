@@ -67,6 +67,11 @@ typedef struct st_rm_snapshot_params_t {
     int access_log;                 /* the mesh's accessLog.enabled, over the file's; -1: none pushed */
     double access_log_sample;       /* the mesh's accessLog.sampleRate (with access_log 1; 0 means 1) */
     rm_workload_table_t *workloads; /* a reference is taken; NULL allowed. Its access-log override wins. */
+    /* the pushed metrics settings: istio names 0 (the file's), 1 (off) or 2 (on); max series and expiry 0: the file's
+     */
+    int metrics_istio_names;
+    uint32_t metrics_max_series;
+    uint32_t metrics_expiry_ms;
     rm_tls_ctx_t *client_ctx, *server_ctx;
     const char *no_tls_reason;
     const char (*versions)[64]; /* RM_XDS_NUM_TYPES of them, or NULL */

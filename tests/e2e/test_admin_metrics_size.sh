@@ -52,7 +52,9 @@ case_metrics() {
     [ -z "$bad" ] || rm_fail "lines not in Prometheus's text format: $bad"
     rm_log "ok: every line in Prometheus's text format"
     [ -z "$(tail -c 1 "$page")" ] || rm_fail "the page does not end with a newline"
-    tail -n 1 "$page" | grep -q '^ringmesh_proxy_info{' || rm_fail "the page ends with: $(tail -n 1 "$page")"
+    # the last family is the series-limit counter that follows the request metrics
+    tail -n 1 "$page" | grep -q '^ringmesh_metrics_series_folded_total{metric="ringmesh_tcp_received_bytes_total"} ' ||
+        rm_fail "the page ends with: $(tail -n 1 "$page")"
     rm_log "ok: the page ends with its last metric"
 }
 

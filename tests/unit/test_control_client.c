@@ -155,6 +155,9 @@ static void test_snapshot_derive(void **state)
     cfg->connect_timeout_ms = 5000;
     cfg->idle_timeout_ms = 3600000;
     cfg->access_log = 1;
+    cfg->metrics_istio_names = 1;
+    cfg->metrics_max_series = 2000;
+    cfg->metrics_expiry_ms = 600000;
     atomic_init(&base->refs, 1);
     base->cfg = cfg;
     map_init(&m);
@@ -165,6 +168,8 @@ static void test_snapshot_derive(void **state)
                                    .inbound_mode = RM_MTLS_PERMISSIVE,
                                    .connect_timeout_ms = 1234,
                                    .access_log = 0,
+                                   .metrics_istio_names = 1, /* pushed false: over the file's true */
+                                   .metrics_max_series = 300,
                                    .no_tls_reason = "no_svid_yet"};
     d = rm_snapshot_derive(base, &params);
     assert_non_null(d);
@@ -174,6 +179,9 @@ static void test_snapshot_derive(void **state)
     assert_int_equal(d->cfg->connect_timeout_ms, 1234);
     assert_int_equal(d->cfg->idle_timeout_ms, 3600000); /* 0 pushed: the file's */
     assert_int_equal(d->cfg->access_log, 0);
+    assert_int_equal(d->cfg->metrics_istio_names, 0);
+    assert_int_equal(d->cfg->metrics_max_series, 300);
+    assert_int_equal(d->cfg->metrics_expiry_ms, 600000); /* 0 pushed: the file's */
     assert_null(d->client_ctx);
     assert_int_equal(atomic_load(&base->refs), 2); /* the derived snapshot keeps its base alive */
     assert_int_equal(atomic_load(&t->refs), 2);

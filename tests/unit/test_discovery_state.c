@@ -32,6 +32,9 @@ static void make_model(rm_mesh_model_t *m, rm_model_service_t svcs[2])
     m->settings.connect_timeout_ms = 2500;
     m->settings.idle_timeout_ms = 60000;
     m->settings.access_log = 1;
+    m->settings.metrics_istio_names = 1;
+    m->settings.metrics_max_series = 500;
+    m->settings.metrics_expiry_ms = 120000;
     m->settings.svid_ttl = 3600;
     svcs[0].namespace_ = "shop";
     svcs[0].name = "orders";
@@ -115,6 +118,9 @@ static void test_push_set_encodes_every_type(void **state)
     assert_int_equal(ms->connect_timeout_ms, 2500);
     assert_int_equal(ms->idle_timeout_ms, 60000);
     assert_true(ms->access_log);
+    assert_true(ms->metrics_istio_names);
+    assert_int_equal(ms->metrics_max_series_per_metric, 500);
+    assert_int_equal(ms->metrics_series_expiry_ms, 120000);
     assert_int_equal(ms->svid_ttl_seconds, 3600);
     ringmesh__v1__mesh_settings__free_unpacked(ms, NULL);
     ringmesh__v1__discovery_response__free_unpacked(r, NULL);

@@ -306,6 +306,18 @@ static void test_empty_collections(void **state)
     assert_int_equal(cfg->workers, 3);
     assert_int_equal(cfg->connection_log, 0);
     assert_int_equal(cfg->connect_timeout_ms, 90000);
+    /* the metrics section is absent: Istio-style names off, 2000 series per metric, series expire after 10m */
+    assert_int_equal(cfg->metrics_istio_names, 0);
+    assert_int_equal(cfg->metrics_max_series, 2000);
+    assert_int_equal(cfg->metrics_expiry_ms, 600000);
+    rm_proxy_config_free(cfg);
+
+    snprintf(text, sizeof(text), "%s%s", TLS_OK,
+             "metrics: {istioNames: true, maxSeriesPerMetric: 0, seriesExpiry: 90s}\n");
+    cfg = load_ok(write_tmp_str("metrics.yaml", text));
+    assert_int_equal(cfg->metrics_istio_names, 1);
+    assert_int_equal(cfg->metrics_max_series, 0);
+    assert_int_equal(cfg->metrics_expiry_ms, 90000);
     rm_proxy_config_free(cfg);
 }
 
