@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The cookie's low 32 bits are these reports' slot + 1 (0: none); the high 32 bits are left for spans. */
+#define SLOT_COOKIE_MASK ((uint64_t)UINT32_MAX)
+
 /* One label set and the text its values point into. */
 typedef struct st_obs_labels_t {
     rm_mesh_labels_t l;
@@ -68,18 +71,23 @@ static void fill(rm_conn_t *c, obs_labels_t *ol, int tcp)
 
     if ((peer = rm_workload_peer(c->snap, peer_addr)) == NULL)
         peer = &unknown;
+    /* this proxy's own SPIFFE ID from the SVID it holds, while the workload's metadata does not say it */
+    const rm_tls_ctx_t *own = c->snap->client_ctx;
+    const char *self_id = strcmp(known(self->principal), "unknown") != 0 ? self->principal
+                          : own != NULL                                  ? rm_tls_ctx_id(own)->str
+                                                                         : NULL;
     src = outbound ? self : peer;
     dst = outbound ? peer : self;
     find_service(c);
     v[RM_ML_REPORTER] = outbound ? "source" : "destination";
     v[RM_ML_SOURCE_WORKLOAD] = known(src->name);
     v[RM_ML_SOURCE_WORKLOAD_NAMESPACE] = known(src->namespace);
-    v[RM_ML_SOURCE_PRINCIPAL] = known(outbound ? src->principal : peer_id != NULL ? peer_id : src->principal);
+    v[RM_ML_SOURCE_PRINCIPAL] = known(outbound ? self_id : peer_id != NULL ? peer_id : src->principal);
     v[RM_ML_SOURCE_APP] = known(src->app);
     v[RM_ML_SOURCE_VERSION] = known(src->version);
     v[RM_ML_DESTINATION_WORKLOAD] = known(dst->name);
     v[RM_ML_DESTINATION_WORKLOAD_NAMESPACE] = known(dst->namespace);
-    v[RM_ML_DESTINATION_PRINCIPAL] = known(outbound && peer_id != NULL ? peer_id : dst->principal);
+    v[RM_ML_DESTINATION_PRINCIPAL] = known(outbound ? (peer_id != NULL ? peer_id : dst->principal) : self_id);
     v[RM_ML_DESTINATION_APP] = known(dst->app);
     v[RM_ML_DESTINATION_VERSION] = known(dst->version);
     int svc = !(tcp && !outbound);
@@ -98,7 +106,7 @@ void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *r
                               rm_http_decision_t *out)
 {
     rm__conn_obs_t *o = &c->obs;
-    out->cookie = 0;
+    out->cookie &= ~SLOT_COOKIE_MASK;
     if (c->dir == RM_CONN_DIR_INBOUND && o->svc[0] == '\0' && req->host != NULL)
         rm_mesh_service_of_host(req->host, req->host_len, o->svc, sizeof(o->svc), o->svc_name, sizeof(o->svc_name),
                                 o->svc_ns, sizeof(o->svc_ns));
@@ -110,7 +118,7 @@ void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *r
     o->start_ms[i] = rm_loop_now_ms(c->w->loop);
     o->denied = verdict == RM_HTTP_DENY ? o->denied | bit : o->denied & ~bit;
     o->grpc = req->grpc ? o->grpc | bit : o->grpc & ~bit;
-    out->cookie = i + 1;
+    out->cookie |= i + 1;
 }
 
 void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
@@ -121,9 +129,10 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
     int denied = 0, grpc = ex->grpc_status >= 0;
     obs_labels_t ol = {0};
 
-    if (ex->cookie >= 1 && ex->cookie <= RM_CONN_OBS_SLOTS && (o->used & (1ull << (ex->cookie - 1)))) {
-        uint64_t bit = 1ull << (ex->cookie - 1);
-        start = o->start_ms[ex->cookie - 1];
+    uint64_t k = ex->cookie & SLOT_COOKIE_MASK;
+    if (k >= 1 && k <= RM_CONN_OBS_SLOTS && (o->used & (1ull << (k - 1)))) {
+        uint64_t bit = 1ull << (k - 1);
+        start = o->start_ms[k - 1];
         denied = (o->denied & bit) != 0;
         grpc |= (o->grpc & bit) != 0;
         o->used &= ~bit;
