@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The cookie's low 32 bits are these reports' slot + 1 (0: none); the high 32 bits are left for spans. */
+#define SLOT_COOKIE_MASK ((uint64_t)UINT32_MAX)
+
 /* One label set and the text its values point into. */
 typedef struct st_obs_labels_t {
     rm_mesh_labels_t l;
@@ -77,18 +80,23 @@ static void fill(rm_conn_t *c, obs_labels_t *ol, int tcp)
     if ((peer = rm_workload_peer(c->snap, peer_addr)) == NULL &&
         (peer_id == NULL || (peer = rm_workload_peer_by_principal(c->snap, peer_id)) == NULL))
         peer = &unknown;
+    /* this proxy's own SPIFFE ID from the SVID it holds, while the workload's metadata does not say it */
+    const rm_tls_ctx_t *own = c->snap->client_ctx;
+    const char *self_id = strcmp(known(self->principal), "unknown") != 0 ? self->principal
+                          : own != NULL                                  ? rm_tls_ctx_id(own)->str
+                                                                         : NULL;
     src = outbound ? self : peer;
     dst = outbound ? peer : self;
     find_service(c);
     v[RM_ML_REPORTER] = outbound ? "source" : "destination";
     v[RM_ML_SOURCE_WORKLOAD] = known(src->name);
     v[RM_ML_SOURCE_WORKLOAD_NAMESPACE] = known(src->namespace);
-    v[RM_ML_SOURCE_PRINCIPAL] = known(outbound ? src->principal : peer_id != NULL ? peer_id : src->principal);
+    v[RM_ML_SOURCE_PRINCIPAL] = known(outbound ? self_id : peer_id != NULL ? peer_id : src->principal);
     v[RM_ML_SOURCE_APP] = known(src->app);
     v[RM_ML_SOURCE_VERSION] = known(src->version);
     v[RM_ML_DESTINATION_WORKLOAD] = known(dst->name);
     v[RM_ML_DESTINATION_WORKLOAD_NAMESPACE] = known(dst->namespace);
-    v[RM_ML_DESTINATION_PRINCIPAL] = known(outbound && peer_id != NULL ? peer_id : dst->principal);
+    v[RM_ML_DESTINATION_PRINCIPAL] = known(outbound ? (peer_id != NULL ? peer_id : dst->principal) : self_id);
     v[RM_ML_DESTINATION_APP] = known(dst->app);
     v[RM_ML_DESTINATION_VERSION] = known(dst->version);
     int svc = !(tcp && !outbound);
@@ -184,7 +192,7 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
     rm_conn_t *c = conn;
     rm__conn_obs_t *o = &c->obs;
     uint64_t now = rm_loop_now_ms(c->w->loop), start = now;
-    uint32_t slot = (uint32_t)ex->cookie;
+    uint32_t slot = (uint32_t)(ex->cookie & SLOT_COOKIE_MASK);
     int denied = 0, grpc = ex->grpc_status >= 0;
     obs_labels_t ol = {0};
 
