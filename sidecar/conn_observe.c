@@ -207,6 +207,8 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
             o->alog[slot - 1]->sampled = 0;
         }
     }
+    if (c->dir == RM_CONN_DIR_OUTBOUND)
+        rm_conn_trace_destination(c->trace, (uint32_t)(ex->cookie >> 32), rm__conn_peer_id(c));
     rm_conn_trace_exchange(c->trace, (uint32_t)(ex->cookie >> 32), ex);
     fill(c, &ol, 0);
     snprintf(ol.code, sizeof(ol.code), "%u", (unsigned)ex->status);

@@ -373,6 +373,14 @@ void rm_conn_trace_exchange(rm_conn_trace_t *table, uint32_t cookie, const rm_ht
     slot_finish(&table->slots[cookie - 1], ex);
 }
 
+void rm_conn_trace_destination(rm_conn_trace_t *table, uint32_t cookie, const char *principal)
+{
+    if (table == NULL || cookie == 0 || cookie > RM_CONN_TRACE_SLOTS || !table->slots[cookie - 1].used ||
+        principal == NULL)
+        return;
+    rm_span_set_str(&table->slots[cookie - 1].span, RM_SPAN_DESTINATION_PRINCIPAL, principal, strlen(principal));
+}
+
 const char *rm_conn_trace_id(rm_conn_trace_t *table, uint32_t cookie)
 {
     if (table == NULL || cookie == 0 || cookie > RM_CONN_TRACE_SLOTS || !table->slots[cookie - 1].used)

@@ -48,6 +48,9 @@ uint32_t rm_conn_trace_request(rm_conn_trace_t **table, const rm_conn_trace_info
  *  exported. `cookie` 0 does nothing. */
 void rm_conn_trace_exchange(rm_conn_trace_t *table, uint32_t cookie, const rm_http_exchange_t *ex);
 
+/** The destination's SPIFFE ID for the span `cookie` of an outbound request decided before the upstream's handshake
+ *  had told it (the client's first bytes come while the proxy still connects). NULL or cookie 0 do nothing. */
+void rm_conn_trace_destination(rm_conn_trace_t *table, uint32_t cookie, const char *principal);
 /** The hex trace id (32 characters) of the span `cookie` (the access log's trace_id), or NULL. Valid until
  *  rm_conn_trace_exchange ends that span: read it first. A request that is not sampled has no span (cookie 0);
  *  its trace id is the one rm_conn_trace_request_id gave when it was decided. */

@@ -7,14 +7,10 @@
 # The workloads are named by Workload documents in the control plane's directory (the file source's way of saying
 # who a bare host's proxy is, by its node id): the rows are shop/orders.
 # It reads the proxy's request metrics (ringmesh_requests_total, ...) labelled with the workloads the control plane
-# names: the test skips while the proxy has no request metrics or the control plane no Workload documents.
+# names.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rm_require_cmds curl jq /usr/bin/python3
-grep -rqs --include='*.c' requests_total "$RM_SOURCE_DIR/sidecar" ||
-    rm_skip "the proxy exports no request metrics yet (no requests_total in sidecar/)"
-grep -rqs --include='*.c' '"Workload"' "$RM_SOURCE_DIR/control" ||
-    rm_skip "the control plane knows no Workload documents yet (no \"Workload\" in control/)"
 rm_setup
 rm_control_init
 
@@ -79,7 +75,7 @@ rm_log "stat: $(jq -c . <<<"$OUT")"
 
 rm_assert_eq "$(jq 'length' <<<"$OUT")" 1 "one workload in namespace shop"
 rm_assert_eq "$(jq -r '.[0].namespace + "/" + .[0].workload' <<<"$OUT")" shop/orders "its name"
-rm_assert_eq "$(jq '.[0].requests' <<<"$OUT")" "$((N + M)).0" "requests between the two scrapes"
+rm_assert_eq "$(jq '.[0].requests == '"$((N + M))" <<<"$OUT")" true "requests between the two scrapes ($((N + M)))"
 # shellcheck disable=SC2016 # $-names are jq's
 jq -e --argjson n "$N" --argjson m "$M" '.[0]
     | (.deny_per_s / .req_per_s - $m / ($n + $m) | fabs) < 1e-9

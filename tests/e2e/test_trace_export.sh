@@ -18,7 +18,7 @@ rm_setup_no_netns
 rm_require_cmds curl jq node
 TOOLS=${RM_NPM_TOOLS:-$RM_BUILD_DIR/tools}
 [ -f "$TOOLS/node_modules/@opentelemetry/otlp-transformer/build/src/generated/root.js" ] ||
-    rm_skip "the OTLP definitions are not installed in $TOOLS (run scripts/test-tools.sh $RM_BUILD_DIR)"
+    rm_fail "the OTLP definitions are not installed in $TOOLS (run scripts/test-tools.sh $RM_BUILD_DIR)"
 DRIVE="$RM_TOOLS/trace_span_drive"
 [ -x "$DRIVE" ] || rm_fail "$DRIVE is not built"
 

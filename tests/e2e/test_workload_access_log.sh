@@ -6,7 +6,8 @@
 #     workload name, namespace, app, version and principal pushed in their WorkloadMap: read from each proxy's
 #     /config_dump, for itself and for its peers by pod IP;
 #   - the mesh leaves the access log off, and the pod annotation ringmesh.io/access-log: "true" turns it on for
-#     one workload only: a TCP connection web -> orders writes one "access" line in orders' proxy (with the
+#     one workload only: an HTTP request web -> orders writes one "access" line in orders' proxy, and so does a
+#     connection of other bytes, as TCP (with the
 #     peer's workload, principals, bytes, mTLS, the L4 decision) and none in web's;
 #   - changing the annotations through the API moves the access log to the other workload: web's proxy then
 #     writes the outbound line (destination service and workload), orders' no longer does.
@@ -116,9 +117,9 @@ expect_peer() {
         '{name: $n, namespace: $ns, app: $a, version: $v, principal: $p}')
     rm_assert_eq "$got" "$want" "pod $1's proxy knows pod $2 by its address"
 }
-# tcp: one TCP connection web -> orders' cluster IP carrying an HTTP/1.1 request (its proxies see TCP: no policy
-# asks for HTTP attributes); prints the status
-tcp() {
+# http PATH: one HTTP/1.1 request web -> orders' cluster IP (both proxies observe it: one line per exchange);
+# prints the status
+http() {
     rm_exec web curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$VIP:8080$1" || true
 }
 
@@ -134,21 +135,29 @@ case_workloads_pushed() {
 
 case_access_log_one_workload() {
     local line
-    rm_assert_eq "$(tcp /first)" 200 "web -> orders"
+    rm_assert_eq "$(http /first)" 200 "web -> orders"
     rm_expect_log "$OLOG" '.event == "access" and .reporter == "destination"' "orders' proxy logs the connection"
     line=$RM_LINE
     rm_assert_eq "$(rm_json "$line" '[.protocol, .response_flags, .connection_security_policy, .authz_decision,
         .source_workload, .source_namespace, .source_app, .source_version, .source_principal,
         .destination_workload, .destination_namespace, .destination_app, .destination_version,
         .destination_principal] | join(" ")')" \
-        "TCP - mutual_tls allow web web web latest spiffe://$TD/ns/web/sa/frontend orders shop orders v2 spiffe://$TD/ns/shop/sa/orders" \
+        "HTTP/1.1 - mutual_tls allow web web web latest spiffe://$TD/ns/web/sa/frontend orders shop orders v2 spiffe://$TD/ns/shop/sa/orders" \
         "the line names both workloads, their principals, mTLS and the decision"
     rm_assert_eq "$(rm_json "$line" '.downstream_remote_address | sub("^\\[::ffff:(?<ip>[0-9.]+)\\]"; "\(.ip)")
         | sub(":[0-9]+$"; "")')" "${RM_POD_IP[web]}" "the downstream is web's pod"
-    rm_assert_eq "$(rm_json "$line" '(.bytes_received > 0) and (.bytes_sent > 0) and (.duration >= 0)
+    rm_assert_eq "$(rm_json "$line" '(.bytes_received == 0) and (.bytes_sent > 0) and (.duration >= 0)
         and (.start_time | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$"))')" true \
-        "bytes both ways, a duration and an RFC 3339 start time"
-    rm_assert_eq "$(rm_log_count "$OLOG" '.event == "access"')" 1 "one line for one connection"
+        "body bytes (none in, the response's out), a duration and an RFC 3339 start time"
+    rm_assert_eq "$(rm_json "$line" '[.method, .path, .response_code] | join(" ")')" "GET /first 200" \
+        "the request's method, path and status"
+    rm_assert_eq "$(rm_log_count "$OLOG" '.event == "access"')" 1 "one line for one request"
+    # bytes that are not HTTP: the connection is TCP, and its line is the connection's
+    rm_exec web sh -c "printf 'ping\r\n' | socat -t 2 - TCP:$VIP:8080" >/dev/null 2>&1 || true
+    rm_expect_log "$OLOG" '.event == "access" and .protocol == "TCP"' "a connection of other bytes is logged as TCP"
+    rm_assert_eq "$(rm_json "$RM_LINE" '[.source_workload, .destination_workload, .connection_security_policy,
+        (.bytes_received == 6)] | join(" ")')" "web orders mutual_tls true" "its line names the workloads and its bytes"
+    rm_assert_eq "$(rm_log_count "$OLOG" '.event == "access"')" 2 "one line for that connection"
     rm_expect_no_log "$WLOG" '.event == "access"' "web's proxy (no annotation, mesh off) logs nothing"
     rm_expect_no_log "$LLOG" '.event == "access"' "nor does ledger's"
 }
@@ -167,14 +176,14 @@ case_annotation_moves() {
         [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "orders' proxy never took access_log off"
         sleep 0.1
     done
-    rm_assert_eq "$(tcp /second)" 200 "web -> orders again"
+    rm_assert_eq "$(http /second)" 200 "web -> orders again"
     rm_expect_log "$WLOG" '.event == "access" and .reporter == "source"' "web's proxy now logs it"
     rm_assert_eq "$(rm_json "$RM_LINE" '[.protocol, .destination_service, .destination_workload,
         .destination_principal, .source_workload, .connection_security_policy,
         (.upstream_host | sub(":[0-9]+$"; ""))] | join(" ")')" \
-        "TCP orders.shop.svc.cluster.local orders spiffe://$TD/ns/shop/sa/orders web mutual_tls $VIP" \
+        "HTTP/1.1 orders.shop.svc.cluster.local orders spiffe://$TD/ns/shop/sa/orders web mutual_tls $VIP" \
         "the outbound line names the service, its workload and identity"
-    rm_assert_eq "$(rm_log_count "$OLOG" '.event == "access"')" 1 "orders' proxy wrote no new line"
+    rm_assert_eq "$(rm_log_count "$OLOG" '.event == "access"')" 2 "orders' proxy wrote no new line"
 }
 
 rm_case "Deployment, StatefulSet and bare pod workloads are pushed" case_workloads_pushed
