@@ -52,8 +52,8 @@ typedef struct st_rm__conn_l7_t {
     const rm_conn_filter_ops_t *ops;
     rm_bytebuf_t to_app, to_client;
     rm_pipe_t app_out, client_out;
-    int result; /* the filter's sticky result: 0, RM_CONN_FILTER_CLOSE or a negative error */
-    int ended;  /* the exchanges still open were reported as ended (rm__conn_l7_end) */
+    int result;                            /* the filter's sticky result: 0, RM_CONN_FILTER_CLOSE or a negative error */
+    int ended;                             /* the exchanges still open were reported as ended (rm__conn_l7_end) */
     uint8_t observe;                       /* outbound: requests are observed, never refused or rewritten */
     _Alignas(max_align_t) uint8_t state[]; /* ops->size bytes */
 } rm__conn_l7_t;

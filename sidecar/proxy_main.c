@@ -5,7 +5,6 @@
 #include "trace_export.h"
 #include "workload_meta.h"
 #include "file_sources.h"
-#include "workload_meta.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 
