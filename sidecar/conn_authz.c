@@ -159,11 +159,11 @@ int rm__conn_authz_progress(rm_conn_t *c)
     int observe = 0; /* once allowed as a whole, its requests are still observed (conn_observe_l7.c) */
 
     if (az == NULL && !c->snap->authz_required) {
-        c->authz_state = RM_CONN_AUTHZ_SNIFF;
+        c->authz_state = rm__conn_observed(c) ? RM_CONN_AUTHZ_SNIFF : RM_CONN_AUTHZ_OFF;
         return 0;
     }
     if (az == NULL || !rm_authz_engine_needs_http(az->engine)) {
-        observe = az != NULL;
+        observe = az != NULL && rm__conn_observed(c);
         goto DecideTcp;
     }
     if (c->d2u.len == 0 && (c->u2d.len > 0 || c->u2d.src_eof)) {

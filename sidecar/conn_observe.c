@@ -13,6 +13,7 @@
 #include "conn_observe.h"
 #include "conn_trace.h"
 #include "mesh_metrics.h"
+#include "trace_export.h"
 #include "proxy_conn-t.h"
 #include "workload_meta.h"
 
@@ -109,6 +110,12 @@ static void fill(rm_conn_t *c, obs_labels_t *ol, int tcp)
     v[RM_ML_RESPONSE_FLAGS] = "-";
     /* Istio: the server side knows how the connection was secured; the client side says unknown */
     v[RM_ML_CONNECTION_SECURITY_POLICY] = outbound ? "unknown" : c->mode == RM_CONN_MODE_MTLS ? "mutual_tls" : "none";
+}
+
+int rm__conn_observed(struct st_rm_conn_t *c)
+{
+    const rm_proxy_config_t *cfg = rm__conn_cfg(c);
+    return cfg->metrics_enabled || cfg->access_log || rm_trace_exporter() != NULL;
 }
 
 /* The request's span: continues or starts its trace and sets the forwarded request's context in `out`. Returns the
@@ -225,13 +232,16 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
         ol.l.v[RM_ML_RESPONSE_FLAGS] = denied ? "-" : "DPE";
     else if (!ex->complete)
         ol.l.v[RM_ML_RESPONSE_FLAGS] = c->u2d.src_eof ? "UC" : "DC";
-    rm_mesh_metrics_request(c->w->metrics, &ol.l, (double)(now - start), ex->request_bytes, ex->response_bytes, now);
+    if (rm__conn_cfg(c)->metrics_enabled)
+        rm_mesh_metrics_request(c->w->metrics, &ol.l, (double)(now - start), ex->request_bytes, ex->response_bytes, now);
 }
 
 void rm__conn_observe_opened(struct st_rm_conn_t *c)
 {
     obs_labels_t ol = {0};
     c->obs.opened = 1;
+    if (!rm__conn_cfg(c)->metrics_enabled)
+        return;
     fill(c, &ol, 1);
     rm_mesh_metrics_tcp_opened(c->w->metrics, &ol.l, rm_loop_now_ms(c->w->loop));
 }
@@ -242,6 +252,8 @@ void rm__conn_observe_closed(struct st_rm_conn_t *c)
     /* what reached each end, the filter's staging included (as the connection's access log counts it) */
     uint64_t received = c->d2u.bytes + (c->l7 != NULL ? c->l7->app_out.bytes : 0);
     uint64_t sent = c->u2d.bytes + (c->l7 != NULL ? c->l7->client_out.bytes : 0);
+    if (!rm__conn_cfg(c)->metrics_enabled)
+        return;
     fill(c, &ol, 1);
     rm_mesh_metrics_tcp_closed(c->w->metrics, &ol.l, sent, received, rm_loop_now_ms(c->w->loop));
 }

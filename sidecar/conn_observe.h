@@ -8,6 +8,9 @@
 
 struct st_rm_conn_t;
 
+/** 1 when something consumes the connection's reports (metrics.enabled, tracing, the access log), so that requests
+ *  no policy decides are still parsed (observe mode, conn_observe_l7.c); 0: their bytes pass untouched. */
+int rm__conn_observed(struct st_rm_conn_t *c);
 /** A request's head is complete and decided (`verdict`): keeps what the exchange's end needs, sets `out->cookie`,
  *  and may ask for header fields on the forwarded request (trace context). Inbound and outbound alike. */
 void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *req, rm_http_verdict_t verdict,

@@ -650,7 +650,8 @@ static int conv_metrics(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_
     int ret;
     if (m == NULL)
         return 0;
-    if ((ret = rm_config_conv_bool(ctx, "metrics.istioNames", m->istio_names, &cfg->metrics_istio_names)) != 0 ||
+    if ((ret = rm_config_conv_bool(ctx, "metrics.enabled", m->enabled, &cfg->metrics_enabled)) != 0 ||
+        (ret = rm_config_conv_bool(ctx, "metrics.istioNames", m->istio_names, &cfg->metrics_istio_names)) != 0 ||
         (ret = rm_config_conv_uint(ctx, "metrics.maxSeriesPerMetric", m->max_series_per_metric, 0, 1000000,
                                    &cfg->metrics_max_series)) != 0 ||
         (ret = conv_duration(ctx, "metrics.seriesExpiry", m->series_expiry, 1, &cfg->metrics_expiry_ms)) != 0)

@@ -123,6 +123,7 @@ typedef struct st_rm_proxy_config_t {
     char *log_level; /* default "info" */
     /* metrics.istioNames (Istio's "istio_" prefix instead of "ringmesh_"), metrics.maxSeriesPerMetric (default 2000;
      * 0: every label set folds), metrics.seriesExpiry (default 10m; 0: never) */
+    int metrics_enabled; /* metrics.enabled, default 1: Istio's request and connection metrics are recorded */
     int metrics_istio_names;
     unsigned metrics_max_series;
     uint32_t metrics_expiry_ms;

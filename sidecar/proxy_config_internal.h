@@ -96,6 +96,7 @@ typedef struct st_raw_workload_t {
     char *name, *namespace_, *app, *version, *principal;
 } raw_workload_t;
 typedef struct st_raw_metrics_t {
+    char *enabled;
     char *istio_names;
     char *max_series_per_metric;
     char *series_expiry;

@@ -142,6 +142,7 @@ static const cyaml_schema_field_t workload_fields[] = {
 };
 
 static const cyaml_schema_field_t metrics_fields[] = {
+    RM_CYAML_STR("enabled", raw_metrics_t, enabled),
     RM_CYAML_STR("istioNames", raw_metrics_t, istio_names),
     RM_CYAML_STR("maxSeriesPerMetric", raw_metrics_t, max_series_per_metric),
     RM_CYAML_STR("seriesExpiry", raw_metrics_t, series_expiry),
@@ -327,6 +328,7 @@ static int set_defaults(rm_proxy_config_t *cfg)
     cfg->connection_log = 1;
     cfg->access_log = 0;
     cfg->access_log_sample = 1;
+    cfg->metrics_enabled = 1;
     cfg->metrics_max_series = 2000;
     cfg->metrics_expiry_ms = 600000;
     return 0;

@@ -672,7 +672,7 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
     if (sni != NULL && (ret = rm_tls_set_server_name(c->up.tls, sni)) != 0)
         return ret;
     c->mode = RM_CONN_MODE_MTLS;
-    c->authz_state = RM_CONN_AUTHZ_SNIFF;
+    c->authz_state = rm__conn_observed(c) ? RM_CONN_AUTHZ_SNIFF : RM_CONN_AUTHZ_OFF;
     c->down.ready = 1;
     return start_upstream_connect(c);
 }
@@ -683,7 +683,9 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
     uint16_t port;
 
     c->dir = RM_CONN_DIR_INBOUND;
-    c->authz_state = c->snap->authz != NULL || c->snap->authz_required ? RM_CONN_AUTHZ_PENDING : RM_CONN_AUTHZ_SNIFF;
+    c->authz_state = c->snap->authz != NULL || c->snap->authz_required ? RM_CONN_AUTHZ_PENDING
+                     : rm__conn_observed(c)                            ? RM_CONN_AUTHZ_SNIFF
+                                                                       : RM_CONN_AUTHZ_OFF;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_INBOUND) {
         c->explicit_cfg = l->explicit_cfg;
         c->target = l->explicit_cfg->target;

@@ -36,6 +36,7 @@ static int setup(void **state)
     assert_int_equal(rm_mesh_metrics_new(&f->m, 1), 0);
     f->w.loop = f->loop;
     f->w.metrics = rm_metrics_shard(f->m, 0);
+    f->cfg.metrics_enabled = 1;
     f->cfg.metrics_max_series = 2000;
     f->cfg.metrics_expiry_ms = 600000;
     /* a destination the control plane named by its Service (Istio's outbound SNI) */
@@ -262,6 +263,37 @@ static void test_inbound_tcp_one_series(void **state)
     assert_non_null(strstr(p, "connection_security_policy=\"mutual_tls\"} 1\n"));
 }
 
+/* metrics.enabled: false records nothing, and with no access log and no tracing nothing asks for requests to be
+ * parsed (observe mode off: their bytes pass untouched); either consumer turns observing back on. */
+static void test_metrics_off(void **state)
+{
+    fixture_t *f = *state;
+    rm_http_decision_t d = {0};
+    make_inbound(f, RM_CONN_MODE_MTLS);
+    assert_true(rm__conn_observed(&f->c));
+    f->cfg.metrics_enabled = 0;
+    assert_false(rm__conn_observed(&f->c));
+    f->cfg.access_log = 1;
+    assert_true(rm__conn_observed(&f->c));
+    f->cfg.access_log = 0;
+    rm_http_request_t r = request("orders.shop:8081", 0);
+    rm__conn_observe_opened(&f->c);
+    rm__conn_observe_request(&f->c, &r, RM_HTTP_ALLOW, &d);
+    rm_http_exchange_t ex = {.cookie = d.cookie, .status = 200, .grpc_status = -1, .complete = 1};
+    rm__conn_observe_exchange(&f->c, &ex);
+    rm__conn_observe_closed(&f->c);
+    const char *page = scrape(f, 0);
+    assert_null(strstr(page, "ringmesh_requests_total{"));
+    assert_null(strstr(page, "ringmesh_tcp_connections_opened_total{"));
+    /* on again: the same calls record */
+    f->cfg.metrics_enabled = 1;
+    rm__conn_observe_request(&f->c, &r, RM_HTTP_ALLOW, &d);
+    ex.cookie = d.cookie;
+    rm__conn_observe_exchange(&f->c, &ex);
+    page = scrape(f, 0);
+    assert_non_null(strstr(page, "ringmesh_requests_total{"));
+}
+
 static void test_service_names(void **state)
 {
     char svc[128], name[64], ns[64];
@@ -294,6 +326,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grpc_plaintext_and_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbound_tcp_one_series, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_off, setup, teardown),
         cmocka_unit_test(test_service_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

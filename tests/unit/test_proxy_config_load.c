@@ -266,6 +266,7 @@ static void test_value_errors_generated(void **state)
         {"accessLog: {sampleRate: 1.5}\n", "gen.yaml:5:25: accessLog.sampleRate: \"1.5\" is not a fraction in [0, 1]"},
         {"accessLog: true\n", "gen.yaml:5:12: accessLog: want a mapping, got a scalar"},
         {"metrics: {istioNames: yes}\n", "gen.yaml:5:23: metrics.istioNames: \"yes\" is not a boolean"},
+        {"metrics: {enabled: maybe}\n", "gen.yaml:5:20: metrics.enabled: \"maybe\" is not a boolean"},
         {"metrics:\n  maxSeriesPerMetric: -5\n",
          "gen.yaml:6:23: metrics.maxSeriesPerMetric: \"-5\" is not a whole number in 0..1000000"},
         {"metrics:\n  seriesExpiry: 10 minutes\n",
