@@ -9,13 +9,15 @@
 #   PAIR_CMD=bench/pair.sh bash ../shared/bench/peer-bench.sh
 # The environment (OUT_LISTEN IN_LISTEN BACKEND CA CERT_CLIENT KEY_CLIENT CERT_SERVER KEY_SERVER PAIR_WORKDIR) comes
 # from peer-bench.sh. Knobs: RM_PROXY (binary), RM_WORKERS (default 1), RINGMESH_IO_BACKEND (auto|io_uring|epoll),
-# RM_POLICY_RULES (authorization rules on the inbound proxy, default none).
+# RM_POLICY_RULES (authorization rules on the inbound proxy, default none), RM_METRICS (metrics.enabled of both
+# proxies: true, the default, or false). Tracing follows the OTEL_* variables of the environment (docs/tracing.md).
 # Both proxies start in the background in this session and this script returns; peer-bench stops them by PID.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 proxy=${RM_PROXY:-$here/build/sidecar/ringmesh-proxy}
 workers=${RM_WORKERS:-1}
+metrics=${RM_METRICS:-true}
 work=${PAIR_WORKDIR:-$(mktemp -d)}
 : "${OUT_LISTEN:?}" "${IN_LISTEN:?}" "${BACKEND:?}" "${CA:?}" "${CERT_CLIENT:?}" "${KEY_CLIENT:?}" \
   "${CERT_SERVER:?}" "${KEY_SERVER:?}"
@@ -30,6 +32,7 @@ inbound: {enabled: false}
 admin: {enabled: false}
 workers: $workers
 connectionLog: false
+metrics: {enabled: $metrics}
 logLevel: warn
 listeners:
   - name: bench-upstream
@@ -46,6 +49,7 @@ inbound: {enabled: false}
 admin: {enabled: false}
 workers: $workers
 connectionLog: false
+metrics: {enabled: $metrics}
 logLevel: warn
 listeners:
   - name: bench-inbound
