@@ -35,8 +35,13 @@ int rm_authz_new(const uint8_t *data, size_t len, const char *workload, const ch
         a->rule_base[i] = a->num_slots;
         a->num_slots += a->set.policies[i].num_rules;
     }
-    if ((a->counters = calloc(a->num_slots * RM_AUTHZ_COUNT_KINDS, sizeof(*a->counters))) == NULL)
+    if ((a->counters = calloc(a->num_slots, sizeof(*a->counters))) == NULL)
         goto Exit;
+    for (size_t i = 0; i < a->num_slots; i++) {
+        if ((a->counters[i] = calloc(1, sizeof(*a->counters[i]))) == NULL)
+            goto Exit;
+        atomic_init(&a->counters[i]->refs, 1);
+    }
     if ((ret = rm_authz_engine_new(&a->engine, list, a->set.num_policies, &a->wp.opts, err, errlen)) != 0)
         goto Exit;
 Exit:
@@ -49,6 +54,20 @@ Exit:
     }
     *out = a;
     return 0;
+}
+
+static void cell_unref(rm_authz_cell_t *c)
+{
+    if (c != NULL && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        free(c);
+}
+
+/* Slot `slot` of `a` counts into `cell` from now on. */
+static void cell_share(rm_authz_t *a, size_t slot, rm_authz_cell_t *cell)
+{
+    atomic_fetch_add_explicit(&cell->refs, 1, memory_order_relaxed);
+    cell_unref(a->counters[slot]);
+    a->counters[slot] = cell;
 }
 
 void rm_authz_ref(rm_authz_t *a)
@@ -64,6 +83,8 @@ void rm_authz_unref(rm_authz_t *a)
     rm_policy_set_clear(&a->set);
     rm_workload_policy_clear(&a->wp);
     free(a->rule_base);
+    for (size_t i = 0; a->counters != NULL && i < a->num_slots; i++)
+        cell_unref(a->counters[i]);
     free(a->counters);
     free(a);
 }
@@ -72,9 +93,7 @@ void rm_authz_inherit_counters(rm_authz_t *a, const rm_authz_t *old)
 {
     if (old == NULL)
         return;
-    for (int k = 0; k < RM_AUTHZ_COUNT_KINDS; k++)
-        atomic_store_explicit(&a->counters[k], atomic_load_explicit(&old->counters[k], memory_order_relaxed),
-                              memory_order_relaxed);
+    cell_share(a, 0, old->counters[0]);
     for (size_t pi = 0; pi < a->set.num_policies; pi++) {
         const rm_authz_policy_t *p = &a->set.policies[pi];
         for (size_t oi = 0; oi < old->set.num_policies; oi++) {
@@ -82,13 +101,7 @@ void rm_authz_inherit_counters(rm_authz_t *a, const rm_authz_t *old)
             if (strcmp(p->namespace_, q->namespace_) != 0 || strcmp(p->name, q->name) != 0)
                 continue;
             for (size_t r = 0; r < p->num_rules && r < q->num_rules; r++)
-                for (int k = 0; k < RM_AUTHZ_COUNT_KINDS; k++)
-                    atomic_store_explicit(
-                        &a->counters[(a->rule_base[pi] + r) * RM_AUTHZ_COUNT_KINDS + (size_t)k],
-                        atomic_load_explicit(
-                            &old->counters[(old->rule_base[oi] + r) * RM_AUTHZ_COUNT_KINDS + (size_t)k],
-                            memory_order_relaxed),
-                        memory_order_relaxed);
+                cell_share(a, a->rule_base[pi] + r, old->counters[old->rule_base[oi] + r]);
             break;
         }
     }
@@ -118,11 +131,10 @@ void rm_authz_count(rm_authz_t *a, const rm_authz_decision_t *d)
         kind = d->allow ? RM_AUTHZ_COUNT_ALLOW : RM_AUTHZ_COUNT_DENY;
         slot = rule_slot(a, d->policy, d->rule);
     }
-    atomic_fetch_add_explicit(&a->counters[slot * RM_AUTHZ_COUNT_KINDS + (size_t)kind], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&a->counters[slot]->v[kind], 1, memory_order_relaxed);
     if (d->audit_policy != NULL && d->audit_rule >= 0)
-        atomic_fetch_add_explicit(
-            &a->counters[rule_slot(a, d->audit_policy, d->audit_rule) * RM_AUTHZ_COUNT_KINDS + RM_AUTHZ_COUNT_AUDIT], 1,
-            memory_order_relaxed);
+        atomic_fetch_add_explicit(&a->counters[rule_slot(a, d->audit_policy, d->audit_rule)]->v[RM_AUTHZ_COUNT_AUDIT],
+                                  1, memory_order_relaxed);
 }
 
 size_t rm_authz_metrics(const rm_authz_t *a, char *buf, size_t len, size_t o)
@@ -144,8 +156,7 @@ size_t rm_authz_metrics(const rm_authz_t *a, char *buf, size_t len, size_t o)
             }
         }
         for (int k = 0; k < RM_AUTHZ_COUNT_KINDS; k++) {
-            uint64_t v =
-                atomic_load_explicit(&a->counters[slot * RM_AUTHZ_COUNT_KINDS + (size_t)k], memory_order_relaxed);
+            uint64_t v = atomic_load_explicit(&a->counters[slot]->v[k], memory_order_relaxed);
             if (v == 0 && slot != 0)
                 continue;
             if (p != NULL)

@@ -29,8 +29,16 @@ typedef struct st_rm_authz_t {
     char version[64];   /* of the WorkloadPolicy */
     size_t *rule_base;  /* per policy: its first counter slot; slot 0 counts decisions no rule made */
     size_t num_slots;
-    atomic_uint_fast64_t *counters; /* [num_slots][RM_AUTHZ_COUNT_KINDS] */
+    struct st_rm_authz_cell_t **counters; /* [num_slots]: shared with the policy sets before and after this one */
 } rm_authz_t;
+
+/** The decision counts of one slot (a policy's rule, or slot 0: no rule), reference-counted so that the next
+ *  policy set counts into the same cells for the rules it keeps: a decision counted on the old set after the change
+ *  (by a connection that started before it) still shows. */
+typedef struct st_rm_authz_cell_t {
+    atomic_int refs;
+    atomic_uint_fast64_t v[RM_AUTHZ_COUNT_KINDS];
+} rm_authz_cell_t;
 
 /** Decodes and compiles a WorkloadPolicy. Returns 0, or RM_ERR_POLICY_INVALID / -ENOMEM with the reason in err
  *  (for the NACK). */
@@ -46,9 +54,9 @@ int rm_authz_from_path(const char *path, int default_allow, int log_allowed, con
 void rm_authz_ref(rm_authz_t *a);
 void rm_authz_unref(rm_authz_t *a);
 
-/** Starts a's counters where old's are, policy by policy and rule by rule (same namespace/name), so that a policy
- *  change does not reset the counts of the policies it leaves alone. Decisions still counted on `old` afterwards
- *  (by connections that started before the change) are not carried over. */
+/** Makes `a` count into old's cells, policy by policy and rule by rule (same namespace/name), so that a policy
+ *  change does not reset the counts of the policies it leaves alone; decisions still counted on `old` afterwards
+ *  (by connections that started before the change) are counted in the same cells. Before `a` is published. */
 void rm_authz_inherit_counters(rm_authz_t *a, const rm_authz_t *old);
 
 /** Counts a decision (relaxed atomics; any thread): allow and deny under the policy and rule that decided, would-deny

@@ -204,7 +204,17 @@ static void test_counters_and_metrics(void **state)
     assert_non_null(strstr(page, "ringmesh_proxy_authz_decisions_total{decision=\"deny\",policy=\"\",rule=\"\"} 1\n"));
     assert_string_equal(b->version, "v2");
     assert_string_equal(b->workload, "shop/orders-1");
+
+    /* a connection that started before the change still decides on the old set: its decisions count in the cells
+     * the new set shows (they used to be lost once the counts had been copied over) */
+    decide(a, "spiffe://cluster.local/ns/web/sa/late", &d);
+    decide(a, "spiffe://cluster.local/ns/other/sa/late", &d);
     rm_authz_unref(a);
+    n = rm_authz_metrics(b, page, sizeof(page), 0);
+    page[n] = '\0';
+    assert_non_null(strstr(
+        page, "ringmesh_proxy_authz_decisions_total{decision=\"allow\",policy=\"shop/allow-web\",rule=\"0\"} 3\n"));
+    assert_non_null(strstr(page, "ringmesh_proxy_authz_decisions_total{decision=\"deny\",policy=\"\",rule=\"\"} 2\n"));
     rm_authz_unref(b);
 }
 
