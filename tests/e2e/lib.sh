@@ -287,6 +287,14 @@ rm_teardown() {
     if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
         rm__dump_logs
     fi
+    # the processes cases started (in their subshells) that are still the ones started
+    if [ -n "$RM_TMP" ] && [ -f "$RM_TMP/started.pids" ]; then
+        local start
+        while read -r pid start; do
+            [[ " ${RM_PID_LIST[*]} " == *" $pid "* ]] && continue
+            [ "$start" != 0 ] && [ "$(rm__start_time "$pid")" = "$start" ] && RM_PID_LIST+=("$pid")
+        done <"$RM_TMP/started.pids"
+    fi
     # TERM every recorded process still running, give them 3 s, then KILL what is left.
     for ((i = ${#RM_PID_LIST[@]} - 1; i >= 0; i--)); do
         pid=${RM_PID_LIST[$i]}

@@ -16,6 +16,18 @@ rm_bg() {
     fi
     RM_PID[$name]=$!
     RM_PID_LIST+=("$!")
+    # cases run in subshells (rm_case): the teardown also reads this file, with each process's start time so that a
+    # PID the system has reused since is never signalled
+    [ -z "${RM_TMP:-}" ] || printf '%s %s\n' "$!" "$(rm__start_time "$!")" >>"$RM_TMP/started.pids"
+}
+
+# rm__start_time PID: the process's start time in clock ticks since boot (/proc/PID/stat field 22), or 0
+rm__start_time() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    stat=${stat##*) }
+    set -- $stat
+    echo "${20:-0}"
 }
 
 # rm_alive NAME: true while the process recorded as NAME runs
