@@ -21,7 +21,7 @@ rm_control_init
 
 rm_mesh_service services.yaml orders shop "198.19.0.10" 8080 orders
 
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 12000)) # below the kernel's ephemeral ports (32768-), which a client's connection may hold
 ADDR=127.0.0.1:$PORT
 ADMIN=127.0.0.1:$((PORT + 1))
 rm_control_start main - "$ADDR" --admin-listen "$ADMIN"

@@ -11,7 +11,7 @@ FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 rm_setup_no_netns
 rm_control_init
 
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 12000)) # below the kernel's ephemeral ports (32768-), which a client's connection may hold
 CLOCK=$RM_TMP/clock
 echo "+0" >"$CLOCK"
 rm_bg control-ft - "$RM_TMP/logs/control-ft.log" env LD_PRELOAD="$FAKETIME_LIB" FAKETIME_TIMESTAMP_FILE="$CLOCK" \

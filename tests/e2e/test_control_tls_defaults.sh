@@ -10,7 +10,7 @@ rm_require_cmds openssl jq
 rm_setup_no_netns
 rm_control_init
 
-BASE_PORT=$((20000 + $$ % 20000))
+BASE_PORT=$((20000 + $$ % 12000)) # below the kernel's ephemeral ports (32768-), which a client's connection may hold
 
 # tickets PORT: how many NewSessionTicket messages a TLS 1.3 client gets (it stays connected for a second to read
 # what the server sends after the handshake)

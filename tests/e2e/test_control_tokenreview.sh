@@ -29,7 +29,7 @@ rm_bg kube-api - "$RM_TMP/logs/kube-api.log" "$PY" "$RM_SOURCE_DIR/tests/e2e/too
 rm_wait_file "$K/port" kube-api
 KUBE_PORT=$(cat "$K/port")
 
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 12000)) # below the kernel's ephemeral ports (32768-), which a client's connection may hold
 ADDR=127.0.0.1:$PORT
 ADMIN=127.0.0.1:$((PORT + 1))
 rm_bg control-tr - "$RM_TMP/logs/control-tr.log" "$RM_CONTROL_BIN" --listen "$ADDR" --admin-listen "$ADMIN" \

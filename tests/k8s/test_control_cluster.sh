@@ -84,7 +84,7 @@ render existing --set ca.existingSecret=corp-ca
 render certmanager --set webhook.certManager.enabled=true --set webhook.certManager.issuerRef.name=ca-issuer
 rbac_apply default
 
-BASE=$((20000 + $$ % 15000))
+BASE=$((20000 + $$ % 12000)) # below the kernel's ephemeral ports (32768-), which a client's connection may hold
 # control_start NAME INDEX [ARG...]: a replica as the chart's ServiceAccount (ports BASE+10*INDEX...), in the
 # background; does not wait
 control_start() {

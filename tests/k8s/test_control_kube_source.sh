@@ -80,7 +80,7 @@ kpost /apis/rbac.authorization.k8s.io/v1/clusterrolebindings '{"apiVersion":"rba
     "kind":"ClusterRole","name":"ringmesh-control"},"subjects":[{"kind":"ServiceAccount","name":"ringmesh-control",
     "namespace":"ringmesh-system"}]}'
 
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 12000)) # below the kernel's ephemeral ports (32768-), which a client's connection may hold
 # control_start NAME PORT [KUBECONFIG]: a replica with the Kubernetes source (a 3 s request timeout, so that a stalled API
 # server is noticed quickly); waits for control_started. The ringmesh-root-cert ConfigMaps are not published
 # (--no-root-cert): this test's ClusterRole is the source's own least privilege, and test_control_cluster.sh covers

@@ -13,7 +13,7 @@ rm_require_cmds openssl curl
 rm_setup_no_netns
 rm_control_init
 
-ADMIN=127.0.0.1:$((20000 + $$ % 20000))
+ADMIN=127.0.0.1:$((20000 + $$ % 12000)) # below the kernel's ephemeral ports (32768-), which a client's connection may hold
 CLOCK=$RM_TMP/clock
 echo "+0" >"$CLOCK"
 rm_bg control-ft - "$RM_TMP/logs/control-ft.log" env LD_PRELOAD="$FAKETIME_LIB" FAKETIME_TIMESTAMP_FILE="$CLOCK" \
