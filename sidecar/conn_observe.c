@@ -233,7 +233,8 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
     else if (!ex->complete)
         ol.l.v[RM_ML_RESPONSE_FLAGS] = c->u2d.src_eof ? "UC" : "DC";
     if (rm__conn_cfg(c)->metrics_enabled)
-        rm_mesh_metrics_request(c->w->metrics, &ol.l, (double)(now - start), ex->request_bytes, ex->response_bytes, now);
+        rm_mesh_metrics_request(c->w->metrics, &ol.l, (double)(now - start), ex->request_bytes, ex->response_bytes,
+                                now);
 }
 
 void rm__conn_observe_opened(struct st_rm_conn_t *c)
