@@ -258,6 +258,17 @@ pod_status() {
     rm_kube_api GET "/api/v1/namespaces/$1/pods/$2" -f | jq -r ".status | $3"
 }
 
+# expect_pod_status NS POD JQ EXPECTED WHAT: the kubelet writes a status to the API after it logs it: waits
+# (bounded, 10 s) until the API shows EXPECTED
+expect_pod_status() {
+    local got deadline=$(($(rm_now_ms) + 10000))
+    until got=$(pod_status "$1" "$2" "$3") && [ "$got" = "$4" ]; do
+        [ "$(rm_now_ms)" -lt "$deadline" ] || break
+        sleep 0.1
+    done
+    rm_assert_eq "$got" "$4" "$5"
+}
+
 case_started_in_order() {
     local first second third
     first=$(rm_log_select "$OKLOG" '.event == "container_started"' | sed -n 1p)
@@ -317,7 +328,7 @@ case_probes_under_strict() {
         "the app's readiness probe passes through /app-health" 20
     rm_expect_log "$OKLOG" '.event == "pod_ready" and .ready == true or (.event == "pod_phase" and .ready == true)' \
         "the pod became Ready" 10
-    rm_assert_eq "$(pod_status shop "$ORDERS_POD" '[.phase, .podIP, (.conditions[] | select(.type == "Ready") | .status)] | join(",")')" \
+    expect_pod_status shop "$ORDERS_POD" '[.phase, .podIP, (.conditions[] | select(.type == "Ready") | .status)] | join(",")' \
         "Running,${RM_POD_IP[orders]},True" "the API shows orders Running, its pod IP and Ready"
     rm_expect_log "$(rm_kubelet_log orders app)" '.event == "request" and .path == "/ready"' \
         "the proxy ran the original probe against the app"
@@ -348,7 +359,7 @@ case_probes_not_rewritten() {
     rm_expect_log "$klog" '.event == "probe" and .container == "app" and .probe == "readinessProbe"
         and .result == "failure" and .handler.path == "/ready" and .handler.port == "http"' \
         "with rewrite-app-probes: false the kubelet probes the app port itself, and STRICT refuses it" 20
-    rm_assert_eq "$(pod_status shop "$NORW_POD" '.conditions[] | select(.type == "Ready") | .status')" False \
+    expect_pod_status shop "$NORW_POD" '.conditions[] | select(.type == "Ready") | .status' False \
         "that pod is not Ready in the API"
 }
 
@@ -437,7 +448,7 @@ case_job_completes() {
     rm_expect_log "$klog" '.event == "container_exited" and .container == "ringmesh-proxy" and .exitCode == 0' \
         "the proxy exits 0 on SIGTERM"
     rm_expect_log "$klog" '.event == "pod_phase" and .phase == "Succeeded"' "the pod is Succeeded" 10
-    rm_assert_eq "$(pod_status batch report-7kq2z .phase)" Succeeded "the API shows the Job's pod Succeeded"
+    expect_pod_status batch report-7kq2z .phase Succeeded "the API shows the Job's pod Succeeded"
 }
 
 rm_case "containers start in order, the native sidecar gating the app" case_started_in_order
