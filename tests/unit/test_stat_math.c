@@ -90,8 +90,9 @@ static void test_quantile_odd_inputs(void **state)
     "{reporter=\"destination\",destination_workload_namespace=\"" ns "\",destination_workload=\"" wl "\","
 #define SHOP OPEN("shop", "orders") "request_protocol=\"http\","
 #define GRPC                                                                                                           \
-    OPEN("shop", "orders") "request_protocol=\"grpc\",response_code=\"200\",connection_security_policy=\"mutual_"      \
-                           "tls\","
+    OPEN("shop", "orders")                                                                                             \
+    "request_protocol=\"grpc\",response_code=\"200\",connection_security_policy=\"mutual_"                             \
+    "tls\","
 
 static const char before_page[] =
     "# TYPE ringmesh_requests_total counter\n"
