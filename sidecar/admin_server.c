@@ -80,6 +80,12 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
         {"ringmesh_proxy_upstream_connect_failures_total", "Upstream connects that failed.",
          offsetof(rm_worker_stats_t, connect_failed)},
         {"ringmesh_proxy_tls_handshakes_total", "Completed mTLS handshakes.", offsetof(rm_worker_stats_t, handshakes)},
+        {"ringmesh_proxy_accept_failures_total",
+         "Accepts that failed for want of file descriptors or memory (retried a tick later).",
+         offsetof(rm_worker_stats_t, accept_failed)},
+        {"ringmesh_proxy_no_svid_rejected_total",
+         "mTLS connections refused because this proxy had no SVID to present (none yet, or its own had expired).",
+         offsetof(rm_worker_stats_t, rejected_no_svid)},
     };
     for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
         uint64_t v = 0;
@@ -137,6 +143,11 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                      "# TYPE ringmesh_proxy_svid_expiry_timestamp_seconds gauge\n"
                      "ringmesh_proxy_svid_expiry_timestamp_seconds %lld\n",
                      (long long)rm_tls_ctx_not_after(snap->client_ctx));
+    o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_proxy_svid_expired 1 while the SVID this proxy should present has expired and no new "
+                 "one is in force: mTLS connections are refused.\n"
+                 "# TYPE ringmesh_proxy_svid_expired gauge\nringmesh_proxy_svid_expired %d\n",
+                 atomic_load(&p->svid_expired));
     if (atomic_load(&p->control.enabled)) {
         rm_control_stats_t *cs = &p->control;
         o = rm_textf(buf, len, o,

@@ -26,6 +26,10 @@
 typedef struct st_rm_worker_stats_t {
     atomic_uint_fast64_t accepted, closed, active, rejected_peer, rejected_plaintext, rejected_limit, connect_failed,
         handshakes, bytes_down_to_up, bytes_up_to_down;
+    /* accepts that failed for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) */
+    atomic_uint_fast64_t accept_failed;
+    /* mTLS connections refused because this proxy had no SVID to present (none yet, or its own had expired) */
+    atomic_uint_fast64_t rejected_no_svid;
     /* the worker thread's rm_tls_thread_verify_stats(), published after every handshake that ends */
     atomic_uint_fast64_t sig_computed, sig_remembered;
     /* connections whose TLS records the kernel sealed and opened (both directions handed over), and hand-overs that
@@ -55,6 +59,10 @@ typedef struct st_rm_listener_t {
     rm_io_op_t accept_op;
     int closed;
     uint64_t retry_at_ms; /* accept paused after EMFILE/ENFILE */
+    /* an episode of failed accepts (out of descriptors or memory): when it began (0: none) and the retries since; the
+     * first failure is logged, then nothing until an accept succeeds again */
+    uint64_t starved_since_ms;
+    uint64_t starved_retries;
 } rm_listener_t;
 
 typedef struct st_rm_conn_t rm_conn_t;
@@ -112,7 +120,8 @@ struct st_rm_proxy_t {
     rm_file_stats_t files;
     rm_snapshot_t *base_snap; /* the first snapshot: explicit listeners point into its configuration */
     pthread_mutex_t publish_lock;
-    atomic_int ready; /* 0 until the control plane has given an SVID and the first configuration */
+    atomic_int ready;        /* 0 until the control plane has given an SVID and the first configuration */
+    atomic_int svid_expired; /* 1 from svid_expired until a new SVID is in force (control plane or files) */
     rm_worker_t *workers;
     unsigned num_workers;
     rm_io_backend_t backend;

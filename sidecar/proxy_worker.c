@@ -118,9 +118,24 @@ static void listener_arm(rm_listener_t *l)
     }
 }
 
+/* An accept succeeded after an episode of failures: says how long the listener could not take connections. */
+static void accept_recovered(rm_listener_t *l)
+{
+    rm_log_line_t line;
+    rm_log_begin(&line, RM_LOG_INFO, "accept_recovered");
+    rm_log_addr(&line, "listen", (struct sockaddr *)&l->addr.ss);
+    rm_log_uint(&line, "retries", l->starved_retries);
+    rm_log_uint(&line, "paused_ms", rm_loop_now_ms(l->w->loop) - l->starved_since_ms);
+    rm_log_end(&line);
+    l->starved_since_ms = 0;
+    l->starved_retries = 0;
+}
+
 static void on_accept(rm_io_op_t *op, int res)
 {
     rm_listener_t *l = rm_container_of(op, rm_listener_t, accept_op);
+    if (res >= 0 && l->starved_since_ms != 0)
+        accept_recovered(l);
     if (res >= 0) {
         if (l->kind == RM_LISTENER_KIND_ADMIN) {
             rm__admin_accepted(l->w, res);
@@ -138,12 +153,27 @@ static void on_accept(rm_io_op_t *op, int res)
     if (res == -ECANCELED || l->closed)
         return;
     if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-        /* out of descriptors or memory: wait a tick instead of spinning */
-        rm_log_line_t line;
-        rm_log_begin(&line, RM_LOG_WARN, "accept_failed");
-        rm_log_addr(&line, "listen", (struct sockaddr *)&l->addr.ss);
-        rm_log_err(&line, "error", res);
-        rm_log_end(&line);
+        /* Out of descriptors or memory: the connection stays in the backlog and accept is tried again a tick later
+         * instead of at once (which would spin). One line per episode, not one per retry: a full descriptor table
+         * lasts until connections close, and a line every tick would flood the log meanwhile. */
+        atomic_fetch_add_explicit(&l->w->stats.accept_failed, 1, memory_order_relaxed);
+        if (l->starved_since_ms == 0) {
+            rm_log_line_t line;
+            l->starved_since_ms = rm_loop_now_ms(l->w->loop);
+            rm_log_begin(&line, RM_LOG_WARN, "accept_failed");
+            rm_log_addr(&line, "listen", (struct sockaddr *)&l->addr.ss);
+            rm_log_err(&line, "error", res);
+            rm_log_uint(&line, "retry_ms", TICK_MS);
+            rm_log_str(&line, "msg",
+                       res == -EMFILE || res == -ENFILE
+                           ? "out of file descriptors: new connections wait in the backlog; retrying every tick, "
+                             "logged once until an accept succeeds (raise RLIMIT_NOFILE or lower maxConnections)"
+                           : "out of memory: new connections wait in the backlog; retrying every tick, logged once "
+                             "until an accept succeeds");
+            rm_log_end(&line);
+        } else {
+            l->starved_retries++;
+        }
         l->retry_at_ms = rm_loop_now_ms(l->w->loop) + TICK_MS;
         return;
     }

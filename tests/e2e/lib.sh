@@ -178,7 +178,7 @@ rm_require_netns() {
 
 rm_require_tools() {
     local t
-    for t in e2e_server e2e_client pcap_tls_scan io_uring_probe; do
+    for t in e2e_server e2e_client e2e_load pcap_tls_scan io_uring_probe; do
         [ -x "$RM_TOOLS/$t" ] || rm_fail "$RM_TOOLS/$t is not built (build the tree first: cmake --build $RM_BUILD_DIR)"
     done
 }
@@ -339,3 +339,5 @@ source "$RM_E2E_LIB_DIR/logs.sh"      # JSON-lines logs
 source "$RM_E2E_LIB_DIR/programs.sh"  # servers, clients, captures
 # shellcheck source=lib/proxy.sh
 source "$RM_E2E_LIB_DIR/proxy.sh"     # meshed pods and the proxy
+# shellcheck source=lib/load.sh
+source "$RM_E2E_LIB_DIR/load.sh"      # load (e2e_load) and what a process holds

@@ -21,7 +21,9 @@
  *
  * The last line is {"event":"done",...} with the counts, requests/s and the latency percentiles (microseconds).
  * Exit status: 0 when nothing failed, 1 when something did, 64 on bad usage. */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4, memmem */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
