@@ -246,6 +246,7 @@ static void reload_svid(rm_file_sources_t *fs, rm_proxy_t *p)
             rm_log_str(&l, "previous_spiffe_id", previous);
         rm_log_end(&l);
         fs->expiring_logged = fs->expired = 0;
+        atomic_store(&p->svid_expired, 0);
     }
     rm_tls_ctx_unref(client); /* the snapshot holds its own references */
     rm_tls_ctx_unref(server);
@@ -288,6 +289,7 @@ static void check_expiry(rm_file_sources_t *fs, rm_proxy_t *p)
     if (now > not_after) { /* valid through its notAfter second, as the SVID rules have it */
         if (!fs->expired) {
             fs->expired = 1;
+            atomic_store(&p->svid_expired, 1);
             rm_log_line_t l;
             rm_log_begin(&l, RM_LOG_ERROR, "svid_expired");
             rm_log_str(&l, "file", fs->cfg->cert_file);

@@ -628,6 +628,14 @@ static void refuse(rm_conn_t *c, const char *reason, int code)
     rm__conn_abort(c, RM_CONN_CLOSE_REJECTED);
 }
 
+/* This proxy has no SVID to present (none yet, or its own expired during an outage of the control plane): refused with
+ * that reason, and counted apart from the peers' faults. */
+static void refuse_no_svid(rm_conn_t *c)
+{
+    atomic_fetch_add_explicit(&c->w->stats.rejected_no_svid, 1, memory_order_relaxed);
+    refuse(c, no_svid_reason(c), RM_ERR_TLS_CONFIG);
+}
+
 static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
 {
     rm_proxy_config_t *cfg = rm__conn_cfg(c);
@@ -663,7 +671,7 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
         sni = dest->sni;
     }
     if (c->snap->client_ctx == NULL) {
-        refuse(c, no_svid_reason(c), RM_ERR_TLS_CONFIG);
+        refuse_no_svid(c);
         return 0;
     }
     if ((ret = rm_tls_new(&c->up.tls, c->snap->client_ctx, c->expected_ids, c->num_expected_ids,
@@ -707,7 +715,7 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
     switch (c->inbound_mode) {
     case RM_MTLS_STRICT:
         if (c->snap->server_ctx == NULL) {
-            refuse(c, no_svid_reason(c), RM_ERR_TLS_CONFIG);
+            refuse_no_svid(c);
             return 0;
         }
         /* look at the first bytes before handing them to TLS, so a plaintext client is refused with that reason;

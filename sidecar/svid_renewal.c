@@ -188,6 +188,7 @@ void rm__control_renew(rm_control_client_t *cc)
     if (ret == 0) {
         cc->sign_failures = 0;
         cc->expired_published = 0;
+        atomic_store(&cc->proxy->svid_expired, 0);
         rm__control_schedule_renewal(cc);
         rm__control_publish(cc);
         return;
@@ -219,6 +220,7 @@ void rm__control_check_expiry(rm_control_client_t *cc)
         rm_tls_ctx_unref(cc->server_ctx);
         cc->client_ctx = cc->server_ctx = NULL;
         cc->expired_published = 1;
+        atomic_store(&cc->proxy->svid_expired, 1);
         atomic_store(&cc->proxy->ready, 0);
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_ERROR, "svid_expired");

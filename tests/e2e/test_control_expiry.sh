@@ -5,7 +5,8 @@
 # directory with an SVID that has 15 s left. It must warn that the SVID is about to expire (log line and metric),
 # try to renew (and log the failure, not in a loop), and when the SVID expires, stop presenting it: say so in its
 # log, report not ready, and refuse mTLS connections with that reason instead of handshaking with an expired
-# certificate.
+# certificate; /metrics says so (ringmesh_proxy_svid_expired 1) and counts the refusals
+# (ringmesh_proxy_no_svid_rejected_total).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
@@ -37,7 +38,10 @@ rm_expect_log "$LOG" '.event == "svid_expiring" and .seconds_left <= 30' "it war
 EXPIRING=$(rm_exec a curl -sf http://127.0.0.1:15021/metrics | awk '$1 == "ringmesh_proxy_svid_expiring" {print $2}')
 rm_expect_log "$LOG" '.event == "svid_expired"' "it says when the SVID has expired" 30
 READY=$(rm_exec a curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15021/healthz/ready)
+EXPIRED_BEFORE=$(rm_exec a curl -sf http://127.0.0.1:15021/metrics | awk '$1 == "ringmesh_proxy_svid_expired" {print $2}')
 rm_client after a --connect "$VIP:8080" "send:hello" shutdown readeof
+METRICS=$(rm_exec a curl -sf http://127.0.0.1:15021/metrics)
+metric() { awk -v k="$1" '$1 == k {print $2}' <<<"$METRICS"; }
 
 case_warning() {
     rm_assert_eq "$EXPIRING" 1 "ringmesh_proxy_svid_expiring while near expiry"
@@ -57,6 +61,14 @@ case_expired() {
         "connections that reached b's application (only the one from before the outage)"
 }
 
+case_expired_metrics() {
+    rm_assert_eq "$EXPIRED_BEFORE" 1 "ringmesh_proxy_svid_expired once the SVID has expired"
+    rm_assert_eq "$(metric ringmesh_proxy_svid_expired)" 1 "and it stays 1 while no new SVID comes"
+    rm_assert_eq "$(metric ringmesh_proxy_no_svid_rejected_total)" 1 \
+        "the connection refused for want of a valid SVID of its own is counted"
+}
+
 rm_case "near expiry: warning, metric, bounded retries" case_warning
 rm_case "after expiry: the SVID is not presented" case_expired
+rm_case "after expiry: the metrics say so" case_expired_metrics
 rm_finish
