@@ -12,12 +12,14 @@
  *       keeps them all open until --release FILE exists (or --timeout ms more pass), and closes them.
  *
  *   e2e_load requests --connect IP:PORT --conns C --requests N [--size B] [--http] [--sample-every K]
- *                     [--pids PID,PID...] [--timeout MS] [--stop-file FILE]
- *       C keep-alive connections share N request/response exchanges: B bytes sent and their echo checked byte for
- *       byte, or (--http, against "serve --http B") a GET whose answer must be a 200 with a B-byte body. A request
- *       that fails (reset, early EOF, wrong answer, no answer within --timeout) is counted, and its connection is
- *       opened again. Every K requests it prints {"event":"sample","requests":...,"failed":...,"procs":[{"pid":P,
- *       "rss_kb":...,"fds":...}]} for the --pids. --stop-file ends the run early (after the requests in flight).
+ *                     [--pids PID,PID...] [--timeout MS] [--stop-file FILE] [--interval MS] [--new-conn]
+ *       C keep-alive connections (with --new-conn, a new connection for every request) share N request/response
+ *       exchanges, each connection pausing --interval ms between its requests (steady, bounded traffic): B bytes sent
+ * and their echo checked byte for byte, or (--http, against "serve --http B") a GET whose answer must be a 200 with a
+ * B-byte body. A request that fails (reset, early EOF, wrong answer, no answer within --timeout) is counted, and its
+ * connection is opened again. Every K requests it prints
+ * {"event":"sample","requests":...,"failed":...,"procs":[{"pid":P, "rss_kb":...,"fds":...}]} for the --pids.
+ * --stop-file ends the run early (after the requests in flight).
  *
  * The last line is {"event":"done",...} with the counts, requests/s and the latency percentiles (microseconds).
  * Exit status: 0 when nothing failed, 1 when something did, 64 on bad usage. */
@@ -47,7 +49,7 @@
 #define LOAD_MAX_PIDS       8
 #define LOAD_CONNECTING_MAX 256
 
-enum { ST_IDLE = 0, ST_CONNECTING, ST_SENDING, ST_RECEIVING, ST_HELD, ST_FAILED, ST_CLOSED };
+enum { ST_IDLE = 0, ST_CONNECTING, ST_SENDING, ST_RECEIVING, ST_HELD, ST_FAILED, ST_CLOSED, ST_WAIT };
 
 typedef struct st_load_conn_t {
     int fd;
@@ -376,7 +378,7 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 static int run_requests(long conns, long total, long size, int http, long every, const long *pids, int npids,
-                        const char *stop_file)
+                        const char *stop_file, long interval_ms, int new_conn)
 {
     load_conn_t *cs = calloc((size_t)conns, sizeof(*cs));
     uint32_t *lat = malloc(sizeof(uint32_t) * (size_t)(total > 0 ? total : 1));
@@ -389,19 +391,12 @@ static int run_requests(long conns, long total, long size, int http, long every,
         cs[i].in_cap = (size_t)size + 256;
         cs[i].in = malloc(cs[i].in_cap);
         cs[i].out = malloc((size_t)size + 256);
+        cs[i].state = ST_WAIT; /* the first request goes at once */
     }
-    for (long i = 0; i < conns && issued < total; i++) {
-        if (conn_open(&cs[i]) != 0) {
-            failed++;
-            done++;
-            issued++;
-            continue;
-        }
-        conn_request(&cs[i], (uint64_t)issued++, (size_t)size, http);
-    }
+    int64_t next_stop_check = 0;
     while (done < issued || (issued < total && !stopping)) {
         struct epoll_event evs[256];
-        int n = epoll_wait(epfd, evs, 256, 100);
+        int n = epoll_wait(epfd, evs, 256, interval_ms > 0 && interval_ms < 100 ? (int)interval_ms : 100);
         int64_t now = now_ms();
         for (int i = 0; i < n; i++) {
             load_conn_t *c = evs[i].data.ptr;
@@ -412,10 +407,14 @@ static int run_requests(long conns, long total, long size, int http, long every,
             if (r > 0) {
                 lat[ok++] = (uint32_t)(now_us() - c->started_us);
                 last_progress = now;
+                if (new_conn)
+                    conn_close(c, ST_WAIT);
             } else {
                 failed++;
-                conn_close(c, ST_IDLE);
+                conn_close(c, ST_WAIT);
             }
+            c->state = ST_WAIT;
+            c->deadline_ms = now + interval_ms; /* when the next request goes */
             if (every > 0 && done >= next_sample) {
                 printf("{\"event\":\"sample\",\"requests\":%ld,\"failed\":%ld,", done, failed);
                 print_procs(pids, npids);
@@ -423,35 +422,40 @@ static int run_requests(long conns, long total, long size, int http, long every,
                 fflush(stdout);
                 next_sample += every;
             }
-            if (stop_file != NULL && (done & 255) == 0 && file_exists(stop_file))
-                stopping = 1;
-            if (issued >= total || stopping) {
-                if (c->fd >= 0)
-                    conn_close(c, ST_CLOSED);
-                continue;
-            }
-            if (c->fd < 0) {
-                reconnects++;
-                if (conn_open(c) != 0) {
-                    failed++;
-                    done++;
-                    issued++;
-                    continue;
-                }
-            }
-            conn_request(c, (uint64_t)issued++, (size_t)size, http);
         }
-        /* requests with no answer in time fail; a run that makes no progress at all ends */
+        if (stop_file != NULL && now >= next_stop_check) {
+            next_stop_check = now + 100;
+            stopping |= file_exists(stop_file);
+        }
         for (long i = 0; i < conns; i++) {
             load_conn_t *c = &cs[i];
-            if (c->fd >= 0 && c->state != ST_CLOSED && now > c->deadline_ms) {
-                conn_close(c, ST_IDLE);
+            if (c->state == ST_WAIT) {
+                if (issued >= total || stopping) {
+                    conn_close(c, ST_CLOSED);
+                    continue;
+                }
+                if (now < c->deadline_ms)
+                    continue;
+                if (c->fd < 0) {
+                    reconnects += c->started_us != 0;
+                    if (conn_open(c) != 0) {
+                        failed++;
+                        done++;
+                        issued++;
+                        c->deadline_ms = now + interval_ms;
+                        continue;
+                    }
+                }
+                conn_request(c, (uint64_t)issued++, (size_t)size, http);
+            } else if (c->fd >= 0 && c->state != ST_CLOSED && now > c->deadline_ms) {
+                /* no answer in time: the request fails, the connection is opened again */
+                conn_close(c, ST_WAIT);
+                c->deadline_ms = now;
                 failed++;
                 done++;
-                if (issued < total && !stopping && conn_open(c) == 0)
-                    conn_request(c, (uint64_t)issued++, (size_t)size, http);
             }
         }
+        /* a run that makes no progress at all ends */
         if (now - last_progress > 3 * (int64_t)timeout_ms)
             break;
     }
@@ -543,14 +547,16 @@ static void usage(void)
     fprintf(stderr, "usage: e2e_load serve --listen IP:PORT [--http SIZE]\n"
                     "       e2e_load hold --connect IP:PORT --conns N [--ready FILE] [--release FILE] [--timeout MS]\n"
                     "       e2e_load requests --connect IP:PORT --conns C --requests N [--size B] [--http]\n"
-                    "                [--sample-every K] [--pids PID,...] [--timeout MS] [--stop-file FILE]\n");
+                    "                [--sample-every K] [--pids PID,...] [--timeout MS] [--stop-file FILE]\n"
+                    "                [--interval MS] [--new-conn]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *listen_addr = NULL, *connect_addr = NULL, *ready = NULL, *release = NULL, *stop_file = NULL;
     long conns = 1, total = 0, size = 64, every = 0, http_size = -1, pids[LOAD_MAX_PIDS];
-    int http = 0, npids = 0;
+    long interval = 0;
+    int http = 0, npids = 0, new_conn = 0;
 
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
@@ -561,6 +567,10 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--http") == 0 && strcmp(argv[1], "requests") == 0) {
             http = 1;
+            continue;
+        }
+        if (strcmp(a, "--new-conn") == 0) {
+            new_conn = 1;
             continue;
         }
         if (v == NULL) {
@@ -588,6 +598,8 @@ int main(int argc, char **argv)
             ready = v;
         else if (strcmp(a, "--release") == 0)
             release = v;
+        else if (strcmp(a, "--interval") == 0)
+            interval = strtol(v, NULL, 10);
         else if (strcmp(a, "--stop-file") == 0)
             stop_file = v;
         else if (strcmp(a, "--pids") == 0) {
@@ -616,7 +628,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "hold") == 0)
         return run_hold(conns, ready, release, pids, npids);
     if (strcmp(argv[1], "requests") == 0 && total > 0)
-        return run_requests(conns, total, size, http, every, pids, npids, stop_file);
+        return run_requests(conns, total, size, http, every, pids, npids, stop_file, interval, new_conn);
     usage();
     return 64;
 }
