@@ -254,7 +254,8 @@ void rm__control_stream_open(rm_control_client_t *cc)
     if ((ret = rm__control_make_ctx(cc, 1, &ctx, err, sizeof(err))) != 0 ||
         (ret = rm_h2_connect(cc->ccfg->address, cc->ccfg->server_name, ctx, cc->control_id, 10000, &cc->conn, err,
                              sizeof(err))) != 0 ||
-        (ret = rm_h2_call_start(cc->conn, METHOD_STREAM, &cbs, cc, &cc->call)) != 0) {
+        (rm_h2_set_keepalive(cc->conn, cc->ccfg->keepalive_time_ms, cc->ccfg->keepalive_timeout_ms),
+         (ret = rm_h2_call_start(cc->conn, METHOD_STREAM, &cbs, cc, &cc->call)) != 0)) {
         rm_tls_ctx_unref(ctx);
         if (ret != 0 && err[0] == '\0')
             snprintf(err, sizeof(err), "%s", rm_strerror(ret));

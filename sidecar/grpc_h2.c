@@ -51,6 +51,7 @@ struct st_rm_h2_conn_t {
     rm_h2_call_t *calls;
     size_t num_calls;
     uint64_t last_recv_ms, ping_sent_ms;
+    uint64_t ping_idle_ms, ping_timeout_ms; /* keepalive: PING after this much silence, dead without an answer */
     int dead;
     char error[256];
     char expected_id[512];
@@ -558,11 +559,11 @@ int rm_h2_poll(rm_h2_conn_t *c, int timeout_ms)
     now = mono_ms();
     if (c->ping_sent_ms != 0 && c->last_recv_ms > c->ping_sent_ms)
         c->ping_sent_ms = 0;
-    if (c->ping_sent_ms == 0 && now - c->last_recv_ms > PING_IDLE_MS) {
+    if (c->ping_sent_ms == 0 && now - c->last_recv_ms > c->ping_idle_ms) {
         nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, NULL);
         c->ping_sent_ms = now;
-    } else if (c->ping_sent_ms != 0 && now - c->ping_sent_ms > PING_TIMEOUT_MS) {
-        set_dead(c, "%s", "no answer to an HTTP/2 PING within 20 s");
+    } else if (c->ping_sent_ms != 0 && now - c->ping_sent_ms > c->ping_timeout_ms) {
+        set_dead(c, "no answer to an HTTP/2 PING within %llu ms", (unsigned long long)c->ping_timeout_ms);
         goto Dead;
     }
     return flush(c) == 0 ? 0 : (fail_all(c), -EIO);
@@ -584,6 +585,8 @@ int rm_h2_connect(const char *addr, const char *authority, rm_tls_ctx_t *ctx, co
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return -ENOMEM;
     snprintf(c->authority, sizeof(c->authority), "%s", authority);
+    c->ping_idle_ms = PING_IDLE_MS;
+    c->ping_timeout_ms = PING_TIMEOUT_MS;
     if ((c->fd = connect_tcp(addr, (int)deadline, err, errlen)) < 0) {
         ret = c->fd;
         free(c);
@@ -658,6 +661,14 @@ size_t rm_h2_open_calls(const rm_h2_conn_t *c)
 const char *rm_h2_error(const rm_h2_conn_t *c)
 {
     return c->dead ? c->error : "";
+}
+
+void rm_h2_set_keepalive(rm_h2_conn_t *c, uint32_t idle_ms, uint32_t timeout_ms)
+{
+    if (idle_ms != 0)
+        c->ping_idle_ms = idle_ms;
+    if (timeout_ms != 0)
+        c->ping_timeout_ms = timeout_ms;
 }
 
 void rm_h2_close(rm_h2_conn_t *c)

@@ -60,8 +60,13 @@ int rm_h2_call_send(rm_h2_call_t *call, const uint8_t *msg, size_t len);
 /** Half-closes the call once what is queued has been sent. */
 void rm_h2_call_close_send(rm_h2_call_t *call);
 
+/** Sets the keepalive of `c`: a PING after `idle_ms` without input, the connection dead when it is not answered
+ *  within `timeout_ms` (defaults 60 s and 20 s; 0 keeps the current value). */
+void rm_h2_set_keepalive(rm_h2_conn_t *c, uint32_t idle_ms, uint32_t timeout_ms);
+
 /** Sends what is queued, waits up to `timeout_ms` for input and processes it (running callbacks). Sends a PING
- *  after 60 s without input and declares the connection dead 20 s later. Returns 0, or a negative error once the
+ *  after the keepalive time (60 s) without input and declares the connection dead when the keepalive timeout (20 s)
+ *  passes without an answer. Returns 0, or a negative error once the
  *  connection is unusable; every open call has then been closed with RM_GRPC_UNAVAILABLE and a reason. */
 int rm_h2_poll(rm_h2_conn_t *c, int timeout_ms);
 

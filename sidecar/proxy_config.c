@@ -533,6 +533,18 @@ static int conv_control(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_
                                          "must be at least 5m (or 0 for the control plane's default)");
         c->svid_ttl_s = ttl_ms / 1000;
     }
+    c->keepalive_time_ms = 60000;
+    c->keepalive_timeout_ms = 20000;
+    if (r->keepalive_time != NULL &&
+        (ret = conv_duration(ctx, "control.keepaliveTime", r->keepalive_time, 0, &c->keepalive_time_ms)) != 0)
+        return ret;
+    /* ringmesh-control, as gRPC servers do, ends a connection that pings more often (GOAWAY too_many_pings) */
+    if (c->keepalive_time_ms < 30000)
+        return rm_config_value_error(ctx, "control.keepaliveTime",
+                                     "must be at least 30s (the control plane refuses pings more frequent than that)");
+    if (r->keepalive_timeout != NULL &&
+        (ret = conv_duration(ctx, "control.keepaliveTimeout", r->keepalive_timeout, 0, &c->keepalive_timeout_ms)) != 0)
+        return ret;
     return 0;
 }
 

@@ -60,19 +60,21 @@ typedef struct st_rm_listener_config_t {
 
 /** Where identity and configuration come from when a control plane is used (section `control`). */
 typedef struct st_rm_control_config_t {
-    char *address;               /* host:port of ringmesh-control */
-    char *server_name;           /* :authority and SNI, default ringmesh-control.ringmesh-system.svc */
-    char *identity;              /* SPIFFE ID the control plane must present, default
-                                  * spiffe://<trustDomain>/ns/ringmesh-system/sa/ringmesh-control */
-    char *bootstrap_bundle_file; /* roots that verify the control plane before the first push */
-    char *token_file;            /* projected ServiceAccount token, re-read at every request */
-    char *state_dir;             /* last good SVID (key 0600), bundle and configuration */
-    double renew_fraction;       /* renew at this fraction of the lifetime, default 0.5 (with jitter) */
-    uint32_t svid_ttl_s;         /* lifetime asked for; 0 = the control plane's default */
-    char *node_id;               /* default: $RINGMESH_POD_NAME, else the host name */
-    char *node_namespace;        /* default: $RINGMESH_POD_NAMESPACE */
-    char *node_service_account;  /* default: $RINGMESH_SERVICE_ACCOUNT */
-    char **node_labels;          /* "key=value": the workload's labels, which select its policies */
+    char *address;                 /* host:port of ringmesh-control */
+    char *server_name;             /* :authority and SNI, default ringmesh-control.ringmesh-system.svc */
+    char *identity;                /* SPIFFE ID the control plane must present, default
+                                    * spiffe://<trustDomain>/ns/ringmesh-system/sa/ringmesh-control */
+    char *bootstrap_bundle_file;   /* roots that verify the control plane before the first push */
+    char *token_file;              /* projected ServiceAccount token, re-read at every request */
+    char *state_dir;               /* last good SVID (key 0600), bundle and configuration */
+    double renew_fraction;         /* renew at this fraction of the lifetime, default 0.5 (with jitter) */
+    uint32_t svid_ttl_s;           /* lifetime asked for; 0 = the control plane's default */
+    uint32_t keepalive_time_ms;    /* the stream's HTTP/2 PING after this much silence (default 60 s) */
+    uint32_t keepalive_timeout_ms; /* the stream is dead when the PING is not answered within this (default 20 s) */
+    char *node_id;                 /* default: $RINGMESH_POD_NAME, else the host name */
+    char *node_namespace;          /* default: $RINGMESH_POD_NAMESPACE */
+    char *node_service_account;    /* default: $RINGMESH_SERVICE_ACCOUNT */
+    char **node_labels;            /* "key=value": the workload's labels, which select its policies */
     size_t num_node_labels;
     char *node_labels_file; /* Kubernetes downward-API labels file (lines key="value"), read at each connect */
 } rm_control_config_t;

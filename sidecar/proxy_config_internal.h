@@ -40,6 +40,8 @@ typedef struct st_raw_control_t {
     char *state_dir;
     char *renew_fraction;
     char *svid_ttl;
+    char *keepalive_time;
+    char *keepalive_timeout;
     raw_node_t *node;
 } raw_control_t;
 

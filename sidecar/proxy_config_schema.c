@@ -55,6 +55,8 @@ static const cyaml_schema_field_t control_fields[] = {
     RM_CYAML_STR("stateDir", raw_control_t, state_dir),
     RM_CYAML_STR("renewFraction", raw_control_t, renew_fraction),
     RM_CYAML_STR("svidTTL", raw_control_t, svid_ttl),
+    RM_CYAML_STR("keepaliveTime", raw_control_t, keepalive_time),
+    RM_CYAML_STR("keepaliveTimeout", raw_control_t, keepalive_timeout),
     CYAML_FIELD_MAPPING_PTR("node", RM_CYAML_OPT_NULL, raw_control_t, node, node_fields),
     CYAML_FIELD_END,
 };

@@ -93,3 +93,21 @@ rm_load_requests_wait() {
     RM_LOAD_LINE=$(rm_log_select "$RM_TMP/logs/requests-$1.log" '.event == "done"' | tail -n 1)
     rm_log "requests $1: exit $RM_RC $RM_LOAD_LINE"
 }
+
+# rm_load_wait_progress NAME N [TIMEOUT_S]: waits (bounded) until requests NAME (run with --sample-every) has
+# finished N more requests than when called; fails when it does not or when one of them failed meanwhile
+rm_load_wait_progress() {
+    local name=$1 more=$2 log="$RM_TMP/logs/requests-$1.log" from now deadline
+    from=$(rm_log_select "$log" '.event == "sample"' | tail -n 1 | jq -r '.requests // 0')
+    from=${from:-0}
+    deadline=$(($(rm_now_ms) + ${3:-30} * 1000))
+    while :; do
+        now=$(rm_log_select "$log" '.event == "sample"' | tail -n 1 | jq -r '.requests // 0')
+        [ "${now:-0}" -ge $((from + more)) ] && break
+        rm_alive "requests-$name" || rm_fail "requests $name ended early: $(tail -n 1 "$log")"
+        [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "requests $name made no $more requests in ${3:-30} s (at $now)"
+        sleep 0.1
+    done
+    rm_log "ok: requests $name went on: $from -> $now requests, $(rm_log_select "$log" '.event == "sample"' |
+        tail -n 1 | jq -r .failed) failed"
+}

@@ -51,6 +51,10 @@ rm__write_config() {
                 "$dir" "$dir" "$RM_CFG_CTL_TTL" "$RM_CFG_CTL_RENEW"
             printf '  node: {id: %s, namespace: %s, serviceAccount: %s, labels: [%s]}\n' "$pod" "$RM_CFG_CTL_NS" \
                 "$RM_CFG_CTL_SA" "$RM_CFG_CTL_LABELS"
+            if [ -n "$RM_CFG_CTL_KEEPALIVE" ]; then
+                printf '  keepaliveTime: %s\n  keepaliveTimeout: %s\n' "${RM_CFG_CTL_KEEPALIVE%/*}" \
+                    "${RM_CFG_CTL_KEEPALIVE#*/}"
+            fi
         else
             printf 'tls:\n  certFile: %s/svid.pem\n  keyFile: %s/svid.key\n  bundleFile: %s/bundle.pem\n' \
                 "$dir" "$dir" "$dir"
@@ -88,6 +92,7 @@ rm__write_config() {
 # rm_pod_mesh POD svid=NAME bundle=CA[,CA...] [dest=VIP:PORT=ID[,ID...]]... [permissive=PORT]...
 #             [mode=STRICT|PERMISSIVE] [drain=DURATION] [td=TRUST_DOMAIN]
 # rm_pod_mesh POD control=ADDR ns=NAMESPACE sa=SERVICE_ACCOUNT [ttl=DURATION] [renew=FRACTION] [labels=k=v,k=v]
+#             [keepalive=TIME/TIMEOUT]
 #   (identity and destinations from the control plane at ADDR; rm_control_init first)
 # Puts the pod's SVID, key and bundle in its directory (owned by 1337, key 0600), writes its proxy.yaml
 # (rm_pod_config), installs the capture rules and starts the proxy (rm_proxy_start).
@@ -112,6 +117,7 @@ rm_pod_config() {
     RM_CFG_CTL_TTL=0
     RM_CFG_CTL_RENEW=0.5
     RM_CFG_CTL_LABELS=""
+    RM_CFG_CTL_KEEPALIVE=""
     for arg in "$@"; do
         case "$arg" in
         control=*) RM_CFG_CONTROL=${arg#control=} ;;
@@ -120,6 +126,7 @@ rm_pod_config() {
         ttl=*) RM_CFG_CTL_TTL=${arg#ttl=} ;;
         renew=*) RM_CFG_CTL_RENEW=${arg#renew=} ;;
         labels=*) RM_CFG_CTL_LABELS=${arg#labels=} ;;
+        keepalive=*) RM_CFG_CTL_KEEPALIVE=${arg#keepalive=} ;;
         svid=*) svid=${arg#svid=} ;;
         bundle=*) bundle=${arg#bundle=} ;;
         dest=*) RM_CFG_DEST+=("${arg#dest=}") ;;

@@ -468,7 +468,7 @@ static int run_requests(long conns, long total, long size, int http, long every,
     print_procs(pids, npids);
     printf("}\n");
     fflush(stdout);
-    return failed == 0 && done == total ? 0 : 1;
+    return failed == 0 && (done == total || stopping) ? 0 : 1;
 }
 
 static int run_hold(long conns, const char *ready, const char *release, const long *pids, int npids)
