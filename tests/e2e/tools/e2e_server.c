@@ -1,12 +1,17 @@
 /* e2e_server: a TCP server for the end-to-end tests, one thread per connection.
  *
- *   e2e_server --listen IP:PORT [--mode echo|banner|reply-after-eof|reset] [--banner TEXT] [--hold-file PATH]
+ *   e2e_server --listen IP:PORT [--mode echo|banner|reply-after-eof|reset|shut-first|hang] [--banner TEXT]
+ *              [--hold-file PATH]
  *
  * Modes:
  *   echo             writes back what it reads; on the peer's EOF it shuts down its write side and closes.
  *   banner           writes --banner as soon as it accepts (a server-first protocol), then behaves like echo.
  *   reply-after-eof  reads until the peer's EOF, then answers "received=N\n" followed by every byte it read.
  *   reset            reads one chunk, then closes with SO_LINGER {1, 0} so the peer gets a TCP reset.
+ *   shut-first       writes --banner and shuts down its write side at once (the server half-closes first), then
+ *                    keeps reading until the peer's EOF.
+ *   hang             accepts and then neither reads nor writes: it waits (at most 60 s) for the peer to go away,
+ *                    which it sees without reading (POLLRDHUP), and logs what was left unread as "received".
  *
  * With --hold-file, each connection reads nothing until PATH exists (checked every 20 ms, for at most 60 s), so that
  * what the peer sends backs up (a consumer that stalls).
@@ -18,6 +23,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,7 +39,14 @@
 
 #define E2E_MAX_STORED (64u * 1024 * 1024) /* reply-after-eof keeps what it reads; more is an error */
 
-typedef enum { E2E_MODE_ECHO = 0, E2E_MODE_BANNER, E2E_MODE_REPLY_AFTER_EOF, E2E_MODE_RESET } e2e_mode_t;
+typedef enum {
+    E2E_MODE_ECHO = 0,
+    E2E_MODE_BANNER,
+    E2E_MODE_REPLY_AFTER_EOF,
+    E2E_MODE_RESET,
+    E2E_MODE_SHUT_FIRST,
+    E2E_MODE_HANG
+} e2e_mode_t;
 
 #define E2E_HEAD_MAX 64 /* the first bytes received are logged, so tests can tell connections apart */
 
@@ -230,6 +244,43 @@ static int serve_reset(e2e_server_conn_t *conn)
     return 1;
 }
 
+/* Half-closes first, then reads to EOF: what the peer sends after our FIN must still arrive. */
+static int serve_shut_first(e2e_server_conn_t *conn)
+{
+    char buf[4096];
+    int ret;
+
+    if ((ret = write_all(conn->fd, server_banner, strlen(server_banner))) != 0)
+        return ret;
+    conn->sent += strlen(server_banner);
+    shutdown(conn->fd, SHUT_WR);
+    for (;;) {
+        ssize_t n = recv(conn->fd, buf, sizeof(buf), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return 0;
+        note_received(conn, buf, (size_t)n);
+    }
+}
+
+/* Never reads: waits for the peer's FIN or reset without consuming anything (bounded). */
+static int serve_hang(e2e_server_conn_t *conn)
+{
+    struct pollfd pfd = {.fd = conn->fd, .events = POLLRDHUP};
+    int unread = 0;
+
+    for (int i = 0; i < 600; i++) {
+        if (poll(&pfd, 1, 100) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0)
+            break;
+    }
+    ioctl(conn->fd, FIONREAD, &unread);
+    conn->received = (uint64_t)(unread > 0 ? unread : 0);
+    return (pfd.revents & POLLERR) != 0 ? -ECONNRESET : 0;
+}
+
 static void *serve_connection(void *arg)
 {
     e2e_server_conn_t *conn = arg;
@@ -258,6 +309,12 @@ static void *serve_connection(void *arg)
     case E2E_MODE_RESET:
         ret = serve_reset(conn);
         break;
+    case E2E_MODE_SHUT_FIRST:
+        ret = serve_shut_first(conn);
+        break;
+    case E2E_MODE_HANG:
+        ret = serve_hang(conn);
+        break;
     }
     json_escape(conn->head, conn->head_len, head, sizeof(head));
     emit("{\"event\":\"close\",\"peer\":\"%s\",\"received\":%llu,\"sent\":%llu,\"head\":\"%s\",\"end\":\"%s\","
@@ -271,8 +328,10 @@ static void *serve_connection(void *arg)
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: e2e_server --listen IP:PORT [--mode echo|banner|reply-after-eof|reset] [--banner TEXT] "
-                "[--hold-file PATH]\n");
+    fprintf(
+        fp,
+        "usage: e2e_server --listen IP:PORT [--mode echo|banner|reply-after-eof|reset|shut-first|hang] [--banner TEXT] "
+        "[--hold-file PATH]\n");
 }
 
 int main(int argc, char **argv)
@@ -301,6 +360,10 @@ int main(int argc, char **argv)
                 server_mode = E2E_MODE_REPLY_AFTER_EOF;
             } else if (strcmp(m, "reset") == 0) {
                 server_mode = E2E_MODE_RESET;
+            } else if (strcmp(m, "shut-first") == 0) {
+                server_mode = E2E_MODE_SHUT_FIRST;
+            } else if (strcmp(m, "hang") == 0) {
+                server_mode = E2E_MODE_HANG;
             } else {
                 fprintf(stderr, "e2e_server: unknown mode %s\n", m);
                 return 2;
