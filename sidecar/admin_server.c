@@ -599,10 +599,30 @@ static void on_received(rm_io_op_t *op, int res)
         admin_close(c);
 }
 
+/* At ADMIN_MAX_CONNS, a new connection takes the place of the oldest one that has not sent its whole request yet:
+ * slow or silent clients (a slowloris) cannot keep the kubelet's probes out until their deadline, only delay each
+ * other. Returns 0 when room was made (the evicted connection goes once its operations are cancelled; the count stays
+ * under twice the cap meanwhile), -1 when every connection is answering. */
+static int admin_make_room(rm_worker_t *w)
+{
+    struct st_rm_admin_conn_t *oldest = NULL;
+    if (w->num_admin_conns < ADMIN_MAX_CONNS)
+        return 0;
+    if (w->num_admin_conns >= 2 * ADMIN_MAX_CONNS)
+        return -1;
+    for (struct st_rm_admin_conn_t *c = w->admin_conns; c != NULL; c = c->next)
+        if (!c->complete && !c->closing)
+            oldest = c; /* the list is newest first */
+    if (oldest == NULL)
+        return -1;
+    admin_close(oldest);
+    return 0;
+}
+
 void rm__admin_accepted(rm_worker_t *w, int fd)
 {
     struct st_rm_admin_conn_t *c;
-    if (w->num_admin_conns >= ADMIN_MAX_CONNS || (c = calloc(1, sizeof(*c))) == NULL) {
+    if (admin_make_room(w) != 0 || (c = calloc(1, sizeof(*c))) == NULL) {
         close(fd);
         return;
     }

@@ -85,12 +85,13 @@ rm__write_config() {
         printf 'admin:\n  listen: 127.0.0.1:15021\n'
         printf 'workers: 1\nioBackend: auto\nconnectTimeout: 5s\nidleTimeout: %s\ndrainTimeout: %s\n' \
             "$RM_CFG_IDLE" "$RM_CFG_DRAIN"
+        printf 'handshakeTimeout: %s\n' "$RM_CFG_HANDSHAKE"
         printf 'connectionLog: true\n'
     } >"$dir/proxy.yaml"
 }
 
 # rm_pod_mesh POD svid=NAME bundle=CA[,CA...] [dest=VIP:PORT=ID[,ID...]]... [permissive=PORT]...
-#             [mode=STRICT|PERMISSIVE] [drain=DURATION] [idle=DURATION] [td=TRUST_DOMAIN]
+#             [mode=STRICT|PERMISSIVE] [drain=DURATION] [idle=DURATION] [handshake=DURATION] [td=TRUST_DOMAIN]
 # rm_pod_mesh POD control=ADDR ns=NAMESPACE sa=SERVICE_ACCOUNT [ttl=DURATION] [renew=FRACTION] [labels=k=v,k=v]
 #             [keepalive=TIME/TIMEOUT]
 #   (identity and destinations from the control plane at ADDR; rm_control_init first)
@@ -111,6 +112,7 @@ rm_pod_config() {
     RM_CFG_MODE=STRICT
     RM_CFG_DRAIN=5s
     RM_CFG_IDLE=1h
+    RM_CFG_HANDSHAKE=10s
     RM_CFG_TD=$RM_TRUST_DOMAIN
     RM_CFG_CONTROL=""
     RM_CFG_CTL_NS=""
@@ -135,6 +137,7 @@ rm_pod_config() {
         mode=*) RM_CFG_MODE=${arg#mode=} ;;
         drain=*) RM_CFG_DRAIN=${arg#drain=} ;;
         idle=*) RM_CFG_IDLE=${arg#idle=} ;;
+        handshake=*) RM_CFG_HANDSHAKE=${arg#handshake=} ;;
         td=*) RM_CFG_TD=${arg#td=} ;;
         *) rm_fail "rm_pod_mesh: unknown argument $arg" ;;
         esac
