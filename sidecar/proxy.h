@@ -135,6 +135,9 @@ struct st_rm_proxy_t {
     rm_metrics_t *metrics;                 /* Istio's standard metrics (mesh_metrics.h), one shard per worker */
 };
 
+/** Raises the soft RLIMIT_NOFILE to the hard one, and logs nofile_limit_low when that is still less than
+ *  `max_connections` needs. Returns the soft limit now in force (0 when it cannot be read). */
+uint64_t rm_proxy_raise_nofile(unsigned max_connections);
 /** Resolves the configured backend (AUTO tries io_uring, falls back to epoll and logs why). Returns 0 or -errno. */
 int rm_proxy_pick_backend(rm_proxy_t *p, rm_io_backend_kind_t want);
 /** Decides whether finished handshakes hand their record layers to the kernel: `want` (kernelTls: auto) and the

@@ -204,6 +204,7 @@ int main(int argc, char **argv)
     }
     if (rm_proxy_pick_backend(&proxy, cfg->io_backend) != 0)
         return 1;
+    uint64_t nofile = rm_proxy_raise_nofile(cfg->max_connections);
     /* tracing, when an OTLP endpoint is configured (OTEL_* variables): before the workers, which record spans */
     if ((ret = rm_trace_export_start(service_name_of_workload, &proxy)) != 0) {
         log_fatal("proxy_setup_failed", "the trace exporter could not be started", NULL, ret);
@@ -238,6 +239,7 @@ int main(int argc, char **argv)
         rm_log_uint(&l, "listeners", cfg->num_listeners);
         rm_log_uint(&l, "destinations", cfg->num_destinations);
         rm_log_uint(&l, "pid", (uint64_t)getpid());
+        rm_log_uint(&l, "nofile", nofile);
         rm_log_end(&l);
     }
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,6 +77,34 @@ int rm_proxy_pick_kernel_tls(rm_proxy_t *p, int want)
     }
     atomic_store(&p->kernel_tls, 1);
     return 0;
+}
+
+uint64_t rm_proxy_raise_nofile(unsigned max_connections)
+{
+    struct rlimit rl;
+    uint64_t need = 2 * (uint64_t)max_connections + 64; /* two sockets a connection, and the proxy's own */
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        /* many hosts start services with a soft limit of 1024 and a far higher hard one: take what is allowed */
+        struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl = want;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rm_log_line_t l;
+        rm_log_begin(&l, RM_LOG_WARN, "nofile_limit_low");
+        rm_log_uint(&l, "nofile", rl.rlim_cur);
+        rm_log_uint(&l, "max_connections", max_connections);
+        rm_log_uint(&l, "needed", need);
+        rm_log_str(&l, "msg",
+                   "RLIMIT_NOFILE is lower than maxConnections needs (two descriptors a connection): past about half "
+                   "the limit, new connections wait in the backlog (accept_failed); raise the limit or lower "
+                   "maxConnections");
+        rm_log_end(&l);
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
 }
 
 static int open_listener(const rm_sockaddr_t *addr)

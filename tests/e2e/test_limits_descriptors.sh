@@ -11,13 +11,17 @@
 #   - keep serving what it holds (the 20 held connections stay open);
 # and once the held connections close, it must accept again: the 10 that waited in the backlog are served
 # (accept_recovered is logged) and a new connection echoes.
+# At start the proxy raises its soft RLIMIT_NOFILE to the hard one (a service started with 1024 of, say, 524288
+# would otherwise run out at about 500 connections), and says when even the hard limit is short of what
+# maxConnections needs (nofile_limit_low).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rm_setup_no_netns
 rm_require_root
 rm_require_cmds prlimit curl
-rm_loopback_place 5
+rm_loopback_place 7
 APP=${RM_PORTS[0]} IN=${RM_PORTS[1]} UP=${RM_PORTS[2]} ADMIN_F=${RM_PORTS[3]} ADMIN_O=${RM_PORTS[4]}
+LIM1=${RM_PORTS[5]} LIM2=${RM_PORTS[6]}
 
 rm_load_server app "$POD" "127.0.0.1:$APP"
 rm_loopback_pair "$APP" "$IN" "$UP" "$ADMIN_F" "$ADMIN_O"
@@ -80,4 +84,28 @@ case_recovers() {
     rm_assert_content "$(rm_client_out after)" "after" "its echo"
 }
 rm_case "once connections close, it accepts again" case_recovers
+
+# start_limited NAME SOFT:HARD: the frontend's configuration under another RLIMIT_NOFILE, admin off, another port
+start_limited() {
+    sed -e "s/127.0.0.1:$UP\"/127.0.0.1:$1\"/" -e 's/^admin: .*/admin: {enabled: false}/' "$RM_TMP/frontend.yaml" \
+        >"$RM_TMP/limited-$1.yaml"
+    rm_bg "limited-$1" "$POD" "$RM_TMP/logs/limited-$1.log" prlimit --nofile="$2" "$RM_PROXY_BIN" \
+        --config "$RM_TMP/limited-$1.yaml"
+    rm_expect_log "$RM_TMP/logs/limited-$1.log" '.event == "proxy_started"' "the proxy under RLIMIT_NOFILE $2 started"
+    LIMITED_LINE=$RM_LINE
+}
+start_limited "$LIM1" 256:12000
+start_limited "$LIM2" 256:1000
+
+case_raises_soft_limit() {
+    local pid=${RM_PID[limited-$LIM1]}
+    rm_assert_eq "$(awk '/^Max open files/ {print $4}' "/proc/$pid/limits")" 12000 "the soft limit raised to the hard one"
+    rm_expect_log "$RM_TMP/logs/limited-$LIM1.log" '.event == "proxy_started" and .nofile == 12000' \
+        "proxy_started says the limit in force"
+    rm_expect_no_log "$RM_TMP/logs/limited-$LIM1.log" '.event == "nofile_limit_low"' \
+        "12000 descriptors are enough for maxConnections 4096"
+    rm_expect_log "$RM_TMP/logs/limited-$LIM2.log" '.event == "nofile_limit_low" and .nofile == 1000
+        and .max_connections == 4096' "a hard limit short of maxConnections is said at start"
+}
+rm_case "at start, the soft limit is raised to the hard one" case_raises_soft_limit
 rm_finish
