@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# rm-e2e: both-backends
+#
+# Many concurrent connections through an mTLS pair (explicit listeners on loopback in a private network namespace;
+# bench/conns.sh is the full-size run, 10,000): 1,000 connections are opened through the pair, each echoes 8 bytes
+# end to end, and all are held open at once. Checked: every one is held (none refused or dropped), the pair's RSS
+# with all of them open stays under 64 MiB (the 10,000-connection target), and once they close each proxy's
+# descriptors are back to the count before and its RSS within 2 MiB of it (measured after a warm-up of 100).
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+rm_setup_no_netns
+rm_require_root
+rm_require_cmds curl
+rm_loopback_place 5
+APP=${RM_PORTS[0]} IN=${RM_PORTS[1]} UP=${RM_PORTS[2]} ADMIN_F=${RM_PORTS[3]} ADMIN_O=${RM_PORTS[4]}
+CONNS=${RM_LOAD_CONNS:-1000}
+
+rm_load_server app "$POD" "127.0.0.1:$APP"
+rm_loopback_pair "$APP" "$IN" "$UP" "$ADMIN_F" "$ADMIN_O"
+PIDS="${RM_PID[proxy-frontend]},${RM_PID[proxy-orders]}"
+
+# settle: no connection open on either proxy (bounded), then a tick more, when idle buffers are given back
+settle() {
+    local port n deadline=$(($(rm_now_ms) + 20000))
+    for port in "$ADMIN_F" "$ADMIN_O"; do
+        until [ "$(rm_metric "$port" ringmesh_proxy_connections_active)" = 0 ]; do
+            [ "$(rm_now_ms)" -lt "$deadline" ] || rm_fail "connections still open on admin port $port after 20 s"
+            sleep 0.1
+        done
+    done
+    sleep 0.6
+}
+
+measure() { # -> "FDS_F RSS_F FDS_O RSS_O"
+    local name
+    for name in frontend orders; do
+        printf '%s %s ' "$(rm_proc_fds "${RM_PID[proxy-$name]}")" "$(rm_proc_rss_kb "${RM_PID[proxy-$name]}")"
+    done
+}
+
+rm_load_hold_bg warm "$POD" "127.0.0.1:$UP" 100 --timeout 30000
+rm_load_wait_held warm
+rm_load_release warm
+settle
+read -r FDS_F0 RSS_F0 FDS_O0 RSS_O0 <<<"$(measure)"
+rm_log "after the warm-up: frontend $FDS_F0 fds $RSS_F0 KiB, orders $FDS_O0 fds $RSS_O0 KiB"
+
+rm_load_hold_bg many "$POD" "127.0.0.1:$UP" "$CONNS" --timeout 60000 --pids "$PIDS"
+rm_load_wait_held many 120
+HELD_LINE=$RM_LOAD_LINE
+ACTIVE_F=$(rm_metric "$ADMIN_F" ringmesh_proxy_connections_active)
+rm_load_release many
+HOLD_RC=$RM_RC
+settle
+read -r FDS_F1 RSS_F1 FDS_O1 RSS_O1 <<<"$(measure)"
+rm_log "after $CONNS connections: frontend $FDS_F1 fds $RSS_F1 KiB, orders $FDS_O1 fds $RSS_O1 KiB"
+
+case_all_held() {
+    rm_assert_eq "$(rm_json "$HELD_LINE" .held)" "$CONNS" "connections echoed through the pair and held open"
+    rm_assert_eq "$(rm_json "$HELD_LINE" .failed)" 0 "connections that failed"
+    rm_assert_eq "$ACTIVE_F" "$CONNS" "the client-side proxy counts them open at once"
+    rm_assert_eq "$HOLD_RC" 0 "none was dropped while held"
+}
+
+case_pair_rss() {
+    local rss
+    rss=$(rm_json "$HELD_LINE" '[.procs[].rss_kb] | add')
+    rm_log "the pair's RSS with $CONNS connections open: $rss KiB ($(rm_json "$HELD_LINE" '.procs | map("\(.pid): \(.rss_kb) KiB, \(.fds) fds") | join("; ")'))"
+    [ "$rss" -lt 65536 ] || rm_fail "the pair holds $rss KiB with $CONNS connections open (target: under 64 MiB)"
+}
+
+case_back_to_before() {
+    rm_assert_eq "$FDS_F1" "$FDS_F0" "the client-side proxy's descriptors after the connections closed"
+    rm_assert_eq "$FDS_O1" "$FDS_O0" "the server-side proxy's descriptors after the connections closed"
+    [ "$RSS_F1" -le $((RSS_F0 + 2048)) ] && [ "$RSS_O1" -le $((RSS_O0 + 2048)) ] ||
+        rm_fail "RSS did not come back: frontend $RSS_F0 -> $RSS_F1 KiB, orders $RSS_O0 -> $RSS_O1 KiB"
+    rm_log "ok: RSS back within 2 MiB (frontend $RSS_F0 -> $RSS_F1 KiB, orders $RSS_O0 -> $RSS_O1 KiB)"
+}
+
+rm_case "every connection is held" case_all_held
+rm_case "the pair's memory with all of them open" case_pair_rss
+rm_case "descriptors and memory come back" case_back_to_before
+rm_finish
