@@ -10,7 +10,8 @@
 # The environment (OUT_LISTEN IN_LISTEN BACKEND CA CERT_CLIENT KEY_CLIENT CERT_SERVER KEY_SERVER PAIR_WORKDIR) comes
 # from peer-bench.sh. Knobs: RM_PROXY (binary), RM_WORKERS (default 1), RINGMESH_IO_BACKEND (auto|io_uring|epoll),
 # RM_POLICY_RULES (authorization rules on the inbound proxy, default none), RM_METRICS (metrics.enabled of both
-# proxies: true, the default, or false). Tracing follows the OTEL_* variables of the environment (docs/tracing.md).
+# proxies: true, the default, or false), RM_MAX_CONNECTIONS (maxConnections of both, default the proxy's 4096).
+# Tracing follows the OTEL_* variables of the environment (docs/tracing.md).
 # Both proxies start in the background in this session and this script returns; peer-bench stops them by PID.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 proxy=${RM_PROXY:-$here/build/sidecar/ringmesh-proxy}
 workers=${RM_WORKERS:-1}
 metrics=${RM_METRICS:-true}
+maxconns=${RM_MAX_CONNECTIONS:-4096}
 work=${PAIR_WORKDIR:-$(mktemp -d)}
 : "${OUT_LISTEN:?}" "${IN_LISTEN:?}" "${BACKEND:?}" "${CA:?}" "${CERT_CLIENT:?}" "${KEY_CLIENT:?}" \
   "${CERT_SERVER:?}" "${KEY_SERVER:?}"
@@ -31,6 +33,7 @@ outbound: {enabled: false}
 inbound: {enabled: false}
 admin: {enabled: false}
 workers: $workers
+maxConnections: $maxconns
 connectionLog: false
 metrics: {enabled: $metrics}
 logLevel: warn
@@ -48,6 +51,7 @@ outbound: {enabled: false}
 inbound: {enabled: false}
 admin: {enabled: false}
 workers: $workers
+maxConnections: $maxconns
 connectionLog: false
 metrics: {enabled: $metrics}
 logLevel: warn
