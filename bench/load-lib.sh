@@ -72,7 +72,7 @@ lb_pair() {
     cat "$work/$name/pids" >>"$work/pids"
     lb_wait_port "$LB_OUT"
     lb_wait_port "$LB_IN"
-    LB_PIDS=$(paste -sd, "$work/$name/pids")
+    LB_PIDS=$(tac "$work/$name/pids" | paste -sd,) # pair.sh starts the inbound proxy first
 }
 
 # lb_median: the median of the numbers on stdin, one a line
