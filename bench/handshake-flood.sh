@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# bench/handshake-flood.sh - what a flood of failed handshakes costs established traffic through a ringmesh pair.
+#
+#   client (e2e_load requests --http, keep-alive) --plain--> outbound proxy --mTLS--> inbound proxy --> app
+#   flooder (tests/e2e/tools/handshake_flood.py) --TLS 1.3 without a client certificate--> inbound proxy
+#
+# Each round measures the keep-alive requests/s of the established traffic (REQUESTS requests over CONNS connections,
+# closed loop, every answer checked) twice, in turn: alone, and while FLOOD_CONC flooders make certificate-less
+# handshakes to the inbound proxy as fast as they can (each costs the proxy its key exchange and a signature before
+# the refusal). Reported: medians over the rounds of both rates, their ratio (target: the flood slows established
+# traffic by at most 10 %, a ratio of at least 0.90), failed requests (must be 0), and the flood's handshakes/s.
+#
+#   bench/handshake-flood.sh [OUT_PREFIX]     default OUT_PREFIX=bench/out/handshake-flood-<UTC date>
+#
+# Settings: ROUNDS (5), REQUESTS (100000), CONNS (16), FLOOD_CONC (4), RM_WORKERS (1), RINGMESH_IO_BACKEND. The load,
+# the flood and both proxies share the machine's CPUs: on a machine with few cores, the figure mixes the proxy's
+# cost with plain CPU contention (say so with the result). Writes OUT_PREFIX.md, a section for bench/RESULTS.md.
+# shellcheck source=bench/load-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/load-lib.sh"
+ROUNDS=${ROUNDS:-5}
+REQUESTS=${REQUESTS:-100000}
+CONNS=${CONNS:-16}
+FLOOD_CONC=${FLOOD_CONC:-4}
+flood_tool=$here/tests/e2e/tools/handshake_flood.py
+out=${1:-$here/bench/out/handshake-flood-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$(dirname "$out")"
+command -v python3 >/dev/null || { echo "handshake-flood.sh: needs python3" >&2; exit 1; }
+
+lb_app --http 1024
+lb_pair pair "$LB_APP"
+measure() { # NAME -> appends "rps failed" to $work/NAME
+    local line
+    "$load" requests --connect "127.0.0.1:$LB_OUT" --conns "$CONNS" --requests "$REQUESTS" --http --size 1024 \
+        --timeout 10000 >"$work/load.log" || true
+    line=$(jq -c 'select(.event == "done")' "$work/load.log")
+    printf '%s %s\n' "$(jq .rps <<<"$line")" "$(jq .failed <<<"$line")" >>"$work/$1"
+}
+: >"$work/alone"
+: >"$work/flood"
+: >"$work/flooder"
+measure warmup
+for r in $(seq 1 "$ROUNDS"); do
+    measure alone
+    rm -f "$work/stop"
+    python3 "$flood_tool" --connect "127.0.0.1:$LB_IN" --count 100000000 --concurrency "$FLOOD_CONC" \
+        --stop-file "$work/stop" >"$work/flooder.log" &
+    flooder=$!
+    lb_pids+=("$flooder")
+    sleep 1 # the flood is under way
+    measure flood
+    touch "$work/stop"
+    wait "$flooder" || true
+    jq -r '"\(.per_second) \(.accepted)"' "$work/flooder.log" >>"$work/flooder"
+    echo "round $r: alone $(tail -n 1 "$work/alone"), under flood $(tail -n 1 "$work/flood"), flood $(tail -n 1 "$work/flooder") (rps failed / handshakes/s accepted)" >&2
+done
+alone=$(awk '{print $1}' "$work/alone" | lb_median)
+flood=$(awk '{print $1}' "$work/flood" | lb_median)
+hs=$(awk '{print $1}' "$work/flooder" | lb_median)
+failed=$(cat "$work/alone" "$work/flood" | awk '{s += $2} END {print s}')
+accepted=$(awk '{s += $2} END {print s}' "$work/flooder")
+ratio=$(awk -v a="$alone" -v f="$flood" 'BEGIN {printf "%.2f", (a > 0) ? f / a : 0}')
+{
+    lb_header "Established traffic under a flood of failed handshakes"
+    printf 'bench/handshake-flood.sh, ROUNDS=%s, REQUESTS=%s per measurement over %s keep-alive connections (HTTP/1.1, 1,024-byte answers), %s flooders, %s worker(s) per proxy. Medians over the rounds.\n\n' \
+        "$ROUNDS" "$REQUESTS" "$CONNS" "$FLOOD_CONC" "${RM_WORKERS:-1}"
+    printf '| requests/s alone | requests/s under the flood | ratio | failed requests | flood handshakes/s (all refused) | flood handshakes accepted |\n|---|---|---|---|---|---|\n'
+    printf '| %s | %s | %s | %s | %s | %s |\n\n' "$alone" "$flood" "$ratio" "$failed" "$hs" "$accepted"
+    printf 'Target: a ratio of at least 0.90 (at most 10 %% slower): %s.\n' \
+        "$(awk -v r="$ratio" 'BEGIN {print (r >= 0.90) ? "met" : "missed"}')"
+} | tee "$out.md"
+[ "$failed" = 0 ] && [ "$accepted" = 0 ]
