@@ -321,6 +321,40 @@ static void test_empty_collections(void **state)
     rm_proxy_config_free(cfg);
 }
 
+/* control.keepaliveTime/keepaliveTimeout: 60s and 20s by default; a keepalive under 30s, which the control plane would
+ * answer with GOAWAY too_many_pings, is refused with its position and field. */
+static void test_control_keepalive(void **state)
+{
+    static const char control[] = "control:\n"
+                                  "  address: 127.0.0.1:15012\n"
+                                  "  bootstrapBundleFile: /etc/ringmesh/root-cert.pem\n"
+                                  "  tokenFile: /var/run/secrets/token\n"
+                                  "  stateDir: /var/lib/ringmesh\n";
+    char text[1024], err[512];
+    rm_proxy_config_t *cfg = load_ok(write_tmp_str("keepalive_default.yaml", control));
+    assert_int_equal(cfg->control->keepalive_time_ms, 60000);
+    assert_int_equal(cfg->control->keepalive_timeout_ms, 20000);
+    rm_proxy_config_free(cfg);
+
+    snprintf(text, sizeof(text), "%s  keepaliveTime: 45s\n  keepaliveTimeout: 3s\n", control);
+    cfg = load_ok(write_tmp_str("keepalive_set.yaml", text));
+    assert_int_equal(cfg->control->keepalive_time_ms, 45000);
+    assert_int_equal(cfg->control->keepalive_timeout_ms, 3000);
+    rm_proxy_config_free(cfg);
+
+    snprintf(text, sizeof(text), "%s  keepaliveTime: 10s\n", control);
+    const char *path = write_tmp_str("keepalive_short.yaml", text);
+    load_fail(path, RM_ERR_CONFIG_VALUE, err, sizeof(err));
+    assert_has_position(path, err);
+    assert_contains(err, "control.keepaliveTime: must be at least 30s");
+
+    snprintf(text, sizeof(text), "%s  keepaliveTimeout: 0s\n", control);
+    path = write_tmp_str("keepalive_zero.yaml", text);
+    load_fail(path, RM_ERR_CONFIG_VALUE, err, sizeof(err));
+    assert_contains(err, "control.keepaliveTimeout");
+    (void)state;
+}
+
 /* authorization.pathNormalization.normalization: Istio's four names, BASE when absent; anything else is refused
  * with file, line, column and field. */
 static void test_path_normalization(void **state)
@@ -375,7 +409,7 @@ int main(void)
         cmocka_unit_test(test_path_normalization), cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_sockaddr_parse),     cmocka_unit_test(test_duration_parse),
         cmocka_unit_test(test_find_destination),   cmocka_unit_test(test_port_mode),
-        cmocka_unit_test(test_empty_collections),
+        cmocka_unit_test(test_empty_collections),  cmocka_unit_test(test_control_keepalive),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
