@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # LB_* are this file's results, read by the scripts that source it
 # bench/load-lib.sh - what bench/conns.sh, bench/soak.sh and bench/handshake-flood.sh share (sourced, never run):
 # a work directory removed at exit, free loopback ports, the certificates, an e2e_load app, and ringmesh proxy pairs
 # started through bench/pair.sh. Every process started here is stopped by its PID at exit.
@@ -36,8 +36,8 @@ lb_port() {
 }
 
 lb_wait_port() {
-    local i
-    for i in $(seq 1 200); do
+    local _
+    for _ in $(seq 1 200); do
         ss -Hltn "sport = :$1" | grep -q . && return 0
         sleep 0.05
     done
