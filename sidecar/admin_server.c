@@ -80,6 +80,15 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
         {"ringmesh_proxy_upstream_connect_failures_total", "Upstream connects that failed.",
          offsetof(rm_worker_stats_t, connect_failed)},
         {"ringmesh_proxy_tls_handshakes_total", "Completed mTLS handshakes.", offsetof(rm_worker_stats_t, handshakes)},
+        {"ringmesh_proxy_endpoint_connections_total",
+         "Outbound connections sent to an endpoint the proxy chose (a Service with pushed endpoints).",
+         offsetof(rm_worker_stats_t, endpoint_conns)},
+        {"ringmesh_proxy_endpoint_retries_total",
+         "Other endpoints tried after an endpoint's connect failed or its identity was refused.",
+         offsetof(rm_worker_stats_t, endpoint_retries)},
+        {"ringmesh_proxy_endpoint_unavailable_total",
+         "Outbound connections refused because no endpoint of their service port was ready or serving.",
+         offsetof(rm_worker_stats_t, endpoint_unavailable)},
     };
     for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
         uint64_t v = 0;
