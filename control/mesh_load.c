@@ -142,10 +142,9 @@ static int check_identities(loader_t *ld)
             const rm__pending_endpoint_t *e = &p->endpoints[bad];
             snprintf(path, sizeof(path), "spec.endpoints[%u].%s", e->index,
                      e->service_account != NULL ? "serviceAccount" : "identity");
-            return loader_error(ld, p->file, e->pos, path, "%s is not a SPIFFE ID in the mesh's trust domain \"%s\"",
-                                rm_yaml_quoted(q, sizeof(q), e->service_account != NULL ? e->service_account
-                                                                                        : e->identity),
-                                td);
+            return loader_error(
+                ld, p->file, e->pos, path, "%s is not a SPIFFE ID in the mesh's trust domain \"%s\"",
+                rm_yaml_quoted(q, sizeof(q), e->service_account != NULL ? e->service_account : e->identity), td);
         }
     }
     return 0;

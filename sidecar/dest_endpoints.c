@@ -59,20 +59,21 @@ int rm_dest_endpoints_parse(const Ringmesh__V1__Destination *d, uint16_t service
         const char *id = src->identity != NULL ? src->identity : "";
         if (src->service_port != service_port)
             continue;
-        if (rm_sockaddr_parse(addr, &ep->addr) != 0 || strchr(addr, ':') == NULL || rm_sockaddr_port(&ep->addr.ss) == 0) {
+        if (rm_sockaddr_parse(addr, &ep->addr) != 0 || strchr(addr, ':') == NULL ||
+            rm_sockaddr_port(&ep->addr.ss) == 0) {
             snprintf(err, errlen, "destination %s: endpoints[%zu]: address \"%.100s\" is not ip:port", name, i, addr);
             ret = -EINVAL;
             goto Exit;
         }
         if (!identity_ok(id, trust_domain)) {
-            snprintf(err, errlen, "destination %s: endpoints[%zu] (%.100s): identity \"%.300s\" is not a SPIFFE ID in "
-                                  "trust domain %s",
+            snprintf(err, errlen,
+                     "destination %s: endpoints[%zu] (%.100s): identity \"%.300s\" is not a SPIFFE ID in "
+                     "trust domain %s",
                      name, i, addr, id, trust_domain);
             ret = -EINVAL;
             goto Exit;
         }
-        if ((ep->identity = strdup(id)) == NULL ||
-            (ep->zone = strdup(src->zone != NULL ? src->zone : "")) == NULL) {
+        if ((ep->identity = strdup(id)) == NULL || (ep->zone = strdup(src->zone != NULL ? src->zone : "")) == NULL) {
             free(ep->identity);
             ep->identity = NULL;
             snprintf(err, errlen, "out of memory");

@@ -31,7 +31,6 @@ typedef struct st_rm_endpoint_t {
     uint8_t ready, serving, terminating;
 } rm_endpoint_t;
 
-
 /** The endpoints of one destination (VIP:port), in the order pushed, with the ones a new connection may go to. */
 typedef struct st_rm_dest_endpoints_t {
     rm_endpoint_t *items;
@@ -49,8 +48,8 @@ int rm_dest_endpoints_index(rm_dest_endpoints_t *e);
  *  SPIFFE ID in `trust_domain`. *out is NULL when the destination has none for that port (the proxy then connects to
  *  the address the app asked for). Returns 0, or -EINVAL / -ENOMEM with a message naming the destination and the
  *  endpoint in `err`. */
-int rm_dest_endpoints_parse(const struct Ringmesh__V1__Destination *d, uint16_t service_port,
-                            const char *trust_domain, rm_dest_endpoints_t **out, char *err, size_t errlen);
+int rm_dest_endpoints_parse(const struct Ringmesh__V1__Destination *d, uint16_t service_port, const char *trust_domain,
+                            rm_dest_endpoints_t **out, char *err, size_t errlen);
 
 /** Frees what rm_dest_endpoints_parse made. NULL is fine. */
 void rm_dest_endpoints_free(rm_dest_endpoints_t *e);

@@ -82,9 +82,9 @@ struct st_rm_worker_t {
     struct st_rm_admin_conn_t *admin_conns; /* worker 0 serves the admin port */
     unsigned num_admin_conns;
     int draining, stopping;
-    int trim_pending; /* connections closed since memory was last given back */
-    uint64_t rng;     /* state of the sampling of allowed-decision logs */
-    uint64_t ep_rng;  /* state of the endpoint choice's draws (dest_endpoints.h), never 0 */
+    int trim_pending;                      /* connections closed since memory was last given back */
+    uint64_t rng;                          /* state of the sampling of allowed-decision logs */
+    uint64_t ep_rng;                       /* state of the endpoint choice's draws (dest_endpoints.h), never 0 */
     struct st_rm_endpoint_load_t *ep_load; /* open outbound connections per endpoint address, this worker's */
     rm_worker_stats_t stats;
     rm_metrics_shard_t *metrics; /* this worker's shard of the proxy's request and connection metrics */
