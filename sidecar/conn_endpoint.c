@@ -68,6 +68,9 @@ int rm__conn_endpoint_retry(rm_conn_t *c, int err, const char *why)
     rm_log_addr(&l, "endpoint", (const struct sockaddr *)&c->target.ss);
     rm_log_str(&l, "expected_identity", failed->identity);
     rm_log_str(&l, "reason", why);
+    const char *presented = c->up.tls != NULL ? rm__conn_peer_id(c) : NULL;
+    if (presented != NULL)
+        rm_log_str(&l, "peer_id", presented);
     rm_log_err(&l, "error", err);
     if (next >= 0)
         rm_log_addr(&l, "next_endpoint", (const struct sockaddr *)&c->eps->items[next].addr.ss);

@@ -245,7 +245,7 @@ static int drive_handshake(rm_conn_t *c)
     if (r == RM_ERR_TLS_WANT_IO)
         return 0;
     publish_verify_stats(c->w);
-    if (c->dir == RM_CONN_DIR_OUTBOUND && rm__conn_endpoint_retry(c, r, rm_strerror(r))) {
+    if (c->dir == RM_CONN_DIR_OUTBOUND && rm__conn_endpoint_retry(c, r, "handshake_refused")) {
         /* nothing of the app's went to the refused endpoint: drop its socket, connect to the next one */
         rm_side_cancel(&c->up);
         return 0;
