@@ -101,42 +101,48 @@ Exit:
  * The load table.
  * ------------------------------------------------------------------------------------------------------- */
 
-static uint64_t addr_hash(const rm_sockaddr_t *a)
+/* The slot form of an address: family, IP and port, zero-padded. */
+static void slot_key(const rm_sockaddr_t *a, rm_endpoint_load_slot_t *k)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a over the address and port */
-    const uint8_t *p;
-    size_t n;
+    memset(k, 0, sizeof(*k));
     if (a->ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const void *)&a->ss;
-        h = (h ^ s6->sin6_port) * 1099511628211ull;
-        p = s6->sin6_addr.s6_addr;
-        n = 16;
+        memcpy(k->ip, &s6->sin6_addr, 16);
+        k->port = s6->sin6_port;
+        k->family = AF_INET6;
     } else {
         const struct sockaddr_in *s4 = (const void *)&a->ss;
-        h = (h ^ s4->sin_port) * 1099511628211ull;
-        p = (const uint8_t *)&s4->sin_addr.s_addr;
-        n = 4;
+        memcpy(k->ip, &s4->sin_addr, 4);
+        k->port = s4->sin_port;
+        k->family = AF_INET;
     }
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
 }
 
-/* The slot of `addr`, or (with `insert`) a free one for it; NULL when neither is found. */
-static rm_endpoint_load_slot_t *load_find(rm_endpoint_load_t *t, const rm_sockaddr_t *addr, int insert)
+static size_t slot_hash(const rm_endpoint_load_slot_t *k)
 {
-    size_t i = (size_t)(addr_hash(addr) % RM_ENDPOINT_LOAD_SLOTS);
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the IP and port */
+    for (size_t i = 0; i < (k->family == AF_INET6 ? 16u : 4u); i++)
+        h = (h ^ k->ip[i]) * 1099511628211ull;
+    h = (h ^ k->port) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29)) % RM_ENDPOINT_LOAD_SLOTS;
+}
+
+/* The slot of key `k`, or (with `insert`) a free one made its own; NULL when neither is found. */
+static rm_endpoint_load_slot_t *load_find(rm_endpoint_load_t *t, const rm_endpoint_load_slot_t *k, int insert)
+{
+    size_t i = slot_hash(k);
     for (size_t probe = 0; probe < RM_ENDPOINT_LOAD_SLOTS; probe++, i = (i + 1) % RM_ENDPOINT_LOAD_SLOTS) {
         rm_endpoint_load_slot_t *s = &t->slots[i];
-        if (s->addr.len == 0) {
+        if (s->family == 0) {
             if (!insert)
                 return NULL;
-            s->addr = *addr;
+            *s = *k;
             s->open = 0;
             t->used++;
+            t->stale++;
             return s;
         }
-        if (rm_sockaddr_same(&s->addr, &addr->ss))
+        if (s->family == k->family && s->port == k->port && memcmp(s->ip, k->ip, sizeof(s->ip)) == 0)
             return s;
     }
     return NULL;
@@ -145,41 +151,48 @@ static rm_endpoint_load_slot_t *load_find(rm_endpoint_load_t *t, const rm_sockad
 /* Keeps only the addresses connections still hold, so that churned endpoints do not fill the table up. */
 static void load_compact(rm_endpoint_load_t *t)
 {
-    rm_endpoint_load_slot_t kept[RM_ENDPOINT_LOAD_SLOTS];
+    rm_endpoint_load_slot_t *kept = t->scratch;
     size_t n = 0;
     for (size_t i = 0; i < RM_ENDPOINT_LOAD_SLOTS; i++)
-        if (t->slots[i].addr.len != 0 && t->slots[i].open != 0)
+        if (t->slots[i].family != 0 && t->slots[i].open != 0)
             kept[n++] = t->slots[i];
-    memset(t, 0, sizeof(*t));
+    memset(t->slots, 0, sizeof(t->slots));
+    t->used = t->stale = 0;
     for (size_t i = 0; i < n; i++) {
-        rm_endpoint_load_slot_t *s = load_find(t, &kept[i].addr, 1);
+        rm_endpoint_load_slot_t *s = load_find(t, &kept[i], 1);
         s->open = kept[i].open;
+        t->stale--;
     }
 }
 
 uint32_t rm_endpoint_load_get(const rm_endpoint_load_t *t, const rm_sockaddr_t *addr)
 {
-    const rm_endpoint_load_slot_t *s = load_find((rm_endpoint_load_t *)t, addr, 0);
+    rm_endpoint_load_slot_t k;
+    slot_key(addr, &k);
+    const rm_endpoint_load_slot_t *s = load_find((rm_endpoint_load_t *)t, &k, 0);
     return s != NULL ? s->open : 0;
 }
 
 void rm_endpoint_load_inc(rm_endpoint_load_t *t, const rm_sockaddr_t *addr)
 {
-    rm_endpoint_load_slot_t *s = load_find(t, addr, 0);
-    if (s == NULL) {
-        if (t->used >= RM_ENDPOINT_LOAD_SLOTS * 3 / 4)
+    rm_endpoint_load_slot_t k, *s;
+    slot_key(addr, &k);
+    if ((s = load_find(t, &k, 0)) == NULL) {
+        if (t->used >= RM_ENDPOINT_LOAD_SLOTS * 3 / 4 && t->stale > 0)
             load_compact(t);
-        if (t->used >= RM_ENDPOINT_LOAD_SLOTS * 3 / 4 || (s = load_find(t, addr, 1)) == NULL)
-            return; /* every slot is held by an open connection: this one goes uncounted */
+        if (t->used >= RM_ENDPOINT_LOAD_SLOTS * 3 / 4 || (s = load_find(t, &k, 1)) == NULL)
+            return; /* the table is full of addresses with open connections: this one goes uncounted */
     }
-    s->open++;
+    if (s->open++ == 0)
+        t->stale--;
 }
 
 void rm_endpoint_load_dec(rm_endpoint_load_t *t, const rm_sockaddr_t *addr)
 {
-    rm_endpoint_load_slot_t *s = load_find(t, addr, 0);
-    if (s != NULL && s->open > 0)
-        s->open--;
+    rm_endpoint_load_slot_t k, *s;
+    slot_key(addr, &k);
+    if ((s = load_find(t, &k, 0)) != NULL && s->open > 0 && --s->open == 0)
+        t->stale++;
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -233,8 +246,8 @@ int rm_endpoint_pick(const rm_dest_endpoints_t *e, const rm_endpoint_load_t *loa
 
     if (e == NULL || e->num_candidates == 0)
         return -1;
-    /* the positions in `candidates` of the endpoints to leave out, ascending */
-    for (size_t p = 0; p < e->num_candidates && num_gone < RM_ENDPOINT_MAX_ATTEMPTS; p++)
+    /* the positions in `candidates` of the endpoints to leave out, ascending (only after a failed attempt) */
+    for (size_t p = 0; num_skip > 0 && p < e->num_candidates && num_gone < RM_ENDPOINT_MAX_ATTEMPTS; p++)
         for (size_t j = 0; j < num_skip; j++)
             if (skip[j] == e->candidates[p]) {
                 gone[num_gone++] = p;

@@ -57,17 +57,21 @@ void rm_dest_endpoints_free(rm_dest_endpoints_t *e);
 /* ---- the choice ---- */
 
 /** Open connections per endpoint address, kept by one thread. A fixed table of RM_ENDPOINT_LOAD_SLOTS addresses
- *  (open addressing); addresses no connection holds any more are dropped when it fills up. An address that finds no
- *  slot counts as unloaded (the choice is then less informed, never wrong). The all-zero table is a valid empty one.
- */
-#define RM_ENDPOINT_LOAD_SLOTS 1024
+ *  (open addressing, at most 3/4 full); addresses no connection holds any more are dropped when it fills up. An
+ *  address that finds no slot counts as unloaded (the choice is then less informed, never wrong). The all-zero table
+ *  is a valid empty one. */
+#define RM_ENDPOINT_LOAD_SLOTS 4096
 typedef struct st_rm_endpoint_load_slot_t {
-    rm_sockaddr_t addr; /* len 0: free */
+    uint8_t ip[16]; /* IPv4 in the first 4 bytes */
+    uint16_t port;  /* network order */
+    uint8_t family; /* 0: free slot */
     uint32_t open;
 } rm_endpoint_load_slot_t;
 typedef struct st_rm_endpoint_load_t {
     rm_endpoint_load_slot_t slots[RM_ENDPOINT_LOAD_SLOTS];
-    size_t used;
+    size_t used;  /* slots taken */
+    size_t stale; /* taken slots whose count is 0: what compaction would free */
+    rm_endpoint_load_slot_t scratch[RM_ENDPOINT_LOAD_SLOTS]; /* compaction's copy (no allocation on the way) */
 } rm_endpoint_load_t;
 
 /** Open connections the table holds for `addr` (0 when unknown). */
