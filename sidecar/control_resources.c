@@ -83,8 +83,8 @@ int rm__control_parse_destinations(const uint8_t *value, size_t len, const char 
                     goto Exit;
                 }
             }
-            if ((ret = rm_dest_endpoints_parse(d, rm_sockaddr_port(&dst->addr.ss), trust_domain, &dst->endpoints, err,
-                                               errlen)) != 0)
+            if ((ret = rm_dest_endpoints_parse(d, rm_sockaddr_port(&dst->addr.ss), dst->addr.ss.ss_family, trust_domain,
+                                               &dst->endpoints, err, errlen)) != 0)
                 goto Exit;
             ret = -EINVAL;
             for (size_t j = 0; j < d->n_identities; j++) {

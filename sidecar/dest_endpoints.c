@@ -34,8 +34,14 @@ static int identity_ok(const char *s, const char *trust_domain)
     return id.td_len == strlen(trust_domain) && memcmp(id.str + 9, trust_domain, id.td_len) == 0;
 }
 
-int rm_dest_endpoints_parse(const Ringmesh__V1__Destination *d, uint16_t service_port, const char *trust_domain,
-                            rm_dest_endpoints_t **out, char *err, size_t errlen)
+/* The family of "ip:port" / "[ip6]:port" as written (checked when parsed), AF_UNSPEC when neither. */
+static int address_family(const char *a)
+{
+    return a[0] == '[' ? AF_INET6 : strchr(a, ':') != NULL ? AF_INET : AF_UNSPEC;
+}
+
+int rm_dest_endpoints_parse(const Ringmesh__V1__Destination *d, uint16_t service_port, int family,
+                            const char *trust_domain, rm_dest_endpoints_t **out, char *err, size_t errlen)
 {
     const char *name = d->name != NULL ? d->name : "";
     rm_dest_endpoints_t *e = NULL;
@@ -59,7 +65,7 @@ int rm_dest_endpoints_parse(const Ringmesh__V1__Destination *d, uint16_t service
         const char *id = src->identity != NULL ? src->identity : "";
         if (src->service_port != service_port)
             continue;
-        if (rm_sockaddr_parse(addr, &ep->addr) != 0 || strchr(addr, ':') == NULL ||
+        if (rm_sockaddr_parse(addr, &ep->addr) != 0 || address_family(addr) == AF_UNSPEC ||
             rm_sockaddr_port(&ep->addr.ss) == 0) {
             snprintf(err, errlen, "destination %s: endpoints[%zu]: address \"%.100s\" is not ip:port", name, i, addr);
             ret = -EINVAL;
@@ -73,6 +79,8 @@ int rm_dest_endpoints_parse(const Ringmesh__V1__Destination *d, uint16_t service
             ret = -EINVAL;
             goto Exit;
         }
+        if (ep->addr.ss.ss_family != family)
+            continue; /* checked, but for the VIPs of the other family */
         if ((ep->identity = strdup(id)) == NULL || (ep->zone = strdup(src->zone != NULL ? src->zone : "")) == NULL) {
             free(ep->identity);
             ep->identity = NULL;
@@ -85,6 +93,8 @@ int rm_dest_endpoints_parse(const Ringmesh__V1__Destination *d, uint16_t service
         ep->terminating = src->terminating;
         e->num++;
     }
+    if (e->num == 0)
+        goto Exit; /* none of this family: the VIP, as before */
     if (rm_dest_endpoints_index(e) != 0) {
         snprintf(err, errlen, "out of memory");
         ret = -ENOMEM;

@@ -44,12 +44,13 @@ typedef struct st_rm_dest_endpoints_t {
  *  Returns 0 or -ENOMEM. */
 int rm_dest_endpoints_index(rm_dest_endpoints_t *e);
 
-/** The endpoints of pushed destination `d` that serve `service_port`, checked: each address ip:port, each identity a
- *  SPIFFE ID in `trust_domain`. *out is NULL when the destination has none for that port (the proxy then connects to
- *  the address the app asked for). Returns 0, or -EINVAL / -ENOMEM with a message naming the destination and the
- *  endpoint in `err`. */
-int rm_dest_endpoints_parse(const struct Ringmesh__V1__Destination *d, uint16_t service_port, const char *trust_domain,
-                            rm_dest_endpoints_t **out, char *err, size_t errlen);
+/** The endpoints of pushed destination `d` that serve `service_port` in address family `family` (AF_INET or
+ *  AF_INET6: that of the VIP, as kube-proxy sends an IPv4 cluster IP's connections to IPV4 endpoints only), checked:
+ *  each address ip:port, each identity a SPIFFE ID in `trust_domain`. *out is NULL when the destination has none for
+ *  that port and family (the proxy then connects to the address the app asked for). Returns 0, or -EINVAL / -ENOMEM
+ * with a message naming the destination and the endpoint in `err`. */
+int rm_dest_endpoints_parse(const struct Ringmesh__V1__Destination *d, uint16_t service_port, int family,
+                            const char *trust_domain, rm_dest_endpoints_t **out, char *err, size_t errlen);
 
 /** Frees what rm_dest_endpoints_parse made. NULL is fine. */
 void rm_dest_endpoints_free(rm_dest_endpoints_t *e);

@@ -2,6 +2,7 @@
  * errors), EndpointSlices through the Kubernetes source (conditions, port-name mapping, pod -> identity), the
  * DestinationMap push and its version (endpoint churn re-pushes the destinations only), and the proxy's parse of
  * the push. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -172,24 +173,24 @@ static const char SERVICES[] =
 #define SLICE_MD(name)                                                                                                 \
     "\"metadata\": {\"name\": \"" name "\", \"namespace\": \"shop\", \"labels\": {\"kubernetes.io/service-name\": "    \
     "\"orders\"}}"
-static const char SLICES[] = "[{" SLICE_MD("orders-a") ", \"addressType\": \"IPv4\", \"ports\": [{\"name\": \"grpc\", "
-                                                       "\"port\": 19090, "
-                                                       "\"protocol\": \"TCP\"}, {\"name\": \"http\", \"port\": 8080, "
-                                                       "\"protocol\": \"TCP\"}], \"endpoints\": "
-                                                       "[" EP("198.18.1.10", "orders-1", "{\"ready\": true}") ", " EP(
-                                                           "198.18.1.11", "orders-2",
-                                                           "{\"ready\": false, \"serving\": true, \"terminating\": "
-                                                           "true}") "]}, "
-                                                                    "{" SLICE_MD(
-                                                                        "orders-b") ", \"addressType\": \"IPv4\", "
-                                                                                    "\"ports\": [{\"name\": \"http\", "
-                                                                                    "\"port\": 8080}, "
-                                                                                    "{\"name\": \"grpc\", \"port\": "
-                                                                                    "19090}], \"endpoints\": [" EP(
-                                                                                        "198.18.1.12", "orders-3",
-                                                                                        "{\"ready\": false}") ", " EP("198.18.1.10",
-                                                                                                                      "orders-1",
-                                                                                                                      "{}") "]}]";
+static const char SLICES[] =
+    "[{" SLICE_MD("orders-a") ", \"addressType\": \"IPv4\", \"ports\": [{\"name\": \"grpc\", "
+                              "\"port\": 19090, "
+                              "\"protocol\": \"TCP\"}, {\"name\": \"http\", \"port\": 8080, "
+                              "\"protocol\": \"TCP\"}], \"endpoints\": "
+                              "[" EP("198.18.1.10", "orders-1", "{\"ready\": true}") ", " EP(
+                                  "198.18.1.11", "orders-2",
+                                  "{\"ready\": false, \"serving\": true, \"terminating\": "
+                                  "true}") "]}, "
+                                           "{" SLICE_MD("orders-b") ", \"addressType\": \"IPv4\", "
+                                                                    "\"ports\": [{\"name\": \"http\", "
+                                                                    "\"port\": 8080}, "
+                                                                    "{\"name\": \"grpc\", \"port\": "
+                                                                    "19090}], \"endpoints\": [" EP(
+                                                                        "198.18.1.12", "orders-3",
+                                                                        "{\"ready\": false}") ", " EP("198.18.1.10",
+                                                                                                      "orders-1",
+                                                                                                      "{}") "]}]";
 
 static rm_mesh_model_t *kube_build(json_t *pods, json_t *svcs, json_t *slices)
 {
@@ -296,12 +297,63 @@ static void test_kube_endpoint_slices(void **state)
     json_decref(slices);
 }
 
+/* A dual-stack service: the IPv4 VIP's connections go to IPv4 endpoints only, the IPv6 VIP's to IPv6 ones (as
+ * kube-proxy does); a port with endpoints of the other family only keeps the VIP. */
+static void test_proxy_endpoints_by_family(void **state)
+{
+    (void)state;
+    char *addrs[] = {"198.19.0.10:80", "[2001:2::10]:80", "198.19.0.10:81"};
+    char *ids[] = {"spiffe://cluster.local/ns/shop/sa/orders"};
+    Ringmesh__V1__Endpoint eps[3], *list[3];
+    static const char *const ep_addr[] = {"198.18.1.10:8080", "[2001:2::1:10]:8080", "[2001:2::1:11]:8081"};
+    static const uint32_t ep_port[] = {80, 80, 81};
+    for (int i = 0; i < 3; i++) {
+        ringmesh__v1__endpoint__init(&eps[i]);
+        eps[i].address = (char *)ep_addr[i];
+        eps[i].service_port = ep_port[i];
+        eps[i].identity = ids[0];
+        eps[i].ready = eps[i].serving = 1;
+        list[i] = &eps[i];
+    }
+    Ringmesh__V1__Destination d = RINGMESH__V1__DESTINATION__INIT, *dl[1] = {&d};
+    d.name = "shop/orders";
+    d.n_addresses = 3;
+    d.addresses = addrs;
+    d.in_mesh = 1;
+    d.n_identities = 1;
+    d.identities = ids;
+    d.n_endpoints = 3;
+    d.endpoints = list;
+    Ringmesh__V1__DestinationMap map = RINGMESH__V1__DESTINATION_MAP__INIT;
+    map.n_destinations = 1;
+    map.destinations = dl;
+    uint8_t buf[1024];
+    size_t len = ringmesh__v1__destination_map__pack(&map, buf);
+    rm_dest_table_t *t = NULL;
+    char err[512];
+    assert_int_equal(rm__control_parse_destinations(buf, len, "cluster.local", &t, err, sizeof(err)), 0);
+    assert_int_equal(t->num, 3);
+    assert_int_equal(t->dests[0].endpoints->num, 1);
+    assert_int_equal(t->dests[0].endpoints->items[0].addr.ss.ss_family, AF_INET);
+    assert_int_equal(t->dests[1].endpoints->num, 1);
+    assert_int_equal(t->dests[1].endpoints->items[0].addr.ss.ss_family, AF_INET6);
+    assert_null(t->dests[2].endpoints); /* port 81 has an IPv6 endpoint only: its IPv4 VIP stays */
+    rm_dest_table_unref(t);
+
+    /* a malformed endpoint is refused whatever its family, naming it */
+    eps[2].address = "2001:2::1:11:8081";
+    len = ringmesh__v1__destination_map__pack(&map, buf);
+    assert_int_equal(rm__control_parse_destinations(buf, len, "cluster.local", &t, err, sizeof(err)), -EINVAL);
+    assert_contains(err, "destination shop/orders: endpoints[2]: address \"2001:2::1:11:8081\" is not ip:port");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_endpoints),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_kube_endpoint_slices),
+        cmocka_unit_test(test_proxy_endpoints_by_family),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
