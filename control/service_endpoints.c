@@ -65,6 +65,13 @@ static int endpoint_address(const char *ip, uint16_t port, char *out, size_t len
     return memcmp(b, zero, strchr(out, '[') != NULL ? 16 : 4) == 0 ? -1 : 0;
 }
 
+/* "spec.endpoints[I]" or "spec.endpoints[I].NAME" into buf, which it returns. */
+static const char *field(char *buf, size_t len, unsigned i, const char *name)
+{
+    snprintf(buf, len, "spec.endpoints[%u]%s%s", i, name[0] != '\0' ? "." : "", name);
+    return buf;
+}
+
 static int convert_one(rm_config_doc_t *doc, const rm__raw_endpoint_t *raw, unsigned i, const uint16_t *ports,
                        size_t num_ports, rm__pending_endpoint_t *p)
 {
@@ -73,47 +80,49 @@ static int convert_one(rm_config_doc_t *doc, const rm__raw_endpoint_t *raw, unsi
     int ready = 1, serving, terminating = 0, ret;
     size_t j;
 
-#define FIELD(name) (snprintf(path, sizeof(path), "spec.endpoints[%u]%s%s", i, name[0] ? "." : "", name), path)
     if (raw->address == NULL)
-        return rm_config_value_error(doc, FIELD(""), "address is required (the pod's or host's IP)");
+        return rm_config_value_error(doc, field(path, sizeof(path), i, ""),
+                                     "address is required (the pod's or host's IP)");
     if (raw->port == NULL && num_ports > 1)
-        return rm_config_value_error(doc, FIELD(""),
+        return rm_config_value_error(doc, field(path, sizeof(path), i, ""),
                                      "port is required: the service has %zu ports (spec.ports); say which one this "
                                      "endpoint serves",
                                      num_ports);
-    if ((ret = rm_config_conv_port(doc, FIELD("port"), raw->port, &port)) != 0)
+    if ((ret = rm_config_conv_port(doc, field(path, sizeof(path), i, "port"), raw->port, &port)) != 0)
         return ret;
     for (j = 0; j < num_ports && ports[j] != port; j++)
         ;
     if (j == num_ports)
-        return rm_config_value_error(doc, FIELD("port"), "port %u is not one of spec.ports", (unsigned)port);
+        return rm_config_value_error(doc, field(path, sizeof(path), i, "port"), "port %u is not one of spec.ports",
+                                     (unsigned)port);
     target = port;
-    if ((ret = rm_config_conv_port(doc, FIELD("targetPort"), raw->target_port, &target)) != 0)
+    if ((ret = rm_config_conv_port(doc, field(path, sizeof(path), i, "targetPort"), raw->target_port, &target)) != 0)
         return ret;
     if (endpoint_address(raw->address, target, addr, sizeof(addr)) != 0)
-        return rm_config_value_error(doc, FIELD("address"),
+        return rm_config_value_error(doc, field(path, sizeof(path), i, "address"),
                                      "%s is not an IP address (want an IPv4 or IPv6 literal, not unspecified, "
                                      "without port or brackets)",
                                      rm_yaml_quoted(q, sizeof(q), raw->address));
-    if ((ret = rm_config_conv_bool(doc, FIELD("ready"), raw->ready, &ready)) != 0)
+    if ((ret = rm_config_conv_bool(doc, field(path, sizeof(path), i, "ready"), raw->ready, &ready)) != 0)
         return ret;
     serving = ready; /* Kubernetes: serving unset means as ready */
-    if ((ret = rm_config_conv_bool(doc, FIELD("serving"), raw->serving, &serving)) != 0 ||
-        (ret = rm_config_conv_bool(doc, FIELD("terminating"), raw->terminating, &terminating)) != 0)
+    if ((ret = rm_config_conv_bool(doc, field(path, sizeof(path), i, "serving"), raw->serving, &serving)) != 0 ||
+        (ret = rm_config_conv_bool(doc, field(path, sizeof(path), i, "terminating"), raw->terminating, &terminating)) !=
+            0)
         return ret;
     if ((raw->service_account == NULL) == (raw->identity == NULL))
-        return rm_config_value_error(doc, FIELD(""),
+        return rm_config_value_error(doc, field(path, sizeof(path), i, ""),
                                      "give its identity: serviceAccount (in the service's namespace) or identity (a "
                                      "SPIFFE ID), one of the two");
     if (raw->service_account != NULL) {
-        if ((ret = rm_config_conv_dns_name(doc, FIELD("serviceAccount"), raw->service_account, 0,
+        if ((ret = rm_config_conv_dns_name(doc, field(path, sizeof(path), i, "serviceAccount"), raw->service_account, 0,
                                            "a ServiceAccount name")) != 0)
             return ret;
         if ((p->service_account = strdup(raw->service_account)) == NULL)
             return rm_config_value_error(doc, path, "out of memory");
     } else {
         rm_spiffe_id_t id;
-        if ((ret = rm_config_conv_workload_id(doc, FIELD("identity"), raw->identity, &id)) != 0)
+        if ((ret = rm_config_conv_workload_id(doc, field(path, sizeof(path), i, "identity"), raw->identity, &id)) != 0)
             return ret;
         if ((p->identity = strdup(raw->identity)) == NULL)
             return rm_config_value_error(doc, path, "out of memory");
@@ -125,8 +134,7 @@ static int convert_one(rm_config_doc_t *doc, const rm__raw_endpoint_t *raw, unsi
     p->e.serving = (uint8_t)serving;
     p->e.terminating = (uint8_t)terminating;
     if ((p->e.address = strdup(addr)) == NULL || (p->e.zone = strdup(raw->zone != NULL ? raw->zone : "")) == NULL)
-        return rm_config_value_error(doc, FIELD(""), "out of memory");
-#undef FIELD
+        return rm_config_value_error(doc, field(path, sizeof(path), i, ""), "out of memory");
     return 0;
 }
 
@@ -150,7 +158,8 @@ int rm__endpoints_convert(rm_config_doc_t *doc, const rm__raw_endpoint_t *raw, u
         if ((ret = convert_one(doc, &raw[i], i, ports, num_ports, &eps[i])) != 0)
             goto Exit;
         for (unsigned j = 0; j < i; j++) {
-            if (eps[j].e.port == eps[i].e.port && strcmp(eps[j].e.address, eps[i].e.address) == 0) {
+            if (eps[j].e.port == eps[i].e.port && eps[j].e.address != NULL && eps[i].e.address != NULL &&
+                strcmp(eps[j].e.address, eps[i].e.address) == 0) {
                 snprintf(path, sizeof(path), "spec.endpoints[%u]", i);
                 ret = rm_config_value_error(doc, path, "%s for port %u is also spec.endpoints[%u]", eps[i].e.address,
                                             (unsigned)eps[i].e.port, j);

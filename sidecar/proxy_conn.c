@@ -515,6 +515,7 @@ static void conn_side_progress(rm_side_owner_t *o)
 }
 
 /* A side failed: a reset or error on one end resets the other. */
+// cppcheck-suppress constParameter ; the side owner's callback type (transport.h) passes it non-const
 static void conn_side_error(rm_side_owner_t *o, rm_side_t *s, rm_side_error_t kind, int err)
 {
     rm_conn_t *c = rm_container_of(o, rm_conn_t, t);
