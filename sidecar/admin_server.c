@@ -1,4 +1,5 @@
 #include "admin_server.h"
+#include "dest_endpoints.h"
 #include "app_health.h"
 #include "trace_export.h"
 #include "mesh_metrics.h"
@@ -426,7 +427,15 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
             o = rm_textf(buf, len, o, "%s", j ? "," : "");
             o = put_json_str(buf, len, o, cfg->destinations[i].identities[j]);
         }
-        o = rm_textf(buf, len, o, "]}");
+        o = rm_textf(buf, len, o, "]");
+        /* the endpoints in counts only: a mesh's worth of pod addresses would outgrow the dump */
+        const rm_dest_endpoints_t *eps = cfg->destinations[i].endpoints;
+        if (eps != NULL) {
+            static const char *const classes[] = {"none", "ready", "serving_terminating"};
+            o = rm_textf(buf, len, o, ",\"endpoints\":{\"total\":%zu,\"candidates\":%zu,\"candidate_class\":\"%s\"}",
+                         eps->num, eps->num_candidates, classes[eps->cls]);
+        }
+        o = rm_textf(buf, len, o, "}");
     }
     return rm_textf(buf, len, o, "]}\n");
 }

@@ -110,6 +110,11 @@ case_not_ready_gets_none() {
     b3_before=$(accepts b3)
     local b12_before=$(($(accepts b1) + $(accepts b2)))
     for i in $(seq 1 20); do one_client "nr$i"; done
+    local dump
+    dump=$(rm_exec a curl -sf http://127.0.0.1:15021/config_dump) || rm_fail "GET /config_dump failed"
+    rm_assert_eq "$(rm_json "$dump" "[.destinations[] | select(.address == \"$VIP:8080\") | .endpoints |
+        \"\(.total)/\(.candidates)/\(.candidate_class)\"] | join(\",\")")" "3/2/ready" \
+        "/config_dump counts the VIP's endpoints and the two ready ones"
     rm_assert_eq "$(accepts b3)" "$b3_before" "the endpoint marked not ready got no new connection"
     rm_assert_eq "$(($(accepts b1) + $(accepts b2) - b12_before))" 20 "the ready endpoints got all 20"
 }
