@@ -7,6 +7,8 @@
 #   - 60 connections held open at once spread over the three endpoints by power of two choices (each gets at least
 #     10), each connection's upstream is the pod, not the VIP, and the peer identity the endpoint's;
 #   - b3 marked ready: false gets no new connection, the other two get them all;
+#   - terminating endpoints get no new connection while one is ready; with none ready, the one still serving takes
+#     them (Kubernetes' rule), the one no longer serving none;
 #   - an endpoint whose pod presents another identity (b4, running as ServiceAccount impostor but listed as orders)
 #     and an endpoint that refuses connections (host x, nothing listening) are each tried, refused and logged, and
 #     the connection goes to another endpoint: no client sees a failure, b4's app is never reached;
@@ -142,7 +144,31 @@ case_wrong_identity_and_refused_endpoint() {
     rm_log "ok: the proxy counts $conns connections to endpoints and $retries retries"
 }
 
+# A rollout's end: b2 terminating but still serving, b3 terminating and no longer serving. While b1 is ready it takes
+# every connection; once b1 is gone too, the terminating b2 that still serves takes them (Kubernetes' fallback), never
+# b3.
+case_terminating_drains() {
+    local v i b1 b2 b3
+    term() { printf '  - {address: %s, serviceAccount: orders, ready: false, serving: %s, terminating: true}' \
+        "${RM_POD_IP[$1]}" "$2"; }
+    v=$(destinations_version)
+    write_service "$(ep b1)" "$(term b2 true)" "$(term b3 false)"
+    wait_destinations "$v"
+    b1=$(accepts b1) b2=$(accepts b2) b3=$(accepts b3)
+    for i in $(seq 1 10); do one_client "dr$i"; done
+    rm_assert_eq "$(($(accepts b1) - b1))/$(($(accepts b2) - b2))/$(($(accepts b3) - b3))" "10/0/0" \
+        "with a ready endpoint, the terminating ones get no new connection"
+    v=$(destinations_version)
+    write_service "$(term b2 true)" "$(term b3 false)"
+    wait_destinations "$v"
+    b2=$(accepts b2) b3=$(accepts b3)
+    for i in $(seq 1 10); do one_client "dt$i"; done
+    rm_assert_eq "$(($(accepts b2) - b2))/$(($(accepts b3) - b3))" "10/0" \
+        "with none ready, the serving terminating endpoint takes them, the one no longer serving none"
+}
+
 rm_case spread_over_endpoints case_spread_over_endpoints
+rm_case terminating_drains case_terminating_drains
 rm_case not_ready_gets_none case_not_ready_gets_none
 rm_case wrong_identity_and_refused_endpoint case_wrong_identity_and_refused_endpoint
 rm_expect_no_log "$CLOG" '.level == "error"' "the control plane logged no error"
