@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "discovery_workloads.h"
+#include "endpoints_derive.h"
 #include "ringmesh/v1/discovery.pb-c.h"
 
 #define PEM_END "-----END CERTIFICATE-----"
@@ -139,6 +140,8 @@ static int build_destinations(rm_xds_push_t *push, const rm_mesh_model_t *model,
         dests[i].in_mesh = svc->in_mesh != 0;
         dests[i].n_identities = svc->in_mesh ? svc->num_identities : 0;
         dests[i].identities = svc->identities;
+        if (svc->in_mesh && rm_endpoints_fill_destination(svc, &dests[i]) != 0)
+            goto Exit;
         list[i] = &dests[i];
     }
     map.n_destinations = n;
@@ -146,8 +149,10 @@ static int build_destinations(rm_xds_push_t *push, const rm_mesh_model_t *model,
     ret = encode_push(push, RM_XDS_DESTINATIONS, "destinations", &map.base, seq);
 Exit:
     if (names != NULL)
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             free(names[i]);
+            rm_endpoints_destination_free(&dests[i]);
+        }
     free(names);
     free(list);
     free(dests);

@@ -1,6 +1,7 @@
 /* Kubernetes objects -> mesh documents -> the mesh model (kube_model.h). JSON is YAML, so each document handed to
  * the mesh loader is the JSON text jansson writes, indented so that errors point at a line of their own. */
 #include "kube_model.h"
+#include "endpoints_derive.h"
 #include "workload_derive.h"
 
 #include <errno.h>
@@ -126,6 +127,11 @@ char *rm_kube_service_document(const json_t *svc, const rm_kube_objects_t *objs)
                     "inMesh", in_mesh);
     if (doc != NULL && in_mesh)
         json_object_set(json_object_get(doc, "spec"), "serviceAccounts", accounts);
+    /* where the proxies connect instead of the VIP, from the same EndpointSlices (endpoints_derive.h) */
+    json_t *eps = doc != NULL && in_mesh ? rm_kube_service_endpoints(svc, ns, name, objs) : NULL;
+    if (eps != NULL && json_array_size(eps) > 0)
+        json_object_set(json_object_get(doc, "spec"), "endpoints", eps);
+    json_decref(eps);
     if (doc != NULL)
         text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 Exit:

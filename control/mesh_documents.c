@@ -17,6 +17,7 @@
 #include "mesh_load_internal.h"
 
 #include "ca.h"
+#include "service_endpoints.h"
 
 #include "ringmesh/config.h"
 #include "ringmesh/error.h"
@@ -105,6 +106,8 @@ typedef struct st_raw_service_spec_t {
     unsigned service_accounts_count;
     char **identities;
     unsigned identities_count;
+    rm__raw_endpoint_t *endpoints; /* service_endpoints.h */
+    unsigned endpoints_count;
 } raw_service_spec_t;
 
 /* One struct for every kind; each kind's schema maps "spec" to its own member, so a key of another kind's spec
@@ -181,6 +184,8 @@ static const cyaml_schema_field_t service_spec_fields[] = {
     RM_CYAML_STR("inMesh", raw_service_spec_t, in_mesh),
     RM_CYAML_STR_SEQ("serviceAccounts", raw_service_spec_t, service_accounts, CYAML_UNLIMITED),
     RM_CYAML_STR_SEQ("identities", raw_service_spec_t, identities, CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("endpoints", RM_CYAML_OPT_NULL, raw_service_spec_t, endpoints, &rm__raw_endpoint_schema, 0,
+                         CYAML_UNLIMITED),
     CYAML_FIELD_END,
 };
 
@@ -550,6 +555,7 @@ void rm__pending_service_clear(pending_service_t *p)
     for (size_t i = 0; i < p->num_identities; i++)
         free(p->identities[i]);
     free(p->identities);
+    rm__endpoints_free(p->endpoints, p->num_endpoints);
     memset(p, 0, sizeof(*p));
 }
 
@@ -734,8 +740,11 @@ static int convert_service(file_ctx_t *ctx, const raw_doc_t *raw)
     p.spec_pos = rm_config_pos(&ctx->cdoc, "spec", 0);
     if ((ret = conv_vips(ctx, spec, &p)) != 0 || (ret = conv_ports(ctx, spec, &p)) != 0 ||
         (ret = rm_config_conv_bool(&ctx->cdoc, "spec.inMesh", spec->in_mesh, &p.in_mesh)) != 0 ||
-        (ret = conv_accounts(ctx, spec, &p)) != 0 || (ret = conv_ids(ctx, spec, &p)) != 0)
+        (ret = conv_accounts(ctx, spec, &p)) != 0 || (ret = conv_ids(ctx, spec, &p)) != 0 ||
+        (ret = rm__endpoints_convert(&ctx->cdoc, spec->endpoints, spec->endpoints_count, p.ports, p.num_ports,
+                                     p.in_mesh, &p.endpoints)) != 0)
         goto Exit;
+    p.num_endpoints = spec->endpoints_count;
 
     if (ld->num_services == ld->cap_services) {
         size_t cap = ld->cap_services == 0 ? 16 : ld->cap_services * 2;

@@ -2,6 +2,7 @@
  * model built from them. One file's MeshConfig and Service documents are read by mesh_documents.c, its
  * AuthorizationPolicy and PeerAuthentication documents by lib/policy_yaml.c. */
 #include "mesh_load_internal.h"
+#include "service_endpoints.h"
 
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -132,6 +133,18 @@ static int check_identities(loader_t *ld)
             if ((p->identities[p->num_identities] = strdup(e->value)) == NULL)
                 return loader_error(ld, p->file, e->pos, path, "out of memory");
             p->num_identities++;
+        }
+        size_t bad = 0;
+        int r = rm__endpoints_resolve(p->endpoints, p->num_endpoints, td, p->namespace_, &bad);
+        if (r == -ENOMEM)
+            return loader_error(ld, p->file, p->spec_pos, "spec.endpoints", "out of memory");
+        if (r != 0) {
+            const rm__pending_endpoint_t *e = &p->endpoints[bad];
+            snprintf(path, sizeof(path), "spec.endpoints[%u].%s", e->index,
+                     e->service_account != NULL ? "serviceAccount" : "identity");
+            return loader_error(
+                ld, p->file, e->pos, path, "%s is not a SPIFFE ID in the mesh's trust domain \"%s\"",
+                rm_yaml_quoted(q, sizeof(q), e->service_account != NULL ? e->service_account : e->identity), td);
         }
     }
     return 0;
@@ -280,6 +293,9 @@ static int build_model(loader_t *ld, rm_mesh_model_t **out)
         p->identities = NULL;
         p->num_identities = 0;
         s->line = p->doc_pos.line;
+        if (rm__endpoints_take(p->endpoints, p->num_endpoints, &s->endpoints) != 0)
+            goto NoMem;
+        s->num_endpoints = p->num_endpoints;
         if ((s->file = strdup(ld->files[p->file])) == NULL ||
             (s->addresses = calloc(p->num_vips * p->num_ports, sizeof(*s->addresses))) == NULL)
             goto NoMem;

@@ -39,6 +39,8 @@ typedef struct st_pending_service_t {
     size_t num_ids;
     char **identities; /* the SPIFFE IDs of both, filled by the directory checks */
     size_t num_identities;
+    struct st_rm__pending_endpoint_t *endpoints; /* spec.endpoints (service_endpoints.h) */
+    size_t num_endpoints;
     size_t file; /* index in loader_t.files */
     rm_yaml_pos_t doc_pos, name_pos, spec_pos;
 } pending_service_t;

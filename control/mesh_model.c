@@ -28,6 +28,7 @@ void rm__model_service_clear(rm_model_service_t *s)
         free(s->identities[i]);
     free(s->identities);
     free(s->file);
+    rm__model_endpoints_free(s->endpoints, s->num_endpoints);
     memset(s, 0, sizeof(*s));
 }
 
@@ -160,6 +161,33 @@ static int cmp_address(const void *x, const void *y)
     if ((c = memcmp(ka.bytes, kb.bytes, sizeof(ka.bytes))) != 0)
         return c;
     return ka.port < kb.port ? -1 : ka.port > kb.port;
+}
+
+static int cmp_endpoint(const void *x, const void *y)
+{
+    const rm_model_endpoint_t *a = x, *b = y;
+    int c;
+    if (a->port != b->port)
+        return a->port < b->port ? -1 : 1;
+    if ((c = cmp_address(&a->address, &b->address)) != 0)
+        return c;
+    return strcmp(a->identity, b->identity);
+}
+
+void rm__model_endpoints_sort(rm_model_endpoint_t *e, size_t n)
+{
+    if (n > 1)
+        qsort(e, n, sizeof(*e), cmp_endpoint);
+}
+
+void rm__model_endpoints_free(rm_model_endpoint_t *e, size_t n)
+{
+    for (size_t i = 0; e != NULL && i < n; i++) {
+        free(e[i].address);
+        free(e[i].identity);
+        free(e[i].zone);
+    }
+    free(e);
 }
 
 static int cmp_string(const void *x, const void *y)
@@ -333,6 +361,16 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
         ser_int(&b, "identities", (int64_t)svc->num_identities);
         for (size_t j = 0; j < svc->num_identities; j++)
             ser_str(&b, "identity", svc->identities[j]);
+        if (svc->num_endpoints > 0) /* absent when none, so a service without endpoints keeps its version */
+            ser_int(&b, "endpoints", (int64_t)svc->num_endpoints);
+        for (size_t j = 0; j < svc->num_endpoints; j++) {
+            const rm_model_endpoint_t *e = &svc->endpoints[j];
+            ser_int(&b, "port", e->port);
+            ser_str(&b, "address", e->address);
+            ser_str(&b, "identity", e->identity);
+            ser_str(&b, "zone", e->zone);
+            ser_int(&b, "conditions", (e->ready ? 1 : 0) | (e->serving ? 2 : 0) | (e->terminating ? 4 : 0));
+        }
     }
     if (m->num_workloads > 0) { /* absent when none (the file source), so its versions stay as they were */
         ser_int(&b, "workloads", (int64_t)m->num_workloads);
@@ -372,6 +410,7 @@ int rm__mesh_model_seal(rm_mesh_model_t *m)
             qsort(svc->addresses, svc->num_addresses, sizeof(svc->addresses[0]), cmp_address);
         if (svc->num_identities > 1)
             qsort(svc->identities, svc->num_identities, sizeof(svc->identities[0]), cmp_string);
+        rm__model_endpoints_sort(svc->endpoints, svc->num_endpoints);
     }
     if (m->num_services > 1)
         qsort(m->services, m->num_services, sizeof(m->services[0]), cmp_service);

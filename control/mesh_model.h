@@ -40,6 +40,18 @@ typedef struct st_rm_mesh_settings_t {
     size_t num_trust_domain_aliases;
 } rm_mesh_settings_t;
 
+/** One endpoint of a service port (an in-mesh service's spec.endpoints, or its EndpointSlices): where a proxy
+ *  connects instead of the VIP, and the identity it must present (control/service_endpoints.h). */
+typedef struct st_rm_model_endpoint_t {
+    char *address;   /* "198.18.0.5:8080" / "[2001:2::5]:8080": the pod's IP and target port, canonical form */
+    uint16_t port;   /* the service port it serves (one of the service's ports) */
+    char *identity;  /* SPIFFE ID */
+    char *zone;      /* "" when unknown */
+    uint8_t ready;   /* new connections go to ready endpoints that are not terminating */
+    uint8_t serving; /* with terminating: used only while no endpoint of the port is ready */
+    uint8_t terminating;
+} rm_model_endpoint_t;
+
 /** A service (kind Service): reachable at addresses x ports; in the mesh unless inMesh is false. */
 typedef struct st_rm_model_service_t {
     char *namespace_;
@@ -51,6 +63,8 @@ typedef struct st_rm_model_service_t {
     size_t num_identities;
     char *file; /* where it was defined, for messages */
     unsigned line;
+    rm_model_endpoint_t *endpoints; /* sorted by port, then address; none: proxies connect to the VIP */
+    size_t num_endpoints;
 } rm_model_service_t;
 
 /** What a pod's ringmesh.io/access-log annotation says (same numbers as ringmesh.v1.AccessLogOverride). */

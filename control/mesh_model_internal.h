@@ -35,6 +35,12 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
 /** Frees what a workload owns and zeroes it. */
 void rm__model_workload_clear(rm_model_workload_t *w);
 
+/** Frees `n` endpoints and the array. NULL is fine. */
+void rm__model_endpoints_free(rm_model_endpoint_t *e, size_t n);
+
+/** Puts endpoints in canonical order: by port, then address (as the service's addresses), then identity. */
+void rm__model_endpoints_sort(rm_model_endpoint_t *e, size_t n);
+
 /** Frees what a service owns and zeroes it. */
 void rm__model_service_clear(rm_model_service_t *s);
 

@@ -1,4 +1,5 @@
 #include "admin_server.h"
+#include "dest_endpoints.h"
 #include "app_health.h"
 #include "trace_export.h"
 #include "mesh_metrics.h"
@@ -86,6 +87,15 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
         {"ringmesh_proxy_no_svid_rejected_total",
          "mTLS connections refused because this proxy had no SVID to present (none yet, or its own had expired).",
          offsetof(rm_worker_stats_t, rejected_no_svid)},
+        {"ringmesh_proxy_endpoint_connections_total",
+         "Outbound connections sent to an endpoint the proxy chose (a Service with pushed endpoints).",
+         offsetof(rm_worker_stats_t, endpoint_conns)},
+        {"ringmesh_proxy_endpoint_retries_total",
+         "Other endpoints tried after an endpoint's connect failed or its identity was refused.",
+         offsetof(rm_worker_stats_t, endpoint_retries)},
+        {"ringmesh_proxy_endpoint_unavailable_total",
+         "Outbound connections refused because no endpoint of their service port was ready or serving.",
+         offsetof(rm_worker_stats_t, endpoint_unavailable)},
     };
     for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
         uint64_t v = 0;
@@ -428,7 +438,15 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
             o = rm_textf(buf, len, o, "%s", j ? "," : "");
             o = put_json_str(buf, len, o, cfg->destinations[i].identities[j]);
         }
-        o = rm_textf(buf, len, o, "]}");
+        o = rm_textf(buf, len, o, "]");
+        /* the endpoints in counts only: a mesh's worth of pod addresses would outgrow the dump */
+        const rm_dest_endpoints_t *eps = cfg->destinations[i].endpoints;
+        if (eps != NULL) {
+            static const char *const classes[] = {"none", "ready", "serving_terminating"};
+            o = rm_textf(buf, len, o, ",\"endpoints\":{\"total\":%zu,\"candidates\":%zu,\"candidate_class\":\"%s\"}",
+                         eps->num, eps->num_candidates, classes[eps->cls]);
+        }
+        o = rm_textf(buf, len, o, "}");
     }
     return rm_textf(buf, len, o, "]}\n");
 }

@@ -1,6 +1,8 @@
 /* Resources the control plane pushes, checked before they are taken: a TrustBundle for this trust domain that still
  * verifies the SVID held, a WorkloadPolicy that compiles, a DestinationMap, MeshSettings. */
 #include "control_client_internal.h"
+#include "conn_addr.h"
+#include "dest_endpoints.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -81,6 +83,10 @@ int rm__control_parse_destinations(const uint8_t *value, size_t len, const char 
                     goto Exit;
                 }
             }
+            if ((ret = rm_dest_endpoints_parse(d, rm_sockaddr_port(&dst->addr.ss), dst->addr.ss.ss_family, trust_domain,
+                                               &dst->endpoints, err, errlen)) != 0)
+                goto Exit;
+            ret = -EINVAL;
             for (size_t j = 0; j < d->n_identities; j++) {
                 if ((dst->identities[j] = strdup(d->identities[j])) == NULL) {
                     snprintf(err, errlen, "out of memory");

@@ -37,6 +37,9 @@ typedef struct st_rm_worker_stats_t {
     atomic_uint_fast64_t ktls_conns, ktls_failed;
     /* the worker thread's rm_buf_stats(), published every tick */
     atomic_uint_fast64_t buf_in_use, buf_idle, buf_large_in_use, buf_large_idle;
+    /* outbound connections sent to a chosen endpoint; other endpoints tried after a failed connect or a refused
+     * identity; connections refused because no endpoint of their service port was ready (conn_endpoint.c) */
+    atomic_uint_fast64_t endpoint_conns, endpoint_retries, endpoint_unavailable;
 } rm_worker_stats_t;
 
 typedef enum {
@@ -87,8 +90,10 @@ struct st_rm_worker_t {
     struct st_rm_admin_conn_t *admin_conns; /* worker 0 serves the admin port */
     unsigned num_admin_conns;
     int draining, stopping;
-    int trim_pending; /* connections closed since memory was last given back */
-    uint64_t rng;     /* state of the sampling of allowed-decision logs */
+    int trim_pending;                      /* connections closed since memory was last given back */
+    uint64_t rng;                          /* state of the sampling of allowed-decision logs */
+    uint64_t ep_rng;                       /* state of the endpoint choice's draws (dest_endpoints.h), never 0 */
+    struct st_rm_endpoint_load_t *ep_load; /* open outbound connections per endpoint address, this worker's */
     rm_worker_stats_t stats;
     rm_metrics_shard_t *metrics; /* this worker's shard of the proxy's request and connection metrics */
     atomic_uint_fast64_t epoch;  /* loop iterations: a change means no bare snapshot pointer survives from before */

@@ -37,6 +37,8 @@ typedef struct st_rm_destination_t {
     size_t num_identities;
     char *sni; /* server name sent in the ClientHello, Istio's "outbound_.PORT_._.SVC.NS.svc.cluster.local" for a
                 * pushed Service; NULL: none */
+    struct st_rm_dest_endpoints_t *endpoints; /* pushed: where connections go instead of addr (dest_endpoints.h);
+                                               * NULL: none, connect to addr */
 } rm_destination_t;
 
 /** Per-port inbound mTLS mode. */

@@ -6,6 +6,7 @@
 #define RINGMESH_PROXY_CONN_T_H
 
 #include "conn_filter.h"
+#include "dest_endpoints.h"
 #include "proxy.h"
 #include "ringmesh/bytebuf.h"
 #include "ringmesh/log.h"
@@ -102,6 +103,13 @@ struct st_rm_conn_t {
     char *sni;                        /* inbound: the server name of the peer's ClientHello, when it sent one */
     struct st_rm_conn_trace_t *trace; /* the spans of its HTTP exchanges (conn_trace.h), once one is traced */
     rm__conn_obs_t obs;               /* what conn_observe.c keeps of the connection and its exchanges */
+    /* outbound to a destination with endpoints (conn_endpoint.c): they (in c->snap), the ones tried (the last is
+     * c->target, counted open in the worker's load table while ep_counted), the server name to send */
+    const struct st_rm_dest_endpoints_t *eps;
+    int ep_tried[RM_ENDPOINT_MAX_ATTEMPTS];
+    uint8_t ep_num_tried, ep_counted;
+    uint8_t ep_switching; /* the upstream side is being closed to connect to the next endpoint */
+    const char *ep_sni;
 };
 
 /** The configuration of the snapshot the connection started with. */
@@ -123,6 +131,23 @@ void rm__conn_log_fields(rm_conn_t *c, rm_log_line_t *l);
 void rm__conn_abort(rm_conn_t *c, rm__conn_close_t why);
 /** The SPIFFE ID the TLS peer presented, or NULL. */
 const char *rm__conn_peer_id(rm_conn_t *c);
+
+/* conn_endpoint.c: outbound connections to a destination's endpoints */
+/** Chooses the endpoint an outbound connection to `dest` (which has endpoints) goes to: c->target and the identity
+ *  expected become that endpoint's; it counts as open in the worker's load table. Returns 0, or -EHOSTUNREACH when
+ *  none of them is ready or serving (the caller refuses the connection; logged here). */
+int rm__conn_endpoint_first(rm_conn_t *c, const rm_destination_t *dest, const char *sni);
+/** The connect to c's endpoint failed with `err`, or its handshake refused it (`err` an RM_ERR_TLS_* / SVID error):
+ *  logs it and, while attempts (RM_ENDPOINT_MAX_ATTEMPTS) and the connect timeout from accept allow and another
+ *  endpoint is a candidate, makes that one the target and sets ep_switching (the caller cancels the upstream side;
+ *  rm__conn_endpoint_reconnect follows once nothing is in flight). Returns 1 when switching, 0 when the connection
+ *  ends as it would without endpoints. */
+int rm__conn_endpoint_retry(rm_conn_t *c, int err, const char *why);
+/** Nothing in flight on the upstream side any more: closes it and opens the new endpoint's TLS session; the caller
+ *  then connects. Returns 0 or an error that ends the connection. */
+int rm__conn_endpoint_reconnect(rm_conn_t *c);
+/** The connection is closing: its endpoint no longer counts as open. */
+void rm__conn_endpoint_release(rm_conn_t *c);
 
 /* conn_authz.c: the L4 decision (inbound) */
 /** Moves a pending inbound connection towards a decision: allows it (authz_state DONE), refuses it (closing), starts

@@ -174,6 +174,10 @@ static void on_up_connect(rm_io_op_t *op, int res)
     c->up_connecting = 0;
     if (c->t.closing)
         goto Progress;
+    if (res != 0 && c->dir == RM_CONN_DIR_OUTBOUND && rm__conn_endpoint_retry(c, res, "connect_failed")) {
+        atomic_fetch_add_explicit(&c->w->stats.connect_failed, 1, memory_order_relaxed);
+        goto Progress; /* nothing else is in flight upstream: conn_step connects to the next endpoint */
+    }
     if (res != 0) {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_WARN, "upstream_connect_failed");
@@ -241,6 +245,11 @@ static int drive_handshake(rm_conn_t *c)
     if (r == RM_ERR_TLS_WANT_IO)
         return 0;
     publish_verify_stats(c->w);
+    if (c->dir == RM_CONN_DIR_OUTBOUND && rm__conn_endpoint_retry(c, r, "handshake_refused")) {
+        /* nothing of the app's went to the refused endpoint: drop its socket, connect to the next one */
+        rm_side_cancel(&c->up);
+        return 0;
+    }
     log_rejected(c, rm_strerror(r), r);
     c->close_reason = RM_CONN_CLOSE_REJECTED;
     /* let a pending alert go out, then close: conn_progress sees closing with the send in flight */
@@ -384,6 +393,16 @@ static step_t conn_step(rm_conn_t *c)
         return STEP_WAIT;
     }
 
+    if (c->ep_switching) {
+        /* to the next endpoint once the refused one's operations are back */
+        if (rm_side_busy(&c->up))
+            return STEP_WAIT;
+        if ((ret = rm__conn_endpoint_reconnect(c)) != 0 || (ret = start_upstream_connect(c)) != 0)
+            goto Error;
+        c->deadline_ms = c->started_ms + rm__conn_cfg(c)->connect_timeout_ms; /* the first connect's budget */
+        return STEP_WAIT;
+    }
+
     if (c->dir == RM_CONN_DIR_INBOUND && c->mode == RM_CONN_MODE_UNDECIDED) {
         /* sniffing: read from both ends as plaintext until one of them speaks; decide before reading on, so no
          * receive into the pipe is in flight when its bytes move to the TLS session */
@@ -407,7 +426,7 @@ static step_t conn_step(rm_conn_t *c)
         if (ts->tls != NULL && !ts->ready && ts->h.fd >= 0 && !(ts == &c->up && c->up_connecting)) {
             if ((ret = drive_handshake(c)) != 0)
                 goto Error;
-            if (c->t.closing) {
+            if (c->t.closing || c->ep_switching) {
                 return STEP_AGAIN;
             }
         }
@@ -496,9 +515,12 @@ static void conn_side_progress(rm_side_owner_t *o)
 }
 
 /* A side failed: a reset or error on one end resets the other. */
+// cppcheck-suppress constParameter ; the side owner's callback type (transport.h) passes it non-const
 static void conn_side_error(rm_side_owner_t *o, rm_side_t *s, rm_side_error_t kind, int err)
 {
     rm_conn_t *c = rm_container_of(o, rm_conn_t, t);
+    if (c->ep_switching && s == &c->up)
+        return; /* the endpoint being left: its errors end nothing */
     if (kind == RM_SIDE_TLS_ERROR)
         log_conn_error(c, err);
     else if (kind == RM_SIDE_RECORD_ERROR)
@@ -553,6 +575,7 @@ static void conn_free(rm_conn_t *c)
         rm__conn_observe_closed(c);
     rm_side_close(&c->down);
     rm_side_close(&c->up);
+    rm__conn_endpoint_release(c);
     if (c->counted)
         atomic_fetch_sub_explicit(&w->proxy->num_conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->d2u.bytes, memory_order_relaxed);
@@ -669,6 +692,12 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
         c->expected_ids = (const char *const *)dest->identities;
         c->num_expected_ids = dest->num_identities;
         sni = dest->sni;
+        /* endpoints pushed: connect to one of them, expecting its own identity (conn_endpoint.c) */
+        if (dest->endpoints != NULL && rm__conn_endpoint_first(c, dest, sni) != 0) {
+            c->close_reason = RM_CONN_CLOSE_REJECTED;
+            rm__conn_abort(c, RM_CONN_CLOSE_REJECTED);
+            return 0;
+        }
     }
     if (c->snap->client_ctx == NULL) {
         refuse_no_svid(c);

@@ -1,6 +1,7 @@
 /* Workers: one thread and one loop each, their own SO_REUSEPORT listening sockets, a periodic tick for timeouts,
  * and an eventfd through which the main thread asks them to drain or stop. */
 #include "admin_server.h"
+#include "dest_endpoints.h"
 #include "mesh_metrics.h"
 #include "proxy.h"
 #include "ringmesh/error.h"
@@ -15,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TICK_MS 250
@@ -377,8 +379,13 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
         if ((ret = rm_loop_add(w->loop, &w->wake_h, efd)) != 0)
             return ret;
         w->listeners = calloc(3 + cfg->num_listeners, sizeof(*w->listeners));
-        if (w->listeners == NULL)
+        w->ep_load = calloc(1, sizeof(*w->ep_load));
+        if (w->listeners == NULL || w->ep_load == NULL)
             return -ENOMEM;
+        /* the endpoint choice's draws: any nonzero state will do, different per worker and per run */
+        w->ep_rng = ((uint64_t)time(NULL) << 20) ^ ((uint64_t)getpid() << 8) ^ (i + 1) ^ 0x9e3779b97f4a7c15ULL;
+        if (w->ep_rng == 0)
+            w->ep_rng = 1;
         if (cfg->outbound_enabled) {
             w->listeners[n].kind = RM_LISTENER_KIND_OUTBOUND;
             w->listeners[n++].addr = cfg->outbound_listen;
@@ -470,6 +477,8 @@ void rm_proxy_join(rm_proxy_t *p)
             }
         }
         free(w->listeners);
+        free(w->ep_load);
+        w->ep_load = NULL;
         rm_loop_del(w->loop, &w->wake_h);
         close(w->wake_h.fd);
         while (w->free_conns != NULL) {

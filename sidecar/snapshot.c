@@ -1,5 +1,6 @@
 /* Snapshot reference counting, derivation and publication (see snapshot.h). */
 #include "snapshot.h"
+#include "dest_endpoints.h"
 #include "proxy.h"
 
 #include <pthread.h>
@@ -44,8 +45,10 @@ void rm_dest_table_unref(rm_dest_table_t *t)
     for (size_t i = 0; i < t->num; i++)
         for (size_t j = 0; j < t->dests[i].num_identities; j++)
             free(t->dests[i].identities[j]);
-    for (size_t i = 0; i < t->num; i++)
+    for (size_t i = 0; i < t->num; i++) {
         free(t->dests[i].sni);
+        rm_dest_endpoints_free(t->dests[i].endpoints);
+    }
     free(t->dests);
     free(t);
 }

@@ -4,7 +4,8 @@
 # ringmesh-control --source kubernetes run in the node namespace; pods web and orders run real proxies that get
 # their SVIDs and configuration from the control plane. The API holds the Service, its EndpointSlice, the Pods and a
 # ringmesh.io AuthorizationPolicy that denies GET requests to workloads labelled tier=locked.
-#   - web -> orders' cluster IP is mTLS with the identities the API's pods run as;
+#   - web -> orders' cluster IP is mTLS with the identities the API's pods run as, to the pod of the EndpointSlice;
+#   - the EndpointSlice's endpoint made not ready through the API gets no connection (logged), ready again gets them;
 #   - the labels policies select on are the API's: orders' proxy claims tier=locked in its own node metadata, and is
 #     not denied while the API says tier=open;
 #   - relabelling the pod through the API moves it into the policy's selector: its proxy takes the new
@@ -119,6 +120,9 @@ case_mtls_from_api() {
     rm_expect_log "$(rm_proxy_log web)" ".event == \"connection\" and .direction == \"outbound\" and .mode == \"mtls\"
         and .peer_id == \"spiffe://$TD/ns/shop/sa/orders\" and (.dst | addr) == \"$VIP:8080\"" \
         "web's proxy used mTLS to the identity of orders' pod, from its EndpointSlice"
+    rm_expect_log "$(rm_proxy_log web)" ".event == \"connection\" and .direction == \"outbound\"
+        and (.upstream | addr) == \"${RM_POD_IP[orders]}:8080\"" \
+        "web's proxy connected to the pod of the EndpointSlice, not to the cluster IP"
     rm_expect_log "$OLOG" ".event == \"connection\" and .direction == \"inbound\" and .mode == \"mtls\"
         and .peer_id == \"spiffe://$TD/ns/web/sa/frontend\"" "orders' proxy saw web's identity"
 }
@@ -150,7 +154,36 @@ case_unknown_pod_refused() {
         "the stream of an unknown pod is refused, naming the pod" 15
 }
 
+# slice_ready true|false: orders' EndpointSlice endpoint made ready or not through the API
+slice_ready() {
+    kapi PATCH /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices/orders-1 \
+        -H 'Content-Type: application/merge-patch+json' -d '{"endpoints":[{"addresses":["'"${RM_POD_IP[orders]}"'"],
+        "conditions":{"ready":'"$1"'},"targetRef":{"kind":"Pod","name":"orders","namespace":"shop"}}]}' >/dev/null
+}
+
+case_endpoint_readiness_from_api() {
+    local wlog n v0
+    wlog=$(rm_proxy_log web)
+    v0=$(rm_log_select "$wlog" '.event == "config_accepted" and .type == "destinations"' | tail -n 1 | jq -r .version)
+    slice_ready false
+    rm_expect_log "$wlog" ".event == \"config_accepted\" and .type == \"destinations\" and .version != \"$v0\"" \
+        "web's proxy takes the endpoint's new readiness" 15
+    rm_assert_eq "$(get /not-ready)" 000 "with its only endpoint not ready, web's connection is refused"
+    rm_expect_log "$wlog" '.event == "no_ready_endpoint" and (.dst | addr) == "'"$VIP"':8080"' \
+        "web's proxy logs that no endpoint is ready"
+    n=$(rm_log_count "$OLOG" '.event == "connection" and .direction == "inbound"')
+    local d
+    d=$(rm_log_count "$wlog" '.event == "config_accepted" and .type == "destinations"')
+    slice_ready true
+    rm_expect_log_nth "$wlog" '.event == "config_accepted" and .type == "destinations"' $((d + 1)) \
+        "web's proxy takes the endpoint ready again"
+    rm_assert_eq "$(get /ready-again)" 200 "ready again: allowed"
+    rm_expect_log_nth "$OLOG" '.event == "connection" and .direction == "inbound"' $((n + 1)) \
+        "orders' proxy got the connection"
+}
+
 rm_case "mTLS with identities from the API" case_mtls_from_api
+rm_case "endpoint readiness follows the EndpointSlice" case_endpoint_readiness_from_api
 rm_case "policy selection uses the API's labels" case_labels_from_api
 rm_case "a relabelled pod moves in and out of a policy" case_relabel_moves_workload
 rm_case "an unknown pod is refused" case_unknown_pod_refused

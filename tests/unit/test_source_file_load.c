@@ -153,7 +153,7 @@ typedef struct st_error_case_t {
 static const error_case_t error_cases[] = {
     /* unknown key in the second document: the field path, the key's own line */
     {"err-unknown-key", RM_ERR_CONFIG_PARSE, "err-unknown-key/shop.yaml:19:3: spec.serviceAcounts: ",
-     "unknown key \"serviceAcounts\" (known keys: addresses, ports, inMesh, serviceAccounts, identities)"},
+     "unknown key \"serviceAcounts\" (known keys: addresses, ports, inMesh, serviceAccounts, identities, endpoints)"},
     {"err-mtls-mode", RM_ERR_CONFIG_VALUE, "err-mtls-mode/mesh.yaml:6:11: spec.mtls.mode: ",
      "\"STRICTER\" is not an mTLS mode (want STRICT, PERMISSIVE or DISABLE)"},
     {"err-trust-domain", RM_ERR_CONFIG_VALUE,
