@@ -62,15 +62,15 @@ int rm__policy_principal_parts(const char *p, size_t len, const char **sa, size_
     return 1;
 }
 
-char *rm__policy_service_account_key(const char *v)
+char *rm__policy_service_account_key(const char *v, const char *policy_ns)
 {
     const char *slash = strchr(v, '/');
-    size_t n = strlen(v) + 8;
+    size_t n = strlen(v) + strlen(policy_ns) + 10;
     char *s = malloc(n);
     if (s == NULL)
         return NULL;
-    if (slash == NULL) /* the loader refuses this form; kept as a value that matches no peer */
-        snprintf(s, n, "%s", v);
+    if (slash == NULL)
+        snprintf(s, n, "ns/%s/sa/%s", policy_ns, v);
     else
         snprintf(s, n, "ns/%.*s/sa/%s", (int)(slash - v), v, slash + 1);
     return s;

@@ -17,6 +17,7 @@ typedef struct st_compiler_t {
     char *err;
     size_t errlen;
     int ret;
+    const char *policy_ns; /* the namespace of the policy being compiled: serviceAccounts without one name it */
 } compiler_t;
 
 #define GROW(c, arr, num, cap)                                                                                         \
@@ -171,7 +172,7 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
                 if (v[k] == '*')
                     return compile_error(c, "%s: \"%s\": '*' only first or last", what, v);
             if (attr == ATTR_SERVICE_ACCOUNT) {
-                const char *k = own(c, rm__policy_service_account_key(v));
+                const char *k = own(c, rm__policy_service_account_key(v, c->policy_ns));
                 if (k == NULL || (ret = add_smatch(c, k, attr)) != 0)
                     return c->ret != 0 ? c->ret : ret;
             } else if (attr == ATTR_PRINCIPAL && c->e->opts.trust_domain != NULL) {
@@ -270,6 +271,7 @@ static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
     char what[600];
     int ret;
 
+    c->policy_ns = p->namespace_;
     cr.groups.first = (uint32_t)c->e->num_groups;
     if (r->num_from > 0) {
         if ((ret = begin_group(c)) != 0)

@@ -169,9 +169,9 @@ int rm__policy_principal_parts(const char *p, size_t len, const char **sa, size_
  *  set, or 0: remote.ip is then the source IP. */
 int rm__policy_xff_remote_ip(const rm_http_request_t *r, uint32_t num_trusted_proxies, uint8_t out[16]);
 
-/** A serviceAccounts value "NS/SA" in the form the engine matches, "ns/NS/sa/SA" (malloc'ed; NULL when out of
- *  memory). */
-char *rm__policy_service_account_key(const char *v);
+/** A serviceAccounts value in the form the engine matches: "NS/SA" as "ns/NS/sa/SA", "SA" as the service account
+ *  of the policy's namespace (malloc'ed; NULL when out of memory). */
+char *rm__policy_service_account_key(const char *v, const char *policy_ns);
 
 #define CIDR_KEY 17 /* bytes: the address masked to the prefix, then the prefix length */
 

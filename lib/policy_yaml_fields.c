@@ -164,12 +164,13 @@ int rm__policy_check_service_account(loader_t *ld, const yaml_node_t *n, const c
     const char *slash = strchr(v, '/');
     const char *why = NULL;
     if (strchr(v, '*') != NULL)
-        why = "a service account is named exactly (\"NAMESPACE/NAME\"), without '*'";
-    else if (slash == NULL || strchr(slash + 1, '/') != NULL)
-        why = "want \"NAMESPACE/NAME\" (exactly one '/')";
-    else if (!rm_config_dns_label_ok(v, (size_t)(slash - v)))
+        why = "a service account is named exactly (\"NAMESPACE/NAME\", or \"NAME\" in the policy's namespace), "
+              "without '*'";
+    else if (slash != NULL && strchr(slash + 1, '/') != NULL)
+        why = "want \"NAMESPACE/NAME\" or \"NAME\" (at most one '/')";
+    else if (slash != NULL && !rm_config_dns_label_ok(v, (size_t)(slash - v)))
         why = "the namespace is not a DNS label";
-    else if (!rm_config_dns_subdomain_ok(slash + 1))
+    else if (!rm_config_dns_subdomain_ok(slash != NULL ? slash + 1 : v))
         why = "the service account name is not a DNS subdomain name";
     if (why == NULL)
         return 1;
