@@ -619,6 +619,8 @@ int rm_authz_engine_new(rm_authz_engine_t **out, const rm_authz_policy_t *const 
             goto Exit;
     if (c.e->opts.log_allowed)
         c.e->needs_http = 1; /* allowed requests are logged one by one */
+    if (c.e->needs_remote_ip && c.e->opts.num_trusted_proxies > 0)
+        c.e->needs_http = 1; /* remote.ip is read from each request's X-Forwarded-For */
     ret = 0;
     /* the caller's trust domain strings were needed to compile only */
     c.e->opts.trust_domain = NULL;
