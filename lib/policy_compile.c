@@ -136,6 +136,8 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
     }
     if (attr == ATTR_REMOTE_IP)
         c->e->needs_remote_ip = 1;
+    if (attr == ATTR_SERVICE_ACCOUNT || attr == ATTR_TRUST_DOMAIN)
+        c->e->needs_peer_parts = 1;
     switch (attr) {
     case ATTR_SOURCE_IP:
     case ATTR_DEST_IP:

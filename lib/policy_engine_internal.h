@@ -150,7 +150,8 @@ struct st_rm_authz_engine_t {
     size_t num_owned;
     rule_list_t lists[LIST_COUNT];
     int needs_http;
-    int needs_remote_ip; /* some condition tests remote.ip */
+    int needs_remote_ip;  /* some condition tests remote.ip */
+    int needs_peer_parts; /* some condition tests the peer's service account or trust domain */
 };
 
 /* ---- policy_attrs.c: the attributes beyond the first ones ---- */

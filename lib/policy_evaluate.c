@@ -349,13 +349,17 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
             x.ns = ns;
             x.ns_len = end != NULL ? (size_t)(end - ns) : strlen(ns);
         }
-        if (!rm__policy_principal_parts(x.principal, x.principal_len, &x.sa, &x.sa_len, &x.td, &x.td_len))
+        if (e->needs_peer_parts &&
+            !rm__policy_principal_parts(x.principal, x.principal_len, &x.sa, &x.sa_len, &x.td, &x.td_len))
             x.sa = NULL;
     }
     /* remote.ip: what the caller knows, else the client X-Forwarded-For names behind the mesh's trusted proxies */
     if (!a->have_remote_ip && e->needs_remote_ip && a->http != NULL &&
-        rm__policy_xff_remote_ip(a->http, e->opts.num_trusted_proxies, x.remote_ip_buf))
+        rm__policy_xff_remote_ip(a->http, e->opts.num_trusted_proxies, x.remote_ip_buf)) {
         x.remote_ip = x.remote_ip_buf;
+        memcpy(d->remote_ip, x.remote_ip_buf, 16);
+        d->have_remote_ip = 1;
+    }
     if (a->http != NULL && e->needs_http) {
         if (a->http->path == NULL) {
             d->allow = 0;

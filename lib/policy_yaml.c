@@ -72,7 +72,8 @@ static int read_source(loader_t *ld, const yaml_node_t *n, const char *path, rm_
     if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
         return 0;
     rm__policy_mark(n, &s->line, &s->column);
-    for (const char *const *k = source_keys + 12; *k != NULL; k++) {
+    static const char *const needs_jwt[] = {"requestPrincipals", "notRequestPrincipals", NULL};
+    for (const char *const *k = needs_jwt; *k != NULL; k++) {
         yaml_node_t *v = rm__policy_map_get(ld, n, *k);
         if (v != NULL) {
             rm__policy_child_path(cp, path, *k);

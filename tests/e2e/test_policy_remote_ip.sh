@@ -105,6 +105,7 @@ request() {
         sleep 0.05
     done
     line=$(rm_log_select "$OLOG" '.event == "authz"' | tail -n 1)
+    LAST_LINE=$line
     rm_assert_eq "$(rm_json "$line" .decision)" "$expect" "$name: logged decision"
     rm_assert_eq "$(rm_json "$line" .source_ip)" "$WEB_IP" "$name: the connection's source is web"
     out=$("$RM_CTL_BIN" policy check -f "$POLICIES" --to-namespace shop --to-labels app=orders --port 8080 \
@@ -124,6 +125,7 @@ request() {
 
 # --- one trusted proxy
 request ntp1-client 1 allow "shop/allow-clients#0" "203.0.113.7"
+rm_assert_eq "$(rm_json "$LAST_LINE" .remote_ip)" 203.0.113.7 "the log names the remote.ip taken from X-Forwarded-For"
 request ntp1-last-decides 1 deny no-allow-match "203.0.113.7, 198.51.100.1"
 request ntp1-no-xff 1 deny no-allow-match
 request ntp1-blocked 1 deny "shop/deny-blocked#0" "192.0.2.5"
@@ -141,6 +143,7 @@ n0=$(accepted)
 mesh_config ""
 policies_taken "$n0"
 request ntp0-untrusted 0 deny no-allow-match "203.0.113.7"
+rm_assert_eq "$(rm_json "$LAST_LINE" .remote_ip)" null "no remote_ip in the log when it is the source IP"
 request ntp0-blocked-ignored 0 deny no-allow-match "192.0.2.5"
 
 rm_finish

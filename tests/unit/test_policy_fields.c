@@ -195,6 +195,15 @@ static void test_remote_ip(void **state)
     rm_authz_evaluate(e, a, 0.5, &d);
     assert_true(d.allow);
     assert_int_equal(d.rule, 0);
+    assert_int_equal(d.have_remote_ip, 0); /* the log names a remote.ip only when it came from X-Forwarded-For */
+    r.headers[0] = "x-forwarded-for", r.headers[1] = "198.51.100.4";
+    a = make_attrs(&r, &b);
+    rm_authz_evaluate(e, a, 0.5, &d);
+    assert_false(d.allow);
+    assert_int_equal(d.have_remote_ip, 1);
+    uint8_t want[16];
+    assert_int_equal(rm_authz_ip_parse("198.51.100.4", want), 0);
+    assert_memory_equal(d.remote_ip, want, 16);
     rm_authz_engine_free(e);
     rm_policy_set_clear(&set);
 }

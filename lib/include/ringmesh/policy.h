@@ -17,6 +17,10 @@
  *    order joined with "," (Envoy's rule), so "guest" and "admin" are "guest,admin".
  *  - Principals naming cluster.local, the mesh's trust domain or one of its aliases stand for the workload in each
  *    of them (Istio's trust-domain migration; rm_authz_principal_expand), expanded when the engine compiles.
+ *  - serviceAccounts ("NS/SA", or "SA" of the policy's namespace) match the peer's SPIFFE ID in any trust domain;
+ *    trustDomains match its trust domain as written. Paths with {*} (one segment) or {**} (any, the last operator)
+ *    are Istio's path templates. remote.ip is the Nth address from the right of X-Forwarded-For when the mesh
+ *    trusts N > 0 proxies (opts.num_trusted_proxies) and the request has that many, else the source IP.
  *  - HTTP-only fields (hosts, methods, paths, request.headers) on a connection that is not HTTP: in an ALLOW
  *    policy the rule does not match; in DENY and AUDIT policies those fields count as matching.
  *  - A policy annotated ringmesh.io/dry-run: "true" is evaluated as if it were in force and the difference is
@@ -279,6 +283,10 @@ typedef struct st_rm_authz_decision_t {
     uint8_t log; /* this decision should be logged (denied, would-deny, audit, or allowed with logAllowed) */
     /* REASON_HEADER_TOO_LONG: the header's name (lower case, owned by the engine) */
     const char *header;
+    /* remote.ip as the engine took it from X-Forwarded-For (numTrustedProxies), for the log; not set when remote.ip
+     * was the source IP or the caller's */
+    uint8_t remote_ip[16];
+    uint8_t have_remote_ip;
 } rm_authz_decision_t;
 
 /** Decides. Allocates nothing. `sample` is a caller-provided random value in [0, 1) for allow-log sampling. */
