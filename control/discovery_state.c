@@ -287,6 +287,7 @@ static int build_workload_policy(rm_xds_push_t *push, const rm_mesh_model_t *mod
     wp.opts.trust_domain = s->trust_domain;
     wp.opts.trust_domain_aliases = s->trust_domain_aliases;
     wp.opts.num_trust_domain_aliases = s->num_trust_domain_aliases;
+    wp.opts.num_trusted_proxies = s->num_trusted_proxies;
     wp.inbound_mode = rm_peer_authn_resolve(ps, s->root_namespace, w, ports, sizeof(ports) / sizeof(ports[0]), &nports);
     wp.port_modes = ports;
     wp.num_port_modes = nports;

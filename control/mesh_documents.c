@@ -72,6 +72,14 @@ typedef struct st_raw_mesh_metrics_t {
     char *series_expiry;
 } raw_mesh_metrics_t;
 
+typedef struct st_raw_gateway_topology_t {
+    char *num_trusted_proxies;
+} raw_gateway_topology_t;
+
+typedef struct st_raw_default_config_t {
+    raw_gateway_topology_t *gateway_topology;
+} raw_default_config_t;
+
 typedef struct st_raw_mesh_spec_t {
     char *trust_domain;
     char **trust_domain_aliases;
@@ -84,6 +92,7 @@ typedef struct st_raw_mesh_spec_t {
     char *idle_timeout;
     raw_access_log_t *access_log;
     raw_mesh_metrics_t *metrics;
+    raw_default_config_t *default_config;
 } raw_mesh_spec_t;
 
 typedef struct st_raw_workload_spec_t {
@@ -164,6 +173,17 @@ static const cyaml_schema_field_t mesh_metrics_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t gateway_topology_fields[] = {
+    RM_CYAML_STR("numTrustedProxies", raw_gateway_topology_t, num_trusted_proxies),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t default_config_fields[] = {
+    CYAML_FIELD_MAPPING_PTR("gatewayTopology", RM_CYAML_OPT_NULL, raw_default_config_t, gateway_topology,
+                            gateway_topology_fields),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("trustDomain", raw_mesh_spec_t, trust_domain),
     RM_CYAML_STR_SEQ("trustDomainAliases", raw_mesh_spec_t, trust_domain_aliases, CYAML_UNLIMITED),
@@ -175,6 +195,7 @@ static const cyaml_schema_field_t mesh_spec_fields[] = {
     RM_CYAML_STR("idleTimeout", raw_mesh_spec_t, idle_timeout),
     CYAML_FIELD_MAPPING_PTR("accessLog", RM_CYAML_OPT_NULL, raw_mesh_spec_t, access_log, access_log_fields),
     CYAML_FIELD_MAPPING_PTR("metrics", RM_CYAML_OPT_NULL, raw_mesh_spec_t, metrics, mesh_metrics_fields),
+    CYAML_FIELD_MAPPING_PTR("defaultConfig", RM_CYAML_OPT_NULL, raw_mesh_spec_t, default_config, default_config_fields),
     CYAML_FIELD_END,
 };
 
@@ -447,6 +468,15 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
             0 ||
         (ret = conv_trust_domain_aliases(ctx, spec, s)) != 0)
         return ret;
+    if (spec->default_config != NULL && spec->default_config->gateway_topology != NULL &&
+        spec->default_config->gateway_topology->num_trusted_proxies != NULL) {
+        /* Istio's gatewayTopology.numTrustedProxies: how many X-Forwarded-For entries remote.ip looks past */
+        unsigned n;
+        if ((ret = rm_config_conv_uint(&ctx->cdoc, "spec.defaultConfig.gatewayTopology.numTrustedProxies",
+                                       spec->default_config->gateway_topology->num_trusted_proxies, 0, 64, &n)) != 0)
+            return ret;
+        s->num_trusted_proxies = (uint32_t)n;
+    }
     if (spec->mtls != NULL) {
         mode = (int)s->inbound_mode;
         if ((ret = rm_config_conv_enum(&ctx->cdoc, "spec.mtls.mode", spec->mtls->mode, "an mTLS mode", mode_names,

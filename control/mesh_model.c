@@ -255,6 +255,13 @@ static void ser_list(rm_bytebuf_t *b, const char *tag, const rm_strlist_t *l)
         ser_str(b, "v", l->v[i]);
 }
 
+/* A list added to the API later: absent when empty, so the versions of meshes that do not use it stay as they were */
+static void ser_list_opt(rm_bytebuf_t *b, const char *tag, const rm_strlist_t *l)
+{
+    if (l->n > 0)
+        ser_list(b, tag, l);
+}
+
 static void ser_selector(rm_bytebuf_t *b, int has_selector, const rm_label_t *labels, size_t num)
 {
     ser_int(b, "hasSelector", has_selector);
@@ -286,6 +293,12 @@ static void ser_policies(rm_bytebuf_t *b, const rm_policy_set_t *set)
                 ser_list(b, "principals", &s->principals), ser_list(b, "notPrincipals", &s->not_principals);
                 ser_list(b, "namespaces", &s->namespaces), ser_list(b, "notNamespaces", &s->not_namespaces);
                 ser_list(b, "ipBlocks", &s->ip_blocks), ser_list(b, "notIpBlocks", &s->not_ip_blocks);
+                ser_list_opt(b, "serviceAccounts", &s->service_accounts);
+                ser_list_opt(b, "notServiceAccounts", &s->not_service_accounts);
+                ser_list_opt(b, "trustDomains", &s->trust_domains);
+                ser_list_opt(b, "notTrustDomains", &s->not_trust_domains);
+                ser_list_opt(b, "remoteIpBlocks", &s->remote_ip_blocks);
+                ser_list_opt(b, "notRemoteIpBlocks", &s->not_remote_ip_blocks);
             }
             ser_int(b, "to", (int64_t)ru->num_to);
             for (size_t k = 0; k < ru->num_to; k++) {
@@ -343,6 +356,8 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
         ser_int(&b, "metricsSeriesExpiryMs", s->metrics_expiry_ms);
     if (s->path_normalization != RM_PATH_NORMALIZATION_BASE) /* absent when default: versions stay as they were */
         ser_int(&b, "pathNormalization", (int64_t)s->path_normalization);
+    if (s->num_trusted_proxies != 0) /* absent when default: versions stay as they were */
+        ser_int(&b, "numTrustedProxies", s->num_trusted_proxies);
     if (s->num_trust_domain_aliases > 0) { /* absent when none, so a mesh without aliases keeps its version */
         ser_int(&b, "trustDomainAliases", (int64_t)s->num_trust_domain_aliases);
         for (size_t i = 0; i < s->num_trust_domain_aliases; i++)

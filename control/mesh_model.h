@@ -38,6 +38,9 @@ typedef struct st_rm_mesh_settings_t {
     /* trustDomainAliases: other trust domains policies' principals stand for too (Istio's); default none */
     char **trust_domain_aliases;
     size_t num_trust_domain_aliases;
+    /* defaultConfig.gatewayTopology.numTrustedProxies (Istio's): proxies in front of the workloads whose
+     * X-Forwarded-For entries remote.ip looks past; default 0 (remote.ip is the source IP) */
+    uint32_t num_trusted_proxies;
 } rm_mesh_settings_t;
 
 /** One endpoint of a service port (an in-mesh service's spec.endpoints, or its EndpointSlices): where a proxy

@@ -101,6 +101,7 @@ enum {
     C_TRUST_DOMAIN_ALIAS,
     C_OUTPUT,
     C_PATH_NORMALIZATION,
+    C_NUM_TRUSTED_PROXIES,
     C_NUM
 };
 
@@ -130,6 +131,35 @@ static int parse_labels(const flag_t *f, char *store, size_t storelen, rm_label_
     return 0;
 }
 
+/* When no ALLOW policy selects the workload, the DENY and AUDIT policies that do (none of whose rules denied), appended
+ * to `why`: a default decision does not mean that no policy protects the workload. */
+static void explain_non_allow(const rm_authz_policy_t *const *selected, size_t nsel, char *why, size_t len)
+{
+    static const rm_authz_action_t actions[] = {RM_AUTHZ_DENY, RM_AUTHZ_AUDIT};
+    size_t o = strlen(why);
+    for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++) {
+        char names[1024];
+        size_t no = 0, cnt = 0;
+        for (size_t i = 0; i < nsel && no < sizeof(names); i++) {
+            const rm_authz_policy_t *p = selected[i];
+            if (p->action != actions[a])
+                continue;
+            int n = snprintf(names + no, sizeof(names) - no, "%s%s/%s%s", cnt == 0 ? "" : ", ", p->namespace_, p->name,
+                             p->dry_run ? " (dry-run)" : "");
+            no += n > 0 ? (size_t)n : 0;
+            cnt++;
+        }
+        if (cnt == 0 || o >= len)
+            continue;
+        int n = snprintf(why + o, len - o, "; %s %s select%s this workload: %s%s", rm_authz_action_name(actions[a]),
+                         cnt == 1 ? "policy" : "policies", cnt == 1 ? "s" : "", names,
+                         actions[a] != RM_AUTHZ_DENY ? ""
+                         : cnt == 1                  ? " (none of its rules matched)"
+                                                     : " (none of their rules matched)");
+        o += n > 0 ? (size_t)n : 0;
+    }
+}
+
 static int policy_check(int argc, char **argv)
 {
     flag_t flags[C_NUM] = {
@@ -151,6 +181,7 @@ static int policy_check(int argc, char **argv)
         [C_TRUST_DOMAIN_ALIAS] = {"trust-domain-alias", 1, 1},
         [C_OUTPUT] = {"output", 1, 0, 'o'},
         [C_PATH_NORMALIZATION] = {"path-normalization", 1},
+        [C_NUM_TRUSTED_PROXIES] = {"num-trusted-proxies", 1},
     };
     rm_policy_set_t set = {0};
     rm_policy_diags_t diags = {0};
@@ -205,6 +236,12 @@ static int policy_check(int argc, char **argv)
     if (parse_labels(&flags[C_TO_LABELS], label_store, sizeof(label_store), labels, &nlabels) != 0)
         return usage_error("check", "--to-labels wants k=v[,k=v...]");
     char *end;
+    if (flags[C_NUM_TRUSTED_PROXIES].value != NULL) {
+        unsigned long n = strtoul(flags[C_NUM_TRUSTED_PROXIES].value, &end, 10);
+        if (*end != '\0' || flags[C_NUM_TRUSTED_PROXIES].value[0] == '\0' || n > 64)
+            return usage_error("check", "--num-trusted-proxies wants a number from 0 to 64");
+        opts.num_trusted_proxies = (uint32_t)n;
+    }
     unsigned long port = strtoul(flags[C_PORT].value, &end, 10);
     if (*end != '\0' || port < 1 || port > 65535)
         return usage_error("check", "--port wants a number from 1 to 65535");
@@ -318,8 +355,10 @@ static int policy_check(int argc, char **argv)
         }
         rm_log_end(&l);
     } else {
-        char why[1024];
+        char why[2048];
         rm_authz_decision_explain(&d, why, sizeof(why));
+        if (d.reason == RM_AUTHZ_REASON_DEFAULT_DENY || d.reason == RM_AUTHZ_REASON_DEFAULT_ALLOW)
+            explain_non_allow(selected, nsel, why, sizeof(why));
         printf("decision: %s\n", rm_authz_decision_word(&d));
         printf("enforced: %s\n", d.allow ? "allow" : "deny");
         printf("why: %s\n", why);
@@ -377,6 +416,7 @@ static const rm_ctl_command_t commands[] = {
          "                                [--sni NAME] [--method M] [--path P] [--host H] [--header k=v]...\n"
          "                                [--default-action deny|allow] [--root-namespace NS]\n"
          "                                [--trust-domain TD [--trust-domain-alias TD]...] [-o text|json]\n"
+         "                                [--num-trusted-proxies N]\n"
          "                                [--path-normalization BASE|MERGE_SLASHES|DECODE_AND_MERGE_SLASHES|NONE]",
      .help = "decides one connection (no --method/--path/--host/--header) or one HTTP request against the\n"
              "policies that select the workload (--to-namespace, --to-labels), with the proxy's engine, and\n"
@@ -389,6 +429,8 @@ static const rm_ctl_command_t commands[] = {
              "--trust-domain is the mesh's trust domain (MeshConfig trustDomain, default cluster.local) and\n"
              "--trust-domain-alias its trustDomainAliases: a policy principal naming cluster.local, the trust\n"
              "domain or an alias stands for the workload in each of them, as in the proxy.\n"
+             "--num-trusted-proxies is the mesh's numTrustedProxies (default 0): N > 0 makes remote.ip the Nth\n"
+             "address from the right of the X-Forwarded-For --header, when there are that many.\n"
              "Exit 0 allow, 3 deny, 1 invalid policies, 2 usage error."},
 };
 

@@ -17,6 +17,7 @@ typedef struct st_compiler_t {
     char *err;
     size_t errlen;
     int ret;
+    const char *policy_ns; /* the namespace of the policy being compiled: serviceAccounts without one name it */
 } compiler_t;
 
 #define GROW(c, arr, num, cap)                                                                                         \
@@ -74,7 +75,9 @@ static int add_smatch(compiler_t *c, const char *v, attr_t attr)
         v = rm__policy_strip_spiffe(v);
         len = strlen(v);
     }
-    if (len == 1 && v[0] == '*') {
+    if (attr == ATTR_PATH && strpbrk(v, "{}") != NULL) {
+        m->kind = SM_TEMPLATE, m->s = v, m->len = (uint32_t)len;
+    } else if (len == 1 && v[0] == '*') {
         m->kind = SM_ANY, m->s = "", m->len = 0;
     } else if (len > 0 && v[len - 1] == '*') {
         m->kind = SM_PREFIX, m->s = v, m->len = (uint32_t)(len - 1);
@@ -131,9 +134,14 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
             return c->ret;
         cd.header_len = strlen(h);
     }
+    if (attr == ATTR_REMOTE_IP)
+        c->e->needs_remote_ip = 1;
+    if (attr == ATTR_SERVICE_ACCOUNT || attr == ATTR_TRUST_DOMAIN)
+        c->e->needs_peer_parts = 1;
     switch (attr) {
     case ATTR_SOURCE_IP:
     case ATTR_DEST_IP:
+    case ATTR_REMOTE_IP:
         cd.first = (uint32_t)c->e->num_cidrs;
         for (size_t i = 0; i < values->n; i++) {
             unsigned prefix;
@@ -162,10 +170,14 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
             size_t len = strlen(v);
             if (len == 0)
                 return compile_error(c, "%s: empty value", what);
-            for (size_t k = 1; k + 1 < len; k++)
+            for (size_t k = 1; k + 1 < len && !(attr == ATTR_PATH && strpbrk(v, "{}") != NULL); k++)
                 if (v[k] == '*')
                     return compile_error(c, "%s: \"%s\": '*' only first or last", what, v);
-            if (attr == ATTR_PRINCIPAL && c->e->opts.trust_domain != NULL) {
+            if (attr == ATTR_SERVICE_ACCOUNT) {
+                const char *k = own(c, rm__policy_service_account_key(v, c->policy_ns));
+                if (k == NULL || (ret = add_smatch(c, k, attr)) != 0)
+                    return c->ret != 0 ? c->ret : ret;
+            } else if (attr == ATTR_PRINCIPAL && c->e->opts.trust_domain != NULL) {
                 if ((ret = add_principal_smatches(c, v)) != 0)
                     return ret;
             } else if ((ret = add_smatch(c, v, attr)) != 0) {
@@ -175,7 +187,7 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
         cd.count = (uint32_t)(c->e->num_smatches - cd.first);
         break;
     }
-    if (attr == ATTR_SOURCE_IP || attr == ATTR_DEST_IP || attr == ATTR_DEST_PORT)
+    if (attr == ATTR_SOURCE_IP || attr == ATTR_DEST_IP || attr == ATTR_DEST_PORT || attr == ATTR_REMOTE_IP)
         cd.count = (uint32_t)values->n;
     c->e->conds[c->e->num_conds++] = cd;
     return 0;
@@ -227,8 +239,15 @@ static int condition_attr(const char *key, attr_t *attr, const char **header)
         const char *key;
         attr_t attr;
     } keys[] = {
-        {"source.ip", ATTR_SOURCE_IP},    {"source.namespace", ATTR_NAMESPACE}, {"source.principal", ATTR_PRINCIPAL},
-        {"destination.ip", ATTR_DEST_IP}, {"destination.port", ATTR_DEST_PORT}, {"connection.sni", ATTR_SNI},
+        {"source.ip", ATTR_SOURCE_IP},
+        {"source.namespace", ATTR_NAMESPACE},
+        {"source.principal", ATTR_PRINCIPAL},
+        {"destination.ip", ATTR_DEST_IP},
+        {"destination.port", ATTR_DEST_PORT},
+        {"connection.sni", ATTR_SNI},
+        {"remote.ip", ATTR_REMOTE_IP},
+        {"source.serviceAccount", ATTR_SERVICE_ACCOUNT},
+        {"source.trustDomain", ATTR_TRUST_DOMAIN},
     };
     *header = NULL;
     if (strncmp(key, "request.headers[", 16) == 0) {
@@ -254,6 +273,7 @@ static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
     char what[600];
     int ret;
 
+    c->policy_ns = p->namespace_;
     cr.groups.first = (uint32_t)c->e->num_groups;
     if (r->num_from > 0) {
         if ((ret = begin_group(c)) != 0)
@@ -264,7 +284,11 @@ static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
             if ((ret = begin_clause(c)) != 0 ||
                 (ret = add_list_cond(c, ATTR_PRINCIPAL, &s->principals, &s->not_principals, what)) != 0 ||
                 (ret = add_list_cond(c, ATTR_NAMESPACE, &s->namespaces, &s->not_namespaces, what)) != 0 ||
-                (ret = add_list_cond(c, ATTR_SOURCE_IP, &s->ip_blocks, &s->not_ip_blocks, what)) != 0)
+                (ret = add_list_cond(c, ATTR_SOURCE_IP, &s->ip_blocks, &s->not_ip_blocks, what)) != 0 ||
+                (ret = add_list_cond(c, ATTR_SERVICE_ACCOUNT, &s->service_accounts, &s->not_service_accounts, what)) !=
+                    0 ||
+                (ret = add_list_cond(c, ATTR_TRUST_DOMAIN, &s->trust_domains, &s->not_trust_domains, what)) != 0 ||
+                (ret = add_list_cond(c, ATTR_REMOTE_IP, &s->remote_ip_blocks, &s->not_remote_ip_blocks, what)) != 0)
                 return ret;
             end_clause(c);
         }
@@ -324,7 +348,7 @@ static const cond_t *clause_key_cond(const rm_authz_engine_t *e, const span_t *c
         if (ok && attr == ATTR_HEADER)
             ok = header != NULL && strcmp(cd->header, header) == 0;
         for (uint32_t v = 0; ok && attr != ATTR_SOURCE_IP && v < cd->count; v++)
-            ok = e->smatches[cd->first + v].kind != SM_ANY;
+            ok = e->smatches[cd->first + v].kind != SM_ANY && e->smatches[cd->first + v].kind != SM_TEMPLATE;
         if (ok)
             return cd;
     }
@@ -597,6 +621,8 @@ int rm_authz_engine_new(rm_authz_engine_t **out, const rm_authz_policy_t *const 
             goto Exit;
     if (c.e->opts.log_allowed)
         c.e->needs_http = 1; /* allowed requests are logged one by one */
+    if (c.e->needs_remote_ip && c.e->opts.num_trusted_proxies > 0)
+        c.e->needs_http = 1; /* remote.ip is read from each request's X-Forwarded-For */
     ret = 0;
     /* the caller's trust domain strings were needed to compile only */
     c.e->opts.trust_domain = NULL;

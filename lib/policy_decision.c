@@ -51,7 +51,9 @@ void rm_authz_decision_explain(const rm_authz_decision_t *d, char *buf, size_t l
                      "denied: no ALLOW policy selects this workload and the mesh's defaultAction is DENY "
                      "(default-deny)");
     else if (d->reason == RM_AUTHZ_REASON_DEFAULT_ALLOW)
-        n = snprintf(buf, len, "allowed: no policy selects this workload and the mesh's defaultAction is ALLOW");
+        n = snprintf(buf, len,
+                     "allowed: no ALLOW policy selects this workload and the mesh's defaultAction is ALLOW "
+                     "(default-allow)");
     else if (d->reason == RM_AUTHZ_REASON_NO_ALLOW_MATCH)
         n = snprintf(buf, len,
                      "denied: ALLOW policies select this workload and none of their rules matched (no "

@@ -37,9 +37,13 @@ typedef enum {
     ATTR_METHOD,
     ATTR_PATH,
     ATTR_HEADER,
+    ATTR_SERVICE_ACCOUNT, /* "ns/NS/sa/SA": the peer's SPIFFE ID after its trust domain (serviceAccounts) */
+    ATTR_TRUST_DOMAIN,    /* the peer's SPIFFE trust domain (trustDomains, source.trustDomain) */
+    ATTR_REMOTE_IP,       /* remote.ip: X-Forwarded-For per the mesh's numTrustedProxies, else the source IP */
 } attr_t;
 
-typedef enum { SM_EXACT = 0, SM_PREFIX, SM_SUFFIX, SM_ANY } smatch_kind_t;
+/* SM_TEMPLATE: an Istio path template ({*}, {**}), never indexed (policy_attrs.c) */
+typedef enum { SM_EXACT = 0, SM_PREFIX, SM_SUFFIX, SM_ANY, SM_TEMPLATE } smatch_kind_t;
 
 typedef struct st_smatch_t {
     const char *s;
@@ -146,7 +150,29 @@ struct st_rm_authz_engine_t {
     size_t num_owned;
     rule_list_t lists[LIST_COUNT];
     int needs_http;
+    int needs_remote_ip;  /* some condition tests remote.ip */
+    int needs_peer_parts; /* some condition tests the peer's service account or trust domain */
 };
+
+/* ---- policy_attrs.c: the attributes beyond the first ones ---- */
+
+/** 1 when `path` matches the path template `tpl` ({*}: one whole segment of one or more characters; {**}: zero or
+ *  more characters, '/' included, last operator only; the loader checked the form). */
+int rm__policy_template_match(const char *tpl, size_t tlen, const char *path, size_t plen);
+
+/** The service account part ("ns/NS/sa/SA") and trust domain of a principal without "spiffe://": 1 with both set
+ *  when it has the form TD/ns/NS/sa/SA, else 0 (the trust domain is still set when the principal has a '/'). */
+int rm__policy_principal_parts(const char *p, size_t len, const char **sa, size_t *sa_len, const char **td,
+                               size_t *td_len);
+
+/** remote.ip of a request: the Nth address from the right of its X-Forwarded-For fields (joined in order with
+ *  ","), N = num_trusted_proxies > 0, when there are at least N and that one is an IP address. Returns 1 with out
+ *  set, or 0: remote.ip is then the source IP. */
+int rm__policy_xff_remote_ip(const rm_http_request_t *r, uint32_t num_trusted_proxies, uint8_t out[16]);
+
+/** A serviceAccounts value in the form the engine matches: "NS/SA" as "ns/NS/sa/SA", "SA" as the service account
+ *  of the policy's namespace (malloc'ed; NULL when out of memory). */
+char *rm__policy_service_account_key(const char *v, const char *policy_ns);
 
 #define CIDR_KEY 17 /* bytes: the address masked to the prefix, then the prefix length */
 

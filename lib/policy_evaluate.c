@@ -14,6 +14,13 @@ typedef struct st_eval_ctx_t {
     size_t ns_len;
     const char *path; /* the request path, without query or fragment (normalized by the caller) */
     size_t path_len;
+    const char *sa; /* the principal after its trust domain, "ns/NS/sa/SA"; NULL when not of that form */
+    size_t sa_len;
+    const char *td; /* the principal's trust domain; NULL without a principal */
+    size_t td_len;
+    const uint8_t *remote_ip; /* remote.ip: a->remote_ip, the X-Forwarded-For address in remote_ip_buf, or the
+                                 source IP; NULL when none is known */
+    uint8_t remote_ip_buf[16];
     /* A header sent more than once is matched as Envoy matches it: its values joined with ",". Conditions join into
      * cond_header_buf, the index lookups into key_header_buf (a lookup evaluates conditions while it still reads its
      * key). A joined value that does not fit makes the request unevaluable: too_long_header names the header. */
@@ -25,6 +32,8 @@ typedef struct st_eval_ctx_t {
 static int smatch_one(const smatch_t *m, const char *s, size_t len, int icase)
 {
     switch (m->kind) {
+    case SM_TEMPLATE:
+        return rm__policy_template_match(m->s, m->len, s, len);
     case SM_ANY:
         return len > 0;
     case SM_EXACT:
@@ -115,10 +124,18 @@ static int cond_positive(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_
         return x->principal == NULL ? -1 : smatch_any(e, cd, x->principal, x->principal_len, 0);
     case ATTR_NAMESPACE:
         return x->ns == NULL ? -1 : smatch_any(e, cd, x->ns, x->ns_len, 0);
+    case ATTR_SERVICE_ACCOUNT:
+        return x->sa == NULL ? -1 : smatch_any(e, cd, x->sa, x->sa_len, 0);
+    case ATTR_TRUST_DOMAIN:
+        return x->td == NULL ? -1 : smatch_any(e, cd, x->td, x->td_len, 0);
     case ATTR_SOURCE_IP:
-    case ATTR_DEST_IP: {
-        const uint8_t *ip = cd->attr == ATTR_SOURCE_IP ? a->source_ip : a->destination_ip;
-        if (!(cd->attr == ATTR_SOURCE_IP ? a->have_source_ip : a->have_destination_ip))
+    case ATTR_DEST_IP:
+    case ATTR_REMOTE_IP: {
+        const uint8_t *ip = cd->attr == ATTR_SOURCE_IP ? a->source_ip
+                            : cd->attr == ATTR_DEST_IP ? a->destination_ip
+                                                       : x->remote_ip;
+        if (cd->attr == ATTR_REMOTE_IP ? ip == NULL
+                                       : !(cd->attr == ATTR_SOURCE_IP ? a->have_source_ip : a->have_destination_ip))
             return -1;
         for (uint32_t i = 0; i < cd->count; i++)
             if (cidr_match(&e->cidrs[cd->first + i], ip))
@@ -314,6 +331,9 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
     x.ns_len = 0;
     x.path = NULL;
     x.path_len = 0;
+    x.sa = x.td = NULL;
+    x.sa_len = x.td_len = 0;
+    x.remote_ip = a->have_remote_ip ? a->remote_ip : a->have_source_ip ? a->source_ip : NULL;
     x.too_long_header = NULL;
     memset(d, 0, sizeof(*d));
     d->rule = d->dry_run_rule = d->audit_rule = -1;
@@ -329,6 +349,16 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
             x.ns = ns;
             x.ns_len = end != NULL ? (size_t)(end - ns) : strlen(ns);
         }
+        if (e->needs_peer_parts &&
+            !rm__policy_principal_parts(x.principal, x.principal_len, &x.sa, &x.sa_len, &x.td, &x.td_len))
+            x.sa = NULL;
+    }
+    /* remote.ip: what the caller knows, else the client X-Forwarded-For names behind the mesh's trusted proxies */
+    if (!a->have_remote_ip && e->needs_remote_ip && a->http != NULL &&
+        rm__policy_xff_remote_ip(a->http, e->opts.num_trusted_proxies, x.remote_ip_buf)) {
+        x.remote_ip = x.remote_ip_buf;
+        memcpy(d->remote_ip, x.remote_ip_buf, 16);
+        d->have_remote_ip = 1;
     }
     if (a->http != NULL && e->needs_http) {
         if (a->http->path == NULL) {

@@ -87,6 +87,8 @@ void rm_authz_log_fields(rm_log_line_t *l, const rm_authz_decision_t *d, const r
     }
     if (a->have_source_ip)
         log_ip(l, "source_ip", a->source_ip);
+    if (d->have_remote_ip) /* remote.ip read from X-Forwarded-For (numTrustedProxies) */
+        log_ip(l, "remote_ip", d->remote_ip);
     if (workload != NULL)
         rm_log_str(l, "destination_workload", workload);
     if (a->have_destination_ip)

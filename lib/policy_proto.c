@@ -96,6 +96,14 @@ static Ringmesh__V1__AuthorizationPolicy *encode_policy(arena_t *a, const rm_aut
             ms->n_not_namespaces = s->not_namespaces.n, ms->not_namespaces = s->not_namespaces.v;
             ms->n_ip_blocks = s->ip_blocks.n, ms->ip_blocks = s->ip_blocks.v;
             ms->n_not_ip_blocks = s->not_ip_blocks.n, ms->not_ip_blocks = s->not_ip_blocks.v;
+            ms->n_service_accounts = s->service_accounts.n, ms->service_accounts = s->service_accounts.v;
+            ms->n_not_service_accounts = s->not_service_accounts.n,
+            ms->not_service_accounts = s->not_service_accounts.v;
+            ms->n_remote_ip_blocks = s->remote_ip_blocks.n, ms->remote_ip_blocks = s->remote_ip_blocks.v;
+            ms->n_not_remote_ip_blocks = s->not_remote_ip_blocks.n,
+            ms->not_remote_ip_blocks = s->not_remote_ip_blocks.v;
+            ms->n_trust_domains = s->trust_domains.n, ms->trust_domains = s->trust_domains.v;
+            ms->n_not_trust_domains = s->not_trust_domains.n, ms->not_trust_domains = s->not_trust_domains.v;
             mr->from[i] = ms;
         }
         mr->n_to = ru->num_to;
@@ -172,6 +180,7 @@ int rm_workload_policy_encode(const rm_authz_policy_t *const *policies, size_t n
     msg.trust_domain = (char *)(wp->opts.trust_domain != NULL ? wp->opts.trust_domain : "");
     msg.n_trust_domain_aliases = wp->opts.num_trust_domain_aliases;
     msg.trust_domain_aliases = (char **)wp->opts.trust_domain_aliases;
+    msg.num_trusted_proxies = wp->opts.num_trusted_proxies;
     *out_len = ringmesh__v1__workload_policy__get_packed_size(&msg);
     if ((*out = malloc(*out_len ? *out_len : 1)) == NULL)
         goto Exit;
@@ -239,7 +248,13 @@ static int decode_policy(const Ringmesh__V1__AuthorizationPolicy *m, rm_authz_po
                 copy_list(&s->namespaces, ms->namespaces, ms->n_namespaces) != 0 ||
                 copy_list(&s->not_namespaces, ms->not_namespaces, ms->n_not_namespaces) != 0 ||
                 copy_list(&s->ip_blocks, ms->ip_blocks, ms->n_ip_blocks) != 0 ||
-                copy_list(&s->not_ip_blocks, ms->not_ip_blocks, ms->n_not_ip_blocks) != 0)
+                copy_list(&s->not_ip_blocks, ms->not_ip_blocks, ms->n_not_ip_blocks) != 0 ||
+                copy_list(&s->service_accounts, ms->service_accounts, ms->n_service_accounts) != 0 ||
+                copy_list(&s->not_service_accounts, ms->not_service_accounts, ms->n_not_service_accounts) != 0 ||
+                copy_list(&s->remote_ip_blocks, ms->remote_ip_blocks, ms->n_remote_ip_blocks) != 0 ||
+                copy_list(&s->not_remote_ip_blocks, ms->not_remote_ip_blocks, ms->n_not_remote_ip_blocks) != 0 ||
+                copy_list(&s->trust_domains, ms->trust_domains, ms->n_trust_domains) != 0 ||
+                copy_list(&s->not_trust_domains, ms->not_trust_domains, ms->n_not_trust_domains) != 0)
                 return -ENOMEM;
         }
         if (mr->n_to > 0 && (ru->to = calloc(mr->n_to, sizeof(*ru->to))) == NULL)
@@ -406,6 +421,7 @@ int rm_workload_policy_decode(const uint8_t *data, size_t len, rm_policy_set_t *
     }
     if ((ret = decode_trust_domains(msg, wp, err, errlen)) != 0)
         goto Exit;
+    wp->opts.num_trusted_proxies = msg->num_trusted_proxies;
 Exit:
     ringmesh__v1__workload_policy__free_unpacked(msg, NULL);
     if (ret != 0) {

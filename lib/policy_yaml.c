@@ -56,8 +56,9 @@ static int read_list_fields(loader_t *ld, const yaml_node_t *n, const char *path
 }
 
 static const char *const source_keys[] = {
-    "principals",        "notPrincipals",        "namespaces",     "notNamespaces",     "ipBlocks", "notIpBlocks",
-    "requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "notRemoteIpBlocks", NULL};
+    "principals",   "notPrincipals",   "namespaces",        "notNamespaces",        "ipBlocks",
+    "notIpBlocks",  "remoteIpBlocks",  "notRemoteIpBlocks", "serviceAccounts",      "notServiceAccounts",
+    "trustDomains", "notTrustDomains", "requestPrincipals", "notRequestPrincipals", NULL};
 
 static int read_source(loader_t *ld, const yaml_node_t *n, const char *path, rm_authz_source_t *s)
 {
@@ -70,21 +71,24 @@ static int read_source(loader_t *ld, const yaml_node_t *n, const char *path, rm_
     };
     if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
         return 0;
-    for (const char *const *k = source_keys + 6; *k != NULL; k++) {
+    rm__policy_mark(n, &s->line, &s->column);
+    static const char *const needs_jwt[] = {"requestPrincipals", "notRequestPrincipals", NULL};
+    for (const char *const *k = needs_jwt; *k != NULL; k++) {
         yaml_node_t *v = rm__policy_map_get(ld, n, *k);
         if (v != NULL) {
             rm__policy_child_path(cp, path, *k);
-            rm__policy_report(
-                ld, 0, v, cp,
-                "not supported: %s needs request authentication (JWT) or a trusted X-Forwarded-For, which the "
-                "mesh does not provide",
-                *k);
+            rm__policy_report(ld, 0, v, cp,
+                              "%s is not supported: it needs request authentication (RequestAuthentication, JWT), "
+                              "which this mesh does not provide",
+                              *k);
             ok = 0;
         }
     }
     if (!rm__policy_check_keys(ld, n, path, source_keys, NULL))
         ok = 0;
     if (!read_list_fields(ld, n, path, f, sizeof(f) / sizeof(f[0]), &fields))
+        ok = 0;
+    if (!rm__policy_read_source_more(ld, n, path, s, &fields))
         ok = 0;
     if (ok && fields == 0) {
         rm__policy_report(ld, 0, n, path,
@@ -108,6 +112,7 @@ static int read_operation(loader_t *ld, const yaml_node_t *n, const char *path, 
     };
     if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
         return 0;
+    rm__policy_mark(n, &o->line, &o->column);
     if (!rm__policy_check_keys(ld, n, path, operation_keys, NULL))
         ok = 0;
     if (!read_list_fields(ld, n, path, f, sizeof(f) / sizeof(f[0]), &fields))
@@ -127,8 +132,15 @@ static int condition_key_kind(const char *key, value_kind_t *kind, const char **
         const char *key;
         value_kind_t kind;
     } keys[] = {
-        {"source.ip", VAL_IP},      {"source.namespace", VAL_NAMESPACE}, {"source.principal", VAL_MATCH},
-        {"destination.ip", VAL_IP}, {"destination.port", VAL_PORT},      {"connection.sni", VAL_MATCH},
+        {"source.ip", VAL_IP},
+        {"remote.ip", VAL_IP},
+        {"source.namespace", VAL_NAMESPACE},
+        {"source.principal", VAL_MATCH},
+        {"source.serviceAccount", VAL_SERVICE_ACCOUNT},
+        {"source.trustDomain", VAL_MATCH},
+        {"destination.ip", VAL_IP},
+        {"destination.port", VAL_PORT},
+        {"connection.sni", VAL_MATCH},
     };
     *why = NULL;
     size_t hl = strlen("request.headers[");
@@ -154,13 +166,7 @@ static int condition_key_kind(const char *key, value_kind_t *kind, const char **
             return 1;
         }
     }
-    if (strncmp(key, "request.auth.", 13) == 0 || strcmp(key, "remote.ip") == 0 ||
-        strncmp(key, "experimental.", 13) == 0) {
-        *why = "not supported: this key needs request authentication (JWT) or a trusted X-Forwarded-For";
-        return 0;
-    }
-    *why = "unknown key (supported: request.headers[NAME], source.ip, source.namespace, source.principal, "
-           "destination.ip, destination.port, connection.sni)";
+    *why = rm__policy_condition_key_unsupported(key);
     return 0;
 }
 
@@ -173,6 +179,7 @@ static int read_condition(loader_t *ld, const yaml_node_t *n, const char *path, 
     const char *why;
     if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
         return 0;
+    rm__policy_mark(n, &c->line, &c->column);
     if (!rm__policy_check_keys(ld, n, path, keys, NULL))
         ok = 0;
     yaml_node_t *k = rm__policy_map_get(ld, n, "key");
@@ -262,6 +269,7 @@ static int read_rule(loader_t *ld, const yaml_node_t *n, const char *path, rm_au
     static const char *const keys[] = {"from", "to", "when", NULL};
     char cp[POLICY_PATH_MAX], ep[POLICY_PATH_MAX];
     int ok = 1;
+    rm__policy_mark(n, &r->line, &r->column);
     if (rm__policy_is_null(n))
         return 1; /* "- {}" written as "-": an empty rule, which matches everything */
     if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
@@ -431,6 +439,7 @@ static void rule_clear(rm_authz_rule_t *r)
             rm__policy_strlist_clear(&s->namespaces);
         rm__policy_strlist_clear(&s->not_namespaces), rm__policy_strlist_clear(&s->ip_blocks),
             rm__policy_strlist_clear(&s->not_ip_blocks);
+        rm__policy_source_fields_clear(s);
     }
     free(r->from);
     for (size_t i = 0; i < r->num_to; i++) {
@@ -506,16 +515,8 @@ static int read_authz(loader_t *ld, const yaml_node_t *root, rm_authz_policy_t *
     if (!rm__policy_check_keys(ld, spec, "spec", spec_keys, NULL))
         ok = 0;
     yaml_node_t *v;
-    if ((v = rm__policy_map_get(ld, spec, "targetRef")) != NULL ||
-        (v = rm__policy_map_get(ld, spec, "targetRefs")) != NULL) {
-        rm__policy_report(ld, 0, v, "spec",
-                          "targetRef/targetRefs (Gateway API attachment) is not supported: use selector");
+    if (!rm__policy_spec_unsupported(ld, spec))
         ok = 0;
-    }
-    if ((v = rm__policy_map_get(ld, spec, "provider")) != NULL) {
-        rm__policy_report(ld, 0, v, "spec.provider", "the CUSTOM action and external providers are not supported");
-        ok = 0;
-    }
     if (!read_selector(ld, spec, &p->has_selector, &p->match_labels, &p->num_match_labels))
         ok = 0;
     p->action = RM_AUTHZ_ALLOW;
@@ -530,7 +531,9 @@ static int read_authz(loader_t *ld, const yaml_node_t *root, rm_authz_policy_t *
         } else if (strcmp(a, "AUDIT") == 0) {
             p->action = RM_AUTHZ_AUDIT;
         } else if (strcmp(a, "CUSTOM") == 0) {
-            rm__policy_report(ld, 0, v, "spec.action", "the CUSTOM action (external authorizer) is not supported");
+            rm__policy_report(ld, 0, v, "spec.action",
+                              "the CUSTOM action is not supported: ringmesh has no external authorization "
+                              "(ext_authz) provider; decide in the app or with ALLOW/DENY rules");
             ok = 0;
         } else {
             rm__policy_report(ld, 0, v, "spec.action", "%s is not an action (ALLOW, DENY or AUDIT)",

@@ -22,7 +22,15 @@ typedef struct st_loader_t {
     int oom;
 } loader_t;
 
-typedef enum { VAL_MATCH = 0, VAL_IP, VAL_PORT, VAL_METHOD, VAL_PATH, VAL_NAMESPACE } value_kind_t;
+typedef enum {
+    VAL_MATCH = 0,
+    VAL_IP,
+    VAL_PORT,
+    VAL_METHOD,
+    VAL_PATH,
+    VAL_NAMESPACE,
+    VAL_SERVICE_ACCOUNT, /* "NS/SA", no pattern */
+} value_kind_t;
 
 /** A copy of `s` (NULL stays NULL; NULL when out of memory). */
 char *rm__policy_dup_str(const char *s);
@@ -75,5 +83,36 @@ int rm__policy_list_len(loader_t *ld, const yaml_node_t *n, const char *path, si
 
 /** A list of strings, each checked as `kind`. Returns 1 when it was read cleanly. */
 int rm__policy_read_strlist(loader_t *ld, const yaml_node_t *n, const char *path, rm_strlist_t *out, value_kind_t kind);
+
+/* ---- policy_yaml_fields.c: the fields of Istio's API beyond the first ones, and what is refused ---- */
+
+/** The node's position (1-based line and column) into *line and *column. */
+void rm__policy_mark(const yaml_node_t *n, unsigned *line, unsigned *column);
+
+/** Reads a source's serviceAccounts, trustDomains and remoteIpBlocks (and their not-lists) into `s`, counting those
+ *  set in *fields, and checks that serviceAccounts is not combined with principals or namespaces (Istio's rule).
+ *  Returns 1 when clean. */
+int rm__policy_read_source_more(loader_t *ld, const yaml_node_t *n, const char *path, rm_authz_source_t *s,
+                                int *fields);
+
+/** Frees the lists rm__policy_read_source_more fills. */
+void rm__policy_source_fields_clear(rm_authz_source_t *s);
+
+/** Why a `when` key the mesh does not evaluate is refused: "... is not supported: ..." for a key of Istio's list,
+ *  "unknown key ..." (with a suggestion when one is close) for any other. */
+const char *rm__policy_condition_key_unsupported(const char *key);
+
+/** Refuses spec.targetRef, spec.targetRefs and spec.provider with "not supported" and why. 1 when none is set. */
+int rm__policy_spec_unsupported(loader_t *ld, const yaml_node_t *spec);
+
+/** Checks a paths/notPaths value that holds '{' or '}' as an Istio path template ({*}, {**}); 1 when valid, else
+ *  records why at `n`. */
+int rm__policy_check_path_template(loader_t *ld, const yaml_node_t *n, const char *path, const char *v);
+
+/** Checks a serviceAccounts / source.serviceAccount value ("NS/SA"); 1 when valid, else records why. */
+int rm__policy_check_service_account(loader_t *ld, const yaml_node_t *n, const char *path, const char *v);
+
+/** The known key closest to `key` (a typo's likely meaning), or NULL when none is close. */
+const char *rm__policy_did_you_mean(const char *key, const char *const *known);
 
 #endif

@@ -165,6 +165,9 @@ int rm__policy_check_keys(loader_t *ld, const yaml_node_t *map, const char *path
             if (unsupported_why != NULL && strstr(unsupported_why, ks) != NULL)
                 rm__policy_report(ld, 0, k, path, "field %s is not supported: %s", rm__policy_quoted(q, sizeof(q), ks),
                                   unsupported_why);
+            else if (rm__policy_did_you_mean(ks, known) != NULL)
+                rm__policy_report(ld, 0, k, path, "unknown field %s: did you mean \"%s\"? (known: %s)",
+                                  rm__policy_quoted(q, sizeof(q), ks), rm__policy_did_you_mean(ks, known), list);
             else
                 rm__policy_report(ld, 0, k, path, "unknown field %s (known: %s)", rm__policy_quoted(q, sizeof(q), ks),
                                   list);
@@ -283,7 +286,11 @@ static int check_value(loader_t *ld, const yaml_node_t *n, const char *path, con
             return 0;
         }
         return 1;
+    case VAL_SERVICE_ACCOUNT:
+        return rm__policy_check_service_account(ld, n, path, v);
     case VAL_PATH:
+        if (strpbrk(v, "{}") != NULL)
+            return rm__policy_check_path_template(ld, n, path, v);
         if (!check_match_form(ld, n, path, v))
             return 0;
         if (v[0] != '/' && v[0] != '*') {

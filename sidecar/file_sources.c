@@ -80,9 +80,10 @@ int rm_policy_files_load(const rm_proxy_config_t *cfg, rm_authz_t **out, char *e
     char host[256] = "";
     int ret;
     gethostname(host, sizeof(host) - 1);
-    if ((ret = rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed,
-                                  cfg->trust_domain, cfg->authz_trust_domain_aliases,
-                                  cfg->num_authz_trust_domain_aliases, host, out, err, errlen)) != 0)
+    if ((ret =
+             rm_authz_from_path(cfg->authz_policy_dir, cfg->authz_default_allow, cfg->authz_log_allowed,
+                                cfg->trust_domain, cfg->authz_trust_domain_aliases, cfg->num_authz_trust_domain_aliases,
+                                cfg->authz_num_trusted_proxies, host, out, err, errlen)) != 0)
         return ret;
     /* set before the caller publishes it: from then on an rm_authz_t is immutable */
     (*out)->wp.path_normalization = cfg->authz_path_normalization;

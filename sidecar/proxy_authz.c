@@ -186,8 +186,8 @@ void rm_authz_log(const rm_authz_t *a, const rm_authz_decision_t *d, const rm_au
 }
 
 int rm_authz_from_path(const char *path, int default_allow, int log_allowed, const char *trust_domain,
-                       char *const *trust_domain_aliases, size_t num_trust_domain_aliases, const char *workload,
-                       rm_authz_t **out, char *err, size_t errlen)
+                       char *const *trust_domain_aliases, size_t num_trust_domain_aliases, uint32_t num_trusted_proxies,
+                       const char *workload, rm_authz_t **out, char *err, size_t errlen)
 {
     rm_policy_set_t set = {0};
     rm_policy_diags_t diags = {0};
@@ -222,6 +222,7 @@ int rm_authz_from_path(const char *path, int default_allow, int log_allowed, con
     wp.opts.trust_domain = trust_domain;
     wp.opts.trust_domain_aliases = trust_domain_aliases;
     wp.opts.num_trust_domain_aliases = num_trust_domain_aliases;
+    wp.opts.num_trusted_proxies = num_trusted_proxies;
     if ((ret = rm_workload_policy_encode(list, set.num_policies, &wp, &bytes, &len)) != 0)
         goto Exit;
     ret = rm_authz_new(bytes, len, workload, "static", out, err, errlen);

@@ -46,11 +46,12 @@ int rm_authz_new(const uint8_t *data, size_t len, const char *workload, const ch
                  char *err, size_t errlen);
 /** Loads every policy of a file or directory (YAML, as the control plane reads it) into an rm_authz_t for a proxy
  *  without a control plane: all of them apply to this proxy. `trust_domain` (the proxy's own) and its aliases expand
- *  principals as in the mesh (rm_authz_principal_expand). Returns 0, or an error with "FILE:LINE:COL: field:
+ *  principals as in the mesh (rm_authz_principal_expand); `num_trusted_proxies` is the mesh's numTrustedProxies
+ *  (remote.ip from X-Forwarded-For). Returns 0, or an error with "FILE:LINE:COL: field:
  *  reason" (the first error) in err. */
 int rm_authz_from_path(const char *path, int default_allow, int log_allowed, const char *trust_domain,
-                       char *const *trust_domain_aliases, size_t num_trust_domain_aliases, const char *workload,
-                       rm_authz_t **out, char *err, size_t errlen);
+                       char *const *trust_domain_aliases, size_t num_trust_domain_aliases, uint32_t num_trusted_proxies,
+                       const char *workload, rm_authz_t **out, char *err, size_t errlen);
 void rm_authz_ref(rm_authz_t *a);
 void rm_authz_unref(rm_authz_t *a);
 

@@ -94,6 +94,7 @@ typedef struct st_rm_proxy_config_t {
     rm_path_normalization_t authz_path_normalization; /* authorization.pathNormalization.normalization (BASE) */
     char **authz_trust_domain_aliases; /* authorization.trustDomainAliases; trust_domain is this mesh's own */
     size_t num_authz_trust_domain_aliases;
+    unsigned authz_num_trusted_proxies; /* authorization.numTrustedProxies: remote.ip from X-Forwarded-For (0) */
 
     int outbound_enabled;          /* default 1 */
     rm_sockaddr_t outbound_listen; /* default [::]:15001 (dual stack) */

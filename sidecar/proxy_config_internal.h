@@ -87,6 +87,7 @@ typedef struct st_raw_authz_t {
     raw_path_normalization_t *path_normalization;
     char **trust_domain_aliases;
     unsigned trust_domain_aliases_count;
+    char *num_trusted_proxies;
 } raw_authz_t;
 
 typedef struct st_raw_access_log_t {

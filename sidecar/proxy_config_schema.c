@@ -125,6 +125,7 @@ static const cyaml_schema_field_t authz_fields[] = {
     CYAML_FIELD_MAPPING_PTR("pathNormalization", RM_CYAML_OPT_NULL, raw_authz_t, path_normalization,
                             path_normalization_fields),
     RM_CYAML_STR_SEQ("trustDomainAliases", raw_authz_t, trust_domain_aliases, CYAML_UNLIMITED),
+    RM_CYAML_STR("numTrustedProxies", raw_authz_t, num_trusted_proxies),
     CYAML_FIELD_END,
 };
 

@@ -28,9 +28,9 @@ spec:
 EOF
     ctl lint "$D/valid"
     rm_assert_eq "$RM_RC" 0 "lint of valid policies exits 0, warnings or not"
-    echo "$RM_OUT" | grep -qF "$D/valid/overlap.yaml:1:1: spec.rules[0].from[0].source: warning: \"web\" is in both namespaces and notNamespaces: this can never match" ||
+    echo "$RM_OUT" | grep -qF "$D/valid/overlap.yaml:7:15: spec.rules[0].from[0].source: warning: \"web\" is in both namespaces and notNamespaces: this can never match" ||
         rm_fail "no warning for a rule that can never match: $RM_OUT"
-    echo "$RM_OUT" | grep -qF "$D/valid/allow-get-api.yaml:1:1: spec.rules[0]: warning: uses HTTP-only fields" ||
+    echo "$RM_OUT" | grep -qF "$D/valid/allow-get-api.yaml:7:5: spec.rules[0]: warning: uses HTTP-only fields" ||
         rm_fail "no warning for HTTP-only fields in an ALLOW rule: $RM_OUT"
     rm_assert_eq "$(echo "$RM_OUT" | tail -n 1)" "4 AuthorizationPolicy, 1 PeerAuthentication; 0 errors, 2 warnings" \
         "lint sums up"
@@ -68,7 +68,7 @@ EOF
 3:18: metadata.name: "Bad_Name" is not a DNS subdomain name
 5:11: spec.action: "REJECT" is not an action (ALLOW, DENY or AUDIT)
 8:29: spec.rules[0].from[0].source.principals[0]: "a*b": '*' may only be the first or the last character
-8:56: spec.rules[0].from[0].source.requestPrincipals: not supported
+8:56: spec.rules[0].from[0].source.requestPrincipals: requestPrincipals is not supported
 10:27: spec.rules[0].to[0].operation.ports[0]: "0" is not a port number (1-65535)
 10:57: spec.rules[0].to[0].operation.paths[0]: "api": a path must begin with '/'
 12:12: spec.rules[0].when[0].key: "request.auth.claims[iss]": not supported
@@ -170,10 +170,72 @@ case_check_path_normalization() {
         rm_fail "unknown mode: $RM_OUT"
 }
 
+# a workload that DENY and AUDIT policies select but no ALLOW policy: the default decides, and check says which
+# policies do select it (none of whose rules matched) rather than that none does
+case_check_deny_audit_only() {
+    mkdir -p "$D/nonallow"
+    cp "$POLICIES/deny-evil-ns.yaml" "$POLICIES/audit-get.yaml" "$POLICIES/dry-run-deny-web.yaml" "$D/nonallow/"
+    ctl check -f "$D/nonallow" --to-namespace shop --to-labels app=orders --port 8080 \
+        --from spiffe://cluster.local/ns/backend/sa/backend --method POST --path /x
+    rm_assert_eq "$RM_RC" 3 "default deny"
+    rm_assert_eq "$(echo "$RM_OUT" | grep '^why: ')" \
+        "why: denied: no ALLOW policy selects this workload and the mesh's defaultAction is DENY (default-deny); DENY policies select this workload: shop/deny-evil, shop/dry-deny-web (dry-run) (none of their rules matched); AUDIT policy selects this workload: shop/audit-get" \
+        "the DENY and AUDIT policies selecting the workload are named"
+    ctl check -f "$D/nonallow" --to-namespace shop --to-labels app=orders --port 8080 --default-action allow \
+        --from spiffe://cluster.local/ns/backend/sa/backend --method POST --path /x
+    rm_assert_eq "$RM_RC" 0 "default allow"
+    echo "$RM_OUT" | grep -q "no policy selects" && rm_fail "says no policy selects the workload: $RM_OUT"
+    echo "$RM_OUT" | grep -qF "why: allowed: no ALLOW policy selects this workload and the mesh's defaultAction is ALLOW (default-allow); DENY policies select this workload: shop/deny-evil" ||
+        rm_fail "default allow names the DENY policies: $RM_OUT"
+    # no policy at all: nothing to name
+    mkdir -p "$D/empty"
+    ctl check -f "$D/empty" --to-namespace shop --port 8080
+    rm_assert_eq "$(echo "$RM_OUT" | grep '^why: ')" \
+        "why: denied: no ALLOW policy selects this workload and the mesh's defaultAction is DENY (default-deny)" \
+        "no policy: the default only"
+}
+
+# the fields beyond the first ones: lint accepts them, check decides on them, remote.ip with --num-trusted-proxies
+case_fields() {
+    mkdir -p "$D/fields"
+    cat >"$D/fields/fields.yaml" <<'EOF'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: fields, namespace: shop}
+spec:
+  rules:
+  - from: [{source: {serviceAccounts: [web/frontend]}}]
+  - from: [{source: {remoteIpBlocks: ["203.0.113.0/24"]}}]
+  - to: [{operation: {paths: ["/store/{**}/cart"]}}]
+    when: [{key: source.trustDomain, values: [cluster.local]}]
+EOF
+    ctl lint "$D/fields"
+    rm_assert_eq "$RM_RC" 0 "the new fields lint clean ($RM_OUT)"
+    local base=(-f "$D/fields" --to-namespace shop --port 8080 -o json)
+    ctl check "${base[@]}" --from spiffe://example.org/ns/web/sa/frontend
+    rm_assert_eq "$RM_RC" 0 "serviceAccounts: web/frontend in any trust domain"
+    rm_assert_eq "$(rm_json "$RM_OUT" .rule)" 0 "serviceAccounts: rule 0"
+    ctl check "${base[@]}" --from spiffe://cluster.local/ns/web/sa/other --method GET --path /store/a/b/cart
+    rm_assert_eq "$(rm_json "$RM_OUT" .rule)" 2 "path template and source.trustDomain: rule 2"
+    ctl check "${base[@]}" --from spiffe://cluster.local/ns/web/sa/other --method GET --path /store/cart
+    rm_assert_eq "$RM_RC" 3 "/store/cart is not /store/{**}/cart"
+    ctl check "${base[@]}" --source-ip 198.18.0.9 --method GET --path / --header x-forwarded-for=203.0.113.7
+    rm_assert_eq "$RM_RC" 3 "without trusted proxies remote.ip is the source IP"
+    ctl check "${base[@]}" --source-ip 198.18.0.9 --method GET --path / --header x-forwarded-for=203.0.113.7 \
+        --num-trusted-proxies 1
+    rm_assert_eq "$RM_RC" 0 "one trusted proxy: remote.ip is the last X-Forwarded-For address"
+    rm_assert_eq "$(rm_json "$RM_OUT" .rule)" 1 "remoteIpBlocks: rule 1"
+    ctl check "${base[@]}" --source-ip 198.18.0.9 --method GET --path / --header x-forwarded-for=203.0.113.7 \
+        --num-trusted-proxies x
+    rm_assert_eq "$RM_RC" 2 "--num-trusted-proxies wants a number"
+}
+
 rm_case lint_valid_with_warnings case_lint_valid_with_warnings
 rm_case lint_every_error case_lint_every_error
 rm_case lint_duplicates_and_kinds case_lint_duplicates_and_kinds
 rm_case check_text_and_status case_check_text_and_status
 rm_case check_invalid_and_usage case_check_invalid_and_usage
 rm_case check_path_normalization case_check_path_normalization
+rm_case check_deny_audit_only case_check_deny_audit_only
+rm_case fields case_fields
 rm_finish

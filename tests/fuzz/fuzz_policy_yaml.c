@@ -159,7 +159,27 @@ static int port_text(const char *v)
     return v[0] >= '0' && v[0] <= '9' && *end == '\0' && p >= 1 && p <= 65535;
 }
 
-enum { K_MATCH, K_PORT, K_PATH, K_IP };
+/* an Istio path template: from '/', {*} and {**} whole segments, {**} the last operator, no other '*', '{', '}' */
+static int path_template(const char *v)
+{
+    int after_any = 0;
+    if (v[0] != '/')
+        return 0;
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p == '{') {
+            size_t len = strncmp(p, "{**}", 4) == 0 ? 4 : strncmp(p, "{*}", 3) == 0 ? 3 : 0;
+            if (len == 0 || p[-1] != '/' || (p[len] != '/' && p[len] != '\0') || after_any)
+                return 0;
+            after_any = len == 4;
+            p += len - 1;
+        } else if (*p == '}' || *p == '*') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+enum { K_MATCH, K_PORT, K_PATH, K_IP, K_SERVICE_ACCOUNT };
 
 static void check_list(const rm_strlist_t *l, int kind)
 {
@@ -172,7 +192,13 @@ static void check_list(const rm_strlist_t *l, int kind)
             RM_FUZZ_CHECK(port_text(v));
             break;
         case K_PATH:
-            RM_FUZZ_CHECK(match_form(v) && (v[0] == '/' || v[0] == '*'));
+            if (strpbrk(v, "{}") != NULL)
+                RM_FUZZ_CHECK(path_template(v));
+            else
+                RM_FUZZ_CHECK(match_form(v) && (v[0] == '/' || v[0] == '*'));
+            break;
+        case K_SERVICE_ACCOUNT: /* "NS/SA" or "SA", exactly */
+            RM_FUZZ_CHECK(strchr(v, '*') == NULL && (strchr(v, '/') == NULL || strchr(v, '/') == strrchr(v, '/')));
             break;
         case K_MATCH:
             RM_FUZZ_CHECK(match_form(v));
@@ -198,9 +224,19 @@ static int check_rule(const rm_authz_rule_t *r)
         check_list(&s->not_namespaces, K_MATCH);
         check_list(&s->ip_blocks, K_IP);
         check_list(&s->not_ip_blocks, K_IP);
+        check_list(&s->service_accounts, K_SERVICE_ACCOUNT);
+        check_list(&s->not_service_accounts, K_SERVICE_ACCOUNT);
+        check_list(&s->trust_domains, K_MATCH);
+        check_list(&s->not_trust_domains, K_MATCH);
+        check_list(&s->remote_ip_blocks, K_IP);
+        check_list(&s->not_remote_ip_blocks, K_IP);
+        /* serviceAccounts never with principals or namespaces (Istio's rule) */
+        RM_FUZZ_CHECK(s->service_accounts.n + s->not_service_accounts.n == 0 ||
+                      s->principals.n + s->not_principals.n + s->namespaces.n + s->not_namespaces.n == 0);
         /* a source sets at least one field */
         RM_FUZZ_CHECK(s->principals.n + s->not_principals.n + s->namespaces.n + s->not_namespaces.n + s->ip_blocks.n +
-                          s->not_ip_blocks.n >
+                          s->not_ip_blocks.n + s->service_accounts.n + s->not_service_accounts.n + s->trust_domains.n +
+                          s->not_trust_domains.n + s->remote_ip_blocks.n + s->not_remote_ip_blocks.n >
                       0);
     }
     for (size_t i = 0; i < r->num_to; i++) {

@@ -48,16 +48,17 @@ static void test_lint(void **state)
         print_diags(&diags);
     assert_int_equal(diags.n, 6);
     assert_int_equal(diags.num_errors, 2);
-    expect_diag(&diags.d[0], 1, f, 1, 1, "spec.rules[0].from[0].source",
+    /* each finding at the node it is about: the source, the rule, the condition (not the document's first line) */
+    expect_diag(&diags.d[0], 1, f, 9, 21, "spec.rules[0].from[0].source",
                 "\"x\" is in both principals and notPrincipals: this can never match");
     expect_diag(&diags.d[1], 0, f, 11, 1, "metadata.name",
                 "AuthorizationPolicy a/dup is defined twice (first at test.yaml:1)");
-    expect_diag(&diags.d[2], 1, f, 11, 1, "spec.rules[0]",
+    expect_diag(&diags.d[2], 1, f, 19, 5, "spec.rules[0]",
                 "uses HTTP-only fields (hosts, methods, paths, request.headers): on a connection that is not HTTP this "
                 "DENY rule applies as if they matched, to every connection its other fields match");
-    expect_diag(&diags.d[3], 1, f, 21, 1, "spec.rules[0].when[0]",
+    expect_diag(&diags.d[3], 1, f, 29, 12, "spec.rules[0].when[0]",
                 "\"v\" is in both values and notValues: this can never match");
-    expect_diag(&diags.d[4], 1, f, 21, 1, "spec.rules[0]",
+    expect_diag(&diags.d[4], 1, f, 29, 5, "spec.rules[0]",
                 "uses HTTP-only fields (hosts, methods, paths, request.headers): this ALLOW rule never matches a "
                 "connection that is not HTTP");
     expect_diag(&diags.d[5], 0, f, 37, 1, "metadata.name",
@@ -85,7 +86,7 @@ static void test_lint(void **state)
     if (diags.n != 1)
         print_diags(&diags);
     assert_int_equal(diags.n, 1);
-    expect_diag(&diags.d[0], 1, f, 11, 1, "spec.rules[0]",
+    expect_diag(&diags.d[0], 1, f, 19, 5, "spec.rules[0]",
                 "uses HTTP-only fields (hosts, methods, paths, request.headers): this ALLOW rule never matches a "
                 "connection that is not HTTP");
     rm_policy_diags_clear(&diags);

@@ -75,17 +75,18 @@ static void check_multi_errors(const rm_policy_diags_t *diags, size_t first)
     const char *f = "multi.yaml";
     expect_diag(&diags->d[first + 0], 0, f, 23, 17, "spec.rules[1].to[0].operation.ports[0]",
                 "\"http\" is not a port number (1-65535)");
-    expect_diag(&diags->d[first + 1], 0, f, 24, 9, "spec.rules[1].to[0].operation",
-                "unknown field \"methodz\" (known: hosts, notHosts, ports, notPorts, methods, notMethods, paths, "
-                "notPaths)");
+    expect_diag(
+        &diags->d[first + 1], 0, f, 24, 9, "spec.rules[1].to[0].operation",
+        "unknown field \"methodz\": did you mean \"methods\"? (known: hosts, notHosts, ports, notPorts, methods, "
+        "notMethods, paths, notPaths)");
     expect_diag(&diags->d[first + 2], 0, f, 27, 20, "spec.rules[1].from[0].source.ipBlocks[0]",
                 "\"10.0.0.0/33\" is not an IP address or CIDR block");
     expect_diag(&diags->d[first + 3], 0, f, 28, 22, "spec.rules[1].from[0].source.principals[0]",
                 "\"a*b\": '*' may only be the first or the last character (prefix \"x*\", suffix \"*x\", presence "
                 "\"*\")");
     expect_diag(&diags->d[first + 4], 0, f, 30, 12, "spec.rules[1].when[0].key",
-                "\"request.auth.claims[iss]\": not supported: this key needs request authentication (JWT) or a "
-                "trusted X-Forwarded-For");
+                "\"request.auth.claims[iss]\": not supported: request.auth.* needs request authentication "
+                "(RequestAuthentication, JWT), which this mesh does not provide");
 }
 
 static void check_multi_loaded(const rm_policy_set_t *set)
@@ -199,17 +200,20 @@ static void test_load_error_kinds(void **state)
     expect_diag(&diags.d[0], 0, f, 9, 7, "spec.selector.matchLabels", "field \"app\" appears twice");
     expect_diag(&diags.d[1], 0, f, 13, 21, "spec.rules[0].from[0].source.namespaces", "want a list, got a scalar");
     expect_diag(&diags.d[2], 0, f, 14, 28, "spec.rules[0].from[0].source.requestPrincipals",
-                "not supported: requestPrincipals needs request authentication (JWT) or a trusted X-Forwarded-For, "
-                "which the mesh does not provide");
+                "requestPrincipals is not supported: it needs request authentication (RequestAuthentication, JWT), "
+                "which this mesh does not provide");
     expect_diag(&diags.d[3], 0, f, 15, 9, "spec.rules[0].to", "want a list, got a mapping");
     /* bad apiVersion, missing name, CUSTOM, provider */
     expect_diag(&diags.d[4], 0, f, 17, 13, "apiVersion",
                 "\"security.istio.io/v1beta2\": want ringmesh.io/v1alpha1, security.istio.io/v1 or "
                 "security.istio.io/v1beta1");
     expect_diag(&diags.d[5], 0, f, 20, 3, "metadata", "metadata.name is required");
-    expect_diag(&diags.d[6], 0, f, 22, 11, "spec.action", "the CUSTOM action (external authorizer) is not supported");
+    expect_diag(&diags.d[6], 0, f, 22, 11, "spec.action",
+                "the CUSTOM action is not supported: ringmesh has no external authorization (ext_authz) provider; "
+                "decide in the app or with ALLOW/DENY rules");
     expect_diag(&diags.d[7], 0, f, 24, 5, "spec.provider",
-                "the CUSTOM action and external providers are not supported");
+                "provider is not supported: it names the external authorizer of the CUSTOM action, and ringmesh has "
+                "no external authorization (ext_authz)");
     /* name, annotation, action, rules type, unknown spec field */
     expect_diag(&diags.d[8], 0, f, 36, 9, "metadata.name",
                 "\"Bad_Name\" is not a DNS subdomain name (lower-case letters, digits, '-', '.')");
@@ -322,7 +326,7 @@ static void test_load_when_and_values(void **state)
                                        "      notValues: [\"0\"]\n"                                      /* 12 */
                                        "    - key: connection.sni\n"                                     /* 13 */
                                        "    - values: [x]\n"                                             /* 14 */
-                                       "    - key: remote.ip\n"                                          /* 15 */
+                                       "    - key: experimental.envoy.filters.a[b]\n"                    /* 15 */
                                        "      values: [\"1.2.3.4\"]\n"                                   /* 16 */
                                        "    - key: foo\n"                                                /* 17 */
                                        "      values: [\"\"]\n"                                          /* 18 */
@@ -345,11 +349,12 @@ static void test_load_when_and_values(void **state)
     expect_diag(&diags.d[3], 0, f, 13, 7, "spec.rules[0].when[3]", "a condition needs values or notValues");
     expect_diag(&diags.d[4], 0, f, 14, 7, "spec.rules[0].when[4]", "a condition needs a key");
     expect_diag(&diags.d[5], 0, f, 15, 12, "spec.rules[0].when[5].key",
-                "\"remote.ip\": not supported: this key needs request authentication (JWT) or a trusted "
-                "X-Forwarded-For");
+                "\"experimental.envoy.filters.a[b]\": not supported: experimental.envoy.filters.* reads Envoy filter "
+                "metadata, which the ringmesh proxy does not have");
     expect_diag(&diags.d[6], 0, f, 17, 12, "spec.rules[0].when[6].key",
-                "\"foo\": unknown key (supported: request.headers[NAME], source.ip, source.namespace, "
-                "source.principal, destination.ip, destination.port, connection.sni)");
+                "\"foo\": unknown key (supported: request.headers[NAME], source.ip, remote.ip, source.namespace, "
+                "source.principal, source.serviceAccount, source.trustDomain, destination.ip, destination.port, "
+                "connection.sni)");
     expect_diag(&diags.d[7], 0, f, 18, 16, "spec.rules[0].when[6].values[0]",
                 "empty value: write \"*\" to match any value");
     expect_diag(&diags.d[8], 0, f, 19, 31, "spec.rules[1].to[0].operation.paths[0]",

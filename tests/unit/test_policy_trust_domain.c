@@ -320,7 +320,8 @@ static void test_proxy_config(void **state)
     assert_int_equal(rm_proxy_config_load(p, &cfg, err, sizeof(err)), RM_ERR_CONFIG_VALUE);
     assert_null(cfg);
     char want[256];
-    snprintf(want, sizeof(want), "%s:5:37: authorization.trustDomainAliases[1]: \"Bad_TD\" is not a SPIFFE trust domain", p);
+    snprintf(want, sizeof(want),
+             "%s:5:37: authorization.trustDomainAliases[1]: \"Bad_TD\" is not a SPIFFE trust domain", p);
     if (strncmp(err, want, strlen(want)) != 0)
         fail_msg("got \"%s\"\nwant \"%s...\"", err, want);
     unlink(p);
@@ -336,7 +337,7 @@ static void test_proxy_policies_from_files(void **state)
     snprintf(dir, sizeof(dir), "policies/p.yaml");
     write_file(dir, POLICIES);
     snprintf(dir, sizeof(dir), "%s/policies", tmp);
-    assert_int_equal(rm_authz_from_path(dir, 0, 0, "example.org", aliases, 1, "host", &a, err, sizeof(err)), 0);
+    assert_int_equal(rm_authz_from_path(dir, 0, 0, "example.org", aliases, 1, 0, "host", &a, err, sizeof(err)), 0);
     char got[128];
     assert_string_equal(decide(a->engine, "spiffe://old.example/ns/web/sa/frontend", got, sizeof(got)),
                         "allow-frontend#0");

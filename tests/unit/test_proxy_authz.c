@@ -264,7 +264,7 @@ static void test_from_path(void **state)
     assert_non_null(f = fopen(path, "w"));
     fputs(TWO, f);
     fclose(f);
-    assert_int_equal(rm_authz_from_path(dir, 0, 0, NULL, NULL, 0, "host", &a, err, sizeof(err)), 0);
+    assert_int_equal(rm_authz_from_path(dir, 0, 0, NULL, NULL, 0, 0, "host", &a, err, sizeof(err)), 0);
     assert_int_equal(a->set.num_policies, 2);
     assert_int_equal(a->wp.opts.default_action, RM_AUTHZ_DENY);
     rm_authz_unref(a);
@@ -276,7 +276,8 @@ static void test_from_path(void **state)
           "spec: {rules: [{to: [{operation: {ports: ['0']}}]}]}\n",
           f);
     fclose(f);
-    assert_int_equal(rm_authz_from_path(dir, 1, 0, NULL, NULL, 0, "host", &a, err, sizeof(err)), RM_ERR_POLICY_INVALID);
+    assert_int_equal(rm_authz_from_path(dir, 1, 0, NULL, NULL, 0, 0, "host", &a, err, sizeof(err)),
+                     RM_ERR_POLICY_INVALID);
     assert_null(a);
     assert_non_null(strstr(err, "p.yaml:4:"));
     assert_non_null(strstr(err, "spec.rules[0].to[0].operation.ports[0]: \"0\" is not a port number"));

@@ -403,13 +403,34 @@ static void test_path_normalization(void **state)
     }
 }
 
+/* authorization.numTrustedProxies: 0 when absent, 0..64, anything else refused with its place */
+static void test_num_trusted_proxies(void **state)
+{
+    char text[1024], err[1024];
+    snprintf(text, sizeof(text), "%sauthorization:\n  policyDir: /p\n", TLS_OK);
+    rm_proxy_config_t *cfg = load_ok(write_tmp_str("ntp.yaml", text));
+    assert_int_equal(cfg->authz_num_trusted_proxies, 0);
+    rm_proxy_config_free(cfg);
+    snprintf(text, sizeof(text), "%sauthorization:\n  policyDir: /p\n  numTrustedProxies: 2\n", TLS_OK);
+    cfg = load_ok(write_tmp_str("ntp.yaml", text));
+    assert_int_equal(cfg->authz_num_trusted_proxies, 2);
+    rm_proxy_config_free(cfg);
+    snprintf(text, sizeof(text), "%sauthorization:\n  policyDir: /p\n  numTrustedProxies: 65\n", TLS_OK);
+    cfg = NULL;
+    assert_int_equal(rm_proxy_config_load(write_tmp_str("ntp.yaml", text), &cfg, err, sizeof(err)),
+                     RM_ERR_CONFIG_VALUE);
+    assert_null(cfg);
+    assert_contains(err, "ntp.yaml:7:22: authorization.numTrustedProxies: \"65\" is not a whole number in 0..64");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_normalization), cmocka_unit_test(test_env_overrides),
-        cmocka_unit_test(test_sockaddr_parse),     cmocka_unit_test(test_duration_parse),
-        cmocka_unit_test(test_find_destination),   cmocka_unit_test(test_port_mode),
-        cmocka_unit_test(test_empty_collections),  cmocka_unit_test(test_control_keepalive),
+        cmocka_unit_test(test_path_normalization),  cmocka_unit_test(test_env_overrides),
+        cmocka_unit_test(test_sockaddr_parse),      cmocka_unit_test(test_duration_parse),
+        cmocka_unit_test(test_find_destination),    cmocka_unit_test(test_port_mode),
+        cmocka_unit_test(test_empty_collections),   cmocka_unit_test(test_control_keepalive),
+        cmocka_unit_test(test_num_trusted_proxies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -515,6 +515,40 @@ static void test_path_normalization_setting(void **state)
                          "MERGE_SLASHES, DECODE_AND_MERGE_SLASHES or NONE");
 }
 
+/* spec.defaultConfig.gatewayTopology.numTrustedProxies (Istio's): 0 when absent and then the mesh keeps its version;
+ * 0..64; anything else refused with file, line and field. */
+static void test_num_trusted_proxies_setting(void **state)
+{
+    static const char head[] = "apiVersion: ringmesh.io/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\n";
+    char dir[128], file[160], text[512], err[2048], base_version[64];
+
+    tmp_dir("trusted-proxies", dir, sizeof(dir));
+    snprintf(file, sizeof(file), "%s/mesh.yaml", dir);
+    snprintf(text, sizeof(text), "%sspec:\n  authorization: {defaultAction: DENY}\n", head);
+    write_file(file, text);
+    rm_mesh_model_t *m = load_ok(dir);
+    assert_int_equal(m->settings.num_trusted_proxies, 0);
+    snprintf(base_version, sizeof(base_version), "%s", m->version);
+    rm_mesh_model_unref(m);
+
+    snprintf(text, sizeof(text),
+             "%sspec:\n  authorization: {defaultAction: DENY}\n  defaultConfig:\n    gatewayTopology:\n"
+             "      numTrustedProxies: 2\n",
+             head);
+    write_file(file, text);
+    m = load_ok(dir);
+    assert_int_equal(m->settings.num_trusted_proxies, 2);
+    assert_string_not_equal(m->version, base_version);
+    rm_mesh_model_unref(m);
+
+    snprintf(text, sizeof(text), "%sspec:\n  defaultConfig: {gatewayTopology: {numTrustedProxies: many}}\n", head);
+    write_file(file, text);
+    load_fail(dir, RM_ERR_CONFIG_VALUE, err, sizeof(err));
+    assert_contains(err, file);
+    assert_contains(err, "spec.defaultConfig.gatewayTopology.numTrustedProxies: \"many\" is not a whole number in "
+                         "0..64");
+}
+
 int main(void)
 {
     struct CMUnitTest tests[64];
@@ -533,5 +567,6 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_version);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_canonical_serialization);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_path_normalization_setting);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_num_trusted_proxies_setting);
     return _cmocka_run_group_tests("source_file_load", tests, n, group_setup, group_teardown);
 }

@@ -17,6 +17,10 @@
  *    order joined with "," (Envoy's rule), so "guest" and "admin" are "guest,admin".
  *  - Principals naming cluster.local, the mesh's trust domain or one of its aliases stand for the workload in each
  *    of them (Istio's trust-domain migration; rm_authz_principal_expand), expanded when the engine compiles.
+ *  - serviceAccounts ("NS/SA", or "SA" of the policy's namespace) match the peer's SPIFFE ID in any trust domain;
+ *    trustDomains match its trust domain as written. Paths with {*} (one segment) or {**} (any, the last operator)
+ *    are Istio's path templates. remote.ip is the Nth address from the right of X-Forwarded-For when the mesh
+ *    trusts N > 0 proxies (opts.num_trusted_proxies) and the request has that many, else the source IP.
  *  - HTTP-only fields (hosts, methods, paths, request.headers) on a connection that is not HTTP: in an ALLOW
  *    policy the rule does not match; in DENY and AUDIT policies those fields count as matching.
  *  - A policy annotated ringmesh.io/dry-run: "true" is evaluated as if it were in force and the difference is
@@ -49,15 +53,23 @@ typedef struct st_rm_strlist_t {
 
 typedef struct st_rm_authz_source_t {
     rm_strlist_t principals, not_principals, namespaces, not_namespaces, ip_blocks, not_ip_blocks;
+    /* Istio's serviceAccounts ("NS/SA": the peer's SPIFFE ID in any trust domain), trustDomains (the peer's trust
+     * domain) and remoteIpBlocks (remote.ip: the client address X-Forwarded-For names, per the mesh's
+     * numTrustedProxies, else the source IP) */
+    rm_strlist_t service_accounts, not_service_accounts, trust_domains, not_trust_domains, remote_ip_blocks,
+        not_remote_ip_blocks;
+    unsigned line, column; /* of the source in its file (0: not from a file) */
 } rm_authz_source_t;
 
 typedef struct st_rm_authz_operation_t {
     rm_strlist_t hosts, not_hosts, ports, not_ports, methods, not_methods, paths, not_paths;
+    unsigned line, column; /* of the operation in its file (0: not from a file) */
 } rm_authz_operation_t;
 
 typedef struct st_rm_authz_condition_t {
     char *key; /* "request.headers[x-user]", "source.ip", ... */
     rm_strlist_t values, not_values;
+    unsigned line, column; /* of the condition in its file (0: not from a file) */
 } rm_authz_condition_t;
 
 typedef struct st_rm_authz_rule_t {
@@ -67,6 +79,7 @@ typedef struct st_rm_authz_rule_t {
     size_t num_to;
     rm_authz_condition_t *when;
     size_t num_when;
+    unsigned line, column; /* of the rule in its file (0: not from a file), for the findings of lint */
 } rm_authz_rule_t;
 
 typedef struct st_rm_label_t {
@@ -197,6 +210,10 @@ typedef struct st_rm_authz_engine_opts_t {
     const char *trust_domain;
     char *const *trust_domain_aliases;
     size_t num_trust_domain_aliases;
+    /* The mesh's numTrustedProxies (Istio's gatewayTopology): N > 0 makes remote.ip (remoteIpBlocks) the Nth address
+     * from the right of the request's X-Forwarded-For when it has that many and it is an IP address; otherwise, and
+     * on a connection that is not HTTP, remote.ip is the source IP. */
+    uint32_t num_trusted_proxies;
 } rm_authz_engine_opts_t;
 
 /** What a policy's principal (`principals`, `notPrincipals`, `source.principal` values) stands for in a mesh whose
@@ -231,6 +248,10 @@ typedef struct st_rm_authz_attrs_t {
     const char *trace_id; /* for the decision log: the trace the request is in (32 hex), when the caller knows it
                              (the proxy's tracing, which also knows the trace it starts); NULL: read from the
                              request's traceparent or x-b3-traceid */
+    /* remote.ip as the caller knows it (e.g. from a PROXY protocol header); when not set the engine derives it:
+     * X-Forwarded-For per opts.num_trusted_proxies, else the source IP */
+    uint8_t remote_ip[16];
+    uint8_t have_remote_ip;
 } rm_authz_attrs_t;
 
 typedef enum {
@@ -262,6 +283,10 @@ typedef struct st_rm_authz_decision_t {
     uint8_t log; /* this decision should be logged (denied, would-deny, audit, or allowed with logAllowed) */
     /* REASON_HEADER_TOO_LONG: the header's name (lower case, owned by the engine) */
     const char *header;
+    /* remote.ip as the engine took it from X-Forwarded-For (numTrustedProxies), for the log; not set when remote.ip
+     * was the source IP or the caller's */
+    uint8_t remote_ip[16];
+    uint8_t have_remote_ip;
 } rm_authz_decision_t;
 
 /** Decides. Allocates nothing. `sample` is a caller-provided random value in [0, 1) for allow-log sampling. */
