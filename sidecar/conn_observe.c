@@ -157,6 +157,8 @@ static void access_keep(rm_conn_t *c, unsigned i, const rm_http_request_t *req, 
     rm_access_request_t probe;
     rm_access_request_t *rec;
 
+    if (!rm__conn_cfg(c)->access_log)
+        return; /* off: not even the clock is read */
     if (o->alog != NULL && o->alog[i] != NULL)
         rec = o->alog[i];
     else {
