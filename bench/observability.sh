@@ -3,6 +3,8 @@
 # configurations, interleaved round by round in one run:
 #   direct    client -> backend
 #   off       ringmesh pair (bench/pair.sh) with metrics.enabled false and no tracing: requests are not parsed
+#   parse     the floor of observing: metrics off, no tracing, the access log on with a sample rate of 0, so that
+#             every request and response is parsed by the HTTP filter and nothing is recorded
 #   on        the same pair with Istio's metrics on and OpenTelemetry tracing at a 1 % sample rate
 #             (parentbased_traceidratio 0.01), spans exported over OTLP/HTTP to a collector on loopback
 # Each round measures, per configuration: the maximum keep-alive requests/s (h2load, HTTP/1.1, CONNS connections,
@@ -55,9 +57,10 @@ bench_certs
 declare -A PORT
 PORT[direct]=$be
 PORT[off]=$(bench_pair off "$work/off/pids" RM_METRICS=false)
+PORT[parse]=$(bench_pair parse "$work/parse/pids" RM_METRICS=false RM_ACCESS_LOG="{enabled: true, sampleRate: 0}")
 PORT[on]=$(bench_pair on "$work/on/pids" RM_METRICS=true OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$col" \
     OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 OTEL_SERVICE_NAME=bench)
-for c in direct off on; do bench_wait_200 "$c" "${PORT[$c]}"; done
+for c in direct off parse on; do bench_wait_200 "$c" "${PORT[$c]}"; done
 grep -q 'enabled: false' "$work/off/outbound.yaml" || { echo "observability.sh: metrics are not off on 'off'" >&2; exit 1; }
 
 # CPU time (user + system, in clock ticks) of the pair NAME's proxies so far; 0 for direct
@@ -90,11 +93,11 @@ latency() {
     bench_percentiles "$log"
 }
 
-configs=(direct off on)
+configs=(direct off parse on)
 declare -A RPS CPU R50 R90 R99
 for r in $(seq 1 "$ROUNDS"); do
-    for k in 0 1 2; do
-        c=${configs[$(((r + k) % 3))]}
+    for k in 0 1 2 3; do
+        c=${configs[$(((r + k) % 4))]}
         read -r rps cpu < <(throughput "$c" "${PORT[$c]}")
         read -r p50 p90 p99 < <(latency "${PORT[$c]}")
         RPS[$c]+="$rps " CPU[$c]+="$cpu " R50[$c]+="$p50 " R90[$c]+="$p90 " R99[$c]+="$p99 "
@@ -133,5 +136,7 @@ exports=$(cat "$work/collector.count" 2>/dev/null || echo "0 0")
     done
     echo
     echo "on against off: max req/s ×$(ratio "${M[on]}" "${M[off]}") (target at least ×0.95), added p50" \
-        "×$(ratio "$a50on" "$a50off") (target at most ×1.05), CPU per request ×$(ratio "${MC[on]}" "${MC[off]}")."
+        "×$(ratio "$a50on" "$a50off") (target at most ×1.05), CPU per request ×$(ratio "${MC[on]}" "${MC[off]}")." \
+        "Against parse (the parsing floor): max req/s ×$(ratio "${M[on]}" "${M[parse]}"), added p50" \
+        "×$(ratio "$a50on" "$((M50[parse] - M50[direct]))"), CPU per request ×$(ratio "${MC[on]}" "${MC[parse]}")."
 } | tee "$out.md"
