@@ -15,90 +15,24 @@
 # Needs nginx and h2load (nghttp2-client): installs them when missing (root). Everything listens on 127.0.0.1;
 # every process started here is stopped by its PID.
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_NAME=enforcement.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RULES=${RULES:-1000}
 ROUNDS=${ROUNDS:-12}
 SECS=${SECS:-10}
 RATE=${RATE:-1000}
 CONNS=${CONNS:-16}
-ctl=$here/build/ctl/ringmeshctl
 out=${1:-$here/bench/out/enforcement-$(date -u +%Y%m%dT%H%M%SZ)}
-[ -x "$ctl" ] && [ -x "$here/build/sidecar/ringmesh-proxy" ] || {
-    echo "enforcement.sh: build first (scripts/test.sh or cmake --build build)" >&2
-    exit 1
-}
-if ! command -v nginx >/dev/null || ! command -v h2load >/dev/null; then
-    apt-get install -y --no-install-recommends nginx-light nghttp2-client >/dev/null
-fi
+bench_init
 mkdir -p "$(dirname "$out")"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$work/pids" ] && while read -r p; do kill "$p" 2>/dev/null || true; done <"$work/pids"
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_backend
+bench_certs
 
-# ports: free ones on loopback
-port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 20000))
-        ss -Hltn "sport = :$p" | grep -q . || break
-    done
-    echo "$p"
-}
-
-# backend: nginx, one worker, keep-alive, a fixed 1,024-byte body
-be=$(port)
-mkdir -p "$work/nginx/logs"
-body=$(head -c 1024 /dev/zero | tr '\0' x)
-cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
-    uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-    server { listen 127.0.0.1:$be; location / { default_type text/plain; return 200 "$body"; } }
-}
-EOF
-nginx -p "$work/nginx/" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/nginx/out.log" 2>&1 &
-pids+=($!)
-
-# certificates, as peer-bench.sh makes them: SPIFFE IDs for client and server
-"$ctl" svid issue --ca --trust-domain cluster.local --cert "$work/ca.pem" --key "$work/ca.key" >/dev/null
-"$ctl" svid issue --ca-cert "$work/ca.pem" --ca-key "$work/ca.key" --id spiffe://cluster.local/ns/default/sa/client \
-    --cert "$work/client.pem" --key "$work/client.key" >/dev/null
-"$ctl" svid issue --ca-cert "$work/ca.pem" --ca-key "$work/ca.key" --id spiffe://cluster.local/ns/default/sa/server \
-    --cert "$work/server.pem" --key "$work/server.key" >/dev/null
-
-start_pair() { # NAME RULES -> prints the outbound port
-    local name=$1 rules=$2 o i
-    o=$(port)
-    i=$(port)
-    mkdir -p "$work/$name"
-    OUT_LISTEN=$o IN_LISTEN=$i BACKEND=127.0.0.1:$be CA=$work/ca.pem CERT_CLIENT=$work/client.pem \
-        KEY_CLIENT=$work/client.key CERT_SERVER=$work/server.pem KEY_SERVER=$work/server.key PAIR_WORKDIR=$work/$name \
-        PAIR_PIDFILE=$work/pids RM_POLICY_RULES=$rules bash "$here/bench/pair.sh" >/dev/null
-    echo "$o"
-}
 declare -A PORT
 PORT[direct]=$be
-PORT[pair]=$(start_pair pair 0)
-PORT[enforced]=$(start_pair enforced "$RULES")
-for c in direct pair enforced; do
-    for _ in $(seq 1 100); do
-        curl -sf -o /dev/null "http://127.0.0.1:${PORT[$c]}/" && break
-        sleep 0.05
-    done
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$c]}/")
-    [ "$code" = 200 ] || { echo "enforcement.sh: $c does not answer 200 ($code)" >&2; exit 1; }
-done
+PORT[pair]=$(bench_pair pair "$work/pids")
+PORT[enforced]=$(bench_pair enforced "$work/pids" RM_POLICY_RULES="$RULES")
+for c in direct pair enforced; do bench_wait_200 "$c" "${PORT[$c]}"; done
 grep -q '"policies_loaded"' "$work/enforced/inbound.log" 2>/dev/null ||
     grep -q 'authorization' "$work/enforced/inbound.yaml" || { echo "enforcement.sh: no policy on the enforced pair" >&2; exit 1; }
 
@@ -108,9 +42,7 @@ measure() {
     rm -f "$log"
     timeout $((SECS + 30)) h2load --h1 -c "$CONNS" --rps "$(awk "BEGIN{print $RATE/$CONNS}")" -n "$n" -r 1 \
         --rate-period 1ms --log-file "$log" "http://127.0.0.1:$p/" >/dev/null
-    awk '$2 == 200 {print $3}' "$log" | sort -n | awk '{a[NR]=$1} END {
-        if (NR < 100) { print "- - -"; exit }
-        printf "%d %d %d\n", a[int(NR*0.5)], a[int(NR*0.9)], a[int(NR*0.99)] }'
+    bench_percentiles "$log"
 }
 
 configs=(direct pair enforced)
@@ -123,7 +55,7 @@ for r in $(seq 1 "$ROUNDS"); do
         echo "enforcement.sh: round $r $c: p50 $p50 p90 $p90 p99 $p99 µs" >&2
     done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { bench_median; }
 # paired per round: enforced's added latency over pair's, each over the same round's direct (rounds see the same
 # machine phase, so their ratios vary less than ratios of medians)
 per_round_ratios() { # PCT -> one ratio per round
@@ -144,10 +76,8 @@ a50p=$(add "${M50[pair]}" "${M50[direct]}") a99p=$(add "${M99[pair]}" "${M99[dir
 a50e=$(add "${M50[enforced]}" "${M50[direct]}") a99e=$(add "${M99[enforced]}" "${M99[direct]}")
 ratio() { awk "BEGIN{ if ($2 <= 0) print \"-\"; else printf \"%.2f\", $1/$2 }"; }
 {
-    echo "### Run of $(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    echo
-    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, kernel $(uname -r)." \
-        "$ROUNDS rounds of $SECS s per configuration, rotated; $RATE req/s over $CONNS HTTP/1.1 keep-alive connections;" \
+    bench_header
+    echo "$ROUNDS rounds of $SECS s per configuration, rotated; $RATE req/s over $CONNS HTTP/1.1 keep-alive connections;" \
         "enforced: $RULES rules. Medians over the rounds, µs."
     echo
     echo "| config | p50 | p90 | p99 | +p50 | +p99 | p50 per round | p99 per round |"

@@ -10,8 +10,8 @@
 # The environment (OUT_LISTEN IN_LISTEN BACKEND CA CERT_CLIENT KEY_CLIENT CERT_SERVER KEY_SERVER PAIR_WORKDIR) comes
 # from peer-bench.sh. Knobs: RM_PROXY (binary), RM_WORKERS (default 1), RINGMESH_IO_BACKEND (auto|io_uring|epoll),
 # RM_POLICY_RULES (authorization rules on the inbound proxy, default none), RM_METRICS (metrics.enabled of both
-# proxies: true, the default, or false), RM_MAX_CONNECTIONS (maxConnections of both, default the proxy's 4096).
-# Tracing follows the OTEL_* variables of the environment (docs/tracing.md).
+# proxies: true, the default, or false), RM_MAX_CONNECTIONS (maxConnections of both, default the proxy's 4096),
+# RM_ACCESS_LOG (accessLog of both proxies, e.g. "{enabled: true, sampleRate: 0}"; default none). Tracing follows the OTEL_* variables of the environment (docs/tracing.md).
 # Both proxies start in the background in this session and this script returns; peer-bench stops them by PID.
 set -euo pipefail
 
@@ -20,6 +20,7 @@ proxy=${RM_PROXY:-$here/build/sidecar/ringmesh-proxy}
 workers=${RM_WORKERS:-1}
 metrics=${RM_METRICS:-true}
 maxconns=${RM_MAX_CONNECTIONS:-4096}
+access_log=${RM_ACCESS_LOG:-}
 work=${PAIR_WORKDIR:-$(mktemp -d)}
 : "${OUT_LISTEN:?}" "${IN_LISTEN:?}" "${BACKEND:?}" "${CA:?}" "${CERT_CLIENT:?}" "${KEY_CLIENT:?}" \
   "${CERT_SERVER:?}" "${KEY_SERVER:?}"
@@ -62,6 +63,10 @@ listeners:
     target: "$BACKEND"
     mode: STRICT
 YAML
+
+if [ -n "$access_log" ]; then
+    printf 'accessLog: %s\n' "$access_log" | tee -a "$work/outbound.yaml" >>"$work/inbound.yaml"
+fi
 
 # RM_POLICY_RULES=N: the inbound proxy enforces N AuthorizationPolicy rules (authorization.policyDir), so the
 # pair measures enforcement: a DENY rule on admin paths, N-2 ALLOW rules for other principals, namespaces and paths,

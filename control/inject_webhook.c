@@ -36,11 +36,14 @@
 #define DEFAULT_BODY_MAX (4u << 20)
 #define DEFAULT_IO_MS    10000
 #define HANDSHAKE_MS     3000 /* the API server completes a handshake in milliseconds: a silent client is cut off soon */
+#define RENEW_CHECK_MS   1000 /* how often the renewal thread looks at the certificate (and the files) */
 
 struct st_rm_inject_webhook_t {
     int fd, stop_fd;
     pthread_t threads[MAX_THREADS];
     unsigned num_threads;
+    pthread_t renewer; /* renews the serving certificate on time, whether connections come or not */
+    int have_renewer;
     unsigned port;
     rm_inject_webhook_config_t cfg;
     char *spiffe_id;
@@ -602,6 +605,27 @@ static void *webhook_thread(void *arg)
     return NULL;
 }
 
+/* Once a second, what a connection would do first: renew the certificate at half its life, or load the files again
+ * when they changed. Without it, a webhook that no connection reached would keep (and the expiry metric show) a
+ * certificate past its renewal time until the next connection came. */
+static void *renew_thread(void *arg)
+{
+    rm_inject_webhook_t *w = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        struct pollfd pfd = {w->stop_fd, POLLIN, 0};
+        int r = poll(&pfd, 1, RENEW_CHECK_MS);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r != 0)
+            break; /* stopping (or poll failed: connections still renew it) */
+        rm_tls_ctx_unref(current_ctx(w));
+    }
+    return NULL;
+}
+
 /* ---------------------------------------------------------------------------------------------------------
  * Start and stop.
  * ------------------------------------------------------------------------------------------------------- */
@@ -687,6 +711,12 @@ int rm_inject_webhook_start(const rm_inject_webhook_config_t *cfg, rm_inject_web
     memset(&bound, 0, sizeof(bound));
     if (getsockname(w->fd, &bound.sa, &bl) == 0)
         w->port = ntohs(bound.sa.sa_family == AF_INET6 ? bound.in6.sin6_port : bound.in.sin_port);
+    if ((ret = pthread_create(&w->renewer, NULL, renew_thread, w)) != 0) {
+        snprintf(err, errlen, "cannot start the webhook's renewal thread");
+        ret = -ret;
+        goto Fail;
+    }
+    w->have_renewer = 1;
     for (; w->num_threads < w->cfg.threads; w->num_threads++) {
         if ((ret = pthread_create(&w->threads[w->num_threads], NULL, webhook_thread, w)) != 0) {
             snprintf(err, errlen, "cannot start the webhook's threads");
@@ -708,11 +738,16 @@ void rm_inject_webhook_stop(rm_inject_webhook_t *w)
 
     if (w == NULL)
         return;
-    if (w->num_threads != 0 && write(w->stop_fd, &one, sizeof(one)) != sizeof(one))
+    if ((w->num_threads != 0 || w->have_renewer) && write(w->stop_fd, &one, sizeof(one)) != sizeof(one)) {
         for (unsigned i = 0; i < w->num_threads; i++)
             pthread_cancel(w->threads[i]);
+        if (w->have_renewer)
+            pthread_cancel(w->renewer);
+    }
     for (unsigned i = 0; i < w->num_threads; i++)
         pthread_join(w->threads[i], NULL);
+    if (w->have_renewer)
+        pthread_join(w->renewer, NULL);
     webhook_free(w);
 }
 

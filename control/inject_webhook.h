@@ -2,11 +2,12 @@
  * rm_inject_review() (inject/inject.h).
  *
  * TLS 1.3 through libringmesh's TLS backend, with a serving certificate the control plane's own CA issues at start
- * (its SPIFFE ID plus the DNS names the API server dials, ringmesh-control.<ns>.svc) and again at half its life; no
- * client certificate is asked for (the API server presents none by default). HTTP/1.1 with http-parser, one
- * request per connection (Connection: close), bodies of at most max_body bytes, the TLS handshake bounded by 3 s and
- * the whole exchange by io_timeout_ms. A few threads accept on the one socket; each serves one connection at a time.
- * Every review is logged (event inject_review) with its uid, namespace, name, outcome and reason. */
+ * (its SPIFFE ID plus the DNS names the API server dials, ringmesh-control.<ns>.svc) and again at half its life (a
+ * thread looks once a second, whether connections come or not); no client certificate is asked for (the API server
+ * presents none by default). HTTP/1.1 with http-parser, one request per connection (Connection: close), bodies of at
+ * most max_body bytes, the TLS handshake bounded by 3 s and the whole exchange by io_timeout_ms. A few threads accept
+ * on the one socket; each serves one connection at a time. Every review is logged (event inject_review) with its uid,
+ * namespace, name, outcome and reason. */
 #ifndef RINGMESH_CONTROL_INJECT_WEBHOOK_H
 #define RINGMESH_CONTROL_INJECT_WEBHOOK_H
 

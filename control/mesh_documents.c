@@ -952,6 +952,7 @@ static int load_document(file_ctx_t *ctx, size_t end)
     const kind_t *kind;
     rm_yaml_cyaml_capture_t *cap = NULL;
     raw_doc_t *raw = NULL;
+    char *expanded = NULL;
     cyaml_config_t cyaml_cfg = rm_yaml_cyaml_config;
     cyaml_err_t cerr;
     int ret = 0;
@@ -967,8 +968,19 @@ static int load_document(file_ctx_t *ctx, size_t end)
     cap->line_offset = ctx->doc->first_line - 1;
     cyaml_cfg.log_ctx = cap;
 
-    cerr = cyaml_load_data((const uint8_t *)ctx->data + ctx->doc->begin, end - ctx->doc->begin, &cyaml_cfg,
-                           kind->schema, (cyaml_data_t **)&raw, NULL);
+    const char *text = ctx->data + ctx->doc->begin;
+    size_t text_len = end - ctx->doc->begin;
+    /* MeshConfig's accessLog: true|false stands for accessLog: {enabled: true|false} */
+    if (strcmp(kind->name, "MeshConfig") == 0 &&
+        rm_yaml_scalar_shorthand(text, text_len, "spec.accessLog", "enabled", &expanded, &text_len) != 0) {
+        ret = rm_config_report(&ctx->cdoc, RM_ERR_CONFIG_PARSE, ctx->doc->pos, "", "out of memory");
+        goto Exit;
+    }
+    if (expanded != NULL)
+        text = expanded;
+    else
+        text_len = end - ctx->doc->begin;
+    cerr = cyaml_load_data((const uint8_t *)text, text_len, &cyaml_cfg, kind->schema, (cyaml_data_t **)&raw, NULL);
     if (cerr != CYAML_OK) {
         raw = NULL;
         ret = rm_yaml_report_cyaml_error(cap, cerr, kind->fields, &ctx->doc->map, ctx->doc->pos, rm_config_vreport,
@@ -984,6 +996,7 @@ static int load_document(file_ctx_t *ctx, size_t end)
 Exit:
     if (raw != NULL)
         cyaml_free(&cyaml_cfg, kind->schema, raw, 0);
+    free(expanded);
     free(cap);
     return ret;
 }

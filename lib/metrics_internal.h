@@ -13,13 +13,13 @@
 /* One label set in one shard. Written by the shard's owner only (relaxed stores); read by a scrape under the shard's
  * mutex. Counters use v[0]; histograms v[0..num_bounds] (per bucket, not cumulative, the last is +Inf), then
  * v[num_bounds + 1] the count and v[num_bounds + 2] the sum's bits (a double). The label strings follow. */
-typedef struct st_rm_metric_series_t {
+struct st_rm_metric_series_t {
     struct st_rm_metric_series_t *next; /* chain */
     uint32_t hash;
     atomic_uint_fast64_t last_ms;
     const char **values;
     atomic_uint_fast64_t v[];
-} rm_metric_series_t;
+};
 
 typedef struct st_rm_metrics_family_shard_t {
     rm_metric_series_t *chains[RM_METRICS_BUCKETS];
@@ -32,6 +32,10 @@ struct st_rm_metrics_shard_t {
     rm_metrics_t *m;
     pthread_mutex_t mutex; /* taken by the owner when it links or unlinks a series, and by a scrape */
     rm_metrics_family_shard_t *families;
+    /* bumped whenever a series of the shard may have been freed or a fold may have become a series (expiry removed
+     * one, the series limit changed): series pointers held across calls are valid while it is unchanged */
+    atomic_uint_fast64_t generation;
+    uint64_t lookups; /* label-set lookups by hash (owner only; tests read it to see the cache at work) */
 };
 
 struct st_rm_metrics_t {

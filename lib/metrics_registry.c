@@ -59,6 +59,7 @@ int rm_metrics_new(rm_metrics_t **out, const rm_metric_def_t *defs, size_t num_d
             goto Exit;
         }
         pthread_mutex_init(&sh->mutex, NULL);
+        atomic_init(&sh->generation, 0);
         m->num_shards++;
     }
     *out = m;
@@ -99,7 +100,10 @@ rm_metrics_shard_t *rm_metrics_shard(rm_metrics_t *m, unsigned i)
 
 void rm_metrics_set_limits(rm_metrics_t *m, size_t max_series, uint64_t expiry_ms)
 {
-    atomic_store_explicit(&m->max_series, max_series, memory_order_relaxed);
+    /* a new limit can give a label set that folded its own series: kept overflow pointers are to be looked up again */
+    if (atomic_exchange_explicit(&m->max_series, max_series, memory_order_relaxed) != max_series)
+        for (unsigned s = 0; s < m->num_shards; s++)
+            atomic_fetch_add_explicit(&m->shards[s].generation, 1, memory_order_relaxed);
     atomic_store_explicit(&m->expiry_ms, expiry_ms, memory_order_relaxed);
 }
 
@@ -150,7 +154,8 @@ static rm_metric_series_t *series_alloc(const rm_metric_def_t *d, const char *co
 }
 
 /* The series of `values` in the shard: found without a lock (the caller owns the shard), else created and linked
- * under the mutex, else (limit reached, or no memory) the overflow series. NULL only when even that cannot be had. */
+ * under the mutex, else (limit reached, or no memory) the overflow series. NULL only when even that cannot be had.
+ * A fold is counted by the recording (record_begin), not here. */
 static rm_metric_series_t *find_series(rm_metrics_shard_t *sh, unsigned family, const char *const *values,
                                        uint64_t now_ms)
 {
@@ -160,6 +165,7 @@ static rm_metric_series_t *find_series(rm_metrics_shard_t *sh, unsigned family, 
     uint32_t h = hash_values(values, d->num_labels);
     rm_metric_series_t *x;
 
+    sh->lookups++;
     for (x = fs->chains[h % RM_METRICS_BUCKETS]; x != NULL; x = x->next)
         if (x->hash == h && same_values(x->values, values, d->num_labels))
             goto Found;
@@ -174,7 +180,6 @@ static rm_metric_series_t *find_series(rm_metrics_shard_t *sh, unsigned family, 
         goto Found;
     }
     atomic_fetch_sub_explicit(&m->num_series[family], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&fs->folded, 1, memory_order_relaxed);
     if (fs->overflow == NULL) {
         if ((x = series_alloc(d, overflow_values, 0)) == NULL)
             return NULL;
@@ -194,23 +199,45 @@ static inline void bump(atomic_uint_fast64_t *a, uint64_t v)
     atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + v, memory_order_relaxed);
 }
 
-void rm_metrics_add(rm_metrics_shard_t *sh, unsigned family, const char *const *values, uint64_t v, uint64_t now_ms)
+/* A recording into `x` of family `family` of kind `kind`: 1 to go on (its time is noted, a fold counted), 0 when
+ * the family is not of that kind. */
+static inline int record_begin(rm_metrics_shard_t *sh, unsigned family, rm_metric_kind_t kind, rm_metric_series_t *x,
+                               uint64_t now_ms)
 {
-    rm_metric_series_t *x;
-    if (family >= sh->m->num_defs || sh->m->defs[family].kind != RM_METRIC_COUNTER)
-        return;
-    if ((x = find_series(sh, family, values, now_ms)) != NULL)
+    if (x == NULL || family >= sh->m->num_defs || sh->m->defs[family].kind != kind)
+        return 0;
+    if (x == sh->families[family].overflow)
+        atomic_fetch_add_explicit(&sh->families[family].folded, 1, memory_order_relaxed);
+    else if (atomic_load_explicit(&x->last_ms, memory_order_relaxed) != now_ms)
+        atomic_store_explicit(&x->last_ms, now_ms, memory_order_relaxed);
+    return 1;
+}
+
+rm_metric_series_t *rm_metrics_series(rm_metrics_shard_t *sh, unsigned family, const char *const *values,
+                                      uint64_t now_ms)
+{
+    if (family >= sh->m->num_defs)
+        return NULL;
+    return find_series(sh, family, values, now_ms);
+}
+
+uint64_t rm_metrics_generation(const rm_metrics_shard_t *sh)
+{
+    return atomic_load_explicit(&sh->generation, memory_order_relaxed);
+}
+
+void rm_metrics_series_add(rm_metrics_shard_t *sh, unsigned family, rm_metric_series_t *x, uint64_t v, uint64_t now_ms)
+{
+    if (record_begin(sh, family, RM_METRIC_COUNTER, x, now_ms))
         bump(&x->v[0], v);
 }
 
-void rm_metrics_observe(rm_metrics_shard_t *sh, unsigned family, const char *const *values, double v, uint64_t now_ms)
+void rm_metrics_series_observe(rm_metrics_shard_t *sh, unsigned family, rm_metric_series_t *x, double v,
+                               uint64_t now_ms)
 {
-    const rm_metric_def_t *d;
-    rm_metric_series_t *x;
+    const rm_metric_def_t *d = &sh->m->defs[family < sh->m->num_defs ? family : 0];
     size_t b;
-    if (family >= sh->m->num_defs || (d = &sh->m->defs[family])->kind != RM_METRIC_HISTOGRAM || !(v >= 0))
-        return;
-    if ((x = find_series(sh, family, values, now_ms)) == NULL)
+    if (!(v >= 0) || !record_begin(sh, family, RM_METRIC_HISTOGRAM, x, now_ms))
         return;
     for (b = 0; b < d->num_bounds && v > d->bounds[b]; b++)
         ;
@@ -223,6 +250,20 @@ void rm_metrics_observe(rm_metrics_shard_t *sh, unsigned family, const char *con
     sum += v;
     memcpy(&bits, &sum, sizeof(bits));
     atomic_store_explicit(&x->v[d->num_bounds + 2], bits, memory_order_relaxed);
+}
+
+void rm_metrics_add(rm_metrics_shard_t *sh, unsigned family, const char *const *values, uint64_t v, uint64_t now_ms)
+{
+    if (family >= sh->m->num_defs || sh->m->defs[family].kind != RM_METRIC_COUNTER)
+        return;
+    rm_metrics_series_add(sh, family, find_series(sh, family, values, now_ms), v, now_ms);
+}
+
+void rm_metrics_observe(rm_metrics_shard_t *sh, unsigned family, const char *const *values, double v, uint64_t now_ms)
+{
+    if (family >= sh->m->num_defs || sh->m->defs[family].kind != RM_METRIC_HISTOGRAM || !(v >= 0))
+        return;
+    rm_metrics_series_observe(sh, family, find_series(sh, family, values, now_ms), v, now_ms);
 }
 
 size_t rm_metrics_expire(rm_metrics_shard_t *sh, uint64_t now_ms)
@@ -252,6 +293,8 @@ size_t rm_metrics_expire(rm_metrics_shard_t *sh, uint64_t now_ms)
                 fs->num_series--;
                 pthread_mutex_unlock(&sh->mutex);
                 atomic_fetch_sub_explicit(&m->num_series[f], 1, memory_order_relaxed);
+                /* before the free: a series pointer kept across calls (rm_metrics_series) is now suspect */
+                atomic_fetch_add_explicit(&sh->generation, 1, memory_order_relaxed);
                 free(x);
                 removed++;
             }

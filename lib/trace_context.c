@@ -7,25 +7,32 @@
 #include <sys/random.h>
 
 /* A hex digit's value, or -1. `lower_only`: W3C allows lower-case hex only. */
-static int hex_value(char c, int lower_only)
+/* Each byte's hex value: 0..15 for 0-9 and a-f, 16..31 for A-F (the value + 16), 0xff for anything else. A table:
+ * an incoming traceparent is decoded on every request that carries one. */
+static const uint8_t hex_table[256] = {
+    ['0'] = 0,       ['1'] = 1,       ['2'] = 2,       ['3'] = 3,       ['4'] = 4,       ['5'] = 5,
+    ['6'] = 6,       ['7'] = 7,       ['8'] = 8,       ['9'] = 9,       ['a'] = 10,      ['b'] = 11,
+    ['c'] = 12,      ['d'] = 13,      ['e'] = 14,      ['f'] = 15,      ['A'] = 16 + 10, ['B'] = 16 + 11,
+    ['C'] = 16 + 12, ['D'] = 16 + 13, ['E'] = 16 + 14, ['F'] = 16 + 15,
+};
+
+/* The table above with 0xff where it has nothing ('0' is the only character whose value is 0). */
+static inline unsigned hex_entry(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (!lower_only && c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    unsigned v = hex_table[(unsigned char)c];
+    return v != 0 || c == '0' ? v : 0xff;
 }
 
-/* Decodes 2n hex characters into out[0, n). Returns 0, or -EINVAL on a character that is not hex. */
+/* Decodes 2n hex characters into out[0, n). Returns 0, or -EINVAL on a character that is not hex (or, with
+ * lower_only, an upper-case one). */
 static int hex_decode(const char *s, size_t n, uint8_t *out, int lower_only)
 {
+    unsigned limit = lower_only ? 16 : 32;
     for (size_t i = 0; i < n; i++) {
-        int hi = hex_value(s[2 * i], lower_only), lo = hex_value(s[2 * i + 1], lower_only);
-        if (hi < 0 || lo < 0)
+        unsigned hi = hex_entry(s[2 * i]), lo = hex_entry(s[2 * i + 1]);
+        if (hi >= limit || lo >= limit)
             return -EINVAL;
-        out[i] = (uint8_t)(hi << 4 | lo);
+        out[i] = (uint8_t)((hi & 15) << 4 | (lo & 15));
     }
     return 0;
 }
@@ -38,13 +45,16 @@ static int all_zero(const uint8_t *b, size_t n)
     return 1;
 }
 
+/* Every byte's two hex digits, so that a traceparent (formatted for every request tracing sees) is 24 copies. */
+#define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
+static const char hex_pairs[513] =
+    HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8")
+        HEX_ROW("9") HEX_ROW("a") HEX_ROW("b") HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+
 void rm_trace_hex(const uint8_t *b, size_t n, char *out)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(out + 2 * i, hex_pairs + 2 * b[i], 2);
     out[2 * n] = '\0';
 }
 

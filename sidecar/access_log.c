@@ -184,6 +184,11 @@ void rm_access_log_request_keep(rm_access_request_t *rec, const rm_proxy_config_
 {
     if (!(rec->sampled = (uint8_t)rm_access_log_sampled(cfg)))
         return;
+    if (now_ms == RM_ACCESS_NOW) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
     rec->http2 = req->http2;
     rec->allowed = verdict == RM_HTTP_ALLOW;
     rec->start_time_ms = now_ms;

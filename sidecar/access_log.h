@@ -82,8 +82,11 @@ typedef struct st_rm_access_request_t {
     char authz_policy[RM_ACCESS_FIELD_MAX]; /* "<namespace>/<name>" of the policy that decided, "" when none */
 } rm_access_request_t;
 
-/** Fills `rec` from `req` decided `verdict` at `now_ms` (wall) / `mono_ms` (the loop's clock), when the access log
- *  is on in `cfg` and the sample draws it; else only sets rec->sampled to 0. */
+/** `now_ms` for rm_access_log_request_keep: read the wall clock there, only when the request is sampled. */
+#define RM_ACCESS_NOW (-1)
+
+/** Fills `rec` from `req` decided `verdict` at `now_ms` (wall, or RM_ACCESS_NOW) / `mono_ms` (the loop's clock), when
+ *  the access log is on in `cfg` and the sample draws it; else only sets rec->sampled to 0 (no clock is read). */
 void rm_access_log_request_keep(rm_access_request_t *rec, const rm_proxy_config_t *cfg, const rm_http_request_t *req,
                                 rm_http_verdict_t verdict, int64_t now_ms, uint64_t mono_ms);
 

@@ -119,7 +119,8 @@ void rm__conn_access_log_tcp(rm_conn_t *c)
 void rm__conn_access_log_request(rm_conn_t *c, const rm_http_request_t *req, rm_http_verdict_t verdict,
                                  rm_access_request_t *rec)
 {
-    rm_access_log_request_keep(rec, rm__conn_cfg(c), req, verdict, wall_ms(), rm_loop_now_ms(c->w->loop));
+    /* the wall clock only for a request the sample keeps */
+    rm_access_log_request_keep(rec, rm__conn_cfg(c), req, verdict, RM_ACCESS_NOW, rm_loop_now_ms(c->w->loop));
     if (!rec->sampled)
         return;
     rec->decided = c->dir == RM_CONN_DIR_INBOUND && c->authz_state == RM_CONN_AUTHZ_HTTP;

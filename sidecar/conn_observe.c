@@ -26,12 +26,6 @@
 /* The cookie's low 32 bits are these reports' slot + 1 (0: none); the high 32 bits are left for spans. */
 #define SLOT_COOKIE_MASK ((uint64_t)UINT32_MAX)
 
-/* One label set and the text its values point into. */
-typedef struct st_obs_labels_t {
-    rm_mesh_labels_t l;
-    char code[8], grpc[8];
-} obs_labels_t;
-
 static const char *known(const char *s)
 {
     return s != NULL && s[0] != '\0' ? s : "unknown";
@@ -68,9 +62,9 @@ static void find_service(rm_conn_t *c)
 /* The labels every report of the connection shares; response_code, grpc_response_status, response_flags and
  * request_protocol are the caller's. The TCP reports (`tcp`) of an inbound connection leave destination_service
  * unknown: the Host its requests name comes after the connection opened, and both its reports must be one series. */
-static void fill(rm_conn_t *c, obs_labels_t *ol, int tcp)
+static void fill(rm_conn_t *c, rm_mesh_labels_t *l, int tcp)
 {
-    const char **v = ol->l.v;
+    const char **v = l->v;
     const rm_workload_meta_t *self = rm_workload_self(c->snap), *peer, *src, *dst;
     const char *peer_id = rm__conn_peer_id(c);
     int outbound = c->dir == RM_CONN_DIR_OUTBOUND;
@@ -112,6 +106,22 @@ static void fill(rm_conn_t *c, obs_labels_t *ol, int tcp)
     v[RM_ML_CONNECTION_SECURITY_POLICY] = outbound ? "unknown" : c->mode == RM_CONN_MODE_MTLS ? "mutual_tls" : "none";
 }
 
+/* The labels the connection's requests share, in its metrics cache: filled at its first request, and again (the
+ * cached series forgotten) when what they were made of was not known yet and now is: the peer's identity (an
+ * outbound request decided before the upstream's handshake) or the service (inbound: the first request's Host). */
+static void request_base(rm_conn_t *c)
+{
+    rm__conn_obs_t *o = &c->obs;
+    const char *peer_id = rm__conn_peer_id(c);
+    if (o->mcache.base_ready && (o->base_peer_known || peer_id == NULL) && (o->base_svc_known || o->svc[0] == '\0'))
+        return;
+    rm_mesh_request_cache_reset(&o->mcache);
+    fill(c, &o->mcache.base, 0);
+    o->mcache.base_ready = 1;
+    o->base_peer_known = peer_id != NULL;
+    o->base_svc_known = o->svc[0] != '\0';
+}
+
 int rm__conn_observed(struct st_rm_conn_t *c)
 {
     const rm_proxy_config_t *cfg = rm__conn_cfg(c);
@@ -147,6 +157,8 @@ static void access_keep(rm_conn_t *c, unsigned i, const rm_http_request_t *req, 
     rm_access_request_t probe;
     rm_access_request_t *rec;
 
+    if (!rm__conn_cfg(c)->access_log)
+        return; /* off: not even the clock is read */
     if (o->alog != NULL && o->alog[i] != NULL)
         rec = o->alog[i];
     else {
@@ -201,7 +213,6 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
     uint64_t now = rm_loop_now_ms(c->w->loop), start = now;
     uint32_t slot = (uint32_t)(ex->cookie & SLOT_COOKIE_MASK);
     int denied = 0, grpc = ex->grpc_status >= 0;
-    obs_labels_t ol = {0};
 
     if (slot >= 1 && slot <= RM_CONN_OBS_SLOTS && (o->used & (1ull << (slot - 1)))) {
         uint64_t bit = 1ull << (slot - 1);
@@ -217,46 +228,45 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
     if (c->dir == RM_CONN_DIR_OUTBOUND)
         rm_conn_trace_destination(c->trace, (uint32_t)(ex->cookie >> 32), rm__conn_peer_id(c));
     rm_conn_trace_exchange(c->trace, (uint32_t)(ex->cookie >> 32), ex);
-    fill(c, &ol, 0);
-    snprintf(ol.code, sizeof(ol.code), "%u", (unsigned)ex->status);
-    ol.l.v[RM_ML_RESPONSE_CODE] = ol.code;
-    if (ex->grpc_status >= 0) {
-        snprintf(ol.grpc, sizeof(ol.grpc), "%d", (int)ex->grpc_status);
-        ol.l.v[RM_ML_GRPC_RESPONSE_STATUS] = ol.grpc;
-    }
-    ol.l.v[RM_ML_REQUEST_PROTOCOL] = grpc ? "grpc" : "http";
+    if (!rm__conn_cfg(c)->metrics_enabled)
+        return;
+    rm_mesh_request_key_t key = {
+        .status = (uint16_t)ex->status,
+        .grpc_status = ex->grpc_status >= 0 ? ex->grpc_status : -1,
+        .grpc = (uint8_t)grpc,
+    };
     /* Envoy's response flags: a policy denial is Istio's RBAC 403 (or gRPC 7) with no flag; the proxy's other
      * answers (400, 431) are a downstream protocol error; an exchange cut before its end names the side that
      * went away. */
     if (ex->answered_by_proxy)
-        ol.l.v[RM_ML_RESPONSE_FLAGS] = denied ? "-" : "DPE";
+        key.flags = denied ? RM_MESH_FLAGS_NONE : RM_MESH_FLAGS_DPE;
     else if (!ex->complete)
-        ol.l.v[RM_ML_RESPONSE_FLAGS] = c->u2d.src_eof ? "UC" : "DC";
-    if (rm__conn_cfg(c)->metrics_enabled)
-        rm_mesh_metrics_request(c->w->metrics, &ol.l, (double)(now - start), ex->request_bytes, ex->response_bytes,
-                                now);
+        key.flags = c->u2d.src_eof ? RM_MESH_FLAGS_UC : RM_MESH_FLAGS_DC;
+    request_base(c);
+    rm_mesh_metrics_request_cached(c->w->metrics, &o->mcache, &key, (double)(now - start), ex->request_bytes,
+                                   ex->response_bytes, now);
 }
 
 void rm__conn_observe_opened(struct st_rm_conn_t *c)
 {
-    obs_labels_t ol = {0};
+    rm_mesh_labels_t l = {0};
     c->obs.opened = 1;
     if (!rm__conn_cfg(c)->metrics_enabled)
         return;
-    fill(c, &ol, 1);
-    rm_mesh_metrics_tcp_opened(c->w->metrics, &ol.l, rm_loop_now_ms(c->w->loop));
+    fill(c, &l, 1);
+    rm_mesh_metrics_tcp_opened(c->w->metrics, &l, rm_loop_now_ms(c->w->loop));
 }
 
 void rm__conn_observe_closed(struct st_rm_conn_t *c)
 {
-    obs_labels_t ol = {0};
+    rm_mesh_labels_t l = {0};
     /* what reached each end, the filter's staging included (as the connection's access log counts it) */
     uint64_t received = c->d2u.bytes + (c->l7 != NULL ? c->l7->app_out.bytes : 0);
     uint64_t sent = c->u2d.bytes + (c->l7 != NULL ? c->l7->client_out.bytes : 0);
     if (!rm__conn_cfg(c)->metrics_enabled)
         return;
-    fill(c, &ol, 1);
-    rm_mesh_metrics_tcp_closed(c->w->metrics, &ol.l, sent, received, rm_loop_now_ms(c->w->loop));
+    fill(c, &l, 1);
+    rm_mesh_metrics_tcp_closed(c->w->metrics, &l, sent, received, rm_loop_now_ms(c->w->loop));
 }
 
 void rm__conn_observe_free(struct st_rm_conn_t *c)

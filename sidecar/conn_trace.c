@@ -134,6 +134,8 @@ static void propagate(rm_conn_trace_t *t, const rm_trace_incoming_t *in, const r
         memcpy(t->tracestate, in->tracestate, in->tracestate_len);
         set_header(out, "tracestate", t->tracestate, in->tracestate_len);
     }
+    if (!in->has_b3_single && !in->has_b3_multi)
+        return; /* no B3 came: none goes */
     /* B3 ids: a 64-bit B3 trace id stays 64-bit for the apps that sent it */
     size_t tn = in->b3_trace_id_64 ? 16 : 32;
     rm_trace_hex(in->b3_trace_id_64 ? ctx->trace_id + 8 : ctx->trace_id, tn / 2, t->b3_trace);

@@ -102,6 +102,67 @@ void rm_mesh_metrics_request(rm_metrics_shard_t *sh, const rm_mesh_labels_t *l, 
     rm_metrics_observe(sh, RM_MM_RESPONSE_BYTES, l->v, (double)response_bytes, now_ms);
 }
 
+static const char *const flag_names[] = {"-", "DPE", "UC", "DC"};
+
+/* A key as one non-zero number: status (16 bits), grpc status + 1 (32 bits, -1 as 0), flags (2), protocol (1). */
+static uint64_t pack_key(const rm_mesh_request_key_t *k)
+{
+    return (uint64_t)k->status | (uint64_t)(uint32_t)(k->grpc_status + 1) << 16 | (uint64_t)(k->flags & 3) << 48 |
+           (uint64_t)(k->grpc != 0) << 50 | 1ull << 51;
+}
+
+static const unsigned request_families[4] = {RM_MM_REQUESTS, RM_MM_DURATION, RM_MM_REQUEST_BYTES, RM_MM_RESPONSE_BYTES};
+
+void rm_mesh_metrics_request_cached(rm_metrics_shard_t *sh, rm_mesh_request_cache_t *cache,
+                                    const rm_mesh_request_key_t *key, double duration_ms, uint64_t request_bytes,
+                                    uint64_t response_bytes, uint64_t now_ms)
+{
+    uint64_t k = pack_key(key), gen = rm_metrics_generation(sh);
+    unsigned i;
+
+    for (i = 0; i < RM_MESH_REQUEST_CACHE_WAYS; i++)
+        if (cache->ways[i].key == k && cache->ways[i].generation == gen)
+            break;
+    if (i == RM_MESH_REQUEST_CACHE_WAYS) {
+        /* a miss: the label set in full, its four series looked up once, in the last way */
+        rm_mesh_labels_t l = cache->base;
+        char code[8], grpc[12];
+        snprintf(code, sizeof(code), "%u", (unsigned)key->status);
+        l.v[RM_ML_RESPONSE_CODE] = code;
+        l.v[RM_ML_GRPC_RESPONSE_STATUS] = "";
+        if (key->grpc_status >= 0) {
+            snprintf(grpc, sizeof(grpc), "%d", (int)key->grpc_status);
+            l.v[RM_ML_GRPC_RESPONSE_STATUS] = grpc;
+        }
+        l.v[RM_ML_RESPONSE_FLAGS] = flag_names[key->flags & 3];
+        l.v[RM_ML_REQUEST_PROTOCOL] = key->grpc ? "grpc" : "http";
+        i = RM_MESH_REQUEST_CACHE_WAYS - 1;
+        cache->ways[i].key = k;
+        cache->ways[i].generation = gen;
+        for (unsigned f = 0; f < 4; f++)
+            cache->ways[i].series[f] = rm_metrics_series(sh, request_families[f], l.v, now_ms);
+        /* a series the lookups could not have (no memory): record nothing, and look again next time */
+        for (unsigned f = 0; f < 4; f++)
+            if (cache->ways[i].series[f] == NULL)
+                cache->ways[i].key = 0;
+    }
+    if (i > 0) {
+        /* move to the front: the keys a connection uses most stay */
+        __typeof__(cache->ways[0]) w = cache->ways[i];
+        memmove(&cache->ways[1], &cache->ways[0], i * sizeof(cache->ways[0]));
+        cache->ways[0] = w;
+    }
+    rm_metrics_series_add(sh, RM_MM_REQUESTS, cache->ways[0].series[0], 1, now_ms);
+    rm_metrics_series_observe(sh, RM_MM_DURATION, cache->ways[0].series[1], duration_ms, now_ms);
+    rm_metrics_series_observe(sh, RM_MM_REQUEST_BYTES, cache->ways[0].series[2], (double)request_bytes, now_ms);
+    rm_metrics_series_observe(sh, RM_MM_RESPONSE_BYTES, cache->ways[0].series[3], (double)response_bytes, now_ms);
+}
+
+void rm_mesh_request_cache_reset(rm_mesh_request_cache_t *cache)
+{
+    memset(cache, 0, sizeof(*cache));
+}
+
 /* The TCP label values: the request ones without response_code and grpc_response_status. */
 static void tcp_values(const rm_mesh_labels_t *l, const char **v)
 {

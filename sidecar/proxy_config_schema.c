@@ -261,6 +261,8 @@ int rm__proxy_config_parse_text(const char *data, size_t len, rm_config_doc_t *d
     rm_yaml_cyaml_capture_t *cap = NULL;
     cyaml_config_t cyaml_cfg = rm_yaml_cyaml_config;
     raw_config_t *raw = NULL;
+    char *expanded = NULL;
+    size_t expanded_len = 0;
     cyaml_err_t cerr;
     int ret;
 
@@ -274,6 +276,15 @@ int rm__proxy_config_parse_text(const char *data, size_t len, rm_config_doc_t *d
         goto Exit;
     }
     cyaml_cfg.log_ctx = cap;
+    /* accessLog: true|false stands for accessLog: {enabled: true|false} */
+    if (rm_yaml_scalar_shorthand(data, len, "accessLog", "enabled", &expanded, &expanded_len) != 0) {
+        ret = rm_config_report(doc, RM_ERR_CONFIG_PARSE, (rm_yaml_pos_t){1, 1}, "", "out of memory");
+        goto Exit;
+    }
+    if (expanded != NULL) {
+        data = expanded;
+        len = expanded_len;
+    }
     if ((cerr = cyaml_load_data((const uint8_t *)data, len, &cyaml_cfg, &config_schema, (cyaml_data_t **)&raw, NULL)) !=
         CYAML_OK) {
         raw = NULL;
@@ -289,6 +300,7 @@ int rm__proxy_config_parse_text(const char *data, size_t len, rm_config_doc_t *d
     ret = 0;
 
 Exit:
+    free(expanded);
     free(cap);
     return ret;
 }

@@ -7,6 +7,7 @@
 
 #include "conn_filter.h"
 #include "dest_endpoints.h"
+#include "mesh_metrics.h"
 #include "proxy.h"
 #include "ringmesh/bytebuf.h"
 #include "ringmesh/log.h"
@@ -67,7 +68,9 @@ typedef struct st_rm__conn_obs_t {
     uint64_t used, denied, grpc;             /* bit i: slot i holds a request, it was denied, it is gRPC */
     char svc[128], svc_name[64], svc_ns[64]; /* destination_service and its parts; svc[0] == 0: not known yet */
     uint8_t opened;                          /* rm__conn_observe_opened was called: closed must be reported */
+    uint8_t base_peer_known, base_svc_known; /* mcache.base was filled with the peer's identity, the service */
     struct st_rm_access_request_t **alog;    /* per slot: the access log's record of its request, once sampled */
+    rm_mesh_request_cache_t mcache;          /* the request series the connection records into (mesh_metrics.h) */
 } rm__conn_obs_t;
 
 struct st_rm_conn_t {

@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int pipefd[2];
@@ -226,6 +227,14 @@ static void test_request_keep(void **state)
     assert_string_equal(rec.x_forwarded_for, "203.0.113.7");
     assert_string_equal(rec.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_int_equal(rec.start_mono_ms, 7);
+
+    /* RM_ACCESS_NOW: the wall clock, read for a request the sample keeps */
+    struct timespec before;
+    clock_gettime(CLOCK_REALTIME, &before);
+    rm_access_log_request_keep(&rec, &cfg, &req, RM_HTTP_ALLOW, RM_ACCESS_NOW, 8);
+    assert_int_equal(rec.sampled, 1);
+    assert_true(rec.start_time_ms >= (int64_t)before.tv_sec * 1000 + before.tv_nsec / 1000000);
+    assert_int_equal(rec.start_mono_ms, 8);
 
     cfg.access_log = 0;
     rm_access_log_request_keep(&rec, &cfg, &req, RM_HTTP_ALLOW, 1000, 7);

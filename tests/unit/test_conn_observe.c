@@ -9,6 +9,7 @@
 #include "conn_observe.h"
 #include "io_loop_internal.h"
 #include "mesh_metrics.h"
+#include "metrics_internal.h"
 #include "proxy_conn-t.h"
 
 #include <stdio.h>
@@ -294,6 +295,74 @@ static void test_metrics_off(void **state)
     assert_non_null(strstr(page, "ringmesh_requests_total{"));
 }
 
+/* One request on connection `f->c`: decided, then ended with `status`. */
+static void one_exchange(fixture_t *f, const char *host, unsigned status)
+{
+    rm_http_decision_t d = {0};
+    rm_http_request_t r = request(host, 0);
+    rm__conn_observe_request(&f->c, &r, RM_HTTP_ALLOW, &d);
+    rm_http_exchange_t ex = {.cookie = d.cookie, .status = (uint16_t)status, .grpc_status = -1, .complete = 1};
+    rm__conn_observe_exchange(&f->c, &ex);
+}
+
+#define WARM_200                                                                                                       \
+    "ringmesh_requests_total" INBOUND_PREFIX "request_protocol=\"http\",response_code=\"200\",grpc_response_status="   \
+    "\"\",response_flags=\"-\",connection_security_policy=\"mutual_tls\"}"
+
+/* A warm connection records its requests into the series it looked up at its first request with that label set:
+ * the shard's label-set lookups (one per family) do not grow with the requests, a second code is looked up once,
+ * and every request is counted. Expiry of the connection's series (idle past metrics.seriesExpiry) makes the next
+ * request look them up again instead of using what was freed; a service learnt later (the first request had no
+ * Host) names the next requests. */
+static void test_warm_connection_no_lookup(void **state)
+{
+    fixture_t *f = *state;
+    rm_metrics_shard_t *sh = f->w.metrics;
+    make_inbound(f, RM_CONN_MODE_MTLS);
+    one_exchange(f, "orders.shop:8081", 200);
+    uint64_t first = sh->lookups;
+    assert_int_equal(first, 4); /* requests_total, duration, request and response bytes */
+    for (int i = 0; i < 99; i++)
+        one_exchange(f, "orders.shop:8081", 200);
+    assert_int_equal(sh->lookups, first);
+    one_exchange(f, "orders.shop:8081", 503);
+    assert_int_equal(sh->lookups, first + 4);
+    for (int i = 0; i < 10; i++) {
+        one_exchange(f, "orders.shop:8081", 200);
+        one_exchange(f, "orders.shop:8081", 503);
+    }
+    assert_int_equal(sh->lookups, first + 4);
+    assert_int_equal(value(scrape(f, 0), WARM_200), 110);
+
+    /* idle past the expiry: the series go, and the connection's next request starts them again */
+    uint64_t gen = rm_metrics_generation(sh);
+    f->loop->now_ms += f->cfg.metrics_expiry_ms;
+    rm_mesh_metrics_tick(f->m, sh, &f->cfg, f->loop->now_ms);
+    assert_int_not_equal(rm_metrics_generation(sh), gen);
+    assert_int_equal(value(scrape(f, 0), WARM_200), -1);
+    one_exchange(f, "orders.shop:8081", 200);
+    assert_int_equal(sh->lookups, first + 8);
+    assert_int_equal(value(scrape(f, 0), WARM_200), 1);
+}
+
+/* The labels a connection's requests share are kept once per connection, but not before they are known: an
+ * inbound connection whose first request names no service counts it under destination_service "unknown", and the
+ * next ones under the service their Host names. */
+static void test_service_learnt_later(void **state)
+{
+    fixture_t *f = *state;
+    make_inbound(f, RM_CONN_MODE_MTLS);
+    one_exchange(f, NULL, 200);
+    one_exchange(f, "orders.shop:8081", 200);
+    one_exchange(f, "orders.shop:8081", 200);
+    const char *p = scrape(f, 0);
+    assert_int_equal(value(p, WARM_200), 2);
+    assert_non_null(strstr(p, "destination_service=\"unknown\",destination_service_name=\"unknown\","
+                              "destination_service_namespace=\"unknown\",request_protocol=\"http\",response_code="
+                              "\"200\",grpc_response_status=\"\",response_flags=\"-\",connection_security_policy="
+                              "\"mutual_tls\"} 1\n"));
+}
+
 static void test_service_names(void **state)
 {
     char svc[128], name[64], ns[64];
@@ -327,6 +396,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbound_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbound_tcp_one_series, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warm_connection_no_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_learnt_later, setup, teardown),
         cmocka_unit_test(test_service_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -186,6 +186,48 @@ static void test_expiry(void **state)
     rm_metrics_free(m);
 }
 
+/* A kept series (rm_metrics_series) records as rm_metrics_add / _observe would, recordings into the overflow series
+ * through it count as folded, and the generation changes when a kept pointer may be stale: expiry removed a series,
+ * or a new limit may give a folded label set its own series. */
+static void test_kept_series(void **state)
+{
+    rm_metrics_t *m;
+    const char *a[] = {"200", "a"}, *b[] = {"200", "b"};
+    assert_int_equal(rm_metrics_new(&m, defs, 2, 1), 0);
+    rm_metrics_set_limits(m, 1, 1000);
+    rm_metrics_shard_t *sh = rm_metrics_shard(m, 0);
+    uint64_t gen = rm_metrics_generation(sh);
+    rm_metric_series_t *xa = rm_metrics_series(sh, 0, a, 10), *xb = rm_metrics_series(sh, 0, b, 10);
+    rm_metric_series_t *ha = rm_metrics_series(sh, 1, a, 10);
+    assert_non_null(xa);
+    assert_non_null(xb);
+    assert_ptr_not_equal(xa, xb); /* b is past the limit: the overflow series */
+    for (int i = 0; i < 3; i++) {
+        rm_metrics_series_add(sh, 0, xa, 2, 10);
+        rm_metrics_series_add(sh, 0, xb, 1, 10);
+    }
+    rm_metrics_series_observe(sh, 1, ha, 0.75, 10);
+    rm_metrics_series_add(sh, 1, ha, 1, 10); /* a histogram is not a counter: nothing */
+    rm_metrics_add(sh, 0, a, 1, 10);
+    render(m, RM_METRICS_PROMETHEUS);
+    assert_non_null(strstr(page, "t_requests_total{code=\"200\",peer=\"a\"} 7\n"));
+    assert_non_null(strstr(page, "t_requests_total{code=\"overflow\",peer=\"overflow\"} 3\n"));
+    assert_non_null(strstr(page, "ringmesh_metrics_series_folded_total{metric=\"t_requests_total\"} 3\n"));
+    assert_non_null(strstr(page, "t_size_bytes_bucket{code=\"200\",peer=\"a\",le=\"1\"} 1\n"));
+    assert_non_null(strstr(page, "t_size_bytes_count{code=\"200\",peer=\"a\"} 1\n"));
+    assert_int_equal(rm_metrics_generation(sh), gen);
+    rm_metrics_set_limits(m, 1, 1000); /* the same limits: nothing changes */
+    assert_int_equal(rm_metrics_generation(sh), gen);
+    rm_metrics_set_limits(m, 2, 1000);
+    assert_int_not_equal(rm_metrics_generation(sh), gen);
+    gen = rm_metrics_generation(sh);
+    assert_int_equal(rm_metrics_expire(sh, 500), 0);
+    assert_int_equal(rm_metrics_generation(sh), gen);
+    assert_int_equal(rm_metrics_expire(sh, 2000), 2);
+    assert_int_not_equal(rm_metrics_generation(sh), gen);
+    rm_metrics_free(m);
+}
+
 /* Two recording threads, each on its own shard with the same label sets and some of its own, while a third scrapes:
  * every scrape parses, counters never go down, and the final scrape has the exact sums. */
 #define ROUNDS 20000
@@ -325,11 +367,12 @@ static void test_cut_page(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_formats_byte_exact),    cmocka_unit_test(test_empty_registry_writes_nothing),
-        cmocka_unit_test(test_bad_definitions),       cmocka_unit_test(test_canonical_numbers),
-        cmocka_unit_test(test_fold_past_limit),       cmocka_unit_test(test_expiry),
-        cmocka_unit_test(test_merge_while_recording), cmocka_unit_test(test_negotiate),
-        cmocka_unit_test(test_text_to_openmetrics),   cmocka_unit_test(test_cut_page),
+        cmocka_unit_test(test_formats_byte_exact), cmocka_unit_test(test_empty_registry_writes_nothing),
+        cmocka_unit_test(test_bad_definitions),    cmocka_unit_test(test_canonical_numbers),
+        cmocka_unit_test(test_fold_past_limit),    cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_kept_series),        cmocka_unit_test(test_merge_while_recording),
+        cmocka_unit_test(test_negotiate),          cmocka_unit_test(test_text_to_openmetrics),
+        cmocka_unit_test(test_cut_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

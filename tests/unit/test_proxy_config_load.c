@@ -264,7 +264,10 @@ static void test_value_errors_generated(void **state)
         {"connectionLog: 1\n", "gen.yaml:5:16: connectionLog: \"1\" is not a boolean"},
         {"accessLog: {enabled: 1}\n", "gen.yaml:5:22: accessLog.enabled: \"1\" is not a boolean"},
         {"accessLog: {sampleRate: 1.5}\n", "gen.yaml:5:25: accessLog.sampleRate: \"1.5\" is not a fraction in [0, 1]"},
-        {"accessLog: true\n", "gen.yaml:5:12: accessLog: want a mapping, got a scalar"},
+        {"accessLog: maybe\n", "gen.yaml:5:12: accessLog.enabled: \"maybe\" is not a boolean"},
+        {"accessLog: [true]\n", "gen.yaml:5:12: accessLog: want a mapping, got a sequence"},
+        {"metrics: {enabled: true}\naccessLog: 1 # a comment\n",
+         "gen.yaml:6:12: accessLog.enabled: \"1\" is not a boolean"},
         {"metrics: {istioNames: yes}\n", "gen.yaml:5:23: metrics.istioNames: \"yes\" is not a boolean"},
         {"metrics: {enabled: maybe}\n", "gen.yaml:5:20: metrics.enabled: \"maybe\" is not a boolean"},
         {"metrics:\n  maxSeriesPerMetric: -5\n",
@@ -317,6 +320,38 @@ static void test_value_errors_generated(void **state)
         assert_has_position(p, err);
         assert_contains(err, cases[i].expect);
     }
+}
+
+/* accessLog: true|false is short for accessLog: {enabled: true|false} (sample rate 1), quoted or plain, in block or
+ * flow style; the long form still takes a sample rate, and positions after the shorthand stay right. */
+static void test_access_log_shorthand(void **state)
+{
+    static const struct {
+        const char *yaml;
+        int on;
+        double sample;
+    } cases[] = {
+        {"accessLog: true\n", 1, 1},
+        {"accessLog: false\n", 0, 1},
+        {"accessLog: \"true\"\n", 1, 1},
+        {"accessLog: 'false'   # off\n", 0, 1},
+        {"{outbound: {enabled: false}, inbound: {enabled: false}, accessLog: true, workers: 2}\n", 1, 1},
+        {"accessLog: {enabled: true, sampleRate: 0.25}\n", 1, 0.25},
+        {"accessLog:\n  enabled: true\n", 1, 1},
+    };
+    char text[2048], err[1024];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s", i == 4 ? "" : TLS_OK, cases[i].yaml);
+        rm_proxy_config_t *cfg = load_ok(write_tmp_str("shorthand.yaml", text));
+        assert_int_equal(cfg->access_log, cases[i].on);
+        assert_true(cfg->access_log_sample == cases[i].sample);
+        rm_proxy_config_free(cfg);
+    }
+    /* an error after the shorthand names its own line and column */
+    snprintf(text, sizeof(text), "%saccessLog: true\nworkers: 0\n", TLS_OK);
+    load_fail(write_tmp_str("shorthand_err.yaml", text), RM_ERR_CONFIG_VALUE, err, sizeof(err));
+    assert_contains(err, "shorthand_err.yaml:6:10: workers: \"0\" is not a whole number");
 }
 
 static void test_listen_overlap_rules(void **state)
@@ -596,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_syntax_error_line),
         cmocka_unit_test(test_unknown_top_level_key),
         cmocka_unit_test(test_value_errors_generated),
+        cmocka_unit_test(test_access_log_shorthand),
         cmocka_unit_test(test_listen_overlap_rules),
         cmocka_unit_test(test_too_many_identities),
         cmocka_unit_test(test_io_errors),

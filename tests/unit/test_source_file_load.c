@@ -227,6 +227,10 @@ static void test_value_errors(void **state)
          "spec.idleTimeout: \"1.5h\" is not a duration"},
         {"kind: MeshConfig\nmetadata: {name: m}\nspec: {accessLog: {enabled: yes}}\n",
          "spec.accessLog.enabled: \"yes\" is not a boolean"},
+        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {accessLog: maybe}\n",
+         "doc.yaml:4:19: spec.accessLog.enabled: \"maybe\" is not a boolean"},
+        {"kind: MeshConfig\nmetadata: {name: m}\nspec: {accessLog: [true]}\n",
+         "spec.accessLog: want a mapping, got a sequence"},
         {"kind: MeshConfig\nmetadata: {name: m}\nspec: {metrics: {istioNames: 1}}\n",
          "spec.metrics.istioNames: \"1\" is not a boolean"},
         {"kind: MeshConfig\nmetadata: {name: m}\nspec: {metrics: {maxSeriesPerMetric: 0}}\n",
@@ -549,6 +553,47 @@ static void test_num_trusted_proxies_setting(void **state)
                          "0..64");
 }
 
+/* MeshConfig's accessLog: true|false is short for accessLog: {enabled: true|false}, in the document where it is
+ * written only (the same key in another document of the file is that document's own), with the same version as
+ * the long form. */
+static void test_access_log_shorthand(void **state)
+{
+    static const char head[] = "apiVersion: ringmesh.io/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\n";
+    char dir[128], file[160], text[1024], long_version[64];
+
+    tmp_dir("shorthand", dir, sizeof(dir));
+    snprintf(file, sizeof(file), "%s/mesh.yaml", dir);
+    snprintf(text, sizeof(text), "%sspec:\n  accessLog: {enabled: true}\n", head);
+    write_file(file, text);
+    rm_mesh_model_t *m = load_ok(dir);
+    assert_int_equal(m->settings.access_log, 1);
+    snprintf(long_version, sizeof(long_version), "%s", m->version);
+    rm_mesh_model_unref(m);
+
+    snprintf(text, sizeof(text),
+             "apiVersion: ringmesh.io/v1alpha1\nkind: Workload\nmetadata: {name: vm-1, namespace: shop}\n"
+             "spec: {addresses: [198.18.0.9], accessLog: false}\n---\n%sspec:\n  accessLog: true  # short\n",
+             head);
+    write_file(file, text);
+    m = load_ok(dir);
+    assert_int_equal(m->settings.access_log, 1);
+    assert_true(m->settings.access_log_sample == 1);
+    rm_mesh_model_unref(m);
+
+    snprintf(text, sizeof(text), "%sspec: {accessLog: \"true\"}\n", head);
+    write_file(file, text);
+    m = load_ok(dir);
+    assert_int_equal(m->settings.access_log, 1);
+    assert_string_equal(m->version, long_version);
+    rm_mesh_model_unref(m);
+
+    snprintf(text, sizeof(text), "%sspec: {accessLog: false, connectTimeout: 3s}\n", head);
+    write_file(file, text);
+    m = load_ok(dir);
+    assert_int_equal(m->settings.access_log, 0);
+    rm_mesh_model_unref(m);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[64];
@@ -568,5 +613,6 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_canonical_serialization);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_path_normalization_setting);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_num_trusted_proxies_setting);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_access_log_shorthand);
     return _cmocka_run_group_tests("source_file_load", tests, n, group_setup, group_teardown);
 }

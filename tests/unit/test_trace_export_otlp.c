@@ -13,6 +13,18 @@
 #include "otlp/trace_export.pb-c.h"
 #include "trace_export_internal.h"
 
+/* The largest calloc since the last reset (linked with -Wl,--wrap=calloc, tests/CMakeLists.txt): what an export
+ * makes its heap hold. */
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+static size_t largest_calloc;
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (size != 0 && n <= SIZE_MAX / size && n * size > largest_calloc)
+        largest_calloc = n * size;
+    return __real_calloc(n, size);
+}
+
 typedef struct {
     char out[512];
     size_t n;
@@ -143,12 +155,61 @@ static void test_encode(void **state)
     free(buf);
 }
 
+/* A full batch (512 spans, the default OTEL_BSP_MAX_EXPORT_BATCH_SIZE) whose spans have every string attribute, their
+ * text filled to the end (the last ones cut): every value comes back as set, and the encoding's working memory is
+ * a few KiB per span, not a text-sized buffer per attribute (that was 11 KiB per span, 6 MB per batch, which the
+ * exporter thread's heap then kept). */
+#define FULL_BATCH 512
+static void test_encode_full_batch(void **state)
+{
+    rm_span_t *spans = calloc(FULL_BATCH, sizeof(*spans));
+    char v[RM_SPAN_NUM_STR][80];
+    assert_non_null(spans);
+    for (int a = 0; a < RM_SPAN_NUM_STR; a++)
+        snprintf(v[a], sizeof(v[a]), "attribute-%02d-%s", a,
+                 "0123456789012345678901234567890123456789012345678901234567890123");
+    for (int i = 0; i < FULL_BATCH; i++) {
+        memset(spans[i].trace_id, 0x11, 16);
+        memset(spans[i].span_id, 1 + i % 200, 8);
+        spans[i].kind = RM_SPAN_KIND_SERVER;
+        spans[i].grpc_status = -1;
+        for (int a = 0; a < RM_SPAN_NUM_STR; a++)
+            rm_span_set_str(&spans[i], (rm_span_str_t)a, v[a], strlen(v[a]));
+    }
+    assert_int_equal(spans[0].text_len, RM_SPAN_TEXT_MAX); /* full: the last attributes were cut */
+    rm__trace_resource_t res = {NULL, NULL, 0};
+    uint8_t *buf;
+    size_t len;
+    largest_calloc = 0;
+    assert_int_equal(rm__trace_encode(spans, FULL_BATCH, &res, &buf, &len), 0);
+    assert_true(largest_calloc / FULL_BATCH <= 4096);
+    Ringmesh__Otlp__ExportTraceServiceRequest *r = ringmesh__otlp__export_trace_service_request__unpack(NULL, len, buf);
+    assert_non_null(r);
+    assert_int_equal(r->resource_spans[0]->scope_spans[0]->n_spans, FULL_BATCH);
+    for (int i = 0; i < FULL_BATCH; i += 97) {
+        const Ringmesh__Otlp__Span *sp = r->resource_spans[0]->scope_spans[0]->spans[i];
+        size_t k = 0;
+        for (int a = 0; a < RM_SPAN_NUM_STR; a++) {
+            if (spans[i].str_len[a] == 0)
+                continue;
+            assert_true(k < sp->n_attributes);
+            const char *got = sp->attributes[k++]->value->string_value;
+            assert_int_equal(strlen(got), spans[i].str_len[a]);
+            assert_memory_equal(got, v[a], spans[i].str_len[a]);
+        }
+    }
+    ringmesh__otlp__export_trace_service_request__free_unpacked(r, NULL);
+    free(buf);
+    free(spans);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_lists),
         cmocka_unit_test(test_span_text_and_name),
         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_encode_full_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,12 @@
  * Cardinality: a family holds at most `max_series` label sets across all shards. Past that, a recording with a new
  * label set goes to the family's overflow series (every label value "overflow") and is counted in
  * ringmesh_metrics_series_folded_total{metric}. A series not recorded into for `expiry_ms` is removed by its shard's
- * owner (rm_metrics_expire), so that the series of peers that went away vanish. */
+ * owner (rm_metrics_expire), so that the series of peers that went away vanish.
+ *
+ * A recorder that hits the same label set request after request (a connection's) keeps the series pointer
+ * (rm_metrics_series) and checks the shard's generation before each use: expiry, the only thing that frees a series
+ * while the registry lives, runs on the owner's thread and changes the generation, so a kept pointer is never used
+ * after its series is freed. */
 #ifndef RINGMESH_METRICS_H
 #define RINGMESH_METRICS_H
 
@@ -44,6 +49,8 @@ typedef enum { RM_METRICS_PROMETHEUS = 0, RM_METRICS_OPENMETRICS } rm_metrics_fo
 
 typedef struct st_rm_metrics_t rm_metrics_t;
 typedef struct st_rm_metrics_shard_t rm_metrics_shard_t;
+/** One label set of one family in one shard (opaque). */
+typedef struct st_rm_metric_series_t rm_metric_series_t;
 
 /** Creates a registry of `num_defs` families and `num_shards` shards, with max_series 2000 and expiry 10 minutes.
  *  Returns 0, -EINVAL (a def with too many labels or bounds, or a counter not named *_total) or -ENOMEM. */
@@ -61,6 +68,23 @@ void rm_metrics_set_limits(rm_metrics_t *m, size_t max_series, uint64_t expiry_m
 void rm_metrics_add(rm_metrics_shard_t *sh, unsigned family, const char *const *values, uint64_t v, uint64_t now_ms);
 /** Records observation `v` (>= 0) in histogram family `family`. As rm_metrics_add. */
 void rm_metrics_observe(rm_metrics_shard_t *sh, unsigned family, const char *const *values, double v, uint64_t now_ms);
+/** The series of `values` in family `family` of the shard, found or created as rm_metrics_add would (the overflow
+ *  series past the limit), for a caller that records into the same label set again and again: it keeps the pointer
+ *  and records with rm_metrics_series_add / _observe, with no hash lookup and no string compare. The pointer stays
+ *  valid while rm_metrics_generation(sh) returns what it returned before this call; after a change, look the label
+ *  set up again. Only the shard's owner calls this. NULL when not even the overflow series could be allocated. */
+rm_metric_series_t *rm_metrics_series(rm_metrics_shard_t *sh, unsigned family, const char *const *values,
+                                      uint64_t now_ms);
+/** The shard's generation: changes whenever a series pointer of the shard may have become invalid (expiry removed
+ *  one) or a label set that folded may now get its own series (the series limit changed). Owner thread. */
+uint64_t rm_metrics_generation(const rm_metrics_shard_t *sh);
+/** rm_metrics_add into a series rm_metrics_series returned for the same shard and family (a counter). A recording
+ *  into the overflow series counts as folded, as rm_metrics_add's would. */
+void rm_metrics_series_add(rm_metrics_shard_t *sh, unsigned family, rm_metric_series_t *x, uint64_t v, uint64_t now_ms);
+/** rm_metrics_observe into a series rm_metrics_series returned for the same shard and family (a histogram). */
+void rm_metrics_series_observe(rm_metrics_shard_t *sh, unsigned family, rm_metric_series_t *x, double v,
+                               uint64_t now_ms);
+
 /** Removes the shard's series last recorded into `expiry_ms` or more before `now_ms`. Only the shard's owner calls
  *  this. Returns how many were removed. */
 size_t rm_metrics_expire(rm_metrics_shard_t *sh, uint64_t now_ms);

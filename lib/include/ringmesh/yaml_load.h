@@ -71,6 +71,15 @@ typedef struct st_rm_yaml_walk_ops_t {
  *  RM_ERR_CONFIG_PARSE (YAML syntax with libyaml's own wording, aliases, non-scalar or duplicate keys, depth). */
 int rm_yaml_walk(const char *data, size_t len, const rm_yaml_walk_ops_t *ops);
 
+/** A scalar shorthand for a mapping, as in `accessLog: true` for `accessLog: {enabled: true}`: when the value at
+ *  field path `path` (keys only, "spec.accessLog") of the first document of data[0..len) is a one-line plain or
+ *  quoted scalar, sets *out to a copy of the text (NUL-terminated, *out_len bytes, the caller frees it) where that
+ *  scalar is written as the flow mapping {KEY: scalar}, for pass 2. No line of the text moves, so pass 1's
+ *  positions stay right. Leaves *out NULL when the path is absent, a collection, or the text does not parse (pass 1
+ *  reports that). Returns 0 or -ENOMEM. */
+int rm_yaml_scalar_shorthand(const char *data, size_t len, const char *path, const char *key, char **out,
+                             size_t *out_len);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Pass 2.
  * ------------------------------------------------------------------------------------------------------- */
