@@ -1,7 +1,6 @@
 /* HTTPRoute and GRPCRoute objects -> rm_route_t (ringmesh/route.h): the object, its metadata, parentRefs,
  * hostnames, rules and their matches, with the Gateway API's validation. Filters, backendRefs, timeouts and retry
  * are read by route_filters.c. */
-#define _GNU_SOURCE
 #include "route_internal.h"
 
 #include "ringmesh/error.h"
@@ -122,7 +121,9 @@ static int read_parents(route_ctx_t *ctx, const json_t *spec, rm_route_t *r)
             const char *g = group != NULL ? group : RM_ROUTE_API_GROUP, *k = kind != NULL ? kind : "Gateway";
             char cp[ROUTE_PATH_MAX];
             if (strcmp(g, "") != 0 || strcmp(k, "Service") != 0)
-                ret = rm__route_fail(ctx, rm__route_child(cp, p, kind != NULL ? "kind" : "group"),
+                ret = rm__route_fail(ctx, kind != NULL ? rm__route_child(cp, p, "kind")
+                                          : group != NULL ? rm__route_child(cp, p, "group")
+                                                          : p,
                                      "not supported: a parentRef to %s%s%s (the mesh attaches routes to a Service: "
                                      "group \"\", kind Service)",
                                      g, g[0] != '\0' ? "/" : "", k);

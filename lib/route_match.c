@@ -2,9 +2,10 @@
  * the Gateway API's precedence, so that a request takes the first entry that matches it; nothing is allocated per
  * request.
  *
- * HTTPRoute precedence: an Exact path before a PathPrefix one, a longer prefix before a shorter, RegularExpression
- * paths after both (the API leaves them to the implementation); then a match with a method; then more header
- * matches; then more query parameter matches. GRPCRoute: a longer service name, then a longer method name, then
+ * HTTPRoute precedence: an Exact path, then RegularExpression paths (where the API leaves the place to the
+ * implementation: before prefixes, so that a catch-all "/" cannot hide them; a longer expression first), then
+ * PathPrefix, a longer prefix before a shorter; then a match with a method; then more header matches; then more
+ * query parameter matches. GRPCRoute: a longer service name, then a longer method name, then
  * more header matches. Ties go to the older route (creationTimestamp), then "namespace/name" in alphabetical
  * order, then the first rule and match in list order. */
 #include "ringmesh/route.h"
@@ -36,7 +37,7 @@ struct st_rm_route_table_t {
 
 static int path_class(const rm_route_match_t *m)
 {
-    return m->path_type == RM_ROUTE_PATH_EXACT ? 0 : m->path_type == RM_ROUTE_PATH_PREFIX ? 1 : 2;
+    return m->path_type == RM_ROUTE_PATH_EXACT ? 0 : m->path_type == RM_ROUTE_PATH_REGEX ? 1 : 2;
 }
 
 static size_t slen(const char *s)
@@ -64,7 +65,7 @@ static int cmp_http(const void *pa, const void *pb)
     int c;
     if ((c = path_class(a->m) - path_class(b->m)) != 0)
         return c;
-    if (a->m->path_type == RM_ROUTE_PATH_PREFIX && (c = cmp_size_desc(slen(a->m->path), slen(b->m->path))) != 0)
+    if (a->m->path_type != RM_ROUTE_PATH_EXACT && (c = cmp_size_desc(slen(a->m->path), slen(b->m->path))) != 0)
         return c;
     if ((c = (a->m->method == NULL) - (b->m->method == NULL)) != 0)
         return c;
@@ -171,7 +172,7 @@ size_t rm_route_table_num_routes(const rm_route_table_t *t)
 
 /* Whether the compiled expression matches s[0..len): POSIX regexec needs a NUL-terminated string, so the text is
  * copied to the stack; text longer than RM_ROUTE_REQ_TARGET_MAX never matches. */
-static int re_match(const void *re, const char *s, size_t len)
+static int regex_full(const void *re, const char *s, size_t len)
 {
     char buf[RM_ROUTE_REQ_TARGET_MAX + 1];
     if (len > RM_ROUTE_REQ_TARGET_MAX || memchr(s, '\0', len) != NULL)
@@ -184,7 +185,7 @@ static int re_match(const void *re, const char *s, size_t len)
 static int value_match(rm_route_value_type_t type, const char *want, const void *re, const char *s, size_t len)
 {
     if (type == RM_ROUTE_VALUE_REGEX)
-        return re_match(re, s, len);
+        return regex_full(re, s, len);
     return strlen(want) == len && memcmp(want, s, len) == 0;
 }
 
@@ -201,7 +202,7 @@ static int path_match(const rm_route_match_t *m, const char *path, size_t len)
         plen = strlen(m->path);
         return len >= plen && memcmp(m->path, path, plen) == 0 && (len == plen || path[plen] == '/');
     case RM_ROUTE_PATH_REGEX:
-        return re_match(m->path_re, path, len);
+        return regex_full(m->path_re, path, len);
     default:
         return 0;
     }

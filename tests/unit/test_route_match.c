@@ -95,6 +95,7 @@ static void test_paths_and_precedence(void **state)
     assert_string_equal(pick(&f, 80, "GET", "/api/v2/health/", NULL, 0, 0), "paths/2");
     assert_string_equal(pick(&f, 80, "GET", "/r/123", NULL, 0, 0), "paths/4");
     assert_string_equal(pick(&f, 80, "GET", "/r/12a", NULL, 0, 0), "paths/0"); /* anchored at both ends */
+    assert_string_equal(pick(&f, 80, "GET", "/api/v2/health", NULL, 0, 0), "paths/3");
     /* same path prefix: a method beats headers, more headers beat fewer, headers beat query parameters */
     assert_string_equal(pick(&f, 80, "POST", "/m", both, 3, 0), "paths/5");
     assert_string_equal(pick(&f, 80, "GET", "/m?v=2", both, 3, 0), "paths/8");
@@ -202,7 +203,7 @@ static void test_backend_pick(void **state)
     assert_int_equal(rm_route_select(f.table, 80, &req, &c), 0);
     /* random values spread evenly over [0, 2^32): exactly 90 % and 10 %, never the weight-0 backend */
     for (uint32_t i = 0; i < 1000; i++) {
-        const rm_route_backend_t *b = rm_route_pick_backend(c.rule, (uint32_t)(((uint64_t)i << 32) / 1000));
+        const rm_route_backend_t *b = rm_route_pick_backend(c.rule, (uint32_t)((((uint64_t)i << 32) + 999) / 1000));
         assert_non_null(b);
         assert_string_not_equal(b->name, "orders-v3");
         counts[strcmp(b->name, "orders-v2") == 0]++;
