@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "discovery_workloads.h"
+#include "route_model.h"
 #include "ringmesh/v1/discovery.pb-c.h"
 
 #define PEM_END "-----END CERTIFICATE-----"
@@ -116,6 +117,7 @@ static int build_destinations(rm_xds_push_t *push, const rm_mesh_model_t *model,
 {
     Ringmesh__V1__DestinationMap map = RINGMESH__V1__DESTINATION_MAP__INIT;
     Ringmesh__V1__Destination *dests = NULL, **list = NULL;
+    rm_route_arena_t routes = {0};
     char **names = NULL;
     size_t n = model->num_services;
     int ret = -ENOMEM;
@@ -139,6 +141,8 @@ static int build_destinations(rm_xds_push_t *push, const rm_mesh_model_t *model,
         dests[i].in_mesh = svc->in_mesh != 0;
         dests[i].n_identities = svc->in_mesh ? svc->num_identities : 0;
         dests[i].identities = svc->identities;
+        if (rm__destination_routes(model, svc, &routes, &dests[i]) != 0)
+            goto Exit;
         list[i] = &dests[i];
     }
     map.n_destinations = n;
@@ -151,6 +155,7 @@ Exit:
     free(names);
     free(list);
     free(dests);
+    rm_route_arena_clear(&routes);
     return ret;
 }
 

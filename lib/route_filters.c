@@ -170,19 +170,25 @@ static int read_redirect(route_ctx_t *ctx, const json_t *obj, const char *path, 
     if ((ret = rm__route_get_int(ctx, obj, "statusCode", path, 0, 999, &v, &have)) != 0)
         return ret;
     if (v != 301 && v != 302)
-        return rm__route_fail(ctx, rm__route_child(cp, path, "statusCode"), "%lld is not a redirect status (301 or 302)",
-                              (long long)v);
+        return rm__route_fail(ctx, rm__route_child(cp, path, "statusCode"),
+                              "%lld is not a redirect status (301 or 302)", (long long)v);
     f->status_code = (uint32_t)v;
     return 0;
 }
 
 int rm__route_read_filters(route_ctx_t *ctx, const json_t *rule, const char *path, rm_route_rule_t *out)
 {
-    static const char *const http_keys[] = {"type",           "requestHeaderModifier", "responseHeaderModifier",
-                                            "requestMirror",  "requestRedirect",       "urlRewrite",
-                                            "extensionRef",   "cors",                  NULL};
-    static const char *const grpc_keys[] = {"type", "requestHeaderModifier", "responseHeaderModifier", "requestMirror",
-                                            "extensionRef", NULL};
+    static const char *const http_keys[] = {"type",
+                                            "requestHeaderModifier",
+                                            "responseHeaderModifier",
+                                            "requestMirror",
+                                            "requestRedirect",
+                                            "urlRewrite",
+                                            "extensionRef",
+                                            "cors",
+                                            NULL};
+    static const char *const grpc_keys[] = {"type",          "requestHeaderModifier", "responseHeaderModifier",
+                                            "requestMirror", "extensionRef",          NULL};
     static const struct {
         const char *type, *field;
         rm_route_filter_type_t t;
@@ -240,7 +246,8 @@ int rm__route_read_filters(route_ctx_t *ctx, const json_t *rule, const char *pat
         /* the field named for the type is required, and no other */
         const char *key;
         json_t *v;
-        json_object_foreach ((json_t *)e, key, v) {
+        json_object_foreach((json_t *)e, key, v)
+        {
             (void)v;
             if (strcmp(key, "type") != 0 && strcmp(key, types[k].field) != 0)
                 return rm__route_fail(ctx, rm__route_child(cp, p, key), "does not go with type %s (it takes %s)",
@@ -353,8 +360,8 @@ int rm__route_read_timeouts(route_ctx_t *ctx, const json_t *rule, const char *pa
         if (ret != 0)
             return ret;
         if ((ret = rm__route_get_str(ctx, t, "backendRequest", tp, 64, 0, &s)) == 0 && s != NULL)
-            ret = rm__route_duration(ctx, rm__route_child(cp, tp, "backendRequest"), s,
-                                     &out->backend_request_timeout_ms);
+            ret =
+                rm__route_duration(ctx, rm__route_child(cp, tp, "backendRequest"), s, &out->backend_request_timeout_ms);
         free(s);
         s = NULL;
         if (ret != 0)

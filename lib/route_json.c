@@ -121,9 +121,10 @@ static int read_parents(route_ctx_t *ctx, const json_t *spec, rm_route_t *r)
             const char *g = group != NULL ? group : RM_ROUTE_API_GROUP, *k = kind != NULL ? kind : "Gateway";
             char cp[ROUTE_PATH_MAX];
             if (strcmp(g, "") != 0 || strcmp(k, "Service") != 0)
-                ret = rm__route_fail(ctx, kind != NULL ? rm__route_child(cp, p, "kind")
-                                          : group != NULL ? rm__route_child(cp, p, "group")
-                                                          : p,
+                ret = rm__route_fail(ctx,
+                                     kind != NULL    ? rm__route_child(cp, p, "kind")
+                                     : group != NULL ? rm__route_child(cp, p, "group")
+                                                     : p,
                                      "not supported: a parentRef to %s%s%s (the mesh attaches routes to a Service: "
                                      "group \"\", kind Service)",
                                      g, g[0] != '\0' ? "/" : "", k);
@@ -270,7 +271,8 @@ static int read_http_path(route_ctx_t *ctx, const json_t *m, const char *p, rm_r
     if (pm == NULL)
         return (mt->path = strdup("/")) == NULL ? -ENOMEM : 0;
     rm__route_child(pp, p, "path");
-    if ((ret = rm__route_check_keys(ctx, pm, pp, keys)) != 0 || (ret = rm__route_get_str(ctx, pm, "type", pp, 32, 0, &type)) != 0)
+    if ((ret = rm__route_check_keys(ctx, pm, pp, keys)) != 0 ||
+        (ret = rm__route_get_str(ctx, pm, "type", pp, 32, 0, &type)) != 0)
         return ret;
     if (type != NULL) {
         mt->path_type = strcmp(type, "Exact") == 0               ? RM_ROUTE_PATH_EXACT
@@ -315,7 +317,8 @@ static int read_grpc_method(route_ctx_t *ctx, const json_t *m, const char *p, rm
     if ((ret = rm__route_get_map(ctx, m, "method", p, &gm)) != 0 || gm == NULL)
         return ret;
     rm__route_child(mp, p, "method");
-    if ((ret = rm__route_check_keys(ctx, gm, mp, keys)) != 0 || (ret = rm__route_get_str(ctx, gm, "type", mp, 32, 0, &type)) != 0)
+    if ((ret = rm__route_check_keys(ctx, gm, mp, keys)) != 0 ||
+        (ret = rm__route_get_str(ctx, gm, "type", mp, 32, 0, &type)) != 0)
         return ret;
     if (type != NULL && strcmp(type, "Exact") != 0 && strcmp(type, "RegularExpression") != 0)
         ret = rm__route_fail(ctx, rm__route_child(cp, mp, "type"),
@@ -330,8 +333,8 @@ static int read_grpc_method(route_ctx_t *ctx, const json_t *m, const char *p, rm
     if (mt->grpc_service == NULL && mt->grpc_method == NULL)
         return rm__route_fail(ctx, mp, "needs service, method or both");
     if (mt->grpc_type == RM_ROUTE_VALUE_REGEX) {
-        if (mt->grpc_service != NULL &&
-            (ret = rm__route_regex(ctx, rm__route_child(cp, mp, "service"), mt->grpc_service, &mt->grpc_service_re)) != 0)
+        if (mt->grpc_service != NULL && (ret = rm__route_regex(ctx, rm__route_child(cp, mp, "service"),
+                                                               mt->grpc_service, &mt->grpc_service_re)) != 0)
             return ret;
         if (mt->grpc_method != NULL &&
             (ret = rm__route_regex(ctx, rm__route_child(cp, mp, "method"), mt->grpc_method, &mt->grpc_method_re)) != 0)
@@ -403,8 +406,7 @@ static int read_matches(route_ctx_t *ctx, const json_t *rule, const char *path, 
                                          rm_yaml_quoted(q, sizeof(q), mt->method));
             }
         } else {
-            if ((ret = rm__route_check_keys(ctx, m, p, grpc_keys)) == 0 &&
-                (ret = read_grpc_method(ctx, m, p, mt)) == 0)
+            if ((ret = rm__route_check_keys(ctx, m, p, grpc_keys)) == 0 && (ret = read_grpc_method(ctx, m, p, mt)) == 0)
                 ret = read_kv(ctx, m, "headers", p, 1, &mt->headers, &mt->num_headers);
         }
         json_decref(empty);
@@ -416,8 +418,8 @@ static int read_matches(route_ctx_t *ctx, const json_t *rule, const char *path, 
 
 static int read_rules(route_ctx_t *ctx, const json_t *spec, rm_route_t *r)
 {
-    static const char *const http_keys[] = {"name",    "matches", "filters", "backendRefs", "timeouts",
-                                            "retry",   "sessionPersistence", NULL};
+    static const char *const http_keys[] = {
+        "name", "matches", "filters", "backendRefs", "timeouts", "retry", "sessionPersistence", NULL};
     static const char *const grpc_keys[] = {"name", "matches", "filters", "backendRefs", "sessionPersistence", NULL};
     const json_t *list;
     char p[ROUTE_PATH_MAX], cp[ROUTE_PATH_MAX], q[96];
@@ -448,8 +450,8 @@ static int read_rules(route_ctx_t *ctx, const json_t *spec, rm_route_t *r)
         else if ((ret = rm__route_check_keys(ctx, rule, p, ctx->kind == RM_ROUTE_HTTP ? http_keys : grpc_keys)) == 0 &&
                  json_object_get(rule, "sessionPersistence") != NULL)
             ret = rm__route_fail(ctx, rm__route_child(cp, p, "sessionPersistence"), "not supported by the mesh");
-        if (ret == 0 && (ret = rm__route_get_str(ctx, rule, "name", p, 253, 0, &out->name)) == 0 &&
-            out->name != NULL && !rm__route_is_dns_label(out->name))
+        if (ret == 0 && (ret = rm__route_get_str(ctx, rule, "name", p, 253, 0, &out->name)) == 0 && out->name != NULL &&
+            !rm__route_is_dns_label(out->name))
             ret = rm__route_fail(ctx, rm__route_child(cp, p, "name"), "%s is not a DNS-1123 label",
                                  rm_yaml_quoted(q, sizeof(q), out->name));
         if (ret == 0 && (ret = read_matches(ctx, rule, p, out)) == 0 &&
@@ -462,8 +464,7 @@ static int read_rules(route_ctx_t *ctx, const json_t *spec, rm_route_t *r)
         if (out->name != NULL)
             for (size_t j = 0; j < i; j++)
                 if (r->rules[j].name != NULL && strcmp(r->rules[j].name, out->name) == 0)
-                    return rm__route_fail(ctx, rm__route_child(cp, p, "name"), "spec.rules[%zu] has this name too",
-                                          j);
+                    return rm__route_fail(ctx, rm__route_child(cp, p, "name"), "spec.rules[%zu] has this name too", j);
     }
     return 0;
 }

@@ -147,7 +147,10 @@ int rm_route_table_build(const rm_route_t *const *routes, size_t num, const char
         for (size_t k = 0; k < r->num_rules; k++)
             for (size_t m = 0; m < r->rules[k].num_matches; m++) {
                 cand_t *c = r->kind == RM_ROUTE_GRPC ? &t->grpc[t->num_grpc++] : &t->http[t->num_http++];
-                *c = (cand_t){.tr = &t->routes[i], .route_order = i, .rule_index = k, .match_index = m,
+                *c = (cand_t){.tr = &t->routes[i],
+                              .route_order = i,
+                              .rule_index = k,
+                              .match_index = m,
                               .m = &r->rules[k].matches[m]};
             }
     }
@@ -291,11 +294,9 @@ static int grpc_select(const rm_route_table_t *t, uint16_t port, const rm_http_r
         const rm_route_match_t *m = c->m;
         if (!port_ok(c->tr, port))
             continue;
-        if (m->grpc_service != NULL &&
-            !value_match(m->grpc_type, m->grpc_service, m->grpc_service_re, svc, svc_len))
+        if (m->grpc_service != NULL && !value_match(m->grpc_type, m->grpc_service, m->grpc_service_re, svc, svc_len))
             continue;
-        if (m->grpc_method != NULL &&
-            !value_match(m->grpc_type, m->grpc_method, m->grpc_method_re, method, method_len))
+        if (m->grpc_method != NULL && !value_match(m->grpc_type, m->grpc_method, m->grpc_method_re, method, method_len))
             continue;
         if (!headers_match(m, req))
             continue;
@@ -323,8 +324,8 @@ int rm_route_select(const rm_route_table_t *t, uint16_t port, const rm_http_requ
         const rm_route_match_t *m = c->m;
         if (!port_ok(c->tr, port) || !path_match(m, path, len))
             continue;
-        if (m->method != NULL && (strlen(m->method) != req->method_len ||
-                                  req->method == NULL || memcmp(m->method, req->method, req->method_len) != 0))
+        if (m->method != NULL && (strlen(m->method) != req->method_len || req->method == NULL ||
+                                  memcmp(m->method, req->method, req->method_len) != 0))
             continue;
         if (!headers_match(m, req) || !query_match(m, query, qlen))
             continue;

@@ -46,7 +46,8 @@ int rm__route_check_keys(route_ctx_t *ctx, const json_t *obj, const char *path, 
     json_t *v;
     char cp[ROUTE_PATH_MAX], q[96], list[512];
 
-    json_object_foreach ((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         size_t i;
         (void)v;
         for (i = 0; known[i] != NULL; i++)
@@ -85,8 +86,8 @@ static const char *json_kind(const json_t *v)
     }
 }
 
-int rm__route_get_str(route_ctx_t *ctx, const json_t *obj, const char *key, const char *path, size_t max,
-                      int required, char **out)
+int rm__route_get_str(route_ctx_t *ctx, const json_t *obj, const char *key, const char *path, size_t max, int required,
+                      char **out)
 {
     const json_t *v = json_object_get(obj, key);
     char cp[ROUTE_PATH_MAX];
@@ -110,8 +111,8 @@ int rm__route_get_str(route_ctx_t *ctx, const json_t *obj, const char *key, cons
     return 0;
 }
 
-int rm__route_get_int(route_ctx_t *ctx, const json_t *obj, const char *key, const char *path, int64_t min,
-                      int64_t max, int64_t *out, int *present)
+int rm__route_get_int(route_ctx_t *ctx, const json_t *obj, const char *key, const char *path, int64_t min, int64_t max,
+                      int64_t *out, int *present)
 {
     const json_t *v = json_object_get(obj, key);
     char cp[ROUTE_PATH_MAX], q[96];
@@ -415,8 +416,8 @@ int rm_route_list_check(const rm_route_list_t *list, rm_config_error_t *err)
             if (a->kind == b->kind && strcmp(a->namespace_, b->namespace_) == 0 && strcmp(a->name, b->name) == 0)
                 return rm_config_error_set(err, RM_ERR_CONFIG_VALUE, list->files[i], (rm_yaml_pos_t){list->lines[i], 1},
                                            "metadata.name", "%s %s/%s is also defined at %s:%u",
-                                           a->kind == RM_ROUTE_GRPC ? "GRPCRoute" : "HTTPRoute", a->namespace_,
-                                           a->name, list->files[j], list->lines[j]);
+                                           a->kind == RM_ROUTE_GRPC ? "GRPCRoute" : "HTTPRoute", a->namespace_, a->name,
+                                           list->files[j], list->lines[j]);
         }
     }
     return 0;

@@ -20,7 +20,7 @@ void rm_route_arena_clear(rm_route_arena_t *a)
     memset(a, 0, sizeof(*a));
 }
 
-static void *arena_alloc(rm_route_arena_t *a, size_t n, size_t size)
+void *rm_route_arena_alloc(rm_route_arena_t *a, size_t n, size_t size)
 {
     void *p;
     if (n == 0)
@@ -38,10 +38,11 @@ static void *arena_alloc(rm_route_arena_t *a, size_t n, size_t size)
     return p;
 }
 
-#define ALLOC(a, n, type) ((type *)arena_alloc((a), (n), sizeof(type)))
+#define ALLOC(a, n, type) ((type *)rm_route_arena_alloc((a), (n), sizeof(type)))
 #define S(s)              ((char *)((s) != NULL ? (s) : ""))
 
-static int kv_to_proto(rm_route_arena_t *a, const rm_route_kv_match_t *kv, size_t n, Ringmesh__V1__RouteValueMatch ***out)
+static int kv_to_proto(rm_route_arena_t *a, const rm_route_kv_match_t *kv, size_t n,
+                       Ringmesh__V1__RouteValueMatch ***out)
 {
     Ringmesh__V1__RouteValueMatch *m = ALLOC(a, n, Ringmesh__V1__RouteValueMatch);
     Ringmesh__V1__RouteValueMatch **l = ALLOC(a, n, Ringmesh__V1__RouteValueMatch *);
@@ -244,7 +245,7 @@ static int match_from_proto(route_ctx_t *ctx, const char *p, const Ringmesh__V1_
     } else {
         x->path_type = RM_ROUTE_PATH_NONE;
         x->grpc_type = m->grpc_type == RINGMESH__V1__ROUTE_VALUE_TYPE__ROUTE_VALUE_REGEX ? RM_ROUTE_VALUE_REGEX
-                                                                                       : RM_ROUTE_VALUE_EXACT;
+                                                                                         : RM_ROUTE_VALUE_EXACT;
         if (x->grpc_type == RM_ROUTE_VALUE_REGEX &&
             ((x->grpc_service != NULL && (ret = rm__route_regex(ctx, p, x->grpc_service, &x->grpc_service_re)) != 0) ||
              (x->grpc_method != NULL && (ret = rm__route_regex(ctx, p, x->grpc_method, &x->grpc_method_re)) != 0)))
@@ -266,7 +267,8 @@ static int headers_from_proto(Ringmesh__V1__RouteHeader *const *h, size_t n, rm_
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         *num = i + 1;
-        if ((ret = dup_str(h[i]->name, 0, &(*out)[i].name)) != 0 || (ret = dup_str(h[i]->value, 0, &(*out)[i].value)) != 0)
+        if ((ret = dup_str(h[i]->name, 0, &(*out)[i].name)) != 0 ||
+            (ret = dup_str(h[i]->value, 0, &(*out)[i].value)) != 0)
             return ret;
     }
     return 0;

@@ -37,6 +37,8 @@ typedef struct st_rm_destination_t {
     size_t num_identities;
     char *sni; /* server name sent in the ClientHello, Istio's "outbound_.PORT_._.SVC.NS.svc.cluster.local" for a
                 * pushed Service; NULL: none */
+    const struct st_rm_dest_routes_t *routes; /* its Service's routes (dest_routes.h), owned by the destination
+                                               * table; NULL: none (and always for the file's destinations) */
 } rm_destination_t;
 
 /** Per-port inbound mTLS mode. */

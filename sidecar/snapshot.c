@@ -1,6 +1,7 @@
 /* Snapshot reference counting, derivation and publication (see snapshot.h). */
 #include "snapshot.h"
 #include "proxy.h"
+#include "dest_routes.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -47,6 +48,9 @@ void rm_dest_table_unref(rm_dest_table_t *t)
     for (size_t i = 0; i < t->num; i++)
         free(t->dests[i].sni);
     free(t->dests);
+    for (size_t i = 0; i < t->num_routes; i++)
+        rm_dest_routes_free(t->routes[i]);
+    free(t->routes);
     free(t);
 }
 

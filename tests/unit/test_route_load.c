@@ -196,7 +196,8 @@ static void test_json_object(void **state)
     json_error_t jerr;
     json_t *obj = json_loads(
         "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"HTTPRoute\",\"metadata\":{\"name\":\"r\","
-        "\"namespace\":\"shop\",\"uid\":\"1\",\"resourceVersion\":\"7\",\"creationTimestamp\":\"2024-05-02T10:14:03Z\"},"
+        "\"namespace\":\"shop\",\"uid\":\"1\",\"resourceVersion\":\"7\",\"creationTimestamp\":\"2024-05-02T10:14:03Z\"}"
+        ","
         "\"spec\":{\"parentRefs\":[{\"group\":\"\",\"kind\":\"Service\",\"name\":\"orders\",\"port\":8080}],"
         "\"rules\":[{\"backendRefs\":[{\"name\":\"orders\",\"port\":8080}]}]},\"status\":{\"parents\":[]}}",
         0, &jerr);
@@ -207,9 +208,9 @@ static void test_json_object(void **state)
     assert_int_equal(r->created, 1714644843);
     assert_int_equal(r->parents[0].port, 8080);
     rm_route_free(r);
-    json_array_set_new(json_object_get(json_array_get(json_object_get(json_object_get(obj, "spec"), "rules"), 0),
-                                       "backendRefs"),
-                       0, json_pack("{s:s,s:s}", "name", "orders", "port", "http"));
+    json_array_set_new(
+        json_object_get(json_array_get(json_object_get(json_object_get(obj, "spec"), "rules"), 0), "backendRefs"), 0,
+        json_pack("{s:s,s:s}", "name", "orders", "port", "http"));
     assert_int_equal(rm_route_from_json(obj, &r, &err), RM_ERR_CONFIG_VALUE);
     assert_string_equal(err.field, "spec.rules[0].backendRefs[0].port");
     assert_string_equal(err.reason, "\"http\" is not a whole number");

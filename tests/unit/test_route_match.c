@@ -28,9 +28,8 @@ static void load(fixture_t *f, const char *yaml)
     rm_config_error_format(&err, msg, sizeof(msg));
     if (ret != 0)
         fail_msg("%s", msg);
-    assert_int_equal(rm_route_table_build((const rm_route_t *const *)f->list.routes, f->list.num, "shop", "orders",
-                                          &f->table),
-                     0);
+    assert_int_equal(
+        rm_route_table_build((const rm_route_t *const *)f->list.routes, f->list.num, "shop", "orders", &f->table), 0);
 }
 
 static void unload(fixture_t *f)
@@ -58,7 +57,10 @@ static const char *pick(const fixture_t *f, uint16_t port, const char *method, c
     return out;
 }
 
-#define HDR(n, v) {.name = n, .name_len = sizeof(n) - 1, .value = v, .value_len = sizeof(v) - 1}
+#define HDR(n, v)                                                                                                      \
+    {                                                                                                                  \
+        .name = n, .name_len = sizeof(n) - 1, .value = v, .value_len = sizeof(v) - 1                                   \
+    }
 
 static const char *const paths_yaml = "apiVersion: gateway.networking.k8s.io/v1\n"
                                       "kind: HTTPRoute\n"
@@ -66,30 +68,31 @@ static const char *const paths_yaml = "apiVersion: gateway.networking.k8s.io/v1\
                                       "spec:\n"
                                       "  parentRefs: [{group: \"\", kind: Service, name: orders}]\n"
                                       "  rules:\n"
-                                      "  - matches: [{path: {type: PathPrefix, value: /}}]\n"           /* 0 */
-                                      "  - matches: [{path: {type: PathPrefix, value: /api/}}]\n"       /* 1 */
-                                      "  - matches: [{path: {type: PathPrefix, value: /api/v2}}]\n"     /* 2 */
-                                      "  - matches: [{path: {type: Exact, value: /api/v2/health}}]\n"   /* 3 */
+                                      "  - matches: [{path: {type: PathPrefix, value: /}}]\n"                  /* 0 */
+                                      "  - matches: [{path: {type: PathPrefix, value: /api/}}]\n"              /* 1 */
+                                      "  - matches: [{path: {type: PathPrefix, value: /api/v2}}]\n"            /* 2 */
+                                      "  - matches: [{path: {type: Exact, value: /api/v2/health}}]\n"          /* 3 */
                                       "  - matches: [{path: {type: RegularExpression, value: '/r/[0-9]+'}}]\n" /* 4 */
-                                      "  - matches: [{path: {value: /m}, method: POST}]\n"              /* 5 */
+                                      "  - matches: [{path: {value: /m}, method: POST}]\n"                     /* 5 */
                                       "  - matches: [{path: {value: /m}, headers: [{name: X-Canary, value: 'yes'}]}]\n"
                                       "  - matches: [{path: {value: /m}, queryParams: [{name: v, value: '2'}]}]\n"
                                       "  - matches: [{path: {value: /m}, headers: [{name: a, value: '1'}, {name: b, "
-                                      "value: '2'}]}]\n"                                                /* 8 */
+                                      "value: '2'}]}]\n" /* 8 */
                                       "  - matches: [{path: {value: /h}, headers: [{name: x-user, type: "
                                       "RegularExpression, value: 'adm.*'}]}]\n"; /* 9 */
 
 static void test_paths_and_precedence(void **state)
 {
     fixture_t f;
-    rm_http_header_t canary[] = {HDR("x-canary", "yes")}, both[] = {HDR("a", "1"), HDR("b", "2"), HDR("x-canary", "yes")},
+    rm_http_header_t canary[] = {HDR("x-canary", "yes")},
+                     both[] = {HDR("a", "1"), HDR("b", "2"), HDR("x-canary", "yes")},
                      admin[] = {HDR("x-user", "admin")}, user[] = {HDR("x-user", "xadmin")};
     load(&f, paths_yaml);
     assert_string_equal(pick(&f, 80, "GET", "/", NULL, 0, 0), "paths/0");
-    assert_string_equal(pick(&f, 80, "GET", "/apix", NULL, 0, 0), "paths/0");     /* whole segments only */
-    assert_string_equal(pick(&f, 80, "GET", "/api", NULL, 0, 0), "paths/1");      /* "/api/" is prefix "/api" */
+    assert_string_equal(pick(&f, 80, "GET", "/apix", NULL, 0, 0), "paths/0"); /* whole segments only */
+    assert_string_equal(pick(&f, 80, "GET", "/api", NULL, 0, 0), "paths/1");  /* "/api/" is prefix "/api" */
     assert_string_equal(pick(&f, 80, "GET", "/api/v1/x", NULL, 0, 0), "paths/1");
-    assert_string_equal(pick(&f, 80, "GET", "/api/v2", NULL, 0, 0), "paths/2");   /* the longer prefix */
+    assert_string_equal(pick(&f, 80, "GET", "/api/v2", NULL, 0, 0), "paths/2"); /* the longer prefix */
     assert_string_equal(pick(&f, 80, "GET", "/api/v2/x?y=1", NULL, 0, 0), "paths/2");
     assert_string_equal(pick(&f, 80, "GET", "/api/v2/health", NULL, 0, 0), "paths/3"); /* Exact before prefixes */
     assert_string_equal(pick(&f, 80, "GET", "/api/v2/health/", NULL, 0, 0), "paths/2");
@@ -178,7 +181,7 @@ static void test_ports_and_grpc(void **state)
     assert_string_equal(pick(&f, 9090, "POST", "/shop.Orders/Put", NULL, 0, 1), "grpc/0");
     assert_string_equal(pick(&f, 9090, "POST", "/other.Svc/Get", tenant, 1, 1), "grpc/2");
     assert_string_equal(pick(&f, 9090, "POST", "/shop.Carts/List", NULL, 0, 1), "grpc/3");
-    assert_string_equal(pick(&f, 9090, "POST", "/other.Svc/Get", NULL, 0, 1), "http/0"); /* then HTTPRoutes */
+    assert_string_equal(pick(&f, 9090, "POST", "/other.Svc/Get", NULL, 0, 1), "http/0");   /* then HTTPRoutes */
     assert_string_equal(pick(&f, 8080, "POST", "/shop.Orders/Get", NULL, 0, 1), "http/0"); /* grpc is on 9090 */
     assert_string_equal(pick(&f, 7070, "GET", "/", NULL, 0, 0), "none");
     unload(&f);

@@ -103,7 +103,7 @@ typedef struct st_rm_route_backend_t {
 /** Retries of a rule (Gateway API v1.2, experimental channel). `set` 0: the rule says nothing. */
 typedef struct st_rm_route_retry_t {
     int set;
-    int attempts;   /* -1: not given */
+    int attempts;    /* -1: not given */
     uint32_t *codes; /* HTTP statuses 400..599 that are retried */
     size_t num_codes;
     int64_t backoff_ms; /* -1: not given */

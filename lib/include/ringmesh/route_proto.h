@@ -15,6 +15,9 @@ typedef struct st_rm_route_arena_t {
     size_t num, cap;
 } rm_route_arena_t;
 
+/** n zeroed objects of `size` bytes, freed with the arena; NULL when out of memory or n is 0. */
+void *rm_route_arena_alloc(rm_route_arena_t *a, size_t n, size_t size);
+
 /** Frees every message allocated from the arena and empties it. */
 void rm_route_arena_clear(rm_route_arena_t *a);
 
