@@ -264,7 +264,7 @@ static int query_match(const rm_route_match_t *m, const char *query, size_t len)
 
 static int port_ok(const table_route_t *tr, uint16_t port)
 {
-    if (tr->num_ports == 0)
+    if (tr->num_ports == 0 || port == 0)
         return 1;
     for (size_t i = 0; i < tr->num_ports; i++)
         if (tr->ports[i] == port)
