@@ -1,5 +1,6 @@
 #include "admin_server.h"
 #include "app_health.h"
+#include "dest_routes.h"
 #include "trace_export.h"
 #include "mesh_metrics.h"
 #include "ringmesh/textbuf.h"
@@ -417,7 +418,9 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
             o = rm_textf(buf, len, o, "%s", j ? "," : "");
             o = put_json_str(buf, len, o, cfg->destinations[i].identities[j]);
         }
-        o = rm_textf(buf, len, o, "]}");
+        o = rm_textf(buf, len, o, "]");
+        o = rm_dest_routes_config_dump(cfg->destinations[i].routes, buf, len, o);
+        o = rm_textf(buf, len, o, "}");
     }
     return rm_textf(buf, len, o, "]}\n");
 }

@@ -2,6 +2,7 @@
 #include "dest_routes.h"
 
 #include "ringmesh/route_proto.h"
+#include "ringmesh/textbuf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -58,4 +59,17 @@ Exit:
         snprintf(err, errlen, "out of memory");
     rm_dest_routes_free(r);
     return ret;
+}
+
+size_t rm_dest_routes_config_dump(const rm_dest_routes_t *r, char *buf, size_t len, size_t o)
+{
+    if (r == NULL)
+        return o;
+    o = rm_textf(buf, len, o, ",\"routes\":[");
+    /* namespaces and names are DNS labels and subdomains (checked when read): nothing to escape */
+    for (size_t i = 0; i < r->num_routes; i++)
+        o = rm_textf(buf, len, o, "%s{\"kind\":\"%s\",\"namespace\":\"%s\",\"name\":\"%s\",\"rules\":%zu}",
+                     i ? "," : "", r->routes[i]->kind == RM_ROUTE_GRPC ? "GRPCRoute" : "HTTPRoute",
+                     r->routes[i]->namespace_, r->routes[i]->name, r->routes[i]->num_rules);
+    return rm_textf(buf, len, o, "]");
 }

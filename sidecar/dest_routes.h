@@ -21,6 +21,10 @@ typedef struct st_rm_dest_routes_t {
  *  -ENOMEM. */
 int rm_dest_routes_parse(const Ringmesh__V1__Destination *d, rm_dest_routes_t **out, char *err, size_t errlen);
 
+/** Appends `,"routes":[{"kind":..,"namespace":..,"name":..,"rules":N},...]` for /config_dump at offset `o` of buf
+ *  (rm_textf's convention); nothing when `r` is NULL. Returns the new offset. */
+size_t rm_dest_routes_config_dump(const rm_dest_routes_t *r, char *buf, size_t len, size_t o);
+
 /** Frees the routes and their table. NULL is fine. */
 void rm_dest_routes_free(rm_dest_routes_t *r);
 
