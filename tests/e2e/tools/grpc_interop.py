@@ -19,6 +19,7 @@ import sys
 import time
 
 import grpc
+from google.protobuf import json_format
 
 sys.path.insert(0, sys.argv.pop(1))  # directory with the protoc output
 from ringmesh.v1 import discovery_pb2, identity_pb2  # noqa: E402
@@ -89,7 +90,9 @@ def stream(addr, bundle, cert, key, ns, sa, nack=None):
             elif t == "DestinationMap":
                 m = discovery_pb2.DestinationMap.FromString(res.value)
                 info.update(destinations=[dict(name=d.name, addresses=list(d.addresses), in_mesh=d.in_mesh,
-                                               identities=list(d.identities)) for d in m.destinations])
+                                               identities=list(d.identities),
+                                               routes=[json_format.MessageToDict(r, preserving_proto_field_name=True)
+                                                       for r in d.routes]) for d in m.destinations])
             elif t == "MeshSettings":
                 m = discovery_pb2.MeshSettings.FromString(res.value)
                 info.update(trust_domain=m.trust_domain, inbound_mode=discovery_pb2.MtlsMode.Name(m.inbound_mode),
