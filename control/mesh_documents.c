@@ -902,9 +902,10 @@ static const kind_t *document_kind(file_ctx_t *ctx, int *ret)
     for (size_t i = 0; doc->kind != NULL && i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (strcmp(doc->kind, kinds[i].name) == 0)
             return &kinds[i];
-    *ret = rm_config_report(&ctx->cdoc, RM_ERR_CONFIG_VALUE, e->value, "kind",
-                            "%s is not a kind this source reads (want MeshConfig, Service, Workload, HTTPRoute or GRPCRoute)",
-                            doc->kind != NULL ? rm_yaml_quoted(q, sizeof(q), doc->kind) : "a collection");
+    *ret = rm_config_report(
+        &ctx->cdoc, RM_ERR_CONFIG_VALUE, e->value, "kind",
+        "%s is not a kind this source reads (want MeshConfig, Service, Workload, HTTPRoute or GRPCRoute)",
+        doc->kind != NULL ? rm_yaml_quoted(q, sizeof(q), doc->kind) : "a collection");
     return NULL;
 }
 

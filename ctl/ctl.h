@@ -1,7 +1,7 @@
 /* Shared by the ringmeshctl command files. Commands are tables, one per level: the top level names the groups
- * (svid, token, policy, route) and the few commands of their own (inject, wait-ready, stat), each group names its commands and
- * their handlers. One dispatcher walks them and the
- * help is generated from them, so every level parses its subcommand and prints its usage the same way. */
+ * (svid, token, policy, route) and the few commands of their own (inject, wait-ready, stat), each group names its
+ * commands and their handlers. One dispatcher walks them and the help is generated from them, so every level parses its
+ * subcommand and prints its usage the same way. */
 #ifndef RINGMESH_CTL_H
 #define RINGMESH_CTL_H
 

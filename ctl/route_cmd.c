@@ -19,7 +19,6 @@
 #define MAX_FILE_SIZE (4u << 20)
 #define MAX_HEADERS   RM_CTL_FLAG_MAX_VALUES
 
-extern const rm_ctl_level_t rm__ctl_route_level;
 static const rm_ctl_level_t *const level = &rm__ctl_route_level;
 
 static int usage_error(const char *cmd, const char *msg)
@@ -34,39 +33,47 @@ static int name_is_yaml(const char *n)
     return n[0] != '.' && ((l > 5 && strcmp(n + l - 5, ".yaml") == 0) || (l > 4 && strcmp(n + l - 4, ".yml") == 0));
 }
 
-/* One file, or every *.yaml / *.yml file of a directory in name order. Returns 0, RM_CTL_EXIT_USAGE (printed) for a
- * file that cannot be read, RM_CTL_EXIT_INVALID (printed) for invalid routes. */
+/* One file. Returns 0, RM_CTL_EXIT_USAGE (printed) when it cannot be read, RM_CTL_EXIT_INVALID (printed) for invalid
+ * routes. */
+static int load_file(rm_route_list_t *list, const char *path)
+{
+    rm_config_error_t err = {0};
+    char *data = NULL, msg[2048];
+    size_t len = 0;
+    int r = rm_file_read(path, MAX_FILE_SIZE, &data, &len), ret = 0;
+
+    if (r != 0)
+        return rm__ctl_file_error(path, NULL, r);
+    if (rm_route_load_yaml(list, data, len, path, &err) != 0) {
+        rm_config_error_format(&err, msg, sizeof(msg));
+        fprintf(stderr, "ringmeshctl route check: %s\n", msg);
+        ret = RM_CTL_EXIT_INVALID;
+    }
+    free(data);
+    return ret;
+}
+
+/* A file, or every *.yaml / *.yml file of a directory in name order (subdirectories are not read, as in the file
+ * source). Returns as load_file(). */
 static int load_path(rm_route_list_t *list, const char *path)
 {
     struct stat st;
     struct dirent **names = NULL;
-    rm_config_error_t err = {0};
-    char msg[2048];
     int n, ret = 0;
 
     if (stat(path, &st) != 0)
         return rm__ctl_file_error(path, NULL, -errno);
-    if (!S_ISDIR(st.st_mode)) {
-        char *data = NULL;
-        size_t len = 0;
-        int r = rm_file_read(path, MAX_FILE_SIZE, &data, &len);
-        if (r != 0)
-            return rm__ctl_file_error(path, NULL, r);
-        if (rm_route_load_yaml(list, data, len, path, &err) != 0) {
-            rm_config_error_format(&err, msg, sizeof(msg));
-            fprintf(stderr, "ringmeshctl route check: %s\n", msg);
-            ret = RM_CTL_EXIT_INVALID;
-        }
-        free(data);
-        return ret;
-    }
+    if (!S_ISDIR(st.st_mode))
+        return load_file(list, path);
     if ((n = scandir(path, &names, NULL, alphasort)) < 0)
         return rm__ctl_file_error(path, NULL, -errno);
     for (int i = 0; i < n; i++) {
         char child[4096];
+        struct stat cst;
         if (ret == 0 && name_is_yaml(names[i]->d_name) &&
-            snprintf(child, sizeof(child), "%s/%s", path, names[i]->d_name) < (int)sizeof(child))
-            ret = load_path(list, child);
+            snprintf(child, sizeof(child), "%s/%s", path, names[i]->d_name) < (int)sizeof(child) &&
+            stat(child, &cst) == 0 && S_ISREG(cst.st_mode))
+            ret = load_file(list, child);
         free(names[i]);
     }
     free(names);
@@ -181,17 +188,20 @@ static void print_text(const json_t *o)
                json_string_value(json_object_get(v, "name")),
                (long long)json_integer_value(json_object_get(v, "port")));
     printf("backends:");
-    json_array_foreach(json_object_get(o, "backends"), i, v)
-    {
+    const json_t *list = json_object_get(o, "backends");
+    for (i = 0; i < json_array_size(list); i++) {
+        v = json_array_get(list, i);
         printf(
             "%s %s/%s:%lld weight %lld (%.1f%%)", i > 0 ? "," : "", json_string_value(json_object_get(v, "namespace")),
             json_string_value(json_object_get(v, "name")), (long long)json_integer_value(json_object_get(v, "port")),
             (long long)json_integer_value(json_object_get(v, "weight")), json_real_value(json_object_get(v, "share")));
     }
-    printf("%s\n", json_array_size(json_object_get(o, "backends")) == 0 ? " none" : "");
+    printf("%s\n", json_array_size(list) == 0 ? " none" : "");
     printf("filters:");
-    json_array_foreach(json_object_get(o, "filters"), i, v) printf("%s %s", i > 0 ? "," : "", json_string_value(v));
-    printf("%s\n", json_array_size(json_object_get(o, "filters")) == 0 ? " none" : "");
+    list = json_object_get(o, "filters");
+    for (i = 0; i < json_array_size(list); i++)
+        printf("%s %s", i > 0 ? "," : "", json_string_value(json_array_get(list, i)));
+    printf("%s\n", json_array_size(list) == 0 ? " none" : "");
     if ((v = json_object_get(o, "requestTimeoutMs")) != NULL)
         printf("timeout: request %lldms\n", (long long)json_integer_value(v));
     if ((v = json_object_get(o, "backendRequestTimeoutMs")) != NULL)

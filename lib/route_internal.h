@@ -30,13 +30,13 @@ const char *rm__route_index(char *buf, const char *path, size_t i);
 
 /** Reads string `key` of `obj`: *out a copy, or NULL when absent/null. Refuses other types and strings longer than
  *  `max`, and an absent value when `required`. */
-int rm__route_get_str(route_ctx_t *ctx, const json_t *obj, const char *key, const char *path, size_t max,
-                      int required, char **out);
+int rm__route_get_str(route_ctx_t *ctx, const json_t *obj, const char *key, const char *path, size_t max, int required,
+                      char **out);
 
 /** Reads integer `key` (a JSON integer, or a string of decimal digits) in [min, max]; *out untouched when absent.
  *  *present says whether it was there. */
-int rm__route_get_int(route_ctx_t *ctx, const json_t *obj, const char *key, const char *path, int64_t min,
-                      int64_t max, int64_t *out, int *present);
+int rm__route_get_int(route_ctx_t *ctx, const json_t *obj, const char *key, const char *path, int64_t min, int64_t max,
+                      int64_t *out, int *present);
 
 /** The list `key` of `obj` (at most `max` entries), or NULL when absent or null. */
 int rm__route_get_list(route_ctx_t *ctx, const json_t *obj, const char *key, const char *path, size_t max,

@@ -138,7 +138,8 @@ int rm_route_table_build(const rm_route_t *const *routes, size_t num, const char
         for (size_t k = 0; k < r->num_rules; k++)
             *(r->kind == RM_ROUTE_GRPC ? &ng : &nh) += r->rules[k].num_matches;
     }
-    qsort(t->routes, t->num_routes, sizeof(*t->routes), cmp_route);
+    if (t->num_routes > 1)
+        qsort(t->routes, t->num_routes, sizeof(*t->routes), cmp_route);
     if ((nh > 0 && (t->http = calloc(nh, sizeof(*t->http))) == NULL) ||
         (ng > 0 && (t->grpc = calloc(ng, sizeof(*t->grpc))) == NULL))
         goto Exit;
@@ -154,8 +155,10 @@ int rm_route_table_build(const rm_route_t *const *routes, size_t num, const char
                               .m = &r->rules[k].matches[m]};
             }
     }
-    qsort(t->http, t->num_http, sizeof(*t->http), cmp_http);
-    qsort(t->grpc, t->num_grpc, sizeof(*t->grpc), cmp_grpc);
+    if (t->num_http > 1)
+        qsort(t->http, t->num_http, sizeof(*t->http), cmp_http);
+    if (t->num_grpc > 1)
+        qsort(t->grpc, t->num_grpc, sizeof(*t->grpc), cmp_grpc);
     *out = t;
     t = NULL;
     ret = 0;

@@ -211,9 +211,9 @@ typedef struct st_rm_route_choice_t {
     size_t rule_index, match_index;
 } rm_route_choice_t;
 
-/** The rule a request to the Service's `port` (0: any, for tools asking about every port) takes: gRPC requests look at GRPCRoutes first, then HTTPRoutes; other
- *  requests at HTTPRoutes. Returns 0 with *out filled, or -ENOENT when no rule matches (the Gateway API answers
- *  404 then). Allocates nothing. */
+/** The rule a request to the Service's `port` (0: any, for tools asking about every port) takes: gRPC requests look at
+ * GRPCRoutes first, then HTTPRoutes; other requests at HTTPRoutes. Returns 0 with *out filled, or -ENOENT when no rule
+ * matches (the Gateway API answers 404 then). Allocates nothing. */
 int rm_route_select(const rm_route_table_t *t, uint16_t port, const rm_http_request_t *req, rm_route_choice_t *out);
 
 /** The backend of `rule` for a uniformly drawn `random`: backend i with probability weight_i / total. NULL when
