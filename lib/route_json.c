@@ -144,14 +144,16 @@ static int read_parents(route_ctx_t *ctx, const json_t *spec, rm_route_t *r)
                                   rm_yaml_quoted(q, sizeof(q), pr->name));
         if ((ret = rm__route_get_str(ctx, ref, "namespace", p, 63, 0, &pr->namespace_)) != 0)
             return ret;
-        if (pr->namespace_ != NULL && strcmp(pr->namespace_, r->namespace_) != 0) {
+        /* read_metadata() has set the route's namespace (defaulted) */
+        if (pr->namespace_ != NULL && r->namespace_ != NULL && strcmp(pr->namespace_, r->namespace_) != 0) {
             char cp[ROUTE_PATH_MAX];
             return rm__route_fail(ctx, rm__route_child(cp, p, "namespace"),
                                   "not supported: a route in namespace %s for a Service of namespace %s (a consumer "
                                   "route); put the route in the Service's namespace",
                                   r->namespace_, pr->namespace_);
         }
-        if (pr->namespace_ == NULL && (pr->namespace_ = strdup(r->namespace_)) == NULL)
+        if (pr->namespace_ == NULL &&
+            (pr->namespace_ = strdup(r->namespace_ != NULL ? r->namespace_ : "default")) == NULL)
             return -ENOMEM;
         if ((ret = rm__route_get_int(ctx, ref, "port", p, 1, 65535, &port, &have_port)) != 0)
             return ret;

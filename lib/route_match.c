@@ -145,9 +145,13 @@ int rm_route_table_build(const rm_route_t *const *routes, size_t num, const char
         goto Exit;
     for (size_t i = 0; i < t->num_routes; i++) {
         const rm_route_t *r = t->routes[i].route;
+        cand_t *list = r->kind == RM_ROUTE_GRPC ? t->grpc : t->http;
+        size_t *n = r->kind == RM_ROUTE_GRPC ? &t->num_grpc : &t->num_http;
+        if (list == NULL) /* no match of this kind was counted: the route has none */
+            continue;
         for (size_t k = 0; k < r->num_rules; k++)
             for (size_t m = 0; m < r->rules[k].num_matches; m++) {
-                cand_t *c = r->kind == RM_ROUTE_GRPC ? &t->grpc[t->num_grpc++] : &t->http[t->num_http++];
+                cand_t *c = &list[(*n)++];
                 *c = (cand_t){.tr = &t->routes[i],
                               .route_order = i,
                               .rule_index = k,

@@ -50,6 +50,7 @@ static json_t *scalar_value(const yaml_node_t *n)
     return json_stringn(s, len);
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded by RM_YAML_DEPTH_MAX, and aliases (shared nodes) are refused
 static json_t *convert(conv_t *c, yaml_node_t *n, const char *path, rm_yaml_pos_t key_pos, unsigned depth)
 {
     json_t *out = NULL;
@@ -177,13 +178,13 @@ int rm_route_load_yaml(rm_route_list_t *list, const char *data, size_t len, cons
             rm_route_error_t rerr;
             rm_route_t *r = NULL;
             int rc = rm_route_from_json(obj, &r, &rerr);
+            if (rc == 0)
+                rc = rm_route_list_push(list, r, shown, doc_pos.line); /* takes r, also on failure */
             if (rc == -ENOMEM)
                 ret = rm_config_error_set(err, RM_ERR_CONFIG_IO, shown, doc_pos, NULL, "out of memory");
             else if (rc != 0)
                 ret = rm_config_error_set(err, RM_ERR_CONFIG_VALUE, shown, field_pos(&map, rerr.field, doc_pos),
                                           rerr.field, "%s", rerr.reason);
-            else if (rm_route_list_push(list, r, shown, doc_pos.line) != 0)
-                ret = rm_config_error_set(err, RM_ERR_CONFIG_IO, shown, doc_pos, NULL, "out of memory");
         }
         json_decref(obj);
         rm_yaml_pos_map_dispose(&map);
