@@ -9,6 +9,7 @@
 
 #include "discovery_workloads.h"
 #include "endpoints_derive.h"
+#include "route_model.h"
 #include "ringmesh/v1/discovery.pb-c.h"
 
 #define PEM_END "-----END CERTIFICATE-----"
@@ -117,6 +118,7 @@ static int build_destinations(rm_xds_push_t *push, const rm_mesh_model_t *model,
 {
     Ringmesh__V1__DestinationMap map = RINGMESH__V1__DESTINATION_MAP__INIT;
     Ringmesh__V1__Destination *dests = NULL, **list = NULL;
+    rm_route_arena_t routes = {0};
     char **names = NULL;
     size_t n = model->num_services;
     int ret = -ENOMEM;
@@ -142,6 +144,8 @@ static int build_destinations(rm_xds_push_t *push, const rm_mesh_model_t *model,
         dests[i].identities = svc->identities;
         if (svc->in_mesh && rm_endpoints_fill_destination(svc, &dests[i]) != 0)
             goto Exit;
+        if (rm__destination_routes(model, svc, &routes, &dests[i]) != 0)
+            goto Exit;
         list[i] = &dests[i];
     }
     map.n_destinations = n;
@@ -156,6 +160,7 @@ Exit:
     free(names);
     free(list);
     free(dests);
+    rm_route_arena_clear(&routes);
     return ret;
 }
 

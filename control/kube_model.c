@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "mesh_load.h"
+#include "route_model.h"
 #include "ringmesh/error.h"
 
 typedef struct st_doc_t {
@@ -262,11 +263,15 @@ int rm_kube_model_build(const rm_kube_objects_t *objs, const char *mesh_shown, c
         json_object_foreach((json_t *)objs->policies[p], key, obj)
         {
             const char *kind = str_at(obj, "kind", NULL);
-            char *text = policy_document(obj);
-            if (text == NULL || add_doc(&docs, &num, &cap,
-                                        kind != NULL && strcmp(kind, "PeerAuthentication") == 0 ? "PeerAuthentication"
-                                                                                                : "AuthorizationPolicy",
-                                        obj, text) != 0)
+            /* the HTTPRoute and GRPCRoute informers are started with the policy ones, as their CRDs appear */
+            int route = rm_route_is_route_kind(kind);
+            char *text = route ? rm_kube_route_document(obj) : policy_document(obj);
+            if (text == NULL ||
+                add_doc(&docs, &num, &cap,
+                        route ? (strcmp(kind, "GRPCRoute") == 0 ? "GRPCRoute" : "HTTPRoute")
+                        : kind != NULL && strcmp(kind, "PeerAuthentication") == 0 ? "PeerAuthentication"
+                                                                                  : "AuthorizationPolicy",
+                        obj, text) != 0)
                 goto NoMem;
         }
     if (num > 1)

@@ -935,15 +935,16 @@ static const kind_t *document_kind(file_ctx_t *ctx, int *ret)
     }
     if ((e = rm_yaml_pos_map_find(&doc->map, "kind")) == NULL) {
         *ret = rm_config_report(&ctx->cdoc, RM_ERR_CONFIG_VALUE, doc->pos, "kind",
-                                "is required (MeshConfig, Service or Workload)");
+                                "is required (MeshConfig, Service, Workload, HTTPRoute or GRPCRoute)");
         return NULL;
     }
     for (size_t i = 0; doc->kind != NULL && i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (strcmp(doc->kind, kinds[i].name) == 0)
             return &kinds[i];
-    *ret = rm_config_report(&ctx->cdoc, RM_ERR_CONFIG_VALUE, e->value, "kind",
-                            "%s is not a kind this source reads (want MeshConfig, Service or Workload)",
-                            doc->kind != NULL ? rm_yaml_quoted(q, sizeof(q), doc->kind) : "a collection");
+    *ret = rm_config_report(
+        &ctx->cdoc, RM_ERR_CONFIG_VALUE, e->value, "kind",
+        "%s is not a kind this source reads (want MeshConfig, Service, Workload, HTTPRoute or GRPCRoute)",
+        doc->kind != NULL ? rm_yaml_quoted(q, sizeof(q), doc->kind) : "a collection");
     return NULL;
 }
 
@@ -957,9 +958,11 @@ static int load_document(file_ctx_t *ctx, size_t end)
     cyaml_err_t cerr;
     int ret = 0;
 
-    /* policies are read by the policy loader, which understands Istio's API versions too (rm_mesh_loader_add) */
+    /* policies are read by the policy loader, which understands Istio's API versions too, and routes by the route
+     * reader (rm_mesh_loader_add) */
     if (ctx->doc->kind != NULL &&
-        (strcmp(ctx->doc->kind, "AuthorizationPolicy") == 0 || strcmp(ctx->doc->kind, "PeerAuthentication") == 0))
+        (strcmp(ctx->doc->kind, "AuthorizationPolicy") == 0 || strcmp(ctx->doc->kind, "PeerAuthentication") == 0 ||
+         rm_route_is_route_kind(ctx->doc->kind)))
         return 0;
     if ((kind = document_kind(ctx, &ret)) == NULL)
         return ret;

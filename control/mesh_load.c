@@ -3,6 +3,7 @@
  * AuthorizationPolicy and PeerAuthentication documents by lib/policy_yaml.c. */
 #include "mesh_load_internal.h"
 #include "service_endpoints.h"
+#include "route_model.h"
 
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -315,7 +316,7 @@ static int build_model(loader_t *ld, rm_mesh_model_t **out)
         m->workloads[m->num_workloads++] = ld->workloads[i].w; /* moved */
         memset(&ld->workloads[i].w, 0, sizeof(ld->workloads[i].w));
     }
-    if (rm__mesh_model_seal(m) != 0)
+    if (rm__mesh_move_routes(ld, m) != 0 || rm__mesh_model_seal(m) != 0)
         goto NoMem;
     *out = m;
     return 0;
@@ -341,6 +342,7 @@ static void loader_dispose(loader_t *ld)
     free(ld->settings.root_namespace);
     rm__mesh_settings_aliases_free(&ld->settings);
     rm_policy_set_clear(&ld->policies);
+    rm_route_list_clear(&ld->routes);
     memset(ld, 0, sizeof(*ld));
 }
 
@@ -381,7 +383,8 @@ int rm_mesh_loader_add(rm_mesh_loader_t *ld, const char *shown, const char *data
     }
     ld->files = files;
     ld->num_files++;
-    if ((ret = rm__mesh_load_documents(ld, ld->num_files - 1, data, len)) != 0)
+    if ((ret = rm__mesh_load_documents(ld, ld->num_files - 1, data, len)) != 0 ||
+        (ret = rm__mesh_load_routes(ld, ld->num_files - 1, data, len)) != 0)
         return ret;
     return load_policies(ld, ld->num_files - 1, data, len);
 }
@@ -391,7 +394,7 @@ int rm_mesh_loader_finish(rm_mesh_loader_t *ld, rm_mesh_model_t **out)
     int ret;
     if ((ret = check_identities(ld)) != 0 || (ret = check_unique_services(ld)) != 0 ||
         (ret = check_unique_endpoints(ld)) != 0 || (ret = check_unique_workloads(ld)) != 0 ||
-        (ret = check_policies(ld)) != 0)
+        (ret = check_policies(ld)) != 0 || (ret = rm__mesh_check_routes(ld)) != 0)
         return ret;
     return build_model(ld, out);
 }

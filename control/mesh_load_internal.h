@@ -1,6 +1,6 @@
 /* Between the two halves of the mesh loader: mesh_documents.c turns one file's documents into settings and pending
- * services, mesh_load.c keeps them across files, checks them together and builds the model. Only these two files
- * include it. */
+ * services, mesh_load.c keeps them across files, checks them together and builds the model; route_model.c reads
+ * and checks the routes. Only these files include it. */
 #ifndef RINGMESH_CONTROL_MESH_LOAD_INTERNAL_H
 #define RINGMESH_CONTROL_MESH_LOAD_INTERNAL_H
 
@@ -8,6 +8,7 @@
 #include "mesh_model_internal.h"
 
 #include "ringmesh/policy.h"
+#include "ringmesh/route.h"
 #include "ringmesh/yaml_pos_map.h"
 
 #include <stdint.h>
@@ -65,6 +66,7 @@ typedef struct st_rm_mesh_loader_t {
     rm_policy_set_t policies;      /* AuthorizationPolicy and PeerAuthentication documents, read by lib/policy_yaml.c */
     pending_workload_t *workloads; /* in reading order */
     size_t num_workloads, cap_workloads;
+    rm_route_list_t routes; /* HTTPRoute and GRPCRoute documents, read by lib/route_yaml.c (route_model.c) */
 } loader_t;
 
 /** Reads the MeshConfig and Service documents of file `file_index` (ld->files[]) into `ld`. Returns 0 or

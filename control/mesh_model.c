@@ -3,6 +3,7 @@
 
 #include "ringmesh/bytebuf.h"
 #include "ringmesh/digest.h"
+#include "route_model.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,6 +69,7 @@ static void model_free(rm_mesh_model_t *m)
     for (size_t i = 0; i < m->num_workloads; i++)
         rm__model_workload_clear(&m->workloads[i]);
     free(m->workloads);
+    rm__model_routes_free(m);
     free(m);
 }
 
@@ -403,6 +405,7 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
                 ser_str(&b, "address", w->addresses[j]);
         }
     }
+    rm__model_routes_serialize(&b, m);
     if (b.failed) {
         rm_bytebuf_free(&b);
         return -ENOMEM;

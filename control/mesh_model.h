@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "ringmesh/policy.h"
+#include "ringmesh/route.h"
 
 typedef enum {
     RM_MODEL_MTLS_UNSPECIFIED = 0,
@@ -100,6 +101,8 @@ typedef struct st_rm_mesh_model_t {
     rm_policy_set_t policies;       /* AuthorizationPolicy / PeerAuthentication, validated, sorted by namespace, name */
     rm_model_workload_t *workloads; /* the pods a source knows (Kubernetes), sorted by namespace, then pod */
     size_t num_workloads;
+    rm_route_t **routes; /* HTTPRoute and GRPCRoute, validated, oldest first then by namespace/name (route.h) */
+    size_t num_routes;
     /* private */
     int refcnt;
 } rm_mesh_model_t;

@@ -268,6 +268,7 @@ static void log_accepted(const char *dir, const rm_mesh_model_t *m, size_t num_f
     rm_log_str(&l, "version", m->version);
     rm_log_uint(&l, "services", m->num_services);
     rm_log_uint(&l, "files", num_files);
+    rm_log_uint(&l, "routes", m->num_routes);
     rm_log_end(&l);
 }
 

@@ -48,6 +48,9 @@ static const policy_crd_t POLICY_CRDS[] = {
     {"ringmesh.io", "peerauthentications", "PeerAuthentication", {"v1alpha1", NULL}},
     {"security.istio.io", "authorizationpolicies", "AuthorizationPolicy", {"v1", "v1beta1", NULL}},
     {"security.istio.io", "peerauthentications", "PeerAuthentication", {"v1", "v1beta1", NULL}},
+    /* the Gateway API's routes (installed by the user), read as the mesh's documents too (route_model.h) */
+    {"gateway.networking.k8s.io", "httproutes", "HTTPRoute", {"v1", NULL}},
+    {"gateway.networking.k8s.io", "grpcroutes", "GRPCRoute", {"v1", NULL}},
 };
 #define NUM_POLICY_CRDS (sizeof(POLICY_CRDS) / sizeof(POLICY_CRDS[0]))
 
@@ -377,6 +380,7 @@ static void log_accepted(const rm_mesh_model_t *m, size_t num_docs)
     rm_log_uint(&l, "policies", m->policies.num_policies);
     rm_log_uint(&l, "peerAuthentications", m->policies.num_peer_authns);
     rm_log_uint(&l, "objects", num_docs);
+    rm_log_uint(&l, "routes", m->num_routes);
     rm_log_end(&l);
 }
 

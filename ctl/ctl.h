@@ -1,7 +1,7 @@
 /* Shared by the ringmeshctl command files. Commands are tables, one per level: the top level names the groups
- * (svid, token, policy) and the few commands of their own (inject, wait-ready, stat), each group names its commands and
- * their handlers. One dispatcher walks them and the
- * help is generated from them, so every level parses its subcommand and prints its usage the same way. */
+ * (svid, token, policy, route) and the few commands of their own (inject, wait-ready, stat), each group names its
+ * commands and their handlers. One dispatcher walks them and the help is generated from them, so every level parses its
+ * subcommand and prints its usage the same way. */
 #ifndef RINGMESH_CTL_H
 #define RINGMESH_CTL_H
 
@@ -37,7 +37,7 @@ struct st_rm_ctl_level_t {
 };
 
 /** The groups, each defined in its own file. */
-extern const rm_ctl_level_t rm__ctl_svid_level, rm__ctl_token_level, rm__ctl_policy_level;
+extern const rm_ctl_level_t rm__ctl_svid_level, rm__ctl_token_level, rm__ctl_policy_level, rm__ctl_route_level;
 
 /** `ringmeshctl inject` and `ringmeshctl wait-ready` (inject_cmd.c): commands of the top level, not of a group. */
 int rm__ctl_inject(int argc, char **argv);

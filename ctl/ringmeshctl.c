@@ -10,6 +10,7 @@ static const rm_ctl_command_t groups[] = {
     {.name = "svid", .level = &rm__ctl_svid_level},
     {.name = "token", .level = &rm__ctl_token_level},
     {.name = "policy", .level = &rm__ctl_policy_level},
+    {.name = "route", .level = &rm__ctl_route_level},
     {.name = "inject",
      .summary = "add the sidecar to the pods of a manifest stream, as the webhook does",
      .handler = rm__ctl_inject},
@@ -26,7 +27,7 @@ static const rm_ctl_level_t top = {
     .noun = "command",
     .footer = "Run 'ringmeshctl <command> --help' for a command's options.\n"
               "Exit status: 0 ok, 1 invalid input (e.g. an invalid SVID) or an endpoint that could not be read\n"
-              "(stat), 2 usage or file error, 3 denied (policy check).\n",
+              "(stat), 2 usage or file error, 3 denied (policy check) or not routed (route check).\n",
     .commands = groups,
     .num_commands = sizeof(groups) / sizeof(groups[0]),
 };

@@ -1,6 +1,7 @@
 #include "admin_server.h"
 #include "dest_endpoints.h"
 #include "app_health.h"
+#include "dest_routes.h"
 #include "trace_export.h"
 #include "mesh_metrics.h"
 #include "ringmesh/textbuf.h"
@@ -446,6 +447,7 @@ size_t rm_admin_config_dump(rm_proxy_t *p, char *buf, size_t len)
             o = rm_textf(buf, len, o, ",\"endpoints\":{\"total\":%zu,\"candidates\":%zu,\"candidate_class\":\"%s\"}",
                          eps->num, eps->num_candidates, classes[eps->cls]);
         }
+        o = rm_dest_routes_config_dump(cfg->destinations[i].routes, buf, len, o);
         o = rm_textf(buf, len, o, "}");
     }
     return rm_textf(buf, len, o, "]}\n");

@@ -14,6 +14,8 @@
 #include "ringmesh/error.h"
 #include "ringmesh/svid.h"
 
+#include "dest_routes.h"
+
 int rm__control_parse_destinations(const uint8_t *value, size_t len, const char *trust_domain, rm_dest_table_t **out,
                                    char *err, size_t errlen)
 {
@@ -36,11 +38,22 @@ int rm__control_parse_destinations(const uint8_t *value, size_t len, const char 
         return -ENOMEM;
     }
     atomic_init(&t->refs, 1);
+    if (map->n_destinations > 0 && (t->routes = calloc(map->n_destinations, sizeof(*t->routes))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        ret = -ENOMEM;
+        goto Exit;
+    }
     for (size_t i = 0; i < map->n_destinations; i++) {
         const Ringmesh__V1__Destination *d = map->destinations[i];
         const char *name = d->name != NULL ? d->name : "";
+        rm_dest_routes_t *routes = NULL;
         if (!d->in_mesh)
             continue; /* not in the mesh: pass-through, which is what an unknown address gets */
+        if ((ret = rm_dest_routes_parse(d, &routes, err, errlen)) != 0)
+            goto Exit;
+        if (routes != NULL)
+            t->routes[t->num_routes++] = routes;
+        ret = -EINVAL;
         if (d->n_identities == 0 || d->n_identities > RM_MAX_IDENTITIES) {
             snprintf(err, errlen, "destination %s: in the mesh with %zu identities (1 to %d allowed)", name,
                      d->n_identities, RM_MAX_IDENTITIES);
@@ -62,6 +75,7 @@ int rm__control_parse_destinations(const uint8_t *value, size_t len, const char 
         }
         for (size_t a = 0; a < d->n_addresses; a++) {
             rm_destination_t *dst = &t->dests[k];
+            dst->routes = routes;
             if (rm_sockaddr_parse(d->addresses[a], &dst->addr) != 0 || strchr(d->addresses[a], ':') == NULL) {
                 snprintf(err, errlen, "destination %s: address \"%.100s\" is not ip:port", name, d->addresses[a]);
                 goto Exit;

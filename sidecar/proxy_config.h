@@ -39,6 +39,8 @@ typedef struct st_rm_destination_t {
                 * pushed Service; NULL: none */
     struct st_rm_dest_endpoints_t *endpoints; /* pushed: where connections go instead of addr (dest_endpoints.h);
                                                * NULL: none, connect to addr */
+    const struct st_rm_dest_routes_t *routes; /* its Service's routes (dest_routes.h), owned by the destination
+                                               * table; NULL: none (and always for the file's destinations) */
 } rm_destination_t;
 
 /** Per-port inbound mTLS mode. */

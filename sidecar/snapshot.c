@@ -2,6 +2,7 @@
 #include "snapshot.h"
 #include "dest_endpoints.h"
 #include "proxy.h"
+#include "dest_routes.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -50,6 +51,9 @@ void rm_dest_table_unref(rm_dest_table_t *t)
         rm_dest_endpoints_free(t->dests[i].endpoints);
     }
     free(t->dests);
+    for (size_t i = 0; i < t->num_routes; i++)
+        rm_dest_routes_free(t->routes[i]);
+    free(t->routes);
     free(t);
 }
 

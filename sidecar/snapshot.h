@@ -25,6 +25,8 @@ typedef struct st_rm_dest_table_t {
     atomic_int refs;
     rm_destination_t *dests; /* owned, with their identity strings */
     size_t num;
+    struct st_rm_dest_routes_t **routes; /* owned: one per Service with routes (dest_routes.h); dests point at them */
+    size_t num_routes;
 } rm_dest_table_t;
 
 void rm_dest_table_ref(rm_dest_table_t *t);

@@ -121,7 +121,7 @@ case_no_shared_cipher() {
 case_no_client_cert() {
     local py=$RM_TMP/py line
     mkdir -p "$py"
-    protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$py" ringmesh/v1/identity.proto \
+    protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$py" ringmesh/v1/identity.proto ringmesh/v1/route.proto \
         ringmesh/v1/discovery.proto
     touch "$py/ringmesh/__init__.py" "$py/ringmesh/v1/__init__.py"
     line=$(rm_exec client "$PY" "$RM_SOURCE_DIR/tests/e2e/tools/grpc_interop.py" "$py" stream-nocert "$ADDR" \

@@ -31,7 +31,7 @@ BUNDLE=$RM_TMP/control/state/trust-bundle.pem
 
 PYOUT=$RM_TMP/py
 mkdir -p "$PYOUT"
-protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$PYOUT" ringmesh/v1/identity.proto ringmesh/v1/discovery.proto
+protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$PYOUT" ringmesh/v1/identity.proto ringmesh/v1/route.proto ringmesh/v1/discovery.proto
 touch "$PYOUT/ringmesh/__init__.py" "$PYOUT/ringmesh/v1/__init__.py"
 interop() {
     "$PY" "$RM_SOURCE_DIR/tests/e2e/tools/grpc_interop.py" "$PYOUT" "$@"

@@ -42,7 +42,7 @@ BUNDLE=$RM_TMP/control/state/trust-bundle.pem
 
 PYOUT=$RM_TMP/py
 mkdir -p "$PYOUT"
-protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$PYOUT" ringmesh/v1/identity.proto ringmesh/v1/discovery.proto
+protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$PYOUT" ringmesh/v1/identity.proto ringmesh/v1/route.proto ringmesh/v1/discovery.proto
 touch "$PYOUT/ringmesh/__init__.py" "$PYOUT/ringmesh/v1/__init__.py"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$K/key.pem" 2>/dev/null
 openssl req -new -key "$K/key.pem" -subj /CN=x -out "$K/csr.pem" 2>/dev/null

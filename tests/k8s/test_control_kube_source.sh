@@ -74,7 +74,8 @@ kpost /apis/rbac.authorization.k8s.io/v1/clusterroles '{"apiVersion":"rbac.autho
     {"apiGroups":["discovery.k8s.io"],"resources":["endpointslices"],"verbs":["get","list","watch"]},
     {"apiGroups":["apiextensions.k8s.io"],"resources":["customresourcedefinitions"],"verbs":["get","list","watch"]},
     {"apiGroups":["ringmesh.io","security.istio.io"],"resources":["authorizationpolicies","peerauthentications"],
-     "verbs":["get","list","watch"]}]}'
+     "verbs":["get","list","watch"]},
+    {"apiGroups":["gateway.networking.k8s.io"],"resources":["httproutes","grpcroutes"],"verbs":["get","list","watch"]}]}'
 kpost /apis/rbac.authorization.k8s.io/v1/clusterrolebindings '{"apiVersion":"rbac.authorization.k8s.io/v1",
     "kind":"ClusterRoleBinding","metadata":{"name":"ringmesh-control"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io",
     "kind":"ClusterRole","name":"ringmesh-control"},"subjects":[{"kind":"ServiceAccount","name":"ringmesh-control",
@@ -102,7 +103,7 @@ BUNDLE=$RM_TMP/control/state-main/trust-bundle.pem
 
 PYOUT=$RM_TMP/py
 mkdir -p "$PYOUT"
-protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$PYOUT" ringmesh/v1/identity.proto ringmesh/v1/discovery.proto
+protoc --proto_path="$RM_SOURCE_DIR/proto" --python_out="$PYOUT" ringmesh/v1/identity.proto ringmesh/v1/route.proto ringmesh/v1/discovery.proto
 touch "$PYOUT/ringmesh/__init__.py" "$PYOUT/ringmesh/v1/__init__.py"
 interop() {
     "$PY" "$RM_SOURCE_DIR/tests/e2e/tools/grpc_interop.py" "$PYOUT" "$@"
@@ -306,6 +307,40 @@ case_crds_come_and_go() {
         "its objects left the model, the others stay"
 }
 
+case_routes() {
+    # the Gateway API's HTTPRoute CRD (installed by the user), reduced to what the test API server needs
+    kpost /apis/apiextensions.k8s.io/v1/customresourcedefinitions '{"apiVersion":"apiextensions.k8s.io/v1",
+        "kind":"CustomResourceDefinition","metadata":{"name":"httproutes.gateway.networking.k8s.io"},
+        "spec":{"group":"gateway.networking.k8s.io","scope":"Namespaced","names":{"plural":"httproutes",
+        "singular":"httproute","kind":"HTTPRoute","listKind":"HTTPRouteList"},
+        "versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object",
+        "properties":{"spec":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}]}}'
+    rm_expect_log "$CLOG" '.event == "kube_watch_started" and .kind == "HTTPRoute"
+        and .group == "gateway.networking.k8s.io" and .version == "v1"' "HTTPRoutes are watched once their CRD exists" 15
+    kpost /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes '{"apiVersion":"gateway.networking.k8s.io/v1",
+        "kind":"HTTPRoute","metadata":{"name":"orders-canary","namespace":"shop"},"spec":{
+        "parentRefs":[{"group":"","kind":"Service","name":"orders","port":8080}],
+        "rules":[{"matches":[{"headers":[{"name":"x-canary","value":"true"}]}],
+                  "backendRefs":[{"name":"orders","port":8080}]},
+                 {"backendRefs":[{"name":"orders","port":8080,"weight":90},{"name":"legacy","port":80,"weight":10}]}]}}'
+    kpost /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes '{"apiVersion":"gateway.networking.k8s.io/v1",
+        "kind":"HTTPRoute","metadata":{"name":"via-gateway","namespace":"shop"},"spec":{
+        "parentRefs":[{"name":"my-gateway"}],"rules":[{"backendRefs":[{"name":"orders","port":8080}]}]}}'
+    rm_expect_log "$CLOG" '.event == "config_rejected" and .source == "kubernetes" and .kind == "HTTPRoute"
+        and .namespace == "shop" and .name == "via-gateway" and .field == "spec.parentRefs[0]"
+        and (.reason | test("not supported: a parentRef to gateway.networking.k8s.io/Gateway"))' \
+        "the route attached to a Gateway is skipped with its name, field and reason" 15
+    rm_expect_log "$CLOG" '.event == "config_accepted" and .routes == 1' "the valid route is used" 15
+    local o
+    o=$(dest_of "$(destinations "$ADDR")" shop/orders)
+    rm_assert_eq "$(jq -r '[.routes[] | "\(.namespace)/\(.name) \(.rules | length)"] | join(",")' <<<"$o")" \
+        "shop/orders-canary 2" "the route is pushed in orders' Destination"
+    rm_assert_eq "$(jq -r '[.routes[0].rules[1].backends[] | "\(.name):\(.weight)"] | join(",")' <<<"$o")" \
+        "orders:90,legacy:10" "with its weighted backends"
+    rm_assert_eq "$(dest_of "$(destinations "$ADDR")" shop/legacy | jq -r '.routes // [] | length')" 0 \
+        "legacy has no route"
+}
+
 make_bulk_pods() {
     kpost /api/v1/namespaces '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bulk"}}'
     "$PY" - "$RM_KUBE_URL" "$RM_KUBE_CA" "$RM_KUBE_TOKEN" <<'EOF' || rm_fail "could not create the 1,200 pods"
@@ -356,6 +391,7 @@ rm_case "500s: logged, backed off, retried" case_server_errors
 rm_case "a stalled server: given up, last good model kept" case_stalled_server
 rm_case "an invalid policy is skipped with a reason" case_invalid_policy_skipped
 rm_case "policy informers follow their CRDs" case_crds_come_and_go
+rm_case "HTTPRoutes from the API are pushed; an invalid one is skipped" case_routes
 make_bulk_pods
 # the first page's continue token expires once: the list starts again from the beginning
 rm_kube_fault '{"path": "^/api/v1/pods\\?limit=500&continue=", "code": 410, "count": 1}'

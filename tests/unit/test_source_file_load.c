@@ -188,7 +188,7 @@ static const error_case_t error_cases[] = {
     {"err-api-version", RM_ERR_CONFIG_VALUE, "err-api-version/svc.yaml:1:13: apiVersion: ",
      "\"ringmesh.io/v1\" is not a version this source reads (want ringmesh.io/v1alpha1)"},
     {"err-kind", RM_ERR_CONFIG_VALUE, "err-kind/svc.yaml:2:7: kind: ",
-     "\"Servce\" is not a kind this source reads (want MeshConfig, Service or Workload)"},
+     "\"Servce\" is not a kind this source reads (want MeshConfig, Service, Workload, HTTPRoute or GRPCRoute)"},
     {"err-syntax", RM_ERR_CONFIG_PARSE, "err-syntax/svc.yaml:8:8: spec.addresses: ", "YAML syntax error: "},
     {"err-duplicate-key", RM_ERR_CONFIG_PARSE,
      "err-duplicate-key/svc.yaml:9:3: spec.ports: ", "duplicate key (first set at line 8)"},
@@ -285,7 +285,7 @@ static void test_value_errors(void **state)
         {"kind: Service\nstatus: {}\n",
          "status: unknown key \"status\" (known keys: apiVersion, kind, metadata, spec)"},
         {"kind: [Service]\n", "kind: a collection is not a kind this source reads"},
-        {"metadata: {name: a}\n", "kind: is required (MeshConfig, Service or Workload)"},
+        {"metadata: {name: a}\n", "kind: is required (MeshConfig, Service, Workload, HTTPRoute or GRPCRoute)"},
     };
     char dir[128], file[160], err[2048], text[1024];
 

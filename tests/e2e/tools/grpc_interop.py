@@ -19,9 +19,19 @@ import sys
 import time
 
 import grpc
+from google.protobuf import json_format
 
 sys.path.insert(0, sys.argv.pop(1))  # directory with the protoc output
 from ringmesh.v1 import discovery_pb2, identity_pb2  # noqa: E402
+
+
+def destination_json(d):
+    """A pushed Destination as JSON; its routes (route.proto) only when it has any."""
+    j = dict(name=d.name, addresses=list(d.addresses), in_mesh=d.in_mesh, identities=list(d.identities))
+    if d.routes:
+        j["routes"] = [json_format.MessageToDict(r, preserving_proto_field_name=True) for r in d.routes]
+    return j
+
 
 SERVER_NAME = "ringmesh-control.ringmesh-system.svc"
 TYPES = ["TrustBundle", "DestinationMap", "MeshSettings"]
@@ -88,8 +98,7 @@ def stream(addr, bundle, cert, key, ns, sa, nack=None):
                 info.update(trust_domain=m.trust_domain, roots=len(m.roots_pem))
             elif t == "DestinationMap":
                 m = discovery_pb2.DestinationMap.FromString(res.value)
-                info.update(destinations=[dict(name=d.name, addresses=list(d.addresses), in_mesh=d.in_mesh,
-                                               identities=list(d.identities)) for d in m.destinations])
+                info.update(destinations=[destination_json(d) for d in m.destinations])
             elif t == "MeshSettings":
                 m = discovery_pb2.MeshSettings.FromString(res.value)
                 info.update(trust_domain=m.trust_domain, inbound_mode=discovery_pb2.MtlsMode.Name(m.inbound_mode),
