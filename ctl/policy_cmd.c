@@ -323,6 +323,12 @@ static int policy_check(int argc, char **argv)
         printf("decision: %s\n", rm_authz_decision_word(&d));
         printf("enforced: %s\n", d.allow ? "allow" : "deny");
         printf("why: %s\n", why);
+        if (d.reason == RM_AUTHZ_REASON_NO_ALLOW_MATCH && d.miss_policy != NULL) {
+            rm_authz_closest_miss_explain(&d, &attrs, why, sizeof(why));
+            printf("closest miss: %s (%u of %u fields matched), %s:%u\n", why, (unsigned)d.miss_matched,
+                   (unsigned)d.miss_fields, d.miss_policy->file != NULL ? d.miss_policy->file : "-",
+                   d.miss_policy->line);
+        }
         if (req.path_error != NULL)
             printf("path: %s refused (400): %s\n", req.path, req.path_error);
         else if (attrs.http != NULL)

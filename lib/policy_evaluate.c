@@ -6,22 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-typedef struct st_eval_ctx_t {
-    const rm_authz_attrs_t *a;
-    const char *principal; /* without "spiffe://" */
-    size_t principal_len;
-    const char *ns;
-    size_t ns_len;
-    const char *path; /* the request path, without query or fragment (normalized by the caller) */
-    size_t path_len;
-    /* A header sent more than once is matched as Envoy matches it: its values joined with ",". Conditions join into
-     * cond_header_buf, the index lookups into key_header_buf (a lookup evaluates conditions while it still reads its
-     * key). A joined value that does not fit makes the request unevaluable: too_long_header names the header. */
-    const char *too_long_header;
-    char cond_header_buf[HEADER_JOIN_MAX];
-    char key_header_buf[HEADER_JOIN_MAX];
-} eval_ctx_t;
-
 static int smatch_one(const smatch_t *m, const char *s, size_t len, int icase)
 {
     switch (m->kind) {
@@ -156,6 +140,11 @@ static int cond_match(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *
     if (r < 0)
         r = 0;
     return cd->negate ? !r : r;
+}
+
+int rm__policy_cond_match(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *x, uint8_t action)
+{
+    return cond_match(e, cd, x, action);
 }
 
 static int rule_match(const rm_authz_engine_t *e, const crule_t *r, eval_ctx_t *x)
@@ -302,6 +291,8 @@ static void decide(const rm_authz_engine_t *e, eval_ctx_t *x, int with_dry, rm_a
     }
     d->allow = 0;
     d->reason = RM_AUTHZ_REASON_NO_ALLOW_MATCH;
+    if (!with_dry)
+        rm__policy_closest_miss(e, x, d); /* the no-match path only: an allowed request does not pay for it */
 }
 
 void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, double sample, rm_authz_decision_t *d)
@@ -348,6 +339,7 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
         d->policy = NULL;
         d->rule = -1;
         d->header = x.too_long_header;
+        d->miss_policy = NULL;
         d->log = 1;
         return;
     }

@@ -672,7 +672,9 @@ static int conv_authorization(rm_config_doc_t *ctx, const raw_config_t *raw, rm_
                                      "is for proxies without a control plane: with `control`, the "
                                      "control plane pushes the policies");
     if ((ret = rm_config_conv_string(ctx, "authorization.policyDir", a->policy_dir, &cfg->authz_policy_dir)) != 0 ||
-        (ret = rm_config_conv_bool(ctx, "authorization.logAllowed", a->log_allowed, &cfg->authz_log_allowed)) != 0)
+        (ret = rm_config_conv_bool(ctx, "authorization.logAllowed", a->log_allowed, &cfg->authz_log_allowed)) != 0 ||
+        (ret = rm_config_conv_bool(ctx, "authorization.logAttributes", a->log_attributes,
+                                   &cfg->authz_log_attributes)) != 0)
         return ret;
     if (cfg->authz_policy_dir == NULL)
         return rm_config_value_error(ctx, "authorization.policyDir", "is required (a file or directory of policies)");
