@@ -29,8 +29,8 @@ typedef struct st_workload_arg_t {
 typedef struct st_coverage_t {
     const rm_policy_set_t *set;
     const char *root_namespace;
-    uint8_t **matched;   /* per policy, per rule */
-    uint8_t *selects;    /* per policy: selects a workload seen */
+    uint8_t **matched;    /* per policy, per rule */
+    uint8_t *selects;     /* per policy: selects a workload seen */
     size_t num_workloads; /* workloads seen (from --workload and the logs) */
     size_t requests, skipped;
 } coverage_t;
@@ -258,7 +258,18 @@ static void print_result(const coverage_t *c, int json, int workloads_known)
     json_decref(o);
 }
 
-enum { V_ADMIN, V_LOG, V_FILE, V_WORKLOAD, V_OUTPUT, V_DEFAULT_ACTION, V_ROOT_NAMESPACE, V_TRUST_DOMAIN, V_ALIAS, V_NUM };
+enum {
+    V_ADMIN,
+    V_LOG,
+    V_FILE,
+    V_WORKLOAD,
+    V_OUTPUT,
+    V_DEFAULT_ACTION,
+    V_ROOT_NAMESPACE,
+    V_TRUST_DOMAIN,
+    V_ALIAS,
+    V_NUM
+};
 
 int rm__ctl_policy_coverage(int argc, char **argv)
 {

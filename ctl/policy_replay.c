@@ -65,12 +65,12 @@ int rm__ctl_policy_opts(const char *cmd, const flag_t *default_action, const fla
 /* ---- what changed, grouped --------------------------------------------------------------------------------- */
 
 typedef struct st_group_t {
-    int to_deny;       /* 1: allow -> deny, 0: deny -> allow */
-    char policy[600];  /* the policy that now decides (deny->allow: allows; allow->deny: denies, or the closest miss) */
-    int rule;          /* -1: none */
-    char reason[64];   /* the new decision's reason */
-    char source[512];  /* principal, else source IP, else "-" */
-    char dest[600];    /* workload:port */
+    int to_deny;      /* 1: allow -> deny, 0: deny -> allow */
+    char policy[600]; /* the policy that now decides (deny->allow: allows; allow->deny: denies, or the closest miss) */
+    int rule;         /* -1: none */
+    char reason[64];  /* the new decision's reason */
+    char source[512]; /* principal, else source IP, else "-" */
+    char dest[600];   /* workload:port */
     size_t count;
     char example[1600]; /* FILE:LINE and the request, and why */
 } group_t;
@@ -127,8 +127,10 @@ static int add_change(replay_t *rp, const rm_replay_req_t *r, const rm_authz_dec
                                                  : rm_authz_reason_word(d->reason));
     describe_source(r, g.source, sizeof(g.source));
     snprintf(g.dest, sizeof(g.dest), "%s%s%s:%u", r->have_workload ? r->ns : "",
-             r->have_workload && strcmp(r->destination, "-") == 0 ? "" : r->have_workload ? " " : "", r->destination,
-             (unsigned)r->a.destination_port);
+             r->have_workload && strcmp(r->destination, "-") == 0 ? ""
+             : r->have_workload                                   ? " "
+                                                                  : "",
+             r->destination, (unsigned)r->a.destination_port);
     for (size_t i = 0; i < rp->num_groups; i++) {
         group_t *o = &rp->groups[i];
         if (o->to_deny == g.to_deny && o->rule == g.rule && strcmp(o->policy, g.policy) == 0 &&
@@ -270,8 +272,9 @@ static void print_text(const replay_t *rp)
                 continue;
             printf("  %zu x  %s", g->count, g->reason);
             if (g->policy[0] != '\0')
-                printf(" (%s %s rule %d)", to_deny && strcmp(g->reason, "denied by policy") != 0 ? "closest miss" : "by",
-                       g->policy, g->rule);
+                printf(" (%s %s rule %d)",
+                       to_deny && strcmp(g->reason, "denied by policy") != 0 ? "closest miss" : "by", g->policy,
+                       g->rule);
             printf("\n       from %s to %s\n       e.g. %s\n", g->source, g->dest, g->example);
         }
     }
