@@ -320,8 +320,7 @@ static void test_proxy_config(void **state)
     assert_int_equal(rm_proxy_config_load(p, &cfg, err, sizeof(err)), RM_ERR_CONFIG_VALUE);
     assert_null(cfg);
     char want[256];
-    snprintf(want, sizeof(want),
-             "%s:5:37: authorization.trustDomainAliases[1]: \"Bad_TD\" is not a SPIFFE trust domain", p);
+    snprintf(want, sizeof(want), "%s:5:37: authorization.trustDomainAliases[1]: \"Bad_TD\" is not a SPIFFE trust domain", p);
     if (strncmp(err, want, strlen(want)) != 0)
         fail_msg("got \"%s\"\nwant \"%s...\"", err, want);
     unlink(p);
