@@ -181,7 +181,7 @@ typedef struct st_eval_ctx_t {
 int rm__policy_cond_match(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *x, uint8_t action);
 /* The closest miss of a request no enforced ALLOW rule matched, into d->miss_* (policy_explain.c). Allocates
  * nothing. */
-void rm__policy_closest_miss(const rm_authz_engine_t *e, eval_ctx_t *x, rm_authz_decision_t *d);
+__attribute__((cold)) void rm__policy_closest_miss(const rm_authz_engine_t *e, eval_ctx_t *x, rm_authz_decision_t *d);
 
 /* Fills e->tested_headers from the compiled conditions. Returns 0 or -ENOMEM (policy_log_attrs.c). */
 int rm__policy_collect_headers(rm_authz_engine_t *e);

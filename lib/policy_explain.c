@@ -5,8 +5,12 @@
  * first in decision order. Within a `from` or `to` with several entries, the entry that matched the most fields
  * counts. The field named is the first of that rule that failed, with the request's value that failed it.
  *
- * This runs only when the request is denied for want of an ALLOW match, reads every ALLOW rule once (no index: the
- * index finds matches, not near-misses) and allocates nothing. */
+ * This runs only when the request is denied for want of an ALLOW match, and allocates nothing. So that a denial does
+ * not sweep the caches an allowed request needs (a walk over a thousand rules would), it evaluates at most
+ * MISS_BUDGET conditions: first the rules the index files under the request's own values (they already match their
+ * most selective field) and the rules the index does not hold, then every ALLOW rule in decision order while the
+ * budget lasts. Within the budget, which is every rule of a usual workload, the answer is exact; beyond it, the
+ * decision says it is partial (miss_partial). */
 #include "ringmesh/policy.h"
 #include "policy_engine_internal.h"
 
@@ -14,6 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#define MISS_BUDGET 64 /* conditions evaluated at most, per denied request */
 
 typedef struct st_tally_t {
     uint32_t matched, failed, first_failed; /* first_failed: a cond index, UINT32_MAX when none failed */
@@ -24,6 +30,14 @@ static int closer(const tally_t *t, const tally_t *best)
 {
     return t->matched > best->matched || (t->matched == best->matched && t->failed < best->failed);
 }
+
+typedef struct st_search_t {
+    const rm_authz_engine_t *e;
+    eval_ctx_t *x;
+    uint32_t budget;
+    uint32_t best_rule; /* into e->rules, UINT32_MAX: none yet */
+    tally_t best;
+} search_t;
 
 static void rule_tally(const rm_authz_engine_t *e, const crule_t *r, eval_ctx_t *x, tally_t *t)
 {
@@ -51,6 +65,88 @@ static void rule_tally(const rm_authz_engine_t *e, const crule_t *r, eval_ctx_t 
         if (t->first_failed == UINT32_MAX)
             t->first_failed = gbest.first_failed;
     }
+}
+
+/* The conditions rule `r` has: what tallying it costs. */
+static uint32_t rule_cost(const rm_authz_engine_t *e, const crule_t *r)
+{
+    uint32_t n = 0;
+    for (uint32_t gi = 0; gi < r->groups.count; gi++) {
+        const span_t *g = &e->groups[r->groups.first + gi];
+        for (uint32_t ci = 0; ci < g->count; ci++)
+            n += e->clauses[g->first + ci].count;
+    }
+    return n;
+}
+
+/* Tallies rule `ri` within the budget; 0 when the budget is spent. Ties go to the first rule in decision order. */
+static int consider(search_t *s, uint32_t ri)
+{
+    const crule_t *r = &s->e->rules[ri];
+    tally_t t;
+    if (r->dry_run || ri == s->best_rule)
+        return 1;
+    uint32_t cost = rule_cost(s->e, r);
+    if (cost > s->budget)
+        return 0;
+    s->budget -= cost;
+    rule_tally(s->e, r, s->x, &t);
+    if (t.first_failed == UINT32_MAX)
+        return 1; /* nothing failed: only a repeated header too long to join can get here, and that denies */
+    if (s->best_rule == UINT32_MAX || closer(&t, &s->best) ||
+        (t.matched == s->best.matched && t.failed == s->best.failed && ri < s->best_rule)) {
+        s->best = t;
+        s->best_rule = ri;
+    }
+    return 1;
+}
+
+static void consider_slot(search_t *s, const rule_list_t *l, uint32_t tag, const void *key, size_t len)
+{
+    const index_slot_t *sl = rm__policy_slot_find(l, tag, key, len, rm__policy_hash_key(key, len, tag));
+    for (uint32_t i = 0; sl->key != NULL && i < sl->rules.count; i++)
+        if (!consider(s, s->e->index_rules[sl->rules.first + i]))
+            return;
+}
+
+static void consider_string(search_t *s, const rule_list_t *l, int key, const char *v, size_t len)
+{
+    const key_attr_t *ka = &l->keys[key];
+    uint32_t tag = (uint32_t)key << 2;
+    if (ka->has_exact)
+        consider_slot(s, l, tag, v, len);
+    for (size_t i = 0; i < ka->prefix.n && ka->prefix.v[i] <= len; i++)
+        consider_slot(s, l, tag | SM_PREFIX, v, ka->prefix.v[i]);
+    for (size_t i = 0; i < ka->suffix.n && ka->suffix.v[i] <= len; i++)
+        consider_slot(s, l, tag | SM_SUFFIX, v + len - ka->suffix.v[i], ka->suffix.v[i]);
+}
+
+/* The rules filed under the request's values (as a decision looks them up), and those not in the index. */
+static void consider_candidates(search_t *s, const rule_list_t *l)
+{
+    const rm_authz_attrs_t *a = s->x->a;
+    eval_ctx_t *x = s->x;
+    for (uint32_t i = 0; i < l->num_unindexed; i++)
+        if (!consider(s, l->unindexed[i]))
+            return;
+    if (l->num_slots == 0)
+        return;
+    if (x->principal != NULL && l->keys[KEY_PRINCIPAL].used)
+        consider_string(s, l, KEY_PRINCIPAL, x->principal, x->principal_len);
+    if (x->ns != NULL && l->keys[KEY_NAMESPACE].used)
+        consider_string(s, l, KEY_NAMESPACE, x->ns, x->ns_len);
+    if (a->have_source_ip && l->keys[KEY_SOURCE_IP].used) {
+        uint8_t k[CIDR_KEY];
+        const key_attr_t *ka = &l->keys[KEY_SOURCE_IP];
+        for (size_t i = 0; i < ka->prefix.n; i++) {
+            rm__policy_cidr_key(k, a->source_ip, ka->prefix.v[i]);
+            consider_slot(s, l, (uint32_t)KEY_SOURCE_IP << 2 | SM_PREFIX, k, CIDR_KEY);
+        }
+    }
+    if (a->http != NULL && x->path != NULL && l->keys[KEY_PATH].used)
+        consider_string(s, l, KEY_PATH, x->path, x->path_len);
+    /* the rules found by a request header are left to the walk in decision order: looking the header up again
+     * would join its values into the buffer a condition may be reading */
 }
 
 static uint8_t miss_attr(uint8_t attr)
@@ -83,26 +179,21 @@ static uint8_t miss_attr(uint8_t attr)
 void rm__policy_closest_miss(const rm_authz_engine_t *e, eval_ctx_t *x, rm_authz_decision_t *d)
 {
     const rule_list_t *l = &e->lists[LIST_ALLOW];
-    const crule_t *best_rule = NULL;
-    tally_t best = {0}, t;
+    search_t s = {.e = e, .x = x, .budget = MISS_BUDGET, .best_rule = UINT32_MAX};
+    uint32_t ri;
 
     d->miss_policy = NULL;
-    for (uint32_t ri = l->first; ri < l->first + l->count; ri++) {
-        const crule_t *r = &e->rules[ri];
-        if (r->dry_run)
-            continue;
-        rule_tally(e, r, x, &t);
-        if (t.first_failed == UINT32_MAX)
-            continue; /* nothing failed: only a repeated header too long to join can get here, and that denies */
-        if (best_rule == NULL || closer(&t, &best)) {
-            best = t;
-            best_rule = r;
-        }
-    }
-    if (best_rule == NULL)
+    consider_candidates(&s, l);
+    for (ri = l->first; ri < l->first + l->count; ri++)
+        if (!consider(&s, ri))
+            break;
+    if (s.best_rule == UINT32_MAX)
         return;
+    const crule_t *best_rule = &e->rules[s.best_rule];
+    const tally_t best = s.best;
     const cond_t *cd = &e->conds[best.first_failed];
     const cond_origin_t *o = &e->cond_origins[best.first_failed];
+    d->miss_partial = ri < l->first + l->count;
     d->miss_policy = best_rule->policy;
     d->miss_rule = best_rule->index;
     d->miss_want = o->want;

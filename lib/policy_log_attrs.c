@@ -65,6 +65,8 @@ void rm_authz_log_closest_miss(rm_log_line_t *l, const rm_authz_decision_t *d, c
         rm_log_str(l, "got", NULL);
     rm_log_uint(l, "matched_fields", d->miss_matched);
     rm_log_uint(l, "fields", d->miss_fields);
+    if (d->miss_partial)
+        rm_log_bool(l, "partial", 1);
     rm_log_object_end(l);
 }
 

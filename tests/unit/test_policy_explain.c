@@ -252,6 +252,7 @@ static void closest_miss_table(void **state)
         assert_string_equal(rm_authz_closest_miss_field(&d, field, sizeof(field)), c->field);
         assert_int_equal(d.miss_matched, c->matched);
         assert_int_equal(d.miss_fields, c->fields);
+        assert_int_equal(d.miss_partial, 0);
 
         json_t *j = log_json(&d, a, NULL), *m = json_object_get(j, "closest_miss");
         assert_non_null(m);
@@ -318,6 +319,45 @@ static void no_closest_miss(void **state)
     rm_authz_evaluate(e, make_attrs(&get, &b), 0.0, &d);
     assert_int_equal(d.reason, RM_AUTHZ_REASON_DEFAULT_DENY);
     assert_null(d.miss_policy);
+    rm_authz_engine_free(e);
+    rm_policy_set_clear(&set);
+}
+
+/* A workload with more ALLOW conditions than one denial examines: the rules filed under the request's own values are
+ * examined first, so the closest miss is still the rule that names the caller, and the decision says it is partial. */
+static void closest_miss_in_a_large_set(void **state)
+{
+    (void)state;
+    static char yaml[64 * 1024];
+    size_t o = (size_t)snprintf(yaml, sizeof(yaml), POLICY("shop", "many", "ALLOW") "  rules:\n");
+    for (int i = 0; i < 200; i++)
+        o += (size_t)snprintf(yaml + o, sizeof(yaml) - o,
+                              "  - from: [{source: {principals: [\"cluster.local/ns/a/sa/s%d\"]}}]\n"
+                              "    to: [{operation: {methods: [GET]}}]\n",
+                              i);
+    rm_policy_set_t set = {0};
+    req_buf_t b;
+    rm_authz_decision_t d;
+    char text[512];
+    req_t post = {.principal = "spiffe://cluster.local/ns/a/sa/s190", .method = "POST", .path = "/"};
+
+    load_ok(&set, yaml);
+    rm_authz_engine_t *e = compile_set(&set, RM_AUTHZ_DENY);
+    rm_authz_evaluate(e, make_attrs(&post, &b), 0.0, &d);
+    assert_int_equal(d.reason, RM_AUTHZ_REASON_NO_ALLOW_MATCH);
+    rm_authz_closest_miss_explain(&d, &b.a, text, sizeof(text));
+    assert_string_equal(text, "shop/many rule 190: methods [GET] did not match POST");
+    assert_int_equal(d.miss_partial, 1);
+    json_t *j = log_json(&d, &b.a, NULL);
+    assert_true(json_is_true(json_object_get(json_object_get(j, "closest_miss"), "partial")));
+    json_decref(j);
+    /* a caller no rule names: the closest among those examined, in decision order */
+    post.principal = "spiffe://cluster.local/ns/a/sa/nobody";
+    post.method = "GET";
+    rm_authz_evaluate(e, make_attrs(&post, &b), 0.0, &d);
+    rm_authz_closest_miss_explain(&d, &b.a, text, sizeof(text));
+    assert_string_equal(text, "shop/many rule 0: principals [cluster.local/ns/a/sa/s0] did not match "
+                              "spiffe://cluster.local/ns/a/sa/nobody");
     rm_authz_engine_free(e);
     rm_policy_set_clear(&set);
 }
@@ -433,6 +473,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(closest_miss_table),
         cmocka_unit_test(no_closest_miss),
+        cmocka_unit_test(closest_miss_in_a_large_set),
         cmocka_unit_test(attributes_without_secrets),
         cmocka_unit_test(log_nesting),
     };

@@ -277,6 +277,8 @@ typedef struct st_rm_authz_decision_t {
     uint8_t miss_negated;          /* a not-field (notMethods, notValues, ...): the value matched one of miss_want */
     uint8_t miss_not_http;         /* an HTTP-only field and the connection is not HTTP */
     uint16_t miss_matched, miss_fields; /* fields of the rule that matched, of all it has */
+    uint8_t miss_partial; /* the workload has more ALLOW rules than one denial examines: the closest of those examined
+                             (the rules filed under the request's own values first; docs/authorization.md) */
 } rm_authz_decision_t;
 
 enum { RM_AUTHZ_PART_FROM = 0, RM_AUTHZ_PART_TO, RM_AUTHZ_PART_WHEN };
