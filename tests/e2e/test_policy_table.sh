@@ -136,8 +136,20 @@ last_decision() {
 
 # checks a decision (a log line, or `policy check -o json` output) against the table's columns
 check_decided() {
-    local what=$1 line=$2 decider=$3 word=$4
+    local what=$1 line=$2 decider=$3 word=$4 miss=
+    # "reason:no-allow-match~POLICY#RULE:FIELD=GOT": the closest miss too (GOT "-": the request has no value)
+    if [[ $decider == *"~"* ]]; then
+        miss=${decider#*"~"}
+        decider=${decider%%"~"*}
+    fi
     rm_assert_eq "$(rm_json "$line" .decision)" "$word" "$what: log decision"
+    if [ -n "$miss" ]; then
+        local got=${miss#*=}
+        [ "$got" != - ] || got=null
+        rm_assert_eq "$(rm_json "$line" '"\(.closest_miss.policy)#\(.closest_miss.rule):\(.closest_miss.field)"')" \
+            "${miss%%=*}" "$what: closest miss"
+        rm_assert_eq "$(rm_json "$line" .closest_miss.got)" "$got" "$what: the value that failed it"
+    fi
     case "$decider" in
     reason:no-allow-match) rm_assert_eq "$(rm_json "$line" .reason)" "no ALLOW policy matched" "$what: reason" ;;
     reason:*) rm_assert_eq "$(rm_json "$line" .reason)" "${decider#reason:}" "$what: reason" ;;
