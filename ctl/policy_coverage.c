@@ -23,7 +23,6 @@ typedef struct st_workload_arg_t {
     char *ns;
     rm_label_t labels[MAX_WORKLOAD_LABELS];
     size_t num_labels;
-    char *store;
 } workload_arg_t;
 
 typedef struct st_coverage_t {
@@ -40,7 +39,7 @@ static void mark_rule(coverage_t *c, const rm_authz_policy_t *p, int rule)
     if (p == NULL || rule < 0)
         return;
     size_t pi = (size_t)(p - c->set->policies);
-    if (pi < c->set->num_policies && (size_t)rule < p->num_rules)
+    if (pi < c->set->num_policies && (size_t)rule < p->num_rules && c->matched[pi] != NULL)
         c->matched[pi][rule] = 1;
 }
 
@@ -97,7 +96,7 @@ static void read_metrics(coverage_t *c, const char *text, size_t len)
             label_of(line + sizeof(name) - 1, close, "policy", &pv, &pl) == 0 &&
             label_of(line + sizeof(name) - 1, close, "rule", &rv, &rl) == 0 && pl > 0 && rl > 0 &&
             strtod(close + 1, NULL) > 0)
-            mark_by_name(c, pv, pl, atoi(rv));
+            mark_by_name(c, pv, pl, (int)strtol(rv, NULL, 10));
         line = le + 1;
     }
 }
@@ -174,18 +173,16 @@ static int read_log(coverage_t *c, rm_replay_engines_t *eng, const char *path, c
         rm__replay_req_clear(&r);
     }
     free(line);
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     return ret;
 }
 
-/* "NS" or "NS:k=v,k2=v2" */
-static int parse_workload(const char *s, workload_arg_t *w)
+/* "NS" or "NS:k=v,k2=v2", parsed in place: `s` is a copy the caller owns */
+static int parse_workload(char *s, workload_arg_t *w)
 {
     memset(w, 0, sizeof(*w));
-    if ((w->store = strdup(s)) == NULL)
-        return -1;
-    char *colon = strchr(w->store, ':'), *save = NULL;
-    w->ns = w->store;
+    char *colon = strchr(s, ':'), *save = NULL;
+    w->ns = s;
     if (colon == NULL)
         return w->ns[0] != '\0' ? 0 : -1;
     *colon = '\0';
@@ -207,7 +204,7 @@ static void print_result(const coverage_t *c, int json, int workloads_known)
     for (size_t i = 0; i < set->num_policies; i++) {
         const rm_authz_policy_t *p = &set->policies[i];
         for (size_t r = 0; r < p->num_rules; r++, nrules++) {
-            if (c->matched[i][r])
+            if (c->matched[i] != NULL && c->matched[i][r])
                 continue;
             ndead++;
             json_t *j = json_object();
@@ -288,6 +285,7 @@ int rm__ctl_policy_coverage(int argc, char **argv)
     rm_replay_engines_t eng = {0};
     coverage_t c = {0};
     workload_arg_t wl[RM_CTL_FLAG_MAX_VALUES];
+    char *wl_text[RM_CTL_FLAG_MAX_VALUES] = {NULL};
     size_t nwl = 0, num_seen = 0;
     char **seen = NULL;
     int ret, json;
@@ -311,10 +309,10 @@ int rm__ctl_policy_coverage(int argc, char **argv)
     c.root_namespace = eng.root_namespace =
         flags[V_ROOT_NAMESPACE].value != NULL ? flags[V_ROOT_NAMESPACE].value : DEFAULT_ROOT_NAMESPACE;
     for (; nwl < flags[V_WORKLOAD].count; nwl++)
-        if (parse_workload(flags[V_WORKLOAD].values[nwl], &wl[nwl]) != 0) {
+        if ((wl_text[nwl] = strdup(flags[V_WORKLOAD].values[nwl])) == NULL ||
+            parse_workload(wl_text[nwl], &wl[nwl]) != 0) {
             fprintf(stderr, "ringmeshctl policy coverage: --workload wants NAMESPACE[:k=v,...], not \"%s\"\n",
                     flags[V_WORKLOAD].values[nwl]);
-            free(wl[nwl].store);
             ret = RM_CTL_EXIT_USAGE;
             goto Exit;
         }
@@ -341,8 +339,8 @@ int rm__ctl_policy_coverage(int argc, char **argv)
     print_result(&c, json, c.num_workloads > 0);
     ret = RM_CTL_EXIT_OK;
 Exit:
-    for (size_t i = 0; i < nwl; i++)
-        free(wl[i].store);
+    for (size_t i = 0; i < RM_CTL_FLAG_MAX_VALUES; i++)
+        free(wl_text[i]);
     for (size_t i = 0; i < num_seen; i++)
         free(seen[i]);
     free(seen);

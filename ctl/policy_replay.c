@@ -126,11 +126,11 @@ static int add_change(replay_t *rp, const rm_replay_req_t *r, const rm_authz_dec
              d->reason == RM_AUTHZ_REASON_POLICY ? (d->allow ? "allowed by policy" : "denied by policy")
                                                  : rm_authz_reason_word(d->reason));
     describe_source(r, g.source, sizeof(g.source));
-    snprintf(g.dest, sizeof(g.dest), "%s%s%s:%u", r->have_workload ? r->ns : "",
-             r->have_workload && strcmp(r->destination, "-") == 0 ? ""
-             : r->have_workload                                   ? " "
-                                                                  : "",
-             r->destination, (unsigned)r->a.destination_port);
+    snprintf(g.dest, sizeof(g.dest), "%s:%u",
+             strcmp(r->destination, "-") != 0 ? r->destination
+             : r->have_workload               ? r->ns
+                                              : "-",
+             (unsigned)r->a.destination_port);
     for (size_t i = 0; i < rp->num_groups; i++) {
         group_t *o = &rp->groups[i];
         if (o->to_deny == g.to_deny && o->rule == g.rule && strcmp(o->policy, g.policy) == 0 &&
@@ -196,7 +196,7 @@ Error:
 
 static int trace_seen(const replay_t *rp, const char *id)
 {
-    return id != NULL && id[0] != '\0' &&
+    return id != NULL && id[0] != '\0' && rp->num_trace_ids > 0 &&
            bsearch(&id, rp->trace_ids, rp->num_trace_ids, sizeof(char *), cmp_str) != NULL;
 }
 
@@ -251,7 +251,7 @@ static int read_log(replay_t *rp, const char *path, int pass)
         ret = RM_CTL_EXIT_INVALID;
     }
     free(line);
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     return ret == 0 ? 0 : RM_CTL_EXIT_INVALID;
 }
 
@@ -360,7 +360,7 @@ int rm__ctl_policy_replay(int argc, char **argv)
         for (size_t i = 0; i < flags[R_LOG].count; i++)
             if ((ret = read_log(&rp, flags[R_LOG].values[i], pass)) != 0)
                 goto Exit;
-        if (pass == 0)
+        if (pass == 0 && rp.num_trace_ids > 0)
             qsort(rp.trace_ids, rp.num_trace_ids, sizeof(char *), cmp_str);
     }
     if (json)

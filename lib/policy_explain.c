@@ -180,6 +180,7 @@ void rm__policy_closest_miss(const rm_authz_engine_t *e, eval_ctx_t *x, rm_authz
 {
     const rule_list_t *l = &e->lists[LIST_ALLOW];
     search_t s = {.e = e, .x = x, .budget = MISS_BUDGET, .best_rule = UINT32_MAX};
+    const char *too_long = x->too_long_header;
     uint32_t ri;
 
     d->miss_policy = NULL;
@@ -187,6 +188,8 @@ void rm__policy_closest_miss(const rm_authz_engine_t *e, eval_ctx_t *x, rm_authz
     for (ri = l->first; ri < l->first + l->count; ri++)
         if (!consider(&s, ri))
             break;
+    /* a repeated header too long to join that only this search read does not change the decision's reason */
+    x->too_long_header = too_long;
     if (s.best_rule == UINT32_MAX)
         return;
     const crule_t *best_rule = &e->rules[s.best_rule];

@@ -362,6 +362,37 @@ static void closest_miss_in_a_large_set(void **state)
     rm_policy_set_clear(&set);
 }
 
+/* The search reads fields the decision did not (rules the index left out): a repeated header too long to join that
+ * only the search read leaves the reason as it was. */
+static void closest_miss_keeps_the_reason(void **state)
+{
+    (void)state;
+    static char big[5000];
+    rm_policy_set_t set = {0};
+    rm_authz_decision_t d;
+    rm_authz_attrs_t a = {0};
+    rm_http_request_t r = {0};
+    char text[512];
+    memset(big, 'v', sizeof(big) - 1);
+    rm_http_header_t h[] = {{"x-h", 3, big, sizeof(big) - 1}, {"x-h", 3, big, sizeof(big) - 1}};
+
+    load_ok(&set, POLICY("shop", "p", "ALLOW") "  rules:\n"
+                                               "  - from: [{source: {principals: [\"" SA_AX "\"]}}]\n"
+                                               "    when: [{key: \"request.headers[x-h]\", values: [a]}]\n");
+    rm_authz_engine_t *e = compile_set(&set, RM_AUTHZ_DENY);
+    r.method = "GET", r.method_len = 3, r.path = "/", r.path_len = 1;
+    r.headers = h, r.num_headers = 2;
+    a.principal = SA_BY;
+    a.http = &r;
+    a.destination_port = 8080;
+    rm_authz_evaluate(e, &a, 0.0, &d);
+    assert_int_equal(d.reason, RM_AUTHZ_REASON_NO_ALLOW_MATCH);
+    rm_authz_closest_miss_explain(&d, &a, text, sizeof(text));
+    assert_string_equal(text, "shop/p rule 0: principals [" SA_AX "] did not match " SA_BY);
+    rm_authz_engine_free(e);
+    rm_policy_set_clear(&set);
+}
+
 /* The attributes object: what the engine reads, the headers its policies test, never a credential's value even when
  * a policy tests it, and nothing of headers no policy tests. */
 static void attributes_without_secrets(void **state)
@@ -471,11 +502,9 @@ static void log_nesting(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(closest_miss_table),
-        cmocka_unit_test(no_closest_miss),
-        cmocka_unit_test(closest_miss_in_a_large_set),
-        cmocka_unit_test(attributes_without_secrets),
-        cmocka_unit_test(log_nesting),
+        cmocka_unit_test(closest_miss_table),          cmocka_unit_test(no_closest_miss),
+        cmocka_unit_test(closest_miss_in_a_large_set), cmocka_unit_test(closest_miss_keeps_the_reason),
+        cmocka_unit_test(attributes_without_secrets),  cmocka_unit_test(log_nesting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
