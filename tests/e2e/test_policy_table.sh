@@ -105,7 +105,7 @@ spec:
   trustDomain: $TD
   mtls: {mode: STRICT}
   svidTTL: 1h
-  authorization: {defaultAction: $default, logAllowed: "true"$normalization}
+  authorization: {defaultAction: $default, logAllowed: "true", logAttributes: "true"$normalization}
 EOF
     mv -f "$MESH/.mesh.yaml.new" "$MESH/mesh.yaml"
     # The control plane may read the directory between the files' changes and push that state first. Wait until
@@ -247,6 +247,11 @@ via_mesh() {
     esac
     line=$(last_decision "$n0")
     check_decided "$name (mesh)" "$line" "$decider" "$word"
+    # logAttributes, pushed: the workload the policies were selected for, and what the engine read
+    rm_assert_eq "$(rm_json "$line" '[.workload_namespace, .workload_labels.app, .attributes.principal,
+        .attributes.destination_port, .attributes.method] | map(tostring) | join(" ")')" \
+        "shop orders ${ID[$client]:-null} $port $(case "${words[0]}" in tcp) echo null ;; grpc) echo POST ;; *) echo "${words[1]}" ;; esac)" \
+        "$name: the line's workload and attributes"
     [ "${words[0]}" != http ] || [ -z "$(seen_of "$request")" ] ||
         rm_assert_eq "$(rm_json "$line" .path)" "$(seen_of "$request")" "$name: the log names the path the app got"
     rm_assert_eq "$(rm_json "$line" .source_principal)" "${ID[$client]:-null}" "$name: the log names the source principal"
