@@ -266,6 +266,24 @@ rm_xds_request_kind_t rm_xds_on_request(rm_xds_stream_state_t *st, const char *t
     return RM_XDS_REQ_ACK;
 }
 
+/* The workload's labels as "key=value", for the decision log (wp->workload_labels, malloc'ed). */
+static int workload_labels(const rm_workload_t *w, rm_workload_policy_t *wp)
+{
+    if (w->num_labels == 0)
+        return 0;
+    if ((wp->workload_labels = calloc(w->num_labels, sizeof(char *))) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < w->num_labels; i++, wp->num_workload_labels++) {
+        size_t kl = strlen(w->labels[i].key), vl = strlen(w->labels[i].value);
+        if ((wp->workload_labels[i] = malloc(kl + vl + 2)) == NULL)
+            return -ENOMEM;
+        memcpy(wp->workload_labels[i], w->labels[i].key, kl);
+        wp->workload_labels[i][kl] = '=';
+        memcpy(wp->workload_labels[i] + kl + 1, w->labels[i].value, vl + 1);
+    }
+    return 0;
+}
+
 /* The policies selecting the workload, its mTLS modes and the mesh's authorization settings. */
 static int build_workload_policy(rm_xds_push_t *push, const rm_mesh_model_t *model, const rm_workload_t *w,
                                  uint64_t seq)
@@ -296,8 +314,16 @@ static int build_workload_policy(rm_xds_push_t *push, const rm_mesh_model_t *mod
     wp.inbound_mode = rm_peer_authn_resolve(ps, s->root_namespace, w, ports, sizeof(ports) / sizeof(ports[0]), &nports);
     wp.port_modes = ports;
     wp.num_port_modes = nports;
+    wp.log_attributes = (uint8_t)(s->log_attributes != 0);
+    wp.workload_namespace = (char *)w->namespace_;
+    if ((ret = workload_labels(w, &wp)) != 0)
+        goto Exit;
     if ((ret = rm_workload_policy_encode(sel, nsel, &wp, &value, &len)) == 0)
         ret = encode_push_value(push, RM_XDS_WORKLOAD_POLICY, "policy", value, len, seq);
+Exit:
+    for (size_t i = 0; i < wp.num_workload_labels; i++)
+        free(wp.workload_labels[i]);
+    free(wp.workload_labels);
     free(sel);
     return ret;
 }

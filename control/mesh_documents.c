@@ -59,6 +59,7 @@ typedef struct st_raw_authz_t {
     char *log_allowed;
     char *log_allowed_sample_rate;
     raw_path_normalization_t *path_normalization;
+    char *log_attributes;
 } raw_authz_t;
 
 typedef struct st_raw_access_log_t {
@@ -155,6 +156,7 @@ static const cyaml_schema_field_t authz_fields[] = {
     RM_CYAML_STR("defaultAction", raw_authz_t, default_action),
     RM_CYAML_STR("logAllowed", raw_authz_t, log_allowed),
     RM_CYAML_STR("logAllowedSampleRate", raw_authz_t, log_allowed_sample_rate),
+    RM_CYAML_STR("logAttributes", raw_authz_t, log_attributes),
     CYAML_FIELD_MAPPING_PTR("pathNormalization", RM_CYAML_OPT_NULL, raw_authz_t, path_normalization,
                             path_normalization_fields),
     CYAML_FIELD_END,
@@ -518,7 +520,9 @@ static int convert_mesh_config(file_ctx_t *ctx, const raw_doc_t *raw)
                                              rm_yaml_quoted(q, sizeof(q), a->default_action));
         }
         if ((ret = rm_config_conv_bool(&ctx->cdoc, "spec.authorization.logAllowed", a->log_allowed, &s->log_allowed)) !=
-            0)
+                0 ||
+            (ret = rm_config_conv_bool(&ctx->cdoc, "spec.authorization.logAttributes", a->log_attributes,
+                                       &s->log_attributes)) != 0)
             return ret;
         if (a->log_allowed_sample_rate != NULL) {
             char *end;

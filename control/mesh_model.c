@@ -350,6 +350,8 @@ int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_l
     ser_int(&b, "defaultAction", (int64_t)s->default_action);
     ser_int(&b, "logAllowed", s->log_allowed ? 1 : 0);
     ser_int(&b, "logAllowedSamplePpm", (int64_t)(s->log_allowed_sample * 1e6));
+    if (s->log_attributes) /* absent when default: versions stay as they were */
+        ser_int(&b, "logAttributes", 1);
     if (s->metrics_istio_names) /* the metrics settings are absent when default: versions stay as they were */
         ser_int(&b, "metricsIstioNames", 1);
     if (s->metrics_max_series != 0)

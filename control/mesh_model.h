@@ -35,6 +35,7 @@ typedef struct st_rm_mesh_settings_t {
     rm_authz_action_t default_action;  /* authorization.defaultAction: DENY (default) or ALLOW */
     int log_allowed;                   /* authorization.logAllowed, default 0 */
     double log_allowed_sample;         /* authorization.logAllowedSampleRate, default 1 */
+    int log_attributes;                /* authorization.logAttributes, default 0 */
     rm_path_normalization_t path_normalization; /* authorization.pathNormalization.normalization, default BASE */
     /* trustDomainAliases: other trust domains policies' principals stand for too (Istio's); default none */
     char **trust_domain_aliases;

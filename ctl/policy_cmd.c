@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "ctl.h"
+#include "policy_logs.h"
 
 #include "ringmesh/config.h"
 #include "ringmesh/http_request.h"
@@ -362,6 +363,12 @@ static int policy_check(int argc, char **argv)
         printf("decision: %s\n", rm_authz_decision_word(&d));
         printf("enforced: %s\n", d.allow ? "allow" : "deny");
         printf("why: %s\n", why);
+        if (d.reason == RM_AUTHZ_REASON_NO_ALLOW_MATCH && d.miss_policy != NULL) {
+            rm_authz_closest_miss_explain(&d, &attrs, why, sizeof(why));
+            printf("closest miss: %s (%u of %u fields matched), %s:%u\n", why, (unsigned)d.miss_matched,
+                   (unsigned)d.miss_fields, d.miss_policy->file != NULL ? d.miss_policy->file : "-",
+                   d.miss_policy->line);
+        }
         if (req.path_error != NULL)
             printf("path: %s refused (400): %s\n", req.path, req.path_error);
         else if (attrs.http != NULL)
@@ -431,7 +438,33 @@ static const rm_ctl_command_t commands[] = {
              "domain or an alias stands for the workload in each of them, as in the proxy.\n"
              "--num-trusted-proxies is the mesh's numTrustedProxies (default 0): N > 0 makes remote.ip the Nth\n"
              "address from the right of the X-Forwarded-For --header, when there are that many.\n"
+             "When no ALLOW rule matched, the closest miss is printed: the ALLOW rule that matched the most\n"
+             "fields and the first field that failed, with the value that failed it.\n"
              "Exit 0 allow, 3 deny, 1 invalid policies, 2 usage error."},
+    {.name = "replay",
+     .summary = "decide logged requests again against a proposed policy set: what would change",
+     .handler = rm__ctl_policy_replay,
+     .usage = "ringmeshctl policy replay --log FILE... -f FILE|DIR... [--against FILE|DIR...] [-o text|json]\n"
+              "                                 [--default-action deny|allow] [--root-namespace NS]\n"
+              "                                 [--trust-domain TD [--trust-domain-alias TD]...]",
+     .help = "reads decision (\"authz\") and inbound access (\"access\") lines as `kubectl logs` prints them\n"
+             "(JSON lines, a `--prefix` \"[pod/NAME/CONTAINER] \" allowed; other lines are skipped and counted),\n"
+             "rebuilds each request (every attribute when the mesh logs them: authorization.logAttributes),\n"
+             "decides it with the proxy's engine against the -f policies selecting the line's workload, and\n"
+             "compares with --against (else with the decision the line records). Prints the requests that\n"
+             "would go from allowed to denied and back, grouped by policy, rule, source and destination, with\n"
+             "counts and an example each. Exit 0 when nothing allowed would be denied, 3 otherwise, 1 on a\n"
+             "file or policy error (named with file and line), 2 usage error."},
+    {.name = "coverage",
+     .summary = "rules that never matched and policies that select no workload",
+     .handler = rm__ctl_policy_coverage,
+     .usage = "ringmeshctl policy coverage (--admin HOST:PORT... | --log FILE...) -f FILE|DIR...\n"
+              "                                   [--workload NS[:k=v,...]]... [-o text|json] [--root-namespace NS]",
+     .help = "lists the rules of the -f policies that never matched: by the proxies' per-rule decision\n"
+             "counters (ringmesh_proxy_authz_decisions_total on each --admin address's /metrics), or by\n"
+             "deciding every request of the --log lines again. Lists the policies that select none of the\n"
+             "workloads given with --workload or named by the log lines. Exit 0, 1 on a file, proxy or\n"
+             "policy error, 2 usage error."},
 };
 
 const rm_ctl_level_t rm__ctl_policy_level = {

@@ -38,7 +38,7 @@ int rm_log_enabled(rm_log_level_t level)
 }
 
 /* Room kept back for the closing `,"truncated":true}\n`. */
-#define LOG_RESERVE 24
+#define LOG_RESERVE (24 + RM_LOG_NEST_MAX)
 
 static void put_raw(rm_log_line_t *l, const char *s, size_t n)
 {
@@ -100,17 +100,77 @@ static void field_end(rm_log_line_t *l, size_t start)
         l->len = start;
 }
 
+/* The separator before a field or element: none first inside an object or array. A NULL key (an array element) has
+ * no name. */
 static void put_key(rm_log_line_t *l, const char *key)
 {
-    put_raw(l, ",\"", 2);
+    if (!l->first)
+        put_raw(l, ",", 1);
+    l->first = 0;
+    if (key == NULL)
+        return;
+    put_raw(l, "\"", 1);
     put_escaped(l, key, strlen(key));
     put_raw(l, "\":", 2);
+}
+
+static void nest_begin(rm_log_line_t *l, const char *key, char open, char close)
+{
+    if (!l->active || l->depth == RM_LOG_NEST_MAX)
+        return;
+    size_t start = field_begin(l);
+    uint8_t first = l->first;
+    put_key(l, key);
+    put_raw(l, &open, 1);
+    if (l->truncated) { /* not opened: nothing to close */
+        l->len = start;
+        l->first = first;
+        return;
+    }
+    l->nest[l->depth++] = close;
+    l->first = 1;
+}
+
+static void nest_end(rm_log_line_t *l)
+{
+    if (!l->active || l->depth == 0)
+        return;
+    l->depth--;
+    l->buf[l->len++] = l->nest[l->depth]; /* even when truncated: room kept back (LOG_RESERVE) */
+    l->first = 0;
+}
+
+void rm_log_object_begin(rm_log_line_t *l, const char *key)
+{
+    nest_begin(l, key, '{', '}');
+}
+
+void rm_log_object_end(rm_log_line_t *l)
+{
+    nest_end(l);
+}
+
+void rm_log_array_begin(rm_log_line_t *l, const char *key)
+{
+    nest_begin(l, key, '[', ']');
+}
+
+void rm_log_array_end(rm_log_line_t *l)
+{
+    nest_end(l);
+}
+
+void rm_log_array_strn(rm_log_line_t *l, const char *val, size_t len)
+{
+    rm_log_strn(l, NULL, val, len);
 }
 
 void rm_log_begin(rm_log_line_t *l, rm_log_level_t level, const char *event)
 {
     l->len = 0;
     l->truncated = 0;
+    l->depth = 0;
+    l->first = 0;
     l->active = rm_log_enabled(level);
     if (!l->active)
         return;
@@ -219,6 +279,8 @@ void rm_log_end(rm_log_line_t *l)
 {
     if (!l->active)
         return;
+    while (l->depth > 0) /* room kept back: LOG_RESERVE */
+        l->buf[l->len++] = l->nest[--l->depth];
     if (l->truncated) {
         memcpy(l->buf + l->len, ",\"truncated\":true", 17);
         l->len += 17;

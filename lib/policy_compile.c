@@ -13,7 +13,8 @@
 
 typedef struct st_compiler_t {
     rm_authz_engine_t *e;
-    size_t cap_groups, cap_clauses, cap_conds, cap_smatches, cap_cidrs, cap_ports, cap_owned;
+    size_t cap_groups, cap_clauses, cap_conds, cap_smatches, cap_cidrs, cap_ports, cap_owned, cap_origins;
+    cond_origin_t origin; /* where the conditions being added come from (want is set per condition) */
     char *err;
     size_t errlen;
     int ret;
@@ -189,6 +190,15 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
     }
     if (attr == ATTR_SOURCE_IP || attr == ATTR_DEST_IP || attr == ATTR_DEST_PORT || attr == ATTR_REMOTE_IP)
         cd.count = (uint32_t)values->n;
+    if (c->e->num_conds >= c->cap_origins) {
+        cond_origin_t *np = realloc(c->e->cond_origins, c->cap_conds * sizeof(*np));
+        if (np == NULL)
+            return c->ret = -ENOMEM;
+        c->e->cond_origins = np;
+        c->cap_origins = c->cap_conds;
+    }
+    c->e->cond_origins[c->e->num_conds] = c->origin;
+    c->e->cond_origins[c->e->num_conds].want = values;
     c->e->conds[c->e->num_conds++] = cd;
     return 0;
 }
@@ -281,6 +291,7 @@ static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
         for (size_t i = 0; i < r->num_from; i++) {
             const rm_authz_source_t *s = &r->from[i];
             snprintf(what, sizeof(what), "%s/%s rules[%zu].from[%zu]", p->namespace_, p->name, ri, i);
+            c->origin = (cond_origin_t){.part = RM_AUTHZ_PART_FROM, .part_index = (uint16_t)i};
             if ((ret = begin_clause(c)) != 0 ||
                 (ret = add_list_cond(c, ATTR_PRINCIPAL, &s->principals, &s->not_principals, what)) != 0 ||
                 (ret = add_list_cond(c, ATTR_NAMESPACE, &s->namespaces, &s->not_namespaces, what)) != 0 ||
@@ -300,6 +311,7 @@ static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
         for (size_t i = 0; i < r->num_to; i++) {
             const rm_authz_operation_t *o = &r->to[i];
             snprintf(what, sizeof(what), "%s/%s rules[%zu].to[%zu]", p->namespace_, p->name, ri, i);
+            c->origin = (cond_origin_t){.part = RM_AUTHZ_PART_TO, .part_index = (uint16_t)i};
             if ((ret = begin_clause(c)) != 0 ||
                 (ret = add_list_cond(c, ATTR_HOST, &o->hosts, &o->not_hosts, what)) != 0 ||
                 (ret = add_list_cond(c, ATTR_DEST_PORT, &o->ports, &o->not_ports, what)) != 0 ||
@@ -315,6 +327,7 @@ static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
         attr_t attr;
         const char *hdr;
         snprintf(what, sizeof(what), "%s/%s rules[%zu].when[%zu]", p->namespace_, p->name, ri, i);
+        c->origin = (cond_origin_t){.part = RM_AUTHZ_PART_WHEN, .part_index = (uint16_t)i, .key = w->key};
         if (w->key == NULL || condition_attr(w->key, &attr, &hdr) != 0)
             return compile_error(c, "%s: unsupported key \"%s\"", what, w->key != NULL ? w->key : "");
         /* the name without its ']', of any length the loader accepts */
@@ -619,6 +632,8 @@ int rm_authz_engine_new(rm_authz_engine_t **out, const rm_authz_policy_t *const 
     for (int li = 0; li < LIST_COUNT; li++)
         if ((ret = build_index(&c, &c.e->lists[li], list_action[li] != RM_AUTHZ_ALLOW)) != 0)
             goto Exit;
+    if ((ret = rm__policy_collect_headers(c.e)) != 0)
+        goto Exit;
     if (c.e->opts.log_allowed)
         c.e->needs_http = 1; /* allowed requests are logged one by one */
     if (c.e->needs_remote_ip && c.e->opts.num_trusted_proxies > 0)
@@ -654,6 +669,8 @@ void rm_authz_engine_free(rm_authz_engine_t *e)
     free(e->groups);
     free(e->clauses);
     free(e->conds);
+    free(e->cond_origins);
+    free(e->tested_headers);
     free(e->smatches);
     free(e->cidrs);
     free(e->ports);

@@ -64,6 +64,15 @@ typedef struct st_cond_t {
     uint32_t first, count; /* into smatches, cidrs or ports per attr */
 } cond_t;
 
+/* Where a condition comes from in its policy, for the closest miss (policy_explain.c): kept apart from cond_t so
+ * that a decision's hot loop reads no more than it did. */
+typedef struct st_cond_origin_t {
+    const rm_strlist_t *want; /* the field's values in the policy */
+    const char *key;          /* a `when` condition's key, else NULL */
+    uint16_t part_index;
+    uint8_t part; /* RM_AUTHZ_PART_FROM, _TO, _WHEN */
+} cond_origin_t;
+
 typedef struct st_span_t {
     uint32_t first, count;
 } span_t;
@@ -137,6 +146,9 @@ struct st_rm_authz_engine_t {
     size_t num_clauses;
     cond_t *conds;
     size_t num_conds;
+    cond_origin_t *cond_origins; /* [num_conds] */
+    const char **tested_headers; /* the distinct request headers conditions test (lower case, owned), for the log */
+    size_t num_tested_headers;
     smatch_t *smatches;
     size_t num_smatches;
     cidr_t *cidrs;
@@ -173,6 +185,39 @@ int rm__policy_xff_remote_ip(const rm_http_request_t *r, uint32_t num_trusted_pr
 /** A serviceAccounts value in the form the engine matches: "NS/SA" as "ns/NS/sa/SA", "SA" as the service account
  *  of the policy's namespace (malloc'ed; NULL when out of memory). */
 char *rm__policy_service_account_key(const char *v, const char *policy_ns);
+
+/* A decision's view of the request (policy_evaluate.c), also read by the closest miss (policy_explain.c). */
+typedef struct st_eval_ctx_t {
+    const rm_authz_attrs_t *a;
+    const char *principal; /* without "spiffe://" */
+    size_t principal_len;
+    const char *ns;
+    size_t ns_len;
+    const char *path; /* the request path, without query or fragment (normalized by the caller) */
+    size_t path_len;
+    const char *sa; /* the principal after its trust domain, "ns/NS/sa/SA"; NULL when not of that form */
+    size_t sa_len;
+    const char *td; /* the principal's trust domain; NULL without a principal */
+    size_t td_len;
+    const uint8_t *remote_ip; /* remote.ip: a->remote_ip, the X-Forwarded-For address in remote_ip_buf, or the
+                                 source IP; NULL when none is known */
+    uint8_t remote_ip_buf[16];
+    /* A header sent more than once is matched as Envoy matches it: its values joined with ",". Conditions join into
+     * cond_header_buf, the index lookups into key_header_buf (a lookup evaluates conditions while it still reads its
+     * key). A joined value that does not fit makes the request unevaluable: too_long_header names the header. */
+    const char *too_long_header;
+    char cond_header_buf[HEADER_JOIN_MAX];
+    char key_header_buf[HEADER_JOIN_MAX];
+} eval_ctx_t;
+
+/* One condition against the request as a rule of `action` sees it: 1 match, 0 no match (policy_evaluate.c). */
+int rm__policy_cond_match(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *x, uint8_t action);
+/* The closest miss of a request no enforced ALLOW rule matched, into d->miss_* (policy_explain.c). Allocates
+ * nothing. */
+__attribute__((cold)) void rm__policy_closest_miss(const rm_authz_engine_t *e, eval_ctx_t *x, rm_authz_decision_t *d);
+
+/* Fills e->tested_headers from the compiled conditions. Returns 0 or -ENOMEM (policy_log_attrs.c). */
+int rm__policy_collect_headers(rm_authz_engine_t *e);
 
 #define CIDR_KEY 17 /* bytes: the address masked to the prefix, then the prefix length */
 

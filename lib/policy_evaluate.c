@@ -6,29 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-typedef struct st_eval_ctx_t {
-    const rm_authz_attrs_t *a;
-    const char *principal; /* without "spiffe://" */
-    size_t principal_len;
-    const char *ns;
-    size_t ns_len;
-    const char *path; /* the request path, without query or fragment (normalized by the caller) */
-    size_t path_len;
-    const char *sa; /* the principal after its trust domain, "ns/NS/sa/SA"; NULL when not of that form */
-    size_t sa_len;
-    const char *td; /* the principal's trust domain; NULL without a principal */
-    size_t td_len;
-    const uint8_t *remote_ip; /* remote.ip: a->remote_ip, the X-Forwarded-For address in remote_ip_buf, or the
-                                 source IP; NULL when none is known */
-    uint8_t remote_ip_buf[16];
-    /* A header sent more than once is matched as Envoy matches it: its values joined with ",". Conditions join into
-     * cond_header_buf, the index lookups into key_header_buf (a lookup evaluates conditions while it still reads its
-     * key). A joined value that does not fit makes the request unevaluable: too_long_header names the header. */
-    const char *too_long_header;
-    char cond_header_buf[HEADER_JOIN_MAX];
-    char key_header_buf[HEADER_JOIN_MAX];
-} eval_ctx_t;
-
 static int smatch_one(const smatch_t *m, const char *s, size_t len, int icase)
 {
     switch (m->kind) {
@@ -115,8 +92,10 @@ TooLong:
     return -1;
 }
 
-/* 1 match, 0 no match, -1 attribute absent */
-static int cond_positive(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *x)
+/* 1 match, 0 no match, -1 attribute absent. Inlined into the decision's loop, as when it had one caller: the closest
+ * miss's wrapper below is a second one. */
+__attribute__((always_inline)) static inline int cond_positive(const rm_authz_engine_t *e, const cond_t *cd,
+                                                               eval_ctx_t *x)
 {
     const rm_authz_attrs_t *a = x->a;
     switch ((attr_t)cd->attr) {
@@ -165,7 +144,8 @@ static int cond_positive(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_
     return 0;
 }
 
-static int cond_match(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *x, uint8_t action)
+__attribute__((always_inline)) static inline int cond_match(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *x,
+                                                            uint8_t action)
 {
     if (cd->http_only && x->a->http == NULL)
         return action != RM_AUTHZ_ALLOW; /* Istio's rule for HTTP-only fields on a TCP connection */
@@ -173,6 +153,11 @@ static int cond_match(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *
     if (r < 0)
         r = 0;
     return cd->negate ? !r : r;
+}
+
+int rm__policy_cond_match(const rm_authz_engine_t *e, const cond_t *cd, eval_ctx_t *x, uint8_t action)
+{
+    return cond_match(e, cd, x, action);
 }
 
 static int rule_match(const rm_authz_engine_t *e, const crule_t *r, eval_ctx_t *x)
@@ -319,6 +304,8 @@ static void decide(const rm_authz_engine_t *e, eval_ctx_t *x, int with_dry, rm_a
     }
     d->allow = 0;
     d->reason = RM_AUTHZ_REASON_NO_ALLOW_MATCH;
+    if (!with_dry)
+        rm__policy_closest_miss(e, x, d); /* the no-match path only: an allowed request does not pay for it */
 }
 
 void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, double sample, rm_authz_decision_t *d)
@@ -378,6 +365,7 @@ void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, do
         d->policy = NULL;
         d->rule = -1;
         d->header = x.too_long_header;
+        d->miss_policy = NULL;
         d->log = 1;
         return;
     }

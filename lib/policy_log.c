@@ -64,7 +64,16 @@ void rm_authz_log_fields(rm_log_line_t *l, const rm_authz_decision_t *d, const r
     if (d->reason == RM_AUTHZ_REASON_HEADER_TOO_LONG && d->header != NULL)
         rm_log_str(l, "header", d->header);
     rm_authz_decision_explain(d, why, sizeof(why));
+    if (d->reason == RM_AUTHZ_REASON_NO_ALLOW_MATCH && d->miss_policy != NULL) {
+        size_t n = strlen(why);
+        if (n + 20 < sizeof(why)) {
+            memcpy(why + n, "; closest miss: ", 17);
+            rm_authz_closest_miss_explain(d, a, why + n + 16, sizeof(why) - n - 16);
+        }
+    }
     rm_log_str(l, "explanation", why);
+    if (d->reason == RM_AUTHZ_REASON_NO_ALLOW_MATCH && d->miss_policy != NULL)
+        rm_authz_log_closest_miss(l, d, a);
     if (d->dry_run_differs) {
         rm_log_str(l, "dry_run_decision", d->dry_run_allow ? "would-allow" : "would-deny");
         if (d->dry_run_policy != NULL)

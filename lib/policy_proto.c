@@ -181,6 +181,10 @@ int rm_workload_policy_encode(const rm_authz_policy_t *const *policies, size_t n
     msg.n_trust_domain_aliases = wp->opts.num_trust_domain_aliases;
     msg.trust_domain_aliases = (char **)wp->opts.trust_domain_aliases;
     msg.num_trusted_proxies = wp->opts.num_trusted_proxies;
+    msg.log_attributes = wp->log_attributes;
+    msg.workload_namespace = wp->workload_namespace != NULL ? wp->workload_namespace : "";
+    msg.n_workload_labels = wp->num_workload_labels;
+    msg.workload_labels = wp->workload_labels;
     *out_len = ringmesh__v1__workload_policy__get_packed_size(&msg);
     if ((*out = malloc(*out_len ? *out_len : 1)) == NULL)
         goto Exit;
@@ -341,6 +345,10 @@ void rm_workload_policy_clear(rm_workload_policy_t *wp)
 {
     free(wp->trust_domain_store);
     free(wp->port_modes);
+    free(wp->workload_namespace);
+    for (size_t i = 0; i < wp->num_workload_labels; i++)
+        free(wp->workload_labels[i]);
+    free(wp->workload_labels);
     memset(wp, 0, sizeof(*wp));
 }
 
@@ -422,6 +430,22 @@ int rm_workload_policy_decode(const uint8_t *data, size_t len, rm_policy_set_t *
     if ((ret = decode_trust_domains(msg, wp, err, errlen)) != 0)
         goto Exit;
     wp->opts.num_trusted_proxies = msg->num_trusted_proxies;
+    wp->log_attributes = msg->log_attributes;
+    if (msg->workload_namespace != NULL && msg->workload_namespace[0] != '\0' &&
+        (wp->workload_namespace = strdup(msg->workload_namespace)) == NULL) {
+        ret = -ENOMEM;
+        goto Exit;
+    }
+    if (msg->n_workload_labels > 0 &&
+        (wp->workload_labels = calloc(msg->n_workload_labels, sizeof(*wp->workload_labels))) == NULL) {
+        ret = -ENOMEM;
+        goto Exit;
+    }
+    for (size_t i = 0; i < msg->n_workload_labels; i++, wp->num_workload_labels++)
+        if ((wp->workload_labels[i] = strdup(msg->workload_labels[i])) == NULL) {
+            ret = -ENOMEM;
+            goto Exit;
+        }
 Exit:
     ringmesh__v1__workload_policy__free_unpacked(msg, NULL);
     if (ret != 0) {

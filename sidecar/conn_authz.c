@@ -75,6 +75,9 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
         rm_log_str(&l, "path_error", req->path_error);
         if (az != NULL) {
             rm_log_str(&l, "policy_version", az->version);
+            rm_authz_log_workload(&l, az->wp.workload_namespace, az->wp.workload_labels, az->wp.num_workload_labels);
+            if (az->wp.log_attributes)
+                rm_authz_log_attributes(&l, az->engine, &a);
             rm_authz_count(az, &bad);
         }
         rm_log_end(&l);

@@ -87,6 +87,7 @@ int rm_policy_files_load(const rm_proxy_config_t *cfg, rm_authz_t **out, char *e
         return ret;
     /* set before the caller publishes it: from then on an rm_authz_t is immutable */
     (*out)->wp.path_normalization = cfg->authz_path_normalization;
+    (*out)->wp.log_attributes = (uint8_t)(cfg->authz_log_attributes != 0);
     return 0;
 }
 

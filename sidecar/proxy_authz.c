@@ -180,8 +180,12 @@ void rm_authz_log(const rm_authz_t *a, const rm_authz_decision_t *d, const rm_au
         return;
     rm_log_begin(&l, d->allow ? RM_LOG_INFO : RM_LOG_WARN, "authz");
     rm_authz_log_fields(&l, d, attrs, a != NULL ? a->workload : NULL);
-    if (a != NULL)
+    if (a != NULL) {
         rm_log_str(&l, "policy_version", a->version);
+        rm_authz_log_workload(&l, a->wp.workload_namespace, a->wp.workload_labels, a->wp.num_workload_labels);
+        if (a->wp.log_attributes)
+            rm_authz_log_attributes(&l, a->engine, attrs);
+    }
     rm_log_end(&l);
 }
 

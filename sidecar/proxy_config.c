@@ -686,7 +686,9 @@ static int conv_authorization(rm_config_doc_t *ctx, const raw_config_t *raw, rm_
     if ((ret = rm_config_conv_string(ctx, "authorization.policyDir", a->policy_dir, &cfg->authz_policy_dir)) != 0 ||
         (ret = rm_config_conv_bool(ctx, "authorization.logAllowed", a->log_allowed, &cfg->authz_log_allowed)) != 0 ||
         (ret = rm_config_conv_uint(ctx, "authorization.numTrustedProxies", a->num_trusted_proxies, 0, 64,
-                                   &cfg->authz_num_trusted_proxies)) != 0)
+                                   &cfg->authz_num_trusted_proxies)) != 0 ||
+        (ret = rm_config_conv_bool(ctx, "authorization.logAttributes", a->log_attributes,
+                                   &cfg->authz_log_attributes)) != 0)
         return ret;
     if (cfg->authz_policy_dir == NULL)
         return rm_config_value_error(ctx, "authorization.policyDir", "is required (a file or directory of policies)");

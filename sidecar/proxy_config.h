@@ -93,6 +93,7 @@ typedef struct st_rm_proxy_config_t {
     char *authz_policy_dir;       /* section `authorization` (no control plane): policies enforced; NULL: none */
     int authz_default_allow;
     int authz_log_allowed;
+    int authz_log_attributes; /* authorization.logAttributes: decision lines carry "attributes" (replay) */
     rm_path_normalization_t authz_path_normalization; /* authorization.pathNormalization.normalization (BASE) */
     char **authz_trust_domain_aliases; /* authorization.trustDomainAliases; trust_domain is this mesh's own */
     size_t num_authz_trust_domain_aliases;

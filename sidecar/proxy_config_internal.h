@@ -84,6 +84,7 @@ typedef struct st_raw_authz_t {
     char *policy_dir;
     char *default_action;
     char *log_allowed;
+    char *log_attributes;
     raw_path_normalization_t *path_normalization;
     char **trust_domain_aliases;
     unsigned trust_domain_aliases_count;

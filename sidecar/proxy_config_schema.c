@@ -122,6 +122,7 @@ static const cyaml_schema_field_t authz_fields[] = {
     RM_CYAML_STR("policyDir", raw_authz_t, policy_dir),
     RM_CYAML_STR("defaultAction", raw_authz_t, default_action),
     RM_CYAML_STR("logAllowed", raw_authz_t, log_allowed),
+    RM_CYAML_STR("logAttributes", raw_authz_t, log_attributes),
     CYAML_FIELD_MAPPING_PTR("pathNormalization", RM_CYAML_OPT_NULL, raw_authz_t, path_normalization,
                             path_normalization_fields),
     RM_CYAML_STR_SEQ("trustDomainAliases", raw_authz_t, trust_domain_aliases, CYAML_UNLIMITED),

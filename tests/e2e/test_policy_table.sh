@@ -105,7 +105,7 @@ spec:
   trustDomain: $TD
   mtls: {mode: STRICT}
   svidTTL: 1h
-  authorization: {defaultAction: $default, logAllowed: "true"$normalization}
+  authorization: {defaultAction: $default, logAllowed: "true", logAttributes: "true"$normalization}
 EOF
     mv -f "$MESH/.mesh.yaml.new" "$MESH/mesh.yaml"
     # The control plane may read the directory between the files' changes and push that state first. Wait until
@@ -136,8 +136,20 @@ last_decision() {
 
 # checks a decision (a log line, or `policy check -o json` output) against the table's columns
 check_decided() {
-    local what=$1 line=$2 decider=$3 word=$4
+    local what=$1 line=$2 decider=$3 word=$4 miss=
+    # "reason:no-allow-match~POLICY#RULE:FIELD=GOT": the closest miss too (GOT "-": the request has no value)
+    if [[ $decider == *"~"* ]]; then
+        miss=${decider#*"~"}
+        decider=${decider%%"~"*}
+    fi
     rm_assert_eq "$(rm_json "$line" .decision)" "$word" "$what: log decision"
+    if [ -n "$miss" ]; then
+        local got=${miss#*=}
+        [ "$got" != - ] || got=null
+        rm_assert_eq "$(rm_json "$line" '"\(.closest_miss.policy)#\(.closest_miss.rule):\(.closest_miss.field)"')" \
+            "${miss%%=*}" "$what: closest miss"
+        rm_assert_eq "$(rm_json "$line" .closest_miss.got)" "$got" "$what: the value that failed it"
+    fi
     case "$decider" in
     reason:no-allow-match) rm_assert_eq "$(rm_json "$line" .reason)" "no ALLOW policy matched" "$what: reason" ;;
     reason:*) rm_assert_eq "$(rm_json "$line" .reason)" "${decider#reason:}" "$what: reason" ;;
@@ -235,6 +247,11 @@ via_mesh() {
     esac
     line=$(last_decision "$n0")
     check_decided "$name (mesh)" "$line" "$decider" "$word"
+    # logAttributes, pushed: the workload the policies were selected for, and what the engine read
+    rm_assert_eq "$(rm_json "$line" '[.workload_namespace, .workload_labels.app, .attributes.principal,
+        .attributes.destination_port, .attributes.method] | map(tostring) | join(" ")')" \
+        "shop orders ${ID[$client]:-null} $port $(case "${words[0]}" in tcp) echo null ;; grpc) echo POST ;; *) echo "${words[1]}" ;; esac)" \
+        "$name: the line's workload and attributes"
     [ "${words[0]}" != http ] || [ -z "$(seen_of "$request")" ] ||
         rm_assert_eq "$(rm_json "$line" .path)" "$(seen_of "$request")" "$name: the log names the path the app got"
     rm_assert_eq "$(rm_json "$line" .source_principal)" "${ID[$client]:-null}" "$name: the log names the source principal"

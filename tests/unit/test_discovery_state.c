@@ -300,11 +300,18 @@ static void test_workload_policy_per_workload(void **state)
     assert_int_equal(rm_policy_load_yaml(&m.policies, POLICIES, strlen(POLICIES), "p.yaml", 1, &diags), 0);
     m.settings.default_action = RM_AUTHZ_ALLOW;
     m.settings.path_normalization = RM_PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES;
+    m.settings.log_attributes = 1;
     assert_int_equal(rm_xds_push_set_build(&m, ROOT_A, 1, &set), 0);
 
     workload_policy_names(set, &orders, names, sizeof(names), &wp);
     assert_string_equal(names, "ringmesh-system/mesh-deny,shop/orders-only,shop/shop-wide");
     assert_int_equal(wp.opts.default_action, RM_AUTHZ_ALLOW);
+    /* the decision log's evidence for a replay: the setting, and the workload the policies were selected for */
+    assert_int_equal(wp.log_attributes, 1);
+    assert_string_equal(wp.workload_namespace, "shop");
+    assert_int_equal(wp.num_workload_labels, 2);
+    assert_string_equal(wp.workload_labels[0], "app=orders");
+    assert_string_equal(wp.workload_labels[1], "version=v1");
     assert_int_equal(wp.path_normalization, RM_PATH_NORMALIZATION_DECODE_AND_MERGE_SLASHES);
     assert_int_equal(wp.inbound_mode, RM_PEER_MTLS_PERMISSIVE);
     assert_int_equal(wp.num_port_modes, 1);
@@ -315,6 +322,8 @@ static void test_workload_policy_per_workload(void **state)
     workload_policy_names(set, &cart, names, sizeof(names), &wp);
     assert_string_equal(names, "ringmesh-system/mesh-deny,shop/shop-wide"); /* no app=orders label */
     assert_int_equal(wp.inbound_mode, RM_PEER_MTLS_UNSET);
+    assert_string_equal(wp.workload_namespace, "shop");
+    assert_int_equal(wp.num_workload_labels, 0);
     rm_workload_policy_clear(&wp);
     workload_policy_names(set, &web, names, sizeof(names), &wp);
     assert_string_equal(names, "ringmesh-system/mesh-deny");

@@ -423,6 +423,25 @@ static void test_num_trusted_proxies(void **state)
     assert_contains(err, "ntp.yaml:7:22: authorization.numTrustedProxies: \"65\" is not a whole number in 0..64");
 }
 
+/* authorization.logAttributes: off when absent; a boolean; anything else refused with its field. */
+static void test_log_attributes(void **state)
+{
+    char text[1024], err[1024];
+    snprintf(text, sizeof(text), "%sauthorization:\n  policyDir: /p\n", TLS_OK);
+    rm_proxy_config_t *cfg = load_ok(write_tmp_str("attrs.yaml", text));
+    assert_int_equal(cfg->authz_log_attributes, 0);
+    rm_proxy_config_free(cfg);
+    snprintf(text, sizeof(text), "%sauthorization:\n  policyDir: /p\n  logAttributes: true\n", TLS_OK);
+    cfg = load_ok(write_tmp_str("attrs.yaml", text));
+    assert_int_equal(cfg->authz_log_attributes, 1);
+    rm_proxy_config_free(cfg);
+    snprintf(text, sizeof(text), "%sauthorization:\n  policyDir: /p\n  logAttributes: sometimes\n", TLS_OK);
+    cfg = NULL;
+    assert_int_not_equal(rm_proxy_config_load(write_tmp_str("attrs.yaml", text), &cfg, err, sizeof(err)), 0);
+    assert_null(cfg);
+    assert_contains(err, "authorization.logAttributes");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,7 +449,7 @@ int main(void)
         cmocka_unit_test(test_sockaddr_parse),      cmocka_unit_test(test_duration_parse),
         cmocka_unit_test(test_find_destination),    cmocka_unit_test(test_port_mode),
         cmocka_unit_test(test_empty_collections),   cmocka_unit_test(test_control_keepalive),
-        cmocka_unit_test(test_num_trusted_proxies),
+        cmocka_unit_test(test_num_trusted_proxies), cmocka_unit_test(test_log_attributes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -12,6 +12,7 @@
 typedef enum { RM_LOG_DEBUG = 0, RM_LOG_INFO, RM_LOG_WARN, RM_LOG_ERROR } rm_log_level_t;
 
 #define RM_LOG_LINE_MAX 4096
+#define RM_LOG_NEST_MAX 4 /* objects and arrays open at once */
 
 /** A line under construction. Start with rm_log_begin(), add fields, finish with rm_log_end(). */
 typedef struct st_rm_log_line_t {
@@ -19,6 +20,11 @@ typedef struct st_rm_log_line_t {
     size_t len;
     int truncated;
     int active; /* 0 when the level is filtered out: the field functions then do nothing */
+    /* objects and arrays open inside the line (rm_log_object_begin, rm_log_array_begin): their closing brackets,
+     * innermost last, and whether the next field is the first of the innermost one (no comma before it) */
+    char nest[RM_LOG_NEST_MAX];
+    uint8_t depth;
+    uint8_t first;
 } rm_log_line_t;
 
 /** Sets the lowest level written (default INFO) and the output fd (default 1). Not thread-safe: call at start. */
@@ -39,7 +45,17 @@ void rm_log_err(rm_log_line_t *l, const char *key, int err);
 /** Adds a sockaddr as "ip:port" or "[ip6]:port". */
 struct sockaddr;
 void rm_log_addr(rm_log_line_t *l, const char *key, const struct sockaddr *sa);
-/** Terminates and writes the line. */
+/** Opens an object (`"key":{`) or an array (`"key":[`) as the line's next field (or, inside an array, as its next
+ *  element when key is NULL); the fields added until the matching *_end go inside it. Nesting deeper than
+ *  RM_LOG_NEST_MAX is ignored (the fields then go to the enclosing level); on truncation rm_log_end closes what is
+ *  open, so the line stays valid JSON. */
+void rm_log_object_begin(rm_log_line_t *l, const char *key);
+void rm_log_object_end(rm_log_line_t *l);
+void rm_log_array_begin(rm_log_line_t *l, const char *key);
+void rm_log_array_end(rm_log_line_t *l);
+/** Adds a string element to the array open innermost. */
+void rm_log_array_strn(rm_log_line_t *l, const char *val, size_t len);
+/** Terminates and writes the line (closing what is still open). */
 void rm_log_end(rm_log_line_t *l);
 
 /** One-call form for lines with only a message: {"ts","level","event","msg"}. */

@@ -287,10 +287,57 @@ typedef struct st_rm_authz_decision_t {
      * was the source IP or the caller's */
     uint8_t remote_ip[16];
     uint8_t have_remote_ip;
+    /* The closest miss (a18-explain), set with REASON_NO_ALLOW_MATCH only: the enforced ALLOW rule that matched the
+     * most fields, and the first of its fields that failed (rm_authz_closest_miss_explain() says it in words, with
+     * the request's value). Computed on the no-match path only; nothing is allocated: the pointers point into the
+     * policies and the engine. miss_policy NULL: none (no ALLOW rule has a field that failed). */
+    const rm_authz_policy_t *miss_policy;
+    int miss_rule;
+    const rm_strlist_t *miss_want; /* the failed field's values as the policy writes them */
+    const char *miss_key;          /* a `when` condition's key ("request.headers[x-user]"), else NULL */
+    const char *miss_header;       /* the header the field reads (lower case, owned by the engine), else NULL */
+    uint16_t miss_part_index;      /* the index of the from, to or when entry */
+    uint8_t miss_part;             /* RM_AUTHZ_PART_FROM, _TO, _WHEN */
+    uint8_t miss_attr;             /* the attribute the field reads (RM_AUTHZ_MISS_ATTR_*) */
+    uint8_t miss_negated;          /* a not-field (notMethods, notValues, ...): the value matched one of miss_want */
+    uint8_t miss_not_http;         /* an HTTP-only field and the connection is not HTTP */
+    uint16_t miss_matched, miss_fields; /* fields of the rule that matched, of all it has */
+    uint8_t miss_partial; /* the workload has more ALLOW rules than one denial examines: the closest of those examined
+                             (the rules filed under the request's own values first; docs/authorization.md) */
 } rm_authz_decision_t;
+
+enum { RM_AUTHZ_PART_FROM = 0, RM_AUTHZ_PART_TO, RM_AUTHZ_PART_WHEN };
+/* the attribute a closest miss names: what rm_authz_closest_miss_got() reads from the request */
+enum {
+    RM_AUTHZ_MISS_ATTR_PRINCIPAL = 0,
+    RM_AUTHZ_MISS_ATTR_NAMESPACE,
+    RM_AUTHZ_MISS_ATTR_SOURCE_IP,
+    RM_AUTHZ_MISS_ATTR_DEST_IP,
+    RM_AUTHZ_MISS_ATTR_DEST_PORT,
+    RM_AUTHZ_MISS_ATTR_SNI,
+    RM_AUTHZ_MISS_ATTR_HOST,
+    RM_AUTHZ_MISS_ATTR_METHOD,
+    RM_AUTHZ_MISS_ATTR_PATH,
+    RM_AUTHZ_MISS_ATTR_HEADER,
+    RM_AUTHZ_MISS_ATTR_SERVICE_ACCOUNT, /* serviceAccounts, source.serviceAccount: "NS/SA" of the peer */
+    RM_AUTHZ_MISS_ATTR_TRUST_DOMAIN,    /* trustDomains, source.trustDomain */
+    RM_AUTHZ_MISS_ATTR_REMOTE_IP,       /* remoteIpBlocks, remote.ip */
+    RM_AUTHZ_MISS_ATTR_OTHER,           /* an attribute this explanation does not read back: "got" is not said */
+};
 
 /** Decides. Allocates nothing. `sample` is a caller-provided random value in [0, 1) for allow-log sampling. */
 void rm_authz_evaluate(const rm_authz_engine_t *e, const rm_authz_attrs_t *a, double sample, rm_authz_decision_t *d);
+
+/** The closest miss's field path within its rule ("from[0].source.principals", "to[1].operation.notMethods",
+ *  "when[0].values") into buf. Returns buf. */
+const char *rm_authz_closest_miss_field(const rm_authz_decision_t *d, char *buf, size_t len);
+/** The request's value of the closest miss's attribute into buf (as matched: the path without its query, a header's
+ *  values joined with ","), truncated to fit. Returns 1, or 0 when the request has none (no principal, no such
+ *  header, not HTTP), and then buf is "". */
+int rm_authz_closest_miss_got(const rm_authz_decision_t *d, const rm_authz_attrs_t *a, char *buf, size_t len);
+/** The closest miss in words into buf: `shop/orders-readers rule 0: methods [GET] did not match DELETE`; "" when
+ *  d->miss_policy is NULL. */
+void rm_authz_closest_miss_explain(const rm_authz_decision_t *d, const rm_authz_attrs_t *a, char *buf, size_t len);
 
 /** The decision word of the log line: "allow", "deny", "would-deny" (allowed, but a dry-run policy would deny) or
  *  "audit". A denial that a dry-run policy would allow stays "deny"; its dry_run_* fields say "would-allow". */
@@ -313,6 +360,11 @@ typedef struct st_rm_workload_policy_t {
     rm_path_normalization_t path_normalization; /* how the proxy normalizes request paths (default BASE) */
     /* after decode: holds what opts.trust_domain and opts.trust_domain_aliases point to (freed by clear) */
     void *trust_domain_store;
+    /* a18-explain: the decision log's evidence for `ringmeshctl policy replay` */
+    uint8_t log_attributes;   /* decision lines carry "attributes" (MeshConfig authorization.logAttributes) */
+    char *workload_namespace; /* the workload the policies were selected for, NULL: not said (owned after decode) */
+    char **workload_labels;   /* its labels, "key=value" (owned after decode) */
+    size_t num_workload_labels;
 } rm_workload_policy_t;
 
 /** Serializes policies (in the given order) and settings as a WorkloadPolicy message. *out is malloc'ed.
@@ -335,6 +387,25 @@ struct st_rm_log_line_t;
  *  deciding (may be NULL). */
 void rm_authz_log_fields(struct st_rm_log_line_t *l, const rm_authz_decision_t *d, const rm_authz_attrs_t *a,
                          const char *workload);
+
+/** Adds the closest miss as the object "closest_miss": {policy, rule, field, want: [...], got} (got null when the
+ *  request has no value for the field, with "got_absent" saying why). Nothing when d->miss_policy is NULL. */
+void rm_authz_log_closest_miss(struct st_rm_log_line_t *l, const rm_authz_decision_t *d, const rm_authz_attrs_t *a);
+
+/** Adds the object "attributes": every attribute the engine `e` reads, so that the request can be decided again
+ *  (`ringmeshctl policy replay`): principal, source_ip, destination_ip, destination_port, sni, and for HTTP method,
+ *  host, path and the request headers some policy of `e` tests (object "headers", values joined with ","). The
+ *  values of Authorization, Proxy-Authorization, Cookie and Set-Cookie are never written, even when a policy tests
+ *  them. */
+void rm_authz_log_attributes(struct st_rm_log_line_t *l, const rm_authz_engine_t *e, const rm_authz_attrs_t *a);
+
+/** Adds the deciding workload as "workload_namespace" and the object "workload_labels" ({key: value} from
+ *  "key=value" strings), when known (namespace not NULL): what a replay selects a new set's policies by. */
+void rm_authz_log_workload(struct st_rm_log_line_t *l, const char *ns, char *const *labels, size_t num_labels);
+
+/** Whether a request header's value may never be logged (credentials): authorization, proxy-authorization, cookie,
+ *  set-cookie, any case. */
+int rm_authz_header_secret(const char *name, size_t len);
 
 /** Parses an IP text ("198.18.0.1", "2001:db8::1") into the 16-byte form of rm_authz_attrs_t. Returns 0 or
  *  -EINVAL. */
