@@ -21,6 +21,13 @@ _Static_assert((int)RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_BASE ==
 
 void rm__authz_policy_clear(rm_authz_policy_t *p);
 
+/* RequestAuthentication on the wire (policy_proto_authn.c) */
+int rm__request_authns_encode(const rm_request_authn_t *const *ras, size_t num,
+                              Ringmesh__V1__RequestAuthentication ***out, size_t *n_out);
+void rm__request_authns_encoded_free(Ringmesh__V1__RequestAuthentication **m, size_t n);
+int rm__request_authns_decode(Ringmesh__V1__RequestAuthentication *const *m, size_t n, rm_policy_set_t *set, char *err,
+                              size_t errlen);
+
 /* ------------------------------------------------------------------ encode */
 
 /* Every allocation of one encoding, freed together. */
@@ -96,6 +103,9 @@ static Ringmesh__V1__AuthorizationPolicy *encode_policy(arena_t *a, const rm_aut
             ms->n_not_namespaces = s->not_namespaces.n, ms->not_namespaces = s->not_namespaces.v;
             ms->n_ip_blocks = s->ip_blocks.n, ms->ip_blocks = s->ip_blocks.v;
             ms->n_not_ip_blocks = s->not_ip_blocks.n, ms->not_ip_blocks = s->not_ip_blocks.v;
+            ms->n_request_principals = s->request_principals.n, ms->request_principals = s->request_principals.v;
+            ms->n_not_request_principals = s->not_request_principals.n;
+            ms->not_request_principals = s->not_request_principals.v;
             mr->from[i] = ms;
         }
         mr->n_to = ru->num_to;
@@ -172,12 +182,16 @@ int rm_workload_policy_encode(const rm_authz_policy_t *const *policies, size_t n
     msg.trust_domain = (char *)(wp->opts.trust_domain != NULL ? wp->opts.trust_domain : "");
     msg.n_trust_domain_aliases = wp->opts.num_trust_domain_aliases;
     msg.trust_domain_aliases = (char **)wp->opts.trust_domain_aliases;
+    if (rm__request_authns_encode(wp->request_authns, wp->num_request_authns, &msg.request_authentications,
+                                  &msg.n_request_authentications) != 0)
+        goto Exit;
     *out_len = ringmesh__v1__workload_policy__get_packed_size(&msg);
     if ((*out = malloc(*out_len ? *out_len : 1)) == NULL)
         goto Exit;
     ringmesh__v1__workload_policy__pack(&msg, *out);
     ret = 0;
 Exit:
+    rm__request_authns_encoded_free(msg.request_authentications, msg.n_request_authentications);
     arena_free(&a);
     return ret;
 }
@@ -239,7 +253,9 @@ static int decode_policy(const Ringmesh__V1__AuthorizationPolicy *m, rm_authz_po
                 copy_list(&s->namespaces, ms->namespaces, ms->n_namespaces) != 0 ||
                 copy_list(&s->not_namespaces, ms->not_namespaces, ms->n_not_namespaces) != 0 ||
                 copy_list(&s->ip_blocks, ms->ip_blocks, ms->n_ip_blocks) != 0 ||
-                copy_list(&s->not_ip_blocks, ms->not_ip_blocks, ms->n_not_ip_blocks) != 0)
+                copy_list(&s->not_ip_blocks, ms->not_ip_blocks, ms->n_not_ip_blocks) != 0 ||
+                copy_list(&s->request_principals, ms->request_principals, ms->n_request_principals) != 0 ||
+                copy_list(&s->not_request_principals, ms->not_request_principals, ms->n_not_request_principals) != 0)
                 return -ENOMEM;
         }
         if (mr->n_to > 0 && (ru->to = calloc(mr->n_to, sizeof(*ru->to))) == NULL)
@@ -405,6 +421,9 @@ int rm_workload_policy_decode(const uint8_t *data, size_t len, rm_policy_set_t *
         wp->num_port_modes++;
     }
     if ((ret = decode_trust_domains(msg, wp, err, errlen)) != 0)
+        goto Exit;
+    if ((ret = rm__request_authns_decode(msg->request_authentications, msg->n_request_authentications, set, err,
+                                         errlen)) != 0)
         goto Exit;
 Exit:
     ringmesh__v1__workload_policy__free_unpacked(msg, NULL);

@@ -347,6 +347,9 @@ typedef struct st_rm_workload_policy_t {
     rm_path_normalization_t path_normalization; /* how the proxy normalizes request paths (default BASE) */
     /* after decode: holds what opts.trust_domain and opts.trust_domain_aliases point to (freed by clear) */
     void *trust_domain_store;
+    /* to encode: the RequestAuthentications that select the workload (not owned); decode puts them in the set */
+    const rm_request_authn_t *const *request_authns;
+    size_t num_request_authns;
 } rm_workload_policy_t;
 
 /** Serializes policies (in the given order) and settings as a WorkloadPolicy message. *out is malloc'ed.
