@@ -919,7 +919,8 @@ static int load_document(file_ctx_t *ctx, size_t end)
 
     /* policies are read by the policy loader, which understands Istio's API versions too (rm_mesh_loader_add) */
     if (ctx->doc->kind != NULL &&
-        (strcmp(ctx->doc->kind, "AuthorizationPolicy") == 0 || strcmp(ctx->doc->kind, "PeerAuthentication") == 0))
+        (strcmp(ctx->doc->kind, "AuthorizationPolicy") == 0 || strcmp(ctx->doc->kind, "PeerAuthentication") == 0 ||
+         strcmp(ctx->doc->kind, "RequestAuthentication") == 0))
         return 0;
     if ((kind = document_kind(ctx, &ret)) == NULL)
         return ret;
