@@ -257,10 +257,11 @@ int rm_kube_model_build(const rm_kube_objects_t *objs, const char *mesh_shown, c
         {
             const char *kind = str_at(obj, "kind", NULL);
             char *text = policy_document(obj);
-            if (text == NULL || add_doc(&docs, &num, &cap,
-                                        kind != NULL && strcmp(kind, "PeerAuthentication") == 0 ? "PeerAuthentication"
-                                                                                                : "AuthorizationPolicy",
-                                        obj, text) != 0)
+            const char *shown =
+                kind != NULL && (strcmp(kind, "PeerAuthentication") == 0 || strcmp(kind, "RequestAuthentication") == 0)
+                    ? kind
+                    : "AuthorizationPolicy";
+            if (text == NULL || add_doc(&docs, &num, &cap, shown, obj, text) != 0)
                 goto NoMem;
         }
     if (num > 1)

@@ -244,8 +244,11 @@ static void ser_selector(rm_bytebuf_t *b, int has_selector, const rm_label_t *la
     }
 }
 
+/* Only when there are some, so that the versions of configurations without any stay what they were. */
 static void ser_request_authns(rm_bytebuf_t *b, const rm_policy_set_t *set)
 {
+    if (set->num_request_authns == 0)
+        return;
     ser_int(b, "requestAuthentications", (int64_t)set->num_request_authns);
     for (size_t i = 0; i < set->num_request_authns; i++) {
         const rm_request_authn_t *p = &set->request_authns[i];
@@ -299,8 +302,10 @@ static void ser_policies(rm_bytebuf_t *b, const rm_policy_set_t *set)
                 ser_list(b, "principals", &s->principals), ser_list(b, "notPrincipals", &s->not_principals);
                 ser_list(b, "namespaces", &s->namespaces), ser_list(b, "notNamespaces", &s->not_namespaces);
                 ser_list(b, "ipBlocks", &s->ip_blocks), ser_list(b, "notIpBlocks", &s->not_ip_blocks);
-                ser_list(b, "requestPrincipals", &s->request_principals);
-                ser_list(b, "notRequestPrincipals", &s->not_request_principals);
+                if (s->request_principals.n + s->not_request_principals.n > 0) { /* older versions stay */
+                    ser_list(b, "requestPrincipals", &s->request_principals);
+                    ser_list(b, "notRequestPrincipals", &s->not_request_principals);
+                }
             }
             ser_int(b, "to", (int64_t)ru->num_to);
             for (size_t k = 0; k < ru->num_to; k++) {

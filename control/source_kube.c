@@ -48,6 +48,8 @@ static const policy_crd_t POLICY_CRDS[] = {
     {"ringmesh.io", "peerauthentications", "PeerAuthentication", {"v1alpha1", NULL}},
     {"security.istio.io", "authorizationpolicies", "AuthorizationPolicy", {"v1", "v1beta1", NULL}},
     {"security.istio.io", "peerauthentications", "PeerAuthentication", {"v1", "v1beta1", NULL}},
+    {"ringmesh.io", "requestauthentications", "RequestAuthentication", {"v1alpha1", NULL}},
+    {"security.istio.io", "requestauthentications", "RequestAuthentication", {"v1", "v1beta1", NULL}},
 };
 #define NUM_POLICY_CRDS (sizeof(POLICY_CRDS) / sizeof(POLICY_CRDS[0]))
 
