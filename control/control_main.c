@@ -2,6 +2,7 @@
  * configured by its source (docs/control-config.md): the YAML directory given with --config-dir, or the Kubernetes
  * API (--source kubernetes). */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <getopt.h>
@@ -15,6 +16,7 @@
 #include "attest.h"
 #include "ca.h"
 #include "control_metrics.h"
+#include "jwks_fetch.h"
 #include "grpc_server.h"
 #include "inject_lookup.h"
 #include "inject_webhook.h"
@@ -77,6 +79,9 @@ static const char USAGE[] =
     "  --cluster-resync DUR    kubernetes source: how often the root-cert ConfigMaps and the webhook caBundle are\n"
     "                          compared again without a change seen (default 30s)\n"
     "  --no-root-cert          kubernetes source: do not publish the ringmesh-root-cert ConfigMaps\n"
+    "  --jwks-refresh DUR      how often the JWKS of a RequestAuthentication jwksUri is fetched again (default\n"
+    "                          20m; a failed fetch is retried from 1s, doubling up to this)\n"
+    "  --jwks-ca-file FILE     the CA bundle that https jwksUri servers are verified with (default: the system's)\n"
     "  --check-config          parse the flags and read every file they name (MeshConfig, InjectorConfig, CA,\n"
     "                          webhook pair, kubeconfig, JWKS), then exit 0 (valid) or 1, without listening or\n"
     "                          calling the Kubernetes API\n";
@@ -96,12 +101,44 @@ typedef struct st_control_opts_t {
     const char *ca_secret, *webhook_cert, *webhook_key;
     uint32_t cluster_resync_ms;
     int check_config, no_root_cert;
+    uint32_t jwks_refresh_ms;
+    const char *jwks_ca_file;
 } control_opts_t;
 
 typedef struct st_update_ctx_t {
     rm_control_server_t *srv;
     const char *trust_domain;
+    rm_jwks_fetcher_t *jwks;
+    pthread_mutex_t mu;
+    rm_mesh_model_t *last; /* the model in service, pushed again when a jwksUri's JWKS changes */
 } update_ctx_t;
+
+/* Keeps `model` as the one in service and fetches the jwksUri of its RequestAuthentications. */
+static void jwks_track(update_ctx_t *ctx, rm_mesh_model_t *model)
+{
+    if (ctx->jwks == NULL)
+        return;
+    rm_jwks_fetcher_watch(ctx->jwks, &model->policies);
+    pthread_mutex_lock(&ctx->mu);
+    rm_mesh_model_t *old = ctx->last;
+    ctx->last = rm_mesh_model_ref(model);
+    pthread_mutex_unlock(&ctx->mu);
+    rm_mesh_model_unref(old);
+}
+
+/* A jwksUri resolves to something new: the pushes are built again from the same model (their versions follow
+ * their content, so only the WorkloadPolicies that carry that JWKS change). */
+static void on_jwks_change(void *arg)
+{
+    update_ctx_t *ctx = arg;
+    pthread_mutex_lock(&ctx->mu);
+    rm_mesh_model_t *m = ctx->last != NULL ? rm_mesh_model_ref(ctx->last) : NULL;
+    pthread_mutex_unlock(&ctx->mu);
+    if (m != NULL) {
+        rm_control_server_update(ctx->srv, m);
+        rm_mesh_model_unref(m);
+    }
+}
 
 static void on_model(void *arg, rm_mesh_model_t *model)
 {
@@ -121,6 +158,7 @@ static void on_model(void *arg, rm_mesh_model_t *model)
         rm_mesh_model_unref(model);
         return;
     }
+    jwks_track(ctx, model);
     rm_control_server_update(ctx->srv, model);
     rm_mesh_model_unref(model);
 }
@@ -157,6 +195,8 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         O_RESYNC,
         O_CHECK,
         O_NOROOT,
+        O_JWKS_REFRESH,
+        O_JWKS_CA,
         O_LISTEN = 256,
         O_CONFIG,
         O_STATE,
@@ -207,6 +247,8 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
         {"cluster-resync", required_argument, NULL, O_RESYNC},
         {"check-config", no_argument, NULL, O_CHECK},
         {"no-root-cert", no_argument, NULL, O_NOROOT},
+        {"jwks-refresh", required_argument, NULL, O_JWKS_REFRESH},
+        {"jwks-ca-file", required_argument, NULL, O_JWKS_CA},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -353,6 +395,16 @@ static int parse_opts(int argc, char **argv, control_opts_t *o)
             break;
         case O_CHECK:
             o->check_config = 1;
+            break;
+        case O_JWKS_REFRESH:
+            if (rm_duration_parse_ms(optarg, &o->jwks_refresh_ms) != 0 || o->jwks_refresh_ms < 100 ||
+                o->jwks_refresh_ms > 24u * 3600000) {
+                fprintf(stderr, "ringmesh-control: --jwks-refresh %s: a duration from 100ms to 24h\n", optarg);
+                return 2;
+            }
+            break;
+        case O_JWKS_CA:
+            o->jwks_ca_file = optarg;
             break;
         case O_NOROOT:
             o->no_root_cert = 1;
@@ -601,6 +653,8 @@ int main(int argc, char **argv)
     rm_ca_t *ca = NULL;
     rm_attestor_t *attestor = NULL;
     rm_control_server_t *srv = NULL;
+    rm_jwks_fetcher_t *jwks = NULL;
+    update_ctx_t uctx = {.mu = PTHREAD_MUTEX_INITIALIZER};
     rm_admin_http_t *admin = NULL;
     rm_control_metrics_ctx_t metrics_ctx;
     rm_inject_config_t injector = {0};
@@ -744,11 +798,23 @@ int main(int argc, char **argv)
         log_fatal("listen_failed", o.listen, ret, err);
         goto Exit;
     }
+    uctx.srv = srv;
+    uctx.trust_domain = rm_ca_trust_domain(ca);
+    if ((ret = rm_jwks_fetcher_start(
+             &(rm_jwks_fetcher_opts_t){
+                 .refresh_ms = o.jwks_refresh_ms, .ca_file = o.jwks_ca_file, .on_change = on_jwks_change, .arg = &uctx},
+             &jwks)) != 0) {
+        log_fatal("jwks_fetcher_failed", origin, ret, "cannot start the JWKS fetcher");
+        goto Exit;
+    }
+    uctx.jwks = jwks;
+    jwks_track(&uctx, model);
     if (o.webhook_listen != NULL && start_webhook(&o, src, ca, spiffe_id, &injector, &webhook) != 0)
         goto Exit;
     /* after the webhook: the page reads its certificate */
     metrics_ctx = (rm_control_metrics_ctx_t){
         .srv = srv,
+        .jwks = jwks,
         .ca = ca,
         .webhook = webhook,
         .source = strcmp(o.source, "kubernetes") == 0 ? RM_CONTROL_SOURCE_KUBERNETES : RM_CONTROL_SOURCE_FILE,
@@ -775,7 +841,6 @@ int main(int argc, char **argv)
             goto Exit;
         }
     }
-    update_ctx_t uctx = {srv, rm_ca_trust_domain(ca)};
     if ((ret = src->ops->start(src, on_model, &uctx)) != 0) {
         log_fatal("config_watch_failed", origin, ret, "cannot watch the configuration source");
         goto Exit;
@@ -820,7 +885,10 @@ Exit:
     rm_inject_webhook_stop(webhook);
     rm_inject_config_dispose(&injector);
     rm_admin_http_stop(admin);
+    rm_jwks_fetcher_stop(jwks); /* before the server: its changes push through it */
     rm_control_server_stop(srv);
+    rm_mesh_model_unref(uctx.last);
+    pthread_mutex_destroy(&uctx.mu);
     if (src != NULL)
         src->ops->destroy(src);
     if (attestor != NULL)

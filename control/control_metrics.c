@@ -1,5 +1,6 @@
 /* The control plane's /metrics page and the sources' error counters (control_metrics.h). */
 #include "control_metrics.h"
+#include "jwks_fetch.h"
 
 #include "ringmesh/error.h"
 #include "ringmesh/textbuf.h"
@@ -160,5 +161,11 @@ size_t rm_control_metrics_render(void *arg, char *buf, size_t len)
     o = discovery(buf, len, o, &st);
     o = identity(buf, len, o, &st, ctx->ca, ctx->webhook);
     o = configuration(buf, len, o, &st, ctx->source);
+    if (ctx->jwks != NULL) {
+        o = family(buf, len, o, "ringmesh_control_jwks_fetch_failures_total", "counter",
+                   "Fetches of a RequestAuthentication jwksUri that failed (see jwks_fetch_failed logs).");
+        o = rm_textf(buf, len, o, "ringmesh_control_jwks_fetch_failures_total %llu\n",
+                     (unsigned long long)rm_jwks_fetcher_failures(ctx->jwks));
+    }
     return o;
 }

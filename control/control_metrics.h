@@ -51,8 +51,9 @@ uint64_t rm_control_source_errors(rm_control_source_t source, rm_source_error_ki
 typedef struct st_rm_control_metrics_ctx_t {
     rm_control_server_t *srv;
     const rm_ca_t *ca;
-    rm_inject_webhook_t *webhook; /* NULL: no webhook (its expiry gauge is left out) */
-    rm_control_source_t source;   /* the source in use: only its error series are exposed */
+    rm_inject_webhook_t *webhook;            /* NULL: no webhook (its expiry gauge is left out) */
+    rm_control_source_t source;              /* the source in use: only its error series are exposed */
+    const struct st_rm_jwks_fetcher_t *jwks; /* jwksUri fetches (jwks_fetch.h); NULL: none */
 } rm_control_metrics_ctx_t;
 
 /** An rm_admin_metrics_cb: writes the exposition into buf (at most len bytes) and returns its length. `arg` is an

@@ -10,6 +10,7 @@
 #include "discovery_workloads.h"
 #include "endpoints_derive.h"
 #include "route_model.h"
+#include "jwks_fetch.h"
 #include "ringmesh/v1/discovery.pb-c.h"
 
 #define PEM_END "-----END CERTIFICATE-----"
@@ -284,6 +285,34 @@ static int workload_labels(const rm_workload_t *w, rm_workload_policy_t *wp)
     return 0;
 }
 
+/* The RequestAuthentications selecting the workload into wp->request_authns: shallow copies (*copies, the caller
+ * frees them and their resolved rules) whose jwksUri rules carry the JWKS the control plane fetched
+ * (jwks_fetch.h). */
+static int select_request_authns(const rm_policy_set_t *ps, const char *root, const rm_workload_t *w,
+                                 rm_workload_policy_t *wp, rm_request_authn_t **copies)
+{
+    const rm_request_authn_t **ptrs;
+    if (ps->num_request_authns == 0)
+        return 0;
+    if ((*copies = calloc(ps->num_request_authns, sizeof(**copies))) == NULL)
+        return -ENOMEM;
+    if ((ptrs = calloc(ps->num_request_authns, sizeof(*ptrs))) == NULL)
+        return -ENOMEM;
+    wp->request_authns = ptrs;
+    for (size_t i = 0; i < ps->num_request_authns; i++) {
+        if (!rm_request_authn_selects(&ps->request_authns[i], root, w))
+            continue;
+        rm_request_authn_t *c = &(*copies)[wp->num_request_authns];
+        *c = ps->request_authns[i];
+        if (rm_jwks_resolve(&ps->request_authns[i], &c->rules) != 0) {
+            c->rules = NULL, c->num_rules = 0;
+            return -ENOMEM;
+        }
+        ptrs[wp->num_request_authns++] = c;
+    }
+    return 0;
+}
+
 /* The policies selecting the workload, its mTLS modes and the mesh's authorization settings. */
 static int build_workload_policy(rm_xds_push_t *push, const rm_mesh_model_t *model, const rm_workload_t *w,
                                  uint64_t seq)
@@ -316,14 +345,20 @@ static int build_workload_policy(rm_xds_push_t *push, const rm_mesh_model_t *mod
     wp.num_port_modes = nports;
     wp.log_attributes = (uint8_t)(s->log_attributes != 0);
     wp.workload_namespace = (char *)w->namespace_;
+    rm_request_authn_t *ra_copies = NULL;
     if ((ret = workload_labels(w, &wp)) != 0)
         goto Exit;
-    if ((ret = rm_workload_policy_encode(sel, nsel, &wp, &value, &len)) == 0)
+    if ((ret = select_request_authns(ps, s->root_namespace, w, &wp, &ra_copies)) == 0 &&
+        (ret = rm_workload_policy_encode(sel, nsel, &wp, &value, &len)) == 0)
         ret = encode_push_value(push, RM_XDS_WORKLOAD_POLICY, "policy", value, len, seq);
 Exit:
     for (size_t i = 0; i < wp.num_workload_labels; i++)
         free(wp.workload_labels[i]);
     free(wp.workload_labels);
+    for (size_t i = 0; i < wp.num_request_authns; i++)
+        rm_jwks_resolved_free(ra_copies[i].rules, ra_copies[i].num_rules);
+    free(ra_copies);
+    free((void *)wp.request_authns);
     free(sel);
     return ret;
 }

@@ -266,12 +266,12 @@ int rm_kube_model_build(const rm_kube_objects_t *objs, const char *mesh_shown, c
             /* the HTTPRoute and GRPCRoute informers are started with the policy ones, as their CRDs appear */
             int route = rm_route_is_route_kind(kind);
             char *text = route ? rm_kube_route_document(obj) : policy_document(obj);
-            if (text == NULL ||
-                add_doc(&docs, &num, &cap,
-                        route ? (strcmp(kind, "GRPCRoute") == 0 ? "GRPCRoute" : "HTTPRoute")
-                        : kind != NULL && strcmp(kind, "PeerAuthentication") == 0 ? "PeerAuthentication"
-                                                                                  : "AuthorizationPolicy",
-                        obj, text) != 0)
+            const char *shown = route ? (strcmp(kind, "GRPCRoute") == 0 ? "GRPCRoute" : "HTTPRoute")
+                                : kind != NULL && (strcmp(kind, "PeerAuthentication") == 0 ||
+                                                   strcmp(kind, "RequestAuthentication") == 0)
+                                    ? kind
+                                    : "AuthorizationPolicy";
+            if (text == NULL || add_doc(&docs, &num, &cap, shown, obj, text) != 0)
                 goto NoMem;
         }
     if (num > 1)

@@ -966,7 +966,7 @@ static int load_document(file_ctx_t *ctx, size_t end)
      * reader (rm_mesh_loader_add) */
     if (ctx->doc->kind != NULL &&
         (strcmp(ctx->doc->kind, "AuthorizationPolicy") == 0 || strcmp(ctx->doc->kind, "PeerAuthentication") == 0 ||
-         rm_route_is_route_kind(ctx->doc->kind)))
+         strcmp(ctx->doc->kind, "RequestAuthentication") == 0 || rm_route_is_route_kind(ctx->doc->kind)))
         return 0;
     if ((kind = document_kind(ctx, &ret)) == NULL)
         return ret;

@@ -218,6 +218,13 @@ static int cmp_authz_policy(const void *x, const void *y)
     return c != 0 ? c : strcmp(a->name, b->name);
 }
 
+static int cmp_request_authn(const void *x, const void *y)
+{
+    const rm_request_authn_t *a = x, *b = y;
+    int c = strcmp(a->namespace_, b->namespace_);
+    return c != 0 ? c : strcmp(a->name, b->name);
+}
+
 static int cmp_peer_authn(const void *x, const void *y)
 {
     const rm_peer_authn_t *a = x, *b = y;
@@ -274,6 +281,43 @@ static void ser_selector(rm_bytebuf_t *b, int has_selector, const rm_label_t *la
     }
 }
 
+/* Only when there are some, so that the versions of configurations without any stay what they were. */
+static void ser_request_authns(rm_bytebuf_t *b, const rm_policy_set_t *set)
+{
+    if (set->num_request_authns == 0)
+        return;
+    ser_int(b, "requestAuthentications", (int64_t)set->num_request_authns);
+    for (size_t i = 0; i < set->num_request_authns; i++) {
+        const rm_request_authn_t *p = &set->request_authns[i];
+        ser_str(b, "namespace", p->namespace_);
+        ser_str(b, "name", p->name);
+        ser_selector(b, p->has_selector, p->match_labels, p->num_match_labels);
+        ser_int(b, "jwtRules", (int64_t)p->num_rules);
+        for (size_t k = 0; k < p->num_rules; k++) {
+            const rm_jwt_rule_t *r = &p->rules[k];
+            ser_str(b, "issuer", r->issuer);
+            ser_list(b, "audiences", &r->audiences);
+            ser_str(b, "jwks", r->jwks != NULL ? r->jwks : "");
+            ser_str(b, "jwksUri", r->jwks_uri != NULL ? r->jwks_uri : "");
+            ser_int(b, "fromHeaders", (int64_t)r->num_from_headers);
+            for (size_t h = 0; h < r->num_from_headers; h++) {
+                ser_str(b, "name", r->from_headers[h].name);
+                ser_str(b, "prefix", r->from_headers[h].prefix);
+            }
+            ser_list(b, "fromParams", &r->from_params), ser_list(b, "fromCookies", &r->from_cookies);
+            ser_int(b, "forwardOriginalToken", r->forward_original_token);
+            ser_str(b, "outputPayloadToHeader", r->output_payload_to_header != NULL ? r->output_payload_to_header : "");
+            ser_int(b, "outputClaimToHeaders", (int64_t)r->num_output_claim_to_headers);
+            for (size_t h = 0; h < r->num_output_claim_to_headers; h++) {
+                ser_str(b, "header", r->output_claim_to_headers[h].header);
+                ser_str(b, "claim", r->output_claim_to_headers[h].claim);
+            }
+            ser_int(b, "timeoutMs", r->timeout_ms);
+            ser_list(b, "spaceDelimitedClaims", &r->space_delimited_claims);
+        }
+    }
+}
+
 /* Every field of every policy (where it was read excepted). */
 static void ser_policies(rm_bytebuf_t *b, const rm_policy_set_t *set)
 {
@@ -301,6 +345,10 @@ static void ser_policies(rm_bytebuf_t *b, const rm_policy_set_t *set)
                 ser_list_opt(b, "notTrustDomains", &s->not_trust_domains);
                 ser_list_opt(b, "remoteIpBlocks", &s->remote_ip_blocks);
                 ser_list_opt(b, "notRemoteIpBlocks", &s->not_remote_ip_blocks);
+                if (s->request_principals.n + s->not_request_principals.n > 0) { /* older versions stay */
+                    ser_list(b, "requestPrincipals", &s->request_principals);
+                    ser_list(b, "notRequestPrincipals", &s->not_request_principals);
+                }
             }
             ser_int(b, "to", (int64_t)ru->num_to);
             for (size_t k = 0; k < ru->num_to; k++) {
@@ -330,6 +378,7 @@ static void ser_policies(rm_bytebuf_t *b, const rm_policy_set_t *set)
             ser_int(b, "mode", p->port_modes[k].mode);
         }
     }
+    ser_request_authns(b, set);
 }
 
 int rm__mesh_model_serialize(const rm_mesh_model_t *m, char **out, size_t *out_len)
@@ -438,6 +487,9 @@ int rm__mesh_model_seal(rm_mesh_model_t *m)
         qsort(m->workloads, m->num_workloads, sizeof(m->workloads[0]), cmp_workload);
     if (m->policies.num_policies > 1)
         qsort(m->policies.policies, m->policies.num_policies, sizeof(m->policies.policies[0]), cmp_authz_policy);
+    if (m->policies.num_request_authns > 1)
+        qsort(m->policies.request_authns, m->policies.num_request_authns, sizeof(m->policies.request_authns[0]),
+              cmp_request_authn);
     if (m->policies.num_peer_authns > 1)
         qsort(m->policies.peer_authns, m->policies.num_peer_authns, sizeof(m->policies.peer_authns[0]), cmp_peer_authn);
 

@@ -51,6 +51,8 @@ static const policy_crd_t POLICY_CRDS[] = {
     /* the Gateway API's routes (installed by the user), read as the mesh's documents too (route_model.h) */
     {"gateway.networking.k8s.io", "httproutes", "HTTPRoute", {"v1", NULL}},
     {"gateway.networking.k8s.io", "grpcroutes", "GRPCRoute", {"v1", NULL}},
+    {"ringmesh.io", "requestauthentications", "RequestAuthentication", {"v1alpha1", NULL}},
+    {"security.istio.io", "requestauthentications", "RequestAuthentication", {"v1", "v1beta1", NULL}},
 };
 #define NUM_POLICY_CRDS (sizeof(POLICY_CRDS) / sizeof(POLICY_CRDS[0]))
 

@@ -74,8 +74,11 @@ static int policy_lint(int argc, char **argv)
     rm_policy_lint(&set, &diags);
     print_diags(&diags, stdout);
     size_t warnings = diags.n - diags.num_errors;
-    printf("%zu AuthorizationPolicy, %zu PeerAuthentication; %zu error%s, %zu warning%s\n", set.num_policies,
-           set.num_peer_authns, diags.num_errors, diags.num_errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s");
+    printf("%zu AuthorizationPolicy, %zu PeerAuthentication", set.num_policies, set.num_peer_authns);
+    if (set.num_request_authns > 0) /* said only when there are some, so that older scripts still read the line */
+        printf(", %zu RequestAuthentication", set.num_request_authns);
+    printf("; %zu error%s, %zu warning%s\n", diags.num_errors, diags.num_errors == 1 ? "" : "s", warnings,
+           warnings == 1 ? "" : "s");
     ret = unreadable ? RM_CTL_EXIT_USAGE : diags.num_errors > 0 ? RM_CTL_EXIT_INVALID : RM_CTL_EXIT_OK;
 Exit:
     rm_policy_set_clear(&set);

@@ -4,6 +4,7 @@
 #include "ringmesh/config.h"
 #include "ringmesh/error.h"
 #include "policy_engine_internal.h"
+#include "policy_yaml_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -122,14 +123,15 @@ static int add_cond(compiler_t *c, attr_t attr, int negate, const rm_strlist_t *
     int ret;
     GROW(c, conds, num_conds, cap_conds);
     cond_t cd = {.attr = (uint8_t)attr, .negate = (uint8_t)negate};
-    cd.http_only = attr == ATTR_HOST || attr == ATTR_METHOD || attr == ATTR_PATH || attr == ATTR_HEADER;
+    cd.http_only = attr == ATTR_HOST || attr == ATTR_METHOD || attr == ATTR_PATH || attr == ATTR_HEADER ||
+                   attr >= ATTR_REQ_PRINCIPAL;
     if (cd.http_only)
         c->e->needs_http = 1;
     if (header != NULL) {
         char *h = strdup(header);
         if (h == NULL)
             return c->ret = -ENOMEM;
-        for (char *p = h; *p; p++)
+        for (char *p = h; *p && attr == ATTR_HEADER; p++) /* claim names keep their case */
             *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
         if ((cd.header = own(c, h)) == NULL)
             return c->ret;
@@ -268,6 +270,18 @@ static int condition_attr(const char *key, attr_t *attr, const char **header)
         *header = key + 16; /* "name]": the ']' is cut off by the caller's copy */
         return 0;
     }
+    if (strncmp(key, "request.auth.", 13) == 0) {
+        const char *why;
+        if (!rm__request_auth_key_ok(key, &why))
+            return -1;
+        if (strncmp(key + 13, "claims[", 7) == 0)
+            *attr = ATTR_REQ_CLAIM, *header = key + 20; /* "a][b]" */
+        else
+            *attr = key[13] == 'p' && key[14] == 'r' && key[15] == 'i' ? ATTR_REQ_PRINCIPAL
+                    : key[13] == 'a'                                   ? ATTR_REQ_AUDIENCE
+                                                                       : ATTR_REQ_PRESENTER;
+        return 0;
+    }
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strcmp(keys[i].key, key) == 0) {
             *attr = keys[i].attr;
@@ -299,7 +313,9 @@ static int compile_rule(compiler_t *c, const rm_authz_policy_t *p, size_t ri)
                 (ret = add_list_cond(c, ATTR_SERVICE_ACCOUNT, &s->service_accounts, &s->not_service_accounts, what)) !=
                     0 ||
                 (ret = add_list_cond(c, ATTR_TRUST_DOMAIN, &s->trust_domains, &s->not_trust_domains, what)) != 0 ||
-                (ret = add_list_cond(c, ATTR_REMOTE_IP, &s->remote_ip_blocks, &s->not_remote_ip_blocks, what)) != 0)
+                (ret = add_list_cond(c, ATTR_REMOTE_IP, &s->remote_ip_blocks, &s->not_remote_ip_blocks, what)) != 0 ||
+                (ret = add_list_cond(c, ATTR_REQ_PRINCIPAL, &s->request_principals, &s->not_request_principals,
+                                     what)) != 0)
                 return ret;
             end_clause(c);
         }

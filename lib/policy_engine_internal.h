@@ -40,6 +40,11 @@ typedef enum {
     ATTR_SERVICE_ACCOUNT, /* "ns/NS/sa/SA": the peer's SPIFFE ID after its trust domain (serviceAccounts) */
     ATTR_TRUST_DOMAIN,    /* the peer's SPIFFE trust domain (trustDomains, source.trustDomain) */
     ATTR_REMOTE_IP,       /* remote.ip: X-Forwarded-For per the mesh's numTrustedProxies, else the source IP */
+    /* the request's validated JWT (rm_authz_attrs_t.request_auth): requestPrincipals, request.auth.* */
+    ATTR_REQ_PRINCIPAL,
+    ATTR_REQ_AUDIENCE,
+    ATTR_REQ_PRESENTER,
+    ATTR_REQ_CLAIM, /* `header` holds the claim names as written between the brackets: "a][b" */
 } attr_t;
 
 /* SM_TEMPLATE: an Istio path template ({*}, {**}), never indexed (policy_attrs.c) */
@@ -268,5 +273,12 @@ static inline index_slot_t *rm__policy_slot_find(const rule_list_t *l, uint32_t 
             return sl;
     }
 }
+
+/** 1 when any of the condition's string matchers matches s[0..len) (case-insensitively with `icase`). */
+int rm__policy_smatch_any(const rm_authz_engine_t *e, const cond_t *cd, const char *s, size_t len, int icase);
+
+/** A condition on the request's JWT (ATTR_REQ_*, policy_request_auth.c): 1 match, 0 no match, -1 absent (no
+ *  token, or no such claim). */
+int rm__request_auth_match(const rm_authz_engine_t *e, const cond_t *cd, const rm_request_auth_t *ra);
 
 #endif

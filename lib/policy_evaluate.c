@@ -32,6 +32,11 @@ static int smatch_any(const rm_authz_engine_t *e, const cond_t *cd, const char *
     return 0;
 }
 
+int rm__policy_smatch_any(const rm_authz_engine_t *e, const cond_t *cd, const char *s, size_t len, int icase)
+{
+    return smatch_any(e, cd, s, len, icase);
+}
+
 static int cidr_match(const cidr_t *b, const uint8_t ip[16])
 {
     /* IPv4 addresses are held as ::ffff:a.b.c.d; as in Envoy, an IPv6 block (even ::/0) never matches an IPv4
@@ -140,6 +145,11 @@ __attribute__((always_inline)) static inline int cond_positive(const rm_authz_en
         int r = header_value(x, cd->header, cd->header_len, x->cond_header_buf, &v, &len);
         return r <= 0 ? -1 : smatch_any(e, cd, v, len, 0);
     }
+    case ATTR_REQ_PRINCIPAL:
+    case ATTR_REQ_AUDIENCE:
+    case ATTR_REQ_PRESENTER:
+    case ATTR_REQ_CLAIM:
+        return rm__request_auth_match(e, cd, a->request_auth);
     }
     return 0;
 }

@@ -178,6 +178,12 @@ static uint8_t miss_attr(uint8_t attr)
         return RM_AUTHZ_MISS_ATTR_TRUST_DOMAIN;
     case ATTR_REMOTE_IP:
         return RM_AUTHZ_MISS_ATTR_REMOTE_IP;
+    case ATTR_REQ_PRINCIPAL:
+        return RM_AUTHZ_MISS_ATTR_REQUEST_PRINCIPAL;
+    case ATTR_REQ_AUDIENCE:
+    case ATTR_REQ_PRESENTER:
+    case ATTR_REQ_CLAIM: /* a token's claims are not written back into a log line */
+        return RM_AUTHZ_MISS_ATTR_OTHER;
     }
     return RM_AUTHZ_MISS_ATTR_OTHER;
 }
@@ -234,6 +240,7 @@ static const char *field_name(const rm_authz_decision_t *d)
         [RM_AUTHZ_MISS_ATTR_SERVICE_ACCOUNT] = {"serviceAccounts", "notServiceAccounts"},
         [RM_AUTHZ_MISS_ATTR_TRUST_DOMAIN] = {"trustDomains", "notTrustDomains"},
         [RM_AUTHZ_MISS_ATTR_REMOTE_IP] = {"remoteIpBlocks", "notRemoteIpBlocks"},
+        [RM_AUTHZ_MISS_ATTR_REQUEST_PRINCIPAL] = {"requestPrincipals", "notRequestPrincipals"},
     };
     if (d->miss_part == RM_AUTHZ_PART_WHEN)
         return d->miss_negated ? "notValues" : "values";
@@ -341,6 +348,11 @@ int rm_authz_closest_miss_got(const rm_authz_decision_t *d, const rm_authz_attrs
         ret = 1;
         break;
     }
+    case RM_AUTHZ_MISS_ATTR_REQUEST_PRINCIPAL:
+        ret = a->request_auth != NULL && a->request_auth->principal != NULL
+                  ? put_strn(a->request_auth->principal, strlen(a->request_auth->principal), buf, len)
+                  : 0;
+        break;
     case RM_AUTHZ_MISS_ATTR_REMOTE_IP:
         if (d->have_remote_ip)
             ret = put_ip(d->remote_ip, buf, len);

@@ -21,6 +21,13 @@ _Static_assert((int)RINGMESH__V1__PATH_NORMALIZATION__PATH_NORMALIZATION_BASE ==
 
 void rm__authz_policy_clear(rm_authz_policy_t *p);
 
+/* RequestAuthentication on the wire (policy_proto_authn.c) */
+int rm__request_authns_encode(const rm_request_authn_t *const *ras, size_t num,
+                              Ringmesh__V1__RequestAuthentication ***out, size_t *n_out);
+void rm__request_authns_encoded_free(Ringmesh__V1__RequestAuthentication **m, size_t n);
+int rm__request_authns_decode(Ringmesh__V1__RequestAuthentication *const *m, size_t n, rm_policy_set_t *set, char *err,
+                              size_t errlen);
+
 /* ------------------------------------------------------------------ encode */
 
 /* Every allocation of one encoding, freed together. */
@@ -104,6 +111,9 @@ static Ringmesh__V1__AuthorizationPolicy *encode_policy(arena_t *a, const rm_aut
             ms->not_remote_ip_blocks = s->not_remote_ip_blocks.v;
             ms->n_trust_domains = s->trust_domains.n, ms->trust_domains = s->trust_domains.v;
             ms->n_not_trust_domains = s->not_trust_domains.n, ms->not_trust_domains = s->not_trust_domains.v;
+            ms->n_request_principals = s->request_principals.n, ms->request_principals = s->request_principals.v;
+            ms->n_not_request_principals = s->not_request_principals.n;
+            ms->not_request_principals = s->not_request_principals.v;
             mr->from[i] = ms;
         }
         mr->n_to = ru->num_to;
@@ -185,12 +195,16 @@ int rm_workload_policy_encode(const rm_authz_policy_t *const *policies, size_t n
     msg.workload_namespace = wp->workload_namespace != NULL ? wp->workload_namespace : "";
     msg.n_workload_labels = wp->num_workload_labels;
     msg.workload_labels = wp->workload_labels;
+    if (rm__request_authns_encode(wp->request_authns, wp->num_request_authns, &msg.request_authentications,
+                                  &msg.n_request_authentications) != 0)
+        goto Exit;
     *out_len = ringmesh__v1__workload_policy__get_packed_size(&msg);
     if ((*out = malloc(*out_len ? *out_len : 1)) == NULL)
         goto Exit;
     ringmesh__v1__workload_policy__pack(&msg, *out);
     ret = 0;
 Exit:
+    rm__request_authns_encoded_free(msg.request_authentications, msg.n_request_authentications);
     arena_free(&a);
     return ret;
 }
@@ -258,7 +272,9 @@ static int decode_policy(const Ringmesh__V1__AuthorizationPolicy *m, rm_authz_po
                 copy_list(&s->remote_ip_blocks, ms->remote_ip_blocks, ms->n_remote_ip_blocks) != 0 ||
                 copy_list(&s->not_remote_ip_blocks, ms->not_remote_ip_blocks, ms->n_not_remote_ip_blocks) != 0 ||
                 copy_list(&s->trust_domains, ms->trust_domains, ms->n_trust_domains) != 0 ||
-                copy_list(&s->not_trust_domains, ms->not_trust_domains, ms->n_not_trust_domains) != 0)
+                copy_list(&s->not_trust_domains, ms->not_trust_domains, ms->n_not_trust_domains) != 0 ||
+                copy_list(&s->request_principals, ms->request_principals, ms->n_request_principals) != 0 ||
+                copy_list(&s->not_request_principals, ms->not_request_principals, ms->n_not_request_principals) != 0)
                 return -ENOMEM;
         }
         if (mr->n_to > 0 && (ru->to = calloc(mr->n_to, sizeof(*ru->to))) == NULL)
@@ -446,6 +462,9 @@ int rm_workload_policy_decode(const uint8_t *data, size_t len, rm_policy_set_t *
             ret = -ENOMEM;
             goto Exit;
         }
+    if ((ret = rm__request_authns_decode(msg->request_authentications, msg->n_request_authentications, set, err,
+                                         errlen)) != 0)
+        goto Exit;
 Exit:
     ringmesh__v1__workload_policy__free_unpacked(msg, NULL);
     if (ret != 0) {

@@ -37,6 +37,11 @@ int rm_peer_authn_selects(const rm_peer_authn_t *p, const char *root_namespace, 
     return selects(p->namespace_, p->has_selector, p->match_labels, p->num_match_labels, root_namespace, w);
 }
 
+int rm_request_authn_selects(const rm_request_authn_t *p, const char *root_namespace, const rm_workload_t *w)
+{
+    return selects(p->namespace_, p->has_selector, p->match_labels, p->num_match_labels, root_namespace, w);
+}
+
 rm_peer_mtls_mode_t rm_peer_authn_resolve(const rm_policy_set_t *set, const char *root_namespace,
                                           const rm_workload_t *w, rm_peer_port_mode_t *port_modes, size_t max_ports,
                                           size_t *num_ports)

@@ -62,28 +62,20 @@ static const char *const source_keys[] = {
 
 static int read_source(loader_t *ld, const yaml_node_t *n, const char *path, rm_authz_source_t *s)
 {
-    char cp[POLICY_PATH_MAX];
     int ok = 1, fields = 0;
     list_field_t f[] = {
-        {"principals", &s->principals, VAL_MATCH},     {"notPrincipals", &s->not_principals, VAL_MATCH},
-        {"namespaces", &s->namespaces, VAL_NAMESPACE}, {"notNamespaces", &s->not_namespaces, VAL_NAMESPACE},
-        {"ipBlocks", &s->ip_blocks, VAL_IP},           {"notIpBlocks", &s->not_ip_blocks, VAL_IP},
+        {"principals", &s->principals, VAL_MATCH},
+        {"notPrincipals", &s->not_principals, VAL_MATCH},
+        {"namespaces", &s->namespaces, VAL_NAMESPACE},
+        {"notNamespaces", &s->not_namespaces, VAL_NAMESPACE},
+        {"ipBlocks", &s->ip_blocks, VAL_IP},
+        {"notIpBlocks", &s->not_ip_blocks, VAL_IP},
+        {"requestPrincipals", &s->request_principals, VAL_MATCH},
+        {"notRequestPrincipals", &s->not_request_principals, VAL_MATCH},
     };
     if (!rm__policy_want_type(ld, n, YAML_MAPPING_NODE, path))
         return 0;
     rm__policy_mark(n, &s->line, &s->column);
-    static const char *const needs_jwt[] = {"requestPrincipals", "notRequestPrincipals", NULL};
-    for (const char *const *k = needs_jwt; *k != NULL; k++) {
-        yaml_node_t *v = rm__policy_map_get(ld, n, *k);
-        if (v != NULL) {
-            rm__policy_child_path(cp, path, *k);
-            rm__policy_report(ld, 0, v, cp,
-                              "%s is not supported: it needs request authentication (RequestAuthentication, JWT), "
-                              "which this mesh does not provide",
-                              *k);
-            ok = 0;
-        }
-    }
     if (!rm__policy_check_keys(ld, n, path, source_keys, NULL))
         ok = 0;
     if (!read_list_fields(ld, n, path, f, sizeof(f) / sizeof(f[0]), &fields))
@@ -165,6 +157,10 @@ static int condition_key_kind(const char *key, value_kind_t *kind, const char **
             *kind = keys[i].kind;
             return 1;
         }
+    }
+    if (strncmp(key, "request.auth.", 13) == 0) {
+        *kind = VAL_MATCH;
+        return rm__request_auth_key_ok(key, why);
     }
     *why = rm__policy_condition_key_unsupported(key);
     return 0;
@@ -431,6 +427,17 @@ static int read_metadata(loader_t *ld, const yaml_node_t *root, char **ns, char 
     return ok;
 }
 
+int rm__policy_read_metadata(loader_t *ld, const yaml_node_t *root, char **ns, char **name, uint8_t *dry_run,
+                             uint8_t *log_allowed)
+{
+    return read_metadata(ld, root, ns, name, dry_run, log_allowed);
+}
+
+int rm__policy_read_selector(loader_t *ld, const yaml_node_t *spec, int *has, rm_label_t **labels, size_t *num)
+{
+    return read_selector(ld, spec, has, labels, num);
+}
+
 static void rule_clear(rm_authz_rule_t *r)
 {
     for (size_t i = 0; i < r->num_from; i++) {
@@ -440,6 +447,7 @@ static void rule_clear(rm_authz_rule_t *r)
         rm__policy_strlist_clear(&s->not_namespaces), rm__policy_strlist_clear(&s->ip_blocks),
             rm__policy_strlist_clear(&s->not_ip_blocks);
         rm__policy_source_fields_clear(s);
+        rm__policy_strlist_clear(&s->request_principals), rm__policy_strlist_clear(&s->not_request_principals);
     }
     free(r->from);
     for (size_t i = 0; i < r->num_to; i++) {
@@ -499,6 +507,9 @@ void rm_policy_set_clear(rm_policy_set_t *set)
     for (size_t i = 0; i < set->num_peer_authns; i++)
         rm__peer_authn_clear(&set->peer_authns[i]);
     free(set->peer_authns);
+    for (size_t i = 0; i < set->num_request_authns; i++)
+        rm__request_authn_clear(&set->request_authns[i]);
+    free(set->request_authns);
     memset(set, 0, sizeof(*set));
 }
 
@@ -723,11 +734,12 @@ static int load_document(loader_t *ld, rm_policy_set_t *set, int strict_kinds)
     const char *ks = kind != NULL && kind->type == YAML_SCALAR_NODE ? (const char *)kind->data.scalar.value : NULL;
     int is_authz = ks != NULL && strcmp(ks, "AuthorizationPolicy") == 0;
     int is_peer = ks != NULL && strcmp(ks, "PeerAuthentication") == 0;
-    if (!is_authz && !is_peer) {
+    int is_reqauthn = ks != NULL && strcmp(ks, "RequestAuthentication") == 0;
+    if (!is_authz && !is_peer && !is_reqauthn) {
         if (strict_kinds)
             rm__policy_report(ld, 0, kind != NULL ? kind : root, "kind",
                               "%s is not a policy kind (AuthorizationPolicy, "
-                              "PeerAuthentication)",
+                              "PeerAuthentication, RequestAuthentication)",
                               ks != NULL ? rm__policy_quoted(q, sizeof(q), ks) : "missing kind");
         return 0;
     }
@@ -756,6 +768,17 @@ static int load_document(loader_t *ld, rm_policy_set_t *set, int strict_kinds)
         p->file = rm__policy_dup_str(ld->file);
         p->line = line;
         set->num_policies++;
+    } else if (is_reqauthn) {
+        rm_request_authn_t *p = grow_slot(ld, (void **)&set->request_authns, set->num_request_authns, sizeof(*p));
+        if (p == NULL)
+            return 0;
+        if (!rm__read_request_authn(ld, root, p) || !ok || ld->oom) {
+            rm__request_authn_clear(p);
+            return 0;
+        }
+        p->file = rm__policy_dup_str(ld->file);
+        p->line = line;
+        set->num_request_authns++;
     } else {
         rm_peer_authn_t *p = grow_slot(ld, (void **)&set->peer_authns, set->num_peer_authns, sizeof(*p));
         if (p == NULL)

@@ -85,9 +85,6 @@ static const char *const condition_keys[] = {"request.headers[NAME]",
 const char *rm__policy_condition_key_unsupported(const char *key)
 {
     static __thread char msg[320];
-    if (strncmp(key, "request.auth.", 13) == 0)
-        return "not supported: request.auth.* needs request authentication (RequestAuthentication, JWT), which this "
-               "mesh does not provide";
     if (strncmp(key, "experimental.envoy.filters.", 27) == 0 || strncmp(key, "experimental.", 13) == 0)
         return "not supported: experimental.envoy.filters.* reads Envoy filter metadata, which the ringmesh proxy "
                "does not have";

@@ -114,5 +114,20 @@ int rm__policy_check_service_account(loader_t *ld, const yaml_node_t *n, const c
 
 /** The known key closest to `key` (a typo's likely meaning), or NULL when none is close. */
 const char *rm__policy_did_you_mean(const char *key, const char *const *known);
+/* Shared with request_authn_yaml.c (RequestAuthentication): */
+
+/** metadata: name, namespace (default "default") and, when the pointers are not NULL, the dry-run and log-allowed
+ *  annotations. Returns 1 when read cleanly. */
+int rm__policy_read_metadata(loader_t *ld, const yaml_node_t *root, char **ns, char **name, uint8_t *dry_run,
+                             uint8_t *log_allowed);
+/** spec.selector (matchLabels). Returns 1 when read cleanly. */
+int rm__policy_read_selector(loader_t *ld, const yaml_node_t *spec, int *has, rm_label_t **labels, size_t *num);
+/** Reads a RequestAuthentication document into `p` (left for rm__request_authn_clear on failure). Returns 1 when
+ *  it is valid. */
+int rm__read_request_authn(loader_t *ld, const yaml_node_t *root, rm_request_authn_t *p);
+void rm__request_authn_clear(rm_request_authn_t *p);
+void rm__jwt_rule_clear(rm_jwt_rule_t *r);
+/** 1 when `key` is a request.auth.* condition key the engine evaluates; else 0 with *why. */
+int rm__request_auth_key_ok(const char *key, const char **why);
 
 #endif

@@ -25,7 +25,8 @@ IP = r"^(" + OCT + r"(\." + OCT + r"){3}(/0{0,8}(3[0-2]|[12]?[0-9]))?|[0-9A-Fa-f
 PORT = r"^0{0,4}([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
 HEADER_CHARS = r"[A-Za-z0-9!#$%&'*+.^_`|~:-]"
 WHEN_KEY = (r"^(request\.headers\[" + HEADER_CHARS + r"+\]|source\.ip|source\.namespace|source\.principal|"
-            r"destination\.ip|destination\.port|connection\.sni)$")
+            r"destination\.ip|destination\.port|connection\.sni|"
+            r"request\.auth\.(principal|audiences|presenter|claims(\[[^][]+\]){1,16}))$")
 def strlist(desc, pattern=MATCH):
     return {"type": "array", "description": desc,
             "items": {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": pattern}}
@@ -44,7 +45,10 @@ source = {"type": "object", "minProperties": 1,
               "namespaces": strlist("Peer namespaces (from the SPIFFE ID)."),
               "notNamespaces": strlist("Peer namespaces that must not match."),
               "ipBlocks": strlist("Peer IP addresses or CIDR blocks.", IP),
-              "notIpBlocks": strlist("Peer IP addresses or CIDR blocks that must not match.", IP)}}
+              "notIpBlocks": strlist("Peer IP addresses or CIDR blocks that must not match.", IP),
+              "requestPrincipals": strlist("The request's end-user identity, iss/sub of its validated JWT "
+                                           "(RequestAuthentication): exact, prefix x*, suffix *x, or * for any."),
+              "notRequestPrincipals": strlist("End-user identities that must not match.")}}
 operation = {"type": "object", "minProperties": 1,
              "description": "What is requested. Every field present must match; at least one field must be set.",
              "properties": {
@@ -63,7 +67,7 @@ condition = {"type": "object", "required": ["key"],
              "anyOf": [{"required": ["values"]}, {"required": ["notValues"]}],
              "properties": {
                  "key": {"type": "string", "maxLength": 4096, "pattern": WHEN_KEY,
-                         "description": "request.headers[NAME], source.ip, source.namespace, source.principal, destination.ip, destination.port or connection.sni."},
+                         "description": "request.headers[NAME], source.ip, source.namespace, source.principal, destination.ip, destination.port, connection.sni, request.auth.principal, request.auth.audiences, request.auth.presenter or request.auth.claims[NAME]..."},
                  "values": dict(wvals, description="Values that match."),
                  "notValues": dict(wvals, description="Values that must not match.")}}
 rule = {"type": "object", "nullable": True, "description": "A rule matches when one source, one operation and every condition match; {} matches everything.",
@@ -72,7 +76,7 @@ rule = {"type": "object", "nullable": True, "description": "A rule matches when 
             "to": {"type": "array", "items": {"type": "object", "required": ["operation"], "properties": {"operation": operation}}},
             "when": {"type": "array", "items": condition}}}
 authz_spec = {"type": "object",
-              "description": "Istio's AuthorizationPolicy language (docs/authorization.md). Not supported, so not accepted: the CUSTOM action and providers, targetRef(s), requestPrincipals, remoteIpBlocks, request.auth.* keys.",
+              "description": "Istio's AuthorizationPolicy language (docs/authorization.md). Not supported, so not accepted: the CUSTOM action and providers, targetRef(s), remoteIpBlocks.",
               "properties": {
                   "selector": selector,
                   "action": {"type": "string", "enum": ["ALLOW", "DENY", "AUDIT"],

@@ -6,6 +6,8 @@
 #include "conn_trace.h"
 #include "proxy_conn-t.h"
 
+#include "ringmesh/request_authn.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -25,7 +27,7 @@ int rm__conn_app_sent_h2_settings(const rm_pipe_t *u2d)
 
 /* The attributes a decision is made on: who the peer is (its SVID, when mTLS), where it comes from, which port of
  * the app it reaches, and the request when there is one. */
-static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, rm_authz_attrs_t *a)
+static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, const rm_request_auth_t *ra, rm_authz_attrs_t *a)
 {
     memset(a, 0, sizeof(*a));
     a->principal = c->mode == RM_CONN_MODE_MTLS ? rm__conn_peer_id(c) : NULL;
@@ -36,6 +38,7 @@ static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, rm_authz_att
     a->http = req;
     /* the trace the request is in, or, at the first proxy, the one its span will start (conn_trace.h) */
     a->trace_id = req != NULL ? rm_conn_trace_request_id(req) : NULL;
+    a->request_auth = ra;
 }
 
 /* A uniform value in [0, 1) for the sampling of allowed-decision logs (xorshift64*, per worker). */
@@ -55,14 +58,19 @@ static double worker_random(rm_worker_t *w)
  * connection is decided on the policies in force when it arrives, so that a new DENY also reaches long-lived
  * connections (gRPC streams last hours); one decision always uses one version. The published snapshot is safe to
  * read without a reference for the rest of this loop iteration (rm_proxy_publish waits for the workers). */
-static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
+static rm_authz_t *authz_in_force(rm_conn_t *c, const rm_http_request_t *req)
 {
     rm_snapshot_t *now = req != NULL ? rm_snapshot_current(c->w->proxy) : c->snap;
-    rm_authz_t *az = now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
+    return now->authz != NULL || now->authz_required ? now->authz : c->snap->authz;
+}
+
+static int authz_decide(rm_conn_t *c, const rm_http_request_t *req, const rm_request_auth_t *ra)
+{
+    rm_authz_t *az = authz_in_force(c, req);
     rm_authz_attrs_t a;
     rm_authz_decision_t d;
 
-    authz_attrs(c, req, &a);
+    authz_attrs(c, req, ra, &a);
     if (req != NULL)
         c->request_authz_policy = NULL;
     if (req != NULL && req->path_error != NULL) {
@@ -119,9 +127,24 @@ static int authz_decide(rm_conn_t *c, const rm_http_request_t *req)
     return d.allow;
 }
 
+/* A request: its JWT first when a RequestAuthentication applies (a refused token is answered 401 before any policy
+ * is asked, as Envoy's jwt_authn filter runs before RBAC), then the policies, with the token's identity. */
 rm_http_verdict_t rm__conn_decide_request(void *conn, const rm_http_request_t *req, rm_http_decision_t *out)
 {
-    rm_http_verdict_t verdict = authz_decide(conn, req) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
+    rm_conn_t *c = conn;
+    rm_authz_t *az = authz_in_force(c, req);
+    rm_authn_result_t ar = {0};
+    rm_http_verdict_t verdict;
+
+    if (az != NULL && az->authn != NULL && req->path_error == NULL &&
+        rm__conn_authn_request(c, az->authn, az->workload, req, &ar) == RM_AUTHN_INVALID) {
+        verdict = RM_HTTP_UNAUTHENTICATED;
+    } else {
+        verdict = authz_decide(c, req, ar.outcome == RM_AUTHN_VALID ? &ar.auth : NULL) ? RM_HTTP_ALLOW : RM_HTTP_DENY;
+        if (verdict == RM_HTTP_ALLOW && ar.outcome == RM_AUTHN_VALID)
+            rm__conn_authn_outputs(&ar, out);
+    }
+    rm_authn_result_clear(&ar);
     rm__conn_observe_request(conn, req, verdict, out);
     return verdict;
 }
@@ -165,7 +188,7 @@ int rm__conn_authz_progress(rm_conn_t *c)
         c->authz_state = rm__conn_observed(c) ? RM_CONN_AUTHZ_SNIFF : RM_CONN_AUTHZ_OFF;
         return 0;
     }
-    if (az == NULL || !rm_authz_engine_needs_http(az->engine)) {
+    if (az == NULL || (!rm_authz_engine_needs_http(az->engine) && az->authn == NULL)) {
         observe = az != NULL && rm__conn_observed(c);
         goto DecideTcp;
     }
@@ -192,7 +215,7 @@ int rm__conn_authz_progress(rm_conn_t *c)
     return 0;
 
 DecideTcp:
-    if (authz_decide(c, NULL))
+    if (authz_decide(c, NULL, NULL))
         c->authz_state = observe ? RM_CONN_AUTHZ_SNIFF : RM_CONN_AUTHZ_DONE;
     else
         deny_connection(c);

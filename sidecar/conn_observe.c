@@ -198,7 +198,7 @@ void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *r
     uint64_t bit = 1ull << i;
     o->used |= bit;
     o->start_ms[i] = rm_loop_now_ms(c->w->loop);
-    o->denied = verdict == RM_HTTP_DENY ? o->denied | bit : o->denied & ~bit;
+    o->denied = verdict != RM_HTTP_ALLOW ? o->denied | bit : o->denied & ~bit;
     o->grpc = req->grpc ? o->grpc | bit : o->grpc & ~bit;
     if (o->alog != NULL && o->alog[i] != NULL)
         o->alog[i]->sampled = 0;

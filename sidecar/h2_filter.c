@@ -24,7 +24,16 @@ typedef struct st_h2_field_t {
     uint8_t flags; /* NGHTTP2_NV_FLAG_NO_INDEX when the client sent it "never indexed" */
 } h2_field_t;
 
-enum { ANSWER_403, ANSWER_403_NO_BODY, ANSWER_GRPC, ANSWER_431, ANSWER_400, ANSWER_COUNT };
+enum {
+    ANSWER_403,
+    ANSWER_403_NO_BODY,
+    ANSWER_GRPC,
+    ANSWER_431,
+    ANSWER_400,
+    ANSWER_401,                  /* a refused JWT (RequestAuthentication) */
+    ANSWER_GRPC_UNAUTHENTICATED, /* the same for gRPC: grpc-status 16 */
+    ANSWER_COUNT
+};
 
 /* The answers' header blocks, the same for every connection: encoded once per process. */
 static struct {
@@ -55,6 +64,10 @@ static void build_answer_blocks(void)
                                          NV("grpc-status", "7"), NV("grpc-message", RM_HTTP_DENIED_BODY)};
     static const nghttp2_nv nv431[] = {NV(":status", "431"), NV("content-length", "0")};
     static const nghttp2_nv nv400[] = {NV(":status", "400"), NV("content-length", "0")};
+    static const nghttp2_nv nv401[] = {NV(":status", "401"), NV("content-length", "0"),
+                                       NV("www-authenticate", "Bearer error=\"invalid_token\"")};
+    static const nghttp2_nv nv_grpc16[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                                           NV("grpc-status", "16"), NV("grpc-message", "Jwt verification fails")};
     static const struct {
         const nghttp2_nv *nva;
         size_t len;
@@ -64,6 +77,8 @@ static void build_answer_blocks(void)
         [ANSWER_GRPC] = {nv_grpc, sizeof(nv_grpc) / sizeof(nv_grpc[0])},
         [ANSWER_431] = {nv431, sizeof(nv431) / sizeof(nv431[0])},
         [ANSWER_400] = {nv400, sizeof(nv400) / sizeof(nv400[0])},
+        [ANSWER_401] = {nv401, sizeof(nv401) / sizeof(nv401[0])},
+        [ANSWER_GRPC_UNAUTHENTICATED] = {nv_grpc16, sizeof(nv_grpc16) / sizeof(nv_grpc16[0])},
     };
     nghttp2_hd_deflater *deflater = NULL;
 
@@ -192,10 +207,14 @@ static int answer_stream(rm_h2_filter_t *f, rm_bytebuf_t *to_client, uint32_t st
     remember_refused(f, stream);
     if (hooked)
         rm__h2_exchange_answered(f, f->decision.cookie,
-                                 kind == ANSWER_GRPC  ? 200
-                                 : kind == ANSWER_400 ? 400
-                                                      : 403,
-                                 kind == ANSWER_GRPC ? 7 : -1, body ? DENIED_BODY_LEN : 0);
+                                 kind == ANSWER_GRPC || kind == ANSWER_GRPC_UNAUTHENTICATED ? 200
+                                 : kind == ANSWER_400                                       ? 400
+                                 : kind == ANSWER_401                                       ? 401
+                                                                                            : 403,
+                                 kind == ANSWER_GRPC                   ? 7
+                                 : kind == ANSWER_GRPC_UNAUTHENTICATED ? 16
+                                                                       : -1,
+                                 body ? DENIED_BODY_LEN : 0);
     if ((ret = send_to_client(f, to_client, buf, (size_t)(p - buf))) != 0)
         return ret;
     /* RFC 9113 8.1: a complete response may come before the whole request; RST_STREAM(NO_ERROR) then asks the
@@ -381,8 +400,9 @@ static int forward_block(rm_h2_filter_t *f, const rm_http_decision_t *d, rm_byte
             num++;
     }
     for (size_t i = 0; i < num_set; i++)
-        nva[num++] = (nghttp2_nv){(uint8_t *)d->set[i].name, (uint8_t *)d->set[i].value, d->set[i].name_len,
-                                  d->set[i].value_len, NGHTTP2_NV_FLAG_NONE};
+        if (d->set[i].value != NULL) /* NULL: removed */
+            nva[num++] = (nghttp2_nv){(uint8_t *)d->set[i].name, (uint8_t *)d->set[i].value, d->set[i].name_len,
+                                      d->set[i].value_len, NGHTTP2_NV_FLAG_NONE};
     f->rewrite_path = 0;
     bound = nghttp2_hd_deflate_bound(f->deflater, nva, num);
     f->encoded.len = 0;
@@ -457,7 +477,8 @@ static int finish_block(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *t
     req.path = (const char *)f->target.base;
     req.path_len = target.len;
     memset(&f->decision, 0, sizeof(f->decision));
-    if (f->decide(f->decide_ctx, &req, &f->decision) == RM_HTTP_ALLOW) {
+    rm_http_verdict_t verdict = f->decide(f->decide_ctx, &req, &f->decision);
+    if (verdict == RM_HTTP_ALLOW) {
         rm_http_decision_t *d = &f->decision;
         size_t kept = 0;
         if (d->num_set > RM_HTTP_MAX_SET_HEADERS)
@@ -471,6 +492,8 @@ static int finish_block(rm_h2_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *t
         rm__h2_exchange_start(f, stream, d->cookie);
         return forward_block(f, d, to_app);
     }
+    if (verdict == RM_HTTP_UNAUTHENTICATED)
+        return answer_stream(f, to_client, stream, req.grpc ? ANSWER_GRPC_UNAUTHENTICATED : ANSWER_401, 1);
     return answer_stream(f, to_client, stream, req.grpc ? ANSWER_GRPC : ANSWER_403, 1);
 }
 

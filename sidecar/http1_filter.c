@@ -30,8 +30,9 @@ enum {
 enum {
     RM__HTTP1_PENDING_FORWARDED = 0,
     RM__HTTP1_PENDING_DENIED,
-    RM__HTTP1_PENDING_BAD_REQUEST,  /* 400 */
-    RM__HTTP1_PENDING_HEAD_TOO_BIG, /* 431 */
+    RM__HTTP1_PENDING_UNAUTHENTICATED, /* 401: the request's JWT was refused (RequestAuthentication) */
+    RM__HTTP1_PENDING_BAD_REQUEST,     /* 400 */
+    RM__HTTP1_PENDING_HEAD_TOO_BIG,    /* 431 */
 };
 
 /* Flags of a queued entry (and of the request being received). */
@@ -51,6 +52,10 @@ enum {
 
 #define RM__HTTP1_403_HEAD "HTTP/1.1 403 Forbidden\r\ncontent-length: 19\r\ncontent-type: text/plain\r\n"
 _Static_assert(sizeof(RM_HTTP_DENIED_BODY) - 1 == 19, "the 403's content-length must match its body");
+/* Envoy's jwt_authn answer to a refused token, without a body (the reason is in the proxy's log) */
+#define RM__HTTP1_401_HEAD                                                                                             \
+    "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nwww-authenticate: Bearer error=\"invalid_token\"\r\n"
+_Static_assert(sizeof(RM__HTTP1_401_HEAD) >= sizeof(RM__HTTP1_403_HEAD), "the answer buffer fits both heads");
 /* Rough size of one queued answer, for the back-pressure hint. */
 #define RM__HTTP1_ANSWER_SIZE 128
 
@@ -318,7 +323,7 @@ static int append_answer(const rm__http1_pending_t *e, rm_bytebuf_t *to_client)
     static const char bad_request[] = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
                       too_big[] = "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
                                   "connection: close\r\n\r\n";
-    char buf[sizeof(RM__HTTP1_403_HEAD) + 64];
+    char buf[sizeof(RM__HTTP1_401_HEAD) + 64];
     size_t n = 0;
 
     switch (e->kind) {
@@ -330,14 +335,18 @@ static int append_answer(const rm__http1_pending_t *e, rm_bytebuf_t *to_client)
         break;
     }
 #define APPEND_LITERAL(s) (memcpy(buf + n, s, sizeof(s) - 1), n += sizeof(s) - 1)
-    APPEND_LITERAL(RM__HTTP1_403_HEAD);
+    int unauthenticated = e->kind == RM__HTTP1_PENDING_UNAUTHENTICATED;
+    if (unauthenticated)
+        APPEND_LITERAL(RM__HTTP1_401_HEAD);
+    else
+        APPEND_LITERAL(RM__HTTP1_403_HEAD);
     if ((e->flags & RM__HTTP1_PF_CLOSE) != 0) {
         APPEND_LITERAL("connection: close\r\n");
     } else if ((e->flags & RM__HTTP1_PF_HTTP10) != 0) {
         APPEND_LITERAL("connection: keep-alive\r\n");
     }
     APPEND_LITERAL("\r\n");
-    if ((e->flags & RM__HTTP1_PF_HEAD) == 0)
+    if ((e->flags & RM__HTTP1_PF_HEAD) == 0 && !unauthenticated)
         APPEND_LITERAL(RM_HTTP_DENIED_BODY);
 #undef APPEND_LITERAL
     return rm_bytebuf_append(to_client, buf, n);
@@ -353,6 +362,8 @@ static int send_due_answers(rm_http1_filter_t *f, rm_bytebuf_t *to_client)
         rm__http1_pending_t e = pending_pop(f);
         if (e.kind == RM__HTTP1_PENDING_DENIED)
             report(f, &e, 403, (e.flags & RM__HTTP1_PF_HEAD) != 0 ? 0 : sizeof(RM_HTTP_DENIED_BODY) - 1, 1, 1);
+        else if (e.kind == RM__HTTP1_PENDING_UNAUTHENTICATED)
+            report(f, &e, 401, 0, 1, 1);
         else
             report(f, &e, e.kind == RM__HTTP1_PENDING_BAD_REQUEST ? 400 : 431, 0, 1, 1);
         if (e.kind == RM__HTTP1_PENDING_BAD_REQUEST) {
@@ -483,6 +494,8 @@ static int forward_head(rm_http1_filter_t *f, long target_off, int changed, rm_b
         pos = end;
     }
     for (size_t i = 0; i != d->num_set; i++) {
+        if (d->set[i].value == NULL)
+            continue; /* removed */
         rm_bytebuf_append(to_app, d->set[i].name, d->set[i].name_len);
         rm_bytebuf_append(to_app, ": ", 2);
         rm_bytebuf_append(to_app, d->set[i].value, d->set[i].value_len);
@@ -589,7 +602,8 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
 
     memset(&f->decision, 0, sizeof(f->decision));
     flags |= RM__HTTP1_PF_HOOKED;
-    if (f->decide(f->decide_ctx, &req, &f->decision) == RM_HTTP_ALLOW) {
+    rm_http_verdict_t verdict = f->decide(f->decide_ctx, &req, &f->decision);
+    if (verdict == RM_HTTP_ALLOW) {
         keep_valid_set_fields(&f->decision);
         if ((ret = pending_push(f, RM__HTTP1_PENDING_FORWARDED, flags, f->decision.cookie)) != 0)
             return ret;
@@ -601,7 +615,9 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
     } else {
         if (expect_continue && has_body)
             flags |= RM__HTTP1_PF_CLOSE;
-        if ((ret = pending_push(f, RM__HTTP1_PENDING_DENIED, flags, f->decision.cookie)) != 0)
+        if ((ret = pending_push(
+                 f, verdict == RM_HTTP_UNAUTHENTICATED ? RM__HTTP1_PENDING_UNAUTHENTICATED : RM__HTTP1_PENDING_DENIED,
+                 flags, f->decision.cookie)) != 0)
             return ret;
         f->cur_flags = flags;
         /* after a closing 403 nothing the client sends matters: stop parsing now */

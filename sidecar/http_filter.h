@@ -31,10 +31,14 @@
 typedef enum {
     RM_HTTP_ALLOW = 0,
     RM_HTTP_DENY = 1,
+    /* the request's credentials (a JWT, RequestAuthentication) were refused: the filter answers 401 with
+     * www-authenticate: Bearer error="invalid_token" (gRPC: grpc-status 16 UNAUTHENTICATED) */
+    RM_HTTP_UNAUTHENTICATED = 2,
 } rm_http_verdict_t;
 
-/** At most this many header fields a hook may ask to set on a forwarded request (trace context). */
-#define RM_HTTP_MAX_SET_HEADERS 4
+/** At most this many header fields a hook may ask to set on a forwarded request (trace context, the JWT's
+ *  outputs and the removal of its token). A field with value NULL (and value_len 0) is removed. */
+#define RM_HTTP_MAX_SET_HEADERS 8
 
 /** What a hook may add to its verdict for one request (filled by the hook; the filter zeroes it before the call).
  *  `cookie` comes back in the request's rm_http_exchange_t, so that the hook's caller can find what it kept about

@@ -4,12 +4,29 @@
 #include "ringmesh/textbuf.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
+#include "ringmesh/request_authn.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The JWT rules of every RequestAuthentication the WorkloadPolicy carries (they all select this workload). */
+static int authn_compile(rm_authz_t *a)
+{
+    const rm_request_authn_t **ras;
+    int ret;
+    if (a->set.num_request_authns == 0)
+        return 0;
+    if ((ras = calloc(a->set.num_request_authns, sizeof(*ras))) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < a->set.num_request_authns; i++)
+        ras[i] = &a->set.request_authns[i];
+    ret = rm_request_authn_cfg_new(ras, a->set.num_request_authns, &a->authn);
+    free(ras);
+    return ret;
+}
 
 int rm_authz_new(const uint8_t *data, size_t len, const char *workload, const char *version, rm_authz_t **out,
                  char *err, size_t errlen)
@@ -43,6 +60,8 @@ int rm_authz_new(const uint8_t *data, size_t len, const char *workload, const ch
         atomic_init(&a->counters[i]->refs, 1);
     }
     if ((ret = rm_authz_engine_new(&a->engine, list, a->set.num_policies, &a->wp.opts, err, errlen)) != 0)
+        goto Exit;
+    if ((ret = authn_compile(a)) != 0)
         goto Exit;
 Exit:
     free(list);
@@ -80,6 +99,7 @@ void rm_authz_unref(rm_authz_t *a)
     if (a == NULL || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
         return;
     rm_authz_engine_free(a->engine);
+    rm_request_authn_cfg_free(a->authn);
     rm_policy_set_clear(&a->set);
     rm_workload_policy_clear(&a->wp);
     free(a->rule_base);
@@ -197,6 +217,7 @@ int rm_authz_from_path(const char *path, int default_allow, int log_allowed, con
     rm_policy_diags_t diags = {0};
     rm_workload_policy_t wp = {0};
     const rm_authz_policy_t **list = NULL;
+    const rm_request_authn_t **ras = NULL;
     uint8_t *bytes = NULL;
     size_t len = 0;
     int ret;
@@ -227,12 +248,23 @@ int rm_authz_from_path(const char *path, int default_allow, int log_allowed, con
     wp.opts.trust_domain_aliases = trust_domain_aliases;
     wp.opts.num_trust_domain_aliases = num_trust_domain_aliases;
     wp.opts.num_trusted_proxies = num_trusted_proxies;
+    if (set.num_request_authns > 0) { /* every RequestAuthentication of the files applies to this proxy */
+        if ((ras = calloc(set.num_request_authns, sizeof(*ras))) == NULL) {
+            ret = -ENOMEM;
+            goto Exit;
+        }
+        for (size_t i = 0; i < set.num_request_authns; i++)
+            ras[i] = &set.request_authns[i];
+        wp.request_authns = ras;
+        wp.num_request_authns = set.num_request_authns;
+    }
     if ((ret = rm_workload_policy_encode(list, set.num_policies, &wp, &bytes, &len)) != 0)
         goto Exit;
     ret = rm_authz_new(bytes, len, workload, "static", out, err, errlen);
 Exit:
     free(bytes);
     free(list);
+    free(ras);
     rm_policy_set_clear(&set);
     rm_policy_diags_clear(&diags);
     return ret;

@@ -30,6 +30,9 @@ typedef struct st_rm_authz_t {
     size_t *rule_base;  /* per policy: its first counter slot; slot 0 counts decisions no rule made */
     size_t num_slots;
     struct st_rm_authz_cell_t **counters; /* [num_slots]: shared with the policy sets before and after this one */
+    /* the JWT rules of the RequestAuthentications in `set` (ringmesh/request_authn.h); NULL: none, no token is
+     * looked for */
+    struct st_rm_request_authn_cfg_t *authn;
 } rm_authz_t;
 
 /** The decision counts of one slot (a policy's rule, or slot 0: no rule), reference-counted so that the next

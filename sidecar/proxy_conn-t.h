@@ -152,6 +152,17 @@ int rm__conn_endpoint_reconnect(rm_conn_t *c);
 /** The connection is closing: its endpoint no longer counts as open. */
 void rm__conn_endpoint_release(rm_conn_t *c);
 
+/* conn_authn.c: RequestAuthentication of an inbound request */
+struct st_rm_request_authn_cfg_t;
+struct st_rm_authn_result_t;
+/** Checks the request's JWT against `cfg` into *r (cleared by the caller with rm_authn_result_clear) and logs a
+ *  refusal (event "authn"). Returns r->outcome (an rm_authn_outcome_t). */
+int rm__conn_authn_request(rm_conn_t *c, const struct st_rm_request_authn_cfg_t *cfg, const char *workload,
+                           const rm_http_request_t *req, struct st_rm_authn_result_t *r);
+/** Adds to `out` the fields a valid token's rule asks for: the token header removed (unless forwardOriginalToken),
+ *  outputPayloadToHeader, outputClaimToHeaders. */
+void rm__conn_authn_outputs(const struct st_rm_authn_result_t *r, rm_http_decision_t *out);
+
 /* conn_authz.c: the L4 decision (inbound) */
 /** Moves a pending inbound connection towards a decision: allows it (authz_state DONE), refuses it (closing), starts
  *  a per-request filter (rm__conn_l7_start), or waits for more first bytes. Returns 0 or an error that ends it. */

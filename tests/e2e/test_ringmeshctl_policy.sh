@@ -46,11 +46,11 @@ spec:
   action: REJECT
   rules:
   - from:
-    - source: {principals: ["a*b"], requestPrincipals: ["*"]}
+    - source: {principals: ["a*b"], requestPrincipals: ["a*b"]}
     to:
     - operation: {ports: ["0"], methods: [GET], paths: ["api"]}
     when:
-    - key: request.auth.claims[iss]
+    - key: request.auth.claims[]
       values: [x]
 ---
 apiVersion: security.istio.io/v1
@@ -68,10 +68,10 @@ EOF
 3:18: metadata.name: "Bad_Name" is not a DNS subdomain name
 5:11: spec.action: "REJECT" is not an action (ALLOW, DENY or AUDIT)
 8:29: spec.rules[0].from[0].source.principals[0]: "a*b": '*' may only be the first or the last character
-8:56: spec.rules[0].from[0].source.requestPrincipals: requestPrincipals is not supported
+8:57: spec.rules[0].from[0].source.requestPrincipals[0]: "a*b": '*' may only be the first or the last character
 10:27: spec.rules[0].to[0].operation.ports[0]: "0" is not a port number (1-65535)
 10:57: spec.rules[0].to[0].operation.paths[0]: "api": a path must begin with '/'
-12:12: spec.rules[0].when[0].key: "request.auth.claims[iss]": not supported
+12:12: spec.rules[0].when[0].key: "request.auth.claims[]": want request.auth.claims[NAME]
 EOF
     line=$(echo "$RM_OUT" | tail -n 1)
     rm_assert_eq "$line" "1 AuthorizationPolicy, 0 PeerAuthentication; 7 errors, 0 warnings" \

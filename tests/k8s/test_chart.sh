@@ -71,8 +71,8 @@ ClusterRole core configmaps get,list,watch,update ringmesh-root-cert
 ClusterRole core pods,services,namespaces get,list,watch *
 ClusterRole discovery.k8s.io endpointslices get,list,watch *
 ClusterRole gateway.networking.k8s.io httproutes,grpcroutes get,list,watch *
-ClusterRole ringmesh.io authorizationpolicies,peerauthentications get,list,watch *
-ClusterRole security.istio.io authorizationpolicies,peerauthentications get,list,watch *
+ClusterRole ringmesh.io authorizationpolicies,peerauthentications,requestauthentications get,list,watch *
+ClusterRole security.istio.io authorizationpolicies,peerauthentications,requestauthentications get,list,watch *
 EOF
 expect_rbac() { # CASE EXTRA_LINES
     local want

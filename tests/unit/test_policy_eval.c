@@ -639,7 +639,7 @@ static void test_eval_log_allowed(void **state)
 
 static void test_engine_refuses_invalid_model(void **state)
 {
-    char *bad_key[] = {"request.auth.claims[iss]"}, *vals[] = {"x"}, *bad_port[] = {"http"}, *mid[] = {"a*b"};
+    char *bad_key[] = {"request.auth.claims[]"}, *vals[] = {"x"}, *bad_port[] = {"http"}, *mid[] = {"a*b"};
     rm_authz_condition_t cond = {.key = bad_key[0], .values = {vals, 1}};
     rm_authz_operation_t op = {.ports = {bad_port, 1}};
     rm_authz_source_t src = {.principals = {mid, 1}};
@@ -651,7 +651,7 @@ static void test_engine_refuses_invalid_model(void **state)
 
     assert_int_equal(rm_authz_engine_new(&e, &pp, 1, NULL, err, sizeof(err)), RM_ERR_POLICY_INVALID);
     assert_null(e);
-    assert_string_equal(err, "a/p rules[0].when[0]: unsupported key \"request.auth.claims[iss]\"");
+    assert_string_equal(err, "a/p rules[0].when[0]: unsupported key \"request.auth.claims[]\"");
     rule = (rm_authz_rule_t){.to = &op, .num_to = 1};
     assert_int_equal(rm_authz_engine_new(&e, &pp, 1, NULL, err, sizeof(err)), RM_ERR_POLICY_INVALID);
     assert_string_equal(err, "a/p rules[0].to[0]: \"http\" is not a port number");

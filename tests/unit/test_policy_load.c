@@ -51,7 +51,7 @@ static const char multi_yaml[] =            /* line numbers on the right */
     "        ipBlocks: [\"10.0.0.0/33\"]\n" /* 27 */
     "        principals: [\"a*b\"]\n"       /* 28 */
     "    when:\n"                           /* 29 */
-    "    - key: request.auth.claims[iss]\n" /* 30 */
+    "    - key: request.auth.claims[]\n"    /* 30 */
     "      values: [\"x\"]\n"               /* 31 */
     "---\n"                                 /* 32 */
     "apiVersion: v1\n"                      /* 33 */
@@ -85,8 +85,8 @@ static void check_multi_errors(const rm_policy_diags_t *diags, size_t first)
                 "\"a*b\": '*' may only be the first or the last character (prefix \"x*\", suffix \"*x\", presence "
                 "\"*\")");
     expect_diag(&diags->d[first + 4], 0, f, 30, 12, "spec.rules[1].when[0].key",
-                "\"request.auth.claims[iss]\": not supported: request.auth.* needs request authentication "
-                "(RequestAuthentication, JWT), which this mesh does not provide");
+                "\"request.auth.claims[]\": want request.auth.claims[NAME] or request.auth.claims[NAME][NESTED]... "
+                "with non-empty names");
 }
 
 static void check_multi_loaded(const rm_policy_set_t *set)
@@ -138,7 +138,7 @@ static void test_load_every_error_of_a_document(void **state)
     assert_int_equal(diags.n, 6);
     check_multi_errors(&diags, 0);
     expect_diag(&diags.d[5], 0, "multi.yaml", 34, 7, "kind",
-                "\"ConfigMap\" is not a policy kind (AuthorizationPolicy, PeerAuthentication)");
+                "\"ConfigMap\" is not a policy kind (AuthorizationPolicy, PeerAuthentication, RequestAuthentication)");
     check_multi_loaded(&set);
     rm_policy_diags_clear(&diags);
     rm_policy_set_clear(&set);
@@ -157,7 +157,7 @@ static const char more_yaml[] = "apiVersion: security.istio.io/v1\n"            
                                 "  - from:\n"                                      /* 11 */
                                 "    - source:\n"                                  /* 12 */
                                 "        namespaces: a\n"                          /* 13 */
-                                "        requestPrincipals: [\"*\"]\n"             /* 14 */
+                                "        requestPrincipals: [\"a*b\"]\n"           /* 14 */
                                 "    to: {operation: {}}\n"                        /* 15 */
                                 "---\n"                                            /* 16 */
                                 "apiVersion: security.istio.io/v1beta2\n"          /* 17 */
@@ -196,12 +196,12 @@ static void test_load_error_kinds(void **state)
     if (diags.n != 13)
         print_diags(&diags);
     assert_int_equal(diags.n, 13);
-    /* duplicate key, wrong types, requestPrincipals */
+    /* duplicate key, wrong types, a requestPrincipals pattern */
     expect_diag(&diags.d[0], 0, f, 9, 7, "spec.selector.matchLabels", "field \"app\" appears twice");
     expect_diag(&diags.d[1], 0, f, 13, 21, "spec.rules[0].from[0].source.namespaces", "want a list, got a scalar");
-    expect_diag(&diags.d[2], 0, f, 14, 28, "spec.rules[0].from[0].source.requestPrincipals",
-                "requestPrincipals is not supported: it needs request authentication (RequestAuthentication, JWT), "
-                "which this mesh does not provide");
+    expect_diag(&diags.d[2], 0, f, 14, 29, "spec.rules[0].from[0].source.requestPrincipals[0]",
+                "\"a*b\": '*' may only be the first or the last character (prefix \"x*\", suffix \"*x\", presence "
+                "\"*\")");
     expect_diag(&diags.d[3], 0, f, 15, 9, "spec.rules[0].to", "want a list, got a mapping");
     /* bad apiVersion, missing name, CUSTOM, provider */
     expect_diag(&diags.d[4], 0, f, 17, 13, "apiVersion",
@@ -455,7 +455,7 @@ static void test_load_other_kinds_skipped(void **state)
     assert_int_equal(rm_policy_load_yaml(&set, yaml, strlen(yaml), "k.yaml", 1, &diags), 1);
     assert_int_equal(diags.n, 1);
     expect_diag(&diags.d[0], 0, "k.yaml", 2, 7, "kind",
-                "\"Deployment\" is not a policy kind (AuthorizationPolicy, PeerAuthentication)");
+                "\"Deployment\" is not a policy kind (AuthorizationPolicy, PeerAuthentication, RequestAuthentication)");
     assert_int_equal(set.num_policies, 1);
     rm_policy_diags_clear(&diags);
     rm_policy_set_clear(&set);

@@ -59,6 +59,8 @@ typedef struct st_rm_authz_source_t {
     rm_strlist_t service_accounts, not_service_accounts, trust_domains, not_trust_domains, remote_ip_blocks,
         not_remote_ip_blocks;
     unsigned line, column; /* of the source in its file (0: not from a file) */
+    /* requestPrincipals / notRequestPrincipals: "iss/sub" of the request's validated JWT (RequestAuthentication) */
+    rm_strlist_t request_principals, not_request_principals;
 } rm_authz_source_t;
 
 typedef struct st_rm_authz_operation_t {
@@ -124,12 +126,56 @@ typedef struct st_rm_peer_authn_t {
     unsigned line;
 } rm_peer_authn_t;
 
+/* RequestAuthentication (docs/authorization.md): where a workload's proxy finds end-user JWTs and how it checks
+ * them. One JWT rule per issuer. */
+typedef struct st_rm_jwt_header_loc_t {
+    char *name;   /* header name as written */
+    char *prefix; /* stripped before the token ("Bearer "); "" for none */
+} rm_jwt_header_loc_t;
+
+typedef struct st_rm_jwt_claim_header_t {
+    char *header; /* the header to set */
+    char *claim;  /* the claim copied into it ("a.b" for a nested one) */
+} rm_jwt_claim_header_t;
+
+typedef struct st_rm_jwt_rule_t {
+    char *issuer;
+    rm_strlist_t audiences; /* empty: "aud" is not checked */
+    char *jwks;             /* the JWKS document (inline, or as the control plane fetched jwks_uri); NULL: none */
+    char *jwks_uri;         /* NULL when inline */
+    rm_jwt_header_loc_t *from_headers; /* none set (and no params, no cookies): Authorization "Bearer " and the
+                                          access_token query parameter */
+    size_t num_from_headers;
+    rm_strlist_t from_params, from_cookies;
+    uint8_t forward_original_token;
+    char *output_payload_to_header; /* NULL: none */
+    rm_jwt_claim_header_t *output_claim_to_headers;
+    size_t num_output_claim_to_headers;
+    uint32_t timeout_ms;                 /* jwksUri fetch timeout (0: the control plane's default) */
+    rm_strlist_t space_delimited_claims; /* besides "scope" and "permission" */
+    char *jwks_error; /* the control plane could not fetch jwks_uri: why (then jwks is NULL and every token of this
+                         issuer is refused, as Istio does) */
+} rm_jwt_rule_t;
+
+typedef struct st_rm_request_authn_t {
+    char *namespace_, *name;
+    int has_selector;
+    rm_label_t *match_labels;
+    size_t num_match_labels;
+    rm_jwt_rule_t *rules;
+    size_t num_rules;
+    char *file;
+    unsigned line;
+} rm_request_authn_t;
+
 /** A set of policies as loaded (from files or from the control plane). */
 typedef struct st_rm_policy_set_t {
     rm_authz_policy_t *policies;
     size_t num_policies;
     rm_peer_authn_t *peer_authns;
     size_t num_peer_authns;
+    rm_request_authn_t *request_authns; /* RequestAuthentication */
+    size_t num_request_authns;
 } rm_policy_set_t;
 
 /** Frees everything the set owns and leaves it empty. */
@@ -187,6 +233,7 @@ typedef struct st_rm_workload_t {
  *  selector, matching workloads of every namespace. Elsewhere it selects workloads of its own namespace. */
 int rm_authz_policy_selects(const rm_authz_policy_t *p, const char *root_namespace, const rm_workload_t *w);
 int rm_peer_authn_selects(const rm_peer_authn_t *p, const char *root_namespace, const rm_workload_t *w);
+int rm_request_authn_selects(const rm_request_authn_t *p, const char *root_namespace, const rm_workload_t *w);
 
 /** The mTLS mode in force for a workload: workload-level over namespace-level over mesh-level, UNSET fields
  *  inheriting. `port_modes` (may be NULL) receives up to `max_ports` per-port overrides; *num_ports is set.
@@ -236,6 +283,17 @@ void rm_authz_engine_free(rm_authz_engine_t *e);
 size_t rm_authz_engine_num_rules(const rm_authz_engine_t *e);
 int rm_authz_engine_needs_http(const rm_authz_engine_t *e);
 
+/** A request's validated end-user JWT (RequestAuthentication), as the engine reads it: request.auth.* and
+ *  requestPrincipals. Owned by whoever validated the token; lives as long as the decision. */
+typedef struct st_rm_request_auth_t {
+    const char *principal;        /* "iss/sub" */
+    const char *const *audiences; /* "aud" (a string or a list) */
+    size_t num_audiences;
+    const char *presenter;       /* "azp", NULL when absent */
+    const struct json_t *claims; /* the payload (a jansson object) that request.auth.claims[a][b] walks */
+    const rm_strlist_t *space_delimited_claims; /* claims besides scope and permission split on spaces (may be NULL) */
+} rm_request_auth_t;
+
 typedef struct st_rm_authz_attrs_t {
     const char *principal; /* the peer's SPIFFE ID, NULL when not mTLS */
     uint8_t source_ip[16]; /* IPv4 as ::ffff:a.b.c.d */
@@ -252,6 +310,7 @@ typedef struct st_rm_authz_attrs_t {
      * X-Forwarded-For per opts.num_trusted_proxies, else the source IP */
     uint8_t remote_ip[16];
     uint8_t have_remote_ip;
+    const struct st_rm_request_auth_t *request_auth; /* NULL: no valid token */
 } rm_authz_attrs_t;
 
 typedef enum {
@@ -319,10 +378,11 @@ enum {
     RM_AUTHZ_MISS_ATTR_METHOD,
     RM_AUTHZ_MISS_ATTR_PATH,
     RM_AUTHZ_MISS_ATTR_HEADER,
-    RM_AUTHZ_MISS_ATTR_SERVICE_ACCOUNT, /* serviceAccounts, source.serviceAccount: "NS/SA" of the peer */
-    RM_AUTHZ_MISS_ATTR_TRUST_DOMAIN,    /* trustDomains, source.trustDomain */
-    RM_AUTHZ_MISS_ATTR_REMOTE_IP,       /* remoteIpBlocks, remote.ip */
-    RM_AUTHZ_MISS_ATTR_OTHER,           /* an attribute this explanation does not read back: "got" is not said */
+    RM_AUTHZ_MISS_ATTR_SERVICE_ACCOUNT,   /* serviceAccounts, source.serviceAccount: "NS/SA" of the peer */
+    RM_AUTHZ_MISS_ATTR_TRUST_DOMAIN,      /* trustDomains, source.trustDomain */
+    RM_AUTHZ_MISS_ATTR_REMOTE_IP,         /* remoteIpBlocks, remote.ip */
+    RM_AUTHZ_MISS_ATTR_REQUEST_PRINCIPAL, /* requestPrincipals, request.auth.principal: "iss/sub" of the token */
+    RM_AUTHZ_MISS_ATTR_OTHER,             /* an attribute this explanation does not read back: "got" is not said */
 };
 
 /** Decides. Allocates nothing. `sample` is a caller-provided random value in [0, 1) for allow-log sampling. */
@@ -365,6 +425,9 @@ typedef struct st_rm_workload_policy_t {
     char *workload_namespace; /* the workload the policies were selected for, NULL: not said (owned after decode) */
     char **workload_labels;   /* its labels, "key=value" (owned after decode) */
     size_t num_workload_labels;
+    /* to encode: the RequestAuthentications that select the workload (not owned); decode puts them in the set */
+    const rm_request_authn_t *const *request_authns;
+    size_t num_request_authns;
 } rm_workload_policy_t;
 
 /** Serializes policies (in the given order) and settings as a WorkloadPolicy message. *out is malloc'ed.
