@@ -1,5 +1,6 @@
 #include "ringmesh/buffer_pool.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 /* Each buffer is preceded by a header saying which pool it belongs to; it keeps the buffer 16-byte aligned. */
@@ -22,6 +23,34 @@ static __thread pool_t pools[2]; /* [0] small, [1] large */
 static const size_t pool_size[2] = {RM_BUF_SIZE, RM_BUF_LARGE_SIZE};
 static const size_t pool_idle_max[2] = {RM_BUF_IDLE_MAX, RM_BUF_LARGE_IDLE_MAX};
 
+/* A thread that has allocated a buffer frees its idle ones when it ends: a key whose destructor trims the pool,
+ * set (to any non-NULL value) on the thread's first allocation. The main thread's pool is not trimmed at exit(). */
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static int exit_key_ok;
+static __thread int exit_armed;
+
+static void trim_at_thread_exit(void *unused)
+{
+    (void)unused;
+    rm_buf_trim();
+}
+
+static void make_exit_key(void)
+{
+    exit_key_ok = pthread_key_create(&exit_key, trim_at_thread_exit) == 0;
+}
+
+static void arm_thread_exit(void)
+{
+    if (exit_armed)
+        return;
+    exit_armed = 1;
+    pthread_once(&exit_key_once, make_exit_key);
+    if (exit_key_ok)
+        (void)pthread_setspecific(exit_key, &exit_armed); /* ENOMEM: the pool stays until exit, as before */
+}
+
 static buf_hdr_t *hdr_of(const uint8_t *buf)
 {
     return (buf_hdr_t *)(buf - sizeof(buf_hdr_t));
@@ -35,6 +64,7 @@ static uint8_t *get(unsigned large)
         p->free_list = b->next;
         p->idle--;
     } else {
+        arm_thread_exit();
         buf_hdr_t *h = malloc(sizeof(buf_hdr_t) + pool_size[large]);
         if (h == NULL)
             return NULL;

@@ -16,7 +16,7 @@
 #include "h2_filter.h"
 #include "proxy_conn-t.h"
 
-#define MAX_PREFIX 1024
+#define MAX_PREFIX  1024
 #define MAX_FILTERS 8
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
