@@ -3,18 +3,16 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-/* Each buffer is preceded by a header saying which pool it belongs to; it keeps the buffer 16-byte aligned. */
-typedef struct {
+/* Each buffer is preceded by a header saying which pool it belongs to; it keeps the buffer 16-byte aligned. An idle
+ * buffer is linked into its pool's free list by its header, so the list points at the start of every block it
+ * holds (a leak checker then sees idle buffers as reachable, not as possibly lost). */
+typedef struct buf_hdr {
     size_t large;
-    size_t pad;
+    struct buf_hdr *next; /* while idle */
 } buf_hdr_t;
 
-typedef struct free_buf {
-    struct free_buf *next;
-} free_buf_t;
-
 typedef struct {
-    free_buf_t *free_list;
+    buf_hdr_t *free_list;
     size_t idle, in_use;
 } pool_t;
 
@@ -59,21 +57,20 @@ static buf_hdr_t *hdr_of(const uint8_t *buf)
 static uint8_t *get(unsigned large)
 {
     pool_t *p = &pools[large];
-    free_buf_t *b = p->free_list;
-    if (b != NULL) {
-        p->free_list = b->next;
+    buf_hdr_t *h = p->free_list;
+    if (h != NULL) {
+        p->free_list = h->next;
         p->idle--;
     } else {
         arm_thread_exit();
-        buf_hdr_t *h = malloc(sizeof(buf_hdr_t) + pool_size[large]);
-        if (h == NULL)
+        if ((h = malloc(sizeof(buf_hdr_t) + pool_size[large])) == NULL)
             return NULL;
         h->large = large;
-        b = (free_buf_t *)(h + 1);
-        // cppcheck-suppress memleak ; the block is handed out as h + 1 and found again by rm_buf_put() as b - 1
     }
+    h->next = NULL;
     p->in_use++;
-    return (uint8_t *)b;
+    // cppcheck-suppress memleak ; the block is handed out as h + 1 and found again by rm_buf_put() as buf - 1
+    return (uint8_t *)(h + 1);
 }
 
 uint8_t *rm_buf_get(void)
@@ -102,9 +99,8 @@ void rm_buf_put(uint8_t *buf)
         free(h);
         return;
     }
-    free_buf_t *b = (free_buf_t *)buf;
-    b->next = p->free_list;
-    p->free_list = b;
+    h->next = p->free_list;
+    p->free_list = h;
     p->idle++;
 }
 
@@ -118,9 +114,9 @@ void rm_buf_trim(void)
 {
     for (unsigned i = 0; i < 2; i++) {
         while (pools[i].free_list != NULL) {
-            free_buf_t *b = pools[i].free_list;
-            pools[i].free_list = b->next;
-            free(hdr_of((uint8_t *)b));
+            buf_hdr_t *h = pools[i].free_list;
+            pools[i].free_list = h->next;
+            free(h);
         }
         pools[i].idle = 0;
     }
