@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]        e.g.  scripts/fuzz.sh tls_sniff 300
 #
-# Configures build-fuzz/ (or $RM_FUZZ_BUILD_DIR) with CC=clang and -DRINGMESH_FUZZ=ON, installing clang and its
+# Configures build-fuzz/ (or $RM_FUZZ_BUILD_DIR) with CC=clang CXX=clang++ and -DRINGMESH_FUZZ=ON, installing clang and its
 # libFuzzer runtime with apt-get when they are missing (root needed then), and builds fuzz_<target>. Each target then
 # runs for SECONDS (default 60) with -max_total_time, starting from tests/fuzz/corpus/<target>/ and its dictionary
 # tests/fuzz/dict/<target>.dict when there is one. Afterwards the corpus is minimised with -merge=1: the hand-made
@@ -75,8 +75,13 @@ fi
 # ---- build ------------------------------------------------------------------------------------------------------
 
 # Debian's wolfSSL is the same API; speed does not matter here, and the accelerated build is per build directory.
+# The control plane's library has C++ (its gRPC runtime): both compilers must be clang's. A cache made with other
+# compilers is dropped (cmake cannot change them in place).
+if [[ -f $build_dir/CMakeCache.txt ]] && ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++' "$build_dir/CMakeCache.txt"; then
+    rm -f "$build_dir/CMakeCache.txt"
+fi
 if [[ ! -f $build_dir/CMakeCache.txt ]] || ! grep -q '^RINGMESH_FUZZ:BOOL=ON' "$build_dir/CMakeCache.txt"; then
-    CC=clang cmake -S "$repo_root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGMESH_FUZZ=ON \
+    CC=clang CXX=clang++ cmake -S "$repo_root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGMESH_FUZZ=ON \
         -DRINGMESH_SYSTEM_WOLFSSL=ON >"$build_dir.configure.log" 2>&1 ||
         { cat "$build_dir.configure.log" >&2; exit 2; }
     rm -f "$build_dir.configure.log"

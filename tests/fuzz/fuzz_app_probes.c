@@ -4,8 +4,8 @@
  * The input is the variable's value (cut at its first NUL, as the environment is). Checked: the result is 0,
  * RM_ERR_CONFIG_PARSE or RM_ERR_CONFIG_VALUE; a failure names the variable in a non-empty NUL-terminated message and
  * leaves nothing allocated (the table stays empty); on success there are at most RM_APP_HEALTH_MAX_PROBES probes, each
- * with a key under /app-health/, a container and a name, a port, at most RM_APP_HEALTH_MAX_HEADERS headers and a
- * timeout of at least one second, and looking each key up finds that probe. */
+ * with a key under /app-health/, a container and a name, a port, at most RM_APP_HEALTH_MAX_HEADERS headers (each
+ * named; a value may be null) and a timeout of at least one second, and looking each key up finds that probe. */
 /* rm-fuzz-link: ringmesh_proxy_core */
 #include <string.h>
 
@@ -37,8 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             RM_FUZZ_CHECK(p->container != NULL && p->name != NULL);
             RM_FUZZ_CHECK(p->port != 0 && p->num_headers <= RM_APP_HEALTH_MAX_HEADERS && p->timeout_s >= 1);
             RM_FUZZ_CHECK(p->kind != RM_APP_PROBE_HTTP || p->path != NULL);
-            for (size_t h = 0; h != p->num_headers; ++h)
-                rm_fuzz_touch(p->header_values[h], strlen(p->header_values[h]));
+            for (size_t h = 0; h != p->num_headers; ++h) {
+                RM_FUZZ_CHECK(p->header_names[h] != NULL && p->header_names[h][0] != '\0');
+                if (p->header_values[h] != NULL) /* a null value is sent empty */
+                    rm_fuzz_touch(p->header_values[h], strlen(p->header_values[h]));
+            }
             RM_FUZZ_CHECK(rm_app_probes_find(&t, p->key) == p);
         }
     }
