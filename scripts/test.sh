@@ -10,7 +10,8 @@
 #             k8s, fuzz: the corpora replayed under ASan and UBSan, valgrind: the unit tests under memcheck, lint)
 #   sanitize  build/ + "-sanitize" (or $RM_SANITIZE_BUILD_DIR), every binary with AddressSanitizer and
 #             UndefinedBehaviorSanitizer (-DRINGMESH_SANITIZE=ON, any report aborts): the unit tests and the
-#             end-to-end tests, the latter on one I/O backend (io_uring; the build stage runs both) and without the
+#             end-to-end tests of the untrusted inputs (RM_SANITIZE_E2E_CI below; RM_SANITIZE_E2E=all: every one, as
+#             scripts/test-nightly.sh does), on one I/O backend (io_uring; the build stage runs both), never the
 #             two that boot a kernel under qemu (too slow instrumented). Every sanitizer report of any process the
 #             tests start (daemons included, whether or not a test noticed) is written under the build directory's
 #             sanitizer-reports/; any report fails the stage and is printed.
@@ -35,6 +36,12 @@ bash scripts/bootstrap.sh "$build_dir"
 bash scripts/test-tools.sh "$build_dir"
 
 stages=${RM_TEST_STAGES:-build sanitize}
+# The end-to-end tests the sanitize stage runs in CI (RM_SANITIZE_E2E=all: every one).
+RM_SANITIZE_E2E_CI=(test_mesh_mtls test_mesh_identity test_mesh_tls_refusals test_tls_refusals
+    test_permissive_first_bytes test_mesh_l7_exchanges test_path_normalization test_mesh_halfclose
+    test_mesh_passthrough test_limits_timeouts test_admin test_control_mesh test_control_refusals
+    test_control_client_certs test_control_grpc_interop test_control_kube_mesh test_workload_access_log
+    test_trace_mesh test_logs_no_secrets)
 sanitize_dir=${RM_SANITIZE_BUILD_DIR:-$build_dir-sanitize}
 
 # report_failures BUILD_DIR: repeats, last, each failed test's own failure lines and its last lines (a long log may
@@ -66,8 +73,18 @@ status=0
 stage_start=$SECONDS
 if [[ " $stages " == *" build "* ]]; then
     configure_and_build "$build_dir" -DRINGMESH_SANITIZE=OFF
-    ctest --test-dir "$build_dir" --output-on-failure "$@" || status=$?
-    report_failures "$build_dir"
+    if [[ $# -eq 0 ]]; then
+        # everything, then the unit tests under valgrind one per CPU (each is single-threaded, and slow under it)
+        ctest --test-dir "$build_dir" --output-on-failure -LE '^valgrind$' || status=$?
+        report_failures "$build_dir"
+        vg_status=0
+        ctest --test-dir "$build_dir" --output-on-failure -L '^valgrind$' -j"$(nproc)" || vg_status=$?
+        [[ $status -ne 0 ]] || status=$vg_status
+        report_failures "$build_dir"
+    else
+        ctest --test-dir "$build_dir" --output-on-failure "$@" || status=$?
+        report_failures "$build_dir"
+    fi
     printf 'test.sh: stage build: %d s, status %d\n' $((SECONDS - stage_start)) "$status"
 fi
 
@@ -87,10 +104,23 @@ if [[ " $stages " == *" sanitize "* ]]; then
     # kernel under qemu's software emulation (an instrumented initramfs takes longer than their timeout; kernel TLS
     # is also in unit.test_ktls, run here when the kernel has TLS)
     sanitize_skip='\.epoll$|^e2e\.test_kernel_tls_vm|^e2e\.test_vm_harness'
+    # CI time: the whole suite twice does not fit in 60 minutes on a 2-core machine (docs/hardening.md), so CI
+    # repeats under the sanitizers the end-to-end tests of the untrusted inputs (the proxies' TLS, sniffing, HTTP
+    # filters and policies, the control plane's Sign and Discovery, the logs' secrets) and RM_SANITIZE_E2E=all (the
+    # nightly run, scripts/test-nightly.sh) repeats every one
+    sanitize_only='^unit\.'
+    if [[ ${RM_SANITIZE_E2E:-ci} == all ]]; then
+        sanitize_only='^(unit|e2e)\.'
+    else
+        for t in "${RM_SANITIZE_E2E_CI[@]}"; do
+            sanitize_only+="|^e2e\.$t(\.io_uring)?\$"
+        done
+    fi
     asan="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
     ASAN_OPTIONS="$asan:verify_asan_link_order=0:log_path=$reports/asan" \
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1:log_path=$reports/ubsan" \
-        ctest --test-dir "$sanitize_dir" --output-on-failure -L '^(unit|e2e)$' -E "$sanitize_skip" "$@" || san_status=$?
+        ctest --test-dir "$sanitize_dir" --output-on-failure -R "$sanitize_only" -E "$sanitize_skip" "$@" ||
+        san_status=$?
     report_failures "$sanitize_dir"
     mapfile -t found < <(find "$reports" -type f -size +0 | sort)
     if [[ ${#found[@]} -ne 0 ]]; then
