@@ -48,7 +48,8 @@ commit=$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)
     printf '### Long run of %s, commit %s\n\n' "$(date -u +%Y-%m-%d)" "$commit"
     printf 'Machine: %s CPUs, %s; %s s per target; libFuzzer flags: %s\n\n' "$(nproc)" \
         "$(clang --version 2>/dev/null | head -n 1 || echo 'clang ?')" "$seconds" "${RM_FUZZ_ARGS:-(none)}"
-    printf '| target | seconds | executions | exec/s | edges (cov) | features (ft) | corpus before -> after | result |\n'
+    printf '| target | seconds | executions | exec/s | edges (cov) | features (ft) | corpus before -> after |'
+    printf ' result |\n'
     printf '|---|---|---|---|---|---|---|---|\n'
 } >"$results"
 
