@@ -3,10 +3,10 @@
 #
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]        e.g.  scripts/fuzz.sh tls_sniff 300
 #
-# Configures build-fuzz/ (or $RM_FUZZ_BUILD_DIR) with CC=clang CXX=clang++ and -DRINGMESH_FUZZ=ON, installing clang
-# and its libFuzzer runtime with apt-get when they are missing (root needed then), and builds fuzz_<target>. Each
-# target then runs for SECONDS (default 60) with -max_total_time, starting from tests/fuzz/corpus/<target>/ and its
-# dictionary tests/fuzz/dict/<target>.dict when there is one. Afterwards the corpus is minimised with -merge=1: the hand-made
+# Configures build-fuzz/ (or $RM_FUZZ_BUILD_DIR) with CC=clang CXX=clang++ and -DRINGMESH_FUZZ=ON, installing clang and
+# its libFuzzer runtime with apt-get when they are missing (root needed then), and builds fuzz_<target>. Each target
+# then runs for SECONDS (default 60) with -max_total_time, starting from tests/fuzz/corpus/<target>/ and its dictionary
+# tests/fuzz/dict/<target>.dict when there is one. Afterwards the corpus is minimised with -merge=1: the hand-made
 # seed-* files always stay, and of everything else (earlier finds and this run's) only inputs that add coverage are
 # kept. Inputs that crash are copied to tests/fuzz/crashes/<target>/ (never replayed by ctest) with the command that
 # reproduces them. Exits 0 when no target crashed, 1 when one did, 2 on a usage or setup error.
