@@ -312,7 +312,21 @@ rm_teardown() {
     for ((i = ${#RM_NAMESPACES[@]} - 1; i >= 0; i--)); do
         ip netns del "${RM_NAMESPACES[$i]}" 2>/dev/null
     done
-    # every process has ended, so every log is complete: none may hold a private key or a token (lib/secrets.sh)
+    # every process has ended, so every log is complete: none may hold a sanitizer report (UndefinedBehaviorSanitizer
+    # writes to stderr even when told a log_path, and a daemon's end is not watched) ...
+    if [ -n "$RM_TMP" ] && [ -d "$RM_TMP" ] && [ "$rc" != 77 ]; then
+        local reports
+        reports=$(grep -rlE --include='*.log' --include='*.stderr' --include='*.err' \
+            'runtime error: |ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)' "$RM_TMP" || true)
+        if [ -n "$reports" ]; then
+            # shellcheck disable=SC2086 # one file name a line, none with spaces (all under $RM_TMP)
+            printf 'FAIL: sanitizer report in %s\n' $reports >&2
+            # shellcheck disable=SC2086
+            grep -hE -A8 'runtime error: |ERROR: (Address|Leak|UndefinedBehavior)Sanitizer' $reports | head -n 40 >&2
+            rc=1
+        fi
+    fi
+    # ... nor a private key or a token (lib/secrets.sh)
     if [ -n "$RM_TMP" ] && [ -d "$RM_TMP" ] && [ "$rc" != 77 ]; then
         local findings
         if ! findings=$(rm_secrets_scan "$RM_TMP"); then
