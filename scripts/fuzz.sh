@@ -3,9 +3,9 @@
 #
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]        e.g.  scripts/fuzz.sh tls_sniff 300
 #
-# Configures build-fuzz/ (or $RM_FUZZ_BUILD_DIR) with CC=clang and -DRINGMESH_FUZZ=ON, installing clang and its
-# libFuzzer runtime with apt-get when they are missing (root needed then), and builds fuzz_<target>. Each target then
-# runs for SECONDS (default 60) with -max_total_time, starting from tests/fuzz/corpus/<target>/ and its dictionary
+# Configures build-fuzz/ (or $RM_FUZZ_BUILD_DIR) with CC=clang CXX=clang++ and -DRINGMESH_FUZZ=ON, installing clang and
+# its libFuzzer runtime with apt-get when they are missing (root needed then), and builds fuzz_<target>. Each target
+# then runs for SECONDS (default 60) with -max_total_time, starting from tests/fuzz/corpus/<target>/ and its dictionary
 # tests/fuzz/dict/<target>.dict when there is one. Afterwards the corpus is minimised with -merge=1: the hand-made
 # seed-* files always stay, and of everything else (earlier finds and this run's) only inputs that add coverage are
 # kept. Inputs that crash are copied to tests/fuzz/crashes/<target>/ (never replayed by ctest) with the command that
@@ -75,8 +75,14 @@ fi
 # ---- build ------------------------------------------------------------------------------------------------------
 
 # Debian's wolfSSL is the same API; speed does not matter here, and the accelerated build is per build directory.
+# The control plane's library has C++ (its gRPC runtime): both compilers must be clang's. A cache made with other
+# compilers is dropped (cmake cannot change them in place).
+cache=$build_dir/CMakeCache.txt
+if [[ -f $cache ]] && ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++' "$cache"; then
+    rm -f "$build_dir/CMakeCache.txt"
+fi
 if [[ ! -f $build_dir/CMakeCache.txt ]] || ! grep -q '^RINGMESH_FUZZ:BOOL=ON' "$build_dir/CMakeCache.txt"; then
-    CC=clang cmake -S "$repo_root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGMESH_FUZZ=ON \
+    CC=clang CXX=clang++ cmake -S "$repo_root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGMESH_FUZZ=ON \
         -DRINGMESH_SYSTEM_WOLFSSL=ON >"$build_dir.configure.log" 2>&1 ||
         { cat "$build_dir.configure.log" >&2; exit 2; }
     rm -f "$build_dir.configure.log"

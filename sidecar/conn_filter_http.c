@@ -31,8 +31,10 @@ static rm_conn_sniff_t http1_sniff(const uint8_t *p, size_t n)
     size_t i;
     for (i = 0; i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z'; i++)
         ;
+    /* all letters so far (at most 24): the byte after them decides, so that a method of 24 letters is judged the
+     * same whether its first read ends on its last letter or later */
     if (i == n)
-        return i < 24 ? RM_CONN_SNIFF_NEED_MORE : RM_CONN_SNIFF_NO;
+        return RM_CONN_SNIFF_NEED_MORE;
     if (i == 0 || p[i] != ' ')
         return RM_CONN_SNIFF_NO;
     const uint8_t *lf = memchr(p + i, '\n', n - i);

@@ -118,8 +118,9 @@ rm_snapshot_t *rm_snapshot_derive(rm_snapshot_t *base, const rm_snapshot_params_
                                           : params->port_modes[i].mode == RM_PEER_MTLS_DISABLE  ? RM_MTLS_DISABLE
                                                                                                 : RM_MTLS_STRICT;
         }
-        memcpy(s->owned_port_modes + params->num_port_modes, base->cfg->port_modes,
-               base->cfg->num_port_modes * sizeof(*s->owned_port_modes));
+        if (base->cfg->num_port_modes > 0) /* (the file's list is NULL when empty: no memcpy from it) */
+            memcpy(s->owned_port_modes + params->num_port_modes, base->cfg->port_modes,
+                   base->cfg->num_port_modes * sizeof(*s->owned_port_modes));
         s->derived_cfg.port_modes = s->owned_port_modes;
         s->derived_cfg.num_port_modes = n;
     }

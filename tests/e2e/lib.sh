@@ -20,7 +20,8 @@
 # with iptables here) and ringmesh-proxy running as UID 1337 with its stdout in a log file.
 #
 # Every process started through rm_bg is recorded by PID and stopped by PID in rm_teardown (an EXIT trap),
-# which also deletes every namespace made here and the temporary directory. Every wait is bounded.
+# which also scans every log of the test for private keys and tokens (lib/secrets.sh: any finding fails the test),
+# then deletes every namespace made here and the temporary directory. Every wait is bounded.
 #
 # Environment: RM_BUILD_DIR, RM_SOURCE_DIR, RINGMESH_IO_BACKEND (io_uring|epoll|default) as ctest sets them;
 # RM_PROXY_BIN overrides the proxy binary; RM_E2E_KEEP=1 keeps the temporary directory for inspection;
@@ -311,6 +312,28 @@ rm_teardown() {
     for ((i = ${#RM_NAMESPACES[@]} - 1; i >= 0; i--)); do
         ip netns del "${RM_NAMESPACES[$i]}" 2>/dev/null
     done
+    # every process has ended, so every log is complete: none may hold a sanitizer report (UndefinedBehaviorSanitizer
+    # writes to stderr even when told a log_path, and a daemon's end is not watched) ...
+    if [ -n "$RM_TMP" ] && [ -d "$RM_TMP" ] && [ "$rc" != 77 ]; then
+        local reports
+        reports=$(grep -rlE --include='*.log' --include='*.stderr' --include='*.err' \
+            'runtime error: |ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)' "$RM_TMP" || true)
+        if [ -n "$reports" ]; then
+            # shellcheck disable=SC2086 # one file name a line, none with spaces (all under $RM_TMP)
+            printf 'FAIL: sanitizer report in %s\n' $reports >&2
+            # shellcheck disable=SC2086
+            grep -hE -A8 'runtime error: |ERROR: (Address|Leak|UndefinedBehavior)Sanitizer' $reports | head -n 40 >&2
+            rc=1
+        fi
+    fi
+    # ... nor a private key or a token (lib/secrets.sh)
+    if [ -n "$RM_TMP" ] && [ -d "$RM_TMP" ] && [ "$rc" != 77 ]; then
+        local findings
+        if ! findings=$(rm_secrets_scan "$RM_TMP"); then
+            printf 'FAIL: secret material in the logs of this test:\n%s\n' "$findings" >&2
+            rc=1
+        fi
+    fi
     if [ -n "$RM_TMP" ] && [ -d "$RM_TMP" ]; then
         if [ "${RM_E2E_KEEP:-0}" = 1 ]; then
             printf 'kept %s\n' "$RM_TMP" >&2
@@ -341,3 +364,5 @@ source "$RM_E2E_LIB_DIR/programs.sh"  # servers, clients, captures
 source "$RM_E2E_LIB_DIR/proxy.sh"     # meshed pods and the proxy
 # shellcheck source=lib/load.sh
 source "$RM_E2E_LIB_DIR/load.sh"      # load (e2e_load) and what a process holds
+# shellcheck source=lib/secrets.sh
+source "$RM_E2E_LIB_DIR/secrets.sh"   # no private key or token in any log (checked at teardown)

@@ -1,4 +1,8 @@
-/* The per-thread buffer pool: buffers are reused, counted, capped when idle, and each thread has its own. */
+/* The per-thread buffer pool: buffers are reused, counted, capped when idle, each thread has its own, and a thread's
+ * idle buffers are freed when it ends.
+ *
+ * The executable is linked with -Wl,--wrap=free: __wrap_free counts the frees the library makes on one watched
+ * thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +13,19 @@
 
 #include <pthread.h>
 #include <string.h>
+
+void __real_free(void *p);
+void __wrap_free(void *p);
+
+static __thread int watched;   /* this thread's frees are counted */
+static volatile int num_frees; /* read after pthread_join */
+
+void __wrap_free(void *p)
+{
+    if (watched && p != NULL)
+        ++num_frees;
+    __real_free(p);
+}
 
 static void test_reuse_and_counts(void **state)
 {
@@ -106,6 +123,30 @@ static void *other_thread(void *arg)
     return NULL;
 }
 
+static void *thread_leaving_idle_buffers(void *arg)
+{
+    (void)arg;
+    watched = 1;
+    uint8_t *small = rm_buf_get(), *large = rm_buf_get_large();
+    if (small == NULL || large == NULL)
+        return NULL;
+    rm_buf_put(small);
+    rm_buf_put(large);
+    num_frees = 0; /* only what happens as the thread ends counts */
+    return NULL;   /* both buffers idle in this thread's pool */
+}
+
+/* A thread that ends with idle buffers in its pool frees them as it ends (they were lost before). */
+static void test_thread_exit_frees_idle(void **state)
+{
+    pthread_t t;
+    (void)state;
+    num_frees = -100;
+    assert_int_equal(pthread_create(&t, NULL, thread_leaving_idle_buffers, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(num_frees, 2);
+}
+
 static void test_pools_are_per_thread(void **state)
 {
     pthread_t t;
@@ -124,7 +165,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reuse_and_counts),        cmocka_unit_test(test_idle_cap),
         cmocka_unit_test(test_trim_frees_idle_buffers), cmocka_unit_test(test_large_buffers),
-        cmocka_unit_test(test_pools_are_per_thread),
+        cmocka_unit_test(test_pools_are_per_thread),    cmocka_unit_test(test_thread_exit_frees_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,36 @@ static void test_sniff(void **state)
     assert_false(more);
 }
 
+/* What one filter says of every prefix of `s`: the answer given once (YES or NO) stays as more bytes arrive, so that
+ * how the client's bytes are cut into reads never changes which filter takes the connection. Returns the answer on
+ * the whole of `s`. */
+static rm_conn_sniff_t sniff_prefixes(const rm_conn_filter_ops_t *f, const char *s)
+{
+    rm_conn_sniff_t settled = RM_CONN_SNIFF_NEED_MORE, k = RM_CONN_SNIFF_NEED_MORE;
+    for (size_t n = 1; n <= strlen(s); n++) {
+        k = f->sniff((const uint8_t *)s, n);
+        if (settled != RM_CONN_SNIFF_NEED_MORE && k != settled)
+            fail_msg("%s: %d on the first %zu bytes of \"%s\", %d on fewer", f->name, k, n, s, settled);
+        settled = k;
+    }
+    return k;
+}
+
+/* A method of 24 letters (the longest taken) was refused when the first read held exactly those 24 bytes, and taken
+ * when it held one more: the filter depended on how the bytes arrived. */
+static void test_sniff_does_not_depend_on_reads(void **state)
+{
+    (void)state;
+    assert_int_equal(sniff_prefixes(&rm_conn_filter_http1, "ABCDEFGHIJKLMNOPQRSTUVWX /x HTTP/1.1\r\n"),
+                     RM_CONN_SNIFF_YES);
+    assert_int_equal(sniff_prefixes(&rm_conn_filter_http1, "ABCDEFGHIJKLMNOPQRSTUVWXY /x HTTP/1.1\r\n"),
+                     RM_CONN_SNIFF_NO);
+    assert_int_equal(sniff_prefixes(&rm_conn_filter_http1, "GET /orders HTTP/1.1\r\n"), RM_CONN_SNIFF_YES);
+    assert_int_equal(sniff_prefixes(&rm_conn_filter_http1, "HELO mail.example.org\r\n"), RM_CONN_SNIFF_NO);
+    assert_int_equal(sniff_prefixes(&rm_conn_filter_http2, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), RM_CONN_SNIFF_YES);
+    assert_int_equal(sniff_prefixes(&rm_conn_filter_http2, "PRI * HTTP/1.1\r\n"), RM_CONN_SNIFF_NO);
+}
+
 static rm_http_verdict_t deny_admin(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
     (void)out;
@@ -93,6 +123,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sniff),
+        cmocka_unit_test(test_sniff_does_not_depend_on_reads),
         cmocka_unit_test(test_ops_run_a_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -191,9 +191,36 @@ static void test_snapshot_derive(void **state)
     rm_snapshot_unref(base); /* frees cfg too */
 }
 
+/* Per-port modes pushed over a proxy file that has none: the pushed ones, in order (the file's empty list was copied
+ * from a null pointer, undefined behaviour that UndefinedBehaviorSanitizer stops in the sanitizer build). */
+static void test_snapshot_derive_port_modes(void **state)
+{
+    rm_proxy_config_t *cfg = calloc(1, sizeof(*cfg));
+    rm_snapshot_t *base = calloc(1, sizeof(*base)), *d;
+    static const rm_peer_port_mode_t pushed[] = {{.port = 8080, .mode = RM_PEER_MTLS_PERMISSIVE},
+                                                 {.port = 9090, .mode = RM_PEER_MTLS_DISABLE}};
+    (void)state;
+    assert_non_null(cfg);
+    assert_non_null(base);
+    cfg->inbound_mode = RM_MTLS_STRICT; /* no port_modes: NULL, 0 */
+    atomic_init(&base->refs, 1);
+    base->cfg = cfg;
+    rm_snapshot_params_t params = {.port_modes = pushed, .num_port_modes = 2};
+    d = rm_snapshot_derive(base, &params);
+    assert_non_null(d);
+    assert_int_equal(d->cfg->num_port_modes, 2);
+    assert_int_equal(d->cfg->port_modes[0].port, 8080);
+    assert_int_equal(d->cfg->port_modes[0].mode, RM_MTLS_PERMISSIVE);
+    assert_int_equal(d->cfg->port_modes[1].port, 9090);
+    assert_int_equal(d->cfg->port_modes[1].mode, RM_MTLS_DISABLE);
+    rm_snapshot_unref(d);
+    rm_snapshot_unref(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_snapshot_derive_port_modes),
         cmocka_unit_test(test_valid_map),
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_snapshot_derive),

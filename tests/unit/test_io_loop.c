@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -308,6 +309,11 @@ static void test_epoll(void **state)
 
 static void test_io_uring(void **state)
 {
+    /* memcheck cannot see what the kernel writes into buffers through io_uring (it reads them as uninitialised);
+     * the sanitizer build runs this backend instead (scripts/test.sh) */
+    const char *vg = getenv("RM_UNDER_VALGRIND");
+    if (vg != NULL && strcmp(vg, "1") == 0)
+        skip();
     exercise(RM_IO_BACKEND_URING);
 }
 

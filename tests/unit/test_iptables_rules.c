@@ -700,6 +700,11 @@ static void test_exec_child_ignores_input(void **state)
 static void test_exec_not_found(void **state)
 {
     char *argv[] = {"ringmesh-no-such-program-here", NULL};
+    /* valgrind runs posix_spawn's clone(CLONE_VM | CLONE_VFORK) as a fork, so the exec error cannot come back to
+     * the caller there; the other builds check it */
+    const char *vg = getenv("RM_UNDER_VALGRIND");
+    if (vg != NULL && strcmp(vg, "1") == 0)
+        skip();
     rm_init_exec_result_t res = {0};
     assert_int_equal(rm_init_exec(argv, NULL, 0, 5000, &res), -ENOENT);
     rm_init_exec_result_free(&res);

@@ -185,6 +185,13 @@ static void check_both_ways_and_half_close(rm_loop_t *loop, int x0, int y0, rela
 
 static int loop_open(rm_loop_t **loop, rm_io_backend_t backend)
 {
+    /* memcheck cannot see what the kernel writes through io_uring (it reads it as uninitialised): under valgrind
+     * only epoll runs; the sanitizer build runs both (scripts/test.sh) */
+    const char *vg = getenv("RM_UNDER_VALGRIND");
+    if (backend == RM_IO_BACKEND_URING && vg != NULL && strcmp(vg, "1") == 0) {
+        fprintf(stderr, "under valgrind: the io_uring half of this test is skipped\n");
+        return 0;
+    }
     int ret = rm_loop_new(loop, backend, 64);
     if (ret != 0 && backend == RM_IO_BACKEND_URING) {
         fprintf(stderr, "io_uring unavailable here (%s): its half of this test is skipped\n", strerror(-ret));

@@ -5,7 +5,8 @@
  * A proxied connection holds buffers only while they hold bytes: an idle keep-alive connection holds none, so
  * memory follows the data in flight, not the number of open connections. Each thread (one event loop) has its own
  * free lists, so taking and returning a buffer is a pointer swap with no lock. Up to RM_BUF_IDLE_MAX idle small
- * buffers and RM_BUF_LARGE_IDLE_MAX idle large ones are kept per thread; more are freed.
+ * buffers and RM_BUF_LARGE_IDLE_MAX idle large ones are kept per thread; more are freed. A thread's idle buffers
+ * are freed when the thread ends (buffers it lent out and that were not returned stay with whoever holds them).
  *
  * rm_buf_get and rm_buf_get_large return NULL only when malloc fails; callers then end the connection that needed
  * it. rm_buf_put takes either kind back. */
