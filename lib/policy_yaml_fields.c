@@ -84,7 +84,7 @@ static const char *const condition_keys[] = {"request.headers[NAME]",
 
 const char *rm__policy_condition_key_unsupported(const char *key)
 {
-    static __thread char msg[320];
+    static __thread char msg[512];
     if (strncmp(key, "experimental.envoy.filters.", 27) == 0 || strncmp(key, "experimental.", 13) == 0)
         return "not supported: experimental.envoy.filters.* reads Envoy filter metadata, which the ringmesh proxy "
                "does not have";
@@ -92,7 +92,8 @@ const char *rm__policy_condition_key_unsupported(const char *key)
     snprintf(msg, sizeof(msg),
              "unknown key%s%s%s (supported: request.headers[NAME], source.ip, remote.ip, source.namespace, "
              "source.principal, source.serviceAccount, source.trustDomain, destination.ip, destination.port, "
-             "connection.sni)",
+             "connection.sni, request.auth.principal, request.auth.audiences, request.auth.presenter, "
+             "request.auth.claims[NAME])",
              near != NULL ? ": did you mean \"" : "", near != NULL ? near : "", near != NULL ? "\"?" : "");
     return msg;
 }

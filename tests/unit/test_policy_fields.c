@@ -221,7 +221,7 @@ static void test_refused_with_reasons(void **state)
                 "    to:\n"                                                                              /* 10 */
                 "    - operation: {paths: [\"/a/{*}.txt\", \"/{**}/b/{*}\", \"/x/{id}\", \"/*/{*}\"]}\n" /* 11 */
                 "    when:\n"                                                                            /* 12 */
-                "    - {key: request.auth.principal, values: [x]}\n"                                     /* 13 */
+                "    - {key: \"experimental.envoy.filters.a[b]\", values: [x]}\n"                        /* 13 */
                 "    - {key: source.serviceaccount, values: [x]}\n"                                      /* 14 */
                 "    - {key: remote.ip, values: [\"203.0.113.1\"]}\n";                                   /* 15 */
     rm_policy_set_t set = {0};
@@ -258,12 +258,13 @@ static void test_refused_with_reasons(void **state)
                 "\"/*/{*}\": '*' outside a template operator: a path with {*} or {**} is a template, not a prefix or "
                 "suffix");
     expect_diag(&diags.d[9], 0, f, 13, 13, "spec.rules[0].when[0].key",
-                "\"request.auth.principal\": not supported: request.auth.* needs request authentication "
-                "(RequestAuthentication, JWT), which this mesh does not provide");
+                "\"experimental.envoy.filters.a[b]\": not supported: experimental.envoy.filters.* reads Envoy filter "
+                "metadata, which the ringmesh proxy does not have");
     expect_diag(&diags.d[10], 0, f, 14, 13, "spec.rules[0].when[1].key",
                 "\"source.serviceaccount\": unknown key: did you mean \"source.serviceAccount\"? (supported: "
                 "request.headers[NAME], source.ip, remote.ip, source.namespace, source.principal, "
-                "source.serviceAccount, source.trustDomain, destination.ip, destination.port, connection.sni)");
+                "source.serviceAccount, source.trustDomain, destination.ip, destination.port, connection.sni, "
+                "request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[NAME])");
     assert_int_equal(set.num_policies, 0);
     rm_policy_diags_clear(&diags);
     rm_policy_set_clear(&set);
