@@ -354,7 +354,8 @@ static void test_load_when_and_values(void **state)
     expect_diag(&diags.d[6], 0, f, 17, 12, "spec.rules[0].when[6].key",
                 "\"foo\": unknown key (supported: request.headers[NAME], source.ip, remote.ip, source.namespace, "
                 "source.principal, source.serviceAccount, source.trustDomain, destination.ip, destination.port, "
-                "connection.sni)");
+                "connection.sni, request.auth.principal, request.auth.audiences, request.auth.presenter, "
+                "request.auth.claims[NAME])");
     expect_diag(&diags.d[7], 0, f, 18, 16, "spec.rules[0].when[6].values[0]",
                 "empty value: write \"*\" to match any value");
     expect_diag(&diags.d[8], 0, f, 19, 31, "spec.rules[1].to[0].operation.paths[0]",
