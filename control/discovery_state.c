@@ -355,7 +355,7 @@ Exit:
     for (size_t i = 0; i < wp.num_workload_labels; i++)
         free(wp.workload_labels[i]);
     free(wp.workload_labels);
-    for (size_t i = 0; i < wp.num_request_authns; i++)
+    for (size_t i = 0; ra_copies != NULL && i < wp.num_request_authns; i++)
         rm_jwks_resolved_free(ra_copies[i].rules, ra_copies[i].num_rules);
     free(ra_copies);
     free((void *)wp.request_authns);
