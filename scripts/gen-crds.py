@@ -15,8 +15,9 @@ import sys
 
 # Istio's string match forms: exact, "x*" prefix, "*x" suffix, "*" presence; no '*' inside, not both ends.
 MATCH = r"^(\*|\*[^*]+|[^*]+\*?)$"
-# A match form that is a path: begins with '/' (or '*' for a suffix match).
-PATH = r"^(\*|\*[^*]+|/[^*]*\*?)$"
+# A match form that is a path: begins with '/' (or '*' for a suffix match); Istio's path template operators {*} and
+# {**} may appear (where they may stand is the loader's check).
+PATH = r"^(\*|\*[^*]+|/([^*{}]|\{\*\*?\})*\*?)$"
 # inet_pton's IPv4 (no leading zeros) with an optional prefix of 0-32 (leading zeros allowed, as the loader's number
 # reader allows them); IPv6 is left to the loader beyond its characters and a prefix of 0-128.
 OCT = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -24,7 +25,10 @@ IP = r"^(" + OCT + r"(\." + OCT + r"){3}(/0{0,8}(3[0-2]|[12]?[0-9]))?|[0-9A-Fa-f
 # 1-65535, at most 5 characters (with maxLength), leading zeros allowed as the loader allows them.
 PORT = r"^0{0,4}([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
 HEADER_CHARS = r"[A-Za-z0-9!#$%&'*+.^_`|~:-]"
-WHEN_KEY = (r"^(request\.headers\[" + HEADER_CHARS + r"+\]|source\.ip|source\.namespace|source\.principal|"
+# A service account as serviceAccounts names it: "NAMESPACE/NAME" or "NAME", exactly.
+SERVICE_ACCOUNT = r"^[^*/]+(/[^*/]+)?$"
+WHEN_KEY = (r"^(request\.headers\[" + HEADER_CHARS + r"+\]|source\.ip|remote\.ip|source\.namespace|source\.principal|"
+            r"source\.serviceAccount|source\.trustDomain|"
             r"destination\.ip|destination\.port|connection\.sni|"
             r"request\.auth\.(principal|audiences|presenter|claims(\[[^][]+\]){1,16}))$")
 def strlist(desc, pattern=MATCH):
@@ -46,6 +50,14 @@ source = {"type": "object", "minProperties": 1,
               "notNamespaces": strlist("Peer namespaces that must not match."),
               "ipBlocks": strlist("Peer IP addresses or CIDR blocks.", IP),
               "notIpBlocks": strlist("Peer IP addresses or CIDR blocks that must not match.", IP),
+              "remoteIpBlocks": strlist("Client IP addresses or CIDR blocks (remote.ip: X-Forwarded-For per the mesh's "
+                                        "numTrustedProxies, else the peer's IP).", IP),
+              "notRemoteIpBlocks": strlist("Client IP addresses or CIDR blocks that must not match.", IP),
+              "serviceAccounts": strlist("Peer service accounts, NAMESPACE/NAME (or NAME in the policy's namespace), "
+                                         "in any trust domain of the mesh; exact.", SERVICE_ACCOUNT),
+              "notServiceAccounts": strlist("Peer service accounts that must not match.", SERVICE_ACCOUNT),
+              "trustDomains": strlist("Peer SPIFFE trust domains: exact, prefix x*, suffix *x, or * for any."),
+              "notTrustDomains": strlist("Peer trust domains that must not match."),
               "requestPrincipals": strlist("The request's end-user identity, iss/sub of its validated JWT "
                                            "(RequestAuthentication): exact, prefix x*, suffix *x, or * for any."),
               "notRequestPrincipals": strlist("End-user identities that must not match.")}}
@@ -67,7 +79,7 @@ condition = {"type": "object", "required": ["key"],
              "anyOf": [{"required": ["values"]}, {"required": ["notValues"]}],
              "properties": {
                  "key": {"type": "string", "maxLength": 4096, "pattern": WHEN_KEY,
-                         "description": "request.headers[NAME], source.ip, source.namespace, source.principal, destination.ip, destination.port, connection.sni, request.auth.principal, request.auth.audiences, request.auth.presenter or request.auth.claims[NAME]..."},
+                         "description": "request.headers[NAME], source.ip, remote.ip, source.namespace, source.principal, source.serviceAccount, source.trustDomain, destination.ip, destination.port, connection.sni, request.auth.principal, request.auth.audiences, request.auth.presenter or request.auth.claims[NAME]..."},
                  "values": dict(wvals, description="Values that match."),
                  "notValues": dict(wvals, description="Values that must not match.")}}
 rule = {"type": "object", "nullable": True, "description": "A rule matches when one source, one operation and every condition match; {} matches everything.",
@@ -76,7 +88,7 @@ rule = {"type": "object", "nullable": True, "description": "A rule matches when 
             "to": {"type": "array", "items": {"type": "object", "required": ["operation"], "properties": {"operation": operation}}},
             "when": {"type": "array", "items": condition}}}
 authz_spec = {"type": "object",
-              "description": "Istio's AuthorizationPolicy language (docs/authorization.md). Not supported, so not accepted: the CUSTOM action and providers, targetRef(s), remoteIpBlocks.",
+              "description": "Istio's AuthorizationPolicy language (docs/authorization.md). Not supported, so not accepted: the CUSTOM action and providers, targetRef(s).",
               "properties": {
                   "selector": selector,
                   "action": {"type": "string", "enum": ["ALLOW", "DENY", "AUDIT"],
