@@ -1,5 +1,6 @@
 /* The fields of a decision log line. One function for the proxy and ringmeshctl, so the line a team reads in
  * `kubectl logs` has the same shape as what `ringmeshctl policy check -o json` prints. */
+#include "ringmesh/http_path.h"
 #include "ringmesh/log.h"
 #include "ringmesh/policy.h"
 
@@ -44,6 +45,17 @@ static void log_trace_id(rm_log_line_t *l, const rm_http_request_t *r)
             return;
         }
     }
+}
+
+void rm_authz_log_path(rm_log_line_t *l, const char *key, const char *path, size_t len)
+{
+    char buf[4096];
+    if (path == NULL || memchr(path, '?', len) == NULL) {
+        rm_log_strn(l, key, path, len);
+        return;
+    }
+    size_t n = rm_http_target_redact(path, len, buf, sizeof(buf));
+    rm_log_strn(l, key, buf, n);
 }
 
 void rm_authz_log_fields(rm_log_line_t *l, const rm_authz_decision_t *d, const rm_authz_attrs_t *a,
@@ -112,7 +124,7 @@ void rm_authz_log_fields(rm_log_line_t *l, const rm_authz_decision_t *d, const r
     const rm_http_request_t *r = a->http;
     rm_log_str(l, "protocol", r->grpc ? "grpc" : r->http2 ? "http2" : "http1");
     rm_log_strn(l, "method", r->method, r->method_len);
-    rm_log_strn(l, "path", r->path, r->path_len);
+    rm_authz_log_path(l, "path", r->path, r->path_len);
     if (r->host != NULL)
         rm_log_strn(l, "host", r->host, r->host_len);
     if (a->trace_id != NULL)

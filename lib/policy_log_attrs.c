@@ -144,7 +144,7 @@ void rm_authz_log_attributes(rm_log_line_t *l, const rm_authz_engine_t *e, const
         if (r->host != NULL)
             rm_log_strn(l, "host", r->host, r->host_len);
         if (r->path != NULL)
-            rm_log_strn(l, "path", r->path, r->path_len);
+            rm_authz_log_path(l, "path", r->path, r->path_len);
         rm_log_object_begin(l, "headers");
         for (size_t i = 0; e != NULL && i < e->num_tested_headers; i++)
             if (!rm_authz_header_secret(e->tested_headers[i], strlen(e->tested_headers[i])))

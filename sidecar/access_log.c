@@ -1,6 +1,7 @@
 /* The access log's line, sampling and request record (access_log.h). */
 #include "access_log.h"
 
+#include "ringmesh/http_path.h"
 #include "ringmesh/log.h"
 
 #include <stdio.h>
@@ -194,7 +195,10 @@ void rm_access_log_request_keep(rm_access_request_t *rec, const rm_proxy_config_
     rec->start_time_ms = now_ms;
     rec->start_mono_ms = mono_ms;
     copy_field(rec->method, sizeof(rec->method), req->method, req->method_len);
-    copy_field(rec->path, sizeof(rec->path), req->path, req->path_len);
+    if (req->path != NULL) /* a credential in the query is never logged */
+        rm_http_target_redact(req->path, req->path_len, rec->path, sizeof(rec->path));
+    else
+        rec->path[0] = '\0';
     copy_field(rec->authority, sizeof(rec->authority), req->host, req->host_len);
     copy_header(rec->user_agent, sizeof(rec->user_agent), req, "user-agent");
     copy_header(rec->x_forwarded_for, sizeof(rec->x_forwarded_for), req, "x-forwarded-for");

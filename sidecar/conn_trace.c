@@ -1,6 +1,7 @@
 /* Spans on the request path (conn_trace.h). */
 #include "conn_trace.h"
 
+#include "ringmesh/http_path.h"
 #include "ringmesh/trace_context.h"
 #include "trace_export.h"
 
@@ -216,8 +217,11 @@ static void span_start(rm_span_t *s, const rm_conn_trace_info_t *info, const cha
     const char *q = memchr(req->path, '?', req->path_len);
     size_t pn = q != NULL ? (size_t)(q - req->path) : req->path_len;
     rm_span_set_str(s, RM_SPAN_PATH, req->path, pn);
-    if (q != NULL && req->path_len > pn + 1)
-        rm_span_set_str(s, RM_SPAN_QUERY, q + 1, req->path_len - pn - 1);
+    if (q != NULL && req->path_len > pn + 1) { /* a credential in the query is never exported */
+        char red[RM_SPAN_TEXT_MAX + 1];
+        size_t rn = rm_http_target_redact(q, req->path_len - pn, red, sizeof(red));
+        rm_span_set_str(s, RM_SPAN_QUERY, red + 1, rn - 1);
+    }
     rm_span_set_str(s, RM_SPAN_SCHEME, "http", 4);
     if (req->host != NULL && req->host_len > 0) {
         /* server.address is the host the client asked for; server.port its port when it names one */

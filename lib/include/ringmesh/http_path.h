@@ -52,4 +52,15 @@ int rm_path_normalization_parse(const char *s, rm_path_normalization_t *out);
 /** The names, for error messages: "BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES or NONE". */
 #define RM_PATH_NORMALIZATION_NAMES "BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES or NONE"
 
+/** 1 when a query parameter of this name (name[0, len), as received) carries a credential whose value logs and spans
+ *  must not show: names containing token, secret, passw, signature, credential, apikey, api_key or api-key, and the
+ *  names key, sig, auth, authorization and code (case-insensitive). */
+int rm_http_param_secret(const char *name, size_t len);
+
+/** Copies the request target target[0, len) into out (NUL-terminated, truncated to cap - 1 bytes) with the value of
+ *  every query parameter rm_http_param_secret names replaced by "REDACTED" (`/p?access_token=x&a=1` is
+ *  `/p?access_token=REDACTED&a=1`); the path and the other parameters are kept as received. Returns the length
+ *  written. Allocates nothing. */
+size_t rm_http_target_redact(const char *target, size_t len, char *out, size_t cap);
+
 #endif
