@@ -15,6 +15,7 @@ static const char *jstr(json_t *o, const char *key)
 
 void rm__replay_req_clear(rm_replay_req_t *r)
 {
+    json_decref(r->claims);
     json_decref(r->root);
     memset(r, 0, sizeof(*r));
 }
@@ -88,6 +89,50 @@ static void set_ip(const char *s, uint8_t out[16], uint8_t *have)
         *have = 1;
 }
 
+/* The recorded claims, each under its path "a][b", back into a payload tree {"a": {"b": value}}. Returns 0 or -1. */
+static int rebuild_claims(json_t *recorded, json_t **out)
+{
+    const char *path;
+    json_t *v;
+    if ((*out = json_object()) == NULL)
+        return -1;
+    json_object_foreach(recorded, path, v)
+    {
+        json_t *node = *out;
+        const char *seg = path, *end;
+        while ((end = strstr(seg, "][")) != NULL) {
+            json_t *next = json_object_getn(node, seg, (size_t)(end - seg));
+            if (next == NULL) {
+                if ((next = json_object()) == NULL || json_object_setn_new(node, seg, (size_t)(end - seg), next) != 0)
+                    return -1;
+            } else if (!json_is_object(next)) {
+                break;
+            }
+            node = next, seg = end + 2;
+        }
+        if (end == NULL && json_object_set(node, seg, v) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* attributes.request_auth: the token's principal, audiences, presenter and the claims some policy referenced */
+static int set_request_auth(rm_replay_req_t *r, json_t *ra)
+{
+    json_t *aud = json_object_get(ra, "audiences"), *x;
+    size_t i;
+    r->request_auth.principal = jstr(ra, "principal");
+    r->request_auth.presenter = jstr(ra, "presenter");
+    json_array_foreach(aud, i, x) if (json_is_string(x) && r->request_auth.num_audiences < RM_REPLAY_MAX_AUDIENCES)
+        r->audiences[r->request_auth.num_audiences++] = json_string_value(x);
+    r->request_auth.audiences = r->audiences;
+    if (json_is_object(json_object_get(ra, "claims")) && rebuild_claims(json_object_get(ra, "claims"), &r->claims) != 0)
+        return -1;
+    r->request_auth.claims = r->claims;
+    r->a.request_auth = &r->request_auth;
+    return 0;
+}
+
 static int authz_line(rm_replay_req_t *r)
 {
     json_t *j = r->root, *at = json_object_get(j, "attributes");
@@ -106,6 +151,9 @@ static int authz_line(rm_replay_req_t *r)
             set_http(r, jstr(at, "method"), jstr(at, "path"), jstr(at, "host"));
             add_headers(r, json_object_get(at, "headers"));
         }
+        if (json_is_object(json_object_get(at, "request_auth")) &&
+            set_request_auth(r, json_object_get(at, "request_auth")) != 0)
+            return 0;
     } else {
         const char *proto = jstr(j, "protocol");
         r->a.principal = jstr(j, "source_principal");

@@ -10,8 +10,9 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define RM_REPLAY_MAX_HEADERS 32
-#define RM_REPLAY_MAX_LABELS  32
+#define RM_REPLAY_MAX_HEADERS   32
+#define RM_REPLAY_MAX_LABELS    32
+#define RM_REPLAY_MAX_AUDIENCES 16
 
 typedef enum { RM_REPLAY_AUTHZ = 0, RM_REPLAY_ACCESS } rm_replay_event_t;
 
@@ -29,6 +30,10 @@ typedef struct st_rm_replay_req_t {
     size_t num_labels;
     const char *destination; /* for people: the deciding workload ("ns/name"), or "-" */
     const char *trace_id;    /* NULL when the line has none */
+    /* the end-user token as the line records it (attributes.request_auth): a.request_auth points here */
+    rm_request_auth_t request_auth;
+    const char *audiences[RM_REPLAY_MAX_AUDIENCES];
+    json_t *claims; /* owned: the recorded claims rebuilt as the payload tree the engine walks */
 } rm_replay_req_t;
 
 /** Reads one log line as `kubectl logs` prints it: a JSON object, possibly after a `[pod/NAME/CONTAINER] ` prefix (or

@@ -6,6 +6,8 @@
 #include "ringmesh/policy.h"
 #include "policy_engine_internal.h"
 
+#include <jansson.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -101,12 +103,75 @@ static void log_header(rm_log_line_t *l, const rm_http_request_t *r, const char 
         rm_log_strn(l, name, buf, o);
 }
 
-/* The authenticated end-user token the engine reads (request.auth.*): its principal, audiences, presenter and the
- * claims some policy references. MERGE POINT: filled once rm_authz_attrs_t carries the request's token
- * (`request_auth`); until then the engine reads no token and there is nothing to write. */
+/* The value at claim path "a][b" (as a request.auth.claims[a][b] condition writes it) in the token's payload, or
+ * NULL. */
+static const json_t *claim_at(const json_t *claims, const char *path, size_t len)
+{
+    const json_t *v = claims;
+    size_t i = 0;
+    while (v != NULL && i <= len) {
+        const char *end = path + i;
+        while (end < path + len && !(end + 1 < path + len && end[0] == ']' && end[1] == '['))
+            end++;
+        if (!json_is_object(v))
+            return NULL;
+        v = json_object_getn(v, path + i, (size_t)(end - (path + i)));
+        i = (size_t)(end - path) + 2;
+    }
+    return v;
+}
+
+/* The authenticated end-user token the engine reads (request.auth.*): its principal ("iss/sub"), audiences and
+ * presenter, and only the claims some condition of the engine references, each under its path as the condition
+ * writes it ("groups", "org][team"): a string, a list of strings, or another JSON value as its compact text. The
+ * token itself and its other claims are never written. */
 static void log_request_auth(rm_log_line_t *l, const rm_authz_engine_t *e, const rm_authz_attrs_t *a)
 {
-    (void)l, (void)e, (void)a;
+    const rm_request_auth_t *ra = a->request_auth;
+    if (ra == NULL)
+        return;
+    rm_log_object_begin(l, "request_auth");
+    if (ra->principal != NULL)
+        rm_log_str(l, "principal", ra->principal);
+    rm_log_array_begin(l, "audiences");
+    for (size_t i = 0; i < ra->num_audiences; i++)
+        rm_log_array_strn(l, ra->audiences[i], strlen(ra->audiences[i]));
+    rm_log_array_end(l);
+    if (ra->presenter != NULL)
+        rm_log_str(l, "presenter", ra->presenter);
+    rm_log_object_begin(l, "claims");
+    for (size_t i = 0; e != NULL && ra->claims != NULL && i < e->num_conds; i++) {
+        const cond_t *c = &e->conds[i];
+        int seen = 0;
+        if (c->attr != ATTR_REQ_CLAIM || c->header == NULL)
+            continue;
+        for (size_t k = 0; k < i && !seen; k++) /* each path once */
+            seen = e->conds[k].attr == ATTR_REQ_CLAIM && e->conds[k].header_len == c->header_len &&
+                   memcmp(e->conds[k].header, c->header, c->header_len) == 0;
+        const json_t *v = seen ? NULL : claim_at(ra->claims, c->header, c->header_len);
+        if (v == NULL || c->header_len >= 256)
+            continue;
+        char key[256];
+        memcpy(key, c->header, c->header_len);
+        key[c->header_len] = '\0';
+        if (json_is_string(v)) {
+            rm_log_strn(l, key, json_string_value(v), json_string_length(v));
+        } else if (json_is_array(v)) {
+            size_t j;
+            const json_t *x;
+            rm_log_array_begin(l, key);
+            json_array_foreach(v, j, x) if (json_is_string(x))
+                rm_log_array_strn(l, json_string_value(x), json_string_length(x));
+            rm_log_array_end(l);
+        } else {
+            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (text != NULL)
+                rm_log_str(l, key, text);
+            free(text);
+        }
+    }
+    rm_log_object_end(l);
+    rm_log_object_end(l);
 }
 
 void rm_authz_log_workload(rm_log_line_t *l, const char *ns, char *const *labels, size_t num_labels)

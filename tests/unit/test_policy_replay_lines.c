@@ -10,7 +10,11 @@
 #include "policy_fixtures.h"
 #include "policy_logs.h"
 
+#include <jansson.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "ringmesh/log.h"
 
 static int parse(const char *line, rm_replay_req_t *r)
 {
@@ -172,6 +176,75 @@ static void engines_per_workload(void **state)
     rm_policy_set_clear(&set);
 }
 
+/* An end-user token's evidence: the attributes line holds the token's principal and only the claims a policy
+ * references (never another claim), and a replay of that line decides the request as the proxy did. */
+static void request_auth_round_trip(void **state)
+{
+    (void)state;
+    rm_policy_set_t set = {0};
+    rm_authz_engine_t *e = NULL;
+    rm_authz_decision_t d;
+    rm_replay_req_t r;
+    char err[256], line[4096];
+    int fds[2];
+
+    load_ok(&set, POLICY("shop", "admins", "ALLOW") "  rules:\n"
+                                                    "  - when:\n"
+                                                    "    - {key: \"request.auth.claims[groups]\", values: [admin]}\n"
+                                                    "    - {key: \"request.auth.claims[org][team]\", values: [pay]}\n");
+    const rm_authz_policy_t *p = &set.policies[0];
+    rm_authz_engine_opts_t opts = {.default_action = RM_AUTHZ_DENY};
+    assert_int_equal(rm_authz_engine_new(&e, &p, 1, &opts, err, sizeof(err)), 0);
+
+    json_t *claims = json_loads("{\"groups\":[\"dev\",\"admin\"],\"org\":{\"team\":\"pay\",\"cc\":\"4111\"},"
+                                "\"email\":\"someone@example.com\"}",
+                                0, NULL);
+    assert_non_null(claims);
+    const char *auds[] = {"orders"};
+    rm_request_auth_t ra = {
+        .principal = "https://idp.example/alice", .audiences = auds, .num_audiences = 1, .claims = claims};
+    rm_http_request_t req = {.method = "GET", .method_len = 3, .path = "/x", .path_len = 2};
+    rm_authz_attrs_t a = {.http = &req, .destination_port = 8080, .request_auth = &ra};
+    rm_authz_evaluate(e, &a, 0.5, &d);
+    assert_int_equal(d.allow, 1);
+
+    assert_int_equal(pipe(fds), 0);
+    rm_log_configure(RM_LOG_DEBUG, fds[1]);
+    rm_log_line_t l;
+    rm_log_begin(&l, RM_LOG_INFO, "authz");
+    rm_log_str(&l, "decision", "allow");
+    rm_authz_log_attributes(&l, e, &a);
+    rm_log_end(&l);
+    rm_log_configure(RM_LOG_INFO, STDOUT_FILENO);
+    ssize_t n = read(fds[0], line, sizeof(line) - 1);
+    close(fds[0]);
+    close(fds[1]);
+    assert_true(n > 0);
+    line[n] = '\0';
+    assert_non_null(strstr(line, "\"principal\":\"https://idp.example/alice\""));
+    assert_non_null(strstr(line, "\"groups\":[\"dev\",\"admin\"]"));
+    assert_non_null(strstr(line, "\"org][team\":\"pay\""));
+    assert_null(strstr(line, "someone@example.com")); /* a claim no policy references */
+    assert_null(strstr(line, "4111"));
+
+    assert_int_equal(parse(line, &r), 1);
+    assert_non_null(r.a.request_auth);
+    rm_authz_evaluate(e, &r.a, 0.5, &d);
+    assert_int_equal(d.allow, 1); /* the replay decides as the proxy did */
+    rm__replay_req_clear(&r);
+    /* and a recorded token without the group is denied on replay */
+    static const char other[] = "{\"event\":\"authz\",\"decision\":\"allow\",\"attributes\":{\"destination_port\":8080,"
+                                "\"method\":\"GET\",\"path\":\"/x\",\"headers\":{},\"request_auth\":{\"principal\":"
+                                "\"i/s\",\"audiences\":[],\"claims\":{\"groups\":[\"dev\"],\"org][team\":\"pay\"}}}}";
+    assert_int_equal(parse(other, &r), 1);
+    rm_authz_evaluate(e, &r.a, 0.5, &d);
+    assert_int_equal(d.allow, 0);
+    rm__replay_req_clear(&r);
+    json_decref(claims);
+    rm_authz_engine_free(e);
+    rm_policy_set_clear(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +253,7 @@ int main(void)
         cmocka_unit_test(access_lines),
         cmocka_unit_test(other_lines_skipped),
         cmocka_unit_test(engines_per_workload),
+        cmocka_unit_test(request_auth_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
