@@ -176,7 +176,7 @@ case_metrics() {
     m=$(curl -sf "http://$ADMIN/metrics") || rm_fail "GET /metrics failed"
     printf '%s\n' "$m" >"$RM_TMP/control-metrics.txt"
     promtool check metrics <"$RM_TMP/control-metrics.txt" || rm_fail "promtool check metrics refuses the page"
-    rm_assert_eq "$(grep -c '^# TYPE ringmesh_control_' <<<"$m")" 16 "metric families exposed (no webhook here)"
+    rm_assert_eq "$(grep -c '^# TYPE ringmesh_control_' <<<"$m")" 17 "metric families exposed (no webhook here; jwks_fetch_failures_total included)"
     rm_assert_eq "$(awk '$1 == "ringmesh_control_svids_issued_total" {print $2}' <<<"$m")" 1 "SVIDs issued"
     rm_assert_eq "$(awk '$1 == "ringmesh_control_sign_refused_total" {print $2}' <<<"$m")" 2 "Sign refusals"
     rm_assert_eq "$(awk '$1 == "ringmesh_control_svid_refusals_total{reason=\"token_invalid\"}" {print $2}' <<<"$m")" 1 \
