@@ -103,6 +103,44 @@ peer_spec = {"type": "object", "description": "The inbound mTLS mode for the mes
                  "portLevelMtls": {"type": "object", "maxProperties": 65535,
                                    "description": "Port number (1-65535) to mode, for a workload selected by labels.",
                                    "additionalProperties": {"type": "object", "properties": {"mode": mode}}}}}
+URI = r"^https?://[^/]"
+DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+def str_(desc, **kw):
+    return dict({"type": "string", "description": desc}, **kw)
+jwt_rule = {"type": "object", "required": ["issuer"],
+            "description": "One issuer's tokens: where they are looked for, the keys that verify them, what is forwarded. "
+                           "Exactly one of jwks and jwksUri.",
+            "oneOf": [{"required": ["jwks"]}, {"required": ["jwksUri"]}, {"required": ["jwks_uri"]}],
+            "properties": {
+                "issuer": str_("The token's iss.", minLength=1),
+                "audiences": {"type": "array", "items": {"type": "string", "minLength": 1},
+                              "description": "Accepted aud values (any of them); none: any audience."},
+                "jwks": str_("The JSON Web Key Set, inline.", minLength=1),
+                "jwksUri": str_("Where the control plane fetches the key set (http or https).", pattern=URI),
+                "jwks_uri": str_("jwksUri's older spelling.", pattern=URI),
+                "fromHeaders": {"type": "array", "description": "Headers the token is read from (default Authorization: Bearer).",
+                                "items": {"type": "object", "required": ["name"],
+                                          "properties": {"name": str_("Header name.", minLength=1),
+                                                         "prefix": str_("Prefix before the token, e.g. \"Bearer \".")}}},
+                "fromParams": {"type": "array", "items": {"type": "string", "minLength": 1},
+                               "description": "Query parameters the token is read from."},
+                "fromCookies": {"type": "array", "items": {"type": "string", "minLength": 1},
+                                "description": "Cookies the token is read from."},
+                "forwardOriginalToken": {"type": "boolean", "description": "Keep the token in the forwarded request."},
+                "outputPayloadToHeader": str_("Header that receives the token's payload (base64url)."),
+                "outputClaimToHeaders": {"type": "array", "description": "Claims copied into request headers.",
+                                         "items": {"type": "object", "required": ["header", "claim"],
+                                                   "properties": {"header": str_("Header name.", minLength=1),
+                                                                  "claim": str_("Claim name.", minLength=1)}}},
+                "timeout": str_("How long the control plane waits for jwksUri (default 5s).", pattern=DURATION),
+                "spaceDelimitedClaims": {"type": "array", "items": {"type": "string", "minLength": 1},
+                                         "description": "Claims split on spaces besides scope and permission."}}}
+ra_spec = {"type": "object",
+           "description": "End-user JWT validation for the selected workloads (Istio's RequestAuthentication). Not supported, so not accepted: targetRef(s).",
+           "properties": {
+               "selector": selector,
+               "jwtRules": {"type": "array", "items": jwt_rule,
+                            "description": "A request with a token of one of these issuers must verify; without a token it goes on with no request principal."}}}
 NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 def crd(kind, plural, singular, spec, cols, desc):
     return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -154,7 +192,11 @@ for kind, plural, singular, spec, cols, desc, hdr in [
      "AuthorizationPolicy"),
     ("PeerAuthentication", "peerauthentications", "peerauthentication", peer_spec,
      [{"name": "Mode", "type": "string", "jsonPath": ".spec.mtls.mode"}],
-     "The inbound mTLS mode of the selected workloads.", "PeerAuthentication")]:
+     "The inbound mTLS mode of the selected workloads.", "PeerAuthentication"),
+    ("RequestAuthentication", "requestauthentications", "requestauthentication", ra_spec,
+     [{"name": "Issuers", "type": "string", "jsonPath": ".spec.jwtRules[*].issuer"}],
+     "End-user JWTs: the issuers whose tokens the selected workloads accept, their keys, and where tokens are read.",
+     "RequestAuthentication")]:
     out = [f"# ringmesh.io/v1alpha1 {hdr}. The schema refuses what ringmeshctl policy lint and the control plane refuse",
            "# where a schema can say it (tests/k8s/test_crds.sh checks both against the same documents); what it cannot",
            "# say (annotation values, a PeerAuthentication port that is not a number, portLevelMtls without a workload",

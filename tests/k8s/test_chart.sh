@@ -123,7 +123,7 @@ expect default "$webhooks | .[1] | [(.namespaceSelector.matchExpressions[] | \"\
 expect default "$webhooks | .[0].rules[0] | [(.operations | join(\",\")), (.apiGroups | join(\",\")), (.resources | join(\",\"))] | join(\" \")" \
     "CREATE  pods" "webhook rule: Pod CREATE"
 expect default '[.[] | select(.kind == "CustomResourceDefinition") | .metadata.name] | sort | join(" ")' \
-    "authorizationpolicies.ringmesh.io peerauthentications.ringmesh.io" "CRDs from crds/"
+    "authorizationpolicies.ringmesh.io peerauthentications.ringmesh.io requestauthentications.ringmesh.io" "CRDs from crds/"
 expect_rbac default 'ClusterRole admissionregistration.k8s.io mutatingwebhookconfigurations get,patch ringmesh-sidecar-injector
 Role core secrets get ringmesh-ca
 Role core secrets create *'
