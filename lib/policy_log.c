@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-static void log_ip(rm_log_line_t *l, const char *key, const uint8_t ip[16])
+void rm_authz_log_ip(rm_log_line_t *l, const char *key, const uint8_t ip[16])
 {
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     char buf[INET6_ADDRSTRLEN];
@@ -107,13 +107,13 @@ void rm_authz_log_fields(rm_log_line_t *l, const rm_authz_decision_t *d, const r
         }
     }
     if (a->have_source_ip)
-        log_ip(l, "source_ip", a->source_ip);
+        rm_authz_log_ip(l, "source_ip", a->source_ip);
     if (d->have_remote_ip) /* remote.ip read from X-Forwarded-For (numTrustedProxies) */
-        log_ip(l, "remote_ip", d->remote_ip);
+        rm_authz_log_ip(l, "remote_ip", d->remote_ip);
     if (workload != NULL)
         rm_log_str(l, "destination_workload", workload);
     if (a->have_destination_ip)
-        log_ip(l, "destination_ip", a->destination_ip);
+        rm_authz_log_ip(l, "destination_ip", a->destination_ip);
     rm_log_uint(l, "destination_port", a->destination_port);
     if (a->sni != NULL)
         rm_log_str(l, "sni", a->sni);

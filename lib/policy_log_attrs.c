@@ -72,17 +72,6 @@ void rm_authz_log_closest_miss(rm_log_line_t *l, const rm_authz_decision_t *d, c
     rm_log_object_end(l);
 }
 
-static void log_ip(rm_log_line_t *l, const char *key, const uint8_t ip[16])
-{
-    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    char buf[INET6_ADDRSTRLEN];
-    if (memcmp(ip, v4mapped, 12) == 0)
-        inet_ntop(AF_INET, ip + 12, buf, sizeof(buf));
-    else
-        inet_ntop(AF_INET6, ip, buf, sizeof(buf));
-    rm_log_str(l, key, buf);
-}
-
 /* One header's values joined with "," as the engine matches them, each field at most as long as the line allows. */
 static void log_header(rm_log_line_t *l, const rm_http_request_t *r, const char *name)
 {
@@ -197,9 +186,9 @@ void rm_authz_log_attributes(rm_log_line_t *l, const rm_authz_engine_t *e, const
     rm_log_object_begin(l, "attributes");
     rm_log_str(l, "principal", a->principal);
     if (a->have_source_ip)
-        log_ip(l, "source_ip", a->source_ip);
+        rm_authz_log_ip(l, "source_ip", a->source_ip);
     if (a->have_destination_ip)
-        log_ip(l, "destination_ip", a->destination_ip);
+        rm_authz_log_ip(l, "destination_ip", a->destination_ip);
     rm_log_uint(l, "destination_port", a->destination_port);
     if (a->sni != NULL)
         rm_log_str(l, "sni", a->sni);

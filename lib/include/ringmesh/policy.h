@@ -448,6 +448,9 @@ struct st_rm_log_line_t;
  *  decision, reason, policy/rule, dry-run and audit details, source principal/namespace/IP, destination workload
  *  and port, and for HTTP the method, path, host and trace id. `workload` is "namespace/name" of the workload
  *  deciding (may be NULL). */
+/** Adds an address of the 16-byte form of rm_authz_attrs_t to a log line as `key` (IPv4-mapped written as IPv4). */
+void rm_authz_log_ip(struct st_rm_log_line_t *l, const char *key, const uint8_t ip[16]);
+
 /** Adds a request target to a log line as `key`, with the value of every query parameter that carries a credential
  *  replaced (rm_http_target_redact): decision lines never hold an access_token or an API key sent in the URL. */
 void rm_authz_log_path(struct st_rm_log_line_t *l, const char *key, const char *path, size_t len);
