@@ -37,13 +37,17 @@ size_t rm_http_target_redact(const char *target, size_t len, char *out, size_t c
     size_t o = 0, i = 0;
     if (cap == 0)
         return 0;
+    if (target == NULL) {
+        out[0] = '\0';
+        return 0;
+    }
 #define PUT(p, n)                                                                                                      \
     do {                                                                                                               \
         size_t n_ = (n) < cap - 1 - o ? (n) : cap - 1 - o;                                                             \
         memcpy(out + o, (p), n_);                                                                                      \
         o += n_;                                                                                                       \
     } while (0)
-    const char *q = target != NULL ? memchr(target, '?', len) : NULL;
+    const char *q = memchr(target, '?', len);
     size_t path_len = q != NULL ? (size_t)(q - target) : len;
     PUT(target, path_len);
     if (q == NULL)

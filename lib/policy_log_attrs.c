@@ -135,8 +135,8 @@ static void log_request_auth(rm_log_line_t *l, const rm_authz_engine_t *e, const
         if (c->attr != ATTR_REQ_CLAIM || c->header == NULL)
             continue;
         for (size_t k = 0; k < i && !seen; k++) /* each path once */
-            seen = e->conds[k].attr == ATTR_REQ_CLAIM && e->conds[k].header_len == c->header_len &&
-                   memcmp(e->conds[k].header, c->header, c->header_len) == 0;
+            seen = e->conds[k].attr == ATTR_REQ_CLAIM && e->conds[k].header != NULL &&
+                   e->conds[k].header_len == c->header_len && memcmp(e->conds[k].header, c->header, c->header_len) == 0;
         const json_t *v = seen ? NULL : claim_at(ra->claims, c->header, c->header_len);
         if (v == NULL || c->header_len >= 256)
             continue;
