@@ -181,8 +181,8 @@ case_annotation_moves() {
     rm_assert_eq "$(rm_json "$RM_LINE" '[.protocol, .destination_service, .destination_workload,
         .destination_principal, .source_workload, .connection_security_policy,
         (.upstream_host | sub(":[0-9]+$"; ""))] | join(" ")')" \
-        "HTTP/1.1 orders.shop.svc.cluster.local orders spiffe://$TD/ns/shop/sa/orders web mutual_tls $VIP" \
-        "the outbound line names the service, its workload and identity"
+        "HTTP/1.1 orders.shop.svc.cluster.local orders spiffe://$TD/ns/shop/sa/orders web mutual_tls ${RM_POD_IP[orders]}" \
+        "the outbound line names the service, its workload and identity, and the endpoint the proxy chose"
     rm_assert_eq "$(rm_log_count "$OLOG" '.event == "access"')" 2 "orders' proxy wrote no new line"
 }
 
