@@ -242,8 +242,10 @@ static int parse_key(const json_t *j, size_t index, ukey_t *k, char *why, size_t
         while (k->b_len > 0 && k->b[0] == 0)
             memmove(k->b, k->b + 1, --k->b_len);
         if (ret != 0 || !rsa_numbers_ok(k) || !rsa_key_ok(k)) {
-            ret = rm_config_fail(why, whylen, 1, "key %zu is not an RSA public key of %d to %d bits with an odd exponent of at most 32 bits",
-                                 index, RSA_MIN_BITS, RSA_MAX_BITS);
+            ret = rm_config_fail(
+                why, whylen, 1,
+                "key %zu is not an RSA public key of %d to %d bits with an odd exponent of at most 32 bits", index,
+                RSA_MIN_BITS, RSA_MAX_BITS);
             goto Fail;
         }
     } else if (strcmp(kty, "EC") == 0) {
