@@ -38,19 +38,28 @@ char *jwt_tool(const char *fmt, ...)
     return out;
 }
 
-int jwt_tool_keys(char dir[64])
+int jwt_tool_setup(char dir[64], const char *specs, jwt_tool_parse_cb parse, rm_jwt_keyset_t **ks)
 {
+    char err[256], *doc;
+    int ret;
+
+    *ks = NULL;
     strcpy(dir, "/tmp/rm-jwt-tool-XXXXXX");
     if (mkdtemp(dir) == NULL)
         return -1;
     free(jwt_tool("keys %s", dir));
-    return 0;
+    doc = jwt_tool("jwks %s %s", dir, specs);
+    if ((ret = parse(doc, strlen(doc), ks, err, sizeof(err))) != 0)
+        fprintf(stderr, "JWKS: %s\n", err);
+    free(doc);
+    return ret == 0 ? 0 : -1;
 }
 
-int jwt_tool_remove(const char *dir)
+int jwt_tool_teardown(const char *dir, rm_jwt_keyset_t *ks)
 {
     char cmd[128];
 
+    rm_jwt_keyset_free(ks);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
 }

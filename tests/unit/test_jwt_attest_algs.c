@@ -32,24 +32,15 @@ static rm_jwks_t *jwks;
 static int setup(void **state)
 {
     (void)state;
-    char err[256];
-    if (jwt_tool_keys(dir) != 0)
-        return -1;
-    /* an RSA key for any RSA alg, one bound to PS256, EC P-384 and Ed25519: none of these did attestation accept
-     * before it used the shared verifier but the first (for RS256 only) */
-    char *doc = jwt_tool("jwks %s rsa:sa-rsa rsa2:sa-ps:PS256 ec384:sa-ec384 ed25519:sa-ed", dir);
-    int ret = rm_jwks_parse(doc, strlen(doc), &jwks, err, sizeof(err));
-    free(doc);
-    if (ret != 0)
-        fprintf(stderr, "JWKS: %s\n", err);
-    return ret;
+    /* an RSA key for any RSA alg, one bound to PS256, EC P-384 and Ed25519: of these, attestation accepted only the
+     * first, for RS256 only, before it used the shared verifier */
+    return jwt_tool_setup(dir, "rsa:sa-rsa rsa2:sa-ps:PS256 ec384:sa-ec384 ed25519:sa-ed", rm_jwks_parse, &jwks);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    rm_jwks_free(jwks);
-    return jwt_tool_remove(dir);
+    return jwt_tool_teardown(dir, jwks);
 }
 
 /* Mints SA_CLAIMS with the tool's key `key` under `kid` as `alg` and verifies it now; returns the code. On success

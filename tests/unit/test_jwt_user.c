@@ -28,22 +28,14 @@ static rm_jwt_keyset_t *keys;
 static int setup(void **state)
 {
     (void)state;
-    char err[256];
-    if (jwt_tool_keys(dir) != 0)
-        return -1;
-    char *jwks = jwt_tool("jwks %s rsa:rsa-1 rsa2:rsa-ps:PS256 ec256:ec-1 ec384:ec-2 ed25519:ed-1", dir);
-    int ret = rm_jwt_keyset_parse(jwks, strlen(jwks), &keys, err, sizeof(err));
-    free(jwks);
-    if (ret != 0)
-        fprintf(stderr, "keyset: %s\n", err);
-    return ret;
+    return jwt_tool_setup(dir, "rsa:rsa-1 rsa2:rsa-ps:PS256 ec256:ec-1 ec384:ec-2 ed25519:ed-1", rm_jwt_keyset_parse,
+                          &keys);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    rm_jwt_keyset_free(keys);
-    return jwt_tool_remove(dir);
+    return jwt_tool_teardown(dir, keys);
 }
 
 static char *mint(const char *key, const char *kid, const char *alg, const char *claims)
