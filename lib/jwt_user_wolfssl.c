@@ -1,8 +1,8 @@
 /* JWTs over wolfCrypt (ringmesh/jwt_user.h), the one implementation of base64url, JWKS parsing and signature
  * verification: end-user tokens (RequestAuthentication) and, under ringmesh/jwt.h's claim checks, ServiceAccount
  * tokens (attestation). JWKS of RSA, EC (P-256, P-384, P-521) and OKP (Ed25519) keys, and the verification of a
- * token against one. Keys are kept as their raw public numbers and imported for
- * each verification, so a keyset is immutable and shared by the proxy's threads without a lock. */
+ * token against one. Keys are kept as their raw public numbers and imported for each verification, so a keyset is
+ * immutable and shared by threads without a lock. */
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/settings.h>
 #include <wolfssl/wolfcrypt/ecc.h>
