@@ -1,6 +1,8 @@
-/* End-user JWTs over wolfCrypt (ringmesh/jwt_user.h): JWKS of RSA, EC (P-256, P-384, P-521) and OKP (Ed25519)
- * keys, and the verification of a token against one. Keys are kept as their raw public numbers and imported for
- * each verification, so a keyset is immutable and shared by the proxy's threads without a lock. */
+/* JWTs over wolfCrypt (ringmesh/jwt_user.h), the one implementation of base64url, JWKS parsing and signature
+ * verification: end-user tokens (RequestAuthentication) and, under ringmesh/jwt.h's claim checks, ServiceAccount
+ * tokens (attestation). JWKS of RSA, EC (P-256, P-384, P-521) and OKP (Ed25519) keys, and the verification of a
+ * token against one. Keys are kept as their raw public numbers and imported for each verification, so a keyset is
+ * immutable and shared by threads without a lock. */
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/settings.h>
 #include <wolfssl/wolfcrypt/ecc.h>
@@ -178,6 +180,20 @@ static int rsa_key_ok(const ukey_t *k)
     return ok;
 }
 
+/* n (leading zeros stripped) odd and of RSA_MIN_BITS to RSA_MAX_BITS bits; e odd, at least 3, at most 32 bits. */
+static int rsa_numbers_ok(const ukey_t *k)
+{
+    size_t bits;
+    unsigned top;
+
+    if (k->a_len == 0 || (k->a[k->a_len - 1] & 1) == 0 || k->b_len == 0 || k->b_len > 4 ||
+        (k->b[k->b_len - 1] & 1) == 0 || (k->b_len == 1 && k->b[0] < 3))
+        return 0;
+    for (bits = (k->a_len - 1) * 8, top = k->a[0]; top != 0; top >>= 1)
+        ++bits;
+    return bits >= RSA_MIN_BITS && bits <= RSA_MAX_BITS;
+}
+
 static int ec_key_ok(const ukey_t *k)
 {
     ecc_key key;
@@ -194,15 +210,25 @@ static int parse_key(const json_t *j, size_t index, ukey_t *k, char *why, size_t
 {
     const char *kty = str_member(j, "kty"), *kid = str_member(j, "kid"), *use = str_member(j, "use");
     const char *alg = str_member(j, "alg"), *crv = str_member(j, "crv");
-    int ret;
+    const json_t *ops = json_object_get(j, "key_ops"), *op;
+    size_t i;
+    int ret, verify = ops == NULL;
 
     memset(k, 0, sizeof(*k));
     if (!json_is_object(j) || kty == NULL)
         return rm_config_fail(why, whylen, 1, "key %zu has no kty", index);
+    if (json_object_get(j, "kid") != NULL && kid == NULL)
+        return rm_config_fail(why, whylen, 1, "key %zu: kid is not a string", index);
     if (kid != NULL && strlen(kid) > KID_MAX)
         return rm_config_fail(why, whylen, 1, "key %zu: kid longer than %d bytes", index, KID_MAX);
     if (use != NULL && strcmp(use, "sig") != 0)
         return rm_config_fail(why, whylen, 1, "key %zu is not for signatures", index);
+    json_array_foreach(ops, i, op)
+    {
+        verify |= json_is_string(op) && strcmp(json_string_value(op), "verify") == 0;
+    }
+    if (!verify)
+        return rm_config_fail(why, whylen, 1, "key %zu: its key_ops do not include verify", index);
     if (alg != NULL && (k->alg = alg_by_name(alg)) == 0)
         return rm_config_fail(why, whylen, 1, "key %zu is for an algorithm not accepted", index);
     if (strcmp(kty, "RSA") == 0) {
@@ -213,10 +239,13 @@ static int parse_key(const json_t *j, size_t index, ukey_t *k, char *why, size_t
             goto Fail;
         while (k->a_len > 0 && k->a[0] == 0)
             memmove(k->a, k->a + 1, --k->a_len);
-        if (ret != 0 || k->a_len * 8 < RSA_MIN_BITS || k->a_len * 8 > RSA_MAX_BITS || k->b_len == 0 || k->b_len > 4 ||
-            !rsa_key_ok(k)) {
-            ret = rm_config_fail(why, whylen, 1, "key %zu is not an RSA public key of %d to %d bits", index,
-                                 RSA_MIN_BITS, RSA_MAX_BITS);
+        while (k->b_len > 0 && k->b[0] == 0)
+            memmove(k->b, k->b + 1, --k->b_len);
+        if (ret != 0 || !rsa_numbers_ok(k) || !rsa_key_ok(k)) {
+            ret = rm_config_fail(
+                why, whylen, 1,
+                "key %zu is not an RSA public key of %d to %d bits with an odd exponent of at most 32 bits", index,
+                RSA_MIN_BITS, RSA_MAX_BITS);
             goto Fail;
         }
     } else if (strcmp(kty, "EC") == 0) {
@@ -383,6 +412,15 @@ int rm_jwt_user_decode(const char *token, size_t len, rm_jwt_user_t *t, char *er
                                                         : "another");
         goto Exit;
     }
+    if (json_object_get(hdr, "crit") != NULL) {
+        ret = rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED,
+                             "the token's header has crit extensions, none of which are supported");
+        goto Exit;
+    }
+    if (json_object_get(hdr, "kid") != NULL && kid == NULL) {
+        ret = rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "the token's kid is not a string");
+        goto Exit;
+    }
     if (kid != NULL) {
         if (strlen(kid) >= sizeof(t->kid)) {
             ret = rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "the token's kid is too long");
@@ -400,9 +438,9 @@ int rm_jwt_user_decode(const char *token, size_t len, rm_jwt_user_t *t, char *er
                                               "the token's payload is not base64url of a JSON object");
         goto Exit;
     }
-    /* signature */
+    /* signature (an empty one is well-formed; it verifies with no key) */
     if ((ret = b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), &t->sig, &t->sig_len)) != 0 ||
-        t->sig_len == 0 || t->sig_len > SIG_MAX) {
+        t->sig_len > SIG_MAX) {
         ret = ret == -ENOMEM ? ret
                              : rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED,
                                               "the token's signature is not base64url of a signature");
@@ -495,31 +533,47 @@ static int key_verifies(const ukey_t *k, const rm_jwt_user_t *t)
     return 0;
 }
 
-/* A NumericDate claim: 1 with *out set, 0 absent, -1 not a number. */
-static int date_claim(const json_t *payload, const char *name, int64_t *out)
+/* ---- claims ------------------------------------------------------------------------------------------------- */
+
+int64_t rm_jwt_clamp_date(int64_t t)
+{
+    return t > RM_JWT_DATE_LIMIT ? RM_JWT_DATE_LIMIT : t < -RM_JWT_DATE_LIMIT ? -RM_JWT_DATE_LIMIT : t;
+}
+
+int rm_jwt_date_claim(const struct json_t *payload, const char *name, int round_up, int64_t *out)
 {
     const json_t *v = json_object_get(payload, name);
+    int64_t t;
+
     if (v == NULL)
         return 0;
     if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
-        return 1;
-    }
-    if (json_is_real(v)) {
+        t = (int64_t)json_integer_value(v);
+    } else if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d != d || d > 9e15 || d < -9e15)
+        if (d != d)
             return -1;
-        *out = (int64_t)d;
-        return 1;
+        if (d > (double)RM_JWT_DATE_LIMIT) {
+            t = RM_JWT_DATE_LIMIT;
+        } else if (d < -(double)RM_JWT_DATE_LIMIT) {
+            t = -RM_JWT_DATE_LIMIT;
+        } else {
+            t = (int64_t)d;
+            if (round_up && (double)t < d)
+                ++t;
+            else if (!round_up && (double)t > d)
+                --t;
+        }
+    } else {
+        return -1;
     }
-    return -1;
+    *out = rm_jwt_clamp_date(t);
+    return 1;
 }
 
-int rm_jwt_user_verify(rm_jwt_user_t *t, const rm_jwt_keyset_t *ks, const rm_jwt_user_check_t *c, char *err,
-                       size_t errlen)
+int rm_jwt_user_verify_signature(const rm_jwt_user_t *t, const rm_jwt_keyset_t *ks, char *err, size_t errlen)
 {
     int tried = 0, r;
-    int64_t exp, nbf;
 
     for (size_t i = 0; ks != NULL && i < ks->num; i++) {
         const ukey_t *k = &ks->keys[i];
@@ -529,23 +583,31 @@ int rm_jwt_user_verify(rm_jwt_user_t *t, const rm_jwt_keyset_t *ks, const rm_jwt
             (k->kty == KTY_EC && k->curve != algs[t->alg].curve))
             continue;
         tried = 1;
-        if ((r = key_verifies(k, t)) < 0)
-            return r;
-        if (r == 1)
-            goto Signed;
+        if ((r = key_verifies(k, t)) != 0)
+            return r < 0 ? r : 0;
     }
     if (!tried)
         return rm_config_fail(err, errlen, RM_ERR_JWT_UNKNOWN_KEY, "the JWKS has no key for the token's kid and alg %s",
                               algs[t->alg].name);
     return rm_config_fail(err, errlen, RM_ERR_JWT_SIGNATURE, "the token's signature does not verify");
-Signed:
+}
+
+int rm_jwt_user_verify(rm_jwt_user_t *t, const rm_jwt_keyset_t *ks, const rm_jwt_user_check_t *c, char *err,
+                       size_t errlen)
+{
+    int64_t exp, nbf, now = rm_jwt_clamp_date(c->now), skew = c->skew < 0 ? 0 : rm_jwt_clamp_date(c->skew);
+    int r, has_exp, has_nbf;
+
+    if ((r = rm_jwt_user_verify_signature(t, ks, err, errlen)) != 0)
+        return r;
     if (t->issuer == NULL || c->issuer == NULL || strcmp(t->issuer, c->issuer) != 0)
         return rm_config_fail(err, errlen, RM_ERR_JWT_ISSUER, "the token's iss is not the rule's issuer");
-    if ((r = date_claim(t->payload, "exp", &exp)) < 0 || date_claim(t->payload, "nbf", &nbf) < 0)
+    if ((has_exp = rm_jwt_date_claim(t->payload, "exp", 0, &exp)) < 0 ||
+        (has_nbf = rm_jwt_date_claim(t->payload, "nbf", 1, &nbf)) < 0)
         return rm_config_fail(err, errlen, RM_ERR_JWT_MALFORMED, "the token's exp or nbf is not a number");
-    if (r == 1 && c->now >= exp + c->skew)
+    if (has_exp && now >= exp + skew)
         return rm_config_fail(err, errlen, RM_ERR_JWT_EXPIRED, "the token has expired");
-    if (date_claim(t->payload, "nbf", &nbf) == 1 && c->now + c->skew < nbf)
+    if (has_nbf && now + skew < nbf)
         return rm_config_fail(err, errlen, RM_ERR_JWT_NOT_YET_VALID, "the token is not yet valid (nbf)");
     if (c->num_audiences > 0) {
         int found = 0;

@@ -371,7 +371,10 @@ static void test_jwks_rsa_errors(void **state)
     assert_code(parse_code(buf), RM_ERR_JWKS);
     snprintf(buf, sizeof(buf), RSA_KEY, n + 2, "AQAB"); /* not base64url any more, or 2040 bits */
     assert_code(parse_code(buf), RM_ERR_JWKS);
+    /* a JWK for an RSA alg of the shared verifier is usable; one for an alg it does not have is skipped */
     snprintf(buf, sizeof(buf), "{\"keys\":[{\"kty\":\"RSA\",\"alg\":\"PS256\",\"n\":\"%s\",\"e\":\"AQAB\"}]}", n);
+    assert_code(parse_code(buf), 0);
+    snprintf(buf, sizeof(buf), "{\"keys\":[{\"kty\":\"RSA\",\"alg\":\"RSA-OAEP\",\"n\":\"%s\",\"e\":\"AQAB\"}]}", n);
     assert_code(parse_code(buf), RM_ERR_JWKS); /* skipped: nothing left */
 #undef RSA_KEY
 }

@@ -1,8 +1,12 @@
-/* JSON Web Tokens as Kubernetes projects them into pods (ServiceAccount tokens), verified against a JWKS.
+/* JSON Web Tokens as Kubernetes projects them into pods (ServiceAccount tokens), verified against a JWKS: the claim
+ * checks of attestation over the one JWT verifier of ringmesh/jwt_user.h (its JWKS parser, key choice and
+ * signatures).
  *
- * Accepted algorithms: ES256 (P-256, JOSE r||s signature) and RS256 (RSA >= 2048 bits). "none", HMAC and any
- * other alg are refused. A key is chosen by "kid" when the token names one, else every key of the token's alg
- * is tried. The namespace and service account come from the "kubernetes.io" claim and must agree with "sub"
+ * Accepted algorithms are that verifier's: RS256/384/512, PS256/384/512, ES256/384/512 and EdDSA, each only with a
+ * key of its type (and curve) in the JWKS, so the operator's JWKS decides which are used (Kubernetes signs RS256 with
+ * an RSA key, ES256/ES384/ES512 with an EC key). "none", HMAC and any other alg are refused. A key is chosen by
+ * "kid" when the token names one (keys without a kid are tried too), else every key of the token's alg is tried.
+ * The namespace and service account come from the "kubernetes.io" claim and must agree with "sub"
  * ("system:serviceaccount:<ns>:<sa>"); both must be DNS-1123 names, so they are safe in a SPIFFE ID path.
  *
  * Every function returns 0 or an error from error.h (RM_ERR_JWT_*, RM_ERR_JWKS, -ENOMEM) and, where it takes
@@ -15,11 +19,12 @@
 #include <stdint.h>
 #include <time.h>
 
-/** A parsed JWKS: public keys only. Opaque, immutable once parsed, safe to share between threads. */
-typedef struct st_rm_jwks_t rm_jwks_t;
+/** A parsed JWKS: public keys only; the same object as rm_jwt_keyset_t. Opaque, immutable once parsed, safe to
+ *  share between threads. */
+typedef struct st_rm_jwt_keyset_t rm_jwks_t;
 
-/** Parses a JWKS document ({"keys":[...]}) holding EC P-256 and RSA public keys. Keys of other types or curves
- *  are skipped (not an error); a document with no usable key is RM_ERR_JWKS. */
+/** Parses a JWKS document ({"keys":[...]}) with rm_jwt_keyset_parse(): keys of the types and curves listed there;
+ *  others, and broken ones, are skipped (not an error); a document with no usable key is RM_ERR_JWKS. */
 int rm_jwks_parse(const char *json, size_t len, rm_jwks_t **out, char *err, size_t errlen);
 
 /** Number of usable keys held. */

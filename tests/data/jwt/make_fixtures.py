@@ -13,8 +13,8 @@ fixtures never expire.
 Files:
   now                     the fixed time (seconds since the epoch)
   jwks.json               PyJWT's JWKs of an EC P-256 key (kid "py-ec") and an RSA-2048 key (kid "py-rsa"), then
-                          keys a verifier must skip: an "oct" key, an EC P-384 key, an RSA-1024 key and an EC
-                          P-256 key for "use": "enc"
+                          an EC P-384 key (kid "py-p384", usable for ES384), then keys a verifier must skip: an
+                          "oct" key, an RSA-1024 key and an EC P-256 key for "use": "enc"
   jwks-rsa.json           the RSA-2048 key alone
   ec-key.pem              the private half of "py-ec" (test key, PKCS#8), and ec-key.kid its RFC 7638 thumbprint
   es256.jwt, rs256.jwt    valid projected ServiceAccount tokens (namespace "shop", service account "orders", pod
