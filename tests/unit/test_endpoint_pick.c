@@ -63,6 +63,7 @@ static void test_less_loaded_wins(void **state)
 
     /* counting each pick as an open connection spreads them evenly */
     memset(load, 0, sizeof(*load));
+    unmake(&f);
     make(&f, "RRR");
     size_t spread[3] = {0};
     for (int k = 0; k < 60; k++) {
