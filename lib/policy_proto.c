@@ -211,7 +211,7 @@ Exit:
 
 /* ------------------------------------------------------------------ decode */
 
-static int copy_list(rm_strlist_t *dst, char **src, size_t n)
+int rm__policy_copy_list(rm_strlist_t *dst, char **src, size_t n)
 {
     if (n == 0)
         return 0;
@@ -261,20 +261,23 @@ static int decode_policy(const Ringmesh__V1__AuthorizationPolicy *m, rm_authz_po
             const Ringmesh__V1__AuthzSource *ms = mr->from[i];
             rm_authz_source_t *s = &ru->from[i];
             ru->num_from++;
-            if (copy_list(&s->principals, ms->principals, ms->n_principals) != 0 ||
-                copy_list(&s->not_principals, ms->not_principals, ms->n_not_principals) != 0 ||
-                copy_list(&s->namespaces, ms->namespaces, ms->n_namespaces) != 0 ||
-                copy_list(&s->not_namespaces, ms->not_namespaces, ms->n_not_namespaces) != 0 ||
-                copy_list(&s->ip_blocks, ms->ip_blocks, ms->n_ip_blocks) != 0 ||
-                copy_list(&s->not_ip_blocks, ms->not_ip_blocks, ms->n_not_ip_blocks) != 0 ||
-                copy_list(&s->service_accounts, ms->service_accounts, ms->n_service_accounts) != 0 ||
-                copy_list(&s->not_service_accounts, ms->not_service_accounts, ms->n_not_service_accounts) != 0 ||
-                copy_list(&s->remote_ip_blocks, ms->remote_ip_blocks, ms->n_remote_ip_blocks) != 0 ||
-                copy_list(&s->not_remote_ip_blocks, ms->not_remote_ip_blocks, ms->n_not_remote_ip_blocks) != 0 ||
-                copy_list(&s->trust_domains, ms->trust_domains, ms->n_trust_domains) != 0 ||
-                copy_list(&s->not_trust_domains, ms->not_trust_domains, ms->n_not_trust_domains) != 0 ||
-                copy_list(&s->request_principals, ms->request_principals, ms->n_request_principals) != 0 ||
-                copy_list(&s->not_request_principals, ms->not_request_principals, ms->n_not_request_principals) != 0)
+            if (rm__policy_copy_list(&s->principals, ms->principals, ms->n_principals) != 0 ||
+                rm__policy_copy_list(&s->not_principals, ms->not_principals, ms->n_not_principals) != 0 ||
+                rm__policy_copy_list(&s->namespaces, ms->namespaces, ms->n_namespaces) != 0 ||
+                rm__policy_copy_list(&s->not_namespaces, ms->not_namespaces, ms->n_not_namespaces) != 0 ||
+                rm__policy_copy_list(&s->ip_blocks, ms->ip_blocks, ms->n_ip_blocks) != 0 ||
+                rm__policy_copy_list(&s->not_ip_blocks, ms->not_ip_blocks, ms->n_not_ip_blocks) != 0 ||
+                rm__policy_copy_list(&s->service_accounts, ms->service_accounts, ms->n_service_accounts) != 0 ||
+                rm__policy_copy_list(&s->not_service_accounts, ms->not_service_accounts, ms->n_not_service_accounts) !=
+                    0 ||
+                rm__policy_copy_list(&s->remote_ip_blocks, ms->remote_ip_blocks, ms->n_remote_ip_blocks) != 0 ||
+                rm__policy_copy_list(&s->not_remote_ip_blocks, ms->not_remote_ip_blocks, ms->n_not_remote_ip_blocks) !=
+                    0 ||
+                rm__policy_copy_list(&s->trust_domains, ms->trust_domains, ms->n_trust_domains) != 0 ||
+                rm__policy_copy_list(&s->not_trust_domains, ms->not_trust_domains, ms->n_not_trust_domains) != 0 ||
+                rm__policy_copy_list(&s->request_principals, ms->request_principals, ms->n_request_principals) != 0 ||
+                rm__policy_copy_list(&s->not_request_principals, ms->not_request_principals,
+                                     ms->n_not_request_principals) != 0)
                 return -ENOMEM;
         }
         if (mr->n_to > 0 && (ru->to = calloc(mr->n_to, sizeof(*ru->to))) == NULL)
@@ -283,14 +286,14 @@ static int decode_policy(const Ringmesh__V1__AuthorizationPolicy *m, rm_authz_po
             const Ringmesh__V1__AuthzOperation *mo = mr->to[i];
             rm_authz_operation_t *o = &ru->to[i];
             ru->num_to++;
-            if (copy_list(&o->hosts, mo->hosts, mo->n_hosts) != 0 ||
-                copy_list(&o->not_hosts, mo->not_hosts, mo->n_not_hosts) != 0 ||
-                copy_list(&o->ports, mo->ports, mo->n_ports) != 0 ||
-                copy_list(&o->not_ports, mo->not_ports, mo->n_not_ports) != 0 ||
-                copy_list(&o->methods, mo->methods, mo->n_methods) != 0 ||
-                copy_list(&o->not_methods, mo->not_methods, mo->n_not_methods) != 0 ||
-                copy_list(&o->paths, mo->paths, mo->n_paths) != 0 ||
-                copy_list(&o->not_paths, mo->not_paths, mo->n_not_paths) != 0)
+            if (rm__policy_copy_list(&o->hosts, mo->hosts, mo->n_hosts) != 0 ||
+                rm__policy_copy_list(&o->not_hosts, mo->not_hosts, mo->n_not_hosts) != 0 ||
+                rm__policy_copy_list(&o->ports, mo->ports, mo->n_ports) != 0 ||
+                rm__policy_copy_list(&o->not_ports, mo->not_ports, mo->n_not_ports) != 0 ||
+                rm__policy_copy_list(&o->methods, mo->methods, mo->n_methods) != 0 ||
+                rm__policy_copy_list(&o->not_methods, mo->not_methods, mo->n_not_methods) != 0 ||
+                rm__policy_copy_list(&o->paths, mo->paths, mo->n_paths) != 0 ||
+                rm__policy_copy_list(&o->not_paths, mo->not_paths, mo->n_not_paths) != 0)
                 return -ENOMEM;
         }
         if (mr->n_when > 0 && (ru->when = calloc(mr->n_when, sizeof(*ru->when))) == NULL)
@@ -299,8 +302,9 @@ static int decode_policy(const Ringmesh__V1__AuthorizationPolicy *m, rm_authz_po
             const Ringmesh__V1__AuthzCondition *mc = mr->when[i];
             rm_authz_condition_t *c = &ru->when[i];
             ru->num_when++;
-            if ((c->key = dup_or_empty(mc->key)) == NULL || copy_list(&c->values, mc->values, mc->n_values) != 0 ||
-                copy_list(&c->not_values, mc->not_values, mc->n_not_values) != 0)
+            if ((c->key = dup_or_empty(mc->key)) == NULL ||
+                rm__policy_copy_list(&c->values, mc->values, mc->n_values) != 0 ||
+                rm__policy_copy_list(&c->not_values, mc->not_values, mc->n_not_values) != 0)
                 return -ENOMEM;
         }
     }

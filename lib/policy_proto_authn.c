@@ -115,19 +115,8 @@ int rm__request_authns_encode(const rm_request_authn_t *const *ras, size_t num,
     return 0;
 }
 
-static int copy_list(rm_strlist_t *dst, char **src, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if ((dst->v = calloc(n, sizeof(char *))) == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        if ((dst->v[i] = strdup(src[i] != NULL ? src[i] : "")) == NULL)
-            return -ENOMEM;
-        dst->n++;
-    }
-    return 0;
-}
+/* policy_proto.c: a repeated string field into a list (0 or -ENOMEM; what was copied stays in dst) */
+int rm__policy_copy_list(rm_strlist_t *dst, char **src, size_t n);
 
 /* NULL for "" (absent), else a copy; *oom set when out of memory. */
 static char *dup_opt(const char *s, int *oom)
@@ -149,10 +138,10 @@ static int decode_rule(const Ringmesh__V1__JwtRule *m, rm_jwt_rule_t *r)
     r->jwks_error = dup_opt(m->jwks_error, &oom);
     r->output_payload_to_header = dup_opt(m->output_payload_to_header, &oom);
     r->forward_original_token = m->forward_original_token;
-    if (oom || copy_list(&r->audiences, m->audiences, m->n_audiences) != 0 ||
-        copy_list(&r->from_params, m->from_params, m->n_from_params) != 0 ||
-        copy_list(&r->from_cookies, m->from_cookies, m->n_from_cookies) != 0 ||
-        copy_list(&r->space_delimited_claims, m->space_delimited_claims, m->n_space_delimited_claims) != 0)
+    if (oom || rm__policy_copy_list(&r->audiences, m->audiences, m->n_audiences) != 0 ||
+        rm__policy_copy_list(&r->from_params, m->from_params, m->n_from_params) != 0 ||
+        rm__policy_copy_list(&r->from_cookies, m->from_cookies, m->n_from_cookies) != 0 ||
+        rm__policy_copy_list(&r->space_delimited_claims, m->space_delimited_claims, m->n_space_delimited_claims) != 0)
         return -ENOMEM;
     if (m->n_from_headers > 0 && (r->from_headers = calloc(m->n_from_headers, sizeof(*r->from_headers))) == NULL)
         return -ENOMEM;
