@@ -168,9 +168,12 @@ int rm_traffic_config_set_list(rm_traffic_config_t *cfg, const char *key, const 
     if (strcmp(key, "retry.codes") == 0) {
         if (num > RM_RETRY_CODES_MAX)
             return fail(why, why_len, "at most %u statuses", RM_RETRY_CODES_MAX);
+        uint32_t codes[RM_RETRY_CODES_MAX];
         for (size_t i = 0; i < num; i++)
-            if (parse_uint(values[i], 400, 599, &cfg->retry.codes[i]) != 0)
+            if (parse_uint(values[i], 400, 599, &codes[i]) != 0)
                 return fail(why, why_len, "[%zu] \"%s\" is not an HTTP status 400..599", i, values[i]);
+        if (num > 0)
+            memcpy(cfg->retry.codes, codes, num * sizeof(codes[0]));
         cfg->retry.num_codes = num;
         return 0;
     }
