@@ -70,9 +70,9 @@ static int has_code(const rm_retry_policy_t *p, int status)
     return 0;
 }
 
-void rm_retry_decide(const rm_retry_policy_t *p, const char *method, size_t method_len, int grpc,
-                     uint32_t retries_done, const rm_attempt_t *a, rm_retry_budget_t *budget, int64_t now_ms,
-                     int64_t deadline_ms, uint32_t random, rm_retry_decision_t *out)
+void rm_retry_decide(const rm_retry_policy_t *p, const char *method, size_t method_len, int grpc, uint32_t retries_done,
+                     const rm_attempt_t *a, rm_retry_budget_t *budget, int64_t now_ms, int64_t deadline_ms,
+                     uint32_t random, rm_retry_decision_t *out)
 {
     int idempotent = rm_retry_method_idempotent(method, method_len), needs_idempotent = 1;
     unsigned fail_flags = 0;

@@ -172,8 +172,8 @@ static int redirect(const rm_route_filter_t *f, const rm_route_match_t *m, const
     return 0;
 }
 
-int rm_route_apply(const rm_route_rule_t *rule, size_t match_index, const rm_http_request_t *req,
-                   uint16_t service_port, rm_route_arena_t *arena, rm_route_applied_t *out)
+int rm_route_apply(const rm_route_rule_t *rule, size_t match_index, const rm_http_request_t *req, uint16_t service_port,
+                   rm_route_arena_t *arena, rm_route_applied_t *out)
 {
     const rm_route_filter_t *req_mod = NULL, *rewrite = NULL, *redir = NULL;
     const rm_route_match_t *m = match_index < rule->num_matches ? &rule->matches[match_index] : NULL;

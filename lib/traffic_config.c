@@ -104,7 +104,9 @@ typedef struct st_key_t {
     {prefix "maxConnections", K_UINT, F(member.max_connections), 0, 1000000, "a number 0..1000000 (0: no limit)"},     \
         {prefix "maxPendingRequests", K_UINT, F(member.max_pending), 0, 1000000, "a number 0..1000000 (0: no limit)"}, \
         {prefix "maxRequests", K_UINT, F(member.max_requests), 0, 1000000, "a number 0..1000000 (0: no limit)"},       \
-        {prefix "maxRetries", K_UINT, F(member.max_retries), 0, 1000000, "a number 0..1000000 (0: no limit)"}
+    {                                                                                                                  \
+        prefix "maxRetries", K_UINT, F(member.max_retries), 0, 1000000, "a number 0..1000000 (0: no limit)"            \
+    }
 
 static const key_t_ keys[] = {
     {"retryBudget.ratio", K_RATIO, F(budget.ratio_permille), 0, 1000, "a ratio 0..1 with at most 3 decimals"},
@@ -219,5 +221,6 @@ void rm_circuit_limits_per_worker(const rm_circuit_limits_t *in, unsigned worker
     for (size_t i = 0; i < 4; i++)
         if (v[i] != 0)
             v[i] = (v[i] + workers - 1) / workers;
-    *out = (rm_circuit_limits_t){.max_connections = v[0], .max_pending = v[1], .max_requests = v[2], .max_retries = v[3]};
+    *out =
+        (rm_circuit_limits_t){.max_connections = v[0], .max_pending = v[1], .max_requests = v[2], .max_retries = v[3]};
 }

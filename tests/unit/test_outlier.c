@@ -164,7 +164,7 @@ static void test_gateway_detector(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_max_ejected),      cmocka_unit_test(test_consecutive_5xx),
+        cmocka_unit_test(test_max_ejected),          cmocka_unit_test(test_consecutive_5xx),
         cmocka_unit_test(test_growing_and_forgiven), cmocka_unit_test(test_share_is_bounded),
         cmocka_unit_test(test_gateway_detector),
     };

@@ -150,8 +150,8 @@ static void test_header_modifiers(void **state)
     (void)state;
     env_t e;
     static const rm_http_header_t hs[] = {
-        HDR("x-header-set", "some-value"),      HDR("x-header-remove", "gone"), HDR("X-Header-Add-Append", "mine"),
-        HDR("X-Header-Set", "second-line"),     HDR("other", "keep"),           HDR("X-HEADER-REMOVE", "gone too"),
+        HDR("x-header-set", "some-value"),  HDR("x-header-remove", "gone"), HDR("X-Header-Add-Append", "mine"),
+        HDR("X-Header-Set", "second-line"), HDR("other", "keep"),           HDR("X-HEADER-REMOVE", "gone too"),
     };
     const rm_route_rule_t *r = rule_of(
         "filters:\n"

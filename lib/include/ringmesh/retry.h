@@ -120,9 +120,9 @@ typedef struct st_rm_retry_decision_t {
  *  policy's. Never when a response has started or the body is gone. A retryable outcome then needs an attempt
  *  left, a backoff that ends before the deadline, and the budget's consent (withdrawn here, so call this once per
  *  outcome; `budget` NULL: no budget). `random` is a uniformly drawn number for the jitter. */
-void rm_retry_decide(const rm_retry_policy_t *p, const char *method, size_t method_len, int grpc,
-                     uint32_t retries_done, const rm_attempt_t *a, rm_retry_budget_t *budget, int64_t now_ms,
-                     int64_t deadline_ms, uint32_t random, rm_retry_decision_t *out);
+void rm_retry_decide(const rm_retry_policy_t *p, const char *method, size_t method_len, int grpc, uint32_t retries_done,
+                     const rm_attempt_t *a, rm_retry_budget_t *budget, int64_t now_ms, int64_t deadline_ms,
+                     uint32_t random, rm_retry_decision_t *out);
 
 /** The wait before retry number `n` (1 for the first retry): uniformly drawn by `random` from [0, min((2^n - 1) x
  *  base, max)] (Envoy's full jitter), at least 1 ms. */

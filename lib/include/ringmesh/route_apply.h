@@ -43,8 +43,8 @@ typedef struct st_rm_route_applied_t {
  *  redirected hostname also replaces the value of a `host` header line. A redirect without hostname uses the
  *  request's host without its port. Returns 0, -ENOSPC when the arena is too small (nothing of *out is valid),
  *  or -EINVAL for a redirect without a hostname that a request without a host cannot give. */
-int rm_route_apply(const rm_route_rule_t *rule, size_t match_index, const rm_http_request_t *req,
-                   uint16_t service_port, rm_route_arena_t *arena, rm_route_applied_t *out);
+int rm_route_apply(const rm_route_rule_t *rule, size_t match_index, const rm_http_request_t *req, uint16_t service_port,
+                   rm_route_arena_t *arena, rm_route_applied_t *out);
 
 /** Applies a header modifier (RequestHeaderModifier or ResponseHeaderModifier; `mod` NULL: none) to headers
  *  in[0..num_in), writing the resulting list into the arena: *out and *num_out. Same order of operations as above.

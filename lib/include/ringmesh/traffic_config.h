@@ -24,23 +24,23 @@ typedef struct st_rm_retry_budget_config_t {
 
 /** What is retried when the route's rule has no `retry` (and the parts of it a rule leaves out). */
 typedef struct st_rm_retry_config_t {
-    uint32_t attempts;                     /* retries after the first try; 2 */
-    uint32_t codes[RM_RETRY_CODES_MAX];    /* HTTP statuses retried; {503} */
+    uint32_t attempts;                  /* retries after the first try; 2 */
+    uint32_t codes[RM_RETRY_CODES_MAX]; /* HTTP statuses retried; {503} */
     size_t num_codes;
-    uint32_t grpc_statuses;                /* bit n: grpc-status n is retried; 1 << 14 (UNAVAILABLE) */
-    uint32_t backoff_ms;                   /* base interval of the exponential backoff; 25 */
-    uint32_t max_backoff_ms;               /* ceiling of one wait; 250 (10 x the base when not set) */
-    uint32_t buffer_limit;                 /* request body bytes kept for a retry; 65536 */
+    uint32_t grpc_statuses;  /* bit n: grpc-status n is retried; 1 << 14 (UNAVAILABLE) */
+    uint32_t backoff_ms;     /* base interval of the exponential backoff; 25 */
+    uint32_t max_backoff_ms; /* ceiling of one wait; 250 (10 x the base when not set) */
+    uint32_t buffer_limit;   /* request body bytes kept for a retry; 65536 */
 } rm_retry_config_t;
 
 /** Outlier detection (Envoy's consecutive failures). 0 turns a detector off. */
 typedef struct st_rm_outlier_config_t {
-    uint32_t consecutive_5xx;         /* 5 */
-    uint32_t consecutive_gateway;     /* 0 (off, as Envoy and Istio) */
-    uint32_t base_ejection_ms;        /* 30000 */
-    uint32_t max_ejection_ms;         /* 300000 */
-    uint32_t max_ejection_percent;    /* 10; at least one endpoint of two or more may be ejected */
-    uint32_t interval_ms;             /* 10000: one healthy interval forgives one past ejection */
+    uint32_t consecutive_5xx;      /* 5 */
+    uint32_t consecutive_gateway;  /* 0 (off, as Envoy and Istio) */
+    uint32_t base_ejection_ms;     /* 30000 */
+    uint32_t max_ejection_ms;      /* 300000 */
+    uint32_t max_ejection_percent; /* 10; at least one endpoint of two or more may be ejected */
+    uint32_t interval_ms;          /* 10000: one healthy interval forgives one past ejection */
 } rm_outlier_config_t;
 
 /** Circuit breaking limits; 0 is "no limit". */
