@@ -20,21 +20,20 @@ static int in_list(const rm_http_header_t *h, char *const *names, size_t num)
     return 0;
 }
 
-static int push(rm_route_arena_t *a, rm_http_header_t **list, size_t *num, const char *name, size_t name_len,
+/* Appends a header to the list being built at the arena's first free entry (list[0..*num)). */
+static int push(rm_route_arena_t *a, rm_http_header_t *list, size_t *num, const char *name, size_t name_len,
                 const char *value, size_t value_len)
 {
-    if (*list + *num >= a->headers + a->headers_cap)
+    if (a->headers_used + *num >= a->headers_cap)
         return -ENOSPC;
-    (*list)[(*num)++] = (rm_http_header_t){.name = name, .name_len = name_len, .value = value, .value_len = value_len};
+    list[(*num)++] = (rm_http_header_t){.name = name, .name_len = name_len, .value = value, .value_len = value_len};
     return 0;
 }
 
 int rm_route_apply_headers(const rm_route_filter_t *mod, const rm_http_header_t *in, size_t num_in,
                            rm_route_arena_t *arena, const rm_http_header_t **out, size_t *num_out)
 {
-    /* the list is built in the arena's free header entries; `arena->used` counts bytes only, the entries used are
-     * tracked by moving arena->headers forward */
-    rm_http_header_t *list = arena->headers;
+    rm_http_header_t *list = arena->headers + arena->headers_used;
     size_t n = 0;
     int ret;
 
@@ -54,13 +53,13 @@ int rm_route_apply_headers(const rm_route_filter_t *mod, const rm_http_header_t 
                     seen = name_is(&list[j], mod->set[k].name);
                 if (seen)
                     continue;
-                if ((ret = push(arena, &list, &n, mod->set[k].name, strlen(mod->set[k].name), mod->set[k].value,
+                if ((ret = push(arena, list, &n, mod->set[k].name, strlen(mod->set[k].name), mod->set[k].value,
                                 strlen(mod->set[k].value))) != 0)
                     return ret;
                 continue;
             }
         }
-        if ((ret = push(arena, &list, &n, h->name, h->name_len, h->value, h->value_len)) != 0)
+        if ((ret = push(arena, list, &n, h->name, h->name_len, h->value, h->value_len)) != 0)
             return ret;
     }
     if (mod != NULL) {
@@ -68,19 +67,18 @@ int rm_route_apply_headers(const rm_route_filter_t *mod, const rm_http_header_t 
             int seen = 0;
             for (size_t j = 0; j < n && !seen; j++)
                 seen = name_is(&list[j], mod->set[k].name);
-            if (!seen && (ret = push(arena, &list, &n, mod->set[k].name, strlen(mod->set[k].name), mod->set[k].value,
+            if (!seen && (ret = push(arena, list, &n, mod->set[k].name, strlen(mod->set[k].name), mod->set[k].value,
                                      strlen(mod->set[k].value))) != 0)
                 return ret;
         }
         for (size_t k = 0; k < mod->num_add; k++)
-            if ((ret = push(arena, &list, &n, mod->add[k].name, strlen(mod->add[k].name), mod->add[k].value,
+            if ((ret = push(arena, list, &n, mod->add[k].name, strlen(mod->add[k].name), mod->add[k].value,
                             strlen(mod->add[k].value))) != 0)
                 return ret;
     }
     *out = list;
     *num_out = n;
-    arena->headers += n;
-    arena->headers_cap -= n;
+    arena->headers_used += n;
     return 0;
 }
 

@@ -13,13 +13,13 @@
 #include "ringmesh/route.h"
 
 /** Room for what applying filters builds: bytes (a rewritten path, a Location) and header entries. The caller
- *  points `buf` and `headers` at storage of its own (per worker or per stream) and sets `used` to 0 before each
- *  request. */
+ *  points `buf` and `headers` at storage of its own (per worker or per stream) and sets `used` and `headers_used`
+ *  to 0 before each request; what a request's results point to stays valid until then. */
 typedef struct st_rm_route_arena_t {
     char *buf;
     size_t cap, used;
     rm_http_header_t *headers;
-    size_t headers_cap;
+    size_t headers_cap, headers_used;
 } rm_route_arena_t;
 
 /** The request to send, or the redirect to answer with. */
