@@ -62,6 +62,26 @@ uint32_t rm_retry_backoff_ms(uint32_t base_ms, uint32_t max_ms, uint32_t n, uint
     return d < 1 ? 1 : (uint32_t)d;
 }
 
+/* The gRPC status of a response to a gRPC request: its grpc-status, or, when it has none (a response no gRPC server
+ * made, e.g. an intermediary's 503), the one gRPC derives from the HTTP status (gRPC's "HTTP to gRPC status code
+ * mapping"): 429, 502, 503 and 504 are UNAVAILABLE. Only the statuses a retry policy can name matter here. */
+static int grpc_status_of(const rm_attempt_t *a)
+{
+    if (a->grpc_status >= 0)
+        return a->grpc_status;
+    switch (a->status) {
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+        return 14;
+    case 400:
+        return 13;
+    default:
+        return a->status >= 200 && a->status < 300 ? -1 : 2;
+    }
+}
+
 static int has_code(const rm_retry_policy_t *p, int status)
 {
     for (size_t i = 0; i < p->num_codes; i++)
@@ -76,6 +96,7 @@ void rm_retry_decide(const rm_retry_policy_t *p, const char *method, size_t meth
 {
     int idempotent = rm_retry_method_idempotent(method, method_len), needs_idempotent = 1;
     unsigned fail_flags = 0;
+    int gs;
 
     *out = (rm_retry_decision_t){.reason = RM_RETRY_NOT_RETRYABLE};
     switch (a->result) {
@@ -94,7 +115,8 @@ void rm_retry_decide(const rm_retry_policy_t *p, const char *method, size_t meth
         fail_flags = RM_RF_UT;
         break;
     default:
-        if (grpc && a->grpc_status >= 0 && a->grpc_status < 32 && (p->grpc_statuses & (1u << a->grpc_status))) {
+        gs = grpc ? grpc_status_of(a) : -1;
+        if (gs >= 0 && gs < 32 && (p->grpc_statuses & (1u << gs))) {
             needs_idempotent = 0; /* gRPC's own retry policy retries its statuses whatever the call */
         } else if (has_code(p, a->status)) {
             needs_idempotent = !p->route_codes;

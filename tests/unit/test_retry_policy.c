@@ -139,6 +139,15 @@ static void test_grpc_statuses(void **state)
     assert_int_equal(decide(&pol, "POST", 1, 0, a).reason, RM_RETRY_NOT_RETRYABLE);
     a.grpc_status = 14; /* a grpc-status on a request that is not gRPC means nothing */
     assert_int_equal(decide(&pol, "POST", 0, 0, a).retry, 0);
+    /* a gRPC call answered by an HTTP 503 without grpc-status (not from a gRPC server): UNAVAILABLE, retried; a 500
+     * is UNKNOWN and a 200 without status is no failure */
+    a = RESPONSE(503);
+    assert_int_equal(decide(&pol, "POST", 1, 0, a).retry, 1);
+    assert_int_equal(decide(&pol, "POST", 0, 0, a).reason, RM_RETRY_NOT_IDEMPOTENT);
+    a = RESPONSE(500);
+    assert_int_equal(decide(&pol, "POST", 1, 0, a).reason, RM_RETRY_NOT_RETRYABLE);
+    a = RESPONSE(200);
+    assert_int_equal(decide(&pol, "POST", 1, 0, a).reason, RM_RETRY_NOT_RETRYABLE);
     a.grpc_status = 14;
     a.response_started = 1; /* in trailers after a body: the response has started */
     assert_int_equal(decide(&pol, "POST", 1, 0, a).reason, RM_RETRY_STARTED);

@@ -117,9 +117,10 @@ typedef struct st_rm_retry_decision_t {
  *  `deadline_ms` (RM_DEADLINE_NONE: none). Retryable: a connect failure and a refused stream for every method;
  *  a reset or the attempt's timeout for idempotent methods; a response whose status is in the codes (idempotent
  *  methods, or every method for the rule's own codes); a gRPC trailers-only response whose grpc-status is in the
- *  policy's. Never when a response has started or the body is gone. A retryable outcome then needs an attempt
- *  left, a backoff that ends before the deadline, and the budget's consent (withdrawn here, so call this once per
- *  outcome; `budget` NULL: no budget). `random` is a uniformly drawn number for the jitter. */
+ *  policy's (a gRPC response without grpc-status gets the one gRPC derives from its HTTP status: 429, 502, 503,
+ *  504 are UNAVAILABLE). Never when a response has started or the body is gone. A retryable outcome then needs an
+ * attempt left, a backoff that ends before the deadline, and the budget's consent (withdrawn here, so call this once
+ * per outcome; `budget` NULL: no budget). `random` is a uniformly drawn number for the jitter. */
 void rm_retry_decide(const rm_retry_policy_t *p, const char *method, size_t method_len, int grpc, uint32_t retries_done,
                      const rm_attempt_t *a, rm_retry_budget_t *budget, int64_t now_ms, int64_t deadline_ms,
                      uint32_t random, rm_retry_decision_t *out);
