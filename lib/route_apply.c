@@ -99,10 +99,7 @@ static int write_path(rm_route_arena_t *a, const rm_route_filter_t *f, const rm_
                       size_t len, const char *query, size_t qlen)
 {
     int ret;
-    if (f->path_type == RM_ROUTE_REWRITE_FULL) {
-        if ((ret = put(a, f->path, strlen(f->path))) != 0)
-            return ret;
-    } else {
+    if (f->path_type == RM_ROUTE_REWRITE_PREFIX && m != NULL && m->path != NULL) {
         size_t plen = strcmp(m->path, "/") == 0 ? 0 : strlen(m->path), rlen = strlen(f->path);
         size_t start = a->used;
         if (plen > len) /* cannot happen for a request the match selected; keep the path as it is */
@@ -113,6 +110,11 @@ static int write_path(rm_route_arena_t *a, const rm_route_filter_t *f, const rm_
             return ret;
         if (a->used == start && (ret = put(a, "/", 1)) != 0)
             return ret;
+    } else if (f->path_type == RM_ROUTE_REWRITE_FULL) {
+        if ((ret = put(a, f->path, strlen(f->path))) != 0)
+            return ret;
+    } else if ((ret = put(a, path, len)) != 0) {
+        return ret;
     }
     return put(a, query, qlen);
 }

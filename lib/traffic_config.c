@@ -100,12 +100,13 @@ typedef struct st_key_t {
 } key_t_;
 
 #define F(m) offsetof(rm_traffic_config_t, m)
-#define CIRCUIT_KEYS(prefix, member)                                                                                   \
-    {prefix "maxConnections", K_UINT, F(member.max_connections), 0, 1000000, "a number 0..1000000 (0: no limit)"},     \
-        {prefix "maxPendingRequests", K_UINT, F(member.max_pending), 0, 1000000, "a number 0..1000000 (0: no limit)"}, \
-        {prefix "maxRequests", K_UINT, F(member.max_requests), 0, 1000000, "a number 0..1000000 (0: no limit)"},       \
-    {                                                                                                                  \
-        prefix "maxRetries", K_UINT, F(member.max_retries), 0, 1000000, "a number 0..1000000 (0: no limit)"            \
+#define C(m) offsetof(rm_circuit_limits_t, m)
+#define CIRCUIT_KEYS(prefix, base)                                                                                       \
+    {prefix "maxConnections", K_UINT, (base) + C(max_connections), 0, 1000000, "a number 0..1000000 (0: no limit)"},     \
+        {prefix "maxPendingRequests", K_UINT, (base) + C(max_pending), 0, 1000000, "a number 0..1000000 (0: no limit)"}, \
+        {prefix "maxRequests", K_UINT, (base) + C(max_requests), 0, 1000000, "a number 0..1000000 (0: no limit)"},       \
+    {                                                                                                                    \
+        prefix "maxRetries", K_UINT, (base) + C(max_retries), 0, 1000000, "a number 0..1000000 (0: no limit)"            \
     }
 
 static const key_t_ keys[] = {
@@ -123,8 +124,8 @@ static const key_t_ keys[] = {
     {"outlierDetection.maxEjectionTime", K_DURATION, F(outlier.max_ejection_ms), 1, 86400000, "a duration 1ms..24h"},
     {"outlierDetection.maxEjectionPercent", K_UINT, F(outlier.max_ejection_percent), 0, 100, "a percentage 0..100"},
     {"outlierDetection.interval", K_DURATION, F(outlier.interval_ms), 1, 86400000, "a duration 1ms..24h"},
-    CIRCUIT_KEYS("circuitBreaker.", destination),
-    CIRCUIT_KEYS("circuitBreaker.perEndpoint.", endpoint),
+    CIRCUIT_KEYS("circuitBreaker.", F(destination)),
+    CIRCUIT_KEYS("circuitBreaker.perEndpoint.", F(endpoint)),
     {"requestTimeout", K_DURATION, F(request_timeout_ms), 0, 86400000, "a duration up to 24h (0: none)"},
     {"idleTimeout", K_DURATION, F(idle_timeout_ms), 0, 86400000, "a duration up to 24h (0: none)"},
 };
