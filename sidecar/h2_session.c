@@ -160,10 +160,9 @@ static ssize_t body_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t 
     if (b->len == 0 && b->eof) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
         if (b->trailers != NULL && b->num_trailers > 0) {
-            int ret;
             *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-            if ((ret = fill_nv(s, b->trailers, b->num_trailers)) != 0 ||
-                (ret = nghttp2_submit_trailer(ng, sid, s->nv, b->num_trailers)) != 0)
+            if (fill_nv(s, b->trailers, b->num_trailers) != 0 ||
+                nghttp2_submit_trailer(ng, sid, s->nv, b->num_trailers) != 0)
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
         }
         b->eof_sent = 1;
@@ -358,11 +357,8 @@ void rm_h2s_body_clear(rm_h2s_t *s, rm_h2s_body_t *b)
 
 int rm_h2s_consume(rm_h2s_t *s, int32_t sid, size_t n)
 {
-    int ret = nghttp2_session_consume(s->ng, sid, n);
-    /* the stream may be gone (reset, closed): the connection's window still needs the bytes back */
-    if (ret != 0)
-        ret = nghttp2_session_consume_connection(s->ng, n);
-    return ret;
+    /* also for a stream that is gone (reset, closed): nghttp2 then gives the connection's window back alone */
+    return nghttp2_session_consume(s->ng, sid, n);
 }
 
 int rm_h2s_reset(rm_h2s_t *s, int32_t sid, uint32_t error_code)
