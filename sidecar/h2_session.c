@@ -135,9 +135,9 @@ static int fill_nv(rm_h2s_t *s, const rm_http_header_t *h, size_t n)
     if (n > RM_H2S_MAX_FIELDS)
         return NGHTTP2_ERR_INVALID_ARGUMENT;
     for (size_t i = 0; i < n; i++) {
-        s->nv[i].name = (uint8_t *)(uintptr_t)h[i].name;
+        s->nv[i].name = (uint8_t *)h[i].name; /* nghttp2 copies the list and never writes into it */
         s->nv[i].namelen = h[i].name_len;
-        s->nv[i].value = (uint8_t *)(uintptr_t)h[i].value;
+        s->nv[i].value = (uint8_t *)h[i].value;
         s->nv[i].valuelen = h[i].value_len;
         s->nv[i].flags = NGHTTP2_NV_FLAG_NONE;
     }

@@ -213,6 +213,16 @@ typedef struct st_writer_t {
     int full;
 } writer_t;
 
+static writer_t writer(char *buf, size_t len)
+{
+    writer_t w;
+    w.buf = buf;
+    w.len = len;
+    w.off = 0;
+    w.full = 0;
+    return w;
+}
+
 static void put(writer_t *w, const char *s, size_t n)
 {
     if (w->full || w->len - w->off < n) {
@@ -252,7 +262,7 @@ static int crosses_to_h1(const rm_http_header_t *h, int keep_length)
 int rm_h1c_write_response_head(int status, const rm_http_header_t *headers, size_t num, rm_h1c_body_t framing,
                                int client_minor, int close, char *buf, size_t len)
 {
-    writer_t w = {buf, len, 0, 0};
+    writer_t w = writer(buf, len);
     char line[64];
     const char *reason = rm_h1c_reason(status);
     /* HEAD and 304 describe the body they would have had; a 1xx or 204 has none to describe */
@@ -277,7 +287,7 @@ int rm_h1c_write_request_head(const char *method, size_t method_len, const char 
                               const char *authority, size_t authority_len, const rm_http_header_t *headers, size_t num,
                               rm_h1c_body_t framing, char *buf, size_t len)
 {
-    writer_t w = {buf, len, 0, 0};
+    writer_t w = writer(buf, len);
     put(&w, method, method_len);
     put(&w, LIT(" "));
     put(&w, path, path_len);
@@ -315,7 +325,7 @@ size_t rm_h1c_chunk_head(size_t size, char *buf)
 
 int rm_h1c_write_last_chunk(const rm_http_header_t *trailers, size_t num, char *buf, size_t len)
 {
-    writer_t w = {buf, len, 0, 0};
+    writer_t w = writer(buf, len);
     put(&w, LIT("0\r\n"));
     for (size_t i = 0; i < num; i++)
         if (crosses_to_h1(&trailers[i], 0))
