@@ -38,7 +38,7 @@ static int take_u16(cursor_t *c, unsigned *v)
     return 0;
 }
 
-/* Returns 1 when the ALPN extension body lists the mesh protocol. */
+/* Returns 1 when the ALPN extension body lists a mesh protocol: the L4 tunnel or the pooled HTTP/2 connections. */
 static int alpn_offers_mesh(const uint8_t *p, size_t len)
 {
     cursor_t c = {p, p + len};
@@ -51,6 +51,8 @@ static int alpn_offers_mesh(const uint8_t *p, size_t len)
         if (take_u8(&c, &name_len) != 0 || take(&c, name_len, &name) != 0)
             return 0;
         if (name_len == sizeof(RM_TLS_ALPN) - 1 && memcmp(name, RM_TLS_ALPN, name_len) == 0)
+            return 1;
+        if (name_len == sizeof(RM_TLS_ALPN_H2) - 1 && memcmp(name, RM_TLS_ALPN_H2, name_len) == 0)
             return 1;
     }
     return 0;

@@ -78,6 +78,19 @@ static void test_mesh_alpn_detected(void **state)
     assert_int_equal(rm_tls_sniff(buf, n), RM_TLS_SNIFF_MESH);
 }
 
+/* The pooled HTTP/2 connections between proxies offer only ringmesh/h2: they are mesh connections too. */
+static void test_mesh_h2_alpn_detected(void **state)
+{
+    uint8_t buf[2048];
+    const char *alpn[] = {RM_TLS_ALPN_H2, NULL};
+    size_t n = build_client_hello(buf, alpn);
+    assert_int_equal(rm_tls_sniff(buf, n), RM_TLS_SNIFF_MESH);
+    /* a name that only starts like it is not it */
+    const char *prefix[] = {"ringmesh/h2c", "ringmesh/h", NULL};
+    n = build_client_hello(buf, prefix);
+    assert_int_equal(rm_tls_sniff(buf, n), RM_TLS_SNIFF_TLS_OTHER);
+}
+
 static void test_other_alpn_is_app_tls(void **state)
 {
     uint8_t buf[2048];
@@ -266,11 +279,17 @@ static void test_pseudo_random_inputs_do_not_crash(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mesh_alpn_detected),           cmocka_unit_test(test_other_alpn_is_app_tls),
-        cmocka_unit_test(test_no_alpn_is_app_tls),           cmocka_unit_test(test_server_name),
-        cmocka_unit_test(test_every_prefix_needs_more),      cmocka_unit_test(test_plaintext_protocols),
-        cmocka_unit_test(test_non_client_hello_and_garbage), cmocka_unit_test(test_pseudo_random_inputs_do_not_crash),
-        cmocka_unit_test(test_client_hello_offer),           cmocka_unit_test(test_client_hello_malformed),
+        cmocka_unit_test(test_mesh_alpn_detected),
+        cmocka_unit_test(test_mesh_h2_alpn_detected),
+        cmocka_unit_test(test_other_alpn_is_app_tls),
+        cmocka_unit_test(test_no_alpn_is_app_tls),
+        cmocka_unit_test(test_server_name),
+        cmocka_unit_test(test_every_prefix_needs_more),
+        cmocka_unit_test(test_plaintext_protocols),
+        cmocka_unit_test(test_non_client_hello_and_garbage),
+        cmocka_unit_test(test_pseudo_random_inputs_do_not_crash),
+        cmocka_unit_test(test_client_hello_offer),
+        cmocka_unit_test(test_client_hello_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

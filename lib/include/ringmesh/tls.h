@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #define RM_TLS_ALPN "ringmesh/1"
+/* The pooled proxy-to-proxy connections that carry requests as HTTP/2 (docs/traffic-management.md, "Requests"). */
+#define RM_TLS_ALPN_H2 "ringmesh/h2"
 
 typedef struct st_rm_tls_ctx_t rm_tls_ctx_t;
 typedef struct st_rm_tls_t rm_tls_t;
@@ -167,7 +169,7 @@ typedef enum {
     RM_TLS_SNIFF_NEED_MORE = 0, /* could be a ClientHello, not complete yet */
     RM_TLS_SNIFF_PLAINTEXT,     /* not TLS */
     RM_TLS_SNIFF_TLS_OTHER,     /* TLS, but not offering the mesh ALPN (the app's own TLS) */
-    RM_TLS_SNIFF_MESH,          /* a ClientHello offering ALPN ringmesh/1 */
+    RM_TLS_SNIFF_MESH,          /* a ClientHello offering ALPN ringmesh/1 or ringmesh/h2 */
 } rm_tls_sniff_t;
 
 /** Classifies the first bytes of a connection. Never reads past len. */
