@@ -55,6 +55,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
+    rm__conn_observe_free(&f->c); /* what the reports allocated for the connection, as conn_free does */
     rm_metrics_free(f->m);
     free(f->loop);
     free(f);
@@ -231,6 +232,7 @@ static void test_outbound_tcp(void **state)
     assert_int_equal(rm_sockaddr_parse("203.0.113.9:443", &other.orig_dst), 0);
     rm__conn_observe_opened(&other);
     rm__conn_observe_closed(&other);
+    rm__conn_observe_free(&other);
 
     const char *p = scrape(f, 0);
     assert_int_equal(value(p, "ringmesh_tcp_connections_opened_total" OUTBOUND_TCP), 1);

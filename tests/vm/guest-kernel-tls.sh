@@ -92,6 +92,7 @@ hold_mem() {
     sleep 0.6 # a tick more: idle buffers go back
 }
 
+# shellcheck disable=SC3045 # busybox sh has ulimit -n
 ulimit -n 65536 2>/dev/null # two descriptors per connection in each proxy
 
 # the library's own test of the hand-over: wolfSSL and the kernel open each other's records
@@ -216,6 +217,7 @@ for backend in io_uring epoll; do
     fi
 
     # memory per connection with both ends in the kernel
+    # shellcheck disable=SC2086 # the PIDs, split on purpose
     set -- $pids
     pout=$1 pin=$2
     idle=$(($(rss "$pout") + $(rss "$pin")))
