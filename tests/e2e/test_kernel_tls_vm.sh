@@ -8,7 +8,7 @@
 #     paired with a proxy that keeps its records in user space (kernelTls: off); data, half-close, a server-first
 #     protocol; the proxies' metrics and logs and the kernel's /proc/net/tls_stat agree on what the kernel carried;
 #     and the memory each connection adds to a pair whose records the kernel carries (no TLS session left in either
-#     proxy) is within what the 64 MiB target for 10,000 connections allows, plus the 3 KiB still missing.
+#     proxy) is within what the 64 MiB target for 10,000 connections allows, plus 4 KiB (the gap still open).
 # Certificates are made here with ringmeshctl. Needs: RM_BUILD_DIR, RM_SOURCE_DIR, and what tests/vm/ needs
 # (scripts/bootstrap.sh installs it). The VM has no network device; nothing leaves it.
 set -u
