@@ -61,7 +61,8 @@ struct st_rm_tls_t {
     int handshake_done;
     int peer_closed;
     unsigned flags;
-    rm_spiffe_id_t peer;      /* the SPIFFE ID the peer presented (even a refused one); peer.len == 0 when none */
+    char *peer_id;            /* the SPIFFE ID the peer presented (even a refused one), owned; NULL when none. Kept
+                               * at its own length: a fixed rm_spiffe_id_t would be 2 KiB in every session */
     uint8_t ktls_tx, ktls_rx; /* the kernel has this direction's record layer */
     int ktls_alert;           /* the alert the peer sent through the kernel's record layer, or -1 */
     const char *version;      /* kept when the WOLFSSL object is released (rm_tls_ktls_release) */
@@ -206,12 +207,15 @@ static int convert_verify_error(int e)
 }
 
 /* Applies the X509-SVID rules and the expected identities to the peer's leaf, and keeps the SPIFFE ID it presents
- * (even a refused one: the log says who was refused). The ID goes straight into the session's own fixed buffer,
- * RM_SPIFFE_ID_MAX bytes: a URI SAN longer than that is no SPIFFE ID and is refused by the rules. Returns 0 or the
- * rule that failed. */
+ * (even a refused one: the log says who was refused). The ID is parsed into a fixed buffer on the stack,
+ * RM_SPIFFE_ID_MAX bytes (a URI SAN longer than that is no SPIFFE ID and is refused by the rules), then copied at its
+ * length into the session. Returns 0 or the rule that failed; RM_ERR_TLS_NO_MEMORY (the peer is refused) when the
+ * copy cannot be made. */
 static int judge_leaf(rm_tls_t *tls, WOLFSSL_X509_STORE_CTX *store)
 {
     rm_svid_expect_t expect;
+    rm_spiffe_id_t id;
+    int ret;
 
     /* The leaf as the peer sent it (DER), which wolfSSL hands every verify callback whatever its feature set. */
     if (store->certs == NULL || store->totalCerts < 1 || store->certs[0].buffer == NULL || store->certs[0].length == 0)
@@ -221,7 +225,13 @@ static int judge_leaf(rm_tls_t *tls, WOLFSSL_X509_STORE_CTX *store)
     expect.num_trust_domain_aliases = tls->ctx->num_peer_td_aliases;
     expect.ids = tls->expected_ids;
     expect.num_ids = tls->num_expected_ids;
-    return rm_svid_check_peer_der(store->certs[0].buffer, store->certs[0].length, time(NULL), &expect, &tls->peer);
+    id.len = 0;
+    ret = rm_svid_check_peer_der(store->certs[0].buffer, store->certs[0].length, time(NULL), &expect, &id);
+    free(tls->peer_id);
+    tls->peer_id = NULL;
+    if (id.len != 0 && (tls->peer_id = strndup(id.str, id.len)) == NULL)
+        return RM_ERR_TLS_NO_MEMORY;
+    return ret;
 }
 
 /* Called for every certificate of the peer's chain (WOLFSSL_ALWAYS_VERIFY_CB), with wolfSSL's verdict on it. The
@@ -577,6 +587,7 @@ void rm_tls_free(rm_tls_t *tls)
     if (tls->ssl != NULL)
         wolfSSL_free(tls->ssl);
     rm_tls_ctx_unref(tls->ctx);
+    free(tls->peer_id);
     rm_buf_put(tls->in);
     rm_buf_put(tls->out);
     free(tls);
@@ -708,7 +719,7 @@ int rm_tls_handshake(rm_tls_t *tls)
         (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
          proto_len != strlen(tls->ctx->alpn) || memcmp(proto, tls->ctx->alpn, proto_len) != 0))
         return RM_ERR_TLS_ALPN;
-    if (tls->peer.len == 0 && !tls->ctx->no_client_auth)
+    if (tls->peer_id == NULL && !tls->ctx->no_client_auth)
         return RM_ERR_TLS_NO_PEER_CERT;
     tls->handshake_done = 1;
     return 0;
@@ -716,7 +727,7 @@ int rm_tls_handshake(rm_tls_t *tls)
 
 const char *rm_tls_peer_id(const rm_tls_t *tls)
 {
-    return tls->peer.len != 0 ? tls->peer.str : NULL;
+    return tls->peer_id;
 }
 
 const char *rm_tls_peer_alert(const rm_tls_t *tls)

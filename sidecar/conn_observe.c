@@ -31,32 +31,69 @@ static const char *known(const char *s)
     return s != NULL && s[0] != '\0' ? s : "unknown";
 }
 
+/* The service's parts (0 destination_service, 1 its name, 2 its namespace), or NULL while it is not known. */
+static const char *svc_part(const rm__conn_obs_t *o, unsigned k)
+{
+    const char *p = o->svc;
+    if (p == NULL)
+        return NULL;
+    while (k-- > 0)
+        p += strlen(p) + 1;
+    return p;
+}
+
+/* Keeps the service's three parts in one allocation of their length. Without memory the service stays unknown (its
+ * labels say "unknown"), which is looked up again at the next report. */
+static void svc_keep(rm__conn_obs_t *o, const char *svc, const char *name, const char *ns)
+{
+    size_t a = strlen(svc) + 1, b = strlen(name) + 1, n = strlen(ns) + 1;
+    char *p = malloc(a + b + n);
+    if (p == NULL)
+        return;
+    memcpy(p, svc, a);
+    memcpy(p + a, name, b);
+    memcpy(p + a + b, ns, n);
+    free(o->svc);
+    o->svc = p;
+}
+
+/* The part of the reports that only connections with requests need, allocated at the first. NULL without memory:
+ * the request is then counted with no duration and no access-log line, as when its connection has no free slot. */
+static rm__conn_obs_req_t *obs_req(rm_conn_t *c)
+{
+    if (c->obs.req == NULL)
+        c->obs.req = calloc(1, sizeof(*c->obs.req));
+    return c->obs.req;
+}
+
 /* Istio's destination_service of an outbound connection, computed once: the Service its destination names (the
  * SNI the control plane pushed), else its address, with the name PassthroughCluster when it is not in the mesh (as
  * Istio names traffic to unknown destinations). */
 static void find_service(rm_conn_t *c)
 {
     rm__conn_obs_t *o = &c->obs;
-    if (o->svc[0] != '\0' || c->dir != RM_CONN_DIR_OUTBOUND || c->orig_dst.len == 0)
+    char svc[128], svc_name[64], svc_ns[64];
+    if (o->svc != NULL || c->dir != RM_CONN_DIR_OUTBOUND || c->orig_dst.len == 0)
         return;
     const rm_destination_t *d =
         c->explicit_cfg != NULL ? NULL
                                 : rm_proxy_config_find_destination(rm__conn_cfg(c), (struct sockaddr *)&c->orig_dst.ss);
-    if (d != NULL && rm_mesh_service_of_sni(d->sni, o->svc, sizeof(o->svc), o->svc_name, sizeof(o->svc_name), o->svc_ns,
-                                            sizeof(o->svc_ns)) == 0)
+    if (d != NULL &&
+        rm_mesh_service_of_sni(d->sni, svc, sizeof(svc), svc_name, sizeof(svc_name), svc_ns, sizeof(svc_ns)) == 0) {
+        svc_keep(o, svc, svc_name, svc_ns);
         return;
+    }
     char ip[INET6_ADDRSTRLEN] = "";
     const struct sockaddr_storage *ss = &c->orig_dst.ss;
     if (ss->ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
     else
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
-    snprintf(o->svc, sizeof(o->svc), ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
-             (unsigned)rm_sockaddr_port(ss));
-    snprintf(o->svc_name, sizeof(o->svc_name), "%s",
+    snprintf(svc, sizeof(svc), ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, (unsigned)rm_sockaddr_port(ss));
+    svc_keep(o, svc,
              d == NULL && c->explicit_cfg == NULL && c->mode == RM_CONN_MODE_PASSTHROUGH ? "PassthroughCluster"
-                                                                                         : "unknown");
-    snprintf(o->svc_ns, sizeof(o->svc_ns), "unknown");
+                                                                                         : "unknown",
+             "unknown");
 }
 
 /* The labels every report of the connection shares; response_code, grpc_response_status, response_flags and
@@ -95,9 +132,9 @@ static void fill(rm_conn_t *c, rm_mesh_labels_t *l, int tcp)
     v[RM_ML_DESTINATION_APP] = known(dst->app);
     v[RM_ML_DESTINATION_VERSION] = known(dst->version);
     int svc = !(tcp && !outbound);
-    v[RM_ML_DESTINATION_SERVICE] = known(svc ? c->obs.svc : NULL);
-    v[RM_ML_DESTINATION_SERVICE_NAME] = known(svc ? c->obs.svc_name : NULL);
-    v[RM_ML_DESTINATION_SERVICE_NAMESPACE] = known(svc ? c->obs.svc_ns : NULL);
+    v[RM_ML_DESTINATION_SERVICE] = known(svc ? svc_part(&c->obs, 0) : NULL);
+    v[RM_ML_DESTINATION_SERVICE_NAME] = known(svc ? svc_part(&c->obs, 1) : NULL);
+    v[RM_ML_DESTINATION_SERVICE_NAMESPACE] = known(svc ? svc_part(&c->obs, 2) : NULL);
     v[RM_ML_REQUEST_PROTOCOL] = "tcp";
     v[RM_ML_RESPONSE_CODE] = "0";
     v[RM_ML_GRPC_RESPONSE_STATUS] = "";
@@ -109,17 +146,16 @@ static void fill(rm_conn_t *c, rm_mesh_labels_t *l, int tcp)
 /* The labels the connection's requests share, in its metrics cache: filled at its first request, and again (the
  * cached series forgotten) when what they were made of was not known yet and now is: the peer's identity (an
  * outbound request decided before the upstream's handshake) or the service (inbound: the first request's Host). */
-static void request_base(rm_conn_t *c)
+static void request_base(rm_conn_t *c, rm__conn_obs_req_t *o)
 {
-    rm__conn_obs_t *o = &c->obs;
     const char *peer_id = rm__conn_peer_id(c);
-    if (o->mcache.base_ready && (o->base_peer_known || peer_id == NULL) && (o->base_svc_known || o->svc[0] == '\0'))
+    if (o->mcache.base_ready && (o->base_peer_known || peer_id == NULL) && (o->base_svc_known || c->obs.svc == NULL))
         return;
     rm_mesh_request_cache_reset(&o->mcache);
     fill(c, &o->mcache.base, 0);
     o->mcache.base_ready = 1;
     o->base_peer_known = peer_id != NULL;
-    o->base_svc_known = o->svc[0] != '\0';
+    o->base_svc_known = c->obs.svc != NULL;
 }
 
 int rm__conn_observed(struct st_rm_conn_t *c)
@@ -150,10 +186,9 @@ static uint32_t trace_request(rm_conn_t *c, const rm_http_request_t *req, rm_htt
 
 /* Keeps what the access log needs of the request in slot i's record (allocated on the slot's first sampled request
  * and reused; without memory, the exchange goes unlogged). */
-static void access_keep(rm_conn_t *c, unsigned i, const rm_http_request_t *req, rm_http_verdict_t verdict,
-                        uint32_t span)
+static void access_keep(rm_conn_t *c, rm__conn_obs_req_t *o, unsigned i, const rm_http_request_t *req,
+                        rm_http_verdict_t verdict, uint32_t span)
 {
-    rm__conn_obs_t *o = &c->obs;
     rm_access_request_t probe;
     rm_access_request_t *rec;
 
@@ -186,13 +221,16 @@ TraceId:
 void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *req, rm_http_verdict_t verdict,
                               rm_http_decision_t *out)
 {
-    rm__conn_obs_t *o = &c->obs;
+    rm__conn_obs_req_t *o;
     uint32_t span = trace_request(c, req, verdict, out);
     out->cookie = (uint64_t)span << 32;
-    if (c->dir == RM_CONN_DIR_INBOUND && o->svc[0] == '\0' && req->host != NULL)
-        rm_mesh_service_of_host(req->host, req->host_len, o->svc, sizeof(o->svc), o->svc_name, sizeof(o->svc_name),
-                                o->svc_ns, sizeof(o->svc_ns));
-    if (o->used == UINT64_MAX)
+    if (c->dir == RM_CONN_DIR_INBOUND && c->obs.svc == NULL && req->host != NULL) {
+        char svc[128], svc_name[64], svc_ns[64];
+        if (rm_mesh_service_of_host(req->host, req->host_len, svc, sizeof(svc), svc_name, sizeof(svc_name), svc_ns,
+                                    sizeof(svc_ns)) == 0)
+            svc_keep(&c->obs, svc, svc_name, svc_ns);
+    }
+    if ((o = obs_req(c)) == NULL || o->used == UINT64_MAX)
         return; /* no slot: the exchange is still counted, with no duration, and not access-logged */
     unsigned i = (unsigned)__builtin_ctzll(~o->used);
     uint64_t bit = 1ull << i;
@@ -202,19 +240,19 @@ void rm__conn_observe_request(struct st_rm_conn_t *c, const rm_http_request_t *r
     o->grpc = req->grpc ? o->grpc | bit : o->grpc & ~bit;
     if (o->alog != NULL && o->alog[i] != NULL)
         o->alog[i]->sampled = 0;
-    access_keep(c, i, req, verdict, span);
+    access_keep(c, o, i, req, verdict, span);
     out->cookie |= i + 1;
 }
 
 void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
 {
     rm_conn_t *c = conn;
-    rm__conn_obs_t *o = &c->obs;
+    rm__conn_obs_req_t *o = c->obs.req;
     uint64_t now = rm_loop_now_ms(c->w->loop), start = now;
     uint32_t slot = (uint32_t)(ex->cookie & SLOT_COOKIE_MASK);
     int denied = 0, grpc = ex->grpc_status >= 0;
 
-    if (slot >= 1 && slot <= RM_CONN_OBS_SLOTS && (o->used & (1ull << (slot - 1)))) {
+    if (o != NULL && slot >= 1 && slot <= RM_CONN_OBS_SLOTS && (o->used & (1ull << (slot - 1)))) {
         uint64_t bit = 1ull << (slot - 1);
         start = o->start_ms[slot - 1];
         denied = (o->denied & bit) != 0;
@@ -242,8 +280,17 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
         key.flags = denied ? RM_MESH_FLAGS_NONE : RM_MESH_FLAGS_DPE;
     else if (!ex->complete)
         key.flags = c->u2d.src_eof ? RM_MESH_FLAGS_UC : RM_MESH_FLAGS_DC;
-    request_base(c);
-    rm_mesh_metrics_request_cached(c->w->metrics, &o->mcache, &key, (double)(now - start), ex->request_bytes,
+    rm_mesh_request_cache_t once, *cache = &once;
+    if (o != NULL || (o = obs_req(c)) != NULL) {
+        request_base(c, o);
+        cache = &o->mcache;
+    } else {
+        /* no memory for the connection's cache: the same series, through a cache for this one exchange */
+        memset(&once, 0, sizeof(once));
+        fill(c, &once.base, 0);
+        once.base_ready = 1;
+    }
+    rm_mesh_metrics_request_cached(c->w->metrics, cache, &key, (double)(now - start), ex->request_bytes,
                                    ex->response_bytes, now);
 }
 
@@ -271,11 +318,14 @@ void rm__conn_observe_closed(struct st_rm_conn_t *c)
 
 void rm__conn_observe_free(struct st_rm_conn_t *c)
 {
-    rm__conn_obs_t *o = &c->obs;
-    if (o->alog != NULL) {
+    rm__conn_obs_req_t *o = c->obs.req;
+    if (o != NULL && o->alog != NULL) {
         for (unsigned i = 0; i < RM_CONN_OBS_SLOTS; i++)
             free(o->alog[i]);
         free(o->alog);
-        o->alog = NULL;
     }
+    free(o);
+    c->obs.req = NULL;
+    free(c->obs.svc);
+    c->obs.svc = NULL;
 }

@@ -105,9 +105,9 @@ int rm_io_accept(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_cb_t 
 int rm_io_connect(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const struct sockaddr *sa, socklen_t len,
                   rm_io_cb_t cb)
 {
-    if (len > sizeof(op->addr) || op->state != 0)
+    if (len > sizeof(struct sockaddr_storage) || op->state != 0)
         return -EINVAL;
-    memcpy(&op->addr, sa, len);
+    op->addr = sa;
     op->addrlen = len;
     return submit(loop, h, op, RM_IO_OP_CONNECT, NULL, 0, cb);
 }

@@ -40,7 +40,8 @@ struct st_rm_io_op_t {
     rm_io_handle_t *h;
     void *buf;
     size_t len;
-    struct sockaddr_storage addr; /* connect target */
+    const struct sockaddr *addr; /* connect target: the caller's, kept valid until the completion (not copied: an
+                                  * address in every op of every side would cost 128 bytes each) */
     socklen_t addrlen;
     int res;
     uint8_t kind;
@@ -75,6 +76,7 @@ void rm_loop_del(rm_loop_t *loop, rm_io_handle_t *h);
 
 /** Submit functions: 0 on success, negative errno when the op could not be submitted (callback not called). */
 int rm_io_accept(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, rm_io_cb_t cb);
+/** Connects to `sa`, which must stay valid and unchanged until the callback runs (it is not copied). */
 int rm_io_connect(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, const struct sockaddr *sa, socklen_t len,
                   rm_io_cb_t cb);
 int rm_io_recv(rm_loop_t *loop, rm_io_handle_t *h, rm_io_op_t *op, void *buf, size_t len, rm_io_cb_t cb);

@@ -78,7 +78,7 @@ static int try_op(rm_io_op_t *op)
             }
             return -err;
         }
-        if (connect(fd, (struct sockaddr *)&op->addr, op->addrlen) == 0)
+        if (connect(fd, op->addr, op->addrlen) == 0)
             return 0;
         return errno == EINPROGRESS ? -EAGAIN : -errno;
     case RM_IO_OP_RECV:

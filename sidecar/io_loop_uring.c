@@ -160,7 +160,7 @@ int rm__uring_submit(rm_loop_t *loop, rm_io_op_t *op)
         io_uring_prep_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         break;
     case RM_IO_OP_CONNECT:
-        io_uring_prep_connect(sqe, fd, (struct sockaddr *)&op->addr, op->addrlen);
+        io_uring_prep_connect(sqe, fd, op->addr, op->addrlen);
         break;
     case RM_IO_OP_RECV:
         io_uring_prep_recv(sqe, fd, op->buf, op->len, 0);

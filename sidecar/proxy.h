@@ -91,6 +91,7 @@ struct st_rm_worker_t {
     unsigned num_admin_conns;
     int draining, stopping;
     int trim_pending;                      /* connections closed since memory was last given back */
+    int sessions_released;                 /* TLS sessions freed after a kernel TLS hand-over since the last tick */
     uint64_t rng;                          /* state of the sampling of allowed-decision logs */
     uint64_t ep_rng;                       /* state of the endpoint choice's draws (dest_endpoints.h), never 0 */
     struct st_rm_endpoint_load_t *ep_load; /* open outbound connections per endpoint address, this worker's */

@@ -60,17 +60,26 @@ typedef struct st_rm__conn_l7_t {
     _Alignas(max_align_t) uint8_t state[]; /* ops->size bytes */
 } rm__conn_l7_t;
 
-/* What the connection's reports keep between calls (conn_observe.c): each request in flight by its cookie (a slot
- * index + 1; 0: no slot was free), and the service the connection is for. Part of the connection, zeroed with it. */
+/* What the connection's reports keep between its requests (conn_observe.c): each request in flight by its cookie
+ * (a slot index + 1; 0: no slot was free) and the series they record into. Allocated at the connection's first
+ * request: most connections of a busy proxy are idle or plain TCP and never need it. */
 #define RM_CONN_OBS_SLOTS 64
-typedef struct st_rm__conn_obs_t {
+typedef struct st_rm__conn_obs_req_t {
     uint64_t start_ms[RM_CONN_OBS_SLOTS];
     uint64_t used, denied, grpc;             /* bit i: slot i holds a request, it was denied, it is gRPC */
-    char svc[128], svc_name[64], svc_ns[64]; /* destination_service and its parts; svc[0] == 0: not known yet */
-    uint8_t opened;                          /* rm__conn_observe_opened was called: closed must be reported */
     uint8_t base_peer_known, base_svc_known; /* mcache.base was filled with the peer's identity, the service */
     struct st_rm_access_request_t **alog;    /* per slot: the access log's record of its request, once sampled */
     rm_mesh_request_cache_t mcache;          /* the request series the connection records into (mesh_metrics.h) */
+} rm__conn_obs_req_t;
+
+/* What conn_observe.c keeps of the connection. Part of the connection, zeroed with it; what it points to is freed by
+ * rm__conn_observe_free. */
+typedef struct st_rm__conn_obs_t {
+    /* destination_service, then its name and its namespace, each NUL-terminated, in one allocation of their
+     * length; NULL: not known yet */
+    char *svc;
+    rm__conn_obs_req_t *req; /* NULL until the first request (or when it could not be allocated) */
+    uint8_t opened;          /* rm__conn_observe_opened was called: closed must be reported */
 } rm__conn_obs_t;
 
 struct st_rm_conn_t {

@@ -534,6 +534,7 @@ static void conn_side_ktls(rm_side_owner_t *o, rm_side_t *s, const char *failed_
     rm_log_line_t l;
     if (failed_step == NULL) {
         atomic_fetch_add_explicit(&c->w->stats.ktls_conns, 1, memory_order_relaxed);
+        c->w->sessions_released = 1;
         return;
     }
     atomic_fetch_add_explicit(&c->w->stats.ktls_failed, 1, memory_order_relaxed);

@@ -270,7 +270,12 @@ static void worker_tick(rm_worker_t *w)
         rm_buf_trim();
         malloc_trim(0);
         w->trim_pending = 0;
+    } else if (w->sessions_released) {
+        /* sessions freed after their records went to the kernel leave holes between the connections that stay:
+         * whole free pages among them go back to the kernel, at most once a tick */
+        malloc_trim(0);
     }
+    w->sessions_released = 0;
     rm_buf_stats_t bs = rm_buf_stats();
     atomic_store_explicit(&w->stats.buf_in_use, bs.in_use, memory_order_relaxed);
     atomic_store_explicit(&w->stats.buf_idle, bs.idle, memory_order_relaxed);

@@ -103,8 +103,9 @@ struct st_rm_side_t {
 void rm_side_init(rm_side_t *s, rm_side_owner_t *owner, rm_pipe_t *rx, rm_pipe_t *tx);
 /** Attaches an open nonblocking socket. Returns 0 or -errno (the fd is then not taken: the caller closes it). */
 int rm_side_open(rm_side_t *s, int fd);
-/** Opens a socket and connects it to `sa`; `cb` (whose op is s->conn_op) runs once, and must count down
- *  owner->pending and run progress. Returns 0 or -errno (nothing open, cb never called). */
+/** Opens a socket and connects it to `sa` (which must stay valid until `cb` runs: it is not copied); `cb` (whose op
+ *  is s->conn_op) runs once, and must count down owner->pending and run progress. Returns 0 or -errno (nothing
+ *  open, cb never called). */
 int rm_side_connect(rm_side_t *s, const struct sockaddr *sa, socklen_t len, rm_io_cb_t cb);
 /** Frees the TLS session and closes the socket. Only when nothing is in flight (rm_side_busy is 0). */
 void rm_side_close(rm_side_t *s);

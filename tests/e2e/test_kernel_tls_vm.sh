@@ -6,7 +6,9 @@
 #     boundaries, KeyUpdate and forged records refused), with RM_REQUIRE_KERNEL_TLS=1 so that nothing is skipped;
 #   - tests/vm/guest-kernel-tls.sh: proxy pairs on io_uring and on epoll, both ends in the kernel, and each end
 #     paired with a proxy that keeps its records in user space (kernelTls: off); data, half-close, a server-first
-#     protocol; the proxies' metrics and logs and the kernel's /proc/net/tls_stat agree on what the kernel carried.
+#     protocol; the proxies' metrics and logs and the kernel's /proc/net/tls_stat agree on what the kernel carried;
+#     and the memory each connection adds to a pair whose records the kernel carries (no TLS session left in either
+#     proxy) is within what the 64 MiB target for 10,000 connections allows, plus 4 KiB (the gap still open).
 # Certificates are made here with ringmeshctl. Needs: RM_BUILD_DIR, RM_SOURCE_DIR, and what tests/vm/ needs
 # (scripts/bootstrap.sh installs it). The VM has no network device; nothing leaves it.
 set -u
@@ -15,7 +17,7 @@ build=${RM_BUILD_DIR:?}
 src=${RM_SOURCE_DIR:?}
 ctl=$build/ctl/ringmeshctl
 bins=("$build/sidecar/ringmesh-proxy" "$build/tests/tools/e2e_server" "$build/tests/tools/e2e_client"
-    "$build/tests/test_ktls")
+    "$build/tests/test_ktls" "$build/tests/tools/e2e_load")
 for b in "$ctl" "${bins[@]}"; do
     if [ ! -x "$b" ]; then
         echo "FAIL: $b not built"
@@ -51,7 +53,9 @@ config() {
         printf 'tls: {certFile: /rm/%s.pem, keyFile: /rm/%s.key, bundleFile: /rm/ca.pem}\n' "$role" "$role"
         printf 'outbound: {enabled: false}\ninbound: {enabled: false}\n'
         printf 'admin: {enabled: true, listen: "127.0.0.1:%s"}\n' "$admin"
-        printf 'kernelTls: %s\nlogLevel: info\nconnectionLog: true\nlisteners:\n' "$ktls"
+        printf 'kernelTls: %s\nlogLevel: info\nconnectionLog: true\n' "$ktls"
+        # the many-connection step runs 256 handshakes at a time in a VM on a shared host
+        printf 'handshakeTimeout: 60s\nlisteners:\n'
         for l in "$@"; do
             IFS== read -r n listen target <<<"$l"
             if [ "$role" = client ]; then
@@ -65,9 +69,10 @@ config() {
     } >"$cfg/$name.yaml"
 }
 config out-k client auto 15021 echo=127.0.0.1:15001=127.0.0.1:15006 rae=127.0.0.1:15002=127.0.0.1:15007 \
-    banner=127.0.0.1:15003=127.0.0.1:15008 to-user=127.0.0.1:15004=127.0.0.1:15106 http=127.0.0.1:15005=127.0.0.1:15009
+    banner=127.0.0.1:15003=127.0.0.1:15008 to-user=127.0.0.1:15004=127.0.0.1:15106 http=127.0.0.1:15005=127.0.0.1:15009 \
+    mem=127.0.0.1:15010=127.0.0.1:15011
 config in-k server auto 15022 echo=127.0.0.1:15006=127.0.0.1:9000 rae=127.0.0.1:15007=127.0.0.1:9001 \
-    banner=127.0.0.1:15008=127.0.0.1:9002
+    banner=127.0.0.1:15008=127.0.0.1:9002 mem=127.0.0.1:15011=127.0.0.1:9003
 config in-u server off 15023 echo=127.0.0.1:15106=127.0.0.1:9000
 config out-u client off 15024 to-kernel=127.0.0.1:15201=127.0.0.1:15006
 # in-h: HTTP authorization on plaintext the kernel opened: GET /allowed* from the client's identity, nothing else
@@ -99,7 +104,7 @@ if [ "$status" -ne 0 ]; then
 fi
 # the guest's own verdicts, counted here too: a guest that printed nothing would not pass
 oks=$(grep -c '^kernel-tls: ok: ' "$work/console.log")
-if [ "$oks" -lt 29 ] || ! grep -q '^kernel-tls: all checks passed' "$work/console.log"; then
+if [ "$oks" -lt 31 ] || ! grep -q '^kernel-tls: all checks passed' "$work/console.log"; then
     echo "FAIL: the VM reported only $oks passed checks"
     exit 1
 fi

@@ -4,8 +4,17 @@
 # Many concurrent connections through an mTLS pair (explicit listeners on loopback in a private network namespace;
 # bench/conns.sh is the full-size run, 10,000): 1,000 connections are opened through the pair, each echoes 8 bytes
 # end to end, and all are held open at once. Checked: every one is held (none refused or dropped), the pair's RSS
-# with all of them open stays under 64 MiB (the 10,000-connection target), and once they close each proxy's
-# descriptors are back to the count before and its RSS within 2 MiB of it (measured after a warm-up of 100).
+# with all of them open stays under 64 MiB (the 10,000-connection target), the memory each connection adds to the
+# pair (the slope of the pair's RSS between CONNS/2 and CONNS held, which leaves out what the pair takes once for
+# any load: pooled buffers, the allocator's arenas) stays within the bound that target gives (below), and once they close each proxy's descriptors are back to
+# the count before and its RSS within 2 MiB of it (measured after a warm-up of 100).
+#
+# The bound per connection: the target leaves (64 MiB - the idle pair's RSS) / 10,000 for each connection through
+# the pair, about 4.4 KiB. Where the kernel does not carry the TLS records (kernelTls: auto on a kernel without TLS,
+# as on most CI machines), each proxy also keeps wolfSSL's session for the connection's TLS side: the WOLFSSL object
+# (1,472 bytes), its two AES-GCM key schedules (2 x 928), its WOLFSSL_SESSION (448) and its extensions, about 4 KiB
+# with the allocator's headers (docs/hardening.md, "Memory"); the bound adds 4.5 KiB for each proxy whose records
+# stay in user space. With kernel TLS on both (the way to the target) nothing is added.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rm_setup_no_netns
@@ -45,6 +54,16 @@ settle
 read -r FDS_F0 RSS_F0 FDS_O0 RSS_O0 <<<"$(measure)"
 rm_log "after the warm-up: frontend $FDS_F0 fds $RSS_F0 KiB, orders $FDS_O0 fds $RSS_O0 KiB"
 
+# half of them first, for the slope
+HALF=$((CONNS / 2))
+rm_load_hold_bg half "$POD" "127.0.0.1:$UP" "$HALF" --timeout 60000 --pids "$PIDS"
+rm_load_wait_held half 120
+HALF_LINE=$RM_LOAD_LINE
+rm_load_release half
+settle
+
+KTLS_F=$(rm_metric "$ADMIN_F" ringmesh_proxy_tls_kernel_enabled)
+KTLS_O=$(rm_metric "$ADMIN_O" ringmesh_proxy_tls_kernel_enabled)
 rm_load_hold_bg many "$POD" "127.0.0.1:$UP" "$CONNS" --timeout 60000 --pids "$PIDS"
 rm_load_wait_held many 120
 HELD_LINE=$RM_LOAD_LINE
@@ -69,6 +88,22 @@ case_pair_rss() {
     [ "$rss" -lt 65536 ] || rm_fail "the pair holds $rss KiB with $CONNS connections open (target: under 64 MiB)"
 }
 
+case_per_connection() {
+    local rss half idle user_tls=0 per bound
+    rss=$(rm_json "$HELD_LINE" '[.procs[].rss_kb] | add')
+    half=$(rm_json "$HALF_LINE" '[.procs[].rss_kb] | add')
+    idle=$((RSS_F0 + RSS_O0))
+    rm_assert_eq "$(rm_json "$HALF_LINE" .held)" "$HALF" "connections held for the first point of the slope"
+    [ "$KTLS_F" = 1 ] || user_tls=$((user_tls + 1))
+    [ "$KTLS_O" = 1 ] || user_tls=$((user_tls + 1))
+    # KiB per connection, to a tenth: the measured slope over the idle pair, and the bound the target allows
+    per=$(awk -v r="$rss" -v h="$half" -v n=$((CONNS - HALF)) 'BEGIN {printf "%.1f", (r - h) / n}')
+    bound=$(awk -v i="$idle" -v u="$user_tls" 'BEGIN {printf "%.1f", (65536 - i) / 10000 + 4.5 * u}')
+    rm_log "per connection through the pair: $per KiB ($half KiB with $HALF open, $rss KiB with $CONNS; bound $bound KiB: idle pair $idle KiB, $user_tls proxies with records in user space)"
+    awk -v p="$per" -v b="$bound" 'BEGIN {exit !(p <= b)}' ||
+        rm_fail "each connection adds $per KiB to the pair, more than the $bound KiB the 64 MiB target allows"
+}
+
 case_back_to_before() {
     rm_assert_eq "$FDS_F1" "$FDS_F0" "the client-side proxy's descriptors after the connections closed"
     rm_assert_eq "$FDS_O1" "$FDS_O0" "the server-side proxy's descriptors after the connections closed"
@@ -80,5 +115,6 @@ case_back_to_before() {
 
 rm_case "every connection is held" case_all_held
 rm_case "the pair's memory with all of them open" case_pair_rss
+rm_case "the memory each connection adds" case_per_connection
 rm_case "descriptors and memory come back" case_back_to_before
 rm_finish

@@ -55,6 +55,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
+    rm__conn_observe_free(&f->c); /* what the reports allocated for the connection, as conn_free does */
     rm_metrics_free(f->m);
     free(f->loop);
     free(f);
@@ -112,8 +113,10 @@ static void test_inbound_requests(void **state)
     rm_http_decision_t d1 = {0}, d2 = {0};
     make_inbound(f, RM_CONN_MODE_MTLS);
     rm_http_request_t r = request("orders.shop:8081", 0);
+    assert_null(f->c.obs.req);     /* the request part is allocated at the first request, not with the connection */
     d1.cookie = (uint64_t)5 << 32; /* the high 32 bits are the span's slot: tracing is off here, so none */
     rm__conn_observe_request(&f->c, &r, RM_HTTP_ALLOW, &d1);
+    assert_non_null(f->c.obs.req);
     assert_int_equal(d1.cookie >> 32, 0);
     assert_int_not_equal(d1.cookie & UINT32_MAX, 0);
     f->loop->now_ms = 1003;
@@ -226,11 +229,13 @@ static void test_outbound_tcp(void **state)
     f->c.d2u.bytes = 300;
     f->c.u2d.bytes = 1234;
     rm__conn_observe_closed(&f->c);
+    assert_null(f->c.obs.req); /* a TCP connection never holds the request part (904 bytes) */
 
     rm_conn_t other = {.w = &f->w, .snap = &f->snap, .dir = RM_CONN_DIR_OUTBOUND, .mode = RM_CONN_MODE_PASSTHROUGH};
     assert_int_equal(rm_sockaddr_parse("203.0.113.9:443", &other.orig_dst), 0);
     rm__conn_observe_opened(&other);
     rm__conn_observe_closed(&other);
+    rm__conn_observe_free(&other);
 
     const char *p = scrape(f, 0);
     assert_int_equal(value(p, "ringmesh_tcp_connections_opened_total" OUTBOUND_TCP), 1);
