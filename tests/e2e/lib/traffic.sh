@@ -135,3 +135,27 @@ rm_traffic_wait_idle() {
     done
     rm_fail "the backend in pod $1 still has $((s - r)) request(s) in progress after 10 s"
 }
+
+# rm_traffic_mesh CLIENT SERVER...: starts the control plane (rm_control_init first, Services written), meshes
+# SERVER pods as ServiceAccount orders and CLIENT as frontend (namespace shop), and waits until all are ready
+rm_traffic_mesh() {
+    local client=$1 p
+    shift
+    rm_control_start main node 0.0.0.0:15012
+    for p in "$@"; do
+        rm_pod_mesh "$p" "control=$(rm_pod_gateway "$p"):15012" ns=shop sa=orders
+    done
+    rm_pod_mesh "$client" "control=$(rm_pod_gateway "$client"):15012" ns=shop sa=frontend
+    for p in "$client" "$@"; do rm_wait_ready "$p"; done
+}
+
+# rm_traffic_at_least SUMMARY MIN POD...: every POD answered at least MIN of the client SUMMARY's requests
+rm_traffic_at_least() {
+    local summary=$1 min=$2 p n
+    shift 2
+    for p in "$@"; do
+        n=$(rm_json "$summary" ".pods[\"$p\"] // 0")
+        [ "$n" -ge "$min" ] || rm_fail "pod $p answered $n requests (want at least $min): $(rm_traffic_pods "$summary")"
+    done
+    rm_log "ok: each of $* answered at least $min: $(rm_traffic_pods "$summary")"
+}
