@@ -29,6 +29,7 @@ import argparse
 import http.client
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -66,6 +67,7 @@ def serve_http(port, name, plan):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # a head and a body written apart must not wait for a delayed ACK
 
         def _any(self):
             n = int(self.headers.get("content-length") or 0)
@@ -149,6 +151,11 @@ def http_calls(a):
         if conn is None:
             conn = http.client.HTTPConnection(host, int(port), timeout=a.timeout)
             res["connections"] += 1
+            try:
+                conn.connect()
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass  # the request below fails and is counted
         res["requests"] += 1
         pod, status = None, 0
         try:
