@@ -38,9 +38,9 @@ export RM_E2E_QUIET=${RM_E2E_QUIET:-1}
 if ! command -v nginx >/dev/null || ! command -v h2load >/dev/null || ! command -v wrk >/dev/null; then
     apt-get install -y --no-install-recommends nginx-light nghttp2-client wrk >/dev/null
 fi
-# shellcheck source=../tests/e2e/lib.sh
+# shellcheck source-path=SCRIPTDIR/.. source=tests/e2e/lib.sh
 source "$here/tests/e2e/lib.sh"
-# shellcheck source=../tests/e2e/lib/traffic.sh
+# shellcheck source=tests/e2e/lib/traffic.sh
 source "$here/tests/e2e/lib/traffic.sh"
 rm_setup
 rm_control_init

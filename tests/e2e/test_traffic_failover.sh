@@ -110,8 +110,9 @@ case_drain() {
     rm_log "the connection's requests after b3 became terminating: $after"
     [[ "$after" =~ (^| )b3=([0-9]+) ]] && [ "${BASH_REMATCH[2]}" -gt "$TERMINATING_SLACK" ] &&
         rm_fail "b3, terminating, got ${BASH_REMATCH[2]} new requests (at most $TERMINATING_SLACK): $after"
-    [[ " $after " == *" b1="* ]] && [[ " $after " == *" b2="* ]] ||
+    if [[ " $after " != *" b1="* ]] || [[ " $after " != *" b2="* ]]; then
         rm_fail "the two ready pods do not both take the requests: $after"
+    fi
     rm_log "ok: no new request went to the terminating b3"
     for i in $(seq 1 "$SLOW"); do
         rm_wait_exit "slow$i" 30

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# rm-e2e: both-backends
 #
 # Pooled connections between the proxies (docs/traffic-management.md#tests). Service orders with three endpoint pods;
 # from pod a, 1,000 short app connections (one HTTP/1.1 request each, "Connection: close", one after the other):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# rm-e2e: both-backends
 #
 # Per-request balancing (docs/traffic-management.md#tests). A Service with three endpoint pods b1, b2, b3 (file
 # source, spec.endpoints); from pod a:
