@@ -17,7 +17,7 @@
 # is not required.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=lib/traffic.sh
+# shellcheck source-path=SCRIPTDIR source=lib/traffic.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/traffic.sh"
 rm_setup
 rm_control_init

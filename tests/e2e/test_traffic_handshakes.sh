@@ -14,7 +14,7 @@ HANDSHAKE_METRIC=ringmesh_proxy_tls_handshakes_total
 POOL_PER_ENDPOINT=4
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=lib/traffic.sh
+# shellcheck source-path=SCRIPTDIR source=lib/traffic.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/traffic.sh"
 rm_setup
 rm_control_init

@@ -23,7 +23,7 @@ RETRY_METRIC=ringmesh_proxy_upstream_rq_retry_total
 EJECT_METRIC=ringmesh_proxy_outlier_detection_ejections_enforced_total
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=lib/traffic.sh
+# shellcheck source-path=SCRIPTDIR source=lib/traffic.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/traffic.sh"
 rm_setup
 rm_control_init

@@ -13,7 +13,7 @@
 # rm_route_pick_backend are on main already, not applied to requests). Nothing of retries or outlier detection.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=lib/traffic.sh
+# shellcheck source-path=SCRIPTDIR source=lib/traffic.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/traffic.sh"
 rm_setup
 rm_control_init

@@ -19,7 +19,7 @@
 # a connection pinned to one pod (300/0/0) or spread over only two.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=lib/traffic.sh
+# shellcheck source-path=SCRIPTDIR source=lib/traffic.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/traffic.sh"
 rm_setup
 rm_control_init
