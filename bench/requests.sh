@@ -3,7 +3,7 @@
 # mesh of the end-to-end tests (tests/e2e/lib.sh: pods joined by routed veths to a node namespace, the control plane's
 # file source, ringmesh-init's capture, one worker per proxy), nginx in pod s is called three ways, interleaved round
 # by round in one run:
-#   direct    pod c -> s:22, the one port ringmesh-init leaves uncaptured (same veths and node hop, no proxy)
+#   direct    pod d (no proxy) -> s:22, the one port ringmesh-init leaves uncaptured (same veths and node hop)
 #   l4        pod c2 -> Service VIP 198.19.0.90:8080 (endpoints [s]), c2's proxy with traffic.requestBalancing:
 #             false: today's L4 pair (the endpoint chosen per connection, one mTLS connection per app connection,
 #             ALPN ringmesh/1)
@@ -50,6 +50,7 @@ rm_control_init
 VIP_REQ=198.19.0.90
 rm_pod_create c
 rm_pod_create c2
+rm_pod_create d
 rm_pod_create s
 rm_traffic_service req "$VIP_REQ" 8080 orders "$(rm_traffic_ep s)"
 
@@ -87,7 +88,7 @@ rm_proxy_start c2
 rm_wait_ready c2
 
 declare -A URL=([direct]="http://${RM_POD_IP[s]}:22/" [l4]="http://$VIP_REQ:8080/" [request]="http://$VIP_REQ:8080/")
-declare -A FROM=([direct]=c [l4]=c2 [request]=c)
+declare -A FROM=([direct]=d [l4]=c2 [request]=c)
 for k in direct l4 request; do
     code=$(rm_exec "${FROM[$k]}" curl -s -m 5 -o /dev/null -w '%{http_code}' "${URL[$k]}") || true
     [ "$code" = 200 ] || rm_fail "$k (${URL[$k]} from ${FROM[$k]}) does not answer 200 ($code)"
@@ -153,7 +154,7 @@ done
     echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, kernel $(uname -r)," \
         "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
     echo
-    echo "bench/requests.sh: pods c, c2 -> s in the namespace mesh, one worker per proxy; $ROUNDS rounds of $SECS s per" \
+    echo "bench/requests.sh: pods c, c2 (and d, direct) -> s in the namespace mesh, one worker per proxy; $ROUNDS rounds of $SECS s per" \
         "measurement and configuration, rotated; latency at $RATE req/s over $CONNS HTTP/1.1 keep-alive connections;" \
         "throughput over $CONNS connections (keep-alive: h2load; one request per connection: wrk). Medians of the rounds."
     echo "$path_note."
