@@ -12,7 +12,8 @@
 #
 #   bench/handshake-flood.sh [OUT_PREFIX]     default OUT_PREFIX=bench/out/handshake-flood-<UTC date>
 #
-# Settings: ROUNDS (5), REQUESTS (100000), CONNS (16), FLOOD_CONC (4), RM_WORKERS (1), RINGMESH_IO_BACKEND, FLOOD_CPUS
+# Settings: ROUNDS (5), REQUESTS (100000), CONNS (16), FLOOD_CONC (4), RM_WORKERS (1), RINGMESH_IO_BACKEND,
+# RM_PROXY and RM_HANDSHAKES (bench/pair.sh: the proxy binary, the inbound proxy's handshakes settings), FLOOD_CPUS
 # (the CPUs the flooder runs on, `taskset -c` list; default: anywhere). The load, the flood and both proxies share the
 # machine's CPUs: on a machine with few cores, the figure mixes the proxy's cost with plain CPU contention (say so
 # with the result). To keep the flooder's own CPU out of the figure, pin the rest apart from it:
@@ -63,16 +64,19 @@ for r in $(seq 1 "$ROUNDS"); do
     lb_pids+=("$flooder")
     sleep 1 # the flood is under way
     t0=$(date +%s%N) p0=$(cpu_ticks "$in_pid") h0=$(cpu_ticks "$in_pid" rm-handshake) f0=$(cpu_ticks "$flooder")
+    w0=$(cpu_ticks "$in_pid" rm-worker)
     measure flood
     t1=$(date +%s%N) p1=$(cpu_ticks "$in_pid") h1=$(cpu_ticks "$in_pid" rm-handshake) f1=$(cpu_ticks "$flooder")
+    w1=$(cpu_ticks "$in_pid" rm-worker)
     touch "$work/stop"
     # shares of one CPU over the measurement, in %
     awk -v t="$(((t1 - t0) / 1000000))" -v hz="$(getconf CLK_TCK)" -v p="$((p1 - p0))" -v h="$((h1 - h0))" \
-        -v f="$((f1 - f0))" 'BEGIN {s = t / 1000 * hz / 100; printf "%.0f %.0f %.0f\n", p / s, h / s, f / s}' \
+        -v f="$((f1 - f0))" -v w="$((w1 - w0))" \
+        'BEGIN {s = t / 1000 * hz / 100; printf "%.0f %.0f %.0f %.0f\n", p / s, h / s, f / s, w / s}' \
         >>"$work/cpu"
     wait "$flooder" || true
     jq -r '"\(.per_second) \(.accepted)"' "$work/flooder.log" >>"$work/flooder"
-    echo "round $r: alone $(tail -n 1 "$work/alone"), under flood $(tail -n 1 "$work/flood"), flood $(tail -n 1 "$work/flooder") (rps failed / handshakes/s accepted), CPU % inbound proxy, its handshake threads, flooder $(tail -n 1 "$work/cpu")" >&2
+    echo "round $r: alone $(tail -n 1 "$work/alone"), under flood $(tail -n 1 "$work/flood"), flood $(tail -n 1 "$work/flooder") (rps failed / handshakes/s accepted), CPU % inbound proxy, its handshake threads, flooder, its workers $(tail -n 1 "$work/cpu")" >&2
 done
 alone=$(awk '{print $1}' "$work/alone" | lb_median)
 flood=$(awk '{print $1}' "$work/flood" | lb_median)
@@ -82,15 +86,16 @@ accepted=$(awk '{s += $2} END {print s}' "$work/flooder")
 cpu_in=$(awk '{print $1}' "$work/cpu" | lb_median)
 cpu_hs=$(awk '{print $2}' "$work/cpu" | lb_median)
 cpu_fl=$(awk '{print $3}' "$work/cpu" | lb_median)
+cpu_wk=$(awk '{print $4}' "$work/cpu" | lb_median)
 ratio=$(awk -v a="$alone" -v f="$flood" 'BEGIN {printf "%.2f", (a > 0) ? f / a : 0}')
 {
     lb_header "Established traffic under a flood of failed handshakes"
-    printf 'bench/handshake-flood.sh, ROUNDS=%s, REQUESTS=%s per measurement over %s keep-alive connections (HTTP/1.1, 1,024-byte answers), %s flooders, %s worker(s) per proxy, flooder on CPUs %s, the rest on CPUs %s. Medians over the rounds.\n\n' \
+    printf 'bench/handshake-flood.sh, ROUNDS=%s, REQUESTS=%s per measurement over %s keep-alive connections (HTTP/1.1, 1,024-byte answers), %s flooders, %s worker(s) per proxy, flooder on CPUs %s, the rest on CPUs %s. Inbound handshakes settings: %s. Medians over the rounds.\n\n' \
         "$ROUNDS" "$REQUESTS" "$CONNS" "$FLOOD_CONC" "${RM_WORKERS:-1}" "${FLOOD_CPUS:-any}" \
-        "$(taskset -pc $$ | sed 's/.*: //')"
-    printf '| requests/s alone | requests/s under the flood | ratio | failed requests | flood attempts/s (all refused) | flood handshakes accepted | CPU %% under the flood: inbound proxy, its handshake threads, flooder |\n|---|---|---|---|---|---|---|\n'
-    printf '| %s | %s | %s | %s | %s | %s | %s, %s, %s |\n\n' "$alone" "$flood" "$ratio" "$failed" "$hs" "$accepted" \
-        "$cpu_in" "$cpu_hs" "$cpu_fl"
+        "$(taskset -pc $$ | sed 's/.*: //')" "${RM_HANDSHAKES:-the defaults}"
+    printf '| requests/s alone | requests/s under the flood | ratio | failed requests | flood attempts/s (all refused) | flood handshakes accepted | CPU %% under the flood: inbound proxy (its workers, its handshake threads), flooder |\n|---|---|---|---|---|---|---|\n'
+    printf '| %s | %s | %s | %s | %s | %s | %s (%s, %s), %s |\n\n' "$alone" "$flood" "$ratio" "$failed" "$hs" \
+        "$accepted" "$cpu_in" "$cpu_wk" "$cpu_hs" "$cpu_fl"
     printf 'Target: a ratio of at least 0.90 (at most 10 %% slower): %s.\n' \
         "$(awk -v r="$ratio" 'BEGIN {print (r >= 0.90) ? "met" : "missed"}')"
 } | tee "$out.md"
