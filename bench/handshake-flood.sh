@@ -55,6 +55,25 @@ measure() { # NAME -> appends "rps failed" to $work/NAME
 : >"$work/flooder"
 : >"$work/cpu"
 measure warmup
+# What one flood attempt costs, without the established traffic: COST_COUNT attempts, and the CPU time of the inbound
+# proxy (all of it, its workers, its handshake threads) and of the flooder over them, in microseconds per attempt.
+COST_COUNT=${COST_COUNT:-2000}
+hz=$(getconf CLK_TCK)
+p0=$(cpu_ticks "$in_pid") w0=$(cpu_ticks "$in_pid" rm-worker) h0=$(cpu_ticks "$in_pid" rm-handshake)
+"${flood_pfx[@]}" python3 "$flood_tool" --connect "127.0.0.1:$LB_IN" --count "$COST_COUNT" --concurrency "$FLOOD_CONC" \
+    >"$work/cost.log" &
+flooder=$!
+lb_pids+=("$flooder")
+f_ticks=0
+while kill -0 "$flooder" 2>/dev/null; do
+    f_ticks=$(cpu_ticks "$flooder")
+    sleep 0.05
+done
+wait "$flooder" || true
+p1=$(cpu_ticks "$in_pid") w1=$(cpu_ticks "$in_pid" rm-worker) h1=$(cpu_ticks "$in_pid" rm-handshake)
+cost=$(awk -v n="$COST_COUNT" -v hz="$hz" -v p="$((p1 - p0))" -v w="$((w1 - w0))" -v h="$((h1 - h0))" -v f="$f_ticks" \
+    'BEGIN {u = 1e6 / hz / n; printf "%.0f %.0f %.0f %.0f", p * u, w * u, h * u, f * u}')
+echo "cost per attempt (us): inbound proxy, its workers, its handshake threads, flooder: $cost; $(cat "$work/cost.log")" >&2
 for r in $(seq 1 "$ROUNDS"); do
     measure alone
     rm -f "$work/stop"
@@ -96,6 +115,9 @@ ratio=$(awk -v a="$alone" -v f="$flood" 'BEGIN {printf "%.2f", (a > 0) ? f / a :
     printf '| requests/s alone | requests/s under the flood | ratio | failed requests | flood attempts/s (all refused) | flood handshakes accepted | CPU %% under the flood: inbound proxy (its workers, its handshake threads), flooder |\n|---|---|---|---|---|---|---|\n'
     printf '| %s | %s | %s | %s | %s | %s | %s (%s, %s), %s |\n\n' "$alone" "$flood" "$ratio" "$failed" "$hs" \
         "$accepted" "$cpu_in" "$cpu_wk" "$cpu_hs" "$cpu_fl"
+    read -r c_p c_w c_h c_f <<<"$cost"
+    printf 'CPU per flood attempt, without the established traffic (%s attempts): inbound proxy %s µs (its workers %s, its handshake threads %s), the flooder itself %s µs (thread names rm-worker and rm-handshake; a proxy without them shows 0 there).\n\n' \
+        "$COST_COUNT" "$c_p" "$c_w" "$c_h" "$c_f"
     printf 'Target: a ratio of at least 0.90 (at most 10 %% slower): %s.\n' \
         "$(awk -v r="$ratio" 'BEGIN {print (r >= 0.90) ? "met" : "missed"}')"
 } | tee "$out.md"
