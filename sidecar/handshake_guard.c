@@ -12,16 +12,16 @@
 /* Addresses with recent failures: open addressing over a fixed table, a short probe; when every slot of the probe
  * is taken, the one least recently touched gives way (a flood from more addresses than the table holds is then
  * bounded by maxPending alone). */
-#define TABLE_SLOTS 2048u
-#define PROBE       8u
+#define TABLE_SLOTS  2048u
+#define PROBE        8u
 #define LOG_EVERY_MS 1000u
 
 typedef struct st_slot_t {
     uint8_t ip[16];
     uint8_t used;
-    uint32_t failures;          /* within the window that began at window_start_ms */
+    uint32_t failures; /* within the window that began at window_start_ms */
     uint64_t window_start_ms;
-    uint64_t backoff_until_ms;  /* 0: not backing off */
+    uint64_t backoff_until_ms; /* 0: not backing off */
     uint64_t touched_ms;
 } slot_t;
 
@@ -104,8 +104,9 @@ static void log_first_refusal(const rm_hs_limits_t *lim, const rm_sockaddr_t *pe
         rm_log_uint(&l, "max_pending", lim->max_pending);
         rm_log_str(&l, "reason", "handshakes.maxPending handshakes are in progress: closed before its handshake");
     } else {
-        rm_log_str(&l, "reason", "its address's handshakes kept failing and it is backing off: closed before its "
-                                 "handshake");
+        rm_log_str(&l, "reason",
+                   "its address's handshakes kept failing and it is backing off: closed before its "
+                   "handshake");
     }
     rm_log_str(&l, "msg", "further refusals are counted in one handshakes_refused line a second while they go on");
     rm_log_end(&l);
@@ -201,9 +202,10 @@ void rm_hs_guard_end(rm_hs_guard_t *g, const rm_hs_limits_t *lim, const rm_socka
         rm_log_uint(&l, "failures", failures);
         rm_log_uint(&l, "window_ms", lim->window_ms);
         rm_log_uint(&l, "backoff_ms", lim->backoff_ms);
-        rm_log_str(&l, "reason", "handshakes from this address failed handshakes.backoffAfterFailures times within "
-                                 "handshakes.failureWindow: its new connections are closed before any handshake "
-                                 "for handshakes.backoff");
+        rm_log_str(&l, "reason",
+                   "handshakes from this address failed handshakes.backoffAfterFailures times within "
+                   "handshakes.failureWindow: its new connections are closed before any handshake "
+                   "for handshakes.backoff");
         rm_log_end(&l);
     }
 }
@@ -243,8 +245,9 @@ void rm_hs_guard_tick(rm_hs_guard_t *g, uint64_t now_ms)
     rm_log_uint(&l, "backoff", nb);
     rm_log_uint(&l, "addresses_backing_off", backing);
     rm_log_addr(&l, "last_peer_addr", peer.len != 0 ? (const struct sockaddr *)&peer.ss : NULL);
-    rm_log_str(&l, "msg", "connections closed before their handshake since the last line (pending_limit: "
-                          "handshakes.maxPending were in progress; backoff: their address was backing off)");
+    rm_log_str(&l, "msg",
+               "connections closed before their handshake since the last line (pending_limit: "
+               "handshakes.maxPending were in progress; backoff: their address was backing off)");
     rm_log_end(&l);
 }
 

@@ -7,8 +7,8 @@
  * cause and peer), the rest counted and reported by rm_hs_guard_tick() in one "handshakes_refused" line a second
  * while they go on, which says how many of each cause. A back-off that starts is one "handshake_backoff" line naming
  * the address. One guard serves every worker (a mutex; it is taken only when a handshake starts or ends, never for
- * established traffic). A NULL guard admits everything and counts nothing. Clock values are the callers' (milliseconds, any monotonic origin), so it can be tested
- * without waiting. */
+ * established traffic). A NULL guard admits everything and counts nothing. Clock values are the callers' (milliseconds,
+ * any monotonic origin), so it can be tested without waiting. */
 #ifndef RINGMESH_HANDSHAKE_GUARD_H
 #define RINGMESH_HANDSHAKE_GUARD_H
 
@@ -26,9 +26,9 @@ typedef struct st_rm_hs_limits_t {
 
 /** The guard's answer for a handshake about to start. */
 typedef enum {
-    RM_HS_ADMIT = 0,       /* go on: it counts as pending until rm_hs_guard_end() */
-    RM_HS_REFUSE_PENDING,  /* max_pending handshakes are in progress */
-    RM_HS_REFUSE_BACKOFF,  /* its source address is backing off */
+    RM_HS_ADMIT = 0,      /* go on: it counts as pending until rm_hs_guard_end() */
+    RM_HS_REFUSE_PENDING, /* max_pending handshakes are in progress */
+    RM_HS_REFUSE_BACKOFF, /* its source address is backing off */
 } rm_hs_verdict_t;
 
 /** Counters for /metrics. */

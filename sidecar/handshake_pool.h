@@ -21,13 +21,13 @@ typedef struct st_rm_hs_reply_t rm_hs_reply_t;
 
 /** One handshake step to run; embedded in its owner (the connection). */
 typedef struct st_rm_hs_job_t {
-    rm_tls_t *tls;          /* set by the owner at submit */
-    rm_hs_reply_t *reply;   /* where it comes back */
-    int result;             /* rm_tls_handshake()'s result, set by the thread */
-    atomic_int cancelled;   /* set by the owner: the thread skips the step (result RM_ERR_TLS_CLOSED) */
-    uint8_t busy;           /* the owner's: submitted, not back yet */
-    uint8_t done;           /* the owner's: back, the result not taken yet */
-    uint8_t admitted;       /* the owner's: counts as pending in the handshake guard */
+    rm_tls_t *tls;        /* set by the owner at submit */
+    rm_hs_reply_t *reply; /* where it comes back */
+    int result;           /* rm_tls_handshake()'s result, set by the thread */
+    atomic_int cancelled; /* set by the owner: the thread skips the step (result RM_ERR_TLS_CLOSED) */
+    uint8_t busy;         /* the owner's: submitted, not back yet */
+    uint8_t done;         /* the owner's: back, the result not taken yet */
+    uint8_t admitted;     /* the owner's: counts as pending in the handshake guard */
     struct st_rm_hs_job_t *next;
 } rm_hs_job_t;
 

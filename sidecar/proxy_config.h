@@ -140,9 +140,9 @@ typedef struct st_rm_proxy_config_t {
     unsigned handshake_backoff_failures;        /* default 20 */
     uint32_t handshake_failure_window_ms;       /* default 10000 */
     uint32_t handshake_backoff_ms;              /* default 10000 */
-    int connection_log;              /* connectionLog, default 1: one "connection" line per closed connection */
-    int access_log;                  /* accessLog.enabled, default 0: one "access" line per exchange/connection */
-    double access_log_sample;        /* accessLog.sampleRate in [0, 1], default 1 */
+    int connection_log;       /* connectionLog, default 1: one "connection" line per closed connection */
+    int access_log;           /* accessLog.enabled, default 0: one "access" line per exchange/connection */
+    double access_log_sample; /* accessLog.sampleRate in [0, 1], default 1 */
     /* workload: who this proxy is, for metric labels and the access log (workload_meta.h); NULL: not said */
     char *workload_name, *workload_namespace, *workload_app, *workload_version, *workload_principal;
     char *log_level; /* default "info" */

@@ -319,7 +319,7 @@ static void *worker_main(void *arg)
     int ret;
 
     sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's */
+    pthread_sigmask(SIG_BLOCK, &all, NULL);          /* signals are the main thread's */
     pthread_setname_np(pthread_self(), "rm-worker"); /* for top -H and the benchmarks' CPU shares */
     if ((ret = rm_loop_attach_thread(w->loop)) != 0) {
         rm_log_line_t l;

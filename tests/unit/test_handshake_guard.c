@@ -238,7 +238,7 @@ static void test_null_guard(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pending_limit),  cmocka_unit_test(test_backoff),     cmocka_unit_test(test_window),
+        cmocka_unit_test(test_pending_limit),  cmocka_unit_test(test_backoff),    cmocka_unit_test(test_window),
         cmocka_unit_test(test_many_addresses), cmocka_unit_test(test_null_guard),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

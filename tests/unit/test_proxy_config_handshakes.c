@@ -28,12 +28,12 @@ static void test_defaults(void **state)
 static void test_values(void **state)
 {
     rm_proxy_config_t *cfg = load_ok(write_tmp_str("hs_values.yaml", TLS_OK "handshakes:\n"
-                                                                              "  threads: 2\n"
-                                                                              "  priority: idle\n"
-                                                                              "  maxPending: 16\n"
-                                                                              "  backoffAfterFailures: 0\n"
-                                                                              "  failureWindow: 1m\n"
-                                                                              "  backoff: 30s\n"));
+                                                                            "  threads: 2\n"
+                                                                            "  priority: idle\n"
+                                                                            "  maxPending: 16\n"
+                                                                            "  backoffAfterFailures: 0\n"
+                                                                            "  failureWindow: 1m\n"
+                                                                            "  backoff: 30s\n"));
     assert_int_equal(cfg->handshake_threads, 2);
     assert_int_equal(cfg->handshake_priority, RM_HANDSHAKE_PRIORITY_IDLE);
     assert_int_equal(cfg->max_pending_handshakes, 16);
