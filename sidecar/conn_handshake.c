@@ -21,8 +21,9 @@ int rm__conn_handshake_admit(rm_conn_t *c)
 
     limits_of(c, &lim);
     v = rm_hs_guard_admit(c->w->proxy->hs_guard, &lim, &c->src, rm_loop_now_ms(c->w->loop));
-    if (v == RM_HS_ADMIT) {
+    if (v == RM_HS_ADMIT || v == RM_HS_ADMIT_TRUSTED) {
         c->hs.admitted = 1;
+        c->hs.known = v == RM_HS_ADMIT_TRUSTED;
         return 0;
     }
     /* logged and counted by the guard (the first of a burst, then counts), not as a peer_rejected line each */
@@ -47,10 +48,12 @@ int rm__conn_handshake_offload(rm_conn_t *c, rm_side_t *s)
     rm_hs_pool_t *pool = c->w->proxy->hs_pool;
 
     /* Inbound only: a peer chooses when to start those; the proxy's own outbound handshakes stay on the worker, at
-     * its priority. A step with no new bytes to work on is quick (the session only asks for more): here too. While
+     * its priority. So do those of a known peer (an address whose last handshake completed): on a CPU that the
+     * workers keep busy, the handshake threads' low priority would keep the mesh's own reconnections waiting
+     * behind a flood. A step with no new bytes to work on is quick (the session only asks for more): here too. While
      * an operation of the side is in flight, the session is not the step's alone: here. */
-    if (pool == NULL || c->dir != RM_CONN_DIR_INBOUND || rm_tls_in_pending(s->tls) == 0 || rm_io_busy(&s->rd_op) ||
-        rm_io_busy(&s->wr_op) || rm_tls_out_reserve(s->tls) != 0)
+    if (pool == NULL || c->dir != RM_CONN_DIR_INBOUND || c->hs.known || rm_tls_in_pending(s->tls) == 0 ||
+        rm_io_busy(&s->rd_op) || rm_io_busy(&s->wr_op) || rm_tls_out_reserve(s->tls) != 0)
         return 0;
     c->hs.tls = s->tls;
     c->hs.reply = &c->w->hs_reply;

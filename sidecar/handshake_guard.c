@@ -19,6 +19,7 @@
 typedef struct st_slot_t {
     uint8_t ip[16];
     uint8_t used;
+    uint8_t known;     /* completed a handshake, no failure since */
     uint32_t failures; /* within the window that began at window_start_ms */
     uint64_t window_start_ms;
     uint64_t backoff_until_ms; /* 0: not backing off */
@@ -130,9 +131,14 @@ rm_hs_verdict_t rm_hs_guard_admit(rm_hs_guard_t *g, const rm_hs_limits_t *lim, c
                 s->backoff_until_ms = 0; /* over: the next failures count afresh */
         }
     }
+    if (v == RM_HS_ADMIT) {
+        const slot_t *s = find_slot(g, peer, 0, now_ms);
+        if (s != NULL && s->known)
+            v = RM_HS_ADMIT_TRUSTED; /* a known peer is not kept out by a flood that fills the bound */
+    }
     if (v == RM_HS_ADMIT && g->pending >= lim->max_pending)
         v = RM_HS_REFUSE_PENDING;
-    if (v == RM_HS_ADMIT) {
+    if (v == RM_HS_ADMIT || v == RM_HS_ADMIT_TRUSTED) {
         g->pending++;
         g->stats.pending = g->pending;
     } else {
@@ -173,11 +179,18 @@ void rm_hs_guard_end(rm_hs_guard_t *g, const rm_hs_limits_t *lim, const rm_socka
     if (g->pending > 0)
         g->pending--;
     g->stats.pending = g->pending;
-    if (lim->backoff_failures != 0) {
-        slot_t *s = find_slot(g, peer, failed, now_ms);
+    {
+        slot_t *s = find_slot(g, peer, !failed || lim->backoff_failures != 0, now_ms);
         if (s != NULL && !failed) {
-            s->used = 0; /* a handshake that succeeds clears its address */
+            /* a handshake that succeeds clears its address's failures and makes it known */
+            s->known = 1;
+            s->failures = 0;
+            s->touched_ms = now_ms;
+        } else if (s != NULL && lim->backoff_failures == 0) {
+            s->known = 0;
+            s->touched_ms = now_ms;
         } else if (s != NULL) {
+            s->known = 0;
             s->touched_ms = now_ms;
             if (s->failures == 0 || now_ms - s->window_start_ms >= lim->window_ms) {
                 s->window_start_ms = now_ms;

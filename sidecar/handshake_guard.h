@@ -27,6 +27,8 @@ typedef struct st_rm_hs_limits_t {
 /** The guard's answer for a handshake about to start. */
 typedef enum {
     RM_HS_ADMIT = 0,      /* go on: it counts as pending until rm_hs_guard_end() */
+    RM_HS_ADMIT_TRUSTED,  /* go on, as a known peer: its address completed a handshake and has not failed since; the
+                           * pending bound does not apply (it still counts as pending) */
     RM_HS_REFUSE_PENDING, /* max_pending handshakes are in progress */
     RM_HS_REFUSE_BACKOFF, /* its source address is backing off */
 } rm_hs_verdict_t;
@@ -50,7 +52,8 @@ void rm_hs_guard_free(rm_hs_guard_t *g);
 rm_hs_verdict_t rm_hs_guard_admit(rm_hs_guard_t *g, const rm_hs_limits_t *lim, const rm_sockaddr_t *peer,
                                   uint64_t now_ms);
 /** An admitted handshake ended: completed (`failed` 0), or refused, timed out or cut (`failed` 1). A failure counts
- *  towards its address's back-off; a success forgets the address's failures. */
+ *  towards its address's back-off and makes it unknown again; a success forgets the address's failures and makes
+ *  it known (RM_HS_ADMIT_TRUSTED), while the table keeps it. */
 void rm_hs_guard_end(rm_hs_guard_t *g, const rm_hs_limits_t *lim, const rm_sockaddr_t *peer, int failed,
                      uint64_t now_ms);
 /** Logs the refusals counted since the last line, at most one line a second; call it every tick of any worker. */

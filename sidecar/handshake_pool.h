@@ -28,6 +28,7 @@ typedef struct st_rm_hs_job_t {
     uint8_t busy;         /* the owner's: submitted, not back yet */
     uint8_t done;         /* the owner's: back, the result not taken yet */
     uint8_t admitted;     /* the owner's: counts as pending in the handshake guard */
+    uint8_t known;        /* the owner's: the guard knows the peer's address (its handshakes stay on the worker) */
     struct st_rm_hs_job_t *next;
 } rm_hs_job_t;
 

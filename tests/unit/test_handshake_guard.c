@@ -101,8 +101,8 @@ static void test_pending_limit(void **state)
     assert_string_equal(logged(), "");
     assert_int_equal(rm_hs_guard_admit(g, &lim, &a, 2200), RM_HS_REFUSE_PENDING);
     assert_int_equal(count_of(logged(), "\"event\":\"handshake_refused\""), 1);
-    /* one ends: room for one more */
-    rm_hs_guard_end(g, &lim, &a, 0, 2300);
+    /* one ends (it failed: the address stays unknown): room for one more */
+    rm_hs_guard_end(g, &lim, &a, 1, 2300);
     assert_int_equal(rm_hs_guard_admit(g, &lim, &a, 2301), RM_HS_ADMIT);
     rm_hs_guard_stats_t s = rm_hs_guard_stats(g);
     assert_int_equal(s.pending, 3);
@@ -113,6 +113,20 @@ static void test_pending_limit(void **state)
         rm_hs_guard_end(g, &lim, &a, 1, 2400);
     assert_int_equal(rm_hs_guard_admit(g, &lim, &a, 2500), RM_HS_ADMIT);
     assert_int_equal(rm_hs_guard_stats(g).backoffs, 0);
+
+    /* a known peer (its last handshake completed) is admitted past the bound, and counts while in progress */
+    rm_sockaddr_t known = addr4("198.18.0.2", 2000), unknown = addr4("198.18.0.3", 3000);
+    assert_int_equal(rm_hs_guard_admit(g, &lim, &known, 2600), RM_HS_ADMIT);
+    rm_hs_guard_end(g, &lim, &known, 0, 2601);
+    assert_int_equal(rm_hs_guard_admit(g, &lim, &a, 2602), RM_HS_ADMIT);
+    assert_int_equal(rm_hs_guard_admit(g, &lim, &a, 2603), RM_HS_ADMIT);
+    assert_int_equal(rm_hs_guard_stats(g).pending, 3);
+    assert_int_equal(rm_hs_guard_admit(g, &lim, &unknown, 2604), RM_HS_REFUSE_PENDING);
+    assert_int_equal(rm_hs_guard_admit(g, &lim, &known, 2605), RM_HS_ADMIT_TRUSTED);
+    assert_int_equal(rm_hs_guard_stats(g).pending, 4);
+    /* once it fails, it is unknown again and waits for room like any other */
+    rm_hs_guard_end(g, &lim, &known, 1, 2606);
+    assert_int_equal(rm_hs_guard_admit(g, &lim, &known, 2607), RM_HS_REFUSE_PENDING);
     rm_hs_guard_free(g);
     (void)logged();
 }
@@ -144,6 +158,8 @@ static void test_backoff(void **state)
     assert_non_null(strstr(logged(), "\"cause\":\"backoff\""));
     assert_int_equal(rm_hs_guard_admit(g, &lim, &good, 301), RM_HS_ADMIT);
     rm_hs_guard_end(g, &lim, &good, 0, 302);
+    assert_int_equal(rm_hs_guard_admit(g, &lim, &good, 303), RM_HS_ADMIT_TRUSTED);
+    rm_hs_guard_end(g, &lim, &good, 0, 304);
     for (int i = 0; i < 10; i++)
         assert_int_equal(rm_hs_guard_admit(g, &lim, &bad, 400 + i), RM_HS_REFUSE_BACKOFF);
     rm_hs_guard_tick(g, 1400);
@@ -156,10 +172,10 @@ static void test_backoff(void **state)
     assert_int_equal(rm_hs_guard_admit(g, &lim, &bad, 3200), RM_HS_ADMIT);
     rm_hs_guard_end(g, &lim, &bad, 1, 3200);
     assert_int_equal(rm_hs_guard_admit(g, &lim, &bad, 3201), RM_HS_ADMIT);
-    /* a success forgets the address's failures */
+    /* a success forgets the address's failures (and makes it known until its next failure) */
     rm_hs_guard_end(g, &lim, &bad, 0, 3202);
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(rm_hs_guard_admit(g, &lim, &bad, 3300 + i), RM_HS_ADMIT);
+        assert_int_equal(rm_hs_guard_admit(g, &lim, &bad, 3300 + i), i == 0 ? RM_HS_ADMIT_TRUSTED : RM_HS_ADMIT);
         rm_hs_guard_end(g, &lim, &bad, 1, 3300 + i);
     }
     assert_int_equal(rm_hs_guard_admit(g, &lim, &bad, 3400), RM_HS_ADMIT);
