@@ -96,6 +96,7 @@ refusals_logged() {
 # wait_accounted LOG N: waits (bounded: the summary line comes within a second or two) until LOG accounts for N
 wait_accounted() {
     local n
+    local _
     for _ in $(seq 1 100); do
         n=$(refusals_logged "$1")
         [ "$n" -ge "$2" ] && break
@@ -116,8 +117,9 @@ case_refusals_logged() {
     rm_assert_eq "$n" "$FLOOD" "refusals b's log accounts for (a line each, or counted in a summary)"
     each=$(rm_log_count "$LOG_B" '.event == "peer_rejected" and .direction == "inbound"')
     # the back-off starts at the 20th failure; the handshakes already under way (at most 8) fail too
-    [ "$each" -ge 20 ] && [ "$each" -le 28 ] ||
+    if [ "$each" -lt 20 ] || [ "$each" -gt 28 ]; then
         rm_fail "$each flood handshakes got as far as a handshake (want 20 to 28: the back-off after 20 failures)"
+    fi
     line=$(rm_log_select "$LOG_B" '.event == "handshake_backoff"')
     rm_assert_eq "$(wc -l <<<"$line" | tr -d ' ')" 1 "handshake_backoff lines"
     [[ $(jq -r .peer_addr <<<"$line") == "${RM_POD_IP[ext]}:"* ]] || rm_fail "the back-off names $line, not ext"
