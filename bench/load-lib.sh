@@ -26,11 +26,13 @@ trap lb_cleanup EXIT
 ulimit -Hn 1048576 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# lb_port: a free port below the kernel's ephemeral range (32768 and up by default), where no client socket of another
+# run holds it, and that no socket of any state uses
 lb_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 20000))
-        ss -Hltn "sport = :$p" | grep -q . || break
+        p=$((20000 + RANDOM % 12000))
+        ss -Htan "sport = :$p" | grep -q . || break
     done
     echo "$p"
 }

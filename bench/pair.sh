@@ -11,7 +11,8 @@
 # from peer-bench.sh. Knobs: RM_PROXY (binary), RM_WORKERS (default 1), RINGMESH_IO_BACKEND (auto|io_uring|epoll),
 # RM_POLICY_RULES (authorization rules on the inbound proxy, default none), RM_METRICS (metrics.enabled of both
 # proxies: true, the default, or false), RM_MAX_CONNECTIONS (maxConnections of both, default the proxy's 4096),
-# RM_ACCESS_LOG (accessLog of both proxies, e.g. "{enabled: true, sampleRate: 0}"; default none). Tracing follows the OTEL_* variables of the environment (docs/tracing.md).
+# RM_ACCESS_LOG (accessLog of both proxies, e.g. "{enabled: true, sampleRate: 0}"; default none), RM_HANDSHAKES
+# (handshakes of the inbound proxy, e.g. "{backoffAfterFailures: 0}"; default none: docs/proxy-config.md). Tracing follows the OTEL_* variables of the environment (docs/tracing.md).
 # Both proxies start in the background in this session and this script returns; peer-bench stops them by PID.
 set -euo pipefail
 
@@ -64,6 +65,9 @@ listeners:
     mode: STRICT
 YAML
 
+if [ -n "${RM_HANDSHAKES:-}" ]; then
+    printf 'handshakes: %s\n' "$RM_HANDSHAKES" >>"$work/inbound.yaml"
+fi
 if [ -n "$access_log" ]; then
     printf 'accessLog: %s\n' "$access_log" | tee -a "$work/outbound.yaml" >>"$work/inbound.yaml"
 fi

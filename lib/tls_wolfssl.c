@@ -652,6 +652,18 @@ int rm_tls_in_adopt(rm_tls_t *tls, uint8_t *buf)
     return 0;
 }
 
+size_t rm_tls_in_pending(const rm_tls_t *tls)
+{
+    return tls->in != NULL ? tls->in_len - tls->in_off : 0;
+}
+
+int rm_tls_out_reserve(rm_tls_t *tls)
+{
+    if (tls->out == NULL && (tls->out = tls->out_large ? rm_buf_get_large() : rm_buf_get()) == NULL)
+        return RM_ERR_TLS_NO_MEMORY;
+    return 0;
+}
+
 int rm_tls_in_release(rm_tls_t *tls)
 {
     if (tls->in == NULL)

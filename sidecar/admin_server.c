@@ -98,6 +98,8 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
          "Outbound connections refused because no endpoint of their service port was ready or serving.",
          offsetof(rm_worker_stats_t, endpoint_unavailable)},
     };
+    rm_tls_verify_stats_t hs_verify = rm_hs_pool_verify_stats(p->hs_pool);
+    rm_hs_guard_stats_t hs = rm_hs_guard_stats(p->hs_guard);
     for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
         uint64_t v = 0;
         for (unsigned i = 0; i < p->num_workers; i++)
@@ -112,7 +114,31 @@ size_t rm_admin_metrics(rm_proxy_t *p, char *buf, size_t len)
                  "# TYPE ringmesh_proxy_tls_signature_verifications_total counter\n"
                  "ringmesh_proxy_tls_signature_verifications_total{result=\"computed\"} %llu\n"
                  "ringmesh_proxy_tls_signature_verifications_total{result=\"remembered\"} %llu\n",
-                 (unsigned long long)SUM(sig_computed), (unsigned long long)SUM(sig_remembered));
+                 (unsigned long long)(SUM(sig_computed) + hs_verify.computed),
+                 (unsigned long long)(SUM(sig_remembered) + hs_verify.remembered));
+    o = rm_textf(buf, len, o,
+                 "# HELP ringmesh_proxy_handshakes_pending Inbound TLS handshakes in progress (handshakes.maxPending "
+                 "bounds them).\n"
+                 "# TYPE ringmesh_proxy_handshakes_pending gauge\nringmesh_proxy_handshakes_pending %llu\n"
+                 "# HELP ringmesh_proxy_handshakes_queued Inbound handshake steps waiting for a handshake thread.\n"
+                 "# TYPE ringmesh_proxy_handshakes_queued gauge\nringmesh_proxy_handshakes_queued %u\n"
+                 "# HELP ringmesh_proxy_handshakes_refused_total Inbound connections closed before their handshake: "
+                 "handshakes.maxPending were in progress (pending_limit), or their address was backing off after "
+                 "failed handshakes (backoff).\n"
+                 "# TYPE ringmesh_proxy_handshakes_refused_total counter\n"
+                 "ringmesh_proxy_handshakes_refused_total{cause=\"pending_limit\"} %llu\n"
+                 "ringmesh_proxy_handshakes_refused_total{cause=\"backoff\"} %llu\n"
+                 "# HELP ringmesh_proxy_handshake_backoffs_total Back-offs of an address whose handshakes kept "
+                 "failing (handshakes.backoffAfterFailures within handshakes.failureWindow).\n"
+                 "# TYPE ringmesh_proxy_handshake_backoffs_total counter\nringmesh_proxy_handshake_backoffs_total "
+                 "%llu\n"
+                 "# HELP ringmesh_proxy_handshake_addresses_backing_off Addresses backing off now (counted once a "
+                 "second).\n"
+                 "# TYPE ringmesh_proxy_handshake_addresses_backing_off gauge\n"
+                 "ringmesh_proxy_handshake_addresses_backing_off %llu\n",
+                 (unsigned long long)hs.pending, p->hs_pool != NULL ? rm_hs_pool_queued(p->hs_pool) : 0u,
+                 (unsigned long long)hs.refused_pending, (unsigned long long)hs.refused_backoff,
+                 (unsigned long long)hs.backoffs, (unsigned long long)hs.backing_off);
     o = rm_textf(buf, len, o,
                  "# HELP ringmesh_proxy_tls_kernel_enabled 1 when finished handshakes hand their TLS records to the "
                  "kernel (kernelTls: auto, and the kernel has a TLS layer).\n"

@@ -6,6 +6,8 @@
 #ifndef RINGMESH_PROXY_H
 #define RINGMESH_PROXY_H
 
+#include "handshake_guard.h"
+#include "handshake_pool.h"
 #include "io_loop.h"
 #include "proxy_authz.h"
 #include "proxy_config.h"
@@ -84,6 +86,10 @@ struct st_rm_worker_t {
     rm_io_handle_t wake_h; /* eventfd: the main thread's "look at the flags" */
     rm_io_op_t wake_op;
     uint64_t wake_buf;
+    rm_hs_reply_t hs_reply; /* handshake steps the handshake threads give back (its eventfd is hs_h's) */
+    rm_io_handle_t hs_h;
+    rm_io_op_t hs_op;
+    uint64_t hs_buf;
     uint64_t next_tick_ms;
     uint64_t drain_deadline_ms;
     uint64_t limit_logged_ms;
@@ -139,6 +145,8 @@ struct st_rm_proxy_t {
         kernel_tls; /* hand finished handshakes' record layers to the kernel (kernelTls, and the kernel has it) */
     struct st_rm_app_health_t *app_health; /* the app's probes (app_health.h), NULL without RINGMESH_APP_PROBERS */
     rm_metrics_t *metrics;                 /* Istio's standard metrics (mesh_metrics.h), one shard per worker */
+    rm_hs_pool_t *hs_pool;   /* the handshake threads (handshakes.threads); NULL: handshakes run on the workers */
+    rm_hs_guard_t *hs_guard; /* handshakes.maxPending and the back-off of failing addresses */
 };
 
 /** Raises the soft RLIMIT_NOFILE to the hard one, and logs nofile_limit_low when that is still less than
@@ -169,6 +177,8 @@ unsigned rm_proxy_open_connections(rm_proxy_t *p);
 void rm__conn_accepted(rm_listener_t *l, int fd);
 void rm__conn_tick(rm_conn_t *c, uint64_t now_ms);
 void rm__conn_drain_cut(rm_conn_t *c);
+/** A handshake step came back from the handshake threads (the worker took it from its reply queue). */
+void rm__conn_handshake_back(rm_hs_job_t *job);
 /** The next connection in a worker's open or free list. */
 rm_conn_t *rm__conn_next(rm_conn_t *c);
 /** Frees a recycled connection object for good. */

@@ -724,6 +724,7 @@ int rm__proxy_config_convert(rm_config_doc_t *ctx, const raw_config_t *raw, rm_p
         (ret = conv_duration(ctx, "idleTimeout", raw->idle_timeout, 1, &cfg->idle_timeout_ms)) != 0 ||
         (ret = conv_duration(ctx, "drainTimeout", raw->drain_timeout, 1, &cfg->drain_timeout_ms)) != 0 ||
         (ret = conv_duration(ctx, "handshakeTimeout", raw->handshake_timeout, 0, &cfg->handshake_timeout_ms)) != 0 ||
+        (ret = rm__proxy_config_convert_handshakes(ctx, raw, cfg)) != 0 ||
         (ret = rm__proxy_config_convert_observe(ctx, raw, cfg)) != 0 ||
         (ret = conv_log_level(ctx, "logLevel", raw->log_level, &cfg->log_level)) != 0 ||
         (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = conv_authorization(ctx, raw, cfg)) != 0 ||

@@ -83,6 +83,13 @@ typedef struct st_rm_control_config_t {
     char *node_labels_file; /* Kubernetes downward-API labels file (lines key="value"), read at each connect */
 } rm_control_config_t;
 
+/** The CPU priority of the handshake threads (handshakes.priority). */
+typedef enum {
+    RM_HANDSHAKE_PRIORITY_LOW = 0, /* nice 19: a small share of a CPU the workers want, all of an idle one */
+    RM_HANDSHAKE_PRIORITY_IDLE,    /* SCHED_IDLE: only what no other thread of the machine wants */
+    RM_HANDSHAKE_PRIORITY_NORMAL,  /* the workers' own */
+} rm_handshake_priority_t;
+
 typedef struct st_rm_proxy_config_t {
     char *path;                   /* the file it was loaded from */
     char *trust_domain;           /* default "cluster.local" */
@@ -123,9 +130,19 @@ typedef struct st_rm_proxy_config_t {
     uint32_t idle_timeout_ms;        /* default 3600000; 0 = none */
     uint32_t drain_timeout_ms;       /* default 5000 */
     uint32_t handshake_timeout_ms;   /* default 10000 */
-    int connection_log;              /* connectionLog, default 1: one "connection" line per closed connection */
-    int access_log;                  /* accessLog.enabled, default 0: one "access" line per exchange/connection */
-    double access_log_sample;        /* accessLog.sampleRate in [0, 1], default 1 */
+    /* handshakes: inbound TLS handshakes run on `handshake_threads` threads of their own (0: on the workers) at
+     * `handshake_priority`; at most `max_pending_handshakes` are in progress at once (more are refused at once); a
+     * source address whose handshakes failed `handshake_backoff_failures` times (0: never) within
+     * `handshake_failure_window_ms` has its new ones refused for `handshake_backoff_ms` */
+    unsigned handshake_threads;                 /* default 1, 0..16 */
+    rm_handshake_priority_t handshake_priority; /* default LOW */
+    unsigned max_pending_handshakes;            /* default 128 */
+    unsigned handshake_backoff_failures;        /* default 20 */
+    uint32_t handshake_failure_window_ms;       /* default 10000 */
+    uint32_t handshake_backoff_ms;              /* default 10000 */
+    int connection_log;       /* connectionLog, default 1: one "connection" line per closed connection */
+    int access_log;           /* accessLog.enabled, default 0: one "access" line per exchange/connection */
+    double access_log_sample; /* accessLog.sampleRate in [0, 1], default 1 */
     /* workload: who this proxy is, for metric labels and the access log (workload_meta.h); NULL: not said */
     char *workload_name, *workload_namespace, *workload_app, *workload_version, *workload_principal;
     char *log_level; /* default "info" */

@@ -106,6 +106,10 @@ typedef struct st_raw_metrics_t {
     char *series_expiry;
 } raw_metrics_t;
 
+typedef struct st_raw_handshakes_t {
+    char *threads, *priority, *max_pending, *backoff_after_failures, *failure_window, *backoff;
+} raw_handshakes_t;
+
 typedef struct st_raw_config_t {
     char *trust_domain;
     raw_authz_t *authorization;
@@ -131,7 +135,11 @@ typedef struct st_raw_config_t {
     raw_workload_t *workload;
     char *log_level;
     raw_metrics_t *metrics;
+    raw_handshakes_t *handshakes;
 } raw_config_t;
+
+/** Converts `handshakes` (proxy_config_handshakes.c). Returns 0 or RM_ERR_CONFIG_VALUE recorded in ctx. */
+int rm__proxy_config_convert_handshakes(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg);
 
 /** Passes 1 and 2: reads `path` and loads it against the schema. Returns 0 with *out (free it with
  *  rm__proxy_config_raw_free()) and the positions in `map`, or an RM_ERR_CONFIG_* recorded in doc->err. */

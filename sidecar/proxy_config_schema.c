@@ -153,6 +153,16 @@ static const cyaml_schema_field_t metrics_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t handshakes_fields[] = {
+    RM_CYAML_STR("threads", raw_handshakes_t, threads),
+    RM_CYAML_STR("priority", raw_handshakes_t, priority),
+    RM_CYAML_STR("maxPending", raw_handshakes_t, max_pending),
+    RM_CYAML_STR("backoffAfterFailures", raw_handshakes_t, backoff_after_failures),
+    RM_CYAML_STR("failureWindow", raw_handshakes_t, failure_window),
+    RM_CYAML_STR("backoff", raw_handshakes_t, backoff),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t config_fields[] = {
     RM_CYAML_STR("trustDomain", raw_config_t, trust_domain),
     CYAML_FIELD_MAPPING_PTR("tls", RM_CYAML_OPT_NULL, raw_config_t, tls, tls_fields),
@@ -171,6 +181,7 @@ static const cyaml_schema_field_t config_fields[] = {
     RM_CYAML_STR("idleTimeout", raw_config_t, idle_timeout),
     RM_CYAML_STR("drainTimeout", raw_config_t, drain_timeout),
     RM_CYAML_STR("handshakeTimeout", raw_config_t, handshake_timeout),
+    CYAML_FIELD_MAPPING_PTR("handshakes", RM_CYAML_OPT_NULL, raw_config_t, handshakes, handshakes_fields),
     RM_CYAML_STR("connectionLog", raw_config_t, connection_log),
     CYAML_FIELD_MAPPING_PTR("accessLog", RM_CYAML_OPT_NULL, raw_config_t, access_log, access_log_fields),
     CYAML_FIELD_MAPPING_PTR("workload", RM_CYAML_OPT_NULL, raw_config_t, workload, workload_fields),
@@ -341,6 +352,12 @@ static int set_defaults(rm_proxy_config_t *cfg)
     cfg->idle_timeout_ms = 3600000;
     cfg->drain_timeout_ms = 5000;
     cfg->handshake_timeout_ms = 10000;
+    cfg->handshake_threads = 1;
+    cfg->handshake_priority = RM_HANDSHAKE_PRIORITY_LOW;
+    cfg->max_pending_handshakes = 128;
+    cfg->handshake_backoff_failures = 20;
+    cfg->handshake_failure_window_ms = 10000;
+    cfg->handshake_backoff_ms = 10000;
     cfg->connection_log = 1;
     cfg->access_log = 0;
     cfg->access_log_sample = 1;

@@ -122,6 +122,7 @@ struct st_rm_conn_t {
     uint8_t ep_num_tried, ep_counted;
     uint8_t ep_switching; /* the upstream side is being closed to connect to the next endpoint */
     const char *ep_sni;
+    rm_hs_job_t hs; /* inbound: its handshake's admission and steps on the handshake threads (conn_handshake.c) */
 };
 
 /** The configuration of the snapshot the connection started with. */
@@ -143,6 +144,19 @@ void rm__conn_log_fields(rm_conn_t *c, rm_log_line_t *l);
 void rm__conn_abort(rm_conn_t *c, rm__conn_close_t why);
 /** The SPIFFE ID the TLS peer presented, or NULL. */
 const char *rm__conn_peer_id(rm_conn_t *c);
+
+/* conn_handshake.c: inbound handshakes apart from the workers */
+/** Asks the handshake guard whether c's handshake may start. Returns 0 (it counts as pending until
+ *  rm__conn_handshake_end), or 1: refused (counted and logged by the guard), c is closing. */
+int rm__conn_handshake_admit(rm_conn_t *c);
+/** c's admitted handshake ended: completed (`failed` 0) or not. Nothing when it was not admitted (or ended). */
+void rm__conn_handshake_end(rm_conn_t *c, int failed);
+/** Hands the next step of the handshake on `s` to the handshake threads when it is worth it (inbound, bytes to work
+ *  on, nothing of the side in flight). Returns 1 when it did (c->hs.busy; rm__conn_handshake_back follows), 0 when the
+ *  caller runs the step itself. */
+int rm__conn_handshake_offload(rm_conn_t *c, rm_side_t *s);
+/** c is closing: a step still queued is skipped by the thread. */
+void rm__conn_handshake_cancel(rm_conn_t *c);
 
 /* conn_endpoint.c: outbound connections to a destination's endpoints */
 /** Chooses the endpoint an outbound connection to `dest` (which has endpoints) goes to: c->target and the identity

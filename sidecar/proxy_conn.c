@@ -231,9 +231,21 @@ static int drive_handshake(rm_conn_t *c)
     rm_side_t *s = rm__conn_tls_side(c);
     int r, ret;
 
-    if ((ret = rm_side_handshake(s, &r)) != 0)
+    if (c->hs.busy)
+        return 0; /* a handshake thread has the session (conn_handshake.c) */
+    if (c->hs.done) {
+        c->hs.done = 0;
+        r = c->hs.result;
+        ret = rm_side_handshake_step_done(s, r);
+    } else if (rm__conn_handshake_offload(c, s)) {
+        return 0;
+    } else {
+        ret = rm_side_handshake(s, &r);
+    }
+    if (ret != 0)
         return ret;
     if (r == 0) {
+        rm__conn_handshake_end(c, 0);
         c->mode = RM_CONN_MODE_MTLS;
         c->deadline_ms = 0;
         if (atomic_load_explicit(&c->w->proxy->kernel_tls, memory_order_relaxed))
@@ -251,6 +263,7 @@ static int drive_handshake(rm_conn_t *c)
         return 0;
     }
     log_rejected(c, rm_strerror(r), r);
+    rm__conn_handshake_end(c, 1);
     c->close_reason = RM_CONN_CLOSE_REJECTED;
     /* let a pending alert go out, then close: conn_progress sees closing with the send in flight */
     c->t.closing = 1;
@@ -315,6 +328,8 @@ static int decide_mode(rm_conn_t *c)
             char name[256];
             if (c->snap->server_ctx == NULL)
                 return RM_ERR_TLS_CONFIG;
+            if (rm__conn_handshake_admit(c) != 0)
+                return 0; /* refused before any cryptography: too many in progress, or its address backs off */
             if (rm_tls_client_hello_sni(c->d2u.buf + c->d2u.off, c->d2u.len, name, sizeof(name)) > 0 &&
                 (c->sni = strdup(name)) == NULL)
                 return -ENOMEM;
@@ -383,6 +398,7 @@ static step_t conn_step(rm_conn_t *c)
             if (c->close_reason == RM_CONN_CLOSE_REJECTED && rm_io_busy(&rm__conn_tls_side(c)->wr_op))
                 return STEP_WAIT;
             c->cancelled = 1;
+            rm__conn_handshake_cancel(c);
             rm_side_cancel(&c->down);
             rm_side_cancel(&c->up);
         }
@@ -577,6 +593,7 @@ static void conn_free(rm_conn_t *c)
     rm_side_close(&c->down);
     rm_side_close(&c->up);
     rm__conn_endpoint_release(c);
+    rm__conn_handshake_end(c, 1); /* still admitted: it never completed (timed out, cut, closed by the peer) */
     if (c->counted)
         atomic_fetch_sub_explicit(&w->proxy->num_conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->d2u.bytes, memory_order_relaxed);
@@ -614,6 +631,15 @@ static void conn_free(rm_conn_t *c)
     } else {
         free(c);
     }
+}
+
+void rm__conn_handshake_back(rm_hs_job_t *job)
+{
+    rm_conn_t *c = rm_container_of(job, rm_conn_t, hs);
+    c->t.pending--;
+    c->hs.busy = 0;
+    c->hs.done = !c->t.closing;
+    conn_progress(c);
 }
 
 rm_conn_t *rm__conn_next(rm_conn_t *c)

@@ -249,6 +249,31 @@ static void on_wake(rm_io_op_t *op, int res)
         wake_arm(w);
 }
 
+static void on_hs_reply(rm_io_op_t *op, int res);
+
+static void hs_reply_arm(rm_worker_t *w)
+{
+    rm_io_read(w->loop, &w->hs_h, &w->hs_op, &w->hs_buf, sizeof(w->hs_buf), on_hs_reply);
+}
+
+/* Takes back the handshake steps the handshake threads finished and lets their connections go on. */
+static void hs_reply_drain(rm_worker_t *w)
+{
+    rm_hs_job_t *j = rm_hs_reply_take(&w->hs_reply), *next;
+    for (; j != NULL; j = next) {
+        next = j->next; /* the callee may free the connection that holds j */
+        rm__conn_handshake_back(j);
+    }
+}
+
+static void on_hs_reply(rm_io_op_t *op, int res)
+{
+    rm_worker_t *w = rm_container_of(op, rm_worker_t, hs_op);
+    hs_reply_drain(w);
+    if (res != -ECANCELED && !w->stopping)
+        hs_reply_arm(w);
+}
+
 static void worker_tick(rm_worker_t *w)
 {
     uint64_t now = rm_loop_now_ms(w->loop);
@@ -262,6 +287,7 @@ static void worker_tick(rm_worker_t *w)
         }
     }
     rm__admin_tick(w, now, 0);
+    rm_hs_guard_tick(w->proxy->hs_guard, now);
     /* on this worker's loop: the published snapshot stays valid for this iteration */
     rm_mesh_metrics_tick(w->proxy->metrics, w->metrics, atomic_load(&w->proxy->snap)->cfg, now);
     if (w->trim_pending && w->num_conns == 0) {
@@ -298,7 +324,8 @@ static void *worker_main(void *arg)
     int ret;
 
     sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's */
+    pthread_sigmask(SIG_BLOCK, &all, NULL);          /* signals are the main thread's */
+    pthread_setname_np(pthread_self(), "rm-worker"); /* for top -H and the benchmarks' CPU shares */
     if ((ret = rm_loop_attach_thread(w->loop)) != 0) {
         rm_log_line_t l;
         rm_log_begin(&l, RM_LOG_ERROR, "loop_failed");
@@ -311,6 +338,7 @@ static void *worker_main(void *arg)
     for (size_t i = 0; i < w->num_listeners; i++)
         listener_arm(&w->listeners[i]);
     wake_arm(w);
+    hs_reply_arm(w);
     w->next_tick_ms = rm_loop_now_ms(w->loop) + TICK_MS;
 
     while (!w->stopping && !(w->draining && w->num_conns == 0)) {
@@ -340,8 +368,10 @@ static void *worker_main(void *arg)
         rm__conn_drain_cut(c);
     }
     rm_io_cancel(w->loop, &w->wake_op);
+    rm_io_cancel(w->loop, &w->hs_op);
     for (int i = 0; i < 1000; i++) {
-        int busy = w->num_conns != 0 || w->num_admin_conns != 0 || rm_io_busy(&w->wake_op);
+        hs_reply_drain(w); /* the reply op is cancelled: handshake steps still out are taken here */
+        int busy = w->num_conns != 0 || w->num_admin_conns != 0 || rm_io_busy(&w->wake_op) || rm_io_busy(&w->hs_op);
         for (size_t j = 0; j < w->num_listeners; j++)
             busy |= rm_io_busy(&w->listeners[j].accept_op);
         if (!busy)
@@ -368,6 +398,10 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
     p->num_workers = cfg->workers;
     if ((p->workers = calloc(p->num_workers, sizeof(*p->workers))) == NULL)
         return -ENOMEM;
+    for (unsigned i = 0; i < p->num_workers; i++)
+        p->workers[i].hs_reply.efd = -1;
+    if ((ret = rm_hs_guard_new(&p->hs_guard)) != 0)
+        return ret;
     if ((ret = rm_mesh_metrics_new(&p->metrics, p->num_workers)) != 0)
         return ret;
     for (unsigned i = 0; i < p->num_workers; i++) {
@@ -382,6 +416,8 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
         if ((efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
             return -errno;
         if ((ret = rm_loop_add(w->loop, &w->wake_h, efd)) != 0)
+            return ret;
+        if ((ret = rm_hs_reply_init(&w->hs_reply)) != 0 || (ret = rm_loop_add(w->loop, &w->hs_h, w->hs_reply.efd)) != 0)
             return ret;
         w->listeners = calloc(3 + cfg->num_listeners, sizeof(*w->listeners));
         w->ep_load = calloc(1, sizeof(*w->ep_load));
@@ -433,9 +469,16 @@ int rm_proxy_setup(rm_proxy_t *p, rm_snapshot_t *snap)
 
 int rm_proxy_start(rm_proxy_t *p)
 {
+    const rm_proxy_config_t *cfg = p->base_snap->cfg;
+    int ret;
+
+    /* inbound handshakes are computed apart from the workers, at a lower priority (handshake_pool.h) */
+    if (cfg->handshake_threads > 0 &&
+        (ret = rm_hs_pool_start(&p->hs_pool, cfg->handshake_threads, cfg->handshake_priority)) != 0)
+        return ret;
     for (unsigned i = 0; i < p->num_workers; i++) {
         atomic_fetch_add(&p->workers_running, 1);
-        int ret = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
+        ret = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
         if (ret != 0) {
             atomic_fetch_sub(&p->workers_running, 1);
             return -ret;
@@ -472,9 +515,13 @@ unsigned rm_proxy_open_connections(rm_proxy_t *p)
 
 void rm_proxy_join(rm_proxy_t *p)
 {
+    for (unsigned i = 0; i < p->num_workers; i++)
+        pthread_join(p->workers[i].thread, NULL);
+    /* after the workers: steps still queued come back cancelled into queues that still exist */
+    rm_hs_pool_stop(p->hs_pool);
+    p->hs_pool = NULL;
     for (unsigned i = 0; i < p->num_workers; i++) {
         rm_worker_t *w = &p->workers[i];
-        pthread_join(w->thread, NULL);
         for (size_t j = 0; j < w->num_listeners; j++) {
             if (w->listeners[j].h.fd > 0) {
                 rm_loop_del(w->loop, &w->listeners[j].h);
@@ -486,6 +533,10 @@ void rm_proxy_join(rm_proxy_t *p)
         w->ep_load = NULL;
         rm_loop_del(w->loop, &w->wake_h);
         close(w->wake_h.fd);
+        if (w->hs_reply.efd >= 0) {
+            rm_loop_del(w->loop, &w->hs_h);
+            rm_hs_reply_dispose(&w->hs_reply);
+        }
         while (w->free_conns != NULL) {
             rm_conn_t *c = w->free_conns;
             w->free_conns = rm__conn_next(c);
@@ -498,6 +549,8 @@ void rm_proxy_join(rm_proxy_t *p)
     p->num_workers = 0;
     rm_metrics_free(p->metrics);
     p->metrics = NULL;
+    rm_hs_guard_free(p->hs_guard);
+    p->hs_guard = NULL;
     rm_snapshot_unref(atomic_exchange(&p->snap, NULL)); /* the publication reference */
     rm_snapshot_unref(p->base_snap);
     p->base_snap = NULL;

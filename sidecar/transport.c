@@ -353,14 +353,19 @@ static int tls_output_pending(rm_side_t *s)
 
 int rm_side_handshake(rm_side_t *s, int *result)
 {
+    *result = rm_tls_handshake(s->tls);
+    return rm_side_handshake_step_done(s, *result);
+}
+
+int rm_side_handshake_step_done(rm_side_t *s, int result)
+{
     int ret;
 
-    *result = rm_tls_handshake(s->tls);
     if ((ret = rm_side_flush(s)) != 0)
         return ret;
-    if (*result == 0)
+    if (result == 0)
         s->ready = 1;
-    else if (*result == RM_ERR_TLS_WANT_IO)
+    else if (result == RM_ERR_TLS_WANT_IO)
         return rm_side_submit_recv(s);
     return 0;
 }

@@ -126,6 +126,9 @@ int rm_side_flush(rm_side_t *s);
  *  refused the peer (an alert may be going out: let the send finish before cancelling). Returns 0, or an I/O error
  *  that ends the owner. */
 int rm_side_handshake(rm_side_t *s, int *result);
+/** The second half of rm_side_handshake(), for a step whose rm_tls_handshake() ran elsewhere (handshake_pool.h) and
+ *  returned `result`: sends what the session wrote, sets ready or receives more. Returns as rm_side_handshake. */
+int rm_side_handshake_step_done(rm_side_t *s, int result);
 /** Asks for the TLS side's record layer to go to the kernel once the session allows (call after the handshake). */
 void rm_side_enable_ktls(rm_side_t *s);
 /** Nonzero when the kernel seals and opens both directions of the side's records. */

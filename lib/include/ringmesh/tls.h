@@ -88,6 +88,13 @@ int rm_tls_in_append(rm_tls_t *tls, const uint8_t *p, size_t len);
 /** Takes a pool buffer as the input window, empty: receive into it, then rm_tls_in_commit. Only when no window
  *  is held (rm_tls_in_release returned 1). Returns 0, or RM_ERR_TLS_PROTOCOL (the buffer is not taken) when one is. */
 int rm_tls_in_adopt(rm_tls_t *tls, uint8_t *buf);
+/** Bytes received into the input window that the session has not taken yet (what the next handshake step works
+ *  on). */
+size_t rm_tls_in_pending(const rm_tls_t *tls);
+/** Takes the output window from the calling thread's pool now when none is held, so that a handshake step run on
+ *  another thread writes into it instead of taking a buffer from that thread's pool. Returns 0 or
+ *  RM_ERR_TLS_NO_MEMORY. */
+int rm_tls_out_reserve(rm_tls_t *tls);
 /** Gives the input window back to the pool when wolfSSL has taken every byte of it; never while a receive into it
  *  is in flight. Returns 1 when no window is held afterwards. */
 int rm_tls_in_release(rm_tls_t *tls);

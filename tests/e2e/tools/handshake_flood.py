@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """A flood of TLS 1.3 handshakes that fail: what an attacker without an SVID can make a STRICT port do.
 
-  handshake_flood.py --connect IP:PORT --count N [--concurrency C] [--timeout S] [--stop-file PATH]
+  handshake_flood.py --connect IP:PORT --count N [--concurrency C] [--timeout S] [--stop-file PATH] [--source IP]
 
 Each attempt is a full TLS 1.3 ClientHello (ALPN ringmesh/1, the server's certificate not checked) without a client
 certificate, so the server runs its key exchange and signs before it can refuse: the expensive part of a handshake.
 The attempt then reads until the server closes. C threads make N attempts in all (bounded; --stop-file ends them
 early). Prints one JSON line: attempts, refused (the server closed or alerted, as it must), accepted (the server
-sent application data: a hole), errors (no TLS at all: refused TCP connection, timeout), and attempts/s."""
+sent application data: a hole), errors (no TLS at all: refused TCP connection, timeout), and attempts/s. --source
+makes the connections from that local address (a flooder apart from the clients that share its host)."""
 import argparse
 import json
 import os
@@ -24,6 +25,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--stop-file")
+    ap.add_argument("--source")
     args = ap.parse_args()
     host, port = args.connect.rsplit(":", 1)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -37,7 +39,8 @@ def main():
 
     def one():
         try:
-            with socket.create_connection((host, int(port)), timeout=args.timeout) as raw:
+            src = (args.source, 0) if args.source else None
+            with socket.create_connection((host, int(port)), timeout=args.timeout, source_address=src) as raw:
                 with ctx.wrap_socket(raw, server_hostname="flood") as tls:
                     # TLS 1.3: the client's handshake ends before the server has checked the (absent) certificate;
                     # the refusal comes as an alert or a close on the first read
