@@ -5,6 +5,7 @@
  * give pointers, the notify callbacks do not. A pause in on_headers_complete stops on the head's last LF, which the
  * parser reads again when resumed; a pause in on_message_complete stops right after the message's last byte. */
 #include "http1_filter.h"
+#include "http1_scan.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -806,18 +807,18 @@ static int upgrade_answered(rm_http1_filter_t *f, int switched, uint8_t flags, r
     return ret;
 }
 
-/* The app finished a response: was it final, and what may follow it. */
-static int response_done(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client)
+/* The app finished a response with `status` (`parser_upgrade`: the parser saw it switch protocols): was it final,
+ * and what may follow it. */
+static int response_done(rm_http1_filter_t *f, unsigned status, int parser_upgrade, rm_bytebuf_t *to_app,
+                         rm_bytebuf_t *to_client)
 {
-    const http_parser *p = &f->resp_parser;
-    unsigned status = p->status_code;
     const rm__http1_pending_t *front = f->pending_len != 0 ? f->pending + f->pending_head : NULL;
     int upgrade = front != NULL && (front->flags & RM__HTTP1_PF_UPGRADE) != 0, switched = 0, ret;
 
     if (status / 100 == 1) {
         if (status == 101 && upgrade) {
             switched = 1;
-        } else if (p->upgrade) {
+        } else if (parser_upgrade) {
             return -EPROTO; /* switching protocols without being asked to */
         } else {
             f->resp_status = 0; /* interim */
@@ -838,6 +839,49 @@ static int response_done(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_
     if (upgrade)
         return upgrade_answered(f, switched, answered.flags, to_app, to_client);
     return 0;
+}
+
+/* Observe mode: takes the response at in[0, len) when the scanner frames it (http1_scan.h), or goes on with the one
+ * it framed, passing its bytes to to_client and ending it as the parser would. *used is how many bytes it took: 0
+ * when the parser must take the message (the scanner does not recognise its head, or the parser is inside a
+ * message, or the request it answers has framing of its own: HEAD, CONNECT, Upgrade). Returns 0 or an error. */
+static int fast_response(rm_http1_filter_t *f, const uint8_t *in, size_t len, size_t *used, rm_bytebuf_t *to_app,
+                         rm_bytebuf_t *to_client)
+{
+    size_t n = 0, body;
+    int ret;
+
+    *used = 0;
+    if (!f->resp_fast) {
+        const rm__http1_pending_t *front = f->pending_len != 0 ? f->pending + f->pending_head : NULL;
+        rm_http1_resp_head_t h;
+        if (!f->observe || f->resp_parsed || f->resp_nofast || front == NULL ||
+            front->kind != RM__HTTP1_PENDING_FORWARDED ||
+            (front->flags & (RM__HTTP1_PF_HEAD | RM__HTTP1_PF_CONNECT | RM__HTTP1_PF_UPGRADE)) != 0 ||
+            !rm_http1_scan_response_head(in, len, &h))
+            return 0;
+        n = h.head_len;
+        f->resp_status = h.status;
+        f->resp_bytes = 0;
+        f->resp_left = h.content_length;
+        f->resp_fast = 1;
+    }
+    body = len - n < f->resp_left ? len - n : (size_t)f->resp_left;
+    n += body;
+    f->resp_bytes += body;
+    f->resp_left -= body;
+    if ((ret = rm_bytebuf_append(to_client, in, n)) != 0)
+        return ret;
+    *used = n;
+    if (f->resp_left != 0)
+        return 0;
+    f->resp_fast = 0;
+    return response_done(f, f->resp_status, 0, to_app, to_client);
+}
+
+void rm_http1_filter_set_observe(rm_http1_filter_t *f)
+{
+    f->observe = 1;
 }
 
 int rm_http1_filter_init(rm_http1_filter_t *f, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx)
@@ -926,16 +970,31 @@ int rm_http1_filter_from_app(rm_http1_filter_t *f, const uint8_t *in, size_t len
                 goto Exit;
             break;
         }
+        size_t used;
+        if ((ret = fast_response(f, in + pos, len - pos, &used, to_app, to_client)) != 0)
+            goto Exit;
+        if (used != 0) {
+            pos += used;
+            continue;
+        }
         f->app_event = RM__HTTP1_EV_NONE;
         size_t n = http_parser_execute(&f->resp_parser, &response_settings, (const char *)in + pos, len - pos);
         enum http_errno err = HTTP_PARSER_ERRNO(&f->resp_parser);
         if ((ret = rm_bytebuf_append(to_client, in + pos, n)) != 0)
             goto Exit;
         pos += n;
+        f->resp_parsed = 1;
         if (err == HPE_PAUSED) {
             http_parser_pause(&f->resp_parser, 0);
-            if (f->app_event == RM__HTTP1_EV_MESSAGE_COMPLETE && (ret = response_done(f, to_app, to_client)) != 0)
-                goto Exit;
+            if (f->app_event == RM__HTTP1_EV_MESSAGE_COMPLETE) {
+                /* the parser is between messages again, unless this one closed the connection */
+                f->resp_parsed = 0;
+                if (!http_should_keep_alive(&f->resp_parser))
+                    f->resp_nofast = 1;
+                if ((ret = response_done(f, f->resp_parser.status_code, f->resp_parser.upgrade, to_app, to_client)) !=
+                    0)
+                    goto Exit;
+            }
         } else if (err != HPE_OK || pos != len) {
             ret = -EPROTO;
             goto Exit;
