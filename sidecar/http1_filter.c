@@ -402,12 +402,9 @@ static int is_token(const char *s, size_t len)
 {
     if (len == 0)
         return 0;
-    for (size_t i = 0; i != len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
+    for (size_t i = 0; i != len; i++)
+        if (!rm_http1_is_tchar((uint8_t)s[i]))
             return 0;
-    }
     return 1;
 }
 
@@ -663,9 +660,15 @@ static void request_done(rm_http1_filter_t *f)
  * head's byte before src (0 at its start). */
 static int starts_folded_line(uint8_t prev, const uint8_t *src, size_t len)
 {
-    for (size_t i = 0; i != len; prev = src[i++])
-        if (prev == '\n' && (src[i] == ' ' || src[i] == '\t'))
+    const uint8_t *p = src, *end = src + len;
+    if (len != 0 && prev == '\n' && (src[0] == ' ' || src[0] == '\t'))
+        return 1;
+    while (p != end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        if (++p == end)
+            break;
+        if (*p == ' ' || *p == '\t')
             return 1;
+    }
     return 0;
 }
 

@@ -3,15 +3,6 @@
 
 #include <string.h>
 
-/* RFC 9110 5.6.2 tchar */
-static int is_tchar(uint8_t c)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && memchr(extra, c, sizeof(extra) - 1) != NULL;
-}
-
 /* a field value's or reason phrase's byte: HTAB, SP, VCHAR or obs-text */
 static int is_value_byte(uint8_t c)
 {
@@ -102,7 +93,7 @@ int rm_http1_scan_response_head(const uint8_t *p, size_t n, rm_http1_resp_head_t
             return 0;
         /* the line is p[pos, end - 1): name ":" value */
         size_t name_end = pos;
-        while (name_end != end - 1 && is_tchar(p[name_end]))
+        while (name_end != end - 1 && rm_http1_is_tchar(p[name_end]))
             name_end++;
         if (name_end == pos || name_end == end - 1 || p[name_end] != ':')
             return 0; /* an empty name, a non-token byte in it (SP, HTAB: also obs-fold), or no colon */

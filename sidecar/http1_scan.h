@@ -16,6 +16,34 @@
  *  limit is far above it). */
 #define RM_HTTP1_SCAN_MAX_HEAD (16 * 1024)
 
+/** 1 when c is a tchar of RFC 9110 5.6.2 (a byte of a token: a field name, a method), 0 otherwise. */
+static inline int rm_http1_is_tchar(uint8_t c)
+{
+    uint8_t lower = (uint8_t)(c | 0x20);
+    if ((lower >= 'a' && lower <= 'z') || (c >= '0' && c <= '9'))
+        return 1;
+    switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /** What the scanner read from a response head it recognised. */
 typedef struct st_rm_http1_resp_head_t {
     size_t head_len;         /* bytes of the head, its final empty line included */

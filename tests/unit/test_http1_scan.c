@@ -98,6 +98,18 @@ static void test_scan_refuses_other_framing(void **state)
     free(s);
 }
 
+/* The token table against RFC 9110 5.6.2's list, every byte. */
+static void test_tchar_every_byte(void **state)
+{
+    (void)state;
+    static const char tchar[] = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (unsigned c = 0; c < 256; c++) {
+        int want = c != 0 && memchr(tchar, (int)c, sizeof(tchar) - 1) != NULL;
+        if (rm_http1_is_tchar((uint8_t)c) != want)
+            fail_msg("byte 0x%02x: %d", c, !want);
+    }
+}
+
 /* Twin filters, one in observe mode, fed the same bytes. */
 #define MAX_RECORDS 16
 typedef struct {
@@ -273,9 +285,8 @@ static void test_observe_skips_parser(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scan_plain_head),
-        cmocka_unit_test(test_scan_refuses_other_framing),
-        cmocka_unit_test(test_observe_same_as_parser),
+        cmocka_unit_test(test_tchar_every_byte),           cmocka_unit_test(test_scan_plain_head),
+        cmocka_unit_test(test_scan_refuses_other_framing), cmocka_unit_test(test_observe_same_as_parser),
         cmocka_unit_test(test_observe_skips_parser),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
