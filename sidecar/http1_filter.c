@@ -96,6 +96,7 @@ static void finish(rm_http1_filter_t *f, int result)
 static void reset_head(rm_http1_filter_t *f)
 {
     f->client_state = RM__HTTP1_CS_HEAD;
+    f->req_parsed = 0; /* the parser is between requests: the scanner may take the next one */
     f->head.len = 0;
     f->fields.len = 0;
     f->url_len = 0;
@@ -521,9 +522,29 @@ void rm_http1_filter_set_path_normalization(rm_http1_filter_t *f, rm_path_normal
 
 /* The head is complete (and in f->head): normalizes the target, asks the hook, then forwards the head or queues
  * the 403 (400 when the target cannot be normalized). */
-static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client)
+/* What a request head's framing says, read by http_parser or by the scanner (fast_request). */
+typedef struct {
+    unsigned method; /* enum http_method */
+    uint8_t upgrade, http10, keep_alive, chunked, has_length;
+    uint64_t content_length;
+} head_info_t;
+
+static head_info_t parser_head_info(const http_parser *p)
 {
-    const http_parser *p = &f->req_parser;
+    head_info_t hi = {
+        .method = p->method,
+        .upgrade = (uint8_t)p->upgrade,
+        .http10 = p->http_major == 0 || (p->http_major == 1 && p->http_minor == 0),
+        .keep_alive = (uint8_t)http_should_keep_alive(p),
+        .chunked = (p->flags & F_CHUNKED) != 0,
+        .has_length = p->content_length != UINT64_MAX,
+        .content_length = p->content_length,
+    };
+    return hi;
+}
+
+static int decide_request(rm_http1_filter_t *f, const head_info_t *p, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client)
+{
     const char *base = (const char *)f->fields.base;
     rm_http_request_t req = {0};
     int expect_continue = 0, transfer_encoding = 0, has_body, ret;
@@ -557,7 +578,7 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
     }
     /* a request body whose length cannot be known (RFC 9112 6.3): the library would reject it only after
      * on_headers_complete, when the head has gone to the app */
-    if (transfer_encoding && (p->flags & F_CHUNKED) == 0)
+    if (transfer_encoding && !p->chunked)
         return queue_error_answer(f, RM__HTTP1_PENDING_BAD_REQUEST, to_client);
     req.headers = f->hook_headers;
     req.num_headers = f->num_fields;
@@ -568,11 +589,11 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
         flags |= RM__HTTP1_PF_CONNECT;
     if (p->upgrade)
         flags |= RM__HTTP1_PF_UPGRADE;
-    if (p->http_major == 0 || (p->http_major == 1 && p->http_minor == 0))
+    if (p->http10)
         flags |= RM__HTTP1_PF_HTTP10;
-    if (!http_should_keep_alive(p))
+    if (!p->keep_alive)
         flags |= RM__HTTP1_PF_CLOSE;
-    has_body = (p->flags & F_CHUNKED) != 0 || (p->content_length != 0 && p->content_length != UINT64_MAX);
+    has_body = p->chunked || (p->has_length && p->content_length != 0);
 
     /* the target the hook judges is the one the app gets */
     f->target.len = 0;
@@ -694,6 +715,91 @@ static int route_client_bytes(rm_http1_filter_t *f, const uint8_t *src, size_t l
     }
 }
 
+/* Room for n entries in the field index (as request_on_header_field grows it). */
+static int reserve_fields(rm_http1_filter_t *f, size_t n)
+{
+    if (n <= f->fields_cap)
+        return 0;
+    rm__http1_field_t *index = realloc(f->field_index, n * sizeof(*index));
+    if (index == NULL)
+        return -ENOMEM;
+    f->field_index = index;
+    rm_http_header_t *headers = realloc(f->hook_headers, n * sizeof(*headers));
+    if (headers == NULL)
+        return -ENOMEM;
+    f->hook_headers = headers;
+    f->fields_cap = n;
+    return 0;
+}
+
+/* Observe mode: takes the request at in[0, len) when the scanner recognises its head (http1_scan.h), or goes on
+ * with the body of the one it took, leaving the filter as the parser's callbacks would have: the head in f->head,
+ * target and fields in f->fields, the hook called through decide_request, the body forwarded and counted, the next
+ * request awaited. *used is how many bytes it took: 0 when the parser must take the request (the scanner does not
+ * recognise it, or the parser is inside one). Returns 0 or an error. */
+static int fast_request(rm_http1_filter_t *f, const uint8_t *in, size_t len, size_t *used, rm_bytebuf_t *to_app,
+                        rm_bytebuf_t *to_client)
+{
+    rm__http1_field_t scanned[RM_HTTP1_MAX_HEADERS];
+    size_t n = 0, body;
+    int ret;
+
+    *used = 0;
+    if (!f->req_fast) {
+        rm_http1_req_head_t h;
+        _Static_assert(sizeof(rm__http1_field_t) == sizeof(rm_http1_scan_field_t), "the same four offsets");
+        if (!f->observe || f->req_parsed || f->client_state != RM__HTTP1_CS_HEAD || f->head.len != 0 ||
+            !rm_http1_scan_request_head(in, len, &h, (rm_http1_scan_field_t *)scanned, RM_HTTP1_MAX_HEADERS))
+            return 0;
+        /* what the parser's callbacks would have collected */
+        if ((ret = reserve_fields(f, h.num_fields)) != 0 || (ret = rm_bytebuf_append(&f->head, in, h.head_len)) != 0)
+            return ret;
+        f->fields.len = 0;
+        if (append_field_bytes(f, (const char *)in + h.target_off, h.target_len, 0) != 0)
+            return -ENOMEM;
+        f->url_len = h.target_len;
+        for (size_t i = 0; i != h.num_fields; i++) {
+            rm__http1_field_t *field = f->field_index + i;
+            field->name_off = field->value_off = (uint32_t)f->fields.len;
+            field->name_len = scanned[i].name_len;
+            field->value_len = scanned[i].value_len;
+            if (append_field_bytes(f, (const char *)in + scanned[i].name_off, scanned[i].name_len, 1) != 0)
+                return -ENOMEM;
+            if (scanned[i].value_len != 0) {
+                field->value_off = (uint32_t)f->fields.len;
+                if (append_field_bytes(f, (const char *)in + scanned[i].value_off, scanned[i].value_len, 0) != 0)
+                    return -ENOMEM;
+            }
+        }
+        f->num_fields = h.num_fields;
+        head_info_t hi = {.method = h.method, .keep_alive = 1, .has_length = 1, .content_length = h.content_length};
+        n = h.head_len;
+        if ((ret = decide_request(f, &hi, to_app, to_client)) != 0)
+            return ret;
+        *used = n;
+        if (f->client_state != RM__HTTP1_CS_BODY_FORWARD && f->client_state != RM__HTTP1_CS_BODY_DROP)
+            return 0; /* refused with a close (400, or a closing 403): nothing more is read */
+        f->req_left = h.content_length;
+        f->req_fast = 1;
+    }
+    body = len - n < f->req_left ? len - n : (size_t)f->req_left;
+    if (f->client_state == RM__HTTP1_CS_BODY_FORWARD && (ret = rm_bytebuf_append(to_app, in + n, body)) != 0)
+        return ret;
+    if (body != 0 && f->pending_len != 0) {
+        rm__http1_pending_t *tail = f->pending + (f->pending_head + f->pending_len - 1) % f->pending_cap;
+        if (tail->seq == f->req_seq)
+            tail->request_bytes += body;
+    }
+    n += body;
+    f->req_left -= body;
+    *used = n;
+    if (f->req_left == 0) {
+        f->req_fast = 0;
+        request_done(f);
+    }
+    return 0;
+}
+
 /* Runs the client's bytes through the request parser. Returns 0 or a negative error that ends the connection. */
 static int client_feed(rm_http1_filter_t *f, const uint8_t *in, size_t len, rm_bytebuf_t *to_app,
                        rm_bytebuf_t *to_client)
@@ -714,8 +820,18 @@ static int client_feed(rm_http1_filter_t *f, const uint8_t *in, size_t len, rm_b
         }
         if (pos == len)
             break;
+        if (routed == pos) {
+            size_t used;
+            if ((ret = fast_request(f, in + pos, len - pos, &used, to_app, to_client)) != 0)
+                return ret;
+            if (used != 0) {
+                pos = routed = pos + used;
+                continue;
+            }
+        }
 
         f->client_event = RM__HTTP1_EV_NONE;
+        f->req_parsed = 1;
         size_t n = http_parser_execute(&f->req_parser, &request_settings, (const char *)in + pos, len - pos);
         enum http_errno err = HTTP_PARSER_ERRNO(&f->req_parser);
         size_t end = pos + n, route_end = end;
@@ -745,7 +861,8 @@ static int client_feed(rm_http1_filter_t *f, const uint8_t *in, size_t len, rm_b
 
         if (err == HPE_PAUSED) {
             if (event == RM__HTTP1_EV_HEADERS_COMPLETE) {
-                if ((ret = decide_request(f, to_app, to_client)) != 0)
+                head_info_t hi = parser_head_info(&f->req_parser);
+                if ((ret = decide_request(f, &hi, to_app, to_client)) != 0)
                     return ret;
             } else if (event == RM__HTTP1_EV_MESSAGE_COMPLETE) {
                 request_done(f);

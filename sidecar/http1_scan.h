@@ -63,4 +63,32 @@ typedef struct st_rm_http1_resp_head_t {
  *  http_parser instead). The caller keeps the cases that depend on the request (HEAD, CONNECT, Upgrade). */
 int rm_http1_scan_response_head(const uint8_t *p, size_t n, rm_http1_resp_head_t *out);
 
+/** Where one field of a scanned request head sits, as offsets into the head. */
+typedef struct st_rm_http1_scan_field_t {
+    uint32_t name_off, name_len;
+    uint32_t value_off, value_len; /* leading SP/HTAB skipped, trailing kept, as http_parser gives it */
+} rm_http1_scan_field_t;
+
+/** What the scanner read from a request head it recognised. */
+typedef struct st_rm_http1_req_head_t {
+    size_t head_len; /* bytes of the head, its final empty line included */
+    unsigned method; /* an enum http_method of http_parser.h */
+    uint32_t target_off, target_len;
+    uint64_t content_length; /* body bytes that follow the head (0 without Content-Length) */
+    size_t num_fields;
+} rm_http1_req_head_t;
+
+/** Scans p[0, n) for a whole request head of this exact shape:
+ *    method SP target SP "HTTP/1.1" CRLF, method one of GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, target
+ *    starting with "/" and made of visible ASCII other than "#";
+ *    at most `max_fields` field lines as rm_http1_scan_response_head() takes them (token name, colon, value of
+ *    HTAB, SP, visible characters and obs-text, CRLF, no obs-fold);
+ *    at most one Content-Length (1 to 15 digits, only SP around them) and one Host; no Transfer-Encoding, Upgrade
+ *    or Expect; Connection and Proxy-Connection, when present, exactly "keep-alive";
+ *    an empty line ending the head within RM_HTTP1_SCAN_MAX_HEAD bytes.
+ *  Returns 1 with *out and fields[0, out->num_fields) filled; 0 otherwise (the caller parses the request with
+ *  http_parser, which answers whatever is wrong with it). */
+int rm_http1_scan_request_head(const uint8_t *p, size_t n, rm_http1_req_head_t *out, rm_http1_scan_field_t *fields,
+                               size_t max_fields);
+
 #endif

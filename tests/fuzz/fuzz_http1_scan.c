@@ -1,10 +1,10 @@
-/* The observe-mode response scanner (http1_scan.h) against http_parser: two HTTP/1.1 filters that allow every
- * request, one in observe mode (rm_http1_filter_set_observe: responses of the plainest shape framed by the scanner,
- * bodies skipped by count) and one without, are fed the same bytes, and must agree after every call: the same result,
- * the same bytes to the app and to the client, the same exchanges reported (status, request and response body bytes,
- * complete, answered by the proxy) in the same order, and, at the end, the same reports of what was still open.
- * rm_http1_scan_response_head() on every app chunk must also describe a head that ends inside it and a status the
- * scanner accepts.
+/* The observe-mode request and response scanners (http1_scan.h) against http_parser: two HTTP/1.1 filters that allow
+ * every request, one in observe mode (rm_http1_filter_set_observe: responses of the plainest shape framed by the
+ * scanner, bodies skipped by count) and one without, are fed the same bytes, and must agree after every call: the same
+ * result, the same requests given to the hook (method, path, host, every field), the same bytes to the app and to the
+ * client, the same exchanges reported (status, request and response body bytes, complete, answered by the proxy) in the
+ * same order, and, at the end, the same reports of what was still open. rm_http1_scan_response_head() on every app
+ * chunk must also describe a head that ends inside it and a status the scanner accepts.
  *
  * The input is the script of fuzz_http1_filter.c (its two first bytes unused here): chunks, each a tag byte T (bit
  * 0: 0 from the client, 1 from the app; T >> 1 is the length, 127 meaning a two-byte big-endian length follows),
@@ -23,14 +23,32 @@ typedef struct {
     rm_http1_filter_t f;
     rm_bytebuf_t to_app, to_client;
     uint64_t calls;
+    uint64_t seen_hash; /* FNV-1a over everything the hook was given: method, path, host, fields, flags */
     size_t reported;
     rm_http_exchange_t reports[MAX_REPORTS]; /* the first MAX_REPORTS, in order */
 } twin_t;
 
+static void hash_bytes(uint64_t *h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i != n; i++)
+        *h = (*h ^ b[i]) * 1099511628211ULL;
+    *h = (*h ^ 0xff) * 1099511628211ULL; /* a separator, so that "ab" "c" differs from "a" "bc" */
+}
+
 static rm_http_verdict_t allow(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
     twin_t *t = ctx;
-    (void)req;
+    uint8_t flags[3] = {req->host != NULL, req->path_error != NULL, (uint8_t)req->num_headers};
+    hash_bytes(&t->seen_hash, req->method, req->method_len);
+    hash_bytes(&t->seen_hash, req->path, req->path_len);
+    if (req->host != NULL)
+        hash_bytes(&t->seen_hash, req->host, req->host_len);
+    for (size_t i = 0; i != req->num_headers; i++) {
+        hash_bytes(&t->seen_hash, req->headers[i].name, req->headers[i].name_len);
+        hash_bytes(&t->seen_hash, req->headers[i].value, req->headers[i].value_len);
+    }
+    hash_bytes(&t->seen_hash, flags, sizeof(flags));
     out->cookie = ++t->calls;
     return RM_HTTP_ALLOW;
 }
@@ -49,6 +67,7 @@ static void same(const twin_t *a, const twin_t *b)
     RM_FUZZ_CHECK(a->to_app.len == 0 || memcmp(a->to_app.base, b->to_app.base, a->to_app.len) == 0);
     RM_FUZZ_CHECK(a->to_client.len == 0 || memcmp(a->to_client.base, b->to_client.base, a->to_client.len) == 0);
     RM_FUZZ_CHECK(a->calls == b->calls && a->reported == b->reported);
+    RM_FUZZ_CHECK(a->seen_hash == b->seen_hash); /* the hook was given the same requests */
     for (size_t i = 0; i != a->reported && i != MAX_REPORTS; i++) {
         const rm_http_exchange_t *x = a->reports + i, *y = b->reports + i;
         RM_FUZZ_CHECK(x->cookie == y->cookie && x->status == y->status && x->grpc_status == y->grpc_status);

@@ -118,12 +118,27 @@ typedef struct {
     uint64_t next_cookie;
     rm_http_exchange_t records[MAX_RECORDS];
     size_t num_records;
+    rm_bytebuf_t seen; /* what the hook was given: method, path, host and fields of each request */
 } side_t;
+
+static void seen_add(side_t *s, const char *p, size_t n)
+{
+    assert_int_equal(rm_bytebuf_append(&s->seen, p, n), 0);
+    assert_int_equal(rm_bytebuf_append(&s->seen, "|", 1), 0);
+}
 
 static rm_http_verdict_t allow(void *ctx, const rm_http_request_t *req, rm_http_decision_t *out)
 {
-    (void)req;
-    out->cookie = ++((side_t *)ctx)->next_cookie;
+    side_t *s = ctx;
+    seen_add(s, req->method, req->method_len);
+    seen_add(s, req->path, req->path_len);
+    seen_add(s, req->host != NULL ? req->host : "(none)", req->host != NULL ? req->host_len : 6);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        seen_add(s, req->headers[i].name, req->headers[i].name_len);
+        seen_add(s, req->headers[i].value, req->headers[i].value_len);
+    }
+    seen_add(s, req->path_error != NULL ? "error" : "ok", req->path_error != NULL ? 5 : 2);
+    out->cookie = ++s->next_cookie;
     return RM_HTTP_ALLOW;
 }
 
@@ -151,10 +166,14 @@ static int run(side_t *s, const scenario_t *sc, int observe, size_t split, int *
     assert_int_equal(rm_http1_filter_init(&s->f, allow, done, s), 0);
     if (observe)
         rm_http1_filter_set_observe(&s->f);
-    ret = rm_http1_filter_from_client(&s->f, (const uint8_t *)sc->requests, strlen(sc->requests), &s->to_app,
+    /* the requests cut at the same place (modulo their length), so that heads split across reads are tried too */
+    size_t rn = strlen(sc->requests), rsplit = split % (rn + 1);
+    ret = rm_http1_filter_from_client(&s->f, (const uint8_t *)sc->requests, rsplit, &s->to_app, &s->to_client);
+    ret = rm_http1_filter_from_client(&s->f, (const uint8_t *)sc->requests + rsplit, rn - rsplit, &s->to_app,
                                       &s->to_client);
     if (split > n)
         split = n;
+    (void)ret;
     ret = rm_http1_filter_from_app(&s->f, r, split, &s->to_app, &s->to_client);
     *fast_seen |= s->f.resp_fast;
     ret = rm_http1_filter_from_app(&s->f, r + split, n - split, &s->to_app, &s->to_client);
@@ -167,6 +186,7 @@ static void side_free(side_t *s)
     rm_http1_filter_dispose(&s->f);
     rm_bytebuf_free(&s->to_app);
     rm_bytebuf_free(&s->to_client);
+    rm_bytebuf_free(&s->seen);
 }
 
 static void assert_same(const side_t *a, const side_t *b, const char *name, size_t split)
@@ -175,6 +195,9 @@ static void assert_same(const side_t *a, const side_t *b, const char *name, size
         (a->to_client.len != 0 && memcmp(a->to_client.base, b->to_client.base, a->to_client.len) != 0) ||
         (a->to_app.len != 0 && memcmp(a->to_app.base, b->to_app.base, a->to_app.len) != 0))
         fail_msg("%s, split at %zu: the bytes passed on differ", name, split);
+    if (a->seen.len != b->seen.len || (a->seen.len != 0 && memcmp(a->seen.base, b->seen.base, a->seen.len) != 0))
+        fail_msg("%s, split at %zu: the hook was given different requests: %.*s against %.*s", name, split,
+                 (int)a->seen.len, (const char *)a->seen.base, (int)b->seen.len, (const char *)b->seen.base);
     if (a->num_records != b->num_records)
         fail_msg("%s, split at %zu: %zu exchanges against %zu", name, split, a->num_records, b->num_records);
     for (size_t i = 0; i < a->num_records; i++) {
@@ -230,6 +253,31 @@ static void test_observe_same_as_parser(void **state)
          NGINX_HEAD "hello"
                     "HTTP/1.1 20",
          1, 1},
+        {"request bodies and fields",
+         "POST /p?q=1 HTTP/1.1\r\nHost:  orders \r\nX-Empty:\r\nX-Ws: \t a b \t\r\n"
+         "Content-Length: 4\r\n\r\nbodyPUT /u HTTP/1.1\r\nContent-Length: 0\r\nConnection: Keep-Alive\r\n\r\n"
+         "DELETE //a/../b HTTP/1.1\r\nUser-Agent: t\r\n\r\n",
+         NGINX_HEAD "hello" NGINX_HEAD "hello" NGINX_HEAD "hello", 1, 1},
+        {"chunked request",
+         "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /n HTTP/1.1\r\n\r\n",
+         NGINX_HEAD "hello" NGINX_HEAD "hello", 1, 1},
+        {"request asking to close", "GET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+         NGINX_HEAD "hello", 1, 1},
+        {"http/1.0 request", "GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.1\r\n\r\n", NGINX_HEAD "hello", 1, 1},
+        {"obs-fold request", "GET /a HTTP/1.1\r\nX-A: 1\r\n 2\r\n\r\n", NGINX_HEAD "hello", 1, 0},
+        {"two hosts", "GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", NGINX_HEAD "hello", 1, 0},
+        {"length and chunked request",
+         "POST /a HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "0\r\n\r\n",
+         NGINX_HEAD "hello", 1, 0},
+        {"duplicate request length", "POST /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+         NGINX_HEAD "hello", 1, 0},
+        {"bare LF request", "GET /a HTTP/1.1\nHost: a\n\nGET /b HTTP/1.1\r\n\r\n", NGINX_HEAD "hello", 1, 1},
+        {"space in a field name", "GET /a HTTP/1.1\r\nContent-Length : 5\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+         NGINX_HEAD "hello", 1, 0},
+        {"nul in the target", "GET /a%00b HTTP/1.1\r\n\r\n", NGINX_HEAD "hello", 1, 0},
+        {"fragment and odd target", "GET /a#f HTTP/1.1\r\n\r\nGET * HTTP/1.1\r\n\r\nOPTIONS / HTTP/1.1\r\n\r\n",
+         NGINX_HEAD "hello" NGINX_HEAD "hello" NGINX_HEAD "hello", 1, 1},
         {"bad request after a response", "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
          NGINX_HEAD "hello", 1, 1},
     };
@@ -255,7 +303,7 @@ static void test_observe_same_as_parser(void **state)
     }
 }
 
-/* The fast path is taken where it can be: a response framed by the scanner leaves the parser untouched. */
+/* The fast path is taken where it can be: a request or response framed by the scanner leaves the parser untouched. */
 static void test_observe_skips_parser(void **state)
 {
     (void)state;
@@ -268,6 +316,9 @@ static void test_observe_skips_parser(void **state)
                      0);
     assert_int_equal(rm_http1_filter_from_app(&s->f, (const uint8_t *)resp, strlen(resp), &s->to_app, &s->to_client),
                      0);
+    assert_int_equal(s->f.req_parsed, 0);
+    assert_int_equal(s->f.req_parser.nread, 0); /* http_parser saw neither request */
+    assert_int_equal(s->to_app.len, strlen(req));
     assert_int_equal(s->f.resp_fast, 1);
     assert_int_equal(s->f.resp_parsed, 0);
     assert_int_equal(s->f.resp_left, 3);
