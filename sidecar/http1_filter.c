@@ -5,51 +5,12 @@
  * give pointers, the notify callbacks do not. A pause in on_headers_complete stops on the head's last LF, which the
  * parser reads again when resumed; a pause in on_message_complete stops right after the message's last byte. */
 #include "http1_filter.h"
+#include "http1_filter_internal.h"
 #include "http1_scan.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* What the client side is doing. */
-enum {
-    RM__HTTP1_CS_HEAD = 0,     /* receiving a request head (held in f->head) */
-    RM__HTTP1_CS_BODY_FORWARD, /* streaming an allowed request's body to the app */
-    RM__HTTP1_CS_BODY_DROP,    /* dropping a denied request's body */
-    RM__HTTP1_CS_UPGRADE_WAIT, /* an allowed upgrade was forwarded; holding what follows until the app answers */
-    RM__HTTP1_CS_PASSTHROUGH,  /* the protocol was switched: everything goes to the app */
-    RM__HTTP1_CS_DONE,         /* no more requests: everything is dropped */
-};
-
-enum {
-    RM__HTTP1_EV_NONE = 0,
-    RM__HTTP1_EV_HEADERS_COMPLETE,
-    RM__HTTP1_EV_MESSAGE_COMPLETE,
-};
-
-/* Kinds of queued entries: a request the app will answer, or one the filter answers itself. */
-enum {
-    RM__HTTP1_PENDING_FORWARDED = 0,
-    RM__HTTP1_PENDING_DENIED,
-    RM__HTTP1_PENDING_UNAUTHENTICATED, /* 401: the request's JWT was refused (RequestAuthentication) */
-    RM__HTTP1_PENDING_BAD_REQUEST,     /* 400 */
-    RM__HTTP1_PENDING_HEAD_TOO_BIG,    /* 431 */
-};
-
-/* Flags of a queued entry (and of the request being received). */
-#define RM__HTTP1_PF_HEAD    0x01 /* HEAD request: the response has no body */
-#define RM__HTTP1_PF_CLOSE   0x02 /* the connection ends after this request's response */
-#define RM__HTTP1_PF_HTTP10  0x04 /* HTTP/1.0 request: keep-alive must be said explicitly */
-#define RM__HTTP1_PF_UPGRADE 0x08 /* Upgrade or CONNECT: the protocol may switch after the response */
-#define RM__HTTP1_PF_CONNECT 0x10 /* CONNECT: a 2xx response starts a tunnel */
-#define RM__HTTP1_PF_HOOKED  0x20 /* the hook was called for it: its exchange is reported */
-
-#define RM__HTTP1_HEADER_CB_FIELD 1
-#define RM__HTTP1_HEADER_CB_VALUE 2
-
-#define RM__HTTP1_UPGRADE_PENDING  0
-#define RM__HTTP1_UPGRADE_SWITCHED 1
-#define RM__HTTP1_UPGRADE_REFUSED  2
 
 #define RM__HTTP1_403_HEAD "HTTP/1.1 403 Forbidden\r\ncontent-length: 19\r\ncontent-type: text/plain\r\n"
 _Static_assert(sizeof(RM_HTTP_DENIED_BODY) - 1 == 19, "the 403's content-length must match its body");
@@ -108,7 +69,7 @@ static void reset_head(rm_http1_filter_t *f)
 
 /* Request parser callbacks. They collect the head for the hook; in the body (trailers) they do nothing. */
 
-static int append_field_bytes(rm_http1_filter_t *f, const char *at, size_t len, int lower)
+int rm__http1_append_field_bytes(rm_http1_filter_t *f, const char *at, size_t len, int lower)
 {
     if (rm_bytebuf_reserve(&f->fields, len) != 0) {
         f->nomem = 1;
@@ -132,7 +93,7 @@ static int request_on_url(http_parser *p, const char *at, size_t len)
     rm_http1_filter_t *f = p->data;
     if (f->client_state != RM__HTTP1_CS_HEAD)
         return 0;
-    if (append_field_bytes(f, at, len, 0) != 0)
+    if (rm__http1_append_field_bytes(f, at, len, 0) != 0)
         return -1;
     f->url_len += (uint32_t)len;
     return 0;
@@ -174,7 +135,7 @@ static int request_on_header_field(http_parser *p, const char *at, size_t len)
         f->last_header_cb = RM__HTTP1_HEADER_CB_FIELD;
     }
     field = f->field_index + f->num_fields - 1;
-    if (append_field_bytes(f, at, len, 1) != 0)
+    if (rm__http1_append_field_bytes(f, at, len, 1) != 0)
         return -1;
     field->name_len += (uint32_t)len;
     return 0;
@@ -193,7 +154,7 @@ static int request_on_header_value(http_parser *p, const char *at, size_t len)
         field->value_len = 0;
         f->last_header_cb = RM__HTTP1_HEADER_CB_VALUE;
     }
-    if (append_field_bytes(f, at, len, 0) != 0)
+    if (rm__http1_append_field_bytes(f, at, len, 0) != 0)
         return -1;
     field->value_len += (uint32_t)len;
     return 0;
@@ -522,16 +483,10 @@ void rm_http1_filter_set_path_normalization(rm_http1_filter_t *f, rm_path_normal
 
 /* The head is complete (and in f->head): normalizes the target, asks the hook, then forwards the head or queues
  * the 403 (400 when the target cannot be normalized). */
-/* What a request head's framing says, read by http_parser or by the scanner (fast_request). */
-typedef struct {
-    unsigned method; /* enum http_method */
-    uint8_t upgrade, http10, keep_alive, chunked, has_length;
-    uint64_t content_length;
-} head_info_t;
 
-static head_info_t parser_head_info(const http_parser *p)
+static rm__http1_head_info_t parser_head_info(const http_parser *p)
 {
-    head_info_t hi = {
+    rm__http1_head_info_t hi = {
         .method = p->method,
         .upgrade = (uint8_t)p->upgrade,
         .http10 = p->http_major == 0 || (p->http_major == 1 && p->http_minor == 0),
@@ -543,7 +498,8 @@ static head_info_t parser_head_info(const http_parser *p)
     return hi;
 }
 
-static int decide_request(rm_http1_filter_t *f, const head_info_t *p, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client)
+int rm__http1_decide_request(rm_http1_filter_t *f, const rm__http1_head_info_t *p, rm_bytebuf_t *to_app,
+                             rm_bytebuf_t *to_client)
 {
     const char *base = (const char *)f->fields.base;
     rm_http_request_t req = {0};
@@ -649,7 +605,7 @@ static int decide_request(rm_http1_filter_t *f, const head_info_t *p, rm_bytebuf
 }
 
 /* The request's last byte has been passed on or dropped: what comes next. */
-static void request_done(rm_http1_filter_t *f)
+void rm__http1_request_done(rm_http1_filter_t *f)
 {
     uint8_t flags = f->cur_flags;
 
@@ -715,91 +671,6 @@ static int route_client_bytes(rm_http1_filter_t *f, const uint8_t *src, size_t l
     }
 }
 
-/* Room for n entries in the field index (as request_on_header_field grows it). */
-static int reserve_fields(rm_http1_filter_t *f, size_t n)
-{
-    if (n <= f->fields_cap)
-        return 0;
-    rm__http1_field_t *index = realloc(f->field_index, n * sizeof(*index));
-    if (index == NULL)
-        return -ENOMEM;
-    f->field_index = index;
-    rm_http_header_t *headers = realloc(f->hook_headers, n * sizeof(*headers));
-    if (headers == NULL)
-        return -ENOMEM;
-    f->hook_headers = headers;
-    f->fields_cap = n;
-    return 0;
-}
-
-/* Observe mode: takes the request at in[0, len) when the scanner recognises its head (http1_scan.h), or goes on
- * with the body of the one it took, leaving the filter as the parser's callbacks would have: the head in f->head,
- * target and fields in f->fields, the hook called through decide_request, the body forwarded and counted, the next
- * request awaited. *used is how many bytes it took: 0 when the parser must take the request (the scanner does not
- * recognise it, or the parser is inside one). Returns 0 or an error. */
-static int fast_request(rm_http1_filter_t *f, const uint8_t *in, size_t len, size_t *used, rm_bytebuf_t *to_app,
-                        rm_bytebuf_t *to_client)
-{
-    rm__http1_field_t scanned[RM_HTTP1_MAX_HEADERS];
-    size_t n = 0, body;
-    int ret;
-
-    *used = 0;
-    if (!f->req_fast) {
-        rm_http1_req_head_t h;
-        _Static_assert(sizeof(rm__http1_field_t) == sizeof(rm_http1_scan_field_t), "the same four offsets");
-        if (!f->observe || f->req_parsed || f->client_state != RM__HTTP1_CS_HEAD || f->head.len != 0 ||
-            !rm_http1_scan_request_head(in, len, &h, (rm_http1_scan_field_t *)scanned, RM_HTTP1_MAX_HEADERS))
-            return 0;
-        /* what the parser's callbacks would have collected */
-        if ((ret = reserve_fields(f, h.num_fields)) != 0 || (ret = rm_bytebuf_append(&f->head, in, h.head_len)) != 0)
-            return ret;
-        f->fields.len = 0;
-        if (append_field_bytes(f, (const char *)in + h.target_off, h.target_len, 0) != 0)
-            return -ENOMEM;
-        f->url_len = h.target_len;
-        for (size_t i = 0; i != h.num_fields; i++) {
-            rm__http1_field_t *field = f->field_index + i;
-            field->name_off = field->value_off = (uint32_t)f->fields.len;
-            field->name_len = scanned[i].name_len;
-            field->value_len = scanned[i].value_len;
-            if (append_field_bytes(f, (const char *)in + scanned[i].name_off, scanned[i].name_len, 1) != 0)
-                return -ENOMEM;
-            if (scanned[i].value_len != 0) {
-                field->value_off = (uint32_t)f->fields.len;
-                if (append_field_bytes(f, (const char *)in + scanned[i].value_off, scanned[i].value_len, 0) != 0)
-                    return -ENOMEM;
-            }
-        }
-        f->num_fields = h.num_fields;
-        head_info_t hi = {.method = h.method, .keep_alive = 1, .has_length = 1, .content_length = h.content_length};
-        n = h.head_len;
-        if ((ret = decide_request(f, &hi, to_app, to_client)) != 0)
-            return ret;
-        *used = n;
-        if (f->client_state != RM__HTTP1_CS_BODY_FORWARD && f->client_state != RM__HTTP1_CS_BODY_DROP)
-            return 0; /* refused with a close (400, or a closing 403): nothing more is read */
-        f->req_left = h.content_length;
-        f->req_fast = 1;
-    }
-    body = len - n < f->req_left ? len - n : (size_t)f->req_left;
-    if (f->client_state == RM__HTTP1_CS_BODY_FORWARD && (ret = rm_bytebuf_append(to_app, in + n, body)) != 0)
-        return ret;
-    if (body != 0 && f->pending_len != 0) {
-        rm__http1_pending_t *tail = f->pending + (f->pending_head + f->pending_len - 1) % f->pending_cap;
-        if (tail->seq == f->req_seq)
-            tail->request_bytes += body;
-    }
-    n += body;
-    f->req_left -= body;
-    *used = n;
-    if (f->req_left == 0) {
-        f->req_fast = 0;
-        request_done(f);
-    }
-    return 0;
-}
-
 /* Runs the client's bytes through the request parser. Returns 0 or a negative error that ends the connection. */
 static int client_feed(rm_http1_filter_t *f, const uint8_t *in, size_t len, rm_bytebuf_t *to_app,
                        rm_bytebuf_t *to_client)
@@ -822,7 +693,7 @@ static int client_feed(rm_http1_filter_t *f, const uint8_t *in, size_t len, rm_b
             break;
         if (routed == pos) {
             size_t used;
-            if ((ret = fast_request(f, in + pos, len - pos, &used, to_app, to_client)) != 0)
+            if ((ret = rm__http1_fast_request(f, in + pos, len - pos, &used, to_app, to_client)) != 0)
                 return ret;
             if (used != 0) {
                 pos = routed = pos + used;
@@ -861,11 +732,11 @@ static int client_feed(rm_http1_filter_t *f, const uint8_t *in, size_t len, rm_b
 
         if (err == HPE_PAUSED) {
             if (event == RM__HTTP1_EV_HEADERS_COMPLETE) {
-                head_info_t hi = parser_head_info(&f->req_parser);
-                if ((ret = decide_request(f, &hi, to_app, to_client)) != 0)
+                rm__http1_head_info_t hi = parser_head_info(&f->req_parser);
+                if ((ret = rm__http1_decide_request(f, &hi, to_app, to_client)) != 0)
                     return ret;
             } else if (event == RM__HTTP1_EV_MESSAGE_COMPLETE) {
-                request_done(f);
+                rm__http1_request_done(f);
             }
         } else if (err != HPE_OK) {
             if (f->nomem)
@@ -897,7 +768,7 @@ static int upgrade_answered(rm_http1_filter_t *f, int switched, uint8_t flags, r
     if (switched)
         f->app_passthrough = 1;
     if (f->client_state != RM__HTTP1_CS_UPGRADE_WAIT) {
-        /* the request's body is still coming: request_done() acts on the answer */
+        /* the request's body is still coming: rm__http1_request_done() acts on the answer */
         f->upgrade_answer = switched ? RM__HTTP1_UPGRADE_SWITCHED : RM__HTTP1_UPGRADE_REFUSED;
         return 0;
     }
@@ -929,8 +800,8 @@ static int upgrade_answered(rm_http1_filter_t *f, int switched, uint8_t flags, r
 
 /* The app finished a response with `status` (`parser_upgrade`: the parser saw it switch protocols): was it final,
  * and what may follow it. */
-static int response_done(rm_http1_filter_t *f, unsigned status, int parser_upgrade, rm_bytebuf_t *to_app,
-                         rm_bytebuf_t *to_client)
+int rm__http1_response_done(rm_http1_filter_t *f, unsigned status, int parser_upgrade, rm_bytebuf_t *to_app,
+                            rm_bytebuf_t *to_client)
 {
     const rm__http1_pending_t *front = f->pending_len != 0 ? f->pending + f->pending_head : NULL;
     int upgrade = front != NULL && (front->flags & RM__HTTP1_PF_UPGRADE) != 0, switched = 0, ret;
@@ -959,49 +830,6 @@ static int response_done(rm_http1_filter_t *f, unsigned status, int parser_upgra
     if (upgrade)
         return upgrade_answered(f, switched, answered.flags, to_app, to_client);
     return 0;
-}
-
-/* Observe mode: takes the response at in[0, len) when the scanner frames it (http1_scan.h), or goes on with the one
- * it framed, passing its bytes to to_client and ending it as the parser would. *used is how many bytes it took: 0
- * when the parser must take the message (the scanner does not recognise its head, or the parser is inside a
- * message, or the request it answers has framing of its own: HEAD, CONNECT, Upgrade). Returns 0 or an error. */
-static int fast_response(rm_http1_filter_t *f, const uint8_t *in, size_t len, size_t *used, rm_bytebuf_t *to_app,
-                         rm_bytebuf_t *to_client)
-{
-    size_t n = 0, body;
-    int ret;
-
-    *used = 0;
-    if (!f->resp_fast) {
-        const rm__http1_pending_t *front = f->pending_len != 0 ? f->pending + f->pending_head : NULL;
-        rm_http1_resp_head_t h;
-        if (!f->observe || f->resp_parsed || f->resp_nofast || front == NULL ||
-            front->kind != RM__HTTP1_PENDING_FORWARDED ||
-            (front->flags & (RM__HTTP1_PF_HEAD | RM__HTTP1_PF_CONNECT | RM__HTTP1_PF_UPGRADE)) != 0 ||
-            !rm_http1_scan_response_head(in, len, &h))
-            return 0;
-        n = h.head_len;
-        f->resp_status = h.status;
-        f->resp_bytes = 0;
-        f->resp_left = h.content_length;
-        f->resp_fast = 1;
-    }
-    body = len - n < f->resp_left ? len - n : (size_t)f->resp_left;
-    n += body;
-    f->resp_bytes += body;
-    f->resp_left -= body;
-    if ((ret = rm_bytebuf_append(to_client, in, n)) != 0)
-        return ret;
-    *used = n;
-    if (f->resp_left != 0)
-        return 0;
-    f->resp_fast = 0;
-    return response_done(f, f->resp_status, 0, to_app, to_client);
-}
-
-void rm_http1_filter_set_observe(rm_http1_filter_t *f)
-{
-    f->observe = 1;
 }
 
 int rm_http1_filter_init(rm_http1_filter_t *f, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx)
@@ -1091,7 +919,7 @@ int rm_http1_filter_from_app(rm_http1_filter_t *f, const uint8_t *in, size_t len
             break;
         }
         size_t used;
-        if ((ret = fast_response(f, in + pos, len - pos, &used, to_app, to_client)) != 0)
+        if ((ret = rm__http1_fast_response(f, in + pos, len - pos, &used, to_app, to_client)) != 0)
             goto Exit;
         if (used != 0) {
             pos += used;
@@ -1107,12 +935,14 @@ int rm_http1_filter_from_app(rm_http1_filter_t *f, const uint8_t *in, size_t len
         if (err == HPE_PAUSED) {
             http_parser_pause(&f->resp_parser, 0);
             if (f->app_event == RM__HTTP1_EV_MESSAGE_COMPLETE) {
-                /* the parser is between messages again, unless this one closed the connection */
+                /* the parser is between messages again. After one that closes, a parser built with HTTP_PARSER_STRICT
+                 * refuses whatever follows: the scanner stays off then, so as never to take what the parser would not
+                 */
                 f->resp_parsed = 0;
                 if (!http_should_keep_alive(&f->resp_parser))
                     f->resp_nofast = 1;
-                if ((ret = response_done(f, f->resp_parser.status_code, f->resp_parser.upgrade, to_app, to_client)) !=
-                    0)
+                if ((ret = rm__http1_response_done(f, f->resp_parser.status_code, f->resp_parser.upgrade, to_app,
+                                                   to_client)) != 0)
                     goto Exit;
             }
         } else if (err != HPE_OK || pos != len) {
