@@ -10,12 +10,12 @@ static int is_value_byte(uint8_t c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-/* `name` (lower case) equals s[0, len) without regard to case */
-static int name_is(const uint8_t *s, size_t len, const char *name)
+/* s[0, len) equals the lower-case literal `lit` without regard to case; the length is compared first, at no cost,
+ * so that most fields are told apart without a loop */
+#define name_is(s, len, lit) ((len) == sizeof(lit) - 1 && name_eq((s), (lit), sizeof(lit) - 1))
+
+static int name_eq(const uint8_t *s, const char *name, size_t n)
 {
-    size_t n = strlen(name);
-    if (len != n)
-        return 0;
     for (size_t i = 0; i != n; i++) {
         uint8_t c = s[i] >= 'A' && s[i] <= 'Z' ? (uint8_t)(s[i] - 'A' + 'a') : s[i];
         if (c != (uint8_t)name[i])
