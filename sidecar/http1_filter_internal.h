@@ -54,9 +54,9 @@ typedef struct {
 
 /** Appends at[0, len) to f->fields, lower-cased with `lower`. Returns 0, or -1 with f->nomem set. */
 int rm__http1_append_field_bytes(rm_http1_filter_t *f, const char *at, size_t len, int lower);
-/** The head in f->head (target and fields in f->fields, f->field_index) is complete, its framing in *hi: normalizes
+/** The head in f->head (target and fields in f->fields, f->field_index) is complete, its framing in *p: normalizes
  *  the target, asks the hook, then forwards the head or queues the answer. Returns 0 or an error. */
-int rm__http1_decide_request(rm_http1_filter_t *f, const rm__http1_head_info_t *hi, rm_bytebuf_t *to_app,
+int rm__http1_decide_request(rm_http1_filter_t *f, const rm__http1_head_info_t *p, rm_bytebuf_t *to_app,
                              rm_bytebuf_t *to_client);
 /** The request's last byte has been passed on or dropped: sets what the client side does next. */
 void rm__http1_request_done(rm_http1_filter_t *f);
