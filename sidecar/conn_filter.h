@@ -40,6 +40,9 @@ typedef struct st_rm_conn_filter_ops_t {
     int (*init)(void *state, rm_http_decide_cb decide, rm_http_done_cb done, void *ctx);
     /** How the paths of the requests decided from now on are normalized. */
     void (*set_path_normalization)(void *state, rm_path_normalization_t mode);
+    /** Optional (NULL: nothing to do): the filter runs in observe mode (its hook allows every request) and may
+     *  take the cheaper path that mode allows; called once, after init, before any bytes. */
+    void (*set_observe)(void *state);
     /** Takes what the client sent. */
     int (*from_client)(void *state, const uint8_t *in, size_t len, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client);
     /** Takes what the app sent. */

@@ -63,6 +63,11 @@ static void http1_set_path_normalization(void *state, rm_path_normalization_t mo
     rm_http1_filter_set_path_normalization(state, mode);
 }
 
+static void http1_set_observe(void *state)
+{
+    rm_http1_filter_set_observe(state);
+}
+
 static int http1_from_client(void *state, const uint8_t *in, size_t len, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client)
 {
     return rm_http1_filter_from_client(state, in, len, to_app, to_client);
@@ -89,6 +94,7 @@ const rm_conn_filter_ops_t rm_conn_filter_http1 = {
     .size = sizeof(rm_http1_filter_t),
     .init = http1_init,
     .set_path_normalization = http1_set_path_normalization,
+    .set_observe = http1_set_observe,
     .from_client = http1_from_client,
     .from_app = http1_from_app,
     .reason = http1_reason,

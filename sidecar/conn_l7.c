@@ -46,6 +46,8 @@ int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops, int observe
         c->l7 = NULL;
         return ret;
     }
+    if (observe && ops->set_observe != NULL)
+        ops->set_observe(c->l7->state);
     /* the filter's staging pipes are what the sides send from now on */
     c->up.tx = &c->l7->app_out;
     c->down.tx = &c->l7->client_out;

@@ -5,50 +5,12 @@
  * give pointers, the notify callbacks do not. A pause in on_headers_complete stops on the head's last LF, which the
  * parser reads again when resumed; a pause in on_message_complete stops right after the message's last byte. */
 #include "http1_filter.h"
+#include "http1_filter_internal.h"
+#include "http1_scan.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* What the client side is doing. */
-enum {
-    RM__HTTP1_CS_HEAD = 0,     /* receiving a request head (held in f->head) */
-    RM__HTTP1_CS_BODY_FORWARD, /* streaming an allowed request's body to the app */
-    RM__HTTP1_CS_BODY_DROP,    /* dropping a denied request's body */
-    RM__HTTP1_CS_UPGRADE_WAIT, /* an allowed upgrade was forwarded; holding what follows until the app answers */
-    RM__HTTP1_CS_PASSTHROUGH,  /* the protocol was switched: everything goes to the app */
-    RM__HTTP1_CS_DONE,         /* no more requests: everything is dropped */
-};
-
-enum {
-    RM__HTTP1_EV_NONE = 0,
-    RM__HTTP1_EV_HEADERS_COMPLETE,
-    RM__HTTP1_EV_MESSAGE_COMPLETE,
-};
-
-/* Kinds of queued entries: a request the app will answer, or one the filter answers itself. */
-enum {
-    RM__HTTP1_PENDING_FORWARDED = 0,
-    RM__HTTP1_PENDING_DENIED,
-    RM__HTTP1_PENDING_UNAUTHENTICATED, /* 401: the request's JWT was refused (RequestAuthentication) */
-    RM__HTTP1_PENDING_BAD_REQUEST,     /* 400 */
-    RM__HTTP1_PENDING_HEAD_TOO_BIG,    /* 431 */
-};
-
-/* Flags of a queued entry (and of the request being received). */
-#define RM__HTTP1_PF_HEAD    0x01 /* HEAD request: the response has no body */
-#define RM__HTTP1_PF_CLOSE   0x02 /* the connection ends after this request's response */
-#define RM__HTTP1_PF_HTTP10  0x04 /* HTTP/1.0 request: keep-alive must be said explicitly */
-#define RM__HTTP1_PF_UPGRADE 0x08 /* Upgrade or CONNECT: the protocol may switch after the response */
-#define RM__HTTP1_PF_CONNECT 0x10 /* CONNECT: a 2xx response starts a tunnel */
-#define RM__HTTP1_PF_HOOKED  0x20 /* the hook was called for it: its exchange is reported */
-
-#define RM__HTTP1_HEADER_CB_FIELD 1
-#define RM__HTTP1_HEADER_CB_VALUE 2
-
-#define RM__HTTP1_UPGRADE_PENDING  0
-#define RM__HTTP1_UPGRADE_SWITCHED 1
-#define RM__HTTP1_UPGRADE_REFUSED  2
 
 #define RM__HTTP1_403_HEAD "HTTP/1.1 403 Forbidden\r\ncontent-length: 19\r\ncontent-type: text/plain\r\n"
 _Static_assert(sizeof(RM_HTTP_DENIED_BODY) - 1 == 19, "the 403's content-length must match its body");
@@ -95,6 +57,7 @@ static void finish(rm_http1_filter_t *f, int result)
 static void reset_head(rm_http1_filter_t *f)
 {
     f->client_state = RM__HTTP1_CS_HEAD;
+    f->req_parsed = 0; /* the parser is between requests: the scanner may take the next one */
     f->head.len = 0;
     f->fields.len = 0;
     f->url_len = 0;
@@ -106,7 +69,7 @@ static void reset_head(rm_http1_filter_t *f)
 
 /* Request parser callbacks. They collect the head for the hook; in the body (trailers) they do nothing. */
 
-static int append_field_bytes(rm_http1_filter_t *f, const char *at, size_t len, int lower)
+int rm__http1_append_field_bytes(rm_http1_filter_t *f, const char *at, size_t len, int lower)
 {
     if (rm_bytebuf_reserve(&f->fields, len) != 0) {
         f->nomem = 1;
@@ -130,7 +93,7 @@ static int request_on_url(http_parser *p, const char *at, size_t len)
     rm_http1_filter_t *f = p->data;
     if (f->client_state != RM__HTTP1_CS_HEAD)
         return 0;
-    if (append_field_bytes(f, at, len, 0) != 0)
+    if (rm__http1_append_field_bytes(f, at, len, 0) != 0)
         return -1;
     f->url_len += (uint32_t)len;
     return 0;
@@ -172,7 +135,7 @@ static int request_on_header_field(http_parser *p, const char *at, size_t len)
         f->last_header_cb = RM__HTTP1_HEADER_CB_FIELD;
     }
     field = f->field_index + f->num_fields - 1;
-    if (append_field_bytes(f, at, len, 1) != 0)
+    if (rm__http1_append_field_bytes(f, at, len, 1) != 0)
         return -1;
     field->name_len += (uint32_t)len;
     return 0;
@@ -191,7 +154,7 @@ static int request_on_header_value(http_parser *p, const char *at, size_t len)
         field->value_len = 0;
         f->last_header_cb = RM__HTTP1_HEADER_CB_VALUE;
     }
-    if (append_field_bytes(f, at, len, 0) != 0)
+    if (rm__http1_append_field_bytes(f, at, len, 0) != 0)
         return -1;
     field->value_len += (uint32_t)len;
     return 0;
@@ -401,12 +364,9 @@ static int is_token(const char *s, size_t len)
 {
     if (len == 0)
         return 0;
-    for (size_t i = 0; i != len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
+    for (size_t i = 0; i != len; i++)
+        if (!rm_http1_is_tchar((uint8_t)s[i]))
             return 0;
-    }
     return 1;
 }
 
@@ -523,9 +483,24 @@ void rm_http1_filter_set_path_normalization(rm_http1_filter_t *f, rm_path_normal
 
 /* The head is complete (and in f->head): normalizes the target, asks the hook, then forwards the head or queues
  * the 403 (400 when the target cannot be normalized). */
-static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client)
+
+static rm__http1_head_info_t parser_head_info(const http_parser *p)
 {
-    const http_parser *p = &f->req_parser;
+    rm__http1_head_info_t hi = {
+        .method = p->method,
+        .upgrade = (uint8_t)p->upgrade,
+        .http10 = p->http_major == 0 || (p->http_major == 1 && p->http_minor == 0),
+        .keep_alive = (uint8_t)http_should_keep_alive(p),
+        .chunked = (p->flags & F_CHUNKED) != 0,
+        .has_length = p->content_length != UINT64_MAX,
+        .content_length = p->content_length,
+    };
+    return hi;
+}
+
+int rm__http1_decide_request(rm_http1_filter_t *f, const rm__http1_head_info_t *p, rm_bytebuf_t *to_app,
+                             rm_bytebuf_t *to_client)
+{
     const char *base = (const char *)f->fields.base;
     rm_http_request_t req = {0};
     int expect_continue = 0, transfer_encoding = 0, has_body, ret;
@@ -559,7 +534,7 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
     }
     /* a request body whose length cannot be known (RFC 9112 6.3): the library would reject it only after
      * on_headers_complete, when the head has gone to the app */
-    if (transfer_encoding && (p->flags & F_CHUNKED) == 0)
+    if (transfer_encoding && !p->chunked)
         return queue_error_answer(f, RM__HTTP1_PENDING_BAD_REQUEST, to_client);
     req.headers = f->hook_headers;
     req.num_headers = f->num_fields;
@@ -570,11 +545,11 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
         flags |= RM__HTTP1_PF_CONNECT;
     if (p->upgrade)
         flags |= RM__HTTP1_PF_UPGRADE;
-    if (p->http_major == 0 || (p->http_major == 1 && p->http_minor == 0))
+    if (p->http10)
         flags |= RM__HTTP1_PF_HTTP10;
-    if (!http_should_keep_alive(p))
+    if (!p->keep_alive)
         flags |= RM__HTTP1_PF_CLOSE;
-    has_body = (p->flags & F_CHUNKED) != 0 || (p->content_length != 0 && p->content_length != UINT64_MAX);
+    has_body = p->chunked || (p->has_length && p->content_length != 0);
 
     /* the target the hook judges is the one the app gets */
     f->target.len = 0;
@@ -630,7 +605,7 @@ static int decide_request(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf
 }
 
 /* The request's last byte has been passed on or dropped: what comes next. */
-static void request_done(rm_http1_filter_t *f)
+void rm__http1_request_done(rm_http1_filter_t *f)
 {
     uint8_t flags = f->cur_flags;
 
@@ -662,9 +637,15 @@ static void request_done(rm_http1_filter_t *f)
  * head's byte before src (0 at its start). */
 static int starts_folded_line(uint8_t prev, const uint8_t *src, size_t len)
 {
-    for (size_t i = 0; i != len; prev = src[i++])
-        if (prev == '\n' && (src[i] == ' ' || src[i] == '\t'))
+    const uint8_t *p = src, *end = src + len;
+    if (len != 0 && prev == '\n' && (src[0] == ' ' || src[0] == '\t'))
+        return 1;
+    while (p != end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        if (++p == end)
+            break;
+        if (*p == ' ' || *p == '\t')
             return 1;
+    }
     return 0;
 }
 
@@ -710,8 +691,18 @@ static int client_feed(rm_http1_filter_t *f, const uint8_t *in, size_t len, rm_b
         }
         if (pos == len)
             break;
+        if (routed == pos) {
+            size_t used;
+            if ((ret = rm__http1_fast_request(f, in + pos, len - pos, &used, to_app, to_client)) != 0)
+                return ret;
+            if (used != 0) {
+                pos = routed = pos + used;
+                continue;
+            }
+        }
 
         f->client_event = RM__HTTP1_EV_NONE;
+        f->req_parsed = 1;
         size_t n = http_parser_execute(&f->req_parser, &request_settings, (const char *)in + pos, len - pos);
         enum http_errno err = HTTP_PARSER_ERRNO(&f->req_parser);
         size_t end = pos + n, route_end = end;
@@ -741,10 +732,11 @@ static int client_feed(rm_http1_filter_t *f, const uint8_t *in, size_t len, rm_b
 
         if (err == HPE_PAUSED) {
             if (event == RM__HTTP1_EV_HEADERS_COMPLETE) {
-                if ((ret = decide_request(f, to_app, to_client)) != 0)
+                rm__http1_head_info_t hi = parser_head_info(&f->req_parser);
+                if ((ret = rm__http1_decide_request(f, &hi, to_app, to_client)) != 0)
                     return ret;
             } else if (event == RM__HTTP1_EV_MESSAGE_COMPLETE) {
-                request_done(f);
+                rm__http1_request_done(f);
             }
         } else if (err != HPE_OK) {
             if (f->nomem)
@@ -776,7 +768,7 @@ static int upgrade_answered(rm_http1_filter_t *f, int switched, uint8_t flags, r
     if (switched)
         f->app_passthrough = 1;
     if (f->client_state != RM__HTTP1_CS_UPGRADE_WAIT) {
-        /* the request's body is still coming: request_done() acts on the answer */
+        /* the request's body is still coming: rm__http1_request_done() acts on the answer */
         f->upgrade_answer = switched ? RM__HTTP1_UPGRADE_SWITCHED : RM__HTTP1_UPGRADE_REFUSED;
         return 0;
     }
@@ -806,18 +798,18 @@ static int upgrade_answered(rm_http1_filter_t *f, int switched, uint8_t flags, r
     return ret;
 }
 
-/* The app finished a response: was it final, and what may follow it. */
-static int response_done(rm_http1_filter_t *f, rm_bytebuf_t *to_app, rm_bytebuf_t *to_client)
+/* The app finished a response with `status` (`parser_upgrade`: the parser saw it switch protocols): was it final,
+ * and what may follow it. */
+int rm__http1_response_done(rm_http1_filter_t *f, unsigned status, int parser_upgrade, rm_bytebuf_t *to_app,
+                            rm_bytebuf_t *to_client)
 {
-    const http_parser *p = &f->resp_parser;
-    unsigned status = p->status_code;
     const rm__http1_pending_t *front = f->pending_len != 0 ? f->pending + f->pending_head : NULL;
     int upgrade = front != NULL && (front->flags & RM__HTTP1_PF_UPGRADE) != 0, switched = 0, ret;
 
     if (status / 100 == 1) {
         if (status == 101 && upgrade) {
             switched = 1;
-        } else if (p->upgrade) {
+        } else if (parser_upgrade) {
             return -EPROTO; /* switching protocols without being asked to */
         } else {
             f->resp_status = 0; /* interim */
@@ -926,16 +918,33 @@ int rm_http1_filter_from_app(rm_http1_filter_t *f, const uint8_t *in, size_t len
                 goto Exit;
             break;
         }
+        size_t used;
+        if ((ret = rm__http1_fast_response(f, in + pos, len - pos, &used, to_app, to_client)) != 0)
+            goto Exit;
+        if (used != 0) {
+            pos += used;
+            continue;
+        }
         f->app_event = RM__HTTP1_EV_NONE;
         size_t n = http_parser_execute(&f->resp_parser, &response_settings, (const char *)in + pos, len - pos);
         enum http_errno err = HTTP_PARSER_ERRNO(&f->resp_parser);
         if ((ret = rm_bytebuf_append(to_client, in + pos, n)) != 0)
             goto Exit;
         pos += n;
+        f->resp_parsed = 1;
         if (err == HPE_PAUSED) {
             http_parser_pause(&f->resp_parser, 0);
-            if (f->app_event == RM__HTTP1_EV_MESSAGE_COMPLETE && (ret = response_done(f, to_app, to_client)) != 0)
-                goto Exit;
+            if (f->app_event == RM__HTTP1_EV_MESSAGE_COMPLETE) {
+                /* the parser is between messages again. After one that closes, a parser built with HTTP_PARSER_STRICT
+                 * refuses whatever follows: the scanner stays off then, so as never to take what the parser would not
+                 */
+                f->resp_parsed = 0;
+                if (!http_should_keep_alive(&f->resp_parser))
+                    f->resp_nofast = 1;
+                if ((ret = rm__http1_response_done(f, f->resp_parser.status_code, f->resp_parser.upgrade, to_app,
+                                                   to_client)) != 0)
+                    goto Exit;
+            }
         } else if (err != HPE_OK || pos != len) {
             ret = -EPROTO;
             goto Exit;

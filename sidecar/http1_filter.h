@@ -121,6 +121,14 @@ typedef struct st_rm_http1_filter_t {
     size_t pending_head, pending_len, pending_cap, pending_answers;
     /* app side */
     uint8_t app_event;
+    uint8_t observe;     /* rm_http1_filter_set_observe: responses may be framed by the fast scanner */
+    uint8_t resp_fast;   /* the response being received was recognised by the scanner: resp_left body bytes to go */
+    uint8_t resp_parsed; /* the response parser is inside a message (the scanner waits for its end) */
+    uint8_t resp_nofast; /* a message the parser ended leaves it closed: the scanner never runs again */
+    uint64_t resp_left;
+    uint8_t req_fast;   /* the request being received was recognised by the scanner: req_left body bytes to go */
+    uint8_t req_parsed; /* the request parser is inside a request (the scanner waits for its end) */
+    uint64_t req_left;
     uint8_t finished; /* the result in `result` is final */
     int result;
 } rm_http1_filter_t;
@@ -144,6 +152,16 @@ void rm_http1_filter_dispose(rm_http1_filter_t *f);
 
 /** How the request targets of the requests decided from now on are normalized (BASE after init). */
 void rm_http1_filter_set_path_normalization(rm_http1_filter_t *f, rm_path_normalization_t mode);
+
+/** Observe mode (the hook allows every request and only the exchanges are reported): from now on, a response head
+ *  of the plainest shape (http1_scan.h) is read by a fast scanner and its body skipped by its Content-Length,
+ *  instead of running http_parser over them; every other response still goes through http_parser. What the filter
+ *  passes on, reports and returns is the same either way. Call it before the first
+ *  bytes; never in policy mode, whose answers it does not change anyway but whose strictness it is not meant for.
+ *  Requests likewise: a head of the plainest shape (rm_http1_scan_request_head) is read by the scanner, which
+ *  fills what the hook is given exactly as the parser's callbacks would, and its body is forwarded by count; any
+ *  other request goes through http_parser, so the checks and answers (400, 431) stay those of the parser path. */
+void rm_http1_filter_set_observe(rm_http1_filter_t *f);
 
 /** Takes `len` bytes the client sent. Appends what the app must get to to_app and the filter's own answers
  *  (403, 400, 431) to to_client. The decide hook is called from here. Returns as described at the top. */

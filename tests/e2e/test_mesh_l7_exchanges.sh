@@ -8,6 +8,10 @@
 #           and what the client received is byte for byte what the app sent
 #     8081  Flask over Hypercorn: curl over HTTP/1.1 and HTTP/2 (prior knowledge)
 #     8082  gRPC (python3-grpcio): a unary call, grpc-status 0 read from the trailers
+#     8083  raw_http1.py script: responses in every framing observe mode's fast scanner must leave to the full parser
+#           or frame exactly (plain, HEAD, chunked with a response head in its data, 100 then 201, a body holding a
+#           response head, a head cut across writes, one that ends with the connection): unchanged bytes, and the
+#           same statuses and body sizes reported by both proxies
 #     2525  a server-first protocol (a banner before the client sends anything): plain bytes, never parsed
 #   a -> ext:8080 (a host outside the mesh): passthrough, never parsed
 # Each proxy logs one "http_exchange" line (debug level) per request: a's with direction outbound, b's inbound.
@@ -34,15 +38,30 @@ rm_svid_issue orders main "$ID_B"
 rm_pod_create a
 rm_pod_create b
 rm_external_create ext
-for port in 8080 8081 8082 2525; do
+for port in 8080 8081 8082 8083 2525; do
     rm_service "$VIP:$port" "b:$port"
 done
 rm_bg app-raw b "$RM_TMP/logs/app-raw.log" /usr/bin/python3 "$TOOLS/raw_http1.py" serve 8080 "$RAW_DIR"
+RAW_SCRIPT_DIR="$RM_TMP/raw-script"
+mkdir -p "$RAW_SCRIPT_DIR"
+FAKE=$'HTTP/1.1 404 Fake\r\nContent-Length: 0\r\n\r\n'
+{
+    printf 'HTTP/1.1 200 OK\r\nServer: raw\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nfirst'
+    printf 'HTTP/1.1 200 OK\r\nContent-Length: 62\r\n\r\n'
+    printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n' "${#FAKE}" "$FAKE"
+    printf 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nnew'
+    printf 'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s' "${#FAKE}" "$FAKE"
+    printf 'HTTP/1.1 200 OK\r\nContent-Le<<split>>ngth: 5\r\n\r\nspl<<split>>it'
+    printf 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end'
+} >"$RM_TMP/raw-script-responses"
+rm_bg app-raw-script b "$RM_TMP/logs/app-raw-script.log" /usr/bin/python3 "$TOOLS/raw_http1.py" script 8083 \
+    "$RAW_SCRIPT_DIR" "$RM_TMP/raw-script-responses" 7
 rm_bg app-flask b "$RM_TMP/logs/app-flask.log" /usr/bin/python3 "$TOOLS/flask_app.py" 0.0.0.0:8081
 rm_bg app-grpc b "$RM_TMP/logs/app-grpc.log" /usr/bin/python3 "$TOOLS/http_app.py" grpc 8082
 rm_wait_port b 8080 15 app-raw
 rm_wait_port b 8081 15 app-flask
 rm_wait_port b 8082 15 app-grpc
+rm_wait_port b 8083 15 app-raw-script
 rm_server smtp b 0.0.0.0:2525 banner --banner "$BANNER"
 rm_bg app-ext ext "$RM_TMP/logs/app-ext.log" /usr/bin/python3 "$TOOLS/http_app.py" http 8080
 rm_wait_port ext 8080 15 app-ext
@@ -50,7 +69,7 @@ rm_wait_port ext 8080 15 app-ext
 export RM_PROXY_ENV="RINGMESH_LOG_LEVEL=debug"
 rm_pod_mesh b svid=orders bundle=main
 rm_pod_mesh a svid=frontend bundle=main "dest=$VIP:8080=$ID_B" "dest=$VIP:8081=$ID_B" "dest=$VIP:8082=$ID_B" \
-    "dest=$VIP:2525=$ID_B"
+    "dest=$VIP:8083=$ID_B" "dest=$VIP:2525=$ID_B"
 
 EXCHANGE='.event == "http_exchange"'
 OUT="$EXCHANGE and .direction == \"outbound\""
@@ -192,11 +211,43 @@ EOF
     expect_count "$(rm_proxy_log b)" "$IN and .status == 200" 2 "b reported the allowed requests"
 }
 
+# Observe mode frames plain responses with a fast scanner and leaves every other framing to http_parser: a response
+# to HEAD announcing a length, a chunked body holding a response head, a body of that head's exact length, an
+# interim 100, a head cut across writes and a response that ends with the connection must all come through
+# unchanged and be reported as they are, with no response taken for another.
+case_raw_framings() {
+    local req="$RM_TMP/raw-script-request" got="$RM_TMP/raw-script-received" conn before_a before_b want
+    printf 'GET /p1 HTTP/1.1\r\nHost: orders\r\n\r\nHEAD /h HTTP/1.1\r\nHost: orders\r\n\r\n%s%s%s%s%s' \
+        $'GET /c HTTP/1.1\r\nHost: orders\r\n\r\n' \
+        $'POST /e HTTP/1.1\r\nHost: orders\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi' \
+        $'GET /b HTTP/1.1\r\nHost: orders\r\n\r\n' $'GET /s HTTP/1.1\r\nHost: orders\r\n\r\n' \
+        $'GET /l HTTP/1.1\r\nHost: orders\r\n\r\n' >"$req"
+    before_a=$(rm_log_count "$(rm_proxy_log a)" "$EXCHANGE")
+    before_b=$(rm_log_count "$(rm_proxy_log b)" "$EXCHANGE")
+    rm_exec a /usr/bin/python3 "$TOOLS/raw_http1.py" sendall "$VIP:8083" "$req" "$got" \
+        >"$RM_TMP/logs/raw-script-client.log" ||
+        rm_fail "the client did not get the app's responses and its close: $(cat "$RM_TMP/logs/raw-script-client.log")"
+    conn=$(find "$RAW_SCRIPT_DIR" -name 'conn-*.in' | head -n 1)
+    [ -n "$conn" ] || rm_fail "the scripted app got no connection"
+    cmp "$req" "$conn" || rm_fail "the app did not receive the client's bytes unchanged"
+    cmp "${conn%.in}.out" "$got" || rm_fail "the client did not receive the app's bytes unchanged"
+    rm_log "ok: $(wc -c <"$req") bytes of requests and $(wc -c <"$got") of responses came through unchanged"
+    expect_count "$(rm_proxy_log a)" "$OUT" $((before_a + 7)) "a reported the 7 exchanges"
+    expect_count "$(rm_proxy_log b)" "$IN" $((before_b + 7)) "b reported the 7 exchanges"
+    want="200/5/0/true 200/0/0/true 200/${#FAKE}/0/true 201/3/2/true 200/${#FAKE}/0/true 200/5/0/true 200/13/0/true"
+    for p in a b; do
+        rm_assert_eq "$(rm_log_select "$(rm_proxy_log "$p")" "$EXCHANGE" | tail -n 7 |
+            jq -r '"\(.status)/\(.response_bytes)/\(.request_bytes)/\(.complete)"' | paste -sd' ')" "$want" \
+            "$p: status/response bytes/request bytes/complete of each exchange, in order"
+    done
+}
+
 rm_case "pipelined HTTP/1.1, byte for byte, reported on both sides" case_raw_http1
 rm_case "curl over HTTP/1.1 and HTTP/2" case_curl
 rm_case "gRPC" case_grpc
 rm_case "a server-first protocol stays plain bytes" case_server_first
 rm_case "a destination outside the mesh is never parsed" case_passthrough
 rm_case "every request reported exactly once by each proxy" case_totals
+rm_case "framings observe mode leaves to the full parser, through both proxies" case_raw_framings
 rm_case "b's own 403s" case_denied
 rm_finish

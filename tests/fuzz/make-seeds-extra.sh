@@ -9,6 +9,9 @@
 #   app_probes      RINGMESH_APP_PROBERS values of each probe kind, and refused ones
 #   otel_env        OTEL_RESOURCE_ATTRIBUTES / OTEL_EXPORTER_OTLP_HEADERS values
 #   first_bytes     the first bytes of HTTP/1.x, HTTP/2 prior-knowledge, TLS and other protocols
+#   http1_scan      exchanges in fuzz_http1_filter's chunk script: plain responses the scanner frames, split at
+#                   several places, mixed with the framings it leaves to http_parser (1xx, HEAD, chunked, close,
+#                   duplicate Content-Length, obs-fold, upgrade, CONNECT, EOF-delimited)
 #
 #   tests/fuzz/make-seeds-extra.sh [TARGET...]
 #
@@ -194,3 +197,57 @@ printf 'SSH-2.0-OpenSSH_9.2\r\n' | seed first_bytes ssh
 printf '\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00' | seed first_bytes tls-record
 printf 'CONNECT orders:443 HTTP/1.1\r\n\r\n' | seed first_bytes connect
 printf 'get / http/1.1\r\n' | seed first_bytes lowercase
+
+# ---- http1_scan -------------------------------------------------------------------------------------------------
+# http1_scan_seed NAME: stdin holds lines "C text" (from the client) or "A text" (from the app), CR and LF written
+# as \r and \n; they become fuzz_http1_filter's chunk script
+http1_scan_seed() {
+    python3 -c '
+import sys
+out = bytearray(b"\x00\x01")
+for line in sys.stdin.read().splitlines():
+    who, _, text = line.partition(" ")
+    b = text.encode().decode("unicode_escape").encode("latin-1")
+    tag = 1 if who == "A" else 0
+    if len(b) < 127:
+        out += bytes([len(b) << 1 | tag]) + b
+    else:
+        out += bytes([127 << 1 | tag, len(b) >> 8, len(b) & 255]) + b
+sys.stdout.buffer.write(bytes(out))' | seed http1_scan "$1"
+}
+nginx='HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n'
+http1_scan_seed pipelined <<EOF
+C GET /a HTTP/1.1\r\nhost: x\r\n\r\nGET /b HTTP/1.1\r\nhost: x\r\n\r\nGET /c HTTP/1.1\r\n\r\n
+A ${nginx}hello
+A HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\nHTTP/1.1 500 E\r\ncontent-length: 3\r\n\r\nab
+A c
+EOF
+http1_scan_seed split-head <<EOF
+C GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n
+A HTTP/1.1 200 OK\r\nconte
+A nt-length: 2\r\n\r\nhi${nginx}he
+A llo
+EOF
+http1_scan_seed interim-head-chunked <<EOF
+C POST /a HTTP/1.1\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\nhiHEAD /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n
+A HTTP/1.1 100 Continue\r\n\r\n${nginx}hello
+A HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n
+A HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n
+EOF
+http1_scan_seed odd-framing <<EOF
+C GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n
+A HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx
+A HTTP/1.1 200 OK\r\nx-a: 1\r\n 2\r\ncontent-length: 1\r\n\r\nx
+A HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nxy
+EOF
+http1_scan_seed upgrade-connect <<EOF
+C GET /a HTTP/1.1\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\nGET /b HTTP/1.1\r\n\r\n
+A ${nginx}hello${nginx}hello
+C CONNECT h:443 HTTP/1.1\r\nhost: h:443\r\n\r\nraw
+A HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n${nginx}
+EOF
+http1_scan_seed until-eof <<EOF
+C GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n
+A ${nginx}hello
+A HTTP/1.1 200 OK\r\n\r\nabcdef
+EOF
