@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The inbound proxy terminates a pooled request connection (ALPN ringmesh/h2) and gives its HTTP/2 requests to an
+# HTTP/2 (cleartext, prior knowledge) app, with per-request policy. The peer is not ours: real HTTP/2 clients (curl,
+# h2load) on the external host reach b through openssl s_client offering ringmesh/h2 with the frontend's SVID:
+#
+#   ext: curl/h2load -> socat 127.0.0.1:9000 -> openssl s_client -alpn ringmesh/h2 (SVID frontend)
+#        -> VIP .30:8081 -> pod b (orders, STRICT) -> Flask over Hypercorn (h2c)
+#
+# b's policy: ALLOW the frontend's principal on /a only. /a reaches the app over HTTP/2 (the app says so), /b is
+# answered 403 by b and b's decision log names the frontend as the source principal; 100 requests over one TLS
+# connection are one handshake on b's counter; a client without an SVID, or with one from another CA, is refused
+# at the handshake as for ringmesh/1.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+rm_setup
+rm_require_cmds curl jq socat h2load openssl /usr/bin/python3
+curl -V | grep -qw HTTP2 || rm_skip "this curl has no HTTP/2"
+/usr/bin/python3 -c 'import flask, hypercorn, asgiref' 2>/dev/null ||
+    rm_skip "python3-flask, python3-hypercorn and python3-asgiref are not installed (scripts/bootstrap.sh)"
+
+TOOLS=$RM_SOURCE_DIR/tests/e2e/tools
+TD=cluster.local
+ID_A="spiffe://$TD/ns/shop/sa/frontend"
+ID_B="spiffe://$TD/ns/shop/sa/orders"
+VIP=198.19.0.30
+PKI="$RM_TMP/pki"
+BRIDGE=127.0.0.1:9000
+
+rm_ca_create main "$TD"
+rm_ca_create other "$TD"
+rm_svid_issue frontend main "$ID_A"
+rm_svid_issue orders main "$ID_B"
+rm_svid_issue stranger other "$ID_A"
+rm_pod_create b
+rm_external_create ext
+rm_service "$VIP:8081" b:8081
+rm_bg app-flask b "$RM_TMP/logs/app-flask.log" /usr/bin/python3 "$TOOLS/flask_app.py" 0.0.0.0:8081
+rm_wait_port b 8081 15 app-flask
+
+POLICY_DIR="$RM_TMP/pods/b/policies"
+mkdir -p "$POLICY_DIR"
+cat >"$POLICY_DIR/a-only.yaml" <<EOF
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: a-only, namespace: shop}
+spec:
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["$TD/ns/shop/sa/frontend"]}}]
+    to: [{operation: {paths: ["/a"]}}]
+EOF
+chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$POLICY_DIR"
+rm_pod_mesh b svid=orders bundle=main
+rm_stop proxy-b
+printf 'authorization:\n  policyDir: "%s"\n' "$POLICY_DIR" >>"$RM_TMP/pods/b/proxy.yaml"
+rm_proxy_start b
+LOG_B=$(rm_proxy_log b)
+rm_expect_log "$LOG_B" '.event == "policies_loaded"' "b loaded the policy"
+
+# bridge CERT: a socat on ext's $BRIDGE that runs one s_client per connection, offering ringmesh/h2 with CERT (from
+# a script: socat's EXEC would split the address at its colon)
+bridge() {
+    local run="$RM_TMP/bridge-$1.sh"
+    printf '#!/bin/sh\nexec openssl s_client -quiet -nocommands -alpn ringmesh/h2 -cert %s -key %s -CAfile %s -connect %s\n' \
+        "$PKI/$1.pem" "$PKI/$1.key" "$PKI/ca-main.pem" "$VIP:8081" >"$run"
+    chmod +x "$run"
+    rm_bg "bridge-$1" ext "$RM_TMP/logs/bridge-$1.log" socat -t 2 \
+        "TCP-LISTEN:${BRIDGE##*:},bind=${BRIDGE%:*},fork,reuseaddr" "EXEC:$run"
+    rm_wait_port ext "${BRIDGE##*:}" 10 "bridge-$1"
+}
+
+metric() {
+    rm_exec b curl -s -m 5 http://127.0.0.1:15021/metrics | awk -v k="$1" '$1 == k {print $2}'
+}
+
+# get PATH: one GET over HTTP/2 (prior knowledge) through the bridge; sets CODE and BODY
+get() {
+    rm -f "$RM_TMP/body"
+    CODE=$(rm_exec ext curl -s --http2-prior-knowledge -o "$RM_TMP/body" -w '%{http_code}' --max-time 10 \
+        "http://$BRIDGE$1") || true
+    BODY=$(cat "$RM_TMP/body" 2>/dev/null || true)
+}
+
+case_policy() {
+    bridge frontend
+    get /a
+    rm_assert_eq "$CODE/$BODY" "200/route=other path=/a query=" "/a reaches the app"
+    rm_expect_log "$RM_TMP/logs/app-flask.log" '.event == "request" and .path == "/a" and .proto == "HTTP/2"' \
+        "the app served /a over HTTP/2"
+    get /b
+    rm_assert_eq "$CODE/$BODY" "403/RBAC: access denied" "/b is denied by b"
+    rm_expect_log "$LOG_B" ".event == \"authz\" and .decision == \"deny\" and .source_principal == \"$ID_A\" and
+        .source_ip == \"${RM_POD_IP[ext]}\" and .path == \"/b\"" "b's decision log names the frontend and its address"
+    rm_expect_no_log "$RM_TMP/logs/app-flask.log" '.path == "/b"' "the app never saw /b"
+}
+
+case_one_handshake() {
+    local hs0 hs1
+    hs0=$(metric ringmesh_proxy_tls_handshakes_total)
+    rm_exec ext timeout 60 h2load -n 100 -c 1 -m 1 "http://$BRIDGE/a" >"$RM_TMP/logs/h2load.out" 2>&1 ||
+        rm_fail "h2load failed: $(cat "$RM_TMP/logs/h2load.out")"
+    grep -q "status codes: 100 2xx" "$RM_TMP/logs/h2load.out" ||
+        rm_fail "not 100 answers 2xx: $(grep -E 'requests:|status codes:' "$RM_TMP/logs/h2load.out")"
+    hs1=$(metric ringmesh_proxy_tls_handshakes_total)
+    rm_assert_eq "$((hs1 - hs0))" 1 "100 requests over one TLS connection: one handshake on b"
+}
+
+case_refused() {
+    local out="$RM_TMP/logs/s_client-nocert.out"
+    rm_exec ext sh -c "printf 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' | timeout 15 openssl s_client -quiet -alpn ringmesh/h2 \
+        -CAfile $PKI/ca-main.pem -connect $VIP:8081" >"$out" 2>&1 || true
+    rm_expect_log "$LOG_B" '.event == "peer_rejected" and .reason == "peer presented no certificate"' \
+        "a client without an SVID is refused at the handshake"
+    out="$RM_TMP/logs/s_client-stranger.out"
+    rm_exec ext sh -c "printf 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' | timeout 15 openssl s_client -quiet -alpn ringmesh/h2 \
+        -cert $PKI/stranger.pem -key $PKI/stranger.key -CAfile $PKI/ca-main.pem -connect $VIP:8081" >"$out" 2>&1 || true
+    rm_expect_log "$LOG_B" '.event == "peer_rejected" and (.reason | test("does not verify to the trust bundle"))' \
+        "a client with an SVID of another CA is refused at the handshake"
+}
+
+rm_case "ringmesh/h2 to an HTTP/2 app, per-request policy" case_policy
+rm_case "100 requests over one connection, one handshake" case_one_handshake
+rm_case "no SVID or an untrusted one is refused at the handshake" case_refused
+rm_finish
