@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The inbound proxy terminates a pooled request connection (ALPN ringmesh/h2) and gives its HTTP/2 requests to an
 # HTTP/2 (cleartext, prior knowledge) app, with per-request policy. The peer is not ours: real HTTP/2 clients (curl,
-# h2load) on the external host reach b through openssl s_client offering ringmesh/h2 with the frontend's SVID:
+# h2load, a python3-grpcio client) on the external host reach b through openssl s_client offering ringmesh/h2 with
+# the frontend's SVID:
 #
 #   ext: curl/h2load -> socat 127.0.0.1:9000 -> openssl s_client -alpn ringmesh/h2 (SVID frontend)
 #        -> VIP .30:8081 -> pod b (orders, STRICT) -> Flask over Hypercorn (h2c)
+#   ext: gRPC client -> socat 127.0.0.1:9001 -> s_client -> VIP .30:8082 -> pod b -> gRPC app (h2c)
 #
-# b's policy: ALLOW the frontend's principal on /a only. /a reaches the app over HTTP/2 (the app says so), /b is
-# answered 403 by b and b's decision log names the frontend as the source principal; 100 requests over one TLS
+# b's policy: ALLOW the frontend's principal on /a and /shop.Orders/Get only. /a reaches the app over HTTP/2 (the
+# app says so), /b is answered 403 by b and b's decision log names the frontend as the source principal; the gRPC
+# call to Get gets its reply and grpc-status 0 from the trailers, one to Put is refused with grpc-status 7
+# (PERMISSION_DENIED) and never reaches the app; 100 requests over one TLS
 # connection are one handshake on b's counter; a client without an SVID, or with one from another CA, is refused
 # at the handshake as for ringmesh/1.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -15,8 +19,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rm_setup
 rm_require_cmds curl jq socat h2load openssl /usr/bin/python3
 curl -V | grep -qw HTTP2 || rm_skip "this curl has no HTTP/2"
-/usr/bin/python3 -c 'import flask, hypercorn, asgiref' 2>/dev/null ||
-    rm_skip "python3-flask, python3-hypercorn and python3-asgiref are not installed (scripts/bootstrap.sh)"
+/usr/bin/python3 -c 'import flask, hypercorn, asgiref, grpc' 2>/dev/null ||
+    rm_skip "python3-flask, python3-hypercorn, python3-asgiref and python3-grpcio are not installed (scripts/bootstrap.sh)"
 
 TOOLS=$RM_SOURCE_DIR/tests/e2e/tools
 TD=cluster.local
@@ -34,8 +38,11 @@ rm_svid_issue stranger other "$ID_A"
 rm_pod_create b
 rm_external_create ext
 rm_service "$VIP:8081" b:8081
+rm_service "$VIP:8082" b:8082
 rm_bg app-flask b "$RM_TMP/logs/app-flask.log" /usr/bin/python3 "$TOOLS/flask_app.py" 0.0.0.0:8081
+rm_bg app-grpc b "$RM_TMP/logs/app-grpc.log" /usr/bin/python3 "$TOOLS/http_app.py" grpc 8082
 rm_wait_port b 8081 15 app-flask
+rm_wait_port b 8082 15 app-grpc
 
 POLICY_DIR="$RM_TMP/pods/b/policies"
 mkdir -p "$POLICY_DIR"
@@ -47,7 +54,7 @@ spec:
   action: ALLOW
   rules:
   - from: [{source: {principals: ["$TD/ns/shop/sa/frontend"]}}]
-    to: [{operation: {paths: ["/a"]}}]
+    to: [{operation: {paths: ["/a", "/shop.Orders/Get"]}}]
 EOF
 chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$POLICY_DIR"
 rm_pod_mesh b svid=orders bundle=main
@@ -57,16 +64,16 @@ rm_proxy_start b
 LOG_B=$(rm_proxy_log b)
 rm_expect_log "$LOG_B" '.event == "policies_loaded"' "b loaded the policy"
 
-# bridge CERT: a socat on ext's $BRIDGE that runs one s_client per connection, offering ringmesh/h2 with CERT (from
-# a script: socat's EXEC would split the address at its colon)
+# bridge CERT LOCAL_PORT APP_PORT: a socat on ext's 127.0.0.1:LOCAL_PORT that runs one s_client per connection to
+# $VIP:APP_PORT, offering ringmesh/h2 with CERT (from a script: socat's EXEC would split the address at its colon)
 bridge() {
-    local run="$RM_TMP/bridge-$1.sh"
+    local run="$RM_TMP/bridge-$2.sh"
     printf '#!/bin/sh\nexec openssl s_client -quiet -nocommands -alpn ringmesh/h2 -cert %s -key %s -CAfile %s -connect %s\n' \
-        "$PKI/$1.pem" "$PKI/$1.key" "$PKI/ca-main.pem" "$VIP:8081" >"$run"
+        "$PKI/$1.pem" "$PKI/$1.key" "$PKI/ca-main.pem" "$VIP:$3" >"$run"
     chmod +x "$run"
-    rm_bg "bridge-$1" ext "$RM_TMP/logs/bridge-$1.log" socat -t 2 \
-        "TCP-LISTEN:${BRIDGE##*:},bind=${BRIDGE%:*},fork,reuseaddr" "EXEC:$run"
-    rm_wait_port ext "${BRIDGE##*:}" 10 "bridge-$1"
+    rm_bg "bridge-$2" ext "$RM_TMP/logs/bridge-$2.log" socat -t 2 "TCP-LISTEN:$2,bind=127.0.0.1,fork,reuseaddr" \
+        "EXEC:$run"
+    rm_wait_port ext "$2" 10 "bridge-$2"
 }
 
 metric() {
@@ -82,7 +89,7 @@ get() {
 }
 
 case_policy() {
-    bridge frontend
+    bridge frontend "${BRIDGE##*:}" 8081
     get /a
     rm_assert_eq "$CODE/$BODY" "200/route=other path=/a query=" "/a reaches the app"
     rm_expect_log "$RM_TMP/logs/app-flask.log" '.event == "request" and .path == "/a" and .proto == "HTTP/2"' \
@@ -119,6 +126,17 @@ case_refused() {
 }
 
 rm_case "ringmesh/h2 to an HTTP/2 app, per-request policy" case_policy
+case_grpc() {
+    local out
+    bridge frontend 9001 8082
+    out=$(rm_exec ext /usr/bin/python3 "$TOOLS/http_app.py" call 127.0.0.1:9001 /shop.Orders/Get) || true
+    rm_assert_eq "$(rm_json "$out" .code)/$(rm_json "$out" .reply)" "OK/echo:ping" "the allowed gRPC call (trailers: OK)"
+    out=$(rm_exec ext /usr/bin/python3 "$TOOLS/http_app.py" call 127.0.0.1:9001 /shop.Orders/Put) || true
+    rm_assert_eq "$(rm_json "$out" .code)" "PERMISSION_DENIED" "the denied gRPC call gets grpc-status 7"
+    rm_expect_no_log "$RM_TMP/logs/app-grpc.log" '.path == "/shop.Orders/Put"' "the app never saw Put"
+}
+
+rm_case "gRPC over ringmesh/h2" case_grpc
 rm_case "100 requests over one connection, one handshake" case_one_handshake
 rm_case "no SVID or an untrusted one is refused at the handshake" case_refused
 rm_finish
