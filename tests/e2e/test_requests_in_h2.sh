@@ -112,6 +112,24 @@ case_one_handshake() {
     rm_assert_eq "$((hs1 - hs0))" 1 "100 requests over one TLS connection: one handshake on b"
 }
 
+# requests_total SERIES_REGEX: the sum of b's ringmesh_requests_total series whose labels match
+requests_total() {
+    rm_exec b curl -s -m 5 http://127.0.0.1:15021/metrics | awk -v re="$1" '
+        /^#/ {next}
+        { name = $1; sub(/\{.*/, "", name); if (name != "ringmesh_requests_total") next
+          labels = $1; sub(/^[^{]*/, "", labels); if (labels ~ re) s += $2 }
+        END {printf "%d\n", s}'
+}
+
+case_reports() {
+    local who='reporter="destination".*source_principal="'"$ID_A"'"'
+    # HTTP status 200: /a once, 100 times by h2load, both gRPC calls (the denied one is 200 with grpc-status 7);
+    # 403: /b
+    rm_assert_eq "$(requests_total "$who"'.*response_code="200"')" 103 \
+        "b counts the 200s as the destination, from the frontend"
+    rm_assert_eq "$(requests_total "$who"'.*response_code="403"')" 1 "b counts the HTTP/2 request it denied"
+}
+
 case_refused() {
     local out="$RM_TMP/logs/s_client-nocert.out"
     rm_exec ext sh -c "printf 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' | timeout 15 openssl s_client -quiet -alpn ringmesh/h2 \
@@ -138,5 +156,6 @@ case_grpc() {
 
 rm_case "gRPC over ringmesh/h2" case_grpc
 rm_case "100 requests over one connection, one handshake" case_one_handshake
+rm_case "each request reported by b as the destination" case_reports
 rm_case "no SVID or an untrusted one is refused at the handshake" case_refused
 rm_finish
