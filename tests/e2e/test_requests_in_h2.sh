@@ -9,7 +9,7 @@
 #   ext: gRPC client -> socat 127.0.0.1:9001 -> s_client -> VIP .30:8082 -> pod b -> gRPC app (h2c)
 #
 # b's policy: ALLOW the frontend's principal on /a and /shop.Orders/Get only. /a reaches the app over HTTP/2 (the
-# app says so), /b is answered 403 by b and b's decision log names the frontend as the source principal; the gRPC
+# app says so) without the ringmesh-* fields the client sent, /b is answered 403 by b and b's decision log names the frontend as the source principal; the gRPC
 # call to Get gets its reply and grpc-status 0 from the trailers, one to Put is refused with grpc-status 7
 # (PERMISSION_DENIED) and never reaches the app; 100 requests over one TLS
 # connection are one handshake on b's counter; a client without an SVID, or with one from another CA, is refused
@@ -80,11 +80,13 @@ metric() {
     rm_exec b curl -s -m 5 http://127.0.0.1:15021/metrics | awk -v k="$1" '$1 == k {print $2}'
 }
 
-# get PATH: one GET over HTTP/2 (prior knowledge) through the bridge; sets CODE and BODY
+# get PATH [CURL_ARGS...]: one GET over HTTP/2 (prior knowledge) through the bridge; sets CODE and BODY
 get() {
+    local path=$1
+    shift
     rm -f "$RM_TMP/body"
-    CODE=$(rm_exec ext curl -s --http2-prior-knowledge -o "$RM_TMP/body" -w '%{http_code}' --max-time 10 \
-        "http://$BRIDGE$1") || true
+    CODE=$(rm_exec ext curl -s --http2-prior-knowledge -o "$RM_TMP/body" -w '%{http_code}' --max-time 10 "$@" \
+        "http://$BRIDGE$path") || true
     BODY=$(cat "$RM_TMP/body" 2>/dev/null || true)
 }
 
@@ -94,6 +96,10 @@ case_policy() {
     rm_assert_eq "$CODE/$BODY" "200/route=other path=/a query=" "/a reaches the app"
     rm_expect_log "$RM_TMP/logs/app-flask.log" '.event == "request" and .path == "/a" and .proto == "HTTP/2"' \
         "the app served /a over HTTP/2"
+    get '/a?mesh=1' -H 'ringmesh-orig-proto: HTTP/2' -H 'Ringmesh-Forged: yes' -H 'x-probe: kept'
+    rm_assert_eq "$CODE" 200 "/a with ringmesh-* fields"
+    rm_expect_log "$RM_TMP/logs/app-flask.log" '.query == "mesh=1" and (.headers | index("x-probe")) and
+        ([.headers[] | select(startswith("ringmesh-"))] | length == 0)' "b removed every ringmesh-* field, kept the rest"
     get /b
     rm_assert_eq "$CODE/$BODY" "403/RBAC: access denied" "/b is denied by b"
     rm_expect_log "$LOG_B" ".event == \"authz\" and .decision == \"deny\" and .source_principal == \"$ID_A\" and
@@ -123,9 +129,9 @@ requests_total() {
 
 case_reports() {
     local who='reporter="destination".*source_principal="'"$ID_A"'"'
-    # HTTP status 200: /a once, 100 times by h2load, both gRPC calls (the denied one is 200 with grpc-status 7);
+    # HTTP status 200: /a twice, 100 times by h2load, both gRPC calls (the denied one is 200 with grpc-status 7);
     # 403: /b
-    rm_assert_eq "$(requests_total "$who"'.*response_code="200"')" 103 \
+    rm_assert_eq "$(requests_total "$who"'.*response_code="200"')" 104 \
         "b counts the 200s as the destination, from the frontend"
     rm_assert_eq "$(requests_total "$who"'.*response_code="403"')" 1 "b counts the HTTP/2 request it denied"
 }
