@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# rm-e2e: both-backends
+#
 # The inbound proxy terminates a pooled request connection (ALPN ringmesh/h2) and gives its HTTP/2 requests to an
 # HTTP/2 (cleartext, prior knowledge) app, with per-request policy. The peer is not ours: real HTTP/2 clients (curl,
 # h2load, a python3-grpcio client) on the external host reach b through openssl s_client offering ringmesh/h2 with
