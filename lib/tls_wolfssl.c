@@ -59,6 +59,7 @@ struct st_rm_tls_t {
     int hello_judged; /* server: the peer's ClientHello has been checked against what we accept */
     int leaf_checked; /* the verify callback has judged the leaf: signatures from now on are CertificateVerify */
     int handshake_done;
+    int alpn_h2; /* the handshake negotiated ringmesh/h2 */
     int peer_closed;
     unsigned flags;
     char *peer_id;            /* the SPIFFE ID the peer presented (even a refused one), owned; NULL when none. Kept
@@ -139,6 +140,11 @@ static int ecc_verify_cb(WOLFSSL *ssl, const unsigned char *sig, unsigned int si
 #endif
 
 /* Converts a wolfSSL verification or handshake error to ours. */
+static int alpn_is(const char *proto, unsigned short len, const char *name)
+{
+    return proto != NULL && len == strlen(name) && memcmp(proto, name, len) == 0;
+}
+
 static int convert_error(int e)
 {
     switch (e) {
@@ -553,9 +559,14 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
 #ifdef HAVE_PK_CALLBACKS
     wolfSSL_SetEccVerifyCtx(tls->ssl, tls);
 #endif
-    if (wolfSSL_UseALPN(tls->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn),
-                        ctx->no_client_auth ? WOLFSSL_ALPN_CONTINUE_ON_MISMATCH : WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
-        WOLFSSL_SUCCESS)
+    /* a mesh server that also serves the pooled request connections chooses between the two mesh protocols */
+    if (ctx->role == RM_TLS_SERVER && (flags & RM_TLS_ACCEPT_H2) && strcmp(ctx->alpn, RM_TLS_ALPN) == 0) {
+        char both[] = RM_TLS_ALPN "," RM_TLS_ALPN_H2;
+        if (wolfSSL_UseALPN(tls->ssl, both, (unsigned)strlen(both), WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
+            goto Fail;
+    } else if (wolfSSL_UseALPN(tls->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn),
+                               ctx->no_client_auth ? WOLFSSL_ALPN_CONTINUE_ON_MISMATCH
+                                                   : WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
         goto Fail;
     if (ctx->role == RM_TLS_CLIENT && wolfSSL_UseKeyShare(tls->ssl, WOLFSSL_ECC_SECP256R1) != WOLFSSL_SUCCESS)
         goto Fail;
@@ -729,12 +740,20 @@ int rm_tls_handshake(rm_tls_t *tls)
     /* A peer that does not know our ALPN still completes the handshake: refuse it here where it is required. */
     if ((tls->flags & RM_TLS_REQUIRE_MESH_ALPN) &&
         (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
-         proto_len != strlen(tls->ctx->alpn) || memcmp(proto, tls->ctx->alpn, proto_len) != 0))
+         !(alpn_is(proto, proto_len, tls->ctx->alpn) ||
+           ((tls->flags & RM_TLS_ACCEPT_H2) && alpn_is(proto, proto_len, RM_TLS_ALPN_H2)))))
         return RM_ERR_TLS_ALPN;
     if (tls->peer_id == NULL && !tls->ctx->no_client_auth)
         return RM_ERR_TLS_NO_PEER_CERT;
+    if (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) == WOLFSSL_SUCCESS)
+        tls->alpn_h2 = alpn_is(proto, proto_len, RM_TLS_ALPN_H2);
     tls->handshake_done = 1;
     return 0;
+}
+
+int rm_tls_alpn_h2(const rm_tls_t *tls)
+{
+    return tls->handshake_done && tls->alpn_h2;
 }
 
 const char *rm_tls_peer_id(const rm_tls_t *tls)

@@ -2,8 +2,10 @@
  * pipes, its output is staged in pipes of its own that the sides send from, and an answer that closes the
  * connection is followed by a short linger so that the client reads it. */
 #include "conn_observe.h"
+#include "h2_filter.h"
 #include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
+#include "ringmesh/tls.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -48,6 +50,10 @@ int rm__conn_l7_start(rm_conn_t *c, const rm_conn_filter_ops_t *ops, int observe
     }
     if (observe && ops->set_observe != NULL)
         ops->set_observe(c->l7->state);
+    /* a pooled request connection (ringmesh/h2): the proxies' own fields never reach the app */
+    if (ops == &rm_conn_filter_http2 && c->dir == RM_CONN_DIR_INBOUND && c->down.tls != NULL &&
+        rm_tls_alpn_h2(c->down.tls))
+        rm_h2_filter_strip_mesh_fields((rm_h2_filter_t *)(void *)c->l7->state);
     /* the filter's staging pipes are what the sides send from now on */
     c->up.tx = &c->l7->app_out;
     c->down.tx = &c->l7->client_out;

@@ -15,6 +15,7 @@
 #define NO_VALUE                 UINT32_MAX
 #define RESERVE_MIN_INCREMENT    16384 /* only increments this large feed the reserve (see h2_filter.h) */
 #define DENIED_BODY_LEN          (sizeof(RM_HTTP_DENIED_BODY) - 1)
+#define MESH_FIELD_PREFIX        "ringmesh-" /* the proxies' own fields (docs/traffic-management.md, "Requests") */
 
 _Static_assert(DENIED_BODY_LEN == 19, "the 403 block says content-length: 19");
 
@@ -396,6 +397,9 @@ static int forward_block(rm_h2_filter_t *f, const rm_http_decision_t *d, rm_byte
             nv->value = f->target.base;
             nv->valuelen = f->target.len;
         }
+        if (f->strip_mesh_fields && nv->namelen >= sizeof(MESH_FIELD_PREFIX) - 1 &&
+            strncasecmp((const char *)nv->name, MESH_FIELD_PREFIX, sizeof(MESH_FIELD_PREFIX) - 1) == 0)
+            continue;
         if (!is_set_field(d, nv->name, nv->namelen))
             num++;
     }
@@ -701,6 +705,11 @@ int rm_h2_filter_sniff(const uint8_t *in, size_t len)
     if (memcmp(in, NGHTTP2_CLIENT_MAGIC, n) != 0)
         return 0;
     return n == NGHTTP2_CLIENT_MAGIC_LEN ? 1 : -EAGAIN;
+}
+
+void rm_h2_filter_strip_mesh_fields(rm_h2_filter_t *f)
+{
+    f->strip_mesh_fields = 1;
 }
 
 void rm_h2_filter_set_path_normalization(rm_h2_filter_t *f, rm_path_normalization_t mode)

@@ -130,6 +130,7 @@ typedef struct st_rm_h2_filter_t {
     rm_bytebuf_t target;       /* the normalized :path of the block being decided */
     uint8_t path_mode;         /* rm_path_normalization_t */
     uint8_t rewrite_path;      /* forward_block sends `target` as :path */
+    uint8_t strip_mesh_fields; /* forwarded blocks leave out every ringmesh-* field */
     uint32_t inflate_table_size, inflate_table_target;
     /* flow control of the client's receive side */
     uint32_t client_initial_window; /* smallest SETTINGS_INITIAL_WINDOW_SIZE the client has sent */
@@ -178,6 +179,9 @@ void rm_h2_filter_dispose(rm_h2_filter_t *f);
 
 /** How the :path of the streams decided from now on is normalized (BASE after init). */
 void rm_h2_filter_set_path_normalization(rm_h2_filter_t *f, rm_path_normalization_t mode);
+/** From now on, the header blocks forwarded to the app leave out every field named ringmesh-* (the proxies' own
+ *  fields on a pooled request connection, docs/traffic-management.md "Requests"). */
+void rm_h2_filter_strip_mesh_fields(rm_h2_filter_t *f);
 
 /** Takes `len` bytes the client sent, starting with the preface. Appends what the app must get to to_app and the
  *  filter's own frames to to_client (or keeps them until an app frame boundary). The decide hook is called from

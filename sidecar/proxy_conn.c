@@ -333,8 +333,9 @@ static int decide_mode(rm_conn_t *c)
             if (rm_tls_client_hello_sni(c->d2u.buf + c->d2u.off, c->d2u.len, name, sizeof(name)) > 0 &&
                 (c->sni = strdup(name)) == NULL)
                 return -ENOMEM;
+            /* ringmesh/h2 (the pooled request connections) carries HTTP/2 to the app: docs/traffic-management.md */
             if ((ret = rm_tls_new(&c->down.tls, c->snap->server_ctx, NULL, 0,
-                                  c->explicit_cfg != NULL ? 0 : RM_TLS_REQUIRE_MESH_ALPN)) != 0)
+                                  c->explicit_cfg != NULL ? 0 : RM_TLS_REQUIRE_MESH_ALPN | RM_TLS_ACCEPT_H2)) != 0)
                 return ret;
             if ((ret = rm_tls_in_append(c->down.tls, c->d2u.buf + c->d2u.off, c->d2u.len)) != 0)
                 return ret;

@@ -570,6 +570,32 @@ static void test_allowed_get(void **state)
     world_free(w);
 }
 
+/* With strip_mesh_fields (a ringmesh/h2 connection), the app gets every field but the ringmesh-* ones, in the
+ * client's order, while the hook still sees them; without it they cross like any other field. */
+static void test_mesh_fields_stripped(void **state)
+{
+    static const nghttp2_nv extra[] = {NVS("ringmesh-orig-proto", "HTTP/1.1"), NVS("x-keep", "1"),
+                                       NVS("ringmesh-other", "forged"), NVS("accept", "*/*")};
+    for (int strip = 0; strip <= 1; strip++) {
+        world_t *w = world_new(NULL);
+        if (strip)
+            rm_h2_filter_strip_mesh_fields(&w->filter);
+        int32_t id = submit(w, "GET", "/ok", extra, 4, 0, NULL, 0);
+        pump(w);
+        assert_int_equal(w->num_app_streams, 1);
+        assert_int_equal(w->num_hook_calls, 1);
+        assert_string_equal(w->hook_calls[0].headers,
+                            "ringmesh-orig-proto: HTTP/1.1\nx-keep: 1\nringmesh-other: forged\naccept: */*\n");
+        if (strip)
+            assert_string_equal(app_stream(w, id, 0)->headers,
+                                ":method: GET\n:scheme: http\n:authority: " AUTHORITY "\n:path: /ok\nx-keep: 1\n"
+                                "accept: */*\n");
+        else
+            assert_allowed(w, id, 0);
+        world_free(w);
+    }
+}
+
 static void test_denied_get_gets_403(void **state)
 {
     world_t *w = world_new(NULL);
@@ -877,6 +903,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sniff),
         cmocka_unit_test(test_allowed_get),
+        cmocka_unit_test(test_mesh_fields_stripped),
         cmocka_unit_test(test_denied_get_gets_403),
         cmocka_unit_test(test_denied_grpc_gets_permission_denied),
         cmocka_unit_test(test_interleaved_keeps_hpack_in_step),

@@ -606,6 +606,50 @@ static void test_alpn_and_certless_client(void **state)
     rm_tls_ctx_unref(bare);
 }
 
+/* The inbound's mesh server accepts the pooled request connections' ringmesh/h2 beside ringmesh/1 when the session
+ * asks for it (RM_TLS_ACCEPT_H2), and tells which one was negotiated; without the flag ringmesh/h2 is refused. */
+static int mesh_handshake(rm_tls_ctx_t *cc, rm_tls_ctx_t *sc, unsigned server_flags, int *server_result, int *h2)
+{
+    rm_tls_t *cli, *srv;
+    int cr, sr;
+    assert_int_equal(rm_tls_new(&cli, cc, server_ids, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN | server_flags), 0);
+    handshake(cli, srv, &cr, &sr);
+    *h2 = rm_tls_alpn_h2(srv);
+    assert_int_equal(rm_tls_alpn_h2(cli), *h2 && cr == 0);
+    rm_tls_free(cli);
+    rm_tls_free(srv);
+    *server_result = sr;
+    return cr;
+}
+
+static void test_server_accepts_h2_alpn(void **state)
+{
+    rm_tls_ctx_t *h2_client = ctx_with(RM_TLS_CLIENT, "client", RM_TLS_ALPN_H2),
+                 *mesh_client = ctx_with(RM_TLS_CLIENT, "client", NULL),
+                 *mesh_server = ctx_with(RM_TLS_SERVER, "server", NULL),
+                 *other_client = ctx_with(RM_TLS_CLIENT, "client", "h2");
+    int sr, h2;
+
+    assert_int_equal(mesh_handshake(h2_client, mesh_server, RM_TLS_ACCEPT_H2, &sr, &h2), 0);
+    assert_int_equal(sr, 0);
+    assert_int_equal(h2, 1);
+    assert_int_equal(mesh_handshake(mesh_client, mesh_server, RM_TLS_ACCEPT_H2, &sr, &h2), 0);
+    assert_int_equal(sr, 0);
+    assert_int_equal(h2, 0);
+    /* without the flag, as before: ringmesh/h2 is not the server's protocol */
+    assert_int_not_equal(mesh_handshake(h2_client, mesh_server, 0, &sr, &h2), 0);
+    assert_int_equal(sr, RM_ERR_TLS_ALPN);
+    assert_int_equal(h2, 0);
+    /* another protocol is still refused */
+    assert_int_not_equal(mesh_handshake(other_client, mesh_server, RM_TLS_ACCEPT_H2, &sr, &h2), 0);
+    assert_int_equal(sr, RM_ERR_TLS_ALPN);
+    rm_tls_ctx_unref(h2_client);
+    rm_tls_ctx_unref(mesh_client);
+    rm_tls_ctx_unref(mesh_server);
+    rm_tls_ctx_unref(other_client);
+}
+
 /* A server context with no_client_auth (the admission webhook's HTTPS): it asks for no client certificate, so a
  * client without one completes the handshake (where a mesh server refuses it, above), a client that offers another
  * ALPN is not refused for it, and data flows both ways. */
@@ -920,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_expired_refused_and_not_loaded),
         cmocka_unit_test(test_client_from_untrusted_ca_refused_by_server),
         cmocka_unit_test(test_alpn_and_certless_client),
+        cmocka_unit_test(test_server_accepts_h2_alpn),
         cmocka_unit_test(test_server_without_client_auth),
         cmocka_unit_test(test_signature_memo),
         cmocka_unit_test(test_handshake_remembers_certificate_signatures),

@@ -63,6 +63,9 @@ time_t rm_tls_ctx_not_after(const rm_tls_ctx_t *ctx);
 
 /** Session flags. */
 #define RM_TLS_REQUIRE_MESH_ALPN 0x1 /* fail unless the context's ALPN (ringmesh/1 by default) was negotiated */
+/* server with the default ALPN only: ringmesh/h2 (the pooled request connections) is accepted as well as ringmesh/1;
+ * with RM_TLS_REQUIRE_MESH_ALPN one of the two must be negotiated; rm_tls_alpn_h2 tells which */
+#define RM_TLS_ACCEPT_H2 0x2
 
 /** Starts a session. `expected_ids` (may be NULL; must outlive the session) are the IDs the peer may present:
  *  a client passes the destination's identities. The mesh ALPN is always offered; with RM_TLS_REQUIRE_MESH_ALPN it
@@ -111,6 +114,8 @@ int rm_tls_handshake(rm_tls_t *tls);
 /** The SPIFFE ID the peer presented: verified once rm_tls_handshake returned 0; after a refusal, the ID that was
  *  refused (for the log). NULL when the peer presented none that parsed. Owned by the session. */
 const char *rm_tls_peer_id(const rm_tls_t *tls);
+/** Nonzero once the handshake is over when it negotiated ringmesh/h2 (RM_TLS_ALPN_H2). */
+int rm_tls_alpn_h2(const rm_tls_t *tls);
 /** The last alert received from the peer as text (e.g. "bad_certificate"), or NULL. */
 const char *rm_tls_peer_alert(const rm_tls_t *tls);
 /** Negotiated protocol version string, e.g. "TLSv1.3". */

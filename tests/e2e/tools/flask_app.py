@@ -5,7 +5,8 @@ usage: flask_app.py HOST:PORT
 
 Routes: /ok; /admin and everything under it (/admin/<path>); anything else. Each answers 200 with the body
 "route=<route> path=<path as the app sees it> query=<query string>", and logs one JSON line on stdout:
-{"event": "request", "route": ..., "path": ..., "query": ..., "proto": "HTTP/1.1" or "HTTP/2"}.
+{"event": "request", "route": ..., "path": ..., "query": ..., "proto": "HTTP/1.1" or "HTTP/2",
+"headers": [the names of the request's header fields, lower-case]}.
 """
 import asyncio
 import json
@@ -22,7 +23,8 @@ app = Flask(__name__)
 def answer(route):
     query = request.query_string.decode("latin-1")
     print(json.dumps({"event": "request", "route": route, "path": request.path, "query": query,
-                      "proto": request.environ.get("SERVER_PROTOCOL")}), flush=True)
+                      "proto": request.environ.get("SERVER_PROTOCOL"),
+                      "headers": sorted({k.lower() for k in request.headers.keys()})}), flush=True)
     return f"route={route} path={request.path} query={query}\n"
 
 
