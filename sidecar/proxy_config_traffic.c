@@ -4,6 +4,7 @@
 #include "proxy_config_internal.h"
 
 #include "ringmesh/error.h"
+#include "ringmesh/yaml_pos_map.h"
 
 #include <stdio.h>
 
@@ -20,16 +21,17 @@ static int set_scalar(rm_config_doc_t *ctx, rm_traffic_config_t *t, const char *
     return rm_config_value_error(ctx, path, "%s", why);
 }
 
-/* One list key (retry.codes, retry.grpcStatuses); an absent list keeps the default, an empty one replaces it. */
+/* One list key (retry.codes, retry.grpcStatuses); an absent list keeps the default, an empty one replaces it
+ * (libcyaml gives an empty sequence as no entries, like an absent one: the document's node map tells them apart). */
 static int set_list(rm_config_doc_t *ctx, rm_traffic_config_t *t, const char *key, char **values, unsigned num)
 {
     char why[256], path[96];
 
-    if (values == NULL && num == 0)
+    snprintf(path, sizeof(path), "traffic.%s", key);
+    if (num == 0 && (ctx->map == NULL || rm_yaml_pos_map_find(ctx->map, path) == NULL))
         return 0;
     if (rm_traffic_config_set_list(t, key, (const char *const *)values, num, why, sizeof(why)) == 0)
         return 0;
-    snprintf(path, sizeof(path), "traffic.%s", key);
     return rm_config_value_error(ctx, path, "%s", why);
 }
 

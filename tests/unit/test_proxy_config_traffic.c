@@ -98,6 +98,12 @@ static void test_traffic_all_keys(void **state)
     cfg = load_ok(write_tmp_str("traffic_off.yaml", TLS_OK "traffic: {requestBalancing: false}\n"));
     assert_int_equal(cfg->request_balancing, 0);
     rm_proxy_config_free(cfg);
+
+    /* an empty list replaces the default: nothing is retried on a status */
+    cfg = load_ok(write_tmp_str("traffic_no_codes.yaml", TLS_OK "traffic: {retry: {codes: [], grpcStatuses: []}}\n"));
+    assert_int_equal(cfg->traffic.retry.num_codes, 0);
+    assert_int_equal(cfg->traffic.retry.grpc_statuses, 0);
+    rm_proxy_config_free(cfg);
     (void)state;
 }
 
