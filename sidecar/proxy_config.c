@@ -728,8 +728,8 @@ int rm__proxy_config_convert(rm_config_doc_t *ctx, const raw_config_t *raw, rm_p
         (ret = rm__proxy_config_convert_observe(ctx, raw, cfg)) != 0 ||
         (ret = conv_log_level(ctx, "logLevel", raw->log_level, &cfg->log_level)) != 0 ||
         (ret = conv_control(ctx, raw, cfg)) != 0 || (ret = conv_authorization(ctx, raw, cfg)) != 0 ||
-        (ret = conv_metrics(ctx, raw, cfg)) != 0 || (ret = check_tls(ctx, raw, cfg)) != 0 ||
-        (ret = check_listen_conflicts(ctx, cfg)) != 0)
+        (ret = conv_metrics(ctx, raw, cfg)) != 0 || (ret = rm__proxy_config_convert_traffic(ctx, raw, cfg)) != 0 ||
+        (ret = check_tls(ctx, raw, cfg)) != 0 || (ret = check_listen_conflicts(ctx, cfg)) != 0)
         return ret;
     return 0;
 }

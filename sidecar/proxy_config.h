@@ -13,6 +13,7 @@
 
 #include "ringmesh/duration.h"
 #include "ringmesh/http_path.h"
+#include "ringmesh/traffic_config.h"
 
 typedef enum { RM_MTLS_STRICT = 0, RM_MTLS_PERMISSIVE, RM_MTLS_DISABLE } rm_mtls_mode_t;
 typedef enum { RM_IO_AUTO = 0, RM_IO_URING, RM_IO_EPOLL } rm_io_backend_kind_t;
@@ -152,6 +153,12 @@ typedef struct st_rm_proxy_config_t {
     int metrics_istio_names;
     unsigned metrics_max_series;
     uint32_t metrics_expiry_ms;
+    /* traffic.requestBalancing, default 0: outbound HTTP/1.x to an in-mesh destination with endpoints is served by
+     * the proxy and each request balanced over pooled HTTP/2 mTLS connections (docs/traffic-management.md
+     * "## Requests"); 0 keeps the connection-level path. traffic.*: the request path's knobs (retry budget,
+     * retries, outlier detection, circuit breaking, timeouts), their defaults when the section is absent. */
+    int request_balancing;
+    rm_traffic_config_t traffic;
 } rm_proxy_config_t;
 
 /** Loads and validates `path`. On failure returns RM_ERR_CONFIG_* and writes a message naming the file, line

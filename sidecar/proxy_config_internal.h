@@ -109,6 +109,43 @@ typedef struct st_raw_metrics_t {
 typedef struct st_raw_handshakes_t {
     char *threads, *priority, *max_pending, *backoff_after_failures, *failure_window, *backoff;
 } raw_handshakes_t;
+/* traffic: the request path's switch and the knobs of ringmesh/traffic_config.h (proxy_config_traffic.c) */
+typedef struct st_raw_retry_budget_t {
+    char *ratio, *min_retries_per_second, *window;
+} raw_retry_budget_t;
+
+typedef struct st_raw_retry_t {
+    char *attempts;
+    char **codes;
+    unsigned codes_count;
+    char **grpc_statuses;
+    unsigned grpc_statuses_count;
+    char *backoff, *max_backoff, *buffer_limit;
+} raw_retry_t;
+
+typedef struct st_raw_outlier_t {
+    char *consecutive_5xx, *consecutive_gateway, *base_ejection_time, *max_ejection_time, *max_ejection_percent,
+        *interval;
+} raw_outlier_t;
+
+typedef struct st_raw_circuit_limits_t {
+    char *max_connections, *max_pending_requests, *max_requests, *max_retries;
+} raw_circuit_limits_t;
+
+typedef struct st_raw_circuit_t {
+    raw_circuit_limits_t limits; /* first: the per-destination keys sit at the mapping's top */
+    raw_circuit_limits_t *per_endpoint;
+} raw_circuit_t;
+
+typedef struct st_raw_traffic_t {
+    char *request_balancing;
+    raw_retry_budget_t *retry_budget;
+    raw_retry_t *retry;
+    raw_outlier_t *outlier_detection;
+    raw_circuit_t *circuit_breaker;
+    char *request_timeout;
+    char *idle_timeout;
+} raw_traffic_t;
 
 typedef struct st_raw_config_t {
     char *trust_domain;
@@ -136,6 +173,7 @@ typedef struct st_raw_config_t {
     char *log_level;
     raw_metrics_t *metrics;
     raw_handshakes_t *handshakes;
+    raw_traffic_t *traffic;
 } raw_config_t;
 
 /** Converts `handshakes` (proxy_config_handshakes.c). Returns 0 or RM_ERR_CONFIG_VALUE recorded in ctx. */
@@ -155,6 +193,10 @@ void rm__proxy_config_raw_free(raw_config_t *raw);
 
 /** Pass 3 for connectionLog, accessLog and workload (proxy_config_observe.c). Returns 0 or RM_ERR_CONFIG_VALUE. */
 int rm__proxy_config_convert_observe(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg);
+
+/** Pass 3 for traffic (proxy_config_traffic.c): traffic.requestBalancing and the knobs of ringmesh/traffic_config.h,
+ *  each refusal naming `traffic.<key>`. Returns 0 or RM_ERR_CONFIG_VALUE. */
+int rm__proxy_config_convert_traffic(rm_config_doc_t *ctx, const raw_config_t *raw, rm_proxy_config_t *cfg);
 
 /** Pass 3: converts and validates `raw` into `cfg` (which holds the defaults). Returns 0 or RM_ERR_CONFIG_VALUE
  *  recorded in ctx->err; `cfg` may then be partly filled (rm_proxy_config_free() frees it). */

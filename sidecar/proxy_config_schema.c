@@ -160,6 +160,58 @@ static const cyaml_schema_field_t handshakes_fields[] = {
     RM_CYAML_STR("backoffAfterFailures", raw_handshakes_t, backoff_after_failures),
     RM_CYAML_STR("failureWindow", raw_handshakes_t, failure_window),
     RM_CYAML_STR("backoff", raw_handshakes_t, backoff),
+static const cyaml_schema_field_t retry_budget_fields[] = {
+    RM_CYAML_STR("ratio", raw_retry_budget_t, ratio),
+    RM_CYAML_STR("minRetriesPerSecond", raw_retry_budget_t, min_retries_per_second),
+    RM_CYAML_STR("window", raw_retry_budget_t, window),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t retry_fields[] = {
+    RM_CYAML_STR("attempts", raw_retry_t, attempts),
+    RM_CYAML_STR_SEQ("codes", raw_retry_t, codes, 64),
+    RM_CYAML_STR_SEQ("grpcStatuses", raw_retry_t, grpc_statuses, 64),
+    RM_CYAML_STR("backoff", raw_retry_t, backoff),
+    RM_CYAML_STR("maxBackoff", raw_retry_t, max_backoff),
+    RM_CYAML_STR("bufferLimit", raw_retry_t, buffer_limit),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t outlier_fields[] = {
+    RM_CYAML_STR("consecutive5xxErrors", raw_outlier_t, consecutive_5xx),
+    RM_CYAML_STR("consecutiveGatewayErrors", raw_outlier_t, consecutive_gateway),
+    RM_CYAML_STR("baseEjectionTime", raw_outlier_t, base_ejection_time),
+    RM_CYAML_STR("maxEjectionTime", raw_outlier_t, max_ejection_time),
+    RM_CYAML_STR("maxEjectionPercent", raw_outlier_t, max_ejection_percent),
+    RM_CYAML_STR("interval", raw_outlier_t, interval),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t circuit_limits_fields[] = {
+    RM_CYAML_STR("maxConnections", raw_circuit_limits_t, max_connections),
+    RM_CYAML_STR("maxPendingRequests", raw_circuit_limits_t, max_pending_requests),
+    RM_CYAML_STR("maxRequests", raw_circuit_limits_t, max_requests),
+    RM_CYAML_STR("maxRetries", raw_circuit_limits_t, max_retries),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t circuit_fields[] = {
+    RM_CYAML_STR("maxConnections", raw_circuit_t, limits.max_connections),
+    RM_CYAML_STR("maxPendingRequests", raw_circuit_t, limits.max_pending_requests),
+    RM_CYAML_STR("maxRequests", raw_circuit_t, limits.max_requests),
+    RM_CYAML_STR("maxRetries", raw_circuit_t, limits.max_retries),
+    CYAML_FIELD_MAPPING_PTR("perEndpoint", RM_CYAML_OPT_NULL, raw_circuit_t, per_endpoint, circuit_limits_fields),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t traffic_fields[] = {
+    RM_CYAML_STR("requestBalancing", raw_traffic_t, request_balancing),
+    CYAML_FIELD_MAPPING_PTR("retryBudget", RM_CYAML_OPT_NULL, raw_traffic_t, retry_budget, retry_budget_fields),
+    CYAML_FIELD_MAPPING_PTR("retry", RM_CYAML_OPT_NULL, raw_traffic_t, retry, retry_fields),
+    CYAML_FIELD_MAPPING_PTR("outlierDetection", RM_CYAML_OPT_NULL, raw_traffic_t, outlier_detection, outlier_fields),
+    CYAML_FIELD_MAPPING_PTR("circuitBreaker", RM_CYAML_OPT_NULL, raw_traffic_t, circuit_breaker, circuit_fields),
+    RM_CYAML_STR("requestTimeout", raw_traffic_t, request_timeout),
+    RM_CYAML_STR("idleTimeout", raw_traffic_t, idle_timeout),
     CYAML_FIELD_END,
 };
 
@@ -188,6 +240,7 @@ static const cyaml_schema_field_t config_fields[] = {
     RM_CYAML_STR("logLevel", raw_config_t, log_level),
     CYAML_FIELD_MAPPING_PTR("authorization", RM_CYAML_OPT_NULL, raw_config_t, authorization, authz_fields),
     CYAML_FIELD_MAPPING_PTR("metrics", RM_CYAML_OPT_NULL, raw_config_t, metrics, metrics_fields),
+    CYAML_FIELD_MAPPING_PTR("traffic", RM_CYAML_OPT_NULL, raw_config_t, traffic, traffic_fields),
     CYAML_FIELD_END,
 };
 
@@ -364,6 +417,8 @@ static int set_defaults(rm_proxy_config_t *cfg)
     cfg->metrics_enabled = 1;
     cfg->metrics_max_series = 2000;
     cfg->metrics_expiry_ms = 600000;
+    cfg->request_balancing = 0;
+    rm_traffic_config_defaults(&cfg->traffic);
     return 0;
 }
 

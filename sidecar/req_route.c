@@ -5,6 +5,7 @@
 #include "req_route.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +50,9 @@ rm_req_route_result_t rm_req_route(const rm_destination_t *dest, const rm_destin
     }
     if (rm_route_select(dest->routes->table, dest_port(dest), req, &out->choice) != 0)
         return out->result = RM_REQ_ROUTE_NO_RULE;
+    for (size_t i = 0; i < out->choice.rule->num_filters; i++)
+        if (out->choice.rule->filters[i].type == RM_ROUTE_FILTER_REDIRECT)
+            return out->result = RM_REQ_ROUTE_REDIRECT;
     if ((out->backend = rm_route_pick_backend(out->choice.rule, random)) == NULL)
         return out->result = RM_REQ_ROUTE_NO_BACKEND;
     ns = out->backend->namespace_ != NULL ? out->backend->namespace_ : out->choice.route->namespace_;
@@ -75,8 +79,25 @@ const char *rm_req_route_flag(rm_req_route_result_t result)
     return result == RM_REQ_ROUTE_NO_RULE ? "NR" : NULL;
 }
 
-int rm_req_apply_rule(const rm_req_route_t *route, rm_http_request_t *req)
+int rm_req_apply_rule(const rm_req_route_t *route, const rm_http_request_t *req, uint16_t service_port,
+                      rm_route_arena_t *arena, rm_route_applied_t *out)
 {
-    (void)route, (void)req;
-    return 0;
+    int ret = 0;
+
+    memset(out, 0, sizeof(*out));
+    switch (route->result) {
+    case RM_REQ_ROUTE_DIRECT:
+        out->path = req->path, out->path_len = req->path_len;
+        out->authority = req->host, out->authority_len = req->host_len;
+        out->headers = req->headers, out->num_headers = req->num_headers;
+        break;
+    case RM_REQ_ROUTE_BACKEND:
+    case RM_REQ_ROUTE_REDIRECT:
+        ret = rm_route_apply(route->choice.rule, route->choice.match_index, req, service_port, arena, out);
+        break;
+    default:
+        ret = -EINVAL;
+        break;
+    }
+    return ret;
 }

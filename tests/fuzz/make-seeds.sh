@@ -284,6 +284,18 @@ for yaml in "$src"/tests/data/config/*.yaml; do
 done
 printf '' | seed proxy_config empty
 printf '{}\n' | seed proxy_config empty-mapping
+cat <<'EOF' | seed proxy_config traffic
+inbound: {enabled: false}
+outbound: {enabled: false}
+traffic:
+  requestBalancing: true
+  retryBudget: {ratio: 0.25, minRetriesPerSecond: 5, window: 10s}
+  retry: {attempts: 3, codes: [502, 503], grpcStatuses: [unavailable, 4], backoff: 25ms, maxBackoff: 250ms}
+  outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 30s, maxEjectionTime: 5m, maxEjectionPercent: 10}
+  circuitBreaker: {maxConnections: 100, maxRequests: 100, perEndpoint: {maxPendingRequests: 10}}
+  requestTimeout: 15s
+  idleTimeout: 5m
+EOF
 printf -- '- a\n- b\n' | seed proxy_config top-level-list
 printf 'tls: &t\n  certFile: a\n  keyFile: b\n  bundleFile: c\nadmin: *t\n' | seed proxy_config alias
 cat <<'EOF' | seed proxy_config flow-style

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -30,7 +31,14 @@ static const char routes_yaml[] =
     "  - matches: [{path: {type: Exact, value: /zero}}]\n"
     "    backendRefs: [{name: orders-v1, port: 8080, weight: 0}]\n"
     "  - matches: [{path: {type: Exact, value: /ghost}}]\n"
-    "    backendRefs: [{name: ghost, port: 8080}]\n";
+    "    backendRefs: [{name: ghost, port: 8080}]\n"
+    "  - matches: [{path: {type: Exact, value: /h}}]\n"
+    "    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-routed, value: v2}],\n"
+    "               remove: [x-drop]}}]\n"
+    "    backendRefs: [{name: orders-v2, port: 8080}]\n"
+    "  - matches: [{path: {type: Exact, value: /old}}]\n"
+    "    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /new},\n"
+    "               statusCode: 301}}]\n";
 
 typedef struct st_fixture_t {
     rm_route_list_t list;
@@ -123,8 +131,62 @@ static void test_header_match_to_canary(void **state)
         assert_int_equal(route(&f, &f.dests[0], "/a/1", marked, 1, (uint32_t)rng, &r), RM_REQ_ROUTE_BACKEND);
         assert_ptr_equal(r.dest, &f.dests[3]);
         assert_int_equal(r.choice.rule_index, 0);
-        assert_int_equal(rm_req_apply_rule(&r, NULL), 0);
     }
+    teardown(&f);
+}
+
+/* The matched rule's filters reach the request: a header modifier sets and removes header lines, a redirect is
+ * answered with its status and Location; without routes the request goes unchanged; a 404 is not applied. */
+static void test_apply_rule_filters(void **state)
+{
+    (void)state;
+    fixture_t f;
+    rm_req_route_t r;
+    rm_route_applied_t out;
+    char buf[1024];
+    rm_http_header_t hdrs[16];
+    rm_route_arena_t arena = {.buf = buf, .cap = sizeof(buf), .headers = hdrs, .headers_cap = 16};
+    const rm_http_header_t in[] = {H("x-drop", "1"), H("accept", "*/*")};
+    rm_http_request_t req = {.method = "GET",
+                             .method_len = 3,
+                             .path = "/h",
+                             .path_len = 2,
+                             .host = "orders",
+                             .host_len = 6,
+                             .headers = in,
+                             .num_headers = 2};
+    setup(&f);
+
+    assert_int_equal(rm_req_route(&f.dests[0], f.dests, 5, &req, 0, &r), RM_REQ_ROUTE_BACKEND);
+    assert_int_equal(rm_req_apply_rule(&r, &req, 8080, &arena, &out), 0);
+    assert_int_equal(out.redirect_status, 0);
+    assert_int_equal(out.num_headers, 2);
+    assert_memory_equal(out.headers[0].name, "accept", 6);
+    assert_memory_equal(out.headers[1].name, "x-routed", 8);
+    assert_memory_equal(out.headers[1].value, "v2", 2);
+    assert_int_equal(out.path_len, 2);
+
+    arena.used = arena.headers_used = 0;
+    req.path = "/old", req.path_len = 4;
+    assert_int_equal(rm_req_route(&f.dests[0], f.dests, 5, &req, 0, &r), RM_REQ_ROUTE_REDIRECT);
+    assert_int_equal(rm_req_route_status(r.result), 0);
+    assert_null(r.dest);
+    assert_int_equal(rm_req_apply_rule(&r, &req, 8080, &arena, &out), 0);
+    assert_int_equal(out.redirect_status, 301);
+    assert_non_null(out.location);
+    assert_non_null(memmem(out.location, out.location_len, "/new", 4));
+
+    /* no routes: unchanged */
+    assert_int_equal(rm_req_route(&f.dests[4], f.dests, 5, &req, 0, &r), RM_REQ_ROUTE_DIRECT);
+    assert_int_equal(rm_req_apply_rule(&r, &req, 80, &arena, &out), 0);
+    assert_ptr_equal(out.path, req.path);
+    assert_ptr_equal(out.headers, in);
+    assert_int_equal(out.num_headers, 2);
+
+    /* no rule: nothing to apply */
+    req.path = "/none", req.path_len = 5;
+    assert_int_equal(rm_req_route(&f.dests[0], f.dests, 5, &req, 0, &r), RM_REQ_ROUTE_NO_RULE);
+    assert_int_equal(rm_req_apply_rule(&r, &req, 8080, &arena, &out), -EINVAL);
     teardown(&f);
 }
 
@@ -158,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_direct_and_errors),
         cmocka_unit_test(test_header_match_to_canary),
         cmocka_unit_test(test_weighted_split),
+        cmocka_unit_test(test_apply_rule_filters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
