@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# rm-e2e: pending (needs the outbound request path: docs/traffic-management.md#not-yet-1)
 #
 # Failover and draining on the request path (docs/traffic-management.md#tests). Service orders with three endpoint
 # pods b1, b2, b3; an HTTPRoute on orders retries 503 (attempts 3, codes [503]): when a pod's app is gone its

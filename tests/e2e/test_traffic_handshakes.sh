@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# rm-e2e: pending (needs the outbound request path: docs/traffic-management.md#not-yet-1)
 # rm-e2e: both-backends
 #
 # Pooled connections between the proxies (docs/traffic-management.md#tests). Service orders with three endpoint pods;

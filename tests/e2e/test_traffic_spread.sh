@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# rm-e2e: pending (needs the outbound request path: docs/traffic-management.md#not-yet-1)
 # rm-e2e: both-backends
 #
 # Per-request balancing (docs/traffic-management.md#tests). A Service with three endpoint pods b1, b2, b3 (file
