@@ -160,6 +160,9 @@ static const cyaml_schema_field_t handshakes_fields[] = {
     RM_CYAML_STR("backoffAfterFailures", raw_handshakes_t, backoff_after_failures),
     RM_CYAML_STR("failureWindow", raw_handshakes_t, failure_window),
     RM_CYAML_STR("backoff", raw_handshakes_t, backoff),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t retry_budget_fields[] = {
     RM_CYAML_STR("ratio", raw_retry_budget_t, ratio),
     RM_CYAML_STR("minRetriesPerSecond", raw_retry_budget_t, min_retries_per_second),
