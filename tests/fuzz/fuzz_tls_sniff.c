@@ -5,7 +5,8 @@
  *   - a decision is final: once a prefix of the input is classified as anything but NEED_MORE, the whole input
  *     gets the same class (more bytes never change the verdict);
  *   - waiting is bounded: NEED_MORE is never returned once a whole maximum-size TLS record could have arrived;
- *   - MESH is only returned for a TLS handshake record that carries the ALPN name "ringmesh/1" with its length.
+ *   - MESH is only returned for a TLS handshake record that carries the ALPN name "ringmesh/1" or "ringmesh/h2"
+ *     with its length.
  * rm_tls_client_hello_parse() gets the same input: it waits exactly when the sniffer does, never parses what the
  * sniffer calls plaintext, and every list it returns lies inside the input. */
 #include <string.h>
@@ -40,9 +41,11 @@ static void check_prefix(const uint8_t *data, size_t size, size_t prefix_len, rm
 
 static int contains_mesh_alpn(const uint8_t *data, size_t size)
 {
-    static const uint8_t name[] = "\x0a" RM_TLS_ALPN; /* ProtocolName: 1-byte length, then the bytes */
+    /* ProtocolName: 1-byte length, then the bytes; either mesh protocol (the L4 tunnel or the pooled HTTP/2) */
+    static const uint8_t tunnel[] = "\x0a" RM_TLS_ALPN, pooled[] = "\x0b" RM_TLS_ALPN_H2;
 
-    return memmem(data, size, name, sizeof(name) - 1) != NULL;
+    return memmem(data, size, tunnel, sizeof(tunnel) - 1) != NULL ||
+           memmem(data, size, pooled, sizeof(pooled) - 1) != NULL;
 }
 
 static void check_list(const rm_tls_u16_list_t *list, const uint8_t *base, size_t size)
