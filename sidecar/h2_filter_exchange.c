@@ -193,7 +193,8 @@ static void inflate_app_fragment(rm_h2_filter_t *f, const uint8_t *in, size_t le
 }
 
 /* The fragment of a HEADERS or PUSH_PROMISE payload: after the pad length, priority or promised stream, before the
- * padding. Returns 0, or -1 when the frame is malformed (the client will say so). */
+ * padding; *p is NULL when the fragment is empty (an empty payload was never buffered, and a_frame.base may be NULL,
+ * where no offset may be applied). Returns 0, or -1 when the frame is malformed (the client will say so). */
 static int block_fragment(rm_h2_filter_t *f, const uint8_t **p, size_t *len)
 {
     size_t skip = (f->a_flags & NGHTTP2_FLAG_PADDED) != 0 ? 1 : 0, pad = skip ? f->a_pad : 0;
@@ -203,8 +204,8 @@ static int block_fragment(rm_h2_filter_t *f, const uint8_t **p, size_t *len)
         skip += 4;
     if (f->a_frame.len < skip + pad)
         return -1;
-    *p = f->a_frame.base + skip;
     *len = f->a_frame.len - skip - pad;
+    *p = *len != 0 ? f->a_frame.base + skip : NULL;
     return 0;
 }
 

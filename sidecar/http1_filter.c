@@ -528,12 +528,14 @@ int rm__http1_decide_request(rm_http1_filter_t *f, const rm__http1_head_info_t *
             req.host_len = h->value_len;
         } else if (h->name_len == 6 && memcmp(h->name, "expect", 6) == 0) {
             expect_continue |= value_is(h->value, h->value_len, "100-continue");
-        } else if (h->name_len == 17 && memcmp(h->name, "transfer-encoding", 17) == 0) {
+        } else if (h->name_len >= 17 && memcmp(h->name, "transfer-encoding", 17) == 0) {
+            /* http_parser counts any name that starts with these 17 bytes ("Transfer-Encodingx") as a
+             * Transfer-Encoding (it notes one as soon as the name's start matches): so does the filter */
             transfer_encoding = 1;
         }
     }
     /* a request body whose length cannot be known (RFC 9112 6.3): the library would reject it only after
-     * on_headers_complete, when the head has gone to the app */
+     * on_headers_complete, when the head has gone to the app (and the connection could only be cut) */
     if (transfer_encoding && !p->chunked)
         return queue_error_answer(f, RM__HTTP1_PENDING_BAD_REQUEST, to_client);
     req.headers = f->hook_headers;

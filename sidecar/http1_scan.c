@@ -24,6 +24,14 @@ static int name_eq(const uint8_t *s, const char *name, size_t n)
     return 1;
 }
 
+/* the name s[0, len) starts with "transfer-encoding" (any case): http_parser takes every such name for a
+ * Transfer-Encoding (it notes one as soon as the name's first 17 bytes match, "Transfer-Encodingx" included), so
+ * the scanner leaves them all to it */
+static int name_is_transfer_encoding(const uint8_t *s, size_t len)
+{
+    return len >= 17 && name_eq(s, "transfer-encoding", 17);
+}
+
 /* the value s[0, len), without the OWS around it, is exactly "keep-alive" (any case) */
 static int value_is_keep_alive(const uint8_t *s, size_t len)
 {
@@ -106,7 +114,7 @@ int rm_http1_scan_response_head(const uint8_t *p, size_t n, rm_http1_resp_head_t
         if (name_is(p + pos, name_len, "content-length")) {
             if (cl >= 0 || (cl = content_length_of(value, value_len)) < 0)
                 return 0;
-        } else if (name_is(p + pos, name_len, "transfer-encoding")) {
+        } else if (name_is_transfer_encoding(p + pos, name_len)) {
             return 0;
         } else if (name_is(p + pos, name_len, "connection") || name_is(p + pos, name_len, "proxy-connection")) {
             if (!value_is_keep_alive(value, value_len))
@@ -195,7 +203,7 @@ int rm_http1_scan_request_head(const uint8_t *p, size_t n, rm_http1_req_head_t *
         } else if (name_is(name, name_len, "host")) {
             if (host++)
                 return 0;
-        } else if (name_is(name, name_len, "transfer-encoding") || name_is(name, name_len, "upgrade") ||
+        } else if (name_is_transfer_encoding(name, name_len) || name_is(name, name_len, "upgrade") ||
                    name_is(name, name_len, "expect")) {
             return 0;
         } else if (name_is(name, name_len, "connection") || name_is(name, name_len, "proxy-connection")) {

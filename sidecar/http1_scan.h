@@ -56,7 +56,8 @@ typedef struct st_rm_http1_resp_head_t {
  *    field lines "name:" value CRLF, name a token (RFC 9110 5.6.2), value of HTAB, SP, visible characters and
  *    obs-text (no CR, LF, NUL or other control), no line starting with SP or HTAB (obs-fold);
  *    exactly one Content-Length, of 1 to 15 digits with only SP around them;
- *    no Transfer-Encoding; Connection and Proxy-Connection, when present, exactly "keep-alive" (any case);
+ *    no Transfer-Encoding, nor any field whose name starts with "transfer-encoding" (http_parser takes those for
+ *    one); Connection and Proxy-Connection, when present, exactly "keep-alive" (any case);
  *    an empty line (CRLF) ending the head within RM_HTTP1_SCAN_MAX_HEAD bytes.
  *  Returns 1 with *out filled; 0 when p does not start with such a head or does not hold all of it (bare LF, a
  *  missing or repeated Content-Length, chunked, close, a head split across reads: the caller parses the message with
@@ -83,8 +84,9 @@ typedef struct st_rm_http1_req_head_t {
  *    starting with "/" and made of visible ASCII other than "#";
  *    at most `max_fields` field lines as rm_http1_scan_response_head() takes them (token name, colon, value of
  *    HTAB, SP, visible characters and obs-text, CRLF, no obs-fold);
- *    at most one Content-Length (1 to 15 digits, only SP around them) and one Host; no Transfer-Encoding, Upgrade
- *    or Expect; Connection and Proxy-Connection, when present, exactly "keep-alive";
+ *    at most one Content-Length (1 to 15 digits, only SP around them) and one Host; no Transfer-Encoding (nor a
+ *    name starting with "transfer-encoding", as for responses), Upgrade or Expect;
+ *    Connection and Proxy-Connection, when present, exactly "keep-alive";
  *    an empty line ending the head within RM_HTTP1_SCAN_MAX_HEAD bytes.
  *  Returns 1 with *out and fields[0, out->num_fields) filled; 0 otherwise (the caller parses the request with
  *  http_parser, which answers whatever is wrong with it). */

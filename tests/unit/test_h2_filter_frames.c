@@ -1,6 +1,7 @@
 /* rm_h2_filter on hand-made frames: protocol errors a client can make and the GOAWAY they get, bad prefaces on
- * either side, answers the filter writes itself waiting for the app's frame boundary, and refused streams being
- * remembered. The frames go in as bytes; what comes out is decoded here (HPACK with nghttp2's inflater). */
+ * either side, answers the filter writes itself waiting for the app's frame boundary, refused streams being
+ * remembered, and an empty header block from the app. The frames go in as bytes; what comes out is decoded here (HPACK
+ * with nghttp2's inflater). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -344,6 +345,53 @@ static void test_refused_stream_remembered(void **state)
     rm_bytebuf_free(&to_client);
 }
 
+static void record_exchange(void *ctx, const rm_http_exchange_t *ex)
+{
+    rm_http_exchange_t *out = ctx;
+    assert_int_equal(out->status, 0); /* reported once */
+    *out = *ex;
+}
+
+/* The app answers with a HEADERS frame whose payload is empty (an empty header block, which no bytes before it were
+ * buffered for), then with its real header block: the filter passes both on as they are, reads the empty block
+ * without touching a buffer it never had (UndefinedBehaviorSanitizer stopped at a null pointer plus 0 there), and
+ * stays in step with the app's HPACK encoder to report the status that follows. Found by fuzz_h2_filter. */
+static void test_empty_app_header_block(void **state)
+{
+    rm_h2_filter_t f;
+    rm_bytebuf_t to_app = {0}, to_client = {0};
+    rm_http_exchange_t ex = {0};
+    uint8_t buf[64];
+    size_t n, mark;
+    static const uint8_t get[] = {0x82, 0x86, 0x84}; /* :method GET, :scheme http, :path / */
+    (void)state;
+
+    assert_int_equal(rm_h2_filter_init(&f, allow_all, record_exchange, &ex), 0);
+    n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0, NULL);
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), 0);
+    assert_int_equal(rm_h2_filter_from_client(&f, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, 24, &to_app, &to_client), 0);
+    n += frame(buf + n, sizeof(get), NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, get);
+    assert_int_equal(rm_h2_filter_from_client(&f, buf, n, &to_app, &to_client), 0);
+    assert_true(to_app.len > 24 + 9); /* allowed: forwarded */
+
+    mark = to_client.len;
+    n = frame(buf, 0, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, NULL);
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), 0);
+    assert_int_equal(to_client.len, mark + 9);
+    assert_memory_equal(to_client.base + mark, buf, 9);
+    assert_int_equal(ex.status, 0); /* no status yet, the stream goes on */
+
+    n = frame(buf, 1, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, "\x88"); /* 200 */
+    assert_int_equal(rm_h2_filter_from_app(&f, buf, n, &to_client), 0);
+    assert_int_equal(to_client.len, mark + 9 + n);
+    assert_memory_equal(to_client.base + mark + 9, buf, n);
+    assert_int_equal(ex.status, 200);
+    assert_int_equal(ex.complete, 1);
+    rm_h2_filter_dispose(&f);
+    rm_bytebuf_free(&to_app);
+    rm_bytebuf_free(&to_client);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_bad_preface_and_bad_server_preface),
         cmocka_unit_test(test_answers_wait_for_app_frame_boundary),
         cmocka_unit_test(test_refused_stream_remembered),
+        cmocka_unit_test(test_empty_app_header_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,6 +80,9 @@ static void test_scan_refuses_other_framing(void **state)
         "\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
         "HTTP/1.1 2000 OK\r\ncontent-length: 5\r\n\r\n",
         "HTTP/1.1 200\r\ncontent-length: 5\r\n\r\n",
+        /* http_parser notes a Transfer-Encoding as soon as a name starts with one, and then refuses the length */
+        "HTTP/1.1 200 OK\r\nTransfer-Encodingx: a\r\ncontent-length: 5\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding-id: 1\r\n\r\n",
     };
     rm_http1_resp_head_t h;
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
@@ -280,6 +283,19 @@ static void test_observe_same_as_parser(void **state)
          NGINX_HEAD "hello" NGINX_HEAD "hello" NGINX_HEAD "hello", 1, 1},
         {"bad request after a response", "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
          NGINX_HEAD "hello", 1, 1},
+        /* a name that starts with "transfer-encoding" is one for http_parser (found by fuzz_http1_scan) */
+        {"transfer-encoding prefix in a pipelined request",
+         "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\ntransfer-encodingr-Agent: t/1\r\n\r\n"
+         "MHTTP/1.1 200 OK\r\n",
+         NGINX_HEAD "hello", 1, 1},
+        {"transfer-encoding prefix and length in a request",
+         "POST /a HTTP/1.1\r\nTransfer-Encoding-X: 1\r\nContent-Length: 1\r\n\r\nx", NGINX_HEAD "hello", 1, 0},
+        {"transfer-encoding prefix and chunked in a request",
+         "POST /a HTTP/1.1\r\nTransfer-Encodings: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+         "GET /b HTTP/1.1\r\n\r\n",
+         NGINX_HEAD "hello" NGINX_HEAD "hello", 1, 1},
+        {"transfer-encoding prefix in a response", "GET /a HTTP/1.1\r\n\r\n",
+         "HTTP/1.1 200 OK\r\nTransfer-Encodingx: a\r\ncontent-length: 1\r\n\r\nx", 1, 0},
     };
     for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
         const scenario_t *sc = scenarios + i;
@@ -333,12 +349,45 @@ static void test_observe_skips_parser(void **state)
     free(s);
 }
 
+/* A request with a field whose name only starts with "transfer-encoding" ("Transfer-Encodingx") and no chunked
+ * coding: http_parser takes the field for a Transfer-Encoding and refuses the request once its head is complete. The
+ * filter refuses it first, with a 400 and before any of it reaches the app, with or without observe mode; the
+ * requests before it are forwarded. */
+static void test_transfer_encoding_prefix_refused(void **state)
+{
+    (void)state;
+    static const char first[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
+    static const char req[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nTransfer-Encodingx: t\r\n\r\n";
+    for (int observe = 0; observe != 2; observe++) {
+        side_t *s = calloc(1, sizeof(*s));
+        assert_non_null(s);
+        assert_int_equal(rm_http1_filter_init(&s->f, allow, done, s), 0);
+        if (observe)
+            rm_http1_filter_set_observe(&s->f);
+        assert_int_equal(
+            rm_http1_filter_from_client(&s->f, (const uint8_t *)req, strlen(req), &s->to_app, &s->to_client), 0);
+        assert_int_equal(s->to_app.len, strlen(first)); /* only the first request */
+        assert_memory_equal(s->to_app.base, first, strlen(first));
+        assert_int_equal(s->next_cookie, 1);   /* the hook saw only the first */
+        assert_int_equal(s->to_client.len, 0); /* the 400 waits for the first answer */
+        assert_int_equal(rm_http1_filter_from_app(&s->f, (const uint8_t *)NGINX_HEAD "hello",
+                                                  strlen(NGINX_HEAD "hello"), &s->to_app, &s->to_client),
+                         -EPROTO);
+        assert_true(s->to_client.len > strlen(NGINX_HEAD "hello") + 12);
+        assert_memory_equal(s->to_client.base + strlen(NGINX_HEAD "hello"), "HTTP/1.1 400", 12);
+        assert_int_equal(s->num_records, 1); /* the refused request never reached the hook: nothing to report */
+        assert_int_equal(s->records[0].status, 200);
+        side_free(s);
+        free(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tchar_every_byte),           cmocka_unit_test(test_scan_plain_head),
         cmocka_unit_test(test_scan_refuses_other_framing), cmocka_unit_test(test_observe_same_as_parser),
-        cmocka_unit_test(test_observe_skips_parser),
+        cmocka_unit_test(test_observe_skips_parser),       cmocka_unit_test(test_transfer_encoding_prefix_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
