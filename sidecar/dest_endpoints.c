@@ -111,30 +111,41 @@ Exit:
  * The load table.
  * ------------------------------------------------------------------------------------------------------- */
 
+void rm_endpoint_addr_key(const rm_sockaddr_t *a, uint8_t ip[16], uint16_t *port, uint8_t *family)
+{
+    memset(ip, 0, 16);
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)&a->ss;
+        memcpy(ip, &s6->sin6_addr, 16);
+        *port = s6->sin6_port;
+        *family = AF_INET6;
+    } else {
+        const struct sockaddr_in *s4 = (const void *)&a->ss;
+        memcpy(ip, &s4->sin_addr, 4);
+        *port = s4->sin_port;
+        *family = AF_INET;
+    }
+}
+
+size_t rm_endpoint_addr_hash(const uint8_t ip[16], uint16_t port, uint8_t family, size_t num_slots)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the IP and port */
+    for (size_t i = 0; i < (family == AF_INET6 ? 16u : 4u); i++)
+        h = (h ^ ip[i]) * 1099511628211ull;
+    h = (h ^ port) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29)) % num_slots;
+}
+
 /* The slot form of an address: family, IP and port, zero-padded. */
 static void slot_key(const rm_sockaddr_t *a, rm_endpoint_load_slot_t *k)
 {
     memset(k, 0, sizeof(*k));
-    if (a->ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const void *)&a->ss;
-        memcpy(k->ip, &s6->sin6_addr, 16);
-        k->port = s6->sin6_port;
-        k->family = AF_INET6;
-    } else {
-        const struct sockaddr_in *s4 = (const void *)&a->ss;
-        memcpy(k->ip, &s4->sin_addr, 4);
-        k->port = s4->sin_port;
-        k->family = AF_INET;
-    }
+    rm_endpoint_addr_key(a, k->ip, &k->port, &k->family);
 }
 
 static size_t slot_hash(const rm_endpoint_load_slot_t *k)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a over the IP and port */
-    for (size_t i = 0; i < (k->family == AF_INET6 ? 16u : 4u); i++)
-        h = (h ^ k->ip[i]) * 1099511628211ull;
-    h = (h ^ k->port) * 1099511628211ull;
-    return (size_t)(h ^ (h >> 29)) % RM_ENDPOINT_LOAD_SLOTS;
+    return rm_endpoint_addr_hash(k->ip, k->port, k->family, RM_ENDPOINT_LOAD_SLOTS);
 }
 
 /* The slot of key `k`, or (with `insert`) a free one made its own; NULL when neither is found. */

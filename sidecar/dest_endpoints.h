@@ -57,6 +57,13 @@ void rm_dest_endpoints_free(rm_dest_endpoints_t *e);
 
 /* ---- the choice ---- */
 
+/** The key form of an address for the per-thread tables keyed by endpoint address (this file's load table,
+ *  req_balance.h's estimates): the IP in ip[0, 16) (IPv4 in the first 4 bytes, the rest zero), the port in network
+ *  order, the family (AF_INET or AF_INET6). */
+void rm_endpoint_addr_key(const rm_sockaddr_t *a, uint8_t ip[16], uint16_t *port, uint8_t *family);
+/** The home slot of such a key in a table of `num_slots` slots (FNV-1a over the IP and port). */
+size_t rm_endpoint_addr_hash(const uint8_t ip[16], uint16_t port, uint8_t family, size_t num_slots);
+
 /** Open connections per endpoint address, kept by one thread. A fixed table of RM_ENDPOINT_LOAD_SLOTS addresses
  *  (open addressing, at most 3/4 full); addresses no connection holds any more are dropped when it fills up. An
  *  address that finds no slot counts as unloaded (the choice is then less informed, never wrong). The all-zero table

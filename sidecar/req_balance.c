@@ -1,5 +1,6 @@
-/* Per-request endpoint choice (req_balance.h). The table follows dest_endpoints.c's load table: FNV-1a over the
- * address, linear probing, compaction into a scratch copy when 3/4 full (no allocation on the request path). */
+/* Per-request endpoint choice (req_balance.h). The table follows dest_endpoints.c's load table and shares its address
+ * key and hash (rm_endpoint_addr_key, rm_endpoint_addr_hash): linear probing, compaction into a scratch copy when 3/4
+ * full (no allocation on the request path). */
 #include "req_balance.h"
 
 #include <netinet/in.h>
@@ -9,26 +10,12 @@
 static void slot_key(const rm_sockaddr_t *a, rm_req_lb_slot_t *k)
 {
     memset(k, 0, sizeof(*k));
-    if (a->ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const void *)&a->ss;
-        memcpy(k->ip, &s6->sin6_addr, 16);
-        k->port = s6->sin6_port;
-        k->family = AF_INET6;
-    } else {
-        const struct sockaddr_in *s4 = (const void *)&a->ss;
-        memcpy(k->ip, &s4->sin_addr, 4);
-        k->port = s4->sin_port;
-        k->family = AF_INET;
-    }
+    rm_endpoint_addr_key(a, k->ip, &k->port, &k->family);
 }
 
 static size_t slot_hash(const rm_req_lb_slot_t *k)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < (k->family == AF_INET6 ? 16u : 4u); i++)
-        h = (h ^ k->ip[i]) * 1099511628211ull;
-    h = (h ^ k->port) * 1099511628211ull;
-    return (size_t)(h ^ (h >> 29)) % RM_REQ_LB_SLOTS;
+    return rm_endpoint_addr_hash(k->ip, k->port, k->family, RM_REQ_LB_SLOTS);
 }
 
 static int same_key(const rm_req_lb_slot_t *a, const rm_req_lb_slot_t *b)
