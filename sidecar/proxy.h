@@ -101,6 +101,8 @@ struct st_rm_worker_t {
     uint64_t rng;                          /* state of the sampling of allowed-decision logs */
     uint64_t ep_rng;                       /* state of the endpoint choice's draws (dest_endpoints.h), never 0 */
     struct st_rm_endpoint_load_t *ep_load; /* open outbound connections per endpoint address, this worker's */
+    struct st_rm_req_pools_t *req_pools;   /* the request path's pooled HTTP/2 connections (req_conn.h), lazily */
+    struct st_rm_req_lb_t *req_lb;         /* the request path's latency estimates (req_balance.h), lazily */
     rm_worker_stats_t stats;
     rm_metrics_shard_t *metrics; /* this worker's shard of the proxy's request and connection metrics */
     atomic_uint_fast64_t epoch;  /* loop iterations: a change means no bare snapshot pointer survives from before */
