@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define NGHTTP2_REFUSED_STREAM_CODE 0x7u /* RFC 9113 section 7 */
 #define NGHTTP2_CANCEL_CODE         0x8u
@@ -157,6 +158,9 @@ static int stream_submit(rm_req_conn_t *pc, rm_req_stream_t *st)
     int32_t sid = rm_h2s_request(pc->h2, st->h, st->num_h, st->has_body ? &st->body : NULL, st);
     if (sid < 0)
         return sid;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    st->submitted_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     st->sid = sid;
     st->conn = pc;
     st->headers_sent = 1;
@@ -201,6 +205,7 @@ static int h2_on_data(rm_h2s_t *s, int32_t sid, void *sd, const uint8_t *p, size
         rm_h2s_consume(s, sid, n); /* nobody reads them: the window goes back at once */
         return 0;
     }
+    st->unconsumed += n;
     int r = st->user->ops->on_data(st->user, p, n);
     kick_queue(st->conn->pools, st->user);
     return r;
@@ -221,9 +226,11 @@ static void h2_on_close(rm_h2s_t *s, int32_t sid, void *sd, uint32_t code)
 {
     rm_req_stream_t *st = sd;
     rm_req_conn_t *pc = rm_h2s_owner(s);
-    (void)sid;
     if (st == NULL)
         return;
+    if (st->unconsumed > 0) /* the connection's window: the stream's own went with it */
+        rm_h2s_consume(s, sid, st->unconsumed);
+    st->unconsumed = 0;
     conn_unlink_stream(pc, st);
     pc->st.open_streams = (uint32_t)rm_h2s_open_streams(pc->h2);
     if (pc->st.open_streams == 0)
@@ -403,7 +410,7 @@ static void conn_became_ready(rm_req_conn_t *pc)
 static int conn_read(rm_req_conn_t *pc)
 {
     int ret;
-    for (unsigned guard = 0; guard < 64; guard++) {
+    for (;;) { /* ends: each fill either yields bytes the peer sent or submits a receive */
         if (pc->rx.len > 0) {
             long r = rm_h2s_feed(pc->h2, pc->rx.buf + pc->rx.off, pc->rx.len);
             if (r < 0) {
@@ -427,7 +434,6 @@ static int conn_read(rm_req_conn_t *pc)
         if (pc->rx.len == 0)
             return 0;
     }
-    return 0;
 }
 
 static void conn_progress(rm_side_owner_t *o)
@@ -592,8 +598,20 @@ static void ep_dispatch(rm_req_pools_t *p, rm_req_ep_t *ep)
             view[i] = pc->st;
         }
         rm_req_pool_action_t a = rm_req_pool_choose(view, ep->num_conns, max, &idx);
-        if (a == RM_REQ_POOL_WAIT)
+        if (a == RM_REQ_POOL_WAIT) {
+            rm_log_line_t l;
+            rm_log_begin(&l, RM_LOG_DEBUG, "pool_wait");
+            rm_log_addr(&l, "endpoint", (const struct sockaddr *)&ep->addr.ss);
+            rm_log_uint(&l, "conns", ep->num_conns);
+            for (size_t i = 0; i < ep->num_conns && i < 2; i++) {
+                rm_log_uint(&l, i ? "c1_ready" : "c0_ready", view[i].ready);
+                rm_log_uint(&l, i ? "c1_open" : "c0_open", view[i].open_streams);
+                rm_log_uint(&l, i ? "c1_max" : "c0_max", view[i].max_streams);
+                rm_log_uint(&l, i ? "c1_drain" : "c0_drain", view[i].draining);
+            }
+            rm_log_end(&l);
             return;
+        }
         if (a == RM_REQ_POOL_OPEN) {
             if (conn_open(p, ep) == NULL) {
                 /* could not open one: what waits ends UNSENT unless a connection is on its way */
@@ -827,8 +845,11 @@ int rm_req_stream_end(rm_req_stream_t *st)
 
 void rm_req_stream_consume(rm_req_stream_t *st, size_t n)
 {
+    if (n > st->unconsumed)
+        n = st->unconsumed;
     if (st->conn == NULL || st->conn->failed || n == 0)
         return;
+    st->unconsumed -= n;
     rm_h2s_consume(st->conn->h2, st->sid, n);
     conn_flush(st->conn);
 }
@@ -840,6 +861,9 @@ void rm_req_stream_cancel(rm_req_stream_t *st)
     if (pc == NULL)
         return; /* still waiting: the dispatcher drops it, unsent, when its turn comes */
     if (!pc->failed) {
+        if (st->unconsumed > 0)
+            rm_h2s_consume(pc->h2, st->sid, st->unconsumed);
+        st->unconsumed = 0;
         rm_h2s_reset(pc->h2, st->sid, NGHTTP2_CANCEL_CODE);
         conn_flush(pc);
     }

@@ -196,7 +196,9 @@ static void ev_head(rm_req_user_t *u, const rm_http_header_t *h, size_t n, int t
         r->resp_head = 1;
         if (r->ep_known && worker_lb(r->c->w) != NULL) {
             rm_req_lb_t *lb = r->c->w->req_lb;
-            rm_lb_ewma_done(rm_req_lb_estimate(lb, &r->ep_addr), &lb->cfg, r->sent_ns, now_ns());
+            /* from when a connection took it: a connection's own setup is not the endpoint's latency */
+            uint64_t sent = r->st != NULL && r->st->submitted_ns != 0 ? r->st->submitted_ns : r->sent_ns;
+            rm_lb_ewma_done(rm_req_lb_estimate(lb, &r->ep_addr), &lb->cfg, sent, now_ns());
             r->ep_known = 0;
         }
         r->framing = rm_h1c_response_framing(r->status, r->is_head_method, has_length, r->parser.http_minor);
