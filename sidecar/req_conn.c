@@ -822,7 +822,8 @@ size_t rm_req_stream_room(const rm_req_stream_t *st)
     if (st->conn == NULL || st->conn->failed || st->body.eof)
         return 0;
     size_t cap = st->body.buf != NULL ? rm_buf_size(st->body.buf) : RM_BUF_SIZE;
-    return cap - st->body.len;
+    /* what rm_h2s_body_write takes: the tail behind the bytes, or all the free room once they reach the end */
+    return st->body.off + st->body.len == cap ? cap - st->body.len : cap - st->body.off - st->body.len;
 }
 
 long rm_req_stream_write(rm_req_stream_t *st, const uint8_t *p, size_t n)

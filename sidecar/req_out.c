@@ -46,7 +46,7 @@ struct st_rm_req_out_t {
     const char *url;
     size_t url_len;
     uint8_t field_over, in_value, parsed_head, message_done, is_head_method, close_after, has_body, body_started;
-    uint8_t expect_continue, by_proxy, reported;
+    uint8_t expect_continue, by_proxy, reported, lf_fed;
     rm_req_stream_t *st;
     rm_sockaddr_t ep_addr;
     uint8_t ep_known;
@@ -460,7 +460,7 @@ static void request_reset(rm_req_out_t *r)
     r->head_len = r->num_fields = r->url_len = 0;
     r->url = NULL;
     r->field_over = r->parsed_head = r->message_done = r->is_head_method = r->has_body = r->body_started = 0;
-    r->expect_continue = r->by_proxy = r->reported = r->ended = 0;
+    r->expect_continue = r->by_proxy = r->reported = r->ended = r->lf_fed = 0;
     r->attempts = 0;
     r->cookie = r->req_bytes = r->resp_bytes = 0;
     r->status = 0;
@@ -514,11 +514,9 @@ static int read_body(rm_req_out_t *r)
     while (!r->message_done && in->len > 0) {
         size_t room = r->st != NULL ? rm_req_stream_room(r->st) : 0;
         size_t feed = in->len < room ? in->len : room;
-        if (!r->body_started && feed == 0)
-            feed = 1; /* the LF: no body byte in it */
+        if (!r->lf_fed)
+            feed = 1; /* the head's last LF first: no body byte in it */
         if (feed == 0)
-            return 0;
-        if (r->st == NULL && r->has_body)
             return 0;
         size_t k = http_parser_execute(&r->parser, &parser_settings, (const char *)in->buf + in->off, feed);
         enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
@@ -527,8 +525,9 @@ static int read_body(rm_req_out_t *r)
         } else if (e != HPE_OK || k != feed) {
             return -EPROTO;
         }
-        if (k > 1 || r->req_bytes > 0)
+        if (r->lf_fed && k > 0)
             r->body_started = 1;
+        r->lf_fed = 1;
         in->bytes += k;
         rm_pipe_consume(in, k);
         if (k == 0)
