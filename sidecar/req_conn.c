@@ -329,9 +329,12 @@ static void conn_fail(rm_req_conn_t *pc, const char *why, int err)
     pc->st.draining = 1;
     pc->t.closing = 1;
     if (why != NULL) {
+        /* a connection that never served, or that takes streams with it, failed; one closed while idle is news */
+        int failed = !pc->was_ready || rm_h2s_open_streams(pc->h2) > 0;
         rm_log_line_t l;
-        p->stats.conns_failed++;
-        rm_log_begin(&l, RM_LOG_WARN, "pooled_connection_failed");
+        p->stats.conns_failed += (uint64_t)failed;
+        rm_log_begin(&l, failed ? RM_LOG_WARN : RM_LOG_INFO,
+                     failed ? "pooled_connection_failed" : "pooled_connection_closed");
         rm_log_addr(&l, "endpoint", (const struct sockaddr *)&ep->addr.ss);
         rm_log_str(&l, "expected_identity", ep->identity);
         rm_log_str(&l, "reason", why);
@@ -424,15 +427,20 @@ static int conn_read(rm_req_conn_t *pc)
                 return -1;
         }
         if (pc->rx.src_eof) {
-            conn_fail(pc, rm_h2s_open_streams(pc->h2) > 0 || pc->t.pending > 0 ? "closed by the peer" : NULL, 0);
+            conn_fail(pc, "closed by the peer", 0);
             return -1;
         }
         if ((ret = rm_side_fill(&pc->side, 0)) != 0) {
             conn_fail(pc, "receive failed", ret);
             return -1;
         }
-        if (pc->rx.len == 0)
+        if (pc->rx.len == 0) {
+            if (pc->side.rd_eof || pc->rx.src_eof) { /* the peer's FIN (or close_notify), nothing more to read */
+                conn_fail(pc, "closed by the peer", 0);
+                return -1;
+            }
             return 0;
+        }
     }
 }
 
@@ -482,7 +490,7 @@ static void conn_progress(rm_side_owner_t *o)
     ep_dispatch(p, pc->ep);
     conn_flush(pc);
     if (!pc->failed && (!rm_h2s_alive(pc->h2) || (pc->st.draining && rm_h2s_open_streams(pc->h2) == 0)))
-        conn_fail(pc, NULL, 0);
+        conn_fail(pc, rm_h2s_goaway_received(pc->h2) ? "GOAWAY from the peer" : NULL, 0);
     if (pc->failed && pc->t.pending == 0)
         conn_free(pc);
 Kicks:
