@@ -228,6 +228,26 @@ case_stopped_endpoint() {
     rm_assert_eq "$(echo_count p2 'true')" "$before" "p2's app got no request after its HAProxy stopped"
 }
 
+# source_requests: the sum of a's ringmesh_requests_total series with reporter="source"
+source_requests() {
+    rm_traffic_metric_lines a '^ringmesh_requests_total\{.*reporter="source"' | awk '{ s += $2 } END { print s + 0 }'
+}
+case_metrics() {
+    local before after
+    before=$(source_requests)
+    rm_traffic_calls a http-calls "$VIP:8080" 50 --path /counted >/dev/null
+    sleep 1 # the worker publishes its shard on its tick
+    after=$(source_requests)
+    rm_assert_eq "$((after - before))" 50 "50 requests count 50 in ringmesh_requests_total{reporter=\"source\"}"
+    local hosts
+    hosts=$(rm_log_select "$(rm_proxy_log a)" '.event == "access" and .protocol == "HTTP/1.1" and .path == "/counted"' |
+        jq -r '"\(.reporter) \(.upstream_host)"' | sort | uniq -c | awk '{ printf "%s ", $0 }')
+    rm_log "access log of the 50 requests: $hosts"
+    rm_assert_eq "$(rm_log_count "$(rm_proxy_log a)" '.event == "access" and .path == "/counted" and .reporter == "source" and
+        (.upstream_host | test("^198[.]18[.][234][.]2:8080$"))')" 50 \
+        "each request's access line names reporter source and the pod that answered as upstream_host"
+}
+
 # RM_REQ_CASES: a regular expression naming the cases to run (all by default)
 run_case() {
     [[ "$2" =~ ${RM_REQ_CASES:-.} ]] || return 0
