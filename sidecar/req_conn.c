@@ -319,6 +319,7 @@ static void conn_free(rm_req_conn_t *pc)
 /* Ends the connection: its streams end (UNSENT when it never became ready, else CONN_LOST), the endpoint's waiting
  * streams go to another of its connections or end UNSENT when none is left, and its socket is closed once nothing is
  * in flight. */
+// NOLINTNEXTLINE(misc-no-recursion): bounded: each connection fails once (pc->failed)
 static void conn_fail(rm_req_conn_t *pc, const char *why, int err)
 {
     rm_req_pools_t *p = pc->pools;
@@ -373,6 +374,7 @@ static void conn_fail(rm_req_conn_t *pc, const char *why, int err)
 }
 
 /* Copies what the session has to send into the side's pipe and sends it. */
+// NOLINTNEXTLINE(misc-no-recursion): bounded: each connection fails once (pc->failed)
 static void conn_flush(rm_req_conn_t *pc)
 {
     int ret;
@@ -412,7 +414,6 @@ static void conn_became_ready(rm_req_conn_t *pc)
 /* Reads what arrived into the session. Returns 0, or -1 when the connection failed. */
 static int conn_read(rm_req_conn_t *pc)
 {
-    int ret;
     for (;;) { /* ends: each fill either yields bytes the peer sent or submits a receive */
         if (pc->rx.len > 0) {
             long r = rm_h2s_feed(pc->h2, pc->rx.buf + pc->rx.off, pc->rx.len);
@@ -430,7 +431,8 @@ static int conn_read(rm_req_conn_t *pc)
             conn_fail(pc, "closed by the peer", 0);
             return -1;
         }
-        if ((ret = rm_side_fill(&pc->side, 0)) != 0) {
+        int ret = rm_side_fill(&pc->side, 0);
+        if (ret != 0) {
             conn_fail(pc, "receive failed", ret);
             return -1;
         }
@@ -517,8 +519,7 @@ static void conn_on_connect(rm_io_op_t *op, int res)
     conn_progress(&pc->t);
 }
 
-int rm_endpoint_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *identity, const char *sni,
-                        unsigned flags)
+int rm_endpoint_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *identity, const char *sni, unsigned flags)
 {
     int ret;
     if ((ret = rm_tls_new(out, ctx, identity, identity != NULL ? 1 : 0, flags)) != 0)
@@ -563,7 +564,7 @@ static rm_req_conn_t *conn_open(rm_req_pools_t *p, rm_req_ep_t *ep)
     p->stats.conns_opened++;
     return pc;
 
-Fail: {
+Fail : {
     rm_log_line_t l;
     rm_log_begin(&l, RM_LOG_WARN, "pooled_connection_failed");
     rm_log_addr(&l, "endpoint", (const struct sockaddr *)&ep->addr.ss);
@@ -578,6 +579,7 @@ Fail: {
 }
 
 /* Gives waiting streams to the endpoint's connections, opening one when req_pool.h says so. */
+// NOLINTNEXTLINE(misc-no-recursion): bounded: each connection fails once (pc->failed)
 static void ep_dispatch(rm_req_pools_t *p, rm_req_ep_t *ep)
 {
     rm_req_pool_conn_t view[sizeof(ep->conns) / sizeof(ep->conns[0])];
@@ -706,8 +708,10 @@ void rm_req_pools_free(rm_req_pools_t *p)
     if (p == NULL)
         return;
     rm_req_pools_shutdown(p);
-    while (p->conns != NULL)
-        conn_free(p->conns); /* ops left in flight: the loop is going away with them */
+    for (rm_req_conn_t *pc = p->conns, *next; pc != NULL; pc = next) {
+        next = pc->next;
+        conn_free(pc); /* ops left in flight: the loop is going away with them */
+    }
     while (p->eps != NULL) {
         rm_req_ep_t *ep = p->eps;
         ep->num_users = 1;
@@ -761,7 +765,8 @@ static rm_req_ep_t *ep_find(rm_req_pools_t *p, const rm_req_target_t *t)
 {
     rm_req_ep_t *ep;
     for (ep = p->eps; ep != NULL; ep = ep->next)
-        if (ep->ctx == t->ctx && ep->addr.len == t->addr->len && memcmp(&ep->addr.ss, &t->addr->ss, t->addr->len) == 0 &&
+        if (ep->ctx == t->ctx && ep->addr.len == t->addr->len &&
+            memcmp(&ep->addr.ss, &t->addr->ss, t->addr->len) == 0 &&
             strcmp(ep->identity, t->identity != NULL ? t->identity : "") == 0)
             return ep;
     if ((ep = calloc(1, sizeof(*ep))) == NULL)

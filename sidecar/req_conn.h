@@ -74,7 +74,7 @@ struct st_rm_req_stream_t {
     uint8_t has_body;
     uint8_t headers_sent;
     uint64_t submitted_ns; /* CLOCK_MONOTONIC when a connection took it (its latency starts there) */
-    size_t unconsumed; /* response body bytes given to the user and not consumed: given back when it closes */
+    size_t unconsumed;     /* response body bytes given to the user and not consumed: given back when it closes */
     rm_req_stream_t *next; /* on its connection, or on the endpoint's queue of waiting streams */
     /* the request as given, until the stream is taken by a connection (copied into one block) */
     rm_http_header_t *h;

@@ -23,11 +23,11 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_FIELDS   RM_H2S_MAX_FIELDS
-#define ARENA_BYTES  8192
-#define NAMES_BYTES  8192
-#define OUT_HIGH     (256 * 1024) /* response bytes held for the app past which no more window is given back */
-#define RETRY_UNSENT 3            /* endpoints one request tries when its bytes were never taken */
+#define MAX_FIELDS        RM_H2S_MAX_FIELDS
+#define ARENA_BYTES       8192
+#define NAMES_BYTES       8192
+#define OUT_HIGH          (256 * 1024)  /* response bytes held for the app past which no more window is given back */
+#define RETRY_UNSENT      3             /* endpoints one request tries when its bytes were never taken */
 #define UNSENT_PENALTY_NS 1000000000ull /* an endpoint whose connection failed counts as this slow */
 
 typedef enum { PH_HEAD = 0, PH_BODY, PH_WAIT, PH_CLOSING } phase_t;
@@ -45,7 +45,7 @@ struct st_rm_req_out_t {
     size_t num_fields;
     const char *url;
     size_t url_len;
-    uint8_t field_over, in_value, parsed_head, message_done, is_head_method, close_after, has_body, body_started;
+    uint8_t field_over, parsed_head, message_done, is_head_method, close_after, has_body, body_started;
     uint8_t expect_continue, by_proxy, reported, lf_fed;
     rm_req_stream_t *st;
     rm_sockaddr_t ep_addr;
@@ -54,8 +54,8 @@ struct st_rm_req_out_t {
     unsigned attempts;
     uint64_t cookie, req_bytes, resp_bytes;
     /* the response */
-    rm_bytebuf_t out;    /* bytes for the app not yet in its pipe */
-    size_t unconsumed;   /* body bytes in `out` whose window is not given back yet */
+    rm_bytebuf_t out;  /* bytes for the app not yet in its pipe */
+    size_t unconsumed; /* body bytes in `out` whose window is not given back yet */
     int status;
     rm_h1c_body_t framing;
     uint8_t resp_head, resp_done, resp_cut, resp_close;
@@ -365,8 +365,8 @@ static int start_request(rm_req_out_t *r)
         .minor = (uint8_t)r->parser.http_minor,
     };
     app.method_len = strlen(app.method);
-    r->room.arena = (rm_route_arena_t){.buf = r->arena, .cap = sizeof(r->arena), .headers = r->arena_headers,
-                                       .headers_cap = MAX_FIELDS};
+    r->room.arena = (rm_route_arena_t){
+        .buf = r->arena, .cap = sizeof(r->arena), .headers = r->arena_headers, .headers_cap = MAX_FIELDS};
     r->room.h2 = r->h2;
     r->room.h2_cap = MAX_FIELDS + 8;
     r->room.names = r->names;
@@ -383,8 +383,7 @@ static int start_request(rm_req_out_t *r)
     if (r->attempts == 0) {
         report_request(r, &dec);
         r->reported = 1;
-    }
-    else
+    } else
         memset(&dec, 0, sizeof(dec));
     if (plan.kind == RM_REQ_OUT_LOCAL) {
         answer_local(r, plan.status, plan.flag, &plan);
@@ -406,7 +405,8 @@ static int start_request(rm_req_out_t *r)
             break;
         }
     const rm_endpoint_t *ep = &plan.dest->endpoints->items[plan.endpoint];
-    rm_req_target_t t = {.addr = &ep->addr, .identity = ep->identity, .sni = plan.dest->sni, .ctx = c->snap->client_ctx};
+    rm_req_target_t t = {
+        .addr = &ep->addr, .identity = ep->identity, .sni = plan.dest->sni, .ctx = c->snap->client_ctx};
     rm_req_pools_t *pools = worker_pools(c);
     if (pools == NULL)
         return -ENOMEM;
@@ -497,7 +497,8 @@ static int read_head(rm_req_out_t *r)
         return r->field_over ? 431 : 400;
     http_parser_pause(&r->parser, 0);
     r->is_head_method = r->parser.method == HTTP_HEAD;
-    r->has_body = (r->parser.flags & F_CHUNKED) || (r->parser.content_length > 0 && r->parser.content_length != ULLONG_MAX);
+    r->has_body =
+        (r->parser.flags & F_CHUNKED) || (r->parser.content_length > 0 && r->parser.content_length != ULLONG_MAX);
     if (!http_should_keep_alive(&r->parser))
         r->close_after = 1;
     /* what the parser reads next is the head's last LF, in the app's pipe */
@@ -569,8 +570,9 @@ int rm__req_out_pump(rm_conn_t *c)
                 rm_log_begin(&l, RM_LOG_INFO, "request_refused");
                 rm__conn_log_fields(c, &l);
                 rm_log_int(&l, "status", ret);
-                rm_log_str(&l, "reason", ret == 431 ? "request head larger than a buffer or over 128 fields"
-                                                    : "malformed HTTP/1.x request head");
+                rm_log_str(&l, "reason",
+                           ret == 431 ? "request head larger than a buffer or over 128 fields"
+                                      : "malformed HTTP/1.x request head");
                 rm_log_end(&l);
                 http_parser_init(&r->parser, HTTP_REQUEST);
                 r->parser.http_major = 1;
