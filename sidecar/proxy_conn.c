@@ -913,6 +913,10 @@ void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
         conn_progress(c);
         return;
     }
+    if (c->rq != NULL && rm__req_out_tick(c, now_ms)) {
+        conn_progress(c);
+        return;
+    }
     if (c->deadline_ms != 0 && now_ms >= c->deadline_ms && c->rq_dest != NULL) {
         if (rm__conn_connect_deferred(c) != 0) /* the app said nothing: a server-first protocol */
             rm__conn_abort(c, RM_CONN_CLOSE_ERROR);

@@ -51,6 +51,7 @@ struct st_rm_req_out_t {
     rm_sockaddr_t ep_addr;
     uint8_t ep_known;
     uint64_t sent_ns;
+    uint64_t deadline_ms; /* the request's timeout; 0: none */
     unsigned attempts;
     uint64_t cookie, req_bytes, resp_bytes;
     /* the response */
@@ -383,6 +384,11 @@ static int start_request(rm_req_out_t *r)
     if (r->attempts == 0) {
         report_request(r, &dec);
         r->reported = 1;
+        /* the rule's timeouts.request, else the proxy's requestTimeout; counted from the request's arrival */
+        int64_t t = plan.rule != NULL && plan.rule->request_timeout_ms != RM_ROUTE_TIMEOUT_UNSET
+                        ? plan.rule->request_timeout_ms
+                        : (int64_t)cfg->traffic.request_timeout_ms;
+        r->deadline_ms = t > 0 ? rm_loop_now_ms(c->w->loop) + (uint64_t)t : 0;
     } else
         memset(&dec, 0, sizeof(dec));
     if (plan.kind == RM_REQ_OUT_LOCAL) {
@@ -462,6 +468,7 @@ static void request_reset(rm_req_out_t *r)
     r->field_over = r->parsed_head = r->message_done = r->is_head_method = r->has_body = r->body_started = 0;
     r->expect_continue = r->by_proxy = r->reported = r->ended = r->lf_fed = 0;
     r->attempts = 0;
+    r->deadline_ms = 0;
     r->cookie = r->req_bytes = r->resp_bytes = 0;
     r->status = 0;
     r->resp_head = r->resp_done = 0;
@@ -695,6 +702,27 @@ int rm__req_out_take(rm_conn_t *c, const rm_conn_filter_ops_t *f)
     if (!c->obs.opened)
         rm__conn_observe_opened(c);
     return 0;
+}
+
+int rm__req_out_tick(rm_conn_t *c, uint64_t now_ms)
+{
+    rm_req_out_t *r = c->rq;
+    if (r->deadline_ms == 0 || now_ms < r->deadline_ms || r->resp_done || r->phase == PH_HEAD)
+        return 0;
+    r->deadline_ms = 0;
+    if (r->st != NULL)
+        rm_req_stream_cancel(r->st);
+    r->st = NULL;
+    r->ended = 0;
+    if (r->ep_known && c->w->req_lb != NULL) {
+        rm_lb_ewma_cancel(rm_req_lb_estimate(c->w->req_lb, &r->ep_addr));
+        r->ep_known = 0;
+    }
+    if (r->resp_head)
+        r->resp_cut = 1; /* part of the response is out: the app's connection is reset */
+    else
+        answer_local(r, 504, "UT", NULL);
+    return 1;
 }
 
 void rm__req_out_free(rm_conn_t *c)

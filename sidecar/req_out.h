@@ -21,6 +21,10 @@ int rm__req_out_take(struct st_rm_conn_t *c, const rm_conn_filter_ops_t *f);
 /** Moves the connection's requests and responses along (the connection's progress, in place of the pipes' pump);
  *  may set closing (the app closed, or a response was cut). Returns 0 or an error that ends the connection. */
 int rm__req_out_pump(struct st_rm_conn_t *c);
+/** The worker's tick: a request past its timeout (the rule's timeouts.request, else traffic.requestTimeout) is
+ *  answered 504 (flag UT) when no response has started, else its app connection is reset; its stream is cancelled.
+ *  Returns 1 when that happened (the caller runs the connection's progress), else 0. */
+int rm__req_out_tick(struct st_rm_conn_t *c, uint64_t now_ms);
 /** The connection is closing: a stream still open is cancelled (RST_STREAM) and its exchange reported. */
 void rm__req_out_free(struct st_rm_conn_t *c);
 

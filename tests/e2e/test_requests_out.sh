@@ -204,6 +204,34 @@ case_bodies() {
     grep -q '^HTTP/1.0 200' "$RM_TMP/h3.txt" || rm_fail "an HTTP/1.0 client got: $(cat "$RM_TMP/h3.txt")"
 }
 
+# A rule's timeouts.request: a request past it is answered 504 by a's proxy, one within it as usual.
+case_request_timeout() {
+    local v out
+    v=$(rm_traffic_destinations_version a)
+    rm_traffic_route split <<EOF2
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: orders-split, namespace: shop}
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: orders}
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /slow}}]
+    timeouts: {request: 500ms}
+    backendRefs: [{name: orders, port: 8080}]
+  - backendRefs: [{name: orders, port: 8080}]
+EOF2
+    rm_traffic_wait_destinations a "$v" "pod a took the route with a timeout"
+    out=$(a_curl -o /dev/null -w '%{http_code} %{time_total}' "http://$VIP:8080/slow?delay_ms=3000")
+    rm_log "a request the app answers after 3 s, with a 500 ms timeout: $out"
+    rm_assert_eq "${out%% *}" 504 "the request past its timeout is answered 504"
+    awk -v t="${out#* }" 'BEGIN { exit !(t < 2.5) }' || rm_fail "the 504 came after ${out#* } s (want well before 3 s)"
+    out=$(a_curl -o /dev/null -w '%{http_code}' "http://$VIP:8080/slow?delay_ms=10")
+    rm_assert_eq "$out" 200 "a request within its timeout is answered as usual"
+    out=$(a_curl -o /dev/null -w '%{http_code}' "http://$VIP:8080/other?delay_ms=1000")
+    rm_assert_eq "$out" 200 "a request of the rule without a timeout waits for its answer"
+}
+
 # p2's HAProxy stops: a's pooled connection to it closes. a's proxy then restarts, so that every endpoint is new to
 # its balancer and p2 is certainly tried (endpoints never measured go first): its connect is refused, the request
 # goes to another endpoint (nothing of it was sent), and p2 gets nothing more.
@@ -260,5 +288,6 @@ run_case "ringmesh-* fields of the app never reach the backend; ringmesh-orig-pr
 run_case "1 MiB bodies both ways, content-length and chunked, and an HTTP/1.0 client" case_bodies
 run_case "requests are counted with reporter=source" case_metrics
 run_case "a 90/10 split over 2000 requests and a header match to the canary" case_split_and_header_match
+run_case "a rule's request timeout answers 504" case_request_timeout
 run_case "a pod whose HAProxy stopped gets nothing, and no GET fails" case_stopped_endpoint
 rm_finish

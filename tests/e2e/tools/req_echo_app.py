@@ -8,6 +8,7 @@
                         "body_len", "body_sha256", "chunked" (the request body came chunked)}
         ?size=N         N bytes of a fixed pattern instead (byte i is i % 251), with content-length
         ?size=N&chunked=1   the same in chunks of 10,000 bytes
+        ?delay_ms=MS    waits that long before answering
       One JSON line per request on stdout: {"event": "request", "pod", "method", "path", "headers", "body_len",
       "body_sha256", "chunked"}.
 """
@@ -15,6 +16,7 @@ import hashlib
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -68,6 +70,9 @@ def main():
                 "chunked": chunked,
             }
             log(event="request", **info)
+            delay = int(q.get("delay_ms", ["0"])[0])
+            if delay > 0:
+                time.sleep(delay / 1000.0)
             size = q.get("size")
             out = pattern(int(size[0])) if size else json.dumps(info).encode()
             self.send_response(200)
