@@ -51,7 +51,8 @@ struct st_rm_req_out_t {
     rm_sockaddr_t ep_addr;
     uint8_t ep_known;
     uint64_t sent_ns;
-    uint64_t deadline_ms; /* the request's timeout; 0: none */
+    uint64_t deadline_ms;              /* the request's timeout; 0: none */
+    const rm_route_filter_t *resp_mod; /* the rule's ResponseHeaderModifier (in c->snap), NULL: none */
     unsigned attempts;
     uint64_t cookie, req_bytes, resp_bytes;
     /* the response */
@@ -201,6 +202,14 @@ static void ev_head(rm_req_user_t *u, const rm_http_header_t *h, size_t n, int t
             uint64_t sent = r->st != NULL && r->st->submitted_ns != 0 ? r->st->submitted_ns : r->sent_ns;
             rm_lb_ewma_done(rm_req_lb_estimate(lb, &r->ep_addr), &lb->cfg, sent, now_ns());
             r->ep_known = 0;
+        }
+        if (r->resp_mod != NULL) {
+            /* the rule's ResponseHeaderModifier, in the plan's arena (the request's fields are no longer needed) */
+            const rm_http_header_t *mod;
+            size_t num_mod;
+            r->room.arena.used = r->room.arena.headers_used = 0;
+            if (rm_route_apply_headers(r->resp_mod, h, n, &r->room.arena, &mod, &num_mod) == 0)
+                h = mod, n = num_mod;
         }
         r->framing = rm_h1c_response_framing(r->status, r->is_head_method, has_length, r->parser.http_minor);
         if (r->framing == RM_H1C_BODY_CLOSE)
@@ -410,6 +419,7 @@ static int start_request(rm_req_out_t *r)
             r->h2[i] = r->h2[--n];
             break;
         }
+    r->resp_mod = plan.response_headers;
     const rm_endpoint_t *ep = &plan.dest->endpoints->items[plan.endpoint];
     rm_req_target_t t = {
         .addr = &ep->addr, .identity = ep->identity, .sni = plan.dest->sni, .ctx = c->snap->client_ctx};
@@ -469,6 +479,7 @@ static void request_reset(rm_req_out_t *r)
     r->expect_continue = r->by_proxy = r->reported = r->ended = r->lf_fed = 0;
     r->attempts = 0;
     r->deadline_ms = 0;
+    r->resp_mod = NULL;
     r->cookie = r->req_bytes = r->resp_bytes = 0;
     r->status = 0;
     r->resp_head = r->resp_done = 0;

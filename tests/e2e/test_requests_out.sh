@@ -153,10 +153,19 @@ spec:
   - matches:
     - headers: [{name: x-canary, value: "true"}]
     backendRefs: [{name: orders-v2, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /modified}}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {set: [{name: x-route, value: split}], remove: [x-pod]}
+    backendRefs: [{name: orders-v1, port: 8080}]
   - backendRefs: [{name: orders-v1, port: 8080, weight: 90}, {name: orders-v2, port: 8080, weight: 10}]
 EOF2
     rm_traffic_wait_destinations a "$v" "pod a took the route"
     rm_traffic_wait_routes a "$VIP:8080" "HTTPRoute shop/orders-split" "pod a holds the split route on orders"
+    a_curl -D - -o /dev/null "http://$VIP:8080/modified" >"$RM_TMP/modified.txt"
+    grep -qi '^x-route: split' "$RM_TMP/modified.txt" && ! grep -qi '^x-pod:' "$RM_TMP/modified.txt" ||
+        rm_fail "the rule's ResponseHeaderModifier was not applied: $(cat "$RM_TMP/modified.txt")"
+    rm_log "ok: the rule's ResponseHeaderModifier set x-route and removed x-pod"
     s=$(rm_traffic_calls a http-calls "$VIP:8080" 2000 --path /split)
     ok=$(rm_json "$s" .ok)
     rm_assert_eq "$ok/$(rm_json "$s" .errors)" "2000/0" "every request answered"
