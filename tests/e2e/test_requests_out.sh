@@ -16,7 +16,8 @@
 # requests within +-3 points and a header match to the canary; ringmesh-* fields the app sends never reach the
 # backend while ringmesh-orig-proto: HTTP/1.1 does; chunked and 1 MiB bodies both ways, and an HTTP/1.0 client; a
 # pod whose HAProxy is stopped gets no request after its connection fails and no GET fails; one
-# ringmesh_requests_total{reporter="source"} count per request. RM_REQ_BALANCING=false runs the same checks on the
+# ringmesh_requests_total{reporter="source"} count and one access line per request; a rule's ResponseHeaderModifier
+# applied; a rule's timeouts.request answered 504. RM_REQ_CASES (a regular expression) runs some cases only. RM_REQ_BALANCING=false runs the same checks on the
 # connection-level path (they fail there: one pod per connection, one handshake per connection, no routes).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
