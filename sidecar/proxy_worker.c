@@ -540,6 +540,8 @@ void rm_proxy_join(rm_proxy_t *p)
         w->req_pools = NULL;
         free(w->req_lb);
         w->req_lb = NULL;
+        free(w->req_budget);
+        w->req_budget = NULL;
         rm_loop_del(w->loop, &w->wake_h);
         close(w->wake_h.fd);
         if (w->hs_reply.efd >= 0) {

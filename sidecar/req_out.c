@@ -15,6 +15,7 @@
 #include "req_out_plan.h"
 #include "ringmesh/bytebuf.h"
 #include "ringmesh/log.h"
+#include "ringmesh/retry.h"
 
 #include <errno.h>
 #include <http_parser.h>
@@ -53,6 +54,9 @@ struct st_rm_req_out_t {
     uint64_t sent_ns;
     uint64_t deadline_ms;              /* the request's timeout; 0: none */
     const rm_route_filter_t *resp_mod; /* the rule's ResponseHeaderModifier (in c->snap), NULL: none */
+    rm_retry_policy_t policy;          /* the rule's retry over traffic.retry */
+    uint32_t retries;                  /* retries of the request after a response the policy retries */
+    uint8_t retry_pending;             /* the response was dropped: the request goes again */
     unsigned attempts;
     uint64_t cookie, req_bytes, resp_bytes;
     /* the response */
@@ -95,6 +99,14 @@ static rm_req_lb_t *worker_lb(rm_worker_t *w)
         w->req_lb->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)w->index + 1);
     }
     return w->req_lb;
+}
+
+static rm_retry_budget_t *worker_budget(rm_conn_t *c)
+{
+    rm_worker_t *w = c->w;
+    if (w->req_budget == NULL && (w->req_budget = calloc(1, sizeof(*w->req_budget))) != NULL)
+        rm_retry_budget_init(w->req_budget, &rm__conn_cfg(c)->traffic.budget, w->proxy->num_workers);
+    return w->req_budget;
 }
 
 static uint32_t draw(rm_worker_t *w)
@@ -185,6 +197,8 @@ static void write_out(rm_req_out_t *r, const void *p, size_t n)
 static void ev_head(rm_req_user_t *u, const rm_http_header_t *h, size_t n, int trailers, int end)
 {
     rm_req_out_t *r = rm_container_of(u, rm_req_out_t, user);
+    if (r->retry_pending)
+        return; /* a response being dropped for a retry */
     if (!trailers && !r->resp_head) {
         int has_length = 0;
         r->status = 0;
@@ -194,6 +208,20 @@ static void ev_head(rm_req_user_t *u, const rm_http_header_t *h, size_t n, int t
                     r->status = r->status * 10 + (h[i].value[k] - '0');
             else if (h[i].name_len == 14 && memcmp(h[i].name, "content-length", 14) == 0)
                 has_length = 1;
+        }
+        if (r->retries < r->policy.attempts && r->status >= 500 && !r->has_body) {
+            /* a response the policy retries (503 by default, idempotent methods): dropped, the request goes again */
+            rm_attempt_t a = {
+                .result = RM_ATTEMPT_RESPONSE, .status = r->status, .grpc_status = -1, .body_replayable = 1};
+            rm_retry_decision_t d;
+            const char *m = http_method_str((enum http_method)r->parser.method);
+            rm_retry_decide(&r->policy, m, strlen(m), 0, r->retries, &a, worker_budget(r->c),
+                            (int64_t)rm_loop_now_ms(r->c->w->loop),
+                            r->deadline_ms != 0 ? (int64_t)r->deadline_ms : RM_DEADLINE_NONE, draw(r->c->w), &d);
+            if (d.retry) {
+                r->retry_pending = 1;
+                return;
+            }
         }
         r->resp_head = 1;
         if (r->ep_known && worker_lb(r->c->w) != NULL) {
@@ -248,6 +276,8 @@ static void ev_head(rm_req_user_t *u, const rm_http_header_t *h, size_t n, int t
 static int ev_data(rm_req_user_t *u, const uint8_t *p, size_t n)
 {
     rm_req_out_t *r = rm_container_of(u, rm_req_out_t, user);
+    if (r->retry_pending)
+        return 0; /* dropped (its window goes back when the stream is cancelled) */
     r->resp_bytes += n;
     r->unconsumed += n;
     if (r->framing == RM_H1C_BODY_NONE || n == 0)
@@ -266,7 +296,7 @@ static int ev_data(rm_req_user_t *u, const uint8_t *p, size_t n)
 static void ev_end(rm_req_user_t *u)
 {
     rm_req_out_t *r = rm_container_of(u, rm_req_out_t, user);
-    if (!r->resp_head || r->resp_done)
+    if (r->retry_pending || !r->resp_head || r->resp_done)
         return;
     if (r->framing == RM_H1C_BODY_CHUNKED)
         write_out(r, "0\r\n\r\n", 5);
@@ -398,6 +428,9 @@ static int start_request(rm_req_out_t *r)
                         ? plan.rule->request_timeout_ms
                         : (int64_t)cfg->traffic.request_timeout_ms;
         r->deadline_ms = t > 0 ? rm_loop_now_ms(c->w->loop) + (uint64_t)t : 0;
+        rm_retry_policy_resolve(plan.rule, &cfg->traffic.retry, &r->policy);
+        if (worker_budget(c) != NULL)
+            rm_retry_budget_note_request(c->w->req_budget, (int64_t)rm_loop_now_ms(c->w->loop));
     } else
         memset(&dec, 0, sizeof(dec));
     if (plan.kind == RM_REQ_OUT_LOCAL) {
@@ -480,6 +513,8 @@ static void request_reset(rm_req_out_t *r)
     r->attempts = 0;
     r->deadline_ms = 0;
     r->resp_mod = NULL;
+    r->retries = 0;
+    r->retry_pending = 0;
     r->cookie = r->req_bytes = r->resp_bytes = 0;
     r->status = 0;
     r->resp_head = r->resp_done = 0;
@@ -633,6 +668,23 @@ int rm__req_out_pump(rm_conn_t *c)
                 }
                 moved |= before != c->d2u.len;
             }
+        }
+        if (r->retry_pending) {
+            rm_req_lb_t *lb = c->w->req_lb;
+            if (r->st != NULL)
+                rm_req_stream_cancel(r->st);
+            r->st = NULL;
+            if (r->ep_known && lb != NULL) { /* the failed answer counts as a slow one */
+                rm_lb_ewma_done(rm_req_lb_estimate(lb, &r->ep_addr), &lb->cfg, now_ns() - UNSENT_PENALTY_NS, now_ns());
+                r->ep_known = 0;
+            }
+            r->retry_pending = r->ended = 0;
+            r->status = 0;
+            r->retries++;
+            r->attempts++;
+            if ((ret = start_request(r)) != 0)
+                return ret;
+            moved = 1;
         }
         if (r->ended && !r->resp_done) {
             if ((ret = stream_failed(r)) != 0)

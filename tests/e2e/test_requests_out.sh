@@ -243,6 +243,19 @@ EOF2
     rm_assert_eq "$out" 200 "a request of the rule without a timeout waits for its answer"
 }
 
+# The retry policy's defaults (traffic.retry: 503 retried twice for idempotent methods, within the retry budget): a
+# pod that answers 503 to every request is hidden from the app, its answers retried on another pod.
+case_retry_503() {
+    local s n
+    s=$(rm_traffic_calls a http-calls "$VIP:8080" 100 --path "/flaky?fail_pod=p2")
+    rm_log "100 GETs, p2 answering 503 to all: $s"
+    rm_assert_eq "$(rm_json "$s" '"\(.ok) \(.errors) \(.pods.p2 // 0)"')" "100 0 0" \
+        "every GET answered 200 by p1 or p3"
+    n=$(echo_count p2 '.path | startswith("/flaky")')
+    [ "$n" -ge 1 ] || rm_fail "p2 got none of the requests: the retry was not exercised"
+    rm_log "ok: p2 answered 503 to $n attempt(s), each retried on another pod"
+}
+
 # p2's HAProxy stops: a's pooled connection to it closes. a's proxy then restarts, so that every endpoint is new to
 # its balancer and p2 is certainly tried (endpoints never measured go first): its connect is refused, the request
 # goes to another endpoint (nothing of it was sent), and p2 gets nothing more.
@@ -300,5 +313,6 @@ run_case "1 MiB bodies both ways, content-length and chunked, and an HTTP/1.0 cl
 run_case "requests are counted with reporter=source" case_metrics
 run_case "a 90/10 split over 2000 requests and a header match to the canary" case_split_and_header_match
 run_case "a rule's request timeout answers 504" case_request_timeout
+run_case "503s of one pod are retried on the others" case_retry_503
 run_case "a pod whose HAProxy stopped gets nothing, and no GET fails" case_stopped_endpoint
 rm_finish
