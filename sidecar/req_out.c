@@ -57,6 +57,8 @@ struct st_rm_req_out_t {
     rm_retry_policy_t policy;          /* the rule's retry over traffic.retry */
     uint32_t retries;                  /* retries of the request after a response the policy retries */
     uint8_t retry_pending;             /* the response was dropped: the request goes again */
+    rm_sockaddr_t tried[4];            /* endpoints the request went to */
+    unsigned num_tried;
     unsigned attempts;
     uint64_t cookie, req_bytes, resp_bytes;
     /* the response */
@@ -386,6 +388,15 @@ static void answer_local(rm_req_out_t *r, int status, const char *flag, const rm
     }
 }
 
+/* Whether the request has been sent to `a` already. */
+static int tried(const rm_req_out_t *r, const rm_sockaddr_t *a)
+{
+    for (unsigned i = 0; i < r->num_tried; i++)
+        if (r->tried[i].len == a->len && memcmp(&r->tried[i].ss, &a->ss, a->len) == 0)
+            return 1;
+    return 0;
+}
+
 /* Plans the parsed request and opens its stream, or answers it. Returns 0 or an error that ends the connection. */
 static int start_request(rm_req_out_t *r)
 {
@@ -413,9 +424,15 @@ static int start_request(rm_req_out_t *r)
     r->room.names_len = sizeof(r->names);
     if (lb == NULL)
         return -ENOMEM;
-    if ((ret = rm_req_out_plan(r->dest, cfg->destinations, cfg->num_destinations, &app, draw(c->w), lb, now_ns(),
-                               &r->room, &plan)) != 0)
-        return ret;
+    /* a request sent again goes to an endpoint it has not tried, when a few draws find one (Envoy's previous_hosts) */
+    for (unsigned draws = 0;; draws++) {
+        if ((ret = rm_req_out_plan(r->dest, cfg->destinations, cfg->num_destinations, &app, draw(c->w), lb, now_ns(),
+                                   &r->room, &plan)) != 0)
+            return ret;
+        if (plan.kind != RM_REQ_OUT_FORWARD || draws == 8 ||
+            !tried(r, &plan.dest->endpoints->items[plan.endpoint].addr))
+            break;
+    }
     if (plan.kind == RM_REQ_OUT_FORWARD) {
         const rm_endpoint_t *ep = &plan.dest->endpoints->items[plan.endpoint];
         c->target = ep->addr; /* the upstream host of the request's reports */
@@ -466,6 +483,8 @@ static int start_request(rm_req_out_t *r)
     r->ep_addr = ep->addr;
     r->ep_known = 1;
     r->sent_ns = now_ns();
+    if (r->num_tried < sizeof(r->tried) / sizeof(r->tried[0]))
+        r->tried[r->num_tried++] = ep->addr;
     if (r->st == NULL) {
         /* no connection could even be started: as if it had failed to connect */
         r->ended = 1;
@@ -515,6 +534,7 @@ static void request_reset(rm_req_out_t *r)
     r->resp_mod = NULL;
     r->retries = 0;
     r->retry_pending = 0;
+    r->num_tried = 0;
     r->cookie = r->req_bytes = r->resp_bytes = 0;
     r->status = 0;
     r->resp_head = r->resp_done = 0;

@@ -9,7 +9,7 @@
         ?size=N         N bytes of a fixed pattern instead (byte i is i % 251), with content-length
         ?size=N&chunked=1   the same in chunks of 10,000 bytes
         ?delay_ms=MS    waits that long before answering
-        ?fail_pod=NAME  the pod NAME answers 503 (empty body) instead
+        ?fail_pod=NAME[,NAME...]  the pods named answer 503 (empty body) instead
       One JSON line per request on stdout: {"event": "request", "pod", "method", "path", "headers", "body_len",
       "body_sha256", "chunked"}.
 """
@@ -74,7 +74,7 @@ def main():
             delay = int(q.get("delay_ms", ["0"])[0])
             if delay > 0:
                 time.sleep(delay / 1000.0)
-            if q.get("fail_pod", [""])[0] == name:
+            if name in q.get("fail_pod", [""])[0].split(","):
                 self.send_response(503)
                 self.send_header("x-pod", name)
                 self.send_header("content-length", "0")
