@@ -564,6 +564,10 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
         char both[] = RM_TLS_ALPN "," RM_TLS_ALPN_H2;
         if (wolfSSL_UseALPN(tls->ssl, both, (unsigned)strlen(both), WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
             goto Fail;
+    } else if (ctx->role == RM_TLS_CLIENT && (flags & RM_TLS_OFFER_H2)) {
+        char h2[] = RM_TLS_ALPN_H2;
+        if (wolfSSL_UseALPN(tls->ssl, h2, (unsigned)strlen(h2), WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
+            goto Fail;
     } else if (wolfSSL_UseALPN(tls->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn),
                                ctx->no_client_auth ? WOLFSSL_ALPN_CONTINUE_ON_MISMATCH
                                                    : WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
@@ -741,7 +745,7 @@ int rm_tls_handshake(rm_tls_t *tls)
     if ((tls->flags & RM_TLS_REQUIRE_MESH_ALPN) &&
         (wolfSSL_ALPN_GetProtocol(tls->ssl, &proto, &proto_len) != WOLFSSL_SUCCESS ||
          !(alpn_is(proto, proto_len, tls->ctx->alpn) ||
-           ((tls->flags & RM_TLS_ACCEPT_H2) && alpn_is(proto, proto_len, RM_TLS_ALPN_H2)))))
+           ((tls->flags & (RM_TLS_ACCEPT_H2 | RM_TLS_OFFER_H2)) && alpn_is(proto, proto_len, RM_TLS_ALPN_H2)))))
         return RM_ERR_TLS_ALPN;
     if (tls->peer_id == NULL && !tls->ctx->no_client_auth)
         return RM_ERR_TLS_NO_PEER_CERT;

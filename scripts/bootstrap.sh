@@ -48,10 +48,13 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # stage's AddressSanitizer and UndefinedBehaviorSanitizer runtimes come with gcc (build-essential).
 # python3-cryptography mints the end-user JWTs (RS*, PS*, ES*, EdDSA) of the RequestAuthentication tests
 # (tests/e2e/tools/jwt_tool.py), with a JOSE implementation that is not ringmesh's.
+# haproxy plays the endpoints' inbound proxy of the outbound request path (tests/e2e/test_requests_out.sh: mTLS with
+# ALPN ringmesh/h2 and HTTP/2 on its bind); the tests start their own, so the package's service is stopped.
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
     qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref
-    python3-kubernetes python3-jsonpatch unzip prometheus tmux python3-cryptography valgrind)
+    python3-kubernetes python3-jsonpatch unzip prometheus tmux python3-cryptography valgrind
+    haproxy)
 # Node.js and npm: Debian's, unless the machine already has an npm (a Node.js that bundles npm cannot be installed
 # beside Debian's npm package).
 if ! command -v npm >/dev/null 2>&1; then
@@ -116,14 +119,16 @@ if ((${#missing[@]} > 0)); then
     ((${#still_missing[@]} == 0)) || die "still missing after apt-get install: ${still_missing[*]}"
     # Debian's prometheus package starts a server of its own on :9090 where services start: the tests start theirs,
     # so it is stopped and kept from starting at boot.
-    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    # haproxy's package starts one of its own too, with the same remedy.
+    for svc in prometheus haproxy; do
+        [[ " ${missing[*]} " == *" $svc "* ]] || continue
         if [[ -d /run/systemd/system ]]; then
-            systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+            systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
         else
-            invoke-rc.d prometheus stop >/dev/null 2>&1 || true
-            update-rc.d prometheus disable >/dev/null 2>&1 || true
+            invoke-rc.d "$svc" stop >/dev/null 2>&1 || true
+            update-rc.d "$svc" disable >/dev/null 2>&1 || true
         fi
-    fi
+    done
 else
     log "all ${#all_packages[@]} packages are installed"
 fi

@@ -4,6 +4,7 @@
  * The load is counted per worker (no atomics, no locks): each worker balances its own connections by power of two
  * choices, and with connections spread over workers by the kernel the sum stays balanced too. */
 #include "proxy_conn-t.h"
+#include "req_conn.h"
 
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
@@ -88,17 +89,10 @@ int rm__conn_endpoint_retry(rm_conn_t *c, int err, const char *why)
 
 int rm__conn_endpoint_reconnect(rm_conn_t *c)
 {
-    int ret;
-
     c->ep_switching = 0;
     rm_side_close(&c->up);
     rm_side_init(&c->up, &c->t, &c->u2d, &c->d2u);
     if (c->snap->client_ctx == NULL)
         return RM_ERR_TLS_CONFIG;
-    if ((ret = rm_tls_new(&c->up.tls, c->snap->client_ctx, c->expected_ids, c->num_expected_ids,
-                          RM_TLS_REQUIRE_MESH_ALPN)) != 0)
-        return ret;
-    if (c->ep_sni != NULL && (ret = rm_tls_set_server_name(c->up.tls, c->ep_sni)) != 0)
-        return ret;
-    return 0;
+    return rm_endpoint_tls_new(&c->up.tls, c->snap->client_ctx, c->expected_ids, c->ep_sni, RM_TLS_REQUIRE_MESH_ALPN);
 }

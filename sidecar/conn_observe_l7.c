@@ -5,6 +5,7 @@
  * destinations (not in the mesh) never get here. */
 #include "conn_observe.h"
 #include "proxy_conn-t.h"
+#include "req_out.h"
 
 rm_http_verdict_t rm__conn_observe_decide(void *conn, const rm_http_request_t *req, rm_http_decision_t *out)
 {
@@ -32,12 +33,25 @@ int rm__conn_observe_sniff(rm_conn_t *c)
             goto Bytes;
         return 0;
     }
-    if ((f = rm__conn_pick_filter(c->d2u.buf + c->d2u.off, c->d2u.len, &need_more)) != NULL)
+    if ((f = rm__conn_pick_filter(c->d2u.buf + c->d2u.off, c->d2u.len, &need_more)) != NULL) {
+        if (c->rq_dest != NULL) { /* traffic.requestBalancing: HTTP/1.x is served by the request path */
+            if ((ret = rm__req_out_take(c, f)) <= 0 || ret == 2)
+                return ret == 2 ? 0 : ret;
+            if ((ret = rm__conn_connect_deferred(c)) != 0 || c->t.closing)
+                return ret;
+            if (!rm__conn_observed(c)) {
+                c->authz_state = RM_CONN_AUTHZ_OFF;
+                return 0;
+            }
+        }
         return rm__conn_l7_start(c, f, 1);
+    }
     if (need_more && !c->d2u.src_eof && rm_pipe_room(&c->d2u) > 0)
         return 0;
 
 Bytes:
+    if (c->rq_dest != NULL && ((ret = rm__conn_connect_deferred(c)) != 0 || c->t.closing))
+        return ret;
     c->authz_state = RM_CONN_AUTHZ_OFF;
     return 0;
 }

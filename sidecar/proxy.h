@@ -96,11 +96,14 @@ struct st_rm_worker_t {
     struct st_rm_admin_conn_t *admin_conns; /* worker 0 serves the admin port */
     unsigned num_admin_conns;
     int draining, stopping;
-    int trim_pending;                      /* connections closed since memory was last given back */
-    int sessions_released;                 /* TLS sessions freed after a kernel TLS hand-over since the last tick */
-    uint64_t rng;                          /* state of the sampling of allowed-decision logs */
-    uint64_t ep_rng;                       /* state of the endpoint choice's draws (dest_endpoints.h), never 0 */
-    struct st_rm_endpoint_load_t *ep_load; /* open outbound connections per endpoint address, this worker's */
+    int trim_pending;                        /* connections closed since memory was last given back */
+    int sessions_released;                   /* TLS sessions freed after a kernel TLS hand-over since the last tick */
+    uint64_t rng;                            /* state of the sampling of allowed-decision logs */
+    uint64_t ep_rng;                         /* state of the endpoint choice's draws (dest_endpoints.h), never 0 */
+    struct st_rm_endpoint_load_t *ep_load;   /* open outbound connections per endpoint address, this worker's */
+    struct st_rm_req_pools_t *req_pools;     /* the request path's pooled HTTP/2 connections (req_conn.h), lazily */
+    struct st_rm_req_lb_t *req_lb;           /* the request path's latency estimates (req_balance.h), lazily */
+    struct st_rm_retry_budget_t *req_budget; /* the request path's retry budget (ringmesh/retry.h), lazily */
     rm_worker_stats_t stats;
     rm_metrics_shard_t *metrics; /* this worker's shard of the proxy's request and connection metrics */
     atomic_uint_fast64_t epoch;  /* loop iterations: a change means no bare snapshot pointer survives from before */

@@ -123,6 +123,10 @@ struct st_rm_conn_t {
     uint8_t ep_switching; /* the upstream side is being closed to connect to the next endpoint */
     const char *ep_sni;
     rm_hs_job_t hs; /* inbound: its handshake's admission and steps on the handshake threads (conn_handshake.c) */
+    /* outbound with traffic.requestBalancing (req_out.h): the destination while the app's first bytes decide
+     * (nothing connected yet), then the request path serving its HTTP/1.x */
+    const rm_destination_t *rq_dest;
+    struct st_rm_req_out_t *rq;
 };
 
 /** The configuration of the snapshot the connection started with. */
@@ -144,6 +148,10 @@ void rm__conn_log_fields(rm_conn_t *c, rm_log_line_t *l);
 void rm__conn_abort(rm_conn_t *c, rm__conn_close_t why);
 /** The SPIFFE ID the TLS peer presented, or NULL. */
 const char *rm__conn_peer_id(rm_conn_t *c);
+
+/** Outbound with requestBalancing: the app's first bytes are not for the request path (or did not come in time):
+ *  connects to the destination (c->rq_dest) as any outbound mesh connection. Returns 0 or an error. */
+int rm__conn_connect_deferred(rm_conn_t *c);
 
 /* conn_handshake.c: inbound handshakes apart from the workers */
 /** Asks the handshake guard whether c's handshake may start. Returns 0 (it counts as pending until

@@ -11,6 +11,7 @@
 #include "conn_trace.h"
 #include "conn_observe.h"
 #include "proxy_conn-t.h"
+#include "req_out.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
 
@@ -487,6 +488,11 @@ static step_t conn_step(rm_conn_t *c)
             return STEP_WAIT;
     }
 
+    if (c->rq != NULL) { /* the request path serves the app (req_out.c) */
+        if ((ret = rm__req_out_pump(c)) != 0)
+            goto Error;
+        return c->t.closing ? STEP_AGAIN : STEP_WAIT;
+    }
     if (c->l7 != NULL) {
         if ((ret = rm__conn_l7_pump(c)) != 0)
             goto Error;
@@ -608,6 +614,7 @@ static void conn_free(rm_conn_t *c)
         atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->l7->client_out.bytes, memory_order_relaxed);
         rm__conn_l7_free(c);
     }
+    rm__req_out_free(c);
     rm__conn_observe_free(c);
     rm_pipe_free(&c->d2u);
     rm_pipe_free(&c->u2d);
@@ -687,6 +694,8 @@ static void refuse_no_svid(rm_conn_t *c)
     refuse(c, no_svid_reason(c), RM_ERR_TLS_CONFIG);
 }
 
+static int connect_mesh(rm_conn_t *c, const char *sni);
+
 static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
 {
     rm_proxy_config_t *cfg = rm__conn_cfg(c);
@@ -720,6 +729,16 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
         c->expected_ids = (const char *const *)dest->identities;
         c->num_expected_ids = dest->num_identities;
         sni = dest->sni;
+        if (cfg->request_balancing && dest->endpoints != NULL && c->snap->client_ctx != NULL) {
+            /* the app's first bytes choose between the request path and a connection of its own (req_out.h); a
+             * server-first protocol gets its connection after RM_REQ_OUT_DETECT_MS */
+            c->rq_dest = dest;
+            c->mode = RM_CONN_MODE_MTLS;
+            c->authz_state = RM_CONN_AUTHZ_SNIFF;
+            c->down.ready = 1;
+            c->deadline_ms = c->started_ms + RM_REQ_OUT_DETECT_MS;
+            return 0;
+        }
         /* endpoints pushed: connect to one of them, expecting its own identity (conn_endpoint.c) */
         if (dest->endpoints != NULL && rm__conn_endpoint_first(c, dest, sni) != 0) {
             c->close_reason = RM_CONN_CLOSE_REJECTED;
@@ -727,6 +746,26 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
             return 0;
         }
     }
+    return connect_mesh(c, sni);
+}
+
+int rm__conn_connect_deferred(rm_conn_t *c)
+{
+    const rm_destination_t *dest = c->rq_dest;
+    c->rq_dest = NULL;
+    c->deadline_ms = 0;
+    if (dest->endpoints != NULL && rm__conn_endpoint_first(c, dest, dest->sni) != 0) {
+        c->close_reason = RM_CONN_CLOSE_REJECTED;
+        rm__conn_abort(c, RM_CONN_CLOSE_REJECTED);
+        return 0;
+    }
+    return connect_mesh(c, dest->sni);
+}
+
+/* Connects an outbound mesh connection to c->target with mTLS expecting c->expected_ids. */
+static int connect_mesh(rm_conn_t *c, const char *sni)
+{
+    int ret;
     if (c->snap->client_ctx == NULL) {
         refuse_no_svid(c);
         return 0;
@@ -871,6 +910,16 @@ void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
         /* the client did not close after the answer: close now (rm__conn_l7_pump) */
         c->lingering = RM_CONN_LINGER_OVER;
         c->deadline_ms = 0;
+        conn_progress(c);
+        return;
+    }
+    if (c->rq != NULL && rm__req_out_tick(c, now_ms)) {
+        conn_progress(c);
+        return;
+    }
+    if (c->deadline_ms != 0 && now_ms >= c->deadline_ms && c->rq_dest != NULL) {
+        if (rm__conn_connect_deferred(c) != 0) /* the app said nothing: a server-first protocol */
+            rm__conn_abort(c, RM_CONN_CLOSE_ERROR);
         conn_progress(c);
         return;
     }

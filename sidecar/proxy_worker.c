@@ -4,6 +4,8 @@
 #include "dest_endpoints.h"
 #include "mesh_metrics.h"
 #include "proxy.h"
+#include "req_balance.h"
+#include "req_conn.h"
 #include "ringmesh/error.h"
 #include "ringmesh/log.h"
 
@@ -315,6 +317,7 @@ static void worker_tick(rm_worker_t *w)
         else
             rm__conn_tick(c, now);
     }
+    rm_req_pools_tick(w->req_pools, now);
 }
 
 static void *worker_main(void *arg)
@@ -367,11 +370,13 @@ static void *worker_main(void *arg)
         next = rm__conn_next(c);
         rm__conn_drain_cut(c);
     }
+    rm_req_pools_shutdown(w->req_pools);
     rm_io_cancel(w->loop, &w->wake_op);
     rm_io_cancel(w->loop, &w->hs_op);
     for (int i = 0; i < 1000; i++) {
         hs_reply_drain(w); /* the reply op is cancelled: handshake steps still out are taken here */
-        int busy = w->num_conns != 0 || w->num_admin_conns != 0 || rm_io_busy(&w->wake_op) || rm_io_busy(&w->hs_op);
+        int busy = w->num_conns != 0 || w->num_admin_conns != 0 || rm_io_busy(&w->wake_op) || rm_io_busy(&w->hs_op) ||
+                   rm_req_pools_busy(w->req_pools);
         for (size_t j = 0; j < w->num_listeners; j++)
             busy |= rm_io_busy(&w->listeners[j].accept_op);
         if (!busy)
@@ -531,6 +536,12 @@ void rm_proxy_join(rm_proxy_t *p)
         free(w->listeners);
         free(w->ep_load);
         w->ep_load = NULL;
+        rm_req_pools_free(w->req_pools);
+        w->req_pools = NULL;
+        free(w->req_lb);
+        w->req_lb = NULL;
+        free(w->req_budget);
+        w->req_budget = NULL;
         rm_loop_del(w->loop, &w->wake_h);
         close(w->wake_h.fd);
         if (w->hs_reply.efd >= 0) {

@@ -94,6 +94,13 @@ int rm_req_lb_pick(rm_req_lb_t *t, const rm_dest_endpoints_t *e, uint64_t now_ns
         b++;
     ea = rm_req_lb_estimate(t, &e->items[e->candidates[a]].addr);
     eb = rm_req_lb_estimate(t, &e->items[e->candidates[b]].addr);
+    /* an endpoint never measured and with nothing in flight is tried first (Finagle's new nodes cost nothing): at
+     * the default RTT it would lose every draw against endpoints answering faster, and a client sending one request
+     * at a time would never learn it */
+    if (!ea->measured && ea->pending == 0)
+        return e->candidates[a];
+    if (!eb->measured && eb->pending == 0)
+        return e->candidates[b];
     return rm_lb_ewma_load(eb, &t->cfg, now_ns) < rm_lb_ewma_load(ea, &t->cfg, now_ns) ? e->candidates[b]
                                                                                        : e->candidates[a];
 }

@@ -93,6 +93,7 @@ int rm_req_out_plan(const rm_destination_t *dest, const rm_destination_t *dests,
     out->h2 = room->h2;
     out->num_h2 = (size_t)ret;
     out->response_headers = applied.response_headers;
+    out->rule = route.result == RM_REQ_ROUTE_BACKEND ? route.choice.rule : NULL;
 Exit:
     return 0;
 }

@@ -41,6 +41,7 @@ typedef struct st_rm_req_out_plan_t {
     const rm_http_header_t *h2;   /* the stream's header list: pseudo-headers, ringmesh-orig-proto, fields */
     size_t num_h2;
     const rm_route_filter_t *response_headers; /* the rule's ResponseHeaderModifier, NULL when none */
+    const rm_route_rule_t *rule;               /* the rule that matched (its timeouts); NULL: no routes */
 } rm_req_out_plan_t;
 
 /** Plans request `app` that an app sent on a connection to destination `dest` (one of dests[0 .. num_dests), the

@@ -66,6 +66,9 @@ time_t rm_tls_ctx_not_after(const rm_tls_ctx_t *ctx);
 /* server with the default ALPN only: ringmesh/h2 (the pooled request connections) is accepted as well as ringmesh/1;
  * with RM_TLS_REQUIRE_MESH_ALPN one of the two must be negotiated; rm_tls_alpn_h2 tells which */
 #define RM_TLS_ACCEPT_H2 0x2
+/* client: offer ringmesh/h2 only (a pooled request connection, docs/traffic-management.md "Requests") instead of the
+ * context's ALPN; with RM_TLS_REQUIRE_MESH_ALPN the server must choose it */
+#define RM_TLS_OFFER_H2 0x4
 
 /** Starts a session. `expected_ids` (may be NULL; must outlive the session) are the IDs the peer may present:
  *  a client passes the destination's identities. The mesh ALPN is always offered; with RM_TLS_REQUIRE_MESH_ALPN it
