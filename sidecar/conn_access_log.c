@@ -152,7 +152,7 @@ void rm__conn_access_log_http(rm_conn_t *c, const rm_access_request_t *rec, cons
     e.response_code = ex->status;
     e.grpc_status = ex->grpc_status;
     /* DC: the exchange did not end normally (reset, or the connection closed first) */
-    e.response_flags = ex->complete ? "-" : "DC";
+    e.response_flags = ex->response_flag != NULL ? ex->response_flag : ex->complete ? "-" : "DC";
     e.bytes_received = ex->request_bytes;
     e.bytes_sent = ex->response_bytes;
     /* the request's own verdict (the connection's, when it was decided as a whole, is not this request's) */
