@@ -908,6 +908,8 @@ void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
     if (cfg->idle_timeout_ms != 0 && now_ms - c->t.last_active_ms >= cfg->idle_timeout_ms) {
         rm__conn_abort(c, RM_CONN_CLOSE_TIMEOUT);
         conn_progress(c);
+    } else if (c->req_in != NULL && c->w->draining) {
+        conn_progress(c); /* a request server says GOAWAY (req_in.c) */
     }
 }
 

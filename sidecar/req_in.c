@@ -64,6 +64,8 @@ struct st_rm__req_in_t {
     uint8_t up_open;      /* c->up connected (or connecting) for the app session */
     uint8_t observe;      /* no policy on this proxy: requests are only observed */
     uint8_t client_gone;  /* the client's session ended (error, EOF): no more streams */
+    uint8_t goaway;       /* a GOAWAY went out: the worker drains */
+    uint64_t client_bytes; /* what the client sent (plaintext), for the connection's counts */
     char status[4];
     rm_bytebuf_t target, head;
     rm_http_header_t reqh[RM_H2S_MAX_FIELDS];
@@ -897,6 +899,7 @@ int rm__req_in_pump(rm_conn_t *c)
         return ret;
     while (c->d2u.len > 0 && !ri->client_gone) {
         long r = rm_h2s_feed(ri->srv, c->d2u.buf + c->d2u.off, c->d2u.len);
+        ri->client_bytes += c->d2u.len;
         rm_pipe_consume(&c->d2u, c->d2u.len);
         if (r < 0) {
             rm_log_line_t l;
@@ -915,6 +918,11 @@ int rm__req_in_pump(rm_conn_t *c)
         rm_pipe_consume(&c->d2u, c->d2u.len);
     if (c->d2u.src_eof && !ri->client_gone)
         ri->client_gone = 1;
+    if (c->w->draining && !ri->goaway && !ri->client_gone) {
+        /* the proxy drains: the client's proxy takes no new stream here, the open ones finish, then the close */
+        ri->goaway = 1;
+        (void)rm_h2s_goaway(ri->srv);
+    }
 
     /* the app's HTTP/2 session */
     if ((ret = app_h2_pump(ri)) != 0)
@@ -976,6 +984,9 @@ void rm__req_in_free(rm_conn_t *c)
     rm_pipe_free(&ri->app_out);
     rm_bytebuf_free(&ri->target);
     rm_bytebuf_free(&ri->head);
+    /* the connection's counts (its log, access log and TCP metrics): the client's bytes each way */
+    c->d2u.bytes += ri->client_bytes;
+    c->u2d.bytes += ri->client_out.bytes;
     free(ri);
     c->req_in = NULL;
     /* the sides' pipes are the connection's own again (only closing is left) */
