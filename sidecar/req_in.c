@@ -351,10 +351,12 @@ static void app_on_close(rm_h2s_t *s, int32_t sid, void *sd, uint32_t error_code
     rm_h2s_body_clear(s, &st->req_body);
     if (!st->srv_closed && !st->answered && !(st->app_end || st->resp_end)) {
         /* reset by the app, or its connection went away: before a response, 503 UC; during one, a reset */
-        if (!st->resp_head)
+        if (!st->resp_head) {
             answer(st, 503, -1, "upstream connect error or disconnect/reset before headers", "UC", NULL);
-        else
+        } else {
+            st->ex.response_flag = "UC";
             (void)rm_h2s_reset(st->ri->srv, st->sid, error_code != 0 ? error_code : NGHTTP2_INTERNAL_ERROR);
+        }
     }
     if (st->srv_closed)
         stream_free(st);
@@ -428,10 +430,12 @@ static void app_h2_fail_all(rm__req_in_t *ri, const char *flag)
         st->app_sid = 0;
         rm_h2s_body_clear(ri->app, &st->req_body);
         if (!st->srv_closed && !st->resp_end && !st->answered) {
-            if (!st->resp_head)
+            if (!st->resp_head) {
                 answer(st, 503, -1, "upstream connect error or disconnect/reset before headers", flag, NULL);
-            else
+            } else {
+                st->ex.response_flag = "UC";
                 (void)rm_h2s_reset(ri->srv, st->sid, NGHTTP2_INTERNAL_ERROR);
+            }
         }
         if (st->srv_closed)
             stream_free(st);

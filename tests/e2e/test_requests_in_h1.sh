@@ -51,7 +51,7 @@ spec:
   action: ALLOW
   rules:
   - from: [{source: {principals: ["$TD/ns/shop/sa/frontend"]}}]
-    to: [{operation: {paths: ["/a", "/echo", "/big", "/chunked", "/close", "/status"]}}]
+    to: [{operation: {paths: ["/a", "/echo", "/big", "/chunked", "/close", "/status", "/cut"]}}]
 EOF
 chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$POLICY_DIR"
 rm_pod_mesh b svid=orders bundle=main
@@ -187,6 +187,24 @@ case_reuse() {
     rm_log "ok: the app accepted $((acc1 - acc0)) new connections for 100 requests"
 }
 
+case_cut() {
+    local rc=0
+    rm_exec ext curl -s --http2-prior-knowledge -H "$H1" -o /dev/null --max-time 20 "http://$BRIDGE/cut?n=100000" ||
+        rc=$?
+    # 92: HTTP/2 stream error (the stream was reset), 18: partial file
+    case $rc in 92 | 18) rm_log "ok: the client saw the cut (curl exit $rc)" ;; *) rm_fail "curl exit $rc for a cut response" ;; esac
+    rm_expect_log "$LOG_B" '.event == "access" and (.path | startswith("/cut")) and .response_flags == "UC"' "b's access log says UC"
+    # many at once over few connections, big and small, some cut: every answer whole or reset, the proxy alive
+    rm_exec ext timeout 60 h2load -n 200 -c 2 -m 20 -H "$H1" "http://$BRIDGE/big?n=70000" "http://$BRIDGE/echo" \
+        "http://$BRIDGE/cut?n=30000" "http://$BRIDGE/chunked?n=50000" >"$RM_TMP/logs/h2load-mix.out" 2>&1 || true
+    grep -E "requests:|status codes:" "$RM_TMP/logs/h2load-mix.out" | while read -r l; do rm_log "h2load: $l"; done
+    local ok
+    ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$RM_TMP/logs/h2load-mix.out")
+    [ "${ok:-0}" -ge 150 ] || rm_fail "fewer than 150 of 200 mixed requests succeeded: $(cat "$RM_TMP/logs/h2load-mix.out")"
+    h2 /echo
+    rm_assert_eq "$CODE" 200 "b still serves after them"
+}
+
 case_app_down() {
     rm_stop app-h1
     h2 /echo
@@ -200,5 +218,6 @@ rm_case "bodies both ways: content-length, chunked, close-delimited, 1 MiB" case
 rm_case "HEAD, 204 and 304 without a body" case_no_body
 rm_case "per-request policy with the client's principal" case_policy
 rm_case "keep-alive: one handshake, few app connections" case_reuse
+rm_case "a response the app cuts: the stream is reset, UC" case_cut
 rm_case "the app down: 503 UF" case_app_down
 rm_finish

@@ -15,6 +15,7 @@ Answers, by path (query parameters decide the rest):
   /chunked?n=N     200, N bytes in chunks (transfer-encoding: chunked)
   /close?n=N       200, N bytes delimited by the connection's close (no content-length, Connection: close)
   /status?code=C   status C (204 and 304 without a body; others with body "status C")
+  /cut?n=N         200 with content-length N, then half of the body, then the connection closes (a cut response)
 HEAD answers as GET would, without the body. Anything else: /echo.
 """
 import hashlib
@@ -109,6 +110,14 @@ class Handler(BaseHTTPRequestHandler):
             if not head:
                 self.wfile.write(pattern(n))
             self.close_connection = True
+        elif u.path == "/cut":
+            data = pattern(n)
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.write(data[:n // 2])
+            self.wfile.flush()
+            self.close_connection = True
         elif u.path == "/status":
             code = int(q.get("code", ["200"])[0])
             if code in (204, 304):
@@ -133,6 +142,7 @@ class Handler(BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 drops SYNs of a burst of new connections
 
 
 def main():
