@@ -600,7 +600,7 @@ static rm_conn_t *conn_alloc(rm_worker_t *w)
 static void conn_free(rm_conn_t *c)
 {
     rm_worker_t *w = c->w;
-    rm__conn_l7_end(c);         /* its exchanges still open are reported first, while their spans are kept */
+    rm__conn_l7_end(c); /* its exchanges still open are reported first, while their spans are kept */
     rm__req_in_free(c);
     rm__conn_access_log_tcp(c); /* every connection, refused ones too (their line says the decision) */
     log_access(c);

@@ -372,7 +372,8 @@ static void *worker_main(void *arg)
     rm_io_cancel(w->loop, &w->hs_op);
     for (int i = 0; i < 1000; i++) {
         hs_reply_drain(w); /* the reply op is cancelled: handshake steps still out are taken here */
-        int busy = rm__app_pool_cut(w) != 0 || w->num_conns != 0 || w->num_admin_conns != 0 || rm_io_busy(&w->wake_op) || rm_io_busy(&w->hs_op);
+        int busy = rm__app_pool_cut(w) != 0 || w->num_conns != 0 || w->num_admin_conns != 0 ||
+                   rm_io_busy(&w->wake_op) || rm_io_busy(&w->hs_op);
         for (size_t j = 0; j < w->num_listeners; j++)
             busy |= rm_io_busy(&w->listeners[j].accept_op);
         if (!busy)

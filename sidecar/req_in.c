@@ -1,7 +1,7 @@
 /* A pooled request connection (ringmesh/h2) served by the inbound proxy itself (req_in.h): an HTTP/2 server session
  * with the client proxy on c->down; per stream, the request decided as every inbound request is, its ringmesh-*
  * fields removed, and sent on to the app as HTTP/1.1 (req_in_app.c) or as a stream of one HTTP/2 cleartext session
- * on c->up, connected when a stream first needs it.
+ * on c->up (req_in_up.c), connected when a stream first needs it.
  *
  * Back-pressure: a stream's receive window is given back to the client (rm_h2s_consume) only as its body bytes go
  * out towards the app, and the app's response is read only as fast as the client's window takes it; what one side
@@ -9,7 +9,7 @@
  *
  * A stream object lives from its request's headers until the client's stream is closed and, for HTTP/2 to the app,
  * the app's stream too (the app session may still read the request body from it until then). */
-#include "req_in.h"
+#include "req_in-t.h"
 
 #include "conn_observe.h"
 #include "h2_session.h"
@@ -27,58 +27,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define FWD_MAX (RM_H2S_MAX_FIELDS + RM_HTTP_MAX_SET_HEADERS + 8)
-
-struct st_rm__req_in_stream_t {
-    rm__req_in_t *ri;
-    rm__req_in_stream_t *prev, *next;
-    int32_t sid;     /* on the client's session */
-    int32_t app_sid; /* HTTP/2 to the app: on the app's session (0: not opened, or closed) */
-    rm__app_conn_t *a;
-    uint8_t h1;           /* HTTP/1.1 to the app */
-    uint8_t answered;     /* the proxy answered (denied, or the app failed): the request's body is dropped */
-    uint8_t req_end;      /* the client ended its request */
-    uint8_t resp_head;    /* a response head went to the client */
-    uint8_t resp_end;     /* the response's end went to the client */
-    uint8_t app_end;      /* the app ended its response (h2): sent once resp_hold is out */
-    uint8_t srv_closed;   /* the client's stream is closed */
-    uint8_t reported;     /* the exchange was reported */
-    rm_h2s_body_t resp_body; /* to the client */
-    rm_h2s_body_t req_body;  /* to the app (h2) */
-    rm_bytebuf_t req_hold;   /* request body bytes the app's session did not take yet (h2) */
-    rm_bytebuf_t resp_hold;  /* response body bytes the client's session did not take yet (h2) */
-    rm_bytebuf_t tmem;       /* copies of trailers (strings, then the field array) kept until the stream closes */
-    rm_http_header_t *req_trailers, *resp_trailers;
-    size_t num_req_trailers, num_resp_trailers;
-    rm_http_exchange_t ex;
-};
-
-struct st_rm__req_in_t {
-    rm_conn_t *c;
-    rm_h2s_t *srv; /* with the client proxy */
-    rm_h2s_t *app; /* HTTP/2 to the app on c->up; NULL until a stream needs it */
-    rm_pipe_t client_out, app_in, app_out;
-    rm__req_in_stream_t *streams;
-    uint8_t up_stale;     /* c->up was opened before this path began (PERMISSIVE): closed, then opened anew */
-    uint8_t up_closing;   /* c->up is being closed (failed, or stale): reopened by a later stream */
-    uint8_t up_open;      /* c->up connected (or connecting) for the app session */
-    uint8_t observe;      /* no policy on this proxy: requests are only observed */
-    uint8_t client_gone;  /* the client's session ended (error, EOF): no more streams */
-    uint8_t goaway;       /* a GOAWAY went out: the worker drains */
-    uint64_t client_bytes; /* what the client sent (plaintext), for the connection's counts */
-    char status[4];
-    rm_bytebuf_t target, head;
-    rm_http_header_t reqh[RM_H2S_MAX_FIELDS];
-    rm_http_header_t fwd[FWD_MAX];
-};
-
 /* ------------------------------------------------------------------ helpers */
-
-static int name_is(const rm_http_header_t *h, const char *lit)
-{
-    size_t n = strlen(lit);
-    return h->name_len == n && memcmp(h->name, lit, n) == 0;
-}
 
 static int is_mesh_field(const rm_http_header_t *h)
 {
@@ -94,7 +43,7 @@ static int content_type_is_grpc(const char *v, size_t len)
 }
 
 /* Copies `n` fields into the stream's trailer memory; returns the copy (valid until the stream is freed) or NULL. */
-static rm_http_header_t *keep_fields(rm__req_in_stream_t *st, const rm_http_header_t *h, size_t n, size_t *out_n)
+rm_http_header_t *rm__req_in_keep_fields(rm__req_in_stream_t *st, const rm_http_header_t *h, size_t n, size_t *out_n)
 {
     size_t strings = 0, off;
     rm_http_header_t *copy;
@@ -125,7 +74,7 @@ static rm_http_header_t *keep_fields(rm__req_in_stream_t *st, const rm_http_head
     return copy;
 }
 
-static void stream_free(rm__req_in_stream_t *st)
+void rm__req_in_stream_free(rm__req_in_stream_t *st)
 {
     rm__req_in_t *ri = st->ri;
     rm_h2s_body_clear(ri->srv, &st->resp_body);
@@ -175,10 +124,10 @@ static void stream_report(rm__req_in_stream_t *st, int complete)
     rm__conn_observe_exchange(c, &st->ex);
 }
 
-static void grpc_status_of(rm__req_in_stream_t *st, const rm_http_header_t *h, size_t n)
+void rm__req_in_grpc_status(rm__req_in_stream_t *st, const rm_http_header_t *h, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (name_is(&h[i], "grpc-status")) {
+        if (rm__req_in_name_is(&h[i], "grpc-status")) {
             int v = 0;
             for (size_t k = 0; k < h[i].value_len && k < 4; k++)
                 v = v * 10 + (h[i].value[k] - '0');
@@ -188,11 +137,11 @@ static void grpc_status_of(rm__req_in_stream_t *st, const rm_http_header_t *h, s
 
 /* Answers the stream from the proxy: `status` with a short text body, or for gRPC a trailers-only response with
  * `grpc_status` (>= 0). `flag`: the response flag of an answer for the app (NULL for a policy's). */
-static void answer(rm__req_in_stream_t *st, int status, int grpc_status, const char *text, const char *flag,
-                   const char *www_authenticate)
+void rm__req_in_answer(rm__req_in_stream_t *st, int status, int grpc_status, const char *text, const char *flag,
+                       const char *www_authenticate)
 {
     rm__req_in_t *ri = st->ri;
-    char code[8], grpc[8], len[24];
+    char code[12], grpc[12], len[24];
     rm_http_header_t h[6];
     size_t n = 0, text_len = strlen(text);
 
@@ -231,316 +180,6 @@ static void answer(rm__req_in_stream_t *st, int status, int grpc_status, const c
     st->ex.response_bytes = text_len;
     st->resp_end = 1;
     (void)rm_h2s_body_end(ri->srv, st->sid, &st->resp_body, NULL, 0);
-}
-
-/* ------------------------------------------------------------------ the app's side: HTTP/2 on c->up */
-
-static void app_h2_drop(rm__req_in_stream_t *st);
-
-/* Moves what the app's session holds for the stream along: held request bytes into its body, then its end. */
-static void req_flush_h2(rm__req_in_stream_t *st)
-{
-    rm__req_in_t *ri = st->ri;
-    if (ri->app == NULL || st->app_sid <= 0 || st->req_body.eof)
-        return;
-    while (st->req_hold.len > 0) {
-        long k = rm_h2s_body_write(ri->app, st->app_sid, &st->req_body, st->req_hold.base, st->req_hold.len);
-        if (k <= 0)
-            return;
-        rm_bytebuf_consume(&st->req_hold, (size_t)k);
-        (void)rm_h2s_consume(ri->srv, st->sid, (size_t)k);
-    }
-    if (st->req_end)
-        (void)rm_h2s_body_end(ri->app, st->app_sid, &st->req_body, st->req_trailers, st->num_req_trailers);
-}
-
-/* Moves the response along: held bytes into the client's body, then its end (with the app's trailers). */
-static void resp_flush_h2(rm__req_in_stream_t *st)
-{
-    rm__req_in_t *ri = st->ri;
-    if (st->answered || !st->resp_head || st->resp_end)
-        return;
-    while (st->resp_hold.len > 0) {
-        long k = rm_h2s_body_write(ri->srv, st->sid, &st->resp_body, st->resp_hold.base, st->resp_hold.len);
-        if (k <= 0)
-            return;
-        rm_bytebuf_consume(&st->resp_hold, (size_t)k);
-        if (ri->app != NULL && st->app_sid > 0)
-            (void)rm_h2s_consume(ri->app, st->app_sid, (size_t)k);
-    }
-    if (st->app_end) {
-        st->resp_end = 1;
-        (void)rm_h2s_body_end(ri->srv, st->sid, &st->resp_body, st->resp_trailers, st->num_resp_trailers);
-    }
-}
-
-static int app_on_headers(rm_h2s_t *s, int32_t sid, void *sd, const rm_http_header_t *h, size_t n, int end)
-{
-    rm__req_in_stream_t *st = sd;
-    rm__req_in_t *ri = rm_h2s_owner(s);
-    (void)sid;
-    if (st == NULL || st->answered)
-        return 1;
-    if (!st->resp_head) {
-        int status = 0;
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (name_is(&h[i], ":status")) {
-                for (size_t k = 0; k < h[i].value_len && k < 3; k++)
-                    status = status * 10 + (h[i].value[k] - '0');
-            } else if (h[i].name_len > 0 && h[i].name[0] != ':' &&
-                       rm_h1c_classify(h[i].name, h[i].name_len, h[i].value, h[i].value_len, NULL, 0) ==
-                           RM_H1C_FIELD_KEEP) {
-                if (m + 1 < FWD_MAX)
-                    ri->fwd[1 + m++] = h[i];
-            }
-        }
-        if (status >= 100 && status < 200)
-            return 0; /* interim: the final response follows */
-        snprintf(ri->status, sizeof(ri->status), "%d", status);
-        ri->fwd[0] = (rm_http_header_t){":status", 7, ri->status, strlen(ri->status)};
-        st->ex.status = (uint16_t)status;
-        grpc_status_of(st, h, n);
-        st->resp_head = 1;
-        st->resp_end = (uint8_t)end;
-        return rm_h2s_respond(ri->srv, st->sid, ri->fwd, m + 1, end ? NULL : &st->resp_body) != 0;
-    }
-    /* trailers */
-    grpc_status_of(st, h, n);
-    if ((st->resp_trailers = keep_fields(st, h, n, &st->num_resp_trailers)) == NULL)
-        return 1;
-    st->app_end = 1;
-    resp_flush_h2(st);
-    return 0;
-}
-
-static int app_on_data(rm_h2s_t *s, int32_t sid, void *sd, const uint8_t *p, size_t n)
-{
-    rm__req_in_stream_t *st = sd;
-    long k = 0;
-    if (st == NULL || st->answered)
-        return 1;
-    st->ex.response_bytes += n;
-    if (st->resp_hold.len == 0 && (k = rm_h2s_body_write(st->ri->srv, st->sid, &st->resp_body, p, n)) < 0)
-        return 1;
-    if (k > 0)
-        (void)rm_h2s_consume(s, sid, (size_t)k);
-    if ((size_t)k < n && rm_bytebuf_append(&st->resp_hold, p + k, n - (size_t)k) != 0)
-        return 1;
-    return 0;
-}
-
-static int app_on_end(rm_h2s_t *s, int32_t sid, void *sd)
-{
-    rm__req_in_stream_t *st = sd;
-    (void)s, (void)sid;
-    if (st == NULL)
-        return 0;
-    st->app_end = 1;
-    resp_flush_h2(st);
-    return 0;
-}
-
-static void app_on_close(rm_h2s_t *s, int32_t sid, void *sd, uint32_t error_code)
-{
-    rm__req_in_stream_t *st = sd;
-    (void)s, (void)sid;
-    if (st == NULL)
-        return;
-    st->app_sid = 0;
-    rm_h2s_body_clear(s, &st->req_body);
-    if (!st->srv_closed && !st->answered && !(st->app_end || st->resp_end)) {
-        /* reset by the app, or its connection went away: before a response, 503 UC; during one, a reset */
-        if (!st->resp_head) {
-            answer(st, 503, -1, "upstream connect error or disconnect/reset before headers", "UC", NULL);
-        } else {
-            st->ex.response_flag = "UC";
-            (void)rm_h2s_reset(st->ri->srv, st->sid, error_code != 0 ? error_code : NGHTTP2_INTERNAL_ERROR);
-        }
-    }
-    if (st->srv_closed)
-        stream_free(st);
-}
-
-static void app_on_body_room(rm_h2s_t *s, int32_t sid, void *sd)
-{
-    (void)s, (void)sid;
-    if (sd != NULL)
-        req_flush_h2(sd);
-}
-
-static const rm_h2s_cbs_t app_cbs = {app_on_headers, app_on_data, app_on_end, app_on_close, app_on_body_room};
-
-static void on_up_connect(rm_io_op_t *op, int res)
-{
-    rm_side_t *s = rm_container_of(op, rm_side_t, conn_op);
-    rm_conn_t *c = rm_container_of(s, rm_conn_t, up);
-    c->t.pending--;
-    if (!c->t.closing && c->req_in != NULL) {
-        if (res != 0) {
-            rm__req_in_up_failed(c, res);
-        } else {
-            int one = 1;
-            setsockopt(s->h.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-            s->ready = 1;
-        }
-    }
-    c->t.ops->progress(&c->t);
-}
-
-/* The stream goes to the app as a stream of the connection's HTTP/2 session with it (opened on first need). */
-static int app_h2_open(rm__req_in_stream_t *st, size_t n, int end)
-{
-    rm__req_in_t *ri = st->ri;
-    rm_conn_t *c = ri->c;
-    int32_t sid;
-    (void)c;
-    if (ri->app == NULL && (ri->app = rm_h2s_new(0, &app_cbs, NULL, ri)) == NULL)
-        return -ENOMEM;
-    if (!rm_h2s_can_open(ri->app) && rm_h2s_open_streams(ri->app) > 0) {
-        answer(st, 503, -1, "upstream overflow", "UO", NULL);
-        return 0;
-    }
-    sid = rm_h2s_request(ri->app, ri->fwd, n, end ? NULL : &st->req_body, st);
-    if (sid <= 0) {
-        answer(st, 503, -1, "upstream request refused", "UC", NULL);
-        return 0;
-    }
-    st->app_sid = sid;
-    return 0;
-}
-
-/* The stream no longer wants the app's stream: it is reset, and nothing of it points to the stream any more. */
-static void app_h2_drop(rm__req_in_stream_t *st)
-{
-    rm__req_in_t *ri = st->ri;
-    if (ri->app == NULL || st->app_sid <= 0)
-        return;
-    (void)rm_h2s_reset(ri->app, st->app_sid, NGHTTP2_CANCEL);
-}
-
-/* Fails every stream on the app's session and forgets the session; c->up is closed once nothing is in flight. */
-static void app_h2_fail_all(rm__req_in_t *ri, const char *flag)
-{
-    rm__req_in_stream_t *next;
-    for (rm__req_in_stream_t *st = ri->streams; st != NULL; st = next) {
-        next = st->next;
-        if (st->h1 || st->app_sid <= 0)
-            continue;
-        st->app_sid = 0;
-        rm_h2s_body_clear(ri->app, &st->req_body);
-        if (!st->srv_closed && !st->resp_end && !st->answered) {
-            if (!st->resp_head) {
-                answer(st, 503, -1, "upstream connect error or disconnect/reset before headers", flag, NULL);
-            } else {
-                st->ex.response_flag = "UC";
-                (void)rm_h2s_reset(ri->srv, st->sid, NGHTTP2_INTERNAL_ERROR);
-            }
-        }
-        if (st->srv_closed)
-            stream_free(st);
-    }
-    rm_h2s_free(ri->app);
-    ri->app = NULL;
-    if (ri->up_open) {
-        ri->up_open = 0;
-        ri->up_closing = 1;
-        rm_side_cancel(&ri->c->up);
-    }
-}
-
-void rm__req_in_up_failed(rm_conn_t *c, int err)
-{
-    rm__req_in_t *ri = c->req_in;
-    rm_log_line_t l;
-    if (ri == NULL || !ri->up_open)
-        return;
-    rm_log_begin(&l, RM_LOG_WARN, "upstream_connect_failed");
-    rm__conn_log_fields(c, &l);
-    rm_log_addr(&l, "upstream", (struct sockaddr *)&c->target.ss);
-    rm_log_err(&l, "error", err);
-    rm_log_end(&l);
-    atomic_fetch_add_explicit(&c->w->stats.connect_failed, 1, memory_order_relaxed);
-    app_h2_fail_all(ri, "UF");
-}
-
-void rm__req_in_up_error(rm_conn_t *c, int err)
-{
-    rm__req_in_t *ri = c->req_in;
-    (void)err;
-    if (ri == NULL || !ri->up_open)
-        return;
-    app_h2_fail_all(ri, "UC");
-}
-
-/* Moves the app's HTTP/2 session both ways over c->up. Returns 0 or an error that ends the connection. */
-static int app_h2_pump(rm__req_in_t *ri)
-{
-    rm_conn_t *c = ri->c;
-    int ret;
-    if (ri->up_closing) {
-        if (rm_side_busy(&c->up))
-            return 0;
-        rm_side_close(&c->up);
-        rm_pipe_free(&ri->app_in);
-        rm_pipe_free(&ri->app_out);
-        memset(&ri->app_in, 0, sizeof(ri->app_in));
-        memset(&ri->app_out, 0, sizeof(ri->app_out));
-        rm_side_init(&c->up, &c->t, &ri->app_in, &ri->app_out);
-        ri->up_closing = 0;
-        ri->up_stale = 0;
-        c->up.ready = 0;
-    }
-    if (ri->app != NULL && !ri->up_open) {
-        /* the first stream for the app since its connection was (re)made: connect */
-        rm_side_init(&c->up, &c->t, &ri->app_in, &ri->app_out);
-        if (rm_side_connect(&c->up, (const struct sockaddr *)&c->target.ss, c->target.len, on_up_connect) != 0) {
-            ri->up_open = 1;
-            app_h2_fail_all(ri, "UF");
-            return 0;
-        }
-        ri->up_open = 1;
-    }
-    if (ri->app == NULL || !c->up.ready)
-        return 0;
-    if ((ret = rm_side_fill(&c->up, 0)) != 0) {
-        app_h2_fail_all(ri, "UC");
-        return 0;
-    }
-    if (ri->app_in.len > 0) {
-        long r = rm_h2s_feed(ri->app, ri->app_in.buf + ri->app_in.off, ri->app_in.len);
-        rm_pipe_consume(&ri->app_in, ri->app_in.len);
-        if (r < 0) {
-            app_h2_fail_all(ri, "UC");
-            return 0;
-        }
-        if ((ret = rm_side_fill(&c->up, 0)) != 0) {
-            app_h2_fail_all(ri, "UC");
-            return 0;
-        }
-    }
-    if (ri->app_in.src_eof && ri->app_in.len == 0) {
-        app_h2_fail_all(ri, "UC"); /* the app closed its side: the next stream connects again */
-        return 0;
-    }
-    if (ri->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && rm_h2s_want_write(ri->app)) {
-        long n;
-        if ((ret = rm_pipe_reserve(&ri->app_out)) != 0)
-            return ret;
-        ri->app_out.off = 0;
-        n = rm_h2s_output(ri->app, ri->app_out.buf, rm_pipe_room(&ri->app_out));
-        if (n < 0) {
-            app_h2_fail_all(ri, "UC");
-            return 0;
-        }
-        ri->app_out.len = (size_t)n;
-        rm_pipe_release_if_empty(&ri->app_out);
-    }
-    if ((ret = rm_side_drain(&c->up)) != 0) {
-        app_h2_fail_all(ri, "UC");
-        return 0;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ HTTP/1.1 exchanges (req_in_app.c) */
@@ -587,11 +226,12 @@ void rm__req_in_app_failed(rm__req_in_stream_t *st, const char *flag)
     if (st->resp_head)
         (void)rm_h2s_reset(st->ri->srv, st->sid, NGHTTP2_INTERNAL_ERROR);
     else
-        answer(st, 503, -1,
-               flag[1] == 'F' ? "upstream connect error or disconnect/reset before headers. reset reason: connection "
+        rm__req_in_answer(st, 503, -1,
+                          flag[1] == 'F'
+                              ? "upstream connect error or disconnect/reset before headers. reset reason: connection "
                                 "failure"
                               : "upstream connect error or disconnect/reset before headers",
-               flag, NULL);
+                          flag, NULL);
     st->ex.response_flag = flag;
 }
 
@@ -641,25 +281,25 @@ static int request_new(rm__req_in_t *ri, int32_t sid, const rm_http_header_t *h,
     memset(&req, 0, sizeof(req));
     for (size_t i = 0; i < n; i++) {
         if (h[i].name_len > 0 && h[i].name[0] == ':') {
-            if (name_is(&h[i], ":method"))
+            if (rm__req_in_name_is(&h[i], ":method"))
                 req.method = h[i].value, req.method_len = h[i].value_len;
-            else if (name_is(&h[i], ":path"))
+            else if (rm__req_in_name_is(&h[i], ":path"))
                 req.path = h[i].value, req.path_len = h[i].value_len;
-            else if (name_is(&h[i], ":authority"))
+            else if (rm__req_in_name_is(&h[i], ":authority"))
                 req.host = h[i].value, req.host_len = h[i].value_len;
-            else if (name_is(&h[i], ":scheme"))
+            else if (rm__req_in_name_is(&h[i], ":scheme"))
                 scheme = h[i].value, scheme_len = h[i].value_len;
             else
                 return 1; /* :protocol (extended CONNECT) is not carried */
             continue;
         }
-        if (name_is(&h[i], "host")) {
+        if (rm__req_in_name_is(&h[i], "host")) {
             host = h[i].value, host_len = h[i].value_len;
-        } else if (name_is(&h[i], "content-type")) {
+        } else if (rm__req_in_name_is(&h[i], "content-type")) {
             req.grpc = (uint8_t)content_type_is_grpc(h[i].value, h[i].value_len);
-        } else if (name_is(&h[i], "content-length")) {
+        } else if (rm__req_in_name_is(&h[i], "content-length")) {
             has_length = 1;
-        } else if (name_is(&h[i], RM_H1C_ORIG_PROTO)) {
+        } else if (rm__req_in_name_is(&h[i], RM_H1C_ORIG_PROTO)) {
             h1 = h[i].value_len >= 7 && memcmp(h[i].value, "HTTP/1.", 7) == 0;
         }
         ri->reqh[nh++] = h[i]; /* policy sees the request as it came, ringmesh-* fields included */
@@ -694,13 +334,13 @@ static int request_new(rm__req_in_t *ri, int32_t sid, const rm_http_header_t *h,
     if (rm_bytebuf_reserve(&ri->target, req.path_len + 1) != 0)
         return 1;
     memset(&d, 0, sizeof(d));
-    ret = rm_http_path_normalize(path_mode(ri), req.path, req.path_len, (char *)ri->target.base, ri->target.cap,
-                                 &target);
+    ret =
+        rm_http_path_normalize(path_mode(ri), req.path, req.path_len, (char *)ri->target.base, ri->target.cap, &target);
     if (ret != 0) {
         req.path_error = target.error != NULL ? target.error : "the request target cannot be normalized";
         (void)rm__conn_decide_request(c, &req, &d); /* for the log; the answer is 400 whatever it says */
         st->ex.cookie = d.cookie;
-        answer(st, 400, -1, "Bad Request", NULL, NULL);
+        rm__req_in_answer(st, 400, -1, "Bad Request", NULL, NULL);
         return 0;
     }
     req.path = (const char *)ri->target.base;
@@ -709,12 +349,12 @@ static int request_new(rm__req_in_t *ri, int32_t sid, const rm_http_header_t *h,
         ri->observe ? rm__conn_observe_decide(c, &req, &d) : rm__conn_decide_request(c, &req, &d);
     st->ex.cookie = d.cookie;
     if (verdict == RM_HTTP_UNAUTHENTICATED) {
-        answer(st, 401, req.grpc ? 16 : -1, "Jwt is not in the form of Header.Payload.Signature", NULL,
-               "Bearer error=\"invalid_token\"");
+        rm__req_in_answer(st, 401, req.grpc ? 16 : -1, "Jwt is not in the form of Header.Payload.Signature", NULL,
+                          "Bearer error=\"invalid_token\"");
         return 0;
     }
     if (verdict != RM_HTTP_ALLOW) {
-        answer(st, 403, req.grpc ? 7 : -1, RM_HTTP_DENIED_BODY, NULL, NULL);
+        rm__req_in_answer(st, 403, req.grpc ? 7 : -1, RM_HTTP_DENIED_BODY, NULL, NULL);
         return 0;
     }
 
@@ -745,7 +385,7 @@ static int request_new(rm__req_in_t *ri, int32_t sid, const rm_http_header_t *h,
             ri->fwd[m++] = (rm_http_header_t){d.set[k].name, d.set[k].name_len, d.set[k].value, d.set[k].value_len};
 
     if (!h1)
-        return app_h2_open(st, m, end);
+        return rm__req_in_up_open(st, m, end);
 
     /* HTTP/1.1 to the app */
     rm_h1c_body_t framing = rm_h1c_request_framing(end, has_length);
@@ -757,12 +397,12 @@ static int request_new(rm__req_in_t *ri, int32_t sid, const rm_http_header_t *h,
                                     req.host != NULL ? req.host_len : 0, ri->fwd, m, framing, (char *)ri->head.base,
                                     ri->head.cap);
     if (len < 0) {
-        answer(st, 431, -1, "Request Header Fields Too Large", NULL, NULL);
+        rm__req_in_answer(st, 431, -1, "Request Header Fields Too Large", NULL, NULL);
         return 0;
     }
     st->a = rm__app_h1_send(c->w, &c->target, st, (const char *)ri->head.base, (size_t)len, framing, head_request, 0);
     if (st->a == NULL)
-        answer(st, 503, -1, "upstream connect error", "UF", NULL);
+        rm__req_in_answer(st, 503, -1, "upstream connect error", "UF", NULL);
     return 0;
 }
 
@@ -778,9 +418,9 @@ static int srv_on_headers(rm_h2s_t *s, int32_t sid, void *sd, const rm_http_head
         return 0;
     if (st->h1)
         return st->a != NULL && rm__app_h1_end(st->a, h, n) != 0;
-    if ((st->req_trailers = keep_fields(st, h, n, &st->num_req_trailers)) == NULL)
+    if ((st->req_trailers = rm__req_in_keep_fields(st, h, n, &st->num_req_trailers)) == NULL)
         return 1;
-    req_flush_h2(st);
+    rm__req_in_up_req_flush(st);
     return 0;
 }
 
@@ -816,7 +456,7 @@ static int srv_on_end(rm_h2s_t *s, int32_t sid, void *sd)
         return 0;
     if (st->h1)
         return st->a != NULL && rm__app_h1_end(st->a, NULL, 0) != 0;
-    req_flush_h2(st);
+    rm__req_in_up_req_flush(st);
     return 0;
 }
 
@@ -835,10 +475,10 @@ static void srv_on_close(rm_h2s_t *s, int32_t sid, void *sd, uint32_t error_code
         rm__app_h1_detach(a, error_code == 0 && st->resp_end);
     }
     if (!st->h1 && st->app_sid > 0) {
-        app_h2_drop(st); /* freed once the app's stream closes too */
+        rm__req_in_up_drop(st); /* freed once the app's stream closes too */
         return;
     }
-    stream_free(st);
+    rm__req_in_stream_free(st);
 }
 
 static void srv_on_body_room(rm_h2s_t *s, int32_t sid, void *sd)
@@ -851,7 +491,7 @@ static void srv_on_body_room(rm_h2s_t *s, int32_t sid, void *sd)
         if (st->a != NULL)
             rm__app_h1_resume(st->a);
     } else {
-        resp_flush_h2(st);
+        rm__req_in_up_resp_flush(st);
     }
 }
 
@@ -868,8 +508,8 @@ int rm__req_in_wanted(rm_conn_t *c)
 int rm__req_in_start(rm_conn_t *c)
 {
     rm__req_in_t *ri = calloc(1, sizeof(*ri));
-    rm_h2s_settings_t settings = {.max_concurrent_streams = 100, .initial_window = 256 * 1024,
-                                  .session_window = 1024 * 1024};
+    rm_h2s_settings_t settings = {
+        .max_concurrent_streams = 100, .initial_window = 256 * 1024, .session_window = 1024 * 1024};
     if (ri == NULL)
         return -ENOMEM;
     ri->c = c;
@@ -929,7 +569,7 @@ int rm__req_in_pump(rm_conn_t *c)
     }
 
     /* the app's HTTP/2 session */
-    if ((ret = app_h2_pump(ri)) != 0)
+    if ((ret = rm__req_in_up_pump(ri)) != 0)
         return ret;
 
     /* the client's session out: the pipe is the TLS side's, whose sends copy it into records at once */
@@ -952,7 +592,7 @@ int rm__req_in_pump(rm_conn_t *c)
             return ret;
     }
     /* what the output of the client's session made the app's session say */
-    if ((ret = app_h2_pump(ri)) != 0)
+    if ((ret = rm__req_in_up_pump(ri)) != 0)
         return ret;
     /* the end: the client is gone (or the session is over) and nothing is left to send */
     if ((ri->client_gone || !rm_h2s_alive(ri->srv)) && !rm_h2s_want_write(ri->srv) && ri->client_out.len == 0)
@@ -979,7 +619,7 @@ void rm__req_in_free(rm_conn_t *c)
             st->a = NULL;
             rm__app_h1_detach(a, 0);
         }
-        stream_free(st);
+        rm__req_in_stream_free(st);
     }
     rm_h2s_free(ri->srv);
     rm_h2s_free(ri->app);

@@ -6,7 +6,8 @@
  *     port, one request at a time on each (req_in_app.c);
  *   - without it: as a stream of an HTTP/2 cleartext session on the connection's own app side (c->up).
  * The connection module calls the rm__req_in_* functions of req_in.c; req_in.c and req_in_app.c call each other
- * through the rest of this header. Everything runs on the connection's worker thread. */
+ * through the rest of this header (req_in_up.c shares req_in.c's types through req_in-t.h). Everything runs on the
+ * connection's worker thread. */
 #ifndef RINGMESH_REQ_IN_H
 #define RINGMESH_REQ_IN_H
 
@@ -19,7 +20,7 @@ typedef struct st_rm__req_in_t rm__req_in_t;
 typedef struct st_rm__req_in_stream_t rm__req_in_stream_t;
 typedef struct st_rm__app_conn_t rm__app_conn_t;
 
-/* ------------------------------------------------------------------ req_in.c: the pooled connection */
+/* ------------------------------------------------------------------ req_in.c, req_in_up.c: the pooled connection */
 
 /** 1 when the inbound connection's handshake negotiated ringmesh/h2 on a capture port (not an explicit listener):
  *  it becomes a request server (rm__req_in_start) instead of taking a filter. */

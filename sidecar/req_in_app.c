@@ -276,8 +276,8 @@ static void app_parse(rm__app_conn_t *a)
             return;
         }
         a->resp_started = 1;
-        size_t got = http_parser_execute(&a->parser, &app_parser_settings, (const char *)a->in.buf + a->in.off,
-                                         a->in.len);
+        size_t got =
+            http_parser_execute(&a->parser, &app_parser_settings, (const char *)a->in.buf + a->in.off, a->in.len);
         enum http_errno e = HTTP_PARSER_ERRNO(&a->parser);
         if (e != HPE_OK && e != HPE_PAUSED) {
             app_fail(a, "UC");

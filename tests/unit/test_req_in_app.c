@@ -204,8 +204,7 @@ static rm__app_conn_t *send_get(env_t *e, rm__req_in_stream_t *st, const char *m
     char head[256];
     int n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nhost: app\r\n\r\n", method, path);
     memset(st, 0, sizeof(*st));
-    st->a = rm__app_h1_send(&e->w, &e->addr, st, head, (size_t)n, RM_H1C_BODY_NONE, strcmp(method, "HEAD") == 0,
-                            fresh);
+    st->a = rm__app_h1_send(&e->w, &e->addr, st, head, (size_t)n, RM_H1C_BODY_NONE, strcmp(method, "HEAD") == 0, fresh);
     assert_non_null(st->a);
     return st->a;
 }
