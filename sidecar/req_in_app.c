@@ -346,18 +346,17 @@ static void app_idle(rm__app_conn_t *a)
 static void app_progress(rm__app_conn_t *a)
 {
     rm__req_in_stream_t *kick = a->st; /* told last: its progress may end the exchange */
-    int ret = 0;
 
     a->in_progress++;
     if (!a->t.closing && a->side.ready) {
         app_stage(a);
-        if (!a->t.closing && (ret = rm_side_drain(&a->side)) != 0)
+        if (!a->t.closing && rm_side_drain(&a->side) != 0)
             app_fail(a, "UC");
         if (!a->t.closing)
             app_parse(a);
         if (!a->t.closing)
             (void)app_deliver(a); /* at the end, the stream detaches from its own progress */
-        if (!a->t.closing && a->hold.len == 0 && !a->in.src_eof && (ret = rm_side_fill(&a->side, 0)) != 0)
+        if (!a->t.closing && a->hold.len == 0 && !a->in.src_eof && rm_side_fill(&a->side, 0) != 0)
             app_fail(a, "UC");
         if (!a->t.closing && a->st == NULL && a->in.src_eof)
             app_close(a); /* the app closed an idle connection */

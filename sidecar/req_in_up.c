@@ -281,7 +281,7 @@ int rm__req_in_up_pump(rm__req_in_t *ri)
     }
     if (ri->app == NULL || !c->up.ready)
         return 0;
-    if ((ret = rm_side_fill(&c->up, 0)) != 0) {
+    if (rm_side_fill(&c->up, 0) != 0) {
         up_fail_all(ri, "UC");
         return 0;
     }
@@ -292,7 +292,7 @@ int rm__req_in_up_pump(rm__req_in_t *ri)
             up_fail_all(ri, "UC");
             return 0;
         }
-        if ((ret = rm_side_fill(&c->up, 0)) != 0) {
+        if (rm_side_fill(&c->up, 0) != 0) {
             up_fail_all(ri, "UC");
             return 0;
         }
@@ -314,7 +314,7 @@ int rm__req_in_up_pump(rm__req_in_t *ri)
         ri->app_out.len = (size_t)n;
         rm_pipe_release_if_empty(&ri->app_out);
     }
-    if ((ret = rm_side_drain(&c->up)) != 0) {
+    if (rm_side_drain(&c->up) != 0) {
         up_fail_all(ri, "UC");
         return 0;
     }

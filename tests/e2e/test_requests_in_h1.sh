@@ -38,6 +38,7 @@ rm_svid_issue orders main "$ID_B"
 rm_pod_create b
 rm_external_create ext
 rm_service "$VIP:8081" b:8081
+rm_service "$VIP:8083" b:8083 # nothing listens there
 rm_bg app-h1 b "$APP_LOG" /usr/bin/python3 "$TOOLS/h1_echo_app.py" 8081
 rm_wait_port b 8081 15 app-h1
 
@@ -61,14 +62,20 @@ rm_proxy_start b
 LOG_B=$(rm_proxy_log b)
 rm_expect_log "$LOG_B" '.event == "policies_loaded"' "b loaded the policy"
 
-# a socat on ext's 127.0.0.1:9000 that runs one s_client per connection to $VIP:8081, offering ringmesh/h2 with the
-# frontend's SVID (from a script: socat's EXEC would split the address at its colon)
-run="$RM_TMP/bridge.sh"
-printf '#!/bin/sh\nexec openssl s_client -quiet -nocommands -alpn ringmesh/h2 -cert %s -key %s -CAfile %s -connect %s\n' \
-    "$PKI/frontend.pem" "$PKI/frontend.key" "$PKI/ca-main.pem" "$VIP:8081" >"$run"
-chmod +x "$run"
-rm_bg bridge ext "$RM_TMP/logs/bridge.log" socat -t 2 "TCP-LISTEN:${BRIDGE##*:},bind=127.0.0.1,fork,reuseaddr" "EXEC:$run"
-rm_wait_port ext "${BRIDGE##*:}" 10 bridge
+# bridge LOCAL_PORT APP_PORT: a socat on ext's 127.0.0.1:LOCAL_PORT that runs one s_client per connection to
+# $VIP:APP_PORT, offering ringmesh/h2 with the frontend's SVID (from a script: socat's EXEC would split the address
+# at its colon)
+bridge() {
+    local run="$RM_TMP/bridge-$1.sh"
+    printf '#!/bin/sh\nexec openssl s_client -quiet -nocommands -alpn ringmesh/h2 -cert %s -key %s -CAfile %s -connect %s\n' \
+        "$PKI/frontend.pem" "$PKI/frontend.key" "$PKI/ca-main.pem" "$VIP:$2" >"$run"
+    chmod +x "$run"
+    rm_bg "bridge-$1" ext "$RM_TMP/logs/bridge-$1.log" socat -t 2 "TCP-LISTEN:$1,bind=127.0.0.1,fork,reuseaddr" \
+        "EXEC:$run"
+    rm_wait_port ext "$1" 10 "bridge-$1"
+}
+bridge "${BRIDGE##*:}" 8081
+bridge 9003 8083
 
 metric() {
     rm_exec b curl -s -m 5 http://127.0.0.1:15021/metrics | awk -v k="$1" '$1 == k {print $2}'
@@ -211,6 +218,15 @@ case_app_down() {
     rm_assert_eq "$CODE" 503 "with the app down, 503"
     rm_expect_log "$LOG_B" '.event == "access" and .path == "/echo" and .response_code == 503 and
         .response_flags == "UF"' "b's access log says UF"
+    # an HTTP/2 client's request (no ringmesh-orig-proto) to a port nothing listens on: 503 UF too, and the pooled
+    # connection stays usable (two requests on it)
+    rm_exec ext timeout 60 h2load -n 2 -c 1 -m 1 "http://127.0.0.1:9003/echo" "http://127.0.0.1:9003/a" \
+        >"$RM_TMP/logs/h2load-down.out" 2>&1 || rm_fail "h2load failed: $(cat "$RM_TMP/logs/h2load-down.out")"
+    grep -q "status codes: 0 2xx, 0 3xx, 0 4xx, 2 5xx" "$RM_TMP/logs/h2load-down.out" ||
+        rm_fail "not two 5xx: $(grep -E 'requests:|status codes:' "$RM_TMP/logs/h2load-down.out")"
+    rm_log "ok: an HTTP/2 request with no app there: 503, twice on one connection"
+    rm_expect_log "$LOG_B" '.event == "access" and .path == "/a" and .response_code == 503 and
+        .response_flags == "UF"' "b's access log says UF for it"
 }
 
 rm_case "an HTTP/1.1 request reaches the HTTP/1.1 app" case_echo
