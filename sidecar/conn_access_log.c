@@ -97,7 +97,8 @@ void rm__conn_access_log_tcp(rm_conn_t *c)
     char policy[512];
     uint64_t now = rm_loop_now_ms(c->w->loop);
 
-    if (c->l7 != NULL || c->authz_state == RM_CONN_AUTHZ_HTTP || !rm_access_log_sampled(rm__conn_cfg(c)))
+    if (c->l7 != NULL || c->req_in != NULL || c->authz_state == RM_CONN_AUTHZ_HTTP ||
+        !rm_access_log_sampled(rm__conn_cfg(c)))
         return;
     fill_common(c, &e, policy, sizeof(policy));
     e.protocol = "TCP";

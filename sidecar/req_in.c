@@ -74,7 +74,8 @@ rm_http_header_t *rm__req_in_keep_fields(rm__req_in_stream_t *st, const rm_http_
     return copy;
 }
 
-void rm__req_in_stream_free(rm__req_in_stream_t *st)
+/* Frees what the stream holds and the stream (not linked any more). */
+static void stream_release(rm__req_in_stream_t *st)
 {
     rm__req_in_t *ri = st->ri;
     rm_h2s_body_clear(ri->srv, &st->resp_body);
@@ -87,13 +88,19 @@ void rm__req_in_stream_free(rm__req_in_stream_t *st)
         free(p);
     }
     rm_bytebuf_free(&st->tmem);
+    free(st);
+}
+
+void rm__req_in_stream_free(rm__req_in_stream_t *st)
+{
+    rm__req_in_t *ri = st->ri;
     if (st->prev != NULL)
         st->prev->next = st->next;
     else
         ri->streams = st->next;
     if (st->next != NULL)
         st->next->prev = st->prev;
-    free(st);
+    stream_release(st);
 }
 
 /* The exchange is over for the client: logged at debug level and reported (conn_observe.h), once. */
@@ -611,15 +618,17 @@ void rm__req_in_free(rm_conn_t *c)
     rm__req_in_t *ri = c->req_in;
     if (ri == NULL)
         return;
-    while (ri->streams != NULL) {
-        rm__req_in_stream_t *st = ri->streams;
+    rm__req_in_stream_t *st = ri->streams, *next;
+    ri->streams = NULL;
+    for (; st != NULL; st = next) {
+        next = st->next;
         stream_report(st, 0);
         if (st->a != NULL) {
             rm__app_conn_t *a = st->a;
             st->a = NULL;
             rm__app_h1_detach(a, 0);
         }
-        rm__req_in_stream_free(st);
+        stream_release(st);
     }
     rm_h2s_free(ri->srv);
     rm_h2s_free(ri->app);

@@ -301,14 +301,15 @@ static void app_parse(rm__app_conn_t *a)
 
 /* ------------------------------------------------------------------ progress */
 
-static void app_stage(rm__app_conn_t *a)
+/* Moves request bytes into the out pipe when it is free (a send in flight reads a buffer that does not move). Returns
+ * 0 or -ENOMEM. */
+static int app_stage(rm__app_conn_t *a)
 {
+    int ret;
     if (a->out.len != 0 || rm_io_busy(&a->side.wr_op) || a->tx.len == 0)
-        return;
-    if (rm_pipe_reserve(&a->out) != 0) {
-        app_fail(a, "UC");
-        return;
-    }
+        return 0;
+    if ((ret = rm_pipe_reserve(&a->out)) != 0)
+        return ret;
     a->out.off = 0;
     size_t n = a->tx.len < rm_pipe_room(&a->out) ? a->tx.len : rm_pipe_room(&a->out);
     memcpy(a->out.buf, a->tx.base, n);
@@ -319,6 +320,19 @@ static void app_stage(rm__app_conn_t *a)
         a->tx_body = 0;
         rm__req_in_app_sent(a->st, body);
     }
+    return 0;
+}
+
+/* Stages and sends what the request has for the app, once connected. Returns 0 or an error (nothing failed yet: the
+ * caller decides). */
+static int app_send(rm__app_conn_t *a)
+{
+    int ret;
+    if (!a->side.ready || a->t.closing)
+        return 0;
+    if ((ret = app_stage(a)) != 0)
+        return ret;
+    return rm_side_drain(&a->side);
 }
 
 /* The exchange is over and the stream let go: back to idle, or closed. */
@@ -349,8 +363,7 @@ static void app_progress(rm__app_conn_t *a)
 
     a->in_progress++;
     if (!a->t.closing && a->side.ready) {
-        app_stage(a);
-        if (!a->t.closing && rm_side_drain(&a->side) != 0)
+        if (app_send(a) != 0)
             app_fail(a, "UC");
         if (!a->t.closing)
             app_parse(a);
@@ -477,9 +490,12 @@ rm__app_conn_t *rm__app_h1_send(rm_worker_t *w, const rm_sockaddr_t *target, rm_
         app_close(a);
         return NULL;
     }
-    /* sent from the connection's next progress (a completion), never from inside the caller's */
-    if (a->side.ready)
-        app_stage(a), (void)rm_side_drain(&a->side);
+    /* a connection already there sends at once; a new one once connected (its progress) */
+    if (app_send(a) != 0) {
+        a->st = NULL;
+        app_close(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -500,12 +516,7 @@ int rm__app_h1_body(rm__app_conn_t *a, const uint8_t *p, size_t n)
     if (ret != 0)
         return ret;
     a->tx_body += n;
-    if (a->side.ready && !a->t.closing) {
-        app_stage(a);
-        if (!a->t.closing)
-            (void)rm_side_drain(&a->side);
-    }
-    return 0;
+    return app_send(a);
 }
 
 int rm__app_h1_end(rm__app_conn_t *a, const rm_http_header_t *trailers, size_t n)
@@ -517,11 +528,7 @@ int rm__app_h1_end(rm__app_conn_t *a, const rm_http_header_t *trailers, size_t n
             len = rm_h1c_write_last_chunk(NULL, 0, buf, sizeof(buf)); /* trailers too large for the app: left out */
         if (len < 0 || rm_bytebuf_append(&a->tx, buf, (size_t)len) != 0)
             return -ENOMEM;
-        if (a->side.ready && !a->t.closing) {
-            app_stage(a);
-            if (!a->t.closing)
-                (void)rm_side_drain(&a->side);
-        }
+        return app_send(a);
     }
     return 0;
 }
