@@ -39,8 +39,11 @@ rm_pod_create b
 rm_external_create ext
 rm_service "$VIP:8081" b:8081
 rm_service "$VIP:8083" b:8083 # nothing listens there
+rm_service "$VIP:8084" b:8084 # a PERMISSIVE port
 rm_bg app-h1 b "$APP_LOG" /usr/bin/python3 "$TOOLS/h1_echo_app.py" 8081
+rm_bg app-h1-permissive b "$RM_TMP/logs/app-h1-permissive.log" /usr/bin/python3 "$TOOLS/h1_echo_app.py" 8084
 rm_wait_port b 8081 15 app-h1
+rm_wait_port b 8084 15 app-h1-permissive
 
 POLICY_DIR="$RM_TMP/pods/b/policies"
 mkdir -p "$POLICY_DIR"
@@ -55,7 +58,7 @@ spec:
     to: [{operation: {paths: ["/a", "/echo", "/big", "/chunked", "/close", "/status", "/cut"]}}]
 EOF
 chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$POLICY_DIR"
-rm_pod_mesh b svid=orders bundle=main
+rm_pod_mesh b svid=orders bundle=main permissive=8084
 rm_stop proxy-b
 printf 'authorization:\n  policyDir: "%s"\naccessLog: true\n' "$POLICY_DIR" >>"$RM_TMP/pods/b/proxy.yaml"
 rm_proxy_start b
@@ -76,6 +79,7 @@ bridge() {
 }
 bridge "${BRIDGE##*:}" 8081
 bridge 9003 8083
+bridge 9004 8084
 
 metric() {
     rm_exec b curl -s -m 5 http://127.0.0.1:15021/metrics | awk -v k="$1" '$1 == k {print $2}'
@@ -212,6 +216,17 @@ case_cut() {
     rm_assert_eq "$CODE" 200 "b still serves after them"
 }
 
+case_permissive() {
+    # PERMISSIVE connects to the app before the client's bytes show TLS; the pooled connection's requests still go
+    # over the worker's own HTTP/1.1 connections
+    local code
+    code=$(rm_exec ext curl -s --http2-prior-knowledge -H "$H1" -o "$RM_TMP/body-p" -w '%{http_code}' --max-time 20 \
+        "http://127.0.0.1:9004/echo?p=1") || true
+    rm_assert_eq "$code" 200 "a request on a PERMISSIVE port"
+    rm_expect_log "$RM_TMP/logs/app-h1-permissive.log" '.event == "request" and .line == "GET /echo?p=1 HTTP/1.1"' \
+        "the app there got it as HTTP/1.1"
+}
+
 case_app_down() {
     rm_stop app-h1
     h2 /echo
@@ -235,5 +250,6 @@ rm_case "HEAD, 204 and 304 without a body" case_no_body
 rm_case "per-request policy with the client's principal" case_policy
 rm_case "keep-alive: one handshake, few app connections" case_reuse
 rm_case "a response the app cuts: the stream is reset, UC" case_cut
+rm_case "a PERMISSIVE port" case_permissive
 rm_case "the app down: 503 UF" case_app_down
 rm_finish
