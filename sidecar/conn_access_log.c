@@ -97,7 +97,8 @@ void rm__conn_access_log_tcp(rm_conn_t *c)
     char policy[512];
     uint64_t now = rm_loop_now_ms(c->w->loop);
 
-    if (c->l7 != NULL || c->authz_state == RM_CONN_AUTHZ_HTTP || !rm_access_log_sampled(rm__conn_cfg(c)))
+    if (c->l7 != NULL || c->req_in != NULL || c->authz_state == RM_CONN_AUTHZ_HTTP ||
+        !rm_access_log_sampled(rm__conn_cfg(c)))
         return;
     fill_common(c, &e, policy, sizeof(policy));
     e.protocol = "TCP";
@@ -152,7 +153,7 @@ void rm__conn_access_log_http(rm_conn_t *c, const rm_access_request_t *rec, cons
     e.response_code = ex->status;
     e.grpc_status = ex->grpc_status;
     /* DC: the exchange did not end normally (reset, or the connection closed first) */
-    e.response_flags = ex->complete ? "-" : "DC";
+    e.response_flags = ex->response_flag != NULL ? ex->response_flag : ex->complete ? "-" : "DC";
     e.bytes_received = ex->request_bytes;
     e.bytes_sent = ex->response_bytes;
     /* the request's own verdict (the connection's, when it was decided as a whole, is not this request's) */

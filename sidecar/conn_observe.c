@@ -276,7 +276,9 @@ void rm__conn_observe_exchange(void *conn, const rm_http_exchange_t *ex)
     /* Envoy's response flags: a policy denial is Istio's RBAC 403 (or gRPC 7) with no flag; the proxy's other
      * answers (400, 431) are a downstream protocol error; an exchange cut before its end names the side that
      * went away. */
-    if (ex->answered_by_proxy)
+    if (ex->response_flag != NULL)
+        key.flags = strcmp(ex->response_flag, "UF") == 0 ? RM_MESH_FLAGS_UF : RM_MESH_FLAGS_UC;
+    else if (ex->answered_by_proxy)
         key.flags = denied ? RM_MESH_FLAGS_NONE : RM_MESH_FLAGS_DPE;
     else if (!ex->complete)
         key.flags = c->u2d.src_eof ? RM_MESH_FLAGS_UC : RM_MESH_FLAGS_DC;

@@ -70,6 +70,9 @@ typedef struct st_rm_http_exchange_t {
     uint64_t response_bytes;   /* response body bytes (the filter's own answers included) */
     uint8_t answered_by_proxy; /* the filter answered the request itself (403, gRPC 7, 400, 431) */
     uint8_t complete;          /* the response ended normally; 0: reset, or the connection closed first */
+    /* Envoy's response flag of an answer the proxy made for an upstream ("UF": it could not be connected to, "UC":
+     * it went away before answering), NULL otherwise */
+    const char *response_flag;
 } rm_http_exchange_t;
 
 /** Called once per exchange the hook saw, when its response has ended or can no longer end (reset, close). */

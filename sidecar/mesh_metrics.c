@@ -102,13 +102,13 @@ void rm_mesh_metrics_request(rm_metrics_shard_t *sh, const rm_mesh_labels_t *l, 
     rm_metrics_observe(sh, RM_MM_RESPONSE_BYTES, l->v, (double)response_bytes, now_ms);
 }
 
-static const char *const flag_names[] = {"-", "DPE", "UC", "DC"};
+static const char *const flag_names[] = {"-", "DPE", "UC", "DC", "UF"};
 
-/* A key as one non-zero number: status (16 bits), grpc status + 1 (32 bits, -1 as 0), flags (2), protocol (1). */
+/* A key as one non-zero number: status (16 bits), grpc status + 1 (32 bits, -1 as 0), flags (3), protocol (1). */
 static uint64_t pack_key(const rm_mesh_request_key_t *k)
 {
-    return (uint64_t)k->status | (uint64_t)(uint32_t)(k->grpc_status + 1) << 16 | (uint64_t)(k->flags & 3) << 48 |
-           (uint64_t)(k->grpc != 0) << 50 | 1ull << 51;
+    return (uint64_t)k->status | (uint64_t)(uint32_t)(k->grpc_status + 1) << 16 | (uint64_t)(k->flags & 7) << 48 |
+           (uint64_t)(k->grpc != 0) << 51 | 1ull << 52;
 }
 
 static const unsigned request_families[4] = {RM_MM_REQUESTS, RM_MM_DURATION, RM_MM_REQUEST_BYTES, RM_MM_RESPONSE_BYTES};
@@ -134,7 +134,7 @@ void rm_mesh_metrics_request_cached(rm_metrics_shard_t *sh, rm_mesh_request_cach
             snprintf(grpc, sizeof(grpc), "%d", (int)key->grpc_status);
             l.v[RM_ML_GRPC_RESPONSE_STATUS] = grpc;
         }
-        l.v[RM_ML_RESPONSE_FLAGS] = flag_names[key->flags & 3];
+        l.v[RM_ML_RESPONSE_FLAGS] = flag_names[key->flags & 7];
         l.v[RM_ML_REQUEST_PROTOCOL] = key->grpc ? "grpc" : "http";
         i = RM_MESH_REQUEST_CACHE_WAYS - 1;
         cache->ways[i].key = k;

@@ -58,6 +58,7 @@ typedef enum {
     RM_MESH_FLAGS_DPE,      /* the proxy answered: a downstream protocol error */
     RM_MESH_FLAGS_UC,       /* the upstream went away before the end */
     RM_MESH_FLAGS_DC,       /* the downstream went away before the end */
+    RM_MESH_FLAGS_UF,       /* the proxy answered 503: the upstream could not be connected to */
 } rm_mesh_flags_t;
 
 /** What varies between the requests of one connection: the labels response_code, grpc_response_status,

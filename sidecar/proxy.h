@@ -104,6 +104,8 @@ struct st_rm_worker_t {
     struct st_rm_req_pools_t *req_pools;     /* the request path's pooled HTTP/2 connections (req_conn.h), lazily */
     struct st_rm_req_lb_t *req_lb;           /* the request path's latency estimates (req_balance.h), lazily */
     struct st_rm_retry_budget_t *req_budget; /* the request path's retry budget (ringmesh/retry.h), lazily */
+    struct st_rm__app_conn_t *app_conns;     /* HTTP/1.1 connections to the app of pooled requests (req_in.h) */
+    size_t num_app_conns;
     rm_worker_stats_t stats;
     rm_metrics_shard_t *metrics; /* this worker's shard of the proxy's request and connection metrics */
     atomic_uint_fast64_t epoch;  /* loop iterations: a change means no bare snapshot pointer survives from before */
@@ -182,6 +184,10 @@ void rm__conn_tick(rm_conn_t *c, uint64_t now_ms);
 void rm__conn_drain_cut(rm_conn_t *c);
 /** A handshake step came back from the handshake threads (the worker took it from its reply queue). */
 void rm__conn_handshake_back(rm_hs_job_t *job);
+/** Closes the worker's idle HTTP/1.1 app connections of pooled requests older than their idle time (req_in_app.c). */
+void rm__app_pool_tick(rm_worker_t *w, uint64_t now_ms);
+/** Closes every app connection of the worker (it is stopping). Returns how many are still closing. */
+size_t rm__app_pool_cut(rm_worker_t *w);
 /** The next connection in a worker's open or free list. */
 rm_conn_t *rm__conn_next(rm_conn_t *c);
 /** Frees a recycled connection object for good. */

@@ -112,6 +112,7 @@ struct st_rm_conn_t {
      * until the end of the loop iteration, for rm__conn_observe_request to copy */
     const rm_authz_policy_t *request_authz_policy;
     rm__conn_l7_t *l7;
+    struct st_rm__req_in_t *req_in;   /* a pooled request connection served as HTTP/2 (req_in.h); NULL otherwise */
     char *sni;                        /* inbound: the server name of the peer's ClientHello, when it sent one */
     struct st_rm_conn_trace_t *trace; /* the spans of its HTTP exchanges (conn_trace.h), once one is traced */
     rm__conn_obs_t obs;               /* what conn_observe.c keeps of the connection and its exchanges */

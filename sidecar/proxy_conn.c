@@ -12,6 +12,7 @@
 #include "conn_observe.h"
 #include "proxy_conn-t.h"
 #include "req_out.h"
+#include "req_in.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
 
@@ -173,7 +174,7 @@ static void on_up_connect(rm_io_op_t *op, int res)
     rm_conn_t *c = rm_container_of(s, rm_conn_t, up);
     c->t.pending--;
     c->up_connecting = 0;
-    if (c->t.closing)
+    if (c->t.closing || c->req_in != NULL) /* a request server's app side is its own (req_in.c) */
         goto Progress;
     if (res != 0 && c->dir == RM_CONN_DIR_OUTBOUND && rm__conn_endpoint_retry(c, res, "connect_failed")) {
         atomic_fetch_add_explicit(&c->w->stats.connect_failed, 1, memory_order_relaxed);
@@ -450,6 +451,15 @@ static step_t conn_step(rm_conn_t *c)
         }
     }
 
+    /* inbound: a pooled request connection (ringmesh/h2) is an HTTP/2 server of its own (req_in.c) */
+    if (c->req_in == NULL && rm__req_in_wanted(c) && (ret = rm__req_in_start(c)) != 0)
+        goto Error;
+    if (c->req_in != NULL) {
+        if ((ret = rm__req_in_pump(c)) != 0)
+            goto Error;
+        return c->t.closing ? STEP_AGAIN : STEP_WAIT;
+    }
+
     /* inbound: decide on the peer as soon as it is known; nothing reaches the app before a decision */
     if (c->authz_state == RM_CONN_AUTHZ_PENDING && c->down.ready) {
         if ((ret = rm__conn_authz_progress(c)) != 0)
@@ -544,6 +554,10 @@ static void conn_side_error(rm_side_owner_t *o, rm_side_t *s, rm_side_error_t ki
     rm_conn_t *c = rm_container_of(o, rm_conn_t, t);
     if (c->ep_switching && s == &c->up)
         return; /* the endpoint being left: its errors end nothing */
+    if (c->req_in != NULL && s == &c->up) {
+        rm__req_in_up_error(c, err); /* the app's HTTP/2 session: its streams fail, the connection stays */
+        return;
+    }
     if (kind == RM_SIDE_TLS_ERROR)
         log_conn_error(c, err);
     else if (kind == RM_SIDE_RECORD_ERROR)
@@ -592,7 +606,8 @@ static rm_conn_t *conn_alloc(rm_worker_t *w)
 static void conn_free(rm_conn_t *c)
 {
     rm_worker_t *w = c->w;
-    rm__conn_l7_end(c);         /* its exchanges still open are reported first, while their spans are kept */
+    rm__conn_l7_end(c); /* its exchanges still open are reported first, while their spans are kept */
+    rm__req_in_free(c);
     rm__conn_access_log_tcp(c); /* every connection, refused ones too (their line says the decision) */
     log_access(c);
     if (c->obs.opened)
@@ -942,6 +957,8 @@ void rm__conn_tick(rm_conn_t *c, uint64_t now_ms)
     if (cfg->idle_timeout_ms != 0 && now_ms - c->t.last_active_ms >= cfg->idle_timeout_ms) {
         rm__conn_abort(c, RM_CONN_CLOSE_TIMEOUT);
         conn_progress(c);
+    } else if (c->req_in != NULL && c->w->draining) {
+        conn_progress(c); /* a request server says GOAWAY (req_in.c) */
     }
 }
 

@@ -309,6 +309,7 @@ static void worker_tick(rm_worker_t *w)
     atomic_store_explicit(&w->stats.buf_idle, bs.idle, memory_order_relaxed);
     atomic_store_explicit(&w->stats.buf_large_in_use, bs.large_in_use, memory_order_relaxed);
     atomic_store_explicit(&w->stats.buf_large_idle, bs.large_idle, memory_order_relaxed);
+    rm__app_pool_tick(w, now);
     int cut = w->draining && now >= w->drain_deadline_ms;
     for (c = w->conns; c != NULL; c = next) {
         next = rm__conn_next(c); /* the callee may free c */
@@ -375,8 +376,8 @@ static void *worker_main(void *arg)
     rm_io_cancel(w->loop, &w->hs_op);
     for (int i = 0; i < 1000; i++) {
         hs_reply_drain(w); /* the reply op is cancelled: handshake steps still out are taken here */
-        int busy = w->num_conns != 0 || w->num_admin_conns != 0 || rm_io_busy(&w->wake_op) || rm_io_busy(&w->hs_op) ||
-                   rm_req_pools_busy(w->req_pools);
+        int busy = rm__app_pool_cut(w) != 0 || w->num_conns != 0 || w->num_admin_conns != 0 ||
+                   rm_io_busy(&w->wake_op) || rm_io_busy(&w->hs_op) || rm_req_pools_busy(w->req_pools);
         for (size_t j = 0; j < w->num_listeners; j++)
             busy |= rm_io_busy(&w->listeners[j].accept_op);
         if (!busy)
