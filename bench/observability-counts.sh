@@ -12,7 +12,7 @@
 #
 #   bench/observability-counts.sh [PROXY_A [PROXY_B]]   (as root; default: build/sidecar/ringmesh-proxy)
 #
-# Settings: WHAT ("syscalls callgrind"), N (20000), CG_N1 (500), CG_N2 (2500), CONNS (16), BACKENDS
+# Settings: WHAT ("syscalls callgrind"), N (20000), CG_N1 (300), CG_N2 (1300), CONNS (16), BACKENDS
 # ("io_uring epoll"), CG_BACKEND (epoll: valgrind 3.19 does not follow io_uring's shared rings), TOP (25: functions listed per configuration), OUT (a directory to keep
 # the callgrind files in; default: none kept). Needs perf, valgrind, nginx and h2load. Everything listens on
 # 127.0.0.1; every process started here is stopped by its PID.
@@ -21,8 +21,8 @@ BENCH_NAME=observability-counts.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 WHAT=${WHAT:-syscalls callgrind}
 N=${N:-20000}
-CG_N1=${CG_N1:-500}
-CG_N2=${CG_N2:-2500}
+CG_N1=${CG_N1:-300}
+CG_N2=${CG_N2:-1300}
 CONNS=${CONNS:-16}
 BACKENDS=${BACKENDS:-io_uring epoll}
 CG_BACKEND=${CG_BACKEND:-epoll}
