@@ -4,7 +4,9 @@
 # proxy binaries, each measured with
 #   syscalls   perf's tracepoints on both proxies over N requests (h2load, HTTP/1.1, CONNS connections), per
 #              request and per proxy: system calls (io_uring_enter, epoll_wait, send/recv calls), io_uring SQEs by
-#              operation, sends (system calls or SEND SQEs) and the bytes per send; on both I/O backends (BACKENDS)
+#              operation, sends (system calls or SEND SQEs) and the bytes per send; on both I/O backends (BACKENDS).
+#              On a loaded machine perf may lose events: a row with fewer than 2 sends per request and proxy (what a
+#              keep-alive request needs) lost some, and is to be measured again
 #   callgrind  valgrind's callgrind on both proxies: the instructions each runs in user space per request (the
 #              difference between a run of CG_N2 and one of CG_N1 requests over the same CONNS connections, so that
 #              handshakes and start-up cancel out), TLS records written (wolfSSL's BuildTls13Message) and allocator
