@@ -50,11 +50,13 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # (tests/e2e/tools/jwt_tool.py), with a JOSE implementation that is not ringmesh's.
 # haproxy plays the endpoints' inbound proxy of the outbound request path (tests/e2e/test_requests_out.sh: mTLS with
 # ALPN ringmesh/h2 and HTTP/2 on its bind); the tests start their own, so the package's service is stopped.
+# linux-perf samples and counts the proxies in the observability benchmarks (bench/observability-cpu.sh,
+# bench/observability-counts.sh, which also runs them under valgrind's callgrind).
 readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procps curl jq
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
     qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref
     python3-kubernetes python3-jsonpatch unzip prometheus tmux python3-cryptography valgrind
-    haproxy)
+    haproxy linux-perf)
 # Node.js and npm: Debian's, unless the machine already has an npm (a Node.js that bundles npm cannot be installed
 # beside Debian's npm package).
 if ! command -v npm >/dev/null 2>&1; then

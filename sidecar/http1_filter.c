@@ -422,7 +422,18 @@ static int line_is_set_field(const uint8_t *line, size_t len, const rm_http_deci
 
 /* Appends the head to to_app: its request target replaced by f->target when normalizing changed it, and the
  * hook's set fields in place of the head's fields of the same names (http1_filter.h). */
-static int forward_head(rm_http1_filter_t *f, long target_off, int changed, rm_bytebuf_t *to_app)
+/* Whether a field of the head (f->field_index, names lower-cased) has the name of one of the hook's set fields. */
+static int head_has_set_field(const rm_http1_filter_t *f, const rm_http_decision_t *d)
+{
+    for (size_t k = 0; k != d->num_set; k++)
+        for (size_t i = 0; i != f->num_fields; i++)
+            if (f->field_index[i].name_len == d->set[k].name_len &&
+                memcmp(f->fields.base + f->field_index[i].name_off, d->set[k].name, d->set[k].name_len) == 0)
+                return 1;
+    return 0;
+}
+
+static int forward_head(rm_http1_filter_t *f, long target_off, int changed, int scanned, rm_bytebuf_t *to_app)
 {
     const rm_http_decision_t *d = &f->decision;
     const uint8_t *h = f->head.base, *lf;
@@ -435,6 +446,12 @@ static int forward_head(rm_http1_filter_t *f, long target_off, int changed, rm_b
         extra += d->set[i].name_len + d->set[i].value_len + 4;
     if ((ret = rm_bytebuf_reserve(to_app, n + f->target.len + extra)) != 0)
         return ret;
+    if (scanned && !changed && !head_has_set_field(f, d)) {
+        /* a scanned head ends with its empty line "\r\n" and keeps all its fields: the set ones go before it */
+        rm_bytebuf_append(to_app, h, n - 2);
+        pos = n - 2;
+        goto Set;
+    }
     /* the request line */
     lf = memchr(h + rest, '\n', n - rest);
     pos = lf != NULL ? (size_t)(lf - h) + 1 : n;
@@ -453,6 +470,7 @@ static int forward_head(rm_http1_filter_t *f, long target_off, int changed, rm_b
             rm_bytebuf_append(to_app, h + pos, end - pos);
         pos = end;
     }
+Set:
     for (size_t i = 0; i != d->num_set; i++) {
         if (d->set[i].value == NULL)
             continue; /* removed */
@@ -519,7 +537,7 @@ int rm__http1_decide_request(rm_http1_filter_t *f, const rm__http1_head_info_t *
         h->name_len = field->name_len;
         h->value = base + field->value_off;
         h->value_len = trim_trailing_ows(h->value, field->value_len);
-        if (!is_token(h->name, h->name_len))
+        if (!p->scanned && !is_token(h->name, h->name_len)) /* the scanner took tokens only */
             return queue_error_answer(f, RM__HTTP1_PENDING_BAD_REQUEST, to_client);
         if (h->name_len == 4 && memcmp(h->name, "host", 4) == 0) {
             if (req.host != NULL)
@@ -584,7 +602,7 @@ int rm__http1_decide_request(rm_http1_filter_t *f, const rm__http1_head_info_t *
         keep_valid_set_fields(&f->decision);
         if ((ret = pending_push(f, RM__HTTP1_PENDING_FORWARDED, flags, f->decision.cookie)) != 0)
             return ret;
-        if ((ret = forward_head(f, target_off, target.changed, to_app)) != 0)
+        if ((ret = forward_head(f, target_off, target.changed, p->scanned, to_app)) != 0)
             return ret;
         f->cur_flags = flags;
         f->upgrade_answer = RM__HTTP1_UPGRADE_PENDING;

@@ -49,6 +49,9 @@ enum {
 typedef struct {
     unsigned method; /* enum http_method */
     uint8_t upgrade, http10, keep_alive, chunked, has_length;
+    /* read by the scanner: the field names are tokens, and the head is the request line, one CRLF-ended line per
+     * field and an empty CRLF line (http1_scan.h) */
+    uint8_t scanned;
     uint64_t content_length;
 } rm__http1_head_info_t;
 

@@ -68,7 +68,7 @@ int rm__http1_fast_request(rm_http1_filter_t *f, const uint8_t *in, size_t len, 
         }
         f->num_fields = h.num_fields;
         rm__http1_head_info_t hi = {
-            .method = h.method, .keep_alive = 1, .has_length = 1, .content_length = h.content_length};
+            .method = h.method, .keep_alive = 1, .has_length = 1, .scanned = 1, .content_length = h.content_length};
         n = h.head_len;
         if ((ret = rm__http1_decide_request(f, &hi, to_app, to_client)) != 0)
             return ret;

@@ -4,23 +4,66 @@
 #include <http_parser.h>
 #include <string.h>
 
-/* a field value's or reason phrase's byte: HTAB, SP, VCHAR or obs-text */
-static int is_value_byte(uint8_t c)
+/* Byte classes, one table lookup per byte. */
+#define CL_TCHAR  0x01 /* a token's byte (RFC 9110 5.6.2) */
+#define CL_VALUE  0x02 /* a field value's or reason phrase's byte: HTAB, SP, VCHAR or obs-text */
+#define CL_TARGET 0x04 /* a byte the scanner takes in a request target: visible ASCII other than "#" */
+
+/* byte_class[c]: the classes of byte c (tests/unit/test_http1_scan.c checks the table against the definitions) */
+static const uint8_t byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 6, 3, 7,
+    7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+/* p[0, n) holds only value bytes (CL_VALUE). Eight bytes at a time: a word without a byte below 0x20 or equal to
+ * 0x7f is all value bytes (obs-text, 0x80 and up, is too); a word with one (HTAB is the only such value byte) is
+ * looked at byte by byte. */
+static int all_value_bytes(const uint8_t *p, size_t n)
 {
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, del;
+        memcpy(&x, p + i, 8);
+        del = x ^ (ones * 0x7f);
+        if ((((x - ones * 0x20) & ~x) | ((del - ones) & ~del)) & highs) {
+            for (size_t k = i; k != i + 8; k++)
+                if (!(byte_class[p[k]] & CL_VALUE))
+                    return 0;
+        }
+    }
+    for (; i != n; i++)
+        if (!(byte_class[p[i]] & CL_VALUE))
+            return 0;
+    return 1;
 }
 
 /* s[0, len) equals the lower-case literal `lit` without regard to case; the length is compared first, at no cost,
  * so that most fields are told apart without a loop */
 #define name_is(s, len, lit) ((len) == sizeof(lit) - 1 && name_eq((s), (lit), sizeof(lit) - 1))
 
+/* s[0, n), bytes of a token or a field value (CL_TCHAR or CL_VALUE), equals the lower-case `name` of letters and "-"
+ * without regard to case. For such a byte c, c | 0x20 is that letter or "-" only when c is it in either case (CR,
+ * the one other byte that would map onto "-", is neither), so eight bytes are compared at once. */
 static int name_eq(const uint8_t *s, const char *name, size_t n)
 {
-    for (size_t i = 0; i != n; i++) {
-        uint8_t c = s[i] >= 'A' && s[i] <= 'Z' ? (uint8_t)(s[i] - 'A' + 'a') : s[i];
-        if (c != (uint8_t)name[i])
+    const uint64_t lower = 0x2020202020202020u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, s + i, 8);
+        memcpy(&b, name + i, 8);
+        if ((a | lower) != b)
             return 0;
     }
+    for (; i != n; i++)
+        if ((uint8_t)(s[i] | 0x20) != (uint8_t)name[i])
+            return 0;
     return 1;
 }
 
@@ -80,9 +123,8 @@ int rm_http1_scan_response_head(const uint8_t *p, size_t n, rm_http1_resp_head_t
     end = (size_t)(lf - p);
     if (p[end - 1] != '\r')
         return 0;
-    for (size_t i = 13; i != end - 1; i++)
-        if (!is_value_byte(p[i]))
-            return 0;
+    if (!all_value_bytes(p + 13, end - 1 - 13))
+        return 0;
     pos = end + 1;
 
     /* the field lines, up to the empty one */
@@ -102,15 +144,14 @@ int rm_http1_scan_response_head(const uint8_t *p, size_t n, rm_http1_resp_head_t
             return 0;
         /* the line is p[pos, end - 1): name ":" value */
         size_t name_end = pos;
-        while (name_end != end - 1 && rm_http1_is_tchar(p[name_end]))
+        while (name_end != end - 1 && (byte_class[p[name_end]] & CL_TCHAR))
             name_end++;
         if (name_end == pos || name_end == end - 1 || p[name_end] != ':')
             return 0; /* an empty name, a non-token byte in it (SP, HTAB: also obs-fold), or no colon */
         const uint8_t *value = p + name_end + 1;
         size_t value_len = end - 1 - (name_end + 1), name_len = name_end - pos;
-        for (size_t i = 0; i != value_len; i++)
-            if (!is_value_byte(value[i]))
-                return 0;
+        if (!all_value_bytes(value, value_len))
+            return 0;
         if (name_is(p + pos, name_len, "content-length")) {
             if (cl >= 0 || (cl = content_length_of(value, value_len)) < 0)
                 return 0;
@@ -162,7 +203,7 @@ int rm_http1_scan_request_head(const uint8_t *p, size_t n, rm_http1_req_head_t *
     if (pos == n || p[pos] != '/')
         return 0;
     out->target_off = (uint32_t)pos;
-    while (pos != n && p[pos] > 0x20 && p[pos] < 0x7f && p[pos] != '#')
+    while (pos != n && (byte_class[p[pos]] & CL_TARGET))
         pos++;
     out->target_len = (uint32_t)(pos - out->target_off);
     if (n - pos < 11 || memcmp(p + pos, " HTTP/1.1\r\n", 11) != 0)
@@ -185,14 +226,13 @@ int rm_http1_scan_request_head(const uint8_t *p, size_t n, rm_http1_req_head_t *
         if (end == pos || p[end - 1] != '\r' || num_fields == max_fields)
             return 0;
         size_t name_end = pos;
-        while (name_end != end - 1 && rm_http1_is_tchar(p[name_end]))
+        while (name_end != end - 1 && (byte_class[p[name_end]] & CL_TCHAR))
             name_end++;
         if (name_end == pos || name_end == end - 1 || p[name_end] != ':')
             return 0;
         size_t value_off = name_end + 1, value_end = end - 1, name_len = name_end - pos;
-        for (size_t k = value_off; k != value_end; k++)
-            if (!is_value_byte(p[k]))
-                return 0;
+        if (!all_value_bytes(p + value_off, value_end - value_off))
+            return 0;
         const uint8_t *name = p + pos, *value;
         while (value_off != value_end && (p[value_off] == ' ' || p[value_off] == '\t'))
             value_off++;

@@ -112,6 +112,7 @@ static void side_failed(rm_side_t *s, rm_side_error_t kind, int err)
 static void recv_result(rm_side_t *s, int res, size_t asked)
 {
     rm_pipe_t *out_pipe = s->rx;
+    s->tls_dry = 0;
     if (res > 0) {
         s->owner->last_active_ms = rm_loop_now_ms(s->owner->loop);
         /* a receive that filled all it was given left more behind: a stream, taken in large buffers from now on */
@@ -258,6 +259,7 @@ static void on_send(rm_io_op_t *op, int res)
     rm_side_owner_t *o = s->owner;
 
     o->pending--;
+    s->tls_dry = 0; /* room for the session's output: a read that wanted to write may go on */
     if (o->closing)
         goto Progress;
     if (res >= 0) {
@@ -455,6 +457,9 @@ int rm_side_fill(rm_side_t *src, int draining)
     if (!src->ready || pipe->src_eof)
         return 0;
     if (SIDE_TLS_RX(src)) {
+        /* nothing came in since the session last wanted input, and the receive that will bring it is in flight */
+        if (src->tls_dry && rm_io_busy(&src->rd_op))
+            return rm_side_flush(src);
         pipe->large = !src->drained; /* the plaintext of a stream of records */
         if ((ret = rm_pipe_reserve(pipe)) != 0)
             return ret;
@@ -473,6 +478,7 @@ int rm_side_fill(rm_side_t *src, int draining)
                 ktls_start_rx(src);
                 if ((ret = rm_side_submit_recv(src)) != 0)
                     return ret;
+                src->tls_dry = 1;
                 break;
             }
             return r;

@@ -95,7 +95,10 @@ struct st_rm_side_t {
     uint8_t ready;
     uint8_t wr_shut;
     uint8_t drained;
-    uint8_t ktls;       /* RM_KTLS_* */
+    uint8_t ktls; /* RM_KTLS_* */
+    /* the session's last read wanted I/O while a receive was in flight: reading again gives nothing until a receive
+     * or a send of this side completes (rm_side_fill skips it) */
+    uint8_t tls_dry;
     uint32_t ktls_need; /* receive at most this much next (0: no limit), to reach a record boundary */
 };
 

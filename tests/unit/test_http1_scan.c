@@ -113,6 +113,84 @@ static void test_tchar_every_byte(void **state)
     }
 }
 
+/* Every byte at every offset of a reason phrase, a field name, a field value and a request target (the scanner reads
+ * values eight bytes at a time and classes bytes from a table): taken exactly when RFC 9110 allows the byte there,
+ * and names and keep-alive told apart from every byte that differs from them but in case. */
+static int value_byte(unsigned c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* buf = a, then v[0, n), then b; returns the length */
+static size_t join3(char *buf, const char *a, const char *v, size_t n, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    memcpy(buf, a, la);
+    memcpy(buf + la, v, n);
+    memcpy(buf + la + n, b, lb);
+    return la + n + lb;
+}
+
+static void test_scan_every_byte_everywhere(void **state)
+{
+    (void)state;
+    static const char tchar[] = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    rm_http1_resp_head_t h;
+    rm_http1_req_head_t rh;
+    rm_http1_scan_field_t fields[8];
+    char buf[256];
+    for (unsigned c = 0; c < 256; c++) {
+        int tch = c != 0 && memchr(tchar, (int)c, sizeof(tchar) - 1) != NULL;
+        for (int at = 0; at < 17; at++) {
+            char v[17];
+            memset(v, 'v', 17);
+            v[at] = (char)c;
+            /* in a field value (the value's first byte: leading OWS is fine too) */
+            size_t n = join3(buf, "HTTP/1.1 200 OK\r\nx-a: ", v, 17, "\r\ncontent-length: 0\r\n\r\n");
+            int got = rm_http1_scan_response_head((const uint8_t *)buf, n, &h);
+            if (got != value_byte(c))
+                fail_msg("value byte 0x%02x at %d: %d", c, at, got);
+            /* in a reason phrase */
+            n = join3(buf, "HTTP/1.1 200 ", v, 17, "\r\ncontent-length: 0\r\n\r\n");
+            got = rm_http1_scan_response_head((const uint8_t *)buf, n, &h);
+            if (got != value_byte(c))
+                fail_msg("reason byte 0x%02x at %d: %d", c, at, got);
+            /* in a request's field value */
+            n = join3(buf, "GET / HTTP/1.1\r\nhost: h\r\nx-a: ", v, 17, "\r\n\r\n");
+            got = rm_http1_scan_request_head((const uint8_t *)buf, n, &rh, fields, 8);
+            if (got != value_byte(c))
+                fail_msg("request value byte 0x%02x at %d: %d", c, at, got);
+        }
+        if (c == 0)
+            continue; /* a NUL ends the strings below */
+        /* in a field name (a colon there ends the name: "x" with the value "a: v") */
+        int n = snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nx%ca: v\r\ncontent-length: 0\r\n\r\n", (int)c);
+        int got = rm_http1_scan_response_head((const uint8_t *)buf, (size_t)n, &h);
+        if (got != (tch || c == ':'))
+            fail_msg("name byte 0x%02x: %d", c, got);
+        /* in a request target */
+        n = snprintf(buf, sizeof(buf), "GET /a%cb HTTP/1.1\r\nhost: h\r\n\r\n", (int)c);
+        got = rm_http1_scan_request_head((const uint8_t *)buf, (size_t)n, &rh, fields, 8);
+        if (got != (c > 0x20 && c < 0x7f && c != '#'))
+            fail_msg("target byte 0x%02x: %d", c, got);
+        /* the last byte of "content-length" and of "keep-alive": only the letter, in either case, is it */
+        n = snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\ncontent-lengt%c: 0\r\n\r\n", (int)c);
+        got = rm_http1_scan_response_head((const uint8_t *)buf, (size_t)n, &h);
+        if (got != (c == 'h' || c == 'H'))
+            fail_msg("content-lengt + 0x%02x: %d", c, got);
+        n = snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nconnection: keep-aliv%c\r\ncontent-length: 0\r\n\r\n",
+                     (int)c);
+        got = rm_http1_scan_response_head((const uint8_t *)buf, (size_t)n, &h);
+        if (got != (c == 'e' || c == 'E'))
+            fail_msg("keep-aliv + 0x%02x: %d", c, got);
+        /* and the first byte of a name of eight bytes or more, compared a word at a time */
+        n = snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\n%content-length: 0\r\ncontent-length: 0\r\n\r\n", (int)c);
+        got = rm_http1_scan_response_head((const uint8_t *)buf, (size_t)n, &h);
+        if (got != (tch && c != 'c' && c != 'C'))
+            fail_msg("0x%02x + ontent-length: %d", c, got);
+    }
+}
+
 /* Twin filters, one in observe mode, fed the same bytes. */
 #define MAX_RECORDS 16
 typedef struct {
@@ -385,9 +463,13 @@ static void test_transfer_encoding_prefix_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tchar_every_byte),           cmocka_unit_test(test_scan_plain_head),
-        cmocka_unit_test(test_scan_refuses_other_framing), cmocka_unit_test(test_observe_same_as_parser),
-        cmocka_unit_test(test_observe_skips_parser),       cmocka_unit_test(test_transfer_encoding_prefix_refused),
+        cmocka_unit_test(test_tchar_every_byte),
+        cmocka_unit_test(test_scan_plain_head),
+        cmocka_unit_test(test_scan_every_byte_everywhere),
+        cmocka_unit_test(test_scan_refuses_other_framing),
+        cmocka_unit_test(test_observe_same_as_parser),
+        cmocka_unit_test(test_observe_skips_parser),
+        cmocka_unit_test(test_transfer_encoding_prefix_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
