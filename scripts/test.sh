@@ -10,7 +10,7 @@
 #             k8s, fuzz: the corpora replayed under ASan and UBSan, valgrind: the unit tests under memcheck, lint)
 #   sanitize  build/ + "-sanitize" (or $RM_SANITIZE_BUILD_DIR), built by clang (its UndefinedBehaviorSanitizer
 #             checks more than gcc's), every binary with AddressSanitizer and UndefinedBehaviorSanitizer
-#             (-DRINGMESH_SANITIZE=ON, any report aborts): the unit tests and the
+#             (-DRINGMESH_SANITIZE=ON, any report aborts): the unit tests, the fuzz corpora's replays and the
 #             end-to-end tests of the untrusted inputs (RM_SANITIZE_E2E_CI below; RM_SANITIZE_E2E=all: every one, as
 #             scripts/test-nightly.sh does), on one I/O backend (io_uring; the build stage runs both), never the
 #             two that boot a kernel under qemu (too slow instrumented). Every sanitizer report of any process the
@@ -122,9 +122,10 @@ if [[ " $stages " == *" sanitize "* ]]; then
     # repeats under the sanitizers the end-to-end tests of the untrusted inputs (the proxies' TLS, sniffing, HTTP
     # filters and policies, the control plane's Sign and Discovery, the logs' secrets) and RM_SANITIZE_E2E=all (the
     # nightly run, scripts/test-nightly.sh) repeats every one
-    sanitize_only='^unit\.'
+    # the fuzz corpora too: the build stage replays them built by gcc, whose UBSan misses what clang's reports
+    sanitize_only='^(unit|fuzz)\.'
     if [[ ${RM_SANITIZE_E2E:-ci} == all ]]; then
-        sanitize_only='^(unit|e2e)\.'
+        sanitize_only='^(unit|fuzz|e2e)\.'
     else
         for t in "${RM_SANITIZE_E2E_CI[@]}"; do
             sanitize_only+="|^e2e\.$t\$|^e2e\.$t\.io_uring\$" # (ctest regexes allow 10 groups: none here)
