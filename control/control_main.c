@@ -22,6 +22,7 @@
 #include "inject_webhook.h"
 #include "kube_cluster.h"
 #include "mesh_load.h"
+#include "openssl_defaults.h"
 #include "ringmesh/config.h"
 #include "ringmesh/duration.h"
 #include "ringmesh/error.h"
@@ -676,6 +677,11 @@ int main(int argc, char **argv)
         return 2;
     }
     rm_log_configure(level, 1);
+    /* before anything uses OpenSSL (gRPC, libcurl): no cleanup at exit, while gRPC's threads may still be ending */
+    if (rm_openssl_process_init() != 0) {
+        log_fatal("tls_init_failed", "OpenSSL", 0, "OpenSSL failed to initialise");
+        return 1;
+    }
     if (o.check_config)
         return check_config(&o);
     (void)signal(SIGPIPE, SIG_IGN);

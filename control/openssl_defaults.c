@@ -35,6 +35,11 @@ static int system_sets_ssl_conf(void)
     return sets;
 }
 
+int rm_openssl_process_init(void)
+{
+    return OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) == 1 ? 0 : -1;
+}
+
 int rm_openssl_server_defaults(const char **reason)
 {
     BIO *bio = NULL;

@@ -11,6 +11,14 @@
 #ifndef RINGMESH_CONTROL_OPENSSL_DEFAULTS_H
 #define RINGMESH_CONTROL_OPENSSL_DEFAULTS_H
 
+/** Initialises OpenSSL for the process without its exit-time cleanup (OPENSSL_INIT_NO_ATEXIT). Call it first in
+ * main, before anything can use OpenSSL: only the first initialisation decides. OpenSSL's cleanup, run by exit(),
+ * frees its state while gRPC's detached threads may still be ending; it deletes the key of the per-thread state, so
+ * a thread that ends after it leaks its error state, and one that still calls OpenSSL uses what was freed. Without
+ * the cleanup, a thread's state is freed when the thread ends, and what is left at exit is reachable. Returns 0, or
+ * -1 when OpenSSL could not initialise. */
+int rm_openssl_process_init(void);
+
 /** Applies the settings once, before any SSL_CTX is made. When the process's OpenSSL configuration file already
  * sets ssl_conf (an administrator's TLS policy), that is left in force and nothing is changed. Returns 1 when
  * applied, 0 when left to the file, -1 on an OpenSSL failure; *reason says which, in words, for the log. */

@@ -143,7 +143,8 @@ int rm__policy_check_path_template(loader_t *ld, const yaml_node_t *n, const cha
             else if (seen_any)
                 why = "{**} must be the last template operator";
             seen_any = len == 4;
-            p += len - 1;
+            if (len != 0) /* past the operator; an unknown one ends the loop where it is (len - 1 would wrap) */
+                p += len - 1;
         } else if (*p == '}') {
             why = "'}' outside a template operator";
         } else if (*p == '*') {

@@ -76,11 +76,12 @@ struct st_rm_tls_t {
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
 {
     rm_tls_t *tls = arg;
-    const uint8_t *p = tls->in + tls->in_off;
+    const uint8_t *p;
     size_t avail = tls->in_len - tls->in_off, n;
     (void)ssl;
-    if (avail == 0)
+    if (avail == 0) /* in is NULL when empty: no pointer is formed from it */
         return tls->in_eof ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
+    p = tls->in + tls->in_off;
     if (tls->rec_left == 0) {
         /* at a record header: pass it through, remembering its length field (wolfSSL loops until it has all) */
         n = 5u - tls->hdr_have;

@@ -44,8 +44,10 @@ readonly WOLFSSL_BUILD_PACKAGES=(autoconf automake libtool make gpgv xz-utils bi
 # dashboards' queries (tests/k8s/test_observability_chart.sh), a server scraping the namespace mesh
 # (tests/e2e/test_prometheus_dashboards.sh) and answering `ringmeshctl stat --prometheus`; the tests start their own
 # server, so the package's service is stopped. tmux gives stat's live view a real terminal to read back (capture-pane).
-# valgrind (memcheck) runs the unit tests in scripts/test.sh's valgrind stage (docs/hardening.md); the sanitizer
-# stage's AddressSanitizer and UndefinedBehaviorSanitizer runtimes come with gcc (build-essential).
+# valgrind (memcheck) runs the unit tests in scripts/test.sh's valgrind stage (docs/hardening.md). The sanitize
+# stage builds with clang (its UndefinedBehaviorSanitizer checks more than gcc's: docs/hardening.md): clang, its
+# sanitizer runtimes (libclang-rt-dev: only recommended by clang, and this script installs no recommendations) and
+# llvm for llvm-symbolizer, without which clang's runtimes print reports without function names or lines.
 # python3-cryptography mints the end-user JWTs (RS*, PS*, ES*, EdDSA) of the RequestAuthentication tests
 # (tests/e2e/tools/jwt_tool.py), with a JOSE implementation that is not ringmesh's.
 # haproxy plays the endpoints' inbound proxy of the outbound request path (tests/e2e/test_requests_out.sh: mTLS with
@@ -56,7 +58,7 @@ readonly TEST_PACKAGES=(iptables iproute2 openssl socat tcpdump util-linux procp
     python3-minimal python3-grpcio python3-protobuf protobuf-compiler faketime nghttp2-client
     qemu-system-x86 busybox-static cpio strace python3-flask python3-hypercorn python3-asgiref
     python3-kubernetes python3-jsonpatch unzip prometheus tmux python3-cryptography valgrind
-    haproxy linux-perf)
+    haproxy linux-perf clang libclang-rt-dev llvm)
 # Node.js and npm: Debian's, unless the machine already has an npm (a Node.js that bundles npm cannot be installed
 # beside Debian's npm package).
 if ! command -v npm >/dev/null 2>&1; then

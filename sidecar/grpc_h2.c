@@ -391,24 +391,22 @@ static void call_deliver(rm_h2_call_t *call)
             call->cbs.on_accepted(call->arg, call);
     }
     while (!call->bad) {
-        size_t avail = call->in.len - call->in_off;
-        const uint8_t *p = call->in.base + call->in_off;
-        if (avail < 5)
+        const uint8_t *msg = NULL;
+        uint32_t mlen = 0;
+        const char *why = NULL;
+        int got = rm_h2_grpc_message_next(call->in.base, call->in.len, call->in_off, &msg, &mlen, &why);
+        if (got == 0)
             break;
-        uint32_t mlen = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
-        if (p[0] != 0 || mlen > RM_GRPC_MAX_MESSAGE) {
+        if (got < 0) {
             /* compressed messages are never asked for; a huge one is refused */
             call->bad = 1;
-            snprintf(call->grpc_message, sizeof(call->grpc_message), "%s",
-                     p[0] != 0 ? "compressed message (not negotiated)" : "message larger than 16 MiB");
+            snprintf(call->grpc_message, sizeof(call->grpc_message), "%s", why);
             if (!call->closed && !call->conn->dead)
                 nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_CANCEL);
             break;
         }
-        if (avail < 5 + (size_t)mlen)
-            break;
-        call->in_off += 5 + mlen;
-        call->cbs.on_message(call->arg, call, p + 5, mlen);
+        call->in_off += 5 + (size_t)mlen;
+        call->cbs.on_message(call->arg, call, msg, mlen);
     }
     if (!call->closed)
         return;

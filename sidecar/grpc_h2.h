@@ -32,6 +32,31 @@ static inline int rm_h2_parse_digits(const uint8_t *v, size_t len, size_t max_di
     return n;
 }
 
+/** The next gRPC length-prefixed message in buf[off .. len) (a flag byte, a 4-byte big-endian length, the
+ *  message): returns 1 with *msg and *msg_len set when all of it is there, 0 when more bytes are needed, -1 when
+ *  its prefix is refused (*why: compressed, which is never negotiated, or longer than RM_GRPC_MAX_MESSAGE). `buf`
+ *  is NULL when nothing was received (off == len). */
+static inline int rm_h2_grpc_message_next(const uint8_t *buf, size_t len, size_t off, const uint8_t **msg,
+                                          uint32_t *msg_len, const char **why)
+{
+    const uint8_t *p;
+    size_t avail = len - off;
+    uint32_t mlen;
+    if (avail < 5)
+        return 0;
+    p = buf + off; /* not before: buf + 0 with buf NULL is undefined */
+    mlen = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+    if (p[0] != 0 || mlen > RM_GRPC_MAX_MESSAGE) {
+        *why = p[0] != 0 ? "compressed message (not negotiated)" : "message larger than 16 MiB";
+        return -1;
+    }
+    if (avail < 5 + (size_t)mlen)
+        return 0;
+    *msg = p + 5;
+    *msg_len = mlen;
+    return 1;
+}
+
 typedef struct st_rm_h2_conn_t rm_h2_conn_t;
 typedef struct st_rm_h2_call_t rm_h2_call_t;
 
