@@ -103,11 +103,20 @@ rm_traffic_destinations_version() {
         jq -r .version
 }
 
-# rm_traffic_wait_destinations POD BEFORE WHAT: waits until POD's proxy accepted a destinations version other than
-# BEFORE
+# rm_traffic_wait_destinations POD BEFORE WHAT: waits (bounded, 15 s) until the LAST destinations version POD's
+# proxy accepted is other than BEFORE (an earlier line of the log with another version does not count: that is the
+# configuration before BEFORE)
 rm_traffic_wait_destinations() {
-    rm_expect_log "$(rm_proxy_log "$1")" \
-        ".event == \"config_accepted\" and .type == \"destinations\" and .version != \"$2\"" "$3" 15
+    local i now=""
+    for i in $(seq 1 150); do
+        now=$(rm_traffic_destinations_version "$1")
+        if [ -n "$now" ] && [ "$now" != "$2" ]; then
+            rm_log "ok: $3 (destinations version $2 -> $now)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    rm_fail "$3: pod $1's proxy still has destinations version '$2' after 15 s"
 }
 
 # rm_traffic_wait_routes POD ADDRESS WANT WHAT: polls POD's /config_dump (bounded) until it holds WANT routes
