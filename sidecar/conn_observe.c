@@ -15,6 +15,7 @@
 #include "mesh_metrics.h"
 #include "trace_export.h"
 #include "proxy_conn-t.h"
+#include "ringmesh/slab.h"
 #include "workload_meta.h"
 
 #include <arpa/inet.h>
@@ -47,13 +48,13 @@ static const char *svc_part(const rm__conn_obs_t *o, unsigned k)
 static void svc_keep(rm__conn_obs_t *o, const char *svc, const char *name, const char *ns)
 {
     size_t a = strlen(svc) + 1, b = strlen(name) + 1, n = strlen(ns) + 1;
-    char *p = malloc(a + b + n);
+    char *p = rm_slab_alloc(a + b + n); /* kept as long as the connection: ringmesh/slab.h */
     if (p == NULL)
         return;
     memcpy(p, svc, a);
     memcpy(p + a, name, b);
     memcpy(p + a + b, ns, n);
-    free(o->svc);
+    rm_slab_free(o->svc);
     o->svc = p;
 }
 
@@ -326,6 +327,6 @@ void rm__conn_observe_free(struct st_rm_conn_t *c)
     }
     free(o);
     c->obs.req = NULL;
-    free(c->obs.svc);
+    rm_slab_free(c->obs.svc);
     c->obs.svc = NULL;
 }

@@ -13,6 +13,7 @@
 #include "proxy_conn-t.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
+#include "ringmesh/slab.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -331,7 +332,7 @@ static int decide_mode(rm_conn_t *c)
             if (rm__conn_handshake_admit(c) != 0)
                 return 0; /* refused before any cryptography: too many in progress, or its address backs off */
             if (rm_tls_client_hello_sni(c->d2u.buf + c->d2u.off, c->d2u.len, name, sizeof(name)) > 0 &&
-                (c->sni = strdup(name)) == NULL)
+                (c->sni = rm_slab_strndup(name, sizeof(name))) == NULL)
                 return -ENOMEM;
             /* ringmesh/h2 (the pooled request connections) carries HTTP/2 to the app: docs/traffic-management.md */
             if ((ret = rm_tls_new(&c->down.tls, c->snap->server_ctx, NULL, 0,
@@ -571,7 +572,7 @@ static rm_conn_t *conn_alloc(rm_worker_t *w)
     if (c != NULL) {
         w->free_conns = c->next;
         w->num_free--;
-    } else if ((c = malloc(sizeof(*c))) == NULL) {
+    } else if ((c = rm_slab_alloc(sizeof(*c))) == NULL) { /* apart from the handshakes' churn: ringmesh/slab.h */
         return NULL;
     }
     memset(c, 0, sizeof(*c));
@@ -599,7 +600,7 @@ static void conn_free(rm_conn_t *c)
         atomic_fetch_sub_explicit(&w->proxy->num_conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->d2u.bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->u2d.bytes, memory_order_relaxed);
-    free(c->sni);
+    rm_slab_free(c->sni);
     c->sni = NULL;
     rm_conn_trace_free(c->trace);
     c->trace = NULL;
@@ -630,7 +631,7 @@ static void conn_free(rm_conn_t *c)
         w->free_conns = c;
         w->num_free++;
     } else {
-        free(c);
+        rm_slab_free(c);
     }
 }
 
@@ -650,7 +651,7 @@ rm_conn_t *rm__conn_next(rm_conn_t *c)
 
 void rm__conn_release(rm_conn_t *c)
 {
-    free(c);
+    rm_slab_free(c);
 }
 
 /* Sets c->target to the loopback address of the app, on the original port. */
