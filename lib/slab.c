@@ -42,11 +42,11 @@
 typedef struct st_chunk_t {
     uint32_t magic;
     uint32_t cls;
-    uint32_t size;     /* of each object */
-    uint32_t capacity; /* objects the chunk holds */
-    uint32_t used;     /* objects given out */
-    uint32_t bump;     /* slots from here on were never given out */
-    void *free;        /* slots given back: each holds the next one's address */
+    uint32_t size;                  /* of each object */
+    uint32_t capacity;              /* objects the chunk holds */
+    uint32_t used;                  /* objects given out */
+    uint32_t bump;                  /* slots from here on were never given out */
+    void *free;                     /* slots given back: each holds the next one's address */
     struct st_chunk_t *prev, *next; /* on its class's list while it has a free slot (on_list) */
     int on_list;
 } chunk_t;

@@ -64,7 +64,7 @@ const char *rm__conn_peer_id(rm_conn_t *c)
  */
 static const struct sockaddr *peer_addr_of(rm_conn_t *c)
 {
-    const rm_sockaddr_t *a =
+    const rm_conn_addr_t *a =
         c->dir == RM_CONN_DIR_OUTBOUND ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src;
     return a->len != 0 ? (const struct sockaddr *)&a->ss : NULL;
 }
@@ -693,22 +693,23 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
     rm_proxy_config_t *cfg = rm__conn_cfg(c);
     const rm_destination_t *dest;
     const char *sni = NULL;
+    rm_sockaddr_t od;
     int ret;
 
     c->dir = RM_CONN_DIR_OUTBOUND;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_UPSTREAM) {
         c->explicit_cfg = l->explicit_cfg;
-        c->target = l->explicit_cfg->target;
-        c->orig_dst = l->explicit_cfg->target;
+        rm_conn_addr_set(&c->target, &l->explicit_cfg->target);
+        c->orig_dst = c->target;
         c->expected_ids = (const char *const *)l->explicit_cfg->identities;
         c->num_expected_ids = l->explicit_cfg->num_identities;
     } else {
-        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &od)) != 0) {
             refuse(c, "no original destination (connection was not redirected by iptables)", ret);
             return 0;
         }
-        if (rm_sockaddr_same(&l->addr, &c->orig_dst.ss) ||
-            rm_sockaddr_port(&c->orig_dst.ss) == rm_sockaddr_port(&l->addr.ss)) {
+        rm_conn_addr_set(&c->orig_dst, &od);
+        if (rm_sockaddr_same(&l->addr, &od.ss) || rm_sockaddr_port(&od.ss) == rm_sockaddr_port(&l->addr.ss)) {
             refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
             return 0;
         }
@@ -745,6 +746,7 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
 
 static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
 {
+    rm_sockaddr_t od;
     int ret;
     uint16_t port;
 
@@ -754,15 +756,16 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
                                                                        : RM_CONN_AUTHZ_OFF;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_INBOUND) {
         c->explicit_cfg = l->explicit_cfg;
-        c->target = l->explicit_cfg->target;
-        c->orig_dst = l->addr;
+        rm_conn_addr_set(&c->target, &l->explicit_cfg->target);
+        rm_conn_addr_set(&c->orig_dst, &l->addr);
         c->inbound_mode = l->explicit_cfg->mode;
     } else {
-        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &od)) != 0) {
             refuse(c, "no original destination (connection was not redirected by iptables)", ret);
             return 0;
         }
-        port = rm_sockaddr_port(&c->orig_dst.ss);
+        rm_conn_addr_set(&c->orig_dst, &od);
+        port = rm_sockaddr_port(&od.ss);
         if (port == rm_sockaddr_port(&l->addr.ss)) {
             refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
             return 0;
@@ -799,6 +802,7 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
     rm_worker_t *w = l->w;
     rm_proxy_t *p = w->proxy;
     rm_conn_t *c;
+    rm_sockaddr_t src = {0};
     socklen_t sl;
     int ret, one = 1;
     unsigned n;
@@ -820,10 +824,12 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
     atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.active, 1, memory_order_relaxed);
 
-    sl = sizeof(c->src.ss);
-    getpeername(fd, (struct sockaddr *)&c->src.ss, &sl);
-    c->src.len = sl;
-    rm_sockaddr_unmap_v4(&c->src);
+    sl = sizeof(src.ss);
+    if (getpeername(fd, (struct sockaddr *)&src.ss, &sl) == 0) {
+        src.len = sl;
+        rm_sockaddr_unmap_v4(&src);
+        rm_conn_addr_set(&c->src, &src);
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (rm_side_open(&c->down, fd) != 0) {
         close(fd);
