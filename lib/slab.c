@@ -39,6 +39,11 @@
 #define CHUNK_MAGIC 0x726d736cu /* "rmsl" */
 #define HEADER_SIZE 64          /* the chunk's header, then its objects, 16-byte aligned */
 
+/* A slot given back: it holds the next one of its chunk's free list. */
+typedef struct st_slot_t {
+    struct st_slot_t *next;
+} slot_t;
+
 typedef struct st_chunk_t {
     uint32_t magic;
     uint32_t cls;
@@ -46,7 +51,7 @@ typedef struct st_chunk_t {
     uint32_t capacity;              /* objects the chunk holds */
     uint32_t used;                  /* objects given out */
     uint32_t bump;                  /* slots from here on were never given out */
-    void *free;                     /* slots given back: each holds the next one's address */
+    slot_t *free;                   /* slots given back */
     struct st_chunk_t *prev, *next; /* on its class's list while it has a free slot (on_list) */
     int on_list;
 } chunk_t;
@@ -103,16 +108,17 @@ static void list_remove(class_t *k, chunk_t *ch)
 static chunk_t *chunk_new(size_t cls, size_t size)
 {
     size_t span = 2 * RM_SLAB_CHUNK;
+    // cppcheck-suppress invalidFunctionArg ; an anonymous mapping takes the descriptor -1 (mmap(2))
     uint8_t *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
-    uintptr_t start = ((uintptr_t)raw + RM_SLAB_CHUNK - 1) & ~(uintptr_t)(RM_SLAB_CHUNK - 1);
-    size_t head = start - (uintptr_t)raw, tail = span - head - RM_SLAB_CHUNK;
+    size_t head = (RM_SLAB_CHUNK - (uintptr_t)raw % RM_SLAB_CHUNK) % RM_SLAB_CHUNK, tail = span - head - RM_SLAB_CHUNK;
+    uint8_t *start = raw + head;
     if (head != 0)
         munmap(raw, head);
     if (tail != 0)
-        munmap((uint8_t *)start + RM_SLAB_CHUNK, tail);
-    chunk_t *ch = (chunk_t *)start;
+        munmap(start + RM_SLAB_CHUNK, tail);
+    chunk_t *ch = (chunk_t *)(void *)start;
     ch->magic = CHUNK_MAGIC;
     ch->cls = (uint32_t)cls;
     ch->size = (uint32_t)size;
@@ -151,9 +157,10 @@ void *rm_slab_alloc(size_t size)
         k->num_chunks++;
     }
     if (ch->free != NULL) {
-        p = ch->free;
-        VALGRIND_MAKE_MEM_DEFINED(p, sizeof(void *));
-        memcpy(&ch->free, p, sizeof(void *));
+        slot_t *slot = ch->free;
+        VALGRIND_MAKE_MEM_DEFINED(slot, sizeof(*slot));
+        ch->free = slot->next;
+        p = (uint8_t *)slot;
     } else {
         p = (uint8_t *)ch + HEADER_SIZE + (size_t)ch->bump * ch->size;
         ch->bump++;
@@ -179,7 +186,7 @@ void rm_slab_free(void *p)
     pthread_mutex_unlock(&slab_lock);
     free(p);
 #else
-    chunk_t *ch = (chunk_t *)((uintptr_t)p & ~(uintptr_t)(RM_SLAB_CHUNK - 1));
+    chunk_t *ch = (chunk_t *)(void *)((uint8_t *)p - (uintptr_t)p % RM_SLAB_CHUNK);
     if (ch->magic != CHUNK_MAGIC) {
         /* a pointer the slab did not give out: a bug in the caller, and freeing it would corrupt a chunk */
         fprintf(stderr, "rm_slab_free: %p is not an object of the slab\n", p);
@@ -188,10 +195,11 @@ void rm_slab_free(void *p)
     VALGRIND_FREELIKE_BLOCK(p, 0);
     pthread_mutex_lock(&slab_lock);
     class_t *k = &classes[ch->cls];
-    VALGRIND_MAKE_MEM_UNDEFINED(p, sizeof(void *));
-    memcpy(p, &ch->free, sizeof(void *));
-    VALGRIND_MAKE_MEM_NOACCESS(p, ch->size);
-    ch->free = p;
+    slot_t *slot = p;
+    VALGRIND_MAKE_MEM_UNDEFINED(slot, sizeof(*slot));
+    slot->next = ch->free;
+    VALGRIND_MAKE_MEM_NOACCESS(slot, ch->size);
+    ch->free = slot;
     ch->used--;
     stats.in_use -= ch->size;
     if (!ch->on_list)
