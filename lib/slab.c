@@ -116,8 +116,7 @@ static chunk_t *chunk_new(size_t cls, size_t size)
     uint8_t *start = raw + head;
     if (head != 0)
         munmap(raw, head);
-    if (tail != 0)
-        munmap(start + RM_SLAB_CHUNK, tail);
+    munmap(start + RM_SLAB_CHUNK, tail); /* never empty: head < RM_SLAB_CHUNK */
     chunk_t *ch = (chunk_t *)(void *)start;
     ch->magic = CHUNK_MAGIC;
     ch->cls = (uint32_t)cls;
