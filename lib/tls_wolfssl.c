@@ -9,6 +9,7 @@
 
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
+#include "ringmesh/slab.h"
 #include "ringmesh/tls.h"
 #include "tls_internal.h"
 
@@ -62,8 +63,8 @@ struct st_rm_tls_t {
     int alpn_h2; /* the handshake negotiated ringmesh/h2 */
     int peer_closed;
     unsigned flags;
-    char *peer_id;            /* the SPIFFE ID the peer presented (even a refused one), owned; NULL when none. Kept
-                               * at its own length: a fixed rm_spiffe_id_t would be 2 KiB in every session */
+    char *peer_id;            /* the SPIFFE ID the peer presented (even a refused one), owned, on the slab; NULL when
+                               * none. Kept at its own length: a fixed rm_spiffe_id_t would be 2 KiB in every session */
     uint8_t ktls_tx, ktls_rx; /* the kernel has this direction's record layer */
     int ktls_alert;           /* the alert the peer sent through the kernel's record layer, or -1 */
     const char *version;      /* kept when the WOLFSSL object is released (rm_tls_ktls_release) */
@@ -234,9 +235,9 @@ static int judge_leaf(rm_tls_t *tls, WOLFSSL_X509_STORE_CTX *store)
     expect.num_ids = tls->num_expected_ids;
     id.len = 0;
     ret = rm_svid_check_peer_der(store->certs[0].buffer, store->certs[0].length, time(NULL), &expect, &id);
-    free(tls->peer_id);
+    rm_slab_free(tls->peer_id);
     tls->peer_id = NULL;
-    if (id.len != 0 && (tls->peer_id = strndup(id.str, id.len)) == NULL)
+    if (id.len != 0 && (tls->peer_id = rm_slab_strndup(id.str, id.len)) == NULL)
         return RM_ERR_TLS_NO_MEMORY;
     return ret;
 }
@@ -545,7 +546,8 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
 {
     rm_tls_t *tls;
 
-    if ((tls = calloc(1, sizeof(*tls))) == NULL)
+    /* on the slab: the session object outlives the handshake's transient allocations (ringmesh/slab.h) */
+    if ((tls = rm_slab_alloc(sizeof(*tls))) == NULL)
         return RM_ERR_TLS_NO_MEMORY;
     if ((tls->ssl = wolfSSL_new(ctx->ctx)) == NULL)
         goto Fail;
@@ -582,7 +584,7 @@ int rm_tls_new(rm_tls_t **out, rm_tls_ctx_t *ctx, const char *const *expected_id
 Fail:
     if (tls->ssl != NULL)
         wolfSSL_free(tls->ssl);
-    free(tls);
+    rm_slab_free(tls);
     return RM_ERR_TLS_NO_MEMORY;
 }
 
@@ -603,10 +605,10 @@ void rm_tls_free(rm_tls_t *tls)
     if (tls->ssl != NULL)
         wolfSSL_free(tls->ssl);
     rm_tls_ctx_unref(tls->ctx);
-    free(tls->peer_id);
+    rm_slab_free(tls->peer_id);
     rm_buf_put(tls->in);
     rm_buf_put(tls->out);
-    free(tls);
+    rm_slab_free(tls);
 }
 
 void rm_tls_in_want_large(rm_tls_t *tls, int large)

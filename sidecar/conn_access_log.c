@@ -26,7 +26,7 @@ static const char *service_of_sni(const char *sni)
 static const char *outbound_sni(rm_conn_t *c)
 {
     const rm_proxy_config_t *cfg = rm__conn_cfg(c);
-    const rm_sockaddr_t *dst = c->orig_dst.len != 0 ? &c->orig_dst : &c->target;
+    const rm_conn_addr_t *dst = c->orig_dst.len != 0 ? &c->orig_dst : &c->target;
 
     for (size_t i = 0; i < cfg->num_destinations; i++) {
         const rm_sockaddr_t *d = &cfg->destinations[i].addr;
@@ -51,8 +51,9 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* What every line of `c` says: who is at each end, where it went, how it is secured. */
-static void fill_common(rm_conn_t *c, rm_access_entry_t *e, char *policy, size_t policy_size)
+/* What every line of `c` says: who is at each end, where it went, how it is secured. The entry's addresses are
+ * copies in addrs[2] (the connection keeps them at their family's size), which must outlive it. */
+static void fill_common(rm_conn_t *c, rm_access_entry_t *e, rm_sockaddr_t addrs[2], char *policy, size_t policy_size)
 {
     const char *self_id = c->snap->client_ctx != NULL ? rm_tls_ctx_id(c->snap->client_ctx)->str : NULL;
     const char *peer_id = c->mode == RM_CONN_MODE_MTLS ? rm__conn_peer_id(c) : NULL;
@@ -60,13 +61,16 @@ static void fill_common(rm_conn_t *c, rm_access_entry_t *e, char *policy, size_t
 
     if (self_id == NULL && strcmp(self->principal, "unknown") != 0)
         self_id = self->principal;
-    e->downstream = &c->src;
-    e->upstream = c->target.len != 0 ? &c->target : NULL;
+    addrs[0] = rm_conn_addr_get(&c->src);
+    addrs[1] = rm_conn_addr_get(&c->target);
+    e->downstream = &addrs[0];
+    e->upstream = c->target.len != 0 ? &addrs[1] : NULL;
     e->connection_security_policy = c->mode == RM_CONN_MODE_MTLS ? "mutual_tls" : "none";
     if (c->dir == RM_CONN_DIR_OUTBOUND) {
         e->reporter = "source";
         e->source = self;
-        e->destination = rm_workload_peer(c->snap, c->target.len != 0 ? &c->target : &c->orig_dst);
+        rm_sockaddr_t dst = rm_conn_addr_get(c->target.len != 0 ? &c->target : &c->orig_dst);
+        e->destination = rm_workload_peer(c->snap, &dst);
         if (e->destination == NULL) /* connected to a service's address: the workload its identity names */
             e->destination = rm_workload_peer_by_principal(c->snap, peer_id);
         e->source_principal = self_id;
@@ -74,7 +78,7 @@ static void fill_common(rm_conn_t *c, rm_access_entry_t *e, char *policy, size_t
         e->destination_service = service_of_sni(outbound_sni(c));
     } else {
         e->reporter = "destination";
-        e->source = rm_workload_peer(c->snap, &c->src);
+        e->source = rm_workload_peer(c->snap, &addrs[0]);
         if (e->source == NULL)
             e->source = rm_workload_peer_by_principal(c->snap, peer_id);
         e->destination = self;
@@ -94,13 +98,14 @@ static void fill_common(rm_conn_t *c, rm_access_entry_t *e, char *policy, size_t
 void rm__conn_access_log_tcp(rm_conn_t *c)
 {
     rm_access_entry_t e = {0};
+    rm_sockaddr_t addrs[2];
     char policy[512];
     uint64_t now = rm_loop_now_ms(c->w->loop);
 
     if (c->l7 != NULL || c->req_in != NULL || c->authz_state == RM_CONN_AUTHZ_HTTP ||
         !rm_access_log_sampled(rm__conn_cfg(c)))
         return;
-    fill_common(c, &e, policy, sizeof(policy));
+    fill_common(c, &e, addrs, policy, sizeof(policy));
     e.protocol = "TCP";
     e.grpc_status = -1;
     e.duration_ms = now - c->started_ms;
@@ -134,12 +139,13 @@ void rm__conn_access_log_request(rm_conn_t *c, const rm_http_request_t *req, rm_
 void rm__conn_access_log_http(rm_conn_t *c, const rm_access_request_t *rec, const rm_http_exchange_t *ex)
 {
     rm_access_entry_t e = {0};
+    rm_sockaddr_t addrs[2];
     char policy[512];
     uint64_t now = rm_loop_now_ms(c->w->loop);
 
     if (rec == NULL || !rec->sampled)
         return;
-    fill_common(c, &e, policy, sizeof(policy));
+    fill_common(c, &e, addrs, policy, sizeof(policy));
     e.protocol = rec->http2 ? "HTTP/2" : "HTTP/1.1";
     e.method = rec->method;
     e.path = rec->path;

@@ -92,3 +92,37 @@ void rm_sockaddr_ip16(const rm_sockaddr_t *a, uint8_t out[16], uint8_t *have)
         *have = 1;
     }
 }
+
+void rm_conn_addr_set(rm_conn_addr_t *a, const rm_sockaddr_t *from)
+{
+    memset(a, 0, sizeof(*a));
+    if (from->ss.ss_family == AF_INET && from->len >= sizeof(struct sockaddr_in)) {
+        memcpy(&a->ss.sin, &from->ss, sizeof(a->ss.sin));
+        a->len = sizeof(a->ss.sin);
+    } else if (from->ss.ss_family == AF_INET6 && from->len >= sizeof(struct sockaddr_in6)) {
+        memcpy(&a->ss.sin6, &from->ss, sizeof(a->ss.sin6));
+        a->len = sizeof(a->ss.sin6);
+    }
+}
+
+rm_sockaddr_t rm_conn_addr_get(const rm_conn_addr_t *a)
+{
+    rm_sockaddr_t out;
+    memset(&out, 0, sizeof(out));
+    if (a->len != 0 && a->len <= sizeof(a->ss)) {
+        memcpy(&out.ss, &a->ss, a->len);
+        out.len = a->len;
+    }
+    return out;
+}
+
+uint16_t rm_conn_addr_port(const rm_conn_addr_t *a)
+{
+    if (a->len == 0)
+        return 0;
+    if (a->ss.ss_family == AF_INET)
+        return ntohs(a->ss.sin.sin_port);
+    if (a->ss.ss_family == AF_INET6)
+        return ntohs(a->ss.sin6.sin6_port);
+    return 0;
+}

@@ -31,9 +31,10 @@ static void authz_attrs(rm_conn_t *c, const rm_http_request_t *req, const rm_req
 {
     memset(a, 0, sizeof(*a));
     a->principal = c->mode == RM_CONN_MODE_MTLS ? rm__conn_peer_id(c) : NULL;
-    rm_sockaddr_ip16(&c->src, a->source_ip, &a->have_source_ip);
-    rm_sockaddr_ip16(&c->orig_dst, a->destination_ip, &a->have_destination_ip);
-    a->destination_port = rm_sockaddr_port(c->explicit_cfg != NULL ? &c->target.ss : &c->orig_dst.ss);
+    rm_sockaddr_t src = rm_conn_addr_get(&c->src), dst = rm_conn_addr_get(&c->orig_dst);
+    rm_sockaddr_ip16(&src, a->source_ip, &a->have_source_ip);
+    rm_sockaddr_ip16(&dst, a->destination_ip, &a->have_destination_ip);
+    a->destination_port = rm_conn_addr_port(c->explicit_cfg != NULL ? &c->target : &c->orig_dst);
     a->sni = c->sni;
     a->http = req;
     /* the trace the request is in, or, at the first proxy, the one its span will start (conn_trace.h) */

@@ -18,17 +18,19 @@ static void take(rm_conn_t *c, int i)
 {
     const rm_endpoint_t *ep = &c->eps->items[i];
     c->ep_tried[c->ep_num_tried++] = i;
-    c->target = ep->addr;
+    rm_conn_addr_set(&c->target, &ep->addr);
     c->expected_ids = (const char *const *)&ep->identity;
     c->num_expected_ids = 1;
-    rm_endpoint_load_inc(c->w->ep_load, &c->target);
+    rm_endpoint_load_inc(c->w->ep_load, &ep->addr);
     c->ep_counted = 1;
 }
 
 void rm__conn_endpoint_release(rm_conn_t *c)
 {
-    if (c->ep_counted)
-        rm_endpoint_load_dec(c->w->ep_load, &c->target);
+    if (c->ep_counted) {
+        rm_sockaddr_t t = rm_conn_addr_get(&c->target);
+        rm_endpoint_load_dec(c->w->ep_load, &t);
+    }
     c->ep_counted = 0;
 }
 

@@ -20,7 +20,8 @@ int rm__conn_handshake_admit(rm_conn_t *c)
     rm_hs_verdict_t v;
 
     limits_of(c, &lim);
-    v = rm_hs_guard_admit(c->w->proxy->hs_guard, &lim, &c->src, rm_loop_now_ms(c->w->loop));
+    rm_sockaddr_t src = rm_conn_addr_get(&c->src);
+    v = rm_hs_guard_admit(c->w->proxy->hs_guard, &lim, &src, rm_loop_now_ms(c->w->loop));
     if (v == RM_HS_ADMIT || v == RM_HS_ADMIT_TRUSTED) {
         c->hs.admitted = 1;
         c->hs.known = v == RM_HS_ADMIT_TRUSTED;
@@ -40,7 +41,8 @@ void rm__conn_handshake_end(rm_conn_t *c, int failed)
         return;
     c->hs.admitted = 0;
     limits_of(c, &lim);
-    rm_hs_guard_end(c->w->proxy->hs_guard, &lim, &c->src, failed, rm_loop_now_ms(c->w->loop));
+    rm_sockaddr_t src = rm_conn_addr_get(&c->src);
+    rm_hs_guard_end(c->w->proxy->hs_guard, &lim, &src, failed, rm_loop_now_ms(c->w->loop));
 }
 
 int rm__conn_handshake_offload(rm_conn_t *c, rm_side_t *s)

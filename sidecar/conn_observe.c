@@ -15,6 +15,7 @@
 #include "mesh_metrics.h"
 #include "trace_export.h"
 #include "proxy_conn-t.h"
+#include "ringmesh/slab.h"
 #include "workload_meta.h"
 
 #include <arpa/inet.h>
@@ -47,13 +48,13 @@ static const char *svc_part(const rm__conn_obs_t *o, unsigned k)
 static void svc_keep(rm__conn_obs_t *o, const char *svc, const char *name, const char *ns)
 {
     size_t a = strlen(svc) + 1, b = strlen(name) + 1, n = strlen(ns) + 1;
-    char *p = malloc(a + b + n);
+    char *p = rm_slab_alloc(a + b + n); /* kept as long as the connection: ringmesh/slab.h */
     if (p == NULL)
         return;
     memcpy(p, svc, a);
     memcpy(p + a, name, b);
     memcpy(p + a + b, ns, n);
-    free(o->svc);
+    rm_slab_free(o->svc);
     o->svc = p;
 }
 
@@ -84,12 +85,12 @@ static void find_service(rm_conn_t *c)
         return;
     }
     char ip[INET6_ADDRSTRLEN] = "";
-    const struct sockaddr_storage *ss = &c->orig_dst.ss;
-    if (ss->ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+    const rm_conn_addr_t *a = &c->orig_dst;
+    if (a->ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &a->ss.sin6.sin6_addr, ip, sizeof(ip));
     else
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
-    snprintf(svc, sizeof(svc), ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, (unsigned)rm_sockaddr_port(ss));
+        inet_ntop(AF_INET, &a->ss.sin.sin_addr, ip, sizeof(ip));
+    snprintf(svc, sizeof(svc), a->ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, (unsigned)rm_conn_addr_port(a));
     svc_keep(o, svc,
              d == NULL && c->explicit_cfg == NULL && c->mode == RM_CONN_MODE_PASSTHROUGH ? "PassthroughCluster"
                                                                                          : "unknown",
@@ -105,7 +106,8 @@ static void fill(rm_conn_t *c, rm_mesh_labels_t *l, int tcp)
     const rm_workload_meta_t *self = rm_workload_self(c->snap), *peer, *src, *dst;
     const char *peer_id = rm__conn_peer_id(c);
     int outbound = c->dir == RM_CONN_DIR_OUTBOUND;
-    const rm_sockaddr_t *peer_addr = outbound ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src;
+    rm_sockaddr_t peer_sa = rm_conn_addr_get(outbound ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src);
+    const rm_sockaddr_t *peer_addr = &peer_sa;
     static const rm_workload_meta_t unknown = {"unknown", "unknown", "unknown", "unknown", "unknown"};
 
     /* by address; else (an outbound connection to a Service's address) by the identity the peer proved */
@@ -172,7 +174,8 @@ static uint32_t trace_request(rm_conn_t *c, const rm_http_request_t *req, rm_htt
     const rm_tls_ctx_t *own = c->snap->client_ctx;
     const char *peer = rm__conn_peer_id(c), *self = own != NULL ? rm_tls_ctx_id(own)->str : NULL;
     int outbound = c->dir == RM_CONN_DIR_OUTBOUND;
-    const rm_sockaddr_t *pa = outbound ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src;
+    rm_sockaddr_t pa_sa = rm_conn_addr_get(outbound ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src);
+    const rm_sockaddr_t *pa = &pa_sa;
     rm_conn_trace_info_t ti = {
         .outbound = outbound,
         .req = req,
@@ -328,6 +331,6 @@ void rm__conn_observe_free(struct st_rm_conn_t *c)
     }
     free(o);
     c->obs.req = NULL;
-    free(c->obs.svc);
+    rm_slab_free(c->obs.svc);
     c->obs.svc = NULL;
 }

@@ -5,6 +5,7 @@
 #ifndef RINGMESH_PROXY_CONN_T_H
 #define RINGMESH_PROXY_CONN_T_H
 
+#include "conn_addr.h"
 #include "conn_filter.h"
 #include "dest_endpoints.h"
 #include "mesh_metrics.h"
@@ -95,7 +96,7 @@ struct st_rm_conn_t {
     rm_side_owner_t t; /* the sides' loop, ops in flight, closing, last activity */
     rm_side_t down, up;
     rm_pipe_t d2u, u2d;
-    rm_sockaddr_t src, orig_dst, target;
+    rm_conn_addr_t src, orig_dst, target; /* at their family's size (conn_addr.h) */
     uint64_t started_ms, deadline_ms;
     rm__conn_close_t close_reason;
     int cancelled;

@@ -15,6 +15,7 @@
 #include "req_in.h"
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
+#include "ringmesh/slab.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,7 +66,7 @@ const char *rm__conn_peer_id(rm_conn_t *c)
  */
 static const struct sockaddr *peer_addr_of(rm_conn_t *c)
 {
-    const rm_sockaddr_t *a =
+    const rm_conn_addr_t *a =
         c->dir == RM_CONN_DIR_OUTBOUND ? (c->target.len != 0 ? &c->target : &c->orig_dst) : &c->src;
     return a->len != 0 ? (const struct sockaddr *)&a->ss : NULL;
 }
@@ -333,7 +334,7 @@ static int decide_mode(rm_conn_t *c)
             if (rm__conn_handshake_admit(c) != 0)
                 return 0; /* refused before any cryptography: too many in progress, or its address backs off */
             if (rm_tls_client_hello_sni(c->d2u.buf + c->d2u.off, c->d2u.len, name, sizeof(name)) > 0 &&
-                (c->sni = strdup(name)) == NULL)
+                (c->sni = rm_slab_strndup(name, sizeof(name))) == NULL)
                 return -ENOMEM;
             /* ringmesh/h2 (the pooled request connections) carries HTTP/2 to the app: docs/traffic-management.md */
             if ((ret = rm_tls_new(&c->down.tls, c->snap->server_ctx, NULL, 0,
@@ -591,7 +592,7 @@ static rm_conn_t *conn_alloc(rm_worker_t *w)
     if (c != NULL) {
         w->free_conns = c->next;
         w->num_free--;
-    } else if ((c = malloc(sizeof(*c))) == NULL) {
+    } else if ((c = rm_slab_alloc(sizeof(*c))) == NULL) { /* apart from the handshakes' churn: ringmesh/slab.h */
         return NULL;
     }
     memset(c, 0, sizeof(*c));
@@ -620,7 +621,7 @@ static void conn_free(rm_conn_t *c)
         atomic_fetch_sub_explicit(&w->proxy->num_conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_down_to_up, c->d2u.bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.bytes_up_to_down, c->u2d.bytes, memory_order_relaxed);
-    free(c->sni);
+    rm_slab_free(c->sni);
     c->sni = NULL;
     rm_conn_trace_free(c->trace);
     c->trace = NULL;
@@ -652,7 +653,7 @@ static void conn_free(rm_conn_t *c)
         w->free_conns = c;
         w->num_free++;
     } else {
-        free(c);
+        rm_slab_free(c);
     }
 }
 
@@ -672,7 +673,7 @@ rm_conn_t *rm__conn_next(rm_conn_t *c)
 
 void rm__conn_release(rm_conn_t *c)
 {
-    free(c);
+    rm_slab_free(c);
 }
 
 /* Sets c->target to the loopback address of the app, on the original port. */
@@ -716,22 +717,23 @@ static int setup_outbound(rm_conn_t *c, rm_listener_t *l)
     rm_proxy_config_t *cfg = rm__conn_cfg(c);
     const rm_destination_t *dest;
     const char *sni = NULL;
+    rm_sockaddr_t od;
     int ret;
 
     c->dir = RM_CONN_DIR_OUTBOUND;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_UPSTREAM) {
         c->explicit_cfg = l->explicit_cfg;
-        c->target = l->explicit_cfg->target;
-        c->orig_dst = l->explicit_cfg->target;
+        rm_conn_addr_set(&c->target, &l->explicit_cfg->target);
+        c->orig_dst = c->target;
         c->expected_ids = (const char *const *)l->explicit_cfg->identities;
         c->num_expected_ids = l->explicit_cfg->num_identities;
     } else {
-        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &od)) != 0) {
             refuse(c, "no original destination (connection was not redirected by iptables)", ret);
             return 0;
         }
-        if (rm_sockaddr_same(&l->addr, &c->orig_dst.ss) ||
-            rm_sockaddr_port(&c->orig_dst.ss) == rm_sockaddr_port(&l->addr.ss)) {
+        rm_conn_addr_set(&c->orig_dst, &od);
+        if (rm_sockaddr_same(&l->addr, &od.ss) || rm_sockaddr_port(&od.ss) == rm_sockaddr_port(&l->addr.ss)) {
             refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
             return 0;
         }
@@ -798,6 +800,7 @@ static int connect_mesh(rm_conn_t *c, const char *sni)
 
 static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
 {
+    rm_sockaddr_t od;
     int ret;
     uint16_t port;
 
@@ -807,15 +810,16 @@ static int setup_inbound(rm_conn_t *c, rm_listener_t *l)
                                                                        : RM_CONN_AUTHZ_OFF;
     if (l->kind == RM_LISTENER_KIND_EXPLICIT_INBOUND) {
         c->explicit_cfg = l->explicit_cfg;
-        c->target = l->explicit_cfg->target;
-        c->orig_dst = l->addr;
+        rm_conn_addr_set(&c->target, &l->explicit_cfg->target);
+        rm_conn_addr_set(&c->orig_dst, &l->addr);
         c->inbound_mode = l->explicit_cfg->mode;
     } else {
-        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &c->orig_dst)) != 0) {
+        if ((ret = rm_sockaddr_original_dst(c->down.h.fd, &od)) != 0) {
             refuse(c, "no original destination (connection was not redirected by iptables)", ret);
             return 0;
         }
-        port = rm_sockaddr_port(&c->orig_dst.ss);
+        rm_conn_addr_set(&c->orig_dst, &od);
+        port = rm_sockaddr_port(&od.ss);
         if (port == rm_sockaddr_port(&l->addr.ss)) {
             refuse(c, "original destination is the proxy itself (redirect loop)", -ELOOP);
             return 0;
@@ -852,6 +856,7 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
     rm_worker_t *w = l->w;
     rm_proxy_t *p = w->proxy;
     rm_conn_t *c;
+    rm_sockaddr_t src = {0};
     socklen_t sl;
     int ret, one = 1;
     unsigned n;
@@ -873,10 +878,12 @@ void rm__conn_accepted(rm_listener_t *l, int fd)
     atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.active, 1, memory_order_relaxed);
 
-    sl = sizeof(c->src.ss);
-    getpeername(fd, (struct sockaddr *)&c->src.ss, &sl);
-    c->src.len = sl;
-    rm_sockaddr_unmap_v4(&c->src);
+    sl = sizeof(src.ss);
+    if (getpeername(fd, (struct sockaddr *)&src.ss, &sl) == 0) {
+        src.len = sl;
+        rm_sockaddr_unmap_v4(&src);
+        rm_conn_addr_set(&c->src, &src);
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (rm_side_open(&c->down, fd) != 0) {
         close(fd);

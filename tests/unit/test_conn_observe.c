@@ -27,6 +27,14 @@ typedef struct {
     char page[1 << 20];
 } fixture_t;
 
+/* A connection's address (conn_addr.h) from "ip:port". */
+static void parse_conn_addr(const char *s, rm_conn_addr_t *a)
+{
+    rm_sockaddr_t sa;
+    assert_int_equal(rm_sockaddr_parse(s, &sa), 0);
+    rm_conn_addr_set(a, &sa);
+}
+
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
@@ -85,8 +93,8 @@ static void make_inbound(fixture_t *f, rm__conn_mode_t mode)
 {
     f->c.dir = RM_CONN_DIR_INBOUND;
     f->c.mode = mode;
-    assert_int_equal(rm_sockaddr_parse("198.18.1.2:40000", &f->c.src), 0);
-    assert_int_equal(rm_sockaddr_parse("198.18.2.2:8081", &f->c.orig_dst), 0);
+    parse_conn_addr("198.18.1.2:40000", &f->c.src);
+    parse_conn_addr("198.18.2.2:8081", &f->c.orig_dst);
 }
 
 static rm_http_request_t request(const char *host, int grpc)
@@ -223,7 +231,7 @@ static void test_outbound_tcp(void **state)
     fixture_t *f = *state;
     f->c.dir = RM_CONN_DIR_OUTBOUND;
     f->c.mode = RM_CONN_MODE_MTLS;
-    assert_int_equal(rm_sockaddr_parse("198.19.0.10:8080", &f->c.orig_dst), 0);
+    parse_conn_addr("198.19.0.10:8080", &f->c.orig_dst);
     rm__conn_observe_opened(&f->c);
     assert_true(f->c.obs.opened);
     f->c.d2u.bytes = 300;
@@ -232,7 +240,7 @@ static void test_outbound_tcp(void **state)
     assert_null(f->c.obs.req); /* a TCP connection never holds the request part (904 bytes) */
 
     rm_conn_t other = {.w = &f->w, .snap = &f->snap, .dir = RM_CONN_DIR_OUTBOUND, .mode = RM_CONN_MODE_PASSTHROUGH};
-    assert_int_equal(rm_sockaddr_parse("203.0.113.9:443", &other.orig_dst), 0);
+    parse_conn_addr("203.0.113.9:443", &other.orig_dst);
     rm__conn_observe_opened(&other);
     rm__conn_observe_closed(&other);
     rm__conn_observe_free(&other);

@@ -8,6 +8,7 @@
 
 #include "ringmesh/buffer_pool.h"
 #include "ringmesh/error.h"
+#include "ringmesh/slab.h"
 #include "ringmesh/svid.h"
 #include "ringmesh/tls.h"
 #include "tls_internal.h"
@@ -22,11 +23,13 @@ static char dir[] = "/tmp/rm-tls-test-XXXXXX";
 /* A workload ID of exactly RM_SPIFFE_ID_MAX bytes, the longest a SPIFFE ID may be. */
 static char long_id[RM_SPIFFE_ID_MAX + 1];
 
-/* tests/CMakeLists.txt links this test with --wrap=malloc and --wrap=strndup, so that what a handshake allocates
- * from the heap can be seen: every allocation the size of a parsed SPIFFE ID, and every strndup. */
+/* tests/CMakeLists.txt links this test with --wrap=malloc, --wrap=rm_slab_alloc and --wrap=rm_slab_strndup, so that
+ * what a handshake allocates can be seen: every allocation the size of a parsed SPIFFE ID, from the heap or the slab,
+ * and every copy of a string to the slab (where the session keeps the peer's ID, ringmesh/slab.h). */
 static size_t id_sized_allocs, strndups;
 void *__real_malloc(size_t n);
-char *__real_strndup(const char *s, size_t n);
+void *__real_rm_slab_alloc(size_t n);
+char *__real_rm_slab_strndup(const char *s, size_t n);
 
 void *__wrap_malloc(size_t n)
 {
@@ -35,10 +38,17 @@ void *__wrap_malloc(size_t n)
     return __real_malloc(n);
 }
 
-char *__wrap_strndup(const char *s, size_t n)
+void *__wrap_rm_slab_alloc(size_t n)
+{
+    if (n == sizeof(rm_spiffe_id_t))
+        ++id_sized_allocs;
+    return __real_rm_slab_alloc(n);
+}
+
+char *__wrap_rm_slab_strndup(const char *s, size_t n)
 {
     ++strndups;
-    return __real_strndup(s, n);
+    return __real_rm_slab_strndup(s, n);
 }
 
 static void sh(const char *fmt, ...)
@@ -914,8 +924,10 @@ static void test_server_refuses_unshared_offers(void **state)
 
 /* The verify callback parses the peer's SPIFFE ID on its stack and keeps one copy of the ID's own length in the
  * session (a fixed RM_SPIFFE_ID_MAX buffer in every session would hold 2 KiB per connection): a handshake makes no
- * heap allocation the size of a parsed ID and one strndup per side that judged a peer, the longest ID a peer may
- * present comes back whole, and a refused peer is still named. */
+ * allocation the size of a parsed ID and one copy to the slab per side that judged a peer, the longest ID a peer may
+ * present comes back whole, and a refused peer is still named. The session object and the ID are the slab's, not
+ * the heap's that the handshake churns (ringmesh/slab.h): what the slab holds grows with them and comes back to
+ * where it was when they are freed. */
 static void test_peer_id_kept_at_its_length(void **state)
 {
     rm_tls_ctx_t *cc = make_ctx(RM_TLS_CLIENT, "client", "ca.pem", "cluster.local", NULL);
@@ -926,9 +938,15 @@ static void test_peer_id_kept_at_its_length(void **state)
 
     assert_int_equal(strlen(long_id), RM_SPIFFE_ID_MAX);
     id_sized_allocs = strndups = 0;
+    size_t slab0 = rm_slab_stats().in_use;
     assert_int_equal(rm_tls_new(&cli, cc, want, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
     assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN), 0);
+    size_t slab1 = rm_slab_stats().in_use;
+    assert_true(slab1 > slab0); /* the two session objects */
     handshake(cli, srv, &cr, &sr);
+    /* and the two IDs, at their length (rounded to the slab's 16 or 64 bytes) */
+    assert_true(rm_slab_stats().in_use >= slab1 + RM_SPIFFE_ID_MAX + 1 + strlen(rm_tls_peer_id(srv)) + 1);
+    assert_true(rm_slab_stats().in_use <= slab1 + RM_SPIFFE_ID_MAX + 1 + 64 + 64);
     assert_int_equal(cr, 0);
     assert_int_equal(sr, 0);
     assert_string_equal(rm_tls_peer_id(cli), long_id);
@@ -938,6 +956,7 @@ static void test_peer_id_kept_at_its_length(void **state)
     strndups = 0;
     rm_tls_free(cli);
     rm_tls_free(srv);
+    assert_int_equal(rm_slab_stats().in_use, slab0);
 
     assert_int_equal(rm_tls_new(&cli, cc, other, 1, RM_TLS_REQUIRE_MESH_ALPN), 0);
     assert_int_equal(rm_tls_new(&srv, sc, NULL, 0, RM_TLS_REQUIRE_MESH_ALPN), 0);

@@ -7,9 +7,14 @@
  *       the same connection (keep-alive).
  *
  *   e2e_load hold --connect IP:PORT --conns N [--ready FILE] [--release FILE] [--timeout MS]
+ *                 [--step K [--step-pause MS]] [--pids PID,PID...]
  *       Opens N connections (at most 256 connecting at a time); on each, sends 8 bytes and waits for their echo.
  *       When every connection has echoed or failed it prints {"event":"held",...} and creates FILE (--ready), then
- *       keeps them all open until --release FILE exists (or --timeout ms more pass), and closes them.
+ *       keeps them all open until --release FILE exists (or --timeout ms more pass), and closes them. With --step,
+ *       it opens them K at a time: once every connection of a step has echoed or failed it waits --step-pause ms
+ *       (default 1000: the proxies' tick, when they give memory back, comes in between) and prints
+ *       {"event":"step","held":...,"failed":...,"procs":[...]} before opening the next K; the memory each
+ *       connection adds is the slope between the steps.
  *
  *   e2e_load requests --connect IP:PORT --conns C --requests N [--size B] [--http] [--sample-every K]
  *                     [--pids PID,PID...] [--timeout MS] [--stop-file FILE] [--interval MS] [--new-conn]
@@ -471,10 +476,23 @@ static int run_requests(long conns, long total, long size, int http, long every,
     return failed == 0 && (done == total || stopping) ? 0 : 1;
 }
 
-static int run_hold(long conns, const char *ready, const char *release, const long *pids, int npids)
+/* A step of a hold is complete: its memory is read after a pause (the proxies' tick comes in between). */
+static void hold_step(long held, long failed, const long *pids, int npids, long pause_ms)
+{
+    struct timespec pause = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+    printf("{\"event\":\"step\",\"held\":%ld,\"failed\":%ld,", held, failed);
+    print_procs(pids, npids);
+    printf("}\n");
+    fflush(stdout);
+}
+
+static int run_hold(long conns, const char *ready, const char *release, const long *pids, int npids, long step,
+                    long step_pause_ms)
 {
     load_conn_t *cs = calloc((size_t)conns, sizeof(*cs));
     long next = 0, connecting = 0, held = 0, failed = 0, lost = 0;
+    long upto = step > 0 && step < conns ? step : conns; /* connections this step opens up to */
     int64_t t0 = now_us(), deadline;
 
     raise_nofile();
@@ -486,7 +504,12 @@ static int run_hold(long conns, const char *ready, const char *release, const lo
     }
     deadline = now_ms() + timeout_ms + conns; /* a millisecond a connection, on top */
     while (held + failed < conns && now_ms() < deadline) {
-        while (next < conns && connecting < LOAD_CONNECTING_MAX) {
+        if (held + failed >= upto) {
+            hold_step(held, failed, pids, npids, step_pause_ms);
+            deadline += step_pause_ms;
+            upto = upto + step < conns ? upto + step : conns;
+        }
+        while (next < upto && connecting < LOAD_CONNECTING_MAX) {
             load_conn_t *c = &cs[next];
             if (conn_open(c) != 0) {
                 failed++;
@@ -515,6 +538,8 @@ static int run_hold(long conns, const char *ready, const char *release, const lo
             }
         }
     }
+    if (step > 0)
+        hold_step(held, failed, pids, npids, step_pause_ms); /* the last step */
     printf("{\"event\":\"held\",\"conns\":%ld,\"held\":%ld,\"failed\":%ld,\"seconds\":%.3f,", conns, held, failed,
            (double)(now_us() - t0) / 1e6);
     print_procs(pids, npids);
@@ -546,6 +571,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: e2e_load serve --listen IP:PORT [--http SIZE]\n"
                     "       e2e_load hold --connect IP:PORT --conns N [--ready FILE] [--release FILE] [--timeout MS]\n"
+                    "                [--step K [--step-pause MS]] [--pids PID,...]\n"
                     "       e2e_load requests --connect IP:PORT --conns C --requests N [--size B] [--http]\n"
                     "                [--sample-every K] [--pids PID,...] [--timeout MS] [--stop-file FILE]\n"
                     "                [--interval MS] [--new-conn]\n");
@@ -555,7 +581,7 @@ int main(int argc, char **argv)
 {
     const char *listen_addr = NULL, *connect_addr = NULL, *ready = NULL, *release = NULL, *stop_file = NULL;
     long conns = 1, total = 0, size = 64, every = 0, http_size = -1, pids[LOAD_MAX_PIDS];
-    long interval = 0;
+    long interval = 0, step = 0, step_pause = 1000;
     int http = 0, npids = 0, new_conn = 0;
 
     signal(SIGPIPE, SIG_IGN);
@@ -600,6 +626,10 @@ int main(int argc, char **argv)
             release = v;
         else if (strcmp(a, "--interval") == 0)
             interval = strtol(v, NULL, 10);
+        else if (strcmp(a, "--step") == 0)
+            step = strtol(v, NULL, 10);
+        else if (strcmp(a, "--step-pause") == 0)
+            step_pause = strtol(v, NULL, 10);
         else if (strcmp(a, "--stop-file") == 0)
             stop_file = v;
         else if (strcmp(a, "--pids") == 0) {
@@ -613,7 +643,7 @@ int main(int argc, char **argv)
         }
     }
     if (conns < 1 || conns > 1000000 || size < 1 || size > LOAD_MAX_SIZE - 256 || http_size > LOAD_MAX_SIZE - 256 ||
-        timeout_ms < 1) {
+        timeout_ms < 1 || step < 0 || step_pause < 0 || step_pause > 600000) {
         usage();
         return 64;
     }
@@ -626,7 +656,7 @@ int main(int argc, char **argv)
     epfd = epoll_create1(EPOLL_CLOEXEC);
     raise_nofile();
     if (strcmp(argv[1], "hold") == 0)
-        return run_hold(conns, ready, release, pids, npids);
+        return run_hold(conns, ready, release, pids, npids, step, step_pause);
     if (strcmp(argv[1], "requests") == 0 && total > 0)
         return run_requests(conns, total, size, http, every, pids, npids, stop_file, interval, new_conn);
     usage();
