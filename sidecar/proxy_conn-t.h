@@ -99,16 +99,18 @@ struct st_rm_conn_t {
     rm_conn_addr_t src, orig_dst, target; /* at their family's size (conn_addr.h) */
     uint64_t started_ms, deadline_ms;
     rm__conn_close_t close_reason;
-    int cancelled;
-    int counted; /* holds a slot of maxConnections */
-    int rejected_logged;
-    int up_connecting;
-    int lingering; /* RM_CONN_LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
-    rm__conn_authz_t authz_state;
+    /* flags as bytes, together, so that the object stays in the slab's 1,024-byte class (test_conn_addr) */
+    uint8_t cancelled;
+    uint8_t counted; /* holds a slot of maxConnections */
+    uint8_t rejected_logged;
+    uint8_t up_connecting;
+    uint8_t
+        lingering; /* RM_CONN_LINGER_*: the filter's closing answer is out, the client's last bytes are being dropped */
     /* the connection's own policy decision (inbound, decided as a whole), for the access log */
     uint8_t authz_logged, authz_allowed;
-    const rm_authz_policy_t *authz_policy; /* the policy that decided, in c->snap's policies; NULL: none */
     uint8_t upstream_failed; /* the upstream could not be connected to (refused, unreachable, timed out) */
+    rm__conn_authz_t authz_state;
+    const rm_authz_policy_t *authz_policy; /* the policy that decided, in c->snap's policies; NULL: none */
     /* the policy that decided the request being decided now (authz_decide), in the published snapshot: valid only
      * until the end of the loop iteration, for rm__conn_observe_request to copy */
     const rm_authz_policy_t *request_authz_policy;

@@ -407,7 +407,8 @@ static int request_new(rm__req_in_t *ri, int32_t sid, const rm_http_header_t *h,
         rm__req_in_answer(st, 431, -1, "Request Header Fields Too Large", NULL, NULL);
         return 0;
     }
-    st->a = rm__app_h1_send(c->w, &c->target, st, (const char *)ri->head.base, (size_t)len, framing, head_request, 0);
+    rm_sockaddr_t app_addr = rm_conn_addr_get(&c->target);
+    st->a = rm__app_h1_send(c->w, &app_addr, st, (const char *)ri->head.base, (size_t)len, framing, head_request, 0);
     if (st->a == NULL)
         rm__req_in_answer(st, 503, -1, "upstream connect error", "UF", NULL);
     return 0;

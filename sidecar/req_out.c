@@ -435,7 +435,7 @@ static int start_request(rm_req_out_t *r)
     }
     if (plan.kind == RM_REQ_OUT_FORWARD) {
         const rm_endpoint_t *ep = &plan.dest->endpoints->items[plan.endpoint];
-        c->target = ep->addr; /* the upstream host of the request's reports */
+        rm_conn_addr_set(&c->target, &ep->addr); /* the upstream host of the request's reports */
     }
     if (r->attempts == 0) {
         report_request(r, &dec);
