@@ -85,6 +85,7 @@ run_target() {
     else
         result="FAILED: see tests/fuzz/crashes/$t/ and $log"
     fi
+    # shellcheck disable=SC2016 # the backquotes are Markdown's
     printf '| `%s` | %s | %s | %s | %s | %s | %s -> %s | %s |\n' "$t" "$seconds" "${runs:-?}" "${speed:-?}" \
         "${cov:-?}" "${ft:-?}" "$before" "$after" "$result" >"$rows/$t.md"
     return "$status"
@@ -143,6 +144,7 @@ failed=()
             cat "$rows/$t.md"
             grep -q 'FAILED' "$rows/$t.md" && failed+=("$t")
         else
+            # shellcheck disable=SC2016 # the backquotes are Markdown's
             printf '| `%s` | not run | | | | | | |\n' "$t"
             failed+=("$t")
         fi
