@@ -78,6 +78,7 @@ typedef struct st_rm_stat_series_t {
     uint8_t flags;   /* RM_STAT_SUCCESS | RM_STAT_DENY | RM_STAT_MTLS */
     double le;       /* a bucket's upper bound */
     double value;
+    size_t line; /* where the page gives it (1-based) */
 } rm_stat_series_t;
 
 /** One scrape of one proxy: its reporter="destination" series of the metrics above, both prefixes. */
@@ -90,7 +91,9 @@ typedef struct st_rm_stat_scrape_t {
     int sorted;
 } rm_stat_scrape_t;
 
-/** Parses a /metrics page into `s` (empty or zeroed). Returns 0, or -1 with the error in `err` ("line N: ..."). */
+/** Parses a /metrics page into `s` (empty or zeroed). A series the table reads that the page gives twice (same name,
+ *  same labels) is an error: its increase would be taken between two different samples. On success the series are
+ *  sorted by key. Returns 0, or -1 with the error in `err` ("line N: ..."); `s` is then freed by the caller. */
 int rm_stat_scrape_parse(rm_stat_scrape_t *s, const char *text, size_t len, char *err, size_t errlen);
 /** Frees what `s` holds and zeroes it. */
 void rm_stat_scrape_free(rm_stat_scrape_t *s);

@@ -122,6 +122,7 @@ static int on_sample(void *ctx, const rm_expo_sample_t *x)
     n->metric = (uint8_t)m;
     n->prefix = (uint8_t)p;
     n->value = x->value;
+    n->line = x->line;
     if (m == RM_STAT_DURATION_BUCKET) {
         char *end;
         if ((le = label_of(x, "le")) == NULL) {
@@ -156,11 +157,44 @@ NoMemory:
     return -1;
 }
 
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(((const rm_stat_series_t *)a)->key, ((const rm_stat_series_t *)b)->key);
+}
+
+/* By key, then by line: the copies of a series given twice are next to each other, the first one first. */
+static int by_key_line(const void *a, const void *b)
+{
+    const rm_stat_series_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+
+    return c != 0 ? c : x->line < y->line ? -1 : x->line > y->line;
+}
+
 int rm_stat_scrape_parse(rm_stat_scrape_t *s, const char *text, size_t len, char *err, size_t errlen)
 {
     scrape_ctx_t c = {.s = s, .err = err, .errlen = errlen};
+    const rm_stat_series_t *again = NULL, *first = NULL;
+    size_t i;
 
-    return rm_expo_parse(text, len, on_sample, &c, err, errlen) != 0 ? -1 : 0;
+    if (rm_expo_parse(text, len, on_sample, &c, err, errlen) != 0)
+        return -1;
+    if (s->num > 1)
+        qsort(s->series, s->num, sizeof(s->series[0]), by_key_line);
+    s->sorted = 1;
+    /* the repetition that comes first in the page is the one reported */
+    for (i = 1; i < s->num; ++i) {
+        if (strcmp(s->series[i - 1].key, s->series[i].key) == 0 && (again == NULL || s->series[i].line < again->line)) {
+            again = &s->series[i];
+            first = &s->series[i - 1];
+        }
+    }
+    if (again != NULL) {
+        snprintf(err, errlen, "line %zu: the series '%.*s' is given again (same name and labels as on line %zu)",
+                 again->line, (int)strcspn(again->key, "\n"), again->key, first->line);
+        return -1;
+    }
+    return 0;
 }
 
 void rm_stat_scrape_free(rm_stat_scrape_t *s)
@@ -234,11 +268,6 @@ static int row_add_bucket(rm_stat_row_t *r, double le, double rate)
     r->buckets[r->num_buckets].count = rate;
     ++r->num_buckets;
     return 0;
-}
-
-static int by_key(const void *a, const void *b)
-{
-    return strcmp(((const rm_stat_series_t *)a)->key, ((const rm_stat_series_t *)b)->key);
 }
 
 int rm_stat_table_add_scrapes(rm_stat_table_t *t, rm_stat_scrape_t *before, rm_stat_scrape_t *after,

@@ -136,9 +136,12 @@ int rm__policy_check_path_template(loader_t *ld, const yaml_node_t *n, const cha
     for (const char *p = v; why == NULL && *p != '\0'; p++) {
         if (*p == '{') {
             size_t len = strncmp(p, "{**}", 4) == 0 ? 4 : strncmp(p, "{*}", 3) == 0 ? 3 : 0;
-            if (len == 0)
+            if (len == 0) {
+                /* (not stepping by len - 1: that is SIZE_MAX, a pointer overflow) */
                 why = "the only template operators are {*} (one segment) and {**} (any number of segments)";
-            else if (p[-1] != '/' || (p[len] != '/' && p[len] != '\0'))
+                break;
+            }
+            if (p[-1] != '/' || (p[len] != '/' && p[len] != '\0'))
                 why = "a template operator must be a whole path segment (nothing else between its slashes)";
             else if (seen_any)
                 why = "{**} must be the last template operator";

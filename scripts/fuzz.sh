@@ -11,7 +11,10 @@
 # kept. Inputs that crash are copied to tests/fuzz/crashes/<target>/ (never replayed by ctest) with the command that
 # reproduces them. Exits 0 when no target crashed, 1 when one did, 2 on a usage or setup error.
 #
-# Environment: RM_FUZZ_BUILD_DIR (build directory), RM_FUZZ_ARGS (extra libFuzzer flags, e.g. "-jobs=2 -workers=2").
+# Environment: RM_FUZZ_BUILD_DIR (build directory), RM_FUZZ_ARGS (extra libFuzzer flags, e.g. "-jobs=2 -workers=2"),
+# RM_FUZZ_NO_BUILD=1 (the fuzz_<target> binaries are already built: neither configure nor build, so that several runs
+# can share one build directory without two builds racing in it; scripts/fuzz-long.sh -p sets it), RM_FUZZ_BUILD_ONLY=1
+# (configure and build, then exit 0 without fuzzing).
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -78,16 +81,26 @@ fi
 # The control plane's library has C++ (its gRPC runtime): both compilers must be clang's. A cache made with other
 # compilers is dropped (cmake cannot change them in place).
 cache=$build_dir/CMakeCache.txt
-if [[ -f $cache ]] && ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++' "$cache"; then
-    rm -f "$build_dir/CMakeCache.txt"
+if [[ ${RM_FUZZ_NO_BUILD:-0} == 1 ]]; then
+    for t in "${targets[@]}"; do
+        [[ -x $build_dir/fuzz/fuzz_$t ]] || {
+            echo "fuzz.sh: RM_FUZZ_NO_BUILD=1 but $build_dir/fuzz/fuzz_$t is not built" >&2
+            exit 2
+        }
+    done
+else
+    if [[ -f $cache ]] && ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++' "$cache"; then
+        rm -f "$cache"
+    fi
+    if [[ ! -f $cache ]] || ! grep -q '^RINGMESH_FUZZ:BOOL=ON' "$cache"; then
+        CC=clang CXX=clang++ cmake -S "$repo_root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+            -DRINGMESH_FUZZ=ON -DRINGMESH_SYSTEM_WOLFSSL=ON >"$build_dir.configure.log" 2>&1 ||
+            { cat "$build_dir.configure.log" >&2; exit 2; }
+        rm -f "$build_dir.configure.log"
+    fi
+    cmake --build "$build_dir" -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
 fi
-if [[ ! -f $build_dir/CMakeCache.txt ]] || ! grep -q '^RINGMESH_FUZZ:BOOL=ON' "$build_dir/CMakeCache.txt"; then
-    CC=clang CXX=clang++ cmake -S "$repo_root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGMESH_FUZZ=ON \
-        -DRINGMESH_SYSTEM_WOLFSSL=ON >"$build_dir.configure.log" 2>&1 ||
-        { cat "$build_dir.configure.log" >&2; exit 2; }
-    rm -f "$build_dir.configure.log"
-fi
-cmake --build "$build_dir" -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
+[[ ${RM_FUZZ_BUILD_ONLY:-0} != 1 ]] || exit 0
 
 # ---- fuzz, merge, report -------------------------------------------------------------------------------------------
 

@@ -269,6 +269,40 @@ static void test_bad_bucket(void **state)
     rm_stat_scrape_free(&s);
 }
 
+/* A series given twice in one page would have its increase taken between two different samples: the same page
+ * scraped twice would count requests that never happened. The page is refused, naming both lines. */
+static void test_series_given_twice(void **state)
+{
+    static const char twice[] = "ringmesh_requests_total" SHOP "response_code=\"201\"} 4\n"
+                                "ringmesh_requests_total" SHOP "response_code=\"200\"} 7\n"
+                                "# the labels in another order are the same series\n"
+                                "ringmesh_requests_total{response_code=\"201\",request_protocol=\"http\","
+                                "destination_workload=\"orders\",destination_workload_namespace=\"shop\","
+                                "reporter=\"destination\"} 8\n"
+                                "ringmesh_requests_total" SHOP "response_code=\"200\"} 7\n",
+                      other_reporter[] = "ringmesh_requests_total" SHOP "response_code=\"201\"} 4\n"
+                                         "ringmesh_requests_total{reporter=\"source\"} 4\n"
+                                         "ringmesh_requests_total{reporter=\"source\"} 5\n";
+    rm_stat_scrape_t s = {0}, again = {0};
+    rm_stat_table_t t = {0};
+    char err[256] = "";
+
+    assert_int_equal(rm_stat_scrape_parse(&s, twice, strlen(twice), err, sizeof(err)), -1);
+    assert_string_equal(err, "line 4: the series 'ringmesh_requests_total' is given again (same name and labels as "
+                             "on line 1)");
+    rm_stat_scrape_free(&s);
+
+    /* series the table does not read are not its concern */
+    scrape(&s, other_reporter);
+    scrape(&again, other_reporter);
+    assert_int_equal(rm_stat_table_add_scrapes(&t, &s, &again, 1000, NULL), 0);
+    assert_int_equal(t.num, 1);
+    assert_near(t.rows[0].requests, 0);
+    rm_stat_table_free(&t);
+    rm_stat_scrape_free(&s);
+    rm_stat_scrape_free(&again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_quantile_odd_inputs), cmocka_unit_test(test_rates_from_two_scrapes),
         cmocka_unit_test(test_namespace_filter),    cmocka_unit_test(test_replicas_and_timestamps),
         cmocka_unit_test(test_series_keys),         cmocka_unit_test(test_bad_bucket),
+        cmocka_unit_test(test_series_given_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
