@@ -136,8 +136,7 @@ int rm__policy_check_path_template(loader_t *ld, const yaml_node_t *n, const cha
     for (const char *p = v; why == NULL && *p != '\0'; p++) {
         if (*p == '{') {
             size_t len = strncmp(p, "{**}", 4) == 0 ? 4 : strncmp(p, "{*}", 3) == 0 ? 3 : 0;
-            if (len == 0) {
-                /* (not stepping by len - 1: that is SIZE_MAX, a pointer overflow) */
+            if (len == 0) { /* ends here: stepping by len - 1 (SIZE_MAX) would overflow the pointer */
                 why = "the only template operators are {*} (one segment) and {**} (any number of segments)";
                 break;
             }
@@ -146,8 +145,7 @@ int rm__policy_check_path_template(loader_t *ld, const yaml_node_t *n, const cha
             else if (seen_any)
                 why = "{**} must be the last template operator";
             seen_any = len == 4;
-            if (len != 0) /* past the operator; an unknown one ends the loop where it is (len - 1 would wrap) */
-                p += len - 1;
+            p += len - 1; /* past the operator */
         } else if (*p == '}') {
             why = "'}' outside a template operator";
         } else if (*p == '*') {
