@@ -10,14 +10,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RM_SLAB_IS_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RM_SLAB_IS_MALLOC 1
-#endif
-#endif
-
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
 #include <valgrind/memcheck.h>

@@ -42,7 +42,8 @@ RM_SANITIZE_E2E_CI=(test_mesh_mtls test_mesh_identity test_mesh_tls_refusals tes
     test_permissive_first_bytes test_mesh_l7_exchanges test_path_normalization test_mesh_halfclose
     test_mesh_passthrough test_limits_timeouts test_admin test_control_mesh test_control_refusals
     test_control_client_certs test_control_grpc_interop test_control_kube_mesh test_workload_access_log
-    test_trace_mesh test_logs_no_secrets test_policy_rollout test_request_authn test_policy_remote_ip)
+    test_trace_mesh test_logs_no_secrets test_policy_rollout test_request_authn test_policy_remote_ip
+    test_requests_in_h1 test_requests_in_h2)
 sanitize_dir=${RM_SANITIZE_BUILD_DIR:-$build_dir-sanitize}
 
 # report_failures BUILD_DIR: repeats, last, each failed test's own failure lines and its last lines (a long log may

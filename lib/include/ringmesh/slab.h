@@ -23,6 +23,16 @@
 #define RM_SLAB_CHUNK ((size_t)64 * 1024)
 #define RM_SLAB_MAX   ((size_t)4096)
 
+/* RM_SLAB_IS_MALLOC is defined in a build with AddressSanitizer (gcc says so with __SANITIZE_ADDRESS__, clang with
+ * __has_feature): the slab is then malloc and free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RM_SLAB_IS_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RM_SLAB_IS_MALLOC 1
+#endif
+#endif
+
 /** Takes a zeroed object of `size` bytes (1 to RM_SLAB_MAX). NULL when `size` is out of range or no chunk can be
  *  mapped (out of memory). */
 void *rm_slab_alloc(size_t size);
