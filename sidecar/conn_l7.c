@@ -155,25 +155,10 @@ int rm__conn_l7_pump(rm_conn_t *c)
             break;
     }
     /* stage the output in pipes: a send in flight reads a buffer that does not move */
-    if (l->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && l->to_app.len > 0) {
-        if ((ret = rm_pipe_reserve(&l->app_out)) != 0)
-            return ret;
-        l->app_out.off = 0;
-        size_t n = l->to_app.len < rm_pipe_room(&l->app_out) ? l->to_app.len : rm_pipe_room(&l->app_out);
-        memcpy(l->app_out.buf, l->to_app.base, n);
-        l->app_out.len = n;
-        rm_bytebuf_consume(&l->to_app, n);
-    }
-    if (l->to_client.len > 0) {
-        if ((ret = rm_pipe_reserve(&l->client_out)) != 0)
-            return ret;
-        if (l->client_out.len == 0)
-            l->client_out.off = 0;
-        size_t room = rm_pipe_room(&l->client_out), n = l->to_client.len < room ? l->to_client.len : room;
-        memcpy(l->client_out.buf + l->client_out.off + l->client_out.len, l->to_client.base, n);
-        l->client_out.len += n;
-        rm_bytebuf_consume(&l->to_client, n);
-    }
+    if (l->app_out.len == 0 && !rm_io_busy(&c->up.wr_op) && (ret = rm_pipe_append_from(&l->app_out, &l->to_app)) != 0)
+        return ret;
+    if ((ret = rm_pipe_append_from(&l->client_out, &l->to_client)) != 0)
+        return ret;
     /* ends: a direction ends once its source has ended and everything before it went out; an answer that closes
      * (400, 431, 403 with connection: close) ends both once it has gone out */
     int client_done = (c->d2u.src_eof && c->d2u.len == 0) || l->result != 0;

@@ -308,13 +308,8 @@ static int app_stage(rm__app_conn_t *a)
     int ret;
     if (a->out.len != 0 || rm_io_busy(&a->side.wr_op) || a->tx.len == 0)
         return 0;
-    if ((ret = rm_pipe_reserve(&a->out)) != 0)
+    if ((ret = rm_pipe_append_from(&a->out, &a->tx)) != 0)
         return ret;
-    a->out.off = 0;
-    size_t n = a->tx.len < rm_pipe_room(&a->out) ? a->tx.len : rm_pipe_room(&a->out);
-    memcpy(a->out.buf, a->tx.base, n);
-    a->out.len = n;
-    rm_bytebuf_consume(&a->tx, n);
     if (a->tx.len == 0 && a->tx_body > 0 && a->st != NULL) {
         size_t body = a->tx_body;
         a->tx_body = 0;

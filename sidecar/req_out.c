@@ -613,15 +613,8 @@ static int read_body(rm_req_out_t *r)
 /* Moves what waits for the app into its pipe and gives the stream's window back for what went. */
 static void flush_out(rm_req_out_t *r)
 {
-    rm_pipe_t *p = &r->c->u2d;
-    if (r->out.len == 0)
+    if (r->out.len == 0 || rm_pipe_append_from(&r->c->u2d, &r->out) != 0)
         return;
-    if (rm_pipe_reserve(p) != 0)
-        return;
-    size_t room = rm_pipe_room(p), k = r->out.len < room ? r->out.len : room;
-    memcpy(p->buf + p->off + p->len, r->out.base, k);
-    p->len += k;
-    rm_bytebuf_consume(&r->out, k);
     if (r->st != NULL && r->unconsumed > 0 && r->out.len < OUT_HIGH) {
         rm_req_stream_consume(r->st, r->unconsumed);
         r->unconsumed = 0;

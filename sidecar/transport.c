@@ -94,6 +94,21 @@ int rm_pipe_reserve(rm_pipe_t *p)
     return 0;
 }
 
+int rm_pipe_append_from(rm_pipe_t *p, rm_bytebuf_t *src)
+{
+    if (src->len == 0)
+        return 0;
+    if (rm_pipe_reserve(p) != 0)
+        return -ENOMEM;
+    if (p->len == 0 && !p->recv_busy)
+        p->off = 0;
+    size_t room = rm_pipe_room(p), n = src->len < room ? src->len : room;
+    memcpy(p->buf + p->off + p->len, src->base, n);
+    p->len += n;
+    rm_bytebuf_consume(src, n);
+    return 0;
+}
+
 void rm_pipe_free(rm_pipe_t *p)
 {
     rm_buf_put(p->buf);

@@ -30,6 +30,7 @@
 
 #include "io_loop.h"
 #include "ringmesh/buffer_pool.h"
+#include "ringmesh/bytebuf.h"
 #include "ringmesh/tls.h"
 
 #include <stddef.h>
@@ -174,6 +175,11 @@ static inline size_t rm_pipe_room(const rm_pipe_t *p)
 {
     return p->buf == NULL ? RM_PIPE_SIZE : rm_buf_size(p->buf) - (p->off + p->len);
 }
+
+/** Moves what fits of `src` behind the pipe's data (taking a buffer when it holds none; an empty pipe no receive
+ *  writes into starts at the buffer's beginning) and drops it from `src`: how bytes a filter or a codec produced
+ *  are staged for a send. Returns 0 or -ENOMEM. */
+int rm_pipe_append_from(rm_pipe_t *p, rm_bytebuf_t *src);
 
 /** Gives the pipe's buffer back whatever it holds (the owner is closing). */
 void rm_pipe_free(rm_pipe_t *p);
